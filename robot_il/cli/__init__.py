@@ -1,0 +1,46 @@
+"""The ``robot-il`` command: one verb per concern, each in its own module.
+
+A verb's module is imported only when that verb runs, so ``robot-il data info`` does not pay
+for importing torch or rclpy. Each verb module exposes ``configure(parser)``, which adds its
+arguments and sets ``run`` (a callable taking the parsed namespace and returning an exit code).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import import_module
+
+from robot_il.errors import RobotILError
+
+VERBS: dict[str, tuple[str, str]] = {
+    "sim": ("robot_il.cli.sim", "roll out tasks and scripted experts in MuJoCo or PyBullet"),
+}
+
+
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    """The top-level parser, with full arguments only for the verb named in ``argv``."""
+    parser = argparse.ArgumentParser(
+        prog="robot-il", description="Imitation learning and safe deployment for UR5e arms."
+    )
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+    for verb, (module, summary) in VERBS.items():
+        verb_parser = verbs.add_parser(verb, help=summary, description=summary)
+        if argv and argv[0] == verb:
+            import_module(module).configure(verb_parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``robot-il`` console script."""
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except RobotILError as error:
+        print(f"robot-il: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("robot-il: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,33 @@
+"""Errors that reach the user as one line: what went wrong and where."""
+
+
+class RobotILError(Exception):
+    """Base of every error robot_il reports to a user (bad input, bad data, bad config).
+
+    The command-line entry point prints these as a single ``robot-il: error: ...`` line
+    instead of a traceback; anything else is a bug and keeps its traceback.
+    """
+
+
+class DatasetError(RobotILError):
+    """A dataset is missing, corrupt, or lacks a key a consumer needs."""
+
+
+class ActionError(RobotILError, ValueError):
+    """An action has the wrong shape, dtype, a NaN, or asks for something outside the limits."""
+
+
+class CheckpointError(RobotILError):
+    """A checkpoint is unreadable or was trained for another robot or observation spec."""
+
+
+class LaunchError(RobotILError):
+    """A launch file uses something this runner does not support, or an unknown argument."""
+
+
+class SelectionError(RobotILError):
+    """A candidate selector is misconfigured, or its state file is unreadable or does not match."""
+
+
+class FeedbackError(SelectionError, ValueError):
+    """A person's feedback is out of [0, 1], NaN, or names an unknown or already-rated episode."""

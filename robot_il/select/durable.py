@@ -1,0 +1,29 @@
+"""Crash-safe JSON files: a reader sees either the previous content or the new one, never a
+torn mix, even if the writer is killed (SIGKILL, power loss) in the middle of a write."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON to ``path``: temp file in the same directory, fsync, atomic
+    rename over ``path``, then fsync the directory so the rename itself survives a crash."""
+    path = Path(path)
+    temp = path.with_name(f".{path.name}.tmp")
+    payload = json.dumps(data, indent=1, sort_keys=True).encode()
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, payload)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(temp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
