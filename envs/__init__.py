@@ -1,0 +1,58 @@
+"""Simulated UR5e arms: tasks on MuJoCo or PyBullet behind the gymnasium API, with experts.
+
+``make_env`` and ``make_expert`` import the engines only when called, so importing
+``robot_il.envs`` stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from robot_il.envs.env import RobotEnv
+    from robot_il.envs.experts import Expert
+
+TASKS: tuple[str, ...] = ("reach", "push", "pick_place", "bimanual_handover")
+"""Task names ``make_env`` accepts (the registry is ``robot_il.envs.tasks.TASKS``)."""
+
+
+def make_env(
+    task: str,
+    backend: str = "mujoco",
+    *,
+    control_hz: float = 20.0,
+    action_mode: str = "joint",
+    cameras: tuple[str, ...] = (),
+    image_size: tuple[int, int] = (96, 96),
+    max_episode_steps: int | None = None,
+    **env_kwargs: Any,
+) -> RobotEnv:
+    """A ``RobotEnv`` for ``task`` on ``backend``; see ``robot_il.envs.env`` for the options
+    (``terminate_on_success``, ``render_mode``, ``render_camera``, ``render_size``)."""
+    from robot_il.envs.env import RobotEnv
+    from robot_il.envs.tasks import TASKS as REGISTRY
+
+    from robot_il.errors import ConfigError
+
+    if task not in REGISTRY:
+        raise ConfigError(f"unknown task {task!r}; tasks: {', '.join(REGISTRY)}")
+    return RobotEnv(
+        REGISTRY[task](),
+        backend,
+        control_hz=control_hz,
+        action_mode=action_mode,
+        cameras=tuple(cameras),
+        image_size=image_size,
+        max_episode_steps=max_episode_steps,
+        **env_kwargs,
+    )
+
+
+def make_expert(env: Any) -> Expert:
+    """The scripted expert for ``env``'s task, acting in ``env``'s action mode."""
+    from robot_il.envs.experts import make_expert as make
+
+    return make(env)
+
+
+__all__ = ["TASKS", "make_env", "make_expert"]

@@ -1,0 +1,54 @@
+"""Trainable policies (BC, Diffusion Policy) and the one way to load a checkpoint.
+
+``POLICIES`` maps a ``policy_type`` (as written in a checkpoint's ``config.json``) to its class,
+imported only when asked for, so ``import robot_il.policies`` stays light.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from robot_il.errors import CheckpointError
+
+if TYPE_CHECKING:
+    from robot_il.policies.base import Policy
+
+POLICIES: dict[str, str] = {
+    "bc": "robot_il.policies.bc:BCPolicy",
+    "diffusion": "robot_il.policies.diffusion:DiffusionPolicy",
+}
+
+DEPLOY_SUBDIR = "policy"
+"""A training run's output directory keeps its latest deployable checkpoint here."""
+
+
+def policy_class(policy_type: str) -> type[Policy]:
+    """The class registered for ``policy_type``; ``CheckpointError`` for an unknown name."""
+    if policy_type not in POLICIES:
+        raise CheckpointError(
+            f"unknown policy type {policy_type!r} (known: {', '.join(sorted(POLICIES))})"
+        )
+    module, name = POLICIES[policy_type].split(":")
+    return getattr(import_module(module), name)
+
+
+def load_policy(
+    directory: str | Path, expected_spec: dict[str, Any] | None = None, device: str = "cpu"
+) -> Policy:
+    """Load a checkpoint directory (or a training run's output directory).
+
+    With ``expected_spec`` (e.g. ``robot_il.policies.spec.spec_from_env(env)``) it raises
+    ``CheckpointError`` before building the model if the checkpoint was trained for another
+    robot, control rate, action mode or observation keys/shapes.
+    """
+    from robot_il.policies.base import CONFIG_FILE, read_checkpoint_config
+
+    directory = Path(directory)
+    if not (directory / CONFIG_FILE).exists() and (directory / DEPLOY_SUBDIR).is_dir():
+        directory = directory / DEPLOY_SUBDIR
+    if not directory.is_dir():
+        raise CheckpointError(f"{directory}: no such checkpoint directory")
+    saved = read_checkpoint_config(directory)
+    return policy_class(saved["policy_type"]).load(directory, expected_spec, device=device)

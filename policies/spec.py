@@ -6,10 +6,12 @@ A spec is a JSON-able dict::
     {"robot": "ur5e", "task": "reach", "control_hz": 20.0, "action_mode": "joint",
      "observation": {"joint_pos": [6], "rgb_front": [96, 96, 3], ...}, "action_dim": 7}
 
-It is written into every checkpoint's ``config.json``. ``task`` is informational (a policy may
-be evaluated on a variant of its task) and ``backend`` is deliberately absent (a MuJoCo-trained
-policy may run in PyBullet or on hardware); everything else must match, or the policy would
-read wrong inputs or command the wrong joints.
+It is written into every checkpoint's ``config.json``. ``task`` and ``backend`` (where the
+demonstrations came from) are informational: a policy may be evaluated on a variant of its
+task, and a MuJoCo-trained policy may run in PyBullet or on hardware. Everything else must
+match, or the policy would read wrong inputs or command the wrong joints. The dataset's attrs
+give ``task``, ``backend`` and ``action_mode`` directly or inside ``env_spec`` (the recording
+env's ``spec_dict()``).
 """
 
 from __future__ import annotations
@@ -51,14 +53,16 @@ def spec_from_dataset(dataset: Any, obs_keys: Iterable[str], source: str) -> Spe
         )
     if dataset.num_episodes == 0:
         raise DatasetError(f"{source}: dataset has no episodes")
-    shapes = {key: list(dataset.get(key, 0, 1).shape[1:]) for key in needed}
+    shapes = {key: list(dataset.specs[key].shape) for key in needed}
     if len(shapes[ACTION_KEY]) != 1:
         raise DatasetError(f"{source}: key action has shape {shapes[ACTION_KEY]}, expected (A,)")
+    env_spec = attrs.get("env_spec") or {}
     return {
         "robot": str(attrs["robot"]),
-        "task": attrs.get("task") or _single_task(attrs),
+        "task": attrs.get("task") or env_spec.get("task") or _single_task(attrs),
+        "backend": attrs.get("backend") or env_spec.get("backend"),
         "control_hz": float(attrs["control_hz"]),
-        "action_mode": attrs.get("action_mode", "joint"),
+        "action_mode": attrs.get("action_mode") or env_spec.get("action_mode"),
         "observation": {key: shapes[key] for key in obs_keys},
         "action_dim": int(shapes[ACTION_KEY][0]),
     }
@@ -78,6 +82,7 @@ def spec_from_env(env: Any) -> Spec:
     return {
         "robot": info.get("robot"),
         "task": info.get("task"),
+        "backend": info.get("backend"),
         "control_hz": float(info["control_hz"]) if "control_hz" in info else None,
         "action_mode": info.get("action_mode"),
         "observation": {

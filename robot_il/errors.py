@@ -31,3 +31,11 @@ class SelectionError(RobotILError):
 
 class FeedbackError(SelectionError, ValueError):
     """A person's feedback is out of [0, 1], NaN, or names an unknown or already-rated episode."""
+
+
+class RecordingError(RobotILError):
+    """A recording cannot go on: a source or teleop device is absent or failed, or writing failed."""
+
+
+class ConfigError(RobotILError, ValueError):
+    """A configuration value (task, backend, camera, rate, option) is unknown or out of range."""

@@ -14,7 +14,15 @@ from importlib import import_module
 from robot_il.errors import RobotILError
 
 VERBS: dict[str, tuple[str, str]] = {
+    "train": ("robot_il.cli.train", "train a BC or Diffusion policy from a zarr dataset"),
+    "eval": ("robot_il.cli.eval", "evaluate a policy checkpoint in simulation (success, video)"),
     "sim": ("robot_il.cli.sim", "roll out tasks and scripted experts in MuJoCo or PyBullet"),
+    "launch": ("robot_il.cli.launch", "run a ROS 2 YAML launch file (key:=value arguments)"),
+    "data": ("robot_il.cli.data", "inspect, validate and convert zarr datasets"),
+    "record": (
+        "robot_il.cli.record",
+        "record demonstrations from a scripted expert or teleoperation",
+    ),
 }
 
 

@@ -17,7 +17,9 @@ def write_json_atomic(path: Path, data: Any) -> None:
     payload = json.dumps(data, indent=1, sort_keys=True).encode()
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        os.write(fd, payload)
+        view = memoryview(payload)
+        while view:
+            view = view[os.write(fd, view) :]
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -1,0 +1,212 @@
+"""Dataset I/O: recording, training-window throughput and compression (issue 3).
+
+(a) The recorder with two 480x640 RGB cameras at 30 Hz and joint state at 500 Hz: dropped
+    frames and CPU share. Lives in ``benchmarks/recorder_io.py`` (owned by the recorder);
+    this script runs it as part (a) unless ``--skip-recorder``.
+(b) Training-window sampling throughput (``SequenceSampler``, horizon 16, 2 observation
+    steps, shuffled order as in training) from disk (``cache="none"``) and from the RAM
+    cache (``cache="ram"``), each as a ratio to the same windows sliced from plain in-memory
+    numpy arrays in the same run (the baseline). Goal: >= 0.8 from RAM. For a low-dim
+    dataset and for an image dataset with two 96x96 cameras. Both single windows (what a
+    torch Dataset's ``__getitem__`` returns) and batches of 64 (windows stacked, what a
+    training step consumes) are timed.
+(c) Bytes on disk against raw bytes, per key.
+
+    .venv/bin/python benchmarks/dataset_io.py [--skip-recorder] [--recorder-seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from robot_il.dataset import Dataset, DatasetWriter, SequenceSampler
+from robot_il.dataset.store import bytes_on_disk
+
+HORIZON, N_OBS = 16, 2
+BATCH = 64
+LOWDIM_KEYS = {"joint_pos": 6, "joint_vel": 6, "gripper": 1, "eef_pose": 7, "object_pose": 7}
+
+
+# ------------------------------------------------------------------------------- (a)
+
+
+def part_a_recorder(seconds: float) -> None:
+    """(a) Recorder benchmark: implemented in benchmarks/recorder_io.py by the recorder."""
+    script = Path(__file__).with_name("recorder_io.py")
+    print(f"\n== (a) recorder: {script.name} ==", flush=True)
+    subprocess.run([sys.executable, str(script), "--seconds", str(seconds)], check=True)
+
+
+# ------------------------------------------------------------------------------- data
+
+
+def lowdim_episode(rng: np.random.Generator, length: int) -> dict[str, np.ndarray]:
+    """Smooth joint-space trajectories (random walks of velocities), like teleop demos."""
+    steps = {}
+    for key, dim in LOWDIM_KEYS.items():
+        velocity = np.cumsum(rng.normal(scale=0.01, size=(length, dim)), axis=0)
+        steps[key] = np.cumsum(velocity, axis=0).astype(np.float32)
+    steps["action"] = np.concatenate([steps["joint_pos"], steps["gripper"]], axis=1)
+    return steps
+
+
+def image_episode(rng: np.random.Generator, length: int, size: int) -> dict[str, np.ndarray]:
+    """Low-dim keys plus two cameras: a shaded table, a moving cube, sensor noise."""
+    steps = lowdim_episode(rng, length)
+    y, x = np.mgrid[0:size, 0:size]
+    table = np.stack([90 + 0.4 * x, 80 + 0.3 * y, 70 + 0.2 * (x + y)], axis=-1)
+    for camera in ("rgb_front", "rgb_wrist"):
+        frames = np.empty((length, size, size, 3), np.uint8)
+        cx, cy = rng.uniform(10, size - 20, 2)
+        for t in range(length):
+            frame = table + rng.normal(scale=2.0, size=table.shape)
+            px, py = int(cx + 10 * np.sin(t / 15)), int(cy + 10 * np.cos(t / 20))
+            frame[py : py + 12, px : px + 12] = (200, 40, 40)
+            frames[t] = np.clip(frame, 0, 255)
+        steps[camera] = frames
+    return steps
+
+
+def build(path: Path, episodes: list[dict[str, np.ndarray]]) -> float:
+    """Write the episodes; returns steps per second of the writer (fsync on, the default)."""
+    writer = DatasetWriter.create(path, robot="ur5e", control_hz=10)
+    start = time.perf_counter()
+    for steps in episodes:
+        writer.add_episode(steps)
+    return sum(len(e["action"]) for e in episodes) / (time.perf_counter() - start)
+
+
+# ------------------------------------------------------------------------------- (b)
+
+
+def numpy_windows(arrays: dict[str, np.ndarray], lengths: dict[str, int]) -> Callable:
+    """The baseline: slice plain numpy arrays, repeating edge steps where a window hangs
+    over its episode. Same windows, same padding, no dataset layer."""
+
+    def window(bounds: np.ndarray) -> dict[str, np.ndarray]:
+        start, low, high = bounds.tolist()
+        out = {}
+        for key, length in lengths.items():
+            stop = start + length
+            if start >= low and stop <= high:
+                out[key] = arrays[key][start:stop]
+            else:
+                out[key] = arrays[key][np.clip(np.arange(start, stop), low, high - 1)]
+        return out
+
+    return window
+
+
+def rate(fn: Callable[[int], object], count: int, min_seconds: float = 1.0) -> float:
+    """Calls per second of ``fn(i)`` for i in 0..count-1, repeated to fill ``min_seconds``."""
+    fn(0)
+    calls, start = 0, time.perf_counter()
+    while True:
+        for i in range(count):
+            fn(i)
+        calls += count
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_seconds:
+            return calls / elapsed
+
+
+def part_b_sampling(name: str, path: Path, disk_windows: int) -> None:
+    print(f"\n== (b) window sampling, {name} dataset ==")
+    disk = Dataset.open(path)
+    ram = Dataset.open(path, cache="ram")
+    keys = ["action"]
+    obs_keys = [key for key in disk.keys if key != "action"]
+    samplers = {
+        label: SequenceSampler(ds, keys=keys, obs_keys=obs_keys, horizon=HORIZON, n_obs_steps=N_OBS)
+        for label, ds in (("disk", disk), ("ram", ram))
+    }
+    plain = {key: np.array(ram.arrays[key]) for key in ram.keys}  # ordinary writable arrays
+    lengths = {key: (N_OBS if key in obs_keys else HORIZON) for key in ram.keys}
+    baseline = numpy_windows(plain, lengths)
+    bounds = samplers["ram"].bounds
+    order = np.random.default_rng(0).permutation(len(bounds))
+    batches = order[: (len(order) // BATCH) * BATCH].reshape(-1, BATCH)
+
+    numpy_rate = rate(lambda i: baseline(bounds[order[i]]), len(order))
+    numpy_batch_rate = BATCH * rate(
+        lambda b: {k: np.stack(v) for k, v in _columns([baseline(bounds[i]) for i in batches[b]]).items()},
+        len(batches),
+    )
+    ram_rate = rate(lambda i: samplers["ram"][int(order[i])], len(order))
+    ram_batch_rate = BATCH * rate(lambda b: samplers["ram"].batch(batches[b]), len(batches))
+    disk_rate = rate(lambda i: samplers["disk"][int(order[i])], disk_windows, min_seconds=2.0)
+
+    window_bytes = sum(v.nbytes for v in baseline(bounds[order[0]]).values())
+    print(f"{len(order)} windows over {ram.num_steps} steps, ~{window_bytes / 1e3:.1f} kB each")
+    print(f"{'source':<34}{'windows/s':>12}{'ratio to numpy':>16}")
+    print(f"{'numpy arrays, single windows':<34}{numpy_rate:>12.0f}{1.0:>16.2f}")
+    print(f"{'RAM cache, single windows':<34}{ram_rate:>12.0f}{ram_rate / numpy_rate:>16.2f}")
+    print(f"{'disk (lazy zarr), single windows':<34}{disk_rate:>12.0f}{disk_rate / numpy_rate:>16.3f}")
+    print(f"{'numpy arrays, batches of 64':<34}{numpy_batch_rate:>12.0f}{1.0:>16.2f}")
+    print(
+        f"{'RAM cache, batches of 64':<34}{ram_batch_rate:>12.0f}"
+        f"{ram_batch_rate / numpy_batch_rate:>16.2f}"
+    )
+    goal = "met" if ram_rate / numpy_rate >= 0.8 else "NOT met"
+    print(f"goal RAM >= 0.8 x numpy (single windows): {goal}")
+
+
+def _columns(windows: list[dict[str, np.ndarray]]) -> dict[str, list[np.ndarray]]:
+    return {key: [w[key] for w in windows] for key in windows[0]}
+
+
+# ------------------------------------------------------------------------------- (c)
+
+
+def part_c_size(name: str, path: Path) -> None:
+    dataset = Dataset.open(path)
+    print(f"\n== (c) size on disk, {name} dataset ==")
+    print(f"{'key':<14}{'raw MB':>10}{'disk MB':>10}{'raw/disk':>10}")
+    total_raw = 0
+    for key, spec in dataset.specs.items():
+        raw = spec.step_bytes * dataset.num_steps
+        disk = bytes_on_disk(path / "data" / key)
+        total_raw += raw
+        print(f"{key:<14}{raw / 1e6:>10.2f}{disk / 1e6:>10.2f}{raw / disk:>10.2f}")
+    total_disk = bytes_on_disk(path)
+    print(f"{'all (+meta)':<14}{total_raw / 1e6:>10.2f}{total_disk / 1e6:>10.2f}"
+          f"{total_raw / total_disk:>10.2f}")  # fmt: skip
+
+
+# ------------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--skip-recorder", action="store_true", help="skip part (a)")
+    parser.add_argument("--recorder-seconds", type=float, default=20.0)
+    parser.add_argument("--image-size", type=int, default=96)
+    args = parser.parse_args()
+    if not args.skip_recorder:
+        part_a_recorder(args.recorder_seconds)
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory(prefix="dataset_io_") as tmp:
+        lowdim = Path(tmp) / "lowdim.zarr"
+        images = Path(tmp) / "images.zarr"
+        print("\nbuilding datasets (writer with fsync, add_episode)...", flush=True)
+        speed = build(lowdim, [lowdim_episode(rng, 300) for _ in range(200)])
+        print(f"low-dim: 200 episodes x 300 steps, writer {speed:.0f} steps/s")
+        speed = build(images, [image_episode(rng, 150, args.image_size) for _ in range(20)])
+        size = args.image_size
+        print(f"images: 20 episodes x 150 steps, 2 cameras {size}x{size}, writer {speed:.0f} steps/s")
+        part_b_sampling("low-dim", lowdim, disk_windows=300)
+        part_b_sampling(f"image (2 x {size}x{size})", images, disk_windows=100)
+        part_c_size("low-dim", lowdim)
+        part_c_size("image", images)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""The ``SimBackend`` on MuJoCo: the generated MJCF, stepped with ``mj_step(nstep=n)``.
+
+The servo lives in the model (``robot_il.envs.ur5e.mjcf``): per ``step`` call the backend sets
+one set-point velocity per servoed joint, ``(target - set point) / duration`` clamped to the
+speed limit, so the set point glides to the target by the end of the call (or as far as the
+speed limit allows) and MuJoCo runs every substep without returning to Python.
+
+``model`` and ``data`` are the engine handles, for benchmarks that time raw ``mj_step`` on the
+same model.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import numpy as np
+
+from robot_il.envs.backends.base import PHYSICS_HZ, SceneSpec
+from robot_il.envs.backends.common import SERVOS_PER_ARM, ServoTargets, check_object_names
+from robot_il.envs.ur5e import description as ur5e
+from robot_il.envs.ur5e.mjcf import build_mjcf, servo_joint_names
+from robot_il.errors import ConfigError
+
+
+class MujocoBackend:
+    """One scene in MuJoCo; see ``SimBackend`` for the meaning of each method."""
+
+    def __init__(self, scene: SceneSpec, meshes: bool = True) -> None:
+        os.environ.setdefault("MUJOCO_GL", "egl")
+        import mujoco
+
+        self._mj = mujoco
+        self.scene = scene
+        self.physics_dt = 1.0 / PHYSICS_HZ
+        self.model = mujoco.MjModel.from_xml_string(build_mjcf(scene, meshes=meshes))
+        self.data = mujoco.MjData(self.model)
+        self._servo = ServoTargets(scene)
+        self._arm_qpos: dict[str, int] = {}
+        self._arm_qvel: dict[str, int] = {}
+        self._tcp_site: dict[str, int] = {}
+        for mount in scene.arms:
+            names = servo_joint_names(mount.name)
+            ids = [self.model.joint(n).id for n in names]
+            qpos = self.model.jnt_qposadr[ids]
+            qvel = self.model.jnt_dofadr[ids]
+            assert np.all(np.diff(qpos) == 1) and np.all(np.diff(qvel) == 1)
+            self._arm_qpos[mount.name] = int(qpos[0])
+            self._arm_qvel[mount.name] = int(qvel[0])
+            self._tcp_site[mount.name] = self.model.site(ur5e.arm_prefix(mount.name) + "tcp").id
+        n_servo = SERVOS_PER_ARM * len(scene.arms)
+        assert self.model.na == n_servo and self.model.nu == 2 * n_servo
+        self._ctrl_setpoint = self.data.ctrl[:n_servo]
+        self._ctrl_damper = self.data.ctrl[n_servo:]
+        self._object_qpos = {}
+        if scene.cube is not None:
+            self._object_qpos["cube"] = int(self.model.jnt_qposadr[self.model.joint("cube_free").id])
+        self._marker_mocap = {
+            name: int(self.model.body_mocapid[self.model.body(f"marker_{name}").id])
+            for name in scene.markers
+        }
+        self._cameras = {c.name: c for c in scene.cameras}
+        self._renderers: dict[tuple[int, int], object] = {}
+        self._quat = np.zeros(4)
+        self._kinematics_fresh = False
+        self._finger_travel = ur5e.GRIPPER.finger_travel
+
+    def reset(
+        self,
+        joint_pos: Mapping[str, np.ndarray],
+        gripper: Mapping[str, float],
+        object_poses: Mapping[str, np.ndarray],
+    ) -> None:
+        check_object_names(object_poses, self._object_qpos)
+        mj, data = self._mj, self.data
+        mj.mj_resetData(self.model, data)
+        self._servo.reset(joint_pos, gripper)
+        for arm, start in self._arm_qpos.items():
+            k = self._servo.arm_slice(arm)
+            data.qpos[start : start + SERVOS_PER_ARM] = self._servo.target[k]
+        data.act[:] = self._servo.target
+        for name, pose in object_poses.items():
+            start = self._object_qpos[name]
+            data.qpos[start : start + 7] = pose
+        mj.mj_forward(self.model, data)
+        self._kinematics_fresh = True
+
+    def set_joint_targets(self, arm: str, joint_pos: np.ndarray, gripper: float) -> None:
+        self._servo.set(arm, joint_pos, gripper)
+
+    def step(self, n_substeps: int = 1) -> None:
+        velocity = self._servo.setpoint_velocity(self.data.act, n_substeps * self.physics_dt)
+        self._ctrl_setpoint[:] = velocity
+        self._ctrl_damper[:] = velocity
+        self._mj.mj_step(self.model, self.data, n_substeps)
+        self._kinematics_fresh = False
+
+    def joint_pos(self, arm: str) -> np.ndarray:
+        start = self._arm_qpos[arm]
+        return self.data.qpos[start : start + 6].copy()
+
+    def joint_vel(self, arm: str) -> np.ndarray:
+        start = self._arm_qvel[arm]
+        return self.data.qvel[start : start + 6].copy()
+
+    def gripper(self, arm: str) -> float:
+        start = self._arm_qpos[arm] + 6
+        fingers = self.data.qpos[start : start + 2]
+        return float((fingers[0] + fingers[1]) / (2.0 * self._finger_travel))
+
+    def _fresh_kinematics(self) -> None:
+        if not self._kinematics_fresh:
+            self._mj.mj_kinematics(self.model, self.data)
+            self._kinematics_fresh = True
+
+    def eef_pose(self, arm: str) -> np.ndarray:
+        self._fresh_kinematics()
+        site = self._tcp_site[arm]
+        pose = np.empty(7)
+        pose[:3] = self.data.site_xpos[site]
+        self._mj.mju_mat2Quat(self._quat, self.data.site_xmat[site])
+        pose[3:] = self._quat
+        return pose
+
+    def object_pose(self, name: str) -> np.ndarray:
+        if name not in self._object_qpos:
+            raise ConfigError(f"no object {name!r} in this scene; objects: {list(self._object_qpos)}")
+        start = self._object_qpos[name]
+        pose = self.data.qpos[start : start + 7].copy()
+        if pose[3] < 0.0:  # the same rotation with w >= 0, as eef_pose and PyBullet report it
+            pose[3:] = -pose[3:]
+        return pose
+
+    def set_marker(self, name: str, pos: np.ndarray) -> None:
+        if name not in self._marker_mocap:
+            raise ConfigError(f"no marker {name!r} in this scene; markers: {list(self._marker_mocap)}")
+        self.data.mocap_pos[self._marker_mocap[name]] = pos
+        self._kinematics_fresh = False
+
+    def render(self, camera: str) -> np.ndarray:
+        if camera not in self._cameras:
+            raise ConfigError(f"no camera {camera!r} in this scene; cameras: {list(self._cameras)}")
+        spec = self._cameras[camera]
+        renderer = self._renderer(spec.height, spec.width)
+        self._fresh_kinematics()
+        renderer.update_scene(self.data, camera=camera)
+        return renderer.render()
+
+    def _renderer(self, height: int, width: int):
+        key = (height, width)
+        if key not in self._renderers:
+            mj = self._mj
+            renderer = mj.Renderer(self.model, height=height, width=width)
+            for flag in (mj.mjtRndFlag.mjRND_SHADOW, mj.mjtRndFlag.mjRND_REFLECTION):
+                renderer.scene.flags[flag] = False
+            self._renderers[key] = renderer
+        return self._renderers[key]
+
+    def close(self) -> None:
+        for renderer in self._renderers.values():
+            renderer.close()
+        self._renderers.clear()

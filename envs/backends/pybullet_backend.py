@@ -1,0 +1,268 @@
+"""The ``SimBackend`` on PyBullet: generated URDF arms plus box/sphere bodies, DIRECT mode.
+
+The servo is the one both backends share (``common.ServoTargets``): per ``step`` call a
+set-point velocity, and before each physics substep the set point advances by it and every
+servoed joint gets a PyBullet position motor tracking (set point, set-point velocity) with the
+joint's torque (or grip-force) limit. PyBullet's motor is a velocity constraint that removes
+``POSITION_GAIN`` of the position error per substep, so it also holds against gravity.
+
+``client_id`` is the engine handle, for benchmarks that time raw ``stepSimulation`` on the
+same world. Images come from the CPU ``ER_TINY_RENDERER``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from robot_il.envs.backends.base import PHYSICS_HZ, SceneSpec
+from robot_il.envs.backends.common import SERVOS_PER_ARM, ServoTargets, check_object_names
+from robot_il.envs.ur5e import description as ur5e
+from robot_il.envs.ur5e.scene_geometry import (
+    CUBE_RGBA,
+    FRICTION_OBJECT,
+    MARKER_RADIUS,
+    MARKER_RGBA,
+    camera_axes,
+    static_boxes,
+)
+from robot_il.envs.ur5e.transforms import matrix_to_quat, rot_z
+from robot_il.envs.ur5e.urdf import build_urdf
+from robot_il.errors import ConfigError
+
+POSITION_GAIN = 0.2
+"""Fraction of the position error the motor removes per substep (PyBullet ``positionGain``)."""
+VELOCITY_GAIN = 1.0
+"""Weight of the set-point velocity in the motor's target (PyBullet ``velocityGain``)."""
+SPINNING_FRICTION = 0.001
+"""Torsional friction (m) of pads and cube, so a held cube does not spin about the grip axis."""
+CAMERA_NEAR, CAMERA_FAR = 0.01, 10.0
+
+
+def _xyzw(quat_wxyz) -> list[float]:
+    return [float(quat_wxyz[1]), float(quat_wxyz[2]), float(quat_wxyz[3]), float(quat_wxyz[0])]
+
+
+class PybulletBackend:
+    """One scene in PyBullet; see ``SimBackend`` for the meaning of each method."""
+
+    def __init__(self, scene: SceneSpec, meshes: bool = True) -> None:
+        import pybullet
+
+        self._p = p = pybullet
+        self.scene = scene
+        self.physics_dt = 1.0 / PHYSICS_HZ
+        self.client_id = cid = p.connect(p.DIRECT)
+        p.setTimeStep(self.physics_dt, physicsClientId=cid)
+        p.setGravity(0.0, 0.0, -9.81, physicsClientId=cid)
+        p.setPhysicsEngineParameter(deterministicOverlappingPairs=1, physicsClientId=cid)
+        self._servo = ServoTargets(scene)
+        self._setpoint = np.zeros_like(self._servo.target)
+        self._build_world(scene, meshes)
+        self._initial_state = p.saveState(physicsClientId=cid)
+        self._cameras = {}
+        for camera in scene.cameras:
+            _, up, _ = camera_axes(camera)
+            view = p.computeViewMatrix(camera.pos, camera.lookat, up.tolist(), physicsClientId=cid)
+            projection = p.computeProjectionMatrixFOV(
+                camera.fovy_deg, camera.width / camera.height, CAMERA_NEAR, CAMERA_FAR,
+                physicsClientId=cid,
+            )
+            self._cameras[camera.name] = (camera, view, projection)
+
+    def _build_world(self, scene: SceneSpec, meshes: bool) -> None:
+        p, cid = self._p, self.client_id
+        for box in static_boxes(scene):
+            shape = p.createCollisionShape(p.GEOM_BOX, halfExtents=box.half_extents, physicsClientId=cid)
+            look = p.createVisualShape(
+                p.GEOM_BOX, halfExtents=box.half_extents, rgbaColor=box.rgba, physicsClientId=cid
+            )
+            body = p.createMultiBody(0.0, shape, look, box.center, physicsClientId=cid)
+            p.changeDynamics(body, -1, lateralFriction=FRICTION_OBJECT, physicsClientId=cid)
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "ur5e.urdf"
+            path.write_text(build_urdf(meshes=meshes))
+            self._arm_body: dict[str, int] = {}
+            for mount in scene.arms:
+                self._arm_body[mount.name] = p.loadURDF(
+                    str(path),
+                    basePosition=mount.base_pos,
+                    baseOrientation=_xyzw(matrix_to_quat(rot_z(mount.base_yaw))),
+                    useFixedBase=True,
+                    flags=p.URDF_USE_INERTIA_FROM_FILE,
+                    physicsClientId=cid,
+                )
+        first = next(iter(self._arm_body.values()))
+        by_name = {}
+        for j in range(p.getNumJoints(first, physicsClientId=cid)):
+            info = p.getJointInfo(first, j, physicsClientId=cid)
+            by_name[info[1].decode()] = j
+            by_name[info[12].decode()] = j  # child link name -> link index
+        self._servo_joints = [by_name[n] for n in ur5e.JOINT_NAMES] + [
+            by_name[f"{f}_joint"] for f in ur5e.FINGER_NAMES
+        ]
+        self._arm_joints = self._servo_joints[:6]
+        self._finger_joints = self._servo_joints[6:]
+        self._tcp_link = by_name["tcp"]
+        g = ur5e.GRIPPER
+        self._forces = [float(f) for f in ur5e.JOINT_TORQUE_LIMITS] + [g.grip_force] * 2
+        self._position_gains = [POSITION_GAIN] * SERVOS_PER_ARM
+        self._velocity_gains = [VELOCITY_GAIN] * SERVOS_PER_ARM
+        for body in self._arm_body.values():
+            for link in range(-1, p.getNumJoints(body, physicsClientId=cid)):
+                p.changeDynamics(
+                    body, link, linearDamping=0.0, angularDamping=0.0, jointDamping=0.0,
+                    physicsClientId=cid,
+                )
+            for finger in self._finger_joints:
+                p.changeDynamics(
+                    body, finger, lateralFriction=g.friction,
+                    spinningFriction=SPINNING_FRICTION, physicsClientId=cid,
+                )
+        bodies = list(self._arm_body.values())
+        for a, body_a in enumerate(bodies):  # arms never touch each other (as in MuJoCo)
+            for body_b in bodies[a + 1 :]:
+                for link_a in range(-1, p.getNumJoints(body_a, physicsClientId=cid)):
+                    for link_b in range(-1, p.getNumJoints(body_b, physicsClientId=cid)):
+                        p.setCollisionFilterPair(body_a, body_b, link_a, link_b, 0, physicsClientId=cid)
+        self._objects: dict[str, int] = {}
+        if scene.cube is not None:
+            h = [scene.cube.half_size] * 3
+            shape = p.createCollisionShape(p.GEOM_BOX, halfExtents=h, physicsClientId=cid)
+            look = p.createVisualShape(p.GEOM_BOX, halfExtents=h, rgbaColor=CUBE_RGBA, physicsClientId=cid)
+            cube = p.createMultiBody(
+                scene.cube.mass, shape, look, [0.0, 0.0, scene.table_height + h[0]],
+                physicsClientId=cid,
+            )
+            p.changeDynamics(
+                cube, -1, lateralFriction=FRICTION_OBJECT, spinningFriction=SPINNING_FRICTION,
+                linearDamping=0.0, angularDamping=0.0, physicsClientId=cid,
+            )
+            self._objects["cube"] = cube
+        self._markers: dict[str, int] = {}
+        for name in scene.markers:
+            look = p.createVisualShape(
+                p.GEOM_SPHERE, radius=MARKER_RADIUS, rgbaColor=MARKER_RGBA, physicsClientId=cid
+            )
+            self._markers[name] = p.createMultiBody(
+                0.0, -1, look, [0.0, 0.0, scene.table_height], physicsClientId=cid
+            )
+
+    def reset(
+        self,
+        joint_pos: Mapping[str, np.ndarray],
+        gripper: Mapping[str, float],
+        object_poses: Mapping[str, np.ndarray],
+    ) -> None:
+        check_object_names(object_poses, self._objects)
+        p, cid = self._p, self.client_id
+        self._servo.reset(joint_pos, gripper)
+        p.restoreState(self._initial_state, physicsClientId=cid)
+        self._setpoint[:] = self._servo.target
+        zero = [0.0] * SERVOS_PER_ARM
+        for arm, body in self._arm_body.items():
+            values = self._setpoint[self._servo.arm_slice(arm)].tolist()
+            p.resetJointStatesMultiDof(
+                body, self._servo_joints, [[v] for v in values], [[0.0]] * SERVOS_PER_ARM,
+                physicsClientId=cid,
+            )
+            self._command(body, values, zero)
+        for name, pose in object_poses.items():
+            pose = np.asarray(pose, dtype=np.float64)
+            p.resetBasePositionAndOrientation(
+                self._objects[name], pose[:3].tolist(), _xyzw(pose[3:]), physicsClientId=cid
+            )
+            p.resetBaseVelocity(self._objects[name], [0.0] * 3, [0.0] * 3, physicsClientId=cid)
+
+    def _command(self, body: int, positions, velocities) -> None:
+        self._p.setJointMotorControlArray(
+            body,
+            self._servo_joints,
+            self._p.POSITION_CONTROL,
+            targetPositions=positions,
+            targetVelocities=velocities,
+            forces=self._forces,
+            positionGains=self._position_gains,
+            velocityGains=self._velocity_gains,
+            physicsClientId=self.client_id,
+        )
+
+    def set_joint_targets(self, arm: str, joint_pos: np.ndarray, gripper: float) -> None:
+        self._servo.set(arm, joint_pos, gripper)
+
+    def step(self, n_substeps: int = 1) -> None:
+        p, cid = self._p, self.client_id
+        velocity = self._servo.setpoint_velocity(self._setpoint, n_substeps * self.physics_dt)
+        advance = velocity * self.physics_dt
+        arms = [(body, self._servo.arm_slice(arm)) for arm, body in self._arm_body.items()]
+        velocities = [velocity[k].tolist() for _, k in arms]
+        for _ in range(n_substeps):
+            self._setpoint += advance
+            for (body, k), arm_velocity in zip(arms, velocities, strict=True):
+                self._command(body, self._setpoint[k].tolist(), arm_velocity)
+            p.stepSimulation(physicsClientId=cid)
+
+    def joint_pos(self, arm: str) -> np.ndarray:
+        states = self._p.getJointStates(self._arm_body[arm], self._arm_joints, physicsClientId=self.client_id)
+        return np.array([s[0] for s in states])
+
+    def joint_vel(self, arm: str) -> np.ndarray:
+        states = self._p.getJointStates(self._arm_body[arm], self._arm_joints, physicsClientId=self.client_id)
+        return np.array([s[1] for s in states])
+
+    def gripper(self, arm: str) -> float:
+        states = self._p.getJointStates(
+            self._arm_body[arm], self._finger_joints, physicsClientId=self.client_id
+        )
+        return float((states[0][0] + states[1][0]) / (2.0 * ur5e.GRIPPER.finger_travel))
+
+    def eef_pose(self, arm: str) -> np.ndarray:
+        state = self._p.getLinkState(
+            self._arm_body[arm], self._tcp_link, computeForwardKinematics=True,
+            physicsClientId=self.client_id,
+        )
+        (x, y, z), (qx, qy, qz, qw) = state[4], state[5]
+        return _wxyz_pose(x, y, z, qw, qx, qy, qz)
+
+    def object_pose(self, name: str) -> np.ndarray:
+        if name not in self._objects:
+            raise ConfigError(f"no object {name!r} in this scene; objects: {list(self._objects)}")
+        (x, y, z), (qx, qy, qz, qw) = self._p.getBasePositionAndOrientation(
+            self._objects[name], physicsClientId=self.client_id
+        )
+        return _wxyz_pose(x, y, z, qw, qx, qy, qz)
+
+    def set_marker(self, name: str, pos: np.ndarray) -> None:
+        if name not in self._markers:
+            raise ConfigError(f"no marker {name!r} in this scene; markers: {list(self._markers)}")
+        self._p.resetBasePositionAndOrientation(
+            self._markers[name], [float(v) for v in pos], [0.0, 0.0, 0.0, 1.0],
+            physicsClientId=self.client_id,
+        )
+
+    def render(self, camera: str) -> np.ndarray:
+        if camera not in self._cameras:
+            raise ConfigError(f"no camera {camera!r} in this scene; cameras: {list(self._cameras)}")
+        spec, view, projection = self._cameras[camera]
+        _, _, rgba, _, _ = self._p.getCameraImage(
+            spec.width, spec.height, view, projection,
+            renderer=self._p.ER_TINY_RENDERER,
+            flags=self._p.ER_NO_SEGMENTATION_MASK,
+            physicsClientId=self.client_id,
+        )
+        return np.asarray(rgba, dtype=np.uint8).reshape(spec.height, spec.width, 4)[:, :, :3].copy()
+
+    def close(self) -> None:
+        if self.client_id >= 0:
+            self._p.disconnect(physicsClientId=self.client_id)
+            self.client_id = -1
+
+
+def _wxyz_pose(x, y, z, qw, qx, qy, qz) -> np.ndarray:
+    """A pose (7,) with the quaternion's sign fixed to w >= 0, as MuJoCo reports it."""
+    if qw < 0.0:
+        qw, qx, qy, qz = -qw, -qx, -qy, -qz
+    return np.array([x, y, z, qw, qx, qy, qz])

@@ -1,0 +1,271 @@
+"""``RobotEnv``: one task on one physics backend, behind the gymnasium API.
+
+Physics and the joint servos run at ``PHYSICS_HZ`` (500 Hz, like the UR5e controllers); the
+policy acts at ``control_hz`` and each action holds for ``PHYSICS_HZ / control_hz`` physics
+steps. Both backends give the same spaces, observations and success test.
+
+Actions (float32), per arm, arms concatenated in mount order (``left`` then ``right``):
+
+- ``"joint"``: 6 absolute joint position targets (rad) + gripper in [0, 1] (1 = closed).
+- ``"eef_delta"``: TCP translation (3, m, world frame) + rotation (3, axis-angle rad, world
+  frame) relative to the TCP's *measured* pose, + gripper; turned into joint targets by IK.
+  A pose out of reach keeps the arm's previous joint targets and sets ``info["ik_failed"]``.
+
+Bad actions never reach the backend. An action of the wrong shape, a non-float dtype, or a
+NaN / inf raises ``robot_il.errors.ActionError``. A finite action outside the action space's
+box (joint limits, gripper range, eef_delta step bounds) is clipped to the box, documented
+here and reported as ``info["clipped"] = True`` for that step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.error import ResetNeeded
+from robot_il.envs.backends.base import PHYSICS_HZ
+from robot_il.envs.spatial import axis_angle_to_matrix
+from robot_il.envs.tasks.base import Task, scene_cameras
+
+from robot_il.errors import ActionError, ConfigError
+
+BACKENDS = ("mujoco", "pybullet")
+ACTION_MODES = ("joint", "eef_delta")
+
+MAX_STEP_TRANSLATION = 0.05
+"""Bound (m) of each eef_delta translation component per control step."""
+MAX_STEP_ROTATION = 0.25
+"""Bound (rad) of each eef_delta rotation component per control step."""
+
+RENDER_CAMERA = "render"
+"""Scene name of the extra camera ``render()`` films (a copy of a task camera at video size)."""
+
+
+class RobotEnv(gym.Env):
+    """A gymnasium env over a ``Task`` and a ``SimBackend`` (see the module docstring)."""
+
+    metadata = {"render_modes": ["rgb_array"]}
+
+    def __init__(
+        self,
+        task: Task,
+        backend: str = "mujoco",
+        *,
+        control_hz: float = 20.0,
+        action_mode: str = "joint",
+        cameras: tuple[str, ...] = (),
+        image_size: tuple[int, int] = (96, 96),
+        max_episode_steps: int | None = None,
+        terminate_on_success: bool = True,
+        render_mode: str | None = None,
+        render_camera: str = "front",
+        render_size: tuple[int, int] = (240, 320),
+    ) -> None:
+        if backend not in BACKENDS:
+            raise ConfigError(f"unknown backend {backend!r}; backends: {', '.join(BACKENDS)}")
+        if action_mode not in ACTION_MODES:
+            raise ConfigError(
+                f"unknown action_mode {action_mode!r}; modes: {', '.join(ACTION_MODES)}"
+            )
+        substeps = PHYSICS_HZ / control_hz if control_hz > 0 else 0.0
+        if substeps < 1 or abs(substeps - round(substeps)) > 1e-9:
+            raise ConfigError(
+                f"control_hz {control_hz} must divide the physics rate {PHYSICS_HZ} Hz"
+            )
+        if render_mode not in (None, "rgb_array"):
+            raise ConfigError(f"unknown render_mode {render_mode!r}; only 'rgb_array'")
+        self.task = task
+        self.backend_name = backend
+        self.control_hz = float(control_hz)
+        self.substeps = int(round(substeps))
+        self.action_mode = action_mode
+        self.cameras = tuple(cameras)
+        self.image_size = (int(image_size[0]), int(image_size[1]))
+        self.terminate_on_success = terminate_on_success
+        self.render_mode = render_mode
+        self.max_episode_steps = (
+            max_episode_steps
+            if max_episode_steps is not None
+            else int(round(task.episode_seconds * self.control_hz))
+        )
+        self.arms = task.arms
+        self._prefixes = [f"{arm.name}_" if arm.name else "" for arm in self.arms]
+
+        scene_cams = scene_cameras(task, self.cameras, self.image_size)
+        if render_mode == "rgb_array":
+            (film,) = scene_cameras(task, (render_camera,), render_size)
+            scene_cams = (*scene_cams, replace(film, name=RENDER_CAMERA))
+        from robot_il.envs.backends import make_backend  # imports the engine
+
+        self.backend = make_backend(backend, task.scene(scene_cams))
+
+        self.action_space = self._make_action_space()
+        self.observation_space = self._make_observation_space()
+        self._action_low = self.action_space.low.astype(np.float64)
+        self._action_high = self.action_space.high.astype(np.float64)
+        self._targets: list[np.ndarray] | None = None
+        self._steps = 0
+
+    # -- spaces --------------------------------------------------------------------------
+
+    def _make_action_space(self) -> gym.spaces.Box:
+        if self.action_mode == "joint":
+            low = [np.append(arm.joint_lower, 0.0) for arm in self.arms]
+            high = [np.append(arm.joint_upper, 1.0) for arm in self.arms]
+        else:
+            bound = [MAX_STEP_TRANSLATION] * 3 + [MAX_STEP_ROTATION] * 3
+            low = [np.array([-b for b in bound] + [0.0]) for _ in self.arms]
+            high = [np.array([*bound, 1.0]) for _ in self.arms]
+        return gym.spaces.Box(
+            np.concatenate(low).astype(np.float32),
+            np.concatenate(high).astype(np.float32),
+            dtype=np.float32,
+        )
+
+    def _make_observation_space(self) -> gym.spaces.Dict:
+        spaces: dict[str, gym.spaces.Space] = {}
+        inf = np.inf
+        for arm, prefix in zip(self.arms, self._prefixes, strict=True):
+            spaces[prefix + "joint_pos"] = gym.spaces.Box(
+                arm.joint_lower.astype(np.float32), arm.joint_upper.astype(np.float32)
+            )
+            spaces[prefix + "joint_vel"] = gym.spaces.Box(-inf, inf, (6,), np.float32)
+            spaces[prefix + "gripper"] = gym.spaces.Box(0.0, 1.0, (1,), np.float32)
+            spaces[prefix + "eef_pose"] = gym.spaces.Box(-inf, inf, (7,), np.float32)
+        for key, shape in self.task.task_keys.items():
+            spaces[key] = gym.spaces.Box(-inf, inf, shape, np.float32)
+        height, width = self.image_size
+        for camera in self.cameras:
+            spaces[f"rgb_{camera}"] = gym.spaces.Box(0, 255, (height, width, 3), np.uint8)
+        return gym.spaces.Dict(spaces)
+
+    # -- gymnasium API -------------------------------------------------------------------
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Draw an initial state from the env's RNG (re-seeded by ``seed``) and put it in."""
+        super().reset(seed=seed)
+        state = self.task.sample(self.np_random)
+        self.backend.reset(state.joint_pos, state.gripper, state.object_poses)
+        for name, position in self.task.markers().items():
+            self.backend.set_marker(name, position)
+        self._targets = [
+            np.asarray(state.joint_pos[arm.name], dtype=np.float64) for arm in self.arms
+        ]
+        self._steps = 0
+        obs = self._observe()
+        _, success = self.task.evaluate(obs)
+        return obs, {"is_success": success}
+
+    def step(
+        self, action: np.ndarray
+    ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        """Validate ``action`` (see the module docstring), hold it for one control period."""
+        if self._targets is None:
+            raise ResetNeeded("call reset() before step()")
+        command = self._validate(action)
+        bounded = np.clip(command, self._action_low, self._action_high)
+        clipped = bool(np.any(bounded != command))
+        ik_failed = False
+        for index, arm in enumerate(self.arms):
+            part = bounded[7 * index : 7 * index + 7]
+            if self.action_mode == "joint":
+                self._targets[index] = part[:6]
+            else:
+                joints = self._solve_delta(index, part[:3], part[3:6])
+                if joints is None:
+                    ik_failed = True
+                else:
+                    self._targets[index] = joints
+            self.backend.set_joint_targets(arm.name, self._targets[index], float(part[6]))
+        self.backend.step(self.substeps)
+        self._steps += 1
+        obs = self._observe()
+        reward, success = self.task.evaluate(obs)
+        terminated = bool(success and self.terminate_on_success)
+        truncated = self._steps >= self.max_episode_steps
+        info = {"is_success": success, "clipped": clipped}
+        if self.action_mode == "eef_delta":
+            info["ik_failed"] = ik_failed
+        return obs, float(reward), terminated, truncated, info
+
+    def render(self) -> np.ndarray | None:
+        """RGB frame (H, W, 3) uint8 of the render camera, when ``render_mode='rgb_array'``."""
+        if self.render_mode != "rgb_array":
+            return None
+        return self.backend.render(RENDER_CAMERA)
+
+    def close(self) -> None:
+        self.backend.close()
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _validate(self, action: Any) -> np.ndarray:
+        """``action`` as float64 (n,), or an ``ActionError`` naming what is wrong."""
+        array = np.asarray(action)
+        where = f"{self.task.name} ({self.action_mode} mode)"
+        expected = self.action_space.shape
+        if array.dtype.kind != "f":
+            raise ActionError(
+                f"action for {where} has dtype {array.dtype}; expected a float array of shape "
+                f"{expected}"
+            )
+        if array.shape != expected:
+            raise ActionError(f"action for {where} has shape {array.shape}; expected {expected}")
+        finite = np.isfinite(array)
+        if not finite.all():
+            bad = np.flatnonzero(~finite).tolist()
+            raise ActionError(f"action for {where} has NaN or inf at indices {bad}")
+        return array.astype(np.float64)
+
+    def _solve_delta(
+        self, index: int, translation: np.ndarray, rotation: np.ndarray
+    ) -> np.ndarray | None:
+        """Joint targets putting arm ``index``'s TCP at its measured pose moved by the delta."""
+        arm = self.arms[index]
+        joints = self.backend.joint_pos(arm.name)
+        target = arm.tcp_transform(joints)
+        target[:3, :3] = axis_angle_to_matrix(rotation) @ target[:3, :3]
+        target[:3, 3] += translation
+        return arm.inverse(target, joints)
+
+    def _observe(self) -> dict[str, np.ndarray]:
+        obs: dict[str, np.ndarray] = {}
+        backend = self.backend
+        for arm, prefix in zip(self.arms, self._prefixes, strict=True):
+            name = arm.name
+            pose = np.asarray(backend.eef_pose(name), dtype=np.float64)
+            if pose[3] < 0:
+                pose[3:7] = -pose[3:7]
+            obs[prefix + "joint_pos"] = np.asarray(backend.joint_pos(name), dtype=np.float32)
+            obs[prefix + "joint_vel"] = np.asarray(backend.joint_vel(name), dtype=np.float32)
+            gripper = min(max(float(backend.gripper(name)), 0.0), 1.0)
+            obs[prefix + "gripper"] = np.array([gripper], dtype=np.float32)
+            obs[prefix + "eef_pose"] = pose.astype(np.float32)
+        obs.update(self.task.observe(backend))
+        for camera in self.cameras:
+            obs[f"rgb_{camera}"] = backend.render(camera)
+        return obs
+
+    def spec_dict(self) -> dict[str, Any]:
+        """What a policy trained here expects: robot, task, rates, observation and action."""
+        return {
+            "robot": "ur5e",
+            "task": self.task.name,
+            "backend": self.backend_name,
+            "arms": [arm.name for arm in self.arms],
+            "control_hz": self.control_hz,
+            "physics_hz": PHYSICS_HZ,
+            "action_mode": self.action_mode,
+            "action_dim": int(self.action_space.shape[0]),
+            "observation": {
+                key: {"shape": list(space.shape), "dtype": str(space.dtype)}
+                for key, space in self.observation_space.spaces.items()
+            },
+            "cameras": list(self.cameras),
+            "image_size": list(self.image_size),
+            "max_episode_steps": self.max_episode_steps,
+        }

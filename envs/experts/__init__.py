@@ -1,0 +1,29 @@
+"""Scripted experts, one per task: ``make_expert(env)`` picks the one for ``env``'s task."""
+
+from __future__ import annotations
+
+from robot_il.envs.experts.base import Expert
+from robot_il.envs.experts.bimanual_handover import BimanualHandoverExpert
+from robot_il.envs.experts.pick_place import PickPlaceExpert
+from robot_il.envs.experts.push import PushExpert
+from robot_il.envs.experts.reach import ReachExpert
+
+from robot_il.errors import ConfigError
+
+EXPERTS: dict[str, type[Expert]] = {
+    "reach": ReachExpert,
+    "push": PushExpert,
+    "pick_place": PickPlaceExpert,
+    "bimanual_handover": BimanualHandoverExpert,
+}
+
+
+def make_expert(env) -> Expert:
+    """The scripted expert for ``env``'s task (any ``RobotEnv``, wrapped or not)."""
+    task = env.unwrapped.task.name
+    if task not in EXPERTS:
+        raise ConfigError(f"no scripted expert for task {task!r}; experts: {', '.join(EXPERTS)}")
+    return EXPERTS[task](env)
+
+
+__all__ = ["EXPERTS", "Expert", "make_expert"]

@@ -1,0 +1,157 @@
+"""What every task defines, and the pieces the four tasks share.
+
+A task owns the scene layout (arms, table, cube, bin, cameras), the seeded distribution of
+initial states, its extra observation keys, a dense reward for RL and the success test. It talks
+to physics only through the ``SimBackend`` protocol, so the same task runs on both engines and
+succeeds by the same test.
+
+World frame: z up, the table top at ``TABLE_HEIGHT``; a one-arm scene's UR5e stands at the
+origin facing +x.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, replace
+from typing import ClassVar
+
+import numpy as np
+from robot_il.envs.arm import Arm
+from robot_il.envs.backends.base import ArmMount, BinSpec, CameraSpec, SceneSpec, SimBackend
+
+from robot_il.errors import ConfigError
+
+TABLE_HEIGHT = 0.0
+"""World z (m) of the table top; the arm bases stand on it."""
+
+HOME_TCP_POSITION = np.array([0.45, 0.0, 0.30])
+"""Where a one-arm scene's TCP starts (m, in the arm's base frame), pointing down."""
+
+TOP_DOWN = np.diag([1.0, -1.0, -1.0])
+"""Attitude of a TCP pointing straight down (its z axis along world -z), fingers along y."""
+
+ELBOW_UP = np.array([np.pi, -np.pi / 2, np.pi / 2, -np.pi / 2, -np.pi / 2, 0.0])
+"""Seed for the home IK: elbow up, wrist down, reaching along the base's +x (the DH base frame
+points its -x ahead at zero pan, hence the half turn)."""
+
+ARM_NOISE_RAD = 0.05
+"""Half-width (rad) of the uniform noise added to each home joint at reset."""
+
+CAMERAS: dict[str, CameraSpec] = {
+    "front": CameraSpec("front", pos=(1.25, 0.0, 0.65), lookat=(0.45, 0.0, 0.1), fovy_deg=50.0),
+    "top": CameraSpec("top", pos=(0.45, 0.0, 1.3), lookat=(0.45, 0.0, 0.0), fovy_deg=55.0),
+    "side": CameraSpec("side", pos=(0.45, -1.0, 0.55), lookat=(0.45, 0.0, 0.1), fovy_deg=55.0),
+}
+"""Fixed cameras every task offers (world frame); sizes are set by the env."""
+
+
+@dataclass(frozen=True)
+class InitialState:
+    """A reset state: joints (6,) rad and gripper closure per arm, free-object poses (7,)."""
+
+    joint_pos: dict[str, np.ndarray]
+    gripper: dict[str, float]
+    object_poses: dict[str, np.ndarray]
+
+
+class Task(ABC):
+    """One manipulation task; subclasses set ``name``, ``episode_seconds`` and the methods."""
+
+    name: ClassVar[str]
+    episode_seconds: ClassVar[float]
+    """Default episode length in simulated seconds (the env turns it into control steps)."""
+    task_keys: ClassVar[dict[str, tuple[int, ...]]]
+    """Extra observation keys and shapes this task adds (float32)."""
+
+    def __init__(self) -> None:
+        self.arms = tuple(Arm(mount) for mount in self.mounts())
+        self._home = {arm.name: self._home_joints(arm) for arm in self.arms}
+
+    @classmethod
+    def mounts(cls) -> tuple[ArmMount, ...]:
+        """Where the arms stand; one arm at the origin unless a task says otherwise."""
+        return (ArmMount(),)
+
+    @abstractmethod
+    def scene(self, cameras: tuple[CameraSpec, ...]) -> SceneSpec:
+        """The scene to build, with the given cameras."""
+
+    @abstractmethod
+    def sample(self, rng: np.random.Generator) -> InitialState:
+        """Draw this episode's initial state and task parameters (targets) from ``rng``."""
+
+    @abstractmethod
+    def observe(self, backend: SimBackend) -> dict[str, np.ndarray]:
+        """The task's observation keys (``task_keys``) read from the backend."""
+
+    @abstractmethod
+    def evaluate(self, obs: dict[str, np.ndarray]) -> tuple[float, bool]:
+        """Dense reward and success of the state ``obs`` (the env's full observation)."""
+
+    def markers(self) -> dict[str, np.ndarray]:
+        """Visual markers to place after a reset: name -> world position (3,) m."""
+        return {}
+
+    def camera_specs(self) -> dict[str, CameraSpec]:
+        """Named cameras of this task (default size; the env resizes them)."""
+        return CAMERAS
+
+    def home_joints(self, arm: str) -> np.ndarray:
+        """Joints (6,) rad of an arm's home pose (TCP above the table, pointing down)."""
+        return self._home[arm].copy()
+
+    def noisy_home(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Home joints of every arm with uniform noise of ``ARM_NOISE_RAD``."""
+        return {
+            arm.name: self._home[arm.name] + rng.uniform(-ARM_NOISE_RAD, ARM_NOISE_RAD, 6)
+            for arm in self.arms
+        }
+
+    @staticmethod
+    def _home_joints(arm: Arm) -> np.ndarray:
+        home = np.eye(4)
+        home[:3, :3] = TOP_DOWN
+        home[:3, 3] = HOME_TCP_POSITION + [0.0, 0.0, TABLE_HEIGHT]
+        world_home = arm.world_from_base @ home
+        joints = arm.inverse(world_home, ELBOW_UP)
+        if joints is None:
+            raise ConfigError(f"home pose of arm {arm.name!r} is out of reach")
+        return joints
+
+
+def scene_cameras(task: Task, names: tuple[str, ...], size: tuple[int, int]) -> tuple:
+    """The task's cameras ``names`` at ``size`` = (height, width); unknown names refused."""
+    specs = task.camera_specs()
+    unknown = [name for name in names if name not in specs]
+    if unknown:
+        raise ConfigError(
+            f"task {task.name!r} has no camera {unknown[0]!r}; cameras: {', '.join(specs)}"
+        )
+    height, width = size
+    return tuple(replace(specs[name], height=height, width=width) for name in names)
+
+
+def cube_pose(xy: np.ndarray, yaw: float, half_size: float) -> np.ndarray:
+    """Pose (7,) of a cube resting on the table at ``xy`` (m) turned by ``yaw`` (rad)."""
+    quat = np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)])
+    return np.concatenate([[xy[0], xy[1], TABLE_HEIGHT + half_size], quat])
+
+
+def closeness(distance: float, scale: float = 10.0) -> float:
+    """Dense shaping in [0, 1]: 1 at distance 0, about 0.5 at ``0.55 / scale`` metres."""
+    return float(1.0 - np.tanh(scale * distance))
+
+
+def object_pose(backend: SimBackend, name: str = "cube") -> np.ndarray:
+    """A free object's pose (7,) float32 with the quaternion sign fixed (``w >= 0``)."""
+    pose = np.array(backend.object_pose(name), dtype=np.float32)
+    if pose[3] < 0:
+        pose[3:7] = -pose[3:7]
+    return pose
+
+
+def in_bin(position: np.ndarray, bin_spec: BinSpec) -> bool:
+    """Whether a point (m, world) lies inside the bin's walls and below their top."""
+    offset = np.abs(np.asarray(position[:2]) - bin_spec.center_xy)
+    inside = bool(np.all(offset < np.asarray(bin_spec.inner_half_extent)))
+    return inside and float(position[2]) < TABLE_HEIGHT + bin_spec.wall_height

@@ -1,0 +1,96 @@
+"""UR5e forward and inverse kinematics in the DH base frame.
+
+Forward kinematics evaluates the published DH chain of ``description`` with numpy, vectorised
+over any leading batch shape. Inverse kinematics uses ``ur-analytic-ik`` (closed form, all up
+to eight solutions), whose chain is the same standard DH with the same UR5e numbers and whose
+end frame is the flange (DH frame 6); this module adds the tool offset, maps every solution to
+the 2*pi-equivalent angles nearest the seed inside the joint limits, and picks the closest.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from robot_il.envs.ur5e.description import DH_A, DH_ALPHA, DH_D, JOINT_POS_LIMITS, TCP_OFFSET
+
+_COS_ALPHA = np.cos(DH_ALPHA)
+_SIN_ALPHA = np.sin(DH_ALPHA)
+
+
+def forward_kinematics(q: np.ndarray, tcp_offset: float = TCP_OFFSET) -> np.ndarray:
+    """Pose (..., 4, 4) of the TCP in the arm's base frame for joint angles q (..., 6), rad.
+
+    The TCP frame is the flange frame (DH frame 6) moved ``tcp_offset`` m along its z axis;
+    ``tcp_offset=0`` gives the flange itself.
+    """
+    q = np.asarray(q, dtype=np.float64)
+    c, s = np.cos(q), np.sin(q)
+    links = np.zeros((*q.shape, 4, 4))  # (..., 6, 4, 4): F_(i-1) -> F_i for every joint
+    links[..., 0, 0] = c
+    links[..., 0, 1] = -s * _COS_ALPHA
+    links[..., 0, 2] = s * _SIN_ALPHA
+    links[..., 0, 3] = DH_A * c
+    links[..., 1, 0] = s
+    links[..., 1, 1] = c * _COS_ALPHA
+    links[..., 1, 2] = -c * _SIN_ALPHA
+    links[..., 1, 3] = DH_A * s
+    links[..., 2, 1] = _SIN_ALPHA
+    links[..., 2, 2] = _COS_ALPHA
+    links[..., 2, 3] = DH_D
+    links[..., 3, 3] = 1.0
+    transform = links[..., 0, :, :]
+    for i in range(1, 6):
+        transform = transform @ links[..., i, :, :]
+    if tcp_offset:
+        transform[..., :3, 3] += tcp_offset * transform[..., :3, 2]
+    return transform
+
+
+def tcp_to_flange(tcp_pose: np.ndarray, tcp_offset: float = TCP_OFFSET) -> np.ndarray:
+    """Flange pose (4, 4) that puts the TCP at ``tcp_pose`` (4, 4)."""
+    flange = np.array(tcp_pose, dtype=np.float64)
+    flange[:3, 3] -= tcp_offset * flange[:3, 2]
+    return flange
+
+
+def inverse_kinematics_all(
+    tcp_pose: np.ndarray, tcp_offset: float = TCP_OFFSET, max_error: float = 1e-6
+) -> np.ndarray:
+    """Every analytic solution (k, 6), rad in [-pi, pi], for a TCP pose (4, 4); k = 0 if the
+    pose is out of reach. Solutions whose flange misses the pose by more than ``max_error`` m
+    (numerical edge cases at singularities) are dropped."""
+    from ur_analytic_ik import ur5e
+
+    flange = np.ascontiguousarray(tcp_to_flange(tcp_pose, tcp_offset))
+    solutions = np.array(ur5e.inverse_kinematics(flange), dtype=np.float64).reshape(-1, 6)
+    solutions = solutions[np.all(np.isfinite(solutions), axis=1)]
+    reached = forward_kinematics(solutions, tcp_offset=0.0)[:, :3, 3]
+    return solutions[np.linalg.norm(reached - flange[:3, 3], axis=1) <= max_error]
+
+
+_LOWER, _UPPER = JOINT_POS_LIMITS[:, 0], JOINT_POS_LIMITS[:, 1]
+_TWO_PI = 2 * np.pi
+
+
+def inverse_kinematics(
+    tcp_pose: np.ndarray, q_near: np.ndarray, tcp_offset: float = TCP_OFFSET
+) -> np.ndarray | None:
+    """Joint angles (6,) reaching ``tcp_pose`` (4, 4, base frame) closest to ``q_near`` (6,).
+
+    Each solution's angles are shifted by multiples of 2*pi to the ones nearest ``q_near``
+    within the joint limits; the solution with the smallest largest joint move wins (the move
+    of the slowest joint decides how long it takes). None if the pose is out of reach or no
+    solution fits the joint limits.
+    """
+    solutions = inverse_kinematics_all(tcp_pose, tcp_offset)
+    if len(solutions) == 0:
+        return None
+    q_near = np.asarray(q_near, dtype=np.float64)
+    shifted = solutions + _TWO_PI * np.round((q_near - solutions) / _TWO_PI)
+    shifted -= _TWO_PI * (shifted > _UPPER)
+    shifted += _TWO_PI * (shifted < _LOWER)
+    inside = np.all((shifted >= _LOWER) & (shifted <= _UPPER), axis=1)
+    if not np.any(inside):
+        return None
+    candidates = shifted[inside]
+    return candidates[int(np.argmin(np.max(np.abs(candidates - q_near), axis=1)))]

@@ -1,0 +1,255 @@
+"""What every trainable policy shares: normalization, observation history, action queue,
+and the checkpoint format.
+
+A policy owns its normalizer (as in diffusion_policy), so a checkpoint is complete on its own:
+``model.safetensors`` (weights), ``config.json`` (``policy_type``, the policy config and the
+robot/observation/action spec, see ``robot_il.policies.spec``) and ``normalizer.safetensors``.
+Subclasses implement ``forward`` (the training loss on a normalized batch) and
+``predict_chunk`` (normalized actions for a normalized observation history).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+from collections import deque
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from robot_il.errors import CheckpointError
+from robot_il.policies.encoders import ObservationEncoder
+from robot_il.policies.spec import ACTION_KEY, Spec, check_spec, is_image_key
+
+CHECKPOINT_FORMAT = 1
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+NORMALIZER_FILE = "normalizer.safetensors"
+
+
+@dataclasses.dataclass
+class PolicyConfig:
+    """Settings every policy has.
+
+    ``obs_keys`` empty means every low-dimensional observation key of the dataset (images are
+    used only when named). A training window holds ``n_obs_steps`` observations and
+    ``horizon`` actions starting at the first of them; at run time the policy executes
+    ``n_action_steps`` actions starting at the current (last observed) step.
+    """
+
+    obs_keys: tuple[str, ...] = ()
+    n_obs_steps: int = 1
+    horizon: int = 1
+    n_action_steps: int = 1
+    image_feature_dim: int = 64
+    normalization: Literal["minmax", "gaussian"] = "minmax"
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` if the horizons cannot fit one another."""
+        if self.n_obs_steps < 1 or self.n_action_steps < 1:
+            raise ValueError("n_obs_steps and n_action_steps must be >= 1")
+        if self.n_obs_steps - 1 + self.n_action_steps > self.horizon:
+            raise ValueError(
+                f"horizon {self.horizon} < n_obs_steps - 1 + n_action_steps "
+                f"({self.n_obs_steps} - 1 + {self.n_action_steps})"
+            )
+
+
+class Policy(nn.Module):
+    """Base of the trainable policies; see the module docstring."""
+
+    policy_type: ClassVar[str]
+    config_class: ClassVar[type[PolicyConfig]]
+
+    def __init__(self, config: PolicyConfig, spec: Spec, normalizer: Any) -> None:
+        super().__init__()
+        config.validate()
+        self.config = config
+        self.spec = spec
+        self.normalizer = normalizer
+        self.obs_keys = sorted(spec["observation"])
+        self.action_dim = int(spec["action_dim"])
+        self.encoder = ObservationEncoder(
+            spec["observation"], config.n_obs_steps, config.image_feature_dim
+        )
+        self._history: dict[str, deque[np.ndarray]] = {}
+        self._queue: deque[np.ndarray] = deque()
+
+    # ------------------------------------------------------------------ training interface
+    def forward(self, batch: Mapping[str, Tensor]) -> Tensor:
+        """Training loss (scalar) on a normalized batch (see ``normalize_window``)."""
+        raise NotImplementedError
+
+    def predict_chunk(self, obs: Mapping[str, Tensor]) -> Tensor:
+        """Normalized actions ``(B, horizon, A)`` for normalized observations ``(B, To, ...)``."""
+        raise NotImplementedError
+
+    def begin_training(self) -> None:
+        """Hook run once before the first optimizer step (Diffusion starts its EMA here)."""
+
+    def after_optimizer_step(self) -> None:
+        """Hook run after every optimizer step (Diffusion updates its EMA weights here)."""
+
+    @contextlib.contextmanager
+    def inference_weights(self) -> Iterator[None]:
+        """Context in which the module holds the weights used for acting and saving."""
+        yield
+
+    def training_state(self) -> dict[str, Any]:
+        """Extra state to resume training (beyond weights and optimizer)."""
+        return {}
+
+    def load_training_state(self, state: Mapping[str, Any]) -> None:
+        """Restore what ``training_state`` returned."""
+
+    def normalize_window(self, window: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Normalize the low-dimensional keys and ``action`` of (batched) windows.
+
+        Images stay uint8 (the encoder scales them), which keeps in-memory datasets small.
+        """
+        out: dict[str, np.ndarray] = {}
+        for key in (*self.obs_keys, ACTION_KEY):
+            if key not in window:
+                continue
+            value = window[key]
+            if is_image_key(key):
+                out[key] = np.asarray(value, dtype=np.uint8)
+            else:
+                norm = self.normalizer.normalize(key, np.asarray(value, dtype=np.float32))
+                out[key] = np.asarray(norm, dtype=np.float32)
+        return out
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    # ------------------------------------------------------------------ acting
+    def reset(self) -> None:
+        """Forget the observation history and queued actions (call at each episode start)."""
+        self._history = {}
+        self._queue.clear()
+
+    @torch.no_grad()
+    def act(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
+        """One action (float32, env units) for the current observation dict.
+
+        The policy keeps the last ``n_obs_steps`` observations (the first is repeated at an
+        episode's start, as the training windows are edge-padded) and runs the network only
+        when its queue of ``n_action_steps`` actions is empty.
+        """
+        self._remember(obs)
+        if not self._queue:
+            history = {k: np.stack(v)[None] for k, v in self._history.items()}
+            batch = {
+                k: torch.as_tensor(v, device=self.device)
+                for k, v in self.normalize_window(history).items()
+            }
+            was_training = self.training
+            self.eval()
+            with self.inference_weights():
+                chunk = self.predict_chunk(batch)[0].float().cpu().numpy()
+            self.train(was_training)
+            actions = self.normalizer.unnormalize(ACTION_KEY, chunk).astype(np.float32)
+            start = self.config.n_obs_steps - 1
+            self._queue.extend(actions[start : start + self.config.n_action_steps])
+        return self._queue.popleft()
+
+    def _remember(self, obs: Mapping[str, np.ndarray]) -> None:
+        missing = [k for k in self.obs_keys if k not in obs]
+        if missing:
+            raise CheckpointError(
+                f"observation lacks key(s) {', '.join(missing)} the policy was trained on"
+            )
+        steps = self.config.n_obs_steps
+        for key in self.obs_keys:
+            value = np.asarray(obs[key])
+            if key not in self._history:
+                self._history[key] = deque([value] * steps, maxlen=steps)
+            else:
+                self._history[key].append(value)
+
+    # ------------------------------------------------------------------ checkpoints
+    def save(self, directory: str | Path) -> Path:
+        """Write the checkpoint directory (weights as used for acting, see module docstring)."""
+        from safetensors.numpy import save_file as save_numpy
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        with self.inference_weights():
+            weights = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        save_file(weights, str(directory / WEIGHTS_FILE))
+        stats = {k: np.ascontiguousarray(v) for k, v in self.normalizer.state_dict().items()}
+        save_numpy(stats, str(directory / NORMALIZER_FILE))
+        config = {
+            "format_version": CHECKPOINT_FORMAT,
+            "policy_type": self.policy_type,
+            "config": dataclasses.asdict(self.config),
+            "spec": self.spec,
+        }
+        (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+        return directory
+
+    @classmethod
+    def load(
+        cls, directory: str | Path, expected_spec: Spec | None = None, device: str = "cpu"
+    ) -> Policy:
+        """Load a checkpoint written by ``save``; see ``robot_il.policies.load_policy``."""
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file as load_numpy
+        from safetensors.torch import load_file
+
+        from robot_il.dataset import Normalizer
+
+        directory = Path(directory)
+        saved = read_checkpoint_config(directory)
+        if saved["policy_type"] != cls.policy_type:
+            raise CheckpointError(
+                f"{directory}: holds a {saved['policy_type']!r} policy, not {cls.policy_type!r}"
+            )
+        if expected_spec is not None:
+            check_spec(saved["spec"], expected_spec, str(directory))
+        config = config_from_dict(cls.config_class, saved["config"], str(directory))
+        try:
+            normalizer = Normalizer.from_state_dict(load_numpy(str(directory / NORMALIZER_FILE)))
+            weights = load_file(str(directory / WEIGHTS_FILE), device=device)
+        except (OSError, SafetensorError) as error:
+            raise CheckpointError(f"{directory}: unreadable checkpoint file: {error}") from error
+        policy = cls(config, saved["spec"], normalizer).to(device)
+        try:
+            policy.load_state_dict(weights)
+        except RuntimeError as error:
+            first = str(error).splitlines()[0]
+            raise CheckpointError(f"{directory}: weights do not fit the config: {first}") from None
+        policy.eval()
+        return policy
+
+
+def read_checkpoint_config(directory: Path) -> dict[str, Any]:
+    """The parsed ``config.json`` of a checkpoint, or a ``CheckpointError`` saying why not."""
+    path = directory / CONFIG_FILE
+    try:
+        saved = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{directory}: not a checkpoint (no {CONFIG_FILE})") from None
+    except (OSError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{path}: unreadable: {error}") from None
+    for field in ("policy_type", "config", "spec"):
+        if field not in saved:
+            raise CheckpointError(f"{path}: lacks {field!r}")
+    return saved
+
+
+def config_from_dict(config_class: type, values: Mapping[str, Any], where: str) -> Any:
+    """Build a (flat) policy config dataclass from JSON values; lists become tuples."""
+    fields = {f.name for f in dataclasses.fields(config_class)}
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        raise CheckpointError(f"{where}: unknown policy config field(s) {', '.join(unknown)}")
+    converted = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    return config_class(**converted)

@@ -1,0 +1,178 @@
+"""``robot-il data``: inspect, validate and convert zarr datasets.
+
+Verbs: ``info``, ``validate``, ``split``, ``merge``, ``drop-episode``, ``export-video``,
+``export``. Nothing that exists is overwritten without ``--force``, and every rewrite goes
+through a new directory swapped into place (see :mod:`robot_il.dataset.tools`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from robot_il.errors import DatasetError
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    verbs = parser.add_subparsers(dest="data_verb", metavar="ACTION", required=True)
+
+    info = verbs.add_parser("info", help="format, keys, episodes and sizes of a dataset")
+    info.add_argument("path", help="dataset path or fsspec URL")
+    info.set_defaults(run=run_info)
+
+    validate = verbs.add_parser("validate", help="check everything; one line per problem")
+    validate.add_argument("path", help="dataset path or fsspec URL")
+    validate.set_defaults(run=run_validate)
+
+    split = verbs.add_parser("split", help="train/validation episode ids, by whole episodes")
+    split.add_argument("path")
+    split.add_argument("--val-fraction", type=float, default=0.1)
+    split.add_argument("--seed", type=int, default=0)
+    split.add_argument("--out", type=Path, help="write the split as JSON here (else stdout)")
+    split.add_argument("--force", action="store_true", help="overwrite --out")
+    split.set_defaults(run=run_split)
+
+    merge = verbs.add_parser("merge", help="concatenate datasets with the same keys and robot")
+    merge.add_argument("out", type=Path, help="new dataset")
+    merge.add_argument("inputs", nargs="+", help="datasets to merge, in order")
+    merge.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    merge.set_defaults(run=run_merge)
+
+    drop = verbs.add_parser("drop-episode", help="remove episodes (rewrites, then swaps)")
+    drop.add_argument("path", type=Path)
+    drop.add_argument("episodes", type=int, nargs="+")
+    drop.add_argument("--out", type=Path, help="write the result here instead of in place")
+    drop.add_argument("--force", action="store_true", help="allow rewriting PATH or --out")
+    drop.set_defaults(run=run_drop)
+
+    video = verbs.add_parser("export-video", help="an episode's camera frames as an mp4")
+    video.add_argument("path")
+    video.add_argument("episode", type=int)
+    video.add_argument("out", type=Path, help="video file (.mp4)")
+    video.add_argument("--keys", nargs="+", help="image keys, side by side (default: all)")
+    video.add_argument("--fps", type=float, help="default: the dataset's control rate")
+    video.add_argument("--force", action="store_true", help="overwrite OUT")
+    video.set_defaults(run=run_export_video)
+
+    export = verbs.add_parser("export", help="copy into diffusion_policy's ReplayBuffer layout")
+    export.add_argument("path")
+    export.add_argument("out", type=Path)
+    export.add_argument("--zarr-format", type=int, choices=(2, 3), default=2)
+    export.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    export.set_defaults(run=run_export)
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from robot_il.dataset import Dataset
+    from robot_il.dataset.store import bytes_on_disk, local_path
+
+    dataset = Dataset.open(args.path)
+    lengths = dataset.episode_lengths
+    print(f"dataset      {args.path}")
+    version = dataset.attrs.get("format_version", "none (foreign ReplayBuffer)")
+    print(f"format       {dataset.attrs.get('format', '?')} version {version}")
+    print(f"robot        {dataset.robot} at {dataset.control_hz} Hz")
+    print(f"episodes     {dataset.num_episodes}, steps {dataset.num_steps}")
+    if len(lengths):
+        print(f"lengths      min {lengths.min()}, mean {lengths.mean():.1f}, max {lengths.max()}")
+    raw = 0
+    print("keys")
+    for key, spec in dataset.specs.items():
+        raw += spec.step_bytes * dataset.num_steps
+        kind = "image" if spec.is_image else "lowdim"
+        print(f"  {key:<24} {spec.dtype:<8} {spec.shape!s:<14} {kind:<6} {spec.units}")
+    if dataset.meta_names:
+        print(f"meta         {', '.join(dataset.meta_names)}")
+    path = local_path(args.path)
+    if path is not None:
+        disk = bytes_on_disk(path)
+        ratio = raw / disk if disk else float("nan")
+        print(f"size         {disk / 1e6:.2f} MB on disk, {raw / 1e6:.2f} MB raw ({ratio:.1f}x)")
+    return 0
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    from robot_il.dataset.validate import validate
+
+    report = validate(args.path)
+    for note in report.notes:
+        print(f"note: {note}")
+    for problem in report.problems:
+        print(f"problem: {problem}")
+    if report.problems:
+        print(f"invalid: {len(report.problems)} problem(s) in {args.path}")
+        return 1
+    print(f"ok: {report.num_episodes} episodes, {report.num_steps} steps")
+    return 0
+
+
+def run_split(args: argparse.Namespace) -> int:
+    from robot_il.dataset import Dataset, split_episodes
+
+    dataset = Dataset.open(args.path)
+    train, val = split_episodes(dataset.num_episodes, args.val_fraction, args.seed)
+    text = json.dumps({"seed": args.seed, "train": train, "val": val}) + "\n"
+    if args.out is None:
+        print(text, end="")
+        return 0
+    if args.out.exists() and not args.force:
+        raise DatasetError(f"{args.out}: already exists; pass --force to overwrite it")
+    args.out.write_text(text)
+    print(f"wrote {args.out}: {len(train)} train, {len(val)} validation episodes")
+    return 0
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    from robot_il.dataset import Dataset
+    from robot_il.dataset.tools import copy_episodes
+
+    datasets = [Dataset.open(path) for path in args.inputs]
+    count = copy_episodes(
+        [(d, range(d.num_episodes)) for d in datasets], args.out, force=args.force
+    )
+    print(f"wrote {args.out}: {count} episodes from {len(datasets)} datasets")
+    return 0
+
+
+def run_drop(args: argparse.Namespace) -> int:
+    from robot_il.dataset.tools import drop_episodes
+
+    remaining = drop_episodes(args.path, args.episodes, args.out, force=args.force)
+    print(f"wrote {args.out or args.path}: {remaining} episodes remain")
+    return 0
+
+
+def run_export_video(args: argparse.Namespace) -> int:
+    import imageio.v3 as iio
+    import numpy as np
+
+    from robot_il.dataset import Dataset
+
+    dataset = Dataset.open(args.path)
+    keys = args.keys or dataset.image_keys
+    if not keys:
+        raise DatasetError(f"{args.path}: no image keys to export")
+    missing = [k for k in keys if k not in dataset.image_keys]
+    if missing:
+        raise DatasetError(
+            f"{args.path}: {missing[0]!r} is not an image key ({dataset.image_keys})"
+        )
+    if args.out.exists() and not args.force:
+        raise DatasetError(f"{args.out}: already exists; pass --force to overwrite it")
+    episode = dataset.episode(args.episode, keys)
+    frames = np.concatenate([episode[k] for k in keys], axis=2)  # side by side
+    fps = args.fps or dataset.control_hz or 10.0
+    iio.imwrite(args.out, frames, fps=fps, codec="libx264", macro_block_size=1)
+    print(f"wrote {args.out}: {frames.shape[0]} frames at {fps:g} fps ({', '.join(keys)})")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from robot_il.dataset import Dataset
+    from robot_il.dataset.tools import export_replay_buffer
+
+    dataset = Dataset.open(args.path)
+    export_replay_buffer(dataset, args.out, zarr_format=args.zarr_format, force=args.force)
+    print(f"wrote {args.out}: zarr format {args.zarr_format}, {dataset.num_episodes} episodes")
+    return 0

@@ -1,0 +1,72 @@
+"""``robot-il launch FILE key:=value ...``: run a ROS 2 YAML launch file here.
+
+``FILE`` is a path, or the name of one of robot_il's launch files (``deploy_sim.launch.yaml``
+finds ``<robot_il share>/launch/deploy_sim.launch.yaml``), as ``ros2 launch robot_il FILE``
+would. DDS stays on loopback unless ``--no-loopback`` (deploying on a robot network).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from robot_il.errors import LaunchError
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the launch file, its ``key:=value`` arguments and the runner's options."""
+    parser.add_argument("file", help="launch file path, or a robot_il launch file name")
+    parser.add_argument("arguments", nargs="*", metavar="key:=value", help="launch arguments")
+    parser.add_argument(
+        "-s", "--show-args", action="store_true", help="list the file's arguments and exit"
+    )
+    parser.add_argument(
+        "--domain-id", type=int, default=None, help="ROS_DOMAIN_ID for every process (0..101)"
+    )
+    parser.add_argument(
+        "--no-loopback",
+        action="store_true",
+        help="do not confine DDS to 127.0.0.1 (for a real robot network)",
+    )
+    parser.add_argument("--log-dir", type=Path, default=None, help="where output: log goes")
+    parser.set_defaults(run=run)
+
+
+def resolve_launch_file(name: str) -> Path:
+    """``name`` as a path if it exists, else robot_il's launch file of that name."""
+    path = Path(name)
+    if path.exists():
+        return path
+    from robot_il.launch.substitution import package_share
+
+    installed = package_share("robot_il", path) / "launch" / name
+    if installed.is_file():
+        return installed
+    raise LaunchError(f"launch file {name} not found (nor in robot_il's launch files)")
+
+
+def parse_arguments(items: list[str]) -> dict[str, str]:
+    """``["key:=value", ...]`` as a dict; anything else is a :class:`LaunchError`."""
+    arguments = {}
+    for item in items:
+        key, separator, value = item.partition(":=")
+        if not separator or not key:
+            raise LaunchError(f"launch argument {item!r} is not key:=value")
+        arguments[key] = value
+    return arguments
+
+
+def run(args: argparse.Namespace) -> int:
+    from robot_il.launch import LaunchRunner, load_launch
+
+    path = resolve_launch_file(args.file)
+    plan = load_launch(path, parse_arguments(args.arguments))
+    if args.show_args:
+        for argument in plan.arguments:
+            default = "(required)" if argument.default is None else f"default {argument.default!r}"
+            print(f"{argument.name}: {argument.description} [{default}]")
+        return 0
+    runner = LaunchRunner(
+        plan, loopback=not args.no_loopback, domain_id=args.domain_id, log_dir=args.log_dir
+    )
+    return runner.run()

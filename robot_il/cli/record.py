@@ -1,0 +1,201 @@
+"""``robot-il record``: record demonstrations into a zarr dataset, from the task's scripted
+expert or from a person with a teleop device.
+
+    robot-il record --task pick_place --backend mujoco --expert --episodes 50 \\
+        --out data/pick_place.zarr [--cameras front,wrist] [--keep-failures]
+    robot-il record --task reach --teleop keyboard --episodes 5 --out data/reach_teleop.zarr
+
+An existing dataset is never replaced without ``--force``; ``--append`` adds episodes to it
+(after checking it was recorded for the same task, backend, rate and action mode). Interrupting
+(Ctrl-C) loses only the episode under way.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from robot_il.errors import RecordingError
+
+SOURCE_KEYS = ("task", "backend", "control_hz", "action_mode")
+"""Env settings an appended dataset must share with the session appending to it."""
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the ``record`` verb's arguments."""
+    from robot_il.envs import TASKS
+    from robot_il.record.teleop import TELEOP_DEVICES
+
+    parser.add_argument("--task", required=True, choices=TASKS, help="task to demonstrate")
+    parser.add_argument(
+        "--backend", default="mujoco", choices=("mujoco", "pybullet"), help="physics engine"
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--expert", action="store_true", help="record the scripted expert")
+    source.add_argument(
+        "--teleop", choices=TELEOP_DEVICES, help="record a person driving this device"
+    )
+    parser.add_argument("--episodes", type=int, default=10, help="episodes to keep (default 10)")
+    parser.add_argument("--out", type=Path, required=True, help="dataset path (a .zarr dir)")
+    parser.add_argument(
+        "--cameras",
+        type=_names,
+        default=(),
+        help="comma-separated cameras to record as rgb_<name>, e.g. front,wrist (default none)",
+    )
+    parser.add_argument(
+        "--image-size", type=_size, default=(96, 96), help="camera image H,W (default 96,96)"
+    )
+    parser.add_argument("--control-hz", type=float, default=20.0, help="control rate (Hz)")
+    parser.add_argument(
+        "--max-steps", type=int, default=None, help="episode step limit (default: the task's)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the first episode")
+    writes = parser.add_mutually_exclusive_group()
+    writes.add_argument("--force", action="store_true", help="replace an existing dataset")
+    writes.add_argument("--append", action="store_true", help="add to an existing dataset")
+    parser.add_argument(
+        "--keep-failures",
+        action="store_true",
+        help="keep expert episodes that did not succeed (default: successful ones only)",
+    )
+    parser.add_argument(
+        "--max-attempts",
+        type=int,
+        default=None,
+        help="give up after this many expert attempts (default 2 * episodes + 10)",
+    )
+    parser.add_argument(
+        "--no-fsync",
+        action="store_true",
+        help="skip flushing to disk at each commit (safe against crashes, not power loss)",
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Record; exit code 0 when all requested episodes were kept, 1 when fewer were."""
+    if args.episodes < 1:
+        raise RecordingError(f"--episodes must be >= 1, got {args.episodes}")
+    _check_out(args.out, force=args.force, append=args.append)
+
+    from robot_il.envs import make_env, make_expert
+    from robot_il.record.demos import (
+        EnvTeleopSource,
+        env_stream,
+        record_expert,
+        record_teleop,
+    )
+    from robot_il.record.recorder import Recorder
+    from robot_il.record.teleop import make_teleop_device
+
+    action_mode = "joint" if args.expert else "eef_delta"
+    env = make_env(
+        args.task,
+        args.backend,
+        control_hz=args.control_hz,
+        action_mode=action_mode,
+        cameras=args.cameras,
+        image_size=args.image_size,
+        max_episode_steps=args.max_steps,
+    )
+    device = None
+    try:
+        spec = env.unwrapped.spec_dict()
+        source_name = "expert" if args.expert else f"teleop:{args.teleop}"
+        attrs = {
+            **{key: spec[key] for key in SOURCE_KEYS},
+            "source": source_name,
+            "env_spec": spec,
+        }
+        writer = _open_writer(args, spec.get("robot", "ur5e"), attrs)
+        episode_meta = {"task": args.task, "source": source_name}
+        if args.expert:
+            expert = make_expert(env)
+            with Recorder([env_stream(args.control_hz)], {"env": writer}) as recorder:
+                summary = record_expert(
+                    env,
+                    expert,
+                    recorder,
+                    episodes=args.episodes,
+                    seed=args.seed,
+                    keep_failures=args.keep_failures,
+                    max_attempts=args.max_attempts,
+                    episode_meta=episode_meta,
+                )
+        else:
+            if args.teleop == "ros":
+                from robot_il.ros.dds import apply_loopback_env
+
+                apply_loopback_env()
+            device = make_teleop_device(args.teleop, control_hz=args.control_hz)
+            source = EnvTeleopSource(env, device)
+            stream = env_stream(args.control_hz, source)
+            with Recorder([stream], {"env": writer}) as recorder:
+                summary = record_teleop(
+                    source,
+                    recorder,
+                    episodes=args.episodes,
+                    seed=args.seed,
+                    episode_meta=episode_meta,
+                )
+    finally:
+        if device is not None:
+            device.close()
+        env.close()
+    print(f"{args.out}: {summary.line()}")
+    if summary.kept < args.episodes and not summary.quit:
+        print(
+            f"robot-il: warning: kept {summary.kept} of {args.episodes} requested episodes "
+            f"after {summary.attempts} attempts (see --max-attempts, --keep-failures)"
+        )
+        return 1
+    return 0
+
+
+def _check_out(out: Path, *, force: bool, append: bool) -> None:
+    """Refuse, before any work, to touch an existing dataset unless asked to."""
+    if out.exists() and not (force or append):
+        raise RecordingError(
+            f"{out}: already exists; pass --force to replace it or --append to add episodes"
+        )
+    if append and not out.exists():
+        raise RecordingError(f"{out}: --append needs an existing dataset, and there is none")
+
+
+def _open_writer(args: argparse.Namespace, robot: str, attrs: dict[str, Any]) -> Any:
+    from robot_il.dataset import Dataset, DatasetWriter
+
+    fsync = not args.no_fsync
+    if not args.append:
+        return DatasetWriter.create(
+            args.out,
+            robot=robot,
+            control_hz=args.control_hz,
+            attrs=attrs,
+            overwrite=args.force,
+            fsync=fsync,
+        )
+    existing = Dataset.open(args.out).attrs
+    for key in SOURCE_KEYS:
+        if key in existing and existing[key] != attrs[key]:
+            raise RecordingError(
+                f"{args.out}: cannot append: dataset has {key}={existing[key]!r}, "
+                f"this session records {key}={attrs[key]!r}"
+            )
+    return DatasetWriter.open(args.out, fsync=fsync)
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        height, width = (int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"image size must be H,W (e.g. 96,96), got {text!r}"
+        ) from None
+    return height, width

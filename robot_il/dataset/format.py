@@ -1,0 +1,156 @@
+"""The on-disk dataset format: names, version, per-key specs and how each key is chunked.
+
+The layout is diffusion_policy's ReplayBuffer (``data/<key>`` time-major arrays of all episodes
+concatenated, ``meta/episode_ends`` cumulative ends) plus root attributes that say what the
+numbers mean (robot, control rate, per-key units). ``data/README.md`` is the human copy of
+this module; bump :data:`FORMAT_VERSION` when either changes incompatibly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from robot_il.errors import DatasetError
+
+FORMAT_NAME = "robot_il.dataset"
+FORMAT_VERSION = 1
+
+DATA_GROUP = "data"
+META_GROUP = "meta"
+EPISODE_ENDS = "episode_ends"
+EPISODE_ENDS_PATH = f"{META_GROUP}/{EPISODE_ENDS}"
+
+#: Uncompressed bytes aimed at per low-dimensional chunk: small enough that reading one
+#: training window from disk decompresses little, large enough to keep the file count low.
+LOWDIM_CHUNK_BYTES = 64 * 1024
+#: Entries per chunk of ``meta/*`` arrays (one entry per episode).
+META_CHUNK = 4096
+
+#: Units of the keys the simulator and recorder produce; arm keys may carry a ``left_`` or
+#: ``right_`` prefix. Keys not listed here get ``""`` unless the caller gives units.
+DEFAULT_UNITS: dict[str, str] = {
+    "joint_pos": "rad",
+    "joint_vel": "rad/s",
+    "gripper": "1 = closed, 0 = open",
+    "eef_pose": "m (xyz, base frame) + quaternion wxyz",
+    "object_pose": "m (xyz, world frame) + quaternion wxyz",
+    "target_pos": "m (xyz, world frame)",
+    "timestamp": "s since episode start",
+    "action": "see attrs action_mode: joint = rad + gripper [0,1]; eef_delta = m, rad + gripper",
+}
+IMAGE_UNITS = "uint8 RGB, HWC"
+
+
+def default_units(key: str) -> str:
+    """Units for ``key`` from :data:`DEFAULT_UNITS`, ignoring an arm prefix; images are RGB."""
+    if key.startswith("rgb_"):
+        return IMAGE_UNITS
+    for prefix in ("left_", "right_"):
+        if key.startswith(prefix):
+            key = key[len(prefix) :]
+    return DEFAULT_UNITS.get(key, "")
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    """What one step of a key holds: per-step ``shape`` (time axis excluded), numpy ``dtype``
+    name and ``units`` (free text, e.g. ``"rad"``), stored in the root attrs."""
+
+    shape: tuple[int, ...]
+    dtype: str
+    units: str = ""
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "shape", tuple(int(n) for n in self.shape))
+        object.__setattr__(self, "dtype", np.dtype(self.dtype).name)
+
+    @property
+    def is_image(self) -> bool:
+        """uint8 (H, W, C) keys are images: one frame per chunk, no byte shuffle."""
+        return self.dtype == "uint8" and len(self.shape) == 3
+
+    @property
+    def step_bytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
+
+    @property
+    def chunk_steps(self) -> int:
+        """Steps per chunk along time: 1 for images, about :data:`LOWDIM_CHUNK_BYTES` else."""
+        if self.is_image:
+            return 1
+        return int(min(65536, max(64, LOWDIM_CHUNK_BYTES // max(1, self.step_bytes))))
+
+    def to_attrs(self) -> dict[str, Any]:
+        return {"shape": list(self.shape), "dtype": self.dtype, "units": self.units, **self.extra}
+
+    @classmethod
+    def from_attrs(cls, key: str, attrs: Any) -> KeySpec:
+        try:
+            extra = {k: v for k, v in attrs.items() if k not in ("shape", "dtype", "units")}
+            return cls(tuple(attrs["shape"]), attrs["dtype"], attrs.get("units", ""), extra)
+        except (KeyError, TypeError, AttributeError) as error:
+            raise DatasetError(f"attrs keys.{key}: malformed key spec {attrs!r}") from error
+
+    @classmethod
+    def infer(cls, key: str, steps: np.ndarray, units: str | None = None) -> KeySpec:
+        """The spec of time-major ``steps`` (T, *shape), with default units for ``key``."""
+        return cls(
+            steps.shape[1:], steps.dtype.name, default_units(key) if units is None else units
+        )
+
+
+def root_attrs(
+    robot: str, control_hz: float, keys: dict[str, KeySpec], extra: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The root attributes of a dataset; ``extra`` (task, env spec, ...) may not shadow ours."""
+    attrs: dict[str, Any] = dict(extra or {})
+    reserved = {"format", "format_version", "robot", "control_hz", "keys"} & attrs.keys()
+    if reserved:
+        raise DatasetError(f"attrs: {sorted(reserved)} are set by the writer, not by callers")
+    attrs.update(
+        format=FORMAT_NAME,
+        format_version=FORMAT_VERSION,
+        robot=str(robot),
+        control_hz=float(control_hz),
+        keys={key: spec.to_attrs() for key, spec in keys.items()},
+    )
+    return attrs
+
+
+def specs_from_attrs(attrs: dict[str, Any]) -> dict[str, KeySpec]:
+    keys = attrs.get("keys")
+    if not isinstance(keys, dict):
+        raise DatasetError("attrs: 'keys' is missing or not a mapping")
+    return {key: KeySpec.from_attrs(key, spec) for key, spec in keys.items()}
+
+
+def check_format(attrs: dict[str, Any], where: str) -> None:
+    """Refuse stores written by a newer robot_il (or by something else under our name)."""
+    version = attrs.get("format_version")
+    if not isinstance(version, int) or version < 1:
+        raise DatasetError(f"{where}: attrs format_version {version!r} is not a valid version")
+    if version > FORMAT_VERSION:
+        raise DatasetError(
+            f"{where}: format version {version} is newer than this robot_il reads "
+            f"({FORMAT_VERSION}); upgrade robot_il"
+        )
+
+
+def compressor_for(spec: KeySpec, zarr_format: int = 3) -> Any:
+    """Blosc/zstd for every key: byte shuffle helps float rows; images (1-byte items) skip it
+    and use a lower level, because the recorder compresses 30-60 camera frames a second.
+    Format 2 stores (the diffusion_policy export) take the numcodecs form of the same codec."""
+    shuffle = "noshuffle" if spec.is_image else "shuffle"
+    clevel = 1 if spec.is_image else 3
+    if zarr_format == 2:
+        import numcodecs
+
+        code = numcodecs.Blosc.NOSHUFFLE if spec.is_image else numcodecs.Blosc.SHUFFLE
+        return numcodecs.Blosc(cname="zstd", clevel=clevel, shuffle=code)
+    from zarr.codecs import BloscCodec
+
+    return BloscCodec(cname="zstd", clevel=clevel, shuffle=shuffle)

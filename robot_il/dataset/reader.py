@@ -1,0 +1,250 @@
+"""Reading a dataset: episodes, keys and step ranges, lazily from disk or cached in RAM.
+
+``Dataset.open`` checks the structure up front (format version, every key present with the
+dtype and shape the attrs promise, enough steps for every committed episode), so a damaged
+store fails at open with the key and episode named instead of deep inside a training run.
+Chunk contents are checked when read: a corrupt chunk raises a DatasetError naming the key
+and episode. ``validate`` (in :mod:`.validate`) scans everything and reports all problems.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal
+
+import numpy as np
+import zarr
+from tqdm.auto import tqdm
+
+from robot_il.dataset.format import (
+    DATA_GROUP,
+    EPISODE_ENDS,
+    EPISODE_ENDS_PATH,
+    FORMAT_NAME,
+    META_GROUP,
+    KeySpec,
+    check_format,
+    specs_from_attrs,
+)
+from robot_il.dataset.store import one_line, open_root
+from robot_il.dataset.writer import committed_ends
+from robot_il.errors import DatasetError
+
+CacheMode = Literal["none", "ram", "compressed"]
+CACHE_MODES = ("none", "ram", "compressed")
+
+
+class Dataset:
+    """A read-only view of a dataset's committed episodes.
+
+    ``cache="none"`` reads chunks from the store on demand (datasets larger than RAM);
+    ``cache="ram"`` decompresses every key once at open into read-only numpy arrays, so that
+    training windows cost what slicing numpy costs; ``cache="compressed"`` holds the
+    compressed chunks in RAM (a fraction of the raw size for images) and decodes on access. Steps beyond the last committed episode
+    (left by a killed recorder) are invisible.
+    """
+
+    def __init__(self, root: zarr.Group, where: str, cache: CacheMode = "none") -> None:
+        if cache not in CACHE_MODES:
+            raise DatasetError(f"{where}: cache must be one of {CACHE_MODES}, got {cache!r}")
+        self.where = where
+        self.cache: CacheMode = cache
+        self._root = root
+        self.attrs: dict[str, Any] = root.attrs.asdict()
+        if "format" in self.attrs:
+            if self.attrs["format"] != FORMAT_NAME:
+                raise DatasetError(f"{where}: attrs format {self.attrs['format']!r} is not ours")
+            check_format(self.attrs, where)
+        data = _member(root, DATA_GROUP, where, zarr.Group)
+        meta = _member(root, META_GROUP, where, zarr.Group)
+        ends_array = _member(root, EPISODE_ENDS_PATH, where, zarr.Array)
+        try:
+            stored_ends = ends_array[:]
+        except Exception as error:
+            raise DatasetError(
+                f"{where}: {EPISODE_ENDS_PATH} unreadable: {one_line(error)}"
+            ) from error
+        self.episode_ends: np.ndarray = committed_ends(stored_ends, where)
+        self.episode_ends.flags.writeable = False
+        if "format" in self.attrs:
+            self.specs = specs_from_attrs(self.attrs)
+        else:  # diffusion_policy's ReplayBuffer (or our v2 export without attrs): infer specs
+            self.specs = {key: KeySpec.infer(key, array[:0]) for key, array in data.arrays()}
+        self._zarr = {key: self._checked_array(data, key, spec) for key, spec in self.specs.items()}
+        self._arrays: dict[str, Any] = {
+            key: _StoreRows(self, key, array, self._direct_rows(array, cache))
+            for key, array in self._zarr.items()
+        }
+        self._meta = self._read_meta(meta)
+        if cache == "ram":
+            self._load_into_ram(self.keys)
+        elif cache == "compressed":  # keys zarr must decode itself are held decompressed
+            self._load_into_ram([k for k, rows in self._arrays.items() if rows.direct is None])
+
+    @classmethod
+    def open(
+        cls,
+        path_or_url: str | os.PathLike[str],
+        *,
+        cache: CacheMode = "none",
+        storage_options: dict[str, Any] | None = None,
+    ) -> Dataset:
+        """Open a local path or fsspec URL (``storage_options`` go to fsspec)."""
+        root = open_root(path_or_url, mode="r", storage_options=storage_options)
+        return cls(root, str(path_or_url), cache)
+
+    # ---------------------------------------------------------------- structure
+
+    @property
+    def keys(self) -> list[str]:
+        return list(self.specs)
+
+    @property
+    def num_episodes(self) -> int:
+        return int(self.episode_ends.shape[0])
+
+    @property
+    def num_steps(self) -> int:
+        return int(self.episode_ends[-1]) if self.num_episodes else 0
+
+    @property
+    def robot(self) -> str:
+        return str(self.attrs.get("robot", "unknown"))
+
+    @property
+    def control_hz(self) -> float | None:
+        value = self.attrs.get("control_hz")
+        return None if value is None else float(value)
+
+    @property
+    def image_keys(self) -> list[str]:
+        return [key for key, spec in self.specs.items() if spec.is_image]
+
+    @property
+    def episode_lengths(self) -> np.ndarray:
+        return np.diff(self.episode_ends, prepend=0)
+
+    @property
+    def arrays(self) -> dict[str, Any]:
+        """Key -> array sliceable along time (numpy in RAM, else zarr); for the sampler.
+        Only indices below :attr:`num_steps` are committed data."""
+        return self._arrays
+
+    def episode_slice(self, episode: int) -> slice:
+        """Global step range of ``episode`` (negative indices count from the end)."""
+        n = self.num_episodes
+        if not -n <= episode < n:
+            raise DatasetError(f"{self.where}: episode {episode} out of range ({n} episodes)")
+        episode %= n
+        start = int(self.episode_ends[episode - 1]) if episode else 0
+        return slice(start, int(self.episode_ends[episode]))
+
+    def episode_of(self, step: int) -> int:
+        """The episode that global ``step`` belongs to."""
+        return int(np.searchsorted(self.episode_ends, step, side="right"))
+
+    # ---------------------------------------------------------------- data
+
+    def get(self, key: str, start: int, stop: int) -> np.ndarray:
+        """Steps ``[start, stop)`` of ``key`` (global indices, may span episodes)."""
+        if key not in self._arrays:
+            raise DatasetError(f"{self.where}: no key {key!r} (keys: {self.keys})")
+        if not 0 <= start <= stop <= self.num_steps:
+            raise DatasetError(
+                f"{self.where}: data/{key} steps [{start}, {stop}) outside [0, {self.num_steps})"
+            )
+        return self.read(key, start, stop)
+
+    def read(self, key: str, start: int, stop: int) -> np.ndarray:
+        """:meth:`get` without the argument checks (hot path); read errors are still named."""
+        return self._arrays[key][start:stop]
+
+    def episode(self, episode: int, keys: list[str] | None = None) -> dict[str, np.ndarray]:
+        """All steps of one episode, key -> (T, *shape)."""
+        span = self.episode_slice(episode)
+        return {key: self.get(key, span.start, span.stop) for key in (keys or self.keys)}
+
+    def meta(self, episode: int) -> dict[str, Any]:
+        """Per-episode values (success, task, operator, ...) as Python scalars."""
+        self.episode_slice(episode)  # range check
+        episode %= self.num_episodes
+        return {name: _scalar(values[episode]) for name, values in self._meta.items()}
+
+    @property
+    def meta_names(self) -> list[str]:
+        return list(self._meta)
+
+    # ---------------------------------------------------------------- helpers
+
+    def _checked_array(self, data: zarr.Group, key: str, spec: KeySpec) -> zarr.Array:
+        where = f"{self.where}: data/{key}"
+        array = _member(data, key, self.where, zarr.Array, label=f"data/{key}")
+        if array.dtype != np.dtype(spec.dtype):
+            raise DatasetError(f"{where}: dtype {array.dtype}, attrs say {spec.dtype}")
+        if tuple(array.shape[1:]) != spec.shape:
+            raise DatasetError(f"{where}: step shape {array.shape[1:]}, attrs say {spec.shape}")
+        if array.shape[0] < self.num_steps:
+            episode = self.episode_of(array.shape[0])
+            raise DatasetError(
+                f"{where}: {array.shape[0]} steps but episode {episode} ends at "
+                f"{int(self.episode_ends[episode])} (store truncated)"
+            )
+        return array
+
+    def _read_meta(self, meta: zarr.Group) -> dict[str, np.ndarray]:
+        values = {}
+        for name, array in meta.arrays():
+            if name == EPISODE_ENDS:
+                continue
+            try:
+                stored = array[: self.num_episodes]
+            except Exception as error:
+                raise DatasetError(
+                    f"{self.where}: meta/{name} unreadable: {one_line(error)}"
+                ) from error
+            if stored.shape[0] < self.num_episodes:
+                raise DatasetError(
+                    f"{self.where}: meta/{name} has {stored.shape[0]} entries for "
+                    f"{self.num_episodes} episodes (episode {stored.shape[0]} has none)"
+                )
+            values[name] = stored
+        return values
+
+    def _load_into_ram(self) -> None:
+        for key in tqdm(
+            self.keys, desc="loading dataset into RAM", unit="key", leave=False, disable=None
+        ):
+            loaded = np.empty((self.num_steps, *self.specs[key].shape), self.specs[key].dtype)
+            for episode in range(self.num_episodes):
+                span = self.episode_slice(episode)
+                loaded[span] = self.read(key, span.start, span.stop)
+            loaded.flags.writeable = False  # windows are views: a consumer must not edit them
+            self._arrays[key] = loaded
+
+    def __repr__(self) -> str:
+        return (
+            f"Dataset({self.where!r}, episodes={self.num_episodes}, steps={self.num_steps}, "
+            f"keys={self.keys}, cache={self.cache!r})"
+        )
+
+
+def _scalar(value: Any) -> Any:
+    """A numpy scalar as the Python scalar a JSON file or a log line would hold."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def _member(group: zarr.Group, path: str, where: str, kind: type, label: str | None = None) -> Any:
+    label = label or path
+    try:
+        member = group[path]
+    except KeyError as error:
+        raise DatasetError(f"{where}: not a dataset or damaged: {label} is missing") from error
+    except Exception as error:
+        raise DatasetError(
+            f"{where}: {label} has unreadable metadata: {one_line(error)}"
+        ) from error
+    if not isinstance(member, kind):
+        raise DatasetError(
+            f"{where}: {label} is a {type(member).__name__}, expected {kind.__name__}"
+        )
+    return member

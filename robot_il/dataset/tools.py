@@ -1,0 +1,165 @@
+"""Whole-dataset operations behind ``robot-il data``: copy a subset, merge, drop, export.
+
+Every operation builds its result in a new hidden directory beside the target and moves it
+into place only when complete (an atomic rename, or an atomic swap when replacing), so a kill
+at any moment leaves either the old dataset or the new one under the target name, never a
+mix, and the episodes not being dropped are never at risk.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import zarr
+from tqdm.auto import tqdm
+
+from robot_il.dataset.durability import flush_filesystem, remove_tree, swap_directories
+from robot_il.dataset.format import (
+    DATA_GROUP,
+    EPISODE_ENDS,
+    META_CHUNK,
+    META_GROUP,
+    compressor_for,
+)
+from robot_il.dataset.reader import Dataset
+from robot_il.dataset.writer import DatasetWriter
+from robot_il.errors import DatasetError
+
+_RESERVED_ATTRS = ("format", "format_version", "robot", "control_hz", "keys")
+
+
+def replace_atomically(target: Path, build: Callable[[Path], None], *, force: bool) -> None:
+    """Run ``build(tmp)`` on a fresh path beside ``target``, then put ``tmp`` at ``target``.
+
+    An existing ``target`` is replaced only with ``force`` and only if it is a zarr store.
+    """
+    target = Path(target)
+    if target.exists():
+        if not force:
+            raise DatasetError(f"{target}: already exists; pass --force to replace it")
+        if not (target / "zarr.json").is_file() and not (target / ".zgroup").is_file():
+            raise DatasetError(f"{target}: exists and is not a zarr store; not replacing it")
+    tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        build(tmp)
+        flush_filesystem(tmp)
+    except BaseException:
+        remove_tree(tmp)
+        raise
+    if target.exists():
+        swap_directories(tmp, target)
+        remove_tree(tmp)  # now holds the old dataset
+    else:
+        os.rename(tmp, target)
+
+
+def copy_episodes(
+    sources: Sequence[tuple[Dataset, Sequence[int]]], target: Path, *, force: bool
+) -> int:
+    """Write the given episodes of one or more datasets, in order, as a new dataset.
+
+    All sources must agree on robot, control rate and key specs; attrs come from the first.
+    Returns the number of episodes written.
+    """
+    first = sources[0][0]
+    for dataset, _ in sources[1:]:
+        _check_compatible(first, dataset)
+    extra = {k: v for k, v in first.attrs.items() if k not in _RESERVED_ATTRS}
+    total = sum(len(episodes) for _, episodes in sources)
+
+    def build(tmp: Path) -> None:
+        writer = DatasetWriter.create(
+            tmp,
+            robot=first.robot,
+            control_hz=first.control_hz or 1.0,
+            keys=first.specs,
+            attrs=extra,
+            fsync=False,  # replace_atomically flushes once at the end
+        )
+        with tqdm(total=total, desc=f"writing {target.name}", unit="episode", disable=None) as bar:
+            for dataset, episodes in sources:
+                for episode in episodes:
+                    writer.add_episode(dataset.episode(episode), dataset.meta(episode))
+                    bar.update()
+
+    replace_atomically(target, build, force=force)
+    return total
+
+
+def drop_episodes(path: Path, drop: Sequence[int], out: Path | None, *, force: bool) -> int:
+    """Remove episodes ``drop``; in place (needs ``force``) or into ``out``. Returns how many
+    episodes remain."""
+    dataset = Dataset.open(path)
+    bad = [e for e in drop if not 0 <= e < dataset.num_episodes]
+    if bad:
+        raise DatasetError(
+            f"{path}: episode {bad[0]} out of range ({dataset.num_episodes} episodes)"
+        )
+    keep = [e for e in range(dataset.num_episodes) if e not in set(drop)]
+    if not keep:
+        raise DatasetError(f"{path}: dropping every episode would leave an empty dataset")
+    if out is None and not force:
+        raise DatasetError(f"{path}: dropping episodes rewrites the dataset; pass --force or --out")
+    copy_episodes([(dataset, keep)], out or Path(path), force=force)
+    return len(keep)
+
+
+def export_replay_buffer(dataset: Dataset, target: Path, *, zarr_format: int, force: bool) -> None:
+    """Write ``dataset`` in diffusion_policy's ReplayBuffer layout (flat ``data/<key>``,
+    ``meta/episode_ends``, per-episode ``meta/<name>``) in zarr format 2 or 3, chunked like
+    the source (one image frame per chunk), Blosc/zstd compressed, attrs kept."""
+    if zarr_format not in (2, 3):
+        raise DatasetError(f"export: zarr format must be 2 or 3, got {zarr_format}")
+
+    def build(tmp: Path) -> None:
+        root = zarr.open_group(str(tmp), mode="w-", zarr_format=zarr_format)
+        root.attrs.put(dataset.attrs)
+        data = root.require_group(DATA_GROUP)
+        meta = root.require_group(META_GROUP)
+        ends = dataset.episode_ends
+        meta.create_array(
+            EPISODE_ENDS, data=np.asarray(ends, dtype=np.int64), chunks=(max(1, len(ends)),)
+        )
+        for name in dataset.meta_names:
+            values = np.asarray([dataset.meta(e)[name] for e in range(dataset.num_episodes)])
+            dtype = str if values.dtype.kind == "U" else values.dtype
+            array = meta.create_array(name, shape=values.shape, chunks=(META_CHUNK,), dtype=dtype)
+            array[:] = values
+        for key, spec in tqdm(dataset.specs.items(), desc="exporting", unit="key", disable=None):
+            array = data.create_array(
+                key,
+                shape=(dataset.num_steps, *spec.shape),
+                chunks=(spec.chunk_steps, *spec.shape),
+                dtype=spec.dtype,
+                compressors=compressor_for(spec, zarr_format),
+                fill_value=0,
+                config={"write_empty_chunks": True},
+            )
+            step = max(spec.chunk_steps, 256)
+            for start in range(0, dataset.num_steps, step):
+                stop = min(start + step, dataset.num_steps)
+                array[start:stop] = dataset.read(key, start, stop)
+
+    replace_atomically(target, build, force=force)
+
+
+def _check_compatible(a: Dataset, b: Dataset) -> None:
+    if a.robot != b.robot:
+        raise DatasetError(f"{b.where}: robot {b.robot!r} differs from {a.where}'s {a.robot!r}")
+    if a.control_hz != b.control_hz:
+        raise DatasetError(
+            f"{b.where}: control rate {b.control_hz} Hz differs from {a.where}'s {a.control_hz} Hz"
+        )
+    for key in sorted(set(a.specs) | set(b.specs)):
+        if key not in a.specs or key not in b.specs:
+            raise DatasetError(f"{b.where}: key {key!r} is only in one of the datasets to merge")
+        sa, sb = a.specs[key], b.specs[key]
+        if (sa.shape, sa.dtype) != (sb.shape, sb.dtype):
+            raise DatasetError(
+                f"{b.where}: key {key!r} is {sb.shape} {sb.dtype}, "
+                f"{a.where} has {sa.shape} {sa.dtype}"
+            )

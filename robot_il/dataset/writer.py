@@ -1,0 +1,423 @@
+"""Appending episodes to a dataset so that a kill at any instant loses at most one episode.
+
+Commit protocol (every file write is an atomic rename, see :mod:`.durability`):
+
+1. the episode's steps go to ``data/<key>`` (arrays grow past the committed length);
+2. its per-episode values go to ``meta/<name>`` at index ``num_episodes``;
+3. the filesystem is flushed (``fsync=True``), so the data is on disk before it is visible;
+4. ``meta/episode_ends`` grows by one entry: first its shape (``zarr.json``), then its
+   chunk. The episode exists once both are written.
+
+A kill before step 4 leaves only data beyond the last committed end, which readers ignore and
+:meth:`DatasetWriter.open` truncates. A kill inside step 4 leaves a last entry equal to the
+fill value 0, which cannot be a real end (ends strictly increase from >= 1): readers and the
+writer treat it as uncommitted too. Committed chunks are never rewritten in place except the
+boundary chunk a new episode shares, and that rewrite is itself an atomic file replacement.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+from robot_il.dataset.durability import flush_filesystem, remove_partial_files, remove_tree
+from robot_il.dataset.format import (
+    DATA_GROUP,
+    EPISODE_ENDS,
+    EPISODE_ENDS_PATH,
+    META_CHUNK,
+    META_GROUP,
+    KeySpec,
+    check_format,
+    compressor_for,
+    root_attrs,
+    specs_from_attrs,
+)
+from robot_il.dataset.store import is_url, open_root
+from robot_il.errors import DatasetError
+
+_WRITE_CONFIG = {"write_empty_chunks": True}  # an all-black frame must still be a file
+
+
+def committed_ends(ends: np.ndarray, where: str) -> np.ndarray:
+    """The committed prefix of a stored ``episode_ends``: drops one torn last entry (0).
+
+    Anything else that is not strictly increasing from >= 1 is corruption, not a crash.
+    """
+    ends = np.asarray(ends, dtype=np.int64)
+    if ends.size and ends[-1] == 0:
+        ends = ends[:-1]
+    previous = 0
+    for episode, end in enumerate(ends.tolist()):
+        if end <= previous:
+            raise DatasetError(
+                f"{where}: {EPISODE_ENDS_PATH}[{episode}] = {end} does not follow {previous} "
+                f"(episode {episode} would be empty or negative)"
+            )
+        previous = end
+    return ends
+
+
+class DatasetWriter:
+    """Writes episodes into one local zarr dataset; one episode may be in flight at a time."""
+
+    def __init__(self, path: Path, root: zarr.Group, fsync: bool) -> None:
+        self.path = path
+        self._root = root
+        self._fsync = fsync
+        attrs = root.attrs.asdict()
+        check_format(attrs, str(path))
+        self._specs = specs_from_attrs(attrs)
+        self._arrays: dict[str, zarr.Array] = {}
+        for key in self._specs:
+            try:
+                self._arrays[key] = root[f"{DATA_GROUP}/{key}"].with_config(_WRITE_CONFIG)
+            except KeyError as error:
+                raise DatasetError(f"{path}: key data/{key} is missing") from error
+        try:
+            self._ends = root[EPISODE_ENDS_PATH].with_config(_WRITE_CONFIG)
+        except KeyError as error:
+            raise DatasetError(f"{path}: {EPISODE_ENDS_PATH} is missing") from error
+        self._meta: dict[str, zarr.Array] = {
+            name: array.with_config(_WRITE_CONFIG)
+            for name, array in root[META_GROUP].arrays()
+            if name != EPISODE_ENDS
+        }
+        self._episode_ends = committed_ends(self._ends[:], str(path)).tolist()
+        self._in_flight: EpisodeWriter | None = None
+
+    # ---------------------------------------------------------------- construction
+
+    @classmethod
+    def create(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        robot: str,
+        control_hz: float,
+        keys: dict[str, KeySpec] | None = None,
+        attrs: dict[str, Any] | None = None,
+        overwrite: bool = False,
+        fsync: bool = True,
+    ) -> DatasetWriter:
+        """A new, empty dataset at the local ``path``.
+
+        ``keys`` fixes the per-step spec of every key up front; without it the first episode
+        defines them (with :func:`~robot_il.dataset.format.default_units`). ``attrs`` holds
+        free extra attributes (task, env spec). An existing dataset is replaced only with
+        ``overwrite=True``, and a directory that is not a zarr store never is. ``fsync=False``
+        keeps the SIGKILL guarantee but gives up the power-loss one (for tests, scratch data).
+        """
+        target = _local_target(path)
+        if target.exists():
+            if not overwrite:
+                raise DatasetError(f"{target}: already exists (pass overwrite / --force)")
+            if not (target / "zarr.json").is_file() and not (target / ".zgroup").is_file():
+                raise DatasetError(f"{target}: exists and is not a zarr store; not replacing it")
+            remove_tree(target)
+        if control_hz <= 0:
+            raise DatasetError(f"{target}: control_hz must be > 0, got {control_hz}")
+        root = zarr.open_group(str(target), mode="w-", zarr_format=3)
+        root.attrs.put(root_attrs(robot, control_hz, keys or {}, attrs))
+        root.require_group(DATA_GROUP)
+        meta = root.require_group(META_GROUP)
+        meta.create_array(
+            EPISODE_ENDS, shape=(0,), chunks=(META_CHUNK,), dtype="int64", fill_value=0
+        )
+        for key, spec in (keys or {}).items():
+            _create_data_array(root, key, spec)
+        return cls(target, root, fsync)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, fsync: bool = True) -> DatasetWriter:
+        """Append to an existing dataset, first discarding whatever a killed writer left
+        beyond the last committed episode (data steps, meta entries, temporary files)."""
+        target = _local_target(path)
+        writer = cls(target, open_root(target, mode="r+"), fsync)
+        writer._truncate_uncommitted()
+        return writer
+
+    def _truncate_uncommitted(self) -> None:
+        remove_partial_files(self.path)
+        n_steps, n_episodes = self.num_steps, self.num_episodes
+        for key, array in self._arrays.items():
+            if array.shape[0] < n_steps:
+                raise DatasetError(
+                    f"{self.path}: data/{key} has {array.shape[0]} steps but committed episodes "
+                    f"end at {n_steps} (episode {self._episode_of(array.shape[0])} is truncated)"
+                )
+            if array.shape[0] > n_steps:
+                array.resize((n_steps, *array.shape[1:]))
+        for array in self._meta.values():
+            if array.shape[0] > n_episodes:
+                array.resize((n_episodes,))
+        if self._ends.shape[0] > n_episodes:
+            self._ends.resize((n_episodes,))
+
+    # ---------------------------------------------------------------- state
+
+    @property
+    def num_episodes(self) -> int:
+        return len(self._episode_ends)
+
+    @property
+    def num_steps(self) -> int:
+        return self._episode_ends[-1] if self._episode_ends else 0
+
+    @property
+    def keys(self) -> dict[str, KeySpec]:
+        return dict(self._specs)
+
+    def __enter__(self) -> DatasetWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Discard an episode still in flight; committed episodes are already on disk."""
+        if self._in_flight is not None:
+            self._in_flight.discard()
+
+    # ---------------------------------------------------------------- writing
+
+    def add_episode(self, steps: dict[str, np.ndarray], meta: dict[str, Any] | None = None) -> int:
+        """Write a whole episode of time-major arrays (equal lengths >= 1), commit it and
+        return its index."""
+        self._refuse_if_in_flight()
+        episode = self.num_episodes
+        steps = {key: np.asarray(value) for key, value in steps.items()}
+        lengths = {key: (value.shape[0] if value.ndim else 0) for key, value in steps.items()}
+        if not lengths:
+            raise DatasetError(f"episode {episode}: no keys given")
+        if len(set(lengths.values())) != 1:
+            detail = ", ".join(f"{key}={n}" for key, n in lengths.items())
+            raise DatasetError(f"episode {episode}: keys have different lengths ({detail})")
+        length = next(iter(lengths.values()))
+        if length < 1:
+            raise DatasetError(f"episode {episode}: an episode needs at least one step")
+        self._define_keys({key: value[0] for key, value in steps.items()})
+        checked = {
+            key: self._coerce(key, steps.get(key), episode, leading=length) for key in self._specs
+        }
+        self._check_keys(steps, episode)
+        start = self.num_steps
+        for key, value in checked.items():
+            array = self._arrays[key]
+            array.resize((start + length, *array.shape[1:]))
+            array[start : start + length] = value
+        return self._commit(start + length, meta)
+
+    def begin_episode(self) -> EpisodeWriter:
+        """Start streaming an episode frame by frame (see :class:`EpisodeWriter`)."""
+        self._refuse_if_in_flight()
+        self._in_flight = EpisodeWriter(self)
+        return self._in_flight
+
+    def _refuse_if_in_flight(self) -> None:
+        if self._in_flight is not None:
+            raise DatasetError(
+                f"{self.path}: episode {self.num_episodes} is still in flight; commit or "
+                "discard it first"
+            )
+
+    def _define_keys(self, frame: dict[str, np.ndarray]) -> None:
+        """Fix the keys from the first frame of the first episode when create() had none."""
+        if self._specs:
+            return
+        specs = {key: KeySpec.infer(key, np.asarray(value)[None]) for key, value in frame.items()}
+        for key, spec in specs.items():
+            self._arrays[key] = _create_data_array(self._root, key, spec)
+        attrs = self._root.attrs.asdict()
+        attrs["keys"] = {key: spec.to_attrs() for key, spec in specs.items()}
+        self._root.attrs.put(attrs)
+        self._specs = specs
+
+    def _check_keys(self, given: dict[str, Any], episode: int, step: int | None = None) -> None:
+        extra = sorted(set(given) - set(self._specs))
+        if extra:
+            where = f"episode {episode}" + ("" if step is None else f" step {step}")
+            raise DatasetError(
+                f"{where}: key {extra[0]!r} is not in this dataset (keys: {sorted(self._specs)})"
+            )
+
+    def _coerce(
+        self,
+        key: str,
+        value: Any,
+        episode: int,
+        *,
+        leading: int | None = None,
+        step: int | None = None,
+    ) -> np.ndarray:
+        """``value`` as the spec's dtype and shape, or a DatasetError naming key and episode.
+
+        Floats may narrow (float64 -> float32) and ints may change width; images must already
+        be uint8, and no float may be NaN (a NaN in a demonstration is a bug upstream).
+        """
+        where = f"episode {episode}" + ("" if step is None else f" step {step}")
+        if value is None:
+            raise DatasetError(f"{where}: missing key {key!r}")
+        spec = self._specs[key]
+        value = np.asarray(value)
+        expected = spec.shape if leading is None else (leading, *spec.shape)
+        if value.shape != expected:
+            raise DatasetError(f"{where}: key {key!r} has shape {value.shape}, expected {expected}")
+        dtype = np.dtype(spec.dtype)
+        if value.dtype != dtype:
+            castable = np.can_cast(value.dtype, dtype, casting="same_kind")
+            if spec.is_image or not castable or value.dtype.kind != dtype.kind:
+                raise DatasetError(
+                    f"{where}: key {key!r} has dtype {value.dtype}, expected {dtype}"
+                )
+            value = value.astype(dtype)
+        if dtype.kind == "f" and np.isnan(value).any():
+            raise DatasetError(f"{where}: key {key!r} contains NaN")
+        return value
+
+    def _commit(self, end: int, meta: dict[str, Any] | None) -> int:
+        """Steps 2-4 of the protocol in the module docstring."""
+        episode = self.num_episodes
+        for array in self._arrays.values():
+            if array.shape[0] != end:
+                array.resize((end, *array.shape[1:]))
+        self._write_meta(episode, meta or {})
+        if self._fsync:
+            flush_filesystem(self.path)
+        self._ends.resize((episode + 1,))
+        self._ends[episode] = end
+        if self._fsync:
+            flush_filesystem(self.path)
+        self._episode_ends.append(end)
+        return episode
+
+    def _write_meta(self, episode: int, meta: dict[str, Any]) -> None:
+        for name, value in meta.items():
+            if name == EPISODE_ENDS or "/" in name:
+                raise DatasetError(f"episode {episode}: meta name {name!r} is reserved or invalid")
+            if name not in self._meta:
+                self._meta[name] = _create_meta_array(self._root, name, value, episode)
+        for name, array in self._meta.items():
+            value = meta.get(name, array.fill_value)
+            array.resize((episode + 1,))
+            try:
+                array[episode] = value
+            except (TypeError, ValueError) as error:
+                raise DatasetError(
+                    f"episode {episode}: meta {name!r} = {value!r} does not fit {array.dtype}"
+                ) from error
+
+
+class EpisodeWriter:
+    """One episode streamed frame by frame (the recorder's path).
+
+    Images go to disk as they arrive, one chunk per frame, so RAM stays bounded for long
+    camera episodes; low-dimensional keys are buffered and written at commit. Nothing is
+    visible to readers until :meth:`commit`; :meth:`discard` (or a kill) drops the episode.
+    """
+
+    def __init__(self, writer: DatasetWriter) -> None:
+        self._writer = writer
+        self.episode = writer.num_episodes
+        self._start = writer.num_steps
+        self.num_steps = 0
+        self._buffers: dict[str, list[np.ndarray]] = {}
+        self._open = True
+
+    def append(self, frame: dict[str, np.ndarray]) -> None:
+        """Add one step: every key of the dataset, each of its per-step shape."""
+        self._check_open()
+        writer = self._writer
+        writer._define_keys(frame)
+        writer._check_keys(frame, self.episode, self.num_steps)
+        index = self._start + self.num_steps
+        checked = {
+            key: writer._coerce(key, frame.get(key), self.episode, step=self.num_steps)
+            for key in writer._specs
+        }
+        for key, value in checked.items():
+            if writer._specs[key].is_image:
+                array = writer._arrays[key]
+                if array.shape[0] <= index:  # grow geometrically: resizing rewrites metadata
+                    array.resize((index + max(32, self.num_steps), *array.shape[1:]))
+                array[index] = value
+            else:
+                self._buffers.setdefault(key, []).append(value)
+        self.num_steps += 1
+
+    def commit(self, meta: dict[str, Any] | None = None) -> int:
+        """Make the episode durable and visible; returns its index."""
+        self._check_open()
+        if self.num_steps == 0:
+            raise DatasetError(f"episode {self.episode}: cannot commit an empty episode")
+        writer = self._writer
+        end = self._start + self.num_steps
+        for key, frames in self._buffers.items():
+            array = writer._arrays[key]
+            array.resize((end, *array.shape[1:]))
+            array[self._start : end] = np.stack(frames)
+        self._close()
+        return writer._commit(end, meta)
+
+    def discard(self) -> None:
+        """Drop the episode: its image frames already on disk are truncated away."""
+        if not self._open:
+            return
+        self._close()
+        for array in self._writer._arrays.values():
+            if array.shape[0] > self._start:
+                array.resize((self._start, *array.shape[1:]))
+
+    def _check_open(self) -> None:
+        if not self._open:
+            raise DatasetError(f"episode {self.episode}: already committed or discarded")
+
+    def _close(self) -> None:
+        self._open = False
+        self._buffers = {}
+        self._writer._in_flight = None
+
+
+def _local_target(path: str | os.PathLike[str]) -> Path:
+    if is_url(path) and not str(path).startswith("file://"):
+        raise DatasetError(f"{path}: datasets are written to local paths only (got a URL)")
+    return Path(str(path).removeprefix("file://"))
+
+
+def _create_data_array(root: zarr.Group, key: str, spec: KeySpec) -> zarr.Array:
+    if not key or "/" in key or key.startswith("."):
+        raise DatasetError(f"key {key!r}: not a valid key name")
+    array = root[DATA_GROUP].create_array(
+        key,
+        shape=(0, *spec.shape),
+        chunks=(spec.chunk_steps, *spec.shape),
+        dtype=spec.dtype,
+        compressors=compressor_for(spec),
+        fill_value=0,
+    )
+    return array.with_config(_WRITE_CONFIG)
+
+
+def _create_meta_array(root: zarr.Group, name: str, value: Any, episode: int) -> zarr.Array:
+    """A per-episode array for ``meta[name]``, typed from its first value (bool, int, float,
+    str); earlier episodes read as the fill value (False, 0, NaN, "")."""
+    if isinstance(value, (bool, np.bool_)):
+        dtype, fill = "bool", False
+    elif isinstance(value, (int, np.integer)):
+        dtype, fill = "int64", 0
+    elif isinstance(value, (float, np.floating)):
+        dtype, fill = "float64", float("nan")
+    elif isinstance(value, str):
+        dtype, fill = str, ""
+    else:
+        raise DatasetError(
+            f"episode {episode}: meta {name!r} must be bool, int, float or str, got {value!r}"
+        )
+    array = root[META_GROUP].create_array(
+        name, shape=(0,), chunks=(META_CHUNK,), dtype=dtype, fill_value=fill
+    )
+    return array.with_config(_WRITE_CONFIG)

@@ -1,0 +1,75 @@
+"""``$(...)`` substitutions of ROS 2 launch files, the subset robot_il's runner supports.
+
+- ``$(var NAME)``: a launch argument or ``let`` value in scope.
+- ``$(env NAME)`` / ``$(env NAME DEFAULT)``: an environment variable (an error if unset and
+  no default).
+- ``$(find-pkg-share PKG)``: the package's share directory (see :func:`package_share`).
+- ``$(dirname)``: the directory of the launch file being read.
+
+Substitutions do not nest. Anything else is refused with a :class:`LaunchError` naming it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from robot_il.errors import LaunchError
+
+_SUBSTITUTION = re.compile(r"\$\(([^()]*)\)")
+
+
+def package_share(package: str, where: Path) -> Path:
+    """The share directory of ``package``: where its ``package.xml`` and ``launch/`` live.
+
+    robot_il itself is found from this installation: the source tree (an editable install has
+    ``package.xml`` beside the ``robot_il`` folder) or ``<prefix>/share/robot_il`` (a wheel or
+    colcon install). Other packages come from ``AMENT_PREFIX_PATH`` as ROS 2 finds them.
+    """
+    prefixes = [p for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
+    candidates = [Path(prefix) / "share" / package for prefix in prefixes]
+    if package == "robot_il":
+        import robot_il
+
+        candidates = [
+            Path(robot_il.__file__).resolve().parent.parent,
+            *candidates,
+            Path(sys.prefix) / "share" / "robot_il",
+        ]
+    for candidate in candidates:
+        if (candidate / "package.xml").is_file():
+            return candidate
+    raise LaunchError(f"{where}: package {package!r} not found (searched AMENT_PREFIX_PATH)")
+
+
+def substitute(text: str, variables: Mapping[str, str], where: Path) -> str:
+    """``text`` with every ``$(...)`` replaced; ``where`` is the launch file (for messages)."""
+
+    def replace(match: re.Match[str]) -> str:
+        words = shlex.split(match.group(1))
+        if not words:
+            raise LaunchError(f"{where}: empty substitution {match.group(0)!r}")
+        kind, rest = words[0], words[1:]
+        if kind == "var" and len(rest) == 1:
+            if rest[0] not in variables:
+                raise LaunchError(f"{where}: $(var {rest[0]}) names no launch argument")
+            return variables[rest[0]]
+        if kind == "env" and len(rest) in (1, 2):
+            value = os.environ.get(rest[0], rest[1] if len(rest) == 2 else None)
+            if value is None:
+                raise LaunchError(f"{where}: environment variable {rest[0]} is not set")
+            return value
+        if kind == "find-pkg-share" and len(rest) == 1:
+            return str(package_share(rest[0], where))
+        if kind == "dirname" and not rest:
+            return str(where.parent)
+        raise LaunchError(f"{where}: unsupported substitution {match.group(0)!r}")
+
+    result = _SUBSTITUTION.sub(replace, text)
+    if "$(" in result:
+        raise LaunchError(f"{where}: unsupported (nested?) substitution in {text!r}")
+    return result

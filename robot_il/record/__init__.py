@@ -1,0 +1,10 @@
+"""Recording demonstrations: a fixed-rate multi-stream recorder, teleop devices, expert runs.
+
+See :mod:`robot_il.record.recorder` for how timing is kept honest, and
+:mod:`robot_il.record.demos` for recording from a simulated env.
+"""
+
+from robot_il.record.control import EpisodeEvent
+from robot_il.record.recorder import EpisodeReport, Recorder, StreamSpec, StreamStats
+
+__all__ = ["EpisodeEvent", "EpisodeReport", "Recorder", "StreamSpec", "StreamStats"]

@@ -1,0 +1,175 @@
+"""The ``selector`` node: before each episode it picks the candidate policy to deploy.
+
+It publishes the chosen candidate (checkpoint name or path) on
+:data:`~robot_il.select.topics.CANDIDATE_TOPIC` for the policy node, closes the episode when
+the person's rating (std_msgs/Float64 on ``RATING_TOPIC``) or intervention (std_msgs/Bool on
+``INTERVENE_TOPIC``, a failure) arrives, then at once picks and publishes the next candidate.
+Candidates therefore switch only between episodes, or immediately on intervention. After
+every change it publishes :meth:`Selector.statistics` as JSON on ``STATISTICS_TOPIC``
+(the open episode is ``pending``). Candidate and statistics are latched (transient local),
+so nodes that start later see the current ones.
+
+The selection state file (``state_path``) is rewritten durably after every change; a
+restarted node resumes from it, re-publishing the episode that was open.
+
+Parameters: ``candidates`` (string list), ``rule`` (ucb1 | conservative_ucb |
+epsilon_greedy | uniform), ``default_candidate`` and ``default_mean`` (the known-safe policy
+and its mean rating, for conservative_ucb), ``alpha``, ``delta``, ``epsilon``, ``seed``,
+``state_path`` ("" keeps the state in memory), ``episodes`` (stop after this many rated
+episodes and print the winner; 0 runs until shut down).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import rclpy
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import Bool, Float64, String
+
+from robot_il.errors import FeedbackError, RobotILError, SelectionError
+from robot_il.select import UCB1, ConservativeUCB, EpsilonGreedy, SelectionRule, Selector, Uniform
+from robot_il.select.topics import (
+    CANDIDATE_TOPIC,
+    INTERVENE_TOPIC,
+    RATING_TOPIC,
+    STATISTICS_TOPIC,
+)
+
+LATCHED = QoSProfile(
+    depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE
+)
+"""QoS of the candidate and statistics topics: late subscribers get the latest message."""
+
+FEEDBACK_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+"""QoS of the feedback topics: no rating may be dropped."""
+
+
+def make_rule(
+    rule: str,
+    candidates: list[str],
+    *,
+    default_candidate: str,
+    default_mean: float,
+    alpha: float,
+    delta: float,
+    epsilon: float,
+) -> SelectionRule:
+    """The selection rule named ``rule``, with the parameters that rule uses."""
+    if rule == "ucb1":
+        return UCB1()
+    if rule == "uniform":
+        return Uniform()
+    if rule == "epsilon_greedy":
+        return EpsilonGreedy(epsilon)
+    if rule == "conservative_ucb":
+        if default_candidate not in candidates:
+            raise SelectionError(
+                f"conservative_ucb: default_candidate {default_candidate!r} is not one of "
+                f"{candidates}"
+            )
+        return ConservativeUCB(candidates.index(default_candidate), default_mean, alpha, delta)
+    raise SelectionError(
+        f"unknown rule {rule!r}; use ucb1, conservative_ucb, epsilon_greedy or uniform"
+    )
+
+
+class SelectorNode(Node):
+    """Chooses a candidate per episode from the person's feedback."""
+
+    def __init__(self) -> None:
+        super().__init__("selector")
+        candidates = list(self.declare_parameter("candidates", [""]).value)
+        rule = make_rule(
+            self.declare_parameter("rule", "ucb1").value,
+            candidates,
+            default_candidate=self.declare_parameter("default_candidate", "").value,
+            default_mean=float(self.declare_parameter("default_mean", 0.5).value),
+            alpha=float(self.declare_parameter("alpha", 0.1).value),
+            delta=float(self.declare_parameter("delta", 0.05).value),
+            epsilon=float(self.declare_parameter("epsilon", 0.1).value),
+        )
+        seed = int(self.declare_parameter("seed", 0).value)
+        state_path = self.declare_parameter("state_path", "").value
+        self.episodes = int(self.declare_parameter("episodes", 0).value)
+        if state_path:
+            self.selector = Selector.open(state_path, candidates, rule, seed=seed)
+        else:
+            self.selector = Selector.create(candidates, rule, seed=seed)
+        self.finished = False
+
+        self.candidate_pub = self.create_publisher(String, CANDIDATE_TOPIC, LATCHED)
+        self.statistics_pub = self.create_publisher(String, STATISTICS_TOPIC, LATCHED)
+        self.create_subscription(Float64, RATING_TOPIC, self.on_rating, FEEDBACK_QOS)
+        self.create_subscription(Bool, INTERVENE_TOPIC, self.on_intervene, FEEDBACK_QOS)
+        self.start_episode()
+
+    def on_rating(self, msg: Float64) -> None:
+        self.close_episode(msg.data, intervened=False)
+
+    def on_intervene(self, msg: Bool) -> None:
+        if msg.data:
+            self.close_episode(0.0, intervened=True)
+
+    def close_episode(self, rating: float, *, intervened: bool) -> None:
+        """Record the open episode's feedback and start the next episode."""
+        pending = self.selector.pending
+        if self.finished or pending is None:
+            self.get_logger().warning(f"feedback {rating} ignored: no episode is open")
+            return
+        try:
+            self.selector.feedback(pending.episode, rating, intervened=intervened)
+        except FeedbackError as error:
+            self.get_logger().warning(str(error))
+            return
+        what = "intervened" if intervened else f"rated {rating:.2f}"
+        self.get_logger().info(f"episode {pending.episode} ({pending.candidate}): {what}")
+        self.start_episode()
+
+    def start_episode(self) -> None:
+        """Open the next episode (or re-announce the open one) and publish it."""
+        if self.episodes and len(self.selector.log) >= self.episodes:
+            self.finished = True
+        else:
+            choice = self.selector.pending or self.selector.choose()
+            self.candidate_pub.publish(String(data=choice.candidate))
+        self.statistics_pub.publish(String(data=json.dumps(self.selector.statistics())))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console script ``selector``; ROS parameters via ``--ros-args -p name:=value``."""
+    rclpy.init(args=sys.argv if argv is None else argv)
+    try:
+        node = SelectorNode()
+    except RobotILError as error:
+        print(f"selector: error: {error}", file=sys.stderr)
+        rclpy.shutdown()
+        return 2
+    try:
+        while rclpy.ok() and not node.finished:
+            rclpy.spin_once(node, timeout_sec=0.1)
+        if node.finished:
+            # Give late subscribers a moment to read the final, latched statistics.
+            for _ in range(10):
+                rclpy.spin_once(node, timeout_sec=0.05)
+            stats = node.selector.statistics()
+            best = next(c for c in stats["candidates"] if c["name"] == stats["best"])
+            print(
+                f"selection finished after {stats['episodes']} episodes: best candidate "
+                f"{stats['best']} (mean rating {best['mean_rating']:.3f} over "
+                f"{best['plays']} episodes)",
+                flush=True,
+            )
+    except KeyboardInterrupt:
+        pass
+    finally:
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

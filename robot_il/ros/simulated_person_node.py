@@ -1,0 +1,107 @@
+"""The ``simulated_person`` node: stands in for the supervising person in tests and demos.
+
+It watches the selector's statistics (:data:`~robot_il.select.topics.STATISTICS_TOPIC`);
+for every newly opened episode it lets ``episode_s`` seconds pass, draws the episode's
+outcome from the deployed candidate's profile (success and unsafe probabilities) and gives
+the :class:`~robot_il.select.SimulatedPerson`'s feedback: an intervention (std_msgs/Bool)
+when the episode was unsafe, else a rating (std_msgs/Float64). Outcomes depend only on
+``seed`` and the episode number, so runs are reproducible whatever the message timing.
+
+Parameters: ``profiles`` (JSON: ``{"candidate": {"success": p, "unsafe": q}, ...}``),
+``noise_std`` (rating noise), ``seed``, ``episode_s``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import rclpy
+from rclpy.node import Node
+from std_msgs.msg import Bool, Float64, String
+
+from robot_il.errors import RobotILError, SelectionError
+from robot_il.ros.selector_node import FEEDBACK_QOS, LATCHED
+from robot_il.select import CandidateProfile, SimulatedPerson, simulate_feedback
+from robot_il.select.topics import INTERVENE_TOPIC, RATING_TOPIC, STATISTICS_TOPIC
+
+
+def parse_profiles(text: str) -> dict[str, CandidateProfile]:
+    """Candidate profiles from the ``profiles`` parameter's JSON."""
+    try:
+        spec = json.loads(text)
+        return {
+            name: CandidateProfile(name, float(p["success"]), float(p.get("unsafe", 0.0)))
+            for name, p in spec.items()
+        }
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        raise SelectionError(
+            f'profiles parameter: expected {{"name": {{"success": p, "unsafe": q}}}}, got '
+            f"{text!r} ({error!r})"
+        ) from None
+
+
+class SimulatedPersonNode(Node):
+    """Rates every episode the selector opens, as a person would, after ``episode_s``."""
+
+    def __init__(self) -> None:
+        super().__init__("simulated_person")
+        self.profiles = parse_profiles(self.declare_parameter("profiles", "{}").value)
+        self.person = SimulatedPerson(float(self.declare_parameter("noise_std", 0.15).value))
+        self.seed = int(self.declare_parameter("seed", 0).value)
+        self.episode_s = float(self.declare_parameter("episode_s", 0.0).value)
+        self.rating_pub = self.create_publisher(Float64, RATING_TOPIC, FEEDBACK_QOS)
+        self.intervene_pub = self.create_publisher(Bool, INTERVENE_TOPIC, FEEDBACK_QOS)
+        self.create_subscription(String, STATISTICS_TOPIC, self.on_statistics, LATCHED)
+        self.create_timer(0.02, self.give_feedback)
+        self.rated_up_to = -1
+        self.episode: tuple[int, str, float] | None = None  # (number, candidate, due time)
+
+    def now_s(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def on_statistics(self, msg: String) -> None:
+        pending = json.loads(msg.data).get("pending")
+        if pending and pending["episode"] > self.rated_up_to and self.episode is None:
+            self.episode = (pending["episode"], pending["candidate"], self.now_s() + self.episode_s)
+
+    def give_feedback(self) -> None:
+        """Once the episode's time is up and the selector listens, say what happened."""
+        if self.episode is None or self.now_s() < self.episode[2]:
+            return
+        if self.rating_pub.get_subscription_count() == 0:
+            return
+        number, candidate, _ = self.episode
+        if candidate not in self.profiles:
+            raise SelectionError(f"episode {number}: no profile for candidate {candidate!r}")
+        rng = np.random.default_rng([self.seed, number])
+        rating, intervened = simulate_feedback(
+            [self.profiles[candidate]], np.asarray(0), self.person, rng
+        )
+        if intervened:
+            self.intervene_pub.publish(Bool(data=True))
+        else:
+            self.rating_pub.publish(Float64(data=float(rating)))
+        self.rated_up_to, self.episode = number, None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console script ``simulated_person``; parameters via ``--ros-args -p name:=value``."""
+    rclpy.init(args=sys.argv if argv is None else argv)
+    try:
+        node = SimulatedPersonNode()
+        rclpy.spin(node)
+    except RobotILError as error:
+        print(f"simulated_person: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

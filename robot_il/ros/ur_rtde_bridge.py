@@ -1,0 +1,299 @@
+"""``ur_rtde_bridge``: drive a UR5e through RTDE servoJ from the UR driver's ROS topics.
+
+For users without Universal Robots' ROS 2 driver: the bridge speaks the same topics
+(``joint_states``; ``forward_position_controller/commands`` as std_msgs/Float64MultiArray;
+``scaled_joint_trajectory_controller/joint_trajectory`` as trajectory_msgs/JointTrajectory),
+so a deploy node drives either without change. Every command passes the safety layer
+(:mod:`robot_il.safety`) and goes out as ``servoJ`` from a control thread at ``rate_hz``
+(500 Hz, the UR5e controller rate); ``joint_states`` are published from RTDE receive at the
+same rate. ``safety/estop`` (std_msgs/Bool, true latches), ``safety/reset_estop``
+(std_srvs/Trigger) and ``safety/events`` (std_msgs/String, one JSON object per intervention)
+expose the safety layer. On shutdown the bridge calls ``servoStop`` and stops the script.
+
+``use_fake_hardware:=true`` runs against :class:`robot_il.ros.rtde.FakeRTDE` (no robot).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+
+import numpy as np
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Bool, Float64MultiArray, String
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from robot_il.envs.ur5e.description import HOME_JOINT_POS, JOINT_NAMES
+from robot_il.envs.ur5e.kinematics import forward_kinematics
+from robot_il.ros.rtde import FakeRTDE, RTDEControl, RTDEReceive, connect_rtde
+from robot_il.safety import SafetyEvent, SafetyFilter, SafetyLimits
+
+COMMAND_TOPIC = "forward_position_controller/commands"
+TRAJECTORY_TOPIC = "scaled_joint_trajectory_controller/joint_trajectory"
+
+
+class LoopStats:
+    """Timing of the control loop: tick count, periods (s) and overruns (late ticks)."""
+
+    def __init__(self, period: float) -> None:
+        self.period = period
+        self.ticks = 0
+        self.overruns = 0
+        self._periods: list[float] = []
+        self._last: float | None = None
+
+    def tick(self, now: float) -> None:
+        if self._last is not None:
+            self._periods.append(now - self._last)
+        self._last = now
+        self.ticks += 1
+
+    def summary(self) -> dict[str, float]:
+        """Achieved rate (Hz) and period jitter (ms) percentiles over the run."""
+        periods = np.array(self._periods[-100_000:])
+        if periods.size == 0:
+            return {"ticks": self.ticks, "rate_hz": 0.0}
+        jitter = np.abs(periods - self.period) * 1e3
+        return {
+            "ticks": self.ticks,
+            "rate_hz": float(1.0 / periods.mean()),
+            "jitter_p50_ms": float(np.percentile(jitter, 50)),
+            "jitter_p99_ms": float(np.percentile(jitter, 99)),
+            "max_period_ms": float(periods.max() * 1e3),
+            "overruns": self.overruns,
+        }
+
+
+class _Trajectory:
+    """A JointTrajectory sampled linearly in time from its start (monotonic s)."""
+
+    def __init__(self, start: float, times: np.ndarray, positions: np.ndarray) -> None:
+        self.start, self.times, self.positions = start, times, positions
+
+    def sample(self, now: float) -> tuple[np.ndarray, float]:
+        """Target at ``now`` and when it was "computed": now while running, else the end."""
+        elapsed = now - self.start
+        target = np.array([np.interp(elapsed, self.times, self.positions[:, j]) for j in range(6)])
+        end = self.start + float(self.times[-1])
+        return target, min(now, end)
+
+
+class UrRtdeBridge(Node):
+    """The bridge node: parameters, topics and the servo thread.
+
+    ``rtde`` overrides the connection (tests pass a :class:`FakeRTDE`); otherwise the node
+    connects to ``robot_ip``, or fakes the arm with ``use_fake_hardware``. Parameters (ROS):
+    ``rate_hz`` (servo rate), ``lookahead_time`` (s, 0.03..0.2) and ``gain`` (100..2000) of
+    servoJ, ``robot_ip``, ``use_fake_hardware``, ``tf_prefix`` (of the joint names), and the
+    safety limits ``max_command_age``, ``max_observation_age``, ``ramp_duration`` (s),
+    ``acceleration_limit`` (rad/s^2), ``workspace_lower``/``workspace_upper`` (m, base frame).
+    """
+
+    def __init__(
+        self,
+        node_name: str = "ur_rtde_bridge",
+        *,
+        context: Context | None = None,
+        parameter_overrides: list[Parameter] | None = None,
+        rtde: FakeRTDE | None = None,
+    ) -> None:
+        super().__init__(node_name, context=context, parameter_overrides=parameter_overrides)
+        self.rate_hz = self.declare_parameter("rate_hz", 500.0).value
+        self.lookahead_time = self.declare_parameter("lookahead_time", 0.1).value
+        self.gain = self.declare_parameter("gain", 300.0).value
+        robot_ip = self.declare_parameter("robot_ip", "192.168.56.101").value
+        use_fake = self.declare_parameter("use_fake_hardware", False).value
+        tf_prefix = self.declare_parameter("tf_prefix", "").value
+        max_command_age = self.declare_parameter("max_command_age", 0.5).value
+        max_observation_age = self.declare_parameter("max_observation_age", 0.05).value
+        ramp_duration = self.declare_parameter("ramp_duration", 1.0).value
+        acceleration = self.declare_parameter("acceleration_limit", 10.0).value
+        workspace_lower = self.declare_parameter("workspace_lower", [-0.9, -0.9, 0.0]).value
+        workspace_upper = self.declare_parameter("workspace_upper", [0.9, 0.9, 1.1]).value
+        if not 0.03 <= self.lookahead_time <= 0.2:
+            raise ValueError(f"lookahead_time {self.lookahead_time} s is outside [0.03, 0.2]")
+        if not 100.0 <= self.gain <= 2000.0:
+            raise ValueError(f"gain {self.gain} is outside [100, 2000]")
+        if not 1.0 <= self.rate_hz <= 500.0:
+            raise ValueError(f"rate_hz {self.rate_hz} is outside [1, 500]")
+
+        self.period = 1.0 / self.rate_hz
+        self.joint_names = [f"{tf_prefix}{name}" for name in JOINT_NAMES]
+        if rtde is None and use_fake:
+            rtde = FakeRTDE(HOME_JOINT_POS)
+        if rtde is not None:
+            self.control: RTDEControl = rtde
+            self.receive: RTDEReceive = rtde
+        else:
+            self.control, self.receive = connect_rtde(robot_ip, self.rate_hz)
+
+        limits = SafetyLimits.ur5e(
+            acceleration=np.full(6, acceleration),
+            workspace_lower=workspace_lower,
+            workspace_upper=workspace_upper,
+            max_command_age=max_command_age,
+            max_observation_age=max_observation_age,
+            ramp_duration=ramp_duration,
+        )
+        self.safety = SafetyFilter(
+            limits, forward_kinematics, period=self.period, on_event=self._on_safety_event
+        )
+        self.stats = LoopStats(self.period)
+        self._lock = threading.Lock()
+        self._target: np.ndarray | None = None
+        self._target_stamp = 0.0
+        self._trajectory: _Trajectory | None = None
+        self._pending_events: deque[SafetyEvent] = deque()
+
+        self._joint_state_msg = JointState(name=self.joint_names)
+        self.joint_states = self.create_publisher(JointState, "joint_states", 10)
+        self.events = self.create_publisher(String, "safety/events", 10)
+        self.create_subscription(Float64MultiArray, COMMAND_TOPIC, self._on_command, 10)
+        self.create_subscription(JointTrajectory, TRAJECTORY_TOPIC, self._on_trajectory, 10)
+        self.create_subscription(Bool, "safety/estop", self._on_estop, 10)
+        self.create_service(Trigger, "safety/reset_estop", self._on_reset_estop)
+        self.create_timer(0.05, self._publish_events)
+
+        self._running = True
+        self._thread = threading.Thread(target=self._servo_loop, name="servo", daemon=True)
+        self._thread.start()
+        self.get_logger().info(
+            f"servoJ at {self.rate_hz:g} Hz, lookahead {self.lookahead_time} s, gain "
+            f"{self.gain:g}, {'fake arm' if rtde is not None else robot_ip}"
+        )
+
+    # -- ROS callbacks -------------------------------------------------------------------
+
+    def _on_command(self, msg) -> None:
+        values = np.array(msg.data, dtype=np.float64)
+        if values.shape != (6,):
+            self.get_logger().error(
+                f"{COMMAND_TOPIC}: expected 6 joint positions, got {values.size}; ignored"
+            )
+            return
+        with self._lock:
+            self._trajectory = None
+            self._target, self._target_stamp = values, time.monotonic()
+
+    def _on_trajectory(self, msg) -> None:
+        names = list(msg.joint_names)
+        try:
+            order = [names.index(name) for name in self.joint_names]
+        except ValueError:
+            self.get_logger().error(
+                f"{TRAJECTORY_TOPIC}: joints {list(msg.joint_names)} do not match "
+                f"{self.joint_names}; ignored"
+            )
+            return
+        if not msg.points:
+            return
+        times = np.array(
+            [p.time_from_start.sec + 1e-9 * p.time_from_start.nanosec for p in msg.points]
+        )
+        positions = np.array([[p.positions[i] for i in order] for p in msg.points])
+        if np.any(np.diff(times) <= 0):
+            self.get_logger().error(f"{TRAJECTORY_TOPIC}: times must increase; ignored")
+            return
+        with self._lock:
+            self._target = None
+            self._trajectory = _Trajectory(time.monotonic(), times, positions)
+
+    def _on_estop(self, msg) -> None:
+        if msg.data:
+            self.safety.estop()
+            self.get_logger().warning("e-stop latched")
+
+    def _on_reset_estop(self, request, response):
+        with self._lock:
+            self.safety.reset_estop()
+            # Forget the old target: after a reset the arm waits for a new command.
+            self._target, self._trajectory = None, None
+        response.success, response.message = True, "e-stop reset"
+        self.get_logger().info("e-stop reset")
+        return response
+
+    def _on_safety_event(self, event: SafetyEvent) -> None:
+        self._pending_events.append(event)
+
+    def _publish_events(self) -> None:
+        while self._pending_events:
+            event = self._pending_events.popleft()
+            payload = {"kind": event.kind.value, "t": event.t, "detail": event.detail}
+            self.events.publish(String(data=json.dumps(payload)))
+            self.get_logger().warning(str(event))
+
+    # -- the servo thread ----------------------------------------------------------------
+
+    def _servo_loop(self) -> None:
+        next_tick = time.monotonic()
+        last_stamp = None
+        while self._running:
+            now = time.monotonic()
+            self.stats.tick(now)
+            q = np.array(self.receive.getActualQ())
+            qd = self.receive.getActualQd()
+            stamp = self.receive.getTimestamp()
+            if stamp != last_stamp:
+                self.safety.watchdog(now, now)
+                last_stamp = stamp
+            if self.receive.isProtectiveStopped() or self.receive.isEmergencyStopped():
+                self.safety.estop()
+            self._publish_joint_state(q, qd)
+            with self._lock:
+                if self._trajectory is not None:
+                    target, command_stamp = self._trajectory.sample(now)
+                else:
+                    target, command_stamp = self._target, self._target_stamp
+                if target is not None:
+                    safe = self.safety.filter(target, q, now, command_stamp=command_stamp)
+            if target is not None:
+                self.control.servoJ(
+                    safe.command.tolist(), 0.0, 0.0, self.period, self.lookahead_time, self.gain
+                )
+            next_tick += self.period
+            delay = next_tick - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            else:
+                self.stats.overruns += 1
+                next_tick = time.monotonic()
+
+    def _publish_joint_state(self, q: np.ndarray, qd: list[float]) -> None:
+        msg = self._joint_state_msg
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.position = q.tolist()
+        msg.velocity = list(qd)
+        self.joint_states.publish(msg)
+
+    def shutdown(self) -> None:
+        """Stop the servo thread, then ``servoStop`` and stop the RTDE script."""
+        self._running = False
+        self._thread.join(timeout=2.0)
+        self.control.servoStop()
+        self.control.stopScript()
+        self.control.disconnect()
+        self.receive.disconnect()
+        self.get_logger().info(f"control loop: {json.dumps(self.stats.summary())}")
+        self.destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    """``ros2 run robot_il ur_rtde_bridge`` (or the ``ur_rtde_bridge`` console script)."""
+    rclpy.init(args=args)
+    bridge = UrRtdeBridge()
+    try:
+        rclpy.spin(bridge)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        bridge.shutdown()
+        rclpy.try_shutdown()
+    return 0

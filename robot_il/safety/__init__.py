@@ -1,0 +1,20 @@
+"""The safety layer between every policy and every robot (pure Python, no ROS).
+
+``SafetyFilter(limits, fk).filter(q_cmd, q_measured, t)`` turns a policy's joint target into a
+command that respects joint position, velocity and acceleration limits and a workspace box,
+and holds position on NaN/inf, stale observations, late inference or a latched e-stop. Every
+intervention is a typed ``SafetyEvent``.
+"""
+
+from robot_il.safety.events import HOLD_INTERVENTIONS, Intervention, SafetyEvent
+from robot_il.safety.filter import SafeCommand, SafetyFilter
+from robot_il.safety.limits import SafetyLimits
+
+__all__ = [
+    "HOLD_INTERVENTIONS",
+    "Intervention",
+    "SafeCommand",
+    "SafetyEvent",
+    "SafetyFilter",
+    "SafetyLimits",
+]

@@ -1,0 +1,63 @@
+"""What the safety layer reports each time it changes or withholds a command.
+
+Every intervention is a typed :class:`SafetyEvent`, so that logs, the ROS ``~/events`` topic and
+tests can tell "clipped at a joint limit" from "held because the observations went stale".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Intervention(str, Enum):
+    """Why the safety layer changed a command. Values are stable strings for logs and topics."""
+
+    SAFE_START = "safe_start"
+    """Anchored at the measured pose, or the start-up ramp limited the speed."""
+    NONFINITE_COMMAND = "nonfinite_command"
+    """The command held NaN or inf: held position."""
+    NONFINITE_MEASUREMENT = "nonfinite_measurement"
+    """The measured joint positions held NaN or inf: held position."""
+    POSITION_LIMIT = "position_limit"
+    """A target beyond a joint's position limit was clipped to the limit."""
+    VELOCITY_LIMIT = "velocity_limit"
+    """The step was shortened to respect the joint velocity limits."""
+    ACCELERATION_LIMIT = "acceleration_limit"
+    """The change of velocity was limited (including braking early enough to stop on target)."""
+    MAX_STEP = "max_step"
+    """The step exceeded the largest allowed change per call (rad) and was shortened."""
+    WORKSPACE = "workspace"
+    """The tool point would leave (or move further out of) the workspace box: held position."""
+    STALE_OBSERVATION = "stale_observation"
+    """No fresh observation within the allowed age: held position."""
+    LATE_COMMAND = "late_command"
+    """The command was computed too long ago (late inference): held position."""
+    ESTOP = "estop"
+    """The e-stop is latched: held position until it is reset."""
+
+
+HOLD_INTERVENTIONS = frozenset(
+    {
+        Intervention.NONFINITE_COMMAND,
+        Intervention.NONFINITE_MEASUREMENT,
+        Intervention.WORKSPACE,
+        Intervention.STALE_OBSERVATION,
+        Intervention.LATE_COMMAND,
+        Intervention.ESTOP,
+    }
+)
+"""Interventions after which the command is the held position, not a shortened step."""
+
+
+@dataclass(frozen=True)
+class SafetyEvent:
+    """One intervention: its kind, the filter time ``t`` (s) it happened at, and a detail line
+    naming joints and values (rad, rad/s, m)."""
+
+    kind: Intervention
+    t: float
+    detail: str
+
+    def __str__(self) -> str:
+        return f"[safety t={self.t:.4f}s] {self.kind.value}: {self.detail}"

@@ -1,0 +1,37 @@
+"""Online model selection from human feedback (Li et al. 2023): each trained candidate policy
+is a bandit arm, each deployed episode's rating by the supervising person is its reward.
+
+- :mod:`robot_il.select.rules`: UCB1, conservative UCB, epsilon-greedy, uniform.
+- :mod:`robot_il.select.selector`: :class:`Selector`, episodes, feedback checks, durable state.
+- :mod:`robot_il.select.person`: a simulated person for tests and benchmarks.
+- :mod:`robot_il.select.topics`: the ROS topic names the selector and front-ends share.
+"""
+
+from robot_il.select.person import CandidateProfile, Feedback, SimulatedPerson, simulate_feedback
+from robot_il.select.rules import (
+    RULES,
+    UCB1,
+    ConservativeUCB,
+    EpsilonGreedy,
+    SelectionRule,
+    Uniform,
+    rule_from_config,
+)
+from robot_il.select.selector import Choice, EpisodeRecord, Selector
+
+__all__ = [
+    "RULES",
+    "UCB1",
+    "CandidateProfile",
+    "Choice",
+    "ConservativeUCB",
+    "EpisodeRecord",
+    "EpsilonGreedy",
+    "Feedback",
+    "SelectionRule",
+    "Selector",
+    "SimulatedPerson",
+    "Uniform",
+    "rule_from_config",
+    "simulate_feedback",
+]

@@ -1,0 +1,104 @@
+"""A terminal UI for the supervising person: single key presses rate, intervene and e-stop.
+
+Keys: ``1``..``5`` rate the episode 0, 0.25, 0.5, 0.75, 1 (:data:`RATING_CHOICES`); ``i``
+intervenes (stops the robot, the episode counts as a failure); ``e`` or space is the e-stop;
+``q`` quits. The screen (rich) shows the episode, the candidate deployed and the statistics.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import sys
+import termios
+import tty
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from robot_il.errors import RobotILError
+from robot_il.select.handlers import RATING_CHOICES, FeedbackHandlers
+
+KEY_HELP = (
+    "  ".join(f"[{i + 1}] rate {r:g}" for i, r in enumerate(RATING_CHOICES))
+    + "   [i] intervene   [e/space] E-STOP   [q] quit"
+)
+
+
+class FeedbackTUI:
+    """Reads keys from ``input_fd`` (a terminal) and calls ``handlers``; draws on ``console``."""
+
+    def __init__(
+        self,
+        handlers: FeedbackHandlers,
+        *,
+        input_fd: int | None = None,
+        console: Console | None = None,
+        refresh_s: float = 0.25,
+    ) -> None:
+        self.handlers = handlers
+        self.input_fd = sys.stdin.fileno() if input_fd is None else input_fd
+        self.console = console or Console()
+        self.refresh_s = refresh_s
+        self.message = Text("ready")
+
+    def handle_key(self, key: str) -> bool:
+        """Act on one key press; returns False when the person quits."""
+        try:
+            if key and key in "12345":
+                rating = RATING_CHOICES[int(key) - 1]
+                self.handlers.on_rate(rating)
+                self.message = Text(f"rated {rating:g}", style="green")
+            elif key == "i":
+                self.handlers.on_intervene()
+                self.message = Text("intervened: robot stopped", style="bold yellow")
+            elif key in ("e", " "):
+                self.handlers.on_estop()
+                self.message = Text("E-STOP sent", style="bold red")
+            elif key == "q":
+                return False
+        except RobotILError as error:
+            self.message = Text(str(error), style="red")
+        return True
+
+    def render(self) -> Group:
+        """The screen: status line, statistics table, last message, key help."""
+        status: dict[str, Any] = self.handlers.status()
+        header = Text.assemble(
+            "episode ",
+            (str(status.get("episode", "-")), "bold"),
+            "   candidate ",
+            (str(status.get("candidate", "-")), "bold cyan"),
+        )
+        table = Table("candidate", "plays", "mean rating", "interventions")
+        for candidate in (status.get("statistics") or {}).get("candidates", []):
+            mean = candidate["mean_rating"]
+            table.add_row(
+                candidate["name"],
+                str(candidate["plays"]),
+                "-" if mean is None else f"{mean:.2f}",
+                str(candidate["interventions"]),
+            )
+        return Group(
+            Panel(header, title="robot_il supervision"), table, self.message, Text(KEY_HELP)
+        )
+
+    def run(self) -> None:
+        """Until ``q``: redraw every ``refresh_s`` and act on keys as they are pressed."""
+        saved = termios.tcgetattr(self.input_fd)
+        tty.setcbreak(self.input_fd)
+        try:
+            with Live(self.render(), console=self.console, auto_refresh=False) as live:
+                while True:
+                    ready, _, _ = select.select([self.input_fd], [], [], self.refresh_s)
+                    if ready:
+                        key = os.read(self.input_fd, 1).decode(errors="replace").lower()
+                        if not self.handle_key(key):
+                            break
+                    live.update(self.render(), refresh=True)
+        finally:
+            termios.tcsetattr(self.input_fd, termios.TCSADRAIN, saved)

@@ -1,0 +1,176 @@
+"""Training configuration: dataclasses, filled from defaults, then a YAML file, then the
+command line (tyro), in that order of precedence.
+
+One ``TrainConfig`` subclass per policy family carries that family's defaults (a diffusion
+model wants a smaller learning rate and more steps than an MLP); ``TRAIN_CONFIGS`` maps a
+policy type to it. YAML files mirror the dataclasses::
+
+    steps: 5000
+    policy: {horizon: 16, n_action_steps: 8}
+    eval: {every: 1000, episodes: 20}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from robot_il.errors import ConfigError
+from robot_il.policies.base import PolicyConfig
+from robot_il.policies.bc.policy import BCConfig
+from robot_il.policies.diffusion.policy import DiffusionConfig
+
+
+@dataclasses.dataclass
+class EvalConfig:
+    """Evaluation rollouts in simulation.
+
+    ``every``: steps between evaluations during training (0: only after the last step);
+    ``episodes`` 0 turns evaluation off. ``task``/``backend`` default to the dataset's.
+    Episode ``i`` uses env seed ``seed + i``, so two policies meet the same initial states.
+    """
+
+    every: int = 0
+    episodes: int = 10
+    seed: int = 10_000
+    task: str | None = None
+    backend: str | None = None
+    max_episode_steps: int | None = None
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Settings shared by every policy family.
+
+    ``batch_size`` is per process under torchrun. ``out`` receives ``policy/`` (the latest
+    deployable checkpoint), ``checkpoints/step_N/``, ``train_state/`` (to resume),
+    ``metrics.csv``, ``tensorboard/`` and ``train_config.yaml``. An existing ``out`` with a
+    ``train_state/`` is resumed when ``resume`` is true and refused otherwise.
+    """
+
+    dataset: str = ""
+    out: str = ""
+    steps: int = 2000
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 1e-6
+    warmup_steps: int = 100
+    grad_clip: float = 10.0
+    seed: int = 0
+    val_fraction: float = 0.0
+    log_every: int = 100
+    save_every: int = 1000
+    device: str = "cpu"
+    resume: bool = True
+    progress: bool = True
+    eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
+    policy: PolicyConfig = dataclasses.field(default_factory=PolicyConfig)
+
+
+@dataclasses.dataclass
+class BCTrainConfig(TrainConfig):
+    policy: BCConfig = dataclasses.field(default_factory=BCConfig)
+
+
+@dataclasses.dataclass
+class DiffusionTrainConfig(TrainConfig):
+    steps: int = 4000
+    batch_size: int = 128
+    lr: float = 1e-3
+    warmup_steps: int = 200
+    policy: DiffusionConfig = dataclasses.field(default_factory=DiffusionConfig)
+
+
+TRAIN_CONFIGS: dict[str, type[TrainConfig]] = {
+    "bc": BCTrainConfig,
+    "diffusion": DiffusionTrainConfig,
+}
+
+
+def default_config(policy_type: str) -> TrainConfig:
+    """The defaults of ``policy_type``'s training config."""
+    if policy_type not in TRAIN_CONFIGS:
+        raise ConfigError(f"unknown policy {policy_type!r}; known: {', '.join(TRAIN_CONFIGS)}")
+    return TRAIN_CONFIGS[policy_type]()
+
+
+def load_config(
+    policy_type: str, yaml_file: str | Path | None = None, args: Sequence[str] = ()
+) -> TrainConfig:
+    """Defaults, updated by ``yaml_file`` (if any), then by command-line ``args`` (tyro)."""
+    import tyro
+
+    config = default_config(policy_type)
+    if yaml_file:
+        path = Path(yaml_file)
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as error:
+            raise ConfigError(f"{path}: unreadable config: {error}") from None
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"{path}: a config file must hold a mapping")
+        config = update_dataclass(config, values, str(path))
+    return tyro.cli(
+        type(config), args=list(args), default=config, prog=f"robot-il train {policy_type}"
+    )
+
+
+def update_dataclass(instance: Any, values: Mapping[str, Any], where: str) -> Any:
+    """A copy of dataclass ``instance`` with ``values`` (nested mappings for nested
+    dataclasses) applied; unknown fields or wrongly typed values raise ``ConfigError``."""
+    fields = {f.name: f for f in dataclasses.fields(instance)}
+    hints = typing.get_type_hints(type(instance))
+    changes = {}
+    for name, value in values.items():
+        if name not in fields:
+            raise ConfigError(f"{where}: unknown setting {name!r} (known: {', '.join(fields)})")
+        current = getattr(instance, name)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{where}: {name} must be a mapping")
+            changes[name] = update_dataclass(current, value, f"{where}: {name}")
+        else:
+            changes[name] = _coerce(value, hints[name], f"{where}: {name}")
+    return dataclasses.replace(instance, **changes)
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """``value`` as type ``hint`` (YAML gives lists for tuples and ints for floats)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        return _coerce(value, next(o for o in options if o is not type(None)), where)
+    if origin is typing.Literal:
+        if value not in typing.get_args(hint):
+            raise ConfigError(f"{where} must be one of {typing.get_args(hint)}, got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where} must be a list, got {value!r}")
+        item = typing.get_args(hint)[0]
+        return tuple(_coerce(v, item, where) for v in value)
+    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, str, bool) and type(value) is not hint:
+        raise ConfigError(f"{where} must be {hint.__name__}, got {value!r}")
+    return value
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """Plain dict of a (nested) config dataclass, tuples as lists, for YAML and JSON."""
+    def plain(value: Any) -> Any:
+        if isinstance(value, tuple | list):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return plain(dataclasses.asdict(config))

@@ -1,0 +1,356 @@
+"""The training loop every policy family shares.
+
+Order of work, so that bad input fails fast: open the dataset and check it has every key the
+config needs, build the evaluation env and check it fits the policy's spec, and only then
+fit the normalizer and train. The loop samples random windows (``SequenceSampler.batch`` on
+a RAM-cached dataset), steps AdamW with a warm-up + cosine schedule, logs to CSV and
+TensorBoard, evaluates in simulation every ``eval.every`` steps, and writes checkpoints.
+Everything needed to continue (raw weights, optimizer, schedule, step, every RNG, the EMA)
+is saved in ``train_state/``, so a killed run resumes where its last save left it.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import random
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from tqdm import tqdm
+
+from robot_il.errors import ConfigError, DatasetError
+from robot_il.policies import DEPLOY_SUBDIR, policy_class
+from robot_il.policies.base import Policy
+from robot_il.policies.spec import ACTION_KEY, is_image_key, spec_from_dataset
+from robot_il.train.config import TRAIN_CONFIGS, TrainConfig, config_to_dict
+from robot_il.train.distributed import Distributed, init_distributed
+from robot_il.train.evaluate import EvalResult, evaluate, make_eval_env
+
+STATE_DIR = "train_state"
+CONFIG_YAML = "train_config.yaml"
+METRICS_CSV = "metrics.csv"
+SUMMARY_JSON = "summary.json"
+NOT_OBSERVATIONS = frozenset({ACTION_KEY, "timestamp", "tick"})
+"""Dataset keys that are never observations (recorder bookkeeping and the label)."""
+METRIC_FIELDS = (
+    "step", "loss", "val_loss", "lr", "steps_per_s", "eval_success", "eval_low", "eval_high",
+)  # fmt: skip
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What a finished run leaves: the checkpoint directory and the last evaluation."""
+
+    checkpoint: Path
+    steps: int
+    final_loss: float
+    evaluation: EvalResult | None
+
+
+def policy_type_of(config: TrainConfig) -> str:
+    """The policy type whose ``TrainConfig`` subclass ``config`` is."""
+    for name, cls in TRAIN_CONFIGS.items():
+        if type(config) is cls:
+            return name
+    raise ConfigError(f"no policy type for config class {type(config).__name__}")
+
+
+def observation_keys(config_keys: tuple[str, ...], dataset: Any) -> list[str]:
+    """The observation keys to train on: the config's, or by default every low-dimensional
+    observation the dataset holds (those of the recording env's spec when known)."""
+    if config_keys:
+        return list(config_keys)
+    env_obs = (dataset.attrs.get("env_spec") or {}).get("observation")
+    candidates = [k for k in dataset.keys if k not in NOT_OBSERVATIONS]
+    if env_obs:
+        candidates = [k for k in candidates if k in env_obs]
+    keys = [k for k in candidates if not is_image_key(k)]
+    if not keys:
+        raise DatasetError(f"{dataset.where}: no low-dimensional observation keys to train on")
+    return keys
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Train the policy ``config`` describes; see the module docstring."""
+    from robot_il.dataset import Dataset, Normalizer, SequenceSampler, split_episodes
+
+    policy_type = policy_type_of(config)
+    if not config.dataset or not config.out:
+        raise ConfigError("training needs --dataset and --out")
+    dist, device = init_distributed(config.device)
+    try:
+        dataset = Dataset.open(config.dataset, cache="ram")
+        obs_keys = observation_keys(tuple(config.policy.obs_keys), dataset)
+        spec = spec_from_dataset(dataset, obs_keys, config.dataset)
+        policy_config = dataclasses.replace(config.policy, obs_keys=tuple(obs_keys))
+        try:
+            policy_config.validate()
+        except ValueError as error:
+            raise ConfigError(f"policy config: {error}") from None
+        env = None
+        if config.eval.episodes > 0 and dist.is_main:
+            env = make_eval_env(
+                spec,
+                task=config.eval.task,
+                backend=config.eval.backend,
+                max_episode_steps=config.eval.max_episode_steps,
+            )
+        out = Path(config.out)
+        state_dir = out / STATE_DIR
+        if state_dir.exists() and not config.resume:
+            raise ConfigError(f"{out}: holds a training run; resume it (drop --no-resume) or pass a new --out")
+
+        train_ids, val_ids = split_episodes(dataset.num_episodes, config.val_fraction, config.seed)
+        lowdim = [k for k in obs_keys if not is_image_key(k)]
+        normalizer = Normalizer.fit(
+            dataset, [*lowdim, ACTION_KEY], mode=policy_config.normalization, episodes=train_ids
+        )
+        _seed_everything(config.seed + dist.rank)
+        policy = policy_class(policy_type)(policy_config, spec, normalizer).to(device)
+        policy.begin_training()
+        optimizer = torch.optim.AdamW(
+            policy.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        )
+        schedule = _warmup_cosine(optimizer, config.warmup_steps, config.steps)
+        rng = np.random.default_rng(config.seed + dist.rank)
+        start = 0
+        if state_dir.exists():
+            start = _load_state(state_dir, policy, optimizer, schedule, rng, policy_type)
+        window = {
+            "keys": [*obs_keys, ACTION_KEY],
+            "obs_keys": obs_keys,
+            "horizon": policy_config.horizon,
+            "n_obs_steps": policy_config.n_obs_steps,
+        }
+        sampler = SequenceSampler(dataset, episodes=train_ids, **window)
+        val_sampler = SequenceSampler(dataset, episodes=val_ids, **window) if val_ids else None
+        model: torch.nn.Module = policy
+        if dist.enabled:
+            model = torch.nn.parallel.DistributedDataParallel(policy)
+        logger = _Logger(out, config, enabled=dist.is_main)
+        evaluation, loss_value = None, float("nan")
+        bar = tqdm(
+            range(start, config.steps),
+            initial=start,
+            total=config.steps,
+            desc=f"train {policy_type}",
+            disable=not (config.progress and dist.is_main),
+        )
+        tick, tick_step = time.perf_counter(), start
+        for step in bar:
+            batch = _to_device(policy, sampler.batch(rng.integers(0, len(sampler), config.batch_size)))
+            loss = model(batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), config.grad_clip)
+            optimizer.step()
+            schedule.step()
+            policy.after_optimizer_step()
+            loss_value = float(loss.detach())
+            done = step + 1
+            row: dict[str, Any] = {}
+            if done % config.log_every == 0 or done == config.steps:
+                now = time.perf_counter()
+                row.update(
+                    loss=loss_value,
+                    lr=schedule.get_last_lr()[0],
+                    steps_per_s=(done - tick_step) / max(now - tick, 1e-9),
+                )
+                tick, tick_step = now, done
+                if val_sampler is not None:
+                    row["val_loss"] = _validation_loss(policy, val_sampler, config.batch_size)
+                bar.set_postfix(loss=f"{loss_value:.4f}")
+            eval_now = config.eval.every > 0 and done % config.eval.every == 0
+            if env is not None and (eval_now or done == config.steps):
+                evaluation = evaluate(
+                    policy, env, episodes=config.eval.episodes, seed=config.eval.seed
+                )
+                low, high = evaluation.interval
+                row.update(eval_success=evaluation.success_rate, eval_low=low, eval_high=high)
+                bar.write(f"step {done}: {evaluation.line()}")
+            if row:
+                logger.log(done, row)
+            if dist.is_main and (done % config.save_every == 0 or done == config.steps):
+                _save(out, done, policy, optimizer, schedule, rng)
+            dist.barrier()
+        bar.close()
+        logger.close()
+        if env is not None:
+            env.close()
+        checkpoint = out / DEPLOY_SUBDIR
+        if dist.is_main:
+            _write_summary(out, config.steps, loss_value, evaluation)
+        return TrainResult(checkpoint, config.steps, loss_value, evaluation)
+    finally:
+        dist.close()
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _warmup_cosine(
+    optimizer: torch.optim.Optimizer, warmup: int, total: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    from diffusers.optimization import get_cosine_schedule_with_warmup
+
+    return get_cosine_schedule_with_warmup(optimizer, warmup, max(total, warmup + 1))
+
+
+def _to_device(policy: Policy, window: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    device = policy.device
+    return {k: torch.from_numpy(v).to(device) for k, v in policy.normalize_window(window).items()}
+
+
+@torch.no_grad()
+def _validation_loss(policy: Policy, sampler: Any, batch_size: int) -> float:
+    """Loss on the first ``batch_size`` validation windows (a fixed set, so it is comparable
+    across steps; the diffusion loss still varies with its random noise levels)."""
+    indices = np.arange(min(batch_size, len(sampler)))
+    policy.eval()
+    with policy.inference_weights():
+        loss = float(policy(_to_device(policy, sampler.batch(indices))))
+    policy.train()
+    return loss
+
+
+def _save(
+    out: Path,
+    step: int,
+    policy: Policy,
+    optimizer: torch.optim.Optimizer,
+    schedule: Any,
+    rng: np.random.Generator,
+) -> None:
+    """Write ``checkpoints/step_N``, refresh ``policy/`` and ``train_state/``, each atomically
+    (written beside, then renamed), so a kill never leaves a half-written directory."""
+    from safetensors.torch import save_file
+
+    snapshot = _replace_dir(out / "checkpoints" / f"step_{step:07d}", policy.save)
+    _replace_dir(out / DEPLOY_SUBDIR, lambda tmp: shutil.copytree(snapshot, tmp))
+
+    def write_state(tmp: Path) -> None:
+        tmp.mkdir(parents=True)
+        weights = {k: v.detach().cpu().contiguous() for k, v in policy.state_dict().items()}
+        save_file(weights, str(tmp / "model.safetensors"))
+        torch.save(
+            {
+                "step": step,
+                "policy_type": policy.policy_type,
+                "optimizer": optimizer.state_dict(),
+                "schedule": schedule.state_dict(),
+                "policy_extra": policy.training_state(),
+                "numpy_rng": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(),
+                "python_rng": random.getstate(),
+            },
+            tmp / "state.pt",
+        )
+
+    _replace_dir(out / STATE_DIR, write_state)
+
+
+def _replace_dir(target: Path, write: Any) -> Path:
+    tmp = target.with_name(target.name + ".tmp")
+    old = target.with_name(target.name + ".old")
+    for leftover in (tmp, old):
+        if leftover.exists():
+            shutil.rmtree(leftover)
+    write(tmp)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(tmp, target)
+    if old.exists():
+        shutil.rmtree(old)
+    return target
+
+
+def _load_state(
+    state_dir: Path,
+    policy: Policy,
+    optimizer: torch.optim.Optimizer,
+    schedule: Any,
+    rng: np.random.Generator,
+    policy_type: str,
+) -> int:
+    """Restore a run saved by ``_save``; returns the step to continue from."""
+    from safetensors.torch import load_file
+
+    from robot_il.errors import CheckpointError
+
+    try:
+        state = torch.load(state_dir / "state.pt", weights_only=False)
+        weights = load_file(str(state_dir / "model.safetensors"))
+    except (OSError, RuntimeError) as error:
+        raise CheckpointError(f"{state_dir}: cannot resume: {error}") from None
+    if state["policy_type"] != policy_type:
+        raise CheckpointError(
+            f"{state_dir}: resumes a {state['policy_type']!r} run, not {policy_type!r}"
+        )
+    try:
+        policy.load_state_dict(weights)
+        optimizer.load_state_dict(state["optimizer"])
+    except (RuntimeError, ValueError) as error:
+        first = str(error).splitlines()[0]
+        raise CheckpointError(f"{state_dir}: config changed since this run: {first}") from None
+    schedule.load_state_dict(state["schedule"])
+    policy.load_training_state(state["policy_extra"])
+    rng.bit_generator.state = state["numpy_rng"]
+    torch.set_rng_state(state["torch_rng"])
+    random.setstate(state["python_rng"])
+    return int(state["step"])
+
+
+class _Logger:
+    """CSV (appended across resumes) and TensorBoard scalars, written by rank 0 only."""
+
+    def __init__(self, out: Path, config: TrainConfig, enabled: bool) -> None:
+        self.enabled = enabled
+        if not enabled:
+            return
+        out.mkdir(parents=True, exist_ok=True)
+        (out / CONFIG_YAML).write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.tensorboard = SummaryWriter(str(out / "tensorboard"))
+        path = out / METRICS_CSV
+        new = not path.exists()
+        self.file = path.open("a", newline="")
+        self.csv = csv.DictWriter(self.file, fieldnames=METRIC_FIELDS)
+        if new:
+            self.csv.writeheader()
+
+    def log(self, step: int, row: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        self.csv.writerow({"step": step, **row})
+        self.file.flush()
+        for name, value in row.items():
+            self.tensorboard.add_scalar(name, value, step)
+
+    def close(self) -> None:
+        if self.enabled:
+            self.file.close()
+            self.tensorboard.close()
+
+
+def _write_summary(out: Path, steps: int, loss: float, evaluation: EvalResult | None) -> None:
+    summary: dict[str, Any] = {"steps": steps, "final_loss": loss}
+    if evaluation is not None:
+        summary["eval"] = {
+            "success_rate": evaluation.success_rate,
+            "interval95": list(evaluation.interval),
+            "successes": evaluation.successes,
+            "seeds": evaluation.seeds,
+        }
+    (out / SUMMARY_JSON).write_text(json.dumps(summary, indent=2) + "\n")

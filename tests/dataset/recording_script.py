@@ -1,0 +1,61 @@
+"""A recorder stand-in for the crash-safety test: appends episodes forever until killed.
+
+Episode ``e``'s content is a pure function of ``e`` (:func:`episode_content`), so after a
+kill the test can check every committed episode bit for bit. Odd episodes are streamed frame
+by frame (the recorder's path), even ones written whole (``add_episode``). Lines on stdout:
+``ready N`` after opening (N committed episodes), ``begin E`` before writing episode E,
+``committed E`` after its commit returned.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from robot_il.dataset import DatasetWriter, KeySpec
+
+IMAGE_SHAPE = (12, 16, 3)
+KEYS = {
+    "joint_pos": KeySpec((6,), "float32", "rad"),
+    "action": KeySpec((7,), "float64", ""),
+    "rgb_front": KeySpec(IMAGE_SHAPE, "uint8"),
+    "rgb_wrist": KeySpec(IMAGE_SHAPE, "uint8"),
+}
+
+
+def episode_content(episode: int) -> tuple[dict[str, np.ndarray], dict[str, object]]:
+    rng = np.random.default_rng(episode)
+    length = 3 + (episode * 7) % 13
+    steps = {
+        "joint_pos": rng.normal(size=(length, 6)).astype(np.float32),
+        "action": rng.normal(size=(length, 7)),
+        "rgb_front": rng.integers(0, 256, (length, *IMAGE_SHAPE), dtype=np.uint8),
+        "rgb_wrist": np.zeros((length, *IMAGE_SHAPE), np.uint8),  # all-black frames too
+    }
+    meta = {"success": bool(episode % 3), "task": f"task-{episode % 4}", "length": length}
+    return steps, meta
+
+
+def main(path: str) -> None:
+    try:
+        writer = DatasetWriter.open(path, fsync=False)
+    except Exception:
+        writer = DatasetWriter.create(path, robot="ur5e", control_hz=10, keys=KEYS, fsync=False)
+    print(f"ready {writer.num_episodes}", flush=True)
+    while True:
+        episode = writer.num_episodes
+        steps, meta = episode_content(episode)
+        print(f"begin {episode}", flush=True)
+        if episode % 2:
+            stream = writer.begin_episode()
+            for t in range(len(steps["action"])):
+                stream.append({key: value[t] for key, value in steps.items()})
+            stream.commit(meta)
+        else:
+            writer.add_episode(steps, meta)
+        print(f"committed {episode}", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,149 @@
+"""Damaged stores and bad episodes: one-line DatasetErrors naming key and episode, and
+``validate`` naming every problem at once. Nothing already committed is lost."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+from robot_il.cli import main as cli
+from robot_il.dataset import Dataset, DatasetWriter
+from robot_il.dataset.validate import validate
+from robot_il.errors import DatasetError
+
+
+def _steps(length: int, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {
+        "joint_pos": rng.normal(size=(length, 6)).astype(np.float32),
+        "gripper": rng.uniform(size=(length, 1)).astype(np.float32),
+        "rgb_front": rng.integers(0, 256, (length, 8, 8, 3), dtype=np.uint8),
+    }
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Path:
+    """Three committed episodes of lengths 4, 5, 6 (ends 4, 9, 15)."""
+    path = tmp_path / "demo.zarr"
+    writer = DatasetWriter.create(path, robot="ur5e", control_hz=10, fsync=False)
+    for seed, length in enumerate([4, 5, 6]):
+        writer.add_episode(_steps(length, seed), {"success": True})
+    return path
+
+
+def _one_line(error: pytest.ExceptionInfo) -> str:
+    text = str(error.value)
+    assert "\n" not in text
+    return text
+
+
+@pytest.mark.parametrize("kind", ["missing", "file", "empty_dir", "bare_group"])
+def test_a_path_that_is_not_a_dataset(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "x"
+    if kind == "file":
+        path.write_text("hello")
+    elif kind == "empty_dir":
+        path.mkdir()
+    elif kind == "bare_group":
+        zarr.open_group(str(path), mode="w")
+    with pytest.raises(DatasetError) as error:
+        Dataset.open(path)
+    assert str(path) in _one_line(error)
+    with pytest.raises(DatasetError):
+        DatasetWriter.open(path)
+    assert not validate(path).ok
+
+
+def test_corrupt_chunk_names_key_and_episode(demo: Path) -> None:
+    chunk = demo / "data" / "rgb_front" / "c" / "6" / "0" / "0" / "0"  # step 6 = episode 1
+    chunk.write_bytes(chunk.read_bytes()[:10])
+    dataset = Dataset.open(demo)
+    dataset.episode(0)  # undamaged episodes stay readable
+    with pytest.raises(DatasetError) as error:
+        dataset.episode(1)
+    assert "data/rgb_front episode 1" in _one_line(error)
+    assert any("data/rgb_front: episode 1: unreadable" in p for p in validate(demo).problems)
+
+
+def test_missing_chunk_file_is_found(demo: Path) -> None:
+    (demo / "data" / "rgb_front" / "c" / "10" / "0" / "0" / "0").unlink()  # episode 2
+    problems = validate(demo).problems
+    assert problems == ["data/rgb_front: episode 2: 1 chunk file(s) missing"]
+
+
+def test_corrupt_array_metadata_names_the_key(demo: Path) -> None:
+    (demo / "data" / "gripper" / "zarr.json").write_text("{not json")
+    with pytest.raises(DatasetError) as error:
+        Dataset.open(demo)
+    assert "data/gripper" in _one_line(error)
+
+
+def test_missing_key_and_truncated_store(demo: Path) -> None:
+    shutil.rmtree(demo / "data" / "gripper")
+    with pytest.raises(DatasetError, match="data/gripper is missing"):
+        Dataset.open(demo)
+    root = zarr.open_group(str(demo), mode="r+")
+    root["data/joint_pos"].resize((7, 6))  # episode 1 ends at 9
+    problems = validate(demo).problems
+    assert "missing key data/gripper" in problems
+    assert any(
+        p.startswith("data/joint_pos: length mismatch") and "episode 1" in p for p in problems
+    )
+
+
+def test_validate_names_every_problem(demo: Path, capsys: pytest.CaptureFixture) -> None:
+    root = zarr.open_group(str(demo), mode="r+")
+    ends = root["meta/episode_ends"]
+    ends[:] = [4, 3, 15]  # episode 1 ends before episode 0
+    root["data/gripper"][12] = np.nan  # episode 2
+    del root["data/joint_pos"]
+    root["data"].create_array("joint_pos", shape=(15, 6), dtype="float64")[:] = 1.0  # wrong dtype
+    with pytest.raises(DatasetError) as error:
+        Dataset.open(demo)
+    assert "episode 1" in _one_line(error)
+
+    assert cli(["data", "validate", str(demo)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    problems = [line for line in lines if line.startswith("problem: ")]
+    assert len(problems) == 3, lines
+    assert "non-increasing episode ends" in problems[0] and "episode 1" in problems[0]
+    assert "data/joint_pos: wrong dtype float64" in "\n".join(problems)
+    assert any("data/gripper: episode 2: NaN in 1 step(s)" in p for p in problems)
+
+
+def test_bad_episodes_are_refused_and_nothing_committed_is_lost(demo: Path) -> None:
+    writer = DatasetWriter.open(demo)
+    cases = {
+        "different lengths": {**_steps(3), "gripper": np.zeros((2, 1), np.float32)},
+        "missing key 'rgb_front'": {k: v for k, v in _steps(3).items() if k != "rgb_front"},
+        "key 'extra' is not in this dataset": {**_steps(3), "extra": np.zeros((3, 1))},
+        "'joint_pos' contains NaN": {**_steps(3), "joint_pos": np.full((3, 6), np.nan)},
+        "'gripper' has shape \\(3, 2\\)": {**_steps(3), "gripper": np.zeros((3, 2), np.float32)},
+    }
+    for message, steps in cases.items():
+        with pytest.raises(DatasetError, match=f"episode 3: .*{message}"):
+            writer.add_episode(steps)
+    stream = writer.begin_episode()
+    stream.append({key: value[0] for key, value in _steps(1).items()})
+    with pytest.raises(DatasetError, match="episode 3 step 1: missing key 'gripper'"):
+        stream.append(
+            {"joint_pos": np.zeros(6, np.float32), "rgb_front": np.zeros((8, 8, 3), np.uint8)}
+        )
+    stream.discard()
+    dataset = Dataset.open(demo)
+    assert dataset.num_episodes == 3
+    np.testing.assert_array_equal(dataset.episode(2)["joint_pos"], _steps(6, 2)["joint_pos"])
+    assert validate(demo).ok
+
+
+def test_newer_format_version_is_refused(demo: Path) -> None:
+    meta = json.loads((demo / "zarr.json").read_text())
+    meta["attributes"]["format_version"] = 99
+    (demo / "zarr.json").write_text(json.dumps(meta))
+    with pytest.raises(DatasetError, match="format version 99 is newer"):
+        Dataset.open(demo)

@@ -1,0 +1,67 @@
+"""Normalizer statistics and the train/validation split."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from robot_il.dataset import Dataset, DatasetWriter, Normalizer, split_episodes
+from robot_il.errors import DatasetError
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
+    path = tmp_path_factory.mktemp("norm") / "n.zarr"
+    writer = DatasetWriter.create(path, robot="ur5e", control_hz=10, fsync=False)
+    rng = np.random.default_rng(0)
+    for length in (50, 70):
+        action = rng.normal(loc=[1.0, -2.0, 0.0], scale=[0.5, 3.0, 1.0], size=(length, 3))
+        action[:, 2] = 0.25  # a constant feature
+        writer.add_episode({
+            "action": action.astype(np.float32),
+            "rgb": rng.integers(10, 200, (length, 4, 4, 3), dtype=np.uint8),
+        })  # fmt: skip
+    return Dataset.open(path)
+
+
+def test_minmax_maps_the_data_range_to_minus_one_one(dataset: Dataset) -> None:
+    norm = Normalizer.fit(dataset, ["action", "rgb"], mode="minmax")
+    action = dataset.get("action", 0, dataset.num_steps)
+    y = norm.normalize("action", action)
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y[:, :2].min(axis=0), -1.0, atol=1e-6)
+    np.testing.assert_allclose(y[:, :2].max(axis=0), 1.0, atol=1e-6)
+    np.testing.assert_allclose(y[:, 2], 0.0, atol=1e-6)  # constant: centred, not blown up
+    np.testing.assert_allclose(norm.unnormalize("action", y), action, atol=1e-5)
+    rgb = dataset.get("rgb", 0, dataset.num_steps)
+    assert norm.stats("rgb")["min"].shape == (3,)  # per channel
+    assert norm.normalize("rgb", rgb).min() == pytest.approx(-1.0)
+
+
+def test_gaussian_and_state_dict_round_trip_with_torch(dataset: Dataset) -> None:
+    norm = Normalizer.fit(dataset, ["action"], mode="gaussian", episodes=[1])
+    action = dataset.episode(1)["action"]
+    y = norm.normalize("action", action)
+    np.testing.assert_allclose(y[:, :2].mean(axis=0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(y[:, :2].std(axis=0), 1.0, atol=1e-4)
+    state = norm.state_dict()
+    assert all(isinstance(v, np.ndarray) for v in state.values())
+    loaded = Normalizer.from_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
+    tensor = loaded.normalize("action", torch.from_numpy(action))
+    assert isinstance(tensor, torch.Tensor) and tensor.dtype == torch.float32
+    np.testing.assert_allclose(tensor.numpy(), y, atol=1e-6)
+    np.testing.assert_allclose(loaded.unnormalize("action", tensor).numpy(), action, atol=1e-5)
+    with pytest.raises(DatasetError, match="no statistics for key 'rgb'"):
+        loaded.normalize("rgb", action)
+
+
+def test_split_is_by_episode_seeded_and_complete() -> None:
+    train, val = split_episodes(20, 0.25, seed=3)
+    assert len(val) == 5 and sorted(train + val) == list(range(20))
+    assert (train, val) == split_episodes(20, 0.25, seed=3)
+    assert val != split_episodes(20, 0.25, seed=4)[1]
+    assert split_episodes(2, 0.01, seed=0)[1] != []  # at least one validation episode
+    assert len(split_episodes(3, 0.9, seed=0)[0]) == 1  # never an empty training set
+    with pytest.raises(DatasetError):
+        split_episodes(5, 1.0, seed=0)

@@ -1,0 +1,118 @@
+"""``robot-il data``: export to diffusion_policy's layout (read back with plain zarr), merge,
+drop-episode, split, export-video; nothing is overwritten without --force."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+from robot_il.cli import main as cli
+from robot_il.dataset import Dataset, DatasetWriter
+from robot_il.dataset.validate import validate
+
+
+def _steps(length: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {
+        "action": rng.normal(size=(length, 7)).astype(np.float32),
+        "joint_pos": rng.normal(size=(length, 6)).astype(np.float32),
+        "rgb_front": rng.integers(0, 256, (length, 16, 16, 3), dtype=np.uint8),
+    }
+
+
+def _make(path: Path, lengths: list[int], seed0: int = 0) -> list[dict[str, np.ndarray]]:
+    writer = DatasetWriter.create(path, robot="ur5e", control_hz=10, attrs={"task": "push"})
+    episodes = [_steps(n, seed0 + i) for i, n in enumerate(lengths)]
+    for i, steps in enumerate(episodes):
+        writer.add_episode(steps, {"success": i % 2 == 0, "task": f"t{seed0 + i}"})
+    return episodes
+
+
+def test_export_zarr_format_2_has_replay_buffer_layout(tmp_path: Path) -> None:
+    episodes = _make(tmp_path / "src.zarr", [3, 5, 2])
+    out = tmp_path / "dp.zarr"
+    assert cli(["data", "export", str(tmp_path / "src.zarr"), str(out), "--zarr-format", "2"]) == 0
+    assert (out / ".zgroup").is_file() and not (out / "zarr.json").exists()
+    root = zarr.open_group(str(out), mode="r", zarr_format=2)
+    assert sorted(root.group_keys()) == ["data", "meta"]
+    assert sorted(root["data"].array_keys()) == ["action", "joint_pos", "rgb_front"]
+    assert root["meta/episode_ends"][:].tolist() == [3, 8, 10]
+    assert root["meta/episode_ends"].dtype == np.int64
+    for key in ("action", "joint_pos", "rgb_front"):
+        expected = np.concatenate([e[key] for e in episodes])
+        stored = root[f"data/{key}"]
+        assert stored.dtype == expected.dtype
+        np.testing.assert_array_equal(stored[:], expected)
+    assert root["data/rgb_front"].chunks == (1, 16, 16, 3)
+    zarray = json.loads((out / "data" / "rgb_front" / ".zarray").read_text())
+    assert zarray["compressor"]["id"] == "blosc" and zarray["zarr_format"] == 2
+    assert root["meta/success"][:].tolist() == [True, False, True]
+    assert root.attrs["task"] == "push"
+    # and robot_il reads its own export back
+    assert Dataset.open(out).episode(1)["action"].tolist() == episodes[1]["action"].tolist()
+    assert cli(["data", "export", str(tmp_path / "src.zarr"), str(out)]) == 2  # exists
+
+
+def test_merge_then_drop_episode(tmp_path: Path) -> None:
+    a = _make(tmp_path / "a.zarr", [3, 4])
+    b = _make(tmp_path / "b.zarr", [2], seed0=10)
+    merged = tmp_path / "m.zarr"
+    assert (
+        cli(["data", "merge", str(merged), str(tmp_path / "a.zarr"), str(tmp_path / "b.zarr")]) == 0
+    )
+    dataset = Dataset.open(merged)
+    assert dataset.episode_ends.tolist() == [3, 7, 9]
+    np.testing.assert_array_equal(dataset.episode(2)["rgb_front"], b[0]["rgb_front"])
+    assert dataset.meta(2)["task"] == "t10"
+
+    assert cli(["data", "drop-episode", str(merged), "1"]) == 2  # in place needs --force
+    assert Dataset.open(merged).num_episodes == 3
+    assert cli(["data", "drop-episode", str(merged), "1", "--force"]) == 0
+    dataset = Dataset.open(merged)
+    assert dataset.episode_ends.tolist() == [3, 5]
+    np.testing.assert_array_equal(dataset.episode(0)["action"], a[0]["action"])
+    np.testing.assert_array_equal(dataset.episode(1)["joint_pos"], b[0]["joint_pos"])
+    assert [dataset.meta(i)["task"] for i in range(2)] == ["t0", "t10"]
+    assert validate(merged).ok
+    assert not [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name]  # no leftovers
+
+
+def test_merge_refuses_different_keys(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    _make(tmp_path / "a.zarr", [2])
+    writer = DatasetWriter.create(tmp_path / "c.zarr", robot="ur5e", control_hz=10)
+    writer.add_episode({"action": np.zeros((2, 7), np.float32)})
+    assert (
+        cli(
+            [
+                "data",
+                "merge",
+                str(tmp_path / "m"),
+                str(tmp_path / "a.zarr"),
+                str(tmp_path / "c.zarr"),
+            ]
+        )
+        == 2
+    )
+    assert "only in one of the datasets" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+
+
+def test_split_info_and_video(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path = tmp_path / "s.zarr"
+    _make(path, [3] * 10)
+    out = tmp_path / "split.json"
+    assert cli(["data", "split", str(path), "--val-fraction", "0.2", "--out", str(out)]) == 0
+    split = json.loads(out.read_text())
+    assert len(split["val"]) == 2 and sorted(split["train"] + split["val"]) == list(range(10))
+    assert cli(["data", "split", str(path), "--out", str(out)]) == 2  # exists, no --force
+    assert cli(["data", "info", str(path)]) == 0
+    assert "episodes     10, steps 30" in capsys.readouterr().out
+    video = tmp_path / "ep.mp4"
+    assert cli(["data", "export-video", str(path), "3", str(video)]) == 0
+    import imageio.v3 as iio
+
+    assert iio.imread(video).shape == (3, 16, 16, 3)

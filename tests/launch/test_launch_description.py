@@ -1,0 +1,165 @@
+"""Reading ROS 2 YAML launch files: the supported subset, and one-line errors for the rest."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from robot_il.errors import LaunchError
+from robot_il.launch import load_launch
+from robot_il.launch.substitution import package_share
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_node_becomes_a_ros_command_line_with_names_params_and_remaps(tmp_path: Path) -> None:
+    params = write(tmp_path / "params.yaml", "bridge:\n  ros__parameters:\n    gain: 300\n")
+    launch = write(
+        tmp_path / "a.launch.yaml",
+        f"""
+        launch:
+        - arg: {{name: rate, default: "500.0", description: servo rate}}
+        - arg: {{name: arm}}
+        - group:
+          - push_ros_namespace: {{namespace: $(var arm)}}
+          - node:
+              pkg: robot_il
+              exec: ur_rtde_bridge
+              name: bridge
+              namespace: driver
+              args: --verbose
+              param:
+              - {{name: rate, value: $(var rate)}}
+              - {{name: joints, value: [1.0, 2.5]}}
+              - {{name: enabled, value: true}}
+              - {{from: {params}}}
+              remap:
+              - {{from: /joint_states, to: joint_states_raw}}
+        - node: {{pkg: robot_il, exec: ur_rtde_bridge}}
+        """,
+    )
+    plan = load_launch(launch, {"arm": "left"})
+    first, second = plan.processes
+    assert first.name == "bridge" and second.name == "ur_rtde_bridge"
+    assert first.argv[0] == sys.executable and "robot_il.ros.ur_rtde_bridge" in first.argv[2]
+    assert list(first.argv[3:]) == [
+        "--verbose",
+        "--ros-args",
+        "-r",
+        "__node:=bridge",
+        "-r",
+        "__ns:=/left/driver",
+        "-p",
+        "rate:=500.0",
+        "-p",
+        "joints:=[1.0, 2.5]",
+        "-p",
+        "enabled:=true",
+        "--params-file",
+        str(params),
+        "-r",
+        "/joint_states:=joint_states_raw",
+    ]
+    # The namespace pushed inside the group does not leak out of it.
+    assert list(second.argv[3:]) == []
+    assert [a.name for a in plan.arguments] == ["rate", "arm"]
+    assert plan.arguments[0].description == "servo rate" and plan.arguments[1].default is None
+
+
+def test_substitutions_and_conditions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROBOT_IL_TEST_VALUE", "from-env")
+    launch = write(
+        tmp_path / "b.launch.yaml",
+        """
+        launch:
+        - arg: {name: sim, default: "true"}
+        - let: {name: share, value: $(find-pkg-share robot_il)}
+        - executable:
+            cmd: python -c "print(1)" $(env ROBOT_IL_TEST_VALUE) $(env ROBOT_IL_UNSET fallback)
+            name: $(var share)
+            cwd: $(dirname)
+            if: $(var sim)
+        - executable: {cmd: python -V, name: hardware, unless: $(var sim)}
+        """,
+    )
+    (only,) = load_launch(launch).processes
+    assert only.argv[1:] == ("-c", "print(1)", "from-env", "fallback")
+    assert Path(only.name) == package_share("robot_il", launch)
+    assert (Path(only.name) / "package.xml").is_file()
+    assert only.cwd == str(tmp_path)
+    (hardware,) = load_launch(launch, {"sim": "false"}).processes
+    assert hardware.name == "hardware"
+
+
+def test_include_passes_arguments_and_sees_the_includer(tmp_path: Path) -> None:
+    write(
+        tmp_path / "child.launch.yaml",
+        """
+        launch:
+        - arg: {name: who, default: nobody}
+        - executable: {cmd: python -c pass, name: "$(var who)-$(var site)", on_exit: shutdown}
+        """,
+    )
+    parent = write(
+        tmp_path / "parent.launch.yaml",
+        """
+        launch:
+        - arg: {name: site, default: lab}
+        - include: {file: child.launch.yaml, arg: [{name: who, value: robot}]}
+        - include: {file: child.launch.yaml}
+        """,
+    )
+    plan = load_launch(parent, {"site": "home", "who": "cli"})
+    assert [p.name for p in plan.processes] == ["robot-home", "cli-home"]
+    assert all(p.shutdown_on_exit for p in plan.processes)
+
+
+@pytest.mark.parametrize(
+    ("body", "arguments", "message"),
+    [
+        ("- timer: {period: 1.0}", {}, "unsupported action 'timer'"),
+        ("- node: {pkg: robot_il, exec: ur_rtde_bridge, respawn: true}", {}, "'respawn' of node"),
+        ("- arg: {name: a, default: '1'}", {"b": "2"}, "unknown launch argument 'b'"),
+        ("- arg: {name: a}", {}, "required launch argument 'a'"),
+        ("- let: {name: a, value: $(command ls)}", {}, "unsupported substitution"),
+        ("- let: {name: a, value: $(var nothing)}", {}, "$(var nothing) names no launch"),
+        ("- include: {file: other.launch.py}", {}, "only YAML"),
+        ("- include: {file: other.launch.yaml}", {}, "does not exist"),
+        ("- node: {pkg: robot_il, exec: no_such_node}", {}, "no executable 'no_such_node'"),
+        ("- node: {pkg: no_such_pkg, exec: x}", {}, "package 'no_such_pkg' not found"),
+        ("- executable: {cmd: python, output: file}", {}, "output 'file'"),
+        ("- executable: {cmd: python, on_exit: restart}", {}, "on_exit 'restart'"),
+        ("- executable: {cmd: python, if: maybe}", {}, "is not true/false"),
+        ("- executable: {cmd: no-such-program-here}", {}, "'no-such-program-here' not found"),
+        ("- let: {name: a, value: $(env ROBOT_IL_SURELY_UNSET)}", {}, "is not set"),
+        ("- node: {pkg: robot_il, exec: policy, param: [{name: p, value: {a: 1}}]}", {}, "nested"),
+    ],
+)
+def test_anything_outside_the_subset_is_a_one_line_error_naming_the_file(
+    tmp_path: Path, body: str, arguments: dict[str, str], message: str
+) -> None:
+    launch = write(tmp_path / "bad.launch.yaml", f"launch:\n{body}\n")
+    with pytest.raises(LaunchError) as error:
+        load_launch(launch, arguments)
+    text = str(error.value)
+    assert message in text and str(launch) in text and "\n" not in text
+
+
+def test_file_level_errors(tmp_path: Path) -> None:
+    with pytest.raises(LaunchError, match="does not exist"):
+        load_launch(tmp_path / "missing.launch.yaml")
+    xml = write(tmp_path / "x.launch.xml", "<launch/>")
+    with pytest.raises(LaunchError, match="only YAML"):
+        load_launch(xml)
+    broken = write(tmp_path / "broken.launch.yaml", "launch: [\n")
+    with pytest.raises(LaunchError, match="not valid YAML"):
+        load_launch(broken)
+    wrong = write(tmp_path / "wrong.launch.yaml", "nodes: []\n")
+    with pytest.raises(LaunchError, match="key 'launch'"):
+        load_launch(wrong)

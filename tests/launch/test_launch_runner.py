@@ -1,0 +1,184 @@
+"""Supervising real child processes: exit codes, on_exit: shutdown, signals, env, output."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from robot_il.launch import LaunchRunner, load_launch
+
+ROBOT_IL = str(Path(sys.executable).parent / "robot-il")
+
+# A child that records its pid and how it was stopped, then waits (or ignores SIGINT).
+_WORKER = textwrap.dedent(
+    """
+    import os, signal, sys, time
+    marker = sys.argv[1]
+    def stop(signum, frame):
+        with open(marker, "a") as f:
+            f.write(signal.Signals(signum).name + "\\n")
+        sys.exit(0)
+    signal.signal(signal.SIGTERM, stop)
+    if sys.argv[2] == "stubborn":
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    else:
+        signal.signal(signal.SIGINT, stop)
+    with open(marker, "w") as f:
+        f.write(f"{os.getpid()}\\n")
+    print("worker up", os.environ.get("ROS_DOMAIN_ID"), os.environ.get("RMW_IMPLEMENTATION"),
+          os.path.basename(os.environ.get("FASTRTPS_DEFAULT_PROFILES_FILE", "none")), flush=True)
+    time.sleep(float(sys.argv[3]) if len(sys.argv) > 3 else 60)
+    """
+)
+
+
+def scripts(tmp_path: Path) -> Path:
+    worker = tmp_path / "worker.py"
+    worker.write_text(_WORKER)
+    return worker
+
+
+def write_launch(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "t.launch.yaml"
+    path.write_text("launch:\n" + textwrap.dedent(body))
+    return path
+
+
+def wait_for(predicate, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.05)
+
+
+def pid_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_a_shutdown_process_ends_the_launch_with_its_code_and_stops_the_rest(
+    tmp_path: Path,
+) -> None:
+    worker = scripts(tmp_path)
+    launch = write_launch(
+        tmp_path,
+        f"""
+        - executable: {{cmd: python {worker} {tmp_path}/a.txt polite, name: a}}
+        - executable: {{cmd: python {worker} {tmp_path}/b.txt stubborn, name: b}}
+        - executable:
+            cmd: python -c "import time, sys; time.sleep(1.5); sys.exit(3)"
+            name: required
+            on_exit: shutdown
+        """,
+    )
+    screen = io.StringIO()
+    runner = LaunchRunner(load_launch(launch), domain_id=42, sigterm_timeout=1.0, screen=screen)
+    started = time.monotonic()
+    assert runner.run() == 3
+    assert time.monotonic() - started < 10
+    # a stopped on SIGINT; b ignored SIGINT and was stopped by SIGTERM.
+    assert (tmp_path / "a.txt").read_text().splitlines()[1] == "SIGINT"
+    assert (tmp_path / "b.txt").read_text().splitlines()[1] == "SIGTERM"
+    out = screen.getvalue()
+    assert "[a] worker up 42 rmw_fastrtps_cpp fastdds_loopback.xml" in out
+    assert "required exited with code 3" in out
+
+
+def test_the_launch_ends_when_all_exit_with_the_first_failure(tmp_path: Path) -> None:
+    launch = write_launch(
+        tmp_path,
+        """
+        - executable: {cmd: python -c "import sys; sys.exit(0)", name: ok}
+        - executable:
+            cmd: python -c "import time, sys; time.sleep(0.3); sys.exit(5)"
+            name: bad
+        - executable: {cmd: python -c "import time; time.sleep(0.6)", name: slow}
+        """,
+    )
+    assert LaunchRunner(load_launch(launch), screen=io.StringIO()).run() == 5
+    quiet = write_launch(tmp_path, "- executable: {cmd: python -c pass}\n")
+    assert LaunchRunner(load_launch(quiet), screen=io.StringIO()).run() == 0
+
+
+def test_log_output_goes_to_a_file_and_no_loopback_keeps_the_callers_dds(
+    tmp_path: Path,
+) -> None:
+    worker = scripts(tmp_path)
+    launch = write_launch(
+        tmp_path,
+        f"""
+        - executable:
+            cmd: python {worker} {tmp_path}/c.txt polite 0.1
+            name: quiet
+            output: log
+            env: [{{name: RMW_IMPLEMENTATION, value: rmw_custom}}]
+        """,
+    )
+    screen = io.StringIO()
+    runner = LaunchRunner(
+        load_launch(launch), loopback=False, domain_id=7, log_dir=tmp_path / "logs", screen=screen
+    )
+    assert runner.run() == 0
+    assert "worker up" not in screen.getvalue()
+    logged = (tmp_path / "logs" / "quiet.log").read_text()
+    assert logged.startswith("worker up 7 rmw_custom")
+
+
+def test_sigterm_to_the_cli_stops_every_child(tmp_path: Path) -> None:
+    worker = scripts(tmp_path)
+    launch = write_launch(
+        tmp_path,
+        f"""
+        - arg: {{name: mode, default: polite}}
+        - executable: {{cmd: python {worker} {tmp_path}/d.txt $(var mode), name: d}}
+        - executable: {{cmd: python {worker} {tmp_path}/e.txt polite, name: e}}
+        """,
+    )
+    cli = subprocess.Popen(
+        [ROBOT_IL, "launch", str(launch), "mode:=stubborn"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for(lambda: (tmp_path / "d.txt").exists() and (tmp_path / "e.txt").exists())
+        wait_for(lambda: all(len((tmp_path / f).read_text()) > 0 for f in ("d.txt", "e.txt")))
+        pids = [int((tmp_path / f).read_text().split()[0]) for f in ("d.txt", "e.txt")]
+        cli.send_signal(signal.SIGTERM)
+        output, _ = cli.communicate(timeout=20)
+    finally:
+        cli.kill()
+    assert cli.returncode == 143, output
+    assert all(pid_gone(pid) for pid in pids)
+    assert (tmp_path / "e.txt").read_text().splitlines()[1] == "SIGINT"
+    assert (tmp_path / "d.txt").read_text().splitlines()[1] == "SIGTERM"  # ignored SIGINT
+    assert "received SIGTERM, stopping" in output
+
+
+def test_cli_refuses_an_unknown_argument_in_one_line(tmp_path: Path) -> None:
+    launch = write_launch(tmp_path, "- arg: {name: known, default: '1'}\n")
+    result = subprocess.run(
+        [ROBOT_IL, "launch", str(launch), "unknown:=2"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "unknown launch argument 'unknown'" in result.stderr and str(launch) in result.stderr
+    shown = subprocess.run(
+        [ROBOT_IL, "launch", str(launch), "--show-args"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shown.returncode == 0 and "known:" in shown.stdout

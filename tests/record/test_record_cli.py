@@ -1,0 +1,68 @@
+"""``robot-il record`` end to end: the reach expert in MuJoCo into a real zarr dataset."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from robot_il.cli import main
+from robot_il.dataset import Dataset
+from robot_il.dataset.validate import validate
+
+pytest.importorskip("mujoco")
+
+
+def record(*args: str) -> int:
+    return main(["record", "--task", "reach", "--no-fsync", *args])
+
+
+def test_expert_episodes_are_recorded_validated_and_protected(tmp_path, capsys):
+    out = tmp_path / "reach.zarr"
+    assert record("--expert", "--episodes", "2", "--out", str(out)) == 0
+    assert "kept 2 episode(s)" in capsys.readouterr().out
+
+    report = validate(out)
+    assert report.ok, report.problems
+    dataset = Dataset.open(out)
+    assert dataset.num_episodes == 2
+    assert dataset.attrs["task"] == "reach" and dataset.attrs["source"] == "expert"
+    assert dataset.attrs["control_hz"] == 20.0 and dataset.attrs["action_mode"] == "joint"
+    for key in ("joint_pos", "joint_vel", "gripper", "eef_pose", "target_pos", "action"):
+        assert key in dataset.keys
+    for episode in range(2):
+        steps, meta = dataset.episode(episode), dataset.meta(episode)
+        assert meta["success"] and meta["source"] == "expert"
+        assert meta["rec_dropped_ticks"] == 0 and meta["rec_frames"] == len(steps["tick"])
+        np.testing.assert_array_equal(steps["tick"], np.arange(len(steps["tick"])))
+        np.testing.assert_allclose(steps["timestamp"], steps["tick"] / 20.0)
+        assert steps["action"].shape == (len(steps["tick"]), 7)
+    assert [dataset.meta(i)["seed"] for i in range(2)] == [0, 1]
+    first_episode = dataset.episode(0)["joint_pos"].copy()
+
+    # An existing dataset is refused without --force, and left as it was.
+    assert record("--expert", "--episodes", "1", "--out", str(out)) == 2
+    assert "already exists; pass --force" in capsys.readouterr().err
+    # --append adds episodes after the committed ones; a different setup is refused.
+    assert record("--expert", "--episodes", "1", "--seed", "7", "--out", str(out), "--append") == 0
+    assert record("--expert", "--episodes", "1", "--out", str(out), "--append",
+                  "--control-hz", "10") == 2
+    assert "cannot append: dataset has control_hz=20.0" in capsys.readouterr().err
+    dataset = Dataset.open(out)
+    assert dataset.num_episodes == 3 and dataset.meta(2)["seed"] == 7
+    np.testing.assert_array_equal(dataset.episode(0)["joint_pos"], first_episode)
+    # --force replaces it.
+    assert record("--expert", "--episodes", "1", "--out", str(out), "--force") == 0
+    assert Dataset.open(out).num_episodes == 1
+
+
+def test_failed_expert_episodes_are_dropped_unless_kept(tmp_path, capsys):
+    # Two steps are too few for the expert to reach: every attempt fails.
+    out = tmp_path / "short.zarr"
+    args = ["--expert", "--episodes", "1", "--max-steps", "2", "--max-attempts", "2"]
+    assert record(*args, "--out", str(out)) == 1
+    assert "kept 0 of 1 requested" in capsys.readouterr().out
+    assert Dataset.open(out).num_episodes == 0
+    assert record(*args, "--out", str(out), "--force", "--keep-failures") == 0
+    dataset = Dataset.open(out)
+    assert dataset.num_episodes == 1 and not dataset.meta(0)["success"]
+    assert len(dataset.episode(0)["action"]) == 2

@@ -1,0 +1,222 @@
+"""The recorder with real threads and real zarr datasets on disk, fed by synthetic sources.
+
+Timing on a shared 2-core machine is noisy, so these tests check *accounting* (every nominal
+tick is either stored or counted as dropped; stored ticks and timestamps agree with the
+counts), which must hold however loaded the machine is, and rates only loosely.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from robot_il.dataset import Dataset, DatasetWriter
+from robot_il.errors import DatasetError, RecordingError
+from robot_il.record import Recorder, StreamSpec
+
+
+class JointSource:
+    """A fake 6-joint arm whose reading changes every call (so frames are distinguishable)."""
+
+    def __init__(self, stall_every: int = 0, stall_s: float = 0.0) -> None:
+        self.calls = 0
+        self.stall_every = stall_every
+        self.stall_s = stall_s
+
+    def read(self) -> dict[str, np.ndarray]:
+        self.calls += 1
+        if self.stall_every and self.calls % self.stall_every == 0:
+            time.sleep(self.stall_s)  # a source that sometimes blocks, like a slow driver
+        return {"joint_pos": np.full(6, self.calls, dtype=np.float32)}
+
+
+def camera_source(height: int = 48, width: int = 64):
+    counter = iter(range(1 << 30))
+
+    def read() -> dict[str, np.ndarray]:
+        image = np.zeros((height, width, 3), dtype=np.uint8)
+        image[..., 0] = next(counter) % 256
+        return {"rgb_front": image}
+
+    return read
+
+
+def check_accounting(dataset: Dataset, episode: int, stats) -> np.ndarray:
+    """Stored frames, stored ticks and the stream's counters must all agree."""
+    steps = dataset.episode(episode)
+    ticks = steps["tick"]
+    assert len(ticks) == stats.frames
+    assert np.all(np.diff(ticks) >= 1), "ticks must strictly increase"
+    assert stats.ticks == stats.frames + stats.dropped, "a tick is either stored or dropped"
+    missing_ticks = int(ticks[-1] + 1 - len(ticks))
+    # Drops after the last stored frame leave no gap in the stored ticks, so <= rather than ==.
+    assert missing_ticks <= stats.dropped
+    assert stats.dropped - missing_ticks == stats.ticks - 1 - ticks[-1]
+    assert np.all(np.diff(steps["timestamp"]) > 0), "timestamps must strictly increase"
+    lateness = steps["timestamp"] - ticks / stats.rate_hz
+    assert lateness.min() >= -1e-6, "a frame is never sampled before its nominal tick"
+    assert lateness.max() <= stats.max_lateness_s + 1e-6
+    stored_late = int((lateness > 0.5 / stats.rate_hz).sum())
+    # Late frames may also be among those the writer's backlog dropped.
+    assert stored_late <= stats.late <= stored_late + stats.dropped_backpressure
+    return steps
+
+
+def test_two_rates_are_sampled_stamped_and_accounted(tmp_path):
+    joint = JointSource()
+    streams = [StreamSpec("joint", 500.0, joint.read), StreamSpec("cam", 30.0, camera_source())]
+    with Recorder.to_directory(tmp_path, streams, robot="ur5e", fsync=False) as recorder:
+        recorder.start_episode()
+        time.sleep(1.0)
+        report = recorder.stop_episode(commit=True, meta={"operator": "test"})
+    assert report.committed and report.episode_index == {"joint": 0, "cam": 0}
+
+    for name, rate in (("joint", 500.0), ("cam", 30.0)):
+        stats = report.stats[name]
+        dataset = Dataset.open(tmp_path / f"{name}.zarr")
+        assert dataset.num_episodes == 1
+        assert dataset.attrs["control_hz"] == rate
+        check_accounting(dataset, 0, stats)
+        # Every nominal tick in the episode's duration was sampled or counted as dropped.
+        expected_ticks = stats.duration_s * rate
+        assert abs(stats.ticks - expected_ticks) <= 2
+        assert stats.frames >= 0.5 * expected_ticks, stats.summary()
+        meta = dataset.meta(0)
+        assert meta["operator"] == "test"
+        assert meta["rec_frames"] == stats.frames
+        assert meta["rec_dropped_ticks"] == stats.dropped_ticks
+    # The joint stream read the source once per stored frame, in order.
+    joint_steps = Dataset.open(tmp_path / "joint.zarr").episode(0)
+    np.testing.assert_array_equal(joint_steps["joint_pos"][:, 0], np.arange(1, joint.calls + 1))
+
+
+def test_a_stalling_source_shows_as_dropped_ticks_not_catch_up_bursts(tmp_path):
+    # Every 25th read blocks for 5 periods: the ticks it sleeps through must be dropped.
+    source = JointSource(stall_every=25, stall_s=0.05)
+    streams = [StreamSpec("joint", 100.0, source.read)]
+    with Recorder.to_directory(tmp_path, streams, robot="ur5e", fsync=False) as recorder:
+        recorder.start_episode()
+        time.sleep(1.0)
+        report = recorder.stop_episode(commit=True)
+    stats = report.stats["joint"]
+    # 3 stalls in the first 88 reads, each sleeping through at least 4 ticks.
+    assert stats.dropped_ticks >= 3 * 4, stats.summary()
+    steps = check_accounting(Dataset.open(tmp_path / "joint.zarr"), 0, stats)
+    assert np.diff(steps["tick"]).max() >= 4
+
+
+class SlowDiskWriter:
+    """A real DatasetWriter on a disk that takes ``delay_s`` per frame (a saturated disk)."""
+
+    def __init__(self, writer: DatasetWriter, delay_s: float) -> None:
+        self._writer = writer
+        self._delay_s = delay_s
+
+    def begin_episode(self):
+        episode = self._writer.begin_episode()
+        append = episode.append
+
+        def slow_append(frame):
+            time.sleep(self._delay_s)
+            append(frame)
+
+        episode.append = slow_append
+        return episode
+
+
+def test_writer_backlog_drops_frames_and_counts_them_without_slowing_the_sampler(tmp_path):
+    writer = DatasetWriter.create(tmp_path / "cam.zarr", robot="ur5e", control_hz=100, fsync=False)
+    spec = StreamSpec("cam", 100.0, camera_source(), queue_seconds=0.05)  # room for 5 frames
+    with Recorder([spec], {"cam": SlowDiskWriter(writer, delay_s=0.03)}) as recorder:
+        recorder.start_episode()
+        time.sleep(0.6)
+        report = recorder.stop_episode(commit=True)
+    stats = report.stats["cam"]
+    # The writer manages ~33 frames/s of the 100 offered: most must be counted as backlog drops.
+    assert stats.dropped_backpressure >= 20, stats.summary()
+    assert stats.dropped_backpressure > stats.dropped_ticks
+    check_accounting(Dataset.open(tmp_path / "cam.zarr"), 0, stats)
+
+
+def test_pushed_stream_is_stamped_in_simulated_time_and_never_drops(tmp_path):
+    spec = StreamSpec("env", 20.0, read=None, queue_seconds=0.1)  # tiny queue: push must wait
+    with Recorder.to_directory(tmp_path, [spec], robot="ur5e", fsync=False) as recorder:
+        recorder.start_episode()
+        for step in range(60):
+            recorder.push("env", {"action": np.full(7, step, dtype=np.float32)})
+        report = recorder.stop_episode(commit=True, meta={"success": True})
+    stats = report.stats["env"]
+    assert (stats.frames, stats.dropped, stats.duration_s) == (60, 0, 3.0)
+    steps = Dataset.open(tmp_path / "env.zarr").episode(0)
+    np.testing.assert_array_equal(steps["tick"], np.arange(60))
+    np.testing.assert_allclose(steps["timestamp"], np.arange(60) / 20.0)
+    np.testing.assert_array_equal(steps["action"][:, 0], np.arange(60))
+
+
+def test_discarded_episodes_leave_no_trace_and_committed_ones_stay(tmp_path):
+    spec = StreamSpec("env", 20.0)
+    with Recorder.to_directory(tmp_path, [spec], robot="ur5e", fsync=False) as recorder:
+        for episode, keep in enumerate([True, False, True, False]):
+            recorder.start_episode()
+            for _ in range(5 + episode):
+                recorder.push("env", {"x": np.float32(episode)})
+            report = recorder.stop_episode(commit=keep)
+            assert report.committed is keep
+        recorder.start_episode()
+        recorder.push("env", {"x": np.float32(9)})
+        # closing with an episode under way discards it
+    dataset = Dataset.open(tmp_path / "env.zarr")
+    assert dataset.num_episodes == 2
+    assert [len(dataset.episode(i)["x"]) for i in range(2)] == [5, 7]
+    assert [float(dataset.episode(i)["x"][0]) for i in range(2)] == [0.0, 2.0]
+
+
+def test_a_failing_source_discards_the_episode_and_names_the_stream(tmp_path):
+    calls = 0
+
+    def flaky() -> dict[str, np.ndarray]:
+        nonlocal calls
+        calls += 1
+        if calls == 20:
+            raise OSError("camera unplugged")
+        return {"x": np.float32(calls)}
+
+    streams = [StreamSpec("cam", 200.0, flaky), StreamSpec("joint", 200.0, JointSource().read)]
+    with Recorder.to_directory(tmp_path, streams, robot="ur5e", fsync=False) as recorder:
+        recorder.start_episode()
+        deadline = time.monotonic() + 5
+        while recorder.failed_stream() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert recorder.failed_stream() == "cam"
+        with pytest.raises(RecordingError, match="stream cam: reading the source failed.*unplug"):
+            recorder.stop_episode(commit=True)
+        assert not recorder.active
+    assert Dataset.open(tmp_path / "joint.zarr").num_episodes == 0
+
+
+def test_a_bad_frame_fails_at_commit_with_key_and_episode(tmp_path):
+    spec = StreamSpec("env", 20.0)
+    with Recorder.to_directory(tmp_path, [spec], robot="ur5e", fsync=False) as recorder:
+        recorder.start_episode()
+        recorder.push("env", {"joint_pos": np.zeros(6, np.float32)})
+        recorder.stop_episode(commit=True)
+        recorder.start_episode()
+        recorder.push("env", {"joint_pos": np.zeros(5, np.float32)})
+        with pytest.raises(DatasetError, match="stream env: episode 1 .*joint_pos.*shape"):
+            recorder.stop_episode(commit=True)
+    assert Dataset.open(tmp_path / "env.zarr").num_episodes == 1
+
+
+def test_sampling_threads_stop_with_the_episode(tmp_path):
+    before = threading.active_count()
+    streams = [StreamSpec("joint", 500.0, JointSource().read)]
+    recorder = Recorder.to_directory(tmp_path, streams, robot="ur5e", fsync=False)
+    recorder.start_episode()
+    assert threading.active_count() == before + 2  # one writer, one sampler
+    recorder.stop_episode(commit=False)
+    assert threading.active_count() == before + 1
+    recorder.close()
+    assert threading.active_count() == before

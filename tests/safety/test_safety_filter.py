@@ -1,0 +1,320 @@
+"""The safety filter: nothing unsafe passes, and it holds or stops within one control period."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from robot_il.errors import ActionError
+from robot_il.safety import Intervention, SafetyEvent, SafetyFilter, SafetyLimits
+
+DT = 0.002  # 500 Hz, the UR5e servo rate
+VELOCITY = np.full(6, np.pi)
+ACCELERATION = np.full(6, 8.0)
+HOME = np.array([0.0, -1.57, 1.57, -1.57, -1.57, 0.0])
+
+
+def ur5e_like_limits(**overrides: object) -> SafetyLimits:
+    """UR5e joint ranges (elbow +-pi, others +-2pi) and 180 deg/s, with test-sized deadlines."""
+    values = dict(
+        position_lower=[-2 * np.pi, -2 * np.pi, -np.pi, -2 * np.pi, -2 * np.pi, -2 * np.pi],
+        position_upper=[2 * np.pi, 2 * np.pi, np.pi, 2 * np.pi, 2 * np.pi, 2 * np.pi],
+        velocity=VELOCITY,
+        acceleration=ACCELERATION,
+        max_step=0.05,
+        max_observation_age=0.01,
+        max_command_age=0.05,
+        ramp_duration=0.2,
+    )
+    values.update(overrides)
+    return SafetyLimits(**values)
+
+
+def point_fk(q: np.ndarray) -> np.ndarray:
+    """A stand-in kinematics for box tests: the tool point is the first three joints (m)."""
+    pose = np.eye(4)
+    pose[:3, 3] = q[:3]
+    return pose
+
+
+class Clock:
+    """Drives a filter at a fixed period, feeding the watchdog with fresh observations."""
+
+    def __init__(self, safety: SafetyFilter, start: float = 10.0) -> None:
+        self.safety, self.t = safety, start
+
+    def step(self, q_cmd, q_measured, *, observe: bool = True, dt: float = DT, **kw):
+        self.t += dt
+        if observe:
+            self.safety.watchdog(self.t, self.t)
+        return self.safety.filter(q_cmd, q_measured, self.t, **kw)
+
+
+def started(limits: SafetyLimits | None = None, fk=None, at: np.ndarray = HOME, **kw):
+    """A filter past its safe start at pose ``at``, and its clock."""
+    safety = SafetyFilter(limits or ur5e_like_limits(), fk, **kw)
+    clock = Clock(safety)
+    for _ in range(int(safety.limits.ramp_duration / DT) + 2):
+        clock.step(at, at)
+    return safety, clock
+
+
+def test_first_call_anchors_at_the_measured_pose_and_ramps_up() -> None:
+    safety = SafetyFilter(ur5e_like_limits())
+    clock = Clock(safety)
+    far = HOME + 1.0
+    first = clock.step(far, HOME)
+    np.testing.assert_array_equal(first.command, HOME)
+    assert Intervention.SAFE_START in first.interventions
+    previous, speeds = first.command, []
+    for _ in range(int(0.2 / DT)):
+        out = clock.step(far, HOME)
+        speeds.append(np.max(np.abs(out.command - previous)) / DT)
+        previous = out.command
+    # During the ramp the allowed speed grows linearly from 0 to the limit; never above it.
+    elapsed = DT * np.arange(1, len(speeds) + 1)
+    assert np.all(np.array(speeds) <= np.pi * elapsed / 0.2 + 1e-6)
+    assert speeds[5] < 0.2 and speeds[-1] > 1.0
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nonfinite_command_holds_in_the_same_call_then_resumes(bad: float) -> None:
+    safety, clock = started()
+    moving = [clock.step(HOME + 0.3, HOME).command for _ in range(20)]
+    poisoned = HOME + 0.3
+    poisoned[3] = bad
+    out = clock.step(poisoned, HOME)
+    np.testing.assert_array_equal(out.command, moving[-1])
+    assert out.held and out.interventions == [Intervention.NONFINITE_COMMAND]
+    assert np.all(np.isfinite(out.command))
+    resumed = clock.step(HOME + 0.3, HOME)
+    assert not resumed.held
+    # Restarting from rest: the first step is bounded by the acceleration limit.
+    assert np.max(np.abs(resumed.command - out.command)) <= 8.0 * DT * DT + 1e-12
+
+
+def test_nonfinite_measurement_holds_and_cannot_start() -> None:
+    safety, clock = started()
+    measured = HOME.copy()
+    measured[0] = np.nan
+    out = clock.step(HOME + 0.1, measured)
+    assert out.held and Intervention.NONFINITE_MEASUREMENT in out.interventions
+    with pytest.raises(ActionError, match="cannot start"):
+        SafetyFilter(ur5e_like_limits()).filter(HOME, measured, 0.0)
+
+
+def test_wrong_shapes_are_one_line_errors() -> None:
+    safety, clock = started()
+    with pytest.raises(ActionError, match="commanded joints have shape"):
+        clock.step(np.zeros(7), HOME)
+    with pytest.raises(ActionError, match="measured joints have shape"):
+        clock.step(HOME, np.zeros(5))
+
+
+def test_target_beyond_a_joint_limit_stops_at_the_limit() -> None:
+    limits = ur5e_like_limits()
+    safety, clock = started(limits)
+    target = HOME.copy()
+    target[2] = 4.0  # elbow limit is pi
+    outs = [clock.step(target, HOME) for _ in range(1500)]
+    elbow = np.array([o.command[2] for o in outs])
+    assert np.all(elbow <= np.pi)
+    assert elbow[-1] == pytest.approx(np.pi, abs=1e-6)
+    assert Intervention.POSITION_LIMIT in outs[0].interventions
+
+
+def test_a_one_radian_jump_is_spread_over_many_periods_within_all_limits() -> None:
+    safety, clock = started()
+    target = HOME.copy()
+    target[0] += 1.0
+    commands = [HOME] + [clock.step(target, HOME).command for _ in range(1000)]
+    commands = np.array(commands)
+    velocity = np.diff(commands, axis=0) / DT
+    acceleration = np.diff(velocity, axis=0) / DT
+    assert np.max(np.abs(np.diff(commands, axis=0))) <= np.pi * DT + 1e-9
+    assert np.max(np.abs(velocity)) <= np.pi + 1e-6
+    assert np.max(np.abs(acceleration)) <= 8.0 + 1e-6
+    # It gets there (1 rad at <= pi rad/s and 8 rad/s^2 takes about 0.7 s), without overshoot.
+    assert commands[-1, 0] == pytest.approx(target[0], abs=1e-6)
+    assert np.max(commands[:, 0]) <= target[0] + 1e-3
+    np.testing.assert_allclose(commands[:, 1:], np.tile(HOME[1:], (len(commands), 1)))
+
+
+def test_a_late_call_moves_no_further_than_max_step_or_two_periods() -> None:
+    unbounded = ur5e_like_limits(max_observation_age=10.0)
+    safety, clock = started(unbounded)
+    for _ in range(400):  # cruise at full speed
+        clock.step(HOME + 3.0, HOME)
+    before = safety.reference
+    out = clock.step(HOME + 3.0, HOME, dt=1.0)
+    assert np.max(np.abs(out.command - before)) <= 0.05 + 1e-12
+    assert Intervention.MAX_STEP in out.interventions
+
+    safety, clock = started(unbounded, period=DT)
+    for _ in range(400):
+        clock.step(HOME + 3.0, HOME)
+    before = safety.reference
+    out = clock.step(HOME + 3.0, HOME, dt=1.0)
+    assert np.max(np.abs(out.command - before)) <= np.pi * 2 * DT + 1e-9
+
+
+def test_stale_observations_hold_within_one_period() -> None:
+    safety, clock = started()
+    for _ in range(50):
+        moving = clock.step(HOME + 0.5, HOME)
+    # Observations stop; the first call past max_observation_age (10 ms = 5 periods) holds.
+    outputs = [clock.step(HOME + 0.5, HOME, observe=False) for _ in range(10)]
+    ages = [(i + 1) * DT for i in range(10)]
+    for age, out in zip(ages, outputs, strict=True):
+        if age > 0.01 + 1e-9:
+            assert out.held and Intervention.STALE_OBSERVATION in out.interventions
+    held = [o for o in outputs if o.held]
+    assert held and all(np.array_equal(o.command, held[0].command) for o in held)
+    assert not outputs[0].held and not np.array_equal(outputs[0].command, moving.command)
+    # Fresh observations again: motion resumes.
+    assert not clock.step(HOME + 0.5, HOME).held
+
+
+def test_no_observation_ever_means_hold() -> None:
+    safety = SafetyFilter(ur5e_like_limits())
+    out = safety.filter(HOME + 0.1, HOME, 1.0)
+    assert out.held and Intervention.STALE_OBSERVATION in out.interventions
+    assert safety.watchdog(0.995, 1.0) and not safety.watchdog(0.9, 1.0)
+
+
+def test_late_inference_holds() -> None:
+    safety, clock = started()
+    out = clock.step(HOME + 0.2, HOME, command_stamp=clock.t + DT - 0.06)
+    assert out.held and out.interventions == [Intervention.LATE_COMMAND]
+    assert not clock.step(HOME + 0.2, HOME, command_stamp=clock.t).held
+
+
+def test_estop_during_motion_stops_in_one_period_latches_and_restarts_safely() -> None:
+    safety, clock = started()
+    for _ in range(150):
+        previous, moving = safety.reference, clock.step(HOME + 1.0, HOME)
+    assert np.max(np.abs(moving.command - previous)) / DT > 1.0, "the arm should move fast"
+    safety.estop()
+    stopped = clock.step(HOME + 1.0, HOME)
+    np.testing.assert_array_equal(stopped.command, moving.command)
+    assert stopped.held and Intervention.ESTOP in stopped.interventions
+    for target in (HOME + 1.0, HOME - 1.0, np.full(6, np.nan)):
+        out = clock.step(target, HOME)
+        np.testing.assert_array_equal(out.command, moving.command)
+    assert safety.estopped
+    # Reset: the arm was moved meanwhile (say, by hand); the filter restarts from where it is.
+    moved = HOME + 0.05
+    safety.reset_estop()
+    restart = clock.step(HOME + 1.0, moved)
+    np.testing.assert_array_equal(restart.command, moved)
+    assert Intervention.SAFE_START in restart.interventions
+
+
+def test_workspace_box_holds_at_the_boundary_and_lets_an_outside_start_come_back() -> None:
+    box = ur5e_like_limits(workspace_lower=[-0.5, -0.5, 0.0], workspace_upper=[0.5, 0.5, 0.8])
+    inside = np.array([0.0, 0.0, 0.4, 0.0, 0.0, 0.0])
+    safety, clock = started(box, point_fk, at=inside)
+    outs = [clock.step(inside + [0.9, 0, 0, 0, 0, 0], inside) for _ in range(600)]
+    assert all(o.command[0] <= 0.5 for o in outs)
+    assert outs[-1].held and outs[-1].interventions == [Intervention.WORKSPACE]
+    assert outs[-1].command[0] > 0.49
+
+    outside = np.array([0.7, 0.0, 0.4, 0.0, 0.0, 0.0])
+    safety, clock = started(box, point_fk, at=outside)
+    back = clock.step(inside, outside)
+    assert not back.held and back.command[0] < 0.7
+    further = clock.step(outside + [0.2, 0, 0, 0, 0, 0], outside)
+    assert further.held and Intervention.WORKSPACE in further.interventions
+
+
+def test_events_are_reported_once_per_onset_and_counted(caplog: pytest.LogCaptureFixture) -> None:
+    seen: list[SafetyEvent] = []
+    safety, clock = started(on_event=seen.append)
+    seen.clear()
+    with caplog.at_level(logging.WARNING, logger="robot_il.safety"):
+        for _ in range(3):
+            clock.step(np.full(6, np.nan), HOME)
+        clock.step(HOME, HOME)
+        clock.step(np.full(6, np.nan), HOME)
+    assert [e.kind for e in seen] == [Intervention.NONFINITE_COMMAND] * 2
+    assert safety.counts[Intervention.NONFINITE_COMMAND] == 4
+    assert sum("nonfinite_command" in r.getMessage() for r in caplog.records) == 2
+    assert Intervention.NONFINITE_COMMAND == "nonfinite_command"
+
+
+def test_limits_reject_nonsense() -> None:
+    with pytest.raises(ActionError, match="below"):
+        ur5e_like_limits(position_lower=[1.0] * 6, position_upper=[0.0] * 6)
+    with pytest.raises(ActionError, match="positive"):
+        ur5e_like_limits(velocity=[0.0] * 6)
+    with pytest.raises(ActionError, match="both"):
+        ur5e_like_limits(workspace_lower=[0, 0, 0])
+    with pytest.raises(ActionError, match="max_step"):
+        ur5e_like_limits(max_step=float("nan"))
+    with pytest.raises(ActionError, match="forward kinematics"):
+        SafetyFilter(ur5e_like_limits(workspace_lower=[0, 0, 0], workspace_upper=[1, 1, 1]))
+
+
+def test_adversarial_stream_never_lets_anything_unsafe_through() -> None:
+    """Random targets, 1 rad jumps, NaNs, late stamps, stalled calls, observation gaps and
+    e-stops: every command is finite, within the position limits, the velocity limit, the
+    acceleration limit (except when stopping to hold), max_step and the workspace box."""
+    rng = np.random.default_rng(0)
+    limits = ur5e_like_limits(workspace_lower=[-0.6, -0.6, -0.3], workspace_upper=[0.6, 0.6, 0.9])
+    start = np.array([0.0, 0.0, 0.3, -1.0, 1.0, 0.0])
+    safety, clock = started(limits, point_fk, at=start)
+    commands, times, restarted = [safety.reference], [clock.t], [True]
+    target = start.copy()
+    for step in range(6000):
+        kind = rng.integers(150)
+        if kind == 0:
+            target = target + rng.uniform(-1.0, 1.0, 6)  # jumps of up to 1 rad
+        elif kind == 1:
+            target = rng.uniform(-7.0, 7.0, 6)  # anywhere, limits included
+        q_cmd = target.copy()
+        if rng.random() < 0.02:
+            q_cmd[rng.integers(6)] = rng.choice([np.nan, np.inf, -np.inf])
+        dt = 0.3 if rng.random() < 0.003 else DT  # a stalled control loop
+        stamp = clock.t + dt - (0.2 if rng.random() < 0.01 else 0.0)
+        observe = step % 500 > 12  # observation gaps of 26 ms
+        if rng.random() < 0.001:
+            safety.estop()
+        if safety.estopped and rng.random() < 0.01:
+            safety.reset_estop()
+        out = clock.step(q_cmd, commands[-1], observe=observe, command_stamp=stamp, dt=dt)
+        commands.append(out.command)
+        times.append(clock.t)
+        restarted.append(out.held or Intervention.SAFE_START in out.interventions)
+    commands, dts = np.array(commands), np.diff(times)[:, None]
+    assert np.all(np.isfinite(commands))
+    assert np.all(commands >= limits.position_lower) and np.all(commands <= limits.position_upper)
+    steps = np.diff(commands, axis=0)
+    assert np.all(np.abs(steps) <= np.minimum(np.pi * dts, 0.05) + 1e-9)
+    velocity = steps / dts
+    moving = ~np.array(restarted[2:])
+    dv = np.diff(velocity, axis=0)[moving]
+    assert np.all(np.abs(dv) <= 8.0 * dts[1:][moving] + 1e-6)
+    points = commands[:, :3]
+    assert np.all(points >= limits.workspace_lower - 1e-9)
+    assert np.all(points <= limits.workspace_upper + 1e-9)
+    # The stream exercised every intervention but the non-finite measurement.
+    assert set(safety.counts) == set(Intervention) - {Intervention.NONFINITE_MEASUREMENT}
+
+
+def test_ur5e_limits_come_from_the_description_and_its_kinematics_guard_the_table() -> None:
+    from robot_il.envs.ur5e.description import HOME_JOINT_POS, JOINT_POS_LIMITS
+    from robot_il.envs.ur5e.kinematics import forward_kinematics
+
+    limits = SafetyLimits.ur5e(max_observation_age=10.0)
+    np.testing.assert_array_equal(limits.position_upper, JOINT_POS_LIMITS[:, 1])
+    assert limits.velocity[0] == pytest.approx(np.pi) and limits.has_workspace
+    assert not SafetyLimits.ur5e(workspace_lower=None, workspace_upper=None).has_workspace
+    safety, clock = started(limits, forward_kinematics, at=HOME_JOINT_POS)
+    # Lowering the shoulder drives the tool down into the table: it stops above z = 0.
+    target = HOME_JOINT_POS + np.array([0.0, 0.8, 0.0, 0.0, 0.0, 0.0])
+    outs = [clock.step(target, HOME_JOINT_POS) for _ in range(1000)]
+    heights = np.array([forward_kinematics(o.command)[2, 3] for o in outs])
+    assert heights.min() >= 0.0 and heights.min() < 0.01
+    assert Intervention.WORKSPACE in outs[-1].interventions

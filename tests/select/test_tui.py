@@ -1,0 +1,68 @@
+"""The terminal UI, driven through a real pseudo-terminal: each key calls its handler."""
+
+from __future__ import annotations
+
+import io
+import os
+import pty
+import queue
+import threading
+
+from rich.console import Console
+
+from robot_il.errors import FeedbackError
+from robot_il.select import UCB1, Selector
+from robot_il.select.handlers import FeedbackHandlers
+from robot_il.select.tui import FeedbackTUI
+
+
+def test_keys_in_a_pty_call_the_handlers():
+    events: queue.Queue = queue.Queue()
+    selector = Selector.create(["ckpt/bc", "ckpt/diffusion"], UCB1(), seed=0)
+    choice = selector.choose()
+
+    def rate(rating: float) -> None:
+        if rating == 0.5:
+            raise FeedbackError("episode 0 was already rated")
+        events.put(("rate", rating))
+
+    handlers = FeedbackHandlers(
+        on_rate=rate,
+        on_intervene=lambda: events.put(("intervene",)),
+        on_estop=lambda: events.put(("estop",)),
+        status=lambda: {
+            "episode": choice.episode,
+            "candidate": choice.candidate,
+            "statistics": selector.statistics(),
+        },
+    )
+    screen = io.StringIO()
+    master, slave = pty.openpty()
+    tui = FeedbackTUI(
+        handlers, input_fd=slave, console=Console(file=screen, width=120), refresh_s=0.05
+    )
+    thread = threading.Thread(target=tui.run)
+    thread.start()
+    try:
+        for key, event in [
+            (b"1", ("rate", 0.0)),
+            (b"2", ("rate", 0.25)),
+            (b"4", ("rate", 0.75)),
+            (b"5", ("rate", 1.0)),
+            (b"i", ("intervene",)),
+            (b"e", ("estop",)),
+            (b" ", ("estop",)),
+        ]:
+            os.write(master, key)
+            assert events.get(timeout=5) == event, key
+        os.write(master, b"3x")  # a refused rating and an unknown key publish nothing
+        os.write(master, b"q")
+        thread.join(timeout=5)
+        assert not thread.is_alive()
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert events.empty()
+    assert "episode 0 was already rated" in tui.message.plain
+    output = screen.getvalue()
+    assert choice.candidate in output and "ckpt/bc" in output and "E-STOP" in output

@@ -1,0 +1,162 @@
+"""The feedback web page, driven in a real headless Chromium (Debian's chromium and
+chromium-driver): every button calls the right handler; plus the server's HTTP checks."""
+
+from __future__ import annotations
+
+import json
+import queue
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+
+from robot_il.errors import FeedbackError
+from robot_il.select import UCB1, Selector
+from robot_il.select.web import FeedbackHandlers, FeedbackServer, encode_jpeg
+from robot_il.select.web.server import is_loopback
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+
+
+class Recorder:
+    """Handlers that record what the page asked for, as a ROS node would publish it."""
+
+    def __init__(self) -> None:
+        self.events: queue.Queue = queue.Queue()
+        self.selector = Selector.create(["ckpt/bc", "ckpt/diffusion"], UCB1(), seed=0)
+        self.choice = self.selector.choose()
+        self.frame = np.zeros((48, 64, 3), dtype=np.uint8)
+        self.frame[:, :32, 0] = 255
+
+    def handlers(self) -> FeedbackHandlers:
+        return FeedbackHandlers(
+            on_rate=self.rate,
+            on_intervene=lambda: self.events.put(("intervene",)),
+            on_estop=lambda: self.events.put(("estop",)),
+            status=lambda: {
+                "episode": self.choice.episode,
+                "candidate": self.choice.candidate,
+                "statistics": self.selector.statistics(),
+            },
+            frame=lambda: encode_jpeg(self.frame),
+        )
+
+    def rate(self, rating: float) -> None:
+        if rating == 0.25:  # stands for a handler refusing feedback
+            raise FeedbackError("episode 0 was already rated")
+        self.events.put(("rate", rating))
+
+
+@pytest.fixture
+def recorder_server():
+    recorder = Recorder()
+    with FeedbackServer(recorder.handlers(), token="s3cret-token") as server:
+        yield recorder, server
+
+
+@pytest.fixture
+def browser():
+    if CHROMIUM is None or CHROMEDRIVER is None:
+        pytest.skip("needs Debian's chromium and chromium-driver (apt-get install ...)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    profile = tempfile.mkdtemp(prefix="robot_il_chromium_")
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def test_each_button_triggers_its_handler_in_headless_chromium(recorder_server, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    recorder, server = recorder_server
+    wait = WebDriverWait(browser, 10)
+    browser.get(server.url)
+    wait.until(lambda d: d.find_element(By.ID, "candidate").text == recorder.choice.candidate)
+    assert browser.find_element(By.ID, "episode").text == "0"
+    wait.until(lambda d: "ckpt/diffusion" in d.find_element(By.ID, "statistics").text)
+    # The camera view shows the frames the handler serves (64 x 48 JPEG).
+    wait.until(
+        lambda d: (
+            d.execute_script("return arguments[0].naturalWidth", d.find_element(By.ID, "camera"))
+            == 64
+        )
+    )
+
+    expected = {
+        "rate-0": ("rate", 0.0),
+        "rate-50": ("rate", 0.5),
+        "rate-75": ("rate", 0.75),
+        "rate-100": ("rate", 1.0),
+        "intervene": ("intervene",),
+        "estop": ("estop",),
+    }
+    for button, event in expected.items():
+        browser.find_element(By.ID, button).click()
+        assert recorder.events.get(timeout=5) == event, button
+    # A refused rating reaches the person as the handler's message, and nothing is published.
+    browser.find_element(By.ID, "rate-25").click()
+    wait.until(lambda d: d.find_element(By.ID, "message").text == "episode 0 was already rated")
+    assert browser.find_element(By.ID, "message").get_attribute("class") == "error"
+    assert recorder.events.empty()
+
+
+def request(url: str, body: object | None = None, headers: dict | None = None):
+    data = None if body is None else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json", **(headers or {})}
+    req = urllib.request.Request(url, data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def test_server_checks_token_origin_and_ratings(recorder_server):
+    recorder, server = recorder_server
+    base = server.url.split("?")[0]
+    token = {"X-Token": "s3cret-token"}
+    assert request(base)[0] == 401
+    assert request(base + "api/rate", {"rating": 1.0}, {"X-Token": "wrong"})[0] == 401
+    assert request(server.url)[0] == 200
+    status, body = request(base + "frame.jpg", headers=token)
+    assert status == 200 and body[:2] == b"\xff\xd8"
+    assert request(base + "api/estop", {}, {**token, "Origin": "http://evil.example"})[0] == 403
+    assert request(base + "api/estop", {}, {**token, "Content-Type": "text/plain"})[0] == 415
+    for bad in (1.5, -1, "high", None, True):
+        status, body = request(base + "api/rate", {"rating": bad}, token)
+        assert status == 400 and "rating" in json.loads(body)["error"]
+    status, body = request(base + "api/rate", "0.5", token)  # a JSON string, not an object
+    assert status == 400
+    assert request(base + "api/rate", {"rating": 0.5}, token)[0] == 200
+    assert recorder.events.get(timeout=1) == ("rate", 0.5)
+    assert recorder.events.empty()
+
+
+def test_only_loopback_addresses_go_without_token():
+    assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5")
+    with FeedbackServer(Recorder().handlers()) as server:
+        assert server.token is None and server.url.startswith("http://127.0.0.1:")
