@@ -15,7 +15,7 @@ import time
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 from robot_il.envs import TASKS, make_env, make_expert  # noqa: E402
-from robot_il.envs.env import BACKENDS  # noqa: E402
+from robot_il.envs.backends import BACKENDS  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from robot_il.train.stats import wilson_interval  # noqa: E402

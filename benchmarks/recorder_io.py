@@ -11,12 +11,17 @@ throw frames away, i.e. the sampling loop without writing. Printed: per stream f
 dropped counts; process CPU time / wall time (cores used) for both runs and their ratio; bytes
 on disk against raw bytes. Goals (issue 3): 0 dropped frames, CPU share under one core.
 
+The recording runs twice: dataset writers on threads of the recording process, and on
+processes of their own (``writer_processes=True``); CPU time includes the writer processes.
+
     .venv/bin/python benchmarks/recorder_io.py [--seconds 20] [--out DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -106,14 +111,25 @@ def streams(robot: SyntheticRobot) -> list[StreamSpec]:
     ]
 
 
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process and its live children (writer processes)."""
+    total = time.process_time()
+    ticks_per_s = os.sysconf("SC_CLK_TCK")
+    for child in multiprocessing.active_children():
+        with open(f"/proc/{child.pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / ticks_per_s  # utime, stime
+    return total
+
+
 def run(recorder: Recorder, seconds: float) -> dict[str, Any]:
     """One episode of ``seconds``; CPU and wall time cover sampling, writing and the commit."""
-    wall0, cpu0 = time.perf_counter(), time.process_time()
+    wall0, cpu0 = time.perf_counter(), cpu_seconds()
     recorder.start_episode()
     time.sleep(seconds)
     stop0 = time.perf_counter()
     report = recorder.stop_episode(commit=True)
-    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    wall, cpu = time.perf_counter() - wall0, cpu_seconds() - cpu0
     return {"report": report, "wall": wall, "cpu": cpu, "commit_s": time.perf_counter() - stop0}
 
 
@@ -134,39 +150,47 @@ def main() -> None:
     args = parser.parse_args()
 
     robot = SyntheticRobot()
+    names = [spec.name for spec in streams(robot)]
+    print(
+        f"recorder I/O benchmark: 2 cameras {HEIGHT}x{WIDTH} RGB @ 30 Hz + joint state @ 500 Hz, "
+        f"{args.seconds:g} s episodes; load average before: {os.getloadavg()[0]:.2f} "
+        f"on {os.cpu_count()} cores"
+    )
     with tempfile.TemporaryDirectory(prefix="recorder_io_") as tmp:
         out = args.out or Path(tmp)
-        with Recorder(
-            streams(robot), dict.fromkeys(["joint", "cam_front", "cam_wrist"], DiscardingWriter())
-        ) as baseline_recorder:
+        discarding = dict.fromkeys(names, DiscardingWriter())
+        with Recorder(streams(robot), discarding) as baseline_recorder:
             baseline = run(baseline_recorder, args.seconds)
-        with Recorder.to_directory(out, streams(robot), robot="ur5e", overwrite=True) as recorder:
-            recording = run(recorder, args.seconds)
+        print_run("baseline: sampling loop, frames discarded", baseline)
+        results = {}
+        for mode, in_processes in (("threads", False), ("processes", True)):
+            with Recorder.to_directory(
+                out / mode, streams(robot), robot="ur5e", writer_processes=in_processes
+            ) as recorder:
+                results[mode] = run(recorder, args.seconds)
+            print_run(f"recording: zarr on disk, writers in {mode}, fsync at commit", results[mode])
 
-        print(
-            f"recorder I/O benchmark: 2 cameras {HEIGHT}x{WIDTH} RGB @ 30 Hz + joint state "
-            f"@ 500 Hz, {args.seconds:g} s episode, real zarr on disk ({out})"
-        )
-        print_run("baseline (sampling loop, frames discarded)", baseline)
-        print_run("recording (zarr on disk, fsync at commit)", recording)
-
-        stats = recording["report"].stats
-        raw = (
-            sum(stats[name].frames * HEIGHT * WIDTH * 3 for name in ("cam_front", "cam_wrist"))
-            + stats["joint"].frames * (6 + 6 + 1 + 7 + 2) * 4
-        )  # + timestamp & tick, ~8 B each
-        disk = sum(bytes_on_disk(out / f"{name}.zarr") for name in stats)
-        dropped = recording["report"].dropped
-        share = recording["cpu"] / recording["wall"]
+        stats = results["processes"]["report"].stats
+        raw = sum(
+            stats[name].frames * HEIGHT * WIDTH * 3 for name in ("cam_front", "cam_wrist")
+        ) + stats["joint"].frames * ((6 + 6 + 1 + 7) * 4 + 16)  # + timestamp, tick
+        disk = sum(bytes_on_disk(out / "processes" / f"{name}.zarr") for name in names)
         base_share = baseline["cpu"] / baseline["wall"]
-        print("\nsummary")
-        print(f"  dropped frames (all streams): {dropped}  (goal 0)")
-        print(f"  late frames (all streams):    {recording['report'].late}")
-        print(f"  CPU share while recording:    {share:.3f} cores  (goal < 1)")
-        print(f"  CPU share, baseline:          {base_share:.3f} cores")
-        print(f"  ratio recording / baseline:   {share / base_share:.2f}x CPU")
+        print(f"\nsummary (load average after: {os.getloadavg()[0]:.2f})")
+        print(f"  {'':28s} {'dropped':>8s} {'late':>6s} {'CPU cores':>10s} {'vs baseline':>12s}")
         print(
-            f"  bytes on disk / raw bytes:    {disk / raw:.3f}  ({disk / 1e6:.1f} MB of "
+            f"  {'baseline (no writing)':28s} {baseline['report'].dropped:8d} "
+            f"{baseline['report'].late:6d} {base_share:10.3f} {1.0:11.2f}x"
+        )
+        for mode, result in results.items():
+            share = result["cpu"] / result["wall"]
+            print(
+                f"  {'recording, writer ' + mode:28s} {result['report'].dropped:8d} "
+                f"{result['report'].late:6d} {share:10.3f} {share / base_share:11.2f}x"
+            )
+        print("  goals: 0 dropped frames, CPU under 1 core")
+        print(
+            f"  bytes on disk / raw bytes: {disk / raw:.3f} ({disk / 1e6:.1f} MB of "
             f"{raw / 1e6:.1f} MB)"
         )
 

@@ -21,55 +21,62 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np  # noqa: E402
 from robot_il.envs import TASKS, make_env, make_expert  # noqa: E402
-from robot_il.envs.env import BACKENDS  # noqa: E402
+from robot_il.envs.backends import BACKENDS  # noqa: E402
 
 
-def expert_actions(task: str, backend: str, steps: int) -> list[np.ndarray]:
-    """The actions of one expert episode (seed 0), repeated or cut to ``steps``."""
+def expert_actions(task: str, backend: str, steps: int) -> tuple[list, list]:
+    """The actions of ``steps`` expert steps (seed 0) and, on MuJoCo, the actuator controls
+    the env set for each, so the raw loop can replay the same motion."""
     env = make_env(task, backend, terminate_on_success=False, max_episode_steps=steps)
     expert = make_expert(env)
     obs, _ = env.reset(seed=0)
     expert.reset(obs)
-    actions = []
+    actions, controls = [], []
     for _ in range(steps):
         action = expert.act(obs)
         actions.append(action)
         obs, *_ = env.step(action)
+        if backend == "mujoco":
+            controls.append(env.unwrapped.backend.data.ctrl.copy())
     env.close()
-    return actions
+    return actions, controls
 
 
-def time_env(task: str, backend: str, actions: list[np.ndarray], cameras: tuple[str, ...]):
-    """Seconds for ``len(actions)`` env steps, and the env (reset, ready for the raw loop)."""
-    env = make_env(
-        task, backend, cameras=cameras, terminate_on_success=False, max_episode_steps=10**9
-    )
-    env.reset(seed=0)
-    for action in actions[:5]:  # warm up (first render, caches)
-        env.step(action)
+def time_env(env, actions: list[np.ndarray]) -> float:
+    """Seconds for ``len(actions)`` env steps from the seed-0 initial state."""
     env.reset(seed=0)
     start = time.perf_counter()
     for action in actions:
         env.step(action)
-    return time.perf_counter() - start, env
+    return time.perf_counter() - start
 
 
-def time_raw(env, physics_steps: int) -> float:
-    """Seconds for ``physics_steps`` bare engine steps on the env's own model."""
+def time_raw(env, controls: list[np.ndarray], steps: int) -> float:
+    """Seconds for ``steps`` control periods of bare engine steps on the env's own model.
+
+    MuJoCo replays the recorded actuator controls (one array copy per control period), so
+    the engine computes the same motion and contacts as under the env. PyBullet steps with the
+    motors holding their last command (its servo runs in Python, so it is part of the env's
+    overhead here).
+    """
+    env.reset(seed=0)
     backend = env.unwrapped.backend
+    substeps = env.unwrapped.substeps
     if env.unwrapped.backend_name == "mujoco":
         import mujoco
 
         model, data = backend.model, backend.data
         start = time.perf_counter()
-        for _ in range(physics_steps):
-            mujoco.mj_step(model, data)
+        for ctrl in controls:
+            data.ctrl[:] = ctrl
+            for _ in range(substeps):
+                mujoco.mj_step(model, data)
         return time.perf_counter() - start
     import pybullet
 
     client = backend.client_id
     start = time.perf_counter()
-    for _ in range(physics_steps):
+    for _ in range(steps * substeps):
         pybullet.stepSimulation(physicsClientId=client)
     return time.perf_counter() - start
 
@@ -77,6 +84,8 @@ def time_raw(env, physics_steps: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=200, help="control steps per measurement")
+    parser.add_argument("--camera-steps", type=int, default=40, help="steps with a camera")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved repeats; best kept")
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
     args = parser.parse_args()
@@ -86,19 +95,26 @@ def main() -> None:
     )
     for backend in args.backends:
         for task in args.tasks:
-            actions = expert_actions(task, backend, args.steps)
-            env_seconds, env = time_env(task, backend, actions, ())
+            actions, controls = expert_actions(task, backend, args.steps)
+            options = {"terminate_on_success": False, "max_episode_steps": 10**9}
+            env = make_env(task, backend, **options)
+            time_env(env, actions[:10])  # warm up caches
+            env_seconds, raw_seconds = np.inf, np.inf
+            for _ in range(args.rounds):
+                env_seconds = min(env_seconds, time_env(env, actions))
+                raw_seconds = min(raw_seconds, time_raw(env, controls, len(actions)))
             substeps = env.unwrapped.substeps
-            physics_steps = len(actions) * substeps
-            env.reset(seed=0)
-            raw_seconds = time_raw(env, physics_steps)
             env.close()
-            camera_seconds, camera_env = time_env(task, backend, actions, ("front",))
+            camera_env = make_env(task, backend, cameras=("front",), **options)
+            camera_actions = actions[: args.camera_steps]
+            time_env(camera_env, camera_actions[:2])
+            camera_seconds = time_env(camera_env, camera_actions)
             camera_env.close()
+            physics_steps = len(actions) * substeps
             overhead = env_seconds / raw_seconds - 1.0
             print(
                 f"{backend:<9} {task:<18} {len(actions) / env_seconds:>9.0f}"
-                f" {len(actions) / camera_seconds:>9.1f} {substeps:>7d}"
+                f" {len(camera_actions) / camera_seconds:>9.1f} {substeps:>7d}"
                 f" {physics_steps / raw_seconds:>10.0f} {physics_steps / env_seconds:>10.0f}"
                 f" {overhead:>+9.1%}",
                 flush=True,

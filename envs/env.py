@@ -25,13 +25,13 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium.error import ResetNeeded
+from robot_il.envs.backends import BACKENDS
 from robot_il.envs.backends.base import PHYSICS_HZ
 from robot_il.envs.spatial import axis_angle_to_matrix
 from robot_il.envs.tasks.base import Task, scene_cameras
 
 from robot_il.errors import ActionError, ConfigError
 
-BACKENDS = ("mujoco", "pybullet")
 ACTION_MODES = ("joint", "eef_delta")
 
 MAX_STEP_TRANSLATION = 0.05

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from robot_il.envs.backends.base import SceneSpec, SimBackend
+
 from robot_il.errors import ConfigError
 
 BACKENDS: tuple[str, ...] = ("mujoco", "pybullet")

@@ -1,10 +1,14 @@
 """Servo targets and input checks both backends share, so the engines move alike.
 
 Each arm has eight servoed joints: its six arm joints (rad) then its two fingers (m of closing
-travel). A ``step`` of duration T moves each set point toward its target at velocity
-``clip((target - set point) / T, -v_max, v_max)``: the set point arrives at the end of the step
-(like a trajectory controller given one waypoint per control period) unless the joint speed
-limit (finger speed for fingers) makes it take longer.
+travel). Like a robot controller's trajectory generator, a ``step`` of duration T moves each
+arm's set points toward their targets along a straight line in joint space, all joints of the
+arm arriving together, at one rate chosen per step: fast enough to arrive by the end of the
+step, but no joint faster than its speed limit, faster than a stop at its acceleration limit
+allows (so it brakes into the target), or faster than its previous speed plus its
+acceleration limit times T. The fingers form a second such group. So a target within one
+step's reach (a policy's small move) is reached at the end of the step, and a far one is
+approached with a trapezoidal, synchronised velocity profile that never passes the target.
 """
 
 from __future__ import annotations
@@ -12,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
-
 from robot_il.envs.backends.base import SceneSpec
 from robot_il.envs.ur5e import description as ur5e
+
 from robot_il.errors import ActionError, ConfigError
 
 SERVOS_PER_ARM = 8
@@ -32,8 +36,15 @@ class ServoTargets:
         self.upper = np.tile(np.r_[ur5e.JOINT_POS_LIMITS[:, 1], travel, travel], n)
         speed = ur5e.GRIPPER.finger_speed
         self.max_velocity = np.tile(np.r_[ur5e.JOINT_VEL_LIMITS, speed, speed], n)
+        accel = ur5e.GRIPPER.finger_acceleration
+        self.max_acceleration = np.tile(np.r_[ur5e.JOINT_ACC_LIMITS, accel, accel], n)
         self.target = np.zeros(SERVOS_PER_ARM * n)
         self._velocity = np.zeros(SERVOS_PER_ARM * n)
+        self._error = np.zeros(SERVOS_PER_ARM * n)
+        self._distance = np.zeros(SERVOS_PER_ARM * n)
+        self._rate = np.zeros(SERVOS_PER_ARM * n)
+        self._bound = np.zeros(SERVOS_PER_ARM * n)
+        self._group_rate = np.zeros((n, 2))
         self._travel = travel
 
     def arm_slice(self, arm: str) -> slice:
@@ -50,7 +61,9 @@ class ServoTargets:
         k = self.arm_slice(arm)
         joints = np.asarray(joint_pos, dtype=np.float64)
         if joints.shape != (6,):
-            raise ActionError(f"joint targets for arm {arm!r} must have shape (6,), got {joints.shape}")
+            raise ActionError(
+                f"joint targets for arm {arm!r} must have shape (6,), got {joints.shape}"
+            )
         closure = float(gripper)
         if not (np.all(np.isfinite(joints)) and np.isfinite(closure)):
             raise ActionError(f"joint targets for arm {arm!r} are not finite: {joints}, {closure}")
@@ -67,14 +80,32 @@ class ServoTargets:
             raise ConfigError(f"no arm {sorted(unknown)} in this scene; arms: {list(self.arms)}")
         for arm in self.arms:
             self.set(arm, joint_pos.get(arm, ur5e.HOME_JOINT_POS), gripper.get(arm, 0.0))
+        self._velocity[:] = 0.0
 
     def setpoint_velocity(self, setpoint: np.ndarray, duration: float) -> np.ndarray:
-        """Set-point velocities (8 per arm) that reach the targets in ``duration`` s, within
-        the speed limits. The returned array is reused by the next call."""
+        """Set-point velocities (8 per arm) for the next ``duration`` s, by the rules of the
+        module docstring. The returned array is reused (and remembered) by the next call."""
+        error, distance, rate, bound = self._error, self._distance, self._rate, self._bound
         velocity = self._velocity
-        np.subtract(self.target, setpoint, out=velocity)
-        velocity /= duration
-        np.clip(velocity, -self.max_velocity, self.max_velocity, out=velocity)
+        np.subtract(self.target, setpoint, out=error)
+        np.abs(error, out=distance)
+        distance += 1e-12
+        # rate r (1/s) per joint such that the joint's velocity error * r obeys its limits
+        np.divide(self.max_velocity, distance, out=rate)
+        np.divide(2.0 * self.max_acceleration, distance, out=bound)
+        np.sqrt(bound, out=bound)
+        np.minimum(rate, bound, out=rate)
+        np.abs(velocity, out=bound)
+        bound += self.max_acceleration * duration
+        bound /= distance
+        np.minimum(rate, bound, out=rate)
+        groups = rate.reshape(-1, SERVOS_PER_ARM)
+        np.min(groups[:, :6], axis=1, out=self._group_rate[:, 0])
+        np.min(groups[:, 6:], axis=1, out=self._group_rate[:, 1])
+        np.minimum(self._group_rate, 1.0 / duration, out=self._group_rate)
+        groups[:, :6] = self._group_rate[:, :1]
+        groups[:, 6:] = self._group_rate[:, 1:]
+        np.multiply(error, rate, out=velocity)
         return velocity
 
 

@@ -1,9 +1,10 @@
 """The ``SimBackend`` on MuJoCo: the generated MJCF, stepped with ``mj_step(nstep=n)``.
 
-The servo lives in the model (``robot_il.envs.ur5e.mjcf``): per ``step`` call the backend sets
-one set-point velocity per servoed joint, ``(target - set point) / duration`` clamped to the
-speed limit, so the set point glides to the target by the end of the call (or as far as the
-speed limit allows) and MuJoCo runs every substep without returning to Python.
+The servo lives in the model (``robot_il.envs.ur5e.mjcf``): each servoed joint's set point is
+an actuator activation integrating a set-point velocity. Once per ``step`` call the backend
+asks the trajectory generator both backends share (``common.ServoTargets``) for those
+velocities and writes them to ``ctrl``, so MuJoCo runs every substep without returning to
+Python.
 
 ``model`` and ``data`` are the engine handles, for benchmarks that time raw ``mj_step`` on the
 same model.
@@ -15,11 +16,11 @@ import os
 from collections.abc import Mapping
 
 import numpy as np
-
 from robot_il.envs.backends.base import PHYSICS_HZ, SceneSpec
 from robot_il.envs.backends.common import SERVOS_PER_ARM, ServoTargets, check_object_names
 from robot_il.envs.ur5e import description as ur5e
 from robot_il.envs.ur5e.mjcf import build_mjcf, servo_joint_names
+
 from robot_il.errors import ConfigError
 
 
@@ -54,7 +55,9 @@ class MujocoBackend:
         self._ctrl_damper = self.data.ctrl[n_servo:]
         self._object_qpos = {}
         if scene.cube is not None:
-            self._object_qpos["cube"] = int(self.model.jnt_qposadr[self.model.joint("cube_free").id])
+            self._object_qpos["cube"] = int(
+                self.model.jnt_qposadr[self.model.joint("cube_free").id]
+            )
         self._marker_mocap = {
             name: int(self.model.body_mocapid[self.model.body(f"marker_{name}").id])
             for name in scene.markers
@@ -119,12 +122,14 @@ class MujocoBackend:
         pose = np.empty(7)
         pose[:3] = self.data.site_xpos[site]
         self._mj.mju_mat2Quat(self._quat, self.data.site_xmat[site])
-        pose[3:] = self._quat
+        pose[3:] = self._quat if self._quat[0] >= 0.0 else -self._quat  # w >= 0, as PyBullet
         return pose
 
     def object_pose(self, name: str) -> np.ndarray:
         if name not in self._object_qpos:
-            raise ConfigError(f"no object {name!r} in this scene; objects: {list(self._object_qpos)}")
+            raise ConfigError(
+                f"no object {name!r} in this scene; objects: {list(self._object_qpos)}"
+            )
         start = self._object_qpos[name]
         pose = self.data.qpos[start : start + 7].copy()
         if pose[3] < 0.0:  # the same rotation with w >= 0, as eef_pose and PyBullet report it
@@ -133,7 +138,9 @@ class MujocoBackend:
 
     def set_marker(self, name: str, pos: np.ndarray) -> None:
         if name not in self._marker_mocap:
-            raise ConfigError(f"no marker {name!r} in this scene; markers: {list(self._marker_mocap)}")
+            raise ConfigError(
+                f"no marker {name!r} in this scene; markers: {list(self._marker_mocap)}"
+            )
         self.data.mocap_pos[self._marker_mocap[name]] = pos
         self._kinematics_fresh = False
 

@@ -1,10 +1,12 @@
 """The ``SimBackend`` on PyBullet: generated URDF arms plus box/sphere bodies, DIRECT mode.
 
-The servo is the one both backends share (``common.ServoTargets``): per ``step`` call a
-set-point velocity, and before each physics substep the set point advances by it and every
-servoed joint gets a PyBullet position motor tracking (set point, set-point velocity) with the
-joint's torque (or grip-force) limit. PyBullet's motor is a velocity constraint that removes
-``POSITION_GAIN`` of the position error per substep, so it also holds against gravity.
+The set points come from the trajectory generator both backends share
+(``common.ServoTargets``). Once per ``step`` call every servoed joint's PyBullet position motor
+gets the set point at the end of the step as its target, a speed cap just above the set point's
+speed, and the joint's torque (or grip-force) limit; PyBullet's motor is a velocity constraint
+that removes ``POSITION_GAIN`` of the position error per substep, capped at that speed, so the
+joint moves at the set point's pace and holds against gravity. Setting the motors once per
+call (not per substep) keeps Python out of the physics loop.
 
 ``client_id`` is the engine handle, for benchmarks that time raw ``stepSimulation`` on the
 same world. Images come from the CPU ``ER_TINY_RENDERER``.
@@ -17,12 +19,13 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
-
 from robot_il.envs.backends.base import PHYSICS_HZ, SceneSpec
 from robot_il.envs.backends.common import SERVOS_PER_ARM, ServoTargets, check_object_names
 from robot_il.envs.ur5e import description as ur5e
 from robot_il.envs.ur5e.scene_geometry import (
     CUBE_RGBA,
+    FLOOR_DROP,
+    FLOOR_RGBA,
     FRICTION_OBJECT,
     MARKER_RADIUS,
     MARKER_RGBA,
@@ -31,14 +34,22 @@ from robot_il.envs.ur5e.scene_geometry import (
 )
 from robot_il.envs.ur5e.transforms import matrix_to_quat, rot_z
 from robot_il.envs.ur5e.urdf import build_urdf
+
 from robot_il.errors import ConfigError
 
 POSITION_GAIN = 0.2
 """Fraction of the position error the motor removes per substep (PyBullet ``positionGain``)."""
-VELOCITY_GAIN = 1.0
-"""Weight of the set-point velocity in the motor's target (PyBullet ``velocityGain``)."""
+SPEED_MARGIN = 1.05
+"""A motor may run this factor faster than its set point moves, to catch up after a lag."""
+SPEED_SLACK = 0.01
+"""... plus this fraction of the joint's speed limit, so a still set point is held firmly."""
+FINGER_SPEED_SLACK = 1.0
+"""The fingers' slack, a full finger speed: a motor capped near zero speed pushes on a blocking
+object with a fraction of its force, and a gripper must squeeze with its full grip force."""
 SPINNING_FRICTION = 0.001
 """Torsional friction (m) of pads and cube, so a held cube does not spin about the grip axis."""
+FINGER_COUPLING_FORCE = 1000.0
+"""Force (N) the gear constraint between the two fingers may use to keep them together."""
 CAMERA_NEAR, CAMERA_FAR = 0.01, 10.0
 
 
@@ -68,15 +79,26 @@ class PybulletBackend:
             _, up, _ = camera_axes(camera)
             view = p.computeViewMatrix(camera.pos, camera.lookat, up.tolist(), physicsClientId=cid)
             projection = p.computeProjectionMatrixFOV(
-                camera.fovy_deg, camera.width / camera.height, CAMERA_NEAR, CAMERA_FAR,
+                camera.fovy_deg,
+                camera.width / camera.height,
+                CAMERA_NEAR,
+                CAMERA_FAR,
                 physicsClientId=cid,
             )
             self._cameras[camera.name] = (camera, view, projection)
 
     def _build_world(self, scene: SceneSpec, meshes: bool) -> None:
         p, cid = self._p, self.client_id
-        for box in static_boxes(scene):
-            shape = p.createCollisionShape(p.GEOM_BOX, halfExtents=box.half_extents, physicsClientId=cid)
+        boxes = static_boxes(scene)
+        floor_z = boxes[0].center[2] - boxes[0].half_extents[2] - FLOOR_DROP
+        floor = p.createVisualShape(
+            p.GEOM_BOX, halfExtents=[4.0, 4.0, 0.01], rgbaColor=FLOOR_RGBA, physicsClientId=cid
+        )
+        p.createMultiBody(0.0, -1, floor, [0.0, 0.0, floor_z - 0.01], physicsClientId=cid)
+        for box in boxes:
+            shape = p.createCollisionShape(
+                p.GEOM_BOX, halfExtents=box.half_extents, physicsClientId=cid
+            )
             look = p.createVisualShape(
                 p.GEOM_BOX, halfExtents=box.half_extents, rgbaColor=box.rgba, physicsClientId=cid
             )
@@ -109,37 +131,72 @@ class PybulletBackend:
         self._tcp_link = by_name["tcp"]
         g = ur5e.GRIPPER
         self._forces = [float(f) for f in ur5e.JOINT_TORQUE_LIMITS] + [g.grip_force] * 2
-        self._position_gains = [POSITION_GAIN] * SERVOS_PER_ARM
-        self._velocity_gains = [VELOCITY_GAIN] * SERVOS_PER_ARM
+        max_speed = np.r_[ur5e.JOINT_VEL_LIMITS, g.finger_speed, g.finger_speed]
+        slack = np.r_[np.full(6, SPEED_SLACK), FINGER_SPEED_SLACK, FINGER_SPEED_SLACK]
+        self._speed_slack = (slack * max_speed).tolist()
+        self._zero_speed = np.zeros(SERVOS_PER_ARM)
         for body in self._arm_body.values():
             for link in range(-1, p.getNumJoints(body, physicsClientId=cid)):
                 p.changeDynamics(
-                    body, link, linearDamping=0.0, angularDamping=0.0, jointDamping=0.0,
+                    body,
+                    link,
+                    linearDamping=0.0,
+                    angularDamping=0.0,
+                    jointDamping=0.0,
                     physicsClientId=cid,
                 )
             for finger in self._finger_joints:
                 p.changeDynamics(
-                    body, finger, lateralFriction=g.friction,
-                    spinningFriction=SPINNING_FRICTION, physicsClientId=cid,
+                    body,
+                    finger,
+                    lateralFriction=g.friction,
+                    spinningFriction=SPINNING_FRICTION,
+                    physicsClientId=cid,
                 )
+            coupling = p.createConstraint(  # the fingers move as one, like the 2F-85 linkage
+                body,
+                self._finger_joints[0],
+                body,
+                self._finger_joints[1],
+                jointType=p.JOINT_GEAR,
+                jointAxis=[1, 0, 0],
+                parentFramePosition=[0, 0, 0],
+                childFramePosition=[0, 0, 0],
+                physicsClientId=cid,
+            )
+            p.changeConstraint(
+                coupling, gearRatio=-1, maxForce=FINGER_COUPLING_FORCE, physicsClientId=cid
+            )
         bodies = list(self._arm_body.values())
         for a, body_a in enumerate(bodies):  # arms never touch each other (as in MuJoCo)
             for body_b in bodies[a + 1 :]:
                 for link_a in range(-1, p.getNumJoints(body_a, physicsClientId=cid)):
                     for link_b in range(-1, p.getNumJoints(body_b, physicsClientId=cid)):
-                        p.setCollisionFilterPair(body_a, body_b, link_a, link_b, 0, physicsClientId=cid)
+                        p.setCollisionFilterPair(
+                            body_a, body_b, link_a, link_b, 0, physicsClientId=cid
+                        )
         self._objects: dict[str, int] = {}
         if scene.cube is not None:
             h = [scene.cube.half_size] * 3
             shape = p.createCollisionShape(p.GEOM_BOX, halfExtents=h, physicsClientId=cid)
-            look = p.createVisualShape(p.GEOM_BOX, halfExtents=h, rgbaColor=CUBE_RGBA, physicsClientId=cid)
+            look = p.createVisualShape(
+                p.GEOM_BOX, halfExtents=h, rgbaColor=CUBE_RGBA, physicsClientId=cid
+            )
             cube = p.createMultiBody(
-                scene.cube.mass, shape, look, [0.0, 0.0, scene.table_height + h[0]],
+                scene.cube.mass,
+                shape,
+                look,
+                [0.0, 0.0, scene.table_height + h[0]],
                 physicsClientId=cid,
             )
             p.changeDynamics(
-                cube, -1, lateralFriction=FRICTION_OBJECT, spinningFriction=SPINNING_FRICTION,
-                linearDamping=0.0, angularDamping=0.0, physicsClientId=cid,
+                cube,
+                -1,
+                lateralFriction=FRICTION_OBJECT,
+                spinningFriction=SPINNING_FRICTION,
+                linearDamping=0.0,
+                angularDamping=0.0,
+                physicsClientId=cid,
             )
             self._objects["cube"] = cube
         self._markers: dict[str, int] = {}
@@ -162,14 +219,16 @@ class PybulletBackend:
         self._servo.reset(joint_pos, gripper)
         p.restoreState(self._initial_state, physicsClientId=cid)
         self._setpoint[:] = self._servo.target
-        zero = [0.0] * SERVOS_PER_ARM
         for arm, body in self._arm_body.items():
             values = self._setpoint[self._servo.arm_slice(arm)].tolist()
             p.resetJointStatesMultiDof(
-                body, self._servo_joints, [[v] for v in values], [[0.0]] * SERVOS_PER_ARM,
+                body,
+                self._servo_joints,
+                [[v] for v in values],
+                [[0.0]] * SERVOS_PER_ARM,
                 physicsClientId=cid,
             )
-            self._command(body, values, zero)
+            self._command(body, self._setpoint[self._servo.arm_slice(arm)], self._zero_speed)
         for name, pose in object_poses.items():
             pose = np.asarray(pose, dtype=np.float64)
             p.resetBasePositionAndOrientation(
@@ -177,40 +236,53 @@ class PybulletBackend:
             )
             p.resetBaseVelocity(self._objects[name], [0.0] * 3, [0.0] * 3, physicsClientId=cid)
 
-    def _command(self, body: int, positions, velocities) -> None:
-        self._p.setJointMotorControlArray(
-            body,
+    def _command(self, body: int, setpoints: np.ndarray, speeds: np.ndarray) -> None:
+        """Motors of one arm: drive each joint to its set point no faster than its speed."""
+        p = self._p
+        for joint, setpoint, speed, force, slack in zip(
             self._servo_joints,
-            self._p.POSITION_CONTROL,
-            targetPositions=positions,
-            targetVelocities=velocities,
-            forces=self._forces,
-            positionGains=self._position_gains,
-            velocityGains=self._velocity_gains,
-            physicsClientId=self.client_id,
-        )
+            setpoints.tolist(),
+            speeds.tolist(),
+            self._forces,
+            self._speed_slack,
+            strict=True,
+        ):
+            p.setJointMotorControl2(
+                body,
+                joint,
+                p.POSITION_CONTROL,
+                targetPosition=setpoint,
+                force=force,
+                positionGain=POSITION_GAIN,
+                maxVelocity=SPEED_MARGIN * speed + slack,
+                physicsClientId=self.client_id,
+            )
 
     def set_joint_targets(self, arm: str, joint_pos: np.ndarray, gripper: float) -> None:
         self._servo.set(arm, joint_pos, gripper)
 
     def step(self, n_substeps: int = 1) -> None:
-        p, cid = self._p, self.client_id
-        velocity = self._servo.setpoint_velocity(self._setpoint, n_substeps * self.physics_dt)
-        advance = velocity * self.physics_dt
-        arms = [(body, self._servo.arm_slice(arm)) for arm, body in self._arm_body.items()]
-        velocities = [velocity[k].tolist() for _, k in arms]
+        duration = n_substeps * self.physics_dt
+        velocity = self._servo.setpoint_velocity(self._setpoint, duration)
+        self._setpoint += velocity * duration
+        speeds = np.abs(velocity)
+        for arm, body in self._arm_body.items():
+            k = self._servo.arm_slice(arm)
+            self._command(body, self._setpoint[k], speeds[k])
+        step_simulation, cid = self._p.stepSimulation, self.client_id
         for _ in range(n_substeps):
-            self._setpoint += advance
-            for (body, k), arm_velocity in zip(arms, velocities, strict=True):
-                self._command(body, self._setpoint[k].tolist(), arm_velocity)
-            p.stepSimulation(physicsClientId=cid)
+            step_simulation(physicsClientId=cid)
 
     def joint_pos(self, arm: str) -> np.ndarray:
-        states = self._p.getJointStates(self._arm_body[arm], self._arm_joints, physicsClientId=self.client_id)
+        states = self._p.getJointStates(
+            self._arm_body[arm], self._arm_joints, physicsClientId=self.client_id
+        )
         return np.array([s[0] for s in states])
 
     def joint_vel(self, arm: str) -> np.ndarray:
-        states = self._p.getJointStates(self._arm_body[arm], self._arm_joints, physicsClientId=self.client_id)
+        states = self._p.getJointStates(
+            self._arm_body[arm], self._arm_joints, physicsClientId=self.client_id
+        )
         return np.array([s[1] for s in states])
 
     def gripper(self, arm: str) -> float:
@@ -221,7 +293,9 @@ class PybulletBackend:
 
     def eef_pose(self, arm: str) -> np.ndarray:
         state = self._p.getLinkState(
-            self._arm_body[arm], self._tcp_link, computeForwardKinematics=True,
+            self._arm_body[arm],
+            self._tcp_link,
+            computeForwardKinematics=True,
             physicsClientId=self.client_id,
         )
         (x, y, z), (qx, qy, qz, qw) = state[4], state[5]
@@ -239,7 +313,9 @@ class PybulletBackend:
         if name not in self._markers:
             raise ConfigError(f"no marker {name!r} in this scene; markers: {list(self._markers)}")
         self._p.resetBasePositionAndOrientation(
-            self._markers[name], [float(v) for v in pos], [0.0, 0.0, 0.0, 1.0],
+            self._markers[name],
+            [float(v) for v in pos],
+            [0.0, 0.0, 0.0, 1.0],
             physicsClientId=self.client_id,
         )
 
@@ -248,7 +324,10 @@ class PybulletBackend:
             raise ConfigError(f"no camera {camera!r} in this scene; cameras: {list(self._cameras)}")
         spec, view, projection = self._cameras[camera]
         _, _, rgba, _, _ = self._p.getCameraImage(
-            spec.width, spec.height, view, projection,
+            spec.width,
+            spec.height,
+            view,
+            projection,
             renderer=self._p.ER_TINY_RENDERER,
             flags=self._p.ER_NO_SEGMENTATION_MASK,
             physicsClientId=self.client_id,

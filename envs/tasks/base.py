@@ -38,9 +38,9 @@ ARM_NOISE_RAD = 0.05
 """Half-width (rad) of the uniform noise added to each home joint at reset."""
 
 CAMERAS: dict[str, CameraSpec] = {
-    "front": CameraSpec("front", pos=(1.25, 0.0, 0.65), lookat=(0.45, 0.0, 0.1), fovy_deg=50.0),
-    "top": CameraSpec("top", pos=(0.45, 0.0, 1.3), lookat=(0.45, 0.0, 0.0), fovy_deg=55.0),
-    "side": CameraSpec("side", pos=(0.45, -1.0, 0.55), lookat=(0.45, 0.0, 0.1), fovy_deg=55.0),
+    "front": CameraSpec("front", pos=(1.45, 0.0, 0.95), lookat=(0.25, 0.0, 0.18), fovy_deg=55.0),
+    "top": CameraSpec("top", pos=(0.45, 0.0, 1.4), lookat=(0.45, 0.0, 0.0), fovy_deg=60.0),
+    "side": CameraSpec("side", pos=(0.35, -1.4, 0.7), lookat=(0.35, 0.0, 0.2), fovy_deg=55.0),
 }
 """Fixed cameras every task offers (world frame); sizes are set by the env."""
 

@@ -38,7 +38,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
 from robot_il.envs.ur5e.transforms import homogeneous, quat_to_matrix, rot_x, rot_z
 
 ROBOT_NAME = "ur5e"
@@ -84,6 +83,10 @@ JOINT_POS_LIMITS = np.array(
 """(6, 2) lower/upper joint positions, rad."""
 JOINT_VEL_LIMITS = np.full(6, np.pi)
 """Joint speed limits, rad/s (180 deg/s on every UR5e joint)."""
+JOINT_ACC_LIMITS = np.full(6, 15.0)
+"""Joint acceleration limits of the simulated controller, rad/s^2. Universal Robots publish
+none; 15 rad/s^2 (about 860 deg/s^2) is within what the joint torques allow for the whole arm,
+so the servo tracks its set point instead of saturating."""
 JOINT_TORQUE_LIMITS = np.array([150.0, 150.0, 150.0, 28.0, 28.0, 28.0])
 """Joint torque limits, N m."""
 
@@ -119,8 +122,9 @@ LINK_INERTIAS = np.stack(
 """(6, 3, 3) inertia tensors of links 1..6 about their centre of mass, DH frame i axes, kg m^2."""
 
 HOME_JOINT_POS = np.array([0.0, -np.pi / 2, np.pi / 2, -np.pi / 2, -np.pi / 2, 0.0])
-"""A ready pose: forearm level, tool pointing straight down about 0.49 m in front (-y... see
-``kinematics.forward_kinematics(HOME_JOINT_POS)``), wrists away from singularities."""
+"""A ready pose (rad): upper arm up, forearm level, tool pointing straight down with the TCP
+at (-0.492, -0.133, 0.328) m in the base frame (the DH base frame's -x is "ahead" at zero
+pan)."""
 
 
 def dh_link_transform(i: int, q: float = 0.0) -> np.ndarray:
@@ -220,13 +224,16 @@ class ParallelGripper:
     Each finger is a prismatic joint whose position is its closing travel, 0 (open) ..
     ``finger_travel`` (pads touching); the command and the measured ``gripper`` value are that
     travel divided by ``finger_travel``: 0 open .. 1 closed. The fingers close along flange x.
-    A finger's servo moves its set point at most ``finger_speed`` and pushes with at most
+    A finger's servo moves its set point at most ``finger_speed`` (m/s, per finger: half the
+    2F-85's 150 mm/s closing speed), changing speed by at most ``finger_acceleration`` (m/s^2),
+    and pushes with at most
     ``grip_force``, so on an object it stops and squeezes with that force.
     """
 
     name: str = "robotiq_2f85"
     stroke: float = 0.085
     finger_speed: float = 0.075
+    finger_acceleration: float = 1.5
     grip_force: float = 40.0
     mass: float = 0.825
     finger_mass: float = 0.05
@@ -309,7 +316,9 @@ def _mjcf_visuals(xml_path: Path, mesh_scale: float) -> dict[str, list[VisualMes
         for geom in body.findall("geom"):
             if geom.get("class") == "visual" and geom.get("mesh") in files:
                 rgba = colours.get(geom.get("material"), (0.1, 0.1, 0.1, 1.0))
-                meshes.append(VisualMesh(files[geom.get("mesh")], _parse_pose(geom), rgba, mesh_scale))
+                meshes.append(
+                    VisualMesh(files[geom.get("mesh")], _parse_pose(geom), rgba, mesh_scale)
+                )
         out[name] = meshes
         for child in body.findall("body"):
             walk(child, pose)

@@ -10,7 +10,6 @@ the 2*pi-equivalent angles nearest the seed inside the joint limits, and picks t
 from __future__ import annotations
 
 import numpy as np
-
 from robot_il.envs.ur5e.description import DH_A, DH_ALPHA, DH_D, JOINT_POS_LIMITS, TCP_OFFSET
 
 _COS_ALPHA = np.cos(DH_ALPHA)

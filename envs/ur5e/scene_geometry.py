@@ -9,13 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
 from robot_il.envs.backends.base import CameraSpec, SceneSpec
 from robot_il.envs.ur5e.transforms import rot_z
 
 TABLE_THICKNESS = 0.05
 TABLE_MARGIN = 0.9
 """Table reaches this far (m) beyond every arm base, more than the UR5e's 0.85 m reach."""
+FLOOR_DROP = 0.6
+"""A visual-only floor lies this far (m) below the table's underside."""
 BIN_WALL_THICKNESS = 0.01
 MARKER_RADIUS = 0.015
 

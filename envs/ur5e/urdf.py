@@ -13,7 +13,6 @@ from __future__ import annotations
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
-
 from robot_il.envs.ur5e import description as ur5e
 from robot_il.envs.ur5e.transforms import homogeneous, matrix_to_rpy
 
@@ -31,11 +30,15 @@ def _vec(values) -> str:
 
 
 def _origin(transform: np.ndarray) -> str:
-    return f'<origin xyz="{_vec(transform[:3, 3])}" rpy="{_vec(matrix_to_rpy(transform[:3, :3]))}"/>'
+    return (
+        f'<origin xyz="{_vec(transform[:3, 3])}" rpy="{_vec(matrix_to_rpy(transform[:3, :3]))}"/>'
+    )
 
 
 def _material(rgba) -> str:
-    return f'<material name="c{_vec(rgba).replace(" ", "_")}"><color rgba="{_vec(rgba)}"/></material>'
+    return (
+        f'<material name="c{_vec(rgba).replace(" ", "_")}"><color rgba="{_vec(rgba)}"/></material>'
+    )
 
 
 def _inertial(inertial: ur5e.Inertial) -> str:
@@ -187,6 +190,8 @@ def build_urdf(meshes: bool = True) -> str:
         )
     tcp_inertial = ur5e.Inertial(MARKER_LINK_MASS, np.zeros(3), np.full(3, 1e-7), np.eye(3))
     parts.append(_link("tcp", [_inertial(tcp_inertial)]))
-    parts.append(_joint("tcp_joint", "fixed", "gripper", "tcp", homogeneous(None, (0, 0, ur5e.TCP_OFFSET))))
+    parts.append(
+        _joint("tcp_joint", "fixed", "gripper", "tcp", homogeneous(None, (0, 0, ur5e.TCP_OFFSET)))
+    )
     parts.append("</robot>")
     return "\n".join(parts)

@@ -18,7 +18,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="launch file path, or a robot_il launch file name")
     parser.add_argument("arguments", nargs="*", metavar="key:=value", help="launch arguments")
     parser.add_argument(
-        "-s", "--show-args", action="store_true", help="list the file's arguments and exit"
+        "-s", "--show-args", action="store_true", help="list the file's own arguments and exit"
     )
     parser.add_argument(
         "--domain-id", type=int, default=None, help="ROS_DOMAIN_ID for every process (0..101)"
@@ -57,15 +57,15 @@ def parse_arguments(items: list[str]) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from robot_il.launch import LaunchRunner, load_launch
+    from robot_il.launch import LaunchRunner, declared_arguments, load_launch
 
     path = resolve_launch_file(args.file)
-    plan = load_launch(path, parse_arguments(args.arguments))
     if args.show_args:
-        for argument in plan.arguments:
-            default = "(required)" if argument.default is None else f"default {argument.default!r}"
+        for argument in declared_arguments(path):
+            default = "required" if argument.default is None else f"default {argument.default!r}"
             print(f"{argument.name}: {argument.description} [{default}]")
         return 0
+    plan = load_launch(path, parse_arguments(args.arguments))
     runner = LaunchRunner(
         plan, loopback=not args.no_loopback, domain_id=args.domain_id, log_dir=args.log_dir
     )

@@ -19,7 +19,8 @@ from typing import Any
 from robot_il.errors import RecordingError
 
 SOURCE_KEYS = ("task", "backend", "control_hz", "action_mode")
-"""Env settings an appended dataset must share with the session appending to it."""
+"""Env settings an appended dataset must share with the session appending to it (all but
+``control_hz``, which the dataset writer sets itself, are stored as root attrs by us)."""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -102,16 +103,22 @@ def run(args: argparse.Namespace) -> int:
     )
     device = None
     try:
+        if args.teleop is not None:  # open the device before creating any dataset
+            if args.teleop == "ros":
+                from robot_il.ros.dds import apply_loopback_env
+
+                apply_loopback_env()
+            device = make_teleop_device(args.teleop, control_hz=args.control_hz)
         spec = env.unwrapped.spec_dict()
         source_name = "expert" if args.expert else f"teleop:{args.teleop}"
         attrs = {
-            **{key: spec[key] for key in SOURCE_KEYS},
+            **{key: spec[key] for key in SOURCE_KEYS if key != "control_hz"},
             "source": source_name,
             "env_spec": spec,
         }
         writer = _open_writer(args, spec.get("robot", "ur5e"), attrs)
         episode_meta = {"task": args.task, "source": source_name}
-        if args.expert:
+        if device is None:
             expert = make_expert(env)
             with Recorder([env_stream(args.control_hz)], {"env": writer}) as recorder:
                 summary = record_expert(
@@ -125,14 +132,11 @@ def run(args: argparse.Namespace) -> int:
                     episode_meta=episode_meta,
                 )
         else:
-            if args.teleop == "ros":
-                from robot_il.ros.dds import apply_loopback_env
-
-                apply_loopback_env()
-            device = make_teleop_device(args.teleop, control_hz=args.control_hz)
             source = EnvTeleopSource(env, device)
             stream = env_stream(args.control_hz, source)
-            with Recorder([stream], {"env": writer}) as recorder:
+            # Stepping and rendering the env is heavy work, not a light sensor read: it must
+            # not run at real-time priority, where it could starve the rest of the machine.
+            with Recorder([stream], {"env": writer}, realtime=False) as recorder:
                 summary = record_teleop(
                     source,
                     recorder,
@@ -178,11 +182,12 @@ def _open_writer(args: argparse.Namespace, robot: str, attrs: dict[str, Any]) ->
             fsync=fsync,
         )
     existing = Dataset.open(args.out).attrs
+    session = {**attrs, "control_hz": float(args.control_hz)}
     for key in SOURCE_KEYS:
-        if key in existing and existing[key] != attrs[key]:
+        if existing.get(key) != session[key]:
             raise RecordingError(
-                f"{args.out}: cannot append: dataset has {key}={existing[key]!r}, "
-                f"this session records {key}={attrs[key]!r}"
+                f"{args.out}: cannot append: dataset has {key}={existing.get(key)!r}, "
+                f"this session records {key}={session[key]!r}"
             )
     return DatasetWriter.open(args.out, fsync=fsync)
 

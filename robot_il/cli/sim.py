@@ -44,7 +44,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run_list(args: argparse.Namespace) -> int:
     """Print the tasks with their arms and observation keys, the backends and cameras."""
-    from robot_il.envs.env import BACKENDS
+    from robot_il.envs.backends import BACKENDS
     from robot_il.envs.tasks import TASKS
     from robot_il.envs.tasks.base import CAMERAS
 

@@ -11,6 +11,8 @@ zarr's path. Each reader checks itself against zarr on the first chunk before it
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -69,8 +71,9 @@ class ChunkRows:
         data = self._fetch(self._keys(index))
         if data is None:  # zarr's meaning of an absent chunk; validate reports it
             return np.full((self.chunk_rows, *self.step_shape), self.fill_value, self.dtype)
-        raw = blosc.decompress(data)
-        return np.frombuffer(raw, self.dtype).reshape(self.chunk_rows, *self.step_shape)
+        chunk = np.empty((self.chunk_rows, *self.step_shape), self.dtype)
+        blosc.decompress(data, chunk)  # straight into a writable array, no extra copy
+        return chunk
 
     def __getitem__(self, rows: slice) -> np.ndarray:
         start, stop = rows.start, rows.stop
@@ -106,3 +109,45 @@ def agrees_with_zarr(rows: ChunkRows, array: zarr.Array, num_rows: int) -> bool:
         return bool(np.array_equal(rows[0:stop], array[0:stop]))
     except Exception:
         return False
+
+
+class ChunkFiles:
+    """Writes whole chunks of a local, directly readable array as files, exactly as zarr's
+    LocalStore does (encode, write a temporary file, rename over the target), minus zarr's
+    per-call overhead. The recorder's per-frame path: one camera frame = one chunk file."""
+
+    _SHUFFLE = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}
+
+    def __init__(self, array: zarr.Array, directory: Path) -> None:
+        if array.metadata.zarr_format != 3 or not directly_readable(array):
+            raise ValueError(f"{array.path}: not a layout ChunkFiles can write")
+        codec = array.metadata.codecs[1]
+        self._codec = numcodecs.Blosc(
+            cname=codec.cname.value,
+            clevel=codec.clevel,
+            shuffle=self._SHUFFLE[codec.shuffle.value],
+            blocksize=codec.blocksize,
+            typesize=codec.typesize,
+        )
+        self._rows = ChunkRows(array, file_fetch(directory))
+        self._directory = directory
+
+    def write(self, index: int, rows: np.ndarray) -> None:
+        """Store ``rows`` (exactly one chunk's rows, the array's dtype) as chunk ``index``."""
+        expected = (self._rows.chunk_rows, *self._rows.step_shape)
+        if rows.shape != expected:
+            raise ValueError(f"chunk {index}: rows of shape {rows.shape}, expected {expected}")
+        data = self._codec.encode(np.ascontiguousarray(rows, dtype=self._rows.dtype))
+        path = self._directory / self._rows.chunk_key(index)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.name}.{uuid.uuid4().hex}.partial")
+        with open(partial, "wb") as file:
+            file.write(data)
+        os.replace(partial, path)
+
+    def agrees_with_zarr(self, array: zarr.Array, index: int) -> bool:
+        """Self-check after the first write: zarr decodes what this class wrote."""
+        size = self._rows.chunk_rows
+        return bool(
+            np.array_equal(self._rows.chunk(index), array[index * size : (index + 1) * size])
+        )

@@ -15,7 +15,16 @@ from typing import Any, Literal
 import numpy as np
 import zarr
 from tqdm.auto import tqdm
+from zarr.core.buffer import default_buffer_prototype
+from zarr.core.sync import sync
 
+from robot_il.dataset.chunks import (
+    ChunkRows,
+    Fetch,
+    agrees_with_zarr,
+    directly_readable,
+    file_fetch,
+)
 from robot_il.dataset.format import (
     DATA_GROUP,
     EPISODE_ENDS,
@@ -26,7 +35,7 @@ from robot_il.dataset.format import (
     check_format,
     specs_from_attrs,
 )
-from robot_il.dataset.store import one_line, open_root
+from robot_il.dataset.store import local_path, one_line, open_root
 from robot_il.dataset.writer import committed_ends
 from robot_il.errors import DatasetError
 
@@ -40,8 +49,8 @@ class Dataset:
     ``cache="none"`` reads chunks from the store on demand (datasets larger than RAM);
     ``cache="ram"`` decompresses every key once at open into read-only numpy arrays, so that
     training windows cost what slicing numpy costs; ``cache="compressed"`` holds the
-    compressed chunks in RAM (a fraction of the raw size for images) and decodes on access. Steps beyond the last committed episode
-    (left by a killed recorder) are invisible.
+    compressed chunks in RAM (a fraction of the raw size for images) and decodes on access.
+    Steps beyond the last committed episode (left by a killed recorder) are invisible.
     """
 
     def __init__(self, root: zarr.Group, where: str, cache: CacheMode = "none") -> None:
@@ -126,8 +135,9 @@ class Dataset:
 
     @property
     def arrays(self) -> dict[str, Any]:
-        """Key -> array sliceable along time (numpy in RAM, else zarr); for the sampler.
-        Only indices below :attr:`num_steps` are committed data."""
+        """Key -> rows sliceable along time with ``[start:stop]`` (a read-only numpy array
+        when cached in RAM, else a store reader); for the sampler. Only indices below
+        :attr:`num_steps` are committed data."""
         return self._arrays
 
     def episode_slice(self, episode: int) -> slice:
@@ -210,9 +220,23 @@ class Dataset:
             values[name] = stored
         return values
 
-    def _load_into_ram(self) -> None:
+    def _direct_rows(self, array: zarr.Array, cache: CacheMode) -> ChunkRows | None:
+        """A fast chunk decoder for ``array`` when its layout allows (see :mod:`.chunks`)."""
+        if not directly_readable(array):
+            return None
+        directory = local_path(self.where)
+        if cache == "compressed":
+            fetch = _held_chunks(self._root, array, self.num_steps)
+        elif directory is not None:
+            fetch = file_fetch(directory / array.path)
+        else:
+            return None  # remote stores: zarr's path batches requests better
+        rows = ChunkRows(array, fetch)
+        return rows if agrees_with_zarr(rows, array, self.num_steps) else None
+
+    def _load_into_ram(self, keys: list[str]) -> None:
         for key in tqdm(
-            self.keys, desc="loading dataset into RAM", unit="key", leave=False, disable=None
+            keys, desc="loading dataset into RAM", unit="key", leave=False, disable=None
         ):
             loaded = np.empty((self.num_steps, *self.specs[key].shape), self.specs[key].dtype)
             for episode in range(self.num_episodes):
@@ -226,6 +250,47 @@ class Dataset:
             f"Dataset({self.where!r}, episodes={self.num_episodes}, steps={self.num_steps}, "
             f"keys={self.keys}, cache={self.cache!r})"
         )
+
+
+class _StoreRows:
+    """Rows of one key read from the store (directly decoded where possible, else by zarr);
+    a failing read becomes a DatasetError naming the key and the episode."""
+
+    def __init__(
+        self, dataset: Dataset, key: str, array: zarr.Array, direct: ChunkRows | None
+    ) -> None:
+        self._dataset = dataset
+        self._key = key
+        self._source = array if direct is None else direct
+        self.direct = direct
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        try:
+            return self._source[rows]
+        except Exception as error:
+            dataset = self._dataset
+            raise DatasetError(
+                f"{dataset.where}: data/{self._key} episode {dataset.episode_of(rows.start)} "
+                f"(steps {rows.start}-{rows.stop}) unreadable: {one_line(error)}"
+            ) from error
+
+
+def _held_chunks(root: zarr.Group, array: zarr.Array, num_steps: int) -> Fetch:
+    """Every chunk of the committed rows of ``array``, compressed, in a dict in RAM."""
+    rows = ChunkRows(array, lambda key: None)
+    prefix = f"{root.store_path.path}/{array.path}/".lstrip("/")
+    prototype = default_buffer_prototype()
+
+    async def load() -> dict[str, bytes]:
+        held = {}
+        for index in range(-(-num_steps // rows.chunk_rows)):
+            key = rows.chunk_key(index)
+            buffer = await root.store.get(prefix + key, prototype=prototype)
+            if buffer is not None:
+                held[key] = buffer.to_bytes()
+        return held
+
+    return sync(load()).get
 
 
 def _scalar(value: Any) -> Any:

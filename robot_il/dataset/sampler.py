@@ -11,7 +11,6 @@ episode end), so fetching a window is a few slices and no Python loop over steps
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Sequence
 
 import numpy as np
@@ -65,6 +64,7 @@ class SequenceSampler:
         )
         obs = set(obs_keys)
         self._window_lengths = {key: (n_obs_steps if key in obs else horizon) for key in wanted}
+        self._plan = [(key, n, dataset.arrays[key]) for key, n in self._window_lengths.items()]
         self._bounds = _window_bounds(dataset, self.episodes, horizon, pad_before, pad_after)
 
     def __len__(self) -> int:
@@ -76,28 +76,18 @@ class SequenceSampler:
         return self._bounds
 
     def __getitem__(self, index: int) -> dict[str, np.ndarray]:
-        """Window ``index``: key -> (n_obs_steps or horizon, *shape). Windows from a RAM cache
-        may be read-only views; copy before editing in place."""
-        index = operator.index(index)
-        n = self._bounds.shape[0]
-        if not -n <= index < n:
-            raise IndexError(f"window {index} out of range ({n} windows)")
-        start, low, high = self._bounds[index].tolist()
-        dataset = self.dataset
-        arrays = dataset.arrays
+        """Window ``index``: key -> (n_obs_steps or horizon, *shape). Windows may be
+        read-only views of a cache; copy before editing in place."""
+        start, low, high = self._bounds[index].tolist()  # IndexError when out of range
         window = {}
-        for key, length in self._window_lengths.items():
+        for key, length, rows in self._plan:
             stop = start + length
-            first = start if start > low else low
-            last = stop if stop < high else high
-            array = arrays[key]
-            if isinstance(array, np.ndarray):
-                steps = array[first:last]
+            if start >= low and stop <= high:
+                window[key] = rows[start:stop]
             else:
-                steps = dataset.read(key, first, last)
-            if first != start or last != stop:
-                steps = steps[np.clip(np.arange(start, stop), low, high - 1) - first]
-            window[key] = steps
+                first = start if start > low else low
+                steps = rows[first : stop if stop < high else high]
+                window[key] = steps[np.clip(np.arange(start, stop), low, high - 1) - first]
         return window
 
     def batch(self, indices: Sequence[int] | np.ndarray) -> dict[str, np.ndarray]:

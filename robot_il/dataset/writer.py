@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import zarr
 
+from robot_il.dataset.chunks import ChunkFiles
 from robot_il.dataset.durability import flush_filesystem, remove_partial_files, remove_tree
 from robot_il.dataset.format import (
     DATA_GROUP,
@@ -89,6 +90,7 @@ class DatasetWriter:
         }
         self._episode_ends = committed_ends(self._ends[:], str(path)).tolist()
         self._in_flight: EpisodeWriter | None = None
+        self._frame_files: dict[str, ChunkFiles | None] = {}
 
     # ---------------------------------------------------------------- construction
 
@@ -279,6 +281,27 @@ class DatasetWriter:
             raise DatasetError(f"{where}: key {key!r} contains NaN")
         return value
 
+    def _write_frame(self, key: str, index: int, frame: np.ndarray) -> None:
+        """One image frame = one chunk file, written directly when the layout allows (the
+        first such write is checked against zarr's own decoding), else through zarr."""
+        array = self._arrays[key]
+        if key not in self._frame_files:
+            try:
+                files: ChunkFiles | None = ChunkFiles(array, self.path / array.path)
+            except ValueError:
+                files = None
+            if files is not None and array.chunks[0] == 1:
+                files.write(index, frame[None])
+                if files.agrees_with_zarr(array, index):
+                    self._frame_files[key] = files
+                    return
+            self._frame_files[key] = None
+        files = self._frame_files[key]
+        if files is None:
+            array[index] = frame
+        else:
+            files.write(index, frame[None])
+
     def _commit(self, end: int, meta: dict[str, Any] | None) -> int:
         """Steps 2-4 of the protocol in the module docstring."""
         episode = self.num_episodes
@@ -344,7 +367,7 @@ class EpisodeWriter:
                 array = writer._arrays[key]
                 if array.shape[0] <= index:  # grow geometrically: resizing rewrites metadata
                     array.resize((index + max(32, self.num_steps), *array.shape[1:]))
-                array[index] = value
+                writer._write_frame(key, index, value)
             else:
                 self._buffers.setdefault(key, []).append(value)
         self.num_steps += 1

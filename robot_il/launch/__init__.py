@@ -5,7 +5,20 @@ subset is documented in :mod:`robot_il.launch.description`); :class:`LaunchRunne
 supervises its processes. The command line is ``robot-il launch FILE key:=value``.
 """
 
-from robot_il.launch.description import LaunchArgument, LaunchPlan, ProcessSpec, load_launch
+from robot_il.launch.description import (
+    LaunchArgument,
+    LaunchPlan,
+    ProcessSpec,
+    declared_arguments,
+    load_launch,
+)
 from robot_il.launch.runner import LaunchRunner
 
-__all__ = ["LaunchArgument", "LaunchPlan", "LaunchRunner", "ProcessSpec", "load_launch"]
+__all__ = [
+    "LaunchArgument",
+    "LaunchPlan",
+    "LaunchRunner",
+    "ProcessSpec",
+    "declared_arguments",
+    "load_launch",
+]

@@ -119,7 +119,36 @@ def load_launch(path: str | Path, arguments: Mapping[str, str] | None = None) ->
     return plan
 
 
-def _read_file(path: Path, scope: _Scope, plan: LaunchPlan) -> None:
+def declared_arguments(path: str | Path) -> list[LaunchArgument]:
+    """The ``arg`` actions of launch file ``path`` (its groups included, not its includes),
+    read without evaluating anything, so that required arguments need no values."""
+    path = Path(path)
+    found: list[LaunchArgument] = []
+
+    def scan(actions: object) -> None:
+        for action in actions if isinstance(actions, list) else []:
+            if not isinstance(action, dict) or len(action) != 1:
+                continue
+            ((kind, body),) = action.items()
+            if kind == "group":
+                scan(body)
+            elif kind == "arg" and isinstance(body, dict) and "name" in body:
+                default = body.get("default")
+                found.append(
+                    LaunchArgument(
+                        str(body["name"]),
+                        None if default is None else str(default),
+                        str(body.get("description", "")),
+                        path,
+                    )
+                )
+
+    scan(_load_document(path))
+    return found
+
+
+def _load_document(path: Path) -> object:
+    """The ``launch`` list of a YAML launch file, checked to be one."""
     if not path.is_file():
         raise LaunchError(f"launch file {path} does not exist")
     if not path.name.endswith((".yaml", ".yml")):
@@ -130,7 +159,11 @@ def _read_file(path: Path, scope: _Scope, plan: LaunchPlan) -> None:
         raise LaunchError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
     if not isinstance(document, dict) or set(document) != {"launch"}:
         raise LaunchError(f"{path}: a launch file is one mapping with the key 'launch'")
-    _run_actions(document["launch"] or [], scope, plan, path)
+    return document["launch"] or []
+
+
+def _read_file(path: Path, scope: _Scope, plan: LaunchPlan) -> None:
+    _run_actions(_load_document(path), scope, plan, path)
 
 
 def _run_actions(actions: object, scope: _Scope, plan: LaunchPlan, path: Path) -> None:
@@ -276,9 +309,12 @@ def _join_namespace(base: str, namespace: str) -> str:
 
 
 def _parameter_value(value: object, scope: _Scope, path: Path) -> str:
-    """A parameter value as ``-p name:=VALUE`` text, which rcl reads as YAML."""
+    """A parameter value as ``-p name:=VALUE`` text, which rcl reads as YAML (so "500" is an
+    integer and "true" a bool, as ROS 2 launch infers types); an empty text is an empty
+    string."""
     if isinstance(value, str):
-        return _text(value, scope, path)
+        text = _text(value, scope, path)
+        return text if text.strip() else "''"
     if isinstance(value, list):
         value = [_text(item, scope, path) if isinstance(item, str) else item for item in value]
     if isinstance(value, dict):

@@ -107,8 +107,8 @@ def record_expert(
             meta = {**(episode_meta or {}), "success": success, "seed": episode_seed}
             report = recorder.stop_episode(commit=success or keep_failures, meta=meta)
             summary.add(report)
+            bar.set_postfix(attempts=summary.attempts, successes=summary.successes, refresh=False)
             bar.update(int(report.committed))
-            bar.set_postfix(attempts=summary.attempts, success=f"{summary.successes}")
     finally:
         bar.close()
     return summary

@@ -33,25 +33,22 @@ from __future__ import annotations
 
 import contextlib
 import os
-import queue
 import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from robot_il.errors import RecordingError, RobotILError
+from robot_il.record.sink import ProcessSink, ThreadSink, WriterInProcess
 
 Frame = Mapping[str, np.ndarray]
 """One sample of a stream: key -> per-step array (no time axis)."""
-
-RESERVED_KEYS = ("timestamp", "tick")
-"""Keys the recorder adds to every frame; a source may not produce them itself."""
 
 
 @dataclass(frozen=True)
@@ -147,79 +144,29 @@ class EpisodeReport:
         return "; ".join(stat.summary() for stat in self.stats.values())
 
 
-class _Message:
-    """A control message in a writer queue (frames travel as plain tuples)."""
-
-    def __init__(self, kind: str, meta: dict[str, Any] | None = None) -> None:
-        self.kind = kind  # "begin", "commit", "discard" or "close"
-        self.meta = meta
-        self.done: Future[int | None] = Future()
-
-
 class _StreamRunner:
-    """A stream's queue, writer thread and (for sampled streams) per-episode sampler thread."""
+    """A stream's sink (writer thread or process) and, for sampled streams, its per-episode
+    sampler thread."""
 
     def __init__(self, spec: StreamSpec, writer: Any, realtime: bool) -> None:
         self.spec = spec
-        self.writer = writer
         self.realtime = realtime
-        self.queue: queue.Queue[Any] = queue.Queue(maxsize=spec.queue_size)
+        if isinstance(writer, WriterInProcess):
+            self.sink: ThreadSink | ProcessSink = ProcessSink(
+                spec.name, writer.open_writer, spec.queue_size
+            )
+        else:
+            self.sink = ThreadSink(spec.name, writer, spec.queue_size)
         self.stats = StreamStats(spec.name, spec.rate_hz)
-        self.write_error: BaseException | None = None
         self.read_error: BaseException | None = None
         self._stop_sampling = threading.Event()
         self._sampler: threading.Thread | None = None
         self._t0 = 0.0
         self._pushed_ticks = 0
-        self._writer_thread = threading.Thread(
-            target=self._write_loop, name=f"recorder-write-{spec.name}", daemon=True
-        )
-        self._writer_thread.start()
 
-    # -- writer thread -------------------------------------------------------------------------
-
-    def _write_loop(self) -> None:
-        episode = None
-        while True:
-            item = self.queue.get()
-            if isinstance(item, tuple):  # (tick, timestamp, frame)
-                if episode is None or self.write_error is not None:
-                    continue
-                tick, stamp, frame = item
-                try:
-                    episode.append(_stamped(frame, tick, stamp))
-                except BaseException as error:  # kept and raised to the caller at stop
-                    self.write_error = error
-                continue
-            message: _Message = item
-            try:
-                if message.kind == "begin":
-                    self.write_error = None
-                    episode = self.writer.begin_episode()
-                    message.done.set_result(None)
-                elif message.kind == "commit":
-                    if self.write_error is not None:
-                        raise self.write_error
-                    index = episode.commit(message.meta)
-                    message.done.set_result(int(index))
-                elif message.kind == "discard":
-                    if episode is not None:
-                        episode.discard()
-                    message.done.set_result(None)
-                else:  # close
-                    message.done.set_result(None)
-                    return
-            except BaseException as error:
-                if message.kind == "commit" and episode is not None:
-                    _discard_quietly(episode)
-                message.done.set_exception(error)
-            if message.kind in ("commit", "discard"):
-                episode = None
-
-    def send(self, message: _Message) -> int | None:
-        """Queue a control message behind the frames and wait until the writer has done it."""
-        self.queue.put(message)
-        return message.done.result()
+    @property
+    def write_error(self) -> BaseException | None:
+        return self.sink.error
 
     # -- sampling ------------------------------------------------------------------------------
 
@@ -278,10 +225,9 @@ class _StreamRunner:
                 return
             if frame is None:  # the source ended the episode (e.g. the env terminated)
                 return
-            try:
-                self.queue.put_nowait((tick, now - t0, frame))
+            if self.sink.offer((tick, now - t0, frame)):
                 stats.frames += 1
-            except queue.Full:
+            else:
                 stats.dropped_backpressure += 1
             tick += 1
             stats.ticks = tick
@@ -291,19 +237,12 @@ class _StreamRunner:
             raise _as_recording_error(self.spec.name, "writing", self.write_error)
         tick = self._pushed_ticks
         item = (tick, tick / self.spec.rate_hz, frame)
-        try:
-            self.queue.put_nowait(item)
-        except queue.Full:
+        if not self.sink.offer(item):
             self.stats.backpressure_waits += 1
-            self.queue.put(item)
+            self.sink.put(item)
         self._pushed_ticks += 1
         self.stats.frames += 1
         self.stats.ticks += 1
-
-    def close(self) -> None:
-        if self._writer_thread.is_alive():
-            self.send(_Message("close"))
-            self._writer_thread.join()
 
 
 class Recorder:
@@ -311,8 +250,10 @@ class Recorder:
 
     ``writers`` maps each stream name to an object with the streaming API of
     :class:`robot_il.dataset.DatasetWriter` (``begin_episode()`` returning a handle with
-    ``append(frame)``, ``commit(meta) -> int``, ``discard()``). Use as a context manager, or call
-    :meth:`close`; an episode still running at close is discarded, never half-committed.
+    ``append(frame)``, ``commit(meta) -> int``, ``discard()``), served by a thread, or to a
+    :class:`~robot_il.record.sink.WriterInProcess`, served by a process of its own. Use as a
+    context manager, or call :meth:`close`; an episode still running at close is discarded,
+    never half-committed.
 
     Two measures keep the sampling threads on time (without them a 500 Hz stream misses ticks
     whenever the machine is busy):
@@ -321,7 +262,8 @@ class Recorder:
       robot drivers do), so that a waking sampler preempts other processes' work. It needs
       root or an ``rtprio`` limit (``/etc/security/limits.conf``); without the permission the
       thread runs at normal priority and its stats say ``realtime=False``. A sampler sleeps
-      between ticks, and Linux caps real-time threads at 95% of a core by default.
+      between ticks, and Linux caps real-time threads at 95% of a core by default; still, pass
+      ``realtime=False`` when a source's ``read`` is heavy computation (stepping a simulator).
     - While an episode runs, the interpreter's thread switch interval is shortened to a quarter
       of the fastest sampled stream's period (restored afterwards): with the default 5 ms a
       writer thread holding the GIL would make a sampler wait past its tick.
@@ -348,6 +290,9 @@ class Recorder:
         self._runners = {
             spec.name: _StreamRunner(spec, writers[spec.name], realtime) for spec in streams
         }
+        for runner in self._runners.values():  # writer processes start in parallel; wait here
+            if isinstance(runner.sink, ProcessSink):
+                runner.sink.wait_ready()
         sampled = [spec.period_s for spec in streams if spec.read is not None]
         self._switch_interval = min(sampled) / 4 if sampled else None
         self._saved_switch_interval = sys.getswitchinterval()
@@ -367,11 +312,15 @@ class Recorder:
         overwrite: bool = False,
         fsync: bool = True,
         realtime: bool = True,
+        writer_processes: bool = False,
     ) -> Recorder:
         """A recorder writing stream ``s`` to ``root/<s>.zarr`` (a new dataset at its rate).
 
         ``fsync=False`` skips flushing at commit (still safe against a killed process, not
-        against power loss): for tests and scratch recordings.
+        against power loss): for tests and scratch recordings. ``writer_processes=True`` serves
+        each dataset from its own process (see :mod:`robot_il.record.sink`): the choice for
+        high-rate streams beside cameras. The datasets are created here either way, so a bad
+        path or an existing dataset fails at once.
         """
         from robot_il.dataset import DatasetWriter
 
@@ -388,6 +337,11 @@ class Recorder:
             )
             for spec in streams
         }
+        if writer_processes:
+            writers = {
+                name: WriterInProcess(partial(DatasetWriter.open, writer.path, fsync=fsync))
+                for name, writer in writers.items()
+            }
         return cls(streams, writers, realtime=realtime)
 
     @property
@@ -406,7 +360,7 @@ class Recorder:
         if self._active:
             raise RecordingError("recorder: an episode is already being recorded")
         for runner in self._runners.values():
-            runner.send(_Message("begin"))
+            runner.sink.request("begin")
         if self._switch_interval is not None:
             self._saved_switch_interval = sys.getswitchinterval()
             sys.setswitchinterval(min(self._saved_switch_interval, self._switch_interval))
@@ -461,8 +415,8 @@ class Recorder:
             return EpisodeReport(False, indices, stats, episode_meta)
         for name, runner in self._runners.items():
             try:
-                indices[name] = runner.send(
-                    _Message("commit", {**episode_meta, **runner.stats.as_meta()})
+                indices[name] = runner.sink.request(
+                    "commit", {**episode_meta, **runner.stats.as_meta()}
                 )
             except BaseException as error:
                 self._discard_all()
@@ -480,7 +434,7 @@ class Recorder:
     def _discard_all(self) -> None:
         for runner in self._runners.values():
             with contextlib.suppress(BaseException):  # the episode is thrown away regardless
-                runner.send(_Message("discard"))
+                runner.sink.request("discard")
 
     def close(self) -> None:
         """Discard an episode still running, then stop the writer threads."""
@@ -493,7 +447,7 @@ class Recorder:
             sys.setswitchinterval(self._saved_switch_interval)
             self._discard_all()
         for runner in self._runners.values():
-            runner.close()
+            runner.sink.close()
         self._closed = True
 
     def __enter__(self) -> Recorder:
@@ -514,18 +468,6 @@ def _request_realtime_priority() -> bool:
     except (AttributeError, OSError):
         return False
     return True
-
-
-def _stamped(frame: Frame, tick: int, stamp: float) -> dict[str, np.ndarray]:
-    clash = [key for key in RESERVED_KEYS if key in frame]
-    if clash:
-        raise RecordingError(f"recorder: the source's frame has reserved key(s) {clash}")
-    return {**frame, "timestamp": np.float64(stamp), "tick": np.int64(tick)}
-
-
-def _discard_quietly(episode: Any) -> None:
-    with contextlib.suppress(BaseException):  # already reporting the error that got us here
-        episode.discard()
 
 
 def _as_recording_error(stream: str, doing: str, error: BaseException) -> RobotILError:

@@ -24,12 +24,13 @@ from __future__ import annotations
 import json
 import sys
 
-import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Bool, Float64, String
 
-from robot_il.errors import FeedbackError, RobotILError, SelectionError
+from robot_il.errors import FeedbackError, SelectionError
+from robot_il.ros.node_main import run_node
 from robot_il.select import UCB1, ConservativeUCB, EpsilonGreedy, SelectionRule, Selector, Uniform
 from robot_il.select.topics import (
     CANDIDATE_TOPIC,
@@ -45,6 +46,16 @@ LATCHED = QoSProfile(
 
 FEEDBACK_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 """QoS of the feedback topics: no rating may be dropped."""
+
+
+def declare_float(node: Node, name: str, default: float) -> float:
+    """Declare a float parameter that also accepts an integer value (``alpha:=1``), as a
+    person writing a launch file expects, and return its value."""
+    descriptor = ParameterDescriptor(dynamic_typing=True)
+    value = node.declare_parameter(name, default, descriptor).value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SelectionError(f"parameter {name}: {value!r} is not a number")
+    return float(value)
 
 
 def make_rule(
@@ -86,10 +97,10 @@ class SelectorNode(Node):
             self.declare_parameter("rule", "ucb1").value,
             candidates,
             default_candidate=self.declare_parameter("default_candidate", "").value,
-            default_mean=float(self.declare_parameter("default_mean", 0.5).value),
-            alpha=float(self.declare_parameter("alpha", 0.1).value),
-            delta=float(self.declare_parameter("delta", 0.05).value),
-            epsilon=float(self.declare_parameter("epsilon", 0.1).value),
+            default_mean=declare_float(self, "default_mean", 0.5),
+            alpha=declare_float(self, "alpha", 0.1),
+            delta=declare_float(self, "delta", 0.05),
+            epsilon=declare_float(self, "epsilon", 0.1),
         )
         seed = int(self.declare_parameter("seed", 0).value)
         state_path = self.declare_parameter("state_path", "").value
@@ -130,45 +141,31 @@ class SelectorNode(Node):
 
     def start_episode(self) -> None:
         """Open the next episode (or re-announce the open one) and publish it."""
-        if self.episodes and len(self.selector.log) >= self.episodes:
-            self.finished = True
-        else:
+        finished = self.episodes and len(self.selector.log) >= self.episodes
+        if not finished:
             choice = self.selector.pending or self.selector.choose()
             self.candidate_pub.publish(String(data=choice.candidate))
-        self.statistics_pub.publish(String(data=json.dumps(self.selector.statistics())))
+        statistics = self.selector.statistics()
+        self.statistics_pub.publish(String(data=json.dumps(statistics)))
+        if finished:
+            self.finish(statistics)
+
+    def finish(self, statistics: dict) -> None:
+        """Print the winner and shut the node down (``episodes`` reached)."""
+        self.finished = True
+        best = next(c for c in statistics["candidates"] if c["name"] == statistics["best"])
+        print(
+            f"selection finished after {statistics['episodes']} episodes: best candidate "
+            f"{best['name']} (mean rating {best['mean_rating']:.3f} over {best['plays']} "
+            "episodes)",
+            flush=True,
+        )
+        self.context.try_shutdown()
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(args: list[str] | None = None) -> int:
     """Console script ``selector``; ROS parameters via ``--ros-args -p name:=value``."""
-    rclpy.init(args=sys.argv if argv is None else argv)
-    try:
-        node = SelectorNode()
-    except RobotILError as error:
-        print(f"selector: error: {error}", file=sys.stderr)
-        rclpy.shutdown()
-        return 2
-    try:
-        while rclpy.ok() and not node.finished:
-            rclpy.spin_once(node, timeout_sec=0.1)
-        if node.finished:
-            # Give late subscribers a moment to read the final, latched statistics.
-            for _ in range(10):
-                rclpy.spin_once(node, timeout_sec=0.05)
-            stats = node.selector.statistics()
-            best = next(c for c in stats["candidates"] if c["name"] == stats["best"])
-            print(
-                f"selection finished after {stats['episodes']} episodes: best candidate "
-                f"{stats['best']} (mean rating {best['mean_rating']:.3f} over "
-                f"{best['plays']} episodes)",
-                flush=True,
-            )
-    except KeyboardInterrupt:
-        pass
-    finally:
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
+    return run_node(SelectorNode, args)
 
 
 if __name__ == "__main__":

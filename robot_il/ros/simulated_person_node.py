@@ -1,7 +1,7 @@
 """The ``simulated_person`` node: stands in for the supervising person in tests and demos.
 
 It watches the selector's statistics (:data:`~robot_il.select.topics.STATISTICS_TOPIC`);
-for every newly opened episode it lets ``episode_s`` seconds pass, draws the episode's
+for every episode it announces it lets ``episode_s`` seconds pass, draws the episode's
 outcome from the deployed candidate's profile (success and unsafe probabilities) and gives
 the :class:`~robot_il.select.SimulatedPerson`'s feedback: an intervention (std_msgs/Bool)
 when the episode was unsafe, else a rating (std_msgs/Float64). Outcomes depend only on
@@ -17,12 +17,12 @@ import json
 import sys
 
 import numpy as np
-import rclpy
 from rclpy.node import Node
 from std_msgs.msg import Bool, Float64, String
 
-from robot_il.errors import RobotILError, SelectionError
-from robot_il.ros.selector_node import FEEDBACK_QOS, LATCHED
+from robot_il.errors import SelectionError
+from robot_il.ros.node_main import run_node
+from robot_il.ros.selector_node import FEEDBACK_QOS, LATCHED, declare_float
 from robot_il.select import CandidateProfile, SimulatedPerson, simulate_feedback
 from robot_il.select.topics import INTERVENE_TOPIC, RATING_TOPIC, STATISTICS_TOPIC
 
@@ -48,22 +48,23 @@ class SimulatedPersonNode(Node):
     def __init__(self) -> None:
         super().__init__("simulated_person")
         self.profiles = parse_profiles(self.declare_parameter("profiles", "{}").value)
-        self.person = SimulatedPerson(float(self.declare_parameter("noise_std", 0.15).value))
+        self.person = SimulatedPerson(declare_float(self, "noise_std", 0.15))
         self.seed = int(self.declare_parameter("seed", 0).value)
-        self.episode_s = float(self.declare_parameter("episode_s", 0.0).value)
+        self.episode_s = declare_float(self, "episode_s", 0.0)
         self.rating_pub = self.create_publisher(Float64, RATING_TOPIC, FEEDBACK_QOS)
         self.intervene_pub = self.create_publisher(Bool, INTERVENE_TOPIC, FEEDBACK_QOS)
         self.create_subscription(String, STATISTICS_TOPIC, self.on_statistics, LATCHED)
         self.create_timer(0.02, self.give_feedback)
-        self.rated_up_to = -1
         self.episode: tuple[int, str, float] | None = None  # (number, candidate, due time)
 
     def now_s(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
     def on_statistics(self, msg: String) -> None:
+        # Every announcement of an open episode gets feedback, even one already given: a
+        # restarted selector re-announces the episode whose rating it may not have received.
         pending = json.loads(msg.data).get("pending")
-        if pending and pending["episode"] > self.rated_up_to and self.episode is None:
+        if pending:
             self.episode = (pending["episode"], pending["candidate"], self.now_s() + self.episode_s)
 
     def give_feedback(self) -> None:
@@ -83,24 +84,12 @@ class SimulatedPersonNode(Node):
             self.intervene_pub.publish(Bool(data=True))
         else:
             self.rating_pub.publish(Float64(data=float(rating)))
-        self.rated_up_to, self.episode = number, None
+        self.episode = None
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(args: list[str] | None = None) -> int:
     """Console script ``simulated_person``; parameters via ``--ros-args -p name:=value``."""
-    rclpy.init(args=sys.argv if argv is None else argv)
-    try:
-        node = SimulatedPersonNode()
-        rclpy.spin(node)
-    except RobotILError as error:
-        print(f"simulated_person: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
+    return run_node(SimulatedPersonNode, args)
 
 
 if __name__ == "__main__":

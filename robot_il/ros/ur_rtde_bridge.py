@@ -16,14 +16,13 @@ expose the safety layer. On shutdown the bridge calls ``servoStop`` and stops th
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from collections import deque
 
 import numpy as np
-import rclpy
 from rclpy.context import Context
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
@@ -33,11 +32,18 @@ from trajectory_msgs.msg import JointTrajectory
 
 from robot_il.envs.ur5e.description import HOME_JOINT_POS, JOINT_NAMES
 from robot_il.envs.ur5e.kinematics import forward_kinematics
+from robot_il.errors import ConfigError
+from robot_il.ros.node_main import run_node
 from robot_il.ros.rtde import FakeRTDE, RTDEControl, RTDEReceive, connect_rtde
+from robot_il.ros.ur_topics import (
+    COMMAND_TOPIC,
+    ESTOP_TOPIC,
+    JOINT_STATES_TOPIC,
+    RESET_ESTOP_SERVICE,
+    SAFETY_EVENTS_TOPIC,
+    TRAJECTORY_TOPIC,
+)
 from robot_il.safety import SafetyEvent, SafetyFilter, SafetyLimits
-
-COMMAND_TOPIC = "forward_position_controller/commands"
-TRAJECTORY_TOPIC = "scaled_joint_trajectory_controller/joint_trajectory"
 
 
 class LoopStats:
@@ -119,11 +125,11 @@ class UrRtdeBridge(Node):
         workspace_lower = self.declare_parameter("workspace_lower", [-0.9, -0.9, 0.0]).value
         workspace_upper = self.declare_parameter("workspace_upper", [0.9, 0.9, 1.1]).value
         if not 0.03 <= self.lookahead_time <= 0.2:
-            raise ValueError(f"lookahead_time {self.lookahead_time} s is outside [0.03, 0.2]")
+            raise ConfigError(f"lookahead_time {self.lookahead_time} s is outside [0.03, 0.2]")
         if not 100.0 <= self.gain <= 2000.0:
-            raise ValueError(f"gain {self.gain} is outside [100, 2000]")
+            raise ConfigError(f"gain {self.gain} is outside [100, 2000]")
         if not 1.0 <= self.rate_hz <= 500.0:
-            raise ValueError(f"rate_hz {self.rate_hz} is outside [1, 500]")
+            raise ConfigError(f"rate_hz {self.rate_hz} is outside [1, 500]")
 
         self.period = 1.0 / self.rate_hz
         self.joint_names = [f"{tf_prefix}{name}" for name in JOINT_NAMES]
@@ -151,17 +157,21 @@ class UrRtdeBridge(Node):
         self._target: np.ndarray | None = None
         self._target_stamp = 0.0
         self._trajectory: _Trajectory | None = None
+        self._measured: np.ndarray | None = None
         self._pending_events: deque[SafetyEvent] = deque()
 
         self._joint_state_msg = JointState(name=self.joint_names)
-        self.joint_states = self.create_publisher(JointState, "joint_states", 10)
-        self.events = self.create_publisher(String, "safety/events", 10)
+        self.joint_states = self.create_publisher(JointState, JOINT_STATES_TOPIC, 10)
+        self.events = self.create_publisher(String, SAFETY_EVENTS_TOPIC, 10)
         self.create_subscription(Float64MultiArray, COMMAND_TOPIC, self._on_command, 10)
         self.create_subscription(JointTrajectory, TRAJECTORY_TOPIC, self._on_trajectory, 10)
-        self.create_subscription(Bool, "safety/estop", self._on_estop, 10)
-        self.create_service(Trigger, "safety/reset_estop", self._on_reset_estop)
+        self.create_subscription(Bool, ESTOP_TOPIC, self._on_estop, 10)
+        self.create_service(Trigger, RESET_ESTOP_SERVICE, self._on_reset_estop)
         self.create_timer(0.05, self._publish_events)
 
+        # The servo thread shares the GIL with the executor: at Python's default 5 ms switch
+        # interval a busy callback could hold it for two servo periods.
+        sys.setswitchinterval(min(sys.getswitchinterval(), self.period / 10))
         self._running = True
         self._thread = threading.Thread(target=self._servo_loop, name="servo", daemon=True)
         self._thread.start()
@@ -198,11 +208,18 @@ class UrRtdeBridge(Node):
         times = np.array(
             [p.time_from_start.sec + 1e-9 * p.time_from_start.nanosec for p in msg.points]
         )
+        if any(len(p.positions) != len(names) for p in msg.points):
+            self.get_logger().error(f"{TRAJECTORY_TOPIC}: a point lacks positions; ignored")
+            return
         positions = np.array([[p.positions[i] for i in order] for p in msg.points])
-        if np.any(np.diff(times) <= 0):
+        if np.any(np.diff(times) <= 0) or times[0] < 0:
             self.get_logger().error(f"{TRAJECTORY_TOPIC}: times must increase; ignored")
             return
         with self._lock:
+            if times[0] > 0 and self._measured is not None:
+                # Like the UR driver: start from where the arm is, not with a jump.
+                times = np.concatenate([[0.0], times])
+                positions = np.vstack([self._measured, positions])
             self._target = None
             self._trajectory = _Trajectory(time.monotonic(), times, positions)
 
@@ -236,28 +253,14 @@ class UrRtdeBridge(Node):
         next_tick = time.monotonic()
         last_stamp = None
         while self._running:
-            now = time.monotonic()
-            self.stats.tick(now)
-            q = np.array(self.receive.getActualQ())
-            qd = self.receive.getActualQd()
-            stamp = self.receive.getTimestamp()
-            if stamp != last_stamp:
-                self.safety.watchdog(now, now)
-                last_stamp = stamp
-            if self.receive.isProtectiveStopped() or self.receive.isEmergencyStopped():
-                self.safety.estop()
-            self._publish_joint_state(q, qd)
-            with self._lock:
-                if self._trajectory is not None:
-                    target, command_stamp = self._trajectory.sample(now)
-                else:
-                    target, command_stamp = self._target, self._target_stamp
-                if target is not None:
-                    safe = self.safety.filter(target, q, now, command_stamp=command_stamp)
-            if target is not None:
-                self.control.servoJ(
-                    safe.command.tolist(), 0.0, 0.0, self.period, self.lookahead_time, self.gain
-                )
+            try:
+                last_stamp = self._servo_tick(time.monotonic(), last_stamp)
+            except Exception as error:  # a dead servo thread must not leave a live-looking node
+                self.get_logger().fatal(f"servo loop failed: {error!r}; stopping the arm")
+                self._running = False
+                self.control.servoStop()
+                self.context.try_shutdown()
+                return
             next_tick += self.period
             delay = next_tick - time.monotonic()
             if delay > 0:
@@ -265,6 +268,34 @@ class UrRtdeBridge(Node):
             else:
                 self.stats.overruns += 1
                 next_tick = time.monotonic()
+
+    def _servo_tick(self, now: float, last_stamp: float | None) -> float:
+        """One control period: read the arm, publish its state, filter and send the command.
+
+        Returns the RTDE timestamp read, which tells the next tick whether data is fresh.
+        """
+        self.stats.tick(now)
+        q = np.array(self.receive.getActualQ())
+        qd = self.receive.getActualQd()
+        stamp = self.receive.getTimestamp()
+        if stamp != last_stamp:
+            self.safety.watchdog(now, now)
+        if self.receive.isProtectiveStopped() or self.receive.isEmergencyStopped():
+            self.safety.estop()
+        self._publish_joint_state(q, qd)
+        with self._lock:
+            self._measured = q
+            if self._trajectory is not None:
+                target, command_stamp = self._trajectory.sample(now)
+            else:
+                target, command_stamp = self._target, self._target_stamp
+            if target is None:
+                return stamp
+            safe = self.safety.filter(target, q, now, command_stamp=command_stamp)
+        self.control.servoJ(
+            safe.command.tolist(), 0.0, 0.0, self.period, self.lookahead_time, self.gain
+        )
+        return stamp
 
     def _publish_joint_state(self, q: np.ndarray, qd: list[float]) -> None:
         msg = self._joint_state_msg
@@ -281,19 +312,14 @@ class UrRtdeBridge(Node):
         self.control.stopScript()
         self.control.disconnect()
         self.receive.disconnect()
-        self.get_logger().info(f"control loop: {json.dumps(self.stats.summary())}")
+        summary = f"control loop: {json.dumps(self.stats.summary())}"
+        if self.context.ok():
+            self.get_logger().info(summary)
+        else:  # after Ctrl-C the context is gone and with it the ROS logger's rosout
+            print(f"[{self.get_name()}] {summary}", file=sys.stderr)
         self.destroy_node()
 
 
 def main(args: list[str] | None = None) -> int:
     """``ros2 run robot_il ur_rtde_bridge`` (or the ``ur_rtde_bridge`` console script)."""
-    rclpy.init(args=args)
-    bridge = UrRtdeBridge()
-    try:
-        rclpy.spin(bridge)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        bridge.shutdown()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(UrRtdeBridge, args)

@@ -155,7 +155,7 @@ class SafetyFilter:
             if q_cmd.shape != (n,):
                 raise ActionError(f"safety filter: commanded joints have shape {q_cmd.shape}")
         events: list[SafetyEvent] = []
-        measured_ok = bool(np.all(np.isfinite(q_measured)))
+        measured_ok = bool(np.isfinite(q_measured).all())
         if self._reference is None:
             if not measured_ok:
                 raise ActionError(
@@ -229,7 +229,7 @@ class SafetyFilter:
                     f"command computed {age:.4f}s ago (> {limits.max_command_age}s)",
                 )
             )
-        if q_cmd is not None and not np.all(np.isfinite(q_cmd)):
+        if q_cmd is not None and not np.isfinite(q_cmd).all():
             reasons.append(SafetyEvent(Intervention.NONFINITE_COMMAND, t, f"command {q_cmd}"))
         return reasons
 
@@ -244,8 +244,9 @@ class SafetyFilter:
     ) -> np.ndarray:
         limits = self.limits
         target = np.clip(q_cmd, limits.position_lower, limits.position_upper)
-        if np.any(np.abs(target - q_cmd) > _TOLERANCE):
-            joints = np.flatnonzero(np.abs(target - q_cmd) > _TOLERANCE).tolist()
+        clipped = np.abs(target - q_cmd) > _TOLERANCE
+        if clipped.any():
+            joints = np.flatnonzero(clipped).tolist()
             events.append(
                 SafetyEvent(
                     Intervention.POSITION_LIMIT,
@@ -285,7 +286,7 @@ class SafetyFilter:
             )
         # Between the previous velocity and the desired one, both within the velocity limit.
         step = (self._velocity + change * accel_scale) * dt
-        step_scale = _uniform_scale(step, np.full_like(step, limits.max_step))
+        step_scale = _uniform_scale(step, limits.max_step)
         if step_scale < 1.0:
             events.append(
                 SafetyEvent(
@@ -326,13 +327,13 @@ class SafetyFilter:
         return SafeCommand(command=command, events=events)
 
 
-def _uniform_scale(vector: np.ndarray, bound: np.ndarray) -> float:
+def _uniform_scale(vector: np.ndarray, bound: np.ndarray | float) -> float:
     """Largest factor in [0, 1] that brings every ``|vector[i]|`` within ``bound[i]``.
 
     One factor for all joints keeps the step's direction in joint space (a straight line).
     """
     magnitude = np.abs(vector)
     over = magnitude > bound + _TOLERANCE
-    if not np.any(over):
+    if not over.any():
         return 1.0
-    return float(np.min(bound[over] / magnitude[over]))
+    return float(np.where(over, bound / np.where(over, magnitude, 1.0), 1.0).min())

@@ -35,7 +35,7 @@ def _origin(window: np.ndarray) -> list[int]:
     return window.reshape(window.shape[0], -1)[:, 0].astype(int).tolist()
 
 
-@pytest.mark.parametrize("cache", ["none", "ram"])
+@pytest.mark.parametrize("cache", ["none", "compressed", "ram"])
 def test_windows_pad_by_repeating_episode_edges(dataset_path: Path, cache: str) -> None:
     dataset = Dataset.open(dataset_path, cache=cache)
     sampler = SequenceSampler(

@@ -5,21 +5,21 @@ from __future__ import annotations
 
 import pytest
 from robot_il.envs import make_env, make_expert
+from robot_il.envs.backends import BACKENDS
 
 SEEDS = range(10)
-FAST = [(task, backend) for task in ("reach", "push") for backend in ("mujoco", "pybullet")]
-SLOW = [
-    (task, backend)
-    for task in ("pick_place", "bimanual_handover")
-    for backend in ("mujoco", "pybullet")
+CASES = [
+    *[(task, backend) for task in ("reach", "push", "pick_place") for backend in BACKENDS],
+    ("bimanual_handover", "mujoco"),
+    pytest.param("bimanual_handover", "pybullet", marks=pytest.mark.slow),  # about 25 s
 ]
 
 
-def successes(task: str, backend: str) -> int:
-    env = make_env(task, backend)
+def successes(task: str, backend: str, seeds=SEEDS, **options) -> int:
+    env = make_env(task, backend, **options)
     expert = make_expert(env)
     count = 0
-    for seed in SEEDS:
+    for seed in seeds:
         obs, info = env.reset(seed=seed)
         expert.reset(obs)
         done = False
@@ -32,6 +32,20 @@ def successes(task: str, backend: str) -> int:
     return count
 
 
-@pytest.mark.parametrize(("task", "backend"), FAST + SLOW)
+@pytest.mark.parametrize(("task", "backend"), CASES)
 def test_expert_succeeds(task, backend):
     assert successes(task, backend) >= 9
+
+
+@pytest.mark.parametrize(
+    ("task", "options"),
+    [
+        ("push", {"action_mode": "eef_delta"}),
+        ("pick_place", {"action_mode": "eef_delta"}),
+        ("pick_place", {"control_hz": 50}),
+        ("bimanual_handover", {"control_hz": 10}),
+    ],
+    ids=str,
+)
+def test_expert_in_other_modes_and_rates(task, options):
+    assert successes(task, "mujoco", seeds=range(3), **options) == 3

@@ -38,6 +38,7 @@ def test_node_becomes_a_ros_command_line_with_names_params_and_remaps(tmp_path: 
               - {{name: rate, value: $(var rate)}}
               - {{name: joints, value: [1.0, 2.5]}}
               - {{name: enabled, value: true}}
+              - {{name: prefix, value: ""}}
               - {{from: {params}}}
               remap:
               - {{from: /joint_states, to: joint_states_raw}}
@@ -61,6 +62,8 @@ def test_node_becomes_a_ros_command_line_with_names_params_and_remaps(tmp_path: 
         "joints:=[1.0, 2.5]",
         "-p",
         "enabled:=true",
+        "-p",
+        "prefix:=''",
         "--params-file",
         str(params),
         "-r",

@@ -44,8 +44,10 @@ def test_expert_episodes_are_recorded_validated_and_protected(tmp_path, capsys):
     assert "already exists; pass --force" in capsys.readouterr().err
     # --append adds episodes after the committed ones; a different setup is refused.
     assert record("--expert", "--episodes", "1", "--seed", "7", "--out", str(out), "--append") == 0
-    assert record("--expert", "--episodes", "1", "--out", str(out), "--append",
-                  "--control-hz", "10") == 2
+    assert (
+        record("--expert", "--episodes", "1", "--out", str(out), "--append", "--control-hz", "10")
+        == 2
+    )
     assert "cannot append: dataset has control_hz=20.0" in capsys.readouterr().err
     dataset = Dataset.open(out)
     assert dataset.num_episodes == 3 and dataset.meta(2)["seed"] == 7

@@ -220,3 +220,80 @@ def test_sampling_threads_stop_with_the_episode(tmp_path):
     assert threading.active_count() == before + 1
     recorder.close()
     assert threading.active_count() == before
+
+
+def test_writer_processes_record_and_account_like_threads(tmp_path):
+    joint = JointSource()
+    streams = [StreamSpec("joint", 500.0, joint.read), StreamSpec("cam", 30.0, camera_source())]
+    with Recorder.to_directory(
+        tmp_path, streams, robot="ur5e", fsync=False, writer_processes=True
+    ) as recorder:
+        reports = []
+        for keep in (True, False, True):
+            recorder.start_episode()
+            time.sleep(0.4)
+            reports.append(recorder.stop_episode(commit=keep))
+    assert [report.episode_index["joint"] for report in reports] == [0, None, 1]
+    for name in ("joint", "cam"):
+        dataset = Dataset.open(tmp_path / f"{name}.zarr")
+        assert dataset.num_episodes == 2
+        for episode, report in zip((0, 1), (reports[0], reports[2]), strict=True):
+            check_accounting(dataset, episode, report.stats[name])
+    # The joint source's readings arrive in order, the discarded episode's in neither.
+    first, second = (Dataset.open(tmp_path / "joint.zarr").episode(i) for i in (0, 1))
+    values = np.concatenate([first["joint_pos"][:, 0], second["joint_pos"][:, 0]])
+    assert np.all(np.diff(values) >= 1)
+    assert second["joint_pos"][0, 0] > first["joint_pos"][-1, 0] + reports[1].stats["joint"].frames
+
+
+RECORD_THEN_HANG = """
+import multiprocessing, sys, time
+import numpy as np
+from robot_il.record import Recorder, StreamSpec
+count = iter(range(1 << 30))
+read = lambda: {"x": np.float32(next(count))}
+streams = [StreamSpec("joint", 200.0, read)]
+if __name__ == "__main__":
+    recorder = Recorder.to_directory(sys.argv[1], streams, robot="ur5e", writer_processes=True)
+    recorder.start_episode()
+    time.sleep(0.3)
+    recorder.stop_episode(commit=True)
+    recorder.start_episode()
+    print(*[child.pid for child in multiprocessing.active_children()], flush=True)
+    time.sleep(60)
+"""
+
+
+def test_killing_the_recording_process_keeps_committed_episodes_and_ends_its_writer(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "record_then_hang.py"
+    script.write_text(RECORD_THEN_HANG)
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path / "rec")], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        writer_pids = [int(pid) for pid in process.stdout.readline().split()]
+        assert writer_pids, "the recording process should have a writer process"
+        time.sleep(0.3)  # the second episode is under way
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(pid) for pid in writer_pids):
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in writer_pids), "the orphaned writer must exit"
+    dataset = Dataset.open(tmp_path / "rec" / "joint.zarr")
+    assert dataset.num_episodes == 1
+    x = dataset.episode(0)["x"]
+    np.testing.assert_array_equal(x, np.arange(len(x)))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -22,13 +22,15 @@ pytest.importorskip("mujoco")
 def test_episode_keys_keep_redo_drop_and_quit(tmp_path):
     from robot_il.envs import make_env
 
-    env = make_env("reach", "mujoco", action_mode="eef_delta", control_hz=20.0,
-                   max_episode_steps=10_000)
+    env = make_env(
+        "reach", "mujoco", action_mode="eef_delta", control_hz=20.0, max_episode_steps=10_000
+    )
     master, slave = pty.openpty()
     device = KeyboardTeleop(slave, linear_step=0.01)
     source = EnvTeleopSource(env, device)
-    writer = DatasetWriter.create(tmp_path / "teleop.zarr", robot="ur5e", control_hz=20.0,
-                                  fsync=False)
+    writer = DatasetWriter.create(
+        tmp_path / "teleop.zarr", robot="ur5e", control_hz=20.0, fsync=False
+    )
     # Per episode: keys to type once it has run 3 steps. The first episode moves +x twice.
     script = [b"ww\x1b[C", b"\x1b[D", b"\x7f", b"q"]
     failures: list[str] = []
@@ -46,9 +48,10 @@ def test_episode_keys_keep_redo_drop_and_quit(tmp_path):
     typist = threading.Thread(target=operator, daemon=True)
     typist.start()
     try:
-        with Recorder([env_stream(20.0, source)], {"env": writer}) as recorder:
-            summary = record_teleop(source, recorder, episodes=10, seed=5, progress=False,
-                                    say=lambda line: None)
+        with Recorder([env_stream(20.0, source)], {"env": writer}, realtime=False) as recorder:
+            summary = record_teleop(
+                source, recorder, episodes=10, seed=5, progress=False, say=lambda line: None
+            )
     finally:
         typist.join(timeout=5)
         device.close()

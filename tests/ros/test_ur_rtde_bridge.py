@@ -15,7 +15,6 @@ import time
 
 import numpy as np
 import pytest
-
 from robot_il.envs.ur5e.description import HOME_JOINT_POS
 
 pytestmark = pytest.mark.ros
@@ -35,8 +34,12 @@ _CLIENT = textwrap.dedent(
     rclpy.init()
     node = rclpy.create_node("client")
     state, events = {}, set()
-    node.create_subscription(JointState, "joint_states", lambda m: state.update(q=list(m.position), n=state.get("n", 0) + 1), 10)
-    node.create_subscription(String, "safety/events", lambda m: events.add(json.loads(m.data)["kind"]), 100)
+    def on_state(msg):
+        state.update(q=list(msg.position), n=state.get("n", 0) + 1)
+    def on_event(msg):
+        events.add(json.loads(msg.data)["kind"])
+    node.create_subscription(JointState, "joint_states", on_state, 10)
+    node.create_subscription(String, "safety/events", on_event, 100)
     commands = node.create_publisher(Float64MultiArray, "forward_position_controller/commands", 10)
     estop = node.create_publisher(Bool, "safety/estop", 10)
     reset = node.create_client(Trigger, "safety/reset_estop")
@@ -47,7 +50,8 @@ _CLIENT = textwrap.dedent(
                 commands.publish(Float64MultiArray(data=target))
             rclpy.spin_once(node, timeout_sec=0.02)
     def report(phase):
-        print(json.dumps({"phase": phase, "q": state.get("q"), "events": sorted(events)}), flush=True)
+        record = {"phase": phase, "q": state.get("q"), "events": sorted(events)}
+        print(json.dumps(record), flush=True)
     while state.get("n", 0) < 10 or commands.get_subscription_count() == 0:
         rclpy.spin_once(node, timeout_sec=0.05)
     report("ready")
@@ -97,6 +101,9 @@ def test_bridge_streams_only_safe_servo_commands(ros_context, ros_env) -> None:
     latched_at: list[float] = []
     estop = bridge.safety.estop
     bridge.safety.estop = lambda: (latched_at.append(time.monotonic()), estop())
+    reset_at: list[float] = []
+    reset_estop = bridge.safety.reset_estop
+    bridge.safety.reset_estop = lambda: (reset_at.append(time.monotonic()), reset_estop())
     executor, thread = spin_in_thread(bridge, ros_context)
     try:
         client = subprocess.run(
@@ -127,16 +134,112 @@ def test_bridge_streams_only_safe_servo_commands(ros_context, ros_env) -> None:
     assert len(q) > 1000 and np.all(np.isfinite(q))
     assert np.max(np.abs(np.diff(q, axis=0))) <= MAX_STEP + 1e-9  # no 1 rad jump got through
     assert all(c.lookahead_time == 0.05 and c.gain == 300.0 for c in fake.servo_calls)
-    # E-stop: from one control period after it latched until the reset, one held command.
+    # E-stop: at most one command (the tick under way) after it latched differs from the held
+    # one; the arm holds until the reset.
     (latched,) = latched_at
-    reset_at = t[
-        np.argmax(
-            (t > latched) & (np.abs(q[:, 0] - q[np.searchsorted(t, latched + PERIOD), 0]) > 1e-12)
-        )
-    ]
-    held = q[(t > latched + PERIOD) & (t < reset_at)]
-    assert len(held) > 100 and np.all(held == held[0])
+    (reset,) = reset_at
+    during = q[(t > latched) & (t < reset)]
+    assert len(during) > 100 and np.sum(np.any(during != during[-1], axis=1)) <= 1
     assert phases["estopped"]["q"][0] < HOME_JOINT_POS[0] + 1.3 - 0.1  # stopped short
     assert fake.stopped and fake.script_stopped  # servoStop on shutdown
-    assert stats["rate_hz"] > 400, stats
+    assert stats["rate_hz"] > 100, stats  # looping; benchmarks/ measure the rate itself
     print("bridge loop", stats)
+
+
+def test_bridge_holds_on_a_stalled_rtde_link_and_latches_on_a_protective_stop(
+    ros_context,
+) -> None:
+    import rclpy
+    from std_msgs.msg import Float64MultiArray
+
+    from robot_il.ros.rtde import FakeRTDE
+    from robot_il.ros.ur_rtde_bridge import UrRtdeBridge
+
+    fake = FakeRTDE(HOME_JOINT_POS)
+    bridge = UrRtdeBridge(context=ros_context, rtde=fake)
+    policy = rclpy.create_node("policy", context=ros_context)
+    commands = policy.create_publisher(
+        Float64MultiArray, "forward_position_controller/commands", 10
+    )
+
+    def publish_moving_target() -> None:  # the base joint swings +-0.5 rad at 0.5 Hz
+        target = HOME_JOINT_POS.copy()
+        target[0] += 0.5 * np.sin(np.pi * time.monotonic())
+        commands.publish(Float64MultiArray(data=target.tolist()))
+
+    policy.create_timer(0.02, publish_moving_target)
+    executor, thread = spin_in_thread(bridge, ros_context)
+    executor.add_node(policy)
+
+    def calls_after(t0: float) -> np.ndarray:
+        return np.array([c.q for c in list(fake.servo_calls) if c.t > t0])
+
+    try:
+        time.sleep(1.0)
+        assert len(fake.servo_calls) > 100 and not bridge.safety.estopped
+        fake.freeze()
+        frozen_at = time.monotonic()
+        time.sleep(0.5)
+        # Stale observations: held from max_observation_age (50 ms) plus a period onwards.
+        stale = calls_after(frozen_at + 0.05 + PERIOD)
+        assert len(stale) > 50 and np.all(stale == stale[-1])
+        fake.freeze(False)
+        resumed_at = time.monotonic()
+        time.sleep(0.3)
+        assert np.ptp(calls_after(resumed_at)[:, 0]) > 0.01, "did not resume"
+        fake.protective_stop()
+        stopped_at = time.monotonic()
+        time.sleep(0.3)
+        assert bridge.safety.estopped
+        after = calls_after(stopped_at)
+        assert np.sum(np.any(after != after[-1], axis=1)) <= 1
+    finally:
+        bridge.shutdown()
+        executor.shutdown()
+        thread.join(timeout=5)
+
+
+def test_bridge_follows_a_joint_trajectory_in_any_joint_order(ros_context) -> None:
+    import rclpy
+    from builtin_interfaces.msg import Duration
+    from robot_il.envs.ur5e.description import JOINT_NAMES
+    from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+    from robot_il.ros.rtde import FakeRTDE
+    from robot_il.ros.ur_rtde_bridge import UrRtdeBridge
+    from robot_il.ros.ur_topics import TRAJECTORY_TOPIC
+
+    fake = FakeRTDE(HOME_JOINT_POS)
+    bridge = UrRtdeBridge(context=ros_context, rtde=fake)
+    client = rclpy.create_node("trajectory_client", context=ros_context)
+    publisher = client.create_publisher(JointTrajectory, TRAJECTORY_TOPIC, 10)
+    executor, thread = spin_in_thread(bridge, ros_context)
+    order = [5, 4, 3, 2, 1, 0]  # the driver accepts any order of the named joints
+    goal = HOME_JOINT_POS + np.array([0.4, -0.2, 0.2, 0.0, 0.0, 0.3])
+    middle = (HOME_JOINT_POS + goal) / 2
+    msg = JointTrajectory(joint_names=[JOINT_NAMES[i] for i in order])
+    msg.points = [
+        JointTrajectoryPoint(positions=middle[order].tolist(), time_from_start=Duration(sec=1)),
+        JointTrajectoryPoint(positions=goal[order].tolist(), time_from_start=Duration(sec=2)),
+    ]
+    wrong = JointTrajectory(joint_names=["a", "b", "c", "d", "e", "f"], points=msg.points)
+    try:
+        deadline = time.monotonic() + 10
+        while publisher.get_subscription_count() == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        publisher.publish(wrong)
+        time.sleep(0.3)
+        assert not fake.servo_calls, "a trajectory for other joints must be ignored"
+        publisher.publish(msg)
+        time.sleep(1.1)
+        halfway = np.array(fake.getActualQ())
+        time.sleep(1.9)
+        np.testing.assert_allclose(fake.getActualQ(), goal, atol=0.01)
+        # Halfway through, the arm is near the middle point (lagging a little).
+        assert np.linalg.norm(halfway - middle) < 0.5 * np.linalg.norm(goal - HOME_JOINT_POS)
+    finally:
+        bridge.shutdown()
+        executor.shutdown()
+        thread.join(timeout=5)
+        client.destroy_node()

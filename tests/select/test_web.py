@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import queue
-import shutil
-import tempfile
 import urllib.error
 import urllib.request
 
@@ -17,8 +15,6 @@ from robot_il.errors import FeedbackError
 from robot_il.select import UCB1, Selector
 from robot_il.select.web import FeedbackHandlers, FeedbackServer, encode_jpeg
 from robot_il.select.web.server import is_loopback
-
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
 
 class Recorder:
@@ -57,37 +53,8 @@ def recorder_server():
         yield recorder, server
 
 
-@pytest.fixture
-def browser():
-    if CHROMIUM is None or CHROMEDRIVER is None:
-        pytest.skip("needs Debian's chromium and chromium-driver (apt-get install ...)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    profile = tempfile.mkdtemp(prefix="robot_il_chromium_")
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={profile}",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
-
-
-def test_each_button_triggers_its_handler_in_headless_chromium(recorder_server, browser):
+def test_each_button_triggers_its_handler_in_headless_chromium(recorder_server, chromium):
+    browser = chromium
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 

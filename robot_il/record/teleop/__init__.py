@@ -7,7 +7,7 @@ device is made, so recording with a keyboard never needs ROS or SDL installed.
 from __future__ import annotations
 
 from robot_il.errors import RecordingError
-from robot_il.record.teleop.base import TeleopCommand, TeleopDevice, idle_command
+from robot_il.record.teleop.base import TeleopCommand, TeleopDevice
 
 TELEOP_DEVICES = ("keyboard", "gamepad", "spacemouse", "ros")
 """Names accepted by :func:`make_teleop_device` and ``robot-il record --teleop``."""
@@ -43,6 +43,5 @@ __all__ = [
     "TELEOP_DEVICES",
     "TeleopCommand",
     "TeleopDevice",
-    "idle_command",
     "make_teleop_device",
 ]

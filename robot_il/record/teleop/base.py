@@ -36,11 +36,6 @@ class TeleopCommand:
         return np.concatenate([self.eef_delta, [self.gripper]]).astype(np.float32)
 
 
-def idle_command(gripper: float = 0.0, events: tuple[EpisodeEvent, ...] = ()) -> TeleopCommand:
-    """A command that holds the arm still with the given gripper state."""
-    return TeleopCommand(np.zeros(6, dtype=np.float32), gripper, events)
-
-
 @runtime_checkable
 class TeleopDevice(Protocol):
     """An input device driving the arm in ``eef_delta`` action mode.

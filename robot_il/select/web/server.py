@@ -67,7 +67,12 @@ class FeedbackServer:
             token = secrets.token_urlsafe(18)
         self.handlers = handlers
         self.token = token
-        self._http = ThreadingHTTPServer((host, port), _make_request_handler(self))
+        try:
+            self._http = ThreadingHTTPServer((host, port), _make_request_handler(self))
+        except OSError as error:
+            raise SelectionError(
+                f"cannot serve the feedback page on {host}:{port}: {error}"
+            ) from None
         self._http.daemon_threads = True
         self._thread: threading.Thread | None = None
 

@@ -1,0 +1,81 @@
+"""Action chunks executed on a timeline, and when to compute the next one.
+
+A policy acting at ``policy_hz`` (the rate of its training data) returns a chunk of actions
+for the observation taken at ``t_obs``: action ``i`` belongs to the time
+``t_obs + i / policy_hz``. Inference takes time, so when a chunk arrives its first actions
+already lie in the past; the timeline drops them and plays each later action during its own
+period. The next chunk is computed *ahead*, early enough to arrive before the current one runs
+out, so the command stream never pauses between chunks (the idea of real-time chunking in
+deployed diffusion policies). All times are seconds on one clock (wall or ROS sim time).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+_EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class ActionTimeline:
+    """Actions ``(k, A)`` for the times ``t_obs + i * period``, i = 0..k-1."""
+
+    t_obs: float
+    period: float
+    actions: np.ndarray
+
+    @property
+    def end(self) -> float:
+        """When the last action's period is over (s)."""
+        return self.t_obs + len(self.actions) * self.period
+
+    def index_at(self, t: float) -> int | None:
+        """Index of the action due at ``t`` (s), or None before the first or after the last."""
+        index = math.floor((t - self.t_obs) / self.period + _EPS)
+        if index < 0 or index >= len(self.actions):
+            return None
+        return index
+
+    def action_at(self, t: float) -> tuple[np.ndarray, float] | None:
+        """The action due at ``t`` and the time it belongs to, or None outside the timeline."""
+        index = self.index_at(t)
+        if index is None:
+            return None
+        return self.actions[index], self.t_obs + index * self.period
+
+
+class ChunkPlanner:
+    """Decides when to observe and compute the next chunk.
+
+    Observations are taken on the policy's grid (multiples of ``period``), as in training.
+    At grid time ``t`` a new chunk is started when the current one would run out before the
+    *next* grid time's chunk could arrive: ``end <= t + period + latency``, with ``latency``
+    a running worst-case estimate of inference time (s) plus ``margin`` (s). A one-action
+    policy (plain BC) thus infers at every grid time; a chunked one a few periods before its
+    chunk ends.
+    """
+
+    def __init__(self, period: float, margin: float = 0.005, initial_latency: float = 0.0):
+        if not period > 0:
+            raise ValueError(f"policy period must be positive, got {period}")
+        self.period = period
+        self.margin = margin
+        self.latency = initial_latency
+
+    def grid_time(self, t: float) -> float:
+        """The latest grid time at or before ``t``."""
+        return math.floor(t / self.period + _EPS) * self.period
+
+    def needs_chunk(self, timeline: ActionTimeline | None, grid_t: float) -> bool:
+        """Whether to start inference at grid time ``grid_t`` (s)."""
+        if timeline is None:
+            return True
+        return timeline.end <= grid_t + self.period + self.latency + self.margin
+
+    def record_latency(self, seconds: float) -> None:
+        """Account for one inference that took ``seconds``: the estimate follows the worst
+        recent case (jumps up at once, decays slowly)."""
+        self.latency = max(seconds, 0.95 * self.latency)

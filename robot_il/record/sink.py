@@ -1,0 +1,299 @@
+"""Where a stream's frames go: a dataset writer served by a thread, or by a separate process.
+
+Both kinds take frames without blocking (``offer``; a full queue is reported, not waited on),
+take frames blocking (``put``, for pushed streams), and carry control requests (begin, commit,
+discard, close) through the *same* FIFO queue, so a commit is applied after every frame queued
+before it.
+
+Why a process: a writer thread shares the interpreter lock with the sampling threads. While it
+compresses and writes it holds that lock in stretches, and on a busy machine the OS may
+deschedule it mid-stretch, so a sampler due at its tick waits for the lock. A writer process
+has its own interpreter; the recording process is left with the samplers and the queue's
+feeder thread. A killed recording process takes its writer process down with it (the writer
+notices its parent is gone); as with threads, only the episode in flight is lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import pickle
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from robot_il.errors import RecordingError
+
+RESERVED_KEYS = ("timestamp", "tick")
+"""Keys the recorder adds to every frame; a source may not produce them itself."""
+
+_PARENT_POLL_S = 0.5
+_FRAMES_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class WriterInProcess:
+    """Ask the recorder to serve this stream's writer from a separate process.
+
+    ``open_writer`` is called in that process to make the writer; it must be picklable (a
+    module-level function or a ``functools.partial`` of one, e.g. of
+    ``DatasetWriter.open`` with the dataset's path).
+    """
+
+    open_writer: Callable[[], Any]
+
+
+@dataclass(frozen=True)
+class _Control:
+    kind: str  # "begin", "commit", "discard" or "close"
+    meta: dict[str, Any] | None = None
+    frames: int = 0
+    """Frames sent since the previous control (the process sink waits for them first)."""
+
+
+class _WriterServer:
+    """Applies queue items to a dataset writer: frames are appended to the open episode,
+    controls return ``(ok, value)``. A failed append is remembered and reported at commit."""
+
+    def __init__(self, writer: Any) -> None:
+        self.writer = writer
+        self.episode: Any = None
+        self.error: BaseException | None = None
+
+    def handle(self, item: Any) -> tuple[bool, Any] | None:
+        if not isinstance(item, _Control):  # (tick, timestamp, frame)
+            if self.episode is not None and self.error is None:
+                tick, stamp, frame = item
+                try:
+                    self.episode.append(_stamped(frame, tick, stamp))
+                except BaseException as error:
+                    self.error = error
+            return None
+        try:
+            if item.kind == "begin":
+                self.error = None
+                self.episode = self.writer.begin_episode()
+                return True, None
+            if item.kind == "commit":
+                if self.error is not None:
+                    raise self.error
+                return True, int(self.episode.commit(item.meta))
+            if item.kind == "discard":
+                if self.episode is not None:
+                    self.episode.discard()
+                return True, None
+            return True, None  # close
+        except BaseException as error:
+            if item.kind == "commit" and self.episode is not None:
+                with contextlib.suppress(BaseException):  # already reporting the first error
+                    self.episode.discard()
+            return False, error
+        finally:
+            if item.kind in ("commit", "discard"):
+                self.episode = None
+
+
+class ThreadSink:
+    """A bounded queue drained by a writer thread in this process."""
+
+    def __init__(self, name: str, writer: Any, queue_size: int) -> None:
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        self._server = _WriterServer(writer)
+        self._replies: queue.Queue[Future[Any]] = queue.Queue()
+        self._thread = threading.Thread(target=self._serve, name=f"recorder-write-{name}")
+        self._thread.daemon = True
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            item = self._queue.get()
+            reply = self._server.handle(item)
+            if reply is None:
+                continue
+            future = self._replies.get()
+            ok, value = reply
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+            if item.kind == "close":
+                return
+
+    @property
+    def error(self) -> BaseException | None:
+        """A frame that failed to append this episode (known early only with threads)."""
+        return self._server.error
+
+    def offer(self, item: tuple[int, float, Any]) -> bool:
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            return False
+        return True
+
+    def put(self, item: tuple[int, float, Any]) -> None:
+        self._queue.put(item)
+
+    def request(self, kind: str, meta: dict[str, Any] | None = None) -> Any:
+        """Queue a control behind the frames; wait for and return its result (or raise)."""
+        future: Future[Any] = Future()
+        self._replies.put(future)
+        self._queue.put(_Control(kind, meta))
+        return future.result()
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self.request("close")
+            self._thread.join()
+
+
+class ProcessSink:
+    """A bounded inter-process queue drained by a writer in a child process (``spawn``).
+
+    Frames and control requests travel on separate queues, so that frames are only ever put
+    by the stream's sampling thread and the queue's feeder thread, which that thread starts,
+    inherits its real-time priority. A commit or discard carries the number of frames sent in
+    the episode, and the child applies it once it has appended that many.
+    """
+
+    def __init__(self, name: str, open_writer: Callable[[], Any], queue_size: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._frames = context.Queue(maxsize=queue_size)
+        self._controls = context.Queue()
+        self._results = context.Queue()
+        self._process = context.Process(
+            target=_serve_in_process,
+            args=(open_writer, self._frames, self._controls, self._results),
+            name=f"recorder-write-{name}",
+            daemon=True,
+        )
+        self._process.start()
+        self._sent = 0  # frames sent in the current episode
+        self._ready = False
+
+    error = None
+    """Append failures surface at commit: the child cannot flag them sooner."""
+
+    @property
+    def pid(self) -> int | None:
+        """The writer process's id (for CPU accounting)."""
+        return self._process.pid
+
+    def wait_ready(self) -> None:
+        """Wait until the child has opened its writer; raise what opening it raised."""
+        if not self._ready:
+            self._reply()
+            self._ready = True
+
+    def offer(self, item: tuple[int, float, Any]) -> bool:
+        try:
+            self._frames.put_nowait(item)
+        except queue.Full:
+            return False
+        self._sent += 1
+        return True
+
+    def put(self, item: tuple[int, float, Any]) -> None:
+        self._frames.put(item)
+        self._sent += 1
+
+    def request(self, kind: str, meta: dict[str, Any] | None = None) -> Any:
+        self.wait_ready()
+        self._controls.put(_Control(kind, meta, self._sent))
+        if kind in ("begin", "commit", "discard"):
+            self._sent = 0
+        return self._reply()
+
+    def _reply(self) -> Any:
+        while True:
+            try:
+                ok, value = self._results.get(timeout=1.0)
+                break
+            except queue.Empty:
+                if not self._process.is_alive():
+                    raise RecordingError(
+                        f"{self._process.name}: writer process died "
+                        f"(exit code {self._process.exitcode})"
+                    ) from None
+        if not ok:
+            raise value
+        return value
+
+    def close(self) -> None:
+        if self._process.is_alive():
+            self.request("close")
+            self._process.join()
+        for channel in (self._frames, self._controls, self._results):
+            channel.close()
+
+
+def _serve_in_process(
+    open_writer: Callable[[], Any], frames: Any, controls: Any, results: Any
+) -> None:
+    """The writer process: a thread appends frames as they come, the main thread applies
+    controls in order. It exits when told to close, or when the recording process is gone
+    (then the episode in flight is simply never committed)."""
+    parent = multiprocessing.parent_process()
+    try:
+        server = _WriterServer(open_writer())
+    except BaseException as error:
+        results.put((False, _picklable(error)))
+        return
+    results.put((True, None))
+    appended = threading.Condition()
+    count = 0  # frames taken off the queue in the current episode
+
+    def drain() -> None:
+        nonlocal count
+        while True:
+            item = frames.get()
+            with appended:
+                server.handle(item)
+                count += 1
+                appended.notify_all()
+
+    threading.Thread(target=drain, name="drain-frames", daemon=True).start()
+    while True:
+        try:
+            control: _Control = controls.get(timeout=_PARENT_POLL_S)
+        except queue.Empty:
+            if parent is not None and not parent.is_alive():
+                return
+            continue
+        with appended:
+            deadline = time.monotonic() + _FRAMES_TIMEOUT_S
+            while count < control.frames and time.monotonic() < deadline:
+                appended.wait(timeout=_PARENT_POLL_S)
+            if count < control.frames:
+                server.error = RecordingError(
+                    f"writer process: only {count} of {control.frames} frames arrived"
+                )
+            reply = server.handle(control)
+            count = 0
+        ok, value = reply if reply is not None else (True, None)
+        results.put((ok, value if ok else _picklable(value)))
+        if control.kind == "close":
+            return
+
+
+def _picklable(error: BaseException | None) -> BaseException | None:
+    """``error`` itself if it survives pickling, else a RecordingError with its text."""
+    try:
+        pickle.loads(pickle.dumps(error))
+    except Exception:
+        text = " ".join(str(error).split())[:300]
+        return RecordingError(f"{type(error).__name__}: {text}")
+    return error
+
+
+def _stamped(frame: Any, tick: int, stamp: float) -> dict[str, np.ndarray]:
+    clash = [key for key in RESERVED_KEYS if key in frame]
+    if clash:
+        raise RecordingError(f"recorder: the source's frame has reserved key(s) {clash}")
+    return {**frame, "timestamp": np.float64(stamp), "tick": np.int64(tick)}

@@ -1,0 +1,143 @@
+"""The ``feedback_web`` node: the supervising person's web page (and terminal UI) on ROS 2.
+
+Serves :class:`robot_il.select.web.FeedbackServer` and turns its buttons into messages: a
+rating as std_msgs/Float64 on :data:`~robot_il.select.topics.RATING_TOPIC`, an intervention
+as std_msgs/Bool (true) on ``INTERVENE_TOPIC``, the e-stop as std_msgs/Bool (true) on
+:data:`~robot_il.ros.ur_topics.ESTOP_TOPIC`. The page shows the selector's statistics
+(``STATISTICS_TOPIC``) and the latest image of ``camera_topic`` (sensor_msgs/Image, rgb8 or
+bgr8). One rating per episode: a second one is refused, so a double click cannot rate the
+next episode; interventions and e-stops always go out.
+
+Parameters: ``host`` (127.0.0.1; any other address requires the token), ``port`` (0: any
+free port), ``token`` ("" generates one when required), ``camera_topic`` ("" for none),
+``terminal`` (also run the terminal UI in this terminal). The page's address is printed as
+``feedback page: URL``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from typing import Any
+
+import numpy as np
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+from std_msgs.msg import Bool, Float64, String
+
+from robot_il.errors import FeedbackError, SelectionError
+from robot_il.ros.node_main import run_node
+from robot_il.ros.selector_node import FEEDBACK_QOS, LATCHED
+from robot_il.ros.ur_topics import ESTOP_TOPIC
+from robot_il.select.handlers import FeedbackHandlers
+from robot_il.select.topics import INTERVENE_TOPIC, RATING_TOPIC, STATISTICS_TOPIC
+from robot_il.select.web import FeedbackServer, encode_jpeg
+
+
+def image_to_rgb(msg: Image) -> np.ndarray:
+    """(H, W, 3) uint8 RGB view of a sensor_msgs/Image in rgb8 or bgr8."""
+    if msg.encoding not in ("rgb8", "bgr8"):
+        raise SelectionError(f"camera image encoding {msg.encoding!r}: expected rgb8 or bgr8")
+    rows = np.frombuffer(bytes(msg.data), dtype=np.uint8).reshape(msg.height, msg.step)
+    rgb = rows[:, : msg.width * 3].reshape(msg.height, msg.width, 3)
+    return rgb if msg.encoding == "rgb8" else rgb[..., ::-1]
+
+
+class FeedbackWebNode(Node):
+    """Publishes the person's feedback from the web page; see the module docstring."""
+
+    def __init__(self) -> None:
+        super().__init__("feedback_web")
+        host = self.declare_parameter("host", "127.0.0.1").value
+        port = int(self.declare_parameter("port", 0).value)
+        token = self.declare_parameter("token", "").value or None
+        camera_topic = self.declare_parameter("camera_topic", "").value
+        self.terminal = bool(self.declare_parameter("terminal", False).value)
+
+        self.rating_pub = self.create_publisher(Float64, RATING_TOPIC, FEEDBACK_QOS)
+        self.intervene_pub = self.create_publisher(Bool, INTERVENE_TOPIC, FEEDBACK_QOS)
+        self.estop_pub = self.create_publisher(Bool, ESTOP_TOPIC, FEEDBACK_QOS)
+        self.create_subscription(String, STATISTICS_TOPIC, self.on_statistics, LATCHED)
+        if camera_topic:
+            self.create_subscription(Image, camera_topic, self.on_image, 1)
+        self._lock = threading.Lock()
+        self._statistics: dict[str, Any] = {}
+        self._image: Image | None = None
+        self._jpeg: tuple[Image, bytes] | None = None
+        self._rated_episode: int | None = None
+
+        self.handlers = FeedbackHandlers(
+            on_rate=self.rate,
+            on_intervene=lambda: self.intervene_pub.publish(Bool(data=True)),
+            on_estop=lambda: self.estop_pub.publish(Bool(data=True)),
+            status=self.status,
+            frame=self.frame,
+        )
+        self.server = FeedbackServer(self.handlers, host=host, port=port, token=token).start()
+        print(f"feedback page: {self.server.url}", flush=True)
+        if self.terminal:
+            threading.Thread(target=self.run_terminal, daemon=True).start()
+
+    def on_statistics(self, msg: String) -> None:
+        with self._lock:
+            self._statistics = json.loads(msg.data)
+
+    def on_image(self, msg: Image) -> None:
+        with self._lock:
+            self._image = msg
+
+    def status(self) -> dict[str, Any]:
+        """Open episode and candidate, and the selector's statistics, for the page."""
+        with self._lock:
+            statistics = self._statistics
+        pending = statistics.get("pending") or {}
+        return {
+            "episode": pending.get("episode"),
+            "candidate": pending.get("candidate"),
+            "statistics": statistics,
+        }
+
+    def rate(self, rating: float) -> None:
+        """Publish ``rating`` for the open episode, at most once per episode."""
+        episode = self.status()["episode"]
+        if episode is None:
+            raise FeedbackError("no episode is open: nothing to rate")
+        with self._lock:
+            if self._rated_episode == episode:
+                raise FeedbackError(f"episode {episode} was already rated")
+            self._rated_episode = episode
+        self.rating_pub.publish(Float64(data=rating))
+
+    def frame(self) -> bytes | None:
+        """The latest camera image as JPEG (encoded once per image)."""
+        with self._lock:
+            image, cached = self._image, self._jpeg
+        if image is None:
+            return None
+        if cached is None or cached[0] is not image:
+            cached = (image, encode_jpeg(image_to_rgb(image)))
+            with self._lock:
+                self._jpeg = cached
+        return cached[1]
+
+    def run_terminal(self) -> None:
+        """The terminal UI on this process's terminal; quitting it stops the node."""
+        from robot_il.select.tui import FeedbackTUI
+
+        FeedbackTUI(self.handlers).run()
+        self.context.try_shutdown()
+
+    def shutdown(self) -> None:
+        """Stop the web server, then the node (called by ``run_node``)."""
+        self.server.close()
+        self.destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Console script ``feedback_web``; parameters via ``--ros-args -p name:=value``."""
+    return run_node(FeedbackWebNode, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,538 @@
+"""``policy``: runs a robot_il checkpoint on a robot that speaks the UR driver's topics.
+
+Three activities, each on its own thread so none waits for another:
+
+- **Observations** arrive by subscription (executor threads): ``joint_states`` (joint
+  positions and velocities, grippers as ``<tf_prefix>gripper_joint``), the task inputs
+  ``task/target`` and ``task/object_pose`` and camera images ``camera/<name>/image_raw`` when
+  the policy was trained on them. The tool pose ``eef_pose`` is computed by forward kinematics
+  at the arm's mount, as the env computes it.
+- **Inference** (worker thread) observes on the policy's grid (its training rate), keeps the
+  last ``n_obs_steps`` observations, and computes action chunks ahead of time
+  (:class:`robot_il.deploy.ChunkPlanner`), so chunks follow one another without pauses.
+- **Control** (control thread) at ``control_rate`` (500 Hz: the UR5e's rate) takes the action
+  due now on the timeline (past actions are dropped), passes it through one
+  :class:`robot_il.safety.SafetyFilter` per arm, and publishes
+  ``forward_position_controller/commands`` and each gripper's command.
+
+Safety: the filter limits joint positions, speed, acceleration, the tool's workspace box and
+holds position on NaN/inf, stale observations (``max_observation_age``), late inference
+(``max_command_age``) or a latched e-stop (``safety/estop`` std_msgs/Bool, released by the
+``safety/reset_estop`` Trigger); it starts with a ramp from the measured pose. Every
+intervention is published on ``safety/events`` (JSON) when it begins.
+
+Episodes: ``policy/reset`` (Trigger) starts a new one (fresh history, safe start). A
+checkpoint path on ``policy/switch`` (std_msgs/String; a bare name is looked up in
+``candidates_dir``) is loaded in the background and takes over at the next reset, or at once
+while no episode runs. ``use_sim_time:=true`` runs every clock on ``/clock``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rclpy._rclpy_pybind11 import RCLError
+from rclpy.context import Context
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Bool, Float64, Float64MultiArray, String
+from std_srvs.srv import Trigger
+
+from robot_il.deploy import ActionTimeline, ChunkPlanner, predict_actions
+from robot_il.errors import CheckpointError, ConfigError
+from robot_il.ros.node_main import declare_float
+from robot_il.ros.ur_topics import (
+    COMMAND_TOPIC,
+    ESTOP_TOPIC,
+    GRIPPER_JOINT,
+    JOINT_STATES_TOPIC,
+    OBJECT_POSE_TOPIC,
+    RESET_ESTOP_SERVICE,
+    SAFETY_EVENTS_TOPIC,
+    TARGET_TOPIC,
+    arm_joint_names,
+    gripper_topic,
+    image_topic,
+    stamp_seconds,
+    tf_prefix,
+)
+from robot_il.safety import SafetyEvent, SafetyFilter, SafetyLimits
+
+SWITCH_TOPIC = "policy/switch"
+"""std_msgs/String: checkpoint (path, or name under ``candidates_dir``) for the next episode."""
+
+
+class LatestObservation:
+    """The newest value of every observation topic, with the joint states' stamp (s).
+
+    Written by subscription callbacks, read by the inference and control threads; each
+    update replaces whole arrays, so a reader holding a reference never sees a half-write.
+    """
+
+    def __init__(self) -> None:
+        self.values: dict[str, np.ndarray] = {}
+        self.joint_pos: np.ndarray | None = None
+        self.stamp: float | None = None
+        self.lock = threading.Lock()
+
+    def snapshot(self) -> tuple[dict[str, np.ndarray], float | None]:
+        with self.lock:
+            return dict(self.values), self.stamp
+
+
+class PolicyNode(Node):
+    """Deploys one policy at a time; see the module docstring for topics and parameters."""
+
+    def __init__(
+        self,
+        node_name: str = "policy",
+        *,
+        context: Context | None = None,
+        parameter_overrides: list[Parameter] | None = None,
+    ) -> None:
+        super().__init__(node_name, context=context, parameter_overrides=parameter_overrides)
+        checkpoint = self.declare_parameter("checkpoint", "").value
+        self.candidates_dir = self.declare_parameter("candidates_dir", "").value
+        task = self.declare_parameter("task", "").value
+        self.control_rate = declare_float(self, "control_rate", 500.0)
+        cameras = self.declare_parameter("cameras", "").value
+        image_size = list(self.declare_parameter("image_size", [96, 96]).value)
+        max_observation_age = declare_float(self, "max_observation_age", 0.1)
+        max_command_age = declare_float(self, "max_command_age", 0.5)
+        self.ramp_duration = declare_float(self, "ramp_duration", 1.0)
+        acceleration = declare_float(self, "acceleration_limit", 10.0)
+        workspace_lower = self.declare_parameter("workspace_lower", [-0.9, -0.9, 0.0]).value
+        workspace_upper = self.declare_parameter("workspace_upper", [0.9, 0.9, 1.1]).value
+        self.inference_margin = declare_float(self, "inference_margin", 0.005)
+        self.interpolate = bool(self.declare_parameter("interpolate", True).value)
+        torch_threads = int(self.declare_parameter("torch_threads", 1).value)
+        if not checkpoint:
+            raise ConfigError("policy node: set the parameter checkpoint (a checkpoint dir)")
+        if not 1.0 <= self.control_rate <= 1000.0:
+            raise ConfigError(f"policy node: control_rate {self.control_rate} is not 1..1000 Hz")
+
+        import torch
+
+        torch.set_num_threads(max(1, torch_threads))
+        # The control thread must get the interpreter within a fraction of its period even
+        # while inference runs Python code (the default switch interval is 5 ms).
+        sys.setswitchinterval(min(sys.getswitchinterval(), 0.1 / self.control_rate))
+
+        from robot_il.policies import load_policy
+
+        self.policy = load_policy(self._resolve(checkpoint))
+        spec = self.policy.spec
+        self.task_name = task or spec.get("task")
+        self.offered_spec = self._offered_spec(
+            self.task_name, [c for c in cameras.split(",") if c], image_size
+        )
+        self._check(self.policy, str(checkpoint))
+        self.checkpoint = str(checkpoint)
+
+        self.period = 1.0 / self.control_rate
+        self.limits = SafetyLimits.ur5e(
+            acceleration=np.full(6, acceleration),
+            workspace_lower=workspace_lower,
+            workspace_upper=workspace_upper,
+            max_observation_age=max_observation_age,
+            max_command_age=max_command_age,
+            ramp_duration=self.ramp_duration,
+        )
+        self.obs = LatestObservation()
+        self._state_lock = threading.Lock()
+        self._estop_latched = False
+        self._events: deque[SafetyEvent] = deque()
+        self._filters = self._make_filters()
+        self._timeline: ActionTimeline | None = None
+        self._previous_action: np.ndarray | None = None
+        self._current_action: np.ndarray | None = None
+        self._due_time: float | None = None
+        self._history: deque[dict[str, np.ndarray]] = deque()
+        self._pending_policy: tuple[str, Any] | None = None
+        self._episode_running = False
+        self.command_log: deque[tuple[float, float]] = deque(maxlen=100_000)
+        """(observation stamp, command publish time) per control tick, for latency figures."""
+        self.tick_times: deque[float] = deque(maxlen=100_000)
+        """Monotonic time (s) of every control tick, for rate and jitter figures."""
+
+        qos = QoSProfile(depth=10)
+        self.command_pub = self.create_publisher(Float64MultiArray, COMMAND_TOPIC, qos)
+        self.gripper_pubs = [
+            self.create_publisher(Float64, gripper_topic(arm), qos) for arm in self.arms
+        ]
+        self.events_pub = self.create_publisher(String, SAFETY_EVENTS_TOPIC, QoSProfile(depth=100))
+        self.create_subscription(JointState, JOINT_STATES_TOPIC, self._on_joint_states, qos)
+        needed = set(self.policy.obs_keys)
+        if "target_pos" in needed:
+            from geometry_msgs.msg import PointStamped
+
+            self.create_subscription(PointStamped, TARGET_TOPIC, self._on_target, qos)
+        if "object_pose" in needed:
+            from geometry_msgs.msg import PoseStamped
+
+            self.create_subscription(PoseStamped, OBJECT_POSE_TOPIC, self._on_object, qos)
+        for key in sorted(k for k in needed if k.startswith("rgb_")):
+            self.create_subscription(
+                Image,
+                image_topic(key.removeprefix("rgb_")),
+                lambda msg, k=key: self._on_image(k, msg),
+                qos_profile_sensor_data,
+            )
+        self.create_subscription(Bool, ESTOP_TOPIC, self._on_estop, qos)
+        self.create_service(Trigger, RESET_ESTOP_SERVICE, self._on_reset_estop)
+        self.create_service(Trigger, "policy/reset", self._on_reset)
+        self.create_subscription(String, SWITCH_TOPIC, self._on_switch, qos)
+        self.create_timer(0.02, self._publish_events)
+
+        self._running = True
+        self._wake = threading.Condition()
+        self._inference = threading.Thread(target=self._inference_loop, daemon=True)
+        self._control = threading.Thread(target=self._control_loop, daemon=True)
+        self._inference.start()
+        self._control.start()
+        self.get_logger().info(
+            f"{self.policy.policy_type} policy from {checkpoint} at "
+            f"{self.policy_hz:g} Hz (chunks of {self.policy.config.n_action_steps}), "
+            f"commands at {self.control_rate:g} Hz"
+        )
+
+    # -- set-up --------------------------------------------------------------------------
+
+    def _resolve(self, name: str) -> Path:
+        path = Path(name)
+        if not path.exists() and self.candidates_dir:
+            path = Path(self.candidates_dir) / name
+        return path
+
+    def _offered_spec(self, task: str | None, cameras: list[str], image_size: list[int]):
+        """What this robot offers a policy: the UR5e arms of ``task``, their observation keys,
+        the task's inputs, the named cameras, joint actions."""
+        from robot_il.envs.arm import Arm
+        from robot_il.envs.tasks import TASKS
+
+        if task not in TASKS:
+            raise ConfigError(
+                f"policy node: task {task!r} (parameter task, or the checkpoint's) is not one "
+                f"of {', '.join(TASKS)}"
+            )
+        task_obj = TASKS[task]()
+        mounts = task_obj.mounts()
+        self.arms = [mount.name for mount in mounts]
+        self.kinematics = [Arm(mount) for mount in mounts]
+        self.joint_names = [name for arm in self.arms for name in arm_joint_names(arm)]
+        observation: dict[str, list[int]] = {}
+        for arm in self.arms:
+            p = tf_prefix(arm)
+            sizes = {"joint_pos": 6, "joint_vel": 6, "gripper": 1, "eef_pose": 7}
+            observation.update({p + key: [size] for key, size in sizes.items()})
+        observation.update({k: list(shape) for k, shape in task_obj.task_keys.items()})
+        for camera in cameras:
+            observation[f"rgb_{camera}"] = [int(image_size[0]), int(image_size[1]), 3]
+        return {
+            "robot": "ur5e",
+            "action_mode": "joint",
+            "action_dim": 7 * len(self.arms),
+            "observation": observation,
+        }
+
+    def _check(self, policy: Any, where: str) -> None:
+        from robot_il.policies.spec import check_spec
+
+        check_spec(policy.spec, self.offered_spec, where)
+
+    @property
+    def policy_hz(self) -> float:
+        return float(self.policy.spec["control_hz"])
+
+    def _make_filters(self) -> list[SafetyFilter]:
+        from robot_il.envs.ur5e.kinematics import forward_kinematics
+
+        filters = [
+            SafetyFilter(
+                self.limits, forward_kinematics, period=self.period, on_event=self._events.append
+            )
+            for _ in self.arms
+        ]
+        if self._estop_latched:
+            for safety in filters:
+                safety.estop()
+        return filters
+
+    def _now(self) -> float:
+        """Seconds on the node's clock (ROS time: system or ``/clock``)."""
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    # -- subscriptions -------------------------------------------------------------------
+
+    def _on_joint_states(self, msg: JointState) -> None:
+        index = {name: i for i, name in enumerate(msg.name)}
+        try:
+            rows = [index[name] for name in self.joint_names]
+        except KeyError:
+            return  # another robot's joints on the shared topic
+        position = np.array(msg.position, dtype=np.float64)
+        velocity = np.array(msg.velocity, dtype=np.float64) if msg.velocity else None
+        stamp = stamp_seconds(msg.header.stamp) or self._now()
+        values: dict[str, np.ndarray] = {}
+        for a, (arm, kin) in enumerate(zip(self.arms, self.kinematics, strict=True)):
+            p = tf_prefix(arm)
+            q = position[rows[6 * a : 6 * a + 6]]
+            values[p + "joint_pos"] = q.astype(np.float32)
+            values[p + "joint_vel"] = (
+                velocity[rows[6 * a : 6 * a + 6]].astype(np.float32)
+                if velocity is not None
+                else np.zeros(6, np.float32)
+            )
+            pose = kin.tcp_pose(q)
+            if pose[3] < 0:  # the env's convention: quaternion with w >= 0
+                pose[3:] = -pose[3:]
+            values[p + "eef_pose"] = pose.astype(np.float32)
+            gripper = index.get(p + GRIPPER_JOINT)
+            if gripper is not None:
+                values[p + "gripper"] = np.array([position[gripper]], np.float32)
+        with self.obs.lock:
+            self.obs.values.update(values)
+            self.obs.joint_pos = position[rows]
+            self.obs.stamp = stamp
+
+    def _on_target(self, msg) -> None:
+        point = msg.point
+        with self.obs.lock:
+            self.obs.values["target_pos"] = np.array([point.x, point.y, point.z], np.float32)
+
+    def _on_object(self, msg) -> None:
+        p, o = msg.pose.position, msg.pose.orientation
+        with self.obs.lock:
+            self.obs.values["object_pose"] = np.array(
+                [p.x, p.y, p.z, o.w, o.x, o.y, o.z], np.float32
+            )
+
+    def _on_image(self, key: str, msg: Image) -> None:
+        frame = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.width, 3)
+        with self.obs.lock:
+            self.obs.values[key] = frame
+
+    def _on_estop(self, msg: Bool) -> None:
+        if msg.data:
+            with self._state_lock:
+                self._estop_latched = True
+                for safety in self._filters:
+                    safety.estop()
+            self.get_logger().warning("e-stop latched")
+
+    def _on_reset_estop(self, request, response):
+        with self._state_lock:
+            self._estop_latched = False
+            for safety in self._filters:
+                safety.reset_estop()
+        response.success, response.message = True, "e-stop reset"
+        return response
+
+    def _on_reset(self, request, response):
+        with self._state_lock:
+            if self._pending_policy is not None:
+                self.checkpoint, self.policy = self._pending_policy
+                self._pending_policy = None
+            self._start_episode()
+        response.success = True
+        response.message = f"new episode with {self.checkpoint}"
+        self.get_logger().info(response.message)
+        return response
+
+    def _start_episode(self) -> None:
+        """Fresh history and timeline, fresh safety filters (safe start); e-stop stays."""
+        self.policy.reset()
+        self._timeline = None
+        self._previous_action = self._current_action = None
+        self._due_time: float | None = None
+        self._history.clear()
+        self._filters = self._make_filters()
+        self._episode_running = False
+
+    def _on_switch(self, msg: String) -> None:
+        name = msg.data
+
+        def load() -> None:
+            from robot_il.errors import RobotILError
+            from robot_il.policies import load_policy
+
+            try:
+                policy = load_policy(self._resolve(name))
+                self._check(policy, name)
+            except RobotILError as error:
+                self.get_logger().error(f"{SWITCH_TOPIC}: {error}; keeping {self.checkpoint}")
+                return
+            with self._state_lock:
+                if self._episode_running:
+                    self._pending_policy = (name, policy)
+                else:
+                    self.checkpoint, self.policy = name, policy
+                    self._start_episode()
+            self.get_logger().info(f"{SWITCH_TOPIC}: loaded {name}")
+
+        threading.Thread(target=load, daemon=True).start()
+
+    def _publish_events(self) -> None:
+        while self._events:
+            event = self._events.popleft()
+            payload = {"kind": event.kind.value, "t": event.t, "detail": event.detail}
+            self.events_pub.publish(String(data=json.dumps(payload)))
+
+    # -- inference (worker thread) -------------------------------------------------------
+
+    def _observation(self, values: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:
+        """The policy's input keys from ``values``, or None while one has not arrived."""
+        if any(key not in values for key in self.policy.obs_keys):
+            return None
+        return {key: values[key] for key in self.policy.obs_keys}
+
+    def _inference_loop(self) -> None:
+        planner = ChunkPlanner(1.0 / self.policy_hz, margin=self.inference_margin)
+        last_grid: float | None = None
+        while self._running:
+            now = self._now()
+            grid_t = planner.grid_time(now)
+            if grid_t == last_grid:
+                self._sleep_until(grid_t + planner.period)
+                continue
+            last_grid = grid_t
+            values, stamp = self.obs.snapshot()
+            with self._state_lock:
+                policy, timeline = self.policy, self._timeline
+            obs = self._observation(values)
+            if obs is None or stamp is None:
+                continue
+            self._history.append(obs)
+            while len(self._history) > policy.config.n_obs_steps:
+                self._history.popleft()
+            if not planner.needs_chunk(timeline, grid_t):
+                continue
+            steps = list(self._history)
+            steps = [steps[0]] * (policy.config.n_obs_steps - len(steps)) + steps
+            history = {key: np.stack([s[key] for s in steps]) for key in policy.obs_keys}
+            started = time.perf_counter()
+            try:
+                actions = predict_actions(policy, history)
+            except CheckpointError as error:
+                self.get_logger().error(f"inference failed: {error}")
+                continue
+            planner.record_latency(time.perf_counter() - started)
+            with self._state_lock:
+                if policy is self.policy:
+                    self._timeline = ActionTimeline(grid_t, planner.period, actions)
+                    self._episode_running = True
+
+    def _sleep_until(self, t: float) -> None:
+        """Sleep until ``t`` on the node's clock (polls while the clock is /clock)."""
+        while self._running:
+            delay = t - self._now()
+            if delay <= 0:
+                return
+            time.sleep(min(delay, 0.002))
+
+    # -- control (control thread) --------------------------------------------------------
+
+    def _control_loop(self) -> None:
+        next_tick = time.monotonic()
+        sim_time = self.get_parameter("use_sim_time").value
+        last_gripper: list[float | None] = [None] * len(self.arms)
+        while self._running and self.context.ok():
+            now = self._now()
+            self.tick_times.append(time.monotonic())
+            try:
+                self._control_tick(now, last_gripper)
+            except RCLError:
+                if self.context.ok():
+                    raise
+                return  # shutting down (Ctrl-C reached rclpy first)
+            if sim_time:
+                self._sleep_until(now + self.period)
+                continue
+            next_tick += self.period
+            delay = next_tick - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            else:
+                next_tick = time.monotonic()
+
+    def _due_target(self, now: float) -> tuple[np.ndarray, float] | None:
+        """The action for ``now`` and the time it belongs to, or None before the first.
+
+        With ``interpolate``, joint targets move linearly from the previous period's action to
+        the current one across the period, so a policy acting at 20 Hz still gives a smooth
+        500 Hz stream (step targets would have the safety layer clip every step). Once the
+        timeline has run out (late inference) its last action stays, stamped with its own
+        time, and the filter holds when that is older than ``max_command_age``.
+        """
+        timeline = self._timeline
+        if timeline is None:
+            return None
+        due = timeline.action_at(now)
+        if due is None:
+            if now < timeline.t_obs:
+                return None
+            last = len(timeline.actions) - 1
+            due = timeline.actions[last], timeline.t_obs + last * timeline.period
+        action, t_action = due
+        if self._due_time != t_action:
+            self._previous_action, self._current_action = self._current_action, action
+            self._due_time = t_action
+        previous = self._previous_action
+        if not self.interpolate or previous is None or previous.shape != action.shape:
+            return action, t_action
+        fraction = min(max((now - t_action) / timeline.period, 0.0), 1.0)
+        blended = previous + fraction * (action - previous)
+        blended[6::7] = action[6::7]  # grippers switch, they do not glide
+        return blended, t_action
+
+    def _control_tick(self, now: float, last_gripper: list[float | None]) -> None:
+        with self.obs.lock:
+            q_measured, stamp = self.obs.joint_pos, self.obs.stamp
+        if q_measured is None:
+            return
+        with self._state_lock:
+            filters = self._filters
+            due = self._due_target(now)
+        commands = []
+        for a, safety in enumerate(filters):
+            safety.watchdog(stamp, now)
+            target = None if due is None else due[0][7 * a : 7 * a + 6]
+            safe = safety.filter(
+                target,
+                q_measured[6 * a : 6 * a + 6],
+                now,
+                command_stamp=None if due is None else due[1],
+            )
+            commands.append(safe.command)
+            if due is not None and not safe.held:
+                gripper = float(due[0][7 * a + 6])
+                if math.isfinite(gripper) and gripper != last_gripper[a]:
+                    gripper = min(max(gripper, 0.0), 1.0)
+                    self.gripper_pubs[a].publish(Float64(data=gripper))
+                    last_gripper[a] = gripper
+        self.command_pub.publish(Float64MultiArray(data=np.concatenate(commands).tolist()))
+        self.command_log.append((stamp, now))
+
+    def shutdown(self) -> None:
+        """Stop both threads (the robot holds its last command) and destroy the node."""
+        self._running = False
+        self._control.join(timeout=1.0)
+        self._inference.join(timeout=5.0)
+        self.destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    """``ros2 run robot_il policy`` (or the ``policy`` console script)."""
+    from robot_il.ros.node_main import run_node
+
+    return run_node(PolicyNode, args)

@@ -1,0 +1,361 @@
+"""``sim_robot``: a simulated UR5e (one or two arms) behind the UR driver's ROS interface.
+
+Runs a robot_il env (MuJoCo or PyBullet) with physics at ``PHYSICS_HZ`` (500 Hz, the UR5e
+controller rate) and speaks the topics of ``ur_robot_driver`` (:mod:`robot_il.ros.ur_topics`),
+so a client written for the real arm drives the simulation unchanged:
+
+- publishes ``joint_states`` (UR joint names with a tf_prefix per arm, plus each gripper's
+  joint, closure 0..1) every ``publish_every`` physics steps;
+- follows ``forward_position_controller/commands`` (6 targets per arm, rad; the latest holds)
+  and ``scaled_joint_trajectory_controller/joint_trajectory`` (linear in time from the
+  message's arrival), and ``<tf_prefix>gripper/command`` (std_msgs/Float64, 0..1);
+- publishes the task's state for tests and the policy's task inputs: ``task/success``
+  (std_msgs/Bool), ``task/object_pose`` (PoseStamped) and ``task/target`` (PointStamped), in
+  the world frame, at ``task_hz``; and one camera as ``camera/<name>/image_raw`` (rgb8);
+- ``sim/reset`` (std_srvs/Trigger) starts a new episode (env seed ``seed + episode``).
+
+Like the real controller it refuses commands that are not finite or not of the right size
+(logged, ignored) and clips targets to the joint limits; it does not filter speed: that is the
+safety layer's job, upstream.
+
+Time: ``lock_step:=false`` (default) runs physics in real time and stamps with the system
+clock. ``lock_step:=true`` publishes ``/clock`` (sim time from 0) and, after every
+``steps_per_command`` physics steps, waits for the next joint command (at most
+``lock_step_timeout`` s of wall time), so a client on ``use_sim_time`` that commands once per
+period sees the same physics however loaded the machine is.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+from geometry_msgs.msg import PointStamped, PoseStamped
+from rclpy._rclpy_pybind11 import RCLError
+from rclpy.context import Context
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Bool, Float64, Float64MultiArray
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from robot_il.envs.backends.base import PHYSICS_HZ
+from robot_il.errors import ConfigError
+from robot_il.ros.node_main import declare_float
+from robot_il.ros.ur_topics import (
+    COMMAND_TOPIC,
+    GRIPPER_JOINT,
+    JOINT_STATES_TOPIC,
+    OBJECT_POSE_TOPIC,
+    SUCCESS_TOPIC,
+    TARGET_TOPIC,
+    TRAJECTORY_TOPIC,
+    arm_joint_names,
+    gripper_topic,
+    image_topic,
+    seconds_to_stamp,
+    stamp_seconds,
+    tf_prefix,
+)
+
+WORLD_FRAME = "world"
+
+
+class JointTrajectoryTrack:
+    """A joint trajectory sampled linearly in time; before its first point it blends from the
+    targets held when it arrived (as the UR trajectory controller starts from the current
+    state). Times are seconds on the node's clock."""
+
+    def __init__(self, start: float, q0: np.ndarray, times: np.ndarray, points: np.ndarray):
+        if times[0] > 0:
+            times = np.concatenate([[0.0], times])
+            points = np.vstack([q0, points])
+        self.start, self.times, self.points = start, times, points
+
+    def sample(self, now: float) -> np.ndarray:
+        """Targets (n,) rad at ``now``; the last point once the trajectory has ended."""
+        elapsed = now - self.start
+        return np.array(
+            [np.interp(elapsed, self.times, self.points[:, j]) for j in range(self.points.shape[1])]
+        )
+
+
+class SimRobot(Node):
+    """The simulated arm(s); see the module docstring for topics and parameters."""
+
+    def __init__(
+        self,
+        node_name: str = "sim_robot",
+        *,
+        context: Context | None = None,
+        parameter_overrides: list[Parameter] | None = None,
+    ) -> None:
+        super().__init__(node_name, context=context, parameter_overrides=parameter_overrides)
+        task = self.declare_parameter("task", "reach").value
+        backend = self.declare_parameter("backend", "mujoco").value
+        self.seed = int(self.declare_parameter("seed", 0).value)
+        self.publish_every = int(self.declare_parameter("publish_every", 1).value)
+        task_hz = declare_float(self, "task_hz", 50.0)
+        camera = self.declare_parameter("camera", "").value
+        camera_hz = declare_float(self, "camera_hz", 10.0)
+        image_size = list(self.declare_parameter("image_size", [96, 96]).value)
+        self.lock_step = bool(self.declare_parameter("lock_step", False).value)
+        self.steps_per_command = int(self.declare_parameter("steps_per_command", 1).value)
+        self.lock_step_timeout = declare_float(self, "lock_step_timeout", 0.5)
+        if self.publish_every < 1 or self.steps_per_command < 1:
+            raise ConfigError("sim_robot: publish_every and steps_per_command must be >= 1")
+        if not 0 < task_hz <= PHYSICS_HZ or not 0 < camera_hz <= PHYSICS_HZ:
+            raise ConfigError(f"sim_robot: task_hz and camera_hz must be in (0, {PHYSICS_HZ}]")
+
+        from robot_il.envs import make_env
+
+        render = {"render_mode": "rgb_array", "render_camera": camera} if camera else {}
+        self.env = make_env(
+            task,
+            backend,
+            control_hz=PHYSICS_HZ,
+            terminate_on_success=False,
+            max_episode_steps=2**62,
+            render_size=tuple(image_size),
+            **render,
+        )
+        self.camera = camera
+        self.arms = [arm.name for arm in self.env.arms]
+        self.joint_names = [name for arm in self.arms for name in arm_joint_names(arm)]
+        self.task_every = max(1, round(PHYSICS_HZ / task_hz))
+        self.camera_every = max(1, round(PHYSICS_HZ / camera_hz))
+        self.physics_dt = 1.0 / PHYSICS_HZ
+
+        self._lock = threading.Lock()
+        self._targets = np.zeros(6 * len(self.arms))
+        self._grippers = np.zeros(len(self.arms))
+        self._trajectory: JointTrajectoryTrack | None = None
+        self._reset_requested = threading.Event()
+        self._command_arrived = threading.Event()
+        self.episode = 0
+        self.sim_time = 0.0
+        self.steps = 0
+        self._obs: dict[str, np.ndarray] = {}
+        self._success = False
+        self._reset_env()
+
+        self._joint_state = JointState(
+            name=[*self.joint_names, *(tf_prefix(arm) + GRIPPER_JOINT for arm in self.arms)]
+        )
+        self._joint_state.header.frame_id = ""
+        qos = QoSProfile(depth=10)
+        self.joint_state_pub = self.create_publisher(JointState, JOINT_STATES_TOPIC, qos)
+        self.success_pub = self.create_publisher(Bool, SUCCESS_TOPIC, qos)
+        self.object_pub = self.create_publisher(PoseStamped, OBJECT_POSE_TOPIC, qos)
+        self.target_pub = self.create_publisher(PointStamped, TARGET_TOPIC, qos)
+        self.image_pub = (
+            self.create_publisher(Image, image_topic(camera), QoSProfile(depth=2))
+            if camera
+            else None
+        )
+        self.clock_pub = self.create_publisher(Clock, "/clock", qos) if self.lock_step else None
+        self.create_subscription(Float64MultiArray, COMMAND_TOPIC, self._on_command, qos)
+        self.create_subscription(JointTrajectory, TRAJECTORY_TOPIC, self._on_trajectory, qos)
+        for index, arm in enumerate(self.arms):
+            self.create_subscription(
+                Float64,
+                gripper_topic(arm),
+                lambda msg, i=index: self._on_gripper(i, msg),
+                qos,
+            )
+        self.create_service(Trigger, "sim/reset", self._on_reset)
+
+        self._running = True
+        self._thread = threading.Thread(target=self._physics_loop, name="physics", daemon=True)
+        self._thread.start()
+        self.get_logger().info(
+            f"{task} on {backend}, arms {self.arms or ['(one)']}, physics {PHYSICS_HZ} Hz, "
+            f"{'lock-step on /clock' if self.lock_step else 'real time'}"
+        )
+
+    # -- commands ------------------------------------------------------------------------
+
+    def _now(self) -> float:
+        """Seconds on this node's time base: sim time in lock-step, else wall (monotonic)."""
+        return self.sim_time if self.lock_step else time.monotonic()
+
+    def _on_command(self, msg: Float64MultiArray) -> None:
+        values = np.array(msg.data, dtype=np.float64)
+        if values.shape != self._targets.shape or not np.all(np.isfinite(values)):
+            self.get_logger().error(
+                f"{COMMAND_TOPIC}: expected {self._targets.size} finite joint positions, got "
+                f"{values.tolist()}; ignored"
+            )
+            return
+        with self._lock:
+            self._trajectory = None
+            self._targets = values
+        self._command_arrived.set()
+
+    def _on_trajectory(self, msg: JointTrajectory) -> None:
+        try:
+            order = [list(msg.joint_names).index(name) for name in self.joint_names]
+        except ValueError:
+            self.get_logger().error(
+                f"{TRAJECTORY_TOPIC}: joints {list(msg.joint_names)} do not match "
+                f"{self.joint_names}; ignored"
+            )
+            return
+        if not msg.points:
+            return
+        times = np.array([stamp_seconds(p.time_from_start) for p in msg.points])
+        points = np.array([[p.positions[i] for i in order] for p in msg.points])
+        if np.any(np.diff(times) <= 0) or times[0] < 0 or not np.all(np.isfinite(points)):
+            self.get_logger().error(
+                f"{TRAJECTORY_TOPIC}: times must increase from >= 0 and positions be finite; "
+                "ignored"
+            )
+            return
+        with self._lock:
+            self._trajectory = JointTrajectoryTrack(self._now(), self._targets, times, points)
+        self._command_arrived.set()
+
+    def _on_gripper(self, index: int, msg: Float64) -> None:
+        if not np.isfinite(msg.data):
+            self.get_logger().error(f"{gripper_topic(self.arms[index])}: not finite; ignored")
+            return
+        with self._lock:
+            self._grippers[index] = min(max(msg.data, 0.0), 1.0)
+
+    def _on_reset(self, request: Trigger.Request, response: Trigger.Response):
+        self._reset_requested.set()
+        deadline = time.monotonic() + 10.0
+        while self._reset_requested.is_set() and time.monotonic() < deadline:
+            time.sleep(0.002)
+        response.success = not self._reset_requested.is_set()
+        response.message = f"episode {self.episode} (seed {self.seed + self.episode})"
+        return response
+
+    # -- physics -------------------------------------------------------------------------
+
+    def _reset_env(self) -> None:
+        obs, info = self.env.reset(seed=self.seed + self.episode)
+        prefixes = [tf_prefix(arm) for arm in self.arms]
+        with self._lock:
+            self._targets = np.concatenate([obs[p + "joint_pos"] for p in prefixes]).astype(float)
+            self._grippers = np.array([float(obs[p + "gripper"][0]) for p in prefixes])
+            self._trajectory = None
+        self._obs, self._success = obs, bool(info["is_success"])
+
+    def _action(self) -> np.ndarray:
+        with self._lock:
+            if self._trajectory is not None:
+                self._targets = self._trajectory.sample(self._now())
+            targets, grippers = self._targets.copy(), self._grippers.copy()
+        parts = [np.append(targets[6 * i : 6 * i + 6], grippers[i]) for i in range(len(grippers))]
+        low, high = self.env.action_space.low, self.env.action_space.high
+        return np.clip(np.concatenate(parts), low, high).astype(np.float32)
+
+    def _physics_loop(self) -> None:
+        try:
+            self._run_physics()
+        except RCLError:
+            if self.context.ok():
+                raise  # else: shutting down (Ctrl-C reached rclpy first)
+
+    def _run_physics(self) -> None:
+        next_tick = time.monotonic()
+        while self._running:
+            if self._reset_requested.is_set():
+                self.episode += 1
+                self._reset_env()
+                self._reset_requested.clear()
+            self._obs, _, _, _, info = self.env.step(self._action())
+            self._success = bool(info["is_success"])
+            self.steps += 1
+            self.sim_time += self.physics_dt
+            stamp = self._stamp()
+            if self.clock_pub is not None:
+                clock = Clock()
+                clock.clock = stamp
+                self.clock_pub.publish(clock)
+            if self.steps % self.publish_every == 0:
+                self._publish_joint_state(stamp)
+            if self.steps % self.task_every == 0:
+                self._publish_task(stamp)
+            if self.image_pub is not None and self.steps % self.camera_every == 0:
+                self._publish_image(stamp)
+            if self.lock_step:
+                if self.steps % self.steps_per_command == 0:
+                    self._command_arrived.wait(self.lock_step_timeout)
+                    self._command_arrived.clear()
+                continue
+            next_tick += self.physics_dt
+            delay = next_tick - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            elif delay < -0.05:  # far behind (a camera frame, a loaded machine): resync
+                next_tick = time.monotonic()
+
+    def _stamp(self):
+        if self.lock_step:
+            from builtin_interfaces.msg import Time
+
+            stamp = Time()
+            seconds_to_stamp(self.sim_time, stamp)
+            return stamp
+        return self.get_clock().now().to_msg()
+
+    def _publish_joint_state(self, stamp) -> None:
+        obs, msg = self._obs, self._joint_state
+        prefixes = [tf_prefix(arm) for arm in self.arms]
+        msg.header.stamp = stamp
+        msg.position = [
+            *np.concatenate([obs[p + "joint_pos"] for p in prefixes]).tolist(),
+            *(float(obs[p + "gripper"][0]) for p in prefixes),
+        ]
+        msg.velocity = [
+            *np.concatenate([obs[p + "joint_vel"] for p in prefixes]).tolist(),
+            *(0.0 for _ in prefixes),
+        ]
+        self.joint_state_pub.publish(msg)
+
+    def _publish_task(self, stamp) -> None:
+        obs = self._obs
+        self.success_pub.publish(Bool(data=self._success))
+        if "object_pose" in obs:
+            pose = PoseStamped()
+            pose.header.stamp, pose.header.frame_id = stamp, WORLD_FRAME
+            x, y, z, qw, qx, qy, qz = (float(v) for v in obs["object_pose"])
+            pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = x, y, z
+            o = pose.pose.orientation
+            o.w, o.x, o.y, o.z = qw, qx, qy, qz
+            self.object_pub.publish(pose)
+        if "target_pos" in obs:
+            point = PointStamped()
+            point.header.stamp, point.header.frame_id = stamp, WORLD_FRAME
+            point.point.x, point.point.y, point.point.z = (float(v) for v in obs["target_pos"])
+            self.target_pub.publish(point)
+
+    def _publish_image(self, stamp) -> None:
+        frame = self.env.render()
+        msg = Image()
+        msg.header.stamp, msg.header.frame_id = stamp, f"{self.camera}_camera"
+        msg.height, msg.width = int(frame.shape[0]), int(frame.shape[1])
+        msg.encoding, msg.is_bigendian, msg.step = "rgb8", 0, int(frame.shape[1]) * 3
+        msg.data = np.ascontiguousarray(frame, dtype=np.uint8).tobytes()
+        self.image_pub.publish(msg)
+
+    def shutdown(self) -> None:
+        """Stop physics, close the simulator and destroy the node."""
+        self._running = False
+        self._command_arrived.set()
+        self._thread.join(timeout=2.0)
+        self.env.close()
+        self.destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    """``ros2 run robot_il sim_robot`` (or the ``sim_robot`` console script)."""
+    from robot_il.ros.node_main import run_node
+
+    return run_node(SimRobot, args)

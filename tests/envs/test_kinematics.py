@@ -1,0 +1,124 @@
+"""UR5e kinematics: published DH, ur-analytic-ik, and the MuJoCo and PyBullet models agree."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from robot_il.envs.backends import make_backend
+from robot_il.envs.backends.base import ArmMount, SceneSpec
+from robot_il.envs.ur5e import description as ur5e
+from robot_il.envs.ur5e.kinematics import forward_kinematics, inverse_kinematics
+from robot_il.envs.ur5e.transforms import homogeneous, pose_to_matrix, rot_z
+
+N_CONFIGS = 1000
+MOUNT = ArmMount(name="", base_pos=(0.1, -0.2, 0.05), base_yaw=0.7)
+
+
+def _random_configs(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    limits = ur5e.JOINT_POS_LIMITS
+    return rng.uniform(limits[:, 0], limits[:, 1], size=(n, 6))
+
+
+def _angle(rot_a: np.ndarray, rot_b: np.ndarray) -> float:
+    cos = (np.trace(rot_a.T @ rot_b) - 1.0) / 2.0
+    return float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
+
+
+def test_forward_kinematics_is_the_published_chain():
+    """Our numpy DH chain equals ur-analytic-ik's (an independent implementation of the same
+    published numbers) at the flange, and the TCP sits TCP_OFFSET along the flange z axis."""
+    from ur_analytic_ik import ur5e as reference
+
+    q = _random_configs(200, seed=1)
+    flange = forward_kinematics(q, tcp_offset=0.0)
+    expected = np.array([reference.forward_kinematics(*row) for row in q])
+    np.testing.assert_allclose(flange, expected, atol=1e-12)
+    tcp = forward_kinematics(q)
+    offset = np.einsum("nij,nj->ni", np.linalg.inv(flange), tcp[:, :, 3])
+    np.testing.assert_allclose(offset[:, :3], [[0.0, 0.0, ur5e.TCP_OFFSET]] * 200, atol=1e-12)
+    # the batched and single-configuration paths agree
+    np.testing.assert_allclose(forward_kinematics(q[7]), tcp[7], atol=1e-15)
+
+
+def test_zero_pose_matches_published_geometry():
+    """At zero angles the UR5e is stretched along -x: x = a2 + a3, y = -(d4 + d6), z = d1 - d5."""
+    flange = forward_kinematics(np.zeros(6), tcp_offset=0.0)
+    d, a = ur5e.DH_D, ur5e.DH_A
+    np.testing.assert_allclose(
+        flange[:3, 3], [a[1] + a[2], -(d[3] + d[5]), d[0] - d[4]], atol=1e-12
+    )
+
+
+@pytest.mark.parametrize("backend_name", ["mujoco", "pybullet"])
+def test_engine_models_match_published_kinematics(backend_name):
+    """1000 random joint configurations set directly (no dynamics): the engine's TCP pose is
+    the published DH pose within 1 mm and 0.5 degrees, for an arm mounted off the origin."""
+    backend = make_backend(backend_name, SceneSpec(arms=(MOUNT,)), meshes=False)
+    world_from_base = homogeneous(rot_z(MOUNT.base_yaw), MOUNT.base_pos)
+    try:
+        worst_mm, worst_deg = 0.0, 0.0
+        for q in _random_configs(N_CONFIGS, seed=2):
+            backend.reset({"": q}, {"": 0.0}, {})
+            engine = pose_to_matrix(backend.eef_pose(""))
+            published = world_from_base @ forward_kinematics(q)
+            worst_mm = max(worst_mm, 1000 * np.linalg.norm(engine[:3, 3] - published[:3, 3]))
+            worst_deg = max(worst_deg, _angle(engine[:3, :3], published[:3, :3]))
+    finally:
+        backend.close()
+    assert worst_mm < 1.0, f"{backend_name}: position off by {worst_mm:.3f} mm"
+    assert worst_deg < 0.5, f"{backend_name}: orientation off by {worst_deg:.3f} deg"
+
+
+def test_inverse_kinematics_round_trip():
+    """IK of FK(q) from a nearby seed gives back q (the closest of up to eight solutions)."""
+    for q in _random_configs(300, seed=3):
+        pose = forward_kinematics(q)
+        solution = inverse_kinematics(pose, q + 0.05)
+        assert solution is not None
+        np.testing.assert_allclose(forward_kinematics(solution), pose, atol=1e-9)
+        np.testing.assert_allclose(solution, q, atol=1e-6)
+
+
+def test_inverse_kinematics_picks_the_seeded_branch_and_respects_limits():
+    q = np.array([0.3, -1.2, 1.5, -1.9, -1.6, 0.4])
+    pose = forward_kinematics(q)
+    from robot_il.envs.ur5e.kinematics import inverse_kinematics_all
+
+    branches = inverse_kinematics_all(pose)
+    assert len(branches) >= 4
+    for branch in branches:
+        if branch[2] < -np.pi or branch[2] > np.pi:
+            continue
+        chosen = inverse_kinematics(pose, branch)
+        np.testing.assert_allclose(forward_kinematics(chosen), pose, atol=1e-9)
+        assert np.max(np.abs(chosen - branch)) < 1e-6
+    # a seed a full turn away gets the same branch turned by 2*pi on that joint
+    seed = q.copy()
+    seed[0] -= 2 * np.pi
+    np.testing.assert_allclose(inverse_kinematics(pose, seed), seed, atol=1e-6)
+    # ... unless that leaves the joint limits: the elbow stays within +-pi
+    seed = q.copy()
+    seed[2] -= 2 * np.pi
+    assert -np.pi <= inverse_kinematics(pose, seed)[2] <= np.pi
+
+
+def test_inverse_kinematics_out_of_reach_is_none():
+    far = homogeneous(np.eye(3), (1.5, 0.0, 0.3))
+    assert inverse_kinematics(far, ur5e.HOME_JOINT_POS) is None
+
+
+def test_link_mass_properties_in_body_frames():
+    """The DH-frame centres of mass land where Universal Robots' ur_description puts them in
+    its link frames (same bodies, independent bookkeeping), and every inertia is physical."""
+    np.testing.assert_allclose(ur5e.link_inertial(2).com, [-0.2125, 0.0, 0.11336], atol=1e-9)
+    np.testing.assert_allclose(ur5e.link_inertial(3).com, [-0.2422, 0.0, 0.0265], atol=1e-9)
+    np.testing.assert_allclose(
+        ur5e.link_inertial(1).com, [0.0, -0.00193, 0.1625 - 0.02561], atol=1e-9
+    )
+    for i in range(1, 7):
+        inertial = ur5e.link_inertial(i)
+        a, b, c = inertial.principal_moments
+        assert min(a, b, c) > 0 and a + b >= c and b + c >= a and a + c >= b
+        assert np.linalg.det(inertial.axes) == pytest.approx(1.0)
+    assert ur5e.LINK_MASSES.sum() == pytest.approx(17.7, abs=0.01)

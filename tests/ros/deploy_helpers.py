@@ -1,0 +1,150 @@
+"""Shared pieces of the deploy-node tests: node processes, a spinning client, checkpoints."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+BIN = Path(sys.executable).parent
+
+
+@contextlib.contextmanager
+def node_process(
+    executable: str, params: dict[str, object], env: dict[str, str], log: Path
+) -> Iterator[subprocess.Popen]:
+    """A robot_il console-script node with ``-p`` parameters; SIGINT (then kill) at exit.
+
+    Its output goes to ``log``, printed by the assertion that fails when it dies early.
+    """
+    argv = [str(BIN / executable), "--ros-args"]
+    for name, value in params.items():
+        argv += ["-p", f"{name}:={value}"]
+    with open(log, "w") as out:
+        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield process
+    finally:
+        stop(process)
+
+
+def stop(process: subprocess.Popen) -> int | None:
+    """SIGINT, then SIGKILL after 10 s; returns the exit code."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
+class Client:
+    """An rclpy node spun on a background thread, recording what it subscribes to."""
+
+    def __init__(self, context, name: str = "test_client") -> None:
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+
+        self.node = rclpy.create_node(name, context=context)
+        self.executor = SingleThreadedExecutor(context=context)
+        self.executor.add_node(self.node)
+        self.lock = threading.Lock()
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._running = True
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while self._running:
+            self.executor.spin_once(timeout_sec=0.01)
+
+    def record(self, msg_type, topic: str, depth: int = 1000) -> list[tuple[float, object]]:
+        """Subscribe to ``topic``; the list receives (monotonic receipt time, msg)."""
+        received: list[tuple[float, object]] = []
+
+        def store(msg) -> None:
+            with self.lock:
+                received.append((time.monotonic(), msg))
+
+        self.node.create_subscription(msg_type, topic, store, depth)
+        return received
+
+    def call(self, srv_type, name: str, timeout: float = 20.0):
+        """Call a service and wait for its response."""
+        client = self.node.create_client(srv_type, name)
+        assert client.wait_for_service(timeout_sec=timeout), f"service {name} not available"
+        future = client.call_async(srv_type.Request())
+        deadline = time.monotonic() + timeout
+        while not future.done():
+            assert time.monotonic() < deadline, f"service {name} did not answer"
+            time.sleep(0.01)
+        return future.result()
+
+    def close(self) -> None:
+        self._running = False
+        self._thread.join(timeout=2.0)
+        self.node.destroy_node()
+
+
+def wait_for(
+    condition: Callable[[], bool],
+    timeout: float,
+    what: str,
+    processes: tuple[subprocess.Popen, ...] = (),
+    logs: tuple[Path, ...] = (),
+) -> None:
+    """Poll ``condition`` until true; fail naming ``what`` (with the nodes' logs) otherwise."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        dead = [p for p in processes if p.poll() is not None]
+        if dead or time.monotonic() > deadline:
+            output = "\n".join(f"--- {log.name}\n{log.read_text()[-3000:]}" for log in logs)
+            reason = "a node exited" if dead else f"timed out after {timeout} s"
+            raise AssertionError(f"{what}: {reason}\n{output}")
+        time.sleep(0.02)
+
+
+def constant_checkpoint(directory: Path, action: np.ndarray, task: str = "reach") -> Path:
+    """A real BC checkpoint whose network outputs ``action`` (7,) whatever it observes.
+
+    Built through the policy's own ``save`` (zero last-layer weights, the normalized action as
+    bias), so the deploy node loads and runs it exactly as a trained one. NaN entries give a
+    policy that outputs NaN.
+    """
+    import torch
+
+    from robot_il.dataset import Normalizer
+    from robot_il.policies.bc import BCPolicy
+    from robot_il.policies.bc.policy import BCConfig
+
+    action = np.asarray(action, dtype=np.float32)
+    finite = np.nan_to_num(action)
+    normalizer = Normalizer.fit_arrays(
+        {
+            "joint_pos": np.stack([np.full(6, -np.pi), np.full(6, np.pi)]).astype(np.float32),
+            "action": np.stack([finite - 2.0, finite + 2.0]).astype(np.float32),
+        }
+    )
+    spec = {
+        "robot": "ur5e",
+        "task": task,
+        "backend": "mujoco",
+        "control_hz": 20.0,
+        "action_mode": "joint",
+        "observation": {"joint_pos": [6]},
+        "action_dim": 7,
+    }
+    policy = BCPolicy(BCConfig(obs_keys=("joint_pos",), hidden_dims=(16,)), spec, normalizer)
+    last = policy.mlp[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.copy_(torch.as_tensor(normalizer.normalize("action", action)))
+    return policy.save(directory)

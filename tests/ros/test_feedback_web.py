@@ -1,0 +1,131 @@
+"""The feedback_web node in its own process, its page in headless Chromium, the messages
+received over loopback DDS: each button publishes the right message on the right topic."""
+
+from __future__ import annotations
+
+import json
+import queue
+import selectors
+import signal
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.ros
+
+CAMERA_TOPIC = "camera/front/image_raw"
+
+
+def read_line(process: subprocess.Popen, timeout: float) -> str:
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        if not selector.select(timeout):
+            raise TimeoutError("the node printed nothing")
+    return process.stdout.readline()
+
+
+@pytest.fixture
+def feedback_node(ros_env):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "robot_il.ros.feedback_web", "--ros-args",
+         "-p", "token:=tok3n", "-p", f"camera_topic:={CAMERA_TOPIC}"],
+        env=ros_env, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        line = read_line(process, 30)
+        assert line.startswith("feedback page: http://127.0.0.1:"), line
+        yield line.split(": ", 1)[1].strip()
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_each_button_publishes_its_message(ros_context, feedback_node, chromium):
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import Bool, Float64, String
+
+    from robot_il.ros.selector_node import FEEDBACK_QOS, LATCHED
+    from robot_il.ros.ur_topics import ESTOP_TOPIC
+    from robot_il.select import UCB1, Selector
+    from robot_il.select.topics import INTERVENE_TOPIC, RATING_TOPIC, STATISTICS_TOPIC
+
+    node = rclpy.create_node("feedback_listener", context=ros_context)
+    received: queue.Queue = queue.Queue()
+    for topic, kind in ((RATING_TOPIC, Float64), (INTERVENE_TOPIC, Bool), (ESTOP_TOPIC, Bool)):
+        node.create_subscription(
+            kind, topic, lambda msg, topic=topic: received.put((topic, msg.data)), FEEDBACK_QOS
+        )
+    statistics_pub = node.create_publisher(String, STATISTICS_TOPIC, LATCHED)
+    image_pub = node.create_publisher(Image, CAMERA_TOPIC, 1)
+    selector = Selector.create(["ckpt/bc", "ckpt/diffusion"], UCB1(), seed=0)
+    selector.feedback(selector.choose().episode, 0.5)
+    selector.choose()
+    statistics_pub.publish(String(data=json.dumps(selector.statistics())))
+    rgb = np.zeros((48, 64, 3), dtype=np.uint8)
+    rgb[:, :, 1] = 200
+    image = Image(height=48, width=64, encoding="rgb8", step=64 * 3, data=rgb.tobytes())
+
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(node)
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            executor.spin_once(timeout_sec=0.05)
+            image_pub.publish(image)
+
+    spinner = threading.Thread(target=spin)
+    spinner.start()
+    try:
+        browser, wait = chromium, WebDriverWait(chromium, 20)
+        browser.get(feedback_node)
+        pending = selector.pending
+        wait.until(lambda d: d.find_element(By.ID, "candidate").text == pending.candidate)
+        assert browser.find_element(By.ID, "episode").text == str(pending.episode)
+        wait.until(
+            lambda d: (
+                d.execute_script(
+                    "return arguments[0].naturalWidth", d.find_element(By.ID, "camera")
+                )
+                == 64
+            )
+        )
+        for button, message in [
+            ("rate-75", (RATING_TOPIC, 0.75)),
+            ("intervene", (INTERVENE_TOPIC, True)),
+            ("estop", (ESTOP_TOPIC, True)),
+        ]:
+            browser.find_element(By.ID, button).click()
+            assert received.get(timeout=10) == message, button
+        # A second rating of the same episode is refused on the page; nothing is published.
+        browser.find_element(By.ID, "rate-100").click()
+        wait.until(
+            lambda d: (
+                d.find_element(By.ID, "message").text
+                == f"episode {pending.episode} was already rated"
+            )
+        )
+        # The next episode can be rated again.
+        selector.feedback(pending.episode, 0.75)
+        selector.choose()
+        statistics_pub.publish(String(data=json.dumps(selector.statistics())))
+        wait.until(lambda d: d.find_element(By.ID, "episode").text == str(pending.episode + 1))
+        browser.find_element(By.ID, "rate-0").click()
+        assert received.get(timeout=10) == (RATING_TOPIC, 0.0)
+        assert received.empty()
+    finally:
+        stop.set()
+        spinner.join()
+        executor.shutdown()
+        node.destroy_node()

@@ -1,0 +1,100 @@
+"""``sim_robot`` in its own process, driven by a client that knows only the UR driver's topics."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from deploy_helpers import Client, node_process, wait_for
+
+pytestmark = pytest.mark.ros
+
+UR_JOINTS = [
+    "shoulder_pan_joint",
+    "shoulder_lift_joint",
+    "elbow_joint",
+    "wrist_1_joint",
+    "wrist_2_joint",
+    "wrist_3_joint",
+]
+
+
+def test_driver_client_reads_joint_states_and_moves_the_simulated_arm(
+    ros_context, ros_env, tmp_path
+) -> None:
+    from builtin_interfaces.msg import Duration
+    from sensor_msgs.msg import JointState
+    from std_msgs.msg import Bool, Float64, Float64MultiArray
+    from std_srvs.srv import Trigger
+    from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+    log = tmp_path / "sim_robot.log"
+    with node_process("sim_robot", {"task": "reach", "seed": 3}, ros_env, log) as sim:
+        client = Client(ros_context)
+        try:
+            states = client.record(JointState, "joint_states", depth=2000)
+            success = client.record(Bool, "task/success")
+            commands = client.node.create_publisher(
+                Float64MultiArray, "forward_position_controller/commands", 10
+            )
+            trajectory = client.node.create_publisher(
+                JointTrajectory, "scaled_joint_trajectory_controller/joint_trajectory", 10
+            )
+            gripper = client.node.create_publisher(Float64, "gripper/command", 10)
+            wait_for(lambda: len(states) > 50, 60, "joint_states", (sim,), (log,))
+            wait_for(lambda: success, 10, "task/success", (sim,), (log,))
+            names = list(states[-1][1].name)
+            assert names[:6] == UR_JOINTS
+            start = np.array(states[-1][1].position[:6])
+
+            # Joint-state rate: the controller's 500 Hz (a loaded machine may lag a little).
+            count, t0 = len(states), time.monotonic()
+            time.sleep(1.0)
+            rate = (len(states) - count) / (time.monotonic() - t0)
+            assert rate > 250, f"joint_states at {rate:.0f} Hz"
+            stamps = [m.header.stamp.sec + 1e-9 * m.header.stamp.nanosec for _, m in states[-100:]]
+            assert np.all(np.diff(stamps) > 0)
+
+            # forward_position_controller: the arm goes to the commanded joints.
+            target = start + np.array([0.3, -0.2, 0.2, 0.0, 0.0, 0.4])
+            deadline = time.monotonic() + 5.0
+            while time.monotonic() < deadline:
+                commands.publish(Float64MultiArray(data=target.tolist()))
+                gripper.publish(Float64(data=1.0))
+                time.sleep(0.02)
+            reached = np.array(states[-1][1].position)
+            np.testing.assert_allclose(reached[:6], target, atol=0.01)
+            assert reached[names.index("gripper_joint")] > 0.5  # closed (0 open .. 1 closed)
+
+            # A NaN command is refused by the simulated controller: the arm stays.
+            commands.publish(Float64MultiArray(data=[float("nan")] * 6))
+            time.sleep(0.3)
+            np.testing.assert_allclose(states[-1][1].position[:6], target, atol=0.01)
+
+            # scaled_joint_trajectory_controller: passes through the waypoints in time.
+            goal = start + np.array([-0.2, 0.1, -0.1, 0.2, 0.0, 0.0])
+            message = JointTrajectory(joint_names=list(reversed(UR_JOINTS)))
+            for seconds, q in ((1.0, (target + goal) / 2), (2.0, goal)):
+                point = JointTrajectoryPoint(positions=list(reversed(q.tolist())))
+                point.time_from_start = Duration(sec=int(seconds), nanosec=0)
+                message.points.append(point)
+            trajectory.publish(message)
+            sent = time.monotonic()
+            time.sleep(1.0)
+            middle = np.array(states[-1][1].position[:6])
+            assert np.linalg.norm(middle - (target + goal) / 2) < np.linalg.norm(middle - target)
+            time.sleep(max(0.0, sent + 3.0 - time.monotonic()))
+            np.testing.assert_allclose(states[-1][1].position[:6], goal, atol=0.01)
+
+            # sim/reset starts a new episode: the arm is back near its home pose.
+            response = client.call(Trigger, "sim/reset")
+            assert response.success, response.message
+            time.sleep(0.2)
+            after = np.array(states[-1][1].position[:6])
+            assert np.linalg.norm(after - goal) > 0.1
+            assert np.linalg.norm(after - start) < 0.5
+        finally:
+            client.close()
+    assert sim.returncode == 0, log.read_text()[-3000:]
