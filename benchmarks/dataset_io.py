@@ -90,14 +90,16 @@ def build(path: Path, episodes: list[dict[str, np.ndarray]]) -> float:
 # ------------------------------------------------------------------------------- (b)
 
 
-def numpy_windows(arrays: dict[str, np.ndarray], lengths: dict[str, int]) -> Callable:
+def numpy_windows(
+    arrays: dict[str, np.ndarray], lengths: dict[str, int], bounds: np.ndarray
+) -> Callable:
     """The baseline: slice plain numpy arrays, repeating edge steps where a window hangs
     over its episode. Same windows, same padding, no dataset layer."""
 
     plan = [(key, length, arrays[key]) for key, length in lengths.items()]
 
-    def window(bounds: np.ndarray) -> dict[str, np.ndarray]:
-        start, low, high = bounds.tolist()
+    def window(index: int) -> dict[str, np.ndarray]:
+        start, low, high = bounds[index].tolist()
         out = {}
         for key, length, array in plan:
             stop = start + length
@@ -140,14 +142,14 @@ def part_b_sampling(name: str, path: Path) -> None:
     }
     plain = {key: np.array(ram.arrays[key]) for key in ram.keys}  # ordinary writable arrays
     lengths = {key: (N_OBS if key in obs_keys else HORIZON) for key in ram.keys}
-    baseline = numpy_windows(plain, lengths)
     bounds = samplers["ram"].bounds
+    baseline = numpy_windows(plain, lengths, bounds)
     order = np.random.default_rng(0).permutation(len(bounds))
     batches = order[: (len(order) // BATCH) * BATCH].reshape(-1, BATCH)
 
     single = rates(
         {
-            "numpy": lambda i: baseline(bounds[order[i]]),
+            "numpy": lambda i: baseline(int(order[i])),
             "ram": lambda i: samplers["ram"][int(order[i])],
             "compressed": lambda i: samplers["compressed"][int(order[i])],
             "disk": lambda i: samplers["none"][int(order[i])],
@@ -157,8 +159,7 @@ def part_b_sampling(name: str, path: Path) -> None:
     batched = rates(
         {
             "numpy": lambda b: {
-                k: np.stack(v)
-                for k, v in _columns([baseline(bounds[i]) for i in batches[b]]).items()
+                k: np.stack(v) for k, v in _columns([baseline(int(i)) for i in batches[b]]).items()
             },
             "ram": lambda b: samplers["ram"].batch(batches[b]),
         },
@@ -167,7 +168,7 @@ def part_b_sampling(name: str, path: Path) -> None:
     numpy_rate, ram_rate = single["numpy"], single["ram"]
     disk_rate, held_rate = single["disk"], single["compressed"]
     numpy_batch_rate, ram_batch_rate = BATCH * batched["numpy"], BATCH * batched["ram"]
-    window_bytes = sum(v.nbytes for v in baseline(bounds[order[0]]).values())
+    window_bytes = sum(v.nbytes for v in baseline(int(order[0])).values())
     print(f"{len(order)} windows over {ram.num_steps} steps, ~{window_bytes / 1e3:.1f} kB each")
     print(f"{'source':<34}{'windows/s':>12}{'ratio to numpy':>16}")
     print(f"{'numpy arrays, single windows':<34}{numpy_rate:>12.0f}{1.0:>16.2f}")

@@ -131,8 +131,8 @@ def bridge_loop(seconds: float) -> dict[str, float]:
     spinner.start()
     time.sleep(seconds)
     summary = bridge.stats.summary()
-    bridge.shutdown()
     executor.shutdown()
+    bridge.shutdown()
     return summary
 
 

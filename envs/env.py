@@ -91,7 +91,8 @@ class RobotEnv(gym.Env):
             else int(round(task.episode_seconds * self.control_hz))
         )
         self.arms = task.arms
-        self._prefixes = [f"{arm.name}_" if arm.name else "" for arm in self.arms]
+        self.key_prefixes = [f"{arm.name}_" if arm.name else "" for arm in self.arms]
+        """Observation key prefix per arm: ``""`` for one arm, ``"left_"``/``"right_"``."""
 
         scene_cams = scene_cameras(task, self.cameras, self.image_size)
         if render_mode == "rgb_array":
@@ -127,7 +128,7 @@ class RobotEnv(gym.Env):
     def _make_observation_space(self) -> gym.spaces.Dict:
         spaces: dict[str, gym.spaces.Space] = {}
         inf = np.inf
-        for arm, prefix in zip(self.arms, self._prefixes, strict=True):
+        for arm, prefix in zip(self.arms, self.key_prefixes, strict=True):
             spaces[prefix + "joint_pos"] = gym.spaces.Box(
                 arm.joint_lower.astype(np.float32), arm.joint_upper.astype(np.float32)
             )
@@ -235,7 +236,7 @@ class RobotEnv(gym.Env):
     def _observe(self) -> dict[str, np.ndarray]:
         obs: dict[str, np.ndarray] = {}
         backend = self.backend
-        for arm, prefix in zip(self.arms, self._prefixes, strict=True):
+        for arm, prefix in zip(self.arms, self.key_prefixes, strict=True):
             name = arm.name
             pose = np.asarray(backend.eef_pose(name), dtype=np.float64)
             if pose[3] < 0:

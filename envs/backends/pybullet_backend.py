@@ -51,6 +51,8 @@ SPINNING_FRICTION = 0.001
 FINGER_COUPLING_FORCE = 1000.0
 """Force (N) the gear constraint between the two fingers may use to keep them together."""
 CAMERA_NEAR, CAMERA_FAR = 0.01, 10.0
+FAR_AWAY = -100.0
+"""World z (m) where objects wait while a reset clears the contact caches."""
 
 
 def _xyzw(quat_wxyz) -> list[float]:
@@ -218,6 +220,7 @@ class PybulletBackend:
         p, cid = self._p, self.client_id
         self._servo.reset(joint_pos, gripper)
         p.restoreState(self._initial_state, physicsClientId=cid)
+        self._forget_contacts()
         self._setpoint[:] = self._servo.target
         for arm, body in self._arm_body.items():
             values = self._setpoint[self._servo.arm_slice(arm)].tolist()
@@ -235,6 +238,17 @@ class PybulletBackend:
                 self._objects[name], pose[:3].tolist(), _xyzw(pose[3:]), physicsClientId=cid
             )
             p.resetBaseVelocity(self._objects[name], [0.0] * 3, [0.0] * 3, physicsClientId=cid)
+
+    def _forget_contacts(self) -> None:
+        """Drop every cached contact manifold (and its warm-start impulses) of the last episode,
+        which ``restoreState`` keeps: with the arms at their built pose (touching nothing) and
+        every free object far away, one collision pass finds no overlapping pairs."""
+        p, cid = self._p, self.client_id
+        for k, body in enumerate(self._objects.values()):
+            p.resetBasePositionAndOrientation(
+                body, [0.0, 0.0, FAR_AWAY + k], [0.0, 0.0, 0.0, 1.0], physicsClientId=cid
+            )
+        p.performCollisionDetection(physicsClientId=cid)
 
     def _command(self, body: int, setpoints: np.ndarray, speeds: np.ndarray) -> None:
         """Motors of one arm: drive each joint to its set point no faster than its speed."""

@@ -81,7 +81,7 @@ class Expert(ABC):
     def reset(self, obs: dict[str, np.ndarray]) -> None:
         """Start an episode from its first observation."""
         self._commands = []
-        for arm, prefix in zip(self.task.arms, self.env._prefixes, strict=True):
+        for arm, prefix in zip(self.task.arms, self.env.key_prefixes, strict=True):
             joints = obs[prefix + "joint_pos"].astype(np.float64)
             self._commands.append(
                 _ArmCommand(arm.name, prefix, arm.tcp_transform(joints), joints, 0.0)

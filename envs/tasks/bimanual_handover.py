@@ -1,5 +1,10 @@
 """Bimanual handover: the left UR5e picks the cube, hands it to the right one, which drops it
-into a bin on its side of the table."""
+into a bin on its side of the table.
+
+The layout forces the handover: with a top-down grasp the right arm cannot reach any start of
+the cube (y >= 0.32 m is out of its reach) and the left arm cannot reach above the bin
+(y <= -0.32 m is out of its), so a cube in the bin has passed from hand to hand.
+"""
 
 from __future__ import annotations
 
@@ -16,13 +21,13 @@ from robot_il.envs.tasks.base import (
 )
 from robot_il.envs.tasks.push import CUBE
 
-ARM_OFFSET_Y = 0.40
+ARM_OFFSET_Y = 0.55
 """The two bases stand at y = +/- this (m), both facing +x."""
 
-BIN = BinSpec(center_xy=(0.55, -0.30), inner_half_extent=(0.08, 0.08), wall_height=0.05)
+BIN = BinSpec(center_xy=(0.55, -0.45), inner_half_extent=(0.08, 0.08), wall_height=0.05)
 
-CUBE_LOW = np.array([0.38, 0.22])
-CUBE_HIGH = np.array([0.55, 0.42])
+CUBE_LOW = np.array([0.38, 0.34])
+CUBE_HIGH = np.array([0.55, 0.52])
 """Box (m, world xy) the cube's start is drawn from: within the left arm's reach only."""
 
 MAX_YAW = np.pi / 4
@@ -36,7 +41,7 @@ class BimanualHandover(Task):
     """Two UR5e on one table (``left`` at +y, ``right`` at -y), a cube and a bin."""
 
     name = "bimanual_handover"
-    episode_seconds = 16.0
+    episode_seconds = 20.0
     task_keys = {"object_pose": (7,)}
     bin = BIN
 

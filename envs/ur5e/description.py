@@ -171,6 +171,17 @@ def _principal(mass: float, com: np.ndarray, tensor: np.ndarray) -> Inertial:
     return Inertial(mass, com, moments, axes)
 
 
+BASE_MASS = 4.0
+"""Mass of the fixed base, kg (``ur_description``'s figure; the base never moves)."""
+
+
+def base_inertial() -> Inertial:
+    """Mass properties of the fixed base (a 4 kg disc around the first joint axis)."""
+    return Inertial(
+        BASE_MASS, np.array([0.0, 0.0, 0.025]), np.array([0.0044, 0.0044, 0.0072]), np.eye(3)
+    )
+
+
 def link_inertial(i: int) -> Inertial:
     """Mass properties of link i = 1..6 expressed in body i's frame (``B_i``)."""
     to_dh = dh_link_transform(i)  # B_i -> F_i at q = 0 (B_i already carries the joint turn)
@@ -243,6 +254,13 @@ class ParallelGripper:
     pad_half_extents: tuple[float, float, float] = (0.004, 0.018, 0.0225)
     pad_center_z: float = 0.1525
     friction: float = 1.0
+
+    def body_inertial(self) -> Inertial:
+        """Mass properties of the gripper body without its fingers, flange frame (a 2F-85-sized
+        cylinder, centre of mass 6 cm out along the tool axis)."""
+        return Inertial(
+            self.mass, np.array([0.0, 0.0, 0.06]), np.array([0.0023, 0.0023, 0.0008]), np.eye(3)
+        )
 
     @property
     def finger_travel(self) -> float:

@@ -120,9 +120,7 @@ def _gripper(prefix: str, visuals, table: _MeshTable, collision_group: int) -> l
     g = ur5e.GRIPPER
     flange = ur5e.flange_in_last_link()
     lines = [f'<body name="{prefix}gripper" {_pose_attrs(flange)} gravcomp="1">']
-    lines.append(
-        f'<inertial pos="0 0 0.06" mass="{g.mass}" diaginertia="{_vec([0.0023, 0.0023, 0.0008])}"/>'
-    )
+    lines.append(_inertial(g.body_inertial()))
     if visuals is not None:
         lines += _visual_meshes(visuals["gripper"], table)
     lines.append(
@@ -157,7 +155,10 @@ def _arm(mount, visuals, table: _MeshTable) -> list[str]:
     prefix = ur5e.arm_prefix(mount.name)
     collision_group = 3 if visuals is not None else 0
     placement = homogeneous(mount_rotation(mount.base_yaw), mount.base_pos)
-    lines = [f'<body name="{prefix}{ur5e.LINK_NAMES[0]}" {_pose_attrs(placement)}>']
+    lines = [
+        f'<body name="{prefix}{ur5e.LINK_NAMES[0]}" {_pose_attrs(placement)}>',
+        _inertial(ur5e.base_inertial()),
+    ]
     if visuals is not None:
         lines += _visual_meshes(visuals[0], table)
     else:

@@ -19,8 +19,6 @@ from robot_il.envs.ur5e.transforms import homogeneous, matrix_to_rpy
 ARM_RGBA = (0.7, 0.72, 0.75, 1.0)
 GRIPPER_RGBA = (0.15, 0.15, 0.16, 1.0)
 PAD_RGBA = (0.05, 0.05, 0.05, 1.0)
-BASE_MASS = 4.0
-"""Mass of the fixed base (kg, ur_description's figure; it never moves)."""
 MARKER_LINK_MASS = 1e-3
 """Mass (kg) of the frame-only ``tcp`` link: PyBullet gives every link a mass."""
 
@@ -132,7 +130,7 @@ def build_urdf(meshes: bool = True) -> str:
             f'<cylinder radius="0.075" length="0.09"/></geometry>{_material(ARM_RGBA)}</visual>'
         ]
     )
-    base_inertial = ur5e.Inertial(BASE_MASS, np.zeros(3), np.full(3, 0.0072), np.eye(3))
+    base_inertial = ur5e.base_inertial()
     base_parts.insert(0, _inertial(base_inertial))
     parts = [f'<robot name="{ur5e.ROBOT_NAME}">', _link(names[0], base_parts)]
     for i in range(1, 7):
@@ -154,10 +152,7 @@ def build_urdf(meshes: bool = True) -> str:
                 limit,
             )
         )
-    gripper_inertial = ur5e.Inertial(
-        g.mass, np.array([0.0, 0.0, 0.06]), np.array([0.0023, 0.0023, 0.0008]), np.eye(3)
-    )
-    gripper_parts = [_inertial(gripper_inertial)]
+    gripper_parts = [_inertial(g.body_inertial())]
     if visuals is not None:
         gripper_parts += _mesh_visuals(visuals["gripper"])
     gripper_parts += _shapes(

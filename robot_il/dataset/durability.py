@@ -11,6 +11,8 @@ from __future__ import annotations
 import ctypes
 import os
 import shutil
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from robot_il.errors import DatasetError
@@ -62,3 +64,33 @@ def remove_partial_files(path: Path) -> int:
 
 def remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+def replace_atomically(
+    target: Path, build: Callable[[Path], None], *, force: bool, flush: bool = True
+) -> None:
+    """Run ``build(tmp)`` on a fresh path beside ``target``, then put ``tmp`` at ``target``.
+
+    An existing ``target`` is replaced only with ``force`` and only if it is a zarr store.
+    """
+    target = Path(target)
+    if target.exists():
+        if not force:
+            raise DatasetError(
+                f"{target}: already exists; pass --force (overwrite=True) to replace it"
+            )
+        if not (target / "zarr.json").is_file() and not (target / ".zgroup").is_file():
+            raise DatasetError(f"{target}: exists and is not a zarr store; not replacing it")
+    tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        build(tmp)
+        if flush:
+            flush_filesystem(tmp)
+    except BaseException:
+        remove_tree(tmp)
+        raise
+    if target.exists():
+        swap_directories(tmp, target)
+        remove_tree(tmp)  # now holds the old dataset
+    else:
+        os.rename(tmp, target)

@@ -48,8 +48,9 @@ class Dataset:
 
     ``cache="none"`` reads chunks from the store on demand (datasets larger than RAM);
     ``cache="ram"`` decompresses every key once at open into read-only numpy arrays, so that
-    training windows cost what slicing numpy costs; ``cache="compressed"`` holds the
-    compressed chunks in RAM (a fraction of the raw size for images) and decodes on access.
+    training windows cost what slicing numpy costs; ``cache="compressed"`` holds image chunks
+    compressed in RAM (a fraction of their raw size) and decodes frames on access, low-dim
+    keys decoded.
     Steps beyond the last committed episode (left by a killed recorder) are invisible.
     """
 
@@ -87,8 +88,14 @@ class Dataset:
         self._meta = self._read_meta(meta)
         if cache == "ram":
             self._load_into_ram(self.keys)
-        elif cache == "compressed":  # keys zarr must decode itself are held decompressed
-            self._load_into_ram([k for k, rows in self._arrays.items() if rows.direct is None])
+        elif cache == "compressed":  # low-dim keys are small: held decoded, like "ram"
+            self._load_into_ram(
+                [
+                    k
+                    for k, r in self._arrays.items()
+                    if r.direct is None or not self.specs[k].is_image
+                ]
+            )
 
     @classmethod
     def open(
@@ -225,7 +232,7 @@ class Dataset:
         if not directly_readable(array):
             return None
         directory = local_path(self.where)
-        if cache == "compressed":
+        if cache == "compressed" and array.ndim == 4:
             fetch = _held_chunks(self._root, array, self.num_steps)
         elif directory is not None:
             fetch = file_fetch(directory / array.path)

@@ -8,16 +8,14 @@ mix, and the episodes not being dropped are never at risk.
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import zarr
 from tqdm.auto import tqdm
 
-from robot_il.dataset.durability import flush_filesystem, remove_tree, swap_directories
+from robot_il.dataset.durability import replace_atomically
 from robot_il.dataset.format import (
     DATA_GROUP,
     EPISODE_ENDS,
@@ -30,31 +28,6 @@ from robot_il.dataset.writer import DatasetWriter
 from robot_il.errors import DatasetError
 
 _RESERVED_ATTRS = ("format", "format_version", "robot", "control_hz", "keys")
-
-
-def replace_atomically(target: Path, build: Callable[[Path], None], *, force: bool) -> None:
-    """Run ``build(tmp)`` on a fresh path beside ``target``, then put ``tmp`` at ``target``.
-
-    An existing ``target`` is replaced only with ``force`` and only if it is a zarr store.
-    """
-    target = Path(target)
-    if target.exists():
-        if not force:
-            raise DatasetError(f"{target}: already exists; pass --force to replace it")
-        if not (target / "zarr.json").is_file() and not (target / ".zgroup").is_file():
-            raise DatasetError(f"{target}: exists and is not a zarr store; not replacing it")
-    tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        build(tmp)
-        flush_filesystem(tmp)
-    except BaseException:
-        remove_tree(tmp)
-        raise
-    if target.exists():
-        swap_directories(tmp, target)
-        remove_tree(tmp)  # now holds the old dataset
-    else:
-        os.rename(tmp, target)
 
 
 def copy_episodes(

@@ -25,7 +25,11 @@ import numpy as np
 import zarr
 
 from robot_il.dataset.chunks import ChunkFiles
-from robot_il.dataset.durability import flush_filesystem, remove_partial_files, remove_tree
+from robot_il.dataset.durability import (
+    flush_filesystem,
+    remove_partial_files,
+    replace_atomically,
+)
 from robot_il.dataset.format import (
     DATA_GROUP,
     EPISODE_ENDS,
@@ -83,9 +87,13 @@ class DatasetWriter:
             self._ends = root[EPISODE_ENDS_PATH].with_config(_WRITE_CONFIG)
         except KeyError as error:
             raise DatasetError(f"{path}: {EPISODE_ENDS_PATH} is missing") from error
+        try:
+            meta_arrays = list(root[META_GROUP].arrays())
+        except KeyError as error:
+            raise DatasetError(f"{path}: group {META_GROUP}/ is missing") from error
         self._meta: dict[str, zarr.Array] = {
             name: array.with_config(_WRITE_CONFIG)
-            for name, array in root[META_GROUP].arrays()
+            for name, array in meta_arrays
             if name != EPISODE_ENDS
         }
         self._episode_ends = committed_ends(self._ends[:], str(path)).tolist()
@@ -115,24 +123,23 @@ class DatasetWriter:
         keeps the SIGKILL guarantee but gives up the power-loss one (for tests, scratch data).
         """
         target = _local_target(path)
-        if target.exists():
-            if not overwrite:
-                raise DatasetError(f"{target}: already exists (pass overwrite / --force)")
-            if not (target / "zarr.json").is_file() and not (target / ".zgroup").is_file():
-                raise DatasetError(f"{target}: exists and is not a zarr store; not replacing it")
-            remove_tree(target)
         if control_hz <= 0:
             raise DatasetError(f"{target}: control_hz must be > 0, got {control_hz}")
-        root = zarr.open_group(str(target), mode="w-", zarr_format=3)
-        root.attrs.put(root_attrs(robot, control_hz, keys or {}, attrs))
-        root.require_group(DATA_GROUP)
-        meta = root.require_group(META_GROUP)
-        meta.create_array(
-            EPISODE_ENDS, shape=(0,), chunks=(META_CHUNK,), dtype="int64", fill_value=0
-        )
-        for key, spec in (keys or {}).items():
-            _create_data_array(root, key, spec)
-        return cls(target, root, fsync)
+        all_attrs = root_attrs(robot, control_hz, keys or {}, attrs)
+
+        def build(tmp: Path) -> None:  # built aside and renamed: a kill leaves no half store
+            root = zarr.open_group(str(tmp), mode="w-", zarr_format=3)
+            root.attrs.put(all_attrs)
+            root.require_group(DATA_GROUP)
+            meta = root.require_group(META_GROUP)
+            meta.create_array(
+                EPISODE_ENDS, shape=(0,), chunks=(META_CHUNK,), dtype="int64", fill_value=0
+            )
+            for key, spec in (keys or {}).items():
+                _create_data_array(root, key, spec)
+
+        replace_atomically(target, build, force=overwrite, flush=fsync)
+        return cls(target, open_root(target, mode="r+"), fsync)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, fsync: bool = True) -> DatasetWriter:
@@ -232,8 +239,8 @@ class DatasetWriter:
         if self._specs:
             return
         specs = {key: KeySpec.infer(key, np.asarray(value)[None]) for key, value in frame.items()}
-        for key, spec in specs.items():
-            self._arrays[key] = _create_data_array(self._root, key, spec)
+        for key, spec in specs.items():  # overwrite: orphans of a writer killed right here
+            self._arrays[key] = _create_data_array(self._root, key, spec, overwrite=True)
         attrs = self._root.attrs.asdict()
         attrs["keys"] = {key: spec.to_attrs() for key, spec in specs.items()}
         self._root.attrs.put(attrs)
@@ -411,7 +418,9 @@ def _local_target(path: str | os.PathLike[str]) -> Path:
     return Path(str(path).removeprefix("file://"))
 
 
-def _create_data_array(root: zarr.Group, key: str, spec: KeySpec) -> zarr.Array:
+def _create_data_array(
+    root: zarr.Group, key: str, spec: KeySpec, overwrite: bool = False
+) -> zarr.Array:
     if not key or "/" in key or key.startswith("."):
         raise DatasetError(f"key {key!r}: not a valid key name")
     array = root[DATA_GROUP].create_array(
@@ -421,13 +430,15 @@ def _create_data_array(root: zarr.Group, key: str, spec: KeySpec) -> zarr.Array:
         dtype=spec.dtype,
         compressors=compressor_for(spec),
         fill_value=0,
+        overwrite=overwrite,
     )
     return array.with_config(_WRITE_CONFIG)
 
 
 def _create_meta_array(root: zarr.Group, name: str, value: Any, episode: int) -> zarr.Array:
     """A per-episode array for ``meta[name]``, typed from its first value (bool, int, float,
-    str); earlier episodes read as the fill value (False, 0, NaN, "")."""
+    str); earlier episodes read as the fill value (False, 0, NaN, ""). It is created with
+    one entry per committed episode, so a kill right after creation leaves it consistent."""
     if isinstance(value, (bool, np.bool_)):
         dtype, fill = "bool", False
     elif isinstance(value, (int, np.integer)):
@@ -441,6 +452,6 @@ def _create_meta_array(root: zarr.Group, name: str, value: Any, episode: int) ->
             f"episode {episode}: meta {name!r} must be bool, int, float or str, got {value!r}"
         )
     array = root[META_GROUP].create_array(
-        name, shape=(0,), chunks=(META_CHUNK,), dtype=dtype, fill_value=fill
+        name, shape=(episode,), chunks=(META_CHUNK,), dtype=dtype, fill_value=fill, overwrite=True
     )
     return array.with_config(_WRITE_CONFIG)

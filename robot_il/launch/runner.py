@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from robot_il.errors import LaunchError
 from robot_il.launch.description import LaunchPlan, ProcessSpec
 from robot_il.ros.dds import loopback_env
 
@@ -110,17 +111,20 @@ class LaunchRunner:
             self.log_dir = self.log_dir or _default_log_dir()
             self.log_dir.mkdir(parents=True, exist_ok=True)
             log = (self.log_dir / f"{spec.name}.log").open("a")
-        process = subprocess.Popen(
-            spec.argv,
-            env={**self.base_env, **spec.env},
-            cwd=spec.cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            bufsize=1,
-            start_new_session=True,
-        )
+        try:
+            process = subprocess.Popen(
+                spec.argv,
+                env={**self.base_env, **spec.env},
+                cwd=spec.cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                bufsize=1,
+                start_new_session=True,
+            )
+        except OSError as error:
+            raise LaunchError(f"{spec.source}: cannot start {spec.name}: {error}") from None
         screen = self.screen if spec.output in ("screen", "both") else None
         pump = threading.Thread(
             target=_pump, args=(process.stdout, spec.name, screen, log), daemon=True

@@ -6,15 +6,16 @@ Why it is built this way:
   read; each stream keeps its own clock. A thread sleeps until its next nominal tick
   ``t0 + k / rate``, reads the source, and stamps the frame with the monotonic clock.
 - **The sampling thread never touches disk.** It hands each frame to a bounded queue; a writer
-  thread per stream appends frames to the dataset and commits or discards the episode. When the
-  writer cannot keep up and the queue is full, the frame is dropped *and counted*
-  (``dropped_backpressure``): the sampler does not slow down to hide it.
+  per stream (a thread, or a process of its own: :mod:`robot_il.record.sink`) appends frames
+  to the dataset and commits or discards the episode. When the writer cannot keep up and the
+  queue is full, the frame is dropped *and counted* (``dropped_backpressure``): the sampler
+  does not slow down to hide it.
 - **Honest timing.** A frame read more than ``late_tolerance`` periods after its nominal tick is
   counted late. When the sampler wakes so late that a later tick is already due, the ticks in
   between are never sampled and are counted as ``dropped_ticks`` (no burst of catch-up reads).
   Every frame carries ``timestamp`` (s since the episode started, float64: the monotonic time
-  at which the sampler asked the source for the frame) and ``tick`` (its
-  nominal tick index, int64; nominal time = tick / rate), so gaps are visible in the data too.
+  at which the sampler asked the source for the frame) and ``tick`` (its nominal tick index,
+  int64; nominal time = tick / rate), so gaps are visible in the data too.
 - **Crash safety** comes from the dataset writer: an episode becomes visible only at commit.
   ``stop_episode`` returns once the commit is durable; a process killed before loses only the
   episode in flight.
@@ -203,11 +204,11 @@ class _StreamRunner:
         while True:
             due = t0 + tick * period
             now = time.monotonic()
-            if now < due:
+            while now < due:  # a timed wait may return a hair early: never sample before the tick
                 if self._stop_sampling.wait(due - now):
                     return
                 now = time.monotonic()
-            elif self._stop_sampling.is_set():
+            if self._stop_sampling.is_set():
                 return
             latest_due = int((now - t0) / period)
             if latest_due > tick:  # woke after a later tick was due: those between are lost

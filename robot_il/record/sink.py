@@ -43,7 +43,9 @@ class WriterInProcess:
 
     ``open_writer`` is called in that process to make the writer; it must be picklable (a
     module-level function or a ``functools.partial`` of one, e.g. of
-    ``DatasetWriter.open`` with the dataset's path).
+    ``DatasetWriter.open`` with the dataset's path). The process is started with ``spawn``,
+    which imports the main script again: guard a script's work with
+    ``if __name__ == "__main__":``.
     """
 
     open_writer: Callable[[], Any]

@@ -40,9 +40,9 @@ def loopback_env(domain_id: int | None = None) -> dict[str, str]:
     """
     env = {
         "RMW_IMPLEMENTATION": "rmw_fastrtps_cpp",
+        # Fast DDS 2 (ROS 2 Jazzy) reads the first name, Fast DDS 3 (Kilted on) the second.
         "FASTRTPS_DEFAULT_PROFILES_FILE": str(LOOPBACK_PROFILE),
         "FASTDDS_DEFAULT_PROFILES_FILE": str(LOOPBACK_PROFILE),
-        "RMW_FASTRTPS_USE_QOS_FROM_XML": "0",
         **_RCL_DISCOVERY_OVERRIDES,
     }
     if domain_id is not None:

@@ -43,51 +43,25 @@ from rclpy._rclpy_pybind11 import RCLError
 from rclpy.context import Context
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import QoSProfile, qos_profile_sensor_data
-from sensor_msgs.msg import Image, JointState
+from rclpy.qos import QoSProfile
 from std_msgs.msg import Bool, Float64, Float64MultiArray, String
 from std_srvs.srv import Trigger
 
 from robot_il.deploy import ActionTimeline, ChunkPlanner, predict_actions
 from robot_il.errors import CheckpointError, ConfigError
 from robot_il.ros.node_main import declare_float
+from robot_il.ros.observation import RobotObservation
 from robot_il.ros.ur_topics import (
     COMMAND_TOPIC,
     ESTOP_TOPIC,
-    GRIPPER_JOINT,
-    JOINT_STATES_TOPIC,
-    OBJECT_POSE_TOPIC,
     RESET_ESTOP_SERVICE,
     SAFETY_EVENTS_TOPIC,
-    TARGET_TOPIC,
-    arm_joint_names,
     gripper_topic,
-    image_topic,
-    stamp_seconds,
-    tf_prefix,
 )
 from robot_il.safety import SafetyEvent, SafetyFilter, SafetyLimits
 
 SWITCH_TOPIC = "policy/switch"
 """std_msgs/String: checkpoint (path, or name under ``candidates_dir``) for the next episode."""
-
-
-class LatestObservation:
-    """The newest value of every observation topic, with the joint states' stamp (s).
-
-    Written by subscription callbacks, read by the inference and control threads; each
-    update replaces whole arrays, so a reader holding a reference never sees a half-write.
-    """
-
-    def __init__(self) -> None:
-        self.values: dict[str, np.ndarray] = {}
-        self.joint_pos: np.ndarray | None = None
-        self.stamp: float | None = None
-        self.lock = threading.Lock()
-
-    def snapshot(self) -> tuple[dict[str, np.ndarray], float | None]:
-        with self.lock:
-            return dict(self.values), self.stamp
 
 
 class PolicyNode(Node):
@@ -132,10 +106,20 @@ class PolicyNode(Node):
 
         self.policy = load_policy(self._resolve(checkpoint))
         spec = self.policy.spec
-        self.task_name = task or spec.get("task")
-        self.offered_spec = self._offered_spec(
-            self.task_name, [c for c in cameras.split(",") if c], image_size
+        self.obs = RobotObservation(
+            self,
+            task or spec.get("task") or "",
+            cameras=[c for c in cameras.split(",") if c],
+            image_size=(int(image_size[0]), int(image_size[1])),
+            subscribe=set(self.policy.obs_keys),
         )
+        self.arms = self.obs.arms
+        self.offered_spec = {
+            "robot": "ur5e",
+            "action_mode": "joint",
+            "action_dim": 7 * len(self.arms),
+            "observation": self.obs.keys,
+        }
         self._check(self.policy, str(checkpoint))
         self.checkpoint = str(checkpoint)
 
@@ -148,7 +132,6 @@ class PolicyNode(Node):
             max_command_age=max_command_age,
             ramp_duration=self.ramp_duration,
         )
-        self.obs = LatestObservation()
         self._state_lock = threading.Lock()
         self._estop_latched = False
         self._events: deque[SafetyEvent] = deque()
@@ -164,6 +147,10 @@ class PolicyNode(Node):
         """(observation stamp, command publish time) per control tick, for latency figures."""
         self.tick_times: deque[float] = deque(maxlen=100_000)
         """Monotonic time (s) of every control tick, for rate and jitter figures."""
+        self.starved_ticks = 0
+        """Control ticks after the action timeline had run out (the next chunk was late)."""
+        self.longest_starved = 0.0
+        """Longest time (s) a tick came after the end of the timeline in force."""
 
         qos = QoSProfile(depth=10)
         self.command_pub = self.create_publisher(Float64MultiArray, COMMAND_TOPIC, qos)
@@ -171,23 +158,6 @@ class PolicyNode(Node):
             self.create_publisher(Float64, gripper_topic(arm), qos) for arm in self.arms
         ]
         self.events_pub = self.create_publisher(String, SAFETY_EVENTS_TOPIC, QoSProfile(depth=100))
-        self.create_subscription(JointState, JOINT_STATES_TOPIC, self._on_joint_states, qos)
-        needed = set(self.policy.obs_keys)
-        if "target_pos" in needed:
-            from geometry_msgs.msg import PointStamped
-
-            self.create_subscription(PointStamped, TARGET_TOPIC, self._on_target, qos)
-        if "object_pose" in needed:
-            from geometry_msgs.msg import PoseStamped
-
-            self.create_subscription(PoseStamped, OBJECT_POSE_TOPIC, self._on_object, qos)
-        for key in sorted(k for k in needed if k.startswith("rgb_")):
-            self.create_subscription(
-                Image,
-                image_topic(key.removeprefix("rgb_")),
-                lambda msg, k=key: self._on_image(k, msg),
-                qos_profile_sensor_data,
-            )
         self.create_subscription(Bool, ESTOP_TOPIC, self._on_estop, qos)
         self.create_service(Trigger, RESET_ESTOP_SERVICE, self._on_reset_estop)
         self.create_service(Trigger, "policy/reset", self._on_reset)
@@ -195,7 +165,6 @@ class PolicyNode(Node):
         self.create_timer(0.02, self._publish_events)
 
         self._running = True
-        self._wake = threading.Condition()
         self._inference = threading.Thread(target=self._inference_loop, daemon=True)
         self._control = threading.Thread(target=self._control_loop, daemon=True)
         self._inference.start()
@@ -213,37 +182,6 @@ class PolicyNode(Node):
         if not path.exists() and self.candidates_dir:
             path = Path(self.candidates_dir) / name
         return path
-
-    def _offered_spec(self, task: str | None, cameras: list[str], image_size: list[int]):
-        """What this robot offers a policy: the UR5e arms of ``task``, their observation keys,
-        the task's inputs, the named cameras, joint actions."""
-        from robot_il.envs.arm import Arm
-        from robot_il.envs.tasks import TASKS
-
-        if task not in TASKS:
-            raise ConfigError(
-                f"policy node: task {task!r} (parameter task, or the checkpoint's) is not one "
-                f"of {', '.join(TASKS)}"
-            )
-        task_obj = TASKS[task]()
-        mounts = task_obj.mounts()
-        self.arms = [mount.name for mount in mounts]
-        self.kinematics = [Arm(mount) for mount in mounts]
-        self.joint_names = [name for arm in self.arms for name in arm_joint_names(arm)]
-        observation: dict[str, list[int]] = {}
-        for arm in self.arms:
-            p = tf_prefix(arm)
-            sizes = {"joint_pos": 6, "joint_vel": 6, "gripper": 1, "eef_pose": 7}
-            observation.update({p + key: [size] for key, size in sizes.items()})
-        observation.update({k: list(shape) for k, shape in task_obj.task_keys.items()})
-        for camera in cameras:
-            observation[f"rgb_{camera}"] = [int(image_size[0]), int(image_size[1]), 3]
-        return {
-            "robot": "ur5e",
-            "action_mode": "joint",
-            "action_dim": 7 * len(self.arms),
-            "observation": observation,
-        }
 
     def _check(self, policy: Any, where: str) -> None:
         from robot_il.policies.spec import check_spec
@@ -273,54 +211,6 @@ class PolicyNode(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     # -- subscriptions -------------------------------------------------------------------
-
-    def _on_joint_states(self, msg: JointState) -> None:
-        index = {name: i for i, name in enumerate(msg.name)}
-        try:
-            rows = [index[name] for name in self.joint_names]
-        except KeyError:
-            return  # another robot's joints on the shared topic
-        position = np.array(msg.position, dtype=np.float64)
-        velocity = np.array(msg.velocity, dtype=np.float64) if msg.velocity else None
-        stamp = stamp_seconds(msg.header.stamp) or self._now()
-        values: dict[str, np.ndarray] = {}
-        for a, (arm, kin) in enumerate(zip(self.arms, self.kinematics, strict=True)):
-            p = tf_prefix(arm)
-            q = position[rows[6 * a : 6 * a + 6]]
-            values[p + "joint_pos"] = q.astype(np.float32)
-            values[p + "joint_vel"] = (
-                velocity[rows[6 * a : 6 * a + 6]].astype(np.float32)
-                if velocity is not None
-                else np.zeros(6, np.float32)
-            )
-            pose = kin.tcp_pose(q)
-            if pose[3] < 0:  # the env's convention: quaternion with w >= 0
-                pose[3:] = -pose[3:]
-            values[p + "eef_pose"] = pose.astype(np.float32)
-            gripper = index.get(p + GRIPPER_JOINT)
-            if gripper is not None:
-                values[p + "gripper"] = np.array([position[gripper]], np.float32)
-        with self.obs.lock:
-            self.obs.values.update(values)
-            self.obs.joint_pos = position[rows]
-            self.obs.stamp = stamp
-
-    def _on_target(self, msg) -> None:
-        point = msg.point
-        with self.obs.lock:
-            self.obs.values["target_pos"] = np.array([point.x, point.y, point.z], np.float32)
-
-    def _on_object(self, msg) -> None:
-        p, o = msg.pose.position, msg.pose.orientation
-        with self.obs.lock:
-            self.obs.values["object_pose"] = np.array(
-                [p.x, p.y, p.z, o.w, o.x, o.y, o.z], np.float32
-            )
-
-    def _on_image(self, key: str, msg: Image) -> None:
-        frame = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.width, 3)
-        with self.obs.lock:
-            self.obs.values[key] = frame
 
     def _on_estop(self, msg: Bool) -> None:
         if msg.data:
@@ -390,12 +280,6 @@ class PolicyNode(Node):
 
     # -- inference (worker thread) -------------------------------------------------------
 
-    def _observation(self, values: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:
-        """The policy's input keys from ``values``, or None while one has not arrived."""
-        if any(key not in values for key in self.policy.obs_keys):
-            return None
-        return {key: values[key] for key in self.policy.obs_keys}
-
     def _inference_loop(self) -> None:
         planner = ChunkPlanner(1.0 / self.policy_hz, margin=self.inference_margin)
         last_grid: float | None = None
@@ -409,7 +293,7 @@ class PolicyNode(Node):
             values, stamp = self.obs.snapshot()
             with self._state_lock:
                 policy, timeline = self.policy, self._timeline
-            obs = self._observation(values)
+            obs = self.obs.select(values, policy.obs_keys)
             if obs is None or stamp is None:
                 continue
             self._history.append(obs)
@@ -481,6 +365,8 @@ class PolicyNode(Node):
         if due is None:
             if now < timeline.t_obs:
                 return None
+            self.starved_ticks += 1
+            self.longest_starved = max(self.longest_starved, now - timeline.end)
             last = len(timeline.actions) - 1
             due = timeline.actions[last], timeline.t_obs + last * timeline.period
         action, t_action = due

@@ -24,13 +24,12 @@ from __future__ import annotations
 import json
 import sys
 
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Bool, Float64, String
 
 from robot_il.errors import FeedbackError, SelectionError
-from robot_il.ros.node_main import run_node
+from robot_il.ros.node_main import declare_float, run_node
 from robot_il.select import UCB1, ConservativeUCB, EpsilonGreedy, SelectionRule, Selector, Uniform
 from robot_il.select.topics import (
     CANDIDATE_TOPIC,
@@ -46,16 +45,6 @@ LATCHED = QoSProfile(
 
 FEEDBACK_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 """QoS of the feedback topics: no rating may be dropped."""
-
-
-def declare_float(node: Node, name: str, default: float) -> float:
-    """Declare a float parameter that also accepts an integer value (``alpha:=1``), as a
-    person writing a launch file expects, and return its value."""
-    descriptor = ParameterDescriptor(dynamic_typing=True)
-    value = node.declare_parameter(name, default, descriptor).value
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SelectionError(f"parameter {name}: {value!r} is not a number")
-    return float(value)
 
 
 def make_rule(

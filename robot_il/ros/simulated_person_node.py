@@ -21,8 +21,8 @@ from rclpy.node import Node
 from std_msgs.msg import Bool, Float64, String
 
 from robot_il.errors import SelectionError
-from robot_il.ros.node_main import run_node
-from robot_il.ros.selector_node import FEEDBACK_QOS, LATCHED, declare_float
+from robot_il.ros.node_main import declare_float, run_node
+from robot_il.ros.selector_node import FEEDBACK_QOS, LATCHED
 from robot_il.select import CandidateProfile, SimulatedPerson, simulate_feedback
 from robot_il.select.topics import INTERVENE_TOPIC, RATING_TOPIC, STATISTICS_TOPIC
 

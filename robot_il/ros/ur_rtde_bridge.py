@@ -44,6 +44,7 @@ from robot_il.ros.ur_topics import (
     TRAJECTORY_TOPIC,
 )
 from robot_il.safety import SafetyEvent, SafetyFilter, SafetyLimits
+from robot_il.safety.limits import UR5E_ACCELERATION, UR5E_WORKSPACE
 
 
 class LoopStats:
@@ -121,9 +122,10 @@ class UrRtdeBridge(Node):
         max_command_age = self.declare_parameter("max_command_age", 0.5).value
         max_observation_age = self.declare_parameter("max_observation_age", 0.05).value
         ramp_duration = self.declare_parameter("ramp_duration", 1.0).value
-        acceleration = self.declare_parameter("acceleration_limit", 10.0).value
-        workspace_lower = self.declare_parameter("workspace_lower", [-0.9, -0.9, 0.0]).value
-        workspace_upper = self.declare_parameter("workspace_upper", [0.9, 0.9, 1.1]).value
+        acceleration = self.declare_parameter("acceleration_limit", UR5E_ACCELERATION).value
+        lower, upper = (corner.tolist() for corner in UR5E_WORKSPACE)
+        workspace_lower = self.declare_parameter("workspace_lower", lower).value
+        workspace_upper = self.declare_parameter("workspace_upper", upper).value
         if not 0.03 <= self.lookahead_time <= 0.2:
             raise ConfigError(f"lookahead_time {self.lookahead_time} s is outside [0.03, 0.2]")
         if not 100.0 <= self.gain <= 2000.0:

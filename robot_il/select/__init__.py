@@ -5,6 +5,10 @@ is a bandit arm, each deployed episode's rating by the supervising person is its
 - :mod:`robot_il.select.selector`: :class:`Selector`, episodes, feedback checks, durable state.
 - :mod:`robot_il.select.person`: a simulated person for tests and benchmarks.
 - :mod:`robot_il.select.topics`: the ROS topic names the selector and front-ends share.
+- :mod:`robot_il.select.handlers`, :mod:`robot_il.select.web`, :mod:`robot_il.select.tui`:
+  the person's front-ends (a local web page, a terminal UI), free of ROS; the nodes are
+  ``robot_il.ros.selector_node``, ``robot_il.ros.feedback_web`` and
+  ``robot_il.ros.simulated_person_node``.
 """
 
 from robot_il.select.person import CandidateProfile, Feedback, SimulatedPerson, simulate_feedback

@@ -90,7 +90,8 @@ class FeedbackTUI:
     def run(self) -> None:
         """Until ``q``: redraw every ``refresh_s`` and act on keys as they are pressed."""
         saved = termios.tcgetattr(self.input_fd)
-        tty.setcbreak(self.input_fd)
+        # TCSANOW: keys typed while the UI starts are acted on, not flushed away.
+        tty.setcbreak(self.input_fd, termios.TCSANOW)
         try:
             with Live(self.render(), console=self.console, auto_refresh=False) as live:
                 while True:

@@ -51,7 +51,9 @@ class TrainConfig:
     ``batch_size`` is per process under torchrun. ``out`` receives ``policy/`` (the latest
     deployable checkpoint), ``checkpoints/step_N/``, ``train_state/`` (to resume),
     ``metrics.csv``, ``tensorboard/`` and ``train_config.yaml``. An existing ``out`` with a
-    ``train_state/`` is resumed when ``resume`` is true and refused otherwise.
+    ``train_state/`` is resumed when ``resume`` is true and refused otherwise. ``threads``:
+    torch CPU threads per process (0: torch's default); small policies train fastest on one,
+    and more threads than free cores slows every step many times over.
     """
 
     dataset: str = ""
@@ -67,6 +69,7 @@ class TrainConfig:
     log_every: int = 100
     save_every: int = 1000
     device: str = "cpu"
+    threads: int = 1
     resume: bool = True
     progress: bool = True
     eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)

@@ -85,6 +85,8 @@ def train(config: TrainConfig) -> TrainResult:
     policy_type = policy_type_of(config)
     if not config.dataset or not config.out:
         raise ConfigError("training needs --dataset and --out")
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
     dist, device = init_distributed(config.device)
     try:
         dataset = Dataset.open(config.dataset, cache="ram")

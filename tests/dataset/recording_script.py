@@ -4,7 +4,9 @@ Episode ``e``'s content is a pure function of ``e`` (:func:`episode_content`), s
 kill the test can check every committed episode bit for bit. Odd episodes are streamed frame
 by frame (the recorder's path), even ones written whole (``add_episode``). Lines on stdout:
 ``ready N`` after opening (N committed episodes), ``begin E`` before writing episode E,
-``committed E`` after its commit returned.
+``committed E`` after its commit returned. The keys are not declared up front (the first
+episode defines them) and a new meta entry appears at episode 4, so kills also land in
+those one-off steps.
 """
 
 from __future__ import annotations
@@ -13,15 +15,9 @@ import sys
 
 import numpy as np
 
-from robot_il.dataset import DatasetWriter, KeySpec
+from robot_il.dataset import DatasetWriter
 
 IMAGE_SHAPE = (12, 16, 3)
-KEYS = {
-    "joint_pos": KeySpec((6,), "float32", "rad"),
-    "action": KeySpec((7,), "float64", ""),
-    "rgb_front": KeySpec(IMAGE_SHAPE, "uint8"),
-    "rgb_wrist": KeySpec(IMAGE_SHAPE, "uint8"),
-}
 
 
 def episode_content(episode: int) -> tuple[dict[str, np.ndarray], dict[str, object]]:
@@ -33,7 +29,9 @@ def episode_content(episode: int) -> tuple[dict[str, np.ndarray], dict[str, obje
         "rgb_front": rng.integers(0, 256, (length, *IMAGE_SHAPE), dtype=np.uint8),
         "rgb_wrist": np.zeros((length, *IMAGE_SHAPE), np.uint8),  # all-black frames too
     }
-    meta = {"success": bool(episode % 3), "task": f"task-{episode % 4}", "length": length}
+    meta: dict[str, object] = {"success": bool(episode % 3), "task": f"task-{episode % 4}"}
+    if episode >= 4:
+        meta["operator"] = f"op{episode}"
     return steps, meta
 
 
@@ -41,7 +39,7 @@ def main(path: str) -> None:
     try:
         writer = DatasetWriter.open(path, fsync=False)
     except Exception:
-        writer = DatasetWriter.create(path, robot="ur5e", control_hz=10, keys=KEYS, fsync=False)
+        writer = DatasetWriter.create(path, robot="ur5e", control_hz=10, fsync=False)
     print(f"ready {writer.num_episodes}", flush=True)
     while True:
         episode = writer.num_episodes

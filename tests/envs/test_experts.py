@@ -43,7 +43,6 @@ def test_expert_succeeds(task, backend):
         ("push", {"action_mode": "eef_delta"}),
         ("pick_place", {"action_mode": "eef_delta"}),
         ("pick_place", {"control_hz": 50}),
-        ("bimanual_handover", {"control_hz": 10}),
     ],
     ids=str,
 )

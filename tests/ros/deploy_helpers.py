@@ -120,10 +120,10 @@ def constant_checkpoint(directory: Path, action: np.ndarray, task: str = "reach"
     policy that outputs NaN.
     """
     import torch
-
-    from robot_il.dataset import Normalizer
     from robot_il.policies.bc import BCPolicy
     from robot_il.policies.bc.policy import BCConfig
+
+    from robot_il.dataset import Normalizer
 
     action = np.asarray(action, dtype=np.float32)
     finite = np.nan_to_num(action)

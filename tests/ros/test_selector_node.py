@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -97,3 +98,15 @@ def test_selector_node_killed_mid_run_resumes_where_it_was(ros_env, tmp_path):
     finally:
         stop(person)
     assert Selector.load(crashed_path).state_dict() == Selector.load(reference_path).state_dict()
+
+
+def test_synthetic_selection_launch_names_the_winner(ros_domain_id):
+    launch_file = Path(__file__).parents[2] / "launch" / "select_synthetic.launch.yaml"
+    result = subprocess.run(
+        [sys.executable, "-c", "from robot_il.cli import main; raise SystemExit(main())",
+         "launch", "--domain-id", str(ros_domain_id),
+         str(launch_file), "episode_s:=0", "rule:=epsilon_greedy"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "selection finished after 60 episodes: best candidate ckpt/diffusion" in result.stdout

@@ -6,7 +6,6 @@ import time
 
 import numpy as np
 import pytest
-
 from deploy_helpers import Client, node_process, wait_for
 
 pytestmark = pytest.mark.ros

@@ -1,0 +1,165 @@
+"""Deploy-node timing: observation-to-command latency and the achieved control rate.
+
+Runs ``sim_robot`` (MuJoCo reach, real time, 500 Hz joint states) in its own process and the
+policy node in this one, over loopback DDS, for a BC policy and a Diffusion Policy (chunks of
+8 actions at 20 Hz, 10 DDIM steps) at command rates of 125 Hz and 500 Hz. The networks have
+the training defaults' sizes with untrained weights: inference costs the same.
+
+Figures, each a ratio to its target (the goal in brackets):
+
+- ``rate``: achieved command rate / target rate [1.00];
+- ``jitter p99``: 99th percentile of |period - target period| / 1 ms [< 1 for BC at 500 Hz];
+- ``max gap``: longest time between two commands / target period [<= 1 + jitter];
+- ``latency p50/p99``: age of the joint state a command was computed from / target period;
+- ``starved``: longest time the action timeline had run out (the next chunk was late) /
+  target period [0 for chunked Diffusion: chunks follow one another without pauses].
+
+    .venv/bin/python benchmarks/deploy_latency.py [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+RATES = (125.0, 500.0)
+
+
+def make_checkpoint(policy_type: str, directory: Path) -> Path:
+    """A reach checkpoint of ``policy_type`` with default sizes and untrained weights."""
+    from robot_il.policies import policy_class
+
+    from robot_il.dataset import Normalizer
+
+    if policy_type == "bc":
+        from robot_il.policies.bc import BCConfig as Config
+    else:
+        from robot_il.policies.diffusion.policy import DiffusionConfig as Config
+    rng = np.random.default_rng(0)
+    arrays = {
+        "joint_pos": rng.uniform(-3, 3, (100, 6)).astype(np.float32),
+        "target_pos": rng.uniform(-0.5, 0.5, (100, 3)).astype(np.float32),
+        "action": rng.uniform(-3, 3, (100, 7)).astype(np.float32),
+    }
+    spec = {
+        "robot": "ur5e",
+        "task": "reach",
+        "backend": "mujoco",
+        "control_hz": 20.0,
+        "action_mode": "joint",
+        "observation": {"joint_pos": [6], "target_pos": [3]},
+        "action_dim": 7,
+    }
+    config = Config(obs_keys=("joint_pos", "target_pos"))
+    policy = policy_class(policy_type)(config, spec, Normalizer.fit_arrays(arrays))
+    return policy.save(directory / policy_type)
+
+
+def measure(checkpoint: Path, rate: float, seconds: float, context) -> dict[str, float]:
+    """Run the policy node for ``seconds`` (after a 2 s settle) and summarise its timing."""
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.parameter import Parameter
+
+    from robot_il.ros.policy_node import PolicyNode
+
+    node = PolicyNode(
+        context=context,
+        parameter_overrides=[
+            Parameter("checkpoint", value=str(checkpoint)),
+            Parameter("control_rate", value=rate),
+            # The benchmark measures timing; an untrained network's targets are clipped and
+            # held by the safety layer, which costs the same as passing them.
+        ],
+    )
+    executor = MultiThreadedExecutor(num_threads=2, context=context)
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not node.command_log and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not node.command_log:
+            raise RuntimeError("the policy node got no joint states from sim_robot")
+        time.sleep(2.0)
+        start = time.monotonic()
+        node.starved_ticks, node.longest_starved = 0, 0.0
+        time.sleep(seconds)
+        ticks = np.array([t for t in list(node.tick_times) if t >= start])
+        log = np.array(list(node.command_log)[-len(ticks) :])
+    finally:
+        longest_starved = node.longest_starved
+        executor.shutdown()
+        node.shutdown()
+    period = 1.0 / rate
+    periods = np.diff(ticks)
+    jitter = np.abs(periods - period)
+    latency = log[:, 1] - log[:, 0]
+    return {
+        "rate": (len(ticks) - 1) / (ticks[-1] - ticks[0]) / rate,
+        "jitter_p99_ms": float(np.percentile(jitter, 99) * 1e3),
+        "max_gap": float(periods.max() / period),
+        "latency_p50": float(np.percentile(latency, 50) / period),
+        "latency_p99": float(np.percentile(latency, 99) / period),
+        "starved": float(longest_starved / period),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured time per run")
+    parser.add_argument("--domain", type=int, default=1 + os.getpid() % 101, help="ROS domain")
+    args = parser.parse_args()
+
+    from robot_il.ros.dds import apply_loopback_env, loopback_env
+
+    apply_loopback_env(args.domain)
+    import rclpy
+
+    bin_dir = Path(sys.executable).parent
+    sim = subprocess.Popen(
+        [str(bin_dir / "sim_robot"), "--ros-args", "-p", "task:=reach"],
+        env={**os.environ, **loopback_env(args.domain)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=args.domain)
+    rows = []
+    try:
+        with tempfile.TemporaryDirectory() as work:
+            for policy_type in ("bc", "diffusion"):
+                checkpoint = make_checkpoint(policy_type, Path(work))
+                for rate in RATES:
+                    figures = measure(checkpoint, rate, args.seconds, context)
+                    rows.append((policy_type, rate, figures))
+                    print(_row(policy_type, rate, figures), flush=True)
+    finally:
+        rclpy.shutdown(context=context)
+        sim.terminate()
+        sim.wait(timeout=10)
+    print(f"\n{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (shared machine)")
+    return 0
+
+
+def _row(policy_type: str, rate: float, f: dict[str, float]) -> str:
+    return (
+        f"{policy_type:9s} {rate:5.0f} Hz  rate {f['rate']:.3f}  "
+        f"jitter p99 {f['jitter_p99_ms']:.2f} (x 1 ms)  max gap {f['max_gap']:.2f}  "
+        f"latency p50 {f['latency_p50']:.2f} p99 {f['latency_p99']:.2f}  "
+        f"starved {f['starved']:.2f}  (x period)"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

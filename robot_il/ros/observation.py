@@ -1,0 +1,159 @@
+"""A robot_il observation dict built from ROS topics, as the simulated env would give it.
+
+The policy node (inputs of a policy) and the recorder (a dataset's steps) both need the env's
+observation keys from a robot that speaks the UR driver's topics (:mod:`robot_il.ros.ur_topics`):
+
+- ``<arm>_joint_pos`` / ``<arm>_joint_vel`` (6,) from ``joint_states``, and ``<arm>_gripper``
+  (1,) from its ``<tf_prefix>gripper_joint`` when the robot reports one;
+- ``<arm>_eef_pose`` (7,: xyz m + quaternion wxyz, world frame) by forward kinematics at the
+  arm's mount in the task's scene, with the env's sign convention (w >= 0);
+- the task's inputs ``target_pos`` (3,) from ``task/target`` and ``object_pose`` (7,) from
+  ``task/object_pose``; on a real robot a perception node publishes them;
+- ``rgb_<camera>`` (H, W, 3) uint8 from ``camera/<camera>/image_raw`` (rgb8).
+
+Subscriptions run on executor threads; readers on other threads take a :meth:`snapshot`.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from sensor_msgs.msg import Image, JointState
+
+from robot_il.errors import ConfigError
+from robot_il.ros.ur_topics import (
+    GRIPPER_JOINT,
+    JOINT_STATES_TOPIC,
+    OBJECT_POSE_TOPIC,
+    TARGET_TOPIC,
+    arm_joint_names,
+    image_topic,
+    stamp_seconds,
+    tf_prefix,
+)
+
+ARM_KEYS = {"joint_pos": 6, "joint_vel": 6, "gripper": 1, "eef_pose": 7}
+"""Per-arm observation keys (without the arm prefix) and their sizes."""
+
+
+class RobotObservation:
+    """The newest observation of the arms of ``task``'s scene, kept up to date from topics.
+
+    ``keys`` maps every key this robot offers to its shape; only ``subscribe`` keys are
+    subscribed to (besides ``joint_states``, always). ``now`` gives the node's time (s) for
+    joint states without a stamp.
+    """
+
+    def __init__(
+        self,
+        node: Node,
+        task: str,
+        *,
+        cameras: list[str] | tuple[str, ...] = (),
+        image_size: tuple[int, int] = (96, 96),
+        subscribe: set[str] | None = None,
+    ) -> None:
+        from robot_il.envs.arm import Arm
+        from robot_il.envs.tasks import TASKS
+
+        if task not in TASKS:
+            raise ConfigError(f"{node.get_name()}: task {task!r} is not one of {', '.join(TASKS)}")
+        task_spec = TASKS[task]()
+        mounts = task_spec.mounts()
+        self.node = node
+        self.arms = [mount.name for mount in mounts]
+        self._kinematics = [Arm(mount) for mount in mounts]
+        self.joint_names = [name for arm in self.arms for name in arm_joint_names(arm)]
+        self.keys: dict[str, list[int]] = {
+            tf_prefix(arm) + key: [size] for arm in self.arms for key, size in ARM_KEYS.items()
+        }
+        self.keys.update({key: list(shape) for key, shape in task_spec.task_keys.items()})
+        for camera in cameras:
+            self.keys[f"rgb_{camera}"] = [int(image_size[0]), int(image_size[1]), 3]
+
+        self.lock = threading.Lock()
+        self.values: dict[str, np.ndarray] = {}
+        self.joint_pos: np.ndarray | None = None
+        """All arms' joint positions (6 per arm, rad), newest."""
+        self.stamp: float | None = None
+        """Stamp (s) of the newest joint state."""
+
+        wanted = set(self.keys) if subscribe is None else subscribe
+        qos = QoSProfile(depth=10)
+        node.create_subscription(JointState, JOINT_STATES_TOPIC, self._on_joint_states, qos)
+        if "target_pos" in wanted:
+            from geometry_msgs.msg import PointStamped
+
+            node.create_subscription(PointStamped, TARGET_TOPIC, self._on_target, qos)
+        if "object_pose" in wanted:
+            from geometry_msgs.msg import PoseStamped
+
+            node.create_subscription(PoseStamped, OBJECT_POSE_TOPIC, self._on_object, qos)
+        for key in sorted(k for k in wanted if k.startswith("rgb_")):
+            node.create_subscription(
+                Image,
+                image_topic(key.removeprefix("rgb_")),
+                lambda msg, k=key: self._on_image(k, msg),
+                qos_profile_sensor_data,
+            )
+
+    def snapshot(self) -> tuple[dict[str, np.ndarray], float | None]:
+        """The newest values (a new dict; arrays are replaced, never written in place) and
+        the newest joint state's stamp."""
+        with self.lock:
+            return dict(self.values), self.stamp
+
+    def select(self, values: dict[str, np.ndarray], keys: Any) -> dict[str, np.ndarray] | None:
+        """``values`` restricted to ``keys``, or None while one of them has not arrived."""
+        if any(key not in values for key in keys):
+            return None
+        return {key: values[key] for key in keys}
+
+    def _on_joint_states(self, msg: JointState) -> None:
+        index = {name: i for i, name in enumerate(msg.name)}
+        try:
+            rows = [index[name] for name in self.joint_names]
+        except KeyError:
+            return  # another robot's joints on the shared topic
+        position = np.array(msg.position, dtype=np.float64)
+        velocity = np.array(msg.velocity, dtype=np.float64) if msg.velocity else None
+        stamp = stamp_seconds(msg.header.stamp) or self.node.get_clock().now().nanoseconds * 1e-9
+        values: dict[str, np.ndarray] = {}
+        for a, (arm, kinematics) in enumerate(zip(self.arms, self._kinematics, strict=True)):
+            p = tf_prefix(arm)
+            joints = rows[6 * a : 6 * a + 6]
+            q = position[joints]
+            values[p + "joint_pos"] = q.astype(np.float32)
+            values[p + "joint_vel"] = (
+                velocity[joints].astype(np.float32) if velocity is not None else np.zeros(6, "f4")
+            )
+            pose = kinematics.tcp_pose(q)
+            if pose[3] < 0:
+                pose[3:] = -pose[3:]
+            values[p + "eef_pose"] = pose.astype(np.float32)
+            gripper = index.get(p + GRIPPER_JOINT)
+            if gripper is not None:
+                values[p + "gripper"] = np.array([position[gripper]], np.float32)
+        with self.lock:
+            self.values.update(values)
+            self.joint_pos = position[rows]
+            self.stamp = stamp
+
+    def _on_target(self, msg) -> None:
+        point = msg.point
+        with self.lock:
+            self.values["target_pos"] = np.array([point.x, point.y, point.z], np.float32)
+
+    def _on_object(self, msg) -> None:
+        p, o = msg.pose.position, msg.pose.orientation
+        with self.lock:
+            self.values["object_pose"] = np.array([p.x, p.y, p.z, o.w, o.x, o.y, o.z], np.float32)
+
+    def _on_image(self, key: str, msg: Image) -> None:
+        frame = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.width, 3)
+        with self.lock:
+            self.values[key] = frame

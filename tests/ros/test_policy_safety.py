@@ -1,0 +1,143 @@
+"""The policy node's safety layer, end to end: sim_robot and policy in their own processes.
+
+The policies are real checkpoints whose network outputs a fixed action (a 1 rad jump, a
+target beyond a joint limit, NaN), switched in through ``policy/switch`` between episodes.
+Everything is checked on what reaches ``forward_position_controller/commands``.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+import numpy as np
+import pytest
+from deploy_helpers import Client, constant_checkpoint, node_process, wait_for
+
+pytestmark = pytest.mark.ros
+
+COMMAND_TOPIC = "forward_position_controller/commands"
+RATE = 500.0
+SEED = 0
+VELOCITY = np.pi  # UR5e joint speed limit, rad/s
+MAX_STEP = VELOCITY * 2 / RATE + 1e-6  # the filter never counts more than two periods
+ELBOW_LIMIT = np.pi
+
+
+def _commands(records, since: float = 0.0, until: float = float("inf")) -> np.ndarray:
+    return np.array([m.data for t, m in records if since <= t <= until])
+
+
+def test_unsafe_policies_never_reach_the_command_topic(ros_context, ros_env, tmp_path) -> None:
+    from robot_il.envs import make_env
+    from sensor_msgs.msg import JointState
+    from std_msgs.msg import Bool, Float64MultiArray, String
+    from std_srvs.srv import Trigger
+
+    env = make_env("reach")
+    q0 = env.reset(seed=SEED)[0]["joint_pos"].astype(np.float64)
+    env.close()
+    jump = constant_checkpoint(tmp_path / "jump", np.append(q0 + [1.0, 0, 0, 0, 0, 0], 0.0))
+    nan = constant_checkpoint(tmp_path / "nan", np.append(q0 + [np.nan, 0, 0, 0, 0, 0], 0.0))
+    beyond = q0.copy()
+    beyond[2] = 3.6  # elbow limit is pi
+    limit = constant_checkpoint(tmp_path / "limit", np.append(beyond, 0.0))
+
+    sim_log, policy_log = tmp_path / "sim.log", tmp_path / "policy.log"
+    logs = (sim_log, policy_log)
+    sim_params = {"task": "reach", "seed": SEED}
+    policy_params = {"checkpoint": str(jump), "control_rate": RATE}
+    with (
+        node_process("sim_robot", sim_params, ros_env, sim_log) as sim,
+        node_process("policy", policy_params, ros_env, policy_log) as policy,
+    ):
+        procs = (sim, policy)
+        client = Client(ros_context)
+        try:
+            commands = client.record(
+                Float64MultiArray, "forward_position_controller/commands", 100_000
+            )
+            states = client.record(JointState, "joint_states", 100)
+            events = client.record(String, "safety/events", 1000)
+            estop = client.node.create_publisher(Bool, "safety/estop", 10)
+            switch = client.node.create_publisher(String, "policy/switch", 10)
+
+            def kinds(since: float = 0.0) -> set[str]:
+                return {json.loads(m.data)["kind"] for t, m in events if t >= since}
+
+            # 1. A 1 rad jump: the arm ramps from its pose at the speed limit, never jumps.
+            def moved(amount: float) -> bool:
+                return bool(commands) and commands[-1][1].data[0] - q0[0] > amount
+
+            wait_for(lambda: moved(0.4), 60, "motion towards the jump target", procs, logs)
+            motion = _commands(commands)
+            assert np.all(np.isfinite(motion))
+            assert np.abs(motion[0] - q0).max() < 0.02  # first command: the measured pose
+            assert np.abs(np.diff(motion, axis=0)).max() <= MAX_STEP
+            assert {"safe_start", "velocity_limit"} & kinds()
+
+            # 2. E-stop during motion: commands freeze at once and stay frozen.
+            pressed = time.monotonic()
+            estop.publish(Bool(data=True))
+            time.sleep(0.5)
+            after = _commands(commands, since=pressed)
+            frozen = np.all(np.abs(after - after[-1]) < 1e-12, axis=1)
+            moving_after = int(np.flatnonzero(~frozen).max() + 1) if not frozen.all() else 0
+            # One control period is 2 ms; allow DDS delivery on a loaded 2-core machine.
+            assert moving_after <= 10, f"{moving_after} commands still moved after the e-stop"
+            assert np.abs(np.diff(after, axis=0)).max() <= MAX_STEP
+            assert "estop" in kinds(pressed)
+            held = after[-1]
+            time.sleep(0.3)
+            np.testing.assert_allclose(states[-1][1].position[:6], held, atol=0.01)
+
+            # Released: a safe start from the measured pose, then the motion resumes.
+            released = time.monotonic()
+            assert client.call(Trigger, "safety/reset_estop").success
+            wait_for(lambda: moved(0.8), 20, "motion after the e-stop reset", procs, logs)
+            resumed = _commands(commands, since=released)
+            assert np.abs(np.diff(resumed, axis=0)).max() <= MAX_STEP
+            assert "safe_start" in kinds(released)
+
+            # 3. NaN actions (next episode, switched in): the arm holds where it is.
+            switch.publish(String(data=str(nan)))
+            wait_for(lambda: "loaded" in policy_log.read_text(), 30, "switch", procs, logs)
+            assert client.call(Trigger, "policy/reset").success
+            started = time.monotonic()
+            time.sleep(1.0)
+            during = _commands(commands, since=started + 0.1)
+            assert np.all(np.isfinite(during))
+            assert np.abs(during - during[0]).max() < 1e-9
+            assert "nonfinite_command" in kinds(started)
+
+            # 4. A target beyond the elbow's limit: clipped, never commanded past pi.
+            switch.publish(String(data=str(limit)))
+            wait_for(lambda: policy_log.read_text().count("loaded") >= 2, 30, "switch", procs, logs)
+            assert client.call(Trigger, "policy/reset").success
+            started = time.monotonic()
+            time.sleep(1.5)
+            during = _commands(commands, since=started)
+            assert np.all(np.isfinite(during))
+            assert during[:, 2].max() <= ELBOW_LIMIT
+            assert during[-1, 2] > q0[2] + 0.2  # it did move towards the (clipped) target
+            assert "position_limit" in kinds(started)
+
+            # 5. Stale observations (the robot's state stops): the command holds.
+            sim.send_signal(signal.SIGSTOP)
+            try:
+                stopped = time.monotonic()
+                time.sleep(0.6)
+                stale = _commands(commands, since=stopped + 0.15)
+                assert len(stale) > 50  # the stream goes on, holding
+                assert np.abs(stale - stale[-1]).max() < 1e-9
+            finally:
+                sim.send_signal(signal.SIGCONT)
+            assert "stale_observation" in kinds(stopped)
+
+            # Over the whole run nothing non-finite or beyond a limit was commanded.
+            everything = _commands(commands)
+            assert np.all(np.isfinite(everything))
+            assert np.abs(everything).max() <= 2 * np.pi and everything[:, 2].max() <= np.pi
+        finally:
+            client.close()
