@@ -14,6 +14,7 @@ from importlib import import_module
 from robot_il.errors import RobotILError
 
 VERBS: dict[str, tuple[str, str]] = {
+    "demo": ("robot_il.cli.demo", "run the main job end to end on a simulated UR5e"),
     "train": ("robot_il.cli.train", "train a BC or Diffusion policy from a zarr dataset"),
     "eval": ("robot_il.cli.eval", "evaluate a policy checkpoint in simulation (success, video)"),
     "sim": ("robot_il.cli.sim", "roll out tasks and scripted experts in MuJoCo or PyBullet"),

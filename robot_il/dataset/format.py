@@ -22,6 +22,8 @@ DATA_GROUP = "data"
 META_GROUP = "meta"
 EPISODE_ENDS = "episode_ends"
 EPISODE_ENDS_PATH = f"{META_GROUP}/{EPISODE_ENDS}"
+#: Empty file in the store's root that a writer holds an exclusive flock on.
+WRITER_LOCK = ".writer.lock"
 
 #: Uncompressed bytes aimed at per low-dimensional chunk: small enough that reading one
 #: training window from disk decompresses little (about 40 us at 16 KiB, 90 us at 64 KiB),

@@ -17,9 +17,10 @@ boundary chunk a new episode shares, and that rewrite is itself an atomic file r
 
 from __future__ import annotations
 
+import fcntl
 import os
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import zarr
@@ -36,6 +37,7 @@ from robot_il.dataset.format import (
     EPISODE_ENDS_PATH,
     META_CHUNK,
     META_GROUP,
+    WRITER_LOCK,
     KeySpec,
     check_format,
     compressor_for,
@@ -74,6 +76,7 @@ class DatasetWriter:
         self.path = path
         self._root = root
         self._fsync = fsync
+        self._lock = _lock_for_writing(path)
         attrs = root.attrs.asdict()
         check_format(attrs, str(path))
         self._specs = specs_from_attrs(attrs)
@@ -188,9 +191,11 @@ class DatasetWriter:
         self.close()
 
     def close(self) -> None:
-        """Discard an episode still in flight; committed episodes are already on disk."""
+        """Discard an episode still in flight (committed episodes are already on disk) and
+        let another writer open the dataset."""
         if self._in_flight is not None:
             self._in_flight.discard()
+        self._lock.close()
 
     # ---------------------------------------------------------------- writing
 
@@ -410,6 +415,19 @@ class EpisodeWriter:
         self._open = False
         self._buffers = {}
         self._writer._in_flight = None
+
+
+def _lock_for_writing(path: Path) -> IO[bytes]:
+    """An exclusive ``flock`` on ``<path>/.writer.lock``: two writers appending to one
+    dataset would interleave their steps. The kernel drops the lock when its process dies,
+    so a killed recorder never leaves the dataset locked."""
+    lock = open(path / WRITER_LOCK, "ab")  # noqa: SIM115 - held for the writer's lifetime
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise DatasetError(f"{path}: another writer has this dataset open") from None
+    return lock
 
 
 def _local_target(path: str | os.PathLike[str]) -> Path:

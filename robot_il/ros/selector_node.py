@@ -104,6 +104,11 @@ class SelectorNode(Node):
         self.statistics_pub = self.create_publisher(String, STATISTICS_TOPIC, LATCHED)
         self.create_subscription(Float64, RATING_TOPIC, self.on_rating, FEEDBACK_QOS)
         self.create_subscription(Bool, INTERVENE_TOPIC, self.on_intervene, FEEDBACK_QOS)
+        # The first episode opens once spinning (a finished state shuts down from there).
+        self._first = self.create_timer(0.0, self.on_first_episode)
+
+    def on_first_episode(self) -> None:
+        self._first.cancel()
         self.start_episode()
 
     def on_rating(self, msg: Float64) -> None:

@@ -136,7 +136,7 @@ class Selector:
                 log=[EpisodeRecord(**record) for record in state["log"]],
                 pending=None if pending is None else Choice(**pending),
             )
-        except (KeyError, TypeError, ValueError) as error:
+        except (KeyError, TypeError, ValueError, IndexError) as error:
             raise SelectionError(f"selector state {state_path} is corrupt: {error!r}") from None
 
     @classmethod
@@ -244,5 +244,11 @@ class Selector:
         self.sums[record.arm] += record.rating
 
     def _save(self) -> None:
-        if self.state_path is not None:
+        if self.state_path is None:
+            return
+        try:
+            self.state_path.parent.mkdir(parents=True, exist_ok=True)
             write_json_atomic(self.state_path, self.state_dict())
+        except OSError as error:
+            message = f"cannot write selector state {self.state_path}: {error}"
+            raise SelectionError(message) from None

@@ -68,6 +68,10 @@ def test_selector_finds_the_best_candidate_with_the_simulated_person(ros_env, tm
         stop(person)
     assert selector.returncode == 0
     assert "best candidate ckpt/diffusion" in output, output
+    # Started again on its finished state, it names the same winner and exits.
+    again = start_selector(ros_env, state_path)
+    assert again.communicate(timeout=60)[0] == output.splitlines()[-1] + "\n"
+    assert again.returncode == 0
     state = Selector.load(state_path)
     assert len(state.log) == EPISODES and state.pending is None
     assert state.best() == "ckpt/diffusion"

@@ -88,6 +88,14 @@ def test_state_files_are_checked(tmp_path):
         Selector.load(tmp_path / "missing.json")
     with pytest.raises(SelectionError, match="unique"):
         Selector.create(["a", "a"], UCB1())
+    state = Selector.create(CANDIDATES, UCB1()).state_dict()
+    state["log"] = [{"episode": 0, "arm": 7, "rating": 0.5, "intervened": False}]
+    path.write_text(json.dumps(state))
+    with pytest.raises(SelectionError, match="s.json is corrupt"):
+        Selector.load(path)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SelectionError, match="cannot write selector state"):
+        Selector.create(CANDIDATES, UCB1(), state_path=tmp_path / "file" / "s.json")
 
 
 # A deployment loop whose simulated ratings depend only on (episode, arm), so a resumed run

@@ -1,0 +1,244 @@
+"""``recorder``: writes demonstrations from ROS topics into a zarr dataset, crash-safely.
+
+Every ``1 / record_hz`` s (the rate a policy will act at) it samples the newest observation
+of the robot (:class:`robot_il.ros.observation.RobotObservation`: the env's keys for the arms
+of ``task``) and the newest command as the step's ``action`` in the env's joint mode: the 6
+joint targets of ``forward_position_controller/commands`` and the gripper command (0..1) per
+arm; before the first command the robot holds, so the action is the measured pose. The step
+also stores ``timestamp`` (s, the joint state's stamp).
+
+Episodes go through :class:`robot_il.dataset.DatasetWriter`'s streaming writer: an episode is
+visible only once committed, so a crash loses at most the episode under way. Control:
+
+- services ``recorder/start``, ``recorder/stop`` (commit) and ``recorder/discard``
+  (std_srvs/Trigger);
+- ``teleop/episode_event`` (std_msgs/String: next, rerecord, discard, quit), what the teleop
+  node publishes for the operator's episode keys: the episode is committed or discarded,
+  then ``sim/reset`` is called (when a simulator offers it) and the next episode starts,
+  except after quit.
+
+The dataset's attrs carry ``task`` and ``action_mode`` (joint), so ``robot-il train`` reads it
+like a simulated recording.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.context import Context
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile
+from std_msgs.msg import Bool, Float64, Float64MultiArray, String
+from std_srvs.srv import Trigger
+
+from robot_il.errors import ConfigError, RobotILError
+from robot_il.record.control import EpisodeEvent, parse_event
+from robot_il.ros.node_main import declare_float
+from robot_il.ros.observation import RobotObservation
+from robot_il.ros.ur_topics import COMMAND_TOPIC, SUCCESS_TOPIC, gripper_topic, tf_prefix
+
+EVENT_TOPIC = "teleop/episode_event"
+"""std_msgs/String: the operator's episode events (next, rerecord, discard, quit)."""
+
+
+class RecorderNode(Node):
+    """Records episodes; see the module docstring for topics, services and parameters."""
+
+    def __init__(
+        self,
+        node_name: str = "recorder",
+        *,
+        context: Context | None = None,
+        parameter_overrides: list[Parameter] | None = None,
+    ) -> None:
+        super().__init__(node_name, context=context, parameter_overrides=parameter_overrides)
+        path = self.declare_parameter("path", "").value
+        task = self.declare_parameter("task", "reach").value
+        self.record_hz = declare_float(self, "record_hz", 20.0)
+        cameras = self.declare_parameter("cameras", "").value
+        image_size = list(self.declare_parameter("image_size", [96, 96]).value)
+        overwrite = bool(self.declare_parameter("overwrite", False).value)
+        fsync = bool(self.declare_parameter("fsync", True).value)
+        autostart = bool(self.declare_parameter("autostart", False).value)
+        if not path:
+            raise ConfigError("recorder: set the parameter path (the zarr dataset to write)")
+        if not 0 < self.record_hz <= 500:
+            raise ConfigError(f"recorder: record_hz {self.record_hz} is not in (0, 500]")
+
+        from robot_il.dataset import DatasetWriter
+
+        self.obs = RobotObservation(
+            self,
+            task,
+            cameras=[c for c in cameras.split(",") if c],
+            image_size=(int(image_size[0]), int(image_size[1])),
+        )
+        self.arms = self.obs.arms
+        if Path(path).exists() and not overwrite:
+            self.writer = DatasetWriter.open(path, fsync=fsync)
+        else:
+            attrs = {"task": task, "action_mode": "joint", "source": "ros"}
+            self.writer = DatasetWriter.create(
+                path,
+                robot="ur5e",
+                control_hz=self.record_hz,
+                attrs=attrs,
+                overwrite=overwrite,
+                fsync=fsync,
+            )
+        self.task = task
+        self._lock = threading.Lock()
+        self._episode = None
+        self._skipped = 0
+        self._joint_command: np.ndarray | None = None
+        self._grippers: list[float | None] = [None] * len(self.arms)
+        self._success = False
+
+        qos = QoSProfile(depth=10)
+        self.create_subscription(Float64MultiArray, COMMAND_TOPIC, self._on_command, qos)
+        for index, arm in enumerate(self.arms):
+            self.create_subscription(
+                Float64, gripper_topic(arm), lambda m, i=index: self._on_gripper(i, m), qos
+            )
+        self.create_subscription(Bool, SUCCESS_TOPIC, self._on_success, qos)
+        self.create_subscription(String, EVENT_TOPIC, self._on_event, qos)
+        self.create_service(Trigger, "recorder/start", self._service(self.start))
+        self.create_service(Trigger, "recorder/stop", self._service(self.stop))
+        self.create_service(Trigger, "recorder/discard", self._service(self.discard))
+        # Its own group: a reset call made from an event callback is answered meanwhile.
+        self.sim_reset = self.create_client(
+            Trigger, "sim/reset", callback_group=MutuallyExclusiveCallbackGroup()
+        )
+        self.create_timer(1.0 / self.record_hz, self._sample)
+        if autostart:
+            self.start()
+        self.get_logger().info(
+            f"recording {task} at {self.record_hz:g} Hz into {path} "
+            f"({self.writer.num_episodes} episodes so far)"
+        )
+
+    # -- topics --------------------------------------------------------------------------
+
+    def _on_command(self, msg: Float64MultiArray) -> None:
+        values = np.array(msg.data, dtype=np.float64)
+        if values.shape == (6 * len(self.arms),) and np.all(np.isfinite(values)):
+            self._joint_command = values
+
+    def _on_gripper(self, index: int, msg: Float64) -> None:
+        if np.isfinite(msg.data):
+            self._grippers[index] = min(max(float(msg.data), 0.0), 1.0)
+
+    def _on_success(self, msg: Bool) -> None:
+        self._success = self._success or bool(msg.data)
+
+    def _on_event(self, msg: String) -> None:
+        try:
+            event = parse_event(msg.data)
+        except ValueError as error:
+            self.get_logger().error(f"{EVENT_TOPIC}: {error}")
+            return
+        if event in (EpisodeEvent.NEXT, EpisodeEvent.QUIT):
+            message = self.stop()
+        else:
+            message = self.discard()
+        self.get_logger().info(f"{event.value}: {message}")
+        if event is not EpisodeEvent.QUIT:
+            self._reset_simulation(same_scene=event is EpisodeEvent.RERECORD)
+            self.start()
+
+    def _reset_simulation(self, same_scene: bool) -> None:
+        """Start a new scene in the simulator, if one offers ``sim/reset`` (a real robot does
+        not). ``same_scene`` cannot be honoured by the simulator's reset and is logged."""
+        if not self.sim_reset.service_is_ready():
+            return
+        if same_scene:
+            self.get_logger().info("re-record: the simulator starts a new scene")
+        self.sim_reset.call_async(Trigger.Request())
+
+    # -- episodes ------------------------------------------------------------------------
+
+    def _service(self, action):
+        def call(request, response):
+            try:
+                response.message = action()
+                response.success = True
+            except RobotILError as error:
+                response.success, response.message = False, str(error)
+            return response
+
+        return call
+
+    def start(self) -> str:
+        """Begin an episode (the episode under way, if any, goes on)."""
+        with self._lock:
+            if self._episode is not None:
+                return f"episode {self._episode.episode} is already recording"
+            self._episode = self.writer.begin_episode()
+            self._success, self._skipped = False, 0
+            return f"recording episode {self._episode.episode}"
+
+    def stop(self) -> str:
+        """Commit the episode under way."""
+        with self._lock:
+            episode, self._episode = self._episode, None
+            if episode is None:
+                return "no episode under way"
+            if episode.num_steps == 0:
+                episode.discard()
+                return "empty episode discarded"
+            index = episode.commit({"task": self.task, "success": self._success})
+            return f"episode {index} committed ({episode.num_steps} steps)"
+
+    def discard(self) -> str:
+        """Drop the episode under way."""
+        with self._lock:
+            episode, self._episode = self._episode, None
+            if episode is None:
+                return "no episode under way"
+            episode.discard()
+            return f"episode {episode.episode} discarded"
+
+    def _sample(self) -> None:
+        values, stamp = self.obs.snapshot()
+        frame = self.obs.select(values, self.obs.keys)
+        with self._lock:
+            if self._episode is None:
+                return
+            if frame is None or stamp is None:
+                self._skipped += 1
+                if self._skipped == int(self.record_hz):
+                    missing = sorted(set(self.obs.keys) - set(values))
+                    self.get_logger().warning(f"waiting for observation keys {missing}")
+                return
+            frame["action"] = self._action(values)
+            frame["timestamp"] = np.array(stamp, dtype=np.float64)
+            self._episode.append(frame)
+
+    def _action(self, values: dict[str, np.ndarray]) -> np.ndarray:
+        joints = self._joint_command
+        parts = []
+        for index, arm in enumerate(self.arms):
+            p = tf_prefix(arm)
+            q = values[p + "joint_pos"] if joints is None else joints[6 * index : 6 * index + 6]
+            gripper = self._grippers[index]
+            if gripper is None:
+                gripper = float(values[p + "gripper"][0])
+            parts.append(np.append(q, gripper))
+        return np.concatenate(parts).astype(np.float32)
+
+    def shutdown(self) -> None:
+        """Discard the episode under way (it was never committed) and close the dataset."""
+        self.discard()
+        self.writer.close()
+        self.destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    """``ros2 run robot_il recorder`` (or the ``recorder`` console script)."""
+    from robot_il.ros.node_main import run_node
+
+    return run_node(RecorderNode, args)
