@@ -25,10 +25,11 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium.error import ResetNeeded
-from robot_il.envs.backends import BACKENDS
+from robot_il.envs.backends import BACKENDS, make_backend
 from robot_il.envs.backends.base import PHYSICS_HZ
 from robot_il.envs.spatial import axis_angle_to_matrix
 from robot_il.envs.tasks.base import Task, scene_cameras
+from robot_il.envs.ur5e.description import ROBOT_NAME
 
 from robot_il.errors import ActionError, ConfigError
 
@@ -98,8 +99,6 @@ class RobotEnv(gym.Env):
         if render_mode == "rgb_array":
             (film,) = scene_cameras(task, (render_camera,), render_size)
             scene_cams = (*scene_cams, replace(film, name=RENDER_CAMERA))
-        from robot_il.envs.backends import make_backend  # imports the engine
-
         self.backend = make_backend(backend, task.scene(scene_cams))
 
         self.action_space = self._make_action_space()
@@ -128,10 +127,9 @@ class RobotEnv(gym.Env):
     def _make_observation_space(self) -> gym.spaces.Dict:
         spaces: dict[str, gym.spaces.Space] = {}
         inf = np.inf
-        for arm, prefix in zip(self.arms, self.key_prefixes, strict=True):
-            spaces[prefix + "joint_pos"] = gym.spaces.Box(
-                arm.joint_lower.astype(np.float32), arm.joint_upper.astype(np.float32)
-            )
+        for prefix in self.key_prefixes:
+            # Measured joints may overshoot a target at a joint limit, so no bounds here.
+            spaces[prefix + "joint_pos"] = gym.spaces.Box(-inf, inf, (6,), np.float32)
             spaces[prefix + "joint_vel"] = gym.spaces.Box(-inf, inf, (6,), np.float32)
             spaces[prefix + "gripper"] = gym.spaces.Box(0.0, 1.0, (1,), np.float32)
             spaces[prefix + "eef_pose"] = gym.spaces.Box(-inf, inf, (7,), np.float32)
@@ -254,7 +252,7 @@ class RobotEnv(gym.Env):
     def spec_dict(self) -> dict[str, Any]:
         """What a policy trained here expects: robot, task, rates, observation and action."""
         return {
-            "robot": "ur5e",
+            "robot": ROBOT_NAME,
             "task": self.task.name,
             "backend": self.backend_name,
             "arms": [arm.name for arm in self.arms],

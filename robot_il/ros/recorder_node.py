@@ -5,7 +5,7 @@ of the robot (:class:`robot_il.ros.observation.RobotObservation`: the env's keys
 of ``task``) and the newest command as the step's ``action`` in the env's joint mode: the 6
 joint targets of ``forward_position_controller/commands`` and the gripper command (0..1) per
 arm; before the first command the robot holds, so the action is the measured pose. The step
-also stores ``timestamp`` (s, the joint state's stamp).
+also stores ``timestamp`` (s since the episode's first step, from the joint states' stamps).
 
 Episodes go through :class:`robot_il.dataset.DatasetWriter`'s streaming writer: an episode is
 visible only once committed, so a crash loses at most the episode under way. Control:
@@ -14,8 +14,8 @@ visible only once committed, so a crash loses at most the episode under way. Con
   (std_srvs/Trigger);
 - ``teleop/episode_event`` (std_msgs/String: next, rerecord, discard, quit), what the teleop
   node publishes for the operator's episode keys: the episode is committed or discarded,
-  then ``sim/reset`` is called (when a simulator offers it) and the next episode starts,
-  except after quit.
+  then ``sim/reset`` is called (when a simulator offers it) and the next episode starts;
+  after quit the node exits.
 
 The dataset's attrs carry ``task`` and ``action_mode`` (joint), so ``robot-il train`` reads it
 like a simulated recording.
@@ -97,6 +97,7 @@ class RecorderNode(Node):
         self._joint_command: np.ndarray | None = None
         self._grippers: list[float | None] = [None] * len(self.arms)
         self._success = False
+        self._t0: float | None = None
 
         qos = QoSProfile(depth=10)
         self.create_subscription(Float64MultiArray, COMMAND_TOPIC, self._on_command, qos)
@@ -141,14 +142,14 @@ class RecorderNode(Node):
         except ValueError as error:
             self.get_logger().error(f"{EVENT_TOPIC}: {error}")
             return
-        if event in (EpisodeEvent.NEXT, EpisodeEvent.QUIT):
-            message = self.stop()
-        else:
-            message = self.discard()
+        keep = event in (EpisodeEvent.NEXT, EpisodeEvent.QUIT)
+        message = self.stop() if keep else self.discard()
         self.get_logger().info(f"{event.value}: {message}")
-        if event is not EpisodeEvent.QUIT:
-            self._reset_simulation(same_scene=event is EpisodeEvent.RERECORD)
-            self.start()
+        if event is EpisodeEvent.QUIT:
+            self.context.try_shutdown()  # the session is over: the node exits (and the launch)
+            return
+        self._reset_simulation(same_scene=event is EpisodeEvent.RERECORD)
+        self.start()
 
     def _reset_simulation(self, same_scene: bool) -> None:
         """Start a new scene in the simulator, if one offers ``sim/reset`` (a real robot does
@@ -178,7 +179,7 @@ class RecorderNode(Node):
             if self._episode is not None:
                 return f"episode {self._episode.episode} is already recording"
             self._episode = self.writer.begin_episode()
-            self._success, self._skipped = False, 0
+            self._success, self._skipped, self._t0 = False, 0, None
             return f"recording episode {self._episode.episode}"
 
     def stop(self) -> str:
@@ -215,7 +216,9 @@ class RecorderNode(Node):
                     self.get_logger().warning(f"waiting for observation keys {missing}")
                 return
             frame["action"] = self._action(values)
-            frame["timestamp"] = np.array(stamp, dtype=np.float64)
+            if self._t0 is None:
+                self._t0 = stamp
+            frame["timestamp"] = np.array(stamp - self._t0, dtype=np.float64)
             self._episode.append(frame)
 
     def _action(self, values: dict[str, np.ndarray]) -> np.ndarray:

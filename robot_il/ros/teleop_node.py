@@ -1,0 +1,133 @@
+"""``teleop``: an operator's device (keyboard, gamepad, SpaceMouse) on ROS, and a servo.
+
+Every ``1 / rate`` s it reads a robot_il teleop device (:mod:`robot_il.record.teleop`) and
+publishes what the operator asks for:
+
+- ``teleop/twist`` (geometry_msgs/Twist): tool velocity (m/s, rad/s) in the arm's base frame,
+  the device's delta over one period divided by the period;
+- ``teleop/gripper`` (std_msgs/Float64, 0 open .. 1 closed) and ``teleop/episode_event``
+  (std_msgs/String: next, rerecord, discard, quit) for the recorder.
+
+These are the topics robot_il's ROS teleop device reads, so ``robot-il record --teleop ros``
+works with this node too. With ``servo:=true`` (default) it also drives the arm the way a
+Cartesian servo does: it moves a tool-pose target by each delta (from the measured pose at
+start), solves the closest inverse kinematics, and sends the joints through the safety layer
+on ``forward_position_controller/commands`` and the gripper on ``gripper/command``. A pose out
+of reach keeps the previous target. One arm (the first of ``task``'s scene).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from geometry_msgs.msg import Twist
+from rclpy.context import Context
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile
+from std_msgs.msg import Float64, Float64MultiArray, String
+
+from robot_il.errors import ConfigError
+from robot_il.ros.node_main import declare_float
+from robot_il.ros.observation import RobotObservation
+from robot_il.ros.ur_topics import COMMAND_TOPIC, gripper_topic
+from robot_il.safety import SafetyFilter, SafetyLimits
+
+TWIST_TOPIC = "teleop/twist"
+GRIPPER_TOPIC = "teleop/gripper"
+EVENT_TOPIC = "teleop/episode_event"
+
+
+class TeleopNode(Node):
+    """Publishes a teleop device's commands; see the module docstring."""
+
+    def __init__(
+        self,
+        node_name: str = "teleop",
+        *,
+        context: Context | None = None,
+        parameter_overrides: list[Parameter] | None = None,
+        device=None,
+    ) -> None:
+        super().__init__(node_name, context=context, parameter_overrides=parameter_overrides)
+        device_name = self.declare_parameter("device", "keyboard").value
+        self.rate = declare_float(self, "rate", 20.0)
+        task = self.declare_parameter("task", "reach").value
+        self.servo = bool(self.declare_parameter("servo", True).value)
+        if not 1.0 <= self.rate <= 500.0:
+            raise ConfigError(f"teleop: rate {self.rate} is not in [1, 500] Hz")
+        if device is None:
+            from robot_il.record.teleop import make_teleop_device
+
+            device = make_teleop_device(device_name, control_hz=self.rate)
+        self.device = device
+        self.period = 1.0 / self.rate
+
+        qos = QoSProfile(depth=10)
+        self.twist_pub = self.create_publisher(Twist, TWIST_TOPIC, qos)
+        self.gripper_pub = self.create_publisher(Float64, GRIPPER_TOPIC, qos)
+        self.event_pub = self.create_publisher(String, EVENT_TOPIC, qos)
+        if self.servo:
+            from robot_il.envs.arm import Arm
+            from robot_il.envs.tasks import TASKS
+            from robot_il.envs.ur5e.kinematics import forward_kinematics
+
+            self.obs = RobotObservation(self, task, subscribe=set())
+            if len(self.obs.arms) != 1:
+                raise ConfigError(f"teleop: servo drives one arm; task {task!r} has two")
+            self.arm = Arm(TASKS[task]().mounts()[0])
+            self.safety = SafetyFilter(SafetyLimits.ur5e(), forward_kinematics, period=self.period)
+            self.command_pub = self.create_publisher(Float64MultiArray, COMMAND_TOPIC, qos)
+            self.robot_gripper_pub = self.create_publisher(Float64, gripper_topic(""), qos)
+            self._target_pose: np.ndarray | None = None
+            self._target_joints: np.ndarray | None = None
+        self.create_timer(self.period, self._tick)
+        self.get_logger().info(
+            f"{device_name} teleop at {self.rate:g} Hz{', servoing the arm' if self.servo else ''}"
+        )
+
+    def _tick(self) -> None:
+        command = self.device.read()
+        delta = np.asarray(command.eef_delta, dtype=np.float64)
+        twist = Twist()
+        twist.linear.x, twist.linear.y, twist.linear.z = (delta[:3] / self.period).tolist()
+        twist.angular.x, twist.angular.y, twist.angular.z = (delta[3:] / self.period).tolist()
+        self.twist_pub.publish(twist)
+        self.gripper_pub.publish(Float64(data=float(command.gripper)))
+        for event in command.events:
+            self.event_pub.publish(String(data=event.value))
+        if self.servo:
+            self._servo(delta, float(command.gripper))
+
+    def _servo(self, delta: np.ndarray, gripper: float) -> None:
+        from robot_il.envs.spatial import axis_angle_to_matrix
+
+        with self.obs.lock:
+            measured, stamp = self.obs.joint_pos, self.obs.stamp
+        if measured is None:
+            return
+        if self._target_pose is None:
+            self._target_joints = measured.copy()
+            self._target_pose = self.arm.tcp_transform(measured)
+        pose = self._target_pose.copy()
+        pose[:3, :3] = axis_angle_to_matrix(delta[3:]) @ pose[:3, :3]
+        pose[:3, 3] += delta[:3]
+        joints = self.arm.inverse(pose, self._target_joints)
+        if joints is not None:
+            self._target_pose, self._target_joints = pose, joints
+        now = self.get_clock().now().nanoseconds * 1e-9
+        self.safety.watchdog(stamp, now)
+        safe = self.safety.filter(self._target_joints, measured, now)
+        self.command_pub.publish(Float64MultiArray(data=safe.command.tolist()))
+        self.robot_gripper_pub.publish(Float64(data=min(max(gripper, 0.0), 1.0)))
+
+    def shutdown(self) -> None:
+        """Release the device and destroy the node."""
+        self.device.close()
+        self.destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    """``ros2 run robot_il teleop`` (or the ``teleop`` console script)."""
+    from robot_il.ros.node_main import run_node
+
+    return run_node(TeleopNode, args)

@@ -1,0 +1,91 @@
+"""Teleoperated recording over ROS: ``teleop`` reads a real keyboard device on a pseudo
+terminal and servos ``sim_robot``; ``recorder`` writes the episodes to zarr as the operator's
+episode keys say."""
+
+from __future__ import annotations
+
+import os
+import pty
+import subprocess
+import time
+
+import numpy as np
+import pytest
+from deploy_helpers import BIN, Client, node_process, stop, wait_for
+
+pytestmark = pytest.mark.ros
+
+RIGHT, BACKSPACE = b"\x1b[C", b"\x7f"
+
+
+def test_keyboard_teleop_recording_keeps_and_discards_episodes(
+    ros_context, ros_env, tmp_path
+) -> None:
+    from std_msgs.msg import Float64MultiArray, String
+    from std_srvs.srv import Trigger
+
+    from robot_il.dataset import Dataset
+
+    path = tmp_path / "teleop.zarr"
+    sim_log, rec_log, teleop_log = tmp_path / "sim.log", tmp_path / "rec.log", tmp_path / "tel.log"
+    logs = (sim_log, rec_log, teleop_log)
+    master, slave = pty.openpty()
+    with open(teleop_log, "w") as out:
+        teleop = subprocess.Popen(
+            [str(BIN / "teleop"), "--ros-args", "-p", "device:=keyboard", "-p", "rate:=20.0"],
+            env=ros_env,
+            stdin=slave,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    os.close(slave)
+    recorder_params = {"path": str(path), "fsync": "false", "autostart": "false"}
+    try:
+        with (
+            node_process("sim_robot", {"task": "reach"}, ros_env, sim_log) as sim,
+            node_process("recorder", recorder_params, ros_env, rec_log) as recorder,
+        ):
+            procs = (sim, recorder, teleop)
+            client = Client(ros_context)
+            try:
+                commands = client.record(Float64MultiArray, "forward_position_controller/commands")
+                events = client.record(String, "teleop/episode_event")
+                wait_for(lambda: len(commands) > 5, 60, "teleop servo commands", procs, logs)
+                assert client.call(Trigger, "recorder/start").success
+
+                def press(keys: bytes, times: int) -> None:
+                    for _ in range(times):
+                        os.write(master, keys)
+                        time.sleep(0.05)
+
+                press(b"w", 16)  # +x, 5 mm a press
+                time.sleep(0.5)
+                press(RIGHT, 1)  # keep: committed, the simulator resets, a new episode starts
+                wait_for(lambda: events, 10, "episode event", procs, logs)
+                time.sleep(0.5)
+                press(b"d", 10)
+                press(BACKSPACE, 1)  # discard: the second episode is dropped
+                wait_for(lambda: len(events) >= 2, 10, "second episode event", procs, logs)
+                time.sleep(0.5)
+                stop_response = client.call(Trigger, "recorder/stop")
+                assert stop_response.success, stop_response.message
+            finally:
+                client.close()
+            assert stop(recorder) in (0, 130), rec_log.read_text()[-3000:]
+    finally:
+        stop(teleop)
+        os.close(master)
+
+    dataset = Dataset.open(path)
+    assert [m.data for _, m in events] == ["next", "discard"]
+    assert dataset.num_episodes == 2  # the kept one and the third (stopped), not the discarded
+    assert dataset.attrs["task"] == "reach" and dataset.attrs["action_mode"] == "joint"
+    first = dataset.episode(0)
+    assert {"joint_pos", "joint_vel", "gripper", "eef_pose", "target_pos", "action"} <= set(first)
+    assert first["action"].shape[1] == 7
+    moved = first["eef_pose"][-1, :3] - first["eef_pose"][0, :3]
+    assert moved[0] > 0.04 and abs(moved[1]) < 0.02, moved  # about 16 x 5 mm along +x
+    # The recorded action is the command the arm followed: it settled there after the presses.
+    np.testing.assert_allclose(first["action"][-1, :6], first["joint_pos"][-1], atol=0.01)
+    assert np.abs(first["action"][-1, :6] - first["action"][0, :6]).max() > 0.02
+    assert np.all(np.diff(first["timestamp"]) > 0)
