@@ -166,8 +166,9 @@ class RobotEnv(gym.Env):
         if self._targets is None:
             raise ResetNeeded("call reset() before step()")
         command = self._validate(action)
-        bounded = np.clip(command, self._action_low, self._action_high)
-        clipped = bool(np.any(bounded != command))
+        low, high = self._action_low, self._action_high
+        clipped = bool(((command < low) | (command > high)).any())
+        bounded = np.clip(command, low, high) if clipped else command
         ik_failed = False
         for index, arm in enumerate(self.arms):
             part = bounded[7 * index : 7 * index + 7]

@@ -4,5 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
+# The feedback web page is tested in a real headless browser: Debian's Chromium and its driver.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+        apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null
+    else
+        echo "chromium/chromedriver missing and not root: browser tests will be skipped" >&2
+    fi
+fi
 export MUJOCO_GL="${MUJOCO_GL:-egl}"
 exec .venv/bin/python -m pytest "$@"

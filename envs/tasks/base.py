@@ -11,6 +11,7 @@ origin facing +x.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
 from typing import ClassVar
@@ -28,7 +29,8 @@ HOME_TCP_POSITION = np.array([0.45, 0.0, 0.30])
 """Where a one-arm scene's TCP starts (m, in the arm's base frame), pointing down."""
 
 TOP_DOWN = np.diag([1.0, -1.0, -1.0])
-"""Attitude of a TCP pointing straight down (its z axis along world -z), fingers along y."""
+"""Attitude of a TCP pointing straight down (its z axis along world -z) with its x axis, along
+which the fingers close, on world +x."""
 
 ELBOW_UP = np.array([np.pi, -np.pi / 2, np.pi / 2, -np.pi / 2, -np.pi / 2, 0.0])
 """Seed for the home IK: elbow up, wrist down, reaching along the base's +x (the DH base frame
@@ -135,6 +137,12 @@ def cube_pose(xy: np.ndarray, yaw: float, half_size: float) -> np.ndarray:
     """Pose (7,) of a cube resting on the table at ``xy`` (m) turned by ``yaw`` (rad)."""
     quat = np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)])
     return np.concatenate([[xy[0], xy[1], TABLE_HEIGHT + half_size], quat])
+
+
+def distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Euclidean distance (m) between two points of the same length (cheaper than numpy's
+    norm for 2 or 3 numbers, which matters at every control step)."""
+    return math.dist(a, b)
 
 
 def closeness(distance: float, scale: float = 10.0) -> float:

@@ -16,6 +16,7 @@ from robot_il.envs.tasks.base import (
     Task,
     closeness,
     cube_pose,
+    distance,
     in_bin,
     object_pose,
 )
@@ -69,10 +70,10 @@ class BimanualHandover(Task):
 
     def evaluate(self, obs: dict[str, np.ndarray]) -> tuple[float, bool]:
         cube = obs["object_pose"][:3]
-        to_left = float(np.linalg.norm(obs["left_eef_pose"][:3] - cube))
-        to_right = float(np.linalg.norm(obs["right_eef_pose"][:3] - cube))
-        to_handover = float(np.linalg.norm(cube - HANDOVER_POINT))
-        to_bin = float(np.linalg.norm(cube[:2] - np.asarray(BIN.center_xy)))
+        to_left = distance(obs["left_eef_pose"][:3], cube)
+        to_right = distance(obs["right_eef_pose"][:3], cube)
+        to_handover = distance(cube, HANDOVER_POINT)
+        to_bin = distance(cube[:2], np.asarray(BIN.center_xy))
         success = in_bin(cube, BIN)
         reward = (
             0.25 * closeness(to_left)

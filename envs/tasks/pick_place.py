@@ -10,6 +10,7 @@ from robot_il.envs.tasks.base import (
     Task,
     closeness,
     cube_pose,
+    distance,
     in_bin,
     object_pose,
 )
@@ -54,8 +55,8 @@ class PickPlace(Task):
     def evaluate(self, obs: dict[str, np.ndarray]) -> tuple[float, bool]:
         cube = obs["object_pose"][:3]
         lift = np.clip((cube[2] - TABLE_HEIGHT - CUBE.half_size) / LIFT_HEIGHT, 0.0, 1.0)
-        to_cube = float(np.linalg.norm(obs["eef_pose"][:3] - cube))
-        to_bin = float(np.linalg.norm(cube[:2] - obs["target_pos"][:2]))
+        to_cube = distance(obs["eef_pose"][:3], cube)
+        to_bin = distance(cube[:2], obs["target_pos"][:2])
         success = in_bin(cube, BIN)
         reward = 0.25 * closeness(to_cube) + 0.25 * lift + 0.5 * closeness(to_bin) + success
         return float(reward), success

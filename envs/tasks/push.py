@@ -10,6 +10,7 @@ from robot_il.envs.tasks.base import (
     Task,
     closeness,
     cube_pose,
+    distance,
     object_pose,
 )
 
@@ -73,7 +74,7 @@ class Push(Task):
 
     def evaluate(self, obs: dict[str, np.ndarray]) -> tuple[float, bool]:
         cube = obs["object_pose"][:3]
-        to_target = float(np.linalg.norm(cube[:2] - obs["target_pos"][:2]))
-        to_cube = float(np.linalg.norm(obs["eef_pose"][:3] - cube))
+        to_target = distance(cube[:2], obs["target_pos"][:2])
+        to_cube = distance(obs["eef_pose"][:3], cube)
         reward = 0.25 * closeness(to_cube) + closeness(to_target)
         return reward, to_target < SUCCESS_RADIUS

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from robot_il.envs.backends.base import CameraSpec, SceneSpec, SimBackend
-from robot_il.envs.tasks.base import TABLE_HEIGHT, InitialState, Task, closeness
+from robot_il.envs.tasks.base import TABLE_HEIGHT, InitialState, Task, closeness, distance
 
 TARGET_LOW = np.array([0.30, -0.25, TABLE_HEIGHT + 0.08])
 TARGET_HIGH = np.array([0.60, 0.25, TABLE_HEIGHT + 0.40])
@@ -42,5 +42,5 @@ class Reach(Task):
         return {"target_pos": self.target.astype(np.float32)}
 
     def evaluate(self, obs: dict[str, np.ndarray]) -> tuple[float, bool]:
-        distance = float(np.linalg.norm(obs["eef_pose"][:3] - obs["target_pos"]))
-        return closeness(distance), distance < SUCCESS_RADIUS
+        to_target = distance(obs["eef_pose"][:3], obs["target_pos"])
+        return closeness(to_target), to_target < SUCCESS_RADIUS

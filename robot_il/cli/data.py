@@ -144,8 +144,14 @@ def run_drop(args: argparse.Namespace) -> int:
 
 
 def run_export_video(args: argparse.Namespace) -> int:
-    import imageio.v3 as iio
     import numpy as np
+
+    try:
+        import imageio.v3 as iio
+    except ImportError:
+        raise DatasetError(
+            "export-video needs imageio[ffmpeg] (pip install 'robot_il[sim]')"
+        ) from None
 
     from robot_il.dataset import Dataset
 

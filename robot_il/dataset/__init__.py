@@ -6,6 +6,7 @@ from robot_il.dataset.normalizer import Normalizer
 from robot_il.dataset.reader import Dataset
 from robot_il.dataset.sampler import SequenceSampler
 from robot_il.dataset.split import split_episodes
+from robot_il.dataset.validate import ValidationReport, validate
 from robot_il.dataset.writer import DatasetWriter, EpisodeWriter
 
 __all__ = [
@@ -16,5 +17,7 @@ __all__ = [
     "KeySpec",
     "Normalizer",
     "SequenceSampler",
+    "ValidationReport",
     "split_episodes",
+    "validate",
 ]

@@ -52,7 +52,8 @@ class ChunkRows:
     """Rows ``[start, stop)`` of one array, decoded chunk by chunk from bytes ``fetch`` gives
     (a file read, or a dict of compressed chunks held in RAM)."""
 
-    def __init__(self, array: zarr.Array, fetch: Fetch) -> None:
+    def __init__(self, array: zarr.Array, fetch: Fetch, held: bool = False) -> None:
+        self.held = held  # True when ``fetch`` serves compressed chunks kept in RAM
         self.chunk_rows = int(array.chunks[0])
         self.step_shape = tuple(array.shape[1:])
         self.dtype = array.dtype.newbyteorder("<") if array.dtype.itemsize > 1 else array.dtype

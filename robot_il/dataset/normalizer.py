@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from robot_il.dataset.reader import Dataset
 from robot_il.errors import DatasetError
@@ -43,7 +44,7 @@ class Normalizer:
         if not episodes:
             raise DatasetError(f"{dataset.where}: cannot fit a normalizer on zero episodes")
         params = {}
-        for key in keys:
+        for key in tqdm(keys, desc="normalizer statistics", unit="key", disable=None):
             if key not in dataset.specs:
                 raise DatasetError(f"{dataset.where}: normalizer key {key!r} is not in the dataset")
             key_mode = mode[key] if isinstance(mode, dict) else mode

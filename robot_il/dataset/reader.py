@@ -80,22 +80,16 @@ class Dataset:
             self.specs = specs_from_attrs(self.attrs)
         else:  # diffusion_policy's ReplayBuffer (or our v2 export without attrs): infer specs
             self.specs = {key: KeySpec.infer(key, array[:0]) for key, array in data.arrays()}
-        self._zarr = {key: self._checked_array(data, key, spec) for key, spec in self.specs.items()}
-        self._arrays: dict[str, Any] = {
-            key: _StoreRows(self, key, array, self._direct_rows(array, cache))
-            for key, array in self._zarr.items()
-        }
+        self._arrays: dict[str, Any] = {}
+        for key, spec in self.specs.items():
+            array = self._checked_array(data, key, spec)
+            hold = cache == "compressed" and spec.is_image
+            self._arrays[key] = _StoreRows(self, key, array, self._direct_rows(array, hold))
         self._meta = self._read_meta(meta)
         if cache == "ram":
             self._load_into_ram(self.keys)
-        elif cache == "compressed":  # low-dim keys are small: held decoded, like "ram"
-            self._load_into_ram(
-                [
-                    k
-                    for k, r in self._arrays.items()
-                    if r.direct is None or not self.specs[k].is_image
-                ]
-            )
+        elif cache == "compressed":  # low-dim keys (small) and keys zarr must decode: decoded
+            self._load_into_ram([k for k, rows in self._arrays.items() if not rows.held])
 
     @classmethod
     def open(
@@ -227,18 +221,19 @@ class Dataset:
             values[name] = stored
         return values
 
-    def _direct_rows(self, array: zarr.Array, cache: CacheMode) -> ChunkRows | None:
-        """A fast chunk decoder for ``array`` when its layout allows (see :mod:`.chunks`)."""
+    def _direct_rows(self, array: zarr.Array, hold: bool) -> ChunkRows | None:
+        """A fast chunk decoder for ``array`` when its layout allows (see :mod:`.chunks`),
+        reading files, or compressed chunks held in RAM when ``hold``."""
         if not directly_readable(array):
             return None
         directory = local_path(self.where)
-        if cache == "compressed" and array.ndim == 4:
+        if hold:
             fetch = _held_chunks(self._root, array, self.num_steps)
         elif directory is not None:
             fetch = file_fetch(directory / array.path)
         else:
             return None  # remote stores: zarr's path batches requests better
-        rows = ChunkRows(array, fetch)
+        rows = ChunkRows(array, fetch, held=hold)
         return rows if agrees_with_zarr(rows, array, self.num_steps) else None
 
     def _load_into_ram(self, keys: list[str]) -> None:
@@ -270,6 +265,7 @@ class _StoreRows:
         self._key = key
         self._source = array if direct is None else direct
         self.direct = direct
+        self.held = direct is not None and direct.held
 
     def __getitem__(self, rows: slice) -> np.ndarray:
         try:

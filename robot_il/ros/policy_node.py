@@ -13,7 +13,8 @@ Three activities, each on its own thread so none waits for another:
 - **Control** (control thread) at ``control_rate`` (500 Hz: the UR5e's rate) takes the action
   due now on the timeline (past actions are dropped), passes it through one
   :class:`robot_il.safety.SafetyFilter` per arm, and publishes
-  ``forward_position_controller/commands`` and each gripper's command.
+  ``forward_position_controller/commands`` and each gripper's command. Until an episode's
+  first action exists it publishes nothing, leaving the robot to its driver's hold.
 
 Safety: the filter limits joint positions, speed, acceleration, the tool's workspace box and
 holds position on NaN/inf, stale observations (``max_observation_age``), late inference
@@ -389,18 +390,15 @@ class PolicyNode(Node):
         with self._state_lock:
             filters = self._filters
             due = self._due_target(now)
+        if due is None:
+            return  # no action yet this episode: leave the robot to its driver's hold
         commands = []
         for a, safety in enumerate(filters):
             safety.watchdog(stamp, now)
-            target = None if due is None else due[0][7 * a : 7 * a + 6]
-            safe = safety.filter(
-                target,
-                q_measured[6 * a : 6 * a + 6],
-                now,
-                command_stamp=None if due is None else due[1],
-            )
+            target = due[0][7 * a : 7 * a + 6]
+            safe = safety.filter(target, q_measured[6 * a : 6 * a + 6], now, command_stamp=due[1])
             commands.append(safe.command)
-            if due is not None and not safe.held:
+            if not safe.held:
                 gripper = float(due[0][7 * a + 6])
                 if math.isfinite(gripper) and gripper != last_gripper[a]:
                     gripper = min(max(gripper, 0.0), 1.0)

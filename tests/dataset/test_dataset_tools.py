@@ -4,6 +4,11 @@ drop-episode, split, export-video; nothing is overwritten without --force."""
 from __future__ import annotations
 
 import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -52,8 +57,12 @@ def test_export_zarr_format_2_has_replay_buffer_layout(tmp_path: Path) -> None:
     assert zarray["compressor"]["id"] == "blosc" and zarray["zarr_format"] == 2
     assert root["meta/success"][:].tolist() == [True, False, True]
     assert root.attrs["task"] == "push"
-    # and robot_il reads its own export back
+    # robot_il reads its own export back, and a ReplayBuffer without our attrs too
     assert Dataset.open(out).episode(1)["action"].tolist() == episodes[1]["action"].tolist()
+    zarr.open_group(str(out), mode="r+", zarr_format=2).attrs.put({})
+    foreign = Dataset.open(out)
+    assert foreign.robot == "unknown" and foreign.specs["rgb_front"].shape == (16, 16, 3)
+    np.testing.assert_array_equal(foreign.episode(2)["rgb_front"], episodes[2]["rgb_front"])
     assert cli(["data", "export", str(tmp_path / "src.zarr"), str(out)]) == 2  # exists
 
 
@@ -116,3 +125,31 @@ def test_split_info_and_video(tmp_path: Path, capsys: pytest.CaptureFixture) -> 
     import imageio.v3 as iio
 
     assert iio.imread(video).shape == (3, 16, 16, 3)
+
+
+def test_killed_drop_episode_leaves_the_old_or_the_new_dataset(tmp_path: Path) -> None:
+    """drop-episode rewrites aside and swaps atomically: SIGKILL at random moments must leave
+    either every original episode or every kept one, never a mix or nothing."""
+    original = tmp_path / "orig.zarr"
+    episodes = _make(original, [20] * 12)
+    rng = np.random.default_rng(5)
+    outcomes = set()
+    for kill in range(5):
+        path = tmp_path / f"run{kill}.zarr"
+        shutil.copytree(original, path)
+        command = "from robot_il.cli import main; raise SystemExit(main())"
+        args = [sys.executable, "-c", command, "data", "drop-episode", str(path), "0", "--force"]
+        process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if kill < 4:
+            time.sleep(float(rng.uniform(0.5, 3.0)))
+            process.send_signal(signal.SIGKILL)
+        process.wait()
+        dataset = Dataset.open(path)
+        expected = episodes if dataset.num_episodes == 12 else episodes[1:]
+        assert dataset.num_episodes == len(expected), (kill, dataset.num_episodes)
+        for index, steps in enumerate(expected):
+            for key, values in steps.items():
+                np.testing.assert_array_equal(dataset.episode(index)[key], values)
+        assert validate(path).ok
+        outcomes.add(dataset.num_episodes)
+    assert 11 in outcomes  # the unkilled run finished

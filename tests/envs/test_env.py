@@ -99,18 +99,7 @@ def test_same_seed_same_trajectory(backend):
     assert not np.allclose(first[-1]["joint_pos"], other[-1]["joint_pos"])
 
 
-@pytest.mark.parametrize(
-    "backend",
-    [
-        "mujoco",
-        pytest.param(
-            "pybullet",
-            marks=pytest.mark.xfail(
-                reason="restoreState keeps contact caches (notes/requests-sim.md)", strict=False
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_reset_replays_seed(backend):
     env = make_env("push", backend)
     first, _, second = _rollout(env, 7), _rollout(env, 8), _rollout(env, 7)

@@ -1,0 +1,117 @@
+"""Candidate policies of deliberately different quality, trained from one expert dataset.
+
+Model selection needs a candidate set whose members really differ, as a team's checkpoints do
+(few demonstrations, short training, an undertrained one). :data:`DEFAULT_RECIPES` trains four
+BC policies from the first ``demos`` episodes of one dataset for ``steps`` gradient steps:
+plenty of data and training, a few demonstrations, two demonstrations, and one stopped almost
+at once. Each lands in ``out/<name>/`` (a checkpoint directory, so the policy node finds it by
+name under ``candidates_dir``); ``out/candidates.json`` records what made each one, and a
+candidate whose recipe and dataset are unchanged is reused, not retrained.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from robot_il.errors import ConfigError
+
+MANIFEST = "candidates.json"
+"""The file in the candidates folder that records each candidate's recipe and dataset."""
+
+
+@dataclass(frozen=True)
+class CandidateRecipe:
+    """How one candidate is trained: BC on the first ``demos`` episodes for ``steps`` steps."""
+
+    name: str
+    demos: int
+    steps: int
+    hidden_dims: tuple[int, ...] = (128, 128)
+
+
+DEFAULT_RECIPES: tuple[CandidateRecipe, ...] = (
+    CandidateRecipe("bc_30demos", demos=30, steps=1500),
+    CandidateRecipe("bc_5demos", demos=5, steps=600),
+    CandidateRecipe("bc_2demos", demos=2, steps=300),
+    CandidateRecipe("bc_undertrained", demos=30, steps=15),
+)
+"""Four candidates, best first by construction (the integration test checks the order holds
+in simulation for the best one)."""
+
+
+def make_candidates(
+    dataset: str | Path,
+    out: str | Path,
+    recipes: tuple[CandidateRecipe, ...] = DEFAULT_RECIPES,
+    *,
+    obs_keys: tuple[str, ...] = ("joint_pos", "target_pos"),
+    seed: int = 0,
+    progress: bool = False,
+) -> list[Path]:
+    """Train (or reuse) one checkpoint per recipe from ``dataset``; returns their directories
+    ``out/<name>``, in the order of ``recipes``.
+
+    A recipe asking for more demonstrations than the dataset holds uses them all.
+    """
+    from robot_il.dataset import Dataset
+
+    out = Path(out)
+    dataset = Path(dataset).resolve()
+    source = Dataset.open(dataset)
+    if source.num_episodes == 0:
+        raise ConfigError(f"{dataset}: no episodes to train candidates from")
+    manifest_path = out / MANIFEST
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    checkpoints = []
+    for recipe in recipes:
+        record = {
+            **asdict(recipe),
+            "demos": min(recipe.demos, source.num_episodes),
+            "hidden_dims": list(recipe.hidden_dims),
+            "dataset": str(dataset),
+            "dataset_steps": source.num_steps,
+            "obs_keys": list(obs_keys),
+            "seed": seed,
+        }
+        checkpoint = out / recipe.name
+        if manifest.get(recipe.name) != record or not (checkpoint / "config.json").is_file():
+            _train_candidate(source, record, out, obs_keys, seed, progress)
+            manifest[recipe.name] = record
+            out.mkdir(parents=True, exist_ok=True)
+            manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+        checkpoints.append(checkpoint)
+    return checkpoints
+
+
+def _train_candidate(
+    source, record: dict, out: Path, obs_keys: tuple[str, ...], seed: int, progress: bool
+) -> None:
+    """Copy the recipe's episodes, train BC on them, move the checkpoint to ``out/<name>``."""
+    from robot_il.dataset.tools import copy_episodes
+    from robot_il.train.config import BCTrainConfig, EvalConfig
+    from robot_il.train.trainer import train
+
+    name = record["name"]
+    work = out / "runs" / name
+    shutil.rmtree(work, ignore_errors=True)
+    subset = work / "demos.zarr"
+    copy_episodes([(source, range(record["demos"]))], subset, force=True)
+    config = BCTrainConfig(
+        dataset=str(subset),
+        out=str(work / "run"),
+        steps=record["steps"],
+        warmup_steps=min(100, record["steps"]),
+        batch_size=256,
+        seed=seed,
+        progress=progress,
+        eval=EvalConfig(episodes=0),
+    )
+    config.policy.obs_keys = tuple(obs_keys)
+    config.policy.hidden_dims = tuple(record["hidden_dims"])
+    checkpoint = train(config).checkpoint
+    target = out / name
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(checkpoint, target)
