@@ -65,7 +65,9 @@ def make_checkpoint(policy_type: str, directory: Path) -> Path:
     return policy.save(directory / policy_type)
 
 
-def measure(checkpoint: Path, rate: float, seconds: float, context) -> dict[str, float]:
+def measure(
+    checkpoint: Path, rate: float, seconds: float, context, priority: int
+) -> dict[str, float]:
     """Run the policy node for ``seconds`` (after a 2 s settle) and summarise its timing."""
     from rclpy.executors import MultiThreadedExecutor
     from rclpy.parameter import Parameter
@@ -77,6 +79,7 @@ def measure(checkpoint: Path, rate: float, seconds: float, context) -> dict[str,
         parameter_overrides=[
             Parameter("checkpoint", value=str(checkpoint)),
             Parameter("control_rate", value=rate),
+            Parameter("realtime_priority", value=priority),
             # The benchmark measures timing; an untrained network's targets are clipped and
             # held by the safety layer, which costs the same as passing them.
         ],
@@ -119,6 +122,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="measured time per run")
     parser.add_argument("--domain", type=int, default=1 + os.getpid() % 101, help="ROS domain")
+    parser.add_argument(
+        "--priority",
+        type=int,
+        default=40,
+        help="SCHED_FIFO priority of the control thread (0: off)",
+    )
     args = parser.parse_args()
 
     from robot_il.ros.dds import apply_loopback_env, loopback_env
@@ -128,7 +137,8 @@ def main() -> int:
 
     bin_dir = Path(sys.executable).parent
     sim = subprocess.Popen(
-        [str(bin_dir / "sim_robot"), "--ros-args", "-p", "task:=reach"],
+        [str(bin_dir / "sim_robot"), "--ros-args", "-p", "task:=reach"]
+        + ["-p", f"realtime_priority:={max(args.priority - 10, 0)}"],
         env={**os.environ, **loopback_env(args.domain)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -141,14 +151,17 @@ def main() -> int:
             for policy_type in ("bc", "diffusion"):
                 checkpoint = make_checkpoint(policy_type, Path(work))
                 for rate in RATES:
-                    figures = measure(checkpoint, rate, args.seconds, context)
+                    figures = measure(checkpoint, rate, args.seconds, context, args.priority)
                     rows.append((policy_type, rate, figures))
                     print(_row(policy_type, rate, figures), flush=True)
     finally:
         rclpy.shutdown(context=context)
         sim.terminate()
         sim.wait(timeout=10)
-    print(f"\n{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (shared machine)")
+    print(
+        f"\n{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (shared machine), "
+        f"control thread SCHED_FIFO priority {args.priority}"
+    )
     return 0
 
 

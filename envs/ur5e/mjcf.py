@@ -22,11 +22,13 @@ conaffinity 1, so arms touch the world and objects but never themselves or each 
 
 from __future__ import annotations
 
+from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
 from robot_il.envs.backends.base import PHYSICS_HZ, SceneSpec
 from robot_il.envs.ur5e import description as ur5e
+from robot_il.envs.ur5e.mesh_lod import simplified_mesh
 from robot_il.envs.ur5e.scene_geometry import (
     CUBE_RGBA,
     FLOOR_DROP,
@@ -82,25 +84,23 @@ def _inertial(inertial: ur5e.Inertial) -> str:
 
 
 class _MeshTable:
-    """Mesh assets by file, so two arms share one copy of each mesh."""
+    """Mesh assets by file, so two arms share one copy of each mesh. The assets are the
+    coarse, cached copies of ``mesh_lod`` (metres)."""
 
     def __init__(self) -> None:
-        self.names: dict[str, str] = {}
+        self.names: dict[tuple[Path, float], str] = {}
 
     def name(self, mesh: ur5e.VisualMesh) -> str:
-        key = f"{mesh.file}|{mesh.scale}"
+        key = (mesh.file, mesh.scale)
         if key not in self.names:
             self.names[key] = f"mesh{len(self.names)}_{mesh.file.stem}"
         return self.names[key]
 
     def assets(self) -> list[str]:
-        out = []
-        for key, name in self.names.items():
-            file, scale = key.split("|")
-            out.append(
-                f'<mesh name="{name}" file={quoteattr(file)} scale="{_vec([float(scale)] * 3)}"/>'
-            )
-        return out
+        return [
+            f'<mesh name="{name}" file={quoteattr(str(simplified_mesh(file, scale)))}/>'
+            for (file, scale), name in self.names.items()
+        ]
 
 
 def _visual_meshes(meshes: tuple[ur5e.VisualMesh, ...], table: _MeshTable) -> list[str]:
@@ -306,7 +306,9 @@ def build_mjcf(scene: SceneSpec, meshes: bool = True) -> str:
         "</actuator>",
         "</mujoco>",
     ]
-    assets = table.assets()
-    if assets:
-        lines[3:3] = ["<asset>", *assets, "</asset>"]
+    # a white sky, as PyBullet's renderer draws behind the scene
+    assets = [
+        '<texture type="skybox" builtin="flat" rgb1="1 1 1" rgb2="1 1 1" width="8" height="8"/>'
+    ]
+    lines[3:3] = ["<asset>", *assets, *table.assets(), "</asset>"]
     return "\n".join(lines)

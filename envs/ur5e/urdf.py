@@ -14,6 +14,7 @@ from xml.sax.saxutils import quoteattr
 
 import numpy as np
 from robot_il.envs.ur5e import description as ur5e
+from robot_il.envs.ur5e.mesh_lod import simplified_mesh
 from robot_il.envs.ur5e.transforms import homogeneous, matrix_to_rpy
 
 ARM_RGBA = (0.7, 0.72, 0.75, 1.0)
@@ -78,8 +79,9 @@ def _cylinder(start, end, radius: float) -> tuple[str, np.ndarray]:
 
 def _mesh_visuals(meshes: tuple[ur5e.VisualMesh, ...]) -> list[str]:
     return [
-        f"<visual>{_origin(m.transform)}<geometry><mesh filename={quoteattr(str(m.file))} "
-        f'scale="{_vec([m.scale] * 3)}"/></geometry>{_material(m.rgba)}</visual>'
+        f"<visual>{_origin(m.transform)}<geometry>"
+        f"<mesh filename={quoteattr(str(simplified_mesh(m.file, m.scale)))}/>"
+        f"</geometry>{_material(m.rgba)}</visual>"
         for m in meshes
     ]
 

@@ -54,11 +54,18 @@ class Dataset:
     Steps beyond the last committed episode (left by a killed recorder) are invisible.
     """
 
-    def __init__(self, root: zarr.Group, where: str, cache: CacheMode = "none") -> None:
+    def __init__(
+        self,
+        root: zarr.Group,
+        where: str,
+        cache: CacheMode = "none",
+        storage_options: dict[str, Any] | None = None,
+    ) -> None:
         if cache not in CACHE_MODES:
             raise DatasetError(f"{where}: cache must be one of {CACHE_MODES}, got {cache!r}")
         self.where = where
         self.cache: CacheMode = cache
+        self._storage_options = storage_options
         self._root = root
         self.attrs: dict[str, Any] = root.attrs.asdict()
         if "format" in self.attrs:
@@ -101,7 +108,12 @@ class Dataset:
     ) -> Dataset:
         """Open a local path or fsspec URL (``storage_options`` go to fsspec)."""
         root = open_root(path_or_url, mode="r", storage_options=storage_options)
-        return cls(root, str(path_or_url), cache)
+        return cls(root, str(path_or_url), cache, storage_options)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as "open this store again" (DataLoader workers under spawn): each process
+        opens its own store handles, and with cache="ram" loads its own copy."""
+        return (_reopen, (self.where, self.cache, self._storage_options))
 
     # ---------------------------------------------------------------- structure
 
@@ -294,6 +306,10 @@ def _held_chunks(root: zarr.Group, array: zarr.Array, num_steps: int) -> Fetch:
         return held
 
     return sync(load()).get
+
+
+def _reopen(where: str, cache: CacheMode, storage_options: dict[str, Any] | None) -> Dataset:
+    return Dataset.open(where, cache=cache, storage_options=storage_options)
 
 
 def _scalar(value: Any) -> Any:

@@ -67,6 +67,15 @@ class SequenceSampler:
         self._plan = [(key, n, dataset.arrays[key]) for key, n in self._window_lengths.items()]
         self._bounds = _window_bounds(dataset, self.episodes, horizon, pad_before, pad_after)
 
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        del state["_plan"]  # holds store readers; rebuilt from the (re-opened) dataset
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._plan = [(k, n, self.dataset.arrays[k]) for k, n in self._window_lengths.items()]
+
     def __len__(self) -> int:
         return int(self._bounds.shape[0])
 

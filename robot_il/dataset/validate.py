@@ -148,6 +148,8 @@ def _check_key(
     if tuple(array.shape[1:]) != spec.shape:
         report.problems.append(f"{name}: step shape {array.shape[1:]}, attrs say {spec.shape}")
         return
+    if spec.is_image and array.chunks[0] != 1:
+        report.problems.append(f"{name}: images must be one frame per chunk, not {array.chunks}")
     num_steps = int(ends[-1]) if len(ends) else 0
     length = array.shape[0]
     if length < num_steps:

@@ -19,7 +19,7 @@ import numpy as np
 _EPS = 1e-9
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ActionTimeline:
     """Actions ``(k, A)`` for the times ``t_obs + i * period``, i = 0..k-1."""
 

@@ -50,7 +50,7 @@ from std_srvs.srv import Trigger
 
 from robot_il.deploy import ActionTimeline, ChunkPlanner, predict_actions
 from robot_il.errors import CheckpointError, ConfigError
-from robot_il.ros.node_main import declare_float
+from robot_il.ros.node_main import declare_float, use_realtime_priority
 from robot_il.ros.observation import RobotObservation
 from robot_il.ros.ur_topics import (
     COMMAND_TOPIC,
@@ -91,6 +91,7 @@ class PolicyNode(Node):
         self.inference_margin = declare_float(self, "inference_margin", 0.005)
         self.interpolate = bool(self.declare_parameter("interpolate", True).value)
         torch_threads = int(self.declare_parameter("torch_threads", 1).value)
+        self.realtime_priority = int(self.declare_parameter("realtime_priority", 0).value)
         if not checkpoint:
             raise ConfigError("policy node: set the parameter checkpoint (a checkpoint dir)")
         if not 1.0 <= self.control_rate <= 1000.0:
@@ -140,7 +141,8 @@ class PolicyNode(Node):
         self._timeline: ActionTimeline | None = None
         self._previous_action: np.ndarray | None = None
         self._current_action: np.ndarray | None = None
-        self._due_time: float | None = None
+        self._due: tuple[ActionTimeline, float] | None = None
+        """The timeline and time of the action in force (a change starts a new blend)."""
         self._history: deque[dict[str, np.ndarray]] = deque()
         self._pending_policy: tuple[str, Any] | None = None
         self._episode_running = False
@@ -245,7 +247,7 @@ class PolicyNode(Node):
         self.policy.reset()
         self._timeline = None
         self._previous_action = self._current_action = None
-        self._due_time: float | None = None
+        self._due = None
         self._history.clear()
         self._filters = self._make_filters()
         self._episode_running = False
@@ -297,12 +299,13 @@ class PolicyNode(Node):
             obs = self.obs.select(values, policy.obs_keys)
             if obs is None or stamp is None:
                 continue
-            self._history.append(obs)
-            while len(self._history) > policy.config.n_obs_steps:
-                self._history.popleft()
+            with self._state_lock:
+                self._history.append(obs)
+                while len(self._history) > policy.config.n_obs_steps:
+                    self._history.popleft()
+                steps = list(self._history)
             if not planner.needs_chunk(timeline, grid_t):
                 continue
-            steps = list(self._history)
             steps = [steps[0]] * (policy.config.n_obs_steps - len(steps)) + steps
             history = {key: np.stack([s[key] for s in steps]) for key in policy.obs_keys}
             started = time.perf_counter()
@@ -328,6 +331,7 @@ class PolicyNode(Node):
     # -- control (control thread) --------------------------------------------------------
 
     def _control_loop(self) -> None:
+        use_realtime_priority(self, self.realtime_priority)
         next_tick = time.monotonic()
         sim_time = self.get_parameter("use_sim_time").value
         last_gripper: list[float | None] = [None] * len(self.arms)
@@ -371,9 +375,10 @@ class PolicyNode(Node):
             last = len(timeline.actions) - 1
             due = timeline.actions[last], timeline.t_obs + last * timeline.period
         action, t_action = due
-        if self._due_time != t_action:
+        # A new period, or a new chunk arrived (timelines compare by identity).
+        if self._due is None or self._due[0] is not timeline or self._due[1] != t_action:
             self._previous_action, self._current_action = self._current_action, action
-            self._due_time = t_action
+            self._due = (timeline, t_action)
         previous = self._previous_action
         if not self.interpolate or previous is None or previous.shape != action.shape:
             return action, t_action

@@ -45,7 +45,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from robot_il.envs.backends.base import PHYSICS_HZ
 from robot_il.errors import ConfigError
-from robot_il.ros.node_main import declare_float
+from robot_il.ros.node_main import declare_float, use_realtime_priority
 from robot_il.ros.ur_topics import (
     COMMAND_TOPIC,
     GRIPPER_JOINT,
@@ -106,6 +106,7 @@ class SimRobot(Node):
         self.lock_step = bool(self.declare_parameter("lock_step", False).value)
         self.steps_per_command = int(self.declare_parameter("steps_per_command", 1).value)
         self.lock_step_timeout = declare_float(self, "lock_step_timeout", 0.5)
+        self.realtime_priority = int(self.declare_parameter("realtime_priority", 0).value)
         if self.publish_every < 1 or self.steps_per_command < 1:
             raise ConfigError("sim_robot: publish_every and steps_per_command must be >= 1")
         if not 0 < task_hz <= PHYSICS_HZ or not 0 < camera_hz <= PHYSICS_HZ:
@@ -263,6 +264,7 @@ class SimRobot(Node):
                 raise  # else: shutting down (Ctrl-C reached rclpy first)
 
     def _run_physics(self) -> None:
+        use_realtime_priority(self, self.realtime_priority)
         next_tick = time.monotonic()
         while self._running:
             if self._reset_requested.is_set():

@@ -142,3 +142,31 @@ def run_supervised_episode(
     if recorder is not None and recorder.in_segment:
         recorder.commit(success=success)
     return CorrectedEpisode(seed, steps, success, policy_success, takeover, correction_steps)
+
+
+def record_expert_segments(
+    env: Any, recorder: CorrectionsRecorder, seeds: list[int] | range
+) -> int:
+    """Record whole expert episodes (env seeds ``seeds``) as corrected segments; returns the
+    steps recorded.
+
+    The control of a fine-tuning experiment: the same update on data that holds no state the
+    deployed policy led the robot into (re-recording the demonstration seeds gives exactly
+    the demonstrations), so any gain over it is the corrections' doing, not the extra steps'.
+    """
+    from robot_il.envs import make_expert
+
+    expert, total = make_expert(env), 0
+    for seed in seeds:
+        obs, _info = env.reset(seed=seed)
+        expert.reset(obs)
+        recorder.begin(seed=seed, takeover_step=0)
+        while True:
+            action = np.asarray(expert.act(obs), dtype=np.float32)
+            recorder.append(obs, action)
+            obs, _reward, terminated, truncated, info = env.step(action)
+            total += 1
+            if terminated or truncated:
+                break
+        recorder.commit(success=bool(info.get("is_success", False)))
+    return total

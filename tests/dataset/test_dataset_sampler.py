@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -90,3 +91,19 @@ def test_bad_sampler_arguments(dataset_path: Path) -> None:
         SequenceSampler(
             dataset, keys=["action"], obs_keys=[], horizon=2, n_obs_steps=1, episodes=[3]
         )
+
+
+@pytest.mark.parametrize("cache", ["none", "ram"])
+def test_sampler_pickles_for_dataloader_workers(dataset_path: Path, cache: str) -> None:
+    sampler = SequenceSampler(
+        Dataset.open(dataset_path, cache=cache),
+        keys=["action"],
+        obs_keys=["rgb"],
+        horizon=4,
+        n_obs_steps=2,
+    )
+    copy = pickle.loads(pickle.dumps(sampler))
+    assert copy.dataset.cache == cache and len(copy) == len(sampler)
+    for index in (0, 5, len(sampler) - 1):
+        for key, window in sampler[index].items():
+            np.testing.assert_array_equal(copy[index][key], window)

@@ -1,0 +1,262 @@
+"""``episode_judge``: a simulated person who watches real simulated rollouts and gives feedback.
+
+Where ``simulated_person`` draws outcomes from synthetic profiles, this node makes every
+episode the selector opens really happen on the simulated robot and judges what it sees, as
+the supervising person would:
+
+1. it learns of the episode and its candidate from the selector's statistics
+   (:data:`~robot_il.select.topics.STATISTICS_TOPIC`, latched);
+2. it deploys the candidate: ``policy/reset`` (std_srvs/Trigger) answers which checkpoint
+   runs; until that is the candidate it publishes the candidate on ``policy/switch``
+   (std_msgs/String) and asks again (the policy node loads in the background);
+3. it releases an e-stop it latched in an earlier episode (``safety/reset_estop``), resets the
+   simulation (``sim/reset``) and then the policy (a fresh history and a safe start from the
+   reset pose), and the episode's clock starts;
+4. it watches ``task/success`` (std_msgs/Bool) and ``safety/events`` (JSON per intervention of
+   the safety layer) until the task is solved or ``time_limit`` seconds pass;
+5. an unsafe episode (a safety event of a kind in ``unsafe_events``) is stopped at once:
+   e-stop (``safety/estop``) and an intervention (std_msgs/Bool), a failure. Otherwise it
+   rates the episode by :class:`~robot_il.select.SimulatedPerson`: task success plus noise,
+   clipped to [0, 1] (std_msgs/Float64), with noise drawn from ``seed`` and the episode number.
+
+A candidate the policy node cannot load within ``switch_timeout`` seconds counts as a failure
+(an intervention), so a broken checkpoint is avoided rather than stalling the selection.
+
+Parameters: ``time_limit`` (s), ``noise_std``, ``seed``, ``unsafe_events`` (safety event
+kinds, see :class:`robot_il.safety.events.Intervention`), ``switch_timeout`` (s),
+``success_guard`` (s after the policy's reset before ``task/success`` counts). A success
+counts only after the task was seen unsolved in this episode, so a "solved" sent before the
+simulation's reset can never be taken for this episode's.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+
+import numpy as np
+from rclpy.node import Node
+from rclpy.qos import QoSProfile
+from std_msgs.msg import Bool, Float64, String
+from std_srvs.srv import Trigger
+
+from robot_il.errors import ConfigError, SelectionError
+from robot_il.ros.node_main import declare_float, run_node
+from robot_il.ros.policy_node import SWITCH_TOPIC
+from robot_il.ros.selector_node import FEEDBACK_QOS, LATCHED
+from robot_il.ros.ur_topics import (
+    ESTOP_TOPIC,
+    RESET_ESTOP_SERVICE,
+    SAFETY_EVENTS_TOPIC,
+    SUCCESS_TOPIC,
+)
+from robot_il.safety.events import Intervention
+from robot_il.select import SimulatedPerson
+from robot_il.select.topics import INTERVENE_TOPIC, RATING_TOPIC, STATISTICS_TOPIC
+
+DEFAULT_UNSAFE = ["nonfinite_command", "position_limit", "workspace"]
+"""Safety events a watching person would stop the robot for: a policy commanding NaN, driving
+a joint into its limit or the tool out of the workspace. Speed and acceleration limiting and
+the safe start are the safety layer doing its routine job, not misbehaviour."""
+
+SIM_RESET_SERVICE = "sim/reset"
+POLICY_RESET_SERVICE = "policy/reset"
+
+
+class EpisodeJudge(Node):
+    """Runs and judges every episode the selector opens; see the module docstring."""
+
+    def __init__(self) -> None:
+        super().__init__("episode_judge")
+        self.time_limit = declare_float(self, "time_limit", 4.0)
+        self.person = SimulatedPerson(declare_float(self, "noise_std", 0.15))
+        self.seed = int(self.declare_parameter("seed", 0).value)
+        self.switch_timeout = declare_float(self, "switch_timeout", 30.0)
+        self.success_guard = declare_float(self, "success_guard", 0.1)
+        unsafe = list(self.declare_parameter("unsafe_events", DEFAULT_UNSAFE).value)
+        kinds = {kind.value for kind in Intervention}
+        unknown = [kind for kind in unsafe if kind not in kinds]
+        if unknown:
+            raise ConfigError(
+                f"episode_judge: unsafe_events {unknown} are not safety event kinds "
+                f"({', '.join(sorted(kinds))})"
+            )
+        self.unsafe_kinds = frozenset(unsafe)
+        if self.time_limit <= 0 or self.switch_timeout <= 0:
+            raise ConfigError("episode_judge: time_limit and switch_timeout must be > 0")
+
+        qos = QoSProfile(depth=10)
+        self.rating_pub = self.create_publisher(Float64, RATING_TOPIC, FEEDBACK_QOS)
+        self.intervene_pub = self.create_publisher(Bool, INTERVENE_TOPIC, FEEDBACK_QOS)
+        self.switch_pub = self.create_publisher(String, SWITCH_TOPIC, qos)
+        self.estop_pub = self.create_publisher(Bool, ESTOP_TOPIC, qos)
+        self.sim_reset = self.create_client(Trigger, SIM_RESET_SERVICE)
+        self.policy_reset = self.create_client(Trigger, POLICY_RESET_SERVICE)
+        self.reset_estop = self.create_client(Trigger, RESET_ESTOP_SERVICE)
+        self.create_subscription(String, STATISTICS_TOPIC, self.on_statistics, LATCHED)
+        self.create_subscription(Bool, SUCCESS_TOPIC, self.on_success, qos)
+        self.create_subscription(String, SAFETY_EVENTS_TOPIC, self.on_safety_event, qos)
+
+        self._changed = threading.Condition()
+        self._announced: tuple[int, str] | None = None  # (episode number, candidate)
+        self._last_success: float | None = None  # monotonic time of the latest "solved"
+        self._last_unsolved: float | None = None  # ... and of the latest "not solved"
+        self._episode_start_ros: float | None = None  # ROS time (s) the episode began
+        self._unsafe: str | None = None  # the first unsafe event of the running episode
+        self._estop_latched = False
+        self._running = True
+        self._thread = threading.Thread(target=self._episode_loop, name="episodes", daemon=True)
+        self._thread.start()
+
+    # -- subscriptions -------------------------------------------------------------------
+
+    def on_statistics(self, msg: String) -> None:
+        pending = json.loads(msg.data).get("pending")
+        with self._changed:
+            self._announced = (pending["episode"], pending["candidate"]) if pending else None
+            self._changed.notify_all()
+
+    def on_success(self, msg: Bool) -> None:
+        now = time.monotonic()
+        if msg.data:
+            self._last_success = now
+        else:
+            self._last_unsolved = now
+
+    def on_safety_event(self, msg: String) -> None:
+        event = json.loads(msg.data)
+        start = self._episode_start_ros
+        if start is None or event["kind"] not in self.unsafe_kinds or event["t"] < start:
+            return
+        if self._unsafe is None:
+            self._unsafe = f"{event['kind']}: {event['detail']}"
+
+    # -- episodes (worker thread) --------------------------------------------------------
+
+    def _episode_loop(self) -> None:
+        judged: int | None = None
+        while self._running:
+            with self._changed:
+                self._changed.wait_for(
+                    lambda: not self._running
+                    or (self._announced is not None and self._announced[0] != judged),
+                    timeout=0.5,
+                )
+                job = self._announced
+            if not self._running or job is None or job[0] == judged:
+                continue
+            try:
+                self._run_episode(*job)
+                judged = job[0]
+            except SelectionError as error:
+                if not self._running:
+                    return
+                self.get_logger().error(f"episode {job[0]}: {error}; trying again")
+                time.sleep(1.0)
+
+    def _run_episode(self, number: int, candidate: str) -> None:
+        """Deploy ``candidate``, run one episode and publish the feedback."""
+        if self._estop_latched:
+            self._call(self.reset_estop)
+            self._estop_latched = False
+        if not self._deploy(candidate):
+            self.get_logger().error(
+                f"episode {number}: the policy node did not load {candidate!r} within "
+                f"{self.switch_timeout:g} s; counted as a failure"
+            )
+            self.intervene_pub.publish(Bool(data=True))
+            return
+        self._call(self.sim_reset)
+        reply = self._call(self.policy_reset)
+        if reply.message != _running_message(candidate):
+            raise SelectionError(f"the policy node switched away from {candidate!r}")
+        self._unsafe, self._last_success, self._last_unsolved = None, None, None
+        start = time.monotonic()
+        self._episode_start_ros = self._now_ros()
+        success = False
+        while self._running and time.monotonic() - start < self.time_limit:
+            if self._unsafe is not None:
+                break
+            solved, unsolved = self._last_success, self._last_unsolved
+            if unsolved is not None and unsolved > start + self.success_guard:
+                if solved is not None and solved > unsolved:
+                    success = True
+                    break
+            time.sleep(0.01)
+        seconds = time.monotonic() - start
+        self._episode_start_ros = None
+        if not self._running:
+            return
+        if self._unsafe is not None:
+            self.estop_pub.publish(Bool(data=True))
+            self._estop_latched = True
+            self.intervene_pub.publish(Bool(data=True))
+            self.get_logger().info(
+                f"episode {number} ({candidate}): unsafe after {seconds:.1f} s ({self._unsafe}); "
+                "e-stop, intervened"
+            )
+            return
+        rng = np.random.default_rng([self.seed, number])
+        feedback = self.person.feedback(success, False, rng)
+        self.rating_pub.publish(Float64(data=feedback.rating))
+        what = f"solved in {seconds:.1f} s" if success else f"not solved in {self.time_limit:g} s"
+        self.get_logger().info(
+            f"episode {number} ({candidate}): {what}, rated {feedback.rating:.2f}"
+        )
+
+    def _deploy(self, candidate: str) -> bool:
+        """Make the policy node run ``candidate``; False if it has not within the timeout."""
+        deadline = time.monotonic() + self.switch_timeout
+        next_request = 0.0
+        while self._running and time.monotonic() < deadline:
+            if self._call(self.policy_reset).message == _running_message(candidate):
+                return True
+            if time.monotonic() >= next_request and self.switch_pub.get_subscription_count():
+                self.switch_pub.publish(String(data=candidate))
+                next_request = time.monotonic() + 5.0  # a message lost to a late start: again
+            time.sleep(0.1)
+        return False
+
+    def _call(self, client, timeout: float = 15.0) -> Trigger.Response:
+        """Call a Trigger service (waiting for it to appear); raises SelectionError."""
+        while not client.wait_for_service(timeout_sec=1.0):
+            if not self._running:
+                raise SelectionError("shutting down")
+            self.get_logger().info(f"waiting for the service {client.srv_name}", once=True)
+        future = client.call_async(Trigger.Request())
+        deadline = time.monotonic() + timeout
+        while not future.done():
+            if not self._running or time.monotonic() > deadline:
+                raise SelectionError(f"service {client.srv_name} did not answer")
+            time.sleep(0.002)
+        response = future.result()
+        if not response.success:
+            raise SelectionError(f"service {client.srv_name} failed: {response.message}")
+        return response
+
+    def _now_ros(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def shutdown(self) -> None:
+        """Stop the episode thread and destroy the node."""
+        self._running = False
+        with self._changed:
+            self._changed.notify_all()
+        self._thread.join(timeout=2.0)
+        self.destroy_node()
+
+
+def _running_message(candidate: str) -> str:
+    """What ``policy/reset`` answers when ``candidate`` is the checkpoint in force."""
+    return f"new episode with {candidate}"
+
+
+def main(args: list[str] | None = None) -> int:
+    """Console script ``episode_judge``; parameters via ``--ros-args -p name:=value``."""
+    return run_node(EpisodeJudge, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
