@@ -13,6 +13,7 @@ approached with a trapezoidal, synchronised velocity profile that never passes t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -39,6 +40,15 @@ class ServoTargets:
         accel = ur5e.GRIPPER.finger_acceleration
         self.max_acceleration = np.tile(np.r_[ur5e.JOINT_ACC_LIMITS, accel, accel], n)
         self.target = np.zeros(SERVOS_PER_ARM * n)
+        self._arm_views = {}  # arm -> views: joint targets, finger targets, joint limits
+        for i, arm in enumerate(self.arms):
+            k = SERVOS_PER_ARM * i
+            self._arm_views[arm] = (
+                self.target[k : k + 6],
+                self.target[k + 6 : k + 8],
+                self.lower[k : k + 6],
+                self.upper[k : k + 6],
+            )
         self._velocity = np.zeros(SERVOS_PER_ARM * n)
         self._error = np.zeros(SERVOS_PER_ARM * n)
         self._distance = np.zeros(SERVOS_PER_ARM * n)
@@ -58,19 +68,19 @@ class ServoTargets:
         """Targets of one arm: joints (6,) rad clipped to the joint limits, gripper in [0, 1]
         (clipped). Raises ``ActionError`` for a wrong shape or a non-finite value, before
         anything changes."""
-        k = self.arm_slice(arm)
+        if arm not in self._arm_views:
+            raise ConfigError(f"no arm {arm!r} in this scene; arms: {list(self.arms)}")
         joints = np.asarray(joint_pos, dtype=np.float64)
         if joints.shape != (6,):
             raise ActionError(
                 f"joint targets for arm {arm!r} must have shape (6,), got {joints.shape}"
             )
         closure = float(gripper)
-        if not (np.all(np.isfinite(joints)) and np.isfinite(closure)):
+        if not math.isfinite(float(joints.sum()) + closure):  # a NaN or inf anywhere
             raise ActionError(f"joint targets for arm {arm!r} are not finite: {joints}, {closure}")
-        target = self.target[k]
-        target[:6] = joints
-        target[6:] = min(max(closure, 0.0), 1.0) * self._travel
-        np.clip(target, self.lower[k], self.upper[k], out=target)
+        arm_joints, fingers, lower, upper = self._arm_views[arm]
+        np.clip(joints, lower, upper, out=arm_joints)
+        fingers[:] = min(max(closure, 0.0), 1.0) * self._travel
 
     def reset(self, joint_pos: Mapping[str, np.ndarray], gripper: Mapping[str, float]) -> None:
         """Targets for a reset; an arm left out starts at ``HOME_JOINT_POS`` with the gripper

@@ -38,17 +38,24 @@ class MujocoBackend:
         self.data = mujoco.MjData(self.model)
         self._servo = ServoTargets(scene)
         self._arm_qpos: dict[str, int] = {}
-        self._arm_qvel: dict[str, int] = {}
-        self._tcp_site: dict[str, int] = {}
+        self._views: dict[str, tuple[np.ndarray, ...]] = {}
         for mount in scene.arms:
-            names = servo_joint_names(mount.name)
-            ids = [self.model.joint(n).id for n in names]
+            ids = [self.model.joint(n).id for n in servo_joint_names(mount.name)]
             qpos = self.model.jnt_qposadr[ids]
             qvel = self.model.jnt_dofadr[ids]
             assert np.all(np.diff(qpos) == 1) and np.all(np.diff(qvel) == 1)
-            self._arm_qpos[mount.name] = int(qpos[0])
-            self._arm_qvel[mount.name] = int(qvel[0])
-            self._tcp_site[mount.name] = self.model.site(ur5e.arm_prefix(mount.name) + "tcp").id
+            start, dof = int(qpos[0]), int(qvel[0])
+            site = self.model.site(ur5e.arm_prefix(mount.name) + "tcp").id
+            self._arm_qpos[mount.name] = start
+            # views into MjData's fixed buffers: joint positions, joint velocities, finger
+            # positions, TCP position, TCP rotation matrix
+            self._views[mount.name] = (
+                self.data.qpos[start : start + 6],
+                self.data.qvel[dof : dof + 6],
+                self.data.qpos[start + 6 : start + 8],
+                self.data.site_xpos[site],
+                self.data.site_xmat[site],
+            )
         n_servo = SERVOS_PER_ARM * len(scene.arms)
         assert self.model.na == n_servo and self.model.nu == 2 * n_servo
         self._ctrl_setpoint = self.data.ctrl[:n_servo]
@@ -64,7 +71,6 @@ class MujocoBackend:
         }
         self._cameras = {c.name: c for c in scene.cameras}
         self._renderers: dict[tuple[int, int], object] = {}
-        self._quat = np.zeros(4)
         self._kinematics_fresh = False
         self._finger_travel = ur5e.GRIPPER.finger_travel
 
@@ -99,16 +105,13 @@ class MujocoBackend:
         self._kinematics_fresh = False
 
     def joint_pos(self, arm: str) -> np.ndarray:
-        start = self._arm_qpos[arm]
-        return self.data.qpos[start : start + 6].copy()
+        return self._views[arm][0].copy()
 
     def joint_vel(self, arm: str) -> np.ndarray:
-        start = self._arm_qvel[arm]
-        return self.data.qvel[start : start + 6].copy()
+        return self._views[arm][1].copy()
 
     def gripper(self, arm: str) -> float:
-        start = self._arm_qpos[arm] + 6
-        fingers = self.data.qpos[start : start + 2]
+        fingers = self._views[arm][2]
         return float((fingers[0] + fingers[1]) / (2.0 * self._finger_travel))
 
     def _fresh_kinematics(self) -> None:
@@ -118,11 +121,13 @@ class MujocoBackend:
 
     def eef_pose(self, arm: str) -> np.ndarray:
         self._fresh_kinematics()
-        site = self._tcp_site[arm]
+        _, _, _, xpos, xmat = self._views[arm]
         pose = np.empty(7)
-        pose[:3] = self.data.site_xpos[site]
-        self._mj.mju_mat2Quat(self._quat, self.data.site_xmat[site])
-        pose[3:] = self._quat if self._quat[0] >= 0.0 else -self._quat  # w >= 0, as PyBullet
+        pose[:3] = xpos
+        quat = pose[3:]
+        self._mj.mju_mat2Quat(quat, xmat)
+        if quat[0] < 0.0:  # w >= 0, as PyBullet reports it
+            np.negative(quat, out=quat)
         return pose
 
     def object_pose(self, name: str) -> np.ndarray:

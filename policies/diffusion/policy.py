@@ -1,7 +1,8 @@
 """Diffusion Policy: a DDPM over action chunks, conditioned on the observation history.
 
 Training adds noise at a random step of a ``DDPMScheduler`` schedule to a normalized action
-window and trains the U-Net to predict that noise (the epsilon objective). Acting starts from
+window and trains the U-Net to predict that noise (the epsilon objective), or the clean
+actions (``prediction_type="sample"``). Acting starts from
 Gaussian noise and denoises with a ``DDIMScheduler`` in ``num_inference_steps`` steps, which
 the DDIM sampler allows without retraining; actions are clipped to the normalized range.
 An exponential moving average of the weights (diffusers ``EMAModel``) is what acts and is
@@ -36,6 +37,7 @@ class DiffusionConfig(PolicyConfig):
     num_train_timesteps: int = 100
     num_inference_steps: int = 10
     beta_schedule: Literal["squaredcos_cap_v2", "linear"] = "squaredcos_cap_v2"
+    prediction_type: Literal["epsilon", "sample"] = "epsilon"
     use_ema: bool = True
     ema_power: float = 0.75
     ema_max_decay: float = 0.9999
@@ -71,7 +73,7 @@ class DiffusionPolicy(Policy):
             "num_train_timesteps": config.num_train_timesteps,
             "beta_schedule": config.beta_schedule,
             "clip_sample": True,
-            "prediction_type": "epsilon",
+            "prediction_type": config.prediction_type,
         }
         self.noise_scheduler = DDPMScheduler(**schedule)
         self.sampler = DDIMScheduler(**schedule)
@@ -86,7 +88,7 @@ class DiffusionPolicy(Policy):
             self.ema = EMAModel(
                 self.parameters(),
                 power=self.config.ema_power,
-                max_value=self.config.ema_max_decay,
+                decay=self.config.ema_max_decay,
                 use_ema_warmup=True,
             )
 
@@ -121,7 +123,8 @@ class DiffusionPolicy(Policy):
             0, self.config.num_train_timesteps, (actions.shape[0],), device=actions.device
         )
         noisy = self.noise_scheduler.add_noise(actions, noise, steps)
-        return nn.functional.mse_loss(self.unet(noisy, steps, cond), noise)
+        target = noise if self.config.prediction_type == "epsilon" else actions
+        return nn.functional.mse_loss(self.unet(noisy, steps, cond), target)
 
     def predict_chunk(self, obs: Mapping[str, Tensor]) -> Tensor:
         cond = self.encoder(obs)
@@ -129,6 +132,6 @@ class DiffusionPolicy(Policy):
         sample = torch.randn(shape, device=cond.device)
         for step in self.sampler.timesteps:
             timestep = step.expand(shape[0]).to(cond.device)
-            noise = self.unet(sample, timestep, cond)
-            sample = self.sampler.step(noise, step, sample).prev_sample
+            prediction = self.unet(sample, timestep, cond)
+            sample = self.sampler.step(prediction, step, sample).prev_sample
         return sample.clamp(-1.0, 1.0)

@@ -20,6 +20,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "sim": ("robot_il.cli.sim", "roll out tasks and scripted experts in MuJoCo or PyBullet"),
     "launch": ("robot_il.cli.launch", "run a ROS 2 YAML launch file (key:=value arguments)"),
     "data": ("robot_il.cli.data", "inspect, validate and convert zarr datasets"),
+    "select": ("robot_il.cli.select", "choose among trained policies from human feedback"),
     "record": (
         "robot_il.cli.record",
         "record demonstrations from a scripted expert or teleoperation",

@@ -13,6 +13,9 @@ import time
 
 from robot_il.errors import ConfigError
 
+HOLD_SECONDS = 0.75
+"""How long (s) the video holds each episode's last frame."""
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``list`` and ``rollout`` sub-commands."""
@@ -96,13 +99,16 @@ def run_rollout(args: argparse.Namespace) -> int:
             expert.reset(obs)
             if writer is not None:
                 writer.append_data(env.render())
-            steps, done = 0, False
+            steps, done, frame = 0, False, None
             while not done:
                 obs, _, terminated, truncated, info = env.step(expert.act(obs))
                 steps += 1
                 done = terminated or truncated
                 if writer is not None:
-                    writer.append_data(env.render())
+                    frame = env.render()
+                    writer.append_data(frame)
+            for _ in range(int(HOLD_SECONDS * env.control_hz) if frame is not None else 0):
+                writer.append_data(frame)  # let the viewer see how the episode ended
             successes += bool(info["is_success"])
             outcome = "success" if info["is_success"] else "FAILURE"
             bar.write(

@@ -106,6 +106,7 @@ class EpisodeJudge(Node):
         self._episode_start_ros: float | None = None  # ROS time (s) the episode began
         self._unsafe: str | None = None  # the first unsafe event of the running episode
         self._estop_latched = False
+        self._judged: int | None = None  # the last episode given feedback
         self._running = True
         self._thread = threading.Thread(target=self._episode_loop, name="episodes", daemon=True)
         self._thread.start()
@@ -136,25 +137,24 @@ class EpisodeJudge(Node):
     # -- episodes (worker thread) --------------------------------------------------------
 
     def _episode_loop(self) -> None:
-        judged: int | None = None
         while self._running:
             with self._changed:
-                self._changed.wait_for(
-                    lambda: not self._running
-                    or (self._announced is not None and self._announced[0] != judged),
-                    timeout=0.5,
-                )
+                self._changed.wait_for(self._new_episode_or_stop, timeout=0.5)
                 job = self._announced
-            if not self._running or job is None or job[0] == judged:
+            if not self._running or job is None or job[0] == self._judged:
                 continue
             try:
                 self._run_episode(*job)
-                judged = job[0]
+                self._judged = job[0]
             except SelectionError as error:
                 if not self._running:
                     return
                 self.get_logger().error(f"episode {job[0]}: {error}; trying again")
                 time.sleep(1.0)
+
+    def _new_episode_or_stop(self) -> bool:
+        announced = self._announced
+        return not self._running or (announced is not None and announced[0] != self._judged)
 
     def _run_episode(self, number: int, candidate: str) -> None:
         """Deploy ``candidate``, run one episode and publish the feedback."""
@@ -169,21 +169,22 @@ class EpisodeJudge(Node):
             self.intervene_pub.publish(Bool(data=True))
             return
         self._call(self.sim_reset)
-        reply = self._call(self.policy_reset)
-        if reply.message != _running_message(candidate):
-            raise SelectionError(f"the policy node switched away from {candidate!r}")
+        # The episode starts just before the policy's reset: a safety event in its first
+        # milliseconds (a NaN action) is reported only once, and must count.
         self._unsafe, self._last_success, self._last_unsolved = None, None, None
         start = time.monotonic()
         self._episode_start_ros = self._now_ros()
+        reply = self._call(self.policy_reset)
+        if reply.message != _running_message(candidate):
+            self._episode_start_ros = None
+            raise SelectionError(f"the policy node switched away from {candidate!r}")
         success = False
         while self._running and time.monotonic() - start < self.time_limit:
             if self._unsafe is not None:
                 break
-            solved, unsolved = self._last_success, self._last_unsolved
-            if unsolved is not None and unsolved > start + self.success_guard:
-                if solved is not None and solved > unsolved:
-                    success = True
-                    break
+            if self._solved_since(start + self.success_guard):
+                success = True
+                break
             time.sleep(0.01)
         seconds = time.monotonic() - start
         self._episode_start_ros = None
@@ -204,6 +205,13 @@ class EpisodeJudge(Node):
         what = f"solved in {seconds:.1f} s" if success else f"not solved in {self.time_limit:g} s"
         self.get_logger().info(
             f"episode {number} ({candidate}): {what}, rated {feedback.rating:.2f}"
+        )
+
+    def _solved_since(self, start: float) -> bool:
+        """Whether ``task/success`` said "solved" after saying "not solved" since ``start``."""
+        solved, unsolved = self._last_success, self._last_unsolved
+        return (
+            unsolved is not None and unsolved > start and solved is not None and solved > unsolved
         )
 
     def _deploy(self, candidate: str) -> bool:

@@ -7,14 +7,17 @@ Three activities, each on its own thread so none waits for another:
   ``task/target`` and ``task/object_pose`` and camera images ``camera/<name>/image_raw`` when
   the policy was trained on them. The tool pose ``eef_pose`` is computed by forward kinematics
   at the arm's mount, as the env computes it.
-- **Inference** (worker thread) observes on the policy's grid (its training rate), keeps the
-  last ``n_obs_steps`` observations, and computes action chunks ahead of time
-  (:class:`robot_il.deploy.ChunkPlanner`), so chunks follow one another without pauses.
+- **Inference** (a thread feeding a child process, :mod:`robot_il.deploy.worker`) observes
+  on the policy's grid (its training rate), keeps the last ``n_obs_steps`` observations, and
+  computes action chunks ahead of time (:class:`robot_il.deploy.ChunkPlanner`), so chunks
+  follow one another without pauses.
 - **Control** (control thread) at ``control_rate`` (500 Hz: the UR5e's rate) takes the action
   due now on the timeline (past actions are dropped), passes it through one
   :class:`robot_il.safety.SafetyFilter` per arm, and publishes
   ``forward_position_controller/commands`` and each gripper's command. Until an episode's
-  first action exists it publishes nothing, leaving the robot to its driver's hold.
+  first action exists it publishes nothing, leaving the robot to its driver's hold; on
+  ``use_sim_time`` (a lock-step simulator waits for every period's command) it publishes the
+  held pose instead.
 
 Safety: the filter limits joint positions, speed, acceleration, the tool's workspace box and
 holds position on NaN/inf, stale observations (``max_observation_age``), late inference
@@ -37,7 +40,6 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from rclpy._rclpy_pybind11 import RCLError
@@ -48,7 +50,8 @@ from rclpy.qos import QoSProfile
 from std_msgs.msg import Bool, Float64, Float64MultiArray, String
 from std_srvs.srv import Trigger
 
-from robot_il.deploy import ActionTimeline, ChunkPlanner, predict_actions
+from robot_il.deploy import ActionTimeline, ChunkPlanner
+from robot_il.deploy.worker import CheckpointInfo, InferenceWorker
 from robot_il.errors import CheckpointError, ConfigError
 from robot_il.ros.node_main import declare_float, use_realtime_priority
 from robot_il.ros.observation import RobotObservation
@@ -92,28 +95,24 @@ class PolicyNode(Node):
         self.interpolate = bool(self.declare_parameter("interpolate", True).value)
         torch_threads = int(self.declare_parameter("torch_threads", 1).value)
         self.realtime_priority = int(self.declare_parameter("realtime_priority", 0).value)
+        self.inference_priority = int(self.declare_parameter("inference_priority", 0).value)
         if not checkpoint:
             raise ConfigError("policy node: set the parameter checkpoint (a checkpoint dir)")
         if not 1.0 <= self.control_rate <= 1000.0:
             raise ConfigError(f"policy node: control_rate {self.control_rate} is not 1..1000 Hz")
 
-        import torch
-
-        torch.set_num_threads(max(1, torch_threads))
-        # The control thread must get the interpreter within a fraction of its period even
-        # while inference runs Python code (the default switch interval is 5 ms).
+        # The executor threads must get the interpreter within a fraction of a control period
+        # (the default switch interval is 5 ms).
         sys.setswitchinterval(min(sys.getswitchinterval(), 0.1 / self.control_rate))
-
-        from robot_il.policies import load_policy
-
-        self.policy = load_policy(self._resolve(checkpoint))
-        spec = self.policy.spec
+        self.torch_threads = torch_threads
+        self.info = CheckpointInfo.read(self._resolve(checkpoint))
+        spec = self.info.spec
         self.obs = RobotObservation(
             self,
             task or spec.get("task") or "",
             cameras=[c for c in cameras.split(",") if c],
             image_size=(int(image_size[0]), int(image_size[1])),
-            subscribe=set(self.policy.obs_keys),
+            subscribe=set(self.info.obs_keys),
         )
         self.arms = self.obs.arms
         self.offered_spec = {
@@ -122,8 +121,12 @@ class PolicyNode(Node):
             "action_dim": 7 * len(self.arms),
             "observation": self.obs.keys,
         }
-        self._check(self.policy, str(checkpoint))
+        self._check(self.info, str(checkpoint))
         self.checkpoint = str(checkpoint)
+        self.sim_time = bool(self.get_parameter("use_sim_time").value)
+        self.worker = InferenceWorker(self.info, torch_threads, self.inference_priority)
+        # Threads started from here on (control, inference, the executor's) inherit it.
+        use_realtime_priority(self, self.realtime_priority)
 
         self.period = 1.0 / self.control_rate
         self.limits = SafetyLimits.ur5e(
@@ -144,7 +147,7 @@ class PolicyNode(Node):
         self._due: tuple[ActionTimeline, float] | None = None
         """The timeline and time of the action in force (a change starts a new blend)."""
         self._history: deque[dict[str, np.ndarray]] = deque()
-        self._pending_policy: tuple[str, Any] | None = None
+        self._pending: tuple[str, InferenceWorker] | None = None
         self._episode_running = False
         self.command_log: deque[tuple[float, float]] = deque(maxlen=100_000)
         """(observation stamp, command publish time) per control tick, for latency figures."""
@@ -173,8 +176,9 @@ class PolicyNode(Node):
         self._inference.start()
         self._control.start()
         self.get_logger().info(
-            f"{self.policy.policy_type} policy from {checkpoint} at "
-            f"{self.policy_hz:g} Hz (chunks of {self.policy.config.n_action_steps}), "
+            f"{self.info.policy_type} policy from {checkpoint} at "
+            f"{self.policy_hz:g} Hz (chunks of {self.info.n_action_steps}), inference in pid "
+            f"{self.worker.pid}, "
             f"commands at {self.control_rate:g} Hz"
         )
 
@@ -186,14 +190,14 @@ class PolicyNode(Node):
             path = Path(self.candidates_dir) / name
         return path
 
-    def _check(self, policy: Any, where: str) -> None:
+    def _check(self, info: CheckpointInfo, where: str) -> None:
         from robot_il.policies.spec import check_spec
 
-        check_spec(policy.spec, self.offered_spec, where)
+        check_spec(info.spec, self.offered_spec, where)
 
     @property
     def policy_hz(self) -> float:
-        return float(self.policy.spec["control_hz"])
+        return self.info.control_hz
 
     def _make_filters(self) -> list[SafetyFilter]:
         from robot_il.envs.ur5e.kinematics import forward_kinematics
@@ -233,9 +237,9 @@ class PolicyNode(Node):
 
     def _on_reset(self, request, response):
         with self._state_lock:
-            if self._pending_policy is not None:
-                self.checkpoint, self.policy = self._pending_policy
-                self._pending_policy = None
+            if self._pending is not None:
+                self._swap(*self._pending)
+                self._pending = None
             self._start_episode()
         response.success = True
         response.message = f"new episode with {self.checkpoint}"
@@ -244,7 +248,6 @@ class PolicyNode(Node):
 
     def _start_episode(self) -> None:
         """Fresh history and timeline, fresh safety filters (safe start); e-stop stays."""
-        self.policy.reset()
         self._timeline = None
         self._previous_action = self._current_action = None
         self._due = None
@@ -257,23 +260,31 @@ class PolicyNode(Node):
 
         def load() -> None:
             from robot_il.errors import RobotILError
-            from robot_il.policies import load_policy
 
             try:
-                policy = load_policy(self._resolve(name))
-                self._check(policy, name)
+                info = CheckpointInfo.read(self._resolve(name))
+                self._check(info, name)
+                worker = InferenceWorker(info, self.torch_threads, self.inference_priority)
             except RobotILError as error:
                 self.get_logger().error(f"{SWITCH_TOPIC}: {error}; keeping {self.checkpoint}")
                 return
             with self._state_lock:
+                if self._pending is not None:
+                    self._pending[1].close()
                 if self._episode_running:
-                    self._pending_policy = (name, policy)
+                    self._pending = (name, worker)
                 else:
-                    self.checkpoint, self.policy = name, policy
+                    self._swap(name, worker)
                     self._start_episode()
             self.get_logger().info(f"{SWITCH_TOPIC}: loaded {name}")
 
         threading.Thread(target=load, daemon=True).start()
+
+    def _swap(self, name: str, worker: InferenceWorker) -> None:
+        """Deploy ``worker``'s checkpoint from now on (call with the state lock held)."""
+        old = self.worker
+        self.checkpoint, self.info, self.worker = name, worker.info, worker
+        threading.Thread(target=old.close, daemon=True).start()  # may wait on its answer
 
     def _publish_events(self) -> None:
         while self._events:
@@ -281,7 +292,7 @@ class PolicyNode(Node):
             payload = {"kind": event.kind.value, "t": event.t, "detail": event.detail}
             self.events_pub.publish(String(data=json.dumps(payload)))
 
-    # -- inference (worker thread) -------------------------------------------------------
+    # -- inference (thread; the policy runs in the worker process) --------------------------
 
     def _inference_loop(self) -> None:
         planner = ChunkPlanner(1.0 / self.policy_hz, margin=self.inference_margin)
@@ -295,28 +306,29 @@ class PolicyNode(Node):
             last_grid = grid_t
             values, stamp = self.obs.snapshot()
             with self._state_lock:
-                policy, timeline = self.policy, self._timeline
-            obs = self.obs.select(values, policy.obs_keys)
+                worker, timeline = self.worker, self._timeline
+            info = worker.info
+            obs = self.obs.select(values, info.obs_keys)
             if obs is None or stamp is None:
                 continue
             with self._state_lock:
                 self._history.append(obs)
-                while len(self._history) > policy.config.n_obs_steps:
+                while len(self._history) > info.n_obs_steps:
                     self._history.popleft()
                 steps = list(self._history)
             if not planner.needs_chunk(timeline, grid_t):
                 continue
-            steps = [steps[0]] * (policy.config.n_obs_steps - len(steps)) + steps
-            history = {key: np.stack([s[key] for s in steps]) for key in policy.obs_keys}
+            steps = [steps[0]] * (info.n_obs_steps - len(steps)) + steps
+            history = {key: np.stack([s[key] for s in steps]) for key in info.obs_keys}
             started = time.perf_counter()
             try:
-                actions = predict_actions(policy, history)
+                actions = worker.predict(history)
             except CheckpointError as error:
                 self.get_logger().error(f"inference failed: {error}")
                 continue
             planner.record_latency(time.perf_counter() - started)
             with self._state_lock:
-                if policy is self.policy:
+                if worker is self.worker:
                     self._timeline = ActionTimeline(grid_t, planner.period, actions)
                     self._episode_running = True
 
@@ -331,9 +343,8 @@ class PolicyNode(Node):
     # -- control (control thread) --------------------------------------------------------
 
     def _control_loop(self) -> None:
-        use_realtime_priority(self, self.realtime_priority)
         next_tick = time.monotonic()
-        sim_time = self.get_parameter("use_sim_time").value
+        sim_time = self.sim_time
         last_gripper: list[float | None] = [None] * len(self.arms)
         while self._running and self.context.ok():
             now = self._now()
@@ -395,15 +406,16 @@ class PolicyNode(Node):
         with self._state_lock:
             filters = self._filters
             due = self._due_target(now)
-        if due is None:
+        if due is None and not self.sim_time:
             return  # no action yet this episode: leave the robot to its driver's hold
         commands = []
         for a, safety in enumerate(filters):
             safety.watchdog(stamp, now)
-            target = due[0][7 * a : 7 * a + 6]
-            safe = safety.filter(target, q_measured[6 * a : 6 * a + 6], now, command_stamp=due[1])
+            target = None if due is None else due[0][7 * a : 7 * a + 6]
+            stamp_a = None if due is None else due[1]
+            safe = safety.filter(target, q_measured[6 * a : 6 * a + 6], now, command_stamp=stamp_a)
             commands.append(safe.command)
-            if not safe.held:
+            if due is not None and not safe.held:
                 gripper = float(due[0][7 * a + 6])
                 if math.isfinite(gripper) and gripper != last_gripper[a]:
                     gripper = min(max(gripper, 0.0), 1.0)
@@ -416,6 +428,9 @@ class PolicyNode(Node):
         """Stop both threads (the robot holds its last command) and destroy the node."""
         self._running = False
         self._control.join(timeout=1.0)
+        self.worker.close()
+        if self._pending is not None:
+            self._pending[1].close()
         self._inference.join(timeout=5.0)
         self.destroy_node()
 

@@ -171,6 +171,8 @@ class SimRobot(Node):
         self.create_service(Trigger, "sim/reset", self._on_reset)
 
         self._running = True
+        # Threads started from here on (physics, the executor's) inherit it.
+        use_realtime_priority(self, self.realtime_priority)
         self._thread = threading.Thread(target=self._physics_loop, name="physics", daemon=True)
         self._thread.start()
         self.get_logger().info(
@@ -264,7 +266,6 @@ class SimRobot(Node):
                 raise  # else: shutting down (Ctrl-C reached rclpy first)
 
     def _run_physics(self) -> None:
-        use_realtime_priority(self, self.realtime_priority)
         next_tick = time.monotonic()
         while self._running:
             if self._reset_requested.is_set():

@@ -159,7 +159,9 @@ def _sampler(policy: Policy, dataset: Any) -> Any:
     )
 
 
-def _train(policy: Policy, samplers: list[Any], settings: FinetuneSettings, progress: bool) -> float:
+def _train(
+    policy: Policy, samplers: list[Any], settings: FinetuneSettings, progress: bool
+) -> float:
     """BC steps on batches split between corrections and (if present) demonstrations."""
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
@@ -173,7 +175,9 @@ def _train(policy: Policy, samplers: list[Any], settings: FinetuneSettings, prog
     loss_value = float("nan")
     bar = tqdm(range(settings.steps), desc="finetune", disable=not progress, leave=False)
     for _ in bar:
-        parts = [s.batch(rng.integers(0, len(s), n)) for s, n in zip(samplers, counts) if n]
+        parts = [
+            s.batch(rng.integers(0, len(s), n)) for s, n in zip(samplers, counts, strict=True) if n
+        ]
         window = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
         batch = {
             key: torch.from_numpy(value).to(policy.device)

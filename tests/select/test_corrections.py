@@ -53,6 +53,7 @@ class Experiment:
 def experiment(tmp_path_factory: pytest.TempPathFactory) -> Experiment:
     from robot_il.policies import load_policy
     from robot_il.policies.spec import spec_from_env
+
     from robot_il.select.correcting_person import (
         SimulatedCorrectingPerson,
         record_expert_segments,
@@ -98,9 +99,7 @@ def experiment(tmp_path_factory: pytest.TempPathFactory) -> Experiment:
             original, control_data, work / "control", demos_path=demos, settings=settings
         )
         after = evaluate(load_policy(finetuned), env, episodes=EVAL_EPISODES, seed=EVAL_SEED)
-        after_control = evaluate(
-            load_policy(control), env, episodes=EVAL_EPISODES, seed=EVAL_SEED
-        )
+        after_control = evaluate(load_policy(control), env, episodes=EVAL_EPISODES, seed=EVAL_SEED)
     finally:
         env.close()
     return Experiment(
@@ -128,6 +127,7 @@ def test_original_checkpoint_is_untouched(experiment: Experiment) -> None:
 
 def test_lineage_names_parent_corrections_and_settings(experiment: Experiment, tmp_path) -> None:
     from robot_il.policies import load_policy
+
     from robot_il.train.finetune import FinetuneSettings, finetune_checkpoint, read_lineage
 
     assert read_lineage(experiment.original) == []
@@ -174,6 +174,7 @@ def record_one_correction(path: Path, **env_kwargs) -> None:
     """One corrected segment of the reach expert in an env made with ``env_kwargs``."""
     from robot_il.envs import make_env
     from robot_il.policies.spec import spec_from_env
+
     from robot_il.select.correcting_person import record_expert_segments
     from robot_il.select.corrections import CorrectionsRecorder
 
@@ -196,9 +197,10 @@ def test_corrections_for_another_action_mode_are_refused(tmp_path: Path) -> None
 
 
 def test_corrections_for_another_robot_are_refused_and_kept(tmp_path: Path) -> None:
-    from robot_il.dataset import Dataset
     from robot_il.envs import make_env
     from robot_il.policies.spec import spec_from_env
+
+    from robot_il.dataset import Dataset
     from robot_il.select.corrections import CorrectionsRecorder
     from robot_il.train.demos import record_expert_demos
     from robot_il.train.finetune import finetune_checkpoint
@@ -235,9 +237,10 @@ def test_new_checkpoint_must_go_to_a_new_directory(tmp_path: Path) -> None:
 
 
 def test_a_segment_under_way_is_dropped_and_committed_ones_kept(tmp_path: Path) -> None:
-    from robot_il.dataset import Dataset
     from robot_il.envs import make_env
     from robot_il.policies.spec import spec_from_env
+
+    from robot_il.dataset import Dataset
     from robot_il.select.corrections import CorrectionsRecorder
 
     env = make_env("reach")
@@ -274,6 +277,7 @@ def test_drift_monitor_takes_over_on_stall_or_regress_not_on_progress() -> None:
 @pytest.mark.slow
 def test_finetuning_a_diffusion_checkpoint_keeps_it_loadable(tmp_path: Path) -> None:
     from robot_il.policies import load_policy
+
     from robot_il.train.config import DiffusionTrainConfig, EvalConfig
     from robot_il.train.demos import record_expert_demos
     from robot_il.train.finetune import FinetuneSettings, finetune_checkpoint
@@ -296,3 +300,33 @@ def test_finetuning_a_diffusion_checkpoint_keeps_it_loadable(tmp_path: Path) -> 
     obs = {"joint_pos": np.zeros(6, np.float32), "target_pos": np.full(3, 0.4, np.float32)}
     assert np.isfinite(policy.act(obs)).all()
     assert json.loads((out / "config.json").read_text())["policy_type"] == "diffusion"
+
+
+def test_online_finetuner_updates_the_deployed_candidate_and_resumes(tmp_path: Path) -> None:
+    from robot_il.select.online_finetune import OnlineFinetuner
+    from robot_il.train.finetune import FinetuneSettings, read_lineage
+
+    corrections, out_root = tmp_path / "corrections.zarr", tmp_path / "finetuned"
+    before = digest(BC_REACH)
+    finetuner = OnlineFinetuner(
+        corrections, out_root, settings=FinetuneSettings(steps=2, batch_size=8)
+    )
+    assert finetuner.after_episode(BC_REACH) is None  # no correction recorded yet
+    assert finetuner.checkpoint_for(BC_REACH) == BC_REACH
+
+    record_one_correction(corrections)
+    first = finetuner.after_episode(BC_REACH)
+    assert first == out_root / "bc_reach-ft001"
+    assert finetuner.checkpoint_for(BC_REACH) == first
+    assert finetuner.after_episode(BC_REACH) is None  # nothing new since
+
+    record_one_correction(corrections)  # appends a second segment
+    second = finetuner.after_episode(BC_REACH)
+    assert second == out_root / "bc_reach-ft002"
+    assert [e["corrections_segments"] for e in read_lineage(second)] == [1, 2]
+    assert read_lineage(second)[-1]["parent"] == str(first.resolve())
+
+    restarted = OnlineFinetuner(corrections, out_root, min_new_segments=2)
+    assert restarted.checkpoint_for(BC_REACH) == second
+    assert restarted.after_episode(BC_REACH) is None
+    assert digest(BC_REACH) == before

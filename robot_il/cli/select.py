@@ -1,0 +1,142 @@
+"""``robot-il select``: choose among trained policies from a (simulated) person's feedback.
+
+- ``robot-il select candidates --out DIR [--dataset D]`` trains candidate checkpoints of
+  different quality from one expert dataset (:mod:`robot_il.select.candidates`; recorded
+  first when no dataset is given), reusing those already trained.
+- ``robot-il select sim --out DIR [--dataset D] [--episodes N]`` does that, then runs
+  ``deploy_select_sim.launch.yaml``: the selector deploys a candidate per episode on the
+  simulated UR5e and the episode judge rates the real rollouts. It prints a table of the
+  candidates and the winner, and plots which candidate each episode deployed.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from robot_il.errors import SelectionError
+
+STATE_FILE = "selection.json"
+"""The selector's state file inside ``--out``: the episode log the summary is made from."""
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    candidates = commands.add_parser("candidates", help="train candidates of different quality")
+    sim = commands.add_parser("sim", help="select among candidates on the simulated robot")
+    for sub in (candidates, sim):
+        sub.add_argument("--out", type=Path, required=True, help="candidates folder")
+        sub.add_argument("--dataset", type=Path, default=None, help="expert reach dataset")
+        sub.add_argument(
+            "--record",
+            type=int,
+            default=None,
+            help="expert demonstrations to record when no --dataset is given (default: as "
+            "many as the recipes use)",
+        )
+    candidates.set_defaults(run=run_candidates)
+    sim.add_argument("--episodes", type=int, default=20, help="rated episodes")
+    sim.add_argument(
+        "--rule", default="ucb1", help="ucb1, conservative_ucb, epsilon_greedy or uniform"
+    )
+    sim.add_argument("--seed", type=int, default=0, help="seed of selector, judge and env")
+    sim.add_argument(
+        "--default-candidate", default=None, help="deployed first (default: the second)"
+    )
+    sim.add_argument("--web", action="store_true", help="also serve the feedback page")
+    sim.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (0..101)")
+    sim.set_defaults(run=run_sim)
+
+
+def prepare_candidates(out: Path, dataset: Path | None, record: int | None) -> list[Path]:
+    """The default candidates under ``out``, trained from ``dataset`` (or from expert demos
+    recorded into ``out/demos`` first); cached ones are reused."""
+    from robot_il.select.candidates import RECIPE_DEMOS, make_candidates
+
+    if dataset is None:
+        from robot_il.train.demos import record_expert_demos
+
+        dataset = out / "demos" / "env.zarr"
+        if not dataset.exists():
+            episodes = record or RECIPE_DEMOS
+            print(f"[select] recording {episodes} expert reach demonstrations", flush=True)
+            dataset = record_expert_demos("reach", out / "demos", episodes=episodes, progress=True)
+    return make_candidates(dataset, out, progress=True)
+
+
+def run_candidates(args: argparse.Namespace) -> int:
+    for checkpoint in prepare_candidates(args.out, args.dataset, args.record):
+        print(checkpoint)
+    return 0
+
+
+def run_sim(args: argparse.Namespace) -> int:
+    from robot_il.cli import main
+
+    checkpoints = prepare_candidates(args.out, args.dataset, args.record)
+    names = [checkpoint.name for checkpoint in checkpoints]
+    default = args.default_candidate or names[min(1, len(names) - 1)]
+    if default not in names:
+        raise SelectionError(f"--default-candidate {default!r} is not one of {names}")
+    state = args.out / STATE_FILE
+    state.unlink(missing_ok=True)  # a fresh selection each run
+    argv = ["launch"]
+    if args.domain_id is not None:
+        argv += ["--domain-id", str(args.domain_id)]
+    argv += [
+        "deploy_select_sim.launch.yaml",
+        f"candidates_dir:={args.out.resolve()}",
+        f"candidates:={','.join(names)}",
+        f"default_candidate:={default}",
+        f"episodes:={args.episodes}",
+        f"rule:={args.rule}",
+        f"seed:={args.seed}",
+        f"state_path:={state.resolve()}",
+        f"web:={'true' if args.web else 'false'}",
+    ]
+    print(f"[select] robot-il {' '.join(argv)}", flush=True)
+    code = main(argv)
+    if code != 0:
+        return code
+    summarize(state, args.out / "selection.png")
+    return 0
+
+
+def summarize(state: Path, plot: Path) -> str:
+    """Print the candidates' statistics and the winner from the selector's state file, plot
+    the candidate deployed in each episode; returns the winner."""
+    from robot_il.select import Selector
+
+    if not state.is_file():
+        raise SelectionError(f"{state}: the selection left no state file")
+    selector = Selector.load(state)
+    statistics = selector.statistics()
+    print(f"\n{'candidate':<24}{'episodes':>9}{'mean rating':>13}{'interventions':>15}")
+    for row in statistics["candidates"]:
+        mean = "-" if row["mean_rating"] is None else f"{row['mean_rating']:.3f}"
+        print(f"{row['name']:<24}{row['plays']:>9}{mean:>13}{row['interventions']:>15}")
+    winner = statistics["best"]
+    print(f"winner after {statistics['episodes']} episodes: {winner}")
+    _plot_choices(selector, plot)
+    print(f"plot of the choices: {plot}")
+    return winner
+
+
+def _plot_choices(selector, path: Path) -> None:
+    """Which candidate each episode deployed, marked by its rating (x: failure/intervention)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 0.6 + 0.5 * len(selector.candidates)))
+    for record in selector.log:
+        marker = "x" if record.intervened else "o"
+        color = "tab:red" if record.intervened else plt.cm.viridis(record.rating)
+        ax.scatter(record.episode, record.arm, marker=marker, color=color)
+    ax.set_yticks(range(len(selector.candidates)), selector.candidates)
+    ax.set_xlabel("episode")
+    ax.set_title("candidate deployed per episode (colour: rating, x: intervention)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

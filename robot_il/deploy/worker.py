@@ -1,0 +1,159 @@
+"""Policy inference in a child process, so that it never holds the control loop's interpreter.
+
+A 500 Hz control loop in Python shares the interpreter lock with every other thread of its
+process. Inference (a diffusion model runs dozens of small torch calls and scheduler steps
+per chunk) holds that lock in bursts, and on a loaded machine a thread holding it can be
+descheduled for milliseconds, stalling the control loop behind it. In a child process the
+policy has its own interpreter: the deploy node's process keeps only light, timely threads
+and can run them at real-time priority, while the child runs at normal priority.
+
+The parent reads the checkpoint's ``config.json`` for what it needs (spec, observation keys,
+horizons) and sends observation histories over a pipe; the child answers with actions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from robot_il.errors import CheckpointError
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """What a deploy node needs to know of a checkpoint without loading its weights."""
+
+    directory: Path
+    policy_type: str
+    spec: dict[str, Any]
+    obs_keys: list[str]
+    n_obs_steps: int
+    n_action_steps: int
+
+    @property
+    def control_hz(self) -> float:
+        """The rate the policy was trained to act at (Hz)."""
+        return float(self.spec["control_hz"])
+
+    @classmethod
+    def read(cls, directory: str | Path) -> CheckpointInfo:
+        """Read a checkpoint directory (or a training run's, holding ``policy/``)."""
+        from robot_il.policies import DEPLOY_SUBDIR
+        from robot_il.policies.base import CONFIG_FILE, read_checkpoint_config
+
+        directory = Path(directory)
+        if not (directory / CONFIG_FILE).exists() and (directory / DEPLOY_SUBDIR).is_dir():
+            directory = directory / DEPLOY_SUBDIR
+        if not directory.is_dir():
+            raise CheckpointError(f"{directory}: no such checkpoint directory")
+        saved = read_checkpoint_config(directory)
+        config = saved["config"]
+        return cls(
+            directory=directory,
+            policy_type=str(saved["policy_type"]),
+            spec=saved["spec"],
+            obs_keys=sorted(saved["spec"]["observation"]),
+            n_obs_steps=int(config.get("n_obs_steps", 1)),
+            n_action_steps=int(config.get("n_action_steps", 1)),
+        )
+
+
+def _serve(connection: Any, directory: str, torch_threads: int, priority: int) -> None:
+    """The child: load the policy, then answer ``predict`` requests until ``None`` arrives."""
+    # A real-time parent's class is inherited: set the child's own (normal unless asked).
+    with contextlib.suppress(OSError, AttributeError):
+        if priority > 0:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+        else:
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    try:
+        import torch
+
+        from robot_il.deploy.inference import predict_actions
+        from robot_il.policies import load_policy
+
+        torch.set_num_threads(max(1, torch_threads))
+        policy = load_policy(directory)
+        connection.send(("ready", None))
+    except Exception as error:  # noqa: BLE001 (reported to the parent as one line)
+        connection.send(("error", f"{type(error).__name__}: {error}"))
+        return
+    while True:
+        request = connection.recv()
+        if request is None:
+            return
+        try:
+            connection.send(("actions", predict_actions(policy, request)))
+        except Exception as error:  # noqa: BLE001
+            connection.send(("error", f"{type(error).__name__}: {error}"))
+
+
+class InferenceWorker:
+    """A checkpoint loaded in a child process; :meth:`predict` blocks until it answers.
+
+    One request at a time (the deploy node's inference thread is its only caller).
+    ``priority`` > 0 runs the child in SCHED_FIFO at that priority (below the control loop's:
+    on a loaded machine a normal process can wait tens of milliseconds for a core).
+    """
+
+    def __init__(self, info: CheckpointInfo, torch_threads: int = 1, priority: int = 0) -> None:
+        self.info = info
+        context = multiprocessing.get_context("spawn")  # no fork of a threaded ROS process
+        self._connection, child = context.Pipe()
+        self._process = context.Process(
+            target=_serve,
+            args=(child, str(info.directory), torch_threads, priority),
+            name=f"policy-{info.policy_type}",
+            daemon=True,
+        )
+        self._process.start()
+        child.close()
+        kind, detail = self._receive()
+        if kind != "ready":
+            self.close()
+            raise CheckpointError(f"{info.directory}: cannot load the policy: {detail}")
+
+    @property
+    def pid(self) -> int | None:
+        """Process id of the child running the policy."""
+        return self._process.pid
+
+    def _receive(self) -> tuple[str, Any]:
+        try:
+            return self._connection.recv()
+        except (EOFError, OSError):  # the child died, or close() ran meanwhile
+            code = self._process.exitcode
+            raise CheckpointError(
+                f"{self.info.directory}: the inference process exited (code {code})"
+            ) from None
+
+    def predict(self, history: dict[str, np.ndarray]) -> np.ndarray:
+        """The ``n_action_steps`` actions for an observation history (see
+        :func:`robot_il.deploy.predict_actions`)."""
+        try:
+            self._connection.send(history)
+        except OSError as error:
+            raise CheckpointError(
+                f"{self.info.directory}: inference process gone: {error}"
+            ) from None
+        kind, value = self._receive()
+        if kind != "actions":
+            raise CheckpointError(f"{self.info.directory}: inference failed: {value}")
+        return value
+
+    def close(self) -> None:
+        """Stop the child process (idempotent)."""
+        if self._process.is_alive():
+            with contextlib.suppress(OSError):
+                self._connection.send(None)
+            self._process.join(timeout=5.0)
+            if self._process.is_alive():
+                self._process.kill()
+                self._process.join()
+        self._connection.close()

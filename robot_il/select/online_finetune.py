@@ -1,0 +1,94 @@
+"""Online fine-tuning as an option of a deployment: which checkpoint stands for each candidate.
+
+Li et al. (2023) fine-tune the deployed model when supervision arrives. A deployment that
+turns this on (it is off unless an :class:`OnlineFinetuner` is made) calls
+:meth:`OnlineFinetuner.after_episode` between episodes with the candidate just deployed; once
+the corrections dataset holds ``min_new_segments`` segments more than that candidate's last
+fine-tuning used, the candidate's current checkpoint is fine-tuned into a new directory
+``<out_root>/<candidate>-ft<NNN>``, which :meth:`OnlineFinetuner.checkpoint_for` then returns
+in place of the original. The bandit arm stays the same (its statistics carry on across the
+update, as the deployed model of the paper does); the original checkpoint is never written.
+
+Nothing else holds state: the latest ``-ftNNN`` directory of a candidate and its ``lineage``
+(how many segments it was trained on) are read back from disk, so a restarted deployment
+picks up where it stopped, and a fine-tuning killed half-way leaves no directory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from robot_il.errors import ConfigError
+from robot_il.train.finetune import FinetuneSettings, finetune_checkpoint, read_lineage
+
+_SUFFIX = re.compile(r"-ft(\d{3,})$")
+
+
+@dataclass
+class OnlineFinetuner:
+    """Fine-tunes deployed candidates on the corrections at ``corrections`` (see module).
+
+    ``out_root``: where new checkpoints go; ``demos``: the original demonstrations to mix in
+    (None: corrections only); ``min_new_segments``: new corrected segments needed to start a
+    fine-tuning (each costs seconds of CPU, so not after every intervention).
+    """
+
+    corrections: Path
+    out_root: Path
+    demos: Path | None = None
+    settings: FinetuneSettings = field(default_factory=FinetuneSettings)
+    min_new_segments: int = 1
+
+    def __post_init__(self) -> None:
+        self.corrections, self.out_root = Path(self.corrections), Path(self.out_root)
+        if self.min_new_segments < 1:
+            raise ConfigError(f"min_new_segments must be >= 1, got {self.min_new_segments}")
+
+    def checkpoint_for(self, candidate: str | os.PathLike[str]) -> Path:
+        """The checkpoint to deploy for ``candidate`` (a checkpoint path): its latest
+        fine-tuned version, or itself if it was never fine-tuned."""
+        latest = self._latest(Path(candidate))
+        return Path(candidate) if latest is None else latest[1]
+
+    def after_episode(self, candidate: str | os.PathLike[str]) -> Path | None:
+        """Fine-tune ``candidate``'s current checkpoint if enough new corrections arrived;
+        returns the new checkpoint, or None if there was nothing to do."""
+        from robot_il.dataset import Dataset
+
+        if not self.corrections.exists():
+            return None
+        segments = Dataset.open(self.corrections).num_episodes
+        candidate = Path(candidate)
+        latest = self._latest(candidate)
+        used = 0 if latest is None else read_lineage(latest[1])[-1]["corrections_segments"]
+        if segments - used < self.min_new_segments:
+            return None
+        number = 1 if latest is None else latest[0] + 1
+        return finetune_checkpoint(
+            self.checkpoint_for(candidate),
+            self.corrections,
+            self.out_root / f"{_stem(candidate)}-ft{number:03d}",
+            demos_path=self.demos,
+            settings=self.settings,
+        )
+
+    def _latest(self, candidate: Path) -> tuple[int, Path] | None:
+        """(number, path) of ``candidate``'s newest fine-tuned checkpoint under ``out_root``."""
+        if not self.out_root.is_dir():
+            return None
+        stem, found = _stem(candidate), []
+        for path in self.out_root.iterdir():
+            match = _SUFFIX.search(path.name)
+            if match and path.name[: match.start()] == stem and path.is_dir():
+                found.append((int(match.group(1)), path))
+        return max(found) if found else None
+
+
+def _stem(candidate: Path) -> str:
+    """A directory-name-safe name for a candidate path (a run's ``policy/`` takes its run's
+    name)."""
+    name = candidate.parent.name if candidate.name == "policy" else candidate.name
+    return _SUFFIX.sub("", name) or "candidate"

@@ -1,0 +1,127 @@
+"""Checkpoints: a save/load round trip acts identically; a checkpoint for another robot,
+rate or observation spec is refused with ``CheckpointError`` before any rollout."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from robot_il.dataset import Dataset, Normalizer
+from robot_il.errors import CheckpointError
+from robot_il.policies import load_policy
+from robot_il.policies.bc import BCConfig, BCPolicy
+from robot_il.policies.diffusion import DiffusionConfig, DiffusionPolicy
+from robot_il.policies.spec import spec_from_dataset, spec_from_env
+from robot_il.train.evaluate import make_eval_env
+
+OBS_KEYS = ["joint_pos", "target_pos"]
+
+
+def _policy(policy_class, config, dataset_path: Path, **observation):
+    """A fresh policy; ``observation`` overrides shapes in its spec (a policy for other data)."""
+    dataset = Dataset.open(dataset_path)
+    spec = spec_from_dataset(dataset, OBS_KEYS, str(dataset_path))
+    spec["observation"].update(observation)
+    normalizer = Normalizer.fit(dataset, [*OBS_KEYS, "action"])
+    torch.manual_seed(0)
+    return policy_class(config, spec, normalizer).eval()
+
+
+def _rollout_actions(policy, steps: int = 12) -> np.ndarray:
+    """Actions for a fixed observation sequence, with torch's RNG reset (diffusion samples)."""
+    rng = np.random.default_rng(3)
+    torch.manual_seed(0)
+    policy.reset()
+    return np.stack(
+        [
+            policy.act({"joint_pos": rng.uniform(-1, 1, 6).astype(np.float32),
+                        "target_pos": rng.uniform(-1, 1, 3).astype(np.float32)})  # fmt: skip
+            for _ in range(steps)
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("policy_class", "config"),
+    [
+        (BCPolicy, BCConfig(obs_keys=tuple(OBS_KEYS), head="gaussian", horizon=4,
+                            n_action_steps=2)),  # fmt: skip
+        (DiffusionPolicy, DiffusionConfig(obs_keys=tuple(OBS_KEYS), down_dims=(16, 32))),
+    ],
+)
+def test_round_trip_gives_identical_actions(
+    policy_class, config, synthetic_dataset: Path, tmp_path: Path
+) -> None:
+    policy = _policy(policy_class, config, synthetic_dataset)
+    before = _rollout_actions(policy)
+    policy.save(tmp_path / "ckpt")
+    assert {p.name for p in (tmp_path / "ckpt").iterdir()} == {
+        "model.safetensors", "config.json", "normalizer.safetensors"
+    }  # fmt: skip
+    saved = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    assert saved["policy_type"] == policy.policy_type
+    assert saved["spec"]["robot"] == "ur5e"
+    loaded = load_policy(tmp_path / "ckpt")
+    assert type(loaded) is policy_class
+    np.testing.assert_array_equal(_rollout_actions(loaded), before)
+
+
+def test_checkpoint_for_other_robot_is_refused(synthetic_dataset: Path, tmp_path: Path) -> None:
+    policy = _policy(BCPolicy, BCConfig(obs_keys=tuple(OBS_KEYS)), synthetic_dataset)
+    policy.save(tmp_path / "ckpt")
+    expected = dict(policy.spec, robot="panda")
+    with pytest.raises(CheckpointError, match="robot 'panda' != trained 'ur5e'"):
+        load_policy(tmp_path / "ckpt", expected_spec=expected)
+
+
+def test_checkpoint_for_other_observation_spec_is_refused_before_rollout(
+    synthetic_dataset: Path, tmp_path: Path
+) -> None:
+    """A wrong shape is found when the eval env is made; a missing camera when loading."""
+    from robot_il.envs import make_env
+
+    config = BCConfig(obs_keys=tuple(OBS_KEYS))
+    _policy(BCPolicy, config, synthetic_dataset, target_pos=[9]).save(tmp_path / "wide")
+    with pytest.raises(CheckpointError, match=r"'target_pos' shape \[3\] != \[9\]"):
+        make_eval_env(load_policy(tmp_path / "wide").spec)
+    camera = _policy(BCPolicy, config, synthetic_dataset, rgb_wrist=[32, 32, 3])
+    camera.save(tmp_path / "camera")
+    env = make_env("reach")
+    try:
+        with pytest.raises(CheckpointError, match="'rgb_wrist' missing"):
+            load_policy(tmp_path / "camera", expected_spec=spec_from_env(env))
+    finally:
+        env.close()
+
+
+def test_checkpoint_for_other_control_rate_is_refused(
+    synthetic_dataset: Path, tmp_path: Path
+) -> None:
+    policy = _policy(BCPolicy, BCConfig(obs_keys=tuple(OBS_KEYS)), synthetic_dataset)
+    policy.save(tmp_path / "ckpt")
+    with pytest.raises(CheckpointError, match="control_hz 10.0 != trained 20.0"):
+        load_policy(tmp_path / "ckpt", expected_spec=dict(policy.spec, control_hz=10.0))
+
+
+def test_unreadable_checkpoints_raise_checkpoint_error(
+    synthetic_dataset: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_policy(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match="not a checkpoint"):
+        load_policy(tmp_path / "empty")
+    policy = _policy(BCPolicy, BCConfig(obs_keys=tuple(OBS_KEYS)), synthetic_dataset)
+    policy.save(tmp_path / "ckpt")
+    config = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    (tmp_path / "ckpt" / "config.json").write_text(json.dumps(dict(config, policy_type="gpt")))
+    with pytest.raises(CheckpointError, match="unknown policy type 'gpt'"):
+        load_policy(tmp_path / "ckpt")
+    config["config"]["hidden_dims"] = [8]
+    (tmp_path / "ckpt" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="weights do not fit"):
+        load_policy(tmp_path / "ckpt")
