@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -157,8 +158,12 @@ def main() -> int:
                     print(_row(policy_type, rate, figures), flush=True)
     finally:
         rclpy.shutdown(context=context)
-        sim.terminate()
-        sim.wait(timeout=10)
+        sim.send_signal(signal.SIGINT)
+        try:
+            sim.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            sim.kill()
+            sim.wait()
     print(
         f"\n{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (shared machine), "
         f"control thread SCHED_FIFO priority {args.priority}"

@@ -3,7 +3,8 @@
 - ``robot-il select candidates --out DIR [--dataset D]`` trains candidate checkpoints of
   different quality from one expert dataset (:mod:`robot_il.select.candidates`; recorded
   first when no dataset is given), reusing those already trained.
-- ``robot-il select sim --out DIR [--dataset D] [--episodes N]`` does that, then runs
+- ``robot-il select sim --out DIR [--dataset D | --candidates A,B,C] [--episodes N]`` does
+  that (or takes the given checkpoint directories), then runs
   ``deploy_select_sim.launch.yaml``: the selector deploys a candidate per episode on the
   simulated UR5e and the episode judge rates the real rollouts. It prints a table of the
   candidates and the winner, and plots which candidate each episode deployed.
@@ -35,6 +36,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
             "many as the recipes use)",
         )
     candidates.set_defaults(run=run_candidates)
+    sim.add_argument(
+        "--candidates",
+        default=None,
+        help="comma-separated checkpoint directories to select among, instead of training",
+    )
     sim.add_argument("--episodes", type=int, default=20, help="rated episodes")
     sim.add_argument(
         "--rule", default="ucb1", help="ucb1, conservative_ucb, epsilon_greedy or uniform"
@@ -73,11 +79,22 @@ def run_candidates(args: argparse.Namespace) -> int:
 def run_sim(args: argparse.Namespace) -> int:
     from robot_il.cli import main
 
-    checkpoints = prepare_candidates(args.out, args.dataset, args.record)
-    names = [checkpoint.name for checkpoint in checkpoints]
+    if args.candidates:
+        names = [str(Path(path).resolve()) for path in args.candidates.split(",") if path]
+        missing = [name for name in names if not (Path(name) / "config.json").is_file()]
+        if missing:
+            raise SelectionError(f"--candidates: not checkpoint directories: {missing}")
+        candidates_dir = ""
+    else:
+        checkpoints = prepare_candidates(args.out, args.dataset, args.record)
+        names = [checkpoint.name for checkpoint in checkpoints]
+        candidates_dir = str(args.out.resolve())
     default = args.default_candidate or names[min(1, len(names) - 1)]
+    if args.candidates:
+        default = str(Path(default).resolve())
     if default not in names:
         raise SelectionError(f"--default-candidate {default!r} is not one of {names}")
+    args.out.mkdir(parents=True, exist_ok=True)
     state = args.out / STATE_FILE
     state.unlink(missing_ok=True)  # a fresh selection each run
     argv = ["launch"]
@@ -85,7 +102,7 @@ def run_sim(args: argparse.Namespace) -> int:
         argv += ["--domain-id", str(args.domain_id)]
     argv += [
         "deploy_select_sim.launch.yaml",
-        f"candidates_dir:={args.out.resolve()}",
+        f"candidates_dir:={candidates_dir}",
         f"candidates:={','.join(names)}",
         f"default_candidate:={default}",
         f"episodes:={args.episodes}",

@@ -37,6 +37,7 @@ import threading
 import time
 
 import numpy as np
+from rclpy._rclpy_pybind11 import RCLError
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
 from std_msgs.msg import Bool, Float64, String
@@ -73,7 +74,7 @@ class EpisodeJudge(Node):
         self.time_limit = declare_float(self, "time_limit", 4.0)
         self.person = SimulatedPerson(declare_float(self, "noise_std", 0.15))
         self.seed = int(self.declare_parameter("seed", 0).value)
-        self.switch_timeout = declare_float(self, "switch_timeout", 30.0)
+        self.switch_timeout = declare_float(self, "switch_timeout", 60.0)
         self.success_guard = declare_float(self, "success_guard", 0.1)
         unsafe = list(self.declare_parameter("unsafe_events", DEFAULT_UNSAFE).value)
         kinds = {kind.value for kind in Intervention}
@@ -137,6 +138,13 @@ class EpisodeJudge(Node):
     # -- episodes (worker thread) --------------------------------------------------------
 
     def _episode_loop(self) -> None:
+        try:
+            self._judge_episodes()
+        except RCLError:
+            if self.context.ok():
+                raise  # else: shutting down (Ctrl-C reached rclpy first)
+
+    def _judge_episodes(self) -> None:
         while self._running:
             with self._changed:
                 self._changed.wait_for(self._new_episode_or_stop, timeout=0.5)

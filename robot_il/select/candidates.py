@@ -3,10 +3,11 @@
 Model selection needs a candidate set whose members really differ, as a team's checkpoints do
 (few demonstrations, short training, an undertrained one). :data:`DEFAULT_RECIPES` trains four
 BC policies from the first ``demos`` episodes of one dataset for ``steps`` gradient steps:
-plenty of data and training, a few demonstrations, two demonstrations, and one stopped almost
-at once. Each lands in ``out/<name>/`` (a checkpoint directory, so the policy node finds it by
-name under ``candidates_dir``); ``out/candidates.json`` records what made each one, and a
-candidate whose recipe and dataset are unchanged is reused, not retrained.
+plenty of data and long training, a moderate amount, a few demonstrations and two. Each lands
+in ``out/bc_<demos>demos_<steps>steps/`` (a checkpoint directory, so the policy node finds it by
+name under ``candidates_dir``; ``demos`` is what the dataset could give), ``out/candidates.json``
+records what made each one, and a candidate whose recipe and dataset are unchanged is reused,
+not retrained.
 """
 
 from __future__ import annotations
@@ -26,17 +27,20 @@ MANIFEST = "candidates.json"
 class CandidateRecipe:
     """How one candidate is trained: BC on the first ``demos`` episodes for ``steps`` steps."""
 
-    name: str
     demos: int
     steps: int
     hidden_dims: tuple[int, ...] = (128, 128)
 
+    def name(self, available: int) -> str:
+        """The candidate's name when the dataset holds ``available`` episodes."""
+        return f"bc_{min(self.demos, available)}demos_{self.steps}steps"
+
 
 DEFAULT_RECIPES: tuple[CandidateRecipe, ...] = (
-    CandidateRecipe("bc_100demos", demos=100, steps=3000, hidden_dims=(256, 256)),
-    CandidateRecipe("bc_30demos", demos=30, steps=1500),
-    CandidateRecipe("bc_5demos", demos=5, steps=600),
-    CandidateRecipe("bc_2demos", demos=2, steps=300),
+    CandidateRecipe(demos=100, steps=3000, hidden_dims=(256, 256)),
+    CandidateRecipe(demos=30, steps=1500),
+    CandidateRecipe(demos=5, steps=600),
+    CandidateRecipe(demos=2, steps=300),
 )
 """Four candidates, best first by construction. On ``reach`` through ROS (4 s episodes) they
 solve about 95%, 65%, 0% and 0% of episodes, and the 2-demonstration policy often drives the
@@ -69,10 +73,14 @@ def make_candidates(
         raise ConfigError(f"{dataset}: no episodes to train candidates from")
     manifest_path = out / MANIFEST
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    names = [recipe.name(source.num_episodes) for recipe in recipes]
+    if len(set(names)) < len(names):
+        raise ConfigError(f"candidate recipes give the same candidate twice: {names}")
     checkpoints = []
-    for recipe in recipes:
+    for recipe, name in zip(recipes, names, strict=True):
         record = {
             **asdict(recipe),
+            "name": name,
             "demos": min(recipe.demos, source.num_episodes),
             "hidden_dims": list(recipe.hidden_dims),
             "dataset": str(dataset),
@@ -80,10 +88,10 @@ def make_candidates(
             "obs_keys": list(obs_keys),
             "seed": seed,
         }
-        checkpoint = out / recipe.name
-        if manifest.get(recipe.name) != record or not (checkpoint / "config.json").is_file():
+        checkpoint = out / name
+        if manifest.get(name) != record or not (checkpoint / "config.json").is_file():
             _train_candidate(source, record, out, obs_keys, seed, progress)
-            manifest[recipe.name] = record
+            manifest[name] = record
             out.mkdir(parents=True, exist_ok=True)
             manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
         checkpoints.append(checkpoint)

@@ -70,7 +70,7 @@ def test_bc_beats_untrained_policy(bc_run) -> None:
 
 def test_diffusion_beats_untrained_policy(reach_demos: Path, tmp_path: Path) -> None:
     small = [
-        "--steps", "500", "--batch-size", "64", "--warmup-steps", "50",
+        "--steps", "300", "--batch-size", "64", "--warmup-steps", "30",
         "--policy.down-dims", "32", "64", "--policy.step-embed-dim", "32",
         "--policy.horizon", "8", "--policy.n-action-steps", "4",
         "--policy.num-inference-steps", "5",

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 FIXTURE = Path(__file__).with_name("fixtures") / "select_candidates"
-NAMES = ("bc_100demos", "bc_5demos", "bc_2demos")
+BEST, POOR, UNSAFE = "bc_100demos_3000steps", "bc_5demos_600steps", "bc_2demos_300steps"
 """The best, a poor and an unsafe default candidate (see robot_il.select.candidates)."""
 
 
@@ -22,7 +22,8 @@ def main() -> None:
     from robot_il.select.candidates import DEFAULT_RECIPES, RECIPE_DEMOS, make_candidates
     from robot_il.train.demos import record_expert_demos
 
-    recipes = tuple(recipe for recipe in DEFAULT_RECIPES if recipe.name in NAMES)
+    names = (BEST, POOR, UNSAFE)
+    recipes = tuple(r for r in DEFAULT_RECIPES if r.name(RECIPE_DEMOS) in names)
     with tempfile.TemporaryDirectory() as work:
         dataset = record_expert_demos("reach", Path(work) / "demos", episodes=RECIPE_DEMOS)
         checkpoints = make_candidates(dataset, Path(work) / "out", recipes, progress=True)

@@ -5,7 +5,7 @@ Every episode is a real rollout: the episode judge has the policy node load the 
 resets the simulation and the policy, and rates the episode from ``task/success`` (plus noise)
 or intervenes (e-stop) on an unsafe safety event. Documented budgets (UCB1):
 
-- default suite: the best trained candidate (``bc_100demos``, solves about 95% of reach
+- default suite: the best trained candidate (100 demonstrations, solves about 95% of reach
   episodes) against a poor one (5 demonstrations, about 0%), an unsafe one (2 demonstrations:
   often drives the tool out of the workspace) and one commanding NaN: found within 10
   episodes (simulated with the same selector, person and success rates, 300 of 300 seeds);
@@ -23,13 +23,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from deploy_helpers import BIN, constant_checkpoint
-from make_select_candidates import FIXTURE
+from make_select_candidates import BEST, FIXTURE, POOR, UNSAFE
 
 from robot_il.select import Selector
 
 pytestmark = pytest.mark.ros
-
-BEST = "bc_100demos"
 
 
 def run_selection(
@@ -81,11 +79,9 @@ def test_selector_finds_the_best_of_four_candidates_in_simulation(ros_env, tmp_p
     q0 = env.reset(seed=0)[0]["joint_pos"].astype(np.float64)
     env.close()
     nan = constant_checkpoint(tmp_path / "nan", np.append(q0 + [np.nan, 0, 0, 0, 0, 0], 0.0))
-    candidates = [BEST, "bc_5demos", "bc_2demos", str(nan)]
+    candidates = [BEST, POOR, UNSAFE, str(nan)]
     started = time.monotonic()
-    selector, output = run_selection(
-        candidates, "bc_5demos", 10, FIXTURE, ros_env, tmp_path, timeout=150
-    )
+    selector, output = run_selection(candidates, POOR, 10, FIXTURE, ros_env, tmp_path, timeout=300)
     print(f"10 episodes in {time.monotonic() - started:.0f} s")
     check_winner(selector, output, 10)
     # Every episode of the NaN policy was stopped at once (e-stop, intervention).
@@ -103,10 +99,11 @@ def test_selector_finds_the_best_of_four_freshly_trained_candidates(ros_env, tmp
     dataset = record_expert_demos("reach", tmp_path / "demos", episodes=RECIPE_DEMOS)
     checkpoints = make_candidates(dataset, tmp_path / "candidates")
     names = [checkpoint.name for checkpoint in checkpoints]
-    assert names == [recipe.name for recipe in DEFAULT_RECIPES] and names[0] == BEST
+    assert names == [recipe.name(RECIPE_DEMOS) for recipe in DEFAULT_RECIPES]
+    assert names[0] == BEST
     started = time.monotonic()
     selector, output = run_selection(
-        names, "bc_30demos", 40, tmp_path / "candidates", ros_env, tmp_path, timeout=420
+        names, names[1], 40, tmp_path / "candidates", ros_env, tmp_path, timeout=420
     )
     print(f"40 episodes in {time.monotonic() - started:.0f} s")
     check_winner(selector, output, 40)

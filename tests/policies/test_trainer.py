@@ -1,0 +1,165 @@
+"""The training loop, its commands and its refusals, on a small synthetic dataset."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from safetensors.numpy import load_file
+
+from robot_il.cli import main
+from robot_il.errors import CheckpointError, ConfigError, DatasetError
+from robot_il.policies.bc import BCPolicy
+from robot_il.train.config import load_config
+from robot_il.train.trainer import train
+
+FAST = ["--no-progress", "--eval.episodes", "0", "--batch-size", "32",
+        "--policy.hidden-dims", "32", "32"]  # fmt: skip
+
+
+def _config(dataset: Path, out: Path, *settings: str):
+    return load_config("bc", None, ["--dataset", str(dataset), "--out", str(out), *FAST, *settings])
+
+
+def test_interrupted_run_resumes_to_the_same_weights(
+    synthetic_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = ("--steps", "40", "--save-every", "20", "--log-every", "10")
+    straight = train(_config(synthetic_dataset, tmp_path / "straight", *settings))
+
+    steps = {"n": 0}
+
+    def crash_after_25(self: BCPolicy) -> None:
+        steps["n"] += 1
+        if steps["n"] == 25:
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(BCPolicy, "after_optimizer_step", crash_after_25)
+        with pytest.raises(KeyboardInterrupt):
+            train(_config(synthetic_dataset, tmp_path / "resumed", *settings))
+    assert (tmp_path / "resumed" / "checkpoints" / "step_0000020").is_dir()
+    resumed = train(_config(synthetic_dataset, tmp_path / "resumed", *settings))
+
+    a = load_file(str(straight.checkpoint / "model.safetensors"))
+    b = load_file(str(resumed.checkpoint / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    rows = (tmp_path / "resumed" / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("step,loss") and [r.split(",")[0] for r in rows[1:]] == [
+        "10", "20", "30", "40"
+    ]  # fmt: skip
+    with pytest.raises(ConfigError, match="holds a training run"):
+        train(_config(synthetic_dataset, tmp_path / "resumed", *settings, "--no-resume"))
+
+
+def test_dataset_without_a_configured_key_fails_before_training(
+    synthetic_dataset: Path, tmp_path: Path
+) -> None:
+    config = _config(synthetic_dataset, tmp_path / "run", "--policy.obs-keys", "joint_pos",
+                     "rgb_front")  # fmt: skip
+    with pytest.raises(DatasetError, match="lacks key\\(s\\) rgb_front needed by the policy"):
+        train(config)
+    assert not (tmp_path / "run").exists()
+
+
+def test_dataset_the_eval_env_cannot_serve_fails_before_training(tmp_path: Path) -> None:
+    """Observations recorded with a (3,) joint_pos cannot come from the UR5e reach env."""
+    import robot_il.dataset as ds
+
+    path = tmp_path / "odd.zarr"
+    rng = np.random.default_rng(0)
+    with ds.DatasetWriter.create(path, robot="ur5e", control_hz=20.0,
+                                 attrs={"task": "reach"}, fsync=False) as writer:  # fmt: skip
+        writer.add_episode({"joint_pos": rng.random((5, 3), dtype=np.float32),
+                            "action": rng.random((5, 7), dtype=np.float32)})  # fmt: skip
+    config = load_config("bc", None, ["--dataset", str(path), "--out", str(tmp_path / "run"),
+                                      "--no-progress"])  # fmt: skip
+    with pytest.raises(CheckpointError, match="'joint_pos' shape \\[6\\] != \\[3\\]"):
+        train(config)
+    assert not (tmp_path / "run").exists()
+
+
+def test_yaml_config_and_flags_override_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "bc.yaml"
+    path.write_text(yaml.safe_dump({"steps": 7, "policy": {"hidden_dims": [8], "horizon": 3}}))
+    config = load_config("bc", path, ["--policy.horizon", "5"])
+    assert (config.steps, config.policy.hidden_dims, config.policy.horizon) == (7, (8,), 5)
+    path.write_text(yaml.safe_dump({"policy": {"hiden_dims": [8]}}))
+    with pytest.raises(ConfigError, match="unknown setting 'hiden_dims'"):
+        load_config("bc", path)
+    path.write_text(yaml.safe_dump({"steps": "many"}))
+    with pytest.raises(ConfigError, match="steps must be int"):
+        load_config("bc", path)
+
+
+def test_cli_reports_bad_input_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["train", "bc", "--dataset", str(tmp_path / "none.zarr"), "--out",
+                 str(tmp_path / "run"), "--no-progress"])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("robot-il: error: ") and "\n" not in err
+    assert "none.zarr" in err
+    assert main(["eval", "--checkpoint", str(tmp_path / "nothing")]) == 2
+    assert "no such checkpoint" in capsys.readouterr().err
+
+
+def test_cli_trains_then_evaluates_with_video_and_plot(
+    synthetic_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "bc.yaml"
+    config.write_text(yaml.safe_dump({"steps": 20, "batch_size": 16, "log_every": 10}))
+    run = tmp_path / "run"
+    code = main(["train", "bc", "--config", str(config), "--dataset", str(synthetic_dataset),
+                 "--out", str(run), "--no-progress", "--eval.episodes", "0"])  # fmt: skip
+    assert code == 0
+    for produced in ("policy/model.safetensors", "policy/config.json", "train_config.yaml",
+                     "metrics.csv", "train_state/state.pt", "summary.json"):  # fmt: skip
+        assert (run / produced).is_file(), produced
+    assert any((run / "tensorboard").iterdir())
+    code = main(["eval", "--checkpoint", str(run), "--episodes", "2", "--max-steps", "4",
+                 "--video", "--out", str(tmp_path / "eval")])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0 and "bc on reach/mujoco: success" in out
+    for produced in ("eval.json", "success.png", "rollouts.mp4"):
+        assert (tmp_path / "eval" / produced).stat().st_size > 0, produced
+
+
+def test_launch_file_runs_a_training(synthetic_dataset: Path, tmp_path: Path) -> None:
+    from robot_il.launch.description import load_launch
+
+    plan = load_launch(
+        Path(__file__).parents[2] / "launch" / "train.launch.yaml",
+        {"dataset": str(synthetic_dataset), "out": str(tmp_path / "run"), "steps": "5",
+         "eval_episodes": "0"},
+    )  # fmt: skip
+    (process,) = plan.processes
+    assert process.argv[1:4] == ("train", "bc", "--config=")
+    done = subprocess.run(process.argv, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "run" / "policy" / "model.safetensors").is_file()
+
+
+def test_misfit_horizons_are_a_config_error(synthetic_dataset: Path, tmp_path: Path) -> None:
+    config = _config(synthetic_dataset, tmp_path / "run", "--policy.n-obs-steps", "2",
+                     "--policy.horizon", "2", "--policy.n-action-steps", "2")  # fmt: skip
+    with pytest.raises(ConfigError, match="horizon 2 < n_obs_steps - 1 \\+ n_action_steps"):
+        train(config)
+
+
+@pytest.mark.slow
+def test_torchrun_trains_data_parallel(synthetic_dataset: Path, tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+         str(Path(sys.executable).with_name("robot-il")), "train", "bc", "--dataset", str(synthetic_dataset),
+         "--out", str(tmp_path / "ddp"), "--steps", "10", *FAST],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "ddp" / "policy" / "model.safetensors").is_file()
