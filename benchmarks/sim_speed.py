@@ -8,6 +8,10 @@ so the fair comparison is per physics step: the env's overhead is
 ``env time per physics step / raw time per physics step - 1`` (goal: at most 25% without a
 camera). The overhead covers the servo, action checks, observation, reward and success test.
 
+Both are timed in process CPU time (``time.process_time``; the engines step on one thread), so
+other programs sharing the cores distort the ratio less than wall-clock time would; the camera
+column is wall-clock time, since renderers may use other threads.
+
     python benchmarks/sim_speed.py --steps 200
 """
 
@@ -42,13 +46,13 @@ def expert_actions(task: str, backend: str, steps: int) -> tuple[list, list]:
     return actions, controls
 
 
-def time_env(env, actions: list[np.ndarray]) -> float:
+def time_env(env, actions: list[np.ndarray], clock=time.process_time) -> float:
     """Seconds for ``len(actions)`` env steps from the seed-0 initial state."""
     env.reset(seed=0)
-    start = time.perf_counter()
+    start = clock()
     for action in actions:
         env.step(action)
-    return time.perf_counter() - start
+    return clock() - start
 
 
 def time_raw(env, controls: list[np.ndarray], steps: int) -> float:
@@ -66,19 +70,19 @@ def time_raw(env, controls: list[np.ndarray], steps: int) -> float:
         import mujoco
 
         model, data = backend.model, backend.data
-        start = time.perf_counter()
+        start = time.process_time()
         for ctrl in controls:
             data.ctrl[:] = ctrl
             for _ in range(substeps):
                 mujoco.mj_step(model, data)
-        return time.perf_counter() - start
+        return time.process_time() - start
     import pybullet
 
     client = backend.client_id
-    start = time.perf_counter()
+    start = time.process_time()
     for _ in range(steps * substeps):
         pybullet.stepSimulation(physicsClientId=client)
-    return time.perf_counter() - start
+    return time.process_time() - start
 
 
 def main() -> None:
@@ -108,7 +112,7 @@ def main() -> None:
             camera_env = make_env(task, backend, cameras=("front",), **options)
             camera_actions = actions[: args.camera_steps]
             time_env(camera_env, camera_actions[:2])
-            camera_seconds = time_env(camera_env, camera_actions)
+            camera_seconds = time_env(camera_env, camera_actions, clock=time.perf_counter)
             camera_env.close()
             physics_steps = len(actions) * substeps
             overhead = env_seconds / raw_seconds - 1.0

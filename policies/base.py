@@ -20,11 +20,11 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
+from robot_il.policies.encoders import ObservationEncoder
+from robot_il.policies.spec import ACTION_KEY, Spec, check_spec, is_image_key
 from torch import Tensor, nn
 
 from robot_il.errors import CheckpointError
-from robot_il.policies.encoders import ObservationEncoder
-from robot_il.policies.spec import ACTION_KEY, Spec, check_spec, is_image_key
 
 CHECKPOINT_FORMAT = 1
 WEIGHTS_FILE = "model.safetensors"
@@ -134,7 +134,7 @@ class Policy(nn.Module):
         self._history = {}
         self._queue.clear()
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def act(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
         """One action (float32, env units) for the current observation dict.
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import torch
-from torch import Tensor, nn
-
 from robot_il.policies.spec import is_image_key
+from torch import Tensor, nn
 
 
 def _group_norm(channels: int) -> nn.GroupNorm:

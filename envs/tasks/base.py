@@ -147,7 +147,7 @@ def distance(a: np.ndarray, b: np.ndarray) -> float:
 
 def closeness(distance: float, scale: float = 10.0) -> float:
     """Dense shaping in [0, 1]: 1 at distance 0, about 0.5 at ``0.55 / scale`` metres."""
-    return float(1.0 - np.tanh(scale * distance))
+    return 1.0 - math.tanh(scale * distance)
 
 
 def object_pose(backend: SimBackend, name: str = "cube") -> np.ndarray:

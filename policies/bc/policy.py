@@ -15,10 +15,9 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 import torch
-from torch import Tensor, nn
-
 from robot_il.policies.base import Policy, PolicyConfig
 from robot_il.policies.spec import ACTION_KEY, Spec
+from torch import Tensor, nn
 
 LOG_STD_RANGE = (-5.0, 2.0)
 """Clamp of the Gaussian head's log standard deviation (normalized action units)."""

@@ -97,7 +97,11 @@ class ConditionalUnet1D(nn.Module):
         for cout, cin in reversed(list(zip(down_dims[:-1], down_dims[1:], strict=True))):
             self.up.append(
                 nn.ModuleList(
-                    [block(2 * cin, cout), block(cout, cout), nn.ConvTranspose1d(cout, cout, 4, 2, 1)]
+                    [
+                        block(2 * cin, cout),
+                        block(cout, cout),
+                        nn.ConvTranspose1d(cout, cout, 4, 2, 1),
+                    ]
                 )
             )
         self.final = nn.Sequential(

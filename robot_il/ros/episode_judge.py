@@ -22,6 +22,10 @@ the supervising person would:
 A candidate the policy node cannot load within ``switch_timeout`` seconds counts as a failure
 (an intervention), so a broken checkpoint is avoided rather than stalling the selection.
 
+Episode times (``time_limit``, ``success_guard``) are on the node's ROS clock: with
+``use_sim_time`` and a lock-step simulation they are simulated seconds, so a loaded machine
+slows the episodes down without judging the policies unfairly.
+
 Parameters: ``time_limit`` (s), ``noise_std``, ``seed``, ``unsafe_events`` (safety event
 kinds, see :class:`robot_il.safety.events.Intervention`), ``switch_timeout`` (s),
 ``success_guard`` (s after the policy's reset before ``task/success`` counts). A success
@@ -102,7 +106,7 @@ class EpisodeJudge(Node):
 
         self._changed = threading.Condition()
         self._announced: tuple[int, str] | None = None  # (episode number, candidate)
-        self._last_success: float | None = None  # monotonic time of the latest "solved"
+        self._last_success: float | None = None  # ROS time (s) of the latest "solved"
         self._last_unsolved: float | None = None  # ... and of the latest "not solved"
         self._episode_start_ros: float | None = None  # ROS time (s) the episode began
         self._unsafe: str | None = None  # the first unsafe event of the running episode
@@ -121,7 +125,7 @@ class EpisodeJudge(Node):
             self._changed.notify_all()
 
     def on_success(self, msg: Bool) -> None:
-        now = time.monotonic()
+        now = self._now_ros()
         if msg.data:
             self._last_success = now
         else:
@@ -180,21 +184,20 @@ class EpisodeJudge(Node):
         # The episode starts just before the policy's reset: a safety event in its first
         # milliseconds (a NaN action) is reported only once, and must count.
         self._unsafe, self._last_success, self._last_unsolved = None, None, None
-        start = time.monotonic()
-        self._episode_start_ros = self._now_ros()
+        start = self._episode_start_ros = self._now_ros()
         reply = self._call(self.policy_reset)
         if reply.message != _running_message(candidate):
             self._episode_start_ros = None
             raise SelectionError(f"the policy node switched away from {candidate!r}")
         success = False
-        while self._running and time.monotonic() - start < self.time_limit:
+        while self._running and self._now_ros() - start < self.time_limit:
             if self._unsafe is not None:
                 break
             if self._solved_since(start + self.success_guard):
                 success = True
                 break
             time.sleep(0.01)
-        seconds = time.monotonic() - start
+        seconds = self._now_ros() - start
         self._episode_start_ros = None
         if not self._running:
             return

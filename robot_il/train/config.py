@@ -169,6 +169,7 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
 
 def config_to_dict(config: Any) -> dict[str, Any]:
     """Plain dict of a (nested) config dataclass, tuples as lists, for YAML and JSON."""
+
     def plain(value: Any) -> Any:
         if isinstance(value, tuple | list):
             return [plain(v) for v in value]

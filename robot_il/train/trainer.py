@@ -31,7 +31,7 @@ from robot_il.policies import DEPLOY_SUBDIR, policy_class
 from robot_il.policies.base import Policy
 from robot_il.policies.spec import ACTION_KEY, is_image_key, spec_from_dataset
 from robot_il.train.config import TRAIN_CONFIGS, TrainConfig, config_to_dict
-from robot_il.train.distributed import Distributed, init_distributed
+from robot_il.train.distributed import init_distributed
 from robot_il.train.evaluate import EvalResult, evaluate, make_eval_env
 
 STATE_DIR = "train_state"
@@ -108,7 +108,9 @@ def train(config: TrainConfig) -> TrainResult:
         out = Path(config.out)
         state_dir = out / STATE_DIR
         if state_dir.exists() and not config.resume:
-            raise ConfigError(f"{out}: holds a training run; resume it (drop --no-resume) or pass a new --out")
+            raise ConfigError(
+                f"{out}: holds a training run; resume it (drop --no-resume) or pass a new --out"
+            )
 
         train_ids, val_ids = split_episodes(dataset.num_episodes, config.val_fraction, config.seed)
         lowdim = [k for k in obs_keys if not is_image_key(k)]
@@ -148,7 +150,9 @@ def train(config: TrainConfig) -> TrainResult:
         )
         tick, tick_step = time.perf_counter(), start
         for step in bar:
-            batch = _to_device(policy, sampler.batch(rng.integers(0, len(sampler), config.batch_size)))
+            batch = _to_device(
+                policy, sampler.batch(rng.integers(0, len(sampler), config.batch_size))
+            )
             loss = model(batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -204,9 +208,18 @@ def _seed_everything(seed: int) -> None:
 def _warmup_cosine(
     optimizer: torch.optim.Optimizer, warmup: int, total: int
 ) -> torch.optim.lr_scheduler.LRScheduler:
-    from diffusers.optimization import get_cosine_schedule_with_warmup
+    """Linear warm-up over ``warmup`` steps, then cosine decay to 0 at ``total``."""
+    from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
 
-    return get_cosine_schedule_with_warmup(optimizer, warmup, max(total, warmup + 1))
+    warmup = max(1, min(warmup, total - 1))
+    return SequentialLR(
+        optimizer,
+        [
+            LinearLR(optimizer, start_factor=1.0 / warmup, total_iters=warmup),
+            CosineAnnealingLR(optimizer, T_max=max(1, total - warmup)),
+        ],
+        milestones=[warmup],
+    )
 
 
 def _to_device(policy: Policy, window: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:

@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from robot_il.dataset import Dataset, Normalizer
-from robot_il.errors import CheckpointError
 from robot_il.policies import load_policy
 from robot_il.policies.bc import BCConfig, BCPolicy
 from robot_il.policies.diffusion import DiffusionConfig, DiffusionPolicy
 from robot_il.policies.spec import spec_from_dataset, spec_from_env
+
+from robot_il.dataset import Dataset, Normalizer
+from robot_il.errors import CheckpointError
 from robot_il.train.evaluate import make_eval_env
 
 OBS_KEYS = ["joint_pos", "target_pos"]
@@ -38,8 +38,12 @@ def _rollout_actions(policy, steps: int = 12) -> np.ndarray:
     policy.reset()
     return np.stack(
         [
-            policy.act({"joint_pos": rng.uniform(-1, 1, 6).astype(np.float32),
-                        "target_pos": rng.uniform(-1, 1, 3).astype(np.float32)})  # fmt: skip
+            policy.act(
+                {
+                    "joint_pos": rng.uniform(-1, 1, 6).astype(np.float32),
+                    "target_pos": rng.uniform(-1, 1, 3).astype(np.float32),
+                }
+            )  # fmt: skip
             for _ in range(steps)
         ]
     )
@@ -48,8 +52,10 @@ def _rollout_actions(policy, steps: int = 12) -> np.ndarray:
 @pytest.mark.parametrize(
     ("policy_class", "config"),
     [
-        (BCPolicy, BCConfig(obs_keys=tuple(OBS_KEYS), head="gaussian", horizon=4,
-                            n_action_steps=2)),  # fmt: skip
+        (
+            BCPolicy,
+            BCConfig(obs_keys=tuple(OBS_KEYS), head="gaussian", horizon=4, n_action_steps=2),
+        ),  # fmt: skip
         (DiffusionPolicy, DiffusionConfig(obs_keys=tuple(OBS_KEYS), down_dims=(16, 32))),
     ],
 )

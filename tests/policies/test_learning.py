@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from robot_il.policies import load_policy
+
 from robot_il.train.config import load_config
 from robot_il.train.evaluate import EvalResult, evaluate, make_eval_env
 from robot_il.train.stats import permutation_test

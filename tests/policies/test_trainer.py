@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from robot_il.policies.bc import BCPolicy
 from safetensors.numpy import load_file
 
 from robot_il.cli import main
 from robot_il.errors import CheckpointError, ConfigError, DatasetError
-from robot_il.policies.bc import BCPolicy
 from robot_il.train.config import load_config
 from robot_il.train.trainer import train
 
@@ -155,9 +155,10 @@ def test_misfit_horizons_are_a_config_error(synthetic_dataset: Path, tmp_path: P
 
 @pytest.mark.slow
 def test_torchrun_trains_data_parallel(synthetic_dataset: Path, tmp_path: Path) -> None:
+    command = str(Path(sys.executable).with_name("robot-il"))
     done = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-         str(Path(sys.executable).with_name("robot-il")), "train", "bc", "--dataset", str(synthetic_dataset),
+         command, "train", "bc", "--dataset", str(synthetic_dataset),
          "--out", str(tmp_path / "ddp"), "--steps", "10", *FAST],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip

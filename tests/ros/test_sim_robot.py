@@ -100,7 +100,7 @@ def test_driver_client_reads_joint_states_and_moves_the_simulated_arm(
 
 
 def _lock_step_run(context, env, log) -> tuple[float, list[float]]:
-    """Drive a lock-step sim_robot with 300 commands, each after the previous step's joint
+    """Drive a lock-step sim_robot with 150 commands, each after the previous step's joint
     state; returns the sim time on /clock and the final joint positions."""
     from rosgraph_msgs.msg import Clock
     from sensor_msgs.msg import JointState
@@ -116,17 +116,19 @@ def _lock_step_run(context, env, log) -> tuple[float, list[float]]:
                 Float64MultiArray, "forward_position_controller/commands", 10
             )
             wait_for(lambda: states, 60, "first joint state", (sim,), (log,))
-            time.sleep(0.5)  # let discovery connect the command topic too
+            # A command sent before discovery connects would be lost (and a step would pass).
+            connected = commands.get_subscription_count
+            wait_for(lambda: connected() > 0, 30, "command subscription", (sim,), (log,))
             start = np.array(states[-1][1].position[:6])
             start_clock = len(clock)
-            for step in range(300):
+            for step in range(150):
                 seen = len(states)
-                target = start + 0.002 * min(step, 150) * np.array([1, -1, 1, 0, 1, 0])
+                target = start + 0.003 * min(step, 100) * np.array([1, -1, 1, 0, 1, 0])
                 commands.publish(Float64MultiArray(data=target.tolist()))
                 wait_for(
                     lambda n=seen: len(states) > n, 10, "lock-step joint state", (sim,), (log,)
                 )
-            assert len(clock) - start_clock == 300  # one physics step per command, no more
+            assert len(clock) - start_clock == 150  # one physics step per command, no more
             last = clock[-1][1].clock
             return last.sec + 1e-9 * last.nanosec, list(states[-1][1].position)
         finally:

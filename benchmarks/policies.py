@@ -1,0 +1,279 @@
+"""Benchmarks of the BC and Diffusion policies (not run in CI).
+
+Parts, each behind a flag (``--all`` runs every part; ``--quick`` shrinks every budget so a
+part finishes in minutes on a laptop CPU):
+
+- ``--latency``: inference latency p50/p99 on this CPU, one observation in, one action chunk
+  out: BC, and Diffusion with 10 and 16 DDIM steps (goal: Diffusion state-based p50 < 15 ms),
+  as ratios to BC measured in the same process; plus the per-step cost of ``act`` with the
+  action queue.
+- ``--train-speed``: training steps per second of BC and Diffusion (default configs), the
+  ratio Diffusion/BC.
+- ``--success``: success of BC and Diffusion on ``push`` and ``pick_place`` from 50, 100 and 200
+  scripted demonstrations, in MuJoCo and PyBullet (goal: >= 90% with 200 demonstrations).
+- ``--transfer``: trained on MuJoCo demonstrations and evaluated in PyBullet, and back.
+- ``--multimodal``: a 2-D point must pass an obstacle; demonstrations go round it above or
+  below with equal probability. Averaging the two (MSE BC) drives into the obstacle; Diffusion
+  commits to one route.
+
+Datasets and runs are kept under ``--work`` (default ``/tmp/robot_il_bench``) and reused.
+Run: ``.venv/bin/python benchmarks/policies.py --latency --success --quick``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import time
+from pathlib import Path
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import numpy as np
+import torch
+from robot_il.policies import load_policy
+
+from robot_il.dataset import DatasetWriter
+from robot_il.train.config import load_config
+from robot_il.train.demos import record_expert_demos
+from robot_il.train.evaluate import EvalResult, evaluate, make_eval_env
+from robot_il.train.trainer import train
+
+
+def percentile_ms(samples: list[float], q: float) -> float:
+    return float(np.percentile(samples, q) * 1000)
+
+
+# ------------------------------------------------------------------------------ helpers
+def demos(work: Path, task: str, backend: str, episodes: int) -> Path:
+    """Expert demonstrations, recorded once per (task, backend, count) and reused."""
+    root = work / "demos" / f"{task}_{backend}_{episodes}"
+    path = root / "env.zarr"
+    if not path.exists():
+        record_expert_demos(task, root, episodes=episodes, backend=backend, progress=True)
+    return path
+
+
+def train_run(dataset: Path, out: Path, policy_type: str, steps: int, *settings: str) -> Path:
+    shutil.rmtree(out, ignore_errors=True)
+    config = load_config(
+        policy_type,
+        None,
+        ["--dataset", str(dataset), "--out", str(out), "--steps", str(steps),
+         "--eval.episodes", "0", *settings],
+    )  # fmt: skip
+    return train(config).checkpoint
+
+
+def evaluate_checkpoint(checkpoint: Path, episodes: int, backend: str | None = None) -> EvalResult:
+    policy = load_policy(checkpoint)
+    env = make_eval_env(policy.spec, backend=backend)
+    try:
+        torch.manual_seed(0)
+        return evaluate(policy, env, episodes=episodes, seed=10_000, progress=True)
+    finally:
+        env.close()
+
+
+# ------------------------------------------------------------------------------ parts
+def bench_latency(work: Path, quick: bool) -> None:
+    """Per-inference latency of untrained policies (weights do not change the cost)."""
+    dataset = demos(work, "reach", "mujoco", 5)
+    repeats = 50 if quick else 300
+    bc = load_policy(train_run(dataset, work / "lat_bc", "bc", 1, "--no-progress"))
+    diffusion = load_policy(train_run(dataset, work / "lat_diff", "diffusion", 1, "--no-progress"))
+    env = make_eval_env(bc.spec)
+    obs, _ = env.reset(seed=0)
+    env.close()
+
+    def chunk_latency(policy) -> list[float]:
+        policy.reset()
+        samples = []
+        for i in range(repeats + 5):
+            policy.reset()  # empty queue: every call runs the network
+            start = time.perf_counter()
+            policy.act(obs)
+            if i >= 5:  # first calls trace the model and warm caches
+                samples.append(time.perf_counter() - start)
+        return samples
+
+    def step_latency(policy, steps: int = 160) -> list[float]:
+        policy.reset()
+        samples = []
+        for _ in range(steps):
+            start = time.perf_counter()
+            policy.act(obs)
+            samples.append(time.perf_counter() - start)
+        return samples
+
+    base = chunk_latency(bc)
+    base_p50 = percentile_ms(base, 50)
+    print(f"\n== inference latency, one chunk (torch threads {torch.get_num_threads()}, "
+          f"load avg {os.getloadavg()[0]:.1f}) ==")  # fmt: skip
+    print(f"{'policy':<22}{'p50 ms':>9}{'p99 ms':>9}{'p50 / BC':>10}")
+    rows = [("BC (MLP)", base)]
+    for steps in (10, 16):
+        diffusion.set_inference_steps(steps)
+        rows.append((f"Diffusion DDIM {steps}", chunk_latency(diffusion)))
+    for name, samples in rows:
+        p50, p99 = percentile_ms(samples, 50), percentile_ms(samples, 99)
+        print(f"{name:<22}{p50:>9.2f}{p99:>9.2f}{p50 / base_p50:>10.1f}")
+    diffusion.set_inference_steps(10)
+    per_step = step_latency(diffusion)
+    p50, p99 = percentile_ms(per_step, 50), percentile_ms(per_step, 99)
+    print(f"Diffusion DDIM 10 per env step, with its action queue (Ta=8): p50 {p50:.3f} ms, "
+          f"p99 {p99:.2f} ms")  # fmt: skip
+
+
+def bench_train_speed(work: Path, quick: bool) -> None:
+    dataset = demos(work, "reach", "mujoco", 20)
+    steps = 50 if quick else 300
+    rates = {}
+    for policy_type in ("bc", "diffusion"):
+        start = time.perf_counter()
+        train_run(dataset, work / f"speed_{policy_type}", policy_type, steps, "--no-progress",
+                  "--save-every", str(10 * steps))  # fmt: skip
+        rates[policy_type] = steps / (time.perf_counter() - start)
+    print("\n== training speed (default configs, incl. start-up and one checkpoint) ==")
+    for name, rate in rates.items():
+        print(f"{name:<10}{rate:>8.1f} steps/s{rate / rates['bc']:>8.2f} x BC")
+
+
+def bench_success(work: Path, quick: bool) -> None:
+    tasks = ("push",) if quick else ("push", "pick_place")
+    counts = (20,) if quick else (50, 100, 200)
+    backends = ("mujoco",) if quick else ("mujoco", "pybullet")
+    steps = {"bc": 500, "diffusion": 300} if quick else {"bc": 20_000, "diffusion": 20_000}
+    episodes = 10 if quick else 50
+    print("\n== success (task, backend, demonstrations) ==")
+    lines = []
+    for task in tasks:
+        for backend in backends:
+            for count in counts:
+                dataset = demos(work, task, backend, count)
+                for policy_type in ("bc", "diffusion"):
+                    out = work / "runs" / f"{task}_{backend}_{count}_{policy_type}"
+                    result = evaluate_checkpoint(
+                        train_run(dataset, out, policy_type, steps[policy_type]), episodes
+                    )
+                    line = (
+                        f"{task:<11}{backend:<9}{count:>4} demos  {policy_type:<10}{result.line()}"
+                    )
+                    print(line, flush=True)
+                    lines.append(line)
+    print("\n".join(["-- summary --", *lines]))
+
+
+def bench_transfer(work: Path, quick: bool) -> None:
+    task = "reach" if quick else "push"
+    count = 50 if quick else 200
+    steps = 1500 if quick else 20_000
+    episodes = 10 if quick else 50
+    print(f"\n== sim-to-sim transfer ({task}, {count} demonstrations, BC) ==")
+    for source, target in (("mujoco", "pybullet"), ("pybullet", "mujoco")):
+        dataset = demos(work, task, source, count)
+        checkpoint = train_run(dataset, work / "runs" / f"transfer_{source}", "bc", steps)
+        same = evaluate_checkpoint(checkpoint, episodes, backend=source)
+        other = evaluate_checkpoint(checkpoint, episodes, backend=target)
+        print(f"trained on {source:<9} in {source:<9}: {same.line()}")
+        print(f"trained on {source:<9} in {target:<9}: {other.line()}")
+
+
+# -------------------------------------------------------------------- multimodal 2-D task
+OBSTACLE_RADIUS = 0.35
+GOAL = np.array([1.0, 0.0])
+MAX_STEP = 0.08
+
+
+def _route_demo(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Start left of a disc obstacle at the origin; pass above or below it (a fair coin)."""
+    side = 1.0 if rng.random() < 0.5 else -1.0
+    pos = np.array([-1.0, 0.0]) + rng.normal(0, 0.03, 2)
+    waypoints = [np.array([-0.3, 0.55 * side]), np.array([0.3, 0.55 * side]), GOAL]
+    observations, actions = [], []
+    for waypoint in waypoints:
+        while np.linalg.norm(waypoint - pos) > 0.02:
+            delta = waypoint - pos
+            step = delta * min(1.0, MAX_STEP / np.linalg.norm(delta))
+            observations.append(pos.copy())
+            actions.append(step)
+            pos = pos + step
+    return {"pos": np.asarray(observations, np.float32), "action": np.asarray(actions, np.float32)}
+
+
+def _rollout_2d(policy, seed: int, steps: int = 80) -> tuple[bool, float]:
+    """(success, side): success = reached the goal without touching the obstacle."""
+    rng = np.random.default_rng(seed)
+    pos = np.array([-1.0, 0.0]) + rng.normal(0, 0.03, 2)
+    policy.reset()
+    side = 0.0
+    for _ in range(steps):
+        action = np.clip(policy.act({"pos": pos.astype(np.float32)}), -MAX_STEP, MAX_STEP)
+        pos = pos + action
+        if abs(pos[0]) < 0.05:
+            side = np.sign(pos[1])
+        if np.linalg.norm(pos) < OBSTACLE_RADIUS:
+            return False, side
+        if np.linalg.norm(pos - GOAL) < 0.05:
+            return True, side
+    return False, side
+
+
+def bench_multimodal(work: Path, quick: bool) -> None:
+    path = work / "demos" / "route2d.zarr"
+    rng = np.random.default_rng(0)
+    with DatasetWriter.create(path, robot="point2d", control_hz=10.0, attrs={"task": "route2d"},
+                              overwrite=True, fsync=False) as writer:  # fmt: skip
+        for _ in range(100):
+            writer.add_episode(_route_demo(rng))
+    steps = 1500 if quick else 5000
+    episodes = 20 if quick else 100
+    print(f"\n== multimodal: two equally good routes round an obstacle ({episodes} episodes) ==")
+    settings = ("--policy.obs-keys", "pos", "--no-progress")
+    results = {}
+    for policy_type in ("bc", "diffusion"):
+        checkpoint = train_run(path, work / "runs" / f"route2d_{policy_type}", policy_type, steps,
+                               *settings)  # fmt: skip
+        policy = load_policy(checkpoint)
+        torch.manual_seed(0)
+        outcomes = [_rollout_2d(policy, 1000 + i) for i in range(episodes)]
+        wins = [s for s, _ in outcomes]
+        above = sum(1 for _, side in outcomes if side > 0)
+        results[policy_type] = EvalResult(list(range(episodes)), wins, [0] * episodes)
+        print(f"{policy_type:<10}{results[policy_type].line()}; passed above {above}, "
+              f"below {sum(1 for _, side in outcomes if side < 0)}")  # fmt: skip
+    from robot_il.train.stats import permutation_test
+
+    p = permutation_test(results["diffusion"].successes, results["bc"].successes)
+    print(f"Diffusion > BC: one-sided permutation p = {p:.4f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    for part in ("latency", "train-speed", "success", "transfer", "multimodal"):
+        parser.add_argument(f"--{part}", action="store_true", help=f"run the {part} part")
+    parser.add_argument("--all", action="store_true", help="run every part")
+    parser.add_argument("--quick", action="store_true", help="small budgets (minutes)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--work", default="/tmp/robot_il_bench", help="datasets and runs")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    parts = {
+        "latency": bench_latency,
+        "train_speed": bench_train_speed,
+        "success": bench_success,
+        "transfer": bench_transfer,
+        "multimodal": bench_multimodal,
+    }
+    chosen = [name for name in parts if args.all or getattr(args, name)]
+    if not chosen:
+        parser.error("choose a part (--latency, --success, ...) or --all")
+    for name in chosen:
+        parts[name](work, args.quick)
+
+
+if __name__ == "__main__":
+    main()
