@@ -227,7 +227,7 @@ def bench_multimodal(work: Path, quick: bool) -> None:
                               overwrite=True, fsync=False) as writer:  # fmt: skip
         for _ in range(100):
             writer.add_episode(_route_demo(rng))
-    steps = 1500 if quick else 5000
+    steps = 800 if quick else 5000
     episodes = 20 if quick else 100
     print(f"\n== multimodal: two equally good routes round an obstacle ({episodes} episodes) ==")
     settings = ("--policy.obs-keys", "pos", "--no-progress")

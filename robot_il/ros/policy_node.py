@@ -362,7 +362,8 @@ class PolicyNode(Node):
             delay = next_tick - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            else:
+            else:  # overrun: start over from now, and never hog a core (real-time priority)
+                time.sleep(0.1 * self.period)
                 next_tick = time.monotonic()
 
     def _due_target(self, now: float) -> tuple[np.ndarray, float] | None:
