@@ -53,6 +53,7 @@ class TeleopNode(Node):
         self.rate = declare_float(self, "rate", 20.0)
         task = self.declare_parameter("task", "reach").value
         self.servo = bool(self.declare_parameter("servo", True).value)
+        max_observation_age = declare_float(self, "max_observation_age", 0.1)
         if not 1.0 <= self.rate <= 500.0:
             raise ConfigError(f"teleop: rate {self.rate} is not in [1, 500] Hz")
         if device is None:
@@ -75,7 +76,8 @@ class TeleopNode(Node):
             if len(self.obs.arms) != 1:
                 raise ConfigError(f"teleop: servo drives one arm; task {task!r} has two")
             self.arm = Arm(TASKS[task]().mounts()[0])
-            self.safety = SafetyFilter(SafetyLimits.ur5e(), forward_kinematics, period=self.period)
+            limits = SafetyLimits.ur5e(max_observation_age=max_observation_age)
+            self.safety = SafetyFilter(limits, forward_kinematics, period=self.period)
             self.command_pub = self.create_publisher(Float64MultiArray, COMMAND_TOPIC, qos)
             self.robot_gripper_pub = self.create_publisher(Float64, gripper_topic(""), qos)
             self._target_pose: np.ndarray | None = None

@@ -16,25 +16,17 @@ pytestmark = pytest.mark.ros
 
 
 def deploy_and_wait_for_success(
-    checkpoint: Path, context, env: dict[str, str], log: Path, timeout: float = 20.0
-) -> float:
-    """Launch deploy_sim with ``checkpoint``; returns the seconds from the first command to
-    ``task/success``. Fails if the task was solved before the policy commanded anything
-    (the test must be able to fail) or not within ``timeout`` s of it."""
+    checkpoint: Path, context, env: dict[str, str], log: Path, *, lock_step: bool
+) -> None:
+    """Launch deploy_sim with ``checkpoint`` and wait for ``task/success``. Fails if the task
+    was solved before the policy commanded anything (the test must be able to fail) or not
+    within 60 s (wall) of the first command."""
     from std_msgs.msg import Bool, Float64MultiArray
 
+    argv = [str(BIN / "robot-il"), "launch", "deploy_sim.launch.yaml"]
+    argv += [f"checkpoint:={checkpoint}", f"lock_step:={str(lock_step).lower()}"]
     with open(log, "w") as out:
-        launch = subprocess.Popen(
-            [
-                str(BIN / "robot-il"),
-                "launch",
-                "deploy_sim.launch.yaml",
-                f"checkpoint:={checkpoint}",
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+        launch = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
     client = Client(context)
     try:
         success = client.record(Bool, "task/success")
@@ -43,10 +35,8 @@ def deploy_and_wait_for_success(
         first_command = commands[0][0]
         assert not any(m.data for t, m in success if t < first_command), "solved before acting"
         wait_for(
-            lambda: any(m.data for _, m in success[-5:]), timeout, "task success", (launch,), (log,)
+            lambda: any(m.data for _, m in success[-5:]), 60, "task success", (launch,), (log,)
         )
-        solved = next(t for t, m in success if m.data)
-        return solved - first_command
     finally:
         client.close()
         launch.send_signal(signal.SIGINT)
@@ -58,9 +48,21 @@ def deploy_and_wait_for_success(
         assert code in (0, 130), log.read_text()[-3000:]
 
 
-def test_deploy_sim_launch_solves_reach_with_a_trained_bc(ros_context, ros_env, tmp_path) -> None:
-    seconds = deploy_and_wait_for_success(FIXTURE, ros_context, ros_env, tmp_path / "launch.log")
-    assert seconds < 10.0  # the env's episode is 4 s; allow the safe-start ramp and load
+def test_deploy_sim_launch_solves_reach_in_lock_step(ros_context, ros_env, tmp_path) -> None:
+    """Lock-step: the simulator waits for every command, so machine load cannot make the
+    observations stale or the result differ."""
+    deploy_and_wait_for_success(
+        FIXTURE, ros_context, ros_env, tmp_path / "launch.log", lock_step=True
+    )
+
+
+@pytest.mark.slow
+def test_deploy_sim_launch_solves_reach_in_real_time(ros_context, ros_env, tmp_path) -> None:
+    """Real time, as on a robot: needs a machine that keeps up with 500 Hz (the watchdog holds
+    the arm whenever joint states are more than 0.1 s old)."""
+    deploy_and_wait_for_success(
+        FIXTURE, ros_context, ros_env, tmp_path / "launch.log", lock_step=False
+    )
 
 
 @pytest.mark.slow
@@ -68,5 +70,6 @@ def test_bc_trained_from_scratch_solves_reach_through_ros(ros_context, ros_env, 
     start = time.monotonic()
     checkpoint = train_reach_bc(tmp_path)
     print(f"trained in {time.monotonic() - start:.0f} s")
-    seconds = deploy_and_wait_for_success(checkpoint, ros_context, ros_env, tmp_path / "l.log")
-    assert seconds < 10.0
+    deploy_and_wait_for_success(
+        checkpoint, ros_context, ros_env, tmp_path / "l.log", lock_step=True
+    )

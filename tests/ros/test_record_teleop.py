@@ -32,7 +32,9 @@ def test_keyboard_teleop_recording_keeps_and_discards_episodes(
     master, slave = pty.openpty()
     with open(teleop_log, "w") as out:
         teleop = subprocess.Popen(
-            [str(BIN / "teleop"), "--ros-args", "-p", "device:=keyboard", "-p", "rate:=20.0"],
+            [str(BIN / "teleop"), "--ros-args", "-p", "device:=keyboard", "-p", "rate:=20.0"]
+            # A loaded test machine delays joint states; the default 0.1 s would hold the arm.
+            + ["-p", "max_observation_age:=1.0"],
             env=ros_env,
             stdin=slave,
             stdout=out,
