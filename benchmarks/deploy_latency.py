@@ -67,9 +67,9 @@ def make_checkpoint(policy_type: str, directory: Path) -> Path:
 
 
 def measure(
-    checkpoint: Path, rate: float, seconds: float, context, priority: int
+    checkpoint: Path, rate: float, seconds: float, context, priority: int, settle: float
 ) -> dict[str, float]:
-    """Run the policy node for ``seconds`` (after a 2 s settle) and summarise its timing."""
+    """Run the policy node for ``seconds`` (after ``settle`` s) and summarise its timing."""
     from rclpy.executors import MultiThreadedExecutor
     from rclpy.parameter import Parameter
 
@@ -96,7 +96,7 @@ def measure(
             time.sleep(0.05)
         if not node.command_log:
             raise RuntimeError("the policy node got no joint states from sim_robot")
-        time.sleep(2.0)
+        time.sleep(settle)
         start = time.monotonic()
         node.starved_ticks, node.longest_starved = 0, 0.0
         time.sleep(seconds)
@@ -105,6 +105,7 @@ def measure(
     finally:
         longest_starved = node.longest_starved
         executor.shutdown()
+        spinner.join(timeout=5.0)
         node.shutdown()
     period = 1.0 / rate
     periods = np.diff(ticks)
@@ -123,6 +124,7 @@ def measure(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="measured time per run")
+    parser.add_argument("--settle", type=float, default=5.0, help="unmeasured start, s")
     parser.add_argument("--domain", type=int, default=1 + os.getpid() % 101, help="ROS domain")
     parser.add_argument(
         "--priority",
@@ -153,7 +155,9 @@ def main() -> int:
             for policy_type in ("bc", "diffusion"):
                 checkpoint = make_checkpoint(policy_type, Path(work))
                 for rate in RATES:
-                    figures = measure(checkpoint, rate, args.seconds, context, args.priority)
+                    figures = measure(
+                        checkpoint, rate, args.seconds, context, args.priority, args.settle
+                    )
                     rows.append((policy_type, rate, figures))
                     print(_row(policy_type, rate, figures), flush=True)
     finally:

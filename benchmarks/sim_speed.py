@@ -29,8 +29,9 @@ from robot_il.envs.backends import BACKENDS  # noqa: E402
 
 
 def expert_actions(task: str, backend: str, steps: int) -> tuple[list, list]:
-    """The actions of ``steps`` expert steps (seed 0) and, on MuJoCo, the actuator controls
-    the env set for each, so the raw loop can replay the same motion."""
+    """The actions of ``steps`` expert steps (seed 0) and the engine inputs the env set for
+    each (MuJoCo: actuator controls; PyBullet: motor set points and speed caps), so the raw
+    loop can replay the same motion."""
     env = make_env(task, backend, terminate_on_success=False, max_episode_steps=steps)
     expert = make_expert(env)
     obs, _ = env.reset(seed=0)
@@ -40,8 +41,11 @@ def expert_actions(task: str, backend: str, steps: int) -> tuple[list, list]:
         action = expert.act(obs)
         actions.append(action)
         obs, *_ = env.step(action)
+        sim = env.unwrapped.backend
         if backend == "mujoco":
-            controls.append(env.unwrapped.backend.data.ctrl.copy())
+            controls.append(sim.data.ctrl.copy())
+        else:
+            controls.append((sim.motor_setpoints.copy(), sim.motor_speed_caps.copy()))
     env.close()
     return actions, controls
 
@@ -55,13 +59,13 @@ def time_env(env, actions: list[np.ndarray], clock=time.process_time) -> float:
     return clock() - start
 
 
-def time_raw(env, controls: list[np.ndarray], steps: int) -> float:
-    """Seconds for ``steps`` control periods of bare engine steps on the env's own model.
-
-    MuJoCo replays the recorded actuator controls (one array copy per control period), so
-    the engine computes the same motion and contacts as under the env. PyBullet steps with the
-    motors holding their last command (its servo runs in Python, so it is part of the env's
-    overhead here).
+def time_raw(env, controls: list) -> float:
+    """Seconds for ``len(controls)`` control periods of bare engine steps on the env's own
+    model, replaying the recorded engine inputs so the engine computes the same motion and
+    contacts as under the env (a moving PyBullet world costs 2-3x more per step than a still
+    one). Each period MuJoCo copies the actuator controls, PyBullet tells its motors their
+    set points and speed caps (``command_motors``, as the backend's ``step`` does); the
+    trajectory generator, action checks, observation and reward are the env's overhead.
     """
     env.reset(seed=0)
     backend = env.unwrapped.backend
@@ -80,8 +84,10 @@ def time_raw(env, controls: list[np.ndarray], steps: int) -> float:
 
     client = backend.client_id
     start = time.process_time()
-    for _ in range(steps * substeps):
-        pybullet.stepSimulation(physicsClientId=client)
+    for setpoints, speed_caps in controls:
+        backend.command_motors(setpoints, speed_caps)
+        for _ in range(substeps):
+            pybullet.stepSimulation(physicsClientId=client)
     return time.process_time() - start
 
 
@@ -106,7 +112,7 @@ def main() -> None:
             env_seconds, raw_seconds = np.inf, np.inf
             for _ in range(args.rounds):
                 env_seconds = min(env_seconds, time_env(env, actions))
-                raw_seconds = min(raw_seconds, time_raw(env, controls, len(actions)))
+                raw_seconds = min(raw_seconds, time_raw(env, controls))
             substeps = env.unwrapped.substeps
             env.close()
             camera_env = make_env(task, backend, cameras=("front",), **options)

@@ -15,6 +15,10 @@ Bad actions never reach the backend. An action of the wrong shape, a non-float d
 NaN / inf raises ``robot_il.errors.ActionError``. A finite action outside the action space's
 box (joint limits, gripper range, eef_delta step bounds) is clipped to the box, documented
 here and reported as ``info["clipped"] = True`` for that step.
+
+``step`` runs at every control step of every rollout, and its own work must stay small next
+to the physics it drives (``benchmarks/sim_speed.py``): it reads each arm with one backend
+call, and an arm's four observation arrays are views of one float32 array.
 """
 
 from __future__ import annotations
@@ -26,7 +30,13 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.error import ResetNeeded
 from robot_il.envs.backends import BACKENDS, make_backend
-from robot_il.envs.backends.base import PHYSICS_HZ
+from robot_il.envs.backends.base import (
+    ARM_STATE_EEF_POSE,
+    ARM_STATE_GRIPPER,
+    ARM_STATE_JOINT_POS,
+    ARM_STATE_JOINT_VEL,
+    PHYSICS_HZ,
+)
 from robot_il.envs.spatial import axis_angle_to_matrix
 from robot_il.envs.tasks.base import Task, scene_cameras
 from robot_il.envs.ur5e.description import ROBOT_NAME
@@ -39,6 +49,9 @@ MAX_STEP_TRANSLATION = 0.05
 """Bound (m) of each eef_delta translation component per control step."""
 MAX_STEP_ROTATION = 0.25
 """Bound (rad) of each eef_delta rotation component per control step."""
+
+GRIPPER = ARM_STATE_GRIPPER.start
+"""Index of the gripper closure in ``SimBackend.arm_state``."""
 
 RENDER_CAMERA = "render"
 """Scene name of the extra camera ``render()`` films (a copy of a task camera at video size)."""
@@ -105,6 +118,15 @@ class RobotEnv(gym.Env):
         self.observation_space = self._make_observation_space()
         self._action_low = self.action_space.low.astype(np.float64)
         self._action_high = self.action_space.high.astype(np.float64)
+        self._arm_slots = [  # per arm: name, where its 7 action numbers sit, observation keys
+            (
+                arm.name,
+                slice(7 * index, 7 * index + 6),
+                7 * index + 6,
+                tuple(prefix + key for key in ("joint_pos", "joint_vel", "gripper", "eef_pose")),
+            )
+            for index, (arm, prefix) in enumerate(zip(self.arms, self.key_prefixes, strict=True))
+        ]
         self._targets: list[np.ndarray] | None = None
         self._steps = 0
 
@@ -165,23 +187,21 @@ class RobotEnv(gym.Env):
         """Validate ``action`` (see the module docstring), hold it for one control period."""
         if self._targets is None:
             raise ResetNeeded("call reset() before step()")
-        command = self._validate(action)
-        low, high = self._action_low, self._action_high
-        clipped = bool(((command < low) | (command > high)).any())
-        bounded = np.clip(command, low, high) if clipped else command
+        bounded, clipped = self._validate(action)
         ik_failed = False
-        for index, arm in enumerate(self.arms):
-            part = bounded[7 * index : 7 * index + 7]
+        targets, backend = self._targets, self.backend
+        for index, (name, joints, gripper, _) in enumerate(self._arm_slots):
             if self.action_mode == "joint":
-                self._targets[index] = part[:6]
+                targets[index] = bounded[joints]
             else:
-                joints = self._solve_delta(index, part[:3], part[3:6])
-                if joints is None:
+                part = bounded[joints]
+                solution = self._solve_delta(index, part[:3], part[3:6])
+                if solution is None:
                     ik_failed = True
                 else:
-                    self._targets[index] = joints
-            self.backend.set_joint_targets(arm.name, self._targets[index], float(part[6]))
-        self.backend.step(self.substeps)
+                    targets[index] = solution
+            backend.set_joint_targets(name, targets[index], float(bounded[gripper]))
+        backend.step(self.substeps)
         self._steps += 1
         obs = self._observe()
         reward, success = self.task.evaluate(obs)
@@ -203,23 +223,33 @@ class RobotEnv(gym.Env):
 
     # -- helpers -------------------------------------------------------------------------
 
-    def _validate(self, action: Any) -> np.ndarray:
-        """``action`` as float64 (n,), or an ``ActionError`` naming what is wrong."""
+    def _validate(self, action: Any) -> tuple[np.ndarray, bool]:
+        """``action`` clipped to the action space as float64 (n,), and whether it was clipped;
+        or an ``ActionError`` naming what is wrong.
+
+        The common case (a finite action inside the box) costs three numpy calls: the clip
+        copies, and an exact comparison with the input finds both a clip and a NaN / inf
+        (neither equals its clipped value); only then is the action looked at closely."""
         array = np.asarray(action)
-        where = f"{self.task.name} ({self.action_mode} mode)"
         expected = self.action_space.shape
-        if array.dtype.kind != "f":
-            raise ActionError(
-                f"action for {where} has dtype {array.dtype}; expected a float array of shape "
-                f"{expected}"
-            )
-        if array.shape != expected:
+        if array.dtype.kind != "f" or array.shape != expected:
+            where = f"{self.task.name} ({self.action_mode} mode)"
+            if array.dtype.kind != "f":
+                raise ActionError(
+                    f"action for {where} has dtype {array.dtype}; expected a float array of "
+                    f"shape {expected}"
+                )
             raise ActionError(f"action for {where} has shape {array.shape}; expected {expected}")
+        bounded = np.maximum(array, self._action_low)  # float64, NaN stays NaN
+        np.minimum(bounded, self._action_high, out=bounded)
+        if np.equal(bounded, array).all():
+            return bounded, False
         finite = np.isfinite(array)
         if not finite.all():
             bad = np.flatnonzero(~finite).tolist()
+            where = f"{self.task.name} ({self.action_mode} mode)"
             raise ActionError(f"action for {where} has NaN or inf at indices {bad}")
-        return array.astype(np.float64)
+        return bounded, True
 
     def _solve_delta(
         self, index: int, translation: np.ndarray, rotation: np.ndarray
@@ -235,16 +265,16 @@ class RobotEnv(gym.Env):
     def _observe(self) -> dict[str, np.ndarray]:
         obs: dict[str, np.ndarray] = {}
         backend = self.backend
-        for arm, prefix in zip(self.arms, self.key_prefixes, strict=True):
-            name = arm.name
-            pose = np.asarray(backend.eef_pose(name), dtype=np.float64)
-            if pose[3] < 0:
-                pose[3:7] = -pose[3:7]
-            obs[prefix + "joint_pos"] = np.asarray(backend.joint_pos(name), dtype=np.float32)
-            obs[prefix + "joint_vel"] = np.asarray(backend.joint_vel(name), dtype=np.float32)
-            gripper = min(max(float(backend.gripper(name)), 0.0), 1.0)
-            obs[prefix + "gripper"] = np.array([gripper], dtype=np.float32)
-            obs[prefix + "eef_pose"] = pose.astype(np.float32)
+        for name, _, _, (joint_pos, joint_vel, gripper, eef_pose) in self._arm_slots:
+            state = backend.arm_state(name)
+            # fingers may press a little past their travel; plain floats: np.clip costs more
+            # than the rest of this loop
+            state[GRIPPER] = min(max(float(state[GRIPPER]), 0.0), 1.0)
+            state = state.astype(np.float32)
+            obs[joint_pos] = state[ARM_STATE_JOINT_POS]
+            obs[joint_vel] = state[ARM_STATE_JOINT_VEL]
+            obs[gripper] = state[ARM_STATE_GRIPPER]
+            obs[eef_pose] = state[ARM_STATE_EEF_POSE]
         obs.update(self.task.observe(backend))
         for camera in self.cameras:
             obs[f"rgb_{camera}"] = backend.render(camera)

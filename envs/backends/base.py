@@ -20,6 +20,13 @@ import numpy as np
 PHYSICS_HZ = 500
 """Physics and servo rate: the UR5e controllers run at 500 Hz."""
 
+ARM_STATE_JOINT_POS = slice(0, 6)
+ARM_STATE_JOINT_VEL = slice(6, 12)
+ARM_STATE_GRIPPER = slice(12, 13)
+ARM_STATE_EEF_POSE = slice(13, 20)
+ARM_STATE_SIZE = 20
+"""Layout of ``SimBackend.arm_state``: where each reading of one arm sits."""
+
 
 @dataclass(frozen=True)
 class ArmMount:
@@ -111,7 +118,14 @@ class SimBackend(Protocol):
         """Measured gripper closure, 0 fully open .. 1 fully closed."""
 
     def eef_pose(self, arm: str) -> np.ndarray:
-        """Tool centre point (between the fingertips) pose (7,) in the world frame."""
+        """Tool centre point (between the fingertips) pose (7,) in the world frame, with the
+        quaternion's sign fixed to ``w >= 0``."""
+
+    def arm_state(self, arm: str) -> np.ndarray:
+        """The four readings above in one fresh array (``ARM_STATE_SIZE``,) float64, laid out
+        as ``ARM_STATE_*`` say: joint positions, joint velocities, gripper closure, TCP pose.
+        The env reads all of them every control step; one call costs the engines (and
+        Python) less than four."""
 
     def object_pose(self, name: str) -> np.ndarray:
         """Pose (7,) of a free object of the scene, e.g. ``"cube"``."""

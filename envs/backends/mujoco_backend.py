@@ -16,7 +16,7 @@ import os
 from collections.abc import Mapping
 
 import numpy as np
-from robot_il.envs.backends.base import PHYSICS_HZ, SceneSpec
+from robot_il.envs.backends.base import ARM_STATE_SIZE, PHYSICS_HZ, SceneSpec
 from robot_il.envs.backends.common import SERVOS_PER_ARM, ServoTargets, check_object_names
 from robot_il.envs.ur5e import description as ur5e
 from robot_il.envs.ur5e.mjcf import build_mjcf, servo_joint_names
@@ -119,16 +119,29 @@ class MujocoBackend:
             self._mj.mj_kinematics(self.model, self.data)
             self._kinematics_fresh = True
 
-    def eef_pose(self, arm: str) -> np.ndarray:
+    def _write_eef_pose(self, arm: str, pose: np.ndarray) -> None:
+        """The TCP pose into ``pose`` (7,), quaternion with ``w >= 0`` as PyBullet reports it."""
         self._fresh_kinematics()
         _, _, _, xpos, xmat = self._views[arm]
-        pose = np.empty(7)
         pose[:3] = xpos
         quat = pose[3:]
         self._mj.mju_mat2Quat(quat, xmat)
-        if quat[0] < 0.0:  # w >= 0, as PyBullet reports it
+        if quat[0] < 0.0:
             np.negative(quat, out=quat)
+
+    def eef_pose(self, arm: str) -> np.ndarray:
+        pose = np.empty(7)
+        self._write_eef_pose(arm, pose)
         return pose
+
+    def arm_state(self, arm: str) -> np.ndarray:
+        qpos, qvel, fingers, _, _ = self._views[arm]
+        state = np.empty(ARM_STATE_SIZE)
+        state[:6] = qpos
+        state[6:12] = qvel
+        state[12] = (fingers[0] + fingers[1]) / (2.0 * self._finger_travel)
+        self._write_eef_pose(arm, state[13:])
+        return state
 
     def object_pose(self, name: str) -> np.ndarray:
         if name not in self._object_qpos:

@@ -6,10 +6,13 @@ gets the set point at the end of the step as its target, a speed cap just above 
 speed, and the joint's torque (or grip-force) limit; PyBullet's motor is a velocity constraint
 that removes ``POSITION_GAIN`` of the position error per substep, capped at that speed, so the
 joint moves at the set point's pace and holds against gravity. Setting the motors once per
-call (not per substep) keeps Python out of the physics loop.
+call (not per substep), and only those whose command changed, keeps Python out of the physics
+loop.
 
-``client_id`` is the engine handle, for benchmarks that time raw ``stepSimulation`` on the
-same world. Images come from the CPU ``ER_TINY_RENDERER``.
+``client_id`` is the engine handle, and ``motor_setpoints`` / ``motor_speed_caps`` with
+``command_motors`` what the motors were last told, for benchmarks that time raw
+``stepSimulation`` on the same world and motion. Images come from the CPU
+``ER_TINY_RENDERER``.
 """
 
 from __future__ import annotations
@@ -74,6 +77,11 @@ class PybulletBackend:
         p.setPhysicsEngineParameter(deterministicOverlappingPairs=1, physicsClientId=cid)
         self._servo = ServoTargets(scene)
         self._setpoint = np.zeros_like(self._servo.target)
+        self.motor_setpoints = np.zeros_like(self._servo.target)
+        """Each servo motor's last target (rad, or m for fingers), 8 per arm in scene order."""
+        self.motor_speed_caps = np.zeros_like(self._servo.target)
+        """Each servo motor's last speed cap (rad/s or m/s), same layout."""
+        self._advance = np.zeros_like(self._servo.target)  # set-point motion of one step
         self._build_world(scene, meshes)
         self._initial_state = p.saveState(physicsClientId=cid)
         self._cameras = {}
@@ -132,11 +140,15 @@ class PybulletBackend:
         self._finger_joints = self._servo_joints[6:]
         self._tcp_link = by_name["tcp"]
         g = ur5e.GRIPPER
-        self._forces = [float(f) for f in ur5e.JOINT_TORQUE_LIMITS] + [g.grip_force] * 2
+        forces = [float(f) for f in ur5e.JOINT_TORQUE_LIMITS] + [g.grip_force] * 2
+        # per servo motor, arms in scene order: its body, joint index and force limit
+        self._motor_bodies = [b for b in self._arm_body.values() for _ in range(SERVOS_PER_ARM)]
+        self._motor_joints = self._servo_joints * len(self._arm_body)
+        self._forces = forces * len(self._arm_body)
         max_speed = np.r_[ur5e.JOINT_VEL_LIMITS, g.finger_speed, g.finger_speed]
         slack = np.r_[np.full(6, SPEED_SLACK), FINGER_SPEED_SLACK, FINGER_SPEED_SLACK]
-        self._speed_slack = (slack * max_speed).tolist()
-        self._zero_speed = np.zeros(SERVOS_PER_ARM)
+        self._speed_slack = np.tile(slack * max_speed, len(scene.arms))
+        self._half_inverse_travel = 0.5 / g.finger_travel
         for body in self._arm_body.values():
             for link in range(-1, p.getNumJoints(body, physicsClientId=cid)):
                 p.changeDynamics(
@@ -231,7 +243,7 @@ class PybulletBackend:
                 [[0.0]] * SERVOS_PER_ARM,
                 physicsClientId=cid,
             )
-            self._command(body, self._setpoint[self._servo.arm_slice(arm)], self._zero_speed)
+        self.command_motors(self._setpoint, self._speed_slack)  # hold still
         for name, pose in object_poses.items():
             pose = np.asarray(pose, dtype=np.float64)
             p.resetBasePositionAndOrientation(
@@ -250,26 +262,32 @@ class PybulletBackend:
             )
         p.performCollisionDetection(physicsClientId=cid)
 
-    def _command(self, body: int, setpoints: np.ndarray, speeds: np.ndarray) -> None:
-        """Motors of one arm: drive each joint to its set point no faster than its speed."""
-        p = self._p
-        for joint, setpoint, speed, force, slack in zip(
-            self._servo_joints,
-            setpoints.tolist(),
-            speeds.tolist(),
+    def command_motors(self, setpoints: np.ndarray, speed_caps: np.ndarray) -> None:
+        """Drive every servo motor (8 per arm, arms in scene order) to its set point (rad, or
+        m for fingers) no faster than its speed cap (rad/s or m/s), with its force limit.
+
+        One call per joint: PyBullet 3.2's array calls cannot set a speed cap
+        (``setJointMotorControlMultiDofArray`` accepts ``maxVelocities`` but ignores it)."""
+        self.motor_setpoints[:] = setpoints
+        self.motor_speed_caps[:] = speed_caps
+        p, cid, position_control = self._p, self.client_id, self._p.POSITION_CONTROL
+        for body, joint, target, cap, force in zip(
+            self._motor_bodies,
+            self._motor_joints,
+            self.motor_setpoints.tolist(),
+            self.motor_speed_caps.tolist(),
             self._forces,
-            self._speed_slack,
             strict=True,
         ):
             p.setJointMotorControl2(
                 body,
                 joint,
-                p.POSITION_CONTROL,
-                targetPosition=setpoint,
+                position_control,
+                targetPosition=target,
                 force=force,
                 positionGain=POSITION_GAIN,
-                maxVelocity=SPEED_MARGIN * speed + slack,
-                physicsClientId=self.client_id,
+                maxVelocity=cap,
+                physicsClientId=cid,
             )
 
     def set_joint_targets(self, arm: str, joint_pos: np.ndarray, gripper: float) -> None:
@@ -278,11 +296,12 @@ class PybulletBackend:
     def step(self, n_substeps: int = 1) -> None:
         duration = n_substeps * self.physics_dt
         velocity = self._servo.setpoint_velocity(self._setpoint, duration)
-        self._setpoint += velocity * duration
-        speeds = np.abs(velocity)
-        for arm, body in self._arm_body.items():
-            k = self._servo.arm_slice(arm)
-            self._command(body, self._setpoint[k], speeds[k])
+        np.multiply(velocity, duration, out=self._advance)
+        self._setpoint += self._advance
+        caps = np.absolute(velocity, out=self.motor_speed_caps)
+        caps *= SPEED_MARGIN
+        caps += self._speed_slack
+        self.command_motors(self._setpoint, caps)
         step_simulation, cid = self._p.stepSimulation, self.client_id
         for _ in range(n_substeps):
             step_simulation(physicsClientId=cid)
@@ -304,6 +323,20 @@ class PybulletBackend:
             self._arm_body[arm], self._finger_joints, physicsClientId=self.client_id
         )
         return float((states[0][0] + states[1][0]) / (2.0 * ur5e.GRIPPER.finger_travel))
+
+    def arm_state(self, arm: str) -> np.ndarray:
+        p, cid, body = self._p, self.client_id, self._arm_body[arm]
+        joints = p.getJointStates(body, self._servo_joints, physicsClientId=cid)
+        link = p.getLinkState(
+            body, self._tcp_link, computeForwardKinematics=True, physicsClientId=cid
+        )
+        (x, y, z), (qx, qy, qz, qw) = link[4], link[5]
+        closure = (joints[6][0] + joints[7][0]) * self._half_inverse_travel
+        return np.array(
+            [s[0] for s in joints[:6]]
+            + [s[1] for s in joints[:6]]
+            + [closure, *_wxyz(x, y, z, qw, qx, qy, qz)]
+        )
 
     def eef_pose(self, arm: str) -> np.ndarray:
         state = self._p.getLinkState(
@@ -354,8 +387,13 @@ class PybulletBackend:
             self.client_id = -1
 
 
-def _wxyz_pose(x, y, z, qw, qx, qy, qz) -> np.ndarray:
-    """A pose (7,) with the quaternion's sign fixed to w >= 0, as MuJoCo reports it."""
+def _wxyz(x, y, z, qw, qx, qy, qz) -> tuple[float, ...]:
+    """A pose ``xyz + wxyz`` with the quaternion's sign fixed to w >= 0, as MuJoCo reports it."""
     if qw < 0.0:
         qw, qx, qy, qz = -qw, -qx, -qy, -qz
-    return np.array([x, y, z, qw, qx, qy, qz])
+    return x, y, z, qw, qx, qy, qz
+
+
+def _wxyz_pose(x, y, z, qw, qx, qy, qz) -> np.ndarray:
+    """``_wxyz`` as an array (7,)."""
+    return np.array(_wxyz(x, y, z, qw, qx, qy, qz))

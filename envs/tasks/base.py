@@ -139,10 +139,14 @@ def cube_pose(xy: np.ndarray, yaw: float, half_size: float) -> np.ndarray:
     return np.concatenate([[xy[0], xy[1], TABLE_HEIGHT + half_size], quat])
 
 
-def distance(a: np.ndarray, b: np.ndarray) -> float:
+def distance(a: np.ndarray | tuple, b: np.ndarray | tuple) -> float:
     """Euclidean distance (m) between two points of the same length (cheaper than numpy's
-    norm for 2 or 3 numbers, which matters at every control step)."""
-    return math.dist(a, b)
+    norm for 2 or 3 numbers, which matters at every control step; ``math.dist`` reads a list
+    of floats several times faster than an array)."""
+    return math.dist(
+        a.tolist() if isinstance(a, np.ndarray) else a,
+        b.tolist() if isinstance(b, np.ndarray) else b,
+    )
 
 
 def closeness(distance: float, scale: float = 10.0) -> float:
@@ -159,7 +163,8 @@ def object_pose(backend: SimBackend, name: str = "cube") -> np.ndarray:
 
 
 def in_bin(position: np.ndarray, bin_spec: BinSpec) -> bool:
-    """Whether a point (m, world) lies inside the bin's walls and below their top."""
-    offset = np.abs(np.asarray(position[:2]) - bin_spec.center_xy)
-    inside = bool(np.all(offset < np.asarray(bin_spec.inner_half_extent)))
-    return inside and float(position[2]) < TABLE_HEIGHT + bin_spec.wall_height
+    """Whether a point (m, world) lies inside the bin's walls and below their top (plain
+    float comparisons: this runs at every control step)."""
+    x, y, z = (float(v) for v in position[:3])
+    (cx, cy), (hx, hy) = bin_spec.center_xy, bin_spec.inner_half_extent
+    return abs(x - cx) < hx and abs(y - cy) < hy and z < TABLE_HEIGHT + bin_spec.wall_height

@@ -73,7 +73,7 @@ class BimanualHandover(Task):
         to_left = distance(obs["left_eef_pose"][:3], cube)
         to_right = distance(obs["right_eef_pose"][:3], cube)
         to_handover = distance(cube, HANDOVER_POINT)
-        to_bin = distance(cube[:2], np.asarray(BIN.center_xy))
+        to_bin = distance(cube[:2], BIN.center_xy)
         success = in_bin(cube, BIN)
         reward = (
             0.25 * closeness(to_left)

@@ -17,6 +17,8 @@ from robot_il.envs.tasks.base import (
 from robot_il.envs.tasks.push import CUBE
 
 BIN = BinSpec(center_xy=(0.42, -0.25), inner_half_extent=(0.08, 0.08), wall_height=0.05)
+BIN_TARGET = np.array([*BIN.center_xy, TABLE_HEIGHT], dtype=np.float32)
+"""The ``target_pos`` observation: the bin's floor centre (m, world)."""
 
 CUBE_LOW = np.array([0.35, 0.0])
 CUBE_HIGH = np.array([0.58, 0.25])
@@ -49,12 +51,11 @@ class PickPlace(Task):
         return InitialState(joints, {"": 0.0}, {"cube": cube_pose(start, yaw, CUBE.half_size)})
 
     def observe(self, backend: SimBackend) -> dict[str, np.ndarray]:
-        target = np.array([*BIN.center_xy, TABLE_HEIGHT], dtype=np.float32)
-        return {"object_pose": object_pose(backend), "target_pos": target}
+        return {"object_pose": object_pose(backend), "target_pos": BIN_TARGET.copy()}
 
     def evaluate(self, obs: dict[str, np.ndarray]) -> tuple[float, bool]:
         cube = obs["object_pose"][:3]
-        lift = np.clip((cube[2] - TABLE_HEIGHT - CUBE.half_size) / LIFT_HEIGHT, 0.0, 1.0)
+        lift = min(max(float(cube[2] - TABLE_HEIGHT - CUBE.half_size) / LIFT_HEIGHT, 0.0), 1.0)
         to_cube = distance(obs["eef_pose"][:3], cube)
         to_bin = distance(cube[:2], obs["target_pos"][:2])
         success = in_bin(cube, BIN)

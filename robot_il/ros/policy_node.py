@@ -332,9 +332,11 @@ class PolicyNode(Node):
                     self._timeline = ActionTimeline(grid_t, planner.period, actions)
                     self._episode_running = True
 
-    def _sleep_until(self, t: float) -> None:
-        """Sleep until ``t`` on the node's clock (polls while the clock is /clock)."""
-        while self._running:
+    def _sleep_until(self, t: float, wall_timeout: float = math.inf) -> None:
+        """Sleep until ``t`` on the node's clock (polls while the clock is /clock), or for at
+        most ``wall_timeout`` s of wall time."""
+        deadline = time.monotonic() + wall_timeout
+        while self._running and time.monotonic() < deadline:
             delay = t - self._now()
             if delay <= 0:
                 return
@@ -355,8 +357,8 @@ class PolicyNode(Node):
                 if self.context.ok():
                     raise
                 return  # shutting down (Ctrl-C reached rclpy first)
-            if sim_time:
-                self._sleep_until(now + self.period)
+            if sim_time:  # a lock-step simulator waits for this tick's command: tick again
+                self._sleep_until(now + self.period, wall_timeout=0.1)  # if its clock stalls
                 continue
             next_tick += self.period
             delay = next_tick - time.monotonic()

@@ -22,7 +22,8 @@ Time: ``lock_step:=false`` (default) runs physics in real time and stamps with t
 clock. ``lock_step:=true`` publishes ``/clock`` (sim time from 0) and, after every
 ``steps_per_command`` physics steps, waits for the next joint command (at most
 ``lock_step_timeout`` s of wall time), so a client on ``use_sim_time`` that commands once per
-period sees the same physics however loaded the machine is.
+period sees the same physics however loaded the machine is. Time stays at 0 (the initial state
+announced every 0.1 s) until the first command arrives.
 """
 
 from __future__ import annotations
@@ -267,6 +268,8 @@ class SimRobot(Node):
 
     def _run_physics(self) -> None:
         next_tick = time.monotonic()
+        if self.lock_step:
+            self._await_first_command()
         while self._running:
             if self._reset_requested.is_set():
                 self.episode += 1
@@ -298,6 +301,17 @@ class SimRobot(Node):
                 time.sleep(delay)
             elif delay < -0.05:  # far behind (a camera frame, a loaded machine): resync
                 next_tick = time.monotonic()
+
+    def _await_first_command(self) -> None:
+        """Lock-step: hold time at 0, announcing the initial state every 0.1 s, until the
+        first command, so that discovery delays cannot add steps before it."""
+        while self._running and not self._command_arrived.wait(0.1):
+            stamp = self._stamp()
+            if self.clock_pub is not None:
+                self.clock_pub.publish(Clock(clock=stamp))
+            self._publish_joint_state(stamp)
+            self._publish_task(stamp)
+        self._command_arrived.clear()  # the first step consumes this command
 
     def _stamp(self):
         if self.lock_step:

@@ -21,14 +21,14 @@ def plot_success(result: EvalResult, path: str | Path, title: str) -> Path:
     n = np.arange(1, result.episodes + 1)
     wins = np.cumsum(result.successes)
     bands = np.array([wilson_interval(int(k), int(m)) for k, m in zip(wins, n, strict=True)])
-    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=120)
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
     ax.fill_between(n, bands[:, 0], bands[:, 1], alpha=0.25, label="95% Wilson interval")
     ax.plot(n, wins / n, lw=2, label="running success rate")
     colours = ["tab:green" if s else "tab:red" for s in result.successes]
     ax.scatter(n, np.asarray(result.successes, dtype=float), c=colours, s=18, zorder=3,
                label="episode outcome")  # fmt: skip
     ax.set(xlabel="episode", ylabel="success", ylim=(-0.05, 1.05), title=title)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3, fontsize=8, frameon=False)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

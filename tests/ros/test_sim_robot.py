@@ -52,7 +52,7 @@ def test_driver_client_reads_joint_states_and_moves_the_simulated_arm(
             count, t0 = len(states), time.monotonic()
             time.sleep(1.0)
             rate = (len(states) - count) / (time.monotonic() - t0)
-            assert rate > 250, f"joint_states at {rate:.0f} Hz"
+            assert rate > 200, f"joint_states at {rate:.0f} Hz"  # 500 Hz; slack for load
             stamps = [m.header.stamp.sec + 1e-9 * m.header.stamp.nanosec for _, m in states[-100:]]
             assert np.all(np.diff(stamps) > 0)
 
