@@ -227,7 +227,7 @@ class RobotEnv(gym.Env):
         """``action`` clipped to the action space as float64 (n,), and whether it was clipped;
         or an ``ActionError`` naming what is wrong.
 
-        The common case (a finite action inside the box) costs three numpy calls: the clip
+        The common case (a finite action inside the box) costs four numpy calls: the clip
         copies, and an exact comparison with the input finds both a clip and a NaN / inf
         (neither equals its clipped value); only then is the action looked at closely."""
         array = np.asarray(action)

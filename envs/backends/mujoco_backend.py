@@ -58,8 +58,10 @@ class MujocoBackend:
             )
         n_servo = SERVOS_PER_ARM * len(scene.arms)
         assert self.model.na == n_servo and self.model.nu == 2 * n_servo
-        self._ctrl_setpoint = self.data.ctrl[:n_servo]
-        self._ctrl_damper = self.data.ctrl[n_servo:]
+        # ctrl holds each servo's set-point velocity twice (set-point actuators, then their
+        # dampers): one broadcast copy into this (2, n_servo) view writes both
+        self._ctrl_pairs = self.data.ctrl.reshape(2, n_servo)
+        self._setpoints = self.data.act  # the servos' set points (activations), a fixed view
         self._object_qpos = {}
         if scene.cube is not None:
             self._object_qpos["cube"] = int(
@@ -98,9 +100,8 @@ class MujocoBackend:
         self._servo.set(arm, joint_pos, gripper)
 
     def step(self, n_substeps: int = 1) -> None:
-        velocity = self._servo.setpoint_velocity(self.data.act, n_substeps * self.physics_dt)
-        self._ctrl_setpoint[:] = velocity
-        self._ctrl_damper[:] = velocity
+        velocity = self._servo.setpoint_velocity(self._setpoints, n_substeps * self.physics_dt)
+        self._ctrl_pairs[:] = velocity
         self._mj.mj_step(self.model, self.data, n_substeps)
         self._kinematics_fresh = False
 
@@ -139,7 +140,8 @@ class MujocoBackend:
         state = np.empty(ARM_STATE_SIZE)
         state[:6] = qpos
         state[6:12] = qvel
-        state[12] = (fingers[0] + fingers[1]) / (2.0 * self._finger_travel)
+        left, right = fingers.tolist()  # plain floats: cheaper than numpy scalars
+        state[12] = (left + right) / (2.0 * self._finger_travel)
         self._write_eef_pose(arm, state[13:])
         return state
 

@@ -6,8 +6,7 @@ gets the set point at the end of the step as its target, a speed cap just above 
 speed, and the joint's torque (or grip-force) limit; PyBullet's motor is a velocity constraint
 that removes ``POSITION_GAIN`` of the position error per substep, capped at that speed, so the
 joint moves at the set point's pace and holds against gravity. Setting the motors once per
-call (not per substep), and only those whose command changed, keeps Python out of the physics
-loop.
+call (not per substep) keeps Python out of the physics loop.
 
 ``client_id`` is the engine handle, and ``motor_setpoints`` / ``motor_speed_caps`` with
 ``command_motors`` what the motors were last told, for benchmarks that time raw

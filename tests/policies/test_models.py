@@ -37,17 +37,17 @@ def test_bc_with_a_camera_learns_from_pixels() -> None:
     torch.manual_seed(0)
     policy = BCPolicy(BCConfig(hidden_dims=(32,), image_feature_dim=16), spec, _Identity())
     rng = np.random.default_rng(0)
-    bright = rng.random(64) > 0.5
+    bright = rng.random(32) > 0.5
     images = np.where(bright[:, None, None, None, None], 220, 30).astype(np.uint8)
-    images = np.broadcast_to(images, (64, 1, 24, 24, 3)).copy()
+    images = np.broadcast_to(images, (32, 1, 24, 24, 3)).copy()
     batch = {
-        "joint_pos": torch.zeros(64, 1, 6),
+        "joint_pos": torch.zeros(32, 1, 6),
         "rgb_front": torch.from_numpy(images),
         "action": torch.from_numpy(np.where(bright, 1.0, -1.0)[:, None, None].repeat(2, 2)).float(),
     }
     optimizer = torch.optim.Adam(policy.parameters(), lr=3e-3)
     first = policy(batch).item()
-    for _ in range(60):
+    for _ in range(40):
         loss = policy(batch)
         optimizer.zero_grad()
         loss.backward()
