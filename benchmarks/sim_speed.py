@@ -3,10 +3,12 @@
 For each backend and task the script replays one recorded expert episode's actions through
 ``env.step`` (no camera, then one 96x96 camera) and times the engine's own step function on the
 *same* model in the same process (``mujoco.mj_step(model, data)``,
-``pybullet.stepSimulation``). Each control step runs ``PHYSICS_HZ / control_hz`` physics steps,
-so the fair comparison is per physics step: the env's overhead is
-``env time per physics step / raw time per physics step - 1`` (goal: at most 25% without a
-camera). The overhead covers the servo, action checks, observation, reward and success test.
+``pybullet.stepSimulation``), fed the engine inputs the env gave it (actuator controls, motor
+commands) so the raw loop computes the same motion and contacts. Each control step runs
+``PHYSICS_HZ / control_hz`` physics steps, so the fair comparison is per physics step: the
+env's overhead is ``env time per physics step / raw time per physics step - 1`` (goal: at most
+25% without a camera). The overhead covers the servo's trajectory generator, action checks,
+observation, reward and success test.
 
 Both are timed in process CPU time (``time.process_time``; the engines step on one thread), so
 other programs sharing the cores distort the ratio less than wall-clock time would; the camera
@@ -95,7 +97,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=200, help="control steps per measurement")
     parser.add_argument("--camera-steps", type=int, default=40, help="steps with a camera")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved repeats; best kept")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved repeats; best kept")
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
     args = parser.parse_args()

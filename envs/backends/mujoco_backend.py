@@ -16,7 +16,15 @@ import os
 from collections.abc import Mapping
 
 import numpy as np
-from robot_il.envs.backends.base import ARM_STATE_SIZE, PHYSICS_HZ, SceneSpec
+from robot_il.envs.backends.base import (
+    ARM_STATE_EEF_POSE,
+    ARM_STATE_GRIPPER,
+    ARM_STATE_JOINT_POS,
+    ARM_STATE_JOINT_VEL,
+    ARM_STATE_SIZE,
+    PHYSICS_HZ,
+    SceneSpec,
+)
 from robot_il.envs.backends.common import SERVOS_PER_ARM, ServoTargets, check_object_names
 from robot_il.envs.ur5e import description as ur5e
 from robot_il.envs.ur5e.mjcf import build_mjcf, servo_joint_names
@@ -138,11 +146,11 @@ class MujocoBackend:
     def arm_state(self, arm: str) -> np.ndarray:
         qpos, qvel, fingers, _, _ = self._views[arm]
         state = np.empty(ARM_STATE_SIZE)
-        state[:6] = qpos
-        state[6:12] = qvel
+        state[ARM_STATE_JOINT_POS] = qpos
+        state[ARM_STATE_JOINT_VEL] = qvel
         left, right = fingers.tolist()  # plain floats: cheaper than numpy scalars
-        state[12] = (left + right) / (2.0 * self._finger_travel)
-        self._write_eef_pose(arm, state[13:])
+        state[ARM_STATE_GRIPPER] = (left + right) / (2.0 * self._finger_travel)
+        self._write_eef_pose(arm, state[ARM_STATE_EEF_POSE])
         return state
 
     def object_pose(self, name: str) -> np.ndarray:

@@ -331,6 +331,7 @@ class PybulletBackend:
         )
         (x, y, z), (qx, qy, qz, qw) = link[4], link[5]
         closure = (joints[6][0] + joints[7][0]) * self._half_inverse_travel
+        # in the order of the ARM_STATE_* layout: joint positions, velocities, gripper, pose
         return np.array(
             [s[0] for s in joints[:6]]
             + [s[1] for s in joints[:6]]

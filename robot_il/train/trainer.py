@@ -184,9 +184,11 @@ def train(config: TrainConfig) -> TrainResult:
                 bar.write(f"step {done}: {evaluation.line()}")
             if row:
                 logger.log(done, row)
-            if dist.is_main and (done % config.save_every == 0 or done == config.steps):
+            saving = done % config.save_every == 0 or done == config.steps
+            if dist.is_main and saving:
                 _save(out, done, policy, optimizer, schedule, rng)
-            dist.barrier()
+            if saving or eval_now:
+                dist.barrier()  # other ranks wait while rank 0 evaluates and writes
         bar.close()
         logger.close()
         if env is not None:

@@ -6,7 +6,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from robot_il.envs.backends import make_backend
-from robot_il.envs.backends.base import PHYSICS_HZ, CameraSpec, CubeSpec, SceneSpec
+from robot_il.envs.backends.base import (
+    ARM_STATE_EEF_POSE,
+    ARM_STATE_GRIPPER,
+    ARM_STATE_JOINT_POS,
+    ARM_STATE_JOINT_VEL,
+    ARM_STATE_SIZE,
+    PHYSICS_HZ,
+    CameraSpec,
+    CubeSpec,
+    SceneSpec,
+)
 from robot_il.envs.ur5e import description as ur5e
 from robot_il.envs.ur5e.kinematics import forward_kinematics, inverse_kinematics
 from robot_il.envs.ur5e.transforms import homogeneous
@@ -142,6 +152,27 @@ def test_gripper_grasps_and_lifts_cube(backend):
     assert np.linalg.norm(backend.object_pose("cube")[:3] - backend.eef_pose("")[:3]) < 0.01
     move(CUBE_XYZ + [0.1, 0.1, 0.2], 0.0, 1.0)  # open: it falls back onto the table
     assert backend.object_pose("cube")[2] < CUBE_XYZ[2] + 0.01
+
+
+def test_arm_state_holds_the_four_readings(backend):
+    """The env reads an arm through ``arm_state`` alone: it must equal the separate readings
+    while the arm moves, and its TCP pose must belong to its joints."""
+    _reset(backend)
+    backend.set_joint_targets("", TARGETS[0], 0.6)
+    for _ in range(3):
+        backend.step(CONTROL_SUBSTEPS)
+        state = backend.arm_state("")
+        assert state.shape == (ARM_STATE_SIZE,) and state.dtype == np.float64
+        np.testing.assert_array_equal(state[ARM_STATE_JOINT_POS], backend.joint_pos(""))
+        np.testing.assert_array_equal(state[ARM_STATE_JOINT_VEL], backend.joint_vel(""))
+        assert state[ARM_STATE_GRIPPER][0] == pytest.approx(backend.gripper(""), abs=1e-12)
+        np.testing.assert_array_equal(state[ARM_STATE_EEF_POSE], backend.eef_pose(""))
+        assert abs(backend.joint_vel("")).max() > 0.05  # it was moving
+        np.testing.assert_allclose(  # the pose belongs to the joints read with it
+            state[ARM_STATE_EEF_POSE][:3],
+            forward_kinematics(state[ARM_STATE_JOINT_POS])[:3, 3],
+            atol=2e-3,
+        )
 
 
 def test_render_gives_an_image(backend):
