@@ -12,7 +12,10 @@ observation, reward and success test.
 
 Both are timed in process CPU time (``time.process_time``; the engines step on one thread), so
 other programs sharing the cores distort the ratio less than wall-clock time would; the camera
-column is wall-clock time, since renderers may use other threads.
+column is wall-clock time, since renderers may use other threads. Each control step is timed
+on its own, and a figure is the sum over steps of each step's fastest time in ``--rounds``
+interleaved repeats of the same (deterministic) episode: on a loaded machine a context switch
+then spoils one step of one round instead of a whole round.
 
     python benchmarks/sim_speed.py --steps 200
 """
@@ -52,18 +55,21 @@ def expert_actions(task: str, backend: str, steps: int) -> tuple[list, list]:
     return actions, controls
 
 
-def time_env(env, actions: list[np.ndarray], clock=time.process_time) -> float:
-    """Seconds for ``len(actions)`` env steps from the seed-0 initial state."""
+def time_env(env, actions: list[np.ndarray], clock=time.process_time) -> np.ndarray:
+    """Seconds of each of ``len(actions)`` env steps from the seed-0 initial state."""
     env.reset(seed=0)
-    start = clock()
-    for action in actions:
+    seconds = np.empty(len(actions))
+    last = clock()
+    for k, action in enumerate(actions):
         env.step(action)
-    return clock() - start
+        now = clock()
+        seconds[k], last = now - last, now
+    return seconds
 
 
-def time_raw(env, controls: list) -> float:
-    """Seconds for ``len(controls)`` control periods of bare engine steps on the env's own
-    model, replaying the recorded engine inputs so the engine computes the same motion and
+def time_raw(env, controls: list) -> np.ndarray:
+    """Seconds of each of ``len(controls)`` control periods of bare engine steps on the env's
+    own model, replaying the recorded engine inputs so the engine computes the same motion and
     contacts as under the env (a moving PyBullet world costs 2-3x more per step than a still
     one). Each period MuJoCo copies the actuator controls, PyBullet tells its motors their
     set points and speed caps (``command_motors``, as the backend's ``step`` does); the
@@ -72,32 +78,40 @@ def time_raw(env, controls: list) -> float:
     env.reset(seed=0)
     backend = env.unwrapped.backend
     substeps = env.unwrapped.substeps
+    seconds = np.empty(len(controls))
+    clock = time.process_time
     if env.unwrapped.backend_name == "mujoco":
         import mujoco
 
         model, data = backend.model, backend.data
-        start = time.process_time()
-        for ctrl in controls:
+        last = clock()
+        for k, ctrl in enumerate(controls):
             data.ctrl[:] = ctrl
             for _ in range(substeps):
                 mujoco.mj_step(model, data)
-        return time.process_time() - start
+            now = clock()
+            seconds[k], last = now - last, now
+        return seconds
     import pybullet
 
     client = backend.client_id
-    start = time.process_time()
-    for setpoints, speed_caps in controls:
+    last = clock()
+    for k, (setpoints, speed_caps) in enumerate(controls):
         backend.command_motors(setpoints, speed_caps)
         for _ in range(substeps):
             pybullet.stepSimulation(physicsClientId=client)
-    return time.process_time() - start
+        now = clock()
+        seconds[k], last = now - last, now
+    return seconds
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=200, help="control steps per measurement")
     parser.add_argument("--camera-steps", type=int, default=40, help="steps with a camera")
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved repeats; best kept")
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="interleaved repeats; fastest of each step kept"
+    )
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
     args = parser.parse_args()
@@ -111,16 +125,17 @@ def main() -> None:
             options = {"terminate_on_success": False, "max_episode_steps": 10**9}
             env = make_env(task, backend, **options)
             time_env(env, actions[:10])  # warm up caches
-            env_seconds, raw_seconds = np.inf, np.inf
+            env_steps, raw_steps = np.inf, np.inf  # per control step, fastest of the rounds
             for _ in range(args.rounds):
-                env_seconds = min(env_seconds, time_env(env, actions))
-                raw_seconds = min(raw_seconds, time_raw(env, controls))
+                env_steps = np.minimum(env_steps, time_env(env, actions))
+                raw_steps = np.minimum(raw_steps, time_raw(env, controls))
+            env_seconds, raw_seconds = float(env_steps.sum()), float(raw_steps.sum())
             substeps = env.unwrapped.substeps
             env.close()
             camera_env = make_env(task, backend, cameras=("front",), **options)
             camera_actions = actions[: args.camera_steps]
             time_env(camera_env, camera_actions[:2])
-            camera_seconds = time_env(camera_env, camera_actions, clock=time.perf_counter)
+            camera_seconds = time_env(camera_env, camera_actions, clock=time.perf_counter).sum()
             camera_env.close()
             physics_steps = len(actions) * substeps
             overhead = env_seconds / raw_seconds - 1.0

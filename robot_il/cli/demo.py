@@ -25,8 +25,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder")
     parser.add_argument("--task", default="reach", help="task to demonstrate and learn")
     parser.add_argument("--backend", default="mujoco", choices=("mujoco", "pybullet"))
-    parser.add_argument("--episodes", type=int, default=30, help="demonstrations to record")
-    parser.add_argument("--train-steps", type=int, default=3000, help="BC gradient steps")
+    parser.add_argument("--episodes", type=int, default=50, help="demonstrations to record")
+    parser.add_argument("--train-steps", type=int, default=1500, help="BC gradient steps")
     parser.add_argument("--eval-episodes", type=int, default=20, help="evaluation rollouts")
     parser.set_defaults(run=run)
 
@@ -41,6 +41,7 @@ def demo_steps(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
         (
             "record expert demonstrations",
             ["record", *task, "--expert", "--episodes", str(args.episodes), "--out", dataset,
+             "--action-mode", "eef_delta", "--hold-after-success", "--max-steps", "40",
              "--force"],
         ),
         (

@@ -53,6 +53,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--max-steps", type=int, default=None, help="episode step limit (default: the task's)"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the first episode")
+    parser.add_argument(
+        "--action-mode",
+        choices=("joint", "eef_delta"),
+        default=None,
+        help="actions to store: joint targets or end-effector deltas "
+        "(default: joint for --expert; teleop always records eef_delta)",
+    )
+    parser.add_argument(
+        "--hold-after-success",
+        action="store_true",
+        help="keep episodes running to --max-steps after success, so the data also shows "
+        "how to settle on the goal (default: end an episode at success)",
+    )
     writes = parser.add_mutually_exclusive_group()
     writes.add_argument("--force", action="store_true", help="replace an existing dataset")
     writes.add_argument("--append", action="store_true", help="add to an existing dataset")
@@ -91,7 +104,9 @@ def run(args: argparse.Namespace) -> int:
     from robot_il.record.recorder import Recorder
     from robot_il.record.teleop import make_teleop_device
 
-    action_mode = "joint" if args.expert else "eef_delta"
+    if args.teleop is not None and args.action_mode == "joint":
+        raise RecordingError("--teleop records end-effector deltas; drop --action-mode joint")
+    action_mode = args.action_mode or ("joint" if args.expert else "eef_delta")
     env = make_env(
         args.task,
         args.backend,
@@ -100,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
         cameras=args.cameras,
         image_size=args.image_size,
         max_episode_steps=args.max_steps,
+        terminate_on_success=not args.hold_after_success,
     )
     device = None
     try:
