@@ -73,6 +73,12 @@ def make_candidates(
     source = Dataset.open(dataset)
     if source.num_episodes == 0:
         raise ConfigError(f"{dataset}: no episodes to train candidates from")
+    action_mode = source.attrs.get("action_mode", "joint")
+    if action_mode != "joint":
+        raise ConfigError(
+            f"{dataset}: action_mode {action_mode!r}; the policy node deploys joint-position "
+            "policies, record the candidates' demonstrations with --action-mode joint"
+        )
     manifest_path = out / MANIFEST
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     names = [recipe.name(source.num_episodes) for recipe in recipes]
