@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 from robot_il.envs.backends.base import ArmMount
+from robot_il.envs.spatial import axis_angle_to_matrix
 from robot_il.envs.ur5e import kinematics
 from robot_il.envs.ur5e.description import JOINT_POS_LIMITS
 from robot_il.envs.ur5e.transforms import homogeneous, matrix_to_pose, rot_z
@@ -42,3 +43,16 @@ class Arm:
         if np.any(joints < self.joint_lower) or np.any(joints > self.joint_upper):
             return None
         return joints
+
+    def solve_tcp_delta(
+        self, joint_pos: np.ndarray, translation: np.ndarray, rotation: np.ndarray
+    ) -> np.ndarray | None:
+        """Joints (6,) rad putting the TCP at its pose at ``joint_pos`` (the measured joints)
+        moved by ``translation`` (3,) m and rotated by the axis-angle ``rotation`` (3,) rad,
+        both in the world frame (the rotation turns the TCP in place); the IK solution closest
+        to ``joint_pos``, or None where out of reach. This is the eef_delta action's meaning,
+        shared by the env and the deploy node so that both drive the arm alike."""
+        target = self.tcp_transform(joint_pos)
+        target[:3, :3] = axis_angle_to_matrix(rotation) @ target[:3, :3]
+        target[:3, 3] += translation
+        return self.inverse(target, joint_pos)

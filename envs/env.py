@@ -37,7 +37,6 @@ from robot_il.envs.backends.base import (
     ARM_STATE_JOINT_VEL,
     PHYSICS_HZ,
 )
-from robot_il.envs.spatial import axis_angle_to_matrix
 from robot_il.envs.tasks.base import Task, scene_cameras
 from robot_il.envs.ur5e.description import ROBOT_NAME
 
@@ -256,11 +255,7 @@ class RobotEnv(gym.Env):
     ) -> np.ndarray | None:
         """Joint targets putting arm ``index``'s TCP at its measured pose moved by the delta."""
         arm = self.arms[index]
-        joints = self.backend.joint_pos(arm.name)
-        target = arm.tcp_transform(joints)
-        target[:3, :3] = axis_angle_to_matrix(rotation) @ target[:3, :3]
-        target[:3, 3] += translation
-        return arm.inverse(target, joints)
+        return arm.solve_tcp_delta(self.backend.joint_pos(arm.name), translation, rotation)
 
     def _observe(self) -> dict[str, np.ndarray]:
         obs: dict[str, np.ndarray] = {}

@@ -17,20 +17,41 @@ epsilon_greedy | uniform), ``default_candidate`` and ``default_mean`` (the known
 and its mean rating, for conservative_ucb), ``alpha``, ``delta``, ``epsilon``, ``seed``,
 ``state_path`` ("" keeps the state in memory), ``episodes`` (stop after this many rated
 episodes and print the winner; 0 runs until shut down).
+
+Online fine-tuning (off unless ``finetune_corrections`` is set): ``finetune_corrections``
+(the corrections dataset the teleoperation recorder appends to), ``finetune_out`` (folder of
+the fine-tuned checkpoints ``<candidate>-ftNNN``; required with it), ``finetune_demos``
+(original demonstrations mixed into each update; "" uses corrections only),
+``finetune_steps`` (optimizer steps per update), ``candidates_dir`` (folder the candidate
+names are in, as for the policy node). After each closed episode the candidate just deployed
+is fine-tuned on the corrections recorded so far, if new ones arrived (see
+:class:`~robot_il.select.online_finetune.OnlineFinetuner`), in a worker thread (seconds of
+CPU) so the node keeps spinning; only then is the next candidate announced. A candidate is
+announced as its latest fine-tuned checkpoint path, while its bandit arm and statistics stay
+keyed by the original name: the paper's deployed model is updated, not replaced. Feedback
+that arrives during a fine-tuning finds no open episode and is ignored. A correction recorded
+after the intervention that closed an episode is used the next time that candidate's episode
+closes. The statistics JSON gains ``finetune``: ``count`` (updates by this run), ``last``
+(episode, candidate, checkpoint, seconds of the latest) and ``deployed`` (candidate ->
+checkpoint announced for it).
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import threading
+import time
+from pathlib import Path
 
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Bool, Float64, String
 
-from robot_il.errors import FeedbackError, SelectionError
+from robot_il.errors import ConfigError, FeedbackError, RobotILError, SelectionError
 from robot_il.ros.node_main import declare_float, run_node
 from robot_il.select import UCB1, ConservativeUCB, EpsilonGreedy, SelectionRule, Selector, Uniform
+from robot_il.select.online_finetune import OnlineFinetuner
 from robot_il.select.topics import (
     CANDIDATE_TOPIC,
     INTERVENE_TOPIC,
@@ -99,6 +120,12 @@ class SelectorNode(Node):
         else:
             self.selector = Selector.create(candidates, rule, seed=seed)
         self.finished = False
+        self.candidates_dir = self.declare_parameter("candidates_dir", "").value
+        self.finetuner = self._make_finetuner()
+        self.finetune_status: dict = {"count": 0, "last": None, "deployed": {}}
+        # Guards the selector between the executor's callbacks and the fine-tuning worker.
+        self._lock = threading.Lock()
+        self._worker: threading.Thread | None = None
 
         self.candidate_pub = self.create_publisher(String, CANDIDATE_TOPIC, LATCHED)
         self.statistics_pub = self.create_publisher(String, STATISTICS_TOPIC, LATCHED)
@@ -106,6 +133,37 @@ class SelectorNode(Node):
         self.create_subscription(Bool, INTERVENE_TOPIC, self.on_intervene, FEEDBACK_QOS)
         # The first episode opens once spinning (a finished state shuts down from there).
         self._first = self.create_timer(0.0, self.on_first_episode)
+
+    def _make_finetuner(self) -> OnlineFinetuner | None:
+        """The online fine-tuner the ``finetune_*`` parameters ask for (None: off)."""
+        from robot_il.train.finetune import FinetuneSettings
+
+        corrections = self.declare_parameter("finetune_corrections", "").value
+        out = self.declare_parameter("finetune_out", "").value
+        demos = self.declare_parameter("finetune_demos", "").value
+        steps = int(self.declare_parameter("finetune_steps", FinetuneSettings.steps).value)
+        if not corrections:
+            return None
+        if not out:
+            raise ConfigError("selector: finetune_corrections is set but finetune_out is empty")
+        settings = FinetuneSettings(steps=steps)
+        settings.check()
+        return OnlineFinetuner(corrections, out, demos=demos or None, settings=settings)
+
+    def _resolve(self, candidate: str) -> Path:
+        """A candidate's checkpoint path (a bare name is looked up in ``candidates_dir``)."""
+        path = Path(candidate)
+        if not path.exists() and self.candidates_dir:
+            path = Path(self.candidates_dir) / candidate
+        return path
+
+    def deployed(self, candidate: str) -> str:
+        """What to announce for ``candidate``: its latest fine-tuned checkpoint, or itself."""
+        if self.finetuner is None:
+            return candidate
+        path = self._resolve(candidate)
+        checkpoint = self.finetuner.checkpoint_for(path)
+        return candidate if checkpoint == path else str(checkpoint)
 
     def on_first_episode(self) -> None:
         self._first.cancel()
@@ -120,26 +178,67 @@ class SelectorNode(Node):
 
     def close_episode(self, rating: float, *, intervened: bool) -> None:
         """Record the open episode's feedback and start the next episode."""
-        pending = self.selector.pending
-        if self.finished or pending is None:
-            self.get_logger().warning(f"feedback {rating} ignored: no episode is open")
-            return
+        with self._lock:
+            pending = self.selector.pending
+            if self.finished or pending is None:
+                self.get_logger().warning(f"feedback {rating} ignored: no episode is open")
+                return
+            try:
+                self.selector.feedback(pending.episode, rating, intervened=intervened)
+            except FeedbackError as error:
+                self.get_logger().warning(str(error))
+                return
+            what = "intervened" if intervened else f"rated {rating:.2f}"
+            self.get_logger().info(f"episode {pending.episode} ({pending.candidate}): {what}")
+            if self.finetuner is None or self._finished():
+                self.start_episode()
+                return
+            self._worker = threading.Thread(
+                target=self._finetune_then_start,
+                args=(pending.episode, pending.candidate),
+                name="selector-finetune",
+                daemon=True,  # an update killed half-way leaves no checkpoint behind
+            )
+            self._worker.start()
+
+    def _finetune_then_start(self, episode: int, candidate: str) -> None:
+        """Worker: fine-tune the candidate just deployed, then open the next episode."""
+        assert self.finetuner is not None
+        started = time.monotonic()
         try:
-            self.selector.feedback(pending.episode, rating, intervened=intervened)
-        except FeedbackError as error:
-            self.get_logger().warning(str(error))
-            return
-        what = "intervened" if intervened else f"rated {rating:.2f}"
-        self.get_logger().info(f"episode {pending.episode} ({pending.candidate}): {what}")
-        self.start_episode()
+            checkpoint = self.finetuner.after_episode(self._resolve(candidate))
+        except RobotILError as error:  # a bad corrections set must not stop the selection
+            self.get_logger().error(f"fine-tuning {candidate} failed: {error}")
+            checkpoint = None
+        if checkpoint is not None:
+            seconds = time.monotonic() - started
+            self.finetune_status["count"] += 1
+            self.finetune_status["last"] = {
+                "episode": episode,
+                "candidate": candidate,
+                "checkpoint": str(checkpoint),
+                "seconds": round(seconds, 3),
+            }
+            self.get_logger().info(f"fine-tuned {candidate} into {checkpoint} in {seconds:.1f} s")
+        with self._lock:
+            if self.context.ok():
+                self.start_episode()
+
+    def _finished(self) -> bool:
+        return bool(self.episodes) and len(self.selector.log) >= self.episodes
 
     def start_episode(self) -> None:
         """Open the next episode (or re-announce the open one) and publish it."""
-        finished = self.episodes and len(self.selector.log) >= self.episodes
+        finished = self._finished()
         if not finished:
             choice = self.selector.pending or self.selector.choose()
-            self.candidate_pub.publish(String(data=choice.candidate))
+            announced = self.deployed(choice.candidate)
+            if announced != choice.candidate:
+                self.finetune_status["deployed"][choice.candidate] = announced
+            self.candidate_pub.publish(String(data=announced))
         statistics = self.selector.statistics()
+        if self.finetuner is not None:
+            statistics["finetune"] = self.finetune_status
         self.statistics_pub.publish(String(data=json.dumps(statistics)))
         if finished:
             self.finish(statistics)
