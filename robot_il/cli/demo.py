@@ -6,7 +6,15 @@ ROS 2 over loopback DDS (nothing leaves the machine), and leaves everything unde
 1. ``record``: scripted-expert demonstrations into a crash-safe zarr dataset;
 2. ``sim rollout``: a video of the expert, to watch;
 3. ``train bc``: a policy trained from the recorded demonstrations;
-4. ``eval``: its success rate in simulation with a 95% interval, a plot and a video.
+4. ``eval``: its success rate in simulation with a 95% interval, a plot and a video;
+5. ``select sim`` with that one checkpoint: the policy deployed over ROS 2 on the simulated
+   UR5e (``sim_robot`` + ``policy`` behind the safety layer, through the UR driver's topics),
+   five episodes judged by a simulated person;
+6. ``select sim``: four candidates of graded quality, one of them unsafe, chosen among by UCB
+   from the simulated person's feedback; it prints which candidate won.
+
+The demonstrations are end-effector deltas recorded past success (``--hold-after-success``):
+BC then also learns to settle on the goal instead of stopping just short of it.
 
 A failing step stops the demo with that step's exit code, so the demo doubles as a smoke test
 of the whole pipeline.
@@ -15,6 +23,7 @@ of the whole pipeline.
 from __future__ import annotations
 
 import argparse
+import shlex
 import time
 from pathlib import Path
 
@@ -28,38 +37,50 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--episodes", type=int, default=50, help="demonstrations to record")
     parser.add_argument("--train-steps", type=int, default=1500, help="BC gradient steps")
     parser.add_argument("--eval-episodes", type=int, default=20, help="evaluation rollouts")
+    parser.add_argument(
+        "--select-episodes", type=int, default=20, help="rated episodes of the selection"
+    )
     parser.set_defaults(run=run)
 
 
 def demo_steps(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
     """The commands of the demo, named, as ``robot-il`` argument lists."""
     out: Path = args.out
-    dataset = str(out / f"{args.task}.zarr")
-    checkpoint = str(out / "bc")
-    task = ["--task", args.task, "--backend", args.backend]
-    return [
+    dataset = shlex.quote(str(out / f"{args.task}.zarr"))
+    checkpoint = shlex.quote(str(out / "bc"))
+    task = f"--task {shlex.quote(args.task)} --backend {args.backend}"
+    commands = [
         (
             "record expert demonstrations",
-            ["record", *task, "--expert", "--episodes", str(args.episodes), "--out", dataset,
-             "--action-mode", "eef_delta", "--hold-after-success", "--max-steps", "40",
-             "--force"],
+            f"record {task} --expert --episodes {args.episodes} --out {dataset} "
+            "--action-mode eef_delta --hold-after-success --max-steps 40 --force",
         ),
         (
             "film the expert",
-            ["sim", "rollout", *task, "--expert", "--episodes", "2",
-             "--video", str(out / "expert.mp4")],
+            f"sim rollout {task} --expert --episodes 2 "
+            f"--video {shlex.quote(str(out / 'expert.mp4'))}",
         ),
         (
             "train BC",
-            ["train", "bc", "--dataset", dataset, "--out", checkpoint,
-             "--steps", str(args.train_steps)],
+            f"train bc --dataset {dataset} --out {checkpoint} --steps {args.train_steps}",
         ),
         (
             "evaluate BC in simulation",
-            ["eval", "--checkpoint", checkpoint, "--episodes", str(args.eval_episodes),
-             "--backend", args.backend, "--video", "--out", str(out / "eval")],
+            f"eval --checkpoint {checkpoint} --episodes {args.eval_episodes} "
+            f"--backend {args.backend} --video --out {shlex.quote(str(out / 'eval'))}",
+        ),
+        (
+            "deploy BC over ROS 2 on the simulated UR5e",
+            f"select sim --candidates {checkpoint} --rule uniform --episodes 5 "
+            f"--out {shlex.quote(str(out / 'deploy'))}",
+        ),
+        (
+            "select among candidates from simulated human feedback",
+            f"select sim --episodes {args.select_episodes} "
+            f"--out {shlex.quote(str(out / 'select'))}",
         ),
     ]
+    return [(title, shlex.split(command)) for title, command in commands]
 
 
 def run(args: argparse.Namespace) -> int:

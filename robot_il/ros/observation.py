@@ -66,7 +66,8 @@ class RobotObservation:
         mounts = task_spec.mounts()
         self.node = node
         self.arms = [mount.name for mount in mounts]
-        self._kinematics = [Arm(mount) for mount in mounts]
+        self.arm_kinematics = [Arm(mount) for mount in mounts]
+        """World-frame kinematics of each arm at its mount in the task's scene."""
         self.joint_names = [name for arm in self.arms for name in arm_joint_names(arm)]
         self.keys: dict[str, list[int]] = {
             tf_prefix(arm) + key: [size] for arm in self.arms for key, size in ARM_KEYS.items()
@@ -123,7 +124,7 @@ class RobotObservation:
         velocity = np.array(msg.velocity, dtype=np.float64) if msg.velocity else None
         stamp = stamp_seconds(msg.header.stamp) or self.node.get_clock().now().nanoseconds * 1e-9
         values: dict[str, np.ndarray] = {}
-        for a, (arm, kinematics) in enumerate(zip(self.arms, self._kinematics, strict=True)):
+        for a, (arm, kinematics) in enumerate(zip(self.arms, self.arm_kinematics, strict=True)):
             p = tf_prefix(arm)
             joints = rows[6 * a : 6 * a + 6]
             q = position[joints]

@@ -12,7 +12,11 @@ Three activities, each on its own thread so none waits for another:
   computes action chunks ahead of time (:class:`robot_il.deploy.ChunkPlanner`), so chunks
   follow one another without pauses.
 - **Control** (control thread) at ``control_rate`` (500 Hz: the UR5e's rate) takes the action
-  due now on the timeline (past actions are dropped), passes it through one
+  due now on the timeline (past actions are dropped); a checkpoint trained in the env's
+  ``eef_delta`` action mode has each action turned into joint targets once, when it becomes
+  due, from the measured joints of that moment, exactly as the env does
+  (:class:`robot_il.deploy.eef_delta.TcpDeltaConverter`; where IK fails the previous targets
+  stay and an ``ik_failure`` event is published). It passes the joint targets through one
   :class:`robot_il.safety.SafetyFilter` per arm, and publishes
   ``forward_position_controller/commands`` and each gripper's command. Until an episode's
   first action exists it publishes nothing, leaving the robot to its driver's hold; on
@@ -23,7 +27,8 @@ Safety: the filter limits joint positions, speed, acceleration, the tool's works
 holds position on NaN/inf, stale observations (``max_observation_age``), late inference
 (``max_command_age``) or a latched e-stop (``safety/estop`` std_msgs/Bool, released by the
 ``safety/reset_estop`` Trigger); it starts with a ramp from the measured pose. Every
-intervention is published on ``safety/events`` (JSON) when it begins.
+intervention is published on ``safety/events`` (JSON) when it begins, as is each run of IK
+failures of an eef_delta policy (kind ``ik_failure``).
 
 Episodes: ``policy/reset`` (Trigger) starts a new one (fresh history, safe start). A
 checkpoint path on ``policy/switch`` (std_msgs/String; a bare name is looked up in
@@ -51,6 +56,7 @@ from std_msgs.msg import Bool, Float64, Float64MultiArray, String
 from std_srvs.srv import Trigger
 
 from robot_il.deploy import ActionTimeline, ChunkPlanner
+from robot_il.deploy.eef_delta import ACTION_MODES, TcpDeltaConverter
 from robot_il.deploy.worker import CheckpointInfo, InferenceWorker
 from robot_il.errors import CheckpointError, ConfigError
 from robot_il.ros.node_main import declare_float, use_realtime_priority
@@ -117,10 +123,11 @@ class PolicyNode(Node):
         self.arms = self.obs.arms
         self.offered_spec = {
             "robot": "ur5e",
-            "action_mode": "joint",
             "action_dim": 7 * len(self.arms),
             "observation": self.obs.keys,
         }
+        """What this robot offers a checkpoint; ``action_mode`` is any of ``ACTION_MODES``."""
+        self._tcp_delta = TcpDeltaConverter(self.obs.arm_kinematics)
         self._check(self.info, str(checkpoint))
         self.checkpoint = str(checkpoint)
         self.sim_time = bool(self.get_parameter("use_sim_time").value)
@@ -139,7 +146,9 @@ class PolicyNode(Node):
         )
         self._state_lock = threading.Lock()
         self._estop_latched = False
-        self._events: deque[SafetyEvent] = deque()
+        self._events: deque[dict] = deque()
+        """Payloads for ``safety/events``: the filters' interventions and IK failures."""
+        self._ik_failing = [False] * len(self.arms)
         self._filters = self._make_filters()
         self._timeline: ActionTimeline | None = None
         self._previous_action: np.ndarray | None = None
@@ -193,7 +202,16 @@ class PolicyNode(Node):
     def _check(self, info: CheckpointInfo, where: str) -> None:
         from robot_il.policies.spec import check_spec
 
-        check_spec(info.spec, self.offered_spec, where)
+        mode = info.spec.get("action_mode", "joint")
+        if mode not in ACTION_MODES:
+            modes = ", ".join(ACTION_MODES)
+            raise CheckpointError(f"{where}: cannot deploy action_mode {mode!r}; modes: {modes}")
+        check_spec(info.spec, {**self.offered_spec, "action_mode": mode}, where)
+
+    @property
+    def action_mode(self) -> str:
+        """The deployed checkpoint's action mode (``joint`` or ``eef_delta``)."""
+        return self.info.spec.get("action_mode", "joint")
 
     @property
     def policy_hz(self) -> float:
@@ -204,7 +222,7 @@ class PolicyNode(Node):
 
         filters = [
             SafetyFilter(
-                self.limits, forward_kinematics, period=self.period, on_event=self._events.append
+                self.limits, forward_kinematics, period=self.period, on_event=self._on_event
             )
             for _ in self.arms
         ]
@@ -251,6 +269,7 @@ class PolicyNode(Node):
         self._timeline = None
         self._previous_action = self._current_action = None
         self._due = None
+        self._ik_failing = [False] * len(self.arms)
         self._history.clear()
         self._filters = self._make_filters()
         self._episode_running = False
@@ -286,11 +305,12 @@ class PolicyNode(Node):
         self.checkpoint, self.info, self.worker = name, worker.info, worker
         threading.Thread(target=old.close, daemon=True).start()  # may wait on its answer
 
+    def _on_event(self, event: SafetyEvent) -> None:
+        self._events.append({"kind": event.kind.value, "t": event.t, "detail": event.detail})
+
     def _publish_events(self) -> None:
         while self._events:
-            event = self._events.popleft()
-            payload = {"kind": event.kind.value, "t": event.t, "detail": event.detail}
-            self.events_pub.publish(String(data=json.dumps(payload)))
+            self.events_pub.publish(String(data=json.dumps(self._events.popleft())))
 
     # -- inference (thread; the policy runs in the worker process) --------------------------
 
@@ -368,8 +388,9 @@ class PolicyNode(Node):
                 time.sleep(0.1 * self.period)
                 next_tick = time.monotonic()
 
-    def _due_target(self, now: float) -> tuple[np.ndarray, float] | None:
-        """The action for ``now`` and the time it belongs to, or None before the first.
+    def _due_target(self, now: float, q_measured: np.ndarray) -> tuple[np.ndarray, float] | None:
+        """The joint-mode action for ``now`` and the time it belongs to, or None before the
+        first. An eef_delta action is converted when it becomes due, at ``q_measured`` (rad).
 
         With ``interpolate``, joint targets move linearly from the previous period's action to
         the current one across the period, so a policy acting at 20 Hz still gives a smooth
@@ -391,8 +412,11 @@ class PolicyNode(Node):
         action, t_action = due
         # A new period, or a new chunk arrived (timelines compare by identity).
         if self._due is None or self._due[0] is not timeline or self._due[1] != t_action:
+            if self.action_mode == "eef_delta":
+                action = self._joint_action(action, q_measured, now)
             self._previous_action, self._current_action = self._current_action, action
             self._due = (timeline, t_action)
+        action = self._current_action
         previous = self._previous_action
         if not self.interpolate or previous is None or previous.shape != action.shape:
             return action, t_action
@@ -401,6 +425,22 @@ class PolicyNode(Node):
         blended[6::7] = action[6::7]  # grippers switch, they do not glide
         return blended, t_action
 
+    def _joint_action(self, action: np.ndarray, q_measured: np.ndarray, now: float) -> np.ndarray:
+        """Joint targets for an eef_delta ``action`` applied at ``q_measured``; an arm whose IK
+        fails keeps its previous targets, and the start of a run of failures is reported."""
+        joint_action, failed = self._tcp_delta.to_joint_action(
+            action, q_measured, self._current_action
+        )
+        for a, arm in enumerate(self.arms):
+            failing = a in failed
+            if failing and not self._ik_failing[a]:
+                delta = np.round(action[7 * a : 7 * a + 6], 4).tolist()
+                detail = f"arm {arm or 'single'}: no IK solution for TCP delta {delta}; holding"
+                self._events.append({"kind": "ik_failure", "t": now, "detail": detail})
+                self.get_logger().warning(detail)
+            self._ik_failing[a] = failing
+        return joint_action
+
     def _control_tick(self, now: float, last_gripper: list[float | None]) -> None:
         with self.obs.lock:
             q_measured, stamp = self.obs.joint_pos, self.obs.stamp
@@ -408,7 +448,7 @@ class PolicyNode(Node):
             return
         with self._state_lock:
             filters = self._filters
-            due = self._due_target(now)
+            due = self._due_target(now, q_measured)
         if due is None and not self.sim_time:
             return  # no action yet this episode: leave the robot to its driver's hold
         commands = []

@@ -43,6 +43,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -51,13 +52,15 @@ from std_msgs.msg import Bool, Float64, String
 from robot_il.errors import ConfigError, FeedbackError, RobotILError, SelectionError
 from robot_il.ros.node_main import declare_float, run_node
 from robot_il.select import UCB1, ConservativeUCB, EpsilonGreedy, SelectionRule, Selector, Uniform
-from robot_il.select.online_finetune import OnlineFinetuner
 from robot_il.select.topics import (
     CANDIDATE_TOPIC,
     INTERVENE_TOPIC,
     RATING_TOPIC,
     STATISTICS_TOPIC,
 )
+
+if TYPE_CHECKING:  # torch comes with it: imported only when fine-tuning is on
+    from robot_il.select.online_finetune import OnlineFinetuner
 
 LATCHED = QoSProfile(
     depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE
@@ -136,14 +139,15 @@ class SelectorNode(Node):
 
     def _make_finetuner(self) -> OnlineFinetuner | None:
         """The online fine-tuner the ``finetune_*`` parameters ask for (None: off)."""
-        from robot_il.train.finetune import FinetuneSettings
-
         corrections = self.declare_parameter("finetune_corrections", "").value
         out = self.declare_parameter("finetune_out", "").value
         demos = self.declare_parameter("finetune_demos", "").value
-        steps = int(self.declare_parameter("finetune_steps", FinetuneSettings.steps).value)
+        steps = int(self.declare_parameter("finetune_steps", 300).value)
         if not corrections:
             return None
+        from robot_il.select.online_finetune import OnlineFinetuner
+        from robot_il.train.finetune import FinetuneSettings
+
         if not out:
             raise ConfigError("selector: finetune_corrections is set but finetune_out is empty")
         settings = FinetuneSettings(steps=steps)

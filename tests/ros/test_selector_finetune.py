@@ -1,0 +1,155 @@
+"""Online fine-tuning in the selector node, over loopback DDS (selector in its own process).
+
+A real corrections dataset (one scripted-expert segment recorded with the corrections
+recorder in MuJoCo) and a real BC checkpoint: after the first rated episode the node must
+fine-tune the deployed candidate (a few real torch steps) before it announces the next
+episode, announce the new ``-ft001`` checkpoint in place of the original path, keep the bandit
+arm keyed by the original name, and leave the original checkpoint byte-identical.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.ros
+
+BC_REACH = (Path(__file__).parent / "fixtures" / "bc_reach").resolve()
+
+
+def digest(directory: Path) -> dict[str, str]:
+    """sha256 of every file under ``directory``, by relative path."""
+    return {
+        str(path.relative_to(directory)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    }
+
+
+def record_correction(path: Path) -> None:
+    """One corrected segment: the reach expert's episode at env seed 0."""
+    from robot_il.envs import make_env
+    from robot_il.policies.spec import spec_from_env
+
+    from robot_il.select.correcting_person import record_expert_segments
+    from robot_il.select.corrections import CorrectionsRecorder
+
+    env = make_env("reach")
+    try:
+        with CorrectionsRecorder.open(path, spec_from_env(env), fsync=False) as recorder:
+            record_expert_segments(env, recorder, [0])
+    finally:
+        env.close()
+
+
+class SelectorClient:
+    """Listens to the selector's latched topics and sends ratings, in this process."""
+
+    def __init__(self, context) -> None:
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.node import Node
+        from std_msgs.msg import Float64, String
+
+        from robot_il.ros.selector_node import FEEDBACK_QOS, LATCHED
+        from robot_il.select.topics import CANDIDATE_TOPIC, RATING_TOPIC, STATISTICS_TOPIC
+
+        self.node = Node("selector_finetune_test", context=context)
+        self.candidates: list[str] = []
+        self.statistics: list[dict] = []
+        self.node.create_subscription(
+            String, CANDIDATE_TOPIC, lambda m: self.candidates.append(m.data), LATCHED
+        )
+        self.node.create_subscription(
+            String, STATISTICS_TOPIC, lambda m: self.statistics.append(json.loads(m.data)), LATCHED
+        )
+        self.rating_pub = self.node.create_publisher(Float64, RATING_TOPIC, FEEDBACK_QOS)
+        self._float = Float64
+        self.executor = SingleThreadedExecutor(context=context)
+        self.executor.add_node(self.node)
+
+    def wait_for(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}: {self.candidates}")
+            self.executor.spin_once(timeout_sec=0.02)
+
+    def rate(self, rating: float) -> None:
+        self.wait_for(lambda: self.rating_pub.get_subscription_count() > 0, 20, "the selector")
+        self.rating_pub.publish(self._float(data=rating))
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+
+
+def test_selector_announces_the_finetuned_checkpoint_and_keeps_the_arm(
+    ros_context, ros_env, tmp_path: Path
+) -> None:
+    from robot_il.policies import load_policy
+
+    corrections, out = tmp_path / "corrections.zarr", tmp_path / "finetuned"
+    record_correction(corrections)
+    original = digest(BC_REACH)
+    selector = subprocess.Popen(
+        [sys.executable, "-m", "robot_il.ros.selector_node", "--ros-args",
+         "-p", f"candidates:=['{BC_REACH}']", "-p", "rule:=uniform",
+         "-p", f"finetune_corrections:={corrections}", "-p", f"finetune_out:={out}",
+         "-p", "finetune_steps:=5"],
+        env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    client = SelectorClient(ros_context)
+    try:
+        client.wait_for(lambda: len(client.candidates) >= 1, 30, "the first episode")
+        assert client.candidates == [str(BC_REACH)]  # nothing fine-tuned yet: the original
+        assert client.statistics[-1]["finetune"]["count"] == 0
+
+        client.rate(0.5)
+        client.wait_for(lambda: len(client.candidates) >= 2, 40, "the second episode")
+        finetuned = out / "bc_reach-ft001"
+        assert client.candidates[1] == str(finetuned)
+        client.wait_for(lambda: client.statistics[-1]["episodes"] == 1, 5, "statistics")
+        statistics = client.statistics[-1]
+        assert statistics["finetune"]["count"] == 1
+        assert statistics["finetune"]["last"]["checkpoint"] == str(finetuned)
+        assert statistics["finetune"]["last"]["episode"] == 0
+        assert statistics["finetune"]["deployed"] == {str(BC_REACH): str(finetuned)}
+        # The arm is still the original candidate: its play was counted under its name.
+        assert [(c["name"], c["plays"]) for c in statistics["candidates"]] == [(str(BC_REACH), 1)]
+        assert statistics["pending"]["candidate"] == str(BC_REACH)
+
+        # No new correction since: the next closed episode fine-tunes nothing.
+        client.rate(0.7)
+        client.wait_for(lambda: len(client.candidates) >= 3, 40, "the third episode")
+        assert client.candidates[2] == str(finetuned)
+        client.wait_for(lambda: client.statistics[-1]["episodes"] == 2, 5, "statistics")
+        assert client.statistics[-1]["finetune"]["count"] == 1
+        assert sorted(p.name for p in out.iterdir()) == ["bc_reach-ft001"]
+    finally:
+        client.close()
+        if selector.poll() is None:
+            selector.send_signal(signal.SIGINT)
+        output = selector.communicate(timeout=20)[0]
+    assert selector.returncode == 0, output
+    assert "fine-tuned" in output, output
+    policy = load_policy(finetuned)
+    assert policy is not None
+    assert digest(BC_REACH) == original
+
+
+def test_finetune_corrections_without_an_output_folder_is_refused(ros_env, tmp_path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "robot_il.ros.selector_node", "--ros-args",
+         "-p", "candidates:=['a','b']", "-p", f"finetune_corrections:={tmp_path / 'c.zarr'}"],
+        env=ros_env, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "finetune_out is empty" in result.stderr
