@@ -71,7 +71,8 @@ def demo_steps(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
         ),
         (
             "deploy BC over ROS 2 on the simulated UR5e",
-            f"select sim --candidates {checkpoint} --rule uniform --episodes 5 "
+            f"select sim --candidates {shlex.quote(str(out / 'bc' / 'policy'))} "
+            "--rule uniform --episodes 5 "
             f"--out {shlex.quote(str(out / 'deploy'))}",
         ),
         (

@@ -33,7 +33,8 @@ that arrives during a fine-tuning finds no open episode and is ignored. A correc
 after the intervention that closed an episode is used the next time that candidate's episode
 closes. The statistics JSON gains ``finetune``: ``count`` (updates by this run), ``last``
 (episode, candidate, checkpoint, seconds of the latest) and ``deployed`` (candidate ->
-checkpoint announced for it).
+checkpoint announced for it). Its ``pending`` episode always names the ``checkpoint``
+announced for it (the candidate itself when nothing was fine-tuned).
 """
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ class SelectorNode(Node):
         self.finetune_status: dict = {"count": 0, "last": None, "deployed": {}}
         # Guards the selector between the executor's callbacks and the fine-tuning worker.
         self._lock = threading.Lock()
-        self._worker: threading.Thread | None = None
+        self._closing = False  # set on shutdown: the worker then publishes nothing
 
         self.candidate_pub = self.create_publisher(String, CANDIDATE_TOPIC, LATCHED)
         self.statistics_pub = self.create_publisher(String, STATISTICS_TOPIC, LATCHED)
@@ -197,13 +198,12 @@ class SelectorNode(Node):
             if self.finetuner is None or self._finished():
                 self.start_episode()
                 return
-            self._worker = threading.Thread(
+            threading.Thread(
                 target=self._finetune_then_start,
                 args=(pending.episode, pending.candidate),
                 name="selector-finetune",
                 daemon=True,  # an update killed half-way leaves no checkpoint behind
-            )
-            self._worker.start()
+            ).start()
 
     def _finetune_then_start(self, episode: int, candidate: str) -> None:
         """Worker: fine-tune the candidate just deployed, then open the next episode."""
@@ -211,22 +211,28 @@ class SelectorNode(Node):
         started = time.monotonic()
         try:
             checkpoint = self.finetuner.after_episode(self._resolve(candidate))
-        except RobotILError as error:  # a bad corrections set must not stop the selection
-            self.get_logger().error(f"fine-tuning {candidate} failed: {error}")
+        except Exception as error:  # a failed update must not stall the selection
+            kind = "" if isinstance(error, RobotILError) else f"{type(error).__name__}: "
+            self.get_logger().error(
+                f"fine-tuning {candidate} failed, deploying it unchanged: {kind}{error}"
+            )
             checkpoint = None
-        if checkpoint is not None:
-            seconds = time.monotonic() - started
-            self.finetune_status["count"] += 1
-            self.finetune_status["last"] = {
-                "episode": episode,
-                "candidate": candidate,
-                "checkpoint": str(checkpoint),
-                "seconds": round(seconds, 3),
-            }
-            self.get_logger().info(f"fine-tuned {candidate} into {checkpoint} in {seconds:.1f} s")
+        seconds = time.monotonic() - started
         with self._lock:
-            if self.context.ok():
-                self.start_episode()
+            if self._closing:
+                return
+            if checkpoint is not None:
+                self.finetune_status["count"] += 1
+                self.finetune_status["last"] = {
+                    "episode": episode,
+                    "candidate": candidate,
+                    "checkpoint": str(checkpoint),
+                    "seconds": round(seconds, 3),
+                }
+                self.get_logger().info(
+                    f"fine-tuned {candidate} into {checkpoint} in {seconds:.1f} s"
+                )
+            self.start_episode()
 
     def _finished(self) -> bool:
         return bool(self.episodes) and len(self.selector.log) >= self.episodes
@@ -241,6 +247,8 @@ class SelectorNode(Node):
                 self.finetune_status["deployed"][choice.candidate] = announced
             self.candidate_pub.publish(String(data=announced))
         statistics = self.selector.statistics()
+        if not finished:
+            statistics["pending"]["checkpoint"] = announced
         if self.finetuner is not None:
             statistics["finetune"] = self.finetune_status
         self.statistics_pub.publish(String(data=json.dumps(statistics)))
@@ -258,6 +266,13 @@ class SelectorNode(Node):
             flush=True,
         )
         self.context.try_shutdown()
+
+    def shutdown(self) -> None:
+        """Destroy the node; a fine-tuning under way finishes or dies with the process (it
+        leaves no partial checkpoint) but announces nothing."""
+        with self._lock:
+            self._closing = True
+        self.destroy_node()
 
 
 def main(args: list[str] | None = None) -> int:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytestmark = pytest.mark.ros
@@ -34,7 +35,7 @@ def digest(directory: Path) -> dict[str, str]:
     }
 
 
-def record_correction(path: Path) -> None:
+def record_correction(path: Path, **env_kwargs) -> None:
     """One corrected segment: the reach expert's episode at env seed 0."""
     from robot_il.envs import make_env
     from robot_il.policies.spec import spec_from_env
@@ -42,12 +43,30 @@ def record_correction(path: Path) -> None:
     from robot_il.select.correcting_person import record_expert_segments
     from robot_il.select.corrections import CorrectionsRecorder
 
-    env = make_env("reach")
+    env = make_env("reach", **env_kwargs)
     try:
         with CorrectionsRecorder.open(path, spec_from_env(env), fsync=False) as recorder:
             record_expert_segments(env, recorder, [0])
     finally:
         env.close()
+
+
+def start_selector(ros_env: dict[str, str], corrections: Path, out: Path) -> subprocess.Popen:
+    """The selector node over the one candidate BC_REACH, fine-tuning 5 steps at a time."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "robot_il.ros.selector_node", "--ros-args",
+         "-p", f"candidates:=['{BC_REACH}']", "-p", "rule:=uniform",
+         "-p", f"finetune_corrections:={corrections}", "-p", f"finetune_out:={out}",
+         "-p", "finetune_steps:=5"],
+        env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+
+def stop(selector: subprocess.Popen) -> str:
+    """Ctrl-C the selector; returns its output."""
+    if selector.poll() is None:
+        selector.send_signal(signal.SIGINT)
+    return selector.communicate(timeout=20)[0]
 
 
 class SelectorClient:
@@ -99,18 +118,13 @@ def test_selector_announces_the_finetuned_checkpoint_and_keeps_the_arm(
     corrections, out = tmp_path / "corrections.zarr", tmp_path / "finetuned"
     record_correction(corrections)
     original = digest(BC_REACH)
-    selector = subprocess.Popen(
-        [sys.executable, "-m", "robot_il.ros.selector_node", "--ros-args",
-         "-p", f"candidates:=['{BC_REACH}']", "-p", "rule:=uniform",
-         "-p", f"finetune_corrections:={corrections}", "-p", f"finetune_out:={out}",
-         "-p", "finetune_steps:=5"],
-        env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+    selector = start_selector(ros_env, corrections, out)
     client = SelectorClient(ros_context)
     try:
-        client.wait_for(lambda: len(client.candidates) >= 1, 30, "the first episode")
+        client.wait_for(lambda: client.candidates and client.statistics, 30, "the first episode")
         assert client.candidates == [str(BC_REACH)]  # nothing fine-tuned yet: the original
         assert client.statistics[-1]["finetune"]["count"] == 0
+        assert client.statistics[-1]["pending"]["checkpoint"] == str(BC_REACH)
 
         client.rate(0.5)
         client.wait_for(lambda: len(client.candidates) >= 2, 40, "the second episode")
@@ -125,6 +139,7 @@ def test_selector_announces_the_finetuned_checkpoint_and_keeps_the_arm(
         # The arm is still the original candidate: its play was counted under its name.
         assert [(c["name"], c["plays"]) for c in statistics["candidates"]] == [(str(BC_REACH), 1)]
         assert statistics["pending"]["candidate"] == str(BC_REACH)
+        assert statistics["pending"]["checkpoint"] == str(finetuned)
 
         # No new correction since: the next closed episode fine-tunes nothing.
         client.rate(0.7)
@@ -135,14 +150,38 @@ def test_selector_announces_the_finetuned_checkpoint_and_keeps_the_arm(
         assert sorted(p.name for p in out.iterdir()) == ["bc_reach-ft001"]
     finally:
         client.close()
-        if selector.poll() is None:
-            selector.send_signal(signal.SIGINT)
-        output = selector.communicate(timeout=20)[0]
+        output = stop(selector)
     assert selector.returncode == 0, output
     assert "fine-tuned" in output, output
-    policy = load_policy(finetuned)
-    assert policy is not None
     assert digest(BC_REACH) == original
+    policy = load_policy(finetuned)
+    obs = {"joint_pos": np.zeros(6, np.float32), "target_pos": np.full(3, 0.4, np.float32)}
+    assert np.isfinite(policy.act(obs)).all()
+    # It was trained further: same files, other weights.
+    assert digest(finetuned)["model.safetensors"] != original["model.safetensors"]
+
+
+def test_a_failed_finetuning_deploys_the_candidate_unchanged(
+    ros_context, ros_env, tmp_path: Path
+) -> None:
+    # Corrections of another action mode: the update is refused, the selection goes on.
+    corrections, out = tmp_path / "eef.zarr", tmp_path / "finetuned"
+    record_correction(corrections, action_mode="eef_delta")
+    selector = start_selector(ros_env, corrections, out)
+    client = SelectorClient(ros_context)
+    try:
+        client.wait_for(lambda: client.candidates, 30, "the first episode")
+        client.rate(0.5)
+        client.wait_for(lambda: len(client.candidates) >= 2, 40, "the second episode")
+        assert client.candidates == [str(BC_REACH)] * 2
+        client.wait_for(lambda: client.statistics[-1]["episodes"] == 1, 5, "statistics")
+        assert client.statistics[-1]["finetune"]["count"] == 0
+    finally:
+        client.close()
+        output = stop(selector)
+    assert "fine-tuning" in output and "failed, deploying it unchanged" in output, output
+    assert "action_mode" in output, output
+    assert not out.exists() or not any(out.iterdir())
 
 
 def test_finetune_corrections_without_an_output_folder_is_refused(ros_env, tmp_path) -> None:
