@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,11 @@ class CheckpointInfo:
 
 
 def _serve(connection: Any, directory: str, torch_threads: int, priority: int) -> None:
-    """The child: load the policy, then answer ``predict`` requests until ``None`` arrives."""
+    """The child: load the policy, then answer ``predict`` requests until ``None`` arrives.
+
+    Ctrl-C reaches the whole process group; the child ignores it and ends when its parent
+    closes the pipe, so a stopped launch shuts down without a child's traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # A real-time parent's class is inherited: set the child's own (normal unless asked).
     with contextlib.suppress(OSError, AttributeError):
         if priority > 0:
@@ -85,7 +90,10 @@ def _serve(connection: Any, directory: str, torch_threads: int, priority: int) -
         connection.send(("error", f"{type(error).__name__}: {error}"))
         return
     while True:
-        request = connection.recv()
+        try:
+            request = connection.recv()
+        except EOFError:  # the parent is gone
+            return
         if request is None:
             return
         try:

@@ -121,7 +121,11 @@ class EpisodeJudge(Node):
     def on_statistics(self, msg: String) -> None:
         pending = json.loads(msg.data).get("pending")
         with self._changed:
-            self._announced = (pending["episode"], pending["candidate"]) if pending else None
+            self._announced = (
+                (pending["episode"], pending.get("checkpoint", pending["candidate"]))
+                if pending
+                else None
+            )
             self._changed.notify_all()
 
     def on_success(self, msg: Bool) -> None:
