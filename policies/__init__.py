@@ -43,6 +43,14 @@ def load_policy(
     ``CheckpointError`` before building the model if the checkpoint was trained for another
     robot, control rate, action mode or observation keys/shapes.
     """
+    directory, saved = read_checkpoint(directory)
+    return policy_class(saved["policy_type"]).load(directory, expected_spec, device=device)
+
+
+def read_checkpoint(directory: str | Path) -> tuple[Path, dict[str, Any]]:
+    """The checkpoint directory that ``directory`` names (itself, or a training run's
+    ``DEPLOY_SUBDIR``) and its saved config (``policy_type``, ``config``, ``spec``), read
+    without building the model; ``CheckpointError`` if there is none."""
     from robot_il.policies.base import CONFIG_FILE, read_checkpoint_config
 
     directory = Path(directory)
@@ -50,5 +58,4 @@ def load_policy(
         directory = directory / DEPLOY_SUBDIR
     if not directory.is_dir():
         raise CheckpointError(f"{directory}: no such checkpoint directory")
-    saved = read_checkpoint_config(directory)
-    return policy_class(saved["policy_type"]).load(directory, expected_spec, device=device)
+    return directory, read_checkpoint_config(directory)

@@ -139,6 +139,21 @@ def cube_pose(xy: np.ndarray, yaw: float, half_size: float) -> np.ndarray:
     return np.concatenate([[xy[0], xy[1], TABLE_HEIGHT + half_size], quat])
 
 
+MAX_CUBE_YAW = np.pi / 4
+"""A randomly placed cube starts turned by up to this much (rad) about z."""
+
+
+def random_cube_pose(
+    rng: np.random.Generator, low: np.ndarray, high: np.ndarray, half_size: float
+) -> np.ndarray:
+    """Pose (7,) of a cube resting at an xy drawn uniformly from the box ``[low, high]``
+    (m, world) and turned by a yaw drawn uniformly within +/- ``MAX_CUBE_YAW``; draws the xy
+    first, then the yaw, so seeded episodes keep their layout."""
+    xy = rng.uniform(low, high)
+    yaw = rng.uniform(-MAX_CUBE_YAW, MAX_CUBE_YAW)
+    return cube_pose(xy, yaw, half_size)
+
+
 def distance(a: np.ndarray | tuple, b: np.ndarray | tuple) -> float:
     """Euclidean distance (m) between two points of the same length (cheaper than numpy's
     norm for 2 or 3 numbers, which matters at every control step; ``math.dist`` reads a list

@@ -15,10 +15,10 @@ from robot_il.envs.tasks.base import (
     InitialState,
     Task,
     closeness,
-    cube_pose,
     distance,
     in_bin,
     object_pose,
+    random_cube_pose,
 )
 from robot_il.envs.tasks.push import CUBE
 
@@ -30,9 +30,6 @@ BIN = BinSpec(center_xy=(0.55, -0.45), inner_half_extent=(0.08, 0.08), wall_heig
 CUBE_LOW = np.array([0.38, 0.34])
 CUBE_HIGH = np.array([0.55, 0.52])
 """Box (m, world xy) the cube's start is drawn from: within the left arm's reach only."""
-
-MAX_YAW = np.pi / 4
-"""The cube starts turned by up to this much (rad) about z."""
 
 HANDOVER_POINT = np.array([0.45, 0.0, TABLE_HEIGHT + 0.25])
 """Where the cube changes hands (m, world), midway between the arms."""
@@ -60,10 +57,9 @@ class BimanualHandover(Task):
 
     def sample(self, rng: np.random.Generator) -> InitialState:
         joints = self.noisy_home(rng)
-        start = rng.uniform(CUBE_LOW, CUBE_HIGH)
-        yaw = rng.uniform(-MAX_YAW, MAX_YAW)
+        cube = random_cube_pose(rng, CUBE_LOW, CUBE_HIGH, CUBE.half_size)
         grippers = {"left": 0.0, "right": 0.0}
-        return InitialState(joints, grippers, {"cube": cube_pose(start, yaw, CUBE.half_size)})
+        return InitialState(joints, grippers, {"cube": cube})
 
     def observe(self, backend: SimBackend) -> dict[str, np.ndarray]:
         return {"object_pose": object_pose(backend)}

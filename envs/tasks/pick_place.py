@@ -9,10 +9,10 @@ from robot_il.envs.tasks.base import (
     InitialState,
     Task,
     closeness,
-    cube_pose,
     distance,
     in_bin,
     object_pose,
+    random_cube_pose,
 )
 from robot_il.envs.tasks.push import CUBE
 
@@ -23,9 +23,6 @@ BIN_TARGET = np.array([*BIN.center_xy, TABLE_HEIGHT], dtype=np.float32)
 CUBE_LOW = np.array([0.35, 0.0])
 CUBE_HIGH = np.array([0.58, 0.25])
 """Box (m, world xy) the cube's start is drawn from (clear of the bin)."""
-
-MAX_YAW = np.pi / 4
-"""The cube starts turned by up to this much (rad) about z."""
 
 LIFT_HEIGHT = 0.05
 """Height (m) above its resting height at which the cube counts as lifted, for the reward."""
@@ -46,9 +43,8 @@ class PickPlace(Task):
 
     def sample(self, rng: np.random.Generator) -> InitialState:
         joints = self.noisy_home(rng)
-        start = rng.uniform(CUBE_LOW, CUBE_HIGH)
-        yaw = rng.uniform(-MAX_YAW, MAX_YAW)
-        return InitialState(joints, {"": 0.0}, {"cube": cube_pose(start, yaw, CUBE.half_size)})
+        cube = random_cube_pose(rng, CUBE_LOW, CUBE_HIGH, CUBE.half_size)
+        return InitialState(joints, {"": 0.0}, {"cube": cube})
 
     def observe(self, backend: SimBackend) -> dict[str, np.ndarray]:
         return {"object_pose": object_pose(backend), "target_pos": BIN_TARGET.copy()}

@@ -9,9 +9,9 @@ from robot_il.envs.tasks.base import (
     InitialState,
     Task,
     closeness,
-    cube_pose,
     distance,
     object_pose,
+    random_cube_pose,
 )
 
 CUBE = CubeSpec(half_size=0.025, mass=0.1)
@@ -26,9 +26,6 @@ WORKSPACE_HIGH = np.array([0.65, 0.30])
 
 PUSH_DISTANCE = (0.10, 0.18)
 """Range (m) of the distance from the cube's start to the target."""
-
-MAX_YAW = np.pi / 4
-"""The cube starts turned by up to this much (rad) about z."""
 
 SUCCESS_RADIUS = 0.03
 """The cube's centre must be within this distance (m, in xy) of the target."""
@@ -56,15 +53,14 @@ class Push(Task):
 
     def sample(self, rng: np.random.Generator) -> InitialState:
         joints = self.noisy_home(rng)
-        start = rng.uniform(CUBE_LOW, CUBE_HIGH)
-        yaw = rng.uniform(-MAX_YAW, MAX_YAW)
+        cube = random_cube_pose(rng, CUBE_LOW, CUBE_HIGH, CUBE.half_size)
         while True:
             angle = rng.uniform(-np.pi, np.pi)
-            goal = start + rng.uniform(*PUSH_DISTANCE) * np.array([np.cos(angle), np.sin(angle)])
+            goal = cube[:2] + rng.uniform(*PUSH_DISTANCE) * np.array([np.cos(angle), np.sin(angle)])
             if np.all(goal >= WORKSPACE_LOW) and np.all(goal <= WORKSPACE_HIGH):
                 break
         self.target = np.array([goal[0], goal[1], TABLE_HEIGHT + CUBE.half_size])
-        return InitialState(joints, {"": 0.0}, {"cube": cube_pose(start, yaw, CUBE.half_size)})
+        return InitialState(joints, {"": 0.0}, {"cube": cube})
 
     def markers(self) -> dict[str, np.ndarray]:
         return {"target": self.target}

@@ -45,15 +45,9 @@ class CheckpointInfo:
     @classmethod
     def read(cls, directory: str | Path) -> CheckpointInfo:
         """Read a checkpoint directory (or a training run's, holding ``policy/``)."""
-        from robot_il.policies import DEPLOY_SUBDIR
-        from robot_il.policies.base import CONFIG_FILE, read_checkpoint_config
+        from robot_il.policies import read_checkpoint
 
-        directory = Path(directory)
-        if not (directory / CONFIG_FILE).exists() and (directory / DEPLOY_SUBDIR).is_dir():
-            directory = directory / DEPLOY_SUBDIR
-        if not directory.is_dir():
-            raise CheckpointError(f"{directory}: no such checkpoint directory")
-        saved = read_checkpoint_config(directory)
+        directory, saved = read_checkpoint(directory)
         config = saved["config"]
         return cls(
             directory=directory,

@@ -59,8 +59,8 @@ from robot_il.ros.ur_topics import (
     gripper_topic,
     image_topic,
     seconds_to_stamp,
-    stamp_seconds,
     tf_prefix,
+    trajectory_points,
 )
 
 WORLD_FRAME = "world"
@@ -201,24 +201,10 @@ class SimRobot(Node):
         self._command_arrived.set()
 
     def _on_trajectory(self, msg: JointTrajectory) -> None:
-        try:
-            order = [list(msg.joint_names).index(name) for name in self.joint_names]
-        except ValueError:
-            self.get_logger().error(
-                f"{TRAJECTORY_TOPIC}: joints {list(msg.joint_names)} do not match "
-                f"{self.joint_names}; ignored"
-            )
+        parsed = trajectory_points(msg, self.joint_names, self.get_logger())
+        if parsed is None:
             return
-        if not msg.points:
-            return
-        times = np.array([stamp_seconds(p.time_from_start) for p in msg.points])
-        points = np.array([[p.positions[i] for i in order] for p in msg.points])
-        if np.any(np.diff(times) <= 0) or times[0] < 0 or not np.all(np.isfinite(points)):
-            self.get_logger().error(
-                f"{TRAJECTORY_TOPIC}: times must increase from >= 0 and positions be finite; "
-                "ignored"
-            )
-            return
+        times, points = parsed
         with self._lock:
             self._trajectory = JointTrajectoryTrack(self._now(), self._targets, times, points)
         self._command_arrived.set()

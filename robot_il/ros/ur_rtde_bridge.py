@@ -42,6 +42,7 @@ from robot_il.ros.ur_topics import (
     RESET_ESTOP_SERVICE,
     SAFETY_EVENTS_TOPIC,
     TRAJECTORY_TOPIC,
+    trajectory_points,
 )
 from robot_il.safety import SafetyEvent, SafetyFilter, SafetyLimits
 from robot_il.safety.limits import UR5E_ACCELERATION, UR5E_WORKSPACE
@@ -196,27 +197,10 @@ class UrRtdeBridge(Node):
             self._target, self._target_stamp = values, time.monotonic()
 
     def _on_trajectory(self, msg) -> None:
-        names = list(msg.joint_names)
-        try:
-            order = [names.index(name) for name in self.joint_names]
-        except ValueError:
-            self.get_logger().error(
-                f"{TRAJECTORY_TOPIC}: joints {list(msg.joint_names)} do not match "
-                f"{self.joint_names}; ignored"
-            )
+        parsed = trajectory_points(msg, self.joint_names, self.get_logger())
+        if parsed is None:
             return
-        if not msg.points:
-            return
-        times = np.array(
-            [p.time_from_start.sec + 1e-9 * p.time_from_start.nanosec for p in msg.points]
-        )
-        if any(len(p.positions) != len(names) for p in msg.points):
-            self.get_logger().error(f"{TRAJECTORY_TOPIC}: a point lacks positions; ignored")
-            return
-        positions = np.array([[p.positions[i] for i in order] for p in msg.points])
-        if np.any(np.diff(times) <= 0) or times[0] < 0:
-            self.get_logger().error(f"{TRAJECTORY_TOPIC}: times must increase; ignored")
-            return
+        times, positions = parsed
         with self._lock:
             if times[0] > 0 and self._measured is not None:
                 # Like the UR driver: start from where the arm is, not with a jump.

@@ -79,3 +79,33 @@ def reorder(names: Sequence[str], values: Sequence[float], wanted: Sequence[str]
     joint."""
     index = {name: i for i, name in enumerate(names)}
     return np.array([values[index[name]] for name in wanted], dtype=np.float64)
+
+
+def trajectory_points(
+    msg, joint_names: Sequence[str], logger
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """A ``trajectory_msgs/JointTrajectory`` as (times (n,) s from its arrival, positions
+    (n, len(joint_names)) rad in the order of ``joint_names``).
+
+    None for a message without points, and for one whose joints do not match, a point lacks
+    positions, times do not increase from >= 0 or positions are not finite: the reason is
+    logged on ``logger`` (an rclpy logger) and both the simulated arm and the real-arm bridge
+    ignore such a command rather than guess.
+    """
+    names = list(msg.joint_names)
+    if not set(joint_names) <= set(names):
+        return _rejected(logger, f"joints {names} do not match {list(joint_names)}")
+    if not msg.points:
+        return None
+    if any(len(point.positions) != len(names) for point in msg.points):
+        return _rejected(logger, "a point lacks positions")
+    order = [names.index(name) for name in joint_names]
+    times = np.array([stamp_seconds(point.time_from_start) for point in msg.points])
+    positions = np.array([[point.positions[i] for i in order] for point in msg.points])
+    if np.any(np.diff(times) <= 0) or times[0] < 0 or not np.all(np.isfinite(positions)):
+        return _rejected(logger, "times must increase from >= 0 and positions be finite")
+    return times, positions
+
+
+def _rejected(logger, reason: str) -> None:
+    logger.error(f"{TRAJECTORY_TOPIC}: {reason}; ignored")

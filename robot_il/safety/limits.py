@@ -9,9 +9,11 @@ import numpy as np
 from robot_il.errors import ActionError
 
 UR5E_ACCELERATION = 10.0
-"""Joint acceleration limit for the UR5e, rad/s^2. Universal Robots publishes none for servo
-control; 10 rad/s^2 reaches the 180 deg/s speed limit in about 0.3 s, smooth for a learned
-policy and well within what the arm can do."""
+"""Joint acceleration limit for deployed commands, rad/s^2. Universal Robots publishes none for
+servo control; 10 rad/s^2 reaches the 180 deg/s speed limit in about 0.3 s, smooth for a learned
+policy. It is deliberately below the 15 rad/s^2 the simulated servo can follow
+(``robot_il.envs.ur5e.description.JOINT_ACC_LIMITS``): the safety layer stays inside what the
+arm can track, so a filtered command is also a followed one."""
 
 UR5E_WORKSPACE = (np.array([-0.9, -0.9, 0.0]), np.array([0.9, 0.9, 1.1]))
 """Default tool-point box (m, arm base frame): the UR5e's 0.85 m reach around the base, and

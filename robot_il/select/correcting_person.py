@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -170,3 +171,20 @@ def record_expert_segments(
                 break
         recorder.commit(success=bool(info.get("is_success", False)))
     return total
+
+
+def record_expert_corrections(
+    path: Path, task: str, seeds: list[int] | range, *, fsync: bool = True, **env_kwargs: Any
+) -> int:
+    """Record ``record_expert_segments`` for ``seeds`` in a fresh ``task`` env (built with
+    ``env_kwargs``) into the corrections dataset at ``path`` (created or appended to);
+    returns the steps recorded."""
+    from robot_il.envs import make_env
+    from robot_il.policies.spec import spec_from_env
+
+    env = make_env(task, **env_kwargs)
+    try:
+        with CorrectionsRecorder.open(path, spec_from_env(env), fsync=fsync) as recorder:
+            return record_expert_segments(env, recorder, seeds)
+    finally:
+        env.close()

@@ -10,19 +10,29 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 FIXTURE = Path(__file__).with_name("fixtures") / "bc_reach"
 
 
-def train_reach_bc(out: Path, *, episodes: int = 50, steps: int = 1500, progress: bool = False):
-    """Record ``episodes`` expert reach demos and train a BC MLP on (joint_pos, target_pos);
-    returns the checkpoint directory."""
+def train_reach_bc(
+    out: Path,
+    *,
+    obs_keys: tuple[str, ...] = ("joint_pos", "target_pos"),
+    episodes: int = 50,
+    steps: int = 1500,
+    progress: bool = False,
+    **env_kwargs: Any,
+) -> Path:
+    """Record ``episodes`` expert reach demos (env built with ``env_kwargs``) and train a BC MLP
+    on ``obs_keys``; returns the checkpoint directory."""
     from robot_il.train.config import BCTrainConfig, EvalConfig
     from robot_il.train.demos import record_expert_demos
     from robot_il.train.trainer import train
 
-    dataset = record_expert_demos("reach", out / "demos", episodes=episodes, seed=0)
+    dataset = record_expert_demos("reach", out / "demos", episodes=episodes, seed=0, **env_kwargs)
     config = BCTrainConfig(
         dataset=str(dataset),
         out=str(out / "run"),
@@ -31,14 +41,19 @@ def train_reach_bc(out: Path, *, episodes: int = 50, steps: int = 1500, progress
         progress=progress,
         eval=EvalConfig(episodes=0),
     )
-    config.policy.obs_keys = ("joint_pos", "target_pos")
+    config.policy.obs_keys = obs_keys
     config.policy.hidden_dims = (128, 128)
     return train(config).checkpoint
 
 
-if __name__ == "__main__":
+def regenerate(fixture: Path, train_fn: Callable[..., Path]) -> None:
+    """Train with ``train_fn(workdir, progress=True)`` and replace ``fixture`` by its checkpoint."""
     with tempfile.TemporaryDirectory() as work:
-        checkpoint = train_reach_bc(Path(work), progress=True)
-        shutil.rmtree(FIXTURE, ignore_errors=True)
-        shutil.copytree(checkpoint, FIXTURE)
-    print(f"wrote {FIXTURE}", file=sys.stderr)
+        checkpoint = train_fn(Path(work), progress=True)
+        shutil.rmtree(fixture, ignore_errors=True)
+        shutil.copytree(checkpoint, fixture)
+    print(f"wrote {fixture}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    regenerate(FIXTURE, train_reach_bc)

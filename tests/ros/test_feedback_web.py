@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import queue
 import selectors
-import signal
 import subprocess
 import sys
 import threading
 
 import numpy as np
 import pytest
+from deploy_helpers import stop
 
 pytestmark = pytest.mark.ros
 
@@ -39,12 +39,7 @@ def feedback_node(ros_env):
         assert line.startswith("feedback page: http://127.0.0.1:"), line
         yield line.split(": ", 1)[1].strip()
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 def test_each_button_publishes_its_message(ros_context, feedback_node, chromium):

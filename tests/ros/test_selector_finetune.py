@@ -37,18 +37,9 @@ def digest(directory: Path) -> dict[str, str]:
 
 def record_correction(path: Path, **env_kwargs) -> None:
     """One corrected segment: the reach expert's episode at env seed 0."""
-    from robot_il.envs import make_env
-    from robot_il.policies.spec import spec_from_env
+    from robot_il.select.correcting_person import record_expert_corrections
 
-    from robot_il.select.correcting_person import record_expert_segments
-    from robot_il.select.corrections import CorrectionsRecorder
-
-    env = make_env("reach", **env_kwargs)
-    try:
-        with CorrectionsRecorder.open(path, spec_from_env(env), fsync=False) as recorder:
-            record_expert_segments(env, recorder, [0])
-    finally:
-        env.close()
+    record_expert_corrections(path, "reach", [0], fsync=False, **env_kwargs)
 
 
 def start_selector(ros_env: dict[str, str], corrections: Path, out: Path) -> subprocess.Popen:

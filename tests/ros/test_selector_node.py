@@ -8,13 +8,13 @@ ROS); the seeds here are fixed, so the run is reproducible whatever the message 
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from deploy_helpers import stop
 
 from robot_il.select import Selector
 
@@ -45,16 +45,6 @@ def start_selector(ros_env, state_path):
          "-p", f"episodes:={EPISODES}", "-p", f"state_path:={state_path}"],
         env=ros_env, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def test_selector_finds_the_best_candidate_with_the_simulated_person(ros_env, tmp_path):

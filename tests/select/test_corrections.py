@@ -172,18 +172,9 @@ def test_corrections_dataset_validates_and_holds_the_corrected_segments(
 
 def record_one_correction(path: Path, **env_kwargs) -> None:
     """One corrected segment of the reach expert in an env made with ``env_kwargs``."""
-    from robot_il.envs import make_env
-    from robot_il.policies.spec import spec_from_env
+    from robot_il.select.correcting_person import record_expert_corrections
 
-    from robot_il.select.correcting_person import record_expert_segments
-    from robot_il.select.corrections import CorrectionsRecorder
-
-    env = make_env("reach", **env_kwargs)
-    try:
-        with CorrectionsRecorder.open(path, spec_from_env(env), fsync=False) as recorder:
-            record_expert_segments(env, recorder, [0])
-    finally:
-        env.close()
+    record_expert_corrections(path, "reach", [0], fsync=False, **env_kwargs)
 
 
 def test_corrections_for_another_action_mode_are_refused(tmp_path: Path) -> None:
