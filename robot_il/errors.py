@@ -34,7 +34,7 @@ class FeedbackError(SelectionError, ValueError):
 
 
 class RecordingError(RobotILError):
-    """A recording cannot go on: a source or teleop device is absent or failed, or writing failed."""
+    """A recording cannot go on: a source or device is absent or failed, or a write failed."""
 
 
 class ConfigError(RobotILError, ValueError):
