@@ -12,5 +12,6 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
         echo "chromium/chromedriver missing and not root: browser tests will be skipped" >&2
     fi
 fi
+.venv/bin/ruff check --quiet .
 export MUJOCO_GL="${MUJOCO_GL:-egl}"
 exec .venv/bin/python -m pytest "$@"
