@@ -140,11 +140,17 @@ def bench_train_speed(work: Path, quick: bool) -> None:
         print(f"{name:<10}{rate:>8.1f} steps/s{rate / rates['bc']:>8.2f} x BC")
 
 
-def bench_success(work: Path, quick: bool) -> None:
-    tasks = ("push",) if quick else ("push", "pick_place")
-    counts = (20,) if quick else (50, 100, 200)
-    backends = ("mujoco",) if quick else ("mujoco", "pybullet")
+def bench_success(work: Path, quick: bool, grid: argparse.Namespace) -> None:
+    """Success per (task, backend, demonstrations, policy); ``grid`` narrows the full grid
+    (``--tasks``, ``--backends``, ``--counts``, ``--policies``, ``--steps``) so it can run in
+    parts: the whole of it takes hours on a 2-core CPU."""
+    tasks = grid.tasks or (("push",) if quick else ("push", "pick_place"))
+    counts = grid.counts or ((20,) if quick else (50, 100, 200))
+    backends = grid.backends or (("mujoco",) if quick else ("mujoco", "pybullet"))
+    policies = grid.policies or ("bc", "diffusion")
     steps = {"bc": 500, "diffusion": 300} if quick else {"bc": 20_000, "diffusion": 20_000}
+    if grid.steps:
+        steps = dict.fromkeys(steps, grid.steps)
     episodes = 10 if quick else 50
     print("\n== success (task, backend, demonstrations) ==")
     lines = []
@@ -152,13 +158,14 @@ def bench_success(work: Path, quick: bool) -> None:
         for backend in backends:
             for count in counts:
                 dataset = demos(work, task, backend, count)
-                for policy_type in ("bc", "diffusion"):
+                for policy_type in policies:
                     out = work / "runs" / f"{task}_{backend}_{count}_{policy_type}"
                     result = evaluate_checkpoint(
                         train_run(dataset, out, policy_type, steps[policy_type]), episodes
                     )
                     line = (
-                        f"{task:<11}{backend:<9}{count:>4} demos  {policy_type:<10}{result.line()}"
+                        f"{task:<11}{backend:<9}{count:>4} demos  {policy_type:<10}"
+                        f"{steps[policy_type]:>6} steps  {result.line()}"
                     )
                     print(line, flush=True)
                     lines.append(line)
@@ -266,6 +273,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small budgets (minutes)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--work", default="/tmp/robot_il_bench", help="datasets and runs")
+    grid = parser.add_argument_group("success grid (default: all of it)")
+    grid.add_argument("--tasks", nargs="+", default=None, help="e.g. push pick_place")
+    grid.add_argument("--backends", nargs="+", default=None, help="mujoco and/or pybullet")
+    grid.add_argument("--counts", nargs="+", type=int, default=None, help="demonstrations")
+    grid.add_argument("--policies", nargs="+", default=None, help="bc and/or diffusion")
+    grid.add_argument("--steps", type=int, default=None, help="gradient steps per run")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     work = Path(args.work)
@@ -281,7 +294,10 @@ def main() -> None:
     if not chosen:
         parser.error("choose a part (--latency, --success, ...) or --all")
     for name in chosen:
-        parts[name](work, args.quick)
+        if name == "success":
+            bench_success(work, args.quick, args)
+        else:
+            parts[name](work, args.quick)
 
 
 if __name__ == "__main__":
