@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 import time
 from pathlib import Path
@@ -46,12 +47,24 @@ def percentile_ms(samples: list[float], q: float) -> float:
 
 
 # ------------------------------------------------------------------------------ helpers
-def demos(work: Path, task: str, backend: str, episodes: int) -> Path:
-    """Expert demonstrations, recorded once per (task, backend, count) and reused."""
-    root = work / "demos" / f"{task}_{backend}_{episodes}"
+def demos(
+    work: Path, task: str, backend: str, episodes: int, hold_steps: int | None = None
+) -> Path:
+    """Expert demonstrations, recorded once per (task, backend, count, recipe) and reused.
+
+    By default joint-mode episodes that end at success. ``hold_steps`` records end-effector
+    deltas instead, with the expert holding the goal until that many steps: BC then learns
+    to settle on the goal (reach: 20-50% without, 90-100% with)."""
+    recipe = f"_eef_hold{hold_steps}" if hold_steps else ""
+    root = work / "demos" / f"{task}_{backend}_{episodes}{recipe}"
     path = root / "env.zarr"
     if not path.exists():
-        record_expert_demos(task, root, episodes=episodes, backend=backend, progress=True)
+        held = (
+            dict(action_mode="eef_delta", terminate_on_success=False, max_episode_steps=hold_steps)
+            if hold_steps
+            else {}
+        )
+        record_expert_demos(task, root, episodes=episodes, backend=backend, progress=True, **held)
     return path
 
 
@@ -157,11 +170,14 @@ def bench_success(work: Path, quick: bool, grid: argparse.Namespace) -> None:
     for task in tasks:
         for backend in backends:
             for count in counts:
-                dataset = demos(work, task, backend, count)
+                dataset = demos(work, task, backend, count, grid.hold_steps)
                 for policy_type in policies:
                     out = work / "runs" / f"{task}_{backend}_{count}_{policy_type}"
                     result = evaluate_checkpoint(
-                        train_run(dataset, out, policy_type, steps[policy_type]), episodes
+                        train_run(
+                            dataset, out, policy_type, steps[policy_type], *grid.policy_settings
+                        ),
+                        episodes,
                     )
                     line = (
                         f"{task:<11}{backend:<9}{count:>4} demos  {policy_type:<10}"
@@ -279,6 +295,20 @@ def main() -> None:
     grid.add_argument("--counts", nargs="+", type=int, default=None, help="demonstrations")
     grid.add_argument("--policies", nargs="+", default=None, help="bc and/or diffusion")
     grid.add_argument("--steps", type=int, default=None, help="gradient steps per run")
+    grid.add_argument(
+        "--hold-steps",
+        type=int,
+        default=None,
+        help="record end-effector deltas held past success up to this many steps "
+        "(default: joint-mode episodes that end at success)",
+    )
+    grid.add_argument(
+        "--policy-settings",
+        type=shlex.split,
+        default=[],
+        help="extra training flags in one string, "
+        "e.g. --policy-settings='--policy.horizon 8 --policy.n-action-steps 4'",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     work = Path(args.work)
