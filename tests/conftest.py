@@ -1,13 +1,39 @@
 """Test-wide settings and fixtures: headless MuJoCo rendering (set before any test imports
-mujoco), and a headless Chromium for the tests of web pages."""
+mujoco), the small trained checkpoints the deployment and selection tests run, and a headless
+Chromium for the tests of web pages."""
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
+from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("MUJOCO_GL", "egl")
+
+CHECKPOINT_SCRIPTS = (
+    "make_reach_checkpoint",
+    "make_eef_reach_checkpoint",
+    "make_select_candidates",
+)
+"""Scripts in tests/ros that train the checkpoints under tests/ros/fixtures (git-ignored)."""
+
+
+@pytest.fixture(scope="session")
+def trained_checkpoints() -> None:
+    """Train, once, the small BC checkpoints under ``tests/ros/fixtures`` that deployment and
+    selection tests run, so no trained weights live in the repository. A checkpoint already
+    there is reused (delete the folder to retrain); each script can also be run by hand."""
+    ros_tests = Path(__file__).parent / "ros"
+    for script in CHECKPOINT_SCRIPTS:
+        marker = ros_tests / "fixtures" / ".built" / script
+        if marker.exists():
+            continue
+        subprocess.run([sys.executable, str(ros_tests / f"{script}.py")], check=True)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
 
 
 @pytest.fixture

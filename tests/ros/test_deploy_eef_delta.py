@@ -7,7 +7,7 @@ import pytest
 from make_eef_reach_checkpoint import FIXTURE
 from test_deploy_sim import deploy_and_wait_for_success
 
-pytestmark = pytest.mark.ros
+pytestmark = [pytest.mark.ros, pytest.mark.usefixtures("trained_checkpoints")]
 
 
 def test_fixture_is_an_eef_delta_policy() -> None:

@@ -12,7 +12,7 @@ import pytest
 from deploy_helpers import BIN, Client, wait_for
 from make_reach_checkpoint import FIXTURE, train_reach_bc
 
-pytestmark = pytest.mark.ros
+pytestmark = [pytest.mark.ros, pytest.mark.usefixtures("trained_checkpoints")]
 
 
 def deploy_and_wait_for_success(

@@ -12,7 +12,7 @@ import pytest
 from deploy_helpers import BIN, Client, wait_for
 from make_reach_checkpoint import FIXTURE
 
-pytestmark = pytest.mark.ros
+pytestmark = [pytest.mark.ros, pytest.mark.usefixtures("trained_checkpoints")]
 
 
 def test_policy_drives_the_rtde_bridge_to_the_target(ros_context, ros_env, tmp_path) -> None:

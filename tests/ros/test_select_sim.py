@@ -29,7 +29,7 @@ from make_select_candidates import BEST, FIXTURE, UNDERTRAINED, UNSAFE
 
 from robot_il.select import Selector
 
-pytestmark = pytest.mark.ros
+pytestmark = [pytest.mark.ros, pytest.mark.usefixtures("trained_checkpoints")]
 
 
 def run_selection(

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.ros
+pytestmark = [pytest.mark.ros, pytest.mark.usefixtures("trained_checkpoints")]
 
 BC_REACH = (Path(__file__).parent / "fixtures" / "bc_reach").resolve()
 

@@ -22,6 +22,9 @@ import pytest
 from robot_il.errors import ConfigError, DatasetError
 
 BC_REACH = Path(__file__).parents[1] / "ros" / "fixtures" / "bc_reach"
+"""Trained by the ``trained_checkpoints`` fixture (tests/conftest.py)."""
+
+pytestmark = pytest.mark.usefixtures("trained_checkpoints")
 EVAL_SEED, EVAL_EPISODES = 1000, 40
 DEPLOY_SEED, DEPLOY_EPISODES = 500, 30
 DEMO_EPISODES = 5
