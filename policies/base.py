@@ -135,6 +135,27 @@ class Policy(nn.Module):
         self._queue.clear()
 
     @torch.inference_mode()
+    def predict_actions(self, history: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The ``n_action_steps`` actions (float32, env units) to execute after ``history``.
+
+        ``history[key]`` holds the last ``n_obs_steps`` observations of each key of
+        ``obs_keys``, oldest first. Action 0 belongs to the time of the last observation.
+        ``act`` keeps its own history; a deployed policy, which observes on its own timeline,
+        passes the history it keeps.
+        """
+        batch = {
+            k: torch.as_tensor(v[None], device=self.device)
+            for k, v in self.normalize_window(history).items()
+        }
+        was_training = self.training
+        self.eval()
+        with torch.inference_mode(), self.inference_weights():
+            chunk = self.predict_chunk(batch)[0].float().cpu().numpy()
+        self.train(was_training)
+        actions = self.normalizer.unnormalize(ACTION_KEY, chunk).astype(np.float32)
+        start = self.config.n_obs_steps - 1
+        return actions[start : start + self.config.n_action_steps]
+
     def act(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
         """One action (float32, env units) for the current observation dict.
 
@@ -144,19 +165,8 @@ class Policy(nn.Module):
         """
         self._remember(obs)
         if not self._queue:
-            history = {k: np.stack(v)[None] for k, v in self._history.items()}
-            batch = {
-                k: torch.as_tensor(v, device=self.device)
-                for k, v in self.normalize_window(history).items()
-            }
-            was_training = self.training
-            self.eval()
-            with self.inference_weights():
-                chunk = self.predict_chunk(batch)[0].float().cpu().numpy()
-            self.train(was_training)
-            actions = self.normalizer.unnormalize(ACTION_KEY, chunk).astype(np.float32)
-            start = self.config.n_obs_steps - 1
-            self._queue.extend(actions[start : start + self.config.n_action_steps])
+            history = {k: np.stack(v) for k, v in self._history.items()}
+            self._queue.extend(self.predict_actions(history))
         return self._queue.popleft()
 
     def _remember(self, obs: Mapping[str, np.ndarray]) -> None:

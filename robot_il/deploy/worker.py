@@ -74,7 +74,6 @@ def _serve(connection: Any, directory: str, torch_threads: int, priority: int) -
     try:
         import torch
 
-        from robot_il.deploy.inference import predict_actions
         from robot_il.policies import load_policy
 
         torch.set_num_threads(max(1, torch_threads))
@@ -91,7 +90,7 @@ def _serve(connection: Any, directory: str, torch_threads: int, priority: int) -
         if request is None:
             return
         try:
-            connection.send(("actions", predict_actions(policy, request)))
+            connection.send(("actions", policy.predict_actions(request)))
         except Exception as error:  # noqa: BLE001
             connection.send(("error", f"{type(error).__name__}: {error}"))
 
@@ -137,7 +136,7 @@ class InferenceWorker:
 
     def predict(self, history: dict[str, np.ndarray]) -> np.ndarray:
         """The ``n_action_steps`` actions for an observation history (see
-        :func:`robot_il.deploy.predict_actions`)."""
+        :meth:`robot_il.policies.base.Policy.predict_actions`)."""
         try:
             self._connection.send(history)
         except OSError as error:
