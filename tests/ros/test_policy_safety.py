@@ -118,16 +118,23 @@ def test_unsafe_policies_never_reach_the_command_topic(ros_context, ros_env, tmp
             assert "nonfinite_command" in kinds(started)
 
             # 4. A target beyond the elbow's limit: clipped, never commanded past pi.
+            switched = time.monotonic()
             switch.publish(String(data=str(limit)))
             wait_for(lambda: policy_log.read_text().count("loaded") >= 2, 30, "switch", procs, logs)
             assert client.call(Trigger, "policy/reset").success
             started = time.monotonic()
-            time.sleep(1.5)
+
+            def elbow_moved() -> bool:
+                during = _commands(commands, since=started)
+                return len(during) > 0 and during[-1, 2] > q0[2] + 0.2
+
+            # How fast the ramp gets there depends on the machine's load: wait for the motion
+            # towards the (clipped) target and for the filter's report of the limit.
+            wait_for(elbow_moved, 30, "motion towards the elbow limit", procs, logs)
+            wait_for(lambda: "position_limit" in kinds(switched), 30, "position limit", procs, logs)
             during = _commands(commands, since=started)
             assert np.all(np.isfinite(during))
             assert during[:, 2].max() <= ELBOW_LIMIT
-            assert during[-1, 2] > q0[2] + 0.2  # it did move towards the (clipped) target
-            assert "position_limit" in kinds(started)
 
             # 5. Stale observations (the robot's state stops): the command holds.
             sim.send_signal(signal.SIGSTOP)
