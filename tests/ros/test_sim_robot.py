@@ -58,14 +58,23 @@ def test_driver_client_reads_joint_states_and_moves_the_simulated_arm(
 
             # forward_position_controller: the arm goes to the commanded joints.
             target = start + np.array([0.3, -0.2, 0.2, 0.0, 0.0, 0.4])
-            deadline = time.monotonic() + 5.0
-            while time.monotonic() < deadline:
+            gripper_index = names.index("gripper_joint")
+
+            def arrived() -> bool:
+                position = np.array(states[-1][1].position)
+                return bool(
+                    np.abs(position[:6] - target).max() <= 0.01 and position[gripper_index] > 0.5
+                )
+
+            # Commands stream until the arm is there (a loaded machine slows the simulation).
+            deadline = time.monotonic() + 30.0
+            while time.monotonic() < deadline and not arrived():
                 commands.publish(Float64MultiArray(data=target.tolist()))
                 gripper.publish(Float64(data=1.0))
                 time.sleep(0.02)
             reached = np.array(states[-1][1].position)
             np.testing.assert_allclose(reached[:6], target, atol=0.01)
-            assert reached[names.index("gripper_joint")] > 0.5  # closed (0 open .. 1 closed)
+            assert reached[gripper_index] > 0.5  # closed (0 open .. 1 closed)
 
             # A NaN command is refused by the simulated controller: the arm stays.
             commands.publish(Float64MultiArray(data=[float("nan")] * 6))
