@@ -10,8 +10,8 @@ part finishes in minutes on a laptop CPU):
 - ``--train-speed``: training steps per second of BC and Diffusion (default configs), the
   ratio Diffusion/BC.
 - ``--success``: success of BC and Diffusion on ``push`` and ``pick_place`` from 50, 100 and 200
-  scripted demonstrations, in MuJoCo and PyBullet (goal: >= 90% with 200 demonstrations).
-- ``--transfer``: trained on MuJoCo demonstrations and evaluated in PyBullet, and back.
+  scripted demonstrations, in MuJoCo and PyBullet (goal: >= 90% with 200 demonstrations);
+  every run is also evaluated in the other simulator (sim-to-sim transfer); a plot.
 - ``--multimodal``: a 2-D point must pass an obstacle; demonstrations go round it above or
   below with equal probability. Averaging the two (MSE BC) drives into the obstacle; Diffusion
   commits to one route.
@@ -23,6 +23,7 @@ Run: ``.venv/bin/python benchmarks/policies.py --latency --success --quick``.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import shutil
@@ -47,24 +48,24 @@ def percentile_ms(samples: list[float], q: float) -> float:
 
 
 # ------------------------------------------------------------------------------ helpers
-def demos(
-    work: Path, task: str, backend: str, episodes: int, hold_steps: int | None = None
-) -> Path:
-    """Expert demonstrations, recorded once per (task, backend, count, recipe) and reused.
+HOLD_STEPS = {"reach": 40, "push": 70, "pick_place": 120}
+"""Episode length (control steps at 20 Hz) of the end-effector-delta demonstrations: long
+enough for the expert to finish and then hold the goal, so BC learns to settle on it (reach:
+20-50% success without holding, 90-100% with)."""
 
-    By default joint-mode episodes that end at success. ``hold_steps`` records end-effector
-    deltas instead, with the expert holding the goal until that many steps: BC then learns
-    to settle on the goal (reach: 20-50% without, 90-100% with)."""
-    recipe = f"_eef_hold{hold_steps}" if hold_steps else ""
-    root = work / "demos" / f"{task}_{backend}_{episodes}{recipe}"
+
+def demos(work: Path, task: str, backend: str, episodes: int) -> Path:
+    """Expert demonstrations (end-effector deltas held past success, see ``HOLD_STEPS``),
+    recorded once per (task, backend, count) and reused; smaller counts of the success grid
+    train on the first episodes of the largest recording (``--max-episodes``)."""
+    root = work / "demos" / f"{task}_{backend}_{episodes}_eef_hold{HOLD_STEPS[task]}"
     path = root / "env.zarr"
     if not path.exists():
-        held = (
-            dict(action_mode="eef_delta", terminate_on_success=False, max_episode_steps=hold_steps)
-            if hold_steps
-            else {}
-        )
-        record_expert_demos(task, root, episodes=episodes, backend=backend, progress=True, **held)
+        record_expert_demos(
+            task, root, episodes=episodes, backend=backend, progress=True,
+            action_mode="eef_delta", terminate_on_success=False,
+            max_episode_steps=HOLD_STEPS[task],
+        )  # fmt: skip
     return path
 
 
@@ -153,54 +154,123 @@ def bench_train_speed(work: Path, quick: bool) -> None:
         print(f"{name:<10}{rate:>8.1f} steps/s{rate / rates['bc']:>8.2f} x BC")
 
 
+RECIPES: dict[str, tuple[int, tuple[str, ...]]] = {
+    "bc": (20_000, ()),
+    "diffusion": (4_000, ()),
+}
+"""Gradient steps and extra training flags of each policy in the success grid."""
+
+
+def grid_cell(
+    work: Path,
+    task: str,
+    backend: str,
+    count: int,
+    policy_type: str,
+    recipe: tuple[int, tuple[str, ...]],
+    episodes: int,
+    recording: int,
+) -> dict:
+    """Train on the first ``count`` of ``recording`` demonstrations and evaluate, also in the
+    other simulator (sim-to-sim transfer). The result is kept in the run's ``result.json`` and
+    reused while the recipe is the same."""
+    steps, settings = recipe
+    out = work / "runs" / f"{task}_{backend}_{count}_{policy_type}"
+    kept = out / "result.json"
+    key = {"steps": steps, "settings": list(settings), "episodes": episodes}
+    if kept.exists() and json.loads(kept.read_text())["recipe"] == key:
+        return json.loads(kept.read_text())
+    dataset = demos(work, task, backend, recording)
+    start = time.perf_counter()
+    checkpoint = train_run(
+        dataset, out, policy_type, steps, "--max-episodes", str(count), "--no-progress", *settings
+    )
+    train_seconds = time.perf_counter() - start
+    other = "pybullet" if backend == "mujoco" else "mujoco"
+    result = {
+        "recipe": key,
+        "train_seconds": train_seconds,
+        "successes": evaluate_checkpoint(checkpoint, episodes).successes,
+        "transfer_successes": evaluate_checkpoint(checkpoint, episodes, other).successes,
+    }
+    kept.write_text(json.dumps(result))
+    return result
+
+
 def bench_success(work: Path, quick: bool, grid: argparse.Namespace) -> None:
-    """Success per (task, backend, demonstrations, policy); ``grid`` narrows the full grid
-    (``--tasks``, ``--backends``, ``--counts``, ``--policies``, ``--steps``) so it can run in
-    parts: the whole of it takes hours on a 2-core CPU."""
+    """Success per (task, backend, demonstrations, policy), and of the same runs in the other
+    simulator. ``grid`` narrows the full grid (``--tasks``, ``--backends``, ``--counts``,
+    ``--policies``) so that it can run in parts, e.g. one process per core; finished cells
+    are kept and reused."""
     tasks = grid.tasks or (("push",) if quick else ("push", "pick_place"))
     counts = grid.counts or ((20,) if quick else (50, 100, 200))
     backends = grid.backends or (("mujoco",) if quick else ("mujoco", "pybullet"))
-    policies = grid.policies or ("bc", "diffusion")
-    steps = {"bc": 500, "diffusion": 300} if quick else {"bc": 20_000, "diffusion": 20_000}
-    if grid.steps:
-        steps = dict.fromkeys(steps, grid.steps)
+    policies = grid.policies or tuple(RECIPES)
+    recipes = {}
+    for name in policies:
+        steps, settings = RECIPES[name]
+        override = getattr(grid, f"{name}_settings")
+        recipes[name] = (
+            grid.steps or (200 if quick else steps),
+            settings if override is None else tuple(override),
+        )
     episodes = 10 if quick else 50
-    print("\n== success (task, backend, demonstrations) ==")
-    lines = []
+    print(f"\n== success, {episodes} seeded episodes per cell ==")
+    rows = []
     for task in tasks:
         for backend in backends:
-            for count in counts:
-                dataset = demos(work, task, backend, count, grid.hold_steps)
-                for policy_type in policies:
-                    out = work / "runs" / f"{task}_{backend}_{count}_{policy_type}"
-                    result = evaluate_checkpoint(
-                        train_run(
-                            dataset, out, policy_type, steps[policy_type], *grid.policy_settings
-                        ),
-                        episodes,
+            for policy_type in policies:
+                for count in counts:
+                    cell = grid_cell(work, task, backend, count, policy_type,
+                                     recipes[policy_type], episodes, max(counts))  # fmt: skip
+                    rows.append((task, backend, policy_type, count, cell))
+                    here = EvalResult(successes=cell["successes"])
+                    there = np.mean(cell["transfer_successes"])
+                    print(
+                        f"{task:<11}{backend:<9}{policy_type:<10}{count:>4} demos  {here.line()}; "
+                        f"in the other simulator {there:.0%} "
+                        f"(trained {cell['train_seconds'] / 60:.1f} min)",
+                        flush=True,
                     )
-                    line = (
-                        f"{task:<11}{backend:<9}{count:>4} demos  {policy_type:<10}"
-                        f"{steps[policy_type]:>6} steps  {result.line()}"
-                    )
-                    print(line, flush=True)
-                    lines.append(line)
-    print("\n".join(["-- summary --", *lines]))
+    print("\n-- success rate by demonstrations (goal >= 90% with 200) --")
+    header = "".join(f"{count:>6}" for count in counts)
+    print(f"{'task':<11}{'trained in':<11}{'policy':<10}{header}   in the other simulator")
+    for task in tasks:
+        for backend in backends:
+            for policy_type in policies:
+                cells = [r[4] for r in rows if r[:3] == (task, backend, policy_type)]
+                rates = "".join(f"{np.mean(c['successes']):>6.0%}" for c in cells)
+                transfer = "".join(f"{np.mean(c['transfer_successes']):>6.0%}" for c in cells)
+                print(f"{task:<11}{backend:<11}{policy_type:<10}{rates}   {transfer}")
+    plot_success(work / "success_grid.png", rows, counts)
 
 
-def bench_transfer(work: Path, quick: bool) -> None:
-    task = "reach" if quick else "push"
-    count = 50 if quick else 200
-    steps = 1500 if quick else 20_000
-    episodes = 10 if quick else 50
-    print(f"\n== sim-to-sim transfer ({task}, {count} demonstrations, BC) ==")
-    for source, target in (("mujoco", "pybullet"), ("pybullet", "mujoco")):
-        dataset = demos(work, task, source, count)
-        checkpoint = train_run(dataset, work / "runs" / f"transfer_{source}", "bc", steps)
-        same = evaluate_checkpoint(checkpoint, episodes, backend=source)
-        other = evaluate_checkpoint(checkpoint, episodes, backend=target)
-        print(f"trained on {source:<9} in {source:<9}: {same.line()}")
-        print(f"trained on {source:<9} in {target:<9}: {other.line()}")
+def plot_success(path: Path, rows: list, counts: tuple[int, ...]) -> None:
+    """Success rate against demonstrations, one panel per task, with 95% Wilson intervals."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = sorted({row[0] for row in rows})
+    figure, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.6), squeeze=False)
+    for axis, task in zip(axes[0], tasks, strict=True):
+        for backend, policy_type in sorted({(r[1], r[2]) for r in rows if r[0] == task}):
+            results = [
+                EvalResult(successes=r[4]["successes"])
+                for r in rows
+                if r[:3] == (task, backend, policy_type)
+            ]
+            rates = np.array([r.success_rate for r in results])
+            bounds = np.array([r.interval for r in results]).T
+            axis.errorbar(counts, rates, yerr=np.abs(bounds - rates), marker="o", capsize=3,
+                          label=f"{policy_type}, {backend}")  # fmt: skip
+        axis.axhline(0.9, color="grey", linestyle=":", linewidth=1)
+        axis.set(title=task, xlabel="demonstrations", ylabel="success rate", ylim=(0, 1.02))
+        axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    print(f"plot: {path}")
 
 
 # -------------------------------------------------------------------- multimodal 2-D task
@@ -283,7 +353,7 @@ def bench_multimodal(work: Path, quick: bool) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    for part in ("latency", "train-speed", "success", "transfer", "multimodal"):
+    for part in ("latency", "train-speed", "success", "multimodal"):
         parser.add_argument(f"--{part}", action="store_true", help=f"run the {part} part")
     parser.add_argument("--all", action="store_true", help="run every part")
     parser.add_argument("--quick", action="store_true", help="small budgets (minutes)")
@@ -295,20 +365,14 @@ def main() -> None:
     grid.add_argument("--counts", nargs="+", type=int, default=None, help="demonstrations")
     grid.add_argument("--policies", nargs="+", default=None, help="bc and/or diffusion")
     grid.add_argument("--steps", type=int, default=None, help="gradient steps per run")
-    grid.add_argument(
-        "--hold-steps",
-        type=int,
-        default=None,
-        help="record end-effector deltas held past success up to this many steps "
-        "(default: joint-mode episodes that end at success)",
-    )
-    grid.add_argument(
-        "--policy-settings",
-        type=shlex.split,
-        default=[],
-        help="extra training flags in one string, "
-        "e.g. --policy-settings='--policy.horizon 8 --policy.n-action-steps 4'",
-    )
+    for name in RECIPES:
+        grid.add_argument(
+            f"--{name}-settings",
+            type=shlex.split,
+            default=None,
+            help=f"{name}'s training flags in one string instead of the recipe's, e.g. "
+            "'--policy.horizon 8 --policy.n-action-steps 4'",
+        )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     work = Path(args.work)
@@ -317,7 +381,6 @@ def main() -> None:
         "latency": bench_latency,
         "train_speed": bench_train_speed,
         "success": bench_success,
-        "transfer": bench_transfer,
         "multimodal": bench_multimodal,
     }
     chosen = [name for name in parts if args.all or getattr(args, name)]

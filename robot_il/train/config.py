@@ -53,7 +53,9 @@ class TrainConfig:
     ``metrics.csv``, ``tensorboard/`` and ``train_config.yaml``. An existing ``out`` with a
     ``train_state/`` is resumed when ``resume`` is true and refused otherwise. ``threads``:
     torch CPU threads per process (0: torch's default); small policies train fastest on one,
-    and more threads than free cores slows every step many times over.
+    and more threads than free cores slows every step many times over. ``max_episodes`` > 0
+    trains on the dataset's first episodes only (how success grows with demonstrations, from
+    one recording).
     """
 
     dataset: str = ""
@@ -66,6 +68,7 @@ class TrainConfig:
     grad_clip: float = 10.0
     seed: int = 0
     val_fraction: float = 0.0
+    max_episodes: int = 0
     log_every: int = 100
     save_every: int = 1000
     device: str = "cpu"

@@ -112,7 +112,13 @@ def train(config: TrainConfig) -> TrainResult:
                 f"{out}: holds a training run; resume it (drop --no-resume) or pass a new --out"
             )
 
-        train_ids, val_ids = split_episodes(dataset.num_episodes, config.val_fraction, config.seed)
+        if config.max_episodes > dataset.num_episodes:
+            raise ConfigError(
+                f"{config.dataset}: max_episodes {config.max_episodes} > the "
+                f"{dataset.num_episodes} episodes it holds"
+            )
+        episodes = config.max_episodes or dataset.num_episodes
+        train_ids, val_ids = split_episodes(episodes, config.val_fraction, config.seed)
         lowdim = [k for k in obs_keys if not is_image_key(k)]
         normalizer = Normalizer.fit(
             dataset, [*lowdim, ACTION_KEY], mode=policy_config.normalization, episodes=train_ids

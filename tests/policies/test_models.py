@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from robot_il.policies.bc import BCConfig, BCPolicy
-from robot_il.policies.diffusion.unet import ConditionalUnet1D
+from robot_il.policies.diffusion.unet import ConditionalUnet1D, TemporalConv1d
 
 from robot_il.train.stats import permutation_test, wilson_interval
 
@@ -28,6 +28,30 @@ def test_unet_keeps_the_action_sequence_shape_and_uses_the_condition() -> None:
     out = unet(sample, steps, torch.zeros(4, 10))
     assert out.shape == sample.shape
     assert not torch.allclose(out, unet(sample, steps, torch.ones(4, 10)))
+
+
+@pytest.mark.parametrize(("kernel", "stride", "steps"), [(5, 1, 8), (1, 1, 8), (3, 2, 16)])
+def test_temporal_conv_matches_the_native_convolution(kernel: int, stride: int, steps: int) -> None:
+    """Its fast path (a batch of one, at most 8 output steps) computes what nn.Conv1d does."""
+    torch.manual_seed(0)
+    conv = TemporalConv1d(12, 20, kernel, stride, padding=kernel // 2)
+    native = torch.nn.Conv1d(12, 20, kernel, stride, padding=kernel // 2)
+    native.load_state_dict(conv.state_dict())
+    x = torch.randn(1, 12, steps)
+    torch.testing.assert_close(conv(x), native(x), rtol=1e-5, atol=1e-5)
+
+
+def test_unet_film_params_for_many_steps_give_the_same_output() -> None:
+    """Acting computes FiLM for all denoising steps at once, then slices out each step's."""
+    torch.manual_seed(0)
+    unet = ConditionalUnet1D(action_dim=3, global_cond_dim=5, down_dims=(8, 16)).eval()
+    cond, sample = torch.randn(1, 5), torch.randn(1, 8, 3)
+    steps = torch.tensor([90, 40, 0])
+    films = unet.film_params(steps, cond.repeat(3, 1))
+    for index, step in enumerate(steps):
+        expected = unet(sample, step[None], cond)
+        got = unet.denoise(sample, *(film[index : index + 1] for film in films))
+        torch.testing.assert_close(got, expected)
 
 
 def test_bc_with_a_camera_learns_from_pixels() -> None:

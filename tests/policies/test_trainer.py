@@ -68,6 +68,28 @@ def test_dataset_without_a_configured_key_fails_before_training(
     assert not (tmp_path / "run").exists()
 
 
+def test_max_episodes_trains_on_the_first_episodes_only(
+    synthetic_dataset: Path, tmp_path: Path
+) -> None:
+    """The normalizer, fit on the training episodes, must match one fit on episodes 0-1."""
+    from robot_il.dataset import Dataset, Normalizer
+
+    result = train(_config(synthetic_dataset, tmp_path / "two", "--steps", "1",
+                           "--max-episodes", "2"))  # fmt: skip
+    saved = load_file(str(result.checkpoint / "normalizer.safetensors"))
+    dataset = Dataset.open(synthetic_dataset)
+    first_two = Normalizer.fit(dataset, ["joint_pos", "target_pos", "action"], episodes=[0, 1])
+    every = Normalizer.fit(dataset, ["joint_pos", "target_pos", "action"])
+    assert saved.keys() == first_two.state_dict().keys()
+    for key, value in first_two.state_dict().items():
+        np.testing.assert_array_equal(saved[key], value, err_msg=key)
+    assert any(
+        not np.array_equal(saved[key], value) for key, value in every.state_dict().items()
+    )
+    with pytest.raises(ConfigError, match="max_episodes 7 > the 6 episodes"):
+        train(_config(synthetic_dataset, tmp_path / "seven", "--max-episodes", "7"))
+
+
 def test_dataset_the_eval_env_cannot_serve_fails_before_training(tmp_path: Path) -> None:
     """Observations recorded with a (3,) joint_pos cannot come from the UR5e reach env."""
     import robot_il.dataset as ds
