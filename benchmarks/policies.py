@@ -154,11 +154,16 @@ def bench_train_speed(work: Path, quick: bool) -> None:
         print(f"{name:<10}{rate:>8.1f} steps/s{rate / rates['bc']:>8.2f} x BC")
 
 
-RECIPES: dict[str, tuple[int, tuple[str, ...]]] = {
-    "bc": (20_000, ()),
-    "diffusion": (4_000, ()),
+CHUNK = ("--policy.horizon", "8", "--policy.n-action-steps", "4")
+RECIPES: dict[tuple[str, str], tuple[int, tuple[str, ...]]] = {
+    ("bc", "push"): (20_000, CHUNK),
+    ("bc", "pick_place"): (20_000, ()),
+    ("diffusion", "push"): (4_000, ()),
+    ("diffusion", "pick_place"): (4_000, ()),
 }
-"""Gradient steps and extra training flags of each policy in the success grid."""
+"""Gradient steps and extra training flags per (policy, task) in the success grid. Measured
+on 200 MuJoCo demonstrations, 50 episodes: BC on push 82% without action chunks and 92% with
+(8 predicted, 4 executed); on pick_place 90% without and 6% with."""
 
 
 def grid_cell(
@@ -205,12 +210,11 @@ def bench_success(work: Path, quick: bool, grid: argparse.Namespace) -> None:
     tasks = grid.tasks or (("push",) if quick else ("push", "pick_place"))
     counts = grid.counts or ((20,) if quick else (50, 100, 200))
     backends = grid.backends or (("mujoco",) if quick else ("mujoco", "pybullet"))
-    policies = grid.policies or tuple(RECIPES)
+    policies = grid.policies or ("bc", "diffusion")
     recipes = {}
-    for name in policies:
-        steps, settings = RECIPES[name]
+    for (name, task), (steps, settings) in RECIPES.items():
         override = getattr(grid, f"{name}_settings")
-        recipes[name] = (
+        recipes[name, task] = (
             grid.steps or (200 if quick else steps),
             settings if override is None else tuple(override),
         )
@@ -222,7 +226,7 @@ def bench_success(work: Path, quick: bool, grid: argparse.Namespace) -> None:
             for policy_type in policies:
                 for count in counts:
                     cell = grid_cell(work, task, backend, count, policy_type,
-                                     recipes[policy_type], episodes, max(counts))  # fmt: skip
+                                     recipes[policy_type, task], episodes, max(counts))  # fmt: skip
                     rows.append((task, backend, policy_type, count, cell))
                     here = EvalResult(successes=cell["successes"])
                     there = np.mean(cell["transfer_successes"])
@@ -365,7 +369,7 @@ def main() -> None:
     grid.add_argument("--counts", nargs="+", type=int, default=None, help="demonstrations")
     grid.add_argument("--policies", nargs="+", default=None, help="bc and/or diffusion")
     grid.add_argument("--steps", type=int, default=None, help="gradient steps per run")
-    for name in RECIPES:
+    for name in ("bc", "diffusion"):
         grid.add_argument(
             f"--{name}-settings",
             type=shlex.split,

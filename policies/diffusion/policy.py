@@ -165,8 +165,8 @@ class DiffusionPolicy(Policy):
         )
         sample = torch.randn((batch, self.config.horizon, self.action_dim), device=cond.device)
         denoise = self._denoiser(sample, tuple(film[:batch] for film in films))
-        for index, step in enumerate(timesteps):
+        for index, step in enumerate(timesteps.tolist()):
             rows = slice(index * batch, (index + 1) * batch)
             prediction = denoise(sample, *(film[rows] for film in films))
-            sample = self.sampler.step(prediction, step, sample).prev_sample
+            sample = self.sampler.step(prediction, step, sample, return_dict=False)[0]
         return sample.clamp(-1.0, 1.0)
