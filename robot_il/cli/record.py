@@ -75,6 +75,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="keep expert episodes that did not succeed (default: successful ones only)",
     )
     parser.add_argument(
+        "--action-noise",
+        type=float,
+        default=0.0,
+        help="expert only: execute each action plus Gaussian noise of this standard deviation "
+        "(m, rad; not the gripper) and record the clean action, so the data shows recoveries "
+        "(DART; default 0)",
+    )
+    parser.add_argument(
         "--max-attempts",
         type=int,
         default=None,
@@ -104,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
     from robot_il.record.recorder import Recorder
     from robot_il.record.teleop import make_teleop_device
 
+    if args.action_noise < 0 or (args.action_noise > 0 and not args.expert):
+        raise RecordingError("--action-noise takes a standard deviation >= 0, with --expert")
     if args.teleop is not None and args.action_mode == "joint":
         raise RecordingError("--teleop records end-effector deltas; drop --action-mode joint")
     action_mode = args.action_mode or ("joint" if args.expert else "eef_delta")
@@ -146,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
                     keep_failures=args.keep_failures,
                     max_attempts=args.max_attempts,
                     episode_meta=episode_meta,
+                    action_noise=args.action_noise,
                 )
         else:
             source = EnvTeleopSource(env, device)

@@ -7,7 +7,10 @@ and the recorder's timing counts.
 
 - **Expert**: the env is stepped as fast as it goes (a *pushed* stream; ``timestamp`` is
   simulated time). Only successful episodes are kept unless ``keep_failures``: a failed scripted
-  demonstration teaches the policy to fail.
+  demonstration teaches the policy to fail. ``action_noise`` injects noise DART-style (Laskey
+  et al., 2017): the env executes the expert's action plus Gaussian noise on every arm's
+  motion numbers while the dataset records the clean action, so the demonstrations also show
+  how the expert recovers from the small errors a learned policy will make.
 - **Teleop**: the env is stepped in real time by the recorder's sampling thread at the control
   rate, with the device's command as the ``eef_delta`` action; late or dropped control periods
   are counted like any sensor's. The operator ends episodes with the episode keys; an episode
@@ -31,6 +34,9 @@ from robot_il.record.teleop.base import TeleopDevice
 
 ENV_STREAM = "env"
 """The stream name of env recordings."""
+
+ARM_ACTION_SIZE = 7
+"""Action numbers per arm: six for motion, then the gripper (see ``RobotEnv``)."""
 
 
 @dataclass
@@ -80,25 +86,34 @@ def record_expert(
     max_attempts: int | None = None,
     episode_meta: Mapping[str, Any] | None = None,
     progress: bool = True,
+    action_noise: float = 0.0,
 ) -> SessionSummary:
     """Record ``episodes`` kept expert episodes, trying seeds ``seed, seed + 1, ...``.
 
     ``recorder`` must have a pushed stream named :data:`ENV_STREAM`. Stops after
     ``max_attempts`` (default ``2 * episodes + 10``) so a broken expert cannot loop forever;
-    the summary then has ``kept < episodes``.
+    the summary then has ``kept < episodes``. ``action_noise`` is the standard deviation (in
+    action units: m, rad) of the noise executed but not recorded (see the module docstring);
+    the gripper is never perturbed.
     """
     max_attempts = 2 * episodes + 10 if max_attempts is None else max_attempts
+    motion = np.ones(env.action_space.shape, dtype=bool)
+    motion[ARM_ACTION_SIZE - 1 :: ARM_ACTION_SIZE] = False  # each arm's gripper number
     summary = SessionSummary()
     bar = tqdm(total=episodes, desc="expert episodes", unit="ep", disable=not progress)
     try:
         while summary.kept < episodes and summary.attempts < max_attempts:
             episode_seed = seed + summary.attempts
             obs, info = env.reset(seed=episode_seed)
+            noise = np.random.default_rng(episode_seed)
             expert.reset(obs)
             recorder.start_episode()
             while True:
                 action = expert.act(obs)
                 recorder.push(ENV_STREAM, env_frame(obs, action))
+                if action_noise > 0:
+                    perturbation = noise.normal(0.0, action_noise, action.shape) * motion
+                    action = (action + perturbation).astype(action.dtype)
                 obs, _reward, terminated, truncated, info = env.step(action)
                 if terminated or truncated:
                     break

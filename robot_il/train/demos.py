@@ -21,10 +21,11 @@ def record_expert_demos(
     backend: str = "mujoco",
     seed: int = 0,
     progress: bool = False,
+    action_noise: float = 0.0,
     **env_kwargs: Any,
 ) -> Path:
     """Record ``episodes`` successful expert episodes (seeds from ``seed``) under ``root``;
-    returns the dataset path (``root/env.zarr``)."""
+    returns the dataset path (``root/env.zarr``). ``action_noise``: see ``record_expert``."""
     from robot_il.envs import make_env, make_expert
     from robot_il.record import Recorder
     from robot_il.record.demos import ENV_STREAM, env_stream, record_expert
@@ -43,7 +44,13 @@ def record_expert_demos(
             root, streams, robot=spec["robot"], attrs=attrs, overwrite=True, fsync=False
         ) as recorder:
             summary = record_expert(
-                env, make_expert(env), recorder, episodes=episodes, seed=seed, progress=progress
+                env,
+                make_expert(env),
+                recorder,
+                episodes=episodes,
+                seed=seed,
+                progress=progress,
+                action_noise=action_noise,
             )
     finally:
         env.close()

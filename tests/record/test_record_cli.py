@@ -68,3 +68,28 @@ def test_failed_expert_episodes_are_dropped_unless_kept(tmp_path, capsys):
     dataset = Dataset.open(out)
     assert dataset.num_episodes == 1 and not dataset.meta(0)["success"]
     assert len(dataset.episode(0)["action"]) == 2
+
+
+def test_action_noise_is_executed_but_the_clean_expert_action_is_recorded(tmp_path):
+    """DART: the arm goes where the noisy action takes it, and every recorded action is what
+    the expert chose from the recorded observation (replaying the observations gives it)."""
+    from robot_il.envs import make_env, make_expert
+
+    clean, noisy = tmp_path / "clean.zarr", tmp_path / "noisy.zarr"
+    common = ("--expert", "--episodes", "1", "--action-mode", "eef_delta")
+    assert record(*common, "--out", str(clean)) == 0
+    assert record(*common, "--action-noise", "0.004", "--out", str(noisy)) == 0
+    clean_steps, noisy_steps = Dataset.open(clean).episode(0), Dataset.open(noisy).episode(0)
+    steps = min(len(clean_steps["tick"]), len(noisy_steps["tick"]))
+    drift = np.abs(noisy_steps["eef_pose"][:steps, :3] - clean_steps["eef_pose"][:steps, :3])
+    assert drift.max() > 0.002  # the noise moved the arm
+
+    env = make_env("reach", "mujoco", action_mode="eef_delta")
+    expert = make_expert(env)
+    keys = [k for k in noisy_steps if k not in ("action", "timestamp", "tick")]
+    observations = [{k: noisy_steps[k][t] for k in keys} for t in range(len(noisy_steps["tick"]))]
+    expert.reset(observations[0])
+    replayed = np.array([expert.act(obs) for obs in observations])
+    env.close()
+    np.testing.assert_allclose(replayed, noisy_steps["action"], atol=1e-6)
+    assert record(*common, "--action-noise", "-1", "--out", str(tmp_path / "bad.zarr")) == 2
