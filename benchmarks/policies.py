@@ -179,10 +179,11 @@ def grid_cell(
     recipe: tuple[int, tuple[str, ...]],
     episodes: int,
     recording: int,
-) -> dict:
+    kept_only: bool = False,
+) -> dict | None:
     """Train on the first ``count`` of ``recording`` demonstrations and evaluate, also in the
     other simulator (sim-to-sim transfer). The result is kept in the run's ``result.json`` and
-    reused while the recipe is the same."""
+    reused while the recipe is the same; ``kept_only`` returns None instead of training."""
     steps, settings = recipe
     out = work / "runs" / f"{task}_{backend}_{count}_{policy_type}"
     kept = out / "result.json"
@@ -191,6 +192,8 @@ def grid_cell(
            "episodes": episodes}  # fmt: skip
     if kept.exists() and json.loads(kept.read_text())["recipe"] == key:
         return json.loads(kept.read_text())
+    if kept_only:
+        return None
     start = time.perf_counter()
     checkpoint = train_run(
         dataset, out, policy_type, steps, "--max-episodes", str(count), "--no-progress", *settings
@@ -231,7 +234,10 @@ def bench_success(work: Path, quick: bool, grid: argparse.Namespace) -> None:
             for policy_type in policies:
                 for count in sorted(counts, reverse=True):  # the goal's cell first
                     cell = grid_cell(work, task, backend, count, policy_type,
-                                     recipes[policy_type, task], episodes, max(counts))  # fmt: skip
+                                     recipes[policy_type, task], episodes, max(counts),
+                                     grid.kept_only)  # fmt: skip
+                    if cell is None:
+                        continue
                     rows.append((task, backend, policy_type, count, cell))
                     here = EvalResult(successes=cell["successes"])
                     there = np.mean(cell["transfer_successes"])
@@ -248,14 +254,19 @@ def bench_success(work: Path, quick: bool, grid: argparse.Namespace) -> None:
     for task in tasks:
         for backend in backends:
             for policy_type in policies:
-                cells = [r[4] for r in rows if r[:3] == (task, backend, policy_type)]
-                rates = "".join(f"{np.mean(c['successes']):>6.0%}" for c in cells)
-                transfer = "".join(f"{np.mean(c['transfer_successes']):>6.0%}" for c in cells)
+                cells = {r[3]: r[4] for r in rows if r[:3] == (task, backend, policy_type)}
+                rates = transfer = ""
+                for count in counts:
+                    cell = cells.get(count)
+                    rates += f"{np.mean(cell['successes']):>6.0%}" if cell else f"{'-':>6}"
+                    transfer += (
+                        f"{np.mean(cell['transfer_successes']):>6.0%}" if cell else f"{'-':>6}"
+                    )
                 print(f"{task:<11}{backend:<11}{policy_type:<10}{rates}   {transfer}")
-    plot_success(work / "success_grid.png", rows, counts)
+    plot_success(work / "success_grid.png", rows)
 
 
-def plot_success(path: Path, rows: list, counts: list[int]) -> None:
+def plot_success(path: Path, rows: list) -> None:
     """Success rate against demonstrations, one panel per task, with 95% Wilson intervals."""
     import matplotlib
 
@@ -266,15 +277,12 @@ def plot_success(path: Path, rows: list, counts: list[int]) -> None:
     figure, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.6), squeeze=False)
     for axis, task in zip(axes[0], tasks, strict=True):
         for backend, policy_type in sorted({(r[1], r[2]) for r in rows if r[0] == task}):
-            results = [
-                EvalResult(successes=r[4]["successes"])
-                for r in rows
-                if r[:3] == (task, backend, policy_type)
-            ]
+            cells = [r for r in rows if r[:3] == (task, backend, policy_type)]
+            results = [EvalResult(successes=cell[4]["successes"]) for cell in cells]
             rates = np.array([r.success_rate for r in results])
             bounds = np.array([r.interval for r in results]).T
-            axis.errorbar(counts, rates, yerr=np.abs(bounds - rates), marker="o", capsize=3,
-                          label=f"{policy_type}, {backend}")  # fmt: skip
+            axis.errorbar([cell[3] for cell in cells], rates, yerr=np.abs(bounds - rates),
+                          marker="o", capsize=3, label=f"{policy_type}, {backend}")  # fmt: skip
         axis.axhline(0.9, color="grey", linestyle=":", linewidth=1)
         axis.set(title=task, xlabel="demonstrations", ylabel="success rate", ylim=(0, 1.02))
         axis.legend(fontsize=8)
@@ -375,6 +383,11 @@ def main() -> None:
     grid.add_argument("--counts", nargs="+", type=int, default=None, help="demonstrations")
     grid.add_argument("--policies", nargs="+", default=None, help="bc and/or diffusion")
     grid.add_argument("--steps", type=int, default=None, help="gradient steps per run")
+    grid.add_argument(
+        "--kept-only",
+        action="store_true",
+        help="report the cells already trained (runs in parts) and train nothing",
+    )
     for name in ("bc", "diffusion"):
         grid.add_argument(
             f"--{name}-settings",
