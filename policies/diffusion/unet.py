@@ -47,7 +47,7 @@ class TemporalConv1d(nn.Conv1d):
     def forward(self, x: Tensor) -> Tensor:
         pad, stride = self.padding[0], self.stride[0]
         batch, steps = x.shape[0], (x.shape[2] + 2 * pad - self.kernel_size[0]) // stride + 1
-        if batch * steps > 8 or self.dilation[0] != 1 or self.groups != 1:
+        if batch * steps > 8 or self.dilation[0] != 1 or self.groups != 1 or self.bias is None:
             return super().forward(x)
         windows = nn.functional.pad(x, (pad, pad)).unfold(2, self.kernel_size[0], stride)
         rows = windows.permute(0, 2, 1, 3).reshape(batch * steps, -1)  # (B*T_out, C_in*k)
