@@ -15,6 +15,16 @@ import numpy as np
 
 BIN = Path(sys.executable).parent
 
+UR_JOINTS = [  # written out, not imported: the UR driver's names are the contract
+    "shoulder_pan_joint",
+    "shoulder_lift_joint",
+    "elbow_joint",
+    "wrist_1_joint",
+    "wrist_2_joint",
+    "wrist_3_joint",
+]
+"""Joint names a UR driver client expects, base to tool."""
+
 
 @contextlib.contextmanager
 def node_process(

@@ -9,18 +9,10 @@ import time
 
 import numpy as np
 import pytest
-from deploy_helpers import Client, node_process, wait_for
+from deploy_helpers import UR_JOINTS, Client, node_process, wait_for
 
 pytestmark = pytest.mark.ros
 
-UR_JOINTS = [
-    "shoulder_pan_joint",
-    "shoulder_lift_joint",
-    "elbow_joint",
-    "wrist_1_joint",
-    "wrist_2_joint",
-    "wrist_3_joint",
-]
 ARMS = ("left", "right")
 
 
