@@ -55,7 +55,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     video.add_argument("--force", action="store_true", help="overwrite OUT")
     video.set_defaults(run=run_export_video)
 
-    export = verbs.add_parser("export", help="copy into diffusion_policy's ReplayBuffer layout")
+    export = verbs.add_parser(
+        "export", help="copy into diffusion_policy's ReplayBuffer layout (images re-encoded "
+        "losslessly with Blosc, readable without robot_il's codec)"
+    )  # fmt: skip
     export.add_argument("path")
     export.add_argument("out", type=Path)
     export.add_argument("--zarr-format", type=int, choices=(2, 3), default=2)
@@ -65,6 +68,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run_info(args: argparse.Namespace) -> int:
     from robot_il.dataset import Dataset
+    from robot_il.dataset.format import ImageStorage
     from robot_il.dataset.store import bytes_on_disk, local_path
 
     dataset = Dataset.open(args.path)
@@ -77,14 +81,22 @@ def run_info(args: argparse.Namespace) -> int:
     if len(lengths):
         print(f"lengths      min {lengths.min()}, mean {lengths.mean():.1f}, max {lengths.max()}")
     raw = 0
+    path = local_path(args.path)
+    storage = ImageStorage.from_attrs(dataset.attrs)
+    if dataset.image_keys:
+        quality = f", quality {storage.effective_quality}" if storage.lossy else " (lossless)"
+        print(f"images       {storage.codec}{quality}")
     print("keys")
     for key, spec in dataset.specs.items():
         raw += spec.step_bytes * dataset.num_steps
         kind = "image" if spec.is_image else "lowdim"
-        print(f"  {key:<24} {spec.dtype:<8} {spec.shape!s:<14} {kind:<6} {spec.units}")
+        line = f"  {key:<24} {spec.dtype:<8} {spec.shape!s:<14} {kind:<6} {spec.units}"
+        if spec.is_image and path is not None and dataset.num_steps:
+            per_frame = bytes_on_disk(path / "data" / key) / dataset.num_steps
+            line += f"  {per_frame / 1e3:.1f} kB/frame ({spec.step_bytes / per_frame:.1f}x)"
+        print(line)
     if dataset.meta_names:
         print(f"meta         {', '.join(dataset.meta_names)}")
-    path = local_path(args.path)
     if path is not None:
         disk = bytes_on_disk(path)
         ratio = raw / disk if disk else float("nan")
