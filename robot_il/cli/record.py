@@ -48,6 +48,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--image-size", type=_size, default=(96, 96), help="camera image H,W (default 96,96)"
     )
+    parser.add_argument(
+        "--image-codec",
+        choices=("jpegxl", "jpeg2k", "blosc"),
+        default="jpegxl",
+        help="how camera frames are stored: jpegxl (default) or jpeg2k, lossy and many frames "
+        "per file; blosc, lossless, one file per frame",
+    )
+    parser.add_argument(
+        "--image-quality",
+        type=int,
+        default=None,
+        help="1-100: JPEG XL quality (default 90, 100 = lossless) or JPEG 2000 PSNR in dB "
+        "(default 45)",
+    )
     parser.add_argument("--control-hz", type=float, default=20.0, help="control rate (Hz)")
     parser.add_argument(
         "--max-steps", type=int, default=None, help="episode step limit (default: the task's)"
@@ -100,6 +114,9 @@ def run(args: argparse.Namespace) -> int:
     """Record; exit code 0 when all requested episodes were kept, 1 when fewer were."""
     if args.episodes < 1:
         raise RecordingError(f"--episodes must be >= 1, got {args.episodes}")
+    from robot_il.dataset import ImageStorage
+
+    ImageStorage(args.image_codec, args.image_quality)  # a bad quality fails before recording
     _check_out(args.out, force=args.force, append=args.append)
 
     from robot_il.envs import make_env, make_expert
@@ -196,7 +213,7 @@ def _check_out(out: Path, *, force: bool, append: bool) -> None:
 
 
 def _open_writer(args: argparse.Namespace, robot: str, attrs: dict[str, Any]) -> Any:
-    from robot_il.dataset import Dataset, DatasetWriter
+    from robot_il.dataset import Dataset, DatasetWriter, ImageStorage
 
     fsync = not args.no_fsync
     if not args.append:
@@ -207,6 +224,7 @@ def _open_writer(args: argparse.Namespace, robot: str, attrs: dict[str, Any]) ->
             attrs=attrs,
             overwrite=args.force,
             fsync=fsync,
+            image_storage=ImageStorage(args.image_codec, args.image_quality),
         )
     existing = Dataset.open(args.out).attrs
     session = {**attrs, "control_hz": float(args.control_hz)}
