@@ -60,6 +60,10 @@ def default_units(key: str) -> str:
     """Units for ``key`` from :data:`DEFAULT_UNITS`, ignoring an arm prefix; images are RGB."""
     if key.startswith("rgb_"):
         return IMAGE_UNITS
+    if key.startswith("depth_"):
+        return "m (float32, HW; 0 = no reading)"
+    if key.startswith("stamp_"):
+        return "s since episode start: capture time of the frame of key " + key[len("stamp_") :]
     for prefix in ("left_", "right_"):
         if key.startswith(prefix):
             key = key[len(prefix) :]
