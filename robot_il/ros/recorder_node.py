@@ -60,6 +60,8 @@ class RecorderNode(Node):
         task = self.declare_parameter("task", "reach").value
         self.record_hz = declare_float(self, "record_hz", 20.0)
         cameras = camera_parameters(self)
+        image_codec = str(self.declare_parameter("image_codec", "jpegxl").value)
+        image_quality = int(self.declare_parameter("image_quality", 0).value)
         overwrite = bool(self.declare_parameter("overwrite", False).value)
         fsync = bool(self.declare_parameter("fsync", True).value)
         autostart = bool(self.declare_parameter("autostart", False).value)
@@ -68,7 +70,7 @@ class RecorderNode(Node):
         if not 0 < self.record_hz <= 500:
             raise ConfigError(f"recorder: record_hz {self.record_hz} is not in (0, 500]")
 
-        from robot_il.dataset import DatasetWriter
+        from robot_il.dataset import DatasetWriter, ImageStorage
 
         self.obs = RobotObservation(self, task, **cameras)
         self.arms = self.obs.arms
@@ -83,6 +85,7 @@ class RecorderNode(Node):
                 attrs=attrs,
                 overwrite=overwrite,
                 fsync=fsync,
+                image_storage=ImageStorage(image_codec, image_quality or None),
             )
         self.task = task
         self._lock = threading.Lock()
