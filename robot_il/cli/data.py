@@ -1,8 +1,9 @@
 """``robot-il data``: inspect, validate and convert zarr datasets.
 
 Verbs: ``info``, ``validate``, ``split``, ``merge``, ``drop-episode``, ``export-video``,
-``export``. Nothing that exists is overwritten without ``--force``, and every rewrite goes
-through a new directory swapped into place (see :mod:`robot_il.dataset.tools`).
+``export`` (diffusion_policy's zarr layout or LeRobot v3), ``import`` (LeRobot v3). Nothing
+that exists is overwritten without ``--force``, and every rewrite goes through a new directory
+swapped into place (see :mod:`robot_il.dataset.tools`).
 """
 
 from __future__ import annotations
@@ -56,14 +57,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
     video.set_defaults(run=run_export_video)
 
     export = verbs.add_parser(
-        "export", help="copy into diffusion_policy's ReplayBuffer layout (images re-encoded "
-        "losslessly with Blosc, readable without robot_il's codec)"
+        "export", help="copy into diffusion_policy's ReplayBuffer layout (zarr; images "
+        "re-encoded losslessly with Blosc) or LeRobot's v3 layout (parquet + mp4)"
     )  # fmt: skip
     export.add_argument("path")
     export.add_argument("out", type=Path)
+    export.add_argument("--format", choices=("zarr", "lerobot"), default="zarr")
     export.add_argument("--zarr-format", type=int, choices=(2, 3), default=2)
     export.add_argument("--force", action="store_true", help="replace OUT if it exists")
     export.set_defaults(run=run_export)
+
+    importer = verbs.add_parser("import", help="a LeRobot v3 dataset as a robot_il dataset")
+    importer.add_argument("path", type=Path, help="LeRobot dataset folder (meta/info.json)")
+    importer.add_argument("out", type=Path, help="new robot_il dataset")
+    importer.add_argument("--format", choices=("lerobot",), default="lerobot")
+    importer.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    importer.set_defaults(run=run_import)
 
 
 def run_info(args: argparse.Namespace) -> int:
@@ -191,6 +200,20 @@ def run_export(args: argparse.Namespace) -> int:
     from robot_il.dataset.tools import export_replay_buffer
 
     dataset = Dataset.open(args.path)
+    if args.format == "lerobot":
+        from robot_il.dataset.lerobot import export_lerobot
+
+        export_lerobot(dataset, args.out, force=args.force)
+        print(f"wrote {args.out}: LeRobot v3.0, {dataset.num_episodes} episodes")
+        return 0
     export_replay_buffer(dataset, args.out, zarr_format=args.zarr_format, force=args.force)
     print(f"wrote {args.out}: zarr format {args.zarr_format}, {dataset.num_episodes} episodes")
+    return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from robot_il.dataset.lerobot import import_lerobot
+
+    count = import_lerobot(args.path, args.out, force=args.force)
+    print(f"wrote {args.out}: {count} episodes from LeRobot dataset {args.path}")
     return 0
