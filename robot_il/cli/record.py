@@ -23,6 +23,12 @@ SOURCE_KEYS = ("task", "backend", "control_hz", "action_mode")
 ``control_hz``, which the dataset writer sets itself, are stored as root attrs by us)."""
 
 
+#: Default length limit of a teleoperated episode (s): a person needs far longer than the
+#: scripted expert (whose step limit is the task's, e.g. 4 s on reach), so the limit is only a
+#: backstop; the person's keys end an episode, or success does.
+TELEOP_LIMIT_S = 300.0
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``record`` verb's arguments."""
     from robot_il.envs import TASKS
@@ -64,7 +70,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--control-hz", type=float, default=20.0, help="control rate (Hz)")
     parser.add_argument(
-        "--max-steps", type=int, default=None, help="episode step limit (default: the task's)"
+        "--max-steps",
+        type=int,
+        default=None,
+        help="episode step limit (default: the task's for --expert; for --teleop "
+        f"{TELEOP_LIMIT_S:.0f} s, so that the person ends the episode, or success does)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the first episode")
     parser.add_argument(
@@ -141,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
         action_mode=action_mode,
         cameras=args.cameras,
         image_size=args.image_size,
-        max_episode_steps=args.max_steps,
+        max_episode_steps=_episode_limit(args),
         terminate_on_success=not args.hold_after_success,
     )
     device = None
@@ -235,6 +245,13 @@ def _open_writer(args: argparse.Namespace, robot: str, attrs: dict[str, Any]) ->
                 f"this session records {key}={session[key]!r}"
             )
     return DatasetWriter.open(args.out, fsync=fsync)
+
+
+def _episode_limit(args: argparse.Namespace) -> int | None:
+    """``--max-steps``; by default the task's limit for the expert, a generous one for people."""
+    if args.max_steps is not None or args.teleop is None:
+        return args.max_steps
+    return int(round(TELEOP_LIMIT_S * args.control_hz))
 
 
 def _names(text: str) -> tuple[str, ...]:
