@@ -1,7 +1,8 @@
 """``robot-il data``: inspect, validate and convert zarr datasets.
 
 Verbs: ``info``, ``validate``, ``split``, ``merge``, ``drop-episode``, ``export-video``,
-``export`` (diffusion_policy's zarr layout or LeRobot v3), ``import`` (LeRobot v3). Nothing
+``export`` (diffusion_policy's zarr layout or LeRobot v3), ``import`` (LeRobot v3), ``view``
+(a browser page to scrub through episodes). Nothing
 that exists is overwritten without ``--force``, and every rewrite goes through a new directory
 swapped into place (see :mod:`robot_il.dataset.tools`).
 """
@@ -66,6 +67,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     export.add_argument("--zarr-format", type=int, choices=(2, 3), default=2)
     export.add_argument("--force", action="store_true", help="replace OUT if it exists")
     export.set_defaults(run=run_export)
+
+    view = verbs.add_parser("view", help="scrub through episodes in a browser (127.0.0.1)")
+    view.add_argument("path", help="dataset path or fsspec URL")
+    view.add_argument("--port", type=int, default=0, help="HTTP port (default: any free one)")
+    view.set_defaults(run=run_view)
 
     importer = verbs.add_parser("import", help="a LeRobot v3 dataset as a robot_il dataset")
     importer.add_argument("path", type=Path, help="LeRobot dataset folder (meta/info.json)")
@@ -216,4 +222,19 @@ def run_import(args: argparse.Namespace) -> int:
 
     count = import_lerobot(args.path, args.out, force=args.force)
     print(f"wrote {args.out}: {count} episodes from LeRobot dataset {args.path}")
+    return 0
+
+
+def run_view(args: argparse.Namespace) -> int:
+    from robot_il.dataset import Dataset
+    from robot_il.dataset.viewer import DatasetViewer
+
+    viewer = DatasetViewer(Dataset.open(args.path), port=args.port)
+    print(f"dataset viewer: {viewer.url}  (Ctrl-C to stop)", flush=True)
+    try:
+        viewer.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        viewer.close()
     return 0
