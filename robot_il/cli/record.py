@@ -113,6 +113,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="give up after this many expert attempts (default 2 * episodes + 10)",
     )
     parser.add_argument(
+        "--view",
+        action="store_true",
+        help="show cameras, joints and actions live in Rerun's web viewer on 127.0.0.1 "
+        "(needs rerun-sdk)",
+    )
+    parser.add_argument(
         "--no-fsync",
         action="store_true",
         help="skip flushing to disk at each commit (safe against crashes, not power loss)",
@@ -154,8 +160,14 @@ def run(args: argparse.Namespace) -> int:
         max_episode_steps=_episode_limit(args),
         terminate_on_success=not args.hold_after_success,
     )
-    device = None
+    device = view = None
     try:
+        if args.view:
+            from robot_il.record.live_view import LiveView
+
+            view = LiveView(f"robot_il record {args.task}")
+            print(f"live view: {view.url}", flush=True)
+        on_step = None if view is None else view.log_step
         if args.teleop is not None:  # open the device before creating any dataset
             if args.teleop == "ros":
                 from robot_il.ros.dds import apply_loopback_env
@@ -184,9 +196,10 @@ def run(args: argparse.Namespace) -> int:
                     max_attempts=args.max_attempts,
                     episode_meta=episode_meta,
                     action_noise=args.action_noise,
+                    on_step=on_step,
                 )
         else:
-            source = EnvTeleopSource(env, device)
+            source = EnvTeleopSource(env, device, on_step=on_step)
             stream = env_stream(args.control_hz, source)
             # Stepping and rendering the env is heavy work, not a light sensor read: it must
             # not run at real-time priority, where it could starve the rest of the machine.
@@ -201,6 +214,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if device is not None:
             device.close()
+        if view is not None:
+            view.close()
         env.close()
     print(f"{args.out}: {summary.line()}")
     if summary.kept < args.episodes and not summary.quit:

@@ -54,7 +54,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--camera",
         default="front",
         help="with --web: the simulated camera the feedback page shows (default front; "
-        "\"\" for none: rendering is software here and slows the simulation)",
+        '"" for none: rendering is software here and slows the simulation)',
     )
     sim.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (0..101)")
     sim.set_defaults(run=run_sim)
