@@ -207,3 +207,78 @@ def test_stale_camera_frames_hold_the_arm(ros_context) -> None:
         executor.shutdown()
         robot.destroy_node()
         watcher.destroy_node()
+
+
+@pytest.mark.ros
+def test_recorder_stores_frames_with_their_capture_stamps(ros_context, tmp_path) -> None:
+    """The recorder node records a camera that publishes bgr8 with padded rows and lags the
+    joint states by 20 ms: each step holds the frame nearest the joint state, resized, and
+    its capture time as ``stamp_rgb_front`` (s since the episode's first step)."""
+    import rclpy
+    from geometry_msgs.msg import PointStamped
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import JointState
+
+    from robot_il.dataset import Dataset
+    from robot_il.ros.recorder_node import RecorderNode
+    from robot_il.ros.ur_topics import (
+        GRIPPER_JOINT,
+        JOINT_STATES_TOPIC,
+        TARGET_TOPIC,
+        arm_joint_names,
+        image_topic,
+        seconds_to_stamp,
+    )
+
+    path = tmp_path / "cameras.zarr"
+    recorder = RecorderNode(context=ros_context, parameter_overrides=[
+        Parameter("path", value=str(path)), Parameter("cameras", value="front"),
+        Parameter("image_size", value=[6, 8]), Parameter("record_hz", value=25.0),
+        Parameter("fsync", value=False), Parameter("autostart", value=True),
+    ])  # fmt: skip
+    robot = rclpy.create_node("camera_cell", context=ros_context)
+    joints = robot.create_publisher(JointState, JOINT_STATES_TOPIC, 10)
+    images = robot.create_publisher(Image, image_topic("front"), 10)
+    target = robot.create_publisher(PointStamped, TARGET_TOPIC, 10)
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(robot)
+    executor.add_node(recorder)
+    start = time.time()
+    try:
+        for tick in range(200):  # 4 s of a 50 Hz robot with a 50 Hz camera 20 ms behind
+            now = start + tick * 0.02
+            state = JointState()
+            seconds_to_stamp(now, state.header.stamp)
+            state.name = [*arm_joint_names(""), GRIPPER_JOINT]
+            state.position = [0.0] * 6 + [0.5]
+            joints.publish(state)
+            point = PointStamped()
+            point.point.x = 0.4
+            target.publish(point)
+            shade = 5 * tick % 250  # the frame's own time, coded: 5 grey levels per 20 ms
+            image = _image(np.full((12, 16, 3), shade, np.uint8), "bgr8")
+            seconds_to_stamp(now - 0.02, image.header.stamp)
+            images.publish(image)
+            deadline = time.time() + 0.02
+            while time.time() < deadline:
+                executor.spin_once(timeout_sec=0.005)
+        assert "committed" in recorder.stop()
+    finally:
+        executor.shutdown()
+        recorder.shutdown()
+        robot.destroy_node()
+    dataset = Dataset.open(path)
+    steps = dataset.episode(0)
+    assert len(steps["timestamp"]) >= 20, "too few steps recorded"
+    assert steps["rgb_front"].shape[1:] == (6, 8, 3)
+    lag = steps["timestamp"] - steps["stamp_rgb_front"]
+    assert np.all(np.abs(lag) <= 0.05 + 1e-6)  # the nearest frame, within the tolerance
+    assert np.any(np.abs(lag - 0.02) < 1e-3)  # the camera's real lag is what was stored
+    assert steps["timestamp"][0] == 0.0
+    assert dataset.specs["stamp_rgb_front"].units.startswith("s since episode start")
+    # each stored frame is the one its stamp names: its shade codes its capture time
+    shades = steps["rgb_front"][:, 3, 4].astype(int).mean(axis=1)
+    expected = 5 * np.round(np.diff(steps["stamp_rgb_front"]) / 0.02)
+    error = (np.diff(shades) - expected + 125) % 250 - 125  # shades wrap at 250
+    assert np.all(np.abs(error) <= 2.5), (np.diff(shades), expected)
