@@ -94,6 +94,11 @@ class LiveView:
                 stream.log(key, rr.Scalars(value.astype(np.float64).reshape(-1)))
         self.steps += 1
 
+    def log_text(self, entity: str, text: str) -> None:
+        """A line of text (a safety event, an episode boundary) at the current step."""
+        self.stream.set_time("step", sequence=self.steps)
+        self.stream.log(entity, self._rr.TextLog(text))
+
     def close(self) -> None:
         self.stream.flush()
         self.stream.disconnect()

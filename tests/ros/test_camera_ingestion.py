@@ -282,3 +282,51 @@ def test_recorder_stores_frames_with_their_capture_stamps(ros_context, tmp_path)
     expected = 5 * np.round(np.diff(steps["stamp_rgb_front"]) / 0.02)
     error = (np.diff(shades) - expected + 125) % 250 - 125  # shades wrap at 250
     assert np.all(np.abs(error) <= 2.5), (np.diff(shades), expected)
+
+
+@pytest.mark.ros
+def test_live_view_node_logs_what_the_robot_sees_and_does(ros_context) -> None:
+    pytest.importorskip("rerun")
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import JointState
+    from std_msgs.msg import Float64MultiArray, String
+
+    from robot_il.ros.live_view_node import LiveViewNode
+    from robot_il.ros.ur_topics import (
+        COMMAND_TOPIC,
+        JOINT_STATES_TOPIC,
+        SAFETY_EVENTS_TOPIC,
+        arm_joint_names,
+        image_topic,
+        seconds_to_stamp,
+    )
+
+    view = LiveViewNode(context=ros_context, parameter_overrides=[
+        Parameter("cameras", value="front"), Parameter("rate", value=50.0)])  # fmt: skip
+    robot = rclpy.create_node("viewed_robot", context=ros_context)
+    joints = robot.create_publisher(JointState, JOINT_STATES_TOPIC, 10)
+    images = robot.create_publisher(Image, image_topic("front"), 10)
+    commands = robot.create_publisher(Float64MultiArray, COMMAND_TOPIC, 10)
+    events = robot.create_publisher(String, SAFETY_EVENTS_TOPIC, 10)
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(robot)
+    executor.add_node(view)
+    try:
+        assert view.view.url.startswith("http://127.0.0.1:")
+        deadline = time.monotonic() + 20
+        while view.view.steps < 10 and time.monotonic() < deadline:
+            state = JointState()
+            seconds_to_stamp(time.time(), state.header.stamp)
+            state.name, state.position = arm_joint_names(""), [0.1] * 6
+            joints.publish(state)
+            images.publish(_image(RGB, "rgb8"))
+            commands.publish(Float64MultiArray(data=[0.2] * 6))
+            events.publish(String(data='{"kind": "velocity_limit"}'))
+            executor.spin_once(timeout_sec=0.02)
+        assert view.view.steps >= 10, "the view logged nothing"
+    finally:
+        executor.shutdown()
+        view.shutdown()
+        robot.destroy_node()
