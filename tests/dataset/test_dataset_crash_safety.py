@@ -20,7 +20,7 @@ _spec = importlib.util.spec_from_file_location("recording_script", SCRIPT)
 recording_script = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(recording_script)
 
-KILLS = {"blosc": 20, "jpegxl": 12}  # compressed: each run gets further (longer delays)
+KILLS = {"blosc": 20, "jpegxl": 10}  # compressed: each run gets further (longer delays)
 
 
 def _run_and_kill(path: Path, delay_s: float, codec: str) -> tuple[int, int, int]:
