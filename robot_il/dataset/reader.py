@@ -189,6 +189,17 @@ class Dataset:
         """:meth:`get` without the argument checks (hot path); read errors are still named."""
         return self._arrays[key][start:stop]
 
+    def encoded_frame(self, key: str, step: int) -> tuple[Any, bytes] | None:
+        """Frame ``step`` of ``key`` as stored: (its :class:`~robot_il.dataset.image_codec.
+        ImageCodec`, the image-file bytes), for copying without a second lossy encoding;
+        None when ``key`` is not read directly from shards (then use :meth:`get`)."""
+        rows = self._arrays.get(key)
+        direct = getattr(rows, "direct", None)
+        if not isinstance(direct, ShardRows) or not 0 <= step < self.num_steps:
+            return None
+        data = direct.encoded(step)
+        return None if data is None else (direct.layout.codec, data)
+
     def episode(self, episode: int, keys: list[str] | None = None) -> dict[str, np.ndarray]:
         """All steps of one episode, key -> (T, *shape)."""
         span = self.episode_slice(episode)

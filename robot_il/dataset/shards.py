@@ -107,24 +107,31 @@ class ShardRows:
         self._indexes: dict[int, np.ndarray] = {}
 
     def frame(self, step: int) -> np.ndarray:
+        data = self.encoded(step)
+        if data is None:  # an empty slot or absent shard reads as black; validate reports it
+            return np.zeros(self.step_shape, np.uint8)
+        return decode_frame(data, self.layout.codec.image_format, self.step_shape)
+
+    def encoded(self, step: int) -> bytes | None:
+        """The image-file bytes of frame ``step`` as stored (None: no frame stored)."""
         layout = self.layout
         shard, slot = divmod(step, layout.frames_per_shard)
         key = layout.shard_key(shard)
         index = self._indexes.get(shard)
         if index is None:
             raw = self._fetch(key, -index_bytes(layout.frames_per_shard), 0)
-            if raw is None:  # zarr's meaning of an absent shard; validate reports it
-                return np.zeros(self.step_shape, np.uint8)
+            if raw is None:  # zarr's meaning of an absent shard
+                return None
             index = parse_index(raw, layout.frames_per_shard, key)
             if self._stable_shards is None or shard < self._stable_shards:
                 self._indexes[shard] = index
         offset, nbytes = index[slot]
         if offset == EMPTY_SLOT:
-            return np.zeros(self.step_shape, np.uint8)
+            return None
         data = self._fetch(key, int(offset), int(nbytes))
         if data is None or len(data) != int(nbytes):
             raise ValueError(f"{key}: frame {slot} lies beyond the end of the shard file")
-        return decode_frame(data, layout.codec.image_format, self.step_shape)
+        return bytes(data)
 
     def __getitem__(self, rows: slice) -> np.ndarray:
         out = np.empty((max(0, rows.stop - rows.start), *self.step_shape), np.uint8)

@@ -59,11 +59,37 @@ def copy_episodes(
         with tqdm(total=total, desc=f"writing {target.name}", unit="episode", disable=None) as bar:
             for dataset, episodes in sources:
                 for episode in episodes:
-                    writer.add_episode(dataset.episode(episode), dataset.meta(episode))
+                    _copy_episode(dataset, episode, writer)
                     bar.update()
 
     replace_atomically(target, build, force=force)
     return total
+
+
+def _copy_episode(dataset: Dataset, episode: int, writer: DatasetWriter) -> None:
+    """Append ``episode`` of ``dataset``; compressed frames stored by the codec the writer
+    uses are copied as stored (no second lossy encoding), the rest decoded and re-written."""
+    span = dataset.episode_slice(episode)
+    as_stored = [
+        key for key in dataset.image_keys
+        if (first := dataset.encoded_frame(key, span.start)) is not None
+        and first[0] == writer.image_codec(key)
+    ]  # fmt: skip
+    if not as_stored:
+        writer.add_episode(dataset.episode(episode), dataset.meta(episode))
+        return
+    decoded = dataset.episode(episode, [k for k in dataset.keys if k not in as_stored])
+    stream = writer.begin_episode()
+    for t, step in enumerate(range(span.start, span.stop)):
+        encoded = {}
+        for key in as_stored:
+            frame = dataset.encoded_frame(key, step)
+            if frame is None:
+                raise DatasetError(f"{dataset.where}: data/{key} episode {episode}: "
+                                   f"step {t} has no stored frame")  # fmt: skip
+            encoded[key] = frame[1]
+        stream.append({key: values[t] for key, values in decoded.items()}, encoded)
+    stream.commit(dataset.meta(episode))
 
 
 def drop_episodes(path: Path, drop: Sequence[int], out: Path | None, *, force: bool) -> int:

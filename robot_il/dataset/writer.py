@@ -326,6 +326,10 @@ class DatasetWriter:
         else:
             files.write(index, frame[None])
 
+    def image_codec(self, key: str) -> Any:
+        """The :class:`~robot_il.dataset.image_codec.ImageCodec` storing ``key``, or None."""
+        return image_codec_of(self._arrays[key]) if key in self._arrays else None
+
     def _shards(self, key: str) -> ShardFiles | None:
         """The shard writer of a compressed image key (None for other keys)."""
         if key not in self._shard_files:
@@ -404,16 +408,31 @@ class EpisodeWriter:
         self._pending: dict[str, tuple[int, dict[int, bytes]]] = {}  # key -> shard, frames
         self._open = True
 
-    def append(self, frame: dict[str, np.ndarray]) -> None:
-        """Add one step: every key of the dataset, each of its per-step shape."""
+    def append(self, frame: dict[str, np.ndarray], encoded: dict[str, bytes] | None = None) -> None:
+        """Add one step: every key of the dataset, each of its per-step shape.
+
+        ``encoded`` gives compressed image keys as the bytes this dataset's image codec made
+        (copied from a dataset with the same storage, :meth:`Dataset.encoded_frame`): they
+        are stored as they are, with no second, lossy encoding."""
         self._check_open()
         writer = self._writer
+        encoded = encoded or {}
         writer._define_keys(frame)
-        writer._check_keys(frame, self.episode, self.num_steps)
+        writer._check_keys({**frame, **encoded}, self.episode, self.num_steps)
         index = self._start + self.num_steps
+        for key, data in encoded.items():
+            shards = writer._shards(key)
+            if shards is None:
+                raise DatasetError(f"episode {self.episode}: key {key!r} is not stored by an "
+                                   "image codec; give its frames decoded")  # fmt: skip
+            array = writer._arrays[key]
+            if array.shape[0] <= index:
+                array.resize((index + max(32, self.num_steps), *array.shape[1:]))
+            self._add_encoded(key, index, data, shards)
         checked = {
             key: writer._coerce(key, frame.get(key), self.episode, step=self.num_steps)
             for key in writer._specs
+            if key not in encoded
         }
         for key, value in checked.items():
             if writer._specs[key].is_image:

@@ -173,3 +173,23 @@ def test_data_info_shows_bytes_per_frame(tmp_path: Path, capsys: pytest.CaptureF
     line = next(line for line in out.splitlines() if line.strip().startswith("rgb_front"))
     per_frame = bytes_on_disk(tmp_path / "d.zarr" / "data" / "rgb_front") / 20
     assert f"{per_frame / 1e3:.1f} kB/frame" in line
+
+
+def test_merge_and_drop_copy_compressed_frames_without_a_second_loss(tmp_path: Path) -> None:
+    rng = np.random.default_rng(6)
+    a = [camera_frames(rng, n, 32, 40) for n in (7, 5)]
+    b = [camera_frames(rng, 6, 32, 40)]
+    _record(tmp_path / "a.zarr", a)
+    _record(tmp_path / "b.zarr", b)
+    stored = [Dataset.open(tmp_path / name).episode(e)["rgb_front"]
+              for name, e in (("a.zarr", 0), ("a.zarr", 1), ("b.zarr", 0))]  # fmt: skip
+    merged = tmp_path / "m.zarr"
+    assert (
+        cli(["data", "merge", str(merged), str(tmp_path / "a.zarr"), str(tmp_path / "b.zarr")]) == 0
+    )
+    assert cli(["data", "drop-episode", str(merged), "0", "--force"]) == 0
+    result = Dataset.open(merged)
+    assert result.num_episodes == 2 and validate(merged).ok
+    np.testing.assert_array_equal(result.episode(0)["rgb_front"], stored[1])  # bit for bit
+    np.testing.assert_array_equal(result.episode(1)["rgb_front"], stored[2])
+    np.testing.assert_array_equal(result.episode(1)["joint_pos"], np.zeros((6, 6), np.float32))
