@@ -37,8 +37,9 @@ def copy_episodes(
     """Write the given episodes of one or more datasets, in order, as a new dataset.
 
     All sources must agree on robot, control rate and key specs; attrs and the image storage
-    come from the first. Frames of a lossy source are decoded and encoded again at the same
-    quality (a second, smaller loss). Returns the number of episodes written.
+    come from the first. Compressed frames are copied as stored when the new dataset uses the
+    same codec and quality (no second loss); otherwise they are decoded and encoded again.
+    Returns the number of episodes written.
     """
     first = sources[0][0]
     for dataset, _ in sources[1:]:
