@@ -10,14 +10,24 @@
     dataset and for an image dataset with two 96x96 cameras. Both single windows (what a
     torch Dataset's ``__getitem__`` returns) and batches of 64 (windows stacked, what a
     training step consumes) are timed.
-(c) Bytes on disk against raw bytes, per key.
+(c) Bytes on disk against raw bytes, per key, for lossless (Blosc) and compressed (JPEG XL,
+    the default since format version 2) camera frames.
+(d) Compressed camera frames (issue 13): raw/disk for camera-like frames and for a 240x320
+    simulated camera recorded by ``robot-il record --cameras`` (goals >= 10x and >= 20x),
+    and the time to sample one training batch from the compressed format (decoding frames
+    on access, and from the RAM cache) against one training step of an image policy (BC
+    with a ResNet per camera): the loader must not be the bottleneck. Results are appended
+    to ``benchmarks/results/dataset_io_images.jsonl``.
 
     .venv/bin/python benchmarks/dataset_io.py [--skip-recorder] [--recorder-seconds 20]
+    .venv/bin/python benchmarks/dataset_io.py --only-images   # just (d)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -27,8 +37,10 @@ from pathlib import Path
 
 import numpy as np
 
-from robot_il.dataset import Dataset, DatasetWriter, SequenceSampler
+from robot_il.dataset import Dataset, DatasetWriter, ImageStorage, SequenceSampler
 from robot_il.dataset.store import bytes_on_disk
+
+RESULTS = Path(__file__).with_name("results") / "dataset_io_images.jsonl"
 
 HORIZON, N_OBS = 16, 2
 BATCH = 64
@@ -78,9 +90,11 @@ def image_episode(
     return steps
 
 
-def build(path: Path, episodes: list[dict[str, np.ndarray]]) -> float:
+def build(
+    path: Path, episodes: list[dict[str, np.ndarray]], storage: ImageStorage | None = None
+) -> float:
     """Write the episodes; returns steps per second of the writer (fsync on, the default)."""
-    writer = DatasetWriter.create(path, robot="ur5e", control_hz=10)
+    writer = DatasetWriter.create(path, robot="ur5e", control_hz=10, image_storage=storage)
     start = time.perf_counter()
     for steps in episodes:
         writer.add_episode(steps)
@@ -219,6 +233,126 @@ def part_c_size(name: str, path: Path) -> None:
           f"{total_raw / total_disk:>10.2f}")  # fmt: skip
 
 
+# ------------------------------------------------------------------------------- (d)
+
+
+def image_ratio(path: Path) -> float:
+    """Raw bytes of the image keys over their bytes on disk."""
+    dataset = Dataset.open(path)
+    raw = sum(dataset.specs[k].step_bytes * dataset.num_steps for k in dataset.image_keys)
+    return raw / sum(bytes_on_disk(path / "data" / k) for k in dataset.image_keys)
+
+
+def record_simulated_camera(path: Path, episodes: int) -> float:
+    """``robot-il record --cameras front --image-size 240,320`` with the scripted expert."""
+    command = [
+        str(Path(sys.executable).with_name("robot-il")), "record", "--task", "reach", "--expert",
+        "--episodes", str(episodes), "--cameras", "front", "--image-size", "240,320",
+        "--out", str(path), "--no-fsync",
+    ]  # fmt: skip
+    env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
+    subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
+    return image_ratio(path)
+
+
+def training_step_seconds(dataset: Dataset, rounds: int = 5) -> tuple[float, SequenceSampler]:
+    """Seconds of one BC training step (batch 64, both cameras, 2 observation steps, one
+    torch thread per core), fastest of ``rounds``; and the sampler it trains from."""
+    import torch
+    from robot_il.policies import policy_class
+    from robot_il.policies.bc.policy import BCConfig
+    from robot_il.policies.spec import spec_from_dataset
+
+    from robot_il.dataset import Normalizer
+
+    obs_keys = ["joint_pos", *dataset.image_keys]
+    config = BCConfig(obs_keys=tuple(obs_keys), n_obs_steps=N_OBS, horizon=HORIZON)
+    spec = spec_from_dataset(dataset, obs_keys, "benchmark")
+    normalizer = Normalizer.fit(dataset, ["joint_pos", "action"])
+    policy = policy_class("bc")(config, spec, normalizer)
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=1e-4)
+    sampler = SequenceSampler(dataset, keys=[*obs_keys, "action"], obs_keys=obs_keys,
+                              horizon=HORIZON, n_obs_steps=N_OBS)  # fmt: skip
+    rng = np.random.default_rng(0)
+    batch = policy.normalize_window(sampler.batch(rng.integers(0, len(sampler), BATCH)))
+    tensors = {k: torch.from_numpy(v) for k, v in batch.items()}
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        loss = policy(tensors)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        best = min(best, time.perf_counter() - start)
+    return best, sampler
+
+
+def batch_seconds(path: Path, cache: str, rounds: int = 5) -> float:
+    """Seconds to sample one training batch (64 windows) from ``path`` opened with ``cache``
+    (the fastest of ``rounds`` batches of random windows)."""
+    dataset = Dataset.open(path, cache=cache)
+    obs_keys = ["joint_pos", *dataset.image_keys]
+    sampler = SequenceSampler(dataset, keys=[*obs_keys, "action"], obs_keys=obs_keys,
+                              horizon=HORIZON, n_obs_steps=N_OBS)  # fmt: skip
+    rng = np.random.default_rng(1)
+    best = float("inf")
+    for _ in range(rounds):
+        indices = rng.integers(0, len(sampler), BATCH)
+        start = time.perf_counter()
+        sampler.batch(indices)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def part_d_images(tmp: Path, size: int, sim_episodes: int) -> None:
+    print("\n== (d) compressed camera frames (JPEG XL, quality 90, sharded) ==", flush=True)
+    row: dict[str, object] = {"load_before": os.getloadavg(), "image_size": size}
+    rng = np.random.default_rng(0)
+    episodes = [image_episode(rng, 150, size) for _ in range(20)]
+    lossy, lossless = tmp / "camera_jxl.zarr", tmp / "camera_blosc.zarr"
+    build(lossy, episodes)
+    build(lossless, episodes, ImageStorage("blosc"))
+    row["camera_like_ratio_jpegxl"] = image_ratio(lossy)
+    row["camera_like_ratio_blosc"] = image_ratio(lossless)
+    jxl, blosc = row["camera_like_ratio_jpegxl"], row["camera_like_ratio_blosc"]
+    print(f"camera-like 2 x {size}x{size} (noise std 2), raw/disk: JPEG XL {jxl:.1f}x, "
+          f"Blosc {blosc:.2f}x  (goal >= 10x: {'met' if jxl >= 10 else 'NOT met'})")  # fmt: skip
+    stored = Dataset.open(lossy).episode(0)["rgb_front"].astype(float)
+    error = np.sqrt(np.mean((stored - episodes[0]["rgb_front"]) ** 2))
+    row["camera_like_rms_error"] = float(error)
+    print(f"  RMS error {row['camera_like_rms_error']:.2f} grey levels (sensor noise: 2)")
+    sim = tmp / "sim_camera.zarr"
+    ratio = row["sim_camera_ratio_jpegxl"] = record_simulated_camera(sim, sim_episodes)
+    print(f"simulated camera 240x320 (robot-il record --cameras front, {sim_episodes} episodes "
+          f"of reach), raw/disk: {ratio:.1f}x  "
+          f"(goal >= 20x: {'met' if ratio >= 20 else 'NOT met'})")  # fmt: skip
+
+    step_s, _ = training_step_seconds(Dataset.open(lossy, cache="ram"))
+    row["train_step_s"] = step_s
+    threads = __import__("torch").get_num_threads()
+    print(f"\none BC training step, batch {BATCH}, 2 cameras {size}x{size}, {N_OBS} obs "
+          f"steps: {step_s * 1e3:.0f} ms (torch threads {threads})")  # fmt: skip
+    print(f"{'sampling one batch of 64 windows':<44}{'ms':>8}{'share of a step':>18}")
+    for cache, label in (("ram", "RAM cache (decoded once at open)"),
+                         ("compressed", "compressed in RAM, decoded on access"),
+                         ("none", "from disk, decoded on access")):  # fmt: skip
+        seconds = batch_seconds(lossy, cache)
+        row[f"batch_s_{cache}"] = seconds
+        print(f"{label:<44}{seconds * 1e3:>8.1f}{seconds / step_s:>17.2f}x")
+    start = time.perf_counter()
+    Dataset.open(lossy, cache="ram")
+    row["ram_cache_open_s"] = time.perf_counter() - start
+    frames = 2 * sum(len(e["action"]) for e in episodes)
+    print(f"opening with cache='ram' decodes {frames} frames in {row['ram_cache_open_s']:.1f} s")
+    row["load_after"] = os.getloadavg()
+    print(f"load average before {row['load_before']}, after {row['load_after']}")
+    RESULTS.parent.mkdir(exist_ok=True)
+    with RESULTS.open("a") as file:
+        file.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                               **row}) + "\n")  # fmt: skip
+    print(f"appended to {RESULTS}")
+
+
 # ------------------------------------------------------------------------------- main
 
 
@@ -227,7 +361,13 @@ def main() -> None:
     parser.add_argument("--skip-recorder", action="store_true", help="skip part (a)")
     parser.add_argument("--recorder-seconds", type=float, default=20.0)
     parser.add_argument("--image-size", type=int, default=96)
+    parser.add_argument("--only-images", action="store_true", help="run only part (d)")
+    parser.add_argument("--sim-episodes", type=int, default=3, help="part (d) recording")
     args = parser.parse_args()
+    if args.only_images:
+        with tempfile.TemporaryDirectory(prefix="dataset_io_") as tmp:
+            part_d_images(Path(tmp), args.image_size, args.sim_episodes)
+        return
     if not args.skip_recorder:
         part_a_recorder(args.recorder_seconds)
     rng = np.random.default_rng(0)
@@ -249,6 +389,10 @@ def main() -> None:
         rendered = Path(tmp) / "rendered.zarr"
         build(rendered, [image_episode(rng, 150, size, noise=0.0) for _ in range(5)])
         part_c_size("image, render-like (no noise)", rendered)
+        lossless = Path(tmp) / "images_blosc.zarr"
+        build(lossless, [image_episode(rng, 150, size) for _ in range(5)], ImageStorage("blosc"))
+        part_c_size("image, camera-like, lossless Blosc (format 1 layout)", lossless)
+        part_d_images(Path(tmp), size, args.sim_episodes)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """``robot-il data``: inspect, validate and convert zarr datasets.
 
 Verbs: ``info``, ``validate``, ``split``, ``merge``, ``drop-episode``, ``export-video``,
-``export``. Nothing that exists is overwritten without ``--force``, and every rewrite goes
-through a new directory swapped into place (see :mod:`robot_il.dataset.tools`).
+``export`` (diffusion_policy's zarr layout or LeRobot v3), ``import`` (LeRobot v3), ``view``
+(a browser page to scrub through episodes). Nothing
+that exists is overwritten without ``--force``, and every rewrite goes through a new directory
+swapped into place (see :mod:`robot_il.dataset.tools`).
 """
 
 from __future__ import annotations
@@ -55,16 +57,33 @@ def configure(parser: argparse.ArgumentParser) -> None:
     video.add_argument("--force", action="store_true", help="overwrite OUT")
     video.set_defaults(run=run_export_video)
 
-    export = verbs.add_parser("export", help="copy into diffusion_policy's ReplayBuffer layout")
+    export = verbs.add_parser(
+        "export", help="copy into diffusion_policy's ReplayBuffer layout (zarr; images "
+        "re-encoded losslessly with Blosc) or LeRobot's v3 layout (parquet + mp4)"
+    )  # fmt: skip
     export.add_argument("path")
     export.add_argument("out", type=Path)
+    export.add_argument("--format", choices=("zarr", "lerobot"), default="zarr")
     export.add_argument("--zarr-format", type=int, choices=(2, 3), default=2)
     export.add_argument("--force", action="store_true", help="replace OUT if it exists")
     export.set_defaults(run=run_export)
 
+    view = verbs.add_parser("view", help="scrub through episodes in a browser (127.0.0.1)")
+    view.add_argument("path", help="dataset path or fsspec URL")
+    view.add_argument("--port", type=int, default=0, help="HTTP port (default: any free one)")
+    view.set_defaults(run=run_view)
+
+    importer = verbs.add_parser("import", help="a LeRobot v3 dataset as a robot_il dataset")
+    importer.add_argument("path", type=Path, help="LeRobot dataset folder (meta/info.json)")
+    importer.add_argument("out", type=Path, help="new robot_il dataset")
+    importer.add_argument("--format", choices=("lerobot",), default="lerobot")
+    importer.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    importer.set_defaults(run=run_import)
+
 
 def run_info(args: argparse.Namespace) -> int:
     from robot_il.dataset import Dataset
+    from robot_il.dataset.format import ImageStorage
     from robot_il.dataset.store import bytes_on_disk, local_path
 
     dataset = Dataset.open(args.path)
@@ -77,14 +96,22 @@ def run_info(args: argparse.Namespace) -> int:
     if len(lengths):
         print(f"lengths      min {lengths.min()}, mean {lengths.mean():.1f}, max {lengths.max()}")
     raw = 0
+    path = local_path(args.path)
+    storage = ImageStorage.from_attrs(dataset.attrs)
+    if dataset.image_keys:
+        quality = f", quality {storage.effective_quality}" if storage.lossy else " (lossless)"
+        print(f"images       {storage.codec}{quality}")
     print("keys")
     for key, spec in dataset.specs.items():
         raw += spec.step_bytes * dataset.num_steps
         kind = "image" if spec.is_image else "lowdim"
-        print(f"  {key:<24} {spec.dtype:<8} {spec.shape!s:<14} {kind:<6} {spec.units}")
+        line = f"  {key:<24} {spec.dtype:<8} {spec.shape!s:<14} {kind:<6} {spec.units}"
+        if spec.is_image and path is not None and dataset.num_steps:
+            per_frame = bytes_on_disk(path / "data" / key) / dataset.num_steps
+            line += f"  {per_frame / 1e3:.1f} kB/frame ({spec.step_bytes / per_frame:.1f}x)"
+        print(line)
     if dataset.meta_names:
         print(f"meta         {', '.join(dataset.meta_names)}")
-    path = local_path(args.path)
     if path is not None:
         disk = bytes_on_disk(path)
         ratio = raw / disk if disk else float("nan")
@@ -179,6 +206,35 @@ def run_export(args: argparse.Namespace) -> int:
     from robot_il.dataset.tools import export_replay_buffer
 
     dataset = Dataset.open(args.path)
+    if args.format == "lerobot":
+        from robot_il.dataset.lerobot import export_lerobot
+
+        export_lerobot(dataset, args.out, force=args.force)
+        print(f"wrote {args.out}: LeRobot v3.0, {dataset.num_episodes} episodes")
+        return 0
     export_replay_buffer(dataset, args.out, zarr_format=args.zarr_format, force=args.force)
     print(f"wrote {args.out}: zarr format {args.zarr_format}, {dataset.num_episodes} episodes")
+    return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from robot_il.dataset.lerobot import import_lerobot
+
+    count = import_lerobot(args.path, args.out, force=args.force)
+    print(f"wrote {args.out}: {count} episodes from LeRobot dataset {args.path}")
+    return 0
+
+
+def run_view(args: argparse.Namespace) -> int:
+    from robot_il.dataset import Dataset
+    from robot_il.dataset.viewer import DatasetViewer
+
+    viewer = DatasetViewer(Dataset.open(args.path), port=args.port)
+    print(f"dataset viewer: {viewer.url}  (Ctrl-C to stop)", flush=True)
+    try:
+        viewer.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        viewer.close()
     return 0

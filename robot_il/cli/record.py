@@ -23,6 +23,12 @@ SOURCE_KEYS = ("task", "backend", "control_hz", "action_mode")
 ``control_hz``, which the dataset writer sets itself, are stored as root attrs by us)."""
 
 
+#: Default length limit of a teleoperated episode (s): a person needs far longer than the
+#: scripted expert (whose step limit is the task's, e.g. 4 s on reach), so the limit is only a
+#: backstop; the person's keys end an episode, or success does.
+TELEOP_LIMIT_S = 300.0
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``record`` verb's arguments."""
     from robot_il.envs import TASKS
@@ -48,9 +54,27 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--image-size", type=_size, default=(96, 96), help="camera image H,W (default 96,96)"
     )
+    parser.add_argument(
+        "--image-codec",
+        choices=("jpegxl", "jpeg2k", "blosc"),
+        default="jpegxl",
+        help="how camera frames are stored: jpegxl (default) or jpeg2k, lossy and many frames "
+        "per file; blosc, lossless, one file per frame",
+    )
+    parser.add_argument(
+        "--image-quality",
+        type=int,
+        default=None,
+        help="1-100: JPEG XL quality (default 90, 100 = lossless) or JPEG 2000 PSNR in dB "
+        "(default 45)",
+    )
     parser.add_argument("--control-hz", type=float, default=20.0, help="control rate (Hz)")
     parser.add_argument(
-        "--max-steps", type=int, default=None, help="episode step limit (default: the task's)"
+        "--max-steps",
+        type=int,
+        default=None,
+        help="episode step limit (default: the task's for --expert; for --teleop "
+        f"{TELEOP_LIMIT_S:.0f} s, so that the person ends the episode, or success does)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the first episode")
     parser.add_argument(
@@ -89,6 +113,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="give up after this many expert attempts (default 2 * episodes + 10)",
     )
     parser.add_argument(
+        "--view",
+        action="store_true",
+        help="show cameras, joints and actions live in Rerun's web viewer on 127.0.0.1 "
+        "(needs rerun-sdk)",
+    )
+    parser.add_argument(
         "--no-fsync",
         action="store_true",
         help="skip flushing to disk at each commit (safe against crashes, not power loss)",
@@ -100,6 +130,9 @@ def run(args: argparse.Namespace) -> int:
     """Record; exit code 0 when all requested episodes were kept, 1 when fewer were."""
     if args.episodes < 1:
         raise RecordingError(f"--episodes must be >= 1, got {args.episodes}")
+    from robot_il.dataset import ImageStorage
+
+    ImageStorage(args.image_codec, args.image_quality)  # a bad quality fails before recording
     _check_out(args.out, force=args.force, append=args.append)
 
     from robot_il.envs import make_env, make_expert
@@ -124,11 +157,17 @@ def run(args: argparse.Namespace) -> int:
         action_mode=action_mode,
         cameras=args.cameras,
         image_size=args.image_size,
-        max_episode_steps=args.max_steps,
+        max_episode_steps=_episode_limit(args),
         terminate_on_success=not args.hold_after_success,
     )
-    device = None
+    device = view = None
     try:
+        if args.view:
+            from robot_il.record.live_view import LiveView
+
+            view = LiveView(f"robot_il record {args.task}")
+            print(f"live view: {view.url}", flush=True)
+        on_step = None if view is None else view.log_step
         if args.teleop is not None:  # open the device before creating any dataset
             if args.teleop == "ros":
                 from robot_il.ros.dds import apply_loopback_env
@@ -157,9 +196,10 @@ def run(args: argparse.Namespace) -> int:
                     max_attempts=args.max_attempts,
                     episode_meta=episode_meta,
                     action_noise=args.action_noise,
+                    on_step=on_step,
                 )
         else:
-            source = EnvTeleopSource(env, device)
+            source = EnvTeleopSource(env, device, on_step=on_step)
             stream = env_stream(args.control_hz, source)
             # Stepping and rendering the env is heavy work, not a light sensor read: it must
             # not run at real-time priority, where it could starve the rest of the machine.
@@ -174,6 +214,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if device is not None:
             device.close()
+        if view is not None:
+            view.close()
         env.close()
     print(f"{args.out}: {summary.line()}")
     if summary.kept < args.episodes and not summary.quit:
@@ -196,7 +238,7 @@ def _check_out(out: Path, *, force: bool, append: bool) -> None:
 
 
 def _open_writer(args: argparse.Namespace, robot: str, attrs: dict[str, Any]) -> Any:
-    from robot_il.dataset import Dataset, DatasetWriter
+    from robot_il.dataset import Dataset, DatasetWriter, ImageStorage
 
     fsync = not args.no_fsync
     if not args.append:
@@ -207,6 +249,7 @@ def _open_writer(args: argparse.Namespace, robot: str, attrs: dict[str, Any]) ->
             attrs=attrs,
             overwrite=args.force,
             fsync=fsync,
+            image_storage=ImageStorage(args.image_codec, args.image_quality),
         )
     existing = Dataset.open(args.out).attrs
     session = {**attrs, "control_hz": float(args.control_hz)}
@@ -217,6 +260,13 @@ def _open_writer(args: argparse.Namespace, robot: str, attrs: dict[str, Any]) ->
                 f"this session records {key}={session[key]!r}"
             )
     return DatasetWriter.open(args.out, fsync=fsync)
+
+
+def _episode_limit(args: argparse.Namespace) -> int | None:
+    """``--max-steps``; by default the task's limit for the expert, a generous one for people."""
+    if args.max_steps is not None or args.teleop is None:
+        return args.max_steps
+    return int(round(TELEOP_LIMIT_S * args.control_hz))
 
 
 def _names(text: str) -> tuple[str, ...]:

@@ -50,6 +50,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--default-candidate", default=None, help="deployed first (default: the second)"
     )
     sim.add_argument("--web", action="store_true", help="also serve the feedback page")
+    sim.add_argument(
+        "--camera",
+        default="front",
+        help="with --web: the simulated camera the feedback page shows (default front; "
+        '"" for none: rendering is software here and slows the simulation)',
+    )
     sim.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (0..101)")
     sim.set_defaults(run=run_sim)
 
@@ -111,6 +117,10 @@ def run_sim(args: argparse.Namespace) -> int:
         f"state_path:={state.resolve()}",
         f"web:={'true' if args.web else 'false'}",
     ]
+    if args.web and args.camera:  # the person sees the scene they rate
+        from robot_il.ros.ur_topics import image_topic
+
+        argv += [f"camera:={args.camera}", f"camera_topic:={image_topic(args.camera)}"]
     print(f"[select] robot-il {' '.join(argv)}", flush=True)
     code = main(argv)
     if code != 0:

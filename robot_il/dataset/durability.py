@@ -66,12 +66,23 @@ def remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def is_zarr_store(path: Path) -> bool:
+    return (path / "zarr.json").is_file() or (path / ".zgroup").is_file()
+
+
 def replace_atomically(
-    target: Path, build: Callable[[Path], None], *, force: bool, flush: bool = True
+    target: Path,
+    build: Callable[[Path], None],
+    *,
+    force: bool,
+    flush: bool = True,
+    is_store: Callable[[Path], bool] = is_zarr_store,
+    kind: str = "zarr store",
 ) -> None:
     """Run ``build(tmp)`` on a fresh path beside ``target``, then put ``tmp`` at ``target``.
 
-    An existing ``target`` is replaced only with ``force`` and only if it is a zarr store.
+    An existing ``target`` is replaced only with ``force`` and only if ``is_store`` says it
+    is the ``kind`` of thing being written (a zarr store by default), never another directory.
     """
     target = Path(target)
     if target.exists():
@@ -79,8 +90,8 @@ def replace_atomically(
             raise DatasetError(
                 f"{target}: already exists; pass --force (overwrite=True) to replace it"
             )
-        if not (target / "zarr.json").is_file() and not (target / ".zgroup").is_file():
-            raise DatasetError(f"{target}: exists and is not a zarr store; not replacing it")
+        if not is_store(target):
+            raise DatasetError(f"{target}: exists and is not a {kind}; not replacing it")
     tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
         build(tmp)

@@ -16,7 +16,10 @@ import numpy as np
 from robot_il.errors import DatasetError
 
 FORMAT_NAME = "robot_il.dataset"
-FORMAT_VERSION = 1
+#: 2: camera frames may be stored by a lossy image codec, many frames per shard file (and the
+#: root attribute ``image_storage`` says how new image keys are stored). 1: every frame is
+#: one Blosc-compressed file. Both are read; new datasets are written as 2.
+FORMAT_VERSION = 2
 
 DATA_GROUP = "data"
 META_GROUP = "meta"
@@ -31,6 +34,12 @@ WRITER_LOCK = ".writer.lock"
 LOWDIM_CHUNK_BYTES = 16 * 1024
 #: Entries per chunk of ``meta/*`` arrays (one entry per episode).
 META_CHUNK = 4096
+#: Raw bytes of the frames one shard file of a compressed image key holds (16 MiB: 606
+#: frames of 96x96, 72 of 240x320, 18 of 480x640). The recorder keeps one shard's encoded
+#: frames in RAM per camera until the shard is full, and a shard is one file on disk.
+SHARD_RAW_BYTES = 16 * 1024 * 1024
+#: Root attribute saying how image keys are stored (see :class:`ImageStorage`).
+IMAGE_STORAGE_ATTR = "image_storage"
 
 #: Units of the keys the simulator and recorder produce; arm keys may carry a ``left_`` or
 #: ``right_`` prefix. Keys not listed here get ``""`` unless the caller gives units.
@@ -51,6 +60,10 @@ def default_units(key: str) -> str:
     """Units for ``key`` from :data:`DEFAULT_UNITS`, ignoring an arm prefix; images are RGB."""
     if key.startswith("rgb_"):
         return IMAGE_UNITS
+    if key.startswith("depth_"):
+        return "m (float32, HW; 0 = no reading)"
+    if key.startswith("stamp_"):
+        return "s since episode start: capture time of the frame of key " + key[len("stamp_") :]
     for prefix in ("left_", "right_"):
         if key.startswith(prefix):
             key = key[len(prefix) :]
@@ -106,12 +119,101 @@ class KeySpec:
         )
 
 
+@dataclass(frozen=True)
+class ImageStorage:
+    """How the frames of image keys are stored.
+
+    ``codec``: ``"jpegxl"`` (default; lossy, many frames per shard file), ``"jpeg2k"`` (the
+    codec diffusion_policy stores real data with), or ``"blosc"`` (lossless, one file per
+    frame: the version 1 layout). ``quality``: 1-100, JPEG XL's scale (100 = lossless) or
+    JPEG 2000's target PSNR in dB (diffusion_policy uses 50); None = the codec's default.
+    Image keys whose frames are not (H, W, 1 | 3) uint8 are stored with Blosc.
+    """
+
+    codec: str = "jpegxl"
+    quality: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.codec not in IMAGE_CODECS:
+            raise DatasetError(f"image codec {self.codec!r} is not one of {IMAGE_CODECS}")
+        if self.quality is not None and not 1 <= int(self.quality) <= 100:
+            raise DatasetError(f"image quality must be in 1..100, got {self.quality}")
+
+    @property
+    def lossy(self) -> bool:
+        return self.codec != "blosc"
+
+    @property
+    def effective_quality(self) -> int:
+        if self.quality is not None:
+            return int(self.quality)
+        return DEFAULT_JPEG2K_QUALITY if self.codec == "jpeg2k" else DEFAULT_JPEGXL_QUALITY
+
+    def to_attrs(self) -> dict[str, Any]:
+        return {"codec": self.codec, "quality": self.effective_quality if self.lossy else None}
+
+    def as_stored(self, frames: np.ndarray) -> np.ndarray:
+        """``frames`` (T, H, W, C) uint8 as a dataset with this storage reads them back
+        (encoded and decoded; the codecs are deterministic): to see the loss before recording."""
+        frames = np.asarray(frames)
+        if not self.lossy or frames.shape[-1] not in (1, 3):
+            return frames.copy()
+        from robot_il.dataset.image_codec import decode_frame, encode_frame
+
+        quality = self.effective_quality
+        shape = frames.shape[1:]
+        return np.stack(
+            [decode_frame(encode_frame(f, self.codec, quality), self.codec, shape) for f in frames]
+        )
+
+    @classmethod
+    def from_attrs(cls, attrs: dict[str, Any]) -> ImageStorage:
+        """The storage a dataset's root attrs name; version 1 datasets (none named) used Blosc."""
+        value = attrs.get(IMAGE_STORAGE_ATTR)
+        if value is None:
+            return cls("blosc")
+        try:
+            return cls(value["codec"], value.get("quality"))
+        except (KeyError, TypeError, AttributeError) as error:
+            raise DatasetError(f"attrs {IMAGE_STORAGE_ATTR}: malformed {value!r}") from error
+
+
+IMAGE_CODECS = ("jpegxl", "jpeg2k", "blosc")
+DEFAULT_JPEGXL_QUALITY = 90
+DEFAULT_JPEG2K_QUALITY = 45
+
+
+def frames_per_shard(spec: KeySpec) -> int:
+    """Frames in one shard file of a compressed image key (:data:`SHARD_RAW_BYTES` raw)."""
+    return int(min(4096, max(8, SHARD_RAW_BYTES // max(1, spec.step_bytes))))
+
+
+def image_array_layout(spec: KeySpec, storage: ImageStorage) -> dict[str, Any]:
+    """``create_array`` arguments for an image key: one frame per chunk, and for a lossy
+    codec the :mod:`~robot_il.dataset.image_codec` codec inside shards of many frames."""
+    chunks = (1, *spec.shape)
+    if not storage.lossy or spec.shape[-1] not in (1, 3):
+        return {"chunks": chunks, "compressors": compressor_for(spec)}
+    from robot_il.dataset.image_codec import ImageCodec
+
+    return {
+        "chunks": chunks,
+        "shards": (frames_per_shard(spec), *spec.shape),
+        "serializer": ImageCodec(image_format=storage.codec, quality=storage.effective_quality),
+        "compressors": None,
+    }
+
+
 def root_attrs(
-    robot: str, control_hz: float, keys: dict[str, KeySpec], extra: dict[str, Any] | None
+    robot: str,
+    control_hz: float,
+    keys: dict[str, KeySpec],
+    extra: dict[str, Any] | None,
+    image_storage: ImageStorage | None = None,
 ) -> dict[str, Any]:
     """The root attributes of a dataset; ``extra`` (task, env spec, ...) may not shadow ours."""
     attrs: dict[str, Any] = dict(extra or {})
-    reserved = {"format", "format_version", "robot", "control_hz", "keys"} & attrs.keys()
+    reserved = set(RESERVED_ATTRS) & attrs.keys()
     if reserved:
         raise DatasetError(f"attrs: {sorted(reserved)} are set by the writer, not by callers")
     attrs.update(
@@ -121,7 +223,14 @@ def root_attrs(
         control_hz=float(control_hz),
         keys={key: spec.to_attrs() for key, spec in keys.items()},
     )
+    attrs[IMAGE_STORAGE_ATTR] = (image_storage or ImageStorage()).to_attrs()
     return attrs
+
+
+#: Root attributes the writer sets; callers' extra attributes may not use these names.
+RESERVED_ATTRS = (
+    "format", "format_version", "robot", "control_hz", "keys", IMAGE_STORAGE_ATTR
+)  # fmt: skip
 
 
 def specs_from_attrs(attrs: dict[str, Any]) -> dict[str, KeySpec]:

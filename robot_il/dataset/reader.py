@@ -35,6 +35,13 @@ from robot_il.dataset.format import (
     check_format,
     specs_from_attrs,
 )
+from robot_il.dataset.shards import (
+    ShardRows,
+    file_range_fetch,
+    held_range_fetch,
+    image_codec_of,
+)
+from robot_il.dataset.shards import agrees_with_zarr as shards_agree_with_zarr
 from robot_il.dataset.store import local_path, one_line, open_root
 from robot_il.dataset.writer import committed_ends
 from robot_il.errors import DatasetError
@@ -182,6 +189,17 @@ class Dataset:
         """:meth:`get` without the argument checks (hot path); read errors are still named."""
         return self._arrays[key][start:stop]
 
+    def encoded_frame(self, key: str, step: int) -> tuple[Any, bytes] | None:
+        """Frame ``step`` of ``key`` as stored: (its :class:`~robot_il.dataset.image_codec.
+        ImageCodec`, the image-file bytes), for copying without a second lossy encoding;
+        None when ``key`` is not read directly from shards (then use :meth:`get`)."""
+        rows = self._arrays.get(key)
+        direct = getattr(rows, "direct", None)
+        if not isinstance(direct, ShardRows) or not 0 <= step < self.num_steps:
+            return None
+        data = direct.encoded(step)
+        return None if data is None else (direct.layout.codec, data)
+
     def episode(self, episode: int, keys: list[str] | None = None) -> dict[str, np.ndarray]:
         """All steps of one episode, key -> (T, *shape)."""
         span = self.episode_slice(episode)
@@ -233,9 +251,11 @@ class Dataset:
             values[name] = stored
         return values
 
-    def _direct_rows(self, array: zarr.Array, hold: bool) -> ChunkRows | None:
-        """A fast chunk decoder for ``array`` when its layout allows (see :mod:`.chunks`),
-        reading files, or compressed chunks held in RAM when ``hold``."""
+    def _direct_rows(self, array: zarr.Array, hold: bool) -> ChunkRows | ShardRows | None:
+        """A fast chunk decoder for ``array`` when its layout allows (see :mod:`.chunks` and
+        :mod:`.shards`), reading files, or compressed chunks held in RAM when ``hold``."""
+        if image_codec_of(array) is not None:
+            return self._direct_shards(array, hold)
         if not directly_readable(array):
             return None
         directory = local_path(self.where)
@@ -247,6 +267,17 @@ class Dataset:
             return None  # remote stores: zarr's path batches requests better
         rows = ChunkRows(array, fetch, held=hold)
         return rows if agrees_with_zarr(rows, array, self.num_steps) else None
+
+    def _direct_shards(self, array: zarr.Array, hold: bool) -> ShardRows | None:
+        directory = local_path(self.where)
+        if hold:
+            fetch = held_range_fetch(_held_shards(self._root, array, self.num_steps))
+        elif directory is not None:
+            fetch = file_range_fetch(directory / array.path)
+        else:
+            return None
+        rows = ShardRows(array, fetch, committed=self.num_steps, held=hold)
+        return rows if shards_agree_with_zarr(rows, array, self.num_steps) else None
 
     def _load_into_ram(self, keys: list[str]) -> None:
         for key in tqdm(
@@ -306,6 +337,25 @@ def _held_chunks(root: zarr.Group, array: zarr.Array, num_steps: int) -> Fetch:
         return held
 
     return sync(load()).get
+
+
+def _held_shards(root: zarr.Group, array: zarr.Array, num_steps: int) -> dict[str, bytes]:
+    """Every shard file holding committed frames of ``array``, compressed, in RAM."""
+    size = int(array.shards[0])
+    rest = (0,) * (array.ndim - 1)
+    prefix = f"{root.store_path.path}/{array.path}/".lstrip("/")
+    prototype = default_buffer_prototype()
+
+    async def load() -> dict[str, bytes]:
+        held = {}
+        for shard in range(-(-num_steps // size)):
+            key = array.metadata.encode_chunk_key((shard, *rest))
+            buffer = await root.store.get(prefix + key, prototype=prototype)
+            if buffer is not None:
+                held[key] = buffer.to_bytes()
+        return held
+
+    return sync(load())
 
 
 def _reopen(where: str, cache: CacheMode, storage_options: dict[str, Any] | None) -> Dataset:

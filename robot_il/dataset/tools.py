@@ -19,15 +19,16 @@ from robot_il.dataset.durability import replace_atomically
 from robot_il.dataset.format import (
     DATA_GROUP,
     EPISODE_ENDS,
+    IMAGE_STORAGE_ATTR,
     META_CHUNK,
     META_GROUP,
+    RESERVED_ATTRS,
+    ImageStorage,
     compressor_for,
 )
 from robot_il.dataset.reader import Dataset
 from robot_il.dataset.writer import DatasetWriter
 from robot_il.errors import DatasetError
-
-_RESERVED_ATTRS = ("format", "format_version", "robot", "control_hz", "keys")
 
 
 def copy_episodes(
@@ -35,13 +36,15 @@ def copy_episodes(
 ) -> int:
     """Write the given episodes of one or more datasets, in order, as a new dataset.
 
-    All sources must agree on robot, control rate and key specs; attrs come from the first.
+    All sources must agree on robot, control rate and key specs; attrs and the image storage
+    come from the first. Compressed frames are copied as stored when the new dataset uses the
+    same codec and quality (no second loss); otherwise they are decoded and encoded again.
     Returns the number of episodes written.
     """
     first = sources[0][0]
     for dataset, _ in sources[1:]:
         _check_compatible(first, dataset)
-    extra = {k: v for k, v in first.attrs.items() if k not in _RESERVED_ATTRS}
+    extra = {k: v for k, v in first.attrs.items() if k not in RESERVED_ATTRS}
     total = sum(len(episodes) for _, episodes in sources)
 
     def build(tmp: Path) -> None:
@@ -52,15 +55,42 @@ def copy_episodes(
             keys=first.specs,
             attrs=extra,
             fsync=False,  # replace_atomically flushes once at the end
+            image_storage=ImageStorage.from_attrs(first.attrs),
         )
         with tqdm(total=total, desc=f"writing {target.name}", unit="episode", disable=None) as bar:
             for dataset, episodes in sources:
                 for episode in episodes:
-                    writer.add_episode(dataset.episode(episode), dataset.meta(episode))
+                    _copy_episode(dataset, episode, writer)
                     bar.update()
 
     replace_atomically(target, build, force=force)
     return total
+
+
+def _copy_episode(dataset: Dataset, episode: int, writer: DatasetWriter) -> None:
+    """Append ``episode`` of ``dataset``; compressed frames stored by the codec the writer
+    uses are copied as stored (no second lossy encoding), the rest decoded and re-written."""
+    span = dataset.episode_slice(episode)
+    as_stored = [
+        key for key in dataset.image_keys
+        if (first := dataset.encoded_frame(key, span.start)) is not None
+        and first[0] == writer.image_codec(key)
+    ]  # fmt: skip
+    if not as_stored:
+        writer.add_episode(dataset.episode(episode), dataset.meta(episode))
+        return
+    decoded = dataset.episode(episode, [k for k in dataset.keys if k not in as_stored])
+    stream = writer.begin_episode()
+    for t, step in enumerate(range(span.start, span.stop)):
+        encoded = {}
+        for key in as_stored:
+            frame = dataset.encoded_frame(key, step)
+            if frame is None:
+                raise DatasetError(f"{dataset.where}: data/{key} episode {episode}: "
+                                   f"step {t} has no stored frame")  # fmt: skip
+            encoded[key] = frame[1]
+        stream.append({key: values[t] for key, values in decoded.items()}, encoded)
+    stream.commit(dataset.meta(episode))
 
 
 def drop_episodes(path: Path, drop: Sequence[int], out: Path | None, *, force: bool) -> int:
@@ -84,13 +114,18 @@ def drop_episodes(path: Path, drop: Sequence[int], out: Path | None, *, force: b
 def export_replay_buffer(dataset: Dataset, target: Path, *, zarr_format: int, force: bool) -> None:
     """Write ``dataset`` in diffusion_policy's ReplayBuffer layout (flat ``data/<key>``,
     ``meta/episode_ends``, per-episode ``meta/<name>``) in zarr format 2 or 3, chunked like
-    the source (one image frame per chunk), Blosc/zstd compressed, attrs kept."""
+    the source (one image frame per chunk), Blosc/zstd compressed, attrs kept. Frames of a
+    lossy source are decoded once and stored losslessly, so that diffusion_policy's
+    ReplayBuffer (and plain zarr without robot_il) opens the copy with no extra codec."""
     if zarr_format not in (2, 3):
         raise DatasetError(f"export: zarr format must be 2 or 3, got {zarr_format}")
 
     def build(tmp: Path) -> None:
         root = zarr.open_group(str(tmp), mode="w-", zarr_format=zarr_format)
-        root.attrs.put(dataset.attrs)
+        attrs = dict(dataset.attrs)
+        if "format" in attrs:  # the copy's images are Blosc, as format 1 stored them
+            attrs[IMAGE_STORAGE_ATTR] = ImageStorage("blosc").to_attrs()
+        root.attrs.put(attrs)
         data = root.require_group(DATA_GROUP)
         meta = root.require_group(META_GROUP)
         ends = dataset.episode_ends

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import zarr
 from tqdm.auto import tqdm
+from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 
 from robot_il.dataset.format import (
@@ -27,6 +28,13 @@ from robot_il.dataset.format import (
     KeySpec,
     check_format,
     specs_from_attrs,
+)
+from robot_il.dataset.shards import (
+    EMPTY_SLOT,
+    ShardLayout,
+    image_codec_of,
+    index_bytes,
+    parse_index,
 )
 from robot_il.dataset.store import one_line, open_root
 from robot_il.errors import DatasetError
@@ -175,10 +183,11 @@ def _check_chunks(
     ends: np.ndarray,
     report: ValidationReport,
 ) -> None:
-    """A missing chunk file reads back as zeros without error; find them by listing."""
+    """A missing chunk (or shard) file reads back as zeros without error; find them by
+    listing. A missing frame inside a shard file is caught when the shard is read."""
     prefix = f"{root.store_path.path}/{name}/".lstrip("/")
     present = set(sync(_list_prefix(root.store, prefix)))
-    chunk_steps = array.chunks[0]
+    chunk_steps = array.shards[0] if array.shards else array.chunks[0]
     rest = (0,) * (array.ndim - 1)
     missing_by_episode: dict[int, int] = {}
     for index in range(-(-num_steps // chunk_steps)):
@@ -186,8 +195,46 @@ def _check_chunks(
         if key not in present:
             episode = int(np.searchsorted(ends, index * chunk_steps, side="right"))
             missing_by_episode[episode] = missing_by_episode.get(episode, 0) + 1
+    kind = "shard" if array.shards else "chunk"
     for episode, count in missing_by_episode.items():
-        report.problems.append(f"{name}: episode {episode}: {count} chunk file(s) missing")
+        report.problems.append(f"{name}: episode {episode}: {count} {kind} file(s) missing")
+    if image_codec_of(array) is not None:
+        _check_shard_slots(root, array, name, num_steps, ends, present, report)
+
+
+def _check_shard_slots(
+    root: zarr.Group,
+    array: zarr.Array,
+    name: str,
+    num_steps: int,
+    ends: np.ndarray,
+    present: set[str],
+    report: ValidationReport,
+) -> None:
+    """Every committed frame must have a slot in its shard's index (an empty slot reads back
+    as a black frame without error); a torn or corrupt index is named too."""
+    layout = ShardLayout(array)
+    size = layout.frames_per_shard
+    prefix = f"{root.store_path.path}/{name}/".lstrip("/")
+    empty_by_episode: dict[int, int] = {}
+    for shard in range(-(-num_steps // size)):
+        key = layout.shard_key(shard)
+        if prefix + key not in present:
+            continue  # reported as a missing file
+        buffer = sync(root.store.get(prefix + key, prototype=default_buffer_prototype()))
+        data = buffer.to_bytes() if buffer is not None else b""
+        try:
+            index = parse_index(data[-index_bytes(size) :], size, f"{name}/{key}")
+        except ValueError as error:
+            episode = int(np.searchsorted(ends, shard * size, side="right"))
+            report.problems.append(f"{name}: episode {episode}: {error}")
+            continue
+        stop = min(size, num_steps - shard * size)
+        for slot in np.flatnonzero(index[:stop, 0] == EMPTY_SLOT).tolist():
+            episode = int(np.searchsorted(ends, shard * size + slot, side="right"))
+            empty_by_episode[episode] = empty_by_episode.get(episode, 0) + 1
+    for episode, count in empty_by_episode.items():
+        report.problems.append(f"{name}: episode {episode}: {count} frame(s) missing from shards")
 
 
 async def _list_prefix(store: Any, prefix: str) -> list[str]:

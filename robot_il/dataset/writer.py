@@ -38,12 +38,15 @@ from robot_il.dataset.format import (
     META_CHUNK,
     META_GROUP,
     WRITER_LOCK,
+    ImageStorage,
     KeySpec,
     check_format,
     compressor_for,
+    image_array_layout,
     root_attrs,
     specs_from_attrs,
 )
+from robot_il.dataset.shards import ShardFiles, ShardRows, file_range_fetch, image_codec_of
 from robot_il.dataset.store import is_url, open_root
 from robot_il.errors import DatasetError
 
@@ -80,6 +83,7 @@ class DatasetWriter:
         attrs = root.attrs.asdict()
         check_format(attrs, str(path))
         self._specs = specs_from_attrs(attrs)
+        self.image_storage = ImageStorage.from_attrs(attrs)
         self._arrays: dict[str, zarr.Array] = {}
         for key in self._specs:
             try:
@@ -102,6 +106,8 @@ class DatasetWriter:
         self._episode_ends = committed_ends(self._ends[:], str(path)).tolist()
         self._in_flight: EpisodeWriter | None = None
         self._frame_files: dict[str, ChunkFiles | None] = {}
+        self._shard_files: dict[str, ShardFiles] = {}
+        self._checked_shards: set[str] = set()
 
     # ---------------------------------------------------------------- construction
 
@@ -116,6 +122,7 @@ class DatasetWriter:
         attrs: dict[str, Any] | None = None,
         overwrite: bool = False,
         fsync: bool = True,
+        image_storage: ImageStorage | None = None,
     ) -> DatasetWriter:
         """A new, empty dataset at the local ``path``.
 
@@ -124,11 +131,14 @@ class DatasetWriter:
         free extra attributes (task, env spec). An existing dataset is replaced only with
         ``overwrite=True``, and a directory that is not a zarr store never is. ``fsync=False``
         keeps the SIGKILL guarantee but gives up the power-loss one (for tests, scratch data).
+        ``image_storage`` says how camera frames are stored (default: JPEG XL, quality 90,
+        in shards; ``ImageStorage("blosc")`` keeps them bit-exact).
         """
         target = _local_target(path)
         if control_hz <= 0:
             raise DatasetError(f"{target}: control_hz must be > 0, got {control_hz}")
-        all_attrs = root_attrs(robot, control_hz, keys or {}, attrs)
+        storage = image_storage or ImageStorage()
+        all_attrs = root_attrs(robot, control_hz, keys or {}, attrs, storage)
 
         def build(tmp: Path) -> None:  # built aside and renamed: a kill leaves no half store
             root = zarr.open_group(str(tmp), mode="w-", zarr_format=3)
@@ -139,7 +149,7 @@ class DatasetWriter:
                 EPISODE_ENDS, shape=(0,), chunks=(META_CHUNK,), dtype="int64", fill_value=0
             )
             for key, spec in (keys or {}).items():
-                _create_data_array(root, key, spec)
+                _create_data_array(root, key, spec, storage)
 
         replace_atomically(target, build, force=overwrite, flush=fsync)
         return cls(target, open_root(target, mode="r+"), fsync)
@@ -245,7 +255,9 @@ class DatasetWriter:
             return
         specs = {key: KeySpec.infer(key, np.asarray(value)[None]) for key, value in frame.items()}
         for key, spec in specs.items():  # overwrite: orphans of a writer killed right here
-            self._arrays[key] = _create_data_array(self._root, key, spec, overwrite=True)
+            self._arrays[key] = _create_data_array(
+                self._root, key, spec, self.image_storage, overwrite=True
+            )
         attrs = self._root.attrs.asdict()
         attrs["keys"] = {key: spec.to_attrs() for key, spec in specs.items()}
         self._root.attrs.put(attrs)
@@ -314,6 +326,36 @@ class DatasetWriter:
         else:
             files.write(index, frame[None])
 
+    def image_codec(self, key: str) -> Any:
+        """The :class:`~robot_il.dataset.image_codec.ImageCodec` storing ``key``, or None."""
+        return image_codec_of(self._arrays[key]) if key in self._arrays else None
+
+    def _shards(self, key: str) -> ShardFiles | None:
+        """The shard writer of a compressed image key (None for other keys)."""
+        if key not in self._shard_files:
+            array = self._arrays[key]
+            if image_codec_of(array) is None:
+                return None
+            self._shard_files[key] = ShardFiles(array, self.path / array.path)
+        return self._shard_files[key]
+
+    def _write_shard(self, key: str, shard: int, frames: dict[int, bytes], first: int) -> None:
+        """Write shard ``shard`` of ``key`` with encoded ``frames`` (slot -> bytes), keeping
+        the frames before global step ``first`` that it already holds. The first shard
+        written is read back through zarr: a mismatch is a bug, reported before any more."""
+        files = self._shard_files[key]
+        size = files.layout.frames_per_shard
+        files.write(shard, frames, keep_before=max(0, first - shard * size))
+        if key in self._checked_shards:
+            return
+        array = self._arrays[key]
+        step = shard * size + min(frames)
+        rows = ShardRows(array, file_range_fetch(self.path / array.path), committed=0)
+        if not np.array_equal(rows[step : step + 1], array[step : step + 1]):
+            raise DatasetError(f"{self.path}: data/{key}: shard {shard} reads back differently "
+                               "through zarr; not recording into it")  # fmt: skip
+        self._checked_shards.add(key)
+
     def _commit(self, end: int, meta: dict[str, Any] | None) -> int:
         """Steps 2-4 of the protocol in the module docstring."""
         episode = self.num_episodes
@@ -350,9 +392,11 @@ class DatasetWriter:
 class EpisodeWriter:
     """One episode streamed frame by frame (the recorder's path).
 
-    Images go to disk as they arrive, one chunk per frame, so RAM stays bounded for long
-    camera episodes; low-dimensional keys are buffered and written at commit. Nothing is
-    visible to readers until :meth:`commit`; :meth:`discard` (or a kill) drops the episode.
+    Images go to disk as they arrive, so RAM stays bounded for long camera episodes:
+    compressed keys are encoded frame by frame and written a shard file at a time (one
+    shard's encoded frames wait in RAM), lossless ones one chunk file per frame. Low-
+    dimensional keys are buffered and written at commit. Nothing is visible to readers until
+    :meth:`commit`; :meth:`discard` (or a kill) drops the episode.
     """
 
     def __init__(self, writer: DatasetWriter) -> None:
@@ -361,25 +405,45 @@ class EpisodeWriter:
         self._start = writer.num_steps
         self.num_steps = 0
         self._buffers: dict[str, list[np.ndarray]] = {}
+        self._pending: dict[str, tuple[int, dict[int, bytes]]] = {}  # key -> shard, frames
         self._open = True
 
-    def append(self, frame: dict[str, np.ndarray]) -> None:
-        """Add one step: every key of the dataset, each of its per-step shape."""
+    def append(self, frame: dict[str, np.ndarray], encoded: dict[str, bytes] | None = None) -> None:
+        """Add one step: every key of the dataset, each of its per-step shape.
+
+        ``encoded`` gives compressed image keys as the bytes this dataset's image codec made
+        (copied from a dataset with the same storage, :meth:`Dataset.encoded_frame`): they
+        are stored as they are, with no second, lossy encoding."""
         self._check_open()
         writer = self._writer
+        encoded = encoded or {}
         writer._define_keys(frame)
-        writer._check_keys(frame, self.episode, self.num_steps)
+        writer._check_keys({**frame, **encoded}, self.episode, self.num_steps)
         index = self._start + self.num_steps
+        for key, data in encoded.items():
+            shards = writer._shards(key)
+            if shards is None:
+                raise DatasetError(f"episode {self.episode}: key {key!r} is not stored by an "
+                                   "image codec; give its frames decoded")  # fmt: skip
+            array = writer._arrays[key]
+            if array.shape[0] <= index:
+                array.resize((index + max(32, self.num_steps), *array.shape[1:]))
+            self._add_encoded(key, index, data, shards)
         checked = {
             key: writer._coerce(key, frame.get(key), self.episode, step=self.num_steps)
             for key in writer._specs
+            if key not in encoded
         }
         for key, value in checked.items():
             if writer._specs[key].is_image:
                 array = writer._arrays[key]
                 if array.shape[0] <= index:  # grow geometrically: resizing rewrites metadata
                     array.resize((index + max(32, self.num_steps), *array.shape[1:]))
-                writer._write_frame(key, index, value)
+                shards = writer._shards(key)
+                if shards is None:
+                    writer._write_frame(key, index, value)
+                else:
+                    self._add_encoded(key, index, shards.encode(value), shards)
             else:
                 self._buffers.setdefault(key, []).append(value)
         self.num_steps += 1
@@ -391,6 +455,8 @@ class EpisodeWriter:
             raise DatasetError(f"episode {self.episode}: cannot commit an empty episode")
         writer = self._writer
         end = self._start + self.num_steps
+        for key in list(self._pending):
+            self._flush_shard(key)
         for key, frames in self._buffers.items():
             array = writer._arrays[key]
             array.resize((end, *array.shape[1:]))
@@ -407,6 +473,19 @@ class EpisodeWriter:
             if array.shape[0] > self._start:
                 array.resize((self._start, *array.shape[1:]))
 
+    def _add_encoded(self, key: str, index: int, data: bytes, shards: ShardFiles) -> None:
+        """Queue one encoded frame; a shard is written once its last slot is filled."""
+        size = shards.layout.frames_per_shard
+        shard, slot = divmod(index, size)
+        pending = self._pending.setdefault(key, (shard, {}))
+        pending[1][slot] = data
+        if slot == size - 1:
+            self._flush_shard(key)
+
+    def _flush_shard(self, key: str) -> None:
+        shard, frames = self._pending.pop(key)
+        self._writer._write_shard(key, shard, frames, first=self._start)
+
     def _check_open(self) -> None:
         if not self._open:
             raise DatasetError(f"episode {self.episode}: already committed or discarded")
@@ -414,6 +493,7 @@ class EpisodeWriter:
     def _close(self) -> None:
         self._open = False
         self._buffers = {}
+        self._pending = {}
         self._writer._in_flight = None
 
 
@@ -437,18 +517,16 @@ def _local_target(path: str | os.PathLike[str]) -> Path:
 
 
 def _create_data_array(
-    root: zarr.Group, key: str, spec: KeySpec, overwrite: bool = False
+    root: zarr.Group, key: str, spec: KeySpec, storage: ImageStorage, overwrite: bool = False
 ) -> zarr.Array:
     if not key or "/" in key or key.startswith("."):
         raise DatasetError(f"key {key!r}: not a valid key name")
+    if spec.is_image:
+        layout = image_array_layout(spec, storage)
+    else:
+        layout = {"chunks": (spec.chunk_steps, *spec.shape), "compressors": compressor_for(spec)}
     array = root[DATA_GROUP].create_array(
-        key,
-        shape=(0, *spec.shape),
-        chunks=(spec.chunk_steps, *spec.shape),
-        dtype=spec.dtype,
-        compressors=compressor_for(spec),
-        fill_value=0,
-        overwrite=overwrite,
+        key, shape=(0, *spec.shape), dtype=spec.dtype, fill_value=0, overwrite=overwrite, **layout
     )
     return array.with_config(_WRITE_CONFIG)
 

@@ -87,6 +87,7 @@ def record_expert(
     episode_meta: Mapping[str, Any] | None = None,
     progress: bool = True,
     action_noise: float = 0.0,
+    on_step: Callable[[dict[str, np.ndarray]], None] | None = None,
 ) -> SessionSummary:
     """Record ``episodes`` kept expert episodes, trying seeds ``seed, seed + 1, ...``.
 
@@ -94,7 +95,7 @@ def record_expert(
     ``max_attempts`` (default ``2 * episodes + 10``) so a broken expert cannot loop forever;
     the summary then has ``kept < episodes``. ``action_noise`` is the standard deviation (in
     action units: m, rad) of the noise executed but not recorded (see the module docstring);
-    the gripper is never perturbed.
+    the gripper is never perturbed. ``on_step`` sees every recorded step (a live view).
     """
     max_attempts = 2 * episodes + 10 if max_attempts is None else max_attempts
     motion = np.ones(env.action_space.shape, dtype=bool)
@@ -110,7 +111,10 @@ def record_expert(
             recorder.start_episode()
             while True:
                 action = expert.act(obs)
-                recorder.push(ENV_STREAM, env_frame(obs, action))
+                frame = env_frame(obs, action)
+                recorder.push(ENV_STREAM, frame)
+                if on_step is not None:
+                    on_step(frame)
                 if action_noise > 0:
                     perturbation = noise.normal(0.0, action_noise, action.shape) * motion
                     action = (action + perturbation).astype(action.dtype)
@@ -138,9 +142,16 @@ class EnvTeleopSource:
     (which ends the stream's sampling for this episode).
     """
 
-    def __init__(self, env: Any, device: TeleopDevice) -> None:
+    def __init__(
+        self,
+        env: Any,
+        device: TeleopDevice,
+        on_step: Callable[[dict[str, np.ndarray]], None] | None = None,
+    ) -> None:
         self.env = env
         self.device = device
+        self.on_step = on_step
+        """Sees every step read (a live view)."""
         self.events: queue.Queue[EpisodeEvent] = queue.Queue()
         self.success = False
         self.episodes_started = 0
@@ -169,6 +180,8 @@ class EnvTeleopSource:
             return None
         action = command.action()
         frame = env_frame(self._obs, action)
+        if self.on_step is not None:
+            self.on_step(frame)
         self._obs, _reward, terminated, truncated, info = self.env.step(action)
         self.success = bool(info.get("is_success", False))
         self.steps += 1

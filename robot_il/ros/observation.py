@@ -9,7 +9,16 @@ observation keys from a robot that speaks the UR driver's topics (:mod:`robot_il
   arm's mount in the task's scene, with the env's sign convention (w >= 0);
 - the task's inputs ``target_pos`` (3,) from ``task/target`` and ``object_pose`` (7,) from
   ``task/object_pose``; on a real robot a perception node publishes them;
-- ``rgb_<camera>`` (H, W, 3) uint8 from ``camera/<camera>/image_raw`` (rgb8).
+- ``rgb_<camera>`` (H, W, 3) uint8 from ``camera/<camera>/image_raw`` (``sensor_msgs/
+  Image`` of any encoding :mod:`robot_il.ros.camera_frames` reads, or with
+  ``compressed_images`` ``camera/<camera>/image_raw/compressed``, a ``CompressedImage``), and
+  ``depth_<camera>`` (H, W) float32 metres from ``camera/<camera>/depth/image_raw``, resized
+  to ``image_size``.
+
+Camera frames are kept with their capture stamps, and an observation takes for each camera
+the frame nearest the joint state's stamp, within ``camera_tolerance`` (s); without one the
+observation is not ready (:meth:`select` gives None), and :meth:`fresh_stamp` ages, so the
+safety watchdog holds the arm rather than act on an old picture of the scene.
 
 Subscriptions run on executor threads; readers on other threads take a :meth:`snapshot`.
 """
@@ -22,9 +31,16 @@ from typing import Any
 import numpy as np
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
-from sensor_msgs.msg import Image, JointState
+from sensor_msgs.msg import CompressedImage, Image, JointState
 
 from robot_il.errors import ConfigError
+from robot_il.ros.camera_frames import (
+    CameraFrame,
+    FrameBuffer,
+    compressed_image_array,
+    image_array,
+    resized,
+)
 from robot_il.ros.ur_topics import (
     GRIPPER_JOINT,
     JOINT_STATES_TOPIC,
@@ -38,6 +54,38 @@ from robot_il.ros.ur_topics import (
 
 ARM_KEYS = {"joint_pos": 6, "joint_vel": 6, "gripper": 1, "eef_pose": 7}
 """Per-arm observation keys (without the arm prefix) and their sizes."""
+CAMERA_PREFIXES = ("rgb_", "depth_")
+STAMP_PREFIX = "stamp_"
+"""``stamp_<key>``: capture time of the frame of camera key ``<key>`` in a recorded step."""
+
+
+def is_camera_key(key: str) -> bool:
+    return key.startswith(CAMERA_PREFIXES)
+
+
+def depth_topic(camera: str) -> str:
+    """sensor_msgs/Image topic of a depth camera (``16UC1`` mm or ``32FC1`` m)."""
+    return f"camera/{camera}/depth/image_raw"
+
+
+def camera_parameters(node: Node) -> dict[str, Any]:
+    """Declare a node's camera parameters and return them as :class:`RobotObservation`
+    keyword arguments: ``cameras`` / ``depth_cameras`` (comma-separated names),
+    ``image_size`` [H, W] (px), ``camera_tolerance`` (s) and ``compressed_images``."""
+    from robot_il.ros.node_main import declare_float
+
+    def names(parameter: str) -> list[str]:
+        text = str(node.declare_parameter(parameter, "").value)
+        return [name.strip() for name in text.split(",") if name.strip()]
+
+    image_size = list(node.declare_parameter("image_size", [96, 96]).value)
+    return {
+        "cameras": names("cameras"),
+        "depth_cameras": names("depth_cameras"),
+        "image_size": (int(image_size[0]), int(image_size[1])),
+        "camera_tolerance": declare_float(node, "camera_tolerance", 0.05),
+        "compressed_images": bool(node.declare_parameter("compressed_images", False).value),
+    }
 
 
 class RobotObservation:
@@ -54,8 +102,11 @@ class RobotObservation:
         task: str,
         *,
         cameras: list[str] | tuple[str, ...] = (),
+        depth_cameras: list[str] | tuple[str, ...] = (),
         image_size: tuple[int, int] = (96, 96),
         subscribe: set[str] | None = None,
+        camera_tolerance: float = 0.05,
+        compressed_images: bool = False,
     ) -> None:
         from robot_il.envs.arm import Arm
         from robot_il.envs.tasks import TASKS
@@ -75,6 +126,14 @@ class RobotObservation:
         self.keys.update({key: list(shape) for key, shape in task_spec.task_keys.items()})
         for camera in cameras:
             self.keys[f"rgb_{camera}"] = [int(image_size[0]), int(image_size[1]), 3]
+        for camera in depth_cameras:
+            self.keys[f"depth_{camera}"] = [int(image_size[0]), int(image_size[1])]
+        if camera_tolerance <= 0:
+            raise ConfigError(f"{node.get_name()}: camera_tolerance must be > 0 s")
+        self.camera_tolerance = float(camera_tolerance)
+        self.image_size = (int(image_size[0]), int(image_size[1]))
+        self.frames: dict[str, FrameBuffer] = {}
+        """Recent frames of each camera key, with capture stamps."""
 
         self.lock = threading.Lock()
         self.values: dict[str, np.ndarray] = {}
@@ -94,12 +153,16 @@ class RobotObservation:
             from geometry_msgs.msg import PoseStamped
 
             node.create_subscription(PoseStamped, OBJECT_POSE_TOPIC, self._on_object, qos)
-        for key in sorted(k for k in wanted if k.startswith("rgb_")):
+        for key in sorted(k for k in wanted if is_camera_key(k)):
+            self.frames[key] = FrameBuffer()
+            if key.startswith("depth_"):
+                topic, kind = depth_topic(key.removeprefix("depth_")), Image
+            elif compressed_images:
+                topic, kind = image_topic(key.removeprefix("rgb_")) + "/compressed", CompressedImage
+            else:
+                topic, kind = image_topic(key.removeprefix("rgb_")), Image
             node.create_subscription(
-                Image,
-                image_topic(key.removeprefix("rgb_")),
-                lambda msg, k=key: self._on_image(k, msg),
-                qos_profile_sensor_data,
+                kind, topic, lambda msg, k=key: self._on_image(k, msg), qos_profile_sensor_data
             )
 
     def snapshot(self) -> tuple[dict[str, np.ndarray], float | None]:
@@ -108,11 +171,55 @@ class RobotObservation:
         with self.lock:
             return dict(self.values), self.stamp
 
-    def select(self, values: dict[str, np.ndarray], keys: Any) -> dict[str, np.ndarray] | None:
-        """``values`` restricted to ``keys``, or None while one of them has not arrived."""
-        if any(key not in values for key in keys):
-            return None
-        return {key: values[key] for key in keys}
+    def select(
+        self,
+        values: dict[str, np.ndarray],
+        keys: Any,
+        stamp: float | None = None,
+        *,
+        with_stamps: bool = False,
+    ) -> dict[str, np.ndarray] | None:
+        """``values`` restricted to ``keys``, camera keys filled with the frame nearest
+        ``stamp`` (s; the joint state's) within :attr:`camera_tolerance`; None while a key has
+        not arrived or a camera has no frame that close. ``with_stamps`` adds each frame's
+        capture stamp as ``stamp_<key>`` (float64 s)."""
+        selected = {}
+        for key in keys:
+            if is_camera_key(key):
+                frame = self._frame_near(key, stamp)
+                if frame is None:
+                    return None
+                selected[key] = frame.image
+                if with_stamps:
+                    selected[STAMP_PREFIX + key] = np.array(frame.stamp, np.float64)
+            elif key in values:
+                selected[key] = values[key]
+            else:
+                return None
+        return selected
+
+    def fresh_stamp(self, keys: Any) -> float | None:
+        """The stamp (s) a watchdog should judge ``keys``' observation by: the joint state's,
+        unless a camera's newest frame is more than :attr:`camera_tolerance` older; then that
+        frame's stamp plus the tolerance, so that a stalled camera ages the observation."""
+        with self.lock:
+            stamp = self.stamp
+            if stamp is None:
+                return None
+            for key in keys:
+                if key in self.frames:
+                    newest = self.frames[key].newest
+                    if newest is None:
+                        return None
+                    stamp = min(stamp, newest.stamp + self.camera_tolerance)
+            return stamp
+
+    def _frame_near(self, key: str, stamp: float | None) -> CameraFrame | None:
+        with self.lock:
+            buffer = self.frames.get(key)
+            if buffer is None or stamp is None:
+                return None
+            return buffer.nearest(stamp, self.camera_tolerance)
 
     def _on_joint_states(self, msg: JointState) -> None:
         index = {name: i for i, name in enumerate(msg.name)}
@@ -154,7 +261,24 @@ class RobotObservation:
         with self.lock:
             self.values["object_pose"] = np.array([p.x, p.y, p.z, o.w, o.x, o.y, o.z], np.float32)
 
-    def _on_image(self, key: str, msg: Image) -> None:
-        frame = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.width, 3)
+    def _on_image(self, key: str, msg: Image | CompressedImage) -> None:
+        where = f"{self.node.get_name()}: {key}"
+        try:
+            if isinstance(msg, CompressedImage):
+                image = compressed_image_array(msg, where)
+            else:
+                image = image_array(msg, where)
+        except ConfigError as error:
+            self.node.get_logger().error(str(error), throttle_duration_sec=5.0)
+            return
+        if key.startswith("depth_") != (image.ndim == 2):
+            kind = "depth" if key.startswith("depth_") else "colour"
+            encoding = getattr(msg, "encoding", None) or getattr(msg, "format", "?")
+            self.node.get_logger().error(
+                f"{where}: {encoding} is not a {kind} encoding", throttle_duration_sec=5.0
+            )
+            return
+        stamp = stamp_seconds(msg.header.stamp) or self.node.get_clock().now().nanoseconds * 1e-9
+        frame = CameraFrame(resized(image, self.image_size), stamp)
         with self.lock:
-            self.values[key] = frame
+            self.frames[key].add(frame)

@@ -60,7 +60,7 @@ from robot_il.deploy.eef_delta import ACTION_MODES, TcpDeltaConverter
 from robot_il.deploy.worker import CheckpointInfo, InferenceWorker
 from robot_il.errors import CheckpointError, ConfigError
 from robot_il.ros.node_main import declare_float, use_realtime_priority
-from robot_il.ros.observation import RobotObservation
+from robot_il.ros.observation import RobotObservation, camera_parameters
 from robot_il.ros.ur_topics import (
     COMMAND_TOPIC,
     ESTOP_TOPIC,
@@ -89,8 +89,7 @@ class PolicyNode(Node):
         self.candidates_dir = self.declare_parameter("candidates_dir", "").value
         task = self.declare_parameter("task", "").value
         self.control_rate = declare_float(self, "control_rate", 500.0)
-        cameras = self.declare_parameter("cameras", "").value
-        image_size = list(self.declare_parameter("image_size", [96, 96]).value)
+        cameras = camera_parameters(self)
         max_observation_age = declare_float(self, "max_observation_age", 0.1)
         max_command_age = declare_float(self, "max_command_age", 0.5)
         self.ramp_duration = declare_float(self, "ramp_duration", 1.0)
@@ -116,9 +115,8 @@ class PolicyNode(Node):
         self.obs = RobotObservation(
             self,
             task or spec.get("task") or "",
-            cameras=[c for c in cameras.split(",") if c],
-            image_size=(int(image_size[0]), int(image_size[1])),
             subscribe=set(self.info.obs_keys),
+            **cameras,
         )
         self.arms = self.obs.arms
         self.offered_spec = {
@@ -328,7 +326,7 @@ class PolicyNode(Node):
             with self._state_lock:
                 worker, timeline = self.worker, self._timeline
             info = worker.info
-            obs = self.obs.select(values, info.obs_keys)
+            obs = self.obs.select(values, info.obs_keys, stamp)
             if obs is None or stamp is None:
                 continue
             with self._state_lock:
@@ -443,17 +441,20 @@ class PolicyNode(Node):
 
     def _control_tick(self, now: float, last_gripper: list[float | None]) -> None:
         with self.obs.lock:
-            q_measured, stamp = self.obs.joint_pos, self.obs.stamp
+            q_measured = self.obs.joint_pos
         if q_measured is None:
             return
         with self._state_lock:
-            filters = self._filters
+            filters, obs_keys = self._filters, self.worker.info.obs_keys
             due = self._due_target(now, q_measured)
+        # None until every camera has sent a frame; a stalled camera makes it age
+        stamp = self.obs.fresh_stamp(obs_keys)
         if due is None and not self.sim_time:
             return  # no action yet this episode: leave the robot to its driver's hold
         commands = []
         for a, safety in enumerate(filters):
-            safety.watchdog(stamp, now)
+            if stamp is not None:  # else the filter holds: no observation yet
+                safety.watchdog(stamp, now)
             target = None if due is None else due[0][7 * a : 7 * a + 6]
             stamp_a = None if due is None else due[1]
             safe = safety.filter(target, q_measured[6 * a : 6 * a + 6], now, command_stamp=stamp_a)
@@ -465,7 +466,8 @@ class PolicyNode(Node):
                     self.gripper_pubs[a].publish(Float64(data=gripper))
                     last_gripper[a] = gripper
         self.command_pub.publish(Float64MultiArray(data=np.concatenate(commands).tolist()))
-        self.command_log.append((stamp, now))
+        if stamp is not None:
+            self.command_log.append((stamp, now))
 
     def shutdown(self) -> None:
         """Stop both threads (the robot holds its last command) and destroy the node."""

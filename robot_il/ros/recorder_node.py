@@ -38,7 +38,7 @@ from std_srvs.srv import Trigger
 from robot_il.errors import ConfigError, RobotILError
 from robot_il.record.control import EpisodeEvent, parse_event
 from robot_il.ros.node_main import declare_float
-from robot_il.ros.observation import RobotObservation
+from robot_il.ros.observation import STAMP_PREFIX, RobotObservation, camera_parameters
 from robot_il.ros.ur_topics import COMMAND_TOPIC, SUCCESS_TOPIC, gripper_topic, tf_prefix
 
 EVENT_TOPIC = "teleop/episode_event"
@@ -59,8 +59,9 @@ class RecorderNode(Node):
         path = self.declare_parameter("path", "").value
         task = self.declare_parameter("task", "reach").value
         self.record_hz = declare_float(self, "record_hz", 20.0)
-        cameras = self.declare_parameter("cameras", "").value
-        image_size = list(self.declare_parameter("image_size", [96, 96]).value)
+        cameras = camera_parameters(self)
+        image_codec = str(self.declare_parameter("image_codec", "jpegxl").value)
+        image_quality = int(self.declare_parameter("image_quality", 0).value)
         overwrite = bool(self.declare_parameter("overwrite", False).value)
         fsync = bool(self.declare_parameter("fsync", True).value)
         autostart = bool(self.declare_parameter("autostart", False).value)
@@ -69,14 +70,9 @@ class RecorderNode(Node):
         if not 0 < self.record_hz <= 500:
             raise ConfigError(f"recorder: record_hz {self.record_hz} is not in (0, 500]")
 
-        from robot_il.dataset import DatasetWriter
+        from robot_il.dataset import DatasetWriter, ImageStorage
 
-        self.obs = RobotObservation(
-            self,
-            task,
-            cameras=[c for c in cameras.split(",") if c],
-            image_size=(int(image_size[0]), int(image_size[1])),
-        )
+        self.obs = RobotObservation(self, task, **cameras)
         self.arms = self.obs.arms
         if Path(path).exists() and not overwrite:
             self.writer = DatasetWriter.open(path, fsync=fsync)
@@ -89,6 +85,7 @@ class RecorderNode(Node):
                 attrs=attrs,
                 overwrite=overwrite,
                 fsync=fsync,
+                image_storage=ImageStorage(image_codec, image_quality or None),
             )
         self.task = task
         self._lock = threading.Lock()
@@ -205,7 +202,7 @@ class RecorderNode(Node):
 
     def _sample(self) -> None:
         values, stamp = self.obs.snapshot()
-        frame = self.obs.select(values, self.obs.keys)
+        frame = self.obs.select(values, self.obs.keys, stamp, with_stamps=True)
         with self._lock:
             if self._episode is None:
                 return
@@ -219,6 +216,8 @@ class RecorderNode(Node):
             if self._t0 is None:
                 self._t0 = stamp
             frame["timestamp"] = np.array(stamp - self._t0, dtype=np.float64)
+            for key in [k for k in frame if k.startswith(STAMP_PREFIX)]:  # capture times
+                frame[key] = np.array(frame[key] - self._t0, dtype=np.float64)
             self._episode.append(frame)
 
     def _action(self, values: dict[str, np.ndarray]) -> np.ndarray:

@@ -6,7 +6,8 @@ by frame (the recorder's path), even ones written whole (``add_episode``). Lines
 ``ready N`` after opening (N committed episodes), ``begin E`` before writing episode E,
 ``committed E`` after its commit returned. The keys are not declared up front (the first
 episode defines them) and a new meta entry appears at episode 4, so kills also land in
-those one-off steps.
+those one-off steps. The second argument names the image codec (``ImageStorage``): with a
+lossy one, shards are written as frames stream in and at commits, so kills land there too.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 
 import numpy as np
 
-from robot_il.dataset import DatasetWriter
+from robot_il.dataset import DatasetWriter, ImageStorage
 
 IMAGE_SHAPE = (12, 16, 3)
 
@@ -35,11 +36,13 @@ def episode_content(episode: int) -> tuple[dict[str, np.ndarray], dict[str, obje
     return steps, meta
 
 
-def main(path: str) -> None:
+def main(path: str, codec: str) -> None:
     try:
         writer = DatasetWriter.open(path, fsync=False)
     except Exception:
-        writer = DatasetWriter.create(path, robot="ur5e", control_hz=10, fsync=False)
+        writer = DatasetWriter.create(
+            path, robot="ur5e", control_hz=10, fsync=False, image_storage=ImageStorage(codec)
+        )
     print(f"ready {writer.num_episodes}", flush=True)
     while True:
         episode = writer.num_episodes
@@ -56,4 +59,4 @@ def main(path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2])

@@ -12,7 +12,7 @@ import pytest
 import zarr
 
 from robot_il.cli import main as cli
-from robot_il.dataset import Dataset, DatasetWriter
+from robot_il.dataset import Dataset, DatasetWriter, ImageStorage
 from robot_il.dataset.validate import validate
 from robot_il.errors import DatasetError
 
@@ -28,9 +28,11 @@ def _steps(length: int, seed: int = 0) -> dict[str, np.ndarray]:
 
 @pytest.fixture
 def demo(tmp_path: Path) -> Path:
-    """Three committed episodes of lengths 4, 5, 6 (ends 4, 9, 15)."""
+    """Three committed episodes of lengths 4, 5, 6 (ends 4, 9, 15), one file per frame."""
     path = tmp_path / "demo.zarr"
-    writer = DatasetWriter.create(path, robot="ur5e", control_hz=10, fsync=False)
+    writer = DatasetWriter.create(
+        path, robot="ur5e", control_hz=10, fsync=False, image_storage=ImageStorage("blosc")
+    )
     for seed, length in enumerate([4, 5, 6]):
         writer.add_episode(_steps(length, seed), {"success": True})
     return path

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import zarr
 
-from robot_il.dataset import FORMAT_VERSION, Dataset, DatasetWriter, KeySpec
+from robot_il.dataset import FORMAT_VERSION, Dataset, DatasetWriter, ImageStorage, KeySpec
 from robot_il.errors import DatasetError
 
 
@@ -23,10 +23,16 @@ def _episode(seed: int, length: int) -> dict[str, np.ndarray]:
     }
 
 
-def test_whole_and_streamed_episodes_read_back_identical(tmp_path: Path) -> None:
+@pytest.mark.parametrize("codec", ["blosc", "jpegxl", "jpeg2k"])
+def test_whole_and_streamed_episodes_read_back_identical(tmp_path: Path, codec: str) -> None:
+    """Lossless storage reads back bit for bit; lossy storage exactly as the codec returns
+    the frames (encode + decode), whether written whole, streamed or appended later."""
     path = tmp_path / "demo.zarr"
+    storage = ImageStorage(codec)
     episodes = [_episode(seed, length) for seed, length in enumerate([5, 1, 9])]
-    writer = DatasetWriter.create(path, robot="ur5e", control_hz=20, attrs={"task": "push"})
+    writer = DatasetWriter.create(
+        path, robot="ur5e", control_hz=20, attrs={"task": "push"}, image_storage=storage
+    )
     assert writer.add_episode(episodes[0], {"success": True, "operator": "ann"}) == 0
     stream = writer.begin_episode()
     for t in range(1):
@@ -53,12 +59,13 @@ def test_whole_and_streamed_episodes_read_back_identical(tmp_path: Path) -> None
         if cache == "compressed":  # images compressed in RAM, low-dim keys decoded
             assert dataset.arrays["rgb_front"].held
             assert isinstance(dataset.arrays["joint_pos"], np.ndarray)
-        for index, expected in enumerate(episodes):
+        for index, episode in enumerate(episodes):
             stored = dataset.episode(index)
-            assert stored.keys() == expected.keys()
-            for key in expected:
-                assert stored[key].dtype == expected[key].dtype
-                np.testing.assert_array_equal(stored[key], expected[key])
+            assert stored.keys() == episode.keys()
+            for key, values in episode.items():
+                expected = storage.as_stored(values) if key.startswith("rgb_") else values
+                assert stored[key].dtype == expected.dtype
+                np.testing.assert_array_equal(stored[key], expected)
         np.testing.assert_array_equal(
             dataset.get("joint_pos", 3, 8),
             np.concatenate([episodes[0]["joint_pos"][3:], episodes[1]["joint_pos"],
@@ -70,9 +77,11 @@ def test_whole_and_streamed_episodes_read_back_identical(tmp_path: Path) -> None
         assert dataset.meta(2)["duration"] == pytest.approx(0.45)
 
 
-def test_images_are_one_frame_per_compressed_chunk(tmp_path: Path) -> None:
+def test_lossless_images_are_one_frame_per_compressed_chunk(tmp_path: Path) -> None:
     path = tmp_path / "img.zarr"
-    writer = DatasetWriter.create(path, robot="ur5e", control_hz=10)
+    writer = DatasetWriter.create(
+        path, robot="ur5e", control_hz=10, image_storage=ImageStorage("blosc")
+    )
     frames = np.zeros((6, 24, 32, 3), np.uint8)
     frames[:, 4:8] = 200  # compressible, like a rendered scene
     writer.add_episode({"rgb_front": frames, "joint_pos": np.zeros((6, 6), np.float32)})
@@ -103,7 +112,8 @@ def test_reads_through_an_fsspec_url(tmp_path: Path) -> None:
     steps = _episode(3, 4)
     DatasetWriter.create(path, robot="ur5e", control_hz=20).add_episode(steps)
     dataset = Dataset.open(f"file://{path}")
-    np.testing.assert_array_equal(dataset.episode(0)["rgb_wrist"], steps["rgb_wrist"])
+    expected = ImageStorage().as_stored(steps["rgb_wrist"])
+    np.testing.assert_array_equal(dataset.episode(0)["rgb_wrist"], expected)
 
 
 def test_existing_dataset_is_not_overwritten_without_overwrite(tmp_path: Path) -> None:

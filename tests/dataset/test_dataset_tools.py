@@ -16,7 +16,7 @@ import pytest
 import zarr
 
 from robot_il.cli import main as cli
-from robot_il.dataset import Dataset, DatasetWriter
+from robot_il.dataset import Dataset, DatasetWriter, ImageStorage
 from robot_il.dataset.validate import validate
 
 
@@ -30,7 +30,11 @@ def _steps(length: int, seed: int) -> dict[str, np.ndarray]:
 
 
 def _make(path: Path, lengths: list[int], seed0: int = 0) -> list[dict[str, np.ndarray]]:
-    writer = DatasetWriter.create(path, robot="ur5e", control_hz=10, attrs={"task": "push"})
+    """Lossless images, so that copies can be compared bit for bit."""
+    writer = DatasetWriter.create(
+        path, robot="ur5e", control_hz=10, attrs={"task": "push"},
+        image_storage=ImageStorage("blosc"),
+    )  # fmt: skip
     episodes = [_steps(n, seed0 + i) for i, n in enumerate(lengths)]
     for i, steps in enumerate(episodes):
         writer.add_episode(steps, {"success": i % 2 == 0, "task": f"t{seed0 + i}"})

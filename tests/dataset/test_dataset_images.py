@@ -1,0 +1,195 @@
+"""Compressed camera frames (format version 2): JPEG XL / JPEG 2000 frames in shard files.
+
+Size against raw on camera-like frames, plain zarr opening the arrays, version 1 datasets
+still read, damage inside shard files named, and the lossless diffusion_policy export.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+from robot_il.cli import main as cli
+from robot_il.dataset import Dataset, DatasetWriter, ImageStorage
+from robot_il.dataset.format import frames_per_shard
+from robot_il.dataset.store import bytes_on_disk
+from robot_il.dataset.validate import validate
+from robot_il.errors import DatasetError
+
+FIXTURES = Path(__file__).with_name("fixtures")
+
+
+def camera_frames(rng: np.random.Generator, length: int, height: int, width: int) -> np.ndarray:
+    """A shaded table, a moving cube and sensor noise of 2 grey levels (std), as
+    ``benchmarks/dataset_io.py`` makes its camera-like frames."""
+    y, x = np.mgrid[0:height, 0:width]
+    table = np.stack([90 + 0.4 * x, 80 + 0.3 * y, 70 + 0.2 * (x + y)], axis=-1)
+    frames = np.empty((length, height, width, 3), np.uint8)
+    for t in range(length):
+        frame = table + rng.normal(scale=2.0, size=table.shape)
+        frame[10 + t % 20 : 22 + t % 20, 30:42] = (200, 40, 40)
+        frames[t] = np.clip(frame, 0, 255)
+    return frames
+
+
+def _record(path: Path, episodes: list[np.ndarray], storage: ImageStorage | None = None) -> None:
+    writer = DatasetWriter.create(path, robot="ur5e", control_hz=10, fsync=False,
+                                  image_storage=storage)  # fmt: skip
+    for index, frames in enumerate(episodes):
+        steps = {"rgb_front": frames, "joint_pos": np.zeros((len(frames), 6), np.float32)}
+        if index % 2:
+            writer.add_episode(steps)
+        else:  # streamed, as the recorder writes
+            stream = writer.begin_episode()
+            for t in range(len(frames)):
+                stream.append({key: value[t] for key, value in steps.items()})
+            stream.commit()
+    writer.close()
+
+
+def test_camera_frames_are_ten_times_smaller_in_few_files(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    episodes = [camera_frames(rng, n, 96, 96) for n in (150, 120, 200)]
+    _record(tmp_path / "jxl.zarr", episodes)
+    _record(tmp_path / "blosc.zarr", episodes, ImageStorage("blosc"))
+    raw = sum(e.nbytes for e in episodes)
+    lossy = bytes_on_disk(tmp_path / "jxl.zarr" / "data" / "rgb_front")
+    lossless = bytes_on_disk(tmp_path / "blosc.zarr" / "data" / "rgb_front")
+    assert raw / lossy >= 10, f"only {raw / lossy:.1f}x smaller than raw"
+    assert raw / lossless < 2  # Blosc cannot compress sensor noise: why a lossy codec
+    files = [f for f in (tmp_path / "jxl.zarr" / "data" / "rgb_front").rglob("*") if f.is_file()]
+    assert len(files) <= 2 + 470 // frames_per_shard(Dataset.open(tmp_path / "jxl.zarr").specs[
+        "rgb_front"])  # fmt: skip
+    dataset = Dataset.open(tmp_path / "jxl.zarr")
+    stored = dataset.episode(2)["rgb_front"].astype(int)
+    error = np.sqrt(np.mean((stored - episodes[2]) ** 2))
+    assert error < 3.0, f"RMS error {error:.2f} grey levels at the default quality"
+
+
+def test_quality_trades_size_for_error(tmp_path: Path) -> None:
+    frames = camera_frames(np.random.default_rng(1), 30, 64, 80)
+    sizes, errors = {}, {}
+    for quality in (50, 95):
+        path = tmp_path / f"q{quality}.zarr"
+        _record(path, [frames], ImageStorage("jpegxl", quality))
+        sizes[quality] = bytes_on_disk(path / "data" / "rgb_front")
+        stored = Dataset.open(path).episode(0)["rgb_front"].astype(int)
+        errors[quality] = np.abs(stored - frames).mean()
+    assert sizes[50] < sizes[95] and errors[50] > errors[95]
+    with pytest.raises(DatasetError, match="image quality must be in 1..100"):
+        ImageStorage("jpegxl", 0)
+    with pytest.raises(DatasetError, match="image codec 'png' is not one of"):
+        ImageStorage("png")
+
+
+def test_plain_zarr_opens_compressed_arrays(tmp_path: Path) -> None:
+    """In a fresh interpreter whose script never imports robot_il (zarr loads the codec
+    through its ``zarr.codecs`` entry point), and here, where robot_il is imported."""
+    frames = camera_frames(np.random.default_rng(2), 12, 48, 64)
+    _record(tmp_path / "d.zarr", [frames])
+    expected = Dataset.open(tmp_path / "d.zarr").episode(0)["rgb_front"]
+    np.save(tmp_path / "expected.npy", expected)
+    script = (
+        "import numpy as np, zarr\n"
+        f"a = zarr.open_group({str(tmp_path / 'd.zarr')!r}, mode='r')['data/rgb_front']\n"
+        f"assert np.array_equal(a[:12], np.load({str(tmp_path / 'expected.npy')!r}))\n"
+        "print(a.shards, a.chunks)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    array = zarr.open_group(str(tmp_path / "d.zarr"), mode="r")["data/rgb_front"]
+    assert array.chunks == (1, 48, 64, 3) and array.shards[0] > 12
+    np.testing.assert_array_equal(array[:12], expected)
+    codec = json.loads((tmp_path / "d.zarr" / "data" / "rgb_front" / "zarr.json").read_text())
+    inner = codec["codecs"][0]["configuration"]["codecs"][0]
+    assert inner == {"name": "robot_il.image", "configuration": {"format": "jpegxl",
+                                                                "quality": 90}}  # fmt: skip
+
+
+def test_format_version_1_dataset_still_reads_and_appends(tmp_path: Path) -> None:
+    """``fixtures/format_v1.zarr`` was written by robot_il before compressed frames."""
+    import shutil
+
+    path = tmp_path / "v1.zarr"
+    shutil.copytree(FIXTURES / "format_v1.zarr", path)
+    dataset = Dataset.open(path)
+    assert dataset.attrs["format_version"] == 1 and dataset.num_episodes == 2
+    first = dataset.episode(1)["rgb_front"]
+    rng = np.random.default_rng(1)  # how the fixture was made
+    rng.normal(size=(4, 6)), rng.normal(size=(4, 7))
+    np.testing.assert_array_equal(first, rng.integers(0, 256, (4, 6, 8, 3), dtype=np.uint8))
+    assert validate(path).ok
+    frames = np.full((2, 6, 8, 3), 7, np.uint8)
+    writer = DatasetWriter.open(path, fsync=False)  # appends keep the lossless layout
+    writer.add_episode({"rgb_front": frames, "joint_pos": np.zeros((2, 6), np.float32),
+                        "action": np.zeros((2, 7), np.float32)})  # fmt: skip
+    writer.close()
+    reread = Dataset.open(path, cache="compressed")
+    np.testing.assert_array_equal(reread.episode(2)["rgb_front"], frames)
+    np.testing.assert_array_equal(reread.episode(1)["rgb_front"], first)
+    assert reread.attrs["format_version"] == 1
+
+
+def test_damaged_shards_are_named(tmp_path: Path) -> None:
+    path = tmp_path / "d.zarr"
+    rng = np.random.default_rng(3)
+    episodes = [camera_frames(rng, 5, 32, 32), camera_frames(rng, 4, 32, 32)]
+    _record(path, episodes)
+    shard = path / "data" / "rgb_front" / "c" / "0" / "0" / "0" / "0"
+    data = bytearray(shard.read_bytes())
+    data[-5] ^= 0xFF  # inside the index: its checksum no longer matches
+    shard.write_bytes(bytes(data))
+    assert any("shard index checksum mismatch" in p for p in validate(path).problems)
+    with pytest.raises(DatasetError, match="data/rgb_front episode 0"):
+        Dataset.open(path).episode(0)
+    shard.unlink()
+    assert "data/rgb_front: episode 0: 1 shard file(s) missing" in validate(path).problems
+
+
+def test_export_zarr_format_2_reencodes_frames_with_blosc(tmp_path: Path) -> None:
+    frames = camera_frames(np.random.default_rng(4), 10, 32, 40)
+    _record(tmp_path / "src.zarr", [frames])
+    stored = Dataset.open(tmp_path / "src.zarr").episode(0)["rgb_front"]
+    out = tmp_path / "dp.zarr"
+    assert cli(["data", "export", str(tmp_path / "src.zarr"), str(out), "--zarr-format", "2"]) == 0
+    zarray = json.loads((out / "data" / "rgb_front" / ".zarray").read_text())
+    assert zarray["compressor"]["id"] == "blosc" and zarray["chunks"] == [1, 32, 40, 3]
+    root = zarr.open_group(str(out), mode="r", zarr_format=2)
+    np.testing.assert_array_equal(root["data/rgb_front"][:], stored)  # no second loss
+    assert root.attrs["image_storage"] == {"codec": "blosc", "quality": None}
+
+
+def test_data_info_shows_bytes_per_frame(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    _record(tmp_path / "d.zarr", [camera_frames(np.random.default_rng(5), 20, 48, 64)])
+    assert cli(["data", "info", str(tmp_path / "d.zarr")]) == 0
+    out = capsys.readouterr().out
+    assert "images       jpegxl, quality 90" in out
+    line = next(line for line in out.splitlines() if line.strip().startswith("rgb_front"))
+    per_frame = bytes_on_disk(tmp_path / "d.zarr" / "data" / "rgb_front") / 20
+    assert f"{per_frame / 1e3:.1f} kB/frame" in line
+
+
+def test_merge_and_drop_copy_compressed_frames_without_a_second_loss(tmp_path: Path) -> None:
+    rng = np.random.default_rng(6)
+    a = [camera_frames(rng, n, 32, 40) for n in (7, 5)]
+    b = [camera_frames(rng, 6, 32, 40)]
+    _record(tmp_path / "a.zarr", a)
+    _record(tmp_path / "b.zarr", b)
+    stored = [Dataset.open(tmp_path / name).episode(e)["rgb_front"]
+              for name, e in (("a.zarr", 0), ("a.zarr", 1), ("b.zarr", 0))]  # fmt: skip
+    merged = tmp_path / "m.zarr"
+    assert (
+        cli(["data", "merge", str(merged), str(tmp_path / "a.zarr"), str(tmp_path / "b.zarr")]) == 0
+    )
+    assert cli(["data", "drop-episode", str(merged), "0", "--force"]) == 0
+    result = Dataset.open(merged)
+    assert result.num_episodes == 2 and validate(merged).ok
+    np.testing.assert_array_equal(result.episode(0)["rgb_front"], stored[1])  # bit for bit
+    np.testing.assert_array_equal(result.episode(1)["rgb_front"], stored[2])
+    np.testing.assert_array_equal(result.episode(1)["joint_pos"], np.zeros((6, 6), np.float32))

@@ -1,0 +1,90 @@
+"""``robot-il data view``: the page served on 127.0.0.1 shows the frame and the values of the
+step under the slider, for the chosen episode (headless Chromium against the real server)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from robot_il.dataset import Dataset, DatasetWriter
+from robot_il.dataset.viewer import DatasetViewer
+
+
+@pytest.fixture
+def dataset(tmp_path: Path) -> Dataset:
+    path = tmp_path / "d.zarr"
+    writer = DatasetWriter.create(path, robot="ur5e", control_hz=10, fsync=False)
+    for episode, n in enumerate((6, 9)):
+        frames = np.zeros((n, 32, 48, 3), np.uint8)
+        for t in range(n):
+            frames[t, :, : 4 * (t + 1)] = (220, 30, 30)  # a red bar growing with the step
+        writer.add_episode(
+            {"rgb_front": frames,
+             "joint_pos": (np.arange(n)[:, None] + 10 * episode + np.zeros((1, 6))).astype("f4")},
+            {"success": bool(episode)},
+        )  # fmt: skip
+    writer.close()
+    return Dataset.open(path)
+
+
+def test_server_answers_info_steps_and_frames(dataset: Dataset) -> None:
+    viewer = DatasetViewer(dataset).start()
+    try:
+        assert viewer.url.startswith("http://127.0.0.1:")
+        info = json.loads(urllib.request.urlopen(viewer.url + "info").read())
+        assert info["lengths"] == [6, 9] and info["images"] == ["rgb_front"]
+        step = json.loads(urllib.request.urlopen(viewer.url + "step?episode=1&t=4").read())
+        assert step["values"]["joint_pos"] == [14.0] * 6 and step["meta"] == {"success": True}
+        jpeg = urllib.request.urlopen(viewer.url + "frame?episode=1&t=4&key=rgb_front").read()
+        assert jpeg[:2] == b"\xff\xd8"
+        with pytest.raises(urllib.error.HTTPError, match="400"):
+            urllib.request.urlopen(viewer.url + "step?episode=0&t=6")  # beyond the episode
+    finally:
+        viewer.close()
+
+
+def test_page_scrubs_through_an_episode(dataset: Dataset, chromium) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from robot_il.cli import main; raise SystemExit(main())",
+         "data", "view", dataset.where],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("dataset viewer: http://127.0.0.1:"), line
+        browser, wait = chromium, WebDriverWait(chromium, 30)
+        browser.get(line.split()[2])
+        episode = wait.until(lambda d: d.find_element(By.ID, "episode"))
+        wait.until(lambda d: d.find_elements(By.ID, "frame-rgb_front"))
+        episode.clear()
+        episode.send_keys("1\t")  # typed, then focus leaves the field: a change event
+        wait.until(lambda d: d.find_element(By.ID, "step").text.endswith("/ 8 (0.00 s)"))
+        browser.execute_script(  # the person drags the slider to step 4
+            "const s = document.getElementById('step-slider'); s.value = 4;"
+            "s.dispatchEvent(new Event('input'));"
+        )
+        wait.until(lambda d: "14, 14" in d.find_element(By.ID, "row-joint_pos").text)
+        assert browser.find_element(By.ID, "step").text.startswith("4 / 8")
+        image = browser.find_element(By.ID, "frame-rgb_front")
+        wait.until(lambda d: d.execute_script("return arguments[0].naturalWidth", image) == 48)
+        red = browser.execute_script(
+            "const img = arguments[0]; const c = document.createElement('canvas');"
+            "c.width = img.naturalWidth; c.height = img.naturalHeight;"
+            "const g = c.getContext('2d'); g.drawImage(img, 0, 0);"
+            "const row = g.getImageData(0, 16, c.width, 1).data;"
+            "let n = 0; for (let x = 0; x < c.width; x++) if (row[4 * x] > 150) n++; return n;",
+            image,
+        )
+        assert abs(red - 20) <= 2  # the bar of step 4 is 20 px wide
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

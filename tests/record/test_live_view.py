@@ -1,0 +1,65 @@
+"""The live view: Rerun's server and web viewer listen on 127.0.0.1 only, take the steps of a
+real recording, and ``robot-il record --view`` records while it serves."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from robot_il.dataset import Dataset
+
+pytest.importorskip("rerun")
+pytest.importorskip("mujoco")
+
+
+def test_live_view_serves_on_loopback_only() -> None:
+    import psutil
+    from robot_il.envs import make_env
+
+    from robot_il.record.demos import env_frame
+    from robot_il.record.live_view import LiveView
+
+    env = make_env("reach", cameras=("front",), image_size=(32, 32))
+    view = LiveView("test")
+    try:
+        obs, _ = env.reset(seed=0)
+        for _ in range(5):
+            action = env.action_space.sample() * 0
+            view.log_step(env_frame(obs, action))
+            obs, *_ = env.step(action)
+        assert view.steps == 5
+        page = urllib.request.urlopen(f"http://127.0.0.1:{view.web_port}/", timeout=10)
+        assert page.status == 200
+        server = psutil.Process(view._server.pid)
+        processes = (server, *server.children(recursive=True))
+        listening = [c for p in processes for c in p.net_connections("tcp")
+                     if c.status == psutil.CONN_LISTEN]  # fmt: skip
+        assert {c.laddr.port for c in listening} >= {view.grpc_port, view.web_port}
+        assert all(c.laddr.ip == "127.0.0.1" for c in listening), listening
+    finally:
+        view.close()
+        env.close()
+    assert view._server.poll() is not None  # the server is gone with the view
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", view.web_port)) != 0
+
+
+def test_record_with_view_records_and_prints_the_viewer(tmp_path: Path) -> None:
+    out = tmp_path / "demo.zarr"
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("robot-il")), "record", "--task", "reach",
+         "--expert", "--episodes", "1", "--view", "--out", str(out), "--no-fsync"],
+        capture_output=True, text=True, timeout=180,
+        env={**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "live view: http://127.0.0.1:" in result.stdout
+    assert Dataset.open(out).num_episodes == 1
+    assert np.isfinite(Dataset.open(out).episode(0)["action"]).all()
