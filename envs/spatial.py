@@ -35,3 +35,44 @@ def rotation_angle(rot_a: np.ndarray, rot_b: np.ndarray) -> float:
     """Angle (rad) of the rotation taking attitude ``rot_a`` to ``rot_b`` (both (3, 3))."""
     cos = (np.trace(rot_a.T @ rot_b) - 1.0) / 2.0
     return float(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
+def quat_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamilton product ``a * b`` (..., 4) of quaternions ``wxyz`` (..., 4), broadcast."""
+    aw, ax, ay, az = np.moveaxis(np.asarray(a, dtype=np.float64), -1, 0)
+    bw, bx, by, bz = np.moveaxis(np.asarray(b, dtype=np.float64), -1, 0)
+    return np.stack(
+        [
+            aw * bw - ax * bx - ay * by - az * bz,
+            aw * bx + ax * bw + ay * bz - az * by,
+            aw * by - ax * bz + ay * bw + az * bx,
+            aw * bz + ax * by - ay * bx + az * bw,
+        ],
+        axis=-1,
+    )
+
+
+def quat_conjugate(quat: np.ndarray) -> np.ndarray:
+    """Conjugate (..., 4) of quaternions ``wxyz``: the inverse rotation of a unit one."""
+    return np.asarray(quat, dtype=np.float64) * np.array([1.0, -1.0, -1.0, -1.0])
+
+
+def quat_log(quat: np.ndarray) -> np.ndarray:
+    """Rotation vector (..., 3) rad of unit quaternions ``wxyz`` (..., 4), taking the shorter
+    way (angle in [0, pi]); twice the quaternion logarithm."""
+    quat = np.asarray(quat, dtype=np.float64)
+    quat = np.where(quat[..., :1] < 0.0, -quat, quat)
+    sin_half = np.linalg.norm(quat[..., 1:], axis=-1, keepdims=True)
+    angle = 2.0 * np.arctan2(sin_half, quat[..., :1])
+    scale = np.where(sin_half > 1e-12, angle / np.maximum(sin_half, 1e-12), 2.0)
+    return quat[..., 1:] * scale
+
+
+def quat_exp(rotvec: np.ndarray) -> np.ndarray:
+    """Unit quaternion ``wxyz`` (..., 4) of rotation vectors (..., 3) rad; inverse of
+    ``quat_log``."""
+    rotvec = np.asarray(rotvec, dtype=np.float64)
+    angle = np.linalg.norm(rotvec, axis=-1, keepdims=True)
+    half = 0.5 * angle
+    scale = np.where(angle > 1e-12, np.sin(half) / np.maximum(angle, 1e-12), 0.5)
+    return np.concatenate([np.cos(half), rotvec * scale], axis=-1)

@@ -103,3 +103,47 @@ def inverse_kinematics(
         return None
     candidates = shifted[inside]
     return candidates[int(np.argmin(np.max(np.abs(candidates - q_near), axis=1)))]
+
+
+def tcp_jacobian(q: np.ndarray, tcp_offset: float = TCP_OFFSET) -> tuple[np.ndarray, np.ndarray]:
+    """TCP pose (..., 4, 4) and geometric Jacobian (..., 6, 6) at joints q (..., 6) rad, base
+    frame: rows 0-2 map joint speeds (rad/s) to TCP linear velocity (m/s), rows 3-5 to its
+    angular velocity (rad/s)."""
+    frames = dh_frames(q)
+    tcp = frames[..., 6, :, :].copy()
+    tcp[..., :3, 3] += tcp_offset * tcp[..., :3, 2]
+    axes = frames[..., :6, :3, 2]  # joint i turns about z of F_(i-1)
+    arms = tcp[..., None, :3, 3] - frames[..., :6, :3, 3]
+    jacobian = np.concatenate([np.cross(axes, arms), axes], axis=-1)  # (..., 6 joints, 6)
+    return tcp, np.swapaxes(jacobian, -1, -2)
+
+
+def track_pose(
+    q: np.ndarray,
+    target_position: np.ndarray,
+    target_rotation: np.ndarray,
+    iterations: int = 2,
+    damping: float = 1e-3,
+    tcp_offset: float = TCP_OFFSET,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Joints (..., 6) rad near ``q`` (..., 6) that put the TCP at ``target_position``
+    (..., 3) m and ``target_rotation`` (..., 3, 3), base frame, by damped least-squares
+    Newton steps (resolved-rate IK for a target that moves little per control tick), and the
+    remaining position error (...,) m. Vectorised, so a batch of arms costs one call; the
+    damping (m^2) keeps steps bounded near singularities."""
+    q = np.array(q, dtype=np.float64)
+    eye = np.eye(6)
+    for _ in range(iterations):
+        tcp, jac = tcp_jacobian(q, tcp_offset)
+        # Rotation error as the vee of the skew part of R_target R^T: the rotation vector for
+        # small errors, and still a descent direction for large ones (below pi).
+        r = target_rotation @ np.swapaxes(tcp[..., :3, :3], -1, -2)
+        skew = 0.5 * np.stack(
+            [r[..., 2, 1] - r[..., 1, 2], r[..., 0, 2] - r[..., 2, 0], r[..., 1, 0] - r[..., 0, 1]],
+            axis=-1,
+        )
+        error = np.concatenate([target_position - tcp[..., :3, 3], skew], -1)
+        jjt = jac @ np.swapaxes(jac, -1, -2) + damping * eye
+        q += np.einsum("...ji,...j->...i", jac, np.linalg.solve(jjt, error[..., None])[..., 0])
+    reached = forward_kinematics(q, tcp_offset)[..., :3, 3]
+    return q, np.linalg.norm(reached - target_position, axis=-1)
