@@ -213,24 +213,29 @@ def closest_links(
     (..., 4, 4) or (4, 4) (None: the world frame), broadcast together."""
     start_a, end_a = arm_capsules(q_a, world_from_base_a, capsules)
     start_b, end_b = arm_capsules(q_b, world_from_base_b, capsules)
+    start_a, end_a, start_b, end_b = np.broadcast_arrays(start_a, end_a, start_b, end_b)
     sa, ea = start_a[..., :, None, :], end_a[..., :, None, :]
     sb, eb = start_b[..., None, :, :], end_b[..., None, :, :]
     s, t = segment_closest_parameters(sa, ea, sb, eb)  # (..., N, N)
-    point_a = sa + s[..., None] * (ea - sa)
-    point_b = sb + t[..., None] * (eb - sb)
+    gap = (sa - sb) + s[..., None] * (ea - sa) - t[..., None] * (eb - sb)
     radii = capsules.radius[:, None] + capsules.radius[None, :]
-    distance = np.linalg.norm(point_a - point_b, axis=-1) - radii
+    distance = np.sqrt(np.einsum("...i,...i->...", gap, gap)) - radii
     n = len(capsules.radius)
-    flat = distance.reshape(*distance.shape[:-2], n * n)
-    best = np.argmin(flat, axis=-1)
+    batch = distance.shape[:-2]
+    best = np.argmin(distance.reshape(*batch, n * n), axis=-1)
     idx_a, idx_b = np.divmod(best, n)
     pick = best[..., None]
-    points_a = point_a.reshape(*distance.shape[:-2], n * n, 3)
-    points_b = point_b.reshape(*distance.shape[:-2], n * n, 3)
+    s_best = np.take_along_axis(s.reshape(*batch, n * n), pick, axis=-1)
+    t_best = np.take_along_axis(t.reshape(*batch, n * n), pick, axis=-1)
+    pick_a, pick_b = idx_a[..., None, None], idx_b[..., None, None]
+    a0 = np.take_along_axis(start_a, pick_a, axis=-2)[..., 0, :]
+    a1 = np.take_along_axis(end_a, pick_a, axis=-2)[..., 0, :]
+    b0 = np.take_along_axis(start_b, pick_b, axis=-2)[..., 0, :]
+    b1 = np.take_along_axis(end_b, pick_b, axis=-2)[..., 0, :]
     return ArmSeparation(
-        distance=np.take_along_axis(flat, pick, axis=-1)[..., 0],
-        point_a=np.take_along_axis(points_a, pick[..., None], axis=-2)[..., 0, :],
-        point_b=np.take_along_axis(points_b, pick[..., None], axis=-2)[..., 0, :],
+        distance=np.take_along_axis(distance.reshape(*batch, n * n), pick, axis=-1)[..., 0],
+        point_a=a0 + s_best * (a1 - a0),
+        point_b=b0 + t_best * (b1 - b0),
         capsule_a=idx_a,
         capsule_b=idx_b,
     )

@@ -141,7 +141,9 @@ class _Primitive:
 
     def to_arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
         """Every parameter as a named numpy array (for a safetensors checkpoint)."""
-        return {f"{prefix}{k}": np.asarray(v, dtype=np.float64) for k, v in self._parameters().items()}
+        return {
+            f"{prefix}{k}": np.asarray(v, dtype=np.float64) for k, v in self._parameters().items()
+        }
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str = "") -> Any:
