@@ -86,7 +86,11 @@ def nominal_path(arm: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def sample_scene(seed: int) -> CrossScenes:
     """The scene of ``seed`` (a batch of one)."""
-    rng = np.random.default_rng(seed)
+    return draw_scene(np.random.default_rng(seed), seed)
+
+
+def draw_scene(rng: np.random.Generator, seed: int = -1) -> CrossScenes:
+    """A scene drawn from ``rng`` (a batch of one), labelled ``seed``."""
     start, crossing, goal, start_yaw, goal_yaw = [], [], [], [], []
     for arm in ARMS:
         nominal = nominal_path(arm)
