@@ -142,7 +142,8 @@ class _Primitive:
     def to_arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
         """Every parameter as a named numpy array (for a safetensors checkpoint)."""
         return {
-            f"{prefix}{k}": np.asarray(v, dtype=np.float64) for k, v in self._parameters().items()
+            f"{prefix}{k}": np.atleast_1d(np.asarray(v, dtype=np.float64))
+            for k, v in self._parameters().items()
         }
 
     @classmethod
@@ -151,8 +152,8 @@ class _Primitive:
         names = ("weights", "centers", "widths", "tau", "start", "goal", "stiffness", "damping")
         values = {k: np.asarray(arrays[f"{prefix}{k}"], dtype=np.float64) for k in names}
         scalars = ("tau", "stiffness", "damping")
-        kwargs = {k: float(v) if k in scalars else v for k, v in values.items()}
-        return cls(**kwargs, alpha_x=float(arrays[f"{prefix}alpha_x"]))
+        kwargs = {k: float(v.reshape(-1)[0]) if k in scalars else v for k, v in values.items()}
+        return cls(**kwargs, alpha_x=float(np.reshape(arrays[f"{prefix}alpha_x"], -1)[0]))
 
 
 @dataclass

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 from robot_il.envs.cross_scenes import CrossScenes
+from robot_il.policies.dmp.bimanual import ArmPrimitives
 from robot_il.policies.dmp.coupling import PARAM_BOUNDS, CouplingParams
-from robot_il.policies.dmp.cross_episodes import EpisodeScores, run_episodes
+from robot_il.policies.dmp.cross_episodes import EpisodeScores, expert_primitives, run_episodes
 
 MIN_SEPARATION_GOAL = 0.02
 """The 5th-percentile separation (m) the search aims to keep."""
@@ -58,24 +59,22 @@ def cma_search(
     sigma0: float = 0.15,
     seed: int = 0,
     dt: float = 0.02,
-    evaluate: Callable[[CouplingParams], EpisodeScores] | None = None,
+    primitives: tuple[ArmPrimitives, ArmPrimitives] | None = None,
     progress: Callable[[int, float], None] | None = None,
 ) -> CouplingParams:
-    """Search the coupling parameters on ``scenes``; returns the best candidate seen.
-
-    ``evaluate`` scores one candidate (default: ``run_episodes`` on ``scenes`` at ``dt``);
-    ``progress(generation, best_cost)`` is called after each generation.
-    """
+    """Search the coupling parameters on ``scenes`` run at ``dt`` s by ``primitives``
+    (default: the expert's DMPs); returns the best candidate seen. ``progress(generation,
+    best_cost)`` is called after each generation."""
     import cma
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if evaluate is None:
+    primitives = primitives or expert_primitives()
 
-        def evaluate(params: CouplingParams) -> EpisodeScores:
-            return run_episodes(scenes, "coupled", params, dt=dt)
+    def evaluate(params: CouplingParams | None, method: str = "coupled") -> EpisodeScores:
+        return run_episodes(scenes, method, params, primitives, dt=dt)
 
-    baseline = run_episodes(scenes, "independent", dt=dt).summary()["makespan"]
+    baseline = evaluate(None, "independent").summary()["makespan"]
     state = out_dir / STATE_FILE
     if state.exists():
         es = pickle.loads(state.read_bytes())
@@ -112,6 +111,10 @@ def cma_search(
 
 def best_logged(out_dir: str | Path) -> CouplingParams:
     """The lowest-cost candidate in a search's log."""
+    return CouplingParams(**best_row(out_dir)["params"])
+
+
+def best_row(out_dir: str | Path) -> dict:
+    """The log row (parameters, cost, scores) of the lowest-cost candidate of a search."""
     rows = [json.loads(line) for line in (Path(out_dir) / LOG_FILE).read_text().splitlines()]
-    best = min(rows, key=lambda row: row["cost"])
-    return CouplingParams(**best["params"])
+    return min(rows, key=lambda row: row["cost"])
