@@ -122,14 +122,15 @@ def track_pose(
     q: np.ndarray,
     target_position: np.ndarray,
     target_rotation: np.ndarray,
-    iterations: int = 2,
+    iterations: int = 1,
     damping: float = 1e-3,
     tcp_offset: float = TCP_OFFSET,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Joints (..., 6) rad near ``q`` (..., 6) that put the TCP at ``target_position``
+    """Joints (..., 6) rad near ``q`` (..., 6) that move the TCP to ``target_position``
     (..., 3) m and ``target_rotation`` (..., 3, 3), base frame, by damped least-squares
-    Newton steps (resolved-rate IK for a target that moves little per control tick), and the
-    remaining position error (...,) m. Vectorised, so a batch of arms costs one call; the
+    Newton steps (resolved-rate IK: at a control tick the target moves little, so one step
+    leaves an error of the order of the step squared), and the Jacobian (..., 6, 6) of the
+    last step's linearisation point. Vectorised, so a batch of arms costs one call; the
     damping (m^2) keeps steps bounded near singularities."""
     q = np.array(q, dtype=np.float64)
     eye = np.eye(6)
@@ -145,5 +146,4 @@ def track_pose(
         error = np.concatenate([target_position - tcp[..., :3, 3], skew], -1)
         jjt = jac @ np.swapaxes(jac, -1, -2) + damping * eye
         q += np.einsum("...ji,...j->...i", jac, np.linalg.solve(jjt, error[..., None])[..., 0])
-    reached = forward_kinematics(q, tcp_offset)[..., :3, 3]
-    return q, np.linalg.norm(reached - target_position, axis=-1)
+    return q, jac

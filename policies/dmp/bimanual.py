@@ -22,10 +22,17 @@ for its IK; joints in rad.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
-from robot_il.envs.separation import UR5E_CAPSULES, arm_capsules, capsule_distance, closest_links
+from robot_il.envs.separation import (
+    UR5E_CAPSULES,
+    ArmSeparation,
+    arm_capsules,
+    capsule_distance,
+    closest_links,
+)
 from robot_il.envs.ur5e.kinematics import forward_kinematics, tcp_jacobian, track_pose
 from robot_il.policies.dmp.coupling import CouplingParams, ramp, rate_limited, repulsion
 from robot_il.policies.dmp.primitive import DMP, DMPState, QuaternionDMP
@@ -110,8 +117,8 @@ class TwoArmController:
         self.phase_rate = np.ones((2, batch))
         self.yielder = np.full(batch, -1)
         self.time = 0.0
-        self.last_separation = self.separation()
-        """The arms' closest link pair after the latest tick (``ArmSeparation``)."""
+        self.jacobians = tcp_jacobian(self.joints)[1]
+        """Each arm's TCP Jacobian (2, B, 6, 6), base frame, from its latest IK step."""
 
     # ------------------------------------------------------------------ measurements
     def tool_positions(self) -> np.ndarray:
@@ -149,8 +156,7 @@ class TwoArmController:
             arm.orientation.step(self.orientations[k], dt, rate)
             target = self.base_rotation_t[k] @ (self.positions[k].y - self.bases[k, :3, 3]).T
             rotation = self.base_rotation_t[k] @ _quat_batch_to_matrix(self.orientations[k].y)
-            self.joints[k], _ = track_pose(self.joints[k], target.T, rotation)
-        self.last_separation = self.separation()
+            self.joints[k], self.jacobians[k] = track_pose(self.joints[k], target.T, rotation)
 
     def _sequential_rates(self, started: np.ndarray) -> np.ndarray:
         first = np.argmin(self.delay, axis=1)  # ties: the left arm goes first
@@ -193,7 +199,7 @@ class TwoArmController:
 
     def _nominal_joint_velocity(self, k: int) -> np.ndarray:
         """Joint speeds (B, 6) rad/s that follow arm k's DMP velocities at phase rate 1."""
-        _, jac = tcp_jacobian(self.joints[k])
+        jac = self.jacobians[k]
         linear = self.positions[k].v / self.positions[k].tau[:, None]
         angular = self.orientations[k].v / self.orientations[k].tau[:, None]
         rot_t = self.base_rotation_t[k]
@@ -203,20 +209,22 @@ class TwoArmController:
 
     def _coupled(self, dt: float) -> tuple[np.ndarray, np.ndarray]:
         p = self.params
-        now = self.last_separation
+        # Now and ``lookahead`` s ahead along the nominal velocities, in one batched call.
+        velocity = [self._nominal_joint_velocity(k) for k in range(2)]
+        both = closest_links(
+            np.stack([self.joints[0], self.joints[0] + p.lookahead * velocity[0]]),
+            self.bases[0],
+            np.stack([self.joints[1], self.joints[1] + p.lookahead * velocity[1]]),
+            self.bases[1],
+        )
+        now = ArmSeparation(*(getattr(both, f.name)[0] for f in dataclasses.fields(both)))
+        predicted = both.distance[1]
         coupling = np.stack(
             [
                 repulsion(now.distance, now.direction, p.repulsion_gain, p.repulsion_range),
                 repulsion(now.distance, -now.direction, p.repulsion_gain, p.repulsion_range),
             ]
         )
-        velocity = [self._nominal_joint_velocity(k) for k in range(2)]
-        predicted = closest_links(
-            self.joints[0] + p.lookahead * velocity[0],
-            self.bases[0],
-            self.joints[1] + p.lookahead * velocity[1],
-            self.bases[1],
-        ).distance
         conflict = (predicted < p.slow_distance) | (now.distance < p.slow_distance)
         behind = np.where(self.positions[0].x > self.positions[1].x, 0, 1)
         self.yielder = np.where(conflict, np.where(self.yielder < 0, behind, self.yielder), -1)

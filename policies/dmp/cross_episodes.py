@@ -143,7 +143,7 @@ def run_episodes(
     peak_acc = np.zeros(n)
     for step in range(int(round(time_limit / dt))):
         controller.tick(dt)
-        min_sep = np.minimum(min_sep, controller.last_separation.distance)
+        min_sep = np.minimum(min_sep, controller.separation().distance)
         arrived = controller.arrived().all(axis=0)
         makespan = np.where(arrived & ~done, controller.time, makespan)
         done |= arrived
