@@ -127,6 +127,11 @@ def arm_capsules(
     return start, end
 
 
+def _unit(x: np.ndarray) -> np.ndarray:
+    """x clamped to [0, 1] (np.clip's dispatch costs more than the arithmetic here)."""
+    return np.minimum(np.maximum(x, 0.0), 1.0)
+
+
 def segment_closest_parameters(
     p1: np.ndarray, q1: np.ndarray, p2: np.ndarray, q2: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -146,15 +151,15 @@ def segment_closest_parameters(
     safe_e = np.where(e > _EPS, e, 1.0)
     denom = a * e - b * b
     skew = denom > _EPS * a * e  # parallel segments: any s works, take 0
-    s = np.where(skew, np.clip((b * f - c * e) / np.where(skew, denom, 1.0), 0.0, 1.0), 0.0)
+    s = np.where(skew, _unit((b * f - c * e) / np.where(skew, denom, 1.0)), 0.0)
     t = (b * s + f) / safe_e
-    s = np.where(t < 0.0, np.clip(-c / safe_a, 0.0, 1.0), s)
-    s = np.where(t > 1.0, np.clip((b - c) / safe_a, 0.0, 1.0), s)
-    t = np.clip(t, 0.0, 1.0)
+    s = np.where(t < 0.0, _unit(-c / safe_a), s)
+    s = np.where(t > 1.0, _unit((b - c) / safe_a), s)
+    t = _unit(t)
     # Zero-length segments: a point against a segment, or two points.
     point_a, point_b = a <= _EPS, e <= _EPS
-    s = np.where(point_a, 0.0, np.where(point_b, np.clip(-c / safe_a, 0.0, 1.0), s))
-    t = np.where(point_b, 0.0, np.where(point_a, np.clip(f / safe_e, 0.0, 1.0), t))
+    s = np.where(point_a, 0.0, np.where(point_b, _unit(-c / safe_a), s))
+    t = np.where(point_b, 0.0, np.where(point_a, _unit(f / safe_e), t))
     return s, t
 
 
@@ -213,32 +218,32 @@ def closest_links(
     (..., 4, 4) or (4, 4) (None: the world frame), broadcast together."""
     start_a, end_a = arm_capsules(q_a, world_from_base_a, capsules)
     start_b, end_b = arm_capsules(q_b, world_from_base_b, capsules)
-    start_a, end_a, start_b, end_b = np.broadcast_arrays(start_a, end_a, start_b, end_b)
-    sa, ea = start_a[..., :, None, :], end_a[..., :, None, :]
-    sb, eb = start_b[..., None, :, :], end_b[..., None, :, :]
-    s, t = segment_closest_parameters(sa, ea, sb, eb)  # (..., N, N)
-    gap = (sa - sb) + s[..., None] * (ea - sa) - t[..., None] * (eb - sb)
-    radii = capsules.radius[:, None] + capsules.radius[None, :]
-    distance = np.sqrt(np.einsum("...i,...i->...", gap, gap)) - radii
+    batch = np.broadcast_shapes(start_a.shape[:-2], start_b.shape[:-2])
     n = len(capsules.radius)
-    batch = distance.shape[:-2]
-    best = np.argmin(distance.reshape(*batch, n * n), axis=-1)
+    # Flatten the batch: (M, N, 3) per arm, then every pair (M, N, N).
+    sa, ea = (np.broadcast_to(x, (*batch, n, 3)).reshape(-1, n, 1, 3) for x in (start_a, end_a))
+    sb, eb = (np.broadcast_to(x, (*batch, n, 3)).reshape(-1, 1, n, 3) for x in (start_b, end_b))
+    s, t = segment_closest_parameters(sa, ea, sb, eb)  # (M, N, N)
+    gap = (sa - sb) + s[..., None] * (ea - sa) - t[..., None] * (eb - sb)
+    distance = np.sqrt(np.einsum("...i,...i->...", gap, gap)) - _pair_radii(capsules)
+    rows = np.arange(distance.shape[0])
+    best = np.argmin(distance.reshape(-1, n * n), axis=-1)
     idx_a, idx_b = np.divmod(best, n)
-    pick = best[..., None]
-    s_best = np.take_along_axis(s.reshape(*batch, n * n), pick, axis=-1)
-    t_best = np.take_along_axis(t.reshape(*batch, n * n), pick, axis=-1)
-    pick_a, pick_b = idx_a[..., None, None], idx_b[..., None, None]
-    a0 = np.take_along_axis(start_a, pick_a, axis=-2)[..., 0, :]
-    a1 = np.take_along_axis(end_a, pick_a, axis=-2)[..., 0, :]
-    b0 = np.take_along_axis(start_b, pick_b, axis=-2)[..., 0, :]
-    b1 = np.take_along_axis(end_b, pick_b, axis=-2)[..., 0, :]
+    s_best, t_best = s[rows, idx_a, idx_b, None], t[rows, idx_a, idx_b, None]
+    a0, a1 = sa[rows, idx_a, 0], ea[rows, idx_a, 0]
+    b0, b1 = sb[rows, 0, idx_b], eb[rows, 0, idx_b]
     return ArmSeparation(
-        distance=np.take_along_axis(distance.reshape(*batch, n * n), pick, axis=-1)[..., 0],
-        point_a=a0 + s_best * (a1 - a0),
-        point_b=b0 + t_best * (b1 - b0),
-        capsule_a=idx_a,
-        capsule_b=idx_b,
+        distance=distance[rows, idx_a, idx_b].reshape(batch),
+        point_a=(a0 + s_best * (a1 - a0)).reshape(*batch, 3),
+        point_b=(b0 + t_best * (b1 - b0)).reshape(*batch, 3),
+        capsule_a=idx_a.reshape(batch),
+        capsule_b=idx_b.reshape(batch),
     )
+
+
+def _pair_radii(capsules: ArmCapsules) -> np.ndarray:
+    """(N, N) sums of two capsules' radii, m."""
+    return capsules.radius[:, None] + capsules.radius[None, :]
 
 
 def arm_separation(

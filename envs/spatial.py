@@ -39,40 +39,44 @@ def rotation_angle(rot_a: np.ndarray, rot_b: np.ndarray) -> float:
 
 def quat_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Hamilton product ``a * b`` (..., 4) of quaternions ``wxyz`` (..., 4), broadcast."""
-    aw, ax, ay, az = np.moveaxis(np.asarray(a, dtype=np.float64), -1, 0)
-    bw, bx, by, bz = np.moveaxis(np.asarray(b, dtype=np.float64), -1, 0)
-    return np.stack(
-        [
-            aw * bw - ax * bx - ay * by - az * bz,
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-        ],
-        axis=-1,
-    )
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    aw, ax, ay, az = a[..., 0], a[..., 1], a[..., 2], a[..., 3]
+    bw, bx, by, bz = b[..., 0], b[..., 1], b[..., 2], b[..., 3]
+    out = np.empty(np.broadcast_shapes(a.shape, b.shape))
+    out[..., 0] = aw * bw - ax * bx - ay * by - az * bz
+    out[..., 1] = aw * bx + ax * bw + ay * bz - az * by
+    out[..., 2] = aw * by - ax * bz + ay * bw + az * bx
+    out[..., 3] = aw * bz + ax * by - ay * bx + az * bw
+    return out
 
 
 def quat_conjugate(quat: np.ndarray) -> np.ndarray:
     """Conjugate (..., 4) of quaternions ``wxyz``: the inverse rotation of a unit one."""
-    return np.asarray(quat, dtype=np.float64) * np.array([1.0, -1.0, -1.0, -1.0])
+    return np.asarray(quat, dtype=np.float64) * _CONJUGATE
+
+
+_CONJUGATE = np.array([1.0, -1.0, -1.0, -1.0])
 
 
 def quat_log(quat: np.ndarray) -> np.ndarray:
     """Rotation vector (..., 3) rad of unit quaternions ``wxyz`` (..., 4), taking the shorter
     way (angle in [0, pi]); twice the quaternion logarithm."""
     quat = np.asarray(quat, dtype=np.float64)
-    quat = np.where(quat[..., :1] < 0.0, -quat, quat)
-    sin_half = np.linalg.norm(quat[..., 1:], axis=-1, keepdims=True)
-    angle = 2.0 * np.arctan2(sin_half, quat[..., :1])
-    scale = np.where(sin_half > 1e-12, angle / np.maximum(sin_half, 1e-12), 2.0)
-    return quat[..., 1:] * scale
+    sign = np.where(quat[..., :1] < 0.0, -1.0, 1.0)
+    vector = quat[..., 1:] * sign
+    sin_half = np.sqrt(np.sum(vector * vector, axis=-1, keepdims=True))
+    angle = 2.0 * np.arctan2(sin_half, quat[..., :1] * sign)
+    return vector * np.where(sin_half > 1e-12, angle / np.maximum(sin_half, 1e-12), 2.0)
 
 
 def quat_exp(rotvec: np.ndarray) -> np.ndarray:
     """Unit quaternion ``wxyz`` (..., 4) of rotation vectors (..., 3) rad; inverse of
     ``quat_log``."""
     rotvec = np.asarray(rotvec, dtype=np.float64)
-    angle = np.linalg.norm(rotvec, axis=-1, keepdims=True)
+    angle = np.sqrt(np.sum(rotvec * rotvec, axis=-1, keepdims=True))
     half = 0.5 * angle
-    scale = np.where(angle > 1e-12, np.sin(half) / np.maximum(angle, 1e-12), 0.5)
-    return np.concatenate([np.cos(half), rotvec * scale], axis=-1)
+    out = np.empty((*rotvec.shape[:-1], 4))
+    out[..., :1] = np.cos(half)
+    out[..., 1:] = rotvec * np.where(angle > 1e-12, np.sin(half) / np.maximum(angle, 1e-12), 0.5)
+    return out

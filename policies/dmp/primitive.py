@@ -59,6 +59,8 @@ class DMPState:
     start: np.ndarray
     goal: np.ndarray
     tau: np.ndarray
+    derived: dict[str, Any] = field(default_factory=dict)
+    """Values derived from the fields and kept between steps (recomputed when those change)."""
 
     def copy(self) -> DMPState:
         return DMPState(*(np.array(a, copy=True) for a in self.arrays()))
@@ -354,7 +356,7 @@ class QuaternionDMP(_Primitive):
         k = self.stiffness
         rate = np.asarray(phase_rate, dtype=np.float64) * dt / state.tau
         to_goal = quat_log(quat_multiply(state.goal, quat_conjugate(state.y)))
-        start_to_goal = quat_log(quat_multiply(state.goal, quat_conjugate(state.start)))
+        start_to_goal = self._start_to_goal(state)
         accel = (
             k * to_goal
             - self.damping * state.v
@@ -366,6 +368,18 @@ class QuaternionDMP(_Primitive):
         state.y = quat_multiply(quat_exp(rate[..., None] * state.v), state.y)
         state.x *= np.exp(-self.alpha_x * rate)
         return state
+
+    def _start_to_goal(self, state: DMPState) -> np.ndarray:
+        """2 log(g * conj(q0)) (..., 3), recomputed only when the goal or start changed (a
+        new goal while running), as it costs as much as the rest of a step."""
+        cached = state.derived.get("start_to_goal")
+        if cached is None or not (
+            np.array_equal(cached[0], state.goal) and np.array_equal(cached[1], state.start)
+        ):
+            value = quat_log(quat_multiply(state.goal, quat_conjugate(state.start)))
+            cached = (state.goal.copy(), state.start.copy(), value)
+            state.derived["start_to_goal"] = cached
+        return cached[2]
 
     def rollout(
         self, dt: float, steps: int | None = None, goal: np.ndarray | None = None
