@@ -139,6 +139,37 @@ def tick_timing(ticks: int = 2000) -> dict[str, float]:
     }
 
 
+def plot(result: dict) -> Path:
+    """Rates and makespan ratio per method, side by side (``dmp_multiarm.png``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = [m for m in METHODS if m in result["methods"]]
+    rows = [result["methods"][m] for m in methods]
+    figure, (rates, times) = plt.subplots(1, 2, figsize=(11, 3.8))
+    x = np.arange(len(methods))
+    for offset, field in zip(
+        (-0.27, 0.0, 0.27), ("collision_rate", "success_rate", "deadlock_rate"), strict=True
+    ):
+        rates.bar(x + offset, [r[field] for r in rows], 0.27, label=field.removesuffix("_rate"))
+    rates.set_xticks(x, methods, rotation=20)
+    rates.set_ylabel(f"fraction of {rows[0]['scenes']} scenes")
+    rates.legend()
+    base = result["methods"].get("independent", rows[0])["makespan"]
+    times.bar(x, [r["makespan"] / base for r in rows], 0.5, color="tab:gray")
+    times.axhline(1.35, color="tab:red", linestyle="--", label="goal for coupled_cma (1.35)")
+    times.set_xticks(x, methods, rotation=20)
+    times.set_ylabel("makespan / independent")
+    times.legend()
+    figure.suptitle(f"bimanual_cross, kinematic, seeded scenes 0..{rows[0]['scenes'] - 1}")
+    figure.tight_layout()
+    path = OUT.with_suffix(".png")
+    figure.savefig(path, dpi=110)
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scenes", type=int, default=500)
@@ -147,7 +178,11 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--skip-timing", action="store_true")
     parser.add_argument("--fresh", action="store_true", help="delete earlier rows and search")
+    parser.add_argument("--plot-only", action="store_true", help="plot the results JSON")
     args = parser.parse_args()
+    if args.plot_only:
+        print(plot(json.loads(OUT.read_text())))
+        return
     RESULTS.mkdir(exist_ok=True)
     if args.fresh:
         ROWS.unlink(missing_ok=True)
@@ -183,6 +218,7 @@ def main() -> None:
         "cpu_count": os.cpu_count(),
     }
     OUT.write_text(json.dumps(result, indent=2) + "\n")
+    print(plot(result))
 
 
 if __name__ == "__main__":
