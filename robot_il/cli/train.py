@@ -72,14 +72,25 @@ def run_dmp(settings: list[str]) -> int:
     parser.add_argument("--n-bases", type=int, default=50, help="basis functions per DMP")
     parser.add_argument("--generations", type=int, default=6, help="CMA-ES generations")
     parser.add_argument("--popsize", type=int, default=6, help="CMA-ES population")
+    parser.add_argument("--search-scenes", type=int, default=64, help="CMA-ES scenes")
     parser.add_argument("--eval-episodes", type=int, default=0, help="episodes to evaluate")
     args = parser.parse_args(settings)
     if args.n_bases < 2:
         raise ConfigError(f"--n-bases must be at least 2, got {args.n_bases}")
+    for name in ("generations", "popsize", "search_scenes"):
+        if getattr(args, name) < 1:
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{flag} must be at least 1, got {getattr(args, name)}")
     from robot_il.train.dmp import train_dmp
 
     result = train_dmp(
-        args.dataset, args.out, args.search, args.n_bases, args.generations, args.popsize
+        args.dataset,
+        args.out,
+        args.search,
+        args.n_bases,
+        args.generations,
+        args.popsize,
+        args.search_scenes,
     )
     print(f"checkpoint: {result.checkpoint} ({result.segments} DMP segments)")
     if args.eval_episodes > 0:

@@ -17,8 +17,9 @@ import numpy as np
 from robot_il.errors import ConfigError, DatasetError
 
 SEARCHES = ("none", "cma")
-SEARCH_SEEDS = range(200_000, 200_064)
-"""Kinematic scenes the training-time search runs on (disjoint from the benchmark's)."""
+SEARCH_SEED = 200_000
+"""First seed of the kinematic scenes the training-time search runs on (the benchmark's are
+0..499 and 100000..100099)."""
 
 
 @dataclasses.dataclass
@@ -35,8 +36,10 @@ def train_dmp(
     n_bases: int = 50,
     generations: int = 6,
     popsize: int = 6,
+    search_scenes: int = 64,
 ) -> DMPTrainResult:
-    """Build the library, optionally tune the coupling, save the checkpoint."""
+    """Build the library, optionally tune the coupling on ``search_scenes`` kinematic scenes
+    (resuming a search found in ``<out>/cma``), save the checkpoint."""
     from robot_il.dataset import Dataset
     from robot_il.policies import DEPLOY_SUBDIR
     from robot_il.policies.dmp.library import (
@@ -83,7 +86,7 @@ def train_dmp(
             segment = nearest(segments, arm, np.concatenate([start, goal]))
             primitives.append(ArmPrimitives(segment.position, segment.orientation))
         search_dir = Path(out) / "cma"
-        scenes = cs.sample_scenes(SEARCH_SEEDS)
+        scenes = cs.sample_scenes(range(SEARCH_SEED, SEARCH_SEED + search_scenes))
         params = cma_search(scenes, search_dir, generations, popsize, primitives=tuple(primitives))
         config.coupling = dataclasses.asdict(params)
         cost = float(best_row(search_dir)["cost"])

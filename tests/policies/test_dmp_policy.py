@@ -92,3 +92,21 @@ def test_one_arm_dataset_is_refused_for_the_two_arm_controller(synthetic_dataset
         train_dmp(str(synthetic_dataset), tmp_path / "out")
     assert "\n" not in str(info.value)
     assert not (tmp_path / "out").exists()
+
+
+def test_train_dmp_cli_with_cma_search_resumes_and_saves_the_best(cross_demos, tmp_path) -> None:
+    import json
+
+    from robot_il.cli import main
+
+    argv = ["train", "dmp", "--dataset", str(cross_demos), "--out", str(tmp_path),
+            "--search", "cma", "--search-scenes", "4", "--popsize", "2"]  # fmt: skip
+    assert main([*argv, "--generations", "1"]) == 0
+    assert main([*argv, "--generations", "2"]) == 0  # continues from the saved CMA-ES state
+    rows = [
+        json.loads(line) for line in (tmp_path / "cma" / "search.jsonl").read_text().splitlines()
+    ]
+    assert [row["generation"] for row in rows] == [0, 0, 1, 1]
+    best = min(rows, key=lambda row: row["cost"])
+    policy = load_policy(tmp_path)
+    assert policy.config.search == "cma" and policy.config.coupling == best["params"]
