@@ -110,3 +110,26 @@ def test_train_dmp_cli_with_cma_search_resumes_and_saves_the_best(cross_demos, t
     best = min(rows, key=lambda row: row["cost"])
     policy = load_policy(tmp_path)
     assert policy.config.search == "cma" and policy.config.coupling == best["params"]
+
+
+def test_dataset_too_short_to_learn_from_is_refused(tmp_path) -> None:
+    from robot_il.dataset import DatasetWriter
+
+    path = tmp_path / "short.zarr"
+    attrs = {"task": "bimanual_cross", "action_mode": "joint"}
+    with DatasetWriter.create(path, robot="ur5e", control_hz=20.0, attrs=attrs, fsync=False) as w:
+        pose = np.tile(np.array([0.3, 0.2, 0.2, 0.0, 1.0, 0.0, 0.0], np.float32), (6, 1))
+        pose[:, 0] += np.linspace(0.0, 0.1, 6, dtype=np.float32)  # moves, but for 6 samples
+        joints = np.zeros((6, 6), np.float32)
+        w.add_episode(
+            {
+                "left_eef_pose": pose,
+                "right_eef_pose": pose,
+                "left_joint_pos": joints,
+                "right_joint_pos": joints,
+                "action": np.zeros((6, 14), np.float32),
+            }
+        )
+    with pytest.raises(DatasetError, match="no left arm movement of >= 10 samples") as info:
+        train_dmp(str(path), tmp_path / "out")
+    assert "\n" not in str(info.value) and not (tmp_path / "out").exists()
