@@ -114,8 +114,14 @@ def tcp_jacobian(q: np.ndarray, tcp_offset: float = TCP_OFFSET) -> tuple[np.ndar
     tcp[..., :3, 3] += tcp_offset * tcp[..., :3, 2]
     axes = frames[..., :6, :3, 2]  # joint i turns about z of F_(i-1)
     arms = tcp[..., None, :3, 3] - frames[..., :6, :3, 3]
-    jacobian = np.concatenate([np.cross(axes, arms), axes], axis=-1)  # (..., 6 joints, 6)
-    return tcp, np.swapaxes(jacobian, -1, -2)
+    jacobian = np.empty((*axes.shape[:-2], 6, 6))  # rows: twist component, columns: joint
+    ax, ay, az = axes[..., 0], axes[..., 1], axes[..., 2]
+    rx, ry, rz = arms[..., 0], arms[..., 1], arms[..., 2]
+    jacobian[..., 0, :] = ay * rz - az * ry  # axis x arm, written out: np.cross costs more
+    jacobian[..., 1, :] = az * rx - ax * rz
+    jacobian[..., 2, :] = ax * ry - ay * rx
+    jacobian[..., 3:, :] = np.swapaxes(axes, -1, -2)
+    return tcp, jacobian
 
 
 def track_pose(
