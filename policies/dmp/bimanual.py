@@ -153,14 +153,20 @@ class TwoArmController:
         else:
             coupling, self.phase_rate = self._coupled(dt)
         self.time += dt
+        targets, rotations = [], []
         for k, arm in enumerate(self.primitives):
             rate = self.phase_rate[k] * started[k]
             tau_sq = self.positions[k].tau[:, None] ** 2
             arm.position.step(self.positions[k], dt, rate, coupling[k] * tau_sq)
             arm.orientation.step(self.orientations[k], dt, rate)
-            target = self.base_rotation_t[k] @ (self.positions[k].y - self.bases[k, :3, 3]).T
-            rotation = self.base_rotation_t[k] @ _quat_batch_to_matrix(self.orientations[k].y)
-            self.joints[k], self.jacobians[k] = track_pose(self.joints[k], target.T, rotation)
+            targets.append((self.positions[k].y - self.bases[k, :3, 3]) @ self.base_rotation_t[k].T)
+            rotations.append(
+                self.base_rotation_t[k] @ _quat_batch_to_matrix(self.orientations[k].y)
+            )
+        # Both arms' IK in one vectorised call.
+        self.joints, self.jacobians = track_pose(
+            self.joints, np.stack(targets), np.stack(rotations)
+        )
 
     def _sequential_rates(self, started: np.ndarray) -> np.ndarray:
         first = np.argmin(self.delay, axis=1)  # ties: the left arm goes first
@@ -201,20 +207,24 @@ class TwoArmController:
         rates[1] = np.where(gap < ONCOL_SWITCH_DISTANCE, 1.0 - np.exp(-gap), 1.0)
         return coupling, rates
 
-    def _nominal_joint_velocity(self, k: int) -> np.ndarray:
-        """Joint speeds (B, 6) rad/s that follow arm k's DMP velocities at phase rate 1."""
-        jac = self.jacobians[k]
-        linear = self.positions[k].v / self.positions[k].tau[:, None]
-        angular = self.orientations[k].v / self.orientations[k].tau[:, None]
-        rot_t = self.base_rotation_t[k]
-        twist = np.concatenate([linear @ rot_t.T, angular @ rot_t.T], axis=-1)
+    def _nominal_joint_velocities(self) -> np.ndarray:
+        """Joint speeds (2, B, 6) rad/s that follow each arm's DMP velocities at phase rate 1
+        (damped least squares through the latest Jacobians)."""
+        twists = []
+        for k in range(2):
+            linear = self.positions[k].v / self.positions[k].tau[:, None]
+            angular = self.orientations[k].v / self.orientations[k].tau[:, None]
+            rot_t = self.base_rotation_t[k]
+            twists.append(np.concatenate([linear @ rot_t.T, angular @ rot_t.T], axis=-1))
+        jac = self.jacobians
         damped = jac @ np.swapaxes(jac, -1, -2) + 1e-3 * np.eye(6)
-        return np.einsum("bji,bj->bi", jac, np.linalg.solve(damped, twist[..., None])[..., 0])
+        solved = np.linalg.solve(damped, np.stack(twists)[..., None])[..., 0]
+        return np.einsum("abji,abj->abi", jac, solved)
 
     def _coupled(self, dt: float) -> tuple[np.ndarray, np.ndarray]:
         p = self.params
         # Now and ``lookahead`` s ahead along the nominal velocities, in one batched call.
-        velocity = [self._nominal_joint_velocity(k) for k in range(2)]
+        velocity = self._nominal_joint_velocities()
         both = closest_links(
             np.stack([self.joints[0], self.joints[0] + p.lookahead * velocity[0]]),
             self.bases[0],
