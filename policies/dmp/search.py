@@ -5,6 +5,10 @@ hand-set values. A candidate's cost (lower is better) weighs what the benchmark'
 
     cost = makespan / makespan_independent + 20 collision_rate + 20 deadlock_rate
            + 10 max(0, MIN_SEPARATION_GOAL - min_separation_p5) / MIN_SEPARATION_GOAL
+           + 10 max(0, peak_joint_acceleration_p99 / ACCELERATION_LIMIT - 1)
+
+(the last term keeps the commanded motion within the joints' acceleration limits, which a
+strong repulsion or an abrupt phase change would break).
 
 The search is resumable: after every generation the CMA-ES state is pickled and each
 candidate's parameters, cost and scores are appended as a JSON row to ``search.jsonl`` in the
@@ -20,12 +24,15 @@ from pathlib import Path
 
 import numpy as np
 from robot_il.envs.cross_scenes import CrossScenes
+from robot_il.envs.ur5e.description import JOINT_ACC_LIMITS
 from robot_il.policies.dmp.bimanual import ArmPrimitives
 from robot_il.policies.dmp.coupling import PARAM_BOUNDS, CouplingParams
 from robot_il.policies.dmp.cross_episodes import EpisodeScores, expert_primitives, run_episodes
 
 MIN_SEPARATION_GOAL = 0.02
 """The 5th-percentile separation (m) the search aims to keep."""
+ACCELERATION_LIMIT = float(JOINT_ACC_LIMITS.min())
+"""Joint acceleration (rad/s^2) the commanded motion should stay within."""
 STATE_FILE = "cma_state.pkl"
 LOG_FILE = "search.jsonl"
 
@@ -33,11 +40,13 @@ LOG_FILE = "search.jsonl"
 def cost(summary: dict[str, float], independent_makespan: float) -> float:
     """The search's cost of a benchmark row (see the module docstring)."""
     shortfall = max(0.0, MIN_SEPARATION_GOAL - summary["min_separation_p5"])
+    excess = max(0.0, summary["peak_joint_acceleration_p99"] / ACCELERATION_LIMIT - 1.0)
     return (
         summary["makespan"] / independent_makespan
         + 20.0 * summary["collision_rate"]
         + 20.0 * summary["deadlock_rate"]
         + 10.0 * shortfall / MIN_SEPARATION_GOAL
+        + 10.0 * excess
     )
 
 
