@@ -172,3 +172,15 @@ def library_from_arrays(arrays: dict[str, np.ndarray]) -> list[Segment]:
             )
         )
     return segments
+
+
+def episode_arrays(dataset: Any) -> dict[str, np.ndarray]:
+    """Per episode, what replaying it needs (``sequence.SequencePlayer``): the object's initial
+    pose (``episode<i>/object_pose``, (7,)) and both arms' gripper commands per step
+    (``episode<i>/gripper``, (T, 2), the action's columns 6 and 13 in joint mode)."""
+    arrays = {}
+    for episode in range(dataset.num_episodes):
+        data = dataset.episode(episode, ["object_pose", "action"])
+        arrays[f"episode{episode}/object_pose"] = np.asarray(data["object_pose"][0], np.float64)
+        arrays[f"episode{episode}/gripper"] = np.asarray(data["action"][:, [6, 13]], np.float64)
+    return arrays

@@ -22,12 +22,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 from robot_il.envs.arm import Arm
-from robot_il.envs.cross_scenes import MOUNTS
 from robot_il.envs.ur5e.transforms import quat_to_matrix
 from robot_il.policies.dmp.bimanual import METHODS, ArmPrimitives, TwoArmController
 from robot_il.policies.dmp.coupling import CouplingParams
 from robot_il.policies.dmp.cross_episodes import tool_quat
 from robot_il.policies.dmp.library import ARMS, Segment, library_from_arrays, nearest
+from robot_il.policies.dmp.sequence import SequencePlayer
 
 from robot_il.errors import ActionError, CheckpointError, ConfigError
 
@@ -49,10 +49,26 @@ class DMPConfig:
     internal_hz: float = 100.0
     scene_keys: tuple[str, ...] = ()
     search: str = "none"
+    playback: str = "coupled"
+    """``coupled``: one segment per arm to the observed goals, coupled (bimanual_cross);
+    ``sequence``: replay the nearest episode's segments adapted to the object
+    (``robot_il.policies.dmp.sequence``, e.g. bimanual_handover)."""
 
     def validate(self) -> None:
         if self.method not in METHODS:
             raise ConfigError(f"dmp method {self.method!r} unknown; methods: {', '.join(METHODS)}")
+        if self.playback not in ("coupled", "sequence"):
+            raise ConfigError(f"dmp playback {self.playback!r} unknown: coupled or sequence")
+
+
+def _task_mounts(spec: dict[str, Any]) -> tuple:
+    """Where the data's task stands its two arms."""
+    from robot_il.envs.tasks import TASKS
+
+    task = spec.get("task")
+    if task not in TASKS or len(TASKS[task].mounts()) != 2:
+        raise ConfigError(f"dmp policy needs a two-arm task; the data's task is {task!r}")
+    return TASKS[task].mounts()
 
 
 class DMPPolicy:
@@ -60,7 +76,13 @@ class DMPPolicy:
 
     policy_type: ClassVar[str] = "dmp"
 
-    def __init__(self, config: DMPConfig, spec: dict[str, Any], segments: list[Segment]) -> None:
+    def __init__(
+        self,
+        config: DMPConfig,
+        spec: dict[str, Any],
+        segments: list[Segment],
+        episodes: dict[str, np.ndarray] | None = None,
+    ) -> None:
         config.validate()
         if spec.get("action_mode") not in (None, "joint"):
             raise ConfigError(
@@ -70,13 +92,32 @@ class DMPPolicy:
         self.spec = spec
         self.segments = segments
         self.params = CouplingParams(**config.coupling)
-        self.arms = tuple(Arm(mount) for mount in MOUNTS)
+        self.arms = tuple(Arm(mount) for mount in _task_mounts(spec))
         self.controller: TwoArmController | None = None
         self.grippers = np.zeros(2)
+        self.episodes = episodes or {}
+        self.player: SequencePlayer | None = None
 
     def reset(self) -> None:
         """Forget the episode (the next ``act`` starts a new one)."""
         self.controller = None
+        self.player = None
+
+    def _start_sequence(self, obs: dict[str, np.ndarray]) -> None:
+        count = len({k.split("/")[0] for k in self.episodes})
+        starts = np.stack([self.episodes[f"episode{i}/object_pose"] for i in range(count)])
+        cube = np.asarray(obs["object_pose"], dtype=np.float64)
+        episode = int(np.argmin(np.linalg.norm(starts[:, :2] - cube[:2], axis=1)))
+        control_hz = float(self.spec["control_hz"])
+        self.player = SequencePlayer(
+            [s for s in self.segments if s.episode == episode],
+            starts[episode],
+            self.episodes[f"episode{episode}/gripper"],
+            np.stack([arm.world_from_base for arm in self.arms]),
+            obs,
+            1.0 / control_hz,
+            max(1, int(round(self.config.internal_hz / control_hz))),
+        )
 
     def _start(self, obs: dict[str, np.ndarray]) -> None:
         scene = np.concatenate(
@@ -130,6 +171,10 @@ class DMPPolicy:
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         """Joint targets and gripper commands (float32, 14,) for the next control period."""
+        if self.config.playback == "sequence":
+            if self.player is None:
+                self._start_sequence(obs)
+            return self.player.act(obs)
         if self.controller is None:
             self._start(obs)
         control_hz = float(self.spec["control_hz"])
@@ -183,4 +228,5 @@ class DMPPolicy:
             arrays = load_file(str(directory / WEIGHTS_FILE))
         except (OSError, SafetensorError) as error:
             raise CheckpointError(f"{directory}: unreadable checkpoint file: {error}") from error
-        return cls(config, saved["spec"], library_from_arrays(arrays))
+        episodes = {k: v for k, v in arrays.items() if k.startswith("episode")}
+        return cls(config, saved["spec"], library_from_arrays(arrays), episodes)

@@ -45,6 +45,7 @@ def train_dmp(
     from robot_il.policies.dmp.library import (
         build_library,
         check_two_arms,
+        episode_arrays,
         library_arrays,
         nearest,
         scene_keys,
@@ -61,17 +62,22 @@ def train_dmp(
     check_two_arms(dataset, dataset_path)
     keys = scene_keys(dataset)
     per_arm = [f"{arm}_{k}" for arm in ("left", "right") for k in ("joint_pos", "eef_pose")]
-    spec = spec_from_dataset(dataset, [*per_arm, *keys], dataset_path)
+    sequence = "object_pose" in dataset.keys  # a task with an object: replay, adapted
+    extra = ["object_pose"] if sequence else []
+    spec = spec_from_dataset(dataset, [*per_arm, *keys, *extra], dataset_path)
     if spec.get("action_mode") not in (None, "joint"):
         raise ConfigError(
             f"{dataset_path}: a DMP controller commands joints; data recorded in "
             f"{spec['action_mode']!r} mode"
         )
     segments = build_library(dataset, dataset_path, n_bases)
-    config = DMPConfig(scene_keys=tuple(keys), search=search)
+    config = DMPConfig(
+        scene_keys=tuple(keys), search=search, playback="sequence" if sequence else "coupled"
+    )
+    episodes = episode_arrays(dataset) if sequence else {}
     cost = None
     if search == "cma":
-        if spec.get("task") != "bimanual_cross":
+        if spec.get("task") != "bimanual_cross" or sequence:
             raise ConfigError(
                 f"--search cma tunes on bimanual_cross scenes; {dataset_path} holds "
                 f"{spec.get('task')!r}"
@@ -90,6 +96,6 @@ def train_dmp(
         params = cma_search(scenes, search_dir, generations, popsize, primitives=tuple(primitives))
         config.coupling = dataclasses.asdict(params)
         cost = float(best_row(search_dir)["cost"])
-    policy = DMPPolicy(config, spec, segments)
-    checkpoint = policy.save(Path(out) / DEPLOY_SUBDIR, library_arrays(segments))
+    policy = DMPPolicy(config, spec, segments, episodes)
+    checkpoint = policy.save(Path(out) / DEPLOY_SUBDIR, library_arrays(segments) | episodes)
     return DMPTrainResult(checkpoint, len(segments), cost)

@@ -133,3 +133,17 @@ def test_dataset_too_short_to_learn_from_is_refused(tmp_path) -> None:
     with pytest.raises(DatasetError, match="no left arm movement of >= 10 samples") as info:
         train_dmp(str(path), tmp_path / "out")
     assert "\n" not in str(info.value) and not (tmp_path / "out").exists()
+
+
+def test_bimanual_handover_runs_from_dmps(tmp_path) -> None:
+    """The handover replayed from library DMPs, its reaches moved to where the cube is."""
+    from robot_il.train.demos import record_expert_demos
+
+    demos = record_expert_demos("bimanual_handover", tmp_path / "demos", episodes=8)
+    result = train_dmp(str(demos), tmp_path / "run")
+    policy = load_policy(result.checkpoint)
+    assert policy.config.playback == "sequence"
+    env = make_env("bimanual_handover", "mujoco")
+    outcome = evaluate(policy, env, episodes=5, seed=10_000)
+    env.close()
+    assert sum(outcome.successes) >= 4, outcome.line()
