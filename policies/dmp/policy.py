@@ -10,7 +10,9 @@ start, goal, scene features), takes its goal from the observation (``tool_goals`
 ``tool_goal_yaws`` where the task gives them, else the segment's), checks that the goal is
 reachable (one-line ``ActionError`` before any motion if IK fails), and starts the coupled
 controller. Every env step then runs ``internal_hz / control_hz`` controller ticks and
-returns both arms' joint targets and the segments' gripper commands.
+returns both arms' joint targets and the segments' gripper commands. Data with an object
+(``object_pose``, e.g. ``bimanual_handover``) trains the ``sequence`` playback instead
+(``robot_il.policies.dmp.sequence``).
 """
 
 from __future__ import annotations
