@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from robot_il.envs.env import RobotEnv
     from robot_il.envs.experts import Expert
 
-TASKS: tuple[str, ...] = ("reach", "push", "pick_place", "bimanual_handover")
+TASKS: tuple[str, ...] = ("reach", "push", "pick_place", "bimanual_handover", "bimanual_cross")
 """Task names ``make_env`` accepts (the registry is ``robot_il.envs.tasks.TASKS``)."""
 
 

@@ -35,3 +35,48 @@ def rotation_angle(rot_a: np.ndarray, rot_b: np.ndarray) -> float:
     """Angle (rad) of the rotation taking attitude ``rot_a`` to ``rot_b`` (both (3, 3))."""
     cos = (np.trace(rot_a.T @ rot_b) - 1.0) / 2.0
     return float(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
+def quat_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamilton product ``a * b`` (..., 4) of quaternions ``wxyz`` (..., 4), broadcast."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    aw, ax, ay, az = a[..., 0], a[..., 1], a[..., 2], a[..., 3]
+    bw, bx, by, bz = b[..., 0], b[..., 1], b[..., 2], b[..., 3]
+    out = np.empty(np.broadcast_shapes(a.shape, b.shape))
+    out[..., 0] = aw * bw - ax * bx - ay * by - az * bz
+    out[..., 1] = aw * bx + ax * bw + ay * bz - az * by
+    out[..., 2] = aw * by - ax * bz + ay * bw + az * bx
+    out[..., 3] = aw * bz + ax * by - ay * bx + az * bw
+    return out
+
+
+def quat_conjugate(quat: np.ndarray) -> np.ndarray:
+    """Conjugate (..., 4) of quaternions ``wxyz``: the inverse rotation of a unit one."""
+    return np.asarray(quat, dtype=np.float64) * _CONJUGATE
+
+
+_CONJUGATE = np.array([1.0, -1.0, -1.0, -1.0])
+
+
+def quat_log(quat: np.ndarray) -> np.ndarray:
+    """Rotation vector (..., 3) rad of unit quaternions ``wxyz`` (..., 4), taking the shorter
+    way (angle in [0, pi]); twice the quaternion logarithm."""
+    quat = np.asarray(quat, dtype=np.float64)
+    sign = np.where(quat[..., :1] < 0.0, -1.0, 1.0)
+    vector = quat[..., 1:] * sign
+    sin_half = np.sqrt(np.sum(vector * vector, axis=-1, keepdims=True))
+    angle = 2.0 * np.arctan2(sin_half, quat[..., :1] * sign)
+    return vector * np.where(sin_half > 1e-12, angle / np.maximum(sin_half, 1e-12), 2.0)
+
+
+def quat_exp(rotvec: np.ndarray) -> np.ndarray:
+    """Unit quaternion ``wxyz`` (..., 4) of rotation vectors (..., 3) rad; inverse of
+    ``quat_log``."""
+    rotvec = np.asarray(rotvec, dtype=np.float64)
+    angle = np.sqrt(np.sum(rotvec * rotvec, axis=-1, keepdims=True))
+    half = 0.5 * angle
+    out = np.empty((*rotvec.shape[:-1], 4))
+    out[..., :1] = np.cos(half)
+    out[..., 1:] = rotvec * np.where(angle > 1e-12, np.sin(half) / np.maximum(angle, 1e-12), 0.5)
+    return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from robot_il.envs.experts.base import Expert
+from robot_il.envs.experts.bimanual_cross import BimanualCrossExpert
 from robot_il.envs.experts.bimanual_handover import BimanualHandoverExpert
 from robot_il.envs.experts.pick_place import PickPlaceExpert
 from robot_il.envs.experts.push import PushExpert
@@ -15,6 +16,7 @@ EXPERTS: dict[str, type[Expert]] = {
     "push": PushExpert,
     "pick_place": PickPlaceExpert,
     "bimanual_handover": BimanualHandoverExpert,
+    "bimanual_cross": BimanualCrossExpert,
 }
 
 

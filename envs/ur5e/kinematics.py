@@ -16,12 +16,10 @@ _COS_ALPHA = np.cos(DH_ALPHA)
 _SIN_ALPHA = np.sin(DH_ALPHA)
 
 
-def forward_kinematics(q: np.ndarray, tcp_offset: float = TCP_OFFSET) -> np.ndarray:
-    """Pose (..., 4, 4) of the TCP in the arm's base frame for joint angles q (..., 6), rad.
-
-    The TCP frame is the flange frame (DH frame 6) moved ``tcp_offset`` m along its z axis;
-    ``tcp_offset=0`` gives the flange itself.
-    """
+def dh_frames(q: np.ndarray) -> np.ndarray:
+    """Poses (..., 7, 4, 4) of DH frames 0 (base, identity) .. 6 (flange) in the arm's base
+    frame for joint angles q (..., 6), rad. Body i (link i = 1..6) has frame
+    ``dh_frames(q)[..., i - 1] @ Rz(q_i)`` (see ``description``)."""
     q = np.asarray(q, dtype=np.float64)
     c, s = np.cos(q), np.sin(q)
     links = np.zeros((*q.shape, 4, 4))  # (..., 6, 4, 4): F_(i-1) -> F_i for every joint
@@ -37,9 +35,21 @@ def forward_kinematics(q: np.ndarray, tcp_offset: float = TCP_OFFSET) -> np.ndar
     links[..., 2, 2] = _COS_ALPHA
     links[..., 2, 3] = DH_D
     links[..., 3, 3] = 1.0
-    transform = links[..., 0, :, :]
+    frames = np.empty((*q.shape[:-1], 7, 4, 4))
+    frames[..., 0, :, :] = np.eye(4)
+    frames[..., 1, :, :] = links[..., 0, :, :]
     for i in range(1, 6):
-        transform = transform @ links[..., i, :, :]
+        frames[..., i + 1, :, :] = frames[..., i, :, :] @ links[..., i, :, :]
+    return frames
+
+
+def forward_kinematics(q: np.ndarray, tcp_offset: float = TCP_OFFSET) -> np.ndarray:
+    """Pose (..., 4, 4) of the TCP in the arm's base frame for joint angles q (..., 6), rad.
+
+    The TCP frame is the flange frame (DH frame 6) moved ``tcp_offset`` m along its z axis;
+    ``tcp_offset=0`` gives the flange itself.
+    """
+    transform = dh_frames(q)[..., 6, :, :]
     if tcp_offset:
         transform[..., :3, 3] += tcp_offset * transform[..., :3, 2]
     return transform
@@ -93,3 +103,53 @@ def inverse_kinematics(
         return None
     candidates = shifted[inside]
     return candidates[int(np.argmin(np.max(np.abs(candidates - q_near), axis=1)))]
+
+
+def tcp_jacobian(q: np.ndarray, tcp_offset: float = TCP_OFFSET) -> tuple[np.ndarray, np.ndarray]:
+    """TCP pose (..., 4, 4) and geometric Jacobian (..., 6, 6) at joints q (..., 6) rad, base
+    frame: rows 0-2 map joint speeds (rad/s) to TCP linear velocity (m/s), rows 3-5 to its
+    angular velocity (rad/s)."""
+    frames = dh_frames(q)
+    tcp = frames[..., 6, :, :].copy()
+    tcp[..., :3, 3] += tcp_offset * tcp[..., :3, 2]
+    axes = frames[..., :6, :3, 2]  # joint i turns about z of F_(i-1)
+    arms = tcp[..., None, :3, 3] - frames[..., :6, :3, 3]
+    jacobian = np.empty((*axes.shape[:-2], 6, 6))  # rows: twist component, columns: joint
+    ax, ay, az = axes[..., 0], axes[..., 1], axes[..., 2]
+    rx, ry, rz = arms[..., 0], arms[..., 1], arms[..., 2]
+    jacobian[..., 0, :] = ay * rz - az * ry  # axis x arm, written out: np.cross costs more
+    jacobian[..., 1, :] = az * rx - ax * rz
+    jacobian[..., 2, :] = ax * ry - ay * rx
+    jacobian[..., 3:, :] = np.swapaxes(axes, -1, -2)
+    return tcp, jacobian
+
+
+def track_pose(
+    q: np.ndarray,
+    target_position: np.ndarray,
+    target_rotation: np.ndarray,
+    iterations: int = 1,
+    damping: float = 1e-3,
+    tcp_offset: float = TCP_OFFSET,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Joints (..., 6) rad near ``q`` (..., 6) that move the TCP to ``target_position``
+    (..., 3) m and ``target_rotation`` (..., 3, 3), base frame, by damped least-squares
+    Newton steps (resolved-rate IK: at a control tick the target moves little, so one step
+    leaves an error of the order of the step squared), and the Jacobian (..., 6, 6) of the
+    last step's linearisation point. Vectorised, so a batch of arms costs one call; the
+    damping (m^2) keeps steps bounded near singularities."""
+    q = np.array(q, dtype=np.float64)
+    eye = np.eye(6)
+    for _ in range(iterations):
+        tcp, jac = tcp_jacobian(q, tcp_offset)
+        # Rotation error as the vee of the skew part of R_target R^T: the rotation vector for
+        # small errors, and still a descent direction for large ones (below pi).
+        r = target_rotation @ np.swapaxes(tcp[..., :3, :3], -1, -2)
+        skew = 0.5 * np.stack(
+            [r[..., 2, 1] - r[..., 1, 2], r[..., 0, 2] - r[..., 2, 0], r[..., 1, 0] - r[..., 0, 1]],
+            axis=-1,
+        )
+        error = np.concatenate([target_position - tcp[..., :3, 3], skew], -1)
+        jjt = jac @ np.swapaxes(jac, -1, -2) + damping * eye
+        q += np.einsum("...ji,...j->...i", jac, np.linalg.solve(jjt, error[..., None])[..., 0])
+    return q, jac

@@ -1,10 +1,13 @@
-"""``robot-il train bc|diffusion``: train a policy from a zarr dataset.
+"""``robot-il train bc|diffusion|dmp``: train a policy from a zarr dataset.
 
 ``robot-il train bc --dataset demos.zarr --out runs/bc [--config bc.yaml] [--steps 5000]
 [--policy.horizon 4] [--eval.episodes 20] ...``: every field of the policy's training config
 (``robot_il.train.config``) is a flag (tyro); ``--config`` reads a YAML file first, flags
 override it. ``robot-il train bc --help`` lists them all. Under ``torchrun`` it trains
 data-parallel.
+
+``robot-il train dmp --dataset D --out O [--search cma] [--eval-episodes N]``: a two-arm DMP
+controller (``robot_il.train.dmp``); without ``--search`` it keeps the hand-set coupling.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import os
 
 from robot_il.errors import ConfigError
 
-POLICY_TYPES = ("bc", "diffusion")
+POLICY_TYPES = ("bc", "diffusion", "dmp")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -45,6 +48,8 @@ def split_config_flag(settings: list[str]) -> tuple[str | None, list[str]]:
 
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("MUJOCO_GL", "egl")
+    if args.policy_type == "dmp":
+        return run_dmp(args.settings)
     from robot_il.train.config import load_config
     from robot_il.train.trainer import train
 
@@ -55,4 +60,48 @@ def run(args: argparse.Namespace) -> int:
         print(f"checkpoint: {result.checkpoint}")
         if result.evaluation is not None:
             print(result.evaluation.line())
+    return 0
+
+
+def run_dmp(settings: list[str]) -> int:
+    """``robot-il train dmp``: build the library, tune or not, save, optionally evaluate."""
+    parser = argparse.ArgumentParser(prog="robot-il train dmp")
+    parser.add_argument("--dataset", required=True, help="zarr dataset of two-arm demos")
+    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--search", default="none", choices=("none", "cma"))
+    parser.add_argument("--n-bases", type=int, default=50, help="basis functions per DMP")
+    parser.add_argument("--generations", type=int, default=6, help="CMA-ES generations")
+    parser.add_argument("--popsize", type=int, default=6, help="CMA-ES population")
+    parser.add_argument("--search-scenes", type=int, default=64, help="CMA-ES scenes")
+    parser.add_argument("--eval-episodes", type=int, default=0, help="episodes to evaluate")
+    args = parser.parse_args(settings)
+    if args.n_bases < 2:
+        raise ConfigError(f"--n-bases must be at least 2, got {args.n_bases}")
+    for name in ("generations", "popsize", "search_scenes"):
+        if getattr(args, name) < 1:
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{flag} must be at least 1, got {getattr(args, name)}")
+    from robot_il.train.dmp import train_dmp
+
+    result = train_dmp(
+        args.dataset,
+        args.out,
+        args.search,
+        args.n_bases,
+        args.generations,
+        args.popsize,
+        args.search_scenes,
+    )
+    print(f"checkpoint: {result.checkpoint} ({result.segments} DMP segments)")
+    if args.eval_episodes > 0:
+        from robot_il.policies import load_policy
+        from robot_il.train.evaluate import evaluate, make_eval_env
+
+        policy = load_policy(result.checkpoint)
+        env = make_eval_env(policy.spec)
+        try:
+            outcome = evaluate(policy, env, episodes=args.eval_episodes, seed=10_000)
+        finally:
+            env.close()
+        print(outcome.line())
     return 0

@@ -45,7 +45,7 @@ def test_registry_names_match():
 def test_spaces_observations_and_spec(task_env):
     env = task_env
     task = env.unwrapped.task
-    arms = 2 if task.name == "bimanual_handover" else 1
+    arms = len(task.arms)
     assert env.action_space.shape == (7 * arms,)
     assert env.action_space.dtype == np.float32
     obs, info = env.reset(seed=0)
@@ -67,7 +67,7 @@ def test_spaces_observations_and_spec(task_env):
     spec = json.loads(json.dumps(env.unwrapped.spec_dict()))
     assert spec["robot"] == "ur5e" and spec["task"] == task.name
     assert spec["action_dim"] == 7 * arms and spec["control_hz"] == 20.0
-    assert spec["observation"]["object_pose" if arms == 2 else "eef_pose"]["shape"] == [7]
+    assert spec["observation"]["left_eef_pose" if arms == 2 else "eef_pose"]["shape"] == [7]
 
 
 def _rollout(env, seed: int, steps: int = 30) -> list[dict[str, np.ndarray]]:

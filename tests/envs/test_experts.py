@@ -12,6 +12,8 @@ CASES = [
     *[(task, backend) for task in ("reach", "push", "pick_place") for backend in BACKENDS],
     ("bimanual_handover", "mujoco"),
     pytest.param("bimanual_handover", "pybullet", marks=pytest.mark.slow),  # about 25 s
+    ("bimanual_cross", "mujoco"),
+    ("bimanual_cross", "pybullet"),
 ]
 
 

@@ -152,3 +152,24 @@ def test_menagerie_meshes_sit_on_their_links():
                 error = np.linalg.inv(theirs) @ ours @ mesh.transform
                 np.testing.assert_allclose(error[:3, :3], np.eye(3), atol=1e-3)
                 assert np.linalg.norm(error[:3, 3]) < 2e-3
+
+
+def test_tcp_jacobian_matches_finite_differences_and_track_pose_converges():
+    from robot_il.envs.ur5e.kinematics import tcp_jacobian, track_pose
+
+    rng = np.random.default_rng(4)
+    q = ur5e.HOME_JOINT_POS + rng.uniform(-0.8, 0.8, size=6)
+    tcp, jacobian = tcp_jacobian(q)
+    eps = 1e-7
+    for joint in range(6):
+        moved = forward_kinematics(q + eps * np.eye(6)[joint])
+        np.testing.assert_allclose(
+            (moved[:3, 3] - tcp[:3, 3]) / eps, jacobian[:3, joint], atol=1e-5
+        )
+        turn = moved[:3, :3] @ tcp[:3, :3].T  # small rotation: its skew part is the angle
+        angular = np.array([turn[2, 1], turn[0, 2], turn[1, 0]]) / eps
+        np.testing.assert_allclose(angular, jacobian[3:, joint], atol=1e-5)
+    # A target 1 cm away is reached to well under a millimetre in three steps.
+    target = tcp[:3, 3] + [0.006, -0.006, 0.005]
+    reached, _ = track_pose(q, target, tcp[:3, :3], iterations=3)
+    assert np.linalg.norm(forward_kinematics(reached)[:3, 3] - target) < 1e-5

@@ -1,0 +1,287 @@
+"""Two UR5e arms on DMPs in ``bimanual_cross`` (kinematic, capsules): who collides, who waits.
+
+Every method runs the same 500 seeded scenes (seeds 0..499) at 100 Hz; ``coupled_cma`` uses
+the parameters CMA-ES found on 100 other scenes (seeds 100000..100099, 50 Hz). Writes
+``benchmarks/results/dmp_multiarm.json``::
+
+    {"methods": {NAME: {"scenes", "collision_rate", "success_rate", "deadlock_rate",
+                        "makespan", "min_separation_p5", ...}}, "tick_us": {...}, ...}
+
+Goals (issue 11): ``independent`` collides in 40-70 % of the scenes, ``sequential`` never;
+``coupled_cma``: collisions <= 2 %, success >= 97 %, deadlocks <= 1 %, makespan <= 1.35 x
+independent, min_separation p5 >= 2 cm; a full two-arm control tick (both DMPs, coupling,
+IK; batch of one) p99 <= 1 ms on one core.
+
+Resumable: scenes run in chunks of 50 and each chunk's per-scene scores go to
+``dmp_multiarm_rows.jsonl`` as they finish; the CMA-ES search keeps its state in
+``dmp_multiarm_cma/``. A rerun skips what is there (``--fresh`` starts over).
+
+    nice -n 19 .venv/bin/python benchmarks/dmp_multiarm.py [--scenes 500] [--skip-timing]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+from robot_il.envs import cross_scenes as cs
+from robot_il.policies.dmp.bimanual import TwoArmController
+from robot_il.policies.dmp.coupling import CouplingParams
+from robot_il.policies.dmp.cross_episodes import (
+    EpisodeScores,
+    expert_primitives,
+    run_episodes,
+    start_joints,
+    tool_quat,
+)
+from robot_il.policies.dmp.search import cma_search
+from tqdm import tqdm
+
+RESULTS = Path(__file__).parent / "results"
+OUT = RESULTS / "dmp_multiarm.json"
+ROWS = RESULTS / "dmp_multiarm_rows.jsonl"
+CMA_DIR = RESULTS / "dmp_multiarm_cma"
+CHUNK = 50
+TRAIN_SEEDS = range(100_000, 100_100)
+METHODS = ("independent", "sequential", "oncol", "coupled", "coupled_cma")
+SCORE_FIELDS = (
+    "collision",
+    "success",
+    "deadlock",
+    "makespan",
+    "min_separation",
+    "peak_joint_acceleration",
+)
+
+
+def done_rows() -> dict[tuple[str, int], dict]:
+    if not ROWS.exists():
+        return {}
+    rows = [json.loads(line) for line in ROWS.read_text().splitlines() if line.strip()]
+    return {(row["method"], row["first_seed"]): row for row in rows}
+
+
+def run_method(method: str, seeds: np.ndarray, params: CouplingParams | None) -> EpisodeScores:
+    """Scores of ``method`` on ``seeds``, chunk by chunk, reusing chunks already on disk."""
+    primitives = expert_primitives()
+    rows = done_rows()
+    parts = []
+    for first in tqdm(range(0, len(seeds), CHUNK), desc=method, unit="chunk"):
+        chunk = seeds[first : first + CHUNK]
+        key = (method, int(chunk[0]))
+        if key not in rows or rows[key]["scenes"] != len(chunk):
+            scenes = cs.sample_scenes(chunk)
+            base = "coupled" if method == "coupled_cma" else method
+            scores = run_episodes(scenes, base, params, primitives)
+            rows[key] = {
+                "method": method,
+                "first_seed": int(chunk[0]),
+                "scenes": len(chunk),
+                "params": None if params is None else params.__dict__,
+                "load_avg": os.getloadavg(),
+                **{f: getattr(scores, f).astype(float).tolist() for f in SCORE_FIELDS},
+            }
+            with ROWS.open("a") as log:
+                log.write(json.dumps(rows[key]) + "\n")
+        parts.append(rows[key])
+    columns = {f: np.concatenate([np.asarray(p[f]) for p in parts]) for f in SCORE_FIELDS}
+    for flag in ("collision", "success", "deadlock"):
+        columns[flag] = columns[flag].astype(bool)
+    return EpisodeScores(**columns)
+
+
+def tune(generations: int, popsize: int) -> CouplingParams:
+    scenes = cs.sample_scenes(TRAIN_SEEDS)
+    bar = tqdm(total=generations, desc="CMA-ES", unit="gen")
+
+    def progress(generation: int, best: float) -> None:
+        bar.n = generation
+        bar.set_postfix(best_cost=f"{best:.3f}")
+        bar.refresh()
+
+    params = cma_search(scenes, CMA_DIR, generations, popsize, progress=progress)
+    bar.close()
+    return params
+
+
+def tick_timing(ticks: int = 2000) -> dict[str, float]:
+    """Microseconds per full two-arm control tick (batch of one scene, ``coupled``, 500 Hz):
+    wall clock, and this thread's CPU time (what the tick costs when it is not preempted by
+    other processes on a shared machine)."""
+    scenes = cs.sample_scenes([0])
+    bases = np.stack([cs.world_from_base(arm) for arm in cs.ARMS])
+    controller = TwoArmController(
+        expert_primitives(),
+        bases,
+        start_joints(scenes),
+        scenes.start,
+        tool_quat(scenes.start_yaw),
+        scenes.goal,
+        tool_quat(scenes.goal_yaw),
+        scenes.duration,
+        np.zeros((1, 2)),
+        "coupled",
+    )
+    wall, cpu = [], []
+    for _ in range(ticks):
+        begin, begin_cpu = time.perf_counter_ns(), time.thread_time_ns()
+        controller.tick(0.002)
+        cpu.append((time.thread_time_ns() - begin_cpu) / 1e3)
+        wall.append((time.perf_counter_ns() - begin) / 1e3)
+    wall, cpu = np.asarray(wall[100:]), np.asarray(cpu[100:])
+    return {
+        "median_us": float(np.median(wall)),
+        "p99_us": float(np.percentile(wall, 99)),
+        "cpu_median_us": float(np.median(cpu)),
+        "cpu_p99_us": float(np.percentile(cpu, 99)),
+        "ticks": len(wall),
+        "load_avg": os.getloadavg(),
+    }
+
+
+def physics(episodes: int, demos: int = 6) -> dict[str, dict[str, float]]:
+    """Success (both tools at their goals, arms' capsules never touching) of the DMP policy
+    trained on ``demos`` recorded expert episodes, in MuJoCo and PyBullet, per method."""
+    import tempfile
+
+    from robot_il.envs import make_env
+    from robot_il.policies import load_policy
+
+    from robot_il.train.demos import record_expert_demos
+    from robot_il.train.dmp import train_dmp
+    from robot_il.train.evaluate import evaluate
+
+    cma_params = json.loads(OUT.read_text()).get("cma", {}).get("params")
+    out: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        dataset = record_expert_demos("bimanual_cross", Path(tmp) / "demos", episodes=demos)
+        checkpoint = train_dmp(str(dataset), Path(tmp) / "run").checkpoint
+        for backend in ("mujoco", "pybullet"):
+            env = make_env("bimanual_cross", backend)
+            for method in ("independent", "coupled", "coupled_cma"):
+                if method == "coupled_cma" and cma_params is None:
+                    continue
+                policy = load_policy(checkpoint)
+                coupling = cma_params if method == "coupled_cma" else policy.config.coupling
+                base = "coupled" if method == "coupled_cma" else method
+                policy.config = dataclasses.replace(policy.config, method=base, coupling=coupling)
+                policy.params = CouplingParams(**coupling)
+                result = evaluate(policy, env, episodes=episodes, seed=10_000, progress=True)
+                out[f"{backend}/{method}"] = {
+                    "episodes": result.episodes,
+                    "success_rate": result.success_rate,
+                    "demos": demos,
+                    "load_avg": os.getloadavg(),
+                }
+                print(backend, method, result.line(), flush=True)
+            env.close()
+    return out
+
+
+def plot(result: dict) -> Path:
+    """Rates and makespan ratio per method, side by side (``dmp_multiarm.png``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = [m for m in METHODS if m in result["methods"]]
+    rows = [result["methods"][m] for m in methods]
+    figure, (rates, times) = plt.subplots(1, 2, figsize=(11, 3.8))
+    x = np.arange(len(methods))
+    for offset, field in zip(
+        (-0.27, 0.0, 0.27), ("collision_rate", "success_rate", "deadlock_rate"), strict=True
+    ):
+        rates.bar(x + offset, [r[field] for r in rows], 0.27, label=field.removesuffix("_rate"))
+    rates.set_xticks(x, methods, rotation=20)
+    rates.set_ylabel(f"fraction of {rows[0]['scenes']} scenes")
+    rates.legend()
+    base = result["methods"].get("independent", rows[0])["makespan"]
+    times.bar(x, [r["makespan"] / base for r in rows], 0.5, color="tab:gray")
+    times.axhline(1.35, color="tab:red", linestyle="--", label="goal for coupled_cma (1.35)")
+    times.set_xticks(x, methods, rotation=20)
+    times.set_ylabel("makespan / independent")
+    times.legend()
+    figure.suptitle(f"bimanual_cross, kinematic, seeded scenes 0..{rows[0]['scenes'] - 1}")
+    figure.tight_layout()
+    path = OUT.with_suffix(".png")
+    figure.savefig(path, dpi=110)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--scenes", type=int, default=500)
+    parser.add_argument("--generations", type=int, default=12)
+    parser.add_argument("--popsize", type=int, default=8)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--skip-timing", action="store_true")
+    parser.add_argument("--fresh", action="store_true", help="delete earlier rows and search")
+    parser.add_argument("--plot-only", action="store_true", help="plot the results JSON")
+    parser.add_argument("--timing-only", action="store_true", help="time the tick, keep rows")
+    parser.add_argument(
+        "--physics",
+        type=int,
+        default=0,
+        help="also run N episodes per method in MuJoCo and "
+        "PyBullet (the policy trained on recorded expert demos)",
+    )
+    args = parser.parse_args()
+    if args.plot_only:
+        print(plot(json.loads(OUT.read_text())))
+        return
+    if args.timing_only or args.physics:
+        result = json.loads(OUT.read_text())
+        if args.timing_only:
+            result["tick_us"] = tick_timing()
+            print("tick", json.dumps(result["tick_us"]), flush=True)
+        if args.physics:
+            result["physics"] = physics(args.physics)
+        OUT.write_text(json.dumps(result, indent=2) + "\n")
+        return
+    RESULTS.mkdir(exist_ok=True)
+    if args.fresh:
+        ROWS.unlink(missing_ok=True)
+        shutil.rmtree(CMA_DIR, ignore_errors=True)
+    result = json.loads(OUT.read_text()) if OUT.exists() else {"methods": {}}
+    seeds = np.arange(args.scenes)
+    for method in args.methods:
+        params = None
+        if method == "coupled":
+            params = CouplingParams()
+        elif method == "coupled_cma":
+            params = tune(args.generations, args.popsize)
+            result["cma"] = {
+                "params": params.__dict__,
+                "train_seeds": [TRAIN_SEEDS.start, TRAIN_SEEDS.stop - 1],
+                "generations": args.generations,
+                "popsize": args.popsize,
+            }
+        summary = run_method(method, seeds, params).summary()
+        result["methods"][method] = summary
+        print(method, json.dumps(summary), "load", os.getloadavg(), flush=True)
+        OUT.write_text(json.dumps(result, indent=2) + "\n")
+    independent = result["methods"].get("independent")
+    if independent:
+        for summary in result["methods"].values():
+            summary["makespan_ratio"] = summary["makespan"] / independent["makespan"]
+    if not args.skip_timing:
+        result["tick_us"] = tick_timing()
+        print("tick", json.dumps(result["tick_us"]), flush=True)
+    result["setup"] = {
+        "control_hz": 100,
+        "seeds": [0, args.scenes - 1],
+        "cpu_count": os.cpu_count(),
+    }
+    OUT.write_text(json.dumps(result, indent=2) + "\n")
+    print(plot(result))
+
+
+if __name__ == "__main__":
+    main()

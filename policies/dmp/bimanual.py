@@ -1,0 +1,264 @@
+"""Two UR5e arms, each driven by a Cartesian DMP (tool position and orientation), coupled.
+
+One control tick: measure the two arms' link-to-link separation, set each arm's phase rate and
+repulsive coupling term by the chosen ``method``, step both DMPs and turn each tool pose into
+joints by resolved-rate IK from the current joints. Everything is vectorised over a batch of
+scenes (leading axis B), so the kinematic benchmark and the policy search run hundreds of
+scenes per call; a deployed controller is a batch of one.
+
+Methods (the benchmark's rows):
+
+- ``independent``: the arms ignore each other (the makespan's lower bound);
+- ``sequential``: the arm that starts later waits until the other has arrived;
+- ``oncol``: ONCol-DMP's coupling (Singh, Xu, Chang 2024): each tool is repelled from the
+  other arm's links inside a 0.15 m margin (in metres here), and the right arm, always the
+  follower, scales its phase by ``1 - exp(-d)`` while the tools are closer than d = 0.5 m;
+- ``coupled``: ours (``robot_il.policies.dmp.coupling``), link-to-link repulsion and a
+  predictive, rate-limited phase law in which the arm behind in its move yields.
+
+Frames: world frame for tool poses and DMPs (m, quaternions ``wxyz``), each arm's base frame
+for its IK; joints in rad.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+from robot_il.envs.separation import (
+    UR5E_CAPSULES,
+    ArmSeparation,
+    arm_capsules,
+    capsule_distance,
+    closest_links,
+)
+from robot_il.envs.ur5e.kinematics import forward_kinematics, tcp_jacobian, track_pose
+from robot_il.policies.dmp.coupling import CouplingParams, ramp, rate_limited, repulsion
+from robot_il.policies.dmp.primitive import DMP, DMPState, QuaternionDMP
+
+from robot_il.errors import ConfigError
+
+METHODS: tuple[str, ...] = ("independent", "sequential", "oncol", "coupled")
+ONCOL_MARGIN = 0.15
+"""ONCol-DMP's repulsion margin around the other arm's links (m here; a fraction of the
+normalized demonstration in their code)."""
+MOVING_SPEED = 0.02
+"""A tool slower than this (m/s) counts as parked for the phase law."""
+ONCOL_SWITCH_DISTANCE = 0.5
+"""ONCol-DMP's tool distance (m) below which the follower's phase slows."""
+
+
+@dataclass
+class ArmPrimitives:
+    """One arm's DMPs: tool position (world, m) and tool orientation (world, ``wxyz``)."""
+
+    position: DMP
+    orientation: QuaternionDMP
+
+
+def _quat_batch_to_matrix(quat: np.ndarray) -> np.ndarray:
+    """Rotation matrices (..., 3, 3) of unit quaternions ``wxyz`` (..., 4)."""
+    q = quat / np.linalg.norm(quat, axis=-1, keepdims=True)
+    w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
+    out = np.empty((*q.shape[:-1], 3, 3))
+    out[..., 0, 0] = 1 - 2 * (y * y + z * z)
+    out[..., 0, 1] = 2 * (x * y - w * z)
+    out[..., 0, 2] = 2 * (x * z + w * y)
+    out[..., 1, 0] = 2 * (x * y + w * z)
+    out[..., 1, 1] = 1 - 2 * (x * x + z * z)
+    out[..., 1, 2] = 2 * (y * z - w * x)
+    out[..., 2, 0] = 2 * (x * z - w * y)
+    out[..., 2, 1] = 2 * (y * z + w * x)
+    out[..., 2, 2] = 1 - 2 * (x * x + y * y)
+    return out
+
+
+class TwoArmController:
+    """DMPs, coupling and IK of two arms over a batch of B scenes; see the module docstring.
+
+    ``bases`` (2, 4, 4): each arm's base pose in the world; ``joints`` (2, B, 6) rad: the
+    arms' joints at the start (their tools at the DMPs' starts); ``start_pose``/``goal_pose``
+    per arm: tool positions (B, 3) m and quaternions (B, 4); ``duration`` (B, 2) s;
+    ``delay`` (B, 2) s before each arm may start.
+    """
+
+    def __init__(
+        self,
+        primitives: tuple[ArmPrimitives, ArmPrimitives],
+        bases: np.ndarray,
+        joints: np.ndarray,
+        start_position: np.ndarray,
+        start_quat: np.ndarray,
+        goal_position: np.ndarray,
+        goal_quat: np.ndarray,
+        duration: np.ndarray,
+        delay: np.ndarray,
+        method: str = "coupled",
+        params: CouplingParams | None = None,
+        goal_tolerance: float = 0.02,
+    ) -> None:
+        if method not in METHODS:
+            raise ConfigError(f"unknown coupling method {method!r}; methods: {', '.join(METHODS)}")
+        self.primitives = primitives
+        self.method = method
+        self.params = params or CouplingParams()
+        self.bases = np.asarray(bases, dtype=np.float64)
+        self.base_rotation_t = np.swapaxes(self.bases[:, :3, :3], -1, -2)
+        self.joints = np.array(joints, dtype=np.float64)
+        self.delay = np.asarray(delay, dtype=np.float64)
+        self.goal_tolerance = goal_tolerance
+        self.positions: list[DMPState] = []
+        self.orientations: list[DMPState] = []
+        for k, arm in enumerate(primitives):
+            self.positions.append(
+                arm.position.begin(start_position[:, k], goal_position[:, k], duration[:, k])
+            )
+            self.orientations.append(
+                arm.orientation.begin(start_quat[:, k], goal_quat[:, k], duration[:, k])
+            )
+        batch = self.joints.shape[1]
+        self.phase_rate = np.ones((2, batch))
+        self.yielder = np.full(batch, -1)
+        self.time = 0.0
+        self.jacobians = tcp_jacobian(self.joints)[1]
+        """Each arm's TCP Jacobian (2, B, 6, 6), base frame, from its latest IK step."""
+
+    # ------------------------------------------------------------------ measurements
+    def tool_positions(self) -> np.ndarray:
+        """Tool positions (2, B, 3) m, world, from the joints."""
+        tcp = forward_kinematics(self.joints)[..., :3, 3]
+        return np.einsum("aij,abj->abi", self.bases[:, :3, :3], tcp) + self.bases[:, None, :3, 3]
+
+    def arrived(self) -> np.ndarray:
+        """Whether each arm's tool is within the goal tolerance (2, B)."""
+        goals = np.stack([s.goal for s in self.positions])
+        return np.linalg.norm(self.tool_positions() - goals, axis=-1) <= self.goal_tolerance
+
+    def separation(self):
+        """The closest link pair of the two arms (``ArmSeparation`` over B)."""
+        return closest_links(self.joints[0], self.bases[0], self.joints[1], self.bases[1])
+
+    # ------------------------------------------------------------------ the tick
+    def tick(self, dt: float) -> None:
+        """Advance both arms by ``dt`` s (one control period)."""
+        started = self.time >= self.delay.T  # (2, B)
+        coupling = np.zeros((2, *self.joints.shape[1:2], 3))
+        if self.method == "independent":
+            self.phase_rate = np.ones_like(self.phase_rate)
+        elif self.method == "sequential":
+            self.phase_rate = self._sequential_rates(started)
+        elif self.method == "oncol":
+            coupling, self.phase_rate = self._oncol(dt)
+        else:
+            coupling, self.phase_rate = self._coupled(dt)
+        self.time += dt
+        targets, rotations = [], []
+        for k, arm in enumerate(self.primitives):
+            rate = self.phase_rate[k] * started[k]
+            tau_sq = self.positions[k].tau[:, None] ** 2
+            arm.position.step(self.positions[k], dt, rate, coupling[k] * tau_sq)
+            arm.orientation.step(self.orientations[k], dt, rate)
+            targets.append((self.positions[k].y - self.bases[k, :3, 3]) @ self.base_rotation_t[k].T)
+            rotations.append(
+                self.base_rotation_t[k] @ _quat_batch_to_matrix(self.orientations[k].y)
+            )
+        # Both arms' IK in one vectorised call.
+        self.joints, self.jacobians = track_pose(
+            self.joints, np.stack(targets), np.stack(rotations)
+        )
+
+    def _sequential_rates(self, started: np.ndarray) -> np.ndarray:
+        first = np.argmin(self.delay, axis=1)  # ties: the left arm goes first
+        first_done = self.arrived()[first, np.arange(len(first))]
+        rates = np.ones_like(self.phase_rate)
+        second = 1 - first
+        rates[second, np.arange(len(first))] = first_done.astype(np.float64)
+        # Once the second arm has moved it keeps going (its phase has left 1).
+        moving = self.positions[0].x < 1.0, self.positions[1].x < 1.0
+        rates[0] = np.where(moving[0], 1.0, rates[0])
+        rates[1] = np.where(moving[1], 1.0, rates[1])
+        return rates
+
+    def _oncol(self, dt: float) -> tuple[np.ndarray, np.ndarray]:
+        tools = self.tool_positions()
+        coupling = np.zeros((2, tools.shape[1], 3))
+        for k in range(2):
+            start, end = arm_capsules(self.joints[1 - k], self.bases[1 - k])
+            point = tools[k][:, None, :]
+            dist = capsule_distance(point, point, 0.0, start, end, UR5E_CAPSULES.radius)
+            nearest = np.argmin(dist, axis=1)
+            rows = np.arange(len(nearest))
+            s, e = start[rows, nearest], end[rows, nearest]
+            axis = e - s
+            t = np.clip(
+                np.einsum("bi,bi->b", tools[k] - s, axis)
+                / np.maximum(np.einsum("bi,bi->b", axis, axis), 1e-12),
+                0.0,
+                1.0,
+            )
+            away = tools[k] - (s + t[:, None] * axis)
+            away /= np.maximum(np.linalg.norm(away, axis=-1, keepdims=True), 1e-9)
+            coupling[k] = repulsion(
+                dist[rows, nearest], away, self.params.repulsion_gain, ONCOL_MARGIN
+            )
+        gap = np.linalg.norm(tools[0] - tools[1], axis=-1)
+        rates = np.ones_like(self.phase_rate)
+        rates[1] = np.where(gap < ONCOL_SWITCH_DISTANCE, 1.0 - np.exp(-gap), 1.0)
+        return coupling, rates
+
+    def _nominal_joint_velocities(self) -> np.ndarray:
+        """Joint speeds (2, B, 6) rad/s that follow each arm's DMP velocities at phase rate 1
+        (damped least squares through the latest Jacobians)."""
+        twists = []
+        for k in range(2):
+            linear = self.positions[k].v / self.positions[k].tau[:, None]
+            angular = self.orientations[k].v / self.orientations[k].tau[:, None]
+            rot_t = self.base_rotation_t[k]
+            twists.append(np.concatenate([linear @ rot_t.T, angular @ rot_t.T], axis=-1))
+        jac = self.jacobians
+        damped = jac @ np.swapaxes(jac, -1, -2) + 1e-3 * np.eye(6)
+        solved = np.linalg.solve(damped, np.stack(twists)[..., None])[..., 0]
+        return np.einsum("abji,abj->abi", jac, solved)
+
+    def _coupled(self, dt: float) -> tuple[np.ndarray, np.ndarray]:
+        p = self.params
+        # Now and ``lookahead`` s ahead along the nominal velocities, in one batched call.
+        velocity = self._nominal_joint_velocities()
+        both = closest_links(
+            np.stack([self.joints[0], self.joints[0] + p.lookahead * velocity[0]]),
+            self.bases[0],
+            np.stack([self.joints[1], self.joints[1] + p.lookahead * velocity[1]]),
+            self.bases[1],
+        )
+        now = ArmSeparation(*(getattr(both, f.name)[0] for f in dataclasses.fields(both)))
+        predicted = both.distance[1]
+        coupling = np.stack(
+            [
+                repulsion(now.distance, now.direction, p.repulsion_gain, p.repulsion_range),
+                repulsion(now.distance, -now.direction, p.repulsion_gain, p.repulsion_range),
+            ]
+        )
+        conflict = (predicted < p.slow_distance) | (now.distance < p.slow_distance)
+        behind = np.where(self.positions[0].x > self.positions[1].x, 0, 1)
+        self.yielder = np.where(conflict, np.where(self.yielder < 0, behind, self.yielder), -1)
+        # Waiting helps only while the leader still moves: a parked leader never clears the
+        # way, and the straight-line prediction of a curved path would keep the yielder
+        # waiting for ever, so then only the current separation counts (as for the leader).
+        speed = np.stack([np.linalg.norm(s.v, axis=-1) / s.tau for s in self.positions])
+        leader = np.clip(1 - self.yielder, 0, 1)
+        leader_moving = (
+            speed[leader, np.arange(len(leader))] * self.phase_rate[leader, np.arange(len(leader))]
+            > MOVING_SPEED
+        )
+        yield_target = np.where(
+            leader_moving,
+            ramp(np.minimum(predicted, now.distance), p.stop_distance, p.slow_distance),
+            ramp(now.distance, p.leader_slow_distance - 0.02, p.leader_slow_distance),
+        )
+        lead_target = ramp(now.distance, p.leader_slow_distance - 0.02, p.leader_slow_distance)
+        targets = np.ones_like(self.phase_rate)
+        for k in range(2):
+            targets[k] = np.where(self.yielder == k, yield_target, lead_target)
+            targets[k] = np.where(self.yielder < 0, 1.0, targets[k])
+        return coupling, rate_limited(self.phase_rate, targets, p.phase_rate_limit, dt)

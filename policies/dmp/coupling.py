@@ -1,0 +1,77 @@
+"""How two DMP-driven arms keep apart: a repulsive coupling term and a phase law.
+
+Repulsion: the closest pair of link capsules of the two arms (``robot_il.envs.separation``)
+pushes each arm's tool away from the other along the line between the two closest points,
+with an acceleration (m/s^2) that grows quadratically from 0 at ``repulsion_range`` m of
+separation to ``repulsion_gain`` at contact. Distances are metres, whatever a move's length.
+
+Phase law: both arms' configurations are extrapolated ``lookahead`` s along their nominal
+(unslowed) DMP velocities; when the predicted separation falls below ``slow_distance`` the arm
+that is behind in its move yields: its phase rate falls linearly to 0 at ``stop_distance``. The
+leader slows only if the current separation itself falls below ``leader_slow_distance``. Every
+phase rate changes by at most ``phase_rate_limit`` per second, so the tool's speed changes
+continuously and its acceleration stays bounded (a phase rate multiplies the velocity).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class CouplingParams:
+    """Hand-set coupling and phase-law parameters (m, s, m/s^2); see the module docstring."""
+
+    repulsion_gain: float = 6.0
+    repulsion_range: float = 0.12
+    lookahead: float = 0.35
+    slow_distance: float = 0.16
+    stop_distance: float = 0.06
+    leader_slow_distance: float = 0.03
+    phase_rate_limit: float = 4.0
+
+    def to_vector(self) -> np.ndarray:
+        """The parameters as a vector (the CMA-ES search space, in field order)."""
+        return np.array(dataclasses.astuple(self), dtype=np.float64)
+
+    @classmethod
+    def from_vector(cls, vector: np.ndarray) -> CouplingParams:
+        """Parameters from a vector, clipped to their meaningful ranges."""
+        low, high = PARAM_BOUNDS
+        values = np.clip(np.asarray(vector, dtype=np.float64), low, high)
+        params = cls(*(float(v) for v in values))
+        # The yielding arm must start slowing before it stops.
+        if params.slow_distance <= params.stop_distance + 0.01:
+            params = dataclasses.replace(params, slow_distance=params.stop_distance + 0.01)
+        return params
+
+
+PARAM_BOUNDS = (
+    np.array([0.0, 0.02, 0.0, 0.02, 0.0, 0.0, 0.5]),
+    np.array([40.0, 0.4, 1.5, 0.6, 0.4, 0.2, 20.0]),
+)
+"""Lower and upper bounds of each ``CouplingParams`` field, in field order."""
+
+
+def repulsion(
+    separation: np.ndarray, direction: np.ndarray, gain: float, reach: float
+) -> np.ndarray:
+    """Repulsive acceleration (..., 3) m/s^2 along ``direction`` (..., 3, unit) for capsule
+    separations (...,) m: ``gain (1 - d / reach)^2`` inside ``reach``, 0 beyond, ``gain`` at
+    and below contact."""
+    closeness = np.clip(1.0 - separation / max(reach, 1e-9), 0.0, 1.0)
+    return (gain * closeness**2)[..., None] * direction
+
+
+def ramp(distance: np.ndarray, stop: float, slow: float) -> np.ndarray:
+    """Phase-rate target (...,) in [0, 1]: 0 at or below ``stop`` m, 1 at or above ``slow`` m,
+    linear between."""
+    return np.clip((distance - stop) / max(slow - stop, 1e-9), 0.0, 1.0)
+
+
+def rate_limited(current: np.ndarray, target: np.ndarray, limit: float, dt: float) -> np.ndarray:
+    """``current`` moved towards ``target`` by at most ``limit * dt``."""
+    return current + np.clip(target - current, -limit * dt, limit * dt)

@@ -1,0 +1,156 @@
+"""Kinematic ``bimanual_cross`` episodes run by DMP controllers, and their scores.
+
+Kinematic: each tick the arms' joints are set to what the controller commands (perfect
+tracking), and the capsule separation is measured; no physics. Definitions (the benchmark's,
+the README's, the tests'): *collision*: the capsule separation is below 0 at some tick;
+*success*: both tools within ``GOAL_TOLERANCE`` of their goals before ``TIME_LIMIT`` and no
+collision; *deadlock*: neither; *makespan*: seconds until both tools are within the tolerance
+(the time limit where they never are); *min_separation*: the smallest separation (m).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from robot_il.envs import cross_scenes as cs
+from robot_il.envs.tasks.base import ELBOW_UP, TOP_DOWN
+from robot_il.envs.ur5e.kinematics import inverse_kinematics
+from robot_il.envs.ur5e.transforms import matrix_to_quat, rot_z
+from robot_il.policies.dmp.bimanual import ArmPrimitives, TwoArmController
+from robot_il.policies.dmp.coupling import CouplingParams
+from robot_il.policies.dmp.primitive import DMP, QuaternionDMP
+
+from robot_il.errors import ConfigError
+
+CONTROL_DT = 0.01
+"""Control period of the kinematic episodes, s (100 Hz)."""
+DEMO_DT = 0.01
+"""Sample period of the expert demonstrations, s."""
+
+
+def tool_quat(yaw: np.ndarray) -> np.ndarray:
+    """Quaternions (..., 4) ``wxyz`` of a downward tool turned by ``yaw`` (...,) rad."""
+    yaw = np.asarray(yaw, dtype=np.float64)
+    return np.stack([matrix_to_quat(rot_z(float(y)) @ TOP_DOWN) for y in yaw.ravel()]).reshape(
+        *yaw.shape, 4
+    )
+
+
+def expert_demonstration(
+    arm: str, duration: float = 2.1
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Times (T,) s, tool positions (T, 3) m and quaternions (T, 4) of the scripted expert's
+    nominal move of ``arm`` (the demonstration its DMPs learn from)."""
+    start, crossing, goal = cs.nominal_path(arm)
+    times = np.arange(0.0, duration + DEMO_DT / 2, DEMO_DT)
+    progress = times / duration
+    sign = 1.0 if arm == "left" else -1.0
+    yaw = cs.expert_tool_yaw(0.0, sign * cs.NOMINAL_YAW_CHANGE, progress)
+    return times, cs.expert_tool_path(start, crossing, goal, progress), tool_quat(yaw)
+
+
+def expert_primitives(n_bases: int = 50) -> tuple[ArmPrimitives, ArmPrimitives]:
+    """Each arm's DMPs learned from its expert demonstration."""
+    out = []
+    for arm in cs.ARMS:
+        times, positions, quats = expert_demonstration(arm)
+        out.append(
+            ArmPrimitives(
+                DMP.fit(positions, times, n_bases, what=f"{arm} tool position"),
+                QuaternionDMP.fit(quats, times, n_bases, what=f"{arm} tool orientation"),
+            )
+        )
+    return tuple(out)
+
+
+def start_joints(scenes: cs.CrossScenes) -> np.ndarray:
+    """Joints (2, S, 6) rad of each arm at its scene start (elbow up); ``ConfigError`` naming
+    the scene and arm whose start is out of reach."""
+    joints = np.zeros((2, len(scenes), 6))
+    for k, arm in enumerate(cs.ARMS):
+        base = cs.world_from_base(arm)
+        for i in range(len(scenes)):
+            pose = np.eye(4)
+            pose[:3, :3] = rot_z(scenes.start_yaw[i, k]) @ TOP_DOWN
+            pose[:3, 3] = scenes.start[i, k]
+            q = inverse_kinematics(np.linalg.inv(base) @ pose, ELBOW_UP)
+            if q is None:
+                raise ConfigError(
+                    f"scene seed {scenes.seeds[i]}: {arm} arm's start {scenes.start[i, k]} is "
+                    "out of reach (IK failed)"
+                )
+            joints[k, i] = q
+    return joints
+
+
+@dataclass(frozen=True)
+class EpisodeScores:
+    """Per-scene scores (S,): see the module docstring."""
+
+    collision: np.ndarray
+    success: np.ndarray
+    deadlock: np.ndarray
+    makespan: np.ndarray
+    min_separation: np.ndarray
+    peak_joint_acceleration: np.ndarray
+
+    def summary(self) -> dict[str, float]:
+        """The benchmark's row: rates, mean makespan (s), 5th-percentile min separation (m)."""
+        return {
+            "scenes": int(len(self.collision)),
+            "collision_rate": float(self.collision.mean()),
+            "success_rate": float(self.success.mean()),
+            "deadlock_rate": float(self.deadlock.mean()),
+            "makespan": float(self.makespan.mean()),
+            "min_separation_p5": float(np.percentile(self.min_separation, 5)),
+            "peak_joint_acceleration_p99": float(np.percentile(self.peak_joint_acceleration, 99)),
+        }
+
+
+def run_episodes(
+    scenes: cs.CrossScenes,
+    method: str,
+    params: CouplingParams | None = None,
+    primitives: tuple[ArmPrimitives, ArmPrimitives] | None = None,
+    joints: np.ndarray | None = None,
+    dt: float = CONTROL_DT,
+    time_limit: float = cs.TIME_LIMIT,
+) -> EpisodeScores:
+    """Run every scene to the time limit under ``method`` and score it."""
+    primitives = primitives or expert_primitives()
+    joints = start_joints(scenes) if joints is None else joints
+    bases = np.stack([cs.world_from_base(arm) for arm in cs.ARMS])
+    controller = TwoArmController(
+        primitives,
+        bases,
+        joints,
+        scenes.start,
+        tool_quat(scenes.start_yaw),
+        scenes.goal,
+        tool_quat(scenes.goal_yaw),
+        scenes.duration,
+        scenes.delay,
+        method,
+        params,
+        cs.GOAL_TOLERANCE,
+    )
+    n = len(scenes)
+    min_sep = np.full(n, np.inf)
+    makespan = np.full(n, time_limit)
+    done = np.zeros(n, dtype=bool)
+    previous = [controller.joints.copy(), controller.joints.copy()]
+    peak_acc = np.zeros(n)
+    for step in range(int(round(time_limit / dt))):
+        controller.tick(dt)
+        min_sep = np.minimum(min_sep, controller.separation().distance)
+        arrived = controller.arrived().all(axis=0)
+        makespan = np.where(arrived & ~done, controller.time, makespan)
+        done |= arrived
+        acc = (controller.joints - 2 * previous[1] + previous[0]) / dt**2
+        if step >= 2:
+            peak_acc = np.maximum(peak_acc, np.abs(acc).max(axis=(0, 2)))
+        previous = [previous[1], controller.joints.copy()]
+    collision = min_sep < 0.0
+    success = done & ~collision
+    return EpisodeScores(collision, success, ~collision & ~success, makespan, min_sep, peak_acc)

@@ -1,0 +1,234 @@
+"""The two-arm DMP controller as a robot_il policy: a checkpoint that ``robot-il eval`` runs.
+
+A checkpoint directory holds ``config.json`` (``policy_type`` ``"dmp"``, this config, the
+dataset's spec, as every robot_il checkpoint) and ``model.safetensors`` with the
+demonstration library's DMPs and features (``robot_il.policies.dmp.library``) and the
+coupling parameters; numpy only, no torch.
+
+Acting: at an episode's first observation each arm picks its nearest library segment (tool
+start, goal, scene features), takes its goal from the observation (``tool_goals`` and
+``tool_goal_yaws`` where the task gives them, else the segment's), checks that the goal is
+reachable (one-line ``ActionError`` before any motion if IK fails), and starts the coupled
+controller. Every env step then runs ``internal_hz / control_hz`` controller ticks and
+returns both arms' joint targets and the segments' gripper commands. Data with an object
+(``object_pose``, e.g. ``bimanual_handover``) trains the ``sequence`` playback instead
+(``robot_il.policies.dmp.sequence``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from robot_il.envs.arm import Arm
+from robot_il.envs.ur5e.transforms import quat_to_matrix
+from robot_il.policies.dmp.bimanual import METHODS, ArmPrimitives, TwoArmController
+from robot_il.policies.dmp.coupling import CouplingParams
+from robot_il.policies.dmp.cross_episodes import tool_quat
+from robot_il.policies.dmp.library import ARMS, Segment, library_from_arrays, nearest
+from robot_il.policies.dmp.sequence import SequencePlayer
+
+from robot_il.errors import ActionError, CheckpointError, ConfigError
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+CHECKPOINT_FORMAT = 1
+
+
+@dataclasses.dataclass
+class DMPConfig:
+    """How the controller runs: coupling ``method`` (see ``bimanual.METHODS``), its
+    ``coupling`` parameters (``CouplingParams`` fields), the controller's tick rate (Hz) and
+    the scene keys used as retrieval features."""
+
+    method: str = "coupled"
+    coupling: dict[str, float] = dataclasses.field(
+        default_factory=lambda: dataclasses.asdict(CouplingParams())
+    )
+    internal_hz: float = 100.0
+    scene_keys: tuple[str, ...] = ()
+    search: str = "none"
+    playback: str = "coupled"
+    """``coupled``: one segment per arm to the observed goals, coupled (bimanual_cross);
+    ``sequence``: replay the nearest episode's segments adapted to the object
+    (``robot_il.policies.dmp.sequence``, e.g. bimanual_handover)."""
+
+    def validate(self) -> None:
+        if self.method not in METHODS:
+            raise ConfigError(f"dmp method {self.method!r} unknown; methods: {', '.join(METHODS)}")
+        if self.playback not in ("coupled", "sequence"):
+            raise ConfigError(f"dmp playback {self.playback!r} unknown: coupled or sequence")
+
+
+def _task_mounts(spec: dict[str, Any]) -> tuple:
+    """Where the data's task stands its two arms."""
+    from robot_il.envs.tasks import TASKS
+
+    task = spec.get("task")
+    if task not in TASKS or len(TASKS[task].mounts()) != 2:
+        raise ConfigError(f"dmp policy needs a two-arm task; the data's task is {task!r}")
+    return TASKS[task].mounts()
+
+
+class DMPPolicy:
+    """Two arms on library DMPs with coupling; see the module docstring."""
+
+    policy_type: ClassVar[str] = "dmp"
+
+    def __init__(
+        self,
+        config: DMPConfig,
+        spec: dict[str, Any],
+        segments: list[Segment],
+        episodes: dict[str, np.ndarray] | None = None,
+    ) -> None:
+        config.validate()
+        if spec.get("action_mode") not in (None, "joint"):
+            raise ConfigError(
+                f"dmp policy commands joints; the data's action mode is {spec['action_mode']!r}"
+            )
+        self.config = config
+        self.spec = spec
+        self.segments = segments
+        self.params = CouplingParams(**config.coupling)
+        self.arms = tuple(Arm(mount) for mount in _task_mounts(spec))
+        self.controller: TwoArmController | None = None
+        self.grippers = np.zeros(2)
+        self.episodes = episodes or {}
+        self.player: SequencePlayer | None = None
+
+    def reset(self) -> None:
+        """Forget the episode (the next ``act`` starts a new one)."""
+        self.controller = None
+        self.player = None
+
+    def _start_sequence(self, obs: dict[str, np.ndarray]) -> None:
+        count = len({k.split("/")[0] for k in self.episodes})
+        starts = np.stack([self.episodes[f"episode{i}/object_pose"] for i in range(count)])
+        cube = np.asarray(obs["object_pose"], dtype=np.float64)
+        episode = int(np.argmin(np.linalg.norm(starts[:, :2] - cube[:2], axis=1)))
+        control_hz = float(self.spec["control_hz"])
+        self.player = SequencePlayer(
+            [s for s in self.segments if s.episode == episode],
+            starts[episode],
+            self.episodes[f"episode{episode}/gripper"],
+            np.stack([arm.world_from_base for arm in self.arms]),
+            obs,
+            1.0 / control_hz,
+            max(1, int(round(self.config.internal_hz / control_hz))),
+        )
+
+    def _start(self, obs: dict[str, np.ndarray]) -> None:
+        scene = np.concatenate(
+            [np.asarray(obs[k], dtype=np.float64).ravel() for k in self.config.scene_keys]
+            or [np.zeros(0)]
+        )
+        goals = obs.get("tool_goals")
+        goal_yaws = obs.get("tool_goal_yaws")
+        primitives, joints, starts, start_quats, goal_pos, goal_quats, taus = ([] for _ in range(7))
+        for k, arm in enumerate(ARMS):
+            pose = np.asarray(obs[f"{arm}_eef_pose"], dtype=np.float64)
+            goal = None if goals is None else np.asarray(goals, dtype=np.float64)[3 * k : 3 * k + 3]
+            query_goal = goal if goal is not None else pose[:3]
+            segment = nearest(self.segments, arm, np.concatenate([pose[:3], query_goal, scene]))
+            goal = segment.position.goal if goal is None else goal
+            quat = (
+                segment.orientation.goal
+                if goal_yaws is None
+                else tool_quat(np.asarray(goal_yaws, dtype=np.float64)[k])
+            )
+            target = np.eye(4)
+            target[:3, :3], target[:3, 3] = quat_to_matrix(quat), goal
+            current = np.asarray(obs[f"{arm}_joint_pos"], dtype=np.float64)
+            if self.arms[k].inverse(target, current) is None:
+                raise ActionError(
+                    f"dmp policy: {arm} arm's goal {np.round(goal, 3).tolist()} m is out of "
+                    "reach (IK failed); no motion started"
+                )
+            primitives.append(ArmPrimitives(segment.position, segment.orientation))
+            joints.append(current[None])
+            starts.append(pose[:3])
+            start_quats.append(pose[3:7])
+            goal_pos.append(goal)
+            goal_quats.append(quat)
+            taus.append(segment.position.tau)
+            self.grippers[k] = segment.gripper
+        delays = np.asarray(obs.get("start_delays", np.zeros(2)), dtype=np.float64)
+        self.controller = TwoArmController(
+            tuple(primitives),
+            np.stack([arm.world_from_base for arm in self.arms]),
+            np.stack(joints),
+            np.stack(starts)[None],
+            np.stack(start_quats)[None],
+            np.stack(goal_pos)[None],
+            np.stack(goal_quats)[None],
+            np.array([taus]),
+            delays[None],
+            self.config.method,
+            self.params,
+        )
+
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """Joint targets and gripper commands (float32, 14,) for the next control period."""
+        if self.config.playback == "sequence":
+            if self.player is None:
+                self._start_sequence(obs)
+            return self.player.act(obs)
+        if self.controller is None:
+            self._start(obs)
+        control_hz = float(self.spec["control_hz"])
+        ticks = max(1, int(round(self.config.internal_hz / control_hz)))
+        for _ in range(ticks):
+            self.controller.tick(1.0 / (control_hz * ticks))
+        joints = self.controller.joints[:, 0]
+        return np.concatenate(
+            [joints[0], [self.grippers[0]], joints[1], [self.grippers[1]]]
+        ).astype(np.float32)
+
+    # ------------------------------------------------------------------ checkpoints
+    def save(self, directory: str | Path, arrays: dict[str, np.ndarray]) -> Path:
+        """Write the checkpoint (``arrays``: the library, ``library.library_arrays``)."""
+        from safetensors.numpy import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        save_file(
+            {k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(directory / WEIGHTS_FILE)
+        )
+        config = {
+            "format_version": CHECKPOINT_FORMAT,
+            "policy_type": self.policy_type,
+            "config": dataclasses.asdict(self.config),
+            "spec": self.spec,
+        }
+        (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+        return directory
+
+    @classmethod
+    def load(
+        cls, directory: str | Path, expected_spec: dict[str, Any] | None = None, device: str = "cpu"
+    ) -> DMPPolicy:
+        """Load a checkpoint written by ``save`` (``device`` is ignored: numpy runs on CPU)."""
+        from robot_il.policies.base import config_from_dict, read_checkpoint_config
+        from robot_il.policies.spec import check_spec
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file
+
+        directory = Path(directory)
+        saved = read_checkpoint_config(directory)
+        if saved["policy_type"] != cls.policy_type:
+            raise CheckpointError(
+                f"{directory}: holds a {saved['policy_type']!r} policy, not {cls.policy_type!r}"
+            )
+        if expected_spec is not None:
+            check_spec(saved["spec"], expected_spec, str(directory))
+        config = config_from_dict(DMPConfig, saved["config"], str(directory))
+        try:
+            arrays = load_file(str(directory / WEIGHTS_FILE))
+        except (OSError, SafetensorError) as error:
+            raise CheckpointError(f"{directory}: unreadable checkpoint file: {error}") from error
+        episodes = {k: v for k, v in arrays.items() if k.startswith("episode")}
+        return cls(config, saved["spec"], library_from_arrays(arrays), episodes)

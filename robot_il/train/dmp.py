@@ -1,0 +1,101 @@
+"""``robot-il train dmp``: a two-arm DMP controller from a zarr dataset.
+
+No gradient steps: the demonstration library is fit by locally weighted regression
+(``robot_il.policies.dmp.library``); with ``search="cma"`` the coupling parameters are then
+tuned by CMA-ES on kinematic ``bimanual_cross`` scenes driven by the library's DMPs
+(``robot_il.policies.dmp.search``), else the hand-set ones are kept. The checkpoint goes to
+``<out>/policy`` (``robot_il.policies.DEPLOY_SUBDIR``), where ``robot-il eval`` finds it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from robot_il.errors import ConfigError, DatasetError
+
+SEARCHES = ("none", "cma")
+SEARCH_SEED = 200_000
+"""First seed of the kinematic scenes the training-time search runs on (the benchmark's are
+0..499 and 100000..100099)."""
+
+
+@dataclasses.dataclass
+class DMPTrainResult:
+    checkpoint: Path
+    segments: int
+    search_cost: float | None
+
+
+def train_dmp(
+    dataset_path: str,
+    out: str | Path,
+    search: str = "none",
+    n_bases: int = 50,
+    generations: int = 6,
+    popsize: int = 6,
+    search_scenes: int = 64,
+) -> DMPTrainResult:
+    """Build the library, optionally tune the coupling on ``search_scenes`` kinematic scenes
+    (resuming a search found in ``<out>/cma``), save the checkpoint."""
+    from robot_il.dataset import Dataset
+    from robot_il.policies import DEPLOY_SUBDIR
+    from robot_il.policies.dmp.library import (
+        build_library,
+        check_two_arms,
+        episode_arrays,
+        library_arrays,
+        nearest,
+        scene_keys,
+    )
+    from robot_il.policies.dmp.policy import DMPConfig, DMPPolicy
+    from robot_il.policies.spec import spec_from_dataset
+
+    if search not in SEARCHES:
+        raise ConfigError(f"--search must be one of {', '.join(SEARCHES)}, got {search!r}")
+    try:
+        dataset = Dataset.open(dataset_path)
+    except (OSError, FileNotFoundError) as error:
+        raise DatasetError(f"{dataset_path}: cannot open dataset: {error}") from None
+    check_two_arms(dataset, dataset_path)
+    keys = scene_keys(dataset)
+    per_arm = [f"{arm}_{k}" for arm in ("left", "right") for k in ("joint_pos", "eef_pose")]
+    sequence = "object_pose" in dataset.keys  # a task with an object: replay, adapted
+    extra = ["object_pose"] if sequence else []
+    spec = spec_from_dataset(dataset, [*per_arm, *keys, *extra], dataset_path)
+    if spec.get("action_mode") not in (None, "joint"):
+        raise ConfigError(
+            f"{dataset_path}: a DMP controller commands joints; data recorded in "
+            f"{spec['action_mode']!r} mode"
+        )
+    segments = build_library(dataset, dataset_path, n_bases)
+    config = DMPConfig(
+        scene_keys=tuple(keys), search=search, playback="sequence" if sequence else "coupled"
+    )
+    episodes = episode_arrays(dataset) if sequence else {}
+    cost = None
+    if search == "cma":
+        if spec.get("task") != "bimanual_cross" or sequence:
+            raise ConfigError(
+                f"--search cma tunes on bimanual_cross scenes; {dataset_path} holds "
+                f"{spec.get('task')!r}"
+            )
+        from robot_il.envs import cross_scenes as cs
+        from robot_il.policies.dmp.bimanual import ArmPrimitives
+        from robot_il.policies.dmp.search import best_row, cma_search
+
+        primitives = []
+        for arm in cs.ARMS:
+            start, _, goal = cs.nominal_path(arm)
+            segment = nearest(segments, arm, np.concatenate([start, goal]))
+            primitives.append(ArmPrimitives(segment.position, segment.orientation))
+        search_dir = Path(out) / "cma"
+        scenes = cs.sample_scenes(range(SEARCH_SEED, SEARCH_SEED + search_scenes))
+        params = cma_search(scenes, search_dir, generations, popsize, primitives=tuple(primitives))
+        config.coupling = dataclasses.asdict(params)
+        cost = float(best_row(search_dir)["cost"])
+    policy = DMPPolicy(config, spec, segments, episodes)
+    checkpoint = policy.save(Path(out) / DEPLOY_SUBDIR, library_arrays(segments) | episodes)
+    return DMPTrainResult(checkpoint, len(segments), cost)

@@ -1,0 +1,149 @@
+"""The two-arm DMP policy: trained from recorded bimanual_cross demos, saved, loaded, run in
+MuJoCo and PyBullet, and refusing bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+from robot_il.envs import make_env
+from robot_il.policies import load_policy
+from robot_il.policies.dmp.policy import DMPPolicy
+
+from robot_il.errors import ActionError, DatasetError
+from robot_il.train.dmp import train_dmp
+from robot_il.train.evaluate import evaluate
+
+
+@pytest.fixture(scope="module")
+def cross_demos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from robot_il.train.demos import record_expert_demos
+
+    return record_expert_demos("bimanual_cross", tmp_path_factory.mktemp("cross"), episodes=6)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(cross_demos: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    result = train_dmp(str(cross_demos), tmp_path_factory.mktemp("dmp_run"))
+    assert result.segments == 12  # each arm moves once per episode
+    return result.checkpoint
+
+
+def test_saved_checkpoint_loads_and_acts_identically(checkpoint: Path) -> None:
+    first, second = load_policy(checkpoint), load_policy(checkpoint.parent)
+    assert isinstance(first, DMPPolicy) and first.config == second.config
+    env = make_env("bimanual_cross", "mujoco")
+    obs, _ = env.reset(seed=3)
+    for _ in range(30):
+        action = first.act(obs)
+        np.testing.assert_array_equal(action, second.act(obs))
+        obs, *_ = env.step(action)
+    env.close()
+
+
+@pytest.mark.slow  # about 25 s on an idle 2-core machine
+def test_coupled_dmps_beat_independent_ones_in_mujoco(checkpoint: Path) -> None:
+    """On scenes where the arms start together, independent DMPs collide; coupled ones wait."""
+    coupled = load_policy(checkpoint)
+    independent = load_policy(checkpoint)
+    independent.config = dataclasses.replace(independent.config, method="independent")
+    env = make_env("bimanual_cross", "mujoco")
+    # Seeds whose start delays differ by < 0.3 s: the paths meet in the middle.
+    seeds = [s for s in range(60) if _delay_gap(env, s) < 0.3][:5]
+    assert len(seeds) == 5
+    wins = {}
+    for name, policy in (("coupled", coupled), ("independent", independent)):
+        wins[name] = sum(evaluate(policy, env, episodes=1, seed=s).successes[0] for s in seeds)
+    env.close()
+    assert wins["coupled"] >= 4 and wins["independent"] <= 1, wins
+
+
+def _delay_gap(env, seed: int) -> float:
+    obs, _ = env.reset(seed=seed)
+    return float(abs(obs["start_delays"][0] - obs["start_delays"][1]))
+
+
+def test_robot_il_eval_runs_the_checkpoint_on_pybullet(checkpoint: Path, tmp_path: Path) -> None:
+    from robot_il.cli import main
+
+    assert main(["eval", "--checkpoint", str(checkpoint), "--episodes", "1",
+                 "--backend", "pybullet", "--out", str(tmp_path)]) == 0  # fmt: skip
+    assert (tmp_path / "eval.json").exists()
+
+
+def test_goal_out_of_reach_is_refused_before_any_motion(checkpoint: Path) -> None:
+    policy = load_policy(checkpoint)
+    env = make_env("bimanual_cross", "mujoco")
+    obs, _ = env.reset(seed=0)
+    env.close()
+    obs = dict(obs)
+    obs["tool_goals"] = obs["tool_goals"].copy()
+    obs["tool_goals"][3:] = [1.5, -0.3, 0.2]  # 1.5 m ahead: beyond the right arm's reach
+    with pytest.raises(ActionError, match="right arm's goal .* out of reach") as info:
+        policy.act(obs)
+    assert "\n" not in str(info.value)
+    assert policy.controller is None
+
+
+def test_one_arm_dataset_is_refused_for_the_two_arm_controller(synthetic_dataset, tmp_path):
+    with pytest.raises(DatasetError, match="needs keys left_eef_pose, right_eef_pose") as info:
+        train_dmp(str(synthetic_dataset), tmp_path / "out")
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_train_dmp_cli_with_cma_search_resumes_and_saves_the_best(cross_demos, tmp_path) -> None:
+    import json
+
+    from robot_il.cli import main
+
+    argv = ["train", "dmp", "--dataset", str(cross_demos), "--out", str(tmp_path),
+            "--search", "cma", "--search-scenes", "4", "--popsize", "2"]  # fmt: skip
+    assert main([*argv, "--generations", "1"]) == 0
+    assert main([*argv, "--generations", "2"]) == 0  # continues from the saved CMA-ES state
+    rows = [
+        json.loads(line) for line in (tmp_path / "cma" / "search.jsonl").read_text().splitlines()
+    ]
+    assert [row["generation"] for row in rows] == [0, 0, 1, 1]
+    best = min(rows, key=lambda row: row["cost"])
+    policy = load_policy(tmp_path)
+    assert policy.config.search == "cma" and policy.config.coupling == best["params"]
+
+
+def test_dataset_too_short_to_learn_from_is_refused(tmp_path) -> None:
+    from robot_il.dataset import DatasetWriter
+
+    path = tmp_path / "short.zarr"
+    attrs = {"task": "bimanual_cross", "action_mode": "joint"}
+    with DatasetWriter.create(path, robot="ur5e", control_hz=20.0, attrs=attrs, fsync=False) as w:
+        pose = np.tile(np.array([0.3, 0.2, 0.2, 0.0, 1.0, 0.0, 0.0], np.float32), (6, 1))
+        pose[:, 0] += np.linspace(0.0, 0.1, 6, dtype=np.float32)  # moves, but for 6 samples
+        joints = np.zeros((6, 6), np.float32)
+        w.add_episode(
+            {
+                "left_eef_pose": pose,
+                "right_eef_pose": pose,
+                "left_joint_pos": joints,
+                "right_joint_pos": joints,
+                "action": np.zeros((6, 14), np.float32),
+            }
+        )
+    with pytest.raises(DatasetError, match="no left arm movement of >= 10 samples") as info:
+        train_dmp(str(path), tmp_path / "out")
+    assert "\n" not in str(info.value) and not (tmp_path / "out").exists()
+
+
+def test_bimanual_handover_runs_from_dmps(tmp_path) -> None:
+    """The handover replayed from library DMPs, its reaches moved to where the cube is."""
+    from robot_il.train.demos import record_expert_demos
+
+    demos = record_expert_demos("bimanual_handover", tmp_path / "demos", episodes=8)
+    result = train_dmp(str(demos), tmp_path / "run")
+    policy = load_policy(result.checkpoint)
+    assert policy.config.playback == "sequence"
+    env = make_env("bimanual_handover", "mujoco")
+    outcome = evaluate(policy, env, episodes=5, seed=10_000)
+    env.close()
+    assert sum(outcome.successes) >= 4, outcome.line()
