@@ -132,8 +132,10 @@ def train(args: argparse.Namespace) -> None:
         row = {
             "task": args.task, "seed": args.seed, "action_repeat": repeat,
             "env_steps": model.num_timesteps * repeat, "return": float(np.mean(returns)),
-            "returns": [round(r, 1) for r in returns], "session_wall_s": round(time.time() - started),
-            "loadavg": [round(v, 2) for v in os.getloadavg()], "checkpointed": saved > time.time() - 1,
+            "returns": [round(r, 1) for r in returns],
+            "session_wall_s": round(time.time() - started),
+            "loadavg": [round(v, 2) for v in os.getloadavg()],
+            "checkpointed": saved > time.time() - 1,
         }  # fmt: skip
         append_row(row)
         bar.set_postfix(ret=f"{row['return']:.0f}")
@@ -181,9 +183,9 @@ class ReturnCounter(gym.Wrapper):
 
 def record(args: argparse.Namespace) -> None:
     import zarr
+    from robot_il.envs import make_env
     from stable_baselines3 import SAC
 
-    from robot_il.envs import make_env
     from robot_il.record import Recorder
     from robot_il.record.demos import ENV_STREAM, env_stream, record_expert
 

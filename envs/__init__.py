@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from robot_il.envs.dmc import DMCEnv
     from robot_il.envs.env import RobotEnv
     from robot_il.envs.experts import Expert
 
@@ -29,7 +30,7 @@ def make_env(
     image_size: tuple[int, int] = (96, 96),
     max_episode_steps: int | None = None,
     **env_kwargs: Any,
-) -> Any:
+) -> RobotEnv | DMCEnv:
     """A ``RobotEnv`` for ``task`` on ``backend``; see ``robot_il.envs.env`` for the options
     (``terminate_on_success``, ``render_mode``, ``render_camera``, ``render_size``).
 

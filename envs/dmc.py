@@ -55,7 +55,8 @@ class DMCEnv(gym.Env):
         render_size: tuple[int, int] = (240, 320),
     ) -> None:
         if task not in DMC_TASKS:
-            raise ConfigError(f"unknown task {task!r}; DeepMind Control tasks: {', '.join(DMC_TASKS)}")
+            known = ", ".join(DMC_TASKS)
+            raise ConfigError(f"unknown task {task!r}; DeepMind Control tasks: {known}")
         if render_mode not in (None, "rgb_array"):
             raise ConfigError(f"unknown render_mode {render_mode!r}; only 'rgb_array'")
         from dm_control import suite
