@@ -62,6 +62,7 @@ class DMCEnv(gym.Env):
         from dm_control import suite
 
         self.task_name = task
+        self.backend_name = "dm_control"
         self.domain, self.suite_task = DMC_TASKS[task]
         self.render_mode = render_mode
         self.render_size = render_size

@@ -1,4 +1,5 @@
-"""Trainable policies (BC, Diffusion Policy) and the one way to load a checkpoint.
+"""Trainable policies (BC, Diffusion Policy, OPT-AIL's actor) and the one way to load a
+checkpoint.
 
 ``POLICIES`` maps a ``policy_type`` (as written in a checkpoint's ``config.json``) to its class,
 imported only when asked for, so ``import robot_il.policies`` stays light.
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 POLICIES: dict[str, str] = {
     "bc": "robot_il.policies.bc:BCPolicy",
     "diffusion": "robot_il.policies.diffusion:DiffusionPolicy",
+    "opt_ail": "robot_il.policies.opt_ail:OPTAILPolicy",
 }
 
 DEPLOY_SUBDIR = "policy"
