@@ -117,13 +117,7 @@ class OPTAIL:
         self.reward_optimizer.step()
 
         # 2. critic: clipped TD target with the fresh reward
-        with torch.no_grad():
-            reward = self.reward(pairs)
-            next_action, next_log_pi = self.policy.sample(next_obs)
-            soft_next = self.critic_target(next_obs, next_action) - cfg.alpha * next_log_pi
-            td_target = (reward + cfg.gamma * (1 - done) * soft_next).clamp(
-                -cfg.td_clip, cfg.td_clip
-            )
+        td_target = self.td_target(pairs, next_obs, done)
         td_loss = nn.functional.mse_loss(self.critic(obs, action), td_target)
 
         # 3. optimism: eta * mean_s[V_lse(s) - Q(s, a_tilde)]
@@ -167,6 +161,16 @@ class OPTAIL:
             "optimism": float(optimism.detach()),
             "actor_loss": float(actor_loss.detach()),
         }
+
+    @torch.no_grad()
+    def td_target(self, pairs: Tensor, next_obs: Tensor, done: Tensor) -> Tensor:
+        """``clip(r + gamma (1 - d)(Q_targ(s', a') - alpha log pi(a'|s')), -c, c)``, a' ~ pi(s'),
+        r from the reward net on ``pairs`` = ``[s, a]``; ``done`` is 1 for terminated only."""
+        cfg = self.config
+        next_action, next_log_pi = self.policy.sample(next_obs)
+        soft_next = self.critic_target(next_obs, next_action) - cfg.alpha * next_log_pi
+        target = self.reward(pairs) + cfg.gamma * (1 - done) * soft_next
+        return target.clamp(-cfg.td_clip, cfg.td_clip)
 
     def gradient_penalty(self, expert_pairs: Tensor, policy_pairs: Tensor) -> Tensor:
         """``E[(||grad_x r(x_hat)|| - 1)^2]``, ``x_hat = u x_E + (1 - u) x_pi``, u ~ U(0, 1)
