@@ -25,6 +25,7 @@ import json
 import random
 import shutil
 import time
+from collections.abc import Callable
 from importlib import import_module
 from pathlib import Path
 from typing import Any
@@ -107,8 +108,12 @@ def make_online_env(spec: dict[str, Any], task: str, backend: str | None, where:
     return env
 
 
-def train_online(config: OnlineTrainConfig) -> OnlineResult:
-    """Train the algorithm ``config`` names; see the module docstring."""
+def train_online(
+    config: OnlineTrainConfig,
+    on_evaluation: Callable[[dict[str, Any]], None] | None = None,
+) -> OnlineResult:
+    """Train the algorithm ``config`` names; see the module docstring. ``on_evaluation``
+    receives each evaluation's row as it is made (e.g. to append it to a results file)."""
     from robot_il.dataset import Dataset
     from robot_il.policies.opt_ail.policy import identity_observation_normalizer
 
@@ -212,6 +217,8 @@ def train_online(config: OnlineTrainConfig) -> OnlineResult:
                               seed=config.eval.seed)  # fmt: skip
             evaluation = _evaluation_row(done, result, wall_before + time.perf_counter() - started)
             evaluations.append(evaluation)
+            if on_evaluation is not None:
+                on_evaluation(evaluation)
             row.update({k: evaluation[k] for k in METRIC_FIELDS if k in evaluation})
             tqdm.write(f"env step {done}: return {evaluation['eval_return']:.1f}, "
                        f"{result.line()}", file=None)  # fmt: skip
