@@ -171,3 +171,22 @@ def test_bad_input_fails_in_one_line_before_any_interaction(
         train_online(config)
     assert message in str(caught.value) and "\n" not in str(caught.value)
     assert not out.exists(), "nothing may start (or be written) before the input is checked"
+
+
+def test_launch_file_builds_the_training_command(tmp_path: Path) -> None:
+    from robot_il.cli.train import split_config_flag
+    from robot_il.launch.description import load_launch
+    from robot_il.train.config import OPTAILTrainConfig, load_config
+
+    plan = load_launch(
+        Path(__file__).parents[2] / "launch" / "train_opt_ail.launch.yaml",
+        {"dataset": "d.zarr", "out": str(tmp_path / "run"), "env_steps": "5000",
+         "task": "dmc:walker_walk"},
+    )  # fmt: skip
+    (process,) = plan.processes
+    assert process.argv[1:3] == ("train", "opt-ail")
+    config_file, settings = split_config_flag(list(process.argv[3:]))
+    config = load_config("opt_ail", config_file, settings)
+    assert isinstance(config, OPTAILTrainConfig) and config_file is None
+    assert (config.env_steps, config.max_episodes, config.task) == (5000, 1, "dmc:walker_walk")
+    assert config.eval.every == 10_000 and not config.progress
