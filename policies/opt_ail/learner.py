@@ -205,11 +205,15 @@ class OPTAIL:
         else:
             policy_actions, policy_log_q = self.policy.sample(repeated)
             policy_log_q = policy_log_q.detach()
-        q_uniform = self.critic(repeated, uniform) - cfg.alpha * uniform_log_q
-        q_policy = self.critic(repeated, policy_actions) - cfg.alpha * policy_log_q
-        soft = torch.cat([q_uniform.view(n_states, n), q_policy.view(n_states, n)], dim=1)
+        # one critic pass over [uniform; policy; a_tilde] actions (three would cost more)
+        q = self.critic(torch.cat([repeated, repeated, states]),
+                        torch.cat([uniform, policy_actions, a_tilde]))  # fmt: skip
+        q_uniform, q_policy, q_tilde = q.split([n_states * n, n_states * n, n_states])
+        soft_uniform = (q_uniform - cfg.alpha * uniform_log_q).view(n_states, n)
+        soft_policy = (q_policy - cfg.alpha * policy_log_q).view(n_states, n)
+        soft = torch.cat([soft_uniform, soft_policy], dim=1)
         v_lse = cfg.alpha * torch.logsumexp(soft / cfg.alpha, dim=1)
-        return (v_lse - self.critic(states, a_tilde)).mean()
+        return (v_lse - q_tilde).mean()
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:

@@ -140,7 +140,7 @@ def test_optimism_on_a_sub_batch_uses_that_many_states() -> None:
     obs = torch.as_tensor(np.concatenate([online.obs, expert.obs]))
     action = torch.as_tensor(np.concatenate([online.action, expert.action]))
     agent.optimism(obs, action, len(online.obs))
-    assert seen == [8 * 10, 8 * 10, 8]  # uniform actions, policy actions, a_tilde
+    assert seen == [8 * 10 + 8 * 10 + 8]  # uniform actions, policy actions, a_tilde
 
 
 def test_actor_acts_in_env_units_through_the_checkpoint(tmp_path) -> None:
