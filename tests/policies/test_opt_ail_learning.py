@@ -30,7 +30,7 @@ def test_opt_ail_from_one_demonstration_beats_the_untrained_policy(tmp_path: Pat
     demo = record_expert_demos("reach", tmp_path / "demo", episodes=1, seed=3,
                                action_mode="eef_delta", terminate_on_success=False,
                                max_episode_steps=40)  # fmt: skip
-    config = OPTAILTrainConfig(dataset=str(demo), out=str(tmp_path / "run"), env_steps=4000,
+    config = OPTAILTrainConfig(dataset=str(demo), out=str(tmp_path / "run"), env_steps=10_000,
                                learning_starts=300, progress=False)  # fmt: skip
     config.eval.episodes = 0
     config.policy.obs_keys = ("eef_pose", "target_pos")
@@ -47,6 +47,6 @@ def test_opt_ail_from_one_demonstration_beats_the_untrained_policy(tmp_path: Pat
     before = evaluate(untrained, env, episodes=EPISODES, seed=10_000).returns
     env.close()
     p = permutation_test(after, before)
-    print(f"return: untrained {np.mean(before):.2f}, after 4000 env steps {np.mean(after):.2f}, "
+    print(f"return: untrained {np.mean(before):.2f}, after 10000 env steps {np.mean(after):.2f}, "
           f"p = {p:.4f}")  # fmt: skip
     assert p < 0.05 and np.mean(after) > np.mean(before)
