@@ -25,9 +25,8 @@ FIELDS = ("obs", "action", "next_obs", "terminated")
 
 
 def flatten_observation(obs: Mapping[str, np.ndarray], keys: Sequence[str]) -> np.ndarray:
-    """``obs[k]`` for ``k`` in ``keys`` (sorted, as ``ObservationEncoder`` takes them),
-    flattened and concatenated into one float32 vector (or (T, D) for time-major arrays
-    when ``obs[k]`` has a leading time axis and ``keys`` are scalars per step)."""
+    """``obs[k]`` for ``k`` in ``keys`` (pass them sorted, as ``ObservationEncoder`` takes
+    them), flattened and concatenated into one float32 vector."""
     return np.concatenate([np.asarray(obs[k], dtype=np.float32).reshape(-1) for k in keys])
 
 
