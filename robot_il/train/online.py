@@ -12,10 +12,10 @@ env, check the dataset's observation and action sizes fit it, load the expert tr
 (NaN refused), and only then build the learner. Actions are learned in [-1, 1]^A; a wrapper
 maps them to the env's box, and the policy's normalizer maps them back for deployment.
 
-Saves happen at episode ends (``save_every`` env steps apart): weights, optimizers, replay
-buffer, counters and every RNG. Training episode ``i`` resets the env with seed ``seed *
-1_000_000 + i``, so a killed run resumed from its last save repeats exactly what the
-uninterrupted run did.
+Saves happen at episode ends (``save_every`` env steps apart) and at the end of the budget:
+weights, optimizers, replay buffer, counters and every RNG. Training episode ``i`` resets
+the env with seed ``seed * 1_000_000 + i``, so a killed run resumed from its last save
+repeats exactly what the uninterrupted run did.
 """
 
 from __future__ import annotations
@@ -220,8 +220,7 @@ def train_online(
             if on_evaluation is not None:
                 on_evaluation(evaluation)
             row.update({k: evaluation[k] for k in METRIC_FIELDS if k in evaluation})
-            tqdm.write(f"env step {done}: return {evaluation['eval_return']:.1f}, "
-                       f"{result.line()}", file=None)  # fmt: skip
+            tqdm.write(f"env step {done}: return {evaluation['eval_return']:.1f}, {result.line()}")
         if row:
             logger.log(done, row)
         if done == config.env_steps or (obs is None and done - last_save >= config.save_every):
