@@ -156,7 +156,8 @@ def paper_curve(task: str, method: str, anchors: Path) -> tuple[np.ndarray, np.n
         for row in csv.DictReader(file):
             if (row["figure"] == "interaction_1traj" and row["task"] == PAPER_NAMES[task]
                     and row["method"] == method):  # fmt: skip
-                xs.append(float(row["x"].rstrip("k")) * 1000)
+                # env steps as "100k"; the expert's level as "all" (one value for every x)
+                xs.append(np.nan if row["x"] == "all" else float(row["x"].rstrip("k")) * 1000)
                 ys.append(float(row["return"]))
     return np.array(xs), np.array(ys)
 
@@ -185,7 +186,8 @@ def plot(args: argparse.Namespace) -> None:
         ax.plot([r["env_steps"] for r in group], [r["return"] for r in group], marker="o",
                 ms=3, lw=1.2, label=f"OPT-AIL, ours ({profile} profile, seed {seed})")  # fmt: skip
     if rows:
-        ax.axhline(rows[0]["expert_return"], color="black", ls="--", label="expert, ours")
+        level = rows[0]["expert_return"]
+        ax.axhline(level, color="black", ls="--", label=f"expert imitated, ours ({level:.0f})")
     bc = [r for r in rows if r["method"] == "bc"]
     if bc:
         best = max(bc, key=lambda r: r["return"])
