@@ -9,11 +9,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from robot_il.envs.dmc import DMCEnv
     from robot_il.envs.env import RobotEnv
     from robot_il.envs.experts import Expert
 
 TASKS: tuple[str, ...] = ("reach", "push", "pick_place", "bimanual_handover", "bimanual_cross")
-"""Task names ``make_env`` accepts (the registry is ``robot_il.envs.tasks.TASKS``)."""
+"""UR5e task names ``make_env`` accepts (the registry is ``robot_il.envs.tasks.TASKS``)."""
+
+DMC_TASKS: tuple[str, ...] = ("dmc:walker_walk", "dmc:walker_stand", "dmc:cartpole_swingup")
+"""DeepMind Control Suite tasks ``make_env`` accepts (``robot_il.envs.dmc``)."""
 
 
 def make_env(
@@ -26,14 +30,22 @@ def make_env(
     image_size: tuple[int, int] = (96, 96),
     max_episode_steps: int | None = None,
     **env_kwargs: Any,
-) -> RobotEnv:
+) -> RobotEnv | DMCEnv:
     """A ``RobotEnv`` for ``task`` on ``backend``; see ``robot_il.envs.env`` for the options
-    (``terminate_on_success``, ``render_mode``, ``render_camera``, ``render_size``)."""
+    (``terminate_on_success``, ``render_mode``, ``render_camera``, ``render_size``).
+
+    A ``dmc:`` task gives a ``robot_il.envs.dmc.DMCEnv`` (the suite fixes its rate and
+    action space: ``backend``, ``control_hz`` and ``action_mode`` are not used;
+    ``render_mode`` and ``render_size`` are)."""
+    from robot_il.envs.dmc import DMCEnv, is_dmc_task
     from robot_il.envs.env import RobotEnv
     from robot_il.envs.tasks import TASKS as REGISTRY
 
     from robot_il.errors import ConfigError
 
+    if is_dmc_task(task):
+        render = {k: env_kwargs[k] for k in ("render_mode", "render_size") if k in env_kwargs}
+        return DMCEnv(task, **render)
     if task not in REGISTRY:
         raise ConfigError(f"unknown task {task!r}; tasks: {', '.join(REGISTRY)}")
     return RobotEnv(
@@ -55,4 +67,4 @@ def make_expert(env: Any) -> Expert:
     return make(env)
 
 
-__all__ = ["TASKS", "make_env", "make_expert"]
+__all__ = ["DMC_TASKS", "TASKS", "make_env", "make_expert"]

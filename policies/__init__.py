@@ -1,4 +1,5 @@
-"""Trainable policies (BC, Diffusion Policy, two-arm DMPs) and the one way to load a checkpoint.
+"""Trainable policies (BC, Diffusion Policy, OPT-AIL's actor, two-arm DMPs) and the one way to
+load a checkpoint.
 
 ``POLICIES`` maps a ``policy_type`` (as written in a checkpoint's ``config.json``) to its class,
 imported only when asked for, so ``import robot_il.policies`` stays light.
@@ -19,6 +20,7 @@ POLICIES: dict[str, str] = {
     "bc": "robot_il.policies.bc:BCPolicy",
     "diffusion": "robot_il.policies.diffusion:DiffusionPolicy",
     "dmp": "robot_il.policies.dmp.policy:DMPPolicy",
+    "opt_ail": "robot_il.policies.opt_ail:OPTAILPolicy",
 }
 
 DEPLOY_SUBDIR = "policy"

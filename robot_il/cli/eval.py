@@ -69,10 +69,11 @@ def run(args: argparse.Namespace) -> int:
         if writer is not None:
             writer.close()
         env.close()
-    where = f"{env.unwrapped.task.name}/{env.unwrapped.backend_name}"
+    where = f"{env.unwrapped.spec_dict()['task']}/{env.unwrapped.backend_name}"
     for seed, success, steps in zip(result.seeds, result.successes, result.lengths, strict=True):
         print(f"seed {seed}: {'success' if success else 'FAILURE'} after {steps} steps")
-    print(f"{policy.policy_type} on {where}: {result.line()}")
+    print(f"{policy.policy_type} on {where}: {result.line()}, mean return "
+          f"{sum(result.returns) / len(result.returns):.1f}")  # fmt: skip
     low, high = result.interval
     summary = {
         "checkpoint": str(args.checkpoint),
@@ -83,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         "seeds": result.seeds,
         "successes": result.successes,
         "lengths": result.lengths,
+        "returns": result.returns,
     }
     (out / "eval.json").write_text(json.dumps(summary, indent=2) + "\n")
     plot_success(result, out / "success.png", f"{policy.policy_type} on {where}")

@@ -1,10 +1,14 @@
-"""``robot-il train bc|diffusion|dmp``: train a policy from a zarr dataset.
+"""``robot-il train bc|diffusion|opt-ail|dmp``: train a policy from a zarr dataset.
 
 ``robot-il train bc --dataset demos.zarr --out runs/bc [--config bc.yaml] [--steps 5000]
 [--policy.horizon 4] [--eval.episodes 20] ...``: every field of the policy's training config
 (``robot_il.train.config``) is a flag (tyro); ``--config`` reads a YAML file first, flags
 override it. ``robot-il train bc --help`` lists them all. Under ``torchrun`` it trains
 data-parallel.
+
+``robot-il train opt-ail --dataset D --out O --env-steps N [--task T]`` learns online from the
+dataset's demonstrations by interacting with the env (``robot_il.train.online``); the task,
+backend, rate and action mode are the dataset's unless ``--task``/``--backend`` say otherwise.
 
 ``robot-il train dmp --dataset D --out O [--search cma] [--eval-episodes N]``: a two-arm DMP
 controller (``robot_il.train.dmp``); without ``--search`` it keeps the hand-set coupling.
@@ -17,7 +21,8 @@ import os
 
 from robot_il.errors import ConfigError
 
-POLICY_TYPES = ("bc", "diffusion", "dmp")
+POLICY_TYPES = ("bc", "diffusion", "opt-ail", "dmp")
+"""Policy families on the command line; ``opt-ail`` is the policy type ``opt_ail``."""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -50,11 +55,21 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("MUJOCO_GL", "egl")
     if args.policy_type == "dmp":
         return run_dmp(args.settings)
-    from robot_il.train.config import load_config
+    from robot_il.train.config import OnlineTrainConfig, load_config
     from robot_il.train.trainer import train
 
     config_file, settings = split_config_flag(args.settings)
-    config = load_config(args.policy_type, config_file, settings)
+    config = load_config(args.policy_type.replace("-", "_"), config_file, settings)
+    if isinstance(config, OnlineTrainConfig):
+        from robot_il.train.online import train_online
+
+        online = train_online(config)
+        print(f"checkpoint: {online.checkpoint}")
+        if online.evaluations:
+            last = online.evaluations[-1]
+            print(f"env step {last['step']}: return {last['eval_return']:.1f}, success "
+                  f"{last['eval_success']:.0%} in {online.wall_s:.0f} s")  # fmt: skip
+        return 0
     result = train(config)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"checkpoint: {result.checkpoint}")

@@ -25,13 +25,15 @@ from robot_il.errors import ConfigError
 from robot_il.policies.base import PolicyConfig
 from robot_il.policies.bc.policy import BCConfig
 from robot_il.policies.diffusion.policy import DiffusionConfig
+from robot_il.policies.opt_ail.policy import OPTAILConfig
 
 
 @dataclasses.dataclass
 class EvalConfig:
     """Evaluation rollouts in simulation.
 
-    ``every``: steps between evaluations during training (0: only after the last step);
+    ``every``: steps (env steps for online training) between evaluations during training
+    (0: only after the last step);
     ``episodes`` 0 turns evaluation off. ``task``/``backend`` default to the dataset's.
     Episode ``i`` uses env seed ``seed + i``, so two policies meet the same initial states.
     """
@@ -93,13 +95,55 @@ class DiffusionTrainConfig(TrainConfig):
     policy: DiffusionConfig = dataclasses.field(default_factory=DiffusionConfig)
 
 
-TRAIN_CONFIGS: dict[str, type[TrainConfig]] = {
+@dataclasses.dataclass
+class OnlineTrainConfig:
+    """Settings of the online loop (``robot_il.train.online``), shared by every algorithm that
+    learns by interacting with an env.
+
+    ``dataset`` holds the expert's demonstrations (whole trajectories; the first
+    ``max_episodes``, 0: all; every ``demo_subsample``-th transition). The env is the
+    dataset's task, backend and rate unless ``task``/``backend`` say otherwise.
+    ``env_steps``: interaction budget; updates start after ``learning_starts`` transitions
+    from the initial policy; ``buffer_size`` 0 keeps every transition. ``eval.every`` and
+    ``save_every`` count env steps; a save waits for the end of the episode under way, so a
+    resumed run restarts at an episode boundary and continues bit-exactly. ``out`` receives
+    what ``TrainConfig`` describes plus ``train_state/replay.npz``.
+    """
+
+    dataset: str = ""
+    out: str = ""
+    env_steps: int = 100_000
+    task: str | None = None
+    backend: str | None = None
+    seed: int = 0
+    max_episodes: int = 0
+    demo_subsample: int = 1
+    learning_starts: int = 2000
+    buffer_size: int = 0
+    log_every: int = 1000
+    save_every: int = 10_000
+    threads: int = 1
+    resume: bool = True
+    progress: bool = True
+    eval: EvalConfig = dataclasses.field(
+        default_factory=lambda: EvalConfig(every=10_000, episodes=10)
+    )
+    policy: PolicyConfig = dataclasses.field(default_factory=PolicyConfig)
+
+
+@dataclasses.dataclass
+class OPTAILTrainConfig(OnlineTrainConfig):
+    policy: OPTAILConfig = dataclasses.field(default_factory=OPTAILConfig)
+
+
+TRAIN_CONFIGS: dict[str, type[TrainConfig] | type[OnlineTrainConfig]] = {
     "bc": BCTrainConfig,
     "diffusion": DiffusionTrainConfig,
+    "opt_ail": OPTAILTrainConfig,
 }
 
 
-def default_config(policy_type: str) -> TrainConfig:
+def default_config(policy_type: str) -> TrainConfig | OnlineTrainConfig:
     """The defaults of ``policy_type``'s training config."""
     if policy_type not in TRAIN_CONFIGS:
         raise ConfigError(f"unknown policy {policy_type!r}; known: {', '.join(TRAIN_CONFIGS)}")
@@ -108,7 +152,7 @@ def default_config(policy_type: str) -> TrainConfig:
 
 def load_config(
     policy_type: str, yaml_file: str | Path | None = None, args: Sequence[str] = ()
-) -> TrainConfig:
+) -> TrainConfig | OnlineTrainConfig:
     """Defaults, updated by ``yaml_file`` (if any), then by command-line ``args`` (tyro)."""
     import tyro
 

@@ -27,6 +27,8 @@ class EvalResult:
     seeds: list[int] = field(default_factory=list)
     successes: list[bool] = field(default_factory=list)
     lengths: list[int] = field(default_factory=list)
+    returns: list[float] = field(default_factory=list)
+    """Undiscounted sum of the env's rewards per episode."""
 
     @property
     def episodes(self) -> int:
@@ -110,12 +112,13 @@ def evaluate(
     for i in tqdm(range(episodes), desc="evaluate", unit="ep", disable=not progress, leave=False):
         obs, info = env.reset(seed=seed + i)
         policy.reset()
-        success, steps = bool(info.get("is_success", False)), 0
+        success, steps, total = bool(info.get("is_success", False)), 0, 0.0
         while True:
             if on_frame is not None:
                 on_frame(env.render())
-            obs, _reward, terminated, truncated, info = env.step(policy.act(obs))
+            obs, reward, terminated, truncated, info = env.step(policy.act(obs))
             steps += 1
+            total += float(reward)
             success = success or bool(info.get("is_success", False))
             if terminated or truncated:
                 break
@@ -124,4 +127,5 @@ def evaluate(
         result.seeds.append(seed + i)
         result.successes.append(success)
         result.lengths.append(steps)
+        result.returns.append(total)
     return result

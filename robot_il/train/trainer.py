@@ -145,7 +145,7 @@ def train(config: TrainConfig) -> TrainResult:
         model: torch.nn.Module = policy
         if dist.enabled:
             model = torch.nn.parallel.DistributedDataParallel(policy)
-        logger = _Logger(out, config, enabled=dist.is_main)
+        logger = MetricsLogger(out, config, METRIC_FIELDS, enabled=dist.is_main)
         evaluation, loss_value = None, float("nan")
         bar = tqdm(
             range(start, config.steps),
@@ -259,8 +259,8 @@ def _save(
     (written beside, then renamed), so a kill never leaves a half-written directory."""
     from safetensors.torch import save_file
 
-    snapshot = _replace_dir(out / "checkpoints" / f"step_{step:07d}", policy.save)
-    _replace_dir(out / DEPLOY_SUBDIR, lambda tmp: shutil.copytree(snapshot, tmp))
+    snapshot = replace_dir(out / "checkpoints" / f"step_{step:07d}", policy.save)
+    replace_dir(out / DEPLOY_SUBDIR, lambda tmp: shutil.copytree(snapshot, tmp))
 
     def write_state(tmp: Path) -> None:
         tmp.mkdir(parents=True)
@@ -280,10 +280,12 @@ def _save(
             tmp / "state.pt",
         )
 
-    _replace_dir(out / STATE_DIR, write_state)
+    replace_dir(out / STATE_DIR, write_state)
 
 
-def _replace_dir(target: Path, write: Any) -> Path:
+def replace_dir(target: Path, write: Any) -> Path:
+    """Write ``target`` atomically: ``write(tmp)`` fills a directory beside it, which then
+    replaces ``target``; leftovers of a killed earlier call are removed first."""
     tmp = target.with_name(target.name + ".tmp")
     old = target.with_name(target.name + ".old")
     for leftover in (tmp, old):
@@ -334,10 +336,13 @@ def _load_state(
     return int(state["step"])
 
 
-class _Logger:
-    """CSV (appended across resumes) and TensorBoard scalars, written by rank 0 only."""
+class MetricsLogger:
+    """CSV (appended across resumes) and TensorBoard scalars, written by rank 0 only.
+    ``config`` (a config dataclass) is written to ``out/train_config.yaml``."""
 
-    def __init__(self, out: Path, config: TrainConfig, enabled: bool) -> None:
+    def __init__(
+        self, out: Path, config: Any, fields: tuple[str, ...], enabled: bool = True
+    ) -> None:
         self.enabled = enabled
         if not enabled:
             return
@@ -349,7 +354,7 @@ class _Logger:
         path = out / METRICS_CSV
         new = not path.exists()
         self.file = path.open("a", newline="")
-        self.csv = csv.DictWriter(self.file, fieldnames=METRIC_FIELDS)
+        self.csv = csv.DictWriter(self.file, fieldnames=fields)
         if new:
             self.csv.writeheader()
 

@@ -1,0 +1,234 @@
+"""SAC experts for the DeepMind Control tasks, and their demonstrations as robot_il datasets.
+
+    python benchmarks/dmc_experts.py train --task dmc:walker_walk --env-steps 500000
+    python benchmarks/dmc_experts.py record --task dmc:walker_walk --episodes 10
+
+``train`` runs stable-baselines3's SAC (its defaults: 2x256 networks, learned temperature,
+batch 256, lr 3e-4) with *action repeat* (each chosen action is held for ``action_repeat``
+env steps and their rewards summed), the usual trick that makes DMC cheap: one gradient
+step per decision, so walker_walk at repeat 2 costs half the updates per env step. It is
+resumable: every ``--save-minutes`` the model and its replay buffer go to
+``outputs/dmc_experts/<task>/`` (ignored by git), and a rerun continues from there. After
+every ``--eval-every`` env steps it evaluates ``--eval-episodes`` deterministic episodes
+(seeds 10000+i) and appends a row to ``benchmarks/results/dmc_experts.json`` with the
+return, env steps, wall time and load average.
+
+``record`` rolls out the saved expert deterministically (the action held for the repeat, as
+it was trained) through robot_il's recorder into ``data/dmc_<task>_expert.zarr``: one
+stream at the task's control rate, every env step's observation and action, the episode's
+return in its meta, and the mean expert return in the dataset's attrs (``expert_return``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "dmc_experts.json"
+RUNS = ROOT / "outputs" / "dmc_experts"
+EVAL_SEED = 10_000
+ACTION_REPEAT = {"dmc:walker_walk": 2, "dmc:walker_stand": 2, "dmc:cartpole_swingup": 4}
+"""Action repeat per task (as in DrQ/CURL's DMC settings, cartpole's halved)."""
+
+
+class ActionRepeat(gym.Wrapper):
+    """Hold each action for ``repeat`` env steps; the reward is their sum."""
+
+    def __init__(self, env: gym.Env, repeat: int) -> None:
+        super().__init__(env)
+        self.repeat = repeat
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        total = 0.0
+        for _ in range(self.repeat):
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            total += reward
+            if terminated or truncated:
+                break
+        return obs, total, terminated, truncated, info
+
+
+def make_sac_env(task: str, repeat: int) -> gym.Env:
+    from robot_il.envs import make_env
+
+    return ActionRepeat(gym.wrappers.FlattenObservation(make_env(task)), repeat)
+
+
+def run_dir(task: str) -> Path:
+    return RUNS / task.replace(":", "_")
+
+
+def append_row(row: dict[str, Any]) -> None:
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"runs": []}
+    data["runs"].append(row)
+    tmp = RESULTS.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    os.replace(tmp, RESULTS)
+
+
+def evaluate_expert(model: Any, task: str, repeat: int, episodes: int) -> list[float]:
+    """Undiscounted returns (env-step rewards summed) of deterministic episodes."""
+    env = make_sac_env(task, repeat)
+    returns = []
+    for i in range(episodes):
+        obs, _ = env.reset(seed=EVAL_SEED + i)
+        total, done = 0.0, False
+        while not done:
+            action, _ = model.predict(obs, deterministic=True)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            total += reward
+            done = terminated or truncated
+        returns.append(total)
+    env.close()
+    return returns
+
+
+def train(args: argparse.Namespace) -> None:
+    import torch
+    from stable_baselines3 import SAC
+
+    torch.set_num_threads(1)
+    repeat = args.action_repeat or ACTION_REPEAT[args.task]
+    directory = run_dir(args.task)
+    directory.mkdir(parents=True, exist_ok=True)
+    env = make_sac_env(args.task, repeat)
+    decisions = args.env_steps // repeat
+    model_file, buffer_file = directory / "sac.zip", directory / "replay_buffer.pkl"
+    if model_file.exists() and buffer_file.exists():
+        model = SAC.load(model_file, env=env, device="cpu")
+        model.load_replay_buffer(buffer_file)
+        print(f"resumed {args.task} at {model.num_timesteps * repeat} env steps")
+    else:
+        model = SAC(
+            "MlpPolicy", env, buffer_size=decisions, learning_starts=5000 // repeat,
+            seed=args.seed, device="cpu", verbose=0,
+        )  # fmt: skip
+    decisions_per_eval = args.eval_every // repeat
+    started, saved = time.time(), time.time()
+    from tqdm import tqdm
+
+    bar = tqdm(total=args.env_steps, initial=model.num_timesteps * repeat, unit="env step",
+               desc=f"SAC {args.task}")  # fmt: skip
+    while model.num_timesteps < decisions:
+        before = model.num_timesteps
+        chunk = min(decisions_per_eval, decisions - model.num_timesteps)
+        model.learn(chunk, reset_num_timesteps=False, progress_bar=False)
+        bar.update((model.num_timesteps - before) * repeat)
+        returns = evaluate_expert(model, args.task, repeat, args.eval_episodes)
+        done = model.num_timesteps >= decisions
+        if done or time.time() - saved > args.save_minutes * 60:
+            model.save(model_file)
+            model.save_replay_buffer(buffer_file)
+            saved = time.time()
+        row = {
+            "task": args.task, "seed": args.seed, "action_repeat": repeat,
+            "env_steps": model.num_timesteps * repeat, "return": float(np.mean(returns)),
+            "returns": [round(r, 1) for r in returns],
+            "session_wall_s": round(time.time() - started),
+            "loadavg": [round(v, 2) for v in os.getloadavg()],
+            "checkpointed": saved > time.time() - 1,
+        }  # fmt: skip
+        append_row(row)
+        bar.set_postfix(ret=f"{row['return']:.0f}")
+    model.save(model_file)
+    model.save_replay_buffer(buffer_file)
+
+
+class HeldSACExpert:
+    """The SAC expert as a robot_il expert (``reset(obs)``/``act(obs)``): it decides every
+    ``repeat`` env steps and holds the action in between, as in training."""
+
+    def __init__(self, model: Any, repeat: int) -> None:
+        self.model, self.repeat = model, repeat
+        self.step, self.action = 0, None
+
+    def reset(self, obs: dict[str, np.ndarray]) -> None:
+        self.step, self.action = 0, None
+
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        if self.step % self.repeat == 0:
+            self.action, _ = self.model.predict(obs["state"], deterministic=True)
+        self.step += 1
+        return np.asarray(self.action, dtype=np.float32)
+
+
+class ReturnCounter(gym.Wrapper):
+    """Keeps each finished episode's return (``record_expert`` does not keep rewards)."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.returns: list[float] = []
+        self.episode_return = 0.0
+
+    def reset(self, **kwargs: Any) -> Any:
+        self.episode_return = 0.0
+        return self.env.reset(**kwargs)
+
+    def step(self, action: Any) -> Any:
+        result = self.env.step(action)
+        self.episode_return += result[1]
+        if result[2] or result[3]:
+            self.returns.append(self.episode_return)
+        return result
+
+
+def record(args: argparse.Namespace) -> None:
+    import zarr
+    from robot_il.envs import make_env
+    from stable_baselines3 import SAC
+
+    from robot_il.record import Recorder
+    from robot_il.record.demos import ENV_STREAM, env_stream, record_expert
+
+    repeat = args.action_repeat or ACTION_REPEAT[args.task]
+    model = SAC.load(run_dir(args.task) / "sac.zip", device="cpu")
+    env = ReturnCounter(make_env(args.task))
+    spec = env.unwrapped.spec_dict()
+    root = ROOT / "data" / f"dmc_{args.task.removeprefix('dmc:')}_expert"
+    attrs = {"task": args.task, "backend": "dm_control", "action_mode": spec["action_mode"],
+             "env_spec": spec, "expert": f"stable-baselines3 SAC, action repeat {repeat}, "
+             f"{model.num_timesteps * repeat} env steps; benchmarks/dmc_experts.py"}  # fmt: skip
+    expert = HeldSACExpert(model, repeat)
+    streams = [env_stream(env.unwrapped.control_hz)]
+    with Recorder.to_directory(root, streams, robot=spec["robot"], attrs=attrs, overwrite=True,
+                               fsync=False) as recorder:  # fmt: skip
+        record_expert(env, expert, recorder, episodes=args.episodes, seed=args.seed,
+                      keep_failures=True)  # fmt: skip
+    returns = env.returns
+    path = root / f"{ENV_STREAM}.zarr"
+    group = zarr.open_group(str(path), mode="r+")
+    group.attrs["expert_return"] = float(np.mean(returns))
+    group.attrs["expert_returns"] = [round(r, 2) for r in returns]
+    print(f"{path}: {args.episodes} episodes, expert return {np.mean(returns):.1f} "
+          f"(min {np.min(returns):.1f})")  # fmt: skip
+
+
+def main() -> None:
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("train", "record"):
+        p = sub.add_parser(name)
+        p.add_argument("--task", required=True)
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--action-repeat", type=int, default=0, help="0: the task's default")
+    sub.choices["train"].add_argument("--env-steps", type=int, default=500_000)
+    sub.choices["train"].add_argument("--eval-every", type=int, default=20_000)
+    sub.choices["train"].add_argument("--eval-episodes", type=int, default=5)
+    sub.choices["train"].add_argument("--save-minutes", type=float, default=10.0)
+    sub.choices["record"].add_argument("--episodes", type=int, default=10)
+    args = parser.parse_args()
+    train(args) if args.command == "train" else record(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,268 @@
+"""OPT-AIL against tuned BC on DeepMind Control tasks from few expert trajectories.
+
+    python benchmarks/opt_ail.py opt_ail --task dmc:walker_walk --seeds 0 1 2 --env-steps 100000
+    python benchmarks/opt_ail.py bc --task dmc:walker_walk
+    python benchmarks/opt_ail.py plot --task dmc:walker_walk
+    python benchmarks/opt_ail.py speed --task dmc:walker_walk
+
+Runnable in parts: each OPT-AIL run (task, seed, demos, subsample, profile) keeps its own
+directory under ``outputs/opt_ail/`` and resumes from its last save when rerun; each
+evaluation point becomes a row of ``benchmarks/results/opt_ail.json`` as soon as it is made
+(a row of the same run and env step is replaced, so a resumed run does not duplicate).
+Rows: ``task, method, variant, seed, demos, subsample, env_steps, return, expert_return,
+success_rate, wall_s`` (+ ``profile``, ``returns``, ``loadavg``; BC rows add their grid
+setting and carry ``env_steps`` 0). DMC tasks have no success test: ``success_rate`` is null.
+
+Demonstrations come from ``data/dmc_<task>_expert/env.zarr`` (``benchmarks/dmc_experts.py``),
+whose attrs give the expert's return. ``--profile cpu`` applies the optimism term to 128
+states of each batch instead of 512 (the CPU profile); ``paper`` is the paper's update.
+``speed`` times one update (one torch thread) of the paper's profile, the CPU profile and
+eta = 0 on the task's sizes, as ratios to the paper's, with the load average beside them.
+``plot`` draws return against env steps: our seeds, their mean, the paper's OPT-AIL curve
+(``/work/shared/anchors`` or ``--anchors``), the expert and the best tuned BC.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "opt_ail.json"
+RUNS = ROOT / "outputs" / "opt_ail"
+ANCHORS = Path("/work/shared/anchors/optail_paper_figures.csv")
+PAPER_NAMES = {"dmc:walker_walk": "Walker Walk", "dmc:walker_stand": "Walker Stand",
+               "dmc:cartpole_swingup": "Cartpole Swingup"}  # fmt: skip
+EVAL_EPISODES = 10
+BC_GRID = {"weight_decay": (1e-6, 1e-4, 1e-3, 1e-2), "lr": (1e-3, 3e-4)}
+"""Tuned BC: every pair of these (AdamW), Gaussian head, the best by mean return."""
+RUN_KEY = ("task", "method", "variant", "profile", "seed", "demos", "subsample", "env_steps",
+           "weight_decay", "lr")  # fmt: skip
+
+
+def dataset_path(task: str) -> Path:
+    return ROOT / "data" / f"dmc_{task.removeprefix('dmc:')}_expert" / "env.zarr"
+
+
+def expert_return(task: str, demos: int) -> float:
+    """Mean return of the first ``demos`` recorded expert episodes (the ones imitated)."""
+    import zarr
+
+    attrs = zarr.open_group(str(dataset_path(task)), mode="r").attrs
+    return float(np.mean(attrs["expert_returns"][:demos]))
+
+
+def append_row(row: dict[str, Any]) -> None:
+    """Add ``row`` to the results file, replacing a row of the same run and step."""
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"runs": []}
+    key = tuple(row.get(k) for k in RUN_KEY)
+    data["runs"] = [r for r in data["runs"] if tuple(r.get(k) for k in RUN_KEY) != key]
+    data["runs"].append(row)
+    tmp = RESULTS.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    os.replace(tmp, RESULTS)
+
+
+def run_opt_ail(args: argparse.Namespace) -> None:
+    from robot_il.train.config import OPTAILTrainConfig
+    from robot_il.train.online import train_online
+
+    expert = expert_return(args.task, args.demos)
+    for seed in args.seeds:
+        name = f"s{seed}_d{args.demos}_k{args.subsample}_{args.profile}"
+        config = OPTAILTrainConfig(
+            dataset=str(dataset_path(args.task)), out=str(RUNS / args.task[4:] / name),
+            env_steps=args.env_steps, seed=seed, max_episodes=args.demos,
+            demo_subsample=args.subsample, save_every=args.save_every, progress=True,
+        )  # fmt: skip
+        config.eval.every, config.eval.episodes = args.eval_every, EVAL_EPISODES
+        if args.profile == "cpu":
+            config.policy.optimism_states = 128
+
+        def record(evaluation: dict[str, Any], seed: int = seed) -> None:
+            append_row({
+                "task": args.task, "method": "opt_ail", "variant": "model-free",
+                "profile": args.profile, "seed": seed, "demos": args.demos,
+                "subsample": args.subsample, "env_steps": evaluation["step"],
+                "return": evaluation["eval_return"], "expert_return": expert,
+                "success_rate": None, "wall_s": round(evaluation["wall_s"], 1),
+                "returns": [round(r, 1) for r in evaluation["returns"]],
+                "loadavg": [round(v, 2) for v in os.getloadavg()],
+            })  # fmt: skip
+            print(f"{args.task} seed {seed} @ {evaluation['step']} env steps: return "
+                  f"{evaluation['eval_return']:.1f} (expert {expert:.1f}), "
+                  f"wall {evaluation['wall_s']:.0f} s, load {os.getloadavg()[0]:.2f}")  # fmt: skip
+
+        result = train_online(config, on_evaluation=record)
+        print(f"{args.task} seed {seed}: {result.env_steps} env steps in {result.wall_s:.0f} s "
+              f"(one core, load {os.getloadavg()[0]:.2f})")  # fmt: skip
+
+
+def run_bc(args: argparse.Namespace) -> None:
+    """Tuned BC: the grid of ``BC_GRID`` on the same demonstrations, one row per setting."""
+    import torch
+    from robot_il.envs import make_env
+    from robot_il.policies import load_policy
+
+    from robot_il.train.config import BCTrainConfig, EvalConfig
+    from robot_il.train.evaluate import evaluate
+    from robot_il.train.trainer import train
+
+    expert = expert_return(args.task, args.demos)
+    torch.set_num_threads(1)
+    for seed, weight_decay, lr in itertools.product(args.seeds, *BC_GRID.values()):
+        name = f"s{seed}_d{args.demos}_k{args.subsample}_wd{weight_decay:g}_lr{lr:g}"
+        out = RUNS / args.task[4:] / "bc" / name
+        config = BCTrainConfig(
+            dataset=str(dataset_path(args.task)), out=str(out), steps=args.bc_steps,
+            lr=lr, weight_decay=weight_decay, seed=seed, max_episodes=args.demos,
+            progress=False, eval=EvalConfig(episodes=0),
+        )  # fmt: skip
+        config.policy.head = "gaussian"
+        config.policy.normalization = "gaussian"
+        started = time.perf_counter()
+        if args.subsample > 1:
+            raise SystemExit("BC on subsampled trajectories is not built yet")
+        checkpoint = train(config).checkpoint
+        env = make_env(args.task)
+        result = evaluate(load_policy(checkpoint), env, episodes=EVAL_EPISODES, seed=10_000)
+        env.close()
+        row = {
+            "task": args.task, "method": "bc", "variant": "gaussian", "profile": None,
+            "seed": seed, "demos": args.demos, "subsample": args.subsample, "env_steps": 0,
+            "return": float(np.mean(result.returns)), "expert_return": expert,
+            "success_rate": None, "wall_s": round(time.perf_counter() - started, 1),
+            "weight_decay": weight_decay, "lr": lr, "steps": args.bc_steps,
+            "returns": [round(r, 1) for r in result.returns],
+            "loadavg": [round(v, 2) for v in os.getloadavg()],
+        }  # fmt: skip
+        append_row(row)
+        print(f"BC {args.task} wd {weight_decay:g} lr {lr:g} seed {seed}: return "
+              f"{row['return']:.1f} (expert {expert:.1f})")  # fmt: skip
+
+
+def paper_curve(task: str, method: str, anchors: Path) -> tuple[np.ndarray, np.ndarray]:
+    xs, ys = [], []
+    with anchors.open() as file:
+        for row in csv.DictReader(file):
+            if (row["figure"] == "interaction_1traj" and row["task"] == PAPER_NAMES[task]
+                    and row["method"] == method):  # fmt: skip
+                # env steps as "100k"; the expert's level as "all" (one value for every x)
+                xs.append(np.nan if row["x"] == "all" else float(row["x"].rstrip("k")) * 1000)
+                ys.append(float(row["return"]))
+    return np.array(xs), np.array(ys)
+
+
+def plot(args: argparse.Namespace) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in json.loads(RESULTS.read_text())["runs"] if r["task"] == args.task
+            and r["demos"] == args.demos and r["subsample"] == args.subsample]  # fmt: skip
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    if args.anchors.exists():
+        x, y = paper_curve(args.task, "OPT", args.anchors)
+        ax.plot(x, y, color="tab:gray", lw=2, label="OPT-AIL, paper (5 seeds, 1 traj)")
+        x, y = paper_curve(args.task, "EXP", args.anchors)
+        if len(y):
+            ax.axhline(float(np.mean(y)), color="tab:gray", ls=":", label="expert, paper")
+    ours = [r for r in rows if r["method"] == "opt_ail"]
+    for (profile, seed), group in itertools.groupby(
+        sorted(ours, key=lambda r: (r["profile"], r["seed"], r["env_steps"])),
+        key=lambda r: (r["profile"], r["seed"]),
+    ):
+        group = list(group)
+        ax.plot([r["env_steps"] for r in group], [r["return"] for r in group], marker="o",
+                ms=3, lw=1.2, label=f"OPT-AIL, ours ({profile} profile, seed {seed})")  # fmt: skip
+    if rows:
+        level = rows[0]["expert_return"]
+        ax.axhline(level, color="black", ls="--", label=f"expert imitated, ours ({level:.0f})")
+    bc = [r for r in rows if r["method"] == "bc"]
+    if bc:
+        best = max(bc, key=lambda r: r["return"])
+        ax.axhline(best["return"], color="tab:red", ls="-.", label=(
+            f"tuned BC, best of {len(bc)} (wd {best['weight_decay']:g}, lr {best['lr']:g})"))
+    ax.set(xlabel="env steps", ylabel="return (10 episodes)",
+           title=f"{args.task}, {args.demos} expert trajectory, subsample {args.subsample}")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    path = RESULTS.with_name(f"opt_ail_{args.task[4:]}.png")
+    fig.savefig(path)
+    print(f"wrote {path}")
+
+
+def speed(args: argparse.Namespace) -> None:
+    import torch
+    from robot_il.envs import make_env
+    from robot_il.policies.opt_ail import OPTAIL, OPTAILConfig, OPTAILPolicy
+    from robot_il.policies.opt_ail.policy import identity_observation_normalizer
+    from robot_il.policies.spec import spec_from_env
+
+    from robot_il.train.replay import Batch
+
+    torch.set_num_threads(1)
+    env = make_env(args.task)
+    spec = spec_from_env(env)
+    obs_dim, action_dim = spec["observation"]["state"][0], spec["action_dim"]
+    rng = np.random.default_rng(0)
+
+    def batch() -> Batch:
+        obs, next_obs = (rng.standard_normal((256, obs_dim), np.float32) for _ in range(2))
+        action = rng.uniform(-1, 1, (256, action_dim)).astype(np.float32)
+        return Batch(obs, action, next_obs, np.zeros(256, np.float32))
+
+    profiles = {"paper": {}, "cpu (128 optimism states)": {"optimism_states": 128},
+                "eta 0": {"eta": 0.0}}  # fmt: skip
+    timings = {}
+    for name, settings in profiles.items():
+        config = OPTAILConfig(obs_keys=("state",), **settings)
+        normalizer = identity_observation_normalizer(spec, env.action_space.low,
+                                                     env.action_space.high)  # fmt: skip
+        learner = OPTAIL(OPTAILPolicy(config, spec, normalizer), args.task)
+        online, expert = batch(), batch()
+        for _ in range(3):
+            learner.update(online, expert)
+        started = time.perf_counter()
+        for _ in range(args.repeats):
+            learner.update(online, expert)
+        timings[name] = (time.perf_counter() - started) / args.repeats
+    base = timings["paper"]
+    for name, seconds in timings.items():
+        hours = seconds * 1e5 / 3600
+        print(f"{args.task} update, {name}: {seconds * 1e3:.1f} ms "
+              f"({seconds / base:.2f} x paper); 100k updates = {hours:.2f} h")  # fmt: skip
+    print(f"load average {os.getloadavg()}")
+
+
+def main() -> None:
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("part", choices=("opt_ail", "bc", "plot", "speed"))
+    parser.add_argument("--task", default="dmc:walker_walk", choices=tuple(PAPER_NAMES))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--demos", type=int, default=1)
+    parser.add_argument("--subsample", type=int, default=1)
+    parser.add_argument("--env-steps", type=int, default=100_000)
+    parser.add_argument("--eval-every", type=int, default=10_000)
+    parser.add_argument("--save-every", type=int, default=5_000)
+    parser.add_argument("--profile", choices=("cpu", "paper"), default="cpu")
+    parser.add_argument("--bc-steps", type=int, default=10_000)
+    parser.add_argument("--anchors", type=Path, default=ANCHORS)
+    parser.add_argument("--repeats", type=int, default=20, help="speed: updates timed")
+    args = parser.parse_args()
+    {"opt_ail": run_opt_ail, "bc": run_bc, "plot": plot, "speed": speed}[args.part](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""DeepMind Control Suite tasks behind the gymnasium API, for online imitation benchmarks.
+
+``make_env("dmc:walker_walk")`` gives a ``DMCEnv``: the suite's task with its observations
+flattened into one float32 vector under the key ``state`` (the suite's observation dict in
+its own key order, scalars as one number), so it fits robot_il's dict-observation policies
+and datasets. Actions are the suite's, already in [-1, 1] for every task offered here.
+
+Episode ends follow gymnasium: the suite's time limit (1000 steps) ends an episode with
+``truncated`` (its discount stays 1: the value after it is not zero); a discount of 0 (a
+true terminal state, none of the three tasks has one) ends it with ``terminated``. There is
+no success test in the suite: ``info`` carries no ``is_success``.
+
+``reset(seed=s)`` reloads the task's random state with ``s``, so an episode's initial state
+is a function of its seed; without a seed the task's own stream continues.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from robot_il.errors import ActionError, ConfigError
+
+PREFIX = "dmc:"
+"""Task names with this prefix are DeepMind Control Suite tasks: ``dmc:<domain>_<task>``."""
+
+DMC_TASKS: dict[str, tuple[str, str]] = {
+    "dmc:walker_walk": ("walker", "walk"),
+    "dmc:walker_stand": ("walker", "stand"),
+    "dmc:cartpole_swingup": ("cartpole", "swingup"),
+}
+"""The suite tasks offered: robot_il name -> (suite domain, suite task)."""
+
+STATE_KEY = "state"
+"""The observation key of the flattened state vector."""
+
+
+def is_dmc_task(task: str) -> bool:
+    """Whether ``task`` names a DeepMind Control Suite task (known or not)."""
+    return task.startswith(PREFIX)
+
+
+class DMCEnv(gym.Env):
+    """One suite task as a gymnasium env with a ``{"state": (D,)}`` observation."""
+
+    metadata = {"render_modes": ["rgb_array"]}
+
+    def __init__(
+        self,
+        task: str,
+        *,
+        render_mode: str | None = None,
+        render_size: tuple[int, int] = (240, 320),
+    ) -> None:
+        if task not in DMC_TASKS:
+            known = ", ".join(DMC_TASKS)
+            raise ConfigError(f"unknown task {task!r}; DeepMind Control tasks: {known}")
+        if render_mode not in (None, "rgb_array"):
+            raise ConfigError(f"unknown render_mode {render_mode!r}; only 'rgb_array'")
+        from dm_control import suite
+
+        self.task_name = task
+        self.backend_name = "dm_control"
+        self.domain, self.suite_task = DMC_TASKS[task]
+        self.render_mode = render_mode
+        self.render_size = render_size
+        self._env = suite.load(self.domain, self.suite_task, task_kwargs={"random": 0})
+        spec = self._env.action_spec()
+        self.action_space = gym.spaces.Box(
+            spec.minimum.astype(np.float32), spec.maximum.astype(np.float32), dtype=np.float32
+        )
+        size = sum(int(np.prod(s.shape)) for s in self._env.observation_spec().values())
+        self.observation_space = gym.spaces.Dict(
+            {STATE_KEY: gym.spaces.Box(-np.inf, np.inf, (size,), np.float32)}
+        )
+        self.control_hz = 1.0 / float(self._env.control_timestep())
+        self.max_episode_steps = int(self._env._step_limit)
+        self._started = False
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        super().reset(seed=seed)
+        if seed is not None:
+            self._env.task._random = np.random.RandomState(seed)
+        step = self._env.reset()
+        self._started = True
+        return self._observe(step.observation), {}
+
+    def step(
+        self, action: np.ndarray
+    ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        if not self._started:
+            raise gym.error.ResetNeeded("call reset() before step()")
+        array = np.asarray(action)
+        if array.dtype.kind != "f" or array.shape != self.action_space.shape:
+            raise ActionError(
+                f"action for {self.task_name} has dtype {array.dtype} and shape {array.shape}; "
+                f"expected a float array of shape {self.action_space.shape}"
+            )
+        if not np.isfinite(array).all():
+            raise ActionError(f"action for {self.task_name} has NaN or inf")
+        step = self._env.step(array.astype(np.float64))
+        ended = step.last()
+        terminated = bool(ended and step.discount == 0.0)
+        truncated = bool(ended and not terminated)
+        if ended:
+            self._started = False
+        return self._observe(step.observation), float(step.reward), terminated, truncated, {}
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode != "rgb_array":
+            return None
+        height, width = self.render_size
+        return self._env.physics.render(height=height, width=width, camera_id=0)
+
+    def _observe(self, observation: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        parts = [np.asarray(v, dtype=np.float32).reshape(-1) for v in observation.values()]
+        return {STATE_KEY: np.concatenate(parts)}
+
+    def spec_dict(self) -> dict[str, Any]:
+        """What a policy trained here expects (the same fields as ``RobotEnv.spec_dict``)."""
+        return {
+            "robot": f"dmc_{self.domain}",
+            "task": self.task_name,
+            "backend": "dm_control",
+            "arms": [],
+            "control_hz": self.control_hz,
+            "action_mode": "dmc",
+            "action_dim": int(self.action_space.shape[0]),
+            "observation": {
+                key: {"shape": list(space.shape), "dtype": str(space.dtype)}
+                for key, space in self.observation_space.spaces.items()
+            },
+            "cameras": [],
+            "image_size": [],
+            "max_episode_steps": self.max_episode_steps,
+        }

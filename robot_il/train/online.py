@@ -1,0 +1,313 @@
+"""The online training loop: every algorithm that learns by interacting with an env.
+
+Read top to bottom, one env step at a time (as stable-baselines3's ``learn`` and CleanRL's
+scripts do): act with the algorithm's exploration policy, step the env, store the transition
+(gymnasium's ``terminated`` kept, ``truncated`` only ending the episode), and, once
+``learning_starts`` transitions are in, run one update on an online and an expert batch.
+Every ``eval.every`` env steps the deployable policy (the checkpoint's own ``act``) runs
+``eval.episodes`` seeded episodes in a second env: return and success with a 95% interval.
+
+Order of work, so that bad input fails before any interaction: open the dataset, build the
+env, check the dataset's observation and action sizes fit it, load the expert transitions
+(NaN refused), and only then build the learner. Actions are learned in [-1, 1]^A; a wrapper
+maps them to the env's box, and the policy's normalizer maps them back for deployment.
+
+Saves happen at episode ends (``save_every`` env steps apart) and at the end of the budget:
+weights, optimizers, replay buffer, counters and every RNG. Training episode ``i`` resets
+the env with seed ``seed * 1_000_000 + i``, so a killed run resumed from its last save
+repeats exactly what the uninterrupted run did.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import shutil
+import time
+from collections.abc import Callable
+from importlib import import_module
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from robot_il.errors import CheckpointError, ConfigError, DatasetError
+from robot_il.policies import DEPLOY_SUBDIR, policy_class
+from robot_il.policies.spec import ACTION_KEY, spec_from_dataset, spec_from_env, spec_mismatches
+from robot_il.train.config import OnlineTrainConfig
+from robot_il.train.evaluate import EvalResult, evaluate
+from robot_il.train.replay import ReplayBuffer, expert_buffer, flatten_observation
+from robot_il.train.trainer import (
+    STATE_DIR,
+    SUMMARY_JSON,
+    MetricsLogger,
+    observation_keys,
+    policy_type_of,
+    replace_dir,
+)
+
+ONLINE_ALGORITHMS: dict[str, str] = {"opt_ail": "robot_il.policies.opt_ail:OPTAIL"}
+"""Policy type -> the learner class that trains it online (imported when used)."""
+
+REPLAY_FILE = "replay.npz"
+EPISODE_SEED_STRIDE = 1_000_000
+METRIC_FIELDS = (
+    "step", "episodes", "train_return", "reward_loss", "gradient_penalty", "td_loss",
+    "optimism", "actor_loss", "steps_per_s", "eval_return", "eval_return_std",
+    "eval_success", "eval_low", "eval_high",
+)  # fmt: skip
+
+
+class NormalizedActions(gym.ActionWrapper):
+    """Takes actions in [-1, 1]^A and gives the env ``low + (a + 1) / 2 (high - low)``."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.low = env.action_space.low.astype(np.float32)
+        self.high = env.action_space.high.astype(np.float32)
+        shape = env.action_space.shape
+        self.action_space = gym.spaces.Box(-1.0, 1.0, shape, dtype=np.float32)
+
+    def action(self, action: np.ndarray) -> np.ndarray:
+        unit = np.clip(np.asarray(action, np.float32), -1.0, 1.0)
+        return self.low + (unit + 1.0) * 0.5 * (self.high - self.low)
+
+
+@dataclasses.dataclass
+class OnlineResult:
+    """What a finished run leaves: its checkpoint and every evaluation (one dict each)."""
+
+    checkpoint: Path
+    env_steps: int
+    evaluations: list[dict[str, Any]]
+    wall_s: float
+
+
+def make_online_env(spec: dict[str, Any], task: str, backend: str | None, where: str) -> Any:
+    """An env for ``task`` at the dataset's rate and action mode; ``DatasetError`` if the
+    dataset's observation or action sizes do not fit it."""
+    from robot_il.envs import make_env
+
+    env = make_env(
+        task,
+        backend or spec.get("backend") or "mujoco",
+        control_hz=spec["control_hz"],
+        action_mode=spec.get("action_mode") or "joint",
+    )
+    offered = spec_from_env(env)
+    problems = spec_mismatches({**spec, "robot": None}, offered)
+    if spec.get("robot") != offered.get("robot"):
+        problems.insert(0, f"robot {offered.get('robot')!r} != dataset's {spec.get('robot')!r}")
+    if problems:
+        env.close()
+        raise DatasetError(f"{where}: does not fit env {task}: {'; '.join(problems)}")
+    return env
+
+
+def train_online(
+    config: OnlineTrainConfig,
+    on_evaluation: Callable[[dict[str, Any]], None] | None = None,
+) -> OnlineResult:
+    """Train the algorithm ``config`` names; see the module docstring. ``on_evaluation``
+    receives each evaluation's row as it is made (e.g. to append it to a results file)."""
+    from robot_il.dataset import Dataset
+    from robot_il.policies.opt_ail.policy import identity_observation_normalizer
+
+    policy_type = policy_type_of(config)
+    if not config.dataset or not config.out:
+        raise ConfigError("training needs --dataset and --out")
+    if config.env_steps < 1 or config.learning_starts < 0:
+        raise ConfigError("env_steps must be >= 1 and learning_starts >= 0")
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
+
+    # -- input checks, before any interaction ------------------------------------------
+    dataset = Dataset.open(config.dataset, cache="ram")
+    obs_keys = sorted(observation_keys(tuple(config.policy.obs_keys), dataset))
+    spec = spec_from_dataset(dataset, obs_keys, config.dataset)
+    task = config.task or spec["task"]
+    if not task:
+        raise ConfigError(f"{config.dataset}: the dataset names no task; pass --task")
+    spec["task"] = task
+    if config.max_episodes > dataset.num_episodes:
+        raise ConfigError(
+            f"{config.dataset}: max_episodes {config.max_episodes} > the "
+            f"{dataset.num_episodes} episodes it holds"
+        )
+    policy_config = dataclasses.replace(config.policy, obs_keys=tuple(obs_keys))
+    try:
+        policy_config.validate()
+    except ValueError as error:
+        raise ConfigError(f"policy config: {error}") from None
+    env = make_online_env(spec, task, config.backend, config.dataset)
+    eval_env = make_online_env(spec, config.eval.task or task, config.eval.backend or
+                               config.backend, config.dataset)  # fmt: skip
+    normalizer = identity_observation_normalizer(
+        spec, env.action_space.low, env.action_space.high
+    )
+    expert = expert_buffer(
+        dataset, obs_keys, episodes=config.max_episodes or dataset.num_episodes,
+        subsample=config.demo_subsample, seed=config.seed,
+    )  # fmt: skip
+    expert.action[:] = np.clip(normalizer.normalize(ACTION_KEY, expert.action), -1.0, 1.0)
+    env = NormalizedActions(env)
+    out = Path(config.out)
+    state_dir = out / STATE_DIR
+    if state_dir.exists() and not config.resume:
+        raise ConfigError(
+            f"{out}: holds a training run; resume it (drop --no-resume) or pass a new --out"
+        )
+
+    # -- learner -------------------------------------------------------------------------
+    torch.manual_seed(config.seed)
+    random.seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    policy = policy_class(policy_type)(policy_config, spec, normalizer)
+    module, name = ONLINE_ALGORITHMS[policy_type].split(":")
+    algorithm = getattr(import_module(module), name)(policy, task)
+    obs_dim = policy.encoder.output_dim
+    buffer = ReplayBuffer(config.buffer_size or config.env_steps, obs_dim, policy.action_dim)
+    progress = {"step": 0, "episode": 0, "last_save": 0, "wall_s": 0.0, "evaluations": []}
+    if state_dir.exists():
+        progress = _load_state(state_dir, algorithm, buffer, rng, policy_type)
+    evaluations: list[dict[str, Any]] = progress["evaluations"]
+
+    # -- the loop ------------------------------------------------------------------------
+    logger = MetricsLogger(out, config, METRIC_FIELDS)
+    start, episode, last_save = progress["step"], progress["episode"], progress["last_save"]
+    wall_before, started = progress["wall_s"], time.perf_counter()
+    batch_size = policy_config.batch_size
+    obs: np.ndarray | None = None
+    episode_return, metrics = 0.0, {}
+    tick, tick_step = time.perf_counter(), start
+    bar = tqdm(range(start, config.env_steps), initial=start, total=config.env_steps,
+               desc=f"train {policy_type}", unit="step", disable=not config.progress)  # fmt: skip
+    for step in bar:
+        if obs is None:
+            raw, _ = env.reset(seed=config.seed * EPISODE_SEED_STRIDE + episode)
+            obs, episode_return = flatten_observation(raw, obs_keys), 0.0
+        action = algorithm.explore(obs)
+        raw, reward, terminated, truncated, _ = env.step(action)
+        next_obs = flatten_observation(raw, obs_keys)
+        buffer.add(obs, action, next_obs, terminated)
+        episode_return += float(reward)
+        done = step + 1
+        if done > config.learning_starts:
+            metrics = algorithm.update(buffer.sample(rng, batch_size),
+                                       expert.sample(rng, batch_size))  # fmt: skip
+        row: dict[str, Any] = {}
+        if terminated or truncated:
+            episode += 1
+            obs = None
+            row.update(episodes=episode, train_return=episode_return)
+        else:
+            obs = next_obs
+        if done % config.log_every == 0:
+            now = time.perf_counter()
+            row.update(metrics, steps_per_s=(done - tick_step) / max(now - tick, 1e-9))
+            tick, tick_step = now, done
+            bar.set_postfix(ret=f"{episode_return:.0f}")
+        eval_due = config.eval.every > 0 and done % config.eval.every == 0
+        if config.eval.episodes > 0 and (eval_due or done == config.env_steps):
+            result = evaluate(policy, eval_env, episodes=config.eval.episodes,
+                              seed=config.eval.seed)  # fmt: skip
+            evaluation = _evaluation_row(done, result, wall_before + time.perf_counter() - started)
+            evaluations.append(evaluation)
+            if on_evaluation is not None:
+                on_evaluation(evaluation)
+            row.update({k: evaluation[k] for k in METRIC_FIELDS if k in evaluation})
+            tqdm.write(f"env step {done}: return {evaluation['eval_return']:.1f}, {result.line()}")
+        if row:
+            logger.log(done, row)
+        if done == config.env_steps or (obs is None and done - last_save >= config.save_every):
+            last_save = done
+            state = {"step": done, "episode": episode, "last_save": last_save,
+                     "wall_s": wall_before + time.perf_counter() - started,
+                     "evaluations": evaluations}  # fmt: skip
+            _save(out, state, algorithm, buffer, rng)
+    bar.close()
+    logger.close()
+    env.close()
+    eval_env.close()
+    wall_s = wall_before + time.perf_counter() - started
+    summary = {"env_steps": config.env_steps, "wall_s": wall_s, "evaluations": evaluations}
+    (out / SUMMARY_JSON).write_text(json.dumps(summary, indent=2) + "\n")
+    return OnlineResult(out / DEPLOY_SUBDIR, config.env_steps, evaluations, wall_s)
+
+
+def _evaluation_row(step: int, result: EvalResult, wall_s: float) -> dict[str, Any]:
+    low, high = result.interval
+    return {
+        "step": step,
+        "eval_return": float(np.mean(result.returns)),
+        "eval_return_std": float(np.std(result.returns)),
+        "eval_success": result.success_rate,
+        "eval_low": low,
+        "eval_high": high,
+        "returns": [float(r) for r in result.returns],
+        "wall_s": wall_s,
+    }
+
+
+def _save(
+    out: Path,
+    progress: dict[str, Any],
+    algorithm: Any,
+    buffer: ReplayBuffer,
+    rng: np.random.Generator,
+) -> None:
+    """Write ``checkpoints/step_N`` and ``policy/`` (the deployable actor) and ``train_state/``
+    (learner, replay buffer, counters, RNGs), each atomically."""
+    step = progress["step"]
+    snapshot = replace_dir(out / "checkpoints" / f"step_{step:07d}", algorithm.policy.save)
+    replace_dir(out / DEPLOY_SUBDIR, lambda tmp: shutil.copytree(snapshot, tmp))
+
+    def write_state(tmp: Path) -> None:
+        tmp.mkdir(parents=True)
+        buffer.save(tmp / REPLAY_FILE)
+        torch.save(
+            {
+                **progress,
+                "policy_type": algorithm.policy.policy_type,
+                "algorithm": algorithm.state_dict(),
+                "numpy_rng": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(),
+                "python_rng": random.getstate(),
+            },
+            tmp / "state.pt",
+        )
+
+    replace_dir(out / STATE_DIR, write_state)
+
+
+def _load_state(
+    state_dir: Path,
+    algorithm: Any,
+    buffer: ReplayBuffer,
+    rng: np.random.Generator,
+    policy_type: str,
+) -> dict[str, Any]:
+    """Restore what ``_save`` wrote; returns its counters and evaluations."""
+    try:
+        state = torch.load(state_dir / "state.pt", weights_only=False)
+    except (OSError, RuntimeError) as error:
+        raise CheckpointError(f"{state_dir}: cannot resume: {error}") from None
+    if state["policy_type"] != policy_type:
+        raise CheckpointError(
+            f"{state_dir}: resumes a {state['policy_type']!r} run, not {policy_type!r}"
+        )
+    try:
+        algorithm.load_state_dict(state["algorithm"])
+    except (RuntimeError, ValueError, KeyError) as error:
+        first = str(error).splitlines()[0]
+        raise CheckpointError(f"{state_dir}: config changed since this run: {first}") from None
+    buffer.load(state_dir / REPLAY_FILE)
+    rng.bit_generator.state = state["numpy_rng"]
+    torch.set_rng_state(state["torch_rng"])
+    random.setstate(state["python_rng"])
+    keys = ("step", "episode", "last_save", "wall_s", "evaluations")
+    return {k: state[k] for k in keys}

@@ -1,0 +1,58 @@
+"""DeepMind Control Suite tasks behind robot_il's gymnasium API (``make_env("dmc:...")``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from robot_il.envs import DMC_TASKS, make_env
+from robot_il.policies.spec import spec_from_env
+
+from robot_il.errors import ActionError, ConfigError
+
+
+@pytest.mark.parametrize(
+    ("task", "state", "actions", "hz"),
+    [("dmc:walker_walk", 24, 6, 40.0), ("dmc:walker_stand", 24, 6, 40.0),
+     ("dmc:cartpole_swingup", 5, 1, 100.0)],
+)  # fmt: skip
+def test_spaces_and_spec(task: str, state: int, actions: int, hz: float) -> None:
+    env = make_env(task)
+    assert task in DMC_TASKS
+    spec = spec_from_env(env)
+    assert spec["observation"] == {"state": [state]} and spec["action_dim"] == actions
+    assert spec["control_hz"] == hz and spec["task"] == task
+    np.testing.assert_array_equal(env.action_space.low, -1.0)
+    np.testing.assert_array_equal(env.action_space.high, 1.0)
+    obs, _ = env.reset(seed=0)
+    assert obs["state"].dtype == np.float32 and obs["state"].shape == (state,)
+
+
+def test_seeded_resets_repeat_and_the_time_limit_truncates() -> None:
+    env = make_env("dmc:cartpole_swingup")
+    first, _ = env.reset(seed=7)
+    other, _ = env.reset(seed=8)
+    again, _ = env.reset(seed=7)
+    np.testing.assert_array_equal(first["state"], again["state"])
+    assert not np.array_equal(first["state"], other["state"])
+    rewards, steps = [], 0
+    while True:
+        _, reward, terminated, truncated, info = env.step(np.zeros(1, np.float32))
+        rewards.append(reward)
+        steps += 1
+        if terminated or truncated:
+            break
+    assert steps == 1000 and truncated and not terminated and "is_success" not in info
+    assert all(0.0 <= r <= 1.0 for r in rewards)
+    with pytest.raises(Exception, match="reset"):
+        env.step(np.zeros(1, np.float32))
+
+
+def test_bad_actions_and_unknown_tasks_are_refused() -> None:
+    env = make_env("dmc:walker_walk")
+    env.reset(seed=0)
+    with pytest.raises(ActionError, match="shape"):
+        env.step(np.zeros(5, np.float32))
+    with pytest.raises(ActionError, match="NaN"):
+        env.step(np.full(6, np.nan, np.float32))
+    with pytest.raises(ConfigError, match="unknown task 'dmc:cheetah_run'"):
+        make_env("dmc:cheetah_run")

@@ -1,0 +1,192 @@
+"""The online training loop (``robot_il.train.online``) with OPT-AIL on the real reach env:
+buffers, expert transitions, a kill and resume, the CLI, and refusing bad input."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from robot_il.dataset import Dataset, DatasetWriter
+from robot_il.errors import ConfigError, DatasetError
+from robot_il.train.replay import ReplayBuffer, expert_buffer
+
+ROBOT_IL = str(Path(sys.executable).with_name("robot-il"))
+SMALL = ["--no-progress", "--learning-starts", "40", "--log-every", "50",
+         "--policy.hidden-dims", "32", "32", "--policy.batch-size", "32",
+         "--policy.optimism-states", "16"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def one_reach_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One scripted reach demonstration (joint mode), recorded through the recorder."""
+    from robot_il.train.demos import record_expert_demos
+
+    return record_expert_demos("reach", tmp_path_factory.mktemp("reach1"), episodes=1, seed=3)
+
+
+def train_command(dataset: Path, out: Path, *settings: str) -> list[str]:
+    return [ROBOT_IL, "train", "opt-ail", "--dataset", str(dataset), "--out", str(out),
+            *SMALL, *settings]  # fmt: skip
+
+
+RUN = ("--env-steps", "320", "--save-every", "80", "--eval.every", "160", "--eval.episodes", "1")
+"""Four reach episodes (80 steps each, truncated by the time limit), a save after each."""
+
+
+@pytest.fixture(scope="module")
+def straight_run(one_reach_demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run of ``RUN`` through ``robot-il train opt-ail``, never interrupted."""
+    out = tmp_path_factory.mktemp("straight") / "run"
+    subprocess.run(train_command(one_reach_demo, out, *RUN), check=True, capture_output=True,
+                   timeout=600)  # fmt: skip
+    return out
+
+
+def test_replay_buffer_samples_uniformly_and_overwrites_the_oldest(tmp_path) -> None:
+    buffer = ReplayBuffer(10, obs_dim=1, action_dim=1)
+    for i in range(13):  # 0, 1, 2 are overwritten by 10, 11, 12
+        buffer.add(np.array([i]), np.array([i]), np.array([i + 1]), terminated=i == 12)
+    assert len(buffer) == 10 and sorted(buffer.obs[:, 0]) == list(range(3, 13))
+    draws = buffer.sample(np.random.default_rng(0), 100_000).obs[:, 0].astype(int)
+    counts = np.bincount(draws - 3, minlength=10)
+    chi2 = float(((counts - 10_000) ** 2 / 10_000).sum())
+    assert chi2 < 27.88, counts  # chi-square, 9 degrees of freedom, p = 0.001
+    buffer.save(tmp_path / "replay.npz")
+    restored = ReplayBuffer(10, obs_dim=1, action_dim=1)
+    restored.load(tmp_path / "replay.npz")
+    np.testing.assert_array_equal(restored.obs, buffer.obs)
+    assert restored.cursor == buffer.cursor == 3 and restored.terminated.sum() == 1
+
+
+def test_expert_buffer_holds_whole_trajectories_and_subsamples(tmp_path) -> None:
+    path = tmp_path / "d.zarr"
+    with DatasetWriter.create(path, robot="ur5e", control_hz=20.0, fsync=False) as writer:
+        for length in (600, 700):  # longer than the reference loader's 499-step cut
+            state = np.arange(length, dtype=np.float32)[:, None]
+            writer.add_episode({"state": state, "action": -state})
+    dataset = Dataset.open(path)
+    whole = expert_buffer(dataset, ["state"], episodes=2, subsample=1, seed=0)
+    assert len(whole) == 599 + 699
+    np.testing.assert_array_equal(whole.next_obs, whole.obs + 1)  # obs_t -> obs_t+1
+    np.testing.assert_array_equal(whole.action, -whole.obs)
+    assert whole.obs[:599, 0].max() == 598 and whole.terminated.sum() == 0
+    sub = expert_buffer(dataset, ["state"], episodes=1, subsample=20, seed=0)
+    steps = sub.obs[:, 0].astype(int)
+    assert len(sub) in (29, 30) and set(np.diff(steps)) == {20}
+
+
+def test_kill_and_resume_continues_bit_exactly(
+    one_reach_demo: Path, straight_run: Path, tmp_path: Path
+) -> None:
+    """A run killed (SIGKILL) after a save and resumed ends with the same weights, replay
+    buffer and evaluations as the run never interrupted."""
+    import torch
+
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(train_command(one_reach_demo, killed, *RUN),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not (killed / "checkpoints" / "step_0000160").exists():
+        assert process.poll() is None and time.monotonic() < deadline, "no save before the end"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    saved = torch.load(killed / "train_state" / "state.pt", weights_only=False)
+    assert 80 <= saved["step"] < 320, "the kill must land mid-run, after a save"
+    subprocess.run(train_command(one_reach_demo, killed, *RUN), check=True,
+                   capture_output=True, timeout=600)  # fmt: skip
+    a = torch.load(straight_run / "train_state" / "state.pt", weights_only=False)
+    b = torch.load(killed / "train_state" / "state.pt", weights_only=False)
+    for net in ("actor", "reward", "critic", "critic_target"):
+        for name, tensor in a["algorithm"][net].items():
+            assert torch.equal(tensor, b["algorithm"][net][name]), (net, name)
+    with np.load(straight_run / "train_state" / "replay.npz") as x, \
+            np.load(killed / "train_state" / "replay.npz") as y:  # fmt: skip
+        for field in ("obs", "action", "next_obs", "terminated"):
+            np.testing.assert_array_equal(x[field], y[field])
+        # reach's time limit (80 steps) truncates; a truncation is not a terminal
+        assert len(x["obs"]) == 320 and x["terminated"].sum() == 0
+    assert a["episode"] == b["episode"] == 4
+    evaluations = json.loads((straight_run / "summary.json").read_text())["evaluations"]
+    assert [e["step"] for e in evaluations] == [160, 320]
+    resumed = json.loads((killed / "summary.json").read_text())["evaluations"]
+    assert [e["returns"] for e in evaluations] == [e["returns"] for e in resumed]
+
+
+def test_checkpoint_runs_in_robot_il_eval(straight_run: Path, tmp_path: Path) -> None:
+    result = subprocess.run([ROBOT_IL, "eval", "--checkpoint", str(straight_run), "--episodes",
+                             "2", "--out", str(tmp_path / "eval")], capture_output=True,
+                            text=True, timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((tmp_path / "eval" / "eval.json").read_text())
+    assert report["policy_type"] == "opt_ail" and len(report["returns"]) == 2
+
+
+def _write_dataset(path: Path, *, state_dim: int = 5, action_dim: int = 1, nan: bool = False,
+                   task: str = "dmc:cartpole_swingup") -> Path:  # fmt: skip
+    """A cartpole-shaped dataset (what ``benchmarks/dmc_experts.py record`` writes)."""
+    rng = np.random.default_rng(0)
+    state = rng.standard_normal((50, state_dim)).astype(np.float32)
+    action = rng.uniform(-1, 1, (50, action_dim)).astype(np.float32)
+    attrs = {"task": task, "backend": "dm_control", "action_mode": "dmc"}
+    with DatasetWriter.create(path, robot="dmc_cartpole", control_hz=100.0, attrs=attrs,
+                              fsync=False) as writer:  # fmt: skip
+        writer.add_episode({"state": state, "action": action})
+    if nan:  # the writer refuses NaN: corrupt the stored array, as a bad disk or tool would
+        import zarr
+
+        zarr.open_group(str(path), mode="r+")["data/action"][17, 0] = np.nan
+    return path
+
+
+@pytest.mark.parametrize(
+    ("dataset", "settings", "error", "message"),
+    [
+        ({"state_dim": 4}, (), DatasetError, "observation 'state' shape [5] != [4]"),
+        ({"action_dim": 2}, (), DatasetError, "action_dim 1 != trained 2"),
+        ({"nan": True}, (), DatasetError, "key 'action' of episode 0 holds NaN"),
+        ({}, ("--task", "dmc:cheetah_run"), ConfigError, "unknown task 'dmc:cheetah_run'"),
+        ({}, ("--task", "stack"), ConfigError, "unknown task 'stack'"),
+        ({}, ("--demo-subsample", "0"), ConfigError, "demo_subsample must be >= 1"),
+    ],
+)
+def test_bad_input_fails_in_one_line_before_any_interaction(
+    tmp_path: Path, dataset: dict, settings: tuple, error: type, message: str
+) -> None:
+    from robot_il.train.config import load_config
+    from robot_il.train.online import train_online
+
+    path = _write_dataset(tmp_path / "d.zarr", **dataset)
+    out = tmp_path / "run"
+    config = load_config("opt_ail", None, ["--dataset", str(path), "--out", str(out), *SMALL,
+                                           *settings])  # fmt: skip
+    with pytest.raises(error) as caught:
+        train_online(config)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+    assert not out.exists(), "nothing may start (or be written) before the input is checked"
+
+
+def test_launch_file_builds_the_training_command(tmp_path: Path) -> None:
+    from robot_il.cli.train import split_config_flag
+    from robot_il.launch.description import load_launch
+    from robot_il.train.config import OPTAILTrainConfig, load_config
+
+    plan = load_launch(
+        Path(__file__).parents[2] / "launch" / "train_opt_ail.launch.yaml",
+        {"dataset": "d.zarr", "out": str(tmp_path / "run"), "env_steps": "5000",
+         "task": "dmc:walker_walk"},
+    )  # fmt: skip
+    (process,) = plan.processes
+    assert process.argv[1:3] == ("train", "opt-ail")
+    config_file, settings = split_config_flag(list(process.argv[3:]))
+    config = load_config("opt_ail", config_file, settings)
+    assert isinstance(config, OPTAILTrainConfig) and config_file is None
+    assert (config.env_steps, config.max_episodes, config.task) == (5000, 1, "dmc:walker_walk")
+    assert config.eval.every == 10_000 and not config.progress

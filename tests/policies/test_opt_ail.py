@@ -1,0 +1,159 @@
+"""OPT-AIL's loss terms, each checked on real networks against what the paper defines."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from robot_il.policies.opt_ail import OPTAIL, OPTAILConfig, OPTAILPolicy
+from robot_il.policies.opt_ail.policy import identity_observation_normalizer
+
+from robot_il.train.replay import Batch
+
+OBS, ACT = 5, 2
+SPEC = {"robot": "dmc_cartpole", "control_hz": 100.0, "observation": {"state": [OBS]},
+        "action_dim": ACT}  # fmt: skip
+
+
+def learner(**settings) -> OPTAIL:
+    torch.manual_seed(0)
+    config = OPTAILConfig(obs_keys=("state",), hidden_dims=(32, 32), batch_size=16, **settings)
+    normalizer = identity_observation_normalizer(SPEC, -np.ones(ACT), np.ones(ACT))
+    return OPTAIL(OPTAILPolicy(config, SPEC, normalizer), "dmc:cartpole_swingup")
+
+
+def batch(seed: int, n: int = 16, action: float | None = None, terminated: float = 0.0) -> Batch:
+    rng = np.random.default_rng(seed)
+    actions = rng.uniform(-1, 1, (n, ACT)) if action is None else np.full((n, ACT), action)
+    return Batch(
+        rng.standard_normal((n, OBS)).astype(np.float32),
+        actions.astype(np.float32),
+        rng.standard_normal((n, OBS)).astype(np.float32),
+        np.full(n, terminated, np.float32),
+    )
+
+
+def reward_of(agent: OPTAIL, data: Batch) -> float:
+    with torch.no_grad():
+        pairs = torch.cat([torch.as_tensor(data.obs), torch.as_tensor(data.action)], dim=-1)
+        return float(agent.reward(pairs).mean())
+
+
+def test_reward_loss_scores_expert_pairs_above_policy_pairs() -> None:
+    """Expert acts +0.8, the policy's buffer holds -0.8: after updates the reward ranks
+    fresh expert-like pairs above fresh policy-like pairs (the reverse sign would not)."""
+    agent = learner(reward_lr=1e-3)
+    for i in range(150):
+        agent.update(batch(i, action=-0.8), batch(10_000 + i, action=0.8))
+    expert_like, policy_like = batch(99_999, action=0.8), batch(99_999, action=-0.8)
+    assert reward_of(agent, expert_like) > reward_of(agent, policy_like) + 0.5
+
+
+def test_gradient_penalty_is_the_squared_gap_of_the_gradient_norm_to_one() -> None:
+    agent = learner()
+    expert, policy = batch(1), batch(2)
+    e = torch.cat([torch.as_tensor(expert.obs), torch.as_tensor(expert.action)], dim=-1)
+    p = torch.cat([torch.as_tensor(policy.obs), torch.as_tensor(policy.action)], dim=-1)
+    torch.manual_seed(5)
+    penalty = float(agent.gradient_penalty(e, p).detach())
+    torch.manual_seed(5)  # the same u, computed independently, one sample at a time
+    u = torch.rand(len(e), 1)
+    norms = []
+    for x in u * e + (1 - u) * p:
+        jacobian = torch.autograd.functional.jacobian(lambda y: agent.reward(y[None])[0], x)
+        norms.append(float(jacobian.norm()))
+    assert penalty == pytest.approx(float(np.mean((np.array(norms) - 1) ** 2)), rel=1e-5)
+    for parameter in agent.reward.parameters():  # a constant reward: gradient 0, penalty 1
+        torch.nn.init.zeros_(parameter)
+    assert float(agent.gradient_penalty(e, p).detach()) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_td_target_is_clipped(sign: float) -> None:
+    """A target critic of +-1e4 would give targets near +-9900; they are clipped to +-100."""
+    agent = learner(td_clip=100.0)
+    torch.nn.init.constant_(agent.critic_target.mlp[-1].bias, sign * 1e4)
+    online, expert = batch(3), batch(4)
+    with torch.no_grad():
+        obs = torch.as_tensor(np.concatenate([online.obs, expert.obs]))
+        q = agent.critic(obs, torch.as_tensor(np.concatenate([online.action, expert.action])))
+    td_loss = agent.update(online, expert)["td_loss"]
+    assert td_loss == pytest.approx(float(((q - sign * 100.0) ** 2).mean()), rel=1e-4)
+
+
+def test_terminated_transitions_do_not_bootstrap_and_others_do() -> None:
+    """With a target critic of 50 everywhere: a terminated transition's target is its reward
+    r in (-1, 1); a non-terminated one's is r + 0.99 (50 - alpha log pi(a'|s'))."""
+    agent = learner(td_clip=1e6)
+    for parameter in agent.critic_target.parameters():
+        torch.nn.init.zeros_(parameter)
+    torch.nn.init.constant_(agent.critic_target.mlp[-1].bias, 50.0)
+    data = batch(5)
+    pairs = torch.cat([torch.as_tensor(data.obs), torch.as_tensor(data.action)], dim=-1)
+    next_obs = torch.as_tensor(data.next_obs)
+    with torch.no_grad():
+        reward = agent.reward(pairs)
+    terminal = agent.td_target(pairs, next_obs, torch.ones(len(pairs)))
+    torch.testing.assert_close(terminal, reward)
+    torch.manual_seed(3)
+    bootstrapped = agent.td_target(pairs, next_obs, torch.zeros(len(pairs)))
+    torch.manual_seed(3)
+    _, log_pi = agent.policy.sample(next_obs)
+    torch.testing.assert_close(bootstrapped, reward + 0.99 * (50.0 - 0.01 * log_pi))
+
+
+def test_eta_zero_leaves_the_critic_untouched_by_the_optimism_term(monkeypatch) -> None:
+    """At eta = 0 (folded) the term is never computed; the reference's separate Adam step at
+    eta = 0 still moves the critic (momentum), which the flag reproduces."""
+    online, expert = batch(7), batch(8)
+    folded = learner(eta=0.0)
+    monkeypatch.setattr(folded, "optimism", lambda *a: pytest.fail("optimism computed at eta 0"))
+    folded.update(online, expert)
+    separate = learner(eta=0.0, optimism_update="separate_step")
+    separate.update(online, expert)
+    pairs = zip(folded.critic.parameters(), separate.critic.parameters(), strict=True)
+    moved = [not torch.equal(a, b) for a, b in pairs]
+    assert any(moved)
+
+
+def test_optimism_raises_q_of_the_policy_action_against_the_soft_maximum() -> None:
+    """Minimizing V_lse(s) - Q(s, a_tilde) with a large eta drives the term down."""
+    agent = learner(eta=1.0, critic_lr=1e-3)
+    online, expert = batch(9), batch(10)
+    obs = torch.as_tensor(np.concatenate([online.obs, expert.obs]))
+    action = torch.as_tensor(np.concatenate([online.action, expert.action]))
+    torch.manual_seed(1)
+    before = float(agent.optimism(obs, action, len(online.obs)).detach())
+    for _ in range(60):
+        agent.update(online, expert)
+    torch.manual_seed(1)
+    after = float(agent.optimism(obs, action, len(online.obs)).detach())
+    assert after < before - 0.01
+
+
+def test_optimism_on_a_sub_batch_uses_that_many_states() -> None:
+    agent = learner(optimism_states=8)
+    online, expert = batch(11), batch(12)
+    seen = []
+    critic = agent.critic.forward
+    agent.critic.forward = lambda obs, action: seen.append(len(obs)) or critic(obs, action)
+    obs = torch.as_tensor(np.concatenate([online.obs, expert.obs]))
+    action = torch.as_tensor(np.concatenate([online.action, expert.action]))
+    agent.optimism(obs, action, len(online.obs))
+    assert seen == [8 * 10 + 8 * 10 + 8]  # uniform actions, policy actions, a_tilde
+
+
+def test_actor_acts_in_env_units_through_the_checkpoint(tmp_path) -> None:
+    """The deployable policy maps tanh(mu) in [-1, 1] to the env's action box."""
+    low, high = np.array([0.0, -4.0]), np.array([2.0, 4.0])
+    config = OPTAILConfig(obs_keys=("state",), hidden_dims=(8,))
+    policy = OPTAILPolicy(config, SPEC, identity_observation_normalizer(SPEC, low, high))
+    obs = {"state": np.linspace(-1, 1, OBS).astype(np.float32)}
+    with torch.no_grad():
+        unit = policy.mean_action(torch.as_tensor(obs["state"])[None])[0].numpy()
+    expected = low + (unit + 1) / 2 * (high - low)
+    np.testing.assert_allclose(policy.act(obs), expected, rtol=1e-5, atol=1e-6)
+    from robot_il.policies import load_policy
+
+    loaded = load_policy(policy.save(tmp_path / "ckpt"))
+    np.testing.assert_array_equal(loaded.act(obs), policy.act(obs))
