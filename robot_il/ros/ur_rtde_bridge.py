@@ -10,7 +10,16 @@ same rate. ``safety/estop`` (std_msgs/Bool, true latches), ``safety/reset_estop`
 (std_srvs/Trigger) and ``safety/events`` (std_msgs/String, one JSON object per intervention)
 expose the safety layer. On shutdown the bridge calls ``servoStop`` and stops the script.
 
-``use_fake_hardware:=true`` runs against :class:`robot_il.ros.rtde.FakeRTDE` (no robot).
+Gripper: ``gripper:=robotiq`` drives a Robotiq 2F-85 through its URCap socket
+(:mod:`robot_il.ros.robotiq`, ``gripper_host`` defaulting to ``robot_ip``, port 63352) on its
+own thread: ``<tf_prefix>gripper/command`` (std_msgs/Float64, closure 0 open .. 1 closed) sets
+it and ``joint_states`` reports ``<tf_prefix>gripper_joint`` (closure) while the link is up.
+A lost link is logged as one error and a ``device_fault`` safety event, the arm holds
+position (and the joint states go on without the gripper joint) until the link is back and
+the gripper active again; then the arm restarts with the safe-start ramp.
+
+``use_fake_hardware:=true`` runs against :class:`robot_il.ros.rtde.FakeRTDE` (no robot) and,
+with a gripper, a :class:`robot_il.ros.robotiq.FakeRobotiqServer` on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ from rclpy.context import Context
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Bool, Float64MultiArray, String
+from std_msgs.msg import Bool, Float64, Float64MultiArray, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
@@ -34,10 +43,12 @@ from robot_il.envs.ur5e.description import HOME_JOINT_POS, JOINT_NAMES
 from robot_il.envs.ur5e.kinematics import forward_kinematics
 from robot_il.errors import ConfigError
 from robot_il.ros.node_main import run_node
+from robot_il.ros.robotiq import ROBOTIQ_PORT, FakeRobotiqServer, GripperLink, RobotiqGripper
 from robot_il.ros.rtde import FakeRTDE, RTDEControl, RTDEReceive, connect_rtde
 from robot_il.ros.ur_topics import (
     COMMAND_TOPIC,
     ESTOP_TOPIC,
+    GRIPPER_JOINT,
     JOINT_STATES_TOPIC,
     RESET_ESTOP_SERVICE,
     SAFETY_EVENTS_TOPIC,
@@ -46,6 +57,9 @@ from robot_il.ros.ur_topics import (
 )
 from robot_il.safety import SafetyEvent, SafetyFilter, SafetyLimits
 from robot_il.safety.limits import UR5E_ACCELERATION, UR5E_WORKSPACE
+
+GRIPPERS = ("", "robotiq")
+"""Values of the ``gripper`` parameter: none, or a Robotiq 2F-85 through its URCap socket."""
 
 
 class LoopStats:
@@ -102,7 +116,9 @@ class UrRtdeBridge(Node):
     ``rate_hz`` (servo rate), ``lookahead_time`` (s, 0.03..0.2) and ``gain`` (100..2000) of
     servoJ, ``robot_ip``, ``use_fake_hardware``, ``tf_prefix`` (of the joint names), and the
     safety limits ``max_command_age``, ``max_observation_age``, ``ramp_duration`` (s),
-    ``acceleration_limit`` (rad/s^2), ``workspace_lower``/``workspace_upper`` (m, base frame).
+    ``acceleration_limit`` (rad/s^2), ``workspace_lower``/``workspace_upper`` (m, base frame);
+    the gripper's ``gripper``, ``gripper_host``, ``gripper_port``, ``gripper_speed`` and
+    ``gripper_force`` (0..255).
     """
 
     def __init__(
@@ -127,6 +143,13 @@ class UrRtdeBridge(Node):
         lower, upper = (corner.tolist() for corner in UR5E_WORKSPACE)
         workspace_lower = self.declare_parameter("workspace_lower", lower).value
         workspace_upper = self.declare_parameter("workspace_upper", upper).value
+        gripper = self.declare_parameter("gripper", "").value
+        gripper_host = self.declare_parameter("gripper_host", "").value or robot_ip
+        gripper_port = int(self.declare_parameter("gripper_port", ROBOTIQ_PORT).value)
+        gripper_speed = int(self.declare_parameter("gripper_speed", 255).value)
+        gripper_force = int(self.declare_parameter("gripper_force", 150).value)
+        if gripper not in GRIPPERS:
+            raise ConfigError(f"gripper {gripper!r} is not one of {GRIPPERS}")
         if not 0.03 <= self.lookahead_time <= 0.2:
             raise ConfigError(f"lookahead_time {self.lookahead_time} s is outside [0.03, 0.2]")
         if not 100.0 <= self.gain <= 2000.0:
@@ -136,6 +159,10 @@ class UrRtdeBridge(Node):
 
         self.period = 1.0 / self.rate_hz
         self.joint_names = [f"{tf_prefix}{name}" for name in JOINT_NAMES]
+        self.fake_gripper: FakeRobotiqServer | None = None
+        if gripper and use_fake:
+            self.fake_gripper = FakeRobotiqServer()
+            gripper_host, gripper_port = "127.0.0.1", self.fake_gripper.port
         if rtde is None and use_fake:
             rtde = FakeRTDE(HOME_JOINT_POS)
         if rtde is not None:
@@ -163,6 +190,19 @@ class UrRtdeBridge(Node):
         self._measured: np.ndarray | None = None
         self._pending_events: deque[SafetyEvent] = deque()
 
+        self.gripper: GripperLink | None = None
+        if gripper:
+            self.safety.set_fault("gripper not connected yet")  # before its thread can clear it
+            self.gripper = GripperLink(
+                RobotiqGripper(gripper_host, gripper_port),
+                self._on_gripper_link,
+                speed=gripper_speed,
+                force=gripper_force,
+            )
+            self.create_subscription(
+                Float64, f"{tf_prefix}gripper/command", self._on_gripper_command, 10
+            )
+        self._gripper_joint = f"{tf_prefix}{GRIPPER_JOINT}"
         self._joint_state_msg = JointState(name=self.joint_names)
         self.joint_states = self.create_publisher(JointState, JOINT_STATES_TOPIC, 10)
         self.events = self.create_publisher(String, SAFETY_EVENTS_TOPIC, 10)
@@ -208,6 +248,21 @@ class UrRtdeBridge(Node):
                 positions = np.vstack([self._measured, positions])
             self._target = None
             self._trajectory = _Trajectory(time.monotonic(), times, positions)
+
+    def _on_gripper_command(self, msg) -> None:
+        if not np.isfinite(msg.data):
+            self.get_logger().error(f"gripper command {msg.data} is not finite; ignored")
+            return
+        self.gripper.command(msg.data)
+
+    def _on_gripper_link(self, up: bool, detail: str) -> None:
+        """The gripper thread's news: the arm holds while its gripper is unreachable."""
+        with self._lock:
+            self.safety.set_fault(None if up else f"gripper: {detail}")
+        if up:
+            self.get_logger().info(f"gripper: {detail} active")
+        else:
+            self.get_logger().error(f"gripper: {detail}; the arm holds until it is back")
 
     def _on_estop(self, msg) -> None:
         if msg.data:
@@ -286,8 +341,12 @@ class UrRtdeBridge(Node):
     def _publish_joint_state(self, q: np.ndarray, qd: list[float]) -> None:
         msg = self._joint_state_msg
         msg.header.stamp = self.get_clock().now().to_msg()
-        msg.position = q.tolist()
-        msg.velocity = list(qd)
+        gripper = None if self.gripper is None else self.gripper.state
+        if gripper is None:
+            msg.name, msg.position, msg.velocity = self.joint_names, q.tolist(), list(qd)
+        else:
+            msg.name = [*self.joint_names, self._gripper_joint]
+            msg.position, msg.velocity = [*q.tolist(), gripper.closure], [*qd, 0.0]
         self.joint_states.publish(msg)
 
     def shutdown(self) -> None:
@@ -298,6 +357,10 @@ class UrRtdeBridge(Node):
         self.control.stopScript()
         self.control.disconnect()
         self.receive.disconnect()
+        if self.gripper is not None:
+            self.gripper.close()
+        if self.fake_gripper is not None:
+            self.fake_gripper.close()
         summary = f"control loop: {json.dumps(self.stats.summary())}"
         if self.context.ok():
             self.get_logger().info(summary)

@@ -35,6 +35,8 @@ class Intervention(str, Enum):
     """The command was computed too long ago (late inference): held position."""
     ESTOP = "estop"
     """The e-stop is latched: held position until it is reset."""
+    DEVICE_FAULT = "device_fault"
+    """A device the arm works with (its gripper) lost its link: held position until it is back."""
 
 
 HOLD_INTERVENTIONS = frozenset(
@@ -45,6 +47,7 @@ HOLD_INTERVENTIONS = frozenset(
         Intervention.STALE_OBSERVATION,
         Intervention.LATE_COMMAND,
         Intervention.ESTOP,
+        Intervention.DEVICE_FAULT,
     }
 )
 """Interventions after which the command is the held position, not a shortened step."""

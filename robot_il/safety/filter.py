@@ -11,9 +11,10 @@ late inference, a latched e-stop). The filter keeps the last command it let thro
 - keeps the tool point in the workspace box (or moving back towards it),
 
 and holds the reference (the robot stops where it was last told to be) in the same call when
-the command is NaN/inf, an observation or the command is too old, or the e-stop is latched.
-It starts (and restarts after an e-stop reset) from the measured pose with its velocity limit
-ramping up from zero (safe start). Times ``t`` are seconds on one clock (monotonic or sim).
+the command is NaN/inf, an observation or the command is too old, the e-stop is latched, or a
+device (the gripper) has lost its link. It starts (and restarts after an e-stop reset or a
+device fault) from the measured pose with its velocity limit ramping up from zero (safe
+start). Times ``t`` are seconds on one clock (monotonic or sim).
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ class SafetyFilter:
         self.on_event = on_event
         self.counts: Counter[Intervention] = Counter()
         self._estopped = False
+        self._fault: str | None = None
         self._observation_stamp: float | None = None
         self._reference: np.ndarray | None = None
         self._velocity = np.zeros(limits.num_joints)
@@ -109,6 +111,13 @@ class SafetyFilter:
         """Release the e-stop; the next call restarts from the measured pose (safe start)."""
         self._estopped = False
         self._reference = None
+
+    def set_fault(self, detail: str | None) -> None:
+        """A device fault (``detail`` says which) holds position until it is cleared (None);
+        the arm then restarts from the measured pose (safe start)."""
+        if detail is None and self._fault is not None:
+            self._reference = None
+        self._fault = detail
 
     @property
     def estopped(self) -> bool:
@@ -205,6 +214,8 @@ class SafetyFilter:
         reasons = []
         if self._estopped:
             reasons.append(SafetyEvent(Intervention.ESTOP, t, "e-stop latched"))
+        if self._fault is not None:
+            reasons.append(SafetyEvent(Intervention.DEVICE_FAULT, t, self._fault))
         if not measured_ok:
             reasons.append(
                 SafetyEvent(Intervention.NONFINITE_MEASUREMENT, t, f"measured {q_measured}")

@@ -258,10 +258,11 @@ def test_limits_reject_nonsense() -> None:
 
 
 def test_adversarial_stream_never_lets_anything_unsafe_through() -> None:
-    """Random targets, 1 rad jumps, NaNs, late stamps, stalled calls, observation gaps and
-    e-stops: every command is finite, within the position limits, the velocity limit, the
-    acceleration limit (except when stopping to hold), max_step and the workspace box."""
-    rng = np.random.default_rng(0)
+    """Random targets, 1 rad jumps, NaNs, late stamps, stalled calls, observation gaps,
+    e-stops and device faults: every command is finite, within the position limits, the
+    velocity limit, the acceleration limit (except when stopping to hold), max_step and the
+    workspace box."""
+    rng, faults = np.random.default_rng(0), np.random.default_rng(1)
     limits = ur5e_like_limits(workspace_lower=[-0.6, -0.6, -0.3], workspace_upper=[0.6, 0.6, 0.9])
     start = np.array([0.0, 0.0, 0.3, -1.0, 1.0, 0.0])
     safety, clock = started(limits, point_fk, at=start)
@@ -283,6 +284,11 @@ def test_adversarial_stream_never_lets_anything_unsafe_through() -> None:
             safety.estop()
         if safety.estopped and rng.random() < 0.01:
             safety.reset_estop()
+        fault = faults.random()  # a stream of its own: the others' draws stay as they were
+        if fault < 0.001:
+            safety.set_fault("gripper: link lost")  # a lost gripper holds, then restarts
+        elif fault < 0.01:
+            safety.set_fault(None)
         out = clock.step(q_cmd, commands[-1], observe=observe, command_stamp=stamp, dt=dt)
         commands.append(out.command)
         times.append(clock.t)
