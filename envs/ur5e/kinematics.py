@@ -16,12 +16,10 @@ _COS_ALPHA = np.cos(DH_ALPHA)
 _SIN_ALPHA = np.sin(DH_ALPHA)
 
 
-def forward_kinematics(q: np.ndarray, tcp_offset: float = TCP_OFFSET) -> np.ndarray:
-    """Pose (..., 4, 4) of the TCP in the arm's base frame for joint angles q (..., 6), rad.
-
-    The TCP frame is the flange frame (DH frame 6) moved ``tcp_offset`` m along its z axis;
-    ``tcp_offset=0`` gives the flange itself.
-    """
+def dh_frames(q: np.ndarray) -> np.ndarray:
+    """Poses (..., 7, 4, 4) of DH frames 0 (base, identity) .. 6 (flange) in the arm's base
+    frame for joint angles q (..., 6), rad. Body i (link i = 1..6) has frame
+    ``dh_frames(q)[..., i - 1] @ Rz(q_i)`` (see ``description``)."""
     q = np.asarray(q, dtype=np.float64)
     c, s = np.cos(q), np.sin(q)
     links = np.zeros((*q.shape, 4, 4))  # (..., 6, 4, 4): F_(i-1) -> F_i for every joint
@@ -37,9 +35,21 @@ def forward_kinematics(q: np.ndarray, tcp_offset: float = TCP_OFFSET) -> np.ndar
     links[..., 2, 2] = _COS_ALPHA
     links[..., 2, 3] = DH_D
     links[..., 3, 3] = 1.0
-    transform = links[..., 0, :, :]
+    frames = np.empty((*q.shape[:-1], 7, 4, 4))
+    frames[..., 0, :, :] = np.eye(4)
+    frames[..., 1, :, :] = links[..., 0, :, :]
     for i in range(1, 6):
-        transform = transform @ links[..., i, :, :]
+        frames[..., i + 1, :, :] = frames[..., i, :, :] @ links[..., i, :, :]
+    return frames
+
+
+def forward_kinematics(q: np.ndarray, tcp_offset: float = TCP_OFFSET) -> np.ndarray:
+    """Pose (..., 4, 4) of the TCP in the arm's base frame for joint angles q (..., 6), rad.
+
+    The TCP frame is the flange frame (DH frame 6) moved ``tcp_offset`` m along its z axis;
+    ``tcp_offset=0`` gives the flange itself.
+    """
+    transform = dh_frames(q)[..., 6, :, :]
     if tcp_offset:
         transform[..., :3, 3] += tcp_offset * transform[..., :3, 2]
     return transform

@@ -1,0 +1,262 @@
+"""Distance between two UR5e arms, link to link, from their joint positions.
+
+Each arm is covered by capsules (a segment and a radius): the link capsules of
+``ur5e.description.LINK_COLLISION`` and four capsules around the gripper that contain its
+collision shapes with the fingers open (the body cylinder, the palm box, each finger pad), so
+a capsule distance never exceeds the true distance between the collision shapes. The distance
+of two capsules is the distance of their segments minus both radii: negative when they
+overlap (a collision), in metres.
+
+Everything is numpy and vectorised over any leading batch shape (scenes, time steps), so one
+call measures a whole batch of two-arm configurations; the same functions serve the DMP
+coupling, the kinematic benchmark and the deployment safety layer. Frames: joint angles in
+rad; ``world_from_base`` is an arm's base pose (4, 4) in a shared world frame (m), as
+``envs.arm.Arm.world_from_base``; every returned point is in that world frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from robot_il.envs.ur5e.description import GRIPPER, LINK_COLLISION, LINK_NAMES
+from robot_il.envs.ur5e.kinematics import dh_frames
+
+_EPS = 1e-12
+FLANGE_FRAME = 7
+"""Index of the flange frame among an arm's capsule frames: 0 = base, i = body of link i
+(1..6), 7 = flange (DH frame 6), where the gripper hangs."""
+
+
+def _gripper_capsules() -> list[tuple[str, tuple, tuple, float]]:
+    """Capsules (name, start, end, radius) in the flange frame that contain the gripper's
+    collision shapes: a capsule around a box's long axis with radius the half diagonal of its
+    cross-section contains the box."""
+    g = GRIPPER
+    palm_x, palm_y, palm_z = g.palm.half_extents
+    pad_x, pad_y, pad_z = g.pad_half_extents
+    palm_center = np.asarray(g.palm.center)
+    capsules = [
+        ("gripper_body", (0.0, 0.0, 0.0), (0.0, 0.0, g.body_length), g.body_radius),
+        (
+            "gripper_palm",
+            tuple(palm_center - (palm_x, 0.0, 0.0)),
+            tuple(palm_center + (palm_x, 0.0, 0.0)),
+            float(np.hypot(palm_y, palm_z)),
+        ),
+    ]
+    for side, label in ((1, "pos"), (-1, "neg")):
+        x = g.finger_open_x(side)
+        capsules.append(
+            (
+                f"gripper_pad_{label}",
+                (x, 0.0, g.pad_center_z - pad_z),
+                (x, 0.0, g.pad_center_z + pad_z),
+                float(np.hypot(pad_x, pad_y)),
+            )
+        )
+    return capsules
+
+
+@dataclass(frozen=True)
+class ArmCapsules:
+    """The capsules covering one UR5e, each fixed in one frame of the arm.
+
+    ``frame`` (N,): frame index per capsule (see ``FLANGE_FRAME``); ``start``/``end`` (N, 3):
+    segment end points in that frame, m; ``radius`` (N,): m; ``names`` (N,): link or gripper
+    part per capsule.
+    """
+
+    frame: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    radius: np.ndarray
+    names: tuple[str, ...]
+
+
+def _ur5e_capsules() -> ArmCapsules:
+    rows = [
+        (link, LINK_NAMES[link], c.start, c.end, c.radius)
+        for link, capsules in LINK_COLLISION.items()
+        for c in capsules
+    ]
+    rows += [(FLANGE_FRAME, name, s, e, r) for name, s, e, r in _gripper_capsules()]
+    return ArmCapsules(
+        frame=np.array([r[0] for r in rows]),
+        start=np.array([r[2] for r in rows], dtype=np.float64),
+        end=np.array([r[3] for r in rows], dtype=np.float64),
+        radius=np.array([r[4] for r in rows], dtype=np.float64),
+        names=tuple(r[1] for r in rows),
+    )
+
+
+UR5E_CAPSULES = _ur5e_capsules()
+"""The capsules of a UR5e with its gripper (link capsules first, then the gripper's)."""
+
+
+def capsule_frames(q: np.ndarray, world_from_base: np.ndarray | None = None) -> np.ndarray:
+    """Poses (..., 8, 4, 4) of an arm's capsule frames in the world for joints q (..., 6) rad:
+    base, the six link bodies, the flange (indices as ``FLANGE_FRAME``)."""
+    q = np.asarray(q, dtype=np.float64)
+    dh = dh_frames(q)  # (..., 7, 4, 4) F_0 .. F_6
+    frames = np.empty((*q.shape[:-1], 8, 4, 4))
+    frames[..., 0, :, :] = dh[..., 0, :, :]
+    # Body i = F_(i-1) Rz(q_i): turn the first two columns of F_(i-1) by q_i.
+    c, s = np.cos(q)[..., None], np.sin(q)[..., None]
+    parent = dh[..., :6, :, :]
+    frames[..., 1:7, :, 0] = c * parent[..., :, 0] + s * parent[..., :, 1]
+    frames[..., 1:7, :, 1] = -s * parent[..., :, 0] + c * parent[..., :, 1]
+    frames[..., 1:7, :, 2:] = parent[..., :, 2:]
+    frames[..., 7, :, :] = dh[..., 6, :, :]
+    if world_from_base is not None:
+        frames = np.asarray(world_from_base, dtype=np.float64)[..., None, :, :] @ frames
+    return frames
+
+
+def arm_capsules(
+    q: np.ndarray,
+    world_from_base: np.ndarray | None = None,
+    capsules: ArmCapsules = UR5E_CAPSULES,
+) -> tuple[np.ndarray, np.ndarray]:
+    """World segment end points (..., N, 3) and (..., N, 3) of an arm's capsules at joints
+    q (..., 6) rad; the radii are ``capsules.radius`` (N,)."""
+    frames = capsule_frames(q, world_from_base)[..., capsules.frame, :, :]  # (..., N, 4, 4)
+    rotation, translation = frames[..., :3, :3], frames[..., :3, 3]
+    start = np.einsum("...ij,...j->...i", rotation, capsules.start) + translation
+    end = np.einsum("...ij,...j->...i", rotation, capsules.end) + translation
+    return start, end
+
+
+def segment_closest_parameters(
+    p1: np.ndarray, q1: np.ndarray, p2: np.ndarray, q2: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Parameters s, t in [0, 1] (...,) of the closest points ``p1 + s (q1 - p1)`` and
+    ``p2 + t (q2 - p2)`` of two segments (..., 3), broadcast together.
+
+    Minimises over s first with t free, then clamps t and re-solves s (Ericson, Real-Time
+    Collision Detection, 5.1.9); handles parallel and zero-length segments.
+    """
+    d1, d2, r = q1 - p1, q2 - p2, p1 - p2
+    a = np.einsum("...i,...i->...", d1, d1)
+    e = np.einsum("...i,...i->...", d2, d2)
+    b = np.einsum("...i,...i->...", d1, d2)
+    c = np.einsum("...i,...i->...", d1, r)
+    f = np.einsum("...i,...i->...", d2, r)
+    safe_a = np.where(a > _EPS, a, 1.0)
+    safe_e = np.where(e > _EPS, e, 1.0)
+    denom = a * e - b * b
+    skew = denom > _EPS * a * e  # parallel segments: any s works, take 0
+    s = np.where(skew, np.clip((b * f - c * e) / np.where(skew, denom, 1.0), 0.0, 1.0), 0.0)
+    t = (b * s + f) / safe_e
+    s = np.where(t < 0.0, np.clip(-c / safe_a, 0.0, 1.0), s)
+    s = np.where(t > 1.0, np.clip((b - c) / safe_a, 0.0, 1.0), s)
+    t = np.clip(t, 0.0, 1.0)
+    # Zero-length segments: a point against a segment, or two points.
+    point_a, point_b = a <= _EPS, e <= _EPS
+    s = np.where(point_a, 0.0, np.where(point_b, np.clip(-c / safe_a, 0.0, 1.0), s))
+    t = np.where(point_b, 0.0, np.where(point_a, np.clip(f / safe_e, 0.0, 1.0), t))
+    return s, t
+
+
+def capsule_distance(
+    start_a: np.ndarray,
+    end_a: np.ndarray,
+    radius_a: np.ndarray | float,
+    start_b: np.ndarray,
+    end_b: np.ndarray,
+    radius_b: np.ndarray | float,
+) -> np.ndarray:
+    """Distance (...,) m between capsules a and b (segments (..., 3), radii (...,)), broadcast
+    together; negative when they overlap (minus the penetration depth along the segments)."""
+    s, t = segment_closest_parameters(start_a, end_a, start_b, end_b)
+    gap = (start_a + s[..., None] * (end_a - start_a)) - (
+        start_b + t[..., None] * (end_b - start_b)
+    )
+    return np.linalg.norm(gap, axis=-1) - radius_a - radius_b
+
+
+@dataclass(frozen=True)
+class ArmSeparation:
+    """The closest pair of capsules between arms a and b (batch shape ``...``).
+
+    ``distance`` (...,): capsule distance, m (negative: the arms collide); ``point_a`` and
+    ``point_b`` (..., 3): closest points on the two capsules' segments, world frame, m (the
+    surfaces lie ``radius`` m from them towards each other); ``capsule_a`` and ``capsule_b``
+    (...,): indices into ``UR5E_CAPSULES`` (``names`` says which link).
+    """
+
+    distance: np.ndarray
+    point_a: np.ndarray
+    point_b: np.ndarray
+    capsule_a: np.ndarray
+    capsule_b: np.ndarray
+
+    @property
+    def direction(self) -> np.ndarray:
+        """Unit vector (..., 3) from b's closest point to a's: the way that moves a away from
+        b (any unit vector where the segments touch)."""
+        gap = self.point_a - self.point_b
+        norm = np.linalg.norm(gap, axis=-1, keepdims=True)
+        fallback = np.zeros_like(gap)
+        fallback[..., 2] = 1.0
+        return np.where(norm > _EPS, gap / np.maximum(norm, _EPS), fallback)
+
+
+def closest_links(
+    q_a: np.ndarray,
+    world_from_base_a: np.ndarray | None,
+    q_b: np.ndarray,
+    world_from_base_b: np.ndarray | None,
+    capsules: ArmCapsules = UR5E_CAPSULES,
+) -> ArmSeparation:
+    """The closest capsule pair of two arms at joints q_a, q_b (..., 6) rad with base poses
+    (..., 4, 4) or (4, 4) (None: the world frame), broadcast together."""
+    start_a, end_a = arm_capsules(q_a, world_from_base_a, capsules)
+    start_b, end_b = arm_capsules(q_b, world_from_base_b, capsules)
+    sa, ea = start_a[..., :, None, :], end_a[..., :, None, :]
+    sb, eb = start_b[..., None, :, :], end_b[..., None, :, :]
+    s, t = segment_closest_parameters(sa, ea, sb, eb)  # (..., N, N)
+    point_a = sa + s[..., None] * (ea - sa)
+    point_b = sb + t[..., None] * (eb - sb)
+    radii = capsules.radius[:, None] + capsules.radius[None, :]
+    distance = np.linalg.norm(point_a - point_b, axis=-1) - radii
+    n = len(capsules.radius)
+    flat = distance.reshape(*distance.shape[:-2], n * n)
+    best = np.argmin(flat, axis=-1)
+    idx_a, idx_b = np.divmod(best, n)
+    pick = best[..., None]
+    points_a = point_a.reshape(*distance.shape[:-2], n * n, 3)
+    points_b = point_b.reshape(*distance.shape[:-2], n * n, 3)
+    return ArmSeparation(
+        distance=np.take_along_axis(flat, pick, axis=-1)[..., 0],
+        point_a=np.take_along_axis(points_a, pick[..., None], axis=-2)[..., 0, :],
+        point_b=np.take_along_axis(points_b, pick[..., None], axis=-2)[..., 0, :],
+        capsule_a=idx_a,
+        capsule_b=idx_b,
+    )
+
+
+def arm_separation(
+    q_a: np.ndarray,
+    world_from_base_a: np.ndarray | None,
+    q_b: np.ndarray,
+    world_from_base_b: np.ndarray | None,
+) -> np.ndarray:
+    """Smallest link-to-link capsule distance (...,) m between two UR5e arms at joints
+    q_a, q_b (..., 6) rad with base poses (4, 4) in one world frame; negative when they
+    collide."""
+    return closest_links(q_a, world_from_base_a, q_b, world_from_base_b).distance
+
+
+__all__ = [
+    "FLANGE_FRAME",
+    "UR5E_CAPSULES",
+    "ArmCapsules",
+    "ArmSeparation",
+    "arm_capsules",
+    "arm_separation",
+    "capsule_distance",
+    "capsule_frames",
+    "closest_links",
+    "segment_closest_parameters",
+]

@@ -1,0 +1,145 @@
+"""Arm-to-arm capsule distance against brute-force point sampling and the arm's kinematics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from robot_il.envs.separation import (
+    FLANGE_FRAME,
+    UR5E_CAPSULES,
+    arm_capsules,
+    arm_separation,
+    capsule_distance,
+    capsule_frames,
+    closest_links,
+)
+from robot_il.envs.ur5e.description import HOME_JOINT_POS, link_joint_origin
+from robot_il.envs.ur5e.kinematics import forward_kinematics
+from robot_il.envs.ur5e.transforms import homogeneous, rot_z
+
+
+def _sample_segment(start: np.ndarray, end: np.ndarray, n: int) -> np.ndarray:
+    return start + np.linspace(0.0, 1.0, n)[:, None] * (end - start)
+
+
+def _brute_force_distance(
+    start_a: np.ndarray,
+    end_a: np.ndarray,
+    radius_a: float,
+    start_b: np.ndarray,
+    end_b: np.ndarray,
+    radius_b: float,
+    n: int = 801,
+) -> float:
+    a = _sample_segment(start_a, end_a, n)
+    b = _sample_segment(start_b, end_b, n)
+    gaps = np.linalg.norm(a[:, None, :] - b[None, :, :], axis=-1)
+    return float(gaps.min()) - radius_a - radius_b
+
+
+def _random_segment_pairs(rng: np.random.Generator, count: int) -> list[tuple[np.ndarray, ...]]:
+    pairs = []
+    for k in range(count):
+        p1, q1, p2 = rng.uniform(-0.5, 0.5, size=(3, 3))
+        q2 = rng.uniform(-0.5, 0.5, size=3)
+        kind = k % 5
+        if kind == 1:  # parallel, overlapping in extent
+            q2 = p2 + (q1 - p1) * rng.uniform(-1.5, 1.5)
+        elif kind == 2:  # crossing: segment b passes through a point of a
+            through = p1 + rng.uniform(0.2, 0.8) * (q1 - p1)
+            q2 = through + (through - p2) * rng.uniform(0.3, 1.0)
+        elif kind == 3:  # a zero-length segment
+            q2 = p2.copy()
+        elif kind == 4:  # collinear
+            p2 = p1 + (q1 - p1) * rng.uniform(-1.0, 2.0)
+            q2 = p1 + (q1 - p1) * rng.uniform(-1.0, 2.0)
+        pairs.append((p1, q1, p2, q2))
+    return pairs
+
+
+def test_capsule_distance_matches_brute_force_sampling() -> None:
+    rng = np.random.default_rng(0)
+    pairs = _random_segment_pairs(rng, 60)
+    radii = rng.uniform(0.0, 0.1, size=(60, 2))
+    stacked = [np.stack(column) for column in zip(*pairs, strict=True)]
+    batched = capsule_distance(
+        stacked[0], stacked[1], radii[:, 0], stacked[2], stacked[3], radii[:, 1]
+    )
+    for (p1, q1, p2, q2), (ra, rb), got in zip(pairs, radii, batched, strict=True):
+        expected = _brute_force_distance(p1, q1, ra, p2, q2, rb)
+        # Sampling only overestimates, by at most half the larger sample spacing.
+        spacing = max(np.linalg.norm(q1 - p1), np.linalg.norm(q2 - p2)) / 800
+        assert got <= expected + 1e-9
+        assert got >= expected - spacing
+    # Zero-length against zero-length: two spheres.
+    a, b = np.zeros(3), np.array([0.3, 0.4, 0.0])
+    assert capsule_distance(a, a, 0.1, b, b, 0.2) == pytest.approx(0.2)
+
+
+def test_capsule_frames_follow_the_kinematic_chain() -> None:
+    rng = np.random.default_rng(1)
+    q = rng.uniform(-np.pi, np.pi, size=(5, 6))
+    world_from_base = homogeneous(rot_z(0.7), (0.1, -0.2, 0.05))
+    frames = capsule_frames(q, world_from_base)
+    for k in range(len(q)):
+        body = world_from_base.copy()
+        for i in range(1, 7):
+            body = body @ link_joint_origin(i) @ homogeneous(rot_z(q[k, i - 1]))
+            np.testing.assert_allclose(frames[k, i], body, atol=1e-12)
+        np.testing.assert_allclose(
+            frames[k, FLANGE_FRAME],
+            world_from_base @ forward_kinematics(q[k], tcp_offset=0.0),
+            atol=1e-12,
+        )
+
+
+def _brute_force_arm_separation(q_a, base_a, q_b, base_b, per_metre: int = 1500) -> float:
+    start_a, end_a = arm_capsules(q_a, base_a)
+    start_b, end_b = arm_capsules(q_b, base_b)
+    radius = UR5E_CAPSULES.radius
+    best = np.inf
+    for i in range(len(radius)):
+        n_a = max(2, int(np.linalg.norm(end_a[i] - start_a[i]) * per_metre))
+        a = _sample_segment(start_a[i], end_a[i], n_a)
+        for j in range(len(radius)):
+            n_b = max(2, int(np.linalg.norm(end_b[j] - start_b[j]) * per_metre))
+            b = _sample_segment(start_b[j], end_b[j], n_b)
+            gaps = np.linalg.norm(a[:, None, :] - b[None, :, :], axis=-1)
+            best = min(best, float(gaps.min()) - radius[i] - radius[j])
+    return best
+
+
+def test_arm_separation_matches_brute_force_sampling() -> None:
+    rng = np.random.default_rng(2)
+    count = 8
+    q_a = HOME_JOINT_POS + rng.uniform(-1.2, 1.2, size=(count, 6))
+    q_b = HOME_JOINT_POS + rng.uniform(-1.2, 1.2, size=(count, 6))
+    base_a = homogeneous(rot_z(0.0), (0.0, 0.0, 0.0))
+    # Arms facing each other at varying spacing: far apart, touching, interpenetrating.
+    spacing = np.linspace(0.35, 1.4, count)
+    base_b = np.stack([homogeneous(rot_z(np.pi), (-d, 0.0, 0.0)) for d in spacing])
+    got = arm_separation(q_a, base_a, q_b, base_b)
+    expected = np.array(
+        [_brute_force_arm_separation(q_a[k], base_a, q_b[k], base_b[k]) for k in range(count)]
+    )
+    assert got.shape == (count,)
+    assert np.all(got <= expected + 1e-9)
+    assert np.all(got >= expected - 1.0 / 1500)
+    assert (got < 0).any() and (got > 0.05).any(), "the cases should cover contact and clearance"
+
+
+def test_closest_links_reports_points_that_give_the_distance() -> None:
+    rng = np.random.default_rng(3)
+    q_a = HOME_JOINT_POS + rng.uniform(-1.0, 1.0, size=(4, 7, 6))
+    q_b = HOME_JOINT_POS + rng.uniform(-1.0, 1.0, size=(4, 7, 6))
+    base_b = homogeneous(rot_z(np.pi), (-0.9, 0.1, 0.0))
+    result = closest_links(q_a, None, q_b, base_b)
+    assert result.distance.shape == (4, 7)
+    radii = UR5E_CAPSULES.radius[result.capsule_a] + UR5E_CAPSULES.radius[result.capsule_b]
+    gap = np.linalg.norm(result.point_a - result.point_b, axis=-1)
+    np.testing.assert_allclose(gap - radii, result.distance, atol=1e-12)
+    np.testing.assert_allclose(np.linalg.norm(result.direction, axis=-1), 1.0)
+    # The batched call equals one call per configuration.
+    for i, j in ((0, 0), (3, 6)):
+        single = arm_separation(q_a[i, j], None, q_b[i, j], base_b)
+        assert single == pytest.approx(result.distance[i, j], abs=1e-12)
