@@ -35,6 +35,8 @@ class Intervention(str, Enum):
     """The command was computed too long ago (late inference): held position."""
     ESTOP = "estop"
     """The e-stop is latched: held position until it is reset."""
+    CLEARANCE = "clearance"
+    """Two arms' commands would bring their links closer than the clearance: the arm held."""
     DEVICE_FAULT = "device_fault"
     """A device the arm works with (its gripper) lost its link: held position until it is back."""
 
@@ -48,6 +50,7 @@ HOLD_INTERVENTIONS = frozenset(
         Intervention.LATE_COMMAND,
         Intervention.ESTOP,
         Intervention.DEVICE_FAULT,
+        Intervention.CLEARANCE,
     }
 )
 """Interventions after which the command is the held position, not a shortened step."""

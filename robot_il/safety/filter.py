@@ -96,6 +96,8 @@ class SafetyFilter:
         self._fault: str | None = None
         self._observation_stamp: float | None = None
         self._reference: np.ndarray | None = None
+        self._before: np.ndarray | None = None
+        """The reference before the last call: where :meth:`veto` goes back to."""
         self._velocity = np.zeros(limits.num_joints)
         self._last_t = 0.0
         self._start_t = 0.0
@@ -133,6 +135,20 @@ class SafetyFilter:
         if self._observation_stamp is None or obs_stamp > self._observation_stamp:
             self._observation_stamp = obs_stamp
         return now - obs_stamp <= self.limits.max_observation_age
+
+    @property
+    def reference_before(self) -> np.ndarray | None:
+        """The reference before the last call (rad): the command sent the period before."""
+        return None if self._before is None else self._before.copy()
+
+    def veto(self, t: float) -> np.ndarray:
+        """The command this filter just returned was not sent (a check across arms refused
+        it): go back to the reference before it and stop there; returns that command (rad)."""
+        if self._before is not None:
+            self._reference = self._before
+        self._velocity = np.zeros(self.limits.num_joints)
+        self._last_t = t
+        return self._reference.copy()
 
     @property
     def reference(self) -> np.ndarray | None:
@@ -174,6 +190,7 @@ class SafetyFilter:
             events.append(
                 SafetyEvent(Intervention.SAFE_START, t, f"anchored at {_joints(q_measured)}")
             )
+        self._before = self._reference
 
         hold = self._hold_reasons(q_cmd, q_measured, measured_ok, t, command_stamp)
         if hold or q_cmd is None:
