@@ -4,7 +4,9 @@ The policy node (inputs of a policy) and the recorder (a dataset's steps) both n
 observation keys from a robot that speaks the UR driver's topics (:mod:`robot_il.ros.ur_topics`):
 
 - ``<arm>_joint_pos`` / ``<arm>_joint_vel`` (6,) from ``joint_states``, and ``<arm>_gripper``
-  (1,) from its ``<tf_prefix>gripper_joint`` when the robot reports one;
+  (1,) from its ``<tf_prefix>gripper_joint`` when the robot reports one; the topics and joint
+  names follow the node's arm layout (:class:`robot_il.ros.arm_layout.ArmLayout`), and each
+  arm is assembled from whichever message carries its six joints, with its own stamp;
 - ``<arm>_eef_pose`` (7,: xyz m + quaternion wxyz, world frame) by forward kinematics at the
   arm's mount in the task's scene, with the env's sign convention (w >= 0);
 - the task's inputs ``target_pos`` (3,) from ``task/target`` and ``object_pose`` (7,) from
@@ -25,12 +27,10 @@ from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
 
 from robot_il.errors import ConfigError
+from robot_il.ros.arm_layout import ArmLayout
 from robot_il.ros.ur_topics import (
-    GRIPPER_JOINT,
-    JOINT_STATES_TOPIC,
     OBJECT_POSE_TOPIC,
     TARGET_TOPIC,
-    arm_joint_names,
     image_topic,
     stamp_seconds,
     tf_prefix,
@@ -44,8 +44,8 @@ class RobotObservation:
     """The newest observation of the arms of ``task``'s scene, kept up to date from topics.
 
     ``keys`` maps every key this robot offers to its shape; only ``subscribe`` keys are
-    subscribed to (besides ``joint_states``, always). ``now`` gives the node's time (s) for
-    joint states without a stamp.
+    subscribed to (besides the joint states, always). Joint states without a stamp get the
+    node's time. The arm layout's parameters are declared on ``node`` (:attr:`layout`).
     """
 
     def __init__(
@@ -68,7 +68,7 @@ class RobotObservation:
         self.arms = [mount.name for mount in mounts]
         self.arm_kinematics = [Arm(mount) for mount in mounts]
         """World-frame kinematics of each arm at its mount in the task's scene."""
-        self.joint_names = [name for arm in self.arms for name in arm_joint_names(arm)]
+        self.layout = ArmLayout.declare(node, self.arms)
         self.keys: dict[str, list[int]] = {
             tf_prefix(arm) + key: [size] for arm in self.arms for key, size in ARM_KEYS.items()
         }
@@ -79,13 +79,25 @@ class RobotObservation:
         self.lock = threading.Lock()
         self.values: dict[str, np.ndarray] = {}
         self.joint_pos: np.ndarray | None = None
-        """All arms' joint positions (6 per arm, rad), newest."""
+        """All arms' joint positions (6 per arm, rad), newest; None until every arm reported."""
+        self.arm_stamps: list[float | None] = [None] * len(self.arms)
+        """Stamp (s) of each arm's newest joint state: one watchdog per arm."""
         self.stamp: float | None = None
-        """Stamp (s) of the newest joint state."""
+        """The oldest of the arms' newest stamps (s): how old the whole observation is."""
+        self._arm_q: list[np.ndarray | None] = [None] * len(self.arms)
 
         wanted = set(self.keys) if subscribe is None else subscribe
         qos = QoSProfile(depth=10)
-        node.create_subscription(JointState, JOINT_STATES_TOPIC, self._on_joint_states, qos)
+        carried: dict[str, tuple[int, ...]] = {}  # per_arm: one topic carries each arm in turn
+        for topic, arms in self.layout.joint_state_topics():
+            carried[topic] = tuple(sorted({*carried.get(topic, ()), *arms}))
+        for topic, arms in carried.items():
+            node.create_subscription(
+                JointState,
+                topic,
+                lambda msg, a=arms: self._on_joint_states(msg, a),
+                qos,
+            )
         if "target_pos" in wanted:
             from geometry_msgs.msg import PointStamped
 
@@ -104,7 +116,7 @@ class RobotObservation:
 
     def snapshot(self) -> tuple[dict[str, np.ndarray], float | None]:
         """The newest values (a new dict; arrays are replaced, never written in place) and
-        the newest joint state's stamp."""
+        :attr:`stamp` (the oldest of the arms' newest joint-state stamps)."""
         with self.lock:
             return dict(self.values), self.stamp
 
@@ -114,20 +126,22 @@ class RobotObservation:
             return None
         return {key: values[key] for key in keys}
 
-    def _on_joint_states(self, msg: JointState) -> None:
+    def _on_joint_states(self, msg: JointState, arms: tuple[int, ...]) -> None:
+        """Update every arm of ``arms`` whose six joints this message carries (a per-arm
+        broadcaster's message carries one arm; another robot's carries none)."""
         index = {name: i for i, name in enumerate(msg.name)}
-        try:
-            rows = [index[name] for name in self.joint_names]
-        except KeyError:
-            return  # another robot's joints on the shared topic
         position = np.array(msg.position, dtype=np.float64)
         velocity = np.array(msg.velocity, dtype=np.float64) if msg.velocity else None
         stamp = stamp_seconds(msg.header.stamp) or self.node.get_clock().now().nanoseconds * 1e-9
         values: dict[str, np.ndarray] = {}
-        for a, (arm, kinematics) in enumerate(zip(self.arms, self.arm_kinematics, strict=True)):
-            p = tf_prefix(arm)
-            joints = rows[6 * a : 6 * a + 6]
+        updated: list[tuple[int, np.ndarray]] = []
+        for a in arms:
+            joints = [index.get(name) for name in self.layout.joint_names(a)]
+            if None in joints:
+                continue
+            p, kinematics = tf_prefix(self.arms[a]), self.arm_kinematics[a]
             q = position[joints]
+            updated.append((a, q))
             values[p + "joint_pos"] = q.astype(np.float32)
             values[p + "joint_vel"] = (
                 velocity[joints].astype(np.float32) if velocity is not None else np.zeros(6, "f4")
@@ -136,13 +150,18 @@ class RobotObservation:
             if pose[3] < 0:
                 pose[3:] = -pose[3:]
             values[p + "eef_pose"] = pose.astype(np.float32)
-            gripper = index.get(p + GRIPPER_JOINT)
+            gripper = index.get(self.layout.gripper_joint(a))
             if gripper is not None:
                 values[p + "gripper"] = np.array([position[gripper]], np.float32)
+        if not updated:
+            return
         with self.lock:
             self.values.update(values)
-            self.joint_pos = position[rows]
-            self.stamp = stamp
+            for a, q in updated:
+                self._arm_q[a], self.arm_stamps[a] = q, stamp
+            if all(q is not None for q in self._arm_q):
+                self.joint_pos = np.concatenate(self._arm_q)
+                self.stamp = min(self.arm_stamps)
 
     def _on_target(self, msg) -> None:
         point = msg.point

@@ -2,11 +2,12 @@
 
 Three activities, each on its own thread so none waits for another:
 
-- **Observations** arrive by subscription (executor threads): ``joint_states`` (joint
-  positions and velocities, grippers as ``<tf_prefix>gripper_joint``), the task inputs
-  ``task/target`` and ``task/object_pose`` and camera images ``camera/<name>/image_raw`` when
-  the policy was trained on them. The tool pose ``eef_pose`` is computed by forward kinematics
-  at the arm's mount, as the env computes it.
+- **Observations** arrive by subscription (executor threads): joint states (joint
+  positions and velocities, grippers as ``<tf_prefix>gripper_joint``; topics, joint names and
+  command topics follow the arm layout's parameters, :mod:`robot_il.ros.arm_layout`), the
+  task inputs ``task/target`` and ``task/object_pose`` and camera images
+  ``camera/<name>/image_raw`` when the policy was trained on them. The tool pose
+  ``eef_pose`` is computed by forward kinematics at the arm's mount, as the env computes it.
 - **Inference** (a thread feeding a child process, :mod:`robot_il.deploy.worker`) observes
   on the policy's grid (its training rate), keeps the last ``n_obs_steps`` observations, and
   computes action chunks ahead of time (:class:`robot_il.deploy.ChunkPlanner`), so chunks
@@ -24,11 +25,14 @@ Three activities, each on its own thread so none waits for another:
   held pose instead.
 
 Safety: the filter limits joint positions, speed, acceleration, the tool's workspace box and
-holds position on NaN/inf, stale observations (``max_observation_age``), late inference
-(``max_command_age``) or a latched e-stop (``safety/estop`` std_msgs/Bool, released by the
-``safety/reset_estop`` Trigger); it starts with a ramp from the measured pose. Every
-intervention is published on ``safety/events`` (JSON) when it begins, as is each run of IK
-failures of an eef_delta policy (kind ``ik_failure``).
+holds position on NaN/inf, stale observations (``max_observation_age``, each arm by the stamp
+of its own joint states), late inference (``max_command_age``) or a latched e-stop
+(``safety/estop`` std_msgs/Bool, released by the ``safety/reset_estop`` Trigger); it starts
+with a ramp from the measured pose. With two arms a :class:`robot_il.safety.ClearanceGuard`
+then holds the arm whose command would bring the arms' links closer than ``clearance`` (m).
+Every intervention is published on ``safety/events`` (JSON) when it begins, as is each run of
+IK failures of an eef_delta policy (kind ``ik_failure``); the log shows each kind's first
+event and then counts per kind per second, printed off the control thread.
 
 Episodes: ``policy/reset`` (Trigger) starts a new one (fresh history, safe start). A
 checkpoint path on ``policy/switch`` (std_msgs/String; a bare name is looked up in
@@ -61,14 +65,9 @@ from robot_il.deploy.worker import CheckpointInfo, InferenceWorker
 from robot_il.errors import CheckpointError, ConfigError
 from robot_il.ros.node_main import declare_float, use_realtime_priority
 from robot_il.ros.observation import RobotObservation
-from robot_il.ros.ur_topics import (
-    COMMAND_TOPIC,
-    ESTOP_TOPIC,
-    RESET_ESTOP_SERVICE,
-    SAFETY_EVENTS_TOPIC,
-    gripper_topic,
-)
-from robot_il.safety import SafetyEvent, SafetyFilter, SafetyLimits
+from robot_il.ros.ur_topics import ESTOP_TOPIC, RESET_ESTOP_SERVICE, SAFETY_EVENTS_TOPIC
+from robot_il.safety import ClearanceGuard, SafetyEvent, SafetyFilter, SafetyLimits
+from robot_il.safety.events import EventSummary
 
 SWITCH_TOPIC = "policy/switch"
 """std_msgs/String: checkpoint (path, or name under ``candidates_dir``) for the next episode."""
@@ -95,6 +94,7 @@ class PolicyNode(Node):
         max_command_age = declare_float(self, "max_command_age", 0.5)
         self.ramp_duration = declare_float(self, "ramp_duration", 1.0)
         acceleration = declare_float(self, "acceleration_limit", 10.0)
+        self.clearance = declare_float(self, "clearance", 0.05)
         workspace_lower = self.declare_parameter("workspace_lower", [-0.9, -0.9, 0.0]).value
         workspace_upper = self.declare_parameter("workspace_upper", [0.9, 0.9, 1.1]).value
         self.inference_margin = declare_float(self, "inference_margin", 0.005)
@@ -148,8 +148,10 @@ class PolicyNode(Node):
         self._estop_latched = False
         self._events: deque[dict] = deque()
         """Payloads for ``safety/events``: the filters' interventions and IK failures."""
+        self._event_summary = EventSummary()
         self._ik_failing = [False] * len(self.arms)
         self._filters = self._make_filters()
+        self._guard = self._make_guard()
         self._timeline: ActionTimeline | None = None
         self._previous_action: np.ndarray | None = None
         self._current_action: np.ndarray | None = None
@@ -168,9 +170,14 @@ class PolicyNode(Node):
         """Longest time (s) a tick came after the end of the timeline in force."""
 
         qos = QoSProfile(depth=10)
-        self.command_pub = self.create_publisher(Float64MultiArray, COMMAND_TOPIC, qos)
+        layout = self.obs.layout
+        self.command_pubs = [
+            (self.create_publisher(Float64MultiArray, topic.name, qos), topic.arms)
+            for topic in layout.command_topics()
+        ]
         self.gripper_pubs = [
-            self.create_publisher(Float64, gripper_topic(arm), qos) for arm in self.arms
+            self.create_publisher(Float64, layout.gripper_topic(a), qos)
+            for a in range(len(self.arms))
         ]
         self.events_pub = self.create_publisher(String, SAFETY_EVENTS_TOPIC, QoSProfile(depth=100))
         self.create_subscription(Bool, ESTOP_TOPIC, self._on_estop, qos)
@@ -222,7 +229,11 @@ class PolicyNode(Node):
 
         filters = [
             SafetyFilter(
-                self.limits, forward_kinematics, period=self.period, on_event=self._on_event
+                self.limits,
+                forward_kinematics,
+                period=self.period,
+                on_event=self._on_event,
+                log_events=False,  # summarised by the events timer, off the control thread
             )
             for _ in self.arms
         ]
@@ -230,6 +241,13 @@ class PolicyNode(Node):
             for safety in filters:
                 safety.estop()
         return filters
+
+    def _make_guard(self) -> ClearanceGuard | None:
+        """The inter-arm clearance check of a two-arm cell (None for one arm)."""
+        if len(self.arms) != 2:
+            return None
+        bases = [kinematics.world_from_base for kinematics in self.obs.arm_kinematics]
+        return ClearanceGuard(bases, self.clearance, on_event=self._on_event)
 
     def _now(self) -> float:
         """Seconds on the node's clock (ROS time: system or ``/clock``)."""
@@ -272,6 +290,7 @@ class PolicyNode(Node):
         self._ik_failing = [False] * len(self.arms)
         self._history.clear()
         self._filters = self._make_filters()
+        self._guard = self._make_guard()
         self._episode_running = False
 
     def _on_switch(self, msg: String) -> None:
@@ -309,8 +328,15 @@ class PolicyNode(Node):
         self._events.append({"kind": event.kind.value, "t": event.t, "detail": event.detail})
 
     def _publish_events(self) -> None:
+        """Publish the control thread's events and log them summarised (executor thread)."""
+        new = []
         while self._events:
-            self.events_pub.publish(String(data=json.dumps(self._events.popleft())))
+            event = self._events.popleft()
+            self.events_pub.publish(String(data=json.dumps(event)))
+            line = f"[safety t={event['t']:.4f}s] {event['kind']}: {event['detail']}"
+            new.append((event["kind"], line))
+        for line in self._event_summary.lines(new, time.monotonic()):
+            self.get_logger().warning(line)
 
     # -- inference (thread; the policy runs in the worker process) --------------------------
 
@@ -437,34 +463,41 @@ class PolicyNode(Node):
                 delta = np.round(action[7 * a : 7 * a + 6], 4).tolist()
                 detail = f"arm {arm or 'single'}: no IK solution for TCP delta {delta}; holding"
                 self._events.append({"kind": "ik_failure", "t": now, "detail": detail})
-                self.get_logger().warning(detail)
             self._ik_failing[a] = failing
         return joint_action
 
     def _control_tick(self, now: float, last_gripper: list[float | None]) -> None:
         with self.obs.lock:
             q_measured, stamp = self.obs.joint_pos, self.obs.stamp
+            arm_stamps = list(self.obs.arm_stamps)
         if q_measured is None:
             return
         with self._state_lock:
-            filters = self._filters
+            filters, guard = self._filters, self._guard
             due = self._due_target(now, q_measured)
         if due is None and not self.sim_time:
             return  # no action yet this episode: leave the robot to its driver's hold
-        commands = []
+        commands, held = [], []
         for a, safety in enumerate(filters):
-            safety.watchdog(stamp, now)
+            safety.watchdog(arm_stamps[a], now)
             target = None if due is None else due[0][7 * a : 7 * a + 6]
             stamp_a = None if due is None else due[1]
             safe = safety.filter(target, q_measured[6 * a : 6 * a + 6], now, command_stamp=stamp_a)
             commands.append(safe.command)
-            if due is not None and not safe.held:
+            held.append(safe.held)
+        if guard is not None:
+            commands = guard.check(commands, filters, now)
+            held = [h or g for h, g in zip(held, guard.held, strict=True)]
+        for a in range(len(filters)):
+            if due is not None and not held[a]:
                 gripper = float(due[0][7 * a + 6])
                 if math.isfinite(gripper) and gripper != last_gripper[a]:
                     gripper = min(max(gripper, 0.0), 1.0)
                     self.gripper_pubs[a].publish(Float64(data=gripper))
                     last_gripper[a] = gripper
-        self.command_pub.publish(Float64MultiArray(data=np.concatenate(commands).tolist()))
+        for publisher, arms in self.command_pubs:
+            data = np.concatenate([commands[a] for a in arms]).tolist()
+            publisher.publish(Float64MultiArray(data=data))
         self.command_log.append((stamp, now))
 
     def shutdown(self) -> None:

@@ -56,6 +56,7 @@ from robot_il.ros.ur_topics import (
     trajectory_points,
 )
 from robot_il.safety import SafetyEvent, SafetyFilter, SafetyLimits
+from robot_il.safety.events import EventSummary
 from robot_il.safety.limits import UR5E_ACCELERATION, UR5E_WORKSPACE
 
 GRIPPERS = ("", "robotiq")
@@ -180,8 +181,13 @@ class UrRtdeBridge(Node):
             ramp_duration=ramp_duration,
         )
         self.safety = SafetyFilter(
-            limits, forward_kinematics, period=self.period, on_event=self._on_safety_event
+            limits,
+            forward_kinematics,
+            period=self.period,
+            on_event=self._on_safety_event,
+            log_events=False,  # summarised by the events timer, off the servo thread
         )
+        self._event_summary = EventSummary()
         self.stats = LoopStats(self.period)
         self._lock = threading.Lock()
         self._target: np.ndarray | None = None
@@ -282,11 +288,14 @@ class UrRtdeBridge(Node):
         self._pending_events.append(event)
 
     def _publish_events(self) -> None:
+        new = []
         while self._pending_events:
             event = self._pending_events.popleft()
             payload = {"kind": event.kind.value, "t": event.t, "detail": event.detail}
             self.events.publish(String(data=json.dumps(payload)))
-            self.get_logger().warning(str(event))
+            new.append((event.kind.value, str(event)))
+        for line in self._event_summary.lines(new, time.monotonic()):
+            self.get_logger().warning(line)
 
     # -- the servo thread ----------------------------------------------------------------
 

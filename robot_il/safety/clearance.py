@@ -19,7 +19,6 @@ again only once that bound comes within the clearance.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -27,8 +26,6 @@ import numpy as np
 from robot_il.errors import ConfigError
 from robot_il.safety.events import Intervention, SafetyEvent
 from robot_il.safety.filter import SafetyFilter
-
-LOGGER = logging.getLogger("robot_il.safety")
 
 REACH = 1.2
 """Bound (m) on the distance from any joint axis of a UR5e to any point of the arm and its
@@ -105,6 +102,11 @@ class ClearanceGuard:
         self._held = held
         return sent
 
+    @property
+    def held(self) -> list[bool]:
+        """Whether each arm was held by the last :meth:`check`."""
+        return list(self._held)
+
     def _report(self, arm: int, t: float, distance: float) -> None:
         event = SafetyEvent(
             Intervention.CLEARANCE,
@@ -112,6 +114,5 @@ class ClearanceGuard:
             f"arm {arm} held: the commands would bring the arms {distance:.4f} m apart "
             f"(< clearance {self.clearance} m)",
         )
-        LOGGER.warning("%s", event)
         if self.on_event is not None:
             self.on_event(event)

@@ -72,7 +72,8 @@ class SafetyFilter:
     limits have a workspace box. ``period`` (s), when given, is the nominal control period:
     elapsed times longer than two periods count as two, so a late call cannot move further.
     ``on_event`` receives each event when its kind starts (was absent the call before), which
-    is also when it is logged; :attr:`counts` counts every event.
+    is also when it is logged (unless ``log_events`` is False: a node that summarises its
+    events, :class:`robot_il.safety.events.EventSummary`); :attr:`counts` counts every event.
     """
 
     def __init__(
@@ -82,6 +83,7 @@ class SafetyFilter:
         *,
         period: float | None = None,
         on_event: Callable[[SafetyEvent], None] | None = None,
+        log_events: bool = True,
     ) -> None:
         if limits.has_workspace and fk is None:
             raise ActionError("safety filter: a workspace box needs forward kinematics (fk)")
@@ -91,6 +93,7 @@ class SafetyFilter:
         self.fk = fk
         self.max_dt = None if period is None else 2.0 * period
         self.on_event = on_event
+        self.log_events = log_events
         self.counts: Counter[Intervention] = Counter()
         self._estopped = False
         self._fault: str | None = None
@@ -348,7 +351,8 @@ class SafetyFilter:
         for event in events:
             self.counts[event.kind] += 1
             if event.kind not in self._active:
-                LOGGER.warning("%s", event)
+                if self.log_events:
+                    LOGGER.warning("%s", event)
                 if self.on_event is not None:
                     self.on_event(event)
         self._active = kinds

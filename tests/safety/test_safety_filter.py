@@ -326,3 +326,18 @@ def test_ur5e_limits_come_from_the_description_and_its_kinematics_guard_the_tabl
     heights = np.array([forward_kinematics(o.command)[2, 3] for o in outs])
     assert heights.min() >= 0.0 and heights.min() < 0.01
     assert Intervention.WORKSPACE in outs[-1].interventions
+
+
+def test_event_summary_prints_each_kind_once_then_counts_per_window() -> None:
+    from robot_il.safety.events import EventSummary
+
+    summary = EventSummary(window=1.0)
+    toggles = [("workspace", "ws first"), ("stale_observation", "stale first")]
+    toggles += [("workspace", "ws again")] * 40 + [("stale_observation", "stale again")] * 7
+    assert summary.lines(toggles[:2], now=0.0) == ["ws first", "stale first"]
+    assert summary.lines(toggles[2:30], now=0.5) == []
+    assert summary.lines(toggles[30:], now=1.0) == [
+        "safety events in the last 1.0 s: stale_observation x7, workspace x40"
+    ]
+    assert summary.lines([], now=2.5) == []  # a quiet window prints nothing
+    assert summary.lines([("estop", "estop first")], now=2.6) == ["estop first"]
