@@ -85,6 +85,8 @@ class RobotObservation:
         self.stamp: float | None = None
         """The oldest of the arms' newest stamps (s): how old the whole observation is."""
         self._arm_q: list[np.ndarray | None] = [None] * len(self.arms)
+        self.messages = 0
+        """Joint state messages taken in so far (tells a new one from an old one)."""
 
         wanted = set(self.keys) if subscribe is None else subscribe
         qos = QoSProfile(depth=10)
@@ -157,6 +159,7 @@ class RobotObservation:
             return
         with self.lock:
             self.values.update(values)
+            self.messages += 1
             for a, q in updated:
                 self._arm_q[a], self.arm_stamps[a] = q, stamp
             if all(q is not None for q in self._arm_q):

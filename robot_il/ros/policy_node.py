@@ -38,6 +38,12 @@ Episodes: ``policy/reset`` (Trigger) starts a new one (fresh history, safe start
 checkpoint path on ``policy/switch`` (std_msgs/String; a bare name is looked up in
 ``candidates_dir``) is loaded in the background and takes over at the next reset, or at once
 while no episode runs. ``use_sim_time:=true`` runs every clock on ``/clock``.
+
+Lock-step (``use_sim_time`` with a simulator that waits for every command) deploys exactly
+what ``robot-il eval`` evaluates: inference takes no simulated time (the control thread waits,
+at most ``lock_step_timeout`` s of wall time, for the chunk due, and the inference thread for
+the observation of its grid time), and a chunk of n actions executes all n before the next
+observation.
 """
 
 from __future__ import annotations
@@ -62,6 +68,7 @@ from std_srvs.srv import Trigger
 from robot_il.deploy import ActionTimeline, ChunkPlanner
 from robot_il.deploy.eef_delta import ACTION_MODES, TcpDeltaConverter
 from robot_il.deploy.worker import CheckpointInfo, InferenceWorker
+from robot_il.envs.ur5e.description import JOINT_VEL_LIMITS
 from robot_il.errors import CheckpointError, ConfigError
 from robot_il.ros.node_main import declare_float, use_realtime_priority
 from robot_il.ros.observation import RobotObservation
@@ -95,10 +102,12 @@ class PolicyNode(Node):
         self.ramp_duration = declare_float(self, "ramp_duration", 1.0)
         acceleration = declare_float(self, "acceleration_limit", 10.0)
         self.clearance = declare_float(self, "clearance", 0.05)
+        max_step = declare_float(self, "max_step", 0.0)
         workspace_lower = self.declare_parameter("workspace_lower", [-0.9, -0.9, 0.0]).value
         workspace_upper = self.declare_parameter("workspace_upper", [0.9, 0.9, 1.1]).value
         self.inference_margin = declare_float(self, "inference_margin", 0.005)
         self.interpolate = bool(self.declare_parameter("interpolate", True).value)
+        self.lock_step_timeout = declare_float(self, "lock_step_timeout", 2.0)
         torch_threads = int(self.declare_parameter("torch_threads", 1).value)
         self.realtime_priority = int(self.declare_parameter("realtime_priority", 0).value)
         self.inference_priority = int(self.declare_parameter("inference_priority", 0).value)
@@ -136,8 +145,12 @@ class PolicyNode(Node):
         use_realtime_priority(self, self.realtime_priority)
 
         self.period = 1.0 / self.control_rate
+        # A command may step as far as the velocity limit allows in one period of this node's
+        # rate (20 Hz commands: 0.16 rad); the 0.05 rad default cap is for 500 Hz streams.
+        max_step = max_step or max(0.05, float(np.max(JOINT_VEL_LIMITS)) * self.period)
         self.limits = SafetyLimits.ur5e(
             acceleration=np.full(6, acceleration),
+            max_step=max_step,
             workspace_lower=workspace_lower,
             workspace_upper=workspace_upper,
             max_observation_age=max_observation_age,
@@ -158,6 +171,12 @@ class PolicyNode(Node):
         self._due: tuple[ActionTimeline, float] | None = None
         """The timeline and time of the action in force (a change starts a new blend)."""
         self._history: deque[dict[str, np.ndarray]] = deque()
+        self._episode_id = 0
+        self._reset_messages = 0
+        self._reset_values: dict[str, np.ndarray] = {}
+        """The observation's arrays when the episode began (each message replaces its own)."""
+        """Joint state messages taken in when the episode began."""
+        self._timeline_changed = threading.Event()
         self._pending: tuple[str, InferenceWorker] | None = None
         self._episode_running = False
         self.command_log: deque[tuple[float, float]] = deque(maxlen=100_000)
@@ -291,6 +310,11 @@ class PolicyNode(Node):
         self._history.clear()
         self._filters = self._make_filters()
         self._guard = self._make_guard()
+        self._episode_id += 1  # the inference thread observes at once, not at the next grid
+        with self.obs.lock:
+            self._reset_messages = self.obs.messages
+            self._reset_values = dict(self.obs.values)
+        self._timeline_changed.set()
         self._episode_running = False
 
     def _on_switch(self, msg: String) -> None:
@@ -341,15 +365,20 @@ class PolicyNode(Node):
     # -- inference (thread; the policy runs in the worker process) --------------------------
 
     def _inference_loop(self) -> None:
-        planner = ChunkPlanner(1.0 / self.policy_hz, margin=self.inference_margin)
+        planner = ChunkPlanner(
+            1.0 / self.policy_hz, margin=self.inference_margin, lock_step=self.sim_time
+        )
         last_grid: float | None = None
+        last_episode = self._episode_id
         while self._running:
             now = self._now()
             grid_t = planner.grid_time(now)
-            if grid_t == last_grid:
+            if grid_t == last_grid and self._episode_id == last_episode:
                 self._sleep_until(grid_t + planner.period)
                 continue
-            last_grid = grid_t
+            last_grid, last_episode = grid_t, self._episode_id
+            if self.sim_time:
+                self._await_observation(grid_t)
             values, stamp = self.obs.snapshot()
             with self._state_lock:
                 worker, timeline = self.worker, self._timeline
@@ -366,25 +395,60 @@ class PolicyNode(Node):
                 continue
             steps = [steps[0]] * (info.n_obs_steps - len(steps)) + steps
             history = {key: np.stack([s[key] for s in steps]) for key in info.obs_keys}
-            started = time.perf_counter()
+            started = self._now()  # node time: a lock-step simulator waits meanwhile
             try:
                 actions = worker.predict(history)
             except CheckpointError as error:
                 self.get_logger().error(f"inference failed: {error}")
                 continue
-            planner.record_latency(time.perf_counter() - started)
+            planner.record_latency(self._now() - started)
             with self._state_lock:
                 if worker is self.worker:
                     self._timeline = ActionTimeline(grid_t, planner.period, actions)
                     self._episode_running = True
+            self._timeline_changed.set()
 
-    def _sleep_until(self, t: float, wall_timeout: float = math.inf) -> None:
-        """Sleep until ``t`` on the node's clock (polls while the clock is /clock), or for at
-        most ``wall_timeout`` s of wall time."""
+    def _await_observation(self, grid_t: float) -> None:
+        """Lock-step: wait (at most ``lock_step_timeout`` s of wall time) for the joint state of
+        grid time ``grid_t``, the newest the simulator can have published by then (it steps a
+        command period at a time), so the policy observes what ``robot-il eval`` would."""
+        deadline = time.monotonic() + self.lock_step_timeout
+        newest_possible = grid_t - self.period + 1e-6
+        while self._running and time.monotonic() < deadline:
+            with self.obs.lock:
+                stamp, messages = self.obs.stamp, self.obs.messages
+                values = self.obs.values
+            # After a reset, the simulator's time stands still: only messages that arrived
+            # since show the new episode, for the joints and the task's inputs alike.
+            fresh = messages > self._reset_messages and all(
+                values.get(key) is not self._reset_values.get(key) for key in self.info.obs_keys
+            )
+            if stamp is not None and stamp >= newest_possible and fresh:
+                return
+            time.sleep(0.0005)
+
+    def _await_action(self, now: float) -> None:
+        """Lock-step: the simulator waits for this tick's command, so wait (at most
+        ``lock_step_timeout`` s of wall time) for the chunk holding the action due at ``now``:
+        inference takes no simulated time, as in ``robot-il eval``."""
+        deadline = time.monotonic() + self.lock_step_timeout
+        while self._running and time.monotonic() < deadline:
+            with self._state_lock:
+                timeline = self._timeline
+                self._timeline_changed.clear()
+            if timeline is not None and timeline.t_obs <= now + 1e-9 < timeline.end:
+                return
+            self._timeline_changed.wait(0.002)
+
+    def _sleep_until(
+        self, t: float, wall_timeout: float = math.inf, episode: int | None = None
+    ) -> None:
+        """Sleep until ``t`` on the node's clock (polls while the clock is /clock), for at
+        most ``wall_timeout`` s of wall time, or until the episode is no longer ``episode``."""
         deadline = time.monotonic() + wall_timeout
         while self._running and time.monotonic() < deadline:
             delay = t - self._now()
-            if delay <= 0:
+            if delay <= 0 or (episode is not None and episode != self._episode_id):
                 return
             time.sleep(min(delay, 0.002))
 
@@ -404,7 +468,9 @@ class PolicyNode(Node):
                     raise
                 return  # shutting down (Ctrl-C reached rclpy first)
             if sim_time:  # a lock-step simulator waits for this tick's command: tick again
-                self._sleep_until(now + self.period, wall_timeout=0.1)  # if its clock stalls
+                # when its clock has moved on, at once for a new episode (the simulator may
+                # have been reset), and after 1 s of wall time should the command be lost
+                self._sleep_until(now + self.period, wall_timeout=1.0, episode=self._episode_id)
                 continue
             next_tick += self.period
             delay = next_tick - time.monotonic()
@@ -472,6 +538,8 @@ class PolicyNode(Node):
             arm_stamps = list(self.obs.arm_stamps)
         if q_measured is None:
             return
+        if self.sim_time:
+            self._await_action(now)
         with self._state_lock:
             filters, guard = self._filters, self._guard
             due = self._due_target(now, q_measured)

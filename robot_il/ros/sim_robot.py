@@ -28,7 +28,8 @@ clock. ``lock_step:=true`` publishes ``/clock`` (sim time from 0) and, after eve
 topic (one per arm in the per-arm layouts; at most
 ``lock_step_timeout`` s of wall time), so a client on ``use_sim_time`` that commands once per
 period sees the same physics however loaded the machine is. Time stays at 0 (the initial state
-announced every 0.1 s) until the first command arrives.
+announced every 0.1 s) until the first command arrives, and stands still after a reset (the
+new state announced) until the next command.
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ class SimRobot(Node):
         image_size = list(self.declare_parameter("image_size", [96, 96]).value)
         self.lock_step = bool(self.declare_parameter("lock_step", False).value)
         self.steps_per_command = int(self.declare_parameter("steps_per_command", 1).value)
-        self.lock_step_timeout = declare_float(self, "lock_step_timeout", 0.5)
+        self.lock_step_timeout = declare_float(self, "lock_step_timeout", 2.0)
         self.realtime_priority = int(self.declare_parameter("realtime_priority", 0).value)
         if self.publish_every < 1 or self.steps_per_command < 1:
             raise ConfigError("sim_robot: publish_every and steps_per_command must be >= 1")
@@ -256,6 +257,7 @@ class SimRobot(Node):
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response):
         self._reset_requested.set()
+        self._command_arrived.set()  # lock-step: wake the physics thread to reset now
         deadline = time.monotonic() + 10.0
         while self._reset_requested.is_set() and time.monotonic() < deadline:
             time.sleep(0.002)
@@ -300,6 +302,9 @@ class SimRobot(Node):
                 self.episode += 1
                 self._reset_env()
                 self._reset_requested.clear()
+                if self.lock_step:  # the new episode's time starts with its first command
+                    self._command_arrived.clear()
+                    self._await_first_command()
             self._obs, _, _, _, info = self.env.step(self._action())
             self._success = bool(info["is_success"])
             self.steps += 1
@@ -328,14 +333,17 @@ class SimRobot(Node):
                 next_tick = time.monotonic()
 
     def _await_first_command(self) -> None:
-        """Lock-step: hold time at 0, announcing the initial state every 0.1 s, until the
-        first command, so that discovery delays cannot add steps before it."""
-        while self._running and not self._command_arrived.wait(0.1):
+        """Lock-step: hold time, announcing the state at once and then every 0.1 s, until the
+        first command (of the run, or after a reset), so that discovery delays and the
+        client's own reset cannot add steps before it."""
+        while self._running:
             stamp = self._stamp()
             if self.clock_pub is not None:
                 self.clock_pub.publish(Clock(clock=stamp))
             self._publish_joint_state(stamp)
             self._publish_task(stamp)
+            if self._command_arrived.wait(0.1):
+                break
         self._consume_commands()  # the first step consumes this command
 
     def _stamp(self):
