@@ -44,8 +44,9 @@ class RobotObservation:
     """The newest observation of the arms of ``task``'s scene, kept up to date from topics.
 
     ``keys`` maps every key this robot offers to its shape; only ``subscribe`` keys are
-    subscribed to (besides the joint states, always). Joint states without a stamp get the
-    node's time. The arm layout's parameters are declared on ``node`` (:attr:`layout`).
+    subscribed to (besides the joint states, always) or computed (the tool pose). Joint
+    states without a stamp get the node's time. The arm layout's parameters are declared on
+    ``node`` (:attr:`layout`).
     """
 
     def __init__(
@@ -89,6 +90,9 @@ class RobotObservation:
         """Joint state messages taken in so far (tells a new one from an old one)."""
 
         wanted = set(self.keys) if subscribe is None else subscribe
+        self._eef_pose = [tf_prefix(arm) + "eef_pose" in wanted for arm in self.arms]
+        """Per arm: whether its tool pose is wanted (forward kinematics on every message is
+        the costliest part of taking in a joint state)."""
         qos = QoSProfile(depth=10)
         carried: dict[str, tuple[int, ...]] = {}  # per_arm: one topic carries each arm in turn
         for topic, arms in self.layout.joint_state_topics():
@@ -148,10 +152,11 @@ class RobotObservation:
             values[p + "joint_vel"] = (
                 velocity[joints].astype(np.float32) if velocity is not None else np.zeros(6, "f4")
             )
-            pose = kinematics.tcp_pose(q)
-            if pose[3] < 0:
-                pose[3:] = -pose[3:]
-            values[p + "eef_pose"] = pose.astype(np.float32)
+            if self._eef_pose[a]:
+                pose = kinematics.tcp_pose(q)
+                if pose[3] < 0:
+                    pose[3:] = -pose[3:]
+                values[p + "eef_pose"] = pose.astype(np.float32)
             gripper = index.get(self.layout.gripper_joint(a))
             if gripper is not None:
                 values[p + "gripper"] = np.array([position[gripper]], np.float32)

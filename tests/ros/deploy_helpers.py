@@ -123,7 +123,8 @@ def wait_for(
 
 
 def constant_checkpoint(directory: Path, action: np.ndarray, task: str = "reach") -> Path:
-    """A real BC checkpoint whose network outputs ``action`` (7,) whatever it observes.
+    """A real BC checkpoint whose network outputs ``action`` (7 per arm of ``task``) whatever
+    it observes (each arm's joint positions).
 
     Built through the policy's own ``save`` (zero last-layer weights, the normalized action as
     bias), so the deploy node loads and runs it exactly as a trained one. NaN entries give a
@@ -137,9 +138,11 @@ def constant_checkpoint(directory: Path, action: np.ndarray, task: str = "reach"
 
     action = np.asarray(action, dtype=np.float32)
     finite = np.nan_to_num(action)
+    keys = ("joint_pos",) if action.size == 7 else ("left_joint_pos", "right_joint_pos")
+    joints = np.stack([np.full(6, -np.pi), np.full(6, np.pi)]).astype(np.float32)
     normalizer = Normalizer.fit_arrays(
         {
-            "joint_pos": np.stack([np.full(6, -np.pi), np.full(6, np.pi)]).astype(np.float32),
+            **{key: joints for key in keys},
             "action": np.stack([finite - 2.0, finite + 2.0]).astype(np.float32),
         }
     )
@@ -149,10 +152,10 @@ def constant_checkpoint(directory: Path, action: np.ndarray, task: str = "reach"
         "backend": "mujoco",
         "control_hz": 20.0,
         "action_mode": "joint",
-        "observation": {"joint_pos": [6]},
-        "action_dim": 7,
+        "observation": {key: [6] for key in keys},
+        "action_dim": action.size,
     }
-    policy = BCPolicy(BCConfig(obs_keys=("joint_pos",), hidden_dims=(16,)), spec, normalizer)
+    policy = BCPolicy(BCConfig(obs_keys=keys, hidden_dims=(16,)), spec, normalizer)
     last = policy.mlp[-1]
     with torch.no_grad():
         last.weight.zero_()
