@@ -70,7 +70,7 @@ from robot_il.deploy.eef_delta import ACTION_MODES, TcpDeltaConverter
 from robot_il.deploy.worker import CheckpointInfo, InferenceWorker
 from robot_il.envs.ur5e.description import JOINT_VEL_LIMITS
 from robot_il.errors import CheckpointError, ConfigError
-from robot_il.ros.node_main import declare_float, use_realtime_priority
+from robot_il.ros.node_main import declare_float, freeze_startup_objects, use_realtime_priority
 from robot_il.ros.observation import RobotObservation
 from robot_il.ros.ur_topics import ESTOP_TOPIC, RESET_ESTOP_SERVICE, SAFETY_EVENTS_TOPIC
 from robot_il.safety import ClearanceGuard, SafetyEvent, SafetyFilter, SafetyLimits
@@ -205,6 +205,7 @@ class PolicyNode(Node):
         self.create_subscription(String, SWITCH_TOPIC, self._on_switch, qos)
         self.create_timer(0.02, self._publish_events)
 
+        freeze_startup_objects()  # no 100 ms garbage-collector pauses in the control loop
         self._running = True
         self._inference = threading.Thread(target=self._inference_loop, daemon=True)
         self._control = threading.Thread(target=self._control_loop, daemon=True)

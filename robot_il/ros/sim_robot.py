@@ -53,7 +53,7 @@ from trajectory_msgs.msg import JointTrajectory
 from robot_il.envs.backends.base import PHYSICS_HZ
 from robot_il.errors import ConfigError
 from robot_il.ros.arm_layout import ArmLayout
-from robot_il.ros.node_main import declare_float, use_realtime_priority
+from robot_il.ros.node_main import declare_float, freeze_startup_objects, use_realtime_priority
 from robot_il.ros.ur_topics import (
     OBJECT_POSE_TOPIC,
     SUCCESS_TOPIC,
@@ -186,6 +186,7 @@ class SimRobot(Node):
             )
         self.create_service(Trigger, "sim/reset", self._on_reset)
 
+        freeze_startup_objects()  # no garbage-collector pauses in the physics loop
         self._running = True
         # Threads started from here on (physics, the executor's) inherit it.
         use_realtime_priority(self, self.realtime_priority)

@@ -18,6 +18,15 @@ A lost link is logged as one error and a ``device_fault`` safety event, the arm 
 position (and the joint states go on without the gripper joint) until the link is back and
 the gripper active again; then the arm restarts with the safe-start ramp.
 
+Recovery (:mod:`robot_il.ros.ur_recovery`): a protective stop latches the e-stop; the
+dashboard's Trigger services (``dashboard_client/unlock_protective_stop``, ``.../play``,
+``.../power_on``, ...) and ``recovery/resume`` (a person's go-ahead: unlock, restart the
+program, release) bring the arm back; ``auto_unlock`` (false by default) does it unattended.
+Optional robot state, as the UR driver's broadcasters publish it: ``observe_robot_state:=true``
+publishes ``speed_scaling_state_broadcaster/speed_scaling`` (std_msgs/Float64, 0..1),
+``tcp_pose_broadcaster/pose`` (geometry_msgs/PoseStamped, base frame) and
+``force_torque_sensor_broadcaster/wrench`` (geometry_msgs/WrenchStamped, N and N m) at 50 Hz.
+
 ``use_fake_hardware:=true`` runs against :class:`robot_il.ros.rtde.FakeRTDE` (no robot) and,
 with a gripper, a :class:`robot_il.ros.robotiq.FakeRobotiqServer` on 127.0.0.1.
 """
@@ -31,6 +40,7 @@ import time
 from collections import deque
 
 import numpy as np
+from geometry_msgs.msg import PoseStamped, WrenchStamped
 from rclpy.context import Context
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -42,9 +52,17 @@ from trajectory_msgs.msg import JointTrajectory
 from robot_il.envs.ur5e.description import HOME_JOINT_POS, JOINT_NAMES
 from robot_il.envs.ur5e.kinematics import forward_kinematics
 from robot_il.errors import ConfigError
-from robot_il.ros.node_main import run_node
+from robot_il.ros.node_main import freeze_startup_objects, run_node
 from robot_il.ros.robotiq import ROBOTIQ_PORT, FakeRobotiqServer, GripperLink, RobotiqGripper
-from robot_il.ros.rtde import FakeRTDE, RTDEControl, RTDEReceive, connect_rtde
+from robot_il.ros.rtde import (
+    Dashboard,
+    FakeDashboard,
+    FakeRTDE,
+    RTDEControl,
+    RTDEReceive,
+    connect_rtde,
+)
+from robot_il.ros.ur_recovery import Recovery
 from robot_il.ros.ur_topics import (
     COMMAND_TOPIC,
     ESTOP_TOPIC,
@@ -129,6 +147,7 @@ class UrRtdeBridge(Node):
         context: Context | None = None,
         parameter_overrides: list[Parameter] | None = None,
         rtde: FakeRTDE | None = None,
+        dashboard: Dashboard | None = None,
     ) -> None:
         super().__init__(node_name, context=context, parameter_overrides=parameter_overrides)
         self.rate_hz = self.declare_parameter("rate_hz", 500.0).value
@@ -169,8 +188,9 @@ class UrRtdeBridge(Node):
         if rtde is not None:
             self.control: RTDEControl = rtde
             self.receive: RTDEReceive = rtde
+            self.dashboard: Dashboard = dashboard or FakeDashboard(rtde)
         else:
-            self.control, self.receive = connect_rtde(robot_ip, self.rate_hz)
+            self.control, self.receive, self.dashboard = connect_rtde(robot_ip, self.rate_hz)
 
         limits = SafetyLimits.ur5e(
             acceleration=np.full(6, acceleration),
@@ -217,10 +237,20 @@ class UrRtdeBridge(Node):
         self.create_subscription(Bool, ESTOP_TOPIC, self._on_estop, 10)
         self.create_service(Trigger, RESET_ESTOP_SERVICE, self._on_reset_estop)
         self.create_timer(0.05, self._publish_events)
+        self.recovery = Recovery(self, self.dashboard, self.control, self._release)
+        if self.declare_parameter("observe_robot_state", False).value:
+            self._state_pubs = (
+                self.create_publisher(Float64, "speed_scaling_state_broadcaster/speed_scaling", 10),
+                self.create_publisher(PoseStamped, "tcp_pose_broadcaster/pose", 10),
+                self.create_publisher(WrenchStamped, "force_torque_sensor_broadcaster/wrench", 10),
+            )
+            self._base_frame = f"{tf_prefix}base"
+            self.create_timer(0.02, self._publish_robot_state)
 
         # The servo thread shares the GIL with the executor: at Python's default 5 ms switch
         # interval a busy callback could hold it for two servo periods.
         sys.setswitchinterval(min(sys.getswitchinterval(), self.period / 10))
+        freeze_startup_objects()  # no garbage-collector pauses in the servo loop
         self._running = True
         self._thread = threading.Thread(target=self._servo_loop, name="servo", daemon=True)
         self._thread.start()
@@ -276,13 +306,39 @@ class UrRtdeBridge(Node):
             self.get_logger().warning("e-stop latched")
 
     def _on_reset_estop(self, request, response):
-        with self._lock:
-            self.safety.reset_estop()
-            # Forget the old target: after a reset the arm waits for a new command.
-            self._target, self._trajectory = None, None
+        self._release()
         response.success, response.message = True, "e-stop reset"
         self.get_logger().info("e-stop reset")
         return response
+
+    def _release(self) -> None:
+        """Release the e-stop; forget the old target: the arm waits for a new command."""
+        with self._lock:
+            self.safety.reset_estop()
+            self._target, self._trajectory = None, None
+
+    def _publish_robot_state(self) -> None:
+        """Speed scaling, TCP pose and wrench from RTDE receive (executor thread, 50 Hz)."""
+        from robot_il.envs.spatial import axis_angle_to_matrix
+        from robot_il.envs.ur5e.transforms import matrix_to_quat
+
+        speed, pose, wrench = self._state_pubs
+        stamp = self.get_clock().now().to_msg()
+        speed.publish(Float64(data=float(self.receive.getSpeedScaling())))
+        tcp = self.receive.getActualTCPPose()
+        msg = PoseStamped()
+        msg.header.stamp, msg.header.frame_id = stamp, self._base_frame
+        msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = tcp[:3]
+        w, x, y, z = matrix_to_quat(axis_angle_to_matrix(np.array(tcp[3:])))
+        o = msg.pose.orientation
+        o.w, o.x, o.y, o.z = float(w), float(x), float(y), float(z)
+        pose.publish(msg)
+        force = self.receive.getActualTCPForce()
+        msg = WrenchStamped()
+        msg.header.stamp, msg.header.frame_id = stamp, self._base_frame
+        f, t = msg.wrench.force, msg.wrench.torque
+        f.x, f.y, f.z, t.x, t.y, t.z = (float(v) for v in force)
+        wrench.publish(msg)
 
     def _on_safety_event(self, event: SafetyEvent) -> None:
         self._pending_events.append(event)
@@ -330,7 +386,10 @@ class UrRtdeBridge(Node):
         stamp = self.receive.getTimestamp()
         if stamp != last_stamp:
             self.safety.watchdog(now, now)
-        if self.receive.isProtectiveStopped() or self.receive.isEmergencyStopped():
+        if self.receive.isProtectiveStopped():
+            self.safety.estop()
+            self.recovery.protective_stop()
+        elif self.receive.isEmergencyStopped():
             self.safety.estop()
         self._publish_joint_state(q, qd)
         with self._lock:
