@@ -76,6 +76,9 @@ from robot_il.ros.ur_topics import ESTOP_TOPIC, RESET_ESTOP_SERVICE, SAFETY_EVEN
 from robot_il.safety import ClearanceGuard, SafetyEvent, SafetyFilter, SafetyLimits
 from robot_il.safety.events import EventSummary
 
+SWITCH_INTERVAL = 0.0002
+"""Python's thread switch interval (s) in a deploy node: how long a thread waiting for the
+interpreter lock lets the holder run before asking for it."""
 SWITCH_TOPIC = "policy/switch"
 """std_msgs/String: checkpoint (path, or name under ``candidates_dir``) for the next episode."""
 
@@ -116,9 +119,11 @@ class PolicyNode(Node):
         if not 1.0 <= self.control_rate <= 1000.0:
             raise ConfigError(f"policy node: control_rate {self.control_rate} is not 1..1000 Hz")
 
-        # The executor threads must get the interpreter within a fraction of a control period
-        # (the default switch interval is 5 ms).
-        sys.setswitchinterval(min(sys.getswitchinterval(), 0.1 / self.control_rate))
+        # The control thread must get the interpreter at once whatever the rate: at 0.8 ms
+        # (a tenth of a 125 Hz period, as this once was) it lost dozens of periods at a time
+        # to the executor and inference threads on a loaded machine (rate 0.81-0.93, gaps of
+        # 7-15 periods), at 0.2 ms none (the default is 5 ms).
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
         self.torch_threads = torch_threads
         self.info = CheckpointInfo.read(self._resolve(checkpoint))
         spec = self.info.spec
