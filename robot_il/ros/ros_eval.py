@@ -38,14 +38,26 @@ from robot_il.errors import ConfigError
 PHYSICS_HZ = 500.0
 
 
-@contextlib.contextmanager
-def _node_process(
-    executable: str, params: dict[str, object], env: dict[str, str], log: Path
-) -> Iterator[subprocess.Popen]:
-    """A robot_il node (console script beside this Python) with ``-p`` parameters; SIGINT,
-    then kill, on exit."""
+def stop_process(process: subprocess.Popen) -> int | None:
+    """SIGINT (a node's Ctrl-C), then SIGKILL after 10 s; returns the exit code."""
     import signal
 
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
+@contextlib.contextmanager
+def node_process(
+    executable: str, params: dict[str, object], env: dict[str, str], log: Path
+) -> Iterator[subprocess.Popen]:
+    """A robot_il node (its console script beside this Python) with ``-p`` parameters, its
+    output in ``log``; stopped by :func:`stop_process` on exit."""
     argv = [str(Path(sys.executable).parent / executable), "--ros-args"]
     for name, value in params.items():
         argv += ["-p", f"{name}:={value}"]
@@ -54,13 +66,7 @@ def _node_process(
     try:
         yield process
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process)
 
 
 class _Watcher:
@@ -192,8 +198,8 @@ def evaluate_over_ros(
     log_dir.mkdir(parents=True, exist_ok=True)
     result = EvalResult()
     with (
-        _node_process("sim_robot", sim, env, log_dir / "sim_robot.log") as sim_process,
-        _node_process("policy", policy, env, log_dir / "policy.log") as policy_process,
+        node_process("sim_robot", sim, env, log_dir / "sim_robot.log") as sim_process,
+        node_process("policy", policy, env, log_dir / "policy.log") as policy_process,
     ):
         watcher = _Watcher(context)
         try:

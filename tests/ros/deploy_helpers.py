@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+# The nodes' processes, started and stopped as robot_il.ros.ros_eval does for deployments.
+from robot_il.ros.ros_eval import node_process  # noqa: F401
+from robot_il.ros.ros_eval import stop_process as stop  # noqa: F401
 
 BIN = Path(sys.executable).parent
 
@@ -24,37 +26,6 @@ UR_JOINTS = [  # written out, not imported: the UR driver's names are the contra
     "wrist_3_joint",
 ]
 """Joint names a UR driver client expects, base to tool."""
-
-
-@contextlib.contextmanager
-def node_process(
-    executable: str, params: dict[str, object], env: dict[str, str], log: Path
-) -> Iterator[subprocess.Popen]:
-    """A robot_il console-script node with ``-p`` parameters; SIGINT (then kill) at exit.
-
-    Its output goes to ``log``, printed by the assertion that fails when it dies early.
-    """
-    argv = [str(BIN / executable), "--ros-args"]
-    for name, value in params.items():
-        argv += ["-p", f"{name}:={value}"]
-    with open(log, "w") as out:
-        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        yield process
-    finally:
-        stop(process)
-
-
-def stop(process: subprocess.Popen) -> int | None:
-    """SIGINT, then SIGKILL after 10 s; returns the exit code."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    return process.returncode
 
 
 class Client:
