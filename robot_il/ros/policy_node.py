@@ -380,7 +380,7 @@ class PolicyNode(Node):
             now = self._now()
             grid_t = planner.grid_time(now)
             if grid_t == last_grid and self._episode_id == last_episode:
-                self._sleep_until(grid_t + planner.period)
+                self._sleep_until(grid_t + planner.period, episode=last_episode)
                 continue
             last_grid, last_episode = grid_t, self._episode_id
             if self.sim_time:
