@@ -1,6 +1,7 @@
-"""Two-arm deployment over ROS 2 in the dual-arm tutorial's per-arm layout: the policy node
-reads each arm's own joint state messages, commands each arm on its own controller, and its
-inter-arm clearance check holds the arm that would come closer than the clearance.
+"""Two-arm deployment over ROS 2 in the dual-arm tutorial's per-arm layout (and, slow, with
+one driver per arm in its namespace): the policy node reads each arm's own joint state
+messages, commands each arm on its own controller, and its inter-arm clearance check holds the
+arm that would come closer than the clearance.
 
 The policy is a real BC checkpoint that commands a fixed target per arm (``bimanual_handover``
 scene, seed 3): each target alone is free, together they put the arms' links into each other.
@@ -22,7 +23,14 @@ CLEARANCE = 0.05
 PREFIXES = ("alice_", "bob_")
 
 
-def test_two_arm_policy_in_per_arm_layout_keeps_the_clearance(ros_context, ros_env, tmp_path):
+TOPICS = {
+    "per_arm": "{p}forward_position_controller/commands",
+    "namespaced": "{ns}/forward_position_controller/commands",
+}
+
+
+@pytest.mark.parametrize("layout", ["per_arm", pytest.param("namespaced", marks=pytest.mark.slow)])
+def test_two_arm_policy_keeps_the_clearance(layout, ros_context, ros_env, tmp_path):
     from robot_il.envs.arm import Arm
     from robot_il.envs.separation import arm_separation
     from robot_il.envs.tasks import TASKS
@@ -34,10 +42,11 @@ def test_two_arm_policy_in_per_arm_layout_keeps_the_clearance(ros_context, ros_e
     assert arm_separation(ALICE, bases[0], BOB, bases[1]) < 0  # the targets collide
     action = np.concatenate([ALICE, [0.0], BOB, [0.0]])
     checkpoint = constant_checkpoint(tmp_path / "policy", action, task="bimanual_handover")
-    layout = {"tf_prefixes": "['alice_','bob_']", "controller_layout": "per_arm"}
+    cell = {"tf_prefixes": "['alice_','bob_']", "controller_layout": layout}
+    cell["arm_namespaces"] = "['alice','bob']"
     sim_params = {"task": "bimanual_handover", "seed": 3, "lock_step": True}
-    sim_params |= {"steps_per_command": 25, "publish_every": 25, **layout}
-    policy_params = {"checkpoint": checkpoint, "task": "bimanual_handover", **layout}
+    sim_params |= {"steps_per_command": 25, "publish_every": 25, **cell}
+    policy_params = {"checkpoint": checkpoint, "task": "bimanual_handover", **cell}
     policy_params |= {"use_sim_time": True, "control_rate": 20.0, "clearance": CLEARANCE}
     sim_log, policy_log = tmp_path / "sim_robot.log", tmp_path / "policy.log"
     with (
@@ -46,11 +55,14 @@ def test_two_arm_policy_in_per_arm_layout_keeps_the_clearance(ros_context, ros_e
     ):
         client = Client(ros_context)
         try:
-            states = client.record(JointState, "joint_states", depth=5000)
+            state_topics = ["joint_states"]
+            if layout == "namespaced":
+                state_topics = ["alice/joint_states", "bob/joint_states"]
+            states = [client.record(JointState, t, depth=5000) for t in state_topics]
             clock = client.record(Clock, "/clock", depth=10)
             events = client.record(String, "safety/events", depth=1000)
             commands = {
-                p: client.record(Float64MultiArray, f"{p}forward_position_controller/commands")
+                p: client.record(Float64MultiArray, TOPICS[layout].format(p=p, ns=p.rstrip("_")))
                 for p in PREFIXES
             }
             nodes, logs = (sim, policy), (sim_log, policy_log)
@@ -62,7 +74,8 @@ def test_two_arm_policy_in_per_arm_layout_keeps_the_clearance(ros_context, ros_e
 
             def arm(prefix: str) -> np.ndarray:
                 with client.lock:
-                    msg = next(m for _, m in reversed(states) if m.name[0].startswith(prefix))
+                    received = [m for topic in states for _, m in topic[-50:]]
+                msg = next(m for m in reversed(received) if m.name[0].startswith(prefix))
                 assert msg.name[:6] == [prefix + j for j in UR_JOINTS]
                 return np.array(msg.position[:6])
 
