@@ -151,6 +151,14 @@ class ArmLayout:
         """trajectory_msgs/JointTrajectory topics (naming the listed arms' joints)."""
         return self._controller_topics(self.trajectory_controller, "joint_trajectory")
 
+    def broadcaster_topic(self, arm: int, broadcaster: str, topic: str) -> str:
+        """A per-arm broadcaster's topic, as the UR driver names it in this layout: e.g.
+        ``alice_speed_scaling_state_broadcaster/speed_scaling`` (per_arm, and combined with
+        prefixes) or ``alice/speed_scaling_state_broadcaster/speed_scaling`` (namespaced)."""
+        if self.controller_layout == "namespaced":
+            return self._in_namespace(arm, f"{broadcaster}/{topic}")
+        return f"{self.tf_prefixes[arm]}{broadcaster}/{topic}"
+
     def gripper_topic(self, arm: int) -> str:
         """The gripper command topic of arm ``arm`` (std_msgs/Float64, closure 0..1)."""
         return self._in_namespace(arm, f"{self.tf_prefixes[arm]}gripper/command")

@@ -11,7 +11,10 @@ observation keys from a robot that speaks the UR driver's topics (:mod:`robot_il
   arm's mount in the task's scene, with the env's sign convention (w >= 0);
 - the task's inputs ``target_pos`` (3,) from ``task/target`` and ``object_pose`` (7,) from
   ``task/object_pose``; on a real robot a perception node publishes them;
-- ``rgb_<camera>`` (H, W, 3) uint8 from ``camera/<camera>/image_raw`` (rgb8).
+- ``rgb_<camera>`` (H, W, 3) uint8 from ``camera/<camera>/image_raw`` (rgb8);
+- with ``robot_state`` (a real arm's state, which the simulated env does not offer):
+  ``<arm>_speed_scaling`` (1,) from the UR driver's speed scaling broadcaster and
+  ``<arm>_wrench`` (6,: force N, torque N m at the tool) from its force-torque broadcaster.
 
 Subscriptions run on executor threads; readers on other threads take a :meth:`snapshot`.
 """
@@ -38,6 +41,10 @@ from robot_il.ros.ur_topics import (
 
 ARM_KEYS = {"joint_pos": 6, "joint_vel": 6, "gripper": 1, "eef_pose": 7}
 """Per-arm observation keys (without the arm prefix) and their sizes."""
+ROBOT_STATE_KEYS = {"speed_scaling": 1, "wrench": 6}
+"""Optional per-arm keys of a real arm's state (``robot_state``)."""
+SPEED_SCALING = ("speed_scaling_state_broadcaster", "speed_scaling")
+WRENCH = ("force_torque_sensor_broadcaster", "wrench")
 
 
 class RobotObservation:
@@ -57,6 +64,7 @@ class RobotObservation:
         cameras: list[str] | tuple[str, ...] = (),
         image_size: tuple[int, int] = (96, 96),
         subscribe: set[str] | None = None,
+        robot_state: bool = False,
     ) -> None:
         from robot_il.envs.arm import Arm
         from robot_il.envs.tasks import TASKS
@@ -76,6 +84,10 @@ class RobotObservation:
         self.keys.update({key: list(shape) for key, shape in task_spec.task_keys.items()})
         for camera in cameras:
             self.keys[f"rgb_{camera}"] = [int(image_size[0]), int(image_size[1]), 3]
+        if robot_state:
+            self.keys.update(
+                {tf_prefix(a) + k: [n] for a in self.arms for k, n in ROBOT_STATE_KEYS.items()}
+            )
 
         self.lock = threading.Lock()
         self.values: dict[str, np.ndarray] = {}
@@ -112,6 +124,26 @@ class RobotObservation:
             from geometry_msgs.msg import PoseStamped
 
             node.create_subscription(PoseStamped, OBJECT_POSE_TOPIC, self._on_object, qos)
+        for a, arm in enumerate(self.arms):
+            p = tf_prefix(arm)
+            if p + "speed_scaling" in wanted and robot_state:
+                from std_msgs.msg import Float64
+
+                node.create_subscription(
+                    Float64,
+                    self.layout.broadcaster_topic(a, *SPEED_SCALING),
+                    lambda msg, k=p + "speed_scaling": self._set(k, [msg.data]),
+                    qos,
+                )
+            if p + "wrench" in wanted and robot_state:
+                from geometry_msgs.msg import WrenchStamped
+
+                node.create_subscription(
+                    WrenchStamped,
+                    self.layout.broadcaster_topic(a, *WRENCH),
+                    lambda msg, k=p + "wrench": self._set(k, _wrench(msg)),
+                    qos,
+                )
         for key in sorted(k for k in wanted if k.startswith("rgb_")):
             node.create_subscription(
                 Image,
@@ -171,6 +203,10 @@ class RobotObservation:
                 self.joint_pos = np.concatenate(self._arm_q)
                 self.stamp = min(self.arm_stamps)
 
+    def _set(self, key: str, value) -> None:
+        with self.lock:
+            self.values[key] = np.asarray(value, np.float32)
+
     def _on_target(self, msg) -> None:
         point = msg.point
         with self.lock:
@@ -185,3 +221,8 @@ class RobotObservation:
         frame = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.width, 3)
         with self.lock:
             self.values[key] = frame
+
+
+def _wrench(msg) -> list[float]:
+    f, t = msg.wrench.force, msg.wrench.torque
+    return [f.x, f.y, f.z, t.x, t.y, t.z]

@@ -5,8 +5,9 @@ Three activities, each on its own thread so none waits for another:
 - **Observations** arrive by subscription (executor threads): joint states (joint
   positions and velocities, grippers as ``<tf_prefix>gripper_joint``; topics, joint names and
   command topics follow the arm layout's parameters, :mod:`robot_il.ros.arm_layout`), the
-  task inputs ``task/target`` and ``task/object_pose`` and camera images
-  ``camera/<name>/image_raw`` when the policy was trained on them. The tool pose
+  task inputs ``task/target`` and ``task/object_pose``, camera images
+  ``camera/<name>/image_raw``, and with ``robot_state:=true`` a real arm's speed scaling and
+  wrench, when the policy was trained on them. The tool pose
   ``eef_pose`` is computed by forward kinematics at the arm's mount, as the env computes it.
 - **Inference** (a thread feeding a child process, :mod:`robot_il.deploy.worker`) observes
   on the policy's grid (its training rate), keeps the last ``n_obs_steps`` observations, and
@@ -133,6 +134,7 @@ class PolicyNode(Node):
             cameras=[c for c in cameras.split(",") if c],
             image_size=(int(image_size[0]), int(image_size[1])),
             subscribe=set(self.info.obs_keys),
+            robot_state=bool(self.declare_parameter("robot_state", False).value),
         )
         self.arms = self.obs.arms
         self.offered_spec = {

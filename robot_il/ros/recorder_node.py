@@ -2,11 +2,12 @@
 
 Every ``1 / record_hz`` s (the rate a policy will act at) it samples the newest observation
 of the robot (:class:`robot_il.ros.observation.RobotObservation`: the env's keys for the arms
-of ``task``) and the newest command as the step's ``action`` in the env's joint mode: the 6
-joint targets of ``forward_position_controller/commands`` and the gripper command (0..1) per
-arm (topics in the node's arm layout, :mod:`robot_il.ros.arm_layout`); before an arm's first
-command it holds, so its action is its measured pose. The step
-also stores ``timestamp`` (s since the episode's first step, from the joint states' stamps).
+of ``task``; with ``robot_state:=true`` also a real arm's speed scaling and wrench) and the
+newest command as the step's ``action`` in the env's joint mode: the 6 joint targets of
+``forward_position_controller/commands`` and the gripper command (0..1) per arm (topics in
+the node's arm layout, :mod:`robot_il.ros.arm_layout`); before an arm's first command it
+holds, so its action is its measured pose. The step also stores ``timestamp`` (s since the
+episode's first step, from the joint states' stamps).
 
 Episodes go through :class:`robot_il.dataset.DatasetWriter`'s streaming writer: an episode is
 visible only once committed, so a crash loses at most the episode under way. Control:
@@ -77,6 +78,7 @@ class RecorderNode(Node):
             task,
             cameras=[c for c in cameras.split(",") if c],
             image_size=(int(image_size[0]), int(image_size[1])),
+            robot_state=bool(self.declare_parameter("robot_state", False).value),
         )
         self.arms = self.obs.arms
         if Path(path).exists() and not overwrite:

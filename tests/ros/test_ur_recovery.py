@@ -85,6 +85,8 @@ def test_protective_stop_waits_for_a_person_then_recovers(ros_context) -> None:
     from robot_il.envs.ur5e.kinematics import forward_kinematics
     from std_msgs.msg import Float64
 
+    from robot_il.ros.observation import RobotObservation
+
     cell = Cell(ros_context, unlock_delay=0.3, observe_robot_state=True, ramp_duration=0.2)
     scaling, poses = [], []
     cell.client.create_subscription(
@@ -94,6 +96,11 @@ def test_protective_stop_waits_for_a_person_then_recovers(ros_context) -> None:
         10,
     )
     cell.client.create_subscription(PoseStamped, "tcp_pose_broadcaster/pose", poses.append, 10)
+    # A deploy node's view: the arm's state as optional observation keys.
+    observation = RobotObservation(
+        cell.client, "reach", subscribe={"speed_scaling", "wrench"}, robot_state=True
+    )
+    assert observation.keys["speed_scaling"] == [1] and observation.keys["wrench"] == [6]
     try:
         wait_for(lambda: cell.moving_since(time.monotonic() - 0.3), 10, "the arm to move")
         assert cell.call("recovery/resume").success is False  # nothing to recover from
@@ -104,6 +111,8 @@ def test_protective_stop_waits_for_a_person_then_recovers(ros_context) -> None:
         assert cell.held_since(stopped_at + 0.05) and cell.bridge.safety.estopped
         assert "unlockProtectiveStop" not in cell.dashboard.calls
         assert scaling[-1] == 0.0  # the controller's speed scaling reads 0 while stopped
+        wait_for(lambda: observation.snapshot()[0].get("speed_scaling") == 0.0, 2, "the key")
+        assert observation.snapshot()[0]["wrench"].tolist() == [0.0] * 6
 
         answer = cell.call("recovery/resume")  # the person's go-ahead
         assert answer.success, answer.message
