@@ -57,3 +57,13 @@ def test_deploy_matches_eval_seed_by_seed(ros_context, ros_env, tmp_path):
 def test_deploy_within_5_points_of_eval_on_50_seeds(fixture, ros_context, ros_env, tmp_path):
     in_env, over_ros = compare(fixture, 50, SEED, ros_context, ros_env, tmp_path)
     assert abs(in_env.success_rate - over_ros.success_rate) <= 0.05
+
+
+def test_eval_over_ros_refuses_what_it_cannot_do_before_starting(capsys, tmp_path):
+    from robot_il.cli import main
+
+    argv = ["eval", "--checkpoint", str(JOINT_FIXTURE), "--ros", "--out", str(tmp_path)]
+    assert main([*argv, "--video"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "robot-il: error: --ros evaluates the task's full episodes without video"
+    assert not (tmp_path / "ros_logs").exists()  # no node was started
