@@ -180,9 +180,9 @@ class PolicyNode(Node):
         self._history: deque[dict[str, np.ndarray]] = deque()
         self._episode_id = 0
         self._reset_messages = 0
+        """Joint state messages taken in when the episode began."""
         self._reset_values: dict[str, np.ndarray] = {}
         """The observation's arrays when the episode began (each message replaces its own)."""
-        """Joint state messages taken in when the episode began."""
         self._timeline_changed = threading.Event()
         self._pending: tuple[str, InferenceWorker] | None = None
         self._episode_running = False
