@@ -1,13 +1,14 @@
 """A ``bimanual_handover`` policy over ROS 2 on the two-arm ``sim_robot`` in lock-step, in the
 dual-arm tutorial's per-arm layout (tf prefixes ``alice_``/``bob_``, per-arm controllers):
-at least 80% of 20 held-out seeded episodes (slow: trains from scratch, about an hour on 2
-loaded cores). The default suite's short version is ``test_deploy_two_arms.py``.
+at least 80% of 20 held-out seeded episodes (slow: records 400 demonstrations and trains
+30,000 steps, about 40 minutes on 2 shared cores, then the ROS episodes). The default suite's
+short version is ``test_deploy_two_arms.py``.
 
-No BC recipe reaches the goal yet, so this test fails until one does: in ``robot-il eval``
-(seeds 10000-10019) BC with action chunks (8 predicted, 4 executed) on 100 expert
-demonstrations recorded past success with DART noise 0.005 solved 0 of 20 episodes, in the
-joint action mode (10,000 steps) and in the end-effector-delta mode (20,000 steps, the recipe
-below, which reached 90% on push and pick_place).
+Recipe (``benchmarks/results/handover_bc_recipes.jsonl``): 400 expert demonstrations in the
+end-effector-delta action mode, recorded past success with DART noise 0.005, and BC with two
+observation steps and action chunks (8 predicted, 4 executed) for 30,000 steps: 16 of 20
+(80%) on seeds 10000-10019 in ``robot-il eval``. With 100 demonstrations and one observation
+step BC solved 0 of 20, with 200 and two observation steps 7 of 20.
 """
 
 from __future__ import annotations
@@ -27,16 +28,16 @@ def train_handover_bc(out):
     dataset = record_expert_demos(
         "bimanual_handover",
         out / "demos",
-        episodes=100,
+        episodes=400,
         action_noise=0.005,
         action_mode="eef_delta",
         terminate_on_success=False,
         progress=True,
     )
     config = BCTrainConfig(
-        dataset=str(dataset), out=str(out / "run"), steps=20_000, eval=EvalConfig(episodes=0)
+        dataset=str(dataset), out=str(out / "run"), steps=30_000, eval=EvalConfig(episodes=0)
     )
-    config.policy.horizon, config.policy.n_action_steps = 8, 4
+    config.policy.horizon, config.policy.n_action_steps, config.policy.n_obs_steps = 8, 4, 2
     return train(config).checkpoint
 
 
