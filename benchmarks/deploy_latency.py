@@ -15,11 +15,14 @@ Figures, each a ratio to its target (the goal in brackets):
   target period [0 for chunked Diffusion: chunks follow one another without pauses].
 
     .venv/bin/python benchmarks/deploy_latency.py [--seconds 10]
+
+Each row is also appended to ``benchmarks/results/deploy_latency.jsonl`` with the load average.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -34,6 +37,7 @@ import numpy as np
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 RATES = (125.0, 500.0)
+RESULTS = Path(__file__).parent / "results" / "deploy_latency.jsonl"
 
 
 def make_checkpoint(policy_type: str, directory: Path) -> Path:
@@ -125,6 +129,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="measured time per run")
     parser.add_argument("--settle", type=float, default=5.0, help="unmeasured start, s")
+    parser.add_argument(
+        "--policies", default="bc,diffusion", help="policy types in the order they run"
+    )
     parser.add_argument("--domain", type=int, default=1 + os.getpid() % 101, help="ROS domain")
     parser.add_argument(
         "--priority",
@@ -152,7 +159,7 @@ def main() -> int:
     rows = []
     try:
         with tempfile.TemporaryDirectory() as work:
-            for policy_type in ("bc", "diffusion"):
+            for policy_type in args.policies.split(","):
                 checkpoint = make_checkpoint(policy_type, Path(work))
                 for rate in RATES:
                     figures = measure(
@@ -160,6 +167,11 @@ def main() -> int:
                     )
                     rows.append((policy_type, rate, figures))
                     print(_row(policy_type, rate, figures), flush=True)
+                    record = {"policy": policy_type, "rate_hz": rate, **figures}
+                    record |= {"seconds": args.seconds, "load_avg": os.getloadavg()[0]}
+                    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+                    with RESULTS.open("a") as out:
+                        out.write(json.dumps(record) + "\n")
     finally:
         rclpy.shutdown(context=context)
         sim.send_signal(signal.SIGINT)

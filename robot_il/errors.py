@@ -39,3 +39,7 @@ class RecordingError(RobotILError):
 
 class ConfigError(RobotILError, ValueError):
     """A configuration value (task, backend, camera, rate, option) is unknown or out of range."""
+
+
+class HardwareError(RobotILError):
+    """A device (robot controller, gripper) cannot be reached, dropped its link or refused."""

@@ -4,7 +4,9 @@
 each episode's outcome and the success rate with its 95% Wilson interval, and writes
 ``eval.json``, ``success.png`` and (with ``--video``) ``rollouts.mp4`` into ``--out``
 (default: ``<checkpoint>/eval``). The env is checked against the checkpoint's spec before
-the first rollout.
+the first rollout. ``--ros`` runs the same seeds through the deployment instead (``sim_robot``
+in lock-step, the policy node and its safety layer, over loopback DDS;
+:mod:`robot_il.ros.ros_eval`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--video", action="store_true", help="write rollouts.mp4")
     parser.add_argument("--camera", default="front", help="camera to film")
     parser.add_argument("--device", default="cpu", help="torch device")
+    parser.add_argument(
+        "--ros", action="store_true", help="evaluate over ROS 2 (sim_robot + policy node)"
+    )
+    parser.add_argument("--domain-id", type=int, default=None, help="--ros: ROS_DOMAIN_ID")
     parser.set_defaults(run=run)
 
 
@@ -40,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
     from robot_il.train.report import plot_success
 
     policy = load_policy(args.checkpoint, device=args.device)
+    if args.ros and (args.video or args.max_steps is not None):
+        raise ConfigError("--ros evaluates the task's full episodes without video")
     env = make_eval_env(
         policy.spec,
         task=args.task,
@@ -57,19 +65,23 @@ def run(args: argparse.Namespace) -> int:
         fps = float(policy.spec["control_hz"])
         writer = imageio.get_writer(out / "rollouts.mp4", fps=fps, codec="libx264", quality=7)
     try:
-        result = evaluate(
-            policy,
-            env,
-            episodes=args.episodes,
-            seed=args.seed,
-            progress=True,
-            on_frame=None if writer is None else writer.append_data,
-        )
+        if args.ros:
+            result = _evaluate_over_ros(args, env.unwrapped.backend_name, out)
+        else:
+            result = evaluate(
+                policy,
+                env,
+                episodes=args.episodes,
+                seed=args.seed,
+                progress=True,
+                on_frame=None if writer is None else writer.append_data,
+            )
     finally:
         if writer is not None:
             writer.close()
         env.close()
     where = f"{env.unwrapped.spec_dict()['task']}/{env.unwrapped.backend_name}"
+    where += " over ROS 2" if args.ros else ""
     for seed, success, steps in zip(result.seeds, result.successes, result.lengths, strict=True):
         print(f"seed {seed}: {'success' if success else 'FAILURE'} after {steps} steps")
     print(f"{policy.policy_type} on {where}: {result.line()}, mean return "
@@ -90,3 +102,30 @@ def run(args: argparse.Namespace) -> int:
     plot_success(result, out / "success.png", f"{policy.policy_type} on {where}")
     print(f"results: {out}")
     return 0
+
+
+def _evaluate_over_ros(args: argparse.Namespace, backend: str, out: Path):
+    """The episodes over ROS 2 on a loopback DDS domain of their own."""
+    from robot_il.ros.dds import apply_loopback_env, loopback_env
+    from robot_il.ros.ros_eval import evaluate_over_ros
+
+    domain = args.domain_id if args.domain_id is not None else 1 + os.getpid() % 101
+    apply_loopback_env(domain)
+    import rclpy
+
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=domain)
+    try:
+        return evaluate_over_ros(
+            args.checkpoint,
+            episodes=args.episodes,
+            seed=args.seed,
+            context=context,
+            env={**os.environ, **loopback_env(domain)},
+            log_dir=out / "ros_logs",
+            task=args.task,
+            backend=backend,
+            progress=True,
+        )
+    finally:
+        rclpy.shutdown(context=context)

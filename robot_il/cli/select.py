@@ -45,7 +45,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     sim.add_argument(
         "--rule", default="ucb1", help="ucb1, conservative_ucb, epsilon_greedy or uniform"
     )
-    sim.add_argument("--seed", type=int, default=0, help="seed of selector, judge and env")
+    sim.add_argument("--seed", type=int, default=0, help="seed of the selector and the judge")
+    sim.add_argument(
+        "--env-seed",
+        type=int,
+        default=10_000,
+        help="env seed of the first episode (default 10000: held out from the demonstrations, "
+        "as robot-il eval)",
+    )
     sim.add_argument(
         "--default-candidate", default=None, help="deployed first (default: the second)"
     )
@@ -114,6 +121,7 @@ def run_sim(args: argparse.Namespace) -> int:
         f"episodes:={args.episodes}",
         f"rule:={args.rule}",
         f"seed:={args.seed}",
+        f"env_seed:={args.env_seed}",
         f"state_path:={state.resolve()}",
         f"web:={'true' if args.web else 'false'}",
     ]

@@ -56,14 +56,25 @@ class ChunkPlanner:
     a running worst-case estimate of inference time (s) plus ``margin`` (s). A one-action
     policy (plain BC) thus infers at every grid time; a chunked one a few periods before its
     chunk ends.
+
+    ``lock_step``: the robot is a simulator that waits for every command, so inference takes
+    no robot time; the next chunk observes when the current one has run out, exactly as
+    ``robot-il eval`` steps the env (a chunk of n actions executes all n).
     """
 
-    def __init__(self, period: float, margin: float = 0.005, initial_latency: float = 0.0):
+    def __init__(
+        self,
+        period: float,
+        margin: float = 0.005,
+        initial_latency: float = 0.0,
+        lock_step: bool = False,
+    ):
         if not period > 0:
             raise ValueError(f"policy period must be positive, got {period}")
         self.period = period
         self.margin = margin
         self.latency = initial_latency
+        self.lock_step = lock_step
 
     def grid_time(self, t: float) -> float:
         """The latest grid time at or before ``t``."""
@@ -73,6 +84,8 @@ class ChunkPlanner:
         """Whether to start inference at grid time ``grid_t`` (s)."""
         if timeline is None:
             return True
+        if self.lock_step:
+            return timeline.end <= grid_t + _EPS
         return timeline.end <= grid_t + self.period + self.latency + self.margin
 
     def record_latency(self, seconds: float) -> None:

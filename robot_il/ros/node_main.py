@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import sys
 from collections.abc import Callable
@@ -77,3 +78,17 @@ def use_realtime_priority(node, priority: int) -> bool:
         node.get_logger().warning(f"real-time priority {priority} refused ({error}); not using it")
         return False
     return True
+
+
+def freeze_startup_objects() -> None:
+    """Move every object alive now (imported modules: torch alone brings ~150k) out of the
+    garbage collector's reach; call at the end of a real-time node's start-up.
+
+    A full collection walks every tracked object with the interpreter lock held: measured here
+    with torch imported, 100-300 ms, during which no thread of the process runs, so a 125 Hz
+    control loop skips a dozen periods whenever the allocations of the other threads (joint
+    states at 500 Hz, an inference every 50 ms) trigger one. Frozen objects are never walked:
+    a full collection then costs what the objects made since start-up cost (microseconds).
+    """
+    gc.collect()
+    gc.freeze()

@@ -4,7 +4,9 @@ The policy node (inputs of a policy) and the recorder (a dataset's steps) both n
 observation keys from a robot that speaks the UR driver's topics (:mod:`robot_il.ros.ur_topics`):
 
 - ``<arm>_joint_pos`` / ``<arm>_joint_vel`` (6,) from ``joint_states``, and ``<arm>_gripper``
-  (1,) from its ``<tf_prefix>gripper_joint`` when the robot reports one;
+  (1,) from its ``<tf_prefix>gripper_joint`` when the robot reports one; the topics and joint
+  names follow the node's arm layout (:class:`robot_il.ros.arm_layout.ArmLayout`), and each
+  arm is assembled from whichever message carries its six joints, with its own stamp;
 - ``<arm>_eef_pose`` (7,: xyz m + quaternion wxyz, world frame) by forward kinematics at the
   arm's mount in the task's scene, with the env's sign convention (w >= 0);
 - the task's inputs ``target_pos`` (3,) from ``task/target`` and ``object_pose`` (7,) from
@@ -13,7 +15,10 @@ observation keys from a robot that speaks the UR driver's topics (:mod:`robot_il
   Image`` of any encoding :mod:`robot_il.ros.camera_frames` reads, or with
   ``compressed_images`` ``camera/<camera>/image_raw/compressed``, a ``CompressedImage``), and
   ``depth_<camera>`` (H, W) float32 metres from ``camera/<camera>/depth/image_raw``, resized
-  to ``image_size``.
+  to ``image_size``;
+- with ``robot_state`` (a real arm's state, which the simulated env does not offer):
+  ``<arm>_speed_scaling`` (1,) from the UR driver's speed scaling broadcaster and
+  ``<arm>_wrench`` (6,: force N, torque N m at the tool) from its force-torque broadcaster.
 
 Camera frames are kept with their capture stamps, and an observation takes for each camera
 the frame nearest the joint state's stamp, within ``camera_tolerance`` (s); without one the
@@ -34,6 +39,7 @@ from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, JointState
 
 from robot_il.errors import ConfigError
+from robot_il.ros.arm_layout import ArmLayout
 from robot_il.ros.camera_frames import (
     CameraFrame,
     FrameBuffer,
@@ -42,11 +48,8 @@ from robot_il.ros.camera_frames import (
     resized,
 )
 from robot_il.ros.ur_topics import (
-    GRIPPER_JOINT,
-    JOINT_STATES_TOPIC,
     OBJECT_POSE_TOPIC,
     TARGET_TOPIC,
-    arm_joint_names,
     image_topic,
     stamp_seconds,
     tf_prefix,
@@ -86,14 +89,19 @@ def camera_parameters(node: Node) -> dict[str, Any]:
         "camera_tolerance": declare_float(node, "camera_tolerance", 0.05),
         "compressed_images": bool(node.declare_parameter("compressed_images", False).value),
     }
+ROBOT_STATE_KEYS = {"speed_scaling": 1, "wrench": 6}
+"""Optional per-arm keys of a real arm's state (``robot_state``)."""
+SPEED_SCALING = ("speed_scaling_state_broadcaster", "speed_scaling")
+WRENCH = ("force_torque_sensor_broadcaster", "wrench")
 
 
 class RobotObservation:
     """The newest observation of the arms of ``task``'s scene, kept up to date from topics.
 
     ``keys`` maps every key this robot offers to its shape; only ``subscribe`` keys are
-    subscribed to (besides ``joint_states``, always). ``now`` gives the node's time (s) for
-    joint states without a stamp.
+    subscribed to (besides the joint states, always) or computed (the tool pose). Joint
+    states without a stamp get the node's time. The arm layout's parameters are declared on
+    ``node`` (:attr:`layout`).
     """
 
     def __init__(
@@ -107,6 +115,7 @@ class RobotObservation:
         subscribe: set[str] | None = None,
         camera_tolerance: float = 0.05,
         compressed_images: bool = False,
+        robot_state: bool = False,
     ) -> None:
         from robot_il.envs.arm import Arm
         from robot_il.envs.tasks import TASKS
@@ -119,7 +128,7 @@ class RobotObservation:
         self.arms = [mount.name for mount in mounts]
         self.arm_kinematics = [Arm(mount) for mount in mounts]
         """World-frame kinematics of each arm at its mount in the task's scene."""
-        self.joint_names = [name for arm in self.arms for name in arm_joint_names(arm)]
+        self.layout = ArmLayout.declare(node, self.arms)
         self.keys: dict[str, list[int]] = {
             tf_prefix(arm) + key: [size] for arm in self.arms for key, size in ARM_KEYS.items()
         }
@@ -134,17 +143,38 @@ class RobotObservation:
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.frames: dict[str, FrameBuffer] = {}
         """Recent frames of each camera key, with capture stamps."""
+        if robot_state:
+            self.keys.update(
+                {tf_prefix(a) + k: [n] for a in self.arms for k, n in ROBOT_STATE_KEYS.items()}
+            )
 
         self.lock = threading.Lock()
         self.values: dict[str, np.ndarray] = {}
         self.joint_pos: np.ndarray | None = None
-        """All arms' joint positions (6 per arm, rad), newest."""
+        """All arms' joint positions (6 per arm, rad), newest; None until every arm reported."""
+        self.arm_stamps: list[float | None] = [None] * len(self.arms)
+        """Stamp (s) of each arm's newest joint state: one watchdog per arm."""
         self.stamp: float | None = None
-        """Stamp (s) of the newest joint state."""
+        """The oldest of the arms' newest stamps (s): how old the whole observation is."""
+        self._arm_q: list[np.ndarray | None] = [None] * len(self.arms)
+        self.messages = 0
+        """Joint state messages taken in so far (tells a new one from an old one)."""
 
         wanted = set(self.keys) if subscribe is None else subscribe
+        self._eef_pose = [tf_prefix(arm) + "eef_pose" in wanted for arm in self.arms]
+        """Per arm: whether its tool pose is wanted (forward kinematics on every message is
+        the costliest part of taking in a joint state)."""
         qos = QoSProfile(depth=10)
-        node.create_subscription(JointState, JOINT_STATES_TOPIC, self._on_joint_states, qos)
+        carried: dict[str, tuple[int, ...]] = {}  # per_arm: one topic carries each arm in turn
+        for topic, arms in self.layout.joint_state_topics():
+            carried[topic] = tuple(sorted({*carried.get(topic, ()), *arms}))
+        for topic, arms in carried.items():
+            node.create_subscription(
+                JointState,
+                topic,
+                lambda msg, a=arms: self._on_joint_states(msg, a),
+                qos,
+            )
         if "target_pos" in wanted:
             from geometry_msgs.msg import PointStamped
 
@@ -153,6 +183,26 @@ class RobotObservation:
             from geometry_msgs.msg import PoseStamped
 
             node.create_subscription(PoseStamped, OBJECT_POSE_TOPIC, self._on_object, qos)
+        for a, arm in enumerate(self.arms):
+            p = tf_prefix(arm)
+            if p + "speed_scaling" in wanted and robot_state:
+                from std_msgs.msg import Float64
+
+                node.create_subscription(
+                    Float64,
+                    self.layout.broadcaster_topic(a, *SPEED_SCALING),
+                    lambda msg, k=p + "speed_scaling": self._set(k, [msg.data]),
+                    qos,
+                )
+            if p + "wrench" in wanted and robot_state:
+                from geometry_msgs.msg import WrenchStamped
+
+                node.create_subscription(
+                    WrenchStamped,
+                    self.layout.broadcaster_topic(a, *WRENCH),
+                    lambda msg, k=p + "wrench": self._set(k, _wrench(msg)),
+                    qos,
+                )
         for key in sorted(k for k in wanted if is_camera_key(k)):
             self.frames[key] = FrameBuffer()
             if key.startswith("depth_"):
@@ -167,7 +217,7 @@ class RobotObservation:
 
     def snapshot(self) -> tuple[dict[str, np.ndarray], float | None]:
         """The newest values (a new dict; arrays are replaced, never written in place) and
-        the newest joint state's stamp."""
+        :attr:`stamp` (the oldest of the arms' newest joint-state stamps)."""
         with self.lock:
             return dict(self.values), self.stamp
 
@@ -198,12 +248,13 @@ class RobotObservation:
                 return None
         return selected
 
-    def fresh_stamp(self, keys: Any) -> float | None:
-        """The stamp (s) a watchdog should judge ``keys``' observation by: the joint state's,
-        unless a camera's newest frame is more than :attr:`camera_tolerance` older; then that
-        frame's stamp plus the tolerance, so that a stalled camera ages the observation."""
+    def fresh_stamp(self, keys: Any, stamp: float | None = None) -> float | None:
+        """The stamp (s) a watchdog should judge ``keys``' observation by: the joint state's
+        (``stamp``, one arm's; by default :attr:`stamp`, all arms'), unless a camera's newest
+        frame is more than :attr:`camera_tolerance` older; then that frame's stamp plus the
+        tolerance, so that a stalled camera ages the observation."""
         with self.lock:
-            stamp = self.stamp
+            stamp = self.stamp if stamp is None else stamp
             if stamp is None:
                 return None
             for key in keys:
@@ -221,35 +272,48 @@ class RobotObservation:
                 return None
             return buffer.nearest(stamp, self.camera_tolerance)
 
-    def _on_joint_states(self, msg: JointState) -> None:
+    def _on_joint_states(self, msg: JointState, arms: tuple[int, ...]) -> None:
+        """Update every arm of ``arms`` whose six joints this message carries (a per-arm
+        broadcaster's message carries one arm; another robot's carries none)."""
         index = {name: i for i, name in enumerate(msg.name)}
-        try:
-            rows = [index[name] for name in self.joint_names]
-        except KeyError:
-            return  # another robot's joints on the shared topic
         position = np.array(msg.position, dtype=np.float64)
         velocity = np.array(msg.velocity, dtype=np.float64) if msg.velocity else None
         stamp = stamp_seconds(msg.header.stamp) or self.node.get_clock().now().nanoseconds * 1e-9
         values: dict[str, np.ndarray] = {}
-        for a, (arm, kinematics) in enumerate(zip(self.arms, self.arm_kinematics, strict=True)):
-            p = tf_prefix(arm)
-            joints = rows[6 * a : 6 * a + 6]
+        updated: list[tuple[int, np.ndarray]] = []
+        for a in arms:
+            joints = [index.get(name) for name in self.layout.joint_names(a)]
+            if None in joints:
+                continue
+            p, kinematics = tf_prefix(self.arms[a]), self.arm_kinematics[a]
             q = position[joints]
+            updated.append((a, q))
             values[p + "joint_pos"] = q.astype(np.float32)
             values[p + "joint_vel"] = (
                 velocity[joints].astype(np.float32) if velocity is not None else np.zeros(6, "f4")
             )
-            pose = kinematics.tcp_pose(q)
-            if pose[3] < 0:
-                pose[3:] = -pose[3:]
-            values[p + "eef_pose"] = pose.astype(np.float32)
-            gripper = index.get(p + GRIPPER_JOINT)
+            if self._eef_pose[a]:
+                pose = kinematics.tcp_pose(q)
+                if pose[3] < 0:
+                    pose[3:] = -pose[3:]
+                values[p + "eef_pose"] = pose.astype(np.float32)
+            gripper = index.get(self.layout.gripper_joint(a))
             if gripper is not None:
                 values[p + "gripper"] = np.array([position[gripper]], np.float32)
+        if not updated:
+            return
         with self.lock:
             self.values.update(values)
-            self.joint_pos = position[rows]
-            self.stamp = stamp
+            self.messages += 1
+            for a, q in updated:
+                self._arm_q[a], self.arm_stamps[a] = q, stamp
+            if all(q is not None for q in self._arm_q):
+                self.joint_pos = np.concatenate(self._arm_q)
+                self.stamp = min(self.arm_stamps)
+
+    def _set(self, key: str, value) -> None:
+        with self.lock:
+            self.values[key] = np.asarray(value, np.float32)
 
     def _on_target(self, msg) -> None:
         point = msg.point
@@ -282,3 +346,8 @@ class RobotObservation:
         frame = CameraFrame(resized(image, self.image_size), stamp)
         with self.lock:
             self.frames[key].add(frame)
+
+
+def _wrench(msg) -> list[float]:
+    f, t = msg.wrench.force, msg.wrench.torque
+    return [f.x, f.y, f.z, t.x, t.y, t.z]

@@ -2,11 +2,13 @@
 
 Three activities, each on its own thread so none waits for another:
 
-- **Observations** arrive by subscription (executor threads): ``joint_states`` (joint
-  positions and velocities, grippers as ``<tf_prefix>gripper_joint``), the task inputs
-  ``task/target`` and ``task/object_pose`` and camera images ``camera/<name>/image_raw`` when
-  the policy was trained on them. The tool pose ``eef_pose`` is computed by forward kinematics
-  at the arm's mount, as the env computes it.
+- **Observations** arrive by subscription (executor threads): joint states (joint
+  positions and velocities, grippers as ``<tf_prefix>gripper_joint``; topics, joint names and
+  command topics follow the arm layout's parameters, :mod:`robot_il.ros.arm_layout`), the
+  task inputs ``task/target`` and ``task/object_pose``, camera images
+  ``camera/<name>/image_raw``, and with ``robot_state:=true`` a real arm's speed scaling and
+  wrench, when the policy was trained on them. The tool pose
+  ``eef_pose`` is computed by forward kinematics at the arm's mount, as the env computes it.
 - **Inference** (a thread feeding a child process, :mod:`robot_il.deploy.worker`) observes
   on the policy's grid (its training rate), keeps the last ``n_obs_steps`` observations, and
   computes action chunks ahead of time (:class:`robot_il.deploy.ChunkPlanner`), so chunks
@@ -24,16 +26,25 @@ Three activities, each on its own thread so none waits for another:
   held pose instead.
 
 Safety: the filter limits joint positions, speed, acceleration, the tool's workspace box and
-holds position on NaN/inf, stale observations (``max_observation_age``), late inference
-(``max_command_age``) or a latched e-stop (``safety/estop`` std_msgs/Bool, released by the
-``safety/reset_estop`` Trigger); it starts with a ramp from the measured pose. Every
-intervention is published on ``safety/events`` (JSON) when it begins, as is each run of IK
-failures of an eef_delta policy (kind ``ik_failure``).
+holds position on NaN/inf, stale observations (``max_observation_age``, each arm by the stamp
+of its own joint states), late inference (``max_command_age``) or a latched e-stop
+(``safety/estop`` std_msgs/Bool, released by the ``safety/reset_estop`` Trigger); it starts
+with a ramp from the measured pose. With two arms a :class:`robot_il.safety.ClearanceGuard`
+then holds the arm whose command would bring the arms' links closer than ``clearance`` (m).
+Every intervention is published on ``safety/events`` (JSON) when it begins, as is each run of
+IK failures of an eef_delta policy (kind ``ik_failure``); the log shows each kind's first
+event and then counts per kind per second, printed off the control thread.
 
 Episodes: ``policy/reset`` (Trigger) starts a new one (fresh history, safe start). A
 checkpoint path on ``policy/switch`` (std_msgs/String; a bare name is looked up in
 ``candidates_dir``) is loaded in the background and takes over at the next reset, or at once
 while no episode runs. ``use_sim_time:=true`` runs every clock on ``/clock``.
+
+Lock-step (``use_sim_time`` with a simulator that waits for every command) deploys exactly
+what ``robot-il eval`` evaluates: inference takes no simulated time (the control thread waits,
+at most ``lock_step_timeout`` s of wall time, for the chunk due, and the inference thread for
+the observation of its grid time), and a chunk of n actions executes all n before the next
+observation.
 """
 
 from __future__ import annotations
@@ -58,18 +69,17 @@ from std_srvs.srv import Trigger
 from robot_il.deploy import ActionTimeline, ChunkPlanner
 from robot_il.deploy.eef_delta import ACTION_MODES, TcpDeltaConverter
 from robot_il.deploy.worker import CheckpointInfo, InferenceWorker
+from robot_il.envs.ur5e.description import JOINT_VEL_LIMITS
 from robot_il.errors import CheckpointError, ConfigError
-from robot_il.ros.node_main import declare_float, use_realtime_priority
+from robot_il.ros.node_main import declare_float, freeze_startup_objects, use_realtime_priority
 from robot_il.ros.observation import RobotObservation, camera_parameters
-from robot_il.ros.ur_topics import (
-    COMMAND_TOPIC,
-    ESTOP_TOPIC,
-    RESET_ESTOP_SERVICE,
-    SAFETY_EVENTS_TOPIC,
-    gripper_topic,
-)
-from robot_il.safety import SafetyEvent, SafetyFilter, SafetyLimits
+from robot_il.ros.ur_topics import ESTOP_TOPIC, RESET_ESTOP_SERVICE, SAFETY_EVENTS_TOPIC
+from robot_il.safety import ClearanceGuard, SafetyEvent, SafetyFilter, SafetyLimits
+from robot_il.safety.events import EventSummary
 
+SWITCH_INTERVAL = 0.0002
+"""Python's thread switch interval (s) in a deploy node: how long a thread waiting for the
+interpreter lock lets the holder run before asking for it."""
 SWITCH_TOPIC = "policy/switch"
 """std_msgs/String: checkpoint (path, or name under ``candidates_dir``) for the next episode."""
 
@@ -94,10 +104,13 @@ class PolicyNode(Node):
         max_command_age = declare_float(self, "max_command_age", 0.5)
         self.ramp_duration = declare_float(self, "ramp_duration", 1.0)
         acceleration = declare_float(self, "acceleration_limit", 10.0)
+        self.clearance = declare_float(self, "clearance", 0.05)
+        max_step = declare_float(self, "max_step", 0.0)
         workspace_lower = self.declare_parameter("workspace_lower", [-0.9, -0.9, 0.0]).value
         workspace_upper = self.declare_parameter("workspace_upper", [0.9, 0.9, 1.1]).value
         self.inference_margin = declare_float(self, "inference_margin", 0.005)
         self.interpolate = bool(self.declare_parameter("interpolate", True).value)
+        self.lock_step_timeout = declare_float(self, "lock_step_timeout", 2.0)
         torch_threads = int(self.declare_parameter("torch_threads", 1).value)
         self.realtime_priority = int(self.declare_parameter("realtime_priority", 0).value)
         self.inference_priority = int(self.declare_parameter("inference_priority", 0).value)
@@ -106,9 +119,11 @@ class PolicyNode(Node):
         if not 1.0 <= self.control_rate <= 1000.0:
             raise ConfigError(f"policy node: control_rate {self.control_rate} is not 1..1000 Hz")
 
-        # The executor threads must get the interpreter within a fraction of a control period
-        # (the default switch interval is 5 ms).
-        sys.setswitchinterval(min(sys.getswitchinterval(), 0.1 / self.control_rate))
+        # The control thread must get the interpreter at once whatever the rate: at 0.8 ms
+        # (a tenth of a 125 Hz period, as this once was) it lost dozens of periods at a time
+        # to the executor and inference threads on a loaded machine (rate 0.81-0.93, gaps of
+        # 7-15 periods), at 0.2 ms none (the default is 5 ms).
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
         self.torch_threads = torch_threads
         self.info = CheckpointInfo.read(self._resolve(checkpoint))
         spec = self.info.spec
@@ -117,6 +132,7 @@ class PolicyNode(Node):
             task or spec.get("task") or "",
             subscribe=set(self.info.obs_keys),
             **cameras,
+            robot_state=bool(self.declare_parameter("robot_state", False).value),
         )
         self.arms = self.obs.arms
         self.offered_spec = {
@@ -134,8 +150,12 @@ class PolicyNode(Node):
         use_realtime_priority(self, self.realtime_priority)
 
         self.period = 1.0 / self.control_rate
+        # A command may step as far as the velocity limit allows in one period of this node's
+        # rate (20 Hz commands: 0.16 rad); the 0.05 rad default cap is for 500 Hz streams.
+        max_step = max_step or max(0.05, float(np.max(JOINT_VEL_LIMITS)) * self.period)
         self.limits = SafetyLimits.ur5e(
             acceleration=np.full(6, acceleration),
+            max_step=max_step,
             workspace_lower=workspace_lower,
             workspace_upper=workspace_upper,
             max_observation_age=max_observation_age,
@@ -146,14 +166,22 @@ class PolicyNode(Node):
         self._estop_latched = False
         self._events: deque[dict] = deque()
         """Payloads for ``safety/events``: the filters' interventions and IK failures."""
+        self._event_summary = EventSummary()
         self._ik_failing = [False] * len(self.arms)
         self._filters = self._make_filters()
+        self._guard = self._make_guard()
         self._timeline: ActionTimeline | None = None
         self._previous_action: np.ndarray | None = None
         self._current_action: np.ndarray | None = None
         self._due: tuple[ActionTimeline, float] | None = None
         """The timeline and time of the action in force (a change starts a new blend)."""
         self._history: deque[dict[str, np.ndarray]] = deque()
+        self._episode_id = 0
+        self._reset_messages = 0
+        """Joint state messages taken in when the episode began."""
+        self._reset_values: dict[str, np.ndarray] = {}
+        """The observation's arrays when the episode began (each message replaces its own)."""
+        self._timeline_changed = threading.Event()
         self._pending: tuple[str, InferenceWorker] | None = None
         self._episode_running = False
         self.command_log: deque[tuple[float, float]] = deque(maxlen=100_000)
@@ -166,9 +194,14 @@ class PolicyNode(Node):
         """Longest time (s) a tick came after the end of the timeline in force."""
 
         qos = QoSProfile(depth=10)
-        self.command_pub = self.create_publisher(Float64MultiArray, COMMAND_TOPIC, qos)
+        layout = self.obs.layout
+        self.command_pubs = [
+            (self.create_publisher(Float64MultiArray, topic.name, qos), topic.arms)
+            for topic in layout.command_topics()
+        ]
         self.gripper_pubs = [
-            self.create_publisher(Float64, gripper_topic(arm), qos) for arm in self.arms
+            self.create_publisher(Float64, layout.gripper_topic(a), qos)
+            for a in range(len(self.arms))
         ]
         self.events_pub = self.create_publisher(String, SAFETY_EVENTS_TOPIC, QoSProfile(depth=100))
         self.create_subscription(Bool, ESTOP_TOPIC, self._on_estop, qos)
@@ -177,6 +210,7 @@ class PolicyNode(Node):
         self.create_subscription(String, SWITCH_TOPIC, self._on_switch, qos)
         self.create_timer(0.02, self._publish_events)
 
+        freeze_startup_objects()  # no 100 ms garbage-collector pauses in the control loop
         self._running = True
         self._inference = threading.Thread(target=self._inference_loop, daemon=True)
         self._control = threading.Thread(target=self._control_loop, daemon=True)
@@ -220,7 +254,11 @@ class PolicyNode(Node):
 
         filters = [
             SafetyFilter(
-                self.limits, forward_kinematics, period=self.period, on_event=self._on_event
+                self.limits,
+                forward_kinematics,
+                period=self.period,
+                on_event=self._on_event,
+                log_events=False,  # summarised by the events timer, off the control thread
             )
             for _ in self.arms
         ]
@@ -228,6 +266,13 @@ class PolicyNode(Node):
             for safety in filters:
                 safety.estop()
         return filters
+
+    def _make_guard(self) -> ClearanceGuard | None:
+        """The inter-arm clearance check of a two-arm cell (None for one arm)."""
+        if len(self.arms) != 2:
+            return None
+        bases = [kinematics.world_from_base for kinematics in self.obs.arm_kinematics]
+        return ClearanceGuard(bases, self.clearance, on_event=self._on_event)
 
     def _now(self) -> float:
         """Seconds on the node's clock (ROS time: system or ``/clock``)."""
@@ -270,6 +315,12 @@ class PolicyNode(Node):
         self._ik_failing = [False] * len(self.arms)
         self._history.clear()
         self._filters = self._make_filters()
+        self._guard = self._make_guard()
+        self._episode_id += 1  # the inference thread observes at once, not at the next grid
+        with self.obs.lock:
+            self._reset_messages = self.obs.messages
+            self._reset_values = dict(self.obs.values)
+        self._timeline_changed.set()
         self._episode_running = False
 
     def _on_switch(self, msg: String) -> None:
@@ -307,21 +358,33 @@ class PolicyNode(Node):
         self._events.append({"kind": event.kind.value, "t": event.t, "detail": event.detail})
 
     def _publish_events(self) -> None:
+        """Publish the control thread's events and log them summarised (executor thread)."""
+        new = []
         while self._events:
-            self.events_pub.publish(String(data=json.dumps(self._events.popleft())))
+            event = self._events.popleft()
+            self.events_pub.publish(String(data=json.dumps(event)))
+            line = f"[safety t={event['t']:.4f}s] {event['kind']}: {event['detail']}"
+            new.append((event["kind"], line))
+        for line in self._event_summary.lines(new, time.monotonic()):
+            self.get_logger().warning(line)
 
     # -- inference (thread; the policy runs in the worker process) --------------------------
 
     def _inference_loop(self) -> None:
-        planner = ChunkPlanner(1.0 / self.policy_hz, margin=self.inference_margin)
+        planner = ChunkPlanner(
+            1.0 / self.policy_hz, margin=self.inference_margin, lock_step=self.sim_time
+        )
         last_grid: float | None = None
+        last_episode = self._episode_id
         while self._running:
             now = self._now()
             grid_t = planner.grid_time(now)
-            if grid_t == last_grid:
-                self._sleep_until(grid_t + planner.period)
+            if grid_t == last_grid and self._episode_id == last_episode:
+                self._sleep_until(grid_t + planner.period, episode=last_episode)
                 continue
-            last_grid = grid_t
+            last_grid, last_episode = grid_t, self._episode_id
+            if self.sim_time:
+                self._await_observation(grid_t)
             values, stamp = self.obs.snapshot()
             with self._state_lock:
                 worker, timeline = self.worker, self._timeline
@@ -338,25 +401,60 @@ class PolicyNode(Node):
                 continue
             steps = [steps[0]] * (info.n_obs_steps - len(steps)) + steps
             history = {key: np.stack([s[key] for s in steps]) for key in info.obs_keys}
-            started = time.perf_counter()
+            started = self._now()  # node time: a lock-step simulator waits meanwhile
             try:
                 actions = worker.predict(history)
             except CheckpointError as error:
                 self.get_logger().error(f"inference failed: {error}")
                 continue
-            planner.record_latency(time.perf_counter() - started)
+            planner.record_latency(self._now() - started)
             with self._state_lock:
                 if worker is self.worker:
                     self._timeline = ActionTimeline(grid_t, planner.period, actions)
                     self._episode_running = True
+            self._timeline_changed.set()
 
-    def _sleep_until(self, t: float, wall_timeout: float = math.inf) -> None:
-        """Sleep until ``t`` on the node's clock (polls while the clock is /clock), or for at
-        most ``wall_timeout`` s of wall time."""
+    def _await_observation(self, grid_t: float) -> None:
+        """Lock-step: wait (at most ``lock_step_timeout`` s of wall time) for the joint state of
+        grid time ``grid_t``, the newest the simulator can have published by then (it steps a
+        command period at a time), so the policy observes what ``robot-il eval`` would."""
+        deadline = time.monotonic() + self.lock_step_timeout
+        newest_possible = grid_t - self.period + 1e-6
+        while self._running and time.monotonic() < deadline:
+            with self.obs.lock:
+                stamp, messages = self.obs.stamp, self.obs.messages
+                values = self.obs.values
+            # After a reset, the simulator's time stands still: only messages that arrived
+            # since show the new episode, for the joints and the task's inputs alike.
+            fresh = messages > self._reset_messages and all(
+                values.get(key) is not self._reset_values.get(key) for key in self.info.obs_keys
+            )
+            if stamp is not None and stamp >= newest_possible and fresh:
+                return
+            time.sleep(0.0005)
+
+    def _await_action(self, now: float) -> None:
+        """Lock-step: the simulator waits for this tick's command, so wait (at most
+        ``lock_step_timeout`` s of wall time) for the chunk holding the action due at ``now``:
+        inference takes no simulated time, as in ``robot-il eval``."""
+        deadline = time.monotonic() + self.lock_step_timeout
+        while self._running and time.monotonic() < deadline:
+            with self._state_lock:
+                timeline = self._timeline
+                self._timeline_changed.clear()
+            if timeline is not None and timeline.t_obs <= now + 1e-9 < timeline.end:
+                return
+            self._timeline_changed.wait(0.002)
+
+    def _sleep_until(
+        self, t: float, wall_timeout: float = math.inf, episode: int | None = None
+    ) -> None:
+        """Sleep until ``t`` on the node's clock (polls while the clock is /clock), for at
+        most ``wall_timeout`` s of wall time, or until the episode is no longer ``episode``."""
         deadline = time.monotonic() + wall_timeout
         while self._running and time.monotonic() < deadline:
             delay = t - self._now()
-            if delay <= 0:
+            if delay <= 0 or (episode is not None and episode != self._episode_id):
                 return
             time.sleep(min(delay, 0.002))
 
@@ -376,7 +474,9 @@ class PolicyNode(Node):
                     raise
                 return  # shutting down (Ctrl-C reached rclpy first)
             if sim_time:  # a lock-step simulator waits for this tick's command: tick again
-                self._sleep_until(now + self.period, wall_timeout=0.1)  # if its clock stalls
+                # when its clock has moved on, at once for a new episode (the simulator may
+                # have been reset), and after 1 s of wall time should the command be lost
+                self._sleep_until(now + self.period, wall_timeout=1.0, episode=self._episode_id)
                 continue
             next_tick += self.period
             delay = next_tick - time.monotonic()
@@ -435,39 +535,49 @@ class PolicyNode(Node):
                 delta = np.round(action[7 * a : 7 * a + 6], 4).tolist()
                 detail = f"arm {arm or 'single'}: no IK solution for TCP delta {delta}; holding"
                 self._events.append({"kind": "ik_failure", "t": now, "detail": detail})
-                self.get_logger().warning(detail)
             self._ik_failing[a] = failing
         return joint_action
 
     def _control_tick(self, now: float, last_gripper: list[float | None]) -> None:
         with self.obs.lock:
-            q_measured = self.obs.joint_pos
+            q_measured, stamp = self.obs.joint_pos, self.obs.stamp
+            arm_stamps = list(self.obs.arm_stamps)
         if q_measured is None:
             return
+        if self.sim_time:
+            self._await_action(now)
         with self._state_lock:
-            filters, obs_keys = self._filters, self.worker.info.obs_keys
+            filters, guard = self._filters, self._guard
+            obs_keys = self.worker.info.obs_keys
             due = self._due_target(now, q_measured)
-        # None until every camera has sent a frame; a stalled camera makes it age
-        stamp = self.obs.fresh_stamp(obs_keys)
         if due is None and not self.sim_time:
             return  # no action yet this episode: leave the robot to its driver's hold
-        commands = []
+        commands, held = [], []
         for a, safety in enumerate(filters):
-            if stamp is not None:  # else the filter holds: no observation yet
-                safety.watchdog(stamp, now)
+            # None until every camera has sent a frame (the filter then holds); a stalled
+            # camera ages the arm's stamp
+            arm_stamp = self.obs.fresh_stamp(obs_keys, arm_stamps[a])
+            if arm_stamp is not None:
+                safety.watchdog(arm_stamp, now)
             target = None if due is None else due[0][7 * a : 7 * a + 6]
             stamp_a = None if due is None else due[1]
             safe = safety.filter(target, q_measured[6 * a : 6 * a + 6], now, command_stamp=stamp_a)
             commands.append(safe.command)
-            if due is not None and not safe.held:
+            held.append(safe.held)
+        if guard is not None:
+            commands = guard.check(commands, filters, now)
+            held = [h or g for h, g in zip(held, guard.held, strict=True)]
+        for a in range(len(filters)):
+            if due is not None and not held[a]:
                 gripper = float(due[0][7 * a + 6])
                 if math.isfinite(gripper) and gripper != last_gripper[a]:
                     gripper = min(max(gripper, 0.0), 1.0)
                     self.gripper_pubs[a].publish(Float64(data=gripper))
                     last_gripper[a] = gripper
-        self.command_pub.publish(Float64MultiArray(data=np.concatenate(commands).tolist()))
-        if stamp is not None:
-            self.command_log.append((stamp, now))
+        for publisher, arms in self.command_pubs:
+            data = np.concatenate([commands[a] for a in arms]).tolist()
+            publisher.publish(Float64MultiArray(data=data))
+        self.command_log.append((stamp, now))
 
     def shutdown(self) -> None:
         """Stop both threads (the robot holds its last command) and destroy the node."""

@@ -2,10 +2,12 @@
 
 Every ``1 / record_hz`` s (the rate a policy will act at) it samples the newest observation
 of the robot (:class:`robot_il.ros.observation.RobotObservation`: the env's keys for the arms
-of ``task``) and the newest command as the step's ``action`` in the env's joint mode: the 6
-joint targets of ``forward_position_controller/commands`` and the gripper command (0..1) per
-arm; before the first command the robot holds, so the action is the measured pose. The step
-also stores ``timestamp`` (s since the episode's first step, from the joint states' stamps).
+of ``task``; with ``robot_state:=true`` also a real arm's speed scaling and wrench) and the
+newest command as the step's ``action`` in the env's joint mode: the 6 joint targets of
+``forward_position_controller/commands`` and the gripper command (0..1) per arm (topics in
+the node's arm layout, :mod:`robot_il.ros.arm_layout`); before an arm's first command it
+holds, so its action is its measured pose. The step also stores ``timestamp`` (s since the
+episode's first step, from the joint states' stamps).
 
 Episodes go through :class:`robot_il.dataset.DatasetWriter`'s streaming writer: an episode is
 visible only once committed, so a crash loses at most the episode under way. Control:
@@ -39,7 +41,7 @@ from robot_il.errors import ConfigError, RobotILError
 from robot_il.record.control import EpisodeEvent, parse_event
 from robot_il.ros.node_main import declare_float
 from robot_il.ros.observation import STAMP_PREFIX, RobotObservation, camera_parameters
-from robot_il.ros.ur_topics import COMMAND_TOPIC, SUCCESS_TOPIC, gripper_topic, tf_prefix
+from robot_il.ros.ur_topics import SUCCESS_TOPIC, tf_prefix
 
 EVENT_TOPIC = "teleop/episode_event"
 """std_msgs/String: the operator's episode events (next, rerecord, discard, quit)."""
@@ -72,7 +74,8 @@ class RecorderNode(Node):
 
         from robot_il.dataset import DatasetWriter, ImageStorage
 
-        self.obs = RobotObservation(self, task, **cameras)
+        robot_state = bool(self.declare_parameter("robot_state", False).value)
+        self.obs = RobotObservation(self, task, **cameras, robot_state=robot_state)
         self.arms = self.obs.arms
         if Path(path).exists() and not overwrite:
             self.writer = DatasetWriter.open(path, fsync=fsync)
@@ -91,16 +94,22 @@ class RecorderNode(Node):
         self._lock = threading.Lock()
         self._episode = None
         self._skipped = 0
-        self._joint_command: np.ndarray | None = None
+        self._joint_commands: list[np.ndarray | None] = [None] * len(self.arms)
         self._grippers: list[float | None] = [None] * len(self.arms)
         self._success = False
         self._t0: float | None = None
 
         qos = QoSProfile(depth=10)
-        self.create_subscription(Float64MultiArray, COMMAND_TOPIC, self._on_command, qos)
-        for index, arm in enumerate(self.arms):
+        for topic in self.obs.layout.command_topics():
             self.create_subscription(
-                Float64, gripper_topic(arm), lambda m, i=index: self._on_gripper(i, m), qos
+                Float64MultiArray, topic.name, lambda m, a=topic.arms: self._on_command(a, m), qos
+            )
+        for index in range(len(self.arms)):
+            self.create_subscription(
+                Float64,
+                self.obs.layout.gripper_topic(index),
+                lambda m, i=index: self._on_gripper(i, m),
+                qos,
             )
         self.create_subscription(Bool, SUCCESS_TOPIC, self._on_success, qos)
         self.create_subscription(String, EVENT_TOPIC, self._on_event, qos)
@@ -121,10 +130,11 @@ class RecorderNode(Node):
 
     # -- topics --------------------------------------------------------------------------
 
-    def _on_command(self, msg: Float64MultiArray) -> None:
+    def _on_command(self, arms: tuple[int, ...], msg: Float64MultiArray) -> None:
         values = np.array(msg.data, dtype=np.float64)
-        if values.shape == (6 * len(self.arms),) and np.all(np.isfinite(values)):
-            self._joint_command = values
+        if values.shape == (6 * len(arms),) and np.all(np.isfinite(values)):
+            for i, a in enumerate(arms):
+                self._joint_commands[a] = values[6 * i : 6 * i + 6]
 
     def _on_gripper(self, index: int, msg: Float64) -> None:
         if np.isfinite(msg.data):
@@ -221,11 +231,12 @@ class RecorderNode(Node):
             self._episode.append(frame)
 
     def _action(self, values: dict[str, np.ndarray]) -> np.ndarray:
-        joints = self._joint_command
         parts = []
         for index, arm in enumerate(self.arms):
             p = tf_prefix(arm)
-            q = values[p + "joint_pos"] if joints is None else joints[6 * index : 6 * index + 6]
+            q = self._joint_commands[index]
+            if q is None:
+                q = values[p + "joint_pos"]
             gripper = self._grippers[index]
             if gripper is None:
                 gripper = float(values[p + "gripper"][0])

@@ -1,9 +1,10 @@
 """The slice of Universal Robots' RTDE interface the bridge uses, the real one and a fake.
 
-The real interface is ``ur_rtde``'s ``RTDEControlInterface`` and ``RTDEReceiveInterface``
-(imported only when connecting, so nothing else needs ``ur_rtde``). :class:`FakeRTDE` has the
-same method names and simulates an arm in wall-clock time, so the bridge and its tests run
-without a robot. Units: rad, rad/s, s.
+The real interface is ``ur_rtde``'s ``RTDEControlInterface``, ``RTDEReceiveInterface`` and
+``DashboardClient`` (imported only when connecting, so nothing else needs ``ur_rtde``).
+:class:`FakeRTDE` has the same method names and simulates an arm in wall-clock time, and
+:class:`FakeDashboard` its dashboard server (protective-stop unlock, program, power), so the
+bridge and its tests run without a robot. Units: rad, rad/s, s, m, N, N m.
 """
 
 from __future__ import annotations
@@ -34,6 +35,27 @@ class RTDEControl(Protocol):
 
     def stopScript(self) -> None: ...  # noqa: N802
 
+    def reuploadScript(self) -> bool: ...  # noqa: N802
+
+    def disconnect(self) -> None: ...
+
+
+class Dashboard(Protocol):
+    """What the bridge calls on ``dashboard_client.DashboardClient`` (the controller's
+    dashboard server, TCP port 29999)."""
+
+    def unlockProtectiveStop(self) -> None: ...  # noqa: N802
+
+    def closeSafetyPopup(self) -> None: ...  # noqa: N802
+
+    def play(self) -> None: ...
+
+    def powerOn(self) -> None: ...  # noqa: N802
+
+    def powerOff(self) -> None: ...  # noqa: N802
+
+    def brakeRelease(self) -> None: ...  # noqa: N802
+
     def disconnect(self) -> None: ...
 
 
@@ -50,17 +72,26 @@ class RTDEReceive(Protocol):
 
     def isEmergencyStopped(self) -> bool: ...  # noqa: N802
 
+    def getSpeedScaling(self) -> float: ...  # noqa: N802
+
+    def getActualTCPPose(self) -> list[float]: ...  # noqa: N802
+
+    def getActualTCPForce(self) -> list[float]: ...  # noqa: N802
+
     def disconnect(self) -> None: ...
 
 
-def connect_rtde(host: str, frequency: float) -> tuple[RTDEControl, RTDEReceive]:
+def connect_rtde(host: str, frequency: float) -> tuple[RTDEControl, RTDEReceive, Dashboard]:
     """Connect to the UR controller at ``host`` with ``ur_rtde`` (the ``hardware`` extra)."""
+    import dashboard_client
     import rtde_control
     import rtde_receive
 
     receive = rtde_receive.RTDEReceiveInterface(host, frequency)
     control = rtde_control.RTDEControlInterface(host, frequency)
-    return control, receive
+    dashboard = dashboard_client.DashboardClient(host)
+    dashboard.connect()
+    return control, receive, dashboard
 
 
 @dataclass(frozen=True)
@@ -97,6 +128,7 @@ class FakeRTDE:
         self._frozen_at: float | None = None
         self._protective_stop = False
         self.servo_calls: list[ServoCall] = []
+        self.script_uploads = 0
         self.stopped = False
         self.script_stopped = False
         self.connected = True
@@ -133,6 +165,11 @@ class FakeRTDE:
     def stopScript(self) -> None:  # noqa: N802
         self.script_stopped = True
 
+    def reuploadScript(self) -> bool:  # noqa: N802
+        self.script_uploads += 1
+        self.script_stopped = False
+        return not self._protective_stop
+
     def disconnect(self) -> None:
         self.connected = False
 
@@ -159,6 +196,20 @@ class FakeRTDE:
     def isEmergencyStopped(self) -> bool:  # noqa: N802
         return False
 
+    def getSpeedScaling(self) -> float:  # noqa: N802
+        return 0.0 if self._protective_stop else 1.0
+
+    def getActualTCPPose(self) -> list[float]:  # noqa: N802
+        """TCP position (m) and rotation vector (rad) in the base frame, as the controller."""
+        from robot_il.envs.spatial import matrix_to_axis_angle
+        from robot_il.envs.ur5e.kinematics import forward_kinematics
+
+        pose = forward_kinematics(np.array(self.getActualQ()))
+        return [*pose[:3, 3].tolist(), *matrix_to_axis_angle(pose[:3, :3]).tolist()]
+
+    def getActualTCPForce(self) -> list[float]:  # noqa: N802
+        return [0.0] * 6  # no contact in the fake
+
     # -- faults --------------------------------------------------------------------------
 
     def freeze(self, frozen: bool = True) -> None:
@@ -183,3 +234,35 @@ class FakeRTDE:
         velocity = np.clip(velocity, -self.max_speed, self.max_speed)
         self._q += velocity * dt
         self._qd = velocity
+
+
+class FakeDashboard:
+    """The dashboard server of a :class:`FakeRTDE` arm: every call is recorded in
+    :attr:`calls`; ``unlockProtectiveStop`` clears the fake's protective stop."""
+
+    def __init__(self, arm: FakeRTDE) -> None:
+        self.arm = arm
+        self.calls: list[str] = []
+
+    def unlockProtectiveStop(self) -> None:  # noqa: N802
+        self.calls.append("unlockProtectiveStop")
+        with self.arm._lock:
+            self.arm._protective_stop = False
+
+    def closeSafetyPopup(self) -> None:  # noqa: N802
+        self.calls.append("closeSafetyPopup")
+
+    def play(self) -> None:
+        self.calls.append("play")
+
+    def powerOn(self) -> None:  # noqa: N802
+        self.calls.append("powerOn")
+
+    def powerOff(self) -> None:  # noqa: N802
+        self.calls.append("powerOff")
+
+    def brakeRelease(self) -> None:  # noqa: N802
+        self.calls.append("brakeRelease")
+
+    def disconnect(self) -> None:
+        self.calls.append("disconnect")

@@ -9,6 +9,10 @@ so a client written for the real arm drives the simulation unchanged:
 - follows ``forward_position_controller/commands`` (6 targets per arm, rad; the latest holds)
   and ``scaled_joint_trajectory_controller/joint_trajectory`` (linear in time from the
   message's arrival), and ``<tf_prefix>gripper/command`` (std_msgs/Float64, 0..1);
+- with two arms, in the layout of the parameters ``tf_prefixes``, ``controller_layout``
+  (``combined``, ``per_arm`` as Universal Robots' dual-arm tutorial, ``namespaced``),
+  ``arm_namespaces`` and the controller names (:mod:`robot_il.ros.arm_layout`): per arm, a
+  joint state message of its own joints and its own controllers' topics;
 - publishes the task's state for tests and the policy's task inputs: ``task/success``
   (std_msgs/Bool), ``task/object_pose`` (PoseStamped) and ``task/target`` (PointStamped), in
   the world frame, at ``task_hz``; and one camera as ``camera/<name>/image_raw`` (rgb8);
@@ -20,10 +24,12 @@ safety layer's job, upstream.
 
 Time: ``lock_step:=false`` (default) runs physics in real time and stamps with the system
 clock. ``lock_step:=true`` publishes ``/clock`` (sim time from 0) and, after every
-``steps_per_command`` physics steps, waits for the next joint command (at most
+``steps_per_command`` physics steps, waits for the next joint command on every command
+topic (one per arm in the per-arm layouts; at most
 ``lock_step_timeout`` s of wall time), so a client on ``use_sim_time`` that commands once per
 period sees the same physics however loaded the machine is. Time stays at 0 (the initial state
-announced every 0.1 s) until the first command arrives.
+announced every 0.1 s) until the first command arrives, and stands still after a reset (the
+new state announced) until the next command.
 """
 
 from __future__ import annotations
@@ -46,17 +52,12 @@ from trajectory_msgs.msg import JointTrajectory
 
 from robot_il.envs.backends.base import PHYSICS_HZ
 from robot_il.errors import ConfigError
-from robot_il.ros.node_main import declare_float, use_realtime_priority
+from robot_il.ros.arm_layout import ArmLayout
+from robot_il.ros.node_main import declare_float, freeze_startup_objects, use_realtime_priority
 from robot_il.ros.ur_topics import (
-    COMMAND_TOPIC,
-    GRIPPER_JOINT,
-    JOINT_STATES_TOPIC,
     OBJECT_POSE_TOPIC,
     SUCCESS_TOPIC,
     TARGET_TOPIC,
-    TRAJECTORY_TOPIC,
-    arm_joint_names,
-    gripper_topic,
     image_topic,
     seconds_to_stamp,
     tf_prefix,
@@ -106,7 +107,7 @@ class SimRobot(Node):
         image_size = list(self.declare_parameter("image_size", [96, 96]).value)
         self.lock_step = bool(self.declare_parameter("lock_step", False).value)
         self.steps_per_command = int(self.declare_parameter("steps_per_command", 1).value)
-        self.lock_step_timeout = declare_float(self, "lock_step_timeout", 0.5)
+        self.lock_step_timeout = declare_float(self, "lock_step_timeout", 2.0)
         self.realtime_priority = int(self.declare_parameter("realtime_priority", 0).value)
         if self.publish_every < 1 or self.steps_per_command < 1:
             raise ConfigError("sim_robot: publish_every and steps_per_command must be >= 1")
@@ -127,7 +128,8 @@ class SimRobot(Node):
         )
         self.camera = camera
         self.arms = [arm.name for arm in self.env.arms]
-        self.joint_names = [name for arm in self.arms for name in arm_joint_names(arm)]
+        self.layout = ArmLayout.declare(self, self.arms)
+        self.command_topics = self.layout.command_topics()
         self.task_every = max(1, round(PHYSICS_HZ / task_hz))
         self.camera_every = max(1, round(PHYSICS_HZ / camera_hz))
         self.physics_dt = 1.0 / PHYSICS_HZ
@@ -135,9 +137,12 @@ class SimRobot(Node):
         self._lock = threading.Lock()
         self._targets = np.zeros(6 * len(self.arms))
         self._grippers = np.zeros(len(self.arms))
-        self._trajectory: JointTrajectoryTrack | None = None
+        self._trajectories: list[JointTrajectoryTrack | None] = [None] * len(self.command_topics)
+        """Per command topic: the trajectory its arms follow, if its last command was one."""
         self._reset_requested = threading.Event()
         self._command_arrived = threading.Event()
+        """Lock-step: set once every command topic has had a command since the last step."""
+        self._arrived: set[int] = set()
         self.episode = 0
         self.sim_time = 0.0
         self.steps = 0
@@ -145,12 +150,16 @@ class SimRobot(Node):
         self._success = False
         self._reset_env()
 
-        self._joint_state = JointState(
-            name=[*self.joint_names, *(tf_prefix(arm) + GRIPPER_JOINT for arm in self.arms)]
-        )
-        self._joint_state.header.frame_id = ""
         qos = QoSProfile(depth=10)
-        self.joint_state_pub = self.create_publisher(JointState, JOINT_STATES_TOPIC, qos)
+        publishers: dict[str, object] = {}
+        self._joint_states = []
+        """(publisher, message, arm indices): one joint state message per broadcaster."""
+        for topic, arms in self.layout.joint_state_topics():
+            if topic not in publishers:
+                publishers[topic] = self.create_publisher(JointState, topic, qos)
+            names = [name for a in arms for name in self.layout.joint_names(a)]
+            names += [self.layout.gripper_joint(a) for a in arms]
+            self._joint_states.append((publishers[topic], JointState(name=names), arms))
         self.success_pub = self.create_publisher(Bool, SUCCESS_TOPIC, qos)
         self.object_pub = self.create_publisher(PoseStamped, OBJECT_POSE_TOPIC, qos)
         self.target_pub = self.create_publisher(PointStamped, TARGET_TOPIC, qos)
@@ -160,24 +169,32 @@ class SimRobot(Node):
             else None
         )
         self.clock_pub = self.create_publisher(Clock, "/clock", qos) if self.lock_step else None
-        self.create_subscription(Float64MultiArray, COMMAND_TOPIC, self._on_command, qos)
-        self.create_subscription(JointTrajectory, TRAJECTORY_TOPIC, self._on_trajectory, qos)
-        for index, arm in enumerate(self.arms):
+        for i, topic in enumerate(self.command_topics):
+            self.create_subscription(
+                Float64MultiArray, topic.name, lambda msg, i=i: self._on_command(i, msg), qos
+            )
+        for i, topic in enumerate(self.layout.trajectory_topics()):
+            self.create_subscription(
+                JointTrajectory, topic.name, lambda msg, i=i: self._on_trajectory(i, msg), qos
+            )
+        for index in range(len(self.arms)):
             self.create_subscription(
                 Float64,
-                gripper_topic(arm),
+                self.layout.gripper_topic(index),
                 lambda msg, i=index: self._on_gripper(i, msg),
                 qos,
             )
         self.create_service(Trigger, "sim/reset", self._on_reset)
 
+        freeze_startup_objects()  # no garbage-collector pauses in the physics loop
         self._running = True
         # Threads started from here on (physics, the executor's) inherit it.
         use_realtime_priority(self, self.realtime_priority)
         self._thread = threading.Thread(target=self._physics_loop, name="physics", daemon=True)
         self._thread.start()
         self.get_logger().info(
-            f"{task} on {backend}, arms {self.arms or ['(one)']}, physics {PHYSICS_HZ} Hz, "
+            f"{task} on {backend}, arms {self.arms or ['(one)']} ({self.layout.describe()}), "
+            f"physics {PHYSICS_HZ} Hz, "
             f"{'lock-step on /clock' if self.lock_step else 'real time'}"
         )
 
@@ -187,37 +204,61 @@ class SimRobot(Node):
         """Seconds on this node's time base: sim time in lock-step, else wall (monotonic)."""
         return self.sim_time if self.lock_step else time.monotonic()
 
-    def _on_command(self, msg: Float64MultiArray) -> None:
+    def _joints(self, topic: int) -> np.ndarray:
+        """Indices into the targets of the joints of command topic ``topic``'s arms."""
+        return np.concatenate(
+            [np.arange(6 * a, 6 * a + 6) for a in self.command_topics[topic].arms]
+        )
+
+    def _on_command(self, topic: int, msg: Float64MultiArray) -> None:
         values = np.array(msg.data, dtype=np.float64)
-        if values.shape != self._targets.shape or not np.all(np.isfinite(values)):
+        joints = self._joints(topic)
+        if values.shape != joints.shape or not np.all(np.isfinite(values)):
             self.get_logger().error(
-                f"{COMMAND_TOPIC}: expected {self._targets.size} finite joint positions, got "
-                f"{values.tolist()}; ignored"
+                f"{self.command_topics[topic].name}: expected {joints.size} finite joint "
+                f"positions, got {values.tolist()}; ignored"
             )
             return
         with self._lock:
-            self._trajectory = None
-            self._targets = values
-        self._command_arrived.set()
+            self._trajectories[topic] = None
+            self._targets[joints] = values
+        self._arrive(topic)
 
-    def _on_trajectory(self, msg: JointTrajectory) -> None:
-        parsed = trajectory_points(msg, self.joint_names, self.get_logger())
+    def _on_trajectory(self, topic: int, msg: JointTrajectory) -> None:
+        joints = self._joints(topic)
+        names = [n for a in self.command_topics[topic].arms for n in self.layout.joint_names(a)]
+        parsed = trajectory_points(msg, names, self.get_logger())
         if parsed is None:
             return
         times, points = parsed
         with self._lock:
-            self._trajectory = JointTrajectoryTrack(self._now(), self._targets, times, points)
-        self._command_arrived.set()
+            self._trajectories[topic] = JointTrajectoryTrack(
+                self._now(), self._targets[joints], times, points
+            )
+        self._arrive(topic)
+
+    def _arrive(self, topic: int) -> None:
+        """Lock-step: a command came on ``topic``; the step waits for every topic's."""
+        with self._lock:
+            self._arrived.add(topic)
+            if len(self._arrived) == len(self.command_topics):
+                self._command_arrived.set()
+
+    def _consume_commands(self) -> None:
+        with self._lock:
+            self._arrived.clear()
+            self._command_arrived.clear()
 
     def _on_gripper(self, index: int, msg: Float64) -> None:
         if not np.isfinite(msg.data):
-            self.get_logger().error(f"{gripper_topic(self.arms[index])}: not finite; ignored")
+            self.get_logger().error(f"{self.layout.gripper_topic(index)}: not finite; ignored")
             return
         with self._lock:
             self._grippers[index] = min(max(msg.data, 0.0), 1.0)
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response):
         self._reset_requested.set()
+        self._command_arrived.set()  # lock-step: wake the physics thread to reset now
         deadline = time.monotonic() + 10.0
         while self._reset_requested.is_set() and time.monotonic() < deadline:
             time.sleep(0.002)
@@ -233,13 +274,14 @@ class SimRobot(Node):
         with self._lock:
             self._targets = np.concatenate([obs[p + "joint_pos"] for p in prefixes]).astype(float)
             self._grippers = np.array([float(obs[p + "gripper"][0]) for p in prefixes])
-            self._trajectory = None
+            self._trajectories = [None] * len(self.command_topics)
         self._obs, self._success = obs, bool(info["is_success"])
 
     def _action(self) -> np.ndarray:
         with self._lock:
-            if self._trajectory is not None:
-                self._targets = self._trajectory.sample(self._now())
+            for topic, trajectory in enumerate(self._trajectories):
+                if trajectory is not None:
+                    self._targets[self._joints(topic)] = trajectory.sample(self._now())
             targets, grippers = self._targets.copy(), self._grippers.copy()
         parts = [np.append(targets[6 * i : 6 * i + 6], grippers[i]) for i in range(len(grippers))]
         low, high = self.env.action_space.low, self.env.action_space.high
@@ -261,6 +303,9 @@ class SimRobot(Node):
                 self.episode += 1
                 self._reset_env()
                 self._reset_requested.clear()
+                if self.lock_step:  # the new episode's time starts with its first command
+                    self._command_arrived.clear()
+                    self._await_first_command()
             self._obs, _, _, _, info = self.env.step(self._action())
             self._success = bool(info["is_success"])
             self.steps += 1
@@ -279,7 +324,7 @@ class SimRobot(Node):
             if self.lock_step:
                 if self.steps % self.steps_per_command == 0:
                     self._command_arrived.wait(self.lock_step_timeout)
-                    self._command_arrived.clear()
+                    self._consume_commands()
                 continue
             next_tick += self.physics_dt
             delay = next_tick - time.monotonic()
@@ -289,15 +334,18 @@ class SimRobot(Node):
                 next_tick = time.monotonic()
 
     def _await_first_command(self) -> None:
-        """Lock-step: hold time at 0, announcing the initial state every 0.1 s, until the
-        first command, so that discovery delays cannot add steps before it."""
-        while self._running and not self._command_arrived.wait(0.1):
+        """Lock-step: hold time, announcing the state at once and then every 0.1 s, until the
+        first command (of the run, or after a reset), so that discovery delays and the
+        client's own reset cannot add steps before it."""
+        while self._running:
             stamp = self._stamp()
             if self.clock_pub is not None:
                 self.clock_pub.publish(Clock(clock=stamp))
             self._publish_joint_state(stamp)
             self._publish_task(stamp)
-        self._command_arrived.clear()  # the first step consumes this command
+            if self._command_arrived.wait(0.1):
+                break
+        self._consume_commands()  # the first step consumes this command
 
     def _stamp(self):
         if self.lock_step:
@@ -309,18 +357,19 @@ class SimRobot(Node):
         return self.get_clock().now().to_msg()
 
     def _publish_joint_state(self, stamp) -> None:
-        obs, msg = self._obs, self._joint_state
-        prefixes = [tf_prefix(arm) for arm in self.arms]
-        msg.header.stamp = stamp
-        msg.position = [
-            *np.concatenate([obs[p + "joint_pos"] for p in prefixes]).tolist(),
-            *(float(obs[p + "gripper"][0]) for p in prefixes),
-        ]
-        msg.velocity = [
-            *np.concatenate([obs[p + "joint_vel"] for p in prefixes]).tolist(),
-            *(0.0 for _ in prefixes),
-        ]
-        self.joint_state_pub.publish(msg)
+        obs = self._obs
+        for publisher, msg, arms in self._joint_states:
+            prefixes = [tf_prefix(self.arms[a]) for a in arms]
+            msg.header.stamp = stamp
+            msg.position = [
+                *np.concatenate([obs[p + "joint_pos"] for p in prefixes]).tolist(),
+                *(float(obs[p + "gripper"][0]) for p in prefixes),
+            ]
+            msg.velocity = [
+                *np.concatenate([obs[p + "joint_vel"] for p in prefixes]).tolist(),
+                *(0.0 for _ in prefixes),
+            ]
+            publisher.publish(msg)
 
     def _publish_task(self, stamp) -> None:
         obs = self._obs

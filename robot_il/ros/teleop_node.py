@@ -29,7 +29,6 @@ from std_msgs.msg import Float64, Float64MultiArray, String
 from robot_il.errors import ConfigError
 from robot_il.ros.node_main import declare_float
 from robot_il.ros.observation import RobotObservation
-from robot_il.ros.ur_topics import COMMAND_TOPIC, gripper_topic
 from robot_il.safety import SafetyFilter, SafetyLimits
 
 TWIST_TOPIC = "teleop/twist"
@@ -78,8 +77,10 @@ class TeleopNode(Node):
             self.arm = Arm(TASKS[task]().mounts()[0])
             limits = SafetyLimits.ur5e(max_observation_age=max_observation_age)
             self.safety = SafetyFilter(limits, forward_kinematics, period=self.period)
-            self.command_pub = self.create_publisher(Float64MultiArray, COMMAND_TOPIC, qos)
-            self.robot_gripper_pub = self.create_publisher(Float64, gripper_topic(""), qos)
+            (command_topic,) = self.obs.layout.command_topics()
+            self.command_pub = self.create_publisher(Float64MultiArray, command_topic.name, qos)
+            gripper_topic = self.obs.layout.gripper_topic(0)
+            self.robot_gripper_pub = self.create_publisher(Float64, gripper_topic, qos)
             self._target_pose: np.ndarray | None = None
             self._target_joints: np.ndarray | None = None
         self.create_timer(self.period, self._tick)

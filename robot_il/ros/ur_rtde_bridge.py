@@ -10,7 +10,25 @@ same rate. ``safety/estop`` (std_msgs/Bool, true latches), ``safety/reset_estop`
 (std_srvs/Trigger) and ``safety/events`` (std_msgs/String, one JSON object per intervention)
 expose the safety layer. On shutdown the bridge calls ``servoStop`` and stops the script.
 
-``use_fake_hardware:=true`` runs against :class:`robot_il.ros.rtde.FakeRTDE` (no robot).
+Gripper: ``gripper:=robotiq`` drives a Robotiq 2F-85 through its URCap socket
+(:mod:`robot_il.ros.robotiq`, ``gripper_host`` defaulting to ``robot_ip``, port 63352) on its
+own thread: ``<tf_prefix>gripper/command`` (std_msgs/Float64, closure 0 open .. 1 closed) sets
+it and ``joint_states`` reports ``<tf_prefix>gripper_joint`` (closure) while the link is up.
+A lost link is logged as one error and a ``device_fault`` safety event, the arm holds
+position (and the joint states go on without the gripper joint) until the link is back and
+the gripper active again; then the arm restarts with the safe-start ramp.
+
+Recovery (:mod:`robot_il.ros.ur_recovery`): a protective stop latches the e-stop; the
+dashboard's Trigger services (``dashboard_client/unlock_protective_stop``, ``.../play``,
+``.../power_on``, ...) and ``recovery/resume`` (a person's go-ahead: unlock, restart the
+program, release) bring the arm back; ``auto_unlock`` (false by default) does it unattended.
+Optional robot state, as the UR driver's broadcasters publish it: ``observe_robot_state:=true``
+publishes ``speed_scaling_state_broadcaster/speed_scaling`` (std_msgs/Float64, 0..1),
+``tcp_pose_broadcaster/pose`` (geometry_msgs/PoseStamped, base frame) and
+``force_torque_sensor_broadcaster/wrench`` (geometry_msgs/WrenchStamped, N and N m) at 50 Hz.
+
+``use_fake_hardware:=true`` runs against :class:`robot_il.ros.rtde.FakeRTDE` (no robot) and,
+with a gripper, a :class:`robot_il.ros.robotiq.FakeRobotiqServer` on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -22,22 +40,33 @@ import time
 from collections import deque
 
 import numpy as np
+from geometry_msgs.msg import PoseStamped, WrenchStamped
 from rclpy.context import Context
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Bool, Float64MultiArray, String
+from std_msgs.msg import Bool, Float64, Float64MultiArray, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from robot_il.envs.ur5e.description import HOME_JOINT_POS, JOINT_NAMES
 from robot_il.envs.ur5e.kinematics import forward_kinematics
 from robot_il.errors import ConfigError
-from robot_il.ros.node_main import run_node
-from robot_il.ros.rtde import FakeRTDE, RTDEControl, RTDEReceive, connect_rtde
+from robot_il.ros.node_main import freeze_startup_objects, run_node
+from robot_il.ros.robotiq import ROBOTIQ_PORT, FakeRobotiqServer, GripperLink, RobotiqGripper
+from robot_il.ros.rtde import (
+    Dashboard,
+    FakeDashboard,
+    FakeRTDE,
+    RTDEControl,
+    RTDEReceive,
+    connect_rtde,
+)
+from robot_il.ros.ur_recovery import Recovery
 from robot_il.ros.ur_topics import (
     COMMAND_TOPIC,
     ESTOP_TOPIC,
+    GRIPPER_JOINT,
     JOINT_STATES_TOPIC,
     RESET_ESTOP_SERVICE,
     SAFETY_EVENTS_TOPIC,
@@ -45,7 +74,11 @@ from robot_il.ros.ur_topics import (
     trajectory_points,
 )
 from robot_il.safety import SafetyEvent, SafetyFilter, SafetyLimits
+from robot_il.safety.events import EventSummary
 from robot_il.safety.limits import UR5E_ACCELERATION, UR5E_WORKSPACE
+
+GRIPPERS = ("", "robotiq")
+"""Values of the ``gripper`` parameter: none, or a Robotiq 2F-85 through its URCap socket."""
 
 
 class LoopStats:
@@ -102,7 +135,9 @@ class UrRtdeBridge(Node):
     ``rate_hz`` (servo rate), ``lookahead_time`` (s, 0.03..0.2) and ``gain`` (100..2000) of
     servoJ, ``robot_ip``, ``use_fake_hardware``, ``tf_prefix`` (of the joint names), and the
     safety limits ``max_command_age``, ``max_observation_age``, ``ramp_duration`` (s),
-    ``acceleration_limit`` (rad/s^2), ``workspace_lower``/``workspace_upper`` (m, base frame).
+    ``acceleration_limit`` (rad/s^2), ``workspace_lower``/``workspace_upper`` (m, base frame);
+    the gripper's ``gripper``, ``gripper_host``, ``gripper_port``, ``gripper_speed`` and
+    ``gripper_force`` (0..255).
     """
 
     def __init__(
@@ -112,6 +147,7 @@ class UrRtdeBridge(Node):
         context: Context | None = None,
         parameter_overrides: list[Parameter] | None = None,
         rtde: FakeRTDE | None = None,
+        dashboard: Dashboard | None = None,
     ) -> None:
         super().__init__(node_name, context=context, parameter_overrides=parameter_overrides)
         self.rate_hz = self.declare_parameter("rate_hz", 500.0).value
@@ -127,6 +163,13 @@ class UrRtdeBridge(Node):
         lower, upper = (corner.tolist() for corner in UR5E_WORKSPACE)
         workspace_lower = self.declare_parameter("workspace_lower", lower).value
         workspace_upper = self.declare_parameter("workspace_upper", upper).value
+        gripper = self.declare_parameter("gripper", "").value
+        gripper_host = self.declare_parameter("gripper_host", "").value or robot_ip
+        gripper_port = int(self.declare_parameter("gripper_port", ROBOTIQ_PORT).value)
+        gripper_speed = int(self.declare_parameter("gripper_speed", 255).value)
+        gripper_force = int(self.declare_parameter("gripper_force", 150).value)
+        if gripper not in GRIPPERS:
+            raise ConfigError(f"gripper {gripper!r} is not one of {GRIPPERS}")
         if not 0.03 <= self.lookahead_time <= 0.2:
             raise ConfigError(f"lookahead_time {self.lookahead_time} s is outside [0.03, 0.2]")
         if not 100.0 <= self.gain <= 2000.0:
@@ -136,13 +179,18 @@ class UrRtdeBridge(Node):
 
         self.period = 1.0 / self.rate_hz
         self.joint_names = [f"{tf_prefix}{name}" for name in JOINT_NAMES]
+        self.fake_gripper: FakeRobotiqServer | None = None
+        if gripper and use_fake:
+            self.fake_gripper = FakeRobotiqServer()
+            gripper_host, gripper_port = "127.0.0.1", self.fake_gripper.port
         if rtde is None and use_fake:
             rtde = FakeRTDE(HOME_JOINT_POS)
         if rtde is not None:
             self.control: RTDEControl = rtde
             self.receive: RTDEReceive = rtde
+            self.dashboard: Dashboard = dashboard or FakeDashboard(rtde)
         else:
-            self.control, self.receive = connect_rtde(robot_ip, self.rate_hz)
+            self.control, self.receive, self.dashboard = connect_rtde(robot_ip, self.rate_hz)
 
         limits = SafetyLimits.ur5e(
             acceleration=np.full(6, acceleration),
@@ -153,8 +201,13 @@ class UrRtdeBridge(Node):
             ramp_duration=ramp_duration,
         )
         self.safety = SafetyFilter(
-            limits, forward_kinematics, period=self.period, on_event=self._on_safety_event
+            limits,
+            forward_kinematics,
+            period=self.period,
+            on_event=self._on_safety_event,
+            log_events=False,  # summarised by the events timer, off the servo thread
         )
+        self._event_summary = EventSummary()
         self.stats = LoopStats(self.period)
         self._lock = threading.Lock()
         self._target: np.ndarray | None = None
@@ -163,6 +216,19 @@ class UrRtdeBridge(Node):
         self._measured: np.ndarray | None = None
         self._pending_events: deque[SafetyEvent] = deque()
 
+        self.gripper: GripperLink | None = None
+        if gripper:
+            self.safety.set_fault("gripper not connected yet")  # before its thread can clear it
+            self.gripper = GripperLink(
+                RobotiqGripper(gripper_host, gripper_port),
+                self._on_gripper_link,
+                speed=gripper_speed,
+                force=gripper_force,
+            )
+            self.create_subscription(
+                Float64, f"{tf_prefix}gripper/command", self._on_gripper_command, 10
+            )
+        self._gripper_joint = f"{tf_prefix}{GRIPPER_JOINT}"
         self._joint_state_msg = JointState(name=self.joint_names)
         self.joint_states = self.create_publisher(JointState, JOINT_STATES_TOPIC, 10)
         self.events = self.create_publisher(String, SAFETY_EVENTS_TOPIC, 10)
@@ -171,10 +237,20 @@ class UrRtdeBridge(Node):
         self.create_subscription(Bool, ESTOP_TOPIC, self._on_estop, 10)
         self.create_service(Trigger, RESET_ESTOP_SERVICE, self._on_reset_estop)
         self.create_timer(0.05, self._publish_events)
+        self.recovery = Recovery(self, self.dashboard, self.control, self._release)
+        if self.declare_parameter("observe_robot_state", False).value:
+            self._state_pubs = (
+                self.create_publisher(Float64, "speed_scaling_state_broadcaster/speed_scaling", 10),
+                self.create_publisher(PoseStamped, "tcp_pose_broadcaster/pose", 10),
+                self.create_publisher(WrenchStamped, "force_torque_sensor_broadcaster/wrench", 10),
+            )
+            self._base_frame = f"{tf_prefix}base"
+            self.create_timer(0.02, self._publish_robot_state)
 
         # The servo thread shares the GIL with the executor: at Python's default 5 ms switch
         # interval a busy callback could hold it for two servo periods.
         sys.setswitchinterval(min(sys.getswitchinterval(), self.period / 10))
+        freeze_startup_objects()  # no garbage-collector pauses in the servo loop
         self._running = True
         self._thread = threading.Thread(target=self._servo_loop, name="servo", daemon=True)
         self._thread.start()
@@ -209,29 +285,73 @@ class UrRtdeBridge(Node):
             self._target = None
             self._trajectory = _Trajectory(time.monotonic(), times, positions)
 
+    def _on_gripper_command(self, msg) -> None:
+        if not np.isfinite(msg.data):
+            self.get_logger().error(f"gripper command {msg.data} is not finite; ignored")
+            return
+        self.gripper.command(msg.data)
+
+    def _on_gripper_link(self, up: bool, detail: str) -> None:
+        """The gripper thread's news: the arm holds while its gripper is unreachable."""
+        with self._lock:
+            self.safety.set_fault(None if up else f"gripper: {detail}")
+        if up:
+            self.get_logger().info(f"gripper: {detail} active")
+        else:
+            self.get_logger().error(f"gripper: {detail}; the arm holds until it is back")
+
     def _on_estop(self, msg) -> None:
         if msg.data:
             self.safety.estop()
             self.get_logger().warning("e-stop latched")
 
     def _on_reset_estop(self, request, response):
-        with self._lock:
-            self.safety.reset_estop()
-            # Forget the old target: after a reset the arm waits for a new command.
-            self._target, self._trajectory = None, None
+        self._release()
         response.success, response.message = True, "e-stop reset"
         self.get_logger().info("e-stop reset")
         return response
+
+    def _release(self) -> None:
+        """Release the e-stop; forget the old target: the arm waits for a new command."""
+        with self._lock:
+            self.safety.reset_estop()
+            self._target, self._trajectory = None, None
+
+    def _publish_robot_state(self) -> None:
+        """Speed scaling, TCP pose and wrench from RTDE receive (executor thread, 50 Hz)."""
+        from robot_il.envs.spatial import axis_angle_to_matrix
+        from robot_il.envs.ur5e.transforms import matrix_to_quat
+
+        speed, pose, wrench = self._state_pubs
+        stamp = self.get_clock().now().to_msg()
+        speed.publish(Float64(data=float(self.receive.getSpeedScaling())))
+        tcp = self.receive.getActualTCPPose()
+        msg = PoseStamped()
+        msg.header.stamp, msg.header.frame_id = stamp, self._base_frame
+        msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = tcp[:3]
+        w, x, y, z = matrix_to_quat(axis_angle_to_matrix(np.array(tcp[3:])))
+        o = msg.pose.orientation
+        o.w, o.x, o.y, o.z = float(w), float(x), float(y), float(z)
+        pose.publish(msg)
+        force = self.receive.getActualTCPForce()
+        msg = WrenchStamped()
+        msg.header.stamp, msg.header.frame_id = stamp, self._base_frame
+        f, t = msg.wrench.force, msg.wrench.torque
+        f.x, f.y, f.z, t.x, t.y, t.z = (float(v) for v in force)
+        wrench.publish(msg)
 
     def _on_safety_event(self, event: SafetyEvent) -> None:
         self._pending_events.append(event)
 
     def _publish_events(self) -> None:
+        new = []
         while self._pending_events:
             event = self._pending_events.popleft()
             payload = {"kind": event.kind.value, "t": event.t, "detail": event.detail}
             self.events.publish(String(data=json.dumps(payload)))
-            self.get_logger().warning(str(event))
+            new.append((event.kind.value, str(event)))
+        for line in self._event_summary.lines(new, time.monotonic()):
+            self.get_logger().warning(line)
 
     # -- the servo thread ----------------------------------------------------------------
 
@@ -266,7 +386,10 @@ class UrRtdeBridge(Node):
         stamp = self.receive.getTimestamp()
         if stamp != last_stamp:
             self.safety.watchdog(now, now)
-        if self.receive.isProtectiveStopped() or self.receive.isEmergencyStopped():
+        if self.receive.isProtectiveStopped():
+            self.safety.estop()
+            self.recovery.protective_stop()
+        elif self.receive.isEmergencyStopped():
             self.safety.estop()
         self._publish_joint_state(q, qd)
         with self._lock:
@@ -286,8 +409,12 @@ class UrRtdeBridge(Node):
     def _publish_joint_state(self, q: np.ndarray, qd: list[float]) -> None:
         msg = self._joint_state_msg
         msg.header.stamp = self.get_clock().now().to_msg()
-        msg.position = q.tolist()
-        msg.velocity = list(qd)
+        gripper = None if self.gripper is None else self.gripper.state
+        if gripper is None:
+            msg.name, msg.position, msg.velocity = self.joint_names, q.tolist(), list(qd)
+        else:
+            msg.name = [*self.joint_names, self._gripper_joint]
+            msg.position, msg.velocity = [*q.tolist(), gripper.closure], [*qd, 0.0]
         self.joint_states.publish(msg)
 
     def shutdown(self) -> None:
@@ -298,6 +425,10 @@ class UrRtdeBridge(Node):
         self.control.stopScript()
         self.control.disconnect()
         self.receive.disconnect()
+        if self.gripper is not None:
+            self.gripper.close()
+        if self.fake_gripper is not None:
+            self.fake_gripper.close()
         summary = f"control loop: {json.dumps(self.stats.summary())}"
         if self.context.ok():
             self.get_logger().info(summary)

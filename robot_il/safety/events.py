@@ -6,6 +6,7 @@ tests can tell "clipped at a joint limit" from "held because the observations we
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from enum import Enum
 
@@ -35,6 +36,10 @@ class Intervention(str, Enum):
     """The command was computed too long ago (late inference): held position."""
     ESTOP = "estop"
     """The e-stop is latched: held position until it is reset."""
+    CLEARANCE = "clearance"
+    """Two arms' commands would bring their links closer than the clearance: the arm held."""
+    DEVICE_FAULT = "device_fault"
+    """A device the arm works with (its gripper) lost its link: held position until it is back."""
 
 
 HOLD_INTERVENTIONS = frozenset(
@@ -45,6 +50,8 @@ HOLD_INTERVENTIONS = frozenset(
         Intervention.STALE_OBSERVATION,
         Intervention.LATE_COMMAND,
         Intervention.ESTOP,
+        Intervention.DEVICE_FAULT,
+        Intervention.CLEARANCE,
     }
 )
 """Interventions after which the command is the held position, not a shortened step."""
@@ -61,3 +68,36 @@ class SafetyEvent:
 
     def __str__(self) -> str:
         return f"[safety t={self.t:.4f}s] {self.kind.value}: {self.detail}"
+
+
+class EventSummary:
+    """What a node prints of its safety events: each kind's first event in full, then per
+    ``window`` (s) one line of counts per kind, so that interventions toggling many times a
+    second (a policy at the workspace boundary, observations at the staleness limit) cost one
+    line a second instead of a line each."""
+
+    def __init__(self, window: float = 1.0) -> None:
+        self.window = window
+        self._seen: set[str] = set()
+        self._counts: Counter[str] = Counter()
+        self._start: float | None = None
+
+    def lines(self, kinds_and_lines: list[tuple[str, str]], now: float) -> list[str]:
+        """Account for new events (kind, full line) at ``now`` (s, any clock); returns the
+        lines to print: new kinds' first events and, once a window is over, its counts."""
+        out = []
+        for kind, line in kinds_and_lines:
+            if kind not in self._seen:
+                self._seen.add(kind)
+                out.append(line)
+            else:
+                self._counts[kind] += 1
+        if self._start is None:
+            self._start = now
+        if now - self._start >= self.window:
+            if self._counts:
+                counts = ", ".join(f"{kind} x{n}" for kind, n in sorted(self._counts.items()))
+                out.append(f"safety events in the last {now - self._start:.1f} s: {counts}")
+            self._counts.clear()
+            self._start = now
+        return out

@@ -11,9 +11,10 @@ late inference, a latched e-stop). The filter keeps the last command it let thro
 - keeps the tool point in the workspace box (or moving back towards it),
 
 and holds the reference (the robot stops where it was last told to be) in the same call when
-the command is NaN/inf, an observation or the command is too old, or the e-stop is latched.
-It starts (and restarts after an e-stop reset) from the measured pose with its velocity limit
-ramping up from zero (safe start). Times ``t`` are seconds on one clock (monotonic or sim).
+the command is NaN/inf, an observation or the command is too old, the e-stop is latched, or a
+device (the gripper) has lost its link. It starts (and restarts after an e-stop reset or a
+device fault) from the measured pose with its velocity limit ramping up from zero (safe
+start). Times ``t`` are seconds on one clock (monotonic or sim).
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ class SafetyFilter:
     limits have a workspace box. ``period`` (s), when given, is the nominal control period:
     elapsed times longer than two periods count as two, so a late call cannot move further.
     ``on_event`` receives each event when its kind starts (was absent the call before), which
-    is also when it is logged; :attr:`counts` counts every event.
+    is also when it is logged (unless ``log_events`` is False: a node that summarises its
+    events, :class:`robot_il.safety.events.EventSummary`); :attr:`counts` counts every event.
     """
 
     def __init__(
@@ -81,6 +83,7 @@ class SafetyFilter:
         *,
         period: float | None = None,
         on_event: Callable[[SafetyEvent], None] | None = None,
+        log_events: bool = True,
     ) -> None:
         if limits.has_workspace and fk is None:
             raise ActionError("safety filter: a workspace box needs forward kinematics (fk)")
@@ -90,10 +93,14 @@ class SafetyFilter:
         self.fk = fk
         self.max_dt = None if period is None else 2.0 * period
         self.on_event = on_event
+        self.log_events = log_events
         self.counts: Counter[Intervention] = Counter()
         self._estopped = False
+        self._fault: str | None = None
         self._observation_stamp: float | None = None
         self._reference: np.ndarray | None = None
+        self._before: np.ndarray | None = None
+        """The reference before the last call: where :meth:`veto` goes back to."""
         self._velocity = np.zeros(limits.num_joints)
         self._last_t = 0.0
         self._start_t = 0.0
@@ -110,6 +117,13 @@ class SafetyFilter:
         self._estopped = False
         self._reference = None
 
+    def set_fault(self, detail: str | None) -> None:
+        """A device fault (``detail`` says which) holds position until it is cleared (None);
+        the arm then restarts from the measured pose (safe start)."""
+        if detail is None and self._fault is not None:
+            self._reference = None
+        self._fault = detail
+
     @property
     def estopped(self) -> bool:
         """Whether the e-stop is latched."""
@@ -124,6 +138,20 @@ class SafetyFilter:
         if self._observation_stamp is None or obs_stamp > self._observation_stamp:
             self._observation_stamp = obs_stamp
         return now - obs_stamp <= self.limits.max_observation_age
+
+    @property
+    def reference_before(self) -> np.ndarray | None:
+        """The reference before the last call (rad): the command sent the period before."""
+        return None if self._before is None else self._before.copy()
+
+    def veto(self, t: float) -> np.ndarray:
+        """The command this filter just returned was not sent (a check across arms refused
+        it): go back to the reference before it and stop there; returns that command (rad)."""
+        if self._before is not None:
+            self._reference = self._before
+        self._velocity = np.zeros(self.limits.num_joints)
+        self._last_t = t
+        return self._reference.copy()
 
     @property
     def reference(self) -> np.ndarray | None:
@@ -165,6 +193,7 @@ class SafetyFilter:
             events.append(
                 SafetyEvent(Intervention.SAFE_START, t, f"anchored at {_joints(q_measured)}")
             )
+        self._before = self._reference
 
         hold = self._hold_reasons(q_cmd, q_measured, measured_ok, t, command_stamp)
         if hold or q_cmd is None:
@@ -205,6 +234,8 @@ class SafetyFilter:
         reasons = []
         if self._estopped:
             reasons.append(SafetyEvent(Intervention.ESTOP, t, "e-stop latched"))
+        if self._fault is not None:
+            reasons.append(SafetyEvent(Intervention.DEVICE_FAULT, t, self._fault))
         if not measured_ok:
             reasons.append(
                 SafetyEvent(Intervention.NONFINITE_MEASUREMENT, t, f"measured {q_measured}")
@@ -320,7 +351,8 @@ class SafetyFilter:
         for event in events:
             self.counts[event.kind] += 1
             if event.kind not in self._active:
-                LOGGER.warning("%s", event)
+                if self.log_events:
+                    LOGGER.warning("%s", event)
                 if self.on_event is not None:
                     self.on_event(event)
         self._active = kinds

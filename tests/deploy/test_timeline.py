@@ -65,3 +65,14 @@ def test_planner_cannot_hide_inference_slower_than_a_chunk() -> None:
 def test_single_action_policies_infer_at_every_grid_time() -> None:
     _, chunks = simulate(chunk=1, latency=0.002, seconds=1.0)
     assert chunks == pytest.approx(1.0 / PERIOD, abs=1)
+
+
+def test_lock_step_planner_executes_every_action_of_a_chunk() -> None:
+    """Lock-step (the robot waits for inference, as robot-il eval's env does): a chunk of 4
+    observed at t is replaced only once all 4 have run, at t + 4 periods, not a period early."""
+    ahead, lock_step = ChunkPlanner(PERIOD), ChunkPlanner(PERIOD, lock_step=True)
+    timeline = ActionTimeline(0.0, PERIOD, np.zeros((4, 7), np.float32))
+    assert ahead.needs_chunk(timeline, 3 * PERIOD)  # ahead of time: replaces the 4th action
+    assert not lock_step.needs_chunk(timeline, 3 * PERIOD)
+    assert lock_step.needs_chunk(timeline, 4 * PERIOD)
+    assert lock_step.needs_chunk(None, 0.0)

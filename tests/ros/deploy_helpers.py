@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+# The nodes' processes, started and stopped as robot_il.ros.ros_eval does for deployments.
+from robot_il.ros.ros_eval import node_process  # noqa: F401
+from robot_il.ros.ros_eval import stop_process as stop  # noqa: F401
 
 BIN = Path(sys.executable).parent
 
@@ -24,37 +26,6 @@ UR_JOINTS = [  # written out, not imported: the UR driver's names are the contra
     "wrist_3_joint",
 ]
 """Joint names a UR driver client expects, base to tool."""
-
-
-@contextlib.contextmanager
-def node_process(
-    executable: str, params: dict[str, object], env: dict[str, str], log: Path
-) -> Iterator[subprocess.Popen]:
-    """A robot_il console-script node with ``-p`` parameters; SIGINT (then kill) at exit.
-
-    Its output goes to ``log``, printed by the assertion that fails when it dies early.
-    """
-    argv = [str(BIN / executable), "--ros-args"]
-    for name, value in params.items():
-        argv += ["-p", f"{name}:={value}"]
-    with open(log, "w") as out:
-        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        yield process
-    finally:
-        stop(process)
-
-
-def stop(process: subprocess.Popen) -> int | None:
-    """SIGINT, then SIGKILL after 10 s; returns the exit code."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    return process.returncode
 
 
 class Client:
@@ -123,7 +94,8 @@ def wait_for(
 
 
 def constant_checkpoint(directory: Path, action: np.ndarray, task: str = "reach") -> Path:
-    """A real BC checkpoint whose network outputs ``action`` (7,) whatever it observes.
+    """A real BC checkpoint whose network outputs ``action`` (7 per arm of ``task``) whatever
+    it observes (each arm's joint positions).
 
     Built through the policy's own ``save`` (zero last-layer weights, the normalized action as
     bias), so the deploy node loads and runs it exactly as a trained one. NaN entries give a
@@ -137,9 +109,11 @@ def constant_checkpoint(directory: Path, action: np.ndarray, task: str = "reach"
 
     action = np.asarray(action, dtype=np.float32)
     finite = np.nan_to_num(action)
+    keys = ("joint_pos",) if action.size == 7 else ("left_joint_pos", "right_joint_pos")
+    joints = np.stack([np.full(6, -np.pi), np.full(6, np.pi)]).astype(np.float32)
     normalizer = Normalizer.fit_arrays(
         {
-            "joint_pos": np.stack([np.full(6, -np.pi), np.full(6, np.pi)]).astype(np.float32),
+            **{key: joints for key in keys},
             "action": np.stack([finite - 2.0, finite + 2.0]).astype(np.float32),
         }
     )
@@ -149,10 +123,10 @@ def constant_checkpoint(directory: Path, action: np.ndarray, task: str = "reach"
         "backend": "mujoco",
         "control_hz": 20.0,
         "action_mode": "joint",
-        "observation": {"joint_pos": [6]},
-        "action_dim": 7,
+        "observation": {key: [6] for key in keys},
+        "action_dim": action.size,
     }
-    policy = BCPolicy(BCConfig(obs_keys=("joint_pos",), hidden_dims=(16,)), spec, normalizer)
+    policy = BCPolicy(BCConfig(obs_keys=keys, hidden_dims=(16,)), spec, normalizer)
     last = policy.mlp[-1]
     with torch.no_grad():
         last.weight.zero_()

@@ -258,10 +258,11 @@ def test_limits_reject_nonsense() -> None:
 
 
 def test_adversarial_stream_never_lets_anything_unsafe_through() -> None:
-    """Random targets, 1 rad jumps, NaNs, late stamps, stalled calls, observation gaps and
-    e-stops: every command is finite, within the position limits, the velocity limit, the
-    acceleration limit (except when stopping to hold), max_step and the workspace box."""
-    rng = np.random.default_rng(0)
+    """Random targets, 1 rad jumps, NaNs, late stamps, stalled calls, observation gaps,
+    e-stops and device faults: every command is finite, within the position limits, the
+    velocity limit, the acceleration limit (except when stopping to hold), max_step and the
+    workspace box."""
+    rng, faults = np.random.default_rng(0), np.random.default_rng(1)
     limits = ur5e_like_limits(workspace_lower=[-0.6, -0.6, -0.3], workspace_upper=[0.6, 0.6, 0.9])
     start = np.array([0.0, 0.0, 0.3, -1.0, 1.0, 0.0])
     safety, clock = started(limits, point_fk, at=start)
@@ -283,6 +284,11 @@ def test_adversarial_stream_never_lets_anything_unsafe_through() -> None:
             safety.estop()
         if safety.estopped and rng.random() < 0.01:
             safety.reset_estop()
+        fault = faults.random()  # a stream of its own: the others' draws stay as they were
+        if fault < 0.001:
+            safety.set_fault("gripper: link lost")  # a lost gripper holds, then restarts
+        elif fault < 0.01:
+            safety.set_fault(None)
         out = clock.step(q_cmd, commands[-1], observe=observe, command_stamp=stamp, dt=dt)
         commands.append(out.command)
         times.append(clock.t)
@@ -299,8 +305,10 @@ def test_adversarial_stream_never_lets_anything_unsafe_through() -> None:
     points = commands[:, :3]
     assert np.all(points >= limits.workspace_lower - 1e-9)
     assert np.all(points <= limits.workspace_upper + 1e-9)
-    # The stream exercised every intervention but the non-finite measurement.
-    assert set(safety.counts) == set(Intervention) - {Intervention.NONFINITE_MEASUREMENT}
+    # The stream exercised every intervention but the non-finite measurement (and the
+    # inter-arm clearance, which is the two-arm guard's).
+    unseen = {Intervention.NONFINITE_MEASUREMENT, Intervention.CLEARANCE}
+    assert set(safety.counts) == set(Intervention) - unseen
 
 
 def test_ur5e_limits_come_from_the_description_and_its_kinematics_guard_the_table() -> None:
@@ -318,3 +326,18 @@ def test_ur5e_limits_come_from_the_description_and_its_kinematics_guard_the_tabl
     heights = np.array([forward_kinematics(o.command)[2, 3] for o in outs])
     assert heights.min() >= 0.0 and heights.min() < 0.01
     assert Intervention.WORKSPACE in outs[-1].interventions
+
+
+def test_event_summary_prints_each_kind_once_then_counts_per_window() -> None:
+    from robot_il.safety.events import EventSummary
+
+    summary = EventSummary(window=1.0)
+    toggles = [("workspace", "ws first"), ("stale_observation", "stale first")]
+    toggles += [("workspace", "ws again")] * 40 + [("stale_observation", "stale again")] * 7
+    assert summary.lines(toggles[:2], now=0.0) == ["ws first", "stale first"]
+    assert summary.lines(toggles[2:30], now=0.5) == []
+    assert summary.lines(toggles[30:], now=1.0) == [
+        "safety events in the last 1.0 s: stale_observation x7, workspace x40"
+    ]
+    assert summary.lines([], now=2.5) == []  # a quiet window prints nothing
+    assert summary.lines([("estop", "estop first")], now=2.6) == ["estop first"]

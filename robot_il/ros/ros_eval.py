@@ -1,0 +1,228 @@
+"""Evaluate a checkpoint over ROS 2 exactly as ``robot-il eval`` evaluates it in the env.
+
+The deployment path (``sim_robot`` in lock-step, the ``policy`` node with its safety layer,
+each in its own process, over loopback DDS) runs episode ``i`` on env seed ``seed + i``, the
+seeds ``robot-il eval`` uses, and judges success as the env does: the task solved at any
+policy step within the env's episode length (``episode_seconds`` of the task, in simulated
+seconds). What would make the two differ, and how this run removes it:
+
+- *inference time*: in lock-step the policy node waits for each chunk and observes the
+  simulator at the chunk's grid time (:class:`robot_il.deploy.ChunkPlanner` with
+  ``lock_step``), so inference takes no simulated time and a chunk of n actions executes all
+  n, as in the env;
+- *command timing*: the command rate is a multiple of the policy's rate (``control_rate``,
+  default the policy's own), so every action starts on its own period's first physics step;
+- *command interpolation*: off by default (``interpolate``): the env holds each joint target
+  for the period, and so does the simulator;
+- *episode judging*: ``task/success`` is published at the policy's rate and counted from the
+  reset on, for the env's episode length;
+- *reset state*: the simulator resets to the seed's initial state and its time stands still
+  until the policy's first command of the episode.
+
+What remains is the safety layer itself (velocity, acceleration and workspace limits, its safe
+start ramp): a policy that needs a faster motion than the limits allow is slower on the robot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from robot_il.errors import ConfigError
+
+PHYSICS_HZ = 500.0
+
+
+def stop_process(process: subprocess.Popen) -> int | None:
+    """SIGINT (a node's Ctrl-C), then SIGKILL after 10 s; returns the exit code."""
+    import signal
+
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
+@contextlib.contextmanager
+def node_process(
+    executable: str, params: dict[str, object], env: dict[str, str], log: Path
+) -> Iterator[subprocess.Popen]:
+    """A robot_il node (its console script beside this Python) with ``-p`` parameters, its
+    output in ``log``; stopped by :func:`stop_process` on exit."""
+    argv = [str(Path(sys.executable).parent / executable), "--ros-args"]
+    for name, value in params.items():
+        argv += ["-p", f"{name}:={value}"]
+    with open(log, "w") as out:
+        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield process
+    finally:
+        stop_process(process)
+
+
+class _Watcher:
+    """An rclpy node spun on a thread: simulated time, task success, and service calls."""
+
+    def __init__(self, context) -> None:
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from rosgraph_msgs.msg import Clock
+        from std_msgs.msg import Bool
+        from std_srvs.srv import Trigger
+
+        self.node = rclpy.create_node("ros_eval", context=context)
+        self.sim_time = 0.0
+        self.success: bool | None = None
+        self.success_time = 0.0
+        """Simulated time (s) the success was first seen at."""
+        self.node.create_subscription(Clock, "/clock", self._on_clock, 10)
+        self.node.create_subscription(Bool, "task/success", self._on_success, 10)
+        self.sim_reset = self.node.create_client(Trigger, "sim/reset")
+        self.policy_reset = self.node.create_client(Trigger, "policy/reset")
+        self._executor = SingleThreadedExecutor(context=context)
+        self._executor.add_node(self.node)
+        self._running = True
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while self._running:
+            self._executor.spin_once(timeout_sec=0.01)
+
+    def _on_clock(self, msg) -> None:
+        self.sim_time = msg.clock.sec + 1e-9 * msg.clock.nanosec
+
+    def _on_success(self, msg) -> None:
+        if self.success is None:
+            return  # not counting
+        if msg.data and self._seen_unsolved and not self.success:
+            self.success, self.success_time = True, self.sim_time
+        self._seen_unsolved = self._seen_unsolved or not msg.data
+
+    def start_counting(self) -> None:
+        self._seen_unsolved = False
+        self.success = False
+
+    def call(self, client, timeout: float) -> str:
+        from std_srvs.srv import Trigger
+
+        if not client.wait_for_service(timeout_sec=timeout):
+            raise ConfigError(f"ros eval: service {client.srv_name} did not come up")
+        future = client.call_async(Trigger.Request())
+        deadline = time.monotonic() + timeout
+        while not future.done():
+            if time.monotonic() > deadline:
+                raise ConfigError(f"ros eval: service {client.srv_name} did not answer")
+            time.sleep(0.001)
+        return future.result().message
+
+    def close(self) -> None:
+        self._running = False
+        self._thread.join(timeout=2.0)
+        self.node.destroy_node()
+
+
+def evaluate_over_ros(
+    checkpoint: str | Path,
+    *,
+    episodes: int,
+    seed: int,
+    context,
+    env: dict[str, str],
+    log_dir: Path,
+    task: str | None = None,
+    backend: str = "mujoco",
+    control_rate: float | None = None,
+    interpolate: bool = False,
+    policy_params: dict[str, object] | None = None,
+    sim_params: dict[str, object] | None = None,
+    episode_wall_timeout: float = 300.0,
+    progress: bool = False,
+):
+    """Success per episode of ``checkpoint`` over ROS 2, seeds ``seed .. seed + episodes - 1``.
+
+    ``context`` is an initialised rclpy context and ``env`` the environment of the node
+    processes (both on the same DDS domain); node logs go to ``log_dir``. ``control_rate``
+    (Hz, default the policy's rate) must divide the physics rate and be a multiple of the
+    policy's rate. ``policy_params``/``sim_params`` add node parameters (an arm layout, safety
+    limits). Returns a :class:`robot_il.train.evaluate.EvalResult` (lengths in policy steps).
+    """
+    from tqdm import tqdm
+
+    from robot_il.deploy.worker import CheckpointInfo
+    from robot_il.envs.tasks import TASKS
+    from robot_il.train.evaluate import EvalResult
+
+    info = CheckpointInfo.read(checkpoint)
+    task = task or info.spec.get("task")
+    if task not in TASKS:
+        raise ConfigError(f"ros eval: task {task!r} is not one of {', '.join(TASKS)}")
+    policy_hz = info.control_hz
+    control_rate = float(control_rate or policy_hz)
+    steps_per_command = PHYSICS_HZ / control_rate
+    ratio = control_rate / policy_hz
+    if abs(steps_per_command - round(steps_per_command)) > 1e-9 or abs(ratio - round(ratio)) > 1e-9:
+        raise ConfigError(
+            f"ros eval: control_rate {control_rate} Hz must divide {PHYSICS_HZ:g} Hz and be a "
+            f"multiple of the policy's {policy_hz:g} Hz"
+        )
+    steps = round(TASKS[task].episode_seconds * policy_hz)
+    time_limit = steps / policy_hz
+    sim = {
+        "task": task,
+        "backend": backend,
+        "seed": seed - 1,  # each episode starts with a reset: episode i runs seed + i
+        "lock_step": True,
+        "steps_per_command": round(steps_per_command),
+        "publish_every": round(steps_per_command),
+        "task_hz": policy_hz,
+        **(sim_params or {}),
+    }
+    policy = {
+        "checkpoint": str(Path(checkpoint).resolve()),
+        "task": task,
+        "control_rate": control_rate,
+        "use_sim_time": True,
+        "interpolate": interpolate,
+        **(policy_params or {}),
+    }
+    log_dir.mkdir(parents=True, exist_ok=True)
+    result = EvalResult()
+    with (
+        node_process("sim_robot", sim, env, log_dir / "sim_robot.log") as sim_process,
+        node_process("policy", policy, env, log_dir / "policy.log") as policy_process,
+    ):
+        watcher = _Watcher(context)
+        try:
+            for i in tqdm(range(episodes), desc="ros eval", unit="ep", disable=not progress):
+                for process, name in ((sim_process, "sim_robot"), (policy_process, "policy")):
+                    if process.poll() is not None:
+                        log = (log_dir / f"{name}.log").read_text()[-2000:]
+                        raise ConfigError(f"ros eval: {name} exited\n{log}")
+                watcher.call(watcher.sim_reset, timeout=120.0)
+                watcher.call(watcher.policy_reset, timeout=120.0)
+                watcher.start_counting()
+                start, deadline = watcher.sim_time, time.monotonic() + episode_wall_timeout
+                while not watcher.success and watcher.sim_time - start < time_limit - 1e-9:
+                    if time.monotonic() > deadline:
+                        break  # a stalled episode is a failure
+                    time.sleep(0.002)
+                time.sleep(0.05)  # the last step's task/success comes after its /clock
+                solved = bool(watcher.success)
+                end = watcher.success_time if solved else watcher.sim_time
+                solved = solved and end - start <= time_limit + 1e-6
+                result.seeds.append(seed + i)
+                result.successes.append(solved)
+                result.lengths.append(min(steps, round((end - start) * policy_hz)))
+        finally:
+            watcher.close()
+    return result

@@ -1,0 +1,62 @@
+"""``robot-il launch deploy_two_arm_ur5e.launch.yaml use_fake_hardware:=true gripper:=robotiq``:
+a two-arm cell of RTDE bridges (fake arms, fake Robotiq grippers on 127.0.0.1), one per arm in
+the namespaces ``alice``/``bob``, driven by the policy node in the namespaced layout."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+
+import numpy as np
+import pytest
+from deploy_helpers import BIN, UR_JOINTS, Client, constant_checkpoint, wait_for
+from robot_il.envs.ur5e.description import HOME_JOINT_POS
+
+pytestmark = pytest.mark.ros
+
+ALICE = HOME_JOINT_POS + np.array([0.2, -0.1, 0.1, 0.0, 0.0, 0.2])
+BOB = HOME_JOINT_POS + np.array([-0.2, 0.1, -0.1, 0.0, 0.0, -0.2])
+
+
+def test_two_fake_arms_with_grippers_follow_a_two_arm_policy(ros_context, ros_env, tmp_path):
+    from sensor_msgs.msg import JointState
+
+    action = np.concatenate([ALICE, [1.0], BOB, [0.0]])  # alice closes her gripper
+    checkpoint = constant_checkpoint(tmp_path / "policy", action, task="bimanual_handover")
+    log = tmp_path / "launch.log"
+    argv = [str(BIN / "robot-il"), "launch", "deploy_two_arm_ur5e.launch.yaml"]
+    argv += [f"checkpoint:={checkpoint}", "use_fake_hardware:=true", "gripper:=robotiq"]
+    with open(log, "w") as out:
+        launch = subprocess.Popen(argv, env=ros_env, stdout=out, stderr=subprocess.STDOUT)
+    client = Client(ros_context)
+    try:
+        states = {
+            arm: client.record(JointState, f"{arm}/joint_states", depth=50)
+            for arm in ("alice", "bob")
+        }
+
+        def reading(arm: str) -> dict[str, float]:
+            with client.lock:
+                msg = states[arm][-1][1] if states[arm] else None
+            return {} if msg is None else dict(zip(msg.name, msg.position, strict=True))
+
+        def at(arm: str, goal: np.ndarray) -> bool:
+            values = reading(arm)
+            names = [f"{arm}_{joint}" for joint in UR_JOINTS]
+            return all(n in values for n in names) and np.allclose(
+                [values[n] for n in names], goal, atol=0.01
+            )
+
+        both = (launch,), (log,)
+        wait_for(lambda: at("alice", ALICE) and at("bob", BOB), 120, "both arms at goal", *both)
+        wait_for(lambda: reading("alice").get("alice_gripper_joint", 0) > 0.99, 30, "closed", *both)
+        assert reading("bob").get("bob_gripper_joint", 1.0) < 0.01  # bob's stays open
+    finally:
+        client.close()
+        launch.send_signal(signal.SIGINT)
+        try:
+            code = launch.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            launch.kill()
+            raise
+    assert code in (0, 130), log.read_text()[-3000:]

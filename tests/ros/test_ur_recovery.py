@@ -1,0 +1,151 @@
+"""Recovery after a protective stop through the RTDE bridge's dashboard services, against the
+fake arm and its fake dashboard: a person's go-ahead (``recovery/resume``) by default, or
+``auto_unlock``; and the optional robot state topics (speed scaling, TCP pose, wrench)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from robot_il.envs.ur5e.description import HOME_JOINT_POS
+
+pytestmark = pytest.mark.ros
+
+
+def wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+class Cell:
+    """The bridge on a fake arm, and a client commanding a swinging base joint."""
+
+    def __init__(self, context, **parameters) -> None:
+        import rclpy
+        from rclpy.executors import MultiThreadedExecutor
+        from rclpy.parameter import Parameter
+        from std_msgs.msg import Float64MultiArray
+
+        from robot_il.ros.rtde import FakeDashboard, FakeRTDE
+        from robot_il.ros.ur_rtde_bridge import UrRtdeBridge
+
+        self.arm = FakeRTDE(HOME_JOINT_POS)
+        self.dashboard = FakeDashboard(self.arm)
+        overrides = [Parameter(name, value=value) for name, value in parameters.items()]
+        self.bridge = UrRtdeBridge(
+            context=context, rtde=self.arm, dashboard=self.dashboard, parameter_overrides=overrides
+        )
+        self.client = rclpy.create_node("client", context=context)
+        commands = self.client.create_publisher(
+            Float64MultiArray, "forward_position_controller/commands", 10
+        )
+
+        def swing() -> None:
+            target = HOME_JOINT_POS.copy()
+            target[0] += 0.5 * np.sin(np.pi * time.monotonic())
+            commands.publish(Float64MultiArray(data=target.tolist()))
+
+        self.client.create_timer(0.02, swing)
+        self.executor = MultiThreadedExecutor(num_threads=2, context=context)
+        self.executor.add_node(self.bridge)
+        self.executor.add_node(self.client)
+        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread.start()
+
+    def moving_since(self, t0: float) -> bool:
+        calls = np.array([c.q[0] for c in list(self.arm.servo_calls) if c.t > t0])
+        return len(calls) > 10 and np.ptp(calls) > 0.01
+
+    def held_since(self, t0: float) -> bool:
+        calls = np.array([c.q for c in list(self.arm.servo_calls) if c.t > t0])
+        return len(calls) > 10 and bool(np.all(calls == calls[-1]))
+
+    def call(self, name: str):
+        from std_srvs.srv import Trigger
+
+        client = self.client.create_client(Trigger, name)
+        assert client.wait_for_service(timeout_sec=10), name
+        future = client.call_async(Trigger.Request())
+        wait_for(future.done, 10, f"{name} to answer")
+        return future.result()
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.thread.join(timeout=5)
+        self.bridge.shutdown()
+        self.client.destroy_node()
+
+
+def test_protective_stop_waits_for_a_person_then_recovers(ros_context) -> None:
+    from geometry_msgs.msg import PoseStamped
+    from robot_il.envs.ur5e.kinematics import forward_kinematics
+    from std_msgs.msg import Float64
+
+    from robot_il.ros.observation import RobotObservation
+
+    cell = Cell(ros_context, unlock_delay=0.3, observe_robot_state=True, ramp_duration=0.2)
+    scaling, poses = [], []
+    cell.client.create_subscription(
+        Float64,
+        "speed_scaling_state_broadcaster/speed_scaling",
+        lambda m: scaling.append(m.data),
+        10,
+    )
+    cell.client.create_subscription(PoseStamped, "tcp_pose_broadcaster/pose", poses.append, 10)
+    # A deploy node's view: the arm's state as optional observation keys.
+    observation = RobotObservation(
+        cell.client, "reach", subscribe={"speed_scaling", "wrench"}, robot_state=True
+    )
+    assert observation.keys["speed_scaling"] == [1] and observation.keys["wrench"] == [6]
+    try:
+        wait_for(lambda: cell.moving_since(time.monotonic() - 0.3), 10, "the arm to move")
+        assert cell.call("recovery/resume").success is False  # nothing to recover from
+
+        cell.arm.protective_stop()
+        stopped_at = time.monotonic()
+        time.sleep(1.0)  # well past unlock_delay: nobody said go
+        assert cell.held_since(stopped_at + 0.05) and cell.bridge.safety.estopped
+        assert "unlockProtectiveStop" not in cell.dashboard.calls
+        assert scaling[-1] == 0.0  # the controller's speed scaling reads 0 while stopped
+        wait_for(lambda: observation.snapshot()[0].get("speed_scaling") == 0.0, 2, "the key")
+        assert observation.snapshot()[0]["wrench"].tolist() == [0.0] * 6
+
+        answer = cell.call("recovery/resume")  # the person's go-ahead
+        assert answer.success, answer.message
+        resumed_at = time.monotonic()
+        assert cell.dashboard.calls[:2] == ["unlockProtectiveStop", "closeSafetyPopup"]
+        assert cell.arm.script_uploads == 1 and not cell.bridge.safety.estopped
+        wait_for(lambda: cell.moving_since(resumed_at), 10, "the arm to move again")
+        assert scaling[-1] == 1.0
+
+        # The dashboard as the UR driver's Trigger services.
+        assert cell.call("dashboard_client/power_on").success
+        assert cell.call("dashboard_client/brake_release").success
+        assert cell.dashboard.calls[-2:] == ["powerOn", "brakeRelease"]
+        # TCP pose: forward kinematics of the arm, as a PoseStamped in the base frame.
+        pose = poses[-1]
+        q = np.array(cell.arm.getActualQ())
+        expected = forward_kinematics(q)[:3, 3]
+        position = [pose.pose.position.x, pose.pose.position.y, pose.pose.position.z]
+        assert np.allclose(position, expected, atol=0.02) and pose.header.frame_id == "base"
+    finally:
+        cell.close()
+
+
+def test_auto_unlock_recovers_unattended(ros_context) -> None:
+    cell = Cell(ros_context, unlock_delay=0.3, auto_unlock=True, ramp_duration=0.2)
+    try:
+        wait_for(lambda: cell.moving_since(time.monotonic() - 0.3), 10, "the arm to move")
+        cell.arm.protective_stop()
+        stopped_at = time.monotonic()
+        wait_for(lambda: "unlockProtectiveStop" in cell.dashboard.calls, 5, "the auto unlock")
+        assert time.monotonic() - stopped_at >= 0.3  # not before the controller allows it
+        resumed = time.monotonic()
+        wait_for(lambda: cell.moving_since(resumed), 10, "the arm to move again")
+        assert cell.arm.script_uploads == 1
+    finally:
+        cell.close()

@@ -1,0 +1,126 @@
+"""The RTDE bridge with a Robotiq 2F-85: real rclpy, loopback DDS, the fake arm and the fake
+gripper server on 127.0.0.1 (the URCap socket protocol over TCP)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+from robot_il.envs.ur5e.description import HOME_JOINT_POS
+
+pytestmark = pytest.mark.ros
+
+PERIOD = 1.0 / 500.0
+
+
+def wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def test_bridge_drives_the_gripper_and_holds_the_arm_while_its_link_is_lost(ros_context):
+    import rclpy
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import JointState
+    from std_msgs.msg import Float64, Float64MultiArray, String
+
+    from robot_il.ros.robotiq import FakeRobotiqServer
+    from robot_il.ros.rtde import FakeRTDE
+    from robot_il.ros.ur_rtde_bridge import UrRtdeBridge
+
+    server = FakeRobotiqServer()
+    port = server.port
+    fake = FakeRTDE(HOME_JOINT_POS)
+    bridge = UrRtdeBridge(
+        context=ros_context,
+        rtde=fake,
+        parameter_overrides=[
+            Parameter("tf_prefix", value="alice_"),
+            Parameter("gripper", value="robotiq"),
+            Parameter("gripper_host", value="127.0.0.1"),
+            Parameter("gripper_port", value=port),
+            Parameter("ramp_duration", value=0.2),
+        ],
+    )
+    client = rclpy.create_node("client", context=ros_context)
+    states: list[tuple[float, dict[str, float]]] = []
+    events: list[dict] = []
+    client.create_subscription(
+        JointState,
+        "joint_states",
+        lambda m: states.append((time.monotonic(), dict(zip(m.name, m.position, strict=True)))),
+        50,
+    )
+    client.create_subscription(
+        String, "safety/events", lambda m: events.append(json.loads(m.data)), 50
+    )
+    commands = client.create_publisher(
+        Float64MultiArray, "forward_position_controller/commands", 10
+    )
+    gripper = client.create_publisher(Float64, "alice_gripper/command", 10)
+
+    def publish_moving_target() -> None:  # the base joint swings +-0.5 rad at 0.5 Hz
+        target = HOME_JOINT_POS.copy()
+        target[0] += 0.5 * np.sin(np.pi * time.monotonic())
+        commands.publish(Float64MultiArray(data=target.tolist()))
+        gripper.publish(Float64(data=1.0))
+
+    client.create_timer(0.02, publish_moving_target)
+    executor = MultiThreadedExecutor(num_threads=2, context=ros_context)
+    executor.add_node(bridge)
+    executor.add_node(client)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+
+    def newest_gripper() -> float | None:
+        return states[-1][1].get("alice_gripper_joint") if states else None
+
+    def calls_after(t0: float) -> np.ndarray:
+        return np.array([c.q for c in list(fake.servo_calls) if c.t > t0])
+
+    try:
+        # Activated, then closed on command; the arm moves.
+        wait_for(lambda: newest_gripper() == 1.0, 10.0, "the gripper to close")
+        assert "SET ACT 1 GTO 1" in server.commands
+        assert "SET POS 255 SPE 255 FOR 150 GTO 1" in server.commands
+        time.sleep(0.3)
+        up_at = time.monotonic()
+        time.sleep(0.3)
+        assert np.ptp(calls_after(up_at)[:, 0]) > 0.01, "the arm did not move"
+
+        server.close()  # the URCap's socket is gone: link lost
+        lost_at = time.monotonic()
+
+        def link_lost() -> list[dict]:
+            return [e for e in events if e["kind"] == "device_fault" and "link lost" in e["detail"]]
+
+        wait_for(link_lost, 3.0, "a device_fault event for the lost link")
+        time.sleep(0.5)
+        # Nothing else stops: joint states go on, without the gripper's joint.
+        recent = [names for t, names in states if t > lost_at + 0.2]
+        assert len(recent) > 50 and all("alice_gripper_joint" not in n for n in recent)
+        assert all("alice_shoulder_pan_joint" in n for n in recent)
+        # The arm holds (the link loss is seen at the gripper thread's next poll, 20 ms).
+        held = calls_after(lost_at + 0.1)
+        assert len(held) > 50 and np.all(held == held[-1])
+        assert f"Robotiq gripper at 127.0.0.1:{port}: link lost" in link_lost()[0]["detail"]
+
+        server = FakeRobotiqServer(port)  # the URCap is back, its gripper reset
+        back_at = time.monotonic()
+        wait_for(lambda: newest_gripper() == 1.0, 10.0, "the gripper to be back and closed")
+        time.sleep(0.5)
+        assert np.ptp(calls_after(back_at)[:, 0]) > 0.01, "the arm did not resume"
+        steps = np.abs(np.diff(calls_after(lost_at)[:, 0]))
+        assert steps.max() <= np.pi * 2 * PERIOD + 1e-9  # resumed by the safe start, no jump
+    finally:
+        executor.shutdown()
+        thread.join(timeout=5)
+        bridge.shutdown()
+        client.destroy_node()
+        server.close()

@@ -1,0 +1,126 @@
+"""The two-arm clearance guard: fuzzed commands never bring the arms' links closer than the
+clearance, never pass a joint limit, and an arm that is not in the way still moves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from robot_il.envs.arm import Arm
+from robot_il.envs.separation import arm_separation
+from robot_il.envs.tasks import TASKS
+from robot_il.envs.ur5e.description import HOME_JOINT_POS
+
+from robot_il.errors import ConfigError
+from robot_il.safety import ClearanceGuard, Intervention, SafetyFilter, SafetyLimits
+
+DT = 0.002
+CLEARANCE = 0.05
+
+
+@pytest.fixture(scope="module")
+def bases() -> list[np.ndarray]:
+    """World poses of the bimanual_handover arms' bases (0.84 m apart at home)."""
+    return [Arm(mount).world_from_base for mount in TASKS["bimanual_handover"]().mounts()]
+
+
+def filters(events: list) -> list[SafetyFilter]:
+    limits = SafetyLimits.ur5e(workspace_lower=None, workspace_upper=None, ramp_duration=0.05)
+    return [SafetyFilter(limits, period=DT, on_event=events.append) for _ in range(2)]
+
+
+def step(pair, guard, targets, measured, t):
+    """One control period: each arm's filter, then the guard."""
+    commands = []
+    for safety, target, q in zip(pair, targets, measured, strict=True):
+        safety.watchdog(t, t)
+        commands.append(safety.filter(target, q, t).command)
+    return guard.check(commands, pair, t)
+
+
+def crossing_pairs(bases, rng, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Joint targets (count, 6) of each arm, stretched (shoulder and elbow near straight),
+    whose pairs put the arms' links into each other."""
+
+    def stretched(n: int) -> np.ndarray:
+        q = rng.uniform(-np.pi, np.pi, (n, 6))
+        q[:, 1], q[:, 2] = rng.uniform(-0.6, 0.3, n), rng.uniform(-0.5, 0.5, n)
+        return q
+
+    a, b = stretched(20000), stretched(20000)
+    crossing = arm_separation(a, bases[0], b, bases[1]) < 0
+    assert crossing.sum() >= count
+    return a[crossing][:count], b[crossing][:count]
+
+
+def test_fuzzed_two_arm_commands_keep_the_clearance_and_the_joint_limits(bases) -> None:
+    rng = np.random.default_rng(0)
+    events: list = []
+    pair = filters(events)
+    guard = ClearanceGuard(bases, CLEARANCE, on_event=events.append)
+    limits = pair[0].limits
+    crossing = crossing_pairs(bases, rng, 50)
+    sent = [HOME_JOINT_POS.copy(), HOME_JOINT_POS.copy()]
+    targets = [HOME_JOINT_POS.copy(), HOME_JOINT_POS.copy()]
+    history = []
+    t = 0.0
+    for _ in range(6000):
+        t += DT
+        for arm in (0, 1):
+            kind = rng.integers(60)
+            if kind == 0:
+                targets[arm] = rng.uniform(-2 * np.pi, 2 * np.pi, 6)  # anywhere, past limits
+            elif kind == 1:
+                targets[arm] = targets[arm] + rng.uniform(-1.0, 1.0, 6)  # a 1 rad jump
+            elif kind in (2, 3, 4):
+                targets[arm] = crossing[arm][rng.integers(50)]  # into the other arm
+        commanded = [target.copy() for target in targets]
+        if rng.random() < 0.02:
+            commanded[rng.integers(2)][rng.integers(6)] = np.nan
+        sent = step(pair, guard, commanded, sent, t)  # the arms follow their commands
+        history.append(np.concatenate(sent))
+    history = np.array(history)
+    assert np.all(np.isfinite(history))
+    lower, upper = np.tile(limits.position_lower, 2), np.tile(limits.position_upper, 2)
+    assert np.all(history >= lower) and np.all(history <= upper)
+    distance = arm_separation(history[:, :6], bases[0], history[:, 6:], bases[1])
+    assert distance.min() >= CLEARANCE - 1e-9, f"arms came {distance.min():.4f} m apart"
+    # The guard had work, for both arms, and the arms still moved a lot.
+    assert guard.holds[0] > 20 and guard.holds[1] > 20, guard.holds
+    assert distance.min() < CLEARANCE + 0.01  # the arms did come up to the clearance
+    travel = np.abs(np.diff(history, axis=0)).sum(axis=0)
+    assert travel.min() > 1.0, travel
+    assert Intervention.CLEARANCE in {event.kind for event in events}
+
+
+def test_only_the_arm_in_the_way_holds(bases) -> None:
+    events: list = []
+    pair = filters(events)
+    guard = ClearanceGuard(bases, CLEARANCE, on_event=events.append)
+    into_b, reach = (arm[0] for arm in crossing_pairs(bases, np.random.default_rng(1), 1))
+    sent = [HOME_JOINT_POS.copy(), HOME_JOINT_POS.copy()]
+    t = 0.0
+    for _ in range(2000):  # b reaches out while a stays home
+        t += DT
+        sent = step(pair, guard, [HOME_JOINT_POS, reach], sent, t)
+    np.testing.assert_allclose(sent[1], reach, atol=1e-6)
+    for _ in range(3000):  # then a reaches into b
+        t += DT
+        sent = step(pair, guard, [into_b, reach], sent, t)
+    distance = arm_separation(sent[0], bases[0], sent[1], bases[1])
+    assert CLEARANCE <= distance < CLEARANCE + 0.01  # a stopped at the clearance
+    np.testing.assert_allclose(sent[1], reach, atol=1e-6)  # b was never held
+    assert guard.holds[1] == 0 and guard.holds[0] > 100
+    held = [e.detail for e in events if e.kind == Intervention.CLEARANCE]
+    assert held and all(detail.startswith("arm 0 held") for detail in held)
+    # Moving a back out is allowed at once.
+    for _ in range(2000):
+        t += DT
+        sent = step(pair, guard, [HOME_JOINT_POS, reach], sent, t)
+    np.testing.assert_allclose(sent[0], HOME_JOINT_POS, atol=1e-6)
+
+
+def test_bad_clearance_is_refused(bases) -> None:
+    with pytest.raises(ConfigError, match="clearance must be a finite distance >= 0 m, got nan"):
+        ClearanceGuard(bases, float("nan"))
+    with pytest.raises(ConfigError, match="needs two arms, got 1"):
+        ClearanceGuard(bases[:1])
