@@ -213,9 +213,13 @@ def closest_links(
     q_b: np.ndarray,
     world_from_base_b: np.ndarray | None,
     capsules: ArmCapsules = UR5E_CAPSULES,
+    allowance: np.ndarray | None = None,
 ) -> ArmSeparation:
     """The closest capsule pair of two arms at joints q_a, q_b (..., 6) rad with base poses
-    (..., 4, 4) or (4, 4) (None: the world frame), broadcast together."""
+    (..., 4, 4) or (4, 4) (None: the world frame), broadcast together. ``allowance`` (N, N) m,
+    optional: added to each pair's distance before the closest is chosen, so that a pair may
+    come that much closer than the others (two grippers passing an object); the returned
+    ``distance`` includes it."""
     start_a, end_a = arm_capsules(q_a, world_from_base_a, capsules)
     start_b, end_b = arm_capsules(q_b, world_from_base_b, capsules)
     batch = np.broadcast_shapes(start_a.shape[:-2], start_b.shape[:-2])
@@ -226,6 +230,8 @@ def closest_links(
     s, t = segment_closest_parameters(sa, ea, sb, eb)  # (M, N, N)
     gap = (sa - sb) + s[..., None] * (ea - sa) - t[..., None] * (eb - sb)
     distance = np.sqrt(np.einsum("...i,...i->...", gap, gap)) - _pair_radii(capsules)
+    if allowance is not None:
+        distance = distance + allowance
     rows = np.arange(distance.shape[0])
     best = np.argmin(distance.reshape(-1, n * n), axis=-1)
     idx_a, idx_b = np.divmod(best, n)
@@ -241,6 +247,13 @@ def closest_links(
     )
 
 
+def gripper_allowance(allowance: float, capsules: ArmCapsules = UR5E_CAPSULES) -> np.ndarray:
+    """(N, N) m: ``allowance`` for every pair of two grippers' capsules, 0 for pairs with a
+    link (the ``allowance`` argument of :func:`closest_links`)."""
+    gripper = np.array([name.startswith("gripper") for name in capsules.names])
+    return np.where(gripper[:, None] & gripper[None, :], float(allowance), 0.0)
+
+
 def _pair_radii(capsules: ArmCapsules) -> np.ndarray:
     """(N, N) sums of two capsules' radii, m."""
     return capsules.radius[:, None] + capsules.radius[None, :]
@@ -251,11 +264,13 @@ def arm_separation(
     world_from_base_a: np.ndarray | None,
     q_b: np.ndarray,
     world_from_base_b: np.ndarray | None,
+    allowance: np.ndarray | None = None,
 ) -> np.ndarray:
     """Smallest link-to-link capsule distance (...,) m between two UR5e arms at joints
     q_a, q_b (..., 6) rad with base poses (4, 4) in one world frame; negative when they
-    collide."""
-    return closest_links(q_a, world_from_base_a, q_b, world_from_base_b).distance
+    collide. ``allowance`` as in :func:`closest_links`."""
+    separation = closest_links(q_a, world_from_base_a, q_b, world_from_base_b, allowance=allowance)
+    return separation.distance
 
 
 __all__ = [
@@ -268,5 +283,6 @@ __all__ = [
     "capsule_distance",
     "capsule_frames",
     "closest_links",
+    "gripper_allowance",
     "segment_closest_parameters",
 ]

@@ -34,6 +34,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--ros", action="store_true", help="evaluate over ROS 2 (sim_robot + policy node)"
     )
     parser.add_argument("--domain-id", type=int, default=None, help="--ros: ROS_DOMAIN_ID")
+    for flag, node in (("--policy-param", "policy"), ("--sim-param", "sim_robot")):
+        parser.add_argument(
+            flag,
+            action="append",
+            default=[],
+            metavar="NAME:=VALUE",
+            help=f"--ros: a {node} node parameter, e.g. gripper_clearance:=0.0",
+        )
     parser.set_defaults(run=run)
 
 
@@ -125,7 +133,21 @@ def _evaluate_over_ros(args: argparse.Namespace, backend: str, out: Path):
             log_dir=out / "ros_logs",
             task=args.task,
             backend=backend,
+            policy_params=_node_params(args.policy_param, "--policy-param"),
+            sim_params=_node_params(args.sim_param, "--sim-param"),
             progress=True,
         )
     finally:
         rclpy.shutdown(context=context)
+
+
+def _node_params(items: list[str], flag: str) -> dict[str, object]:
+    """``NAME:=VALUE`` items as node parameters, passed on as ``-p NAME:=VALUE`` (the node
+    reads VALUE as ``ros2 run`` does)."""
+    params: dict[str, object] = {}
+    for item in items:
+        name, sep, value = item.partition(":=")
+        if not sep or not name:
+            raise ConfigError(f"{flag} {item!r}: expected NAME:=VALUE")
+        params[name] = value
+    return params

@@ -105,6 +105,7 @@ class PolicyNode(Node):
         self.ramp_duration = declare_float(self, "ramp_duration", 1.0)
         acceleration = declare_float(self, "acceleration_limit", 10.0)
         self.clearance = declare_float(self, "clearance", 0.05)
+        self.gripper_clearance = declare_float(self, "gripper_clearance", self.clearance)
         max_step = declare_float(self, "max_step", 0.0)
         workspace_lower = self.declare_parameter("workspace_lower", [-0.9, -0.9, 0.0]).value
         workspace_upper = self.declare_parameter("workspace_upper", [0.9, 0.9, 1.1]).value
@@ -272,7 +273,9 @@ class PolicyNode(Node):
         if len(self.arms) != 2:
             return None
         bases = [kinematics.world_from_base for kinematics in self.obs.arm_kinematics]
-        return ClearanceGuard(bases, self.clearance, on_event=self._on_event)
+        return ClearanceGuard(
+            bases, self.clearance, self._on_event, gripper_clearance=self.gripper_clearance
+        )
 
     def _now(self) -> float:
         """Seconds on the node's clock (ROS time: system or ``/clock``)."""

@@ -5,11 +5,13 @@ what neither filter can see is the other arm. After both have filtered a control
 commands, :meth:`ClearanceGuard.check` measures the link-to-link distance of the commanded
 configuration (capsules of the UR5e description, :func:`robot_il.envs.separation.arm_separation`)
 and lets the pair through only when it keeps ``clearance`` (m), or when it moves the arms
-apart (after a start closer than that). Otherwise the arm that would violate it holds: first
-one arm alone is held (the one whose hold alone restores the clearance; arm 0 first), else both.
-A held arm's filter is told (:meth:`SafetyFilter.veto`), so its next step starts from the held
-pose. Commands step at most a few millimetres per period, so checking each commanded pose is
-checking the path.
+apart (after a start closer than that). The two grippers alone may come as close as
+``gripper_clearance`` (m; by default ``clearance`` too): a handover brings them together
+around the object while every link keeps its distance. Otherwise the arm that would violate
+it holds: first one arm alone is held (the one whose hold alone restores the clearance; arm 0
+first), else both. A held arm's filter is told (:meth:`SafetyFilter.veto`), so its next step
+starts from the held pose. Commands step at most a few millimetres per period, so checking
+each commanded pose is checking the path.
 
 The capsule distance costs a fraction of a millisecond, too much for every 2 ms period: after
 each measurement the guard keeps a lower bound on the distance, lowered each period by how far
@@ -43,6 +45,7 @@ class ClearanceGuard:
         world_from_base: Sequence[np.ndarray],
         clearance: float = 0.05,
         on_event: Callable[[SafetyEvent], None] | None = None,
+        gripper_clearance: float | None = None,
     ) -> None:
         if len(world_from_base) != 2:
             raise ConfigError(f"clearance guard: needs two arms, got {len(world_from_base)}")
@@ -50,6 +53,16 @@ class ClearanceGuard:
             raise ConfigError(f"clearance must be a finite distance >= 0 m, got {clearance}")
         self.world_from_base = [np.asarray(pose, dtype=np.float64) for pose in world_from_base]
         self.clearance = float(clearance)
+        gripper_clearance = clearance if gripper_clearance is None else gripper_clearance
+        if not (np.isfinite(gripper_clearance) and 0 <= gripper_clearance <= clearance):
+            raise ConfigError(
+                f"gripper_clearance must be a distance in [0, clearance {clearance}] m, "
+                f"got {gripper_clearance}"
+            )
+        from robot_il.envs.separation import gripper_allowance
+
+        self._allowance = gripper_allowance(self.clearance - gripper_clearance)
+        """Counted into the grippers' pair distances, so they may come that much closer."""
         self.on_event = on_event
         self._held = [False, False]
         self._bound = -np.inf
@@ -58,10 +71,13 @@ class ClearanceGuard:
         """Calls in which each arm was held by this guard."""
 
     def separation(self, q_a: np.ndarray, q_b: np.ndarray) -> np.ndarray:
-        """Link-to-link distance (...,) m of the arms at joints q_a, q_b (..., 6) rad."""
+        """Link-to-link distance (...,) m of the arms at joints q_a, q_b (..., 6) rad, the
+        grippers' pairs counted ``clearance - gripper_clearance`` farther apart."""
         from robot_il.envs.separation import arm_separation
 
-        return arm_separation(q_a, self.world_from_base[0], q_b, self.world_from_base[1])
+        return arm_separation(
+            q_a, self.world_from_base[0], q_b, self.world_from_base[1], self._allowance
+        )
 
     def check(
         self,

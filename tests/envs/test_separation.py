@@ -143,3 +143,30 @@ def test_closest_links_reports_points_that_give_the_distance() -> None:
     for i, j in ((0, 0), (3, 6)):
         single = arm_separation(q_a[i, j], None, q_b[i, j], base_b)
         assert single == pytest.approx(result.distance[i, j], abs=1e-12)
+
+
+def test_gripper_allowance_counts_only_pairs_of_two_gripper_capsules() -> None:
+    """The closest pair with an allowance is the smallest of every capsule pair's distance,
+    plus the allowance where both capsules are a gripper's, pair by pair."""
+    from robot_il.envs.separation import gripper_allowance
+
+    rng = np.random.default_rng(3)
+    base_b = homogeneous(rot_z(np.pi), np.array([0.8, 0.0, 0.0]))
+    q_a, q_b = rng.uniform(-np.pi, np.pi, (2, 64, 6))
+    allowance = gripper_allowance(0.03)
+    names = UR5E_CAPSULES.names
+    gripper = [i for i, name in enumerate(names) if name.startswith("gripper")]
+    assert 0 < len(gripper) < len(names)
+    assert allowance[gripper[0], gripper[-1]] == 0.03 and allowance[0, gripper[0]] == 0.0
+    start_a, end_a = arm_capsules(q_a)
+    start_b, end_b = arm_capsules(q_b, base_b)
+    r = UR5E_CAPSULES.radius
+    pairs = capsule_distance(
+        start_a[:, :, None], end_a[:, :, None], r[:, None],
+        start_b[:, None], end_b[:, None], r[None, :],
+    )  # fmt: skip
+    expected = (pairs + allowance).min(axis=(1, 2))
+    found = arm_separation(q_a, None, q_b, base_b, allowance)
+    np.testing.assert_allclose(found, expected, atol=1e-9)
+    plain = arm_separation(q_a, None, q_b, base_b)
+    assert np.all(found >= plain - 1e-12) and np.any(found > plain + 1e-3)

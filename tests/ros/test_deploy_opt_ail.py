@@ -65,7 +65,12 @@ def test_opt_ail_checkpoint_drives_sim_robot(ros_context, ros_env, tmp_path) -> 
                 if not commands or not states:
                     return False
                 measured = np.array(states[-1][1].position[:6])
-                return bool(np.abs(measured - target[:6]).max() < 0.02)
+                commanded = np.array(commands[-1][1].data[:6])
+                # the speed-limited command stream ends at the target, the arm near it
+                return bool(
+                    np.abs(measured - target[:6]).max() < 0.02
+                    and np.abs(commanded - target[:6]).max() < 1e-3
+                )
 
             wait_for(settled, 90, "the arm at the OPT-AIL policy's target", (sim, policy), logs)
             motion = np.array([m.data for _, m in commands])

@@ -124,3 +124,25 @@ def test_bad_clearance_is_refused(bases) -> None:
         ClearanceGuard(bases, float("nan"))
     with pytest.raises(ConfigError, match="needs two arms, got 1"):
         ClearanceGuard(bases[:1])
+
+
+def test_grippers_may_come_as_close_as_the_gripper_clearance(bases) -> None:
+    """A handover brings the two grippers together: with ``gripper_clearance`` 0 the guard
+    counts a pose whose only close pairs are gripper to gripper as clear, where the default
+    (the grippers keep ``clearance`` too) does not; a link still keeps the full clearance."""
+    from robot_il.envs.separation import gripper_allowance
+
+    rng = np.random.default_rng(4)
+    a, b = rng.uniform(-np.pi, np.pi, (2, 10000, 6))
+    plain = arm_separation(a, bases[0], b, bases[1])
+    links = arm_separation(a, bases[0], b, bases[1], gripper_allowance(1.0))
+    grippers_close = (plain > 0.005) & (plain < CLEARANCE - 0.02) & (links >= CLEARANCE)
+    links_close = (plain > 0.005) & (links < CLEARANCE - 0.02)
+    assert grippers_close.any() and links_close.any()
+    relaxed = ClearanceGuard(bases, CLEARANCE, gripper_clearance=0.0)
+    strict = ClearanceGuard(bases, CLEARANCE)
+    i, j = int(np.flatnonzero(grippers_close)[0]), int(np.flatnonzero(links_close)[0])
+    assert relaxed.separation(a[i], b[i]) >= CLEARANCE > strict.separation(a[i], b[i])
+    assert relaxed.separation(a[j], b[j]) < CLEARANCE
+    with pytest.raises(ConfigError, match="gripper_clearance must be a distance in"):
+        ClearanceGuard(bases, CLEARANCE, gripper_clearance=0.1)
