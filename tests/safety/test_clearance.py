@@ -133,7 +133,7 @@ def test_grippers_may_come_as_close_as_the_gripper_clearance(bases) -> None:
     from robot_il.envs.separation import gripper_allowance
 
     rng = np.random.default_rng(4)
-    a, b = rng.uniform(-np.pi, np.pi, (2, 10000, 6))
+    a, b = rng.uniform(-np.pi, np.pi, (2, 40000, 6))
     plain = arm_separation(a, bases[0], b, bases[1])
     links = arm_separation(a, bases[0], b, bases[1], gripper_allowance(1.0))
     grippers_close = (plain > 0.005) & (plain < CLEARANCE - 0.02) & (links >= CLEARANCE)
