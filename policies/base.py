@@ -219,13 +219,7 @@ class Policy(nn.Module):
         from robot_il.dataset import Normalizer
 
         directory = Path(directory)
-        saved = read_checkpoint_config(directory)
-        if saved["policy_type"] != cls.policy_type:
-            raise CheckpointError(
-                f"{directory}: holds a {saved['policy_type']!r} policy, not {cls.policy_type!r}"
-            )
-        if expected_spec is not None:
-            check_spec(saved["spec"], expected_spec, str(directory))
+        saved = read_policy_config(directory, cls.policy_type, expected_spec)
         config = config_from_dict(cls.config_class, saved["config"], str(directory))
         try:
             normalizer = Normalizer.from_state_dict(load_numpy(str(directory / NORMALIZER_FILE)))
@@ -254,6 +248,21 @@ def read_checkpoint_config(directory: Path) -> dict[str, Any]:
     for field in ("policy_type", "config", "spec"):
         if field not in saved:
             raise CheckpointError(f"{path}: lacks {field!r}")
+    return saved
+
+
+def read_policy_config(
+    directory: Path, policy_type: str, expected_spec: Spec | None
+) -> dict[str, Any]:
+    """The parsed ``config.json`` of a checkpoint that holds a ``policy_type`` policy trained
+    for ``expected_spec`` (None: any robot), or a ``CheckpointError`` saying why not."""
+    saved = read_checkpoint_config(directory)
+    if saved["policy_type"] != policy_type:
+        raise CheckpointError(
+            f"{directory}: holds a {saved['policy_type']!r} policy, not {policy_type!r}"
+        )
+    if expected_spec is not None:
+        check_spec(saved["spec"], expected_spec, str(directory))
     return saved
 
 

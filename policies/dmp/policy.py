@@ -212,19 +212,12 @@ class DMPPolicy:
         cls, directory: str | Path, expected_spec: dict[str, Any] | None = None, device: str = "cpu"
     ) -> DMPPolicy:
         """Load a checkpoint written by ``save`` (``device`` is ignored: numpy runs on CPU)."""
-        from robot_il.policies.base import config_from_dict, read_checkpoint_config
-        from robot_il.policies.spec import check_spec
+        from robot_il.policies.base import config_from_dict, read_policy_config
         from safetensors import SafetensorError
         from safetensors.numpy import load_file
 
         directory = Path(directory)
-        saved = read_checkpoint_config(directory)
-        if saved["policy_type"] != cls.policy_type:
-            raise CheckpointError(
-                f"{directory}: holds a {saved['policy_type']!r} policy, not {cls.policy_type!r}"
-            )
-        if expected_spec is not None:
-            check_spec(saved["spec"], expected_spec, str(directory))
+        saved = read_policy_config(directory, cls.policy_type, expected_spec)
         config = config_from_dict(DMPConfig, saved["config"], str(directory))
         try:
             arrays = load_file(str(directory / WEIGHTS_FILE))

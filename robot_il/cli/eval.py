@@ -122,7 +122,7 @@ def _evaluate_over_ros(args: argparse.Namespace, backend: str, out: Path):
     import rclpy
 
     context = rclpy.Context()
-    rclpy.init(context=context, domain_id=domain)
+    rclpy.init(args=[], context=context, domain_id=domain)  # our flags are not ROS arguments
     try:
         return evaluate_over_ros(
             args.checkpoint,
