@@ -92,8 +92,10 @@ def run(args: argparse.Namespace) -> int:
     where += " over ROS 2" if args.ros else ""
     for seed, success, steps in zip(result.seeds, result.successes, result.lengths, strict=True):
         print(f"seed {seed}: {'success' if success else 'FAILURE'} after {steps} steps")
-    print(f"{policy.policy_type} on {where}: {result.line()}, mean return "
-          f"{sum(result.returns) / len(result.returns):.1f}")  # fmt: skip
+    # over ROS 2 the episode judge sees success, not the env's reward: no returns
+    returns = result.returns
+    mean_return = f", mean return {sum(returns) / len(returns):.1f}" if returns else ""
+    print(f"{policy.policy_type} on {where}: {result.line()}{mean_return}")
     low, high = result.interval
     summary = {
         "checkpoint": str(args.checkpoint),
