@@ -198,13 +198,7 @@ class Policy(nn.Module):
         save_file(weights, str(directory / WEIGHTS_FILE))
         stats = {k: np.ascontiguousarray(v) for k, v in self.normalizer.state_dict().items()}
         save_numpy(stats, str(directory / NORMALIZER_FILE))
-        config = {
-            "format_version": CHECKPOINT_FORMAT,
-            "policy_type": self.policy_type,
-            "config": dataclasses.asdict(self.config),
-            "spec": self.spec,
-        }
-        (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+        write_policy_config(directory, self.policy_type, self.config, self.spec)
         return directory
 
     @classmethod
@@ -249,6 +243,17 @@ def read_checkpoint_config(directory: Path) -> dict[str, Any]:
         if field not in saved:
             raise CheckpointError(f"{path}: lacks {field!r}")
     return saved
+
+
+def write_policy_config(directory: Path, policy_type: str, config: Any, spec: Spec) -> None:
+    """Write a checkpoint's ``config.json``: format, policy type, the config dataclass, spec."""
+    saved = {
+        "format_version": CHECKPOINT_FORMAT,
+        "policy_type": policy_type,
+        "config": dataclasses.asdict(config),
+        "spec": spec,
+    }
+    (directory / CONFIG_FILE).write_text(json.dumps(saved, indent=2) + "\n")
 
 
 def read_policy_config(

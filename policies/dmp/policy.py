@@ -18,7 +18,6 @@ returns both arms' joint targets and the segments' gripper commands. Data with a
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -34,8 +33,6 @@ from robot_il.policies.dmp.sequence import SequencePlayer
 from robot_il.errors import ActionError, CheckpointError, ConfigError
 
 WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
-CHECKPOINT_FORMAT = 1
 
 
 @dataclasses.dataclass
@@ -198,13 +195,9 @@ class DMPPolicy:
         save_file(
             {k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(directory / WEIGHTS_FILE)
         )
-        config = {
-            "format_version": CHECKPOINT_FORMAT,
-            "policy_type": self.policy_type,
-            "config": dataclasses.asdict(self.config),
-            "spec": self.spec,
-        }
-        (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+        from robot_il.policies.base import write_policy_config
+
+        write_policy_config(directory, self.policy_type, self.config, self.spec)
         return directory
 
     @classmethod
