@@ -111,7 +111,7 @@ class PolicyNode(Node):
         workspace_upper = self.declare_parameter("workspace_upper", [0.9, 0.9, 1.1]).value
         self.inference_margin = declare_float(self, "inference_margin", 0.005)
         self.interpolate = bool(self.declare_parameter("interpolate", True).value)
-        self.lock_step_timeout = declare_float(self, "lock_step_timeout", 2.0)
+        self.lock_step_timeout = declare_float(self, "lock_step_timeout", 30.0)
         torch_threads = int(self.declare_parameter("torch_threads", 1).value)
         self.realtime_priority = int(self.declare_parameter("realtime_priority", 0).value)
         self.inference_priority = int(self.declare_parameter("inference_priority", 0).value)
@@ -435,6 +435,7 @@ class PolicyNode(Node):
             if stamp is not None and stamp >= newest_possible and fresh:
                 return
             time.sleep(0.0005)
+        self._warn_lock_step_broken(f"no observation of t={grid_t:.3f} s")
 
     def _await_action(self, now: float) -> None:
         """Lock-step: the simulator waits for this tick's command, so wait (at most
@@ -448,6 +449,13 @@ class PolicyNode(Node):
             if timeline is not None and timeline.t_obs <= now + 1e-9 < timeline.end:
                 return
             self._timeline_changed.wait(0.002)
+        self._warn_lock_step_broken(f"no action due at t={now:.3f} s")
+
+    def _warn_lock_step_broken(self, what: str) -> None:
+        if self._running:
+            self.get_logger().warning(
+                f"lock-step broken: {what} within {self.lock_step_timeout:g} s of wall time"
+            )
 
     def _sleep_until(
         self, t: float, wall_timeout: float = math.inf, episode: int | None = None
@@ -460,6 +468,23 @@ class PolicyNode(Node):
             if delay <= 0 or (episode is not None and episode != self._episode_id):
                 return
             time.sleep(min(delay, 0.002))
+
+    def _await_next_period(self, now: float) -> None:
+        """Lock-step: tick again when the simulator's clock has passed this period (it stepped
+        on this tick's command), or at once for a new episode (it may have been reset).
+
+        A clock that has not moved at all for 1 s of wall time means the command was lost (a
+        simulator that had not yet matched the command topic): return to send it again. A
+        clock that moves, however slowly (a loaded machine), is waited for: a second command
+        for the same period would count as the next period's and put the simulator a period
+        ahead of the policy's observations.
+        """
+        episode = self._episode_id
+        while self._running:
+            self._sleep_until(now + self.period, wall_timeout=1.0, episode=episode)
+            clock = self._now()
+            if clock >= now + self.period or clock == now or episode != self._episode_id:
+                return
 
     # -- control (control thread) --------------------------------------------------------
 
@@ -476,10 +501,8 @@ class PolicyNode(Node):
                 if self.context.ok():
                     raise
                 return  # shutting down (Ctrl-C reached rclpy first)
-            if sim_time:  # a lock-step simulator waits for this tick's command: tick again
-                # when its clock has moved on, at once for a new episode (the simulator may
-                # have been reset), and after 1 s of wall time should the command be lost
-                self._sleep_until(now + self.period, wall_timeout=1.0, episode=self._episode_id)
+            if sim_time:  # a lock-step simulator waits for this tick's command
+                self._await_next_period(now)
                 continue
             next_tick += self.period
             delay = next_tick - time.monotonic()

@@ -24,12 +24,12 @@ safety layer's job, upstream.
 
 Time: ``lock_step:=false`` (default) runs physics in real time and stamps with the system
 clock. ``lock_step:=true`` publishes ``/clock`` (sim time from 0) and, after every
-``steps_per_command`` physics steps, waits for the next joint command on every command
-topic (one per arm in the per-arm layouts; at most
-``lock_step_timeout`` s of wall time), so a client on ``use_sim_time`` that commands once per
-period sees the same physics however loaded the machine is. Time stays at 0 (the initial state
-announced every 0.1 s) until the first command arrives, and stands still after a reset (the
-new state announced) until the next command.
+``steps_per_command`` physics steps, waits for the next joint command on every command topic
+(one per arm in the per-arm layouts), so a client on ``use_sim_time`` that commands once per
+period sees the same physics however loaded the machine is. Should no command come within
+``lock_step_timeout`` s of wall time (a client gone), it steps on and warns that lock-step
+broke. Time stays at 0 (the initial state announced every 0.1 s) until the first command
+arrives, and stands still after a reset (the new state announced) until the next command.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ class SimRobot(Node):
         image_size = list(self.declare_parameter("image_size", [96, 96]).value)
         self.lock_step = bool(self.declare_parameter("lock_step", False).value)
         self.steps_per_command = int(self.declare_parameter("steps_per_command", 1).value)
-        self.lock_step_timeout = declare_float(self, "lock_step_timeout", 2.0)
+        self.lock_step_timeout = declare_float(self, "lock_step_timeout", 30.0)
         self.realtime_priority = int(self.declare_parameter("realtime_priority", 0).value)
         if self.publish_every < 1 or self.steps_per_command < 1:
             raise ConfigError("sim_robot: publish_every and steps_per_command must be >= 1")
@@ -323,7 +323,11 @@ class SimRobot(Node):
                 self._publish_image(stamp)
             if self.lock_step:
                 if self.steps % self.steps_per_command == 0:
-                    self._command_arrived.wait(self.lock_step_timeout)
+                    if not self._command_arrived.wait(self.lock_step_timeout):
+                        self.get_logger().warning(
+                            f"lock-step broken at t={self.sim_time:.3f} s: no command within "
+                            f"{self.lock_step_timeout:g} s of wall time; stepping on"
+                        )
                     self._consume_commands()
                 continue
             next_tick += self.physics_dt

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -75,6 +76,9 @@ class Client:
         self.node.destroy_node()
 
 
+DEADLINE_SCALE = float(os.environ.get("ROBOT_IL_TEST_DEADLINE_SCALE", "4"))
+
+
 def wait_for(
     condition: Callable[[], bool],
     timeout: float,
@@ -82,7 +86,12 @@ def wait_for(
     processes: tuple[subprocess.Popen, ...] = (),
     logs: tuple[Path, ...] = (),
 ) -> None:
-    """Poll ``condition`` until true; fail naming ``what`` (with the nodes' logs) otherwise."""
+    """Poll ``condition`` until true; fail naming ``what`` (with the nodes' logs) otherwise.
+
+    ``timeout`` (s) is the deadline on an idle machine; it is scaled by :data:`DEADLINE_SCALE`,
+    as a passing test never waits for it and a loaded CI machine is several times slower.
+    """
+    timeout *= DEADLINE_SCALE
     deadline = time.monotonic() + timeout
     while not condition():
         dead = [p for p in processes if p.poll() is not None]

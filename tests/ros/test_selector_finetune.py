@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from deploy_helpers import DEADLINE_SCALE
 
 pytestmark = [pytest.mark.ros, pytest.mark.usefixtures("trained_checkpoints")]
 
@@ -86,7 +87,7 @@ class SelectorClient:
         self.executor.add_node(self.node)
 
     def wait_for(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout * DEADLINE_SCALE
         while not condition():
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out waiting for {what}: {self.candidates}")

@@ -99,9 +99,14 @@ def test_driver_client_reads_joint_states_and_moves_the_simulated_arm(
     assert sim.returncode == 0, log.read_text()[-3000:]
 
 
+def stamp_seconds(message) -> float:
+    """A message's header stamp, s."""
+    return message.header.stamp.sec + 1e-9 * message.header.stamp.nanosec
+
+
 def _lock_step_run(context, env, log) -> tuple[float, list[float]]:
     """Drive a lock-step sim_robot with 150 commands, each after the previous step's joint
-    state; returns the sim time on /clock and the final joint positions."""
+    state; returns the newest joint state's sim time and the final joint positions."""
     from rosgraph_msgs.msg import Clock
     from sensor_msgs.msg import JointState
     from std_msgs.msg import Float64MultiArray
@@ -120,17 +125,20 @@ def _lock_step_run(context, env, log) -> tuple[float, list[float]]:
             connected = commands.get_subscription_count
             wait_for(lambda: connected() > 0, 30, "command subscription", (sim,), (log,))
             start = np.array(states[-1][1].position[:6])
-            start_clock = len(clock)
             for step in range(150):
-                seen = len(states)
+                # the next command goes once the state of the step before is out (the states
+                # announced while time stands still before the first command do not count)
+                seen = stamp_seconds(states[-1][1])
                 target = start + 0.003 * min(step, 100) * np.array([1, -1, 1, 0, 1, 0])
                 commands.publish(Float64MultiArray(data=target.tolist()))
                 wait_for(
-                    lambda n=seen: len(states) > n, 10, "lock-step joint state", (sim,), (log,)
-                )
-            assert len(clock) - start_clock == 150  # one physics step per command, no more
-            last = clock[-1][1].clock
-            return last.sec + 1e-9 * last.nanosec, list(states[-1][1].position)
+                    lambda t=seen: stamp_seconds(states[-1][1]) > t,
+                    10, "lock-step joint state", (sim,), (log,),
+                )  # fmt: skip
+            # One physics step (2 ms) per command, no more: the newest state is of t = 0.3 s.
+            assert stamp_seconds(states[-1][1]) == pytest.approx(150 * 0.002, abs=1e-9)
+            assert clock  # and the time came on /clock
+            return stamp_seconds(states[-1][1]), list(states[-1][1].position)
         finally:
             client.close()
 

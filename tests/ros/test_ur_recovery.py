@@ -9,16 +9,10 @@ import time
 
 import numpy as np
 import pytest
+from deploy_helpers import wait_for
 from robot_il.envs.ur5e.description import HOME_JOINT_POS
 
 pytestmark = pytest.mark.ros
-
-
-def wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
 
 
 class Cell:

@@ -9,18 +9,12 @@ import time
 
 import numpy as np
 import pytest
+from deploy_helpers import wait_for
 from robot_il.envs.ur5e.description import HOME_JOINT_POS
 
 pytestmark = pytest.mark.ros
 
 PERIOD = 1.0 / 500.0
-
-
-def wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
 
 
 def test_bridge_drives_the_gripper_and_holds_the_arm_while_its_link_is_lost(ros_context):
