@@ -2,6 +2,7 @@
 mujoco), the small trained checkpoints the deployment and selection tests run, and a headless
 Chromium for the tests of web pages."""
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -25,15 +26,20 @@ CHECKPOINT_SCRIPTS = (
 def trained_checkpoints() -> None:
     """Train, once, the small BC checkpoints under ``tests/ros/fixtures`` that deployment and
     selection tests run, so no trained weights live in the repository. A checkpoint already
-    there is reused (delete the folder to retrain); each script can also be run by hand."""
+    there is reused (delete the folder to retrain); each script can also be run by hand.
+    Parallel test workers (``pytest -n``) take turns by a file lock: one trains, the others
+    wait for it and reuse its checkpoints."""
     ros_tests = Path(__file__).parent / "ros"
-    for script in CHECKPOINT_SCRIPTS:
-        marker = ros_tests / "fixtures" / ".built" / script
-        if marker.exists():
-            continue
-        subprocess.run([sys.executable, str(ros_tests / f"{script}.py")], check=True)
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.touch()
+    built = ros_tests / "fixtures" / ".built"
+    built.mkdir(parents=True, exist_ok=True)
+    with open(built / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for script in CHECKPOINT_SCRIPTS:
+            marker = built / script
+            if marker.exists():
+                continue
+            subprocess.run([sys.executable, str(ros_tests / f"{script}.py")], check=True)
+            marker.touch()
 
 
 @pytest.fixture

@@ -12,10 +12,8 @@ low-dimensional values of step T of episode E, ``/frame?episode=E&t=T&key=K`` on
 
 from __future__ import annotations
 
-import json
 import threading
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -24,6 +22,7 @@ import numpy as np
 
 from robot_il.dataset.reader import Dataset
 from robot_il.errors import DatasetError
+from robot_il.web import PageHandler, PageServer, encode_jpeg
 
 PAGE = resources.files("robot_il.dataset.view").joinpath("index.html").read_bytes()
 
@@ -34,31 +33,23 @@ class DatasetViewer:
     def __init__(self, dataset: Dataset, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self.dataset = dataset
         self._lock = threading.Lock()  # one reader of the store at a time
-        try:
-            self._http = ThreadingHTTPServer((host, port), _handler(self))
-        except OSError as error:
-            raise DatasetError(
-                f"cannot serve the dataset viewer on {host}:{port}: {error}"
-            ) from None
-        self._http.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        self._server = PageServer(
+            _handler(self), host=host, port=port, name="dataset viewer", error=DatasetError
+        )
 
     @property
     def url(self) -> str:
-        host, port = self._http.server_address[:2]
-        return f"http://{host}:{port}/"
+        return f"{self._server.address}/"
 
     def start(self) -> DatasetViewer:
-        self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
-        self._thread.start()
+        self._server.start()
         return self
 
     def serve_forever(self) -> None:
-        self._http.serve_forever()
+        self._server.serve_forever()
 
     def close(self) -> None:
-        self._http.shutdown()
-        self._http.server_close()
+        self._server.close()
 
     def info(self) -> dict[str, Any]:
         dataset = self.dataset
@@ -86,8 +77,6 @@ class DatasetViewer:
         }
 
     def frame(self, episode: int, t: int, key: str) -> bytes:
-        from robot_il.select.web.server import encode_jpeg
-
         if key not in self.dataset.image_keys:
             raise DatasetError(f"{key!r} is not an image key ({self.dataset.image_keys})")
         index = self._index(episode, t)
@@ -104,38 +93,25 @@ class DatasetViewer:
         return span.start + t
 
 
-def _handler(viewer: DatasetViewer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+def _handler(viewer: DatasetViewer) -> type[PageHandler]:
+    class Handler(PageHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
             url = urlsplit(self.path)
             query = {k: v[0] for k, v in parse_qs(url.query).items()}
             try:
                 if url.path == "/":
-                    self._send(HTTPStatus.OK, "text/html; charset=utf-8", PAGE)
+                    self.send_body(HTTPStatus.OK, PAGE, "text/html; charset=utf-8")
                 elif url.path == "/info":
-                    self._json(viewer.info())
+                    self.send_json(HTTPStatus.OK, viewer.info())
                 elif url.path == "/step":
-                    self._json(viewer.step(int(query["episode"]), int(query["t"])))
+                    step = viewer.step(int(query["episode"]), int(query["t"]))
+                    self.send_json(HTTPStatus.OK, step)
                 elif url.path == "/frame":
                     data = viewer.frame(int(query["episode"]), int(query["t"]), query["key"])
-                    self._send(HTTPStatus.OK, "image/jpeg", data)
+                    self.send_body(HTTPStatus.OK, data, "image/jpeg")
                 else:
-                    self._send(HTTPStatus.NOT_FOUND, "text/plain", b"not found")
+                    self.send_body(HTTPStatus.NOT_FOUND, b"not found", "text/plain")
             except (DatasetError, KeyError, ValueError) as error:
-                self._send(HTTPStatus.BAD_REQUEST, "text/plain", str(error).encode())
-
-        def _json(self, value: Any) -> None:
-            self._send(HTTPStatus.OK, "application/json", json.dumps(value).encode())
-
-        def _send(self, status: HTTPStatus, kind: str, body: bytes) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:  # quiet: one line per frame is noise
-            pass
+                self.send_body(HTTPStatus.BAD_REQUEST, str(error).encode(), "text/plain")
 
     return Handler

@@ -61,7 +61,7 @@ def test_page_scrubs_through_an_episode(dataset: Dataset, chromium) -> None:
     try:
         line = process.stdout.readline()
         assert line.startswith("dataset viewer: http://127.0.0.1:"), line
-        browser, wait = chromium, WebDriverWait(chromium, 30)
+        browser, wait = chromium, WebDriverWait(chromium, 120)
         browser.get(line.split()[2])
         episode = wait.until(lambda d: d.find_element(By.ID, "episode"))
         wait.until(lambda d: d.find_elements(By.ID, "frame-rgb_front"))

@@ -83,7 +83,7 @@ def test_each_button_publishes_its_message(ros_context, feedback_node, chromium)
     spinner = threading.Thread(target=spin)
     spinner.start()
     try:
-        browser, wait = chromium, WebDriverWait(chromium, 20)
+        browser, wait = chromium, WebDriverWait(chromium, 120)
         browser.get(feedback_node)
         pending = selector.pending
         wait.until(lambda d: d.find_element(By.ID, "candidate").text == pending.candidate)

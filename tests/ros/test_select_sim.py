@@ -5,11 +5,13 @@ Every episode is a real rollout: the episode judge has the policy node load the 
 resets the simulation and the policy, and rates the episode from ``task/success`` (plus noise)
 or intervenes (e-stop) on an unsafe safety event. Documented budgets (UCB1):
 
-- default suite: the best trained candidate (100 demonstrations, solved 7 of 7 episodes in
-  trial runs) against an undertrained one (never solves), an unsafe one (2 demonstrations:
-  drives the tool out of the workspace in about half of its episodes) and one commanding NaN
-  (stopped at once): named best after 10 episodes (with these success rates, UCB1 and the
-  same person simulated without ROS: 400 of 400 seeds);
+- slow (two minutes of four node processes; the default suite runs the same launch with two
+  candidates in ``test_select_sim_camera.py``): the best trained candidate (100
+  demonstrations, solved 7 of 7 episodes in trial runs) against an undertrained one (never
+  solves), an unsafe one (2 demonstrations: drives the tool out of the workspace in about half
+  of its episodes) and one commanding NaN (stopped at once): named best after 10 episodes
+  (with these success rates, UCB1 and the same person simulated without ROS: 400 of 400
+  seeds);
 - slow: the four default candidates trained from scratch, with a medium one (30
   demonstrations) and a poor one (5) among them: named best after 40 episodes (simulated with
   success rates 0.95, 0.65, 0.3 and an unsafe one: 99% of seeds).
@@ -72,6 +74,7 @@ def check_winner(selector: Selector, output: str, episodes: int) -> None:
     assert f"({BEST}): solved in" in output
 
 
+@pytest.mark.slow
 def test_selector_finds_the_best_of_four_candidates_in_simulation(ros_env, tmp_path) -> None:
     from robot_il.envs import make_env
 

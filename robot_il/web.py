@@ -1,0 +1,97 @@
+"""A small HTTP server in a background thread, for the pages robot_il serves on this machine
+(the selection feedback page, the dataset viewer), and the JPEG encoding their frames use.
+
+One place for what both need: bind (127.0.0.1 and a free port by default) with a clear error,
+serve from a daemon thread, shut down and release the port, and answer with no caching.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import numpy as np
+
+
+def encode_jpeg(rgb: np.ndarray, quality: int = 80) -> bytes:
+    """``rgb`` (H, W, 3) uint8 as JPEG bytes; ValueError if OpenCV cannot encode it."""
+    import cv2
+
+    ok, data = cv2.imencode(
+        ".jpg", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality]
+    )
+    if not ok:
+        raise ValueError(f"could not encode a {rgb.shape} {rgb.dtype} frame as JPEG")
+    return data.tobytes()
+
+
+class PageHandler(BaseHTTPRequestHandler):
+    """Request handler base: uncached replies, and no log line per request (a page that
+    polls frames would flood the terminal)."""
+
+    def send_body(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def send_json(self, status: HTTPStatus, data: Any) -> None:
+        self.send_body(status, json.dumps(data).encode(), "application/json")
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib name)
+        pass
+
+
+class PageServer:
+    """Serves ``handler`` on ``host:port`` (port 0: any free port) from a daemon thread.
+
+    ``error`` is the exception type raised, with what and where, when the address cannot be
+    bound (a port in use, a host this machine does not have).
+    """
+
+    def __init__(
+        self,
+        handler: type[BaseHTTPRequestHandler],
+        *,
+        host: str,
+        port: int,
+        name: str,
+        error: type[Exception],
+    ) -> None:
+        self.name = name
+        try:
+            self._http = ThreadingHTTPServer((host, port), handler)
+        except OSError as cause:
+            raise error(f"cannot serve the {name} on {host}:{port}: {cause}") from None
+        self._http.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def address(self) -> str:
+        """``http://host:port``, the port the server really bound."""
+        host, port = self._http.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> None:
+        """Serve in a background thread."""
+        self._thread = threading.Thread(
+            target=self._http.serve_forever, name=self.name, daemon=True
+        )
+        self._thread.start()
+
+    def serve_forever(self) -> None:
+        """Serve in this thread until :meth:`close` (from another thread) or Ctrl-C."""
+        self._http.serve_forever()
+
+    def close(self) -> None:
+        """Stop serving and release the port."""
+        if self._thread is not None:
+            self._http.shutdown()
+            self._thread.join()
+            self._thread = None
+        self._http.server_close()
