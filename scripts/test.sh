@@ -14,4 +14,7 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
 fi
 .venv/bin/ruff check --quiet .
 export MUJOCO_GL="${MUJOCO_GL:-egl}"
-exec .venv/bin/python -m pytest "$@"
+# Two workers (pytest-xdist), a test file's tests on one of them: most tests wait on node
+# processes, DDS and rollouts, so two at a time use both cores. Each ROS test has its own DDS
+# domain. ROBOT_IL_TEST_WORKERS=0 runs them one by one.
+exec .venv/bin/python -m pytest -n "${ROBOT_IL_TEST_WORKERS:-2}" --dist loadfile "$@"

@@ -80,6 +80,9 @@ from robot_il.safety.events import EventSummary
 SWITCH_INTERVAL = 0.0002
 """Python's thread switch interval (s) in a deploy node: how long a thread waiting for the
 interpreter lock lets the holder run before asking for it."""
+CLOCK_TOLERANCE = 1e-6
+"""s: a time on the node's clock counts as reached this close before it (``/clock`` comes in
+integer nanoseconds, a period's end is a float sum: they may differ in the last bit)."""
 SWITCH_TOPIC = "policy/switch"
 """std_msgs/String: checkpoint (path, or name under ``candidates_dir``) for the next episode."""
 
@@ -465,7 +468,7 @@ class PolicyNode(Node):
         deadline = time.monotonic() + wall_timeout
         while self._running and time.monotonic() < deadline:
             delay = t - self._now()
-            if delay <= 0 or (episode is not None and episode != self._episode_id):
+            if delay <= CLOCK_TOLERANCE or (episode is not None and episode != self._episode_id):
                 return
             time.sleep(min(delay, 0.002))
 
@@ -483,7 +486,8 @@ class PolicyNode(Node):
         while self._running:
             self._sleep_until(now + self.period, wall_timeout=1.0, episode=episode)
             clock = self._now()
-            if clock >= now + self.period or clock == now or episode != self._episode_id:
+            passed = clock >= now + self.period - CLOCK_TOLERANCE
+            if passed or clock == now or episode != self._episode_id:
                 return
 
     # -- control (control thread) --------------------------------------------------------
