@@ -30,7 +30,9 @@ holds position on NaN/inf, stale observations (``max_observation_age``, each arm
 of its own joint states), late inference (``max_command_age``) or a latched e-stop
 (``safety/estop`` std_msgs/Bool, released by the ``safety/reset_estop`` Trigger); it starts
 with a ramp from the measured pose. With two arms a :class:`robot_il.safety.ClearanceGuard`
-then holds the arm whose command would bring the arms' links closer than ``clearance`` (m).
+then holds the arm whose command would bring the arms' links closer than ``clearance`` (m);
+the grippers' own capsule pairs keep ``gripper_clearance`` (m) instead, which a handover cell
+sets below zero (see :mod:`robot_il.safety.clearance`).
 Every intervention is published on ``safety/events`` (JSON) when it begins, as is each run of
 IK failures of an eef_delta policy (kind ``ik_failure``); the log shows each kind's first
 event and then counts per kind per second, printed off the control thread.
@@ -171,6 +173,12 @@ class PolicyNode(Node):
         self._ik_failing = [False] * len(self.arms)
         self._filters = self._make_filters()
         self._guard = self._make_guard()
+        if self._guard is not None and self.gripper_clearance < self.clearance:
+            self.get_logger().warning(
+                f"two-arm clearance {self.clearance:g} m for every pair with a link; the "
+                f"grippers' own capsules may come to {self.gripper_clearance:g} m "
+                "(gripper_clearance: a handover cell; negative lets the capsules overlap)"
+            )
         self._timeline: ActionTimeline | None = None
         self._previous_action: np.ndarray | None = None
         self._current_action: np.ndarray | None = None
