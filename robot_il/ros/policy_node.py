@@ -116,7 +116,13 @@ class PolicyNode(Node):
         self.lock_step_timeout = declare_float(self, "lock_step_timeout", 2.0)
         torch_threads = int(self.declare_parameter("torch_threads", 1).value)
         self.realtime_priority = int(self.declare_parameter("realtime_priority", 0).value)
-        self.inference_priority = int(self.declare_parameter("inference_priority", 0).value)
+        self.inference_nice = int(self.declare_parameter("inference_nice", 0).value)
+        if int(self.declare_parameter("inference_priority", 0).value):
+            raise ConfigError(
+                "policy node: inference_priority is gone, inference never runs in a real-time "
+                "class (it would use up the kernel's real-time budget and stall the control "
+                "loop); set inference_nice (e.g. -10) for a larger share of the cores"
+            )
         if not checkpoint:
             raise ConfigError("policy node: set the parameter checkpoint (a checkpoint dir)")
         if not 1.0 <= self.control_rate <= 1000.0:
@@ -148,7 +154,7 @@ class PolicyNode(Node):
         self._check(self.info, str(checkpoint))
         self.checkpoint = str(checkpoint)
         self.sim_time = bool(self.get_parameter("use_sim_time").value)
-        self.worker = InferenceWorker(self.info, torch_threads, self.inference_priority)
+        self.worker = InferenceWorker(self.info, torch_threads, self.inference_nice)
         # Threads started from here on (control, inference, the executor's) inherit it.
         use_realtime_priority(self, self.realtime_priority)
 
@@ -343,7 +349,7 @@ class PolicyNode(Node):
             try:
                 info = CheckpointInfo.read(self._resolve(name))
                 self._check(info, name)
-                worker = InferenceWorker(info, self.torch_threads, self.inference_priority)
+                worker = InferenceWorker(info, self.torch_threads, self.inference_nice)
             except RobotILError as error:
                 self.get_logger().error(f"{SWITCH_TOPIC}: {error}; keeping {self.checkpoint}")
                 return
