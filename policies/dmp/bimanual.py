@@ -22,15 +22,16 @@ for its IK; joints in rad.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 from robot_il.envs.separation import (
+    REACH,
     UR5E_CAPSULES,
     ArmSeparation,
     arm_capsules,
     capsule_distance,
+    closest_capsules,
     closest_links,
 )
 from robot_il.envs.ur5e.kinematics import forward_kinematics, tcp_jacobian, track_pose
@@ -123,6 +124,9 @@ class TwoArmController:
         self.time = 0.0
         self.jacobians = tcp_jacobian(self.joints)[1]
         """Each arm's TCP Jacobian (2, B, 6, 6), base frame, from its latest IK step."""
+        self._measured: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        """``coupled``: the joints now and predicted (2, B, 6) rad at the latest separation
+        measurement, and those separations (2, B) m (see :meth:`_apart`)."""
 
     # ------------------------------------------------------------------ measurements
     def tool_positions(self) -> np.ndarray:
@@ -221,24 +225,45 @@ class TwoArmController:
         solved = np.linalg.solve(damped, np.stack(twists)[..., None])[..., 0]
         return np.einsum("abji,abj->abi", jac, solved)
 
-    def _coupled(self, dt: float) -> tuple[np.ndarray, np.ndarray]:
-        p = self.params
-        # Now and ``lookahead`` s ahead along the nominal velocities, in one batched call.
-        velocity = self._nominal_joint_velocities()
-        both = closest_links(
-            np.stack([self.joints[0], self.joints[0] + p.lookahead * velocity[0]]),
-            self.bases[0],
-            np.stack([self.joints[1], self.joints[1] + p.lookahead * velocity[1]]),
-            self.bases[1],
-        )
-        now = ArmSeparation(*(getattr(both, f.name)[0] for f in dataclasses.fields(both)))
-        predicted = both.distance[1]
-        coupling = np.stack(
+    def _apart(self, predicted_joints: np.ndarray, distance: float) -> bool:
+        """Whether every scene's arms are at least ``distance`` m apart now and at
+        ``predicted_joints`` (2, B, 6) rad, proven without measuring: the separations measured
+        last, lowered by how far any point of either arm can have moved since (``REACH`` m per
+        rad of joint motion, both arms' moves added)."""
+        if self._measured is None:
+            return False
+        joints, predicted, separation = self._measured
+        moved = np.stack(
             [
-                repulsion(now.distance, now.direction, p.repulsion_gain, p.repulsion_range),
-                repulsion(now.distance, -now.direction, p.repulsion_gain, p.repulsion_range),
+                np.abs(self.joints - joints).sum(axis=(0, 2)),
+                np.abs(predicted_joints - predicted).sum(axis=(0, 2)),
             ]
         )
+        return bool(np.all(separation - REACH * moved >= distance))
+
+    def _coupled(self, dt: float) -> tuple[np.ndarray, np.ndarray]:
+        p = self.params
+        # Now and ``lookahead`` s ahead along the nominal velocities.
+        predicted_joints = self.joints + p.lookahead * self._nominal_joint_velocities()
+        if self._apart(predicted_joints, max(p.repulsion_range, p.slow_distance)):
+            # What the law below gives there, exactly: no repulsion, no conflict, full speed.
+            self.yielder = np.full_like(self.yielder, -1)
+            rates = rate_limited(
+                self.phase_rate, np.ones_like(self.phase_rate), p.phase_rate_limit, dt
+            )
+            return np.zeros((2, *self.yielder.shape, 3)), rates
+        # Both arms' capsules now and predicted, placed in one call.
+        start, end = arm_capsules(
+            np.stack([self.joints, predicted_joints], axis=1), self.bases[:, None, None]
+        )
+        both = closest_capsules(start[0], end[0], start[1], end[1])
+        self._measured = (self.joints.copy(), predicted_joints, both.distance)
+        now = ArmSeparation(
+            both.distance[0], both.point_a[0], both.point_b[0], both.capsule_a[0], both.capsule_b[0]
+        )
+        predicted = both.distance[1]
+        push = repulsion(now.distance, now.direction, p.repulsion_gain, p.repulsion_range)
+        coupling = np.stack([push, -push])
         conflict = (predicted < p.slow_distance) | (now.distance < p.slow_distance)
         behind = np.where(self.positions[0].x > self.positions[1].x, 0, 1)
         self.yielder = np.where(conflict, np.where(self.yielder < 0, behind, self.yielder), -1)

@@ -31,6 +31,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from robot_il.envs.separation import REACH
 from robot_il.errors import ConfigError
 from robot_il.safety.events import Intervention, SafetyEvent
 from robot_il.safety.filter import SafetyFilter
@@ -38,10 +39,6 @@ from robot_il.safety.filter import SafetyFilter
 GRIPPER_OVERLAP_FLOOR = -0.08
 """Lowest ``gripper_clearance`` (m): the two largest gripper capsule radii (4 cm each)
 overlapping completely, the gripper bodies' axes meeting."""
-REACH = 1.2
-"""Bound (m) on the distance from any joint axis of a UR5e to any point of the arm and its
-gripper (reach 0.85 m plus the gripper): a joint step of x rad moves no point more than
-``REACH * x`` m."""
 
 
 class ClearanceGuard:

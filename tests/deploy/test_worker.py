@@ -20,9 +20,10 @@ from robot_il.errors import ConfigError
 
 def untrained_bc(directory) -> CheckpointInfo:
     """A reach BC checkpoint (two observation steps, chunks of 4) with untrained weights."""
-    from robot_il.dataset import Normalizer
     from robot_il.policies.bc import BCConfig
     from robot_il.policies.bc.policy import BCPolicy
+
+    from robot_il.dataset import Normalizer
 
     rng = np.random.default_rng(0)
     arrays = {
@@ -39,7 +40,9 @@ def untrained_bc(directory) -> CheckpointInfo:
         "observation": {"joint_pos": [6], "target_pos": [3]},
         "action_dim": 7,
     }
-    config = BCConfig(obs_keys=("joint_pos", "target_pos"), n_obs_steps=2, horizon=5, n_action_steps=4)
+    config = BCConfig(
+        obs_keys=("joint_pos", "target_pos"), n_obs_steps=2, horizon=5, n_action_steps=4
+    )
     policy = BCPolicy(config, spec, Normalizer.fit_arrays(arrays))
     return CheckpointInfo.read(policy.save(directory / "bc"))
 
