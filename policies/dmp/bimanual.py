@@ -47,6 +47,9 @@ ONCOL_MARGIN = 0.15
 normalized demonstration in their code)."""
 MOVING_SPEED = 0.02
 """A tool slower than this (m/s) counts as parked for the phase law."""
+NOMINAL_DAMPING = 1e-3 * np.eye(6)
+"""Damping (m^2, times the identity) of the least squares that turns DMP velocities into
+joint speeds for the phase law's prediction."""
 ONCOL_SWITCH_DISTANCE = 0.5
 """ONCol-DMP's tool distance (m) below which the follower's phase slows."""
 
@@ -241,7 +244,7 @@ class TwoArmController:
         angular = orientations.v / orientations.tau[..., None]
         twists = np.concatenate([linear @ self._base_rotation, angular @ self._base_rotation], -1)
         jac = self.jacobians
-        damped = jac @ np.swapaxes(jac, -1, -2) + 1e-3 * np.eye(6)
+        damped = jac @ np.swapaxes(jac, -1, -2) + NOMINAL_DAMPING
         solved = np.linalg.solve(damped, twists[..., None])[..., 0]
         return np.einsum("abji,abj->abi", jac, solved)
 
