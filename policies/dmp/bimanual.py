@@ -79,7 +79,7 @@ def _quat_batch_to_matrix(quat: np.ndarray) -> np.ndarray:
     return out
 
 
-def _both_arms(first: DMP | QuaternionDMP, second: DMP | QuaternionDMP):
+def _both_arms(first: DMP | QuaternionDMP, second: DMP | QuaternionDMP) -> DMP | QuaternionDMP:
     """One primitive that steps both arms' (batch shape (2, B), arm first): arm 0's bases and
     gains with both arms' forcing weights (2, n_bases, n)."""
     gains = ("stiffness", "damping", "alpha_x")
