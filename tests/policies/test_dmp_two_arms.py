@@ -64,6 +64,16 @@ def test_unknown_coupling_method_is_refused(meeting_scenes) -> None:
         run_episodes(meeting_scenes.select(slice(0, 1)), "magic")
 
 
+def test_arms_whose_dmps_differ_in_bases_are_refused(meeting_scenes) -> None:
+    """Both arms' DMPs step as one, which needs the same number of bases and gains."""
+    left = expert_primitives()[0]
+    coarse = expert_primitives(n_bases=20)[1]
+    with pytest.raises(
+        ConfigError, match=r"same number of bases .* got weights \(50, 3\) and \(20"
+    ):
+        run_episodes(meeting_scenes.select(slice(0, 1)), "coupled", primitives=(left, coarse))
+
+
 class AlwaysMeasuring(TwoArmController):
     """The coupled controller without its distance bound: it measures every tick."""
 
