@@ -556,13 +556,18 @@ class PolicyNode(Node):
         return joint_action
 
     def _control_tick(self, now: float, last_gripper: list[float | None]) -> None:
+        if self.obs.joint_pos is None:
+            return
+        if self.sim_time:
+            # Lock-step: the simulator has stepped to ``now`` and waits; act on its state of
+            # ``now`` for every arm (in the per-arm layout each arm's joint states come in a
+            # message of their own, after /clock), as the env converts an eef_delta action
+            # at the joints of its step, not at those of the step before.
+            self._await_observation(now)
+            self._await_action(now)
         with self.obs.lock:
             q_measured, stamp = self.obs.joint_pos, self.obs.stamp
             arm_stamps = list(self.obs.arm_stamps)
-        if q_measured is None:
-            return
-        if self.sim_time:
-            self._await_action(now)
         with self._state_lock:
             filters, guard = self._filters, self._guard
             obs_keys = self.worker.info.obs_keys
