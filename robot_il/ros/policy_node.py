@@ -191,6 +191,9 @@ class PolicyNode(Node):
         self._due: tuple[ActionTimeline, float] | None = None
         """The timeline and time of the action in force (a change starts a new blend)."""
         self._history: deque[dict[str, np.ndarray]] = deque()
+        self._observed_grid = -math.inf
+        """Policy grid time (s) of the newest observation in the history."""
+        self._history_changed = threading.Event()
         self._episode_id = 0
         self._reset_messages = 0
         """Joint state messages taken in when the episode began."""
@@ -331,6 +334,7 @@ class PolicyNode(Node):
         self._due = None
         self._ik_failing = [False] * len(self.arms)
         self._history.clear()
+        self._observed_grid = -math.inf
         self._filters = self._make_filters()
         self._guard = self._make_guard()
         self._episode_id += 1  # the inference thread observes at once, not at the next grid
@@ -414,6 +418,8 @@ class PolicyNode(Node):
                 while len(self._history) > info.n_obs_steps:
                     self._history.popleft()
                 steps = list(self._history)
+                self._observed_grid = grid_t
+            self._history_changed.set()
             if not planner.needs_chunk(timeline, grid_t):
                 continue
             steps = [steps[0]] * (info.n_obs_steps - len(steps)) + steps
@@ -449,6 +455,26 @@ class PolicyNode(Node):
             if stamp is not None and stamp >= newest_possible and fresh:
                 return
             time.sleep(0.0005)
+
+    def _await_history(self, now: float) -> None:
+        """Lock-step: at a policy grid time, wait (at most ``lock_step_timeout`` s of wall time)
+        until the inference thread has put that time's observation into the history. The
+        simulator steps as fast as commands come, so without this wait a chunk's commands
+        would run it past grid times the inference thread never saw, and a policy observing
+        ``n_obs_steps`` > 1 steps would get observations further apart than in training (and
+        in ``robot-il eval``)."""
+        period = 1.0 / self.policy_hz
+        grid_t = math.floor(now / period + 1e-9) * period
+        if abs(now - grid_t) > 1e-6:
+            return
+        deadline = time.monotonic() + self.lock_step_timeout
+        while self._running and time.monotonic() < deadline:
+            with self._state_lock:
+                observed = self._observed_grid
+                self._history_changed.clear()
+            if observed >= grid_t - 1e-6:
+                return
+            self._history_changed.wait(0.002)
 
     def _await_action(self, now: float) -> None:
         """Lock-step: the simulator waits for this tick's command, so wait (at most
@@ -564,6 +590,7 @@ class PolicyNode(Node):
             # message of their own, after /clock), as the env converts an eef_delta action
             # at the joints of its step, not at those of the step before.
             self._await_observation(now)
+            self._await_history(now)
             self._await_action(now)
         with self.obs.lock:
             q_measured, stamp = self.obs.joint_pos, self.obs.stamp
