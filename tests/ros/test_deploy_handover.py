@@ -13,7 +13,11 @@ step BC solved 0 of 20, with 200 and two observation steps 7 of 20.
 Over ROS 2 that checkpoint solved 0 of seeds 10000-10009 (8 of 10 in eval) while the guard
 kept the grippers' capsules apart: holding one cube they overlap by up to 3.8 cm (the capsules
 over-approximate the gripper), so the cell sets ``gripper_clearance`` -0.05 m as
-``deploy_two_arm_sim.launch.yaml`` does; every pair with a link keeps the 5 cm clearance
+``deploy_two_arm_sim.launch.yaml`` does; every pair with a link keeps the 5 cm clearance.
+With it no arm is held any more, and the checkpoint still solved 0 of 10 over ROS 2 (0 of 4
+and 0 of 3 after two lock-step fixes): another difference between the ROS path and the env
+remains, not in the eef_delta conversion, the tool or object pose observations, nor a one-step
+lag of the object pose or the gripper (each checked in-process; all still solve)
 (``benchmarks/results/handover_ros.jsonl``).
 """
 
