@@ -17,11 +17,8 @@ over-approximate the gripper), so the cell sets ``gripper_clearance`` -0.05 m as
 With it no arm is held any more, and the checkpoint still solved 0 of 10 over ROS 2 (0 of 4
 and 0 of 3 after two lock-step fixes): another difference between the ROS path and the env
 remains, not in the eef_delta conversion, the tool or object pose observations, nor a one-step
-lag of the object pose or the gripper (each checked in-process; all still solve). It is the
-safety filter's joint acceleration limit: the node's default 10 rad/s^2, applied to the 20 Hz
-command stream, slows this policy until it runs out of time (in-process with the node's
-filter: 1 of 3 seeds at 10 rad/s^2, 3 of 3 at the UR5e's rated 15), so the cell sets 15 as
-``deploy_two_arm_sim.launch.yaml`` does (``benchmarks/results/handover_ros.jsonl``).
+lag of the object pose or the gripper (each checked in-process; all still solve)
+(``benchmarks/results/handover_ros.jsonl``).
 """
 
 from __future__ import annotations
@@ -31,7 +28,7 @@ import pytest
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 LAYOUT = {"tf_prefixes": "['alice_','bob_']", "controller_layout": "per_arm"}
-HANDOVER_CELL = {**LAYOUT, "gripper_clearance": -0.05, "acceleration_limit": 15.0}
+HANDOVER_CELL = {**LAYOUT, "gripper_clearance": -0.05}
 
 
 def train_handover_bc(out):
