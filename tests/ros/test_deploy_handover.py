@@ -17,8 +17,10 @@ over-approximate the gripper), so the cell sets ``gripper_clearance`` -0.05 m as
 With it no arm is held any more, and the checkpoint still solved 0 of 10 over ROS 2 (0 of 4
 and 0 of 3 after two lock-step fixes): another difference between the ROS path and the env
 remains, not in the eef_delta conversion, the tool or object pose observations, nor a one-step
-lag of the object pose or the gripper (each checked in-process; all still solve)
-(``benchmarks/results/handover_ros.jsonl``).
+lag of the object pose or the gripper (each checked in-process; all still solve). In-process,
+the node's safety filter at its default joint acceleration limit (10 rad/s^2, 20 Hz commands)
+costs success (1 of 3 seeds; 3 of 3 at the UR5e's rated 15), but over ROS 2 a limit of 15
+still gave 0 of 3: the cause is not found yet (``benchmarks/results/handover_ros.jsonl``).
 """
 
 from __future__ import annotations
