@@ -17,6 +17,7 @@ rad; ``world_from_base`` is an arm's base pose (4, 4) in a shared world frame (m
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from robot_il.envs.ur5e.description import GRIPPER, LINK_COLLISION, LINK_NAMES
@@ -73,6 +74,14 @@ class ArmCapsules:
     radius: np.ndarray
     names: tuple[str, ...]
 
+    @cached_property
+    def endpoints(self) -> np.ndarray:
+        """(N, 4, 2): each capsule's start and end point in homogeneous coordinates (columns),
+        in its own frame, so that one matrix product places both in the world."""
+        points = np.ones((len(self.radius), 4, 2))
+        points[:, :3, 0], points[:, :3, 1] = self.start, self.end
+        return points
+
 
 def _ur5e_capsules() -> ArmCapsules:
     rows = [
@@ -92,6 +101,10 @@ def _ur5e_capsules() -> ArmCapsules:
 
 UR5E_CAPSULES = _ur5e_capsules()
 """The capsules of a UR5e with its gripper (link capsules first, then the gripper's)."""
+REACH = 1.2
+"""Bound (m) on the distance from any joint axis of a UR5e to any point of its capsules
+(reach 0.85 m plus the gripper): joint moves of x rad in all move no point more than
+``REACH * x`` m, so a separation measured once bounds the next ones from below."""
 
 
 def capsule_frames(q: np.ndarray, world_from_base: np.ndarray | None = None) -> np.ndarray:
@@ -120,11 +133,9 @@ def arm_capsules(
 ) -> tuple[np.ndarray, np.ndarray]:
     """World segment end points (..., N, 3) and (..., N, 3) of an arm's capsules at joints
     q (..., 6) rad; the radii are ``capsules.radius`` (N,)."""
-    frames = capsule_frames(q, world_from_base)[..., capsules.frame, :, :]  # (..., N, 4, 4)
-    rotation, translation = frames[..., :3, :3], frames[..., :3, 3]
-    start = np.einsum("...ij,...j->...i", rotation, capsules.start) + translation
-    end = np.einsum("...ij,...j->...i", rotation, capsules.end) + translation
-    return start, end
+    frames = capsule_frames(q, world_from_base)[..., capsules.frame, :3, :]  # (..., N, 3, 4)
+    both = frames @ capsules.endpoints  # (..., N, 3, 2): each capsule's start and end
+    return both[..., 0], both[..., 1]
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -222,6 +233,19 @@ def closest_links(
     ``distance`` includes it."""
     start_a, end_a = arm_capsules(q_a, world_from_base_a, capsules)
     start_b, end_b = arm_capsules(q_b, world_from_base_b, capsules)
+    return closest_capsules(start_a, end_a, start_b, end_b, capsules, allowance)
+
+
+def closest_capsules(
+    start_a: np.ndarray,
+    end_a: np.ndarray,
+    start_b: np.ndarray,
+    end_b: np.ndarray,
+    capsules: ArmCapsules = UR5E_CAPSULES,
+    allowance: np.ndarray | None = None,
+) -> ArmSeparation:
+    """:func:`closest_links` of two arms whose capsules' world segments (..., N, 3) are
+    already placed (:func:`arm_capsules`; one call can place both arms' at once)."""
     batch = np.broadcast_shapes(start_a.shape[:-2], start_b.shape[:-2])
     n = len(capsules.radius)
     # Flatten the batch: (M, N, 3) per arm, then every pair (M, N, N).
@@ -275,6 +299,7 @@ def arm_separation(
 
 __all__ = [
     "FLANGE_FRAME",
+    "REACH",
     "UR5E_CAPSULES",
     "ArmCapsules",
     "ArmSeparation",
@@ -282,6 +307,7 @@ __all__ = [
     "arm_separation",
     "capsule_distance",
     "capsule_frames",
+    "closest_capsules",
     "closest_links",
     "gripper_allowance",
     "segment_closest_parameters",

@@ -14,6 +14,7 @@ from robot_il.envs.ur5e.description import DH_A, DH_ALPHA, DH_D, JOINT_POS_LIMIT
 
 _COS_ALPHA = np.cos(DH_ALPHA)
 _SIN_ALPHA = np.sin(DH_ALPHA)
+_EYE4, _EYE6 = np.eye(4), np.eye(6)
 
 
 def dh_frames(q: np.ndarray) -> np.ndarray:
@@ -36,7 +37,7 @@ def dh_frames(q: np.ndarray) -> np.ndarray:
     links[..., 2, 3] = DH_D
     links[..., 3, 3] = 1.0
     frames = np.empty((*q.shape[:-1], 7, 4, 4))
-    frames[..., 0, :, :] = np.eye(4)
+    frames[..., 0, :, :] = _EYE4
     frames[..., 1, :, :] = links[..., 0, :, :]
     for i in range(1, 6):
         frames[..., i + 1, :, :] = frames[..., i, :, :] @ links[..., i, :, :]
@@ -139,7 +140,6 @@ def track_pose(
     last step's linearisation point. Vectorised, so a batch of arms costs one call; the
     damping (m^2) keeps steps bounded near singularities."""
     q = np.array(q, dtype=np.float64)
-    eye = np.eye(6)
     for _ in range(iterations):
         tcp, jac = tcp_jacobian(q, tcp_offset)
         # Rotation error as the vee of the skew part of R_target R^T: the rotation vector for
@@ -150,6 +150,6 @@ def track_pose(
             axis=-1,
         )
         error = np.concatenate([target_position - tcp[..., :3, 3], skew], -1)
-        jjt = jac @ np.swapaxes(jac, -1, -2) + damping * eye
+        jjt = jac @ np.swapaxes(jac, -1, -2) + damping * _EYE6
         q += np.einsum("...ji,...j->...i", jac, np.linalg.solve(jjt, error[..., None])[..., 0])
     return q, jac

@@ -27,10 +27,12 @@ from dataclasses import dataclass
 
 import numpy as np
 from robot_il.envs.separation import (
+    REACH,
     UR5E_CAPSULES,
     ArmSeparation,
     arm_capsules,
     capsule_distance,
+    closest_capsules,
     closest_links,
 )
 from robot_il.envs.ur5e.kinematics import forward_kinematics, tcp_jacobian, track_pose
@@ -45,6 +47,9 @@ ONCOL_MARGIN = 0.15
 normalized demonstration in their code)."""
 MOVING_SPEED = 0.02
 """A tool slower than this (m/s) counts as parked for the phase law."""
+NOMINAL_DAMPING = 1e-3 * np.eye(6)
+"""Damping (m^2, times the identity) of the least squares that turns DMP velocities into
+joint speeds for the phase law's prediction."""
 ONCOL_SWITCH_DISTANCE = 0.5
 """ONCol-DMP's tool distance (m) below which the follower's phase slows."""
 
@@ -72,6 +77,25 @@ def _quat_batch_to_matrix(quat: np.ndarray) -> np.ndarray:
     out[..., 2, 1] = 2 * (y * z + w * x)
     out[..., 2, 2] = 1 - 2 * (x * x + y * y)
     return out
+
+
+def _both_arms(first: DMP | QuaternionDMP, second: DMP | QuaternionDMP) -> DMP | QuaternionDMP:
+    """One primitive that steps both arms' (batch shape (2, B), arm first): arm 0's bases and
+    gains with both arms' forcing weights (2, n_bases, n)."""
+    gains = ("stiffness", "damping", "alpha_x")
+    if first.weights.shape != second.weights.shape or any(
+        getattr(first, g) != getattr(second, g) for g in gains
+    ):
+        raise ConfigError(
+            "two-arm DMPs: both arms' primitives need the same number of bases and the same "
+            f"gains, got weights {first.weights.shape} and {second.weights.shape}"
+        )
+    return dataclasses.replace(first, weights=np.stack([first.weights, second.weights]))
+
+
+def _arm_view(state: DMPState, arm: int) -> DMPState:
+    """Arm ``arm``'s part of a two-arm state (views: stepping the state moves it)."""
+    return DMPState(*(array[arm] for array in state.arrays()))
 
 
 class TwoArmController:
@@ -105,24 +129,34 @@ class TwoArmController:
         self.params = params or CouplingParams()
         self.bases = np.asarray(bases, dtype=np.float64)
         self.base_rotation_t = np.swapaxes(self.bases[:, :3, :3], -1, -2)
+        self._base_rotation = np.ascontiguousarray(self.bases[:, :3, :3])
+        """(2, 3, 3): arm k's world row vectors (B, 3) times its slice are in its base frame."""
         self.joints = np.array(joints, dtype=np.float64)
         self.delay = np.asarray(delay, dtype=np.float64)
         self.goal_tolerance = goal_tolerance
-        self.positions: list[DMPState] = []
-        self.orientations: list[DMPState] = []
-        for k, arm in enumerate(primitives):
-            self.positions.append(
-                arm.position.begin(start_position[:, k], goal_position[:, k], duration[:, k])
-            )
-            self.orientations.append(
-                arm.orientation.begin(start_quat[:, k], goal_quat[:, k], duration[:, k])
-            )
+        # Both arms' DMPs step as one (weights stacked on a leading arm axis, states (2, B, .)):
+        # half the array operations of a tick; ``positions[k]``/``orientations[k]`` are arm
+        # k's views into those states.
+        self._position_dmp = _both_arms(primitives[0].position, primitives[1].position)
+        self._orientation_dmp = _both_arms(primitives[0].orientation, primitives[1].orientation)
+        arm_first = (np.swapaxes(a, 0, 1) for a in (start_position, goal_position, start_quat))
+        start_position, goal_position, start_quat = arm_first
+        goal_quat, duration = np.swapaxes(goal_quat, 0, 1), np.swapaxes(duration, 0, 1)
+        self._position_state = self._position_dmp.begin(start_position, goal_position, duration)
+        self._orientation_state = self._orientation_dmp.begin(start_quat, goal_quat, duration)
+        self.positions: list[DMPState] = [_arm_view(self._position_state, k) for k in range(2)]
+        self.orientations: list[DMPState] = [
+            _arm_view(self._orientation_state, k) for k in range(2)
+        ]
         batch = self.joints.shape[1]
         self.phase_rate = np.ones((2, batch))
         self.yielder = np.full(batch, -1)
         self.time = 0.0
         self.jacobians = tcp_jacobian(self.joints)[1]
         """Each arm's TCP Jacobian (2, B, 6, 6), base frame, from its latest IK step."""
+        self._measured: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        """``coupled``: the joints now and predicted (2, B, 6) rad at the latest separation
+        measurement, and those separations (2, B) m (see :meth:`_apart`)."""
 
     # ------------------------------------------------------------------ measurements
     def tool_positions(self) -> np.ndarray:
@@ -132,7 +166,7 @@ class TwoArmController:
 
     def arrived(self) -> np.ndarray:
         """Whether each arm's tool is within the goal tolerance (2, B)."""
-        goals = np.stack([s.goal for s in self.positions])
+        goals = self._position_state.goal
         return np.linalg.norm(self.tool_positions() - goals, axis=-1) <= self.goal_tolerance
 
     def separation(self):
@@ -153,20 +187,15 @@ class TwoArmController:
         else:
             coupling, self.phase_rate = self._coupled(dt)
         self.time += dt
-        targets, rotations = [], []
-        for k, arm in enumerate(self.primitives):
-            rate = self.phase_rate[k] * started[k]
-            tau_sq = self.positions[k].tau[:, None] ** 2
-            arm.position.step(self.positions[k], dt, rate, coupling[k] * tau_sq)
-            arm.orientation.step(self.orientations[k], dt, rate)
-            targets.append((self.positions[k].y - self.bases[k, :3, 3]) @ self.base_rotation_t[k].T)
-            rotations.append(
-                self.base_rotation_t[k] @ _quat_batch_to_matrix(self.orientations[k].y)
-            )
-        # Both arms' IK in one vectorised call.
-        self.joints, self.jacobians = track_pose(
-            self.joints, np.stack(targets), np.stack(rotations)
-        )
+        rate = self.phase_rate * started
+        positions, orientations = self._position_state, self._orientation_state
+        tau_sq = positions.tau[..., None] ** 2
+        self._position_dmp.step(positions, dt, rate, coupling * tau_sq)
+        self._orientation_dmp.step(orientations, dt, rate)
+        # Tool poses in each arm's base frame, then both arms' IK in one vectorised call.
+        targets = (positions.y - self.bases[:, None, :3, 3]) @ self._base_rotation
+        rotations = self.base_rotation_t[:, None] @ _quat_batch_to_matrix(orientations.y)
+        self.joints, self.jacobians = track_pose(self.joints, targets, rotations)
 
     def _sequential_rates(self, started: np.ndarray) -> np.ndarray:
         first = np.argmin(self.delay, axis=1)  # ties: the left arm goes first
@@ -210,42 +239,62 @@ class TwoArmController:
     def _nominal_joint_velocities(self) -> np.ndarray:
         """Joint speeds (2, B, 6) rad/s that follow each arm's DMP velocities at phase rate 1
         (damped least squares through the latest Jacobians)."""
-        twists = []
-        for k in range(2):
-            linear = self.positions[k].v / self.positions[k].tau[:, None]
-            angular = self.orientations[k].v / self.orientations[k].tau[:, None]
-            rot_t = self.base_rotation_t[k]
-            twists.append(np.concatenate([linear @ rot_t.T, angular @ rot_t.T], axis=-1))
+        positions, orientations = self._position_state, self._orientation_state
+        linear = positions.v / positions.tau[..., None]
+        angular = orientations.v / orientations.tau[..., None]
+        twists = np.concatenate([linear @ self._base_rotation, angular @ self._base_rotation], -1)
         jac = self.jacobians
-        damped = jac @ np.swapaxes(jac, -1, -2) + 1e-3 * np.eye(6)
-        solved = np.linalg.solve(damped, np.stack(twists)[..., None])[..., 0]
+        damped = jac @ np.swapaxes(jac, -1, -2) + NOMINAL_DAMPING
+        solved = np.linalg.solve(damped, twists[..., None])[..., 0]
         return np.einsum("abji,abj->abi", jac, solved)
+
+    def _apart(self, predicted_joints: np.ndarray, distance: float) -> bool:
+        """Whether every scene's arms are at least ``distance`` m apart now and at
+        ``predicted_joints`` (2, B, 6) rad, proven without measuring: the separations measured
+        last, lowered by how far any point of either arm can have moved since (``REACH`` m per
+        rad of joint motion, both arms' moves added)."""
+        if self._measured is None:
+            return False
+        joints, predicted, separation = self._measured
+        moved = np.stack(
+            [
+                np.abs(self.joints - joints).sum(axis=(0, 2)),
+                np.abs(predicted_joints - predicted).sum(axis=(0, 2)),
+            ]
+        )
+        return bool(np.all(separation - REACH * moved >= distance))
 
     def _coupled(self, dt: float) -> tuple[np.ndarray, np.ndarray]:
         p = self.params
-        # Now and ``lookahead`` s ahead along the nominal velocities, in one batched call.
-        velocity = self._nominal_joint_velocities()
-        both = closest_links(
-            np.stack([self.joints[0], self.joints[0] + p.lookahead * velocity[0]]),
-            self.bases[0],
-            np.stack([self.joints[1], self.joints[1] + p.lookahead * velocity[1]]),
-            self.bases[1],
+        # Now and ``lookahead`` s ahead along the nominal velocities.
+        predicted_joints = self.joints + p.lookahead * self._nominal_joint_velocities()
+        if self._apart(predicted_joints, max(p.repulsion_range, p.slow_distance)):
+            # What the law below gives there, exactly: no repulsion, no conflict, full speed.
+            self.yielder = np.full_like(self.yielder, -1)
+            rates = rate_limited(
+                self.phase_rate, np.ones_like(self.phase_rate), p.phase_rate_limit, dt
+            )
+            return np.zeros((2, *self.yielder.shape, 3)), rates
+        # Both arms' capsules now and predicted, placed in one call.
+        start, end = arm_capsules(
+            np.stack([self.joints, predicted_joints], axis=1), self.bases[:, None, None]
         )
-        now = ArmSeparation(*(getattr(both, f.name)[0] for f in dataclasses.fields(both)))
+        both = closest_capsules(start[0], end[0], start[1], end[1])
+        self._measured = (self.joints.copy(), predicted_joints, both.distance)
+        now = ArmSeparation(
+            both.distance[0], both.point_a[0], both.point_b[0], both.capsule_a[0], both.capsule_b[0]
+        )
         predicted = both.distance[1]
-        coupling = np.stack(
-            [
-                repulsion(now.distance, now.direction, p.repulsion_gain, p.repulsion_range),
-                repulsion(now.distance, -now.direction, p.repulsion_gain, p.repulsion_range),
-            ]
-        )
+        push = repulsion(now.distance, now.direction, p.repulsion_gain, p.repulsion_range)
+        coupling = np.stack([push, -push])
         conflict = (predicted < p.slow_distance) | (now.distance < p.slow_distance)
         behind = np.where(self.positions[0].x > self.positions[1].x, 0, 1)
         self.yielder = np.where(conflict, np.where(self.yielder < 0, behind, self.yielder), -1)
         # Waiting helps only while the leader still moves: a parked leader never clears the
         # way, and the straight-line prediction of a curved path would keep the yielder
         # waiting for ever, so then only the current separation counts (as for the leader).
-        speed = np.stack([np.linalg.norm(s.v, axis=-1) / s.tau for s in self.positions])
+        positions = self._position_state
+        speed = np.linalg.norm(positions.v, axis=-1) / positions.tau
         leader = np.clip(1 - self.yielder, 0, 1)
         leader_moving = (
             speed[leader, np.arange(len(leader))] * self.phase_rate[leader, np.arange(len(leader))]

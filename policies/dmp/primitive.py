@@ -199,7 +199,7 @@ class DMP(_Primitive):
 
     @property
     def n_dims(self) -> int:
-        return self.weights.shape[1]
+        return self.weights.shape[-1]
 
     def begin(
         self,
@@ -365,7 +365,7 @@ class QuaternionDMP(_Primitive):
             + coupling
         )
         state.v += rate[..., None] * accel
-        state.y = quat_multiply(quat_exp(rate[..., None] * state.v), state.y)
+        state.y[...] = quat_multiply(quat_exp(rate[..., None] * state.v), state.y)
         state.x *= np.exp(-self.alpha_x * rate)
         return state
 

@@ -30,7 +30,9 @@ holds position on NaN/inf, stale observations (``max_observation_age``, each arm
 of its own joint states), late inference (``max_command_age``) or a latched e-stop
 (``safety/estop`` std_msgs/Bool, released by the ``safety/reset_estop`` Trigger); it starts
 with a ramp from the measured pose. With two arms a :class:`robot_il.safety.ClearanceGuard`
-then holds the arm whose command would bring the arms' links closer than ``clearance`` (m).
+then holds the arm whose command would bring the arms' links closer than ``clearance`` (m);
+the grippers' own capsule pairs keep ``gripper_clearance`` (m) instead, which a handover cell
+sets below zero (see :mod:`robot_il.safety.clearance`).
 Every intervention is published on ``safety/events`` (JSON) when it begins, as is each run of
 IK failures of an eef_delta policy (kind ``ik_failure``); the log shows each kind's first
 event and then counts per kind per second, printed off the control thread.
@@ -117,7 +119,13 @@ class PolicyNode(Node):
         self.lock_step_timeout = declare_float(self, "lock_step_timeout", 30.0)
         torch_threads = int(self.declare_parameter("torch_threads", 1).value)
         self.realtime_priority = int(self.declare_parameter("realtime_priority", 0).value)
-        self.inference_priority = int(self.declare_parameter("inference_priority", 0).value)
+        self.inference_nice = int(self.declare_parameter("inference_nice", 0).value)
+        if int(self.declare_parameter("inference_priority", 0).value):
+            raise ConfigError(
+                "policy node: inference_priority is gone, inference never runs in a real-time "
+                "class (it would use up the kernel's real-time budget and stall the control "
+                "loop); set inference_nice (e.g. -10) for a larger share of the cores"
+            )
         if not checkpoint:
             raise ConfigError("policy node: set the parameter checkpoint (a checkpoint dir)")
         if not 1.0 <= self.control_rate <= 1000.0:
@@ -149,7 +157,7 @@ class PolicyNode(Node):
         self._check(self.info, str(checkpoint))
         self.checkpoint = str(checkpoint)
         self.sim_time = bool(self.get_parameter("use_sim_time").value)
-        self.worker = InferenceWorker(self.info, torch_threads, self.inference_priority)
+        self.worker = InferenceWorker(self.info, torch_threads, self.inference_nice)
         # Threads started from here on (control, inference, the executor's) inherit it.
         use_realtime_priority(self, self.realtime_priority)
 
@@ -174,12 +182,21 @@ class PolicyNode(Node):
         self._ik_failing = [False] * len(self.arms)
         self._filters = self._make_filters()
         self._guard = self._make_guard()
+        if self._guard is not None and self.gripper_clearance < self.clearance:
+            self.get_logger().warning(
+                f"two-arm clearance {self.clearance:g} m for every pair with a link; the "
+                f"grippers' own capsules may come to {self.gripper_clearance:g} m "
+                "(gripper_clearance: a handover cell; negative lets the capsules overlap)"
+            )
         self._timeline: ActionTimeline | None = None
         self._previous_action: np.ndarray | None = None
         self._current_action: np.ndarray | None = None
         self._due: tuple[ActionTimeline, float] | None = None
         """The timeline and time of the action in force (a change starts a new blend)."""
         self._history: deque[dict[str, np.ndarray]] = deque()
+        self._observed_grid = -math.inf
+        """Policy grid time (s) of the newest observation in the history."""
+        self._history_changed = threading.Event()
         self._episode_id = 0
         self._reset_messages = 0
         """Joint state messages taken in when the episode began."""
@@ -320,6 +337,7 @@ class PolicyNode(Node):
         self._due = None
         self._ik_failing = [False] * len(self.arms)
         self._history.clear()
+        self._observed_grid = -math.inf
         self._filters = self._make_filters()
         self._guard = self._make_guard()
         self._episode_id += 1  # the inference thread observes at once, not at the next grid
@@ -338,7 +356,7 @@ class PolicyNode(Node):
             try:
                 info = CheckpointInfo.read(self._resolve(name))
                 self._check(info, name)
-                worker = InferenceWorker(info, self.torch_threads, self.inference_priority)
+                worker = InferenceWorker(info, self.torch_threads, self.inference_nice)
             except RobotILError as error:
                 self.get_logger().error(f"{SWITCH_TOPIC}: {error}; keeping {self.checkpoint}")
                 return
@@ -403,6 +421,8 @@ class PolicyNode(Node):
                 while len(self._history) > info.n_obs_steps:
                     self._history.popleft()
                 steps = list(self._history)
+                self._observed_grid = grid_t
+            self._history_changed.set()
             if not planner.needs_chunk(timeline, grid_t):
                 continue
             steps = [steps[0]] * (info.n_obs_steps - len(steps)) + steps
@@ -439,6 +459,26 @@ class PolicyNode(Node):
                 return
             time.sleep(0.0005)
         self._warn_lock_step_broken(f"no observation of t={grid_t:.3f} s")
+
+    def _await_history(self, now: float) -> None:
+        """Lock-step: at a policy grid time, wait (at most ``lock_step_timeout`` s of wall time)
+        until the inference thread has put that time's observation into the history. The
+        simulator steps as fast as commands come, so without this wait a chunk's commands
+        would run it past grid times the inference thread never saw, and a policy observing
+        ``n_obs_steps`` > 1 steps would get observations further apart than in training (and
+        in ``robot-il eval``)."""
+        period = 1.0 / self.policy_hz
+        grid_t = math.floor(now / period + 1e-9) * period
+        if abs(now - grid_t) > 1e-6:
+            return
+        deadline = time.monotonic() + self.lock_step_timeout
+        while self._running and time.monotonic() < deadline:
+            with self._state_lock:
+                observed = self._observed_grid
+                self._history_changed.clear()
+            if observed >= grid_t - 1e-6:
+                return
+            self._history_changed.wait(0.002)
 
     def _await_action(self, now: float) -> None:
         """Lock-step: the simulator waits for this tick's command, so wait (at most
@@ -569,13 +609,19 @@ class PolicyNode(Node):
         return joint_action
 
     def _control_tick(self, now: float, last_gripper: list[float | None]) -> None:
+        if self.obs.joint_pos is None:
+            return
+        if self.sim_time:
+            # Lock-step: the simulator has stepped to ``now`` and waits; act on its state of
+            # ``now`` for every arm (in the per-arm layout each arm's joint states come in a
+            # message of their own, after /clock), as the env converts an eef_delta action
+            # at the joints of its step, not at those of the step before.
+            self._await_observation(now)
+            self._await_history(now)
+            self._await_action(now)
         with self.obs.lock:
             q_measured, stamp = self.obs.joint_pos, self.obs.stamp
             arm_stamps = list(self.obs.arm_stamps)
-        if q_measured is None:
-            return
-        if self.sim_time:
-            self._await_action(now)
         with self._state_lock:
             filters, guard = self._filters, self._guard
             obs_keys = self.worker.info.obs_keys

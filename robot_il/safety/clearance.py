@@ -5,11 +5,17 @@ what neither filter can see is the other arm. After both have filtered a control
 commands, :meth:`ClearanceGuard.check` measures the link-to-link distance of the commanded
 configuration (capsules of the UR5e description, :func:`robot_il.envs.separation.arm_separation`)
 and lets the pair through only when it keeps ``clearance`` (m), or when it moves the arms
-apart (after a start closer than that). The two grippers alone may come as close as
-``gripper_clearance`` (m; by default ``clearance`` too): a handover brings them together
-around the object while every link keeps its distance. Otherwise the arm that would violate
-it holds: first one arm alone is held (the one whose hold alone restores the clearance; arm 0
-first), else both. A held arm's filter is told (:meth:`SafetyFilter.veto`), so its next step
+apart (after a start closer than that). The two grippers' own capsule pairs alone have their
+own limit, ``gripper_clearance`` (m; by default ``clearance`` too), which a handover cell sets
+explicitly: a handover is a planned gripper-to-gripper contact around the object, and the
+gripper capsules over-approximate the gripper (the palm's capsule reaches 36 mm around the
+palm box's axis, the finger pads are counted open), so two grippers holding one cube overlap
+as capsules, measured down to -3.8 cm in ``robot-il eval`` handovers. A negative
+``gripper_clearance`` lets the gripper capsules overlap that much, no further than
+:data:`GRIPPER_OVERLAP_FLOOR`; every pair with a link (a gripper against the other arm's
+wrist too) keeps the full ``clearance``. Otherwise the arm that would violate it holds:
+first one arm alone is held (the one whose hold alone restores the clearance; arm 0 first),
+else both. A held arm's filter is told (:meth:`SafetyFilter.veto`), so its next step
 starts from the held pose. Commands step at most a few millimetres per period, so checking
 each commanded pose is checking the path.
 
@@ -25,14 +31,14 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from robot_il.envs.separation import REACH
 from robot_il.errors import ConfigError
 from robot_il.safety.events import Intervention, SafetyEvent
 from robot_il.safety.filter import SafetyFilter
 
-REACH = 1.2
-"""Bound (m) on the distance from any joint axis of a UR5e to any point of the arm and its
-gripper (reach 0.85 m plus the gripper): a joint step of x rad moves no point more than
-``REACH * x`` m."""
+GRIPPER_OVERLAP_FLOOR = -0.08
+"""Lowest ``gripper_clearance`` (m): the two largest gripper capsule radii (4 cm each)
+overlapping completely, the gripper bodies' axes meeting."""
 
 
 class ClearanceGuard:
@@ -54,15 +60,20 @@ class ClearanceGuard:
         self.world_from_base = [np.asarray(pose, dtype=np.float64) for pose in world_from_base]
         self.clearance = float(clearance)
         gripper_clearance = clearance if gripper_clearance is None else gripper_clearance
-        if not (np.isfinite(gripper_clearance) and 0 <= gripper_clearance <= clearance):
+        if not (
+            np.isfinite(gripper_clearance)
+            and GRIPPER_OVERLAP_FLOOR <= gripper_clearance <= clearance
+        ):
             raise ConfigError(
-                f"gripper_clearance must be a distance in [0, clearance {clearance}] m, "
+                f"gripper_clearance must be a distance in [{GRIPPER_OVERLAP_FLOOR}, clearance "
+                f"{clearance}] m (negative: the gripper capsules may overlap), "
                 f"got {gripper_clearance}"
             )
         from robot_il.envs.separation import gripper_allowance
 
         self._allowance = gripper_allowance(self.clearance - gripper_clearance)
         """Counted into the grippers' pair distances, so they may come that much closer."""
+        self.gripper_clearance = float(gripper_clearance)
         self.on_event = on_event
         self._held = [False, False]
         self._bound = -np.inf
@@ -114,7 +125,7 @@ class ClearanceGuard:
                 self.holds[arm] += 1
                 sent[arm] = filters[arm].veto(t)
                 if not self._held[arm]:
-                    self._report(arm, t, distance[0])
+                    self._report(arm, t, commands)
         self._held = held
         return sent
 
@@ -123,12 +134,27 @@ class ClearanceGuard:
         """Whether each arm was held by the last :meth:`check`."""
         return list(self._held)
 
-    def _report(self, arm: int, t: float, distance: float) -> None:
+    def _report(self, arm: int, t: float, commands: list[np.ndarray]) -> None:
+        """Publish that ``arm`` is held, naming the closest capsule pair of ``commands`` and
+        its own distance and limit (the gripper pairs' limit is ``gripper_clearance``)."""
+        from robot_il.envs.separation import UR5E_CAPSULES, closest_links
+
+        pair = closest_links(
+            commands[0],
+            self.world_from_base[0],
+            commands[1],
+            self.world_from_base[1],
+            allowance=self._allowance,
+        )
+        a, b = int(pair.capsule_a), int(pair.capsule_b)
+        allowance = float(self._allowance[a, b])
+        limit = self.clearance - allowance
         event = SafetyEvent(
             Intervention.CLEARANCE,
             t,
-            f"arm {arm} held: the commands would bring the arms {distance:.4f} m apart "
-            f"(< clearance {self.clearance} m)",
+            f"arm {arm} held: the commands would bring {UR5E_CAPSULES.names[a]} (arm 0) and "
+            f"{UR5E_CAPSULES.names[b]} (arm 1) {float(pair.distance) - allowance:.4f} m apart "
+            f"(< {limit:g} m for this pair)",
         )
         if self.on_event is not None:
             self.on_event(event)

@@ -62,3 +62,48 @@ def test_phase_rate_falls_to_zero_for_the_yielding_arm_only(meeting_scenes) -> N
 def test_unknown_coupling_method_is_refused(meeting_scenes) -> None:
     with pytest.raises(ConfigError, match="unknown coupling method 'magic'"):
         run_episodes(meeting_scenes.select(slice(0, 1)), "magic")
+
+
+def test_arms_whose_dmps_differ_in_bases_are_refused(meeting_scenes) -> None:
+    """Both arms' DMPs step as one, which needs the same number of bases and gains."""
+    left = expert_primitives()[0]
+    coarse = expert_primitives(n_bases=20)[1]
+    with pytest.raises(
+        ConfigError, match=r"same number of bases .* got weights \(50, 3\) and \(20"
+    ):
+        run_episodes(meeting_scenes.select(slice(0, 1)), "coupled", primitives=(left, coarse))
+
+
+class AlwaysMeasuring(TwoArmController):
+    """The coupled controller without its distance bound: it measures every tick."""
+
+    def _apart(self, predicted_joints: np.ndarray, distance: float) -> bool:
+        return False
+
+
+def test_skipping_the_separation_pass_while_the_arms_are_proven_apart_changes_nothing(
+    meeting_scenes,
+) -> None:
+    """The coupled tick measures the arms' separation only when the bound from the last
+    measurement (``REACH`` m per rad moved) cannot prove them apart; the trajectories are
+    bit for bit those of a controller that measures every tick, and the bound did skip."""
+    primitives = expert_primitives()
+    bases = np.stack([cs.world_from_base(arm) for arm in cs.ARMS])
+    scenes = meeting_scenes.select(slice(0, 2))
+    args = (
+        primitives, bases, start_joints(scenes), scenes.start, tool_quat(scenes.start_yaw),
+        scenes.goal, tool_quat(scenes.goal_yaw), scenes.duration, scenes.delay, "coupled",
+    )  # fmt: skip
+    bounded, measuring = TwoArmController(*args), AlwaysMeasuring(*args)
+    skipped, slowest = 0, 1.0
+    for _ in range(1500):  # 3 s at 500 Hz: approach, yield, pass
+        skipped += bounded._measured is not None and bounded._apart(
+            bounded.joints + bounded.params.lookahead * bounded._nominal_joint_velocities(),
+            max(bounded.params.repulsion_range, bounded.params.slow_distance),
+        )
+        bounded.tick(0.002)
+        measuring.tick(0.002)
+        assert np.array_equal(bounded.joints, measuring.joints)
+        assert np.array_equal(bounded.phase_rate, measuring.phase_rate)
+        slowest = min(slowest, bounded.phase_rate.min())
+    assert skipped >= 100 and slowest < 0.5  # the bound skipped, and the arms met and yielded

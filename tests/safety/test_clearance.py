@@ -146,3 +146,54 @@ def test_grippers_may_come_as_close_as_the_gripper_clearance(bases) -> None:
     assert relaxed.separation(a[j], b[j]) < CLEARANCE
     with pytest.raises(ConfigError, match="gripper_clearance must be a distance in"):
         ClearanceGuard(bases, CLEARANCE, gripper_clearance=0.1)
+
+
+def handover_pose(arms, setback: float) -> tuple[np.ndarray, np.ndarray]:
+    """Both arms' joints at the handover expert's hand-over: the left gripper top-down at
+    ``HANDOVER_POINT``, the right one sideways ``setback`` m short of it (the expert: 15 mm)."""
+    from robot_il.envs.experts.base import tcp_at, top_down
+    from robot_il.envs.experts.bimanual_handover import SIDEWAYS
+    from robot_il.envs.tasks.bimanual_handover import HANDOVER_POINT
+
+    left = arms[0].inverse(tcp_at(HANDOVER_POINT, top_down(0.0)), HOME_JOINT_POS)
+    right = arms[1].inverse(tcp_at(HANDOVER_POINT - [setback, 0.0, 0.0], SIDEWAYS), HOME_JOINT_POS)
+    return left, right
+
+
+def test_a_handover_cell_lets_only_the_gripper_capsules_overlap(bases) -> None:
+    """Two grippers holding one cube overlap as capsules (the expert's hand-over pose: -3.6 cm;
+    -3.8 cm in ``robot-il eval`` handovers): ``gripper_clearance`` -0.05 lets their own pairs
+    overlap that much and no more, a pair with a link keeps the full clearance, and the guard
+    holds the arm that would take the grippers deeper, naming the pair and its limit."""
+    from robot_il.envs.separation import gripper_allowance
+
+    arms = [Arm(mount) for mount in TASKS["bimanual_handover"]().mounts()]
+    approach, handover, too_deep = (handover_pose(arms, s) for s in (0.05, 0.015, 0.0))
+    links_only = gripper_allowance(1.0)
+    for pose, grippers in ((approach, -0.005), (handover, -0.036), (too_deep, -0.051)):
+        assert arm_separation(pose[0], bases[0], pose[1], bases[1]) == pytest.approx(
+            grippers, abs=1e-3
+        )
+        assert arm_separation(pose[0], bases[0], pose[1], bases[1], links_only) >= CLEARANCE
+    strict = ClearanceGuard(bases, CLEARANCE)
+    cell = ClearanceGuard(bases, CLEARANCE, gripper_clearance=-0.05)
+    assert strict.separation(*handover) < CLEARANCE <= cell.separation(*handover)
+    assert cell.separation(*too_deep) < CLEARANCE
+    rng = np.random.default_rng(4)
+    a, b = rng.uniform(-np.pi, np.pi, (2, 20000, 6))
+    links = arm_separation(a, bases[0], b, bases[1], links_only)
+    i = int(np.flatnonzero((links > 0.0) & (links < CLEARANCE - 0.02))[0])
+    assert cell.separation(a[i], b[i]) < CLEARANCE  # a link close to anything still counts
+
+    events: list = []
+    guard = ClearanceGuard(bases, CLEARANCE, events.append, gripper_clearance=-0.05)
+    pair = filters([])
+    step(pair, guard, list(handover), list(handover), 0.0)
+    assert guard.held == [False, False]
+    sent = guard.check(list(too_deep), pair, DT)
+    assert guard.held == [False, True]  # the right arm moved in: it alone holds
+    assert np.array_equal(sent[1], pair[1].reference_before)
+    assert len(events) == 1
+    assert "gripper" in events[0].detail and "(< -0.05 m for this pair)" in events[0].detail
+    with pytest.raises(ConfigError, match=r"gripper_clearance must be a distance in \[-0.08"):
+        ClearanceGuard(bases, CLEARANCE, gripper_clearance=-0.1)

@@ -1,0 +1,83 @@
+"""The inference process: always in the normal scheduling class, whatever its parent's.
+
+A real-time inference process that computes for tens of milliseconds uses up the kernel's
+real-time budget and gets every real-time thread of its core stopped, the control loop
+among them (``robot_il.deploy.worker``); the deploy node's threads run real-time, so the
+child must leave that class, and may only be given a larger share by ``nice``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import numpy as np
+import pytest
+
+from robot_il.deploy.worker import CheckpointInfo, InferenceWorker
+from robot_il.errors import ConfigError
+
+
+def untrained_bc(directory) -> CheckpointInfo:
+    """A reach BC checkpoint (two observation steps, chunks of 4) with untrained weights."""
+    from robot_il.policies.bc import BCConfig
+    from robot_il.policies.bc.policy import BCPolicy
+
+    from robot_il.dataset import Normalizer
+
+    rng = np.random.default_rng(0)
+    arrays = {
+        "joint_pos": rng.uniform(-3, 3, (50, 6)).astype(np.float32),
+        "target_pos": rng.uniform(-0.5, 0.5, (50, 3)).astype(np.float32),
+        "action": rng.uniform(-3, 3, (50, 7)).astype(np.float32),
+    }
+    spec = {
+        "robot": "ur5e",
+        "task": "reach",
+        "backend": "mujoco",
+        "control_hz": 20.0,
+        "action_mode": "joint",
+        "observation": {"joint_pos": [6], "target_pos": [3]},
+        "action_dim": 7,
+    }
+    config = BCConfig(
+        obs_keys=("joint_pos", "target_pos"), n_obs_steps=2, horizon=5, n_action_steps=4
+    )
+    policy = BCPolicy(config, spec, Normalizer.fit_arrays(arrays))
+    return CheckpointInfo.read(policy.save(directory / "bc"))
+
+
+@contextlib.contextmanager
+def real_time_thread(priority: int = 10):
+    """This thread in SCHED_FIFO for the block (skips where the OS refuses)."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except (PermissionError, AttributeError):
+        pytest.skip("SCHED_FIFO refused here (needs CAP_SYS_NICE or an rtprio limit)")
+    try:
+        yield
+    finally:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+
+
+def test_inference_leaves_its_real_time_parents_class_and_takes_its_nice(tmp_path) -> None:
+    info = untrained_bc(tmp_path)
+    with real_time_thread():
+        worker = InferenceWorker(info, nice=7)  # started by a real-time thread, as in the node
+    try:
+        assert os.sched_getscheduler(worker.pid) == os.SCHED_OTHER
+        assert os.getpriority(os.PRIO_PROCESS, worker.pid) == 7
+        history = {
+            "joint_pos": np.zeros((2, 6), np.float32),
+            "target_pos": np.full((2, 3), 0.3, np.float32),
+        }
+        actions = worker.predict(history)
+        assert actions.shape == (info.n_action_steps, 7) and np.all(np.isfinite(actions))
+    finally:
+        worker.close()
+
+
+def test_a_nice_outside_the_range_is_refused_before_any_process_starts(tmp_path) -> None:
+    info = untrained_bc(tmp_path)
+    with pytest.raises(ConfigError, match="inference nice must be in -20..19, got 25"):
+        InferenceWorker(info, nice=25)
