@@ -36,7 +36,9 @@ import numpy as np
 import torch
 
 from policies import demos, evaluate_checkpoint, train_run
+from robot_il.train.config import load_config
 from robot_il.train.evaluate import EvalResult
+from robot_il.train.trainer import train
 
 RESULTS = Path(__file__).parent / "results" / "vision.json"
 PLOT = RESULTS.with_suffix(".png")
@@ -64,11 +66,16 @@ def load_cells() -> list[dict]:
 
 
 def save_cell(cell: dict) -> None:
-    """Append ``cell`` to ``vision.json`` (rewritten whole, atomically)."""
-    cells = [*load_cells(), cell]
-    tmp = RESULTS.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"cells": cells}, indent=1) + "\n")
-    os.replace(tmp, RESULTS)
+    """Append ``cell`` to ``vision.json`` (rewritten whole, atomically, under a lock: cells
+    run in several processes at once)."""
+    import fcntl
+
+    with RESULTS.with_suffix(".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        cells = [*load_cells(), cell]
+        tmp = RESULTS.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps({"cells": cells}, indent=1) + "\n")
+        os.replace(tmp, RESULTS)
 
 
 def run_cell(
@@ -79,20 +86,39 @@ def run_cell(
     cameras = tuple(grid_cameras) if observation == "image" else ()
     dataset = demos(work, task, backend, recording, cameras=cameras)
     obs_keys = [f"rgb_{c}" for c in cameras] + list(PROPRIOCEPTION) if cameras else []
-    out = work / "runs" / f"{task}_{backend}_{policy_type}_{observation}_{count}_{steps}"
+    out = run_dir(work, task, backend, policy_type, observation, count, steps)
     load_before = os.getloadavg()[0]
     start = time.perf_counter()
-    checkpoint = train_run(
-        dataset, out, policy_type, steps, "--max-episodes", str(count), *settings,
+    config = load_config(policy_type, None, [
+        "--dataset", str(dataset), "--out", str(out), "--steps", str(steps),
+        "--eval.episodes", "0", "--max-episodes", str(count), *settings,
         *(["--policy.obs-keys", *obs_keys] if obs_keys else []),
-    )  # fmt: skip
+    ])  # fmt: skip
+    checkpoint = train(config).checkpoint  # resumes a killed run of this cell
     train_s = time.perf_counter() - start
+    return evaluated(checkpoint, task, backend, policy_type, observation, cameras, count, steps,
+                     settings, start, train_s, load_before)  # fmt: skip
+
+
+def run_dir(
+    work: Path, task: str, backend: str, policy_type: str, observation: str, count: int, steps: int
+) -> Path:
+    return work / "runs" / f"{task}_{backend}_{policy_type}_{observation}_{count}_{steps}"
+
+
+def evaluated(
+    checkpoint: Path, task: str, backend: str, policy_type: str, observation: str,
+    cameras: tuple[str, ...], count: int, steps: int, settings: tuple[str, ...], start: float,
+    train_s: float | None, load_before: float,
+) -> dict:  # fmt: skip
+    """The row of ``checkpoint`` evaluated on 50 seeded episodes."""
     result = evaluate_checkpoint(checkpoint, EPISODES)
     return {
         "task": task, "backend": backend, "policy": policy_type, "observation": observation,
         "cameras": list(cameras), "demos": count, "steps": steps,
         "success_rate": result.success_rate, "episodes": result.episodes,
-        "wall_s": round(time.perf_counter() - start, 1), "train_s": round(train_s, 1),
+        "wall_s": round(time.perf_counter() - start, 1),
+        "train_s": None if train_s is None else round(train_s, 1),
         "settings": list(settings), "seed": 0, "eval_seeds": [result.seeds[0], result.seeds[-1]],
         "successes": [int(s) for s in result.successes],
         "load_avg": [round(load_before, 2), round(os.getloadavg()[0], 2)],
@@ -115,6 +141,9 @@ def bench_cells(work: Path, grid: argparse.Namespace) -> None:
                         if any(_key(cell) == key for cell in load_cells()):
                             print(f"kept: {key}")
                             continue
+                        if grid.partial:
+                            partial_cell(work, key, grid.cameras, steps)
+                            continue
                         cell = run_cell(work, task, backend, policy_type, observation, count,
                                         steps, settings, max(counts), grid.cameras)  # fmt: skip
                         save_cell(cell)
@@ -124,6 +153,32 @@ def bench_cells(work: Path, grid: argparse.Namespace) -> None:
                             f"({cell['wall_s'] / 60:.1f} min, load {cell['load_avg']})",
                             flush=True,
                         )
+
+
+def partial_cell(work: Path, key: tuple, cameras: list[str], schedule_steps: int) -> None:
+    """Evaluate the latest saved checkpoint of an unfinished cell (its run still training, or
+    stopped for lack of time) and record it with the steps it had and ``schedule_steps`` (the
+    length of its learning-rate schedule), marked ``partial``."""
+    task, backend, policy_type, observation, _, count, _, settings = key
+    out = run_dir(work, task, backend, policy_type, observation, count, schedule_steps)
+    saved = sorted((out / "checkpoints").glob("step_???????"))
+    if not saved:
+        print(f"no checkpoint yet: {out}")
+        return
+    steps = int(saved[-1].name.removeprefix("step_"))
+    if any(
+        _key(c) == key[:6] + (steps, key[7]) and c.get("schedule_steps") == schedule_steps
+        for c in load_cells()
+    ):
+        print(f"kept: {key} at {steps} steps")
+        return
+    used = tuple(cameras) if observation == "image" else ()
+    cell = evaluated(saved[-1], task, backend, policy_type, observation, used, count, steps,
+                     tuple(settings), time.perf_counter(), None, os.getloadavg()[0])  # fmt: skip
+    cell.update(partial=True, schedule_steps=schedule_steps)
+    save_cell(cell)
+    print(f"{key} at {steps} of {schedule_steps} steps: "
+          f"{EvalResult(successes=cell['successes']).line()}", flush=True)  # fmt: skip
 
 
 def _key(cell: dict) -> tuple:
@@ -197,6 +252,12 @@ def main() -> None:
     grid.add_argument("--cameras", nargs="+", default=list(CAMERAS), help="image cells' cameras")
     grid.add_argument("--counts", nargs="+", type=int, default=[200], help="demonstrations")
     grid.add_argument("--steps", type=int, default=None, help="gradient steps (default: recipe)")
+    grid.add_argument(
+        "--partial",
+        action="store_true",
+        help="evaluate the latest checkpoint of each selected unfinished cell instead of "
+        "training (a cell still running, or stopped for lack of time)",
+    )
     grid.add_argument("--extra", nargs="*", default=[], help="extra training flags, e.g. "
                       "--extra=--policy.horizon --extra=8")  # fmt: skip
     args = parser.parse_args()
