@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import time
 from pathlib import Path
 
@@ -188,8 +189,9 @@ def _key(cell: dict) -> tuple:
 
 def bench_speed(work: Path, steps: int) -> None:
     """Steps/s of image BC with each encoder on the same camera dataset, same process."""
-    dataset = demos(work, "push", "mujoco", 10, cameras=CAMERAS)
-    obs_keys = [f"rgb_{c}" for c in CAMERAS] + list(PROPRIOCEPTION)
+    cameras = ("front", "top")
+    dataset = demos(work, "push", "mujoco", 10, cameras=cameras)
+    obs_keys = [f"rgb_{c}" for c in cameras] + list(PROPRIOCEPTION)
     rates = {}
     for encoder in ("resnet", "conv"):
         start = time.perf_counter()
@@ -212,6 +214,9 @@ def plot(path: Path) -> None:
     import matplotlib.pyplot as plt
 
     cells = load_cells()
+    if not cells:
+        print(f"nothing to plot: {RESULTS} holds no cell yet")
+        return
     tasks = sorted({c["task"] for c in cells})
     figure, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 3.8), squeeze=False)
     for axis, task in zip(axes[0], tasks, strict=True):
@@ -258,8 +263,12 @@ def main() -> None:
         help="evaluate the latest checkpoint of each selected unfinished cell instead of "
         "training (a cell still running, or stopped for lack of time)",
     )
-    grid.add_argument("--extra", nargs="*", default=[], help="extra training flags, e.g. "
-                      "--extra=--policy.horizon --extra=8")  # fmt: skip
+    grid.add_argument(
+        "--extra",
+        type=shlex.split,
+        default=[],
+        help="extra training flags in one string, e.g. --extra='--save-every 250'",
+    )
     args = parser.parse_args()
     if not (args.speed or args.cells or args.plot):
         parser.error("choose --speed, --cells and/or --plot")
