@@ -4,9 +4,10 @@ Low-dimensional keys arrive normalized (by the policy's normalizer) and are conc
 Each camera gets its own encoder, normalized by GroupNorm instead of BatchNorm, because batch
 statistics drift between training batches and single-observation inference and interact
 badly with EMA weights (the Diffusion Policy paper's finding): a small ResNet (``resnet``), or
-a four-layer conv stack read out by a spatial softmax (``conv``, after robomimic's
+a pooled three-layer conv stack read out by a spatial softmax (``conv``, after robomimic's
 keypoint encoder), which trains 2.9 times as many steps per second on this CPU
-(``benchmarks/vision.py --speed``). Training batches are augmented (``robot_il.policies.augment``) before encoding.
+(``benchmarks/vision.py --speed``). Training batches are augmented before encoding
+(``robot_il.policies.augment``).
 """
 
 from __future__ import annotations
