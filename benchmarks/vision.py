@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import shlex
+import tempfile
 import time
 from pathlib import Path
 
@@ -71,7 +72,7 @@ def save_cell(cell: dict) -> None:
     run in several processes at once)."""
     import fcntl
 
-    with RESULTS.with_suffix(".lock").open("w") as lock:
+    with (Path(tempfile.gettempdir()) / "robot_il_vision.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         cells = [*load_cells(), cell]
         tmp = RESULTS.with_suffix(".json.tmp")
@@ -232,7 +233,8 @@ def plot(path: Path) -> None:
             axis.errorbar([c["demos"] for c in row], rates, yerr=np.abs(bounds - rates),
                           marker="o" if observation == "image" else "s", capsize=3,
                           linestyle="-" if observation == "image" else "--",
-                          label=f"{policy_type} {observation}, {backend}, {steps} steps",
+                          label=f"{policy_type} {observation}, {backend}, {steps} steps"
+                          + (f" of {row[0]['schedule_steps']}" if row[0].get("partial") else ""),
                           )  # fmt: skip
         axis.axhline(0.8, color="grey", linestyle=":", linewidth=1)
         axis.set(title=task, xlabel="demonstrations", ylabel="success rate", ylim=(0, 1.02))
