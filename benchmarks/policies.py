@@ -58,17 +58,22 @@ ACTION_NOISE = 0.005
 demonstrations went from 76% without it to 98% with it."""
 
 
-def demos(work: Path, task: str, backend: str, episodes: int) -> Path:
+def demos(
+    work: Path, task: str, backend: str, episodes: int, cameras: tuple[str, ...] = ()
+) -> Path:
     """Expert demonstrations (end-effector deltas held past success, see ``HOLD_STEPS``, with
-    ``ACTION_NOISE``), recorded once per (task, backend, count) and reused; smaller counts of
-    the success grid train on the first episodes of the largest recording."""
+    ``ACTION_NOISE``; 96x96 frames of ``cameras``), recorded once per (task, backend, count,
+    cameras) and reused; smaller counts of the success grid train on the first episodes of
+    the largest recording."""
     name = f"{task}_{backend}_{episodes}_eef_hold{HOLD_STEPS[task]}_noise{ACTION_NOISE}"
+    if cameras:
+        name += "_rgb_" + "_".join(cameras)
     path = work / "demos" / name / "env.zarr"
     if not path.exists():
         record_expert_demos(
             task, path.parent, episodes=episodes, backend=backend, progress=True,
             action_noise=ACTION_NOISE, action_mode="eef_delta", terminate_on_success=False,
-            max_episode_steps=HOLD_STEPS[task],
+            max_episode_steps=HOLD_STEPS[task], cameras=cameras, image_size=(96, 96),
         )  # fmt: skip
     return path
 

@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
-from robot_il.policies.encoders import ObservationEncoder
+from robot_il.policies.encoders import ImageEncoderKind, ObservationEncoder
 from robot_il.policies.spec import ACTION_KEY, Spec, check_spec, is_image_key
 from torch import Tensor, nn
 
@@ -37,9 +37,12 @@ class PolicyConfig:
     """Settings every policy has.
 
     ``obs_keys`` empty means every low-dimensional observation key of the dataset (images are
-    used only when named). A training window holds ``n_obs_steps`` observations and
-    ``horizon`` actions starting at the first of them; at run time the policy executes
-    ``n_action_steps`` actions starting at the current (last observed) step.
+    used only when named); each camera has its own ``image_encoder``, and training batches
+    are shifted by up to ``image_shift`` pixels and jittered in brightness and contrast by
+    ``image_jitter`` (``robot_il.policies.augment``; never when acting). A training window
+    holds ``n_obs_steps`` observations and ``horizon`` actions starting at the first of them;
+    at run time the policy executes ``n_action_steps`` actions starting at the current (last
+    observed) step.
     """
 
     obs_keys: tuple[str, ...] = ()
@@ -47,6 +50,9 @@ class PolicyConfig:
     horizon: int = 1
     n_action_steps: int = 1
     image_feature_dim: int = 64
+    image_encoder: ImageEncoderKind = "resnet"
+    image_shift: int = 4
+    image_jitter: float = 0.1
     normalization: Literal["minmax", "gaussian"] = "minmax"
 
     def validate(self) -> None:
@@ -58,6 +64,8 @@ class PolicyConfig:
                 f"horizon {self.horizon} < n_obs_steps - 1 + n_action_steps "
                 f"({self.n_obs_steps} - 1 + {self.n_action_steps})"
             )
+        if self.image_shift < 0 or self.image_jitter < 0:
+            raise ValueError("image_shift and image_jitter must be >= 0")
 
 
 class Policy(nn.Module):
@@ -75,7 +83,12 @@ class Policy(nn.Module):
         self.obs_keys = sorted(spec["observation"])
         self.action_dim = int(spec["action_dim"])
         self.encoder = ObservationEncoder(
-            spec["observation"], config.n_obs_steps, config.image_feature_dim
+            spec["observation"],
+            config.n_obs_steps,
+            config.image_feature_dim,
+            image_encoder=config.image_encoder,
+            image_shift=config.image_shift,
+            image_jitter=config.image_jitter,
         )
         self._history: dict[str, deque[np.ndarray]] = {}
         self._queue: deque[np.ndarray] = deque()
