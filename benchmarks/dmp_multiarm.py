@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 from robot_il.envs import cross_scenes as cs
 from robot_il.policies.dmp.bimanual import TwoArmController
+from robot_il.policies.dmp.coordinator import run_coordinated
 from robot_il.policies.dmp.coupling import CouplingParams
 from robot_il.policies.dmp.cross_episodes import (
     EpisodeScores,
@@ -49,7 +50,23 @@ ROWS = RESULTS / "dmp_multiarm_rows.jsonl"
 CMA_DIR = RESULTS / "dmp_multiarm_cma"
 CHUNK = 50
 TRAIN_SEEDS = range(100_000, 100_100)
-METHODS = ("independent", "sequential", "oncol", "coupled", "coupled_cma")
+METHODS = (
+    "independent",
+    "sequential",
+    "oncol",
+    "coupled",
+    "coupled_cma",
+    "dmp_rl",
+    "dmp_rl_shield",
+)
+LEARNED = ("dmp_rl", "dmp_rl_shield")
+"""Methods run by the PPO coordinator (``robot_il.policies.dmp.coordinator``) over the DMP
+layer with the hand-set repulsion of ``coupled`` (the CMA-ES repulsion alone already keeps the
+arms apart at full speed, which would leave the coordinator nothing to learn);
+``dmp_rl_shield`` adds the hard distance shield."""
+COORDINATOR_DIR = Path(__file__).parents[1] / "outputs" / "dmp_coordinator"
+SHIELD_CLEARANCE = 0.02
+"""The shield's clearance (m): the min_separation goal."""
 SCORE_FIELDS = (
     "collision",
     "success",
@@ -67,23 +84,45 @@ def done_rows() -> dict[tuple[str, int], dict]:
     return {(row["method"], row["first_seed"]): row for row in rows}
 
 
+def coordinator() -> tuple[object, int]:
+    """The trained PPO coordinator (deterministic actions) and its training steps."""
+    from stable_baselines3 import PPO
+
+    from robot_il.train.coordinator import MODEL_FILE, read_rows
+
+    model = PPO.load(COORDINATOR_DIR / MODEL_FILE, device="cpu")
+    return model, read_rows(COORDINATOR_DIR)[-1]["steps"]
+
+
 def run_method(method: str, seeds: np.ndarray, params: CouplingParams | None) -> EpisodeScores:
-    """Scores of ``method`` on ``seeds``, chunk by chunk, reusing chunks already on disk."""
+    """Scores of ``method`` on ``seeds``, chunk by chunk, reusing chunks already on disk (for
+    the learned methods only chunks of the same coordinator)."""
     primitives = expert_primitives()
     rows = done_rows()
+    model, steps = coordinator() if method in LEARNED else (None, None)
     parts = []
     for first in tqdm(range(0, len(seeds), CHUNK), desc=method, unit="chunk"):
         chunk = seeds[first : first + CHUNK]
         key = (method, int(chunk[0]))
-        if key not in rows or rows[key]["scenes"] != len(chunk):
+        row = rows.get(key)
+        if row is None or row["scenes"] != len(chunk) or row.get("coordinator_steps") != steps:
             scenes = cs.sample_scenes(chunk)
-            base = "coupled" if method == "coupled_cma" else method
-            scores = run_episodes(scenes, base, params, primitives)
+            if method in LEARNED:
+                scores = run_coordinated(
+                    scenes,
+                    lambda obs: model.predict(obs, deterministic=True)[0],
+                    params,
+                    SHIELD_CLEARANCE if method == "dmp_rl_shield" else None,
+                )
+            else:
+                base = "coupled" if method == "coupled_cma" else method
+                scores = run_episodes(scenes, base, params, primitives)
             rows[key] = {
                 "method": method,
                 "first_seed": int(chunk[0]),
                 "scenes": len(chunk),
                 "params": None if params is None else params.__dict__,
+                "coordinator_steps": steps,
                 "load_avg": os.getloadavg(),
                 **{f: getattr(scores, f).astype(float).tolist() for f in SCORE_FIELDS},
             }
@@ -232,7 +271,19 @@ def main() -> None:
         help="also run N episodes per method in MuJoCo and "
         "PyBullet (the policy trained on recorded expert demos)",
     )
+    parser.add_argument(
+        "--train-coordinator",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="first train (or go on training) the PPO coordinator to STEPS env steps",
+    )
     args = parser.parse_args()
+    if args.train_coordinator:
+        from robot_il.train.coordinator import CoordinatorTrainConfig, train_coordinator
+
+        config = CoordinatorTrainConfig(total_steps=args.train_coordinator)
+        train_coordinator(COORDINATOR_DIR, config, CouplingParams())
     if args.plot_only:
         print(plot(json.loads(OUT.read_text())))
         return
@@ -253,7 +304,7 @@ def main() -> None:
     seeds = np.arange(args.scenes)
     for method in args.methods:
         params = None
-        if method == "coupled":
+        if method == "coupled" or method in LEARNED:
             params = CouplingParams()
         elif method == "coupled_cma":
             params = tune(args.generations, args.popsize)

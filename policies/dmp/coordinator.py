@@ -1,0 +1,256 @@
+"""A learned two-arm coordinator over the DMP layer, and a hard distance shield below it.
+
+Every ``DECISION_PERIOD`` s (10 Hz) the coordinator reads both arms' state (tool to goal,
+DMP velocity, phase, phase rate, whether each has started and arrived, the tools' relative
+position, the link-to-link separation now and ``LOOKAHEAD`` s ahead along the unslowed DMP
+velocities) and sets, per arm, a phase-rate target in [0, 1] and a via-point offset of at
+most ``VIA_OFFSET_MAX`` m. Between decisions the DMP layer runs at its own tick rate: the
+repulsive coupling of the ``coupled`` method stays, the hand-set phase law is replaced by the
+coordinator's targets (reached through the same rate limiter), and the via-point offset is a
+coupling term ``K x offset / tau^2`` that displaces the tool by ``x * offset`` (x the phase:
+full at the start, none at the goal, so the arm still ends where its DMP does).
+
+The shield (``shield_clearance`` m, optional) checks every tick after it is computed: where
+the arms' capsules come closer than the clearance, the arm that is behind in its move is held
+(its joints and DMP states go back to before the tick), then, if that is not enough, the other
+arm alone, then both. Holding both restores the last tick, which kept the clearance, so from a
+start that keeps it the shielded arms never come closer than the clearance, whatever the
+coordinator asks.
+
+Frames and units: world frame, m, s; actions in [-1, 1] (see ``decode_action``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from robot_il.envs import cross_scenes as cs
+from robot_il.envs.separation import closest_links
+from robot_il.envs.ur5e.kinematics import tcp_jacobian
+from robot_il.policies.dmp.bimanual import ArmPrimitives, TwoArmController
+from robot_il.policies.dmp.coupling import CouplingParams, rate_limited, repulsion
+from robot_il.policies.dmp.cross_episodes import (
+    CONTROL_DT,
+    EpisodeScores,
+    expert_primitives,
+    run_episodes,
+    start_joints,
+    tool_quat,
+)
+from robot_il.policies.dmp.primitive import STIFFNESS
+
+DECISION_PERIOD = 0.1
+"""Seconds between two coordinator decisions (10 Hz)."""
+VIA_OFFSET_MAX = 0.05
+"""Largest via-point offset per axis (m)."""
+LOOKAHEAD = 0.3
+"""How far ahead (s) the observation predicts the separation along the DMP velocities."""
+ACTION_SIZE = 8
+"""Per arm: phase-rate action (1) and via-point offset (3)."""
+OBSERVATION_SIZE = 2 * 13 + 3 + 2 + 3
+"""Per arm 13 (goal - tool 3, DMP velocity 3, phase, phase rate, rate target, started,
+arrived, wait left, progress), tools' relative position 3, separation now and predicted,
+separation direction 3."""
+
+
+def decode_action(action: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Phase-rate targets (2, B) in [0, 1] and via-point offsets (2, B, 3) m from actions
+    (B, 8) in [-1, 1]: rate ``clip(1 + a, 0, 1)`` (an action of 0 is full speed, so an
+    untrained coordinator moves like independent DMPs), offsets ``VIA_OFFSET_MAX a``."""
+    action = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0).reshape(-1, 2, 4)
+    rates = np.clip(1.0 + action[..., 0], 0.0, 1.0).T
+    offsets = VIA_OFFSET_MAX * np.swapaxes(action[..., 1:], 0, 1)
+    return rates, offsets
+
+
+class CoordinatedController(TwoArmController):
+    """The ``coupled`` DMP layer whose phase rates and via-points a coordinator sets, with an
+    optional shield; see the module docstring. Arguments as ``TwoArmController`` plus
+    ``shield_clearance`` (m, None: no shield)."""
+
+    def __init__(self, *args, shield_clearance: float | None = None, **kwargs) -> None:
+        super().__init__(*args, method="coupled", **kwargs)
+        batch = self.joints.shape[1]
+        self.rate_targets = np.ones((2, batch))
+        self.via_offsets = np.zeros((2, batch, 3))
+        self.shield_clearance = shield_clearance
+        self.holds = np.zeros(batch, dtype=np.int64)
+        """Ticks at which the shield held an arm, per scene."""
+
+    def _coupled(self, dt: float) -> tuple[np.ndarray, np.ndarray]:
+        """Repulsion as ``coupled``; phase rates towards the coordinator's targets; via-point
+        offsets as coupling."""
+        p = self.params
+        now = self.separation()
+        coupling = np.stack(
+            [
+                repulsion(now.distance, now.direction, p.repulsion_gain, p.repulsion_range),
+                repulsion(now.distance, -now.direction, p.repulsion_gain, p.repulsion_range),
+            ]
+        )
+        for k in range(2):
+            state = self.positions[k]
+            fade = state.x[:, None] / state.tau[:, None] ** 2
+            coupling[k] += STIFFNESS * fade * self.via_offsets[k]
+        return coupling, rate_limited(self.phase_rate, self.rate_targets, p.phase_rate_limit, dt)
+
+    # ------------------------------------------------------------------ shield
+    def _arm_state(self, k: int) -> list[np.ndarray]:
+        return [self.joints[k], self.jacobians[k]] + [
+            getattr(s, f) for s in (self.positions[k], self.orientations[k]) for f in "yvx"
+        ]
+
+    def tick(self, dt: float) -> None:
+        if self.shield_clearance is None:
+            super().tick(dt)
+            return
+        before = [[a.copy() for a in self._arm_state(k)] for k in range(2)]
+        super().tick(dt)
+        violating = self.separation().distance < self.shield_clearance
+        if not violating.any():
+            return
+        self.holds += violating
+        after = [[a.copy() for a in self._arm_state(k)] for k in range(2)]
+        behind = self.positions[0].x > self.positions[1].x  # True: the left arm is behind
+        tries = ((behind, ~behind), (~behind, behind), (np.True_, np.True_))
+        for number, hold in enumerate(tries):
+            masks = [violating & h for h in hold]
+            for k in range(2):
+                self._restore(k, masks[k], before[k])
+            if number == len(tries) - 1:
+                break
+            still = self.separation().distance < self.shield_clearance
+            # Where this hold does not keep the clearance, back to the tick for the next try.
+            for k in range(2):
+                self._restore(k, masks[k] & still, after[k])
+            violating &= still
+            if not violating.any():
+                break
+
+    def _restore(self, k: int, mask: np.ndarray, source: list[np.ndarray]) -> None:
+        """Arm ``k``'s joints and DMP states of the scenes in ``mask`` set from ``source``."""
+        if not mask.any():
+            return
+        for target, value in zip(self._arm_state(k), source, strict=True):
+            target[mask] = value[mask]
+
+    # ------------------------------------------------------------------ scenes
+    def restart(self, index: np.ndarray, scenes: cs.CrossScenes) -> None:
+        """Start new ``scenes`` in the batch slots ``index`` (the other slots run on): their
+        arms at the scenes' starts, at rest, each waiting its delay from now."""
+        joints = start_joints(scenes)
+        self.joints[:, index] = joints
+        self.jacobians[:, index] = tcp_jacobian(joints)[1]
+        quats = (tool_quat(scenes.start_yaw), tool_quat(scenes.goal_yaw))
+        for k in range(2):
+            for state, start, goal in (
+                (self.positions[k], scenes.start[:, k], scenes.goal[:, k]),
+                (self.orientations[k], quats[0][:, k], quats[1][:, k]),
+            ):
+                state.y[index] = start
+                state.v[index] = 0.0
+                state.x[index] = 1.0
+                state.start[index] = start
+                state.goal[index] = goal
+                state.tau[index] = scenes.duration[:, k]
+                state.derived.clear()
+        self.delay[index] = self.time + scenes.delay
+        self.phase_rate[:, index] = 1.0
+        self.yielder[index] = -1
+        self.rate_targets[:, index] = 1.0
+        self.via_offsets[:, index] = 0.0
+
+    # ------------------------------------------------------------------ coordinator I/O
+    def observe(self) -> np.ndarray:
+        """The coordinator's observation (B, ``OBSERVATION_SIZE``) float32."""
+        tools = self.tool_positions()
+        started = (self.time >= self.delay.T).astype(np.float64)
+        arrived = self.arrived().astype(np.float64)
+        velocity = self._nominal_joint_velocities()
+        both = closest_links(
+            np.stack([self.joints[0], self.joints[0] + LOOKAHEAD * velocity[0]]),
+            self.bases[0],
+            np.stack([self.joints[1], self.joints[1] + LOOKAHEAD * velocity[1]]),
+            self.bases[1],
+        )
+        direction = both.point_a[0] - both.point_b[0]
+        direction /= np.maximum(np.linalg.norm(direction, axis=-1, keepdims=True), 1e-9)
+        columns = []
+        for k in range(2):
+            state = self.positions[k]
+            columns += [
+                state.goal - tools[k],
+                state.v / state.tau[:, None],
+                state.x[:, None],
+                self.phase_rate[k][:, None],
+                self.rate_targets[k][:, None],
+                started[k][:, None],
+                arrived[k][:, None],
+                np.clip(self.delay[:, k] - self.time, 0.0, cs.MAX_START_DELAY)[:, None],
+                (1.0 - state.x)[:, None],
+            ]
+        columns += [
+            tools[1] - tools[0],
+            both.distance.T,
+            direction,
+        ]
+        return np.concatenate(columns, axis=1).astype(np.float32)
+
+    def apply(self, action: np.ndarray) -> None:
+        """Set the phase-rate targets and via-point offsets from actions (B, 8)."""
+        self.rate_targets, self.via_offsets = decode_action(action)
+
+
+def coordinated_controller(
+    scenes: cs.CrossScenes,
+    primitives: tuple[ArmPrimitives, ArmPrimitives],
+    params: CouplingParams | None = None,
+    shield_clearance: float | None = None,
+) -> CoordinatedController:
+    """A ``CoordinatedController`` over ``scenes`` with the arms at their starts."""
+    bases = np.stack([cs.world_from_base(arm) for arm in cs.ARMS])
+    return CoordinatedController(
+        primitives,
+        bases,
+        start_joints(scenes),
+        scenes.start,
+        tool_quat(scenes.start_yaw),
+        scenes.goal,
+        tool_quat(scenes.goal_yaw),
+        scenes.duration,
+        scenes.delay.copy(),
+        params=params,
+        goal_tolerance=cs.GOAL_TOLERANCE,
+        shield_clearance=shield_clearance,
+    )
+
+
+def run_coordinated(
+    scenes: cs.CrossScenes,
+    act: Callable[[np.ndarray], np.ndarray],
+    params: CouplingParams | None = None,
+    shield_clearance: float | None = None,
+    dt: float = CONTROL_DT,
+) -> EpisodeScores:
+    """Score ``scenes`` (the benchmark's definitions, ``cross_episodes.run_episodes``) with
+    the coordinator ``act`` (observations (B, obs) -> actions (B, 8)) deciding every
+    ``DECISION_PERIOD`` s over ticks of ``dt`` s."""
+    primitives = expert_primitives()
+    controller = coordinated_controller(scenes, primitives, params, shield_clearance)
+    every = int(round(DECISION_PERIOD / dt))
+
+    def decide(step: int) -> None:
+        if step % every == 0:
+            controller.apply(act(controller.observe()))
+
+    return run_episodes(
+        scenes,
+        "coupled",
+        params,
+        primitives,
+        controller.joints.copy(),
+        dt,
+        controller=controller,
+        before_tick=decide,
+    )
