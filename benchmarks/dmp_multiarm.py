@@ -27,6 +27,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,7 @@ from robot_il.policies.dmp.bimanual import TwoArmController
 from robot_il.policies.dmp.coordinator import run_coordinated
 from robot_il.policies.dmp.coupling import CouplingParams
 from robot_il.policies.dmp.cross_episodes import (
+    CONTROL_DT,
     EpisodeScores,
     expert_primitives,
     run_episodes,
@@ -42,6 +44,14 @@ from robot_il.policies.dmp.cross_episodes import (
     tool_quat,
 )
 from robot_il.policies.dmp.search import cma_search
+from robot_il.policies.dmp.selection import (
+    PairChooser,
+    nearest_choices,
+    pair_rewards,
+    run_choices,
+    scene_features,
+    selection_library,
+)
 from tqdm import tqdm
 
 RESULTS = Path(__file__).parent / "results"
@@ -58,6 +68,8 @@ METHODS = (
     "coupled_cma",
     "dmp_rl",
     "dmp_rl_shield",
+    "selection_nn",
+    "selection_learned",
 )
 LEARNED = ("dmp_rl", "dmp_rl_shield")
 """Methods run by the PPO coordinator (``robot_il.policies.dmp.coordinator``) over the DMP
@@ -67,6 +79,12 @@ arms apart at full speed, which would leave the coordinator nothing to learn);
 COORDINATOR_DIR = Path(__file__).parents[1] / "outputs" / "dmp_coordinator"
 SHIELD_CLEARANCE = 0.02
 """The shield's clearance (m): the min_separation goal."""
+SELECTION = ("selection_nn", "selection_learned")
+"""Which library demonstration each arm replays (``robot_il.policies.dmp.selection``), under
+independent DMPs so that the choice alone decides whether the arms meet."""
+SELECTION_TRAIN_SEEDS = range(300_000, 300_200)
+SELECTION_FILE = RESULTS / "dmp_multiarm_selection.json"
+"""The learned chooser's training data: every pair's reward on every training scene."""
 SCORE_FIELDS = (
     "collision",
     "success",
@@ -94,12 +112,39 @@ def coordinator() -> tuple[object, int]:
     return model, read_rows(COORDINATOR_DIR)[-1]["steps"]
 
 
+def pair_chooser(library: list) -> PairChooser:
+    """The learned chooser, fitted on every pair's reward on the training scenes (computed
+    once, kept in ``SELECTION_FILE``)."""
+    scenes = cs.sample_scenes(SELECTION_TRAIN_SEEDS)
+    if SELECTION_FILE.exists():
+        saved = json.loads(SELECTION_FILE.read_text())
+        pairs, rewards = np.asarray(saved["pairs"]), np.asarray(saved["rewards"])
+    else:
+        pairs, rewards = pair_rewards(library, scenes, "independent", None, 0.02)
+        SELECTION_FILE.write_text(
+            json.dumps(
+                {
+                    "train_seeds": [SELECTION_TRAIN_SEEDS.start, SELECTION_TRAIN_SEEDS.stop - 1],
+                    "dt": 0.02,
+                    "low_level": "independent",
+                    "pairs": pairs.tolist(),
+                    "rewards": np.round(rewards, 5).tolist(),
+                    "load_avg": os.getloadavg(),
+                }
+            )
+            + "\n"
+        )
+    return PairChooser.fit(scene_features(scenes), pairs, rewards)
+
+
 def run_method(method: str, seeds: np.ndarray, params: CouplingParams | None) -> EpisodeScores:
     """Scores of ``method`` on ``seeds``, chunk by chunk, reusing chunks already on disk (for
     the learned methods only chunks of the same coordinator)."""
     primitives = expert_primitives()
     rows = done_rows()
     model, steps = coordinator() if method in LEARNED else (None, None)
+    library = selection_library() if method in SELECTION else None
+    chooser = pair_chooser(library) if method == "selection_learned" else None
     parts = []
     for first in tqdm(range(0, len(seeds), CHUNK), desc=method, unit="chunk"):
         chunk = seeds[first : first + CHUNK]
@@ -114,6 +159,9 @@ def run_method(method: str, seeds: np.ndarray, params: CouplingParams | None) ->
                     params,
                     SHIELD_CLEARANCE if method == "dmp_rl_shield" else None,
                 )
+            elif method in SELECTION:
+                choices = chooser.choose(scenes) if chooser else nearest_choices(library, scenes)
+                scores = run_choices(library, scenes, choices, "independent", None, CONTROL_DT)
             else:
                 base = "coupled" if method == "coupled_cma" else method
                 scores = run_episodes(scenes, base, params, primitives)
@@ -254,6 +302,15 @@ def plot(result: dict) -> Path:
     return path
 
 
+def update_results(change: Callable[[dict], None]) -> dict:
+    """Read ``OUT``, apply ``change``, write it back (so that runs of different methods at
+    the same time keep each other's rows)."""
+    result = json.loads(OUT.read_text()) if OUT.exists() else {"methods": {}}
+    change(result)
+    OUT.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scenes", type=int, default=500)
@@ -300,37 +357,46 @@ def main() -> None:
     if args.fresh:
         ROWS.unlink(missing_ok=True)
         shutil.rmtree(CMA_DIR, ignore_errors=True)
-    result = json.loads(OUT.read_text()) if OUT.exists() else {"methods": {}}
     seeds = np.arange(args.scenes)
     for method in args.methods:
-        params = None
+        params, cma_row = None, None
         if method == "coupled" or method in LEARNED:
             params = CouplingParams()
         elif method == "coupled_cma":
             params = tune(args.generations, args.popsize)
-            result["cma"] = {
+            cma_row = {
                 "params": params.__dict__,
                 "train_seeds": [TRAIN_SEEDS.start, TRAIN_SEEDS.stop - 1],
                 "generations": args.generations,
                 "popsize": args.popsize,
             }
         summary = run_method(method, seeds, params).summary()
-        result["methods"][method] = summary
         print(method, json.dumps(summary), "load", os.getloadavg(), flush=True)
-        OUT.write_text(json.dumps(result, indent=2) + "\n")
-    independent = result["methods"].get("independent")
-    if independent:
-        for summary in result["methods"].values():
-            summary["makespan_ratio"] = summary["makespan"] / independent["makespan"]
-    if not args.skip_timing:
-        result["tick_us"] = tick_timing()
-        print("tick", json.dumps(result["tick_us"]), flush=True)
-    result["setup"] = {
-        "control_hz": 100,
-        "seeds": [0, args.scenes - 1],
-        "cpu_count": os.cpu_count(),
-    }
-    OUT.write_text(json.dumps(result, indent=2) + "\n")
+
+        def record(result: dict, method=method, summary=summary, cma_row=cma_row) -> None:
+            result["methods"][method] = summary
+            if cma_row is not None:
+                result["cma"] = cma_row
+
+        update_results(record)
+    timing = None if args.skip_timing else tick_timing()
+    if timing is not None:
+        print("tick", json.dumps(timing), flush=True)
+
+    def finish(result: dict) -> None:
+        independent = result["methods"].get("independent")
+        if independent:
+            for summary in result["methods"].values():
+                summary["makespan_ratio"] = summary["makespan"] / independent["makespan"]
+        if timing is not None:
+            result["tick_us"] = timing
+        result["setup"] = {
+            "control_hz": 100,
+            "seeds": [0, args.scenes - 1],
+            "cpu_count": os.cpu_count(),
+        }
+
+    result = update_results(finish)
     print(plot(result))
 
 

@@ -77,12 +77,15 @@ class CoordinatedController(TwoArmController):
         self.shield_clearance = shield_clearance
         self.holds = np.zeros(batch, dtype=np.int64)
         """Ticks at which the shield held an arm, per scene."""
+        self.tick_separation = np.full(batch, np.inf)
+        """The separation (m) at the start of the latest tick (measured for the coupling)."""
 
     def _coupled(self, dt: float) -> tuple[np.ndarray, np.ndarray]:
         """Repulsion as ``coupled``; phase rates towards the coordinator's targets; via-point
         offsets as coupling."""
         p = self.params
         now = self.separation()
+        self.tick_separation = now.distance
         coupling = np.stack(
             [
                 repulsion(now.distance, now.direction, p.repulsion_gain, p.repulsion_range),

@@ -97,9 +97,13 @@ class CoordinatorBatch:
         action = np.asarray(action, dtype=np.float64)
         self.controller.apply(action)
         min_sep = np.full(len(self.seeds), np.inf)
-        for _ in range(self.ticks):
+        # Each tick measures the separation before it moves (for the coupling): those of
+        # ticks 2..n and the one after the last tick are this step's states.
+        for tick in range(self.ticks):
             self.controller.tick(self.dt)
-            min_sep = np.minimum(min_sep, self.controller.separation().distance)
+            if tick:
+                min_sep = np.minimum(min_sep, self.controller.tick_separation)
+        min_sep = np.minimum(min_sep, self.controller.separation().distance)
         arrived = self.controller.arrived().all(axis=0)
         collided = min_sep < 0.0
         self.decisions += 1

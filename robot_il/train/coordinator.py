@@ -32,7 +32,7 @@ class CoordinatorTrainConfig:
     """PPO settings (SB3 names) and the budget; ``params``: the DMP layer's coupling."""
 
     total_steps: int = 300_000
-    chunk_steps: int = 20_480
+    chunk_steps: int = 8_192
     n_envs: int = 64
     n_steps: int = 64
     batch_size: int = 512
