@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 from robot_il.envs import cross_scenes as cs
 from robot_il.policies.dmp.bimanual import TwoArmController
-from robot_il.policies.dmp.coordinator import run_coordinated
+from robot_il.policies.dmp.coordinator import CoordinatorNet, run_coordinated
 from robot_il.policies.dmp.coupling import CouplingParams
 from robot_il.policies.dmp.cross_episodes import (
     CONTROL_DT,
@@ -102,14 +102,16 @@ def done_rows() -> dict[tuple[str, int], dict]:
     return {(row["method"], row["first_seed"]): row for row in rows}
 
 
-def coordinator() -> tuple[object, int]:
-    """The trained PPO coordinator (deterministic actions) and its training steps."""
+def coordinator() -> tuple[CoordinatorNet, int]:
+    """The trained PPO coordinator's deterministic actor (numpy, as deployed) and its
+    training steps; the actor is also written to ``SHIPPED_NET``."""
     from stable_baselines3 import PPO
 
-    from robot_il.train.coordinator import MODEL_FILE, read_rows
+    from robot_il.train.coordinator import MODEL_FILE, SHIPPED_NET, read_rows
 
-    model = PPO.load(COORDINATOR_DIR / MODEL_FILE, device="cpu")
-    return model, read_rows(COORDINATOR_DIR)[-1]["steps"]
+    net = CoordinatorNet.from_sb3(PPO.load(COORDINATOR_DIR / MODEL_FILE, device="cpu"))
+    net.save(SHIPPED_NET)
+    return net, read_rows(COORDINATOR_DIR)[-1]["steps"]
 
 
 def pair_chooser(library: list) -> PairChooser:
@@ -142,7 +144,7 @@ def run_method(method: str, seeds: np.ndarray, params: CouplingParams | None) ->
     the learned methods only chunks of the same coordinator)."""
     primitives = expert_primitives()
     rows = done_rows()
-    model, steps = coordinator() if method in LEARNED else (None, None)
+    net, steps = coordinator() if method in LEARNED else (None, None)
     library = selection_library() if method in SELECTION else None
     chooser = pair_chooser(library) if method == "selection_learned" else None
     parts = []
@@ -155,7 +157,7 @@ def run_method(method: str, seeds: np.ndarray, params: CouplingParams | None) ->
             if method in LEARNED:
                 scores = run_coordinated(
                     scenes,
-                    lambda obs: model.predict(obs, deterministic=True)[0],
+                    net,
                     params,
                     SHIELD_CLEARANCE if method == "dmp_rl_shield" else None,
                 )

@@ -23,6 +23,7 @@ Frames and units: world frame, m, s; actions in [-1, 1] (see ``decode_action``).
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 from robot_il.envs import cross_scenes as cs
@@ -39,6 +40,8 @@ from robot_il.policies.dmp.cross_episodes import (
     tool_quat,
 )
 from robot_il.policies.dmp.primitive import STIFFNESS
+
+from robot_il.errors import CheckpointError
 
 DECISION_PERIOD = 0.1
 """Seconds between two coordinator decisions (10 Hz)."""
@@ -257,3 +260,73 @@ def run_coordinated(
         controller=controller,
         before_tick=decide,
     )
+
+
+class CoordinatorNet:
+    """The trained coordinator's deterministic action in numpy (no torch at deployment): the
+    PPO actor's tanh MLP and its linear head, clipped to [-1, 1]. ``weights``/``biases``:
+    per layer (out, in) and (out,)."""
+
+    PREFIX = "coordinator/"
+
+    def __init__(self, weights: list[np.ndarray], biases: list[np.ndarray]) -> None:
+        if not weights or len(weights) != len(biases):
+            raise CheckpointError("coordinator: layers' weights and biases do not match")
+        if weights[0].shape[1] != OBSERVATION_SIZE or weights[-1].shape[0] != ACTION_SIZE:
+            raise CheckpointError(
+                f"coordinator: network maps {weights[0].shape[1]} -> {weights[-1].shape[0]}, "
+                f"expected {OBSERVATION_SIZE} -> {ACTION_SIZE}"
+            )
+        self.weights = [np.asarray(w, dtype=np.float64) for w in weights]
+        self.biases = [np.asarray(b, dtype=np.float64) for b in biases]
+
+    def save(self, path: str | Path) -> None:
+        """Write the weights (float32) to a safetensors file."""
+        from safetensors.numpy import save_file
+
+        save_file({k: v.astype(np.float32) for k, v in self.to_arrays().items()}, str(path))
+
+    @classmethod
+    def load(cls, path: str | Path) -> CoordinatorNet:
+        """Read a file written by ``save``."""
+        from safetensors.numpy import load_file
+
+        net = cls.from_arrays(load_file(str(path)))
+        if net is None:
+            raise CheckpointError(f"{path}: no coordinator weights in it")
+        return net
+
+    @classmethod
+    def from_sb3(cls, model) -> CoordinatorNet:
+        """From a stable-baselines3 PPO ``MlpPolicy`` (tanh hidden layers)."""
+        linears = [
+            layer for layer in model.policy.mlp_extractor.policy_net if hasattr(layer, "weight")
+        ] + [model.policy.action_net]
+        return cls(
+            [layer.weight.detach().cpu().numpy().astype(np.float64) for layer in linears],
+            [layer.bias.detach().cpu().numpy().astype(np.float64) for layer in linears],
+        )
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        """Actions (B, 8) in [-1, 1] for observations (B, ``OBSERVATION_SIZE``)."""
+        h = np.asarray(obs, dtype=np.float64)
+        for w, b in zip(self.weights[:-1], self.biases[:-1], strict=True):
+            h = np.tanh(h @ w.T + b)
+        return np.clip(h @ self.weights[-1].T + self.biases[-1], -1.0, 1.0)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        arrays = {}
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            arrays[f"{self.PREFIX}{i}/weight"], arrays[f"{self.PREFIX}{i}/bias"] = w, b
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> CoordinatorNet | None:
+        """The net stored in a checkpoint's arrays, None where it holds none."""
+        count = len({k.split("/")[1] for k in arrays if k.startswith(cls.PREFIX)})
+        if not count:
+            return None
+        return cls(
+            [np.asarray(arrays[f"{cls.PREFIX}{i}/weight"]) for i in range(count)],
+            [np.asarray(arrays[f"{cls.PREFIX}{i}/bias"]) for i in range(count)],
+        )

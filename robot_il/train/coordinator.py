@@ -21,10 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
+from robot_il.policies.dmp.coordinator import CoordinatorNet
 from robot_il.policies.dmp.coupling import CouplingParams
 
 MODEL_FILE = "ppo.zip"
 ROWS_FILE = "rows.jsonl"
+SHIPPED_NET = Path(__file__).parents[2] / "data" / "dmp_coordinator.safetensors"
+"""The coordinator trained by ``benchmarks/dmp_multiarm.py --train-coordinator`` as numpy
+weights (float32, ~90 kB): what the DMP+RL checkpoints of the tests and the README use."""
 
 
 @dataclasses.dataclass
@@ -138,3 +142,27 @@ def train_coordinator(
             flush=True,
         )
     return model_path
+
+
+def export_dmp_rl(
+    dmp_checkpoint: str | Path,
+    net: CoordinatorNet,
+    out: str | Path,
+    params: CouplingParams | None = None,
+    shield_clearance: float | None = None,
+) -> Path:
+    """A DMP+RL checkpoint: the DMP checkpoint ``dmp_checkpoint`` (its library) with the
+    coordinator ``net``, the DMP layer's coupling ``params`` (default: the hand-set ones the
+    coordinator is trained over) and the shield's clearance (m, None: no shield)."""
+    from robot_il.policies.dmp.library import library_arrays
+    from robot_il.policies.dmp.policy import DMPPolicy
+
+    policy = DMPPolicy.load(dmp_checkpoint)
+    policy.config = dataclasses.replace(
+        policy.config,
+        coordinator=True,
+        shield_clearance=shield_clearance,
+        coupling=dataclasses.asdict(params or CouplingParams()),
+    )
+    policy.coordinator = net
+    return policy.save(out, library_arrays(policy.segments) | policy.episodes | net.to_arrays())
