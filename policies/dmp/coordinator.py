@@ -80,15 +80,19 @@ class CoordinatedController(TwoArmController):
         self.shield_clearance = shield_clearance
         self.holds = np.zeros(batch, dtype=np.int64)
         """Ticks at which the shield held an arm, per scene."""
+        self.follow_phase_law = False
         self.tick_separation = np.full(batch, np.inf)
         """The separation (m) at the start of the latest tick (measured for the coupling)."""
 
     def _coupled(self, dt: float) -> tuple[np.ndarray, np.ndarray]:
         """Repulsion as ``coupled``; phase rates towards the coordinator's targets; via-point
-        offsets as coupling."""
+        offsets as coupling (with ``follow_phase_law``: the hand-set ``coupled`` law, the
+        teacher that initialises the coordinator)."""
         p = self.params
         now = self.separation()
         self.tick_separation = now.distance
+        if self.follow_phase_law:
+            return super()._coupled(dt)
         coupling = np.stack(
             [
                 repulsion(now.distance, now.direction, p.repulsion_gain, p.repulsion_range),
@@ -330,3 +334,30 @@ class CoordinatorNet:
             [np.asarray(arrays[f"{cls.PREFIX}{i}/weight"]) for i in range(count)],
             [np.asarray(arrays[f"{cls.PREFIX}{i}/bias"]) for i in range(count)],
         )
+
+
+def phase_law_demonstrations(
+    scenes: cs.CrossScenes, params: CouplingParams | None = None, dt: float = 0.02
+) -> tuple[np.ndarray, np.ndarray]:
+    """Observations (N, obs) and actions (N, 8) of the hand-set ``coupled`` phase law run as
+    the coordinator would see it: at every decision until both arms arrive, the action whose
+    rate targets are the phase rates the law reached by the next decision (no via-point
+    offsets). Behaviour cloning of these initialises the PPO actor."""
+    controller = coordinated_controller(scenes, expert_primitives(), params)
+    controller.follow_phase_law = True
+    observations, actions = [], []
+    ticks = int(round(DECISION_PERIOD / dt))
+    for _ in range(int(round(cs.TIME_LIMIT / DECISION_PERIOD))):
+        active = ~controller.arrived().all(axis=0)
+        if not active.any():
+            break
+        obs = controller.observe()
+        for _ in range(ticks):
+            controller.tick(dt)
+        action = np.zeros((len(scenes), ACTION_SIZE))
+        action[:, 0] = controller.phase_rate[0] - 1.0
+        action[:, 4] = controller.phase_rate[1] - 1.0
+        controller.rate_targets = controller.phase_rate.copy()  # what the coordinator set
+        observations.append(obs[active])
+        actions.append(action[active])
+    return np.concatenate(observations), np.concatenate(actions).astype(np.float32)

@@ -48,6 +48,12 @@ class CoordinatorTrainConfig:
     net_arch: tuple[int, ...] = (128, 128)
     seed: int = 0
     threads: int = 1
+    warm_start_scenes: int = 256
+    """Scenes of the hand-set phase law whose decisions the actor imitates before PPO starts
+    (0: PPO from a random actor)."""
+    warm_start_epochs: int = 30
+    warm_start_std: float = 0.3
+    """The policy's action standard deviation when PPO starts after the warm start."""
 
 
 def read_rows(out: Path) -> list[dict]:
@@ -93,6 +99,9 @@ def train_coordinator(
             device="cpu",
             verbose=0,
         )
+
+    if not steps_done and config.warm_start_scenes:
+        warm_start(model, config, params)
 
     class Outcomes(BaseCallback):
         """Counts how the training episodes end."""
@@ -142,6 +151,36 @@ def train_coordinator(
             flush=True,
         )
     return model_path
+
+
+def warm_start(model, config: CoordinatorTrainConfig, params: CouplingParams | None) -> float:
+    """Behaviour cloning of the hand-set phase law into the PPO actor's mean (MSE, Adam),
+    on scenes before the training seeds; returns the final loss."""
+    import torch
+
+    from robot_il.envs import cross_scenes as cs
+    from robot_il.policies.dmp.coordinator import phase_law_demonstrations
+    from robot_il.policies.dmp.coordinator_env import TRAIN_SEED_BASE
+
+    seeds = np.arange(TRAIN_SEED_BASE - config.warm_start_scenes, TRAIN_SEED_BASE)
+    obs, actions = phase_law_demonstrations(cs.sample_scenes(seeds), params)
+    policy = model.policy
+    obs_t, actions_t = torch.as_tensor(obs), torch.as_tensor(actions)
+    optimizer = torch.optim.Adam(policy.parameters(), lr=1e-3)
+    generator = torch.Generator().manual_seed(config.seed)
+    loss = torch.zeros(())
+    for _ in range(config.warm_start_epochs):
+        for batch in torch.randperm(len(obs_t), generator=generator).split(256):
+            features = policy.extract_features(obs_t[batch], policy.pi_features_extractor)
+            mean = policy.action_net(policy.mlp_extractor.forward_actor(features))
+            loss = torch.nn.functional.mse_loss(mean, actions_t[batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    with torch.no_grad():
+        policy.log_std.fill_(float(np.log(config.warm_start_std)))
+    print(f"coordinator warm start: {len(obs)} decisions, imitation loss {loss.item():.4f}")
+    return float(loss.item())
 
 
 def export_dmp_rl(
