@@ -43,6 +43,7 @@ from robot_il.policies.dmp.cross_episodes import (
     start_joints,
     tool_quat,
 )
+from robot_il.policies.dmp.library import library_arrays
 from robot_il.policies.dmp.search import cma_search
 from robot_il.policies.dmp.selection import (
     PairChooser,
@@ -234,42 +235,126 @@ def tick_timing(ticks: int = 2000) -> dict[str, float]:
     }
 
 
-def physics(episodes: int, demos: int = 6) -> dict[str, dict[str, float]]:
-    """Success (both tools at their goals, arms' capsules never touching) of the DMP policy
-    trained on ``demos`` recorded expert episodes, in MuJoCo and PyBullet, per method."""
-    import tempfile
+PHYSICS_SCENES = {"mujoco": 100, "pybullet": 50}
+"""Scenes (seeds 0..N-1 of the kinematic 500) per engine."""
+PHYSICS_METHODS = ("independent", "coupled_cma", "dmp_rl", "dmp_rl_shield")
+PHYSICS_DIR = Path(__file__).parents[1] / "outputs" / "dmp_physics"
+PHYSICS_ROWS = RESULTS / "dmp_multiarm_physics_rows.jsonl"
 
+
+def physics_policies(demos: int) -> dict[str, Path]:
+    """A checkpoint per physics method, from ``demos`` recorded expert episodes (kept under
+    ``PHYSICS_DIR`` between runs): the DMP policy with the CMA-ES or no coupling, and with the
+    shipped coordinator (``robot_il.train.coordinator.SHIPPED_NET``) with and without shield."""
+    from robot_il.policies import load_policy
+
+    from robot_il.train.coordinator import SHIPPED_NET, export_dmp_rl
+    from robot_il.train.demos import record_expert_demos
+    from robot_il.train.dmp import train_dmp
+
+    dmp = PHYSICS_DIR / "dmp" / "checkpoint"
+    if not (dmp / "config.json").exists():
+        dataset = record_expert_demos("bimanual_cross", PHYSICS_DIR / "demos", episodes=demos)
+        dmp = train_dmp(str(dataset), PHYSICS_DIR / "dmp").checkpoint
+    cma = json.loads(OUT.read_text())["cma"]["params"]
+    out = {}
+    for method in PHYSICS_METHODS:
+        path = PHYSICS_DIR / method
+        if method in LEARNED:
+            shield = SHIELD_CLEARANCE if method == "dmp_rl_shield" else None
+            net = CoordinatorNet.load(SHIPPED_NET)
+            out[method] = export_dmp_rl(dmp, net, path, CouplingParams(), shield)
+            continue
+        policy = load_policy(dmp)
+        policy.config = dataclasses.replace(
+            policy.config,
+            method="coupled" if method == "coupled_cma" else method,
+            coupling=cma if method == "coupled_cma" else policy.config.coupling,
+        )
+        arrays = library_arrays(policy.segments) | policy.episodes
+        out[method] = policy.save(path, arrays)
+    return out
+
+
+def physics_episode(env, policy, seed: int) -> dict[str, float]:
+    """One seeded episode: success, collision (capsules overlapped at some control step),
+    arm-to-arm contact points summed over the control steps, smallest separation (m)."""
+    obs, info = env.reset(seed=seed)
+    policy.reset()
+    contacts, separation, success = 0, float(obs["arm_separation"][0]), False
+    terminated = truncated = False
+    while not (terminated or truncated):
+        obs, _, terminated, truncated, info = env.step(policy.act(obs))
+        contacts += env.unwrapped.backend.arm_contacts()
+        separation = min(separation, float(obs["arm_separation"][0]))
+        success = success or bool(info.get("is_success", False))
+    collided = bool(env.unwrapped.task.collided)
+    return {
+        "seed": seed,
+        "success": success and not collided,
+        "collision": collided,
+        "contact": contacts > 0,
+        "contact_points": contacts,
+        "min_separation": separation,
+    }
+
+
+def kinematic_collisions(method: str, count: int) -> float | None:
+    """The kinematic collision rate of ``method`` on seeds 0..count-1 (from its rows)."""
+    rows = sorted(
+        (r for (m, _), r in done_rows().items() if m == method), key=lambda r: r["first_seed"]
+    )
+    flags = [c for r in rows for c in r["collision"]][:count]
+    return float(np.mean(flags)) if len(flags) == count else None
+
+
+def physics(demos: int = 6) -> dict[str, dict[str, dict]]:
+    """Every physics method on ``PHYSICS_SCENES`` seeded scenes per engine; resumable (one
+    row per episode in ``PHYSICS_ROWS``)."""
     from robot_il.envs import make_env
     from robot_il.policies import load_policy
 
-    from robot_il.train.demos import record_expert_demos
-    from robot_il.train.dmp import train_dmp
-    from robot_il.train.evaluate import evaluate
-
-    cma_params = json.loads(OUT.read_text()).get("cma", {}).get("params")
-    out: dict[str, dict[str, float]] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        dataset = record_expert_demos("bimanual_cross", Path(tmp) / "demos", episodes=demos)
-        checkpoint = train_dmp(str(dataset), Path(tmp) / "run").checkpoint
-        for backend in ("mujoco", "pybullet"):
-            env = make_env("bimanual_cross", backend)
-            for method in ("independent", "coupled", "coupled_cma"):
-                if method == "coupled_cma" and cma_params is None:
-                    continue
-                policy = load_policy(checkpoint)
-                coupling = cma_params if method == "coupled_cma" else policy.config.coupling
-                base = "coupled" if method == "coupled_cma" else method
-                policy.config = dataclasses.replace(policy.config, method=base, coupling=coupling)
-                policy.params = CouplingParams(**coupling)
-                result = evaluate(policy, env, episodes=episodes, seed=10_000, progress=True)
-                out[f"{backend}/{method}"] = {
-                    "episodes": result.episodes,
-                    "success_rate": result.success_rate,
-                    "demos": demos,
-                    "load_avg": os.getloadavg(),
-                }
-                print(backend, method, result.line(), flush=True)
-            env.close()
+    checkpoints = physics_policies(demos)
+    done = {}
+    if PHYSICS_ROWS.exists():
+        for line in PHYSICS_ROWS.read_text().splitlines():
+            row = json.loads(line)
+            done[row["backend"], row["method"], row["seed"]] = row
+    out: dict[str, dict[str, dict]] = {}
+    for backend, count in PHYSICS_SCENES.items():
+        env = make_env("bimanual_cross", backend)
+        for method in PHYSICS_METHODS:
+            policy = load_policy(checkpoints[method])
+            rows = []
+            for seed in tqdm(range(count), desc=f"{backend} {method}", unit="episode"):
+                key = (backend, method, seed)
+                if key not in done:
+                    done[key] = {
+                        "backend": backend,
+                        "method": method,
+                        **physics_episode(env, policy, seed),
+                        "load_avg": os.getloadavg(),
+                    }
+                    with PHYSICS_ROWS.open("a") as log:
+                        log.write(json.dumps(done[key]) + "\n")
+                rows.append(done[key])
+            summary = {
+                "scenes": count,
+                "collision_rate": float(np.mean([r["collision"] for r in rows])),
+                "contact_rate": float(np.mean([r["contact"] for r in rows])),
+                "contact_points": int(sum(r["contact_points"] for r in rows)),
+                "success_rate": float(np.mean([r["success"] for r in rows])),
+                "deadlock_rate": float(
+                    np.mean([not (r["success"] or r["collision"]) for r in rows])
+                ),
+                "min_separation_p5": float(np.percentile([r["min_separation"] for r in rows], 5)),
+                "kinematic_collision_rate": kinematic_collisions(method, count),
+                "demos": demos,
+                "load_avg": os.getloadavg(),
+            }
+            out.setdefault(backend, {})[method] = summary
+            print(backend, method, json.dumps(summary), flush=True)
+        env.close()
     return out
 
 
@@ -325,10 +410,9 @@ def main() -> None:
     parser.add_argument("--timing-only", action="store_true", help="time the tick, keep rows")
     parser.add_argument(
         "--physics",
-        type=int,
-        default=0,
-        help="also run N episodes per method in MuJoCo and "
-        "PyBullet (the policy trained on recorded expert demos)",
+        action="store_true",
+        help="run the physics methods on 100 (MuJoCo) and 50 (PyBullet) scenes: the DMP "
+        "policy trained on 6 recorded expert demos; collisions and arm-arm contacts",
     )
     parser.add_argument(
         "--train-coordinator",
@@ -346,14 +430,14 @@ def main() -> None:
     if args.plot_only:
         print(plot(json.loads(OUT.read_text())))
         return
-    if args.timing_only or args.physics:
-        result = json.loads(OUT.read_text())
-        if args.timing_only:
-            result["tick_us"] = tick_timing()
-            print("tick", json.dumps(result["tick_us"]), flush=True)
-        if args.physics:
-            result["physics"] = physics(args.physics)
-        OUT.write_text(json.dumps(result, indent=2) + "\n")
+    if args.timing_only:
+        timing = tick_timing()
+        print("tick", json.dumps(timing), flush=True)
+        update_results(lambda result: result.update(tick_us=timing))
+        return
+    if args.physics:
+        rows = physics()
+        update_results(lambda result: result.update(physics=rows))
         return
     RESULTS.mkdir(exist_ok=True)
     if args.fresh:
