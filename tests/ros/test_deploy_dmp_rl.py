@@ -16,6 +16,7 @@ CLEARANCE = 0.01
 
 def dmp_rl_checkpoint(out: Path, demos: int = 6) -> Path:
     from robot_il.policies.dmp.coordinator import CoordinatorNet
+
     from robot_il.train.coordinator import SHIPPED_NET, export_dmp_rl
     from robot_il.train.demos import record_expert_demos
     from robot_il.train.dmp import train_dmp
