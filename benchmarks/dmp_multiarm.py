@@ -39,11 +39,11 @@ from robot_il.policies.dmp.cross_episodes import (
     CONTROL_DT,
     EpisodeScores,
     expert_primitives,
-    run_episodes,
     start_joints,
     tool_quat,
 )
 from robot_il.policies.dmp.library import library_arrays
+from robot_il.policies.dmp.scene_kinds import run_scenes, sample_scenes
 from robot_il.policies.dmp.search import cma_search
 from robot_il.policies.dmp.selection import (
     PairChooser,
@@ -140,36 +140,34 @@ def pair_chooser(library: list) -> PairChooser:
     return PairChooser.fit(scene_features(scenes), pairs, rewards)
 
 
-def run_method(method: str, seeds: np.ndarray, params: CouplingParams | None) -> EpisodeScores:
-    """Scores of ``method`` on ``seeds``, chunk by chunk, reusing chunks already on disk (for
-    the learned methods only chunks of the same coordinator)."""
-    primitives = expert_primitives()
+def run_method(
+    method: str, seeds: np.ndarray, params: CouplingParams | None, kind: str = "bimanual_cross"
+) -> EpisodeScores:
+    """Scores of ``method`` on ``seeds`` of scene ``kind``, chunk by chunk, reusing chunks
+    already on disk (for the learned methods only chunks of the same coordinator)."""
+    label = method if kind == "bimanual_cross" else f"{kind}/{method}"
     rows = done_rows()
     net, steps = coordinator() if method in LEARNED else (None, None)
     library = selection_library() if method in SELECTION else None
     chooser = pair_chooser(library) if method == "selection_learned" else None
     parts = []
-    for first in tqdm(range(0, len(seeds), CHUNK), desc=method, unit="chunk"):
+    for first in tqdm(range(0, len(seeds), CHUNK), desc=label, unit="chunk"):
         chunk = seeds[first : first + CHUNK]
-        key = (method, int(chunk[0]))
+        key = (label, int(chunk[0]))
         row = rows.get(key)
         if row is None or row["scenes"] != len(chunk) or row.get("coordinator_steps") != steps:
-            scenes = cs.sample_scenes(chunk)
+            scenes = sample_scenes(kind, chunk)
             if method in LEARNED:
-                scores = run_coordinated(
-                    scenes,
-                    net,
-                    params,
-                    SHIELD_CLEARANCE if method == "dmp_rl_shield" else None,
-                )
+                shield = SHIELD_CLEARANCE if method == "dmp_rl_shield" else None
+                scores = run_coordinated(scenes, net, params, shield, kind=kind)
             elif method in SELECTION:
                 choices = chooser.choose(scenes) if chooser else nearest_choices(library, scenes)
                 scores = run_choices(library, scenes, choices, "independent", None, CONTROL_DT)
             else:
                 base = "coupled" if method == "coupled_cma" else method
-                scores = run_episodes(scenes, base, params, primitives)
+                scores = run_scenes(kind, scenes, base, params)
             rows[key] = {
-                "method": method,
+                "method": label,
                 "first_seed": int(chunk[0]),
                 "scenes": len(chunk),
                 "params": None if params is None else params.__dict__,
@@ -425,6 +423,23 @@ def plot(result: dict) -> Path:
     return path
 
 
+SHARED_BIN_SCENES = 200
+SHARED_BIN_METHODS = ("independent", "sequential", "coupled_cma", "dmp_rl", "dmp_rl_shield")
+
+
+def shared_bin() -> None:
+    """``bimanual_shared_bin`` rows (seeds 0..199) into the results' ``shared_bin``; the
+    learned methods use the coordinator trained on ``bimanual_cross``."""
+    cma = CouplingParams(**json.loads(OUT.read_text())["cma"]["params"])
+    for method in SHARED_BIN_METHODS:
+        params = cma if method == "coupled_cma" else CouplingParams() if method in LEARNED else None
+        summary = run_method(
+            method, np.arange(SHARED_BIN_SCENES), params, "bimanual_shared_bin"
+        ).summary()
+        print("bimanual_shared_bin", method, json.dumps(summary), flush=True)
+        update_results(lambda r, m=method, s=summary: r.setdefault("shared_bin", {}).update({m: s}))
+
+
 def update_results(change: Callable[[dict], None]) -> dict:
     """Read ``OUT``, apply ``change``, write it back (so that runs of different methods at
     the same time keep each other's rows)."""
@@ -460,7 +475,16 @@ def main() -> None:
     parser.add_argument(
         "--video", type=int, metavar="SEED", help="write the dmp_rl/independent video of SEED"
     )
+    parser.add_argument(
+        "--shared-bin",
+        action="store_true",
+        help=f"run {', '.join(SHARED_BIN_METHODS)} on {SHARED_BIN_SCENES} bimanual_shared_bin "
+        "scenes",
+    )
     args = parser.parse_args()
+    if args.shared_bin:
+        shared_bin()
+        return
     if args.video is not None:
         print(video(args.video))
         return

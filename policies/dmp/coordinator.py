@@ -35,7 +35,6 @@ from robot_il.policies.dmp.cross_episodes import (
     CONTROL_DT,
     EpisodeScores,
     expert_primitives,
-    run_episodes,
     start_joints,
     tool_quat,
 )
@@ -242,28 +241,21 @@ def run_coordinated(
     params: CouplingParams | None = None,
     shield_clearance: float | None = None,
     dt: float = CONTROL_DT,
+    kind: str = "bimanual_cross",
 ) -> EpisodeScores:
-    """Score ``scenes`` (the benchmark's definitions, ``cross_episodes.run_episodes``) with
-    the coordinator ``act`` (observations (B, obs) -> actions (B, 8)) deciding every
-    ``DECISION_PERIOD`` s over ticks of ``dt`` s."""
-    primitives = expert_primitives()
-    controller = coordinated_controller(scenes, primitives, params, shield_clearance)
+    """Score ``scenes`` of ``kind`` (the benchmark's definitions,
+    ``scene_kinds.run_scenes``) with the coordinator ``act`` (observations (B, obs) -> actions
+    (B, 8)) deciding every ``DECISION_PERIOD`` s over ticks of ``dt`` s."""
+    from robot_il.policies.dmp.scene_kinds import run_scenes, scene_primitives
+
+    controller = coordinated_controller(scenes, scene_primitives(kind), params, shield_clearance)
     every = int(round(DECISION_PERIOD / dt))
 
     def decide(step: int) -> None:
         if step % every == 0:
             controller.apply(act(controller.observe()))
 
-    return run_episodes(
-        scenes,
-        "coupled",
-        params,
-        primitives,
-        controller.joints.copy(),
-        dt,
-        controller=controller,
-        before_tick=decide,
-    )
+    return run_scenes(kind, scenes, "coupled", params, controller, decide, dt)
 
 
 class CoordinatorNet:

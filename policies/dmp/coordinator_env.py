@@ -34,7 +34,7 @@ from robot_il.policies.dmp.coordinator import (
     coordinated_controller,
 )
 from robot_il.policies.dmp.coupling import CouplingParams
-from robot_il.policies.dmp.cross_episodes import expert_primitives
+from robot_il.policies.dmp.scene_kinds import sample_scenes, scene_primitives
 
 from robot_il.errors import ConfigError
 
@@ -71,14 +71,16 @@ class CoordinatorBatch:
         params: CouplingParams | None = None,
         dt: float = TRAIN_DT,
         shield_clearance: float | None = None,
+        kind: str = "bimanual_cross",
     ) -> None:
         ticks = DECISION_PERIOD / dt
         if abs(ticks - round(ticks)) > 1e-9 or ticks < 1:
             raise ConfigError(f"coordinator: tick {dt} s must divide {DECISION_PERIOD} s")
         self.ticks = int(round(ticks))
         self.dt = dt
+        self.kind = kind
         self.controller: CoordinatedController = coordinated_controller(
-            cs.sample_scenes(seeds), expert_primitives(), params, shield_clearance
+            sample_scenes(kind, seeds), scene_primitives(kind), params, shield_clearance
         )
         self.seeds = np.asarray(seeds).copy()
         self.decisions = np.zeros(len(seeds), dtype=np.int64)
@@ -86,7 +88,7 @@ class CoordinatorBatch:
 
     def restart(self, index: np.ndarray, seeds: np.ndarray) -> None:
         """New scenes of ``seeds`` in slots ``index``."""
-        self.controller.restart(index, cs.sample_scenes(seeds))
+        self.controller.restart(index, sample_scenes(self.kind, seeds))
         self.seeds[index] = seeds
         self.decisions[index] = 0
 
