@@ -151,8 +151,11 @@ def run_method(
     library = selection_library() if method in SELECTION else None
     chooser = pair_chooser(library) if method == "selection_learned" else None
     parts = []
-    for first in tqdm(range(0, len(seeds), CHUNK), desc=label, unit="chunk"):
-        chunk = seeds[first : first + CHUNK]
+    # Selection runs every scene at once: its scenes run in batches by chosen pair, and small
+    # batches cost nearly as much per tick as large ones.
+    size = len(seeds) if method in SELECTION else CHUNK
+    for first in tqdm(range(0, len(seeds), size), desc=label, unit="chunk"):
+        chunk = seeds[first : first + size]
         key = (label, int(chunk[0]))
         row = rows.get(key)
         if row is None or row["scenes"] != len(chunk) or row.get("coordinator_steps") != steps:
