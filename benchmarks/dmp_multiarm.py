@@ -309,9 +309,13 @@ def kinematic_collisions(method: str, count: int) -> float | None:
     return float(np.mean(flags)) if len(flags) == count else None
 
 
-def physics(demos: int = 6) -> dict[str, dict[str, dict]]:
-    """Every physics method on ``PHYSICS_SCENES`` seeded scenes per engine; resumable (one
-    row per episode in ``PHYSICS_ROWS``)."""
+def physics(
+    demos: int = 6,
+    scenes: dict[str, int] = PHYSICS_SCENES,
+    methods: tuple[str, ...] = PHYSICS_METHODS,
+) -> dict[str, dict[str, dict]]:
+    """``methods`` on ``scenes`` seeded scenes per engine (seeds 0..N-1); resumable (one row
+    per episode in ``PHYSICS_ROWS``)."""
     from robot_il.envs import make_env
     from robot_il.policies import load_policy
 
@@ -322,9 +326,9 @@ def physics(demos: int = 6) -> dict[str, dict[str, dict]]:
             row = json.loads(line)
             done[row["backend"], row["method"], row["seed"]] = row
     out: dict[str, dict[str, dict]] = {}
-    for backend, count in PHYSICS_SCENES.items():
+    for backend, count in scenes.items():
         env = make_env("bimanual_cross", backend)
-        for method in PHYSICS_METHODS:
+        for method in methods:
             policy = load_policy(checkpoints[method])
             rows = []
             for seed in tqdm(range(count), desc=f"{backend} {method}", unit="episode"):
@@ -479,6 +483,16 @@ def main() -> None:
         "--video", type=int, metavar="SEED", help="write the dmp_rl/independent video of SEED"
     )
     parser.add_argument(
+        "--physics-scenes",
+        type=int,
+        nargs=2,
+        default=list(PHYSICS_SCENES.values()),
+        metavar=("MUJOCO", "PYBULLET"),
+    )
+    parser.add_argument(
+        "--physics-methods", nargs="+", default=list(PHYSICS_METHODS), choices=PHYSICS_METHODS
+    )
+    parser.add_argument(
         "--shared-bin",
         action="store_true",
         help=f"run {', '.join(SHARED_BIN_METHODS)} on {SHARED_BIN_SCENES} bimanual_shared_bin "
@@ -505,8 +519,16 @@ def main() -> None:
         update_results(lambda result: result.update(tick_us=timing))
         return
     if args.physics:
-        rows = physics()
-        update_results(lambda result: result.update(physics=rows))
+        counts = dict(zip(PHYSICS_SCENES, args.physics_scenes, strict=True))
+        rows = physics(scenes=counts, methods=tuple(args.physics_methods))
+
+        def merge(result: dict) -> None:
+            old = result.get("physics", {})  # issue 11's "engine/method" rows, other seeds
+            result["physics"] = {k: v for k, v in old.items() if "/" not in k}
+            for backend, methods in rows.items():
+                result.setdefault("physics", {}).setdefault(backend, {}).update(methods)
+
+        update_results(merge)
         return
     RESULTS.mkdir(exist_ok=True)
     if args.fresh:
