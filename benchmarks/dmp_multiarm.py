@@ -243,7 +243,7 @@ PHYSICS_DIR = Path(__file__).parents[1] / "outputs" / "dmp_physics"
 PHYSICS_ROWS = RESULTS / "dmp_multiarm_physics_rows.jsonl"
 
 
-def physics_policies(demos: int) -> dict[str, Path]:
+def physics_policies(demos: int, methods: tuple[str, ...] = PHYSICS_METHODS) -> dict[str, Path]:
     """A checkpoint per physics method, from ``demos`` recorded expert episodes (kept under
     ``PHYSICS_DIR`` between runs): the DMP policy with the CMA-ES or no coupling, and with the
     shipped coordinator (``robot_il.train.coordinator.SHIPPED_NET``) with and without shield."""
@@ -259,7 +259,7 @@ def physics_policies(demos: int) -> dict[str, Path]:
         dmp = train_dmp(str(dataset), PHYSICS_DIR / "dmp").checkpoint
     cma = json.loads(OUT.read_text())["cma"]["params"]
     out = {}
-    for method in PHYSICS_METHODS:
+    for method in methods:
         path = PHYSICS_DIR / method
         if method in LEARNED:
             shield = SHIELD_CLEARANCE if method == "dmp_rl_shield" else None
@@ -319,7 +319,7 @@ def physics(
     from robot_il.envs import make_env
     from robot_il.policies import load_policy
 
-    checkpoints = physics_policies(demos)
+    checkpoints = physics_policies(demos, methods)
     done = {}
     if PHYSICS_ROWS.exists():
         for line in PHYSICS_ROWS.read_text().splitlines():
@@ -374,7 +374,7 @@ def video(seed: int, size: tuple[int, int] = (240, 320)) -> Path:
     from robot_il.envs import make_env
     from robot_il.policies import load_policy
 
-    checkpoints = physics_policies(6)
+    checkpoints = physics_policies(6, ("dmp_rl_shield", "independent"))
     films = []
     for method in ("dmp_rl_shield", "independent"):
         env = make_env("bimanual_cross", "mujoco", render_mode="rgb_array", render_size=size)
