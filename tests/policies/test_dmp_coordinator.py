@@ -127,3 +127,21 @@ def test_vec_env_restarts_ended_episodes_with_their_outcome():
 def test_tick_must_divide_the_decision_period():
     with pytest.raises(ConfigError, match="must divide"):
         CoordinatorBatch(np.array([0]), dt=0.03)
+
+
+@pytest.mark.slow  # about a minute: 64 scenes of the phase law, cloning, 20 scenes each way
+def test_warm_started_coordinator_collides_less_than_a_full_speed_one():
+    from robot_il.policies.dmp.coordinator import CoordinatorNet
+    from stable_baselines3 import PPO
+
+    from robot_il.train.coordinator import CoordinatorTrainConfig, warm_start
+
+    model = PPO("MlpPolicy", coordinator_vec_env(2), seed=0, device="cpu")
+    loss = warm_start(model, CoordinatorTrainConfig(warm_start_scenes=64), None)
+    assert loss < 0.01
+    scenes = cs.sample_scenes(SEEDS)
+    cloned = run_coordinated(scenes, CoordinatorNet.from_sb3(model), dt=0.02)
+    free = run_coordinated(scenes, full_speed, dt=0.02)
+    assert free.collision.sum() >= 3
+    assert cloned.collision.sum() <= free.collision.sum() - 3
+    assert cloned.success.mean() >= 0.9
