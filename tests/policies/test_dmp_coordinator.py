@@ -144,4 +144,4 @@ def test_warm_started_coordinator_collides_less_than_a_full_speed_one():
     free = run_coordinated(scenes, full_speed, dt=0.02)
     assert free.collision.sum() >= 3
     assert cloned.collision.sum() <= free.collision.sum() - 3
-    assert cloned.success.mean() >= 0.9
+    assert cloned.success.sum() >= free.success.sum() + 3
