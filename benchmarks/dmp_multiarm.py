@@ -413,14 +413,17 @@ def plot(result: dict) -> Path:
         (-0.27, 0.0, 0.27), ("collision_rate", "success_rate", "deadlock_rate"), strict=True
     ):
         rates.bar(x + offset, [r[field] for r in rows], 0.27, label=field.removesuffix("_rate"))
-    rates.set_xticks(x, methods, rotation=20)
+    rates.set_xticks(x, methods, rotation=30, ha="right")
     rates.set_ylabel(f"fraction of {rows[0]['scenes']} scenes")
     rates.legend()
     base = result["methods"].get("independent", rows[0])["makespan"]
     times.bar(x, [r["makespan"] / base for r in rows], 0.5, color="tab:gray")
     times.axhline(1.35, color="tab:red", linestyle="--", label="goal for coupled_cma (1.35)")
     times.axhline(1.25, color="tab:purple", linestyle=":", label="goal for dmp_rl (1.25)")
-    times.set_xticks(x, methods, rotation=20)
+    if "sequential" in result["methods"]:
+        limit = 0.7 * result["methods"]["sequential"]["makespan"] / base
+        times.axhline(limit, color="tab:green", linestyle="-.", label="0.7 x sequential")
+    times.set_xticks(x, methods, rotation=30, ha="right")
     times.set_ylabel("makespan / independent")
     times.legend()
     figure.suptitle(f"bimanual_cross, kinematic, seeded scenes 0..{rows[0]['scenes'] - 1}")
