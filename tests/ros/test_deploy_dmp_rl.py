@@ -40,6 +40,7 @@ def test_launch_file_starts_the_two_arm_sim_and_the_policy_on_bimanual_cross():
 
 @pytest.mark.ros
 @pytest.mark.slow  # records 6 demos, then 10 lock-step episodes of 8 s over ROS 2
+@pytest.mark.timeout(3600)
 def test_dmp_rl_checkpoint_solves_bimanual_cross_over_ros(ros_context, ros_env, tmp_path):
     from robot_il.ros.ros_eval import evaluate_over_ros
 
