@@ -327,6 +327,8 @@ def physics(
             done[row["backend"], row["method"], row["seed"]] = row
     out: dict[str, dict[str, dict]] = {}
     for backend, count in scenes.items():
+        if not count:
+            continue
         env = make_env("bimanual_cross", backend)
         for method in methods:
             policy = load_policy(checkpoints[method])
@@ -359,6 +361,11 @@ def physics(
             }
             out.setdefault(backend, {})[method] = summary
             print(backend, method, json.dumps(summary), flush=True)
+            update_results(
+                lambda r, b=backend, m=method, s=summary: (
+                    r["physics"].setdefault(b, {}).update({m: s})
+                )
+            )
         env.close()
     return out
 
@@ -523,15 +530,13 @@ def main() -> None:
         return
     if args.physics:
         counts = dict(zip(PHYSICS_SCENES, args.physics_scenes, strict=True))
-        rows = physics(scenes=counts, methods=tuple(args.physics_methods))
 
-        def merge(result: dict) -> None:
+        def drop_old(result: dict) -> None:
             old = result.get("physics", {})  # issue 11's "engine/method" rows, other seeds
             result["physics"] = {k: v for k, v in old.items() if "/" not in k}
-            for backend, methods in rows.items():
-                result.setdefault("physics", {}).setdefault(backend, {}).update(methods)
 
-        update_results(merge)
+        update_results(drop_old)
+        physics(scenes=counts, methods=tuple(args.physics_methods))
         return
     RESULTS.mkdir(exist_ok=True)
     if args.fresh:
