@@ -247,13 +247,13 @@ def physics_policies(demos: int, methods: tuple[str, ...] = PHYSICS_METHODS) -> 
     """A checkpoint per physics method, from ``demos`` recorded expert episodes (kept under
     ``PHYSICS_DIR`` between runs): the DMP policy with the CMA-ES or no coupling, and with the
     shipped coordinator (``robot_il.train.coordinator.SHIPPED_NET``) with and without shield."""
-    from robot_il.policies import load_policy
+    from robot_il.policies import DEPLOY_SUBDIR, load_policy
 
     from robot_il.train.coordinator import SHIPPED_NET, export_dmp_rl
     from robot_il.train.demos import record_expert_demos
     from robot_il.train.dmp import train_dmp
 
-    dmp = PHYSICS_DIR / "dmp" / "checkpoint"
+    dmp = PHYSICS_DIR / "dmp" / DEPLOY_SUBDIR
     if not (dmp / "config.json").exists():
         dataset = record_expert_demos("bimanual_cross", PHYSICS_DIR / "demos", episodes=demos)
         dmp = train_dmp(str(dataset), PHYSICS_DIR / "dmp").checkpoint
