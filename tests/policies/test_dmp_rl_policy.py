@@ -76,3 +76,21 @@ def test_checkpoint_that_lost_its_coordinator_is_refused(ppo, dmp_checkpoint, tm
     save_file(arrays, str(weights))
     with pytest.raises(CheckpointError, match="coordinator"):
         load_policy(out)
+
+
+def test_deploy_worker_call_starts_a_new_episode_when_the_scene_changes(
+    ppo, dmp_checkpoint, tmp_path
+) -> None:
+    out = export_dmp_rl(dmp_checkpoint, CoordinatorNet.from_sb3(ppo), tmp_path / "rl")
+    deployed, reference = load_policy(out), load_policy(out)
+    env = make_env("bimanual_cross", "mujoco")
+    for seed in (5, 6):  # the second scene's goals and delays differ: a new episode
+        obs, _ = env.reset(seed=seed)
+        reference.reset()
+        for _ in range(5):
+            history = {k: np.asarray(v)[None] for k, v in obs.items()}
+            action = deployed.predict_actions(history)
+            assert action.shape == (1, 14)
+            np.testing.assert_array_equal(action[0], reference.act(obs))
+            obs, *_ = env.step(action[0])
+    env.close()
