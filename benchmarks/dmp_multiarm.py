@@ -27,20 +27,32 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from robot_il.envs import cross_scenes as cs
 from robot_il.policies.dmp.bimanual import TwoArmController
+from robot_il.policies.dmp.coordinator import CoordinatorNet, run_coordinated
 from robot_il.policies.dmp.coupling import CouplingParams
 from robot_il.policies.dmp.cross_episodes import (
+    CONTROL_DT,
     EpisodeScores,
     expert_primitives,
-    run_episodes,
     start_joints,
     tool_quat,
 )
+from robot_il.policies.dmp.library import library_arrays
+from robot_il.policies.dmp.scene_kinds import run_scenes, sample_scenes
 from robot_il.policies.dmp.search import cma_search
+from robot_il.policies.dmp.selection import (
+    PairChooser,
+    nearest_choices,
+    pair_rewards,
+    run_choices,
+    scene_features,
+    selection_library,
+)
 from tqdm import tqdm
 
 RESULTS = Path(__file__).parent / "results"
@@ -49,7 +61,31 @@ ROWS = RESULTS / "dmp_multiarm_rows.jsonl"
 CMA_DIR = RESULTS / "dmp_multiarm_cma"
 CHUNK = 50
 TRAIN_SEEDS = range(100_000, 100_100)
-METHODS = ("independent", "sequential", "oncol", "coupled", "coupled_cma")
+METHODS = (
+    "independent",
+    "sequential",
+    "oncol",
+    "coupled",
+    "coupled_cma",
+    "dmp_rl",
+    "dmp_rl_shield",
+    "selection_nn",
+    "selection_learned",
+)
+LEARNED = ("dmp_rl", "dmp_rl_shield")
+"""Methods run by the PPO coordinator (``robot_il.policies.dmp.coordinator``) over the DMP
+layer with the hand-set repulsion of ``coupled`` (the CMA-ES repulsion alone already keeps the
+arms apart at full speed, which would leave the coordinator nothing to learn);
+``dmp_rl_shield`` adds the hard distance shield."""
+COORDINATOR_DIR = Path(__file__).parents[1] / "outputs" / "dmp_coordinator"
+SHIELD_CLEARANCE = 0.02
+"""The shield's clearance (m): the min_separation goal."""
+SELECTION = ("selection_nn", "selection_learned")
+"""Which library demonstration each arm replays (``robot_il.policies.dmp.selection``), under
+independent DMPs so that the choice alone decides whether the arms meet."""
+SELECTION_TRAIN_SEEDS = range(300_000, 300_200)
+SELECTION_FILE = RESULTS / "dmp_multiarm_selection.json"
+"""The learned chooser's training data: every pair's reward on every training scene."""
 SCORE_FIELDS = (
     "collision",
     "success",
@@ -67,23 +103,78 @@ def done_rows() -> dict[tuple[str, int], dict]:
     return {(row["method"], row["first_seed"]): row for row in rows}
 
 
-def run_method(method: str, seeds: np.ndarray, params: CouplingParams | None) -> EpisodeScores:
-    """Scores of ``method`` on ``seeds``, chunk by chunk, reusing chunks already on disk."""
-    primitives = expert_primitives()
+def coordinator() -> tuple[CoordinatorNet, int]:
+    """The trained PPO coordinator's deterministic actor (numpy, as deployed) and its
+    training steps; the actor is also written to ``SHIPPED_NET``."""
+    from stable_baselines3 import PPO
+
+    from robot_il.train.coordinator import MODEL_FILE, SHIPPED_NET, read_rows
+
+    net = CoordinatorNet.from_sb3(PPO.load(COORDINATOR_DIR / MODEL_FILE, device="cpu"))
+    net.save(SHIPPED_NET)
+    return net, read_rows(COORDINATOR_DIR)[-1]["steps"]
+
+
+def pair_chooser(library: list) -> PairChooser:
+    """The learned chooser, fitted on every pair's reward on the training scenes (computed
+    once, kept in ``SELECTION_FILE``)."""
+    scenes = cs.sample_scenes(SELECTION_TRAIN_SEEDS)
+    if SELECTION_FILE.exists():
+        saved = json.loads(SELECTION_FILE.read_text())
+        pairs, rewards = np.asarray(saved["pairs"]), np.asarray(saved["rewards"])
+    else:
+        pairs, rewards = pair_rewards(library, scenes, "independent", None, 0.02)
+        SELECTION_FILE.write_text(
+            json.dumps(
+                {
+                    "train_seeds": [SELECTION_TRAIN_SEEDS.start, SELECTION_TRAIN_SEEDS.stop - 1],
+                    "dt": 0.02,
+                    "low_level": "independent",
+                    "pairs": pairs.tolist(),
+                    "rewards": np.round(rewards, 5).tolist(),
+                    "load_avg": os.getloadavg(),
+                }
+            )
+            + "\n"
+        )
+    return PairChooser.fit(scene_features(scenes), pairs, rewards)
+
+
+def run_method(
+    method: str, seeds: np.ndarray, params: CouplingParams | None, kind: str = "bimanual_cross"
+) -> EpisodeScores:
+    """Scores of ``method`` on ``seeds`` of scene ``kind``, chunk by chunk, reusing chunks
+    already on disk (for the learned methods only chunks of the same coordinator)."""
+    label = method if kind == "bimanual_cross" else f"{kind}/{method}"
     rows = done_rows()
+    net, steps = coordinator() if method in LEARNED else (None, None)
+    library = selection_library() if method in SELECTION else None
+    chooser = pair_chooser(library) if method == "selection_learned" else None
     parts = []
-    for first in tqdm(range(0, len(seeds), CHUNK), desc=method, unit="chunk"):
-        chunk = seeds[first : first + CHUNK]
-        key = (method, int(chunk[0]))
-        if key not in rows or rows[key]["scenes"] != len(chunk):
-            scenes = cs.sample_scenes(chunk)
-            base = "coupled" if method == "coupled_cma" else method
-            scores = run_episodes(scenes, base, params, primitives)
+    # Selection runs every scene at once: its scenes run in batches by chosen pair, and small
+    # batches cost nearly as much per tick as large ones.
+    size = len(seeds) if method in SELECTION else CHUNK
+    for first in tqdm(range(0, len(seeds), size), desc=label, unit="chunk"):
+        chunk = seeds[first : first + size]
+        key = (label, int(chunk[0]))
+        row = rows.get(key)
+        if row is None or row["scenes"] != len(chunk) or row.get("coordinator_steps") != steps:
+            scenes = sample_scenes(kind, chunk)
+            if method in LEARNED:
+                shield = SHIELD_CLEARANCE if method == "dmp_rl_shield" else None
+                scores = run_coordinated(scenes, net, params, shield, kind=kind)
+            elif method in SELECTION:
+                choices = chooser.choose(scenes) if chooser else nearest_choices(library, scenes)
+                scores = run_choices(library, scenes, choices, "independent", None, CONTROL_DT)
+            else:
+                base = "coupled" if method == "coupled_cma" else method
+                scores = run_scenes(kind, scenes, base, params)
             rows[key] = {
-                "method": method,
+                "method": label,
                 "first_seed": int(chunk[0]),
                 "scenes": len(chunk),
                 "params": None if params is None else params.__dict__,
+                "coordinator_steps": steps,
                 "load_avg": os.getloadavg(),
                 **{f: getattr(scores, f).astype(float).tolist() for f in SCORE_FIELDS},
             }
@@ -145,43 +236,173 @@ def tick_timing(ticks: int = 2000) -> dict[str, float]:
     }
 
 
-def physics(episodes: int, demos: int = 6) -> dict[str, dict[str, float]]:
-    """Success (both tools at their goals, arms' capsules never touching) of the DMP policy
-    trained on ``demos`` recorded expert episodes, in MuJoCo and PyBullet, per method."""
-    import tempfile
+PHYSICS_SCENES = {"mujoco": 100, "pybullet": 50}
+"""Scenes (seeds 0..N-1 of the kinematic 500) per engine."""
+PHYSICS_METHODS = ("independent", "coupled_cma", "dmp_rl", "dmp_rl_shield")
+PHYSICS_DIR = Path(__file__).parents[1] / "outputs" / "dmp_physics"
+PHYSICS_ROWS = RESULTS / "dmp_multiarm_physics_rows.jsonl"
 
+
+def physics_policies(demos: int, methods: tuple[str, ...] = PHYSICS_METHODS) -> dict[str, Path]:
+    """A checkpoint per physics method, from ``demos`` recorded expert episodes (kept under
+    ``PHYSICS_DIR`` between runs): the DMP policy with the CMA-ES or no coupling, and with the
+    shipped coordinator (``robot_il.train.coordinator.SHIPPED_NET``) with and without shield."""
+    from robot_il.policies import DEPLOY_SUBDIR, load_policy
+
+    from robot_il.train.coordinator import SHIPPED_NET, export_dmp_rl
+    from robot_il.train.demos import record_expert_demos
+    from robot_il.train.dmp import train_dmp
+
+    dmp = PHYSICS_DIR / "dmp" / DEPLOY_SUBDIR
+    if not (dmp / "config.json").exists():
+        dataset = record_expert_demos("bimanual_cross", PHYSICS_DIR / "demos", episodes=demos)
+        dmp = train_dmp(str(dataset), PHYSICS_DIR / "dmp").checkpoint
+    cma = json.loads(OUT.read_text())["cma"]["params"]
+    out = {}
+    for method in methods:
+        path = PHYSICS_DIR / method
+        if method in LEARNED:
+            shield = SHIELD_CLEARANCE if method == "dmp_rl_shield" else None
+            net = CoordinatorNet.load(SHIPPED_NET)
+            out[method] = export_dmp_rl(dmp, net, path, CouplingParams(), shield)
+            continue
+        policy = load_policy(dmp)
+        policy.config = dataclasses.replace(
+            policy.config,
+            method="coupled" if method == "coupled_cma" else method,
+            coupling=cma if method == "coupled_cma" else policy.config.coupling,
+        )
+        arrays = library_arrays(policy.segments) | policy.episodes
+        out[method] = policy.save(path, arrays)
+    return out
+
+
+def physics_episode(env, policy, seed: int) -> dict[str, float]:
+    """One seeded episode: success, collision (capsules overlapped at some control step),
+    arm-to-arm contact points summed over the control steps, smallest separation (m)."""
+    obs, info = env.reset(seed=seed)
+    policy.reset()
+    contacts, separation, success = 0, float(obs["arm_separation"][0]), False
+    terminated = truncated = False
+    while not (terminated or truncated):
+        obs, _, terminated, truncated, info = env.step(policy.act(obs))
+        contacts += env.unwrapped.backend.arm_contacts()
+        separation = min(separation, float(obs["arm_separation"][0]))
+        success = success or bool(info.get("is_success", False))
+    collided = bool(env.unwrapped.task.collided)
+    return {
+        "seed": seed,
+        "success": success and not collided,
+        "collision": collided,
+        "contact": contacts > 0,
+        "contact_points": contacts,
+        "min_separation": separation,
+    }
+
+
+def kinematic_collisions(method: str, count: int) -> float | None:
+    """The kinematic collision rate of ``method`` on seeds 0..count-1 (from its rows)."""
+    rows = sorted(
+        (r for (m, _), r in done_rows().items() if m == method), key=lambda r: r["first_seed"]
+    )
+    flags = [c for r in rows for c in r["collision"]][:count]
+    return float(np.mean(flags)) if len(flags) == count else None
+
+
+def physics(
+    demos: int = 6,
+    scenes: dict[str, int] = PHYSICS_SCENES,
+    methods: tuple[str, ...] = PHYSICS_METHODS,
+) -> dict[str, dict[str, dict]]:
+    """``methods`` on ``scenes`` seeded scenes per engine (seeds 0..N-1); resumable (one row
+    per episode in ``PHYSICS_ROWS``)."""
     from robot_il.envs import make_env
     from robot_il.policies import load_policy
 
-    from robot_il.train.demos import record_expert_demos
-    from robot_il.train.dmp import train_dmp
-    from robot_il.train.evaluate import evaluate
-
-    cma_params = json.loads(OUT.read_text()).get("cma", {}).get("params")
-    out: dict[str, dict[str, float]] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        dataset = record_expert_demos("bimanual_cross", Path(tmp) / "demos", episodes=demos)
-        checkpoint = train_dmp(str(dataset), Path(tmp) / "run").checkpoint
-        for backend in ("mujoco", "pybullet"):
-            env = make_env("bimanual_cross", backend)
-            for method in ("independent", "coupled", "coupled_cma"):
-                if method == "coupled_cma" and cma_params is None:
-                    continue
-                policy = load_policy(checkpoint)
-                coupling = cma_params if method == "coupled_cma" else policy.config.coupling
-                base = "coupled" if method == "coupled_cma" else method
-                policy.config = dataclasses.replace(policy.config, method=base, coupling=coupling)
-                policy.params = CouplingParams(**coupling)
-                result = evaluate(policy, env, episodes=episodes, seed=10_000, progress=True)
-                out[f"{backend}/{method}"] = {
-                    "episodes": result.episodes,
-                    "success_rate": result.success_rate,
-                    "demos": demos,
-                    "load_avg": os.getloadavg(),
-                }
-                print(backend, method, result.line(), flush=True)
-            env.close()
+    checkpoints = physics_policies(demos, methods)
+    done = {}
+    if PHYSICS_ROWS.exists():
+        for line in PHYSICS_ROWS.read_text().splitlines():
+            row = json.loads(line)
+            done[row["backend"], row["method"], row["seed"]] = row
+    out: dict[str, dict[str, dict]] = {}
+    for backend, count in scenes.items():
+        if not count:
+            continue
+        env = make_env("bimanual_cross", backend)
+        for method in methods:
+            policy = load_policy(checkpoints[method])
+            rows = []
+            for seed in tqdm(range(count), desc=f"{backend} {method}", unit="episode"):
+                key = (backend, method, seed)
+                if key not in done:
+                    done[key] = {
+                        "backend": backend,
+                        "method": method,
+                        **physics_episode(env, policy, seed),
+                        "load_avg": os.getloadavg(),
+                    }
+                    with PHYSICS_ROWS.open("a") as log:
+                        log.write(json.dumps(done[key]) + "\n")
+                rows.append(done[key])
+            summary = {
+                "scenes": count,
+                "collision_rate": float(np.mean([r["collision"] for r in rows])),
+                "contact_rate": float(np.mean([r["contact"] for r in rows])),
+                "contact_points": int(sum(r["contact_points"] for r in rows)),
+                "success_rate": float(np.mean([r["success"] for r in rows])),
+                "deadlock_rate": float(
+                    np.mean([not (r["success"] or r["collision"]) for r in rows])
+                ),
+                "min_separation_p5": float(np.percentile([r["min_separation"] for r in rows], 5)),
+                "kinematic_collision_rate": kinematic_collisions(method, count),
+                "demos": demos,
+                "load_avg": os.getloadavg(),
+            }
+            out.setdefault(backend, {})[method] = summary
+            print(backend, method, json.dumps(summary), flush=True)
+            update_results(
+                lambda r, b=backend, m=method, s=summary: (
+                    r["physics"].setdefault(b, {}).update({m: s})
+                )
+            )
+        env.close()
     return out
+
+
+VIDEO = RESULTS / "dmp_rl_vs_independent.mp4"
+
+
+def video(seed: int, size: tuple[int, int] = (240, 320)) -> Path:
+    """MuJoCo episode ``seed`` side by side: ``dmp_rl_shield`` (left) and ``independent``
+    (right), the front camera, 20 fps, the arms' smallest separation written on each frame."""
+    import cv2
+    import imageio.v3 as iio
+    from robot_il.envs import make_env
+    from robot_il.policies import load_policy
+
+    checkpoints = physics_policies(6, ("dmp_rl_shield", "independent"))
+    films = []
+    for method in ("dmp_rl_shield", "independent"):
+        env = make_env("bimanual_cross", "mujoco", render_mode="rgb_array", render_size=size)
+        policy = load_policy(checkpoints[method])
+        obs, _ = env.reset(seed=seed)
+        frames, closest, done = [], np.inf, False
+        while not done:
+            obs, _, terminated, truncated, _ = env.step(policy.act(obs))
+            closest = min(closest, float(obs["arm_separation"][0]))
+            frame = np.ascontiguousarray(env.render())
+            label = f"{method}  min sep {100 * closest:+.1f} cm"
+            cv2.putText(frame, label, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1)
+            frames.append(frame)
+            done = terminated or truncated
+        films.append(frames)
+        env.close()
+    length = max(len(f) for f in films)
+    padded = [f + [f[-1]] * (length - len(f)) for f in films]
+    joined = np.stack([np.concatenate(pair, axis=1) for pair in zip(*padded, strict=True)])
+    iio.imwrite(VIDEO, joined, fps=20, codec="libx264", quality=6)
+    return VIDEO
 
 
 def plot(result: dict) -> Path:
@@ -199,13 +420,17 @@ def plot(result: dict) -> Path:
         (-0.27, 0.0, 0.27), ("collision_rate", "success_rate", "deadlock_rate"), strict=True
     ):
         rates.bar(x + offset, [r[field] for r in rows], 0.27, label=field.removesuffix("_rate"))
-    rates.set_xticks(x, methods, rotation=20)
+    rates.set_xticks(x, methods, rotation=30, ha="right")
     rates.set_ylabel(f"fraction of {rows[0]['scenes']} scenes")
     rates.legend()
     base = result["methods"].get("independent", rows[0])["makespan"]
     times.bar(x, [r["makespan"] / base for r in rows], 0.5, color="tab:gray")
     times.axhline(1.35, color="tab:red", linestyle="--", label="goal for coupled_cma (1.35)")
-    times.set_xticks(x, methods, rotation=20)
+    times.axhline(1.25, color="tab:purple", linestyle=":", label="goal for dmp_rl (1.25)")
+    if "sequential" in result["methods"]:
+        limit = 0.7 * result["methods"]["sequential"]["makespan"] / base
+        times.axhline(limit, color="tab:green", linestyle="-.", label="0.7 x sequential")
+    times.set_xticks(x, methods, rotation=30, ha="right")
     times.set_ylabel("makespan / independent")
     times.legend()
     figure.suptitle(f"bimanual_cross, kinematic, seeded scenes 0..{rows[0]['scenes'] - 1}")
@@ -213,6 +438,32 @@ def plot(result: dict) -> Path:
     path = OUT.with_suffix(".png")
     figure.savefig(path, dpi=110)
     return path
+
+
+SHARED_BIN_SCENES = 200
+SHARED_BIN_METHODS = ("independent", "sequential", "coupled_cma", "dmp_rl", "dmp_rl_shield")
+
+
+def shared_bin() -> None:
+    """``bimanual_shared_bin`` rows (seeds 0..199) into the results' ``shared_bin``; the
+    learned methods use the coordinator trained on ``bimanual_cross``."""
+    cma = CouplingParams(**json.loads(OUT.read_text())["cma"]["params"])
+    for method in SHARED_BIN_METHODS:
+        params = cma if method == "coupled_cma" else CouplingParams() if method in LEARNED else None
+        summary = run_method(
+            method, np.arange(SHARED_BIN_SCENES), params, "bimanual_shared_bin"
+        ).summary()
+        print("bimanual_shared_bin", method, json.dumps(summary), flush=True)
+        update_results(lambda r, m=method, s=summary: r.setdefault("shared_bin", {}).update({m: s}))
+
+
+def update_results(change: Callable[[dict], None]) -> dict:
+    """Read ``OUT``, apply ``change``, write it back (so that runs of different methods at
+    the same time keep each other's rows)."""
+    result = json.loads(OUT.read_text()) if OUT.exists() else {"methods": {}}
+    change(result)
+    OUT.write_text(json.dumps(result, indent=2) + "\n")
+    return result
 
 
 def main() -> None:
@@ -227,59 +478,110 @@ def main() -> None:
     parser.add_argument("--timing-only", action="store_true", help="time the tick, keep rows")
     parser.add_argument(
         "--physics",
+        action="store_true",
+        help="run the physics methods on 100 (MuJoCo) and 50 (PyBullet) scenes: the DMP "
+        "policy trained on 6 recorded expert demos; collisions and arm-arm contacts",
+    )
+    parser.add_argument(
+        "--train-coordinator",
         type=int,
         default=0,
-        help="also run N episodes per method in MuJoCo and "
-        "PyBullet (the policy trained on recorded expert demos)",
+        metavar="STEPS",
+        help="first train (or go on training) the PPO coordinator to STEPS env steps",
+    )
+    parser.add_argument(
+        "--video", type=int, metavar="SEED", help="write the dmp_rl/independent video of SEED"
+    )
+    parser.add_argument(
+        "--physics-scenes",
+        type=int,
+        nargs=2,
+        default=list(PHYSICS_SCENES.values()),
+        metavar=("MUJOCO", "PYBULLET"),
+    )
+    parser.add_argument(
+        "--physics-methods", nargs="+", default=list(PHYSICS_METHODS), choices=PHYSICS_METHODS
+    )
+    parser.add_argument(
+        "--shared-bin",
+        action="store_true",
+        help=f"run {', '.join(SHARED_BIN_METHODS)} on {SHARED_BIN_SCENES} bimanual_shared_bin "
+        "scenes",
     )
     args = parser.parse_args()
+    if args.shared_bin:
+        shared_bin()
+        return
+    if args.video is not None:
+        print(video(args.video))
+        return
+    if args.train_coordinator:
+        from robot_il.train.coordinator import CoordinatorTrainConfig, train_coordinator
+
+        config = CoordinatorTrainConfig(total_steps=args.train_coordinator)
+        train_coordinator(COORDINATOR_DIR, config, CouplingParams())
     if args.plot_only:
         print(plot(json.loads(OUT.read_text())))
         return
-    if args.timing_only or args.physics:
-        result = json.loads(OUT.read_text())
-        if args.timing_only:
-            result["tick_us"] = tick_timing()
-            print("tick", json.dumps(result["tick_us"]), flush=True)
-        if args.physics:
-            result["physics"] = physics(args.physics)
-        OUT.write_text(json.dumps(result, indent=2) + "\n")
+    if args.timing_only:
+        timing = tick_timing()
+        print("tick", json.dumps(timing), flush=True)
+        update_results(lambda result: result.update(tick_us=timing))
+        return
+    if args.physics:
+        counts = dict(zip(PHYSICS_SCENES, args.physics_scenes, strict=True))
+
+        def drop_old(result: dict) -> None:
+            old = result.get("physics", {})  # issue 11's "engine/method" rows, other seeds
+            result["physics"] = {k: v for k, v in old.items() if "/" not in k}
+
+        update_results(drop_old)
+        physics(scenes=counts, methods=tuple(args.physics_methods))
         return
     RESULTS.mkdir(exist_ok=True)
     if args.fresh:
         ROWS.unlink(missing_ok=True)
         shutil.rmtree(CMA_DIR, ignore_errors=True)
-    result = json.loads(OUT.read_text()) if OUT.exists() else {"methods": {}}
     seeds = np.arange(args.scenes)
     for method in args.methods:
-        params = None
-        if method == "coupled":
+        params, cma_row = None, None
+        if method == "coupled" or method in LEARNED:
             params = CouplingParams()
         elif method == "coupled_cma":
             params = tune(args.generations, args.popsize)
-            result["cma"] = {
+            cma_row = {
                 "params": params.__dict__,
                 "train_seeds": [TRAIN_SEEDS.start, TRAIN_SEEDS.stop - 1],
                 "generations": args.generations,
                 "popsize": args.popsize,
             }
         summary = run_method(method, seeds, params).summary()
-        result["methods"][method] = summary
         print(method, json.dumps(summary), "load", os.getloadavg(), flush=True)
-        OUT.write_text(json.dumps(result, indent=2) + "\n")
-    independent = result["methods"].get("independent")
-    if independent:
-        for summary in result["methods"].values():
-            summary["makespan_ratio"] = summary["makespan"] / independent["makespan"]
-    if not args.skip_timing:
-        result["tick_us"] = tick_timing()
-        print("tick", json.dumps(result["tick_us"]), flush=True)
-    result["setup"] = {
-        "control_hz": 100,
-        "seeds": [0, args.scenes - 1],
-        "cpu_count": os.cpu_count(),
-    }
-    OUT.write_text(json.dumps(result, indent=2) + "\n")
+
+        def record(result: dict, method=method, summary=summary, cma_row=cma_row) -> None:
+            result["methods"][method] = summary
+            if cma_row is not None:
+                result["cma"] = cma_row
+
+        update_results(record)
+    timing = None if args.skip_timing else tick_timing()
+    if timing is not None:
+        print("tick", json.dumps(timing), flush=True)
+
+    def finish(result: dict) -> None:
+        independent = result["methods"].get("independent")
+        if independent:
+            for summary in result["methods"].values():
+                summary["makespan_ratio"] = summary["makespan"] / independent["makespan"]
+        if timing is not None:
+            result["tick_us"] = timing
+        result["setup"] = {
+            "control_hz": 100,
+            "seeds": [0, args.scenes - 1],
+            "cpu_count": os.cpu_count(),
+        }
+
+    result = update_results(finish)
     print(plot(result))
 
 

@@ -80,6 +80,9 @@ class SceneSpec:
     bin: BinSpec | None = None
     markers: tuple[str, ...] = ()
     cameras: tuple[CameraSpec, ...] = field(default_factory=tuple)
+    arm_contacts: bool = False
+    """Whether the arms collide with each other (MuJoCo: their own contact bits; PyBullet's
+    separate bodies always do), for scenes where arms share a workspace."""
 
 
 class SimBackend(Protocol):
@@ -92,6 +95,10 @@ class SimBackend(Protocol):
 
     scene: SceneSpec
     physics_dt: float
+
+    def arm_contacts(self) -> int:
+        """Contact points between two different arms after the last physics step."""
+        ...
 
     def reset(
         self,

@@ -64,6 +64,13 @@ class MujocoBackend:
                 self.data.site_xpos[site],
                 self.data.site_xmat[site],
             )
+        roots = {
+            self.model.body(ur5e.arm_prefix(m.name) + ur5e.LINK_NAMES[0]).id: k
+            for k, m in enumerate(scene.arms)
+        }
+        root_of_geom = self.model.body_rootid[self.model.geom_bodyid]
+        self._geom_arm = np.array([roots.get(int(r), -1) for r in root_of_geom])
+        """Arm index (scene order) of each geom, -1 for the world and objects."""
         n_servo = SERVOS_PER_ARM * len(scene.arms)
         assert self.model.na == n_servo and self.model.nu == 2 * n_servo
         # ctrl holds each servo's set-point velocity twice (set-point actuators, then their
@@ -112,6 +119,16 @@ class MujocoBackend:
         self._ctrl_pairs[:] = velocity
         self._mj.mj_step(self.model, self.data, n_substeps)
         self._kinematics_fresh = False
+
+    def arm_contacts(self) -> int:
+        """Contact points between two different arms after the last physics step (none
+        unless the scene has ``arm_contacts``)."""
+        n = self.data.ncon
+        if n == 0:
+            return 0
+        a = self._geom_arm[self.data.contact.geom1[:n]]
+        b = self._geom_arm[self.data.contact.geom2[:n]]
+        return int(np.sum((a >= 0) & (b >= 0) & (a != b)))
 
     def joint_pos(self, arm: str) -> np.ndarray:
         return self._views[arm][0].copy()

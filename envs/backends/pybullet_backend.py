@@ -181,8 +181,9 @@ class PybulletBackend:
                 coupling, gearRatio=-1, maxForce=FINGER_COUPLING_FORCE, physicsClientId=cid
             )
         bodies = list(self._arm_body.values())
-        for a, body_a in enumerate(bodies):  # arms never touch each other (as in MuJoCo)
-            for body_b in bodies[a + 1 :]:
+        self._arm_pairs = [(a, b) for i, a in enumerate(bodies) for b in bodies[i + 1 :]]
+        for a, body_a in enumerate(bodies):  # arms touch each other only with arm_contacts
+            for body_b in bodies[a + 1 :] if not scene.arm_contacts else ():
                 for link_a in range(-1, p.getNumJoints(body_a, physicsClientId=cid)):
                     for link_b in range(-1, p.getNumJoints(body_b, physicsClientId=cid)):
                         p.setCollisionFilterPair(
@@ -249,6 +250,11 @@ class PybulletBackend:
                 self._objects[name], pose[:3].tolist(), _xyzw(pose[3:]), physicsClientId=cid
             )
             p.resetBaseVelocity(self._objects[name], [0.0] * 3, [0.0] * 3, physicsClientId=cid)
+
+    def arm_contacts(self) -> int:
+        """Contact points between two different arms after the last physics step."""
+        p, cid = self._p, self.client_id
+        return sum(len(p.getContactPoints(a, b, physicsClientId=cid)) for a, b in self._arm_pairs)
 
     def _forget_contacts(self) -> None:
         """Drop every cached contact manifold (and its warm-start impulses) of the last episode,

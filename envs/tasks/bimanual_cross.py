@@ -46,6 +46,7 @@ class BimanualCross(Task):
             table_height=TABLE_HEIGHT,
             markers=tuple(f"goal_{arm}" for arm in cs.ARMS),
             cameras=cameras,
+            arm_contacts=True,
         )
 
     def sample(self, rng: np.random.Generator) -> InitialState:

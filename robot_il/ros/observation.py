@@ -49,9 +49,11 @@ from robot_il.ros.camera_frames import (
 )
 from robot_il.ros.ur_topics import (
     OBJECT_POSE_TOPIC,
+    POSE_INPUTS,
     TARGET_TOPIC,
     image_topic,
     stamp_seconds,
+    task_input_topic,
     tf_prefix,
 )
 
@@ -183,6 +185,15 @@ class RobotObservation:
             from geometry_msgs.msg import PoseStamped
 
             node.create_subscription(PoseStamped, OBJECT_POSE_TOPIC, self._on_object, qos)
+        for key in sorted(set(task_spec.task_keys) & set(wanted) - set(POSE_INPUTS)):
+            from std_msgs.msg import Float64MultiArray
+
+            node.create_subscription(
+                Float64MultiArray,
+                task_input_topic(key),
+                lambda msg, k=key: self._set(k, msg.data),
+                qos,
+            )
         for a, arm in enumerate(self.arms):
             p = tf_prefix(arm)
             if p + "speed_scaling" in wanted and robot_state:

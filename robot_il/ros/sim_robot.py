@@ -56,10 +56,12 @@ from robot_il.ros.arm_layout import ArmLayout
 from robot_il.ros.node_main import declare_float, freeze_startup_objects, use_realtime_priority
 from robot_il.ros.ur_topics import (
     OBJECT_POSE_TOPIC,
+    POSE_INPUTS,
     SUCCESS_TOPIC,
     TARGET_TOPIC,
     image_topic,
     seconds_to_stamp,
+    task_input_topic,
     tf_prefix,
     trajectory_points,
 )
@@ -163,6 +165,12 @@ class SimRobot(Node):
         self.success_pub = self.create_publisher(Bool, SUCCESS_TOPIC, qos)
         self.object_pub = self.create_publisher(PoseStamped, OBJECT_POSE_TOPIC, qos)
         self.target_pub = self.create_publisher(PointStamped, TARGET_TOPIC, qos)
+        self.input_pubs = {
+            key: self.create_publisher(Float64MultiArray, task_input_topic(key), qos)
+            for key in self.env.unwrapped.task.task_keys
+            if key not in POSE_INPUTS
+        }
+        """The task's other inputs (e.g. bimanual_cross's goals and delays), one topic each."""
         self.image_pub = (
             self.create_publisher(Image, image_topic(camera), QoSProfile(depth=2))
             if camera
@@ -386,6 +394,9 @@ class SimRobot(Node):
             o = pose.pose.orientation
             o.w, o.x, o.y, o.z = qw, qx, qy, qz
             self.object_pub.publish(pose)
+        for key, publisher in self.input_pubs.items():
+            if key in obs:
+                publisher.publish(Float64MultiArray(data=np.ravel(obs[key]).astype(float).tolist()))
         if "target_pos" in obs:
             point = PointStamped()
             point.header.stamp, point.header.frame_id = stamp, WORLD_FRAME

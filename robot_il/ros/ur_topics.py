@@ -41,6 +41,15 @@ OBJECT_POSE_TOPIC = "task/object_pose"
 """geometry_msgs/PoseStamped: the task's free object in the world frame (simulation only)."""
 TARGET_TOPIC = "task/target"
 """geometry_msgs/PointStamped: the task's goal position in the world frame (simulation only)."""
+POSE_INPUTS = ("target_pos", "object_pose")
+"""Task inputs with their own geometry_msgs topics (``TARGET_TOPIC``, ``OBJECT_POSE_TOPIC``)."""
+
+
+def task_input_topic(key: str) -> str:
+    """std_msgs/Float64MultiArray: any other task input (e.g. ``bimanual_cross``'s
+    ``tool_goals``, ``start_delays``), as the env's observation holds it (simulation, or a
+    node that knows the task)."""
+    return f"task/{key}"
 
 
 def tf_prefix(arm: str) -> str:

@@ -1,0 +1,207 @@
+"""PPO training of the two-arm DMP coordinator (``robot_il.policies.dmp.coordinator``).
+
+stable-baselines3's PPO owns the loop (rollouts, GAE, clipped surrogate, value and entropy
+terms as in Schulman et al. 2017); the env is ``coordinator_env.coordinator_vec_env``: B
+kinematic ``bimanual_cross`` scenes stepped as one vectorised batch at 10 Hz decisions.
+
+Resumable: every ``chunk_steps`` env steps the model is saved to ``<out>/ppo.zip`` and one
+JSON row (steps, episodes ended in the chunk and their success / collision / deadlock rates,
+seconds, load average) is appended to ``<out>/rows.jsonl``; a rerun with the same ``out``
+continues from the last save with the next unseen training scenes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from robot_il.policies.dmp.coordinator import CoordinatorNet
+from robot_il.policies.dmp.coupling import CouplingParams
+
+MODEL_FILE = "ppo.zip"
+ROWS_FILE = "rows.jsonl"
+SHIPPED_NET = Path(__file__).parents[2] / "data" / "dmp_coordinator.safetensors"
+"""The coordinator trained by ``benchmarks/dmp_multiarm.py --train-coordinator`` as numpy
+weights (float32, ~90 kB): what the DMP+RL checkpoints of the tests and the README use."""
+
+
+@dataclasses.dataclass
+class CoordinatorTrainConfig:
+    """PPO settings (SB3 names) and the budget; ``params``: the DMP layer's coupling."""
+
+    total_steps: int = 300_000
+    chunk_steps: int = 8_192
+    n_envs: int = 64
+    n_steps: int = 64
+    batch_size: int = 512
+    n_epochs: int = 5
+    learning_rate: float = 3e-4
+    gamma: float = 0.98
+    gae_lambda: float = 0.95
+    ent_coef: float = 0.0
+    net_arch: tuple[int, ...] = (128, 128)
+    seed: int = 0
+    threads: int = 1
+    warm_start_scenes: int = 256
+    """Scenes of the hand-set phase law whose decisions the actor imitates before PPO starts
+    (0: PPO from a random actor)."""
+    warm_start_epochs: int = 30
+    warm_start_std: float = 0.3
+    """The policy's action standard deviation when PPO starts after the warm start."""
+
+
+def read_rows(out: Path) -> list[dict]:
+    path = out / ROWS_FILE
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def train_coordinator(
+    out: str | Path, config: CoordinatorTrainConfig, params: CouplingParams | None = None
+) -> Path:
+    """Train (or continue training) until ``config.total_steps``; returns the model path."""
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    from robot_il.policies.dmp.coordinator_env import TRAIN_SEED_BASE, coordinator_vec_env
+
+    torch.set_num_threads(config.threads)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = read_rows(out)
+    steps_done = rows[-1]["steps"] if rows else 0
+    next_seed = rows[-1]["next_seed"] if rows else TRAIN_SEED_BASE
+    env = coordinator_vec_env(config.n_envs, first_seed=next_seed, params=params)
+    model_path = out / MODEL_FILE
+    if steps_done and model_path.exists():
+        model = PPO.load(model_path, env=env, device="cpu")
+    else:
+        model = PPO(
+            "MlpPolicy",
+            env,
+            n_steps=config.n_steps,
+            batch_size=config.batch_size,
+            n_epochs=config.n_epochs,
+            learning_rate=config.learning_rate,
+            gamma=config.gamma,
+            gae_lambda=config.gae_lambda,
+            ent_coef=config.ent_coef,
+            policy_kwargs={"net_arch": list(config.net_arch)},
+            seed=config.seed,
+            device="cpu",
+            verbose=0,
+        )
+
+    if not steps_done and config.warm_start_scenes:
+        warm_start(model, config, params)
+
+    class Outcomes(BaseCallback):
+        """Counts how the training episodes end."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.counts: Counter[str] = Counter()
+
+        def _on_step(self) -> bool:
+            for info in self.locals["infos"]:
+                if "episode_outcome" in info:
+                    self.counts[info["episode_outcome"]] += 1
+            return True
+
+    while steps_done < config.total_steps:
+        outcomes = Outcomes()
+        begin = time.time()
+        model.learn(
+            config.chunk_steps,
+            callback=outcomes,
+            reset_num_timesteps=False,
+            progress_bar=True,
+        )
+        steps_done = int(model.num_timesteps)
+        model.save(model_path)
+        episodes = sum(outcomes.counts.values())
+        row = {
+            "steps": steps_done,
+            "episodes": episodes,
+            **{
+                f"{kind}_rate": outcomes.counts[kind] / max(episodes, 1)
+                for kind in ("success", "collision", "deadlock")
+            },
+            "seconds": time.time() - begin,
+            "next_seed": int(env.next_seed),
+            "load_avg": os.getloadavg(),
+            "config": dataclasses.asdict(config),
+            "params": None if params is None else dataclasses.asdict(params),
+        }
+        with (out / ROWS_FILE).open("a") as log:
+            log.write(json.dumps(row) + "\n")
+        print(
+            f"coordinator step {steps_done}: episodes {episodes} success "
+            f"{row['success_rate']:.3f} collision {row['collision_rate']:.3f} "
+            f"deadlock {row['deadlock_rate']:.3f} ({row['seconds']:.0f} s, load "
+            f"{np.round(row['load_avg'], 2).tolist()})",
+            flush=True,
+        )
+    return model_path
+
+
+def warm_start(model, config: CoordinatorTrainConfig, params: CouplingParams | None) -> float:
+    """Behaviour cloning of the hand-set phase law into the PPO actor's mean (MSE, Adam),
+    on scenes before the training seeds; returns the final loss."""
+    import torch
+
+    from robot_il.envs import cross_scenes as cs
+    from robot_il.policies.dmp.coordinator import phase_law_demonstrations
+    from robot_il.policies.dmp.coordinator_env import TRAIN_SEED_BASE
+
+    seeds = np.arange(TRAIN_SEED_BASE - config.warm_start_scenes, TRAIN_SEED_BASE)
+    obs, actions = phase_law_demonstrations(cs.sample_scenes(seeds), params)
+    policy = model.policy
+    obs_t, actions_t = torch.as_tensor(obs), torch.as_tensor(actions)
+    optimizer = torch.optim.Adam(policy.parameters(), lr=1e-3)
+    generator = torch.Generator().manual_seed(config.seed)
+    loss = torch.zeros(())
+    for _ in range(config.warm_start_epochs):
+        for batch in torch.randperm(len(obs_t), generator=generator).split(256):
+            features = policy.extract_features(obs_t[batch], policy.pi_features_extractor)
+            mean = policy.action_net(policy.mlp_extractor.forward_actor(features))
+            loss = torch.nn.functional.mse_loss(mean, actions_t[batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    with torch.no_grad():
+        policy.log_std.fill_(float(np.log(config.warm_start_std)))
+    print(f"coordinator warm start: {len(obs)} decisions, imitation loss {loss.item():.4f}")
+    return float(loss.item())
+
+
+def export_dmp_rl(
+    dmp_checkpoint: str | Path,
+    net: CoordinatorNet,
+    out: str | Path,
+    params: CouplingParams | None = None,
+    shield_clearance: float | None = None,
+) -> Path:
+    """A DMP+RL checkpoint: the DMP checkpoint ``dmp_checkpoint`` (its library) with the
+    coordinator ``net``, the DMP layer's coupling ``params`` (default: the hand-set ones the
+    coordinator is trained over) and the shield's clearance (m, None: no shield)."""
+    from robot_il.policies.dmp.library import library_arrays
+    from robot_il.policies.dmp.policy import DMPPolicy
+
+    policy = DMPPolicy.load(dmp_checkpoint)
+    policy.config = dataclasses.replace(
+        policy.config,
+        coordinator=True,
+        shield_clearance=shield_clearance,
+        coupling=dataclasses.asdict(params or CouplingParams()),
+    )
+    policy.coordinator = net
+    return policy.save(out, library_arrays(policy.segments) | policy.episodes | net.to_arrays())

@@ -1,0 +1,147 @@
+"""The learned two-arm coordinator's env, action decoding and hard distance shield (kinematic
+``bimanual_cross`` scenes, real DMPs, IK and capsule distances)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from robot_il.envs import cross_scenes as cs
+from robot_il.policies.dmp.coordinator import (
+    ACTION_SIZE,
+    OBSERVATION_SIZE,
+    VIA_OFFSET_MAX,
+    decode_action,
+    run_coordinated,
+)
+from robot_il.policies.dmp.coordinator_env import (
+    TIME_COST,
+    CoordinatorBatch,
+    CoordinatorEnv,
+    coordinator_vec_env,
+)
+from robot_il.policies.dmp.cross_episodes import run_episodes
+
+from robot_il.errors import ConfigError
+
+# Scenes 0..19: independent DMPs collide in some of them (the benchmark's 61 % over 500).
+SEEDS = np.arange(20)
+
+
+def full_speed(obs: np.ndarray) -> np.ndarray:
+    """A coordinator that never slows either arm (action 0: rate 1, no offset)."""
+    return np.zeros((len(obs), ACTION_SIZE))
+
+
+def test_decode_action_maps_rates_and_offsets():
+    action = np.array([[0.0, 1.0, -1.0, 0.5, -1.0, 0.0, 0.0, 0.0], [0.5, 0, 0, 0, -0.3, 0, 0, 0]])
+    rates, offsets = decode_action(action)
+    np.testing.assert_allclose(rates, [[1.0, 1.0], [0.0, 0.7]])
+    np.testing.assert_allclose(offsets[0, 0], VIA_OFFSET_MAX * np.array([1.0, -1.0, 0.5]))
+    np.testing.assert_allclose(offsets[1, 0], 0.0)
+    # Out-of-range actions are clipped, never amplified.
+    rates, offsets = decode_action(np.full((1, ACTION_SIZE), 5.0))
+    assert rates.max() == 1.0 and np.abs(offsets).max() == VIA_OFFSET_MAX
+
+
+def test_full_speed_coordinator_matches_independent_collisions():
+    """Without slowing, the coordinated DMP layer still collides where independent DMPs do
+    (repulsion alone does not separate crossing arms): the learned part has work to do."""
+    scenes = cs.sample_scenes(SEEDS)
+    free = run_coordinated(scenes, full_speed, dt=0.02)
+    independent = run_episodes(scenes, "independent", dt=0.02)
+    assert independent.collision.sum() >= 5
+    assert free.collision.sum() >= 3
+
+
+def test_shield_never_lets_the_arms_closer_than_the_clearance():
+    scenes = cs.sample_scenes(SEEDS)
+    clearance = 0.02
+
+    # An adversarial coordinator: full speed, via-points pushed towards the other arm.
+    def towards(obs: np.ndarray) -> np.ndarray:
+        action = np.zeros((len(obs), ACTION_SIZE))
+        action[:, 1:4] = np.sign(obs[:, 26:29])  # left arm towards the right tool
+        action[:, 5:8] = -np.sign(obs[:, 26:29])
+        return action
+
+    for coordinator in (full_speed, towards):
+        unshielded = run_coordinated(scenes, coordinator, dt=0.02)
+        shielded = run_coordinated(scenes, coordinator, shield_clearance=clearance, dt=0.02)
+        assert unshielded.collision.any()
+        assert not shielded.collision.any()
+        assert shielded.min_separation.min() >= clearance - 1e-9
+        # The shield holds only what it must: most scenes still end with both arms home.
+        assert shielded.success.mean() >= 0.5
+
+
+def test_env_is_a_gymnasium_env_and_rate_zero_holds_the_arms():
+    from gymnasium.utils.env_checker import check_env
+
+    env = CoordinatorEnv()
+    check_env(env, skip_render_check=True)
+    obs, info = env.reset(seed=3)
+    assert obs.shape == (OBSERVATION_SIZE,) and info["scene_seed"] == 3
+    again, _ = env.reset(seed=3)
+    np.testing.assert_array_equal(obs, again)
+    # Rate 0 from the first decision: the phase rates ramp down from 1 within a few ticks,
+    # then nothing moves; every step costs time and nothing else.
+    hold = np.zeros(ACTION_SIZE, dtype=np.float32)
+    hold[[0, 4]] = -1.0
+    for _ in range(3):
+        obs, reward, terminated, truncated, _ = env.step(hold)
+    for _ in range(5):
+        before = obs
+        obs, reward, terminated, truncated, info = env.step(hold)
+        np.testing.assert_allclose(obs[:3], before[:3], atol=1e-9)
+        assert reward == pytest.approx(-TIME_COST)
+        assert not (terminated or truncated)
+
+
+def test_restarted_slot_equals_a_fresh_scene():
+    batch = CoordinatorBatch(np.array([0, 1]))
+    for _ in range(4):
+        batch.step(np.zeros((2, ACTION_SIZE)))
+    batch.restart(np.array([1]), np.array([7]))
+    fresh = CoordinatorBatch(np.array([7]))
+    np.testing.assert_allclose(
+        batch.controller.observe()[1], fresh.controller.observe()[0], atol=1e-6
+    )
+
+
+def test_vec_env_restarts_ended_episodes_with_their_outcome():
+    env = coordinator_vec_env(4, first_seed=0)
+    obs = env.reset()
+    outcomes, terminal = [], 0
+    for _ in range(int(cs.TIME_LIMIT / 0.1) + 1):
+        obs, reward, done, infos = env.step(np.zeros((4, ACTION_SIZE), dtype=np.float32))
+        assert obs.shape == (4, OBSERVATION_SIZE) and reward.shape == (4,)
+        for i in np.flatnonzero(done):
+            assert infos[i]["terminal_observation"].shape == (OBSERVATION_SIZE,)
+            outcomes.append(infos[i]["episode_outcome"])
+            terminal += 1
+    # At full speed every scene ends within the time limit, by arrival or by collision.
+    assert terminal >= 4 and set(outcomes) <= {"success", "collision", "deadlock"}
+    assert "deadlock" not in outcomes
+
+
+def test_tick_must_divide_the_decision_period():
+    with pytest.raises(ConfigError, match="must divide"):
+        CoordinatorBatch(np.array([0]), dt=0.03)
+
+
+@pytest.mark.slow  # about a minute: 64 scenes of the phase law, cloning, 20 scenes each way
+def test_warm_started_coordinator_collides_less_than_a_full_speed_one():
+    from robot_il.policies.dmp.coordinator import CoordinatorNet
+    from stable_baselines3 import PPO
+
+    from robot_il.train.coordinator import CoordinatorTrainConfig, warm_start
+
+    model = PPO("MlpPolicy", coordinator_vec_env(2), seed=0, device="cpu")
+    loss = warm_start(model, CoordinatorTrainConfig(warm_start_scenes=64), None)
+    assert loss < 0.01
+    scenes = cs.sample_scenes(SEEDS)
+    cloned = run_coordinated(scenes, CoordinatorNet.from_sb3(model), dt=0.02)
+    free = run_coordinated(scenes, full_speed, dt=0.02)
+    assert free.collision.sum() >= 3
+    assert cloned.collision.sum() <= free.collision.sum() - 3
+    assert cloned.success.sum() >= free.success.sum() + 3
