@@ -160,7 +160,7 @@ def test_kill_and_resume_continues_bit_exactly(
     process = subprocess.Popen([*argv, *settings(one_reach_demo, killed, extra, 240)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     deadline = time.monotonic() + 300
-    while not (killed / "checkpoints" / "step_0000080").exists():
+    while not (killed / "train_state" / "state.pt").exists():  # written after the checkpoint
         assert process.poll() is None and time.monotonic() < deadline, "no save before the end"
         time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
