@@ -218,9 +218,10 @@ def plot(args: argparse.Namespace) -> None:
             key=lambda r: r["seed"],
         ):  # fmt: skip
             group = list(group)
+            setting = f"{profile}, " if method == "opt_ail" else ""
             ax.plot([r["env_steps"] for r in group], [r["return"] for r in group], marker="o",
                     ms=3, lw=1.2, color=color, alpha=0.8,
-                    label=f"{LABELS[method, variant]}, ours ({profile}, seed {seed})")  # fmt: skip
+                    label=f"{LABELS[method, variant]}, ours ({setting}seed {seed})")  # fmt: skip
     if rows:
         level = rows[0]["expert_return"]
         ax.axhline(level, color="black", ls="--", label=f"expert imitated, ours ({level:.0f})")
@@ -229,6 +230,8 @@ def plot(args: argparse.Namespace) -> None:
         best = max(bc, key=lambda r: r["return"])
         ax.axhline(best["return"], color="tab:red", ls="-.", label=(
             f"tuned BC, best of {len(bc)} (wd {best['weight_decay']:g}, lr {best['lr']:g})"))
+    ours_steps = [r["env_steps"] for r in rows if r["method"] in ONLINE_METHODS]
+    ax.set_xlim(0, max([MAX_ENV_STEPS, *ours_steps]) * 1.02)  # the budgets the goals name
     ax.set(xlabel="env steps", ylabel="return (10 episodes)",
            title=f"{args.task}, {args.demos} expert trajectory, subsample {args.subsample}")
     ax.legend(fontsize=7, loc="lower right")
@@ -275,7 +278,8 @@ def table(args: argparse.Namespace) -> None:
         steps = sorted({r["env_steps"] for r in last.values()})
         mean = float(np.mean([r["return"] for r in last.values()]))
         seeds = ", ".join(f"s{s}: {r['return']:.0f}" for s, r in sorted(last.items()))
-        print(f"| {LABELS[method, variant]} ({profile}) | {'/'.join(map(str, steps))} | "
+        name = LABELS[method, variant] + (f" ({profile})" if method == "opt_ail" else "")
+        print(f"| {name} | {'/'.join(map(str, steps))} | "
               f"{seeds} | {mean:.0f} | {mean / expert:.2f} |")  # fmt: skip
     bc = [r for r in rows if r["method"] == "bc"]
     if bc:

@@ -1,6 +1,5 @@
-"""Trainable policies (BC, Diffusion Policy, the actor of OPT-AIL, DAC and IQ-Learn,
-two-arm DMPs) and the one way to
-load a checkpoint.
+"""Trainable policies (BC, Diffusion Policy, the actor of OPT-AIL, DAC and IQ-Learn, two-arm
+DMPs) and the one way to load a checkpoint.
 
 ``POLICIES`` maps a ``policy_type`` (as written in a checkpoint's ``config.json``) to its class,
 imported only when asked for, so ``import robot_il.policies`` stays light.
