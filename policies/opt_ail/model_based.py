@@ -4,7 +4,8 @@ The released code crashes at its first update and its "optimistic model" term ha
 gradient (``ALGORITHMS.md``), so only its settings are taken. After each env step, once
 learning has started:
 
-1. every ``model_every`` env steps, refit the dynamics ensemble on every real transition
+1. once ``MIN_MODEL_DATA`` real transitions are in, and then every ``model_every`` env
+   steps, refit the dynamics ensemble on every real transition
    (``robot_il.policies.opt_ail.dynamics``; at most ``model_max_steps`` Adam steps: the CPU
    cap of the reference's every-250-steps fit to convergence);
 2. every ``rollout_every`` env steps, 1-step rollouts: ``rollout_states`` states drawn from
@@ -37,6 +38,10 @@ from robot_il.policies.opt_ail.policy import (
 from robot_il.train.replay import ReplayBuffer
 
 
+MIN_MODEL_DATA = 100
+"""Real transitions before the first model fit; until then updates use real data only."""
+
+
 class ModelBasedOPTAIL(OPTAIL):
     """See the module docstring; ``learn`` is the loop's entry point."""
 
@@ -52,20 +57,21 @@ class ModelBasedOPTAIL(OPTAIL):
         self.model_optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.model_lr)
         self.model_buffer = ReplayBuffer(cfg.rollout_states * cfg.model_buffer_rollouts,
                                          self.obs_dim, self.action_dim)  # fmt: skip
-        self.learn_calls = 0
+        self.learn_calls = self.model_fits = 0
         self.model_metrics = {"model_holdout_l1": float("nan"), "model_fit_steps": 0.0}
 
     def learn(
         self, buffer: ReplayBuffer, expert: ReplayBuffer, rng: np.random.Generator
     ) -> dict[str, float]:
         cfg: OPTAILConfig = self.config
-        if self.learn_calls % cfg.model_every == 0:
-            self.fit_model(buffer, rng)
-        if self.learn_calls % cfg.rollout_every == 0:
-            self.rollout(buffer, rng)
+        if len(buffer) >= MIN_MODEL_DATA:
+            if self.model_fits == 0 or self.learn_calls % cfg.model_every == 0:
+                self.fit_model(buffer, rng)
+            if len(self.model_buffer) == 0 or self.learn_calls % cfg.rollout_every == 0:
+                self.rollout(buffer, rng)
         self.learn_calls += 1
         size = cfg.batch_size
-        n_model = size - round(self.real_ratio * size)
+        n_model = size - round(self.real_ratio * size) if len(self.model_buffer) else 0
         metrics: dict[str, float] = {}
         for _ in range(cfg.updates_per_step):
             online, demos = buffer.sample(rng, size), expert.sample(rng, size)
@@ -82,6 +88,7 @@ class ModelBasedOPTAIL(OPTAIL):
             rng, holdout=cfg.model_holdout, batch_size=cfg.model_batch_size,
             max_steps=cfg.model_max_steps,
         )  # fmt: skip
+        self.model_fits += 1
         self.model_metrics = {
             "model_holdout_l1": float(report.holdout_l1[report.elites].mean()),
             "model_fit_steps": float(report.steps),
@@ -108,6 +115,7 @@ class ModelBasedOPTAIL(OPTAIL):
             "model_optimizer": self.model_optimizer.state_dict(),
             "model_buffer": model_buffer.getvalue(),
             "learn_calls": self.learn_calls,
+            "model_fits": self.model_fits,
             "model_metrics": dict(self.model_metrics),
         }
 
@@ -116,5 +124,5 @@ class ModelBasedOPTAIL(OPTAIL):
         self.model.load_state_dict(state["model"])
         self.model_optimizer.load_state_dict(state["model_optimizer"])
         self.model_buffer.load(io.BytesIO(state["model_buffer"]))
-        self.learn_calls = state["learn_calls"]
+        self.learn_calls, self.model_fits = state["learn_calls"], state["model_fits"]
         self.model_metrics = dict(state["model_metrics"])

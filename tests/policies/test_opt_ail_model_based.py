@@ -134,3 +134,15 @@ def test_learn_refits_rolls_out_and_updates_on_schedule(monkeypatch) -> None:
     assert counts == {"fit": 2, "update": 9} and len(agent.model_buffer) == 150
     assert set(metrics) == set(ModelBasedOPTAIL.METRICS)
     assert metrics["model_holdout_l1"] < 1.0
+
+
+def test_no_model_before_enough_real_data(monkeypatch) -> None:
+    """With fewer than ``MIN_MODEL_DATA`` real transitions nothing is fitted or imagined and
+    the update sees real data only."""
+    agent = model_based()
+    seen = []
+    update = agent.update
+    monkeypatch.setattr(agent, "update", lambda o, e, m: seen.append(m) or update(o, e, m))
+    small = real_buffer(50)
+    agent.learn(small, small, np.random.default_rng(4))
+    assert agent.model_fits == 0 and len(agent.model_buffer) == 0 and seen == [None] * 3
