@@ -37,7 +37,6 @@ from robot_il.policies.opt_ail.policy import (
 
 from robot_il.train.replay import ReplayBuffer
 
-
 MIN_MODEL_DATA = 100
 """Real transitions before the first model fit; until then updates use real data only."""
 
