@@ -1,5 +1,6 @@
 """IQ-Learn's and DAC's losses on hand-made batches, their updates on real networks, and the
-soft actor's behaviour-cloning loss that lets any online checkpoint be fine-tuned."""
+soft actor's behaviour-cloning loss through which the selector fine-tunes any online
+checkpoint on a person's corrections."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from robot_il.policies.iq_learn import IQLearn, IQLearnConfig, IQLearnPolicy
 from robot_il.policies.iq_learn.learner import iq_learn_loss
 from robot_il.policies.opt_ail import OPTAILConfig, OPTAILPolicy
 from robot_il.policies.opt_ail.policy import identity_observation_normalizer
-from robot_il.policies.spec import ACTION_KEY
 from test_opt_ail import ACT, OBS, SPEC, batch
 
 
@@ -102,32 +102,36 @@ def test_iq_learn_critic_implies_a_higher_reward_for_expert_pairs() -> None:
         assert implied(expert_like) > implied(policy_like) + 0.5
 
 
-@pytest.mark.parametrize("policy_class", [OPTAILPolicy, DACPolicy, IQLearnPolicy])
-def test_behaviour_cloning_loss_lets_an_online_checkpoint_be_fine_tuned(policy_class) -> None:
-    """``forward`` (what ``robot_il.train.finetune`` optimizes) is -log pi of the batch's
-    actions: Adam steps on it move the deployed action to a corrected one."""
-    torch.manual_seed(0)
-    config = policy_class.config_class(obs_keys=("state",), hidden_dims=(32,))
-    policy = policy_class(config, SPEC, normalizer())
-    rng = np.random.default_rng(0)
-    obs = rng.standard_normal((64, 1, OBS)).astype(np.float32)
-    corrected = np.tile(np.array([[0.6, -0.3]], np.float32), (64, 1, 1))
-    window = policy.normalize_window({"state": obs, ACTION_KEY: corrected})
-    data = {k: torch.from_numpy(v) for k, v in window.items()}
-    optimizer = torch.optim.Adam(policy.parameters(), lr=3e-3)
-    first = float(policy(data).detach())
-    for _ in range(200):
-        loss = policy(data)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    assert float(loss) < first - 1.0
-    np.testing.assert_allclose(policy.act({"state": obs[0, 0]}), [0.6, -0.3], atol=0.05)
-
-
 def test_every_online_config_is_a_train_config() -> None:
     from robot_il.train.config import default_config
 
     for name, config_class in (("dac", DACConfig), ("iq_learn", IQLearnConfig),
                                ("opt_ail", OPTAILConfig)):  # fmt: skip
         assert isinstance(default_config(name).policy, config_class)
+
+
+@pytest.mark.parametrize("policy_class", [OPTAILPolicy, DACPolicy, IQLearnPolicy])
+def test_selection_fine_tunes_an_online_checkpoint_on_corrections(policy_class, tmp_path) -> None:
+    """The selector's fine-tuning (``finetune_checkpoint``) takes an online learner's
+    checkpoint as any other: the new checkpoint acts as the person corrected it to."""
+    from robot_il.policies import load_policy
+
+    from robot_il.select.corrections import CorrectionsRecorder
+    from robot_il.train.finetune import FinetuneSettings, finetune_checkpoint
+
+    torch.manual_seed(0)
+    config = policy_class.config_class(obs_keys=("state",), hidden_dims=(32,))
+    checkpoint = policy_class(config, SPEC, normalizer()).save(tmp_path / "deployed")
+    recorder = CorrectionsRecorder.open(tmp_path / "corrections.zarr", SPEC, fsync=False)
+    rng = np.random.default_rng(0)
+    recorder.begin(seed=0)
+    for _ in range(40):
+        recorder.append({"state": rng.standard_normal(OBS).astype(np.float32)}, [0.6, -0.3])
+    recorder.commit()
+    out = finetune_checkpoint(checkpoint, tmp_path / "corrections.zarr", tmp_path / "tuned",
+                              settings=FinetuneSettings(steps=150, lr=3e-3, batch_size=32))  # fmt: skip
+    tuned = load_policy(out)
+    assert tuned.policy_type == policy_class.policy_type
+    obs = {"state": rng.standard_normal(OBS).astype(np.float32)}
+    np.testing.assert_allclose(tuned.act(obs), [0.6, -0.3], atol=0.1)
+    assert np.abs(load_policy(checkpoint).act(obs) - [0.6, -0.3]).max() > 0.1
