@@ -128,8 +128,9 @@ def test_selection_fine_tunes_an_online_checkpoint_on_corrections(policy_class, 
     for _ in range(40):
         recorder.append({"state": rng.standard_normal(OBS).astype(np.float32)}, [0.6, -0.3])
     recorder.commit()
+    settings = FinetuneSettings(steps=150, lr=3e-3, batch_size=32)
     out = finetune_checkpoint(checkpoint, tmp_path / "corrections.zarr", tmp_path / "tuned",
-                              settings=FinetuneSettings(steps=150, lr=3e-3, batch_size=32))  # fmt: skip
+                              settings=settings)  # fmt: skip
     tuned = load_policy(out)
     assert tuned.policy_type == policy_class.policy_type
     obs = {"state": rng.standard_normal(OBS).astype(np.float32)}
