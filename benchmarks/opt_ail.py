@@ -1,12 +1,16 @@
-"""OPT-AIL against tuned BC on DeepMind Control tasks from few expert trajectories.
+"""OPT-AIL (model-free and model-based), IQ-Learn, DAC and tuned BC on DeepMind Control tasks
+from few expert trajectories.
 
     python benchmarks/opt_ail.py opt_ail --task dmc:walker_walk --seeds 0 1 2 --env-steps 100000
+    python benchmarks/opt_ail.py opt_ail --model-based --task dmc:walker_walk --env-steps 50000
+    python benchmarks/opt_ail.py iq_learn --task dmc:walker_walk     # and dac
     python benchmarks/opt_ail.py bc --task dmc:walker_walk
     python benchmarks/opt_ail.py plot --task dmc:walker_walk
+    python benchmarks/opt_ail.py table --task dmc:walker_walk --env-steps 100000
     python benchmarks/opt_ail.py speed --task dmc:walker_walk
 
-Runnable in parts: each OPT-AIL run (task, seed, demos, subsample, profile) keeps its own
-directory under ``outputs/opt_ail/`` and resumes from its last save when rerun; each
+Runnable in parts: each online run (method, variant, task, seed, demos, subsample, profile)
+keeps its own directory under ``outputs/opt_ail/`` and resumes from its last save when rerun; each
 evaluation point becomes a row of ``benchmarks/results/opt_ail.json`` as soon as it is made
 (a row of the same run and env step is replaced, so a resumed run does not duplicate).
 Rows: ``task, method, variant, seed, demos, subsample, env_steps, return, expert_return,
@@ -18,14 +22,20 @@ whose attrs give the expert's return. ``--profile cpu`` applies the optimism ter
 states of each batch instead of 512 (the CPU profile); ``paper`` is the paper's update.
 ``speed`` times one update (one torch thread) of the paper's profile, the CPU profile and
 eta = 0 on the task's sizes, as ratios to the paper's, with the load average beside them.
-``plot`` draws return against env steps: our seeds, their mean, the paper's OPT-AIL curve
-(``/work/shared/anchors`` or ``--anchors``), the expert and the best tuned BC.
+For model-based OPT-AIL, ``cpu`` is the CPU cap (a model fit of at most 300 steps every
+1000 env steps) and ``paper`` the reference's schedule (every 250, up to 5000 steps);
+IQ-Learn and DAC have no profile setting (the name only keeps runs apart).
+``table`` prints the README's markdown table (each seed's last evaluation within
+``--env-steps``). ``plot`` draws return against env steps: every learner's seeds, the
+paper's OPT-AIL curve (``/work/shared/anchors`` or ``--anchors``), the expert and the best
+tuned BC.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import itertools
 import json
 import os
@@ -42,6 +52,8 @@ ANCHORS = Path("/work/shared/anchors/optail_paper_figures.csv")
 PAPER_NAMES = {"dmc:walker_walk": "Walker Walk", "dmc:walker_stand": "Walker Stand",
                "dmc:cartpole_swingup": "Cartpole Swingup"}  # fmt: skip
 EVAL_EPISODES = 10
+MAX_ENV_STEPS = 100_000
+"""Replay capacity of every online run: the largest budget a run may be extended to."""
 BC_GRID = {"weight_decay": (1e-6, 1e-4, 1e-3, 1e-2), "lr": (1e-3, 3e-4)}
 """Tuned BC: every pair of these (AdamW), Gaussian head, the best by mean return."""
 RUN_KEY = ("task", "method", "variant", "profile", "seed", "demos", "subsample", "env_steps",
@@ -72,25 +84,47 @@ def append_row(row: dict[str, Any]) -> None:
     os.replace(tmp, RESULTS)
 
 
-def run_opt_ail(args: argparse.Namespace) -> None:
-    from robot_il.train.config import OPTAILTrainConfig
+ONLINE_METHODS = ("opt_ail", "iq_learn", "dac")
+"""Parts that train in the online loop; ``--model-based`` makes ``opt_ail`` model-based."""
+
+
+def run_directory(args: argparse.Namespace, seed: int) -> Path:
+    """Each run's own directory (model-free OPT-AIL keeps its first sessions' names)."""
+    name = f"s{seed}_d{args.demos}_k{args.subsample}"
+    if args.part == "opt_ail" and not args.model_based:
+        return RUNS / args.task[4:] / f"{name}_{args.profile}"
+    method = args.part + ("_model_based" if args.model_based else "")
+    return RUNS / args.task[4:] / method / f"{name}_{args.profile}"
+
+
+def run_online(args: argparse.Namespace) -> None:
+    """``--seeds`` runs of the part's method in the online loop, a row per evaluation."""
+    from robot_il.train.config import load_config
     from robot_il.train.online import train_online
 
+    if args.model_based and args.part != "opt_ail":
+        raise SystemExit("--model-based applies to opt_ail only")
     expert = expert_return(args.task, args.demos)
+    variant = "model-based" if args.model_based else "model-free"
     for seed in args.seeds:
-        name = f"s{seed}_d{args.demos}_k{args.subsample}_{args.profile}"
-        config = OPTAILTrainConfig(
-            dataset=str(dataset_path(args.task)), out=str(RUNS / args.task[4:] / name),
+        config = load_config(args.part, None, [])
+        config = dataclasses.replace(
+            config, dataset=str(dataset_path(args.task)), out=str(run_directory(args, seed)),
             env_steps=args.env_steps, seed=seed, max_episodes=args.demos,
             demo_subsample=args.subsample, save_every=args.save_every, progress=True,
+            buffer_size=MAX_ENV_STEPS,  # so that a rerun with a larger budget resumes
         )  # fmt: skip
         config.eval.every, config.eval.episodes = args.eval_every, EVAL_EPISODES
-        if args.profile == "cpu":
-            config.policy.optimism_states = 128
+        if args.part == "opt_ail":
+            config.policy.model_based = args.model_based
+            if args.profile == "cpu" and not args.model_based:
+                config.policy.optimism_states = 128
+            if args.profile == "paper" and args.model_based:  # the reference's fit schedule
+                config.policy.model_every, config.policy.model_max_steps = 250, 5000
 
         def record(evaluation: dict[str, Any], seed: int = seed) -> None:
             append_row({
-                "task": args.task, "method": "opt_ail", "variant": "model-free",
+                "task": args.task, "method": args.part, "variant": variant,
                 "profile": args.profile, "seed": seed, "demos": args.demos,
                 "subsample": args.subsample, "env_steps": evaluation["step"],
                 "return": evaluation["eval_return"], "expert_return": expert,
@@ -98,8 +132,8 @@ def run_opt_ail(args: argparse.Namespace) -> None:
                 "returns": [round(r, 1) for r in evaluation["returns"]],
                 "loadavg": [round(v, 2) for v in os.getloadavg()],
             })  # fmt: skip
-            print(f"{args.task} seed {seed} @ {evaluation['step']} env steps: return "
-                  f"{evaluation['eval_return']:.1f} (expert {expert:.1f}), "
+            print(f"{args.part} ({variant}) {args.task} seed {seed} @ {evaluation['step']} env "
+                  f"steps: return {evaluation['eval_return']:.1f} (expert {expert:.1f}), "
                   f"wall {evaluation['wall_s']:.0f} s, load {os.getloadavg()[0]:.2f}")  # fmt: skip
 
         result = train_online(config, on_evaluation=record)
@@ -177,14 +211,17 @@ def plot(args: argparse.Namespace) -> None:
         x, y = paper_curve(args.task, "EXP", args.anchors)
         if len(y):
             ax.axhline(float(np.mean(y)), color="tab:gray", ls=":", label="expert, paper")
-    ours = [r for r in rows if r["method"] == "opt_ail"]
-    for (profile, seed), group in itertools.groupby(
-        sorted(ours, key=lambda r: (r["profile"], r["seed"], r["env_steps"])),
-        key=lambda r: (r["profile"], r["seed"]),
-    ):
-        group = list(group)
-        ax.plot([r["env_steps"] for r in group], [r["return"] for r in group], marker="o",
-                ms=3, lw=1.2, label=f"OPT-AIL, ours ({profile} profile, seed {seed})")  # fmt: skip
+    for (method, variant, profile), color in zip(learner_keys(rows), itertools.cycle(COLORS)):
+        for seed, group in itertools.groupby(
+            sorted(learner_rows(rows, method, variant, profile),
+                   key=lambda r: (r["seed"], r["env_steps"])),
+            key=lambda r: r["seed"],
+        ):  # fmt: skip
+            group = list(group)
+            setting = f"{profile}, " if method == "opt_ail" else ""
+            ax.plot([r["env_steps"] for r in group], [r["return"] for r in group], marker="o",
+                    ms=3, lw=1.2, color=color, alpha=0.8,
+                    label=f"{LABELS[method, variant]}, ours ({setting}seed {seed})")  # fmt: skip
     if rows:
         level = rows[0]["expert_return"]
         ax.axhline(level, color="black", ls="--", label=f"expert imitated, ours ({level:.0f})")
@@ -193,6 +230,8 @@ def plot(args: argparse.Namespace) -> None:
         best = max(bc, key=lambda r: r["return"])
         ax.axhline(best["return"], color="tab:red", ls="-.", label=(
             f"tuned BC, best of {len(bc)} (wd {best['weight_decay']:g}, lr {best['lr']:g})"))
+    ours_steps = [r["env_steps"] for r in rows if r["method"] in ONLINE_METHODS]
+    ax.set_xlim(0, max([MAX_ENV_STEPS, *ours_steps]) * 1.02)  # the budgets the goals name
     ax.set(xlabel="env steps", ylabel="return (10 episodes)",
            title=f"{args.task}, {args.demos} expert trajectory, subsample {args.subsample}")
     ax.legend(fontsize=7, loc="lower right")
@@ -200,6 +239,55 @@ def plot(args: argparse.Namespace) -> None:
     path = RESULTS.with_name(f"opt_ail_{args.task[4:]}.png")
     fig.savefig(path)
     print(f"wrote {path}")
+
+
+COLORS = ("tab:blue", "tab:green", "tab:orange", "tab:purple", "tab:brown")
+LABELS = {("opt_ail", "model-free"): "OPT-AIL", ("opt_ail", "model-based"): "OPT-AIL model-based",
+          ("iq_learn", "model-free"): "IQ-Learn", ("dac", "model-free"): "DAC"}  # fmt: skip
+
+
+def learner_keys(rows: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """The (method, variant, profile) of every online learner among ``rows``, sorted."""
+    return sorted({(r["method"], r["variant"], r["profile"]) for r in rows
+                   if r["method"] in ONLINE_METHODS})  # fmt: skip
+
+
+def learner_rows(rows: list[dict[str, Any]], method: str, variant: str, profile: str) -> list:
+    key = (method, variant, profile)
+    return [r for r in rows if (r["method"], r["variant"], r["profile"]) == key]
+
+
+def table(args: argparse.Namespace) -> None:
+    """A markdown table: each learner's last evaluation per seed at or before ``--env-steps``,
+    their mean as a fraction of the expert's return, and the best tuned BC."""
+    rows = [r for r in json.loads(RESULTS.read_text())["runs"] if r["task"] == args.task
+            and r["demos"] == args.demos and r["subsample"] == args.subsample]  # fmt: skip
+    if not rows:
+        raise SystemExit(f"no rows for {args.task}")
+    expert = rows[0]["expert_return"]
+    print(f"| {args.task} ({args.demos} demo) | env steps | seeds: return | mean | × expert |")
+    print("|---|---|---|---|---|")
+    for method, variant, profile in learner_keys(rows):
+        last: dict[int, dict[str, Any]] = {}
+        for r in sorted(learner_rows(rows, method, variant, profile),
+                        key=lambda r: r["env_steps"]):  # fmt: skip
+            if r["env_steps"] <= args.env_steps:
+                last[r["seed"]] = r
+        if not last:
+            continue
+        steps = sorted({r["env_steps"] for r in last.values()})
+        mean = float(np.mean([r["return"] for r in last.values()]))
+        seeds = ", ".join(f"s{s}: {r['return']:.0f}" for s, r in sorted(last.items()))
+        name = LABELS[method, variant] + (f" ({profile})" if method == "opt_ail" else "")
+        print(f"| {name} | {'/'.join(map(str, steps))} | "
+              f"{seeds} | {mean:.0f} | {mean / expert:.2f} |")  # fmt: skip
+    bc = [r for r in rows if r["method"] == "bc"]
+    if bc:
+        best = max(bc, key=lambda r: r["return"])
+        print(f"| tuned BC (best of {len(bc)}: wd {best['weight_decay']:g}, lr {best['lr']:g}) "
+              f"| 0 | s{best['seed']}: {best['return']:.0f} | {best['return']:.0f} | "
+              f"{best['return'] / expert:.2f} |")  # fmt: skip
+    print(f"| expert (SAC, imitated trajectories) | | | {expert:.0f} | 1.00 |")
 
 
 def speed(args: argparse.Namespace) -> None:
@@ -248,7 +336,8 @@ def speed(args: argparse.Namespace) -> None:
 def main() -> None:
     os.environ.setdefault("MUJOCO_GL", "egl")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=("opt_ail", "bc", "plot", "speed"))
+    parser.add_argument("part", choices=(*ONLINE_METHODS, "bc", "plot", "table", "speed"))
+    parser.add_argument("--model-based", action="store_true", help="opt_ail: model-based")
     parser.add_argument("--task", default="dmc:walker_walk", choices=tuple(PAPER_NAMES))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--demos", type=int, default=1)
@@ -261,7 +350,8 @@ def main() -> None:
     parser.add_argument("--anchors", type=Path, default=ANCHORS)
     parser.add_argument("--repeats", type=int, default=20, help="speed: updates timed")
     args = parser.parse_args()
-    {"opt_ail": run_opt_ail, "bc": run_bc, "plot": plot, "speed": speed}[args.part](args)
+    parts = {"bc": run_bc, "plot": plot, "table": table, "speed": speed}
+    parts.get(args.part, run_online)(args)
 
 
 if __name__ == "__main__":

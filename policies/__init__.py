@@ -1,5 +1,5 @@
-"""Trainable policies (BC, Diffusion Policy, OPT-AIL's actor, two-arm DMPs) and the one way to
-load a checkpoint.
+"""Trainable policies (BC, Diffusion Policy, the actor of OPT-AIL, DAC and IQ-Learn, two-arm
+DMPs) and the one way to load a checkpoint.
 
 ``POLICIES`` maps a ``policy_type`` (as written in a checkpoint's ``config.json``) to its class,
 imported only when asked for, so ``import robot_il.policies`` stays light.
@@ -18,8 +18,10 @@ if TYPE_CHECKING:
 
 POLICIES: dict[str, str] = {
     "bc": "robot_il.policies.bc:BCPolicy",
+    "dac": "robot_il.policies.dac:DACPolicy",
     "diffusion": "robot_il.policies.diffusion:DiffusionPolicy",
     "dmp": "robot_il.policies.dmp.policy:DMPPolicy",
+    "iq_learn": "robot_il.policies.iq_learn:IQLearnPolicy",
     "opt_ail": "robot_il.policies.opt_ail:OPTAILPolicy",
 }
 

@@ -21,17 +21,18 @@ critic and the actor see both halves.
 
 from __future__ import annotations
 
-import copy
 import math
-from typing import Any
+from typing import ClassVar
 
 import numpy as np
 import torch
+from robot_il.policies.opt_ail.actor_critic import SoftActorCritic, joined
 from robot_il.policies.opt_ail.policy import (
     DEFAULT_GP_WEIGHT,
     GP_WEIGHT_BY_TASK,
     OPTAILConfig,
-    OPTAILPolicy,
+    RewardNetConfig,
+    SoftActorPolicy,
     mlp,
 )
 from torch import Tensor, nn
@@ -40,7 +41,8 @@ from robot_il.train.replay import Batch
 
 
 class RewardNet(nn.Module):
-    """``r(s, a) = tanh(MLP(LayerNorm([s, a])))`` in (-1, 1), orthogonal init."""
+    """``r(s, a) = tanh(MLP(LayerNorm([s, a])))`` in (-1, 1), orthogonal init; ``logit`` is
+    the MLP's output before the tanh (DAC's discriminator logit)."""
 
     def __init__(self, inputs: int, hidden: tuple[int, ...]) -> None:
         super().__init__()
@@ -51,78 +53,93 @@ class RewardNet(nn.Module):
                 nn.init.orthogonal_(layer.weight)
                 nn.init.zeros_(layer.bias)
 
+    def logit(self, x: Tensor) -> Tensor:
+        return self.mlp(self.norm(x)).squeeze(-1)
+
     def forward(self, x: Tensor) -> Tensor:
-        return torch.tanh(self.mlp(self.norm(x))).squeeze(-1)
+        return torch.tanh(self.logit(x))
 
 
-class QNet(nn.Module):
-    """``Q(s, a)``: one MLP on ``[s, a]`` (no twin)."""
-
-    def __init__(self, inputs: int, hidden: tuple[int, ...]) -> None:
-        super().__init__()
-        self.mlp = mlp(inputs, hidden, 1)
-
-    def forward(self, obs: Tensor, action: Tensor) -> Tensor:
-        return self.mlp(torch.cat([obs, action], dim=-1)).squeeze(-1)
-
-
-class OPTAIL:
+class OPTAIL(SoftActorCritic):
     """Networks, optimizers and the update of model-free OPT-AIL (see the module docstring).
 
-    ``policy`` is the deployable actor (an ``OPTAILPolicy``); the loop calls ``explore``
-    for each env step and ``update`` with one online and one expert batch.
+    ``policy`` is the deployable actor; the loop calls ``explore`` for each env step and
+    ``learn`` (one ``update`` on an online and an expert batch) after it.
     """
 
-    def __init__(self, policy: OPTAILPolicy, task: str | None) -> None:
-        config: OPTAILConfig = policy.config
-        self.config = config
-        self.policy = policy
-        obs_dim, action_dim = policy.encoder.output_dim, policy.action_dim
-        self.action_dim = action_dim
+    REWARD_LOSS = "reward_loss"
+    """The name of ``reward_step``'s loss in the metrics."""
+    NETWORKS = ("reward", "critic", "critic_target")
+    OPTIMIZERS = ("reward_optimizer", "critic_optimizer", "actor_optimizer")
+    METRICS: ClassVar[tuple[str, ...]] = (
+        "reward_loss", "gradient_penalty", "td_loss", "optimism", "actor_loss",
+    )  # fmt: skip
+
+    def __init__(self, policy: SoftActorPolicy, task: str | None) -> None:
+        super().__init__(policy, task)
+        config: RewardNetConfig = policy.config
         self.gp_weight = config.gp_weight if config.gp_weight > 0 else (
             GP_WEIGHT_BY_TASK.get(task or "", DEFAULT_GP_WEIGHT)
         )  # fmt: skip
-        self.reward = RewardNet(obs_dim + action_dim, config.hidden_dims)
-        self.critic = QNet(obs_dim + action_dim, config.hidden_dims)
-        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.reward = RewardNet(self.obs_dim + self.action_dim, config.hidden_dims)
         self.reward_optimizer = torch.optim.Adam(self.reward.parameters(), lr=config.reward_lr)
-        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr)
-        self.actor_optimizer = torch.optim.Adam(policy.actor.parameters(), lr=config.actor_lr)
-
-    # ------------------------------------------------------------------ acting
-    @torch.no_grad()
-    def explore(self, obs: np.ndarray) -> np.ndarray:
-        """A sampled action in [-1, 1] for one flat observation (training rollouts)."""
-        action, _ = self.policy.sample(torch.as_tensor(obs)[None])
-        return action[0].numpy()
 
     # ------------------------------------------------------------------ update
-    def update(self, online: Batch, expert: Batch) -> dict[str, float]:
-        """One OPT-AIL update; returns the losses (floats) for logging."""
-        cfg = self.config
-        t = {k: torch.as_tensor(np.concatenate([getattr(online, k), getattr(expert, k)]))
-             for k in ("obs", "action", "next_obs")}  # fmt: skip
-        obs, action, next_obs = t["obs"], t["action"], t["next_obs"]
-        expert_done = np.zeros_like(expert.terminated)  # expert transitions: d = 0
-        done = torch.as_tensor(np.concatenate([online.terminated, expert_done]))
+    def update(self, online: Batch, expert: Batch, model: Batch | None = None) -> dict[str, float]:
+        """One update; returns the losses (floats) for logging. ``model`` transitions (the
+        model-based variant) take the place of as many online ones in the critic's and
+        actor's batch; the reward step sees the real online batch only."""
+        obs, action, next_obs, done = joined(online, expert)
         n_online = len(online.obs)
 
         # 1. reward: online no-regret step on L(r) = V_r(pi) - V_r(pi_E)
         pairs = torch.cat([obs, action], dim=-1)
-        reward_loss = self.reward(pairs[:n_online]).mean() - self.reward(pairs[n_online:]).mean()
-        gradient_penalty = self.gradient_penalty(pairs[n_online:], pairs[:n_online])
-        reward_total = reward_loss + self.gp_weight * gradient_penalty
-        self.reward_optimizer.zero_grad(set_to_none=True)
-        reward_total.backward()
-        self.reward_optimizer.step()
+        reward_loss, gradient_penalty = self.reward_step(pairs[:n_online], pairs[n_online:])
+        if model is not None:
+            real = len(online.obs) - len(model.obs)
+            mixed = Batch(*(np.concatenate([getattr(online, f)[:real], getattr(model, f)])
+                            for f in ("obs", "action", "next_obs", "terminated")))  # fmt: skip
+            obs, action, next_obs, done = joined(mixed, expert)
+            pairs = torch.cat([obs, action], dim=-1)
 
-        # 2. critic: clipped TD target with the fresh reward
+        # 2.-3. critic: clipped TD target with the fresh reward, plus the optimism term
+        td_loss, optimism = self.critic_step(pairs, next_obs, done, n_online)
+
+        # 4. actor: soft-greedy with fixed temperature; 5. Polyak averaging
+        actor_loss = self.actor_step(obs)
+        self.polyak()
+        metrics = {
+            self.REWARD_LOSS: float(reward_loss),
+            "gradient_penalty": float(gradient_penalty),
+            "td_loss": float(td_loss),
+            "optimism": float(optimism),
+            "actor_loss": float(actor_loss),
+        }
+        return {name: metrics[name] for name in self.METRICS if name in metrics}
+
+    def reward_step(self, policy_pairs: Tensor, expert_pairs: Tensor) -> tuple[Tensor, Tensor]:
+        """One Adam step on ``reward_loss + lambda_gp gp``; returns both (detached)."""
+        reward_loss = self.reward(policy_pairs).mean() - self.reward(expert_pairs).mean()
+        gradient_penalty = self.gradient_penalty(expert_pairs, policy_pairs)
+        self.reward_optimizer.zero_grad(set_to_none=True)
+        (reward_loss + self.gp_weight * gradient_penalty).backward()
+        self.reward_optimizer.step()
+        return reward_loss.detach(), gradient_penalty.detach()
+
+    def critic_step(
+        self, pairs: Tensor, next_obs: Tensor, done: Tensor, n_online: int
+    ) -> tuple[Tensor, Tensor]:
+        """TD (and optimism, see ``optimism_update``) step(s); returns both (detached)."""
+        cfg: OPTAILConfig = self.config
+        obs, action = pairs[:, : self.obs_dim], pairs[:, self.obs_dim :]
         td_target = self.td_target(pairs, next_obs, done)
         td_loss = nn.functional.mse_loss(self.critic(obs, action), td_target)
-
-        # 3. optimism: eta * mean_s[V_lse(s) - Q(s, a_tilde)]
         optimism = torch.zeros(())
-        if cfg.optimism_update == "folded":
+        if cfg.model_based:  # the model-based variant takes no optimism step
+            self.critic_optimizer.zero_grad(set_to_none=True)
+            td_loss.backward()
+            self.critic_optimizer.step()
+        elif cfg.optimism_update == "folded":
             critic_loss = td_loss
             if cfg.eta > 0:  # eta = 0: the term is not even computed
                 optimism = self.optimism(obs, action, n_online)
@@ -138,46 +155,27 @@ class OPTAIL:
             self.critic_optimizer.zero_grad(set_to_none=True)
             (cfg.eta * optimism).backward()
             self.critic_optimizer.step()
+        return td_loss.detach(), optimism.detach()
 
-        # 4. actor: soft-greedy with fixed temperature
-        new_action, log_pi = self.policy.sample(obs)
-        self.critic.requires_grad_(False)
-        actor_loss = (cfg.alpha * log_pi - self.critic(obs, new_action)).mean()
-        self.critic.requires_grad_(True)
-        self.actor_optimizer.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.actor_optimizer.step()
-
-        # 5. Polyak averaging of the target critic
-        with torch.no_grad():
-            for target, source in zip(
-                self.critic_target.parameters(), self.critic.parameters(), strict=True
-            ):
-                target.lerp_(source, cfg.tau)
-        return {
-            "reward_loss": float(reward_loss.detach()),
-            "gradient_penalty": float(gradient_penalty.detach()),
-            "td_loss": float(td_loss.detach()),
-            "optimism": float(optimism.detach()),
-            "actor_loss": float(actor_loss.detach()),
-        }
+    def reward_of(self, pairs: Tensor) -> Tensor:
+        """The reward the critic learns from: ``r(s, a)``, recomputed at every update."""
+        return self.reward(pairs)
 
     @torch.no_grad()
     def td_target(self, pairs: Tensor, next_obs: Tensor, done: Tensor) -> Tensor:
         """``clip(r + gamma (1 - d)(Q_targ(s', a') - alpha log pi(a'|s')), -c, c)``, a' ~ pi(s'),
         r from the reward net on ``pairs`` = ``[s, a]``; ``done`` is 1 for terminated only."""
         cfg = self.config
-        next_action, next_log_pi = self.policy.sample(next_obs)
-        soft_next = self.critic_target(next_obs, next_action) - cfg.alpha * next_log_pi
-        target = self.reward(pairs) + cfg.gamma * (1 - done) * soft_next
+        soft_next = self.soft_value(self.critic_target, next_obs)
+        target = self.reward_of(pairs) + cfg.gamma * (1 - done) * soft_next
         return target.clamp(-cfg.td_clip, cfg.td_clip)
 
     def gradient_penalty(self, expert_pairs: Tensor, policy_pairs: Tensor) -> Tensor:
         """``E[(||grad_x r(x_hat)|| - 1)^2]``, ``x_hat = u x_E + (1 - u) x_pi``, u ~ U(0, 1)
-        per sample."""
+        per sample (r: ``reward_of``, the output the learner's reward loss trains)."""
         u = torch.rand(len(expert_pairs), 1)
         x_hat = (u * expert_pairs + (1 - u) * policy_pairs).requires_grad_(True)
-        (gradient,) = torch.autograd.grad(self.reward(x_hat).sum(), x_hat, create_graph=True)
+        (gradient,) = torch.autograd.grad(self.reward_of(x_hat).sum(), x_hat, create_graph=True)
         return ((gradient.norm(dim=-1) - 1) ** 2).mean()
 
     def optimism(self, obs: Tensor, action: Tensor, n_online: int) -> Tensor:
@@ -214,23 +212,3 @@ class OPTAIL:
         soft = torch.cat([soft_uniform, soft_policy], dim=1)
         v_lse = cfg.alpha * torch.logsumexp(soft / cfg.alpha, dim=1)
         return (v_lse - q_tilde).mean()
-
-    # ------------------------------------------------------------------ state
-    def state_dict(self) -> dict[str, Any]:
-        """Everything to resume: networks (the actor's through ``policy``) and optimizers."""
-        return {
-            "actor": self.policy.actor.state_dict(),
-            "reward": self.reward.state_dict(),
-            "critic": self.critic.state_dict(),
-            "critic_target": self.critic_target.state_dict(),
-            "reward_optimizer": self.reward_optimizer.state_dict(),
-            "critic_optimizer": self.critic_optimizer.state_dict(),
-            "actor_optimizer": self.actor_optimizer.state_dict(),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.policy.actor.load_state_dict(state["actor"])
-        for name in ("reward", "critic", "critic_target"):
-            getattr(self, name).load_state_dict(state[name])
-        for name in ("reward_optimizer", "critic_optimizer", "actor_optimizer"):
-            getattr(self, name).load_state_dict(state[name])

@@ -1,4 +1,5 @@
-"""OPT-AIL's settings and its deployable part: the SAC-style actor as a robot_il ``Policy``.
+"""OPT-AIL's settings and its deployable part: the SAC-style actor as a robot_il ``Policy``
+(``SoftActorPolicy``, which DAC's and IQ-Learn's checkpoints share).
 
 The actor maps the (flat, concatenated) observation to a tanh-squashed Gaussian over
 actions in [-1, 1]^A; deployed, it acts with its mean, ``tanh(mu)``. The checkpoint holds
@@ -30,15 +31,55 @@ LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 GP_WEIGHT_BY_TASK = {"dmc:cartpole_swingup": 1.0, "dmc:walker_walk": 1.0}
 """The paper's gradient-penalty weight per task; every other task uses ``DEFAULT_GP_WEIGHT``."""
 DEFAULT_GP_WEIGHT = 10.0
+REAL_RATIO_BY_TASK = {"dmc:walker_walk": 0.9, "dmc:cartpole_swingup": 0.95,
+                      "dmc:walker_stand": 0.85}  # fmt: skip
+"""The model-based variant's share of real transitions in a critic batch, per task."""
+DEFAULT_REAL_RATIO = 0.9
+ACTION_EDGE = 1e-4
+"""Demonstrated actions are clamped to ``[-1 + ACTION_EDGE, 1 - ACTION_EDGE]`` before atanh."""
 
 
 @dataclasses.dataclass
-class OPTAILConfig(PolicyConfig):
+class SoftActorConfig(PolicyConfig):
+    """What every online imitation learner here shares (OPT-AIL, DAC, IQ-Learn): a
+    tanh-Gaussian actor and one Q-network of ``hidden_dims``, Adam learning rates, discount
+    ``gamma``, Polyak rate ``tau`` of the target critic, and a fixed temperature ``alpha``.
+    An update sees ``batch_size`` online plus as many expert transitions."""
+
+    hidden_dims: tuple[int, ...] = (256, 256)
+    batch_size: int = 256
+    gamma: float = 0.99
+    tau: float = 0.005
+    alpha: float = 0.01
+    critic_lr: float = 3e-4
+    actor_lr: float = 3e-5
+
+    def validate(self) -> None:
+        super().validate()
+        if self.n_obs_steps != 1 or self.horizon != 1 or self.n_action_steps != 1:
+            raise ValueError("an online learner acts on the current observation: horizons 1")
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        if self.alpha <= 0 or not 0 < self.tau <= 1 or not 0 <= self.gamma < 1:
+            raise ValueError("need alpha > 0, 0 < tau <= 1 and 0 <= gamma < 1")
+
+
+@dataclasses.dataclass
+class RewardNetConfig(SoftActorConfig):
+    """Learners with a reward network ``tanh(MLP(LayerNorm([s, a])))`` and its gradient
+    penalty (OPT-AIL, DAC): Adam ``reward_lr``; ``gp_weight`` 0 or less means the paper's
+    per-task value (``GP_WEIGHT_BY_TASK``); TD targets are clipped to ``[-td_clip, td_clip]``."""
+
+    reward_lr: float = 3e-5
+    gp_weight: float = 0.0
+    td_clip: float = 100.0
+
+
+@dataclasses.dataclass
+class OPTAILConfig(RewardNetConfig):
     """OPT-AIL hyperparameters (the paper's 2024 run script unless said otherwise).
 
-    Sizes: ``batch_size`` online plus as many expert transitions per update. Learning
-    rates: Adam. ``gp_weight`` 0 or less means the paper's per-task value
-    (``GP_WEIGHT_BY_TASK``). ``eta`` is the optimism weight η (0 turns the term off).
+    ``eta`` is the optimism weight η (0 turns the term off).
 
     Deviations from the reference code (``ALGORITHMS.md``):
 
@@ -50,32 +91,54 @@ class OPTAILConfig(PolicyConfig):
       gradient path into the actor (the reference lets it through).
     - ``optimism_states``: 0 uses every state of the batch (the paper); N > 0 uses N of
       them, half online, half expert: the CPU profile (the term is most of an update's cost).
+
+    Model-based variant (``model_based``, arXiv 2605.01778; ``robot_il.policies.opt_ail.
+    model_based``): an ensemble of ``ensemble_size`` dynamics MLPs (``model_hidden_dims``,
+    Swish, LayerNorm) of which ``elites`` are used, refitted every ``model_every`` env steps
+    for at most ``model_max_steps`` warm-started Adam steps (lr ``model_lr``, batch
+    ``model_batch_size``) with early stopping on a hold-out of ``model_holdout`` of the real
+    transitions (at most ``MAX_HOLDOUT``); every ``rollout_every`` env steps, 1-step rollouts
+    from ``rollout_states`` real states go to a model buffer of ``model_buffer_rollouts``
+    such rollouts; each update's critic batch is ``real_ratio`` real (0: the paper's
+    per-task value, ``REAL_RATIO_BY_TASK``) and the rest model transitions;
+    ``updates_per_step`` updates per env step; no optimism term (the reference takes none).
     """
 
-    hidden_dims: tuple[int, ...] = (256, 256)
-    batch_size: int = 256
-    gamma: float = 0.99
-    tau: float = 0.005
-    alpha: float = 0.01
-    reward_lr: float = 3e-5
-    critic_lr: float = 3e-4
-    actor_lr: float = 3e-5
-    gp_weight: float = 0.0
-    td_clip: float = 100.0
     eta: float = 1e-3
     optimism_actions: int = 10
     optimism_update: Literal["folded", "separate_step"] = "folded"
     detach_policy_actions: bool = True
     optimism_states: int = 0
+    model_based: bool = False
+    ensemble_size: int = 7
+    elites: int = 5
+    model_hidden_dims: tuple[int, ...] = (256,) * 6
+    model_lr: float = 1e-3
+    model_batch_size: int = 256
+    model_holdout: float = 0.1
+    model_every: int = 1000
+    model_max_steps: int = 300
+    rollout_every: int = 250
+    rollout_states: int = 10_000
+    model_buffer_rollouts: int = 4
+    real_ratio: float = 0.0
+    updates_per_step: int = 3
 
     def validate(self) -> None:
         super().validate()
-        if self.n_obs_steps != 1 or self.horizon != 1 or self.n_action_steps != 1:
-            raise ValueError("OPT-AIL acts on the current observation: horizons must be 1")
-        if self.batch_size < 1 or self.optimism_actions < 1 or self.optimism_states < 0:
-            raise ValueError("batch_size and optimism_actions must be >= 1, optimism_states >= 0")
-        if self.eta < 0 or self.alpha <= 0 or not 0 < self.tau <= 1 or not 0 <= self.gamma < 1:
-            raise ValueError("need eta >= 0, alpha > 0, 0 < tau <= 1 and 0 <= gamma < 1")
+        if self.optimism_actions < 1 or self.optimism_states < 0 or self.eta < 0:
+            raise ValueError("need optimism_actions >= 1, optimism_states >= 0 and eta >= 0")
+        if not 1 <= self.elites <= self.ensemble_size:
+            raise ValueError(f"need 1 <= elites <= ensemble_size, got {self.elites} of "
+                             f"{self.ensemble_size}")  # fmt: skip
+        counts = (self.model_every, self.model_max_steps, self.rollout_every,
+                  self.rollout_states, self.model_buffer_rollouts, self.updates_per_step,
+                  self.model_batch_size)  # fmt: skip
+        if min(counts) < 1:
+            raise ValueError("model_every, model_max_steps, rollout_every, rollout_states, "
+                             "model_buffer_rollouts, updates_per_step, model_batch_size >= 1")
+        if not 0 < self.model_holdout < 1 or not 0 <= self.real_ratio <= 1:
+            raise ValueError("need 0 < model_holdout < 1 and 0 <= real_ratio <= 1")
 
 
 def mlp(inputs: int, hidden: tuple[int, ...], outputs: int) -> nn.Sequential:
@@ -88,15 +151,20 @@ def mlp(inputs: int, hidden: tuple[int, ...], outputs: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class OPTAILPolicy(Policy):
-    """The actor; see the module docstring."""
+def squashed_gaussian_log_prob(u: Tensor, mu: Tensor, log_std: Tensor) -> Tensor:
+    """``log pi(tanh(u))`` for pre-squash samples ``u`` of ``N(mu, exp(log_std)^2)``, (B,)."""
+    gaussian = (-0.5 * ((u - mu) / log_std.exp()) ** 2 - log_std - 0.5 * np.log(2 * np.pi))
+    # log |d tanh(u)/du| = log(1 - tanh(u)^2), in a form that is stable for large |u|
+    squash = 2 * (np.log(2) - u - nn.functional.softplus(-2 * u))
+    return (gaussian - squash).sum(-1)
 
-    policy_type = "opt_ail"
-    config_class = OPTAILConfig
 
-    def __init__(self, config: OPTAILConfig, spec: Spec, normalizer: Any) -> None:
+class SoftActorPolicy(Policy):
+    """The actor of every online imitation learner here; see the module docstring. Each
+    learner's subclass names its ``policy_type`` and config class."""
+
+    def __init__(self, config: SoftActorConfig, spec: Spec, normalizer: Any) -> None:
         super().__init__(config, spec, normalizer)
-        self.config: OPTAILConfig = config
         self.actor = mlp(self.encoder.output_dim, config.hidden_dims, 2 * self.action_dim)
 
     def distribution(self, obs: Tensor) -> tuple[Tensor, Tensor]:
@@ -110,20 +178,36 @@ class OPTAILPolicy(Policy):
         mu, log_std = self.distribution(obs)
         std = log_std.exp()
         u = mu + std * torch.randn_like(mu)
-        gaussian = (-0.5 * ((u - mu) / std) ** 2 - log_std - 0.5 * np.log(2 * np.pi)).sum(-1)
-        # log |d tanh(u)/du| = log(1 - tanh(u)^2), in a form that is stable for large |u|
-        squash = (2 * (np.log(2) - u - nn.functional.softplus(-2 * u))).sum(-1)
-        return torch.tanh(u), gaussian - squash
+        return torch.tanh(u), squashed_gaussian_log_prob(u, mu, log_std)
+
+    def log_prob(self, obs: Tensor, action: Tensor) -> Tensor:
+        """``log pi(a|s)`` of given actions in (-1, 1) for flat observations, (B,)."""
+        mu, log_std = self.distribution(obs)
+        u = torch.atanh(action)
+        return squashed_gaussian_log_prob(u, mu, log_std)
 
     def mean_action(self, obs: Tensor) -> Tensor:
         """The deterministic action ``tanh(mu(s))`` in [-1, 1]."""
         return torch.tanh(self.distribution(obs)[0])
 
     def forward(self, batch: Mapping[str, Tensor]) -> Tensor:
-        raise NotImplementedError("OPT-AIL trains online: robot_il.train.online")
+        """Behaviour-cloning loss on a normalized batch: ``-mean log pi(a|s)`` of its actions
+        (clamped inside (-1, 1), where tanh is invertible). The online learners never call it;
+        it lets a person's corrections fine-tune an online-trained checkpoint
+        (``robot_il.train.finetune``) as they do any other."""
+        obs = self.encoder(batch)
+        target = batch[ACTION_KEY][:, 0].clamp(-1 + ACTION_EDGE, 1 - ACTION_EDGE)
+        return -self.log_prob(obs, target).mean()
 
     def predict_chunk(self, obs: Mapping[str, Tensor]) -> Tensor:
         return self.mean_action(self.encoder(obs))[:, None]
+
+
+class OPTAILPolicy(SoftActorPolicy):
+    """OPT-AIL's deployable actor."""
+
+    policy_type = "opt_ail"
+    config_class = OPTAILConfig
 
 
 def identity_observation_normalizer(spec: Spec, action_low: np.ndarray, action_high: np.ndarray):

@@ -1,4 +1,4 @@
-"""``robot-il train bc|diffusion|opt-ail|dmp``: train a policy from a zarr dataset.
+"""``robot-il train bc|diffusion|opt-ail|iq-learn|dac|dmp``: train a policy from a zarr dataset.
 
 ``robot-il train bc --dataset demos.zarr --out runs/bc [--config bc.yaml] [--steps 5000]
 [--policy.horizon 4] [--eval.episodes 20] ...``: every field of the policy's training config
@@ -9,6 +9,8 @@ data-parallel.
 ``robot-il train opt-ail --dataset D --out O --env-steps N [--task T]`` learns online from the
 dataset's demonstrations by interacting with the env (``robot_il.train.online``); the task,
 backend, rate and action mode are the dataset's unless ``--task``/``--backend`` say otherwise.
+``--model-based`` (short for ``--policy.model-based``) trains model-based OPT-AIL;
+``iq-learn`` and ``dac`` take the same flags and train in the same loop.
 
 ``robot-il train dmp --dataset D --out O [--search cma] [--eval-episodes N]``: a two-arm DMP
 controller (``robot_il.train.dmp``); without ``--search`` it keeps the hand-set coupling.
@@ -21,7 +23,7 @@ import os
 
 from robot_il.errors import ConfigError
 
-POLICY_TYPES = ("bc", "diffusion", "opt-ail", "dmp")
+POLICY_TYPES = ("bc", "diffusion", "opt-ail", "iq-learn", "dac", "dmp")
 """Policy families on the command line; ``opt-ail`` is the policy type ``opt_ail``."""
 
 
@@ -59,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
     from robot_il.train.trainer import train
 
     config_file, settings = split_config_flag(args.settings)
+    if args.policy_type == "opt-ail":
+        settings = ["--policy.model-based" if s == "--model-based" else s for s in settings]
     config = load_config(args.policy_type.replace("-", "_"), config_file, settings)
     if isinstance(config, OnlineTrainConfig):
         from robot_il.train.online import train_online

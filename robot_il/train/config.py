@@ -24,7 +24,9 @@ import yaml
 from robot_il.errors import ConfigError
 from robot_il.policies.base import PolicyConfig
 from robot_il.policies.bc.policy import BCConfig
+from robot_il.policies.dac.policy import DACConfig
 from robot_il.policies.diffusion.policy import DiffusionConfig
+from robot_il.policies.iq_learn.policy import IQLearnConfig
 from robot_il.policies.opt_ail.policy import OPTAILConfig
 
 
@@ -136,10 +138,22 @@ class OPTAILTrainConfig(OnlineTrainConfig):
     policy: OPTAILConfig = dataclasses.field(default_factory=OPTAILConfig)
 
 
+@dataclasses.dataclass
+class DACTrainConfig(OnlineTrainConfig):
+    policy: DACConfig = dataclasses.field(default_factory=DACConfig)
+
+
+@dataclasses.dataclass
+class IQLearnTrainConfig(OnlineTrainConfig):
+    policy: IQLearnConfig = dataclasses.field(default_factory=IQLearnConfig)
+
+
 TRAIN_CONFIGS: dict[str, type[TrainConfig] | type[OnlineTrainConfig]] = {
     "bc": BCTrainConfig,
     "diffusion": DiffusionTrainConfig,
     "opt_ail": OPTAILTrainConfig,
+    "dac": DACTrainConfig,
+    "iq_learn": IQLearnTrainConfig,
 }
 
 

@@ -3,7 +3,9 @@
 Read top to bottom, one env step at a time (as stable-baselines3's ``learn`` and CleanRL's
 scripts do): act with the algorithm's exploration policy, step the env, store the transition
 (gymnasium's ``terminated`` kept, ``truncated`` only ending the episode), and, once
-``learning_starts`` transitions are in, run one update on an online and an expert batch.
+``learning_starts`` transitions are in, let the algorithm learn (``learn``: one update on an
+online and an expert batch for OPT-AIL, DAC and IQ-Learn; model fits, model rollouts and
+several updates for model-based OPT-AIL).
 Every ``eval.every`` env steps the deployable policy (the checkpoint's own ``act``) runs
 ``eval.episodes`` seeded episodes in a second env: return and success with a 95% interval.
 
@@ -50,16 +52,16 @@ from robot_il.train.trainer import (
     replace_dir,
 )
 
-ONLINE_ALGORITHMS: dict[str, str] = {"opt_ail": "robot_il.policies.opt_ail:OPTAIL"}
-"""Policy type -> the learner class that trains it online (imported when used)."""
+ONLINE_ALGORITHMS: dict[str, str] = {
+    "opt_ail": "robot_il.policies.opt_ail:opt_ail_learner",
+    "dac": "robot_il.policies.dac:DAC",
+    "iq_learn": "robot_il.policies.iq_learn:IQLearn",
+}
+"""Policy type -> what builds its learner from ``(policy, task)`` (imported when used)."""
 
 REPLAY_FILE = "replay.npz"
 EPISODE_SEED_STRIDE = 1_000_000
-METRIC_FIELDS = (
-    "step", "episodes", "train_return", "reward_loss", "gradient_penalty", "td_loss",
-    "optimism", "actor_loss", "steps_per_s", "eval_return", "eval_return_std",
-    "eval_success", "eval_low", "eval_high",
-)  # fmt: skip
+EVAL_FIELDS = ("eval_return", "eval_return_std", "eval_success", "eval_low", "eval_high")
 
 
 class NormalizedActions(gym.ActionWrapper):
@@ -177,10 +179,11 @@ def train_online(
     evaluations: list[dict[str, Any]] = progress["evaluations"]
 
     # -- the loop ------------------------------------------------------------------------
-    logger = MetricsLogger(out, config, METRIC_FIELDS)
+    fields = ("step", "episodes", "train_return", *algorithm.METRICS, "steps_per_s",
+              *EVAL_FIELDS)  # fmt: skip
+    logger = MetricsLogger(out, config, fields)
     start, episode, last_save = progress["step"], progress["episode"], progress["last_save"]
     wall_before, started = progress["wall_s"], time.perf_counter()
-    batch_size = policy_config.batch_size
     obs: np.ndarray | None = None
     episode_return, metrics = 0.0, {}
     tick, tick_step = time.perf_counter(), start
@@ -197,8 +200,7 @@ def train_online(
         episode_return += float(reward)
         done = step + 1
         if done > config.learning_starts:
-            metrics = algorithm.update(buffer.sample(rng, batch_size),
-                                       expert.sample(rng, batch_size))  # fmt: skip
+            metrics = algorithm.learn(buffer, expert, rng)
         row: dict[str, Any] = {}
         if terminated or truncated:
             episode += 1
@@ -219,7 +221,7 @@ def train_online(
             evaluations.append(evaluation)
             if on_evaluation is not None:
                 on_evaluation(evaluation)
-            row.update({k: evaluation[k] for k in METRIC_FIELDS if k in evaluation})
+            row.update({k: evaluation[k] for k in EVAL_FIELDS})
             tqdm.write(f"env step {done}: return {evaluation['eval_return']:.1f}, {result.line()}")
         if row:
             logger.log(done, row)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -68,6 +69,16 @@ class ReplayBuffer:
         self.cursor = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
+    def extend(
+        self, obs: np.ndarray, action: np.ndarray, next_obs: np.ndarray, terminated: np.ndarray
+    ) -> None:
+        """Add the rows of these arrays in order, as ``add`` one at a time would."""
+        index = (self.cursor + np.arange(len(obs))) % self.capacity
+        self.obs[index], self.action[index], self.next_obs[index] = obs, action, next_obs
+        self.terminated[index] = terminated
+        self.cursor = int((self.cursor + len(obs)) % self.capacity)
+        self.size = min(self.size + len(obs), self.capacity)
+
     def sample(self, rng: np.random.Generator, batch_size: int) -> Batch:
         """``batch_size`` transitions drawn uniformly with replacement."""
         if self.size == 0:
@@ -76,13 +87,13 @@ class ReplayBuffer:
         return Batch(self.obs[index], self.action[index], self.next_obs[index],
                      self.terminated[index])  # fmt: skip
 
-    def save(self, path: Path) -> None:
-        """Write the filled part and the cursor to an ``.npz`` file."""
+    def save(self, path: Path | BinaryIO) -> None:
+        """Write the filled part and the cursor to an ``.npz`` file (or binary stream)."""
         n = self.size
         np.savez(path, size=n, cursor=self.cursor, capacity=self.capacity,
                  **{f: getattr(self, f)[:n] for f in FIELDS})  # fmt: skip
 
-    def load(self, path: Path) -> None:
+    def load(self, path: Path | BinaryIO) -> None:
         """Restore what ``save`` wrote (the capacity and sizes must match)."""
         with np.load(path) as saved:
             if int(saved["capacity"]) != self.capacity or saved["obs"].shape[1:] != (

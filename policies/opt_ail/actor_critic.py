@@ -1,0 +1,119 @@
+"""The soft actor-critic core that OPT-AIL, DAC and IQ-Learn share in the online loop.
+
+One Q-network (no twin) and its Polyak-averaged target, the tanh-Gaussian actor of a
+``SoftActorPolicy`` with its soft-greedy loss ``actor_loss = mean(alpha log pi(a|s) -
+Q(s, a))`` at a fixed temperature alpha, exploration by sampling the actor, and the
+state to resume. Each learner adds how the critic is trained (its reward, its loss) in
+``update``; ``learn`` is what the loop calls once per env step.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from robot_il.policies.opt_ail.policy import SoftActorConfig, SoftActorPolicy, mlp
+from torch import Tensor, nn
+
+from robot_il.train.replay import Batch, ReplayBuffer
+
+
+class QNet(nn.Module):
+    """``Q(s, a)``: one MLP on ``[s, a]`` (no twin)."""
+
+    def __init__(self, inputs: int, hidden: tuple[int, ...]) -> None:
+        super().__init__()
+        self.mlp = mlp(inputs, hidden, 1)
+
+    def forward(self, obs: Tensor, action: Tensor) -> Tensor:
+        return self.mlp(torch.cat([obs, action], dim=-1)).squeeze(-1)
+
+
+def joined(online: Batch, expert: Batch) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``obs, action, next_obs, done`` of the online then the expert transitions; expert
+    transitions have ``done`` 0 (their trajectories end by time limits)."""
+    t = {k: torch.as_tensor(np.concatenate([getattr(online, k), getattr(expert, k)]))
+         for k in ("obs", "action", "next_obs")}  # fmt: skip
+    done = torch.as_tensor(np.concatenate([online.terminated, np.zeros_like(expert.terminated)]))
+    return t["obs"], t["action"], t["next_obs"], done
+
+
+class SoftActorCritic:
+    """Critic, target critic, actor and their optimizers; see the module docstring.
+
+    Subclasses list the networks and optimizers to save in ``NETWORKS``/``OPTIMIZERS`` and
+    the names of ``update``'s metrics in ``METRICS`` (the loop's CSV columns).
+    """
+
+    NETWORKS: ClassVar[tuple[str, ...]] = ("critic", "critic_target")
+    OPTIMIZERS: ClassVar[tuple[str, ...]] = ("critic_optimizer", "actor_optimizer")
+    METRICS: ClassVar[tuple[str, ...]] = ("actor_loss",)
+
+    def __init__(self, policy: SoftActorPolicy, task: str | None) -> None:
+        config: SoftActorConfig = policy.config
+        self.config = config
+        self.policy = policy
+        self.task = task
+        self.obs_dim, self.action_dim = policy.encoder.output_dim, policy.action_dim
+        self.critic = QNet(self.obs_dim + self.action_dim, config.hidden_dims)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr)
+        self.actor_optimizer = torch.optim.Adam(policy.actor.parameters(), lr=config.actor_lr)
+
+    @torch.no_grad()
+    def explore(self, obs: np.ndarray) -> np.ndarray:
+        """A sampled action in [-1, 1] for one flat observation (training rollouts)."""
+        action, _ = self.policy.sample(torch.as_tensor(obs)[None])
+        return action[0].numpy()
+
+    def learn(
+        self, buffer: ReplayBuffer, expert: ReplayBuffer, rng: np.random.Generator
+    ) -> dict[str, float]:
+        """What the loop runs after each env step once learning has started: one update on
+        ``batch_size`` online and as many expert transitions drawn with ``rng``."""
+        size = self.config.batch_size
+        return self.update(buffer.sample(rng, size), expert.sample(rng, size))
+
+    def update(self, online: Batch, expert: Batch) -> dict[str, float]:
+        raise NotImplementedError
+
+    def actor_step(self, obs: Tensor) -> Tensor:
+        """One Adam step on ``mean(alpha log pi(a|s) - Q(s, a))``, a ~ pi(s); the loss."""
+        new_action, log_pi = self.policy.sample(obs)
+        self.critic.requires_grad_(False)
+        actor_loss = (self.config.alpha * log_pi - self.critic(obs, new_action)).mean()
+        self.critic.requires_grad_(True)
+        self.actor_optimizer.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_optimizer.step()
+        return actor_loss.detach()
+
+    def soft_value(self, critic: nn.Module, obs: Tensor) -> Tensor:
+        """``V(s) = Q(s, a) - alpha log pi(a|s)``, a ~ pi(s): the one-sample soft value (a
+        gradient reaches ``critic``, none the actor)."""
+        with torch.no_grad():
+            action, log_pi = self.policy.sample(obs)
+        return critic(obs, action) - self.config.alpha * log_pi
+
+    @torch.no_grad()
+    def polyak(self) -> None:
+        """``Q_targ <- (1 - tau) Q_targ + tau Q``."""
+        for target, source in zip(
+            self.critic_target.parameters(), self.critic.parameters(), strict=True
+        ):
+            target.lerp_(source, self.config.tau)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything to resume: networks (the actor's through ``policy``) and optimizers."""
+        return {
+            "actor": self.policy.actor.state_dict(),
+            **{name: getattr(self, name).state_dict() for name in self.NETWORKS},
+            **{name: getattr(self, name).state_dict() for name in self.OPTIMIZERS},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.policy.actor.load_state_dict(state["actor"])
+        for name in (*self.NETWORKS, *self.OPTIMIZERS):
+            getattr(self, name).load_state_dict(state[name])

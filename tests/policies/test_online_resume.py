@@ -1,0 +1,178 @@
+"""Resume, bit-exact, for each learner of the online loop that the OPT-AIL loop test does not
+cover: model-based OPT-AIL, IQ-Learn and DAC, on the real reach env; and each one's
+checkpoint as an ordinary robot_il checkpoint."""
+
+from __future__ import annotations
+
+import io
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from robot_il.policies import load_policy
+
+ROBOT_IL = str(Path(sys.executable).with_name("robot-il"))
+SMALL = ["--no-progress", "--learning-starts", "40", "--log-every", "50", "--buffer-size",
+         "400", "--save-every", "80", "--eval.every", "0", "--eval.episodes", "1",
+         "--policy.hidden-dims", "32", "32", "--policy.batch-size", "32"]  # fmt: skip
+MODEL_BASED = ["--model-based", "--policy.ensemble-size", "3", "--policy.elites", "2",
+               "--policy.model-hidden-dims", "32", "32", "--policy.model-every", "50",
+               "--policy.model-max-steps", "20", "--policy.rollout-every", "20",
+               "--policy.rollout-states", "64", "--policy.model-batch-size", "32"]  # fmt: skip
+LEARNERS = {"model-based OPT-AIL": ("opt-ail", MODEL_BASED), "IQ-Learn": ("iq-learn", []),
+            "DAC": ("dac", [])}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def one_reach_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from robot_il.train.demos import record_expert_demos
+
+    return record_expert_demos("reach", tmp_path_factory.mktemp("reach1"), episodes=1, seed=3)
+
+
+def settings(dataset: Path, out: Path, extra: list[str], env_steps: int) -> list[str]:
+    return ["--dataset", str(dataset), "--out", str(out), *SMALL, *extra, "--env-steps",
+            str(env_steps)]  # fmt: skip
+
+
+def assert_equal(a: object, b: object, where: str) -> None:
+    """Exact equality of nested saved state (tensors, arrays, npz bytes, numbers)."""
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), where
+        for key in a:
+            assert_equal(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_equal(x, y, f"{where}[{i}]")
+    elif isinstance(a, bytes):  # a saved buffer: compare its arrays (the zip holds a date)
+        with np.load(io.BytesIO(a)) as x, np.load(io.BytesIO(b)) as y:
+            assert x.files == y.files, where
+            for name in x.files:
+                np.testing.assert_array_equal(x[name], y[name], err_msg=f"{where}.{name}")
+    elif torch.is_tensor(a):
+        assert torch.equal(a, b), where
+    else:
+        assert a == b or (a != a and b != b), (where, a, b)  # NaN equals NaN here
+
+
+def assert_same_training_state(a_dir: Path, b_dir: Path) -> None:
+    a = torch.load(a_dir / "train_state" / "state.pt", weights_only=False)
+    b = torch.load(b_dir / "train_state" / "state.pt", weights_only=False)
+    assert a["step"] == b["step"] and a["episode"] == b["episode"]
+    assert_equal(a["algorithm"], b["algorithm"], "algorithm")
+    with np.load(a_dir / "train_state" / "replay.npz") as x, \
+            np.load(b_dir / "train_state" / "replay.npz") as y:  # fmt: skip
+        for field in ("obs", "action", "next_obs", "terminated"):
+            np.testing.assert_array_equal(x[field], y[field])
+
+
+def small_learner(name: str):
+    """A learner of ``name`` on 5-D states and 2-D actions, small networks."""
+    from robot_il.policies.dac import DAC, DACConfig, DACPolicy
+    from robot_il.policies.iq_learn import IQLearn, IQLearnConfig, IQLearnPolicy
+    from robot_il.policies.opt_ail import OPTAILConfig, OPTAILPolicy, opt_ail_learner
+    from robot_il.policies.opt_ail.policy import identity_observation_normalizer
+    from test_opt_ail import ACT, SPEC
+
+    small = {"obs_keys": ("state",), "hidden_dims": (32, 32), "batch_size": 16}
+    model = {"model_based": True, "ensemble_size": 3, "elites": 2, "model_hidden_dims": (32,),
+             "model_every": 2, "model_max_steps": 20, "rollout_states": 32}  # fmt: skip
+    build = {
+        "model-based OPT-AIL": lambda: OPTAILPolicy(OPTAILConfig(**small, **model), SPEC, norm),
+        "IQ-Learn": lambda: IQLearnPolicy(IQLearnConfig(**small), SPEC, norm),
+        "DAC": lambda: DACPolicy(DACConfig(**small), SPEC, norm),
+    }
+    learners = {"model-based OPT-AIL": opt_ail_learner, "IQ-Learn": IQLearn, "DAC": DAC}
+    norm = identity_observation_normalizer(SPEC, -np.ones(ACT), np.ones(ACT))
+    return learners[name](build[name](), "dmc:cartpole_swingup")
+
+
+@pytest.mark.parametrize("learner", list(LEARNERS))
+def test_learner_state_restores_every_weight_and_moment(learner: str) -> None:
+    """Three ``learn`` calls from a state saved after two (through ``torch.save``, as the loop
+    does) end where five uninterrupted calls end: nothing the learner needs is left out."""
+    from test_opt_ail_model_based import real_buffer
+
+    def run(agent, calls: int, rng: np.random.Generator) -> None:
+        for _ in range(calls):
+            agent.learn(real_buffer(), real_buffer(), rng)
+
+    torch.manual_seed(7)
+    straight, rng = small_learner(learner), np.random.default_rng(0)
+    run(straight, 2, rng)
+    saved, rng_state, torch_state = io.BytesIO(), rng.bit_generator.state, torch.get_rng_state()
+    torch.save(straight.state_dict(), saved)
+    run(straight, 3, rng)
+    resumed, rng = small_learner(learner), np.random.default_rng(123)
+    saved.seek(0)
+    resumed.load_state_dict(torch.load(saved, weights_only=False))
+    rng.bit_generator.state = rng_state
+    torch.set_rng_state(torch_state)
+    run(resumed, 3, rng)
+    assert_equal(straight.state_dict(), resumed.state_dict(), "algorithm")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("learner", list(LEARNERS))
+def test_a_resumed_run_continues_bit_exactly(
+    one_reach_demo: Path, tmp_path: Path, learner: str
+) -> None:
+    """160 env steps in one go, and 80 then 80 more resumed from the saved state, leave the
+    same networks, optimizers, model buffer and replay buffer; the checkpoint loads and
+    acts as any robot_il checkpoint."""
+    from robot_il.train.config import load_config
+    from robot_il.train.online import train_online
+
+    command, extra = LEARNERS[learner]
+    policy_type = command.replace("-", "_")
+    extra = ["--policy.model-based" if s == "--model-based" else s for s in extra]
+    straight = train_online(load_config(policy_type, None, settings(
+        one_reach_demo, tmp_path / "straight", extra, 160)))  # fmt: skip
+    for env_steps in (80, 160):
+        train_online(load_config(policy_type, None, settings(
+            one_reach_demo, tmp_path / "resumed", extra, env_steps)))  # fmt: skip
+    assert_same_training_state(tmp_path / "straight", tmp_path / "resumed")
+    policy = load_policy(straight.checkpoint)
+    assert policy.policy_type == policy_type
+    action = policy.act({k: np.zeros(s, np.float32) for k, s in policy.spec["observation"].items()})
+    assert action.shape == (policy.action_dim,) and np.isfinite(action).all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("learner", list(LEARNERS))
+def test_kill_and_resume_continues_bit_exactly(
+    one_reach_demo: Path, tmp_path: Path, learner: str
+) -> None:
+    """``robot-il train`` killed (SIGKILL) after a save and rerun ends as the run that was
+    never interrupted, and its checkpoint runs in ``robot-il eval``."""
+    command, extra = LEARNERS[learner]
+    argv = [ROBOT_IL, "train", command]
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    subprocess.run([*argv, *settings(one_reach_demo, straight, extra, 240)], check=True,
+                   capture_output=True, timeout=600)  # fmt: skip
+    process = subprocess.Popen([*argv, *settings(one_reach_demo, killed, extra, 240)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not (killed / "train_state" / "state.pt").exists():  # written after the checkpoint
+        assert process.poll() is None and time.monotonic() < deadline, "no save before the end"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    saved = torch.load(killed / "train_state" / "state.pt", weights_only=False)
+    assert 80 <= saved["step"] < 240, "the kill must land mid-run, after a save"
+    subprocess.run([*argv, *settings(one_reach_demo, killed, extra, 240)], check=True,
+                   capture_output=True, timeout=600)  # fmt: skip
+    assert_same_training_state(straight, killed)
+    result = subprocess.run([ROBOT_IL, "eval", "--checkpoint", str(killed), "--episodes", "1",
+                             "--out", str(tmp_path / "eval")], capture_output=True, text=True,
+                            timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((tmp_path / "eval" / "eval.json").read_text())
+    assert report["policy_type"] == command.replace("-", "_")
