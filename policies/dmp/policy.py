@@ -172,22 +172,7 @@ class DMPPolicy:
             self.grippers[k] = segment.gripper
         delays = np.asarray(obs.get("start_delays", np.zeros(2)), dtype=np.float64)
         self.ticks_done = 0
-        if self.config.coordinator:
-            self.controller = CoordinatedController(
-                tuple(primitives),
-                np.stack([arm.world_from_base for arm in self.arms]),
-                np.stack(joints),
-                np.stack(starts)[None],
-                np.stack(start_quats)[None],
-                np.stack(goal_pos)[None],
-                np.stack(goal_quats)[None],
-                np.array([taus]),
-                delays[None],
-                params=self.params,
-                shield_clearance=self.config.shield_clearance,
-            )
-            return
-        self.controller = TwoArmController(
+        scene = (
             tuple(primitives),
             np.stack([arm.world_from_base for arm in self.arms]),
             np.stack(joints),
@@ -197,9 +182,13 @@ class DMPPolicy:
             np.stack(goal_quats)[None],
             np.array([taus]),
             delays[None],
-            self.config.method,
-            self.params,
         )
+        if self.config.coordinator:
+            self.controller = CoordinatedController(
+                *scene, params=self.params, shield_clearance=self.config.shield_clearance
+            )
+        else:
+            self.controller = TwoArmController(*scene, self.config.method, self.params)
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         """Joint targets and gripper commands (float32, 14,) for the next control period."""
