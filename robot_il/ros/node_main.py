@@ -20,6 +20,7 @@ def run_node(make_node: Callable[[], object], args: list[str] | None = None) -> 
     ``shutdown()`` method gets it called instead of ``destroy_node()``.
     """
     import rclpy
+    from rclpy._rclpy_pybind11 import RCLError
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 
     os.environ.setdefault("MUJOCO_GL", "egl")
@@ -32,6 +33,9 @@ def run_node(make_node: Callable[[], object], args: list[str] | None = None) -> 
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RCLError:
+        if rclpy.ok():
+            raise  # else: Ctrl-C shut the context down under the executor's wait
     except RobotILError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -85,6 +85,8 @@ interpreter lock lets the holder run before asking for it."""
 CLOCK_TOLERANCE = 1e-6
 """s: a time on the node's clock counts as reached this close before it (``/clock`` comes in
 integer nanoseconds, a period's end is a float sum: they may differ in the last bit)."""
+STILL_CLOCK_WAIT = 2.0
+"""s of wall time a lock-step clock may stand still before a tick's command counts as lost."""
 SWITCH_TOPIC = "policy/switch"
 """std_msgs/String: checkpoint (path, or name under ``candidates_dir``) for the next episode."""
 
@@ -514,20 +516,31 @@ class PolicyNode(Node):
 
     def _await_next_period(self, now: float) -> None:
         """Lock-step: tick again when the simulator's clock has passed this period (it stepped
-        on this tick's command), or at once for a new episode (it may have been reset).
-
-        A clock that has not moved at all for 1 s of wall time means the command was lost (a
-        simulator that had not yet matched the command topic): return to send it again. A
-        clock that moves, however slowly (a loaded machine), is waited for: a second command
-        for the same period would count as the next period's and put the simulator a period
-        ahead of the policy's observations.
+        on this tick's command), at once for a new episode (it may have been reset), or when
+        its clock has stood still for ``STILL_CLOCK_WAIT`` s of wall time: it waits for a
+        command, so this one was lost (a simulator that had not yet matched the command
+        topic), or it steps less than a period per command (warned), and the next tick is at
+        its time. A clock that moves, however slowly (a loaded machine), is waited for: a
+        second command for the same period would count as the next period's and put the
+        simulator a period ahead of the policy's observations.
         """
-        episode = self._episode_id
-        while self._running:
-            self._sleep_until(now + self.period, wall_timeout=1.0, episode=episode)
-            clock = self._now()
-            passed = clock >= now + self.period - CLOCK_TOLERANCE
-            if passed or clock == now or episode != self._episode_id:
+        episode, end = self._episode_id, now + self.period - CLOCK_TOLERANCE
+        clock, still_since = now, time.monotonic()
+        while self._running and episode == self._episode_id:
+            time.sleep(0.0005)
+            latest = self._now()
+            if latest >= end:
+                return
+            if latest != clock:
+                clock, still_since = latest, time.monotonic()
+            elif time.monotonic() - still_since > STILL_CLOCK_WAIT:
+                if clock != now:
+                    self.get_logger().warning(
+                        f"lock-step: the simulator stopped at t={clock:.4f} s, short of this "
+                        f"period's end {now + self.period:.4f} s: its steps_per_command does "
+                        f"not match control_rate {self.control_rate:g} Hz",
+                        throttle_duration_sec=10.0,
+                    )
                 return
 
     # -- control (control thread) --------------------------------------------------------

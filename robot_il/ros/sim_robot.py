@@ -307,7 +307,10 @@ class SimRobot(Node):
         if self.lock_step:
             self._await_first_command()
         while self._running:
-            if self._reset_requested.is_set():
+            # Lock-step: a reset waits for the end of the command's block of steps, so the
+            # new episode's time stays on the command grid the client ticks on.
+            at_boundary = not self.lock_step or self.steps % self.steps_per_command == 0
+            if self._reset_requested.is_set() and at_boundary:
                 self.episode += 1
                 self._reset_env()
                 self._reset_requested.clear()
