@@ -50,6 +50,7 @@ def test_server_answers_info_steps_and_frames(dataset: Dataset) -> None:
 
 
 def test_page_scrubs_through_an_episode(dataset: Dataset, chromium) -> None:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -61,7 +62,9 @@ def test_page_scrubs_through_an_episode(dataset: Dataset, chromium) -> None:
     try:
         line = process.stdout.readline()
         assert line.startswith("dataset viewer: http://127.0.0.1:"), line
-        browser, wait = chromium, WebDriverWait(chromium, 120)
+        # the page re-renders its rows on every step: a row found may be replaced at once
+        stale = (StaleElementReferenceException,)
+        browser, wait = chromium, WebDriverWait(chromium, 120, ignored_exceptions=stale)
         browser.get(line.split()[2])
         episode = wait.until(lambda d: d.find_element(By.ID, "episode"))
         wait.until(lambda d: d.find_elements(By.ID, "frame-rgb_front"))

@@ -79,13 +79,16 @@ def test_driver_client_reads_joint_states_and_moves_the_simulated_arm(
                 point = JointTrajectoryPoint(positions=list(reversed(q.tolist())))
                 point.time_from_start = Duration(sec=int(seconds), nanosec=0)
                 message.points.append(point)
+            first = len(states)
             trajectory.publish(message)
-            sent = time.monotonic()
-            time.sleep(1.0)
-            middle = np.array(states[-1][1].position[:6])
-            assert np.linalg.norm(middle - (target + goal) / 2) < np.linalg.norm(middle - target)
-            time.sleep(max(0.0, sent + 3.0 - time.monotonic()))
-            np.testing.assert_allclose(states[-1][1].position[:6], goal, atol=0.01)
+
+            def at_goal() -> bool:
+                return bool(np.abs(np.array(states[-1][1].position[:6]) - goal).max() <= 0.01)
+
+            wait_for(at_goal, 10, "the trajectory's last point", (sim,), (log,))
+            # On its way it passed the middle waypoint (a loaded machine may lag, not detour).
+            path = np.array([m.position[:6] for _, m in states[first:]])
+            assert np.linalg.norm(path - (target + goal) / 2, axis=1).min() < 0.05
 
             # sim/reset starts a new episode: the arm is back near its home pose.
             response = client.call(Trigger, "sim/reset")
