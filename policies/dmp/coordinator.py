@@ -287,6 +287,11 @@ class CoordinatorNet:
         """Read a file written by ``save``."""
         from safetensors.numpy import load_file
 
+        if not Path(path).is_file():
+            raise CheckpointError(
+                f"{path}: no coordinator weights (train them with "
+                "`benchmarks/dmp_multiarm.py --train-coordinator STEPS`)"
+            )
         net = cls.from_arrays(load_file(str(path)))
         if net is None:
             raise CheckpointError(f"{path}: no coordinator weights in it")

@@ -28,7 +28,8 @@ MODEL_FILE = "ppo.zip"
 ROWS_FILE = "rows.jsonl"
 SHIPPED_NET = Path(__file__).parents[2] / "data" / "dmp_coordinator.safetensors"
 """The coordinator trained by ``benchmarks/dmp_multiarm.py --train-coordinator`` as numpy
-weights (float32, ~90 kB): what the DMP+RL checkpoints of the tests and the README use."""
+weights (float32, ~90 kB): what the DMP+RL checkpoints of the benchmark and the slow ROS test
+use. Made on each machine by that command (git-ignored: no trained weights in the repository)."""
 
 
 @dataclasses.dataclass

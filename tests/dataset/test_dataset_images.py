@@ -22,8 +22,6 @@ from robot_il.dataset.store import bytes_on_disk
 from robot_il.dataset.validate import validate
 from robot_il.errors import DatasetError
 
-FIXTURES = Path(__file__).with_name("fixtures")
-
 
 def camera_frames(rng: np.random.Generator, length: int, height: int, width: int) -> np.ndarray:
     """A shaded table, a moving cube and sensor noise of 2 grey levels (std), as
@@ -112,12 +110,32 @@ def test_plain_zarr_opens_compressed_arrays(tmp_path: Path) -> None:
                                                                 "quality": 90}}  # fmt: skip
 
 
-def test_format_version_1_dataset_still_reads_and_appends(tmp_path: Path) -> None:
-    """``fixtures/format_v1.zarr`` was written by robot_il before compressed frames."""
-    import shutil
+def write_format_v1(path: Path) -> None:
+    """A dataset as robot_il wrote it before compressed frames (format version 1): its arrays
+    are today's lossless layout (Blosc, one file per frame; their zarr.json files compared
+    equal to a dataset written at commit b7581a3), its root attributes those of version 1."""
+    writer = DatasetWriter.create(
+        path, robot="ur5e", control_hz=10, attrs={"task": "reach"}, fsync=False,
+        image_storage=ImageStorage("blosc"),
+    )  # fmt: skip
+    for episode, steps in enumerate([3, 4]):
+        rng = np.random.default_rng(episode)
+        writer.add_episode({
+            "joint_pos": rng.normal(size=(steps, 6)).astype(np.float32),
+            "action": rng.normal(size=(steps, 7)).astype(np.float32),
+            "rgb_front": rng.integers(0, 256, (steps, 6, 8, 3), dtype=np.uint8),
+        }, {"success": bool(episode)})  # fmt: skip
+    writer.close()
+    (path / ".writer.lock").unlink()
+    root = zarr.open_group(str(path), mode="r+")
+    attrs = {k: v for k, v in root.attrs.asdict().items() if k != "image_storage"}
+    root.attrs.clear()
+    root.attrs.update({**attrs, "format_version": 1})
 
+
+def test_format_version_1_dataset_still_reads_and_appends(tmp_path: Path) -> None:
     path = tmp_path / "v1.zarr"
-    shutil.copytree(FIXTURES / "format_v1.zarr", path)
+    write_format_v1(path)
     dataset = Dataset.open(path)
     assert dataset.attrs["format_version"] == 1 and dataset.num_episodes == 2
     first = dataset.episode(1)["rgb_front"]

@@ -45,6 +45,12 @@ def test_numpy_actor_equals_the_ppo_deterministic_action(ppo, tmp_path: Path) ->
     )
 
 
+def test_missing_coordinator_weights_say_how_to_make_them(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match=r"none\.safetensors: no coordinator weights "
+                       r"\(train them with `benchmarks/dmp_multiarm\.py --train-coordinator"):
+        CoordinatorNet.load(tmp_path / "none.safetensors")
+
+
 def test_dmp_rl_checkpoint_loads_and_acts_identically(ppo, dmp_checkpoint, tmp_path) -> None:
     out = export_dmp_rl(
         dmp_checkpoint, CoordinatorNet.from_sb3(ppo), tmp_path / "rl", shield_clearance=0.02
