@@ -416,11 +416,14 @@ class SimRobot(Node):
         self.image_pub.publish(msg)
 
     def shutdown(self) -> None:
-        """Stop physics, close the simulator and destroy the node."""
+        """Stop physics, close the simulator and destroy the node. The simulator is closed
+        only once the physics thread has ended: closing it under a step in flight (a loaded
+        machine may take longer than the join's first seconds) can crash or hang the exit."""
         self._running = False
         self._command_arrived.set()
-        self._thread.join(timeout=2.0)
-        self.env.close()
+        self._thread.join(timeout=5.0)
+        if not self._thread.is_alive():
+            self.env.close()
         self.destroy_node()
 
 
