@@ -18,6 +18,7 @@ pytestmark = pytest.mark.ros
 URL = re.compile(r"feedback page: (http://127\.0\.0\.1:\d+/\S*)")
 PIXELS = """
 const img = arguments[0];
+if (!img.complete || img.naturalWidth === 0) return null;  // a new live frame still loading
 const canvas = document.createElement("canvas");
 canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
 const context = canvas.getContext("2d");
@@ -62,7 +63,8 @@ def test_feedback_page_shows_the_simulated_camera(ros_env, tmp_path, chromium) -
         camera = browser.find_element(By.ID, "camera")
         wait.until(lambda d: d.execute_script("return arguments[0].naturalWidth", camera) == 96)
         first_src = camera.get_attribute("src")
-        pixels = np.array(browser.execute_script(PIXELS, camera)).reshape(96, 96, 4)[..., :3]
+        frame = wait.until(lambda d: d.execute_script(PIXELS, camera))
+        pixels = np.array(frame).reshape(96, 96, 4)[..., :3]
         assert pixels.std() > 10, "the camera frame is blank"
         assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 50  # a rendered scene
         # live: the page keeps fetching new frames
