@@ -44,36 +44,6 @@ RATES = (125.0, 500.0)
 RESULTS = Path(__file__).parent / "results" / "deploy_latency.jsonl"
 
 
-def make_checkpoint(policy_type: str, directory: Path) -> Path:
-    """A reach checkpoint of ``policy_type`` with default sizes and untrained weights."""
-    from robot_il.policies import policy_class
-
-    from robot_il.dataset import Normalizer
-
-    if policy_type == "bc":
-        from robot_il.policies.bc import BCConfig as Config
-    else:
-        from robot_il.policies.diffusion.policy import DiffusionConfig as Config
-    rng = np.random.default_rng(0)
-    arrays = {
-        "joint_pos": rng.uniform(-3, 3, (100, 6)).astype(np.float32),
-        "target_pos": rng.uniform(-0.5, 0.5, (100, 3)).astype(np.float32),
-        "action": rng.uniform(-3, 3, (100, 7)).astype(np.float32),
-    }
-    spec = {
-        "robot": "ur5e",
-        "task": "reach",
-        "backend": "mujoco",
-        "control_hz": 20.0,
-        "action_mode": "joint",
-        "observation": {"joint_pos": [6], "target_pos": [3]},
-        "action_dim": 7,
-    }
-    config = Config(obs_keys=("joint_pos", "target_pos"))
-    policy = policy_class(policy_type)(config, spec, Normalizer.fit_arrays(arrays))
-    return policy.save(directory / policy_type)
-
-
 def measure(
     checkpoint: Path, rate: float, seconds: float, context, priority: int, settle: float
 ) -> dict[str, float]:
@@ -146,6 +116,8 @@ def main() -> int:
     )
     args = parser.parse_args()
 
+    from robot_il.policies.untrained import untrained_reach_checkpoint
+
     from robot_il.ros.dds import apply_loopback_env, loopback_env
 
     apply_loopback_env(args.domain)
@@ -166,7 +138,7 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory() as work:
             for policy_type in args.policies.split(","):
-                checkpoint = make_checkpoint(policy_type, Path(work))
+                checkpoint = untrained_reach_checkpoint(policy_type, Path(work))
                 for rate in RATES:
                     figures = measure(
                         checkpoint, rate, args.seconds, context, args.priority, args.settle

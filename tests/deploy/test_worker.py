@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 import pytest
+from robot_il.policies.untrained import untrained_reach_checkpoint
 
 from robot_il.deploy.worker import CheckpointInfo, InferenceWorker
 from robot_il.errors import ConfigError
@@ -20,31 +21,8 @@ from robot_il.errors import ConfigError
 
 def untrained_bc(directory) -> CheckpointInfo:
     """A reach BC checkpoint (two observation steps, chunks of 4) with untrained weights."""
-    from robot_il.policies.bc import BCConfig
-    from robot_il.policies.bc.policy import BCPolicy
-
-    from robot_il.dataset import Normalizer
-
-    rng = np.random.default_rng(0)
-    arrays = {
-        "joint_pos": rng.uniform(-3, 3, (50, 6)).astype(np.float32),
-        "target_pos": rng.uniform(-0.5, 0.5, (50, 3)).astype(np.float32),
-        "action": rng.uniform(-3, 3, (50, 7)).astype(np.float32),
-    }
-    spec = {
-        "robot": "ur5e",
-        "task": "reach",
-        "backend": "mujoco",
-        "control_hz": 20.0,
-        "action_mode": "joint",
-        "observation": {"joint_pos": [6], "target_pos": [3]},
-        "action_dim": 7,
-    }
-    config = BCConfig(
-        obs_keys=("joint_pos", "target_pos"), n_obs_steps=2, horizon=5, n_action_steps=4
-    )
-    policy = BCPolicy(config, spec, Normalizer.fit_arrays(arrays))
-    return CheckpointInfo.read(policy.save(directory / "bc"))
+    path = untrained_reach_checkpoint("bc", directory, n_obs_steps=2, horizon=5, n_action_steps=4)
+    return CheckpointInfo.read(path)
 
 
 @contextlib.contextmanager
