@@ -188,19 +188,25 @@ def segment_closest_parameters(
     b = np.einsum("...i,...i->...", d1, d2)
     c = np.einsum("...i,...i->...", d1, r)
     f = np.einsum("...i,...i->...", d2, r)
-    safe_a = np.where(a > _EPS, a, 1.0)
-    safe_e = np.where(e > _EPS, e, 1.0)
+    point_a, point_b = a <= _EPS, e <= _EPS  # zero-length segments
+    # Without them (two arms' capsules) the guards below select nothing: skipped, as each
+    # array operation costs a microsecond on a control tick's few pairs.
+    points = bool(point_a.any() or point_b.any())
+    safe_a = np.where(a > _EPS, a, 1.0) if points else a
+    safe_e = np.where(e > _EPS, e, 1.0) if points else e
     denom = a * e - b * b
     skew = denom > _EPS * a * e  # parallel segments: any s works, take 0
-    s = np.where(skew, clamp_unit((b * f - c * e) / np.where(skew, denom, 1.0)), 0.0)
+    if skew.all():
+        s = clamp_unit((b * f - c * e) / denom)
+    else:
+        s = np.where(skew, clamp_unit((b * f - c * e) / np.where(skew, denom, 1.0)), 0.0)
     t = (b * s + f) / safe_e
     s = np.where(t < 0.0, clamp_unit(-c / safe_a), s)
     s = np.where(t > 1.0, clamp_unit((b - c) / safe_a), s)
     t = clamp_unit(t)
-    # Zero-length segments: a point against a segment, or two points.
-    point_a, point_b = a <= _EPS, e <= _EPS
-    s = np.where(point_a, 0.0, np.where(point_b, clamp_unit(-c / safe_a), s))
-    t = np.where(point_b, 0.0, np.where(point_a, clamp_unit(f / safe_e), t))
+    if points:  # a point against a segment, or two points
+        s = np.where(point_a, 0.0, np.where(point_b, clamp_unit(-c / safe_a), s))
+        t = np.where(point_b, 0.0, np.where(point_a, clamp_unit(f / safe_e), t))
     return s, t
 
 
@@ -285,8 +291,10 @@ def closest_capsules(
     batch = np.broadcast_shapes(start_a.shape[:-2], start_b.shape[:-2])
     n = len(capsules.radius)
     # Flatten the batch: (M, N, 3) per arm.
-    sa, ea = (np.broadcast_to(x, (*batch, n, 3)).reshape(-1, n, 3) for x in (start_a, end_a))
-    sb, eb = (np.broadcast_to(x, (*batch, n, 3)).reshape(-1, n, 3) for x in (start_b, end_b))
+    sa, ea, sb, eb = (
+        (x if x.shape[:-2] == batch else np.broadcast_to(x, (*batch, n, 3))).reshape(-1, n, 3)
+        for x in (start_a, end_a, start_b, end_b)
+    )
     mid_a, mid_b = sa + ea, sb + eb  # twice the midpoints
     between = mid_a[:, :, None] - mid_b[:, None, :]  # (M, N, N, 3)
     centers = 0.5 * np.sqrt(np.einsum("...i,...i->...", between, between))

@@ -180,6 +180,8 @@ class TwoArmController:
         """DH frames (2, B, 7, 4, 4) of the current joints where this tick's separation pass
         placed them: the tick's IK starts from the same joints and reuses them."""
         self._no_coupling = np.zeros((2, batch, 3))
+        self._both_joints = np.empty((2, 2, batch, 6))
+        """Each arm's joints now and predicted (2, 2, B, 6), placed in one call."""
         self._scenes = np.arange(batch)
 
     # ------------------------------------------------------------------ measurements
@@ -299,7 +301,8 @@ class TwoArmController:
             return self._no_coupling, rates
         # Both arms' capsules now and predicted, placed in one call; the DH frames of the
         # joints now serve this tick's IK too.
-        joints = np.stack([self.joints, predicted_joints], axis=1)
+        joints = self._both_joints
+        joints[:, 0], joints[:, 1] = self.joints, predicted_joints
         frames = dh_frames(joints)
         self._frames_now = frames[:, 0]
         start, end = arm_capsules(joints, self.bases[:, None, None], dh=frames)
