@@ -182,12 +182,14 @@ def segment_closest_parameters(
     Minimises over s first with t free, then clamps t and re-solves s (Ericson, Real-Time
     Collision Detection, 5.1.9); handles parallel and zero-length segments.
     """
-    d1, d2, r = q1 - p1, q2 - p2, p1 - p2
-    a = np.einsum("...i,...i->...", d1, d1)
-    e = np.einsum("...i,...i->...", d2, d2)
-    b = np.einsum("...i,...i->...", d1, d2)
-    c = np.einsum("...i,...i->...", d1, r)
-    f = np.einsum("...i,...i->...", d2, r)
+    # The three difference vectors d1, d2, r stacked, so that one product gives every dot
+    # product between them (as each alone would, to the bit).
+    vectors = np.empty((3, *np.broadcast_shapes(p1.shape, q1.shape, p2.shape, q2.shape)))
+    np.subtract(q1, p1, out=vectors[0])
+    np.subtract(q2, p2, out=vectors[1])
+    np.subtract(p1, p2, out=vectors[2])
+    dots = np.einsum("a...i,b...i->ab...", vectors, vectors)
+    a, e, b, c, f = dots[0, 0], dots[1, 1], dots[0, 1], dots[0, 2], dots[1, 2]
     point_a, point_b = a <= _EPS, e <= _EPS  # zero-length segments
     # Without them (two arms' capsules) the guards below select nothing: skipped, as each
     # array operation costs a microsecond on a control tick's few pairs.
@@ -288,15 +290,15 @@ def closest_capsules(
     segment-segment distance runs on those alone (about 25 of the 144 pairs of two UR5e), with
     the same arithmetic as on all pairs, so the result is the same to the bit (ties too: the
     first pair in capsule order wins)."""
-    batch = np.broadcast_shapes(start_a.shape[:-2], start_b.shape[:-2])
+    shapes = {x.shape for x in (start_a, end_a, start_b, end_b)}
+    batch = start_a.shape[:-2] if len(shapes) == 1 else np.broadcast_shapes(*shapes)[:-2]
     n = len(capsules.radius)
     # Flatten the batch: (M, N, 3) per arm.
     sa, ea, sb, eb = (
         (x if x.shape[:-2] == batch else np.broadcast_to(x, (*batch, n, 3))).reshape(-1, n, 3)
         for x in (start_a, end_a, start_b, end_b)
     )
-    mid_a, mid_b = sa + ea, sb + eb  # twice the midpoints
-    between = mid_a[:, :, None] - mid_b[:, None, :]  # (M, N, N, 3)
+    between = (sa + ea)[:, :, None] - (sb + eb)[:, None, :]  # (M, N, N, 3), twice the midpoints'
     centers = 0.5 * np.sqrt(np.einsum("...i,...i->...", between, between))
     lower, upper = centers - capsules.pair_bounding_radii, centers - capsules.pair_radii
     if allowance is not None:
