@@ -29,7 +29,6 @@ import numpy as np
 from robot_il.envs.separation import (
     REACH,
     UR5E_CAPSULES,
-    ArmSeparation,
     arm_capsules,
     capsule_distance,
     closest_capsules,
@@ -215,8 +214,9 @@ class TwoArmController:
         self.time += dt
         rate = self.phase_rate * started
         positions, orientations = self._position_state, self._orientation_state
-        tau_sq = positions.tau[..., None] ** 2
-        self._position_dmp.step(positions, dt, rate, coupling * tau_sq)
+        if coupling is not self._no_coupling:  # (zero stays zero)
+            coupling = coupling * positions.tau[..., None] ** 2
+        self._position_dmp.step(positions, dt, rate, coupling)
         self._orientation_dmp.step(orientations, dt, rate)
         # Tool poses in each arm's base frame, then both arms' IK in one vectorised call.
         targets = (positions.y - self.bases[:, None, :3, 3]) @ self._base_rotation
@@ -308,13 +308,10 @@ class TwoArmController:
         start, end = arm_capsules(joints, self.bases[:, None, None], dh=frames)
         both = closest_capsules(start[0], end[0], start[1], end[1])
         self._measured = (self.joints.copy(), predicted_joints, both.distance)
-        now = ArmSeparation(
-            both.distance[0], both.point_a[0], both.point_b[0], both.capsule_a[0], both.capsule_b[0]
-        )
-        predicted = both.distance[1]
-        push = repulsion(now.distance, now.direction, p.repulsion_gain, p.repulsion_range)
+        now, predicted = both.distance  # (B,) each
+        push = repulsion(now, both.direction[0], p.repulsion_gain, p.repulsion_range)
         coupling = np.array([push, -push])
-        conflict = (predicted < p.slow_distance) | (now.distance < p.slow_distance)
+        conflict = (predicted < p.slow_distance) | (now < p.slow_distance)
         behind = np.where(self.positions[0].x > self.positions[1].x, 0, 1)
         self.yielder = np.where(conflict, np.where(self.yielder < 0, behind, self.yielder), -1)
         # Waiting helps only while the leader still moves: a parked leader never clears the
@@ -325,10 +322,10 @@ class TwoArmController:
         scenes = self._scenes
         speed = vector_norm(positions.v[leader, scenes]) / positions.tau[leader, scenes]
         leader_moving = speed * self.phase_rate[leader, scenes] > MOVING_SPEED
-        lead_target = ramp(now.distance, p.leader_slow_distance - 0.02, p.leader_slow_distance)
+        lead_target = ramp(now, p.leader_slow_distance - 0.02, p.leader_slow_distance)
         yield_target = np.where(
             leader_moving,
-            ramp(np.minimum(predicted, now.distance), p.stop_distance, p.slow_distance),
+            ramp(np.minimum(predicted, now), p.stop_distance, p.slow_distance),
             lead_target,
         )
         arm = np.arange(2)[:, None]
