@@ -108,6 +108,10 @@ def inverse_kinematics(
     return candidates[int(np.argmin(np.max(np.abs(candidates - q_near), axis=1)))]
 
 
+_NEXT, _PREV = np.array([1, 2, 0]), np.array([2, 0, 1])
+"""Component k of a x b is a[NEXT[k]] b[PREV[k]] - a[PREV[k]] b[NEXT[k]]."""
+
+
 def tcp_jacobian(
     q: np.ndarray, tcp_offset: float = TCP_OFFSET, frames: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -120,11 +124,9 @@ def tcp_jacobian(
     axes = frames[..., :6, :3, 2]  # joint i turns about z of F_(i-1)
     arms = tcp[..., None, :3, 3] - frames[..., :6, :3, 3]
     jacobian = np.empty((*axes.shape[:-2], 6, 6))  # rows: twist component, columns: joint
-    ax, ay, az = axes[..., 0], axes[..., 1], axes[..., 2]
-    rx, ry, rz = arms[..., 0], arms[..., 1], arms[..., 2]
-    jacobian[..., 0, :] = ay * rz - az * ry  # axis x arm, written out: np.cross costs more
-    jacobian[..., 1, :] = az * rx - ax * rz
-    jacobian[..., 2, :] = ax * ry - ay * rx
+    # axis x arm, all three components at once (np.cross costs more)
+    cross = axes[..., _NEXT] * arms[..., _PREV] - axes[..., _PREV] * arms[..., _NEXT]
+    jacobian[..., :3, :] = np.swapaxes(cross, -1, -2)
     jacobian[..., 3:, :] = np.swapaxes(axes, -1, -2)
     return tcp, jacobian
 
