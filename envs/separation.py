@@ -308,7 +308,8 @@ def closest_capsules(
     config, idx_a, idx_b = np.nonzero(~(lower > limit[:, None, None]))
     pa, qa, pb, qb = sa[config, idx_a], ea[config, idx_a], sb[config, idx_b], eb[config, idx_b]
     s, t = segment_closest_parameters(pa, qa, pb, qb)  # (K,) over the candidate pairs
-    gap = (pa - pb) + s[..., None] * (qa - pa) - t[..., None] * (qb - pb)
+    along_a, along_b = s[..., None] * (qa - pa), t[..., None] * (qb - pb)
+    gap = (pa - pb) + along_a - along_b
     distance = np.sqrt(np.einsum("...i,...i->...", gap, gap)) - capsules.pair_radii[idx_a, idx_b]
     if allowance is not None:
         distance = distance + allowance[idx_a, idx_b]
@@ -319,12 +320,10 @@ def closest_capsules(
     candidate = np.empty((len(sa), n * n), dtype=np.intp)
     candidate[config, pair] = np.arange(len(config))
     best = candidate[np.arange(len(sa)), np.argmin(every, axis=-1)]
-    s_best, t_best = s[best, None], t[best, None]
-    a0, a1, b0, b1 = pa[best], qa[best], pb[best], qb[best]
     return ArmSeparation(
         distance=distance[best].reshape(batch),
-        point_a=(a0 + s_best * (a1 - a0)).reshape(*batch, 3),
-        point_b=(b0 + t_best * (b1 - b0)).reshape(*batch, 3),
+        point_a=(pa[best] + along_a[best]).reshape(*batch, 3),
+        point_b=(pb[best] + along_b[best]).reshape(*batch, 3),
         capsule_a=idx_a[best].reshape(batch),
         capsule_b=idx_b[best].reshape(batch),
     )

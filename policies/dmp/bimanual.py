@@ -55,6 +55,8 @@ MOVING_SPEED = 0.02
 NOMINAL_DAMPING = 1e-3 * np.eye(6)
 """Damping (m^2, times the identity) of the least squares that turns DMP velocities into
 joint speeds for the phase law's prediction."""
+_ARM = np.arange(2)[:, None]
+"""Arm index (2, 1), to compare with per-scene arm choices (B,)."""
 ONCOL_SWITCH_DISTANCE = 0.5
 """ONCol-DMP's tool distance (m) below which the follower's phase slows."""
 
@@ -328,8 +330,7 @@ class TwoArmController:
             ramp(np.minimum(predicted, now), p.stop_distance, p.slow_distance),
             lead_target,
         )
-        arm = np.arange(2)[:, None]
         targets = np.where(
-            self.yielder < 0, 1.0, np.where(self.yielder == arm, yield_target, lead_target)
+            self.yielder < 0, 1.0, np.where(self.yielder == _ARM, yield_target, lead_target)
         )
         return coupling, rate_limited(self.phase_rate, targets, p.phase_rate_limit, dt)
