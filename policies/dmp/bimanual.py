@@ -285,6 +285,8 @@ class TwoArmController:
         if self._measured is None:
             return False
         joints, predicted, separation = self._measured
+        if not (separation >= distance).all():  # no bound can prove more than was measured
+            return False
         moved_now = np.abs(self.joints - joints).sum(axis=(0, 2))
         moved_predicted = np.abs(predicted_joints - predicted).sum(axis=(0, 2))
         return bool(
