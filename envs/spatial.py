@@ -83,7 +83,7 @@ def quat_log(quat: np.ndarray) -> np.ndarray:
     quat = np.asarray(quat, dtype=np.float64)
     sign = np.where(quat[..., :1] < 0.0, -1.0, 1.0)
     vector = quat[..., 1:] * sign
-    sin_half = np.sqrt(np.sum(vector * vector, axis=-1, keepdims=True))
+    sin_half = np.sqrt(np.add.reduce(vector * vector, axis=-1, keepdims=True))
     angle = 2.0 * np.arctan2(sin_half, quat[..., :1] * sign)
     return vector * np.where(sin_half > 1e-12, angle / np.maximum(sin_half, 1e-12), 2.0)
 
@@ -92,7 +92,7 @@ def quat_exp(rotvec: np.ndarray) -> np.ndarray:
     """Unit quaternion ``wxyz`` (..., 4) of rotation vectors (..., 3) rad; inverse of
     ``quat_log``."""
     rotvec = np.asarray(rotvec, dtype=np.float64)
-    angle = np.sqrt(np.sum(rotvec * rotvec, axis=-1, keepdims=True))
+    angle = np.sqrt(np.add.reduce(rotvec * rotvec, axis=-1, keepdims=True))
     half = 0.5 * angle
     out = np.empty((*rotvec.shape[:-1], 4))
     out[..., :1] = np.cos(half)

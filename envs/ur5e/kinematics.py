@@ -17,30 +17,32 @@ _SIN_ALPHA = np.sin(DH_ALPHA)
 _EYE4, _EYE6 = np.eye(4), np.eye(6)
 
 
+def _link_parts() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(6, 4, 4) each: the DH link transforms F_(i-1) -> F_i are ``cos(q_i) COS + sin(q_i)
+    SIN + CONST``, so that all six come from three array operations (a control tick places a
+    batch of one, where each operation's overhead is the cost)."""
+    cos, sin, const = np.zeros((3, 6, 4, 4))
+    cos[:, 0, 0], cos[:, 0, 3], cos[:, 1, 1], cos[:, 1, 2] = 1.0, DH_A, _COS_ALPHA, -_SIN_ALPHA
+    sin[:, 1, 0], sin[:, 1, 3], sin[:, 0, 1], sin[:, 0, 2] = 1.0, DH_A, -_COS_ALPHA, _SIN_ALPHA
+    const[:, 2, 1], const[:, 2, 2], const[:, 2, 3], const[:, 3, 3] = _SIN_ALPHA, _COS_ALPHA, DH_D, 1
+    return cos, sin, const
+
+
+_LINK_COS, _LINK_SIN, _LINK_CONST = _link_parts()
+
+
 def dh_frames(q: np.ndarray) -> np.ndarray:
     """Poses (..., 7, 4, 4) of DH frames 0 (base, identity) .. 6 (flange) in the arm's base
     frame for joint angles q (..., 6), rad. Body i (link i = 1..6) has frame
     ``dh_frames(q)[..., i - 1] @ Rz(q_i)`` (see ``description``)."""
     q = np.asarray(q, dtype=np.float64)
-    c, s = np.cos(q), np.sin(q)
-    links = np.zeros((*q.shape, 4, 4))  # (..., 6, 4, 4): F_(i-1) -> F_i for every joint
-    links[..., 0, 0] = c
-    links[..., 0, 1] = -s * _COS_ALPHA
-    links[..., 0, 2] = s * _SIN_ALPHA
-    links[..., 0, 3] = DH_A * c
-    links[..., 1, 0] = s
-    links[..., 1, 1] = c * _COS_ALPHA
-    links[..., 1, 2] = -c * _SIN_ALPHA
-    links[..., 1, 3] = DH_A * s
-    links[..., 2, 1] = _SIN_ALPHA
-    links[..., 2, 2] = _COS_ALPHA
-    links[..., 2, 3] = DH_D
-    links[..., 3, 3] = 1.0
+    c, s = np.cos(q)[..., None, None], np.sin(q)[..., None, None]
+    links = c * _LINK_COS + s * _LINK_SIN + _LINK_CONST  # (..., 6, 4, 4): F_(i-1) -> F_i
     frames = np.empty((*q.shape[:-1], 7, 4, 4))
     frames[..., 0, :, :] = _EYE4
     frames[..., 1, :, :] = links[..., 0, :, :]
     for i in range(1, 6):
-        frames[..., i + 1, :, :] = frames[..., i, :, :] @ links[..., i, :, :]
+        np.matmul(frames[..., i, :, :], links[..., i, :, :], out=frames[..., i + 1, :, :])
     return frames
 
 
@@ -106,23 +108,32 @@ def inverse_kinematics(
     return candidates[int(np.argmin(np.max(np.abs(candidates - q_near), axis=1)))]
 
 
-def tcp_jacobian(q: np.ndarray, tcp_offset: float = TCP_OFFSET) -> tuple[np.ndarray, np.ndarray]:
+_NEXT, _PREV = np.array([1, 2, 0]), np.array([2, 0, 1])
+"""Component k of a x b is a[NEXT[k]] b[PREV[k]] - a[PREV[k]] b[NEXT[k]]."""
+
+
+def tcp_jacobian(
+    q: np.ndarray, tcp_offset: float = TCP_OFFSET, frames: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """TCP pose (..., 4, 4) and geometric Jacobian (..., 6, 6) at joints q (..., 6) rad, base
     frame: rows 0-2 map joint speeds (rad/s) to TCP linear velocity (m/s), rows 3-5 to its
-    angular velocity (rad/s)."""
-    frames = dh_frames(q)
+    angular velocity (rad/s). ``frames``: ``dh_frames(q)`` where the caller has them."""
+    frames = dh_frames(q) if frames is None else frames
     tcp = frames[..., 6, :, :].copy()
     tcp[..., :3, 3] += tcp_offset * tcp[..., :3, 2]
     axes = frames[..., :6, :3, 2]  # joint i turns about z of F_(i-1)
     arms = tcp[..., None, :3, 3] - frames[..., :6, :3, 3]
     jacobian = np.empty((*axes.shape[:-2], 6, 6))  # rows: twist component, columns: joint
-    ax, ay, az = axes[..., 0], axes[..., 1], axes[..., 2]
-    rx, ry, rz = arms[..., 0], arms[..., 1], arms[..., 2]
-    jacobian[..., 0, :] = ay * rz - az * ry  # axis x arm, written out: np.cross costs more
-    jacobian[..., 1, :] = az * rx - ax * rz
-    jacobian[..., 2, :] = ax * ry - ay * rx
+    # axis x arm, all three components at once (np.cross costs more)
+    cross = axes[..., _NEXT] * arms[..., _PREV] - axes[..., _PREV] * arms[..., _NEXT]
+    jacobian[..., :3, :] = np.swapaxes(cross, -1, -2)
     jacobian[..., 3:, :] = np.swapaxes(axes, -1, -2)
     return tcp, jacobian
+
+
+_VEE_ROW, _VEE_COL = np.array([2, 0, 1]), np.array([1, 2, 0])
+"""The vee of a 3 x 3 matrix's skew part: (r[2, 1] - r[1, 2], r[0, 2] - r[2, 0], r[1, 0] -
+r[0, 1]) / 2."""
 
 
 def track_pose(
@@ -132,23 +143,23 @@ def track_pose(
     iterations: int = 1,
     damping: float = 1e-3,
     tcp_offset: float = TCP_OFFSET,
+    frames: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Joints (..., 6) rad near ``q`` (..., 6) that move the TCP to ``target_position``
     (..., 3) m and ``target_rotation`` (..., 3, 3), base frame, by damped least-squares
     Newton steps (resolved-rate IK: at a control tick the target moves little, so one step
     leaves an error of the order of the step squared), and the Jacobian (..., 6, 6) of the
     last step's linearisation point. Vectorised, so a batch of arms costs one call; the
-    damping (m^2) keeps steps bounded near singularities."""
+    damping (m^2) keeps steps bounded near singularities. ``frames``: ``dh_frames(q)`` where
+    the caller has them (the first step then places no frames)."""
     q = np.array(q, dtype=np.float64)
     for _ in range(iterations):
-        tcp, jac = tcp_jacobian(q, tcp_offset)
+        tcp, jac = tcp_jacobian(q, tcp_offset, frames)
+        frames = None
         # Rotation error as the vee of the skew part of R_target R^T: the rotation vector for
         # small errors, and still a descent direction for large ones (below pi).
         r = target_rotation @ np.swapaxes(tcp[..., :3, :3], -1, -2)
-        skew = 0.5 * np.stack(
-            [r[..., 2, 1] - r[..., 1, 2], r[..., 0, 2] - r[..., 2, 0], r[..., 1, 0] - r[..., 0, 1]],
-            axis=-1,
-        )
+        skew = 0.5 * (r[..., _VEE_ROW, _VEE_COL] - r[..., _VEE_COL, _VEE_ROW])
         error = np.concatenate([target_position - tcp[..., :3, 3], skew], -1)
         jjt = jac @ np.swapaxes(jac, -1, -2) + damping * _EYE6
         q += np.einsum("...ji,...j->...i", jac, np.linalg.solve(jjt, error[..., None])[..., 0])

@@ -29,13 +29,18 @@ import numpy as np
 from robot_il.envs.separation import (
     REACH,
     UR5E_CAPSULES,
-    ArmSeparation,
     arm_capsules,
     capsule_distance,
     closest_capsules,
     closest_links,
+    vector_norm,
 )
-from robot_il.envs.ur5e.kinematics import forward_kinematics, tcp_jacobian, track_pose
+from robot_il.envs.ur5e.kinematics import (
+    dh_frames,
+    forward_kinematics,
+    tcp_jacobian,
+    track_pose,
+)
 from robot_il.policies.dmp.coupling import CouplingParams, ramp, rate_limited, repulsion
 from robot_il.policies.dmp.primitive import DMP, DMPState, QuaternionDMP
 
@@ -50,6 +55,8 @@ MOVING_SPEED = 0.02
 NOMINAL_DAMPING = 1e-3 * np.eye(6)
 """Damping (m^2, times the identity) of the least squares that turns DMP velocities into
 joint speeds for the phase law's prediction."""
+_ARM = np.arange(2)[:, None]
+"""Arm index (2, 1), to compare with per-scene arm choices (B,)."""
 ONCOL_SWITCH_DISTANCE = 0.5
 """ONCol-DMP's tool distance (m) below which the follower's phase slows."""
 
@@ -62,21 +69,34 @@ class ArmPrimitives:
     orientation: QuaternionDMP
 
 
+def _rotation_parts() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Where each entry of the rotation matrix of a unit quaternion ``wxyz`` comes from: entry
+    (i, j) is ``OFFSET + SCALE * (q_a q_b + SIGN q_c q_d)`` with the index pairs (a, b) and
+    (c, d) flattened into the 16 products ``q_k q_l`` (4 k + l); e.g. (0, 0) is
+    ``1 - 2 (y y + z z)`` and (0, 1) is ``2 (x y - w z)``."""
+    w, x, y, z = range(4)
+    terms = (  # (a, b, sign, c, d), row-major
+        (y, y, 1, z, z), (x, y, -1, w, z), (x, z, 1, w, y),
+        (x, y, 1, w, z), (x, x, 1, z, z), (y, z, -1, w, x),
+        (x, z, -1, w, y), (y, z, 1, w, x), (x, x, 1, y, y),
+    )  # fmt: skip
+    first = np.array([4 * a + b for a, b, _, _, _ in terms])
+    second = np.array([4 * c + d for _, _, _, c, d in terms])
+    sign = np.array([float(t[2]) for t in terms])
+    diagonal = np.eye(3, dtype=bool).ravel()
+    return first, second, sign, np.where(diagonal, 1.0, 0.0), np.where(diagonal, -2.0, 2.0)
+
+
+_ROT_FIRST, _ROT_SECOND, _ROT_SIGN, _ROT_OFFSET, _ROT_SCALE = _rotation_parts()
+
+
 def _quat_batch_to_matrix(quat: np.ndarray) -> np.ndarray:
-    """Rotation matrices (..., 3, 3) of unit quaternions ``wxyz`` (..., 4)."""
+    """Rotation matrices (..., 3, 3) of unit quaternions ``wxyz`` (..., 4): all sixteen
+    products at once, then each entry from two of them (a few array operations, not forty)."""
     q = quat / np.linalg.norm(quat, axis=-1, keepdims=True)
-    w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
-    out = np.empty((*q.shape[:-1], 3, 3))
-    out[..., 0, 0] = 1 - 2 * (y * y + z * z)
-    out[..., 0, 1] = 2 * (x * y - w * z)
-    out[..., 0, 2] = 2 * (x * z + w * y)
-    out[..., 1, 0] = 2 * (x * y + w * z)
-    out[..., 1, 1] = 1 - 2 * (x * x + z * z)
-    out[..., 1, 2] = 2 * (y * z - w * x)
-    out[..., 2, 0] = 2 * (x * z - w * y)
-    out[..., 2, 1] = 2 * (y * z + w * x)
-    out[..., 2, 2] = 1 - 2 * (x * x + y * y)
-    return out
+    products = (q[..., :, None] * q[..., None, :]).reshape(*q.shape[:-1], 16)
+    pairs = products[..., _ROT_FIRST] + _ROT_SIGN * products[..., _ROT_SECOND]
+    return (_ROT_OFFSET + _ROT_SCALE * pairs).reshape(*q.shape[:-1], 3, 3)
 
 
 def _both_arms(first: DMP | QuaternionDMP, second: DMP | QuaternionDMP) -> DMP | QuaternionDMP:
@@ -157,6 +177,13 @@ class TwoArmController:
         self._measured: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         """``coupled``: the joints now and predicted (2, B, 6) rad at the latest separation
         measurement, and those separations (2, B) m (see :meth:`_apart`)."""
+        self._frames_now: np.ndarray | None = None
+        """DH frames (2, B, 7, 4, 4) of the current joints where this tick's separation pass
+        placed them: the tick's IK starts from the same joints and reuses them."""
+        self._no_coupling = np.zeros((2, batch, 3))
+        self._both_joints = np.empty((2, 2, batch, 6))
+        """Each arm's joints now and predicted (2, 2, B, 6), placed in one call."""
+        self._scenes = np.arange(batch)
 
     # ------------------------------------------------------------------ measurements
     def tool_positions(self) -> np.ndarray:
@@ -177,7 +204,7 @@ class TwoArmController:
     def tick(self, dt: float) -> None:
         """Advance both arms by ``dt`` s (one control period)."""
         started = self.time >= self.delay.T  # (2, B)
-        coupling = np.zeros((2, *self.joints.shape[1:2], 3))
+        coupling = self._no_coupling
         if self.method == "independent":
             self.phase_rate = np.ones_like(self.phase_rate)
         elif self.method == "sequential":
@@ -189,13 +216,15 @@ class TwoArmController:
         self.time += dt
         rate = self.phase_rate * started
         positions, orientations = self._position_state, self._orientation_state
-        tau_sq = positions.tau[..., None] ** 2
-        self._position_dmp.step(positions, dt, rate, coupling * tau_sq)
+        if coupling is not self._no_coupling:  # (zero stays zero)
+            coupling = coupling * positions.tau[..., None] ** 2
+        self._position_dmp.step(positions, dt, rate, coupling)
         self._orientation_dmp.step(orientations, dt, rate)
         # Tool poses in each arm's base frame, then both arms' IK in one vectorised call.
         targets = (positions.y - self.bases[:, None, :3, 3]) @ self._base_rotation
         rotations = self.base_rotation_t[:, None] @ _quat_batch_to_matrix(orientations.y)
-        self.joints, self.jacobians = track_pose(self.joints, targets, rotations)
+        frames, self._frames_now = self._frames_now, None
+        self.joints, self.jacobians = track_pose(self.joints, targets, rotations, frames=frames)
 
     def _sequential_rates(self, started: np.ndarray) -> np.ndarray:
         first = np.argmin(self.delay, axis=1)  # ties: the left arm goes first
@@ -256,13 +285,14 @@ class TwoArmController:
         if self._measured is None:
             return False
         joints, predicted, separation = self._measured
-        moved = np.stack(
-            [
-                np.abs(self.joints - joints).sum(axis=(0, 2)),
-                np.abs(predicted_joints - predicted).sum(axis=(0, 2)),
-            ]
+        if not (separation >= distance).all():  # no bound can prove more than was measured
+            return False
+        moved_now = np.abs(self.joints - joints).sum(axis=(0, 2))
+        moved_predicted = np.abs(predicted_joints - predicted).sum(axis=(0, 2))
+        return bool(
+            (separation[0] - REACH * moved_now >= distance).all()
+            and (separation[1] - REACH * moved_predicted >= distance).all()
         )
-        return bool(np.all(separation - REACH * moved >= distance))
 
     def _coupled(self, dt: float) -> tuple[np.ndarray, np.ndarray]:
         p = self.params
@@ -271,43 +301,38 @@ class TwoArmController:
         if self._apart(predicted_joints, max(p.repulsion_range, p.slow_distance)):
             # What the law below gives there, exactly: no repulsion, no conflict, full speed.
             self.yielder = np.full_like(self.yielder, -1)
-            rates = rate_limited(
-                self.phase_rate, np.ones_like(self.phase_rate), p.phase_rate_limit, dt
-            )
-            return np.zeros((2, *self.yielder.shape, 3)), rates
-        # Both arms' capsules now and predicted, placed in one call.
-        start, end = arm_capsules(
-            np.stack([self.joints, predicted_joints], axis=1), self.bases[:, None, None]
-        )
+            rates = rate_limited(self.phase_rate, 1.0, p.phase_rate_limit, dt)
+            return self._no_coupling, rates
+        # Both arms' capsules now and predicted, placed in one call; the DH frames of the
+        # joints now serve this tick's IK too.
+        joints = self._both_joints
+        joints[:, 0], joints[:, 1] = self.joints, predicted_joints
+        frames = dh_frames(joints)
+        self._frames_now = frames[:, 0]
+        start, end = arm_capsules(joints, self.bases[:, None, None], dh=frames)
         both = closest_capsules(start[0], end[0], start[1], end[1])
         self._measured = (self.joints.copy(), predicted_joints, both.distance)
-        now = ArmSeparation(
-            both.distance[0], both.point_a[0], both.point_b[0], both.capsule_a[0], both.capsule_b[0]
-        )
-        predicted = both.distance[1]
-        push = repulsion(now.distance, now.direction, p.repulsion_gain, p.repulsion_range)
-        coupling = np.stack([push, -push])
-        conflict = (predicted < p.slow_distance) | (now.distance < p.slow_distance)
+        now, predicted = both.distance  # (B,) each
+        push = repulsion(now, both.direction[0], p.repulsion_gain, p.repulsion_range)
+        coupling = np.array([push, -push])
+        conflict = (predicted < p.slow_distance) | (now < p.slow_distance)
         behind = np.where(self.positions[0].x > self.positions[1].x, 0, 1)
         self.yielder = np.where(conflict, np.where(self.yielder < 0, behind, self.yielder), -1)
         # Waiting helps only while the leader still moves: a parked leader never clears the
         # way, and the straight-line prediction of a curved path would keep the yielder
         # waiting for ever, so then only the current separation counts (as for the leader).
         positions = self._position_state
-        speed = np.linalg.norm(positions.v, axis=-1) / positions.tau
-        leader = np.clip(1 - self.yielder, 0, 1)
-        leader_moving = (
-            speed[leader, np.arange(len(leader))] * self.phase_rate[leader, np.arange(len(leader))]
-            > MOVING_SPEED
-        )
+        leader = np.minimum(np.maximum(1 - self.yielder, 0), 1)
+        scenes = self._scenes
+        speed = vector_norm(positions.v[leader, scenes]) / positions.tau[leader, scenes]
+        leader_moving = speed * self.phase_rate[leader, scenes] > MOVING_SPEED
+        lead_target = ramp(now, p.leader_slow_distance - 0.02, p.leader_slow_distance)
         yield_target = np.where(
             leader_moving,
-            ramp(np.minimum(predicted, now.distance), p.stop_distance, p.slow_distance),
-            ramp(now.distance, p.leader_slow_distance - 0.02, p.leader_slow_distance),
+            ramp(np.minimum(predicted, now), p.stop_distance, p.slow_distance),
+            lead_target,
         )
-        lead_target = ramp(now.distance, p.leader_slow_distance - 0.02, p.leader_slow_distance)
-        targets = np.ones_like(self.phase_rate)
-        for k in range(2):
-            targets[k] = np.where(self.yielder == k, yield_target, lead_target)
-            targets[k] = np.where(self.yielder < 0, 1.0, targets[k])
+        targets = np.where(
+            self.yielder < 0, 1.0, np.where(self.yielder == _ARM, yield_target, lead_target)
+        )
         return coupling, rate_limited(self.phase_rate, targets, p.phase_rate_limit, dt)

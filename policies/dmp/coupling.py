@@ -19,6 +19,7 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
+from robot_il.envs.separation import clamp_unit
 
 
 @dataclass(frozen=True)
@@ -62,16 +63,17 @@ def repulsion(
     """Repulsive acceleration (..., 3) m/s^2 along ``direction`` (..., 3, unit) for capsule
     separations (...,) m: ``gain (1 - d / reach)^2`` inside ``reach``, 0 beyond, ``gain`` at
     and below contact."""
-    closeness = np.clip(1.0 - separation / max(reach, 1e-9), 0.0, 1.0)
+    closeness = clamp_unit(1.0 - separation / max(reach, 1e-9))
     return (gain * closeness**2)[..., None] * direction
 
 
 def ramp(distance: np.ndarray, stop: float, slow: float) -> np.ndarray:
     """Phase-rate target (...,) in [0, 1]: 0 at or below ``stop`` m, 1 at or above ``slow`` m,
     linear between."""
-    return np.clip((distance - stop) / max(slow - stop, 1e-9), 0.0, 1.0)
+    return clamp_unit((distance - stop) / max(slow - stop, 1e-9))
 
 
 def rate_limited(current: np.ndarray, target: np.ndarray, limit: float, dt: float) -> np.ndarray:
     """``current`` moved towards ``target`` by at most ``limit * dt``."""
-    return current + np.clip(target - current, -limit * dt, limit * dt)
+    return current + np.minimum(np.maximum(target - current, -limit * dt), limit * dt)
+

@@ -85,6 +85,11 @@ def _check_demonstration(values: np.ndarray, times: np.ndarray, what: str) -> No
         raise DatasetError(f"{what}: sample times must increase strictly")
 
 
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    """``np.array_equal(a, b)`` for a third of its cost (checked every control tick)."""
+    return a.shape == b.shape and bool((a == b).all())
+
+
 @dataclass
 class _Primitive:
     """Weights and gains shared by the position and orientation DMPs."""
@@ -112,7 +117,8 @@ class _Primitive:
         """Forcing term f(x) (..., n) for phases x (...,)."""
         x = np.asarray(x, dtype=np.float64)
         psi = np.exp(-self.widths * (x[..., None] - self.centers) ** 2)
-        return (psi @ self.weights) / (psi.sum(axis=-1, keepdims=True) + 1e-10) * x[..., None]
+        total = np.add.reduce(psi, axis=-1, keepdims=True)  # psi.sum, without its dispatch
+        return (psi @ self.weights) / (total + 1e-10) * x[..., None]
 
     @classmethod
     def _regress(
@@ -373,9 +379,7 @@ class QuaternionDMP(_Primitive):
         """2 log(g * conj(q0)) (..., 3), recomputed only when the goal or start changed (a
         new goal while running), as it costs as much as the rest of a step."""
         cached = state.derived.get("start_to_goal")
-        if cached is None or not (
-            np.array_equal(cached[0], state.goal) and np.array_equal(cached[1], state.start)
-        ):
+        if cached is None or not (_same(cached[0], state.goal) and _same(cached[1], state.start)):
             value = quat_log(quat_multiply(state.goal, quat_conjugate(state.start)))
             cached = (state.goal.copy(), state.start.copy(), value)
             state.derived["start_to_goal"] = cached

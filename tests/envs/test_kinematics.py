@@ -173,3 +173,14 @@ def test_tcp_jacobian_matches_finite_differences_and_track_pose_converges():
     target = tcp[:3, 3] + [0.006, -0.006, 0.005]
     reached, _ = track_pose(q, target, tcp[:3, :3], iterations=3)
     assert np.linalg.norm(forward_kinematics(reached)[:3, 3] - target) < 1e-5
+    # DH frames placed elsewhere (the DMP tick's separation pass, for a larger batch) save the
+    # step its own forward kinematics and change nothing.
+    from robot_il.envs.ur5e.kinematics import dh_frames
+
+    batch = ur5e.HOME_JOINT_POS + rng.uniform(-0.8, 0.8, size=(2, 5, 6))
+    targets = forward_kinematics(batch + 0.01)
+    plain = track_pose(batch, targets[..., :3, 3], targets[..., :3, :3])
+    frames = dh_frames(np.stack([batch, batch + 0.3], axis=1))[:, 0]
+    shared = track_pose(batch, targets[..., :3, 3], targets[..., :3, :3], frames=frames)
+    for a, b in zip(plain, shared, strict=True):
+        np.testing.assert_array_equal(a, b)

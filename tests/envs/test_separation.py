@@ -170,3 +170,36 @@ def test_gripper_allowance_counts_only_pairs_of_two_gripper_capsules() -> None:
     np.testing.assert_allclose(found, expected, atol=1e-9)
     plain = arm_separation(q_a, None, q_b, base_b)
     assert np.all(found >= plain - 1e-12) and np.any(found > plain + 1e-3)
+
+
+def test_broad_phase_keeps_the_closest_pair_of_all_pairs_bit_for_bit() -> None:
+    """``closest_links`` runs the segment distance only on the pairs its bounding spheres
+    cannot rule out; it must return what the distance over every pair returns, to the bit
+    (the coupled DMP tick and its trajectories depend on it), with and without allowance, and
+    NaN for a NaN configuration."""
+    from robot_il.envs.separation import gripper_allowance, segment_closest_parameters
+
+    rng = np.random.default_rng(5)
+    base_b = homogeneous(rot_z(np.pi), np.array([0.8, 0.0, 0.0]))
+    q_a, q_b = rng.uniform(-np.pi, np.pi, (2, 300, 6))
+    q_a[7] = np.nan
+    start_a, end_a = arm_capsules(q_a)
+    start_b, end_b = arm_capsules(q_b, base_b)
+    n = len(UR5E_CAPSULES.radius)
+    sa, ea = start_a[:, :, None], end_a[:, :, None]
+    sb, eb = start_b[:, None], end_b[:, None]
+    s, t = segment_closest_parameters(sa, ea, sb, eb)
+    gap = (sa - sb) + s[..., None] * (ea - sa) - t[..., None] * (eb - sb)
+    radii = UR5E_CAPSULES.radius[:, None] + UR5E_CAPSULES.radius[None, :]
+    every = np.sqrt(np.einsum("...i,...i->...", gap, gap)) - radii
+    for allowance in (None, gripper_allowance(0.03)):
+        pairs = every if allowance is None else every + allowance
+        best = np.argmin(pairs.reshape(len(q_a), -1), axis=-1)
+        found = closest_links(q_a, None, q_b, base_b, allowance=allowance)
+        np.testing.assert_array_equal(found.capsule_a * n + found.capsule_b, best)
+        np.testing.assert_array_equal(found.distance, pairs.reshape(len(q_a), -1).min(-1))
+        rows, a, b = np.arange(len(q_a)), best // n, best % n
+        point_a = sa[rows, a, 0] + s[rows, a, b, None] * (ea[rows, a, 0] - sa[rows, a, 0])
+        np.testing.assert_array_equal(found.point_a, point_a)
+        assert np.isnan(found.distance[7]) and np.isfinite(np.delete(found.distance, 7)).all()
+        assert (found.distance < 0).any() and (found.distance > 0.05).any()
