@@ -73,11 +73,10 @@ METHODS = (
     "selection_learned",
 )
 LEARNED = ("dmp_rl", "dmp_rl_shield")
-"""Methods run by the PPO coordinator (``robot_il.policies.dmp.coordinator``) over the DMP
-layer with the hand-set repulsion of ``coupled`` (the CMA-ES repulsion alone already keeps the
-arms apart at full speed, which would leave the coordinator nothing to learn);
+"""Methods run by the PPO coordinator (``robot_il.policies.dmp.coordinator``): a residual on
+the ``coupled`` DMP layer with the parameters CMA-ES found (an action of 0 is ``coupled_cma``);
 ``dmp_rl_shield`` adds the hard distance shield."""
-COORDINATOR_DIR = Path(__file__).parents[1] / "outputs" / "dmp_coordinator"
+COORDINATOR_DIR = Path(__file__).parents[1] / "outputs" / "dmp_coordinator_residual"
 SHIELD_CLEARANCE = 0.02
 """The shield's clearance (m): the min_separation goal."""
 SELECTION = ("selection_nn", "selection_learned")
@@ -101,6 +100,11 @@ def done_rows() -> dict[tuple[str, int], dict]:
         return {}
     rows = [json.loads(line) for line in ROWS.read_text().splitlines() if line.strip()]
     return {(row["method"], row["first_seed"]): row for row in rows}
+
+
+def cma_params() -> CouplingParams:
+    """The coupling CMA-ES found (the results' ``cma``; run ``coupled_cma`` first)."""
+    return CouplingParams(**json.loads(OUT.read_text())["cma"]["params"])
 
 
 def coordinator() -> tuple[CoordinatorNet, int]:
@@ -264,7 +268,7 @@ def physics_policies(demos: int, methods: tuple[str, ...] = PHYSICS_METHODS) -> 
         if method in LEARNED:
             shield = SHIELD_CLEARANCE if method == "dmp_rl_shield" else None
             net = CoordinatorNet.load(SHIPPED_NET)
-            out[method] = export_dmp_rl(dmp, net, path, CouplingParams(), shield)
+            out[method] = export_dmp_rl(dmp, net, path, CouplingParams(**cma), shield)
             continue
         policy = load_policy(dmp)
         policy.config = dataclasses.replace(
@@ -519,7 +523,7 @@ def main() -> None:
         from robot_il.train.coordinator import CoordinatorTrainConfig, train_coordinator
 
         config = CoordinatorTrainConfig(total_steps=args.train_coordinator)
-        train_coordinator(COORDINATOR_DIR, config, CouplingParams())
+        train_coordinator(COORDINATOR_DIR, config, cma_params())
     if args.plot_only:
         print(plot(json.loads(OUT.read_text())))
         return
@@ -545,8 +549,10 @@ def main() -> None:
     seeds = np.arange(args.scenes)
     for method in args.methods:
         params, cma_row = None, None
-        if method == "coupled" or method in LEARNED:
+        if method == "coupled":
             params = CouplingParams()
+        elif method in LEARNED:
+            params = cma_params()
         elif method == "coupled_cma":
             params = tune(args.generations, args.popsize)
             cma_row = {
