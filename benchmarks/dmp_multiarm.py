@@ -42,7 +42,7 @@ from robot_il.policies.dmp.cross_episodes import (
     start_joints,
     tool_quat,
 )
-from robot_il.policies.dmp.library import library_arrays
+from robot_il.policies.dmp.library import Segment, library_arrays
 from robot_il.policies.dmp.scene_kinds import run_scenes, sample_scenes
 from robot_il.policies.dmp.search import cma_search
 from robot_il.policies.dmp.selection import (
@@ -247,10 +247,30 @@ PHYSICS_DIR = Path(__file__).parents[1] / "outputs" / "dmp_physics"
 PHYSICS_ROWS = RESULTS / "dmp_multiarm_physics_rows.jsonl"
 
 
+def expert_library(segments: list[Segment]) -> list[Segment]:
+    """The kinematic benchmark's DMPs (``cross_episodes.expert_primitives``, each arm's
+    nominal expert move) as a library of one segment per arm, in place of ``segments`` learnt
+    from recorded demos: so that physics runs the controllers the kinematic rows measure (a
+    segment retargeted from a recorded scene bends its path differently). Retrieval features
+    and gripper come from the arm's first recorded segment (with one segment per arm,
+    retrieval always picks it)."""
+    out = []
+    for arm, primitives in zip(cs.ARMS, expert_primitives(), strict=True):
+        recorded = next(s for s in segments if s.arm == arm)
+        out.append(
+            dataclasses.replace(
+                recorded, position=primitives.position, orientation=primitives.orientation
+            )
+        )
+    return out
+
+
 def physics_policies(demos: int, methods: tuple[str, ...] = PHYSICS_METHODS) -> dict[str, Path]:
     """A checkpoint per physics method, from ``demos`` recorded expert episodes (kept under
-    ``PHYSICS_DIR`` between runs): the DMP policy with the CMA-ES or no coupling, and with the
-    shipped coordinator (``robot_il.train.coordinator.SHIPPED_NET``) with and without shield."""
+    ``PHYSICS_DIR`` between runs; their library replaced by ``expert_library``): the DMP
+    policy with the CMA-ES or no coupling, and with the shipped coordinator
+    (``robot_il.train.coordinator.SHIPPED_NET``) over the CMA-ES coupling, with and without
+    shield. Each runs on the scene's goals, delays and move durations (its observation)."""
     from robot_il.policies import DEPLOY_SUBDIR, load_policy
 
     from robot_il.train.coordinator import SHIPPED_NET, export_dmp_rl
@@ -261,6 +281,9 @@ def physics_policies(demos: int, methods: tuple[str, ...] = PHYSICS_METHODS) -> 
     if not (dmp / "config.json").exists():
         dataset = record_expert_demos("bimanual_cross", PHYSICS_DIR / "demos", episodes=demos)
         dmp = train_dmp(str(dataset), PHYSICS_DIR / "dmp").checkpoint
+    expert = load_policy(dmp)
+    expert.segments = expert_library(expert.segments)
+    dmp = expert.save(PHYSICS_DIR / "expert", library_arrays(expert.segments) | expert.episodes)
     cma = json.loads(OUT.read_text())["cma"]["params"]
     out = {}
     for method in methods:
@@ -282,14 +305,22 @@ def physics_policies(demos: int, methods: tuple[str, ...] = PHYSICS_METHODS) -> 
 
 
 def physics_episode(env, policy, seed: int) -> dict[str, float]:
-    """One seeded episode: success, collision (capsules overlapped at some control step),
-    arm-to-arm contact points summed over the control steps, smallest separation (m)."""
+    """One seeded episode: success, collision (capsules of the measured joints overlapped at
+    some control step), arm-to-arm contact points summed over the control steps, smallest
+    separation (m); and the same separation of the commanded joints (the policy's actions:
+    where the two differ, the physical arms did not follow the kinematic path)."""
+    from robot_il.envs.separation import arm_separation
+
     obs, info = env.reset(seed=seed)
     policy.reset()
+    bases = [cs.world_from_base(arm) for arm in cs.ARMS]
     contacts, separation, success = 0, float(obs["arm_separation"][0]), False
+    commanded = np.inf
     terminated = truncated = False
     while not (terminated or truncated):
-        obs, _, terminated, truncated, info = env.step(policy.act(obs))
+        action = policy.act(obs)
+        commanded = min(commanded, arm_separation(action[:6], bases[0], action[7:13], bases[1]))
+        obs, _, terminated, truncated, info = env.step(action)
         contacts += env.unwrapped.backend.arm_contacts()
         separation = min(separation, float(obs["arm_separation"][0]))
         success = success or bool(info.get("is_success", False))
@@ -301,16 +332,17 @@ def physics_episode(env, policy, seed: int) -> dict[str, float]:
         "contact": contacts > 0,
         "contact_points": contacts,
         "min_separation": separation,
+        "commanded_min_separation": float(commanded),
     }
 
 
-def kinematic_collisions(method: str, count: int) -> float | None:
-    """The kinematic collision rate of ``method`` on seeds 0..count-1 (from its rows)."""
+def kinematic_collisions(method: str, count: int) -> np.ndarray | None:
+    """The kinematic collision flags of ``method`` on seeds 0..count-1 (from its rows)."""
     rows = sorted(
         (r for (m, _), r in done_rows().items() if m == method), key=lambda r: r["first_seed"]
     )
     flags = [c for r in rows for c in r["collision"]][:count]
-    return float(np.mean(flags)) if len(flags) == count else None
+    return np.asarray(flags, dtype=bool) if len(flags) == count else None
 
 
 def physics(
@@ -349,9 +381,14 @@ def physics(
                     with PHYSICS_ROWS.open("a") as log:
                         log.write(json.dumps(done[key]) + "\n")
                 rows.append(done[key])
+            collided = np.array([r["collision"] for r in rows])
+            kinematic = kinematic_collisions(method, count)
             summary = {
                 "scenes": count,
-                "collision_rate": float(np.mean([r["collision"] for r in rows])),
+                "collision_rate": float(np.mean(collided)),
+                "commanded_collision_rate": float(
+                    np.mean([r["commanded_min_separation"] < 0.0 for r in rows])
+                ),
                 "contact_rate": float(np.mean([r["contact"] for r in rows])),
                 "contact_points": int(sum(r["contact_points"] for r in rows)),
                 "success_rate": float(np.mean([r["success"] for r in rows])),
@@ -359,7 +396,10 @@ def physics(
                     np.mean([not (r["success"] or r["collision"]) for r in rows])
                 ),
                 "min_separation_p5": float(np.percentile([r["min_separation"] for r in rows], 5)),
-                "kinematic_collision_rate": kinematic_collisions(method, count),
+                "kinematic_collision_rate": None if kinematic is None else float(kinematic.mean()),
+                "kinematic_disagreements": None
+                if kinematic is None
+                else int(np.sum(kinematic != collided)),
                 "demos": demos,
                 "load_avg": os.getloadavg(),
             }

@@ -333,4 +333,3 @@ class CoordinatorNet:
             [np.asarray(arrays[f"{cls.PREFIX}{i}/weight"]) for i in range(count)],
             [np.asarray(arrays[f"{cls.PREFIX}{i}/bias"]) for i in range(count)],
         )
-
