@@ -38,11 +38,12 @@ from robot_il.policies.dmp.coupling import CouplingParams
 from robot_il.policies.dmp.cross_episodes import (
     CONTROL_DT,
     EpisodeScores,
+    expert_library,
     expert_primitives,
     start_joints,
     tool_quat,
 )
-from robot_il.policies.dmp.library import Segment, library_arrays
+from robot_il.policies.dmp.library import library_arrays
 from robot_il.policies.dmp.scene_kinds import run_scenes, sample_scenes
 from robot_il.policies.dmp.search import cma_search
 from robot_il.policies.dmp.selection import (
@@ -245,24 +246,6 @@ PHYSICS_SCENES = {"mujoco": 100, "pybullet": 50}
 PHYSICS_METHODS = ("independent", "coupled_cma", "dmp_rl", "dmp_rl_shield")
 PHYSICS_DIR = Path(__file__).parents[1] / "outputs" / "dmp_physics"
 PHYSICS_ROWS = RESULTS / "dmp_multiarm_physics_rows.jsonl"
-
-
-def expert_library(segments: list[Segment]) -> list[Segment]:
-    """The kinematic benchmark's DMPs (``cross_episodes.expert_primitives``, each arm's
-    nominal expert move) as a library of one segment per arm, in place of ``segments`` learnt
-    from recorded demos: so that physics runs the controllers the kinematic rows measure (a
-    segment retargeted from a recorded scene bends its path differently). Retrieval features
-    and gripper come from the arm's first recorded segment (with one segment per arm,
-    retrieval always picks it)."""
-    out = []
-    for arm, primitives in zip(cs.ARMS, expert_primitives(), strict=True):
-        recorded = next(s for s in segments if s.arm == arm)
-        out.append(
-            dataclasses.replace(
-                recorded, position=primitives.position, orientation=primitives.orientation
-            )
-        )
-    return out
 
 
 def physics_policies(demos: int, methods: tuple[str, ...] = PHYSICS_METHODS) -> dict[str, Path]:
