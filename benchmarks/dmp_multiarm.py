@@ -115,7 +115,8 @@ def coordinator() -> tuple[CoordinatorNet, int]:
 
     from robot_il.train.coordinator import MODEL_FILE, SHIPPED_NET, read_rows
 
-    net = CoordinatorNet.from_sb3(PPO.load(COORDINATOR_DIR / MODEL_FILE, device="cpu"))
+    model = PPO.load(COORDINATOR_DIR / MODEL_FILE, device="cpu")
+    net = CoordinatorNet.from_sb3(model, cma_params())
     net.save(SHIPPED_NET)
     return net, read_rows(COORDINATOR_DIR)[-1]["steps"]
 

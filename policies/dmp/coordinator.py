@@ -263,11 +263,17 @@ def run_coordinated(
 class CoordinatorNet:
     """The trained coordinator's deterministic action in numpy (no torch at deployment): the
     PPO actor's tanh MLP and its linear head, clipped to [-1, 1]. ``weights``/``biases``:
-    per layer (out, in) and (out,)."""
+    per layer (out, in) and (out,); ``coupling``: the DMP layer it was trained over (its
+    actions are corrections to that layer's phase law), stored with the weights."""
 
     PREFIX = "coordinator/"
 
-    def __init__(self, weights: list[np.ndarray], biases: list[np.ndarray]) -> None:
+    def __init__(
+        self,
+        weights: list[np.ndarray],
+        biases: list[np.ndarray],
+        coupling: CouplingParams | None = None,
+    ) -> None:
         if not weights or len(weights) != len(biases):
             raise CheckpointError("coordinator: layers' weights and biases do not match")
         if weights[0].shape[1] != OBSERVATION_SIZE or weights[-1].shape[0] != ACTION_SIZE:
@@ -277,12 +283,17 @@ class CoordinatorNet:
             )
         self.weights = [np.asarray(w, dtype=np.float64) for w in weights]
         self.biases = [np.asarray(b, dtype=np.float64) for b in biases]
+        self.coupling = coupling
 
     def save(self, path: str | Path) -> None:
-        """Write the weights (float32) to a safetensors file."""
+        """Write the weights (float32) and the coupling (float64) to a safetensors file."""
         from safetensors.numpy import save_file
 
-        save_file({k: v.astype(np.float32) for k, v in self.to_arrays().items()}, str(path))
+        arrays = {
+            k: v if k.endswith("coupling") else v.astype(np.float32)
+            for k, v in self.to_arrays().items()
+        }
+        save_file(arrays, str(path))
 
     @classmethod
     def load(cls, path: str | Path) -> CoordinatorNet:
@@ -300,14 +311,16 @@ class CoordinatorNet:
         return net
 
     @classmethod
-    def from_sb3(cls, model) -> CoordinatorNet:
-        """From a stable-baselines3 PPO ``MlpPolicy`` (tanh hidden layers)."""
+    def from_sb3(cls, model, coupling: CouplingParams | None = None) -> CoordinatorNet:
+        """From a stable-baselines3 PPO ``MlpPolicy`` (tanh hidden layers) trained over the
+        DMP layer with ``coupling``."""
         linears = [
             layer for layer in model.policy.mlp_extractor.policy_net if hasattr(layer, "weight")
         ] + [model.policy.action_net]
         return cls(
             [layer.weight.detach().cpu().numpy().astype(np.float64) for layer in linears],
             [layer.bias.detach().cpu().numpy().astype(np.float64) for layer in linears],
+            coupling,
         )
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
@@ -321,15 +334,19 @@ class CoordinatorNet:
         arrays = {}
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             arrays[f"{self.PREFIX}{i}/weight"], arrays[f"{self.PREFIX}{i}/bias"] = w, b
+        if self.coupling is not None:
+            arrays[f"{self.PREFIX}coupling"] = self.coupling.to_vector()
         return arrays
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> CoordinatorNet | None:
         """The net stored in a checkpoint's arrays, None where it holds none."""
-        count = len({k.split("/")[1] for k in arrays if k.startswith(cls.PREFIX)})
-        if not count:
+        layers = {k.split("/")[1] for k in arrays if k.startswith(cls.PREFIX)} - {"coupling"}
+        if not layers:
             return None
+        coupling = arrays.get(f"{cls.PREFIX}coupling")
         return cls(
-            [np.asarray(arrays[f"{cls.PREFIX}{i}/weight"]) for i in range(count)],
-            [np.asarray(arrays[f"{cls.PREFIX}{i}/bias"]) for i in range(count)],
+            [np.asarray(arrays[f"{cls.PREFIX}{i}/weight"]) for i in range(len(layers))],
+            [np.asarray(arrays[f"{cls.PREFIX}{i}/bias"]) for i in range(len(layers))],
+            None if coupling is None else CouplingParams(*(float(v) for v in coupling)),
         )

@@ -159,8 +159,8 @@ def export_dmp_rl(
     shield_clearance: float | None = None,
 ) -> Path:
     """A DMP+RL checkpoint: the DMP checkpoint ``dmp_checkpoint`` (its library) with the
-    coordinator ``net``, the DMP layer's coupling ``params`` (those the coordinator was
-    trained over; default: the hand-set ones) and the shield's clearance (m, None: no shield)."""
+    coordinator ``net``, the DMP layer's coupling ``params`` (default: the coupling the net
+    was trained over, else the hand-set one) and the shield's clearance (m, None: no shield)."""
     from robot_il.policies.dmp.library import library_arrays
     from robot_il.policies.dmp.policy import DMPPolicy
 
@@ -169,7 +169,7 @@ def export_dmp_rl(
         policy.config,
         coordinator=True,
         shield_clearance=shield_clearance,
-        coupling=dataclasses.asdict(params or CouplingParams()),
+        coupling=dataclasses.asdict(params or net.coupling or CouplingParams()),
     )
     policy.coordinator = net
     return policy.save(out, library_arrays(policy.segments) | policy.episodes | net.to_arrays())
