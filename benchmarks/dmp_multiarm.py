@@ -474,7 +474,9 @@ SHARED_BIN_METHODS = ("independent", "sequential", "coupled_cma", "dmp_rl", "dmp
 
 def shared_bin() -> None:
     """``bimanual_shared_bin`` rows (seeds 0..199) into the results' ``shared_bin``; the
-    learned methods use the coordinator trained on ``bimanual_cross``."""
+    learned methods use the coordinator trained on ``bimanual_cross``, here over the hand-set
+    coupling layer (CMA-ES's 0.32 m repulsion keeps both tools off the one bin: coupled_cma
+    deadlocks in two thirds of the scenes)."""
     cma = CouplingParams(**json.loads(OUT.read_text())["cma"]["params"])
     for method in SHARED_BIN_METHODS:
         params = cma if method == "coupled_cma" else CouplingParams() if method in LEARNED else None
