@@ -509,8 +509,8 @@ def main() -> None:
     parser.add_argument(
         "--physics",
         action="store_true",
-        help="run the physics methods on 100 (MuJoCo) and 50 (PyBullet) scenes: the DMP "
-        "policy trained on 6 recorded expert demos; collisions and arm-arm contacts",
+        help="run the physics methods on 100 (MuJoCo) and 50 (PyBullet) scenes: the kinematic "
+        "rows' DMPs in a checkpoint made from 6 recorded demos; collisions and arm-arm contacts",
     )
     parser.add_argument(
         "--train-coordinator",
