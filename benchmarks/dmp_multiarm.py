@@ -38,6 +38,7 @@ from robot_il.policies.dmp.coupling import CouplingParams
 from robot_il.policies.dmp.cross_episodes import (
     CONTROL_DT,
     EpisodeScores,
+    expert_library,
     expert_primitives,
     start_joints,
     tool_quat,
@@ -73,11 +74,10 @@ METHODS = (
     "selection_learned",
 )
 LEARNED = ("dmp_rl", "dmp_rl_shield")
-"""Methods run by the PPO coordinator (``robot_il.policies.dmp.coordinator``) over the DMP
-layer with the hand-set repulsion of ``coupled`` (the CMA-ES repulsion alone already keeps the
-arms apart at full speed, which would leave the coordinator nothing to learn);
+"""Methods run by the PPO coordinator (``robot_il.policies.dmp.coordinator``): a residual on
+the ``coupled`` DMP layer with the parameters CMA-ES found (an action of 0 is ``coupled_cma``);
 ``dmp_rl_shield`` adds the hard distance shield."""
-COORDINATOR_DIR = Path(__file__).parents[1] / "outputs" / "dmp_coordinator"
+COORDINATOR_DIR = Path(__file__).parents[1] / "outputs" / "dmp_coordinator_residual"
 SHIELD_CLEARANCE = 0.02
 """The shield's clearance (m): the min_separation goal."""
 SELECTION = ("selection_nn", "selection_learned")
@@ -103,6 +103,11 @@ def done_rows() -> dict[tuple[str, int], dict]:
     return {(row["method"], row["first_seed"]): row for row in rows}
 
 
+def cma_params() -> CouplingParams:
+    """The coupling CMA-ES found (the results' ``cma``; run ``coupled_cma`` first)."""
+    return CouplingParams(**json.loads(OUT.read_text())["cma"]["params"])
+
+
 def coordinator() -> tuple[CoordinatorNet, int]:
     """The trained PPO coordinator's deterministic actor (numpy, as deployed) and its
     training steps; the actor is also written to ``SHIPPED_NET``."""
@@ -110,7 +115,8 @@ def coordinator() -> tuple[CoordinatorNet, int]:
 
     from robot_il.train.coordinator import MODEL_FILE, SHIPPED_NET, read_rows
 
-    net = CoordinatorNet.from_sb3(PPO.load(COORDINATOR_DIR / MODEL_FILE, device="cpu"))
+    model = PPO.load(COORDINATOR_DIR / MODEL_FILE, device="cpu")
+    net = CoordinatorNet.from_sb3(model, cma_params())
     net.save(SHIPPED_NET)
     return net, read_rows(COORDINATOR_DIR)[-1]["steps"]
 
@@ -281,8 +287,10 @@ PHYSICS_ROWS = RESULTS / "dmp_multiarm_physics_rows.jsonl"
 
 def physics_policies(demos: int, methods: tuple[str, ...] = PHYSICS_METHODS) -> dict[str, Path]:
     """A checkpoint per physics method, from ``demos`` recorded expert episodes (kept under
-    ``PHYSICS_DIR`` between runs): the DMP policy with the CMA-ES or no coupling, and with the
-    shipped coordinator (``robot_il.train.coordinator.SHIPPED_NET``) with and without shield."""
+    ``PHYSICS_DIR`` between runs; their library replaced by ``expert_library``): the DMP
+    policy with the CMA-ES or no coupling, and with the shipped coordinator
+    (``robot_il.train.coordinator.SHIPPED_NET``) over the CMA-ES coupling, with and without
+    shield. Each runs on the scene's goals, delays and move durations (its observation)."""
     from robot_il.policies import DEPLOY_SUBDIR, load_policy
 
     from robot_il.train.coordinator import SHIPPED_NET, export_dmp_rl
@@ -293,6 +301,9 @@ def physics_policies(demos: int, methods: tuple[str, ...] = PHYSICS_METHODS) -> 
     if not (dmp / "config.json").exists():
         dataset = record_expert_demos("bimanual_cross", PHYSICS_DIR / "demos", episodes=demos)
         dmp = train_dmp(str(dataset), PHYSICS_DIR / "dmp").checkpoint
+    expert = load_policy(dmp)
+    expert.segments = expert_library(expert.segments)
+    dmp = expert.save(PHYSICS_DIR / "expert", library_arrays(expert.segments) | expert.episodes)
     cma = json.loads(OUT.read_text())["cma"]["params"]
     out = {}
     for method in methods:
@@ -300,7 +311,7 @@ def physics_policies(demos: int, methods: tuple[str, ...] = PHYSICS_METHODS) -> 
         if method in LEARNED:
             shield = SHIELD_CLEARANCE if method == "dmp_rl_shield" else None
             net = CoordinatorNet.load(SHIPPED_NET)
-            out[method] = export_dmp_rl(dmp, net, path, CouplingParams(), shield)
+            out[method] = export_dmp_rl(dmp, net, path, CouplingParams(**cma), shield)
             continue
         policy = load_policy(dmp)
         policy.config = dataclasses.replace(
@@ -314,14 +325,22 @@ def physics_policies(demos: int, methods: tuple[str, ...] = PHYSICS_METHODS) -> 
 
 
 def physics_episode(env, policy, seed: int) -> dict[str, float]:
-    """One seeded episode: success, collision (capsules overlapped at some control step),
-    arm-to-arm contact points summed over the control steps, smallest separation (m)."""
+    """One seeded episode: success, collision (capsules of the measured joints overlapped at
+    some control step), arm-to-arm contact points summed over the control steps, smallest
+    separation (m); and the same separation of the commanded joints (the policy's actions:
+    where the two differ, the physical arms did not follow the kinematic path)."""
+    from robot_il.envs.separation import arm_separation
+
     obs, info = env.reset(seed=seed)
     policy.reset()
+    bases = [cs.world_from_base(arm) for arm in cs.ARMS]
     contacts, separation, success = 0, float(obs["arm_separation"][0]), False
+    commanded = np.inf
     terminated = truncated = False
     while not (terminated or truncated):
-        obs, _, terminated, truncated, info = env.step(policy.act(obs))
+        action = policy.act(obs)
+        commanded = min(commanded, arm_separation(action[:6], bases[0], action[7:13], bases[1]))
+        obs, _, terminated, truncated, info = env.step(action)
         contacts += env.unwrapped.backend.arm_contacts()
         separation = min(separation, float(obs["arm_separation"][0]))
         success = success or bool(info.get("is_success", False))
@@ -333,16 +352,17 @@ def physics_episode(env, policy, seed: int) -> dict[str, float]:
         "contact": contacts > 0,
         "contact_points": contacts,
         "min_separation": separation,
+        "commanded_min_separation": float(commanded),
     }
 
 
-def kinematic_collisions(method: str, count: int) -> float | None:
-    """The kinematic collision rate of ``method`` on seeds 0..count-1 (from its rows)."""
+def kinematic_collisions(method: str, count: int) -> np.ndarray | None:
+    """The kinematic collision flags of ``method`` on seeds 0..count-1 (from its rows)."""
     rows = sorted(
         (r for (m, _), r in done_rows().items() if m == method), key=lambda r: r["first_seed"]
     )
     flags = [c for r in rows for c in r["collision"]][:count]
-    return float(np.mean(flags)) if len(flags) == count else None
+    return np.asarray(flags, dtype=bool) if len(flags) == count else None
 
 
 def physics(
@@ -381,9 +401,14 @@ def physics(
                     with PHYSICS_ROWS.open("a") as log:
                         log.write(json.dumps(done[key]) + "\n")
                 rows.append(done[key])
+            collided = np.array([r["collision"] for r in rows])
+            kinematic = kinematic_collisions(method, count)
             summary = {
                 "scenes": count,
-                "collision_rate": float(np.mean([r["collision"] for r in rows])),
+                "collision_rate": float(np.mean(collided)),
+                "commanded_collision_rate": float(
+                    np.mean([r["commanded_min_separation"] < 0.0 for r in rows])
+                ),
                 "contact_rate": float(np.mean([r["contact"] for r in rows])),
                 "contact_points": int(sum(r["contact_points"] for r in rows)),
                 "success_rate": float(np.mean([r["success"] for r in rows])),
@@ -391,7 +416,10 @@ def physics(
                     np.mean([not (r["success"] or r["collision"]) for r in rows])
                 ),
                 "min_separation_p5": float(np.percentile([r["min_separation"] for r in rows], 5)),
-                "kinematic_collision_rate": kinematic_collisions(method, count),
+                "kinematic_collision_rate": None if kinematic is None else float(kinematic.mean()),
+                "kinematic_disagreements": None
+                if kinematic is None
+                else int(np.sum(kinematic != collided)),
                 "demos": demos,
                 "load_avg": os.getloadavg(),
             }
@@ -482,7 +510,9 @@ SHARED_BIN_METHODS = ("independent", "sequential", "coupled_cma", "dmp_rl", "dmp
 
 def shared_bin() -> None:
     """``bimanual_shared_bin`` rows (seeds 0..199) into the results' ``shared_bin``; the
-    learned methods use the coordinator trained on ``bimanual_cross``."""
+    learned methods use the coordinator trained on ``bimanual_cross``, here over the hand-set
+    coupling layer (CMA-ES's 0.32 m repulsion keeps both tools off the one bin: coupled_cma
+    deadlocks in two thirds of the scenes)."""
     cma = CouplingParams(**json.loads(OUT.read_text())["cma"]["params"])
     for method in SHARED_BIN_METHODS:
         params = cma if method == "coupled_cma" else CouplingParams() if method in LEARNED else None
@@ -515,8 +545,8 @@ def main() -> None:
     parser.add_argument(
         "--physics",
         action="store_true",
-        help="run the physics methods on 100 (MuJoCo) and 50 (PyBullet) scenes: the DMP "
-        "policy trained on 6 recorded expert demos; collisions and arm-arm contacts",
+        help="run the physics methods on 100 (MuJoCo) and 50 (PyBullet) scenes: the kinematic "
+        "rows' DMPs in a checkpoint made from 6 recorded demos; collisions and arm-arm contacts",
     )
     parser.add_argument(
         "--train-coordinator",
@@ -555,7 +585,7 @@ def main() -> None:
         from robot_il.train.coordinator import CoordinatorTrainConfig, train_coordinator
 
         config = CoordinatorTrainConfig(total_steps=args.train_coordinator)
-        train_coordinator(COORDINATOR_DIR, config, CouplingParams())
+        train_coordinator(COORDINATOR_DIR, config, cma_params())
     if args.plot_only:
         print(plot(json.loads(OUT.read_text())))
         return
@@ -581,8 +611,10 @@ def main() -> None:
     seeds = np.arange(args.scenes)
     for method in args.methods:
         params, cma_row = None, None
-        if method == "coupled" or method in LEARNED:
+        if method == "coupled":
             params = CouplingParams()
+        elif method in LEARNED:
+            params = cma_params()
         elif method == "coupled_cma":
             params = tune(args.generations, args.popsize)
             cma_row = {

@@ -3,7 +3,9 @@
 Scene numbers, the scripted path and the definitions live in ``robot_il.envs.cross_scenes``
 (the kinematic benchmark draws the same scenes). Each arm may start only after its start
 delay; the episode succeeds when both tools are within ``GOAL_TOLERANCE`` of their goals and
-the arms' link capsules never touched (``robot_il.envs.separation``).
+the arms' link capsules never touched (``robot_il.envs.separation``). The observation holds
+each scene's inputs as the kinematic benchmark's controllers get them: tool goals and yaws,
+start delays and move durations (s).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class BimanualCross(Task):
         "tool_goals": (6,),
         "tool_goal_yaws": (2,),
         "start_delays": (2,),
+        "move_durations": (2,),
         "arm_separation": (1,),
     }
 
@@ -73,6 +76,7 @@ class BimanualCross(Task):
             "tool_goals": scene.goal[0].reshape(6).astype(np.float32),
             "tool_goal_yaws": scene.goal_yaw[0].astype(np.float32),
             "start_delays": scene.delay[0].astype(np.float32),
+            "move_durations": scene.duration[0].astype(np.float32),
             "arm_separation": np.array([separation], dtype=np.float32),
         }
 

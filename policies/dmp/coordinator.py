@@ -1,14 +1,18 @@
 """A learned two-arm coordinator over the DMP layer, and a hard distance shield below it.
 
 Every ``DECISION_PERIOD`` s (10 Hz) the coordinator reads both arms' state (tool to goal,
-DMP velocity, phase, phase rate, whether each has started and arrived, the tools' relative
-position, the link-to-link separation now and ``LOOKAHEAD`` s ahead along the unslowed DMP
-velocities) and sets, per arm, a phase-rate target in [0, 1] and a via-point offset of at
-most ``VIA_OFFSET_MAX`` m. Between decisions the DMP layer runs at its own tick rate: the
-repulsive coupling of the ``coupled`` method stays, the hand-set phase law is replaced by the
-coordinator's targets (reached through the same rate limiter), and the via-point offset is a
-coupling term ``K x offset / tau^2`` that displaces the tool by ``x * offset`` (x the phase:
-full at the start, none at the goal, so the arm still ends where its DMP does).
+DMP velocity, phase, phase rate, the rate the phase law asks for, whether each has started
+and arrived, the tools' relative position, the link-to-link separation now and ``LOOKAHEAD`` s
+ahead along the unslowed DMP velocities) and sets, per arm, a phase-rate correction in
+[-``RATE_CORRECTION_MAX``, ``RATE_CORRECTION_MAX``] and a via-point offset of at most
+``VIA_OFFSET_MAX`` m. The coordinator is a residual on the ``coupled`` DMP layer with the
+layer's ``CouplingParams`` (the benchmark: those CMA-ES found): between decisions the layer
+runs at its own tick rate, its repulsion and phase law as in ``coupled``; each arm's phase
+rate goes towards ``clip(law rate + correction, 0, 1)`` through the law's rate limiter; the
+via-point offset is a coupling term ``K x offset / tau^2`` that displaces the tool by
+``x * offset`` (x the phase: full at the start, none at the goal, so the arm still ends where
+its DMP does). An action of 0 is the phase law exactly, so PPO starts from the tuned layer
+and learns where to deviate from it.
 
 The shield (``shield_clearance`` m, optional) checks every tick after it is computed: where
 the arms' capsules come closer than the clearance, the arm that is behind in its move is held
@@ -30,11 +34,10 @@ from robot_il.envs import cross_scenes as cs
 from robot_il.envs.separation import closest_links
 from robot_il.envs.ur5e.kinematics import tcp_jacobian
 from robot_il.policies.dmp.bimanual import ArmPrimitives, TwoArmController
-from robot_il.policies.dmp.coupling import CouplingParams, rate_limited, repulsion
+from robot_il.policies.dmp.coupling import CouplingParams, rate_limited
 from robot_il.policies.dmp.cross_episodes import (
     CONTROL_DT,
     EpisodeScores,
-    expert_primitives,
     start_joints,
     tool_quat,
 )
@@ -46,24 +49,28 @@ DECISION_PERIOD = 0.1
 """Seconds between two coordinator decisions (10 Hz)."""
 VIA_OFFSET_MAX = 0.05
 """Largest via-point offset per axis (m)."""
+RATE_CORRECTION_MAX = 1.0
+"""Largest phase-rate correction on the law's rate (enough to stop an arm the law lets go,
+or to let go an arm the law stops)."""
 LOOKAHEAD = 0.3
 """How far ahead (s) the observation predicts the separation along the DMP velocities."""
 ACTION_SIZE = 8
 """Per arm: phase-rate action (1) and via-point offset (3)."""
 OBSERVATION_SIZE = 2 * 13 + 3 + 2 + 3
-"""Per arm 13 (goal - tool 3, DMP velocity 3, phase, phase rate, rate target, started,
+"""Per arm 13 (goal - tool 3, DMP velocity 3, phase, phase rate, the law's rate, started,
 arrived, wait left, progress), tools' relative position 3, separation now and predicted,
 separation direction 3."""
 
 
 def decode_action(action: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Phase-rate targets (2, B) in [0, 1] and via-point offsets (2, B, 3) m from actions
-    (B, 8) in [-1, 1]: rate ``clip(1 + a, 0, 1)`` (an action of 0 is full speed, so an
-    untrained coordinator moves like independent DMPs), offsets ``VIA_OFFSET_MAX a``."""
+    """Phase-rate corrections (2, B) in [-``RATE_CORRECTION_MAX``, ``RATE_CORRECTION_MAX``]
+    and via-point offsets (2, B, 3) m from actions (B, 8) in [-1, 1] (clipped): correction
+    ``RATE_CORRECTION_MAX a``, offsets ``VIA_OFFSET_MAX a``. An action of 0 leaves the phase
+    law and the DMPs' paths as they are."""
     action = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0).reshape(-1, 2, 4)
-    rates = np.clip(1.0 + action[..., 0], 0.0, 1.0).T
+    corrections = RATE_CORRECTION_MAX * action[..., 0].T
     offsets = VIA_OFFSET_MAX * np.swapaxes(action[..., 1:], 0, 1)
-    return rates, offsets
+    return corrections, offsets
 
 
 class CoordinatedController(TwoArmController):
@@ -74,35 +81,29 @@ class CoordinatedController(TwoArmController):
     def __init__(self, *args, shield_clearance: float | None = None, **kwargs) -> None:
         super().__init__(*args, method="coupled", **kwargs)
         batch = self.joints.shape[1]
-        self.rate_targets = np.ones((2, batch))
+        self.rate_corrections = np.zeros((2, batch))
         self.via_offsets = np.zeros((2, batch, 3))
+        self.law_rate = np.ones((2, batch))
+        """The phase rates (2, B) the ``coupled`` law alone would have reached by now."""
         self.shield_clearance = shield_clearance
         self.holds = np.zeros(batch, dtype=np.int64)
         """Ticks at which the shield held an arm, per scene."""
-        self.follow_phase_law = False
         self.tick_separation = np.full(batch, np.inf)
         """The separation (m) at the start of the latest tick (measured for the coupling)."""
 
     def _coupled(self, dt: float) -> tuple[np.ndarray, np.ndarray]:
-        """Repulsion as ``coupled``; phase rates towards the coordinator's targets; via-point
-        offsets as coupling (with ``follow_phase_law``: the hand-set ``coupled`` law, the
-        teacher that initialises the coordinator)."""
+        """Repulsion and phase law as ``coupled`` (the law stepping its own rates), the
+        coordinator's corrections on the law's rates, via-point offsets as coupling."""
         p = self.params
-        now = self.separation()
-        self.tick_separation = now.distance
-        if self.follow_phase_law:
-            return super()._coupled(dt)
-        coupling = np.stack(
-            [
-                repulsion(now.distance, now.direction, p.repulsion_gain, p.repulsion_range),
-                repulsion(now.distance, -now.direction, p.repulsion_gain, p.repulsion_range),
-            ]
-        )
+        self.tick_separation = self.separation().distance
+        rates, self.phase_rate = self.phase_rate, self.law_rate
+        coupling, self.law_rate = super()._coupled(dt)
         for k in range(2):
             state = self.positions[k]
             fade = state.x[:, None] / state.tau[:, None] ** 2
             coupling[k] += STIFFNESS * fade * self.via_offsets[k]
-        return coupling, rate_limited(self.phase_rate, self.rate_targets, p.phase_rate_limit, dt)
+        targets = np.clip(self.law_rate + self.rate_corrections, 0.0, 1.0)
+        return coupling, rate_limited(rates, targets, p.phase_rate_limit, dt)
 
     # ------------------------------------------------------------------ shield
     def _arm_state(self, k: int) -> list[np.ndarray]:
@@ -167,7 +168,8 @@ class CoordinatedController(TwoArmController):
         self.delay[index] = self.time + scenes.delay
         self.phase_rate[:, index] = 1.0
         self.yielder[index] = -1
-        self.rate_targets[:, index] = 1.0
+        self.law_rate[:, index] = 1.0
+        self.rate_corrections[:, index] = 0.0
         self.via_offsets[:, index] = 0.0
 
     # ------------------------------------------------------------------ coordinator I/O
@@ -193,7 +195,7 @@ class CoordinatedController(TwoArmController):
                 state.v / state.tau[:, None],
                 state.x[:, None],
                 self.phase_rate[k][:, None],
-                self.rate_targets[k][:, None],
+                self.law_rate[k][:, None],
                 started[k][:, None],
                 arrived[k][:, None],
                 np.clip(self.delay[:, k] - self.time, 0.0, cs.MAX_START_DELAY)[:, None],
@@ -207,8 +209,8 @@ class CoordinatedController(TwoArmController):
         return np.concatenate(columns, axis=1).astype(np.float32)
 
     def apply(self, action: np.ndarray) -> None:
-        """Set the phase-rate targets and via-point offsets from actions (B, 8)."""
-        self.rate_targets, self.via_offsets = decode_action(action)
+        """Set the phase-rate corrections and via-point offsets from actions (B, 8)."""
+        self.rate_corrections, self.via_offsets = decode_action(action)
 
 
 def coordinated_controller(
@@ -261,11 +263,17 @@ def run_coordinated(
 class CoordinatorNet:
     """The trained coordinator's deterministic action in numpy (no torch at deployment): the
     PPO actor's tanh MLP and its linear head, clipped to [-1, 1]. ``weights``/``biases``:
-    per layer (out, in) and (out,)."""
+    per layer (out, in) and (out,); ``coupling``: the DMP layer it was trained over (its
+    actions are corrections to that layer's phase law), stored with the weights."""
 
     PREFIX = "coordinator/"
 
-    def __init__(self, weights: list[np.ndarray], biases: list[np.ndarray]) -> None:
+    def __init__(
+        self,
+        weights: list[np.ndarray],
+        biases: list[np.ndarray],
+        coupling: CouplingParams | None = None,
+    ) -> None:
         if not weights or len(weights) != len(biases):
             raise CheckpointError("coordinator: layers' weights and biases do not match")
         if weights[0].shape[1] != OBSERVATION_SIZE or weights[-1].shape[0] != ACTION_SIZE:
@@ -275,12 +283,17 @@ class CoordinatorNet:
             )
         self.weights = [np.asarray(w, dtype=np.float64) for w in weights]
         self.biases = [np.asarray(b, dtype=np.float64) for b in biases]
+        self.coupling = coupling
 
     def save(self, path: str | Path) -> None:
-        """Write the weights (float32) to a safetensors file."""
+        """Write the weights (float32) and the coupling (float64) to a safetensors file."""
         from safetensors.numpy import save_file
 
-        save_file({k: v.astype(np.float32) for k, v in self.to_arrays().items()}, str(path))
+        arrays = {
+            k: v if k.endswith("coupling") else v.astype(np.float32)
+            for k, v in self.to_arrays().items()
+        }
+        save_file(arrays, str(path))
 
     @classmethod
     def load(cls, path: str | Path) -> CoordinatorNet:
@@ -298,14 +311,16 @@ class CoordinatorNet:
         return net
 
     @classmethod
-    def from_sb3(cls, model) -> CoordinatorNet:
-        """From a stable-baselines3 PPO ``MlpPolicy`` (tanh hidden layers)."""
+    def from_sb3(cls, model, coupling: CouplingParams | None = None) -> CoordinatorNet:
+        """From a stable-baselines3 PPO ``MlpPolicy`` (tanh hidden layers) trained over the
+        DMP layer with ``coupling``."""
         linears = [
             layer for layer in model.policy.mlp_extractor.policy_net if hasattr(layer, "weight")
         ] + [model.policy.action_net]
         return cls(
             [layer.weight.detach().cpu().numpy().astype(np.float64) for layer in linears],
             [layer.bias.detach().cpu().numpy().astype(np.float64) for layer in linears],
+            coupling,
         )
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
@@ -319,42 +334,19 @@ class CoordinatorNet:
         arrays = {}
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             arrays[f"{self.PREFIX}{i}/weight"], arrays[f"{self.PREFIX}{i}/bias"] = w, b
+        if self.coupling is not None:
+            arrays[f"{self.PREFIX}coupling"] = self.coupling.to_vector()
         return arrays
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> CoordinatorNet | None:
         """The net stored in a checkpoint's arrays, None where it holds none."""
-        count = len({k.split("/")[1] for k in arrays if k.startswith(cls.PREFIX)})
-        if not count:
+        layers = {k.split("/")[1] for k in arrays if k.startswith(cls.PREFIX)} - {"coupling"}
+        if not layers:
             return None
+        coupling = arrays.get(f"{cls.PREFIX}coupling")
         return cls(
-            [np.asarray(arrays[f"{cls.PREFIX}{i}/weight"]) for i in range(count)],
-            [np.asarray(arrays[f"{cls.PREFIX}{i}/bias"]) for i in range(count)],
+            [np.asarray(arrays[f"{cls.PREFIX}{i}/weight"]) for i in range(len(layers))],
+            [np.asarray(arrays[f"{cls.PREFIX}{i}/bias"]) for i in range(len(layers))],
+            None if coupling is None else CouplingParams(*(float(v) for v in coupling)),
         )
-
-
-def phase_law_demonstrations(
-    scenes: cs.CrossScenes, params: CouplingParams | None = None, dt: float = 0.02
-) -> tuple[np.ndarray, np.ndarray]:
-    """Observations (N, obs) and actions (N, 8) of the hand-set ``coupled`` phase law run as
-    the coordinator would see it: at every decision until both arms arrive, the action whose
-    rate targets are the phase rates the law reached by the next decision (no via-point
-    offsets). Behaviour cloning of these initialises the PPO actor."""
-    controller = coordinated_controller(scenes, expert_primitives(), params)
-    controller.follow_phase_law = True
-    observations, actions = [], []
-    ticks = int(round(DECISION_PERIOD / dt))
-    for _ in range(int(round(cs.TIME_LIMIT / DECISION_PERIOD))):
-        active = ~controller.arrived().all(axis=0)
-        if not active.any():
-            break
-        obs = controller.observe()
-        for _ in range(ticks):
-            controller.tick(dt)
-        action = np.zeros((len(scenes), ACTION_SIZE))
-        action[:, 0] = controller.phase_rate[0] - 1.0
-        action[:, 4] = controller.phase_rate[1] - 1.0
-        controller.rate_targets = controller.phase_rate.copy()  # what the coordinator set
-        observations.append(obs[active])
-        actions.append(action[active])
-    return np.concatenate(observations), np.concatenate(actions).astype(np.float32)

@@ -10,6 +10,7 @@ collision; *deadlock*: neither; *makespan*: seconds until both tools are within 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ from robot_il.envs.ur5e.kinematics import inverse_kinematics
 from robot_il.envs.ur5e.transforms import matrix_to_quat, rot_z
 from robot_il.policies.dmp.bimanual import ArmPrimitives, TwoArmController
 from robot_il.policies.dmp.coupling import CouplingParams
+from robot_il.policies.dmp.library import Segment
 from robot_il.policies.dmp.primitive import DMP, QuaternionDMP
 
 from robot_il.errors import ConfigError
@@ -63,6 +65,23 @@ def expert_primitives(n_bases: int = 50) -> tuple[ArmPrimitives, ArmPrimitives]:
             )
         )
     return tuple(out)
+
+
+def expert_library(segments: list[Segment]) -> list[Segment]:
+    """The kinematic benchmark's DMPs (``expert_primitives``, each arm's nominal expert move)
+    as a library of one segment per arm, in place of ``segments`` learnt from recorded demos:
+    so that physics runs the controllers the kinematic rows measure (a segment retargeted from
+    a recorded scene bends its path differently). Retrieval features and gripper come from the
+    arm's first recorded segment (with one segment per arm, retrieval always picks it)."""
+    out = []
+    for arm, primitives in zip(cs.ARMS, expert_primitives(), strict=True):
+        recorded = next(s for s in segments if s.arm == arm)
+        out.append(
+            dataclasses.replace(
+                recorded, position=primitives.position, orientation=primitives.orientation
+            )
+        )
+    return out
 
 
 def start_joints(scenes: cs.CrossScenes) -> np.ndarray:

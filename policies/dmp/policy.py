@@ -171,6 +171,8 @@ class DMPPolicy:
             taus.append(segment.position.tau)
             self.grippers[k] = segment.gripper
         delays = np.asarray(obs.get("start_delays", np.zeros(2)), dtype=np.float64)
+        if "move_durations" in obs:  # the scene's own timing (bimanual_cross), else the demo's
+            taus = [float(t) for t in np.asarray(obs["move_durations"], dtype=np.float64)]
         self.ticks_done = 0
         scene = (
             tuple(primitives),
@@ -214,11 +216,12 @@ class DMPPolicy:
     def predict_actions(self, history: dict[str, np.ndarray]) -> np.ndarray:
         """One action (1, 14) for the newest observation of ``history`` (each key's last
         observations, oldest first): the deploy worker's call. The worker sends no episode
-        reset, so a change of the task's inputs (``tool_goals``, ``start_delays``: a new
-        scene) starts a new episode."""
+        reset, so a change of the task's inputs (``tool_goals``, ``start_delays``,
+        ``move_durations``: a new scene) starts a new episode."""
         obs = {key: np.asarray(values)[-1] for key, values in history.items()}
         scene = np.concatenate(
-            [np.ravel(obs[k]) for k in ("tool_goals", "start_delays") if k in obs] or [[]]
+            [np.ravel(obs[k]) for k in ("tool_goals", "start_delays", "move_durations") if k in obs]
+            or [[]]
         )
         if self.controller is not None and not np.allclose(scene, self.scene_inputs):
             self.reset()

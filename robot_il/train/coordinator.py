@@ -49,12 +49,9 @@ class CoordinatorTrainConfig:
     net_arch: tuple[int, ...] = (128, 128)
     seed: int = 0
     threads: int = 1
-    warm_start_scenes: int = 256
-    """Scenes of the hand-set phase law whose decisions the actor imitates before PPO starts
-    (0: PPO from a random actor)."""
-    warm_start_epochs: int = 30
-    warm_start_std: float = 0.3
-    """The policy's action standard deviation when PPO starts after the warm start."""
+    initial_std: float = 0.2
+    """The policy's action standard deviation when PPO starts (its mean starts near 0: the
+    phase law of the DMP layer, see ``coordinator.decode_action``)."""
 
 
 def read_rows(out: Path) -> list[dict]:
@@ -95,14 +92,14 @@ def train_coordinator(
             gamma=config.gamma,
             gae_lambda=config.gae_lambda,
             ent_coef=config.ent_coef,
-            policy_kwargs={"net_arch": list(config.net_arch)},
+            policy_kwargs={
+                "net_arch": list(config.net_arch),
+                "log_std_init": float(np.log(config.initial_std)),
+            },
             seed=config.seed,
             device="cpu",
             verbose=0,
         )
-
-    if not steps_done and config.warm_start_scenes:
-        warm_start(model, config, params)
 
     class Outcomes(BaseCallback):
         """Counts how the training episodes end."""
@@ -154,36 +151,6 @@ def train_coordinator(
     return model_path
 
 
-def warm_start(model, config: CoordinatorTrainConfig, params: CouplingParams | None) -> float:
-    """Behaviour cloning of the hand-set phase law into the PPO actor's mean (MSE, Adam),
-    on scenes before the training seeds; returns the final loss."""
-    import torch
-
-    from robot_il.envs import cross_scenes as cs
-    from robot_il.policies.dmp.coordinator import phase_law_demonstrations
-    from robot_il.policies.dmp.coordinator_env import TRAIN_SEED_BASE
-
-    seeds = np.arange(TRAIN_SEED_BASE - config.warm_start_scenes, TRAIN_SEED_BASE)
-    obs, actions = phase_law_demonstrations(cs.sample_scenes(seeds), params)
-    policy = model.policy
-    obs_t, actions_t = torch.as_tensor(obs), torch.as_tensor(actions)
-    optimizer = torch.optim.Adam(policy.parameters(), lr=1e-3)
-    generator = torch.Generator().manual_seed(config.seed)
-    loss = torch.zeros(())
-    for _ in range(config.warm_start_epochs):
-        for batch in torch.randperm(len(obs_t), generator=generator).split(256):
-            features = policy.extract_features(obs_t[batch], policy.pi_features_extractor)
-            mean = policy.action_net(policy.mlp_extractor.forward_actor(features))
-            loss = torch.nn.functional.mse_loss(mean, actions_t[batch])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    with torch.no_grad():
-        policy.log_std.fill_(float(np.log(config.warm_start_std)))
-    print(f"coordinator warm start: {len(obs)} decisions, imitation loss {loss.item():.4f}")
-    return float(loss.item())
-
-
 def export_dmp_rl(
     dmp_checkpoint: str | Path,
     net: CoordinatorNet,
@@ -192,8 +159,8 @@ def export_dmp_rl(
     shield_clearance: float | None = None,
 ) -> Path:
     """A DMP+RL checkpoint: the DMP checkpoint ``dmp_checkpoint`` (its library) with the
-    coordinator ``net``, the DMP layer's coupling ``params`` (default: the hand-set ones the
-    coordinator is trained over) and the shield's clearance (m, None: no shield)."""
+    coordinator ``net``, the DMP layer's coupling ``params`` (default: the coupling the net
+    was trained over, else the hand-set one) and the shield's clearance (m, None: no shield)."""
     from robot_il.policies.dmp.library import library_arrays
     from robot_il.policies.dmp.policy import DMPPolicy
 
@@ -202,7 +169,7 @@ def export_dmp_rl(
         policy.config,
         coordinator=True,
         shield_clearance=shield_clearance,
-        coupling=dataclasses.asdict(params or CouplingParams()),
+        coupling=dataclasses.asdict(params or net.coupling or CouplingParams()),
     )
     policy.coordinator = net
     return policy.save(out, library_arrays(policy.segments) | policy.episodes | net.to_arrays())

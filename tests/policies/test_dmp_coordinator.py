@@ -9,6 +9,7 @@ from robot_il.envs import cross_scenes as cs
 from robot_il.policies.dmp.coordinator import (
     ACTION_SIZE,
     OBSERVATION_SIZE,
+    RATE_CORRECTION_MAX,
     VIA_OFFSET_MAX,
     decode_action,
     run_coordinated,
@@ -19,6 +20,7 @@ from robot_il.policies.dmp.coordinator_env import (
     CoordinatorEnv,
     coordinator_vec_env,
 )
+from robot_il.policies.dmp.coupling import CouplingParams
 from robot_il.policies.dmp.cross_episodes import run_episodes
 
 from robot_il.errors import ConfigError
@@ -28,19 +30,46 @@ SEEDS = np.arange(20)
 
 
 def full_speed(obs: np.ndarray) -> np.ndarray:
-    """A coordinator that never slows either arm (action 0: rate 1, no offset)."""
-    return np.zeros((len(obs), ACTION_SIZE))
+    """A coordinator that never lets either arm slow (the largest rate correction: rate 1
+    whatever the phase law asks), no offset."""
+    action = np.zeros((len(obs), ACTION_SIZE))
+    action[:, [0, 4]] = 1.0
+    return action
 
 
-def test_decode_action_maps_rates_and_offsets():
+def test_decode_action_maps_rate_corrections_and_offsets():
     action = np.array([[0.0, 1.0, -1.0, 0.5, -1.0, 0.0, 0.0, 0.0], [0.5, 0, 0, 0, -0.3, 0, 0, 0]])
-    rates, offsets = decode_action(action)
-    np.testing.assert_allclose(rates, [[1.0, 1.0], [0.0, 0.7]])
+    corrections, offsets = decode_action(action)
+    np.testing.assert_allclose(
+        corrections, RATE_CORRECTION_MAX * np.array([[0.0, 0.5], [-1.0, -0.3]])
+    )
     np.testing.assert_allclose(offsets[0, 0], VIA_OFFSET_MAX * np.array([1.0, -1.0, 0.5]))
     np.testing.assert_allclose(offsets[1, 0], 0.0)
     # Out-of-range actions are clipped, never amplified.
-    rates, offsets = decode_action(np.full((1, ACTION_SIZE), 5.0))
-    assert rates.max() == 1.0 and np.abs(offsets).max() == VIA_OFFSET_MAX
+    corrections, offsets = decode_action(np.full((1, ACTION_SIZE), 5.0))
+    assert corrections.max() == RATE_CORRECTION_MAX and np.abs(offsets).max() == VIA_OFFSET_MAX
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        CouplingParams(),
+        CouplingParams(
+            repulsion_gain=19.0, slow_distance=0.11, stop_distance=0.005, phase_rate_limit=8.6
+        ),
+    ],
+)
+def test_coordinator_acting_zero_is_the_coupled_layer_exactly(params):
+    """The coordinator is a residual: an action of 0 leaves the ``coupled`` repulsion and
+    phase law alone, tick for tick (so PPO starts from the tuned layer)."""
+    scenes = cs.sample_scenes(SEEDS)
+    zero = run_coordinated(scenes, lambda obs: np.zeros((len(obs), ACTION_SIZE)), params, dt=0.02)
+    coupled = run_episodes(scenes, "coupled", params, dt=0.02)
+    for field in ("collision", "success", "makespan", "min_separation"):
+        np.testing.assert_array_equal(getattr(zero, field), getattr(coupled, field))
+    # ... and the corrections act: letting both arms go at full speed changes the outcome.
+    free = run_coordinated(scenes, full_speed, params, dt=0.02)
+    assert not np.array_equal(free.min_separation, coupled.min_separation)
 
 
 def test_full_speed_coordinator_matches_independent_collisions():
@@ -59,7 +88,7 @@ def test_shield_never_lets_the_arms_closer_than_the_clearance():
 
     # An adversarial coordinator: full speed, via-points pushed towards the other arm.
     def towards(obs: np.ndarray) -> np.ndarray:
-        action = np.zeros((len(obs), ACTION_SIZE))
+        action = full_speed(obs)
         action[:, 1:4] = np.sign(obs[:, 26:29])  # left arm towards the right tool
         action[:, 5:8] = -np.sign(obs[:, 26:29])
         return action
@@ -83,8 +112,8 @@ def test_env_is_a_gymnasium_env_and_rate_zero_holds_the_arms():
     assert obs.shape == (OBSERVATION_SIZE,) and info["scene_seed"] == 3
     again, _ = env.reset(seed=3)
     np.testing.assert_array_equal(obs, again)
-    # Rate 0 from the first decision: the phase rates ramp down from 1 within a few ticks,
-    # then nothing moves; every step costs time and nothing else.
+    # The largest negative correction from the first decision: the phase rates ramp down
+    # from 1 within a few ticks, then nothing moves; every step costs time and nothing else.
     hold = np.zeros(ACTION_SIZE, dtype=np.float32)
     hold[[0, 4]] = -1.0
     for _ in range(3):
@@ -127,21 +156,3 @@ def test_vec_env_restarts_ended_episodes_with_their_outcome():
 def test_tick_must_divide_the_decision_period():
     with pytest.raises(ConfigError, match="must divide"):
         CoordinatorBatch(np.array([0]), dt=0.03)
-
-
-@pytest.mark.slow  # about a minute: 64 scenes of the phase law, cloning, 20 scenes each way
-def test_warm_started_coordinator_collides_less_than_a_full_speed_one():
-    from robot_il.policies.dmp.coordinator import CoordinatorNet
-    from stable_baselines3 import PPO
-
-    from robot_il.train.coordinator import CoordinatorTrainConfig, warm_start
-
-    model = PPO("MlpPolicy", coordinator_vec_env(2), seed=0, device="cpu")
-    loss = warm_start(model, CoordinatorTrainConfig(warm_start_scenes=64), None)
-    assert loss < 0.01
-    scenes = cs.sample_scenes(SEEDS)
-    cloned = run_coordinated(scenes, CoordinatorNet.from_sb3(model), dt=0.02)
-    free = run_coordinated(scenes, full_speed, dt=0.02)
-    assert free.collision.sum() >= 3
-    assert cloned.collision.sum() <= free.collision.sum() - 3
-    assert cloned.success.sum() >= free.success.sum() + 3

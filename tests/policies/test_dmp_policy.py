@@ -60,6 +60,53 @@ def test_coupled_dmps_beat_independent_ones_in_mujoco(checkpoint: Path) -> None:
     assert wins["coupled"] >= 4 and wins["independent"] <= 1, wins
 
 
+def test_policy_on_the_expert_library_commands_the_kinematic_benchmarks_path(checkpoint):
+    """With the kinematic benchmark's DMPs as its library, the policy in MuJoCo commands
+    what the kinematic controller computes for the same scene: the scene's goals, delays and
+    move durations come from the observation (physics compares like with like)."""
+    from robot_il.envs import cross_scenes as cs
+    from robot_il.policies.dmp.bimanual import TwoArmController
+    from robot_il.policies.dmp.cross_episodes import (
+        expert_library,
+        expert_primitives,
+        start_joints,
+        tool_quat,
+    )
+
+    policy = load_policy(checkpoint)
+    policy.segments = expert_library(policy.segments)
+    policy.config = dataclasses.replace(policy.config, method="independent")
+    seed = 4
+    env = make_env("bimanual_cross", "mujoco")
+    obs, _ = env.reset(seed=seed)
+    scenes = cs.sample_scenes([seed])
+    np.testing.assert_allclose(obs["move_durations"], scenes.duration[0], rtol=1e-6)
+    kinematic = TwoArmController(
+        expert_primitives(),
+        np.stack([cs.world_from_base(arm) for arm in cs.ARMS]),
+        start_joints(scenes),
+        scenes.start,
+        tool_quat(scenes.start_yaw),
+        scenes.goal,
+        tool_quat(scenes.goal_yaw),
+        scenes.duration,
+        scenes.delay,
+        "independent",
+    )
+    ticks = int(round(policy.config.internal_hz / env.unwrapped.control_hz))
+    moved = 0.0
+    for _ in range(40):  # 2 s: both arms under way
+        action = policy.act(obs)
+        for _ in range(ticks):
+            kinematic.tick(1.0 / policy.config.internal_hz)
+        np.testing.assert_allclose(action[:6], kinematic.joints[0, 0], atol=2e-4)
+        np.testing.assert_allclose(action[7:13], kinematic.joints[1, 0], atol=2e-4)
+        moved = max(moved, float(np.abs(kinematic.joints - start_joints(scenes)).max()))
+        obs, *_ = env.step(action)
+    env.close()
+    assert moved > 0.3  # the comparison covers real motion, not the arms at rest
+
+
 def _delay_gap(env, seed: int) -> float:
     obs, _ = env.reset(seed=seed)
     return float(abs(obs["start_delays"][0] - obs["start_delays"][1]))

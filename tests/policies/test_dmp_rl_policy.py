@@ -11,6 +11,7 @@ from robot_il.envs import make_env
 from robot_il.policies import load_policy
 from robot_il.policies.dmp.coordinator import OBSERVATION_SIZE, CoordinatorNet
 from robot_il.policies.dmp.coordinator_env import coordinator_vec_env
+from robot_il.policies.dmp.coupling import CouplingParams
 from robot_il.policies.dmp.policy import DMPPolicy
 
 from robot_il.errors import CheckpointError
@@ -46,18 +47,28 @@ def test_numpy_actor_equals_the_ppo_deterministic_action(ppo, tmp_path: Path) ->
 
 
 def test_missing_coordinator_weights_say_how_to_make_them(tmp_path: Path) -> None:
-    with pytest.raises(CheckpointError, match=r"none\.safetensors: no coordinator weights "
-                       r"\(train them with `benchmarks/dmp_multiarm\.py --train-coordinator"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"none\.safetensors: no coordinator weights "
+        r"\(train them with `benchmarks/dmp_multiarm\.py --train-coordinator",
+    ):
         CoordinatorNet.load(tmp_path / "none.safetensors")
 
 
 def test_dmp_rl_checkpoint_loads_and_acts_identically(ppo, dmp_checkpoint, tmp_path) -> None:
+    # The net carries the DMP layer it was trained over; the checkpoint runs that layer.
+    trained_over = CouplingParams(repulsion_gain=19.0, repulsion_range=0.3, phase_rate_limit=8.0)
+    net = CoordinatorNet.from_sb3(ppo, trained_over)
+    net.save(tmp_path / "net.safetensors")
+    assert CoordinatorNet.load(tmp_path / "net.safetensors").coupling == trained_over
     out = export_dmp_rl(
-        dmp_checkpoint, CoordinatorNet.from_sb3(ppo), tmp_path / "rl", shield_clearance=0.02
-    )
+        dmp_checkpoint, CoordinatorNet.load(tmp_path / "net.safetensors"), tmp_path / "rl",
+        shield_clearance=0.02,
+    )  # fmt: skip
     first, second = load_policy(out), load_policy(out)
     assert isinstance(first, DMPPolicy) and first.config.coordinator
     assert first.config.shield_clearance == 0.02
+    assert first.params == trained_over
     env = make_env("bimanual_cross", "mujoco")
     obs, _ = env.reset(seed=5)
     moved = 0.0
