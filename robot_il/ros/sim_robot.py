@@ -30,7 +30,8 @@ period sees the same physics however loaded the machine is. Each command then mo
 as one ``robot-il eval`` env step moves it: the simulated servo plans one move per command, a
 straight line in joint space that arrives at the end of the command's period (within the
 speed and acceleration limits; ``robot_il.envs.backends.common``), and ``/clock``, joint
-states and task topics are published at the period's end. (Stepped one physics step at a
+states and task topics are published at the period's end (the task topics with every joint
+state, whatever ``task_hz``: a client acts on both of one state). (Stepped one physics step at a
 time, the servo would plan every 2 ms and brake into each held target: a different arm from
 the one the policy was trained and evaluated on; a two-arm handover policy that solves 8 of
 10 seeds in the env solved 0 of 10 that way.) Should no command come within
@@ -47,6 +48,7 @@ import time
 import numpy as np
 from geometry_msgs.msg import PointStamped, PoseStamped
 from rclpy._rclpy_pybind11 import RCLError
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.context import Context
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -160,6 +162,8 @@ class SimRobot(Node):
         self._command_arrived = threading.Event()
         """Lock-step: set once every command topic has had a command since the last step."""
         self._arrived: set[int] = set()
+        self._reset_wall_ns = 0
+        """System time (ns) of the last ``sim/reset``: commands sent before it are dropped."""
         self.episode = 0
         self.sim_time = 0.0
         self.steps = 0
@@ -192,20 +196,33 @@ class SimRobot(Node):
             else None
         )
         self.clock_pub = self.create_publisher(Clock, "/clock", qos) if self.lock_step else None
-        for i, topic in enumerate(self.command_topics):
-            self.create_subscription(
-                Float64MultiArray, topic.name, lambda msg, i=i: self._on_command(i, msg), qos
-            )
-        for i, topic in enumerate(self.layout.trajectory_topics()):
-            self.create_subscription(
-                JointTrajectory, topic.name, lambda msg, i=i: self._on_trajectory(i, msg), qos
-            )
+        # Commands are taken one at a time, each arm's gripper first: a client commands the
+        # gripper before the joints of the same period (the policy node does), and in
+        # lock-step the joints' arrival starts the step, which must already see the gripper.
+        commands = MutuallyExclusiveCallbackGroup()
         for index in range(len(self.arms)):
             self.create_subscription(
                 Float64,
                 self.layout.gripper_topic(index),
-                lambda msg, i=index: self._on_gripper(i, msg),
+                lambda msg, info, i=index: self._on_gripper(i, msg, info),
                 qos,
+                callback_group=commands,
+            )
+        for i, topic in enumerate(self.command_topics):
+            self.create_subscription(
+                Float64MultiArray,
+                topic.name,
+                lambda msg, info, i=i: self._on_command(i, msg, info),
+                qos,
+                callback_group=commands,
+            )
+        for i, topic in enumerate(self.layout.trajectory_topics()):
+            self.create_subscription(
+                JointTrajectory,
+                topic.name,
+                lambda msg, info, i=i: self._on_trajectory(i, msg, info),
+                qos,
+                callback_group=commands,
             )
         self.create_service(Trigger, "sim/reset", self._on_reset)
 
@@ -233,7 +250,18 @@ class SimRobot(Node):
             [np.arange(6 * a, 6 * a + 6) for a in self.command_topics[topic].arms]
         )
 
-    def _on_command(self, topic: int, msg: Float64MultiArray) -> None:
+    def _sent_before_reset(self, info: dict, topic: str) -> bool:
+        """Whether a command was published before the last ``sim/reset`` (its DDS source
+        timestamp, the publisher's system clock in ns, on this machine): it was meant for the
+        episode before, and is dropped."""
+        if info["source_timestamp"] >= self._reset_wall_ns:
+            return False
+        self.get_logger().info(f"{topic}: dropped a command sent before the reset")
+        return True
+
+    def _on_command(self, topic: int, msg: Float64MultiArray, info: dict) -> None:
+        if self._sent_before_reset(info, self.command_topics[topic].name):
+            return
         values = np.array(msg.data, dtype=np.float64)
         joints = self._joints(topic)
         if values.shape != joints.shape or not np.all(np.isfinite(values)):
@@ -247,7 +275,9 @@ class SimRobot(Node):
             self._targets[joints] = values
         self._arrive(topic)
 
-    def _on_trajectory(self, topic: int, msg: JointTrajectory) -> None:
+    def _on_trajectory(self, topic: int, msg: JointTrajectory, info: dict) -> None:
+        if self._sent_before_reset(info, self.command_topics[topic].name):
+            return
         joints = self._joints(topic)
         names = [n for a in self.command_topics[topic].arms for n in self.layout.joint_names(a)]
         parsed = trajectory_points(msg, names, self.get_logger())
@@ -272,7 +302,9 @@ class SimRobot(Node):
             self._arrived.clear()
             self._command_arrived.clear()
 
-    def _on_gripper(self, index: int, msg: Float64) -> None:
+    def _on_gripper(self, index: int, msg: Float64, info: dict) -> None:
+        if self._sent_before_reset(info, self.layout.gripper_topic(index)):
+            return
         if not np.isfinite(msg.data):
             self.get_logger().error(f"{self.layout.gripper_topic(index)}: not finite; ignored")
             return
@@ -280,6 +312,7 @@ class SimRobot(Node):
             self._grippers[index] = min(max(msg.data, 0.0), 1.0)
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response):
+        self._reset_wall_ns = time.time_ns()
         self._reset_requested.set()
         self._command_arrived.set()  # lock-step: wake the physics thread to reset now
         deadline = time.monotonic() + 10.0
@@ -343,9 +376,13 @@ class SimRobot(Node):
                 clock = Clock()
                 clock.clock = stamp
                 self.clock_pub.publish(clock)
-            if _reached_multiple(before, self.steps, self.publish_every):
+            joint_state_due = _reached_multiple(before, self.steps, self.publish_every)
+            if joint_state_due:
                 self._publish_joint_state(stamp)
-            if _reached_multiple(before, self.steps, self.task_every):
+            # lock-step: the task inputs of every state a client may act on come with it
+            if _reached_multiple(before, self.steps, self.task_every) or (
+                self.lock_step and joint_state_due
+            ):
                 self._publish_task(stamp)
             if self.image_pub is not None and _reached_multiple(
                 before, self.steps, self.camera_every
