@@ -30,7 +30,7 @@ import pytest
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 LAYOUT = {"tf_prefixes": "['alice_','bob_']", "controller_layout": "per_arm"}
-HANDOVER_CELL = {**LAYOUT, "gripper_clearance": -0.05}
+HANDOVER_CELL = {**LAYOUT, "gripper_clearance": -0.05, "acceleration_limit": 15.0}
 
 
 def train_handover_bc(out):
