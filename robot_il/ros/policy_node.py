@@ -695,20 +695,22 @@ class PolicyNode(Node):
         if guard is not None:
             commands = guard.check(commands, filters, now)
             held = [h or g for h, g in zip(held, guard.held, strict=True)]
-        with self._state_lock:
-            if self._stopped or episode != self._episode_id:
-                return  # the episode ended during this tick: its command is the old one's
-            last_gripper = self._last_gripper
-            for a in range(len(filters)):
-                if due is not None and not held[a]:
-                    gripper = float(due[0][7 * a + 6])
-                    if math.isfinite(gripper) and gripper != last_gripper[a]:
-                        gripper = min(max(gripper, 0.0), 1.0)
-                        self.gripper_pubs[a].publish(Float64(data=gripper))
-                        last_gripper[a] = gripper
-            for publisher, arms in self.command_pubs:
-                data = np.concatenate([commands[a] for a in arms]).tolist()
-                publisher.publish(Float64MultiArray(data=data))
+        if self._stopped or episode != self._episode_id:
+            # The episode ended during this tick: its command is the old one's. (One that
+            # passed this check as policy/stop came is dropped by sim_robot, as sent before
+            # its reset.)
+            return
+        last_gripper = self._last_gripper
+        for a in range(len(filters)):
+            if due is not None and not held[a]:
+                gripper = float(due[0][7 * a + 6])
+                if math.isfinite(gripper) and gripper != last_gripper[a]:
+                    gripper = min(max(gripper, 0.0), 1.0)
+                    self.gripper_pubs[a].publish(Float64(data=gripper))
+                    last_gripper[a] = gripper
+        for publisher, arms in self.command_pubs:
+            data = np.concatenate([commands[a] for a in arms]).tolist()
+            publisher.publish(Float64MultiArray(data=data))
         self.command_log.append((stamp, now))
 
     def shutdown(self) -> None:

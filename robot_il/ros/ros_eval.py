@@ -25,9 +25,12 @@ seconds). What would make the two differ, and how this run removes it:
   period, as the env does (stepped 2 ms at a time its servo braked into every held target:
   a different arm);
 - *observation timing*: the policy observes the joint states and the object pose of its grid
-  time (each in its own message; the object pose used to be a step old at random);
-- *gripper timing*: ``sim_robot`` takes a period's gripper command before its joint
-  commands start the step (it used to apply it a period late at random).
+  time (each in its own message; the object pose used to be a step old at random).
+
+A gripper command travels on a topic of its own and may still reach the simulator after the
+joint commands that start its step (a period late); taking the grippers' commands first in
+one callback group made a real-time test of the e-stop flaky (commands reached its client
+late), so that is left as it was.
 
 What remains is the safety layer itself (velocity, acceleration and workspace limits, its safe
 start ramp): a policy that needs a faster motion than the limits allow is slower on the robot.

@@ -48,7 +48,6 @@ import time
 import numpy as np
 from geometry_msgs.msg import PointStamped, PoseStamped
 from rclpy._rclpy_pybind11 import RCLError
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.context import Context
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -196,25 +195,12 @@ class SimRobot(Node):
             else None
         )
         self.clock_pub = self.create_publisher(Clock, "/clock", qos) if self.lock_step else None
-        # Commands are taken one at a time, each arm's gripper first: a client commands the
-        # gripper before the joints of the same period (the policy node does), and in
-        # lock-step the joints' arrival starts the step, which must already see the gripper.
-        commands = MutuallyExclusiveCallbackGroup()
-        for index in range(len(self.arms)):
-            self.create_subscription(
-                Float64,
-                self.layout.gripper_topic(index),
-                lambda msg, info, i=index: self._on_gripper(i, msg, info),
-                qos,
-                callback_group=commands,
-            )
         for i, topic in enumerate(self.command_topics):
             self.create_subscription(
                 Float64MultiArray,
                 topic.name,
                 lambda msg, info, i=i: self._on_command(i, msg, info),
                 qos,
-                callback_group=commands,
             )
         for i, topic in enumerate(self.layout.trajectory_topics()):
             self.create_subscription(
@@ -222,7 +208,13 @@ class SimRobot(Node):
                 topic.name,
                 lambda msg, info, i=i: self._on_trajectory(i, msg, info),
                 qos,
-                callback_group=commands,
+            )
+        for index in range(len(self.arms)):
+            self.create_subscription(
+                Float64,
+                self.layout.gripper_topic(index),
+                lambda msg, info, i=index: self._on_gripper(i, msg, info),
+                qos,
             )
         self.create_service(Trigger, "sim/reset", self._on_reset)
 

@@ -17,8 +17,8 @@ does; every pair with a link keeps the 5 cm clearance. What remained (found by t
 seed's commands and joint states over ROS against the env's, step by step): ``sim_robot``
 stepped its servo 2 ms at a time, braking into each held 20 Hz target, a different arm from
 the env's (which plans one move per step): now one env step per command period in lock-step;
-a command of the old episode started each new one; the object pose was a step old at random;
-a gripper command could land a period late. With those fixed: 12 of 20 at the node's
+a command of the old episode started each new one; the object pose was a step old at random.
+With those fixed: 12 of 20 at the node's
 default acceleration limit (10 rad/s^2) and 15 of 20 at 15 rad/s^2, what the simulated arm
 follows (the cell's setting; a UR5e accepts up to 40), against 16 of 20 in eval
 (``benchmarks/results/handover_ros.jsonl``); the seeds that still differ differ by the safety
