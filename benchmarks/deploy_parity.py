@@ -9,6 +9,14 @@ appends one JSON row per checkpoint and setting to ``benchmarks/results/deploy_p
 selection demo: 50 Hz commands with interpolation).
 
     .venv/bin/python benchmarks/deploy_parity.py CHECKPOINT [CHECKPOINT ...] [--episodes 50]
+
+The two-arm handover cell in the dual-arm tutorial's layout (``--policy-param`` and
+``--sim-param`` as in ``robot-il eval --ros``)::
+
+    .venv/bin/python benchmarks/deploy_parity.py HANDOVER_CKPT --episodes 20 \
+        --sim-param "tf_prefixes:=['alice_','bob_']" --sim-param controller_layout:=per_arm \
+        --policy-param "tf_prefixes:=['alice_','bob_']" --policy-param controller_layout:=per_arm \
+        --policy-param gripper_clearance:=-0.05 --policy-param acceleration_limit:=15.0
 """
 
 from __future__ import annotations
@@ -34,7 +42,14 @@ def main() -> int:
     parser.add_argument("--control-rate", type=float, default=None, help="Hz (default: policy's)")
     parser.add_argument("--interpolate", action="store_true", help="blend targets per period")
     parser.add_argument("--domain", type=int, default=1 + os.getpid() % 101, help="ROS domain")
+    for flag in ("--policy-param", "--sim-param"):
+        parser.add_argument(flag, action="append", default=[], metavar="NAME:=VALUE")
     args = parser.parse_args()
+
+    from robot_il.cli.eval import _node_params
+
+    policy_params = _node_params(args.policy_param, "--policy-param")
+    sim_params = _node_params(args.sim_param, "--sim-param")
 
     from robot_il.policies import load_policy
 
@@ -69,6 +84,8 @@ def main() -> int:
                     log_dir=Path(logs),
                     control_rate=args.control_rate,
                     interpolate=args.interpolate,
+                    policy_params=policy_params,
+                    sim_params=sim_params,
                     progress=True,
                 )
             wall = time.monotonic() - start
@@ -87,6 +104,8 @@ def main() -> int:
                 "seed": args.seed,
                 "control_rate": args.control_rate or float(policy.spec["control_hz"]),
                 "interpolate": args.interpolate,
+                "policy_params": policy_params,
+                "sim_params": sim_params,
                 "eval_success": in_env.success_rate,
                 "ros_success": over_ros.success_rate,
                 "points": points,

@@ -9,7 +9,8 @@ the supervising person would:
 2. it deploys the candidate: ``policy/reset`` (std_srvs/Trigger) answers which checkpoint
    runs; until that is the candidate it publishes the candidate on ``policy/switch``
    (std_msgs/String) and asks again (the policy node loads in the background);
-3. it releases an e-stop it latched in an earlier episode (``safety/reset_estop``), resets the
+3. it releases an e-stop it latched in an earlier episode (``safety/reset_estop``), stops the
+   policy (``policy/stop``: no command of the episode before reaches the new one), resets the
    simulation (``sim/reset``) and then the policy (a fresh history and a safe start from the
    reset pose), and the episode's clock starts;
 4. it watches ``task/success`` (std_msgs/Bool) and ``safety/events`` (JSON per intervention of
@@ -68,6 +69,7 @@ the safe start are the safety layer doing its routine job, not misbehaviour."""
 
 SIM_RESET_SERVICE = "sim/reset"
 POLICY_RESET_SERVICE = "policy/reset"
+POLICY_STOP_SERVICE = "policy/stop"
 
 
 class EpisodeJudge(Node):
@@ -99,6 +101,7 @@ class EpisodeJudge(Node):
         self.estop_pub = self.create_publisher(Bool, ESTOP_TOPIC, qos)
         self.sim_reset = self.create_client(Trigger, SIM_RESET_SERVICE)
         self.policy_reset = self.create_client(Trigger, POLICY_RESET_SERVICE)
+        self.policy_stop = self.create_client(Trigger, POLICY_STOP_SERVICE)
         self.reset_estop = self.create_client(Trigger, RESET_ESTOP_SERVICE)
         self.create_subscription(String, STATISTICS_TOPIC, self.on_statistics, LATCHED)
         self.create_subscription(Bool, SUCCESS_TOPIC, self.on_success, qos)
@@ -184,6 +187,8 @@ class EpisodeJudge(Node):
             )
             self.intervene_pub.publish(Bool(data=True))
             return
+        # the policy stops first: no command of the episode before reaches the new one
+        self._call(self.policy_stop)
         self._call(self.sim_reset)
         # The episode starts just before the policy's reset: a safety event in its first
         # milliseconds (a NaN action) is reported only once, and must count.

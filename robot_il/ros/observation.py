@@ -161,6 +161,9 @@ class RobotObservation:
         self._arm_q: list[np.ndarray | None] = [None] * len(self.arms)
         self.messages = 0
         """Joint state messages taken in so far (tells a new one from an old one)."""
+        self.input_stamps: dict[str, float] = {}
+        """Stamp (s) of the newest value of each stamped task input (``POSE_INPUTS``): a
+        lock-step client waits for the one of the state it acts on."""
 
         wanted = set(self.keys) if subscribe is None else subscribe
         self._eef_pose = [tf_prefix(arm) + "eef_pose" in wanted for arm in self.arms]
@@ -330,11 +333,13 @@ class RobotObservation:
         point = msg.point
         with self.lock:
             self.values["target_pos"] = np.array([point.x, point.y, point.z], np.float32)
+            self.input_stamps["target_pos"] = stamp_seconds(msg.header.stamp)
 
     def _on_object(self, msg) -> None:
         p, o = msg.pose.position, msg.pose.orientation
         with self.lock:
             self.values["object_pose"] = np.array([p.x, p.y, p.z, o.w, o.x, o.y, o.z], np.float32)
+            self.input_stamps["object_pose"] = stamp_seconds(msg.header.stamp)
 
     def _on_image(self, key: str, msg: Image | CompressedImage) -> None:
         where = f"{self.node.get_name()}: {key}"

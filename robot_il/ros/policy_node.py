@@ -37,7 +37,10 @@ Every intervention is published on ``safety/events`` (JSON) when it begins, as i
 IK failures of an eef_delta policy (kind ``ik_failure``); the log shows each kind's first
 event and then counts per kind per second, printed off the control thread.
 
-Episodes: ``policy/reset`` (Trigger) starts a new one (fresh history, safe start). A
+Episodes: ``policy/reset`` (Trigger) starts a new one (fresh history, safe start);
+``policy/stop`` (Trigger) ends one: nothing is published until the next reset, so that a
+simulator reset in between gets no command of the old episode (``robot-il eval --ros``: stop,
+``sim/reset``, reset). A
 checkpoint path on ``policy/switch`` (std_msgs/String; a bare name is looked up in
 ``candidates_dir``) is loaded in the background and takes over at the next reset, or at once
 while no episode runs. ``use_sim_time:=true`` runs every clock on ``/clock``.
@@ -75,7 +78,12 @@ from robot_il.envs.ur5e.description import JOINT_VEL_LIMITS
 from robot_il.errors import CheckpointError, ConfigError
 from robot_il.ros.node_main import declare_float, freeze_startup_objects, use_realtime_priority
 from robot_il.ros.observation import RobotObservation, camera_parameters
-from robot_il.ros.ur_topics import ESTOP_TOPIC, RESET_ESTOP_SERVICE, SAFETY_EVENTS_TOPIC
+from robot_il.ros.ur_topics import (
+    ESTOP_TOPIC,
+    POSE_INPUTS,
+    RESET_ESTOP_SERVICE,
+    SAFETY_EVENTS_TOPIC,
+)
 from robot_il.safety import ClearanceGuard, SafetyEvent, SafetyFilter, SafetyLimits
 from robot_il.safety.events import EventSummary
 
@@ -207,6 +215,10 @@ class PolicyNode(Node):
         self._timeline_changed = threading.Event()
         self._pending: tuple[str, InferenceWorker] | None = None
         self._episode_running = False
+        self._stopped = False
+        """``policy/stop`` ended the episode: nothing is published until ``policy/reset``."""
+        self._last_gripper: list[float | None] = [None] * len(self.arms)
+        """Each arm's gripper command sent last this episode (only a change is sent)."""
         self.command_log: deque[tuple[float, float]] = deque(maxlen=100_000)
         """(observation stamp, command publish time) per control tick, for latency figures."""
         self.tick_times: deque[float] = deque(maxlen=100_000)
@@ -230,6 +242,7 @@ class PolicyNode(Node):
         self.create_subscription(Bool, ESTOP_TOPIC, self._on_estop, qos)
         self.create_service(Trigger, RESET_ESTOP_SERVICE, self._on_reset_estop)
         self.create_service(Trigger, "policy/reset", self._on_reset)
+        self.create_service(Trigger, "policy/stop", self._on_stop)
         self.create_subscription(String, SWITCH_TOPIC, self._on_switch, qos)
         self.create_timer(0.02, self._publish_events)
 
@@ -327,9 +340,21 @@ class PolicyNode(Node):
                 self._swap(*self._pending)
                 self._pending = None
             self._start_episode()
+            self._stopped = False
         response.success = True
         response.message = f"new episode with {self.checkpoint}"
         self.get_logger().info(response.message)
+        return response
+
+    def _on_stop(self, request, response):
+        """End the episode: once this answers, the node publishes nothing (the robot holds
+        its last command; a lock-step simulator waits) until ``policy/reset``. A simulator
+        reset between the two cannot receive a command of the old episode (one published
+        before its reset, ``sim_robot`` drops)."""
+        with self._state_lock:
+            self._start_episode()
+            self._stopped = True
+        response.success, response.message = True, "episode stopped"
         return response
 
     def _start_episode(self) -> None:
@@ -338,6 +363,7 @@ class PolicyNode(Node):
         self._previous_action = self._current_action = None
         self._due = None
         self._ik_failing = [False] * len(self.arms)
+        self._last_gripper = [None] * len(self.arms)
         self._history.clear()
         self._observed_grid = -math.inf
         self._filters = self._make_filters()
@@ -409,8 +435,11 @@ class PolicyNode(Node):
                 self._sleep_until(grid_t + planner.period, episode=last_episode)
                 continue
             last_grid, last_episode = grid_t, self._episode_id
+            if self._stopped:
+                self._sleep_until(grid_t + planner.period, wall_timeout=0.01)
+                continue
             if self.sim_time:
-                self._await_observation(grid_t)
+                self._await_observation(grid_t, task_inputs=True)
             values, stamp = self.obs.snapshot()
             with self._state_lock:
                 worker, timeline = self.worker, self._timeline
@@ -442,22 +471,32 @@ class PolicyNode(Node):
                     self._episode_running = True
             self._timeline_changed.set()
 
-    def _await_observation(self, grid_t: float) -> None:
+    def _await_observation(self, grid_t: float, task_inputs: bool = False) -> None:
         """Lock-step: wait (at most ``lock_step_timeout`` s of wall time) for the joint state of
         grid time ``grid_t``, the newest the simulator can have published by then (it steps a
-        command period at a time), so the policy observes what ``robot-il eval`` would."""
+        command period at a time), so the policy observes what ``robot-il eval`` would. With
+        ``task_inputs`` (the policy's observation) also for the stamped task inputs
+        (``task/object_pose``, ``task/target``) of that time: they come in messages of their
+        own, and the joint state of a step may arrive before the object pose of that step."""
         deadline = time.monotonic() + self.lock_step_timeout
         newest_possible = grid_t - self.period + 1e-6
+        obs_keys = self.info.obs_keys
         while self._running and time.monotonic() < deadline:
             with self.obs.lock:
                 stamp, messages = self.obs.stamp, self.obs.messages
                 values = self.obs.values
+                inputs = self.obs.input_stamps
+                inputs_ready = not task_inputs or all(
+                    inputs.get(key, -math.inf) >= newest_possible
+                    for key in POSE_INPUTS
+                    if key in obs_keys
+                )
             # After a reset, the simulator's time stands still: only messages that arrived
             # since show the new episode, for the joints and the task's inputs alike.
             fresh = messages > self._reset_messages and all(
-                values.get(key) is not self._reset_values.get(key) for key in self.info.obs_keys
+                values.get(key) is not self._reset_values.get(key) for key in obs_keys
             )
-            if stamp is not None and stamp >= newest_possible and fresh:
+            if stamp is not None and stamp >= newest_possible and fresh and inputs_ready:
                 return
             time.sleep(0.0005)
         self._warn_lock_step_broken(f"no observation of t={grid_t:.3f} s")
@@ -548,12 +587,11 @@ class PolicyNode(Node):
     def _control_loop(self) -> None:
         next_tick = time.monotonic()
         sim_time = self.sim_time
-        last_gripper: list[float | None] = [None] * len(self.arms)
         while self._running and self.context.ok():
             now = self._now()
             self.tick_times.append(time.monotonic())
             try:
-                self._control_tick(now, last_gripper)
+                self._control_tick(now)
             except RCLError:
                 if self.context.ok():
                     raise
@@ -621,9 +659,10 @@ class PolicyNode(Node):
             self._ik_failing[a] = failing
         return joint_action
 
-    def _control_tick(self, now: float, last_gripper: list[float | None]) -> None:
-        if self.obs.joint_pos is None:
+    def _control_tick(self, now: float) -> None:
+        if self.obs.joint_pos is None or self._stopped:
             return
+        episode = self._episode_id
         if self.sim_time:
             # Lock-step: the simulator has stepped to ``now`` and waits; act on its state of
             # ``now`` for every arm (in the per-arm layout each arm's joint states come in a
@@ -656,6 +695,12 @@ class PolicyNode(Node):
         if guard is not None:
             commands = guard.check(commands, filters, now)
             held = [h or g for h, g in zip(held, guard.held, strict=True)]
+        if self._stopped or episode != self._episode_id:
+            # The episode ended during this tick: its command is the old one's. (One that
+            # passed this check as policy/stop came is dropped by sim_robot, as sent before
+            # its reset.)
+            return
+        last_gripper = self._last_gripper
         for a in range(len(filters)):
             if due is not None and not held[a]:
                 gripper = float(due[0][7 * a + 6])

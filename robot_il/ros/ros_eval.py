@@ -16,8 +16,21 @@ seconds). What would make the two differ, and how this run removes it:
   for the period, and so does the simulator;
 - *episode judging*: ``task/success`` is published at the policy's rate and counted from the
   reset on, for the env's episode length;
-- *reset state*: the simulator resets to the seed's initial state and its time stands still
-  until the policy's first command of the episode.
+- *reset state*: the policy stops (``policy/stop``: it publishes nothing more), the
+  simulator resets to the seed's initial state (dropping any command sent before) and its
+  time stands still until the policy's first command of the new episode (``policy/reset``);
+  a command of the old episode once started the new one, moving the arms toward the old
+  episode's pose;
+- *the simulated servo*: ``sim_robot`` in lock-step moves the arm one env step per command
+  period, as the env does (stepped 2 ms at a time its servo braked into every held target:
+  a different arm);
+- *observation timing*: the policy observes the joint states and the object pose of its grid
+  time (each in its own message; the object pose used to be a step old at random).
+
+A gripper command travels on a topic of its own and may still reach the simulator after the
+joint commands that start its step (a period late); taking the grippers' commands first in
+one callback group made a real-time test of the e-stop flaky (commands reached its client
+late), so that is left as it was.
 
 What remains is the safety layer itself (velocity, acceleration and workspace limits, its safe
 start ramp): a policy that needs a faster motion than the limits allow is slower on the robot.
@@ -88,6 +101,7 @@ class _Watcher:
         self.node.create_subscription(Bool, "task/success", self._on_success, 10)
         self.sim_reset = self.node.create_client(Trigger, "sim/reset")
         self.policy_reset = self.node.create_client(Trigger, "policy/reset")
+        self.policy_stop = self.node.create_client(Trigger, "policy/stop")
         self._executor = SingleThreadedExecutor(context=context)
         self._executor.add_node(self.node)
         self._running = True
@@ -208,6 +222,8 @@ def evaluate_over_ros(
                     if process.poll() is not None:
                         log = (log_dir / f"{name}.log").read_text()[-2000:]
                         raise ConfigError(f"ros eval: {name} exited\n{log}")
+                # the policy stops first: no command of the old episode reaches the new one
+                watcher.call(watcher.policy_stop, timeout=120.0)
                 watcher.call(watcher.sim_reset, timeout=120.0)
                 watcher.call(watcher.policy_reset, timeout=120.0)
                 watcher.start_counting()

@@ -1,0 +1,109 @@
+"""``sim_robot`` in lock-step moves the arm exactly as ``robot-il eval``'s env does, and a
+command meant for the episode before a reset never moves the new one."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from deploy_helpers import Client, node_process, wait_for
+
+pytestmark = pytest.mark.ros
+
+POLICY_HZ = 20.0
+STEPS_PER_COMMAND = 25  # 500 Hz physics / 20 Hz commands
+
+
+def stamp_seconds(message) -> float:
+    return message.header.stamp.sec + 1e-9 * message.header.stamp.nanosec
+
+
+def test_a_lock_step_command_moves_the_arm_as_one_env_step(ros_context, ros_env, tmp_path):
+    """Each command of a 20 Hz client is one env step at 20 Hz, bit for bit: the servo plans
+    one move per command period. (Planned every 2 ms, it braked into each held target and the
+    arm ended each period elsewhere: 0 of 10 handover episodes over ROS, 8 of 10 in eval.)"""
+    from robot_il.envs import make_env
+    from sensor_msgs.msg import JointState
+    from std_msgs.msg import Float64MultiArray
+
+    log = tmp_path / "sim_robot.log"
+    params = {
+        "task": "reach",
+        "seed": 5,
+        "lock_step": "true",
+        "steps_per_command": STEPS_PER_COMMAND,
+        "publish_every": STEPS_PER_COMMAND,
+        "lock_step_timeout": 10.0,
+    }
+    with node_process("sim_robot", params, ros_env, log) as sim:
+        client = Client(ros_context)
+        try:
+            states = client.record(JointState, "joint_states", depth=5000)
+            commands = client.node.create_publisher(
+                Float64MultiArray, "forward_position_controller/commands", 10
+            )
+            wait_for(lambda: states, 60, "first joint state", (sim,), (log,))
+            connected = commands.get_subscription_count
+            wait_for(lambda: connected() > 0, 30, "command subscription", (sim,), (log,))
+            start = np.array(states[-1][1].position[:6])
+            gripper = states[-1][1].position[6]
+            # fast moves (1.2 rad/s, then a reversal): where the two servo plans differ most
+            directions = [1, 1, 1, 1, -1, -1, -1, 0]
+            targets = [start.copy()]
+            for direction in directions:
+                targets.append(targets[-1] + 0.06 * direction * np.array([1, -1, 1, 0, 1, 0]))
+            reached = []
+            for target in targets[1:]:
+                seen = stamp_seconds(states[-1][1])
+                commands.publish(Float64MultiArray(data=target.tolist()))
+                wait_for(
+                    lambda t=seen: stamp_seconds(states[-1][1]) > t,
+                    10, "lock-step joint state", (sim,), (log,),
+                )  # fmt: skip
+                reached.append(np.array(states[-1][1].position[:6]))
+            # one command period per command
+            assert stamp_seconds(states[-1][1]) == pytest.approx(len(directions) / POLICY_HZ)
+        finally:
+            client.close()
+
+    env = make_env("reach", "mujoco", control_hz=POLICY_HZ)
+    try:
+        obs, _ = env.reset(seed=5)
+        np.testing.assert_array_equal(obs["joint_pos"], np.float32(start))
+        for target, joints in zip(targets[1:], reached, strict=True):
+            obs, *_ = env.step(np.append(target, gripper).astype(np.float32))
+            np.testing.assert_array_equal(joints, obs["joint_pos"].astype(np.float64))
+    finally:
+        env.close()
+    assert np.abs(reached[3] - start).max() > 0.2  # the arm did move
+
+
+def test_a_command_sent_before_a_reset_is_dropped(ros_context) -> None:
+    """A command published before ``sim/reset`` (by its DDS source timestamp) belongs to the
+    episode before: taken as the new episode's first command, it moved the arms toward the
+    old episode's pose."""
+    from rclpy.parameter import Parameter
+    from std_msgs.msg import Float64MultiArray
+    from std_srvs.srv import Trigger
+
+    from robot_il.ros.sim_robot import SimRobot
+
+    overrides = [
+        Parameter("task", value="reach"),
+        Parameter("lock_step", value=True),
+        Parameter("steps_per_command", value=STEPS_PER_COMMAND),
+    ]
+    sim = SimRobot(context=ros_context, parameter_overrides=overrides)
+    try:
+        sent_before = time.time_ns()
+        response = sim._on_reset(Trigger.Request(), Trigger.Response())
+        assert response.success, response.message
+        initial = sim._targets.copy()
+        stale = Float64MultiArray(data=(initial + 0.3).tolist())
+        sim._on_command(0, stale, {"source_timestamp": sent_before})
+        np.testing.assert_array_equal(sim._targets, initial)  # dropped
+        sim._on_command(0, stale, {"source_timestamp": time.time_ns()})
+        np.testing.assert_allclose(sim._targets, initial + 0.3)  # a new one is taken
+    finally:
+        sim.shutdown()
