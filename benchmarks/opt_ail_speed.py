@@ -73,6 +73,15 @@ def baseline_learner_class(rev: str) -> type:
     return modules["learner"].OPTAIL
 
 
+def git_revision() -> str:
+    """The working tree's commit, with ``+changes`` if it differs from it."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, check=True,
+                          capture_output=True, text=True).stdout.strip()  # fmt: skip
+    changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                             check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
+    return head + ("+changes" if changed else "")
+
+
 def task_spec(task: str) -> tuple[dict[str, Any], Any]:
     from robot_il.envs import make_env
     from robot_il.policies.spec import spec_from_env
@@ -253,7 +262,8 @@ def main() -> None:
           f"{evaluation['wall_s']:.1f} s wall, {evaluation['cpu_s']:.1f} s CPU")  # fmt: skip
     row: dict[str, Any] = {
         "task": args.task, "profile": args.profile, "baseline_rev": args.baseline_rev,
-        "max_weight_difference": difference, "env_step_ms": env_step, "evaluation_s": evaluation,
+        "new_rev": git_revision(), "max_weight_difference": difference,
+        "env_step_s": env_step, "evaluation_s": evaluation,
     }  # fmt: skip
     for path in ("old", "new"):
         projected = {
