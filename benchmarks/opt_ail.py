@@ -7,7 +7,6 @@ from few expert trajectories.
     python benchmarks/opt_ail.py bc --task dmc:walker_walk
     python benchmarks/opt_ail.py plot --task dmc:walker_walk
     python benchmarks/opt_ail.py table --task dmc:walker_walk --env-steps 100000
-    python benchmarks/opt_ail.py speed --task dmc:walker_walk
 
 Runnable in parts: each online run (method, variant, task, seed, demos, subsample, profile)
 keeps its own directory under ``outputs/opt_ail/`` and resumes from its last save when rerun; each
@@ -20,8 +19,8 @@ setting and carry ``env_steps`` 0). DMC tasks have no success test: ``success_ra
 Demonstrations come from ``data/dmc_<task>_expert/env.zarr`` (``benchmarks/dmc_experts.py``),
 whose attrs give the expert's return. ``--profile cpu`` applies the optimism term to 128
 states of each batch instead of 512 (the CPU profile); ``paper`` is the paper's update.
-``speed`` times one update (one torch thread) of the paper's profile, the CPU profile and
-eta = 0 on the task's sizes, as ratios to the paper's, with the load average beside them.
+``benchmarks/opt_ail_speed.py`` times an update of either profile (one torch thread) and
+projects a 100k-env-step run's wall and CPU time.
 For model-based OPT-AIL, ``cpu`` is the CPU cap (a model fit of at most 300 steps every
 1000 env steps) and ``paper`` the reference's schedule (every 250, up to 5000 steps);
 IQ-Learn and DAC have no profile setting (the name only keeps runs apart).
@@ -290,53 +289,10 @@ def table(args: argparse.Namespace) -> None:
     print(f"| expert (SAC, imitated trajectories) | | | {expert:.0f} | 1.00 |")
 
 
-def speed(args: argparse.Namespace) -> None:
-    import torch
-    from robot_il.envs import make_env
-    from robot_il.policies.opt_ail import OPTAIL, OPTAILConfig, OPTAILPolicy
-    from robot_il.policies.opt_ail.policy import identity_observation_normalizer
-    from robot_il.policies.spec import spec_from_env
-
-    from robot_il.train.replay import Batch
-
-    torch.set_num_threads(1)
-    env = make_env(args.task)
-    spec = spec_from_env(env)
-    obs_dim, action_dim = spec["observation"]["state"][0], spec["action_dim"]
-    rng = np.random.default_rng(0)
-
-    def batch() -> Batch:
-        obs, next_obs = (rng.standard_normal((256, obs_dim), np.float32) for _ in range(2))
-        action = rng.uniform(-1, 1, (256, action_dim)).astype(np.float32)
-        return Batch(obs, action, next_obs, np.zeros(256, np.float32))
-
-    profiles = {"paper": {}, "cpu (128 optimism states)": {"optimism_states": 128},
-                "eta 0": {"eta": 0.0}}  # fmt: skip
-    timings = {}
-    for name, settings in profiles.items():
-        config = OPTAILConfig(obs_keys=("state",), **settings)
-        normalizer = identity_observation_normalizer(spec, env.action_space.low,
-                                                     env.action_space.high)  # fmt: skip
-        learner = OPTAIL(OPTAILPolicy(config, spec, normalizer), args.task)
-        online, expert = batch(), batch()
-        for _ in range(3):
-            learner.update(online, expert)
-        started = time.perf_counter()
-        for _ in range(args.repeats):
-            learner.update(online, expert)
-        timings[name] = (time.perf_counter() - started) / args.repeats
-    base = timings["paper"]
-    for name, seconds in timings.items():
-        hours = seconds * 1e5 / 3600
-        print(f"{args.task} update, {name}: {seconds * 1e3:.1f} ms "
-              f"({seconds / base:.2f} x paper); 100k updates = {hours:.2f} h")  # fmt: skip
-    print(f"load average {os.getloadavg()}")
-
-
 def main() -> None:
     os.environ.setdefault("MUJOCO_GL", "egl")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=(*ONLINE_METHODS, "bc", "plot", "table", "speed"))
+    parser.add_argument("part", choices=(*ONLINE_METHODS, "bc", "plot", "table"))
     parser.add_argument("--model-based", action="store_true", help="opt_ail: model-based")
     parser.add_argument("--task", default="dmc:walker_walk", choices=tuple(PAPER_NAMES))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -348,9 +304,8 @@ def main() -> None:
     parser.add_argument("--profile", choices=("cpu", "paper"), default="cpu")
     parser.add_argument("--bc-steps", type=int, default=10_000)
     parser.add_argument("--anchors", type=Path, default=ANCHORS)
-    parser.add_argument("--repeats", type=int, default=20, help="speed: updates timed")
     args = parser.parse_args()
-    parts = {"bc": run_bc, "plot": plot, "table": table, "speed": speed}
+    parts = {"bc": run_bc, "plot": plot, "table": table}
     parts.get(args.part, run_online)(args)
 
 

@@ -30,10 +30,12 @@ class DAC(OPTAIL):
     REWARD_LOSS = "discriminator_loss"
     METRICS = ("discriminator_loss", "gradient_penalty", "td_loss", "actor_loss")
 
-    def reward_step(self, policy_pairs: Tensor, expert_pairs: Tensor) -> tuple[Tensor, Tensor]:
-        """One Adam step on ``discriminator_loss + lambda_gp gp``; returns both (detached)."""
-        loss = discriminator_loss(self.reward.logit(expert_pairs), self.reward.logit(policy_pairs))
-        gradient_penalty = self.gradient_penalty(expert_pairs, policy_pairs)
+    def reward_step(self, pairs: Tensor, n_online: int) -> tuple[Tensor, Tensor]:
+        """One Adam step on ``discriminator_loss + lambda_gp gp`` for ``pairs`` = ``[s, a]`` of
+        ``n_online`` policy transitions then the expert's; returns both (detached)."""
+        logits = self.reward.logit(pairs)  # one pass over the policy's and the expert's pairs
+        loss = discriminator_loss(logits[n_online:], logits[:n_online])
+        gradient_penalty = self.gradient_penalty(pairs[n_online:], pairs[:n_online])
         self.reward_optimizer.zero_grad(set_to_none=True)
         (loss + self.gp_weight * gradient_penalty).backward()
         self.reward_optimizer.step()

@@ -10,6 +10,7 @@ state to resume. Each learner adds how the critic is trained (its reward, its lo
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -29,6 +30,12 @@ class QNet(nn.Module):
 
     def forward(self, obs: Tensor, action: Tensor) -> Tensor:
         return self.mlp(torch.cat([obs, action], dim=-1)).squeeze(-1)
+
+
+def adam(parameters: Iterable[nn.Parameter], lr: float) -> torch.optim.Adam:
+    """Adam with its fused kernel: the same update in one pass per tensor instead of a dozen
+    elementwise ops each (on these small networks the per-op cost is most of the step)."""
+    return torch.optim.Adam(parameters, lr=lr, fused=True)
 
 
 def joined(online: Batch, expert: Batch) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -59,8 +66,8 @@ class SoftActorCritic:
         self.obs_dim, self.action_dim = policy.encoder.output_dim, policy.action_dim
         self.critic = QNet(self.obs_dim + self.action_dim, config.hidden_dims)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr)
-        self.actor_optimizer = torch.optim.Adam(policy.actor.parameters(), lr=config.actor_lr)
+        self.critic_optimizer = adam(self.critic.parameters(), config.critic_lr)
+        self.actor_optimizer = adam(policy.actor.parameters(), config.actor_lr)
 
     @torch.no_grad()
     def explore(self, obs: np.ndarray) -> np.ndarray:
@@ -100,10 +107,8 @@ class SoftActorCritic:
     @torch.no_grad()
     def polyak(self) -> None:
         """``Q_targ <- (1 - tau) Q_targ + tau Q``."""
-        for target, source in zip(
-            self.critic_target.parameters(), self.critic.parameters(), strict=True
-        ):
-            target.lerp_(source, self.config.tau)
+        torch._foreach_lerp_(list(self.critic_target.parameters()),
+                             list(self.critic.parameters()), self.config.tau)  # fmt: skip
 
     def state_dict(self) -> dict[str, Any]:
         """Everything to resume: networks (the actor's through ``policy``) and optimizers."""

@@ -26,7 +26,7 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-from robot_il.policies.opt_ail.actor_critic import SoftActorCritic, joined
+from robot_il.policies.opt_ail.actor_critic import SoftActorCritic, adam, joined
 from robot_il.policies.opt_ail.policy import (
     DEFAULT_GP_WEIGHT,
     GP_WEIGHT_BY_TASK,
@@ -82,7 +82,7 @@ class OPTAIL(SoftActorCritic):
             GP_WEIGHT_BY_TASK.get(task or "", DEFAULT_GP_WEIGHT)
         )  # fmt: skip
         self.reward = RewardNet(self.obs_dim + self.action_dim, config.hidden_dims)
-        self.reward_optimizer = torch.optim.Adam(self.reward.parameters(), lr=config.reward_lr)
+        self.reward_optimizer = adam(self.reward.parameters(), config.reward_lr)
 
     # ------------------------------------------------------------------ update
     def update(self, online: Batch, expert: Batch, model: Batch | None = None) -> dict[str, float]:
@@ -94,7 +94,7 @@ class OPTAIL(SoftActorCritic):
 
         # 1. reward: online no-regret step on L(r) = V_r(pi) - V_r(pi_E)
         pairs = torch.cat([obs, action], dim=-1)
-        reward_loss, gradient_penalty = self.reward_step(pairs[:n_online], pairs[n_online:])
+        reward_loss, gradient_penalty = self.reward_step(pairs, n_online)
         if model is not None:
             real = len(online.obs) - len(model.obs)
             mixed = Batch(*(np.concatenate([getattr(online, f)[:real], getattr(model, f)])
@@ -117,10 +117,12 @@ class OPTAIL(SoftActorCritic):
         }
         return {name: metrics[name] for name in self.METRICS if name in metrics}
 
-    def reward_step(self, policy_pairs: Tensor, expert_pairs: Tensor) -> tuple[Tensor, Tensor]:
-        """One Adam step on ``reward_loss + lambda_gp gp``; returns both (detached)."""
-        reward_loss = self.reward(policy_pairs).mean() - self.reward(expert_pairs).mean()
-        gradient_penalty = self.gradient_penalty(expert_pairs, policy_pairs)
+    def reward_step(self, pairs: Tensor, n_online: int) -> tuple[Tensor, Tensor]:
+        """One Adam step on ``reward_loss + lambda_gp gp`` for ``pairs`` = ``[s, a]`` of
+        ``n_online`` policy transitions then the expert's; returns both (detached)."""
+        reward = self.reward(pairs)  # one pass over the policy's and the expert's pairs
+        reward_loss = reward[:n_online].mean() - reward[n_online:].mean()
+        gradient_penalty = self.gradient_penalty(pairs[n_online:], pairs[:n_online])
         self.reward_optimizer.zero_grad(set_to_none=True)
         (reward_loss + self.gp_weight * gradient_penalty).backward()
         self.reward_optimizer.step()
@@ -133,29 +135,27 @@ class OPTAIL(SoftActorCritic):
         cfg: OPTAILConfig = self.config
         obs, action = pairs[:, : self.obs_dim], pairs[:, self.obs_dim :]
         td_target = self.td_target(pairs, next_obs, done)
-        td_loss = nn.functional.mse_loss(self.critic(obs, action), td_target)
         optimism = torch.zeros(())
-        if cfg.model_based:  # the model-based variant takes no optimism step
-            self.critic_optimizer.zero_grad(set_to_none=True)
-            td_loss.backward()
-            self.critic_optimizer.step()
-        elif cfg.optimism_update == "folded":
-            critic_loss = td_loss
-            if cfg.eta > 0:  # eta = 0: the term is not even computed
-                optimism = self.optimism(obs, action, n_online)
-                critic_loss = critic_loss + cfg.eta * optimism
-            self.critic_optimizer.zero_grad(set_to_none=True)
-            critic_loss.backward()
-            self.critic_optimizer.step()
+        folded = cfg.optimism_update == "folded"
+        # the model-based variant takes no optimism step; folded at eta = 0: not even computed
+        if cfg.model_based or (folded and cfg.eta == 0):
+            td_loss = nn.functional.mse_loss(self.critic(obs, action), td_target)
+            self.critic_adam_step(td_loss)
+        elif folded:  # one critic pass, one Adam step on td_loss + eta * optimism
+            q, optimism = self.q_and_optimism(obs, action, n_online)
+            td_loss = nn.functional.mse_loss(q, td_target)
+            self.critic_adam_step(td_loss + cfg.eta * optimism)
         else:  # the reference's second Adam step, taken even at eta = 0
-            self.critic_optimizer.zero_grad(set_to_none=True)
-            td_loss.backward()
-            self.critic_optimizer.step()
+            td_loss = nn.functional.mse_loss(self.critic(obs, action), td_target)
+            self.critic_adam_step(td_loss)
             optimism = self.optimism(obs, action, n_online)
-            self.critic_optimizer.zero_grad(set_to_none=True)
-            (cfg.eta * optimism).backward()
-            self.critic_optimizer.step()
+            self.critic_adam_step(cfg.eta * optimism)
         return td_loss.detach(), optimism.detach()
+
+    def critic_adam_step(self, loss: Tensor) -> None:
+        self.critic_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.critic_optimizer.step()
 
     def reward_of(self, pairs: Tensor) -> Tensor:
         """The reward the critic learns from: ``r(s, a)``, recomputed at every update."""
@@ -181,34 +181,44 @@ class OPTAIL(SoftActorCritic):
     def optimism(self, obs: Tensor, action: Tensor, n_online: int) -> Tensor:
         """``mean_s[V_lse(s) - Q(s, a_tilde)]`` (unweighted) over the batch's states, or over
         ``optimism_states`` of them (half online, half expert)."""
+        return self.q_and_optimism(obs, action, n_online)[1]
+
+    def q_and_optimism(self, obs: Tensor, action: Tensor, n_online: int) -> tuple[Tensor, Tensor]:
+        """``Q(s, a)`` on the batch and the optimism term (``optimism``), from one critic pass.
+
+        The pass holds the batch's pairs, then each term state with its N uniform and its N
+        policy actions, then the online term states with ``a_tilde = tanh(mu(s))``; an expert
+        state's ``a_tilde`` is its own action, so its ``Q(s, a_tilde)`` is the batch's row.
+        The actor runs once per term state: its N samples share that state's distribution.
+        """
         cfg = self.config
-        online_index = torch.arange(n_online)
-        expert_index = torch.arange(n_online, len(obs))
+        n_expert = len(obs) - n_online
         if cfg.optimism_states:
             half = cfg.optimism_states // 2
-            online_index = online_index[: cfg.optimism_states - half]
-            expert_index = expert_index[:half]
-        index = torch.cat([online_index, expert_index])
-        states, n_states = obs[index], len(index)
-        with torch.no_grad():
-            online_tilde = self.policy.mean_action(obs[online_index])
-        a_tilde = torch.cat([online_tilde, action[expert_index]])
-        n, dim = cfg.optimism_actions, self.action_dim
-        repeated = states.repeat_interleave(n, dim=0)
-        uniform = torch.rand(n_states * n, dim) * 2 - 1
-        uniform_log_q = torch.full((n_states * n,), dim * math.log(0.5))
-        if cfg.detach_policy_actions:
-            with torch.no_grad():
-                policy_actions, policy_log_q = self.policy.sample(repeated)
+            n_online_states = min(cfg.optimism_states - half, n_online)
+            n_expert_states = min(half, n_expert)
         else:
-            policy_actions, policy_log_q = self.policy.sample(repeated)
-            policy_log_q = policy_log_q.detach()
-        # one critic pass over [uniform; policy; a_tilde] actions (three would cost more)
-        q = self.critic(torch.cat([repeated, repeated, states]),
-                        torch.cat([uniform, policy_actions, a_tilde]))  # fmt: skip
-        q_uniform, q_policy, q_tilde = q.split([n_states * n, n_states * n, n_states])
+            n_online_states, n_expert_states = n_online, n_expert
+        expert_rows = slice(n_online, n_online + n_expert_states)
+        states = torch.cat([obs[:n_online_states], obs[expert_rows]])
+        n_states, n, dim = len(states), cfg.optimism_actions, self.action_dim
+        uniform = torch.rand(n_states * n, dim) * 2 - 1
+        uniform_log_q = dim * math.log(0.5)
+        with torch.set_grad_enabled(not cfg.detach_policy_actions):
+            mu, log_std = self.policy.distribution(states)
+            policy_actions, policy_log_q = self.policy.sample_from(
+                mu.repeat_interleave(n, dim=0), log_std.repeat_interleave(n, dim=0)
+            )
+        online_tilde = torch.tanh(mu[:n_online_states]).detach()
+        repeated = states.repeat_interleave(n, dim=0)
+        q = self.critic(torch.cat([obs, repeated, repeated, states[:n_online_states]]),
+                        torch.cat([action, uniform, policy_actions, online_tilde]))  # fmt: skip
+        q_batch, q_uniform, q_policy, q_online_tilde = q.split(
+            [len(obs), n_states * n, n_states * n, n_online_states]
+        )
+        q_tilde = torch.cat([q_online_tilde, q_batch[expert_rows]])
         soft_uniform = (q_uniform - cfg.alpha * uniform_log_q).view(n_states, n)
-        soft_policy = (q_policy - cfg.alpha * policy_log_q).view(n_states, n)
+        soft_policy = (q_policy - cfg.alpha * policy_log_q.detach()).view(n_states, n)
         soft = torch.cat([soft_uniform, soft_policy], dim=1)
         v_lse = cfg.alpha * torch.logsumexp(soft / cfg.alpha, dim=1)
-        return (v_lse - q_tilde).mean()
+        return q_batch, (v_lse - q_tilde).mean()

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from robot_il.policies.opt_ail.actor_critic import adam
 from robot_il.policies.opt_ail.dynamics import DynamicsEnsemble
 from robot_il.policies.opt_ail.learner import OPTAIL
 from robot_il.policies.opt_ail.policy import (
@@ -53,7 +54,7 @@ class ModelBasedOPTAIL(OPTAIL):
         self.real_ratio = cfg.real_ratio or REAL_RATIO_BY_TASK.get(task or "", DEFAULT_REAL_RATIO)
         self.model = DynamicsEnsemble(self.obs_dim, self.action_dim, cfg.ensemble_size,
                                       cfg.elites, cfg.model_hidden_dims)  # fmt: skip
-        self.model_optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.model_lr)
+        self.model_optimizer = adam(self.model.parameters(), cfg.model_lr)
         self.model_buffer = ReplayBuffer(cfg.rollout_states * cfg.model_buffer_rollouts,
                                          self.obs_dim, self.action_dim)  # fmt: skip
         self.learn_calls = self.model_fits = 0

@@ -175,9 +175,13 @@ class SoftActorPolicy(Policy):
 
     def sample(self, obs: Tensor) -> tuple[Tensor, Tensor]:
         """Reparameterized actions in [-1, 1] and their log-density ``log pi(a|s)``, (B,)."""
-        mu, log_std = self.distribution(obs)
-        std = log_std.exp()
-        u = mu + std * torch.randn_like(mu)
+        return self.sample_from(*self.distribution(obs))
+
+    @staticmethod
+    def sample_from(mu: Tensor, log_std: Tensor) -> tuple[Tensor, Tensor]:
+        """``sample`` for a distribution already computed (e.g. one actor pass per state,
+        repeated for several samples of it)."""
+        u = mu + log_std.exp() * torch.randn_like(mu)
         return torch.tanh(u), squashed_gaussian_log_prob(u, mu, log_std)
 
     def log_prob(self, obs: Tensor, action: Tensor) -> Tensor:

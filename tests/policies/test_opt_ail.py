@@ -140,7 +140,36 @@ def test_optimism_on_a_sub_batch_uses_that_many_states() -> None:
     obs = torch.as_tensor(np.concatenate([online.obs, expert.obs]))
     action = torch.as_tensor(np.concatenate([online.action, expert.action]))
     agent.optimism(obs, action, len(online.obs))
-    assert seen == [8 * 10 + 8 * 10 + 8]  # uniform actions, policy actions, a_tilde
+    # one pass: the batch's 32 pairs, each term state's 10 uniform and 10 policy actions, and
+    # the 4 online term states' a_tilde (an expert state's a_tilde is its batch pair)
+    assert seen == [32 + 8 * 10 + 8 * 10 + 4]
+
+
+def test_one_critic_pass_gives_the_terms_computed_pass_by_pass() -> None:
+    """``q_and_optimism`` (one critic pass, one actor pass per term state) equals Q(s, a) and
+    the optimism term computed from their definitions with separate passes, on the same
+    random actions."""
+    agent = learner(optimism_states=8)
+    online, expert = batch(13), batch(14)
+    obs = torch.as_tensor(np.concatenate([online.obs, expert.obs]))
+    action = torch.as_tensor(np.concatenate([online.action, expert.action]))
+    torch.manual_seed(5)
+    q, optimism = agent.q_and_optimism(obs, action, len(online.obs))
+
+    torch.manual_seed(5)
+    states = torch.cat([obs[:4], obs[16:20]])  # 4 online and 4 expert states
+    repeated = states.repeat_interleave(10, dim=0)
+    uniform = torch.rand(80, ACT) * 2 - 1
+    with torch.no_grad():
+        policy_actions, log_q = agent.policy.sample(repeated)
+        a_tilde = torch.cat([agent.policy.mean_action(obs[:4]), action[16:20]])
+    soft_uniform = (agent.critic(repeated, uniform) - 0.01 * ACT * np.log(0.5)).view(8, 10)
+    soft_policy = (agent.critic(repeated, policy_actions) - 0.01 * log_q).view(8, 10)
+    v_lse = 0.01 * torch.logsumexp(torch.cat([soft_uniform, soft_policy], 1) / 0.01, dim=1)
+    expected = (v_lse - agent.critic(states, a_tilde)).mean()
+    torch.testing.assert_close(optimism, expected)
+    torch.testing.assert_close(q, agent.critic(obs, action))
+    assert abs(float(optimism)) > 1e-4  # a term that is not trivially zero
 
 
 def test_actor_acts_in_env_units_through_the_checkpoint(tmp_path) -> None:

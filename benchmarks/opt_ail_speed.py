@@ -1,0 +1,299 @@
+"""Wall time of a 100k-env-step OPT-AIL run on one core: the update as it was before it was made
+faster (the old path) against today's (the new path), timed in the same process.
+
+    python benchmarks/opt_ail_speed.py --task dmc:cartpole_swingup --profile cpu
+    python benchmarks/opt_ail_speed.py --task dmc:walker_walk --profile paper --loop-steps 1500
+
+The old path is model-free OPT-AIL's learner at ``--baseline-rev`` (its ``learner.py`` and
+``actor_critic.py`` from ``git show``, loaded as modules beside today's). Both start from the
+same weights and learn from the same replay and expert buffers (random transitions of the
+task's sizes: an update's cost does not depend on the values); timing rounds alternate between
+them, so the load of this shared machine falls on both alike. Reported per update: wall
+milliseconds and CPU milliseconds (``time.process_time``, which counts only this process and so
+depends less on the load); per env step of the loop: acting, stepping the env and storing the
+transition; per evaluation (every 10k env steps: 10 deterministic episodes). A 100k-env-step
+run is projected as ``100k x (env step) + (100k - learning starts) x (update) + 10 x
+(evaluation)``, in wall time and in CPU time (the one-core figure on an idle machine).
+``--loop-steps N`` also runs N env steps of the real loop (``train_online``, updates from the
+first step, no evaluation) with each learner and prints its env steps per second.
+
+Both paths' weights after the same updates from the same random state are compared (the
+largest absolute difference is printed): the new path computes the same quantities. Each
+invocation appends a row to ``benchmarks/results/opt_ail_speed.json`` with the load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import types
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "opt_ail_speed.json"
+BASELINE_REV = "822a158"
+"""The last commit before the update was made faster."""
+ENV_STEPS, LEARNING_STARTS, EVALUATIONS, EVAL_EPISODES = 100_000, 2000, 10, 10
+PROFILES = {"cpu": {"optimism_states": 128}, "paper": {}}
+"""``cpu``: the optimism term on 128 states of each batch; ``paper``: on all 512."""
+LEARNER = "robot_il.policies.opt_ail.actor_critic"
+
+
+def baseline_learner_class(rev: str) -> type:
+    """``OPTAIL`` as of git revision ``rev``: that revision's ``actor_critic.py`` and
+    ``learner.py`` executed as new modules (the old learner imports the old core)."""
+
+    def source(name: str) -> str:
+        return subprocess.run(["git", "show", f"{rev}:policies/opt_ail/{name}.py"], cwd=ROOT,
+                              check=True, capture_output=True, text=True).stdout  # fmt: skip
+
+    import robot_il.policies.opt_ail.learner  # noqa: F401  (today's modules are loaded first)
+
+    today = sys.modules[LEARNER]
+    modules = {}
+    try:
+        for name in ("actor_critic", "learner"):
+            module = types.ModuleType(f"opt_ail_at_{rev}_{name}")
+            exec(compile(source(name), f"{rev}:policies/opt_ail/{name}.py", "exec"),
+                 module.__dict__)  # fmt: skip
+            modules[name] = sys.modules[module.__name__] = module
+            if name == "actor_critic":
+                sys.modules[LEARNER] = module
+    finally:
+        sys.modules[LEARNER] = today
+    return modules["learner"].OPTAIL
+
+
+def git_revision() -> str:
+    """The working tree's commit, with ``+changes`` if it differs from it."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, check=True,
+                          capture_output=True, text=True).stdout.strip()  # fmt: skip
+    changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                             check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
+    return head + ("+changes" if changed else "")
+
+
+def task_spec(task: str) -> tuple[dict[str, Any], Any]:
+    from robot_il.envs import make_env
+    from robot_il.policies.spec import spec_from_env
+
+    env = make_env(task)
+    return spec_from_env(env), env
+
+
+def build(learner_class: type, task: str, profile: str) -> Any:
+    import torch
+    from robot_il.policies.opt_ail import OPTAILConfig, OPTAILPolicy
+    from robot_il.policies.opt_ail.policy import identity_observation_normalizer
+
+    spec, env = task_spec(task)
+    normalizer = identity_observation_normalizer(spec, env.action_space.low,
+                                                 env.action_space.high)  # fmt: skip
+    env.close()
+    torch.manual_seed(0)
+    config = OPTAILConfig(obs_keys=("state",), **PROFILES[profile])
+    return learner_class(OPTAILPolicy(config, spec, normalizer), task)
+
+
+def random_buffer(capacity: int, obs_dim: int, action_dim: int, seed: int) -> Any:
+    from robot_il.train.replay import ReplayBuffer
+
+    rng = np.random.default_rng(seed)
+    buffer = ReplayBuffer(capacity, obs_dim, action_dim)
+    buffer.extend(rng.standard_normal((capacity, obs_dim), np.float32),
+                  rng.uniform(-1, 1, (capacity, action_dim)).astype(np.float32),
+                  rng.standard_normal((capacity, obs_dim), np.float32),
+                  (rng.random(capacity) < 0.01).astype(np.float32))  # fmt: skip
+    return buffer
+
+
+def time_updates(learners: dict[str, Any], rounds: int, updates: int) -> dict[str, dict]:
+    """Per update wall and CPU seconds of each learner, rounds alternating between them."""
+    import torch
+
+    some = next(iter(learners.values()))
+    buffer = random_buffer(10_000, some.obs_dim, some.action_dim, 1)
+    expert = random_buffer(1000, some.obs_dim, some.action_dim, 2)
+    totals = {name: {"wall_s": 0.0, "cpu_s": 0.0} for name in learners}
+    for learner in learners.values():  # warm-up (allocator, first-call costs)
+        rng = np.random.default_rng(0)
+        for _ in range(3):
+            learner.learn(buffer, expert, rng)
+    for round_ in range(rounds):
+        for name, learner in learners.items():
+            rng = np.random.default_rng(round_)
+            torch.manual_seed(round_)
+            wall, cpu = time.perf_counter(), time.process_time()
+            for _ in range(updates):
+                learner.learn(buffer, expert, rng)
+            totals[name]["wall_s"] += time.perf_counter() - wall
+            totals[name]["cpu_s"] += time.process_time() - cpu
+    return {name: {k: v / (rounds * updates) for k, v in t.items()} for name, t in totals.items()}
+
+
+def same_maths(learners: dict[str, Any], updates: int = 5) -> float:
+    """Largest absolute difference of any weight after ``updates`` updates of each learner
+    from the same weights on the same batches and the same torch random stream."""
+    import torch
+
+    old, new = learners["old"], learners["new"]
+    old.load_state_dict(new.state_dict())
+    buffer = random_buffer(5000, new.obs_dim, new.action_dim, 3)
+    expert = random_buffer(1000, new.obs_dim, new.action_dim, 4)
+    for learner in (old, new):
+        rng = np.random.default_rng(5)
+        torch.manual_seed(5)
+        for _ in range(updates):
+            learner.learn(buffer, expert, rng)
+    worst = 0.0
+    for network in ("actor", "reward", "critic", "critic_target"):
+        a, b = old.state_dict()[network], new.state_dict()[network]
+        worst = max(worst, *(float((a[k] - b[k]).abs().max()) for k in a))
+    return worst
+
+
+def time_env_steps(learner: Any, task: str, steps: int) -> dict[str, float]:
+    """Per env step wall and CPU seconds of the loop's acting, stepping and storing."""
+    from robot_il.envs import make_env
+
+    from robot_il.train.online import NormalizedActions
+    from robot_il.train.replay import ReplayBuffer, flatten_observation
+
+    env = NormalizedActions(make_env(task))
+    buffer = ReplayBuffer(steps, learner.obs_dim, learner.action_dim)
+    keys = ("state",)
+    obs = flatten_observation(env.reset(seed=0)[0], keys)
+    wall, cpu = time.perf_counter(), time.process_time()
+    for _ in range(steps):
+        action = learner.explore(obs)
+        raw, _, terminated, truncated, _ = env.step(action)
+        next_obs = flatten_observation(raw, keys)
+        buffer.add(obs, action, next_obs, terminated)
+        obs = flatten_observation(env.reset()[0], keys) if terminated or truncated else next_obs
+    result = {"wall_s": (time.perf_counter() - wall) / steps,
+              "cpu_s": (time.process_time() - cpu) / steps}  # fmt: skip
+    env.close()
+    return result
+
+
+def time_evaluation(learner: Any, task: str) -> dict[str, float]:
+    """Wall and CPU seconds of one evaluation (``EVAL_EPISODES`` episodes; one is timed)."""
+    from robot_il.envs import make_env
+
+    from robot_il.train.evaluate import evaluate
+
+    env = make_env(task)
+    wall, cpu = time.perf_counter(), time.process_time()
+    evaluate(learner.policy, env, episodes=1, seed=0)
+    result = {"wall_s": (time.perf_counter() - wall) * EVAL_EPISODES,
+              "cpu_s": (time.process_time() - cpu) * EVAL_EPISODES}  # fmt: skip
+    env.close()
+    return result
+
+
+def time_loop(task: str, profile: str, steps: int, path: str, rev: str) -> float:
+    """Env steps per second of ``steps`` steps of ``train_online`` with the ``path`` learner
+    (updates from the first step, no evaluation, no save before the end)."""
+    from robot_il.train import online
+    from robot_il.train.config import load_config
+
+    dataset = ROOT / "data" / f"dmc_{task.removeprefix('dmc:')}_expert" / "env.zarr"
+    if not dataset.exists():
+        raise SystemExit(f"{dataset}: missing; make it with benchmarks/dmc_experts.py record")
+    out = ROOT / "outputs" / "opt_ail_speed" / path
+    shutil.rmtree(out, ignore_errors=True)
+    config = load_config("opt_ail", None, [])
+    config = dataclasses.replace(config, dataset=str(dataset), out=str(out), env_steps=steps,
+                                 max_episodes=1, learning_starts=0, save_every=10 * steps,
+                                 progress=False, buffer_size=ENV_STEPS)  # fmt: skip
+    config.eval.episodes = 0
+    for key, value in PROFILES[profile].items():
+        setattr(config.policy, key, value)
+    algorithms = dict(online.ONLINE_ALGORITHMS)
+    if path == "old":
+        module = f"opt_ail_at_{rev}_learner"
+        baseline_learner_class(rev)
+        online.ONLINE_ALGORITHMS["opt_ail"] = f"{module}:OPTAIL"
+    try:
+        started = time.perf_counter()
+        online.train_online(config)
+        return steps / (time.perf_counter() - started)
+    finally:
+        online.ONLINE_ALGORITHMS.clear()
+        online.ONLINE_ALGORITHMS.update(algorithms)
+
+
+def main() -> None:
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", default="dmc:cartpole_swingup")
+    parser.add_argument("--profile", choices=tuple(PROFILES), default="cpu")
+    parser.add_argument("--baseline-rev", default=BASELINE_REV)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--updates", type=int, default=20, help="updates per timing round")
+    parser.add_argument("--env-step-samples", type=int, default=2000)
+    parser.add_argument("--loop-steps", type=int, default=0)
+    args = parser.parse_args()
+
+    import torch
+    from robot_il.policies.opt_ail import OPTAIL
+
+    torch.set_num_threads(1)
+    load_before = os.getloadavg()
+    learners = {"old": build(baseline_learner_class(args.baseline_rev), args.task, args.profile),
+                "new": build(OPTAIL, args.task, args.profile)}  # fmt: skip
+    difference = same_maths(learners)
+    update = time_updates(learners, args.rounds, args.updates)
+    env_step = time_env_steps(learners["new"], args.task, args.env_step_samples)
+    evaluation = time_evaluation(learners["new"], args.task)
+    print(f"{args.task}, profile {args.profile}, one torch thread; old = {args.baseline_rev}; "
+          f"largest weight difference old vs new after 5 updates: {difference:.2e}")  # fmt: skip
+    print(f"env step (act + step + store): {env_step['wall_s'] * 1e3:.2f} ms wall, "
+          f"{env_step['cpu_s'] * 1e3:.2f} ms CPU; evaluation ({EVAL_EPISODES} episodes): "
+          f"{evaluation['wall_s']:.1f} s wall, {evaluation['cpu_s']:.1f} s CPU")  # fmt: skip
+    row: dict[str, Any] = {
+        "task": args.task, "profile": args.profile, "baseline_rev": args.baseline_rev,
+        "new_rev": git_revision(), "max_weight_difference": difference,
+        "env_step_s": env_step, "evaluation_s": evaluation,
+    }  # fmt: skip
+    for path in ("old", "new"):
+        projected = {
+            clock: (ENV_STEPS * env_step[clock] + (ENV_STEPS - LEARNING_STARTS)
+                    * update[path][clock] + EVALUATIONS * evaluation[clock])
+            for clock in ("wall_s", "cpu_s")
+        }  # fmt: skip
+        steps_per_s = {clock: ENV_STEPS / projected[clock] for clock in projected}
+        print(f"{path}: update {update[path]['wall_s'] * 1e3:.1f} ms wall, "
+              f"{update[path]['cpu_s'] * 1e3:.1f} ms CPU; {steps_per_s['wall_s']:.1f} env "
+              f"steps/s wall ({steps_per_s['cpu_s']:.1f} by CPU time); projected 100k-step "
+              f"run: {projected['wall_s'] / 3600:.2f} h wall, "
+              f"{projected['cpu_s'] / 3600:.2f} h CPU")  # fmt: skip
+        row[path] = {"update_ms": {k: v * 1e3 for k, v in update[path].items()},
+                     "env_steps_per_s": steps_per_s, "projected_100k_h":
+                     {k: v / 3600 for k, v in projected.items()}}  # fmt: skip
+    ratio = update["old"]["cpu_s"] / update["new"]["cpu_s"]
+    print(f"update CPU time old / new: {ratio:.2f}x")
+    row["update_cpu_speedup"] = ratio
+    if args.loop_steps:
+        for path in ("old", "new"):
+            rate = time_loop(args.task, args.profile, args.loop_steps, path, args.baseline_rev)
+            row[path]["loop_env_steps_per_s"] = rate
+            print(f"{path}: train_online, {args.loop_steps} env steps: {rate:.1f} env steps/s")
+    row["loadavg"] = [round(v, 2) for v in (*load_before, *os.getloadavg())]
+    print(f"load average before {load_before}, after {os.getloadavg()} (2 cores)")
+    data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"runs": []}
+    data["runs"].append(row)
+    RESULTS.write_text(json.dumps(data, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
