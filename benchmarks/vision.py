@@ -93,7 +93,7 @@ def run_cell(
     cameras = tuple(grid_cameras) if observation == "image" else ()
     dataset = demos(work, task, backend, recording, cameras=cameras)
     obs_keys = [f"rgb_{c}" for c in cameras] + list(PROPRIOCEPTION) if cameras else []
-    out = run_dir(work, task, backend, policy_type, observation, count, steps)
+    out = run_dir(work, task, backend, policy_type, observation, cameras, count, steps)
     load_before = os.getloadavg()[0]
     start = time.perf_counter()
     config = load_config(policy_type, None, [
@@ -108,9 +108,12 @@ def run_cell(
 
 
 def run_dir(
-    work: Path, task: str, backend: str, policy_type: str, observation: str, count: int, steps: int
-) -> Path:
-    return work / "runs" / f"{task}_{backend}_{policy_type}_{observation}_{count}_{steps}"
+    work: Path, task: str, backend: str, policy_type: str, observation: str,
+    cameras: tuple[str, ...], count: int, steps: int,
+) -> Path:  # fmt: skip
+    """Where a cell trains; image cells of different cameras train apart."""
+    seen = "_".join(["rgb", *cameras]) if cameras else observation
+    return work / "runs" / f"{task}_{backend}_{policy_type}_{seen}_{count}_{steps}"
 
 
 def evaluated(
@@ -167,7 +170,8 @@ def partial_cell(work: Path, key: tuple, cameras: list[str], schedule_steps: int
     stopped for lack of time) and record it with the steps it had and ``schedule_steps`` (the
     length of its learning-rate schedule), marked ``partial``."""
     task, backend, policy_type, observation, _, count, _, settings = key
-    out = run_dir(work, task, backend, policy_type, observation, count, schedule_steps)
+    used = tuple(cameras) if observation == "image" else ()
+    out = run_dir(work, task, backend, policy_type, observation, used, count, schedule_steps)
     saved = sorted((out / "checkpoints").glob("step_???????"))
     if not saved:
         print(f"no checkpoint yet: {out}")
@@ -179,7 +183,6 @@ def partial_cell(work: Path, key: tuple, cameras: list[str], schedule_steps: int
     ):
         print(f"kept: {key} at {steps} steps")
         return
-    used = tuple(cameras) if observation == "image" else ()
     cell = evaluated(saved[-1], task, backend, policy_type, observation, used, count, steps,
                      tuple(settings), time.perf_counter(), None, os.getloadavg()[0])  # fmt: skip
     cell.update(partial=True, schedule_steps=schedule_steps)

@@ -11,6 +11,8 @@ import torch
 from robot_il.policies.augment import colour_jitter, random_shift
 from robot_il.policies.bc import BCConfig, BCPolicy
 from robot_il.policies.diffusion import DiffusionConfig, DiffusionPolicy
+from robot_il.policies.encoders import CameraEncoder, pool_frames
+from torch import nn
 
 from robot_il.dataset import Dataset, DatasetWriter, Normalizer
 from robot_il.errors import DatasetError
@@ -51,6 +53,26 @@ def test_random_shift_moves_each_image_by_at_most_pad_pixels() -> None:
     assert (rows - 8).abs().max() <= 3 and (cols - 8).abs().max() <= 3
     assert len({(int(r), int(c)) for r, c in zip(rows, cols, strict=True)}) > 10
     assert torch.equal(random_shift(images, pad=0), images)
+
+
+def test_pool_frames_averages_blocks_like_avg_pool2d() -> None:
+    """The conv encoder's input pooling equals torch's average pool (odd edges dropped), and
+    the camera encoder sees a frame's 2x2 block means: a frame and its block-constant copy
+    give the same features."""
+    frames = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (3, 9, 8, 3), np.uint8))
+    reference = nn.functional.avg_pool2d(frames.permute(0, 3, 1, 2).float(), 2)
+    torch.testing.assert_close(pool_frames(frames, 2), reference.permute(0, 2, 3, 1))
+    assert pool_frames(frames, 3).shape == (3, 3, 2, 3)
+    camera = CameraEncoder("conv", 8, shift=4, jitter=0.1).eval()
+    coarse = torch.from_numpy(np.random.default_rng(1).integers(20, 236, (1, 16, 16, 3), np.uint8))
+    blocky = coarse.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)  # 32x32
+    noisy = blocky.clone()
+    noisy[0, 0, 0] += 10
+    noisy[0, 1, 1] -= 10  # the same 2x2 block sum
+    with torch.no_grad():
+        torch.testing.assert_close(camera(noisy), camera(blocky))
+        assert not torch.allclose(camera(blocky), camera(blocky.flip(1)))
+    assert camera.augment.shift == 2  # 4 camera pixels = 2 pooled pixels
 
 
 def test_colour_jitter_stays_in_range_and_varies_per_image() -> None:
