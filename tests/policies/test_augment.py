@@ -11,7 +11,7 @@ import torch
 from robot_il.policies.augment import colour_jitter, random_shift
 from robot_il.policies.bc import BCConfig, BCPolicy
 from robot_il.policies.diffusion import DiffusionConfig, DiffusionPolicy
-from robot_il.policies.encoders import CameraEncoder, pool_frames
+from robot_il.policies.encoders import CameraEncoder, ConvImageEncoder, pool_frames
 from torch import nn
 
 from robot_il.dataset import Dataset, DatasetWriter, Normalizer
@@ -73,6 +73,23 @@ def test_pool_frames_averages_blocks_like_avg_pool2d() -> None:
         torch.testing.assert_close(camera(noisy), camera(blocky))
         assert not torch.allclose(camera(blocky), camera(blocky.flip(1)))
     assert camera.augment.shift == 2  # 4 camera pixels = 2 pooled pixels
+
+
+def test_conv_keypoints_follow_an_object_across_the_frame() -> None:
+    """A fresh conv encoder's spatial-softmax keypoints move with a bright square: the maps
+    before the softmax have contrast (the encoder without its last GroupNorm had maps so flat
+    that every frame gave the same keypoints, and its policy ignored the camera)."""
+    torch.manual_seed(0)
+    network = ConvImageEncoder(feature_dim=8)
+    frames = torch.full((5, 3, 48, 48), -1.0)
+    for i, col in enumerate(range(4, 44, 8)):
+        frames[i, :, 20:28, col : col + 6] = 1.0
+    with torch.no_grad():
+        maps = network.convs(frames)
+        keypoints = network.keypoints(maps)
+    assert maps.std(dim=(2, 3)).mean() > 0.5  # unit-variance groups, not a flat map
+    xs = keypoints[:, :32]
+    assert (xs[-1] - xs[0]).abs().mean() > 0.05  # the square crossed the frame
 
 
 def test_colour_jitter_stays_in_range_and_varies_per_image() -> None:
