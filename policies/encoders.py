@@ -96,12 +96,14 @@ class ConvImageEncoder(nn.Module):
     from 96x96), a spatial softmax over the last map's channels and a linear head: (N, 3, H, W) in
     [-1, 1] -> (N, feature_dim).
 
-    GroupNorm on the last map only, where it is cheap (12x12) and needed: without it the maps
-    shrank to a near-constant (pixel std 0.008 after 5,000 steps), the softmax went uniform,
-    the keypoints stopped moving with the image and the policy ignored its camera (0/50 on
-    push). The earlier layers have no normalization (GroupNorm there cost 40% of the
-    encoder's time on this CPU). The last convolution has no ReLU, so the softmax sees signed
-    activations. Fewer channels in the first layer, at the largest map,
+    Each channel of the last map is normalized over its pixels (GroupNorm with one channel a
+    group; cheap at 12x12), so every keypoint's softmax has contrast to pick a place from.
+    Without it the maps shrank to a near-constant (pixel std 0.008 after 5,000 steps), the
+    softmax went uniform, the keypoints stopped moving with the image and the policy ignored
+    its camera (0/50 on push); with 8 groups of 4 channels the maps differed between channels
+    but were still flat over pixels. The earlier layers have no normalization (GroupNorm there
+    cost 40% of the encoder's time on this CPU). The last convolution has no ReLU, so the
+    softmax sees signed activations. Fewer channels in the first layer, at the largest map,
     halve its cost; the keypoints come from the last layer's 32 channels."""
 
     input_pool = 2
@@ -116,7 +118,8 @@ class ConvImageEncoder(nn.Module):
         in_channels = 3
         for i, (width, stride) in enumerate(zip(widths, strides, strict=True)):
             layers.append(nn.Conv2d(in_channels, width, 3, stride, 1))
-            layers.append(nn.ReLU() if i < len(widths) - 1 else _group_norm(width))
+            last = i == len(widths) - 1
+            layers.append(nn.GroupNorm(width, width) if last else nn.ReLU())
             in_channels = width
         self.convs = nn.Sequential(*layers)
         self.keypoints = SpatialSoftmax()
