@@ -11,6 +11,8 @@ import torch
 from robot_il.policies.augment import colour_jitter, random_shift
 from robot_il.policies.bc import BCConfig, BCPolicy
 from robot_il.policies.diffusion import DiffusionConfig, DiffusionPolicy
+from robot_il.policies.encoders import CameraEncoder, ConvImageEncoder, pool_frames
+from torch import nn
 
 from robot_il.dataset import Dataset, DatasetWriter, Normalizer
 from robot_il.errors import DatasetError
@@ -51,6 +53,43 @@ def test_random_shift_moves_each_image_by_at_most_pad_pixels() -> None:
     assert (rows - 8).abs().max() <= 3 and (cols - 8).abs().max() <= 3
     assert len({(int(r), int(c)) for r, c in zip(rows, cols, strict=True)}) > 10
     assert torch.equal(random_shift(images, pad=0), images)
+
+
+def test_pool_frames_averages_blocks_like_avg_pool2d() -> None:
+    """The conv encoder's input pooling equals torch's average pool (odd edges dropped), and
+    the camera encoder sees a frame's 2x2 block means: a frame and its block-constant copy
+    give the same features."""
+    frames = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (3, 9, 8, 3), np.uint8))
+    reference = nn.functional.avg_pool2d(frames.permute(0, 3, 1, 2).float(), 2)
+    torch.testing.assert_close(pool_frames(frames, 2), reference.permute(0, 2, 3, 1))
+    assert pool_frames(frames, 3).shape == (3, 3, 2, 3)
+    camera = CameraEncoder("conv", 8, shift=4, jitter=0.1).eval()
+    coarse = torch.from_numpy(np.random.default_rng(1).integers(20, 236, (1, 16, 16, 3), np.uint8))
+    blocky = coarse.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)  # 32x32
+    noisy = blocky.clone()
+    noisy[0, 0, 0] += 10
+    noisy[0, 1, 1] -= 10  # the same 2x2 block sum
+    with torch.no_grad():
+        torch.testing.assert_close(camera(noisy), camera(blocky))
+        assert not torch.allclose(camera(blocky), camera(blocky.flip(1)))
+    assert camera.augment.shift == 2  # 4 camera pixels = 2 pooled pixels
+
+
+def test_conv_keypoints_follow_an_object_across_the_frame() -> None:
+    """A fresh conv encoder's spatial-softmax keypoints move with a bright square: the maps
+    before the softmax have contrast (the encoder without its last GroupNorm had maps so flat
+    that every frame gave the same keypoints, and its policy ignored the camera)."""
+    torch.manual_seed(0)
+    network = ConvImageEncoder(feature_dim=8)
+    frames = torch.full((5, 3, 48, 48), -1.0)
+    for i, col in enumerate(range(4, 44, 8)):
+        frames[i, :, 20:28, col : col + 6] = 1.0
+    with torch.no_grad():
+        maps = network.convs(frames)
+        keypoints = network.keypoints(maps)
+    assert maps.std(dim=(2, 3)).mean() > 0.5  # unit-variance groups, not a flat map
+    xs = keypoints[:, :32]
+    assert (xs[-1] - xs[0]).abs().mean() > 0.05  # the square crossed the frame
 
 
 def test_colour_jitter_stays_in_range_and_varies_per_image() -> None:
