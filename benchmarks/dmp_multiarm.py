@@ -38,6 +38,7 @@ from robot_il.policies.dmp.coupling import CouplingParams
 from robot_il.policies.dmp.cross_episodes import (
     CONTROL_DT,
     EpisodeScores,
+    end_summary,
     expert_library,
     expert_primitives,
     start_joints,
@@ -93,6 +94,7 @@ SCORE_FIELDS = (
     "makespan",
     "min_separation",
     "peak_joint_acceleration",
+    "end_distance",
 )
 
 
@@ -110,7 +112,8 @@ def cma_params() -> CouplingParams:
 
 def coordinator() -> tuple[CoordinatorNet, int]:
     """The trained PPO coordinator's deterministic actor (numpy, as deployed) and its
-    training steps; the actor is also written to ``SHIPPED_NET``."""
+    training steps; the actor is also written to ``SHIPPED_NET``. Rows record the actor's
+    ``digest()``: rows of another net (an older training) are run again."""
     from stable_baselines3 import PPO
 
     from robot_il.train.coordinator import MODEL_FILE, SHIPPED_NET, read_rows
@@ -164,7 +167,8 @@ def run_method(
         chunk = seeds[first : first + size]
         key = (label, int(chunk[0]))
         row = rows.get(key)
-        if row is None or row["scenes"] != len(chunk) or row.get("coordinator_steps") != steps:
+        stale = net is not None and row is not None and row.get("coordinator") != net.digest()
+        if row is None or row["scenes"] != len(chunk) or stale:
             scenes = sample_scenes(kind, chunk)
             if method in LEARNED:
                 shield = SHIELD_CLEARANCE if method == "dmp_rl_shield" else None
@@ -181,13 +185,16 @@ def run_method(
                 "scenes": len(chunk),
                 "params": None if params is None else params.__dict__,
                 "coordinator_steps": steps,
+                "coordinator": None if net is None else net.digest(),
                 "load_avg": os.getloadavg(),
-                **{f: getattr(scores, f).astype(float).tolist() for f in SCORE_FIELDS},
+                **{f: np.asarray(getattr(scores, f), float).tolist() for f in SCORE_FIELDS},
             }
             with ROWS.open("a") as log:
                 log.write(json.dumps(rows[key]) + "\n")
         parts.append(rows[key])
-    columns = {f: np.concatenate([np.asarray(p[f]) for p in parts]) for f in SCORE_FIELDS}
+    # Rows written before ``end_distance`` was measured lack it: then it stays unmeasured.
+    fields = [f for f in SCORE_FIELDS if all(f in p for p in parts)]
+    columns = {f: np.concatenate([np.asarray(p[f]) for p in parts]) for f in fields}
     for flag in ("collision", "success", "deadlock"):
         columns[flag] = columns[flag].astype(bool)
     return EpisodeScores(**columns)
@@ -328,7 +335,10 @@ def physics_episode(env, policy, seed: int) -> dict[str, float]:
     """One seeded episode: success, collision (capsules of the measured joints overlapped at
     some control step), arm-to-arm contact points summed over the control steps, smallest
     separation (m); and the same separation of the commanded joints (the policy's actions:
-    where the two differ, the physical arms did not follow the kinematic path)."""
+    where the two differ, the physical arms did not follow the kinematic path); the farther
+    tool's distance (m) from its goal at the episode's end (the env ends an episode at
+    success, so this shows drift only in episodes that never succeeded; the kinematic rows
+    run every scene to the time limit)."""
     from robot_il.envs.separation import arm_separation
 
     obs, info = env.reset(seed=seed)
@@ -345,6 +355,8 @@ def physics_episode(env, policy, seed: int) -> dict[str, float]:
         separation = min(separation, float(obs["arm_separation"][0]))
         success = success or bool(info.get("is_success", False))
     collided = bool(env.unwrapped.task.collided)
+    tools = np.stack([np.asarray(obs[f"{arm}_eef_pose"][:3]) for arm in cs.ARMS])
+    end = np.linalg.norm(tools - np.asarray(obs["tool_goals"]).reshape(2, 3), axis=-1).max()
     return {
         "seed": seed,
         "success": success and not collided,
@@ -353,6 +365,7 @@ def physics_episode(env, policy, seed: int) -> dict[str, float]:
         "contact_points": contacts,
         "min_separation": separation,
         "commanded_min_separation": float(commanded),
+        "end_distance": float(end),
     }
 
 
@@ -388,13 +401,15 @@ def physics(
         env = make_env("bimanual_cross", backend)
         for method in methods:
             policy = load_policy(checkpoints[method])
+            net = policy.coordinator.digest() if policy.coordinator is not None else None
             rows = []
             for seed in tqdm(range(count), desc=f"{backend} {method}", unit="episode"):
                 key = (backend, method, seed)
-                if key not in done:
+                if key not in done or done[key].get("coordinator") != net:
                     done[key] = {
                         "backend": backend,
                         "method": method,
+                        "coordinator": net,
                         **physics_episode(env, policy, seed),
                         "load_avg": os.getloadavg(),
                     }
@@ -402,6 +417,8 @@ def physics(
                         log.write(json.dumps(done[key]) + "\n")
                 rows.append(done[key])
             collided = np.array([r["collision"] for r in rows])
+            measured = all("end_distance" in r for r in rows)
+            ends = np.array([r["end_distance"] for r in rows]) if measured else None
             kinematic = kinematic_collisions(method, count)
             summary = {
                 "scenes": count,
@@ -416,6 +433,7 @@ def physics(
                     np.mean([not (r["success"] or r["collision"]) for r in rows])
                 ),
                 "min_separation_p5": float(np.percentile([r["min_separation"] for r in rows], 5)),
+                **end_summary(ends),
                 "kinematic_collision_rate": None if kinematic is None else float(kinematic.mean()),
                 "kinematic_disagreements": None
                 if kinematic is None
@@ -511,8 +529,10 @@ SHARED_BIN_METHODS = ("independent", "sequential", "coupled_cma", "dmp_rl", "dmp
 def shared_bin() -> None:
     """``bimanual_shared_bin`` rows (seeds 0..199) into the results' ``shared_bin``; the
     learned methods use the coordinator trained on ``bimanual_cross``, here over the hand-set
-    coupling layer (CMA-ES's 0.32 m repulsion keeps both tools off the one bin: coupled_cma
-    deadlocks in two thirds of the scenes)."""
+    coupling layer on purpose (CMA-ES's 0.32 m repulsion keeps both tools off the one bin:
+    coupled_cma deadlocks in two thirds of the scenes): the one place the net runs over a
+    layer other than its own (a checkpoint of it takes ``export_dmp_rl(...,
+    override_coupling=True)``)."""
     cma = CouplingParams(**json.loads(OUT.read_text())["cma"]["params"])
     for method in SHARED_BIN_METHODS:
         params = cma if method == "coupled_cma" else CouplingParams() if method in LEARNED else None

@@ -23,6 +23,8 @@ import numpy as np
 from robot_il.envs.ur5e.description import GRIPPER, LINK_COLLISION, LINK_NAMES
 from robot_il.envs.ur5e.kinematics import dh_frames
 
+from robot_il.errors import ConfigError
+
 _EPS = 1e-12
 _BOUND_SLACK = 1e-9
 """Metres by which the broad phase's bounds are widened: far above the rounding of a placed
@@ -302,6 +304,11 @@ def closest_capsules(
     centers = 0.5 * np.sqrt(np.einsum("...i,...i->...", between, between))
     lower, upper = centers - capsules.pair_bounding_radii, centers - capsules.pair_radii
     if allowance is not None:
+        if np.shape(allowance) != (n, n):
+            raise ConfigError(
+                f"closest_capsules: allowance has shape {np.shape(allowance)}; one per capsule "
+                f"pair, ({n}, {n}), is needed"
+            )
         lower, upper = lower + allowance, upper + allowance
     limit = upper.reshape(-1, n * n).min(axis=-1)
     # ``not >``: a NaN configuration keeps all its pairs (and its NaN distance).
@@ -317,9 +324,10 @@ def closest_capsules(
     pair = idx_a * n + idx_b
     every = np.full((len(sa), n * n), np.inf)
     every[config, pair] = distance
-    candidate = np.empty((len(sa), n * n), dtype=np.intp)
+    candidate = np.full((len(sa), n * n), -1, dtype=np.intp)  # -1: culled (never the min)
     candidate[config, pair] = np.arange(len(config))
     best = candidate[np.arange(len(sa)), np.argmin(every, axis=-1)]
+    assert (best >= 0).all(), "closest_capsules: a culled pair came out closest"
     return ArmSeparation(
         distance=distance[best].reshape(batch),
         point_a=(pa[best] + along_a[best]).reshape(*batch, 3),

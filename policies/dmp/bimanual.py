@@ -180,7 +180,6 @@ class TwoArmController:
         self._frames_now: np.ndarray | None = None
         """DH frames (2, B, 7, 4, 4) of the current joints where this tick's separation pass
         placed them: the tick's IK starts from the same joints and reuses them."""
-        self._no_coupling = np.zeros((2, batch, 3))
         self._both_joints = np.empty((2, 2, batch, 6))
         """Each arm's joints now and predicted (2, 2, B, 6), placed in one call."""
         self._scenes = np.arange(batch)
@@ -204,7 +203,7 @@ class TwoArmController:
     def tick(self, dt: float) -> None:
         """Advance both arms by ``dt`` s (one control period)."""
         started = self.time >= self.delay.T  # (2, B)
-        coupling = self._no_coupling
+        coupling = None
         if self.method == "independent":
             self.phase_rate = np.ones_like(self.phase_rate)
         elif self.method == "sequential":
@@ -216,9 +215,9 @@ class TwoArmController:
         self.time += dt
         rate = self.phase_rate * started
         positions, orientations = self._position_state, self._orientation_state
-        if coupling is not self._no_coupling:  # (zero stays zero)
-            coupling = coupling * positions.tau[..., None] ** 2
-        self._position_dmp.step(positions, dt, rate, coupling)
+        # None: no coupling term this tick (the arms proven apart), nothing to scale.
+        scaled = 0.0 if coupling is None else coupling * positions.tau[..., None] ** 2
+        self._position_dmp.step(positions, dt, rate, scaled)
         self._orientation_dmp.step(orientations, dt, rate)
         # Tool poses in each arm's base frame, then both arms' IK in one vectorised call.
         targets = (positions.y - self.bases[:, None, :3, 3]) @ self._base_rotation
@@ -294,7 +293,9 @@ class TwoArmController:
             and (separation[1] - REACH * moved_predicted >= distance).all()
         )
 
-    def _coupled(self, dt: float) -> tuple[np.ndarray, np.ndarray]:
+    def _coupled(self, dt: float) -> tuple[np.ndarray | None, np.ndarray]:
+        """This tick's coupling terms (2, B, 3), divided by tau^2 (``tick`` scales them), or
+        None where the arms are proven apart (no term), and the phase rates (2, B)."""
         p = self.params
         # Now and ``lookahead`` s ahead along the nominal velocities.
         predicted_joints = self.joints + p.lookahead * self._nominal_joint_velocities()
@@ -302,7 +303,7 @@ class TwoArmController:
             # What the law below gives there, exactly: no repulsion, no conflict, full speed.
             self.yielder = np.full_like(self.yielder, -1)
             rates = rate_limited(self.phase_rate, 1.0, p.phase_rate_limit, dt)
-            return self._no_coupling, rates
+            return None, rates
         # Both arms' capsules now and predicted, placed in one call; the DH frames of the
         # joints now serve this tick's IK too.
         joints = self._both_joints

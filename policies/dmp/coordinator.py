@@ -91,17 +91,17 @@ class CoordinatedController(TwoArmController):
         self.tick_separation = np.full(batch, np.inf)
         """The separation (m) at the start of the latest tick (measured for the coupling)."""
 
-    def _coupled(self, dt: float) -> tuple[np.ndarray, np.ndarray]:
+    def _coupled(self, dt: float) -> tuple[np.ndarray | None, np.ndarray]:
         """Repulsion and phase law as ``coupled`` (the law stepping its own rates), the
         coordinator's corrections on the law's rates, via-point offsets as coupling."""
         p = self.params
         self.tick_separation = self.separation().distance
         rates, self.phase_rate = self.phase_rate, self.law_rate
-        coupling, self.law_rate = super()._coupled(dt)
-        for k in range(2):
-            state = self.positions[k]
-            fade = state.x[:, None] / state.tau[:, None] ** 2
-            coupling[k] += STIFFNESS * fade * self.via_offsets[k]
+        repulsion, self.law_rate = super()._coupled(dt)
+        positions = self._position_state
+        fade = positions.x[..., None] / positions.tau[..., None] ** 2
+        via = STIFFNESS * fade * self.via_offsets  # (2, B, 3), a new array every tick
+        coupling = via if repulsion is None else repulsion + via
         targets = np.clip(self.law_rate + self.rate_corrections, 0.0, 1.0)
         return coupling, rate_limited(rates, targets, p.phase_rate_limit, dt)
 
@@ -264,15 +264,14 @@ class CoordinatorNet:
     """The trained coordinator's deterministic action in numpy (no torch at deployment): the
     PPO actor's tanh MLP and its linear head, clipped to [-1, 1]. ``weights``/``biases``:
     per layer (out, in) and (out,); ``coupling``: the DMP layer it was trained over (its
-    actions are corrections to that layer's phase law), stored with the weights."""
+    actions are corrections to that layer's phase law, meaningless without it), stored with
+    the weights."""
 
     PREFIX = "coordinator/"
+    RETRAIN = "retrain with `benchmarks/dmp_multiarm.py --train-coordinator STEPS`"
 
     def __init__(
-        self,
-        weights: list[np.ndarray],
-        biases: list[np.ndarray],
-        coupling: CouplingParams | None = None,
+        self, weights: list[np.ndarray], biases: list[np.ndarray], coupling: CouplingParams
     ) -> None:
         if not weights or len(weights) != len(biases):
             raise CheckpointError("coordinator: layers' weights and biases do not match")
@@ -305,13 +304,13 @@ class CoordinatorNet:
                 f"{path}: no coordinator weights (train them with "
                 "`benchmarks/dmp_multiarm.py --train-coordinator STEPS`)"
             )
-        net = cls.from_arrays(load_file(str(path)))
+        net = cls.from_arrays(load_file(str(path)), str(path))
         if net is None:
             raise CheckpointError(f"{path}: no coordinator weights in it")
         return net
 
     @classmethod
-    def from_sb3(cls, model, coupling: CouplingParams | None = None) -> CoordinatorNet:
+    def from_sb3(cls, model, coupling: CouplingParams) -> CoordinatorNet:
         """From a stable-baselines3 PPO ``MlpPolicy`` (tanh hidden layers) trained over the
         DMP layer with ``coupling``."""
         linears = [
@@ -330,23 +329,42 @@ class CoordinatorNet:
             h = np.tanh(h @ w.T + b)
         return np.clip(h @ self.weights[-1].T + self.biases[-1], -1.0, 1.0)
 
+    def digest(self) -> str:
+        """A short hash of the weights (float32, as saved) and coupling: which net made a
+        benchmark row (a fresh training to the same step count is another net)."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        for key, value in sorted(self.to_arrays().items()):
+            kept = value if key.endswith("coupling") else value.astype(np.float32)
+            digest.update(key.encode() + np.ascontiguousarray(kept).tobytes())
+        return digest.hexdigest()[:12]
+
     def to_arrays(self) -> dict[str, np.ndarray]:
         arrays = {}
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             arrays[f"{self.PREFIX}{i}/weight"], arrays[f"{self.PREFIX}{i}/bias"] = w, b
-        if self.coupling is not None:
-            arrays[f"{self.PREFIX}coupling"] = self.coupling.to_vector()
+        arrays[f"{self.PREFIX}coupling"] = self.coupling.to_vector()
         return arrays
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> CoordinatorNet | None:
-        """The net stored in a checkpoint's arrays, None where it holds none."""
+    def from_arrays(
+        cls, arrays: dict[str, np.ndarray], where: str = "checkpoint"
+    ) -> CoordinatorNet | None:
+        """The net stored in a checkpoint's arrays (from ``where``), None where it holds none.
+        A net without its coupling (written before the coordinator became a residual on the
+        phase law, when its actions meant absolute rates) is refused."""
         layers = {k.split("/")[1] for k in arrays if k.startswith(cls.PREFIX)} - {"coupling"}
         if not layers:
             return None
         coupling = arrays.get(f"{cls.PREFIX}coupling")
+        if coupling is None:
+            raise CheckpointError(
+                f"{where}: coordinator without the DMP coupling it was trained over (an older, "
+                f"non-residual format); {cls.RETRAIN}"
+            )
         return cls(
             [np.asarray(arrays[f"{cls.PREFIX}{i}/weight"]) for i in range(len(layers))],
             [np.asarray(arrays[f"{cls.PREFIX}{i}/bias"]) for i in range(len(layers))],
-            None if coupling is None else CouplingParams(*(float(v) for v in coupling)),
+            CouplingParams(*(float(v) for v in coupling)),
         )

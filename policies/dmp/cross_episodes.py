@@ -5,7 +5,9 @@ tracking), and the capsule separation is measured; no physics. Definitions (the 
 the README's, the tests'): *collision*: the capsule separation is below 0 at some tick;
 *success*: both tools within ``GOAL_TOLERANCE`` of their goals before ``TIME_LIMIT`` and no
 collision; *deadlock*: neither; *makespan*: seconds until both tools are within the tolerance
-(the time limit where they never are); *min_separation*: the smallest separation (m).
+(the time limit where they never are); *min_separation*: the smallest separation (m);
+*end_distance*: the farther tool's distance (m) from its goal at the time limit (success
+counts the first arrival; this shows an arm that arrived and then drifted away).
 """
 
 from __future__ import annotations
@@ -114,6 +116,8 @@ class EpisodeScores:
     makespan: np.ndarray
     min_separation: np.ndarray
     peak_joint_acceleration: np.ndarray
+    end_distance: np.ndarray | None = None
+    """(S,) m; None in rows written before it was measured."""
 
     def summary(self) -> dict[str, float]:
         """The benchmark's row: rates, mean makespan (s), 5th-percentile min separation (m)."""
@@ -125,7 +129,19 @@ class EpisodeScores:
             "makespan": float(self.makespan.mean()),
             "min_separation_p5": float(np.percentile(self.min_separation, 5)),
             "peak_joint_acceleration_p99": float(np.percentile(self.peak_joint_acceleration, 99)),
-        }
+        } | end_summary(self.end_distance)
+
+
+def end_summary(end_distance: np.ndarray | None) -> dict[str, float]:
+    """Where the arms are at the time limit, from each scene's ``end_distance`` (S,) m: the
+    share of scenes with both tools within ``GOAL_TOLERANCE`` of their goals, and the largest
+    end distance (m); empty where not measured."""
+    if end_distance is None:
+        return {}
+    return {
+        "at_goal_at_end_rate": float((end_distance <= cs.GOAL_TOLERANCE).mean()),
+        "end_distance_max": float(end_distance.max()),
+    }
 
 
 def run_episodes(
@@ -179,4 +195,8 @@ def run_episodes(
         previous = [previous[1], controller.joints.copy()]
     collision = min_sep < 0.0
     success = done & ~collision
-    return EpisodeScores(collision, success, ~collision & ~success, makespan, min_sep, peak_acc)
+    goals = np.stack([p.goal for p in controller.positions])
+    end = np.linalg.norm(controller.tool_positions() - goals, axis=-1).max(axis=0)
+    return EpisodeScores(
+        collision, success, ~collision & ~success, makespan, min_sep, peak_acc, end
+    )

@@ -65,9 +65,16 @@ def _moving_spans(positions: np.ndarray, gripper: np.ndarray, dt: float) -> list
     return [(a, min(b, len(positions))) for a, b in cut]
 
 
+TIMING_KEYS = ("move_durations",)
+"""Scene keys that set the moves' durations (s): the policy reads them into its DMPs' tau
+(where its spec observes them); they are no retrieval features (seconds beside metres would
+change which demonstration is nearest)."""
+
+
 def scene_keys(dataset: Any) -> list[str]:
     """The dataset's low-dimensional keys that describe a scene: constant through its first
-    episode and not an arm's state or the action (e.g. goals, start delays), sorted."""
+    episode and not an arm's state, the action or a timing key (e.g. goals, start delays),
+    sorted."""
     per_arm = {f"{arm}_{key}" for arm in ARMS for key in PER_ARM_KEYS}
     first = dataset.episode(0)
     return sorted(
@@ -75,6 +82,7 @@ def scene_keys(dataset: Any) -> list[str]:
         for k in dataset.keys
         if k not in per_arm
         and k != "action"
+        and k not in TIMING_KEYS
         and len(dataset.specs[k].shape) == 1
         and np.all(first[k] == first[k][:1])
     )

@@ -171,7 +171,9 @@ class DMPPolicy:
             taus.append(segment.position.tau)
             self.grippers[k] = segment.gripper
         delays = np.asarray(obs.get("start_delays", np.zeros(2)), dtype=np.float64)
-        if "move_durations" in obs:  # the scene's own timing (bimanual_cross), else the demo's
+        # The scene's own timing (bimanual_cross) where the checkpoint was made to observe it;
+        # else the demonstrations' (an older checkpoint acts as it did when it was made).
+        if "move_durations" in obs and "move_durations" in self.spec.get("observation", {}):
             taus = [float(t) for t in np.asarray(obs["move_durations"], dtype=np.float64)]
         self.ticks_done = 0
         scene = (
@@ -260,5 +262,5 @@ class DMPPolicy:
         except (OSError, SafetensorError) as error:
             raise CheckpointError(f"{directory}: unreadable checkpoint file: {error}") from error
         episodes = {k: v for k, v in arrays.items() if k.startswith("episode")}
-        coordinator = CoordinatorNet.from_arrays(arrays)
+        coordinator = CoordinatorNet.from_arrays(arrays, str(directory))
         return cls(config, saved["spec"], library_from_arrays(arrays), episodes, coordinator)

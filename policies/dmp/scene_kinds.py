@@ -107,4 +107,5 @@ def run_scenes(
         scores.makespan,
         scores.min_separation,
         scores.peak_joint_acceleration,
+        scores.end_distance,
     )

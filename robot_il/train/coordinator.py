@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from robot_il.errors import ConfigError
 from robot_il.policies.dmp.coordinator import CoordinatorNet
 from robot_il.policies.dmp.coupling import CouplingParams
 
@@ -157,19 +158,28 @@ def export_dmp_rl(
     out: str | Path,
     params: CouplingParams | None = None,
     shield_clearance: float | None = None,
+    override_coupling: bool = False,
 ) -> Path:
     """A DMP+RL checkpoint: the DMP checkpoint ``dmp_checkpoint`` (its library) with the
     coordinator ``net``, the DMP layer's coupling ``params`` (default: the coupling the net
-    was trained over, else the hand-set one) and the shield's clearance (m, None: no shield)."""
+    was trained over) and the shield's clearance (m, None: no shield). The net's actions are
+    corrections to its own layer's phase law: ``params`` other than that layer are refused
+    unless ``override_coupling`` (deploying it over another layer on purpose)."""
     from robot_il.policies.dmp.library import library_arrays
     from robot_il.policies.dmp.policy import DMPPolicy
 
+    if params is not None and params != net.coupling and not override_coupling:
+        raise ConfigError(
+            f"export_dmp_rl: coupling {dataclasses.asdict(params)} differs from the one the "
+            f"coordinator was trained over {dataclasses.asdict(net.coupling)}; pass "
+            "override_coupling=True to deploy it over another layer"
+        )
     policy = DMPPolicy.load(dmp_checkpoint)
     policy.config = dataclasses.replace(
         policy.config,
         coordinator=True,
         shield_clearance=shield_clearance,
-        coupling=dataclasses.asdict(params or net.coupling or CouplingParams()),
+        coupling=dataclasses.asdict(params or net.coupling),
     )
     policy.coordinator = net
     return policy.save(out, library_arrays(policy.segments) | policy.episodes | net.to_arrays())

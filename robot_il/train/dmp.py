@@ -43,6 +43,7 @@ def train_dmp(
     from robot_il.dataset import Dataset
     from robot_il.policies import DEPLOY_SUBDIR
     from robot_il.policies.dmp.library import (
+        TIMING_KEYS,
         build_library,
         check_two_arms,
         episode_arrays,
@@ -64,7 +65,8 @@ def train_dmp(
     per_arm = [f"{arm}_{k}" for arm in ("left", "right") for k in ("joint_pos", "eef_pose")]
     sequence = "object_pose" in dataset.keys  # a task with an object: replay, adapted
     extra = ["object_pose"] if sequence else []
-    spec = spec_from_dataset(dataset, [*per_arm, *keys, *extra], dataset_path)
+    timing = [k for k in TIMING_KEYS if k in dataset.keys]
+    spec = spec_from_dataset(dataset, [*per_arm, *keys, *timing, *extra], dataset_path)
     if spec.get("action_mode") not in (None, "joint"):
         raise ConfigError(
             f"{dataset_path}: a DMP controller commands joints; data recorded in "

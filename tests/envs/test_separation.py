@@ -172,12 +172,22 @@ def test_gripper_allowance_counts_only_pairs_of_two_gripper_capsules() -> None:
     assert np.all(found >= plain - 1e-12) and np.any(found > plain + 1e-3)
 
 
-def test_broad_phase_keeps_the_closest_pair_of_all_pairs_bit_for_bit() -> None:
+def test_broad_phase_keeps_the_closest_pair_of_all_pairs_bit_for_bit(monkeypatch) -> None:
     """``closest_links`` runs the segment distance only on the pairs its bounding spheres
-    cannot rule out; it must return what the distance over every pair returns, to the bit
-    (the coupled DMP tick and its trajectories depend on it), with and without allowance, and
-    NaN for a NaN configuration."""
+    cannot rule out (far fewer than all: counted by wrapping the real narrow phase); it must
+    return what the distance over every pair returns, to the bit (the coupled DMP tick and
+    its trajectories depend on it), with and without allowance, and NaN for a NaN
+    configuration."""
+    from robot_il.envs import separation
     from robot_il.envs.separation import gripper_allowance, segment_closest_parameters
+
+    narrow_pairs = []
+
+    def counted(pa, qa, pb, qb):
+        narrow_pairs.append(len(pa))
+        return segment_closest_parameters(pa, qa, pb, qb)
+
+    monkeypatch.setattr(separation, "segment_closest_parameters", counted)
 
     rng = np.random.default_rng(5)
     base_b = homogeneous(rot_z(np.pi), np.array([0.8, 0.0, 0.0]))
@@ -201,5 +211,22 @@ def test_broad_phase_keeps_the_closest_pair_of_all_pairs_bit_for_bit() -> None:
         rows, a, b = np.arange(len(q_a)), best // n, best % n
         point_a = sa[rows, a, 0] + s[rows, a, b, None] * (ea[rows, a, 0] - sa[rows, a, 0])
         np.testing.assert_array_equal(found.point_a, point_a)
+        point_b = sb[rows, 0, b] + t[rows, a, b, None] * (eb[rows, 0, b] - sb[rows, 0, b])
+        np.testing.assert_array_equal(found.point_b, point_b)
+        # The broad phase culled: the NaN configuration keeps all its pairs, the rest fewer
+        # than a third of theirs.
+        assert n * n <= narrow_pairs[-1] < n * n + (len(q_a) - 1) * n * n / 3, narrow_pairs
         assert np.isnan(found.distance[7]) and np.isfinite(np.delete(found.distance, 7)).all()
         assert (found.distance < 0).any() and (found.distance > 0.05).any()
+
+
+def test_allowance_of_the_wrong_shape_is_refused() -> None:
+    from robot_il.envs.separation import gripper_allowance
+
+    from robot_il.errors import ConfigError
+
+    q = np.zeros((1, 6))
+    base_b = homogeneous(rot_z(np.pi), np.array([0.8, 0.0, 0.0]))
+    n = len(UR5E_CAPSULES.radius)
+    with pytest.raises(ConfigError, match=rf"allowance has shape \(1, {n}, {n}\).*\({n}, {n}\)"):
+        closest_links(q, None, q, base_b, allowance=gripper_allowance(0.03)[None])

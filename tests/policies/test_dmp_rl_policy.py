@@ -14,7 +14,7 @@ from robot_il.policies.dmp.coordinator_env import coordinator_vec_env
 from robot_il.policies.dmp.coupling import CouplingParams
 from robot_il.policies.dmp.policy import DMPPolicy
 
-from robot_il.errors import CheckpointError
+from robot_il.errors import CheckpointError, ConfigError
 from robot_il.train.coordinator import export_dmp_rl
 
 
@@ -37,7 +37,7 @@ def dmp_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_numpy_actor_equals_the_ppo_deterministic_action(ppo, tmp_path: Path) -> None:
     obs = np.random.default_rng(0).normal(size=(64, OBSERVATION_SIZE)).astype(np.float32)
-    net = CoordinatorNet.from_sb3(ppo)
+    net = CoordinatorNet.from_sb3(ppo, CouplingParams())
     expected = ppo.predict(obs, deterministic=True)[0]
     np.testing.assert_allclose(net(obs), expected, atol=1e-5)
     net.save(tmp_path / "net.safetensors")
@@ -84,10 +84,49 @@ def test_dmp_rl_checkpoint_loads_and_acts_identically(ppo, dmp_checkpoint, tmp_p
     assert not load_policy(dmp_checkpoint).config.coordinator
 
 
+def test_coordinator_without_its_coupling_is_refused(ppo, dmp_checkpoint, tmp_path) -> None:
+    """A coordinator written before it was a residual on the phase law (no stored coupling)
+    would load with the wrong action meaning: refused, as a file and inside a checkpoint."""
+    from safetensors.numpy import load_file, save_file
+
+    net = CoordinatorNet.from_sb3(ppo, CouplingParams())
+    net.save(tmp_path / "net.safetensors")
+    old = {k: v for k, v in load_file(str(tmp_path / "net.safetensors")).items()}
+    del old["coordinator/coupling"]
+    save_file(old, str(tmp_path / "old.safetensors"))
+    retrain = r"old\.safetensors: coordinator without the DMP coupling .* --train-coordinator"
+    with pytest.raises(CheckpointError, match=retrain):
+        CoordinatorNet.load(tmp_path / "old.safetensors")
+    out = export_dmp_rl(dmp_checkpoint, net, tmp_path / "rl")
+    weights = out / "model.safetensors"
+    arrays = {k: v for k, v in load_file(str(weights)).items() if k != "coordinator/coupling"}
+    save_file(arrays, str(weights))
+    with pytest.raises(CheckpointError, match=r"rl: coordinator without .* --train-coordinator"):
+        load_policy(out)
+
+
+def test_export_refuses_another_coupling_unless_overridden(ppo, dmp_checkpoint, tmp_path):
+    """The net's actions correct its own layer's phase law: deploying it over another layer
+    takes the explicit override (as the shared-bin rows do over the hand-set layer)."""
+    trained_over = CouplingParams(repulsion_gain=19.0)
+    net = CoordinatorNet.from_sb3(ppo, trained_over)
+    with pytest.raises(ConfigError, match="differs from the one the coordinator was trained"):
+        export_dmp_rl(dmp_checkpoint, net, tmp_path / "refused", CouplingParams())
+    assert not (tmp_path / "refused").exists()
+    same = export_dmp_rl(dmp_checkpoint, net, tmp_path / "same", CouplingParams(19.0))
+    assert load_policy(same).params == trained_over
+    other = export_dmp_rl(
+        dmp_checkpoint, net, tmp_path / "other", CouplingParams(), override_coupling=True
+    )
+    assert load_policy(other).params == CouplingParams()
+
+
 def test_checkpoint_that_lost_its_coordinator_is_refused(ppo, dmp_checkpoint, tmp_path) -> None:
     from safetensors.numpy import load_file, save_file
 
-    out = export_dmp_rl(dmp_checkpoint, CoordinatorNet.from_sb3(ppo), tmp_path / "rl")
+    out = export_dmp_rl(
+        dmp_checkpoint, CoordinatorNet.from_sb3(ppo, CouplingParams()), tmp_path / "rl"
+    )
     weights = out / "model.safetensors"
     arrays = {k: v for k, v in load_file(str(weights)).items() if not k.startswith("coordinator/")}
     save_file(arrays, str(weights))
@@ -98,7 +137,9 @@ def test_checkpoint_that_lost_its_coordinator_is_refused(ppo, dmp_checkpoint, tm
 def test_deploy_worker_call_starts_a_new_episode_when_the_scene_changes(
     ppo, dmp_checkpoint, tmp_path
 ) -> None:
-    out = export_dmp_rl(dmp_checkpoint, CoordinatorNet.from_sb3(ppo), tmp_path / "rl")
+    out = export_dmp_rl(
+        dmp_checkpoint, CoordinatorNet.from_sb3(ppo, CouplingParams()), tmp_path / "rl"
+    )
     deployed, reference = load_policy(out), load_policy(out)
     env = make_env("bimanual_cross", "mujoco")
     for seed in (5, 6):  # the second scene's goals and delays differ: a new episode
@@ -111,3 +152,25 @@ def test_deploy_worker_call_starts_a_new_episode_when_the_scene_changes(
             np.testing.assert_array_equal(action[0], reference.act(obs))
             obs, *_ = env.step(action[0])
     env.close()
+
+
+def test_move_durations_set_tau_only_where_the_checkpoint_observes_them(dmp_checkpoint):
+    """A checkpoint made to observe ``move_durations`` runs each move in the scene's time; one
+    whose spec does not (made before the key existed) keeps its demonstrations' time, as it
+    did when it was made. The durations (s) are no retrieval feature beside the metres."""
+    policy = load_policy(dmp_checkpoint)
+    assert "move_durations" in policy.spec["observation"]
+    assert "move_durations" not in policy.config.scene_keys
+    env = make_env("bimanual_cross", "mujoco")
+    obs, _ = env.reset(seed=5)
+    env.close()
+    obs = dict(obs, move_durations=np.array([3.1, 2.7], dtype=np.float32))
+    policy.act(obs)
+    np.testing.assert_allclose(policy.controller._position_state.tau[:, 0], [3.1, 2.7], 1e-6)
+    older = load_policy(dmp_checkpoint)
+    del older.spec["observation"]["move_durations"]
+    older.act(obs)
+    demo_taus = [s.position.tau for s in older.segments]
+    taus = older.controller._position_state.tau[:, 0]
+    assert all(np.isclose(demo_taus, tau).any() for tau in taus), (taus, demo_taus)
+    assert not np.isclose(taus, [3.1, 2.7]).any()
