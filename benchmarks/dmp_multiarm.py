@@ -32,7 +32,6 @@ from pathlib import Path
 
 import numpy as np
 from robot_il.envs import cross_scenes as cs
-from robot_il.policies.dmp.bimanual import TwoArmController
 from robot_il.policies.dmp.coordinator import CoordinatorNet, run_coordinated
 from robot_il.policies.dmp.coupling import CouplingParams
 from robot_il.policies.dmp.cross_episodes import (
@@ -41,8 +40,7 @@ from robot_il.policies.dmp.cross_episodes import (
     end_summary,
     expert_library,
     expert_primitives,
-    start_joints,
-    tool_quat,
+    scene_controller,
 )
 from robot_il.policies.dmp.library import library_arrays
 from robot_il.policies.dmp.scene_kinds import run_scenes, sample_scenes
@@ -224,22 +222,10 @@ def tick_timing(ticks: int = 2000, episodes: int = 5) -> dict[str, float]:
     the same ticks (deterministic), so each tick's least CPU time over the episodes
     (``best_of_episodes``) strips most of what other processes add (caches, a shared core)."""
     scenes = cs.sample_scenes([0])
-    bases = np.stack([cs.world_from_base(arm) for arm in cs.ARMS])
     primitives = expert_primitives()
     wall, cpu, measured = [], [], []
     for _ in range(episodes):
-        controller = TwoArmController(
-            primitives,
-            bases,
-            start_joints(scenes),
-            scenes.start,
-            tool_quat(scenes.start_yaw),
-            scenes.goal,
-            tool_quat(scenes.goal_yaw),
-            scenes.duration,
-            np.zeros((1, 2)),
-            "coupled",
-        )
+        controller = scene_controller(scenes, primitives, delay=np.zeros((1, 2)), method="coupled")
         for tick in range(ticks):
             last = controller._measured
             begin, begin_cpu = time.perf_counter_ns(), time.thread_time_ns()

@@ -38,6 +38,7 @@ from robot_il.policies.dmp.coupling import CouplingParams, rate_limited
 from robot_il.policies.dmp.cross_episodes import (
     CONTROL_DT,
     EpisodeScores,
+    scene_controller,
     start_joints,
     tool_quat,
 )
@@ -220,21 +221,10 @@ def coordinated_controller(
     shield_clearance: float | None = None,
 ) -> CoordinatedController:
     """A ``CoordinatedController`` over ``scenes`` with the arms at their starts."""
-    bases = np.stack([cs.world_from_base(arm) for arm in cs.ARMS])
-    return CoordinatedController(
-        primitives,
-        bases,
-        start_joints(scenes),
-        scenes.start,
-        tool_quat(scenes.start_yaw),
-        scenes.goal,
-        tool_quat(scenes.goal_yaw),
-        scenes.duration,
-        scenes.delay.copy(),
-        params=params,
-        goal_tolerance=cs.GOAL_TOLERANCE,
-        shield_clearance=shield_clearance,
-    )
+    return scene_controller(
+        scenes, primitives, delay=scenes.delay.copy(), controller_class=CoordinatedController,
+        params=params, goal_tolerance=cs.GOAL_TOLERANCE, shield_clearance=shield_clearance,
+    )  # fmt: skip
 
 
 def run_coordinated(

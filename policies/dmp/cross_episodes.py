@@ -144,6 +144,33 @@ def end_summary(end_distance: np.ndarray | None) -> dict[str, float]:
     }
 
 
+def scene_controller(
+    scenes: cs.CrossScenes,
+    primitives: tuple[ArmPrimitives, ArmPrimitives] | None = None,
+    *,
+    joints: np.ndarray | None = None,
+    delay: np.ndarray | None = None,
+    controller_class: type[TwoArmController] = TwoArmController,
+    **options: object,
+) -> TwoArmController:
+    """A ``controller_class`` over ``scenes`` with each arm at its start (``joints``, rad,
+    default :func:`start_joints`), the scenes' start and goal poses, durations and ``delay``
+    (s, default the scenes' own), and the expert DMPs unless ``primitives`` are given;
+    ``options``: the controller's own (``method``, ``params``, ``goal_tolerance``, ...)."""
+    return controller_class(
+        primitives or expert_primitives(),
+        np.stack([cs.world_from_base(arm) for arm in cs.ARMS]),
+        start_joints(scenes) if joints is None else joints,
+        scenes.start,
+        tool_quat(scenes.start_yaw),
+        scenes.goal,
+        tool_quat(scenes.goal_yaw),
+        scenes.duration,
+        scenes.delay if delay is None else delay,
+        **options,
+    )
+
+
 def run_episodes(
     scenes: cs.CrossScenes,
     method: str,
@@ -158,23 +185,10 @@ def run_episodes(
     """Run every scene to the time limit under ``method`` and score it. ``controller``: one
     already built for ``scenes`` (e.g. a learned coordinator's), used instead of ``method``;
     ``before_tick(step)`` runs before each tick (where a coordinator decides)."""
-    primitives = primitives or expert_primitives()
-    joints = start_joints(scenes) if joints is None else joints
-    bases = np.stack([cs.world_from_base(arm) for arm in cs.ARMS])
-    controller = controller or TwoArmController(
-        primitives,
-        bases,
-        joints,
-        scenes.start,
-        tool_quat(scenes.start_yaw),
-        scenes.goal,
-        tool_quat(scenes.goal_yaw),
-        scenes.duration,
-        scenes.delay,
-        method,
-        params,
-        cs.GOAL_TOLERANCE,
-    )
+    controller = controller or scene_controller(
+        scenes, primitives, joints=joints, method=method, params=params,
+        goal_tolerance=cs.GOAL_TOLERANCE,
+    )  # fmt: skip
     n = len(scenes)
     min_sep = np.full(n, np.inf)
     makespan = np.full(n, time_limit)

@@ -22,7 +22,7 @@ from robot_il.policies.dmp.cross_episodes import (
     EpisodeScores,
     expert_primitives,
     run_episodes,
-    start_joints,
+    scene_controller,
     tool_quat,
 )
 from robot_il.policies.dmp.primitive import DMP, QuaternionDMP
@@ -76,12 +76,9 @@ def run_scenes(
     within ``PLACE_TOLERANCE`` of its drop point."""
     primitives = scene_primitives(kind)
     if controller is None:
-        bases = np.stack([cs.world_from_base(arm) for arm in cs.ARMS])
-        controller = TwoArmController(
-            primitives, bases, start_joints(scenes), scenes.start, tool_quat(scenes.start_yaw),
-            scenes.goal, tool_quat(scenes.goal_yaw), scenes.duration, scenes.delay, method,
-            params, cs.GOAL_TOLERANCE,
-        )  # fmt: skip
+        controller = scene_controller(
+            scenes, primitives, method=method, params=params, goal_tolerance=cs.GOAL_TOLERANCE
+        )
     closest = np.full((2, len(scenes)), np.inf)
     drops = np.swapaxes(scenes.crossing, 0, 1)  # (2, S, 3)
 

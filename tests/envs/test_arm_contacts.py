@@ -14,20 +14,14 @@ from robot_il.envs import make_env
 from robot_il.envs.backends.base import SceneSpec
 from robot_il.envs.separation import arm_separation
 from robot_il.envs.ur5e.mjcf import arm_contact_bits
-from robot_il.policies.dmp.bimanual import TwoArmController
-from robot_il.policies.dmp.cross_episodes import expert_primitives, start_joints, tool_quat
+from robot_il.policies.dmp.cross_episodes import scene_controller
 
 
 @functools.cache
 def deepest_overlap() -> tuple[np.ndarray, np.ndarray, float]:
     """Both arms' joints where independent DMPs overlap most in scene 0..9's first collision."""
     scenes = cs.sample_scenes(range(10))
-    bases = np.stack([cs.world_from_base(arm) for arm in cs.ARMS])
-    controller = TwoArmController(
-        expert_primitives(), bases, start_joints(scenes), scenes.start,
-        tool_quat(scenes.start_yaw), scenes.goal, tool_quat(scenes.goal_yaw),
-        scenes.duration, scenes.delay, "independent",
-    )  # fmt: skip
+    controller = scene_controller(scenes, method="independent")
     best = (None, None, np.inf)
     for _ in range(300):
         controller.tick(0.02)

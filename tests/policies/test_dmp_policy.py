@@ -65,12 +65,10 @@ def test_policy_on_the_expert_library_commands_the_kinematic_benchmarks_path(che
     what the kinematic controller computes for the same scene: the scene's goals, delays and
     move durations come from the observation (physics compares like with like)."""
     from robot_il.envs import cross_scenes as cs
-    from robot_il.policies.dmp.bimanual import TwoArmController
     from robot_il.policies.dmp.cross_episodes import (
         expert_library,
-        expert_primitives,
+        scene_controller,
         start_joints,
-        tool_quat,
     )
 
     policy = load_policy(checkpoint)
@@ -81,18 +79,7 @@ def test_policy_on_the_expert_library_commands_the_kinematic_benchmarks_path(che
     obs, _ = env.reset(seed=seed)
     scenes = cs.sample_scenes([seed])
     np.testing.assert_allclose(obs["move_durations"], scenes.duration[0], rtol=1e-6)
-    kinematic = TwoArmController(
-        expert_primitives(),
-        np.stack([cs.world_from_base(arm) for arm in cs.ARMS]),
-        start_joints(scenes),
-        scenes.start,
-        tool_quat(scenes.start_yaw),
-        scenes.goal,
-        tool_quat(scenes.goal_yaw),
-        scenes.duration,
-        scenes.delay,
-        "independent",
-    )
+    kinematic = scene_controller(scenes, method="independent")
     ticks = int(round(policy.config.internal_hz / env.unwrapped.control_hz))
     moved = 0.0
     for _ in range(40):  # 2 s: both arms under way

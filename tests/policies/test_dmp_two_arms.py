@@ -12,6 +12,7 @@ from robot_il.policies.dmp.bimanual import TwoArmController
 from robot_il.policies.dmp.cross_episodes import (
     expert_primitives,
     run_episodes,
+    scene_controller,
     start_joints,
     tool_quat,
 )
@@ -42,12 +43,7 @@ def test_phase_rate_falls_to_zero_for_the_yielding_arm_only(meeting_scenes) -> N
     scene = meeting_scenes.select(slice(0, 1))
     scores = run_episodes(scene, "sequential", dt=0.02)
     assert not scores.collision.any() and scores.success.all()
-    primitives = expert_primitives()
-    bases = np.stack([cs.world_from_base(arm) for arm in cs.ARMS])
-    controller = TwoArmController(
-        primitives, bases, start_joints(scene), scene.start, tool_quat(scene.start_yaw),
-        scene.goal, tool_quat(scene.goal_yaw), scene.duration, scene.delay, "coupled",
-    )  # fmt: skip
+    controller = scene_controller(scene, method="coupled")
     rates = []
     for _ in range(300):
         controller.tick(0.02)
