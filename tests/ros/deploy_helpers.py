@@ -27,6 +27,8 @@ UR_JOINTS = [  # written out, not imported: the UR driver's names are the contra
     "wrist_3_joint",
 ]
 """Joint names a UR driver client expects, base to tool."""
+COMMANDS = "forward_position_controller/commands"
+"""The UR driver's joint position command topic (combined layout)."""
 
 
 class Client:
@@ -58,6 +60,14 @@ class Client:
 
         self.node.create_subscription(msg_type, topic, store, depth)
         return received
+
+    def publisher(self, msg_type, topic: str, processes=(), logs=(), depth: int = 10):
+        """A publisher on ``topic`` once a subscriber has connected to it (a message sent
+        before discovery connects is lost; to a lock-step simulator, a lost step)."""
+        publisher = self.node.create_publisher(msg_type, topic, depth)
+        connected = publisher.get_subscription_count
+        wait_for(lambda: connected() > 0, 30, f"a subscriber on {topic}", processes, logs)
+        return publisher
 
     def call(self, srv_type, name: str, timeout: float = 20.0):
         """Call a service and wait for its response."""

@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 import pytest
-from deploy_helpers import UR_JOINTS, Client, node_process, wait_for
+from deploy_helpers import COMMANDS, UR_JOINTS, Client, node_process, wait_for
 
 pytestmark = pytest.mark.ros
 
@@ -120,13 +120,8 @@ def _lock_step_run(context, env, log) -> tuple[float, list[float]]:
         try:
             states = client.record(JointState, "joint_states", depth=5000)
             clock = client.record(Clock, "/clock", depth=5000)
-            commands = client.node.create_publisher(
-                Float64MultiArray, "forward_position_controller/commands", 10
-            )
             wait_for(lambda: states, 60, "first joint state", (sim,), (log,))
-            # A command sent before discovery connects would be lost (and a step would pass).
-            connected = commands.get_subscription_count
-            wait_for(lambda: connected() > 0, 30, "command subscription", (sim,), (log,))
+            commands = client.publisher(Float64MultiArray, COMMANDS, (sim,), (log,))
             start = np.array(states[-1][1].position[:6])
             for step in range(150):
                 # the next command goes once the state of the step before is out (the states

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 import pytest
-from deploy_helpers import Client, node_process, wait_for
+from deploy_helpers import COMMANDS, Client, node_process, wait_for
 
 pytestmark = pytest.mark.ros
 
@@ -40,12 +40,8 @@ def test_a_lock_step_command_moves_the_arm_as_one_env_step(ros_context, ros_env,
         client = Client(ros_context)
         try:
             states = client.record(JointState, "joint_states", depth=5000)
-            commands = client.node.create_publisher(
-                Float64MultiArray, "forward_position_controller/commands", 10
-            )
             wait_for(lambda: states, 60, "first joint state", (sim,), (log,))
-            connected = commands.get_subscription_count
-            wait_for(lambda: connected() > 0, 30, "command subscription", (sim,), (log,))
+            commands = client.publisher(Float64MultiArray, COMMANDS, (sim,), (log,))
             start = np.array(states[-1][1].position[:6])
             gripper = states[-1][1].position[6]
             # fast moves (1.2 rad/s, then a reversal): where the two servo plans differ most

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from deploy_helpers import UR_JOINTS, Client, node_process, wait_for
+from deploy_helpers import COMMANDS, UR_JOINTS, Client, node_process, wait_for
 
 pytestmark = pytest.mark.ros
 
@@ -28,16 +28,12 @@ def test_two_arm_sim_moves_only_the_commanded_arm_and_each_gripper(
         client = Client(ros_context)
         try:
             states = client.record(JointState, "joint_states", depth=2000)
-            commands = client.node.create_publisher(
-                Float64MultiArray, "forward_position_controller/commands", 10
-            )
             grippers = {
                 arm: client.node.create_publisher(Float64, f"{arm}_gripper/command", 10)
                 for arm in ARMS
             }
             wait_for(lambda: len(states) > 50, 60, "joint_states", (sim,), (log,))
-            connected = commands.get_subscription_count
-            wait_for(lambda: connected() > 0, 30, "command subscription", (sim,), (log,))
+            commands = client.publisher(Float64MultiArray, COMMANDS, (sim,), (log,))
 
             # One message, both arms: six UR joints each under the arm's prefix, then grippers.
             names = list(states[-1][1].name)
