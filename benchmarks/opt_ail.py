@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import fcntl
 import itertools
 import json
 import os
@@ -72,15 +73,19 @@ def expert_return(task: str, demos: int) -> float:
 
 
 def append_row(row: dict[str, Any]) -> None:
-    """Add ``row`` to the results file, replacing a row of the same run and step."""
+    """Add ``row`` to the results file, replacing a row of the same run and step.
+
+    Seeds run as parallel processes, so the read-modify-write holds an exclusive lock."""
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"runs": []}
-    key = tuple(row.get(k) for k in RUN_KEY)
-    data["runs"] = [r for r in data["runs"] if tuple(r.get(k) for k in RUN_KEY) != key]
-    data["runs"].append(row)
-    tmp = RESULTS.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, RESULTS)
+    with open(RESULTS.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"runs": []}
+        key = tuple(row.get(k) for k in RUN_KEY)
+        data["runs"] = [r for r in data["runs"] if tuple(r.get(k) for k in RUN_KEY) != key]
+        data["runs"].append(row)
+        tmp = RESULTS.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=1) + "\n")
+        os.replace(tmp, RESULTS)
 
 
 ONLINE_METHODS = ("opt_ail", "iq_learn", "dac")
