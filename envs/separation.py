@@ -186,7 +186,8 @@ def segment_closest_parameters(
     """
     # The three difference vectors d1, d2, r stacked, so that one product gives every dot
     # product between them (as each alone would, to the bit).
-    vectors = np.empty((3, *np.broadcast_shapes(p1.shape, q1.shape, p2.shape, q2.shape)))
+    shapes = {p1.shape, q1.shape, p2.shape, q2.shape}  # one shape: no broadcast_shapes (slow)
+    vectors = np.empty((3, *(shapes.pop() if len(shapes) == 1 else np.broadcast_shapes(*shapes))))
     np.subtract(q1, p1, out=vectors[0])
     np.subtract(q2, p2, out=vectors[1])
     np.subtract(p1, p2, out=vectors[2])

@@ -38,6 +38,7 @@ from robot_il.envs.separation import (
 from robot_il.envs.ur5e.kinematics import (
     dh_frames,
     forward_kinematics,
+    solve_damped,
     tcp_jacobian,
     track_pose,
 )
@@ -93,7 +94,7 @@ _ROT_FIRST, _ROT_SECOND, _ROT_SIGN, _ROT_OFFSET, _ROT_SCALE = _rotation_parts()
 def _quat_batch_to_matrix(quat: np.ndarray) -> np.ndarray:
     """Rotation matrices (..., 3, 3) of unit quaternions ``wxyz`` (..., 4): all sixteen
     products at once, then each entry from two of them (a few array operations, not forty)."""
-    q = quat / np.linalg.norm(quat, axis=-1, keepdims=True)
+    q = quat / vector_norm(quat, keepdims=True)
     products = (q[..., :, None] * q[..., None, :]).reshape(*q.shape[:-1], 16)
     pairs = products[..., _ROT_FIRST] + _ROT_SIGN * products[..., _ROT_SECOND]
     return (_ROT_OFFSET + _ROT_SCALE * pairs).reshape(*q.shape[:-1], 3, 3)
@@ -273,8 +274,7 @@ class TwoArmController:
         twists = np.concatenate([linear @ self._base_rotation, angular @ self._base_rotation], -1)
         jac = self.jacobians
         damped = jac @ np.swapaxes(jac, -1, -2) + NOMINAL_DAMPING
-        solved = np.linalg.solve(damped, twists[..., None])[..., 0]
-        return np.einsum("abji,abj->abi", jac, solved)
+        return np.einsum("abji,abj->abi", jac, solve_damped(damped, twists))
 
     def _apart(self, predicted_joints: np.ndarray, distance: float) -> bool:
         """Whether every scene's arms are at least ``distance`` m apart now and at
