@@ -308,7 +308,8 @@ def tick_timing(
     Objects alive before the timing are frozen out of the garbage collector's reach, as the
     deployed policy's process does once the policy is loaded (``robot_il.deploy.worker``).
     ``baseline``: a git revision whose tick runs in the same process, its episodes
-    alternating with the current code's (same load), timed the same way (``baseline``)."""
+    alternating with the current code's (same load; each goes first every other time),
+    timed the same way (``baseline``)."""
     runs = {"current": (cs, cross_episodes)}
     if baseline is not None:
         names = ("robot_il.envs.cross_scenes", "robot_il.policies.dmp.cross_episodes")
@@ -319,8 +320,9 @@ def tick_timing(
     times = {label: ([], [], []) for label in runs}
     gc.collect()
     gc.freeze()
-    for _ in tqdm(range(episodes), desc="tick timing", unit="episode"):
-        for label, (scenes_of, episodes_of) in runs.items():
+    for episode in tqdm(range(episodes), desc="tick timing", unit="episode"):
+        order = list(runs.items())
+        for label, (scenes_of, episodes_of) in order[:: 1 - 2 * (episode % 2)]:  # who goes first
             controller = episodes_of.scene_controller(
                 scenes_of.sample_scenes([0]), primitives[label], delay=np.zeros((1, 2)),
                 method="coupled",

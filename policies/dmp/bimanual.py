@@ -58,6 +58,8 @@ NOMINAL_DAMPING = 1e-3 * np.eye(6)
 joint speeds for the phase law's prediction."""
 _ARM = np.arange(2)[:, None]
 """Arm index (2, 1), to compare with per-scene arm choices (B,)."""
+_ARM_SIGN = np.array([1.0, -1.0])[:, None, None]
+"""(2, 1, 1): +1 for arm 0, -1 for arm 1 (exact: the coupling terms are +-push to the bit)."""
 ONCOL_SWITCH_DISTANCE = 0.5
 """ONCol-DMP's tool distance (m) below which the follower's phase slows."""
 
@@ -313,9 +315,9 @@ class TwoArmController:
         start, end = arm_capsules(joints, self.bases[:, None, None], dh=frames)
         both = closest_capsules(start[0], end[0], start[1], end[1])
         self._measured = (self.joints.copy(), predicted_joints, both.distance)
-        now, predicted = both.distance  # (B,) each
+        now, predicted = both.distance[0], both.distance[1]  # (B,) each
         push = repulsion(now, both.direction[0], p.repulsion_gain, p.repulsion_range)
-        coupling = np.array([push, -push])
+        coupling = push * _ARM_SIGN  # arm 0 pushed along the direction, arm 1 against it
         conflict = (predicted < p.slow_distance) | (now < p.slow_distance)
         behind = np.where(self.positions[0].x > self.positions[1].x, 0, 1)
         self.yielder = np.where(conflict, np.where(self.yielder < 0, behind, self.yielder), -1)
