@@ -738,7 +738,11 @@ def main() -> None:
                 result["cma"] = cma_row
 
         update_results(record)
-    timing = None if args.skip_timing else tick_timing(args.timing_episodes, args.baseline)
+    timing = (
+        None
+        if args.skip_timing
+        else tick_timing(episodes=args.timing_episodes, baseline=args.baseline)
+    )
     if timing is not None:
         print(timing_line(timing), flush=True)
 
