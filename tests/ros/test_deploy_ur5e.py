@@ -77,9 +77,9 @@ def test_policy_drives_the_rtde_bridge_to_the_target(ros_context, ros_env, tmp_p
             return distance[0] < 0.03
 
         # How long the policy takes depends on the machine's load: a deadline, not a wall-clock
-        # budget. (At load ~20 on 2 cores it has stopped 0.198 m short even after 160 s: the
-        # bridge's joint states then come later than max_observation_age and the policy's
-        # safety filter holds, as it must; the message says how far the tool is.)
+        # budget. (At load ~20 on 2 cores it has stopped 0.198 m short even after 160 s, the
+        # policy's safety filter reporting stale joint states, older than max_observation_age,
+        # several times a second: not a matter of waiting longer.)
         try:
             wait_for(at_target, 40, "the tool point within 3 cm of the target", (launch,), (log,))
         except AssertionError as error:
