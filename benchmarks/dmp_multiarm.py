@@ -23,15 +23,24 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
+import importlib
+import importlib.abc
+import importlib.util
 import json
 import os
 import shutil
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 from robot_il.envs import cross_scenes as cs
+from robot_il.policies.dmp import cross_episodes
 from robot_il.policies.dmp.coordinator import CoordinatorNet, run_coordinated
 from robot_il.policies.dmp.coupling import CouplingParams
 from robot_il.policies.dmp.cross_episodes import (
@@ -39,8 +48,6 @@ from robot_il.policies.dmp.cross_episodes import (
     EpisodeScores,
     end_summary,
     expert_library,
-    expert_primitives,
-    scene_controller,
 )
 from robot_il.policies.dmp.library import library_arrays
 from robot_il.policies.dmp.scene_kinds import run_scenes, sample_scenes
@@ -212,29 +219,61 @@ def tune(generations: int, popsize: int) -> CouplingParams:
     return params
 
 
-def tick_timing(ticks: int = 2000, episodes: int = 5) -> dict[str, float]:
-    """Microseconds per full two-arm control tick (batch of one scene, ``coupled``, 500 Hz),
-    over ``episodes`` runs of ``ticks`` ticks of scene 0 (both arms start at once, so they
-    meet and one yields), the first 100 ticks of each left out (first calls): wall clock, and
-    this thread's CPU time (what the tick costs when it is not preempted by other processes
-    on a shared machine), with the share of ticks over 1 ms CPU and of ticks that measured
-    the separation (the others were proven apart by the distance bound). Every episode runs
-    the same ticks (deterministic), so each tick's least CPU time over the episodes
-    (``best_of_episodes``) strips most of what other processes add (caches, a shared core)."""
-    scenes = cs.sample_scenes([0])
-    primitives = expert_primitives()
+def baseline_modules(revision: str, names: tuple[str, ...]) -> list[ModuleType]:
+    """The modules ``names`` (``robot_il...``) as of git ``revision``, imported beside the
+    current ones in this process (from a ``git archive`` of the package folders), so that the
+    tick of a revision and the current one are timed on the same load, episode by episode.
+    ``sys.modules`` holds the current modules again afterwards; the old ones live on in what
+    they built."""
+    root = Path(__file__).parents[1]
+    folders = {"robot_il": "robot_il", "robot_il.envs": "envs", "robot_il.policies": "policies"}
+    tree = Path(tempfile.mkdtemp(prefix="robot_il_baseline_"))
+    archive = subprocess.run(
+        ["git", "archive", revision, *folders.values()], cwd=root, capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+
+    class OldTree(importlib.abc.MetaPathFinder):
+        def find_spec(self, fullname, path=None, target=None):
+            top = max((p for p in folders if fullname == p or fullname.startswith(p + ".")),
+                      key=len, default=None)  # fmt: skip
+            if top is None:
+                return None
+            place = tree / folders[top] / Path(*fullname[len(top) :].split(".")[1:])
+            init = place / "__init__.py"
+            file = init if init.exists() else place.with_suffix(".py")
+            return importlib.util.spec_from_file_location(fullname, file)
+
+    current = {k: sys.modules.pop(k) for k in list(sys.modules) if k.split(".")[0] == "robot_il"}
+    finder = OldTree()
+    sys.meta_path.insert(0, finder)
+    try:
+        return [importlib.import_module(name) for name in names]
+    finally:
+        sys.meta_path.remove(finder)
+        for name in [k for k in sys.modules if k.split(".")[0] == "robot_il"]:
+            del sys.modules[name]
+        sys.modules.update(current)
+        shutil.rmtree(tree)
+
+
+def _tick_episode(controller, ticks: int) -> tuple[list[float], list[float], list[bool]]:
+    """Wall and CPU microseconds of each tick of ``controller`` at 500 Hz after the first
+    100 (first calls), and whether it measured the separation."""
     wall, cpu, measured = [], [], []
-    for _ in range(episodes):
-        controller = scene_controller(scenes, primitives, delay=np.zeros((1, 2)), method="coupled")
-        for tick in range(ticks):
-            last = controller._measured
-            begin, begin_cpu = time.perf_counter_ns(), time.thread_time_ns()
-            controller.tick(0.002)
-            end_cpu, end = time.thread_time_ns(), time.perf_counter_ns()
-            if tick >= 100:
-                cpu.append((end_cpu - begin_cpu) / 1e3)
-                wall.append((end - begin) / 1e3)
-                measured.append(controller._measured is not last)
+    for tick in range(ticks):
+        last = controller._measured
+        begin, begin_cpu = time.perf_counter_ns(), time.thread_time_ns()
+        controller.tick(0.002)
+        end_cpu, end = time.thread_time_ns(), time.perf_counter_ns()
+        if tick >= 100:
+            cpu.append((end_cpu - begin_cpu) / 1e3)
+            wall.append((end - begin) / 1e3)
+            measured.append(controller._measured is not last)
+    return wall, cpu, measured
+
+
+def _tick_stats(wall: list, cpu: list, measured: list, episodes: int) -> dict[str, float]:
     wall, cpu, measured = np.asarray(wall), np.asarray(cpu), np.asarray(measured)
     best = cpu.reshape(episodes, -1).min(axis=0)
     return {
@@ -251,24 +290,79 @@ def tick_timing(ticks: int = 2000, episodes: int = 5) -> dict[str, float]:
         "best_of_episodes_p99_us": float(np.percentile(best, 99)),
         "best_of_episodes_max_us": float(best.max()),
         "ticks": len(wall),
-        "load_avg": os.getloadavg(),
     }
 
 
+def tick_timing(
+    ticks: int = 2000, episodes: int = 5, baseline: str | None = None
+) -> dict[str, float]:
+    """Microseconds per full two-arm control tick (batch of one scene, ``coupled``, 500 Hz),
+    over ``episodes`` runs of ``ticks`` ticks of scene 0 (both arms start at once, so they
+    meet and one yields), the first 100 ticks of each left out (first calls): wall clock, and
+    this thread's CPU time (what the tick costs when it is not preempted by other processes
+    on a shared machine), with the share of ticks over 1 ms CPU and of ticks that measured
+    the separation (the others were proven apart by the distance bound). Every episode runs
+    the same ticks (deterministic), so each tick's least CPU time over the episodes
+    (``best_of_episodes``) strips most of what other processes add (caches, a shared core).
+
+    Objects alive before the timing are frozen out of the garbage collector's reach, as the
+    deployed policy's process does once the policy is loaded (``robot_il.deploy.worker``).
+    ``baseline``: a git revision whose tick runs in the same process, its episodes
+    alternating with the current code's (same load; each goes first every other time),
+    timed the same way (``baseline``)."""
+    runs = {"current": (cs, cross_episodes)}
+    if baseline is not None:
+        names = ("robot_il.envs.cross_scenes", "robot_il.policies.dmp.cross_episodes")
+        runs["baseline"] = tuple(baseline_modules(baseline, names))
+    primitives = {
+        label: episodes_of.expert_primitives() for label, (_, episodes_of) in runs.items()
+    }
+    times = {label: ([], [], []) for label in runs}
+    gc.collect()
+    gc.freeze()
+    for episode in tqdm(range(episodes), desc="tick timing", unit="episode"):
+        order = list(runs.items())
+        for label, (scenes_of, episodes_of) in order[:: 1 - 2 * (episode % 2)]:  # who goes first
+            controller = episodes_of.scene_controller(
+                scenes_of.sample_scenes([0]), primitives[label], delay=np.zeros((1, 2)),
+                method="coupled",
+            )  # fmt: skip
+            for total, part in zip(times[label], _tick_episode(controller, ticks), strict=True):
+                total.extend(part)
+    timing = {**_tick_stats(*times["current"], episodes), "load_avg": os.getloadavg()}
+    if baseline is not None:
+        timing["baseline"] = {"revision": baseline, **_tick_stats(*times["baseline"], episodes)}
+    return timing
+
+
 def timing_line(timing: dict[str, float]) -> str:
-    """The tick timing in one line (CPU time per tick; goal: p99 <= 1 ms)."""
-    return (
-        f"tick CPU: median {timing['cpu_median_us'] / 1e3:.3f} ms, p99 "
-        f"{timing['cpu_p99_us'] / 1e3:.3f} ms, max {timing['cpu_max_us'] / 1e3:.3f} ms, "
-        f"{100 * timing['cpu_over_1ms']:.2f} % of {timing['ticks']} ticks over 1 ms; ticks that "
-        f"measure the separation ({100 * timing['measured_share']:.0f} %) median "
-        f"{timing['cpu_measured_median_us'] / 1e3:.3f} ms, the others "
-        f"{timing['cpu_skipped_median_us'] / 1e3:.3f} ms; each tick's least over the episodes: "
-        f"median {timing['best_of_episodes_median_us'] / 1e3:.3f} ms, p99 "
-        f"{timing['best_of_episodes_p99_us'] / 1e3:.3f} ms, max "
-        f"{timing['best_of_episodes_max_us'] / 1e3:.3f} ms; load average "
-        f"{', '.join(f'{x:.1f}' for x in timing['load_avg'])}"
-    )
+    """The tick timing in one line (CPU time per tick; goal: p99 <= 1 ms), and the
+    baseline's where it ran."""
+    lines = []
+    for label, row in (("tick", timing), ("baseline", timing.get("baseline"))):
+        if row is None:
+            continue
+        name = label if label == "tick" else f"baseline {row['revision']}"
+        lines.append(
+            f"{name} CPU: median {row['cpu_median_us'] / 1e3:.3f} ms, p99 "
+            f"{row['cpu_p99_us'] / 1e3:.3f} ms, max {row['cpu_max_us'] / 1e3:.3f} ms, "
+            f"{100 * row['cpu_over_1ms']:.2f} % of {row['ticks']} ticks over 1 ms; ticks that "
+            f"measure the separation ({100 * row['measured_share']:.0f} %) median "
+            f"{row['cpu_measured_median_us'] / 1e3:.3f} ms, the others "
+            f"{row['cpu_skipped_median_us'] / 1e3:.3f} ms; each tick's least over the "
+            f"episodes: median {row['best_of_episodes_median_us'] / 1e3:.3f} ms, p99 "
+            f"{row['best_of_episodes_p99_us'] / 1e3:.3f} ms, max "
+            f"{row['best_of_episodes_max_us'] / 1e3:.3f} ms"
+        )
+    if "baseline" in timing:
+        base = timing["baseline"]
+        ratios = ", ".join(
+            f"{key.removesuffix('_us')} {timing[key] / base[key]:.2f}"
+            for key in ("cpu_median_us", "cpu_p99_us", "best_of_episodes_p99_us")
+        )
+        lines.append(f"current / baseline: {ratios}")
+    load = ", ".join(f"{x:.1f}" for x in timing["load_avg"])
+    return "\n".join(lines) + f"\nload average {load}"
 
 
 PHYSICS_SCENES = {"mujoco": 100, "pybullet": 50}
@@ -549,6 +643,12 @@ def main() -> None:
     parser.add_argument("--plot-only", action="store_true", help="plot the results JSON")
     parser.add_argument("--timing-only", action="store_true", help="time the tick, keep rows")
     parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also time the tick of git revision REV, episodes alternating with the current",
+    )
+    parser.add_argument("--timing-episodes", type=int, default=5)
+    parser.add_argument(
         "--physics",
         action="store_true",
         help="run the physics methods on 100 (MuJoCo) and 50 (PyBullet) scenes: the kinematic "
@@ -596,7 +696,7 @@ def main() -> None:
         print(plot(json.loads(OUT.read_text())))
         return
     if args.timing_only:
-        timing = tick_timing()
+        timing = tick_timing(episodes=args.timing_episodes, baseline=args.baseline)
         print(timing_line(timing), flush=True)
         update_results(lambda result: result.update(tick_us=timing))
         return
@@ -638,7 +738,11 @@ def main() -> None:
                 result["cma"] = cma_row
 
         update_results(record)
-    timing = None if args.skip_timing else tick_timing()
+    timing = (
+        None
+        if args.skip_timing
+        else tick_timing(episodes=args.timing_episodes, baseline=args.baseline)
+    )
     if timing is not None:
         print(timing_line(timing), flush=True)
 

@@ -186,16 +186,18 @@ def segment_closest_parameters(
     """
     # The three difference vectors d1, d2, r stacked, so that one product gives every dot
     # product between them (as each alone would, to the bit).
-    vectors = np.empty((3, *np.broadcast_shapes(p1.shape, q1.shape, p2.shape, q2.shape)))
+    shapes = {p1.shape, q1.shape, p2.shape, q2.shape}  # one shape: no broadcast_shapes (slow)
+    vectors = np.empty((3, *(shapes.pop() if len(shapes) == 1 else np.broadcast_shapes(*shapes))))
     np.subtract(q1, p1, out=vectors[0])
     np.subtract(q2, p2, out=vectors[1])
     np.subtract(p1, p2, out=vectors[2])
     dots = np.einsum("a...i,b...i->ab...", vectors, vectors)
     a, e, b, c, f = dots[0, 0], dots[1, 1], dots[0, 1], dots[0, 2], dots[1, 2]
-    point_a, point_b = a <= _EPS, e <= _EPS  # zero-length segments
-    # Without them (two arms' capsules) the guards below select nothing: skipped, as each
-    # array operation costs a microsecond on a control tick's few pairs.
-    points = bool(point_a.any() or point_b.any())
+    # Zero-length segments: without them (two arms' capsules) the guards below select
+    # nothing: skipped, as each array operation costs a microsecond on a control tick's few
+    # pairs (``fmin``: a NaN length beside a zero one still counts as a zero one).
+    points = bool((np.fmin(a, e) <= _EPS).any())
+    point_a, point_b = (a <= _EPS, e <= _EPS) if points else (None, None)
     safe_a = np.where(a > _EPS, a, 1.0) if points else a
     safe_e = np.where(e > _EPS, e, 1.0) if points else e
     denom = a * e - b * b

@@ -10,6 +10,7 @@ the 2*pi-equivalent angles nearest the seed inside the joint limits, and picks t
 from __future__ import annotations
 
 import numpy as np
+from numpy.linalg import _umath_linalg
 from robot_il.envs.ur5e.description import DH_A, DH_ALPHA, DH_D, JOINT_POS_LIMITS, TCP_OFFSET
 
 _COS_ALPHA = np.cos(DH_ALPHA)
@@ -131,6 +132,15 @@ def tcp_jacobian(
     return tcp, jacobian
 
 
+def solve_damped(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
+    """x (..., n) with ``matrix @ x = vector`` for damped Gram matrices ``J J^T + lambda I``
+    (..., n, n), lambda > 0: positive definite, so never singular. The LAPACK solver that
+    ``np.linalg.solve`` calls, called directly: the same result to the bit without the checks
+    and floating-point error-state switching that cost three times the 6 x 6 solve itself on
+    a control tick (the singular-matrix error they exist for cannot arise here)."""
+    return _umath_linalg.solve1(matrix, vector, signature="dd->d")
+
+
 _VEE_ROW, _VEE_COL = np.array([2, 0, 1]), np.array([1, 2, 0])
 """The vee of a 3 x 3 matrix's skew part: (r[2, 1] - r[1, 2], r[0, 2] - r[2, 0], r[1, 0] -
 r[0, 1]) / 2."""
@@ -162,5 +172,5 @@ def track_pose(
         skew = 0.5 * (r[..., _VEE_ROW, _VEE_COL] - r[..., _VEE_COL, _VEE_ROW])
         error = np.concatenate([target_position - tcp[..., :3, 3], skew], -1)
         jjt = jac @ np.swapaxes(jac, -1, -2) + damping * _EYE6
-        q += np.einsum("...ji,...j->...i", jac, np.linalg.solve(jjt, error[..., None])[..., 0])
+        q += np.einsum("...ji,...j->...i", jac, solve_damped(jjt, error))
     return q, jac

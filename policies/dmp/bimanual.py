@@ -38,6 +38,7 @@ from robot_il.envs.separation import (
 from robot_il.envs.ur5e.kinematics import (
     dh_frames,
     forward_kinematics,
+    solve_damped,
     tcp_jacobian,
     track_pose,
 )
@@ -57,6 +58,8 @@ NOMINAL_DAMPING = 1e-3 * np.eye(6)
 joint speeds for the phase law's prediction."""
 _ARM = np.arange(2)[:, None]
 """Arm index (2, 1), to compare with per-scene arm choices (B,)."""
+_ARM_SIGN = np.array([1.0, -1.0])[:, None, None]
+"""(2, 1, 1): +1 for arm 0, -1 for arm 1 (exact: the coupling terms are +-push to the bit)."""
 ONCOL_SWITCH_DISTANCE = 0.5
 """ONCol-DMP's tool distance (m) below which the follower's phase slows."""
 
@@ -93,7 +96,7 @@ _ROT_FIRST, _ROT_SECOND, _ROT_SIGN, _ROT_OFFSET, _ROT_SCALE = _rotation_parts()
 def _quat_batch_to_matrix(quat: np.ndarray) -> np.ndarray:
     """Rotation matrices (..., 3, 3) of unit quaternions ``wxyz`` (..., 4): all sixteen
     products at once, then each entry from two of them (a few array operations, not forty)."""
-    q = quat / np.linalg.norm(quat, axis=-1, keepdims=True)
+    q = quat / vector_norm(quat, keepdims=True)
     products = (q[..., :, None] * q[..., None, :]).reshape(*q.shape[:-1], 16)
     pairs = products[..., _ROT_FIRST] + _ROT_SIGN * products[..., _ROT_SECOND]
     return (_ROT_OFFSET + _ROT_SCALE * pairs).reshape(*q.shape[:-1], 3, 3)
@@ -273,8 +276,7 @@ class TwoArmController:
         twists = np.concatenate([linear @ self._base_rotation, angular @ self._base_rotation], -1)
         jac = self.jacobians
         damped = jac @ np.swapaxes(jac, -1, -2) + NOMINAL_DAMPING
-        solved = np.linalg.solve(damped, twists[..., None])[..., 0]
-        return np.einsum("abji,abj->abi", jac, solved)
+        return np.einsum("abji,abj->abi", jac, solve_damped(damped, twists))
 
     def _apart(self, predicted_joints: np.ndarray, distance: float) -> bool:
         """Whether every scene's arms are at least ``distance`` m apart now and at
@@ -313,9 +315,9 @@ class TwoArmController:
         start, end = arm_capsules(joints, self.bases[:, None, None], dh=frames)
         both = closest_capsules(start[0], end[0], start[1], end[1])
         self._measured = (self.joints.copy(), predicted_joints, both.distance)
-        now, predicted = both.distance  # (B,) each
+        now, predicted = both.distance[0], both.distance[1]  # (B,) each
         push = repulsion(now, both.direction[0], p.repulsion_gain, p.repulsion_range)
-        coupling = np.array([push, -push])
+        coupling = push * _ARM_SIGN  # arm 0 pushed along the direction, arm 1 against it
         conflict = (predicted < p.slow_distance) | (now < p.slow_distance)
         behind = np.where(self.positions[0].x > self.positions[1].x, 0, 1)
         self.yielder = np.where(conflict, np.where(self.yielder < 0, behind, self.yielder), -1)

@@ -83,9 +83,13 @@ def _serve(connection: Any, directory: str, torch_threads: int, nice: int) -> No
         import torch
 
         from robot_il.policies import load_policy
+        from robot_il.ros.node_main import freeze_startup_objects
 
         torch.set_num_threads(max(1, torch_threads))
         policy = load_policy(directory)
+        # As the deploy node's own start-up: no full garbage collection (100-300 ms with
+        # torch imported) stalls a prediction; a DMP policy's control ticks run in here.
+        freeze_startup_objects()
         connection.send(("ready", None))
     except Exception as error:  # noqa: BLE001 (reported to the parent as one line)
         connection.send(("error", f"{type(error).__name__}: {error}"))

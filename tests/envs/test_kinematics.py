@@ -184,3 +184,20 @@ def test_tcp_jacobian_matches_finite_differences_and_track_pose_converges():
     shared = track_pose(batch, targets[..., :3, 3], targets[..., :3, :3], frames=frames)
     for a, b in zip(plain, shared, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_damped_solve_is_numpys_solve_to_the_bit():
+    """The tick's 6 x 6 damped least squares skip ``np.linalg.solve``'s checks: same LAPACK
+    result, bit for bit, on random Jacobians (singular ones included: the damping keeps the
+    Gram matrix positive definite)."""
+    from robot_il.envs.ur5e.kinematics import solve_damped, tcp_jacobian
+
+    rng = np.random.default_rng(5)
+    q = rng.uniform(-np.pi, np.pi, size=(2, 40, 6))
+    q[0, 0] = 0.0  # a singular arm (elbow stretched, wrist aligned)
+    jacobian = tcp_jacobian(q)[1]
+    gram = jacobian @ np.swapaxes(jacobian, -1, -2) + 1e-3 * np.eye(6)
+    twist = rng.normal(size=(2, 40, 6))
+    expected = np.linalg.solve(gram, twist[..., None])[..., 0]
+    np.testing.assert_array_equal(solve_damped(gram, twist), expected)
+    assert np.linalg.matrix_rank(jacobian[0, 0]) < 6 and np.all(np.isfinite(expected))

@@ -230,3 +230,22 @@ def test_allowance_of_the_wrong_shape_is_refused() -> None:
     n = len(UR5E_CAPSULES.radius)
     with pytest.raises(ConfigError, match=rf"allowance has shape \(1, {n}, {n}\).*\({n}, {n}\)"):
         closest_links(q, None, q, base_b, allowance=gripper_allowance(0.03)[None])
+
+
+def test_degenerate_segments_are_guarded_whatever_else_is_in_the_batch() -> None:
+    """The zero-length guards run for a whole batch when any pair needs them (a NaN segment
+    beside a zero-length one included); each pair's parameters are those it gets alone."""
+    from robot_il.envs.separation import segment_closest_parameters
+
+    rng = np.random.default_rng(3)
+    p1, q1, p2, q2 = rng.normal(size=(4, 6, 3))
+    q1[1] = p1[1]  # segment a of pair 1 is a point
+    q2[2] = p2[2]  # segment b of pair 2 is a point
+    p1[3] = np.nan  # pair 3: a NaN segment against a point
+    q2[3] = p2[3]
+    s, t = segment_closest_parameters(p1, q1, p2, q2)
+    for k in range(6):
+        one = slice(k, k + 1)
+        alone = segment_closest_parameters(p1[one], q1[one], p2[one], q2[one])
+        np.testing.assert_array_equal((s[k], t[k]), (alone[0][0], alone[1][0]))
+    assert s[1] == 0.0 and t[2] == 0.0 and t[3] == 0.0  # points sit at parameter 0

@@ -31,6 +31,23 @@ COMMANDS = "forward_position_controller/commands"
 """The UR driver's joint position command topic (combined layout)."""
 
 
+class Received(tuple):
+    """One recorded message, ``(t, msg)``: ``t`` the monotonic time (s) the client received
+    it; ``sent`` the DDS source timestamp of its publication (s, the system clock, as
+    ``time.time()``; every process of a test shares it).
+
+    Within one topic messages arrive in the order they were published, but across topics
+    (and publishers) a loaded machine delivers a backlog of one after a newer message of
+    another: order across topics by ``sent``, never by ``t``."""
+
+    sent: float
+
+    def __new__(cls, t: float, msg: object, sent: float) -> Received:
+        item = super().__new__(cls, (t, msg))
+        item.sent = sent
+        return item
+
+
 class Client:
     """An rclpy node spun on a background thread, recording what it subscribes to."""
 
@@ -50,13 +67,14 @@ class Client:
         while self._running:
             self.executor.spin_once(timeout_sec=0.01)
 
-    def record(self, msg_type, topic: str, depth: int = 1000) -> list[tuple[float, object]]:
-        """Subscribe to ``topic``; the list receives (monotonic receipt time, msg)."""
-        received: list[tuple[float, object]] = []
+    def record(self, msg_type, topic: str, depth: int = 1000) -> list[Received]:
+        """Subscribe to ``topic``; the list receives each message as a :class:`Received`
+        (monotonic receipt time, msg; with its publication time ``sent``)."""
+        received: list[Received] = []
 
-        def store(msg) -> None:
+        def store(msg, info: dict) -> None:  # two parameters: rclpy passes the message info
             with self.lock:
-                received.append((time.monotonic(), msg))
+                received.append(Received(time.monotonic(), msg, info["source_timestamp"] * 1e-9))
 
         self.node.create_subscription(msg_type, topic, store, depth)
         return received

@@ -64,14 +64,26 @@ def test_policy_drives_the_rtde_bridge_to_the_target(ros_context, ros_env, tmp_p
         target = obs["target_pos"].astype(float)
         message = PointStamped()
         message.point.x, message.point.y, message.point.z = target.tolist()
-        deadline = time.monotonic() + 40
-        distance = np.linalg.norm(start - target)
-        while time.monotonic() < deadline and distance > 0.03:
-            assert launch.poll() is None, log.read_text()[-3000:]
-            perception.publish(message)
-            time.sleep(0.1)
-            distance = np.linalg.norm(arm.tcp_pose(np.array(states[-1][1].position))[:3] - target)
-        assert distance < 0.03, f"tool point still {distance:.3f} m from the target"
+        assert np.linalg.norm(start - target) > 0.1  # the policy has a way to go
+        published, distance = [-1.0], [np.inf]
+
+        def at_target() -> bool:
+            """The target keeps coming at the perception's 10 Hz; the tool within 3 cm?"""
+            if time.monotonic() - published[0] >= 0.1:
+                perception.publish(message)
+                published[0] = time.monotonic()
+            tool = arm.tcp_pose(np.array(states[-1][1].position))[:3]
+            distance[0] = float(np.linalg.norm(tool - target))
+            return distance[0] < 0.03
+
+        # How long the policy takes depends on the machine's load: a deadline, not a wall-clock
+        # budget. (At load ~20 on 2 cores it has stopped 0.198 m short even after 160 s, the
+        # policy's safety filter reporting stale joint states, older than max_observation_age,
+        # several times a second: not a matter of waiting longer.)
+        try:
+            wait_for(at_target, 40, "the tool point within 3 cm of the target", (launch,), (log,))
+        except AssertionError as error:
+            raise AssertionError(f"tool point still {distance[0]:.3f} m away: {error}") from None
     finally:
         client.close()
         launch.send_signal(signal.SIGINT)
