@@ -163,7 +163,8 @@ def bench_cells(work: Path, grid: argparse.Namespace) -> None:
                             partial_cell(work, key, grid.cameras, steps)
                             continue
                         cell = run_cell(work, task, backend, policy_type, observation, count,
-                                        steps, settings, max(counts), grid.cameras,
+                                        steps, settings, grid.recording or max(counts),
+                                        grid.cameras,
                                         tuple(goals))  # fmt: skip
                         save_cell(cell)
                         print(
@@ -403,6 +404,13 @@ def main() -> None:
     grid.add_argument("--observations", nargs="+", default=["image"], help="image and/or state")
     grid.add_argument("--cameras", nargs="+", default=list(CAMERAS), help="image cells' cameras")
     grid.add_argument("--counts", nargs="+", type=int, default=[200], help="demonstrations")
+    grid.add_argument(
+        "--recording",
+        type=int,
+        default=None,
+        help="demonstrations recorded (default: the largest count); cells train on the first "
+        "--counts of them",
+    )
     grid.add_argument(
         "--goal-keys",
         nargs="+",
