@@ -12,6 +12,10 @@ Parts, each behind a flag:
   grid runs in parts and resumes after a kill.
 - ``--plot``: success against demonstrations from ``vision.json`` into
   ``benchmarks/results/vision.png``.
+- ``--probe CHECKPOINT``: how well an image BC checkpoint's features (keypoints, camera
+  features, last hidden layer; proprioception for comparison) locate the cube and the push
+  target, by linear and MLP probes scored on held-out demonstrations, into
+  ``benchmarks/results/vision_probe.json``.
 
 Image cells observe the ``--cameras`` (default ``front``, 96x96; the tasks have ``front``,
 ``top`` and ``side``, no wrist camera), ``joint_pos``, ``gripper`` and ``eef_pose`` (no object
