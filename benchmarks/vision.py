@@ -132,9 +132,13 @@ def evaluated(
     cameras: tuple[str, ...], count: int, steps: int, settings: tuple[str, ...], start: float,
     train_s: float | None, load_before: float,
 ) -> dict:  # fmt: skip
-    """The row of ``checkpoint`` evaluated on 50 seeded episodes."""
+    """The row of ``checkpoint`` evaluated on 50 seeded episodes; image rows name the target
+    marker's radius their frames showed (cells without it saw the first one, 0.015 m)."""
+    from robot_il.envs.ur5e.scene_geometry import MARKER_RADIUS
+
     result = evaluate_checkpoint(checkpoint, EPISODES)
-    return {
+    marker = {"target_marker_m": MARKER_RADIUS} if cameras else {}
+    return {**marker,
         "task": task, "backend": backend, "policy": policy_type, "observation": observation,
         "cameras": list(cameras), "demos": count, "steps": steps,
         "success_rate": result.success_rate, "episodes": result.episodes,
@@ -209,10 +213,11 @@ def partial_cell(work: Path, key: tuple, cameras: list[str], schedule_steps: int
 
 
 def _seen(cell: dict) -> str:
-    """`` (front)`` for a cell that saw camera ``front`` (`` (front + target_pos)`` with a
-    goal key), nothing for a state cell."""
+    """`` (front, 1.5 cm target)`` for a cell that saw camera ``front`` and the first target
+    marker (`` (front + target_pos, ...)`` with a goal key), nothing for a state cell."""
     seen = " + ".join(["+".join(cell["cameras"]), *cell.get("goal_keys", [])])
-    return f" ({seen})" if cell["cameras"] else ""
+    marker = 100 * cell.get("target_marker_m", 0.015)
+    return f" ({seen}, {marker:g} cm target)" if cell["cameras"] else ""
 
 
 def _key(cell: dict) -> tuple:
