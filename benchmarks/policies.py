@@ -34,6 +34,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np
 import torch
+from robot_il.envs.ur5e.scene_geometry import MARKER_RADIUS
 from robot_il.policies import load_policy
 
 from robot_il.dataset import DatasetWriter
@@ -67,7 +68,7 @@ def demos(
     the largest recording."""
     name = f"{task}_{backend}_{episodes}_eef_hold{HOLD_STEPS[task]}_noise{ACTION_NOISE}"
     if cameras:
-        name += "_rgb_" + "_".join(cameras)
+        name += "_rgb_" + "_".join(cameras) + f"_marker{MARKER_RADIUS}"  # frames show it
     path = work / "demos" / name / "env.zarr"
     if not path.exists():
         record_expert_demos(

@@ -12,6 +12,10 @@ Parts, each behind a flag:
   grid runs in parts and resumes after a kill.
 - ``--plot``: success against demonstrations from ``vision.json`` into
   ``benchmarks/results/vision.png``.
+- ``--probe CHECKPOINT``: how well an image BC checkpoint's features (keypoints, camera
+  features, last hidden layer; proprioception for comparison) locate the cube and the push
+  target, by linear and MLP probes scored on held-out demonstrations, into
+  ``benchmarks/results/vision_probe.json``.
 
 Image cells observe the ``--cameras`` (default ``front``, 96x96; the tasks have ``front``,
 ``top`` and ``side``, no wrist camera), ``joint_pos``, ``gripper`` and ``eef_pose`` (no object
@@ -92,12 +96,14 @@ def save_cell(cell: dict) -> None:
 def run_cell(
     work: Path, task: str, backend: str, policy_type: str, observation: str, count: int,
     steps: int, settings: tuple[str, ...], recording: int, grid_cameras: list[str],
+    goal_keys: tuple[str, ...] = (),
 ) -> dict:  # fmt: skip
     """Train on the first ``count`` of ``recording`` demonstrations, evaluate 50 episodes."""
     cameras = tuple(grid_cameras) if observation == "image" else ()
     dataset = demos(work, task, backend, recording, cameras=cameras)
     obs_keys = [f"rgb_{c}" for c in cameras] + list(PROPRIOCEPTION) if cameras else []
-    out = run_dir(work, task, backend, policy_type, observation, cameras, count, steps)
+    obs_keys += list(goal_keys) if cameras else []
+    out = run_dir(work, task, backend, policy_type, observation, cameras, count, steps, goal_keys)
     load_before = os.getloadavg()[0]
     start = time.perf_counter()
     config = load_config(policy_type, None, [
@@ -107,16 +113,17 @@ def run_cell(
     ])  # fmt: skip
     checkpoint = train(config).checkpoint  # resumes a killed run of this cell
     train_s = time.perf_counter() - start
-    return evaluated(checkpoint, task, backend, policy_type, observation, cameras, count, steps,
+    cell = evaluated(checkpoint, task, backend, policy_type, observation, cameras, count, steps,
                      settings, start, train_s, load_before)  # fmt: skip
+    return {**cell, "goal_keys": list(goal_keys)} if goal_keys else cell
 
 
 def run_dir(
     work: Path, task: str, backend: str, policy_type: str, observation: str,
-    cameras: tuple[str, ...], count: int, steps: int,
+    cameras: tuple[str, ...], count: int, steps: int, goal_keys: tuple[str, ...] = (),
 ) -> Path:  # fmt: skip
-    """Where a cell trains; image cells of different cameras train apart."""
-    seen = "_".join(["rgb", *cameras]) if cameras else observation
+    """Where a cell trains; image cells of different cameras or goal keys train apart."""
+    seen = "_".join(["rgb", *cameras, *goal_keys]) if cameras else observation
     return work / "runs" / f"{task}_{backend}_{policy_type}_{seen}_{count}_{steps}"
 
 
@@ -125,9 +132,13 @@ def evaluated(
     cameras: tuple[str, ...], count: int, steps: int, settings: tuple[str, ...], start: float,
     train_s: float | None, load_before: float,
 ) -> dict:  # fmt: skip
-    """The row of ``checkpoint`` evaluated on 50 seeded episodes."""
+    """The row of ``checkpoint`` evaluated on 50 seeded episodes; image rows name the target
+    marker's radius their frames showed (cells without it saw the first one, 0.015 m)."""
+    from robot_il.envs.ur5e.scene_geometry import MARKER_RADIUS
+
     result = evaluate_checkpoint(checkpoint, EPISODES)
-    return {
+    marker = {"target_marker_m": MARKER_RADIUS} if cameras else {}
+    return {**marker,
         "task": task, "backend": backend, "policy": policy_type, "observation": observation,
         "cameras": list(cameras), "demos": count, "steps": steps,
         "success_rate": result.success_rate, "episodes": result.episodes,
@@ -150,8 +161,9 @@ def bench_cells(work: Path, grid: argparse.Namespace) -> None:
                     settings = (*settings, *grid.extra)
                     for count in counts:
                         cameras = grid.cameras if observation == "image" else []
+                        goals = grid.goal_keys if observation == "image" else []
                         key = (task, backend, policy_type, observation, cameras, count, steps,
-                               list(settings))  # fmt: skip
+                               list(settings), goals)  # fmt: skip
                         if any(_key(cell) == key for cell in load_cells()):
                             print(f"kept: {key}")
                             continue
@@ -159,7 +171,9 @@ def bench_cells(work: Path, grid: argparse.Namespace) -> None:
                             partial_cell(work, key, grid.cameras, steps)
                             continue
                         cell = run_cell(work, task, backend, policy_type, observation, count,
-                                        steps, settings, max(counts), grid.cameras)  # fmt: skip
+                                        steps, settings, grid.recording or max(counts),
+                                        grid.cameras,
+                                        tuple(goals))  # fmt: skip
                         save_cell(cell)
                         print(
                             f"{task} {backend} {policy_type} {observation} {count} demos "
@@ -173,16 +187,17 @@ def partial_cell(work: Path, key: tuple, cameras: list[str], schedule_steps: int
     """Evaluate the latest saved checkpoint of an unfinished cell (its run still training, or
     stopped for lack of time) and record it with the steps it had and ``schedule_steps`` (the
     length of its learning-rate schedule), marked ``partial``."""
-    task, backend, policy_type, observation, _, count, _, settings = key
+    task, backend, policy_type, observation, _, count, _, settings, goals = key
     used = tuple(cameras) if observation == "image" else ()
-    out = run_dir(work, task, backend, policy_type, observation, used, count, schedule_steps)
+    out = run_dir(work, task, backend, policy_type, observation, used, count, schedule_steps,
+                  tuple(goals))  # fmt: skip
     saved = sorted((out / "checkpoints").glob("step_???????"))
     if not saved:
         print(f"no checkpoint yet: {out}")
         return
     steps = int(saved[-1].name.removeprefix("step_"))
     if any(
-        _key(c) == key[:6] + (steps, key[7]) and c.get("schedule_steps") == schedule_steps
+        _key(c) == key[:6] + (steps, *key[7:]) and c.get("schedule_steps") == schedule_steps
         for c in load_cells()
     ):
         print(f"kept: {key} at {steps} steps")
@@ -190,19 +205,135 @@ def partial_cell(work: Path, key: tuple, cameras: list[str], schedule_steps: int
     cell = evaluated(saved[-1], task, backend, policy_type, observation, used, count, steps,
                      tuple(settings), time.perf_counter(), None, os.getloadavg()[0])  # fmt: skip
     cell.update(partial=True, schedule_steps=schedule_steps)
+    if goals:
+        cell["goal_keys"] = list(goals)
     save_cell(cell)
     print(f"{key} at {steps} of {schedule_steps} steps: "
           f"{EvalResult(successes=cell['successes']).line()}", flush=True)  # fmt: skip
 
 
 def _seen(cell: dict) -> str:
-    """`` (front)`` for a cell that saw camera ``front``, nothing for a state cell."""
-    return f" ({'+'.join(cell['cameras'])})" if cell["cameras"] else ""
+    """`` (front, 1.5 cm target)`` for a cell that saw camera ``front`` and the first target
+    marker (`` (front + target_pos, ...)`` with a goal key), nothing for a state cell."""
+    seen = " + ".join(["+".join(cell["cameras"]), *cell.get("goal_keys", [])])
+    marker = 100 * cell.get("target_marker_m", 0.015)
+    return f" ({seen}, {marker:g} cm target)" if cell["cameras"] else ""
 
 
 def _key(cell: dict) -> tuple:
     return (cell["task"], cell["backend"], cell["policy"], cell["observation"], cell["cameras"],
-            cell["demos"], cell["steps"], cell["settings"])  # fmt: skip
+            cell["demos"], cell["steps"], cell["settings"], cell.get("goal_keys", []))  # fmt: skip
+
+
+PROBE = RESULTS.with_name("vision_probe.json")
+PROBE_TRAIN_SHARE = 0.8
+"""The probes fit on the first 80% of the demonstrations and are scored on the rest."""
+
+
+def probe_features(policy, frames: np.ndarray, lowdim: dict[str, np.ndarray]) -> dict:
+    """Per-frame features of an image policy: the first camera's spatial-softmax keypoints,
+    its encoder output and the BC network's last hidden layer (256), plus proprioception."""
+    from robot_il.policies.encoders import pool_frames
+
+    camera = policy.encoder.cameras[policy.encoder.image_keys[0]]
+    parts: dict[str, list[np.ndarray]] = {"keypoints": [], "camera features": [],
+                                          "last hidden layer": []}  # fmt: skip
+    with torch.inference_mode():
+        for start in range(0, len(frames), 512):
+            x = torch.as_tensor(np.array(frames[start : start + 512]))
+            x = pool_frames(x, camera.pool) if camera.pool > 1 else x.float()
+            x = (x / 127.5 - 1.0).permute(0, 3, 1, 2).contiguous()
+            keypoints = camera.network.keypoints(camera.network.convs(x))
+            parts["keypoints"].append(keypoints.numpy())
+            parts["camera features"].append(camera.network.head(keypoints).numpy())
+            window = {k: v[start : start + 512, None] for k, v in lowdim.items()}
+            window[policy.encoder.image_keys[0]] = frames[start : start + 512, None]
+            batch = {k: torch.as_tensor(v) for k, v in policy.normalize_window(window).items()}
+            parts["last hidden layer"].append(policy.mlp[:-1](policy.encoder(batch)).numpy())
+    features = {k: np.concatenate(v) for k, v in parts.items()}
+    features["proprioception"] = np.concatenate([lowdim[k] for k in PROPRIOCEPTION], axis=1)
+    return features
+
+
+def fit_probe(kind: str, x: np.ndarray, y: np.ndarray, x_test: np.ndarray) -> np.ndarray:
+    """Predictions for ``x_test`` of a ``linear`` (ridge, 1e-3) or ``mlp`` (2x256, 3,000 Adam
+    steps of 256) regression from standardized ``x`` to ``y``."""
+    mean, std = x.mean(0), x.std(0) + 1e-6
+    x, x_test = (x - mean) / std, (x_test - mean) / std
+    if kind == "linear":
+        a = np.c_[x, np.ones(len(x))]
+        weights = np.linalg.solve(a.T @ a + 1e-3 * len(x) * np.eye(a.shape[1]), a.T @ y)
+        return np.c_[x_test, np.ones(len(x_test))] @ weights
+    y_mean, y_std = y.mean(0), y.std(0)
+    inputs = torch.tensor(x, dtype=torch.float32)
+    targets = torch.tensor((y - y_mean) / y_std, dtype=torch.float32)
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], 256), torch.nn.ReLU(),
+                              torch.nn.Linear(256, 256), torch.nn.ReLU(),
+                              torch.nn.Linear(256, y.shape[1]))  # fmt: skip
+    optimizer = torch.optim.Adam(net.parameters(), 1e-3)
+    for _ in range(3000):
+        rows = torch.randint(0, len(inputs), (256,))
+        loss = ((net(inputs[rows]) - targets[rows]) ** 2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        return net(torch.tensor(x_test, dtype=torch.float32)).numpy() * y_std + y_mean
+
+
+def bench_probe(checkpoint: Path) -> None:
+    """How well an image policy's features locate the cube and the push target: probes from
+    each feature to both xy positions (cm), fit on the first 80% of the demonstrations' frames and
+    scored on the rest, on all their frames and on their first (before the arm has moved, so
+    proprioception says nothing of either). Rows go to ``vision_probe.json``."""
+    import yaml
+    from robot_il.policies import load_policy
+
+    from robot_il.dataset import Dataset
+
+    policy = load_policy(checkpoint)
+    trained_on = yaml.safe_load((checkpoint.parents[1] / "train_config.yaml").read_text())
+    dataset = Dataset.open(trained_on["dataset"], cache="ram")
+    n = dataset.num_steps
+    episode = np.searchsorted(dataset.episode_ends, np.arange(n), side="right")
+    first = np.r_[0, dataset.episode_ends[:-1]]
+    is_first = np.arange(n) == first[episode]
+    lowdim = {k: dataset.read(k, 0, n) for k in policy.obs_keys if k in PROPRIOCEPTION}
+    frames = dataset.read(policy.encoder.image_keys[0], 0, n)
+    features = probe_features(policy, frames, lowdim)
+    y = (
+        100
+        * np.c_[dataset.read("object_pose", 0, n)[:, :2], dataset.read("target_pos", 0, n)[:, :2]]
+    )
+    split = int(PROBE_TRAIN_SHARE * dataset.num_episodes)
+    train, test = episode < split, episode >= split
+
+    def errors(prediction: np.ndarray, rows: np.ndarray) -> dict[str, float]:
+        truth = y[test][rows]
+        return {f"{name}_cm": round(float(np.linalg.norm(prediction[rows][:, i : i + 2]
+                - truth[:, i : i + 2], axis=1).mean()), 2)
+                for i, name in ((0, "cube"), (2, "target"))}  # fmt: skip
+
+    all_rows, first_rows = np.ones(test.sum(), bool), is_first[test]
+    baseline = np.tile(y[train].mean(0), (test.sum(), 1))
+    rows = [{"feature": "none (training mean)", "probe": "-", "dim": 0,
+             "all_frames": errors(baseline, all_rows),
+             "first_frames": errors(baseline, first_rows)}]  # fmt: skip
+    for name, x in features.items():
+        for kind in ("linear", "mlp"):
+            prediction = fit_probe(kind, x[train], y[train], x[test])
+            rows.append({"feature": name, "probe": kind, "dim": int(x.shape[1]),
+                         "all_frames": errors(prediction, all_rows),
+                         "first_frames": errors(prediction, first_rows)})  # fmt: skip
+            print(rows[-1], flush=True)
+    record = {"checkpoint": str(checkpoint), "dataset": dataset.where,
+              "train_episodes": split, "test_episodes": int(dataset.num_episodes - split),
+              "rows": rows,
+              "load_avg": round(os.getloadavg()[0], 2)}  # fmt: skip
+    kept = json.loads(PROBE.read_text())["probes"] if PROBE.exists() else []
+    PROBE.write_text(json.dumps({"probes": [*kept, record]}, indent=1) + "\n")
+    print(f"probe rows: {PROBE}")
 
 
 def bench_speed(work: Path, steps: int) -> None:
@@ -238,19 +369,19 @@ def plot(path: Path) -> None:
     tasks = sorted({c["task"] for c in cells})
     figure, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 3.8), squeeze=False)
     for axis, task in zip(axes[0], tasks, strict=True):
-        lines = sorted({(c["policy"], c["observation"], c["backend"], c["steps"])
+        lines = sorted({(c["policy"], c["observation"], _seen(c), c["backend"], c["steps"])
                         for c in cells if c["task"] == task})  # fmt: skip
-        for policy_type, observation, backend, steps in lines:
-            row = sorted((c for c in cells if (c["task"], c["policy"], c["observation"],
-                          c["backend"], c["steps"]) == (task, policy_type, observation, backend,
-                          steps)), key=lambda c: c["demos"])  # fmt: skip
+        for policy_type, observation, seen, backend, steps in lines:
+            row = sorted((c for c in cells if (c["task"], c["policy"], c["observation"], _seen(c),
+                          c["backend"], c["steps"]) == (task, policy_type, observation, seen,
+                          backend, steps)), key=lambda c: c["demos"])  # fmt: skip
             results = [EvalResult(successes=c["successes"]) for c in row]
             rates = np.array([r.success_rate for r in results])
             bounds = np.array([r.interval for r in results]).T
             axis.errorbar([c["demos"] for c in row], rates, yerr=np.abs(bounds - rates),
                           marker="o" if observation == "image" else "s", capsize=3,
                           linestyle="-" if observation == "image" else "--",
-                          label=f"{policy_type} {observation}{_seen(row[0])}, {backend}, "
+                          label=f"{policy_type} {observation}{seen}, {backend}, "
                           f"{steps} steps"
                           + (f" of {row[0]['schedule_steps']}" if row[0].get("partial") else ""),
                           )  # fmt: skip
@@ -267,6 +398,12 @@ def main() -> None:
     parser.add_argument("--speed", action="store_true", help="encoder training speed")
     parser.add_argument("--cells", action="store_true", help="train and evaluate grid cells")
     parser.add_argument("--plot", action="store_true", help="plot vision.json")
+    parser.add_argument(
+        "--probe",
+        type=Path,
+        metavar="CHECKPOINT",
+        help="probe an image BC checkpoint's features for the cube and target positions",
+    )
     parser.add_argument("--work", default="/tmp/robot_il_bench", help="datasets and runs")
     parser.add_argument("--speed-steps", type=int, default=20, help="steps per encoder (--speed)")
     grid = parser.add_argument_group("grid cells")
@@ -276,6 +413,20 @@ def main() -> None:
     grid.add_argument("--observations", nargs="+", default=["image"], help="image and/or state")
     grid.add_argument("--cameras", nargs="+", default=list(CAMERAS), help="image cells' cameras")
     grid.add_argument("--counts", nargs="+", type=int, default=[200], help="demonstrations")
+    grid.add_argument(
+        "--recording",
+        type=int,
+        default=None,
+        help="demonstrations recorded (default: the largest count); cells train on the first "
+        "--counts of them",
+    )
+    grid.add_argument(
+        "--goal-keys",
+        nargs="+",
+        default=[],
+        help="low-dimensional goal keys image cells also observe (e.g. target_pos: where the "
+        "cube must go, given as a coordinate instead of seen; a diagnosis, not the goal's cells)",
+    )
     grid.add_argument("--steps", type=int, default=None, help="gradient steps (default: recipe)")
     grid.add_argument(
         "--partial",
@@ -290,8 +441,8 @@ def main() -> None:
         help="extra training flags in one string, e.g. --extra='--save-every 250'",
     )
     args = parser.parse_args()
-    if not (args.speed or args.cells or args.plot):
-        parser.error("choose --speed, --cells and/or --plot")
+    if not (args.speed or args.cells or args.plot or args.probe):
+        parser.error("choose --speed, --cells, --plot and/or --probe")
     torch.set_num_threads(1)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -299,6 +450,8 @@ def main() -> None:
         bench_speed(work, args.speed_steps)
     if args.cells:
         bench_cells(work, args)
+    if args.probe:
+        bench_probe(args.probe)
     if args.plot:
         plot(PLOT)
 

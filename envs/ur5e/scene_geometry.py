@@ -18,12 +18,12 @@ TABLE_MARGIN = 0.9
 FLOOR_DROP = 0.6
 """A visual-only floor lies this far (m) below the table's underside."""
 BIN_WALL_THICKNESS = 0.01
-MARKER_RADIUS = 0.015
+MARKER_RADIUS = 0.025
 
 TABLE_RGBA = (0.72, 0.6, 0.46, 1.0)
 BIN_RGBA = (0.35, 0.45, 0.6, 1.0)
 CUBE_RGBA = (0.85, 0.15, 0.12, 1.0)
-MARKER_RGBA = (0.1, 0.8, 0.2, 0.6)
+MARKER_RGBA = (0.1, 0.8, 0.2, 0.8)
 FLOOR_RGBA = (0.3, 0.3, 0.32, 1.0)
 
 FRICTION_OBJECT = 1.0
