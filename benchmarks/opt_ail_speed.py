@@ -14,8 +14,15 @@ depends less on the load); per env step of the loop: acting, stepping the env an
 transition; per evaluation (every 10k env steps: 10 deterministic episodes). A 100k-env-step
 run is projected as ``100k x (env step) + (100k - learning starts) x (update) + 10 x
 (evaluation)``, in wall time and in CPU time (the one-core figure on an idle machine).
+The new path's updates run as the loop runs them, with denormal floats flushed to zero
+(``robot_il.train.online.denormals_flushed``); the old path's without. Random buffers and
+fresh networks hold no denormal number, so they hide that cost: ``--state DIR`` (a run's
+``train_state/``, e.g. ``outputs/opt_ail/walker_walk/s0_d1_k1_cpu/train_state``) starts both
+learners from that run's weights and Adam states and samples its replay buffer and the
+task's first expert trajectory, as the run does at that step.
 ``--loop-steps N`` also runs N env steps of the real loop (``train_online``, updates from the
-first step, no evaluation) with each learner and prints its env steps per second.
+first step, no evaluation) with each learner and prints its env steps per second (the loop
+flushes denormals for both).
 
 Both paths' weights after the same updates from the same random state are compared (the
 largest absolute difference is printed): the new path computes the same quantities. Each
@@ -25,6 +32,7 @@ invocation appends a row to ``benchmarks/results/opt_ail_speed.json`` with the l
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -116,49 +124,93 @@ def random_buffer(capacity: int, obs_dim: int, action_dim: int, seed: int) -> An
     return buffer
 
 
-def time_updates(learners: dict[str, Any], rounds: int, updates: int) -> dict[str, dict]:
-    """Per update wall and CPU seconds of each learner, rounds alternating between them."""
+def update_context(path: str) -> Any:
+    """How the loop runs ``path``'s updates: the new path with denormals flushed."""
+    from robot_il.train.online import denormals_flushed
+
+    return denormals_flushed() if path == "new" else contextlib.nullcontext()
+
+
+def time_updates(learners: dict[str, Any], rounds: int, updates: int,
+                 buffers: tuple[Any, Any] | None = None) -> dict[str, dict]:  # fmt: skip
+    """Per update wall and CPU seconds of each learner, rounds alternating between them,
+    on ``buffers`` (online, expert; default: random ones)."""
     import torch
 
     some = next(iter(learners.values()))
-    buffer = random_buffer(10_000, some.obs_dim, some.action_dim, 1)
-    expert = random_buffer(1000, some.obs_dim, some.action_dim, 2)
+    buffer, expert = buffers or (random_buffer(10_000, some.obs_dim, some.action_dim, 1),
+                                 random_buffer(1000, some.obs_dim, some.action_dim, 2))  # fmt: skip
     totals = {name: {"wall_s": 0.0, "cpu_s": 0.0} for name in learners}
-    for learner in learners.values():  # warm-up (allocator, first-call costs)
+    for name, learner in learners.items():  # warm-up (allocator, first-call costs)
         rng = np.random.default_rng(0)
-        for _ in range(3):
-            learner.learn(buffer, expert, rng)
+        with update_context(name):
+            for _ in range(3):
+                learner.learn(buffer, expert, rng)
     for round_ in range(rounds):
         for name, learner in learners.items():
             rng = np.random.default_rng(round_)
             torch.manual_seed(round_)
             wall, cpu = time.perf_counter(), time.process_time()
-            for _ in range(updates):
-                learner.learn(buffer, expert, rng)
+            with update_context(name):
+                for _ in range(updates):
+                    learner.learn(buffer, expert, rng)
             totals[name]["wall_s"] += time.perf_counter() - wall
             totals[name]["cpu_s"] += time.process_time() - cpu
     return {name: {k: v / (rounds * updates) for k, v in t.items()} for name, t in totals.items()}
 
 
-def same_maths(learners: dict[str, Any], updates: int = 5) -> float:
+def same_maths(learners: dict[str, Any], updates: int = 5,
+               buffers: tuple[Any, Any] | None = None) -> float:  # fmt: skip
     """Largest absolute difference of any weight after ``updates`` updates of each learner
     from the same weights on the same batches and the same torch random stream."""
     import torch
 
     old, new = learners["old"], learners["new"]
     old.load_state_dict(new.state_dict())
-    buffer = random_buffer(5000, new.obs_dim, new.action_dim, 3)
-    expert = random_buffer(1000, new.obs_dim, new.action_dim, 4)
-    for learner in (old, new):
+    buffer, expert = buffers or (random_buffer(5000, new.obs_dim, new.action_dim, 3),
+                                 random_buffer(1000, new.obs_dim, new.action_dim, 4))  # fmt: skip
+    for name, learner in (("old", old), ("new", new)):
         rng = np.random.default_rng(5)
         torch.manual_seed(5)
-        for _ in range(updates):
-            learner.learn(buffer, expert, rng)
+        with update_context(name):
+            for _ in range(updates):
+                learner.learn(buffer, expert, rng)
     worst = 0.0
     for network in ("actor", "reward", "critic", "critic_target"):
         a, b = old.state_dict()[network], new.state_dict()[network]
         worst = max(worst, *(float((a[k] - b[k]).abs().max()) for k in a))
     return worst
+
+
+def run_state(state_dir: Path, task: str) -> tuple[dict[str, Any], tuple[Any, Any], int, int]:
+    """A run's saved learner state, its replay buffer and the task's first expert
+    trajectory (as ``benchmarks/opt_ail.py`` runs it), its env step, and how many numbers
+    of its weights and Adam states are denormal (nonzero, below 1.2e-38 in magnitude)."""
+    import torch
+
+    from robot_il.dataset import Dataset
+    from robot_il.train.replay import ReplayBuffer, expert_buffer
+
+    state = torch.load(state_dir / "state.pt", weights_only=False)
+    with np.load(state_dir / "replay.npz") as saved:
+        capacity, obs_dim = int(saved["capacity"]), saved["obs"].shape[1]
+        action_dim = saved["action"].shape[1]
+    buffer = ReplayBuffer(capacity, obs_dim, action_dim)
+    buffer.load(state_dir / "replay.npz")
+    dataset = Dataset.open(str(ROOT / "data" / f"dmc_{task.removeprefix('dmc:')}_expert"
+                               / "env.zarr"), cache="ram")  # fmt: skip
+    expert = expert_buffer(dataset, ["state"], episodes=1, subsample=1, seed=0)
+    tiny = torch.finfo(torch.float32).tiny
+
+    def denormals(value: Any) -> int:
+        if isinstance(value, dict):
+            return sum(denormals(v) for v in value.values())
+        if torch.is_tensor(value) and value.is_floating_point():
+            return int(((value != 0) & (value.abs() < tiny)).sum())
+        return 0
+
+    algorithm = state["algorithm"]
+    return algorithm, (buffer, expert), int(state["step"]), denormals(algorithm)
 
 
 def time_env_steps(learner: Any, task: str, steps: int) -> dict[str, float]:
@@ -242,6 +294,7 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=20, help="updates per timing round")
     parser.add_argument("--env-step-samples", type=int, default=2000)
     parser.add_argument("--loop-steps", type=int, default=0)
+    parser.add_argument("--state", type=Path, help="a run's train_state/ to start from")
     args = parser.parse_args()
 
     import torch
@@ -251,10 +304,17 @@ def main() -> None:
     load_before = os.getloadavg()
     learners = {"old": build(baseline_learner_class(args.baseline_rev), args.task, args.profile),
                 "new": build(OPTAIL, args.task, args.profile)}  # fmt: skip
-    difference = same_maths(learners)
-    update = time_updates(learners, args.rounds, args.updates)
+    buffers, where = None, "random buffers, fresh networks"
+    if args.state:
+        algorithm, buffers, step, denormals = run_state(args.state, args.task)
+        for learner in learners.values():
+            learner.load_state_dict(algorithm)
+        where = f"{args.state} at env step {step} ({denormals} denormal numbers in its state)"
+    difference = same_maths(learners, buffers=buffers)
+    update = time_updates(learners, args.rounds, args.updates, buffers)
     env_step = time_env_steps(learners["new"], args.task, args.env_step_samples)
     evaluation = time_evaluation(learners["new"], args.task)
+    print(f"updates on {where}")
     print(f"{args.task}, profile {args.profile}, one torch thread; old = {args.baseline_rev}; "
           f"largest weight difference old vs new after 5 updates: {difference:.2e}")  # fmt: skip
     print(f"env step (act + step + store): {env_step['wall_s'] * 1e3:.2f} ms wall, "
@@ -263,7 +323,7 @@ def main() -> None:
     row: dict[str, Any] = {
         "task": args.task, "profile": args.profile, "baseline_rev": args.baseline_rev,
         "new_rev": git_revision(), "max_weight_difference": difference,
-        "env_step_s": env_step, "evaluation_s": evaluation,
+        "env_step_s": env_step, "evaluation_s": evaluation, "updates_on": where,
     }  # fmt: skip
     for path in ("old", "new"):
         projected = {

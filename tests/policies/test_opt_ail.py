@@ -186,3 +186,41 @@ def test_actor_acts_in_env_units_through_the_checkpoint(tmp_path) -> None:
 
     loaded = load_policy(policy.save(tmp_path / "ckpt"))
     np.testing.assert_array_equal(loaded.act(obs), policy.act(obs))
+
+
+def test_denormals_flushed_flushes_inside_and_keeps_them_after() -> None:
+    from robot_il.train.online import denormals_flushed
+
+    tiny = torch.tensor([1e-39], dtype=torch.float32)  # below float32's normal range
+    assert float(tiny * 1.0) != 0.0
+    with denormals_flushed():
+        assert float(tiny * 1.0) == 0.0
+    assert float(tiny * 1.0) != 0.0
+
+
+def test_updates_with_denormals_flushed_change_no_weight_beyond_float_rounding() -> None:
+    """The loop's speed setting: from Adam states holding denormal second moments (as a
+    long run's do), updates with them flushed give the same weights to float tolerance."""
+    from robot_il.train.online import denormals_flushed
+
+    agents = [learner(), learner()]
+    for agent in agents:
+        torch.manual_seed(1)
+        agent.update(batch(1), batch(2))
+        for optimizer in (agent.critic_optimizer, agent.actor_optimizer):
+            for state in optimizer.state.values():
+                state["exp_avg_sq"][..., ::3] = 1e-39
+    results = []
+    for agent, flushed in zip(agents, (False, True), strict=True):
+        torch.manual_seed(3)
+        for i in range(5):
+            if flushed:
+                with denormals_flushed():
+                    agent.update(batch(10 + i), batch(20 + i))
+            else:
+                agent.update(batch(10 + i), batch(20 + i))
+        results.append(agent.state_dict())
+    worst = max(float((results[0][net][k] - results[1][net][k]).abs().max())
+                for net in ("actor", "reward", "critic", "critic_target")
+                for k in results[0][net])  # fmt: skip
+    assert worst < 1e-5
