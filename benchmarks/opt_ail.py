@@ -11,7 +11,9 @@ from few expert trajectories.
 Runnable in parts: each online run (method, variant, task, seed, demos, subsample, profile)
 keeps its own directory under ``outputs/opt_ail/`` and resumes from its last save when rerun; each
 evaluation point becomes a row of ``benchmarks/results/opt_ail.json`` as soon as it is made
-(a row of the same run and env step is replaced, so a resumed run does not duplicate).
+(a row of the same run and env step is replaced, so a resumed run does not duplicate). A BC
+grid setting whose row exists is skipped and one cut short resumes from its ``train_state``;
+``--bc-weight-decays`` and ``--bc-lrs`` run part of the grid (e.g. in parallel processes).
 Rows: ``task, method, variant, seed, demos, subsample, env_steps, return, expert_return,
 success_rate, wall_s`` (+ ``profile``, ``returns``, ``loadavg``; BC rows add their grid
 setting and carry ``env_steps`` 0). DMC tasks have no success test: ``success_rate`` is null.
@@ -25,9 +27,11 @@ For model-based OPT-AIL, ``cpu`` is the CPU cap (a model fit of at most 300 step
 1000 env steps) and ``paper`` the reference's schedule (every 250, up to 5000 steps);
 IQ-Learn and DAC have no profile setting (the name only keeps runs apart).
 ``table`` prints the README's markdown table (each seed's last evaluation within
-``--env-steps``). ``plot`` draws return against env steps: every learner's seeds, the
-paper's OPT-AIL curve (``/work/shared/anchors`` or ``--anchors``), the expert and the best
-tuned BC.
+``--env-steps``). ``plot`` draws return against env steps: every learner's seeds (a run cut
+short shows the evaluations it made), the paper's OPT-AIL and BC curves
+(``/work/shared/anchors`` or ``--anchors``), the expert and tuned BC (the grid setting with
+the best mean over its seeds) as lines. Both read ``--results`` (default the file above; the
+plot is written beside it).
 """
 
 from __future__ import annotations
