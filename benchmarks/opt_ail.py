@@ -11,7 +11,9 @@ from few expert trajectories.
 Runnable in parts: each online run (method, variant, task, seed, demos, subsample, profile)
 keeps its own directory under ``outputs/opt_ail/`` and resumes from its last save when rerun; each
 evaluation point becomes a row of ``benchmarks/results/opt_ail.json`` as soon as it is made
-(a row of the same run and env step is replaced, so a resumed run does not duplicate).
+(a row of the same run and env step is replaced, so a resumed run does not duplicate). A BC
+grid setting whose row exists is skipped and one cut short resumes from its ``train_state``;
+``--bc-weight-decays`` and ``--bc-lrs`` run part of the grid (e.g. in parallel processes).
 Rows: ``task, method, variant, seed, demos, subsample, env_steps, return, expert_return,
 success_rate, wall_s`` (+ ``profile``, ``returns``, ``loadavg``; BC rows add their grid
 setting and carry ``env_steps`` 0). DMC tasks have no success test: ``success_rate`` is null.
@@ -25,9 +27,11 @@ For model-based OPT-AIL, ``cpu`` is the CPU cap (a model fit of at most 300 step
 1000 env steps) and ``paper`` the reference's schedule (every 250, up to 5000 steps);
 IQ-Learn and DAC have no profile setting (the name only keeps runs apart).
 ``table`` prints the README's markdown table (each seed's last evaluation within
-``--env-steps``). ``plot`` draws return against env steps: every learner's seeds, the
-paper's OPT-AIL curve (``/work/shared/anchors`` or ``--anchors``), the expert and the best
-tuned BC.
+``--env-steps``). ``plot`` draws return against env steps: every learner's seeds (a run cut
+short shows the evaluations it made), the paper's OPT-AIL and BC curves
+(``/work/shared/anchors`` or ``--anchors``), the expert and tuned BC (the grid setting with
+the best mean over its seeds) as lines. Both read ``--results`` (default the file above; the
+plot is written beside it).
 """
 
 from __future__ import annotations
@@ -157,7 +161,16 @@ def run_bc(args: argparse.Namespace) -> None:
 
     expert = expert_return(args.task, args.demos)
     torch.set_num_threads(1)
-    for seed, weight_decay, lr in itertools.product(args.seeds, *BC_GRID.values()):
+    done = {tuple(r.get(k) for k in RUN_KEY) for r in
+            (json.loads(RESULTS.read_text())["runs"] if RESULTS.exists() else [])}  # fmt: skip
+    grid = (args.bc_weight_decays or BC_GRID["weight_decay"], args.bc_lrs or BC_GRID["lr"])
+    for seed, weight_decay, lr in itertools.product(args.seeds, *grid):
+        key = {"task": args.task, "method": "bc", "variant": "gaussian", "profile": None,
+               "seed": seed, "demos": args.demos, "subsample": args.subsample, "env_steps": 0,
+               "weight_decay": weight_decay, "lr": lr}  # fmt: skip
+        if tuple(key.get(k) for k in RUN_KEY) in done:
+            print(f"BC {args.task} wd {weight_decay:g} lr {lr:g} seed {seed}: already in {RESULTS}")
+            continue
         name = f"s{seed}_d{args.demos}_k{args.subsample}_wd{weight_decay:g}_lr{lr:g}"
         out = RUNS / args.task[4:] / "bc" / name
         config = BCTrainConfig(
@@ -200,18 +213,41 @@ def paper_curve(task: str, method: str, anchors: Path) -> tuple[np.ndarray, np.n
     return np.array(xs), np.array(ys)
 
 
+def task_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The rows of ``--results`` for this task, number of demonstrations and subsampling."""
+    if not args.results.exists():
+        raise SystemExit(f"{args.results}: no results yet; run a part first")
+    return [r for r in json.loads(args.results.read_text())["runs"] if r["task"] == args.task
+            and r["demos"] == args.demos and r["subsample"] == args.subsample]  # fmt: skip
+
+
+def best_bc(rows: list[dict[str, Any]]) -> tuple[dict[str, Any], float, list[float]] | None:
+    """The tuned BC baseline: the grid setting with the best mean return over its seeds;
+    returns one of its rows (for the setting), that mean and the seeds' returns."""
+    settings: dict[tuple[float, float], list[dict[str, Any]]] = {}
+    for r in rows:
+        if r["method"] == "bc":
+            settings.setdefault((r["weight_decay"], r["lr"]), []).append(r)
+    if not settings:
+        return None
+    best = max(settings.values(), key=lambda group: np.mean([r["return"] for r in group]))
+    returns = [r["return"] for r in sorted(best, key=lambda r: r["seed"])]
+    return best[0], float(np.mean(returns)), returns
+
+
 def plot(args: argparse.Namespace) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [r for r in json.loads(RESULTS.read_text())["runs"] if r["task"] == args.task
-            and r["demos"] == args.demos and r["subsample"] == args.subsample]  # fmt: skip
+    rows = task_rows(args)
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     if args.anchors.exists():
         x, y = paper_curve(args.task, "OPT", args.anchors)
         ax.plot(x, y, color="tab:gray", lw=2, label="OPT-AIL, paper (5 seeds, 1 traj)")
+        x, y = paper_curve(args.task, "BC", args.anchors)
+        ax.plot(x, y, color="tab:gray", lw=1, ls="--", label="BC, paper")
         x, y = paper_curve(args.task, "EXP", args.anchors)
         if len(y):
             ax.axhline(float(np.mean(y)), color="tab:gray", ls=":", label="expert, paper")
@@ -229,18 +265,20 @@ def plot(args: argparse.Namespace) -> None:
     if rows:
         level = rows[0]["expert_return"]
         ax.axhline(level, color="black", ls="--", label=f"expert imitated, ours ({level:.0f})")
-    bc = [r for r in rows if r["method"] == "bc"]
+    bc = best_bc(rows)
     if bc:
-        best = max(bc, key=lambda r: r["return"])
-        ax.axhline(best["return"], color="tab:red", ls="-.", label=(
-            f"tuned BC, best of {len(bc)} (wd {best['weight_decay']:g}, lr {best['lr']:g})"))
+        setting, mean, returns = bc
+        ax.axhline(mean, color="tab:red", ls="-.", label=(
+            f"tuned BC, ours (wd {setting['weight_decay']:g}, lr {setting['lr']:g}; "
+            f"{len(returns)} seed{'s' * (len(returns) > 1)})"))
     ours_steps = [r["env_steps"] for r in rows if r["method"] in ONLINE_METHODS]
     ax.set_xlim(0, max([MAX_ENV_STEPS, *ours_steps]) * 1.02)  # the budgets the goals name
     ax.set(xlabel="env steps", ylabel="return (10 episodes)",
            title=f"{args.task}, {args.demos} expert trajectory, subsample {args.subsample}")
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    path = RESULTS.with_name(f"opt_ail_{args.task[4:]}.png")
+    suffix = f"_k{args.subsample}" if args.subsample > 1 else ""
+    path = args.results.with_name(f"opt_ail_{args.task[4:]}{suffix}.png")
     fig.savefig(path)
     print(f"wrote {path}")
 
@@ -264,8 +302,7 @@ def learner_rows(rows: list[dict[str, Any]], method: str, variant: str, profile:
 def table(args: argparse.Namespace) -> None:
     """A markdown table: each learner's last evaluation per seed at or before ``--env-steps``,
     their mean as a fraction of the expert's return, and the best tuned BC."""
-    rows = [r for r in json.loads(RESULTS.read_text())["runs"] if r["task"] == args.task
-            and r["demos"] == args.demos and r["subsample"] == args.subsample]  # fmt: skip
+    rows = task_rows(args)
     if not rows:
         raise SystemExit(f"no rows for {args.task}")
     expert = rows[0]["expert_return"]
@@ -285,12 +322,13 @@ def table(args: argparse.Namespace) -> None:
         name = LABELS[method, variant] + (f" ({profile})" if method == "opt_ail" else "")
         print(f"| {name} | {'/'.join(map(str, steps))} | "
               f"{seeds} | {mean:.0f} | {mean / expert:.2f} |")  # fmt: skip
-    bc = [r for r in rows if r["method"] == "bc"]
+    bc = best_bc(rows)
     if bc:
-        best = max(bc, key=lambda r: r["return"])
-        print(f"| tuned BC (best of {len(bc)}: wd {best['weight_decay']:g}, lr {best['lr']:g}) "
-              f"| 0 | s{best['seed']}: {best['return']:.0f} | {best['return']:.0f} | "
-              f"{best['return'] / expert:.2f} |")  # fmt: skip
+        setting, mean, returns = bc
+        grid = len({(r["weight_decay"], r["lr"]) for r in rows if r["method"] == "bc"})
+        seeds = ", ".join(f"{r:.0f}" for r in returns)
+        print(f"| tuned BC (best of {grid} settings: wd {setting['weight_decay']:g}, lr "
+              f"{setting['lr']:g}) | 0 | {seeds} | {mean:.0f} | {mean / expert:.2f} |")  # fmt: skip
     print(f"| expert (SAC, imitated trajectories) | | | {expert:.0f} | 1.00 |")
 
 
@@ -308,7 +346,13 @@ def main() -> None:
     parser.add_argument("--save-every", type=int, default=5_000)
     parser.add_argument("--profile", choices=("cpu", "paper"), default="cpu")
     parser.add_argument("--bc-steps", type=int, default=10_000)
+    parser.add_argument("--bc-weight-decays", type=float, nargs="+",
+                        help="bc: run only these of the grid's weight decays (default: all)")
+    parser.add_argument("--bc-lrs", type=float, nargs="+",
+                        help="bc: run only these of the grid's learning rates (default: all)")
     parser.add_argument("--anchors", type=Path, default=ANCHORS)
+    parser.add_argument("--results", type=Path, default=RESULTS,
+                        help="plot, table: the results file to read (the plot goes beside it)")
     args = parser.parse_args()
     parts = {"bc": run_bc, "plot": plot, "table": table}
     parts.get(args.part, run_online)(args)

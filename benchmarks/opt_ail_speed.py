@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import dataclasses
 import json
 import os
@@ -166,7 +167,7 @@ def same_maths(learners: dict[str, Any], updates: int = 5,
     import torch
 
     old, new = learners["old"], learners["new"]
-    old.load_state_dict(new.state_dict())
+    old.load_state_dict(copy.deepcopy(new.state_dict()))  # Adam loads its state uncopied
     buffer, expert = buffers or (random_buffer(5000, new.obs_dim, new.action_dim, 3),
                                  random_buffer(1000, new.obs_dim, new.action_dim, 4))  # fmt: skip
     for name, learner in (("old", old), ("new", new)):
@@ -308,7 +309,7 @@ def main() -> None:
     if args.state:
         algorithm, buffers, step, denormals = run_state(args.state, args.task)
         for learner in learners.values():
-            learner.load_state_dict(algorithm)
+            learner.load_state_dict(copy.deepcopy(algorithm))
         where = f"{args.state} at env step {step} ({denormals} denormal numbers in its state)"
     difference = same_maths(learners, buffers=buffers)
     update = time_updates(learners, args.rounds, args.updates, buffers)
