@@ -65,6 +65,7 @@ UR5E_TASKS = {"ur5e:push": "push"}
 EVAL_EPISODES = {"dmc": 10, "ur5e": 50}
 """Evaluation episodes per evaluation point, by task family."""
 DEFAULT_DEMOS = {"dmc": 1, "ur5e": 10}
+DEFAULT_BC_STEPS = {"dmc": 10_000, "ur5e": 4000}
 MAX_ENV_STEPS = 100_000
 """Replay capacity of every online run: the largest budget a run may be extended to."""
 BC_GRID = {"weight_decay": (1e-6, 1e-4, 1e-3, 1e-2), "lr": (1e-3, 3e-4)}
@@ -101,6 +102,10 @@ def expert_return(task: str, demos: int) -> float | None:
         return None
     attrs = zarr.open_group(str(dataset_path(task, demos)), mode="r").attrs
     return float(np.mean(attrs["expert_returns"][:demos]))
+
+
+def existing_rows() -> list[dict[str, Any]]:
+    return json.loads(RESULTS.read_text())["runs"] if RESULTS.exists() else []
 
 
 def append_row(row: dict[str, Any]) -> None:
@@ -189,7 +194,9 @@ def success_fields(task: str, rate: float, interval: tuple[float, float]) -> dic
 
 
 def run_bc(args: argparse.Namespace) -> None:
-    """Tuned BC: the grid of ``BC_GRID`` on the same demonstrations, one row per setting."""
+    """Tuned BC: the grid of ``BC_GRID`` on the same demonstrations, one row per setting;
+    settings that already have their row (same training steps) are skipped, so a rerun
+    finishes the grid."""
     import torch
     from robot_il.policies import load_policy
 
@@ -199,8 +206,14 @@ def run_bc(args: argparse.Namespace) -> None:
 
     expert = expert_return(args.task, args.demos)
     torch.set_num_threads(1)
+    done = {(r["seed"], r["weight_decay"], r["lr"]) for r in existing_rows()
+            if r["task"] == args.task and r["method"] == "bc" and r["demos"] == args.demos
+            and r["subsample"] == args.subsample and r.get("steps") == args.bc_steps}  # fmt: skip
     for seed, weight_decay, lr in itertools.product(args.seeds, *BC_GRID.values()):
         name = f"s{seed}_d{args.demos}_k{args.subsample}_wd{weight_decay:g}_lr{lr:g}"
+        if (seed, weight_decay, lr) in done:
+            print(f"BC {args.task} {name}: row present, skipped")
+            continue
         out = RUNS / task_slug(args.task) / "bc" / name
         config = BCTrainConfig(
             dataset=str(dataset_path(args.task, args.demos)), out=str(out), steps=args.bc_steps,
@@ -252,8 +265,9 @@ def plot(args: argparse.Namespace) -> None:
 
     rows = [r for r in json.loads(RESULTS.read_text())["runs"] if r["task"] == args.task
             and r["demos"] == args.demos and r["subsample"] == args.subsample]  # fmt: skip
+    metric = "success_rate" if family(args.task) == "ur5e" else "return"
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    if args.anchors.exists():
+    if args.task in PAPER_NAMES and args.anchors.exists():
         x, y = paper_curve(args.task, "OPT", args.anchors)
         ax.plot(x, y, color="tab:gray", lw=2, label="OPT-AIL, paper (5 seeds, 1 traj)")
         x, y = paper_curve(args.task, "EXP", args.anchors)
@@ -267,24 +281,25 @@ def plot(args: argparse.Namespace) -> None:
         ):  # fmt: skip
             group = list(group)
             setting = f"{profile}, " if method == "opt_ail" else ""
-            ax.plot([r["env_steps"] for r in group], [r["return"] for r in group], marker="o",
+            ax.plot([r["env_steps"] for r in group], [r[metric] for r in group], marker="o",
                     ms=3, lw=1.2, color=color, alpha=0.8,
                     label=f"{LABELS[method, variant]}, ours ({setting}seed {seed})")  # fmt: skip
-    if rows:
+    if rows and rows[0]["expert_return"] is not None:
         level = rows[0]["expert_return"]
         ax.axhline(level, color="black", ls="--", label=f"expert imitated, ours ({level:.0f})")
     bc = [r for r in rows if r["method"] == "bc"]
     if bc:
-        best = max(bc, key=lambda r: r["return"])
-        ax.axhline(best["return"], color="tab:red", ls="-.", label=(
+        best = max(bc, key=lambda r: r[metric])
+        ax.axhline(best[metric], color="tab:red", ls="-.", label=(
             f"tuned BC, best of {len(bc)} (wd {best['weight_decay']:g}, lr {best['lr']:g})"))
     ours_steps = [r["env_steps"] for r in rows if r["method"] in ONLINE_METHODS]
     ax.set_xlim(0, max([MAX_ENV_STEPS, *ours_steps]) * 1.02)  # the budgets the goals name
-    ax.set(xlabel="env steps", ylabel="return (10 episodes)",
-           title=f"{args.task}, {args.demos} expert trajectory, subsample {args.subsample}")
+    episodes = EVAL_EPISODES[family(args.task)]
+    ax.set(xlabel="env steps", ylabel=f"{metric.replace('_', ' ')} ({episodes} episodes)",
+           title=f"{args.task}, {args.demos} expert trajectories, subsample {args.subsample}")
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    path = RESULTS.with_name(f"opt_ail_{args.task[4:]}.png")
+    path = RESULTS.with_name(f"opt_ail_{task_slug(args.task)}.png")
     fig.savefig(path)
     print(f"wrote {path}")
 
@@ -391,11 +406,14 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=10_000)
     parser.add_argument("--save-every", type=int, default=5_000)
     parser.add_argument("--profile", choices=("cpu", "paper"), default="cpu")
-    parser.add_argument("--bc-steps", type=int, default=10_000)
+    parser.add_argument("--bc-steps", type=int, default=None,
+                        help="10000 (DMC), 4000 (UR5e: the BC config's default)")
     parser.add_argument("--anchors", type=Path, default=ANCHORS)
     args = parser.parse_args()
     if args.demos is None:
         args.demos = DEFAULT_DEMOS[family(args.task)]
+    if args.bc_steps is None:
+        args.bc_steps = DEFAULT_BC_STEPS[family(args.task)]
     parts = {"bc": run_bc, "plot": plot, "table": table}
     parts.get(args.part, run_online)(args)
 
