@@ -293,7 +293,8 @@ def plot(args: argparse.Namespace) -> None:
         ax.axhline(best[metric], color="tab:red", ls="-.", label=(
             f"tuned BC, best of {len(bc)} (wd {best['weight_decay']:g}, lr {best['lr']:g})"))
     ours_steps = [r["env_steps"] for r in rows if r["method"] in ONLINE_METHODS]
-    ax.set_xlim(0, max([MAX_ENV_STEPS, *ours_steps]) * 1.02)  # the budgets the goals name
+    budget = MAX_ENV_STEPS if family(args.task) == "dmc" else args.env_steps
+    ax.set_xlim(0, max([budget, *ours_steps]) * 1.02)  # the budgets the goals name
     episodes = EVAL_EPISODES[family(args.task)]
     ax.set(xlabel="env steps", ylabel=f"{metric.replace('_', ' ')} ({episodes} episodes)",
            title=f"{args.task}, {args.demos} expert trajectories, subsample {args.subsample}")
