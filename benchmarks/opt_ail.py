@@ -296,6 +296,8 @@ def plot(args: argparse.Namespace) -> None:
     budget = MAX_ENV_STEPS if family(args.task) == "dmc" else args.env_steps
     ax.set_xlim(0, max([budget, *ours_steps]) * 1.02)  # the budgets the goals name
     episodes = EVAL_EPISODES[family(args.task)]
+    if metric == "success_rate":
+        ax.set_ylim(-0.02, 1.02)
     ax.set(xlabel="env steps", ylabel=f"{metric.replace('_', ' ')} ({episodes} episodes)",
            title=f"{args.task}, {args.demos} expert trajectories, subsample {args.subsample}")
     ax.legend(fontsize=7, loc="lower right")
