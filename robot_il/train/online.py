@@ -10,9 +10,10 @@ Every ``eval.every`` env steps the deployable policy (the checkpoint's own ``act
 ``eval.episodes`` seeded episodes in a second env: return and success with a 95% interval.
 
 Episodes of a UR5e task (``robot_il.envs.RobotEnv``): training episodes last as long as the
-demonstrations' (the dataset's ``env_spec.max_episode_steps``) and are not ended at success,
-only truncated: the scripted demonstrations hold the goal past success, and an episode ended
-there would make success an absorbing state whose value hangs on the sign of a learned reward.
+demonstrations' (the dataset's ``env_spec.max_episode_steps``, when recorded on the same
+task) and are not ended at success, only truncated: the scripted demonstrations hold the
+goal past success, and an episode ended there would make success an absorbing state whose
+value hangs on the sign of a learned reward.
 Evaluation episodes are the task's own (ended at success or the task's time limit, or
 ``eval.max_episode_steps``), the same episodes ``robot-il eval`` and BC's evaluation run.
 DeepMind Control tasks fix their own episodes.
@@ -164,7 +165,8 @@ def train_online(
         policy_config.validate()
     except ValueError as error:
         raise ConfigError(f"policy config: {error}") from None
-    demo_horizon = (dataset.attrs.get("env_spec") or {}).get("max_episode_steps")
+    recorded = dataset.attrs.get("env_spec") or {}
+    demo_horizon = recorded.get("max_episode_steps") if recorded.get("task") == task else None
     env = make_online_env(spec, task, config.backend, config.dataset,
                           max_episode_steps=demo_horizon, terminate_on_success=False)
     eval_env = make_online_env(spec, config.eval.task or task, config.eval.backend or
