@@ -1,5 +1,5 @@
 """OPT-AIL (model-free and model-based), IQ-Learn, DAC and tuned BC on DeepMind Control tasks
-from few expert trajectories.
+from few expert trajectories, and on the UR5e push task from 10 scripted demonstrations.
 
     python benchmarks/opt_ail.py opt_ail --task dmc:walker_walk --seeds 0 1 2 --env-steps 100000
     python benchmarks/opt_ail.py opt_ail --model-based --task dmc:walker_walk --env-steps 50000
@@ -7,6 +7,10 @@ from few expert trajectories.
     python benchmarks/opt_ail.py bc --task dmc:walker_walk
     python benchmarks/opt_ail.py plot --task dmc:walker_walk
     python benchmarks/opt_ail.py table --task dmc:walker_walk --env-steps 100000
+    python benchmarks/opt_ail.py opt_ail --task ur5e:push --seeds 0 --env-steps 30000 \
+        --eval-every 5000                                  # --demos defaults to 10 here
+    python benchmarks/opt_ail.py bc --task ur5e:push --seeds 0
+    python benchmarks/opt_ail.py table --task ur5e:push --env-steps 30000
 
 Runnable in parts: each online run (method, variant, task, seed, demos, subsample, profile)
 keeps its own directory under ``outputs/opt_ail/`` and resumes from its last save when rerun; each
@@ -17,10 +21,15 @@ grid setting whose row exists is skipped and one cut short resumes from its ``tr
 Rows: ``task, method, variant, seed, demos, subsample, env_steps, return, expert_return,
 success_rate, wall_s`` (+ ``profile``, ``returns``, ``loadavg``; BC rows add their grid
 setting and carry ``env_steps`` 0). DMC tasks have no success test: ``success_rate`` is null.
+UR5e rows fill ``success_rate`` and its 95% Wilson interval ``success_ci`` over 50 seeded
+episodes (seeds 10000-10049, the same for every method), and have no expert return (null).
 
 Demonstrations come from ``data/dmc_<task>_expert/env.zarr`` (``benchmarks/dmc_experts.py``),
-whose attrs give the expert's return. ``--profile cpu`` applies the optimism term to 128
-states of each batch instead of 512 (the CPU profile); ``paper`` is the paper's update.
+whose attrs give the expert's return; ``ur5e:push`` demonstrations are the scripted expert's
+in end-effector deltas on MuJoCo, held past success, with DART noise (``benchmarks/policies.py``
+``demos``), recorded once under ``outputs/opt_ail/demos/``. ``--profile cpu`` applies the
+optimism term to 128 states of each batch instead of 512 (the CPU profile); ``paper`` is the
+paper's update.
 ``benchmarks/opt_ail_speed.py`` times an update of either profile (one torch thread) and
 projects a 100k-env-step run's wall and CPU time.
 For model-based OPT-AIL, ``cpu`` is the CPU cap (a model fit of at most 300 steps every
@@ -55,7 +64,12 @@ RUNS = ROOT / "outputs" / "opt_ail"
 ANCHORS = Path("/work/shared/anchors/optail_paper_figures.csv")
 PAPER_NAMES = {"dmc:walker_walk": "Walker Walk", "dmc:walker_stand": "Walker Stand",
                "dmc:cartpole_swingup": "Cartpole Swingup"}  # fmt: skip
-EVAL_EPISODES = 10
+UR5E_TASKS = {"ur5e:push": "push"}
+"""UR5e tasks benchmarked here: benchmark name -> ``make_env`` task."""
+EVAL_EPISODES = {"dmc": 10, "ur5e": 50}
+"""Evaluation episodes per evaluation point, by task family."""
+DEFAULT_DEMOS = {"dmc": 1, "ur5e": 10}
+DEFAULT_BC_STEPS = {"dmc": 10_000, "ur5e": 4000}
 MAX_ENV_STEPS = 100_000
 """Replay capacity of every online run: the largest budget a run may be extended to."""
 BC_GRID = {"weight_decay": (1e-6, 1e-4, 1e-3, 1e-2), "lr": (1e-3, 3e-4)}
@@ -64,16 +78,38 @@ RUN_KEY = ("task", "method", "variant", "profile", "seed", "demos", "subsample",
            "weight_decay", "lr")  # fmt: skip
 
 
-def dataset_path(task: str) -> Path:
-    return ROOT / "data" / f"dmc_{task.removeprefix('dmc:')}_expert" / "env.zarr"
+def family(task: str) -> str:
+    """``dmc`` or ``ur5e``: the part of a benchmark task name before the colon."""
+    return task.split(":", 1)[0]
 
 
-def expert_return(task: str, demos: int) -> float:
-    """Mean return of the first ``demos`` recorded expert episodes (the ones imitated)."""
+def task_slug(task: str) -> str:
+    """The task name without its family, for directory and file names."""
+    return task.split(":", 1)[1]
+
+
+def dataset_path(task: str, demos: int) -> Path:
+    """The demonstrations of ``task`` (UR5e ones recorded here on first use)."""
+    if family(task) == "ur5e":
+        from policies import demos as recorded_demos  # benchmarks/policies.py
+
+        return recorded_demos(RUNS, UR5E_TASKS[task], "mujoco", demos)
+    return ROOT / "data" / f"dmc_{task_slug(task)}_expert" / "env.zarr"
+
+
+def expert_return(task: str, demos: int) -> float | None:
+    """Mean return of the first ``demos`` recorded expert episodes (the ones imitated); None
+    for UR5e tasks (their recordings keep successful episodes only, no returns)."""
     import zarr
 
-    attrs = zarr.open_group(str(dataset_path(task)), mode="r").attrs
+    if family(task) == "ur5e":
+        return None
+    attrs = zarr.open_group(str(dataset_path(task, demos)), mode="r").attrs
     return float(np.mean(attrs["expert_returns"][:demos]))
+
+
+def existing_rows() -> list[dict[str, Any]]:
+    return json.loads(RESULTS.read_text())["runs"] if RESULTS.exists() else []
 
 
 def append_row(row: dict[str, Any]) -> None:
@@ -100,9 +136,9 @@ def run_directory(args: argparse.Namespace, seed: int) -> Path:
     """Each run's own directory (model-free OPT-AIL keeps its first sessions' names)."""
     name = f"s{seed}_d{args.demos}_k{args.subsample}"
     if args.part == "opt_ail" and not args.model_based:
-        return RUNS / args.task[4:] / f"{name}_{args.profile}"
+        return RUNS / task_slug(args.task) / f"{name}_{args.profile}"
     method = args.part + ("_model_based" if args.model_based else "")
-    return RUNS / args.task[4:] / method / f"{name}_{args.profile}"
+    return RUNS / task_slug(args.task) / method / f"{name}_{args.profile}"
 
 
 def run_online(args: argparse.Namespace) -> None:
@@ -117,12 +153,14 @@ def run_online(args: argparse.Namespace) -> None:
     for seed in args.seeds:
         config = load_config(args.part, None, [])
         config = dataclasses.replace(
-            config, dataset=str(dataset_path(args.task)), out=str(run_directory(args, seed)),
+            config, dataset=str(dataset_path(args.task, args.demos)),
+            out=str(run_directory(args, seed)),
             env_steps=args.env_steps, seed=seed, max_episodes=args.demos,
             demo_subsample=args.subsample, save_every=args.save_every, progress=True,
             buffer_size=MAX_ENV_STEPS,  # so that a rerun with a larger budget resumes
         )  # fmt: skip
-        config.eval.every, config.eval.episodes = args.eval_every, EVAL_EPISODES
+        config.eval.every = args.eval_every
+        config.eval.episodes = EVAL_EPISODES[family(args.task)]
         if args.part == "opt_ail":
             config.policy.model_based = args.model_based
             if args.profile == "cpu" and not args.model_based:
@@ -136,45 +174,54 @@ def run_online(args: argparse.Namespace) -> None:
                 "profile": args.profile, "seed": seed, "demos": args.demos,
                 "subsample": args.subsample, "env_steps": evaluation["step"],
                 "return": evaluation["eval_return"], "expert_return": expert,
-                "success_rate": None, "wall_s": round(evaluation["wall_s"], 1),
+                **success_fields(args.task, evaluation["eval_success"],
+                                 (evaluation["eval_low"], evaluation["eval_high"])),
+                "wall_s": round(evaluation["wall_s"], 1),
                 "returns": [round(r, 1) for r in evaluation["returns"]],
                 "loadavg": [round(v, 2) for v in os.getloadavg()],
             })  # fmt: skip
             print(f"{args.part} ({variant}) {args.task} seed {seed} @ {evaluation['step']} env "
-                  f"steps: return {evaluation['eval_return']:.1f} (expert {expert:.1f}), "
-                  f"wall {evaluation['wall_s']:.0f} s, load {os.getloadavg()[0]:.2f}")  # fmt: skip
+                  f"steps: return {evaluation['eval_return']:.1f} (expert {expert}), success "
+                  f"{evaluation['eval_success']:.0%}, wall {evaluation['wall_s']:.0f} s, "
+                  f"load {os.getloadavg()[0]:.2f}")  # fmt: skip
 
         result = train_online(config, on_evaluation=record)
         print(f"{args.task} seed {seed}: {result.env_steps} env steps in {result.wall_s:.0f} s "
               f"(one core, load {os.getloadavg()[0]:.2f})")  # fmt: skip
 
 
+def success_fields(task: str, rate: float, interval: tuple[float, float]) -> dict[str, Any]:
+    """A row's success fields: the rate and its 95% interval for UR5e tasks, null for DMC."""
+    if family(task) != "ur5e":
+        return {"success_rate": None}
+    return {"success_rate": rate, "success_ci": [round(v, 3) for v in interval]}
+
+
 def run_bc(args: argparse.Namespace) -> None:
-    """Tuned BC: the grid of ``BC_GRID`` on the same demonstrations, one row per setting."""
+    """Tuned BC: the grid of ``BC_GRID`` on the same demonstrations, one row per setting;
+    settings that already have their row (same training steps) are skipped, so a rerun
+    finishes the grid."""
     import torch
-    from robot_il.envs import make_env
     from robot_il.policies import load_policy
 
     from robot_il.train.config import BCTrainConfig, EvalConfig
-    from robot_il.train.evaluate import evaluate
+    from robot_il.train.evaluate import evaluate, make_eval_env
     from robot_il.train.trainer import train
 
     expert = expert_return(args.task, args.demos)
     torch.set_num_threads(1)
-    done = {tuple(r.get(k) for k in RUN_KEY) for r in
-            (json.loads(RESULTS.read_text())["runs"] if RESULTS.exists() else [])}  # fmt: skip
+    done = {(r["seed"], r["weight_decay"], r["lr"]) for r in existing_rows()
+            if r["task"] == args.task and r["method"] == "bc" and r["demos"] == args.demos
+            and r["subsample"] == args.subsample and r.get("steps") == args.bc_steps}  # fmt: skip
     grid = (args.bc_weight_decays or BC_GRID["weight_decay"], args.bc_lrs or BC_GRID["lr"])
     for seed, weight_decay, lr in itertools.product(args.seeds, *grid):
-        key = {"task": args.task, "method": "bc", "variant": "gaussian", "profile": None,
-               "seed": seed, "demos": args.demos, "subsample": args.subsample, "env_steps": 0,
-               "weight_decay": weight_decay, "lr": lr}  # fmt: skip
-        if tuple(key.get(k) for k in RUN_KEY) in done:
-            print(f"BC {args.task} wd {weight_decay:g} lr {lr:g} seed {seed}: already in {RESULTS}")
-            continue
         name = f"s{seed}_d{args.demos}_k{args.subsample}_wd{weight_decay:g}_lr{lr:g}"
-        out = RUNS / args.task[4:] / "bc" / name
+        if (seed, weight_decay, lr) in done:
+            print(f"BC {args.task} {name}: row present, skipped")
+            continue
+        out = RUNS / task_slug(args.task) / "bc" / name
         config = BCTrainConfig(
-            dataset=str(dataset_path(args.task)), out=str(out), steps=args.bc_steps,
+            dataset=str(dataset_path(args.task, args.demos)), out=str(out), steps=args.bc_steps,
             lr=lr, weight_decay=weight_decay, seed=seed, max_episodes=args.demos,
             progress=False, eval=EvalConfig(episodes=0),
         )  # fmt: skip
@@ -183,22 +230,24 @@ def run_bc(args: argparse.Namespace) -> None:
         started = time.perf_counter()
         if args.subsample > 1:
             raise SystemExit("BC on subsampled trajectories is not built yet")
-        checkpoint = train(config).checkpoint
-        env = make_env(args.task)
-        result = evaluate(load_policy(checkpoint), env, episodes=EVAL_EPISODES, seed=10_000)
+        policy = load_policy(train(config).checkpoint)
+        env = make_eval_env(policy.spec)  # the task's own episodes, as the online loop's
+        result = evaluate(policy, env, episodes=EVAL_EPISODES[family(args.task)], seed=10_000)
         env.close()
         row = {
             "task": args.task, "method": "bc", "variant": "gaussian", "profile": None,
             "seed": seed, "demos": args.demos, "subsample": args.subsample, "env_steps": 0,
             "return": float(np.mean(result.returns)), "expert_return": expert,
-            "success_rate": None, "wall_s": round(time.perf_counter() - started, 1),
+            **success_fields(args.task, result.success_rate, result.interval),
+            "wall_s": round(time.perf_counter() - started, 1),
             "weight_decay": weight_decay, "lr": lr, "steps": args.bc_steps,
             "returns": [round(r, 1) for r in result.returns],
             "loadavg": [round(v, 2) for v in os.getloadavg()],
         }  # fmt: skip
         append_row(row)
         print(f"BC {args.task} wd {weight_decay:g} lr {lr:g} seed {seed}: return "
-              f"{row['return']:.1f} (expert {expert:.1f})")  # fmt: skip
+              f"{row['return']:.1f} (expert {expert}), {result.line()}, "
+              f"load {os.getloadavg()[0]:.2f}")  # fmt: skip
 
 
 def paper_curve(task: str, method: str, anchors: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -221,18 +270,20 @@ def task_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
             and r["demos"] == args.demos and r["subsample"] == args.subsample]  # fmt: skip
 
 
-def best_bc(rows: list[dict[str, Any]]) -> tuple[dict[str, Any], float, list[float]] | None:
-    """The tuned BC baseline: the grid setting with the best mean return over its seeds;
-    returns one of its rows (for the setting), that mean and the seeds' returns."""
+def best_bc(
+    rows: list[dict[str, Any]], metric: str = "return"
+) -> tuple[dict[str, Any], float, list[float]] | None:
+    """The tuned BC baseline: the grid setting with the best mean ``metric`` over its seeds;
+    returns one of its rows (for the setting), that mean and the seeds' values."""
     settings: dict[tuple[float, float], list[dict[str, Any]]] = {}
     for r in rows:
         if r["method"] == "bc":
             settings.setdefault((r["weight_decay"], r["lr"]), []).append(r)
     if not settings:
         return None
-    best = max(settings.values(), key=lambda group: np.mean([r["return"] for r in group]))
-    returns = [r["return"] for r in sorted(best, key=lambda r: r["seed"])]
-    return best[0], float(np.mean(returns)), returns
+    best = max(settings.values(), key=lambda group: np.mean([r[metric] for r in group]))
+    values = [r[metric] for r in sorted(best, key=lambda r: r["seed"])]
+    return best[0], float(np.mean(values)), values
 
 
 def plot(args: argparse.Namespace) -> None:
@@ -242,8 +293,9 @@ def plot(args: argparse.Namespace) -> None:
     import matplotlib.pyplot as plt
 
     rows = task_rows(args)
+    metric = "success_rate" if family(args.task) == "ur5e" else "return"
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    if args.anchors.exists():
+    if args.task in PAPER_NAMES and args.anchors.exists():
         x, y = paper_curve(args.task, "OPT", args.anchors)
         ax.plot(x, y, color="tab:gray", lw=2, label="OPT-AIL, paper (5 seeds, 1 traj)")
         x, y = paper_curve(args.task, "BC", args.anchors)
@@ -259,26 +311,30 @@ def plot(args: argparse.Namespace) -> None:
         ):  # fmt: skip
             group = list(group)
             setting = f"{profile}, " if method == "opt_ail" else ""
-            ax.plot([r["env_steps"] for r in group], [r["return"] for r in group], marker="o",
+            ax.plot([r["env_steps"] for r in group], [r[metric] for r in group], marker="o",
                     ms=3, lw=1.2, color=color, alpha=0.8,
                     label=f"{LABELS[method, variant]}, ours ({setting}seed {seed})")  # fmt: skip
-    if rows:
+    if rows and rows[0]["expert_return"] is not None:
         level = rows[0]["expert_return"]
         ax.axhline(level, color="black", ls="--", label=f"expert imitated, ours ({level:.0f})")
-    bc = best_bc(rows)
+    bc = best_bc(rows, metric)
     if bc:
-        setting, mean, returns = bc
+        setting, mean, values = bc
         ax.axhline(mean, color="tab:red", ls="-.", label=(
             f"tuned BC, ours (wd {setting['weight_decay']:g}, lr {setting['lr']:g}; "
-            f"{len(returns)} seed{'s' * (len(returns) > 1)})"))
+            f"{len(values)} seed{'s' * (len(values) > 1)})"))
     ours_steps = [r["env_steps"] for r in rows if r["method"] in ONLINE_METHODS]
-    ax.set_xlim(0, max([MAX_ENV_STEPS, *ours_steps]) * 1.02)  # the budgets the goals name
-    ax.set(xlabel="env steps", ylabel="return (10 episodes)",
-           title=f"{args.task}, {args.demos} expert trajectory, subsample {args.subsample}")
+    budget = MAX_ENV_STEPS if family(args.task) == "dmc" else args.env_steps
+    ax.set_xlim(0, max([budget, *ours_steps]) * 1.02)  # the budgets the goals name
+    episodes = EVAL_EPISODES[family(args.task)]
+    if metric == "success_rate":
+        ax.set_ylim(-0.02, 1.02)
+    ax.set(xlabel="env steps", ylabel=f"{metric.replace('_', ' ')} ({episodes} episodes)",
+           title=f"{args.task}, {args.demos} expert trajectories, subsample {args.subsample}")
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     suffix = f"_k{args.subsample}" if args.subsample > 1 else ""
-    path = args.results.with_name(f"opt_ail_{args.task[4:]}{suffix}.png")
+    path = args.results.with_name(f"opt_ail_{task_slug(args.task)}{suffix}.png")
     fig.savefig(path)
     print(f"wrote {path}")
 
@@ -305,15 +361,13 @@ def table(args: argparse.Namespace) -> None:
     rows = task_rows(args)
     if not rows:
         raise SystemExit(f"no rows for {args.task}")
+    if family(args.task) == "ur5e":
+        return success_table(args, rows)
     expert = rows[0]["expert_return"]
     print(f"| {args.task} ({args.demos} demo) | env steps | seeds: return | mean | × expert |")
     print("|---|---|---|---|---|")
     for method, variant, profile in learner_keys(rows):
-        last: dict[int, dict[str, Any]] = {}
-        for r in sorted(learner_rows(rows, method, variant, profile),
-                        key=lambda r: r["env_steps"]):  # fmt: skip
-            if r["env_steps"] <= args.env_steps:
-                last[r["seed"]] = r
+        last = last_evaluations(learner_rows(rows, method, variant, profile), args.env_steps)
         if not last:
             continue
         steps = sorted({r["env_steps"] for r in last.values()})
@@ -332,20 +386,60 @@ def table(args: argparse.Namespace) -> None:
     print(f"| expert (SAC, imitated trajectories) | | | {expert:.0f} | 1.00 |")
 
 
+def last_evaluations(rows: list[dict[str, Any]], env_steps: int) -> dict[int, dict[str, Any]]:
+    """Each seed's last row at or before ``env_steps``."""
+    last: dict[int, dict[str, Any]] = {}
+    for r in sorted(rows, key=lambda r: r["env_steps"]):
+        if r["env_steps"] <= env_steps:
+            last[r["seed"]] = r
+    return last
+
+
+def success_table(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
+    """The UR5e markdown table: success over 50 seeded episodes (95% interval), each
+    learner's last evaluation per seed within ``--env-steps``, against the best tuned BC."""
+    bc = best_bc(rows, "success_rate")
+    best, best_mean = (bc[0], bc[1]) if bc else (None, 0.0)
+    grid = len({(r["weight_decay"], r["lr"]) for r in rows if r["method"] == "bc"})
+
+    def cell(r: dict[str, Any]) -> str:
+        low, high = r["success_ci"]
+        return f"s{r['seed']}: {r['success_rate']:.0%} ({low:.0%}-{high:.0%})"
+
+    print(f"| {args.task} ({args.demos} demos) | env steps | seeds: success (95% CI) | mean "
+          "| − best BC (points) |")  # fmt: skip
+    print("|---|---|---|---|---|")
+    for method, variant, profile in learner_keys(rows):
+        last = last_evaluations(learner_rows(rows, method, variant, profile), args.env_steps)
+        if not last:
+            continue
+        steps = "/".join(map(str, sorted({r["env_steps"] for r in last.values()})))
+        mean = float(np.mean([r["success_rate"] for r in last.values()]))
+        gap = f"{100 * (mean - best_mean):+.0f}" if best else ""
+        seeds = ", ".join(cell(r) for _, r in sorted(last.items()))
+        name = LABELS[method, variant] + (f" ({profile})" if method == "opt_ail" else "")
+        print(f"| {name} | {steps} | {seeds} | {mean:.0%} | {gap} |")
+    if best:
+        print(f"| tuned BC (best of {grid}: wd {best['weight_decay']:g}, lr {best['lr']:g}) "
+              f"| 0 | {cell(best)} | {best_mean:.0%} | 0 |")  # fmt: skip
+
+
 def main() -> None:
     os.environ.setdefault("MUJOCO_GL", "egl")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("part", choices=(*ONLINE_METHODS, "bc", "plot", "table"))
     parser.add_argument("--model-based", action="store_true", help="opt_ail: model-based")
-    parser.add_argument("--task", default="dmc:walker_walk", choices=tuple(PAPER_NAMES))
+    parser.add_argument("--task", default="dmc:walker_walk",
+                        choices=(*PAPER_NAMES, *UR5E_TASKS))  # fmt: skip
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--demos", type=int, default=1)
+    parser.add_argument("--demos", type=int, default=None, help="1 (DMC), 10 (UR5e)")
     parser.add_argument("--subsample", type=int, default=1)
     parser.add_argument("--env-steps", type=int, default=100_000)
     parser.add_argument("--eval-every", type=int, default=10_000)
     parser.add_argument("--save-every", type=int, default=5_000)
     parser.add_argument("--profile", choices=("cpu", "paper"), default="cpu")
-    parser.add_argument("--bc-steps", type=int, default=10_000)
+    parser.add_argument("--bc-steps", type=int, default=None,
+                        help="10000 (DMC), 4000 (UR5e: the BC config's default)")
     parser.add_argument("--bc-weight-decays", type=float, nargs="+",
                         help="bc: run only these of the grid's weight decays (default: all)")
     parser.add_argument("--bc-lrs", type=float, nargs="+",
@@ -354,6 +448,10 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=RESULTS,
                         help="plot, table: the results file to read (the plot goes beside it)")
     args = parser.parse_args()
+    if args.demos is None:
+        args.demos = DEFAULT_DEMOS[family(args.task)]
+    if args.bc_steps is None:
+        args.bc_steps = DEFAULT_BC_STEPS[family(args.task)]
     parts = {"bc": run_bc, "plot": plot, "table": table}
     parts.get(args.part, run_online)(args)
 

@@ -9,6 +9,15 @@ several updates for model-based OPT-AIL).
 Every ``eval.every`` env steps the deployable policy (the checkpoint's own ``act``) runs
 ``eval.episodes`` seeded episodes in a second env: return and success with a 95% interval.
 
+Episodes of a UR5e task (``robot_il.envs.RobotEnv``): training episodes last as long as the
+demonstrations' (the dataset's ``env_spec.max_episode_steps``, when recorded on the same
+task) and are not ended at success, only truncated: the scripted demonstrations hold the
+goal past success, and an episode ended there would make success an absorbing state whose
+value hangs on the sign of a learned reward.
+Evaluation episodes are the task's own (ended at success or the task's time limit, or
+``eval.max_episode_steps``), the same episodes ``robot-il eval`` and BC's evaluation run.
+DeepMind Control tasks fix their own episodes.
+
 Order of work, so that bad input fails before any interaction: open the dataset, build the
 env, check the dataset's observation and action sizes fit it, load the expert transitions
 (NaN refused), and only then build the learner. Actions are learned in [-1, 1]^A; a wrapper
@@ -111,9 +120,18 @@ def denormals_flushed() -> Iterator[None]:
         torch.set_flush_denormal(False)
 
 
-def make_online_env(spec: dict[str, Any], task: str, backend: str | None, where: str) -> Any:
+def make_online_env(
+    spec: dict[str, Any],
+    task: str,
+    backend: str | None,
+    where: str,
+    *,
+    max_episode_steps: int | None = None,
+    terminate_on_success: bool = True,
+) -> Any:
     """An env for ``task`` at the dataset's rate and action mode; ``DatasetError`` if the
-    dataset's observation or action sizes do not fit it."""
+    dataset's observation or action sizes do not fit it. ``max_episode_steps`` (None: the
+    task's time limit) and ``terminate_on_success`` apply to UR5e tasks only."""
     from robot_il.envs import make_env
 
     env = make_env(
@@ -121,6 +139,8 @@ def make_online_env(spec: dict[str, Any], task: str, backend: str | None, where:
         backend or spec.get("backend") or "mujoco",
         control_hz=spec["control_hz"],
         action_mode=spec.get("action_mode") or "joint",
+        max_episode_steps=max_episode_steps,
+        terminate_on_success=terminate_on_success,
     )
     offered = spec_from_env(env)
     problems = spec_mismatches({**spec, "robot": None}, offered)
@@ -167,9 +187,13 @@ def train_online(
         policy_config.validate()
     except ValueError as error:
         raise ConfigError(f"policy config: {error}") from None
-    env = make_online_env(spec, task, config.backend, config.dataset)
+    recorded = dataset.attrs.get("env_spec") or {}
+    demo_horizon = recorded.get("max_episode_steps") if recorded.get("task") == task else None
+    env = make_online_env(spec, task, config.backend, config.dataset,
+                          max_episode_steps=demo_horizon, terminate_on_success=False)
     eval_env = make_online_env(spec, config.eval.task or task, config.eval.backend or
-                               config.backend, config.dataset)  # fmt: skip
+                               config.backend, config.dataset,
+                               max_episode_steps=config.eval.max_episode_steps)  # fmt: skip
     normalizer = identity_observation_normalizer(
         spec, env.action_space.low, env.action_space.high
     )
