@@ -1,6 +1,6 @@
 """The deploy loop's clock (robot_il.deploy.ticker) on a simulated clock: deadlines stay on
-their grid, a late tick is caught up instead of shifting every later one, a long stall skips
-whole periods, and the wait polls only the last ``spin`` seconds."""
+their grid, a late tick is caught up instead of shifting every later one, and a long stall
+skips whole periods."""
 
 from __future__ import annotations
 
@@ -14,17 +14,13 @@ PERIOD = 0.002
 
 class FakeClock:
     """``time.monotonic``/``time.sleep`` of the ticker module: sleeping advances the clock
-    exactly, each clock read by ``poll`` seconds (a polling loop ends)."""
+    exactly."""
 
-    def __init__(self, poll: float = 1e-6) -> None:
+    def __init__(self) -> None:
         self.t = 100.0
-        self.poll = poll
         self.sleeps: list[float] = []
-        self.polls = 0
 
     def monotonic(self) -> float:
-        self.t += self.poll
-        self.polls += 1
         return self.t
 
     def sleep(self, seconds: float) -> None:
@@ -40,22 +36,20 @@ def clock(monkeypatch) -> FakeClock:
     return fake
 
 
-def test_on_time_ticks_wake_at_their_deadlines_after_a_short_spin(clock):
-    ticker = Ticker(PERIOD, start=clock.t, spin=0.0002)
+def test_on_time_ticks_sleep_to_their_deadlines(clock):
+    ticker = Ticker(PERIOD, start=clock.t)
     start = ticker.deadline
     for k in range(1, 6):
         clock.t += 0.0003  # the tick's own work
-        before = clock.polls
         deadline = ticker.wait()
         assert deadline == pytest.approx(start + k * PERIOD)
         assert deadline <= clock.t < deadline + 1e-5  # woke at the deadline, not before
-        assert clock.sleeps[-1] == pytest.approx(PERIOD - 0.0003 - 0.0002, abs=1e-5)
-        assert 150 < clock.polls - before < 260  # polled the last 0.2 ms (1 us per read)
+        assert clock.sleeps[-1] == pytest.approx(PERIOD - 0.0003, abs=1e-5)
     assert ticker.late == ticker.skipped == 0
 
 
 def test_a_late_tick_is_caught_up_and_later_deadlines_keep_the_grid(clock):
-    ticker = Ticker(PERIOD, start=clock.t, spin=0.0)
+    ticker = Ticker(PERIOD, start=clock.t)
     start = ticker.deadline
     ticker.wait()
     clock.t += 2.5 * PERIOD  # a stall: the tick of deadline 1 ends after deadline 3
@@ -69,7 +63,7 @@ def test_a_late_tick_is_caught_up_and_later_deadlines_keep_the_grid(clock):
 
 
 def test_a_stall_longer_than_max_lag_skips_whole_periods_and_keeps_the_phase(clock):
-    ticker = Ticker(PERIOD, start=clock.t, spin=0.0, max_lag=5)
+    ticker = Ticker(PERIOD, start=clock.t, max_lag=5)
     start = ticker.deadline
     clock.t += 20.3 * PERIOD
     deadline = ticker.wait()
