@@ -69,6 +69,7 @@ def train_handover_bc(out):
     return train(config).checkpoint
 
 
+@pytest.mark.timeout(7200)  # records and trains for most of an hour on 2 shared cores
 def test_handover_policy_succeeds_over_ros_in_the_per_arm_layout(ros_context, ros_env, tmp_path):
     from robot_il.ros.ros_eval import evaluate_over_ros
 
