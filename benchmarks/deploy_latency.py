@@ -21,11 +21,17 @@ process stalled the control loop: ``robot_il.deploy.worker``). Run it on a quiet
     .venv/bin/python benchmarks/deploy_latency.py [--seconds 10]
 
 Each row is also appended to ``benchmarks/results/deploy_latency.jsonl`` with the load average.
+
+``--baseline-rounds N`` then runs each policy at 500 Hz ``N`` times more with the control loop
+the node had before :mod:`robot_il.deploy.ticker` (sleep to the deadline, start over from
+"now" after an overrun) alternated with the node's own, in this process on the same cores:
+a ratio that a loaded machine cannot fake (rows with ``"loop": "baseline"``/``"node"``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -114,6 +120,13 @@ def main() -> int:
         help="SCHED_FIFO priority of the policy node (0: off), sim_robot 10 less; inference "
         "stays in the normal class, at nice -10 when this is on",
     )
+    parser.add_argument(
+        "--baseline-rounds",
+        type=int,
+        default=0,
+        help="then alternate the old restart-from-now control loop and the node's at 500 Hz, "
+        "this many rounds per policy",
+    )
     args = parser.parse_args()
 
     from robot_il.policies.untrained import untrained_reach_checkpoint
@@ -150,6 +163,18 @@ def main() -> int:
                     RESULTS.parent.mkdir(parents=True, exist_ok=True)
                     with RESULTS.open("a") as out:
                         out.write(json.dumps(record) + "\n")
+                for round_ in range(args.baseline_rounds):
+                    for loop in ("baseline", "node"):
+                        with _control_loop(loop):
+                            figures = measure(
+                                checkpoint, 500.0, args.seconds, context, args.priority, args.settle
+                            )
+                        print(f"{loop:8s} " + _row(policy_type, 500.0, figures), flush=True)
+                        record = {"policy": policy_type, "rate_hz": 500.0, "loop": loop, **figures}
+                        record |= {"round": round_, "seconds": args.seconds}
+                        record |= {"load_avg": os.getloadavg()[0]}
+                        with RESULTS.open("a") as out:
+                            out.write(json.dumps(record) + "\n")
     finally:
         rclpy.shutdown(context=context)
         sim.send_signal(signal.SIGINT)
@@ -163,6 +188,41 @@ def main() -> int:
         f"control thread SCHED_FIFO priority {args.priority}"
     )
     return 0
+
+
+def _restart_from_now_loop(node) -> None:
+    """The policy node's control loop before ``robot_il.deploy.ticker`` (the baseline)."""
+    from rclpy._rclpy_pybind11 import RCLError
+
+    next_tick = time.monotonic()
+    while node._running and node.context.ok():
+        now = node._now()
+        node.tick_times.append(time.monotonic())
+        try:
+            node._control_tick(now)
+        except RCLError:
+            return
+        next_tick += node.period
+        delay = next_tick - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        else:
+            time.sleep(0.1 * node.period)
+            next_tick = time.monotonic()
+
+
+@contextlib.contextmanager
+def _control_loop(loop: str):
+    """Policy nodes made inside run the ``baseline`` loop or the ``node``'s own."""
+    from robot_il.ros.policy_node import PolicyNode
+
+    own = PolicyNode._control_loop
+    if loop == "baseline":
+        PolicyNode._control_loop = _restart_from_now_loop
+    try:
+        yield
+    finally:
+        PolicyNode._control_loop = own
 
 
 def _row(policy_type: str, rate: float, f: dict[str, float]) -> str:

@@ -16,7 +16,7 @@ The two-arm handover cell in the dual-arm tutorial's layout (``--policy-param`` 
     .venv/bin/python benchmarks/deploy_parity.py HANDOVER_CKPT --episodes 20 \
         --sim-param "tf_prefixes:=['alice_','bob_']" --sim-param controller_layout:=per_arm \
         --policy-param "tf_prefixes:=['alice_','bob_']" --policy-param controller_layout:=per_arm \
-        --policy-param gripper_clearance:=-0.05 --policy-param acceleration_limit:=15.0
+        --policy-param gripper_clearance:=-0.05 --policy-param acceleration_limit:=30.0
 """
 
 from __future__ import annotations

@@ -73,6 +73,7 @@ from std_srvs.srv import Trigger
 
 from robot_il.deploy import ActionTimeline, ChunkPlanner
 from robot_il.deploy.eef_delta import ACTION_MODES, TcpDeltaConverter
+from robot_il.deploy.ticker import Ticker
 from robot_il.deploy.worker import CheckpointInfo, InferenceWorker
 from robot_il.envs.ur5e.description import JOINT_VEL_LIMITS
 from robot_il.errors import CheckpointError, ConfigError
@@ -585,7 +586,9 @@ class PolicyNode(Node):
     # -- control (control thread) --------------------------------------------------------
 
     def _control_loop(self) -> None:
-        next_tick = time.monotonic()
+        # Deadlines on a fixed grid: a late tick is caught up, not carried into every later
+        # one (robot_il.deploy.ticker).
+        ticker = Ticker(self.period)
         sim_time = self.sim_time
         while self._running and self.context.ok():
             now = self._now()
@@ -599,13 +602,7 @@ class PolicyNode(Node):
             if sim_time:  # a lock-step simulator waits for this tick's command
                 self._await_next_period(now)
                 continue
-            next_tick += self.period
-            delay = next_tick - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            else:  # overrun: start over from now, and never hog a core (real-time priority)
-                time.sleep(0.1 * self.period)
-                next_tick = time.monotonic()
+            ticker.wait()
 
     def _due_target(self, now: float, q_measured: np.ndarray) -> tuple[np.ndarray, float] | None:
         """The joint-mode action for ``now`` and the time it belongs to, or None before the
