@@ -7,7 +7,9 @@ the training defaults' sizes with untrained weights: inference costs the same.
 
 Figures, each a ratio to its target (the goal in brackets):
 
-- ``rate``: achieved command rate / target rate [1.00];
+- ``rate``: achieved command rate / target rate [1.00]; it counts the ticks the loop runs at
+  once to catch up after a late one (``robot_il.deploy.ticker``), so read it with
+- ``caught up``: share of ticks that came less than half a period after the previous one;
 - ``jitter p99``: 99th percentile of |period - target period| / 1 ms [< 1 for BC at 500 Hz];
 - ``max gap``: longest time between two commands / target period [<= 1 + jitter];
 - ``latency p50/p99``: age of the joint state a command was computed from / target period;
@@ -99,6 +101,7 @@ def measure(
         "rate": (len(ticks) - 1) / (ticks[-1] - ticks[0]) / rate,
         "jitter_p99_ms": float(np.percentile(jitter, 99) * 1e3),
         "max_gap": float(periods.max() / period),
+        "caught_up": float(np.mean(periods < 0.5 * period)),
         "latency_p50": float(np.percentile(latency, 50) / period),
         "latency_p99": float(np.percentile(latency, 99) / period),
         "starved": float(longest_starved / period),
@@ -229,6 +232,7 @@ def _row(policy_type: str, rate: float, f: dict[str, float]) -> str:
     return (
         f"{policy_type:9s} {rate:5.0f} Hz  rate {f['rate']:.3f}  "
         f"jitter p99 {f['jitter_p99_ms']:.2f} (x 1 ms)  max gap {f['max_gap']:.2f}  "
+        f"caught up {f['caught_up']:.3f}  "
         f"latency p50 {f['latency_p50']:.2f} p99 {f['latency_p99']:.2f}  "
         f"starved {f['starved']:.2f}  (x period)"
     )

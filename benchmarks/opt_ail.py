@@ -75,7 +75,7 @@ MAX_ENV_STEPS = 100_000
 BC_GRID = {"weight_decay": (1e-6, 1e-4, 1e-3, 1e-2), "lr": (1e-3, 3e-4)}
 """Tuned BC: every pair of these (AdamW), Gaussian head, the best by mean return."""
 RUN_KEY = ("task", "method", "variant", "profile", "seed", "demos", "subsample", "env_steps",
-           "weight_decay", "lr")  # fmt: skip
+           "weight_decay", "lr", "steps")  # fmt: skip
 
 
 def family(task: str) -> str:
@@ -215,7 +215,9 @@ def run_bc(args: argparse.Namespace) -> None:
             and r["subsample"] == args.subsample and r.get("steps") == args.bc_steps}  # fmt: skip
     grid = (args.bc_weight_decays or BC_GRID["weight_decay"], args.bc_lrs or BC_GRID["lr"])
     for seed, weight_decay, lr in itertools.product(args.seeds, *grid):
-        name = f"s{seed}_d{args.demos}_k{args.subsample}_wd{weight_decay:g}_lr{lr:g}"
+        # a different step budget trains anew: a run resumes only on its own schedule
+        name = (f"s{seed}_d{args.demos}_k{args.subsample}_wd{weight_decay:g}_lr{lr:g}"
+                f"_steps{args.bc_steps}")  # fmt: skip
         if (seed, weight_decay, lr) in done:
             print(f"BC {args.task} {name}: row present, skipped")
             continue
@@ -420,8 +422,11 @@ def success_table(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
         name = LABELS[method, variant] + (f" ({profile})" if method == "opt_ail" else "")
         print(f"| {name} | {steps} | {seeds} | {mean:.0%} | {gap} |")
     if best:
+        setting = [r for r in rows if r["method"] == "bc" and r["weight_decay"] ==
+                   best["weight_decay"] and r["lr"] == best["lr"]]  # fmt: skip
+        seeds = ", ".join(cell(r) for r in sorted(setting, key=lambda r: r["seed"]))
         print(f"| tuned BC (best of {grid}: wd {best['weight_decay']:g}, lr {best['lr']:g}) "
-              f"| 0 | {cell(best)} | {best_mean:.0%} | 0 |")  # fmt: skip
+              f"| 0 | {seeds} | {best_mean:.0%} | 0 |")  # fmt: skip
 
 
 def main() -> None:

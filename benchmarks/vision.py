@@ -40,6 +40,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np
 import torch
+from robot_il.envs.ur5e.scene_geometry import MARKER_RADIUS
 
 from policies import demos, evaluate_checkpoint, train_run
 from robot_il.train.config import load_config
@@ -122,8 +123,10 @@ def run_dir(
     work: Path, task: str, backend: str, policy_type: str, observation: str,
     cameras: tuple[str, ...], count: int, steps: int, goal_keys: tuple[str, ...] = (),
 ) -> Path:  # fmt: skip
-    """Where a cell trains; image cells of different cameras or goal keys train apart."""
-    seen = "_".join(["rgb", *cameras, *goal_keys]) if cameras else observation
+    """Where a cell trains; image cells of different cameras, goal keys or target markers
+    train apart."""
+    marker = f"marker{MARKER_RADIUS}"
+    seen = "_".join(["rgb", *cameras, *goal_keys, marker]) if cameras else observation
     return work / "runs" / f"{task}_{backend}_{policy_type}_{seen}_{count}_{steps}"
 
 
@@ -134,8 +137,6 @@ def evaluated(
 ) -> dict:  # fmt: skip
     """The row of ``checkpoint`` evaluated on 50 seeded episodes; image rows name the target
     marker's radius their frames showed (cells without it saw the first one, 0.015 m)."""
-    from robot_il.envs.ur5e.scene_geometry import MARKER_RADIUS
-
     result = evaluate_checkpoint(checkpoint, EPISODES)
     marker = {"target_marker_m": MARKER_RADIUS} if cameras else {}
     return {**marker,
@@ -162,8 +163,9 @@ def bench_cells(work: Path, grid: argparse.Namespace) -> None:
                     for count in counts:
                         cameras = grid.cameras if observation == "image" else []
                         goals = grid.goal_keys if observation == "image" else []
+                        marker = MARKER_RADIUS if observation == "image" else None
                         key = (task, backend, policy_type, observation, cameras, count, steps,
-                               list(settings), goals)  # fmt: skip
+                               list(settings), goals, marker)  # fmt: skip
                         if any(_key(cell) == key for cell in load_cells()):
                             print(f"kept: {key}")
                             continue
@@ -187,7 +189,7 @@ def partial_cell(work: Path, key: tuple, cameras: list[str], schedule_steps: int
     """Evaluate the latest saved checkpoint of an unfinished cell (its run still training, or
     stopped for lack of time) and record it with the steps it had and ``schedule_steps`` (the
     length of its learning-rate schedule), marked ``partial``."""
-    task, backend, policy_type, observation, _, count, _, settings, goals = key
+    task, backend, policy_type, observation, _, count, _, settings, goals, _ = key
     used = tuple(cameras) if observation == "image" else ()
     out = run_dir(work, task, backend, policy_type, observation, used, count, schedule_steps,
                   tuple(goals))  # fmt: skip
@@ -221,8 +223,12 @@ def _seen(cell: dict) -> str:
 
 
 def _key(cell: dict) -> tuple:
+    """What makes two cells the same experiment (image cells: the target marker too; cells
+    recorded before the marker was named saw the first, 1.5 cm one)."""
+    marker = cell.get("target_marker_m", 0.015) if cell["observation"] == "image" else None
     return (cell["task"], cell["backend"], cell["policy"], cell["observation"], cell["cameras"],
-            cell["demos"], cell["steps"], cell["settings"], cell.get("goal_keys", []))  # fmt: skip
+            cell["demos"], cell["steps"], cell["settings"], cell.get("goal_keys", []),
+            marker)  # fmt: skip
 
 
 PROBE = RESULTS.with_name("vision_probe.json")

@@ -11,7 +11,6 @@ angles nearest the seed inside the joint limits, and picks the closest.
 from __future__ import annotations
 
 import numpy as np
-from numpy.linalg import _umath_linalg
 from robot_il.envs.ur5e.description import DH_A, DH_ALPHA, DH_D, JOINT_POS_LIMITS, TCP_OFFSET
 
 _COS_ALPHA = np.cos(DH_ALPHA)
@@ -147,8 +146,17 @@ def solve_damped(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
     (..., n, n), lambda > 0: positive definite, so never singular. The LAPACK solver that
     ``np.linalg.solve`` calls, called directly: the same result to the bit without the checks
     and floating-point error-state switching that cost three times the 6 x 6 solve itself on
-    a control tick (the singular-matrix error they exist for cannot arise here)."""
-    return _umath_linalg.solve1(matrix, vector, signature="dd->d")
+    a control tick (the singular-matrix error they exist for cannot arise here). The module is
+    private numpy (1.26 and 2.x): where it is gone, ``np.linalg.solve`` gives the same x."""
+    if _lapack_solve is None:
+        return np.linalg.solve(matrix, vector[..., None])[..., 0]
+    return _lapack_solve(matrix, vector, signature="dd->d")
+
+
+try:
+    from numpy.linalg._umath_linalg import solve1 as _lapack_solve
+except ImportError:  # a numpy without it
+    _lapack_solve = None
 
 
 _VEE_ROW, _VEE_COL = np.array([2, 0, 1]), np.array([1, 2, 0])

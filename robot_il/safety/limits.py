@@ -11,9 +11,12 @@ from robot_il.errors import ActionError
 UR5E_ACCELERATION = 10.0
 """Joint acceleration limit for deployed commands, rad/s^2. Universal Robots publishes none for
 servo control; 10 rad/s^2 reaches the 180 deg/s speed limit in about 0.3 s, smooth for a learned
-policy. It is deliberately below the 15 rad/s^2 the simulated servo can follow
-(``robot_il.envs.ur5e.description.JOINT_ACC_LIMITS``): the safety layer stays inside what the
-arm can track, so a filtered command is also a followed one."""
+policy. It is below the 15 rad/s^2 the simulated servo can follow
+(``robot_il.envs.ur5e.description.JOINT_ACC_LIMITS``), so by default a filtered command is also
+a followed one. A cell may raise it: the filter brakes so it could stop on each target, so with
+an end-effector-delta policy one step ahead a joint cruises at most ``a * dt``; the two-arm
+handover cell (``launch/deploy_two_arm_sim.launch.yaml``) sets 30 so that at its 20 Hz
+lock-step period the filter passes the motion the arm makes at its own 15."""
 
 UR5E_WORKSPACE = (np.array([-0.9, -0.9, 0.0]), np.array([0.9, 0.9, 1.1]))
 """Default tool-point box (m, arm base frame): the UR5e's 0.85 m reach around the base, and

@@ -97,6 +97,10 @@ def test_unsafe_policies_never_reach_the_command_topic(ros_context, ros_env, tmp
                 return len(_commands(commands, since=latched)) > 50
 
             wait_for(held_for_a_while, 5, "commands after the e-stop", procs, logs)
+            last_two = _commands(commands, until=latched - 1e-6)[-2:]  # the ticks before it
+            assert np.abs(np.diff(last_two, axis=0)).max() > 1e-9, (
+                "the arm had stopped before the e-stop latched: nothing was shown frozen"
+            )
             after = _commands(commands, since=pressed)
             after_latch = _commands(commands, since=latched)
             frozen = np.all(np.abs(after_latch - after_latch[-1]) < 1e-12, axis=1)
