@@ -313,7 +313,8 @@ def plot(args: argparse.Namespace) -> None:
         ):  # fmt: skip
             group = list(group)
             setting = f"{profile}, " if method == "opt_ail" else ""
-            ax.plot([r["env_steps"] for r in group], [r[metric] for r in group], marker="o",
+            ax.plot([r["env_steps"] for r in group], [r[metric] for r in group],
+                    marker="os^Dv"[seed % 5], ls=("-", "--", ":")[seed % 3],
                     ms=3, lw=1.2, color=color, alpha=0.8,
                     label=f"{LABELS[method, variant]}, ours ({setting}seed {seed})")  # fmt: skip
     if rows and rows[0]["expert_return"] is not None:

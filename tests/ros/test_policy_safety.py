@@ -128,7 +128,9 @@ def test_unsafe_policies_never_reach_the_command_topic(ros_context, ros_env, tmp
             wait_for(lambda: "loaded" in policy_log.read_text(), 30, "switch", procs, logs)
             assert client.call(Trigger, "policy/reset").success
             started = time.time()
-            time.sleep(1.0)
+            time.sleep(1.0)  # a second of the NaN policy; by publication time, as delivered:
+            wait_for(lambda: len(_commands(commands, since=started + 0.1)) > 50, 10,
+                     "commands while the policy gives NaN", procs, logs)  # fmt: skip
             during = _commands(commands, since=started + 0.1)
             assert np.all(np.isfinite(during))
             assert np.abs(during - during[0]).max() < 1e-9
@@ -158,12 +160,17 @@ def test_unsafe_policies_never_reach_the_command_topic(ros_context, ros_env, tmp
             try:
                 stopped = time.time()
                 time.sleep(0.6)
+
+                def held_stream() -> bool:  # the stream goes on, holding (as delivered)
+                    return len(_commands(commands, since=stopped + 0.15)) > 50
+
+                wait_for(held_stream, 10, "commands while the robot's state is stale", procs, logs)
+                wait_for(lambda: "stale_observation" in kinds(stopped), 10, "stale event", procs,
+                         logs)  # fmt: skip
                 stale = _commands(commands, since=stopped + 0.15)
-                assert len(stale) > 50  # the stream goes on, holding
                 assert np.abs(stale - stale[-1]).max() < 1e-9
             finally:
                 sim.send_signal(signal.SIGCONT)
-            assert "stale_observation" in kinds(stopped)
 
             # Over the whole run nothing non-finite or beyond a limit was commanded.
             everything = _commands(commands)
