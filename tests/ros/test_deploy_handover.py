@@ -34,8 +34,8 @@ sets every target one step ahead of the measured arm, so at the 20 Hz command pe
 lock-step no joint may cruise faster than ``a * dt`` (0.75 rad/s at 15 rad/s^2), while the
 simulated arm the policy was trained on (braking ``sqrt(2 a d)``, the env's servo) cruises up
 to ``2 a dt`` (1.5 rad/s). The cell therefore sets ``acceleration_limit`` 30 rad/s^2 (ur_rtde
-accepts up to 40; UR publishes no servo acceleration limit), which lets through what the arm does at 15; the arm still limits itself
-to 15. The first checkpoint at 30: 17 of 20 without ROS
+accepts up to 40; UR publishes no servo acceleration limit), which lets through what the arm
+does at 15; the arm still limits itself to 15. The first checkpoint at 30: 17 of 20 without ROS
 (``benchmarks/results/handover_cell_limits.jsonl``), 16 of 20 over ROS 2 (load 14-20), as in
 eval. Not yet run with this cell: this test's own recording and training (no time left on
 the shared machine of 2026-12-02).
