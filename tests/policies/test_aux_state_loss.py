@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from robot_il.policies import load_policy
 from robot_il.policies.bc import BCConfig, BCPolicy
 from robot_il.policies.diffusion import DiffusionConfig, DiffusionPolicy
 from torch import nn
 
 from robot_il.dataset import DatasetWriter
 from robot_il.errors import ConfigError, DatasetError
-from robot_il.policies import load_policy
 from robot_il.train.config import load_config
 from robot_il.train.trainer import train
 
