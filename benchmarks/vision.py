@@ -125,12 +125,14 @@ def run_dir(
     cameras: tuple[str, ...], count: int, steps: int, goal_keys: tuple[str, ...] = (),
     settings: tuple[str, ...] = (),
 ) -> Path:  # fmt: skip
-    """Where a cell trains; image cells of different cameras, goal keys, target markers or
-    auxiliary loss weights train apart."""
+    """Where a cell trains; image cells of different cameras, goal keys, target markers,
+    auxiliary loss weights or image crops train apart."""
     marker = f"marker{MARKER_RADIUS}"
     seen = "_".join(["rgb", *cameras, *goal_keys, marker]) if cameras else observation
     aux = f"_aux{_aux_weight(settings)}" if _aux_weight(settings) else ""
-    return work / "runs" / f"{task}_{backend}_{policy_type}_{seen}{aux}_{count}_{steps}"
+    crop = "-".join(_setting(settings, "--policy.image-crop", 4))
+    seen += aux + (f"_crop{crop}" if crop else "")
+    return work / "runs" / f"{task}_{backend}_{policy_type}_{seen}_{count}_{steps}"
 
 
 AUX_LABELS = ("object_pose", "target_pos")
@@ -138,10 +140,17 @@ AUX_LABELS = ("object_pose", "target_pos")
 go, read from the demonstrations at training time only."""
 
 
+def _setting(settings: tuple[str, ...] | list[str], flag: str, values: int) -> list[str]:
+    """The ``values`` values that follow ``flag`` in ``settings`` (none without it)."""
+    if flag not in settings:
+        return []
+    start = list(settings).index(flag) + 1
+    return list(settings[start : start + values])
+
+
 def _aux_weight(settings: tuple[str, ...] | list[str]) -> float:
     """The auxiliary state loss weight ``settings`` train with (0: off)."""
-    flag = "--policy.aux-state-weight"
-    return float(settings[settings.index(flag) + 1]) if flag in settings else 0.0
+    return float(next(iter(_setting(settings, "--policy.aux-state-weight", 1)), 0.0))
 
 
 def evaluated(
