@@ -23,7 +23,9 @@ state); state cells observe everything low-dimensional the env offers, the cube'
 included. Demonstrations are the scripted expert's (``benchmarks/policies.py``: eef deltas,
 held past success, DART noise), recorded once per (task, backend, cameras) under ``--work``.
 Run: ``nice -n 19 .venv/bin/python benchmarks/vision.py --cells --tasks push
---policies bc --observations image --counts 200``.
+--policies bc --observations image --counts 100 --steps 10000 --aux-weight 1
+--extra='--policy.image-crop 46 20 40 56 --save-every 1000'`` (the best image recipe so far:
+34/50 on MuJoCo push; the crop is the push workspace in the 96x96 ``front`` frame).
 """
 
 from __future__ import annotations
@@ -97,14 +99,15 @@ def save_cell(cell: dict) -> None:
 def run_cell(
     work: Path, task: str, backend: str, policy_type: str, observation: str, count: int,
     steps: int, settings: tuple[str, ...], recording: int, grid_cameras: list[str],
-    goal_keys: tuple[str, ...] = (),
+    goal_keys: tuple[str, ...] = (), episodes: int = EPISODES,
 ) -> dict:  # fmt: skip
-    """Train on the first ``count`` of ``recording`` demonstrations, evaluate 50 episodes."""
+    """Train on the first ``count`` of ``recording`` demonstrations, evaluate ``episodes``."""
     cameras = tuple(grid_cameras) if observation == "image" else ()
     dataset = demos(work, task, backend, recording, cameras=cameras)
     obs_keys = [f"rgb_{c}" for c in cameras] + list(PROPRIOCEPTION) if cameras else []
     obs_keys += list(goal_keys) if cameras else []
-    out = run_dir(work, task, backend, policy_type, observation, cameras, count, steps, goal_keys)
+    out = run_dir(work, task, backend, policy_type, observation, cameras, count, steps, goal_keys,
+                  settings)  # fmt: skip
     load_before = os.getloadavg()[0]
     start = time.perf_counter()
     config = load_config(policy_type, None, [
@@ -115,29 +118,52 @@ def run_cell(
     checkpoint = train(config).checkpoint  # resumes a killed run of this cell
     train_s = time.perf_counter() - start
     cell = evaluated(checkpoint, task, backend, policy_type, observation, cameras, count, steps,
-                     settings, start, train_s, load_before)  # fmt: skip
+                     settings, start, train_s, load_before, episodes)  # fmt: skip
     return {**cell, "goal_keys": list(goal_keys)} if goal_keys else cell
 
 
 def run_dir(
     work: Path, task: str, backend: str, policy_type: str, observation: str,
     cameras: tuple[str, ...], count: int, steps: int, goal_keys: tuple[str, ...] = (),
+    settings: tuple[str, ...] = (),
 ) -> Path:  # fmt: skip
-    """Where a cell trains; image cells of different cameras, goal keys or target markers
-    train apart."""
+    """Where a cell trains; image cells of different cameras, goal keys, target markers,
+    auxiliary loss weights or image crops train apart."""
     marker = f"marker{MARKER_RADIUS}"
     seen = "_".join(["rgb", *cameras, *goal_keys, marker]) if cameras else observation
+    aux = f"_aux{_aux_weight(settings)}" if _aux_weight(settings) else ""
+    crop = "-".join(_setting(settings, "--policy.image-crop", 4))
+    seen += aux + (f"_crop{crop}" if crop else "")
     return work / "runs" / f"{task}_{backend}_{policy_type}_{seen}_{count}_{steps}"
+
+
+AUX_LABELS = ("object_pose", "target_pos")
+"""The auxiliary state loss's labels (``--aux-weight``): where the cube is and where it must
+go, read from the demonstrations at training time only."""
+
+
+def _setting(settings: tuple[str, ...] | list[str], flag: str, values: int) -> list[str]:
+    """The ``values`` values that follow ``flag`` in ``settings`` (none without it)."""
+    if flag not in settings:
+        return []
+    start = list(settings).index(flag) + 1
+    return list(settings[start : start + values])
+
+
+def _aux_weight(settings: tuple[str, ...] | list[str]) -> float:
+    """The auxiliary state loss weight ``settings`` train with (0: off)."""
+    return float(next(iter(_setting(settings, "--policy.aux-state-weight", 1)), 0.0))
 
 
 def evaluated(
     checkpoint: Path, task: str, backend: str, policy_type: str, observation: str,
     cameras: tuple[str, ...], count: int, steps: int, settings: tuple[str, ...], start: float,
-    train_s: float | None, load_before: float,
+    train_s: float | None, load_before: float, episodes: int = EPISODES,
 ) -> dict:  # fmt: skip
-    """The row of ``checkpoint`` evaluated on 50 seeded episodes; image rows name the target
-    marker's radius their frames showed (cells without it saw the first one, 0.015 m)."""
-    result = evaluate_checkpoint(checkpoint, EPISODES)
+    """The row of ``checkpoint`` evaluated on ``episodes`` seeded episodes (50 for a reported
+    cell; fewer screen a recipe); image rows name the target marker's radius their frames
+    showed (cells without it saw the first one, 0.015 m)."""
+    result = evaluate_checkpoint(checkpoint, episodes)
     marker = {"target_marker_m": MARKER_RADIUS} if cameras else {}
     return {**marker,
         "task": task, "backend": backend, "policy": policy_type, "observation": observation,
@@ -160,22 +186,25 @@ def bench_cells(work: Path, grid: argparse.Namespace) -> None:
                     default_steps, settings = RECIPES[policy_type, observation]
                     steps = grid.steps or default_steps
                     settings = (*settings, *grid.extra)
+                    if grid.aux_weight > 0 and observation == "image":
+                        settings = (*settings, "--policy.aux-state-keys", *AUX_LABELS,
+                                    "--policy.aux-state-weight", str(grid.aux_weight))  # fmt: skip
                     for count in counts:
                         cameras = grid.cameras if observation == "image" else []
                         goals = grid.goal_keys if observation == "image" else []
                         marker = MARKER_RADIUS if observation == "image" else None
                         key = (task, backend, policy_type, observation, cameras, count, steps,
-                               list(settings), goals, marker)  # fmt: skip
+                               list(settings), goals, marker, grid.episodes)  # fmt: skip
                         if any(_key(cell) == key for cell in load_cells()):
                             print(f"kept: {key}")
                             continue
                         if grid.partial:
-                            partial_cell(work, key, grid.cameras, steps)
+                            partial_cell(work, key, grid.cameras, steps, grid.episodes)
                             continue
                         cell = run_cell(work, task, backend, policy_type, observation, count,
                                         steps, settings, grid.recording or max(counts),
-                                        grid.cameras,
-                                        tuple(goals))  # fmt: skip
+                                        grid.cameras, tuple(goals),
+                                        grid.episodes)  # fmt: skip
                         save_cell(cell)
                         print(
                             f"{task} {backend} {policy_type} {observation} {count} demos "
@@ -185,14 +214,16 @@ def bench_cells(work: Path, grid: argparse.Namespace) -> None:
                         )
 
 
-def partial_cell(work: Path, key: tuple, cameras: list[str], schedule_steps: int) -> None:
+def partial_cell(
+    work: Path, key: tuple, cameras: list[str], schedule_steps: int, episodes: int = EPISODES
+) -> None:
     """Evaluate the latest saved checkpoint of an unfinished cell (its run still training, or
     stopped for lack of time) and record it with the steps it had and ``schedule_steps`` (the
     length of its learning-rate schedule), marked ``partial``."""
-    task, backend, policy_type, observation, _, count, _, settings, goals, _ = key
+    task, backend, policy_type, observation, _, count, _, settings, goals, _, _ = key
     used = tuple(cameras) if observation == "image" else ()
     out = run_dir(work, task, backend, policy_type, observation, used, count, schedule_steps,
-                  tuple(goals))  # fmt: skip
+                  tuple(goals), tuple(settings))  # fmt: skip
     saved = sorted((out / "checkpoints").glob("step_???????"))
     if not saved:
         print(f"no checkpoint yet: {out}")
@@ -205,7 +236,8 @@ def partial_cell(work: Path, key: tuple, cameras: list[str], schedule_steps: int
         print(f"kept: {key} at {steps} steps")
         return
     cell = evaluated(saved[-1], task, backend, policy_type, observation, used, count, steps,
-                     tuple(settings), time.perf_counter(), None, os.getloadavg()[0])  # fmt: skip
+                     tuple(settings), time.perf_counter(), None, os.getloadavg()[0],
+                     episodes)  # fmt: skip
     cell.update(partial=True, schedule_steps=schedule_steps)
     if goals:
         cell["goal_keys"] = list(goals)
@@ -216,19 +248,23 @@ def partial_cell(work: Path, key: tuple, cameras: list[str], schedule_steps: int
 
 def _seen(cell: dict) -> str:
     """`` (front, 1.5 cm target)`` for a cell that saw camera ``front`` and the first target
-    marker (`` (front + target_pos, ...)`` with a goal key), nothing for a state cell."""
+    marker (`` (front + target_pos, ...)`` with a goal key; ``, aux loss 1`` with the
+    auxiliary state loss), nothing for a state cell."""
     seen = " + ".join(["+".join(cell["cameras"]), *cell.get("goal_keys", [])])
     marker = 100 * cell.get("target_marker_m", 0.015)
-    return f" ({seen}, {marker:g} cm target)" if cell["cameras"] else ""
+    weight = _aux_weight(cell["settings"])
+    aux = f", aux loss {weight:g}" if weight else ""
+    return f" ({seen}, {marker:g} cm target{aux})" if cell["cameras"] else ""
 
 
 def _key(cell: dict) -> tuple:
     """What makes two cells the same experiment (image cells: the target marker too; cells
-    recorded before the marker was named saw the first, 1.5 cm one)."""
+    recorded before the marker was named saw the first, 1.5 cm one; a screening row of fewer
+    episodes is not the 50-episode cell)."""
     marker = cell.get("target_marker_m", 0.015) if cell["observation"] == "image" else None
     return (cell["task"], cell["backend"], cell["policy"], cell["observation"], cell["cameras"],
             cell["demos"], cell["steps"], cell["settings"], cell.get("goal_keys", []),
-            marker)  # fmt: skip
+            marker, cell["episodes"])  # fmt: skip
 
 
 PROBE = RESULTS.with_name("vision_probe.json")
@@ -239,16 +275,12 @@ PROBE_TRAIN_SHARE = 0.8
 def probe_features(policy, frames: np.ndarray, lowdim: dict[str, np.ndarray]) -> dict:
     """Per-frame features of an image policy: the first camera's spatial-softmax keypoints,
     its encoder output and the BC network's last hidden layer (256), plus proprioception."""
-    from robot_il.policies.encoders import pool_frames
-
     camera = policy.encoder.cameras[policy.encoder.image_keys[0]]
     parts: dict[str, list[np.ndarray]] = {"keypoints": [], "camera features": [],
                                           "last hidden layer": []}  # fmt: skip
     with torch.inference_mode():
         for start in range(0, len(frames), 512):
-            x = torch.as_tensor(np.array(frames[start : start + 512]))
-            x = pool_frames(x, camera.pool) if camera.pool > 1 else x.float()
-            x = (x / 127.5 - 1.0).permute(0, 3, 1, 2).contiguous()
+            x = camera.prepare(torch.as_tensor(np.array(frames[start : start + 512])))
             keypoints = camera.network.keypoints(camera.network.convs(x))
             parts["keypoints"].append(keypoints.numpy())
             parts["camera features"].append(camera.network.head(keypoints).numpy())
@@ -368,7 +400,7 @@ def plot(path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cells = load_cells()
+    cells = [c for c in load_cells() if c["episodes"] == EPISODES]  # screening rows left out
     if not cells:
         print(f"nothing to plot: {RESULTS} holds no cell yet")
         return
@@ -432,6 +464,19 @@ def main() -> None:
         default=[],
         help="low-dimensional goal keys image cells also observe (e.g. target_pos: where the "
         "cube must go, given as a coordinate instead of seen; a diagnosis, not the goal's cells)",
+    )
+    grid.add_argument(
+        "--aux-weight",
+        type=float,
+        default=0.0,
+        help="image cells: weight of the auxiliary state loss (camera features predict "
+        "object_pose and target_pos at training time; never observed); 0: off",
+    )
+    grid.add_argument(
+        "--episodes",
+        type=int,
+        default=EPISODES,
+        help="evaluation episodes (fewer than 50: a screening row, marked as such)",
     )
     grid.add_argument("--steps", type=int, default=None, help="gradient steps (default: recipe)")
     grid.add_argument(

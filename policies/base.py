@@ -39,10 +39,17 @@ class PolicyConfig:
     ``obs_keys`` empty means every low-dimensional observation key of the dataset (images are
     used only when named); each camera has its own ``image_encoder``, and training batches
     are shifted by up to ``image_shift`` pixels and jittered in brightness and contrast by
-    ``image_jitter`` (``robot_il.policies.augment``; never when acting). A training window
+    ``image_jitter`` (``robot_il.policies.augment``; never when acting); ``image_crop``
+    (top, left, height, width in camera pixels; empty: whole frames) cuts every frame to a
+    fixed region read at full resolution (``CameraEncoder``). A training window
     holds ``n_obs_steps`` observations and ``horizon`` actions starting at the first of them;
     at run time the policy executes ``n_action_steps`` actions starting at the current (last
     observed) step.
+
+    ``aux_state_weight`` > 0 turns on the auxiliary state loss (training only; see
+    ``Policy.auxiliary_state_loss``): the dataset's low-dimensional ``aux_state_keys`` (e.g.
+    ``object_pose target_pos``) are training labels the camera features must predict, never
+    observations. Off (0) by default.
     """
 
     obs_keys: tuple[str, ...] = ()
@@ -53,7 +60,10 @@ class PolicyConfig:
     image_encoder: ImageEncoderKind = "resnet"
     image_shift: int = 4
     image_jitter: float = 0.1
+    image_crop: tuple[int, ...] = ()
     normalization: Literal["minmax", "gaussian"] = "minmax"
+    aux_state_keys: tuple[str, ...] = ()
+    aux_state_weight: float = 0.0
 
     def validate(self) -> None:
         """Raise ``ValueError`` if the horizons cannot fit one another."""
@@ -66,6 +76,25 @@ class PolicyConfig:
             )
         if self.image_shift < 0 or self.image_jitter < 0:
             raise ValueError("image_shift and image_jitter must be >= 0")
+        if self.image_crop and (
+            len(self.image_crop) != 4 or min(self.image_crop[:2]) < 0
+            or min(self.image_crop[2:]) < 1
+        ):  # fmt: skip
+            raise ValueError(
+                f"image_crop must be (top >= 0, left >= 0, height >= 1, width >= 1), got "
+                f"{self.image_crop}"
+            )
+        if self.aux_state_weight < 0:
+            raise ValueError(f"aux_state_weight must be >= 0, got {self.aux_state_weight}")
+        if self.aux_state_weight > 0:
+            if not self.aux_state_keys:
+                raise ValueError("aux_state_weight > 0 needs aux_state_keys (the labels)")
+            bad = [k for k in self.aux_state_keys if is_image_key(k) or k in self.obs_keys]
+            if bad:
+                raise ValueError(
+                    f"aux_state_keys {', '.join(bad)}: labels must be low-dimensional keys "
+                    "that are not observations"
+                )
 
 
 class Policy(nn.Module):
@@ -89,7 +118,14 @@ class Policy(nn.Module):
             image_encoder=config.image_encoder,
             image_shift=config.image_shift,
             image_jitter=config.image_jitter,
+            image_crop=config.image_crop,
         )
+        self.aux_head: nn.Linear | None = None
+        if config.aux_state_weight > 0:
+            if not self.encoder.image_keys:
+                raise ValueError("aux_state_weight > 0 needs a camera among the obs_keys")
+            labels = sum(normalizer.stats(k)["scale"].size for k in config.aux_state_keys)
+            self.aux_head = nn.Linear(self.encoder.image_dim, labels)
         self._history: dict[str, deque[np.ndarray]] = {}
         self._queue: deque[np.ndarray] = deque()
 
@@ -101,6 +137,24 @@ class Policy(nn.Module):
     def predict_chunk(self, obs: Mapping[str, Tensor]) -> Tensor:
         """Normalized actions ``(B, horizon, A)`` for normalized observations ``(B, To, ...)``."""
         raise NotImplementedError
+
+    def auxiliary_state_loss(self, batch: Mapping[str, Tensor], encoded: Tensor) -> Tensor:
+        """The auxiliary state loss, added to the policy's loss in training: ``aux_state_weight``
+        times the mean squared error of a linear head from the current step's camera features
+        (the last of ``encoded``, the encoder's output) to the normalized ``aux_state_keys`` of
+        that step. It makes the encoder place what the actions depend on but BC's loss alone
+        did not make it find (the push target: ``benchmarks/vision.py --probe``); an auxiliary
+        task on the visual features, as in Jaderberg et al. 2017 (UNREAL) and the pose
+        prediction of Levine et al. 2016. Zero when off, and on batches without the labels
+        (fine-tuning on corrections, which a real cell records without object state); acting
+        never calls it, so the labels are never inputs."""
+        if self.aux_head is None or any(k not in batch for k in self.config.aux_state_keys):
+            return encoded.new_zeros(())
+        labels = torch.cat(
+            [batch[k][:, -1].flatten(start_dim=1) for k in self.config.aux_state_keys], dim=-1
+        )
+        predicted = self.aux_head(self.encoder.current_image_features(encoded))
+        return self.config.aux_state_weight * nn.functional.mse_loss(predicted, labels)
 
     def begin_training(self) -> None:
         """Hook run once before the first optimizer step (Diffusion starts its EMA here)."""
@@ -121,12 +175,13 @@ class Policy(nn.Module):
         """Restore what ``training_state`` returned."""
 
     def normalize_window(self, window: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Normalize the low-dimensional keys and ``action`` of (batched) windows.
+        """Normalize the low-dimensional keys, the auxiliary labels (training windows only) and
+        ``action`` of (batched) windows.
 
         Images stay uint8 (the encoder scales them), which keeps in-memory datasets small.
         """
         out: dict[str, np.ndarray] = {}
-        for key in (*self.obs_keys, ACTION_KEY):
+        for key in (*self.obs_keys, *self.config.aux_state_keys, ACTION_KEY):
             if key not in window:
                 continue
             value = window[key]

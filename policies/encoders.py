@@ -157,21 +157,36 @@ class CameraEncoder(nn.Module):
     Frames are average-pooled by the ``kind`` network's ``input_pool`` (rows and columns past
     a multiple of it dropped), scaled to [-1, 1] and augmented (training mode only; the
     ``shift`` is in camera pixels, so ``shift // input_pool`` pooled pixels) before the
-    network. Pooling comes first, so augmentation works on the smaller frames."""
+    network. Pooling comes first, so augmentation works on the smaller frames.
 
-    def __init__(self, kind: ImageEncoderKind, feature_dim: int, shift: int, jitter: float) -> None:
+    A ``crop`` (top, left, height, width in camera pixels) cuts every frame, in training and
+    acting alike, to a fixed region of interest read at full resolution (no pooling): where
+    the objects fill a small part of the view, it spends the network's pixels on them."""
+
+    def __init__(
+        self, kind: ImageEncoderKind, feature_dim: int, shift: int, jitter: float,
+        crop: Sequence[int] = (),
+    ) -> None:  # fmt: skip
         super().__init__()
         self.network = IMAGE_ENCODERS[kind](feature_dim)
-        self.pool = int(self.network.input_pool)
+        self.crop = tuple(int(c) for c in crop)
+        self.pool = 1 if self.crop else int(self.network.input_pool)
         self.augment = ImageAugmentation(shift // self.pool, jitter)
         self.feature_dim = feature_dim
+
+    def prepare(self, frames: Tensor) -> Tensor:
+        """uint8 frames (N, H, W, 3) cropped, pooled and scaled: float (N, 3, h, w) in
+        [-1, 1], what the network reads (before augmentation)."""
+        if self.crop:
+            top, left, height, width = self.crop
+            frames = frames[:, top : top + height, left : left + width]
+        x = pool_frames(frames, self.pool) if self.pool > 1 else frames.float()
+        return (x / 127.5 - 1.0).permute(0, 3, 1, 2).contiguous()
 
     def forward(self, images: Tensor) -> Tensor:
         lead = images.shape[:-3]
         height, width = images.shape[-3:-1]
-        x = images.reshape(-1, height, width, 3)
-        x = pool_frames(x, self.pool) if self.pool > 1 else x.float()
-        x = (x / 127.5 - 1.0).permute(0, 3, 1, 2).contiguous()
+        x = self.prepare(images.reshape(-1, height, width, 3))
         return self.network(self.augment(x)).reshape(*lead, self.feature_dim)
 
 
@@ -189,21 +204,39 @@ class ObservationEncoder(nn.Module):
         image_encoder: ImageEncoderKind = "resnet",
         image_shift: int = 0,
         image_jitter: float = 0.0,
+        image_crop: Sequence[int] = (),
     ) -> None:
         super().__init__()
         self.lowdim_keys = sorted(k for k in obs_shapes if not is_image_key(k))
         self.image_keys = sorted(k for k in obs_shapes if is_image_key(k))
+        for key in self.image_keys:
+            if image_crop:
+                top, left, height, width = image_crop
+                frame_height, frame_width = obs_shapes[key][:2]
+                if top + height > frame_height or left + width > frame_width:
+                    raise ValueError(
+                        f"image_crop {tuple(image_crop)} (top, left, height, width) leaves the "
+                        f"{frame_height}x{frame_width} frames of {key}"
+                    )
         self.cameras = nn.ModuleDict(
             {
-                k: CameraEncoder(image_encoder, image_feature_dim, image_shift, image_jitter)
+                k: CameraEncoder(
+                    image_encoder, image_feature_dim, image_shift, image_jitter, image_crop
+                )
                 for k in self.image_keys
             }
         )
-        lowdim = sum(int(torch.tensor(obs_shapes[k]).prod()) for k in self.lowdim_keys)
-        self.step_dim = lowdim + image_feature_dim * len(self.image_keys)
+        self.lowdim_dim = sum(int(torch.tensor(obs_shapes[k]).prod()) for k in self.lowdim_keys)
+        self.image_dim = image_feature_dim * len(self.image_keys)
+        self.step_dim = self.lowdim_dim + self.image_dim
         self.output_dim = self.step_dim * n_obs_steps
 
     def forward(self, obs: Mapping[str, Tensor]) -> Tensor:
         parts = [obs[k].flatten(start_dim=2).float() for k in self.lowdim_keys]
         parts += [self.cameras[k](obs[k]) for k in self.image_keys]
         return torch.cat(parts, dim=-1).flatten(start_dim=1)
+
+    def current_image_features(self, encoded: Tensor) -> Tensor:
+        """The cameras' features (B, image_dim) of the last (current) step of ``encoded``, an
+        output of ``forward`` (steps oldest first, each low-dimensional keys then cameras)."""
+        return encoded[:, encoded.shape[1] - self.image_dim :]

@@ -53,8 +53,8 @@ class BCPolicy(Policy):
         layers.append(nn.Linear(width, outputs))
         self.mlp = nn.Sequential(*layers)
 
-    def _distribution(self, obs: Mapping[str, Tensor]) -> tuple[Tensor, Tensor | None]:
-        out = self.mlp(self.encoder(obs))
+    def _distribution(self, encoded: Tensor) -> tuple[Tensor, Tensor | None]:
+        out = self.mlp(encoded)
         shape = (out.shape[0], self.config.horizon, self.action_dim)
         if self.config.head == "deterministic":
             return out.reshape(shape), None
@@ -63,14 +63,16 @@ class BCPolicy(Policy):
 
     def forward(self, batch: Mapping[str, Tensor]) -> Tensor:
         target = batch[ACTION_KEY]
-        mean, log_std = self._distribution(batch)
+        encoded = self.encoder(batch)
+        mean, log_std = self._distribution(encoded)
+        auxiliary = self.auxiliary_state_loss(batch, encoded)
         if log_std is None:
-            return nn.functional.mse_loss(mean, target)
+            return nn.functional.mse_loss(mean, target) + auxiliary
         nll = 0.5 * ((target - mean) / log_std.exp()) ** 2 + log_std + 0.5 * math.log(2 * math.pi)
-        return nll.mean()
+        return nll.mean() + auxiliary
 
     def predict_chunk(self, obs: Mapping[str, Tensor]) -> Tensor:
-        mean, log_std = self._distribution(obs)
+        mean, log_std = self._distribution(self.encoder(obs))
         if log_std is not None and self.config.sample_actions:
             return mean + log_std.exp() * torch.randn_like(mean)
         return mean

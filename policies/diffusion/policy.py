@@ -153,7 +153,8 @@ class DiffusionPolicy(Policy):
         )
         noisy = self.noise_scheduler.add_noise(actions, noise, steps)
         target = noise if self.config.prediction_type == "epsilon" else actions
-        return nn.functional.mse_loss(self.unet(noisy, steps, cond), target)
+        denoising = nn.functional.mse_loss(self.unet(noisy, steps, cond), target)
+        return denoising + self.auxiliary_state_loss(batch, cond)
 
     def predict_chunk(self, obs: Mapping[str, Tensor]) -> Tensor:
         cond = self.encoder(obs)

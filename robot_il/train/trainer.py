@@ -97,6 +97,8 @@ def train(config: TrainConfig) -> TrainResult:
             policy_config.validate()
         except ValueError as error:
             raise ConfigError(f"policy config: {error}") from None
+        if policy_config.aux_state_weight > 0:
+            _check_labels(dataset, policy_config.aux_state_keys, obs_keys, config.dataset)
         env = None
         if config.eval.episodes > 0 and dist.is_main:
             env = make_eval_env(
@@ -120,11 +122,18 @@ def train(config: TrainConfig) -> TrainResult:
         episodes = config.max_episodes or dataset.num_episodes
         train_ids, val_ids = split_episodes(episodes, config.val_fraction, config.seed)
         lowdim = [k for k in obs_keys if not is_image_key(k)]
+        labels = list(policy_config.aux_state_keys if policy_config.aux_state_weight > 0 else ())
         normalizer = Normalizer.fit(
-            dataset, [*lowdim, ACTION_KEY], mode=policy_config.normalization, episodes=train_ids
+            dataset,
+            [*lowdim, *labels, ACTION_KEY],
+            mode=policy_config.normalization,
+            episodes=train_ids,
         )
         _seed_everything(config.seed + dist.rank)
-        policy = policy_class(policy_type)(policy_config, spec, normalizer).to(device)
+        try:
+            policy = policy_class(policy_type)(policy_config, spec, normalizer).to(device)
+        except ValueError as error:  # settings that do not fit the data (an image crop)
+            raise ConfigError(f"policy config: {error}") from None
         policy.begin_training()
         optimizer = torch.optim.AdamW(
             policy.parameters(), lr=config.lr, weight_decay=config.weight_decay
@@ -135,8 +144,8 @@ def train(config: TrainConfig) -> TrainResult:
         if state_dir.exists():
             start = _load_state(state_dir, policy, optimizer, schedule, rng, policy_type)
         window = {
-            "keys": [*obs_keys, ACTION_KEY],
-            "obs_keys": obs_keys,
+            "keys": [*obs_keys, *labels, ACTION_KEY],
+            "obs_keys": [*obs_keys, *labels],  # labels: the observed steps' values
             "horizon": policy_config.horizon,
             "n_obs_steps": policy_config.n_obs_steps,
         }
@@ -205,6 +214,21 @@ def train(config: TrainConfig) -> TrainResult:
         return TrainResult(checkpoint, config.steps, loss_value, evaluation)
     finally:
         dist.close()
+
+
+def _check_labels(
+    dataset: Any, labels: tuple[str, ...], obs_keys: list[str], source: str
+) -> None:
+    """Refuse, before training, auxiliary labels the dataset lacks or a policy without a
+    camera (the auxiliary head reads camera features)."""
+    missing = [k for k in labels if k not in dataset.keys]
+    if missing:
+        raise DatasetError(
+            f"{source}: dataset lacks aux_state_keys {', '.join(missing)} (it has "
+            f"{', '.join(sorted(dataset.keys))})"
+        )
+    if not any(is_image_key(k) for k in obs_keys):
+        raise ConfigError("policy config: aux_state_weight > 0 needs a camera among obs_keys")
 
 
 def _seed_everything(seed: int) -> None:

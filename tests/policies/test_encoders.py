@@ -25,3 +25,28 @@ def test_spatial_softmax_averages_two_equal_peaks() -> None:
     maps[0, 0, 0, 0] = maps[0, 0, 4, 2] = 40.0
     x, y = SpatialSoftmax()(maps)[0].tolist()
     assert abs(x - (-1 + 0.0) / 2) < 1e-4 and abs(y - 0.0) < 1e-4
+
+
+def test_image_crop_reads_only_its_region_at_full_resolution() -> None:
+    """A crop (top, left, height, width) hands the network that region of the frame unpooled,
+    in training and acting alike (pixels outside it change nothing); a crop that leaves the
+    frame is refused when the encoder is built."""
+    import pytest
+    from robot_il.policies.encoders import CameraEncoder, ObservationEncoder
+
+    torch.manual_seed(0)
+    camera = CameraEncoder("conv", 8, shift=0, jitter=0.0, crop=(4, 6, 10, 12))
+    frames = torch.randint(0, 256, (2, 20, 24, 3), dtype=torch.uint8)
+    prepared = camera.prepare(frames)
+    assert prepared.shape == (2, 3, 10, 12)
+    torch.testing.assert_close(
+        prepared, frames[:, 4:14, 6:18].permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    )
+    outside = frames.clone()
+    outside[:, :4] = 0
+    outside[:, :, 18:] = 255
+    for mode in (camera.train, camera.eval):
+        mode()
+        torch.testing.assert_close(camera(frames), camera(outside), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="leaves the 20x24 frames of rgb_front"):
+        ObservationEncoder({"rgb_front": [20, 24, 3]}, 1, 8, "conv", image_crop=(12, 0, 10, 12))

@@ -96,7 +96,7 @@ def test_gaussian_head_predicts_mean_and_spread() -> None:
         loss.backward()
         optimizer.step()
     with torch.no_grad():
-        mean, log_std = policy._distribution({"x": torch.full((1, 1, 1), 0.5)})
+        mean, log_std = policy._distribution(policy.encoder({"x": torch.full((1, 1, 1), 0.5)}))
     assert float(mean) == pytest.approx(1.0, abs=0.1)
     assert float(log_std.exp()) == pytest.approx(0.3, abs=0.1)
 
