@@ -4,9 +4,10 @@
     project's Fast DDS profile, p50/p99 in ms, and as a ratio to the 2 ms servo period.
 (b) The servo loop: ``ur_rtde_bridge`` with the fake arm, streamed a moving target at
     125 Hz over DDS, for ``--seconds``: achieved rate against the 500 Hz target, period
-    jitter p50/p99 (ms) and overruns, each against a baseline: the same sleep-to-deadline
-    loop doing no work, run in the same process just before. Also the cost of one safety
-    filter call (the bridge's per-tick computation) as a share of the period.
+    jitter p50/p99 (ms), late ticks (caught up) and skipped periods, each against a baseline:
+    the same fixed-grid loop (``robot_il.deploy.ticker``) doing no work, run in the same
+    process just before. Also the cost of one safety filter call (the bridge's per-tick
+    computation) as a share of the period.
 
     .venv/bin/python benchmarks/ur_rtde_bridge.py [--seconds 5]
 
@@ -85,21 +86,15 @@ def round_trip(count: int) -> list[float]:
 
 
 def bare_loop(seconds: float) -> dict[str, float]:
-    """Baseline for (b): the bridge's pacing (sleep to the next deadline) with no work."""
+    """Baseline for (b): the bridge's pacing (its ticker) with no work."""
+    from robot_il.deploy.ticker import Ticker
     from robot_il.ros.ur_rtde_bridge import LoopStats
 
-    stats = LoopStats(PERIOD)
-    next_tick = time.monotonic()
-    end = next_tick + seconds
-    while next_tick < end:
+    stats = LoopStats(Ticker(PERIOD))
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
         stats.tick(time.monotonic())
-        next_tick += PERIOD
-        delay = next_tick - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        else:
-            stats.overruns += 1
-            next_tick = time.monotonic()
+        stats.ticker.wait()
     return stats.summary()
 
 
@@ -183,7 +178,8 @@ def main() -> None:
                 f"    {label:22s} rate {figures['rate_hz']:7.1f} Hz "
                 f"({figures['rate_hz'] / 500.0:.3f} of target)  jitter p50 "
                 f"{figures['jitter_p50_ms']:.3f} ms  p99 {figures['jitter_p99_ms']:.3f} ms  "
-                f"max period {figures['max_period_ms']:.2f} ms  overruns {figures['overruns']}"
+                f"max period {figures['max_period_ms']:.2f} ms  late {figures['late']}  "
+                f"skipped {figures['skipped']}"
             )
         print(
             f"    bridge / baseline: rate {bridge['rate_hz'] / baseline['rate_hz']:.3f}, "

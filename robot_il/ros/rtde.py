@@ -112,7 +112,8 @@ class FakeRTDE:
     ``lookahead_time`` (s), at most ``max_speed`` rad/s per joint, advanced in wall-clock time
     whenever it is read; ``servoStop`` stops it where it is. Every call is recorded
     (:attr:`servo_calls`, :attr:`stopped`, :attr:`script_stopped`) so tests can check what
-    reached "the robot". :meth:`freeze` stops the receive timestamp (a stalled RTDE link) and
+    reached "the robot". :meth:`freeze` stops the receive timestamp (a stalled RTDE link),
+    :meth:`stall` blocks the next ``servoJ`` call (a stalled link, or a descheduled caller) and
     :meth:`protective_stop` mimics the controller's protective stop.
     """
 
@@ -127,6 +128,7 @@ class FakeRTDE:
         self._lock = threading.Lock()
         self._frozen_at: float | None = None
         self._protective_stop = False
+        self._stall = 0.0
         self.servo_calls: list[ServoCall] = []
         self.script_uploads = 0
         self.stopped = False
@@ -144,6 +146,7 @@ class FakeRTDE:
         lookahead_time: float,
         gain: float,
     ) -> bool:
+        self._sit_out_stall()
         with self._lock:
             self._advance()
             target = np.array(q, dtype=np.float64)
@@ -216,6 +219,17 @@ class FakeRTDE:
         """Stop (or restart) the receive timestamp, as a stalled RTDE connection would."""
         with self._lock:
             self._frozen_at = time.monotonic() if frozen else None
+
+    def stall(self, seconds: float) -> None:
+        """Block the next ``servoJ`` call for ``seconds``; it is recorded when it returns."""
+        with self._lock:
+            self._stall = seconds
+
+    def _sit_out_stall(self) -> None:
+        with self._lock:
+            stall, self._stall = self._stall, 0.0
+        if stall:
+            time.sleep(stall)  # not holding the lock: the arm can be read meanwhile
 
     def protective_stop(self) -> None:
         """Stop the arm and refuse servo commands, as the controller's protective stop does."""

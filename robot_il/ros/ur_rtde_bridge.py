@@ -5,10 +5,12 @@ For users without Universal Robots' ROS 2 driver: the bridge speaks the same top
 ``scaled_joint_trajectory_controller/joint_trajectory`` as trajectory_msgs/JointTrajectory),
 so a deploy node drives either without change. Every command passes the safety layer
 (:mod:`robot_il.safety`) and goes out as ``servoJ`` from a control thread at ``rate_hz``
-(500 Hz, the UR5e controller rate); ``joint_states`` are published from RTDE receive at the
-same rate. ``safety/estop`` (std_msgs/Bool, true latches), ``safety/reset_estop``
-(std_srvs/Trigger) and ``safety/events`` (std_msgs/String, one JSON object per intervention)
-expose the safety layer. On shutdown the bridge calls ``servoStop`` and stops the script.
+(500 Hz, the UR5e controller rate) on a fixed grid of deadlines, as the policy node's
+control loop (:class:`robot_il.deploy.ticker.Ticker`: a late tick is caught up, a long stall
+skips); ``joint_states`` are published from RTDE receive at the same rate.
+``safety/estop`` (std_msgs/Bool, true latches), ``safety/reset_estop`` (std_srvs/Trigger) and
+``safety/events`` (std_msgs/String, one JSON object per intervention) expose the safety layer.
+On shutdown the bridge calls ``servoStop`` and stops the script.
 
 Gripper: ``gripper:=robotiq`` drives a Robotiq 2F-85 through its URCap socket
 (:mod:`robot_il.ros.robotiq`, ``gripper_host`` defaulting to ``robot_ip``, port 63352) on its
@@ -49,6 +51,7 @@ from std_msgs.msg import Bool, Float64, Float64MultiArray, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from robot_il.deploy.ticker import MAX_LAG, Ticker
 from robot_il.envs.ur5e.description import HOME_JOINT_POS, JOINT_NAMES
 from robot_il.envs.ur5e.kinematics import forward_kinematics
 from robot_il.errors import ConfigError
@@ -82,12 +85,13 @@ GRIPPERS = ("", "robotiq")
 
 
 class LoopStats:
-    """Timing of the control loop: tick count, periods (s) and overruns (late ticks)."""
+    """Timing of the servo loop: tick count, periods (s), and its ticker's late ticks (caught
+    up) and skipped periods (after a stall longer than the ticker's ``max_lag``)."""
 
-    def __init__(self, period: float) -> None:
-        self.period = period
+    def __init__(self, ticker: Ticker) -> None:
+        self.ticker = ticker
+        self.period = ticker.period
         self.ticks = 0
-        self.overruns = 0
         self._periods: list[float] = []
         self._last: float | None = None
 
@@ -109,7 +113,8 @@ class LoopStats:
             "jitter_p50_ms": float(np.percentile(jitter, 50)),
             "jitter_p99_ms": float(np.percentile(jitter, 99)),
             "max_period_ms": float(periods.max() * 1e3),
-            "overruns": self.overruns,
+            "late": self.ticker.late,
+            "skipped": self.ticker.skipped,
         }
 
 
@@ -132,12 +137,13 @@ class UrRtdeBridge(Node):
 
     ``rtde`` overrides the connection (tests pass a :class:`FakeRTDE`); otherwise the node
     connects to ``robot_ip``, or fakes the arm with ``use_fake_hardware``. Parameters (ROS):
-    ``rate_hz`` (servo rate), ``lookahead_time`` (s, 0.03..0.2) and ``gain`` (100..2000) of
-    servoJ, ``robot_ip``, ``use_fake_hardware``, ``tf_prefix`` (of the joint names), and the
-    safety limits ``max_command_age``, ``max_observation_age``, ``ramp_duration`` (s),
-    ``acceleration_limit`` (rad/s^2), ``workspace_lower``/``workspace_upper`` (m, base frame);
-    the gripper's ``gripper``, ``gripper_host``, ``gripper_port``, ``gripper_speed`` and
-    ``gripper_force`` (0..255).
+    ``rate_hz`` (servo rate), ``max_lag`` (periods the servo loop may fall behind and catch up
+    with servoJ calls at once; a longer stall skips the periods it lost), ``lookahead_time``
+    (s, 0.03..0.2) and ``gain`` (100..2000) of servoJ, ``robot_ip``, ``use_fake_hardware``,
+    ``tf_prefix`` (of the joint names), and the safety limits ``max_command_age``,
+    ``max_observation_age``, ``ramp_duration`` (s), ``acceleration_limit`` (rad/s^2),
+    ``workspace_lower``/``workspace_upper`` (m, base frame); the gripper's ``gripper``,
+    ``gripper_host``, ``gripper_port``, ``gripper_speed`` and ``gripper_force`` (0..255).
     """
 
     def __init__(
@@ -163,6 +169,7 @@ class UrRtdeBridge(Node):
         lower, upper = (corner.tolist() for corner in UR5E_WORKSPACE)
         workspace_lower = self.declare_parameter("workspace_lower", lower).value
         workspace_upper = self.declare_parameter("workspace_upper", upper).value
+        max_lag = int(self.declare_parameter("max_lag", MAX_LAG).value)
         gripper = self.declare_parameter("gripper", "").value
         gripper_host = self.declare_parameter("gripper_host", "").value or robot_ip
         gripper_port = int(self.declare_parameter("gripper_port", ROBOTIQ_PORT).value)
@@ -176,6 +183,8 @@ class UrRtdeBridge(Node):
             raise ConfigError(f"gain {self.gain} is outside [100, 2000]")
         if not 1.0 <= self.rate_hz <= 500.0:
             raise ConfigError(f"rate_hz {self.rate_hz} is outside [1, 500]")
+        if max_lag < 1:
+            raise ConfigError(f"max_lag {max_lag} periods is below 1")
 
         self.period = 1.0 / self.rate_hz
         self.joint_names = [f"{tf_prefix}{name}" for name in JOINT_NAMES]
@@ -208,7 +217,6 @@ class UrRtdeBridge(Node):
             log_events=False,  # summarised by the events timer, off the servo thread
         )
         self._event_summary = EventSummary()
-        self.stats = LoopStats(self.period)
         self._lock = threading.Lock()
         self._target: np.ndarray | None = None
         self._target_stamp = 0.0
@@ -252,6 +260,9 @@ class UrRtdeBridge(Node):
         sys.setswitchinterval(min(sys.getswitchinterval(), self.period / 10))
         freeze_startup_objects()  # no garbage-collector pauses in the servo loop
         self._running = True
+        # Deadlines on a fixed grid, as in the policy node: a late tick is caught up with
+        # servoJ calls at once, a stall longer than max_lag periods skips what it lost.
+        self.stats = LoopStats(Ticker(self.period, max_lag=max_lag))
         self._thread = threading.Thread(target=self._servo_loop, name="servo", daemon=True)
         self._thread.start()
         self.get_logger().info(
@@ -356,7 +367,6 @@ class UrRtdeBridge(Node):
     # -- the servo thread ----------------------------------------------------------------
 
     def _servo_loop(self) -> None:
-        next_tick = time.monotonic()
         last_stamp = None
         while self._running:
             try:
@@ -367,13 +377,7 @@ class UrRtdeBridge(Node):
                 self.control.servoStop()
                 self.context.try_shutdown()
                 return
-            next_tick += self.period
-            delay = next_tick - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            else:
-                self.stats.overruns += 1
-                next_tick = time.monotonic()
+            self.stats.ticker.wait()
 
     def _servo_tick(self, now: float, last_stamp: float | None) -> float:
         """One control period: read the arm, publish its state, filter and send the command.

@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 import pytest
+from deploy_helpers import wait_for
 from robot_il.envs.ur5e.description import HOME_JOINT_POS
 
 pytestmark = pytest.mark.ros
@@ -243,3 +244,70 @@ def test_bridge_follows_a_joint_trajectory_in_any_joint_order(ros_context) -> No
         thread.join(timeout=5)
         bridge.shutdown()
         client.destroy_node()
+
+
+def test_servo_loop_catches_up_a_late_tick_and_skips_after_a_long_stall(ros_context) -> None:
+    """The servo loop keeps a fixed grid of deadlines (robot_il.deploy.ticker): after a servoJ
+    call that blocked for 10 periods the lost periods' calls follow at once (the loop that
+    restarted its schedule from "now" lost them); after one that blocked for 60 periods,
+    longer than ``max_lag``, they are skipped, not sent as a burst of stale commands. At
+    100 Hz: a tick costs well under a period even on a loaded machine, so it can catch up."""
+    import rclpy
+    from rclpy.parameter import Parameter
+    from std_msgs.msg import Float64MultiArray
+
+    from robot_il.ros.rtde import FakeRTDE
+    from robot_il.ros.ur_rtde_bridge import UrRtdeBridge
+
+    period, max_lag = 0.01, 30  # s, periods
+    fake = FakeRTDE(HOME_JOINT_POS)
+    bridge = UrRtdeBridge(
+        context=ros_context,
+        rtde=fake,
+        parameter_overrides=[
+            Parameter("rate_hz", value=1.0 / period),
+            Parameter("max_lag", value=max_lag),
+        ],
+    )
+    policy = rclpy.create_node("policy", context=ros_context)
+    commands = policy.create_publisher(
+        Float64MultiArray, "forward_position_controller/commands", 10
+    )
+    policy.create_timer(
+        0.05, lambda: commands.publish(Float64MultiArray(data=HOME_JOINT_POS.tolist()))
+    )
+    executor, thread = spin_in_thread(bridge, ros_context)
+    executor.add_node(policy)
+
+    def stall(periods: int) -> np.ndarray:
+        """Block one servoJ call for ``periods``; the times (s) of the calls from it on."""
+        before = len(fake.servo_calls)
+        fake.stall(periods * period)
+        until = time.monotonic() + (periods + 25) * period
+        wait_for(lambda: fake.servo_calls[-1].t > until, 5.0, "servoJ calls after the stall")
+        times = np.array([c.t for c in fake.servo_calls[before - 1 :]])
+        return times[np.argmax(np.diff(times)) + 1 :]  # the stalled call: the longest wait
+
+    try:
+        wait_for(lambda: len(fake.servo_calls) > 10, 10.0, "servoJ calls")
+        skipped = bridge.stats.ticker.skipped
+        times = stall(10)
+        end = times[0]  # the blocked call returns 10 periods after it started
+        # The 9 deadlines that passed meanwhile, and the next 20: 29 calls within 20 periods
+        # (restarting from "now" sends 20); 4 short for a loaded machine
+        after = np.sum((times > end) & (times <= end + 20 * period))
+        assert after >= 9 + 20 - 4, after
+        assert bridge.stats.ticker.skipped == skipped, "a 10-period stall must not skip"
+
+        times = stall(60)
+        end = times[0]
+        # The 59 periods lost are skipped, not sent as a burst: 10 periods, 10 calls
+        burst = np.sum((times > end) & (times <= end + 10 * period))
+        assert burst <= 10 + 2, burst
+        assert bridge.stats.ticker.skipped - skipped >= 58
+        assert np.sum((times > end) & (times <= end + 20 * period)) > 10, "the loop goes on"
+    finally:
+        executor.shutdown()
+        thread.join(timeout=5)
+        bridge.shutdown()
+        policy.destroy_node()
