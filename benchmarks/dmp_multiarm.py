@@ -623,6 +623,48 @@ def shared_bin() -> None:
         update_results(lambda r, m=method, s=summary: r.setdefault("shared_bin", {}).update({m: s}))
 
 
+RECHECK_ROWS = RESULTS / "dmp_multiarm_recheck.jsonl"
+RECHECK_METHODS = ("coupled_cma", "coupled", "oncol", "sequential", "independent")
+
+
+def recheck(methods: tuple[str, ...] = RECHECK_METHODS, scenes: int = 500) -> None:
+    """Run the kinematic ``methods`` again on the stored rows' scenes (chunk by chunk, with
+    the rows' own coupling) and compare each scene's collision, success, deadlock and makespan
+    with the rows', to the bit, and min_separation (the largest difference, m): whether a
+    change of the tick (code that should move nothing but rounding) moved the benchmark.
+    Resumable: one row per method and chunk in ``RECHECK_ROWS``; run a method's rows first."""
+    rows = done_rows()
+    done = set()
+    if RECHECK_ROWS.exists():
+        for line in RECHECK_ROWS.read_text().splitlines():
+            row = json.loads(line)
+            done.add((row["method"], row["first_seed"], row["revision"]))
+    revision = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    for first in tqdm(range(0, scenes, CHUNK), desc="recheck", unit="chunk"):
+        for method in methods:
+            row = rows.get((method, first))
+            if row is None or (method, first, revision) in done:
+                continue
+            params = None if row["params"] is None else CouplingParams(**row["params"])
+            base = "coupled" if method == "coupled_cma" else method
+            chunk = np.arange(first, first + row["scenes"])
+            scores = run_scenes(
+                "bimanual_cross", sample_scenes("bimanual_cross", chunk), base, params
+            )
+            check = {"method": method, "first_seed": first, "revision": revision}
+            for flag in ("collision", "success", "deadlock", "makespan"):
+                same = np.array_equal(np.asarray(getattr(scores, flag), float), row[flag])
+                check[f"{flag}_same"] = bool(same)
+            moved = np.abs(scores.min_separation - np.asarray(row["min_separation"]))
+            check["min_separation_max_diff_m"] = float(moved.max())
+            check["load_avg"] = os.getloadavg()
+            with RECHECK_ROWS.open("a") as log:
+                log.write(json.dumps(check) + "\n")
+            print(json.dumps(check), flush=True)
+
+
 def update_results(change: Callable[[dict], None]) -> dict:
     """Read ``OUT``, apply ``change``, write it back (so that runs of different methods at
     the same time keep each other's rows)."""
@@ -648,6 +690,14 @@ def main() -> None:
         help="also time the tick of git revision REV, episodes alternating with the current",
     )
     parser.add_argument("--timing-episodes", type=int, default=5)
+    parser.add_argument(
+        "--recheck",
+        nargs="*",
+        metavar="METHOD",
+        choices=RECHECK_METHODS,
+        help="rerun these kinematic methods (default: all five) and compare every scene's "
+        "outcome with the stored rows (after a change of the tick)",
+    )
     parser.add_argument(
         "--physics",
         action="store_true",
@@ -694,6 +744,9 @@ def main() -> None:
         train_coordinator(COORDINATOR_DIR, config, cma_params())
     if args.plot_only:
         print(plot(json.loads(OUT.read_text())))
+        return
+    if args.recheck is not None:
+        recheck(tuple(args.recheck) or RECHECK_METHODS, args.scenes)
         return
     if args.timing_only:
         timing = tick_timing(episodes=args.timing_episodes, baseline=args.baseline)

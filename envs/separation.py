@@ -20,7 +20,12 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
-from robot_il.envs.ur5e.description import GRIPPER, LINK_COLLISION, LINK_NAMES
+from robot_il.envs.ur5e.description import (
+    GRIPPER,
+    LINK_COLLISION,
+    LINK_NAMES,
+    dh_link_transform,
+)
 from robot_il.envs.ur5e.kinematics import dh_frames
 
 from robot_il.errors import ConfigError
@@ -29,9 +34,9 @@ _EPS = 1e-12
 _BOUND_SLACK = 1e-9
 """Metres by which the broad phase's bounds are widened: far above the rounding of a placed
 segment's length (1e-15 m), far below any distance that matters."""
-FLANGE_FRAME = 7
-"""Index of the flange frame among an arm's capsule frames: 0 = base, i = body of link i
-(1..6), 7 = flange (DH frame 6), where the gripper hangs."""
+FLANGE_FRAME = 6
+"""Index of the flange among an arm's DH frames (0 = base .. 6 = flange), where the gripper
+hangs."""
 
 
 def _gripper_capsules() -> list[tuple[str, tuple, tuple, float]]:
@@ -66,11 +71,13 @@ def _gripper_capsules() -> list[tuple[str, tuple, tuple, float]]:
 
 @dataclass(frozen=True)
 class ArmCapsules:
-    """The capsules covering one UR5e, each fixed in one frame of the arm.
+    """The capsules covering one UR5e, each fixed in one DH frame of the arm.
 
-    ``frame`` (N,): frame index per capsule (see ``FLANGE_FRAME``); ``start``/``end`` (N, 3):
-    segment end points in that frame, m; ``radius`` (N,): m; ``names`` (N,): link or gripper
-    part per capsule.
+    ``frame`` (N,): DH frame index per capsule (0 = base, i = link i's outer frame, which turns
+    with link i; ``FLANGE_FRAME`` for the gripper); ``start``/``end`` (N, 3): segment end points
+    in that frame, m; ``radius`` (N,): m; ``names`` (N,): link or gripper part per capsule.
+    Expressed in the DH frames (not the link bodies' frames of ``LINK_COLLISION``), so that
+    placing them needs only ``kinematics.dh_frames``, which the IK computes anyway.
     """
 
     frame: np.ndarray
@@ -88,6 +95,11 @@ class ArmCapsules:
         return points
 
     @cached_property
+    def has_point(self) -> bool:
+        """Whether some capsule's segment has zero length (a sphere)."""
+        return bool((np.linalg.norm(self.end - self.start, axis=-1) ** 2 <= _EPS).any())
+
+    @cached_property
     def pair_radii(self) -> np.ndarray:
         """(N, N) sums of two capsules' radii, m."""
         return self.radius[:, None] + self.radius[None, :]
@@ -101,11 +113,15 @@ class ArmCapsules:
 
 
 def _ur5e_capsules() -> ArmCapsules:
-    rows = [
-        (link, LINK_NAMES[link], c.start, c.end, c.radius)
-        for link, capsules in LINK_COLLISION.items()
-        for c in capsules
-    ]
+    """``LINK_COLLISION``'s capsules moved from link i's body frame ``B_i = F_(i-1) Rz(q_i)``
+    into DH frame ``F_i = B_i L_i`` (``L_i = dh_link_transform(i, 0)``, constant), so a body
+    point p sits at ``L_i^-1 p`` in ``F_i``; then the gripper's, in the flange frame."""
+    rows = []
+    for link, capsules in LINK_COLLISION.items():
+        body_in_dh = np.linalg.inv(dh_link_transform(link))
+        for c in capsules:
+            start, end = (body_in_dh[:3, :3] @ p + body_in_dh[:3, 3] for p in (c.start, c.end))
+            rows.append((link, LINK_NAMES[link], start, end, c.radius))
     rows += [(FLANGE_FRAME, name, s, e, r) for name, s, e, r in _gripper_capsules()]
     return ArmCapsules(
         frame=np.array([r[0] for r in rows]),
@@ -124,28 +140,6 @@ REACH = 1.2
 ``REACH * x`` m, so a separation measured once bounds the next ones from below."""
 
 
-def capsule_frames(
-    q: np.ndarray, world_from_base: np.ndarray | None = None, dh: np.ndarray | None = None
-) -> np.ndarray:
-    """Poses (..., 8, 4, 4) of an arm's capsule frames in the world for joints q (..., 6) rad:
-    base, the six link bodies, the flange (indices as ``FLANGE_FRAME``). ``dh``: the DH
-    frames ``kinematics.dh_frames(q)`` where the caller has them (or wants them again)."""
-    q = np.asarray(q, dtype=np.float64)
-    dh = dh_frames(q) if dh is None else dh  # (..., 7, 4, 4) F_0 .. F_6
-    frames = np.empty((*q.shape[:-1], 8, 4, 4))
-    frames[..., 0, :, :] = dh[..., 0, :, :]
-    # Body i = F_(i-1) Rz(q_i): turn the first two columns of F_(i-1) by q_i.
-    c, s = np.cos(q)[..., None], np.sin(q)[..., None]
-    parent = dh[..., :6, :, :]
-    frames[..., 1:7, :, 0] = c * parent[..., :, 0] + s * parent[..., :, 1]
-    frames[..., 1:7, :, 1] = -s * parent[..., :, 0] + c * parent[..., :, 1]
-    frames[..., 1:7, :, 2:] = parent[..., :, 2:]
-    frames[..., 7, :, :] = dh[..., 6, :, :]
-    if world_from_base is not None:
-        frames = np.asarray(world_from_base, dtype=np.float64)[..., None, :, :] @ frames
-    return frames
-
-
 def arm_capsules(
     q: np.ndarray,
     world_from_base: np.ndarray | None = None,
@@ -153,9 +147,12 @@ def arm_capsules(
     dh: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """World segment end points (..., N, 3) and (..., N, 3) of an arm's capsules at joints
-    q (..., 6) rad; the radii are ``capsules.radius`` (N,). ``dh`` as in
-    :func:`capsule_frames`."""
-    frames = capsule_frames(q, world_from_base, dh)[..., capsules.frame, :3, :]  # (..., N, 3, 4)
+    q (..., 6) rad; the radii are ``capsules.radius`` (N,). ``dh``: the DH frames
+    ``kinematics.dh_frames(q)`` where the caller has them (or wants them again)."""
+    dh = dh_frames(np.asarray(q, dtype=np.float64)) if dh is None else dh  # (..., 7, 4, 4)
+    if world_from_base is not None:  # the frames' top three rows in the world
+        dh = np.asarray(world_from_base, dtype=np.float64)[..., None, :3, :] @ dh
+    frames = dh[..., capsules.frame, :3, :]  # (..., N, 3, 4)
     both = frames @ capsules.endpoints  # (..., N, 3, 2): each capsule's start and end
     return both[..., 0], both[..., 1]
 
@@ -176,13 +173,15 @@ def clamp_unit(x: np.ndarray) -> np.ndarray:
 
 
 def segment_closest_parameters(
-    p1: np.ndarray, q1: np.ndarray, p2: np.ndarray, q2: np.ndarray
+    p1: np.ndarray, q1: np.ndarray, p2: np.ndarray, q2: np.ndarray, points: bool | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Parameters s, t in [0, 1] (...,) of the closest points ``p1 + s (q1 - p1)`` and
     ``p2 + t (q2 - p2)`` of two segments (..., 3), broadcast together.
 
     Minimises over s first with t free, then clamps t and re-solves s (Ericson, Real-Time
-    Collision Detection, 5.1.9); handles parallel and zero-length segments.
+    Collision Detection, 5.1.9); handles parallel and zero-length segments. ``points``:
+    whether some segment may have zero length (None: look; False where the caller knows
+    none has, e.g. an arm's capsules, which saves the look).
     """
     # The three difference vectors d1, d2, r stacked, so that one product gives every dot
     # product between them (as each alone would, to the bit).
@@ -196,7 +195,8 @@ def segment_closest_parameters(
     # Zero-length segments: without them (two arms' capsules) the guards below select
     # nothing: skipped, as each array operation costs a microsecond on a control tick's few
     # pairs (``fmin``: a NaN length beside a zero one still counts as a zero one).
-    points = bool((np.fmin(a, e) <= _EPS).any())
+    if points is None:
+        points = bool((np.fmin(a, e) <= _EPS).any())
     point_a, point_b = (a <= _EPS, e <= _EPS) if points else (None, None)
     safe_a = np.where(a > _EPS, a, 1.0) if points else a
     safe_e = np.where(e > _EPS, e, 1.0) if points else e
@@ -207,9 +207,11 @@ def segment_closest_parameters(
     else:
         s = np.where(skew, clamp_unit((b * f - c * e) / np.where(skew, denom, 1.0)), 0.0)
     t = (b * s + f) / safe_e
-    s = np.where(t < 0.0, clamp_unit(-c / safe_a), s)
-    s = np.where(t > 1.0, clamp_unit((b - c) / safe_a), s)
-    t = clamp_unit(t)
+    # Where t leaves [0, 1]: t clamped and s re-solved for it, (b t - c) / a, which is
+    # -c / a at t = 0 and (b - c) / a at t = 1 to the bit (b * 0 - c is -c exactly).
+    clamped = clamp_unit(t)
+    s = np.where(t != clamped, clamp_unit((b * clamped - c) / safe_a), s)
+    t = clamped
     if points:  # a point against a segment, or two points
         s = np.where(point_a, 0.0, np.where(point_b, clamp_unit(-c / safe_a), s))
         t = np.where(point_b, 0.0, np.where(point_a, clamp_unit(f / safe_e), t))
@@ -316,20 +318,19 @@ def closest_capsules(
     # ``not >``: a NaN configuration keeps all its pairs (and its NaN distance).
     config, idx_a, idx_b = np.nonzero(~(lower > limit[:, None, None]))
     pa, qa, pb, qb = sa[config, idx_a], ea[config, idx_a], sb[config, idx_b], eb[config, idx_b]
-    s, t = segment_closest_parameters(pa, qa, pb, qb)  # (K,) over the candidate pairs
+    # (K,) over the candidate pairs; no capsule segment has zero length.
+    s, t = segment_closest_parameters(pa, qa, pb, qb, points=capsules.has_point)
     along_a, along_b = s[..., None] * (qa - pa), t[..., None] * (qb - pb)
     gap = (pa - pb) + along_a - along_b
     distance = np.sqrt(np.einsum("...i,...i->...", gap, gap)) - capsules.pair_radii[idx_a, idx_b]
     if allowance is not None:
         distance = distance + allowance[idx_a, idx_b]
-    # Back onto every pair (the others at +inf) for the first-minimum rule of argmin.
-    pair = idx_a * n + idx_b
-    every = np.full((len(sa), n * n), np.inf)
-    every[config, pair] = distance
-    candidate = np.full((len(sa), n * n), -1, dtype=np.intp)  # -1: culled (never the min)
-    candidate[config, pair] = np.arange(len(config))
-    best = candidate[np.arange(len(sa)), np.argmin(every, axis=-1)]
-    assert (best >= 0).all(), "closest_capsules: a culled pair came out closest"
+    # The closest candidate of each configuration, the first in capsule order among equals
+    # (as argmin over every pair: culled pairs lie farther): candidates come configuration
+    # by configuration in pair order (``nonzero``), and a stable sort by distance within each
+    # configuration puts its closest first.
+    order = np.lexsort((distance, config))
+    best = order[np.searchsorted(config, np.arange(len(sa)))]
     return ArmSeparation(
         distance=distance[best].reshape(batch),
         point_a=(pa[best] + along_a[best]).reshape(*batch, 3),
@@ -369,7 +370,6 @@ __all__ = [
     "arm_capsules",
     "arm_separation",
     "capsule_distance",
-    "capsule_frames",
     "clamp_unit",
     "closest_capsules",
     "closest_links",

@@ -43,7 +43,7 @@ from robot_il.envs.ur5e.kinematics import (
     track_pose,
 )
 from robot_il.policies.dmp.coupling import CouplingParams, ramp, rate_limited, repulsion
-from robot_il.policies.dmp.primitive import DMP, DMPState, QuaternionDMP
+from robot_il.policies.dmp.primitive import DMP, DMPState, PoseDMP, QuaternionDMP
 
 from robot_il.errors import ConfigError
 
@@ -157,16 +157,19 @@ class TwoArmController:
         self.joints = np.array(joints, dtype=np.float64)
         self.delay = np.asarray(delay, dtype=np.float64)
         self.goal_tolerance = goal_tolerance
-        # Both arms' DMPs step as one (weights stacked on a leading arm axis, states (2, B, .)):
-        # half the array operations of a tick; ``positions[k]``/``orientations[k]`` are arm
-        # k's views into those states.
-        self._position_dmp = _both_arms(primitives[0].position, primitives[1].position)
-        self._orientation_dmp = _both_arms(primitives[0].orientation, primitives[1].orientation)
-        arm_first = (np.swapaxes(a, 0, 1) for a in (start_position, goal_position, start_quat))
-        start_position, goal_position, start_quat = arm_first
+        # Both arms' pose DMPs step as one (weights stacked on a leading arm axis, states
+        # (2, B, .)); ``positions[k]``/``orientations[k]`` are arm k's views into the state.
+        self._pose_dmp = PoseDMP(
+            _both_arms(primitives[0].position, primitives[1].position),
+            _both_arms(primitives[0].orientation, primitives[1].orientation),
+        )
+        arm_first = (np.swapaxes(a, 0, 1) for a in (start_position, start_quat, goal_position))
+        start_position, start_quat, goal_position = arm_first
         goal_quat, duration = np.swapaxes(goal_quat, 0, 1), np.swapaxes(duration, 0, 1)
-        self._position_state = self._position_dmp.begin(start_position, goal_position, duration)
-        self._orientation_state = self._orientation_dmp.begin(start_quat, goal_quat, duration)
+        self._pose_state = self._pose_dmp.begin(
+            start_position, start_quat, goal_position, goal_quat, duration
+        )
+        self._position_state, self._orientation_state = PoseDMP.parts(self._pose_state)
         self.positions: list[DMPState] = [_arm_view(self._position_state, k) for k in range(2)]
         self.orientations: list[DMPState] = [
             _arm_view(self._orientation_state, k) for k in range(2)
@@ -220,8 +223,7 @@ class TwoArmController:
         positions, orientations = self._position_state, self._orientation_state
         # None: no coupling term this tick (the arms proven apart), nothing to scale.
         scaled = 0.0 if coupling is None else coupling * positions.tau[..., None] ** 2
-        self._position_dmp.step(positions, dt, rate, scaled)
-        self._orientation_dmp.step(orientations, dt, rate)
+        self._pose_dmp.step(self._pose_state, dt, rate, scaled)
         # Tool poses in each arm's base frame, then both arms' IK in one vectorised call.
         targets = (positions.y - self.bases[:, None, :3, 3]) @ self._base_rotation
         rotations = self.base_rotation_t[:, None] @ _quat_batch_to_matrix(orientations.y)
@@ -270,10 +272,11 @@ class TwoArmController:
     def _nominal_joint_velocities(self) -> np.ndarray:
         """Joint speeds (2, B, 6) rad/s that follow each arm's DMP velocities at phase rate 1
         (damped least squares through the latest Jacobians)."""
-        positions, orientations = self._position_state, self._orientation_state
-        linear = positions.v / positions.tau[..., None]
-        angular = orientations.v / orientations.tau[..., None]
-        twists = np.concatenate([linear @ self._base_rotation, angular @ self._base_rotation], -1)
+        pose = self._pose_state  # v (2, B, 6): each arm's linear, angular velocity times tau
+        arms, batch = pose.v.shape[:2]
+        # Linear and angular velocities as the rows of one (2, 2B, 3) product per arm.
+        rows = (pose.v / pose.tau[..., None]).reshape(arms, 2 * batch, 3)
+        twists = (rows @ self._base_rotation).reshape(arms, batch, 6)
         jac = self.jacobians
         damped = jac @ np.swapaxes(jac, -1, -2) + NOMINAL_DAMPING
         return np.einsum("abji,abj->abi", jac, solve_damped(damped, twists))

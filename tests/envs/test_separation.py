@@ -10,10 +10,9 @@ from robot_il.envs.separation import (
     arm_capsules,
     arm_separation,
     capsule_distance,
-    capsule_frames,
     closest_links,
 )
-from robot_il.envs.ur5e.description import HOME_JOINT_POS, link_joint_origin
+from robot_il.envs.ur5e.description import HOME_JOINT_POS, LINK_COLLISION, link_joint_origin
 from robot_il.envs.ur5e.kinematics import forward_kinematics
 from robot_il.envs.ur5e.transforms import homogeneous, rot_z
 
@@ -76,21 +75,31 @@ def test_capsule_distance_matches_brute_force_sampling() -> None:
     assert capsule_distance(a, a, 0.1, b, b, 0.2) == pytest.approx(0.2)
 
 
-def test_capsule_frames_follow_the_kinematic_chain() -> None:
+def test_capsules_sit_on_their_link_bodies_along_the_kinematic_chain() -> None:
+    """``arm_capsules`` places each capsule from its DH frame; the same capsule placed from
+    its link body's frame (``LINK_COLLISION``, body i = F_(i-1) Rz(q_i)) or the flange
+    (the gripper's) lands on the same points."""
     rng = np.random.default_rng(1)
     q = rng.uniform(-np.pi, np.pi, size=(5, 6))
     world_from_base = homogeneous(rot_z(0.7), (0.1, -0.2, 0.05))
-    frames = capsule_frames(q, world_from_base)
+    start, end = arm_capsules(q, world_from_base)
+    link_capsules = [(link, c) for link, caps in LINK_COLLISION.items() for c in caps]
+    gripper_starts = [UR5E_CAPSULES.start[k] for k in range(len(link_capsules), len(start[0]))]
     for k in range(len(q)):
-        body = world_from_base.copy()
+        bodies, body = {}, world_from_base.copy()
         for i in range(1, 7):
             body = body @ link_joint_origin(i) @ homogeneous(rot_z(q[k, i - 1]))
-            np.testing.assert_allclose(frames[k, i], body, atol=1e-12)
-        np.testing.assert_allclose(
-            frames[k, FLANGE_FRAME],
-            world_from_base @ forward_kinematics(q[k], tcp_offset=0.0),
-            atol=1e-12,
-        )
+            bodies[i] = body
+        for n, (link, capsule) in enumerate(link_capsules):
+            for got, point in ((start[k, n], capsule.start), (end[k, n], capsule.end)):
+                expected = bodies[link][:3, :3] @ point + bodies[link][:3, 3]
+                np.testing.assert_allclose(got, expected, atol=1e-12)
+        flange = world_from_base @ forward_kinematics(q[k], tcp_offset=0.0)
+        for n, point in enumerate(gripper_starts, start=len(link_capsules)):
+            assert UR5E_CAPSULES.frame[n] == FLANGE_FRAME
+            np.testing.assert_allclose(
+                start[k, n], flange[:3, :3] @ point + flange[:3, 3], atol=1e-12
+            )
 
 
 def _brute_force_arm_separation(q_a, base_a, q_b, base_b, per_metre: int = 1500) -> float:
@@ -183,9 +192,9 @@ def test_broad_phase_keeps_the_closest_pair_of_all_pairs_bit_for_bit(monkeypatch
 
     narrow_pairs = []
 
-    def counted(pa, qa, pb, qb):
+    def counted(pa, qa, pb, qb, **options):
         narrow_pairs.append(len(pa))
-        return segment_closest_parameters(pa, qa, pb, qb)
+        return segment_closest_parameters(pa, qa, pb, qb, **options)
 
     monkeypatch.setattr(separation, "segment_closest_parameters", counted)
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from robot_il.envs.separation import capsule_distance
 from robot_il.envs.spatial import quat_conjugate, quat_exp, quat_log, quat_multiply
-from robot_il.policies.dmp import DMP, QuaternionDMP
+from robot_il.policies.dmp import DMP, PoseDMP, QuaternionDMP
 from robot_il.policies.dmp.coupling import repulsion
 
-from robot_il.errors import DatasetError
+from robot_il.errors import ConfigError, DatasetError
 
 DT = 0.01
 
@@ -134,3 +134,50 @@ def test_bad_demonstrations_are_refused_with_one_line(mangle, message) -> None:
     with pytest.raises(DatasetError, match=message) as info:
         DMP.fit(bad, times[: len(bad)], what="left tool position")
     assert "\n" not in str(info.value) and "left tool position" in str(info.value)
+
+
+def _orientation_demonstration(times: np.ndarray) -> np.ndarray:
+    """Quaternions (T, 4) ``wxyz`` turning 0.8 rad about a tilted axis, at rest at both ends."""
+    s = times / times[-1]
+    angle = 0.8 * s**3 * (10 - 15 * s + 6 * s**2)
+    axis = np.array([0.3, -0.5, 0.8]) / np.linalg.norm([0.3, -0.5, 0.8])
+    start = np.array([0.0, 1.0, 0.0, 0.0])
+    return quat_multiply(quat_exp(angle[:, None] * axis), start)
+
+
+def test_pose_dmp_steps_both_parts_as_their_own_dmps_to_the_bit() -> None:
+    """The fused pose step (what the two-arm tick runs) equals stepping the position and
+    orientation DMPs on their own, to the bit, through phase rates, a stop, coupling and a new
+    goal while running; and the pose state's parts are views that see it move."""
+    times, path = _demonstration()
+    quats = _orientation_demonstration(times)
+    position, orientation = DMP.fit(path, times), QuaternionDMP.fit(quats, times)
+    pose = PoseDMP(position, orientation)
+    rng = np.random.default_rng(0)
+    goals = path[-1] + rng.uniform(-0.05, 0.05, (3, 3))
+    state = pose.begin(path[0], quats[0], goals, quats[-1], np.array([2.0, 1.7, 2.4]))
+    alone = (
+        position.begin(path[0], goals, state.tau),
+        orientation.begin(quats[0], quats[-1], state.tau),
+    )
+    parts = PoseDMP.parts(state)
+    for step in range(300):
+        rate = rng.uniform(0.0, 1.5, 3) * (step % 50 > 5)  # stops now and then
+        push = rng.normal(0.0, 20.0, (3, 3))
+        if step == 120:  # a new goal while running, written into the parts
+            for moving in (parts[0], alone[0]):
+                moving.goal[1] += 0.04
+        pose.step(state, DT, rate, push)
+        position.step(alone[0], DT, rate, push)
+        orientation.step(alone[1], DT, rate)
+        for part, single in zip(parts, alone, strict=True):
+            for got, expected in zip(part.arrays(), single.arrays(), strict=True):
+                np.testing.assert_array_equal(got, expected)
+    assert np.abs(state.y[:, 3:] - quats[0]).max() > 0.1  # it turned
+
+
+def test_pose_dmp_refuses_parts_with_different_bases() -> None:
+    times, path = _demonstration()
+    quats = _orientation_demonstration(times)
+    with pytest.raises(ConfigError, match="same bases and gains, got 50 and 20 bases"):
+        PoseDMP(DMP.fit(path, times), QuaternionDMP.fit(quats, times, n_bases=20))
