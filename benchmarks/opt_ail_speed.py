@@ -14,8 +14,9 @@ depends less on the load); per env step of the loop: acting, stepping the env an
 transition; per evaluation (every 10k env steps: 10 deterministic episodes). A 100k-env-step
 run is projected as ``100k x (env step) + (100k - learning starts) x (update) + 10 x
 (evaluation)``, in wall time and in CPU time (the one-core figure on an idle machine).
-The new path's updates run as the loop runs them, with denormal floats flushed to zero
-(``robot_il.train.online.denormals_flushed``); the old path's without. Random buffers and
+Each path's updates run as its loop runs them: with denormal floats flushed to zero
+(``robot_il.train.online.denormals_flushed``) where that revision's loop does (today's does;
+822a158's did not). Random buffers and
 fresh networks hold no denormal number, so they hide that cost: ``--state DIR`` (a run's
 ``train_state/``, e.g. ``outputs/opt_ail/walker_walk/s0_d1_k1_cpu/train_state``) starts both
 learners from that run's weights and Adam states and samples its replay buffer and the
@@ -125,11 +126,22 @@ def random_buffer(capacity: int, obs_dim: int, action_dim: int, seed: int) -> An
     return buffer
 
 
+FLUSHING_PATHS = {"new"}
+"""The paths whose loop flushes denormals; ``main`` adds "old" when the baseline's loop does."""
+
+
+def loop_flushes_denormals(rev: str) -> bool:
+    """Whether the online loop at ``rev`` runs its updates with denormals flushed."""
+    online = subprocess.run(["git", "show", f"{rev}:robot_il/train/online.py"], cwd=ROOT,
+                            capture_output=True, text=True)  # fmt: skip
+    return online.returncode == 0 and "def denormals_flushed" in online.stdout
+
+
 def update_context(path: str) -> Any:
-    """How the loop runs ``path``'s updates: the new path with denormals flushed."""
+    """How the loop runs ``path``'s updates: with denormals flushed where its loop does."""
     from robot_il.train.online import denormals_flushed
 
-    return denormals_flushed() if path == "new" else contextlib.nullcontext()
+    return denormals_flushed() if path in FLUSHING_PATHS else contextlib.nullcontext()
 
 
 def time_updates(learners: dict[str, Any], rounds: int, updates: int,
@@ -302,6 +314,8 @@ def main() -> None:
     from robot_il.policies.opt_ail import OPTAIL
 
     torch.set_num_threads(1)
+    if loop_flushes_denormals(args.baseline_rev):
+        FLUSHING_PATHS.add("old")
     load_before = os.getloadavg()
     learners = {"old": build(baseline_learner_class(args.baseline_rev), args.task, args.profile),
                 "new": build(OPTAIL, args.task, args.profile)}  # fmt: skip

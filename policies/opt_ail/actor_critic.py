@@ -16,20 +16,21 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from robot_il.policies.opt_ail.policy import SoftActorConfig, SoftActorPolicy, mlp
+from robot_il.policies.opt_ail.relu_mlp import relu_mlp
 from torch import Tensor, nn
 
 from robot_il.train.replay import Batch, ReplayBuffer
 
 
 class QNet(nn.Module):
-    """``Q(s, a)``: one MLP on ``[s, a]`` (no twin)."""
+    """``Q(s, a)``: one MLP on ``[s, a]`` (no twin), run as one autograd node (``relu_mlp``)."""
 
     def __init__(self, inputs: int, hidden: tuple[int, ...]) -> None:
         super().__init__()
         self.mlp = mlp(inputs, hidden, 1)
 
     def forward(self, obs: Tensor, action: Tensor) -> Tensor:
-        return self.mlp(torch.cat([obs, action], dim=-1)).squeeze(-1)
+        return relu_mlp(self.mlp, torch.cat([obs, action], dim=-1)).squeeze(-1)
 
 
 def adam(parameters: Iterable[nn.Parameter], lr: float) -> torch.optim.Adam:

@@ -35,6 +35,7 @@ from robot_il.policies.opt_ail.policy import (
     SoftActorPolicy,
     mlp,
 )
+from robot_il.policies.opt_ail.relu_mlp import relu_mlp
 from torch import Tensor, nn
 
 from robot_il.train.replay import Batch
@@ -42,7 +43,10 @@ from robot_il.train.replay import Batch
 
 class RewardNet(nn.Module):
     """``r(s, a) = tanh(MLP(LayerNorm([s, a])))`` in (-1, 1), orthogonal init; ``logit`` is
-    the MLP's output before the tanh (DAC's discriminator logit)."""
+    the MLP's output before the tanh (DAC's discriminator logit).
+
+    The MLP runs as one autograd node (``relu_mlp``, first derivatives only) unless the
+    input itself needs a gradient: the gradient penalty differentiates ``grad_x r`` again."""
 
     def __init__(self, inputs: int, hidden: tuple[int, ...]) -> None:
         super().__init__()
@@ -54,7 +58,10 @@ class RewardNet(nn.Module):
                 nn.init.zeros_(layer.bias)
 
     def logit(self, x: Tensor) -> Tensor:
-        return self.mlp(self.norm(x)).squeeze(-1)
+        normed = self.norm(x)
+        if x.requires_grad:
+            return self.mlp(normed).squeeze(-1)
+        return relu_mlp(self.mlp, normed).squeeze(-1)
 
     def forward(self, x: Tensor) -> Tensor:
         return torch.tanh(self.logit(x))

@@ -22,6 +22,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from robot_il.policies.base import Policy, PolicyConfig
+from robot_il.policies.opt_ail.relu_mlp import relu_mlp
 from robot_il.policies.spec import ACTION_KEY, Spec
 from torch import Tensor, nn
 
@@ -168,8 +169,9 @@ class SoftActorPolicy(Policy):
         self.actor = mlp(self.encoder.output_dim, config.hidden_dims, 2 * self.action_dim)
 
     def distribution(self, obs: Tensor) -> tuple[Tensor, Tensor]:
-        """Mean and log standard deviation (pre-squash) for flat observations ``(B, D)``."""
-        mu, raw = self.actor(obs).chunk(2, dim=-1)
+        """Mean and log standard deviation (pre-squash) for flat observations ``(B, D)``
+        (the actor run as one autograd node, ``relu_mlp``)."""
+        mu, raw = relu_mlp(self.actor, obs).chunk(2, dim=-1)
         log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(raw) + 1)
         return mu, log_std
 
