@@ -27,7 +27,10 @@ episodes (seeds 10000-10049, the same for every method), and have no expert retu
 Demonstrations come from ``data/dmc_<task>_expert/env.zarr`` (``benchmarks/dmc_experts.py``),
 whose attrs give the expert's return; ``ur5e:push`` demonstrations are the scripted expert's
 in end-effector deltas on MuJoCo, held past success, with DART noise (``benchmarks/policies.py``
-``demos``), recorded once under ``outputs/opt_ail/demos/``. ``--profile cpu`` applies the
+``demos``), recorded once under ``outputs/opt_ail/demos/``. Online learners on UR5e tasks see
+observations mapped by the demonstrations' mean and std (std floored at 5 cm/rad, frozen;
+``--obs-normalization``, rows' ``obs_normalization``), as tuned BC's inputs are (unfloored);
+on DMC tasks, raw observations as in the paper. ``--profile cpu`` applies the
 optimism term to 128 states of each batch instead of 512 (the CPU profile); ``paper`` is the
 paper's update.
 ``benchmarks/opt_ail_speed.py`` times an update of either profile (one torch thread) and

@@ -101,7 +101,7 @@ def test_expert_buffer_maps_observations_by_the_normalizer(tmp_path) -> None:
 
 
 NORMALIZED = ("--policy.normalize-observations", "--policy.normalization", "gaussian",
-              "--save-every", "80", "--eval.episodes", "0")  # fmt: skip
+              "--save-every", "80", "--eval.episodes", "0", "--buffer-size", "400")  # fmt: skip
 
 
 def test_normalized_observations_are_the_demos_statistics_frozen_and_checked_on_resume(
@@ -109,9 +109,9 @@ def test_normalized_observations_are_the_demos_statistics_frozen_and_checked_on_
 ) -> None:
     """With ``normalize_observations`` the networks see the demonstrations' mean and std
     (std floored), fitted before the run: the checkpoint carries them, unchanged from the
-    first save to the last, the replay buffer holds observations mapped by them as ``act``
-    maps its input, and a resumed run whose saved statistics differ is refused before it
-    touches the saved state."""
+    fit after 40 updates, the replay buffer holds observations mapped by them as ``act``
+    maps its input, a resumed run whose saved statistics differ is refused before it
+    touches the saved state, and one whose statistics match resumes keeping them."""
     from robot_il.envs import make_env
     from robot_il.policies import load_policy
     from safetensors.numpy import load_file, save_file
@@ -126,7 +126,7 @@ def test_normalized_observations_are_the_demos_statistics_frozen_and_checked_on_
             "--dataset", str(one_reach_demo), "--out", str(out), *SMALL, *NORMALIZED,
             "--env-steps", str(env_steps)]))  # fmt: skip
 
-    policy = load_policy(run(160).checkpoint)
+    policy = load_policy(run(80).checkpoint)
     keys = policy.obs_keys
     fitted = Normalizer.fit(Dataset.open(one_reach_demo), keys, mode="gaussian",
                             spread_floor=policy.config.observation_spread_floor)  # fmt: skip
@@ -135,9 +135,6 @@ def test_normalized_observations_are_the_demos_statistics_frozen_and_checked_on_
             np.testing.assert_array_equal(policy.normalizer.stats(key)[stat],
                                           fitted.stats(key)[stat])  # fmt: skip
     assert any((policy.normalizer.stats(k)["scale"] != 1).any() for k in keys)
-    first = load_policy(out / "checkpoints" / "step_0000080").normalizer.state_dict()
-    for name, value in policy.normalizer.state_dict().items():
-        np.testing.assert_array_equal(first[name], value)
     env = make_env("reach", "mujoco", control_hz=policy.spec["control_hz"],
                    action_mode=policy.spec["action_mode"])  # fmt: skip
     raw, _ = env.reset(seed=0)  # training episode 0 of seed 0
@@ -146,12 +143,16 @@ def test_normalized_observations_are_the_demos_statistics_frozen_and_checked_on_
         np.testing.assert_array_equal(replay["obs"][0], flatten_observation(raw, keys, fitted))
     saved_path = out / "train_state" / "normalizer.safetensors"
     saved = load_file(str(saved_path))
-    saved[f"{keys[0]}.scale"] = saved[f"{keys[0]}.scale"] * 2
-    save_file(saved, str(saved_path))
+    changed = {**saved, f"{keys[0]}.scale": saved[f"{keys[0]}.scale"] * 2}
+    save_file(changed, str(saved_path))
     state_before = (out / "train_state" / "state.pt").read_bytes()
     with pytest.raises(CheckpointError, match=f"normalizer of {keys[0]} differs"):
-        run(240)
+        run(160)
     assert (out / "train_state" / "state.pt").read_bytes() == state_before
+    save_file(saved, str(saved_path))  # the run's own statistics: it resumes with them
+    resumed = load_policy(run(160).checkpoint).normalizer.state_dict()
+    for name, value in policy.normalizer.state_dict().items():
+        np.testing.assert_array_equal(resumed[name], value)
 
 
 def test_kill_and_resume_continues_bit_exactly(
