@@ -54,7 +54,8 @@ class SoftActorConfig(PolicyConfig):
     runs do. UR5e tasks mix centimetre-scale features (the cube's offset from its target)
     with joint angles in radians, and a reward held near 1-Lipschitz by the gradient
     penalty can barely tell 3 cm apart in raw metres. The floor keeps features the expert
-    holds nearly still (the gripper's roll, std 5 mrad on push) from mapping an exploring
+    holds nearly still (a component of the gripper's orientation quaternion, std 0.005 on
+    push) from mapping an exploring
     policy's drift to values of 50 and more."""
 
     hidden_dims: tuple[int, ...] = (256, 256)
