@@ -55,8 +55,7 @@ class SoftActorConfig(PolicyConfig):
     with joint angles in radians, and a reward held near 1-Lipschitz by the gradient
     penalty can barely tell 3 cm apart in raw metres. The floor keeps features the expert
     holds nearly still (a component of the gripper's orientation quaternion, std 0.005 on
-    push) from mapping an exploring
-    policy's drift to values of 50 and more."""
+    push) from mapping an exploring policy's drift to values of 50 and more."""
 
     hidden_dims: tuple[int, ...] = (256, 256)
     batch_size: int = 256
