@@ -27,7 +27,10 @@ episodes (seeds 10000-10049, the same for every method), and have no expert retu
 Demonstrations come from ``data/dmc_<task>_expert/env.zarr`` (``benchmarks/dmc_experts.py``),
 whose attrs give the expert's return; ``ur5e:push`` demonstrations are the scripted expert's
 in end-effector deltas on MuJoCo, held past success, with DART noise (``benchmarks/policies.py``
-``demos``), recorded once under ``outputs/opt_ail/demos/``. ``--profile cpu`` applies the
+``demos``), recorded once under ``outputs/opt_ail/demos/``. Online learners on UR5e tasks see
+observations mapped by the demonstrations' mean and std (std floored at 5 cm/rad, frozen;
+``--obs-normalization``, rows' ``obs_normalization``), as tuned BC's inputs are (unfloored);
+on DMC tasks, raw observations as in the paper. ``--profile cpu`` applies the
 optimism term to 128 states of each batch instead of 512 (the CPU profile); ``paper`` is the
 paper's update.
 ``benchmarks/opt_ail_speed.py`` times an update of either profile (one torch thread) and
@@ -74,8 +77,11 @@ MAX_ENV_STEPS = 100_000
 """Replay capacity of every online run: the largest budget a run may be extended to."""
 BC_GRID = {"weight_decay": (1e-6, 1e-4, 1e-3, 1e-2), "lr": (1e-3, 3e-4)}
 """Tuned BC: every pair of these (AdamW), Gaussian head, the best by mean return."""
-RUN_KEY = ("task", "method", "variant", "profile", "seed", "demos", "subsample", "env_steps",
-           "weight_decay", "lr", "steps")  # fmt: skip
+RUN_KEY = ("task", "method", "variant", "profile", "obs_normalization", "seed", "demos",
+           "subsample", "env_steps", "weight_decay", "lr", "steps")  # fmt: skip
+OBS_NORMALIZATION = {"dmc": "raw", "ur5e": "gaussian"}
+"""What the online learners' networks see, by task family: raw observations (the paper's
+DMC runs) or each feature mapped by the demonstrations' mean and std (tuned BC's inputs)."""
 
 
 def family(task: str) -> str:
@@ -135,6 +141,8 @@ ONLINE_METHODS = ("opt_ail", "iq_learn", "dac")
 def run_directory(args: argparse.Namespace, seed: int) -> Path:
     """Each run's own directory (model-free OPT-AIL keeps its first sessions' names)."""
     name = f"s{seed}_d{args.demos}_k{args.subsample}"
+    if args.obs_normalization != "raw":
+        name += f"_obs{args.obs_normalization}"
     if args.part == "opt_ail" and not args.model_based:
         return RUNS / task_slug(args.task) / f"{name}_{args.profile}"
     method = args.part + ("_model_based" if args.model_based else "")
@@ -150,6 +158,7 @@ def run_online(args: argparse.Namespace) -> None:
         raise SystemExit("--model-based applies to opt_ail only")
     expert = expert_return(args.task, args.demos)
     variant = "model-based" if args.model_based else "model-free"
+    normalization = None if args.obs_normalization == "raw" else args.obs_normalization
     for seed in args.seeds:
         config = load_config(args.part, None, [])
         config = dataclasses.replace(
@@ -161,6 +170,9 @@ def run_online(args: argparse.Namespace) -> None:
         )  # fmt: skip
         config.eval.every = args.eval_every
         config.eval.episodes = EVAL_EPISODES[family(args.task)]
+        if args.obs_normalization != "raw":
+            config.policy.normalize_observations = True
+            config.policy.normalization = args.obs_normalization
         if args.part == "opt_ail":
             config.policy.model_based = args.model_based
             if args.profile == "cpu" and not args.model_based:
@@ -171,7 +183,8 @@ def run_online(args: argparse.Namespace) -> None:
         def record(evaluation: dict[str, Any], seed: int = seed) -> None:
             append_row({
                 "task": args.task, "method": args.part, "variant": variant,
-                "profile": args.profile, "seed": seed, "demos": args.demos,
+                "profile": args.profile, "obs_normalization": normalization, "seed": seed,
+                "demos": args.demos,
                 "subsample": args.subsample, "env_steps": evaluation["step"],
                 "return": evaluation["eval_return"], "expert_return": expert,
                 **success_fields(args.task, evaluation["eval_success"],
@@ -305,18 +318,16 @@ def plot(args: argparse.Namespace) -> None:
         x, y = paper_curve(args.task, "EXP", args.anchors)
         if len(y):
             ax.axhline(float(np.mean(y)), color="tab:gray", ls=":", label="expert, paper")
-    for (method, variant, profile), color in zip(learner_keys(rows), itertools.cycle(COLORS)):
+    for key, color in zip(learner_keys(rows), itertools.cycle(COLORS)):
         for seed, group in itertools.groupby(
-            sorted(learner_rows(rows, method, variant, profile),
-                   key=lambda r: (r["seed"], r["env_steps"])),
+            sorted(learner_rows(rows, key), key=lambda r: (r["seed"], r["env_steps"])),
             key=lambda r: r["seed"],
         ):  # fmt: skip
             group = list(group)
-            setting = f"{profile}, " if method == "opt_ail" else ""
             ax.plot([r["env_steps"] for r in group], [r[metric] for r in group],
                     marker="os^Dv"[seed % 5], ls=("-", "--", ":")[seed % 3],
                     ms=3, lw=1.2, color=color, alpha=0.8,
-                    label=f"{LABELS[method, variant]}, ours ({setting}seed {seed})")  # fmt: skip
+                    label=f"{learner_name(key)}, ours (seed {seed})")  # fmt: skip
     if rows and rows[0]["expert_return"] is not None:
         level = rows[0]["expert_return"]
         ax.axhline(level, color="black", ls="--", label=f"expert imitated, ours ({level:.0f})")
@@ -347,15 +358,27 @@ LABELS = {("opt_ail", "model-free"): "OPT-AIL", ("opt_ail", "model-based"): "OPT
           ("iq_learn", "model-free"): "IQ-Learn", ("dac", "model-free"): "DAC"}  # fmt: skip
 
 
-def learner_keys(rows: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
-    """The (method, variant, profile) of every online learner among ``rows``, sorted."""
-    return sorted({(r["method"], r["variant"], r["profile"]) for r in rows
-                   if r["method"] in ONLINE_METHODS})  # fmt: skip
+def learner_key(row: dict[str, Any]) -> tuple[str, str, str, str]:
+    """What tells online learners apart: method, variant, profile and observation inputs
+    (rows from before ``obs_normalization`` existed fed raw observations)."""
+    return row["method"], row["variant"], row["profile"], row.get("obs_normalization") or "raw"
 
 
-def learner_rows(rows: list[dict[str, Any]], method: str, variant: str, profile: str) -> list:
-    key = (method, variant, profile)
-    return [r for r in rows if (r["method"], r["variant"], r["profile"]) == key]
+def learner_keys(rows: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
+    """The ``learner_key`` of every online learner among ``rows``, sorted."""
+    return sorted({learner_key(r) for r in rows if r["method"] in ONLINE_METHODS})
+
+
+def learner_rows(rows: list[dict[str, Any]], key: tuple[str, str, str, str]) -> list:
+    return [r for r in rows if r["method"] in ONLINE_METHODS and learner_key(r) == key]
+
+
+def learner_name(key: tuple[str, str, str, str]) -> str:
+    """E.g. ``OPT-AIL (cpu, obs gaussian)``: the profile for OPT-AIL, the inputs if not raw."""
+    method, variant, profile, normalization = key
+    settings = [profile] if method == "opt_ail" else []
+    settings += [f"obs {normalization}"] if normalization != "raw" else []
+    return LABELS[method, variant] + (f" ({', '.join(settings)})" if settings else "")
 
 
 def table(args: argparse.Namespace) -> None:
@@ -369,14 +392,14 @@ def table(args: argparse.Namespace) -> None:
     expert = rows[0]["expert_return"]
     print(f"| {args.task} ({args.demos} demo) | env steps | seeds: return | mean | × expert |")
     print("|---|---|---|---|---|")
-    for method, variant, profile in learner_keys(rows):
-        last = last_evaluations(learner_rows(rows, method, variant, profile), args.env_steps)
+    for key in learner_keys(rows):
+        last = last_evaluations(learner_rows(rows, key), args.env_steps)
         if not last:
             continue
         steps = sorted({r["env_steps"] for r in last.values()})
         mean = float(np.mean([r["return"] for r in last.values()]))
         seeds = ", ".join(f"s{s}: {r['return']:.0f}" for s, r in sorted(last.items()))
-        name = LABELS[method, variant] + (f" ({profile})" if method == "opt_ail" else "")
+        name = learner_name(key)
         print(f"| {name} | {'/'.join(map(str, steps))} | "
               f"{seeds} | {mean:.0f} | {mean / expert:.2f} |")  # fmt: skip
     bc = best_bc(rows)
@@ -412,15 +435,15 @@ def success_table(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
     print(f"| {args.task} ({args.demos} demos) | env steps | seeds: success (95% CI) | mean "
           "| − best BC (points) |")  # fmt: skip
     print("|---|---|---|---|---|")
-    for method, variant, profile in learner_keys(rows):
-        last = last_evaluations(learner_rows(rows, method, variant, profile), args.env_steps)
+    for key in learner_keys(rows):
+        last = last_evaluations(learner_rows(rows, key), args.env_steps)
         if not last:
             continue
         steps = "/".join(map(str, sorted({r["env_steps"] for r in last.values()})))
         mean = float(np.mean([r["success_rate"] for r in last.values()]))
         gap = f"{100 * (mean - best_mean):+.0f}" if best else ""
         seeds = ", ".join(cell(r) for _, r in sorted(last.items()))
-        name = LABELS[method, variant] + (f" ({profile})" if method == "opt_ail" else "")
+        name = learner_name(key)
         print(f"| {name} | {steps} | {seeds} | {mean:.0%} | {gap} |")
     if best:
         setting = [r for r in rows if r["method"] == "bc" and r["weight_decay"] ==
@@ -444,6 +467,9 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=10_000)
     parser.add_argument("--save-every", type=int, default=5_000)
     parser.add_argument("--profile", choices=("cpu", "paper"), default="cpu")
+    parser.add_argument("--obs-normalization", choices=("raw", "gaussian", "minmax"),
+                        help="online learners' inputs: raw (DMC default) or the "
+                             "demonstrations' statistics (UR5e default: gaussian)")
     parser.add_argument("--bc-steps", type=int, default=None,
                         help="10000 (DMC), 4000 (UR5e: the BC config's default)")
     parser.add_argument("--bc-weight-decays", type=float, nargs="+",
@@ -458,6 +484,8 @@ def main() -> None:
         args.demos = DEFAULT_DEMOS[family(args.task)]
     if args.bc_steps is None:
         args.bc_steps = DEFAULT_BC_STEPS[family(args.task)]
+    if args.obs_normalization is None:
+        args.obs_normalization = OBS_NORMALIZATION[family(args.task)]
     parts = {"bc": run_bc, "plot": plot, "table": table}
     parts.get(args.part, run_online)(args)
 

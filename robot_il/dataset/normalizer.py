@@ -37,9 +37,14 @@ class Normalizer:
         keys: Sequence[str],
         mode: Mode | dict[str, Mode] = "minmax",
         episodes: Sequence[int] | None = None,
+        spread_floor: float = 0.0,
     ) -> Normalizer:
         """Statistics of ``keys`` over ``episodes`` (all by default; pass the training split
-        so validation data does not leak into the normaliser). ``mode`` may differ per key."""
+        so validation data does not leak into the normaliser). ``mode`` may differ per key.
+        ``spread_floor`` (in each feature's own units): a range or std above ``MIN_SPREAD``
+        but below it is taken as ``spread_floor`` (the feature centred), so that a feature
+        nearly constant in the data does not map a small departure from it (as a learner
+        exploring makes) to a large value."""
         episodes = list(range(dataset.num_episodes)) if episodes is None else list(episodes)
         if not episodes:
             raise DatasetError(f"{dataset.where}: cannot fit a normalizer on zero episodes")
@@ -49,7 +54,7 @@ class Normalizer:
                 raise DatasetError(f"{dataset.where}: normalizer key {key!r} is not in the dataset")
             key_mode = mode[key] if isinstance(mode, dict) else mode
             chunks = (dataset.episode(e, [key])[key] for e in episodes)
-            params[key] = _affine(_Stats.over(chunks), key_mode, key)
+            params[key] = _affine(_Stats.over(chunks), key_mode, key, spread_floor)
         return cls(params)
 
     @classmethod
@@ -133,7 +138,7 @@ class _Stats:
         self.count += flat.shape[0]
 
 
-def _affine(stats: _Stats, mode: str, key: str) -> dict[str, np.ndarray]:
+def _affine(stats: _Stats, mode: str, key: str, floor: float = 0.0) -> dict[str, np.ndarray]:
     if stats.count == 0 or stats.min is None or stats.max is None:
         raise DatasetError(f"normalizer: key {key!r} has no data")
     mean = np.asarray(stats.total) / stats.count
@@ -142,9 +147,13 @@ def _affine(stats: _Stats, mode: str, key: str) -> dict[str, np.ndarray]:
         spread = stats.max - stats.min
         scale = np.where(spread > MIN_SPREAD, 2.0 / np.maximum(spread, MIN_SPREAD), 1.0)
         offset = -1.0 - stats.min * scale
+        if floor > 0:
+            floored = (spread > MIN_SPREAD) & (spread < floor)
+            scale = np.where(floored, 2.0 / floor, scale)
+            offset = np.where(floored, -(stats.max + stats.min) / 2.0 * scale, offset)
         offset = np.where(spread > MIN_SPREAD, offset, -(stats.max + stats.min) / 2.0)
     elif mode == "gaussian":
-        scale = np.where(std > MIN_SPREAD, 1.0 / np.maximum(std, MIN_SPREAD), 1.0)
+        scale = np.where(std > MIN_SPREAD, 1.0 / np.maximum(std, max(MIN_SPREAD, floor)), 1.0)
         offset = -mean * scale
     else:
         raise DatasetError(

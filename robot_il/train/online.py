@@ -22,6 +22,10 @@ Order of work, so that bad input fails before any interaction: open the dataset,
 env, check the dataset's observation and action sizes fit it, load the expert transitions
 (NaN refused), and only then build the learner. Actions are learned in [-1, 1]^A; a wrapper
 maps them to the env's box, and the policy's normalizer maps them back for deployment.
+Observations are raw (the paper's), or, with the policy's ``normalize_observations``, mapped
+by the imitated demonstrations' statistics, fitted once and frozen: both buffers hold them
+mapped as the deployed policy's ``act`` maps its input, and a resumed run checks that its
+saved normalizer is the one it would fit.
 
 Updates run with denormal floats flushed to zero (``denormals_flushed``): after some
 thousands of updates Adam's second moments and some gradients fall below float32's normal
@@ -56,6 +60,7 @@ from tqdm import tqdm
 
 from robot_il.errors import CheckpointError, ConfigError, DatasetError
 from robot_il.policies import DEPLOY_SUBDIR, policy_class
+from robot_il.policies.base import NORMALIZER_FILE
 from robot_il.policies.spec import ACTION_KEY, spec_from_dataset, spec_from_env, spec_mismatches
 from robot_il.train.config import OnlineTrainConfig
 from robot_il.train.evaluate import EvalResult, evaluate
@@ -158,8 +163,8 @@ def train_online(
 ) -> OnlineResult:
     """Train the algorithm ``config`` names; see the module docstring. ``on_evaluation``
     receives each evaluation's row as it is made (e.g. to append it to a results file)."""
-    from robot_il.dataset import Dataset
-    from robot_il.policies.opt_ail.policy import identity_observation_normalizer
+    from robot_il.dataset import Dataset, Normalizer
+    from robot_il.policies.opt_ail.policy import online_normalizer
 
     policy_type = policy_type_of(config)
     if not config.dataset or not config.out:
@@ -194,12 +199,18 @@ def train_online(
     eval_env = make_online_env(spec, config.eval.task or task, config.eval.backend or
                                config.backend, config.dataset,
                                max_episode_steps=config.eval.max_episode_steps)  # fmt: skip
-    normalizer = identity_observation_normalizer(
-        spec, env.action_space.low, env.action_space.high
-    )
+    demos = config.max_episodes or dataset.num_episodes
+    statistics = None
+    if policy_config.normalize_observations:  # the imitated demonstrations', then frozen
+        statistics = Normalizer.fit(
+            dataset, obs_keys, mode=policy_config.normalization, episodes=range(demos),
+            spread_floor=policy_config.observation_spread_floor,
+        )  # fmt: skip
+    normalizer = online_normalizer(spec, env.action_space.low, env.action_space.high, statistics)
+    observation_normalizer = normalizer if statistics is not None else None
     expert = expert_buffer(
-        dataset, obs_keys, episodes=config.max_episodes or dataset.num_episodes,
-        subsample=config.demo_subsample, seed=config.seed,
+        dataset, obs_keys, episodes=demos, subsample=config.demo_subsample, seed=config.seed,
+        normalizer=observation_normalizer,
     )  # fmt: skip
     expert.action[:] = np.clip(normalizer.normalize(ACTION_KEY, expert.action), -1.0, 1.0)
     env = NormalizedActions(env)
@@ -209,6 +220,8 @@ def train_online(
         raise ConfigError(
             f"{out}: holds a training run; resume it (drop --no-resume) or pass a new --out"
         )
+    if (state_dir / NORMALIZER_FILE).exists():
+        _check_normalizer(state_dir, normalizer)
 
     # -- learner -------------------------------------------------------------------------
     torch.manual_seed(config.seed)
@@ -238,10 +251,11 @@ def train_online(
     for step in bar:
         if obs is None:
             raw, _ = env.reset(seed=config.seed * EPISODE_SEED_STRIDE + episode)
-            obs, episode_return = flatten_observation(raw, obs_keys), 0.0
+            obs = flatten_observation(raw, obs_keys, observation_normalizer)
+            episode_return = 0.0
         action = algorithm.explore(obs)
         raw, reward, terminated, truncated, _ = env.step(action)
-        next_obs = flatten_observation(raw, obs_keys)
+        next_obs = flatten_observation(raw, obs_keys, observation_normalizer)
         buffer.add(obs, action, next_obs, terminated)
         episode_return += float(reward)
         done = step + 1
@@ -310,7 +324,9 @@ def _save(
     rng: np.random.Generator,
 ) -> None:
     """Write ``checkpoints/step_N`` and ``policy/`` (the deployable actor) and ``train_state/``
-    (learner, replay buffer, counters, RNGs), each atomically."""
+    (learner, replay buffer, normalizer, counters, RNGs), each atomically."""
+    from safetensors.numpy import save_file as save_numpy
+
     step = progress["step"]
     snapshot = replace_dir(out / "checkpoints" / f"step_{step:07d}", algorithm.policy.save)
     replace_dir(out / DEPLOY_SUBDIR, lambda tmp: shutil.copytree(snapshot, tmp))
@@ -318,6 +334,7 @@ def _save(
     def write_state(tmp: Path) -> None:
         tmp.mkdir(parents=True)
         buffer.save(tmp / REPLAY_FILE)
+        save_numpy(algorithm.policy.normalizer.state_dict(), str(tmp / NORMALIZER_FILE))
         torch.save(
             {
                 **progress,
@@ -331,6 +348,24 @@ def _save(
         )
 
     replace_dir(out / STATE_DIR, write_state)
+
+
+def _check_normalizer(state_dir: Path, normalizer: Any) -> None:
+    """``CheckpointError`` unless the run's saved normalizer (fitted when it started, then
+    frozen) equals ``normalizer``: buffers hold observations mapped by it, so a resumed run
+    must map them the same way."""
+    from safetensors.numpy import load_file as load_numpy
+
+    saved = load_numpy(str(state_dir / NORMALIZER_FILE))
+    current = normalizer.state_dict()
+    changed = sorted({name.rpartition(".")[0] for name in {*saved, *current}
+                      if name not in saved or name not in current
+                      or not np.array_equal(saved[name], current[name])})  # fmt: skip
+    if changed:
+        raise CheckpointError(
+            f"{state_dir}: the normalizer of {', '.join(changed)} differs from this run's "
+            "(dataset, max_episodes or normalize_observations changed); pass a new --out"
+        )
 
 
 def _load_state(

@@ -15,20 +15,31 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
 from robot_il.errors import CheckpointError, ConfigError, DatasetError
 from robot_il.policies.spec import ACTION_KEY
 
+if TYPE_CHECKING:
+    from robot_il.dataset import Normalizer
+
 FIELDS = ("obs", "action", "next_obs", "terminated")
 
 
-def flatten_observation(obs: Mapping[str, np.ndarray], keys: Sequence[str]) -> np.ndarray:
+def flatten_observation(
+    obs: Mapping[str, np.ndarray], keys: Sequence[str], normalizer: Normalizer | None = None
+) -> np.ndarray:
     """``obs[k]`` for ``k`` in ``keys`` (pass them sorted, as ``ObservationEncoder`` takes
-    them), flattened and concatenated into one float32 vector."""
-    return np.concatenate([np.asarray(obs[k], dtype=np.float32).reshape(-1) for k in keys])
+    them), each mapped by ``normalizer`` when given (as the policy's ``act`` maps them),
+    flattened and concatenated into one float32 vector."""
+    return np.concatenate([_normalized(obs[k], k, normalizer).reshape(-1) for k in keys])
+
+
+def _normalized(value: np.ndarray, key: str, normalizer: Normalizer | None) -> np.ndarray:
+    value = np.asarray(value, dtype=np.float32)
+    return value if normalizer is None else normalizer.normalize(key, value)
 
 
 @dataclass
@@ -113,6 +124,7 @@ def expert_buffer(
     episodes: int,
     subsample: int,
     seed: int,
+    normalizer: Normalizer | None = None,
 ) -> ReplayBuffer:
     """The expert transitions of a dataset's first ``episodes`` episodes, whole trajectories.
 
@@ -120,8 +132,9 @@ def expert_buffer(
     steps gives T - 1 transitions ``(obs_t, action_t, obs_{t+1})`` (its last action has no
     recorded next observation). All are marked non-terminal (the expert's trajectories are
     cut by time limits). ``subsample`` k keeps every k-th transition from a random offset per
-    episode (GAIL's subsampling). NaN or inf anywhere raises ``DatasetError`` naming the key
-    and episode.
+    episode (GAIL's subsampling). Observations are mapped by ``normalizer`` when given, as
+    ``flatten_observation`` maps the agent's. NaN or inf anywhere raises ``DatasetError``
+    naming the key and episode.
     """
     if subsample < 1:
         raise ConfigError(f"demo_subsample must be >= 1, got {subsample}")
@@ -138,7 +151,7 @@ def expert_buffer(
         if length < 2:
             continue
         flat = np.concatenate(
-            [np.asarray(data[k], np.float32).reshape(length, -1) for k in obs_keys], axis=1
+            [_normalized(data[k], k, normalizer).reshape(length, -1) for k in obs_keys], axis=1
         )
         keep = np.arange(int(rng.integers(0, subsample)) if subsample > 1 else 0, length - 1,
                          subsample)  # fmt: skip

@@ -56,6 +56,34 @@ def test_gaussian_and_state_dict_round_trip_with_torch(dataset: Dataset) -> None
         loaded.normalize("rgb", action)
 
 
+@pytest.mark.parametrize(("mode", "per_floor"), [("gaussian", 1.0), ("minmax", 2.0)])
+def test_spread_floor_keeps_a_nearly_constant_feature_from_blowing_up(
+    tmp_path, mode: str, per_floor: float
+) -> None:
+    """A feature of std 1 mm maps a 1 cm departure to 10 std; floored at 5 cm, to 0.2 (its
+    range, to 0.4 of [-1, 1]). Wide and constant features are left as they were."""
+    rng = np.random.default_rng(1)
+    state = np.stack([rng.normal(0.5, 1.0, 300), rng.normal(-0.2, 0.001, 300),
+                      np.full(300, 0.3)], axis=1).astype(np.float32)  # fmt: skip
+    path = tmp_path / "f.zarr"
+    with DatasetWriter.create(path, robot="ur5e", control_hz=10, fsync=False) as writer:
+        writer.add_episode({"state": state})
+    dataset = Dataset.open(path)
+    plain = Normalizer.fit(dataset, ["state"], mode=mode)
+    floored = Normalizer.fit(dataset, ["state"], mode=mode, spread_floor=0.05)
+    for stat in ("scale", "offset"):
+        np.testing.assert_array_equal(floored.stats("state")[stat][[0, 2]],
+                                      plain.stats("state")[stat][[0, 2]])  # fmt: skip
+    centre = (state[:, 1].max() + state[:, 1].min()) / 2 if mode == "minmax" else state[:, 1].mean()
+    step = np.array([0.0, 0.01, 0.0], np.float32)
+    point = np.array([0.5, centre, 0.3], np.float32)
+    moved = floored.normalize("state", point + step) - floored.normalize("state", point)
+    assert moved[1] == pytest.approx(per_floor * 0.01 / 0.05, rel=1e-3)
+    assert floored.normalize("state", point)[1] == pytest.approx(0.0, abs=1e-3)  # centred
+    blown = plain.normalize("state", point + step) - plain.normalize("state", point)
+    assert blown[1] > 1.5  # the unfloored map: over 1.5 (minmax) and about 10 (gaussian)
+
+
 def test_split_is_by_episode_seeded_and_complete() -> None:
     train, val = split_episodes(20, 0.25, seed=3)
     assert len(val) == 5 and sorted(train + val) == list(range(20))

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from robot_il.dataset import Dataset, DatasetWriter
-from robot_il.errors import ConfigError, DatasetError
-from robot_il.train.replay import ReplayBuffer, expert_buffer
+from robot_il.dataset import Dataset, DatasetWriter, Normalizer
+from robot_il.errors import CheckpointError, ConfigError, DatasetError
+from robot_il.train.replay import ReplayBuffer, expert_buffer, flatten_observation
 
 ROBOT_IL = str(Path(sys.executable).with_name("robot-il"))
 SMALL = ["--no-progress", "--learning-starts", "40", "--log-every", "50",
@@ -80,6 +80,79 @@ def test_expert_buffer_holds_whole_trajectories_and_subsamples(tmp_path) -> None
     sub = expert_buffer(dataset, ["state"], episodes=1, subsample=20, seed=0)
     steps = sub.obs[:, 0].astype(int)
     assert len(sub) in (29, 30) and set(np.diff(steps)) == {20}
+
+
+def test_expert_buffer_maps_observations_by_the_normalizer(tmp_path) -> None:
+    path = tmp_path / "d.zarr"
+    with DatasetWriter.create(path, robot="ur5e", control_hz=20.0, fsync=False) as writer:
+        state = np.arange(40, dtype=np.float32).reshape(20, 2)
+        writer.add_episode({"state": state, "action": np.zeros((20, 1), np.float32)})
+    dataset = Dataset.open(path)
+    normalizer = Normalizer.fit(dataset, ["state"], mode="gaussian")
+    mapped = expert_buffer(dataset, ["state"], episodes=1, subsample=1, seed=0,
+                           normalizer=normalizer)  # fmt: skip
+    np.testing.assert_allclose(mapped.obs, normalizer.normalize("state", state[:-1]), rtol=1e-6)
+    np.testing.assert_allclose(mapped.next_obs, normalizer.normalize("state", state[1:]),
+                               rtol=1e-6)  # fmt: skip
+    assert abs(mapped.obs.mean()) < 0.2 and mapped.obs.std() > 0.9  # not the raw 0..38
+    np.testing.assert_array_equal(
+        mapped.obs[3], flatten_observation({"state": state[3]}, ["state"], normalizer)
+    )
+
+
+NORMALIZED = ("--policy.normalize-observations", "--policy.normalization", "gaussian",
+              "--save-every", "80", "--eval.episodes", "0", "--buffer-size", "400")  # fmt: skip
+
+
+def test_normalized_observations_are_the_demos_statistics_frozen_and_checked_on_resume(
+    one_reach_demo: Path, tmp_path: Path
+) -> None:
+    """With ``normalize_observations`` the networks see the demonstrations' mean and std
+    (std floored), fitted before the run: the checkpoint carries them, unchanged from the
+    fit after 40 updates, the replay buffer holds observations mapped by them as ``act``
+    maps its input, a resumed run whose saved statistics differ is refused before it
+    touches the saved state, and one whose statistics match resumes keeping them."""
+    from robot_il.envs import make_env
+    from robot_il.policies import load_policy
+    from safetensors.numpy import load_file, save_file
+
+    from robot_il.train.config import load_config
+    from robot_il.train.online import train_online
+
+    out = tmp_path / "run"
+
+    def run(env_steps: int):
+        return train_online(load_config("opt_ail", None, [
+            "--dataset", str(one_reach_demo), "--out", str(out), *SMALL, *NORMALIZED,
+            "--env-steps", str(env_steps)]))  # fmt: skip
+
+    policy = load_policy(run(80).checkpoint)
+    keys = policy.obs_keys
+    fitted = Normalizer.fit(Dataset.open(one_reach_demo), keys, mode="gaussian",
+                            spread_floor=policy.config.observation_spread_floor)  # fmt: skip
+    for key in keys:
+        for stat in ("scale", "offset"):
+            np.testing.assert_array_equal(policy.normalizer.stats(key)[stat],
+                                          fitted.stats(key)[stat])  # fmt: skip
+    assert any((policy.normalizer.stats(k)["scale"] != 1).any() for k in keys)
+    env = make_env("reach", "mujoco", control_hz=policy.spec["control_hz"],
+                   action_mode=policy.spec["action_mode"])  # fmt: skip
+    raw, _ = env.reset(seed=0)  # training episode 0 of seed 0
+    env.close()
+    with np.load(out / "train_state" / "replay.npz") as replay:
+        np.testing.assert_array_equal(replay["obs"][0], flatten_observation(raw, keys, fitted))
+    saved_path = out / "train_state" / "normalizer.safetensors"
+    saved = load_file(str(saved_path))
+    changed = {**saved, f"{keys[0]}.scale": saved[f"{keys[0]}.scale"] * 2}
+    save_file(changed, str(saved_path))
+    state_before = (out / "train_state" / "state.pt").read_bytes()
+    with pytest.raises(CheckpointError, match=f"normalizer of {keys[0]} differs"):
+        run(160)
+    assert (out / "train_state" / "state.pt").read_bytes() == state_before
+    save_file(saved, str(saved_path))  # the run's own statistics: it resumes with them
+    resumed = load_policy(run(160).checkpoint).normalizer.state_dict()
+    for name, value in policy.normalizer.state_dict().items():
+        np.testing.assert_array_equal(resumed[name], value)
 
 
 def test_kill_and_resume_continues_bit_exactly(
