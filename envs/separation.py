@@ -328,8 +328,9 @@ def closest_capsules(
     # The closest candidate of each configuration, the first in capsule order among equals
     # (as argmin over every pair: culled pairs lie farther): candidates come configuration
     # by configuration in pair order (``nonzero``), and a stable sort by distance within each
-    # configuration puts its closest first.
-    order = np.lexsort((distance, config))
+    # configuration puts its closest first. A NaN distance sorts first (as argmin takes the
+    # first NaN), so that a configuration with one NaN joint reports NaN, never its finite pairs.
+    order = np.lexsort((np.where(np.isnan(distance), -np.inf, distance), config))
     best = order[np.searchsorted(config, np.arange(len(sa)))]
     return ArmSeparation(
         distance=distance[best].reshape(batch),

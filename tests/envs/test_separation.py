@@ -229,6 +229,18 @@ def test_broad_phase_keeps_the_closest_pair_of_all_pairs_bit_for_bit(monkeypatch
         assert (found.distance < 0).any() and (found.distance > 0.05).any()
 
 
+def test_one_nan_joint_makes_the_distance_nan_not_that_of_the_finite_links() -> None:
+    """A NaN in any one joint must give a NaN distance (which the clearance guard holds on),
+    never the smallest distance among the links that stayed finite."""
+    base_b = homogeneous(rot_z(np.pi), np.array([0.8, 0.0, 0.0]))
+    q_b = np.asarray(HOME_JOINT_POS, dtype=float)
+    for joint in range(6):
+        q_a = np.asarray(HOME_JOINT_POS, dtype=float).copy()
+        q_a[joint] = np.nan
+        assert np.isnan(closest_links(q_a, None, q_b, base_b).distance), joint
+        assert np.isnan(arm_separation(q_a, None, q_b, base_b)), joint
+
+
 def test_allowance_of_the_wrong_shape_is_refused() -> None:
     from robot_il.envs.separation import gripper_allowance
 
