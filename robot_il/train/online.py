@@ -222,6 +222,11 @@ def train_online(
         )
     if (state_dir / NORMALIZER_FILE).exists():
         _check_normalizer(state_dir, normalizer)
+    elif state_dir.exists() and statistics is not None:  # saved before the file existed: raw
+        raise CheckpointError(
+            f"{state_dir}: this run stored raw observations; it cannot resume with "
+            "normalize_observations on (pass a new --out)"
+        )
 
     # -- learner -------------------------------------------------------------------------
     torch.manual_seed(config.seed)

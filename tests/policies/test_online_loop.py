@@ -110,8 +110,9 @@ def test_normalized_observations_are_the_demos_statistics_frozen_and_checked_on_
     """With ``normalize_observations`` the networks see the demonstrations' mean and std
     (std floored), fitted before the run: the checkpoint carries them, unchanged from the
     fit after 40 updates, the replay buffer holds observations mapped by them as ``act``
-    maps its input, a resumed run whose saved statistics differ is refused before it
-    touches the saved state, and one whose statistics match resumes keeping them."""
+    maps its input, a resumed run whose saved statistics differ (or that saved none: raw
+    observations) is refused before it touches the saved state, and one whose statistics
+    match resumes keeping them."""
     from robot_il.envs import make_env
     from robot_il.policies import load_policy
     from safetensors.numpy import load_file, save_file
@@ -147,6 +148,10 @@ def test_normalized_observations_are_the_demos_statistics_frozen_and_checked_on_
     save_file(changed, str(saved_path))
     state_before = (out / "train_state" / "state.pt").read_bytes()
     with pytest.raises(CheckpointError, match=f"normalizer of {keys[0]} differs"):
+        run(160)
+    assert (out / "train_state" / "state.pt").read_bytes() == state_before
+    saved_path.unlink()  # a run saved before normalizers were saved held raw observations
+    with pytest.raises(CheckpointError, match="stored raw observations"):
         run(160)
     assert (out / "train_state" / "state.pt").read_bytes() == state_before
     save_file(saved, str(saved_path))  # the run's own statistics: it resumes with them
