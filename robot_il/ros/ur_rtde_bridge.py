@@ -82,6 +82,10 @@ from robot_il.safety.limits import UR5E_ACCELERATION, UR5E_WORKSPACE
 
 GRIPPERS = ("", "robotiq")
 """Values of the ``gripper`` parameter: none, or a Robotiq 2F-85 through its URCap socket."""
+MAX_CATCH_UP = 0.5
+"""s: the longest stall the servo loop makes up with servoJ calls at once (``max_lag`` is
+capped to it). Each call re-sends the newest safe target, so a catch-up sends no stale
+motion; the cap bounds the burst of calls into a link that has just stalled."""
 
 
 class LoopStats:
@@ -183,8 +187,11 @@ class UrRtdeBridge(Node):
             raise ConfigError(f"gain {self.gain} is outside [100, 2000]")
         if not 1.0 <= self.rate_hz <= 500.0:
             raise ConfigError(f"rate_hz {self.rate_hz} is outside [1, 500]")
-        if max_lag < 1:
-            raise ConfigError(f"max_lag {max_lag} periods is below 1")
+        if not 1 <= max_lag <= MAX_CATCH_UP * self.rate_hz:  # no long burst of servoJ calls
+            raise ConfigError(
+                f"max_lag {max_lag} periods is outside [1, {MAX_CATCH_UP * self.rate_hz:g}] "
+                f"({MAX_CATCH_UP} s at rate_hz {self.rate_hz:g})"
+            )
 
         self.period = 1.0 / self.rate_hz
         self.joint_names = [f"{tf_prefix}{name}" for name in JOINT_NAMES]

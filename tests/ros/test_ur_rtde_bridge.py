@@ -311,3 +311,22 @@ def test_servo_loop_catches_up_a_late_tick_and_skips_after_a_long_stall(ros_cont
         thread.join(timeout=5)
         bridge.shutdown()
         policy.destroy_node()
+
+
+@pytest.mark.parametrize("max_lag", [0, 251])
+def test_bridge_refuses_a_max_lag_outside_one_period_to_half_a_second(
+    ros_context, max_lag: int
+) -> None:
+    """``max_lag`` bounds the burst of servoJ calls after a stall: at 500 Hz, 1..250 periods
+    (0.5 s); anything else is refused before the bridge connects or moves."""
+    from rclpy.parameter import Parameter
+
+    from robot_il.errors import ConfigError
+    from robot_il.ros.rtde import FakeRTDE
+    from robot_il.ros.ur_rtde_bridge import UrRtdeBridge
+
+    fake = FakeRTDE(HOME_JOINT_POS)
+    with pytest.raises(ConfigError, match=rf"max_lag {max_lag} periods is outside \[1, 250\]"):
+        UrRtdeBridge(context=ros_context, rtde=fake, parameter_overrides=[
+            Parameter("rate_hz", value=500.0), Parameter("max_lag", value=max_lag)])  # fmt: skip
+    assert not fake.servo_calls
