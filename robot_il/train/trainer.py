@@ -98,7 +98,7 @@ def train(config: TrainConfig) -> TrainResult:
         except ValueError as error:
             raise ConfigError(f"policy config: {error}") from None
         if policy_config.aux_state_weight > 0:
-            _check_labels(dataset, policy_config.aux_state_keys, obs_keys, config.dataset)
+            _check_labels(dataset, policy_config.aux_state_keys, config.dataset)
         env = None
         if config.eval.episodes > 0 and dist.is_main:
             env = make_eval_env(
@@ -216,19 +216,15 @@ def train(config: TrainConfig) -> TrainResult:
         dist.close()
 
 
-def _check_labels(
-    dataset: Any, labels: tuple[str, ...], obs_keys: list[str], source: str
-) -> None:
-    """Refuse, before training, auxiliary labels the dataset lacks or a policy without a
-    camera (the auxiliary head reads camera features)."""
+def _check_labels(dataset: Any, labels: tuple[str, ...], source: str) -> None:
+    """Refuse, before training, auxiliary labels the dataset lacks (a policy without a camera
+    for the auxiliary head is refused by ``Policy`` itself, before the first step)."""
     missing = [k for k in labels if k not in dataset.keys]
     if missing:
         raise DatasetError(
             f"{source}: dataset lacks aux_state_keys {', '.join(missing)} (it has "
             f"{', '.join(sorted(dataset.keys))})"
         )
-    if not any(is_image_key(k) for k in obs_keys):
-        raise ConfigError("policy config: aux_state_weight > 0 needs a camera among obs_keys")
 
 
 def _seed_everything(seed: int) -> None:
