@@ -165,7 +165,6 @@ class CoordinatedController(TwoArmController):
                 state.start[index] = start
                 state.goal[index] = goal
                 state.tau[index] = scenes.duration[:, k]
-                state.derived.clear()
         self.delay[index] = self.time + scenes.delay
         self.phase_rate[:, index] = 1.0
         self.yielder[index] = -1
