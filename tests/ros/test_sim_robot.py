@@ -147,3 +147,42 @@ def test_lock_step_simulation_is_reproducible(ros_context, ros_env, tmp_path) ->
     assert first_time == pytest.approx(second_time, abs=1e-9)
     assert first == second  # bit for bit: physics waited for every command
     assert first[0] > 0.2  # and the arm did follow the commands
+
+
+def test_real_time_physics_catches_up_a_stall_in_a_bounded_burst(ros_context) -> None:
+    """After a stalled step, real-time physics runs at most ``MAX_LAG`` late steps back to
+    back and skips the rest of the stall (``robot_il.deploy.ticker``). Catching up a 50 ms
+    stall in one burst, as the loop once did, ran the simulator for 25 steps without a
+    sleep, taking the cores from a deploy node beside it."""
+    from rclpy.parameter import Parameter
+
+    from robot_il.deploy.ticker import MAX_LAG
+    from robot_il.ros.sim_robot import SimRobot
+
+    sim = SimRobot(context=ros_context, parameter_overrides=[Parameter("task", value="reach")])
+    stall_periods = 15  # well past MAX_LAG, within the old loop's 50 ms catch-up
+    stalled_step = 100  # past start-up, when the loop may still be behind
+    starts: list[float] = []
+    step = sim.env.step
+
+    def stalling_step(action):
+        starts.append(time.monotonic())
+        if len(starts) == stalled_step:
+            time.sleep(stall_periods * sim.physics_dt)
+        return step(action)
+
+    try:
+        sim.env.step = stalling_step
+        wait_for(lambda: len(starts) > stalled_step + 40, 30, "physics steps after the stall")
+    finally:
+        sim.shutdown()
+    # Steps that start within half a period of the one before run back to back (a loaded
+    # machine only spreads them further apart).
+    gaps = np.diff(starts[stalled_step - 1 : stalled_step + 40])
+    assert gaps[0] >= stall_periods * sim.physics_dt  # the stall
+    burst = 0
+    for gap in gaps[1:]:
+        if gap >= 0.5 * sim.physics_dt:
+            break
+        burst += 1
+    assert burst <= MAX_LAG, f"{burst} steps back to back after a {stall_periods}-step stall"
