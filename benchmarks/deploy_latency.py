@@ -19,10 +19,11 @@ Figures, each a ratio to its target (the goal in brackets):
 - ``steal``: CPU time (ms, both CPUs) the hypervisor gave to other guests during the measured
   window (``/proc/stat``). This machine is a virtual one: a virtual CPU taken away stalls even
   a real-time thread, and no setting inside it can prevent that. BC at 500 Hz as shipped,
-  alternated runs at load 8-11: the 8 runs with at most 40 ms of steal per 10 s held rate
-  1.000, jitter p99 0.71-0.88 ms and a longest gap of 1.72-1.99 periods (one 2.44); the 4 with
-  60 ms or more had gaps of 2.5-21 periods (``benchmarks/results/deploy_stall_diagnosis.jsonl``,
-  tag ``steal``). Read a row with its steal, as with its load.
+  alternated runs at load 8-12: the 13 runs with at most 40 ms of steal per 10 s held rate
+  1.000, jitter p99 0.71-0.88 ms and a longest gap of 1.59-1.99 periods (two 2.14 and 2.44);
+  the 4 with 60 ms or more had gaps of 2.5-21 periods
+  (``benchmarks/results/deploy_stall_diagnosis.jsonl``, tag ``steal``). Read a row with its
+  steal, as with its load.
 
 With ``--priority`` (default 40) the policy node's threads run in SCHED_FIFO, ``sim_robot``'s
 10 below, and the inference process in the normal class at nice -10 (a real-time inference
