@@ -23,9 +23,7 @@ Like the real controller it refuses commands that are not finite or not of the r
 safety layer's job, upstream.
 
 Time: ``lock_step:=false`` (default) runs physics in real time and stamps with the system
-clock; after a stall it catches up at most ``robot_il.deploy.ticker.MAX_LAG`` steps back to
-back and skips the rest (the simulated robot then lags behind real time by the stall).
-``lock_step:=true`` publishes ``/clock`` (sim time from 0) and, after every
+clock. ``lock_step:=true`` publishes ``/clock`` (sim time from 0) and, after every
 ``steps_per_command`` physics steps, waits for the next joint command on every command topic
 (one per arm in the per-arm layouts), so a client on ``use_sim_time`` that commands once per
 period sees the same physics however loaded the machine is. Each command then moves the arm
@@ -60,7 +58,6 @@ from std_msgs.msg import Bool, Float64, Float64MultiArray
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from robot_il.deploy.ticker import Ticker
 from robot_il.envs.backends.base import PHYSICS_HZ
 from robot_il.errors import ConfigError
 from robot_il.ros.arm_layout import ArmLayout
@@ -348,11 +345,7 @@ class SimRobot(Node):
                 raise  # else: shutting down (Ctrl-C reached rclpy first)
 
     def _run_physics(self) -> None:
-        # Real time on a fixed grid (robot_il.deploy.ticker): after a late step at most
-        # MAX_LAG steps run back to back, a longer stall skips its periods. This loop once
-        # caught up to 50 ms of steps in one burst, 25 steps without a sleep at its real-time
-        # priority, taking a core from what runs beside it (a deploy node's inference).
-        ticker = Ticker(self.physics_dt)
+        next_tick = time.monotonic()
         if self.lock_step:
             self._await_first_command()
         while self._running:
@@ -395,7 +388,12 @@ class SimRobot(Node):
                     )
                 self._consume_commands()
                 continue
-            ticker.wait()
+            next_tick += self.physics_dt
+            delay = next_tick - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            elif delay < -0.05:  # far behind (a camera frame, a loaded machine): resync
+                next_tick = time.monotonic()
 
     def _await_first_command(self) -> None:
         """Lock-step: hold time, announcing the state at once and then every 0.1 s, until the
