@@ -14,7 +14,16 @@ Figures, each a ratio to its target (the goal in brackets):
 - ``max gap``: longest time between two commands / target period [<= 1 + jitter];
 - ``latency p50/p99``: age of the joint state a command was computed from / target period;
 - ``starved``: longest time the action timeline had run out (the next chunk was late) /
-  target period [0 for chunked Diffusion: chunks follow one another without pauses].
+  target period [0 for chunked Diffusion: chunks follow one another without pauses];
+- ``gaps > 2``: how many times two commands were more than two periods apart;
+- ``steal``: CPU time (ms, both CPUs) the hypervisor gave to other guests during the measured
+  window (``/proc/stat``). This machine is a virtual one: a virtual CPU taken away stalls even
+  a real-time thread, and no setting inside it can prevent that. BC at 500 Hz as shipped,
+  alternated runs at load 8-12: the 13 runs with at most 40 ms of steal per 10 s held rate
+  1.000, jitter p99 0.71-0.88 ms and a longest gap of 1.59-1.99 periods (two 2.14 and 2.44);
+  the 4 with 60 ms or more had gaps of 2.5-21 periods
+  (``benchmarks/results/deploy_stall_diagnosis.jsonl``, tag ``steal``). Read a row with its
+  steal, as with its load.
 
 With ``--priority`` (default 40) the policy node's threads run in SCHED_FIFO, ``sim_robot``'s
 10 below, and the inference process in the normal class at nice -10 (a real-time inference
@@ -83,9 +92,11 @@ def measure(
         if not node.command_log:
             raise RuntimeError("the policy node got no joint states from sim_robot")
         time.sleep(settle)
-        start = time.monotonic()
+        start, faults_before, steal_before = time.monotonic(), _page_faults(), _steal()
+        load_before = os.getloadavg()[0]
         node.starved_ticks, node.longest_starved = 0, 0.0
         time.sleep(seconds)
+        faults, steal = _page_faults() - faults_before, _steal() - steal_before
         ticks = np.array([t for t in list(node.tick_times) if t >= start])
         log = np.array(list(node.command_log)[-len(ticks) :])
     finally:
@@ -105,7 +116,28 @@ def measure(
         "latency_p50": float(np.percentile(latency, 50) / period),
         "latency_p99": float(np.percentile(latency, 99) / period),
         "starved": float(longest_starved / period),
+        "gaps_over_2": int(np.sum(periods > 2 * period)),
+        "longest_gaps_ms": np.round(np.sort(periods)[-5:][::-1] * 1e3, 2).tolist(),
+        "page_faults_per_s": faults / seconds,
+        "steal_ms": steal * 1e3,
+        "load_avg_before": load_before,
     }
+
+
+def _steal() -> float:
+    """CPU time (s, all CPUs) the hypervisor gave to other guests so far: a virtual CPU taken
+    away stalls even a real-time thread, and nothing in this machine can see it but here."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return int(fields[8]) / os.sysconf(
+        "SC_CLK_TCK"
+    )  # cpu user nice system idle iowait irq softirq steal
+
+
+def _page_faults() -> int:
+    """Minor and major page faults of this process (all threads) so far: a thread that
+    faults while holding the interpreter lock holds up the control thread."""
+    fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[7]) + int(fields[9])  # minflt, majflt (stat fields 10 and 12)
 
 
 def main() -> int:
@@ -234,7 +266,8 @@ def _row(policy_type: str, rate: float, f: dict[str, float]) -> str:
         f"jitter p99 {f['jitter_p99_ms']:.2f} (x 1 ms)  max gap {f['max_gap']:.2f}  "
         f"caught up {f['caught_up']:.3f}  "
         f"latency p50 {f['latency_p50']:.2f} p99 {f['latency_p99']:.2f}  "
-        f"starved {f['starved']:.2f}  (x period)"
+        f"starved {f['starved']:.2f}  (x period)  gaps > 2: {f['gaps_over_2']}  "
+        f"steal {f['steal_ms']:.0f} ms  load {f['load_avg_before']:.1f}"
     )
 
 
