@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from robot_il.envs.separation import clamp_unit
@@ -33,6 +34,18 @@ class CouplingParams:
     stop_distance: float = 0.06
     leader_slow_distance: float = 0.03
     phase_rate_limit: float = 4.0
+
+    @cached_property
+    def phase_ramps(self) -> tuple[np.ndarray, np.ndarray]:
+        """The leader's and the yielder's phase-rate targets as ramps over the separation,
+        (2, 1) lows and widths (m): ``clamp_unit((d - lows) / widths)`` for separations d
+        (2, B) is 0 at or below the low, 1 at or above low + width, linear between; the
+        leader's ramp runs from ``leader_slow_distance`` - 0.02 to ``leader_slow_distance``,
+        the yielder's from ``stop_distance`` to ``slow_distance``."""
+        stops = (self.leader_slow_distance - 0.02, self.stop_distance)
+        slows = (self.leader_slow_distance, self.slow_distance)
+        widths = [max(slow - stop, 1e-9) for stop, slow in zip(stops, slows, strict=True)]
+        return np.array(stops)[:, None], np.array(widths)[:, None]
 
     def to_vector(self) -> np.ndarray:
         """The parameters as a vector (the CMA-ES search space, in field order)."""
@@ -67,13 +80,6 @@ def repulsion(
     return (gain * closeness**2)[..., None] * direction
 
 
-def ramp(distance: np.ndarray, stop: float, slow: float) -> np.ndarray:
-    """Phase-rate target (...,) in [0, 1]: 0 at or below ``stop`` m, 1 at or above ``slow`` m,
-    linear between."""
-    return clamp_unit((distance - stop) / max(slow - stop, 1e-9))
-
-
 def rate_limited(current: np.ndarray, target: np.ndarray, limit: float, dt: float) -> np.ndarray:
     """``current`` moved towards ``target`` by at most ``limit * dt``."""
     return current + np.minimum(np.maximum(target - current, -limit * dt), limit * dt)
-
