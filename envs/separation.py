@@ -216,11 +216,9 @@ def _closest_parameters(vectors: np.ndarray, points: bool | None) -> tuple[np.nd
     safe_a = np.where(a > _EPS, a, 1.0) if points else a
     safe_e = np.where(e > _EPS, e, 1.0) if points else e
     denom = a * e - b * b
-    skew = denom > _EPS * a * e  # parallel segments: any s works, take 0
-    if np.logical_and.reduce(skew, axis=None):  # skew.all() without its Python wrapper
-        s = clamp_unit((b * f - c * e) / denom)
-    else:
-        s = np.where(skew, clamp_unit((b * f - c * e) / np.where(skew, denom, 1.0)), 0.0)
+    skew = denom > _EPS * a * e
+    # Parallel segments (not skew): any s works, take 0 (the division leaves them out).
+    s = clamp_unit(np.divide(b * f - c * e, denom, out=np.zeros(denom.shape), where=skew))
     t = (b * s + f) / safe_e
     # Where t leaves [0, 1]: t clamped and s re-solved for it, (b t - c) / a, which is
     # -c / a at t = 0 and (b - c) / a at t = 1 to the bit (b * 0 - c is -c exactly).

@@ -43,7 +43,7 @@ from robot_il.envs.ur5e.kinematics import (
     tcp_jacobian,
     track_pose,
 )
-from robot_il.policies.dmp.coupling import CouplingParams, rate_limited, repulsion
+from robot_il.policies.dmp.coupling import CouplingParams, phase_ramps, rate_limited, repulsion
 from robot_il.policies.dmp.primitive import DMP, DMPState, PoseDMP, QuaternionDMP
 
 from robot_il.errors import ConfigError
@@ -222,7 +222,6 @@ class TwoArmController:
         placed them: the tick's IK starts from the same joints and reuses them."""
         self._both_joints = np.empty((2, 2, batch, 6))
         """Each arm's joints now and predicted (2, 2, B, 6) this tick, placed in one call."""
-        self._scenes = np.arange(batch)
 
     # ------------------------------------------------------------------ measurements
     def tool_positions(self) -> np.ndarray:
@@ -366,7 +365,7 @@ class TwoArmController:
         leader_moving = np.where(self.yielder == 1, moving[0], moving[1])
         # The leader's target from the separation now, the yielder's from the smaller of now
         # and predicted (2, B): ``minimum`` of (now, predicted) and now, both ramps at once.
-        lows, widths = p.phase_ramps
+        lows, widths = phase_ramps(p)
         lead_target, yield_target = clamp_unit((np.minimum(both.distance, now) - lows) / widths)
         yield_target = np.where(leader_moving, yield_target, lead_target)
         # Without a conflict the yielder is -1: full speed for both.

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from functools import cached_property
+from functools import lru_cache
 
 import numpy as np
 from robot_il.envs.separation import clamp_unit
@@ -34,18 +34,6 @@ class CouplingParams:
     stop_distance: float = 0.06
     leader_slow_distance: float = 0.03
     phase_rate_limit: float = 4.0
-
-    @cached_property
-    def phase_ramps(self) -> tuple[np.ndarray, np.ndarray]:
-        """The leader's and the yielder's phase-rate targets as ramps over the separation,
-        (2, 1) lows and widths (m): ``clamp_unit((d - lows) / widths)`` for separations d
-        (2, B) is 0 at or below the low, 1 at or above low + width, linear between; the
-        leader's ramp runs from ``leader_slow_distance`` - 0.02 to ``leader_slow_distance``,
-        the yielder's from ``stop_distance`` to ``slow_distance``."""
-        stops = (self.leader_slow_distance - 0.02, self.stop_distance)
-        slows = (self.leader_slow_distance, self.slow_distance)
-        widths = [max(slow - stop, 1e-9) for stop, slow in zip(stops, slows, strict=True)]
-        return np.array(stops)[:, None], np.array(widths)[:, None]
 
     def to_vector(self) -> np.ndarray:
         """The parameters as a vector (the CMA-ES search space, in field order)."""
@@ -68,6 +56,23 @@ PARAM_BOUNDS = (
     np.array([40.0, 0.4, 1.5, 0.6, 0.4, 0.2, 20.0]),
 )
 """Lower and upper bounds of each ``CouplingParams`` field, in field order."""
+
+
+@lru_cache(maxsize=64)
+def phase_ramps(params: CouplingParams) -> tuple[np.ndarray, np.ndarray]:
+    """The leader's and the yielder's phase-rate targets as ramps over the separation,
+    (2, 1) lows and widths (m, read-only): ``clamp_unit((d - lows) / widths)`` for separations
+    d (2, B) is 0 at or below the low, 1 at or above low + width, linear between; the leader's
+    ramp runs from ``leader_slow_distance`` - 0.02 to ``leader_slow_distance``, the yielder's
+    from ``stop_distance`` to ``slow_distance``. Kept per parameter set (a control tick asks
+    every time)."""
+    stops = (params.leader_slow_distance - 0.02, params.stop_distance)
+    slows = (params.leader_slow_distance, params.slow_distance)
+    widths = [max(slow - stop, 1e-9) for stop, slow in zip(stops, slows, strict=True)]
+    ramps = np.array(stops)[:, None], np.array(widths)[:, None]
+    for ramp in ramps:
+        ramp.flags.writeable = False
+    return ramps
 
 
 def repulsion(
