@@ -257,20 +257,25 @@ def baseline_modules(revision: str, names: tuple[str, ...]) -> list[ModuleType]:
         shutil.rmtree(tree)
 
 
-def _tick_episode(controller, ticks: int) -> tuple[list[float], list[float], list[bool]]:
-    """Wall and CPU microseconds of each tick of ``controller`` at 500 Hz after the first
-    100 (first calls), and whether it measured the separation."""
-    wall, cpu, measured = [], [], []
+def _tick_episode(controllers: dict, ticks: int) -> dict[str, tuple[list, list, list]]:
+    """Wall and CPU microseconds of each tick of each of ``controllers`` (label: controller)
+    at 500 Hz after the first 100 (first calls), and whether it measured the separation. The
+    controllers tick in turn, tick by tick (who goes first alternates), so that each tick of
+    one runs under the same load as the other's."""
+    times = {label: ([], [], []) for label in controllers}
+    order = list(controllers.items())
     for tick in range(ticks):
-        last = controller._measured
-        begin, begin_cpu = time.perf_counter_ns(), time.thread_time_ns()
-        controller.tick(0.002)
-        end_cpu, end = time.thread_time_ns(), time.perf_counter_ns()
-        if tick >= 100:
-            cpu.append((end_cpu - begin_cpu) / 1e3)
-            wall.append((end - begin) / 1e3)
-            measured.append(controller._measured is not last)
-    return wall, cpu, measured
+        for label, controller in order[:: 1 - 2 * (tick % 2)]:
+            wall, cpu, measured = times[label]
+            last = controller._measured
+            begin, begin_cpu = time.perf_counter_ns(), time.thread_time_ns()
+            controller.tick(0.002)
+            end_cpu, end = time.thread_time_ns(), time.perf_counter_ns()
+            if tick >= 100:
+                cpu.append((end_cpu - begin_cpu) / 1e3)
+                wall.append((end - begin) / 1e3)
+                measured.append(controller._measured is not last)
+    return times
 
 
 def _tick_stats(wall: list, cpu: list, measured: list, episodes: int) -> dict[str, float]:
@@ -307,9 +312,10 @@ def tick_timing(
 
     Objects alive before the timing are frozen out of the garbage collector's reach, as the
     deployed policy's process does once the policy is loaded (``robot_il.deploy.worker``).
-    ``baseline``: a git revision whose tick runs in the same process, its episodes
-    alternating with the current code's (same load; each goes first every other time),
-    timed the same way (``baseline``)."""
+    ``baseline``: a git revision whose tick runs in the same process, its controller ticking
+    in turn with the current code's, tick by tick (same load; each goes first every other
+    tick: on a loaded machine, alternating whole episodes gave ratios that moved by 0.3 from
+    run to run), timed the same way (``baseline``)."""
     runs = {"current": (cs, cross_episodes)}
     if baseline is not None:
         names = ("robot_il.envs.cross_scenes", "robot_il.policies.dmp.cross_episodes")
@@ -320,14 +326,16 @@ def tick_timing(
     times = {label: ([], [], []) for label in runs}
     gc.collect()
     gc.freeze()
-    for episode in tqdm(range(episodes), desc="tick timing", unit="episode"):
-        order = list(runs.items())
-        for label, (scenes_of, episodes_of) in order[:: 1 - 2 * (episode % 2)]:  # who goes first
-            controller = episodes_of.scene_controller(
+    for _ in tqdm(range(episodes), desc="tick timing", unit="episode"):
+        controllers = {
+            label: episodes_of.scene_controller(
                 scenes_of.sample_scenes([0]), primitives[label], delay=np.zeros((1, 2)),
                 method="coupled",
             )  # fmt: skip
-            for total, part in zip(times[label], _tick_episode(controller, ticks), strict=True):
+            for label, (scenes_of, episodes_of) in runs.items()
+        }
+        for label, parts in _tick_episode(controllers, ticks).items():
+            for total, part in zip(times[label], parts, strict=True):
                 total.extend(part)
     timing = {**_tick_stats(*times["current"], episodes), "load_avg": os.getloadavg()}
     if baseline is not None:
@@ -687,7 +695,7 @@ def main() -> None:
     parser.add_argument(
         "--baseline",
         metavar="REV",
-        help="also time the tick of git revision REV, episodes alternating with the current",
+        help="also time the tick of git revision REV, ticking in turn with the current",
     )
     parser.add_argument("--timing-episodes", type=int, default=5)
     parser.add_argument(

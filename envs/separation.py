@@ -183,13 +183,28 @@ def segment_closest_parameters(
     whether some segment may have zero length (None: look; False where the caller knows
     none has, e.g. an arm's capsules, which saves the look).
     """
-    # The three difference vectors d1, d2, r stacked, so that one product gives every dot
-    # product between them (as each alone would, to the bit).
     shapes = {p1.shape, q1.shape, p2.shape, q2.shape}  # one shape: no broadcast_shapes (slow)
-    vectors = np.empty((3, *(shapes.pop() if len(shapes) == 1 else np.broadcast_shapes(*shapes))))
+    vectors = _segment_vectors(
+        p1, q1, p2, q2, shapes.pop() if len(shapes) == 1 else np.broadcast_shapes(*shapes)
+    )
+    return _closest_parameters(vectors, points)
+
+
+def _segment_vectors(
+    p1: np.ndarray, q1: np.ndarray, p2: np.ndarray, q2: np.ndarray, shape: tuple[int, ...]
+) -> np.ndarray:
+    """(3, ``shape``): the segments' directions ``q1 - p1``, ``q2 - p2`` and ``p1 - p2``,
+    broadcast to ``shape`` (..., 3), stacked so that one product gives every dot product
+    between them (as each alone would, to the bit)."""
+    vectors = np.empty((3, *shape))
     np.subtract(q1, p1, out=vectors[0])
     np.subtract(q2, p2, out=vectors[1])
     np.subtract(p1, p2, out=vectors[2])
+    return vectors
+
+
+def _closest_parameters(vectors: np.ndarray, points: bool | None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`segment_closest_parameters` from the segments' ``_segment_vectors``."""
     dots = np.einsum("a...i,b...i->ab...", vectors, vectors)
     a, e, b, c, f = dots[0, 0], dots[1, 1], dots[0, 1], dots[0, 2], dots[1, 2]
     # Zero-length segments: without them (two arms' capsules) the guards below select
@@ -201,11 +216,9 @@ def segment_closest_parameters(
     safe_a = np.where(a > _EPS, a, 1.0) if points else a
     safe_e = np.where(e > _EPS, e, 1.0) if points else e
     denom = a * e - b * b
-    skew = denom > _EPS * a * e  # parallel segments: any s works, take 0
-    if skew.all():
-        s = clamp_unit((b * f - c * e) / denom)
-    else:
-        s = np.where(skew, clamp_unit((b * f - c * e) / np.where(skew, denom, 1.0)), 0.0)
+    skew = denom > _EPS * a * e
+    # Parallel segments (not skew): any s works, take 0 (the division leaves them out).
+    s = clamp_unit(np.divide(b * f - c * e, denom, out=np.zeros(denom.shape), where=skew))
     t = (b * s + f) / safe_e
     # Where t leaves [0, 1]: t clamped and s re-solved for it, (b t - c) / a, which is
     # -c / a at t = 0 and (b - c) / a at t = 1 to the bit (b * 0 - c is -c exactly).
@@ -278,6 +291,12 @@ def closest_links(
     return closest_capsules(start_a, end_a, start_b, end_b, capsules, allowance)
 
 
+ALL_PAIRS_CONFIGURATIONS = 4
+"""Up to this many two-arm configurations, :func:`closest_capsules` measures every capsule
+pair (a control tick's now and predicted: 288 pairs): the broad phase's culling, gathering and
+sorting cost more array operations than the pairs it saves there."""
+
+
 def closest_capsules(
     start_a: np.ndarray,
     end_a: np.ndarray,
@@ -289,39 +308,101 @@ def closest_capsules(
     """:func:`closest_links` of two arms whose capsules' world segments (..., N, 3) are
     already placed (:func:`arm_capsules`; one call can place both arms' at once).
 
-    Broad phase first: each capsule lies inside the sphere around its segment's midpoint of
-    radius ``capsules.bounding_radius``, so a pair's distance lies between its midpoints'
-    distance minus those two radii and minus the capsule radii. Only pairs whose lower bound
-    does not exceed the smallest upper bound of their configuration can be the closest; the
-    segment-segment distance runs on those alone (about 25 of the 144 pairs of two UR5e), with
-    the same arithmetic as on all pairs, so the result is the same to the bit (ties too: the
-    first pair in capsule order wins)."""
+    Up to ``ALL_PAIRS_CONFIGURATIONS`` configurations, every pair's distance is measured and
+    the smallest taken (the first in capsule order among equals, a NaN before any number).
+    Beyond, a broad phase first: each capsule lies inside the sphere around its segment's
+    midpoint of radius ``capsules.bounding_radius``, so a pair's distance lies between its
+    midpoints' distance minus those two radii and minus the capsule radii. Only pairs whose
+    lower bound does not exceed the smallest upper bound of their configuration can be the
+    closest; the segment-segment distance runs on those alone (about 25 of the 144 pairs of
+    two UR5e), with the same arithmetic as on all pairs, so the result is the same to the bit
+    (ties too)."""
     shapes = {x.shape for x in (start_a, end_a, start_b, end_b)}
     batch = start_a.shape[:-2] if len(shapes) == 1 else np.broadcast_shapes(*shapes)[:-2]
     n = len(capsules.radius)
+    if allowance is not None and np.shape(allowance) != (n, n):
+        raise ConfigError(
+            f"closest_capsules: allowance has shape {np.shape(allowance)}; one per capsule "
+            f"pair, ({n}, {n}), is needed"
+        )
     # Flatten the batch: (M, N, 3) per arm.
     sa, ea, sb, eb = (
         (x if x.shape[:-2] == batch else np.broadcast_to(x, (*batch, n, 3))).reshape(-1, n, 3)
         for x in (start_a, end_a, start_b, end_b)
     )
+    if len(sa) <= ALL_PAIRS_CONFIGURATIONS:
+        closest = _closest_of_all_pairs(sa, ea, sb, eb, capsules, allowance)
+    else:
+        closest = _closest_of_candidates(sa, ea, sb, eb, capsules, allowance)
+    distance, point_a, point_b, capsule_a, capsule_b = closest
+    return ArmSeparation(
+        distance=distance.reshape(batch),
+        point_a=point_a.reshape(*batch, 3),
+        point_b=point_b.reshape(*batch, 3),
+        capsule_a=capsule_a.reshape(batch),
+        capsule_b=capsule_b.reshape(batch),
+    )
+
+
+def _pair_gaps(
+    vectors: np.ndarray, capsules: ArmCapsules
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The vectors (..., 3) from b's closest point to a's of capsule pairs with
+    ``_segment_vectors`` ``vectors``, and the offsets of those points along a's and b's
+    segments (..., 3)."""
+    s, t = _closest_parameters(vectors, points=capsules.has_point)
+    along_a, along_b = s[..., None] * vectors[0], t[..., None] * vectors[1]
+    return vectors[2] + along_a - along_b, along_a, along_b
+
+
+def _closest_of_all_pairs(
+    sa: np.ndarray,
+    ea: np.ndarray,
+    sb: np.ndarray,
+    eb: np.ndarray,
+    capsules: ArmCapsules,
+    allowance: np.ndarray | None,
+) -> tuple[np.ndarray, ...]:
+    """Distance, closest points and capsule indices (M,) of the closest of all N x N pairs of
+    M configurations' capsules (M, N, 3)."""
+    m, n = sa.shape[:2]
+    pa, qa, pb, qb = sa[:, :, None], ea[:, :, None], sb[:, None], eb[:, None]
+    gap, along_a, along_b = _pair_gaps(_segment_vectors(pa, qa, pb, qb, (m, n, n, 3)), capsules)
+    distance = np.sqrt(np.einsum("...i,...i->...", gap, gap)) - capsules.pair_radii
+    if allowance is not None:
+        distance = distance + allowance
+    best = np.argmin(distance.reshape(m, n * n), axis=-1)  # a NaN first, as everywhere
+    rows, idx_a, idx_b = np.arange(m), best // n, best % n
+    return (
+        distance[rows, idx_a, idx_b],
+        sa[rows, idx_a] + along_a[rows, idx_a, idx_b],
+        sb[rows, idx_b] + along_b[rows, idx_a, idx_b],
+        idx_a,
+        idx_b,
+    )
+
+
+def _closest_of_candidates(
+    sa: np.ndarray,
+    ea: np.ndarray,
+    sb: np.ndarray,
+    eb: np.ndarray,
+    capsules: ArmCapsules,
+    allowance: np.ndarray | None,
+) -> tuple[np.ndarray, ...]:
+    """:func:`_closest_of_all_pairs` with the broad phase of :func:`closest_capsules`."""
+    n = sa.shape[1]
     between = (sa + ea)[:, :, None] - (sb + eb)[:, None, :]  # (M, N, N, 3), twice the midpoints'
     centers = 0.5 * np.sqrt(np.einsum("...i,...i->...", between, between))
     lower, upper = centers - capsules.pair_bounding_radii, centers - capsules.pair_radii
     if allowance is not None:
-        if np.shape(allowance) != (n, n):
-            raise ConfigError(
-                f"closest_capsules: allowance has shape {np.shape(allowance)}; one per capsule "
-                f"pair, ({n}, {n}), is needed"
-            )
         lower, upper = lower + allowance, upper + allowance
     limit = upper.reshape(-1, n * n).min(axis=-1)
     # ``not >``: a NaN configuration keeps all its pairs (and its NaN distance).
     config, idx_a, idx_b = np.nonzero(~(lower > limit[:, None, None]))
     pa, qa, pb, qb = sa[config, idx_a], ea[config, idx_a], sb[config, idx_b], eb[config, idx_b]
-    # (K,) over the candidate pairs; no capsule segment has zero length.
-    s, t = segment_closest_parameters(pa, qa, pb, qb, points=capsules.has_point)
-    along_a, along_b = s[..., None] * (qa - pa), t[..., None] * (qb - pb)
-    gap = (pa - pb) + along_a - along_b
+    # (K,) over the candidate pairs.
+    gap, along_a, along_b = _pair_gaps(_segment_vectors(pa, qa, pb, qb, pa.shape), capsules)
     distance = np.sqrt(np.einsum("...i,...i->...", gap, gap)) - capsules.pair_radii[idx_a, idx_b]
     if allowance is not None:
         distance = distance + allowance[idx_a, idx_b]
@@ -332,12 +413,12 @@ def closest_capsules(
     # first NaN), so that a configuration with one NaN joint reports NaN, never its finite pairs.
     order = np.lexsort((np.where(np.isnan(distance), -np.inf, distance), config))
     best = order[np.searchsorted(config, np.arange(len(sa)))]
-    return ArmSeparation(
-        distance=distance[best].reshape(batch),
-        point_a=(pa[best] + along_a[best]).reshape(*batch, 3),
-        point_b=(pb[best] + along_b[best]).reshape(*batch, 3),
-        capsule_a=idx_a[best].reshape(batch),
-        capsule_b=idx_b[best].reshape(batch),
+    return (
+        distance[best],
+        pa[best] + along_a[best],
+        pb[best] + along_b[best],
+        idx_a[best],
+        idx_b[best],
     )
 
 
@@ -365,6 +446,7 @@ def arm_separation(
 __all__ = [
     "FLANGE_FRAME",
     "REACH",
+    "ALL_PAIRS_CONFIGURATIONS",
     "UR5E_CAPSULES",
     "ArmCapsules",
     "ArmSeparation",

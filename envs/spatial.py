@@ -55,6 +55,10 @@ def _hamilton_table() -> np.ndarray:
 
 
 _HAMILTON = _hamilton_table()
+_CONJUGATE = np.array([1.0, -1.0, -1.0, -1.0])
+_HAMILTON_CONJUGATE = _HAMILTON * np.tile(_CONJUGATE, 4)[:, None]
+"""(16, 4): ``_HAMILTON`` with the rows of ``a_j b_k``, k = x, y, z, negated: the product
+``a * conj(b)`` from the same outer product, to the bit (a sign flip is exact)."""
 
 
 def quat_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -63,10 +67,20 @@ def quat_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     All sixteen products ``a_j b_k`` in one outer product, signed and summed by one matrix
     product: two array operations instead of thirty (a DMP control tick multiplies
     quaternions of a batch of one, where each operation's overhead is the cost)."""
+    return _signed_products(a, b, _HAMILTON)
+
+
+def quat_multiply_conjugate(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``quat_multiply(a, quat_conjugate(b))`` (..., 4), to the bit, in the array operations
+    of one product (the rotation from ``b`` to ``a`` for unit quaternions)."""
+    return _signed_products(a, b, _HAMILTON_CONJUGATE)
+
+
+def _signed_products(a: np.ndarray, b: np.ndarray, table: np.ndarray) -> np.ndarray:
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     outer = a[..., :, None] * b[..., None, :]
-    return outer.reshape(*outer.shape[:-2], 16) @ _HAMILTON
+    return outer.reshape(*outer.shape[:-2], 16) @ table
 
 
 def quat_conjugate(quat: np.ndarray) -> np.ndarray:
@@ -74,27 +88,34 @@ def quat_conjugate(quat: np.ndarray) -> np.ndarray:
     return np.asarray(quat, dtype=np.float64) * _CONJUGATE
 
 
-_CONJUGATE = np.array([1.0, -1.0, -1.0, -1.0])
+_TINY = np.finfo(np.float64).tiny
+"""Smallest normal double: a divisor floor that changes no nonzero norm of a rotation."""
 
 
 def quat_log(quat: np.ndarray) -> np.ndarray:
     """Rotation vector (..., 3) rad of unit quaternions ``wxyz`` (..., 4), taking the shorter
-    way (angle in [0, pi]); twice the quaternion logarithm."""
+    way (angle in [0, pi]); twice the quaternion logarithm.
+
+    ``v angle / |v|`` with the sign of w (the shorter way): for tiny |v| the ratio tends to
+    2 / |w| = 2 and computes as such (arctan2 of a tiny |v| is |v| to the bit), so no
+    special case is needed; |v| = 0 gives 0."""
     quat = np.asarray(quat, dtype=np.float64)
-    sign = np.where(quat[..., :1] < 0.0, -1.0, 1.0)
-    vector = quat[..., 1:] * sign
+    vector = quat[..., 1:]
     sin_half = np.sqrt(np.add.reduce(vector * vector, axis=-1, keepdims=True))
-    angle = 2.0 * np.arctan2(sin_half, quat[..., :1] * sign)
-    return vector * np.where(sin_half > 1e-12, angle / np.maximum(sin_half, 1e-12), 2.0)
+    w = quat[..., :1]
+    angle = 2.0 * np.arctan2(sin_half, np.abs(w))
+    return vector * np.copysign(angle / np.maximum(sin_half, _TINY), w)
 
 
 def quat_exp(rotvec: np.ndarray) -> np.ndarray:
     """Unit quaternion ``wxyz`` (..., 4) of rotation vectors (..., 3) rad; inverse of
-    ``quat_log``."""
+    ``quat_log``. ``sin(angle / 2) / angle`` tends to 1/2 for tiny angles and computes as
+    such (the sine of a tiny half angle is that half angle to the bit); a zero vector gives
+    the identity."""
     rotvec = np.asarray(rotvec, dtype=np.float64)
     angle = np.sqrt(np.add.reduce(rotvec * rotvec, axis=-1, keepdims=True))
     half = 0.5 * angle
     out = np.empty((*rotvec.shape[:-1], 4))
-    out[..., :1] = np.cos(half)
-    out[..., 1:] = rotvec * np.where(angle > 1e-12, np.sin(half) / np.maximum(angle, 1e-12), 0.5)
+    np.cos(half, out=out[..., :1])
+    np.multiply(rotvec, np.sin(half) / np.maximum(angle, _TINY), out=out[..., 1:])
     return out

@@ -118,8 +118,15 @@ def inverse_kinematics(
     return candidates[int(np.argmin(np.max(np.abs(candidates - q_near), axis=1)))]
 
 
-_NEXT, _PREV = np.array([1, 2, 0]), np.array([2, 0, 1])
-"""Component k of a x b is a[NEXT[k]] b[PREV[k]] - a[PREV[k]] b[NEXT[k]]."""
+def _levi_civita() -> np.ndarray:
+    """(3, 3, 3): the permutation symbol, ``(a x b)_i = sum_jk eps_ijk a_j b_k``."""
+    eps = np.zeros((3, 3, 3))
+    for i, j, k in ((0, 1, 2), (1, 2, 0), (2, 0, 1)):
+        eps[i, j, k], eps[i, k, j] = 1.0, -1.0
+    return eps
+
+
+_LEVI_CIVITA = _levi_civita()
 
 
 def tcp_jacobian(
@@ -134,9 +141,9 @@ def tcp_jacobian(
     axes = frames[..., :6, :3, 2]  # joint i turns about z of F_(i-1)
     arms = tcp[..., None, :3, 3] - frames[..., :6, :3, 3]
     jacobian = np.empty((*axes.shape[:-2], 6, 6))  # rows: twist component, columns: joint
-    # axis x arm, all three components at once (np.cross costs more)
-    cross = axes[..., _NEXT] * arms[..., _PREV] - axes[..., _PREV] * arms[..., _NEXT]
-    jacobian[..., :3, :] = np.swapaxes(cross, -1, -2)
+    # axis x arm of every joint in one product, written as rows (the two nonzero terms of
+    # each component as ``a_j b_k - a_k b_j``: the bits of the plain formula)
+    np.einsum("ijk,...nj,...nk->...in", _LEVI_CIVITA, axes, arms, out=jacobian[..., :3, :])
     jacobian[..., 3:, :] = np.swapaxes(axes, -1, -2)
     return tcp, jacobian
 
@@ -159,9 +166,9 @@ except ImportError:  # a numpy without it
     _lapack_solve = None
 
 
-_VEE_ROW, _VEE_COL = np.array([2, 0, 1]), np.array([1, 2, 0])
-"""The vee of a 3 x 3 matrix's skew part: (r[2, 1] - r[1, 2], r[0, 2] - r[2, 0], r[1, 0] -
-r[0, 1]) / 2."""
+_HALF_LEVI_CIVITA = 0.5 * _LEVI_CIVITA
+"""The vee of the skew part of a 3 x 3 matrix r, ``(r - r^T) / 2``, is ``sum_jk e_ijk r_kj``
+with these e (for r = A B^T: ``sum_jkm e_ijk A_km B_jm``, one product)."""
 
 
 def track_pose(
@@ -184,11 +191,13 @@ def track_pose(
     for _ in range(iterations):
         tcp, jac = tcp_jacobian(q, tcp_offset, frames)
         frames = None
+        error = np.empty(q.shape)
+        np.subtract(target_position, tcp[..., :3, 3], out=error[..., :3])
         # Rotation error as the vee of the skew part of R_target R^T: the rotation vector for
         # small errors, and still a descent direction for large ones (below pi).
-        r = target_rotation @ np.swapaxes(tcp[..., :3, :3], -1, -2)
-        skew = 0.5 * (r[..., _VEE_ROW, _VEE_COL] - r[..., _VEE_COL, _VEE_ROW])
-        error = np.concatenate([target_position - tcp[..., :3, 3], skew], -1)
+        rotation = tcp[..., :3, :3]
+        np.einsum("ijk,...km,...jm->...i", _HALF_LEVI_CIVITA, target_rotation, rotation,
+                  out=error[..., 3:])  # fmt: skip
         jjt = jac @ np.swapaxes(jac, -1, -2) + damping * _EYE6
         q += np.einsum("...ji,...j->...i", jac, solve_damped(jjt, error))
     return q, jac

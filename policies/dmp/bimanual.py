@@ -31,6 +31,7 @@ from robot_il.envs.separation import (
     UR5E_CAPSULES,
     arm_capsules,
     capsule_distance,
+    clamp_unit,
     closest_capsules,
     closest_links,
     vector_norm,
@@ -42,7 +43,7 @@ from robot_il.envs.ur5e.kinematics import (
     tcp_jacobian,
     track_pose,
 )
-from robot_il.policies.dmp.coupling import CouplingParams, ramp, rate_limited, repulsion
+from robot_il.policies.dmp.coupling import CouplingParams, phase_ramps, rate_limited, repulsion
 from robot_il.policies.dmp.primitive import DMP, DMPState, PoseDMP, QuaternionDMP
 
 from robot_il.errors import ConfigError
@@ -90,16 +91,43 @@ def _rotation_parts() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, n
     return first, second, sign, np.where(diagonal, 1.0, 0.0), np.where(diagonal, -2.0, 2.0)
 
 
-_ROT_FIRST, _ROT_SECOND, _ROT_SIGN, _ROT_OFFSET, _ROT_SCALE = _rotation_parts()
+def _rotation_map(rotation: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(offset, linear)``, (..., 9) and (..., 16, 9), with ``rotation @ R(q)`` (row-major,
+    ``rotation`` (..., 3, 3), default the identity) equal to ``offset + products @ linear``
+    for a unit quaternion q's rotation matrix R(q) and its sixteen products ``q_k q_l``
+    (4 k + l): every entry of R(q) is an offset plus two of those products times +-2
+    (``_rotation_parts``), so the matrix, turned by a fixed rotation, is one matrix product
+    (for the identity, each entry's two nonzero terms add in one rounding: the bits of the
+    plain formula)."""
+    first, second, sign, offset, scale = _rotation_parts()
+    linear = np.zeros((16, 9))
+    entries = np.arange(9)
+    linear[first, entries] = scale
+    linear[second, entries] = scale * sign
+    if rotation is None:
+        return offset, linear
+    turn = np.asarray(rotation, dtype=np.float64)
+    turned = turn[..., None, :, :] @ linear.reshape(16, 3, 3)  # (..., 16, 3, 3)
+    return (turn @ offset.reshape(3, 3)).reshape(*turn.shape[:-2], 9), turned.reshape(
+        *turn.shape[:-2], 16, 9
+    )
+
+
+def _quat_products(quat: np.ndarray) -> np.ndarray:
+    """The sixteen products ``q_k q_l`` (..., 16) of quaternions ``wxyz`` (..., 4) made unit."""
+    q = quat / vector_norm(quat, keepdims=True)
+    return (q[..., :, None] * q[..., None, :]).reshape(*q.shape[:-1], 16)
+
+
+_IDENTITY_MAP = _rotation_map()
 
 
 def _quat_batch_to_matrix(quat: np.ndarray) -> np.ndarray:
     """Rotation matrices (..., 3, 3) of unit quaternions ``wxyz`` (..., 4): all sixteen
-    products at once, then each entry from two of them (a few array operations, not forty)."""
-    q = quat / vector_norm(quat, keepdims=True)
-    products = (q[..., :, None] * q[..., None, :]).reshape(*q.shape[:-1], 16)
-    pairs = products[..., _ROT_FIRST] + _ROT_SIGN * products[..., _ROT_SECOND]
-    return (_ROT_OFFSET + _ROT_SCALE * pairs).reshape(*q.shape[:-1], 3, 3)
+    products at once, then every entry by one matrix product (a few array operations, not
+    forty)."""
+    offset, linear = _IDENTITY_MAP
+    return (offset + _quat_products(quat) @ linear).reshape(*quat.shape[:-1], 3, 3)
 
 
 def _both_arms(first: DMP | QuaternionDMP, second: DMP | QuaternionDMP) -> DMP | QuaternionDMP:
@@ -154,6 +182,12 @@ class TwoArmController:
         self.base_rotation_t = np.swapaxes(self.bases[:, :3, :3], -1, -2)
         self._base_rotation = np.ascontiguousarray(self.bases[:, :3, :3])
         """(2, 3, 3): arm k's world row vectors (B, 3) times its slice are in its base frame."""
+        self._base_origin = self.bases[:, None, :3, 3]
+        """(2, 1, 3): each arm's base origin in the world, m."""
+        offset, linear = _rotation_map(self.base_rotation_t)
+        self._tool_rotation_map = (offset[:, None], linear)
+        """(2, 1, 9) and (2, 16, 9): each arm's tool rotation in its base frame from the
+        products of the tool quaternion (world), one matrix product (``_rotation_map``)."""
         self.joints = np.array(joints, dtype=np.float64)
         self.delay = np.asarray(delay, dtype=np.float64)
         self.goal_tolerance = goal_tolerance
@@ -180,15 +214,14 @@ class TwoArmController:
         self.time = 0.0
         self.jacobians = tcp_jacobian(self.joints)[1]
         """Each arm's TCP Jacobian (2, B, 6, 6), base frame, from its latest IK step."""
-        self._measured: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-        """``coupled``: the joints now and predicted (2, B, 6) rad at the latest separation
-        measurement, and those separations (2, B) m (see :meth:`_apart`)."""
+        self._measured: tuple[np.ndarray, np.ndarray] | None = None
+        """``coupled``: each arm's joints now and predicted (2, 2, B, 6) rad at the latest
+        separation measurement, and those separations (2, B) m (see :meth:`_apart`)."""
         self._frames_now: np.ndarray | None = None
         """DH frames (2, B, 7, 4, 4) of the current joints where this tick's separation pass
         placed them: the tick's IK starts from the same joints and reuses them."""
         self._both_joints = np.empty((2, 2, batch, 6))
-        """Each arm's joints now and predicted (2, 2, B, 6), placed in one call."""
-        self._scenes = np.arange(batch)
+        """Each arm's joints now and predicted (2, 2, B, 6) this tick, placed in one call."""
 
     # ------------------------------------------------------------------ measurements
     def tool_positions(self) -> np.ndarray:
@@ -225,8 +258,9 @@ class TwoArmController:
         scaled = 0.0 if coupling is None else coupling * positions.tau[..., None] ** 2
         self._pose_dmp.step(self._pose_state, dt, rate, scaled)
         # Tool poses in each arm's base frame, then both arms' IK in one vectorised call.
-        targets = (positions.y - self.bases[:, None, :3, 3]) @ self._base_rotation
-        rotations = self.base_rotation_t[:, None] @ _quat_batch_to_matrix(orientations.y)
+        targets = (positions.y - self._base_origin) @ self._base_rotation
+        offset, linear = self._tool_rotation_map
+        rotations = (offset + _quat_products(orientations.y) @ linear).reshape(*targets.shape, 3)
         frames, self._frames_now = self._frames_now, None
         self.joints, self.jacobians = track_pose(self.joints, targets, rotations, frames=frames)
 
@@ -281,64 +315,59 @@ class TwoArmController:
         damped = jac @ np.swapaxes(jac, -1, -2) + NOMINAL_DAMPING
         return np.einsum("abji,abj->abi", jac, solve_damped(damped, twists))
 
-    def _apart(self, predicted_joints: np.ndarray, distance: float) -> bool:
-        """Whether every scene's arms are at least ``distance`` m apart now and at
-        ``predicted_joints`` (2, B, 6) rad, proven without measuring: the separations measured
-        last, lowered by how far any point of either arm can have moved since (``REACH`` m per
-        rad of joint motion, both arms' moves added)."""
+    def _apart(self, distance: float) -> bool:
+        """Whether every scene's arms are at least ``distance`` m apart at this tick's joints
+        now and predicted (``_both_joints``), proven without measuring: the separations
+        measured last, lowered by how far any point of either arm can have moved since
+        (``REACH`` m per rad of joint motion, both arms' moves added)."""
         if self._measured is None:
             return False
-        joints, predicted, separation = self._measured
-        if not (separation >= distance).all():  # no bound can prove more than was measured
+        joints, separation = self._measured
+        # No bound can prove more than was measured (the minimum: ``all()`` without its
+        # Python wrapper, and False for a NaN).
+        if not np.minimum.reduce(separation, axis=None) >= distance:
             return False
-        moved_now = np.abs(self.joints - joints).sum(axis=(0, 2))
-        moved_predicted = np.abs(predicted_joints - predicted).sum(axis=(0, 2))
-        return bool(
-            (separation[0] - REACH * moved_now >= distance).all()
-            and (separation[1] - REACH * moved_predicted >= distance).all()
-        )
+        moved = np.add.reduce(np.abs(self._both_joints - joints), axis=(0, 3))  # (2, B)
+        return bool(np.minimum.reduce(separation - REACH * moved, axis=None) >= distance)
 
     def _coupled(self, dt: float) -> tuple[np.ndarray | None, np.ndarray]:
         """This tick's coupling terms (2, B, 3), divided by tau^2 (``tick`` scales them), or
         None where the arms are proven apart (no term), and the phase rates (2, B)."""
         p = self.params
-        # Now and ``lookahead`` s ahead along the nominal velocities.
-        predicted_joints = self.joints + p.lookahead * self._nominal_joint_velocities()
-        if self._apart(predicted_joints, max(p.repulsion_range, p.slow_distance)):
+        # Each arm's joints now and ``lookahead`` s ahead along the nominal velocities.
+        joints = self._both_joints
+        joints[:, 0] = self.joints
+        np.add(self.joints, p.lookahead * self._nominal_joint_velocities(), out=joints[:, 1])
+        if self._apart(max(p.repulsion_range, p.slow_distance)):
             # What the law below gives there, exactly: no repulsion, no conflict, full speed.
             self.yielder = np.full_like(self.yielder, -1)
             rates = rate_limited(self.phase_rate, 1.0, p.phase_rate_limit, dt)
             return None, rates
         # Both arms' capsules now and predicted, placed in one call; the DH frames of the
         # joints now serve this tick's IK too.
-        joints = self._both_joints
-        joints[:, 0], joints[:, 1] = self.joints, predicted_joints
         frames = dh_frames(joints)
         self._frames_now = frames[:, 0]
         start, end = arm_capsules(joints, self.bases[:, None, None], dh=frames)
         both = closest_capsules(start[0], end[0], start[1], end[1])
-        self._measured = (self.joints.copy(), predicted_joints, both.distance)
-        now, predicted = both.distance[0], both.distance[1]  # (B,) each
+        self._measured = (joints.copy(), both.distance)
+        now, predicted = both.distance  # (B,) each
         push = repulsion(now, both.direction[0], p.repulsion_gain, p.repulsion_range)
         coupling = push * _ARM_SIGN  # arm 0 pushed along the direction, arm 1 against it
-        conflict = (predicted < p.slow_distance) | (now < p.slow_distance)
+        # Either separation below ``slow_distance`` (fmin: as ``or``, a NaN one aside).
+        conflict = np.fmin(predicted, now) < p.slow_distance
         behind = np.where(self.positions[0].x > self.positions[1].x, 0, 1)
         self.yielder = np.where(conflict, np.where(self.yielder < 0, behind, self.yielder), -1)
         # Waiting helps only while the leader still moves: a parked leader never clears the
         # way, and the straight-line prediction of a curved path would keep the yielder
         # waiting for ever, so then only the current separation counts (as for the leader).
         positions = self._position_state
-        leader = np.minimum(np.maximum(1 - self.yielder, 0), 1)
-        scenes = self._scenes
-        speed = vector_norm(positions.v[leader, scenes]) / positions.tau[leader, scenes]
-        leader_moving = speed * self.phase_rate[leader, scenes] > MOVING_SPEED
-        lead_target = ramp(now, p.leader_slow_distance - 0.02, p.leader_slow_distance)
-        yield_target = np.where(
-            leader_moving,
-            ramp(np.minimum(predicted, now), p.stop_distance, p.slow_distance),
-            lead_target,
-        )
-        targets = np.where(
-            self.yielder < 0, 1.0, np.where(self.yielder == _ARM, yield_target, lead_target)
-        )
+        moving = vector_norm(positions.v) / positions.tau * self.phase_rate > MOVING_SPEED
+        leader_moving = np.where(self.yielder == 1, moving[0], moving[1])
+        # The leader's target from the separation now, the yielder's from the smaller of now
+        # and predicted (2, B): ``minimum`` of (now, predicted) and now, both ramps at once.
+        lows, widths = phase_ramps(p)
+        lead_target, yield_target = clamp_unit((np.minimum(both.distance, now) - lows) / widths)
+        yield_target = np.where(leader_moving, yield_target, lead_target)
+        # Without a conflict the yielder is -1: full speed for both.
+        targets = np.where(conflict, np.where(self.yielder == _ARM, yield_target, lead_target), 1.0)
         return coupling, rate_limited(self.phase_rate, targets, p.phase_rate_limit, dt)

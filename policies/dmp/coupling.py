@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from robot_il.envs.separation import clamp_unit
@@ -57,6 +58,23 @@ PARAM_BOUNDS = (
 """Lower and upper bounds of each ``CouplingParams`` field, in field order."""
 
 
+@lru_cache(maxsize=64)
+def phase_ramps(params: CouplingParams) -> tuple[np.ndarray, np.ndarray]:
+    """The leader's and the yielder's phase-rate targets as ramps over the separation,
+    (2, 1) lows and widths (m, read-only): ``clamp_unit((d - lows) / widths)`` for separations
+    d (2, B) is 0 at or below the low, 1 at or above low + width, linear between; the leader's
+    ramp runs from ``leader_slow_distance`` - 0.02 to ``leader_slow_distance``, the yielder's
+    from ``stop_distance`` to ``slow_distance``. Kept per parameter set (a control tick asks
+    every time)."""
+    stops = (params.leader_slow_distance - 0.02, params.stop_distance)
+    slows = (params.leader_slow_distance, params.slow_distance)
+    widths = [max(slow - stop, 1e-9) for stop, slow in zip(stops, slows, strict=True)]
+    ramps = np.array(stops)[:, None], np.array(widths)[:, None]
+    for ramp in ramps:
+        ramp.flags.writeable = False
+    return ramps
+
+
 def repulsion(
     separation: np.ndarray, direction: np.ndarray, gain: float, reach: float
 ) -> np.ndarray:
@@ -67,13 +85,6 @@ def repulsion(
     return (gain * closeness**2)[..., None] * direction
 
 
-def ramp(distance: np.ndarray, stop: float, slow: float) -> np.ndarray:
-    """Phase-rate target (...,) in [0, 1]: 0 at or below ``stop`` m, 1 at or above ``slow`` m,
-    linear between."""
-    return clamp_unit((distance - stop) / max(slow - stop, 1e-9))
-
-
 def rate_limited(current: np.ndarray, target: np.ndarray, limit: float, dt: float) -> np.ndarray:
     """``current`` moved towards ``target`` by at most ``limit * dt``."""
     return current + np.minimum(np.maximum(target - current, -limit * dt), limit * dt)
-

@@ -31,7 +31,13 @@ from functools import cached_property
 from typing import Any, NamedTuple
 
 import numpy as np
-from robot_il.envs.spatial import quat_conjugate, quat_exp, quat_log, quat_multiply
+from robot_il.envs.spatial import (
+    quat_conjugate,
+    quat_exp,
+    quat_log,
+    quat_multiply,
+    quat_multiply_conjugate,
+)
 
 from robot_il.errors import ConfigError, DatasetError
 
@@ -87,9 +93,10 @@ def _check_demonstration(values: np.ndarray, times: np.ndarray, what: str) -> No
         raise DatasetError(f"{what}: sample times must increase strictly")
 
 
-def _same(a: np.ndarray, b: np.ndarray) -> bool:
-    """``np.array_equal(a, b)`` for a third of its cost (checked every control tick)."""
-    return a.shape == b.shape and bool((a == b).all())
+def _fingerprint(a: np.ndarray) -> tuple[tuple[int, ...], bytes]:
+    """An array's shape and bytes: equal fingerprints mean equal arrays (and what is derived
+    from them), compared in a tenth of ``np.array_equal``'s time on a control tick's arrays."""
+    return a.shape, a.tobytes()
 
 
 class Activations(NamedTuple):
@@ -104,11 +111,12 @@ class Activations(NamedTuple):
 def _derived(state: DMPState, name: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
     """``compute()``, kept in ``state.derived[name]`` and computed again only when the
     state's goal or start changed (a new goal while running)."""
+    key = (_fingerprint(state.goal), _fingerprint(state.start))
     cached = state.derived.get(name)
-    if cached is None or not (_same(cached[0], state.goal) and _same(cached[1], state.start)):
-        cached = (state.goal.copy(), state.start.copy(), compute())
+    if cached is None or cached[0] != key:
+        cached = (key, compute())
         state.derived[name] = cached
-    return cached[2]
+    return cached[1]
 
 
 @dataclass
@@ -165,22 +173,20 @@ class _Primitive:
         self,
         to_goal: np.ndarray,
         v: np.ndarray,
-        start_to_goal: np.ndarray,
+        scaled_start_to_goal: np.ndarray,
         x: np.ndarray,
         forcing: np.ndarray,
         coupling: np.ndarray | float = 0.0,
     ) -> np.ndarray:
         """tau v' at phase rate 1 (..., n): the spring towards the goal (``to_goal``, g - y or
-        its rotation vector), damping, start cancellation (``start_to_goal``, g - y0), the
-        forcing term and the coupling term."""
+        its rotation vector), damping, start cancellation (``scaled_start_to_goal``, K (g -
+        y0), constant while the goal stays), the forcing term and the coupling term (a zero
+        coupling adds nothing: no operation)."""
         k = self.stiffness
-        return (
-            k * to_goal
-            - self.damping * v
-            - k * start_to_goal * x[..., None]
-            + k * forcing
-            + coupling
-        )
+        accel = k * to_goal - self.damping * v - scaled_start_to_goal * x[..., None] + k * forcing
+        if isinstance(coupling, np.ndarray) or coupling != 0.0:
+            accel = accel + coupling
+        return accel
 
     @classmethod
     def _regress(
@@ -297,7 +303,7 @@ class DMP(_Primitive):
         return self._transformation(
             state.goal - state.y,
             state.v,
-            state.goal - state.start,
+            self.stiffness * (state.goal - state.start),
             state.x,
             self.forcing(state.x),
             coupling,
@@ -423,9 +429,9 @@ class QuaternionDMP(_Primitive):
         """Advance in place by ``dt`` s; see ``DMP.step`` (coupling is a rotation vector term)."""
         rate = np.asarray(phase_rate, dtype=np.float64) * dt / state.tau
         accel = self._transformation(
-            quat_log(quat_multiply(state.goal, quat_conjugate(state.y))),
+            quat_log(quat_multiply_conjugate(state.goal, state.y)),
             state.v,
-            self._start_to_goal(state),
+            self._scaled_start_to_goal(state),
             state.x,
             self.forcing(state.x),
             coupling,
@@ -435,13 +441,13 @@ class QuaternionDMP(_Primitive):
         state.x *= np.exp(-self.alpha_x * rate)
         return state
 
-    def _start_to_goal(self, state: DMPState) -> np.ndarray:
-        """2 log(g * conj(q0)) (..., 3), recomputed only when the goal or start changed (a
+    def _scaled_start_to_goal(self, state: DMPState) -> np.ndarray:
+        """K 2 log(g * conj(q0)) (..., 3), recomputed only when the goal or start changed (a
         new goal while running), as it costs as much as the rest of a step."""
         return _derived(
             state,
-            "start_to_goal",
-            lambda: quat_log(quat_multiply(state.goal, quat_conjugate(state.start))),
+            "scaled_start_to_goal",
+            lambda: self.stiffness * quat_log(quat_multiply_conjugate(state.goal, state.start)),
         )
 
     def rollout(
@@ -528,24 +534,30 @@ class PoseDMP:
         """Advance the pose state in place by ``dt`` s and return it; ``phase_rate`` (...,)
         as in ``DMP.step``, ``coupling`` (..., 3) on the position only."""
         rate = np.asarray(phase_rate, dtype=np.float64) * dt / state.tau
-        y, goal = state.y, state.goal
-        to_goal = np.empty(state.v.shape)
+        y, goal, v = state.y, state.goal, state.v
+        to_goal = np.empty(v.shape)
         np.subtract(goal[..., :3], y[..., :3], out=to_goal[..., :3])
-        to_goal[..., 3:] = quat_log(quat_multiply(goal[..., 3:], quat_conjugate(y[..., 3:])))
-        start_to_goal = _derived(state, "pose_start_to_goal", lambda: self._start_to_goal(state))
-        psi, total, x = self.position.activations(state.x)
-        forcing = np.empty(state.v.shape)  # each part's own product: the same bits as alone
-        np.matmul(psi, self.position.weights, out=forcing[..., :3])
-        np.matmul(psi, self.orientation.weights, out=forcing[..., 3:])
-        accel = self.position._transformation(
-            to_goal, state.v, start_to_goal, state.x, forcing / total * x
+        to_goal[..., 3:] = quat_log(quat_multiply_conjugate(goal[..., 3:], y[..., 3:]))
+        position = self.position
+        scaled_start_to_goal = _derived(
+            state,
+            "pose_scaled_start_to_goal",
+            lambda: position.stiffness * self._start_to_goal(state),
         )
-        accel[..., :3] += coupling
-        per_dim = rate[..., None]
-        state.v += per_dim * accel
-        y[..., :3] += per_dim * state.v[..., :3]
-        y[..., 3:] = quat_multiply(quat_exp(per_dim * state.v[..., 3:]), y[..., 3:])
-        state.x *= np.exp(-self.position.alpha_x * rate)
+        psi, total, x = position.activations(state.x)
+        forcing = np.empty(v.shape)  # each part's own product: the same bits as alone
+        np.matmul(psi, position.weights, out=forcing[..., :3])
+        np.matmul(psi, self.orientation.weights, out=forcing[..., 3:])
+        accel = position._transformation(
+            to_goal, v, scaled_start_to_goal, state.x, forcing / total * x
+        )
+        if isinstance(coupling, np.ndarray) or coupling != 0.0:
+            accel[..., :3] += coupling
+        v += rate[..., None] * accel
+        moved = rate[..., None] * v  # tau y' dt / tau: the position's and the rotation's
+        y[..., :3] += moved[..., :3]
+        y[..., 3:] = quat_multiply(quat_exp(moved[..., 3:]), y[..., 3:])
+        state.x *= np.exp(-position.alpha_x * rate)
         return state
 
     @staticmethod

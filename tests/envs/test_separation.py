@@ -186,17 +186,23 @@ def test_broad_phase_keeps_the_closest_pair_of_all_pairs_bit_for_bit(monkeypatch
     cannot rule out (far fewer than all: counted by wrapping the real narrow phase); it must
     return what the distance over every pair returns, to the bit (the coupled DMP tick and
     its trajectories depend on it), with and without allowance, and NaN for a NaN
-    configuration."""
+    configuration. Batches of up to ``ALL_PAIRS_CONFIGURATIONS`` (a control tick's) measure
+    every pair, skipping the broad phase: the same result."""
     from robot_il.envs import separation
-    from robot_il.envs.separation import gripper_allowance, segment_closest_parameters
+    from robot_il.envs.separation import (
+        ALL_PAIRS_CONFIGURATIONS,
+        gripper_allowance,
+        segment_closest_parameters,
+    )
 
     narrow_pairs = []
 
-    def counted(pa, qa, pb, qb, **options):
-        narrow_pairs.append(len(pa))
-        return segment_closest_parameters(pa, qa, pb, qb, **options)
+    def counted(vectors, points):
+        narrow_pairs.append(vectors[0, ..., 0].size)
+        return closest_parameters(vectors, points)
 
-    monkeypatch.setattr(separation, "segment_closest_parameters", counted)
+    closest_parameters = separation._closest_parameters
+    monkeypatch.setattr(separation, "_closest_parameters", counted)
 
     rng = np.random.default_rng(5)
     base_b = homogeneous(rot_z(np.pi), np.array([0.8, 0.0, 0.0]))
@@ -214,19 +220,26 @@ def test_broad_phase_keeps_the_closest_pair_of_all_pairs_bit_for_bit(monkeypatch
     for allowance in (None, gripper_allowance(0.03)):
         pairs = every if allowance is None else every + allowance
         best = np.argmin(pairs.reshape(len(q_a), -1), axis=-1)
-        found = closest_links(q_a, None, q_b, base_b, allowance=allowance)
-        np.testing.assert_array_equal(found.capsule_a * n + found.capsule_b, best)
-        np.testing.assert_array_equal(found.distance, pairs.reshape(len(q_a), -1).min(-1))
         rows, a, b = np.arange(len(q_a)), best // n, best % n
         point_a = sa[rows, a, 0] + s[rows, a, b, None] * (ea[rows, a, 0] - sa[rows, a, 0])
-        np.testing.assert_array_equal(found.point_a, point_a)
         point_b = sb[rows, 0, b] + t[rows, a, b, None] * (eb[rows, 0, b] - sb[rows, 0, b])
-        np.testing.assert_array_equal(found.point_b, point_b)
-        # The broad phase culled: the NaN configuration keeps all its pairs, the rest fewer
-        # than a third of theirs.
-        assert n * n <= narrow_pairs[-1] < n * n + (len(q_a) - 1) * n * n / 3, narrow_pairs
-        assert np.isnan(found.distance[7]) and np.isfinite(np.delete(found.distance, 7)).all()
-        assert (found.distance < 0).any() and (found.distance > 0.05).any()
+        for some in (slice(None), slice(5, 5 + ALL_PAIRS_CONFIGURATIONS)):  # 7 is NaN
+            found = closest_links(q_a[some], None, q_b[some], base_b, allowance=allowance)
+            np.testing.assert_array_equal(found.capsule_a * n + found.capsule_b, best[some])
+            flat = pairs.reshape(len(q_a), -1)[some]
+            np.testing.assert_array_equal(found.distance, flat.min(-1))
+            np.testing.assert_array_equal(found.point_a, point_a[some])
+            np.testing.assert_array_equal(found.point_b, point_b[some])
+            nan_at = 7 - (some.start or 0)
+            assert np.isnan(found.distance[nan_at])
+            assert np.isfinite(np.delete(found.distance, nan_at)).all()
+            if some == slice(None):
+                # The broad phase culled: the NaN configuration keeps all its pairs, the rest
+                # fewer than a third of theirs.
+                assert n * n <= narrow_pairs[-1] < n * n + (len(q_a) - 1) * n * n / 3
+                assert (found.distance < 0).any() and (found.distance > 0.05).any()
+            else:
+                assert narrow_pairs[-1] == ALL_PAIRS_CONFIGURATIONS * n * n
 
 
 def test_one_nan_joint_makes_the_distance_nan_not_that_of_the_finite_links() -> None:
