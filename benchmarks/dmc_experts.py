@@ -11,10 +11,11 @@ resumable: every ``--save-minutes`` the model and its replay buffer go to
 ``outputs/dmc_experts/<task>/`` (ignored by git), and a rerun continues from there. After
 every ``--eval-every`` env steps it evaluates ``--eval-episodes`` deterministic episodes
 (seeds 10000+i) and appends a row to ``benchmarks/results/dmc_experts.json`` with the
-return, env steps, wall time and load average.
+return, env steps, wall time and load average; ``--stop-return R`` saves and stops at the
+first evaluation whose mean return reaches R (``--env-steps`` is then only the cap).
 
 ``record`` rolls out the saved expert deterministically (the action held for the repeat, as
-it was trained) through robot_il's recorder into ``data/dmc_<task>_expert.zarr``: one
+it was trained) through robot_il's recorder into ``data/dmc_<task>_expert/env.zarr``: one
 stream at the task's control rate, every env step's observation and action, the episode's
 return in its meta, and the mean expert return in the dataset's attrs (``expert_return``).
 """
@@ -124,7 +125,8 @@ def train(args: argparse.Namespace) -> None:
         model.learn(chunk, reset_num_timesteps=False, progress_bar=False)
         bar.update((model.num_timesteps - before) * repeat)
         returns = evaluate_expert(model, args.task, repeat, args.eval_episodes)
-        done = model.num_timesteps >= decisions
+        reached = args.stop_return is not None and np.mean(returns) >= args.stop_return
+        done = model.num_timesteps >= decisions or reached
         if done or time.time() - saved > args.save_minutes * 60:
             model.save(model_file)
             model.save_replay_buffer(buffer_file)
@@ -139,6 +141,10 @@ def train(args: argparse.Namespace) -> None:
         }  # fmt: skip
         append_row(row)
         bar.set_postfix(ret=f"{row['return']:.0f}")
+        if reached:
+            print(f"{args.task}: return {row['return']:.1f} >= {args.stop_return:g} at "
+                  f"{row['env_steps']} env steps; stopped (saved)")  # fmt: skip
+            return
     model.save(model_file)
     model.save_replay_buffer(buffer_file)
 
@@ -225,6 +231,12 @@ def main() -> None:
     sub.choices["train"].add_argument("--eval-every", type=int, default=20_000)
     sub.choices["train"].add_argument("--eval-episodes", type=int, default=5)
     sub.choices["train"].add_argument("--save-minutes", type=float, default=10.0)
+    sub.choices["train"].add_argument(
+        "--stop-return",
+        type=float,
+        default=None,
+        help="stop (and save) once an evaluation's mean return reaches this",
+    )
     sub.choices["record"].add_argument("--episodes", type=int, default=10)
     args = parser.parse_args()
     train(args) if args.command == "train" else record(args)
