@@ -7,12 +7,13 @@
 batch 256, lr 3e-4) with *action repeat* (each chosen action is held for ``action_repeat``
 env steps and their rewards summed), the usual trick that makes DMC cheap: one gradient
 step per decision, so walker_walk at repeat 2 costs half the updates per env step. It is
-resumable: every ``--save-minutes`` the model and its replay buffer go to
-``outputs/dmc_experts/<task>/`` (ignored by git), and a rerun continues from there. After
-every ``--eval-every`` env steps it evaluates ``--eval-episodes`` deterministic episodes
-(seeds 10000+i) and appends a row to ``benchmarks/results/dmc_experts.json`` with the
-return, env steps, wall time and load average; ``--stop-return R`` saves and stops at the
-first evaluation whose mean return reaches R (``--env-steps`` is then only the cap).
+resumable: every ``--save-minutes`` (checked at each evaluation) and on SIGTERM or SIGINT
+the model and its replay buffer go to ``outputs/dmc_experts/<task>/`` (ignored by git), and
+a rerun continues from there. After every ``--eval-every`` env steps it evaluates
+``--eval-episodes`` deterministic episodes (seeds 10000+i) and appends a row to
+``benchmarks/results/dmc_experts.json`` with the return, env steps, wall time and load
+average; ``--stop-return R`` saves and stops at the first evaluation whose mean return
+reaches R (``--env-steps`` is then only the cap).
 
 ``record`` rolls out the saved expert deterministically (the action held for the repeat, as
 it was trained) through robot_il's recorder into ``data/dmc_<task>_expert/env.zarr``: one
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -93,6 +95,27 @@ def evaluate_expert(model: Any, task: str, repeat: int, episodes: int) -> list[f
     return returns
 
 
+def stop_on_signal_callback() -> Any:
+    """An SB3 callback that ends ``learn`` at the next env step once SIGTERM or SIGINT came,
+    so that a killed run saves its model and replay buffer first (``requested`` tells)."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class StopOnSignal(BaseCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.requested = False
+            for number in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(number, self.request)
+
+        def request(self, number: int, frame: Any) -> None:
+            self.requested = True
+
+        def _on_step(self) -> bool:
+            return not self.requested
+
+    return StopOnSignal()
+
+
 def train(args: argparse.Namespace) -> None:
     import torch
     from stable_baselines3 import SAC
@@ -115,15 +138,24 @@ def train(args: argparse.Namespace) -> None:
         )  # fmt: skip
     decisions_per_eval = args.eval_every // repeat
     started, saved = time.time(), time.time()
+    stop = stop_on_signal_callback()
     from tqdm import tqdm
 
     bar = tqdm(total=args.env_steps, initial=model.num_timesteps * repeat, unit="env step",
                desc=f"SAC {args.task}")  # fmt: skip
     while model.num_timesteps < decisions:
         before = model.num_timesteps
-        chunk = min(decisions_per_eval, decisions - model.num_timesteps)
-        model.learn(chunk, reset_num_timesteps=False, progress_bar=False)
+        # up to the next multiple of --eval-every, so a resumed run evaluates where it would have
+        chunk = decisions_per_eval - model.num_timesteps % decisions_per_eval
+        model.learn(min(chunk, decisions - model.num_timesteps), callback=stop,
+                    reset_num_timesteps=False, progress_bar=False)  # fmt: skip
         bar.update((model.num_timesteps - before) * repeat)
+        if stop.requested:
+            model.save(model_file)
+            model.save_replay_buffer(buffer_file)
+            print(f"{args.task}: stopped by a signal at {model.num_timesteps * repeat} env steps; "
+                  "saved (rerun to resume)")  # fmt: skip
+            return
         returns = evaluate_expert(model, args.task, repeat, args.eval_episodes)
         reached = args.stop_return is not None and np.mean(returns) >= args.stop_return
         done = model.num_timesteps >= decisions or reached
