@@ -7,14 +7,16 @@
 batch 256, lr 3e-4) with *action repeat* (each chosen action is held for ``action_repeat``
 env steps and their rewards summed), the usual trick that makes DMC cheap: one gradient
 step per decision, so walker_walk at repeat 2 costs half the updates per env step. It is
-resumable: every ``--save-minutes`` the model and its replay buffer go to
-``outputs/dmc_experts/<task>/`` (ignored by git), and a rerun continues from there. After
-every ``--eval-every`` env steps it evaluates ``--eval-episodes`` deterministic episodes
-(seeds 10000+i) and appends a row to ``benchmarks/results/dmc_experts.json`` with the
-return, env steps, wall time and load average.
+resumable: every ``--save-minutes`` (checked at each evaluation) and on SIGTERM or SIGINT
+the model and its replay buffer go to ``outputs/dmc_experts/<task>/`` (ignored by git), and
+a rerun continues from there. After every ``--eval-every`` env steps it evaluates
+``--eval-episodes`` deterministic episodes (seeds 10000+i) and appends a row to
+``benchmarks/results/dmc_experts.json`` with the return, env steps, wall time and load
+average; ``--stop-return R`` saves and stops at the first evaluation whose mean return
+reaches R (``--env-steps`` is then only the cap).
 
 ``record`` rolls out the saved expert deterministically (the action held for the repeat, as
-it was trained) through robot_il's recorder into ``data/dmc_<task>_expert.zarr``: one
+it was trained) through robot_il's recorder into ``data/dmc_<task>_expert/env.zarr``: one
 stream at the task's control rate, every env step's observation and action, the episode's
 return in its meta, and the mean expert return in the dataset's attrs (``expert_return``).
 """
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -92,6 +95,27 @@ def evaluate_expert(model: Any, task: str, repeat: int, episodes: int) -> list[f
     return returns
 
 
+def stop_on_signal_callback() -> Any:
+    """An SB3 callback that ends ``learn`` at the next env step once SIGTERM or SIGINT came,
+    so that a killed run saves its model and replay buffer first (``requested`` tells)."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class StopOnSignal(BaseCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.requested = False
+            for number in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(number, self.request)
+
+        def request(self, number: int, frame: Any) -> None:
+            self.requested = True
+
+        def _on_step(self) -> bool:
+            return not self.requested
+
+    return StopOnSignal()
+
+
 def train(args: argparse.Namespace) -> None:
     import torch
     from stable_baselines3 import SAC
@@ -114,17 +138,27 @@ def train(args: argparse.Namespace) -> None:
         )  # fmt: skip
     decisions_per_eval = args.eval_every // repeat
     started, saved = time.time(), time.time()
+    stop = stop_on_signal_callback()
     from tqdm import tqdm
 
     bar = tqdm(total=args.env_steps, initial=model.num_timesteps * repeat, unit="env step",
                desc=f"SAC {args.task}")  # fmt: skip
     while model.num_timesteps < decisions:
         before = model.num_timesteps
-        chunk = min(decisions_per_eval, decisions - model.num_timesteps)
-        model.learn(chunk, reset_num_timesteps=False, progress_bar=False)
+        # up to the next multiple of --eval-every, so a resumed run evaluates where it would have
+        chunk = decisions_per_eval - model.num_timesteps % decisions_per_eval
+        model.learn(min(chunk, decisions - model.num_timesteps), callback=stop,
+                    reset_num_timesteps=False, progress_bar=False)  # fmt: skip
         bar.update((model.num_timesteps - before) * repeat)
+        if stop.requested:
+            model.save(model_file)
+            model.save_replay_buffer(buffer_file)
+            print(f"{args.task}: stopped by a signal at {model.num_timesteps * repeat} env steps; "
+                  "saved (rerun to resume)")  # fmt: skip
+            return
         returns = evaluate_expert(model, args.task, repeat, args.eval_episodes)
-        done = model.num_timesteps >= decisions
+        reached = args.stop_return is not None and np.mean(returns) >= args.stop_return
+        done = model.num_timesteps >= decisions or reached
         if done or time.time() - saved > args.save_minutes * 60:
             model.save(model_file)
             model.save_replay_buffer(buffer_file)
@@ -139,6 +173,10 @@ def train(args: argparse.Namespace) -> None:
         }  # fmt: skip
         append_row(row)
         bar.set_postfix(ret=f"{row['return']:.0f}")
+        if reached:
+            print(f"{args.task}: return {row['return']:.1f} >= {args.stop_return:g} at "
+                  f"{row['env_steps']} env steps; stopped (saved)")  # fmt: skip
+            return
     model.save(model_file)
     model.save_replay_buffer(buffer_file)
 
@@ -225,6 +263,12 @@ def main() -> None:
     sub.choices["train"].add_argument("--eval-every", type=int, default=20_000)
     sub.choices["train"].add_argument("--eval-episodes", type=int, default=5)
     sub.choices["train"].add_argument("--save-minutes", type=float, default=10.0)
+    sub.choices["train"].add_argument(
+        "--stop-return",
+        type=float,
+        default=None,
+        help="stop (and save) once an evaluation's mean return reaches this",
+    )
     sub.choices["record"].add_argument("--episodes", type=int, default=10)
     args = parser.parse_args()
     train(args) if args.command == "train" else record(args)

@@ -100,7 +100,11 @@ def dataset_path(task: str, demos: int) -> Path:
         from policies import demos as recorded_demos  # benchmarks/policies.py
 
         return recorded_demos(RUNS, UR5E_TASKS[task], "mujoco", demos)
-    return ROOT / "data" / f"dmc_{task_slug(task)}_expert" / "env.zarr"
+    path = ROOT / "data" / f"dmc_{task_slug(task)}_expert" / "env.zarr"
+    if not path.is_dir():
+        raise SystemExit(f"{path}: no expert dataset for {task}; make it with "
+                         f"benchmarks/dmc_experts.py train, then record --task {task}")  # fmt: skip
+    return path
 
 
 def expert_return(task: str, demos: int) -> float | None:
