@@ -90,8 +90,14 @@ def train_run(dataset: Path, out: Path, policy_type: str, steps: int, *settings:
     return train(config).checkpoint
 
 
-def evaluate_checkpoint(checkpoint: Path, episodes: int, backend: str | None = None) -> EvalResult:
+def evaluate_checkpoint(
+    checkpoint: Path, episodes: int, backend: str | None = None, action_steps: int | None = None
+) -> EvalResult:
+    """``episodes`` seeded episodes of ``checkpoint`` (``action_steps``: actions executed per
+    predicted chunk instead of the trained ``n_action_steps``)."""
     policy = load_policy(checkpoint)
+    if action_steps is not None:
+        policy.set_action_steps(action_steps)
     env = make_eval_env(policy.spec, backend=backend)
     try:
         torch.manual_seed(0)

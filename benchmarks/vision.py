@@ -99,9 +99,10 @@ def save_cell(cell: dict) -> None:
 def run_cell(
     work: Path, task: str, backend: str, policy_type: str, observation: str, count: int,
     steps: int, settings: tuple[str, ...], recording: int, grid_cameras: list[str],
-    goal_keys: tuple[str, ...] = (), episodes: int = EPISODES,
+    goal_keys: tuple[str, ...] = (), episodes: int = EPISODES, action_steps: int | None = None,
 ) -> dict:  # fmt: skip
-    """Train on the first ``count`` of ``recording`` demonstrations, evaluate ``episodes``."""
+    """Train on the first ``count`` of ``recording`` demonstrations, evaluate ``episodes``
+    (executing ``action_steps`` actions per chunk if given, see ``evaluated``)."""
     cameras = tuple(grid_cameras) if observation == "image" else ()
     dataset = demos(work, task, backend, recording, cameras=cameras)
     obs_keys = [f"rgb_{c}" for c in cameras] + list(PROPRIOCEPTION) if cameras else []
@@ -118,7 +119,7 @@ def run_cell(
     checkpoint = train(config).checkpoint  # resumes a killed run of this cell
     train_s = time.perf_counter() - start
     cell = evaluated(checkpoint, task, backend, policy_type, observation, cameras, count, steps,
-                     settings, start, train_s, load_before, episodes)  # fmt: skip
+                     settings, start, train_s, load_before, episodes, action_steps)  # fmt: skip
     return {**cell, "goal_keys": list(goal_keys)} if goal_keys else cell
 
 
@@ -159,12 +160,16 @@ def evaluated(
     checkpoint: Path, task: str, backend: str, policy_type: str, observation: str,
     cameras: tuple[str, ...], count: int, steps: int, settings: tuple[str, ...], start: float,
     train_s: float | None, load_before: float, episodes: int = EPISODES,
+    action_steps: int | None = None,
 ) -> dict:  # fmt: skip
     """The row of ``checkpoint`` evaluated on ``episodes`` seeded episodes (50 for a reported
     cell; fewer screen a recipe); image rows name the target marker's radius their frames
-    showed (cells without it saw the first one, 0.015 m)."""
-    result = evaluate_checkpoint(checkpoint, episodes)
+    showed (cells without it saw the first one, 0.015 m). ``action_steps``: actions executed
+    per predicted chunk at evaluation instead of the trained ``n_action_steps`` (the row
+    names it; the training is the same)."""
+    result = evaluate_checkpoint(checkpoint, episodes, action_steps=action_steps)
     marker = {"target_marker_m": MARKER_RADIUS} if cameras else {}
+    marker |= {"action_steps": action_steps} if action_steps is not None else {}
     return {**marker,
         "task": task, "backend": backend, "policy": policy_type, "observation": observation,
         "cameras": list(cameras), "demos": count, "steps": steps,
@@ -194,17 +199,18 @@ def bench_cells(work: Path, grid: argparse.Namespace) -> None:
                         goals = grid.goal_keys if observation == "image" else []
                         marker = MARKER_RADIUS if observation == "image" else None
                         key = (task, backend, policy_type, observation, cameras, count, steps,
-                               list(settings), goals, marker, grid.episodes)  # fmt: skip
+                               list(settings), goals, marker, grid.episodes,
+                               grid.action_steps)  # fmt: skip
                         if any(_key(cell) == key for cell in load_cells()):
                             print(f"kept: {key}")
                             continue
                         if grid.partial:
-                            partial_cell(work, key, grid.cameras, steps, grid.episodes)
+                            partial_cell(work, key, grid.cameras, steps)
                             continue
                         cell = run_cell(work, task, backend, policy_type, observation, count,
                                         steps, settings, grid.recording or max(counts),
                                         grid.cameras, tuple(goals),
-                                        grid.episodes)  # fmt: skip
+                                        grid.episodes, grid.action_steps)  # fmt: skip
                         save_cell(cell)
                         print(
                             f"{task} {backend} {policy_type} {observation} {count} demos "
@@ -214,13 +220,12 @@ def bench_cells(work: Path, grid: argparse.Namespace) -> None:
                         )
 
 
-def partial_cell(
-    work: Path, key: tuple, cameras: list[str], schedule_steps: int, episodes: int = EPISODES
-) -> None:
+def partial_cell(work: Path, key: tuple, cameras: list[str], schedule_steps: int) -> None:
     """Evaluate the latest saved checkpoint of an unfinished cell (its run still training, or
     stopped for lack of time) and record it with the steps it had and ``schedule_steps`` (the
     length of its learning-rate schedule), marked ``partial``."""
-    task, backend, policy_type, observation, _, count, _, settings, goals, _, _ = key
+    task, backend, policy_type, observation, _, count, _, settings, goals = key[:9]
+    episodes, action_steps = key[10:]
     used = tuple(cameras) if observation == "image" else ()
     out = run_dir(work, task, backend, policy_type, observation, used, count, schedule_steps,
                   tuple(goals), tuple(settings))  # fmt: skip
@@ -237,7 +242,7 @@ def partial_cell(
         return
     cell = evaluated(saved[-1], task, backend, policy_type, observation, used, count, steps,
                      tuple(settings), time.perf_counter(), None, os.getloadavg()[0],
-                     episodes)  # fmt: skip
+                     episodes, action_steps)  # fmt: skip
     cell.update(partial=True, schedule_steps=schedule_steps)
     if goals:
         cell["goal_keys"] = list(goals)
@@ -249,22 +254,24 @@ def partial_cell(
 def _seen(cell: dict) -> str:
     """`` (front, 1.5 cm target)`` for a cell that saw camera ``front`` and the first target
     marker (`` (front + target_pos, ...)`` with a goal key; ``, aux loss 1`` with the
-    auxiliary state loss), nothing for a state cell."""
+    auxiliary state loss; ``, executes 1`` evaluated executing 1 action per chunk), nothing
+    for a state cell."""
     seen = " + ".join(["+".join(cell["cameras"]), *cell.get("goal_keys", [])])
     marker = 100 * cell.get("target_marker_m", 0.015)
     weight = _aux_weight(cell["settings"])
     aux = f", aux loss {weight:g}" if weight else ""
+    aux += f", executes {cell['action_steps']}" if "action_steps" in cell else ""
     return f" ({seen}, {marker:g} cm target{aux})" if cell["cameras"] else ""
 
 
 def _key(cell: dict) -> tuple:
     """What makes two cells the same experiment (image cells: the target marker too; cells
     recorded before the marker was named saw the first, 1.5 cm one; a screening row of fewer
-    episodes is not the 50-episode cell)."""
+    episodes is not the 50-episode cell; nor is one evaluated executing other ``action_steps``)."""
     marker = cell.get("target_marker_m", 0.015) if cell["observation"] == "image" else None
     return (cell["task"], cell["backend"], cell["policy"], cell["observation"], cell["cameras"],
             cell["demos"], cell["steps"], cell["settings"], cell.get("goal_keys", []),
-            marker, cell["episodes"])  # fmt: skip
+            marker, cell["episodes"], cell.get("action_steps"))  # fmt: skip
 
 
 PROBE = RESULTS.with_name("vision_probe.json")
@@ -479,6 +486,13 @@ def main() -> None:
         help="evaluation episodes (fewer than 50: a screening row, marked as such)",
     )
     grid.add_argument("--steps", type=int, default=None, help="gradient steps (default: recipe)")
+    grid.add_argument(
+        "--action-steps",
+        type=int,
+        default=None,
+        help="actions executed per predicted chunk at evaluation (default: the trained "
+        "n_action_steps; fewer re-plan more often); the row names it",
+    )
     grid.add_argument(
         "--partial",
         action="store_true",
