@@ -9,7 +9,9 @@ Parts, each behind a flag:
   ``--backends``, ``--policies``, ``--observations``, ``--counts``; ``--steps`` overrides the
   recipe's), 50 seeded episodes each. Every finished cell is appended at once to
   ``benchmarks/results/vision.json``; a cell already there (same recipe) is skipped, so the
-  grid runs in parts and resumes after a kill.
+  grid runs in parts and resumes after a kill. ``--action-steps K`` evaluates the cells
+  executing K actions of each predicted chunk instead of the trained 4 (a finished cell's
+  checkpoint is reused: only the evaluation runs).
 - ``--plot``: success against demonstrations from ``vision.json`` into
   ``benchmarks/results/vision.png``.
 - ``--probe CHECKPOINT``: how well an image BC checkpoint's features (keypoints, camera
