@@ -256,12 +256,15 @@ def partial_cell(work: Path, key: tuple, cameras: list[str], schedule_steps: int
 def _seen(cell: dict) -> str:
     """`` (front, 1.5 cm target)`` for a cell that saw camera ``front`` and the first target
     marker (`` (front + target_pos, ...)`` with a goal key; ``, aux loss 1`` with the
-    auxiliary state loss; ``, executes 1`` evaluated executing 1 action per chunk), nothing
+    auxiliary state loss; ``, crop 40x56`` with a fixed crop; ``, executes 1`` evaluated
+    executing 1 action per chunk), nothing
     for a state cell."""
     seen = " + ".join(["+".join(cell["cameras"]), *cell.get("goal_keys", [])])
     marker = 100 * cell.get("target_marker_m", 0.015)
     weight = _aux_weight(cell["settings"])
     aux = f", aux loss {weight:g}" if weight else ""
+    crop = _setting(cell["settings"], "--policy.image-crop", 4)
+    aux += f", crop {crop[2]}x{crop[3]}" if crop else ""
     aux += f", executes {cell['action_steps']}" if "action_steps" in cell else ""
     return f" ({seen}, {marker:g} cm target{aux})" if cell["cameras"] else ""
 
@@ -414,8 +417,8 @@ def plot(path: Path) -> None:
         print(f"nothing to plot: {RESULTS} holds no cell yet")
         return
     tasks = sorted({c["task"] for c in cells})
-    figure, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 3.8), squeeze=False)
-    for axis, task in zip(axes[0], tasks, strict=True):
+    figure, axes = plt.subplots(len(tasks), 1, figsize=(11, 4.2 * len(tasks)), squeeze=False)
+    for axis, task in zip(axes[:, 0], tasks, strict=True):
         lines = sorted({(c["policy"], c["observation"], _seen(c), c["backend"], c["steps"])
                         for c in cells if c["task"] == task})  # fmt: skip
         for policy_type, observation, seen, backend, steps in lines:
@@ -434,7 +437,7 @@ def plot(path: Path) -> None:
                           )  # fmt: skip
         axis.axhline(0.8, color="grey", linestyle=":", linewidth=1)
         axis.set(title=task, xlabel="demonstrations", ylabel="success rate", ylim=(0, 1.02))
-        axis.legend(fontsize=7)
+        axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     print(f"plot: {path}")
