@@ -45,6 +45,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import numpy as np
 import torch
 from robot_il.envs.ur5e.scene_geometry import MARKER_RADIUS
+from robot_il.policies.base import executing
 
 from policies import demos, evaluate_checkpoint, train_run
 from robot_il.train.config import load_config
@@ -193,6 +194,9 @@ def bench_cells(work: Path, grid: argparse.Namespace) -> None:
                     default_steps, settings = RECIPES[policy_type, observation]
                     steps = grid.steps or default_steps
                     settings = (*settings, *grid.extra)
+                    if grid.action_steps is not None:  # refused before any cell runs
+                        policy_config = load_config(policy_type, None, list(settings)).policy
+                        executing(policy_config, grid.action_steps)
                     if grid.aux_weight > 0 and observation == "image":
                         settings = (*settings, "--policy.aux-state-keys", *AUX_LABELS,
                                     "--policy.aux-state-weight", str(grid.aux_weight))  # fmt: skip

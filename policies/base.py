@@ -97,6 +97,17 @@ class PolicyConfig:
                 )
 
 
+def executing(config: PolicyConfig, n_action_steps: int) -> PolicyConfig:
+    """A copy of ``config`` that executes ``n_action_steps`` actions per predicted chunk;
+    ``ConfigError`` if its chunk cannot hold that many."""
+    changed = dataclasses.replace(config, n_action_steps=n_action_steps)
+    try:
+        changed.validate()
+    except ValueError as error:
+        raise ConfigError(f"n_action_steps {n_action_steps}: {error}") from None
+    return changed
+
+
 class Policy(nn.Module):
     """Base of the trainable policies; see the module docstring."""
 
@@ -231,11 +242,7 @@ class Policy(nn.Module):
         network runs and re-plans more often, at more inference per episode); the chunk a
         checkpoint was trained to predict bounds it. Raises ``ConfigError`` before acting
         changes when the chunk cannot hold that many; empties the action queue."""
-        try:
-            dataclasses.replace(self.config, n_action_steps=n_action_steps).validate()
-        except ValueError as error:
-            raise ConfigError(f"n_action_steps {n_action_steps}: {error}") from None
-        self.config.n_action_steps = n_action_steps
+        self.config = executing(self.config, n_action_steps)
         self._queue.clear()
 
     def act(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
