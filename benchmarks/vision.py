@@ -27,7 +27,9 @@ held past success, DART noise), recorded once per (task, backend, cameras) under
 Run: ``nice -n 19 .venv/bin/python benchmarks/vision.py --cells --tasks push
 --policies bc --observations image --counts 100 --steps 10000 --aux-weight 1
 --extra='--policy.image-crop 46 20 40 56 --save-every 1000'`` (the best image recipe so far:
-34/50 on MuJoCo push; the crop is the push workspace in the 96x96 ``front`` frame).
+34/50 on MuJoCo push, 37/50 evaluated with ``--action-steps 1``; the crop is the push
+workspace in the 96x96 ``front`` frame). Camera recordings take minutes to hours on a loaded
+CPU; a killed one resumes when the same command runs again.
 """
 
 from __future__ import annotations
