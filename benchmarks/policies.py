@@ -37,7 +37,7 @@ import torch
 from robot_il.envs.ur5e.scene_geometry import MARKER_RADIUS
 from robot_il.policies import load_policy
 
-from robot_il.dataset import DatasetWriter
+from robot_il.dataset import Dataset, DatasetWriter
 from robot_il.train.config import load_config
 from robot_il.train.demos import record_expert_demos
 from robot_il.train.evaluate import EvalResult, evaluate, make_eval_env
@@ -65,16 +65,17 @@ def demos(
     """Expert demonstrations (end-effector deltas held past success, see ``HOLD_STEPS``, with
     ``ACTION_NOISE``; 96x96 frames of ``cameras``), recorded once per (task, backend, count,
     cameras) and reused; smaller counts of the success grid train on the first episodes of
-    the largest recording."""
+    the largest recording. A recording a kill left short is resumed."""
     name = f"{task}_{backend}_{episodes}_eef_hold{HOLD_STEPS[task]}_noise{ACTION_NOISE}"
     if cameras:
         name += "_rgb_" + "_".join(cameras) + f"_marker{MARKER_RADIUS}"  # frames show it
     path = work / "demos" / name / "env.zarr"
-    if not path.exists():
+    if not path.exists() or Dataset.open(path).num_episodes < episodes:
         record_expert_demos(
             task, path.parent, episodes=episodes, backend=backend, progress=True,
             action_noise=ACTION_NOISE, action_mode="eef_delta", terminate_on_success=False,
             max_episode_steps=HOLD_STEPS[task], cameras=cameras, image_size=(96, 96),
+            resume=True,
         )  # fmt: skip
     return path
 
@@ -90,8 +91,14 @@ def train_run(dataset: Path, out: Path, policy_type: str, steps: int, *settings:
     return train(config).checkpoint
 
 
-def evaluate_checkpoint(checkpoint: Path, episodes: int, backend: str | None = None) -> EvalResult:
+def evaluate_checkpoint(
+    checkpoint: Path, episodes: int, backend: str | None = None, action_steps: int | None = None
+) -> EvalResult:
+    """``episodes`` seeded episodes of ``checkpoint`` (``action_steps``: actions executed per
+    predicted chunk instead of the trained ``n_action_steps``)."""
     policy = load_policy(checkpoint)
+    if action_steps is not None:
+        policy.set_action_steps(action_steps)
     env = make_eval_env(policy.spec, backend=backend)
     try:
         torch.manual_seed(0)

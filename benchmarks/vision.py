@@ -9,7 +9,9 @@ Parts, each behind a flag:
   ``--backends``, ``--policies``, ``--observations``, ``--counts``; ``--steps`` overrides the
   recipe's), 50 seeded episodes each. Every finished cell is appended at once to
   ``benchmarks/results/vision.json``; a cell already there (same recipe) is skipped, so the
-  grid runs in parts and resumes after a kill.
+  grid runs in parts and resumes after a kill. ``--action-steps K`` evaluates the cells
+  executing K actions of each predicted chunk instead of the trained 4 (a finished cell's
+  checkpoint is reused: only the evaluation runs).
 - ``--plot``: success against demonstrations from ``vision.json`` into
   ``benchmarks/results/vision.png``.
 - ``--probe CHECKPOINT``: how well an image BC checkpoint's features (keypoints, camera
@@ -25,7 +27,9 @@ held past success, DART noise), recorded once per (task, backend, cameras) under
 Run: ``nice -n 19 .venv/bin/python benchmarks/vision.py --cells --tasks push
 --policies bc --observations image --counts 100 --steps 10000 --aux-weight 1
 --extra='--policy.image-crop 46 20 40 56 --save-every 1000'`` (the best image recipe so far:
-34/50 on MuJoCo push; the crop is the push workspace in the 96x96 ``front`` frame).
+34/50 on MuJoCo push, 37/50 evaluated with ``--action-steps 1``; the crop is the push
+workspace in the 96x96 ``front`` frame). Camera recordings take minutes to hours on a loaded
+CPU; a killed one resumes when the same command runs again.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import numpy as np
 import torch
 from robot_il.envs.ur5e.scene_geometry import MARKER_RADIUS
+from robot_il.policies.base import executing
 
 from policies import demos, evaluate_checkpoint, train_run
 from robot_il.train.config import load_config
@@ -99,9 +104,10 @@ def save_cell(cell: dict) -> None:
 def run_cell(
     work: Path, task: str, backend: str, policy_type: str, observation: str, count: int,
     steps: int, settings: tuple[str, ...], recording: int, grid_cameras: list[str],
-    goal_keys: tuple[str, ...] = (), episodes: int = EPISODES,
+    goal_keys: tuple[str, ...] = (), episodes: int = EPISODES, action_steps: int | None = None,
 ) -> dict:  # fmt: skip
-    """Train on the first ``count`` of ``recording`` demonstrations, evaluate ``episodes``."""
+    """Train on the first ``count`` of ``recording`` demonstrations, evaluate ``episodes``
+    (executing ``action_steps`` actions per chunk if given, see ``evaluated``)."""
     cameras = tuple(grid_cameras) if observation == "image" else ()
     dataset = demos(work, task, backend, recording, cameras=cameras)
     obs_keys = [f"rgb_{c}" for c in cameras] + list(PROPRIOCEPTION) if cameras else []
@@ -118,7 +124,7 @@ def run_cell(
     checkpoint = train(config).checkpoint  # resumes a killed run of this cell
     train_s = time.perf_counter() - start
     cell = evaluated(checkpoint, task, backend, policy_type, observation, cameras, count, steps,
-                     settings, start, train_s, load_before, episodes)  # fmt: skip
+                     settings, start, train_s, load_before, episodes, action_steps)  # fmt: skip
     return {**cell, "goal_keys": list(goal_keys)} if goal_keys else cell
 
 
@@ -159,12 +165,16 @@ def evaluated(
     checkpoint: Path, task: str, backend: str, policy_type: str, observation: str,
     cameras: tuple[str, ...], count: int, steps: int, settings: tuple[str, ...], start: float,
     train_s: float | None, load_before: float, episodes: int = EPISODES,
+    action_steps: int | None = None,
 ) -> dict:  # fmt: skip
     """The row of ``checkpoint`` evaluated on ``episodes`` seeded episodes (50 for a reported
     cell; fewer screen a recipe); image rows name the target marker's radius their frames
-    showed (cells without it saw the first one, 0.015 m)."""
-    result = evaluate_checkpoint(checkpoint, episodes)
+    showed (cells without it saw the first one, 0.015 m). ``action_steps``: actions executed
+    per predicted chunk at evaluation instead of the trained ``n_action_steps`` (the row
+    names it; the training is the same)."""
+    result = evaluate_checkpoint(checkpoint, episodes, action_steps=action_steps)
     marker = {"target_marker_m": MARKER_RADIUS} if cameras else {}
+    marker |= {"action_steps": action_steps} if action_steps is not None else {}
     return {**marker,
         "task": task, "backend": backend, "policy": policy_type, "observation": observation,
         "cameras": list(cameras), "demos": count, "steps": steps,
@@ -186,6 +196,9 @@ def bench_cells(work: Path, grid: argparse.Namespace) -> None:
                     default_steps, settings = RECIPES[policy_type, observation]
                     steps = grid.steps or default_steps
                     settings = (*settings, *grid.extra)
+                    if grid.action_steps is not None:  # refused before any cell runs
+                        policy_config = load_config(policy_type, None, list(settings)).policy
+                        executing(policy_config, grid.action_steps)
                     if grid.aux_weight > 0 and observation == "image":
                         settings = (*settings, "--policy.aux-state-keys", *AUX_LABELS,
                                     "--policy.aux-state-weight", str(grid.aux_weight))  # fmt: skip
@@ -194,17 +207,18 @@ def bench_cells(work: Path, grid: argparse.Namespace) -> None:
                         goals = grid.goal_keys if observation == "image" else []
                         marker = MARKER_RADIUS if observation == "image" else None
                         key = (task, backend, policy_type, observation, cameras, count, steps,
-                               list(settings), goals, marker, grid.episodes)  # fmt: skip
+                               list(settings), goals, marker, grid.episodes,
+                               grid.action_steps)  # fmt: skip
                         if any(_key(cell) == key for cell in load_cells()):
                             print(f"kept: {key}")
                             continue
                         if grid.partial:
-                            partial_cell(work, key, grid.cameras, steps, grid.episodes)
+                            partial_cell(work, key, grid.cameras, steps)
                             continue
                         cell = run_cell(work, task, backend, policy_type, observation, count,
                                         steps, settings, grid.recording or max(counts),
                                         grid.cameras, tuple(goals),
-                                        grid.episodes)  # fmt: skip
+                                        grid.episodes, grid.action_steps)  # fmt: skip
                         save_cell(cell)
                         print(
                             f"{task} {backend} {policy_type} {observation} {count} demos "
@@ -214,13 +228,12 @@ def bench_cells(work: Path, grid: argparse.Namespace) -> None:
                         )
 
 
-def partial_cell(
-    work: Path, key: tuple, cameras: list[str], schedule_steps: int, episodes: int = EPISODES
-) -> None:
+def partial_cell(work: Path, key: tuple, cameras: list[str], schedule_steps: int) -> None:
     """Evaluate the latest saved checkpoint of an unfinished cell (its run still training, or
     stopped for lack of time) and record it with the steps it had and ``schedule_steps`` (the
     length of its learning-rate schedule), marked ``partial``."""
-    task, backend, policy_type, observation, _, count, _, settings, goals, _, _ = key
+    task, backend, policy_type, observation, _, count, _, settings, goals = key[:9]
+    episodes, action_steps = key[10:]
     used = tuple(cameras) if observation == "image" else ()
     out = run_dir(work, task, backend, policy_type, observation, used, count, schedule_steps,
                   tuple(goals), tuple(settings))  # fmt: skip
@@ -237,7 +250,7 @@ def partial_cell(
         return
     cell = evaluated(saved[-1], task, backend, policy_type, observation, used, count, steps,
                      tuple(settings), time.perf_counter(), None, os.getloadavg()[0],
-                     episodes)  # fmt: skip
+                     episodes, action_steps)  # fmt: skip
     cell.update(partial=True, schedule_steps=schedule_steps)
     if goals:
         cell["goal_keys"] = list(goals)
@@ -249,22 +262,27 @@ def partial_cell(
 def _seen(cell: dict) -> str:
     """`` (front, 1.5 cm target)`` for a cell that saw camera ``front`` and the first target
     marker (`` (front + target_pos, ...)`` with a goal key; ``, aux loss 1`` with the
-    auxiliary state loss), nothing for a state cell."""
+    auxiliary state loss; ``, crop 40x56`` with a fixed crop; ``, executes 1`` evaluated
+    executing 1 action per chunk), nothing
+    for a state cell."""
     seen = " + ".join(["+".join(cell["cameras"]), *cell.get("goal_keys", [])])
     marker = 100 * cell.get("target_marker_m", 0.015)
     weight = _aux_weight(cell["settings"])
     aux = f", aux loss {weight:g}" if weight else ""
+    crop = _setting(cell["settings"], "--policy.image-crop", 4)
+    aux += f", crop {crop[2]}x{crop[3]}" if crop else ""
+    aux += f", executes {cell['action_steps']}" if "action_steps" in cell else ""
     return f" ({seen}, {marker:g} cm target{aux})" if cell["cameras"] else ""
 
 
 def _key(cell: dict) -> tuple:
     """What makes two cells the same experiment (image cells: the target marker too; cells
     recorded before the marker was named saw the first, 1.5 cm one; a screening row of fewer
-    episodes is not the 50-episode cell)."""
+    episodes is not the 50-episode cell; nor is one evaluated executing other ``action_steps``)."""
     marker = cell.get("target_marker_m", 0.015) if cell["observation"] == "image" else None
     return (cell["task"], cell["backend"], cell["policy"], cell["observation"], cell["cameras"],
             cell["demos"], cell["steps"], cell["settings"], cell.get("goal_keys", []),
-            marker, cell["episodes"])  # fmt: skip
+            marker, cell["episodes"], cell.get("action_steps"))  # fmt: skip
 
 
 PROBE = RESULTS.with_name("vision_probe.json")
@@ -405,8 +423,8 @@ def plot(path: Path) -> None:
         print(f"nothing to plot: {RESULTS} holds no cell yet")
         return
     tasks = sorted({c["task"] for c in cells})
-    figure, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 3.8), squeeze=False)
-    for axis, task in zip(axes[0], tasks, strict=True):
+    figure, axes = plt.subplots(len(tasks), 1, figsize=(11, 4.2 * len(tasks)), squeeze=False)
+    for axis, task in zip(axes[:, 0], tasks, strict=True):
         lines = sorted({(c["policy"], c["observation"], _seen(c), c["backend"], c["steps"])
                         for c in cells if c["task"] == task})  # fmt: skip
         for policy_type, observation, seen, backend, steps in lines:
@@ -425,7 +443,7 @@ def plot(path: Path) -> None:
                           )  # fmt: skip
         axis.axhline(0.8, color="grey", linestyle=":", linewidth=1)
         axis.set(title=task, xlabel="demonstrations", ylabel="success rate", ylim=(0, 1.02))
-        axis.legend(fontsize=7)
+        axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     print(f"plot: {path}")
@@ -479,6 +497,13 @@ def main() -> None:
         help="evaluation episodes (fewer than 50: a screening row, marked as such)",
     )
     grid.add_argument("--steps", type=int, default=None, help="gradient steps (default: recipe)")
+    grid.add_argument(
+        "--action-steps",
+        type=int,
+        default=None,
+        help="actions executed per predicted chunk at evaluation (default: the trained "
+        "n_action_steps; fewer re-plan more often); the row names it",
+    )
     grid.add_argument(
         "--partial",
         action="store_true",

@@ -24,7 +24,7 @@ from robot_il.policies.encoders import ImageEncoderKind, ObservationEncoder
 from robot_il.policies.spec import ACTION_KEY, Spec, check_spec, is_image_key
 from torch import Tensor, nn
 
-from robot_il.errors import CheckpointError
+from robot_il.errors import CheckpointError, ConfigError
 
 CHECKPOINT_FORMAT = 1
 WEIGHTS_FILE = "model.safetensors"
@@ -95,6 +95,17 @@ class PolicyConfig:
                     f"aux_state_keys {', '.join(bad)}: labels must be low-dimensional keys "
                     "that are not observations"
                 )
+
+
+def executing(config: PolicyConfig, n_action_steps: int) -> PolicyConfig:
+    """A copy of ``config`` that executes ``n_action_steps`` actions per predicted chunk;
+    ``ConfigError`` if its chunk cannot hold that many."""
+    changed = dataclasses.replace(config, n_action_steps=n_action_steps)
+    try:
+        changed.validate()
+    except ValueError as error:
+        raise ConfigError(f"n_action_steps {n_action_steps}: {error}") from None
+    return changed
 
 
 class Policy(nn.Module):
@@ -225,6 +236,14 @@ class Policy(nn.Module):
         actions = self.normalizer.unnormalize(ACTION_KEY, chunk).astype(np.float32)
         start = self.config.n_obs_steps - 1
         return actions[start : start + self.config.n_action_steps]
+
+    def set_action_steps(self, n_action_steps: int) -> None:
+        """Execute ``n_action_steps`` actions of each predicted chunk from now on (fewer: the
+        network runs and re-plans more often, at more inference per episode); the chunk a
+        checkpoint was trained to predict bounds it. Raises ``ConfigError`` before acting
+        changes when the chunk cannot hold that many; empties the action queue."""
+        self.config = executing(self.config, n_action_steps)
+        self._queue.clear()
 
     def act(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
         """One action (float32, env units) for the current observation dict.

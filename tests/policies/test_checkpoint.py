@@ -15,7 +15,7 @@ from robot_il.policies.diffusion import DiffusionConfig, DiffusionPolicy
 from robot_il.policies.spec import spec_from_dataset, spec_from_env
 
 from robot_il.dataset import Dataset, Normalizer
-from robot_il.errors import CheckpointError
+from robot_il.errors import CheckpointError, ConfigError
 from robot_il.train.evaluate import make_eval_env
 
 OBS_KEYS = ["joint_pos", "target_pos"]
@@ -131,3 +131,30 @@ def test_unreadable_checkpoints_raise_checkpoint_error(
     (tmp_path / "ckpt" / "config.json").write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match="weights do not fit"):
         load_policy(tmp_path / "ckpt")
+
+
+def test_fewer_action_steps_replan_every_step(synthetic_dataset: Path) -> None:
+    """A checkpoint trained to execute 2 of 4 actions, set to execute 1, runs the network on
+    every observation and acts with each chunk's first action."""
+    config = BCConfig(obs_keys=tuple(OBS_KEYS), horizon=4, n_action_steps=2)
+    policy = _policy(BCPolicy, config, synthetic_dataset)
+    trained = _rollout_actions(policy, steps=6)
+    calls = []
+    predict_chunk = policy.predict_chunk
+    policy.predict_chunk = lambda batch: calls.append(1) or predict_chunk(batch)
+    policy.set_action_steps(1)
+    replanned = _rollout_actions(policy, steps=6)
+    assert len(calls) == 6
+    assert policy.config.n_action_steps == 1
+    # the same observations: first actions of a chunk agree, the executed second ones do not
+    np.testing.assert_allclose(replanned[::2], trained[::2], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(replanned[1::2], trained[1::2], atol=1e-4)
+
+
+def test_more_action_steps_than_the_chunk_holds_are_refused(synthetic_dataset: Path) -> None:
+    policy = _policy(BCPolicy, BCConfig(obs_keys=tuple(OBS_KEYS), horizon=4, n_action_steps=2),
+                     synthetic_dataset)  # fmt: skip
+    policy._queue.append(np.zeros(6, np.float32))
+    with pytest.raises(ConfigError, match="n_action_steps 5: horizon 4 < n_obs_steps"):
+        policy.set_action_steps(5)
+    assert policy.config.n_action_steps == 2 and len(policy._queue) == 1  # nothing changed
