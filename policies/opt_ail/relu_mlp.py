@@ -59,6 +59,12 @@ def wide_matmuls_in(precision: MatmulPrecision) -> Iterator[None]:
         _precision.bf16 = before
 
 
+def bf16_products_supported() -> bool:
+    """Whether oneDNN computes bfloat16 products on this CPU (elsewhere ``"bf16"`` leaves
+    the products in float32)."""
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
 def _wide_bf16(weight: Tensor) -> bool:
     """Whether a layer of ``weight (out, in)`` runs in bfloat16 now."""
     return getattr(_precision, "bf16", False) and min(weight.shape) >= WIDE

@@ -7,12 +7,16 @@ import pytest
 import torch
 from robot_il.policies.opt_ail import OPTAIL, OPTAILConfig, OPTAILPolicy
 from robot_il.policies.opt_ail.policy import identity_observation_normalizer
+from robot_il.policies.opt_ail.relu_mlp import bf16_products_supported
 
 from robot_il.train.replay import Batch, ReplayBuffer
 
 OBS, ACT = 5, 2
 SPEC = {"robot": "dmc_cartpole", "control_hz": 100.0, "observation": {"state": [OBS]},
         "action_dim": ACT}  # fmt: skip
+
+NEEDS_BF16 = pytest.mark.skipif(not bf16_products_supported(),
+                                reason="this CPU computes no bfloat16 products")  # fmt: skip
 
 
 def learner(**settings) -> OPTAIL:
@@ -227,6 +231,7 @@ def test_updates_with_denormals_flushed_change_no_weight_beyond_float_rounding()
     assert worst < 1e-5
 
 
+@NEEDS_BF16
 def test_bf16_updates_agree_with_float32_ones() -> None:
     """``matmul_precision="bf16"`` (2x256 networks, as on walker_walk): from the same weights,
     batches and random stream, five updates give losses within 2% of the float32 ones and
