@@ -77,8 +77,8 @@ MAX_ENV_STEPS = 100_000
 """Replay capacity of every online run: the largest budget a run may be extended to."""
 BC_GRID = {"weight_decay": (1e-6, 1e-4, 1e-3, 1e-2), "lr": (1e-3, 3e-4)}
 """Tuned BC: every pair of these (AdamW), Gaussian head, the best by mean return."""
-RUN_KEY = ("task", "method", "variant", "profile", "obs_normalization", "seed", "demos",
-           "subsample", "env_steps", "weight_decay", "lr", "steps")  # fmt: skip
+RUN_KEY = ("task", "method", "variant", "profile", "obs_normalization", "precision", "seed",
+           "demos", "subsample", "env_steps", "weight_decay", "lr", "steps")  # fmt: skip
 OBS_NORMALIZATION = {"dmc": "raw", "ur5e": "gaussian"}
 """What the online learners' networks see, by task family: raw observations (the paper's
 DMC runs) or each feature mapped by the demonstrations' mean and std (tuned BC's inputs)."""
@@ -147,6 +147,8 @@ def run_directory(args: argparse.Namespace, seed: int) -> Path:
     name = f"s{seed}_d{args.demos}_k{args.subsample}"
     if args.obs_normalization != "raw":
         name += f"_obs{args.obs_normalization}"
+    if args.precision != "fp32":
+        name += f"_{args.precision}"
     if args.part == "opt_ail" and not args.model_based:
         return RUNS / task_slug(args.task) / f"{name}_{args.profile}"
     method = args.part + ("_model_based" if args.model_based else "")
@@ -163,6 +165,7 @@ def run_online(args: argparse.Namespace) -> None:
     expert = expert_return(args.task, args.demos)
     variant = "model-based" if args.model_based else "model-free"
     normalization = None if args.obs_normalization == "raw" else args.obs_normalization
+    precision = None if args.precision == "fp32" else args.precision
     for seed in args.seeds:
         config = load_config(args.part, None, [])
         config = dataclasses.replace(
@@ -174,6 +177,7 @@ def run_online(args: argparse.Namespace) -> None:
         )  # fmt: skip
         config.eval.every = args.eval_every
         config.eval.episodes = EVAL_EPISODES[family(args.task)]
+        config.policy.matmul_precision = args.precision
         if args.obs_normalization != "raw":
             config.policy.normalize_observations = True
             config.policy.normalization = args.obs_normalization
@@ -187,7 +191,8 @@ def run_online(args: argparse.Namespace) -> None:
         def record(evaluation: dict[str, Any], seed: int = seed) -> None:
             append_row({
                 "task": args.task, "method": args.part, "variant": variant,
-                "profile": args.profile, "obs_normalization": normalization, "seed": seed,
+                "profile": args.profile, "obs_normalization": normalization,
+                "precision": precision, "seed": seed,
                 "demos": args.demos,
                 "subsample": args.subsample, "env_steps": evaluation["step"],
                 "return": evaluation["eval_return"], "expert_return": expert,
@@ -362,26 +367,30 @@ LABELS = {("opt_ail", "model-free"): "OPT-AIL", ("opt_ail", "model-based"): "OPT
           ("iq_learn", "model-free"): "IQ-Learn", ("dac", "model-free"): "DAC"}  # fmt: skip
 
 
-def learner_key(row: dict[str, Any]) -> tuple[str, str, str, str]:
-    """What tells online learners apart: method, variant, profile and observation inputs
-    (rows from before ``obs_normalization`` existed fed raw observations)."""
-    return row["method"], row["variant"], row["profile"], row.get("obs_normalization") or "raw"
+def learner_key(row: dict[str, Any]) -> tuple[str, str, str, str, str]:
+    """What tells online learners apart: method, variant, profile, observation inputs and
+    matmul precision (rows from before ``obs_normalization`` or ``precision`` existed fed raw
+    observations and computed in float32)."""
+    return (row["method"], row["variant"], row["profile"],
+            row.get("obs_normalization") or "raw", row.get("precision") or "fp32")  # fmt: skip
 
 
-def learner_keys(rows: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
+def learner_keys(rows: list[dict[str, Any]]) -> list[tuple[str, str, str, str, str]]:
     """The ``learner_key`` of every online learner among ``rows``, sorted."""
     return sorted({learner_key(r) for r in rows if r["method"] in ONLINE_METHODS})
 
 
-def learner_rows(rows: list[dict[str, Any]], key: tuple[str, str, str, str]) -> list:
+def learner_rows(rows: list[dict[str, Any]], key: tuple[str, str, str, str, str]) -> list:
     return [r for r in rows if r["method"] in ONLINE_METHODS and learner_key(r) == key]
 
 
-def learner_name(key: tuple[str, str, str, str]) -> str:
-    """E.g. ``OPT-AIL (cpu, obs gaussian)``: the profile for OPT-AIL, the inputs if not raw."""
-    method, variant, profile, normalization = key
+def learner_name(key: tuple[str, str, str, str, str]) -> str:
+    """E.g. ``OPT-AIL (cpu, obs gaussian, bf16)``: the profile for OPT-AIL, the inputs if not
+    raw, the matmul precision if not float32."""
+    method, variant, profile, normalization, precision = key
     settings = [profile] if method == "opt_ail" else []
     settings += [f"obs {normalization}"] if normalization != "raw" else []
+    settings += [precision] if precision != "fp32" else []
     return LABELS[method, variant] + (f" ({', '.join(settings)})" if settings else "")
 
 
@@ -471,6 +480,8 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=10_000)
     parser.add_argument("--save-every", type=int, default=5_000)
     parser.add_argument("--profile", choices=("cpu", "paper"), default="cpu")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                        help="online learners: the hidden layers' matmul precision in updates")
     parser.add_argument("--obs-normalization", choices=("raw", "gaussian", "minmax"),
                         help="online learners' inputs: raw (DMC default) or the "
                              "demonstrations' statistics (UR5e default: gaussian)")

@@ -28,6 +28,11 @@ flushes denormals for both).
 Both paths' weights after the same updates from the same random state are compared (the
 largest absolute difference is printed): the new path computes the same quantities. Each
 invocation appends a row to ``benchmarks/results/opt_ail_speed.json`` with the load average.
+
+``--precision bf16`` adds a third path, ``bf16``: today's learner with ``matmul_precision
+"bf16"`` (the hidden layers' products from bfloat16 operands), timed in the same alternating
+rounds; the script prints its projection, its update CPU time against today's float32 one
+(``new``), and how far its weights are from ``new``'s after the same 5 updates.
 """
 
 from __future__ import annotations
@@ -100,7 +105,7 @@ def task_spec(task: str) -> tuple[dict[str, Any], Any]:
     return spec_from_env(env), env
 
 
-def build(learner_class: type, task: str, profile: str) -> Any:
+def build(learner_class: type, task: str, profile: str, precision: str = "fp32") -> Any:
     import torch
     from robot_il.policies.opt_ail import OPTAILConfig, OPTAILPolicy
     from robot_il.policies.opt_ail.policy import identity_observation_normalizer
@@ -110,7 +115,8 @@ def build(learner_class: type, task: str, profile: str) -> Any:
                                                  env.action_space.high)  # fmt: skip
     env.close()
     torch.manual_seed(0)
-    config = OPTAILConfig(obs_keys=("state",), **PROFILES[profile])
+    precision_setting = {"matmul_precision": precision} if precision != "fp32" else {}
+    config = OPTAILConfig(obs_keys=("state",), **PROFILES[profile], **precision_setting)
     return learner_class(OPTAILPolicy(config, spec, normalizer), task)
 
 
@@ -126,7 +132,7 @@ def random_buffer(capacity: int, obs_dim: int, action_dim: int, seed: int) -> An
     return buffer
 
 
-FLUSHING_PATHS = {"new"}
+FLUSHING_PATHS = {"new", "bf16"}
 """The paths whose loop flushes denormals; ``main`` adds "old" when the baseline's loop does."""
 
 
@@ -173,16 +179,17 @@ def time_updates(learners: dict[str, Any], rounds: int, updates: int,
 
 
 def same_maths(learners: dict[str, Any], updates: int = 5,
-               buffers: tuple[Any, Any] | None = None) -> float:  # fmt: skip
-    """Largest absolute difference of any weight after ``updates`` updates of each learner
-    from the same weights on the same batches and the same torch random stream."""
+               buffers: tuple[Any, Any] | None = None, other: str = "old") -> float:  # fmt: skip
+    """Largest absolute difference of any weight after ``updates`` updates of the ``other``
+    learner and the new one from the same weights on the same batches and the same torch
+    random stream."""
     import torch
 
-    old, new = learners["old"], learners["new"]
+    old, new = learners[other], learners["new"]
     old.load_state_dict(copy.deepcopy(new.state_dict()))  # Adam loads its state uncopied
     buffer, expert = buffers or (random_buffer(5000, new.obs_dim, new.action_dim, 3),
                                  random_buffer(1000, new.obs_dim, new.action_dim, 4))  # fmt: skip
-    for name, learner in (("old", old), ("new", new)):
+    for name, learner in ((other, old), ("new", new)):
         rng = np.random.default_rng(5)
         torch.manual_seed(5)
         with update_context(name):
@@ -283,6 +290,8 @@ def time_loop(task: str, profile: str, steps: int, path: str, rev: str) -> float
     config.eval.episodes = 0
     for key, value in PROFILES[profile].items():
         setattr(config.policy, key, value)
+    if path == "bf16":
+        config.policy.matmul_precision = "bf16"
     algorithms = dict(online.ONLINE_ALGORITHMS)
     if path == "old":
         module = f"opt_ail_at_{rev}_learner"
@@ -308,6 +317,8 @@ def main() -> None:
     parser.add_argument("--env-step-samples", type=int, default=2000)
     parser.add_argument("--loop-steps", type=int, default=0)
     parser.add_argument("--state", type=Path, help="a run's train_state/ to start from")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                        help="bf16: also time today's learner with bfloat16 hidden products")
     args = parser.parse_args()
 
     import torch
@@ -319,6 +330,8 @@ def main() -> None:
     load_before = os.getloadavg()
     learners = {"old": build(baseline_learner_class(args.baseline_rev), args.task, args.profile),
                 "new": build(OPTAIL, args.task, args.profile)}  # fmt: skip
+    if args.precision == "bf16":
+        learners["bf16"] = build(OPTAIL, args.task, args.profile, "bf16")
     buffers, where = None, "random buffers, fresh networks"
     if args.state:
         algorithm, buffers, step, denormals = run_state(args.state, args.task)
@@ -326,6 +339,8 @@ def main() -> None:
             learner.load_state_dict(copy.deepcopy(algorithm))
         where = f"{args.state} at env step {step} ({denormals} denormal numbers in its state)"
     difference = same_maths(learners, buffers=buffers)
+    if "bf16" in learners:
+        bf16_difference = same_maths(learners, buffers=buffers, other="bf16")
     update = time_updates(learners, args.rounds, args.updates, buffers)
     env_step = time_env_steps(learners["new"], args.task, args.env_step_samples)
     evaluation = time_evaluation(learners["new"], args.task)
@@ -340,7 +355,11 @@ def main() -> None:
         "new_rev": git_revision(), "max_weight_difference": difference,
         "env_step_s": env_step, "evaluation_s": evaluation, "updates_on": where,
     }  # fmt: skip
-    for path in ("old", "new"):
+    if "bf16" in learners:
+        print(f"largest weight difference bf16 vs new (fp32) after 5 updates: "
+              f"{bf16_difference:.2e}")  # fmt: skip
+        row["bf16_max_weight_difference"] = bf16_difference
+    for path in learners:
         projected = {
             clock: (ENV_STEPS * env_step[clock] + (ENV_STEPS - LEARNING_STARTS)
                     * update[path][clock] + EVALUATIONS * evaluation[clock])
@@ -358,8 +377,12 @@ def main() -> None:
     ratio = update["old"]["cpu_s"] / update["new"]["cpu_s"]
     print(f"update CPU time old / new: {ratio:.2f}x")
     row["update_cpu_speedup"] = ratio
+    if "bf16" in learners:
+        bf16_ratio = update["new"]["cpu_s"] / update["bf16"]["cpu_s"]
+        print(f"update CPU time new (fp32) / bf16: {bf16_ratio:.2f}x")
+        row["bf16_update_cpu_speedup"] = bf16_ratio
     if args.loop_steps:
-        for path in ("old", "new"):
+        for path in learners:
             rate = time_loop(args.task, args.profile, args.loop_steps, path, args.baseline_rev)
             row[path]["loop_env_steps_per_s"] = rate
             print(f"{path}: train_online, {args.loop_steps} env steps: {rate:.1f} env steps/s")

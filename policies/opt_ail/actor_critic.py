@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from robot_il.policies.opt_ail.policy import SoftActorConfig, SoftActorPolicy, mlp
-from robot_il.policies.opt_ail.relu_mlp import relu_mlp
+from robot_il.policies.opt_ail.relu_mlp import relu_mlp, wide_matmuls_in
 from torch import Tensor, nn
 
 from robot_il.train.replay import Batch, ReplayBuffer
@@ -82,7 +82,8 @@ class SoftActorCritic:
         """What the loop runs after each env step once learning has started: one update on
         ``batch_size`` online and as many expert transitions drawn with ``rng``."""
         size = self.config.batch_size
-        return self.update(buffer.sample(rng, size), expert.sample(rng, size))
+        with wide_matmuls_in(self.config.matmul_precision):
+            return self.update(buffer.sample(rng, size), expert.sample(rng, size))
 
     def update(self, online: Batch, expert: Batch) -> dict[str, float]:
         raise NotImplementedError

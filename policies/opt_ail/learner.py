@@ -35,7 +35,7 @@ from robot_il.policies.opt_ail.policy import (
     SoftActorPolicy,
     mlp,
 )
-from robot_il.policies.opt_ail.relu_mlp import relu_mlp
+from robot_il.policies.opt_ail.relu_mlp import mlp_forward, relu_mlp
 from torch import Tensor, nn
 
 from robot_il.train.replay import Batch
@@ -46,7 +46,8 @@ class RewardNet(nn.Module):
     the MLP's output before the tanh (DAC's discriminator logit).
 
     The MLP runs as one autograd node (``relu_mlp``, first derivatives only) unless the
-    input itself needs a gradient: the gradient penalty differentiates ``grad_x r`` again."""
+    input itself needs a gradient: the gradient penalty differentiates ``grad_x r`` again
+    (``mlp_forward``, ordinary autograd)."""
 
     def __init__(self, inputs: int, hidden: tuple[int, ...]) -> None:
         super().__init__()
@@ -60,7 +61,7 @@ class RewardNet(nn.Module):
     def logit(self, x: Tensor) -> Tensor:
         normed = self.norm(x)
         if x.requires_grad:
-            return self.mlp(normed).squeeze(-1)
+            return mlp_forward(self.mlp, normed).squeeze(-1)
         return relu_mlp(self.mlp, normed).squeeze(-1)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -35,6 +35,7 @@ from robot_il.policies.opt_ail.policy import (
     OPTAILConfig,
     SoftActorPolicy,
 )
+from robot_il.policies.opt_ail.relu_mlp import wide_matmuls_in
 
 from robot_il.train.replay import ReplayBuffer
 
@@ -76,7 +77,8 @@ class ModelBasedOPTAIL(OPTAIL):
         for _ in range(cfg.updates_per_step):
             online, demos = buffer.sample(rng, size), expert.sample(rng, size)
             model = self.model_buffer.sample(rng, n_model) if n_model else None
-            metrics = self.update(online, demos, model)
+            with wide_matmuls_in(cfg.matmul_precision):
+                metrics = self.update(online, demos, model)
         return {**metrics, **self.model_metrics}
 
     def fit_model(self, buffer: ReplayBuffer, rng: np.random.Generator) -> None:

@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from robot_il.policies.base import Policy, PolicyConfig
-from robot_il.policies.opt_ail.relu_mlp import relu_mlp
+from robot_il.policies.opt_ail.relu_mlp import MatmulPrecision, relu_mlp
 from robot_il.policies.spec import ACTION_KEY, Spec
 from torch import Tensor, nn
 
@@ -56,7 +56,13 @@ class SoftActorConfig(PolicyConfig):
     with joint angles in radians, and a reward held near 1-Lipschitz by the gradient
     penalty can barely tell 3 cm apart in raw metres. The floor keeps features the expert
     holds nearly still (a component of the gripper's orientation quaternion, std 0.005 on
-    push) from mapping an exploring policy's drift to values of 50 and more."""
+    push) from mapping an exploring policy's drift to values of 50 and more.
+
+    ``matmul_precision`` (*deviation*, a CPU-speed option): ``"bf16"`` computes the hidden
+    layers' matrix products of every network's training passes from bfloat16-rounded
+    operands with float32 accumulation (``robot_il.policies.opt_ail.relu_mlp``); weights,
+    gradients, Adam's state, losses, acting and evaluation stay float32. ``"fp32"`` (the
+    default) is the reference's arithmetic."""
 
     hidden_dims: tuple[int, ...] = (256, 256)
     batch_size: int = 256
@@ -67,6 +73,7 @@ class SoftActorConfig(PolicyConfig):
     actor_lr: float = 3e-5
     normalize_observations: bool = False
     observation_spread_floor: float = 0.05
+    matmul_precision: MatmulPrecision = "fp32"
 
     def validate(self) -> None:
         super().validate()
@@ -78,6 +85,9 @@ class SoftActorConfig(PolicyConfig):
             raise ValueError("need alpha > 0, 0 < tau <= 1 and 0 <= gamma < 1")
         if self.observation_spread_floor < 0:
             raise ValueError("observation_spread_floor must be >= 0")
+        if self.matmul_precision not in ("fp32", "bf16"):
+            raise ValueError(f"matmul_precision must be 'fp32' or 'bf16', got "
+                             f"{self.matmul_precision!r}")  # fmt: skip
 
 
 @dataclasses.dataclass

@@ -1,6 +1,6 @@
 """Resume, bit-exact, for each learner of the online loop that the OPT-AIL loop test does not
-cover: model-based OPT-AIL, IQ-Learn and DAC, on the real reach env; and each one's
-checkpoint as an ordinary robot_il checkpoint."""
+cover: model-based OPT-AIL, IQ-Learn, DAC and OPT-AIL with bfloat16 products, on the real
+reach env; and each one's checkpoint as an ordinary robot_il checkpoint."""
 
 from __future__ import annotations
 
@@ -25,8 +25,10 @@ MODEL_BASED = ["--model-based", "--policy.ensemble-size", "3", "--policy.elites"
                "--policy.model-hidden-dims", "32", "32", "--policy.model-every", "50",
                "--policy.model-max-steps", "20", "--policy.rollout-every", "20",
                "--policy.rollout-states", "64", "--policy.model-batch-size", "32"]  # fmt: skip
+BF16 = ["--policy.matmul-precision", "bf16", "--policy.hidden-dims", "128", "128"]
+"""OPT-AIL with its hidden layers' products in bfloat16 (128 wide: the smallest that is)."""
 LEARNERS = {"model-based OPT-AIL": ("opt-ail", MODEL_BASED), "IQ-Learn": ("iq-learn", []),
-            "DAC": ("dac", [])}  # fmt: skip
+            "DAC": ("dac", []), "OPT-AIL bf16": ("opt-ail", BF16)}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +90,11 @@ def small_learner(name: str):
         "model-based OPT-AIL": lambda: OPTAILPolicy(OPTAILConfig(**small, **model), SPEC, norm),
         "IQ-Learn": lambda: IQLearnPolicy(IQLearnConfig(**small), SPEC, norm),
         "DAC": lambda: DACPolicy(DACConfig(**small), SPEC, norm),
+        "OPT-AIL bf16": lambda: OPTAILPolicy(OPTAILConfig(**{
+            **small, "hidden_dims": (128, 128), "matmul_precision": "bf16"}), SPEC, norm),
     }
-    learners = {"model-based OPT-AIL": opt_ail_learner, "IQ-Learn": IQLearn, "DAC": DAC}
+    learners = {"model-based OPT-AIL": opt_ail_learner, "IQ-Learn": IQLearn, "DAC": DAC,
+                "OPT-AIL bf16": opt_ail_learner}
     norm = identity_observation_normalizer(SPEC, -np.ones(ACT), np.ones(ACT))
     return learners[name](build[name](), "dmc:cartpole_swingup")
 

@@ -7,17 +7,22 @@ import pytest
 import torch
 from robot_il.policies.opt_ail import OPTAIL, OPTAILConfig, OPTAILPolicy
 from robot_il.policies.opt_ail.policy import identity_observation_normalizer
+from robot_il.policies.opt_ail.relu_mlp import bf16_products_supported
 
-from robot_il.train.replay import Batch
+from robot_il.train.replay import Batch, ReplayBuffer
 
 OBS, ACT = 5, 2
 SPEC = {"robot": "dmc_cartpole", "control_hz": 100.0, "observation": {"state": [OBS]},
         "action_dim": ACT}  # fmt: skip
 
+NEEDS_BF16 = pytest.mark.skipif(not bf16_products_supported(),
+                                reason="this CPU computes no bfloat16 products")  # fmt: skip
+
 
 def learner(**settings) -> OPTAIL:
     torch.manual_seed(0)
-    config = OPTAILConfig(obs_keys=("state",), hidden_dims=(32, 32), batch_size=16, **settings)
+    config = OPTAILConfig(**{"obs_keys": ("state",), "hidden_dims": (32, 32), "batch_size": 16,
+                             **settings})
     normalizer = identity_observation_normalizer(SPEC, -np.ones(ACT), np.ones(ACT))
     return OPTAIL(OPTAILPolicy(config, SPEC, normalizer), "dmc:cartpole_swingup")
 
@@ -224,3 +229,36 @@ def test_updates_with_denormals_flushed_change_no_weight_beyond_float_rounding()
                 for net in ("actor", "reward", "critic", "critic_target")
                 for k in results[0][net])  # fmt: skip
     assert worst < 1e-5
+
+
+@NEEDS_BF16
+def test_bf16_updates_agree_with_float32_ones() -> None:
+    """``matmul_precision="bf16"`` (2x256 networks, as on walker_walk): from the same weights,
+    batches and random stream, five updates give losses within 2% of the float32 ones and
+    weight changes pointing the same way (cosine over every weight of each network > 0.95;
+    Adam's early steps are about lr x sign(gradient), so a near-zero gradient component may
+    flip), and not identical changes (the bfloat16 products did run)."""
+    agents = {precision: learner(hidden_dims=(256, 256), batch_size=64, optimism_states=16,
+                                 matmul_precision=precision)
+              for precision in ("fp32", "bf16")}  # fmt: skip
+    agents["bf16"].load_state_dict(agents["fp32"].state_dict())
+    start = {net: torch.cat([t.flatten() for t in agents["fp32"].state_dict()[net].values()])
+             for net in ("actor", "reward", "critic")}  # fmt: skip
+    metrics, moved = {}, {}
+    for precision, agent in agents.items():
+        torch.manual_seed(4)
+        buffer, expert = ReplayBuffer(64, OBS, ACT), ReplayBuffer(64, OBS, ACT)
+        for target, seed in ((buffer, 1), (expert, 2)):
+            data = batch(seed, n=64)
+            target.extend(data.obs, data.action, data.next_obs, data.terminated)
+        rng = np.random.default_rng(0)
+        metrics[precision] = [agent.learn(buffer, expert, rng) for _ in range(5)]
+        moved[precision] = {net: torch.cat([t.flatten() for t in agent.state_dict()[net].values()])
+                            - start[net] for net in start}  # fmt: skip
+    for fp32, bf16 in zip(metrics["fp32"], metrics["bf16"], strict=True):
+        for name, value in fp32.items():
+            assert abs(bf16[name] - value) <= 0.02 * abs(value) + 1e-4, (name, value, bf16[name])
+    for net in start:
+        a, b = moved["fp32"][net], moved["bf16"][net]
+        assert not torch.equal(a, b), net
+        assert float(torch.nn.functional.cosine_similarity(a, b, dim=0)) > 0.95, net

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 from robot_il.policies.opt_ail.policy import mlp
-from robot_il.policies.opt_ail.relu_mlp import relu_mlp
+from robot_il.policies.opt_ail.relu_mlp import (
+    bf16_products_supported,
+    mlp_forward,
+    relu_mlp,
+    wide_matmuls_in,
+)
+
+NEEDS_BF16 = pytest.mark.skipif(not bf16_products_supported(),
+                                reason="this CPU computes no bfloat16 products")  # fmt: skip
 
 
 def grads_of(net: torch.nn.Sequential, x: torch.Tensor, fused: bool) -> list[torch.Tensor]:
@@ -55,3 +63,58 @@ def test_second_derivatives_are_refused() -> None:
     (gradient,) = torch.autograd.grad(relu_mlp(net, x).sum(), x, create_graph=True)
     with pytest.raises(RuntimeError, match="once_differentiable|does not require grad"):
         gradient.pow(2).sum().backward()
+
+
+@NEEDS_BF16
+def test_bf16_computes_the_wide_layers_only_and_stays_near_float32() -> None:
+    """Inside ``wide_matmuls_in("bf16")`` the hidden 256x256 layer's products (forward and
+    backward) round their operands to bfloat16 (8 significant bits): outputs and gradients
+    move, by less than 3% of their largest magnitude; a network with no layer wide on both
+    sides is untouched bit for bit, and leaving the context restores float32 products."""
+    torch.manual_seed(2)
+    wide, thin = mlp(30, (256, 256), 3), mlp(30, (64, 64), 3)
+    x = torch.randn(512, 30)
+    expected = {name: grads_of(net, x, fused=True) for name, net in (("w", wide), ("t", thin))}
+    with wide_matmuls_in("bf16"):
+        got = {name: grads_of(net, x, fused=True) for name, net in (("w", wide), ("t", thin))}
+    for e, g in zip(expected["t"], got["t"], strict=True):
+        assert torch.equal(g, e)
+    for e, g in zip(expected["w"], got["w"], strict=True):
+        gap = float((g - e).abs().max() / e.abs().max())
+        assert 0 < gap < 3e-2
+    assert torch.equal(grads_of(wide, x, fused=True)[0], expected["w"][0])
+
+
+def gradient_penalty_grads(net: torch.nn.Sequential, x: torch.Tensor) -> list[torch.Tensor]:
+    """``mean((||grad_x tanh(net(x))|| - 1)^2)`` and its weight gradients (a gradient of a
+    gradient, as the reward net's penalty takes)."""
+    net.zero_grad(set_to_none=True)
+    x = x.clone().requires_grad_(True)
+    (gradient,) = torch.autograd.grad(torch.tanh(mlp_forward(net, x)).sum(), x, create_graph=True)
+    penalty = ((gradient.norm(dim=-1) - 1) ** 2).mean()
+    penalty.backward()
+    return [penalty.detach(), *(p.grad for p in net.parameters())]
+
+
+@NEEDS_BF16
+def test_mlp_forward_is_the_module_in_fp32_and_near_it_in_bf16_to_second_order() -> None:
+    torch.manual_seed(3)
+    net = mlp(30, (256, 256), 1)
+    x = torch.randn(256, 30)
+    net.zero_grad(set_to_none=True)
+    xx = x.clone().requires_grad_(True)
+    (gradient,) = torch.autograd.grad(torch.tanh(net(xx)).sum(), xx, create_graph=True)
+    ((gradient.norm(dim=-1) - 1) ** 2).mean().backward()
+    module = [p.grad.clone() for p in net.parameters()]
+    fp32 = gradient_penalty_grads(net, x)
+    assert all(torch.equal(a, b) for a, b in zip(module, fp32[1:], strict=True))
+    with wide_matmuls_in("bf16"):
+        bf16 = gradient_penalty_grads(net, x)
+    for e, g in zip(fp32, bf16, strict=True):
+        gap = float((g - e).abs().max() / e.abs().max())
+        assert 0 < gap < 3e-2
+
+
+def test_unknown_precision_is_refused() -> None:
+    with pytest.raises(ValueError, match="fp32' or 'bf16"), wide_matmuls_in("fp16"):  # type: ignore[arg-type]
+        pass
