@@ -116,6 +116,16 @@ def stop_on_signal_callback() -> Any:
     return StopOnSignal()
 
 
+def reached_stop_return(task: str, env_steps: int, stop_return: float | None) -> bool:
+    """Whether the saved model (at ``env_steps``) is the one whose evaluation reached
+    ``stop_return``: training it further could only replace an expert that is done."""
+    if stop_return is None or not RESULTS.exists():
+        return False
+    rows = json.loads(RESULTS.read_text())["runs"]
+    return any(r["task"] == task and r["env_steps"] == env_steps and r["return"] >= stop_return
+               for r in rows)  # fmt: skip
+
+
 def train(args: argparse.Namespace) -> None:
     import torch
     from stable_baselines3 import SAC
@@ -130,6 +140,10 @@ def train(args: argparse.Namespace) -> None:
     if model_file.exists() and buffer_file.exists():
         model = SAC.load(model_file, env=env, device="cpu")
         model.load_replay_buffer(buffer_file)
+        if reached_stop_return(args.task, model.num_timesteps * repeat, args.stop_return):
+            print(f"{args.task}: the saved expert already reached --stop-return "
+                  f"{args.stop_return:g}; nothing to train (delete {directory} to start over)")
+            return
         print(f"resumed {args.task} at {model.num_timesteps * repeat} env steps")
     else:
         model = SAC(

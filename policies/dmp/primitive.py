@@ -108,10 +108,13 @@ class Activations(NamedTuple):
     x: np.ndarray
 
 
-def _derived(state: DMPState, name: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
+def _derived(
+    state: DMPState, name: str, stiffness: float, compute: Callable[[], np.ndarray]
+) -> np.ndarray:
     """``compute()``, kept in ``state.derived[name]`` and computed again only when the
-    state's goal or start changed (a new goal while running)."""
-    key = (_fingerprint(state.goal), _fingerprint(state.start))
+    state's goal or start changed (a new goal while running) or a DMP of another
+    ``stiffness`` (the gain ``compute`` bakes in) steps the state."""
+    key = (stiffness, _fingerprint(state.goal), _fingerprint(state.start))
     cached = state.derived.get(name)
     if cached is None or cached[0] != key:
         cached = (key, compute())
@@ -447,6 +450,7 @@ class QuaternionDMP(_Primitive):
         return _derived(
             state,
             "scaled_start_to_goal",
+            self.stiffness,
             lambda: self.stiffness * quat_log(quat_multiply_conjugate(state.goal, state.start)),
         )
 
@@ -542,6 +546,7 @@ class PoseDMP:
         scaled_start_to_goal = _derived(
             state,
             "pose_scaled_start_to_goal",
+            position.stiffness,
             lambda: position.stiffness * self._start_to_goal(state),
         )
         psi, total, x = position.activations(state.x)

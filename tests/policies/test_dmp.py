@@ -181,3 +181,20 @@ def test_pose_dmp_refuses_parts_with_different_bases() -> None:
     quats = _orientation_demonstration(times)
     with pytest.raises(ConfigError, match="same bases and gains, got 50 and 20 bases"):
         PoseDMP(DMP.fit(path, times), QuaternionDMP.fit(quats, times, n_bases=20))
+
+
+def test_a_state_stepped_by_dmps_of_other_stiffness_uses_each_ones_own_gain() -> None:
+    """The cached K 2 log(g conj(q0)) bakes in the gain: a second DMP must not reuse it."""
+    times, _ = _demonstration()
+    s = times / times[-1]
+    quats = quat_exp(np.stack([0.6 * s, 0.3 * np.sin(np.pi * s), -0.4 * s], axis=1))
+    soft = QuaternionDMP.fit(quats, times, stiffness=100.0, damping=20.0)
+    stiff = QuaternionDMP.fit(quats, times, stiffness=400.0, damping=40.0)
+    shared = soft.begin()
+    soft.step(shared, DT)
+    fresh = shared.copy()
+    fresh.derived.clear()
+    stiff.step(shared, DT)
+    stiff.step(fresh, DT)
+    np.testing.assert_array_equal(shared.v, fresh.v)
+    np.testing.assert_array_equal(shared.y, fresh.y)
