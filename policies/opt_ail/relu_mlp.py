@@ -72,7 +72,9 @@ def _wide_bf16(weight: Tensor) -> bool:
 
 @contextlib.contextmanager
 def _bf16_products() -> Iterator[None]:
-    """oneDNN computes float32 matrix products from bfloat16-rounded operands meanwhile."""
+    """oneDNN computes float32 matrix products from bfloat16-rounded operands meanwhile.
+    The setting is process-wide: a float32 product another thread ran meanwhile would be
+    rounded too (the online loop runs its updates on one thread)."""
     before = _MKLDNN_MATMUL.fp32_precision
     _MKLDNN_MATMUL.fp32_precision = "bf16"
     try:

@@ -61,6 +61,7 @@ from tqdm import tqdm
 from robot_il.errors import CheckpointError, ConfigError, DatasetError
 from robot_il.policies import DEPLOY_SUBDIR, policy_class
 from robot_il.policies.base import NORMALIZER_FILE
+from robot_il.policies.opt_ail.relu_mlp import bf16_products_supported
 from robot_il.policies.spec import ACTION_KEY, spec_from_dataset, spec_from_env, spec_mismatches
 from robot_il.train.config import OnlineTrainConfig
 from robot_il.train.evaluate import EvalResult, evaluate
@@ -192,6 +193,10 @@ def train_online(
         policy_config.validate()
     except ValueError as error:
         raise ConfigError(f"policy config: {error}") from None
+    precision = getattr(policy_config, "matmul_precision", "fp32")  # the soft actor-critics'
+    if precision == "bf16" and not bf16_products_supported():
+        raise ConfigError("policy.matmul_precision bf16: this CPU computes no bfloat16 products "
+                          "(oneDNN); use fp32")  # fmt: skip
     recorded = dataset.attrs.get("env_spec") or {}
     demo_horizon = recorded.get("max_episode_steps") if recorded.get("task") == task else None
     env = make_online_env(spec, task, config.backend, config.dataset,

@@ -251,6 +251,21 @@ def test_bad_input_fails_in_one_line_before_any_interaction(
     assert not out.exists(), "nothing may start (or be written) before the input is checked"
 
 
+def test_bf16_is_refused_where_the_cpu_computes_no_bf16_products(tmp_path, monkeypatch) -> None:
+    """Elsewhere ``bf16`` would train in float32 while its rows said bf16."""
+    from robot_il.train import online
+    from robot_il.train.config import load_config
+
+    monkeypatch.setattr(online, "bf16_products_supported", lambda: False)  # a CPU without them
+    out = tmp_path / "run"
+    config = load_config("opt_ail", None, ["--dataset", str(_write_dataset(tmp_path / "d.zarr")),
+                                           "--out", str(out), *SMALL,
+                                           "--policy.matmul-precision", "bf16"])  # fmt: skip
+    with pytest.raises(ConfigError, match="computes no bfloat16 products"):
+        online.train_online(config)
+    assert not out.exists()
+
+
 def test_launch_file_builds_the_training_command(tmp_path: Path) -> None:
     from robot_il.cli.train import split_config_flag
     from robot_il.launch.description import load_launch
