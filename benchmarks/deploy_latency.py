@@ -18,8 +18,11 @@ Figures, each a ratio to its target (the goal in brackets):
 - ``gaps > 2``: how many times two commands were more than two periods apart;
 - ``steal``: CPU time (ms, both CPUs) the hypervisor gave to other guests during the measured
   window (``/proc/stat``). This machine is a virtual one: a virtual CPU taken away stalls even
-  a real-time thread, and no setting inside it can prevent that. BC at 500 Hz as shipped,
-  alternated runs at load 8-12: the 13 runs with at most 40 ms of steal per 10 s held rate
+  a real-time thread, and no setting inside it can prevent that. BC at 500 Hz as shipped
+  (variants ``simfifo``, ``exec2`` and ``same``: the shipped side of each alternated set;
+  not the ``hb`` set, run beside heartbeat processes),
+  runs started at load 8-12 (``load_before``; one at 7.96 left out: 20 ms of steal, rate
+  1.000, gap 1.75): the 13 runs with at most 40 ms of steal per 10 s held rate
   1.000, jitter p99 0.71-0.88 ms and a longest gap of 1.59-1.99 periods (two 2.14 and 2.44);
   the 4 with 60 ms or more had gaps of 2.5-21 periods
   (``benchmarks/results/deploy_stall_diagnosis.jsonl``, tag ``steal``). Read a row with its

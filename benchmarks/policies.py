@@ -37,9 +37,9 @@ import torch
 from robot_il.envs.ur5e.scene_geometry import MARKER_RADIUS
 from robot_il.policies import load_policy
 
-from robot_il.dataset import Dataset, DatasetWriter
+from robot_il.dataset import DatasetWriter
 from robot_il.train.config import load_config
-from robot_il.train.demos import record_expert_demos
+from robot_il.train.demos import committed_recording, record_expert_demos
 from robot_il.train.evaluate import EvalResult, evaluate, make_eval_env
 from robot_il.train.trainer import train
 
@@ -65,12 +65,14 @@ def demos(
     """Expert demonstrations (end-effector deltas held past success, see ``HOLD_STEPS``, with
     ``ACTION_NOISE``; 96x96 frames of ``cameras``), recorded once per (task, backend, count,
     cameras) and reused; smaller counts of the success grid train on the first episodes of
-    the largest recording. A recording a kill left short is resumed."""
+    the largest recording. A recording a kill left short is resumed (one it left without a
+    committed episode, or unreadable, is recorded afresh)."""
     name = f"{task}_{backend}_{episodes}_eef_hold{HOLD_STEPS[task]}_noise{ACTION_NOISE}"
     if cameras:
         name += "_rgb_" + "_".join(cameras) + f"_marker{MARKER_RADIUS}"  # frames show it
     path = work / "demos" / name / "env.zarr"
-    if not path.exists() or Dataset.open(path).num_episodes < episodes:
+    recorded = committed_recording(path)
+    if recorded is None or recorded.num_episodes < episodes:
         record_expert_demos(
             task, path.parent, episodes=episodes, backend=backend, progress=True,
             action_noise=ACTION_NOISE, action_mode="eef_delta", terminate_on_success=False,

@@ -50,6 +50,7 @@ from robot_il.envs.ur5e.scene_geometry import MARKER_RADIUS
 from robot_il.policies.base import executing
 
 from policies import demos, evaluate_checkpoint, train_run
+from robot_il.errors import ConfigError
 from robot_il.train.config import load_config
 from robot_il.train.evaluate import EvalResult
 from robot_il.train.trainer import train
@@ -189,6 +190,7 @@ def evaluated(
 
 def bench_cells(work: Path, grid: argparse.Namespace) -> None:
     counts = sorted(grid.counts, reverse=True)  # the goal's cell first
+    check_action_steps(grid)
     for task in grid.tasks:
         for backend in grid.backends:
             for observation in grid.observations:
@@ -196,9 +198,6 @@ def bench_cells(work: Path, grid: argparse.Namespace) -> None:
                     default_steps, settings = RECIPES[policy_type, observation]
                     steps = grid.steps or default_steps
                     settings = (*settings, *grid.extra)
-                    if grid.action_steps is not None:  # refused before any cell runs
-                        policy_config = load_config(policy_type, None, list(settings)).policy
-                        executing(policy_config, grid.action_steps)
                     if grid.aux_weight > 0 and observation == "image":
                         settings = (*settings, "--policy.aux-state-keys", *AUX_LABELS,
                                     "--policy.aux-state-weight", str(grid.aux_weight))  # fmt: skip
@@ -226,6 +225,22 @@ def bench_cells(work: Path, grid: argparse.Namespace) -> None:
                             f"({cell['wall_s'] / 60:.1f} min, load {cell['load_avg']})",
                             flush=True,
                         )
+
+
+def check_action_steps(grid: argparse.Namespace) -> None:
+    """Refuse ``--action-steps`` for every (policy, observation) recipe of the grid before its
+    first cell trains (a ``ConfigError`` naming the recipe's chunk length)."""
+    if grid.action_steps is None:
+        return
+    for observation in grid.observations:
+        for policy_type in grid.policies:
+            settings = [*RECIPES[policy_type, observation][1], *grid.extra]
+            try:
+                executing(load_config(policy_type, None, settings).policy, grid.action_steps)
+            except ConfigError as error:
+                raise ConfigError(
+                    f"--action-steps for the {policy_type} {observation} recipe: {error}"
+                ) from None
 
 
 def partial_cell(work: Path, key: tuple, cameras: list[str], schedule_steps: int) -> None:
@@ -263,16 +278,17 @@ def _seen(cell: dict) -> str:
     """`` (front, 1.5 cm target)`` for a cell that saw camera ``front`` and the first target
     marker (`` (front + target_pos, ...)`` with a goal key; ``, aux loss 1`` with the
     auxiliary state loss; ``, crop 40x56`` with a fixed crop; ``, executes 1`` evaluated
-    executing 1 action per chunk), nothing
-    for a state cell."""
+    executing 1 action per chunk, a state cell too: `` (executes 1)``), nothing for a state
+    cell evaluated as trained."""
     seen = " + ".join(["+".join(cell["cameras"]), *cell.get("goal_keys", [])])
     marker = 100 * cell.get("target_marker_m", 0.015)
     weight = _aux_weight(cell["settings"])
     aux = f", aux loss {weight:g}" if weight else ""
     crop = _setting(cell["settings"], "--policy.image-crop", 4)
     aux += f", crop {crop[2]}x{crop[3]}" if crop else ""
-    aux += f", executes {cell['action_steps']}" if "action_steps" in cell else ""
-    return f" ({seen}, {marker:g} cm target{aux})" if cell["cameras"] else ""
+    details = [f"{seen}, {marker:g} cm target{aux}"] if cell["cameras"] else []
+    details += [f"executes {cell['action_steps']}"] if "action_steps" in cell else []
+    return f" ({', '.join(details)})" if details else ""
 
 
 def _key(cell: dict) -> tuple:

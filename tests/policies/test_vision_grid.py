@@ -1,0 +1,72 @@
+"""``benchmarks/vision.py``'s grid: a bad ``--action-steps`` for any recipe is refused before
+the first cell trains, and a cell evaluated executing other ``--action-steps`` gets a plot
+line of its own, state cells too."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from robot_il.errors import ConfigError
+
+BENCHMARKS = Path(__file__).parents[2] / "benchmarks"
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def vision(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> ModuleType:
+    """The benchmark module (its ``from policies import ...`` is ``benchmarks/policies.py``),
+    writing its cells under ``tmp_path``."""
+    monkeypatch.setitem(sys.modules, "policies", _load("policies"))
+    module = _load("vision")
+    monkeypatch.setattr(module, "RESULTS", tmp_path / "vision.json")
+    return module
+
+
+def _grid(**changes) -> argparse.Namespace:
+    grid = dict(tasks=["push"], backends=["mujoco"], policies=["bc"], observations=["state"],
+                cameras=["front"], counts=[1], recording=None, goal_keys=[], aux_weight=0.0,
+                episodes=50, steps=None, action_steps=None, partial=False, extra=[])  # fmt: skip
+    return argparse.Namespace(**(grid | changes))
+
+
+def test_a_bad_action_steps_for_the_second_recipe_is_refused_before_the_first_trains(
+    vision: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def trained(*_args, **_kwargs):
+        raise AssertionError("a cell trained before --action-steps was checked")
+
+    monkeypatch.setattr(vision, "run_cell", trained)
+    monkeypatch.setattr(vision, "demos", trained)
+    # state Diffusion predicts 16 actions (10 fit); state BC's chunks hold 8 (10 do not)
+    grid = _grid(policies=["diffusion", "bc"], action_steps=10)
+    with pytest.raises(ConfigError, match=r"--action-steps for the bc state recipe: "):
+        vision.bench_cells(tmp_path, grid)
+    vision.check_action_steps(_grid(policies=["diffusion", "bc"], action_steps=8))  # both fit
+
+
+def _cell(**changes) -> dict:
+    cell = dict(task="push", backend="mujoco", policy="bc", observation="state", cameras=[],
+                demos=200, steps=20_000, settings=[], episodes=50)  # fmt: skip
+    return cell | changes
+
+
+def test_a_state_cell_evaluated_with_action_steps_has_its_own_plot_line(
+    vision: ModuleType,
+) -> None:
+    assert vision._seen(_cell()) == ""
+    assert vision._seen(_cell(action_steps=1)) == " (executes 1)"
+    image = _cell(observation="image", cameras=["front"], target_marker_m=0.02)
+    assert vision._seen(image) == " (front, 2 cm target)"
+    assert vision._seen(image | {"action_steps": 1}) == " (front, 2 cm target, executes 1)"
