@@ -126,15 +126,16 @@ def test_unsafe_policies_never_reach_the_command_topic(ros_context, ros_env, tmp
             # 3. NaN actions (next episode, switched in): the arm holds where it is.
             switch.publish(String(data=str(nan)))
             wait_for(lambda: "loaded" in policy_log.read_text(), 30, "switch", procs, logs)
+            started = time.time()  # before the reset: its first NaN tick may beat the reply
             assert client.call(Trigger, "policy/reset").success
-            started = time.time()
+            wait_for(lambda: "nonfinite_command" in kinds(started), 10,
+                     "a nonfinite_command event from the NaN policy", procs, logs)  # fmt: skip
             time.sleep(1.0)  # a second of the NaN policy; by publication time, as delivered:
             wait_for(lambda: len(_commands(commands, since=started + 0.1)) > 50, 10,
                      "commands while the policy gives NaN", procs, logs)  # fmt: skip
             during = _commands(commands, since=started + 0.1)
             assert np.all(np.isfinite(during))
             assert np.abs(during - during[0]).max() < 1e-9
-            assert "nonfinite_command" in kinds(started)
 
             # 4. A target beyond the elbow's limit: clipped, never commanded past pi.
             switched = time.time()
