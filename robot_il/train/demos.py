@@ -58,7 +58,7 @@ def record_expert_demos(
         streams = [env_stream(env.unwrapped.control_hz)]
         kept, next_seed = 0, seed
         if recorded is not None:
-            _check_recording(recorded, attrs)
+            _check_recording(recorded, {"action_mode": attrs["action_mode"], "env_spec": spec})
             kept = recorded.num_episodes
             next_seed = int(recorded.meta(kept - 1)["seed"]) + 1
             recorder = Recorder(streams, {ENV_STREAM: DatasetWriter.open(path, fsync=False)})
