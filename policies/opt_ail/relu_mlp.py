@@ -42,6 +42,8 @@ WIDE = 128
 ``wide_matmuls_in`` precision; every other layer in float32."""
 _MKLDNN_MATMUL = torch.backends.mkldnn.matmul
 _precision = threading.local()
+_LINEAR = torch.ops.mkldnn._linear_pointwise if torch.backends.mkldnn.is_available() else None
+"""oneDNN's fused linear (``x W^T + b`` in one kernel), where torch is built with oneDNN."""
 
 
 @contextlib.contextmanager
@@ -83,6 +85,17 @@ def _bf16_products() -> Iterator[None]:
         _MKLDNN_MATMUL.fp32_precision = before
 
 
+def _biased_product(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """``x W^T + b`` as oneDNN's linear, which adds the bias in its product kernel: ``addmm``
+    first copies the bias into a fresh output and then accumulates the product onto it, one
+    more pass over a (rows x 256) output. Used for the wide layers in bfloat16, where
+    ``addmm`` runs on oneDNN too; the same numbers bit for bit (tests/policies/
+    test_relu_mlp.py), about 3% of an update (``benchmarks/opt_ail_speed.py``)."""
+    if _LINEAR is None:
+        return torch.addmm(bias, x, weight.t())
+    return _LINEAR(x, weight, bias, "none", [], "")
+
+
 def _mm(a: Tensor, b: Tensor, bf16: bool) -> Tensor:
     if not bf16:
         return a.mm(b)
@@ -114,7 +127,7 @@ class _ReLUMLPFunction(torch.autograd.Function):
             layer_inputs.append(h)
             if bf16[i]:
                 with _bf16_products():
-                    h = torch.addmm(bias, h, weight.t())
+                    h = _biased_product(h, weight, bias)
             else:
                 h = torch.addmm(bias, h, weight.t())
             if i < len(weights) - 1:
