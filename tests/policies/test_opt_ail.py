@@ -296,7 +296,8 @@ def test_bf16_updates_are_those_of_the_plain_path_bit_for_bit(monkeypatch) -> No
     """The speed path of a bf16 update (oneDNN's fused linear for the wide layers, Adam's
     kernel called directly) against the plain one (``addmm``, ``optimizer.step``): the same
     losses, weights and Adam states after 5 updates from the same state and random stream."""
-    from robot_il.policies.opt_ail import actor_critic, learner as learner_module, relu_mlp
+    from robot_il.policies.opt_ail import actor_critic, relu_mlp
+    from robot_il.policies.opt_ail import learner as learner_module
 
     def run() -> tuple[list[dict[str, float]], dict]:
         agent = learner(hidden_dims=(256, 256), batch_size=64, optimism_states=16,
