@@ -110,8 +110,30 @@ def relu_mlp(net: nn.Sequential, x: Tensor) -> Tensor:
     for layer in net[::2]:
         params += [layer.weight, layer.bias]
     flat = x.reshape(-1, x.shape[-1])
-    out = _ReLUMLPFunction.apply(flat, *params)
+    if torch.is_grad_enabled():
+        out = _ReLUMLPFunction.apply(flat, *params)
+    else:  # no graph to record (targets, exploring, acting): the same layers, no autograd node
+        out = _layers(flat, params[0::2], params[1::2])[0]
     return out.reshape(*x.shape[:-1], out.shape[-1])
+
+
+def _layers(
+    x: Tensor, weights: tuple[Tensor, ...], biases: tuple[Tensor, ...]
+) -> tuple[Tensor, list[Tensor], tuple[bool, ...]]:
+    """The forward pass: the output, each layer's input, and which layers ran in bfloat16."""
+    bf16 = tuple(_wide_bf16(weight) for weight in weights)
+    layer_inputs = []
+    h = x
+    for i, (weight, bias) in enumerate(zip(weights, biases, strict=True)):
+        layer_inputs.append(h)
+        if bf16[i]:
+            with _bf16_products():
+                h = _biased_product(h, weight, bias)
+        else:
+            h = torch.addmm(bias, h, weight.t())
+        if i < len(weights) - 1:
+            h = h.relu_()
+    return h, layer_inputs, bf16
 
 
 class _ReLUMLPFunction(torch.autograd.Function):
@@ -120,18 +142,7 @@ class _ReLUMLPFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx: FunctionCtx, x: Tensor, *params: Tensor) -> Tensor:
         weights = params[0::2]
-        bf16 = tuple(_wide_bf16(weight) for weight in weights)
-        layer_inputs = []
-        h = x
-        for i, (weight, bias) in enumerate(zip(weights, params[1::2], strict=True)):
-            layer_inputs.append(h)
-            if bf16[i]:
-                with _bf16_products():
-                    h = _biased_product(h, weight, bias)
-            else:
-                h = torch.addmm(bias, h, weight.t())
-            if i < len(weights) - 1:
-                h = h.relu_()
+        h, layer_inputs, bf16 = _layers(x, weights, params[1::2])
         ctx.save_for_backward(*layer_inputs, *weights)
         ctx.bf16 = bf16
         return h

@@ -153,3 +153,19 @@ def test_bf16_fused_linear_keeps_nan_and_inf() -> None:
     with wide_matmuls_in("bf16"):
         out = relu_mlp(net, x)
     assert torch.isnan(out[:2]).all() and torch.isfinite(out[2]).all()
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_no_grad_forward_equals_the_recorded_one(precision) -> None:
+    """Without a graph to record (targets, exploring, acting) the layers run without the
+    autograd node: the same output bit for bit, and nothing to differentiate."""
+    torch.manual_seed(6)
+    net = mlp(24, (256, 256), 12)
+    x = torch.randn(130, 24)
+    with wide_matmuls_in(precision):  # type: ignore[arg-type]
+        recorded = relu_mlp(net, x)
+        with torch.no_grad():
+            plain = relu_mlp(net, x)
+    assert recorded.grad_fn is not None and plain.grad_fn is None
+    assert torch.equal(plain, recorded.detach())
+    assert torch.equal(plain, net(x).detach()) or precision == "bf16"
