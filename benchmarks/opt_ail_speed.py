@@ -83,9 +83,10 @@ def modules_at(rev: str, names: tuple[str, ...]) -> dict[str, types.ModuleType]:
     try:
         for name in names:
             module = types.ModuleType(f"opt_ail_at_{rev}_{name}")
+            sys.modules[module.__name__] = module  # dataclasses look their module up
             exec(compile(source(name), f"{rev}:policies/opt_ail/{name}.py", "exec"),
                  module.__dict__)  # fmt: skip
-            modules[name] = sys.modules[module.__name__] = sys.modules[f"{package}.{name}"] = module
+            modules[name] = sys.modules[f"{package}.{name}"] = module
     finally:
         sys.modules.update({f"{package}.{name}": module for name, module in today.items()})
     return modules
