@@ -12,6 +12,7 @@ input gradient of an input that needs none. It computes the same numbers as
 (tests/policies/test_relu_mlp.py checks them bit for bit). Its backward is not itself
 differentiable (``once_differentiable``): a loss that needs second derivatives (the
 reward net's gradient penalty) runs the layers as ordinary autograd ops (``mlp_forward``).
+Without grad mode (targets, exploring, acting) the same layers run with no autograd node.
 
 Precision (``matmul_precision``): inside ``wide_matmuls_in("bf16")`` the matrix products
 of the *wide* layers (input and output widths both at least ``WIDE``: the hidden-to-hidden
@@ -21,6 +22,8 @@ units (AMX, avx512_bf16) with float32 accumulation and return float32 (oneDNN's
 pass and in every backward one. On this CPU such a 512x256 by 256x256 product takes about
 a quarter of its float32 time; the thin first and last layers (30 -> 256, 256 -> 1) gain
 nothing there and stay float32, as do weights, gradients, Adam's state and every loss.
+The wide layers' forward there runs as oneDNN's linear (``_biased_product``: the bias added
+inside the product kernel), the same numbers as ``addmm`` with less memory traffic.
 """
 
 from __future__ import annotations
