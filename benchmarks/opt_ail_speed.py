@@ -33,6 +33,9 @@ invocation appends a row to ``benchmarks/results/opt_ail_speed.json`` with the l
 "bf16"`` (the hidden layers' products from bfloat16 operands), timed in the same alternating
 rounds; the script prints its projection, its update CPU time against today's float32 one
 (``new``), and how far its weights are from ``new``'s after the same 5 updates.
+``--bf16-baseline-rev REV`` adds a fourth, ``bf16_old``: the bf16 learner as of ``REV``
+(its ``relu_mlp.py``, ``policy.py``, ``actor_critic.py`` and ``learner.py``), to time a
+change of the bf16 path against the one before it and check they give the same weights.
 """
 
 from __future__ import annotations
@@ -63,9 +66,10 @@ PROFILES = {"cpu": {"optimism_states": 128}, "paper": {}}
 LEARNER = "robot_il.policies.opt_ail.actor_critic"
 
 
-def baseline_learner_class(rev: str) -> type:
-    """``OPTAIL`` as of git revision ``rev``: that revision's ``actor_critic.py`` and
-    ``learner.py`` executed as new modules (the old learner imports the old core)."""
+def modules_at(rev: str, names: tuple[str, ...]) -> dict[str, types.ModuleType]:
+    """``policies/opt_ail/<name>.py`` of git revision ``rev`` for each name, executed in order
+    as new modules beside today's; each imports the earlier ones of ``rev`` (the old learner
+    imports the old core), today's for the rest."""
 
     def source(name: str) -> str:
         return subprocess.run(["git", "show", f"{rev}:policies/opt_ail/{name}.py"], cwd=ROOT,
@@ -73,19 +77,32 @@ def baseline_learner_class(rev: str) -> type:
 
     import robot_il.policies.opt_ail.learner  # noqa: F401  (today's modules are loaded first)
 
-    today = sys.modules[LEARNER]
+    package = LEARNER.rpartition(".")[0]
+    today = {name: sys.modules[f"{package}.{name}"] for name in names}
     modules = {}
     try:
-        for name in ("actor_critic", "learner"):
+        for name in names:
             module = types.ModuleType(f"opt_ail_at_{rev}_{name}")
+            sys.modules[module.__name__] = module  # dataclasses look their module up
             exec(compile(source(name), f"{rev}:policies/opt_ail/{name}.py", "exec"),
                  module.__dict__)  # fmt: skip
-            modules[name] = sys.modules[module.__name__] = module
-            if name == "actor_critic":
-                sys.modules[LEARNER] = module
+            modules[name] = sys.modules[f"{package}.{name}"] = module
     finally:
-        sys.modules[LEARNER] = today
-    return modules["learner"].OPTAIL
+        sys.modules.update({f"{package}.{name}": module for name, module in today.items()})
+    return modules
+
+
+def baseline_learner_class(rev: str) -> type:
+    """``OPTAIL`` as of git revision ``rev``: that revision's ``actor_critic.py`` and
+    ``learner.py`` executed as new modules (the old learner imports the old core)."""
+    return modules_at(rev, ("actor_critic", "learner"))["learner"].OPTAIL
+
+
+def bf16_baseline(rev: str) -> tuple[type, type, type]:
+    """``OPTAIL``, its policy and config classes as of ``rev`` with that revision's
+    ``relu_mlp.py`` and ``policy.py`` too (where its bfloat16 products are computed)."""
+    modules = modules_at(rev, ("relu_mlp", "policy", "actor_critic", "learner"))
+    return modules["learner"].OPTAIL, modules["policy"].OPTAILPolicy, modules["policy"].OPTAILConfig
 
 
 def git_revision() -> str:
@@ -105,10 +122,15 @@ def task_spec(task: str) -> tuple[dict[str, Any], Any]:
     return spec_from_env(env), env
 
 
-def build(learner_class: type, task: str, profile: str, precision: str = "fp32") -> Any:
+def build(learner_class: type, task: str, profile: str, precision: str = "fp32",
+          policy_classes: tuple[type, type] | None = None) -> Any:  # fmt: skip
+    """A learner of ``learner_class`` with fresh weights; ``policy_classes``: its policy and
+    config classes (default today's)."""
     import torch
     from robot_il.policies.opt_ail import OPTAILConfig, OPTAILPolicy
     from robot_il.policies.opt_ail.policy import identity_observation_normalizer
+
+    OPTAILPolicy, OPTAILConfig = policy_classes or (OPTAILPolicy, OPTAILConfig)  # noqa: N806
 
     spec, env = task_spec(task)
     normalizer = identity_observation_normalizer(spec, env.action_space.low,
@@ -132,7 +154,7 @@ def random_buffer(capacity: int, obs_dim: int, action_dim: int, seed: int) -> An
     return buffer
 
 
-FLUSHING_PATHS = {"new", "bf16"}
+FLUSHING_PATHS = {"new", "bf16", "bf16_old"}
 """The paths whose loop flushes denormals; ``main`` adds "old" when the baseline's loop does."""
 
 
@@ -179,17 +201,18 @@ def time_updates(learners: dict[str, Any], rounds: int, updates: int,
 
 
 def same_maths(learners: dict[str, Any], updates: int = 5,
-               buffers: tuple[Any, Any] | None = None, other: str = "old") -> float:  # fmt: skip
+               buffers: tuple[Any, Any] | None = None, other: str = "old",
+               this: str = "new") -> float:  # fmt: skip
     """Largest absolute difference of any weight after ``updates`` updates of the ``other``
-    learner and the new one from the same weights on the same batches and the same torch
-    random stream."""
+    learner and the ``this`` one from the same weights on the same batches and the same
+    torch random stream."""
     import torch
 
-    old, new = learners[other], learners["new"]
+    old, new = learners[other], learners[this]
     old.load_state_dict(copy.deepcopy(new.state_dict()))  # Adam loads its state uncopied
     buffer, expert = buffers or (random_buffer(5000, new.obs_dim, new.action_dim, 3),
                                  random_buffer(1000, new.obs_dim, new.action_dim, 4))  # fmt: skip
-    for name, learner in ((other, old), ("new", new)):
+    for name, learner in ((other, old), (this, new)):
         rng = np.random.default_rng(5)
         torch.manual_seed(5)
         with update_context(name):
@@ -319,6 +342,8 @@ def main() -> None:
     parser.add_argument("--state", type=Path, help="a run's train_state/ to start from")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                         help="bf16: also time today's learner with bfloat16 hidden products")
+    parser.add_argument("--bf16-baseline-rev", help="with --precision bf16: also time the "
+                        "bf16 learner as of this revision (path bf16_old)")  # fmt: skip
     args = parser.parse_args()
 
     import torch
@@ -332,6 +357,10 @@ def main() -> None:
                 "new": build(OPTAIL, args.task, args.profile)}  # fmt: skip
     if args.precision == "bf16":
         learners["bf16"] = build(OPTAIL, args.task, args.profile, "bf16")
+        if args.bf16_baseline_rev:
+            learner_class, *policy_classes = bf16_baseline(args.bf16_baseline_rev)
+            learners["bf16_old"] = build(learner_class, args.task, args.profile, "bf16",
+                                         tuple(policy_classes))  # fmt: skip
     buffers, where = None, "random buffers, fresh networks"
     if args.state:
         algorithm, buffers, step, denormals = run_state(args.state, args.task)
@@ -341,6 +370,9 @@ def main() -> None:
     difference = same_maths(learners, buffers=buffers)
     if "bf16" in learners:
         bf16_difference = same_maths(learners, buffers=buffers, other="bf16")
+    if "bf16_old" in learners:
+        bf16_old_difference = same_maths(learners, buffers=buffers, other="bf16_old",
+                                         this="bf16")  # fmt: skip
     update = time_updates(learners, args.rounds, args.updates, buffers)
     env_step = time_env_steps(learners["new"], args.task, args.env_step_samples)
     evaluation = time_evaluation(learners["new"], args.task)
@@ -359,6 +391,11 @@ def main() -> None:
         print(f"largest weight difference bf16 vs new (fp32) after 5 updates: "
               f"{bf16_difference:.2e}")  # fmt: skip
         row["bf16_max_weight_difference"] = bf16_difference
+    if "bf16_old" in learners:
+        print(f"bf16_old = bf16 at {args.bf16_baseline_rev}; largest weight difference "
+              f"bf16_old vs bf16 after 5 updates: {bf16_old_difference:.2e}")  # fmt: skip
+        row["bf16_baseline_rev"] = args.bf16_baseline_rev
+        row["bf16_old_max_weight_difference"] = bf16_old_difference
     for path in learners:
         projected = {
             clock: (ENV_STEPS * env_step[clock] + (ENV_STEPS - LEARNING_STARTS)
@@ -381,8 +418,12 @@ def main() -> None:
         bf16_ratio = update["new"]["cpu_s"] / update["bf16"]["cpu_s"]
         print(f"update CPU time new (fp32) / bf16: {bf16_ratio:.2f}x")
         row["bf16_update_cpu_speedup"] = bf16_ratio
+    if "bf16_old" in learners:
+        bf16_old_ratio = update["bf16_old"]["cpu_s"] / update["bf16"]["cpu_s"]
+        print(f"update CPU time bf16_old / bf16: {bf16_old_ratio:.3f}x")
+        row["bf16_old_update_cpu_speedup"] = bf16_old_ratio
     if args.loop_steps:
-        for path in learners:
+        for path in (path for path in learners if path != "bf16_old"):
             rate = time_loop(args.task, args.profile, args.loop_steps, path, args.baseline_rev)
             row[path]["loop_env_steps_per_s"] = rate
             print(f"{path}: train_online, {args.loop_steps} env steps: {rate:.1f} env steps/s")

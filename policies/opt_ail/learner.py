@@ -26,7 +26,7 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-from robot_il.policies.opt_ail.actor_critic import SoftActorCritic, adam, joined
+from robot_il.policies.opt_ail.actor_critic import SoftActorCritic, adam, adam_step, joined
 from robot_il.policies.opt_ail.policy import (
     DEFAULT_GP_WEIGHT,
     GP_WEIGHT_BY_TASK,
@@ -133,7 +133,7 @@ class OPTAIL(SoftActorCritic):
         gradient_penalty = self.gradient_penalty(pairs[n_online:], pairs[:n_online])
         self.reward_optimizer.zero_grad(set_to_none=True)
         (reward_loss + self.gp_weight * gradient_penalty).backward()
-        self.reward_optimizer.step()
+        adam_step(self.reward_optimizer)
         return reward_loss.detach(), gradient_penalty.detach()
 
     def critic_step(
@@ -163,7 +163,7 @@ class OPTAIL(SoftActorCritic):
     def critic_adam_step(self, loss: Tensor) -> None:
         self.critic_optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        self.critic_optimizer.step()
+        adam_step(self.critic_optimizer)
 
     def reward_of(self, pairs: Tensor) -> Tensor:
         """The reward the critic learns from: ``r(s, a)``, recomputed at every update."""

@@ -12,6 +12,7 @@ input gradient of an input that needs none. It computes the same numbers as
 (tests/policies/test_relu_mlp.py checks them bit for bit). Its backward is not itself
 differentiable (``once_differentiable``): a loss that needs second derivatives (the
 reward net's gradient penalty) runs the layers as ordinary autograd ops (``mlp_forward``).
+Without grad mode (targets, exploring, acting) the same layers run with no autograd node.
 
 Precision (``matmul_precision``): inside ``wide_matmuls_in("bf16")`` the matrix products
 of the *wide* layers (input and output widths both at least ``WIDE``: the hidden-to-hidden
@@ -21,6 +22,8 @@ units (AMX, avx512_bf16) with float32 accumulation and return float32 (oneDNN's
 pass and in every backward one. On this CPU such a 512x256 by 256x256 product takes about
 a quarter of its float32 time; the thin first and last layers (30 -> 256, 256 -> 1) gain
 nothing there and stay float32, as do weights, gradients, Adam's state and every loss.
+The wide layers' forward there runs as oneDNN's linear (``_biased_product``: the bias added
+inside the product kernel), the same numbers as ``addmm`` with less memory traffic.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ WIDE = 128
 ``wide_matmuls_in`` precision; every other layer in float32."""
 _MKLDNN_MATMUL = torch.backends.mkldnn.matmul
 _precision = threading.local()
+_LINEAR = torch.ops.mkldnn._linear_pointwise if torch.backends.mkldnn.is_available() else None
+"""oneDNN's fused linear (``x W^T + b`` in one kernel), where torch is built with oneDNN."""
 
 
 @contextlib.contextmanager
@@ -83,6 +88,17 @@ def _bf16_products() -> Iterator[None]:
         _MKLDNN_MATMUL.fp32_precision = before
 
 
+def _biased_product(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """``x W^T + b`` as oneDNN's linear, which adds the bias in its product kernel: ``addmm``
+    first copies the bias into a fresh output and then accumulates the product onto it, one
+    more pass over a (rows x 256) output. Used for the wide layers in bfloat16, where
+    ``addmm`` runs on oneDNN too; the same numbers bit for bit (tests/policies/
+    test_relu_mlp.py), about 3% of an update (``benchmarks/opt_ail_speed.py``)."""
+    if _LINEAR is None:
+        return torch.addmm(bias, x, weight.t())
+    return _LINEAR(x, weight, bias, "none", [], "")
+
+
 def _mm(a: Tensor, b: Tensor, bf16: bool) -> Tensor:
     if not bf16:
         return a.mm(b)
@@ -97,8 +113,30 @@ def relu_mlp(net: nn.Sequential, x: Tensor) -> Tensor:
     for layer in net[::2]:
         params += [layer.weight, layer.bias]
     flat = x.reshape(-1, x.shape[-1])
-    out = _ReLUMLPFunction.apply(flat, *params)
+    if torch.is_grad_enabled():
+        out = _ReLUMLPFunction.apply(flat, *params)
+    else:  # no graph to record (targets, exploring, acting): the same layers, no autograd node
+        out = _layers(flat, params[0::2], params[1::2])[0]
     return out.reshape(*x.shape[:-1], out.shape[-1])
+
+
+def _layers(
+    x: Tensor, weights: tuple[Tensor, ...], biases: tuple[Tensor, ...]
+) -> tuple[Tensor, list[Tensor], tuple[bool, ...]]:
+    """The forward pass: the output, each layer's input, and which layers ran in bfloat16."""
+    bf16 = tuple(_wide_bf16(weight) for weight in weights)
+    layer_inputs = []
+    h = x
+    for i, (weight, bias) in enumerate(zip(weights, biases, strict=True)):
+        layer_inputs.append(h)
+        if bf16[i]:
+            with _bf16_products():
+                h = _biased_product(h, weight, bias)
+        else:
+            h = torch.addmm(bias, h, weight.t())
+        if i < len(weights) - 1:
+            h = h.relu_()
+    return h, layer_inputs, bf16
 
 
 class _ReLUMLPFunction(torch.autograd.Function):
@@ -107,18 +145,7 @@ class _ReLUMLPFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx: FunctionCtx, x: Tensor, *params: Tensor) -> Tensor:
         weights = params[0::2]
-        bf16 = tuple(_wide_bf16(weight) for weight in weights)
-        layer_inputs = []
-        h = x
-        for i, (weight, bias) in enumerate(zip(weights, params[1::2], strict=True)):
-            layer_inputs.append(h)
-            if bf16[i]:
-                with _bf16_products():
-                    h = torch.addmm(bias, h, weight.t())
-            else:
-                h = torch.addmm(bias, h, weight.t())
-            if i < len(weights) - 1:
-                h = h.relu_()
+        h, layer_inputs, bf16 = _layers(x, weights, params[1::2])
         ctx.save_for_backward(*layer_inputs, *weights)
         ctx.bf16 = bf16
         return h

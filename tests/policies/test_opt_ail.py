@@ -262,3 +262,64 @@ def test_bf16_updates_agree_with_float32_ones() -> None:
         a, b = moved["fp32"][net], moved["bf16"][net]
         assert not torch.equal(a, b), net
         assert float(torch.nn.functional.cosine_similarity(a, b, dim=0)) > 0.95, net
+
+
+def test_adam_step_is_the_optimizer_step_bit_for_bit() -> None:
+    """``adam_step`` (Adam's fused kernel called directly once the state exists) moves the
+    weights and Adam's moments and step counts exactly as ``optimizer.step()``, from the
+    first step (which initializes the state) on, with a parameter left without a gradient."""
+    from robot_il.policies.opt_ail.actor_critic import adam, adam_step
+
+    torch.manual_seed(6)
+    nets = [torch.nn.Linear(8, 4), torch.nn.Linear(8, 4)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    optimizers = [adam(net.parameters(), 3e-4) for net in nets]
+    for step in range(6):
+        grad = torch.randn(4, 8)
+        for net, optimizer, by_kernel in zip(nets, optimizers, (False, True), strict=True):
+            optimizer.zero_grad(set_to_none=True)
+            net.weight.grad = grad.clone()
+            if step % 3 == 0:
+                net.bias.grad = grad[:, 0].clone()
+            adam_step(optimizer) if by_kernel else optimizer.step()
+    for a, b in zip(nets[0].parameters(), nets[1].parameters(), strict=True):
+        assert torch.equal(a, b)
+    states = [optimizer.state_dict()["state"] for optimizer in optimizers]
+    for key in states[0]:
+        for name in ("step", "exp_avg", "exp_avg_sq"):
+            assert torch.equal(states[0][key][name], states[1][key][name])
+    assert float(states[1][0]["step"]) == 6 and float(states[1][1]["step"]) == 2
+
+
+@NEEDS_BF16
+def test_bf16_updates_are_those_of_the_plain_path_bit_for_bit(monkeypatch) -> None:
+    """The speed path of a bf16 update (oneDNN's fused linear for the wide layers, Adam's
+    kernel called directly) against the plain one (``addmm``, ``optimizer.step``): the same
+    losses, weights and Adam states after 5 updates from the same state and random stream."""
+    from robot_il.policies.opt_ail import actor_critic, relu_mlp
+    from robot_il.policies.opt_ail import learner as learner_module
+
+    def run() -> tuple[list[dict[str, float]], dict]:
+        agent = learner(hidden_dims=(256, 256), batch_size=64, optimism_states=16,
+                        matmul_precision="bf16")  # fmt: skip
+        torch.manual_seed(4)
+        buffer, expert = ReplayBuffer(64, OBS, ACT), ReplayBuffer(64, OBS, ACT)
+        for target, seed in ((buffer, 1), (expert, 2)):
+            data = batch(seed, n=64)
+            target.extend(data.obs, data.action, data.next_obs, data.terminated)
+        rng = np.random.default_rng(0)
+        return [agent.learn(buffer, expert, rng) for _ in range(5)], agent.state_dict()
+
+    fast = run()
+    for module in (actor_critic, learner_module):
+        monkeypatch.setattr(module, "adam_step", lambda optimizer: optimizer.step())
+    monkeypatch.setattr(relu_mlp, "_LINEAR", None)
+    plain = run()
+    assert fast[0] == plain[0]
+    for net in ("actor", "reward", "critic", "critic_target"):
+        for key, value in fast[1][net].items():
+            assert torch.equal(value, plain[1][net][key]), (net, key)
+    for name in ("reward_optimizer", "critic_optimizer", "actor_optimizer"):
+        for key, state in fast[1][name]["state"].items():
+            for field, value in state.items():
+                assert torch.equal(value, plain[1][name]["state"][key][field]), (name, field)

@@ -118,3 +118,54 @@ def test_mlp_forward_is_the_module_in_fp32_and_near_it_in_bf16_to_second_order()
 def test_unknown_precision_is_refused() -> None:
     with pytest.raises(ValueError, match="fp32' or 'bf16"), wide_matmuls_in("fp16"):  # type: ignore[arg-type]
         pass
+
+
+@NEEDS_BF16
+@pytest.mark.parametrize("rows", [1, 7, 512, 3136])
+def test_bf16_wide_layers_by_fused_linear_equal_addmm_bit_for_bit(rows, monkeypatch) -> None:
+    """The wide layers' forward in bfloat16 runs as oneDNN's linear (the bias added inside
+    the product kernel): outputs and every gradient equal those of ``addmm`` (bias copied,
+    then the product accumulated onto it) bit for bit, at the row counts an update and
+    acting use (the critic's optimism pass: 3136)."""
+    from robot_il.policies.opt_ail import relu_mlp as module
+
+    torch.manual_seed(4)
+    net = mlp(30, (256, 256), 1)
+    x = torch.randn(rows, 30) * 3
+    with wide_matmuls_in("bf16"):
+        fused = grads_of(net, x, fused=True)
+        monkeypatch.setattr(module, "_LINEAR", None)  # the addmm path
+        plain = grads_of(net, x, fused=True)
+    assert module._LINEAR is None and torch.backends.mkldnn.is_available()
+    for a, b in zip(fused, plain, strict=True):
+        assert torch.equal(a, b)
+    monkeypatch.undo()
+    assert module._LINEAR is not None
+
+
+@NEEDS_BF16
+def test_bf16_fused_linear_keeps_nan_and_inf() -> None:
+    """A NaN or inf in the input still reaches the output (no post-op swallows it)."""
+    torch.manual_seed(5)
+    net = mlp(30, (256, 256), 1)
+    x = torch.randn(3, 30)
+    x[0, 0], x[1, 0] = float("nan"), float("inf")
+    with wide_matmuls_in("bf16"):
+        out = relu_mlp(net, x)
+    assert torch.isnan(out[:2]).all() and torch.isfinite(out[2]).all()
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_no_grad_forward_equals_the_recorded_one(precision) -> None:
+    """Without a graph to record (targets, exploring, acting) the layers run without the
+    autograd node: the same output bit for bit, and nothing to differentiate."""
+    torch.manual_seed(6)
+    net = mlp(24, (256, 256), 12)
+    x = torch.randn(130, 24)
+    with wide_matmuls_in(precision):  # type: ignore[arg-type]
+        recorded = relu_mlp(net, x)
+        with torch.no_grad():
+            plain = relu_mlp(net, x)
+    assert recorded.grad_fn is not None and plain.grad_fn is None
+    assert torch.equal(plain, recorded.detach())
+    assert torch.equal(plain, net(x).detach()) or precision == "bf16"
