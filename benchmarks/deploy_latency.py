@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -88,6 +89,7 @@ def measure(
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
+    ticks_cpu, gc_pauses = _record_ticks(node), _GcPauses()
     try:
         deadline = time.monotonic() + 60
         while not node.command_log and time.monotonic() < deadline:
@@ -98,7 +100,8 @@ def measure(
         start, faults_before, steal_before = time.monotonic(), _page_faults(), _steal()
         load_before = os.getloadavg()[0]
         node.starved_ticks, node.longest_starved = 0, 0.0
-        time.sleep(seconds)
+        with gc_pauses:
+            time.sleep(seconds)
         faults, steal = _page_faults() - faults_before, _steal() - steal_before
         ticks = np.array([t for t in list(node.tick_times) if t >= start])
         log = np.array(list(node.command_log)[-len(ticks) :])
@@ -111,7 +114,8 @@ def measure(
     periods = np.diff(ticks)
     jitter = np.abs(periods - period)
     latency = log[:, 1] - log[:, 0]
-    return {
+    own = np.array([row for row in ticks_cpu if row[0] >= start])  # (start, wall, cpu) s
+    return _diagnosis(ticks, periods, own, gc_pauses.pauses) | {
         "rate": (len(ticks) - 1) / (ticks[-1] - ticks[0]) / rate,
         "jitter_p99_ms": float(np.percentile(jitter, 99) * 1e3),
         "max_gap": float(periods.max() / period),
@@ -124,6 +128,72 @@ def measure(
         "page_faults_per_s": faults / seconds,
         "steal_ms": steal * 1e3,
         "load_avg_before": load_before,
+    }
+
+
+def _record_ticks(node) -> list[tuple[float, float, float]]:
+    """From now on, (monotonic start, wall time, control thread CPU time) in s of each of
+    ``node``'s control ticks (about 2 µs of clock reads per tick)."""
+    ticks: list[tuple[float, float, float]] = []
+    tick = node._control_tick
+
+    def recorded(now: float) -> None:
+        start, cpu = time.monotonic(), time.thread_time()
+        try:
+            tick(now)
+        finally:
+            ticks.append((start, time.monotonic() - start, time.thread_time() - cpu))
+
+    node._control_tick = recorded
+    return ticks
+
+
+class _GcPauses:
+    """(monotonic start, duration) in s of every garbage collection of this process (the
+    policy node's) while in the ``with`` block: a collection holds the interpreter lock."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[float, float]] = []
+        self._start = 0.0
+
+    def _callback(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._start = time.monotonic()
+        else:
+            self.pauses.append((self._start, time.monotonic() - self._start))
+
+    def __enter__(self) -> _GcPauses:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+
+def _diagnosis(
+    ticks: np.ndarray, periods: np.ndarray, own: np.ndarray, pauses: list[tuple[float, float]]
+) -> dict[str, object]:
+    """What the control thread itself did around its longest gaps: for each of the 5, the
+    wall and CPU time (ms) of the tick that opened it (a tick that computes for long makes its
+    own gap; one that waited for the interpreter lock or a core has wall >> CPU) and the garbage
+    collection time (ms) within it; and the ticks' own CPU (µs) and collections overall."""
+    longest = np.argsort(periods)[-5:][::-1]
+    gaps = []
+    for i in longest:
+        begin, end = ticks[i], ticks[i + 1]
+        k = int(np.searchsorted(own[:, 0], begin)) if len(own) else 0
+        wall, cpu = (own[k, 1], own[k, 2]) if k < len(own) else (np.nan, np.nan)
+        collected = sum(d for s, d in pauses if s < end and s + d > begin)
+        gaps.append([round(1e3 * (end - begin), 2), round(1e3 * wall, 3), round(1e3 * cpu, 3),
+                     round(1e3 * collected, 3)])  # fmt: skip
+    cpu = own[:, 2] * 1e6 if len(own) else np.full(1, np.nan)
+    return {
+        "longest_gaps_wall_cpu_gc_ms": gaps,
+        "tick_cpu_us_p50": float(np.percentile(cpu, 50)),
+        "tick_cpu_us_p99": float(np.percentile(cpu, 99)),
+        "tick_cpu_us_max": float(cpu.max()),
+        "gc_collections": len(pauses),
+        "gc_longest_ms": max((1e3 * d for _, d in pauses), default=0.0),
     }
 
 
@@ -270,7 +340,11 @@ def _row(policy_type: str, rate: float, f: dict[str, float]) -> str:
         f"caught up {f['caught_up']:.3f}  "
         f"latency p50 {f['latency_p50']:.2f} p99 {f['latency_p99']:.2f}  "
         f"starved {f['starved']:.2f}  (x period)  gaps > 2: {f['gaps_over_2']}  "
-        f"steal {f['steal_ms']:.0f} ms  load {f['load_avg_before']:.1f}"
+        f"steal {f['steal_ms']:.0f} ms  load {f['load_avg_before']:.1f}  "
+        f"tick CPU p50 {f['tick_cpu_us_p50']:.0f} p99 {f['tick_cpu_us_p99']:.0f} µs  "
+        f"gc {f['gc_collections']} (longest {f['gc_longest_ms']:.2f} ms)\n"
+        f"          longest gaps [gap, its first tick's wall, CPU, gc] ms: "
+        f"{f['longest_gaps_wall_cpu_gc_ms']}"
     )
 
 
