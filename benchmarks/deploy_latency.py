@@ -66,10 +66,19 @@ RESULTS = Path(__file__).parent / "results" / "deploy_latency.jsonl"
 
 
 def measure(
-    checkpoint: Path, rate: float, seconds: float, context, priority: int, settle: float
+    checkpoint: Path,
+    rate: float,
+    seconds: float,
+    context,
+    priority: int,
+    settle: float,
+    executor_kind: str = "multi",
 ) -> dict[str, float]:
-    """Run the policy node for ``seconds`` (after ``settle`` s) and summarise its timing."""
+    """Run the policy node for ``seconds`` (after ``settle`` s) and summarise its timing.
+    ``executor_kind``: ``multi`` (rclpy's MultiThreadedExecutor, 2 threads, as ``run_node``)
+    or ``events`` (rclpy's experimental EventsExecutor: its dispatch in C++)."""
     from rclpy.executors import MultiThreadedExecutor
+    from rclpy.experimental import EventsExecutor
     from rclpy.parameter import Parameter
 
     from robot_il.ros.policy_node import PolicyNode
@@ -85,7 +94,10 @@ def measure(
             # held by the safety layer, which costs the same as passing them.
         ],
     )
-    executor = MultiThreadedExecutor(num_threads=2, context=context)
+    if executor_kind == "events":
+        executor = EventsExecutor(context=context)
+    else:
+        executor = MultiThreadedExecutor(num_threads=2, context=context)
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
@@ -98,11 +110,16 @@ def measure(
             raise RuntimeError("the policy node got no joint states from sim_robot")
         time.sleep(settle)
         start, faults_before, steal_before = time.monotonic(), _page_faults(), _steal()
+        threads_before = _thread_cpu()
         load_before = os.getloadavg()[0]
         node.starved_ticks, node.longest_starved = 0, 0.0
         with gc_pauses:
             time.sleep(seconds)
         faults, steal = _page_faults() - faults_before, _steal() - steal_before
+        threads = {
+            name: round(100 * (cpu - threads_before.get(name, 0.0)) / seconds, 1)
+            for name, cpu in _thread_cpu().items()
+        }
         ticks = np.array([t for t in list(node.tick_times) if t >= start])
         log = np.array(list(node.command_log)[-len(ticks) :])
     finally:
@@ -128,6 +145,7 @@ def measure(
         "page_faults_per_s": faults / seconds,
         "steal_ms": steal * 1e3,
         "load_avg_before": load_before,
+        "thread_cpu_percent": {k: v for k, v in threads.items() if v >= 0.5},
     }
 
 
@@ -197,6 +215,22 @@ def _diagnosis(
     }
 
 
+def _thread_cpu() -> dict[str, float]:
+    """CPU time (s) of each thread of this process so far, by Python thread name (others by
+    their kernel name and id): which threads hold the interpreter lock, and how much."""
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    out = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            comm, fields = (task / "stat").read_text().rsplit(")", 1)
+        except OSError:  # the thread ended
+            continue
+        utime, stime = fields.split()[11:13]  # stat fields 14 and 15, clock ticks
+        name = names.get(int(task.name)) or f"{comm.split('(', 1)[1]}-{task.name}"
+        out[name] = (int(utime) + int(stime)) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
 def _steal() -> float:
     """CPU time (s, all CPUs) the hypervisor gave to other guests so far: a virtual CPU taken
     away stalls even a real-time thread, and nothing in this machine can see it but here."""
@@ -234,6 +268,13 @@ def main() -> int:
         default=0,
         help="then alternate the old restart-from-now control loop and the node's at 500 Hz, "
         "this many rounds per policy",
+    )
+    parser.add_argument(
+        "--executor-rounds",
+        type=int,
+        default=0,
+        help="then alternate rclpy's MultiThreadedExecutor and its EventsExecutor spinning the "
+        "policy node at 500 Hz, this many rounds per policy",
     )
     args = parser.parse_args()
 
@@ -280,6 +321,18 @@ def main() -> int:
                         print(f"{loop:8s} " + _row(policy_type, 500.0, figures), flush=True)
                         record = {"policy": policy_type, "rate_hz": 500.0, "loop": loop, **figures}
                         record |= {"round": round_, "seconds": args.seconds}
+                        record |= {"load_avg": os.getloadavg()[0]}
+                        with RESULTS.open("a") as out:
+                            out.write(json.dumps(record) + "\n")
+                for round_ in range(args.executor_rounds):
+                    for kind in ("multi", "events") if round_ % 2 == 0 else ("events", "multi"):
+                        figures = measure(
+                            checkpoint, 500.0, args.seconds, context, args.priority, args.settle,
+                            kind,
+                        )  # fmt: skip
+                        print(f"{kind:8s} " + _row(policy_type, 500.0, figures), flush=True)
+                        record = {"policy": policy_type, "rate_hz": 500.0, "executor": kind}
+                        record |= figures | {"round": round_, "seconds": args.seconds}
                         record |= {"load_avg": os.getloadavg()[0]}
                         with RESULTS.open("a") as out:
                             out.write(json.dumps(record) + "\n")
@@ -344,7 +397,7 @@ def _row(policy_type: str, rate: float, f: dict[str, float]) -> str:
         f"tick CPU p50 {f['tick_cpu_us_p50']:.0f} p99 {f['tick_cpu_us_p99']:.0f} µs  "
         f"gc {f['gc_collections']} (longest {f['gc_longest_ms']:.2f} ms)\n"
         f"          longest gaps [gap, its first tick's wall, CPU, gc] ms: "
-        f"{f['longest_gaps_wall_cpu_gc_ms']}"
+        f"{f['longest_gaps_wall_cpu_gc_ms']}\n          threads' CPU %: {f['thread_cpu_percent']}"
     )
 
 
