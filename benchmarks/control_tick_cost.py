@@ -4,10 +4,12 @@ The control thread of ``policy`` spends each 500 Hz tick on the safety filter (h
 the joint position/velocity/acceleration step, the workspace box with its tool point, the
 events), the command message and its publish, and reading the clock; every microsecond of it
 holds Python's interpreter lock, which the node's other threads then wait for and it waits
-for in turn. This times each part here and in a baseline revision of the code (default
-7790ad8, before the tick was cut: its ``robot_il/safety/filter.py`` read from git, its
-message and clock expressions below), alternated round by round in this process, so that
-the ratios hold on a loaded machine. Two command streams at 500 Hz:
+for in turn. This times each part's CPU time (the calling thread's, ``time.thread_time``:
+on a loaded machine the wall time is mostly other processes' turns) here and in a baseline
+revision of the code (default 7790ad8, before the tick was cut: its
+``robot_il/safety/filter.py`` read from git, its message and clock expressions below),
+alternated round by round in this process, so that the ratios hold on a loaded machine.
+Two command streams at 500 Hz:
 
 - ``tracking``: smooth targets within every limit (a trained policy): few events;
 - ``clipped``: random targets beyond the joint limits, a new one every 25 ticks (the
@@ -105,11 +107,11 @@ def make_filter(module, limits):
 
 def _timed(spent: dict[str, int], name: str, function: Callable) -> Callable:
     def wrapper(*args, **kwargs):
-        start = time.perf_counter_ns()
+        start = time.thread_time_ns()
         try:
             return function(*args, **kwargs)
         finally:
-            spent[name] = spent.get(name, 0) + time.perf_counter_ns() - start
+            spent[name] = spent.get(name, 0) + time.thread_time_ns() - start
 
     return wrapper
 
@@ -132,10 +134,10 @@ def run_filter(module, limits, targets: np.ndarray, parts: bool) -> tuple[dict, 
         safety.watchdog(t - 0.001, t)
         if i == skip:
             spent.clear()
-        start = time.perf_counter_ns()
+        start = time.thread_time_ns()
         command = safety.filter(target, measured, t, command_stamp=t - 0.01).command
         if i >= skip:
-            total += time.perf_counter_ns() - start
+            total += time.thread_time_ns() - start
         out[i] = measured = command
     timed = len(targets) - skip
     figures = {"filter": total / timed / 1e3}
@@ -150,18 +152,12 @@ def baseline_message(commands: list[np.ndarray]):
     return Float64MultiArray(data=np.concatenate(commands).tolist())
 
 
-def current_message(msg, commands: list[np.ndarray]):
-    """The node's command message: one refilled from bytes."""
-    from robot_il.ros.ur_topics import fill_command
-
-    fill_command(msg, commands)
-    return msg
-
-
 SUBSCRIBER = """
-import rclpy, sys
+import os, signal, sys
+import rclpy
 from std_msgs.msg import Float64MultiArray
 rclpy.init(domain_id=int(sys.argv[1]))
+signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
 node = rclpy.create_node("tick_cost_subscriber")
 node.create_subscription(Float64MultiArray, "forward_position_controller/commands",
                          lambda msg: None, 10)
@@ -173,10 +169,10 @@ except BaseException:
 
 
 def per_call_us(function: Callable[[], object], calls: int) -> float:
-    start = time.perf_counter_ns()
+    start = time.thread_time_ns()
     for _ in range(calls):
         function()
-    return (time.perf_counter_ns() - start) / calls / 1e3
+    return (time.thread_time_ns() - start) / calls / 1e3
 
 
 def main() -> int:
@@ -201,6 +197,13 @@ def main() -> int:
     apply_loopback_env(args.domain)
     import rclpy
     from std_msgs.msg import Float64MultiArray
+
+    from robot_il.ros.ur_topics import fill_command
+
+    def current_message(msg, commands: list[np.ndarray]):
+        """The node's command message: one refilled from bytes."""
+        fill_command(msg, commands)
+        return msg
 
     subscriber = subprocess.Popen(
         [sys.executable, "-c", SUBSCRIBER, str(args.domain)],
@@ -253,10 +256,16 @@ def main() -> int:
         node.destroy_node()
         rclpy.shutdown(context=context)
         subscriber.terminate()
-        subscriber.wait(timeout=10)
+        try:
+            subscriber.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            subscriber.kill()
+            subscriber.wait()
 
     load_after = os.getloadavg()
-    print(f"\nµs per tick, median of {args.rounds} alternated rounds ({args.ticks} ticks each):")
+    print(
+        f"\nCPU µs per tick, median of {args.rounds} alternated rounds ({args.ticks} ticks each):"
+    )
     print(f"{'stream':9s} {'part':22s} {'baseline':>9s} {'current':>9s} {'ratio':>6s}")
     row: dict[str, object] = {}
     for stream, part in sorted({(k[1], k[2]) for k in samples}):
