@@ -270,6 +270,15 @@ def main() -> int:
         "this many rounds per policy",
     )
     parser.add_argument(
+        "--tick-rounds",
+        type=int,
+        default=0,
+        help="then alternate the control tick of --tick-baseline (its safety filter, a command "
+        "message built from a list, rclpy's clock) and the node's own at 500 Hz, this many "
+        "rounds per policy: the tick's CPU time in the running node",
+    )
+    parser.add_argument("--tick-baseline", default="7790ad8", help="git revision for --tick-rounds")
+    parser.add_argument(
         "--executor-rounds",
         type=int,
         default=0,
@@ -321,6 +330,21 @@ def main() -> int:
                         print(f"{loop:8s} " + _row(policy_type, 500.0, figures), flush=True)
                         record = {"policy": policy_type, "rate_hz": 500.0, "loop": loop, **figures}
                         record |= {"round": round_, "seconds": args.seconds}
+                        record |= {"load_avg": os.getloadavg()[0]}
+                        with RESULTS.open("a") as out:
+                            out.write(json.dumps(record) + "\n")
+                for round_ in range(args.tick_rounds):
+                    ticks = ("baseline", "node") if round_ % 2 == 0 else ("node", "baseline")
+                    for tick in ticks:
+                        with _control_tick(tick, args.tick_baseline):
+                            figures = measure(
+                                checkpoint, 500.0, args.seconds, context, args.priority,
+                                args.settle,
+                            )  # fmt: skip
+                        print(f"tick {tick:8s} " + _row(policy_type, 500.0, figures), flush=True)
+                        record = {"policy": policy_type, "rate_hz": 500.0, "tick": tick}
+                        record |= figures | {"round": round_, "seconds": args.seconds}
+                        record |= {"tick_baseline": args.tick_baseline}
                         record |= {"load_avg": os.getloadavg()[0]}
                         with RESULTS.open("a") as out:
                             out.write(json.dumps(record) + "\n")
@@ -384,6 +408,40 @@ def _control_loop(loop: str):
         yield
     finally:
         PolicyNode._control_loop = own
+
+
+@contextlib.contextmanager
+def _control_tick(tick: str, revision: str):
+    """Policy nodes made inside tick as the node does (``node``) or as at ``revision``
+    (``baseline``): that revision's safety filter (numpy, the compiled FK, every event's line
+    written), command messages filled from a list (the message checks every value; the
+    baseline also built a new message per tick) and the time read through rclpy's clock."""
+    from robot_il.ros import policy_node
+
+    if tick == "node":
+        yield
+        return
+    sys.path.insert(0, str(Path(__file__).parent))
+    from control_tick_cost import baseline_filter_module
+
+    baseline = baseline_filter_module(revision).SafetyFilter
+
+    def baseline_filter(limits, fk, *, tool_point=None, **kw):
+        return baseline(limits, fk, **kw)
+
+    def fill_from_list(msg, commands) -> None:
+        msg.data = np.concatenate(commands).tolist()
+
+    def rclpy_clock(node) -> float:
+        return node.get_clock().now().nanoseconds * 1e-9
+
+    own = policy_node.SafetyFilter, policy_node.fill_command, policy_node.PolicyNode._now
+    policy_node.SafetyFilter, policy_node.fill_command = baseline_filter, fill_from_list
+    policy_node.PolicyNode._now = rclpy_clock
+    try:
+        yield
+    finally:
+        policy_node.SafetyFilter, policy_node.fill_command, policy_node.PolicyNode._now = own
 
 
 def _row(policy_type: str, rate: float, f: dict[str, float]) -> str:
