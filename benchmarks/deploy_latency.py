@@ -28,6 +28,13 @@ Figures, each a ratio to its target (the goal in brackets):
   (``benchmarks/results/deploy_stall_diagnosis.jsonl``, tag ``steal``). Read a row with its
   steal, as with its load.
 
+And what the node did meanwhile (read with the gaps): ``tick CPU`` p50/p99, the control
+thread's CPU time per tick (µs; ``time.thread_time``: on this virtual machine it may include
+time the hypervisor took), the garbage collections of the window (count, longest), for each
+of the 5 longest gaps the wall and CPU time of the tick that opened it and the collection
+time within it (ms), and each thread's share of a core (``threads' CPU %``: the interpreter
+lock's other holders; the executor's ``spin`` thread and its two workers).
+
 With ``--priority`` (default 40) the policy node's threads run in SCHED_FIFO, ``sim_robot``'s
 10 below, and the inference process in the normal class at nice -10 (a real-time inference
 process stalled the control loop: ``robot_il.deploy.worker``). Run it on a quiet machine:
@@ -40,6 +47,9 @@ Each row is also appended to ``benchmarks/results/deploy_latency.jsonl`` with th
 the node had before :mod:`robot_il.deploy.ticker` (sleep to the deadline, start over from
 "now" after an overrun) alternated with the node's own, in this process on the same cores:
 a ratio that a loaded machine cannot fake (rows with ``"loop": "baseline"``/``"node"``).
+``--tick-rounds N`` does the same for the control tick: ``--tick-baseline``'s (default
+7790ad8: numpy safety filter, command message from a list, rclpy's clock) against the node's
+(rows with ``"tick"``); ``benchmarks/control_tick_cost.py`` times the tick's parts alone.
 """
 
 from __future__ import annotations
@@ -72,13 +82,9 @@ def measure(
     context,
     priority: int,
     settle: float,
-    executor_kind: str = "multi",
 ) -> dict[str, float]:
-    """Run the policy node for ``seconds`` (after ``settle`` s) and summarise its timing.
-    ``executor_kind``: ``multi`` (rclpy's MultiThreadedExecutor, 2 threads, as ``run_node``)
-    or ``events`` (rclpy's experimental EventsExecutor: its dispatch in C++)."""
+    """Run the policy node for ``seconds`` (after ``settle`` s) and summarise its timing."""
     from rclpy.executors import MultiThreadedExecutor
-    from rclpy.experimental import EventsExecutor
     from rclpy.parameter import Parameter
 
     from robot_il.ros.policy_node import PolicyNode
@@ -94,10 +100,7 @@ def measure(
             # held by the safety layer, which costs the same as passing them.
         ],
     )
-    if executor_kind == "events":
-        executor = EventsExecutor(context=context)
-    else:
-        executor = MultiThreadedExecutor(num_threads=2, context=context)
+    executor = MultiThreadedExecutor(num_threads=2, context=context)
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
@@ -278,13 +281,6 @@ def main() -> int:
         "rounds per policy: the tick's CPU time in the running node",
     )
     parser.add_argument("--tick-baseline", default="7790ad8", help="git revision for --tick-rounds")
-    parser.add_argument(
-        "--executor-rounds",
-        type=int,
-        default=0,
-        help="then alternate rclpy's MultiThreadedExecutor and its EventsExecutor spinning the "
-        "policy node at 500 Hz, this many rounds per policy",
-    )
     args = parser.parse_args()
 
     from robot_il.policies.untrained import untrained_reach_checkpoint
@@ -345,18 +341,6 @@ def main() -> int:
                         record = {"policy": policy_type, "rate_hz": 500.0, "tick": tick}
                         record |= figures | {"round": round_, "seconds": args.seconds}
                         record |= {"tick_baseline": args.tick_baseline}
-                        record |= {"load_avg": os.getloadavg()[0]}
-                        with RESULTS.open("a") as out:
-                            out.write(json.dumps(record) + "\n")
-                for round_ in range(args.executor_rounds):
-                    for kind in ("multi", "events") if round_ % 2 == 0 else ("events", "multi"):
-                        figures = measure(
-                            checkpoint, 500.0, args.seconds, context, args.priority, args.settle,
-                            kind,
-                        )  # fmt: skip
-                        print(f"{kind:8s} " + _row(policy_type, 500.0, figures), flush=True)
-                        record = {"policy": policy_type, "rate_hz": 500.0, "executor": kind}
-                        record |= figures | {"round": round_, "seconds": args.seconds}
                         record |= {"load_avg": os.getloadavg()[0]}
                         with RESULTS.open("a") as out:
                             out.write(json.dumps(record) + "\n")
