@@ -65,6 +65,7 @@ from pathlib import Path
 import numpy as np
 from rclpy._rclpy_pybind11 import RCLError
 from rclpy.context import Context
+from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile
@@ -264,6 +265,24 @@ class PolicyNode(Node):
         )
 
     # -- set-up --------------------------------------------------------------------------
+
+    def create_publisher(self, *args, **kwargs):
+        """A publisher without rclpy's default QoS event handlers (see
+        :meth:`create_subscription`)."""
+        kwargs.setdefault("event_callbacks", PublisherEventCallbacks(use_default_callbacks=False))
+        return super().create_publisher(*args, **kwargs)
+
+    def create_subscription(self, *args, **kwargs):
+        """A subscription without rclpy's default QoS event handlers (they log incompatible
+        QoS; the peer logs it too). Each is a waitable that the executor's thread adds to its
+        wait set on every wake-up, in Python, and it wakes for every joint state (500 Hz):
+        without them that thread took 19.5% of a core instead of 28-38% (BC at 500 Hz,
+        ``benchmarks/deploy_latency.py``), time the control thread may wait for the
+        interpreter lock."""
+        kwargs.setdefault(
+            "event_callbacks", SubscriptionEventCallbacks(use_default_callbacks=False)
+        )
+        return super().create_subscription(*args, **kwargs)
 
     def _resolve(self, name: str) -> Path:
         path = Path(name)
