@@ -50,6 +50,8 @@ a ratio that a loaded machine cannot fake (rows with ``"loop": "baseline"``/``"n
 ``--tick-rounds N`` does the same for the control tick: ``--tick-baseline``'s (default
 7790ad8: numpy safety filter, command message from a list, rclpy's clock) against the node's
 (rows with ``"tick"``); ``benchmarks/control_tick_cost.py`` times the tick's parts alone.
+``--handler-rounds N``: the node with rclpy's default QoS event handlers against without
+(rows with ``"qos_event_handlers"``).
 """
 
 from __future__ import annotations
@@ -281,6 +283,13 @@ def main() -> int:
         "rounds per policy: the tick's CPU time in the running node",
     )
     parser.add_argument("--tick-baseline", default="7790ad8", help="git revision for --tick-rounds")
+    parser.add_argument(
+        "--handler-rounds",
+        type=int,
+        default=0,
+        help="then alternate the policy node with rclpy's default QoS event handlers on its "
+        "publishers and subscriptions and without (as it runs), at 500 Hz, this many rounds",
+    )
     args = parser.parse_args()
 
     from robot_il.policies.untrained import untrained_reach_checkpoint
@@ -342,6 +351,20 @@ def main() -> int:
                         record |= figures | {"round": round_, "seconds": args.seconds}
                         record |= {"tick_baseline": args.tick_baseline}
                         record |= {"load_avg": os.getloadavg()[0]}
+                        with RESULTS.open("a") as out:
+                            out.write(json.dumps(record) + "\n")
+                for round_ in range(args.handler_rounds):
+                    kinds = ("default", "none") if round_ % 2 == 0 else ("none", "default")
+                    for kind in kinds:
+                        with _qos_event_handlers(kind):
+                            figures = measure(
+                                checkpoint, 500.0, args.seconds, context, args.priority,
+                                args.settle,
+                            )  # fmt: skip
+                        print(f"handlers {kind:7s} " + _row(policy_type, 500.0, figures))
+                        record = {"policy": policy_type, "rate_hz": 500.0}
+                        record |= {"qos_event_handlers": kind, **figures, "round": round_}
+                        record |= {"seconds": args.seconds, "load_avg": os.getloadavg()[0]}
                         with RESULTS.open("a") as out:
                             out.write(json.dumps(record) + "\n")
     finally:
@@ -426,6 +449,24 @@ def _control_tick(tick: str, revision: str):
         yield
     finally:
         policy_node.SafetyFilter, policy_node.fill_command, policy_node.PolicyNode._now = own
+
+
+@contextlib.contextmanager
+def _qos_event_handlers(kind: str):
+    """Policy nodes made inside have rclpy's ``default`` QoS event handlers on their
+    publishers and subscriptions, or ``none`` (as the node has them)."""
+    from rclpy.node import Node
+
+    from robot_il.ros.policy_node import PolicyNode
+
+    own = PolicyNode.create_publisher, PolicyNode.create_subscription
+    if kind == "default":
+        PolicyNode.create_publisher = Node.create_publisher
+        PolicyNode.create_subscription = Node.create_subscription
+    try:
+        yield
+    finally:
+        PolicyNode.create_publisher, PolicyNode.create_subscription = own
 
 
 def _row(policy_type: str, rate: float, f: dict[str, float]) -> str:
