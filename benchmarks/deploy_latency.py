@@ -28,6 +28,13 @@ Figures, each a ratio to its target (the goal in brackets):
   (``benchmarks/results/deploy_stall_diagnosis.jsonl``, tag ``steal``). Read a row with its
   steal, as with its load.
 
+And what the node did meanwhile (read with the gaps): ``tick CPU`` p50/p99, the control
+thread's CPU time per tick (µs; ``time.thread_time``: on this virtual machine it may include
+time the hypervisor took), the garbage collections of the window (count, longest), for each
+of the 5 longest gaps the wall and CPU time of the tick that opened it and the collection
+time within it (ms), and each thread's share of a core (``threads' CPU %``: the interpreter
+lock's other holders; the executor's ``spin`` thread and its two workers).
+
 With ``--priority`` (default 40) the policy node's threads run in SCHED_FIFO, ``sim_robot``'s
 10 below, and the inference process in the normal class at nice -10 (a real-time inference
 process stalled the control loop: ``robot_il.deploy.worker``). Run it on a quiet machine:
@@ -40,12 +47,18 @@ Each row is also appended to ``benchmarks/results/deploy_latency.jsonl`` with th
 the node had before :mod:`robot_il.deploy.ticker` (sleep to the deadline, start over from
 "now" after an overrun) alternated with the node's own, in this process on the same cores:
 a ratio that a loaded machine cannot fake (rows with ``"loop": "baseline"``/``"node"``).
+``--tick-rounds N`` does the same for the control tick: ``--tick-baseline``'s (default
+7790ad8: numpy safety filter, command message from a list, rclpy's clock) against the node's
+(rows with ``"tick"``); ``benchmarks/control_tick_cost.py`` times the tick's parts alone.
+``--handler-rounds N``: the node with rclpy's default QoS event handlers against without
+(rows with ``"qos_event_handlers"``).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -65,7 +78,12 @@ RESULTS = Path(__file__).parent / "results" / "deploy_latency.jsonl"
 
 
 def measure(
-    checkpoint: Path, rate: float, seconds: float, context, priority: int, settle: float
+    checkpoint: Path,
+    rate: float,
+    seconds: float,
+    context,
+    priority: int,
+    settle: float,
 ) -> dict[str, float]:
     """Run the policy node for ``seconds`` (after ``settle`` s) and summarise its timing."""
     from rclpy.executors import MultiThreadedExecutor
@@ -88,6 +106,7 @@ def measure(
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
+    ticks_cpu, gc_pauses = _record_ticks(node), _GcPauses()
     try:
         deadline = time.monotonic() + 60
         while not node.command_log and time.monotonic() < deadline:
@@ -96,10 +115,16 @@ def measure(
             raise RuntimeError("the policy node got no joint states from sim_robot")
         time.sleep(settle)
         start, faults_before, steal_before = time.monotonic(), _page_faults(), _steal()
+        threads_before = _thread_cpu()
         load_before = os.getloadavg()[0]
         node.starved_ticks, node.longest_starved = 0, 0.0
-        time.sleep(seconds)
+        with gc_pauses:
+            time.sleep(seconds)
         faults, steal = _page_faults() - faults_before, _steal() - steal_before
+        threads = {
+            name: round(100 * (cpu - threads_before.get(name, 0.0)) / seconds, 1)
+            for name, cpu in _thread_cpu().items()
+        }
         ticks = np.array([t for t in list(node.tick_times) if t >= start])
         log = np.array(list(node.command_log)[-len(ticks) :])
     finally:
@@ -111,7 +136,8 @@ def measure(
     periods = np.diff(ticks)
     jitter = np.abs(periods - period)
     latency = log[:, 1] - log[:, 0]
-    return {
+    own = np.array([row for row in ticks_cpu if row[0] >= start])  # (start, wall, cpu) s
+    return _diagnosis(ticks, periods, own, gc_pauses.pauses) | {
         "rate": (len(ticks) - 1) / (ticks[-1] - ticks[0]) / rate,
         "jitter_p99_ms": float(np.percentile(jitter, 99) * 1e3),
         "max_gap": float(periods.max() / period),
@@ -124,7 +150,90 @@ def measure(
         "page_faults_per_s": faults / seconds,
         "steal_ms": steal * 1e3,
         "load_avg_before": load_before,
+        "thread_cpu_percent": {k: v for k, v in threads.items() if v >= 0.5},
     }
+
+
+def _record_ticks(node) -> list[tuple[float, float, float]]:
+    """From now on, (monotonic start, wall time, control thread CPU time) in s of each of
+    ``node``'s control ticks (about 2 µs of clock reads per tick)."""
+    ticks: list[tuple[float, float, float]] = []
+    tick = node._control_tick
+
+    def recorded(now: float) -> None:
+        start, cpu = time.monotonic(), time.thread_time()
+        try:
+            tick(now)
+        finally:
+            ticks.append((start, time.monotonic() - start, time.thread_time() - cpu))
+
+    node._control_tick = recorded
+    return ticks
+
+
+class _GcPauses:
+    """(monotonic start, duration) in s of every garbage collection of this process (the
+    policy node's) while in the ``with`` block: a collection holds the interpreter lock."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[float, float]] = []
+        self._start = 0.0
+
+    def _callback(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._start = time.monotonic()
+        else:
+            self.pauses.append((self._start, time.monotonic() - self._start))
+
+    def __enter__(self) -> _GcPauses:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+
+def _diagnosis(
+    ticks: np.ndarray, periods: np.ndarray, own: np.ndarray, pauses: list[tuple[float, float]]
+) -> dict[str, object]:
+    """What the control thread itself did around its longest gaps: for each of the 5, the
+    wall and CPU time (ms) of the tick that opened it (a tick that computes for long makes its
+    own gap; one that waited for the interpreter lock or a core has wall >> CPU) and the garbage
+    collection time (ms) within it; and the ticks' own CPU (µs) and collections overall."""
+    longest = np.argsort(periods)[-5:][::-1]
+    gaps = []
+    for i in longest:
+        begin, end = ticks[i], ticks[i + 1]
+        k = int(np.searchsorted(own[:, 0], begin)) if len(own) else 0
+        wall, cpu = (own[k, 1], own[k, 2]) if k < len(own) else (np.nan, np.nan)
+        collected = sum(d for s, d in pauses if s < end and s + d > begin)
+        gaps.append([round(1e3 * (end - begin), 2), round(1e3 * wall, 3), round(1e3 * cpu, 3),
+                     round(1e3 * collected, 3)])  # fmt: skip
+    cpu = own[:, 2] * 1e6 if len(own) else np.full(1, np.nan)
+    return {
+        "longest_gaps_wall_cpu_gc_ms": gaps,
+        "tick_cpu_us_p50": float(np.percentile(cpu, 50)),
+        "tick_cpu_us_p99": float(np.percentile(cpu, 99)),
+        "tick_cpu_us_max": float(cpu.max()),
+        "gc_collections": len(pauses),
+        "gc_longest_ms": max((1e3 * d for _, d in pauses), default=0.0),
+    }
+
+
+def _thread_cpu() -> dict[str, float]:
+    """CPU time (s) of each thread of this process so far, by Python thread name (others by
+    their kernel name and id): which threads hold the interpreter lock, and how much."""
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    out = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            comm, fields = (task / "stat").read_text().rsplit(")", 1)
+        except OSError:  # the thread ended
+            continue
+        utime, stime = fields.split()[11:13]  # stat fields 14 and 15, clock ticks
+        name = names.get(int(task.name)) or f"{comm.split('(', 1)[1]}-{task.name}"
+        out[name] = (int(utime) + int(stime)) / os.sysconf("SC_CLK_TCK")
+    return out
 
 
 def _steal() -> float:
@@ -164,6 +273,22 @@ def main() -> int:
         default=0,
         help="then alternate the old restart-from-now control loop and the node's at 500 Hz, "
         "this many rounds per policy",
+    )
+    parser.add_argument(
+        "--tick-rounds",
+        type=int,
+        default=0,
+        help="then alternate the control tick of --tick-baseline (its safety filter, a command "
+        "message built from a list, rclpy's clock) and the node's own at 500 Hz, this many "
+        "rounds per policy: the tick's CPU time in the running node",
+    )
+    parser.add_argument("--tick-baseline", default="7790ad8", help="git revision for --tick-rounds")
+    parser.add_argument(
+        "--handler-rounds",
+        type=int,
+        default=0,
+        help="then alternate the policy node with rclpy's default QoS event handlers on its "
+        "publishers and subscriptions and without (as it runs), at 500 Hz, this many rounds",
     )
     args = parser.parse_args()
 
@@ -211,6 +336,35 @@ def main() -> int:
                         record = {"policy": policy_type, "rate_hz": 500.0, "loop": loop, **figures}
                         record |= {"round": round_, "seconds": args.seconds}
                         record |= {"load_avg": os.getloadavg()[0]}
+                        with RESULTS.open("a") as out:
+                            out.write(json.dumps(record) + "\n")
+                for round_ in range(args.tick_rounds):
+                    ticks = ("baseline", "node") if round_ % 2 == 0 else ("node", "baseline")
+                    for tick in ticks:
+                        with _control_tick(tick, args.tick_baseline):
+                            figures = measure(
+                                checkpoint, 500.0, args.seconds, context, args.priority,
+                                args.settle,
+                            )  # fmt: skip
+                        print(f"tick {tick:8s} " + _row(policy_type, 500.0, figures), flush=True)
+                        record = {"policy": policy_type, "rate_hz": 500.0, "tick": tick}
+                        record |= figures | {"round": round_, "seconds": args.seconds}
+                        record |= {"tick_baseline": args.tick_baseline}
+                        record |= {"load_avg": os.getloadavg()[0]}
+                        with RESULTS.open("a") as out:
+                            out.write(json.dumps(record) + "\n")
+                for round_ in range(args.handler_rounds):
+                    kinds = ("default", "none") if round_ % 2 == 0 else ("none", "default")
+                    for kind in kinds:
+                        with _qos_event_handlers(kind):
+                            figures = measure(
+                                checkpoint, 500.0, args.seconds, context, args.priority,
+                                args.settle,
+                            )  # fmt: skip
+                        print(f"handlers {kind:7s} " + _row(policy_type, 500.0, figures))
+                        record = {"policy": policy_type, "rate_hz": 500.0}
+                        record |= {"qos_event_handlers": kind, **figures, "round": round_}
+                        record |= {"seconds": args.seconds, "load_avg": os.getloadavg()[0]}
                         with RESULTS.open("a") as out:
                             out.write(json.dumps(record) + "\n")
     finally:
@@ -263,6 +417,58 @@ def _control_loop(loop: str):
         PolicyNode._control_loop = own
 
 
+@contextlib.contextmanager
+def _control_tick(tick: str, revision: str):
+    """Policy nodes made inside tick as the node does (``node``) or as at ``revision``
+    (``baseline``): that revision's safety filter (numpy, the compiled FK, every event's line
+    written), command messages filled from a list (the message checks every value; the
+    baseline also built a new message per tick) and the time read through rclpy's clock."""
+    from robot_il.ros import policy_node
+
+    if tick == "node":
+        yield
+        return
+    sys.path.insert(0, str(Path(__file__).parent))
+    from control_tick_cost import baseline_filter_module
+
+    baseline = baseline_filter_module(revision).SafetyFilter
+
+    def baseline_filter(limits, fk, *, tool_point=None, **kw):
+        return baseline(limits, fk, **kw)
+
+    def fill_from_list(msg, commands) -> None:
+        msg.data = np.concatenate(commands).tolist()
+
+    def rclpy_clock(node) -> float:
+        return node.get_clock().now().nanoseconds * 1e-9
+
+    own = policy_node.SafetyFilter, policy_node.fill_command, policy_node.PolicyNode._now
+    policy_node.SafetyFilter, policy_node.fill_command = baseline_filter, fill_from_list
+    policy_node.PolicyNode._now = rclpy_clock
+    try:
+        yield
+    finally:
+        policy_node.SafetyFilter, policy_node.fill_command, policy_node.PolicyNode._now = own
+
+
+@contextlib.contextmanager
+def _qos_event_handlers(kind: str):
+    """Policy nodes made inside have rclpy's ``default`` QoS event handlers on their
+    publishers and subscriptions, or ``none`` (as the node has them)."""
+    from rclpy.node import Node
+
+    from robot_il.ros.policy_node import PolicyNode
+
+    own = PolicyNode.create_publisher, PolicyNode.create_subscription
+    if kind == "default":
+        PolicyNode.create_publisher = Node.create_publisher
+        PolicyNode.create_subscription = Node.create_subscription
+    try:
+        yield
+    finally:
+        PolicyNode.create_publisher, PolicyNode.create_subscription = own
+
+
 def _row(policy_type: str, rate: float, f: dict[str, float]) -> str:
     return (
         f"{policy_type:9s} {rate:5.0f} Hz  rate {f['rate']:.3f}  "
@@ -270,7 +476,11 @@ def _row(policy_type: str, rate: float, f: dict[str, float]) -> str:
         f"caught up {f['caught_up']:.3f}  "
         f"latency p50 {f['latency_p50']:.2f} p99 {f['latency_p99']:.2f}  "
         f"starved {f['starved']:.2f}  (x period)  gaps > 2: {f['gaps_over_2']}  "
-        f"steal {f['steal_ms']:.0f} ms  load {f['load_avg_before']:.1f}"
+        f"steal {f['steal_ms']:.0f} ms  load {f['load_avg_before']:.1f}  "
+        f"tick CPU p50 {f['tick_cpu_us_p50']:.0f} p99 {f['tick_cpu_us_p99']:.0f} µs  "
+        f"gc {f['gc_collections']} (longest {f['gc_longest_ms']:.2f} ms)\n"
+        f"          longest gaps [gap, its first tick's wall, CPU, gc] ms: "
+        f"{f['longest_gaps_wall_cpu_gc_ms']}\n          threads' CPU %: {f['thread_cpu_percent']}"
     )
 
 

@@ -10,6 +10,9 @@ angles nearest the seed inside the joint limits, and picks the closest.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import numpy as np
 from robot_il.envs.ur5e.description import DH_A, DH_ALPHA, DH_D, JOINT_POS_LIMITS, TCP_OFFSET
 
@@ -66,6 +69,29 @@ def forward_kinematics(q: np.ndarray, tcp_offset: float = TCP_OFFSET) -> np.ndar
     if tcp_offset:
         transform[..., :3, 3] += tcp_offset * transform[..., :3, 2]
     return transform
+
+
+_D1, _D4, _D5, _D6 = (float(DH_D[i]) for i in (0, 3, 4, 5))
+_A2, _A3 = float(DH_A[1]), float(DH_A[2])
+
+
+def tcp_point(q: Sequence[float], tcp_offset: float = TCP_OFFSET) -> tuple[float, float, float]:
+    """TCP position (x, y, z) m in the arm's base frame for one configuration q (6 floats, rad).
+
+    The closed form of the DH chain's position (joints 2-4 turn about parallel axes, so
+    only their sums enter; the TCP is the flange moved ``tcp_offset`` along its z axis, which
+    is the flange with ``d6 + tcp_offset``), in plain floats: a safety check at every control
+    tick needs the point alone, and this costs a fraction of a pose from the compiled chain
+    (equal to it within 1e-15 m; ``tests/envs/test_kinematics.py``)."""
+    q1, q2, q3, q4, q5 = q[0], q[1], q[2], q[3], q[4]
+    s1, c1, s5, c5 = math.sin(q1), math.cos(q1), math.sin(q5), math.cos(q5)
+    q23 = q2 + q3
+    s234, c234 = math.sin(q23 + q4), math.cos(q23 + q4)
+    reach = _D6 + tcp_offset
+    planar = _A2 * math.cos(q2) + _A3 * math.cos(q23) + _D5 * s234 - reach * s5 * c234
+    side = _D4 + reach * c5
+    height = _D1 + _A2 * math.sin(q2) + _A3 * math.sin(q23) - _D5 * c234 - reach * s5 * s234
+    return c1 * planar + s1 * side, s1 * planar - c1 * side, height
 
 
 def tcp_to_flange(tcp_pose: np.ndarray, tcp_offset: float = TCP_OFFSET) -> np.ndarray:

@@ -65,6 +65,7 @@ from pathlib import Path
 import numpy as np
 from rclpy._rclpy_pybind11 import RCLError
 from rclpy.context import Context
+from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile
@@ -84,6 +85,7 @@ from robot_il.ros.ur_topics import (
     POSE_INPUTS,
     RESET_ESTOP_SERVICE,
     SAFETY_EVENTS_TOPIC,
+    fill_command,
 )
 from robot_il.safety import ClearanceGuard, SafetyEvent, SafetyFilter, SafetyLimits
 from robot_il.safety.events import EventSummary
@@ -235,6 +237,8 @@ class PolicyNode(Node):
             (self.create_publisher(Float64MultiArray, topic.name, qos), topic.arms)
             for topic in layout.command_topics()
         ]
+        self._command_msgs = [Float64MultiArray() for _ in self.command_pubs]
+        """One message per command topic, refilled every tick (publishing copies it out)."""
         self.gripper_pubs = [
             self.create_publisher(Float64, layout.gripper_topic(a), qos)
             for a in range(len(self.arms))
@@ -262,6 +266,24 @@ class PolicyNode(Node):
 
     # -- set-up --------------------------------------------------------------------------
 
+    def create_publisher(self, *args, **kwargs):
+        """A publisher without rclpy's default QoS event handlers (see
+        :meth:`create_subscription`)."""
+        kwargs.setdefault("event_callbacks", PublisherEventCallbacks(use_default_callbacks=False))
+        return super().create_publisher(*args, **kwargs)
+
+    def create_subscription(self, *args, **kwargs):
+        """A subscription without rclpy's default QoS event handlers (they log incompatible
+        QoS; the peer logs it too). Each is a waitable that the executor's thread adds to its
+        wait set on every wake-up, in Python, and it wakes for every joint state (500 Hz):
+        without them that thread took 19.5% of a core instead of 28-38% (BC at 500 Hz,
+        ``benchmarks/deploy_latency.py``), time the control thread may wait for the
+        interpreter lock."""
+        kwargs.setdefault(
+            "event_callbacks", SubscriptionEventCallbacks(use_default_callbacks=False)
+        )
+        return super().create_subscription(*args, **kwargs)
+
     def _resolve(self, name: str) -> Path:
         path = Path(name)
         if not path.exists() and self.candidates_dir:
@@ -287,12 +309,13 @@ class PolicyNode(Node):
         return self.info.control_hz
 
     def _make_filters(self) -> list[SafetyFilter]:
-        from robot_il.envs.ur5e.kinematics import forward_kinematics
+        from robot_il.envs.ur5e.kinematics import forward_kinematics, tcp_point
 
         filters = [
             SafetyFilter(
                 self.limits,
                 forward_kinematics,
+                tool_point=tcp_point,
                 period=self.period,
                 on_event=self._on_event,
                 log_events=False,  # summarised by the events timer, off the control thread
@@ -314,8 +337,12 @@ class PolicyNode(Node):
         )
 
     def _now(self) -> float:
-        """Seconds on the node's clock (ROS time: system or ``/clock``)."""
-        return self.get_clock().now().nanoseconds * 1e-9
+        """Seconds on the node's clock (ROS time: system or ``/clock``). Without
+        ``use_sim_time`` ROS time is the system clock, read directly: rclpy's ``Clock.now``
+        builds a ``Time`` under a lock, 40 times the cost, at every control tick."""
+        if self.sim_time:
+            return self.get_clock().now().nanoseconds * 1e-9
+        return time.time_ns() * 1e-9
 
     # -- subscriptions -------------------------------------------------------------------
 
@@ -705,9 +732,9 @@ class PolicyNode(Node):
                     gripper = min(max(gripper, 0.0), 1.0)
                     self.gripper_pubs[a].publish(Float64(data=gripper))
                     last_gripper[a] = gripper
-        for publisher, arms in self.command_pubs:
-            data = np.concatenate([commands[a] for a in arms]).tolist()
-            publisher.publish(Float64MultiArray(data=data))
+        for (publisher, arms), msg in zip(self.command_pubs, self._command_msgs, strict=True):
+            fill_command(msg, [commands[a] for a in arms])
+            publisher.publish(msg)
         self.command_log.append((stamp, now))
 
     def shutdown(self) -> None:

@@ -7,7 +7,7 @@ tests can tell "clipped at a joint limit" from "held because the observations we
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Callable
 from enum import Enum
 
 
@@ -57,14 +57,37 @@ HOLD_INTERVENTIONS = frozenset(
 """Interventions after which the command is the held position, not a shortened step."""
 
 
-@dataclass(frozen=True)
 class SafetyEvent:
     """One intervention: its kind, the filter time ``t`` (s) it happened at, and a detail line
-    naming joints and values (rad, rad/s, m)."""
+    naming joints and values (rad, rad/s, m).
 
-    kind: Intervention
-    t: float
-    detail: str
+    ``detail`` may be given as a function that writes the line: a filter at a limit reports an
+    event every control tick, and the line is read only when the event is logged or published
+    (once per onset), so it is written then (once)."""
+
+    __slots__ = ("kind", "t", "_detail")
+
+    def __init__(self, kind: Intervention, t: float, detail: str | Callable[[], str]) -> None:
+        self.kind, self.t, self._detail = kind, t, detail
+
+    @property
+    def detail(self) -> str:
+        """The detail line."""
+        if not isinstance(self._detail, str):
+            self._detail = self._detail()
+        return self._detail
+
+    def _key(self) -> tuple[Intervention, float, str]:
+        return self.kind, self.t, self.detail
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SafetyEvent) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"SafetyEvent(kind={self.kind!r}, t={self.t!r}, detail={self.detail!r})"
 
     def __str__(self) -> str:
         return f"[safety t={self.t:.4f}s] {self.kind.value}: {self.detail}"

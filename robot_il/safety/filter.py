@@ -20,8 +20,9 @@ start). Times ``t`` are seconds on one clock (monotonic or sim).
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,6 +35,8 @@ LOGGER = logging.getLogger("robot_il.safety")
 
 ForwardKinematics = Callable[[np.ndarray], np.ndarray]
 """Joint positions (n,) rad -> tool pose (4, 4) in the frame of the workspace box (m)."""
+ToolPoint = Callable[[Sequence[float]], Sequence[float]]
+"""Joint positions (n floats, rad) -> tool point (x, y, z) in the frame of the box (m)."""
 
 _TOLERANCE = 1e-9
 
@@ -56,20 +59,35 @@ class SafeCommand:
         return any(event.kind in HOLD_INTERVENTIONS for event in self.events)
 
 
-def _box_distance(point: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
+def _box_distance(point: Sequence[float], lower: list[float], upper: list[float]) -> float:
     """Euclidean distance (m) from ``point`` to the box; 0 inside."""
-    return float(np.linalg.norm(np.maximum(lower - point, 0) + np.maximum(point - upper, 0)))
+    squares = 0.0
+    for p, lo, hi in zip(point, lower, upper, strict=True):
+        out = (lo - p if lo > p else 0.0) + (p - hi if p > hi else 0.0)
+        squares += out * out
+    return math.sqrt(squares)
 
 
-def _joints(values: np.ndarray) -> str:
+def _joints(values: Sequence[float]) -> str:
     return "[" + ", ".join(f"{v:+.4f}" for v in values) + "]"
+
+
+def _clip(values: list[float], lower: list[float], upper: list[float]) -> list[float]:
+    """``np.clip`` of finite values: each to [lower, upper]."""
+    out = []
+    for v, lo, hi in zip(values, lower, upper, strict=True):
+        v = v if v > lo else lo
+        out.append(v if v < hi else hi)
+    return out
 
 
 class SafetyFilter:
     """Stateful safety filter for one arm; call :meth:`filter` once per control period.
 
     ``fk`` maps joints to the tool pose in the workspace box's frame; it is required when the
-    limits have a workspace box. ``period`` (s), when given, is the nominal control period:
+    limits have a workspace box, unless ``tool_point`` gives the tool point alone (cheaper:
+    the check runs every call; :func:`robot_il.envs.ur5e.kinematics.tcp_point`).
+    ``period`` (s), when given, is the nominal control period:
     elapsed times longer than two periods count as two, so a late call cannot move further.
     ``on_event`` receives each event when its kind starts (was absent the call before), which
     is also when it is logged (unless ``log_events`` is False: a node that summarises its
@@ -81,30 +99,47 @@ class SafetyFilter:
         limits: SafetyLimits,
         fk: ForwardKinematics | None = None,
         *,
+        tool_point: ToolPoint | None = None,
         period: float | None = None,
         on_event: Callable[[SafetyEvent], None] | None = None,
         log_events: bool = True,
     ) -> None:
-        if limits.has_workspace and fk is None:
+        if limits.has_workspace and fk is None and tool_point is None:
             raise ActionError("safety filter: a workspace box needs forward kinematics (fk)")
         if period is not None and not period > 0:
             raise ActionError(f"safety filter: period must be positive, got {period!r}")
         self.limits = limits
         self.fk = fk
+        if tool_point is None and fk is not None:
+            tool_point = _tool_point_of(fk)
+        self._tool_point = tool_point
         self.max_dt = None if period is None else 2.0 * period
         self.on_event = on_event
         self.log_events = log_events
         self.counts: Counter[Intervention] = Counter()
+        # The limits as float lists, for the per-call arithmetic.
+        self._lower = limits.position_lower.tolist()
+        self._upper = limits.position_upper.tolist()
+        self._speed = limits.velocity.tolist()
+        self._accel = limits.acceleration.tolist()
+        self._twice_accel = (2.0 * limits.acceleration).tolist()
+        self._max_step = [float(limits.max_step)] * limits.num_joints
+        if limits.has_workspace:
+            self._box = (limits.workspace_lower.tolist(), limits.workspace_upper.tolist())
         self._estopped = False
         self._fault: str | None = None
         self._observation_stamp: float | None = None
-        self._reference: np.ndarray | None = None
-        self._before: np.ndarray | None = None
+        self._reference: list[float] | None = None
+        self._before: list[float] | None = None
         """The reference before the last call: where :meth:`veto` goes back to."""
-        self._velocity = np.zeros(limits.num_joints)
+        self._velocity = [0.0] * limits.num_joints
         self._last_t = 0.0
         self._start_t = 0.0
         self._active: set[Intervention] = set()
+        self._distances: dict[tuple[float, ...], float] = {}
+        """Box distance (m) of the last joints checked and of the reference (two entries):
+        the reference's is the one its own check found, so a step outside the box costs one
+        tool point, and a command that repeats the reference none."""
 
     # -- inputs besides the command ------------------------------------------------------
 
@@ -142,21 +177,21 @@ class SafetyFilter:
     @property
     def reference_before(self) -> np.ndarray | None:
         """The reference before the last call (rad): the command sent the period before."""
-        return None if self._before is None else self._before.copy()
+        return None if self._before is None else np.array(self._before)
 
     def veto(self, t: float) -> np.ndarray:
         """The command this filter just returned was not sent (a check across arms refused
         it): go back to the reference before it and stop there; returns that command (rad)."""
         if self._before is not None:
             self._reference = self._before
-        self._velocity = np.zeros(self.limits.num_joints)
+        self._velocity = [0.0] * self.limits.num_joints
         self._last_t = t
-        return self._reference.copy()
+        return np.array(self._reference)
 
     @property
     def reference(self) -> np.ndarray | None:
         """The last command let through (rad), or None before the first call."""
-        return None if self._reference is None else self._reference.copy()
+        return None if self._reference is None else np.array(self._reference)
 
     # -- the filter ----------------------------------------------------------------------
 
@@ -178,54 +213,58 @@ class SafetyFilter:
         q_measured = np.asarray(q_measured, dtype=np.float64).reshape(-1)
         if q_measured.shape != (n,):
             raise ActionError(f"safety filter: measured joints have shape {q_measured.shape}")
+        cmd: list[float] | None = None
         if q_cmd is not None:
             q_cmd = np.asarray(q_cmd, dtype=np.float64).reshape(-1)
             if q_cmd.shape != (n,):
                 raise ActionError(f"safety filter: commanded joints have shape {q_cmd.shape}")
+            cmd = q_cmd.tolist()
+        measured = q_measured.tolist()
         events: list[SafetyEvent] = []
-        measured_ok = bool(np.isfinite(q_measured).all())
+        measured_ok = all(map(math.isfinite, measured))
         if self._reference is None:
             if not measured_ok:
                 raise ActionError(
                     f"safety filter: cannot start, measured joints are not finite: {q_measured}"
                 )
-            self._anchor(q_measured, t)
+            self._anchor(measured, t)
             events.append(
-                SafetyEvent(Intervention.SAFE_START, t, f"anchored at {_joints(q_measured)}")
+                SafetyEvent(Intervention.SAFE_START, t, f"anchored at {_joints(measured)}")
             )
         self._before = self._reference
 
-        hold = self._hold_reasons(q_cmd, q_measured, measured_ok, t, command_stamp)
-        if hold or q_cmd is None:
+        hold = self._hold_reasons(cmd, measured, measured_ok, t, command_stamp)
+        if hold or cmd is None:
             return self._emit(self._hold(t), events + hold)
         dt = t - self._last_t
         if dt <= 0:
-            return self._emit(self._reference.copy(), events)
+            return self._emit(self._reference, events)
         if self.max_dt is not None:
             dt = min(dt, self.max_dt)
         step_events: list[SafetyEvent] = []
-        command = self._limited_step(q_cmd, dt, t, step_events)
+        command = self._limited_step(cmd, dt, t, step_events)
         if self.limits.has_workspace:
             outside = self._workspace_violation(command, t)
             if outside is not None:  # the shortened step is moot: report the hold alone
                 return self._emit(self._hold(t), [*events, outside])
-        self._velocity = (command - self._reference) / dt
+        reference = self._reference
+        self._velocity = [(c - r) / dt for c, r in zip(command, reference, strict=True)]
         self._reference = command
         self._last_t = t
-        return self._emit(command.copy(), events + step_events)
+        return self._emit(command, events + step_events)
 
     # -- steps of the filter -------------------------------------------------------------
 
-    def _anchor(self, q: np.ndarray, t: float) -> None:
-        self._reference = np.clip(q, self.limits.position_lower, self.limits.position_upper)
-        self._velocity = np.zeros(self.limits.num_joints)
+    def _anchor(self, q: list[float], t: float) -> None:
+        self._reference = _clip(q, self._lower, self._upper)
+        self._velocity = [0.0] * self.limits.num_joints
         self._last_t = t
         self._start_t = t
 
     def _hold_reasons(
         self,
-        q_cmd: np.ndarray | None,
-        q_measured: np.ndarray,
+        q_cmd: list[float] | None,
+        q_measured: list[float],
         measured_ok: bool,
         t: float,
         command_stamp: float | None,
@@ -238,7 +277,11 @@ class SafetyFilter:
             reasons.append(SafetyEvent(Intervention.DEVICE_FAULT, t, self._fault))
         if not measured_ok:
             reasons.append(
-                SafetyEvent(Intervention.NONFINITE_MEASUREMENT, t, f"measured {q_measured}")
+                SafetyEvent(
+                    Intervention.NONFINITE_MEASUREMENT,
+                    t,
+                    lambda: f"measured {np.array(q_measured)}",
+                )
             )
         if self._observation_stamp is None:
             reasons.append(SafetyEvent(Intervention.STALE_OBSERVATION, t, "no observation yet"))
@@ -248,124 +291,166 @@ class SafetyFilter:
                 SafetyEvent(
                     Intervention.STALE_OBSERVATION,
                     t,
-                    f"newest observation is {age:.4f}s old (> {limits.max_observation_age}s)",
+                    lambda: (
+                        f"newest observation is {age:.4f}s old (> {limits.max_observation_age}s)"
+                    ),
                 )
             )
         if command_stamp is not None and t - command_stamp > limits.max_command_age:
-            age = t - command_stamp
+            late = t - command_stamp
             reasons.append(
                 SafetyEvent(
                     Intervention.LATE_COMMAND,
                     t,
-                    f"command computed {age:.4f}s ago (> {limits.max_command_age}s)",
+                    lambda: f"command computed {late:.4f}s ago (> {limits.max_command_age}s)",
                 )
             )
-        if q_cmd is not None and not np.isfinite(q_cmd).all():
-            reasons.append(SafetyEvent(Intervention.NONFINITE_COMMAND, t, f"command {q_cmd}"))
+        if q_cmd is not None and not all(map(math.isfinite, q_cmd)):
+            reasons.append(
+                SafetyEvent(Intervention.NONFINITE_COMMAND, t, lambda: f"command {np.array(q_cmd)}")
+            )
         return reasons
 
-    def _hold(self, t: float) -> np.ndarray:
+    def _hold(self, t: float) -> list[float]:
         """Stop at the reference: zero velocity from now on."""
-        self._velocity = np.zeros(self.limits.num_joints)
+        self._velocity = [0.0] * self.limits.num_joints
         self._last_t = t
-        return self._reference.copy()
+        return self._reference
 
     def _limited_step(
-        self, q_cmd: np.ndarray, dt: float, t: float, events: list[SafetyEvent]
-    ) -> np.ndarray:
-        limits = self.limits
-        target = np.clip(q_cmd, limits.position_lower, limits.position_upper)
-        clipped = np.abs(target - q_cmd) > _TOLERANCE
-        if clipped.any():
-            joints = np.flatnonzero(clipped).tolist()
+        self, q_cmd: list[float], dt: float, t: float, events: list[SafetyEvent]
+    ) -> list[float]:
+        """The step towards ``q_cmd`` (rad) that keeps every limit. Each line is the numpy
+        filter's array expression joint by joint, in its order of operations."""
+        lower, upper = self._lower, self._upper
+        reference, velocity = self._reference, self._velocity
+        target = _clip(q_cmd, lower, upper)
+        clipped = [i for i in range(len(target)) if abs(target[i] - q_cmd[i]) > _TOLERANCE]
+        if clipped:
             events.append(
                 SafetyEvent(
                     Intervention.POSITION_LIMIT,
                     t,
-                    f"joints {joints} clipped from {_joints(q_cmd)} to {_joints(target)}",
+                    lambda: f"joints {clipped} clipped from {_joints(q_cmd)} to {_joints(target)}",
                 )
             )
-        error = target - self._reference
-        desired = error / dt
+        error = [g - r for g, r in zip(target, reference, strict=True)]
+        desired = [e / dt for e in error]
 
-        # Velocity: the limit, ramped up from zero during the safe start.
-        ramp = min(1.0, (t - self._start_t) / limits.ramp_duration)
-        speed_scale = _uniform_scale(desired, ramp * limits.velocity)
+        # Velocity: the limit, ramped up from zero during the safe start (from zero also when
+        # the clock stepped back before the anchor: a bound below zero gave NaN commands).
+        ramp = min(1.0, max(0.0, (t - self._start_t) / self.limits.ramp_duration))
+        speed_scale = _uniform_scale(desired, [ramp * v for v in self._speed])
         if speed_scale < 1.0:
             kind = Intervention.SAFE_START if ramp < 1.0 else Intervention.VELOCITY_LIMIT
             events.append(
-                SafetyEvent(kind, t, f"speed scaled by {speed_scale:.4f} (ramp {ramp:.3f})")
+                SafetyEvent(kind, t, lambda: f"speed scaled by {speed_scale:.4f} (ramp {ramp:.3f})")
             )
-            desired = desired * speed_scale
+            desired = [d * speed_scale for d in desired]
 
         # Braking: no faster than what the acceleration limit can stop within the distance
         # left (discrete-time form of v <= sqrt(2 a d)), then the acceleration limit itself.
-        a_dt = limits.acceleration * dt
-        stoppable = -0.5 * a_dt + np.sqrt(
-            (0.5 * a_dt) ** 2 + 2.0 * limits.acceleration * np.abs(error)
-        )
+        a_dt = [a * dt for a in self._accel]
+        stoppable = [
+            -0.5 * ad + math.sqrt((0.5 * ad) * (0.5 * ad) + a2 * abs(e))
+            for ad, a2, e in zip(a_dt, self._twice_accel, error, strict=True)
+        ]
         brake_scale = _uniform_scale(desired, stoppable)
-        change = desired * brake_scale - self._velocity
+        change = [d * brake_scale - v for d, v in zip(desired, velocity, strict=True)]
         accel_scale = _uniform_scale(change, a_dt)
         if brake_scale < 1.0 or accel_scale < 1.0:
             events.append(
                 SafetyEvent(
                     Intervention.ACCELERATION_LIMIT,
                     t,
-                    f"braking scale {brake_scale:.4f}, acceleration scale {accel_scale:.4f}",
+                    lambda: (
+                        f"braking scale {brake_scale:.4f}, acceleration scale {accel_scale:.4f}"
+                    ),
                 )
             )
         # Between the previous velocity and the desired one, both within the velocity limit.
-        step = (self._velocity + change * accel_scale) * dt
-        step_scale = _uniform_scale(step, limits.max_step)
+        step = [(v + c * accel_scale) * dt for v, c in zip(velocity, change, strict=True)]
+        step_scale = _uniform_scale(step, self._max_step)
         if step_scale < 1.0:
+            unscaled = step
             events.append(
                 SafetyEvent(
                     Intervention.MAX_STEP,
                     t,
-                    f"step {_joints(step)} exceeds {limits.max_step} rad, scaled {step_scale:.4f}",
+                    lambda: (
+                        f"step {_joints(unscaled)} exceeds {self.limits.max_step} rad, "
+                        f"scaled {step_scale:.4f}"
+                    ),
                 )
             )
-            step = step * step_scale
-        return np.clip(self._reference + step, limits.position_lower, limits.position_upper)
+            step = [s * step_scale for s in step]
+        return _clip([r + s for r, s in zip(reference, step, strict=True)], lower, upper)
 
-    def _workspace_violation(self, command: np.ndarray, t: float) -> SafetyEvent | None:
-        lower, upper = self.limits.workspace_lower, self.limits.workspace_upper
-        point = np.asarray(self.fk(command))[:3, 3]
-        distance = _box_distance(point, lower, upper)
+    def _box_distance_of(self, q: list[float]) -> float:
+        """Box distance (m) of the tool point at joints ``q`` (rad), remembered for two."""
+        key = tuple(q)
+        distance = self._distances.get(key)
+        if distance is None:
+            distance = _box_distance(self._tool_point(q), *self._box)
+            reference = tuple(self._reference)
+            self._distances = {k: d for k, d in self._distances.items() if k == reference}
+            self._distances[key] = distance
+        return distance
+
+    def _workspace_violation(self, command: list[float], t: float) -> SafetyEvent | None:
+        distance = self._box_distance_of(command)
         if distance <= 0.0:
             return None
         # Outside the box: allowed only while it brings the tool point closer to the box
         # (after a start outside it), never further out.
-        previous = _box_distance(np.asarray(self.fk(self._reference))[:3, 3], lower, upper)
+        previous = self._box_distance_of(self._reference)
         if distance < previous - _TOLERANCE:
             return None
         return SafetyEvent(
             Intervention.WORKSPACE,
             t,
-            f"tool point {_joints(point)} m would be {distance:.4f} m outside the workspace",
+            lambda: (
+                f"tool point {_joints(self._tool_point(command))} m would be "
+                f"{distance:.4f} m outside the workspace"
+            ),
         )
 
-    def _emit(self, command: np.ndarray, events: list[SafetyEvent]) -> SafeCommand:
-        kinds = {event.kind for event in events}
-        for event in events:
-            self.counts[event.kind] += 1
-            if event.kind not in self._active:
-                if self.log_events:
-                    LOGGER.warning("%s", event)
-                if self.on_event is not None:
-                    self.on_event(event)
-        self._active = kinds
-        return SafeCommand(command=command, events=events)
+    def _emit(self, command: list[float], events: list[SafetyEvent]) -> SafeCommand:
+        active = self._active
+        if events:
+            kinds = set()
+            for event in events:
+                kind = event.kind
+                kinds.add(kind)
+                self.counts[kind] += 1
+                if kind not in active:
+                    if self.log_events:
+                        LOGGER.warning("%s", event)
+                    if self.on_event is not None:
+                        self.on_event(event)
+            self._active = kinds
+        elif active:
+            self._active = set()
+        return SafeCommand(command=np.array(command), events=events)
 
 
-def _uniform_scale(vector: np.ndarray, bound: np.ndarray | float) -> float:
+def _tool_point_of(fk: ForwardKinematics) -> ToolPoint:
+    """The tool point from a pose-giving forward kinematics."""
+
+    def tool_point(q: Sequence[float]) -> Sequence[float]:
+        return np.asarray(fk(np.array(q)))[:3, 3].tolist()
+
+    return tool_point
+
+
+def _uniform_scale(vector: list[float], bound: list[float]) -> float:
     """Largest factor in [0, 1] that brings every ``|vector[i]|`` within ``bound[i]``.
 
     One factor for all joints keeps the step's direction in joint space (a straight line).
     """
-    magnitude = np.abs(vector)
-    over = magnitude > bound + _TOLERANCE
-    if not over.any():
-        return 1.0
-    return float(np.where(over, bound / np.where(over, magnitude, 1.0), 1.0).min())
+    scale = 1.0
+    for value, limit in zip(vector, bound, strict=True):
+        magnitude = abs(value)
+        if magnitude > limit + _TOLERANCE and limit / magnitude < scale:  # bounds are >= 0
+            scale = limit / magnitude
+    return scale

@@ -7,7 +7,7 @@ import pytest
 from robot_il.envs.backends import make_backend
 from robot_il.envs.backends.base import ArmMount, SceneSpec
 from robot_il.envs.ur5e import description as ur5e
-from robot_il.envs.ur5e.kinematics import forward_kinematics, inverse_kinematics
+from robot_il.envs.ur5e.kinematics import forward_kinematics, inverse_kinematics, tcp_point
 from robot_il.envs.ur5e.transforms import homogeneous, pose_to_matrix, rot_z
 
 N_CONFIGS = 1000
@@ -39,6 +39,15 @@ def test_forward_kinematics_is_the_published_chain():
     np.testing.assert_allclose(offset[:, :3], [[0.0, 0.0, ur5e.TCP_OFFSET]] * 200, atol=1e-12)
     # the batched and single-configuration paths agree
     np.testing.assert_allclose(forward_kinematics(q[7]), tcp[7], atol=1e-15)
+
+
+def test_tcp_point_is_the_chains_tool_point():
+    """The closed-form tool point (the safety filter's per-tick check) is the chain's TCP and
+    flange, over the whole joint range (2 pi wraps included)."""
+    q = _random_configs(N_CONFIGS, seed=4)
+    for offset in (ur5e.TCP_OFFSET, 0.0):
+        points = np.array([tcp_point(row.tolist(), offset) for row in q])
+        np.testing.assert_allclose(points, forward_kinematics(q, offset)[:, :3, 3], atol=1e-15)
 
 
 def test_zero_pose_matches_published_geometry():

@@ -341,3 +341,20 @@ def test_event_summary_prints_each_kind_once_then_counts_per_window() -> None:
     ]
     assert summary.lines([], now=2.5) == []  # a quiet window prints nothing
     assert summary.lines([("estop", "estop first")], now=2.6) == ["estop first"]
+
+
+def test_a_clock_stepping_back_during_the_safe_start_holds_still() -> None:
+    """Times before the anchor (a system clock set back) ramp from zero, not below: the
+    filter once scaled by a negative factor there and sent NaN for joints without error."""
+    safety = SafetyFilter(ur5e_like_limits(), period=DT)
+    safety.watchdog(10.0, 10.0)
+    safety.filter(HOME, HOME, 10.0)  # anchored at t = 10 s
+    safety.filter(None, HOME, 9.99)  # no command yet, the clock stepped back
+    target = HOME + [0.1, 0, 0, 0, 0, 0]
+    out = safety.filter(target, HOME, 9.995)
+    assert np.isfinite(out.command).all()
+    np.testing.assert_array_equal(out.command, HOME)
+    safety.watchdog(10.1, 10.1)
+    out = safety.filter(target, HOME, 10.1)  # past the anchor the ramp moves it towards target
+    assert HOME[0] < out.command[0] < target[0]
+    np.testing.assert_array_equal(out.command[1:], HOME[1:])
