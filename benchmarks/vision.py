@@ -140,6 +140,7 @@ def run_dir(
     seen = "_".join(["rgb", *cameras, *goal_keys, marker]) if cameras else observation
     aux = f"_aux{_aux_weight(settings)}" if _aux_weight(settings) else ""
     crop = "-".join(_setting(settings, "--policy.image-crop", 4))
+    crop += "".join(f"-{key}" for key in _crop_keys(settings))
     seen += aux + (f"_crop{crop}" if crop else "")
     return work / "runs" / f"{task}_{backend}_{policy_type}_{seen}_{count}_{steps}"
 
@@ -155,6 +156,16 @@ def _setting(settings: tuple[str, ...] | list[str], flag: str, values: int) -> l
         return []
     start = list(settings).index(flag) + 1
     return list(settings[start : start + values])
+
+
+def _crop_keys(settings: tuple[str, ...] | list[str]) -> list[str]:
+    """The cameras ``--policy.image-crop-keys`` names in ``settings`` (none: the crop, if
+    any, cuts every camera)."""
+    if "--policy.image-crop-keys" not in settings:
+        return []
+    rest = list(settings)[list(settings).index("--policy.image-crop-keys") + 1 :]
+    end = next((i for i, value in enumerate(rest) if value.startswith("--")), len(rest))
+    return rest[:end]
 
 
 def _aux_weight(settings: tuple[str, ...] | list[str]) -> float:
@@ -286,6 +297,8 @@ def _seen(cell: dict) -> str:
     aux = f", aux loss {weight:g}" if weight else ""
     crop = _setting(cell["settings"], "--policy.image-crop", 4)
     aux += f", crop {crop[2]}x{crop[3]}" if crop else ""
+    cropped = [key.removeprefix("rgb_") for key in _crop_keys(cell["settings"])]
+    aux += f" of {'+'.join(cropped)}" if crop and cropped else ""
     details = [f"{seen}, {marker:g} cm target{aux}"] if cell["cameras"] else []
     details += [f"executes {cell['action_steps']}"] if "action_steps" in cell else []
     return f" ({', '.join(details)})" if details else ""
