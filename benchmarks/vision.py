@@ -106,11 +106,15 @@ def run_cell(
     work: Path, task: str, backend: str, policy_type: str, observation: str, count: int,
     steps: int, settings: tuple[str, ...], recording: int, grid_cameras: list[str],
     goal_keys: tuple[str, ...] = (), episodes: int = EPISODES, action_steps: int | None = None,
+    recorded_cameras: tuple[str, ...] = (),
 ) -> dict:  # fmt: skip
     """Train on the first ``count`` of ``recording`` demonstrations, evaluate ``episodes``
-    (executing ``action_steps`` actions per chunk if given, see ``evaluated``)."""
+    (executing ``action_steps`` actions per chunk if given, see ``evaluated``). Image cells
+    read the recording of ``recorded_cameras`` (default: the cameras they observe; e.g.
+    ``front wrist`` for a cell observing ``wrist`` alone: the same episodes, no new
+    recording)."""
     cameras = tuple(grid_cameras) if observation == "image" else ()
-    dataset = demos(work, task, backend, recording, cameras=cameras)
+    dataset = demos(work, task, backend, recording, cameras=recorded_cameras or cameras)
     obs_keys = [f"rgb_{c}" for c in cameras] + list(PROPRIOCEPTION) if cameras else []
     obs_keys += list(goal_keys) if cameras else []
     out = run_dir(work, task, backend, policy_type, observation, cameras, count, steps, goal_keys,
@@ -228,7 +232,8 @@ def bench_cells(work: Path, grid: argparse.Namespace) -> None:
                         cell = run_cell(work, task, backend, policy_type, observation, count,
                                         steps, settings, grid.recording or max(counts),
                                         grid.cameras, tuple(goals),
-                                        grid.episodes, grid.action_steps)  # fmt: skip
+                                        grid.episodes, grid.action_steps,
+                                        tuple(grid.recorded_cameras))  # fmt: skip
                         save_cell(cell)
                         print(
                             f"{task} {backend} {policy_type} {observation} {count} demos "
@@ -499,6 +504,13 @@ def main() -> None:
     grid.add_argument("--cameras", nargs="+", default=list(CAMERAS), help="image cells' cameras")
     grid.add_argument("--counts", nargs="+", type=int, default=[200], help="demonstrations")
     grid.add_argument(
+        "--recorded-cameras",
+        nargs="+",
+        default=[],
+        help="image cells: the cameras of the recording to train on (default: --cameras); "
+        "it must hold every one of --cameras",
+    )
+    grid.add_argument(
         "--recording",
         type=int,
         default=None,
@@ -548,6 +560,9 @@ def main() -> None:
     args = parser.parse_args()
     if not (args.speed or args.cells or args.plot or args.probe):
         parser.error("choose --speed, --cells, --plot and/or --probe")
+    missing = set(args.cameras) - set(args.recorded_cameras or args.cameras)
+    if missing:
+        parser.error(f"--recorded-cameras lacks {', '.join(sorted(missing))} of --cameras")
     torch.set_num_threads(1)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
