@@ -22,8 +22,9 @@ Parts, each behind a flag:
 Image cells observe the ``--cameras`` (default ``front``, 96x96; the tasks have ``front``,
 ``top`` and ``side`` fixed, and ``wrist`` on the gripper), ``joint_pos``, ``gripper`` and
 ``eef_pose`` (no object state); state cells observe everything low-dimensional the env
-offers, the cube's pose included. Demonstrations are the scripted expert's (``benchmarks/policies.py``: eef deltas,
-held past success, DART noise), recorded once per (task, backend, cameras) under ``--work``.
+offers, the cube's pose included. Demonstrations are the scripted expert's
+(``benchmarks/policies.py``: eef deltas, held past success, DART noise), recorded once per
+(task, backend, cameras) under ``--work``.
 Run: ``nice -n 19 .venv/bin/python benchmarks/vision.py --cells --tasks push
 --policies bc --observations image --counts 100 --steps 10000 --aux-weight 1
 --extra='--policy.image-crop 46 20 40 56 --save-every 1000'`` (the best image recipe so far:
