@@ -71,3 +71,7 @@ def test_image_crop_keys_crop_only_the_named_cameras() -> None:
     with pytest.raises(ValueError, match="image_crop_keys rgb_side are not cameras"):
         ObservationEncoder(shapes, 1, 8, "conv", image_crop=(4, 6, 8, 12),
                            image_crop_keys=("rgb_side",))  # fmt: skip
+    from robot_il.policies.base import PolicyConfig
+
+    with pytest.raises(ValueError, match="image_crop_keys name the cameras image_crop cuts"):
+        PolicyConfig(image_crop_keys=("rgb_front",)).validate()  # keys without a crop
