@@ -30,12 +30,13 @@ Run: ``nice -n 19 .venv/bin/python benchmarks/vision.py --cells --tasks push
 --extra='--policy.image-crop 46 20 40 56 --save-every 1000'`` (the best image recipe so far:
 34/50 on MuJoCo push, 37/50 evaluated with ``--action-steps 1``; the crop is the push
 workspace in the 96x96 ``front`` frame). On pick_place the front camera reached 70% at best;
-what reaches 80% (40/50, re-planning every step; 23.8 min of training at load 6-8) is the
-``wrist`` camera alone, whole frames, same loss and steps: ``--tasks pick_place --cameras
-wrist --recorded-cameras front wrist --counts 200 --steps 10000 --aux-weight 1
---action-steps 1 --extra='--save-every 1000'`` (``--recorded-cameras``: the recording a cell
-reads, here the one with both cameras). Camera recordings take minutes to hours on a loaded
-CPU; a killed one resumes when the same command runs again.
+what reaches 92% (46/50 re-planning every step; 38.3 min of training at load 5-9) adds the
+``wrist`` camera, whole frames, the crop on ``front`` only: ``--tasks pick_place --cameras
+front wrist --counts 200 --steps 10000 --aux-weight 1 --action-steps 1
+--extra='--policy.image-crop 46 20 40 56 --policy.image-crop-keys rgb_front --save-every
+1000'`` (the wrist camera alone: 80%, ``--cameras wrist --recorded-cameras front wrist``:
+``--recorded-cameras`` names the recording a cell reads). Camera recordings take minutes to
+hours on a loaded CPU; a killed one resumes when the same command runs again.
 """
 
 from __future__ import annotations
