@@ -40,8 +40,10 @@ class PolicyConfig:
     used only when named); each camera has its own ``image_encoder``, and training batches
     are shifted by up to ``image_shift`` pixels and jittered in brightness and contrast by
     ``image_jitter`` (``robot_il.policies.augment``; never when acting); ``image_crop``
-    (top, left, height, width in camera pixels; empty: whole frames) cuts every frame to a
-    fixed region read at full resolution (``CameraEncoder``). A training window
+    (top, left, height, width in camera pixels; empty: whole frames) cuts the frames of the
+    ``image_crop_keys`` cameras (empty: every camera) to a fixed region read at full
+    resolution (``CameraEncoder``): a scene camera's workspace, not a wrist camera whose whole
+    frame is the gripper's surroundings. A training window
     holds ``n_obs_steps`` observations and ``horizon`` actions starting at the first of them;
     at run time the policy executes ``n_action_steps`` actions starting at the current (last
     observed) step.
@@ -61,6 +63,7 @@ class PolicyConfig:
     image_shift: int = 4
     image_jitter: float = 0.1
     image_crop: tuple[int, ...] = ()
+    image_crop_keys: tuple[str, ...] = ()
     normalization: Literal["minmax", "gaussian"] = "minmax"
     aux_state_keys: tuple[str, ...] = ()
     aux_state_weight: float = 0.0
@@ -84,6 +87,8 @@ class PolicyConfig:
                 f"image_crop must be (top >= 0, left >= 0, height >= 1, width >= 1), got "
                 f"{self.image_crop}"
             )
+        if self.image_crop_keys and not self.image_crop:
+            raise ValueError("image_crop_keys name the cameras image_crop cuts: give image_crop")
         if self.aux_state_weight < 0:
             raise ValueError(f"aux_state_weight must be >= 0, got {self.aux_state_weight}")
         if self.aux_state_weight > 0:
@@ -130,6 +135,7 @@ class Policy(nn.Module):
             image_shift=config.image_shift,
             image_jitter=config.image_jitter,
             image_crop=config.image_crop,
+            image_crop_keys=config.image_crop_keys,
         )
         self.aux_head: nn.Linear | None = None
         if config.aux_state_weight > 0:

@@ -205,12 +205,22 @@ class ObservationEncoder(nn.Module):
         image_shift: int = 0,
         image_jitter: float = 0.0,
         image_crop: Sequence[int] = (),
+        image_crop_keys: Sequence[str] = (),
     ) -> None:
+        """``image_crop`` cuts the frames of the ``image_crop_keys`` cameras (empty: all);
+        a crop key that is not a camera here is refused (``ValueError``)."""
         super().__init__()
         self.lowdim_keys = sorted(k for k in obs_shapes if not is_image_key(k))
         self.image_keys = sorted(k for k in obs_shapes if is_image_key(k))
+        unknown = sorted(set(image_crop_keys) - set(self.image_keys))
+        if unknown:
+            raise ValueError(
+                f"image_crop_keys {', '.join(unknown)} are not cameras of the observation "
+                f"({', '.join(self.image_keys) or 'none'})"
+            )
+        cropped = set(image_crop_keys or self.image_keys) if image_crop else set()
         for key in self.image_keys:
-            if image_crop:
+            if key in cropped:
                 top, left, height, width = image_crop
                 frame_height, frame_width = obs_shapes[key][:2]
                 if top + height > frame_height or left + width > frame_width:
@@ -221,7 +231,11 @@ class ObservationEncoder(nn.Module):
         self.cameras = nn.ModuleDict(
             {
                 k: CameraEncoder(
-                    image_encoder, image_feature_dim, image_shift, image_jitter, image_crop
+                    image_encoder,
+                    image_feature_dim,
+                    image_shift,
+                    image_jitter,
+                    image_crop if k in cropped else (),
                 )
                 for k in self.image_keys
             }

@@ -17,6 +17,8 @@ from typing import Protocol
 
 import numpy as np
 
+from robot_il.errors import ConfigError
+
 PHYSICS_HZ = 500
 """Physics and servo rate: the UR5e controllers run at 500 Hz."""
 
@@ -56,7 +58,14 @@ class BinSpec:
 
 @dataclass(frozen=True)
 class CameraSpec:
-    """A fixed RGB camera looking from ``pos`` at ``lookat`` (world, m), vertical fov in deg."""
+    """An RGB camera looking from ``pos`` at ``lookat`` (m), vertical fov in deg.
+
+    ``arm`` None: fixed in the world, ``pos`` and ``lookat`` in the world frame. An arm's name
+    (``""`` in one-arm scenes): the camera rides on that arm's gripper, ``pos`` and ``lookat``
+    in its flange frame (z along the tool's approach axis, x the fingers' closing axis), so it
+    follows the arm; both engines place it from this one spec (MuJoCo: a camera in the gripper
+    body; PyBullet: a view matrix from the gripper link's pose at each render).
+    """
 
     name: str
     pos: tuple[float, float, float]
@@ -64,6 +73,7 @@ class CameraSpec:
     fovy_deg: float = 60.0
     width: int = 96
     height: int = 96
+    arm: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +93,15 @@ class SceneSpec:
     arm_contacts: bool = False
     """Whether the arms collide with each other (MuJoCo: their own contact bits; PyBullet's
     separate bodies always do), for scenes where arms share a workspace."""
+
+    def __post_init__(self) -> None:
+        arms = [mount.name for mount in self.arms]
+        for camera in self.cameras:
+            if camera.arm is not None and camera.arm not in arms:
+                raise ConfigError(
+                    f"camera {camera.name!r} rides on arm {camera.arm!r}, which this scene "
+                    f"does not have; arms: {arms}"
+                )
 
 
 class SimBackend(Protocol):
@@ -142,6 +161,10 @@ class SimBackend(Protocol):
 
     def render(self, camera: str) -> np.ndarray:
         """Offscreen RGB image (H, W, 3) uint8 from a camera of the scene."""
+
+    def camera_pose(self, camera: str) -> np.ndarray:
+        """(4, 4) world pose of a camera of the scene as it renders now: columns right, up and
+        backward (it looks along its -z, the OpenGL and MuJoCo convention), then position (m)."""
 
     def close(self) -> None:
         """Free the engine's resources; the backend is unusable afterwards."""

@@ -198,6 +198,16 @@ class MujocoBackend:
         renderer.update_scene(self.data, camera=camera)
         return renderer.render()
 
+    def camera_pose(self, camera: str) -> np.ndarray:
+        if camera not in self._cameras:
+            raise ConfigError(f"no camera {camera!r} in this scene; cameras: {list(self._cameras)}")
+        self._fresh_kinematics()
+        index = self.model.camera(camera).id
+        pose = np.eye(4)
+        pose[:3, :3] = self.data.cam_xmat[index].reshape(3, 3)
+        pose[:3, 3] = self.data.cam_xpos[index]
+        return pose
+
     def _renderer(self, height: int, width: int):
         key = (height, width)
         if key not in self._renderers:

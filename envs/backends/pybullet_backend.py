@@ -34,7 +34,7 @@ from robot_il.envs.ur5e.scene_geometry import (
     camera_axes,
     static_boxes,
 )
-from robot_il.envs.ur5e.transforms import matrix_to_quat, rot_z
+from robot_il.envs.ur5e.transforms import homogeneous, matrix_to_quat, quat_to_matrix, rot_z
 from robot_il.envs.ur5e.urdf import build_urdf
 
 from robot_il.errors import ConfigError
@@ -85,8 +85,6 @@ class PybulletBackend:
         self._initial_state = p.saveState(physicsClientId=cid)
         self._cameras = {}
         for camera in scene.cameras:
-            _, up, _ = camera_axes(camera)
-            view = p.computeViewMatrix(camera.pos, camera.lookat, up.tolist(), physicsClientId=cid)
             projection = p.computeProjectionMatrixFOV(
                 camera.fovy_deg,
                 camera.width / camera.height,
@@ -94,7 +92,7 @@ class PybulletBackend:
                 CAMERA_FAR,
                 physicsClientId=cid,
             )
-            self._cameras[camera.name] = (camera, view, projection)
+            self._cameras[camera.name] = (camera, projection)
 
     def _build_world(self, scene: SceneSpec, meshes: bool) -> None:
         p, cid = self._p, self.client_id
@@ -138,6 +136,7 @@ class PybulletBackend:
         self._arm_joints = self._servo_joints[:6]
         self._finger_joints = self._servo_joints[6:]
         self._tcp_link = by_name["tcp"]
+        self._gripper_link = by_name["gripper"]
         g = ur5e.GRIPPER
         forces = [float(f) for f in ur5e.JOINT_TORQUE_LIMITS] + [g.grip_force] * 2
         # per servo motor, arms in scene order: its body, joint index and force limit
@@ -372,10 +371,34 @@ class PybulletBackend:
             physicsClientId=self.client_id,
         )
 
+    def camera_pose(self, camera: str) -> np.ndarray:
+        if camera not in self._cameras:
+            raise ConfigError(f"no camera {camera!r} in this scene; cameras: {list(self._cameras)}")
+        spec = self._cameras[camera][0]
+        right, up, forward = camera_axes(spec)
+        pose = np.eye(4)
+        pose[:3, :3] = np.column_stack([right, up, -forward])
+        pose[:3, 3] = spec.pos
+        if spec.arm is not None:  # the spec is in the flange (gripper link) frame
+            link = self._p.getLinkState(
+                self._arm_body[spec.arm],
+                self._gripper_link,
+                computeForwardKinematics=True,
+                physicsClientId=self.client_id,
+            )
+            (x, y, z), (qx, qy, qz, qw) = link[4], link[5]
+            pose = homogeneous(quat_to_matrix(np.array([qw, qx, qy, qz])), (x, y, z)) @ pose
+        return pose
+
     def render(self, camera: str) -> np.ndarray:
         if camera not in self._cameras:
             raise ConfigError(f"no camera {camera!r} in this scene; cameras: {list(self._cameras)}")
-        spec, view, projection = self._cameras[camera]
+        spec, projection = self._cameras[camera]
+        pose = self.camera_pose(camera)
+        eye, up, backward = pose[:3, 3], pose[:3, 1], pose[:3, 2]
+        view = self._p.computeViewMatrix(
+            eye.tolist(), (eye - backward).tolist(), up.tolist(), physicsClientId=self.client_id
+        )
         _, _, rgba, _, _ = self._p.getCameraImage(
             spec.width,
             spec.height,

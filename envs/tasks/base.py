@@ -46,6 +46,22 @@ CAMERAS: dict[str, CameraSpec] = {
 }
 """Fixed cameras every task offers (world frame); sizes are set by the env."""
 
+WRIST_CAMERA = CameraSpec(
+    "wrist", pos=(0.0, -0.09, 0.11), lookat=(0.0, 0.0, 0.26), fovy_deg=70.0, arm=""
+)
+"""The camera every arm's gripper carries, in its flange frame (z the approach axis, x the
+fingers' closing axis; the TCP at z 0.16 m): beside the palm, 9 cm off the axis across the
+closing direction, looking 10 cm past the fingertips, so the fingers sit at the bottom of the
+frame and what lies ahead of the gripper (the cube before a grasp, the bin while carrying) in
+its middle."""
+
+
+def wrist_cameras(arms: tuple[ArmMount, ...]) -> dict[str, CameraSpec]:
+    """``WRIST_CAMERA`` on each arm: ``wrist`` in a one-arm scene, ``left_wrist`` and
+    ``right_wrist`` on arms named so."""
+    names = {mount.name: f"{mount.name}_wrist" if mount.name else "wrist" for mount in arms}
+    return {name: replace(WRIST_CAMERA, name=name, arm=arm) for arm, name in names.items()}
+
 
 @dataclass(frozen=True)
 class InitialState:
@@ -95,8 +111,9 @@ class Task(ABC):
         return {}
 
     def camera_specs(self) -> dict[str, CameraSpec]:
-        """Named cameras of this task (default size; the env resizes them)."""
-        return CAMERAS
+        """Named cameras of this task (default size; the env resizes them): the fixed
+        ``CAMERAS`` and a wrist camera on each arm (``wrist_cameras``)."""
+        return {**CAMERAS, **wrist_cameras(self.mounts())}
 
     def home_joints(self, arm: str) -> np.ndarray:
         """Joints (6,) rad of an arm's home pose (TCP above the table, pointing down)."""

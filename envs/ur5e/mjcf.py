@@ -28,7 +28,7 @@ from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
-from robot_il.envs.backends.base import PHYSICS_HZ, SceneSpec
+from robot_il.envs.backends.base import PHYSICS_HZ, CameraSpec, SceneSpec
 from robot_il.envs.ur5e import description as ur5e
 from robot_il.envs.ur5e.mesh_lod import simplified_mesh
 from robot_il.envs.ur5e.scene_geometry import (
@@ -121,10 +121,24 @@ def _link_collision(i: int, collision_group: int) -> list[str]:
     ]
 
 
-def _gripper(prefix: str, visuals, table: _MeshTable, collision_group: int) -> list[str]:
+def _camera(camera: CameraSpec) -> str:
+    """A ``<camera>`` at the spec's pose, in the frame of the body it is written in."""
+    right, up, _ = camera_axes(camera)
+    return (
+        f'<camera name="{camera.name}" pos="{_vec(camera.pos)}" '
+        f'xyaxes="{_vec(right)} {_vec(up)}" fovy="{camera.fovy_deg}"/>'
+    )
+
+
+def _gripper(
+    prefix: str, visuals, table: _MeshTable, collision_group: int,
+    cameras: tuple[CameraSpec, ...] = (),
+) -> list[str]:  # fmt: skip
+    """The gripper body at the flange, with the ``cameras`` it carries (flange frame)."""
     g = ur5e.GRIPPER
     flange = ur5e.flange_in_last_link()
     lines = [f'<body name="{prefix}gripper" {_pose_attrs(flange)} gravcomp="1">']
+    lines += [_camera(camera) for camera in cameras]
     lines.append(_inertial(g.body_inertial()))
     if visuals is not None:
         lines += _visual_meshes(visuals["gripper"], table)
@@ -156,7 +170,8 @@ def _gripper(prefix: str, visuals, table: _MeshTable, collision_group: int) -> l
     return lines
 
 
-def _arm(mount, visuals, table: _MeshTable) -> list[str]:
+def _arm(mount, visuals, table: _MeshTable, cameras: tuple[CameraSpec, ...] = ()) -> list[str]:
+    """One arm's bodies; ``cameras`` ride on its gripper."""
     prefix = ur5e.arm_prefix(mount.name)
     collision_group = 3 if visuals is not None else 0
     placement = homogeneous(mount_rotation(mount.base_yaw), mount.base_pos)
@@ -186,7 +201,7 @@ def _arm(mount, visuals, table: _MeshTable) -> list[str]:
         if visuals is not None:
             lines += _visual_meshes(visuals[i], table)
         lines += _link_collision(i, collision_group)
-    lines += _gripper(prefix, visuals, table, collision_group)
+    lines += _gripper(prefix, visuals, table, collision_group, cameras)
     lines += ["</body>"] * 7
     return lines
 
@@ -273,7 +288,8 @@ def build_mjcf(scene: SceneSpec, meshes: bool = True) -> str:
             f"{WORLD_GEOM}/>"
         )
     for index, mount in enumerate(scene.arms):
-        lines = _arm(mount, visuals, table)
+        carried = tuple(c for c in scene.cameras if c.arm == mount.name)
+        lines = _arm(mount, visuals, table, carried)
         if scene.arm_contacts:
             bits = arm_contact_bits(index, len(scene.arms))
             lines = [line.replace(ARM_GEOM, bits) for line in lines]
@@ -294,12 +310,7 @@ def build_mjcf(scene: SceneSpec, meshes: bool = True) -> str:
             f'<geom type="sphere" size="{MARKER_RADIUS}" rgba="{_vec(MARKER_RGBA)}" {NO_CONTACT}/>',
             "</body>",
         ]
-    for camera in scene.cameras:
-        right, up, _ = camera_axes(camera)
-        body.append(
-            f'<camera name="{camera.name}" pos="{_vec(camera.pos)}" '
-            f'xyaxes="{_vec(right)} {_vec(up)}" fovy="{camera.fovy_deg}"/>'
-        )
+    body += [_camera(camera) for camera in scene.cameras if camera.arm is None]
     off_w = max([c.width for c in scene.cameras] + [640])
     off_h = max([c.height for c in scene.cameras] + [480])
     lines = [

@@ -74,10 +74,11 @@ def mount_rotation(yaw: float) -> np.ndarray:
 
 
 def camera_axes(camera: CameraSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Right, up and forward unit vectors (world) of a camera looking from pos at lookat.
+    """Right, up and forward unit vectors of a camera looking from pos at lookat, in the frame
+    those are given in (the world's; a gripper camera's flange frame, see ``CameraSpec``).
 
-    Up is the world z axis projected off the viewing direction (world y when looking straight
-    down or up), the rule both engines' view matrices use.
+    Up is that frame's z axis projected off the viewing direction (its y when looking straight
+    along z), the rule both engines' view matrices use.
     """
     forward = np.asarray(camera.lookat, float) - np.asarray(camera.pos, float)
     forward /= np.linalg.norm(forward)

@@ -56,7 +56,7 @@ def run_list(args: argparse.Namespace) -> int:
         keys = ", ".join(task.task_keys)
         print(f"{name:<18} arms: {arms:<12} task keys: {keys}")
     print(f"backends: {', '.join(BACKENDS)}")
-    print(f"cameras: {', '.join(CAMERAS)}")
+    print(f"cameras: {', '.join(CAMERAS)}, wrist (on the gripper; left_wrist, right_wrist)")
     return 0
 
 

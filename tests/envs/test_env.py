@@ -229,7 +229,8 @@ def test_step_before_reset():
     [
         ({"task": "fold_laundry"}, "unknown task 'fold_laundry'"),
         ({"task": "reach", "backend": "gazebo"}, "unknown backend 'gazebo'"),
-        ({"task": "reach", "cameras": ("wrist",)}, "no camera 'wrist'"),
+        ({"task": "reach", "cameras": ("ceiling",)}, "no camera 'ceiling'"),
+        ({"task": "bimanual_handover", "cameras": ("wrist",)}, "no camera 'wrist'.*left_wrist"),
         ({"task": "reach", "control_hz": 30}, "must divide"),
         ({"task": "reach", "action_mode": "torque"}, "unknown action_mode"),
     ],

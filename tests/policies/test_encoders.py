@@ -50,3 +50,28 @@ def test_image_crop_reads_only_its_region_at_full_resolution() -> None:
         torch.testing.assert_close(camera(frames), camera(outside), rtol=0, atol=0)
     with pytest.raises(ValueError, match="leaves the 20x24 frames of rgb_front"):
         ObservationEncoder({"rgb_front": [20, 24, 3]}, 1, 8, "conv", image_crop=(12, 0, 10, 12))
+
+
+def test_image_crop_keys_crop_only_the_named_cameras() -> None:
+    """With ``image_crop_keys`` the crop cuts the named camera's frames only (a scene camera's
+    workspace); the other camera keeps whole, pooled frames. A crop key that is no camera of
+    the observation is refused when the encoder is built."""
+    import pytest
+    from robot_il.policies.encoders import ObservationEncoder
+
+    shapes = {"rgb_front": [20, 24, 3], "rgb_wrist": [20, 24, 3], "joint_pos": [6]}
+    encoder = ObservationEncoder(shapes, 1, 8, "conv", image_crop=(4, 6, 8, 12),
+                                 image_crop_keys=("rgb_front",))  # fmt: skip
+    frames = torch.randint(0, 256, (2, 20, 24, 3), dtype=torch.uint8)
+    assert encoder.cameras["rgb_front"].prepare(frames).shape == (2, 3, 8, 12)  # cropped
+    assert encoder.cameras["rgb_wrist"].prepare(frames).shape == (2, 3, 10, 12)  # pooled
+    assert encoder.cameras["rgb_wrist"].crop == () and encoder.cameras["rgb_wrist"].pool == 2
+    every = ObservationEncoder(shapes, 1, 8, "conv", image_crop=(4, 6, 8, 12))
+    assert every.cameras["rgb_wrist"].prepare(frames).shape == (2, 3, 8, 12)
+    with pytest.raises(ValueError, match="image_crop_keys rgb_side are not cameras"):
+        ObservationEncoder(shapes, 1, 8, "conv", image_crop=(4, 6, 8, 12),
+                           image_crop_keys=("rgb_side",))  # fmt: skip
+    from robot_il.policies.base import PolicyConfig
+
+    with pytest.raises(ValueError, match="image_crop_keys name the cameras image_crop cuts"):
+        PolicyConfig(image_crop_keys=("rgb_front",)).validate()  # keys without a crop

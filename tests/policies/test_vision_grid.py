@@ -37,7 +37,8 @@ def vision(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> ModuleType:
 def _grid(**changes) -> argparse.Namespace:
     grid = dict(tasks=["push"], backends=["mujoco"], policies=["bc"], observations=["state"],
                 cameras=["front"], counts=[1], recording=None, goal_keys=[], aux_weight=0.0,
-                episodes=50, steps=None, action_steps=None, partial=False, extra=[])  # fmt: skip
+                episodes=50, steps=None, action_steps=None, partial=False, extra=[],
+                recorded_cameras=[])  # fmt: skip
     return argparse.Namespace(**(grid | changes))
 
 
@@ -70,3 +71,25 @@ def test_a_state_cell_evaluated_with_action_steps_has_its_own_plot_line(
     image = _cell(observation="image", cameras=["front"], target_marker_m=0.02)
     assert vision._seen(image) == " (front, 2 cm target)"
     assert vision._seen(image | {"action_steps": 1}) == " (front, 2 cm target, executes 1)"
+
+
+def test_a_crop_of_one_camera_trains_apart_and_says_which_camera(vision: ModuleType) -> None:
+    """A crop cut from ``front`` only (``--policy.image-crop-keys``) is another run directory
+    and plot line than the same crop on every camera; a crop without keys keeps the name its
+    earlier runs have (so they resume)."""
+    crop = ["--policy.image-crop", "46", "20", "40", "56"]
+    keyed = [*crop, "--policy.image-crop-keys", "rgb_front", "--save-every", "1000"]
+    cameras = ("front", "wrist")
+
+    def run(settings: list[str]) -> str:
+        return vision.run_dir(Path("w"), "pick_place", "mujoco", "bc", "image", cameras, 200,
+                              10_000, (), tuple(settings)).name  # fmt: skip
+
+    marker = f"marker{vision.MARKER_RADIUS}"
+    assert run(crop) == f"pick_place_mujoco_bc_rgb_front_wrist_{marker}_crop46-20-40-56_200_10000"
+    assert run(keyed) != run(crop) and "crop46-20-40-56-rgb_front_" in run(keyed)
+    image = _cell(observation="image", cameras=list(cameras), target_marker_m=0.025)
+    assert vision._seen(image | {"settings": keyed}) == (
+        " (front+wrist, 2.5 cm target, crop 40x56 of front)"
+    )
+    assert vision._seen(image | {"settings": crop}) == " (front+wrist, 2.5 cm target, crop 40x56)"
