@@ -60,11 +60,13 @@ class SafeCommand:
 
 
 def _box_distance(point: Sequence[float], lower: list[float], upper: list[float]) -> float:
-    """Euclidean distance (m) from ``point`` to the box; 0 inside."""
+    """Euclidean distance (m) from ``point`` to the box; 0 inside, NaN for a NaN point (never
+    inside: the workspace check holds)."""
     squares = 0.0
     for p, lo, hi in zip(point, lower, upper, strict=True):
-        out = (lo - p if lo > p else 0.0) + (p - hi if p > hi else 0.0)
-        squares += out * out
+        if not lo <= p <= hi:  # outside, or NaN (then ``p - hi`` is NaN)
+            out = lo - p if p < lo else p - hi
+            squares += out * out
     return math.sqrt(squares)
 
 
