@@ -309,12 +309,11 @@ class PolicyNode(Node):
         return self.info.control_hz
 
     def _make_filters(self) -> list[SafetyFilter]:
-        from robot_il.envs.ur5e.kinematics import forward_kinematics, tcp_point
+        from robot_il.envs.ur5e.kinematics import tcp_point
 
         filters = [
             SafetyFilter(
                 self.limits,
-                forward_kinematics,
                 tool_point=tcp_point,
                 period=self.period,
                 on_event=self._on_event,

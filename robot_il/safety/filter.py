@@ -111,7 +111,6 @@ class SafetyFilter:
         if period is not None and not period > 0:
             raise ActionError(f"safety filter: period must be positive, got {period!r}")
         self.limits = limits
-        self.fk = fk
         if tool_point is None and fk is not None:
             tool_point = _tool_point_of(fk)
         self._tool_point = tool_point
