@@ -276,7 +276,7 @@ class PolicyNode(Node):
         """A subscription without rclpy's default QoS event handlers (they log incompatible
         QoS; the peer logs it too). Each is a waitable that the executor's thread adds to its
         wait set on every wake-up, in Python, and it wakes for every joint state (500 Hz):
-        without them that thread took 19.5% of a core instead of 28-38% (BC at 500 Hz,
+        without them that thread took 15% of a core instead of 28-30% (BC at 500 Hz,
         ``benchmarks/deploy_latency.py``), time the control thread may wait for the
         interpreter lock."""
         kwargs.setdefault(
