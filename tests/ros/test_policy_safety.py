@@ -191,3 +191,28 @@ def test_unsafe_policies_never_reach_the_command_topic(ros_context, ros_env, tmp
             assert np.abs(everything).max() <= 2 * np.pi and everything[:, 2].max() <= np.pi
         finally:
             client.close()
+
+
+def test_an_estop_publisher_that_cannot_reach_the_node_is_logged(ros_context, ros_env, tmp_path):
+    """The policy node's other subscriptions go without rclpy's QoS event handlers (they cost
+    the executor every wake-up), but an e-stop that cannot arrive (a best-effort publisher, as
+    a joystick node's sensor-data QoS) is reported in the node's own log."""
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from robot_il.envs import make_env
+    from std_msgs.msg import Bool
+
+    env = make_env("reach")
+    q0 = env.reset(seed=SEED)[0]["joint_pos"].astype(np.float64)
+    env.close()
+    hold = constant_checkpoint(tmp_path / "hold", np.append(q0, 0.0))
+    log = tmp_path / "policy.log"
+    with node_process("policy", {"checkpoint": str(hold)}, ros_env, log) as policy:
+        client = Client(ros_context)
+        try:
+            best_effort = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
+            client.node.create_publisher(Bool, "safety/estop", best_effort)
+            wait_for(lambda: "offering incompatible QoS" in log.read_text(), 30,
+                     "the best-effort e-stop in the node's log", (policy,), (log,))  # fmt: skip
+            assert "safety/estop" in log.read_text()
+        finally:
+            client.close()
