@@ -430,11 +430,12 @@ def _control_tick(tick: str, revision: str):
         return
     sys.path.insert(0, str(Path(__file__).parent))
     from control_tick_cost import baseline_filter_module
+    from robot_il.envs.ur5e.kinematics import forward_kinematics
 
     baseline = baseline_filter_module(revision).SafetyFilter
 
-    def baseline_filter(limits, fk, *, tool_point=None, **kw):
-        return baseline(limits, fk, **kw)
+    def baseline_filter(limits, *, tool_point, **kw):  # the node's tool point: the FK there
+        return baseline(limits, forward_kinematics, **kw)
 
     def fill_from_list(msg, commands) -> None:
         msg.data = np.concatenate(commands).tolist()

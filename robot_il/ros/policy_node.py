@@ -244,7 +244,11 @@ class PolicyNode(Node):
             for a in range(len(self.arms))
         ]
         self.events_pub = self.create_publisher(String, SAFETY_EVENTS_TOPIC, QoSProfile(depth=100))
-        self.create_subscription(Bool, ESTOP_TOPIC, self._on_estop, qos)
+        # The e-stop keeps rclpy's default QoS event handlers (two waitables): an e-stop
+        # publisher whose QoS (best effort) or type cannot reach this node is logged here.
+        self.create_subscription(
+            Bool, ESTOP_TOPIC, self._on_estop, qos, event_callbacks=SubscriptionEventCallbacks()
+        )
         self.create_service(Trigger, RESET_ESTOP_SERVICE, self._on_reset_estop)
         self.create_service(Trigger, "policy/reset", self._on_reset)
         self.create_service(Trigger, "policy/stop", self._on_stop)
@@ -274,9 +278,10 @@ class PolicyNode(Node):
 
     def create_subscription(self, *args, **kwargs):
         """A subscription without rclpy's default QoS event handlers (they log incompatible
-        QoS; the peer logs it too). Each is a waitable that the executor's thread adds to its
-        wait set on every wake-up, in Python, and it wakes for every joint state (500 Hz):
-        without them that thread took 19.5% of a core instead of 28-38% (BC at 500 Hz,
+        QoS; the peer logs it too) unless ``event_callbacks`` are given (the e-stop's). Each
+        is a waitable that the executor's thread adds to its wait set on every wake-up, in
+        Python, and it wakes for every joint state (500 Hz):
+        without them that thread took 15% of a core instead of 28-30% (BC at 500 Hz,
         ``benchmarks/deploy_latency.py``), time the control thread may wait for the
         interpreter lock."""
         kwargs.setdefault(
@@ -309,12 +314,11 @@ class PolicyNode(Node):
         return self.info.control_hz
 
     def _make_filters(self) -> list[SafetyFilter]:
-        from robot_il.envs.ur5e.kinematics import forward_kinematics, tcp_point
+        from robot_il.envs.ur5e.kinematics import tcp_point
 
         filters = [
             SafetyFilter(
                 self.limits,
-                forward_kinematics,
                 tool_point=tcp_point,
                 period=self.period,
                 on_event=self._on_event,

@@ -69,16 +69,14 @@ class TeleopNode(Node):
         if self.servo:
             from robot_il.envs.arm import Arm
             from robot_il.envs.tasks import TASKS
-            from robot_il.envs.ur5e.kinematics import forward_kinematics, tcp_point
+            from robot_il.envs.ur5e.kinematics import tcp_point
 
             self.obs = RobotObservation(self, task, subscribe=set())
             if len(self.obs.arms) != 1:
                 raise ConfigError(f"teleop: servo drives one arm; task {task!r} has two")
             self.arm = Arm(TASKS[task]().mounts()[0])
             limits = SafetyLimits.ur5e(max_observation_age=max_observation_age)
-            self.safety = SafetyFilter(
-                limits, forward_kinematics, tool_point=tcp_point, period=self.period
-            )
+            self.safety = SafetyFilter(limits, tool_point=tcp_point, period=self.period)
             (command_topic,) = self.obs.layout.command_topics()
             self.command_pub = self.create_publisher(Float64MultiArray, command_topic.name, qos)
             gripper_topic = self.obs.layout.gripper_topic(0)

@@ -53,7 +53,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from robot_il.deploy.ticker import MAX_LAG, Ticker
 from robot_il.envs.ur5e.description import HOME_JOINT_POS, JOINT_NAMES
-from robot_il.envs.ur5e.kinematics import forward_kinematics, tcp_point
+from robot_il.envs.ur5e.kinematics import tcp_point
 from robot_il.errors import ConfigError
 from robot_il.ros.node_main import freeze_startup_objects, run_node
 from robot_il.ros.robotiq import ROBOTIQ_PORT, FakeRobotiqServer, GripperLink, RobotiqGripper
@@ -218,7 +218,6 @@ class UrRtdeBridge(Node):
         )
         self.safety = SafetyFilter(
             limits,
-            forward_kinematics,
             tool_point=tcp_point,
             period=self.period,
             on_event=self._on_safety_event,

@@ -60,11 +60,13 @@ class SafeCommand:
 
 
 def _box_distance(point: Sequence[float], lower: list[float], upper: list[float]) -> float:
-    """Euclidean distance (m) from ``point`` to the box; 0 inside."""
+    """Euclidean distance (m) from ``point`` to the box; 0 inside, NaN for a NaN point (never
+    inside: the workspace check holds)."""
     squares = 0.0
     for p, lo, hi in zip(point, lower, upper, strict=True):
-        out = (lo - p if lo > p else 0.0) + (p - hi if p > hi else 0.0)
-        squares += out * out
+        if not lo <= p <= hi:  # outside, or NaN (then ``p - hi`` is NaN)
+            out = lo - p if p < lo else p - hi
+            squares += out * out
     return math.sqrt(squares)
 
 
@@ -109,7 +111,6 @@ class SafetyFilter:
         if period is not None and not period > 0:
             raise ActionError(f"safety filter: period must be positive, got {period!r}")
         self.limits = limits
-        self.fk = fk
         if tool_point is None and fk is not None:
             tool_point = _tool_point_of(fk)
         self._tool_point = tool_point

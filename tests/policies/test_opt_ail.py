@@ -274,6 +274,9 @@ def test_adam_step_is_the_optimizer_step_bit_for_bit() -> None:
     nets = [torch.nn.Linear(8, 4), torch.nn.Linear(8, 4)]
     nets[1].load_state_dict(nets[0].state_dict())
     optimizers = [adam(net.parameters(), 3e-4) for net in nets]
+    steps_through_the_optimizer = []
+    optimizer_step = optimizers[1].step
+    optimizers[1].step = lambda: steps_through_the_optimizer.append(optimizer_step())
     for step in range(6):
         grad = torch.randn(4, 8)
         for net, optimizer, by_kernel in zip(nets, optimizers, (False, True), strict=True):
@@ -289,6 +292,7 @@ def test_adam_step_is_the_optimizer_step_bit_for_bit() -> None:
         for name in ("step", "exp_avg", "exp_avg_sq"):
             assert torch.equal(states[0][key][name], states[1][key][name])
     assert float(states[1][0]["step"]) == 6 and float(states[1][1]["step"]) == 2
+    assert len(steps_through_the_optimizer) == 1  # the first (it makes the state); then the kernel
 
 
 @NEEDS_BF16

@@ -113,13 +113,11 @@ def replay(
 
 
 def node_filter(limits: SafetyLimits, period: float | None) -> SafetyFilter:
-    """The filter as the policy node builds it (UR5e kinematics, the closed-form tool point,
-    no logging)."""
-    from robot_il.envs.ur5e.kinematics import forward_kinematics, tcp_point
+    """The filter as the policy node builds it (the UR5e's closed-form tool point, no
+    logging)."""
+    from robot_il.envs.ur5e.kinematics import tcp_point
 
-    return SafetyFilter(
-        limits, forward_kinematics, tool_point=tcp_point, period=period, log_events=False
-    )
+    return SafetyFilter(limits, tool_point=tcp_point, period=period, log_events=False)
 
 
 CASES = (

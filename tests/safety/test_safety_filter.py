@@ -229,6 +229,22 @@ def test_workspace_box_holds_at_the_boundary_and_lets_an_outside_start_come_back
     assert further.held and Intervention.WORKSPACE in further.interventions
 
 
+def test_a_tool_point_that_is_not_a_number_is_never_inside_the_box() -> None:
+    """Kinematics that give NaN (a broken calibration, a bad transform) hold at the workspace
+    check, as the numpy filter did: NaN is never inside the box."""
+
+    def nan_beyond(q: np.ndarray) -> np.ndarray:  # the tool point is NaN past x = 0.05 m
+        pose = point_fk(q)
+        pose[0, 3] = np.nan if q[0] > 0.05 else q[0]
+        return pose
+
+    box = ur5e_like_limits(workspace_lower=[-1.0, -3.0, -3.0], workspace_upper=[1.0, 3.0, 3.0])
+    safety, clock = started(box, nan_beyond)
+    outs = [clock.step(HOME + [0.2, 0, 0, 0, 0, 0], HOME) for _ in range(300)]
+    assert max(o.command[0] for o in outs) <= 0.05
+    assert outs[-1].held and outs[-1].interventions == [Intervention.WORKSPACE]
+
+
 def test_events_are_reported_once_per_onset_and_counted(caplog: pytest.LogCaptureFixture) -> None:
     seen: list[SafetyEvent] = []
     safety, clock = started(on_event=seen.append)
