@@ -119,9 +119,11 @@ def run_cell(
     (executing ``action_steps`` actions per chunk if given, see ``evaluated``). Image cells
     read the recording of ``recorded_cameras`` (default: the cameras they observe; e.g.
     ``front wrist`` for a cell observing ``wrist`` alone: the same episodes, no new
-    recording)."""
+    recording; state cells read the recording without cameras, and an image row names the
+    recording it read when it holds other cameras)."""
     cameras = tuple(grid_cameras) if observation == "image" else ()
-    dataset = demos(work, task, backend, recording, cameras=recorded_cameras or cameras)
+    recorded = (recorded_cameras or cameras) if cameras else ()
+    dataset = demos(work, task, backend, recording, cameras=recorded)
     obs_keys = [f"rgb_{c}" for c in cameras] + list(PROPRIOCEPTION) if cameras else []
     obs_keys += list(goal_keys) if cameras else []
     out = run_dir(work, task, backend, policy_type, observation, cameras, count, steps, goal_keys,
@@ -137,6 +139,7 @@ def run_cell(
     train_s = time.perf_counter() - start
     cell = evaluated(checkpoint, task, backend, policy_type, observation, cameras, count, steps,
                      settings, start, train_s, load_before, episodes, action_steps)  # fmt: skip
+    cell |= {"recorded_cameras": list(recorded)} if recorded != cameras else {}
     return {**cell, "goal_keys": list(goal_keys)} if goal_keys else cell
 
 

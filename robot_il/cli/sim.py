@@ -46,17 +46,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    """Print the tasks with their arms and observation keys, the backends and cameras."""
+    """Print the tasks with their arms, observation keys and cameras (each task's own: a
+    wrist camera per arm), and the backends."""
     from robot_il.envs.backends import BACKENDS
     from robot_il.envs.tasks import TASKS
-    from robot_il.envs.tasks.base import CAMERAS
 
     for name, task in TASKS.items():
         arms = ", ".join(mount.name or "single" for mount in task.mounts())
         keys = ", ".join(task.task_keys)
-        print(f"{name:<18} arms: {arms:<12} task keys: {keys}")
+        cameras = ", ".join(task().camera_specs())
+        print(f"{name:<18} arms: {arms:<12} task keys: {keys}\n{'':<18} cameras: {cameras}")
     print(f"backends: {', '.join(BACKENDS)}")
-    print(f"cameras: {', '.join(CAMERAS)}, wrist (on the gripper; left_wrist, right_wrist)")
     return 0
 
 

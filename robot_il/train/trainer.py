@@ -290,6 +290,7 @@ def _save(
             {
                 "step": step,
                 "policy_type": policy.policy_type,
+                "policy_config": dataclasses.asdict(policy.config),
                 "optimizer": optimizer.state_dict(),
                 "schedule": schedule.state_dict(),
                 "policy_extra": policy.training_state(),
@@ -341,6 +342,17 @@ def _load_state(
     if state["policy_type"] != policy_type:
         raise CheckpointError(
             f"{state_dir}: resumes a {state['policy_type']!r} run, not {policy_type!r}"
+        )
+    # settings that keep every weight's shape (an image crop, its cameras, the normalization)
+    # would load below and train the rest of the run on other inputs
+    # (runs saved before the config was kept, and fields added since, are not compared)
+    saved, now = state.get("policy_config") or {}, dataclasses.asdict(policy.config)
+    changed = sorted(k for k in now if k in saved and saved[k] != now[k])
+    if changed:
+        raise CheckpointError(
+            f"{state_dir}: policy config changed since this run: "
+            + "; ".join(f"{k} {saved[k]!r} -> {now[k]!r}" for k in changed)
+            + " (pass a new --out)"
         )
     try:
         policy.load_state_dict(weights)

@@ -12,6 +12,11 @@ def test_list(capsys):
     out = capsys.readouterr().out
     for name in ("reach", "push", "pick_place", "bimanual_handover", "mujoco", "pybullet"):
         assert name in out
+    lines = out.splitlines()
+    cameras = {task.split()[0]: below.split("cameras: ")[1]
+               for task, below in zip(lines[:-1:2], lines[1::2], strict=True)}  # fmt: skip
+    assert cameras["reach"] == "front, top, side, wrist"  # the cameras make_env accepts
+    assert cameras["bimanual_handover"] == "front, top, side, left_wrist, right_wrist"
 
 
 def test_rollout_writes_video(tmp_path, capsys):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from robot_il.envs.arm import Arm
 from robot_il.envs.backends import make_backend
 from robot_il.envs.backends.base import ArmMount, CameraSpec, CubeSpec, SceneSpec
 from robot_il.envs.tasks.base import CAMERAS, ELBOW_UP, TOP_DOWN, WRIST_CAMERA, wrist_cameras
@@ -58,6 +59,28 @@ def test_wrist_camera_pose_is_the_spec_on_the_flange_in_both_engines(sims):
             assert np.linalg.norm(pose[:3, 3] - expected[:3, 3]) < 1e-3
             cos = (np.trace(pose[:3, :3].T @ expected[:3, :3]) - 1) / 2
             assert np.degrees(np.arccos(min(cos, 1.0))) < 0.1
+
+
+def test_each_arm_carries_its_wrist_camera_at_a_turned_and_shifted_mount():
+    """Two arms on mounts shifted and turned about z (the world differs from each base frame):
+    in both engines each arm's wrist camera sits where its own mount, joints and the spec put
+    it (1 mm, 0.1 deg), not at the other arm's or the world origin's."""
+    mounts = (ArmMount("left", (0.1, 0.4, 0.05), 0.7), ArmMount("right", (-0.05, -0.45, 0.0), -2.0))
+    cameras = wrist_cameras(mounts)
+    scene = SceneSpec(arms=mounts, cameras=tuple(cameras.values()))
+    joints = {"left": POSES[1], "right": POSES[2]}
+    for name in BACKENDS:
+        sim = make_backend(name, scene, meshes=False)
+        try:
+            sim.reset(joints, {"left": 0.0, "right": 0.0}, {})
+            for mount in mounts:
+                expected = Arm(mount).world_from_base @ _spec_pose(joints[mount.name])
+                pose = sim.camera_pose(f"{mount.name}_wrist")
+                assert np.linalg.norm(pose[:3, 3] - expected[:3, 3]) < 1e-3, (name, mount.name)
+                cos = (np.trace(pose[:3, :3].T @ expected[:3, :3]) - 1) / 2
+                assert np.degrees(np.arccos(min(cos, 1.0))) < 0.1, (name, mount.name)
+        finally:
+            sim.close()
 
 
 def test_wrist_frame_follows_the_arm_and_fixed_camera_stays(sims):

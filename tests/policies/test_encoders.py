@@ -75,3 +75,26 @@ def test_image_crop_keys_crop_only_the_named_cameras() -> None:
 
     with pytest.raises(ValueError, match="image_crop_keys name the cameras image_crop cuts"):
         PolicyConfig(image_crop_keys=("rgb_front",)).validate()  # keys without a crop
+
+
+def test_a_checkpoint_restores_its_crop_and_the_cameras_it_cuts(tmp_path) -> None:
+    """Cropped and pooled cameras have weights of the same shapes, so only the checkpoint's
+    config tells them apart: a loaded policy cuts the same camera, and only that one."""
+    import numpy as np
+    from robot_il.policies import load_policy
+    from robot_il.policies.bc import BCConfig, BCPolicy
+
+    from robot_il.dataset import Normalizer
+
+    spec = {"robot": "ur5e", "control_hz": 20.0, "action_dim": 2, "action_mode": "joint",
+            "observation": {"joint_pos": [6], "rgb_front": [20, 24, 3],
+                            "rgb_wrist": [20, 24, 3]}}  # fmt: skip
+    rng = np.random.default_rng(0)
+    normalizer = Normalizer.fit_arrays(
+        {"joint_pos": rng.normal(size=(10, 6)), "action": rng.normal(size=(10, 2))}
+    )
+    config = BCConfig(image_encoder="conv", image_crop=(4, 6, 8, 12),
+                      image_crop_keys=("rgb_front",))  # fmt: skip
+    BCPolicy(config, spec, normalizer).save(tmp_path / "policy")
+    cameras = load_policy(tmp_path / "policy").encoder.cameras
+    assert cameras["rgb_front"].crop == (4, 6, 8, 12) and cameras["rgb_wrist"].crop == ()

@@ -186,3 +186,20 @@ def test_torchrun_trains_data_parallel(synthetic_dataset: Path, tmp_path: Path) 
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert (tmp_path / "ddp" / "policy" / "model.safetensors").is_file()
+
+
+def test_a_run_resumed_with_another_policy_config_is_refused(
+    synthetic_dataset: Path, tmp_path: Path
+) -> None:
+    """A policy setting that keeps every weight's shape (here the normalization; an image crop
+    or its cameras likewise) would load and train the rest of the run on other inputs: the
+    resume is refused, naming the field, before a step; the same config resumes."""
+    out = tmp_path / "run"
+    train(_config(synthetic_dataset, out, "--steps", "2", "--save-every", "2"))
+    with pytest.raises(CheckpointError, match="policy config changed since this run: "
+                       "normalization 'minmax' -> 'gaussian'"):  # fmt: skip
+        train(_config(synthetic_dataset, out, "--steps", "4", "--policy.normalization",
+                      "gaussian"))  # fmt: skip
+    assert not (out / "checkpoints" / "step_0000004").exists()
+    train(_config(synthetic_dataset, out, "--steps", "4", "--save-every", "2"))
+    assert (out / "checkpoints" / "step_0000004").is_dir()

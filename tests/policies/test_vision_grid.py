@@ -93,3 +93,29 @@ def test_a_crop_of_one_camera_trains_apart_and_says_which_camera(vision: ModuleT
         " (front+wrist, 2.5 cm target, crop 40x56 of front)"
     )
     assert vision._seen(image | {"settings": crop}) == " (front+wrist, 2.5 cm target, crop 40x56)"
+
+
+def test_recorded_cameras_feed_image_cells_only_and_their_rows_name_the_recording(
+    vision: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``--recorded-cameras front wrist`` with ``--cameras wrist``: the image cell reads the
+    ``front wrist`` recording and its row says so; a state cell of the same grid reads the
+    recording without cameras (none recorded for it) and its row names none."""
+    read: list[tuple[str, ...]] = []
+
+    def demos(_work, _task, _backend, _episodes, cameras=()):
+        read.append(tuple(cameras))
+        return tmp_path / "demos.zarr"
+
+    monkeypatch.setattr(vision, "demos", demos)
+    monkeypatch.setattr(vision, "train", lambda _config: argparse.Namespace(checkpoint="ck"))
+    monkeypatch.setattr(vision, "evaluated", lambda *_args: {})
+    rows = {
+        observation: vision.run_cell(tmp_path, "pick_place", "mujoco", "bc", observation, 1, 1,
+                                     (), 1, ["wrist"], recorded_cameras=("front", "wrist"))
+        for observation in ("image", "state")
+    }  # fmt: skip
+    assert read == [("front", "wrist"), ()]
+    assert rows == {"image": {"recorded_cameras": ["front", "wrist"]}, "state": {}}
+    vision.run_cell(tmp_path, "pick_place", "mujoco", "bc", "image", 1, 1, (), 1, ["wrist"])
+    assert read[-1] == ("wrist",)  # default: the cameras it observes
