@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import gc
 import json
 import os
@@ -67,7 +68,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -321,52 +324,18 @@ def main() -> int:
                     )
                     rows.append((policy_type, rate, figures))
                     print(_row(policy_type, rate, figures), flush=True)
-                    record = {"policy": policy_type, "rate_hz": rate, **figures}
-                    record |= {"seconds": args.seconds, "load_avg": os.getloadavg()[0]}
-                    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-                    with RESULTS.open("a") as out:
-                        out.write(json.dumps(record) + "\n")
-                for round_ in range(args.baseline_rounds):
-                    for loop in ("baseline", "node"):
-                        with _control_loop(loop):
-                            figures = measure(
-                                checkpoint, 500.0, args.seconds, context, args.priority, args.settle
-                            )
-                        print(f"{loop:8s} " + _row(policy_type, 500.0, figures), flush=True)
-                        record = {"policy": policy_type, "rate_hz": 500.0, "loop": loop, **figures}
-                        record |= {"round": round_, "seconds": args.seconds}
-                        record |= {"load_avg": os.getloadavg()[0]}
-                        with RESULTS.open("a") as out:
-                            out.write(json.dumps(record) + "\n")
-                for round_ in range(args.tick_rounds):
-                    ticks = ("baseline", "node") if round_ % 2 == 0 else ("node", "baseline")
-                    for tick in ticks:
-                        with _control_tick(tick, args.tick_baseline):
-                            figures = measure(
-                                checkpoint, 500.0, args.seconds, context, args.priority,
-                                args.settle,
-                            )  # fmt: skip
-                        print(f"tick {tick:8s} " + _row(policy_type, 500.0, figures), flush=True)
-                        record = {"policy": policy_type, "rate_hz": 500.0, "tick": tick}
-                        record |= figures | {"round": round_, "seconds": args.seconds}
-                        record |= {"tick_baseline": args.tick_baseline}
-                        record |= {"load_avg": os.getloadavg()[0]}
-                        with RESULTS.open("a") as out:
-                            out.write(json.dumps(record) + "\n")
-                for round_ in range(args.handler_rounds):
-                    kinds = ("default", "none") if round_ % 2 == 0 else ("none", "default")
-                    for kind in kinds:
-                        with _qos_event_handlers(kind):
-                            figures = measure(
-                                checkpoint, 500.0, args.seconds, context, args.priority,
-                                args.settle,
-                            )  # fmt: skip
-                        print(f"handlers {kind:7s} " + _row(policy_type, 500.0, figures))
-                        record = {"policy": policy_type, "rate_hz": 500.0}
-                        record |= {"qos_event_handlers": kind, **figures, "round": round_}
-                        record |= {"seconds": args.seconds, "load_avg": os.getloadavg()[0]}
-                        with RESULTS.open("a") as out:
-                            out.write(json.dumps(record) + "\n")
+                    _append_row({"policy": policy_type, "rate_hz": rate, **figures}, args.seconds)
+
+                at_500 = functools.partial(measure, checkpoint, 500.0, args.seconds, context,
+                                           args.priority, args.settle)  # fmt: skip
+                ab = _AlternatedRows(policy_type, at_500, args.seconds)
+                ab.run(args.baseline_rounds, ("baseline", "node"), _control_loop, "loop",
+                       swap=False)  # fmt: skip
+                ab.run(args.tick_rounds, ("baseline", "node"),
+                       lambda tick: _control_tick(tick, args.tick_baseline), "tick",
+                       extra={"tick_baseline": args.tick_baseline})  # fmt: skip
+                ab.run(args.handler_rounds, ("default", "none"), _qos_event_handlers,
+                       "qos_event_handlers")  # fmt: skip
     finally:
         rclpy.shutdown(context=context)
         sim.send_signal(signal.SIGINT)
@@ -483,6 +452,43 @@ def _row(policy_type: str, rate: float, f: dict[str, float]) -> str:
         f"          longest gaps [gap, its first tick's wall, CPU, gc] ms: "
         f"{f['longest_gaps_wall_cpu_gc_ms']}\n          threads' CPU %: {f['thread_cpu_percent']}"
     )
+
+
+def _append_row(record: dict[str, Any], seconds: float) -> None:
+    """Append one row to ``RESULTS`` with the measurement's length and the 1-min load average."""
+    record |= {"seconds": seconds, "load_avg": os.getloadavg()[0]}
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    with RESULTS.open("a") as out:
+        out.write(json.dumps(record) + "\n")
+
+
+class _AlternatedRows:
+    """A/B rounds at 500 Hz: each round measures every variant under its switch (a context
+    manager that installs it), prints and appends a row naming the variant in ``field``."""
+
+    def __init__(self, policy_type: str, measure_500: Callable[[], dict[str, Any]],
+                 seconds: float) -> None:  # fmt: skip
+        self.policy_type, self.measure_500, self.seconds = policy_type, measure_500, seconds
+
+    def run(
+        self,
+        rounds: int,
+        variants: tuple[str, str],
+        switch: Callable[[str], Any],
+        field: str,
+        swap: bool = True,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        """``swap``: odd rounds take the variants in reverse order (so neither always goes
+        first on a machine whose load drifts)."""
+        for round_ in range(rounds):
+            order = variants[::-1] if swap and round_ % 2 else variants
+            for variant in order:
+                with switch(variant):
+                    figures = self.measure_500()
+                print(f"{field} {variant:8s} " + _row(self.policy_type, 500.0, figures), flush=True)
+                record = {"policy": self.policy_type, "rate_hz": 500.0, field: variant, **figures}
+                _append_row(record | {"round": round_, **(extra or {})}, self.seconds)
 
 
 if __name__ == "__main__":

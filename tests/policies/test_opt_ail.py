@@ -38,6 +38,15 @@ def batch(seed: int, n: int = 16, action: float | None = None, terminated: float
     )
 
 
+def filled_buffers() -> tuple[ReplayBuffer, ReplayBuffer]:
+    """A replay and an expert buffer of 64 random transitions each (seeds 1 and 2)."""
+    buffer, expert = ReplayBuffer(64, OBS, ACT), ReplayBuffer(64, OBS, ACT)
+    for target, seed in ((buffer, 1), (expert, 2)):
+        data = batch(seed, n=64)
+        target.extend(data.obs, data.action, data.next_obs, data.terminated)
+    return buffer, expert
+
+
 def reward_of(agent: OPTAIL, data: Batch) -> float:
     with torch.no_grad():
         pairs = torch.cat([torch.as_tensor(data.obs), torch.as_tensor(data.action)], dim=-1)
@@ -247,10 +256,7 @@ def test_bf16_updates_agree_with_float32_ones() -> None:
     metrics, moved = {}, {}
     for precision, agent in agents.items():
         torch.manual_seed(4)
-        buffer, expert = ReplayBuffer(64, OBS, ACT), ReplayBuffer(64, OBS, ACT)
-        for target, seed in ((buffer, 1), (expert, 2)):
-            data = batch(seed, n=64)
-            target.extend(data.obs, data.action, data.next_obs, data.terminated)
+        buffer, expert = filled_buffers()
         rng = np.random.default_rng(0)
         metrics[precision] = [agent.learn(buffer, expert, rng) for _ in range(5)]
         moved[precision] = {net: torch.cat([t.flatten() for t in agent.state_dict()[net].values()])
@@ -307,10 +313,7 @@ def test_bf16_updates_are_those_of_the_plain_path_bit_for_bit(monkeypatch) -> No
         agent = learner(hidden_dims=(256, 256), batch_size=64, optimism_states=16,
                         matmul_precision="bf16")  # fmt: skip
         torch.manual_seed(4)
-        buffer, expert = ReplayBuffer(64, OBS, ACT), ReplayBuffer(64, OBS, ACT)
-        for target, seed in ((buffer, 1), (expert, 2)):
-            data = batch(seed, n=64)
-            target.extend(data.obs, data.action, data.next_obs, data.terminated)
+        buffer, expert = filled_buffers()
         rng = np.random.default_rng(0)
         return [agent.learn(buffer, expert, rng) for _ in range(5)], agent.state_dict()
 
