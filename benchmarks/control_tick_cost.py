@@ -29,17 +29,16 @@ average before and after.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from git_revision import module_at
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -53,20 +52,7 @@ FILTER_PARTS = ("_hold_reasons", "_limited_step", "_workspace_violation", "_emit
 
 def baseline_filter_module(revision: str):
     """``robot_il/safety/filter.py`` of ``revision`` as a module of its own."""
-    root = Path(__file__).resolve().parents[1]
-    source = subprocess.run(
-        ["git", "-C", str(root), "show", f"{revision}:robot_il/safety/filter.py"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    path = Path(tempfile.mkdtemp()) / "baseline_filter.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location("baseline_filter", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["baseline_filter"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return module_at(revision, "robot_il/safety/filter.py", "baseline_filter")
 
 
 def node_limits():

@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from git_revision import module_at
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "opt_ail_speed.json"
@@ -71,10 +72,6 @@ def modules_at(rev: str, names: tuple[str, ...]) -> dict[str, types.ModuleType]:
     as new modules beside today's; each imports the earlier ones of ``rev`` (the old learner
     imports the old core), today's for the rest."""
 
-    def source(name: str) -> str:
-        return subprocess.run(["git", "show", f"{rev}:policies/opt_ail/{name}.py"], cwd=ROOT,
-                              check=True, capture_output=True, text=True).stdout  # fmt: skip
-
     import robot_il.policies.opt_ail.learner  # noqa: F401  (today's modules are loaded first)
 
     package = LEARNER.rpartition(".")[0]
@@ -82,10 +79,7 @@ def modules_at(rev: str, names: tuple[str, ...]) -> dict[str, types.ModuleType]:
     modules = {}
     try:
         for name in names:
-            module = types.ModuleType(f"opt_ail_at_{rev}_{name}")
-            sys.modules[module.__name__] = module  # dataclasses look their module up
-            exec(compile(source(name), f"{rev}:policies/opt_ail/{name}.py", "exec"),
-                 module.__dict__)  # fmt: skip
+            module = module_at(rev, f"policies/opt_ail/{name}.py", f"opt_ail_at_{rev}_{name}")
             modules[name] = sys.modules[f"{package}.{name}"] = module
     finally:
         sys.modules.update({f"{package}.{name}": module for name, module in today.items()})
