@@ -18,7 +18,10 @@ reaches R (``--env-steps`` is then only the cap).
 ``record`` rolls out the saved expert deterministically (the action held for the repeat, as
 it was trained) through robot_il's recorder into ``data/dmc_<task>_expert/env.zarr``: one
 stream at the task's control rate, every env step's observation and action, the episode's
-return in its meta, and the mean expert return in the dataset's attrs (``expert_return``).
+return in its meta, and in the dataset's attrs the mean expert return (``expert_return``) and
+the seed SAC was trained with (``expert_seed``: results on different experts are kept apart).
+The datasets are committed (about 1 MB each): a lost machine must not take the imitated
+trajectories with it, as it did with the first experts (seed 0), whose results rows remain.
 """
 
 from __future__ import annotations
@@ -259,6 +262,7 @@ def record(args: argparse.Namespace) -> None:
     path = root / f"{ENV_STREAM}.zarr"
     group = zarr.open_group(str(path), mode="r+")
     group.attrs["expert_return"] = float(np.mean(returns))
+    group.attrs["expert_seed"] = int(model.seed)
     group.attrs["expert_returns"] = [round(r, 2) for r in returns]
     print(f"{path}: {args.episodes} episodes, expert return {np.mean(returns):.1f} "
           f"(min {np.min(returns):.1f})")  # fmt: skip

@@ -25,14 +25,17 @@ UR5e rows fill ``success_rate`` and its 95% Wilson interval ``success_ci`` over 
 episodes (seeds 10000-10049, the same for every method), and have no expert return (null).
 
 Demonstrations come from ``data/dmc_<task>_expert/env.zarr`` (``benchmarks/dmc_experts.py``),
-whose attrs give the expert's return; ``ur5e:push`` demonstrations are the scripted expert's
-in end-effector deltas on MuJoCo, held past success, with DART noise (``benchmarks/policies.py``
-``demos``), recorded once under ``outputs/opt_ail/demos/``. Online learners on UR5e tasks see
-observations mapped by the demonstrations' mean and std (std floored at 5 cm/rad, frozen;
-``--obs-normalization``, rows' ``obs_normalization``), as tuned BC's inputs are (unfloored);
-on DMC tasks, raw observations as in the paper. ``--profile cpu`` applies the
-optimism term to 128 states of each batch instead of 512 (the CPU profile); ``paper`` is the
-paper's update.
+whose attrs give the expert's return and the seed its SAC expert was trained with; DMC rows
+carry that ``expert_seed`` (rows without one imitated the first experts, seed 0, lost with
+their machine), runs on another expert keep their own directory (``_x<seed>``), and
+``table``/``plot`` show one expert's rows (``--expert-seed``, default the dataset's).
+``ur5e:push`` demonstrations are the scripted expert's in end-effector deltas on MuJoCo, held
+past success, with DART noise (``benchmarks/policies.py`` ``demos``), recorded once under
+``outputs/opt_ail/demos/``. Online learners on UR5e tasks see observations mapped by the
+demonstrations' mean and std (std floored at 5 cm/rad, frozen; ``--obs-normalization``, rows'
+``obs_normalization``), as tuned BC's inputs are (unfloored); on DMC tasks, raw observations as
+in the paper. ``--profile cpu`` applies the optimism term to 128 states of each batch instead
+of 512 (the CPU profile); ``paper`` is the paper's update.
 ``benchmarks/opt_ail_speed.py`` times an update of either profile (one torch thread) and
 projects a 100k-env-step run's wall and CPU time.
 For model-based OPT-AIL, ``cpu`` is the CPU cap (a model fit of at most 300 steps every
@@ -78,7 +81,8 @@ MAX_ENV_STEPS = 100_000
 BC_GRID = {"weight_decay": (1e-6, 1e-4, 1e-3, 1e-2), "lr": (1e-3, 3e-4)}
 """Tuned BC: every pair of these (AdamW), Gaussian head, the best by mean return."""
 RUN_KEY = ("task", "method", "variant", "profile", "obs_normalization", "precision", "seed",
-           "demos", "subsample", "env_steps", "weight_decay", "lr", "steps")  # fmt: skip
+           "demos", "subsample", "env_steps", "weight_decay", "lr", "steps",
+           "expert_seed")  # fmt: skip
 OBS_NORMALIZATION = {"dmc": "raw", "ur5e": "gaussian"}
 """What the online learners' networks see, by task family: raw observations (the paper's
 DMC runs) or each feature mapped by the demonstrations' mean and std (tuned BC's inputs)."""
@@ -118,6 +122,22 @@ def expert_return(task: str, demos: int) -> float | None:
     return float(np.mean(attrs["expert_returns"][:demos]))
 
 
+def expert_seed(task: str, demos: int) -> int | None:
+    """The seed the imitated SAC expert was trained with (0 for the first experts, whose
+    datasets predate the attribute); None for UR5e tasks (a scripted expert)."""
+    import zarr
+
+    if family(task) == "ur5e":
+        return None
+    attrs = zarr.open_group(str(dataset_path(task, demos)), mode="r").attrs
+    return int(attrs.get("expert_seed", 0))
+
+
+def row_expert_seed(row: dict[str, Any]) -> int | None:
+    """A row's ``expert_seed``; DMC rows from before the field imitated seed 0's expert."""
+    return row.get("expert_seed", 0 if family(row["task"]) == "dmc" else None)
+
+
 def existing_rows() -> list[dict[str, Any]]:
     return json.loads(RESULTS.read_text())["runs"] if RESULTS.exists() else []
 
@@ -149,6 +169,8 @@ def run_directory(args: argparse.Namespace, seed: int) -> Path:
         name += f"_obs{args.obs_normalization}"
     if args.precision != "fp32":
         name += f"_{args.precision}"
+    if expert_seed(args.task, args.demos):
+        name += f"_x{expert_seed(args.task, args.demos)}"
     if args.part == "opt_ail" and not args.model_based:
         return RUNS / task_slug(args.task) / f"{name}_{args.profile}"
     method = args.part + ("_model_based" if args.model_based else "")
@@ -163,6 +185,7 @@ def run_online(args: argparse.Namespace) -> None:
     if args.model_based and args.part != "opt_ail":
         raise SystemExit("--model-based applies to opt_ail only")
     expert = expert_return(args.task, args.demos)
+    expert_id = expert_seed(args.task, args.demos)
     variant = "model-based" if args.model_based else "model-free"
     normalization = None if args.obs_normalization == "raw" else args.obs_normalization
     precision = None if args.precision == "fp32" else args.precision
@@ -196,6 +219,7 @@ def run_online(args: argparse.Namespace) -> None:
                 "demos": args.demos,
                 "subsample": args.subsample, "env_steps": evaluation["step"],
                 "return": evaluation["eval_return"], "expert_return": expert,
+                "expert_seed": expert_id,
                 **success_fields(args.task, evaluation["eval_success"],
                                  (evaluation["eval_low"], evaluation["eval_high"])),
                 "wall_s": round(evaluation["wall_s"], 1),
@@ -231,15 +255,17 @@ def run_bc(args: argparse.Namespace) -> None:
     from robot_il.train.trainer import train
 
     expert = expert_return(args.task, args.demos)
+    expert_id = expert_seed(args.task, args.demos)
     torch.set_num_threads(1)
     done = {(r["seed"], r["weight_decay"], r["lr"]) for r in existing_rows()
             if r["task"] == args.task and r["method"] == "bc" and r["demos"] == args.demos
+            and row_expert_seed(r) == expert_id
             and r["subsample"] == args.subsample and r.get("steps") == args.bc_steps}  # fmt: skip
     grid = (args.bc_weight_decays or BC_GRID["weight_decay"], args.bc_lrs or BC_GRID["lr"])
     for seed, weight_decay, lr in itertools.product(args.seeds, *grid):
         # a different step budget trains anew: a run resumes only on its own schedule
         name = (f"s{seed}_d{args.demos}_k{args.subsample}_wd{weight_decay:g}_lr{lr:g}"
-                f"_steps{args.bc_steps}")  # fmt: skip
+                f"_steps{args.bc_steps}" + (f"_x{expert_id}" if expert_id else ""))  # fmt: skip
         if (seed, weight_decay, lr) in done:
             print(f"BC {args.task} {name}: row present, skipped")
             continue
@@ -262,6 +288,7 @@ def run_bc(args: argparse.Namespace) -> None:
             "task": args.task, "method": "bc", "variant": "gaussian", "profile": None,
             "seed": seed, "demos": args.demos, "subsample": args.subsample, "env_steps": 0,
             "return": float(np.mean(result.returns)), "expert_return": expert,
+            "expert_seed": expert_id,
             **success_fields(args.task, result.success_rate, result.interval),
             "wall_s": round(time.perf_counter() - started, 1),
             "weight_decay": weight_decay, "lr": lr, "steps": args.bc_steps,
@@ -287,11 +314,17 @@ def paper_curve(task: str, method: str, anchors: Path) -> tuple[np.ndarray, np.n
 
 
 def task_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """The rows of ``--results`` for this task, number of demonstrations and subsampling."""
+    """The rows of ``--results`` for this task, number of demonstrations, subsampling and
+    expert (``--expert-seed``; default the dataset's, or the first experts' 0 without one)."""
     if not args.results.exists():
         raise SystemExit(f"{args.results}: no results yet; run a part first")
+    wanted = args.expert_seed
+    if wanted is None and family(args.task) == "dmc":
+        path = ROOT / "data" / f"dmc_{task_slug(args.task)}_expert" / "env.zarr"
+        wanted = expert_seed(args.task, args.demos) if path.is_dir() else 0
     return [r for r in json.loads(args.results.read_text())["runs"] if r["task"] == args.task
-            and r["demos"] == args.demos and r["subsample"] == args.subsample]  # fmt: skip
+            and r["demos"] == args.demos and r["subsample"] == args.subsample
+            and row_expert_seed(r) == wanted]  # fmt: skip
 
 
 def best_bc(
@@ -491,6 +524,8 @@ def main() -> None:
                         help="bc: run only these of the grid's weight decays (default: all)")
     parser.add_argument("--bc-lrs", type=float, nargs="+",
                         help="bc: run only these of the grid's learning rates (default: all)")
+    parser.add_argument("--expert-seed", type=int, default=None,
+                        help="plot, table: the rows of this SAC expert (default: the dataset's)")
     parser.add_argument("--anchors", type=Path, default=ANCHORS)
     parser.add_argument("--results", type=Path, default=RESULTS,
                         help="plot, table: the results file to read (the plot goes beside it)")

@@ -72,6 +72,7 @@ from robot_il.train.trainer import (
     MetricsLogger,
     observation_keys,
     policy_type_of,
+    refuse_changed_policy_config,
     replace_dir,
 )
 
@@ -349,6 +350,7 @@ def _save(
             {
                 **progress,
                 "policy_type": algorithm.policy.policy_type,
+                "policy_config": dataclasses.asdict(algorithm.policy.config),
                 "algorithm": algorithm.state_dict(),
                 "numpy_rng": rng.bit_generator.state,
                 "torch_rng": torch.get_rng_state(),
@@ -394,6 +396,7 @@ def _load_state(
         raise CheckpointError(
             f"{state_dir}: resumes a {state['policy_type']!r} run, not {policy_type!r}"
         )
+    refuse_changed_policy_config(state_dir, state.get("policy_config"), algorithm.policy.config)
     try:
         algorithm.load_state_dict(state["algorithm"])
     except (RuntimeError, ValueError, KeyError) as error:

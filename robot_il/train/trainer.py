@@ -321,6 +321,24 @@ def replace_dir(target: Path, write: Any) -> Path:
     return target
 
 
+def refuse_changed_policy_config(state_dir: Path, saved: dict[str, Any] | None, now: Any) -> None:
+    """``CheckpointError`` naming every field of the policy config ``now`` that differs from
+    the one the run at ``state_dir`` saved. Settings that keep every weight's shape (an image
+    crop, its cameras, the normalization, a matmul precision, a learning rate) would load and
+    train the rest of the run under other settings. Runs saved before the config was kept,
+    and fields added since, are not compared."""
+    from robot_il.errors import CheckpointError
+
+    saved, current = saved or {}, dataclasses.asdict(now)
+    changed = sorted(k for k in current if k in saved and saved[k] != current[k])
+    if changed:
+        raise CheckpointError(
+            f"{state_dir}: policy config changed since this run: "
+            + "; ".join(f"{k} {saved[k]!r} -> {current[k]!r}" for k in changed)
+            + " (pass a new --out)"
+        )
+
+
 def _load_state(
     state_dir: Path,
     policy: Policy,
@@ -343,17 +361,7 @@ def _load_state(
         raise CheckpointError(
             f"{state_dir}: resumes a {state['policy_type']!r} run, not {policy_type!r}"
         )
-    # settings that keep every weight's shape (an image crop, its cameras, the normalization)
-    # would load below and train the rest of the run on other inputs
-    # (runs saved before the config was kept, and fields added since, are not compared)
-    saved, now = state.get("policy_config") or {}, dataclasses.asdict(policy.config)
-    changed = sorted(k for k in now if k in saved and saved[k] != now[k])
-    if changed:
-        raise CheckpointError(
-            f"{state_dir}: policy config changed since this run: "
-            + "; ".join(f"{k} {saved[k]!r} -> {now[k]!r}" for k in changed)
-            + " (pass a new --out)"
-        )
+    refuse_changed_policy_config(state_dir, state.get("policy_config"), policy.config)
     try:
         policy.load_state_dict(weights)
         optimizer.load_state_dict(state["optimizer"])

@@ -181,3 +181,23 @@ def test_kill_and_resume_continues_bit_exactly(
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((tmp_path / "eval" / "eval.json").read_text())
     assert report["policy_type"] == command.replace("-", "_")
+
+
+def test_resume_with_a_changed_policy_config_is_refused(
+    one_reach_demo: Path, tmp_path: Path
+) -> None:
+    """A setting that keeps every weight's shape (here OPT-AIL's optimism weight and its
+    gradient-penalty weight) would load the saved networks and train on under other
+    settings: the rerun is refused with the fields named, and the saved state is kept."""
+    from robot_il.errors import CheckpointError
+    from robot_il.train.config import load_config
+    from robot_il.train.online import train_online
+
+    out = tmp_path / "run"
+    train_online(load_config("opt_ail", None, settings(one_reach_demo, out, [], 80)))
+    saved = (out / "train_state" / "state.pt").read_bytes()
+    changed = ["--policy.eta", "0.5", "--policy.gp-weight", "5"]
+    with pytest.raises(CheckpointError, match=r"policy config changed since this run: "
+                       r"eta 0\.001 -> 0\.5; gp_weight 0\.0 -> 5\.0"):  # fmt: skip
+        train_online(load_config("opt_ail", None, settings(one_reach_demo, out, changed, 160)))
+    assert (out / "train_state" / "state.pt").read_bytes() == saved
