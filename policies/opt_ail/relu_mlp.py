@@ -132,6 +132,8 @@ def _layers(
         if bf16[i]:
             with _bf16_products():
                 h = _biased_product(h, weight, bias)
+        elif _LINEAR is not None and _fast_forms_agree(len(h), *weight.shape):  # same numbers
+            h = _LINEAR(h, weight, bias, "none", [], "")
         else:
             h = torch.addmm(bias, h, weight.t())
         if i < len(weights) - 1:
@@ -178,42 +180,45 @@ class _ReLUMLPFunction(torch.autograd.Function):
 def _weight_gradient(g: Tensor, h: Tensor, bf16: bool) -> Tensor:
     """``dW = g^T h`` for a layer's output gradient ``g (N, out)`` and input ``h (N, in)``;
     a thin float32 layer's as ``(h^T g)^T`` where that gives the same numbers
-    (``_transposed_agrees``): MKL is slow at ``g^T h`` for a first layer's shape (3136 x 256
+    (``_fast_forms_agree``): MKL is slow at ``g^T h`` for a first layer's shape (3136 x 256
     by 3136 x 30, the critic's optimism pass: 1.09 ms against 0.56 ms). Autograd copies the
     transposed result into the weight's layout (in x out numbers, microseconds)."""
-    if not bf16 and _transposed_agrees(*g.shape, h.shape[1]):
+    if not bf16 and _fast_forms_agree(*g.shape, h.shape[1]):
         return h.t().mm(g).t()
     return _mm(g.t(), h, bf16)
 
 
 def _input_gradient(g: Tensor, weight: Tensor, bf16: bool) -> Tensor:
     """``dx = g W`` for the first layer, as ``(W^T g^T)^T`` where that gives the same numbers
-    (``_transposed_agrees``; 512 x 256 by 256 x 30: 0.09 against 0.15 ms). The result is a
+    (``_fast_forms_agree``; 512 x 256 by 256 x 30: 0.09 against 0.15 ms). The result is a
     transposed view; what consumes it (LayerNorm's backward, the critic's action input)
     reads any layout."""
-    if not bf16 and _transposed_agrees(len(g), *weight.shape):
+    if not bf16 and _fast_forms_agree(len(g), *weight.shape):
         return weight.t().mm(g.t()).t()
     return _mm(g, weight, bf16)
 
 
 @functools.cache
-def _transposed_agrees(rows: int, outputs: int, inputs: int) -> bool:
-    """Whether, for a thin layer (fewer inputs than outputs) and ``rows`` rows, this
-    machine's float32 products ``(h^T g)^T`` and ``(W^T g^T)^T`` equal ``g^T h`` and ``g W``
-    bit for bit, as they do at the walker's sizes (24 and 30 inputs) with torch 2.13's MKL.
-    Which sums a BLAS kernel forms in which order depends on the shape, not on the numbers
-    (at 4-11 inputs, cartpole's 5 and 6, the transposed kernels round differently), so one
-    comparison on random numbers per shape decides; the forms a layer's gradient used
-    before are kept wherever they differ. Uses its own generator: the run's random stream
-    is untouched."""
-    if inputs >= outputs:
+def _fast_forms_agree(rows: int, outputs: int, inputs: int) -> bool:
+    """Whether, for a thin float32 layer (fewer inputs than outputs: a first layer) on
+    ``rows`` rows, this machine computes oneDNN's linear (``_LINEAR``), ``(h^T g)^T`` and
+    ``(W^T g^T)^T`` bit for bit as ``addmm``, ``g^T h`` and ``g W`` (MKL's kernels, which
+    plain autograd runs). They do at the walker's sizes (24 and 30 inputs, 256 to 3136 rows)
+    with torch 2.13 on x86, in about half the time; they do not at 4-11 inputs (cartpole's 5
+    and 6) or one row (acting), where the kernels sum in another order. Which sums a kernel
+    forms in which order depends on the shape, not on the numbers, so one comparison on
+    random numbers per shape decides, and the plain forms are kept wherever any differs.
+    Uses its own generator: the run's random stream is untouched."""
+    if inputs >= outputs or _LINEAR is None:
         return False
     generator = torch.Generator().manual_seed(0)
-    g = torch.randn(rows, outputs, generator=generator)
-    h = torch.randn(rows, inputs, generator=generator)
+    g, h = (torch.randn(rows, n, generator=generator) for n in (outputs, inputs))
     weight = torch.randn(outputs, inputs, generator=generator)
-    return torch.equal(h.t().mm(g).t(), g.t().mm(h)) and torch.equal(
-        weight.t().mm(g.t()).t(), g.mm(weight)
+    bias = torch.randn(outputs, generator=generator)
+    return (
+        torch.equal(_LINEAR(h, weight, bias, "none", [], ""), torch.addmm(bias, h, weight.t()))
+        and torch.equal(h.t().mm(g).t(), g.t().mm(h))
+        and torch.equal(weight.t().mm(g.t()).t(), g.mm(weight))
     )
 
 
