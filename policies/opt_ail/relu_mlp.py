@@ -235,7 +235,8 @@ def mlp_forward(net: nn.Sequential, x: Tensor) -> Tensor:
 
 class _BF16MatMul(torch.autograd.Function):
     """``a @ b`` from bfloat16-rounded operands, float32 out; its backward is two more such
-    products, so a gradient of a gradient (the gradient penalty) stays in bfloat16 too."""
+    products, so a gradient of a gradient (the gradient penalty) stays in bfloat16 too. A
+    backward that records no graph (the last one) takes the products without a node each."""
 
     @staticmethod
     def forward(ctx: FunctionCtx, a: Tensor, b: Tensor) -> Tensor:
@@ -245,6 +246,11 @@ class _BF16MatMul(torch.autograd.Function):
     @staticmethod
     def backward(ctx: FunctionCtx, grad: Tensor) -> tuple[Tensor | None, Tensor | None]:
         a, b = ctx.saved_tensors
-        grad_a = _BF16MatMul.apply(grad, b.t()) if ctx.needs_input_grad[0] else None
-        grad_b = _BF16MatMul.apply(a.t(), grad) if ctx.needs_input_grad[1] else None
+        product = _BF16MatMul.apply if torch.is_grad_enabled() else _bf16_mm
+        grad_a = product(grad, b.t()) if ctx.needs_input_grad[0] else None
+        grad_b = product(a.t(), grad) if ctx.needs_input_grad[1] else None
         return grad_a, grad_b
+
+
+def _bf16_mm(a: Tensor, b: Tensor) -> Tensor:
+    return _mm(a, b, bf16=True)

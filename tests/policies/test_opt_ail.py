@@ -338,8 +338,9 @@ def test_update_speed_paths_are_the_plain_path_bit_for_bit(sizes, precision, mon
     """An update's speed paths against the plain ones, at walker's and cartpole's sizes (2x256
     networks, batch 64 + 64, optimism on 16 states): the optimism term's actor rows taken from
     the actor step's pass (against a pass of its own), the thin first layers' oneDNN linear
-    and transposed gradient products (against ``addmm``, ``g^T h``, ``g W``), gradients
-    cleared directly (against ``zero_grad``); and exploring by ``sample_action`` (against
+    and transposed gradient products (against ``addmm``, ``g^T h``, ``g W``), the gradient
+    penalty's last backward without a node per product, gradients cleared directly (against
+    ``zero_grad``); and exploring by ``sample_action`` (against
     ``sample``). The same losses, weights, Adam states and explored actions after 5 updates
     from the same state and random stream."""
     from robot_il.policies.opt_ail import actor_critic, relu_mlp
@@ -372,6 +373,7 @@ def test_update_speed_paths_are_the_plain_path_bit_for_bit(sizes, precision, mon
                         lambda self, obs, action, n_online, distribution=None:
                         q_and_optimism(self, obs, action, n_online))  # fmt: skip
     monkeypatch.setattr(relu_mlp, "_fast_forms_agree", lambda *shape: False)
+    monkeypatch.setattr(relu_mlp, "_bf16_mm", relu_mlp._BF16MatMul.apply)
     for module in (actor_critic, learner_module):
         monkeypatch.setattr(module, "clear_gradients",
                             lambda optimizer: optimizer.zero_grad(set_to_none=True))  # fmt: skip
