@@ -35,7 +35,10 @@ rounds; the script prints its projection, its update CPU time against today's fl
 (``new``), and how far its weights are from ``new``'s after the same 5 updates.
 ``--bf16-baseline-rev REV`` adds a fourth, ``bf16_old``: the bf16 learner as of ``REV``
 (its ``relu_mlp.py``, ``policy.py``, ``actor_critic.py`` and ``learner.py``), to time a
-change of the bf16 path against the one before it and check they give the same weights.
+change of the bf16 path against the one before it and check they give the same weights;
+then acting (its ``explore``) and evaluation (in eval mode or not, as the loop at ``REV``
+evaluated) are timed for ``bf16_old`` and ``bf16`` alternately, and each projects with its
+own (the other paths with ``bf16``'s).
 """
 
 from __future__ import annotations
@@ -274,19 +277,47 @@ def time_env_steps(learner: Any, task: str, steps: int) -> dict[str, float]:
     return result
 
 
-def time_evaluation(learner: Any, task: str) -> dict[str, float]:
-    """Wall and CPU seconds of one evaluation (``EVAL_EPISODES`` episodes; one is timed)."""
+def time_evaluation(learner: Any, task: str, eval_mode: bool = True) -> dict[str, float]:
+    """Wall and CPU seconds of one evaluation (``EVAL_EPISODES`` episodes; one is timed),
+    with the policy in eval mode throughout as today's loop runs it, or (``eval_mode``
+    False) left in training mode, which ``predict_actions`` toggles at every action."""
     from robot_il.envs import make_env
 
     from robot_il.train.evaluate import evaluate
 
     env = make_env(task)
+    learner.policy.train(not eval_mode)
     wall, cpu = time.perf_counter(), time.process_time()
     evaluate(learner.policy, env, episodes=1, seed=0)
+    learner.policy.train()
     result = {"wall_s": (time.perf_counter() - wall) * EVAL_EPISODES,
               "cpu_s": (time.process_time() - cpu) * EVAL_EPISODES}  # fmt: skip
     env.close()
     return result
+
+
+def loop_evaluates_in_eval_mode(rev: str) -> bool:
+    """Whether the online loop at ``rev`` switches the policy to eval mode to evaluate."""
+    online = subprocess.run(["git", "show", f"{rev}:robot_il/train/online.py"], cwd=ROOT,
+                            capture_output=True, text=True)  # fmt: skip
+    return online.returncode == 0 and "policy.eval()" in online.stdout
+
+
+def time_acting(learners: dict[str, Any], task: str, steps: int, rounds: int = 4,
+                old_rev: str | None = None) -> dict[str, tuple[dict, dict]]:  # fmt: skip
+    """Per env step (``time_env_steps``) and per evaluation (``time_evaluation``) seconds of
+    each learner, rounds alternating between them; ``bf16_old`` evaluates as the loop at
+    ``old_rev`` did."""
+    totals: dict[str, list[dict[str, float]]] = {name: [{}, {}] for name in learners}
+    for _ in range(rounds):
+        for name, learner in learners.items():
+            eval_mode = name != "bf16_old" or loop_evaluates_in_eval_mode(old_rev or "HEAD")
+            parts = (time_env_steps(learner, task, steps // rounds),
+                     time_evaluation(learner, task, eval_mode))  # fmt: skip
+            for total, part in zip(totals[name], parts, strict=True):
+                for clock, value in part.items():
+                    total[clock] = total.get(clock, 0.0) + value / rounds
+    return {name: (t[0], t[1]) for name, t in totals.items()}
 
 
 def time_loop(task: str, profile: str, steps: int, path: str, rev: str) -> float:
@@ -368,8 +399,10 @@ def main() -> None:
         bf16_old_difference = same_maths(learners, buffers=buffers, other="bf16_old",
                                          this="bf16")  # fmt: skip
     update = time_updates(learners, args.rounds, args.updates, buffers)
-    env_step = time_env_steps(learners["new"], args.task, args.env_step_samples)
-    evaluation = time_evaluation(learners["new"], args.task)
+    acting_paths = ("bf16", "bf16_old") if "bf16_old" in learners else ("new",)
+    acting = time_acting({path: learners[path] for path in acting_paths}, args.task,
+                         args.env_step_samples, old_rev=args.bf16_baseline_rev)  # fmt: skip
+    env_step, evaluation = acting[acting_paths[0]]
     print(f"updates on {where}")
     print(f"{args.task}, profile {args.profile}, one torch thread; old = {args.baseline_rev}; "
           f"largest weight difference old vs new after 5 updates: {difference:.2e}")  # fmt: skip
@@ -390,10 +423,17 @@ def main() -> None:
               f"bf16_old vs bf16 after 5 updates: {bf16_old_difference:.2e}")  # fmt: skip
         row["bf16_baseline_rev"] = args.bf16_baseline_rev
         row["bf16_old_max_weight_difference"] = bf16_old_difference
+        old_step, old_evaluation = acting["bf16_old"]
+        print(f"bf16_old's env step: {old_step['wall_s'] * 1e3:.2f} ms wall, "
+              f"{old_step['cpu_s'] * 1e3:.2f} ms CPU; its evaluation: "
+              f"{old_evaluation['wall_s']:.1f} s wall, {old_evaluation['cpu_s']:.1f} s CPU "
+              f"(acting and evaluation timed alternately with bf16's)")  # fmt: skip
+        row["bf16_old_env_step_s"], row["bf16_old_evaluation_s"] = old_step, old_evaluation
     for path in learners:
+        step_s, evaluation_s = acting.get(path, (env_step, evaluation))
         projected = {
-            clock: (ENV_STEPS * env_step[clock] + (ENV_STEPS - LEARNING_STARTS)
-                    * update[path][clock] + EVALUATIONS * evaluation[clock])
+            clock: (ENV_STEPS * step_s[clock] + (ENV_STEPS - LEARNING_STARTS)
+                    * update[path][clock] + EVALUATIONS * evaluation_s[clock])
             for clock in ("wall_s", "cpu_s")
         }  # fmt: skip
         steps_per_s = {clock: ENV_STEPS / projected[clock] for clock in projected}
@@ -416,6 +456,10 @@ def main() -> None:
         bf16_old_ratio = update["bf16_old"]["cpu_s"] / update["bf16"]["cpu_s"]
         print(f"update CPU time bf16_old / bf16: {bf16_old_ratio:.3f}x")
         row["bf16_old_update_cpu_speedup"] = bf16_old_ratio
+        hours = {path: row[path]["projected_100k_h"]["cpu_s"] for path in ("bf16_old", "bf16")}
+        run_ratio = hours["bf16_old"] / hours["bf16"]
+        print(f"projected 100k-step run, CPU time bf16_old / bf16: {run_ratio:.3f}x")
+        row["bf16_old_projected_cpu_ratio"] = run_ratio
     if args.loop_steps:
         for path in (path for path in learners if path != "bf16_old"):
             rate = time_loop(args.task, args.profile, args.loop_steps, path, args.baseline_rev)

@@ -46,8 +46,15 @@ class DAC(OPTAIL):
         return self.reward.logit(pairs)
 
     def critic_step(
-        self, pairs: Tensor, next_obs: Tensor, done: Tensor, n_online: int
+        self,
+        pairs: Tensor,
+        next_obs: Tensor,
+        done: Tensor,
+        n_online: int,
+        distribution: tuple[Tensor, Tensor] | None = None,
     ) -> tuple[Tensor, Tensor]:
+        """One Adam step on the TD loss (``distribution``, the actor's on the batch, is for
+        OPT-AIL's optimism term, which DAC has not)."""
         obs, action = pairs[:, : self.obs_dim], pairs[:, self.obs_dim :]
         td_loss = nn.functional.mse_loss(self.critic(obs, action),
                                          self.td_target(pairs, next_obs, done))  # fmt: skip

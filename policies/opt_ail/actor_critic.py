@@ -61,6 +61,14 @@ def adam_step(optimizer: torch.optim.Adam) -> None:
                        maximize=group["maximize"], grad_scale=None, found_inf=None)  # fmt: skip
 
 
+def clear_gradients(optimizer: torch.optim.Optimizer) -> None:
+    """``optimizer.zero_grad(set_to_none=True)`` without its profiler scope and per-call
+    Python (25 against 3 microseconds here, three times an update)."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            p.grad = None
+
+
 def joined(online: Batch, expert: Batch) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """``obs, action, next_obs, done`` of the online then the expert transitions; expert
     transitions have ``done`` 0 (their trajectories end by time limits)."""
@@ -95,8 +103,7 @@ class SoftActorCritic:
     @torch.no_grad()
     def explore(self, obs: np.ndarray) -> np.ndarray:
         """A sampled action in [-1, 1] for one flat observation (training rollouts)."""
-        action, _ = self.policy.sample(torch.as_tensor(obs)[None])
-        return action[0].numpy()
+        return self.policy.sample_action(torch.as_tensor(obs)[None])[0].numpy()
 
     def learn(
         self, buffer: ReplayBuffer, expert: ReplayBuffer, rng: np.random.Generator
@@ -110,13 +117,16 @@ class SoftActorCritic:
     def update(self, online: Batch, expert: Batch) -> dict[str, float]:
         raise NotImplementedError
 
-    def actor_step(self, obs: Tensor) -> Tensor:
-        """One Adam step on ``mean(alpha log pi(a|s) - Q(s, a))``, a ~ pi(s); the loss."""
-        new_action, log_pi = self.policy.sample(obs)
+    def actor_step(self, obs: Tensor, distribution: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        """One Adam step on ``mean(alpha log pi(a|s) - Q(s, a))``, a ~ pi(s); the loss.
+        ``distribution``: the actor's mean and log std on ``obs`` (with their graph), if the
+        learner computed them already."""
+        mu, log_std = distribution if distribution is not None else self.policy.distribution(obs)
+        new_action, log_pi = self.policy.sample_from(mu, log_std)
         self.critic.requires_grad_(False)
         actor_loss = (self.config.alpha * log_pi - self.critic(obs, new_action)).mean()
         self.critic.requires_grad_(True)
-        self.actor_optimizer.zero_grad(set_to_none=True)
+        clear_gradients(self.actor_optimizer)
         actor_loss.backward()
         adam_step(self.actor_optimizer)
         return actor_loss.detach()

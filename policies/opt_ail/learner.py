@@ -26,7 +26,13 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-from robot_il.policies.opt_ail.actor_critic import SoftActorCritic, adam, adam_step, joined
+from robot_il.policies.opt_ail.actor_critic import (
+    SoftActorCritic,
+    adam,
+    adam_step,
+    clear_gradients,
+    joined,
+)
 from robot_il.policies.opt_ail.policy import (
     DEFAULT_GP_WEIGHT,
     GP_WEIGHT_BY_TASK,
@@ -110,11 +116,15 @@ class OPTAIL(SoftActorCritic):
             obs, action, next_obs, done = joined(mixed, expert)
             pairs = torch.cat([obs, action], dim=-1)
 
+        # the actor's distribution on the batch's states, for its step (4.) and the optimism
+        # term's policy actions (3.): its weights do not change before step 4
+        distribution = self.policy.distribution(obs)
+
         # 2.-3. critic: clipped TD target with the fresh reward, plus the optimism term
-        td_loss, optimism = self.critic_step(pairs, next_obs, done, n_online)
+        td_loss, optimism = self.critic_step(pairs, next_obs, done, n_online, distribution)
 
         # 4. actor: soft-greedy with fixed temperature; 5. Polyak averaging
-        actor_loss = self.actor_step(obs)
+        actor_loss = self.actor_step(obs, distribution)
         self.polyak()
         metrics = {
             self.REWARD_LOSS: float(reward_loss),
@@ -131,15 +141,21 @@ class OPTAIL(SoftActorCritic):
         reward = self.reward(pairs)  # one pass over the policy's and the expert's pairs
         reward_loss = reward[:n_online].mean() - reward[n_online:].mean()
         gradient_penalty = self.gradient_penalty(pairs[n_online:], pairs[:n_online])
-        self.reward_optimizer.zero_grad(set_to_none=True)
+        clear_gradients(self.reward_optimizer)
         (reward_loss + self.gp_weight * gradient_penalty).backward()
         adam_step(self.reward_optimizer)
         return reward_loss.detach(), gradient_penalty.detach()
 
     def critic_step(
-        self, pairs: Tensor, next_obs: Tensor, done: Tensor, n_online: int
+        self,
+        pairs: Tensor,
+        next_obs: Tensor,
+        done: Tensor,
+        n_online: int,
+        distribution: tuple[Tensor, Tensor] | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """TD (and optimism, see ``optimism_update``) step(s); returns both (detached)."""
+        """TD (and optimism, see ``optimism_update``) step(s); returns both (detached).
+        ``distribution``: the actor's on the batch's states, if computed (``q_and_optimism``)."""
         cfg: OPTAILConfig = self.config
         obs, action = pairs[:, : self.obs_dim], pairs[:, self.obs_dim :]
         td_target = self.td_target(pairs, next_obs, done)
@@ -150,18 +166,18 @@ class OPTAIL(SoftActorCritic):
             td_loss = nn.functional.mse_loss(self.critic(obs, action), td_target)
             self.critic_adam_step(td_loss)
         elif folded:  # one critic pass, one Adam step on td_loss + eta * optimism
-            q, optimism = self.q_and_optimism(obs, action, n_online)
+            q, optimism = self.q_and_optimism(obs, action, n_online, distribution)
             td_loss = nn.functional.mse_loss(q, td_target)
             self.critic_adam_step(td_loss + cfg.eta * optimism)
         else:  # the reference's second Adam step, taken even at eta = 0
             td_loss = nn.functional.mse_loss(self.critic(obs, action), td_target)
             self.critic_adam_step(td_loss)
-            optimism = self.optimism(obs, action, n_online)
+            optimism = self.optimism(obs, action, n_online, distribution)
             self.critic_adam_step(cfg.eta * optimism)
         return td_loss.detach(), optimism.detach()
 
     def critic_adam_step(self, loss: Tensor) -> None:
-        self.critic_optimizer.zero_grad(set_to_none=True)
+        clear_gradients(self.critic_optimizer)
         loss.backward()
         adam_step(self.critic_optimizer)
 
@@ -186,18 +202,34 @@ class OPTAIL(SoftActorCritic):
         (gradient,) = torch.autograd.grad(self.reward_of(x_hat).sum(), x_hat, create_graph=True)
         return ((gradient.norm(dim=-1) - 1) ** 2).mean()
 
-    def optimism(self, obs: Tensor, action: Tensor, n_online: int) -> Tensor:
+    def optimism(
+        self,
+        obs: Tensor,
+        action: Tensor,
+        n_online: int,
+        distribution: tuple[Tensor, Tensor] | None = None,
+    ) -> Tensor:
         """``mean_s[V_lse(s) - Q(s, a_tilde)]`` (unweighted) over the batch's states, or over
         ``optimism_states`` of them (half online, half expert)."""
-        return self.q_and_optimism(obs, action, n_online)[1]
+        return self.q_and_optimism(obs, action, n_online, distribution)[1]
 
-    def q_and_optimism(self, obs: Tensor, action: Tensor, n_online: int) -> tuple[Tensor, Tensor]:
+    def q_and_optimism(
+        self,
+        obs: Tensor,
+        action: Tensor,
+        n_online: int,
+        distribution: tuple[Tensor, Tensor] | None = None,
+    ) -> tuple[Tensor, Tensor]:
         """``Q(s, a)`` on the batch and the optimism term (``optimism``), from one critic pass.
 
         The pass holds the batch's pairs, then each term state with its N uniform and its N
         policy actions, then the online term states with ``a_tilde = tanh(mu(s))``; an expert
         state's ``a_tilde`` is its own action, so its ``Q(s, a_tilde)`` is the batch's row.
         The actor runs once per term state: its N samples share that state's distribution.
+        With ``detach_policy_actions``, ``distribution`` (the actor's mean and log std on
+        ``obs``, as the actor step computes them) supplies the term states' rows instead of
+        another actor pass: the same numbers (a row of a product does not depend on the
+        rows beside it; tests/policies/test_opt_ail.py), one pass fewer.
         """
         cfg = self.config
         n_expert = len(obs) - n_online
@@ -212,8 +244,13 @@ class OPTAIL(SoftActorCritic):
         n_states, n, dim = len(states), cfg.optimism_actions, self.action_dim
         uniform = torch.rand(n_states * n, dim) * 2 - 1
         uniform_log_q = dim * math.log(0.5)
+        if distribution is not None and cfg.detach_policy_actions:
+            mu, log_std = (torch.cat([t[:n_online_states], t[expert_rows]]).detach()
+                           for t in distribution)  # fmt: skip
+        else:
+            with torch.set_grad_enabled(not cfg.detach_policy_actions):
+                mu, log_std = self.policy.distribution(states)
         with torch.set_grad_enabled(not cfg.detach_policy_actions):
-            mu, log_std = self.policy.distribution(states)
             policy_actions, policy_log_q = self.policy.sample_from(
                 mu.repeat_interleave(n, dim=0), log_std.repeat_interleave(n, dim=0)
             )

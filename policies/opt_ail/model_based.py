@@ -101,7 +101,7 @@ class ModelBasedOPTAIL(OPTAIL):
         """1-step model rollouts from ``rollout_states`` real states into the model buffer."""
         index = rng.integers(0, len(buffer), self.config.rollout_states)
         obs = torch.as_tensor(buffer.obs[index])
-        action, _ = self.policy.sample(obs)
+        action = self.policy.sample_action(obs)
         elites = self.model.elites[torch.as_tensor(rng.integers(0, len(self.model.elites),
                                                                 len(index)))]  # fmt: skip
         next_obs = self.model.predict(obs, action, elites)

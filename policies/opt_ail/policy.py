@@ -185,6 +185,11 @@ def squashed_gaussian_log_prob(u: Tensor, mu: Tensor, log_std: Tensor) -> Tensor
     return (gaussian - squash).sum(-1)
 
 
+def _presquash_sample(mu: Tensor, log_std: Tensor) -> Tensor:
+    """``u ~ N(mu, exp(log_std)^2)``, reparameterized (one ``randn_like(mu)`` draw)."""
+    return mu + log_std.exp() * torch.randn_like(mu)
+
+
 class SoftActorPolicy(Policy):
     """The actor of every online imitation learner here; see the module docstring. Each
     learner's subclass names its ``policy_type`` and config class."""
@@ -204,11 +209,17 @@ class SoftActorPolicy(Policy):
         """Reparameterized actions in [-1, 1] and their log-density ``log pi(a|s)``, (B,)."""
         return self.sample_from(*self.distribution(obs))
 
+    def sample_action(self, obs: Tensor) -> Tensor:
+        """``sample``'s actions alone (the same draw), without computing their log-density
+        (exploring, model rollouts: a dozen small ops per env step fewer)."""
+        mu, log_std = self.distribution(obs)
+        return torch.tanh(_presquash_sample(mu, log_std))
+
     @staticmethod
     def sample_from(mu: Tensor, log_std: Tensor) -> tuple[Tensor, Tensor]:
         """``sample`` for a distribution already computed (e.g. one actor pass per state,
         repeated for several samples of it)."""
-        u = mu + log_std.exp() * torch.randn_like(mu)
+        u = _presquash_sample(mu, log_std)
         return torch.tanh(u), squashed_gaussian_log_prob(u, mu, log_std)
 
     def log_prob(self, obs: Tensor, action: Tensor) -> Tensor:

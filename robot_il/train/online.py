@@ -287,8 +287,10 @@ def train_online(
             bar.set_postfix(ret=f"{episode_return:.0f}")
         eval_due = config.eval.every > 0 and done % config.eval.every == 0
         if config.eval.episodes > 0 and (eval_due or done == config.env_steps):
+            policy.eval()  # once, not at every action (``predict_actions`` toggles it)
             result = evaluate(policy, eval_env, episodes=config.eval.episodes,
                               seed=config.eval.seed)  # fmt: skip
+            policy.train()
             evaluation = _evaluation_row(done, result, wall_before + time.perf_counter() - started)
             evaluations.append(evaluation)
             if on_evaluation is not None:

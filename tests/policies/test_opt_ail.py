@@ -330,3 +330,61 @@ def test_bf16_updates_are_those_of_the_plain_path_bit_for_bit(monkeypatch) -> No
         for key, state in fast[1][name]["state"].items():
             for field, value in state.items():
                 assert torch.equal(value, plain[1][name]["state"][key][field]), (name, field)
+
+
+@pytest.mark.parametrize("precision", ["fp32", pytest.param("bf16", marks=NEEDS_BF16)])
+@pytest.mark.parametrize("sizes", [(24, 6), (5, 1)], ids=["walker", "cartpole"])
+def test_update_speed_paths_are_the_plain_path_bit_for_bit(sizes, precision, monkeypatch) -> None:
+    """An update's speed paths against the plain ones, at walker's and cartpole's sizes (2x256
+    networks, batch 64 + 64, optimism on 16 states): the optimism term's actor rows taken from
+    the actor step's pass (against a pass of its own), the thin first layers' oneDNN linear
+    and transposed gradient products (against ``addmm``, ``g^T h``, ``g W``), the gradient
+    penalty's last backward without a node per product, gradients cleared directly (against
+    ``zero_grad``); and exploring by ``sample_action`` (against
+    ``sample``). The same losses, weights, Adam states and explored actions after 5 updates
+    from the same state and random stream."""
+    from robot_il.policies.opt_ail import actor_critic, relu_mlp
+    from robot_il.policies.opt_ail import learner as learner_module
+
+    obs_dim, act_dim = sizes
+    spec = {**SPEC, "observation": {"state": [obs_dim]}, "action_dim": act_dim}
+
+    def run() -> tuple[list[dict[str, float]], dict, np.ndarray]:
+        torch.manual_seed(0)
+        config = OPTAILConfig(obs_keys=("state",), batch_size=64, optimism_states=16,
+                              matmul_precision=precision)  # fmt: skip
+        normalizer = identity_observation_normalizer(spec, -np.ones(act_dim), np.ones(act_dim))
+        agent = OPTAIL(OPTAILPolicy(config, spec, normalizer), "dmc:walker_walk")
+        torch.manual_seed(4)
+        rng = np.random.default_rng(0)
+        buffer, expert = ReplayBuffer(256, obs_dim, act_dim), ReplayBuffer(256, obs_dim, act_dim)
+        for target in (buffer, expert):
+            target.extend(rng.standard_normal((256, obs_dim), np.float32),
+                          rng.uniform(-1, 1, (256, act_dim)).astype(np.float32),
+                          rng.standard_normal((256, obs_dim), np.float32),
+                          (rng.random(256) < 0.05).astype(np.float32))  # fmt: skip
+        metrics = [agent.learn(buffer, expert, rng) for _ in range(5)]
+        explored = np.stack([agent.explore(buffer.obs[i]) for i in range(3)])
+        return metrics, agent.state_dict(), explored
+
+    fast = run()
+    q_and_optimism = learner_module.OPTAIL.q_and_optimism
+    monkeypatch.setattr(learner_module.OPTAIL, "q_and_optimism",
+                        lambda self, obs, action, n_online, distribution=None:
+                        q_and_optimism(self, obs, action, n_online))  # fmt: skip
+    monkeypatch.setattr(relu_mlp, "_fast_forms_agree", lambda *shape: False)
+    monkeypatch.setattr(relu_mlp, "_bf16_mm", relu_mlp._BF16MatMul.apply)
+    for module in (actor_critic, learner_module):
+        monkeypatch.setattr(module, "clear_gradients",
+                            lambda optimizer: optimizer.zero_grad(set_to_none=True))  # fmt: skip
+    monkeypatch.setattr(OPTAILPolicy, "sample_action", lambda self, obs: self.sample(obs)[0])
+    plain = run()
+    assert fast[0] == plain[0]
+    assert np.array_equal(fast[2], plain[2])
+    for net in ("actor", "reward", "critic", "critic_target"):
+        for key, value in fast[1][net].items():
+            assert torch.equal(value, plain[1][net][key]), (net, key)
+    for name in ("reward_optimizer", "critic_optimizer", "actor_optimizer"):
+        for key, state in fast[1][name]["state"].items():
+            for field, value in state.items():
+                assert torch.equal(value, plain[1][name]["state"][key][field]), (name, field)

@@ -169,3 +169,23 @@ def test_no_grad_forward_equals_the_recorded_one(precision) -> None:
     assert recorded.grad_fn is not None and plain.grad_fn is None
     assert torch.equal(plain, recorded.detach())
     assert torch.equal(plain, net(x).detach()) or precision == "bf16"
+
+
+@pytest.mark.parametrize("rows", [256, 512, 3136])
+@pytest.mark.parametrize("inputs", [30, 24, 6, 5])
+def test_first_layer_gradients_equal_autograd_at_the_tasks_sizes(inputs, rows) -> None:
+    """A thin first layer's output and its weight and input gradients, which ``relu_mlp``
+    takes from oneDNN's linear and transposed products where those give the same numbers
+    (walker's 30 and 24 inputs) and from ``addmm``, ``g^T h``, ``g W`` elsewhere (cartpole's
+    6 and 5), equal autograd's bit for bit at the row counts of an update (256, 512, the
+    critic's 3136-row optimism pass)."""
+    from robot_il.policies.opt_ail.relu_mlp import _fast_forms_agree
+
+    torch.manual_seed(5)
+    net = mlp(inputs, (256, 256), 1)
+    x = torch.randn(rows, inputs).requires_grad_(True)
+    expected, got = grads_of(net, x, fused=False), grads_of(net, x, fused=True)
+    for e, g in zip(expected, got, strict=True):
+        assert torch.equal(g, e)
+    if inputs >= 24:  # the fast forms ran (with torch 2.13's MKL on x86)
+        assert _fast_forms_agree(rows, 256, inputs)
