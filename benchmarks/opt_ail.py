@@ -179,6 +179,8 @@ def run_directory(args: argparse.Namespace, seed: int) -> Path:
 
 def run_online(args: argparse.Namespace) -> None:
     """``--seeds`` runs of the part's method in the online loop, a row per evaluation."""
+    from robot_il.policies.opt_ail.relu_mlp import bf16_rounds_operands
+
     from robot_il.train.config import load_config
     from robot_il.train.online import train_online
 
@@ -186,6 +188,8 @@ def run_online(args: argparse.Namespace) -> None:
         raise SystemExit("--model-based applies to opt_ail only")
     expert = expert_return(args.task, args.demos)
     expert_id = expert_seed(args.task, args.demos)
+    # a CPU without AMX runs "bf16" on oneDNN's float32 kernels: the row says which it was
+    rounding = {"bf16_rounds": bf16_rounds_operands()} if args.precision == "bf16" else {}
     variant = "model-based" if args.model_based else "model-free"
     normalization = None if args.obs_normalization == "raw" else args.obs_normalization
     precision = None if args.precision == "fp32" else args.precision
@@ -215,7 +219,7 @@ def run_online(args: argparse.Namespace) -> None:
             append_row({
                 "task": args.task, "method": args.part, "variant": variant,
                 "profile": args.profile, "obs_normalization": normalization,
-                "precision": precision, "seed": seed,
+                "precision": precision, **rounding, "seed": seed,
                 "demos": args.demos,
                 "subsample": args.subsample, "env_steps": evaluation["step"],
                 "return": evaluation["eval_return"], "expert_return": expert,
@@ -403,9 +407,13 @@ LABELS = {("opt_ail", "model-free"): "OPT-AIL", ("opt_ail", "model-based"): "OPT
 def learner_key(row: dict[str, Any]) -> tuple[str, str, str, str, str]:
     """What tells online learners apart: method, variant, profile, observation inputs and
     matmul precision (rows from before ``obs_normalization`` or ``precision`` existed fed raw
-    observations and computed in float32)."""
+    observations and computed in float32; ``bf16`` rows whose CPU kept float32 products,
+    ``bf16_rounds`` false, are ``bf16 mode, fp32 products``)."""
+    precision = row.get("precision") or "fp32"
+    if precision == "bf16" and row.get("bf16_rounds") is False:
+        precision = "bf16 mode, fp32 products"
     return (row["method"], row["variant"], row["profile"],
-            row.get("obs_normalization") or "raw", row.get("precision") or "fp32")  # fmt: skip
+            row.get("obs_normalization") or "raw", precision)  # fmt: skip
 
 
 def learner_keys(rows: list[dict[str, Any]]) -> list[tuple[str, str, str, str, str]]:

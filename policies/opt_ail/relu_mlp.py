@@ -66,9 +66,30 @@ def wide_matmuls_in(precision: MatmulPrecision) -> Iterator[None]:
 
 
 def bf16_products_supported() -> bool:
-    """Whether oneDNN computes bfloat16 products on this CPU (elsewhere ``"bf16"`` leaves
-    the products in float32)."""
+    """Whether oneDNN offers bfloat16 products on this CPU (the ``"bf16"`` path runs)."""
     return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+@functools.cache
+def bf16_rounds_operands() -> bool:
+    """Whether oneDNN's ``fp32_precision = "bf16"`` really rounds a wide product's operands
+    here, probed once on random numbers. Not every CPU that reports bfloat16 support does:
+    an AMD EPYC with avx512_bf16 and no AMX returns float32 products (the linear's bit for
+    bit, ``mm``'s from another float32 kernel, within 1e-7), so ``"bf16"`` there computes
+    float32 numbers on oneDNN's kernels, which are about twice as fast as ``addmm``'s."""
+    if not bf16_products_supported():
+        return False
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(64, WIDE * 2, generator=generator)
+    weight = torch.randn(WIDE * 2, WIDE * 2, generator=generator)
+    bias = torch.zeros(WIDE * 2)
+    exact = (_biased_product(x, weight, bias), x.mm(weight))
+    with _bf16_products():
+        rounded = (_biased_product(x, weight, bias), x.mm(weight))
+    # operands rounded to 8 significant bits move a 256-term sum by about 1e-3 of its
+    # largest magnitude; another float32 kernel's summation order, by about 1e-7
+    return all(float((r - e).abs().max() / e.abs().max()) > 1e-4
+               for r, e in zip(rounded, exact, strict=True))  # fmt: skip
 
 
 def _wide_bf16(weight: Tensor) -> bool:

@@ -48,6 +48,7 @@ import json
 import random
 import shutil
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from importlib import import_module
 from pathlib import Path
@@ -61,7 +62,7 @@ from tqdm import tqdm
 from robot_il.errors import CheckpointError, ConfigError, DatasetError
 from robot_il.policies import DEPLOY_SUBDIR, policy_class
 from robot_il.policies.base import NORMALIZER_FILE
-from robot_il.policies.opt_ail.relu_mlp import bf16_products_supported
+from robot_il.policies.opt_ail.relu_mlp import bf16_products_supported, bf16_rounds_operands
 from robot_il.policies.spec import ACTION_KEY, spec_from_dataset, spec_from_env, spec_mismatches
 from robot_il.train.config import OnlineTrainConfig
 from robot_il.train.evaluate import EvalResult, evaluate
@@ -198,6 +199,10 @@ def train_online(
     if precision == "bf16" and not bf16_products_supported():
         raise ConfigError("policy.matmul_precision bf16: this CPU computes no bfloat16 products "
                           "(oneDNN); use fp32")  # fmt: skip
+    if precision == "bf16" and not bf16_rounds_operands():
+        warnings.warn("policy.matmul_precision bf16: oneDNN keeps float32 products on this CPU "
+                      "(no AMX); the run computes float32 numbers on oneDNN's kernels",
+                      stacklevel=2)  # fmt: skip
     recorded = dataset.attrs.get("env_spec") or {}
     demo_horizon = recorded.get("max_episode_steps") if recorded.get("task") == task else None
     env = make_online_env(spec, task, config.backend, config.dataset,
