@@ -138,6 +138,12 @@ def row_expert_seed(row: dict[str, Any]) -> int | None:
     return row.get("expert_seed", 0 if family(row["task"]) == "dmc" else None)
 
 
+def run_key(row: dict[str, Any]) -> tuple[Any, ...]:
+    """The fields of ``RUN_KEY`` that tell a row's run and step (``row_expert_seed``: a DMC
+    row from before ``expert_seed`` is seed 0's expert's)."""
+    return tuple(row_expert_seed(row) if k == "expert_seed" else row.get(k) for k in RUN_KEY)
+
+
 def existing_rows() -> list[dict[str, Any]]:
     return json.loads(RESULTS.read_text())["runs"] if RESULTS.exists() else []
 
@@ -150,8 +156,7 @@ def append_row(row: dict[str, Any]) -> None:
     with open(RESULTS.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"runs": []}
-        key = tuple(row.get(k) for k in RUN_KEY)
-        data["runs"] = [r for r in data["runs"] if tuple(r.get(k) for k in RUN_KEY) != key]
+        data["runs"] = [r for r in data["runs"] if run_key(r) != run_key(row)]
         data["runs"].append(row)
         tmp = RESULTS.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=1) + "\n")

@@ -219,7 +219,6 @@ def _input_gradient(g: Tensor, weight: Tensor, bf16: bool) -> Tensor:
     return _mm(g, weight, bf16)
 
 
-@functools.cache
 def _fast_forms_agree(rows: int, outputs: int, inputs: int) -> bool:
     """Whether, for a thin float32 layer (fewer inputs than outputs: a first layer) on
     ``rows`` rows, this machine computes oneDNN's linear (``_LINEAR``), ``(h^T g)^T`` and
@@ -227,9 +226,17 @@ def _fast_forms_agree(rows: int, outputs: int, inputs: int) -> bool:
     plain autograd runs). They do at the walker's sizes (24 and 30 inputs, 256 to 3136 rows)
     with torch 2.13 on x86, in about half the time; they do not at 4-11 inputs (cartpole's 5
     and 6) or one row (acting), where the kernels sum in another order. Which sums a kernel
-    forms in which order depends on the shape, not on the numbers, so one comparison on
-    random numbers per shape decides, and the plain forms are kept wherever any differs.
-    Uses its own generator: the run's random stream is untouched."""
+    forms in which order depends on the shape and on how many threads share the product
+    (here 24 inputs agree at 1 and 2 threads, not at 4), not on the numbers, so one
+    comparison on random numbers per shape and thread count decides, and the plain forms
+    are kept wherever any differs."""
+    return _fast_forms_agree_at(rows, outputs, inputs, torch.get_num_threads())
+
+
+@functools.cache
+def _fast_forms_agree_at(rows: int, outputs: int, inputs: int, threads: int) -> bool:
+    """``_fast_forms_agree`` probed at torch's ``threads`` (the current count). Uses its own
+    generator: the run's random stream is untouched."""
     if inputs >= outputs or _LINEAR is None:
         return False
     generator = torch.Generator().manual_seed(0)

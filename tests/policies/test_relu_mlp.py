@@ -185,10 +185,37 @@ def test_first_layer_gradients_equal_autograd_at_the_tasks_sizes(inputs, rows) -
     from robot_il.policies.opt_ail.relu_mlp import _fast_forms_agree
 
     torch.manual_seed(5)
-    net = mlp(inputs, (256, 256), 1)
+    net = mlp(inputs, (256, 256), 2)  # two outputs: with one, grads_of back-propagates zeros
     x = torch.randn(rows, inputs).requires_grad_(True)
     expected, got = grads_of(net, x, fused=False), grads_of(net, x, fused=True)
     for e, g in zip(expected, got, strict=True):
         assert torch.equal(g, e)
     if inputs >= 24:  # the fast forms ran (with torch 2.13's MKL on x86)
         assert _fast_forms_agree(rows, 256, inputs)
+
+
+@pytest.mark.parametrize("inputs", [24, 30])
+def test_first_layer_is_the_plain_forms_after_the_thread_count_changes(inputs, monkeypatch) -> None:
+    """How MKL splits a product among threads changes its summation order, so whether the
+    fast forms give the plain forms' numbers (``addmm``, ``g^T h``, ``g W``: the previous
+    revision's) depends on torch's thread count as well as the shape: on the 2-core AMD
+    EPYC here walker's 24 inputs agree at 1 and 2 threads and not at 4. A verdict probed at
+    one thread count must not decide at another: run at 1, then 4, then 1 thread, the first
+    layer's output and gradients are the plain forms' bit for bit each time."""
+    from robot_il.policies.opt_ail import relu_mlp as module
+
+    torch.manual_seed(5)
+    net = mlp(inputs, (256, 256), 2)  # two outputs: grads_of weights output j by j
+    x = torch.randn(512, inputs).requires_grad_(True)
+    threads = torch.get_num_threads()
+    try:
+        for count in (1, 4, 1):
+            torch.set_num_threads(count)
+            got = grads_of(net, x, fused=True)
+            with monkeypatch.context() as plain:
+                plain.setattr(module, "_fast_forms_agree", lambda *shape: False)
+                expected = grads_of(net, x, fused=True)
+            for e, g in zip(expected, got, strict=True):
+                assert torch.equal(g, e), count
+    finally:
+        torch.set_num_threads(threads)

@@ -1,0 +1,45 @@
+"""``benchmarks/opt_ail.py``'s result rows: a run's row replaces the one it rewrites (a
+resumed run evaluates again the steps after its last save), rows from before
+``expert_seed`` included."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCHMARKS = Path(__file__).parents[2] / "benchmarks"
+
+
+@pytest.fixture
+def opt_ail(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> ModuleType:
+    """The benchmark module, writing its rows to ``tmp_path``."""
+    spec = importlib.util.spec_from_file_location("opt_ail", BENCHMARKS / "opt_ail.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "RESULTS", tmp_path / "opt_ail.json")
+    return module
+
+
+def _row(**changes) -> dict:
+    row = {"task": "dmc:walker_walk", "method": "opt_ail", "variant": "model-free",
+           "profile": "cpu", "obs_normalization": None, "precision": None, "seed": 0,
+           "demos": 1, "subsample": 1, "env_steps": 5000, "return": 100.0}  # fmt: skip
+    return row | changes
+
+
+def test_a_rewritten_row_replaces_its_row_from_before_expert_seed(opt_ail: ModuleType) -> None:
+    """A DMC row without ``expert_seed`` imitated seed 0's expert (``row_expert_seed``): the
+    same run's row at the same step with ``expert_seed`` 0 (a dataset without the attribute)
+    replaces it; one on seed 1's expert is another run's and is kept beside it."""
+    opt_ail.append_row(_row())
+    opt_ail.append_row(_row(expert_seed=0, **{"return": 120.0}))
+    assert [r["return"] for r in opt_ail.existing_rows()] == [120.0]
+    opt_ail.append_row(_row(expert_seed=1, **{"return": 130.0}))
+    assert [r["return"] for r in opt_ail.existing_rows()] == [120.0, 130.0]
+    ur5e = {"task": "ur5e:push", "demos": 10}
+    opt_ail.append_row(_row(**ur5e))
+    opt_ail.append_row(_row(**ur5e, expert_seed=None, **{"return": 0.5}))
+    assert [r["return"] for r in opt_ail.existing_rows()] == [120.0, 130.0, 0.5]
