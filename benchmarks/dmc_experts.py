@@ -275,8 +275,13 @@ def main() -> None:
     for name in ("train", "record"):
         p = sub.add_parser(name)
         p.add_argument("--task", required=True)
-        p.add_argument("--seed", type=int, default=0)
         p.add_argument("--action-repeat", type=int, default=0, help="0: the task's default")
+    sub.choices["train"].add_argument(
+        "--seed", type=int, default=1,
+        help="SAC's seed, >= 1: results rows are kept apart by it, and 0 names the first "
+             "experts, lost with their machine")  # fmt: skip
+    sub.choices["record"].add_argument("--seed", type=int, default=0,
+                                       help="the first recorded episode's seed")  # fmt: skip
     sub.choices["train"].add_argument("--env-steps", type=int, default=500_000)
     sub.choices["train"].add_argument("--eval-every", type=int, default=20_000)
     sub.choices["train"].add_argument("--eval-episodes", type=int, default=5)
@@ -289,6 +294,8 @@ def main() -> None:
     )
     sub.choices["record"].add_argument("--episodes", type=int, default=10)
     args = parser.parse_args()
+    if args.command == "train" and args.seed < 1:
+        parser.error("--seed must be >= 1: seed 0 names the first experts, whose rows remain")
     train(args) if args.command == "train" else record(args)
 
 
