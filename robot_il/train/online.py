@@ -73,7 +73,7 @@ from robot_il.train.trainer import (
     MetricsLogger,
     observation_keys,
     policy_type_of,
-    refuse_changed_policy_config,
+    refuse_changed_settings,
     replace_dir,
 )
 
@@ -86,6 +86,9 @@ ONLINE_ALGORITHMS: dict[str, str] = {
 
 REPLAY_FILE = "replay.npz"
 EPISODE_SEED_STRIDE = 1_000_000
+RESUME_FIXED = ("task", "backend", "seed", "max_episodes", "demo_subsample", "learning_starts")
+"""Run settings a resumed run must keep (``env_steps``, evaluation, logging, saving and
+threads may change): the env, the episode seeds, the expert buffer and when updates start."""
 EVAL_FIELDS = ("eval_return", "eval_return_std", "eval_success", "eval_low", "eval_high")
 
 
@@ -248,9 +251,10 @@ def train_online(
     algorithm = getattr(import_module(module), name)(policy, task)
     obs_dim = policy.encoder.output_dim
     buffer = ReplayBuffer(config.buffer_size or config.env_steps, obs_dim, policy.action_dim)
+    run_config = {field: getattr(config, field) for field in RESUME_FIXED}
     progress = {"step": 0, "episode": 0, "last_save": 0, "wall_s": 0.0, "evaluations": []}
     if state_dir.exists():
-        progress = _load_state(state_dir, algorithm, buffer, rng, policy_type)
+        progress = _load_state(state_dir, algorithm, buffer, rng, policy_type, run_config)
     evaluations: list[dict[str, Any]] = progress["evaluations"]
 
     # -- the loop ------------------------------------------------------------------------
@@ -309,7 +313,7 @@ def train_online(
             state = {"step": done, "episode": episode, "last_save": last_save,
                      "wall_s": wall_before + time.perf_counter() - started,
                      "evaluations": evaluations}  # fmt: skip
-            _save(out, state, algorithm, buffer, rng)
+            _save(out, state, algorithm, buffer, rng, run_config)
     bar.close()
     logger.close()
     env.close()
@@ -340,6 +344,7 @@ def _save(
     algorithm: Any,
     buffer: ReplayBuffer,
     rng: np.random.Generator,
+    run_config: dict[str, Any],
 ) -> None:
     """Write ``checkpoints/step_N`` and ``policy/`` (the deployable actor) and ``train_state/``
     (learner, replay buffer, normalizer, counters, RNGs), each atomically."""
@@ -358,6 +363,7 @@ def _save(
                 **progress,
                 "policy_type": algorithm.policy.policy_type,
                 "policy_config": dataclasses.asdict(algorithm.policy.config),
+                "run_config": run_config,
                 "algorithm": algorithm.state_dict(),
                 "numpy_rng": rng.bit_generator.state,
                 "torch_rng": torch.get_rng_state(),
@@ -393,6 +399,7 @@ def _load_state(
     buffer: ReplayBuffer,
     rng: np.random.Generator,
     policy_type: str,
+    run_config: dict[str, Any],
 ) -> dict[str, Any]:
     """Restore what ``_save`` wrote; returns its counters and evaluations."""
     try:
@@ -403,7 +410,9 @@ def _load_state(
         raise CheckpointError(
             f"{state_dir}: resumes a {state['policy_type']!r} run, not {policy_type!r}"
         )
-    refuse_changed_policy_config(state_dir, state.get("policy_config"), algorithm.policy.config)
+    refuse_changed_settings(state_dir, "policy config", state.get("policy_config"),
+                            dataclasses.asdict(algorithm.policy.config))  # fmt: skip
+    refuse_changed_settings(state_dir, "run config", state.get("run_config"), run_config)
     try:
         algorithm.load_state_dict(state["algorithm"])
     except (RuntimeError, ValueError, KeyError) as error:

@@ -321,19 +321,22 @@ def replace_dir(target: Path, write: Any) -> Path:
     return target
 
 
-def refuse_changed_policy_config(state_dir: Path, saved: dict[str, Any] | None, now: Any) -> None:
-    """``CheckpointError`` naming every field of the policy config ``now`` that differs from
-    the one the run at ``state_dir`` saved. Settings that keep every weight's shape (an image
-    crop, its cameras, the normalization, a matmul precision, a learning rate) would load and
-    train the rest of the run under other settings. Runs saved before the config was kept,
-    and fields added since, are not compared."""
+def refuse_changed_settings(
+    state_dir: Path, what: str, saved: dict[str, Any] | None, current: dict[str, Any]
+) -> None:
+    """``CheckpointError`` naming every setting of ``current`` that differs from what the run
+    at ``state_dir`` saved (``what``: e.g. "policy config"). Settings that keep every
+    weight's shape (an image crop, its cameras, the normalization, a matmul precision, a
+    learning rate, the demonstrations used) would load and train the rest of the run under
+    other settings. Runs saved before the settings were kept, and fields added since, are
+    not compared."""
     from robot_il.errors import CheckpointError
 
-    saved, current = saved or {}, dataclasses.asdict(now)
+    saved = saved or {}
     changed = sorted(k for k in current if k in saved and saved[k] != current[k])
     if changed:
         raise CheckpointError(
-            f"{state_dir}: policy config changed since this run: "
+            f"{state_dir}: {what} changed since this run: "
             + "; ".join(f"{k} {saved[k]!r} -> {current[k]!r}" for k in changed)
             + " (pass a new --out)"
         )
@@ -361,7 +364,8 @@ def _load_state(
         raise CheckpointError(
             f"{state_dir}: resumes a {state['policy_type']!r} run, not {policy_type!r}"
         )
-    refuse_changed_policy_config(state_dir, state.get("policy_config"), policy.config)
+    refuse_changed_settings(state_dir, "policy config", state.get("policy_config"),
+                            dataclasses.asdict(policy.config))  # fmt: skip
     try:
         policy.load_state_dict(weights)
         optimizer.load_state_dict(state["optimizer"])

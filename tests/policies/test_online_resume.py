@@ -187,8 +187,9 @@ def test_resume_with_a_changed_policy_config_is_refused(
     one_reach_demo: Path, tmp_path: Path
 ) -> None:
     """A setting that keeps every weight's shape (here OPT-AIL's optimism weight and its
-    gradient-penalty weight) would load the saved networks and train on under other
-    settings: the rerun is refused with the fields named, and the saved state is kept."""
+    gradient-penalty weight, or when updates start) would load the saved networks and train
+    on under other settings: the rerun is refused with the fields named, and the saved
+    state is kept."""
     from robot_il.errors import CheckpointError
     from robot_il.train.config import load_config
     from robot_il.train.online import train_online
@@ -200,4 +201,8 @@ def test_resume_with_a_changed_policy_config_is_refused(
     with pytest.raises(CheckpointError, match=r"policy config changed since this run: "
                        r"eta 0\.001 -> 0\.5; gp_weight 0\.0 -> 5\.0"):  # fmt: skip
         train_online(load_config("opt_ail", None, settings(one_reach_demo, out, changed, 160)))
+    later_start = settings(one_reach_demo, out, [], 160) + ["--learning-starts", "60"]
+    with pytest.raises(CheckpointError, match=r"run config changed since this run: "
+                       r"learning_starts 40 -> 60"):  # fmt: skip
+        train_online(load_config("opt_ail", None, later_start))
     assert (out / "train_state" / "state.pt").read_bytes() == saved
