@@ -38,6 +38,11 @@ projects a 100k-env-step run's wall and CPU time.
 For model-based OPT-AIL, ``cpu`` is the CPU cap (a model fit of at most 300 steps every
 1000 env steps) and ``paper`` the reference's schedule (every 250, up to 5000 steps);
 IQ-Learn and DAC have no profile setting (the name only keeps runs apart).
+``--bc-pretrain-steps``, ``--bc-weight`` and ``--bc-decay-updates`` turn on the
+behaviour-cloning deviations of the online learners (``SoftActorConfig``: the actor cloned
+from the demonstrations before the first env step, then a BC term in its loss decaying to 0);
+such runs keep their own directory and their rows name them in ``deviation`` (null: the
+paper's method), e.g. ``bc-init10000, bc 1 to 0 in 10000``.
 ``table`` prints the README's markdown table (each seed's last evaluation within
 ``--env-steps``). ``plot`` draws return against env steps: every learner's seeds (a run cut
 short shows the evaluations it made), the paper's OPT-AIL and BC curves
@@ -77,8 +82,8 @@ MAX_ENV_STEPS = 100_000
 """Replay capacity of every online run: the largest budget a run may be extended to."""
 BC_GRID = {"weight_decay": (1e-6, 1e-4, 1e-3, 1e-2), "lr": (1e-3, 3e-4)}
 """Tuned BC: every pair of these (AdamW), Gaussian head, the best by mean return."""
-RUN_KEY = ("task", "method", "variant", "profile", "obs_normalization", "precision", "seed",
-           "demos", "subsample", "env_steps", "weight_decay", "lr", "steps")  # fmt: skip
+RUN_KEY = ("task", "method", "variant", "deviation", "profile", "obs_normalization", "precision",
+           "seed", "demos", "subsample", "env_steps", "weight_decay", "lr", "steps")  # fmt: skip
 OBS_NORMALIZATION = {"dmc": "raw", "ur5e": "gaussian"}
 """What the online learners' networks see, by task family: raw observations (the paper's
 DMC runs) or each feature mapped by the demonstrations' mean and std (tuned BC's inputs)."""
@@ -142,6 +147,15 @@ ONLINE_METHODS = ("opt_ail", "iq_learn", "dac")
 """Parts that train in the online loop; ``--model-based`` makes ``opt_ail`` model-based."""
 
 
+def deviation(args: argparse.Namespace) -> str | None:
+    """The behaviour-cloning deviations an online run has, as its rows name them (None: none)."""
+    parts = [f"bc-init{args.bc_pretrain_steps}"] if args.bc_pretrain_steps else []
+    if args.bc_weight:
+        decay = f" to 0 in {args.bc_decay_updates}" if args.bc_decay_updates else ""
+        parts.append(f"bc {args.bc_weight:g}{decay}")
+    return ", ".join(parts) or None
+
+
 def run_directory(args: argparse.Namespace, seed: int) -> Path:
     """Each run's own directory (model-free OPT-AIL keeps its first sessions' names)."""
     name = f"s{seed}_d{args.demos}_k{args.subsample}"
@@ -149,6 +163,8 @@ def run_directory(args: argparse.Namespace, seed: int) -> Path:
         name += f"_obs{args.obs_normalization}"
     if args.precision != "fp32":
         name += f"_{args.precision}"
+    if deviation(args):
+        name += "_" + deviation(args).replace(", ", "_").replace(" ", "")
     if args.part == "opt_ail" and not args.model_based:
         return RUNS / task_slug(args.task) / f"{name}_{args.profile}"
     method = args.part + ("_model_based" if args.model_based else "")
@@ -178,6 +194,9 @@ def run_online(args: argparse.Namespace) -> None:
         config.eval.every = args.eval_every
         config.eval.episodes = EVAL_EPISODES[family(args.task)]
         config.policy.matmul_precision = args.precision
+        config.policy.bc_pretrain_steps = args.bc_pretrain_steps
+        config.policy.bc_weight = args.bc_weight
+        config.policy.bc_decay_updates = args.bc_decay_updates
         if args.obs_normalization != "raw":
             config.policy.normalize_observations = True
             config.policy.normalization = args.obs_normalization
@@ -191,7 +210,8 @@ def run_online(args: argparse.Namespace) -> None:
         def record(evaluation: dict[str, Any], seed: int = seed) -> None:
             append_row({
                 "task": args.task, "method": args.part, "variant": variant,
-                "profile": args.profile, "obs_normalization": normalization,
+                "deviation": deviation(args), "profile": args.profile,
+                "obs_normalization": normalization,
                 "precision": precision, "seed": seed,
                 "demos": args.demos,
                 "subsample": args.subsample, "env_steps": evaluation["step"],
@@ -367,30 +387,34 @@ LABELS = {("opt_ail", "model-free"): "OPT-AIL", ("opt_ail", "model-based"): "OPT
           ("iq_learn", "model-free"): "IQ-Learn", ("dac", "model-free"): "DAC"}  # fmt: skip
 
 
-def learner_key(row: dict[str, Any]) -> tuple[str, str, str, str, str]:
-    """What tells online learners apart: method, variant, profile, observation inputs and
-    matmul precision (rows from before ``obs_normalization`` or ``precision`` existed fed raw
-    observations and computed in float32)."""
-    return (row["method"], row["variant"], row["profile"],
-            row.get("obs_normalization") or "raw", row.get("precision") or "fp32")  # fmt: skip
+LearnerKey = tuple[str, str, str, str, str, str]
 
 
-def learner_keys(rows: list[dict[str, Any]]) -> list[tuple[str, str, str, str, str]]:
+def learner_key(row: dict[str, Any]) -> LearnerKey:
+    """What tells online learners apart: method, variant, profile, observation inputs, matmul
+    precision and deviations (rows from before ``obs_normalization``, ``precision`` or
+    ``deviation`` existed fed raw observations, computed in float32, had no deviation)."""
+    return (row["method"], row["variant"], row["profile"], row.get("obs_normalization") or "raw",
+            row.get("precision") or "fp32", row.get("deviation") or "")  # fmt: skip
+
+
+def learner_keys(rows: list[dict[str, Any]]) -> list[LearnerKey]:
     """The ``learner_key`` of every online learner among ``rows``, sorted."""
     return sorted({learner_key(r) for r in rows if r["method"] in ONLINE_METHODS})
 
 
-def learner_rows(rows: list[dict[str, Any]], key: tuple[str, str, str, str, str]) -> list:
+def learner_rows(rows: list[dict[str, Any]], key: LearnerKey) -> list:
     return [r for r in rows if r["method"] in ONLINE_METHODS and learner_key(r) == key]
 
 
-def learner_name(key: tuple[str, str, str, str, str]) -> str:
+def learner_name(key: LearnerKey) -> str:
     """E.g. ``OPT-AIL (cpu, obs gaussian, bf16)``: the profile for OPT-AIL, the inputs if not
-    raw, the matmul precision if not float32."""
-    method, variant, profile, normalization, precision = key
+    raw, the matmul precision if not float32, the deviations if any."""
+    method, variant, profile, normalization, precision, deviations = key
     settings = [profile] if method == "opt_ail" else []
     settings += [f"obs {normalization}"] if normalization != "raw" else []
     settings += [precision] if precision != "fp32" else []
+    settings += [deviations] if deviations else []
     return LABELS[method, variant] + (f" ({', '.join(settings)})" if settings else "")
 
 
@@ -485,6 +509,15 @@ def main() -> None:
     parser.add_argument("--obs-normalization", choices=("raw", "gaussian", "minmax"),
                         help="online learners' inputs: raw (DMC default) or the "
                              "demonstrations' statistics (UR5e default: gaussian)")
+    parser.add_argument("--bc-pretrain-steps", type=int, default=0,
+                        help="online learners: BC steps on the actor before the first env "
+                             "step (a deviation; 0: off)")
+    parser.add_argument("--bc-weight", type=float, default=0.0,
+                        help="online learners: weight of a BC term in the actor's loss (a "
+                             "deviation; 0: off)")
+    parser.add_argument("--bc-decay-updates", type=int, default=0,
+                        help="online learners: the BC term's weight falls linearly to 0 over "
+                             "this many actor updates (0: constant)")
     parser.add_argument("--bc-steps", type=int, default=None,
                         help="10000 (DMC), 4000 (UR5e: the BC config's default)")
     parser.add_argument("--bc-weight-decays", type=float, nargs="+",

@@ -3,8 +3,10 @@
 One Q-network (no twin) and its Polyak-averaged target, the tanh-Gaussian actor of a
 ``SoftActorPolicy`` with its soft-greedy loss ``actor_loss = mean(alpha log pi(a|s) -
 Q(s, a))`` at a fixed temperature alpha, exploration by sampling the actor, and the
-state to resume. Each learner adds how the critic is trained (its reward, its loss) in
-``update``; ``learn`` is what the loop calls once per env step.
+state to resume; with the config's behaviour-cloning deviations (``SoftActorConfig``), the
+actor's BC pretraining (``pretrain_actor``) and the decaying BC term of its loss. Each
+learner adds how the critic is trained (its reward, its loss) in ``update``; ``learn`` is
+what the loop calls once per env step.
 """
 
 from __future__ import annotations
@@ -15,7 +17,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from robot_il.policies.opt_ail.policy import SoftActorConfig, SoftActorPolicy, mlp
+from robot_il.policies.opt_ail.policy import (
+    ACTION_EDGE,
+    SoftActorConfig,
+    SoftActorPolicy,
+    mlp,
+    squashed_gaussian_log_prob,
+)
 from robot_il.policies.opt_ail.relu_mlp import relu_mlp, wide_matmuls_in
 from torch import Tensor, nn
 
@@ -91,6 +99,12 @@ class SoftActorCritic:
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.critic_optimizer = adam(self.critic.parameters(), config.critic_lr)
         self.actor_optimizer = adam(policy.actor.parameters(), config.actor_lr)
+        self.actor_updates = 0
+        """Actor steps taken so far (``bc_weight``'s schedule counts them)."""
+        self.last_bc_loss = float("nan")
+        """The last actor step's BC loss (with ``bc_weight``; a metric)."""
+        if config.bc_weight > 0:  # a column only in runs that have the term
+            self.METRICS = (*self.METRICS, "bc_loss")
 
     @torch.no_grad()
     def explore(self, obs: np.ndarray) -> np.ndarray:
@@ -110,16 +124,66 @@ class SoftActorCritic:
     def update(self, online: Batch, expert: Batch) -> dict[str, float]:
         raise NotImplementedError
 
-    def actor_step(self, obs: Tensor) -> Tensor:
-        """One Adam step on ``mean(alpha log pi(a|s) - Q(s, a))``, a ~ pi(s); the loss."""
-        new_action, log_pi = self.policy.sample(obs)
+    def actor_step(self, obs: Tensor, expert_action: Tensor | None = None) -> Tensor:
+        """One Adam step on ``actor_loss = mean(alpha log pi(a|s) - Q(s, a))``, a ~ pi(s); the
+        loss. With ``bc_weight``, ``expert_action`` holds the actions of the last rows of
+        ``obs`` (the expert's states) and the step adds the weighted ``bc_loss`` on them
+        (``SoftActorConfig``); the loss returned is ``actor_loss`` alone, the BC loss is
+        kept in ``last_bc_loss`` (``actor_metrics``)."""
+        mu, log_std = self.policy.distribution(obs)
+        new_action, log_pi = self.policy.sample_from(mu, log_std)
         self.critic.requires_grad_(False)
         actor_loss = (self.config.alpha * log_pi - self.critic(obs, new_action)).mean()
         self.critic.requires_grad_(True)
+        loss = actor_loss
+        if self.config.bc_weight > 0 and expert_action is not None:
+            rows = slice(len(obs) - len(expert_action), None)
+            bc_loss = self.bc_loss(mu[rows], log_std[rows], expert_action)
+            loss = actor_loss + self.bc_weight() * bc_loss
+            self.last_bc_loss = float(bc_loss)
         self.actor_optimizer.zero_grad(set_to_none=True)
-        actor_loss.backward()
+        loss.backward()
         adam_step(self.actor_optimizer)
+        self.actor_updates += 1
         return actor_loss.detach()
+
+    def actor_metrics(self, actor_loss: Tensor) -> dict[str, float]:
+        """``actor_loss`` and, in runs with ``bc_weight``, the last step's ``bc_loss``."""
+        metrics = {"actor_loss": float(actor_loss)}
+        if self.config.bc_weight > 0:
+            metrics["bc_loss"] = self.last_bc_loss
+        return metrics
+
+    def bc_weight(self) -> float:
+        """``bc_weight * max(0, 1 - k / bc_decay_updates)`` at actor update k (0 when off)."""
+        cfg = self.config
+        if cfg.bc_weight <= 0 or cfg.bc_decay_updates == 0:
+            return cfg.bc_weight
+        return cfg.bc_weight * max(0.0, 1.0 - self.actor_updates / cfg.bc_decay_updates)
+
+    @staticmethod
+    def bc_loss(mu: Tensor, log_std: Tensor, expert_action: Tensor) -> Tensor:
+        """``-mean log pi(a_E|s_E)`` for the actor's distribution on the expert's states (the
+        policy's ``forward``), demonstrated actions clamped inside (-1, 1)."""
+        target = expert_action.clamp(-1 + ACTION_EDGE, 1 - ACTION_EDGE)
+        return -squashed_gaussian_log_prob(torch.atanh(target), mu, log_std).mean()
+
+    def pretrain_actor(self, expert: ReplayBuffer, rng: np.random.Generator) -> float:
+        """``bc_pretrain_steps`` AdamW steps of ``bc_loss`` on batches of ``batch_size``
+        expert transitions drawn with ``rng`` (the actor alone; its own optimizer is left
+        untouched); returns the last batch's loss."""
+        cfg = self.config
+        optimizer = torch.optim.AdamW(self.policy.actor.parameters(), lr=cfg.bc_pretrain_lr,
+                                      weight_decay=cfg.bc_pretrain_weight_decay)  # fmt: skip
+        loss = torch.zeros(())
+        for _ in range(cfg.bc_pretrain_steps):
+            batch = expert.sample(rng, cfg.batch_size)
+            mu, log_std = self.policy.distribution(torch.as_tensor(batch.obs))
+            loss = self.bc_loss(mu, log_std, torch.as_tensor(batch.action))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        return float(loss.detach())
 
     def soft_value(self, critic: nn.Module, obs: Tensor) -> Tensor:
         """``V(s) = Q(s, a) - alpha log pi(a|s)``, a ~ pi(s): the one-sample soft value (a
@@ -138,11 +202,13 @@ class SoftActorCritic:
         """Everything to resume: networks (the actor's through ``policy``) and optimizers."""
         return {
             "actor": self.policy.actor.state_dict(),
+            "actor_updates": self.actor_updates,
             **{name: getattr(self, name).state_dict() for name in self.NETWORKS},
             **{name: getattr(self, name).state_dict() for name in self.OPTIMIZERS},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.policy.actor.load_state_dict(state["actor"])
+        self.actor_updates = state.get("actor_updates", 0)  # saves before it existed: 0
         for name in (*self.NETWORKS, *self.OPTIMIZERS):
             getattr(self, name).load_state_dict(state[name])

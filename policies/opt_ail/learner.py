@@ -114,14 +114,14 @@ class OPTAIL(SoftActorCritic):
         td_loss, optimism = self.critic_step(pairs, next_obs, done, n_online)
 
         # 4. actor: soft-greedy with fixed temperature; 5. Polyak averaging
-        actor_loss = self.actor_step(obs)
+        actor_loss = self.actor_step(obs, action[len(obs) - len(expert.obs) :])
         self.polyak()
         metrics = {
             self.REWARD_LOSS: float(reward_loss),
             "gradient_penalty": float(gradient_penalty),
             "td_loss": float(td_loss),
             "optimism": float(optimism),
-            "actor_loss": float(actor_loss),
+            **self.actor_metrics(actor_loss),
         }
         return {name: metrics[name] for name in self.METRICS if name in metrics}
 

@@ -62,7 +62,22 @@ class SoftActorConfig(PolicyConfig):
     layers' matrix products of every network's training passes from bfloat16-rounded
     operands with float32 accumulation (``robot_il.policies.opt_ail.relu_mlp``); weights,
     gradients, Adam's state, losses, acting and evaluation stay float32. ``"fp32"`` (the
-    default) is the reference's arithmetic."""
+    default) is the reference's arithmetic.
+
+    Behaviour-cloning deviations (not in the paper; off by default), for tasks where the
+    online learner alone does not leave the initial policy's states within its budget (UR5e
+    push from 10 demonstrations, README): the BC loss is the policy's own ``forward``,
+    ``-mean log pi(a_E|s_E)`` of demonstrated actions in [-1, 1] (clamped inside by
+    ``ACTION_EDGE``), on ``batch_size`` expert transitions at a time.
+
+    - ``bc_pretrain_steps``: that many AdamW steps (lr ``bc_pretrain_lr``, weight decay
+      ``bc_pretrain_weight_decay``; tuned BC's best setting on push) on the actor alone
+      before the first env step, so the first online data come from near the expert's
+      states; critic and reward start untrained.
+    - ``bc_weight``: adds ``w_k * bc_loss`` on the update's expert states to the actor's loss,
+      ``w_k = bc_weight * max(0, 1 - k / bc_decay_updates)`` at the k-th actor update
+      (``bc_decay_updates`` 0: constant), so the actor stays near the demonstrations while the
+      critic is still poor and ends as the paper's soft-greedy actor."""
 
     hidden_dims: tuple[int, ...] = (256, 256)
     batch_size: int = 256
@@ -74,6 +89,11 @@ class SoftActorConfig(PolicyConfig):
     normalize_observations: bool = False
     observation_spread_floor: float = 0.05
     matmul_precision: MatmulPrecision = "fp32"
+    bc_pretrain_steps: int = 0
+    bc_pretrain_lr: float = 1e-3
+    bc_pretrain_weight_decay: float = 0.01
+    bc_weight: float = 0.0
+    bc_decay_updates: int = 0
 
     def validate(self) -> None:
         super().validate()
@@ -85,6 +105,8 @@ class SoftActorConfig(PolicyConfig):
             raise ValueError("need alpha > 0, 0 < tau <= 1 and 0 <= gamma < 1")
         if self.observation_spread_floor < 0:
             raise ValueError("observation_spread_floor must be >= 0")
+        if min(self.bc_pretrain_steps, self.bc_decay_updates) < 0 or self.bc_weight < 0:
+            raise ValueError("need bc_pretrain_steps >= 0, bc_weight >= 0, bc_decay_updates >= 0")
         if self.matmul_precision not in ("fp32", "bf16"):
             raise ValueError(f"matmul_precision must be 'fp32' or 'bf16', got "
                              f"{self.matmul_precision!r}")  # fmt: skip
