@@ -28,7 +28,8 @@ from robot_il.policies.spec import ACTION_KEY, Spec
 from torch import Tensor, nn
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
-"""The actor's log standard deviation is ``LOG_STD_MIN + (MAX - MIN)/2 (tanh(.) + 1)``."""
+"""The actor's log standard deviation is ``MIN + (MAX - MIN)/2 (tanh(.) + 1)``, MIN the
+config's ``log_std_min`` (the paper's ``LOG_STD_MIN`` by default)."""
 
 GP_WEIGHT_BY_TASK = {"dmc:cartpole_swingup": 1.0, "dmc:walker_walk": 1.0}
 """The paper's gradient-penalty weight per task; every other task uses ``DEFAULT_GP_WEIGHT``."""
@@ -77,7 +78,13 @@ class SoftActorConfig(PolicyConfig):
     - ``bc_weight``: adds ``w_k * bc_loss`` on the update's expert states to the actor's loss,
       ``w_k = bc_weight * max(0, 1 - k / bc_decay_updates)`` at the k-th actor update
       (``bc_decay_updates`` 0: constant), so the actor stays near the demonstrations while the
-      critic is still poor and ends as the paper's soft-greedy actor."""
+      critic is still poor and ends as the paper's soft-greedy actor.
+    - ``log_std_min``: the least log standard deviation (pre-tanh) of the actor, the paper's
+      ``LOG_STD_MIN`` (-5) by default. Cloned from clean demonstrations, the actor's spread
+      falls to that floor (0.007 in [-1, 1] units, against push's expert actions of about
+      0.1): training rollouts then repeat one action per state, and neither the reward nor
+      the critic sees how other actions near the expert's score. A higher floor (e.g. -3,
+      0.05) keeps that much exploration; deployment acts with the mean either way."""
 
     hidden_dims: tuple[int, ...] = (256, 256)
     batch_size: int = 256
@@ -94,6 +101,7 @@ class SoftActorConfig(PolicyConfig):
     bc_pretrain_weight_decay: float = 0.01
     bc_weight: float = 0.0
     bc_decay_updates: int = 0
+    log_std_min: float = LOG_STD_MIN
 
     def validate(self) -> None:
         super().validate()
@@ -105,6 +113,8 @@ class SoftActorConfig(PolicyConfig):
             raise ValueError("need alpha > 0, 0 < tau <= 1 and 0 <= gamma < 1")
         if self.observation_spread_floor < 0:
             raise ValueError("observation_spread_floor must be >= 0")
+        if not self.log_std_min < LOG_STD_MAX:
+            raise ValueError(f"log_std_min must be below {LOG_STD_MAX}")
         if min(self.bc_pretrain_steps, self.bc_decay_updates) < 0 or self.bc_weight < 0:
             raise ValueError("need bc_pretrain_steps >= 0, bc_weight >= 0, bc_decay_updates >= 0")
         if self.matmul_precision not in ("fp32", "bf16"):
@@ -219,7 +229,8 @@ class SoftActorPolicy(Policy):
         """Mean and log standard deviation (pre-squash) for flat observations ``(B, D)``
         (the actor run as one autograd node, ``relu_mlp``)."""
         mu, raw = relu_mlp(self.actor, obs).chunk(2, dim=-1)
-        log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(raw) + 1)
+        low = self.config.log_std_min
+        log_std = low + 0.5 * (LOG_STD_MAX - low) * (torch.tanh(raw) + 1)
         return mu, log_std
 
     def sample(self, obs: Tensor) -> tuple[Tensor, Tensor]:

@@ -379,3 +379,18 @@ def test_bc_term_weight_falls_linearly_to_zero_and_pulls_the_actor_to_the_expert
             agent.actor_step(torch.as_tensor(expert.obs), torch.as_tensor(expert.action))
         errors[weight] = mean_action_error(agent, expert)
     assert errors[1.0] < 0.5 * errors[0.0], errors
+
+
+def test_log_std_min_is_the_actors_least_spread() -> None:
+    obs = torch.as_tensor(batch(1).obs)
+    for floor in (-5.0, -3.0):  # the paper's floor, and a raised one
+        agent = learner(log_std_min=floor)
+        last = agent.policy.actor[-1]
+        with torch.no_grad():  # drive the log-std outputs to their lowest
+            last.weight[ACT:] = 0.0
+            last.bias[ACT:] = -100.0
+            _, log_std = agent.policy.distribution(obs)
+        assert torch.all(log_std == floor)
+        actions = torch.stack([agent.policy.sample(obs)[0] for _ in range(200)])
+        spread = float(torch.atanh(actions.clamp(-0.999, 0.999)).std(0).mean())
+        assert spread == pytest.approx(np.exp(floor), rel=0.15)
