@@ -38,10 +38,10 @@ projects a 100k-env-step run's wall and CPU time.
 For model-based OPT-AIL, ``cpu`` is the CPU cap (a model fit of at most 300 steps every
 1000 env steps) and ``paper`` the reference's schedule (every 250, up to 5000 steps);
 IQ-Learn and DAC have no profile setting (the name only keeps runs apart).
-``--bc-pretrain-steps``, ``--bc-weight``, ``--bc-decay-updates`` and ``--log-std-min`` turn
-on the deviations of the online learners (``SoftActorConfig``: the actor cloned from the
-demonstrations before the first env step, a BC term in its loss decaying to 0, a higher
-floor under the actor's spread);
+``--bc-pretrain-steps``, ``--bc-weight``, ``--bc-decay-updates``, ``--log-std-min`` and
+``--twin-critics`` turn on the deviations of the online learners (``SoftActorConfig``: the
+actor cloned from the demonstrations before the first env step, a BC term in its loss
+decaying to 0, a higher floor under the actor's spread, clipped double Q);
 such runs keep their own directory and their rows name them in ``deviation`` (null: the
 paper's method), e.g. ``bc-init10000, bc 1 to 0 in 10000``.
 ``table`` prints the README's markdown table (each seed's last evaluation within
@@ -157,6 +157,8 @@ def deviation(args: argparse.Namespace) -> str | None:
         parts.append(f"bc {args.bc_weight:g}{decay}")
     if args.log_std_min != LOG_STD_MIN:
         parts.append(f"log-std-min {args.log_std_min:g}")
+    if args.twin_critics:
+        parts.append("twin-q")
     return ", ".join(parts) or None
 
 
@@ -202,6 +204,7 @@ def run_online(args: argparse.Namespace) -> None:
         config.policy.bc_weight = args.bc_weight
         config.policy.bc_decay_updates = args.bc_decay_updates
         config.policy.log_std_min = args.log_std_min
+        config.policy.twin_critics = args.twin_critics
         if args.obs_normalization != "raw":
             config.policy.normalize_observations = True
             config.policy.normalization = args.obs_normalization
@@ -526,6 +529,8 @@ def main() -> None:
     parser.add_argument("--log-std-min", type=float, default=LOG_STD_MIN,
                         help="online learners: the actor's least log std (a deviation above "
                              f"the paper's {LOG_STD_MIN:g})")
+    parser.add_argument("--twin-critics", action="store_true",
+                        help="OPT-AIL, DAC: two Q-networks and their minimum (a deviation)")
     parser.add_argument("--bc-steps", type=int, default=None,
                         help="10000 (DMC), 4000 (UR5e: the BC config's default)")
     parser.add_argument("--bc-weight-decays", type=float, nargs="+",

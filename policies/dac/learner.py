@@ -49,8 +49,7 @@ class DAC(OPTAIL):
         self, pairs: Tensor, next_obs: Tensor, done: Tensor, n_online: int
     ) -> tuple[Tensor, Tensor]:
         obs, action = pairs[:, : self.obs_dim], pairs[:, self.obs_dim :]
-        td_loss = nn.functional.mse_loss(self.critic(obs, action),
-                                         self.td_target(pairs, next_obs, done))  # fmt: skip
+        td_loss = self.td_loss(obs, action, self.td_target(pairs, next_obs, done))
         self.critic_optimizer.zero_grad(set_to_none=True)
         td_loss.backward()
         self.critic_optimizer.step()

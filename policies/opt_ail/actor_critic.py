@@ -40,6 +40,26 @@ class QNet(nn.Module):
     def forward(self, obs: Tensor, action: Tensor) -> Tensor:
         return relu_mlp(self.mlp, torch.cat([obs, action], dim=-1)).squeeze(-1)
 
+    def heads(self, obs: Tensor, action: Tensor) -> list[Tensor]:
+        """Every estimate the TD loss trains: this one."""
+        return [self(obs, action)]
+
+
+class TwinQNet(nn.Module):
+    """Two ``QNet``s; ``Q(s, a)`` is their minimum (clipped double Q, Fujimoto et al. 2018), the
+    ``twin_critics`` deviation: what the TD target bootstraps from and the actor climbs."""
+
+    def __init__(self, inputs: int, hidden: tuple[int, ...]) -> None:
+        super().__init__()
+        self.q1, self.q2 = QNet(inputs, hidden), QNet(inputs, hidden)
+
+    def forward(self, obs: Tensor, action: Tensor) -> Tensor:
+        return torch.minimum(self.q1(obs, action), self.q2(obs, action))
+
+    def heads(self, obs: Tensor, action: Tensor) -> list[Tensor]:
+        """Both estimates, each trained on the same TD target."""
+        return [self.q1(obs, action), self.q2(obs, action)]
+
 
 def adam(parameters: Iterable[nn.Parameter], lr: float) -> torch.optim.Adam:
     """Adam with its fused kernel: the same update in one pass per tensor instead of a dozen
@@ -95,7 +115,8 @@ class SoftActorCritic:
         self.policy = policy
         self.task = task
         self.obs_dim, self.action_dim = policy.encoder.output_dim, policy.action_dim
-        self.critic = QNet(self.obs_dim + self.action_dim, config.hidden_dims)
+        critic = TwinQNet if config.twin_critics else QNet
+        self.critic = critic(self.obs_dim + self.action_dim, config.hidden_dims)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.critic_optimizer = adam(self.critic.parameters(), config.critic_lr)
         self.actor_optimizer = adam(policy.actor.parameters(), config.actor_lr)
@@ -123,6 +144,15 @@ class SoftActorCritic:
 
     def update(self, online: Batch, expert: Batch) -> dict[str, float]:
         raise NotImplementedError
+
+    def td_loss(self, obs: Tensor, action: Tensor, td_target: Tensor) -> Tensor:
+        """``mean (Q(s, a) - td_target)^2``, summed over the critic's heads (one, or two with
+        ``twin_critics``)."""
+        first, *others = self.critic.heads(obs, action)
+        loss = nn.functional.mse_loss(first, td_target)
+        for q in others:
+            loss = loss + nn.functional.mse_loss(q, td_target)
+        return loss
 
     def actor_step(self, obs: Tensor, expert_action: Tensor | None = None) -> Tensor:
         """One Adam step on ``actor_loss = mean(alpha log pi(a|s) - Q(s, a))``, a ~ pi(s); the

@@ -79,6 +79,10 @@ class SoftActorConfig(PolicyConfig):
       ``w_k = bc_weight * max(0, 1 - k / bc_decay_updates)`` at the k-th actor update
       (``bc_decay_updates`` 0: constant), so the actor stays near the demonstrations while the
       critic is still poor and ends as the paper's soft-greedy actor.
+    - ``twin_critics``: two Q-networks, the TD target and the actor taking their minimum
+      (clipped double Q; the paper has one Q-network, no twin, no min), against a critic that
+      overestimates the actor's own actions (push: Q of the policy's pairs far above their
+      discounted learned reward, README). OPT-AIL and DAC; IQ-Learn refuses it.
     - ``log_std_min``: the least log standard deviation (pre-tanh) of the actor, the paper's
       ``LOG_STD_MIN`` (-5) by default. Cloned from clean demonstrations, the actor's spread
       falls to that floor (0.007 in [-1, 1] units, against push's expert actions of about
@@ -102,6 +106,7 @@ class SoftActorConfig(PolicyConfig):
     bc_weight: float = 0.0
     bc_decay_updates: int = 0
     log_std_min: float = LOG_STD_MIN
+    twin_critics: bool = False
 
     def validate(self) -> None:
         super().validate()

@@ -394,3 +394,24 @@ def test_log_std_min_is_the_actors_least_spread() -> None:
         actions = torch.stack([agent.policy.sample(obs)[0] for _ in range(200)])
         spread = float(torch.atanh(actions.clamp(-0.999, 0.999)).std(0).mean())
         assert spread == pytest.approx(np.exp(floor), rel=0.15)
+
+
+def test_twin_critics_bootstrap_from_the_lower_head_and_train_both() -> None:
+    agent = learner(twin_critics=True)
+    obs, action = torch.as_tensor(batch(1).obs), torch.as_tensor(batch(1).action)
+    with torch.no_grad():  # make the second head the first one plus 5: the minimum is q1
+        for target in (agent.critic, agent.critic_target):
+            target.q2.load_state_dict(target.q1.state_dict())
+            target.q2.mlp[-1].bias += 5.0
+        assert torch.equal(agent.critic(obs, action), agent.critic.q1(obs, action))
+        heads = agent.critic.heads(obs, action)
+        expected = sum(float(((q - 1.0) ** 2).mean()) for q in heads)
+        assert float(agent.td_loss(obs, action, torch.ones(len(obs)))) == pytest.approx(expected)
+        soft_next = agent.soft_value(agent.critic_target, obs)
+        gap = soft_next - agent.critic_target.q1(obs, agent.policy.mean_action(obs))
+        assert float(gap.abs().max()) < 2.5  # bootstraps from q1, not from q1 + 5
+    before = [p.clone() for p in agent.critic.parameters()]
+    agent.update(batch(1), batch(2))
+    moved = [not torch.equal(a, b) for a, b in zip(before, agent.critic.parameters(), strict=True)]
+    half = len(moved) // 2
+    assert any(moved[:half]) and any(moved[half:])  # q1's and q2's weights both trained
