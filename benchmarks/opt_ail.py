@@ -382,7 +382,8 @@ def plot(args: argparse.Namespace) -> None:
         ax.set_ylim(-0.02, 1.02)
     ax.set(xlabel="env steps", ylabel=f"{metric.replace('_', ' ')} ({episodes} episodes)",
            title=f"{args.task}, {args.demos} expert trajectories, subsample {args.subsample}")
-    ax.legend(fontsize=7, loc="lower right")
+    # success curves stay low on push: the legend goes above them
+    ax.legend(fontsize=7, loc="upper right" if metric == "success_rate" else "lower right")
     fig.tight_layout()
     suffix = f"_k{args.subsample}" if args.subsample > 1 else ""
     path = args.results.with_name(f"opt_ail_{task_slug(args.task)}{suffix}.png")
@@ -390,7 +391,8 @@ def plot(args: argparse.Namespace) -> None:
     print(f"wrote {path}")
 
 
-COLORS = ("tab:blue", "tab:green", "tab:orange", "tab:purple", "tab:brown")
+COLORS = ("tab:blue", "tab:green", "tab:orange", "tab:purple", "tab:brown", "tab:pink",
+          "tab:olive", "tab:cyan")  # fmt: skip
 LABELS = {("opt_ail", "model-free"): "OPT-AIL", ("opt_ail", "model-based"): "OPT-AIL model-based",
           ("iq_learn", "model-free"): "IQ-Learn", ("dac", "model-free"): "DAC"}  # fmt: skip
 
