@@ -18,11 +18,10 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from robot_il.policies.opt_ail.policy import (
-    ACTION_EDGE,
     SoftActorConfig,
     SoftActorPolicy,
+    demonstration_nll,
     mlp,
-    squashed_gaussian_log_prob,
 )
 from robot_il.policies.opt_ail.relu_mlp import relu_mlp, wide_matmuls_in
 from torch import Tensor, nn
@@ -168,7 +167,7 @@ class SoftActorCritic:
         loss = actor_loss
         if self.config.bc_weight > 0 and expert_action is not None:
             rows = slice(len(obs) - len(expert_action), None)
-            bc_loss = self.bc_loss(mu[rows], log_std[rows], expert_action)
+            bc_loss = demonstration_nll(mu[rows], log_std[rows], expert_action)
             loss = actor_loss + self.bc_weight() * bc_loss
             self.last_bc_loss = float(bc_loss)
         self.actor_optimizer.zero_grad(set_to_none=True)
@@ -191,15 +190,8 @@ class SoftActorCritic:
             return cfg.bc_weight
         return cfg.bc_weight * max(0.0, 1.0 - self.actor_updates / cfg.bc_decay_updates)
 
-    @staticmethod
-    def bc_loss(mu: Tensor, log_std: Tensor, expert_action: Tensor) -> Tensor:
-        """``-mean log pi(a_E|s_E)`` for the actor's distribution on the expert's states (the
-        policy's ``forward``), demonstrated actions clamped inside (-1, 1)."""
-        target = expert_action.clamp(-1 + ACTION_EDGE, 1 - ACTION_EDGE)
-        return -squashed_gaussian_log_prob(torch.atanh(target), mu, log_std).mean()
-
     def pretrain_actor(self, expert: ReplayBuffer, rng: np.random.Generator) -> float:
-        """``bc_pretrain_steps`` AdamW steps of ``bc_loss`` on batches of ``batch_size``
+        """``bc_pretrain_steps`` AdamW steps of ``demonstration_nll`` on batches of ``batch_size``
         expert transitions drawn with ``rng`` (the actor alone; its own optimizer is left
         untouched); returns the last batch's loss."""
         cfg = self.config
@@ -209,7 +201,7 @@ class SoftActorCritic:
         for _ in range(cfg.bc_pretrain_steps):
             batch = expert.sample(rng, cfg.batch_size)
             mu, log_std = self.policy.distribution(torch.as_tensor(batch.obs))
-            loss = self.bc_loss(mu, log_std, torch.as_tensor(batch.action))
+            loss = demonstration_nll(mu, log_std, torch.as_tensor(batch.action))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

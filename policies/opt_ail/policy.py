@@ -222,6 +222,14 @@ def squashed_gaussian_log_prob(u: Tensor, mu: Tensor, log_std: Tensor) -> Tensor
     return (gaussian - squash).sum(-1)
 
 
+def demonstration_nll(mu: Tensor, log_std: Tensor, action: Tensor) -> Tensor:
+    """Behaviour cloning's loss ``-mean log pi(a|s)`` of demonstrated actions in [-1, 1]
+    (clamped inside by ``ACTION_EDGE``, where tanh is invertible) under the actor's
+    distribution ``(mu, log_std)`` on their states."""
+    target = action.clamp(-1 + ACTION_EDGE, 1 - ACTION_EDGE)
+    return -squashed_gaussian_log_prob(torch.atanh(target), mu, log_std).mean()
+
+
 class SoftActorPolicy(Policy):
     """The actor of every online imitation learner here; see the module docstring. Each
     learner's subclass names its ``policy_type`` and config class."""
@@ -264,9 +272,7 @@ class SoftActorPolicy(Policy):
         (clamped inside (-1, 1), where tanh is invertible). The online learners never call it;
         it lets a person's corrections fine-tune an online-trained checkpoint
         (``robot_il.train.finetune``) as they do any other."""
-        obs = self.encoder(batch)
-        target = batch[ACTION_KEY][:, 0].clamp(-1 + ACTION_EDGE, 1 - ACTION_EDGE)
-        return -self.log_prob(obs, target).mean()
+        return demonstration_nll(*self.distribution(self.encoder(batch)), batch[ACTION_KEY][:, 0])
 
     def predict_chunk(self, obs: Mapping[str, Tensor]) -> Tensor:
         return self.mean_action(self.encoder(obs))[:, None]
