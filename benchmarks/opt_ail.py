@@ -41,6 +41,12 @@ projects a 100k-env-step run's wall and CPU time.
 For model-based OPT-AIL, ``cpu`` is the CPU cap (a model fit of at most 300 steps every
 1000 env steps) and ``paper`` the reference's schedule (every 250, up to 5000 steps);
 IQ-Learn and DAC have no profile setting (the name only keeps runs apart).
+``--bc-pretrain-steps``, ``--bc-weight``, ``--bc-decay-updates``, ``--log-std-min`` and
+``--twin-critics`` turn on the deviations of the online learners (``SoftActorConfig``: the
+actor cloned from the demonstrations before the first env step, a BC term in its loss
+decaying to 0, a higher floor under the actor's spread, clipped double Q);
+such runs keep their own directory and their rows name them in ``deviation`` (null: the
+paper's method), e.g. ``bc-init10000, bc 1 to 0 in 10000``.
 ``table`` prints the README's markdown table (each seed's last evaluation within
 ``--env-steps``). ``plot`` draws return against env steps: every learner's seeds (a run cut
 short shows the evaluations it made), the paper's OPT-AIL and BC curves
@@ -63,6 +69,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from robot_il.policies.opt_ail.policy import LOG_STD_MIN
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "opt_ail.json"
@@ -80,8 +87,8 @@ MAX_ENV_STEPS = 100_000
 """Replay capacity of every online run: the largest budget a run may be extended to."""
 BC_GRID = {"weight_decay": (1e-6, 1e-4, 1e-3, 1e-2), "lr": (1e-3, 3e-4)}
 """Tuned BC: every pair of these (AdamW), Gaussian head, the best by mean return."""
-RUN_KEY = ("task", "method", "variant", "profile", "obs_normalization", "precision", "seed",
-           "demos", "subsample", "env_steps", "weight_decay", "lr", "steps",
+RUN_KEY = ("task", "method", "variant", "deviation", "profile", "obs_normalization", "precision",
+           "seed", "demos", "subsample", "env_steps", "weight_decay", "lr", "steps",
            "expert_seed")  # fmt: skip
 OBS_NORMALIZATION = {"dmc": "raw", "ur5e": "gaussian"}
 """What the online learners' networks see, by task family: raw observations (the paper's
@@ -140,8 +147,10 @@ def row_expert_seed(row: dict[str, Any]) -> int | None:
 
 def run_key(row: dict[str, Any]) -> tuple[Any, ...]:
     """The fields of ``RUN_KEY`` that tell a row's run and step (``row_expert_seed``: a DMC
-    row from before ``expert_seed`` is seed 0's expert's)."""
-    return tuple(row_expert_seed(row) if k == "expert_seed" else row.get(k) for k in RUN_KEY)
+    row from before ``expert_seed`` is seed 0's expert's; a row from before ``deviation``
+    had none)."""
+    fill = {"expert_seed": row_expert_seed(row), "deviation": row.get("deviation") or ""}
+    return tuple(fill[k] if k in fill else row.get(k) for k in RUN_KEY)
 
 
 def existing_rows() -> list[dict[str, Any]]:
@@ -167,6 +176,19 @@ ONLINE_METHODS = ("opt_ail", "iq_learn", "dac")
 """Parts that train in the online loop; ``--model-based`` makes ``opt_ail`` model-based."""
 
 
+def deviation(args: argparse.Namespace) -> str | None:
+    """The behaviour-cloning deviations an online run has, as its rows name them (None: none)."""
+    parts = [f"bc-init{args.bc_pretrain_steps}"] if args.bc_pretrain_steps else []
+    if args.bc_weight:
+        decay = f" to 0 in {args.bc_decay_updates}" if args.bc_decay_updates else ""
+        parts.append(f"bc {args.bc_weight:g}{decay}")
+    if args.log_std_min != LOG_STD_MIN:
+        parts.append(f"log-std-min {args.log_std_min:g}")
+    if args.twin_critics:
+        parts.append("twin-q")
+    return ", ".join(parts) or None
+
+
 def run_directory(args: argparse.Namespace, seed: int) -> Path:
     """Each run's own directory (model-free OPT-AIL keeps its first sessions' names)."""
     name = f"s{seed}_d{args.demos}_k{args.subsample}"
@@ -176,6 +198,8 @@ def run_directory(args: argparse.Namespace, seed: int) -> Path:
         name += f"_{args.precision}"
     if expert_seed(args.task, args.demos):
         name += f"_x{expert_seed(args.task, args.demos)}"
+    if deviation(args):
+        name += "_" + deviation(args).replace(", ", "_").replace(" ", "")
     if args.part == "opt_ail" and not args.model_based:
         return RUNS / task_slug(args.task) / f"{name}_{args.profile}"
     method = args.part + ("_model_based" if args.model_based else "")
@@ -210,6 +234,11 @@ def run_online(args: argparse.Namespace) -> None:
         config.eval.every = args.eval_every
         config.eval.episodes = EVAL_EPISODES[family(args.task)]
         config.policy.matmul_precision = args.precision
+        config.policy.bc_pretrain_steps = args.bc_pretrain_steps
+        config.policy.bc_weight = args.bc_weight
+        config.policy.bc_decay_updates = args.bc_decay_updates
+        config.policy.log_std_min = args.log_std_min
+        config.policy.twin_critics = args.twin_critics
         if args.obs_normalization != "raw":
             config.policy.normalize_observations = True
             config.policy.normalization = args.obs_normalization
@@ -223,7 +252,8 @@ def run_online(args: argparse.Namespace) -> None:
         def record(evaluation: dict[str, Any], seed: int = seed) -> None:
             append_row({
                 "task": args.task, "method": args.part, "variant": variant,
-                "profile": args.profile, "obs_normalization": normalization,
+                "deviation": deviation(args), "profile": args.profile,
+                "obs_normalization": normalization,
                 "precision": precision, **rounding, "seed": seed,
                 "demos": args.demos,
                 "subsample": args.subsample, "env_steps": evaluation["step"],
@@ -396,7 +426,8 @@ def plot(args: argparse.Namespace) -> None:
         ax.set_ylim(-0.02, 1.02)
     ax.set(xlabel="env steps", ylabel=f"{metric.replace('_', ' ')} ({episodes} episodes)",
            title=f"{args.task}, {args.demos} expert trajectories, subsample {args.subsample}")
-    ax.legend(fontsize=7, loc="lower right")
+    # success curves stay low on push: the legend goes above them
+    ax.legend(fontsize=7, loc="upper right" if metric == "success_rate" else "lower right")
     fig.tight_layout()
     suffix = f"_k{args.subsample}" if args.subsample > 1 else ""
     path = args.results.with_name(f"opt_ail_{task_slug(args.task)}{suffix}.png")
@@ -404,39 +435,45 @@ def plot(args: argparse.Namespace) -> None:
     print(f"wrote {path}")
 
 
-COLORS = ("tab:blue", "tab:green", "tab:orange", "tab:purple", "tab:brown")
+COLORS = ("tab:blue", "tab:green", "tab:orange", "tab:purple", "tab:brown", "tab:pink",
+          "tab:olive", "tab:cyan")  # fmt: skip
 LABELS = {("opt_ail", "model-free"): "OPT-AIL", ("opt_ail", "model-based"): "OPT-AIL model-based",
           ("iq_learn", "model-free"): "IQ-Learn", ("dac", "model-free"): "DAC"}  # fmt: skip
 
 
-def learner_key(row: dict[str, Any]) -> tuple[str, str, str, str, str]:
-    """What tells online learners apart: method, variant, profile, observation inputs and
-    matmul precision (rows from before ``obs_normalization`` or ``precision`` existed fed raw
-    observations and computed in float32; ``bf16`` rows whose CPU kept float32 products,
-    ``bf16_rounds`` false, are ``bf16 mode, fp32 products``)."""
+LearnerKey = tuple[str, str, str, str, str, str]
+
+
+def learner_key(row: dict[str, Any]) -> LearnerKey:
+    """What tells online learners apart: method, variant, profile, observation inputs, matmul
+    precision and deviations (rows from before ``obs_normalization``, ``precision`` or
+    ``deviation`` existed fed raw observations, computed in float32, had no deviation;
+    ``bf16`` rows whose CPU kept float32 products, ``bf16_rounds`` false, are ``bf16 mode,
+    fp32 products``)."""
     precision = row.get("precision") or "fp32"
     if precision == "bf16" and row.get("bf16_rounds") is False:
         precision = "bf16 mode, fp32 products"
-    return (row["method"], row["variant"], row["profile"],
-            row.get("obs_normalization") or "raw", precision)  # fmt: skip
+    return (row["method"], row["variant"], row["profile"], row.get("obs_normalization") or "raw",
+            precision, row.get("deviation") or "")  # fmt: skip
 
 
-def learner_keys(rows: list[dict[str, Any]]) -> list[tuple[str, str, str, str, str]]:
+def learner_keys(rows: list[dict[str, Any]]) -> list[LearnerKey]:
     """The ``learner_key`` of every online learner among ``rows``, sorted."""
     return sorted({learner_key(r) for r in rows if r["method"] in ONLINE_METHODS})
 
 
-def learner_rows(rows: list[dict[str, Any]], key: tuple[str, str, str, str, str]) -> list:
+def learner_rows(rows: list[dict[str, Any]], key: LearnerKey) -> list:
     return [r for r in rows if r["method"] in ONLINE_METHODS and learner_key(r) == key]
 
 
-def learner_name(key: tuple[str, str, str, str, str]) -> str:
+def learner_name(key: LearnerKey) -> str:
     """E.g. ``OPT-AIL (cpu, obs gaussian, bf16)``: the profile for OPT-AIL, the inputs if not
-    raw, the matmul precision if not float32."""
-    method, variant, profile, normalization, precision = key
+    raw, the matmul precision if not float32, the deviations if any."""
+    method, variant, profile, normalization, precision, deviations = key
     settings = [profile] if method == "opt_ail" else []
     settings += [f"obs {normalization}"] if normalization != "raw" else []
     settings += [precision] if precision != "fp32" else []
+    settings += [deviations] if deviations else []
     return LABELS[method, variant] + (f" ({', '.join(settings)})" if settings else "")
 
 
@@ -531,6 +568,20 @@ def main() -> None:
     parser.add_argument("--obs-normalization", choices=("raw", "gaussian", "minmax"),
                         help="online learners' inputs: raw (DMC default) or the "
                              "demonstrations' statistics (UR5e default: gaussian)")
+    parser.add_argument("--bc-pretrain-steps", type=int, default=0,
+                        help="online learners: BC steps on the actor before the first env "
+                             "step (a deviation; 0: off)")
+    parser.add_argument("--bc-weight", type=float, default=0.0,
+                        help="online learners: weight of a BC term in the actor's loss (a "
+                             "deviation; 0: off)")
+    parser.add_argument("--bc-decay-updates", type=int, default=0,
+                        help="online learners: the BC term's weight falls linearly to 0 over "
+                             "this many actor updates (0: constant)")
+    parser.add_argument("--log-std-min", type=float, default=LOG_STD_MIN,
+                        help="online learners: the actor's least log std (a deviation above "
+                             f"the paper's {LOG_STD_MIN:g})")
+    parser.add_argument("--twin-critics", action="store_true",
+                        help="OPT-AIL, DAC: two Q-networks and their minimum (a deviation)")
     parser.add_argument("--bc-steps", type=int, default=None,
                         help="10000 (DMC), 4000 (UR5e: the BC config's default)")
     parser.add_argument("--bc-weight-decays", type=float, nargs="+",

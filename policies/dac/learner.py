@@ -56,8 +56,7 @@ class DAC(OPTAIL):
         """One Adam step on the TD loss (``distribution``, the actor's on the batch, is for
         OPT-AIL's optimism term, which DAC has not)."""
         obs, action = pairs[:, : self.obs_dim], pairs[:, self.obs_dim :]
-        td_loss = nn.functional.mse_loss(self.critic(obs, action),
-                                         self.td_target(pairs, next_obs, done))  # fmt: skip
+        td_loss = self.td_loss(obs, action, self.td_target(pairs, next_obs, done))
         self.critic_optimizer.zero_grad(set_to_none=True)
         td_loss.backward()
         self.critic_optimizer.step()

@@ -51,6 +51,7 @@ class IQLearn(SoftActorCritic):
         self.critic_optimizer.zero_grad(set_to_none=True)
         terms["iq_loss"].backward()
         self.critic_optimizer.step()
-        actor_loss = self.actor_step(obs)
+        actor_loss = self.actor_step(obs, expert_action=action[len(online.obs) :])
         self.polyak()
-        return {**{k: float(v.detach()) for k, v in terms.items()}, "actor_loss": float(actor_loss)}
+        return {**{k: float(v.detach()) for k, v in terms.items()},
+                **self.actor_metrics(actor_loss)}  # fmt: skip

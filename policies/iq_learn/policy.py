@@ -20,6 +20,8 @@ class IQLearnConfig(SoftActorConfig):
         super().validate()
         if self.chi2_alpha <= 0:
             raise ValueError(f"chi2_alpha must be > 0, got {self.chi2_alpha}")
+        if self.twin_critics:  # its loss is on Q itself, not a TD target to share
+            raise ValueError("IQ-Learn takes no twin_critics")
 
 
 class IQLearnPolicy(SoftActorPolicy):

@@ -3,8 +3,10 @@
 One Q-network (no twin) and its Polyak-averaged target, the tanh-Gaussian actor of a
 ``SoftActorPolicy`` with its soft-greedy loss ``actor_loss = mean(alpha log pi(a|s) -
 Q(s, a))`` at a fixed temperature alpha, exploration by sampling the actor, and the
-state to resume. Each learner adds how the critic is trained (its reward, its loss) in
-``update``; ``learn`` is what the loop calls once per env step.
+state to resume; with the config's behaviour-cloning deviations (``SoftActorConfig``), the
+actor's BC pretraining (``pretrain_actor``) and the decaying BC term of its loss. Each
+learner adds how the critic is trained (its reward, its loss) in ``update``; ``learn`` is
+what the loop calls once per env step.
 """
 
 from __future__ import annotations
@@ -15,7 +17,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from robot_il.policies.opt_ail.policy import SoftActorConfig, SoftActorPolicy, mlp
+from robot_il.policies.opt_ail.policy import (
+    SoftActorConfig,
+    SoftActorPolicy,
+    demonstration_nll,
+    mlp,
+)
 from robot_il.policies.opt_ail.relu_mlp import relu_mlp, wide_matmuls_in
 from torch import Tensor, nn
 
@@ -31,6 +38,26 @@ class QNet(nn.Module):
 
     def forward(self, obs: Tensor, action: Tensor) -> Tensor:
         return relu_mlp(self.mlp, torch.cat([obs, action], dim=-1)).squeeze(-1)
+
+    def heads(self, obs: Tensor, action: Tensor) -> list[Tensor]:
+        """Every estimate the TD loss trains: this one."""
+        return [self(obs, action)]
+
+
+class TwinQNet(nn.Module):
+    """Two ``QNet``s; ``Q(s, a)`` is their minimum (clipped double Q, Fujimoto et al. 2018), the
+    ``twin_critics`` deviation: what the TD target bootstraps from and the actor climbs."""
+
+    def __init__(self, inputs: int, hidden: tuple[int, ...]) -> None:
+        super().__init__()
+        self.q1, self.q2 = QNet(inputs, hidden), QNet(inputs, hidden)
+
+    def forward(self, obs: Tensor, action: Tensor) -> Tensor:
+        return torch.minimum(self.q1(obs, action), self.q2(obs, action))
+
+    def heads(self, obs: Tensor, action: Tensor) -> list[Tensor]:
+        """Both estimates, each trained on the same TD target."""
+        return [self.q1(obs, action), self.q2(obs, action)]
 
 
 def adam(parameters: Iterable[nn.Parameter], lr: float) -> torch.optim.Adam:
@@ -95,10 +122,17 @@ class SoftActorCritic:
         self.policy = policy
         self.task = task
         self.obs_dim, self.action_dim = policy.encoder.output_dim, policy.action_dim
-        self.critic = QNet(self.obs_dim + self.action_dim, config.hidden_dims)
+        critic = TwinQNet if config.twin_critics else QNet
+        self.critic = critic(self.obs_dim + self.action_dim, config.hidden_dims)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.critic_optimizer = adam(self.critic.parameters(), config.critic_lr)
         self.actor_optimizer = adam(policy.actor.parameters(), config.actor_lr)
+        self.actor_updates = 0
+        """Actor steps taken so far (``bc_weight``'s schedule counts them)."""
+        self.last_bc_loss = float("nan")
+        """The last actor step's BC loss (with ``bc_weight``; a metric)."""
+        if config.bc_weight > 0:  # a column only in runs that have the term
+            self.METRICS = (*self.METRICS, "bc_loss")
 
     @torch.no_grad()
     def explore(self, obs: np.ndarray) -> np.ndarray:
@@ -117,19 +151,74 @@ class SoftActorCritic:
     def update(self, online: Batch, expert: Batch) -> dict[str, float]:
         raise NotImplementedError
 
-    def actor_step(self, obs: Tensor, distribution: tuple[Tensor, Tensor] | None = None) -> Tensor:
-        """One Adam step on ``mean(alpha log pi(a|s) - Q(s, a))``, a ~ pi(s); the loss.
-        ``distribution``: the actor's mean and log std on ``obs`` (with their graph), if the
-        learner computed them already."""
+    def td_loss(self, obs: Tensor, action: Tensor, td_target: Tensor) -> Tensor:
+        """``mean (Q(s, a) - td_target)^2``, summed over the critic's heads (one, or two with
+        ``twin_critics``)."""
+        first, *others = self.critic.heads(obs, action)
+        loss = nn.functional.mse_loss(first, td_target)
+        for q in others:
+            loss = loss + nn.functional.mse_loss(q, td_target)
+        return loss
+
+    def actor_step(
+        self,
+        obs: Tensor,
+        distribution: tuple[Tensor, Tensor] | None = None,
+        expert_action: Tensor | None = None,
+    ) -> Tensor:
+        """One Adam step on ``actor_loss = mean(alpha log pi(a|s) - Q(s, a))``, a ~ pi(s); the
+        loss. ``distribution``: the actor's mean and log std on ``obs`` (with their graph), if
+        the learner computed them already. With ``bc_weight``, ``expert_action`` holds the
+        actions of the last rows of ``obs`` (the expert's states) and the step adds the
+        weighted ``bc_loss`` on them (``SoftActorConfig``); the loss returned is
+        ``actor_loss`` alone, the BC loss is kept in ``last_bc_loss`` (``actor_metrics``)."""
         mu, log_std = distribution if distribution is not None else self.policy.distribution(obs)
         new_action, log_pi = self.policy.sample_from(mu, log_std)
         self.critic.requires_grad_(False)
         actor_loss = (self.config.alpha * log_pi - self.critic(obs, new_action)).mean()
         self.critic.requires_grad_(True)
+        loss = actor_loss
+        if self.config.bc_weight > 0 and expert_action is not None:
+            rows = slice(len(obs) - len(expert_action), None)
+            bc_loss = demonstration_nll(mu[rows], log_std[rows], expert_action)
+            loss = actor_loss + self.bc_weight() * bc_loss
+            self.last_bc_loss = float(bc_loss)
         clear_gradients(self.actor_optimizer)
-        actor_loss.backward()
+        loss.backward()
         adam_step(self.actor_optimizer)
+        self.actor_updates += 1
         return actor_loss.detach()
+
+    def actor_metrics(self, actor_loss: Tensor) -> dict[str, float]:
+        """``actor_loss`` and, in runs with ``bc_weight``, the last step's ``bc_loss``."""
+        metrics = {"actor_loss": float(actor_loss)}
+        if self.config.bc_weight > 0:
+            metrics["bc_loss"] = self.last_bc_loss
+        return metrics
+
+    def bc_weight(self) -> float:
+        """``bc_weight * max(0, 1 - k / bc_decay_updates)`` at actor update k (0 when off)."""
+        cfg = self.config
+        if cfg.bc_weight <= 0 or cfg.bc_decay_updates == 0:
+            return cfg.bc_weight
+        return cfg.bc_weight * max(0.0, 1.0 - self.actor_updates / cfg.bc_decay_updates)
+
+    def pretrain_actor(self, expert: ReplayBuffer, rng: np.random.Generator) -> float:
+        """``bc_pretrain_steps`` AdamW steps of ``demonstration_nll`` on batches of ``batch_size``
+        expert transitions drawn with ``rng`` (the actor alone; its own optimizer is left
+        untouched); returns the last batch's loss."""
+        cfg = self.config
+        optimizer = torch.optim.AdamW(self.policy.actor.parameters(), lr=cfg.bc_pretrain_lr,
+                                      weight_decay=cfg.bc_pretrain_weight_decay)  # fmt: skip
+        loss = torch.zeros(())
+        for _ in range(cfg.bc_pretrain_steps):
+            batch = expert.sample(rng, cfg.batch_size)
+            mu, log_std = self.policy.distribution(torch.as_tensor(batch.obs))
+            loss = demonstration_nll(mu, log_std, torch.as_tensor(batch.action))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        return float(loss.detach())
 
     def soft_value(self, critic: nn.Module, obs: Tensor) -> Tensor:
         """``V(s) = Q(s, a) - alpha log pi(a|s)``, a ~ pi(s): the one-sample soft value (a
@@ -148,11 +237,13 @@ class SoftActorCritic:
         """Everything to resume: networks (the actor's through ``policy``) and optimizers."""
         return {
             "actor": self.policy.actor.state_dict(),
+            "actor_updates": self.actor_updates,
             **{name: getattr(self, name).state_dict() for name in self.NETWORKS},
             **{name: getattr(self, name).state_dict() for name in self.OPTIMIZERS},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.policy.actor.load_state_dict(state["actor"])
+        self.actor_updates = state.get("actor_updates", 0)  # saves before it existed: 0
         for name in (*self.NETWORKS, *self.OPTIMIZERS):
             getattr(self, name).load_state_dict(state[name])

@@ -124,14 +124,15 @@ class OPTAIL(SoftActorCritic):
         td_loss, optimism = self.critic_step(pairs, next_obs, done, n_online, distribution)
 
         # 4. actor: soft-greedy with fixed temperature; 5. Polyak averaging
-        actor_loss = self.actor_step(obs, distribution)
+        expert_action = action[len(obs) - len(expert.obs) :]
+        actor_loss = self.actor_step(obs, distribution, expert_action=expert_action)
         self.polyak()
         metrics = {
             self.REWARD_LOSS: float(reward_loss),
             "gradient_penalty": float(gradient_penalty),
             "td_loss": float(td_loss),
             "optimism": float(optimism),
-            "actor_loss": float(actor_loss),
+            **self.actor_metrics(actor_loss),
         }
         return {name: metrics[name] for name in self.METRICS if name in metrics}
 
@@ -163,14 +164,17 @@ class OPTAIL(SoftActorCritic):
         folded = cfg.optimism_update == "folded"
         # the model-based variant takes no optimism step; folded at eta = 0: not even computed
         if cfg.model_based or (folded and cfg.eta == 0):
-            td_loss = nn.functional.mse_loss(self.critic(obs, action), td_target)
+            td_loss = self.td_loss(obs, action, td_target)
             self.critic_adam_step(td_loss)
         elif folded:  # one critic pass, one Adam step on td_loss + eta * optimism
             q, optimism = self.q_and_optimism(obs, action, n_online, distribution)
-            td_loss = nn.functional.mse_loss(q, td_target)
+            # twin critics: the term on their minimum, each head's TD loss on a pass of its own
+            twin = cfg.twin_critics
+            td_loss = self.td_loss(obs, action, td_target) if twin else \
+                nn.functional.mse_loss(q, td_target)  # fmt: skip
             self.critic_adam_step(td_loss + cfg.eta * optimism)
         else:  # the reference's second Adam step, taken even at eta = 0
-            td_loss = nn.functional.mse_loss(self.critic(obs, action), td_target)
+            td_loss = self.td_loss(obs, action, td_target)
             self.critic_adam_step(td_loss)
             optimism = self.optimism(obs, action, n_online, distribution)
             self.critic_adam_step(cfg.eta * optimism)

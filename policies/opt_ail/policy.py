@@ -28,7 +28,8 @@ from robot_il.policies.spec import ACTION_KEY, Spec
 from torch import Tensor, nn
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
-"""The actor's log standard deviation is ``LOG_STD_MIN + (MAX - MIN)/2 (tanh(.) + 1)``."""
+"""The actor's log standard deviation is ``MIN + (MAX - MIN)/2 (tanh(.) + 1)``, MIN the
+config's ``log_std_min`` (the paper's ``LOG_STD_MIN`` by default)."""
 
 GP_WEIGHT_BY_TASK = {"dmc:cartpole_swingup": 1.0, "dmc:walker_walk": 1.0}
 """The paper's gradient-penalty weight per task; every other task uses ``DEFAULT_GP_WEIGHT``."""
@@ -62,7 +63,32 @@ class SoftActorConfig(PolicyConfig):
     layers' matrix products of every network's training passes from bfloat16-rounded
     operands with float32 accumulation (``robot_il.policies.opt_ail.relu_mlp``); weights,
     gradients, Adam's state, losses, acting and evaluation stay float32. ``"fp32"`` (the
-    default) is the reference's arithmetic."""
+    default) is the reference's arithmetic.
+
+    Behaviour-cloning deviations (not in the paper; off by default), for tasks where the
+    online learner alone does not leave the initial policy's states within its budget (UR5e
+    push from 10 demonstrations, README): the BC loss is the policy's own ``forward``,
+    ``-mean log pi(a_E|s_E)`` of demonstrated actions in [-1, 1] (clamped inside by
+    ``ACTION_EDGE``), on ``batch_size`` expert transitions at a time.
+
+    - ``bc_pretrain_steps``: that many AdamW steps (lr ``bc_pretrain_lr``, weight decay
+      ``bc_pretrain_weight_decay``; tuned BC's best setting on push) on the actor alone
+      before the first env step, so the first online data come from near the expert's
+      states; critic and reward start untrained.
+    - ``bc_weight``: adds ``w_k * bc_loss`` on the update's expert states to the actor's loss,
+      ``w_k = bc_weight * max(0, 1 - k / bc_decay_updates)`` at the k-th actor update
+      (``bc_decay_updates`` 0: constant), so the actor stays near the demonstrations while the
+      critic is still poor and ends as the paper's soft-greedy actor.
+    - ``twin_critics``: two Q-networks, the TD target and the actor taking their minimum
+      (clipped double Q; the paper has one Q-network, no twin, no min), against a critic that
+      overestimates the actor's own actions (push: Q of the policy's pairs far above their
+      discounted learned reward, README). OPT-AIL and DAC; IQ-Learn refuses it.
+    - ``log_std_min``: the least log standard deviation (pre-tanh) of the actor, the paper's
+      ``LOG_STD_MIN`` (-5) by default. Cloned from clean demonstrations, the actor's spread
+      falls to that floor (0.007 in [-1, 1] units, against push's expert actions of about
+      0.1): training rollouts then repeat one action per state, and neither the reward nor
+      the critic sees how other actions near the expert's score. A higher floor (e.g. -3,
+      0.05) keeps that much exploration; deployment acts with the mean either way."""
 
     hidden_dims: tuple[int, ...] = (256, 256)
     batch_size: int = 256
@@ -74,6 +100,13 @@ class SoftActorConfig(PolicyConfig):
     normalize_observations: bool = False
     observation_spread_floor: float = 0.05
     matmul_precision: MatmulPrecision = "fp32"
+    bc_pretrain_steps: int = 0
+    bc_pretrain_lr: float = 1e-3
+    bc_pretrain_weight_decay: float = 0.01
+    bc_weight: float = 0.0
+    bc_decay_updates: int = 0
+    log_std_min: float = LOG_STD_MIN
+    twin_critics: bool = False
 
     def validate(self) -> None:
         super().validate()
@@ -85,6 +118,10 @@ class SoftActorConfig(PolicyConfig):
             raise ValueError("need alpha > 0, 0 < tau <= 1 and 0 <= gamma < 1")
         if self.observation_spread_floor < 0:
             raise ValueError("observation_spread_floor must be >= 0")
+        if not self.log_std_min < LOG_STD_MAX:
+            raise ValueError(f"log_std_min must be below {LOG_STD_MAX}")
+        if min(self.bc_pretrain_steps, self.bc_decay_updates) < 0 or self.bc_weight < 0:
+            raise ValueError("need bc_pretrain_steps >= 0, bc_weight >= 0, bc_decay_updates >= 0")
         if self.matmul_precision not in ("fp32", "bf16"):
             raise ValueError(f"matmul_precision must be 'fp32' or 'bf16', got "
                              f"{self.matmul_precision!r}")  # fmt: skip
@@ -190,6 +227,14 @@ def _presquash_sample(mu: Tensor, log_std: Tensor) -> Tensor:
     return mu + log_std.exp() * torch.randn_like(mu)
 
 
+def demonstration_nll(mu: Tensor, log_std: Tensor, action: Tensor) -> Tensor:
+    """Behaviour cloning's loss ``-mean log pi(a|s)`` of demonstrated actions in [-1, 1]
+    (clamped inside by ``ACTION_EDGE``, where tanh is invertible) under the actor's
+    distribution ``(mu, log_std)`` on their states."""
+    target = action.clamp(-1 + ACTION_EDGE, 1 - ACTION_EDGE)
+    return -squashed_gaussian_log_prob(torch.atanh(target), mu, log_std).mean()
+
+
 class SoftActorPolicy(Policy):
     """The actor of every online imitation learner here; see the module docstring. Each
     learner's subclass names its ``policy_type`` and config class."""
@@ -202,7 +247,8 @@ class SoftActorPolicy(Policy):
         """Mean and log standard deviation (pre-squash) for flat observations ``(B, D)``
         (the actor run as one autograd node, ``relu_mlp``)."""
         mu, raw = relu_mlp(self.actor, obs).chunk(2, dim=-1)
-        log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(raw) + 1)
+        low = self.config.log_std_min
+        log_std = low + 0.5 * (LOG_STD_MAX - low) * (torch.tanh(raw) + 1)
         return mu, log_std
 
     def sample(self, obs: Tensor) -> tuple[Tensor, Tensor]:
@@ -237,9 +283,7 @@ class SoftActorPolicy(Policy):
         (clamped inside (-1, 1), where tanh is invertible). The online learners never call it;
         it lets a person's corrections fine-tune an online-trained checkpoint
         (``robot_il.train.finetune``) as they do any other."""
-        obs = self.encoder(batch)
-        target = batch[ACTION_KEY][:, 0].clamp(-1 + ACTION_EDGE, 1 - ACTION_EDGE)
-        return -self.log_prob(obs, target).mean()
+        return demonstration_nll(*self.distribution(self.encoder(batch)), batch[ACTION_KEY][:, 0])
 
     def predict_chunk(self, obs: Mapping[str, Tensor]) -> Tensor:
         return self.mean_action(self.encoder(obs))[:, None]

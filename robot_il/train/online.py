@@ -8,6 +8,9 @@ online and an expert batch for OPT-AIL, DAC and IQ-Learn; model fits, model roll
 several updates for model-based OPT-AIL).
 Every ``eval.every`` env steps the deployable policy (the checkpoint's own ``act``) runs
 ``eval.episodes`` seeded episodes in a second env: return and success with a 95% interval.
+With the policy's ``bc_pretrain_steps`` (a deviation from the papers, ``SoftActorConfig``),
+a fresh run first trains the actor by behaviour cloning on the expert transitions and
+evaluates it as env step 0, before any interaction.
 
 Episodes of a UR5e task (``robot_il.envs.RobotEnv``): training episodes last as long as the
 demonstrations' (the dataset's ``env_spec.max_episode_steps``, when recorded on the same
@@ -263,6 +266,25 @@ def train_online(
     logger = MetricsLogger(out, config, fields)
     start, episode, last_save = progress["step"], progress["episode"], progress["last_save"]
     wall_before, started = progress["wall_s"], time.perf_counter()
+
+    def evaluation_at(done: int) -> dict[str, Any]:
+        """Evaluate the deployable policy now, keep and report the row, log its fields."""
+        policy.eval()  # once, not at every action (``predict_actions`` toggles it)
+        result = evaluate(policy, eval_env, episodes=config.eval.episodes, seed=config.eval.seed)
+        policy.train()
+        evaluation = _evaluation_row(done, result, wall_before + time.perf_counter() - started)
+        evaluations.append(evaluation)
+        if on_evaluation is not None:
+            on_evaluation(evaluation)
+        tqdm.write(f"env step {done}: return {evaluation['eval_return']:.1f}, {result.line()}")
+        return {k: evaluation[k] for k in EVAL_FIELDS}
+
+    if progress["step"] == 0 and policy_config.bc_pretrain_steps > 0:
+        loss = algorithm.pretrain_actor(expert, rng)
+        tqdm.write(f"actor pretrained by BC ({policy_config.bc_pretrain_steps} steps): loss "
+                   f"{loss:.3f}")  # fmt: skip
+        if config.eval.episodes > 0:  # where the online phase starts from
+            logger.log(0, evaluation_at(0))
     obs: np.ndarray | None = None
     episode_return, metrics = 0.0, {}
     tick, tick_step = time.perf_counter(), start
@@ -296,16 +318,7 @@ def train_online(
             bar.set_postfix(ret=f"{episode_return:.0f}")
         eval_due = config.eval.every > 0 and done % config.eval.every == 0
         if config.eval.episodes > 0 and (eval_due or done == config.env_steps):
-            policy.eval()  # once, not at every action (``predict_actions`` toggles it)
-            result = evaluate(policy, eval_env, episodes=config.eval.episodes,
-                              seed=config.eval.seed)  # fmt: skip
-            policy.train()
-            evaluation = _evaluation_row(done, result, wall_before + time.perf_counter() - started)
-            evaluations.append(evaluation)
-            if on_evaluation is not None:
-                on_evaluation(evaluation)
-            row.update({k: evaluation[k] for k in EVAL_FIELDS})
-            tqdm.write(f"env step {done}: return {evaluation['eval_return']:.1f}, {result.line()}")
+            row.update(evaluation_at(done))
         if row:
             logger.log(done, row)
         if done == config.env_steps or (obs is None and done - last_save >= config.save_every):

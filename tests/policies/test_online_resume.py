@@ -1,6 +1,8 @@
 """Resume, bit-exact, for each learner of the online loop that the OPT-AIL loop test does not
-cover: model-based OPT-AIL, IQ-Learn, DAC and OPT-AIL with bfloat16 products, on the real
-reach env; and each one's checkpoint as an ordinary robot_il checkpoint."""
+cover: model-based OPT-AIL, IQ-Learn, DAC, OPT-AIL with bfloat16 products and OPT-AIL with
+the deviations (pretrained actor, decaying BC term, twin critics: a resumed run must not
+clone again, and must keep the term's schedule), on the real reach env; and each one's
+checkpoint as an ordinary robot_il checkpoint."""
 
 from __future__ import annotations
 
@@ -27,8 +29,13 @@ MODEL_BASED = ["--model-based", "--policy.ensemble-size", "3", "--policy.elites"
                "--policy.rollout-states", "64", "--policy.model-batch-size", "32"]  # fmt: skip
 BF16 = ["--policy.matmul-precision", "bf16", "--policy.hidden-dims", "128", "128"]
 """OPT-AIL with its hidden layers' products in bfloat16 (128 wide: the smallest that is)."""
+BC = ["--policy.bc-pretrain-steps", "20", "--policy.bc-weight", "1",
+      "--policy.bc-decay-updates", "150", "--policy.twin-critics"]  # fmt: skip
+"""OPT-AIL with both BC deviations and twin critics; the BC term's weight still falls when
+the runs resume."""
 LEARNERS = {"model-based OPT-AIL": ("opt-ail", MODEL_BASED), "IQ-Learn": ("iq-learn", []),
-            "DAC": ("dac", []), "OPT-AIL bf16": ("opt-ail", BF16)}  # fmt: skip
+            "DAC": ("dac", []), "OPT-AIL bf16": ("opt-ail", BF16),
+            "OPT-AIL BC": ("opt-ail", BC)}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -92,9 +99,11 @@ def small_learner(name: str):
         "DAC": lambda: DACPolicy(DACConfig(**small), SPEC, norm),
         "OPT-AIL bf16": lambda: OPTAILPolicy(OPTAILConfig(**{
             **small, "hidden_dims": (128, 128), "matmul_precision": "bf16"}), SPEC, norm),
+        "OPT-AIL BC": lambda: OPTAILPolicy(OPTAILConfig(
+            **small, bc_weight=1.0, bc_decay_updates=4, twin_critics=True), SPEC, norm),
     }
     learners = {"model-based OPT-AIL": opt_ail_learner, "IQ-Learn": IQLearn, "DAC": DAC,
-                "OPT-AIL bf16": opt_ail_learner}
+                "OPT-AIL bf16": opt_ail_learner, "OPT-AIL BC": opt_ail_learner}
     norm = identity_observation_normalizer(SPEC, -np.ones(ACT), np.ones(ACT))
     return learners[name](build[name](), "dmc:cartpole_swingup")
 

@@ -388,3 +388,89 @@ def test_update_speed_paths_are_the_plain_path_bit_for_bit(sizes, precision, mon
         for key, state in fast[1][name]["state"].items():
             for field, value in state.items():
                 assert torch.equal(value, plain[1][name]["state"][key][field]), (name, field)
+
+
+def expert_like(seed: int = 3, n: int = 256) -> ReplayBuffer:
+    """Transitions whose actions are a fixed smooth function of the state, inside (-1, 1)."""
+    rng = np.random.default_rng(seed)
+    obs = rng.standard_normal((n, OBS)).astype(np.float32)
+    action = np.tanh(obs[:, :ACT] - 0.5 * obs[:, ACT : 2 * ACT]).astype(np.float32) * 0.9
+    buffer = ReplayBuffer(n, OBS, ACT)
+    buffer.extend(obs, action, obs, np.zeros(n, np.float32))
+    return buffer
+
+
+def mean_action_error(agent: OPTAIL, data: ReplayBuffer) -> float:
+    with torch.no_grad():
+        mean = agent.policy.mean_action(torch.as_tensor(data.obs))
+    return float((mean - torch.as_tensor(data.action)).abs().mean())
+
+
+def test_bc_pretraining_clones_the_demonstrated_actions_and_leaves_the_actors_adam() -> None:
+    expert = expert_like()
+    agent = learner(bc_pretrain_steps=300)
+    before = mean_action_error(agent, expert)
+    loss = agent.pretrain_actor(expert, np.random.default_rng(0))
+    after = mean_action_error(agent, expert)
+    assert after < 0.2 * before, (before, after)
+    assert np.isfinite(loss) and loss < 0  # a log-density above 1 in (-1, 1)^2: fitted
+    assert not agent.actor_optimizer.state  # the paper's actor optimizer starts afresh
+
+
+def test_bc_term_weight_falls_linearly_to_zero_and_pulls_the_actor_to_the_expert() -> None:
+    decaying = learner(bc_weight=2.0, bc_decay_updates=10)
+    obs = torch.as_tensor(batch(1).obs)
+    expert_action = torch.full((8, ACT), 0.5)
+    weights = []
+    for _ in range(12):
+        weights.append(decaying.bc_weight())
+        decaying.actor_step(obs, expert_action=expert_action)
+    assert weights[0] == 2.0 and weights[5] == pytest.approx(1.0) and weights[10:] == [0.0, 0.0]
+    assert decaying.actor_metrics(torch.zeros(()))["bc_loss"] == decaying.last_bc_loss
+
+    expert = expert_like(n=64)
+    errors = {}
+    for weight in (0.0, 1.0):  # the same networks and samples, with and without the term
+        agent = learner(bc_weight=weight, actor_lr=1e-3)
+        torch.manual_seed(1)
+        for _ in range(300):
+            obs, action = torch.as_tensor(expert.obs), torch.as_tensor(expert.action)
+            agent.actor_step(obs, expert_action=action)
+        errors[weight] = mean_action_error(agent, expert)
+    assert errors[1.0] < 0.5 * errors[0.0], errors
+
+
+def test_log_std_min_is_the_actors_least_spread() -> None:
+    obs = torch.as_tensor(batch(1).obs)
+    for floor in (-5.0, -3.0):  # the paper's floor, and a raised one
+        agent = learner(log_std_min=floor)
+        last = agent.policy.actor[-1]
+        with torch.no_grad():  # drive the log-std outputs to their lowest
+            last.weight[ACT:] = 0.0
+            last.bias[ACT:] = -100.0
+            _, log_std = agent.policy.distribution(obs)
+        assert torch.all(log_std == floor)
+        actions = torch.stack([agent.policy.sample(obs)[0] for _ in range(200)])
+        spread = float(torch.atanh(actions.clamp(-0.999, 0.999)).std(0).mean())
+        assert spread == pytest.approx(np.exp(floor), rel=0.15)
+
+
+def test_twin_critics_bootstrap_from_the_lower_head_and_train_both() -> None:
+    agent = learner(twin_critics=True)
+    obs, action = torch.as_tensor(batch(1).obs), torch.as_tensor(batch(1).action)
+    with torch.no_grad():  # make the second head the first one plus 5: the minimum is q1
+        for target in (agent.critic, agent.critic_target):
+            target.q2.load_state_dict(target.q1.state_dict())
+            target.q2.mlp[-1].bias += 5.0
+        assert torch.equal(agent.critic(obs, action), agent.critic.q1(obs, action))
+        heads = agent.critic.heads(obs, action)
+        expected = sum(float(((q - 1.0) ** 2).mean()) for q in heads)
+        assert float(agent.td_loss(obs, action, torch.ones(len(obs)))) == pytest.approx(expected)
+        soft_next = agent.soft_value(agent.critic_target, obs)
+        gap = soft_next - agent.critic_target.q1(obs, agent.policy.mean_action(obs))
+        assert float(gap.abs().max()) < 2.5  # bootstraps from q1, not from q1 + 5
+    before = [p.clone() for p in agent.critic.parameters()]
+    agent.update(batch(1), batch(2))
+    moved = [not torch.equal(a, b) for a, b in zip(before, agent.critic.parameters(), strict=True)]
+    half = len(moved) // 2
+    assert any(moved[:half]) and any(moved[half:])  # q1's and q2's weights both trained
