@@ -301,6 +301,18 @@ def test_adam_step_is_the_optimizer_step_bit_for_bit() -> None:
     assert len(steps_through_the_optimizer) == 1  # the first (it makes the state); then the kernel
 
 
+def assert_same_learner_state(a: dict, b: dict) -> None:
+    """Every network's weights and every optimizer's state of two ``OPTAIL.state_dict()``s
+    are equal bit for bit."""
+    for net in ("actor", "reward", "critic", "critic_target"):
+        for key, value in a[net].items():
+            assert torch.equal(value, b[net][key]), (net, key)
+    for name in ("reward_optimizer", "critic_optimizer", "actor_optimizer"):
+        for key, state in a[name]["state"].items():
+            for field, value in state.items():
+                assert torch.equal(value, b[name]["state"][key][field]), (name, field)
+
+
 @NEEDS_BF16
 def test_bf16_updates_are_those_of_the_plain_path_bit_for_bit(monkeypatch) -> None:
     """The speed path of a bf16 update (oneDNN's fused linear for the wide layers, Adam's
@@ -323,13 +335,7 @@ def test_bf16_updates_are_those_of_the_plain_path_bit_for_bit(monkeypatch) -> No
     monkeypatch.setattr(relu_mlp, "_LINEAR", None)
     plain = run()
     assert fast[0] == plain[0]
-    for net in ("actor", "reward", "critic", "critic_target"):
-        for key, value in fast[1][net].items():
-            assert torch.equal(value, plain[1][net][key]), (net, key)
-    for name in ("reward_optimizer", "critic_optimizer", "actor_optimizer"):
-        for key, state in fast[1][name]["state"].items():
-            for field, value in state.items():
-                assert torch.equal(value, plain[1][name]["state"][key][field]), (name, field)
+    assert_same_learner_state(fast[1], plain[1])
 
 
 @pytest.mark.parametrize("precision", ["fp32", pytest.param("bf16", marks=NEEDS_BF16)])
@@ -381,13 +387,7 @@ def test_update_speed_paths_are_the_plain_path_bit_for_bit(sizes, precision, mon
     plain = run()
     assert fast[0] == plain[0]
     assert np.array_equal(fast[2], plain[2])
-    for net in ("actor", "reward", "critic", "critic_target"):
-        for key, value in fast[1][net].items():
-            assert torch.equal(value, plain[1][net][key]), (net, key)
-    for name in ("reward_optimizer", "critic_optimizer", "actor_optimizer"):
-        for key, state in fast[1][name]["state"].items():
-            for field, value in state.items():
-                assert torch.equal(value, plain[1][name]["state"][key][field]), (name, field)
+    assert_same_learner_state(fast[1], plain[1])
 
 
 def expert_like(seed: int = 3, n: int = 256) -> ReplayBuffer:
