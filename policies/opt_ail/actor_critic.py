@@ -182,7 +182,7 @@ class SoftActorCritic:
             rows = slice(len(obs) - len(expert_action), None)
             bc_loss = demonstration_nll(mu[rows], log_std[rows], expert_action)
             loss = actor_loss + self.bc_weight() * bc_loss
-            self.last_bc_loss = float(bc_loss)
+            self.last_bc_loss = float(bc_loss.detach())
         clear_gradients(self.actor_optimizer)
         loss.backward()
         adam_step(self.actor_optimizer)

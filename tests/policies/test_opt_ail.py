@@ -474,3 +474,15 @@ def test_twin_critics_bootstrap_from_the_lower_head_and_train_both() -> None:
     moved = [not torch.equal(a, b) for a, b in zip(before, agent.critic.parameters(), strict=True)]
     half = len(moved) // 2
     assert any(moved[:half]) and any(moved[half:])  # q1's and q2's weights both trained
+
+
+def test_an_update_with_the_bc_term_raises_no_warning() -> None:
+    """The BC loss kept as a metric is read without its graph: torch warns on every run
+    otherwise (a tensor that requires grad converted to a float)."""
+    import warnings
+
+    agent = learner(bc_weight=1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        metrics = agent.update(batch(1), batch(2))
+    assert np.isfinite(metrics["bc_loss"])
