@@ -19,9 +19,9 @@ reaches R (``--env-steps`` is then only the cap).
 it was trained) through robot_il's recorder into ``data/dmc_<task>_expert/env.zarr``: one
 stream at the task's control rate, every env step's observation and action, the episode's
 return in its meta, and in the dataset's attrs the mean expert return (``expert_return``) and
-the seed SAC was trained with (``expert_seed``: results on different experts are kept apart).
-The datasets are committed (about 1 MB each): a lost machine must not take the imitated
-trajectories with it, as it did with the first experts (seed 0), whose results rows remain.
+the seed SAC was trained with (``expert_seed``: results on different experts are kept apart;
+the first experts, seed 0, were lost with their machine and their rows remain). Experts and
+datasets are made on each machine and kept out of git; ``train`` refuses seed 0.
 """
 
 from __future__ import annotations
