@@ -96,6 +96,15 @@ def clear_gradients(optimizer: torch.optim.Optimizer) -> None:
             p.grad = None
 
 
+def heads_td_loss(heads: list[Tensor], td_target: Tensor) -> Tensor:
+    """``sum_heads mean (Q_head - td_target)^2`` for each head's values on a batch."""
+    first, *others = heads
+    loss = nn.functional.mse_loss(first, td_target)
+    for q in others:
+        loss = loss + nn.functional.mse_loss(q, td_target)
+    return loss
+
+
 def joined(online: Batch, expert: Batch) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """``obs, action, next_obs, done`` of the online then the expert transitions; expert
     transitions have ``done`` 0 (their trajectories end by time limits)."""
@@ -154,11 +163,7 @@ class SoftActorCritic:
     def td_loss(self, obs: Tensor, action: Tensor, td_target: Tensor) -> Tensor:
         """``mean (Q(s, a) - td_target)^2``, summed over the critic's heads (one, or two with
         ``twin_critics``)."""
-        first, *others = self.critic.heads(obs, action)
-        loss = nn.functional.mse_loss(first, td_target)
-        for q in others:
-            loss = loss + nn.functional.mse_loss(q, td_target)
-        return loss
+        return heads_td_loss(self.critic.heads(obs, action), td_target)
 
     def actor_step(
         self,
@@ -181,7 +186,7 @@ class SoftActorCritic:
         if self.config.bc_weight > 0 and expert_action is not None:
             rows = slice(len(obs) - len(expert_action), None)
             bc_loss = demonstration_nll(mu[rows], log_std[rows], expert_action)
-            loss = actor_loss + self.bc_weight() * bc_loss
+            loss = actor_loss + self.current_bc_weight() * bc_loss
             self.last_bc_loss = float(bc_loss.detach())
         clear_gradients(self.actor_optimizer)
         loss.backward()
@@ -196,7 +201,7 @@ class SoftActorCritic:
             metrics["bc_loss"] = self.last_bc_loss
         return metrics
 
-    def bc_weight(self) -> float:
+    def current_bc_weight(self) -> float:
         """``bc_weight * max(0, 1 - k / bc_decay_updates)`` at actor update k (0 when off)."""
         cfg = self.config
         if cfg.bc_weight <= 0 or cfg.bc_decay_updates == 0:

@@ -31,6 +31,7 @@ from robot_il.policies.opt_ail.actor_critic import (
     adam,
     adam_step,
     clear_gradients,
+    heads_td_loss,
     joined,
 )
 from robot_il.policies.opt_ail.policy import (
@@ -167,11 +168,8 @@ class OPTAIL(SoftActorCritic):
             td_loss = self.td_loss(obs, action, td_target)
             self.critic_adam_step(td_loss)
         elif folded:  # one critic pass, one Adam step on td_loss + eta * optimism
-            q, optimism = self.q_and_optimism(obs, action, n_online, distribution)
-            # twin critics: the term on their minimum, each head's TD loss on a pass of its own
-            twin = cfg.twin_critics
-            td_loss = self.td_loss(obs, action, td_target) if twin else \
-                nn.functional.mse_loss(q, td_target)  # fmt: skip
+            heads, optimism = self.q_and_optimism(obs, action, n_online, distribution)
+            td_loss = heads_td_loss(heads, td_target)
             self.critic_adam_step(td_loss + cfg.eta * optimism)
         else:  # the reference's second Adam step, taken even at eta = 0
             td_loss = self.td_loss(obs, action, td_target)
@@ -223,8 +221,10 @@ class OPTAIL(SoftActorCritic):
         action: Tensor,
         n_online: int,
         distribution: tuple[Tensor, Tensor] | None = None,
-    ) -> tuple[Tensor, Tensor]:
-        """``Q(s, a)`` on the batch and the optimism term (``optimism``), from one critic pass.
+    ) -> tuple[list[Tensor], Tensor]:
+        """Each critic head's ``Q(s, a)`` on the batch (one head, or two with
+        ``twin_critics``, whose minimum is Q) and the optimism term (``optimism``) on Q, from
+        one critic pass.
 
         The pass holds the batch's pairs, then each term state with its N uniform and its N
         policy actions, then the online term states with ``a_tilde = tanh(mu(s))``; an expert
@@ -260,8 +260,9 @@ class OPTAIL(SoftActorCritic):
             )
         online_tilde = torch.tanh(mu[:n_online_states]).detach()
         repeated = states.repeat_interleave(n, dim=0)
-        q = self.critic(torch.cat([obs, repeated, repeated, states[:n_online_states]]),
-                        torch.cat([action, uniform, policy_actions, online_tilde]))  # fmt: skip
+        heads = self.critic.heads(torch.cat([obs, repeated, repeated, states[:n_online_states]]),
+                                  torch.cat([action, uniform, policy_actions, online_tilde]))
+        q = heads[0] if len(heads) == 1 else torch.minimum(*heads)
         q_batch, q_uniform, q_policy, q_online_tilde = q.split(
             [len(obs), n_states * n, n_states * n, n_online_states]
         )
@@ -270,4 +271,4 @@ class OPTAIL(SoftActorCritic):
         soft_policy = (q_policy - cfg.alpha * policy_log_q.detach()).view(n_states, n)
         soft = torch.cat([soft_uniform, soft_policy], dim=1)
         v_lse = cfg.alpha * torch.logsumexp(soft / cfg.alpha, dim=1)
-        return q_batch, (v_lse - q_tilde).mean()
+        return [head[: len(obs)] for head in heads], (v_lse - q_tilde).mean()

@@ -168,7 +168,7 @@ def test_one_critic_pass_gives_the_terms_computed_pass_by_pass() -> None:
     obs = torch.as_tensor(np.concatenate([online.obs, expert.obs]))
     action = torch.as_tensor(np.concatenate([online.action, expert.action]))
     torch.manual_seed(5)
-    q, optimism = agent.q_and_optimism(obs, action, len(online.obs))
+    (q,), optimism = agent.q_and_optimism(obs, action, len(online.obs))
 
     torch.manual_seed(5)
     states = torch.cat([obs[:4], obs[16:20]])  # 4 online and 4 expert states
@@ -423,7 +423,7 @@ def test_bc_term_weight_falls_linearly_to_zero_and_pulls_the_actor_to_the_expert
     expert_action = torch.full((8, ACT), 0.5)
     weights = []
     for _ in range(12):
-        weights.append(decaying.bc_weight())
+        weights.append(decaying.current_bc_weight())
         decaying.actor_step(obs, expert_action=expert_action)
     assert weights[0] == 2.0 and weights[5] == pytest.approx(1.0) and weights[10:] == [0.0, 0.0]
     assert decaying.actor_metrics(torch.zeros(()))["bc_loss"] == decaying.last_bc_loss
@@ -453,6 +453,28 @@ def test_log_std_min_is_the_actors_least_spread() -> None:
         actions = torch.stack([agent.policy.sample(obs)[0] for _ in range(200)])
         spread = float(torch.atanh(actions.clamp(-0.999, 0.999)).std(0).mean())
         assert spread == pytest.approx(np.exp(floor), rel=0.15)
+
+
+def test_one_critic_pass_gives_each_twin_head_and_the_term_on_their_minimum() -> None:
+    """With twin critics the folded update's one wide pass yields both heads' Q(s, a) for
+    their TD losses, and the optimism term is the one of the heads' minimum."""
+    agent = learner(twin_critics=True, optimism_states=8)
+    online, expert = batch(13), batch(14)
+    obs = torch.as_tensor(np.concatenate([online.obs, expert.obs]))
+    action = torch.as_tensor(np.concatenate([online.action, expert.action]))
+    with torch.no_grad():  # the heads differ by more than a last bit: q2 = q1 - 3
+        agent.critic.q2.load_state_dict(agent.critic.q1.state_dict())
+        agent.critic.q2.mlp[-1].bias -= 3.0
+    torch.manual_seed(5)
+    heads, optimism = agent.q_and_optimism(obs, action, len(online.obs))
+    for got, expected in zip(heads, agent.critic.heads(obs, action), strict=True):
+        torch.testing.assert_close(got, expected)
+    single = learner(optimism_states=8)  # one critic: q2, the minimum everywhere
+    single.critic = agent.critic.q2
+    single.policy.actor.load_state_dict(agent.policy.actor.state_dict())
+    torch.manual_seed(5)
+    _, expected = single.q_and_optimism(obs, action, len(online.obs))
+    torch.testing.assert_close(optimism, expected)
 
 
 def test_twin_critics_bootstrap_from_the_lower_head_and_train_both() -> None:
