@@ -105,13 +105,18 @@ def task_slug(task: str) -> str:
     return task.split(":", 1)[1]
 
 
+def dmc_expert_dataset(task: str) -> Path:
+    """Where ``benchmarks/dmc_experts.py record`` writes the DMC task's demonstrations."""
+    return ROOT / "data" / f"dmc_{task_slug(task)}_expert" / "env.zarr"
+
+
 def dataset_path(task: str, demos: int) -> Path:
     """The demonstrations of ``task`` (UR5e ones recorded here on first use)."""
     if family(task) == "ur5e":
         from policies import demos as recorded_demos  # benchmarks/policies.py
 
         return recorded_demos(RUNS, UR5E_TASKS[task], "mujoco", demos)
-    path = ROOT / "data" / f"dmc_{task_slug(task)}_expert" / "env.zarr"
+    path = dmc_expert_dataset(task)
     if not path.is_dir():
         raise SystemExit(f"{path}: no expert dataset for {task}; make it with "
                          f"benchmarks/dmc_experts.py train, then record --task {task}")  # fmt: skip
@@ -196,8 +201,9 @@ def run_directory(args: argparse.Namespace, seed: int) -> Path:
         name += f"_obs{args.obs_normalization}"
     if args.precision != "fp32":
         name += f"_{args.precision}"
-    if expert_seed(args.task, args.demos):
-        name += f"_x{expert_seed(args.task, args.demos)}"
+    expert_id = expert_seed(args.task, args.demos)
+    if expert_id:
+        name += f"_x{expert_id}"
     if deviation(args):
         name += "_" + deviation(args).replace(", ", "_").replace(" ", "")
     if args.part == "opt_ail" and not args.model_based:
@@ -359,8 +365,8 @@ def task_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
         raise SystemExit(f"{args.results}: no results yet; run a part first")
     wanted = args.expert_seed
     if wanted is None and family(args.task) == "dmc":
-        path = ROOT / "data" / f"dmc_{task_slug(args.task)}_expert" / "env.zarr"
-        wanted = expert_seed(args.task, args.demos) if path.is_dir() else 0
+        present = dmc_expert_dataset(args.task).is_dir()
+        wanted = expert_seed(args.task, args.demos) if present else 0
     return [r for r in json.loads(args.results.read_text())["runs"] if r["task"] == args.task
             and r["demos"] == args.demos and r["subsample"] == args.subsample
             and row_expert_seed(r) == wanted]  # fmt: skip

@@ -309,9 +309,10 @@ def time_acting(learners: dict[str, Any], task: str, steps: int, rounds: int = 4
     each learner, rounds alternating between them; ``bf16_old`` evaluates as the loop at
     ``old_rev`` did."""
     totals: dict[str, list[dict[str, float]]] = {name: [{}, {}] for name in learners}
+    old_eval_mode = "bf16_old" not in learners or loop_evaluates_in_eval_mode(old_rev or "HEAD")
     for _ in range(rounds):
         for name, learner in learners.items():
-            eval_mode = name != "bf16_old" or loop_evaluates_in_eval_mode(old_rev or "HEAD")
+            eval_mode = name != "bf16_old" or old_eval_mode
             parts = (time_env_steps(learner, task, steps // rounds),
                      time_evaluation(learner, task, eval_mode))  # fmt: skip
             for total, part in zip(totals[name], parts, strict=True):

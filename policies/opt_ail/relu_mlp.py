@@ -19,9 +19,11 @@ of the *wide* layers (input and output widths both at least ``WIDE``: the hidden
 ones) take their float32 operands rounded to bfloat16, multiply them on the CPU's bfloat16
 units (AMX, avx512_bf16) with float32 accumulation and return float32 (oneDNN's
 ``fp32_precision = "bf16"`` mode, switched on for those products only), in the forward
-pass and in every backward one. On this CPU such a 512x256 by 256x256 product takes about
-a quarter of its float32 time; the thin first and last layers (30 -> 256, 256 -> 1) gain
-nothing there and stay float32, as do weights, gradients, Adam's state and every loss.
+pass and in every backward one. On an AMX CPU such a 512x256 by 256x256 product takes
+about a quarter of its float32 time; the thin first and last layers (30 -> 256, 256 -> 1)
+gain nothing there and stay float32, as do weights, gradients, Adam's state and every loss.
+Not every CPU that reports bfloat16 support rounds (``bf16_rounds_operands``: on an AMD EPYC
+without AMX the same mode returns float32 products, about twice as fast as ``addmm``'s).
 The wide layers' forward there runs as oneDNN's linear (``_biased_product``: the bias added
 inside the product kernel), the same numbers as ``addmm`` with less memory traffic.
 """
