@@ -1,6 +1,7 @@
 """SAC experts for the DeepMind Control tasks, and their demonstrations as robot_il datasets.
 
-    python benchmarks/dmc_experts.py train --task dmc:walker_walk --env-steps 500000
+    python benchmarks/dmc_experts.py train --task dmc:walker_walk --seed 1 --stop-return 920
+    python benchmarks/dmc_experts.py export --task dmc:walker_walk
     python benchmarks/dmc_experts.py record --task dmc:walker_walk --episodes 10
 
 ``train`` runs stable-baselines3's SAC (its defaults: 2x256 networks, learned temperature,
@@ -15,13 +16,15 @@ a rerun continues from there. After every ``--eval-every`` env steps it evaluate
 average; ``--stop-return R`` saves and stops at the first evaluation whose mean return
 reaches R (``--env-steps`` is then only the cap).
 
-``record`` rolls out the saved expert deterministically (the action held for the repeat, as
-it was trained) through robot_il's recorder into ``data/dmc_<task>_expert/env.zarr``: one
+``export`` writes the trained actor's weights to ``data/experts/<task>_sac<seed>.npz``
+(committed, 300 KB; ``ExpertActor``), so that a machine without the SAC run rebuilds the
+demonstrations in seconds. ``record`` rolls out that actor deterministically (the action held
+for the repeat, as it was trained) through robot_il's recorder into ``data/dmc_<task>_expert/env.zarr``: one
 stream at the task's control rate, every env step's observation and action, the episode's
 return in its meta, and in the dataset's attrs the mean expert return (``expert_return``) and
 the seed SAC was trained with (``expert_seed``: results on different experts are kept apart;
-the first experts, seed 0, were lost with their machine and their rows remain). Experts and
-datasets are made on each machine and kept out of git; ``train`` refuses seed 0.
+the first experts, seed 0, were lost with their machine and their rows remain). Datasets are
+made on each machine and kept out of git; ``train`` refuses seed 0.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "dmc_experts.json"
 RUNS = ROOT / "outputs" / "dmc_experts"
+EXPERTS = ROOT / "data" / "experts"
 EVAL_SEED = 10_000
 ACTION_REPEAT = {"dmc:walker_walk": 2, "dmc:walker_stand": 2, "dmc:cartpole_swingup": 4}
 """Action repeat per task (as in DrQ/CURL's DMC settings, cartpole's halved)."""
@@ -198,12 +202,51 @@ def train(args: argparse.Namespace) -> None:
     model.save_replay_buffer(buffer_file)
 
 
-class HeldSACExpert:
-    """The SAC expert as a robot_il expert (``reset(obs)``/``act(obs)``): it decides every
+class ExpertActor:
+    """SAC's deterministic actor, ``tanh(mu(s))`` scaled to the action bounds, held as float32
+    arrays in ``data/experts/<task>_sac<seed>.npz`` (git keeps it: 24-256-256-6 is 300 KB).
+
+    ``record`` always rolls out this file, so a new machine rebuilds the demonstrations in
+    seconds from the committed weights instead of retraining SAC for hours (walker_walk: about
+    600k env steps), and every machine imitates the same expert (rows are keyed by its seed).
+    """
+
+    def __init__(self, path: Path) -> None:
+        with np.load(path) as saved:
+            self.weights = [(saved[f"w{i}"], saved[f"b{i}"]) for i in range(3)]
+            self.low, self.high = saved["low"], saved["high"]
+            self.seed, self.env_steps = int(saved["seed"]), int(saved["env_steps"])
+            self.repeat = int(saved["repeat"])
+
+    @staticmethod
+    def export(model: Any, repeat: int, path: Path) -> None:
+        """Write the SB3 SAC ``model``'s actor (two ReLU layers, then the mean head)."""
+        actor = model.policy.actor
+        layers = [actor.latent_pi[0], actor.latent_pi[2], actor.mu]
+        arrays = {}
+        for i, layer in enumerate(layers):
+            arrays[f"w{i}"] = layer.weight.detach().numpy().astype(np.float32)
+            arrays[f"b{i}"] = layer.bias.detach().numpy().astype(np.float32)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(
+            path, **arrays, low=model.action_space.low, high=model.action_space.high,
+            seed=model.seed, env_steps=model.num_timesteps * repeat, repeat=repeat,
+        )  # fmt: skip
+
+    def __call__(self, state: np.ndarray) -> np.ndarray:
+        x = np.asarray(state, np.float32)
+        for i, (w, b) in enumerate(self.weights):
+            x = x @ w.T + b
+            x = np.maximum(x, 0) if i < 2 else np.tanh(x)
+        return self.low + (x + 1) * 0.5 * (self.high - self.low)
+
+
+class HeldExpert:
+    """The expert actor as a robot_il expert (``reset(obs)``/``act(obs)``): it decides every
     ``repeat`` env steps and holds the action in between, as in training."""
 
-    def __init__(self, model: Any, repeat: int) -> None:
-        self.model, self.repeat = model, repeat
+    def __init__(self, actor: ExpertActor) -> None:
+        self.actor, self.repeat = actor, actor.repeat
         self.step, self.action = 0, None
 
     def reset(self, obs: dict[str, np.ndarray]) -> None:
@@ -211,7 +254,7 @@ class HeldSACExpert:
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         if self.step % self.repeat == 0:
-            self.action, _ = self.model.predict(obs["state"], deterministic=True)
+            self.action = self.actor(obs["state"])
         self.step += 1
         return np.asarray(self.action, dtype=np.float32)
 
@@ -236,35 +279,56 @@ class ReturnCounter(gym.Wrapper):
         return result
 
 
+def expert_file(task: str, seed: int) -> Path:
+    return EXPERTS / f"{task.replace(':', '_')}_sac{seed}.npz"
+
+
+def export(args: argparse.Namespace) -> Path:
+    """The saved SAC model's actor into ``data/experts/`` (``ExpertActor``)."""
+    from stable_baselines3 import SAC
+
+    repeat = args.action_repeat or ACTION_REPEAT[args.task]
+    model_file = run_dir(args.task) / "sac.zip"
+    if not model_file.exists():
+        raise SystemExit(f"{model_file}: missing; train the expert first (dmc_experts.py train)")
+    model = SAC.load(model_file, device="cpu")
+    path = expert_file(args.task, model.seed)
+    ExpertActor.export(model, repeat, path)
+    print(f"{path}: SAC seed {model.seed}, {model.num_timesteps * repeat} env steps")
+    return path
+
+
 def record(args: argparse.Namespace) -> None:
     import zarr
     from robot_il.envs import make_env
-    from stable_baselines3 import SAC
 
     from robot_il.record import Recorder
     from robot_il.record.demos import ENV_STREAM, env_stream, record_expert
 
-    repeat = args.action_repeat or ACTION_REPEAT[args.task]
-    model = SAC.load(run_dir(args.task) / "sac.zip", device="cpu")
+    path = expert_file(args.task, args.expert_seed)
+    if not path.exists():
+        raise SystemExit(f"{path}: missing; run dmc_experts.py export --task {args.task} "
+                         "after training, or pass --expert-seed")  # fmt: skip
+    actor = ExpertActor(path)
     env = ReturnCounter(make_env(args.task))
     spec = env.unwrapped.spec_dict()
     root = ROOT / "data" / f"dmc_{args.task.removeprefix('dmc:')}_expert"
     attrs = {"task": args.task, "backend": "dm_control", "action_mode": spec["action_mode"],
-             "env_spec": spec, "expert": f"stable-baselines3 SAC, action repeat {repeat}, "
-             f"{model.num_timesteps * repeat} env steps; benchmarks/dmc_experts.py"}  # fmt: skip
-    expert = HeldSACExpert(model, repeat)
+             "env_spec": spec, "expert": f"stable-baselines3 SAC, action repeat {actor.repeat}, "
+             f"{actor.env_steps} env steps; {path.relative_to(ROOT)}"}  # fmt: skip
+    expert = HeldExpert(actor)
     streams = [env_stream(env.unwrapped.control_hz)]
     with Recorder.to_directory(root, streams, robot=spec["robot"], attrs=attrs, overwrite=True,
                                fsync=False) as recorder:  # fmt: skip
         record_expert(env, expert, recorder, episodes=args.episodes, seed=args.seed,
                       keep_failures=True)  # fmt: skip
     returns = env.returns
-    path = root / f"{ENV_STREAM}.zarr"
-    group = zarr.open_group(str(path), mode="r+")
+    dataset = root / f"{ENV_STREAM}.zarr"
+    group = zarr.open_group(str(dataset), mode="r+")
     group.attrs["expert_return"] = float(np.mean(returns))
-    group.attrs["expert_seed"] = int(model.seed)
+    group.attrs["expert_seed"] = actor.seed
     group.attrs["expert_returns"] = [round(r, 2) for r in returns]
-    print(f"{path}: {args.episodes} episodes, expert return {np.mean(returns):.1f} "
+    print(f"{dataset}: {args.episodes} episodes, expert return {np.mean(returns):.1f} "
           f"(min {np.min(returns):.1f})")  # fmt: skip
 
 
@@ -272,10 +336,11 @@ def main() -> None:
     os.environ.setdefault("MUJOCO_GL", "egl")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("train", "record"):
+    for name in ("train", "export", "record"):
         p = sub.add_parser(name)
         p.add_argument("--task", required=True)
-        p.add_argument("--action-repeat", type=int, default=0, help="0: the task's default")
+        if name != "record":  # record holds each action for the repeat saved with the actor
+            p.add_argument("--action-repeat", type=int, default=0, help="0: the task's default")
     sub.choices["train"].add_argument(
         "--seed", type=int, default=1,
         help="SAC's seed, >= 1: results rows are kept apart by it, and 0 names the first "
@@ -293,10 +358,12 @@ def main() -> None:
         help="stop (and save) once an evaluation's mean return reaches this",
     )
     sub.choices["record"].add_argument("--episodes", type=int, default=10)
+    sub.choices["record"].add_argument("--expert-seed", type=int, default=1,
+                                       help="SAC's seed: data/experts/<task>_sac<seed>.npz")  # fmt: skip
     args = parser.parse_args()
     if args.command == "train" and args.seed < 1:
         parser.error("--seed must be >= 1: seed 0 names the first experts, whose rows remain")
-    train(args) if args.command == "train" else record(args)
+    {"train": train, "export": export, "record": record}[args.command](args)
 
 
 if __name__ == "__main__":

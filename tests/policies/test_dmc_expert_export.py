@@ -1,0 +1,47 @@
+"""``benchmarks/dmc_experts.py``'s exported expert actor: the committed weights that let a
+new machine rebuild the DMC demonstrations without retraining SAC."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+BENCHMARKS = Path(__file__).parents[2] / "benchmarks"
+
+
+@pytest.fixture
+def dmc_experts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> ModuleType:
+    """The benchmark module, keeping exported experts in ``tmp_path``."""
+    spec = importlib.util.spec_from_file_location("dmc_experts", BENCHMARKS / "dmc_experts.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "EXPERTS", tmp_path)
+    return module
+
+
+def test_the_exported_actor_acts_as_sb3_predicts(dmc_experts: ModuleType, tmp_path: Path) -> None:
+    """Pendulum's actions span [-2, 2], so the export's rescaling from tanh's [-1, 1] counts;
+    the untrained actor's weights are random, so every layer's transpose and order count."""
+    from stable_baselines3 import SAC
+
+    model = SAC("MlpPolicy", gym.make("Pendulum-v1"), seed=3, device="cpu")
+    path = tmp_path / "pendulum_sac3.npz"
+    dmc_experts.ExpertActor.export(model, repeat=2, path=path)
+    actor = dmc_experts.ExpertActor(path)
+    states = np.random.default_rng(0).normal(size=(256, 3)).astype(np.float32) * 3
+    expected, _ = model.predict(states, deterministic=True)
+    np.testing.assert_allclose(actor(states), expected, atol=1e-5)
+    assert np.ptp(expected) > 0.5  # the test would see a wrong scale or layer
+    assert (actor.seed, actor.repeat, actor.env_steps) == (3, 2, 0)
+
+
+def test_record_without_an_exported_expert_names_the_file(dmc_experts: ModuleType) -> None:
+    args = argparse.Namespace(task="dmc:walker_walk", expert_seed=7, episodes=1, seed=0)
+    with pytest.raises(SystemExit, match=r"dmc_walker_walk_sac7\.npz: missing; run dmc_experts"):
+        dmc_experts.record(args)
