@@ -19,12 +19,13 @@ reaches R (``--env-steps`` is then only the cap).
 ``export`` writes the trained actor's weights to ``data/experts/<task>_sac<seed>.npz``
 (committed, 300 KB; ``ExpertActor``), so that a machine without the SAC run rebuilds the
 demonstrations in seconds. ``record`` rolls out that actor deterministically (the action held
-for the repeat, as it was trained) through robot_il's recorder into ``data/dmc_<task>_expert/env.zarr``: one
-stream at the task's control rate, every env step's observation and action, the episode's
-return in its meta, and in the dataset's attrs the mean expert return (``expert_return``) and
-the seed SAC was trained with (``expert_seed``: results on different experts are kept apart;
-the first experts, seed 0, were lost with their machine and their rows remain). Datasets are
-made on each machine and kept out of git; ``train`` refuses seed 0.
+for the repeat, as it was trained) through robot_il's recorder into
+``data/dmc_<task>_expert/env.zarr``: one stream at the task's control rate, every env step's
+observation and action, the episode's return in its meta, and in the dataset's attrs the mean
+expert return (``expert_return``) and the seed SAC was trained with (``expert_seed``: results on
+different experts are kept apart; the first experts, seed 0, were lost with their machine and
+their rows remain). Datasets are made on each machine and kept out of git; ``train`` refuses
+seed 0.
 """
 
 from __future__ import annotations
@@ -358,8 +359,9 @@ def main() -> None:
         help="stop (and save) once an evaluation's mean return reaches this",
     )
     sub.choices["record"].add_argument("--episodes", type=int, default=10)
-    sub.choices["record"].add_argument("--expert-seed", type=int, default=1,
-                                       help="SAC's seed: data/experts/<task>_sac<seed>.npz")  # fmt: skip
+    sub.choices["record"].add_argument(
+        "--expert-seed", type=int, default=1, help="SAC's seed: data/experts/<task>_sac<seed>.npz"
+    )
     args = parser.parse_args()
     if args.command == "train" and args.seed < 1:
         parser.error("--seed must be >= 1: seed 0 names the first experts, whose rows remain")
