@@ -45,6 +45,8 @@ IQ-Learn and DAC have no profile setting (the name only keeps runs apart).
 ``--twin-critics`` turn on the deviations of the online learners (``SoftActorConfig``: the
 actor cloned from the demonstrations before the first env step, a BC term in its loss
 decaying to 0, a higher floor under the actor's spread, clipped double Q);
+``--reward-input state_next_state`` and ``--critic-warmup-updates`` those of OPT-AIL's and
+DAC's reward (``RewardNetConfig``: a reward on ``[s, s']``, actor-frozen updates first);
 such runs keep their own directory and their rows name them in ``deviation`` (null: the
 paper's method), e.g. ``bc-init10000, bc 1 to 0 in 10000``.
 ``table`` prints the README's markdown table (each seed's last evaluation within
@@ -191,6 +193,10 @@ def deviation(args: argparse.Namespace) -> str | None:
         parts.append(f"log-std-min {args.log_std_min:g}")
     if args.twin_critics:
         parts.append("twin-q")
+    if args.reward_input != "state_action":
+        parts.append(f"reward {args.reward_input.replace('_', '-')}")
+    if args.critic_warmup_updates:
+        parts.append(f"critic-warmup{args.critic_warmup_updates}")
     return ", ".join(parts) or None
 
 
@@ -245,6 +251,9 @@ def run_online(args: argparse.Namespace) -> None:
         config.policy.bc_decay_updates = args.bc_decay_updates
         config.policy.log_std_min = args.log_std_min
         config.policy.twin_critics = args.twin_critics
+        if args.part != "iq_learn":  # IQ-Learn has no reward net
+            config.policy.reward_input = args.reward_input
+            config.policy.critic_warmup_updates = args.critic_warmup_updates
         if args.obs_normalization != "raw":
             config.policy.normalize_observations = True
             config.policy.normalization = args.obs_normalization
@@ -588,6 +597,13 @@ def main() -> None:
                              f"the paper's {LOG_STD_MIN:g})")
     parser.add_argument("--twin-critics", action="store_true",
                         help="OPT-AIL, DAC: two Q-networks and their minimum (a deviation)")
+    parser.add_argument("--reward-input", choices=("state_action", "state_next_state"),
+                        default="state_action",
+                        help="OPT-AIL, DAC: the reward net's input, [s, a] (the papers) or "
+                             "[s, s'] (a deviation)")
+    parser.add_argument("--critic-warmup-updates", type=int, default=0,
+                        help="OPT-AIL, DAC: actor-frozen updates before the first actor step "
+                             "(a deviation; 0: off)")
     parser.add_argument("--bc-steps", type=int, default=None,
                         help="10000 (DMC), 4000 (UR5e: the BC config's default)")
     parser.add_argument("--bc-weight-decays", type=float, nargs="+",

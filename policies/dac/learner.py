@@ -31,8 +31,9 @@ class DAC(OPTAIL):
     METRICS = ("discriminator_loss", "gradient_penalty", "td_loss", "actor_loss")
 
     def reward_step(self, pairs: Tensor, n_online: int) -> tuple[Tensor, Tensor]:
-        """One Adam step on ``discriminator_loss + lambda_gp gp`` for ``pairs`` = ``[s, a]`` of
-        ``n_online`` policy transitions then the expert's; returns both (detached)."""
+        """One Adam step on ``discriminator_loss + lambda_gp gp`` for ``pairs``, the
+        discriminator's inputs (``reward_input``: ``[s, a]`` or ``[s, s']``) of ``n_online``
+        policy transitions then the expert's; returns both (detached)."""
         logits = self.reward.logit(pairs)  # one pass over the policy's and the expert's pairs
         loss = discriminator_loss(logits[n_online:], logits[:n_online])
         gradient_penalty = self.gradient_penalty(pairs[n_online:], pairs[:n_online])

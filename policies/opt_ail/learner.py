@@ -7,7 +7,9 @@ critic and the actor see both halves.
 
 - Reward (online no-regret optimization of ``L(r) = V_r(pi) - V_r(pi_E)``): ``r(s, a) =
   tanh(MLP(LayerNorm([s, a])))``; ``reward_loss = E_pi[r] - E_E[r] + lambda_gp * gp``,
-  ``gp = E[(||grad_x r(x_hat)|| - 1)^2]`` with ``x_hat = u x_E + (1 - u) x_pi``.
+  ``gp = E[(||grad_x r(x_hat)|| - 1)^2]`` with ``x_hat = u x_E + (1 - u) x_pi``. With
+  ``reward_input`` ``"state_next_state"`` (a deviation, ``RewardNetConfig``) the net's input
+  x is ``[s, s']`` instead, in the reward step, its penalty and every TD target alike.
 - Critic (Bellman error): ``td_target = clip(r + gamma (1 - d)(Q_targ(s', a') - alpha log
   pi(a'|s')), -c, c)`` with ``a' ~ pi(s')`` and r from the just-updated reward net; expert
   transitions have d = 0.
@@ -22,7 +24,7 @@ critic and the actor see both halves.
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -42,10 +44,10 @@ from robot_il.policies.opt_ail.policy import (
     SoftActorPolicy,
     mlp,
 )
-from robot_il.policies.opt_ail.relu_mlp import mlp_forward, relu_mlp
+from robot_il.policies.opt_ail.relu_mlp import mlp_forward, relu_mlp, wide_matmuls_in
 from torch import Tensor, nn
 
-from robot_il.train.replay import Batch
+from robot_il.train.replay import Batch, ReplayBuffer
 
 
 class RewardNet(nn.Module):
@@ -96,20 +98,49 @@ class OPTAIL(SoftActorCritic):
         self.gp_weight = config.gp_weight if config.gp_weight > 0 else (
             GP_WEIGHT_BY_TASK.get(task or "", DEFAULT_GP_WEIGHT)
         )  # fmt: skip
-        self.reward = RewardNet(self.obs_dim + self.action_dim, config.hidden_dims)
+        second = self.obs_dim if config.reward_input == "state_next_state" else self.action_dim
+        self.reward = RewardNet(self.obs_dim + second, config.hidden_dims)
         self.reward_optimizer = adam(self.reward.parameters(), config.reward_lr)
 
+        self.critic_warmup_done = 0
+        """Actor-frozen updates taken so far (``critic_warmup_updates``)."""
+
+    def learn(
+        self, buffer: ReplayBuffer, expert: ReplayBuffer, rng: np.random.Generator
+    ) -> dict[str, float]:
+        """The loop's update after an env step; the first call first takes the
+        ``critic_warmup_updates`` actor-frozen updates (``RewardNetConfig``), on batches drawn
+        with ``rng`` as the update's."""
+        size = self.config.batch_size
+        with wide_matmuls_in(self.config.matmul_precision):
+            while self.critic_warmup_done < self.config.critic_warmup_updates:
+                self.update(buffer.sample(rng, size), expert.sample(rng, size), train_actor=False)
+                self.critic_warmup_done += 1
+        return super().learn(buffer, expert, rng)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "critic_warmup_done": self.critic_warmup_done}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.critic_warmup_done = state.get("critic_warmup_done", 0)  # older saves: none
+
     # ------------------------------------------------------------------ update
-    def update(self, online: Batch, expert: Batch, model: Batch | None = None) -> dict[str, float]:
+    def update(
+        self, online: Batch, expert: Batch, model: Batch | None = None, train_actor: bool = True
+    ) -> dict[str, float]:
         """One update; returns the losses (floats) for logging. ``model`` transitions (the
         model-based variant) take the place of as many online ones in the critic's and
-        actor's batch; the reward step sees the real online batch only."""
+        actor's batch; the reward step sees the real online batch only. ``train_actor``
+        False skips the actor's step (``critic_warmup_updates``); reward, critic and Polyak
+        steps are taken as always."""
         obs, action, next_obs, done = joined(online, expert)
         n_online = len(online.obs)
 
         # 1. reward: online no-regret step on L(r) = V_r(pi) - V_r(pi_E)
         pairs = torch.cat([obs, action], dim=-1)
-        reward_loss, gradient_penalty = self.reward_step(pairs, n_online)
+        reward_loss, gradient_penalty = self.reward_step(self.reward_input(pairs, next_obs),
+                                                         n_online)  # fmt: skip
         if model is not None:
             real = len(online.obs) - len(model.obs)
             mixed = Batch(*(np.concatenate([getattr(online, f)[:real], getattr(model, f)])
@@ -126,7 +157,9 @@ class OPTAIL(SoftActorCritic):
 
         # 4. actor: soft-greedy with fixed temperature; 5. Polyak averaging
         expert_action = action[len(obs) - len(expert.obs) :]
-        actor_loss = self.actor_step(obs, distribution, expert_action=expert_action)
+        actor_loss = torch.full((), float("nan"))
+        if train_actor:
+            actor_loss = self.actor_step(obs, distribution, expert_action=expert_action)
         self.polyak()
         metrics = {
             self.REWARD_LOSS: float(reward_loss),
@@ -138,8 +171,9 @@ class OPTAIL(SoftActorCritic):
         return {name: metrics[name] for name in self.METRICS if name in metrics}
 
     def reward_step(self, pairs: Tensor, n_online: int) -> tuple[Tensor, Tensor]:
-        """One Adam step on ``reward_loss + lambda_gp gp`` for ``pairs`` = ``[s, a]`` of
-        ``n_online`` policy transitions then the expert's; returns both (detached)."""
+        """One Adam step on ``reward_loss + lambda_gp gp`` for ``pairs``, the reward net's
+        inputs (``reward_input``) of ``n_online`` policy transitions then the expert's;
+        returns both (detached)."""
         reward = self.reward(pairs)  # one pass over the policy's and the expert's pairs
         reward_loss = reward[:n_online].mean() - reward[n_online:].mean()
         gradient_penalty = self.gradient_penalty(pairs[n_online:], pairs[:n_online])
@@ -183,6 +217,14 @@ class OPTAIL(SoftActorCritic):
         loss.backward()
         adam_step(self.critic_optimizer)
 
+    def reward_input(self, pairs: Tensor, next_obs: Tensor) -> Tensor:
+        """The reward net's input for transitions ``pairs`` = ``[s, a]`` ending in
+        ``next_obs``: ``pairs`` itself, or ``[s, s']`` with ``reward_input``
+        ``"state_next_state"``."""
+        if self.config.reward_input == "state_next_state":
+            return torch.cat([pairs[:, : self.obs_dim], next_obs], dim=-1)
+        return pairs
+
     def reward_of(self, pairs: Tensor) -> Tensor:
         """The reward the critic learns from: ``r(s, a)``, recomputed at every update."""
         return self.reward(pairs)
@@ -190,10 +232,12 @@ class OPTAIL(SoftActorCritic):
     @torch.no_grad()
     def td_target(self, pairs: Tensor, next_obs: Tensor, done: Tensor) -> Tensor:
         """``clip(r + gamma (1 - d)(Q_targ(s', a') - alpha log pi(a'|s')), -c, c)``, a' ~ pi(s'),
-        r from the reward net on ``pairs`` = ``[s, a]``; ``done`` is 1 for terminated only."""
+        r from the reward net on the transitions ``pairs`` = ``[s, a]`` to ``next_obs``
+        (``reward_input``); ``done`` is 1 for terminated only."""
         cfg = self.config
         soft_next = self.soft_value(self.critic_target, next_obs)
-        target = self.reward_of(pairs) + cfg.gamma * (1 - done) * soft_next
+        target = self.reward_of(self.reward_input(pairs, next_obs))
+        target = target + cfg.gamma * (1 - done) * soft_next
         return target.clamp(-cfg.td_clip, cfg.td_clip)
 
     def gradient_penalty(self, expert_pairs: Tensor, policy_pairs: Tensor) -> Tensor:

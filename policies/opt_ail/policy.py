@@ -131,11 +131,36 @@ class SoftActorConfig(PolicyConfig):
 class RewardNetConfig(SoftActorConfig):
     """Learners with a reward network ``tanh(MLP(LayerNorm([s, a])))`` and its gradient
     penalty (OPT-AIL, DAC): Adam ``reward_lr``; ``gp_weight`` 0 or less means the paper's
-    per-task value (``GP_WEIGHT_BY_TASK``); TD targets are clipped to ``[-td_clip, td_clip]``."""
+    per-task value (``GP_WEIGHT_BY_TASK``); TD targets are clipped to ``[-td_clip, td_clip]``.
+
+    Deviations (not in the papers; off by default), for push from 10 demonstrations, where
+    the (s, a) reward tells the expert's states from the policy's but not its actions
+    (README: it scores the policy's action on expert states as the expert's own):
+
+    - ``reward_input``: ``"state_action"`` (the papers) feeds the reward net ``[s, a]``;
+      ``"state_next_state"`` feeds it the transition ``[s, s']`` (state-only, as GAIfO's
+      discriminator), in the reward step, its gradient penalty and every TD target (the
+      model-based variant scores a model transition's predicted s'). With end-effector delta
+      actions s' shows where the action moved the gripper, in the observation's normalized
+      units, so the reward can score what an action did rather than the action's numbers.
+    - ``critic_warmup_updates``: at the loop's first update, first that many updates with
+      the actor frozen (reward, critic and Polyak steps only), so that a cloned actor
+      (``bc_pretrain_steps``) does not climb an untrained critic; they count no actor step
+      (``bc_decay_updates``). Model-free only (the model-based loop refuses it)."""
 
     reward_lr: float = 3e-5
     gp_weight: float = 0.0
     td_clip: float = 100.0
+    reward_input: Literal["state_action", "state_next_state"] = "state_action"
+    critic_warmup_updates: int = 0
+
+    def validate(self) -> None:
+        super().validate()
+        if self.reward_input not in ("state_action", "state_next_state"):
+            raise ValueError(f"reward_input must be 'state_action' or 'state_next_state', got "
+                             f"{self.reward_input!r}")  # fmt: skip
+        if self.critic_warmup_updates < 0:
+            raise ValueError("critic_warmup_updates must be >= 0")
 
 
 @dataclasses.dataclass
@@ -202,6 +227,8 @@ class OPTAILConfig(RewardNetConfig):
                              "model_buffer_rollouts, updates_per_step, model_batch_size >= 1")
         if not 0 < self.model_holdout < 1 or not 0 <= self.real_ratio <= 1:
             raise ValueError("need 0 < model_holdout < 1 and 0 <= real_ratio <= 1")
+        if self.model_based and self.critic_warmup_updates:
+            raise ValueError("critic_warmup_updates applies to model-free OPT-AIL only")
 
 
 def mlp(inputs: int, hidden: tuple[int, ...], outputs: int) -> nn.Sequential:

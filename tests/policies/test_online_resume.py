@@ -1,7 +1,8 @@
 """Resume, bit-exact, for each learner of the online loop that the OPT-AIL loop test does not
 cover: model-based OPT-AIL, IQ-Learn, DAC, OPT-AIL with bfloat16 products and OPT-AIL with
 the deviations (pretrained actor, decaying BC term, twin critics: a resumed run must not
-clone again, and must keep the term's schedule), on the real reach env; and each one's
+clone again, and must keep the term's schedule; a reward on (s, s') with a critic warm-up,
+not taken again), on the real reach env; and each one's
 checkpoint as an ordinary robot_il checkpoint."""
 
 from __future__ import annotations
@@ -33,9 +34,14 @@ BC = ["--policy.bc-pretrain-steps", "20", "--policy.bc-weight", "1",
       "--policy.bc-decay-updates", "150", "--policy.twin-critics"]  # fmt: skip
 """OPT-AIL with both BC deviations and twin critics; the BC term's weight still falls when
 the runs resume."""
+TRANSITION_REWARD = ["--policy.reward-input", "state_next_state",
+                     "--policy.critic-warmup-updates", "30"]  # fmt: skip
+"""OPT-AIL with a reward on [s, s'] and 30 actor-frozen updates first: a resumed run must
+not warm up again."""
 LEARNERS = {"model-based OPT-AIL": ("opt-ail", MODEL_BASED), "IQ-Learn": ("iq-learn", []),
             "DAC": ("dac", []), "OPT-AIL bf16": ("opt-ail", BF16),
-            "OPT-AIL BC": ("opt-ail", BC)}  # fmt: skip
+            "OPT-AIL BC": ("opt-ail", BC),
+            "OPT-AIL (s, s') reward, warm-up": ("opt-ail", TRANSITION_REWARD)}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -101,9 +107,12 @@ def small_learner(name: str):
             **small, "hidden_dims": (128, 128), "matmul_precision": "bf16"}), SPEC, norm),
         "OPT-AIL BC": lambda: OPTAILPolicy(OPTAILConfig(
             **small, bc_weight=1.0, bc_decay_updates=4, twin_critics=True), SPEC, norm),
+        "OPT-AIL (s, s') reward, warm-up": lambda: OPTAILPolicy(OPTAILConfig(
+            **small, reward_input="state_next_state", critic_warmup_updates=3), SPEC, norm),
     }
     learners = {"model-based OPT-AIL": opt_ail_learner, "IQ-Learn": IQLearn, "DAC": DAC,
-                "OPT-AIL bf16": opt_ail_learner, "OPT-AIL BC": opt_ail_learner}
+                "OPT-AIL bf16": opt_ail_learner, "OPT-AIL BC": opt_ail_learner,
+                "OPT-AIL (s, s') reward, warm-up": opt_ail_learner}
     norm = identity_observation_normalizer(SPEC, -np.ones(ACT), np.ones(ACT))
     return learners[name](build[name](), "dmc:cartpole_swingup")
 

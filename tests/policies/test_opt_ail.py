@@ -508,3 +508,74 @@ def test_an_update_with_the_bc_term_raises_no_warning() -> None:
         warnings.simplefilter("error")
         metrics = agent.update(batch(1), batch(2))
     assert np.isfinite(metrics["bc_loss"])
+
+
+def test_a_state_transition_reward_tells_apart_what_a_state_action_reward_cannot() -> None:
+    """Expert and policy share every state and action but not where the transition ended
+    (the policy's s' is shifted by -0.5, the expert's by +0.5): an (s, a) reward sees the
+    same inputs on both sides and must score them alike; an (s, s') reward, trained as
+    long, scores the expert's transitions above the policy's on fresh states."""
+
+    def transitions(seed: int, shift: float) -> Batch:
+        data = batch(seed, action=0.3)
+        return Batch(data.obs, data.action, data.obs + shift, data.terminated)
+
+    gaps = {}
+    for reward_input in ("state_action", "state_next_state"):
+        agent = learner(reward_lr=1e-3, reward_input=reward_input)
+        for i in range(150):
+            agent.update(transitions(i, -0.5), transitions(i, +0.5))
+        expert_like, policy_like = transitions(99_999, +0.5), transitions(99_999, -0.5)
+        with torch.no_grad():
+            scores = [
+                float(agent.reward(agent.reward_input(
+                    torch.cat([torch.as_tensor(d.obs), torch.as_tensor(d.action)], dim=-1),
+                    torch.as_tensor(d.next_obs))).mean())
+                for d in (expert_like, policy_like)
+            ]  # fmt: skip
+        gaps[reward_input] = scores[0] - scores[1]
+    assert gaps["state_action"] == 0.0
+    assert gaps["state_next_state"] > 0.5
+
+
+def test_td_target_scores_the_transition_with_the_state_transition_reward() -> None:
+    """With gamma 0 the TD target is the reward alone: ``tanh(MLP(LayerNorm([s, s'])))``
+    of each transition, not of ``[s, a]`` (a net of 2 * OBS inputs)."""
+    agent = learner(reward_input="state_next_state", gamma=0.0)
+    data = batch(5)
+    obs, next_obs = torch.as_tensor(data.obs), torch.as_tensor(data.next_obs)
+    pairs = torch.cat([obs, torch.as_tensor(data.action)], dim=-1)
+    target = agent.td_target(pairs, next_obs, torch.zeros(len(obs)))
+    assert agent.reward.norm.normalized_shape == (2 * OBS,)
+    torch.testing.assert_close(target, agent.reward(torch.cat([obs, next_obs], dim=-1)))
+
+
+def test_critic_warmup_trains_reward_and_critic_before_the_actor_moves() -> None:
+    """The first ``learn`` takes the warm-up's actor-frozen updates, then one ordinary update:
+    the reward and critic take 4 steps, the actor 1; a learner restored from its state does
+    not warm up again."""
+    agent = learner(critic_warmup_updates=3)
+    buffer, expert = filled_buffers()
+    rng = np.random.default_rng(0)
+    actor_before = [p.detach().clone() for p in agent.policy.actor.parameters()]
+    critic_before = [p.detach().clone() for p in agent.critic.parameters()]
+    agent.update(*(buffer.sample(rng, 16), expert.sample(rng, 16)), train_actor=False)
+    assert all(torch.equal(a, b) for a, b in zip(actor_before, agent.policy.actor.parameters(),
+                                                   strict=True))  # fmt: skip
+    assert not all(torch.equal(a, b) for a, b in zip(critic_before, agent.critic.parameters(),
+                                                       strict=True))  # fmt: skip
+    fresh = learner(critic_warmup_updates=3)
+    fresh.learn(buffer, expert, rng)
+    steps = {name: int(getattr(fresh, name).state_dict()["state"][0]["step"])
+             for name in ("reward_optimizer", "critic_optimizer", "actor_optimizer")}  # fmt: skip
+    assert steps == {"reward_optimizer": 4, "critic_optimizer": 4, "actor_optimizer": 1}
+    assert (fresh.critic_warmup_done, fresh.actor_updates) == (3, 1)
+    restored = learner(critic_warmup_updates=3)
+    restored.load_state_dict(fresh.state_dict())
+    restored.learn(buffer, expert, rng)
+    assert int(restored.reward_optimizer.state_dict()["state"][0]["step"]) == 5
+
+
+def test_the_model_based_variant_refuses_a_critic_warmup() -> None:
+    with pytest.raises(ValueError, match="critic_warmup_updates"):
+        OPTAILConfig(obs_keys=("state",), model_based=True, critic_warmup_updates=10).validate()
