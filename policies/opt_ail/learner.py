@@ -51,8 +51,9 @@ from robot_il.train.replay import Batch, ReplayBuffer
 
 
 class RewardNet(nn.Module):
-    """``r(s, a) = tanh(MLP(LayerNorm([s, a])))`` in (-1, 1), orthogonal init; ``logit`` is
-    the MLP's output before the tanh (DAC's discriminator logit).
+    """``r(x) = tanh(MLP(LayerNorm(x)))`` in (-1, 1) of a transition's ``x = [s, a]`` (or
+    ``[s, s']``, ``reward_input``), orthogonal init; ``logit`` is the MLP's output before the
+    tanh (DAC's discriminator logit).
 
     The MLP runs as one autograd node (``relu_mlp``, first derivatives only) unless the
     input itself needs a gradient: the gradient penalty differentiates ``grad_x r`` again
@@ -232,7 +233,8 @@ class OPTAIL(SoftActorCritic):
         return pairs
 
     def reward_of(self, pairs: Tensor) -> Tensor:
-        """The reward the critic learns from: ``r(s, a)``, recomputed at every update."""
+        """The reward the critic learns from: ``r(x)`` of the reward net's inputs ``pairs``
+        (``reward_input``), recomputed at every update."""
         return self.reward(pairs)
 
     @torch.no_grad()
