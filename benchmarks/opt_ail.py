@@ -184,7 +184,8 @@ ONLINE_METHODS = ("opt_ail", "iq_learn", "dac")
 
 
 def deviation(args: argparse.Namespace) -> str | None:
-    """The behaviour-cloning deviations an online run has, as its rows name them (None: none)."""
+    """The deviations an online run has (behaviour cloning, twin critics, the reward's input,
+    the critic warm-up), as its rows and its directory name them (None: none)."""
     parts = [f"bc-init{args.bc_pretrain_steps}"] if args.bc_pretrain_steps else []
     if args.bc_weight:
         decay = f" to 0 in {args.bc_decay_updates}" if args.bc_decay_updates else ""
@@ -227,6 +228,11 @@ def run_online(args: argparse.Namespace) -> None:
 
     if args.model_based and args.part != "opt_ail":
         raise SystemExit("--model-based applies to opt_ail only")
+    if args.part == "iq_learn" and (args.reward_input != "state_action"
+                                    or args.critic_warmup_updates):  # fmt: skip
+        # IQ-Learn has no reward net: the run would be named for a deviation it does not have
+        raise SystemExit("--reward-input and --critic-warmup-updates apply to opt_ail and dac "
+                         "only (IQ-Learn has no reward net)")  # fmt: skip
     expert = expert_return(args.task, args.demos)
     expert_id = expert_seed(args.task, args.demos)
     # a CPU without AMX runs "bf16" on oneDNN's float32 kernels: the row says which it was
@@ -251,7 +257,7 @@ def run_online(args: argparse.Namespace) -> None:
         config.policy.bc_decay_updates = args.bc_decay_updates
         config.policy.log_std_min = args.log_std_min
         config.policy.twin_critics = args.twin_critics
-        if args.part != "iq_learn":  # IQ-Learn has no reward net
+        if args.part != "iq_learn":  # IQ-Learn has no reward net (refused above)
             config.policy.reward_input = args.reward_input
             config.policy.critic_warmup_updates = args.critic_warmup_updates
         if args.obs_normalization != "raw":

@@ -7,7 +7,9 @@ the replay buffer's pairs 0, plus the same gradient penalty (on the logit):
 reward ``r = log D - log(1 - D)``, which is the logit itself, recomputed at every update,
 with OPT-AIL's clipped TD target and no optimism term; the actor is the same soft-greedy
 one. Deviation: DAC's absorbing states are not added (the tasks run here end by time
-limits only; a terminated transition simply does not bootstrap).
+limits only; a terminated transition simply does not bootstrap). With ``reward_input``
+``"state_next_state"`` (a deviation, ``RewardNetConfig``) the discriminator sees ``[s, s']``
+instead of ``[s, a]``, as GAIfO's.
 """
 
 from __future__ import annotations

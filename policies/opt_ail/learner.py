@@ -51,8 +51,9 @@ from robot_il.train.replay import Batch, ReplayBuffer
 
 
 class RewardNet(nn.Module):
-    """``r(s, a) = tanh(MLP(LayerNorm([s, a])))`` in (-1, 1), orthogonal init; ``logit`` is
-    the MLP's output before the tanh (DAC's discriminator logit).
+    """``r(x) = tanh(MLP(LayerNorm(x)))`` in (-1, 1) of a transition's ``x = [s, a]`` (or
+    ``[s, s']``, ``reward_input``), orthogonal init; ``logit`` is the MLP's output before the
+    tanh (DAC's discriminator logit).
 
     The MLP runs as one autograd node (``relu_mlp``, first derivatives only) unless the
     input itself needs a gradient: the gradient penalty differentiates ``grad_x r`` again
@@ -122,6 +123,12 @@ class OPTAIL(SoftActorCritic):
         return {**super().state_dict(), "critic_warmup_done": self.critic_warmup_done}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        if ("critic_warmup_done" not in state and self.config.critic_warmup_updates
+                and state["reward_optimizer"]["state"]):  # fmt: skip
+            # saved before the field existed, past its first update: a warm-up now would
+            # freeze the actor mid-run (the run config's check skips fields added since)
+            raise ValueError("critic_warmup_updates: this run was saved before the warm-up "
+                             "existed, after its first update; it cannot warm up now")  # fmt: skip
         super().load_state_dict(state)
         self.critic_warmup_done = state.get("critic_warmup_done", 0)  # older saves: none
 
@@ -226,7 +233,8 @@ class OPTAIL(SoftActorCritic):
         return pairs
 
     def reward_of(self, pairs: Tensor) -> Tensor:
-        """The reward the critic learns from: ``r(s, a)``, recomputed at every update."""
+        """The reward the critic learns from: ``r(x)`` of the reward net's inputs ``pairs``
+        (``reward_input``), recomputed at every update."""
         return self.reward(pairs)
 
     @torch.no_grad()

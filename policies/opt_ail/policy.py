@@ -144,7 +144,8 @@ class RewardNetConfig(SoftActorConfig):
       actions s' shows where the action moved the gripper, in the observation's normalized
       units, so the reward can score what an action did rather than the action's numbers.
     - ``critic_warmup_updates``: at the loop's first update, first that many updates with
-      the actor frozen (reward, critic and Polyak steps only), so that a cloned actor
+      the actor frozen (reward, critic and Polyak steps only, each on ``batch_size`` online
+      and as many expert transitions, with no env step between them), so that a cloned actor
       (``bc_pretrain_steps``) does not climb an untrained critic; they count no actor step
       (``bc_decay_updates``). Model-free only (the model-based loop refuses it)."""
 

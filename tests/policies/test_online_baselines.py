@@ -17,6 +17,8 @@ from robot_il.policies.opt_ail import OPTAILConfig, OPTAILPolicy
 from robot_il.policies.opt_ail.policy import identity_observation_normalizer
 from test_opt_ail import ACT, OBS, SPEC, batch
 
+from robot_il.train.replay import Batch
+
 
 def normalizer():
     return identity_observation_normalizer(SPEC, -np.ones(ACT), np.ones(ACT))
@@ -74,6 +76,30 @@ def test_dac_reward_scores_expert_pairs_above_policy_pairs() -> None:
         expert_like = agent.reward_of(pairs_of(batch(99_999, action=0.8))).mean()
         policy_like = agent.reward_of(pairs_of(batch(99_999, action=-0.8))).mean()
     assert float(expert_like) > float(policy_like) + 1.0  # |grad| ~ 1: at most ~2.3 apart
+
+
+def test_dac_on_transitions_scores_where_they_end_and_trains_its_critic_on_it() -> None:
+    """Expert and buffer share every state and action, not where the transition ends (s'
+    shifted by +0.5 against -0.5): DAC's discriminator on ``[s, s']`` (``reward_input``)
+    ranks fresh expert-like transitions above policy-like ones, and with gamma 0 the
+    critic's TD target is its logit of ``[s, s']``, as the reward step trained it."""
+
+    def moved(seed: int, shift: float) -> Batch:
+        data = batch(seed, action=0.3)
+        return Batch(data.obs, data.action, data.obs + shift, data.terminated)
+
+    agent = dac(reward_lr=1e-3, reward_input="state_next_state", gamma=0.0)
+    for i in range(150):
+        agent.update(moved(i, -0.5), moved(i, +0.5))
+    targets = {}
+    for name, shift in (("expert_like", +0.5), ("policy_like", -0.5)):
+        data = moved(99_999, shift)
+        next_obs = torch.as_tensor(data.next_obs)
+        targets[name] = agent.td_target(pairs_of(data), next_obs, torch.zeros(len(next_obs)))
+        with torch.no_grad():
+            logit = agent.reward.logit(torch.cat([torch.as_tensor(data.obs), next_obs], dim=-1))
+        torch.testing.assert_close(targets[name], logit)
+    assert float(targets["expert_like"].mean()) > float(targets["policy_like"].mean()) + 1.0
 
 
 def test_dac_takes_no_optimism_step(monkeypatch) -> None:

@@ -579,3 +579,23 @@ def test_critic_warmup_trains_reward_and_critic_before_the_actor_moves() -> None
 def test_the_model_based_variant_refuses_a_critic_warmup() -> None:
     with pytest.raises(ValueError, match="critic_warmup_updates"):
         OPTAILConfig(obs_keys=("state",), model_based=True, critic_warmup_updates=10).validate()
+
+
+def test_a_save_from_before_the_warmup_does_not_warm_up_mid_run() -> None:
+    """A learner state saved before ``critic_warmup_done`` existed, after an update, is past
+    the loop's first update: resuming it with a warm-up is refused (it would freeze the actor
+    mid-run); without one it loads, and a save from before any update may still warm up."""
+    buffer, expert = filled_buffers()
+    fresh = learner().state_dict()
+    old = learner()
+    old.learn(buffer, expert, np.random.default_rng(0))
+    saved = old.state_dict()
+    for state in (saved, fresh):
+        del state["critic_warmup_done"]
+    with pytest.raises(ValueError, match="cannot warm up now"):
+        learner(critic_warmup_updates=3).load_state_dict(saved)
+    learner().load_state_dict(saved)
+    restored = learner(critic_warmup_updates=3)
+    restored.load_state_dict(fresh)
+    restored.learn(buffer, expert, np.random.default_rng(0))
+    assert restored.critic_warmup_done == 3

@@ -4,6 +4,7 @@ resumed run evaluates again the steps after its last save), rows from before
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 from pathlib import Path
 from types import ModuleType
@@ -43,3 +44,30 @@ def test_a_rewritten_row_replaces_its_row_from_before_expert_seed(opt_ail: Modul
     opt_ail.append_row(_row(**ur5e))
     opt_ail.append_row(_row(**ur5e, expert_seed=None, **{"return": 0.5}))
     assert [r["return"] for r in opt_ail.existing_rows()] == [120.0, 130.0, 0.5]
+
+
+def _online_args(**changes) -> argparse.Namespace:
+    """``run_online``'s arguments with no deviation, and ``changes``."""
+    args = {"part": "opt_ail", "model_based": False, "bc_pretrain_steps": 0, "bc_weight": 0.0,
+            "bc_decay_updates": 0, "log_std_min": -5.0, "twin_critics": False,
+            "reward_input": "state_action", "critic_warmup_updates": 0}  # fmt: skip
+    return argparse.Namespace(**(args | changes))
+
+
+def test_each_reward_deviation_names_its_runs_apart(opt_ail: ModuleType) -> None:
+    """The (s, s') reward and the critic warm-up, alone or together, name different runs
+    (``deviation`` keys both the rows and the run directory)."""
+    names = [opt_ail.deviation(_online_args(**changes)) for changes in (
+        {}, {"reward_input": "state_next_state"}, {"critic_warmup_updates": 500},
+        {"critic_warmup_updates": 5000}, {"reward_input": "state_next_state",
+                                          "critic_warmup_updates": 500})]  # fmt: skip
+    assert names[0] is None
+    assert len(set(names)) == len(names)
+
+
+@pytest.mark.parametrize("changes", [{"reward_input": "state_next_state"},
+                                     {"critic_warmup_updates": 10}])  # fmt: skip
+def test_iq_learn_refuses_the_reward_deviations(opt_ail: ModuleType, changes: dict) -> None:
+    """IQ-Learn has no reward net: its run would carry a deviation it does not have."""
+    with pytest.raises(SystemExit, match="IQ-Learn has no reward net"):
+        opt_ail.run_online(_online_args(part="iq_learn", **changes))
