@@ -204,8 +204,9 @@ def train(args: argparse.Namespace) -> None:
 
 
 class ExpertActor:
-    """SAC's deterministic actor, ``tanh(mu(s))`` scaled to the action bounds, held as float32
-    arrays in ``data/experts/<task>_sac<seed>.npz`` (git keeps it: 24-256-256-6 is 300 KB).
+    """SAC's deterministic actor, ``tanh(mu(s))`` after ReLU hidden layers, scaled to the action
+    bounds, held as float32 arrays ``w0, b0, ...`` in ``data/experts/<task>_sac<seed>.npz``
+    (git keeps it: walker's 24-256-256-6 is 300 KB).
 
     ``record`` always rolls out this file, so a new machine rebuilds the demonstrations in
     seconds from the committed weights instead of retraining SAC for hours (walker_walk: about
@@ -214,16 +215,23 @@ class ExpertActor:
 
     def __init__(self, path: Path) -> None:
         with np.load(path) as saved:
-            self.weights = [(saved[f"w{i}"], saved[f"b{i}"]) for i in range(3)]
+            layers = sum(name.startswith("w") for name in saved.files)
+            self.weights = [(saved[f"w{i}"], saved[f"b{i}"]) for i in range(layers)]
             self.low, self.high = saved["low"], saved["high"]
             self.seed, self.env_steps = int(saved["seed"]), int(saved["env_steps"])
             self.repeat = int(saved["repeat"])
 
     @staticmethod
     def export(model: Any, repeat: int, path: Path) -> None:
-        """Write the SB3 SAC ``model``'s actor (two ReLU layers, then the mean head)."""
+        """Write the SB3 SAC ``model``'s actor: its hidden layers, which must be ReLU (SB3's
+        SAC default; another activation would be rolled out wrongly), then the mean head."""
+        import torch.nn as nn
+
         actor = model.policy.actor
-        layers = [actor.latent_pi[0], actor.latent_pi[2], actor.mu]
+        if any(not isinstance(m, (nn.Linear, nn.ReLU)) for m in actor.latent_pi):
+            raise ValueError(f"{path.name}: the SAC actor's hidden layers must be Linear and "
+                             f"ReLU to export, got {actor.latent_pi}")  # fmt: skip
+        layers = [m for m in actor.latent_pi if isinstance(m, nn.Linear)] + [actor.mu]
         arrays = {}
         for i, layer in enumerate(layers):
             arrays[f"w{i}"] = layer.weight.detach().numpy().astype(np.float32)
@@ -238,7 +246,7 @@ class ExpertActor:
         x = np.asarray(state, np.float32)
         for i, (w, b) in enumerate(self.weights):
             x = x @ w.T + b
-            x = np.maximum(x, 0) if i < 2 else np.tanh(x)
+            x = np.maximum(x, 0) if i < len(self.weights) - 1 else np.tanh(x)
         return self.low + (x + 1) * 0.5 * (self.high - self.low)
 
 

@@ -30,15 +30,29 @@ def test_the_exported_actor_acts_as_sb3_predicts(dmc_experts: ModuleType, tmp_pa
     the untrained actor's weights are random, so every layer's transpose and order count."""
     from stable_baselines3 import SAC
 
-    model = SAC("MlpPolicy", gym.make("Pendulum-v1"), seed=3, device="cpu")
+    model = SAC("MlpPolicy", gym.make("Pendulum-v1"), seed=3, device="cpu",
+                policy_kwargs={"net_arch": [64, 32, 16]})  # three hidden layers  # fmt: skip
     path = tmp_path / "pendulum_sac3.npz"
     dmc_experts.ExpertActor.export(model, repeat=2, path=path)
     actor = dmc_experts.ExpertActor(path)
-    states = np.random.default_rng(0).normal(size=(256, 3)).astype(np.float32) * 3
+    states = np.random.default_rng(0).normal(size=(256, 3)).astype(np.float32) * 30
     expected, _ = model.predict(states, deterministic=True)
     np.testing.assert_allclose(actor(states), expected, atol=1e-5)
     assert np.ptp(expected) > 0.5  # the test would see a wrong scale or layer
     assert (actor.seed, actor.repeat, actor.env_steps) == (3, 2, 0)
+
+
+def test_export_refuses_an_actor_it_would_roll_out_wrongly(
+    dmc_experts: ModuleType, tmp_path: Path
+) -> None:
+    import torch.nn as nn
+    from stable_baselines3 import SAC
+
+    model = SAC("MlpPolicy", gym.make("Pendulum-v1"), device="cpu",
+                policy_kwargs={"net_arch": [32, 32, 32], "activation_fn": nn.Tanh})  # fmt: skip
+    with pytest.raises(ValueError, match="must be Linear and ReLU"):
+        dmc_experts.ExpertActor.export(model, repeat=1, path=tmp_path / "tanh.npz")
+    assert not (tmp_path / "tanh.npz").exists()
 
 
 def test_record_without_an_exported_expert_names_the_file(dmc_experts: ModuleType) -> None:
