@@ -4,7 +4,6 @@ new machine rebuild the DMC demonstrations without retraining SAC."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 
@@ -12,15 +11,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-BENCHMARKS = Path(__file__).parents[2] / "benchmarks"
-
 
 @pytest.fixture
-def dmc_experts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> ModuleType:
+def dmc_experts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, load_benchmark) -> ModuleType:
     """The benchmark module, keeping exported experts in ``tmp_path``."""
-    spec = importlib.util.spec_from_file_location("dmc_experts", BENCHMARKS / "dmc_experts.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_benchmark("dmc_experts")
     monkeypatch.setattr(module, "EXPERTS", tmp_path)
     return module
 

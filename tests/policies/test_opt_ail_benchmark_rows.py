@@ -5,21 +5,16 @@ resumed run evaluates again the steps after its last save), rows from before
 from __future__ import annotations
 
 import argparse
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-BENCHMARKS = Path(__file__).parents[2] / "benchmarks"
-
 
 @pytest.fixture
-def opt_ail(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> ModuleType:
+def opt_ail(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, load_benchmark) -> ModuleType:
     """The benchmark module, writing its rows to ``tmp_path``."""
-    spec = importlib.util.spec_from_file_location("opt_ail", BENCHMARKS / "opt_ail.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_benchmark("opt_ail")
     monkeypatch.setattr(module, "RESULTS", tmp_path / "opt_ail.json")
     return module
 

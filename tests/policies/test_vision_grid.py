@@ -5,7 +5,6 @@ line of its own, state cells too."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -14,22 +13,13 @@ import pytest
 
 from robot_il.errors import ConfigError
 
-BENCHMARKS = Path(__file__).parents[2] / "benchmarks"
-
-
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.fixture
-def vision(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> ModuleType:
+def vision(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, load_benchmark) -> ModuleType:
     """The benchmark module (its ``from policies import ...`` is ``benchmarks/policies.py``),
     writing its cells under ``tmp_path``."""
-    monkeypatch.setitem(sys.modules, "policies", _load("policies"))
-    module = _load("vision")
+    monkeypatch.setitem(sys.modules, "policies", load_benchmark("policies"))
+    module = load_benchmark("vision")
     monkeypatch.setattr(module, "RESULTS", tmp_path / "vision.json")
     return module
 
