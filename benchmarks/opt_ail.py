@@ -373,15 +373,20 @@ def paper_curve(task: str, method: str, anchors: Path) -> tuple[np.ndarray, np.n
     return np.array(xs), np.array(ys)
 
 
+def wanted_expert_seed(args: argparse.Namespace) -> int | None:
+    """``--expert-seed``; default the DMC dataset's, or the first experts' 0 without one."""
+    if args.expert_seed is None and family(args.task) == "dmc":
+        present = dmc_expert_dataset(args.task).is_dir()
+        return expert_seed(args.task, args.demos) if present else 0
+    return args.expert_seed
+
+
 def task_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     """The rows of ``--results`` for this task, number of demonstrations, subsampling and
-    expert (``--expert-seed``; default the dataset's, or the first experts' 0 without one)."""
+    expert (``wanted_expert_seed``)."""
     if not args.results.exists():
         raise SystemExit(f"{args.results}: no results yet; run a part first")
-    wanted = args.expert_seed
-    if wanted is None and family(args.task) == "dmc":
-        present = dmc_expert_dataset(args.task).is_dir()
-        wanted = expert_seed(args.task, args.demos) if present else 0
+    wanted = wanted_expert_seed(args)
     return [r for r in json.loads(args.results.read_text())["runs"] if r["task"] == args.task
             and r["demos"] == args.demos and r["subsample"] == args.subsample
             and row_expert_seed(r) == wanted]  # fmt: skip
@@ -409,7 +414,7 @@ def plot(args: argparse.Namespace) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = task_rows(args)
+    rows, expert = task_rows(args), wanted_expert_seed(args)
     metric = "success_rate" if family(args.task) == "ur5e" else "return"
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     if args.task in PAPER_NAMES and args.anchors.exists():
@@ -446,11 +451,13 @@ def plot(args: argparse.Namespace) -> None:
     if metric == "success_rate":
         ax.set_ylim(-0.02, 1.02)
     ax.set(xlabel="env steps", ylabel=f"{metric.replace('_', ' ')} ({episodes} episodes)",
-           title=f"{args.task}, {args.demos} expert trajectories, subsample {args.subsample}")
+           title=f"{args.task}, {args.demos} expert trajectories, subsample {args.subsample}"
+           + ("" if expert is None else f", SAC expert seed {expert}"))
     # success curves stay low on push: the legend goes above them
     ax.legend(fontsize=7, loc="upper right" if metric == "success_rate" else "lower right")
     fig.tight_layout()
     suffix = f"_k{args.subsample}" if args.subsample > 1 else ""
+    suffix += f"_x{expert}" if expert else ""  # one plot per expert, as run directories
     path = args.results.with_name(f"opt_ail_{task_slug(args.task)}{suffix}.png")
     fig.savefig(path)
     print(f"wrote {path}")
