@@ -22,7 +22,8 @@ def opt_ail(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, load_benchmark) -> 
 def _row(**changes) -> dict:
     row = {"task": "dmc:walker_walk", "method": "opt_ail", "variant": "model-free",
            "profile": "cpu", "obs_normalization": None, "precision": None, "seed": 0,
-           "demos": 1, "subsample": 1, "env_steps": 5000, "return": 100.0}  # fmt: skip
+           "demos": 1, "subsample": 1, "env_steps": 5000, "return": 100.0,
+           "expert_return": 920.0}  # fmt: skip
     return row | changes
 
 
@@ -66,3 +67,16 @@ def test_iq_learn_refuses_the_reward_deviations(opt_ail: ModuleType, changes: di
     """IQ-Learn has no reward net: its run would carry a deviation it does not have."""
     with pytest.raises(SystemExit, match="IQ-Learn has no reward net"):
         opt_ail.run_online(_online_args(part="iq_learn", **changes))
+
+
+def test_each_expert_gets_its_own_plot(opt_ail: ModuleType, tmp_path: Path) -> None:
+    """``plot`` draws one expert's rows (``--expert-seed``) into a file named for it, so a new
+    expert's curves never overwrite the first expert's plot."""
+    opt_ail.append_row(_row(expert_seed=0))
+    opt_ail.append_row(_row(expert_seed=1, env_steps=10_000))
+    for seed in (0, 1):
+        opt_ail.plot(argparse.Namespace(
+            task="dmc:walker_walk", demos=1, subsample=1, expert_seed=seed, env_steps=100_000,
+            results=tmp_path / "opt_ail.json", anchors=tmp_path / "no_anchors.csv"))  # fmt: skip
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == [
+        "opt_ail_walker_walk.png", "opt_ail_walker_walk_x1.png"]  # fmt: skip
