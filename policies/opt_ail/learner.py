@@ -126,7 +126,7 @@ class OPTAIL(SoftActorCritic):
         if ("critic_warmup_done" not in state and self.config.critic_warmup_updates
                 and state["reward_optimizer"]["state"]):  # fmt: skip
             # saved before the field existed, past its first update: a warm-up now would
-            # freeze the actor mid-run (the run config's check skips fields added since)
+            # freeze the actor mid-run
             raise ValueError("critic_warmup_updates: this run was saved before the warm-up "
                              "existed, after its first update; it cannot warm up now")  # fmt: skip
         super().load_state_dict(state)

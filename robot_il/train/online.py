@@ -74,6 +74,7 @@ from robot_il.train.trainer import (
     STATE_DIR,
     SUMMARY_JSON,
     MetricsLogger,
+    field_defaults,
     observation_keys,
     policy_type_of,
     refuse_changed_settings,
@@ -423,9 +424,12 @@ def _load_state(
         raise CheckpointError(
             f"{state_dir}: resumes a {state['policy_type']!r} run, not {policy_type!r}"
         )
+    policy_config = algorithm.policy.config
     refuse_changed_settings(state_dir, "policy config", state.get("policy_config"),
-                            dataclasses.asdict(algorithm.policy.config))  # fmt: skip
-    refuse_changed_settings(state_dir, "run config", state.get("run_config"), run_config)
+                            dataclasses.asdict(policy_config),
+                            field_defaults(type(policy_config)))  # fmt: skip
+    refuse_changed_settings(state_dir, "run config", state.get("run_config"), run_config,
+                            field_defaults(OnlineTrainConfig))  # fmt: skip
     try:
         algorithm.load_state_dict(state["algorithm"])
     except (RuntimeError, ValueError, KeyError) as error:

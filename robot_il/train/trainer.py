@@ -322,24 +322,49 @@ def replace_dir(target: Path, write: Any) -> Path:
 
 
 def refuse_changed_settings(
-    state_dir: Path, what: str, saved: dict[str, Any] | None, current: dict[str, Any]
+    state_dir: Path,
+    what: str,
+    saved: dict[str, Any] | None,
+    current: dict[str, Any],
+    defaults: dict[str, Any],
 ) -> None:
     """``CheckpointError`` naming every setting of ``current`` that differs from what the run
     at ``state_dir`` saved (``what``: e.g. "policy config"). Settings that keep every
     weight's shape (an image crop, its cameras, the normalization, a matmul precision, a
     learning rate, the demonstrations used) would load and train the rest of the run under
-    other settings. Runs saved before the settings were kept, and fields added since, are
-    not compared."""
+    other settings. A setting the save lacks was added after the run started, which then
+    trained as its default does (a new setting's default keeps the old behaviour), so it is
+    compared with ``defaults``. Runs saved before settings were kept are not compared."""
     from robot_il.errors import CheckpointError
 
-    saved = saved or {}
-    changed = sorted(k for k in current if k in saved and saved[k] != current[k])
+    if saved is None:
+        return
+    was = {k: saved[k] if k in saved else defaults[k] for k in current
+           if k in saved or k in defaults}  # fmt: skip
+    changed = sorted(k for k in was if was[k] != current[k])
     if changed:
         raise CheckpointError(
             f"{state_dir}: {what} changed since this run: "
-            + "; ".join(f"{k} {saved[k]!r} -> {current[k]!r}" for k in changed)
+            + "; ".join(f"{k} {was[k]!r}{'' if k in saved else ' (its default; not saved)'}"
+                        f" -> {current[k]!r}" for k in changed)  # fmt: skip
             + " (pass a new --out)"
         )
+
+
+def field_defaults(config_type: type) -> dict[str, Any]:
+    """Each field of the dataclass ``config_type`` that has a default, mapped to it as
+    ``dataclasses.asdict`` writes it: what a setting was before a save kept it."""
+    defaults: dict[str, Any] = {}
+    for field in dataclasses.fields(config_type):
+        if field.default is not dataclasses.MISSING:
+            value = field.default
+        elif field.default_factory is not dataclasses.MISSING:
+            value = field.default_factory()
+        else:
+            continue
+        is_config = dataclasses.is_dataclass(value)
+        defaults[field.name] = dataclasses.asdict(value) if is_config else value
+    return defaults
 
 
 def _load_state(
@@ -365,7 +390,8 @@ def _load_state(
             f"{state_dir}: resumes a {state['policy_type']!r} run, not {policy_type!r}"
         )
     refuse_changed_settings(state_dir, "policy config", state.get("policy_config"),
-                            dataclasses.asdict(policy.config))  # fmt: skip
+                            dataclasses.asdict(policy.config),
+                            field_defaults(type(policy.config)))  # fmt: skip
     try:
         policy.load_state_dict(weights)
         optimizer.load_state_dict(state["optimizer"])

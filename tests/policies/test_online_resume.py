@@ -224,3 +224,33 @@ def test_resume_with_a_changed_policy_config_is_refused(
                        r"learning_starts 40 -> 60"):  # fmt: skip
         train_online(load_config("opt_ail", None, later_start))
     assert (out / "train_state" / "state.pt").read_bytes() == saved
+
+
+def test_a_setting_the_save_lacks_is_compared_with_its_default(
+    one_reach_demo: Path, tmp_path: Path
+) -> None:
+    """A run saved before a setting existed trained as that setting's default does (a new
+    setting defaults to the old behaviour): resuming it under another value is refused with
+    the default named, and under the default it goes on."""
+    from robot_il.errors import CheckpointError
+    from robot_il.train.config import load_config
+    from robot_il.train.online import train_online
+
+    out = tmp_path / "run"
+    train_online(load_config("opt_ail", None, settings(one_reach_demo, out, [], 80)))
+    path = out / "train_state" / "state.pt"
+    state = torch.load(path, weights_only=False)
+    del state["policy_config"]["eta"], state["run_config"]["learning_starts"]
+    torch.save(state, path)
+    older_save = path.read_bytes()
+    with pytest.raises(CheckpointError, match=r"policy config changed since this run: "
+                       r"eta 0\.001 \(its default; not saved\) -> 0\.5 "):  # fmt: skip
+        train_online(load_config("opt_ail", None,
+                                 settings(one_reach_demo, out, ["--policy.eta", "0.5"], 160)))
+    with pytest.raises(CheckpointError, match=r"run config changed since this run: "
+                       r"learning_starts 2000 \(its default; not saved\) -> 40 "):  # fmt: skip
+        train_online(load_config("opt_ail", None, settings(one_reach_demo, out, [], 160)))
+    assert path.read_bytes() == older_save
+    at_default = settings(one_reach_demo, out, [], 160) + ["--learning-starts", "2000"]
+    train_online(load_config("opt_ail", None, at_default))
+    assert torch.load(path, weights_only=False)["step"] == 160
