@@ -149,8 +149,10 @@ def train(args: argparse.Namespace) -> None:
         model = SAC.load(model_file, env=env, device="cpu")
         model.load_replay_buffer(buffer_file)
         if reached_stop_return(args.task, model.num_timesteps * repeat, args.stop_return):
-            print(f"{args.task}: the saved expert already reached --stop-return "
-                  f"{args.stop_return:g}; nothing to train (delete {directory} to start over)")
+            print(
+                f"{args.task}: the saved expert already reached --stop-return "
+                f"{args.stop_return:g}; nothing to train (delete {directory} to start over)"
+            )
             return
         print(f"resumed {args.task} at {model.num_timesteps * repeat} env steps")
     else:

@@ -329,7 +329,9 @@ def tick_timing(
     for _ in tqdm(range(episodes), desc="tick timing", unit="episode"):
         controllers = {
             label: episodes_of.scene_controller(
-                scenes_of.sample_scenes([0]), primitives[label], delay=np.zeros((1, 2)),
+                scenes_of.sample_scenes([0]),
+                primitives[label],
+                delay=np.zeros((1, 2)),
                 method="coupled",
             )  # fmt: skip
             for label, (scenes_of, episodes_of) in runs.items()

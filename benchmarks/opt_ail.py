@@ -441,18 +441,27 @@ def plot(args: argparse.Namespace) -> None:
     bc = best_bc(rows, metric)
     if bc:
         setting, mean, values = bc
-        ax.axhline(mean, color="tab:red", ls="-.", label=(
-            f"tuned BC, ours (wd {setting['weight_decay']:g}, lr {setting['lr']:g}; "
-            f"{len(values)} seed{'s' * (len(values) > 1)})"))
+        ax.axhline(
+            mean,
+            color="tab:red",
+            ls="-.",
+            label=(
+                f"tuned BC, ours (wd {setting['weight_decay']:g}, lr {setting['lr']:g}; "
+                f"{len(values)} seed{'s' * (len(values) > 1)})"
+            ),
+        )
     ours_steps = [r["env_steps"] for r in rows if r["method"] in ONLINE_METHODS]
     budget = MAX_ENV_STEPS if family(args.task) == "dmc" else args.env_steps
     ax.set_xlim(0, max([budget, *ours_steps]) * 1.02)  # the budgets the goals name
     episodes = EVAL_EPISODES[family(args.task)]
     if metric == "success_rate":
         ax.set_ylim(-0.02, 1.02)
-    ax.set(xlabel="env steps", ylabel=f"{metric.replace('_', ' ')} ({episodes} episodes)",
-           title=f"{args.task}, {args.demos} expert trajectories, subsample {args.subsample}"
-           + ("" if expert is None else f", SAC expert seed {expert}"))
+    ax.set(
+        xlabel="env steps",
+        ylabel=f"{metric.replace('_', ' ')} ({episodes} episodes)",
+        title=f"{args.task}, {args.demos} expert trajectories, subsample {args.subsample}"
+        + ("" if expert is None else f", SAC expert seed {expert}"),
+    )
     # success curves stay low on push: the legend goes above them
     ax.legend(fontsize=7, loc="upper right" if metric == "success_rate" else "lower right")
     fig.tight_layout()
@@ -591,43 +600,93 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=10_000)
     parser.add_argument("--save-every", type=int, default=5_000)
     parser.add_argument("--profile", choices=("cpu", "paper"), default="cpu")
-    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                        help="online learners: the hidden layers' matmul precision in updates")
-    parser.add_argument("--obs-normalization", choices=("raw", "gaussian", "minmax"),
-                        help="online learners' inputs: raw (DMC default) or the "
-                             "demonstrations' statistics (UR5e default: gaussian)")
-    parser.add_argument("--bc-pretrain-steps", type=int, default=0,
-                        help="online learners: BC steps on the actor before the first env "
-                             "step (a deviation; 0: off)")
-    parser.add_argument("--bc-weight", type=float, default=0.0,
-                        help="online learners: weight of a BC term in the actor's loss (a "
-                             "deviation; 0: off)")
-    parser.add_argument("--bc-decay-updates", type=int, default=0,
-                        help="online learners: the BC term's weight falls linearly to 0 over "
-                             "this many actor updates (0: constant)")
-    parser.add_argument("--log-std-min", type=float, default=LOG_STD_MIN,
-                        help="online learners: the actor's least log std (a deviation above "
-                             f"the paper's {LOG_STD_MIN:g})")
-    parser.add_argument("--twin-critics", action="store_true",
-                        help="OPT-AIL, DAC: two Q-networks and their minimum (a deviation)")
-    parser.add_argument("--reward-input", choices=("state_action", "state_next_state"),
-                        default="state_action",
-                        help="OPT-AIL, DAC: the reward net's input, [s, a] (the papers) or "
-                             "[s, s'] (a deviation)")
-    parser.add_argument("--critic-warmup-updates", type=int, default=0,
-                        help="OPT-AIL, DAC: actor-frozen updates before the first actor step "
-                             "(a deviation; 0: off)")
-    parser.add_argument("--bc-steps", type=int, default=None,
-                        help="10000 (DMC), 4000 (UR5e: the BC config's default)")
-    parser.add_argument("--bc-weight-decays", type=float, nargs="+",
-                        help="bc: run only these of the grid's weight decays (default: all)")
-    parser.add_argument("--bc-lrs", type=float, nargs="+",
-                        help="bc: run only these of the grid's learning rates (default: all)")
-    parser.add_argument("--expert-seed", type=int, default=None,
-                        help="plot, table: the rows of this SAC expert (default: the dataset's)")
+    parser.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="online learners: the hidden layers' matmul precision in updates",
+    )
+    parser.add_argument(
+        "--obs-normalization",
+        choices=("raw", "gaussian", "minmax"),
+        help="online learners' inputs: raw (DMC default) or the "
+        "demonstrations' statistics (UR5e default: gaussian)",
+    )
+    parser.add_argument(
+        "--bc-pretrain-steps",
+        type=int,
+        default=0,
+        help="online learners: BC steps on the actor before the first env "
+        "step (a deviation; 0: off)",
+    )
+    parser.add_argument(
+        "--bc-weight",
+        type=float,
+        default=0.0,
+        help="online learners: weight of a BC term in the actor's loss (a deviation; 0: off)",
+    )
+    parser.add_argument(
+        "--bc-decay-updates",
+        type=int,
+        default=0,
+        help="online learners: the BC term's weight falls linearly to 0 over "
+        "this many actor updates (0: constant)",
+    )
+    parser.add_argument(
+        "--log-std-min",
+        type=float,
+        default=LOG_STD_MIN,
+        help="online learners: the actor's least log std (a deviation above "
+        f"the paper's {LOG_STD_MIN:g})",
+    )
+    parser.add_argument(
+        "--twin-critics",
+        action="store_true",
+        help="OPT-AIL, DAC: two Q-networks and their minimum (a deviation)",
+    )
+    parser.add_argument(
+        "--reward-input",
+        choices=("state_action", "state_next_state"),
+        default="state_action",
+        help="OPT-AIL, DAC: the reward net's input, [s, a] (the papers) or [s, s'] (a deviation)",
+    )
+    parser.add_argument(
+        "--critic-warmup-updates",
+        type=int,
+        default=0,
+        help="OPT-AIL, DAC: actor-frozen updates before the first actor step (a deviation; 0: off)",
+    )
+    parser.add_argument(
+        "--bc-steps",
+        type=int,
+        default=None,
+        help="10000 (DMC), 4000 (UR5e: the BC config's default)",
+    )
+    parser.add_argument(
+        "--bc-weight-decays",
+        type=float,
+        nargs="+",
+        help="bc: run only these of the grid's weight decays (default: all)",
+    )
+    parser.add_argument(
+        "--bc-lrs",
+        type=float,
+        nargs="+",
+        help="bc: run only these of the grid's learning rates (default: all)",
+    )
+    parser.add_argument(
+        "--expert-seed",
+        type=int,
+        default=None,
+        help="plot, table: the rows of this SAC expert (default: the dataset's)",
+    )
     parser.add_argument("--anchors", type=Path, default=ANCHORS)
-    parser.add_argument("--results", type=Path, default=RESULTS,
-                        help="plot, table: the results file to read (the plot goes beside it)")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=RESULTS,
+        help="plot, table: the results file to read (the plot goes beside it)",
+    )
     args = parser.parse_args()
     if args.demos is None:
         args.demos = DEFAULT_DEMOS[family(args.task)]

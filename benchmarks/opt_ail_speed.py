@@ -366,8 +366,12 @@ def main() -> None:
     parser.add_argument("--env-step-samples", type=int, default=2000)
     parser.add_argument("--loop-steps", type=int, default=0)
     parser.add_argument("--state", type=Path, help="a run's train_state/ to start from")
-    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                        help="bf16: also time today's learner with bfloat16 hidden products")
+    parser.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="bf16: also time today's learner with bfloat16 hidden products",
+    )
     parser.add_argument("--bf16-baseline-rev", help="with --precision bf16: also time the "
                         "bf16 learner as of this revision (path bf16_old)")  # fmt: skip
     args = parser.parse_args()

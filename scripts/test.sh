@@ -13,6 +13,7 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
     fi
 fi
 .venv/bin/ruff check --quiet .
+.venv/bin/ruff format --check --quiet .
 export MUJOCO_GL="${MUJOCO_GL:-egl}"
 # Two workers (pytest-xdist), a test file's tests on one of them: most tests wait on node
 # processes, DDS and rollouts, so two at a time use both cores. Each ROS test has its own DDS

@@ -21,9 +21,9 @@ from torch import Tensor, nn
 
 def discriminator_loss(expert_logits: Tensor, policy_logits: Tensor) -> Tensor:
     """``E_E[-log sigmoid(l)] + E_pi[-log(1 - sigmoid(l))]``, in the stable softplus form."""
-    return nn.functional.softplus(-expert_logits).mean() + nn.functional.softplus(
-        policy_logits
-    ).mean()
+    return (
+        nn.functional.softplus(-expert_logits).mean() + nn.functional.softplus(policy_logits).mean()
+    )
 
 
 class DAC(OPTAIL):

@@ -312,8 +312,10 @@ class OPTAIL(SoftActorCritic):
             )
         online_tilde = torch.tanh(mu[:n_online_states]).detach()
         repeated = states.repeat_interleave(n, dim=0)
-        heads = self.critic.heads(torch.cat([obs, repeated, repeated, states[:n_online_states]]),
-                                  torch.cat([action, uniform, policy_actions, online_tilde]))
+        heads = self.critic.heads(
+            torch.cat([obs, repeated, repeated, states[:n_online_states]]),
+            torch.cat([action, uniform, policy_actions, online_tilde]),
+        )
         q = heads[0] if len(heads) == 1 else torch.minimum(*heads)
         q_batch, q_uniform, q_policy, q_online_tilde = q.split(
             [len(obs), n_states * n, n_states * n, n_online_states]

@@ -224,8 +224,10 @@ class OPTAILConfig(RewardNetConfig):
                   self.rollout_states, self.model_buffer_rollouts, self.updates_per_step,
                   self.model_batch_size)  # fmt: skip
         if min(counts) < 1:
-            raise ValueError("model_every, model_max_steps, rollout_every, rollout_states, "
-                             "model_buffer_rollouts, updates_per_step, model_batch_size >= 1")
+            raise ValueError(
+                "model_every, model_max_steps, rollout_every, rollout_states, "
+                "model_buffer_rollouts, updates_per_step, model_batch_size >= 1"
+            )
         if not 0 < self.model_holdout < 1 or not 0 <= self.real_ratio <= 1:
             raise ValueError("need 0 < model_holdout < 1 and 0 <= real_ratio <= 1")
         if self.model_based and self.critic_warmup_updates:
@@ -244,7 +246,7 @@ def mlp(inputs: int, hidden: tuple[int, ...], outputs: int) -> nn.Sequential:
 
 def squashed_gaussian_log_prob(u: Tensor, mu: Tensor, log_std: Tensor) -> Tensor:
     """``log pi(tanh(u))`` for pre-squash samples ``u`` of ``N(mu, exp(log_std)^2)``, (B,)."""
-    gaussian = (-0.5 * ((u - mu) / log_std.exp()) ** 2 - log_std - 0.5 * np.log(2 * np.pi))
+    gaussian = -0.5 * ((u - mu) / log_std.exp()) ** 2 - log_std - 0.5 * np.log(2 * np.pi)
     # log |d tanh(u)/du| = log(1 - tanh(u)^2), in a form that is stable for large |u|
     squash = 2 * (np.log(2) - u - nn.functional.softplus(-2 * u))
     return (gaussian - squash).sum(-1)

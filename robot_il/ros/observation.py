@@ -91,6 +91,8 @@ def camera_parameters(node: Node) -> dict[str, Any]:
         "camera_tolerance": declare_float(node, "camera_tolerance", 0.05),
         "compressed_images": bool(node.declare_parameter("compressed_images", False).value),
     }
+
+
 ROBOT_STATE_KEYS = {"speed_scaling": 1, "wrench": 6}
 """Optional per-arm keys of a real arm's state (``robot_state``)."""
 SPEED_SCALING = ("speed_scaling_state_broadcaster", "speed_scaling")

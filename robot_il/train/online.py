@@ -212,8 +212,14 @@ def train_online(
                       stacklevel=2)  # fmt: skip
     recorded = dataset.attrs.get("env_spec") or {}
     demo_horizon = recorded.get("max_episode_steps") if recorded.get("task") == task else None
-    env = make_online_env(spec, task, config.backend, config.dataset,
-                          max_episode_steps=demo_horizon, terminate_on_success=False)
+    env = make_online_env(
+        spec,
+        task,
+        config.backend,
+        config.dataset,
+        max_episode_steps=demo_horizon,
+        terminate_on_success=False,
+    )
     eval_env = make_online_env(spec, config.eval.task or task, config.eval.backend or
                                config.backend, config.dataset,
                                max_episode_steps=config.eval.max_episode_steps)  # fmt: skip

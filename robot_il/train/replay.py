@@ -107,8 +107,9 @@ class ReplayBuffer:
     def load(self, path: Path | BinaryIO) -> None:
         """Restore what ``save`` wrote (the capacity and sizes must match)."""
         with np.load(path) as saved:
-            if int(saved["capacity"]) != self.capacity or saved["obs"].shape[1:] != (
-                self.obs.shape[1:]
+            if (
+                int(saved["capacity"]) != self.capacity
+                or saved["obs"].shape[1:] != (self.obs.shape[1:])
             ):
                 raise CheckpointError(f"{path}: replay buffer shape differs from this config")
             n = int(saved["size"])

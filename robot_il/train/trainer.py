@@ -345,8 +345,11 @@ def refuse_changed_settings(
     if changed:
         raise CheckpointError(
             f"{state_dir}: {what} changed since this run: "
-            + "; ".join(f"{k} {was[k]!r}{'' if k in saved else ' (its default; not saved)'}"
-                        f" -> {current[k]!r}" for k in changed)  # fmt: skip
+            + "; ".join(
+                f"{k} {was[k]!r}{'' if k in saved else ' (its default; not saved)'}"
+                f" -> {current[k]!r}"
+                for k in changed
+            )  # fmt: skip
             + " (pass a new --out)"
         )
 

@@ -103,16 +103,28 @@ def small_learner(name: str):
         "model-based OPT-AIL": lambda: OPTAILPolicy(OPTAILConfig(**small, **model), SPEC, norm),
         "IQ-Learn": lambda: IQLearnPolicy(IQLearnConfig(**small), SPEC, norm),
         "DAC": lambda: DACPolicy(DACConfig(**small), SPEC, norm),
-        "OPT-AIL bf16": lambda: OPTAILPolicy(OPTAILConfig(**{
-            **small, "hidden_dims": (128, 128), "matmul_precision": "bf16"}), SPEC, norm),
-        "OPT-AIL BC": lambda: OPTAILPolicy(OPTAILConfig(
-            **small, bc_weight=1.0, bc_decay_updates=4, twin_critics=True), SPEC, norm),
-        "OPT-AIL (s, s') reward, warm-up": lambda: OPTAILPolicy(OPTAILConfig(
-            **small, reward_input="state_next_state", critic_warmup_updates=3), SPEC, norm),
+        "OPT-AIL bf16": lambda: OPTAILPolicy(
+            OPTAILConfig(**{**small, "hidden_dims": (128, 128), "matmul_precision": "bf16"}),
+            SPEC,
+            norm,
+        ),
+        "OPT-AIL BC": lambda: OPTAILPolicy(
+            OPTAILConfig(**small, bc_weight=1.0, bc_decay_updates=4, twin_critics=True), SPEC, norm
+        ),
+        "OPT-AIL (s, s') reward, warm-up": lambda: OPTAILPolicy(
+            OPTAILConfig(**small, reward_input="state_next_state", critic_warmup_updates=3),
+            SPEC,
+            norm,
+        ),
     }
-    learners = {"model-based OPT-AIL": opt_ail_learner, "IQ-Learn": IQLearn, "DAC": DAC,
-                "OPT-AIL bf16": opt_ail_learner, "OPT-AIL BC": opt_ail_learner,
-                "OPT-AIL (s, s') reward, warm-up": opt_ail_learner}
+    learners = {
+        "model-based OPT-AIL": opt_ail_learner,
+        "IQ-Learn": IQLearn,
+        "DAC": DAC,
+        "OPT-AIL bf16": opt_ail_learner,
+        "OPT-AIL BC": opt_ail_learner,
+        "OPT-AIL (s, s') reward, warm-up": opt_ail_learner,
+    }
     norm = identity_observation_normalizer(SPEC, -np.ones(ACT), np.ones(ACT))
     return learners[name](build[name](), "dmc:cartpole_swingup")
 
@@ -245,8 +257,11 @@ def test_a_setting_the_save_lacks_is_compared_with_its_default(
     older_save = path.read_bytes()
     with pytest.raises(CheckpointError, match=r"policy config changed since this run: "
                        r"eta 0\.001 \(its default; not saved\) -> 0\.5 "):  # fmt: skip
-        train_online(load_config("opt_ail", None,
-                                 settings(one_reach_demo, out, ["--policy.eta", "0.5"], 160)))
+        train_online(
+            load_config(
+                "opt_ail", None, settings(one_reach_demo, out, ["--policy.eta", "0.5"], 160)
+            )
+        )
     with pytest.raises(CheckpointError, match=r"run config changed since this run: "
                        r"learning_starts 2000 \(its default; not saved\) -> 40 "):  # fmt: skip
         train_online(load_config("opt_ail", None, settings(one_reach_demo, out, [], 160)))

@@ -21,8 +21,9 @@ NEEDS_BF16 = pytest.mark.skipif(not bf16_products_supported(),
 
 def learner(**settings) -> OPTAIL:
     torch.manual_seed(0)
-    config = OPTAILConfig(**{"obs_keys": ("state",), "hidden_dims": (32, 32), "batch_size": 16,
-                             **settings})
+    config = OPTAILConfig(
+        **{"obs_keys": ("state",), "hidden_dims": (32, 32), "batch_size": 16, **settings}
+    )
     normalizer = identity_observation_normalizer(SPEC, -np.ones(ACT), np.ones(ACT))
     return OPTAIL(OPTAILPolicy(config, SPEC, normalizer), "dmc:cartpole_swingup")
 

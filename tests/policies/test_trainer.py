@@ -83,9 +83,7 @@ def test_max_episodes_trains_on_the_first_episodes_only(
     assert saved.keys() == first_two.state_dict().keys()
     for key, value in first_two.state_dict().items():
         np.testing.assert_array_equal(saved[key], value, err_msg=key)
-    assert any(
-        not np.array_equal(saved[key], value) for key, value in every.state_dict().items()
-    )
+    assert any(not np.array_equal(saved[key], value) for key, value in every.state_dict().items())
     with pytest.raises(ConfigError, match="max_episodes 7 > the 6 episodes"):
         train(_config(synthetic_dataset, tmp_path / "seven", "--max-episodes", "7"))
 

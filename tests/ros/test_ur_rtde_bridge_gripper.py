@@ -95,6 +95,7 @@ def test_bridge_drives_the_gripper_and_holds_the_arm_while_its_link_is_lost(ros_
             return [e for e in events if e["kind"] == "device_fault" and "link lost" in e["detail"]]
 
         wait_for(link_lost, 3.0, "a device_fault event for the lost link")
+
         # Nothing else stops: joint states go on, without the gripper's joint.
         def recent() -> list:
             return [names for t, names in states if t > lost_at + 0.2]
