@@ -45,8 +45,9 @@ IQ-Learn and DAC have no profile setting (the name only keeps runs apart).
 ``--twin-critics`` turn on the deviations of the online learners (``SoftActorConfig``: the
 actor cloned from the demonstrations before the first env step, a BC term in its loss
 decaying to 0, a higher floor under the actor's spread, clipped double Q);
-``--reward-input state_next_state`` and ``--critic-warmup-updates`` those of OPT-AIL's and
-DAC's reward (``RewardNetConfig``: a reward on ``[s, s']``, actor-frozen updates first);
+``--reward-input state_next_state``, ``--reward-obs-keys`` and ``--critic-warmup-updates``
+those of OPT-AIL's and DAC's reward (``RewardNetConfig``: a reward on ``[s, s']``, on some
+observation keys, actor-frozen updates first);
 such runs keep their own directory and their rows name them in ``deviation`` (null: the
 paper's method), e.g. ``bc-init10000, bc 1 to 0 in 10000``.
 ``table`` prints the README's markdown table (each seed's last evaluation within
@@ -196,6 +197,8 @@ def deviation(args: argparse.Namespace) -> str | None:
         parts.append("twin-q")
     if args.reward_input != "state_action":
         parts.append(f"reward {args.reward_input.replace('_', '-')}")
+    if args.reward_obs_keys:
+        parts.append(f"reward-keys {'+'.join(sorted(args.reward_obs_keys))}")
     if args.critic_warmup_updates:
         parts.append(f"critic-warmup{args.critic_warmup_updates}")
     return ", ".join(parts) or None
@@ -228,11 +231,11 @@ def run_online(args: argparse.Namespace) -> None:
 
     if args.model_based and args.part != "opt_ail":
         raise SystemExit("--model-based applies to opt_ail only")
-    if args.part == "iq_learn" and (args.reward_input != "state_action"
+    if args.part == "iq_learn" and (args.reward_input != "state_action" or args.reward_obs_keys
                                     or args.critic_warmup_updates):  # fmt: skip
         # IQ-Learn has no reward net: the run would be named for a deviation it does not have
-        raise SystemExit("--reward-input and --critic-warmup-updates apply to opt_ail and dac "
-                         "only (IQ-Learn has no reward net)")  # fmt: skip
+        raise SystemExit("--reward-input, --reward-obs-keys and --critic-warmup-updates apply "
+                         "to opt_ail and dac only (IQ-Learn has no reward net)")  # fmt: skip
     expert = expert_return(args.task, args.demos)
     expert_id = expert_seed(args.task, args.demos)
     # a CPU without AMX runs "bf16" on oneDNN's float32 kernels: the row says which it was
@@ -259,6 +262,7 @@ def run_online(args: argparse.Namespace) -> None:
         config.policy.twin_critics = args.twin_critics
         if args.part != "iq_learn":  # IQ-Learn has no reward net (refused above)
             config.policy.reward_input = args.reward_input
+            config.policy.reward_obs_keys = tuple(sorted(args.reward_obs_keys))
             config.policy.critic_warmup_updates = args.critic_warmup_updates
         if args.obs_normalization != "raw":
             config.policy.normalize_observations = True
@@ -416,7 +420,7 @@ def plot(args: argparse.Namespace) -> None:
 
     rows, expert = task_rows(args), wanted_expert_seed(args)
     metric = "success_rate" if family(args.task) == "ur5e" else "return"
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    fig, ax = plt.subplots(figsize=(11, 5), dpi=120)
     if args.task in PAPER_NAMES and args.anchors.exists():
         x, y = paper_curve(args.task, "OPT", args.anchors)
         ax.plot(x, y, color="tab:gray", lw=2, label="OPT-AIL, paper (5 seeds, 1 traj)")
@@ -462,8 +466,8 @@ def plot(args: argparse.Namespace) -> None:
         title=f"{args.task}, {args.demos} expert trajectories, subsample {args.subsample}"
         + ("" if expert is None else f", SAC expert seed {expert}"),
     )
-    # success curves stay low on push: the legend goes above them
-    ax.legend(fontsize=7, loc="upper right" if metric == "success_rate" else "lower right")
+    # beside the axes: with a dozen curves any corner inside them hides some
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
     suffix = f"_k{args.subsample}" if args.subsample > 1 else ""
     suffix += f"_x{expert}" if expert else ""  # one plot per expert, as run directories
@@ -649,6 +653,12 @@ def main() -> None:
         choices=("state_action", "state_next_state"),
         default="state_action",
         help="OPT-AIL, DAC: the reward net's input, [s, a] (the papers) or [s, s'] (a deviation)",
+    )
+    parser.add_argument(
+        "--reward-obs-keys",
+        nargs="+",
+        default=[],
+        help="OPT-AIL, DAC: the observation keys the reward net sees (a deviation; default all)",
     )
     parser.add_argument(
         "--critic-warmup-updates",

@@ -240,7 +240,9 @@ class ObservationEncoder(nn.Module):
                 for k in self.image_keys
             }
         )
-        self.lowdim_dim = sum(int(torch.tensor(obs_shapes[k]).prod()) for k in self.lowdim_keys)
+        self.obs_widths = {k: int(torch.tensor(obs_shapes[k]).prod()) for k in self.lowdim_keys}
+        """Each low-dimensional key's features per step."""
+        self.lowdim_dim = sum(self.obs_widths.values())
         self.image_dim = image_feature_dim * len(self.image_keys)
         self.step_dim = self.lowdim_dim + self.image_dim
         self.output_dim = self.step_dim * n_obs_steps
@@ -249,6 +251,22 @@ class ObservationEncoder(nn.Module):
         parts = [obs[k].flatten(start_dim=2).float() for k in self.lowdim_keys]
         parts += [self.cameras[k](obs[k]) for k in self.image_keys]
         return torch.cat(parts, dim=-1).flatten(start_dim=1)
+
+    def lowdim_columns(self, keys: Sequence[str]) -> list[int]:
+        """The columns of ``forward``'s output that hold the low-dimensional ``keys`` at the
+        last (current) step, in the output's order; a key that is not a low-dimensional
+        observation here is refused (``ValueError``)."""
+        unknown = sorted(set(keys) - set(self.lowdim_keys))
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)}: not low-dimensional observation keys "
+                             f"({', '.join(self.lowdim_keys)})")  # fmt: skip
+        columns, start = [], self.output_dim - self.step_dim
+        for key in self.lowdim_keys:
+            width = self.obs_widths[key]
+            if key in keys:
+                columns.extend(range(start, start + width))
+            start += width
+        return columns
 
     def current_image_features(self, encoded: Tensor) -> Tensor:
         """The cameras' features (B, image_dim) of the last (current) step of ``encoded``, an

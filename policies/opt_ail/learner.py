@@ -99,8 +99,15 @@ class OPTAIL(SoftActorCritic):
         self.gp_weight = config.gp_weight if config.gp_weight > 0 else (
             GP_WEIGHT_BY_TASK.get(task or "", DEFAULT_GP_WEIGHT)
         )  # fmt: skip
-        second = self.obs_dim if config.reward_input == "state_next_state" else self.action_dim
-        self.reward = RewardNet(self.obs_dim + second, config.hidden_dims)
+        self.reward_columns = (
+            torch.tensor(policy.encoder.lowdim_columns(config.reward_obs_keys))
+            if config.reward_obs_keys else None
+        )  # fmt: skip
+        """The columns of an encoded state the reward net sees (``reward_obs_keys``; None:
+        all)."""
+        state = self.obs_dim if self.reward_columns is None else len(self.reward_columns)
+        second = state if config.reward_input == "state_next_state" else self.action_dim
+        self.reward = RewardNet(state + second, config.hidden_dims)
         self.reward_optimizer = adam(self.reward.parameters(), config.reward_lr)
 
         self.critic_warmup_done = 0
@@ -227,10 +234,15 @@ class OPTAIL(SoftActorCritic):
     def reward_input(self, pairs: Tensor, next_obs: Tensor) -> Tensor:
         """The reward net's input for transitions ``pairs`` = ``[s, a]`` ending in
         ``next_obs``: ``pairs`` itself, or ``[s, s']`` with ``reward_input``
-        ``"state_next_state"``."""
+        ``"state_next_state"``; of each state only its ``reward_obs_keys`` columns."""
+        state, next_state = pairs[:, : self.obs_dim], next_obs
+        if self.reward_columns is not None:
+            state, next_state = state[:, self.reward_columns], next_obs[:, self.reward_columns]
+        elif self.config.reward_input == "state_action":
+            return pairs
         if self.config.reward_input == "state_next_state":
-            return torch.cat([pairs[:, : self.obs_dim], next_obs], dim=-1)
-        return pairs
+            return torch.cat([state, next_state], dim=-1)
+        return torch.cat([state, pairs[:, self.obs_dim :]], dim=-1)
 
     def reward_of(self, pairs: Tensor) -> Tensor:
         """The reward the critic learns from: ``r(x)`` of the reward net's inputs ``pairs``

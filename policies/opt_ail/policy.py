@@ -143,6 +143,11 @@ class RewardNetConfig(SoftActorConfig):
       model-based variant scores a model transition's predicted s'). With end-effector delta
       actions s' shows where the action moved the gripper, in the observation's normalized
       units, so the reward can score what an action did rather than the action's numbers.
+    - ``reward_obs_keys``: the observation keys the reward net sees of s (and of s'); empty:
+      all the actor sees. Joint velocities and angles show how jerky the recent motion was,
+      which tells the policy's states from the expert's without looking at the action;
+      restricted to, e.g., the gripper's, the cube's and the target's poses the reward must
+      tell them apart by where the action takes them.
     - ``critic_warmup_updates``: at the loop's first update, first that many updates with
       the actor frozen (reward, critic and Polyak steps only, each on ``batch_size`` online
       and as many expert transitions, with no env step between them), so that a cloned actor
@@ -153,6 +158,7 @@ class RewardNetConfig(SoftActorConfig):
     gp_weight: float = 0.0
     td_clip: float = 100.0
     reward_input: Literal["state_action", "state_next_state"] = "state_action"
+    reward_obs_keys: tuple[str, ...] = ()
     critic_warmup_updates: int = 0
 
     def validate(self) -> None:
@@ -162,6 +168,10 @@ class RewardNetConfig(SoftActorConfig):
                              f"{self.reward_input!r}")  # fmt: skip
         if self.critic_warmup_updates < 0:
             raise ValueError("critic_warmup_updates must be >= 0")
+        unknown = sorted(set(self.reward_obs_keys) - set(self.obs_keys))
+        if self.obs_keys and unknown:
+            raise ValueError(f"reward_obs_keys {', '.join(unknown)}: not among the obs_keys "
+                             f"({', '.join(self.obs_keys)})")  # fmt: skip
 
 
 @dataclasses.dataclass

@@ -233,6 +233,12 @@ def _write_dataset(path: Path, *, state_dim: int = 5, action_dim: int = 1, nan: 
         ({}, ("--task", "dmc:cheetah_run"), ConfigError, "unknown task 'dmc:cheetah_run'"),
         ({}, ("--task", "stack"), ConfigError, "unknown task 'stack'"),
         ({}, ("--demo-subsample", "0"), ConfigError, "demo_subsample must be >= 1"),
+        (
+            {},
+            ("--policy.reward-obs-keys", "gripper"),
+            ConfigError,
+            "policy config: reward_obs_keys gripper: not among the obs_keys (state)",
+        ),
     ],
 )
 def test_bad_input_fails_in_one_line_before_any_interaction(

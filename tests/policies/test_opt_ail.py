@@ -539,6 +539,45 @@ def test_a_state_transition_reward_tells_apart_what_a_state_action_reward_cannot
     assert gaps["state_next_state"] > 0.5
 
 
+def test_reward_obs_keys_hide_the_other_keys_from_the_reward() -> None:
+    """States of two keys, ``cue`` (2 features) and ``jerk`` (3): expert and policy pairs
+    differ only in ``jerk`` (+0.5 against -0.5). The full-state reward learns to tell them
+    apart; one restricted to ``cue`` sees the same inputs on both sides and cannot."""
+    spec = {**SPEC, "observation": {"cue": [2], "jerk": [3]}}
+    normalizer = identity_observation_normalizer(spec, -np.ones(ACT), np.ones(ACT))
+
+    def pairs(seed: int, jerk: float) -> Batch:
+        data = batch(seed, action=0.3)
+        data.obs[:, 2:] = jerk  # the encoder's columns: cue 0-1, jerk 2-4 (sorted keys)
+        return data
+
+    gaps = {}
+    for keys in ((), ("cue",)):
+        torch.manual_seed(0)
+        config = OPTAILConfig(obs_keys=("cue", "jerk"), hidden_dims=(32, 32), batch_size=16,
+                              reward_lr=1e-3, reward_obs_keys=keys)  # fmt: skip
+        agent = OPTAIL(OPTAILPolicy(config, spec, normalizer), "dmc:cartpole_swingup")
+        for i in range(150):
+            agent.update(pairs(i, -0.5), pairs(i, +0.5))
+        with torch.no_grad():
+            scores = [
+                float(agent.reward(agent.reward_input(
+                    torch.cat([torch.as_tensor(d.obs), torch.as_tensor(d.action)], dim=-1),
+                    torch.as_tensor(d.next_obs))).mean())
+                for d in (pairs(99_999, +0.5), pairs(99_999, -0.5))
+            ]  # fmt: skip
+        gaps[keys] = scores[0] - scores[1]
+        if keys:
+            assert agent.reward.norm.normalized_shape == (2 + ACT,)
+    assert gaps[("cue",)] == 0.0
+    assert gaps[()] > 0.5
+
+
+def test_an_unknown_reward_obs_key_is_refused_with_the_keys_there_are() -> None:
+    with pytest.raises(ValueError, match=r"reward_obs_keys gripper: not among the obs_keys"):
+        learner(reward_obs_keys=("gripper",))
+
+
 def test_td_target_scores_the_transition_with_the_state_transition_reward() -> None:
     """With gamma 0 the TD target is the reward alone: ``tanh(MLP(LayerNorm([s, s'])))``
     of each transition, not of ``[s, a]`` (a net of 2 * OBS inputs)."""

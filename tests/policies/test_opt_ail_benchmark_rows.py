@@ -46,22 +46,32 @@ def _online_args(**changes) -> argparse.Namespace:
     """``run_online``'s arguments with no deviation, and ``changes``."""
     args = {"part": "opt_ail", "model_based": False, "bc_pretrain_steps": 0, "bc_weight": 0.0,
             "bc_decay_updates": 0, "log_std_min": -5.0, "twin_critics": False,
-            "reward_input": "state_action", "critic_warmup_updates": 0}  # fmt: skip
+            "reward_input": "state_action", "reward_obs_keys": [],
+            "critic_warmup_updates": 0}  # fmt: skip
     return argparse.Namespace(**(args | changes))
 
 
 def test_each_reward_deviation_names_its_runs_apart(opt_ail: ModuleType) -> None:
-    """The (s, s') reward and the critic warm-up, alone or together, name different runs
-    (``deviation`` keys both the rows and the run directory)."""
-    names = [opt_ail.deviation(_online_args(**changes)) for changes in (
-        {}, {"reward_input": "state_next_state"}, {"critic_warmup_updates": 500},
-        {"critic_warmup_updates": 5000}, {"reward_input": "state_next_state",
-                                          "critic_warmup_updates": 500})]  # fmt: skip
+    """The (s, s') reward, the reward's keys and the critic warm-up, alone or together, name
+    different runs (``deviation`` keys both the rows and the run directory)."""
+    names = [
+        opt_ail.deviation(_online_args(**changes))
+        for changes in (
+            {},
+            {"reward_input": "state_next_state"},
+            {"critic_warmup_updates": 500},
+            {"critic_warmup_updates": 5000},
+            {"reward_input": "state_next_state", "critic_warmup_updates": 500},
+            {"reward_obs_keys": ["object_pose"]},
+            {"reward_obs_keys": ["eef_pose", "object_pose"]},
+        )
+    ]
     assert names[0] is None
     assert len(set(names)) == len(names)
 
 
 @pytest.mark.parametrize("changes", [{"reward_input": "state_next_state"},
+                                     {"reward_obs_keys": ["object_pose"]},
                                      {"critic_warmup_updates": 10}])  # fmt: skip
 def test_iq_learn_refuses_the_reward_deviations(opt_ail: ModuleType, changes: dict) -> None:
     """IQ-Learn has no reward net: its run would carry a deviation it does not have."""
