@@ -41,10 +41,11 @@ projects a 100k-env-step run's wall and CPU time.
 For model-based OPT-AIL, ``cpu`` is the CPU cap (a model fit of at most 300 steps every
 1000 env steps) and ``paper`` the reference's schedule (every 250, up to 5000 steps);
 IQ-Learn and DAC have no profile setting (the name only keeps runs apart).
-``--bc-pretrain-steps``, ``--bc-weight``, ``--bc-decay-updates``, ``--log-std-min`` and
-``--twin-critics`` turn on the deviations of the online learners (``SoftActorConfig``: the
-actor cloned from the demonstrations before the first env step, a BC term in its loss
-decaying to 0, a higher floor under the actor's spread, clipped double Q);
+``--bc-pretrain-steps``, ``--bc-weight``, ``--bc-decay-updates``, ``--log-std-min``,
+``--twin-critics`` and ``--action-bounds demos`` turn on the deviations of the online
+learners (``SoftActorConfig``: the actor cloned from the demonstrations before the first env
+step, a BC term in its loss decaying to 0, a higher floor under the actor's spread, clipped
+double Q, actions within the demonstrations' reach);
 ``--reward-input state_next_state``, ``--reward-obs-keys`` and ``--critic-warmup-updates``
 those of OPT-AIL's and DAC's reward (``RewardNetConfig``: a reward on ``[s, s']``, on some
 observation keys, actor-frozen updates first);
@@ -193,6 +194,8 @@ def deviation(args: argparse.Namespace) -> str | None:
         parts.append(f"bc {args.bc_weight:g}{decay}")
     if args.log_std_min != LOG_STD_MIN:
         parts.append(f"log-std-min {args.log_std_min:g}")
+    if args.action_bounds != "env":
+        parts.append(f"action-bounds demos {args.action_bounds_margin:g}")
     if args.twin_critics:
         parts.append("twin-q")
     if args.reward_input != "state_action":
@@ -259,6 +262,8 @@ def run_online(args: argparse.Namespace) -> None:
         config.policy.bc_weight = args.bc_weight
         config.policy.bc_decay_updates = args.bc_decay_updates
         config.policy.log_std_min = args.log_std_min
+        config.policy.action_bounds = args.action_bounds
+        config.policy.action_bounds_margin = args.action_bounds_margin
         config.policy.twin_critics = args.twin_critics
         if args.part != "iq_learn":  # IQ-Learn has no reward net (refused above)
             config.policy.reward_input = args.reward_input
@@ -643,6 +648,14 @@ def main() -> None:
         help="online learners: the actor's least log std (a deviation above "
         f"the paper's {LOG_STD_MIN:g})",
     )
+    parser.add_argument(
+        "--action-bounds",
+        choices=("env", "demos"),
+        default="env",
+        help="online learners: [-1, 1] maps to the env's action box (the papers) or to the "
+        "demonstrations' largest |a| times --action-bounds-margin (a deviation)",
+    )
+    parser.add_argument("--action-bounds-margin", type=float, default=1.5)
     parser.add_argument(
         "--twin-critics",
         action="store_true",

@@ -88,7 +88,16 @@ class SoftActorConfig(PolicyConfig):
       falls to that floor (0.007 in [-1, 1] units, against push's expert actions of about
       0.1): training rollouts then repeat one action per state, and neither the reward nor
       the critic sees how other actions near the expert's score. A higher floor (e.g. -3,
-      0.05) keeps that much exploration; deployment acts with the mean either way."""
+      0.05) keeps that much exploration; deployment acts with the mean either way.
+    - ``action_bounds``: ``"env"`` (the paper) maps [-1, 1] to the env's action box;
+      ``"demos"`` to ``±action_bounds_margin`` times the demonstrations' largest |a| in each
+      dimension, within the env's box (a dimension the demonstrations never move keeps the
+      env's). Push's box allows 5 cm and 0.25 rad a step while its expert turns the gripper
+      by at most 0.04 rad about two axes: an exploring actor spread over the env's box tilts
+      the gripper off the table at random, one over the demonstrations' does not. The
+      checkpoint acts within the same bounds on the robot. Meant for actions centred on 0
+      (end-effector or joint deltas, DMC's); the demonstrations' actions are those of the
+      expert transitions (``demo_subsample``)."""
 
     hidden_dims: tuple[int, ...] = (256, 256)
     batch_size: int = 256
@@ -107,6 +116,8 @@ class SoftActorConfig(PolicyConfig):
     bc_decay_updates: int = 0
     log_std_min: float = LOG_STD_MIN
     twin_critics: bool = False
+    action_bounds: Literal["env", "demos"] = "env"
+    action_bounds_margin: float = 1.5
 
     def validate(self) -> None:
         super().validate()
@@ -118,6 +129,11 @@ class SoftActorConfig(PolicyConfig):
             raise ValueError("need alpha > 0, 0 < tau <= 1 and 0 <= gamma < 1")
         if self.observation_spread_floor < 0:
             raise ValueError("observation_spread_floor must be >= 0")
+        if self.action_bounds not in ("env", "demos") or self.action_bounds_margin <= 0:
+            raise ValueError(
+                f"need action_bounds 'env' or 'demos' and action_bounds_margin > 0, got "
+                f"{self.action_bounds!r}, {self.action_bounds_margin}"
+            )
         if not self.log_std_min < LOG_STD_MAX:
             raise ValueError(f"log_std_min must be below {LOG_STD_MAX}")
         if min(self.bc_pretrain_steps, self.bc_decay_updates) < 0 or self.bc_weight < 0:

@@ -97,18 +97,34 @@ EVAL_FIELDS = ("eval_return", "eval_return_std", "eval_success", "eval_low", "ev
 
 
 class NormalizedActions(gym.ActionWrapper):
-    """Takes actions in [-1, 1]^A and gives the env ``low + (a + 1) / 2 (high - low)``."""
+    """Takes actions in [-1, 1]^A and gives the env ``low + (a + 1) / 2 (high - low)``;
+    ``low`` and ``high`` default to the env's action box."""
 
-    def __init__(self, env: gym.Env) -> None:
+    def __init__(
+        self, env: gym.Env, low: np.ndarray | None = None, high: np.ndarray | None = None
+    ) -> None:
         super().__init__(env)
-        self.low = env.action_space.low.astype(np.float32)
-        self.high = env.action_space.high.astype(np.float32)
+        self.low = np.asarray(env.action_space.low if low is None else low, np.float32)
+        self.high = np.asarray(env.action_space.high if high is None else high, np.float32)
         shape = env.action_space.shape
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape, dtype=np.float32)
 
     def action(self, action: np.ndarray) -> np.ndarray:
         unit = np.clip(np.asarray(action, np.float32), -1.0, 1.0)
         return self.low + (unit + 1.0) * 0.5 * (self.high - self.low)
+
+
+def demonstrated_action_bounds(
+    actions: np.ndarray, low: np.ndarray, high: np.ndarray, margin: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``±margin * max |a|`` of the demonstrated ``actions`` (N, A) per dimension, within the
+    env's box ``[low, high]`` (``SoftActorConfig.action_bounds`` "demos"); a dimension whose
+    bounds would be empty (the demonstrations never move it) keeps the env's."""
+    reach = margin * np.abs(actions).max(axis=0)
+    bounded_low, bounded_high = np.maximum(low, -reach), np.minimum(high, reach)
+    empty = bounded_high <= bounded_low
+    return (np.where(empty, low, bounded_low).astype(np.float32),
+            np.where(empty, high, bounded_high).astype(np.float32))  # fmt: skip
 
 
 @dataclasses.dataclass
@@ -230,14 +246,20 @@ def train_online(
             dataset, obs_keys, mode=policy_config.normalization, episodes=range(demos),
             spread_floor=policy_config.observation_spread_floor,
         )  # fmt: skip
-    normalizer = online_normalizer(spec, env.action_space.low, env.action_space.high, statistics)
+    action_low, action_high = env.action_space.low, env.action_space.high
+    normalizer = online_normalizer(spec, action_low, action_high, statistics)
     observation_normalizer = normalizer if statistics is not None else None
     expert = expert_buffer(
         dataset, obs_keys, episodes=demos, subsample=config.demo_subsample, seed=config.seed,
         normalizer=observation_normalizer,
     )  # fmt: skip
+    if policy_config.action_bounds == "demos":  # the same observation statistics
+        action_low, action_high = demonstrated_action_bounds(
+            expert.action, action_low, action_high, policy_config.action_bounds_margin
+        )
+        normalizer = online_normalizer(spec, action_low, action_high, statistics)
     expert.action[:] = np.clip(normalizer.normalize(ACTION_KEY, expert.action), -1.0, 1.0)
-    env = NormalizedActions(env)
+    env = NormalizedActions(env, action_low, action_high)
     out = Path(config.out)
     state_dir = out / STATE_DIR
     if state_dir.exists() and not config.resume:

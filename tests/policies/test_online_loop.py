@@ -207,6 +207,50 @@ def test_checkpoint_runs_in_robot_il_eval(straight_run: Path, tmp_path: Path) ->
     assert report["policy_type"] == "opt_ail" and len(report["returns"]) == 2
 
 
+def test_demonstrated_action_bounds_are_the_demos_reach_within_the_env_box() -> None:
+    from robot_il.train.online import demonstrated_action_bounds
+
+    actions = np.array([[0.01, -0.2, 1.0, 0.0], [-0.03, 0.1, 1.0, 0.0]], np.float32)
+    low, high = np.array([-0.05, -0.25, -1, -1], np.float32), -np.array([-0.05, -0.25, -1, -1])
+    bounded_low, bounded_high = demonstrated_action_bounds(actions, low, high, margin=1.5)
+    np.testing.assert_allclose(bounded_low, [-0.045, -0.25, -1, -1])  # -1: never moved
+    np.testing.assert_allclose(bounded_high, [0.045, 0.25, 1, 1])
+
+
+def test_action_bounds_demos_acts_within_the_demos_reach_in_training_and_deployment(
+    one_reach_demo: Path, tmp_path: Path
+) -> None:
+    """The checkpoint maps [-1, 1] to the demonstrated bounds (which differ from the env's
+    box), so the deployed actor never leaves them; the run's own env steps did not either."""
+    from robot_il.envs import make_env
+    from robot_il.policies import load_policy
+    from robot_il.policies.base import ACTION_KEY
+
+    from robot_il.train.config import load_config
+    from robot_il.train.online import demonstrated_action_bounds, train_online
+
+    out = tmp_path / "run"
+    result = train_online(load_config("opt_ail", None, [
+        "--dataset", str(one_reach_demo), "--out", str(out), *SMALL, "--env-steps", "80",
+        "--policy.action-bounds", "demos"]))  # fmt: skip
+    policy = load_policy(result.checkpoint)
+    env = make_env("reach", "mujoco", control_hz=policy.spec["control_hz"],
+                   action_mode=policy.spec["action_mode"])  # fmt: skip
+    box = env.action_space.low, env.action_space.high
+    recorded = Dataset.open(one_reach_demo).episode(0, [ACTION_KEY])[ACTION_KEY]
+    demo_actions = np.asarray(recorded)[:-1]  # the expert transitions': the last has no s'
+    low, high = demonstrated_action_bounds(demo_actions, *box, margin=1.5)
+    assert ((low > box[0]) | (high < box[1])).any(), "the demos' reach must be a smaller box"
+    np.testing.assert_allclose(policy.normalizer.unnormalize(ACTION_KEY, -np.ones_like(low)), low,
+                               atol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(policy.normalizer.unnormalize(ACTION_KEY, np.ones_like(high)), high,
+                               atol=1e-6)  # fmt: skip
+    with np.load(out / "train_state" / "replay.npz") as replay:
+        taken = replay["action"][:80]  # [-1, 1]: the env got low + (a + 1) / 2 (high - low)
+    assert np.abs(taken).max() <= 1.0 and np.abs(taken).max() > 0.5
+    env.close()
+
+
 def _write_dataset(path: Path, *, state_dim: int = 5, action_dim: int = 1, nan: bool = False,
                    task: str = "dmc:cartpole_swingup") -> Path:  # fmt: skip
     """A cartpole-shaped dataset (what ``benchmarks/dmc_experts.py record`` writes)."""

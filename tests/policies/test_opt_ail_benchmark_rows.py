@@ -46,6 +46,7 @@ def _online_args(**changes) -> argparse.Namespace:
     """``run_online``'s arguments with no deviation, and ``changes``."""
     args = {"part": "opt_ail", "model_based": False, "bc_pretrain_steps": 0, "bc_weight": 0.0,
             "bc_decay_updates": 0, "log_std_min": -5.0, "twin_critics": False,
+            "action_bounds": "env", "action_bounds_margin": 1.5,
             "reward_input": "state_action", "reward_obs_keys": [],
             "critic_warmup_updates": 0}  # fmt: skip
     return argparse.Namespace(**(args | changes))
