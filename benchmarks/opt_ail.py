@@ -425,7 +425,7 @@ def plot(args: argparse.Namespace) -> None:
 
     rows, expert = task_rows(args), wanted_expert_seed(args)
     metric = "success_rate" if family(args.task) == "ur5e" else "return"
-    fig, ax = plt.subplots(figsize=(11, 5), dpi=120)
+    fig, ax = plt.subplots(dpi=120)
     if args.task in PAPER_NAMES and args.anchors.exists():
         x, y = paper_curve(args.task, "OPT", args.anchors)
         ax.plot(x, y, color="tab:gray", lw=2, label="OPT-AIL, paper (5 seeds, 1 traj)")
@@ -471,8 +471,11 @@ def plot(args: argparse.Namespace) -> None:
         title=f"{args.task}, {args.demos} expert trajectories, subsample {args.subsample}"
         + ("" if expert is None else f", SAC expert seed {expert}"),
     )
-    # beside the axes: with a dozen curves any corner inside them hides some
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    # below the axes, the figure growing with it: with a dozen curves and learner names of a
+    # line each, any place inside or beside the axes hides curves or squeezes the axes
+    entries = len(ax.get_legend_handles_labels()[1])
+    fig.set_size_inches(10, 4.5 + 0.14 * entries)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.17), borderaxespad=0)
     fig.tight_layout()
     suffix = f"_k{args.subsample}" if args.subsample > 1 else ""
     suffix += f"_x{expert}" if expert else ""  # one plot per expert, as run directories
@@ -482,7 +485,8 @@ def plot(args: argparse.Namespace) -> None:
 
 
 COLORS = ("tab:blue", "tab:green", "tab:orange", "tab:purple", "tab:brown", "tab:pink",
-          "tab:olive", "tab:cyan")  # fmt: skip
+          "tab:olive", "tab:cyan", "navy", "teal", "maroon", "gold", "darkviolet",
+          "lime")  # fmt: skip
 LABELS = {("opt_ail", "model-free"): "OPT-AIL", ("opt_ail", "model-based"): "OPT-AIL model-based",
           ("iq_learn", "model-free"): "IQ-Learn", ("dac", "model-free"): "DAC"}  # fmt: skip
 
