@@ -208,20 +208,30 @@ def test_checkpoint_runs_in_robot_il_eval(straight_run: Path, tmp_path: Path) ->
 
 
 def test_demonstrated_action_bounds_are_the_demos_reach_within_the_env_box() -> None:
-    from robot_il.train.online import demonstrated_action_bounds
+    """Also what the training env receives: ``NormalizedActions`` maps ±1 to those bounds."""
+    from robot_il.envs import make_env
+
+    from robot_il.train.online import NormalizedActions, demonstrated_action_bounds
 
     actions = np.array([[0.01, -0.2, 1.0, 0.0], [-0.03, 0.1, 1.0, 0.0]], np.float32)
     low, high = np.array([-0.05, -0.25, -1, -1], np.float32), -np.array([-0.05, -0.25, -1, -1])
     bounded_low, bounded_high = demonstrated_action_bounds(actions, low, high, margin=1.5)
     np.testing.assert_allclose(bounded_low, [-0.045, -0.25, -1, -1])  # -1: never moved
     np.testing.assert_allclose(bounded_high, [0.045, 0.25, 1, 1])
+    env = make_env("push", "mujoco", control_hz=20.0, action_mode="eef_delta")
+    box = env.action_space.low, env.action_space.high
+    low, high = demonstrated_action_bounds(0.5 * box[1][None], *box, margin=1.0)
+    wrapped = NormalizedActions(env, low, high)
+    np.testing.assert_allclose(wrapped.action(np.ones_like(low)), high, atol=1e-7)
+    np.testing.assert_allclose(wrapped.action(-np.ones_like(low)), low, atol=1e-7)
+    env.close()
 
 
 def test_action_bounds_demos_acts_within_the_demos_reach_in_training_and_deployment(
     one_reach_demo: Path, tmp_path: Path
 ) -> None:
     """The checkpoint maps [-1, 1] to the demonstrated bounds (which differ from the env's
-    box), so the deployed actor never leaves them; the run's own env steps did not either."""
+    box), so the deployed actor never leaves them."""
     from robot_il.envs import make_env
     from robot_il.policies import load_policy
     from robot_il.policies.base import ACTION_KEY
@@ -245,9 +255,6 @@ def test_action_bounds_demos_acts_within_the_demos_reach_in_training_and_deploym
                                atol=1e-6)  # fmt: skip
     np.testing.assert_allclose(policy.normalizer.unnormalize(ACTION_KEY, np.ones_like(high)), high,
                                atol=1e-6)  # fmt: skip
-    with np.load(out / "train_state" / "replay.npz") as replay:
-        taken = replay["action"][:80]  # [-1, 1]: the env got low + (a + 1) / 2 (high - low)
-    assert np.abs(taken).max() <= 1.0 and np.abs(taken).max() > 0.5
     env.close()
 
 
