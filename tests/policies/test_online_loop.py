@@ -290,6 +290,12 @@ def _write_dataset(path: Path, *, state_dim: int = 5, action_dim: int = 1, nan: 
             ConfigError,
             "policy config: reward_obs_keys gripper: not among the obs_keys (state)",
         ),
+        (
+            {},
+            ("--policy.action-bounds", "demos", "--policy.action-bounds-margin", "0"),
+            ConfigError,
+            "action_bounds_margin > 0",
+        ),
     ],
 )
 def test_bad_input_fails_in_one_line_before_any_interaction(
