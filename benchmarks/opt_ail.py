@@ -46,9 +46,10 @@ IQ-Learn and DAC have no profile setting (the name only keeps runs apart).
 learners (``SoftActorConfig``: the actor cloned from the demonstrations before the first env
 step, a BC term in its loss decaying to 0, a higher floor under the actor's spread, clipped
 double Q, actions within the demonstrations' reach);
-``--reward-input state_next_state``, ``--reward-obs-keys`` and ``--critic-warmup-updates``
-those of OPT-AIL's and DAC's reward (``RewardNetConfig``: a reward on ``[s, s']``, on some
-observation keys, actor-frozen updates first);
+``--reward-input state_next_state``, ``--reward-obs-keys``, ``--reward-offsets`` and
+``--critic-warmup-updates`` those of OPT-AIL's and DAC's reward (``RewardNetConfig``: a reward
+on ``[s, s']``, on some observation keys, with offsets between positions, actor-frozen updates
+first);
 such runs keep their own directory and their rows name them in ``deviation`` (null: the
 paper's method), e.g. ``bc-init10000, bc 1 to 0 in 10000``.
 ``table`` prints the README's markdown table (each seed's last evaluation within
@@ -202,6 +203,8 @@ def deviation(args: argparse.Namespace) -> str | None:
         parts.append(f"reward {args.reward_input.replace('_', '-')}")
     if args.reward_obs_keys:
         parts.append(f"reward-keys {'+'.join(sorted(args.reward_obs_keys))}")
+    if args.reward_offsets:
+        parts.append(f"reward-offsets {'+'.join(args.reward_offsets)}")
     if args.critic_warmup_updates:
         parts.append(f"critic-warmup{args.critic_warmup_updates}")
     return ", ".join(parts) or None
@@ -234,11 +237,13 @@ def run_online(args: argparse.Namespace) -> None:
 
     if args.model_based and args.part != "opt_ail":
         raise SystemExit("--model-based applies to opt_ail only")
-    if args.part == "iq_learn" and (args.reward_input != "state_action" or args.reward_obs_keys
-                                    or args.critic_warmup_updates):  # fmt: skip
+    reward_deviations = (args.reward_input != "state_action", args.reward_obs_keys,
+                         args.reward_offsets, args.critic_warmup_updates)  # fmt: skip
+    if args.part == "iq_learn" and any(reward_deviations):
         # IQ-Learn has no reward net: the run would be named for a deviation it does not have
-        raise SystemExit("--reward-input, --reward-obs-keys and --critic-warmup-updates apply "
-                         "to opt_ail and dac only (IQ-Learn has no reward net)")  # fmt: skip
+        raise SystemExit("--reward-input, --reward-obs-keys, --reward-offsets and "
+                         "--critic-warmup-updates apply to opt_ail and dac only (IQ-Learn has "
+                         "no reward net)")  # fmt: skip
     expert = expert_return(args.task, args.demos)
     expert_id = expert_seed(args.task, args.demos)
     # a CPU without AMX runs "bf16" on oneDNN's float32 kernels: the row says which it was
@@ -268,6 +273,7 @@ def run_online(args: argparse.Namespace) -> None:
         if args.part != "iq_learn":  # IQ-Learn has no reward net (refused above)
             config.policy.reward_input = args.reward_input
             config.policy.reward_obs_keys = tuple(sorted(args.reward_obs_keys))
+            config.policy.reward_offsets = tuple(args.reward_offsets)
             config.policy.critic_warmup_updates = args.critic_warmup_updates
         if args.obs_normalization != "raw":
             config.policy.normalize_observations = True
@@ -676,6 +682,12 @@ def main() -> None:
         nargs="+",
         default=[],
         help="OPT-AIL, DAC: the observation keys the reward net sees (a deviation; default all)",
+    )
+    parser.add_argument(
+        "--reward-offsets",
+        nargs="+",
+        default=[],
+        help="OPT-AIL, DAC: 'a-b' position offsets the reward net also sees (a deviation)",
     )
     parser.add_argument(
         "--critic-warmup-updates",

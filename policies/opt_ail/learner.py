@@ -39,6 +39,7 @@ from robot_il.policies.opt_ail.actor_critic import (
 from robot_il.policies.opt_ail.policy import (
     DEFAULT_GP_WEIGHT,
     GP_WEIGHT_BY_TASK,
+    REWARD_OFFSET_UNIT,
     OPTAILConfig,
     RewardNetConfig,
     SoftActorPolicy,
@@ -78,6 +79,25 @@ class RewardNet(nn.Module):
         return torch.tanh(self.logit(x))
 
 
+class OffsetEnd:
+    """One end of a ``reward_offsets`` entry: the raw position (m; the first three entries
+    of observation key ``key``, un-normalized) in an encoded state's current step."""
+
+    def __init__(self, policy: SoftActorPolicy, key: str, entry: str) -> None:
+        columns = policy.encoder.lowdim_columns([key])
+        if len(columns) < 3:
+            raise ValueError(f"reward_offsets {entry!r}: {key} has {len(columns)} entries, "
+                             "not a position (three)")  # fmt: skip
+        stats = policy.normalizer.stats(key)
+        self.columns = torch.tensor(columns[:3])
+        self.scale = torch.as_tensor(stats["scale"].reshape(-1)[:3])
+        self.shift = torch.as_tensor(stats["offset"].reshape(-1)[:3])
+
+    def position(self, obs: Tensor) -> Tensor:
+        """The position (B, 3), in metres, in states ``obs`` (B, obs_dim)."""
+        return (obs[:, self.columns] - self.shift.to(obs.dtype)) / self.scale.to(obs.dtype)
+
+
 class OPTAIL(SoftActorCritic):
     """Networks, optimizers and the update of model-free OPT-AIL (see the module docstring).
 
@@ -99,13 +119,19 @@ class OPTAIL(SoftActorCritic):
         self.gp_weight = config.gp_weight if config.gp_weight > 0 else (
             GP_WEIGHT_BY_TASK.get(task or "", DEFAULT_GP_WEIGHT)
         )  # fmt: skip
+        named = config.reward_obs_keys
         self.reward_columns = (
-            torch.tensor(policy.encoder.lowdim_columns(config.reward_obs_keys))
-            if config.reward_obs_keys else None
+            torch.tensor(policy.encoder.lowdim_columns(named)) if named
+            else torch.arange(self.obs_dim) if config.reward_offsets else None
         )  # fmt: skip
-        """The columns of an encoded state the reward net sees (``reward_obs_keys``; None:
-        all)."""
-        state = self.obs_dim if self.reward_columns is None else len(self.reward_columns)
+        """The columns of an encoded state the reward net sees (``reward_obs_keys``, all
+        when none are named); None: the whole state and no offsets."""
+        self.offset_ends = [tuple(OffsetEnd(policy, key, entry) for key in entry.split("-"))
+                            for entry in config.reward_offsets]  # fmt: skip
+        """Each ``reward_offsets`` entry's two positions (a, b)."""
+        state = self.obs_dim if self.reward_columns is None else (
+            len(self.reward_columns) + 3 * len(config.reward_offsets)
+        )  # fmt: skip
         second = state if config.reward_input == "state_next_state" else self.action_dim
         self.reward = RewardNet(state + second, config.hidden_dims)
         self.reward_optimizer = adam(self.reward.parameters(), config.reward_lr)
@@ -234,15 +260,24 @@ class OPTAIL(SoftActorCritic):
     def reward_input(self, pairs: Tensor, next_obs: Tensor) -> Tensor:
         """The reward net's input for transitions ``pairs`` = ``[s, a]`` ending in
         ``next_obs``: ``pairs`` itself, or ``[s, s']`` with ``reward_input``
-        ``"state_next_state"``; of each state only its ``reward_obs_keys`` columns."""
+        ``"state_next_state"``; of each state only its ``reward_obs_keys`` columns and its
+        ``reward_offsets`` (``reward_state``)."""
         state, next_state = pairs[:, : self.obs_dim], next_obs
         if self.reward_columns is not None:
-            state, next_state = state[:, self.reward_columns], next_obs[:, self.reward_columns]
+            state, next_state = self.reward_state(state), self.reward_state(next_state)
         elif self.config.reward_input == "state_action":
             return pairs
         if self.config.reward_input == "state_next_state":
             return torch.cat([state, next_state], dim=-1)
         return torch.cat([state, pairs[:, self.obs_dim :]], dim=-1)
+
+    def reward_state(self, obs: Tensor) -> Tensor:
+        """What the reward net sees of encoded states ``obs``: the ``reward_obs_keys``
+        columns, then each ``reward_offsets`` entry's position a minus position b in
+        ``REWARD_OFFSET_UNIT``."""
+        offsets = [(a.position(obs) - b.position(obs)) / REWARD_OFFSET_UNIT
+                   for a, b in self.offset_ends]  # fmt: skip
+        return torch.cat([obs[:, self.reward_columns], *offsets], dim=-1)
 
     def reward_of(self, pairs: Tensor) -> Tensor:
         """The reward the critic learns from: ``r(x)`` of the reward net's inputs ``pairs``

@@ -34,6 +34,9 @@ config's ``log_std_min`` (the paper's ``LOG_STD_MIN`` by default)."""
 GP_WEIGHT_BY_TASK = {"dmc:cartpole_swingup": 1.0, "dmc:walker_walk": 1.0}
 """The paper's gradient-penalty weight per task; every other task uses ``DEFAULT_GP_WEIGHT``."""
 DEFAULT_GP_WEIGHT = 10.0
+REWARD_OFFSET_UNIT = 0.1
+"""Metres per unit of a ``reward_offsets`` feature (decimetres: push's offsets, 0-30 cm,
+then sit beside the normalized features at about their size)."""
 REAL_RATIO_BY_TASK = {"dmc:walker_walk": 0.9, "dmc:cartpole_swingup": 0.95,
                       "dmc:walker_stand": 0.85}  # fmt: skip
 """The model-based variant's share of real transitions in a critic batch, per task."""
@@ -164,6 +167,14 @@ class RewardNetConfig(SoftActorConfig):
       which tells the policy's states from the expert's without looking at the action;
       restricted to, e.g., the gripper's, the cube's and the target's poses the reward must
       tell them apart by where the action takes them.
+    - ``reward_offsets``: entries ``"a-b"`` naming two observation keys whose first three
+      entries are positions (m) in one frame, e.g. ``"object_pose-target_pos"``; the reward
+      net also sees, of s (and of s'), position a minus position b in decimetres
+      (``REWARD_OFFSET_UNIT``), computed from the raw positions. Ten demonstrations cover few
+      absolute cube and gripper positions but many more offsets between them: a reward that
+      can score the cube's offset from its target, and the gripper's from the cube, the same
+      wherever on the table they are, can generalise from the demonstrations to the policy's
+      episodes.
     - ``critic_warmup_updates``: at the loop's first update, first that many updates with
       the actor frozen (reward, critic and Polyak steps only, each on ``batch_size`` online
       and as many expert transitions, with no env step between them), so that a cloned actor
@@ -175,6 +186,7 @@ class RewardNetConfig(SoftActorConfig):
     td_clip: float = 100.0
     reward_input: Literal["state_action", "state_next_state"] = "state_action"
     reward_obs_keys: tuple[str, ...] = ()
+    reward_offsets: tuple[str, ...] = ()
     critic_warmup_updates: int = 0
 
     def validate(self) -> None:
@@ -188,6 +200,15 @@ class RewardNetConfig(SoftActorConfig):
         if self.obs_keys and unknown:
             raise ValueError(f"reward_obs_keys {', '.join(unknown)}: not among the obs_keys "
                              f"({', '.join(self.obs_keys)})")  # fmt: skip
+        for entry in self.reward_offsets:
+            keys = entry.split("-")
+            if len(keys) != 2 or not all(keys) or keys[0] == keys[1]:
+                raise ValueError(f"reward_offsets {entry!r}: expected two different observation "
+                                 "keys as 'a-b', e.g. 'object_pose-target_pos'")  # fmt: skip
+            unknown = sorted(set(keys) - set(self.obs_keys))
+            if self.obs_keys and unknown:
+                raise ValueError(f"reward_offsets {entry!r}: {', '.join(unknown)} not among the "
+                                 f"obs_keys ({', '.join(self.obs_keys)})")  # fmt: skip
 
 
 @dataclasses.dataclass

@@ -292,6 +292,12 @@ def _write_dataset(path: Path, *, state_dim: int = 5, action_dim: int = 1, nan: 
         ),
         (
             {},
+            ("--policy.reward-offsets", "state-gripper"),
+            ConfigError,
+            "policy config: reward_offsets 'state-gripper': gripper not among the obs_keys",
+        ),
+        (
+            {},
             ("--policy.action-bounds", "demos", "--policy.action-bounds-margin", "0"),
             ConfigError,
             "action_bounds_margin > 0",

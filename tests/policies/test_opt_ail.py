@@ -578,6 +578,89 @@ def test_an_unknown_reward_obs_key_is_refused_with_the_keys_there_are() -> None:
         learner(reward_obs_keys=("gripper",))
 
 
+POSITIONS_SPEC = {**SPEC, "observation": {"arm": [2], "cube": [7], "goal": [3]}}
+"""States of an arm (2 features) and two positions: a cube pose (position first) and a goal."""
+
+
+def positions_learner(normalizer, **settings) -> OPTAIL:
+    torch.manual_seed(0)
+    config = OPTAILConfig(obs_keys=("arm", "cube", "goal"), hidden_dims=(32, 32),
+                          batch_size=16, **settings)  # fmt: skip
+    return OPTAIL(OPTAILPolicy(config, POSITIONS_SPEC, normalizer), "ur5e:push")
+
+
+def test_reward_offsets_are_raw_position_differences_in_decimetres() -> None:
+    """The reward sees its keys' columns, then cube minus goal position (m, un-normalized:
+    the observations are mapped by their mean and std) in units of 0.1 m."""
+    from robot_il.dataset import Normalizer
+
+    rng = np.random.default_rng(0)
+    raw = {"arm": rng.normal(0.0, 2.0, (100, 2)), "cube": rng.normal(0.5, 0.1, (100, 7)),
+           "goal": rng.normal(-0.2, 0.3, (100, 3)),
+           "action": rng.uniform(-1, 1, (100, ACT))}  # fmt: skip
+    normalizer = Normalizer.fit_arrays(raw, mode="gaussian")
+    agent = positions_learner(normalizer, reward_obs_keys=("arm",),
+                              reward_offsets=("cube-goal",))  # fmt: skip
+    obs = torch.as_tensor(np.concatenate(
+        [normalizer.normalize(k, raw[k][:8]) for k in ("arm", "cube", "goal")], axis=-1
+    ), dtype=torch.float32)  # fmt: skip
+    expected = np.concatenate(
+        [obs[:, :2].numpy(), (raw["cube"][:8, :3] - raw["goal"][:8]) / 0.1], axis=-1
+    )
+    np.testing.assert_allclose(agent.reward_state(obs).numpy(), expected, rtol=1e-4, atol=1e-4)
+    assert agent.reward.norm.normalized_shape == (2 + 3 + ACT,)
+
+
+def test_a_reward_with_offsets_tells_apart_what_it_sees_only_in_the_offset() -> None:
+    """Expert and policy states share the arm; cube and goal lie anywhere (uniform over
+    ±0.5 m) but the expert's cube is 2 cm from its goal and the policy's 10 cm. A reward
+    on the arm alone sees the same inputs on both sides and scores them alike; with the
+    cube-goal offset it scores fresh expert states above fresh policy states (by about as
+    much as the gradient penalty lets a 0.8-unit input difference move it)."""
+    normalizer = identity_observation_normalizer(POSITIONS_SPEC, -np.ones(ACT), np.ones(ACT))
+
+    def states(seed: int, gap: float) -> Batch:
+        data = batch(seed, action=0.3)
+        rng = np.random.default_rng(seed)
+        goal = rng.uniform(-0.5, 0.5, (len(data.obs), 3))
+        cube = goal + gap * np.array([1.0, 0.0, 0.0])
+        obs = np.concatenate([np.zeros((len(goal), 2)), cube, np.zeros((len(goal), 4)), goal], 1)
+        return Batch(obs.astype(np.float32), data.action, obs.astype(np.float32), data.terminated)
+
+    gaps = {}
+    for offsets in ((), ("cube-goal",)):
+        agent = positions_learner(normalizer, reward_lr=1e-3, reward_obs_keys=("arm",),
+                                  reward_offsets=offsets)  # fmt: skip
+        for i in range(150):
+            agent.update(states(i, 0.10), states(i, 0.02))
+        gaps[offsets] = (reward_of_transitions(agent, states(99_999, 0.02))
+                         - reward_of_transitions(agent, states(99_999, 0.10)))  # fmt: skip
+    assert gaps[()] == 0.0
+    assert gaps[("cube-goal",)] > 0.3  # of a reward in (-1, 1), its inputs 0.8 units apart
+
+
+def reward_of_transitions(agent: OPTAIL, data: Batch) -> float:
+    """The mean reward of ``data``'s transitions as the learner's TD targets score them."""
+    with torch.no_grad():
+        pairs = torch.cat([torch.as_tensor(data.obs), torch.as_tensor(data.action)], dim=-1)
+        return float(agent.reward(agent.reward_input(pairs, torch.as_tensor(data.next_obs))).mean())
+
+
+@pytest.mark.parametrize(
+    ("offsets", "message"),
+    [
+        (("cube",), r"reward_offsets 'cube': expected two different observation keys as 'a-b'"),
+        (("cube-cube",), r"reward_offsets 'cube-cube': expected two different"),
+        (("cube-table",), r"reward_offsets 'cube-table': table not among the obs_keys"),
+        (("goal-arm",), r"reward_offsets 'goal-arm': arm has 2 entries, not a position"),
+    ],
+)
+def test_a_bad_reward_offset_is_refused_in_one_line(offsets: tuple, message: str) -> None:
+    normalizer = identity_observation_normalizer(POSITIONS_SPEC, -np.ones(ACT), np.ones(ACT))
+    with pytest.raises(ValueError, match=message):
+        positions_learner(normalizer, reward_offsets=offsets)
+
+
 def test_td_target_scores_the_transition_with_the_state_transition_reward() -> None:
     """With gamma 0 the TD target is the reward alone: ``tanh(MLP(LayerNorm([s, s'])))``
     of each transition, not of ``[s, a]`` (a net of 2 * OBS inputs)."""

@@ -47,7 +47,7 @@ def _online_args(**changes) -> argparse.Namespace:
     args = {"part": "opt_ail", "model_based": False, "bc_pretrain_steps": 0, "bc_weight": 0.0,
             "bc_decay_updates": 0, "log_std_min": -5.0, "twin_critics": False,
             "action_bounds": "env", "action_bounds_margin": 1.5,
-            "reward_input": "state_action", "reward_obs_keys": [],
+            "reward_input": "state_action", "reward_obs_keys": [], "reward_offsets": [],
             "critic_warmup_updates": 0}  # fmt: skip
     return argparse.Namespace(**(args | changes))
 
@@ -65,6 +65,8 @@ def test_each_reward_deviation_names_its_runs_apart(opt_ail: ModuleType) -> None
             {"reward_input": "state_next_state", "critic_warmup_updates": 500},
             {"reward_obs_keys": ["object_pose"]},
             {"reward_obs_keys": ["eef_pose", "object_pose"]},
+            {"reward_offsets": ["object_pose-target_pos"]},
+            {"reward_offsets": ["object_pose-target_pos", "eef_pose-object_pose"]},
         )
     ]
     assert names[0] is None
@@ -73,6 +75,7 @@ def test_each_reward_deviation_names_its_runs_apart(opt_ail: ModuleType) -> None
 
 @pytest.mark.parametrize("changes", [{"reward_input": "state_next_state"},
                                      {"reward_obs_keys": ["object_pose"]},
+                                     {"reward_offsets": ["object_pose-target_pos"]},
                                      {"critic_warmup_updates": 10}])  # fmt: skip
 def test_iq_learn_refuses_the_reward_deviations(opt_ail: ModuleType, changes: dict) -> None:
     """IQ-Learn has no reward net: its run would carry a deviation it does not have."""
