@@ -42,10 +42,10 @@ For model-based OPT-AIL, ``cpu`` is the CPU cap (a model fit of at most 300 step
 1000 env steps) and ``paper`` the reference's schedule (every 250, up to 5000 steps);
 IQ-Learn and DAC have no profile setting (the name only keeps runs apart).
 ``--bc-pretrain-steps``, ``--bc-weight``, ``--bc-decay-updates``, ``--log-std-min``,
-``--twin-critics`` and ``--action-bounds demos`` turn on the deviations of the online
-learners (``SoftActorConfig``: the actor cloned from the demonstrations before the first env
-step, a BC term in its loss decaying to 0, a higher floor under the actor's spread, clipped
-double Q, actions within the demonstrations' reach);
+``--bc-loss mse``, ``--twin-critics`` and ``--action-bounds demos`` turn on the deviations of
+the online learners (``SoftActorConfig``: the actor cloned from the demonstrations before the
+first env step, a BC term in its loss decaying to 0, a higher floor under the actor's spread,
+cloning the mean action alone, clipped double Q, actions within the demonstrations' reach);
 ``--reward-input state_next_state``, ``--reward-obs-keys``, ``--reward-offsets`` and
 ``--critic-warmup-updates`` those of OPT-AIL's and DAC's reward (``RewardNetConfig``: a reward
 on ``[s, s']``, on some observation keys, with offsets between positions, actor-frozen updates
@@ -193,6 +193,8 @@ def deviation(args: argparse.Namespace) -> str | None:
     if args.bc_weight:
         decay = f" to 0 in {args.bc_decay_updates}" if args.bc_decay_updates else ""
         parts.append(f"bc {args.bc_weight:g}{decay}")
+    if args.bc_loss != "nll":
+        parts.append(f"bc-loss {args.bc_loss}")
     if args.log_std_min != LOG_STD_MIN:
         parts.append(f"log-std-min {args.log_std_min:g}")
     if args.action_bounds != "env":
@@ -266,6 +268,7 @@ def run_online(args: argparse.Namespace) -> None:
         config.policy.bc_pretrain_steps = args.bc_pretrain_steps
         config.policy.bc_weight = args.bc_weight
         config.policy.bc_decay_updates = args.bc_decay_updates
+        config.policy.bc_loss = args.bc_loss
         config.policy.log_std_min = args.log_std_min
         config.policy.action_bounds = args.action_bounds
         config.policy.action_bounds_margin = args.action_bounds_margin
@@ -666,6 +669,13 @@ def main() -> None:
         "demonstrations' largest |a| times --action-bounds-margin (a deviation)",
     )
     parser.add_argument("--action-bounds-margin", type=float, default=1.5)
+    parser.add_argument(
+        "--bc-loss",
+        choices=("nll", "mse"),
+        default="nll",
+        help="the BC pretraining's and BC term's loss: the actor's NLL or its mean's squared "
+        "error (a deviation)",
+    )
     parser.add_argument(
         "--twin-critics",
         action="store_true",

@@ -20,7 +20,7 @@ import torch
 from robot_il.policies.opt_ail.policy import (
     SoftActorConfig,
     SoftActorPolicy,
-    demonstration_nll,
+    demonstration_loss,
     mlp,
 )
 from robot_il.policies.opt_ail.relu_mlp import relu_mlp, wide_matmuls_in
@@ -185,7 +185,8 @@ class SoftActorCritic:
         loss = actor_loss
         if self.config.bc_weight > 0 and expert_action is not None:
             rows = slice(len(obs) - len(expert_action), None)
-            bc_loss = demonstration_nll(mu[rows], log_std[rows], expert_action)
+            bc_loss = demonstration_loss(self.config.bc_loss, mu[rows], log_std[rows],
+                                         expert_action)  # fmt: skip
             loss = actor_loss + self.current_bc_weight() * bc_loss
             self.last_bc_loss = float(bc_loss.detach())
         clear_gradients(self.actor_optimizer)
@@ -209,9 +210,9 @@ class SoftActorCritic:
         return cfg.bc_weight * max(0.0, 1.0 - self.actor_updates / cfg.bc_decay_updates)
 
     def pretrain_actor(self, expert: ReplayBuffer, rng: np.random.Generator) -> float:
-        """``bc_pretrain_steps`` AdamW steps of ``demonstration_nll`` on batches of ``batch_size``
-        expert transitions drawn with ``rng`` (the actor alone; its own optimizer is left
-        untouched); returns the last batch's loss."""
+        """``bc_pretrain_steps`` AdamW steps of ``demonstration_loss`` (``bc_loss``) on
+        batches of ``batch_size`` expert transitions drawn with ``rng`` (the actor alone; its
+        own optimizer is left untouched); returns the last batch's loss."""
         cfg = self.config
         optimizer = torch.optim.AdamW(self.policy.actor.parameters(), lr=cfg.bc_pretrain_lr,
                                       weight_decay=cfg.bc_pretrain_weight_decay)  # fmt: skip
@@ -219,7 +220,7 @@ class SoftActorCritic:
         for _ in range(cfg.bc_pretrain_steps):
             batch = expert.sample(rng, cfg.batch_size)
             mu, log_std = self.policy.distribution(torch.as_tensor(batch.obs))
-            loss = demonstration_nll(mu, log_std, torch.as_tensor(batch.action))
+            loss = demonstration_loss(cfg.bc_loss, mu, log_std, torch.as_tensor(batch.action))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -72,7 +72,8 @@ class SoftActorConfig(PolicyConfig):
     online learner alone does not leave the initial policy's states within its budget (UR5e
     push from 10 demonstrations, README): the BC loss is the policy's own ``forward``,
     ``-mean log pi(a_E|s_E)`` of demonstrated actions in [-1, 1] (clamped inside by
-    ``ACTION_EDGE``), on ``batch_size`` expert transitions at a time.
+    ``ACTION_EDGE``), on ``batch_size`` expert transitions at a time; with ``bc_loss``
+    ``"mse"``, ``mean ||tanh(mu(s_E)) - a_E||^2`` instead (``demonstration_loss``).
 
     - ``bc_pretrain_steps``: that many AdamW steps (lr ``bc_pretrain_lr``, weight decay
       ``bc_pretrain_weight_decay``; tuned BC's best setting on push) on the actor alone
@@ -92,6 +93,13 @@ class SoftActorConfig(PolicyConfig):
       0.1): training rollouts then repeat one action per state, and neither the reward nor
       the critic sees how other actions near the expert's score. A higher floor (e.g. -3,
       0.05) keeps that much exploration; deployment acts with the mean either way.
+    - ``bc_loss``: ``"nll"`` clones the actor's whole distribution; ``"mse"`` its mean action
+      alone (TD3+BC's term), in pretraining and in the BC term. Demonstrated actions are
+      nearly deterministic, so the NLL drives the actor's spread to the ``log_std_min``
+      floor and keeps it there (training rollouts repeat one action per state), and its
+      gradient on the mean grows as 1/std^2, so it overrules the critic's; the MSE leaves
+      the spread to the entropy term and the critic (at the cloned start: the untrained
+      head's, about 0.2 in [-1, 1] units) and pulls on the mean as the critic does.
     - ``action_bounds``: ``"env"`` (the paper) maps [-1, 1] to the env's action box;
       ``"demos"`` to ``±action_bounds_margin`` times the demonstrations' largest |a| in each
       dimension, within the env's box (a dimension the demonstrations never move keeps the
@@ -118,6 +126,7 @@ class SoftActorConfig(PolicyConfig):
     bc_weight: float = 0.0
     bc_decay_updates: int = 0
     log_std_min: float = LOG_STD_MIN
+    bc_loss: Literal["nll", "mse"] = "nll"
     twin_critics: bool = False
     action_bounds: Literal["env", "demos"] = "env"
     action_bounds_margin: float = 1.5
@@ -132,6 +141,8 @@ class SoftActorConfig(PolicyConfig):
             raise ValueError("need alpha > 0, 0 < tau <= 1 and 0 <= gamma < 1")
         if self.observation_spread_floor < 0:
             raise ValueError("observation_spread_floor must be >= 0")
+        if self.bc_loss not in ("nll", "mse"):
+            raise ValueError(f"bc_loss must be 'nll' or 'mse', got {self.bc_loss!r}")
         if self.action_bounds not in ("env", "demos") or self.action_bounds_margin <= 0:
             raise ValueError(
                 f"need action_bounds 'env' or 'demos' and action_bounds_margin > 0, got "
@@ -302,6 +313,16 @@ def squashed_gaussian_log_prob(u: Tensor, mu: Tensor, log_std: Tensor) -> Tensor
 def _presquash_sample(mu: Tensor, log_std: Tensor) -> Tensor:
     """``u ~ N(mu, exp(log_std)^2)``, reparameterized (one ``randn_like(mu)`` draw)."""
     return mu + log_std.exp() * torch.randn_like(mu)
+
+
+def demonstration_loss(kind: str, mu: Tensor, log_std: Tensor, action: Tensor) -> Tensor:
+    """The BC loss ``bc_loss`` names (``SoftActorConfig``) of demonstrated actions in
+    [-1, 1] under the actor's distribution ``(mu, log_std)`` on their states:
+    ``demonstration_nll``, or ``mean ||tanh(mu) - a||^2`` (summed over the action's
+    dimensions, as the NLL is), which ignores ``log_std``."""
+    if kind == "mse":
+        return (torch.tanh(mu) - action).square().sum(-1).mean()
+    return demonstration_nll(mu, log_std, action)
 
 
 def demonstration_nll(mu: Tensor, log_std: Tensor, action: Tensor) -> Tensor:

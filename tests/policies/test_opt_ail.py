@@ -418,6 +418,32 @@ def test_bc_pretraining_clones_the_demonstrated_actions_and_leaves_the_actors_ad
     assert not agent.actor_optimizer.state  # the paper's actor optimizer starts afresh
 
 
+def test_mse_cloning_fits_the_mean_action_and_leaves_the_spread_to_the_critic() -> None:
+    """Cloned from deterministic demonstrations, the NLL pulls the actor's spread down (toward
+    the ``log_std_min`` floor); the MSE fits the mean action as well and does not: after
+    300 steps the spread is more than twice the NLL clone's."""
+    expert = expert_like()
+    obs = torch.as_tensor(expert.obs)
+    spreads, errors = {}, {}
+    for kind in ("nll", "mse"):
+        agent = learner(bc_pretrain_steps=300, bc_loss=kind)
+        with torch.no_grad():
+            spread_before = float(agent.policy.distribution(obs)[1].exp().mean())
+        error_before = mean_action_error(agent, expert)
+        agent.pretrain_actor(expert, np.random.default_rng(0))
+        with torch.no_grad():
+            spreads[kind] = float(agent.policy.distribution(obs)[1].exp().mean())
+        errors[kind] = mean_action_error(agent, expert)
+    assert max(errors.values()) < 0.2 * error_before, (error_before, errors)
+    assert spreads["nll"] < 0.8 * spread_before, (spread_before, spreads)
+    assert spreads["mse"] > 2 * spreads["nll"], spreads
+
+
+def test_an_unknown_bc_loss_is_refused() -> None:
+    with pytest.raises(ValueError, match="bc_loss must be 'nll' or 'mse', got 'l1'"):
+        learner(bc_loss="l1")
+
+
 def test_bc_term_weight_falls_linearly_to_zero_and_pulls_the_actor_to_the_expert() -> None:
     decaying = learner(bc_weight=2.0, bc_decay_updates=10)
     obs = torch.as_tensor(batch(1).obs)

@@ -45,7 +45,7 @@ def test_a_rewritten_row_replaces_its_row_from_before_expert_seed(opt_ail: Modul
 def _online_args(**changes) -> argparse.Namespace:
     """``run_online``'s arguments with no deviation, and ``changes``."""
     args = {"part": "opt_ail", "model_based": False, "bc_pretrain_steps": 0, "bc_weight": 0.0,
-            "bc_decay_updates": 0, "log_std_min": -5.0, "twin_critics": False,
+            "bc_decay_updates": 0, "bc_loss": "nll", "log_std_min": -5.0, "twin_critics": False,
             "action_bounds": "env", "action_bounds_margin": 1.5,
             "reward_input": "state_action", "reward_obs_keys": [], "reward_offsets": [],
             "critic_warmup_updates": 0}  # fmt: skip
@@ -67,6 +67,7 @@ def test_each_reward_deviation_names_its_runs_apart(opt_ail: ModuleType) -> None
             {"reward_obs_keys": ["eef_pose", "object_pose"]},
             {"reward_offsets": ["object_pose-target_pos"]},
             {"reward_offsets": ["object_pose-target_pos", "eef_pose-object_pose"]},
+            {"bc_loss": "mse"},
         )
     ]
     assert names[0] is None
