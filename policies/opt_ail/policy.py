@@ -35,8 +35,8 @@ GP_WEIGHT_BY_TASK = {"dmc:cartpole_swingup": 1.0, "dmc:walker_walk": 1.0}
 """The paper's gradient-penalty weight per task; every other task uses ``DEFAULT_GP_WEIGHT``."""
 DEFAULT_GP_WEIGHT = 10.0
 REWARD_OFFSET_UNIT = 0.1
-"""Metres per unit of a ``reward_offsets`` feature (decimetres: push's offsets, 0-30 cm,
-then sit beside the normalized features at about their size)."""
+"""Metres per unit of a ``reward_offsets`` feature: in decimetres push's offsets (0-30 cm)
+are about the size of the normalized features beside them."""
 REAL_RATIO_BY_TASK = {"dmc:walker_walk": 0.9, "dmc:cartpole_swingup": 0.95,
                       "dmc:walker_stand": 0.85}  # fmt: skip
 """The model-based variant's share of real transitions in a critic batch, per task."""
@@ -98,8 +98,8 @@ class SoftActorConfig(PolicyConfig):
       nearly deterministic, so the NLL drives the actor's spread to the ``log_std_min``
       floor and keeps it there (training rollouts repeat one action per state), and its
       gradient on the mean grows as 1/std^2, so it overrules the critic's; the MSE leaves
-      the spread to the entropy term and the critic (at the cloned start: the untrained
-      head's, about 0.2 in [-1, 1] units) and pulls on the mean as the critic does.
+      the spread to the entropy term and the critic (from wherever the cloning left the
+      untrained head) and pulls on the mean with a gradient of the critic's size.
     - ``action_bounds``: ``"env"`` (the paper) maps [-1, 1] to the env's action box;
       ``"demos"`` to ``±action_bounds_margin`` times the demonstrations' largest |a| in each
       dimension, within the env's box (a dimension the demonstrations never move keeps the
