@@ -69,6 +69,7 @@ import fcntl
 import itertools
 import json
 import os
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,8 @@ BC_GRID = {"weight_decay": (1e-6, 1e-4, 1e-3, 1e-2), "lr": (1e-3, 3e-4)}
 RUN_KEY = ("task", "method", "variant", "deviation", "profile", "obs_normalization", "precision",
            "seed", "demos", "subsample", "env_steps", "weight_decay", "lr", "steps",
            "expert_seed")  # fmt: skip
+LEGEND_LINE_CHARS = 150
+"""Characters per line of a plot's legend entry (fontsize 7 across a 10-inch figure)."""
 OBS_NORMALIZATION = {"dmc": "raw", "ur5e": "gaussian"}
 """What the online learners' networks see, by task family: raw observations (the paper's
 DMC runs) or each feature mapped by the demonstrations' mean and std (tuned BC's inputs)."""
@@ -481,10 +484,14 @@ def plot(args: argparse.Namespace) -> None:
         + ("" if expert is None else f", SAC expert seed {expert}"),
     )
     # below the axes, the figure growing with it: with a dozen curves and learner names of a
-    # line each, any place inside or beside the axes hides curves or squeezes the axes
-    entries = len(ax.get_legend_handles_labels()[1])
-    fig.set_size_inches(10, 4.5 + 0.14 * entries)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.17), borderaxespad=0)
+    # line each, any place inside or beside the axes hides curves or squeezes the axes; names
+    # longer than the figure is wide are wrapped, or tight_layout shrinks the axes to fit them
+    handles, labels = ax.get_legend_handles_labels()
+    labels = [textwrap.fill(label, LEGEND_LINE_CHARS) for label in labels]
+    lines = sum(label.count("\n") + 1 for label in labels)
+    fig.set_size_inches(10, 4.5 + 0.14 * lines)
+    ax.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.17),
+              borderaxespad=0)  # fmt: skip
     fig.tight_layout()
     suffix = f"_k{args.subsample}" if args.subsample > 1 else ""
     suffix += f"_x{expert}" if expert else ""  # one plot per expert, as run directories
