@@ -54,6 +54,13 @@ def reward_of(agent: OPTAIL, data: Batch) -> float:
         return float(agent.reward(pairs).mean())
 
 
+def reward_of_transitions(agent: OPTAIL, data: Batch) -> float:
+    """The mean reward of ``data``'s transitions as the learner's TD targets score them."""
+    with torch.no_grad():
+        pairs = torch.cat([torch.as_tensor(data.obs), torch.as_tensor(data.action)], dim=-1)
+        return float(agent.reward(agent.reward_input(pairs, torch.as_tensor(data.next_obs))).mean())
+
+
 def test_reward_loss_scores_expert_pairs_above_policy_pairs() -> None:
     """Expert acts +0.8, the policy's buffer holds -0.8: after updates the reward ranks
     fresh expert-like pairs above fresh policy-like pairs (the reverse sign would not)."""
@@ -553,14 +560,8 @@ def test_a_state_transition_reward_tells_apart_what_a_state_action_reward_cannot
         for i in range(150):
             agent.update(transitions(i, -0.5), transitions(i, +0.5))
         expert_like, policy_like = transitions(99_999, +0.5), transitions(99_999, -0.5)
-        with torch.no_grad():
-            scores = [
-                float(agent.reward(agent.reward_input(
-                    torch.cat([torch.as_tensor(d.obs), torch.as_tensor(d.action)], dim=-1),
-                    torch.as_tensor(d.next_obs))).mean())
-                for d in (expert_like, policy_like)
-            ]  # fmt: skip
-        gaps[reward_input] = scores[0] - scores[1]
+        gaps[reward_input] = (reward_of_transitions(agent, expert_like)
+                              - reward_of_transitions(agent, policy_like))  # fmt: skip
     assert gaps["state_action"] == 0.0
     assert gaps["state_next_state"] > 0.5
 
@@ -585,14 +586,8 @@ def test_reward_obs_keys_hide_the_other_keys_from_the_reward() -> None:
         agent = OPTAIL(OPTAILPolicy(config, spec, normalizer), "dmc:cartpole_swingup")
         for i in range(150):
             agent.update(pairs(i, -0.5), pairs(i, +0.5))
-        with torch.no_grad():
-            scores = [
-                float(agent.reward(agent.reward_input(
-                    torch.cat([torch.as_tensor(d.obs), torch.as_tensor(d.action)], dim=-1),
-                    torch.as_tensor(d.next_obs))).mean())
-                for d in (pairs(99_999, +0.5), pairs(99_999, -0.5))
-            ]  # fmt: skip
-        gaps[keys] = scores[0] - scores[1]
+        gaps[keys] = (reward_of_transitions(agent, pairs(99_999, +0.5))
+                      - reward_of_transitions(agent, pairs(99_999, -0.5)))  # fmt: skip
         if keys:
             assert agent.reward.norm.normalized_shape == (2 + ACT,)
     assert gaps[("cue",)] == 0.0
@@ -663,13 +658,6 @@ def test_a_reward_with_offsets_tells_apart_what_it_sees_only_in_the_offset() -> 
                          - reward_of_transitions(agent, states(99_999, 0.10)))  # fmt: skip
     assert gaps[()] == 0.0
     assert gaps[("cube-goal",)] > 0.3  # of a reward in (-1, 1), its inputs 0.8 units apart
-
-
-def reward_of_transitions(agent: OPTAIL, data: Batch) -> float:
-    """The mean reward of ``data``'s transitions as the learner's TD targets score them."""
-    with torch.no_grad():
-        pairs = torch.cat([torch.as_tensor(data.obs), torch.as_tensor(data.action)], dim=-1)
-        return float(agent.reward(agent.reward_input(pairs, torch.as_tensor(data.next_obs))).mean())
 
 
 @pytest.mark.parametrize(
