@@ -21,6 +21,8 @@ RIGHT, BACKSPACE = b"\x1b[C", b"\x7f"
 def test_keyboard_teleop_recording_keeps_and_discards_episodes(
     ros_context, ros_env, tmp_path
 ) -> None:
+    from robot_il.envs.ur5e.kinematics import tcp_point
+    from sensor_msgs.msg import JointState
     from std_msgs.msg import Float64MultiArray, String
     from std_srvs.srv import Trigger
 
@@ -52,16 +54,34 @@ def test_keyboard_teleop_recording_keeps_and_discards_episodes(
             try:
                 commands = client.record(Float64MultiArray, "forward_position_controller/commands")
                 events = client.record(String, "teleop/episode_event")
+                joint_states = client.record(JointState, "joint_states")
                 wait_for(lambda: len(commands) > 5, 60, "teleop servo commands", procs, logs)
+                wait_for(lambda: joint_states, 10, "joint states", procs, logs)
                 assert client.call(Trigger, "recorder/start").success
 
                 def press(keys: bytes, times: int) -> None:
                     for _ in range(times):
                         os.write(master, keys)
-                        time.sleep(0.05)
+                        time.sleep(0.1)  # two teleop ticks: no read caps a burst of presses
 
+                def tool_x() -> float:
+                    return tcp_point(joint_states[-1][1].position[:6])[0]
+
+                def settled() -> bool:
+                    command = np.array(commands[-1][1].data[:6])
+                    return np.abs(command - joint_states[-1][1].position[:6]).max() < 0.002
+
+                start_x = tool_x()
                 press(b"w", 16)  # +x, 5 mm a press
-                time.sleep(0.5)
+                # A loaded machine runs the simulator slower than the clock: commit the
+                # episode once the arm is seen there at rest, not after a fixed wait.
+                wait_for(
+                    lambda: tool_x() - start_x > 0.06 and settled(),
+                    10,
+                    "the arm to follow",
+                    procs,
+                    logs,
+                )
                 press(RIGHT, 1)  # keep: committed, the simulator resets, a new episode starts
                 wait_for(lambda: events, 10, "episode event", procs, logs)
                 time.sleep(0.5)

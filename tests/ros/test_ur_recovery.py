@@ -16,7 +16,8 @@ pytestmark = pytest.mark.ros
 
 
 class Cell:
-    """The bridge on a fake arm, and a client commanding a swinging base joint."""
+    """The bridge on a fake arm, and a client commanding a swinging base joint (or, once
+    ``swinging`` is false, the home pose)."""
 
     def __init__(self, context, **parameters) -> None:
         import rclpy
@@ -38,9 +39,12 @@ class Cell:
             Float64MultiArray, "forward_position_controller/commands", 10
         )
 
+        self.swinging = True
+
         def swing() -> None:
             target = HOME_JOINT_POS.copy()
-            target[0] += 0.5 * np.sin(np.pi * time.monotonic())
+            if self.swinging:
+                target[0] += 0.5 * np.sin(np.pi * time.monotonic())
             commands.publish(Float64MultiArray(data=target.tolist()))
 
         self.client.create_timer(0.02, swing)
@@ -120,7 +124,12 @@ def test_protective_stop_waits_for_a_person_then_recovers(ros_context) -> None:
         assert cell.call("dashboard_client/power_on").success
         assert cell.call("dashboard_client/brake_release").success
         assert cell.dashboard.calls[-2:] == ["powerOn", "brakeRelease"]
-        # TCP pose: forward kinematics of the arm, as a PoseStamped in the base frame.
+        # TCP pose: forward kinematics of the arm, as a PoseStamped in the base frame; compared
+        # at rest, as a loaded machine delivers a moving arm's pose late.
+        cell.swinging = False
+        wait_for(lambda: cell.held_since(time.monotonic() - 0.3), 10, "the arm to come to rest")
+        received = len(poses)
+        wait_for(lambda: len(poses) > received, 5, "a TCP pose of the arm at rest")
         pose = poses[-1]
         q = np.array(cell.arm.getActualQ())
         expected = forward_kinematics(q)[:3, 3]
