@@ -49,7 +49,8 @@ cloning the mean action alone, clipped double Q, actions within the demonstratio
 ``--reward-input state_next_state``, ``--reward-obs-keys``, ``--reward-offsets`` and
 ``--critic-warmup-updates`` those of OPT-AIL's and DAC's reward (``RewardNetConfig``: a reward
 on ``[s, s']``, on some observation keys, with offsets between positions, actor-frozen updates
-first);
+first); ``--reward-source task`` replaces the learned reward by the task's own, a diagnostic
+of the online phase (UR5e tasks);
 such runs keep their own directory and their rows name them in ``deviation`` (null: the
 paper's method), e.g. ``bc-init10000, bc 1 to 0 in 10000``.
 ``table`` prints the README's markdown table (each seed's last evaluation within
@@ -210,6 +211,8 @@ def deviation(args: argparse.Namespace) -> str | None:
         parts.append(f"reward-keys {'+'.join(sorted(args.reward_obs_keys))}")
     if args.reward_offsets:
         parts.append(f"reward-offsets {'+'.join(args.reward_offsets)}")
+    if args.reward_source != "learned":
+        parts.append(f"{args.reward_source}-reward")
     if args.critic_warmup_updates:
         parts.append(f"critic-warmup{args.critic_warmup_updates}")
     return ", ".join(parts) or None
@@ -243,12 +246,13 @@ def run_online(args: argparse.Namespace) -> None:
     if args.model_based and args.part != "opt_ail":
         raise SystemExit("--model-based applies to opt_ail only")
     reward_deviations = (args.reward_input != "state_action", args.reward_obs_keys,
-                         args.reward_offsets, args.critic_warmup_updates)  # fmt: skip
+                         args.reward_offsets, args.reward_source != "learned",
+                         args.critic_warmup_updates)  # fmt: skip
     if args.part == "iq_learn" and any(reward_deviations):
         # IQ-Learn has no reward net: the run would be named for a deviation it does not have
-        raise SystemExit("--reward-input, --reward-obs-keys, --reward-offsets and "
-                         "--critic-warmup-updates apply to opt_ail and dac only (IQ-Learn has "
-                         "no reward net)")  # fmt: skip
+        raise SystemExit("--reward-input, --reward-obs-keys, --reward-offsets, --reward-source "
+                         "and --critic-warmup-updates apply to opt_ail and dac only (IQ-Learn "
+                         "has no reward net)")  # fmt: skip
     expert = expert_return(args.task, args.demos)
     expert_id = expert_seed(args.task, args.demos)
     # a CPU without AMX runs "bf16" on oneDNN's float32 kernels: the row says which it was
@@ -280,6 +284,7 @@ def run_online(args: argparse.Namespace) -> None:
             config.policy.reward_input = args.reward_input
             config.policy.reward_obs_keys = tuple(sorted(args.reward_obs_keys))
             config.policy.reward_offsets = tuple(args.reward_offsets)
+            config.policy.reward_source = args.reward_source
             config.policy.critic_warmup_updates = args.critic_warmup_updates
         if args.obs_normalization != "raw":
             config.policy.normalize_observations = True
@@ -705,6 +710,12 @@ def main() -> None:
         nargs="+",
         default=[],
         help="OPT-AIL, DAC: 'a-b' position offsets the reward net also sees (a deviation)",
+    )
+    parser.add_argument(
+        "--reward-source",
+        choices=("learned", "task"),
+        default="learned",
+        help="OPT-AIL, DAC: the critic's reward, the learned one or the task's own (a diagnostic)",
     )
     parser.add_argument(
         "--critic-warmup-updates",

@@ -11,8 +11,8 @@ critic and the actor see both halves.
   ``reward_input`` ``"state_next_state"`` (a deviation, ``RewardNetConfig``) the net's input
   x is ``[s, s']`` instead, in the reward step, its penalty and every TD target alike.
 - Critic (Bellman error): ``td_target = clip(r + gamma (1 - d)(Q_targ(s', a') - alpha log
-  pi(a'|s')), -c, c)`` with ``a' ~ pi(s')`` and r from the just-updated reward net; expert
-  transitions have d = 0.
+  pi(a'|s')), -c, c)`` with ``a' ~ pi(s')`` and r from the just-updated reward net (or the
+  task's own reward, ``reward_source``, a diagnostic); expert transitions have d = 0.
 - Optimism: ``eta * mean_s[V_lse(s) - Q(s, a_tilde)]``, ``a_tilde = tanh(mu(s))`` on online
   states and the expert action on expert states, ``V_lse(s) = alpha logsumexp_j((Q(s, a_j)
   - alpha log q(a_j)) / alpha)`` over N uniform actions (``log q = A log 0.5``) and N policy
@@ -40,6 +40,7 @@ from robot_il.policies.opt_ail.policy import (
     DEFAULT_GP_WEIGHT,
     GP_WEIGHT_BY_TASK,
     REWARD_OFFSET_UNIT,
+    TASK_REWARD_SHIFT,
     OPTAILConfig,
     RewardNetConfig,
     SoftActorPolicy,
@@ -98,6 +99,42 @@ class OffsetEnd:
         return (obs[:, self.columns] - self.shift.to(obs.dtype)) / self.scale.to(obs.dtype)
 
 
+class TaskReward:
+    """The task's own dense reward of encoded next states (``reward_source`` "task"): the
+    reward the env gave for the step into s' (``Task.evaluate`` of the raw observation,
+    un-normalized from the encoded s'), plus ``TASK_REWARD_SHIFT``.
+
+    Refuses, before any training, a task that is not a UR5e task and a task whose reward
+    reads an observation key the policy does not see."""
+
+    def __init__(self, policy: SoftActorPolicy, task: str | None) -> None:
+        from robot_il.envs.tasks import TASKS
+
+        if task not in TASKS:
+            raise ValueError(f"reward_source 'task': {task!r} is not a UR5e task with a dense "
+                             f"reward ({', '.join(TASKS)})")  # fmt: skip
+        self.task = TASKS[task]()
+        self.normalizer = policy.normalizer
+        encoder = policy.encoder
+        self.columns = {key: encoder.lowdim_columns([key]) for key in encoder.lowdim_keys}
+        try:
+            self.task.evaluate(
+                {key: np.zeros(len(c), np.float32) for key, c in self.columns.items()}
+            )
+        except KeyError as missing:
+            raise ValueError(f"reward_source 'task': {task}'s reward reads observation key "
+                             f"{missing}, not among the obs_keys "
+                             f"({', '.join(self.columns)})") from None  # fmt: skip
+
+    def __call__(self, next_obs: Tensor) -> Tensor:
+        """The reward (B,) of the transitions into ``next_obs`` (B, obs_dim)."""
+        raw = {key: self.normalizer.unnormalize(key, next_obs[:, c].float().numpy())
+               for key, c in self.columns.items()}  # fmt: skip
+        rewards = [self.task.evaluate({key: value[i] for key, value in raw.items()})[0]
+                   for i in range(len(next_obs))]  # fmt: skip
+        return torch.tensor(rewards, dtype=next_obs.dtype) + TASK_REWARD_SHIFT
+
+
 class OPTAIL(SoftActorCritic):
     """Networks, optimizers and the update of model-free OPT-AIL (see the module docstring).
 
@@ -135,6 +172,8 @@ class OPTAIL(SoftActorCritic):
         second = state if config.reward_input == "state_next_state" else self.action_dim
         self.reward = RewardNet(state + second, config.hidden_dims)
         self.reward_optimizer = adam(self.reward.parameters(), config.reward_lr)
+        self.task_reward = TaskReward(policy, task) if config.reward_source == "task" else None
+        """The task's reward the critic learns from instead (``reward_source``), or None."""
 
         self.critic_warmup_done = 0
         """Actor-frozen updates taken so far (``critic_warmup_updates``)."""
@@ -177,10 +216,13 @@ class OPTAIL(SoftActorCritic):
         obs, action, next_obs, done = joined(online, expert)
         n_online = len(online.obs)
 
-        # 1. reward: online no-regret step on L(r) = V_r(pi) - V_r(pi_E)
+        # 1. reward: online no-regret step on L(r) = V_r(pi) - V_r(pi_E) (none when the
+        # critic learns from the task's reward)
         pairs = torch.cat([obs, action], dim=-1)
-        reward_loss, gradient_penalty = self.reward_step(self.reward_input(pairs, next_obs),
-                                                         n_online)  # fmt: skip
+        reward_loss = gradient_penalty = torch.full((), float("nan"))
+        if self.task_reward is None:
+            reward_loss, gradient_penalty = self.reward_step(self.reward_input(pairs, next_obs),
+                                                             n_online)  # fmt: skip
         if model is not None:
             real = len(online.obs) - len(model.obs)
             mixed = Batch(*(np.concatenate([getattr(online, f)[:real], getattr(model, f)])
@@ -288,10 +330,14 @@ class OPTAIL(SoftActorCritic):
     def td_target(self, pairs: Tensor, next_obs: Tensor, done: Tensor) -> Tensor:
         """``clip(r + gamma (1 - d)(Q_targ(s', a') - alpha log pi(a'|s')), -c, c)``, a' ~ pi(s'),
         r from the reward net on the transitions ``pairs`` = ``[s, a]`` to ``next_obs``
-        (``reward_input``); ``done`` is 1 for terminated only."""
+        (``reward_input``), or the task's (``reward_source``); ``done`` is 1 for terminated
+        only."""
         cfg = self.config
         soft_next = self.soft_value(self.critic_target, next_obs)
-        target = self.reward_of(self.reward_input(pairs, next_obs))
+        if self.task_reward is not None:
+            target = self.task_reward(next_obs)
+        else:
+            target = self.reward_of(self.reward_input(pairs, next_obs))
         target = target + cfg.gamma * (1 - done) * soft_next
         return target.clamp(-cfg.td_clip, cfg.td_clip)
 

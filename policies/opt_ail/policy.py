@@ -37,6 +37,12 @@ DEFAULT_GP_WEIGHT = 10.0
 REWARD_OFFSET_UNIT = 0.1
 """Metres per unit of a ``reward_offsets`` feature: in decimetres push's offsets (0-30 cm)
 are about the size of the normalized features beside them."""
+TASK_REWARD_SHIFT = -1.0
+"""Added to a task's dense reward under ``reward_source`` "task": the UR5e tasks' rewards lie
+in [0, 1.25] (push: 0.25 x the gripper's closeness to the cube plus the cube's closeness to its
+target), shifted they lie in about the learned reward's (-1, 1), which the temperature alpha
+and ``td_clip`` are set for. Online episodes end by time limit only, so a constant shift
+leaves the best policy unchanged."""
 REAL_RATIO_BY_TASK = {"dmc:walker_walk": 0.9, "dmc:cartpole_swingup": 0.95,
                       "dmc:walker_stand": 0.85}  # fmt: skip
 """The model-based variant's share of real transitions in a critic batch, per task."""
@@ -186,6 +192,12 @@ class RewardNetConfig(SoftActorConfig):
       can score the cube's offset from its target, and the gripper's from the cube, the same
       wherever on the table they are, can generalise from the demonstrations to the policy's
       episodes.
+    - ``reward_source``: ``"learned"`` (the papers) or ``"task"``, a diagnostic, not
+      imitation: the critic learns from the task's own dense reward of each transition's
+      next state (``Task.evaluate``, plus ``TASK_REWARD_SHIFT``), online and expert alike,
+      and the reward net takes no step. With every other setting unchanged it tells whether
+      the online phase (critic, actor and their settings) can improve the clone within the
+      budget at all when the reward is not at fault. UR5e tasks only.
     - ``critic_warmup_updates``: at the loop's first update, first that many updates with
       the actor frozen (reward, critic and Polyak steps only, each on ``batch_size`` online
       and as many expert transitions, with no env step between them), so that a cloned actor
@@ -198,6 +210,7 @@ class RewardNetConfig(SoftActorConfig):
     reward_input: Literal["state_action", "state_next_state"] = "state_action"
     reward_obs_keys: tuple[str, ...] = ()
     reward_offsets: tuple[str, ...] = ()
+    reward_source: Literal["learned", "task"] = "learned"
     critic_warmup_updates: int = 0
 
     def validate(self) -> None:
@@ -205,6 +218,9 @@ class RewardNetConfig(SoftActorConfig):
         if self.reward_input not in ("state_action", "state_next_state"):
             raise ValueError(f"reward_input must be 'state_action' or 'state_next_state', got "
                              f"{self.reward_input!r}")  # fmt: skip
+        if self.reward_source not in ("learned", "task"):
+            raise ValueError(f"reward_source must be 'learned' or 'task', got "
+                             f"{self.reward_source!r}")  # fmt: skip
         if self.critic_warmup_updates < 0:
             raise ValueError("critic_warmup_updates must be >= 0")
         unknown = sorted(set(self.reward_obs_keys) - set(self.obs_keys))

@@ -687,6 +687,70 @@ def test_td_target_scores_the_transition_with_the_state_transition_reward() -> N
     torch.testing.assert_close(target, agent.reward(torch.cat([obs, next_obs], dim=-1)))
 
 
+def test_the_task_reward_is_the_envs_reward_for_the_step_into_the_next_state() -> None:
+    """``reward_source`` "task": from encoded next states (observations mapped by their mean
+    and std) the learner recovers the reward the push env gave for each step, plus
+    ``TASK_REWARD_SHIFT``; with gamma 0 the TD target is that reward, and an update leaves
+    the reward net as it was."""
+    from robot_il.envs import make_env, make_expert
+    from robot_il.policies.opt_ail.policy import TASK_REWARD_SHIFT
+
+    from robot_il.dataset import Normalizer
+    from robot_il.train.replay import flatten_observation
+
+    env = make_env("push", "mujoco", action_mode="eef_delta", max_episode_steps=40,
+                   terminate_on_success=False)  # fmt: skip
+    expert = make_expert(env)  # it reaches for the cube: the reward changes step by step
+    observations, actions, rewards = [env.reset(seed=0)[0]], [], []
+    expert.reset(observations[0])
+    for _ in range(40):
+        actions.append(expert.act(observations[-1]))
+        obs, reward, *_ = env.step(actions[-1])
+        observations.append(obs)
+        rewards.append(reward)
+    env.close()
+    keys = sorted(observations[0])
+    stacked = {key: np.stack([o[key] for o in observations]) for key in keys}
+    shapes = {key: list(value.shape[1:]) for key, value in stacked.items()}
+    spec = {"robot": "ur5e", "control_hz": 20.0, "observation": shapes, "action_dim": 7}
+    normalizer = Normalizer.fit_arrays({**stacked, "action": np.stack(actions)}, mode="gaussian")
+    torch.manual_seed(0)
+    config = OPTAILConfig(obs_keys=tuple(keys), hidden_dims=(32, 32), batch_size=16,
+                          reward_source="task", gamma=0.0)  # fmt: skip
+    agent = OPTAIL(OPTAILPolicy(config, spec, normalizer), "push")
+    encoded = np.stack([flatten_observation(o, keys, normalizer) for o in observations])
+    data = Batch(encoded[:-1], np.clip(np.stack(actions), -1, 1).astype(np.float32),
+                 encoded[1:], np.zeros(len(actions), np.float32))  # fmt: skip
+    next_obs = torch.as_tensor(data.next_obs)
+    expected = torch.tensor(rewards, dtype=torch.float32) + TASK_REWARD_SHIFT
+    assert float(expected.max() - expected.min()) > 0.05
+    torch.testing.assert_close(agent.task_reward(next_obs), expected, atol=1e-4, rtol=0)
+    pairs = torch.cat([torch.as_tensor(data.obs), torch.as_tensor(data.action)], dim=-1)
+    target = agent.td_target(pairs, next_obs, torch.zeros(len(pairs)))
+    torch.testing.assert_close(target, expected, atol=1e-4, rtol=0)
+    reward_before = [p.detach().clone() for p in agent.reward.parameters()]
+    critic_before = [p.detach().clone() for p in agent.critic.parameters()]
+    metrics = agent.update(data, data)
+    assert all(
+        torch.equal(a, b) for a, b in zip(reward_before, agent.reward.parameters(), strict=True)
+    )
+    assert not all(
+        torch.equal(a, b) for a, b in zip(critic_before, agent.critic.parameters(), strict=True)
+    )
+    assert np.isnan(metrics["reward_loss"]) and np.isfinite(metrics["td_loss"])
+
+
+def test_the_task_reward_is_refused_where_there_is_none_to_read() -> None:
+    with pytest.raises(ValueError, match=r"reward_source 'task': 'dmc:cartpole_swingup' is not"):
+        learner(reward_source="task")
+    normalizer = identity_observation_normalizer(POSITIONS_SPEC, -np.ones(ACT), np.ones(ACT))
+    config = OPTAILConfig(obs_keys=("arm", "cube", "goal"), reward_source="task")
+    with pytest.raises(ValueError, match=r"push's reward reads observation key '\w+', not among"):
+        OPTAIL(OPTAILPolicy(config, POSITIONS_SPEC, normalizer), "push")
+    with pytest.raises(ValueError, match=r"reward_source must be 'learned' or 'task'"):
+        learner(reward_source="env")
+
+
 def test_critic_warmup_trains_reward_and_critic_before_the_actor_moves() -> None:
     """The first ``learn`` takes the warm-up's actor-frozen updates, then one ordinary update:
     the reward and critic take 4 steps, the actor 1; a learner restored from its state does

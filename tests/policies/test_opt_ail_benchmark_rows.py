@@ -48,7 +48,7 @@ def _online_args(**changes) -> argparse.Namespace:
             "bc_decay_updates": 0, "bc_loss": "nll", "log_std_min": -5.0, "twin_critics": False,
             "action_bounds": "env", "action_bounds_margin": 1.5,
             "reward_input": "state_action", "reward_obs_keys": [], "reward_offsets": [],
-            "critic_warmup_updates": 0}  # fmt: skip
+            "reward_source": "learned", "critic_warmup_updates": 0}  # fmt: skip
     return argparse.Namespace(**(args | changes))
 
 
@@ -68,6 +68,7 @@ def test_each_reward_deviation_names_its_runs_apart(opt_ail: ModuleType) -> None
             {"reward_offsets": ["object_pose-target_pos"]},
             {"reward_offsets": ["object_pose-target_pos", "eef_pose-object_pose"]},
             {"bc_loss": "mse"},
+            {"reward_source": "task"},
         )
     ]
     assert names[0] is None
@@ -77,6 +78,7 @@ def test_each_reward_deviation_names_its_runs_apart(opt_ail: ModuleType) -> None
 @pytest.mark.parametrize("changes", [{"reward_input": "state_next_state"},
                                      {"reward_obs_keys": ["object_pose"]},
                                      {"reward_offsets": ["object_pose-target_pos"]},
+                                     {"reward_source": "task"},
                                      {"critic_warmup_updates": 10}])  # fmt: skip
 def test_iq_learn_refuses_the_reward_deviations(opt_ail: ModuleType, changes: dict) -> None:
     """IQ-Learn has no reward net: its run would carry a deviation it does not have."""
