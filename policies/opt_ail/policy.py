@@ -39,10 +39,10 @@ REWARD_OFFSET_UNIT = 0.1
 are about the size of the normalized features beside them."""
 TASK_REWARD_SHIFT = -1.0
 """Added to a task's dense reward under ``reward_source`` "task": the UR5e tasks' rewards lie
-in [0, 1.25] (push: 0.25 x the gripper's closeness to the cube plus the cube's closeness to its
-target), shifted they lie in about the learned reward's (-1, 1), which the temperature alpha
-and ``td_clip`` are set for. Online episodes end by time limit only, so a constant shift
-leaves the best policy unchanged."""
+in [0, 2] (reach [0, 1], push [0, 1.25]: 0.25 x the gripper's closeness to the cube plus the
+cube's closeness to its target; pick_place [0, 2]), shifted they lie in about the learned
+reward's (-1, 1), which the temperature alpha and ``td_clip`` are set for. Online episodes
+end by time limit only, so a constant shift leaves the best policy unchanged."""
 REAL_RATIO_BY_TASK = {"dmc:walker_walk": 0.9, "dmc:cartpole_swingup": 0.95,
                       "dmc:walker_stand": 0.85}  # fmt: skip
 """The model-based variant's share of real transitions in a critic batch, per task."""
