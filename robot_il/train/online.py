@@ -280,7 +280,10 @@ def train_online(
     rng = np.random.default_rng(config.seed)
     policy = policy_class(policy_type)(policy_config, spec, normalizer)
     module, name = ONLINE_ALGORITHMS[policy_type].split(":")
-    algorithm = getattr(import_module(module), name)(policy, task)
+    try:
+        algorithm = getattr(import_module(module), name)(policy, task)
+    except ValueError as error:  # a setting this task or its observations cannot take
+        raise ConfigError(f"policy config: {error}") from None
     obs_dim = policy.encoder.output_dim
     buffer = ReplayBuffer(config.buffer_size or config.env_steps, obs_dim, policy.action_dim)
     run_config = {field: getattr(config, field) for field in RESUME_FIXED}

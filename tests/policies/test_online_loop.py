@@ -298,6 +298,12 @@ def _write_dataset(path: Path, *, state_dim: int = 5, action_dim: int = 1, nan: 
         ),
         (
             {},
+            ("--policy.reward-source", "task"),
+            ConfigError,
+            "policy config: reward_source 'task': 'dmc:cartpole_swingup' is not a UR5e task",
+        ),
+        (
+            {},
             ("--policy.action-bounds", "demos", "--policy.action-bounds-margin", "0"),
             ConfigError,
             "action_bounds_margin > 0",
