@@ -42,10 +42,11 @@ For model-based OPT-AIL, ``cpu`` is the CPU cap (a model fit of at most 300 step
 1000 env steps) and ``paper`` the reference's schedule (every 250, up to 5000 steps);
 IQ-Learn and DAC have no profile setting (the name only keeps runs apart).
 ``--bc-pretrain-steps``, ``--bc-weight``, ``--bc-decay-updates``, ``--log-std-min``,
-``--bc-loss mse``, ``--twin-critics`` and ``--action-bounds demos`` turn on the deviations of
-the online learners (``SoftActorConfig``: the actor cloned from the demonstrations before the
-first env step, a BC term in its loss decaying to 0, a higher floor under the actor's spread,
-cloning the mean action alone, clipped double Q, actions within the demonstrations' reach);
+``--bc-loss mse``, ``--twin-critics``, ``--action-bounds demos`` and ``--bc-reference`` turn on
+the deviations of the online learners (``SoftActorConfig``: the actor cloned from the
+demonstrations before the first env step, a BC term in its loss decaying to 0, a higher floor
+under the actor's spread, cloning the mean action alone, clipped double Q, actions within the
+demonstrations' reach, the frozen clone's action competing with the actor's by Q, IBRL's);
 ``--reward-input state_next_state``, ``--reward-obs-keys``, ``--reward-offsets`` and
 ``--critic-warmup-updates`` those of OPT-AIL's and DAC's reward (``RewardNetConfig``: a reward
 on ``[s, s']``, on some observation keys, with offsets between positions, actor-frozen updates
@@ -205,6 +206,8 @@ def deviation(args: argparse.Namespace) -> str | None:
         parts.append(f"action-bounds demos {args.action_bounds_margin:g}")
     if args.twin_critics:
         parts.append("twin-q")
+    if args.bc_reference:
+        parts.append("bc-reference")
     if args.reward_input != "state_action":
         parts.append(f"reward {args.reward_input.replace('_', '-')}")
     if args.reward_obs_keys:
@@ -280,6 +283,7 @@ def run_online(args: argparse.Namespace) -> None:
         config.policy.action_bounds = args.action_bounds
         config.policy.action_bounds_margin = args.action_bounds_margin
         config.policy.twin_critics = args.twin_critics
+        config.policy.bc_reference = args.bc_reference
         if args.part != "iq_learn":  # IQ-Learn has no reward net (refused above)
             config.policy.reward_input = args.reward_input
             config.policy.reward_obs_keys = tuple(sorted(args.reward_obs_keys))
@@ -692,6 +696,12 @@ def main() -> None:
         "--twin-critics",
         action="store_true",
         help="OPT-AIL, DAC: two Q-networks and their minimum (a deviation)",
+    )
+    parser.add_argument(
+        "--bc-reference",
+        action="store_true",
+        help="OPT-AIL, DAC: the frozen clone's action competes with the actor's by Q in "
+        "acting, TD targets and deployment (IBRL; a deviation; needs --bc-pretrain-steps)",
     )
     parser.add_argument(
         "--reward-input",

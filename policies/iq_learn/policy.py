@@ -22,6 +22,8 @@ class IQLearnConfig(SoftActorConfig):
             raise ValueError(f"chi2_alpha must be > 0, got {self.chi2_alpha}")
         if self.twin_critics:  # its loss is on Q itself, not a TD target to share
             raise ValueError("IQ-Learn takes no twin_critics")
+        if self.bc_reference:  # its V(s) is the soft value of the actor alone, in its loss
+            raise ValueError("IQ-Learn takes no bc_reference")
 
 
 class IQLearnPolicy(SoftActorPolicy):

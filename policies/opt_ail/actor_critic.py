@@ -18,46 +18,16 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from robot_il.policies.opt_ail.policy import (
+    QNet,
     SoftActorConfig,
     SoftActorPolicy,
+    TwinQNet,
     demonstration_loss,
-    mlp,
 )
-from robot_il.policies.opt_ail.relu_mlp import relu_mlp, wide_matmuls_in
+from robot_il.policies.opt_ail.relu_mlp import wide_matmuls_in
 from torch import Tensor, nn
 
 from robot_il.train.replay import Batch, ReplayBuffer
-
-
-class QNet(nn.Module):
-    """``Q(s, a)``: one MLP on ``[s, a]`` (no twin), run as one autograd node (``relu_mlp``)."""
-
-    def __init__(self, inputs: int, hidden: tuple[int, ...]) -> None:
-        super().__init__()
-        self.mlp = mlp(inputs, hidden, 1)
-
-    def forward(self, obs: Tensor, action: Tensor) -> Tensor:
-        return relu_mlp(self.mlp, torch.cat([obs, action], dim=-1)).squeeze(-1)
-
-    def heads(self, obs: Tensor, action: Tensor) -> list[Tensor]:
-        """Every estimate the TD loss trains: this one."""
-        return [self(obs, action)]
-
-
-class TwinQNet(nn.Module):
-    """Two ``QNet``s; ``Q(s, a)`` is their minimum (clipped double Q, Fujimoto et al. 2018), the
-    ``twin_critics`` deviation: what the TD target bootstraps from and the actor climbs."""
-
-    def __init__(self, inputs: int, hidden: tuple[int, ...]) -> None:
-        super().__init__()
-        self.q1, self.q2 = QNet(inputs, hidden), QNet(inputs, hidden)
-
-    def forward(self, obs: Tensor, action: Tensor) -> Tensor:
-        return torch.minimum(self.q1(obs, action), self.q2(obs, action))
-
-    def heads(self, obs: Tensor, action: Tensor) -> list[Tensor]:
-        """Both estimates, each trained on the same TD target."""
-        return [self.q1(obs, action), self.q2(obs, action)]
 
 
 def adam(parameters: Iterable[nn.Parameter], lr: float) -> torch.optim.Adam:
@@ -132,7 +102,11 @@ class SoftActorCritic:
         self.task = task
         self.obs_dim, self.action_dim = policy.encoder.output_dim, policy.action_dim
         critic = TwinQNet if config.twin_critics else QNet
-        self.critic = critic(self.obs_dim + self.action_dim, config.hidden_dims)
+        self.critic = policy.critic if policy.critic is not None else (
+            critic(self.obs_dim + self.action_dim, config.hidden_dims)
+        )  # fmt: skip
+        """The policy's own with ``bc_reference`` (it chooses the deployed action), else one
+        of the learner's."""
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.critic_optimizer = adam(self.critic.parameters(), config.critic_lr)
         self.actor_optimizer = adam(policy.actor.parameters(), config.actor_lr)
@@ -142,11 +116,25 @@ class SoftActorCritic:
         """The last actor step's BC loss (with ``bc_weight``; a metric)."""
         if config.bc_weight > 0:  # a column only in runs that have the term
             self.METRICS = (*self.METRICS, "bc_loss")
+        self.reference_share = 0.0
+        """With ``bc_reference``: the share of recent training steps that took the clone's
+        action (an average over about ``1 / REFERENCE_SHARE_RATE`` steps; a metric)."""
+        if config.bc_reference:
+            self.METRICS = (*self.METRICS, "reference_share")
+
+    REFERENCE_SHARE_RATE = 1e-3
 
     @torch.no_grad()
     def explore(self, obs: np.ndarray) -> np.ndarray:
-        """A sampled action in [-1, 1] for one flat observation (training rollouts)."""
-        return self.policy.sample_action(torch.as_tensor(obs)[None])[0].numpy()
+        """A sampled action in [-1, 1] for one flat observation (training rollouts); with
+        ``bc_reference``, that or the clone's action, whichever the critic prefers."""
+        state = torch.as_tensor(obs)[None]
+        action, taken = self.policy.choose(state, self.policy.sample_action(state))
+        if self.config.bc_reference:
+            self.reference_share += self.REFERENCE_SHARE_RATE * (
+                float(taken[0]) - self.reference_share
+            )
+        return action[0].numpy()
 
     def learn(
         self, buffer: ReplayBuffer, expert: ReplayBuffer, rng: np.random.Generator
@@ -196,10 +184,13 @@ class SoftActorCritic:
         return actor_loss.detach()
 
     def actor_metrics(self, actor_loss: Tensor) -> dict[str, float]:
-        """``actor_loss`` and, in runs with ``bc_weight``, the last step's ``bc_loss``."""
+        """``actor_loss`` and, in runs with ``bc_weight``, the last step's ``bc_loss``; with
+        ``bc_reference``, ``reference_share``."""
         metrics = {"actor_loss": float(actor_loss)}
         if self.config.bc_weight > 0:
             metrics["bc_loss"] = self.last_bc_loss
+        if self.config.bc_reference:
+            metrics["reference_share"] = self.reference_share
         return metrics
 
     def current_bc_weight(self) -> float:
@@ -212,7 +203,8 @@ class SoftActorCritic:
     def pretrain_actor(self, expert: ReplayBuffer, rng: np.random.Generator) -> float:
         """``bc_pretrain_steps`` AdamW steps of ``demonstration_loss`` (``bc_loss``) on
         batches of ``batch_size`` expert transitions drawn with ``rng`` (the actor alone; its
-        own optimizer is left untouched); returns the last batch's loss."""
+        own optimizer is left untouched); returns the last batch's loss. With
+        ``bc_reference`` the clone is also kept, frozen, as the policy's ``reference``."""
         cfg = self.config
         optimizer = torch.optim.AdamW(self.policy.actor.parameters(), lr=cfg.bc_pretrain_lr,
                                       weight_decay=cfg.bc_pretrain_weight_decay)  # fmt: skip
@@ -224,14 +216,20 @@ class SoftActorCritic:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+        if self.policy.reference is not None:
+            self.policy.reference.load_state_dict(self.policy.actor.state_dict())
         return float(loss.detach())
 
     def soft_value(self, critic: nn.Module, obs: Tensor) -> Tensor:
         """``V(s) = Q(s, a) - alpha log pi(a|s)``, a ~ pi(s): the one-sample soft value (a
-        gradient reaches ``critic``, none the actor)."""
+        gradient reaches ``critic``, none the actor); with ``bc_reference``, the larger of
+        that and ``Q(s, tanh(mu_ref(s)))``, the clone's action's (IBRL's bootstrap)."""
         with torch.no_grad():
             action, log_pi = self.policy.sample(obs)
-        return critic(obs, action) - self.config.alpha * log_pi
+        value = critic(obs, action) - self.config.alpha * log_pi
+        if self.policy.reference is None:
+            return value
+        return torch.maximum(value, critic(obs, self.policy.reference_action(obs)))
 
     @torch.no_grad()
     def polyak(self) -> None:
@@ -241,8 +239,14 @@ class SoftActorCritic:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything to resume: networks (the actor's through ``policy``) and optimizers."""
+        reference = self.policy.reference
         return {
             "actor": self.policy.actor.state_dict(),
+            **(
+                {"reference": reference.state_dict(), "reference_share": self.reference_share}
+                if reference is not None
+                else {}
+            ),  # fmt: skip
             "actor_updates": self.actor_updates,
             **{name: getattr(self, name).state_dict() for name in self.NETWORKS},
             **{name: getattr(self, name).state_dict() for name in self.OPTIMIZERS},
@@ -250,6 +254,9 @@ class SoftActorCritic:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.policy.actor.load_state_dict(state["actor"])
+        if self.policy.reference is not None:
+            self.policy.reference.load_state_dict(state["reference"])
+            self.reference_share = state["reference_share"]
         self.actor_updates = state.get("actor_updates", 0)  # saves before it existed: 0
         for name in (*self.NETWORKS, *self.OPTIMIZERS):
             getattr(self, name).load_state_dict(state[name])

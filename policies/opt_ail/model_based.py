@@ -9,11 +9,12 @@ learning has started:
    (``robot_il.policies.opt_ail.dynamics``; at most ``model_max_steps`` Adam steps: the CPU
    cap of the reference's every-250-steps fit to convergence);
 2. every ``rollout_every`` env steps, 1-step rollouts: ``rollout_states`` states drawn from
-   the real replay buffer, actions from the current policy, next states from one random
-   elite each, into the model buffer (a ring of ``model_buffer_rollouts`` rollouts). The
-   model buffer holds no rewards: the reward net scores model pairs at each update, so the
-   critic never learns from a reward the reward net has since revised. Model transitions
-   are never terminal (the tasks it is run on end by time limits only);
+   the real replay buffer, actions from the current policy (as it explores: with
+   ``bc_reference``, the critic's choice between its sample and the clone's), next states
+   from one random elite each, into the model buffer (a ring of ``model_buffer_rollouts``
+   rollouts). The model buffer holds no rewards: the reward net scores model pairs at each
+   update, so the critic never learns from a reward the reward net has since revised. Model
+   transitions are never terminal (the tasks it is run on end by time limits only);
 3. ``updates_per_step`` OPT-AIL updates, each on ``batch_size`` real online transitions for
    the reward and a critic/actor batch of ``real_ratio`` of them, the rest model
    transitions, plus the expert's; no optimism term.
@@ -101,7 +102,7 @@ class ModelBasedOPTAIL(OPTAIL):
         """1-step model rollouts from ``rollout_states`` real states into the model buffer."""
         index = rng.integers(0, len(buffer), self.config.rollout_states)
         obs = torch.as_tensor(buffer.obs[index])
-        action = self.policy.sample_action(obs)
+        action = self.policy.choose(obs, self.policy.sample_action(obs))[0]
         elites = self.model.elites[torch.as_tensor(rng.integers(0, len(self.model.elites),
                                                                 len(index)))]  # fmt: skip
         next_obs = self.model.predict(obs, action, elites)

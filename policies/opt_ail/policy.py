@@ -114,7 +114,17 @@ class SoftActorConfig(PolicyConfig):
       the gripper off the table at random, one over the demonstrations' does not. The
       checkpoint acts within the same bounds on the robot. Meant for actions centred on 0
       (end-effector or joint deltas, DMC's); the demonstrations' actions are those of the
-      expert transitions (``demo_subsample``)."""
+      expert transitions (``demo_subsample``).
+    - ``bc_reference``: IBRL's actor proposal (Hu, Mirchandani, Sadigh, RSS 2023). The
+      clone (``bc_pretrain_steps``, required) is kept frozen beside the actor; in every
+      training step, TD target and deployed action, the clone's mean action competes with
+      the actor's and the critic's (the learner's, trained as always) higher Q wins, per
+      state: ``a = argmax_{a in {a_RL, tanh(mu_ref(s))}} Q(s, a)`` and ``V(s') =
+      max(Q_targ(s', a') - alpha log pi(a'|s'), Q_targ(s', tanh(mu_ref(s'))))``. The data
+      and the value then stay at least the clone's wherever the critic ranks the actions
+      right, which the actor alone does not (push: every online phase, even on the task's
+      own reward, fell below its clone, README). The checkpoint holds the clone and the
+      critic beside the actor, so deployment chooses the same way. OPT-AIL and DAC."""
 
     hidden_dims: tuple[int, ...] = (256, 256)
     batch_size: int = 256
@@ -136,6 +146,7 @@ class SoftActorConfig(PolicyConfig):
     twin_critics: bool = False
     action_bounds: Literal["env", "demos"] = "env"
     action_bounds_margin: float = 1.5
+    bc_reference: bool = False
 
     def validate(self) -> None:
         super().validate()
@@ -158,6 +169,8 @@ class SoftActorConfig(PolicyConfig):
             raise ValueError(f"log_std_min must be below {LOG_STD_MAX}")
         if min(self.bc_pretrain_steps, self.bc_decay_updates) < 0 or self.bc_weight < 0:
             raise ValueError("need bc_pretrain_steps >= 0, bc_weight >= 0, bc_decay_updates >= 0")
+        if self.bc_reference and self.bc_pretrain_steps == 0:
+            raise ValueError("bc_reference keeps the clone: it needs bc_pretrain_steps > 0")
         if self.matmul_precision not in ("fp32", "bf16"):
             raise ValueError(f"matmul_precision must be 'fp32' or 'bf16', got "
                              f"{self.matmul_precision!r}")  # fmt: skip
@@ -318,6 +331,37 @@ def mlp(inputs: int, hidden: tuple[int, ...], outputs: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+class QNet(nn.Module):
+    """``Q(s, a)``: one MLP on ``[s, a]`` (no twin), run as one autograd node (``relu_mlp``)."""
+
+    def __init__(self, inputs: int, hidden: tuple[int, ...]) -> None:
+        super().__init__()
+        self.mlp = mlp(inputs, hidden, 1)
+
+    def forward(self, obs: Tensor, action: Tensor) -> Tensor:
+        return relu_mlp(self.mlp, torch.cat([obs, action], dim=-1)).squeeze(-1)
+
+    def heads(self, obs: Tensor, action: Tensor) -> list[Tensor]:
+        """Every estimate the TD loss trains: this one."""
+        return [self(obs, action)]
+
+
+class TwinQNet(nn.Module):
+    """Two ``QNet``s; ``Q(s, a)`` is their minimum (clipped double Q, Fujimoto et al. 2018), the
+    ``twin_critics`` deviation: what the TD target bootstraps from and the actor climbs."""
+
+    def __init__(self, inputs: int, hidden: tuple[int, ...]) -> None:
+        super().__init__()
+        self.q1, self.q2 = QNet(inputs, hidden), QNet(inputs, hidden)
+
+    def forward(self, obs: Tensor, action: Tensor) -> Tensor:
+        return torch.minimum(self.q1(obs, action), self.q2(obs, action))
+
+    def heads(self, obs: Tensor, action: Tensor) -> list[Tensor]:
+        """Both estimates, each trained on the same TD target."""
+        return [self.q1(obs, action), self.q2(obs, action)]
+
+
 def squashed_gaussian_log_prob(u: Tensor, mu: Tensor, log_std: Tensor) -> Tensor:
     """``log pi(tanh(u))`` for pre-squash samples ``u`` of ``N(mu, exp(log_std)^2)``, (B,)."""
     gaussian = -0.5 * ((u - mu) / log_std.exp()) ** 2 - log_std - 0.5 * np.log(2 * np.pi)
@@ -355,7 +399,18 @@ class SoftActorPolicy(Policy):
 
     def __init__(self, config: SoftActorConfig, spec: Spec, normalizer: Any) -> None:
         super().__init__(config, spec, normalizer)
-        self.actor = mlp(self.encoder.output_dim, config.hidden_dims, 2 * self.action_dim)
+        obs_dim = self.encoder.output_dim
+        self.actor = mlp(obs_dim, config.hidden_dims, 2 * self.action_dim)
+        self.reference: nn.Sequential | None = None
+        """With ``bc_reference``: the frozen clone, the actor's shape (else None)."""
+        self.critic: QNet | TwinQNet | None = None
+        """With ``bc_reference``: the learner's critic, which chooses between the actor's and
+        the clone's action (else None; the learner keeps its own)."""
+        if config.bc_reference:
+            self.reference = mlp(obs_dim, config.hidden_dims, 2 * self.action_dim)
+            self.reference.requires_grad_(False)
+            critic = TwinQNet if config.twin_critics else QNet
+            self.critic = critic(obs_dim + self.action_dim, config.hidden_dims)
 
     def distribution(self, obs: Tensor) -> tuple[Tensor, Tensor]:
         """Mean and log standard deviation (pre-squash) for flat observations ``(B, D)``
@@ -399,8 +454,24 @@ class SoftActorPolicy(Policy):
         (``robot_il.train.finetune``) as they do any other."""
         return demonstration_nll(*self.distribution(self.encoder(batch)), batch[ACTION_KEY][:, 0])
 
+    def reference_action(self, obs: Tensor) -> Tensor:
+        """The clone's deterministic action ``tanh(mu_ref(s))`` in [-1, 1] (``bc_reference``)."""
+        return torch.tanh(relu_mlp(self.reference, obs).chunk(2, dim=-1)[0])
+
+    def choose(self, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
+        """IBRL's proposal (``bc_reference``): per state of ``obs`` (B, D), ``action`` (B, A)
+        or the clone's ``reference_action``, whichever ``critic`` scores higher (ties: the
+        actor's); and which was taken (B,) bool, True for the clone's. Without a reference,
+        ``action`` itself."""
+        if self.reference is None:
+            return action, torch.zeros(len(action), dtype=torch.bool)
+        reference = self.reference_action(obs)
+        taken = self.critic(obs, reference) > self.critic(obs, action)
+        return torch.where(taken[:, None], reference, action), taken
+
     def predict_chunk(self, obs: Mapping[str, Tensor]) -> Tensor:
-        return self.mean_action(self.encoder(obs))[:, None]
+        state = self.encoder(obs)
+        return self.choose(state, self.mean_action(state))[0][:, None]
 
 
 class OPTAILPolicy(SoftActorPolicy):

@@ -1,9 +1,9 @@
 """Resume, bit-exact, for each learner of the online loop that the OPT-AIL loop test does not
 cover: model-based OPT-AIL, IQ-Learn, DAC, OPT-AIL with bfloat16 products and OPT-AIL with
-the deviations (pretrained actor, decaying BC term, twin critics: a resumed run must not
-clone again, and must keep the term's schedule; a reward on (s, s') with a critic warm-up,
-not taken again), on the real reach env; and each one's
-checkpoint as an ordinary robot_il checkpoint."""
+the deviations (pretrained actor, decaying BC term, twin critics, the clone as a reference:
+a resumed run must not clone again, and must keep the term's schedule and the first clone;
+a reward on (s, s') with a critic warm-up, not taken again), on the real reach env; and
+each one's checkpoint as an ordinary robot_il checkpoint."""
 
 from __future__ import annotations
 
@@ -31,9 +31,10 @@ MODEL_BASED = ["--model-based", "--policy.ensemble-size", "3", "--policy.elites"
 BF16 = ["--policy.matmul-precision", "bf16", "--policy.hidden-dims", "128", "128"]
 """OPT-AIL with its hidden layers' products in bfloat16 (128 wide: the smallest that is)."""
 BC = ["--policy.bc-pretrain-steps", "20", "--policy.bc-weight", "1",
-      "--policy.bc-decay-updates", "150", "--policy.twin-critics"]  # fmt: skip
-"""OPT-AIL with both BC deviations and twin critics; the BC term's weight still falls when
-the runs resume."""
+      "--policy.bc-decay-updates", "150", "--policy.twin-critics",
+      "--policy.bc-reference"]  # fmt: skip
+"""OPT-AIL with both BC deviations, twin critics and the clone kept as a reference; the BC
+term's weight still falls when the runs resume, and the reference is the first clone's."""
 TRANSITION_REWARD = ["--policy.reward-input", "state_next_state",
                      "--policy.critic-warmup-updates", "30"]  # fmt: skip
 """OPT-AIL with a reward on [s, s'] and 30 actor-frozen updates first: a resumed run must
@@ -109,7 +110,16 @@ def small_learner(name: str):
             norm,
         ),
         "OPT-AIL BC": lambda: OPTAILPolicy(
-            OPTAILConfig(**small, bc_weight=1.0, bc_decay_updates=4, twin_critics=True), SPEC, norm
+            OPTAILConfig(
+                **small,
+                bc_weight=1.0,
+                bc_decay_updates=4,
+                twin_critics=True,
+                bc_pretrain_steps=2,
+                bc_reference=True,
+            ),
+            SPEC,
+            norm,
         ),
         "OPT-AIL (s, s') reward, warm-up": lambda: OPTAILPolicy(
             OPTAILConfig(**small, reward_input="state_next_state", critic_warmup_updates=3),

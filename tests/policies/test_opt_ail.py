@@ -797,3 +797,82 @@ def test_a_save_from_before_the_warmup_does_not_warm_up_mid_run() -> None:
     restored.load_state_dict(fresh)
     restored.learn(buffer, expert, np.random.default_rng(0))
     assert restored.critic_warmup_done == 3
+
+
+def test_bc_reference_keeps_the_clone_frozen_and_the_critic_chooses_per_state() -> None:
+    """IBRL's proposal: after cloning, the frozen reference is the clone; each state takes
+    the actor's or the clone's action, whichever the critic scores higher (both happen
+    here), and the actor's updates leave the reference where it was."""
+    agent = learner(bc_pretrain_steps=50, bc_reference=True)
+    agent.pretrain_actor(expert_like(), np.random.default_rng(0))
+    policy = agent.policy
+    assert agent.critic is policy.critic
+    for cloned, kept in zip(policy.actor.parameters(), policy.reference.parameters(), strict=True):
+        assert torch.equal(cloned, kept)
+    with torch.no_grad():  # the actor leaves the clone, as it will online
+        policy.actor[-1].bias[:ACT] += 0.8
+    obs = torch.as_tensor(batch(21, n=64).obs)
+    with torch.no_grad():
+        actor_action = policy.mean_action(obs)
+        chosen, taken = policy.choose(obs, actor_action)
+        clone_action = policy.reference_action(obs)
+        clone_better = agent.critic(obs, clone_action) > agent.critic(obs, actor_action)
+    assert torch.equal(taken, clone_better) and 0 < int(taken.sum()) < len(obs)
+    torch.testing.assert_close(chosen, torch.where(taken[:, None], clone_action, actor_action))
+    reference = [p.clone() for p in policy.reference.parameters()]
+    agent.update(batch(1), batch(2))
+    assert all(torch.equal(a, b) for a, b in zip(reference, policy.reference.parameters(),
+                                                 strict=True))  # fmt: skip
+    assert not torch.equal(policy.actor[-1].bias, policy.reference[-1].bias)
+
+
+def test_bc_reference_bootstraps_from_the_better_of_the_actor_and_the_clone() -> None:
+    """``V(s') = max(Q_targ(s', a') - alpha log pi(a'|s'), Q_targ(s', a_ref(s')))``: the
+    actor's soft value wherever it is the larger, the clone's Q elsewhere (both here)."""
+    agent = learner(bc_pretrain_steps=50, bc_reference=True)
+    agent.pretrain_actor(expert_like(), np.random.default_rng(0))
+    with torch.no_grad():
+        agent.policy.actor[-1].bias[:ACT] += 0.8
+    next_obs = torch.as_tensor(batch(22, n=64).next_obs)
+    with torch.no_grad():
+        torch.manual_seed(3)
+        value = agent.soft_value(agent.critic_target, next_obs)
+        torch.manual_seed(3)
+        action, log_pi = agent.policy.sample(next_obs)
+        actor_value = agent.critic_target(next_obs, action) - agent.config.alpha * log_pi
+        clone_q = agent.critic_target(next_obs, agent.policy.reference_action(next_obs))
+    torch.testing.assert_close(value, torch.maximum(actor_value, clone_q))
+    assert 0 < int((clone_q > actor_value).sum()) < len(next_obs)
+
+
+def test_bc_reference_deploys_the_critics_choice_through_the_checkpoint(tmp_path) -> None:
+    """The checkpoint holds the clone and the critic: a loaded policy acts as the trained
+    one does, the critic's choice between the actor's mean and the clone's action."""
+    from robot_il.policies import load_policy
+
+    agent = learner(bc_pretrain_steps=50, bc_reference=True, twin_critics=True)
+    agent.pretrain_actor(expert_like(), np.random.default_rng(0))
+    for _ in range(5):
+        agent.update(batch(1), batch(2))
+    policy = agent.policy
+    loaded = load_policy(policy.save(tmp_path / "ckpt"))
+    assert loaded.reference is not None and isinstance(loaded.critic, type(agent.critic))
+    takes = []
+    for seed in range(12):
+        obs = {"state": np.random.default_rng(seed).standard_normal(OBS).astype(np.float32)}
+        state = torch.as_tensor(obs["state"])[None]
+        with torch.no_grad():
+            expected, taken = policy.choose(state, policy.mean_action(state))
+        np.testing.assert_allclose(loaded.act(obs), expected[0].numpy(), rtol=1e-5, atol=1e-6)
+        takes.append(bool(taken[0]))
+    assert any(takes) and not all(takes)
+
+
+def test_bc_reference_needs_a_clone_and_iq_learn_refuses_it() -> None:
+    from robot_il.policies.iq_learn import IQLearnConfig
+
+    with pytest.raises(ValueError, match="bc_reference keeps the clone: it needs "
+                                         "bc_pretrain_steps > 0"):  # fmt: skip
+        learner(bc_reference=True)
+    with pytest.raises(ValueError, match="IQ-Learn takes no bc_reference"):
+        IQLearnConfig(obs_keys=("state",), bc_pretrain_steps=10, bc_reference=True).validate()

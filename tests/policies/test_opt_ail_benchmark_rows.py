@@ -46,15 +46,16 @@ def _online_args(**changes) -> argparse.Namespace:
     """``run_online``'s arguments with no deviation, and ``changes``."""
     args = {"part": "opt_ail", "model_based": False, "bc_pretrain_steps": 0, "bc_weight": 0.0,
             "bc_decay_updates": 0, "bc_loss": "nll", "log_std_min": -5.0, "twin_critics": False,
-            "action_bounds": "env", "action_bounds_margin": 1.5,
+            "bc_reference": False, "action_bounds": "env", "action_bounds_margin": 1.5,
             "reward_input": "state_action", "reward_obs_keys": [], "reward_offsets": [],
             "reward_source": "learned", "critic_warmup_updates": 0}  # fmt: skip
     return argparse.Namespace(**(args | changes))
 
 
-def test_each_reward_deviation_names_its_runs_apart(opt_ail: ModuleType) -> None:
-    """The (s, s') reward, the reward's keys and the critic warm-up, alone or together, name
-    different runs (``deviation`` keys both the rows and the run directory)."""
+def test_each_deviation_names_its_runs_apart(opt_ail: ModuleType) -> None:
+    """The (s, s') reward, the reward's keys, the critic warm-up and the clone as a reference,
+    alone or together, name different runs (``deviation`` keys both the rows and the run
+    directory)."""
     names = [
         opt_ail.deviation(_online_args(**changes))
         for changes in (
@@ -69,6 +70,8 @@ def test_each_reward_deviation_names_its_runs_apart(opt_ail: ModuleType) -> None
             {"reward_offsets": ["object_pose-target_pos", "eef_pose-object_pose"]},
             {"bc_loss": "mse"},
             {"reward_source": "task"},
+            {"bc_pretrain_steps": 100},
+            {"bc_pretrain_steps": 100, "bc_reference": True},
         )
     ]
     assert names[0] is None
