@@ -4,7 +4,9 @@ One Q-network (no twin) and its Polyak-averaged target, the tanh-Gaussian actor 
 ``SoftActorPolicy`` with its soft-greedy loss ``actor_loss = mean(alpha log pi(a|s) -
 Q(s, a))`` at a fixed temperature alpha, exploration by sampling the actor, and the
 state to resume; with the config's behaviour-cloning deviations (``SoftActorConfig``), the
-actor's BC pretraining (``pretrain_actor``) and the decaying BC term of its loss. Each
+actor's BC pretraining (``pretrain_actor``), the decaying BC term of its loss, and the
+clone kept as IBRL's second proposal in acting and in the bootstrapped value
+(``bc_reference``). Each
 learner adds how the critic is trained (its reward, its loss) in ``update``; ``learn`` is
 what the loop calls once per env step.
 """
@@ -94,6 +96,8 @@ class SoftActorCritic:
     NETWORKS: ClassVar[tuple[str, ...]] = ("critic", "critic_target")
     OPTIMIZERS: ClassVar[tuple[str, ...]] = ("critic_optimizer", "actor_optimizer")
     METRICS: ClassVar[tuple[str, ...]] = ("actor_loss",)
+    REFERENCE_SHARE_RATE = 1e-3
+    """The step of ``reference_share``'s moving average (about the last 1000 env steps)."""
 
     def __init__(self, policy: SoftActorPolicy, task: str | None) -> None:
         config: SoftActorConfig = policy.config
@@ -118,11 +122,9 @@ class SoftActorCritic:
             self.METRICS = (*self.METRICS, "bc_loss")
         self.reference_share = 0.0
         """With ``bc_reference``: the share of recent training steps that took the clone's
-        action (an average over about ``1 / REFERENCE_SHARE_RATE`` steps; a metric)."""
+        action (``REFERENCE_SHARE_RATE``; a metric)."""
         if config.bc_reference:
             self.METRICS = (*self.METRICS, "reference_share")
-
-    REFERENCE_SHARE_RATE = 1e-3
 
     @torch.no_grad()
     def explore(self, obs: np.ndarray) -> np.ndarray:

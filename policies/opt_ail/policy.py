@@ -3,7 +3,8 @@
 
 The actor maps the (flat, concatenated) observation to a tanh-squashed Gaussian over
 actions in [-1, 1]^A; deployed, it acts with its mean, ``tanh(mu)``. The checkpoint holds
-only the actor (reward net and critic are training state), so ``robot-il eval``, the ROS 2
+only the actor (reward net and critic are training state; with ``bc_reference`` also the
+frozen clone and the critic that chooses between the two), so ``robot-il eval``, the ROS 2
 policy node and the candidate selector load it as any other checkpoint. Its normalizer is
 the identity on observations (the paper feeds raw states) unless ``normalize_observations``
 asks for the demonstrations' statistics (``online_normalizer``), and maps the env's action
