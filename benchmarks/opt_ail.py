@@ -92,9 +92,9 @@ EVAL_EPISODES = {"dmc": 10, "ur5e": 50}
 DEFAULT_DEMOS = {"dmc": 1, "ur5e": 10}
 DEFAULT_BC_STEPS = {"dmc": 10_000, "ur5e": 4000}
 MAX_ENV_STEPS = 100_000
+"""Replay capacity of every online run: the largest budget a run may be extended to."""
 SUCCESS_GOAL_POINTS = 0.20
 """UR5e tasks' goal: OPT-AIL's success this far above tuned BC's (the issue's, on push)."""
-"""Replay capacity of every online run: the largest budget a run may be extended to."""
 BC_GRID = {"weight_decay": (1e-6, 1e-4, 1e-3, 1e-2), "lr": (1e-3, 3e-4)}
 """Tuned BC: every pair of these (AdamW), Gaussian head, the best by mean return."""
 RUN_KEY = ("task", "method", "variant", "deviation", "profile", "obs_normalization", "precision",
