@@ -308,6 +308,12 @@ def _write_dataset(path: Path, *, state_dim: int = 5, action_dim: int = 1, nan: 
             ConfigError,
             "action_bounds_margin > 0",
         ),
+        (
+            {},
+            ("--policy.bc-reference",),
+            ConfigError,
+            "bc_reference keeps the clone: it needs bc_pretrain_steps > 0",
+        ),
     ],
 )
 def test_bad_input_fails_in_one_line_before_any_interaction(
