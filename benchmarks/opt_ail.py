@@ -48,10 +48,11 @@ cloned from the demonstrations before the first env step, a BC term in its loss 
 0, a higher floor under the actor's spread, cloning the mean action alone, clipped double Q,
 actions within the demonstrations' reach, the frozen clone's action competing with the
 actor's by Q, IBRL's, another actor learning rate than the paper's);
-``--reward-input state_next_state``, ``--reward-obs-keys``, ``--reward-offsets`` and
-``--critic-warmup-updates`` those of OPT-AIL's and DAC's reward (``RewardNetConfig``: a reward
-on ``[s, s']``, on some observation keys, with offsets between positions, actor-frozen updates
-first); ``--reward-source task`` replaces the learned reward by the task's own, a diagnostic
+``--reward-input state_next_state``, ``--reward-obs-keys``, ``--reward-offsets``,
+``--critic-warmup-updates`` and ``--critic-updates-per-step`` those of OPT-AIL's and DAC's
+reward (``RewardNetConfig``: a reward on ``[s, s']``, on some observation keys, with offsets
+between positions, actor-frozen updates first, several updates per env step with one actor
+step); ``--reward-source task`` replaces the learned reward by the task's own, a diagnostic
 of the online phase (UR5e tasks);
 such runs keep their own directory and their rows name them in ``deviation`` (null: the
 paper's method), e.g. ``bc-init10000, bc 1 to 0 in 10000``.
@@ -223,6 +224,8 @@ def deviation(args: argparse.Namespace) -> str | None:
         parts.append(f"{args.reward_source}-reward")
     if args.critic_warmup_updates:
         parts.append(f"critic-warmup{args.critic_warmup_updates}")
+    if args.critic_updates_per_step > 1:
+        parts.append(f"utd {args.critic_updates_per_step}")
     return ", ".join(parts) or None
 
 
@@ -255,12 +258,12 @@ def run_online(args: argparse.Namespace) -> None:
         raise SystemExit("--model-based applies to opt_ail only")
     reward_deviations = (args.reward_input != "state_action", args.reward_obs_keys,
                          args.reward_offsets, args.reward_source != "learned",
-                         args.critic_warmup_updates)  # fmt: skip
+                         args.critic_warmup_updates, args.critic_updates_per_step > 1)  # fmt: skip
     if args.part == "iq_learn" and any(reward_deviations):
         # IQ-Learn has no reward net: the run would be named for a deviation it does not have
-        raise SystemExit("--reward-input, --reward-obs-keys, --reward-offsets, --reward-source "
-                         "and --critic-warmup-updates apply to opt_ail and dac only (IQ-Learn "
-                         "has no reward net)")  # fmt: skip
+        raise SystemExit("--reward-input, --reward-obs-keys, --reward-offsets, --reward-source, "
+                         "--critic-warmup-updates and --critic-updates-per-step apply to opt_ail "
+                         "and dac only (IQ-Learn has no reward net)")  # fmt: skip
     expert = expert_return(args.task, args.demos)
     expert_id = expert_seed(args.task, args.demos)
     # a CPU without AMX runs "bf16" on oneDNN's float32 kernels: the row says which it was
@@ -297,6 +300,7 @@ def run_online(args: argparse.Namespace) -> None:
             config.policy.reward_offsets = tuple(args.reward_offsets)
             config.policy.reward_source = args.reward_source
             config.policy.critic_warmup_updates = args.critic_warmup_updates
+            config.policy.critic_updates_per_step = args.critic_updates_per_step
         if args.obs_normalization != "raw":
             config.policy.normalize_observations = True
             config.policy.normalization = args.obs_normalization
@@ -751,6 +755,13 @@ def main() -> None:
         type=int,
         default=0,
         help="OPT-AIL, DAC: actor-frozen updates before the first actor step (a deviation; 0: off)",
+    )
+    parser.add_argument(
+        "--critic-updates-per-step",
+        type=int,
+        default=1,
+        help="OPT-AIL, DAC (model-free): updates per env step, the actor in the last only "
+        "(RLPD's update-to-data ratio; a deviation)",
     )
     parser.add_argument(
         "--bc-steps",

@@ -181,14 +181,17 @@ class OPTAIL(SoftActorCritic):
     def learn(
         self, buffer: ReplayBuffer, expert: ReplayBuffer, rng: np.random.Generator
     ) -> dict[str, float]:
-        """The loop's update after an env step; the first call first takes the
-        ``critic_warmup_updates`` actor-frozen updates (``RewardNetConfig``), on batches drawn
-        with ``rng`` as the update's."""
+        """The loop's updates after an env step: ``critic_updates_per_step`` of them, the
+        actor stepping in the last; the first call first takes the ``critic_warmup_updates``
+        actor-frozen updates (``RewardNetConfig``). Every update draws its batches with
+        ``rng``; the metrics are the last update's."""
         size = self.config.batch_size
         with wide_matmuls_in(self.config.matmul_precision):
             while self.critic_warmup_done < self.config.critic_warmup_updates:
                 self.update(buffer.sample(rng, size), expert.sample(rng, size), train_actor=False)
                 self.critic_warmup_done += 1
+            for _ in range(self.config.critic_updates_per_step - 1):
+                self.update(buffer.sample(rng, size), expert.sample(rng, size), train_actor=False)
         return super().learn(buffer, expert, rng)
 
     def state_dict(self) -> dict[str, Any]:

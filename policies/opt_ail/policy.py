@@ -216,7 +216,13 @@ class RewardNetConfig(SoftActorConfig):
       the actor frozen (reward, critic and Polyak steps only, each on ``batch_size`` online
       and as many expert transitions, with no env step between them), so that a cloned actor
       (``bc_pretrain_steps``) does not climb an untrained critic; they count no actor step
-      (``bc_decay_updates``). Model-free only (the model-based loop refuses it)."""
+      (``bc_decay_updates``). Model-free only (the model-based loop refuses it).
+    - ``critic_updates_per_step``: after each env step, that many updates, the actor
+      stepping in the last one only (reward, critic and Polyak steps in each, every one on
+      fresh batches): the update-to-data ratio of RLPD (Ball, Smith, Kostrikov, Levine, ICML
+      2023), which trains the critic many times per env step against offline data while
+      the actor moves once. 1 (the papers): one update per env step. Model-free only (the
+      model-based loop has its own ``updates_per_step``)."""
 
     reward_lr: float = 3e-5
     gp_weight: float = 0.0
@@ -226,9 +232,12 @@ class RewardNetConfig(SoftActorConfig):
     reward_offsets: tuple[str, ...] = ()
     reward_source: Literal["learned", "task"] = "learned"
     critic_warmup_updates: int = 0
+    critic_updates_per_step: int = 1
 
     def validate(self) -> None:
         super().validate()
+        if self.critic_updates_per_step < 1:
+            raise ValueError("critic_updates_per_step must be >= 1")
         if self.reward_input not in ("state_action", "state_next_state"):
             raise ValueError(f"reward_input must be 'state_action' or 'state_next_state', got "
                              f"{self.reward_input!r}")  # fmt: skip
@@ -318,8 +327,9 @@ class OPTAILConfig(RewardNetConfig):
             )
         if not 0 < self.model_holdout < 1 or not 0 <= self.real_ratio <= 1:
             raise ValueError("need 0 < model_holdout < 1 and 0 <= real_ratio <= 1")
-        if self.model_based and self.critic_warmup_updates:
-            raise ValueError("critic_warmup_updates applies to model-free OPT-AIL only")
+        if self.model_based and (self.critic_warmup_updates or self.critic_updates_per_step > 1):
+            raise ValueError("critic_warmup_updates and critic_updates_per_step apply to "
+                             "model-free OPT-AIL only (model-based: updates_per_step)")  # fmt: skip
 
 
 def mlp(inputs: int, hidden: tuple[int, ...], outputs: int) -> nn.Sequential:

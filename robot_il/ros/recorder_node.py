@@ -13,7 +13,10 @@ Episodes go through :class:`robot_il.dataset.DatasetWriter`'s streaming writer: 
 visible only once committed, so a crash loses at most the episode under way. Control:
 
 - services ``recorder/start``, ``recorder/stop`` (commit) and ``recorder/discard``
-  (std_srvs/Trigger);
+  (std_srvs/Trigger); ``recorder/start`` refuses (success false, the missing keys in its
+  message) until every observation key has arrived, so an operator who moves the arm
+  right after a successful start never loses the motion's beginning to DDS discovery or a
+  late driver (``autostart`` starts at once and records from the first complete sample);
 - ``teleop/episode_event`` (std_msgs/String: next, rerecord, discard, quit), what the teleop
   node publishes for the operator's episode keys: the episode is committed or discarded,
   then ``sim/reset`` is called (when a simulator offers it) and the next episode starts;
@@ -37,7 +40,7 @@ from rclpy.qos import QoSProfile
 from std_msgs.msg import Bool, Float64, Float64MultiArray, String
 from std_srvs.srv import Trigger
 
-from robot_il.errors import ConfigError, RobotILError
+from robot_il.errors import ConfigError, RecordingError, RobotILError
 from robot_il.record.control import EpisodeEvent, parse_event
 from robot_il.ros.node_main import declare_float
 from robot_il.ros.observation import STAMP_PREFIX, RobotObservation, camera_parameters
@@ -113,7 +116,7 @@ class RecorderNode(Node):
             )
         self.create_subscription(Bool, SUCCESS_TOPIC, self._on_success, qos)
         self.create_subscription(String, EVENT_TOPIC, self._on_event, qos)
-        self.create_service(Trigger, "recorder/start", self._service(self.start))
+        self.create_service(Trigger, "recorder/start", self._service(self.start_observed))
         self.create_service(Trigger, "recorder/stop", self._service(self.stop))
         self.create_service(Trigger, "recorder/discard", self._service(self.discard))
         # Its own group: a reset call made from an event callback is answered meanwhile.
@@ -188,6 +191,16 @@ class RecorderNode(Node):
             self._episode = self.writer.begin_episode()
             self._success, self._skipped, self._t0 = False, 0, None
             return f"recording episode {self._episode.episode}"
+
+    def start_observed(self) -> str:
+        """``start`` once every observation key has arrived; ``RecordingError`` naming the
+        missing ones before that (the ``recorder/start`` service)."""
+        values, stamp = self.obs.snapshot()
+        if self.obs.select(values, self.obs.keys, stamp) is None:
+            missing = sorted(set(self.obs.keys) - set(values)) or ["a camera frame in time"]
+            raise RecordingError(f"recorder: nothing recorded yet, observation keys {missing} "
+                                 "have not arrived; start again once they do")  # fmt: skip
+        return self.start()
 
     def stop(self) -> str:
         """Commit the episode under way."""

@@ -774,9 +774,39 @@ def test_critic_warmup_trains_reward_and_critic_before_the_actor_moves() -> None
     assert int(restored.reward_optimizer.state_dict()["state"][0]["step"]) == 5
 
 
+def test_critic_updates_per_step_step_the_critic_that_often_and_the_actor_once() -> None:
+    """``critic_updates_per_step`` 3: each ``learn`` takes 3 reward and critic steps and one
+    actor step, each on its own batches; after a warm-up of 2, the first call takes 2 + 3."""
+    buffer, expert = filled_buffers()
+    for warmup, calls, expected in ((0, 2, (6, 2)), (2, 1, (5, 1))):
+        agent = learner(critic_updates_per_step=3, critic_warmup_updates=warmup)
+        rng = np.random.default_rng(0)
+        for _ in range(calls):
+            agent.learn(buffer, expert, rng)
+        steps = [
+            int(getattr(agent, name).state_dict()["state"][0]["step"])
+            for name in ("reward_optimizer", "critic_optimizer", "actor_optimizer")
+        ]
+        assert steps == [expected[0], expected[0], expected[1]], (warmup, steps)
+        assert agent.actor_updates == expected[1]
+    # one call is three updates on batches drawn in turn, the actor stepping in the last
+    once = learner(critic_updates_per_step=3)
+    once.learn(buffer, expert, np.random.default_rng(0))
+    plain = learner()
+    rng = np.random.default_rng(0)
+    for train_actor in (False, False, True):
+        plain.update(buffer.sample(rng, 16), expert.sample(rng, 16), train_actor=train_actor)
+    for a, b in zip(once.critic.parameters(), plain.critic.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="critic_updates_per_step must be >= 1"):
+        learner(critic_updates_per_step=0)
+
+
 def test_the_model_based_variant_refuses_a_critic_warmup() -> None:
     with pytest.raises(ValueError, match="critic_warmup_updates"):
         OPTAILConfig(obs_keys=("state",), model_based=True, critic_warmup_updates=10).validate()
+    with pytest.raises(ValueError, match="critic_updates_per_step"):
+        OPTAILConfig(obs_keys=("state",), model_based=True, critic_updates_per_step=2).validate()
 
 
 def test_a_save_from_before_the_warmup_does_not_warm_up_mid_run() -> None:

@@ -45,52 +45,64 @@ def test_keyboard_teleop_recording_keeps_and_discards_episodes(
     os.close(slave)
     recorder_params = {"path": str(path), "fsync": "false", "autostart": "false"}
     try:
-        with (
-            node_process("sim_robot", {"task": "reach"}, ros_env, sim_log) as sim,
-            node_process("recorder", recorder_params, ros_env, rec_log) as recorder,
-        ):
-            procs = (sim, recorder, teleop)
+        with node_process("recorder", recorder_params, ros_env, rec_log) as recorder:
             client = Client(ros_context)
             try:
-                commands = client.record(Float64MultiArray, "forward_position_controller/commands")
-                events = client.record(String, "teleop/episode_event")
-                joint_states = client.record(JointState, "joint_states")
-                wait_for(lambda: len(commands) > 5, 60, "teleop servo commands", procs, logs)
-                wait_for(lambda: joint_states, 10, "joint states", procs, logs)
-                assert client.call(Trigger, "recorder/start").success
+                # No robot yet: start is refused, naming what is missing, and nothing is begun.
+                refused = client.call(Trigger, "recorder/start", timeout=60)
+                assert not refused.success and "joint_pos" in refused.message, refused.message
+                with node_process("sim_robot", {"task": "reach"}, ros_env, sim_log) as sim:
+                    procs = (sim, recorder, teleop)
+                    commands = client.record(
+                        Float64MultiArray, "forward_position_controller/commands"
+                    )
+                    events = client.record(String, "teleop/episode_event")
+                    joint_states = client.record(JointState, "joint_states")
+                    wait_for(lambda: len(commands) > 5, 60, "teleop servo commands", procs, logs)
+                    wait_for(lambda: joint_states, 10, "joint states", procs, logs)
+                    # Started once the recorder has the robot's state (DDS discovery between
+                    # the recorder and the simulator may lag the test's own on a loaded
+                    # machine): the episode then holds the whole motion.
+                    wait_for(
+                        lambda: client.call(Trigger, "recorder/start").success,
+                        10,
+                        "the recorder to see the robot and start",
+                        procs,
+                        logs,
+                    )
 
-                def press(keys: bytes, times: int) -> None:
-                    for _ in range(times):
-                        os.write(master, keys)
-                        time.sleep(0.1)  # two teleop ticks: no read caps a burst of presses
+                    def press(keys: bytes, times: int) -> None:
+                        for _ in range(times):
+                            os.write(master, keys)
+                            time.sleep(0.1)  # two teleop ticks: no read caps a burst of presses
 
-                def tool_x() -> float:
-                    return tcp_point(joint_states[-1][1].position[:6])[0]
+                    def tool_x() -> float:
+                        return tcp_point(joint_states[-1][1].position[:6])[0]
 
-                def settled() -> bool:
-                    command = np.array(commands[-1][1].data[:6])
-                    return np.abs(command - joint_states[-1][1].position[:6]).max() < 0.002
+                    def settled() -> bool:
+                        command = np.array(commands[-1][1].data[:6])
+                        return np.abs(command - joint_states[-1][1].position[:6]).max() < 0.002
 
-                start_x = tool_x()
-                press(b"w", 16)  # +x, 5 mm a press
-                # A loaded machine runs the simulator slower than the clock: commit the
-                # episode once the arm is seen there at rest, not after a fixed wait.
-                wait_for(
-                    lambda: tool_x() - start_x > 0.06 and settled(),
-                    10,
-                    "the arm to follow",
-                    procs,
-                    logs,
-                )
-                press(RIGHT, 1)  # keep: committed, the simulator resets, a new episode starts
-                wait_for(lambda: events, 10, "episode event", procs, logs)
-                time.sleep(0.5)
-                press(b"d", 10)
-                press(BACKSPACE, 1)  # discard: the second episode is dropped
-                wait_for(lambda: len(events) >= 2, 10, "second episode event", procs, logs)
-                time.sleep(0.5)
-                stop_response = client.call(Trigger, "recorder/stop")
-                assert stop_response.success, stop_response.message
+                    start_x = tool_x()
+                    press(b"w", 16)  # +x, 5 mm a press
+                    # A loaded machine runs the simulator slower than the clock: commit the
+                    # episode once the arm is seen there at rest, not after a fixed wait.
+                    wait_for(
+                        lambda: tool_x() - start_x > 0.06 and settled(),
+                        10,
+                        "the arm to follow",
+                        procs,
+                        logs,
+                    )
+                    press(RIGHT, 1)  # keep: committed, the simulator resets, a new episode starts
+                    wait_for(lambda: events, 10, "episode event", procs, logs)
+                    time.sleep(0.5)
+                    press(b"d", 10)
+                    press(BACKSPACE, 1)  # discard: the second episode is dropped
+                    wait_for(lambda: len(events) >= 2, 10, "second episode event", procs, logs)
+                    time.sleep(0.5)
+                    stop_response = client.call(Trigger, "recorder/stop")
+                    assert stop_response.success, stop_response.message
             finally:
                 client.close()
             assert stop(recorder) in (0, 130), rec_log.read_text()[-3000:]
