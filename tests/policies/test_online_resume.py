@@ -36,9 +36,10 @@ BC = ["--policy.bc-pretrain-steps", "20", "--policy.bc-weight", "1",
 """OPT-AIL with both BC deviations, twin critics and the clone kept as a reference; the BC
 term's weight still falls when the runs resume, and the reference is the first clone's."""
 TRANSITION_REWARD = ["--policy.reward-input", "state_next_state",
-                     "--policy.critic-warmup-updates", "30"]  # fmt: skip
-"""OPT-AIL with a reward on [s, s'] and 30 actor-frozen updates first: a resumed run must
-not warm up again."""
+                     "--policy.critic-warmup-updates", "30",
+                     "--policy.critic-updates-per-step", "2"]  # fmt: skip
+"""OPT-AIL with a reward on [s, s'], 30 actor-frozen updates first and two updates per env
+step: a resumed run must not warm up again, and draws its batches as the unbroken one."""
 LEARNERS = {"model-based OPT-AIL": ("opt-ail", MODEL_BASED), "IQ-Learn": ("iq-learn", []),
             "DAC": ("dac", []), "OPT-AIL bf16": ("opt-ail", BF16),
             "OPT-AIL BC": ("opt-ail", BC),
@@ -122,7 +123,12 @@ def small_learner(name: str):
             norm,
         ),
         "OPT-AIL (s, s') reward, warm-up": lambda: OPTAILPolicy(
-            OPTAILConfig(**small, reward_input="state_next_state", critic_warmup_updates=3),
+            OPTAILConfig(
+                **small,
+                reward_input="state_next_state",
+                critic_warmup_updates=3,
+                critic_updates_per_step=2,
+            ),
             SPEC,
             norm,
         ),

@@ -49,14 +49,15 @@ def _online_args(**changes) -> argparse.Namespace:
             "bc_reference": False, "actor_lr": None, "action_bounds": "env",
             "action_bounds_margin": 1.5,
             "reward_input": "state_action", "reward_obs_keys": [], "reward_offsets": [],
-            "reward_source": "learned", "critic_warmup_updates": 0}  # fmt: skip
+            "reward_source": "learned", "critic_warmup_updates": 0,
+            "critic_updates_per_step": 1}  # fmt: skip
     return argparse.Namespace(**(args | changes))
 
 
 def test_each_deviation_names_its_runs_apart(opt_ail: ModuleType) -> None:
-    """The (s, s') reward, the reward's keys, the critic warm-up and the clone as a reference,
-    alone or together, name different runs (``deviation`` keys both the rows and the run
-    directory)."""
+    """The (s, s') reward, the reward's keys, the critic warm-up, the clone as a reference and
+    several updates per env step, alone or together, name different runs (``deviation`` keys
+    both the rows and the run directory)."""
     names = [
         opt_ail.deviation(_online_args(**changes))
         for changes in (
@@ -74,6 +75,8 @@ def test_each_deviation_names_its_runs_apart(opt_ail: ModuleType) -> None:
             {"bc_pretrain_steps": 100},
             {"bc_pretrain_steps": 100, "bc_reference": True},
             {"actor_lr": 3e-4},
+            {"critic_updates_per_step": 4},
+            {"critic_updates_per_step": 4, "reward_source": "task"},
         )
     ]
     assert names[0] is None
@@ -84,7 +87,8 @@ def test_each_deviation_names_its_runs_apart(opt_ail: ModuleType) -> None:
                                      {"reward_obs_keys": ["object_pose"]},
                                      {"reward_offsets": ["object_pose-target_pos"]},
                                      {"reward_source": "task"},
-                                     {"critic_warmup_updates": 10}])  # fmt: skip
+                                     {"critic_warmup_updates": 10},
+                                     {"critic_updates_per_step": 2}])  # fmt: skip
 def test_iq_learn_refuses_the_reward_deviations(opt_ail: ModuleType, changes: dict) -> None:
     """IQ-Learn has no reward net: its run would carry a deviation it does not have."""
     with pytest.raises(SystemExit, match="IQ-Learn has no reward net"):
