@@ -63,13 +63,15 @@ def test_keyboard_teleop_recording_keeps_and_discards_episodes(
                     # Started once the recorder has the robot's state (DDS discovery between
                     # the recorder and the simulator may lag the test's own on a loaded
                     # machine): the episode then holds the whole motion.
-                    wait_for(
-                        lambda: client.call(Trigger, "recorder/start").success,
-                        10,
-                        "the recorder to see the robot and start",
-                        procs,
-                        logs,
-                    )
+                    answers = []
+
+                    def start() -> bool:
+                        answers.append(client.call(Trigger, "recorder/start"))
+                        return answers[-1].success
+
+                    wait_for(start, 10, "the recorder to see the robot and start", procs, logs)
+                    # the refused calls began nothing: this is the first episode, begun now
+                    assert answers[-1].message == "recording episode 0", answers[-1].message
 
                     def press(keys: bytes, times: int) -> None:
                         for _ in range(times):
