@@ -82,8 +82,12 @@ def test_keyboard_teleop_recording_keeps_and_discards_episodes(
                         return tcp_point(joint_states[-1][1].position[:6])[0]
 
                     def settled() -> bool:
-                        command = np.array(commands[-1][1].data[:6])
-                        return np.abs(command - joint_states[-1][1].position[:6]).max() < 0.002
+                        # at rest: the safety filter's command has stopped ramping (the arm
+                        # tracks a ramp within 2 mrad too) and the arm stands on it
+                        recent = [np.array(m.data[:6]) for _, m in commands[-3:]]
+                        steady = all(np.abs(c - recent[-1]).max() < 1e-4 for c in recent)
+                        arm = np.array(joint_states[-1][1].position[:6])
+                        return steady and np.abs(recent[-1] - arm).max() < 0.002
 
                     start_x = tool_x()
                     press(b"w", 16)  # +x, 5 mm a press
