@@ -157,6 +157,10 @@ class SoftActorConfig(PolicyConfig):
             raise ValueError("batch_size must be >= 1")
         if self.alpha <= 0 or not 0 < self.tau <= 1 or not 0 <= self.gamma < 1:
             raise ValueError("need alpha > 0, 0 < tau <= 1 and 0 <= gamma < 1")
+        if min(self.critic_lr, self.actor_lr, self.bc_pretrain_lr) <= 0:
+            raise ValueError(f"learning rates must be > 0, got critic_lr {self.critic_lr:g}, "
+                             f"actor_lr {self.actor_lr:g}, bc_pretrain_lr "
+                             f"{self.bc_pretrain_lr:g}")  # fmt: skip
         if self.observation_spread_floor < 0:
             raise ValueError("observation_spread_floor must be >= 0")
         if self.bc_loss not in ("nll", "mse"):
@@ -238,6 +242,8 @@ class RewardNetConfig(SoftActorConfig):
         super().validate()
         if self.critic_updates_per_step < 1:
             raise ValueError("critic_updates_per_step must be >= 1")
+        if self.reward_lr <= 0:
+            raise ValueError(f"reward_lr must be > 0, got {self.reward_lr:g}")
         if self.reward_input not in ("state_action", "state_next_state"):
             raise ValueError(f"reward_input must be 'state_action' or 'state_next_state', got "
                              f"{self.reward_input!r}")  # fmt: skip

@@ -314,6 +314,14 @@ def _write_dataset(path: Path, *, state_dim: int = 5, action_dim: int = 1, nan: 
             ConfigError,
             "bc_reference keeps the clone: it needs bc_pretrain_steps > 0",
         ),
+        (
+            {},
+            ("--policy.critic-updates-per-step", "0"),
+            ConfigError,
+            "critic_updates_per_step must be >= 1",
+        ),
+        ({}, ("--policy.actor-lr", "0"), ConfigError, "learning rates must be > 0"),
+        ({}, ("--policy.reward-lr", "-1e-4"), ConfigError, "reward_lr must be > 0"),
     ],
 )
 def test_bad_input_fails_in_one_line_before_any_interaction(
