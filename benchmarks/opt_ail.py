@@ -42,12 +42,13 @@ For model-based OPT-AIL, ``cpu`` is the CPU cap (a model fit of at most 300 step
 1000 env steps) and ``paper`` the reference's schedule (every 250, up to 5000 steps);
 IQ-Learn and DAC have no profile setting (the name only keeps runs apart).
 ``--bc-pretrain-steps``, ``--bc-weight``, ``--bc-decay-updates``, ``--log-std-min``,
-``--bc-loss mse``, ``--twin-critics``, ``--action-bounds demos``, ``--bc-reference`` and
-``--actor-lr`` turn on the deviations of the online learners (``SoftActorConfig``: the actor
+``--bc-loss mse``, ``--twin-critics``, ``--action-bounds demos``, ``--bc-reference``,
+``--clone-radius`` and ``--actor-lr`` turn on the deviations of the online learners (``SoftActorConfig``: the actor
 cloned from the demonstrations before the first env step, a BC term in its loss decaying to
 0, a higher floor under the actor's spread, cloning the mean action alone, clipped double Q,
 actions within the demonstrations' reach, the frozen clone's action competing with the
-actor's by Q, IBRL's, another actor learning rate than the paper's);
+actor's by Q, IBRL's, the actor's mean held near the clone's, another actor learning rate
+than the paper's);
 ``--reward-input state_next_state``, ``--reward-obs-keys``, ``--reward-offsets``,
 ``--critic-warmup-updates`` and ``--critic-updates-per-step`` those of OPT-AIL's and DAC's
 reward (``RewardNetConfig``: a reward on ``[s, s']``, on some observation keys, with offsets
@@ -214,6 +215,8 @@ def deviation(args: argparse.Namespace) -> str | None:
         parts.append("bc-reference")
     if args.actor_lr is not None:
         parts.append(f"actor-lr {args.actor_lr:g}")
+    if args.clone_radius:
+        parts.append(f"clone-radius {args.clone_radius:g}")
     if args.reward_input != "state_action":
         parts.append(f"reward {args.reward_input.replace('_', '-')}")
     if args.reward_obs_keys:
@@ -292,6 +295,7 @@ def run_online(args: argparse.Namespace) -> None:
         config.policy.action_bounds_margin = args.action_bounds_margin
         config.policy.twin_critics = args.twin_critics
         config.policy.bc_reference = args.bc_reference
+        config.policy.clone_radius = args.clone_radius
         if args.actor_lr is not None:
             config.policy.actor_lr = args.actor_lr
         if args.part != "iq_learn":  # IQ-Learn has no reward net (refused above)
@@ -719,6 +723,13 @@ def main() -> None:
         action="store_true",
         help="OPT-AIL, DAC: the frozen clone's action competes with the actor's by Q in "
         "acting, TD targets and deployment (IBRL; a deviation; needs --bc-pretrain-steps)",
+    )
+    parser.add_argument(
+        "--clone-radius",
+        type=float,
+        default=0.0,
+        help="online learners: the actor's mean stays within this (pre-squash) of the frozen "
+        "clone's, a bounded residual (a deviation; needs --bc-pretrain-steps)",
     )
     parser.add_argument(
         "--actor-lr",

@@ -6,7 +6,7 @@ Q(s, a))`` at a fixed temperature alpha, exploration by sampling the actor, and 
 state to resume; with the config's behaviour-cloning deviations (``SoftActorConfig``), the
 actor's BC pretraining (``pretrain_actor``), the decaying BC term of its loss, and the
 clone kept as IBRL's second proposal in acting and in the bootstrapped value
-(``bc_reference``). Each learner adds how the critic is trained (its reward, its loss) in
+(``bc_reference``) or as the centre the actor's mean stays near (``clone_radius``). Each learner adds how the critic is trained (its reward, its loss) in
 ``update``; ``learn`` is what the loop calls after each env step.
 """
 
@@ -205,14 +205,15 @@ class SoftActorCritic:
         """``bc_pretrain_steps`` AdamW steps of ``demonstration_loss`` (``bc_loss``) on
         batches of ``batch_size`` expert transitions drawn with ``rng`` (the actor alone; its
         own optimizer is left untouched); returns the last batch's loss. With
-        ``bc_reference`` the clone is also kept, frozen, as the policy's ``reference``."""
+        ``bc_reference`` or ``clone_radius`` the clone is also kept, frozen, as the policy's
+        ``reference``."""
         cfg = self.config
         optimizer = torch.optim.AdamW(self.policy.actor.parameters(), lr=cfg.bc_pretrain_lr,
                                       weight_decay=cfg.bc_pretrain_weight_decay)  # fmt: skip
         loss = torch.zeros(())
         for _ in range(cfg.bc_pretrain_steps):
             batch = expert.sample(rng, cfg.batch_size)
-            mu, log_std = self.policy.distribution(torch.as_tensor(batch.obs))
+            mu, log_std = self.policy.network_distribution(torch.as_tensor(batch.obs))
             loss = demonstration_loss(cfg.bc_loss, mu, log_std, torch.as_tensor(batch.action))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -228,7 +229,7 @@ class SoftActorCritic:
         with torch.no_grad():
             action, log_pi = self.policy.sample(obs)
         value = critic(obs, action) - self.config.alpha * log_pi
-        if self.policy.reference is None:
+        if not self.config.bc_reference:
             return value
         return torch.maximum(value, critic(obs, self.policy.reference_action(obs)))
 

@@ -4,7 +4,8 @@
 The actor maps the (flat, concatenated) observation to a tanh-squashed Gaussian over
 actions in [-1, 1]^A; deployed, it acts with its mean, ``tanh(mu)``. The checkpoint holds
 only the actor (reward net and critic are training state; with ``bc_reference`` also the
-frozen clone and the critic that chooses between the two), so ``robot-il eval``, the ROS 2
+frozen clone and the critic that chooses between the two, with ``clone_radius`` the clone
+its mean stays near), so ``robot-il eval``, the ROS 2
 policy node and the candidate selector load it as any other checkpoint. Its normalizer is
 the identity on observations (the paper feeds raw states) unless ``normalize_observations``
 asks for the demonstrations' statistics (``online_normalizer``), and maps the env's action
@@ -125,7 +126,16 @@ class SoftActorConfig(PolicyConfig):
       and the value then stay at least the clone's wherever the critic ranks the actions
       right, which the actor alone does not (push: every online phase, even on the task's
       own reward, fell below its clone, README). The checkpoint holds the clone and the
-      critic beside the actor, so deployment chooses the same way. OPT-AIL and DAC."""
+      critic beside the actor, so deployment chooses the same way. OPT-AIL and DAC.
+    - ``clone_radius``: r > 0 keeps the actor's mean within r (pre-squash units) of the
+      frozen clone's (``bc_pretrain_steps``, required): ``mu(s) = mu_ref(s) + r tanh((m(s)
+      - mu_ref(s)) / r)``, m the actor network's own mean, so the online phase learns a
+      bounded residual on the clone's action (Policy Decorator's bounded residual, Yuan et
+      al., ICLR 2025) and cannot unlearn the push, as every unbounded online phase here
+      did (README). The actor starts as the clone (m = mu_ref, the gradient there the
+      identity); near 0 tanh is about linear, so r is about the largest change of the
+      deployed action in [-1, 1] units. The spread stays the actor's own; the checkpoint
+      holds the clone beside the actor, so deployment acts the same way."""
 
     hidden_dims: tuple[int, ...] = (256, 256)
     batch_size: int = 256
@@ -148,6 +158,7 @@ class SoftActorConfig(PolicyConfig):
     action_bounds: Literal["env", "demos"] = "env"
     action_bounds_margin: float = 1.5
     bc_reference: bool = False
+    clone_radius: float = 0.0
 
     def validate(self) -> None:
         super().validate()
@@ -176,6 +187,11 @@ class SoftActorConfig(PolicyConfig):
             raise ValueError("need bc_pretrain_steps >= 0, bc_weight >= 0, bc_decay_updates >= 0")
         if self.bc_reference and self.bc_pretrain_steps == 0:
             raise ValueError("bc_reference keeps the clone: it needs bc_pretrain_steps > 0")
+        if self.clone_radius < 0 or (self.clone_radius > 0 and self.bc_pretrain_steps == 0):
+            raise ValueError(f"clone_radius must be >= 0 and, > 0, keeps the actor near the "
+                             f"clone: it needs bc_pretrain_steps > 0 (got clone_radius "
+                             f"{self.clone_radius:g}, bc_pretrain_steps "
+                             f"{self.bc_pretrain_steps})")  # fmt: skip
         if self.matmul_precision not in ("fp32", "bf16"):
             raise ValueError(f"matmul_precision must be 'fp32' or 'bf16', got "
                              f"{self.matmul_precision!r}")  # fmt: skip
@@ -419,19 +435,31 @@ class SoftActorPolicy(Policy):
         obs_dim = self.encoder.output_dim
         self.actor = mlp(obs_dim, config.hidden_dims, 2 * self.action_dim)
         self.reference: nn.Sequential | None = None
-        """With ``bc_reference``: the frozen clone, the actor's shape (else None)."""
+        """With ``bc_reference`` or ``clone_radius``: the frozen clone, the actor's shape
+        (else None)."""
         self.critic: QNet | TwinQNet | None = None
         """With ``bc_reference``: the learner's critic, which chooses between the actor's and
         the clone's action (else None; the learner keeps its own)."""
-        if config.bc_reference:
+        if config.bc_reference or config.clone_radius > 0:
             self.reference = mlp(obs_dim, config.hidden_dims, 2 * self.action_dim)
             self.reference.requires_grad_(False)
+        if config.bc_reference:
             critic = TwinQNet if config.twin_critics else QNet
             self.critic = critic(obs_dim + self.action_dim, config.hidden_dims)
 
     def distribution(self, obs: Tensor) -> tuple[Tensor, Tensor]:
-        """Mean and log standard deviation (pre-squash) for flat observations ``(B, D)``
-        (the actor run as one autograd node, ``relu_mlp``)."""
+        """Mean and log standard deviation (pre-squash) for flat observations ``(B, D)``;
+        with ``clone_radius`` the mean held within it of the clone's."""
+        mu, log_std = self.network_distribution(obs)
+        radius = self.config.clone_radius
+        if radius > 0:
+            mu_ref = relu_mlp(self.reference, obs).chunk(2, dim=-1)[0]
+            mu = mu_ref + radius * torch.tanh((mu - mu_ref) / radius)
+        return mu, log_std
+
+    def network_distribution(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        """``distribution`` of the actor network alone (run as one autograd node,
+        ``relu_mlp``), before ``clone_radius`` holds its mean: what BC pretraining clones."""
         mu, raw = relu_mlp(self.actor, obs).chunk(2, dim=-1)
         low = self.config.log_std_min
         log_std = low + 0.5 * (LOG_STD_MAX - low) * (torch.tanh(raw) + 1)
@@ -478,9 +506,9 @@ class SoftActorPolicy(Policy):
     def choose(self, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
         """IBRL's proposal (``bc_reference``): per state of ``obs`` (B, D), ``action`` (B, A)
         or the clone's ``reference_action``, whichever ``critic`` scores higher (ties: the
-        actor's); and which was taken (B,) bool, True for the clone's. Without a reference,
-        ``action`` itself."""
-        if self.reference is None:
+        actor's); and which was taken (B,) bool, True for the clone's. Without
+        ``bc_reference``, ``action`` itself."""
+        if self.critic is None:
             return action, torch.zeros(len(action), dtype=torch.bool)
         reference = self.reference_action(obs)
         taken = self.critic(obs, reference) > self.critic(obs, action)

@@ -906,3 +906,48 @@ def test_bc_reference_needs_a_clone_and_iq_learn_refuses_it() -> None:
         learner(bc_reference=True)
     with pytest.raises(ValueError, match="IQ-Learn takes no bc_reference"):
         IQLearnConfig(obs_keys=("state",), bc_pretrain_steps=10, bc_reference=True).validate()
+
+
+def test_clone_radius_holds_the_actors_mean_within_it_of_the_frozen_clone(tmp_path) -> None:
+    """A bounded residual: cloned, the policy acts as the clone does; however far its actor
+    network's mean goes (here 5 pre-squash units), the mean stays within ``clone_radius`` of
+    the frozen clone's and reaches it; updates move the policy and leave the clone as it
+    was; a loaded checkpoint acts as the trained policy does."""
+    from robot_il.policies import load_policy
+
+    radius = 0.2
+    agent = learner(bc_pretrain_steps=50, clone_radius=radius)
+    agent.pretrain_actor(expert_like(), np.random.default_rng(0))
+    policy = agent.policy
+    assert policy.critic is None  # no IBRL choice
+    obs = torch.as_tensor(batch(21, n=64).obs)
+    with torch.no_grad():
+        torch.testing.assert_close(policy.mean_action(obs), policy.reference_action(obs))
+        mu_ref = policy.reference(obs)[:, :ACT]
+        policy.actor[-1].bias[:ACT] += 5.0
+        offset = policy.distribution(obs)[0] - mu_ref
+    assert float(offset.abs().max()) <= radius + 1e-6 and float(offset.min()) > 0.99 * radius
+    with torch.no_grad():
+        policy.actor[-1].bias[:ACT] -= 5.0
+    reference = [p.clone() for p in policy.reference.parameters()]
+    for _ in range(20):
+        agent.update(batch(1), batch(2))
+    assert all(torch.equal(a, b) for a, b in zip(reference, policy.reference.parameters(),
+                                                 strict=True))  # fmt: skip
+    with torch.no_grad():
+        moved = policy.distribution(obs)[0] - mu_ref
+    assert 0 < float(moved.abs().max()) <= radius + 1e-6
+    loaded = load_policy(policy.save(tmp_path / "ckpt"))
+    assert loaded.reference is not None and loaded.critic is None
+    for seed in range(4):
+        state = np.random.default_rng(seed).standard_normal(OBS).astype(np.float32)
+        with torch.no_grad():
+            expected = policy.mean_action(torch.as_tensor(state)[None])[0].numpy()
+        np.testing.assert_allclose(loaded.act({"state": state}), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_clone_radius_needs_a_clone_and_is_not_negative() -> None:
+    with pytest.raises(ValueError, match="clone_radius .* needs bc_pretrain_steps > 0"):
+        learner(clone_radius=0.1)
+    with pytest.raises(ValueError, match="clone_radius must be >= 0"):
+        learner(bc_pretrain_steps=10, clone_radius=-0.1)
