@@ -43,12 +43,12 @@ For model-based OPT-AIL, ``cpu`` is the CPU cap (a model fit of at most 300 step
 IQ-Learn and DAC have no profile setting (the name only keeps runs apart).
 ``--bc-pretrain-steps``, ``--bc-weight``, ``--bc-decay-updates``, ``--log-std-min``,
 ``--bc-loss mse``, ``--twin-critics``, ``--action-bounds demos``, ``--bc-reference``,
-``--clone-radius`` and ``--actor-lr`` turn on the deviations of the online learners (``SoftActorConfig``: the actor
-cloned from the demonstrations before the first env step, a BC term in its loss decaying to
-0, a higher floor under the actor's spread, cloning the mean action alone, clipped double Q,
-actions within the demonstrations' reach, the frozen clone's action competing with the
-actor's by Q, IBRL's, the actor's mean held near the clone's, another actor learning rate
-than the paper's);
+``--clone-radius`` and ``--actor-lr`` turn on the deviations of the online learners
+(``SoftActorConfig``: the actor cloned from the demonstrations before the first env step, a
+BC term in its loss decaying to 0, a higher floor under the actor's spread, cloning the mean
+action alone, clipped double Q, actions within the demonstrations' reach, the frozen clone's
+action competing with the actor's by Q, IBRL's, the actor's mean held near the clone's,
+another actor learning rate than the paper's);
 ``--reward-input state_next_state``, ``--reward-obs-keys``, ``--reward-offsets``,
 ``--critic-warmup-updates`` and ``--critic-updates-per-step`` those of OPT-AIL's and DAC's
 reward (``RewardNetConfig``: a reward on ``[s, s']``, on some observation keys, with offsets

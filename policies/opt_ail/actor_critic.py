@@ -6,8 +6,9 @@ Q(s, a))`` at a fixed temperature alpha, exploration by sampling the actor, and 
 state to resume; with the config's behaviour-cloning deviations (``SoftActorConfig``), the
 actor's BC pretraining (``pretrain_actor``), the decaying BC term of its loss, and the
 clone kept as IBRL's second proposal in acting and in the bootstrapped value
-(``bc_reference``) or as the centre the actor's mean stays near (``clone_radius``). Each learner adds how the critic is trained (its reward, its loss) in
-``update``; ``learn`` is what the loop calls after each env step.
+(``bc_reference``) or as the centre the actor's mean stays near (``clone_radius``). Each
+learner adds how the critic is trained (its reward, its loss) in ``update``; ``learn`` is
+what the loop calls after each env step.
 """
 
 from __future__ import annotations
