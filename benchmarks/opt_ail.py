@@ -43,12 +43,12 @@ For model-based OPT-AIL, ``cpu`` is the CPU cap (a model fit of at most 300 step
 IQ-Learn and DAC have no profile setting (the name only keeps runs apart).
 ``--bc-pretrain-steps``, ``--bc-weight``, ``--bc-decay-updates``, ``--log-std-min``,
 ``--bc-loss mse``, ``--twin-critics``, ``--action-bounds demos``, ``--bc-reference``,
-``--clone-radius`` and ``--actor-lr`` turn on the deviations of the online learners
-(``SoftActorConfig``: the actor cloned from the demonstrations before the first env step, a
-BC term in its loss decaying to 0, a higher floor under the actor's spread, cloning the mean
-action alone, clipped double Q, actions within the demonstrations' reach, the frozen clone's
-action competing with the actor's by Q, IBRL's, the actor's mean held near the clone's,
-another actor learning rate than the paper's);
+``--clone-radius``, ``--critic-layer-norm`` and ``--actor-lr`` turn on the deviations of the
+online learners (``SoftActorConfig``: the actor cloned from the demonstrations before the
+first env step, a BC term in its loss decaying to 0, a higher floor under the actor's spread,
+cloning the mean action alone, clipped double Q, actions within the demonstrations' reach,
+the frozen clone's action competing with the actor's by Q, IBRL's, the actor's mean held
+near the clone's, LayerNorm critics, another actor learning rate than the paper's);
 ``--reward-input state_next_state``, ``--reward-obs-keys``, ``--reward-offsets``,
 ``--critic-warmup-updates`` and ``--critic-updates-per-step`` those of OPT-AIL's and DAC's
 reward (``RewardNetConfig``: a reward on ``[s, s']``, on some observation keys, with offsets
@@ -217,6 +217,8 @@ def deviation(args: argparse.Namespace) -> str | None:
         parts.append(f"actor-lr {args.actor_lr:g}")
     if args.clone_radius:
         parts.append(f"clone-radius {args.clone_radius:g}")
+    if args.critic_layer_norm:
+        parts.append("critic-layernorm")
     if args.reward_input != "state_action":
         parts.append(f"reward {args.reward_input.replace('_', '-')}")
     if args.reward_obs_keys:
@@ -296,6 +298,7 @@ def run_online(args: argparse.Namespace) -> None:
         config.policy.twin_critics = args.twin_critics
         config.policy.bc_reference = args.bc_reference
         config.policy.clone_radius = args.clone_radius
+        config.policy.critic_layer_norm = args.critic_layer_norm
         if args.actor_lr is not None:
             config.policy.actor_lr = args.actor_lr
         if args.part != "iq_learn":  # IQ-Learn has no reward net (refused above)
@@ -730,6 +733,12 @@ def main() -> None:
         default=0.0,
         help="online learners: the actor's mean stays within this (pre-squash) of the frozen "
         "clone's, a bounded residual (a deviation; needs --bc-pretrain-steps)",
+    )
+    parser.add_argument(
+        "--critic-layer-norm",
+        action="store_true",
+        help="online learners: a LayerNorm after each hidden layer of the Q-networks (RLPD's; "
+        "a deviation)",
     )
     parser.add_argument(
         "--actor-lr",

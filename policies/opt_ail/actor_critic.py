@@ -20,10 +20,9 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from robot_il.policies.opt_ail.policy import (
-    QNet,
     SoftActorConfig,
     SoftActorPolicy,
-    TwinQNet,
+    critic_network,
     demonstration_loss,
 )
 from robot_il.policies.opt_ail.relu_mlp import wide_matmuls_in
@@ -105,9 +104,8 @@ class SoftActorCritic:
         self.policy = policy
         self.task = task
         self.obs_dim, self.action_dim = policy.encoder.output_dim, policy.action_dim
-        critic = TwinQNet if config.twin_critics else QNet
         self.critic = policy.critic if policy.critic is not None else (
-            critic(self.obs_dim + self.action_dim, config.hidden_dims)
+            critic_network(config, self.obs_dim, self.action_dim)
         )  # fmt: skip
         """The policy's own with ``bc_reference`` (it chooses the deployed action), else one
         of the learner's."""

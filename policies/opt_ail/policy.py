@@ -135,7 +135,12 @@ class SoftActorConfig(PolicyConfig):
       did (README). The actor starts as the clone (m = mu_ref, the gradient there the
       identity); near 0 tanh is about linear, so r is about the largest change of the
       deployed action in [-1, 1] units. The spread stays the actor's own; the checkpoint
-      holds the clone beside the actor, so deployment acts the same way."""
+      holds the clone beside the actor, so deployment acts the same way.
+    - ``critic_layer_norm``: a LayerNorm after each hidden layer of every Q-network (RLPD's
+      critic, Ball et al., ICML 2023), which bounds how far Q extrapolates to actions the
+      data do not hold: the actor here climbs the critic's error on its own actions (push,
+      README), as far as ``clone_radius`` lets it. These critics run as ordinary autograd
+      layers in float32 whatever ``matmul_precision`` says."""
 
     hidden_dims: tuple[int, ...] = (256, 256)
     batch_size: int = 256
@@ -159,6 +164,7 @@ class SoftActorConfig(PolicyConfig):
     action_bounds_margin: float = 1.5
     bc_reference: bool = False
     clone_radius: float = 0.0
+    critic_layer_norm: bool = False
 
     def validate(self) -> None:
         super().validate()
@@ -364,15 +370,28 @@ def mlp(inputs: int, hidden: tuple[int, ...], outputs: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class QNet(nn.Module):
-    """``Q(s, a)``: one MLP on ``[s, a]`` (no twin), run as one autograd node (``relu_mlp``)."""
+def layer_norm_mlp(inputs: int, hidden: tuple[int, ...], outputs: int) -> nn.Sequential:
+    """``mlp`` with a LayerNorm between each hidden Linear and its ReLU."""
+    layers: list[nn.Module] = []
+    for width in hidden:
+        layers += [nn.Linear(inputs, width), nn.LayerNorm(width), nn.ReLU()]
+        inputs = width
+    layers.append(nn.Linear(inputs, outputs))
+    return nn.Sequential(*layers)
 
-    def __init__(self, inputs: int, hidden: tuple[int, ...]) -> None:
+
+class QNet(nn.Module):
+    """``Q(s, a)``: one MLP on ``[s, a]`` (no twin), run as one autograd node (``relu_mlp``);
+    with ``layer_norm``, ``layer_norm_mlp`` run as ordinary layers."""
+
+    def __init__(self, inputs: int, hidden: tuple[int, ...], layer_norm: bool = False) -> None:
         super().__init__()
-        self.mlp = mlp(inputs, hidden, 1)
+        self.layer_norm = layer_norm
+        self.mlp = (layer_norm_mlp if layer_norm else mlp)(inputs, hidden, 1)
 
     def forward(self, obs: Tensor, action: Tensor) -> Tensor:
-        return relu_mlp(self.mlp, torch.cat([obs, action], dim=-1)).squeeze(-1)
+        pairs = torch.cat([obs, action], dim=-1)
+        return (self.mlp(pairs) if self.layer_norm else relu_mlp(self.mlp, pairs)).squeeze(-1)
 
     def heads(self, obs: Tensor, action: Tensor) -> list[Tensor]:
         """Every estimate the TD loss trains: this one."""
@@ -383,9 +402,10 @@ class TwinQNet(nn.Module):
     """Two ``QNet``s; ``Q(s, a)`` is their minimum (clipped double Q, Fujimoto et al. 2018), the
     ``twin_critics`` deviation: what the TD target bootstraps from and the actor climbs."""
 
-    def __init__(self, inputs: int, hidden: tuple[int, ...]) -> None:
+    def __init__(self, inputs: int, hidden: tuple[int, ...], layer_norm: bool = False) -> None:
         super().__init__()
-        self.q1, self.q2 = QNet(inputs, hidden), QNet(inputs, hidden)
+        self.q1 = QNet(inputs, hidden, layer_norm)
+        self.q2 = QNet(inputs, hidden, layer_norm)
 
     def forward(self, obs: Tensor, action: Tensor) -> Tensor:
         return torch.minimum(self.q1(obs, action), self.q2(obs, action))
@@ -393,6 +413,13 @@ class TwinQNet(nn.Module):
     def heads(self, obs: Tensor, action: Tensor) -> list[Tensor]:
         """Both estimates, each trained on the same TD target."""
         return [self.q1(obs, action), self.q2(obs, action)]
+
+
+def critic_network(config: SoftActorConfig, obs_dim: int, action_dim: int) -> QNet | TwinQNet:
+    """The Q-network ``config`` asks for: twin or one (``twin_critics``), with or without
+    LayerNorm (``critic_layer_norm``)."""
+    network = TwinQNet if config.twin_critics else QNet
+    return network(obs_dim + action_dim, config.hidden_dims, config.critic_layer_norm)
 
 
 def squashed_gaussian_log_prob(u: Tensor, mu: Tensor, log_std: Tensor) -> Tensor:
@@ -444,8 +471,7 @@ class SoftActorPolicy(Policy):
             self.reference = mlp(obs_dim, config.hidden_dims, 2 * self.action_dim)
             self.reference.requires_grad_(False)
         if config.bc_reference:
-            critic = TwinQNet if config.twin_critics else QNet
-            self.critic = critic(obs_dim + self.action_dim, config.hidden_dims)
+            self.critic = critic_network(config, obs_dim, self.action_dim)
 
     def distribution(self, obs: Tensor) -> tuple[Tensor, Tensor]:
         """Mean and log standard deviation (pre-squash) for flat observations ``(B, D)``;

@@ -32,9 +32,10 @@ BF16 = ["--policy.matmul-precision", "bf16", "--policy.hidden-dims", "128", "128
 """OPT-AIL with its hidden layers' products in bfloat16 (128 wide: the smallest that is)."""
 BC = ["--policy.bc-pretrain-steps", "20", "--policy.bc-weight", "1",
       "--policy.bc-decay-updates", "150", "--policy.twin-critics",
-      "--policy.bc-reference", "--policy.clone-radius", "0.3"]  # fmt: skip
-"""OPT-AIL with both BC deviations, twin critics and the clone kept as a reference and as
-the centre of the actor's mean; the BC term's weight still falls when the runs resume, and
+      "--policy.bc-reference", "--policy.clone-radius", "0.3",
+      "--policy.critic-layer-norm"]  # fmt: skip
+"""OPT-AIL with both BC deviations, twin LayerNorm critics and the clone kept as a reference
+and as the centre of the actor's mean; the BC term's weight still falls when the runs resume, and
 the reference is the first clone's."""
 TRANSITION_REWARD = ["--policy.reward-input", "state_next_state",
                      "--policy.critic-warmup-updates", "30",

@@ -951,3 +951,27 @@ def test_clone_radius_needs_a_clone_and_is_not_negative() -> None:
         learner(clone_radius=0.1)
     with pytest.raises(ValueError, match="clone_radius must be >= 0"):
         learner(bc_pretrain_steps=10, clone_radius=-0.1)
+
+
+def test_layer_norm_critics_do_not_extrapolate_to_far_actions() -> None:
+    """RLPD's critic: with a LayerNorm after each hidden layer Q stays within the last
+    layer's reach however far an action lies from the data (the last hidden layer, unit
+    variance over its n units before the ReLU, has norm at most sqrt(n), so |Q| <= ||w||
+    sqrt(n) + |b|), where the plain critic's Q grows with the action's size; the learner
+    trains it (both twins move)."""
+    LayerNorm = torch.nn.LayerNorm
+    plain, normed = learner(twin_critics=True), learner(twin_critics=True, critic_layer_norm=True)
+    assert not any(isinstance(m, LayerNorm) for m in plain.critic.modules())
+    assert sum(isinstance(m, LayerNorm) for m in normed.critic.modules()) == 4
+    obs = torch.as_tensor(batch(5, n=64).obs)
+    far = torch.full((64, ACT), 1e4)
+    with torch.no_grad():
+        last = normed.critic.q1.mlp[-1]
+        reach = float(last.weight.norm() * last.in_features**0.5 + last.bias.abs())
+        assert float(normed.critic.q1(obs, far).abs().max()) <= reach + 1e-4
+        assert float(plain.critic.q1(obs, far).abs().max()) > 10 * reach
+    before = [p.clone() for p in normed.critic.parameters()]
+    normed.update(batch(1), batch(2))
+    moved = [not torch.equal(a, b) for a, b in zip(before, normed.critic.parameters(),
+                                                   strict=True)]  # fmt: skip
+    assert all(moved)

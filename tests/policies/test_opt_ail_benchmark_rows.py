@@ -46,7 +46,8 @@ def _online_args(**changes) -> argparse.Namespace:
     """``run_online``'s arguments with no deviation, and ``changes``."""
     args = {"part": "opt_ail", "model_based": False, "bc_pretrain_steps": 0, "bc_weight": 0.0,
             "bc_decay_updates": 0, "bc_loss": "nll", "log_std_min": -5.0, "twin_critics": False,
-            "bc_reference": False, "clone_radius": 0.0, "actor_lr": None, "action_bounds": "env",
+            "bc_reference": False, "clone_radius": 0.0, "critic_layer_norm": False,
+            "actor_lr": None, "action_bounds": "env",
             "action_bounds_margin": 1.5,
             "reward_input": "state_action", "reward_obs_keys": [], "reward_offsets": [],
             "reward_source": "learned", "critic_warmup_updates": 0,
@@ -76,6 +77,7 @@ def test_each_deviation_names_its_runs_apart(opt_ail: ModuleType) -> None:
             {"bc_pretrain_steps": 100, "bc_reference": True},
             {"bc_pretrain_steps": 100, "clone_radius": 0.2},
             {"bc_pretrain_steps": 100, "clone_radius": 0.1},
+            {"critic_layer_norm": True},
             {"actor_lr": 3e-4},
             {"critic_updates_per_step": 4},
             {"critic_updates_per_step": 4, "reward_source": "task"},
