@@ -5,11 +5,11 @@ The actor maps the (flat, concatenated) observation to a tanh-squashed Gaussian 
 actions in [-1, 1]^A; deployed, it acts with its mean, ``tanh(mu)``. The checkpoint holds
 only the actor (reward net and critic are training state; with ``bc_reference`` also the
 frozen clone and the critic that chooses between the two, with ``clone_radius`` the clone
-its mean stays near), so ``robot-il eval``, the ROS 2
-policy node and the candidate selector load it as any other checkpoint. Its normalizer is
-the identity on observations (the paper feeds raw states) unless ``normalize_observations``
-asks for the demonstrations' statistics (``online_normalizer``), and maps the env's action
-box to [-1, 1] for actions, so ``act`` returns env units.
+its mean stays near), so ``robot-il eval``, the ROS 2 policy node and the candidate selector
+load it as any other checkpoint. Its normalizer is the identity on observations (the paper
+feeds raw states) unless ``normalize_observations`` asks for the demonstrations' statistics
+(``online_normalizer``), and maps the env's action box to [-1, 1] for actions, so ``act``
+returns env units.
 
 ``OPTAILConfig`` holds every hyperparameter of the algorithm (``robot_il.policies.opt_ail.
 learner``), the paper's values by default; the fields marked *deviation* choose between
@@ -479,7 +479,7 @@ class SoftActorPolicy(Policy):
         mu, log_std = self.network_distribution(obs)
         radius = self.config.clone_radius
         if radius > 0:
-            mu_ref = relu_mlp(self.reference, obs).chunk(2, dim=-1)[0]
+            mu_ref = self.reference_mean(obs)
             mu = mu_ref + radius * torch.tanh((mu - mu_ref) / radius)
         return mu, log_std
 
@@ -525,9 +525,14 @@ class SoftActorPolicy(Policy):
         (``robot_il.train.finetune``) as they do any other."""
         return demonstration_nll(*self.distribution(self.encoder(batch)), batch[ACTION_KEY][:, 0])
 
+    def reference_mean(self, obs: Tensor) -> Tensor:
+        """The frozen clone's mean ``mu_ref(s)`` (pre-squash; ``bc_reference``,
+        ``clone_radius``)."""
+        return relu_mlp(self.reference, obs).chunk(2, dim=-1)[0]
+
     def reference_action(self, obs: Tensor) -> Tensor:
         """The clone's deterministic action ``tanh(mu_ref(s))`` in [-1, 1] (``bc_reference``)."""
-        return torch.tanh(relu_mlp(self.reference, obs).chunk(2, dim=-1)[0])
+        return torch.tanh(self.reference_mean(obs))
 
     def choose(self, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
         """IBRL's proposal (``bc_reference``): per state of ``obs`` (B, D), ``action`` (B, A)

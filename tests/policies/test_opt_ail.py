@@ -923,7 +923,8 @@ def test_clone_radius_holds_the_actors_mean_within_it_of_the_frozen_clone(tmp_pa
     obs = torch.as_tensor(batch(21, n=64).obs)
     with torch.no_grad():
         torch.testing.assert_close(policy.mean_action(obs), policy.reference_action(obs))
-        mu_ref = policy.reference(obs)[:, :ACT]
+        mu_ref = policy.reference_mean(obs)
+        torch.testing.assert_close(mu_ref, policy.reference(obs)[:, :ACT])
         policy.actor[-1].bias[:ACT] += 5.0
         offset = policy.distribution(obs)[0] - mu_ref
     assert float(offset.abs().max()) <= radius + 1e-6 and float(offset.min()) > 0.99 * radius
