@@ -316,6 +316,13 @@ def _write_dataset(path: Path, *, state_dim: int = 5, action_dim: int = 1, nan: 
         ),
         (
             {},
+            ("--policy.clone-radius", "0.2"),
+            ConfigError,
+            "clone_radius must be >= 0 and, > 0, keeps the actor near the clone: it needs "
+            "bc_pretrain_steps > 0",
+        ),
+        (
+            {},
             ("--policy.critic-updates-per-step", "0"),
             ConfigError,
             "critic_updates_per_step must be >= 1",
