@@ -101,8 +101,10 @@ SUCCESS_GOAL_POINTS = 0.20
 BC_GRID = {"weight_decay": (1e-6, 1e-4, 1e-3, 1e-2), "lr": (1e-3, 3e-4)}
 """Tuned BC: every pair of these (AdamW), Gaussian head, the best by mean return."""
 RUN_KEY = ("task", "method", "variant", "deviation", "profile", "obs_normalization", "precision",
-           "seed", "demos", "subsample", "env_steps", "weight_decay", "lr", "steps",
-           "expert_seed")  # fmt: skip
+           "bf16_rounds", "seed", "demos", "subsample", "env_steps", "weight_decay", "lr",
+           "steps", "expert_seed")  # fmt: skip
+"""What tells one run's row apart; ``bf16_rounds`` too, so a ``bf16`` run rerun on a CPU
+that rounds the products (AMX) keeps the rows of one that did not."""
 LEGEND_LINE_CHARS = 150
 """Characters per line of a plot's legend entry (fontsize 7 across a 10-inch figure)."""
 OBS_NORMALIZATION = {"dmc": "raw", "ur5e": "gaussian"}

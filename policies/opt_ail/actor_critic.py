@@ -243,11 +243,8 @@ class SoftActorCritic:
         reference = self.policy.reference
         return {
             "actor": self.policy.actor.state_dict(),
-            **(
-                {"reference": reference.state_dict(), "reference_share": self.reference_share}
-                if reference is not None
-                else {}
-            ),  # fmt: skip
+            **({"reference": reference.state_dict()} if reference is not None else {}),
+            **({"reference_share": self.reference_share} if self.config.bc_reference else {}),
             "actor_updates": self.actor_updates,
             **{name: getattr(self, name).state_dict() for name in self.NETWORKS},
             **{name: getattr(self, name).state_dict() for name in self.OPTIMIZERS},
@@ -257,6 +254,7 @@ class SoftActorCritic:
         self.policy.actor.load_state_dict(state["actor"])
         if self.policy.reference is not None:
             self.policy.reference.load_state_dict(state["reference"])
+        if self.config.bc_reference:
             self.reference_share = state["reference_share"]
         self.actor_updates = state.get("actor_updates", 0)  # saves before it existed: 0
         for name in (*self.NETWORKS, *self.OPTIMIZERS):

@@ -2,7 +2,8 @@
 cover: model-based OPT-AIL, IQ-Learn, DAC, OPT-AIL with bfloat16 products and OPT-AIL with
 the deviations (pretrained actor, decaying BC term, twin critics, the clone as a reference:
 a resumed run must not clone again, and must keep the term's schedule and the first clone;
-a reward on (s, s') with a critic warm-up, not taken again), on the real reach env; and
+a reward on (s, s') with a critic warm-up, not taken again, and a clone radius without the
+reference), on the real reach env; and
 each one's checkpoint as an ordinary robot_il checkpoint."""
 
 from __future__ import annotations
@@ -39,13 +40,15 @@ and as the centre of the actor's mean; the BC term's weight still falls when the
 the reference is the first clone's."""
 TRANSITION_REWARD = ["--policy.reward-input", "state_next_state",
                      "--policy.critic-warmup-updates", "30",
-                     "--policy.critic-updates-per-step", "2"]  # fmt: skip
-"""OPT-AIL with a reward on [s, s'], 30 actor-frozen updates first and two updates per env
-step: a resumed run must not warm up again, and draws its batches as the unbroken one."""
+                     "--policy.critic-updates-per-step", "2", "--policy.bc-pretrain-steps",
+                     "20", "--policy.clone-radius", "0.3"]  # fmt: skip
+"""OPT-AIL with a reward on [s, s'], 30 actor-frozen updates first, two updates per env step
+and the clone kept only as the centre of the actor's mean: a resumed run must not warm up
+again, and draws its batches as the unbroken one."""
 LEARNERS = {"model-based OPT-AIL": ("opt-ail", MODEL_BASED), "IQ-Learn": ("iq-learn", []),
             "DAC": ("dac", []), "OPT-AIL bf16": ("opt-ail", BF16),
             "OPT-AIL BC": ("opt-ail", BC),
-            "OPT-AIL (s, s') reward, warm-up": ("opt-ail", TRANSITION_REWARD)}  # fmt: skip
+            "OPT-AIL (s, s'), warm-up, radius": ("opt-ail", TRANSITION_REWARD)}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -124,12 +127,14 @@ def small_learner(name: str):
             SPEC,
             norm,
         ),
-        "OPT-AIL (s, s') reward, warm-up": lambda: OPTAILPolicy(
+        "OPT-AIL (s, s'), warm-up, radius": lambda: OPTAILPolicy(
             OPTAILConfig(
                 **small,
                 reward_input="state_next_state",
                 critic_warmup_updates=3,
                 critic_updates_per_step=2,
+                bc_pretrain_steps=2,
+                clone_radius=0.5,
             ),
             SPEC,
             norm,
@@ -141,7 +146,7 @@ def small_learner(name: str):
         "DAC": DAC,
         "OPT-AIL bf16": opt_ail_learner,
         "OPT-AIL BC": opt_ail_learner,
-        "OPT-AIL (s, s') reward, warm-up": opt_ail_learner,
+        "OPT-AIL (s, s'), warm-up, radius": opt_ail_learner,
     }
     norm = identity_observation_normalizer(SPEC, -np.ones(ACT), np.ones(ACT))
     return learners[name](build[name](), "dmc:cartpole_swingup")
