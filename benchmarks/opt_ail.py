@@ -7,6 +7,8 @@ from few expert trajectories, and on the UR5e push task from 10 scripted demonst
     python benchmarks/opt_ail.py bc --task dmc:walker_walk
     python benchmarks/opt_ail.py plot --task dmc:walker_walk
     python benchmarks/opt_ail.py table --task dmc:walker_walk --env-steps 100000
+    python benchmarks/opt_ail.py dac --task dmc:walker_walk --precision bf16 \
+        --final-episodes 100                 # each run's checkpoint at 100k, on 100 episodes
     python benchmarks/opt_ail.py opt_ail --task ur5e:push --seeds 0 --env-steps 30000 \
         --eval-every 5000                                  # --demos defaults to 10 here
     python benchmarks/opt_ail.py bc --task ur5e:push --seeds 0
@@ -57,6 +59,9 @@ step); ``--reward-source task`` replaces the learned reward by the task's own, a
 of the online phase (UR5e tasks);
 such runs keep their own directory and their rows name them in ``deviation`` (null: the
 paper's method), e.g. ``bc-init10000, bc 1 to 0 in 10000``.
+``--final-episodes N`` evaluates each seed's run again at its budget (its checkpoint at
+``--env-steps``) on N episodes from env seed 20000, rows in
+``benchmarks/results/opt_ail_final.json``, which ``table --results`` reads.
 ``table`` prints the README's markdown table (each seed's last evaluation within
 ``--env-steps``). ``plot`` draws return against env steps: every learner's seeds (a run cut
 short shows the evaluations it made), the paper's OPT-AIL and BC curves
@@ -84,6 +89,10 @@ from robot_il.policies.opt_ail.policy import LOG_STD_MIN
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "opt_ail.json"
+FINAL_RESULTS = RESULTS.with_name("opt_ail_final.json")
+"""``--final-episodes`` rows: runs evaluated again, on more episodes, at their budget."""
+FINAL_EVAL_SEED = 20_000
+"""First env seed of a ``--final-episodes`` evaluation, apart from the in-loop ones'."""
 RUNS = ROOT / "outputs" / "opt_ail"
 ANCHORS = Path("/work/shared/anchors/optail_paper_figures.csv")
 PAPER_NAMES = {"dmc:walker_walk": "Walker Walk", "dmc:walker_stand": "Walker Stand",
@@ -179,19 +188,21 @@ def existing_rows() -> list[dict[str, Any]]:
     return json.loads(RESULTS.read_text())["runs"] if RESULTS.exists() else []
 
 
-def append_row(row: dict[str, Any]) -> None:
-    """Add ``row`` to the results file, replacing a row of the same run and step.
+def append_row(row: dict[str, Any], results: Path | None = None) -> None:
+    """Add ``row`` to the ``results`` file (``RESULTS`` unless given), replacing a row of the
+    same run and step.
 
     Seeds run as parallel processes, so the read-modify-write holds an exclusive lock."""
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with open(RESULTS.with_suffix(".lock"), "w") as lock:
+    results = results or RESULTS
+    results.parent.mkdir(parents=True, exist_ok=True)
+    with open(results.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"runs": []}
+        data = json.loads(results.read_text()) if results.exists() else {"runs": []}
         data["runs"] = [r for r in data["runs"] if run_key(r) != run_key(row)]
         data["runs"].append(row)
-        tmp = RESULTS.with_suffix(".tmp")
+        tmp = results.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=1) + "\n")
-        os.replace(tmp, RESULTS)
+        os.replace(tmp, results)
 
 
 ONLINE_METHODS = ("opt_ail", "iq_learn", "dac")
@@ -254,10 +265,66 @@ def run_directory(args: argparse.Namespace, seed: int) -> Path:
     return RUNS / task_slug(args.task) / method / f"{name}_{args.profile}"
 
 
-def run_online(args: argparse.Namespace) -> None:
-    """``--seeds`` runs of the part's method in the online loop, a row per evaluation."""
+def run_fields(args: argparse.Namespace, seed: int) -> dict[str, Any]:
+    """What names an online run in its rows: task, method, variant, deviations, profile,
+    inputs, precision (and, in ``bf16``, whether this CPU rounds the products: one without
+    AMX runs them on oneDNN's float32 kernels), seed, demonstrations and expert."""
     from robot_il.policies.opt_ail.relu_mlp import bf16_rounds_operands
 
+    rounding = {"bf16_rounds": bf16_rounds_operands()} if args.precision == "bf16" else {}
+    return {
+        "task": args.task, "method": args.part,
+        "variant": "model-based" if args.model_based else "model-free",
+        "deviation": deviation(args), "profile": args.profile,
+        "obs_normalization": None if args.obs_normalization == "raw" else args.obs_normalization,
+        "precision": None if args.precision == "fp32" else args.precision, **rounding,
+        "seed": seed, "demos": args.demos, "subsample": args.subsample,
+        "expert_return": expert_return(args.task, args.demos),
+        "expert_seed": expert_seed(args.task, args.demos),
+    }  # fmt: skip
+
+
+def run_final_evaluation(args: argparse.Namespace) -> None:
+    """``--final-episodes N``: each seed's run of the part evaluated again at ``--env-steps``
+    (its checkpoint there) on N episodes from env seed ``FINAL_EVAL_SEED``, a row per run in
+    ``FINAL_RESULTS`` (the in-loop row's fields, ``episodes`` and ``first_seed`` added). An
+    in-loop evaluation on DMC is 10 episodes, where one walker fall (return about 10 against
+    900) moves a seed's mean by 90; N = 100 narrows that tenfold. ``table --results`` reads
+    the file as it reads the in-loop one. The run's directory is the one trained here, so its
+    ``bf16_rounds`` is this CPU's."""
+    import torch
+    from robot_il.policies import load_policy
+
+    from robot_il.train.evaluate import evaluate, make_eval_env
+
+    torch.set_num_threads(1)
+    for seed in args.seeds:
+        checkpoint = run_directory(args, seed) / "checkpoints" / f"step_{args.env_steps:07d}"
+        if not checkpoint.is_dir():
+            raise SystemExit(f"{checkpoint}: no checkpoint at {args.env_steps} env steps")
+        started = time.perf_counter()
+        policy = load_policy(checkpoint)
+        env = make_eval_env(policy.spec)
+        result = evaluate(policy, env, episodes=args.final_episodes, seed=FINAL_EVAL_SEED)
+        env.close()
+        row = {
+            **run_fields(args, seed), "env_steps": args.env_steps,
+            "episodes": args.final_episodes, "first_seed": FINAL_EVAL_SEED,
+            "return": float(np.mean(result.returns)),
+            **success_fields(args.task, result.success_rate, result.interval),
+            "wall_s": round(time.perf_counter() - started, 1),
+            "returns": [round(r, 1) for r in result.returns],
+            "loadavg": [round(v, 2) for v in os.getloadavg()],
+        }  # fmt: skip
+        append_row(row, FINAL_RESULTS)
+        success = f", {result.line()}" if family(args.task) == "ur5e" else ""
+        print(f"{args.part} {args.task} seed {seed} @ {args.env_steps}: return "
+              f"{row['return']:.1f} over {args.final_episodes} episodes from seed "
+              f"{FINAL_EVAL_SEED}{success}, load {os.getloadavg()[0]:.2f}")  # fmt: skip
+
+
+def run_online(args: argparse.Namespace) -> None:
+    """``--seeds`` runs of the part's method in the online loop, a row per evaluation."""
     from robot_il.train.config import load_config
     from robot_il.train.online import train_online
 
@@ -272,12 +339,7 @@ def run_online(args: argparse.Namespace) -> None:
                          "--critic-warmup-updates and --critic-updates-per-step apply to opt_ail "
                          "and dac only (IQ-Learn has no reward net)")  # fmt: skip
     expert = expert_return(args.task, args.demos)
-    expert_id = expert_seed(args.task, args.demos)
-    # a CPU without AMX runs "bf16" on oneDNN's float32 kernels: the row says which it was
-    rounding = {"bf16_rounds": bf16_rounds_operands()} if args.precision == "bf16" else {}
     variant = "model-based" if args.model_based else "model-free"
-    normalization = None if args.obs_normalization == "raw" else args.obs_normalization
-    precision = None if args.precision == "fp32" else args.precision
     for seed in args.seeds:
         config = load_config(args.part, None, [])
         config = dataclasses.replace(
@@ -322,14 +384,8 @@ def run_online(args: argparse.Namespace) -> None:
 
         def record(evaluation: dict[str, Any], seed: int = seed) -> None:
             append_row({
-                "task": args.task, "method": args.part, "variant": variant,
-                "deviation": deviation(args), "profile": args.profile,
-                "obs_normalization": normalization,
-                "precision": precision, **rounding, "seed": seed,
-                "demos": args.demos,
-                "subsample": args.subsample, "env_steps": evaluation["step"],
-                "return": evaluation["eval_return"], "expert_return": expert,
-                "expert_seed": expert_id,
+                **run_fields(args, seed), "env_steps": evaluation["step"],
+                "return": evaluation["eval_return"],
                 **success_fields(args.task, evaluation["eval_success"],
                                  (evaluation["eval_low"], evaluation["eval_high"])),
                 "wall_s": round(evaluation["wall_s"], 1),
@@ -809,6 +865,13 @@ def main() -> None:
         default=None,
         help="plot, table: the rows of this SAC expert (default: the dataset's)",
     )
+    parser.add_argument(
+        "--final-episodes",
+        type=int,
+        default=0,
+        help="online parts: instead of training, evaluate each seed's run at --env-steps on "
+        f"this many episodes from seed {FINAL_EVAL_SEED} (rows in {FINAL_RESULTS.name})",
+    )
     parser.add_argument("--anchors", type=Path, default=ANCHORS)
     parser.add_argument(
         "--results",
@@ -824,7 +887,8 @@ def main() -> None:
     if args.obs_normalization is None:
         args.obs_normalization = OBS_NORMALIZATION[family(args.task)]
     parts = {"bc": run_bc, "plot": plot, "table": table}
-    parts.get(args.part, run_online)(args)
+    online = run_final_evaluation if args.final_episodes else run_online
+    parts.get(args.part, online)(args)
 
 
 if __name__ == "__main__":

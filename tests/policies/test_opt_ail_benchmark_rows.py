@@ -1,6 +1,7 @@
 """``benchmarks/opt_ail.py``'s result rows: a run's row replaces the one it rewrites (a
 resumed run evaluates again the steps after its last save), rows from before
-``expert_seed`` included."""
+``expert_seed`` included, and a rerun on another CPU keeps the first's; a final evaluation
+refuses a run without its checkpoint."""
 
 from __future__ import annotations
 
@@ -40,6 +41,32 @@ def test_a_rewritten_row_replaces_its_row_from_before_expert_seed(opt_ail: Modul
     opt_ail.append_row(_row(**ur5e))
     opt_ail.append_row(_row(**ur5e, expert_seed=None, **{"return": 0.5}))
     assert [r["return"] for r in opt_ail.existing_rows()] == [120.0, 130.0, 0.5]
+
+
+def test_a_rerun_on_another_cpu_keeps_the_first_cpus_rows(opt_ail: ModuleType) -> None:
+    """A ``bf16`` run's rows say whether the CPU rounded the products (``bf16_rounds``): the
+    same run rerun on a CPU that does keeps the rows of one that did not, and replaces only
+    its own when it evaluates a step again."""
+    bf16 = {"precision": "bf16", "expert_seed": 1}
+    opt_ail.append_row(_row(**bf16, bf16_rounds=False))
+    opt_ail.append_row(_row(**bf16, bf16_rounds=True, **{"return": 120.0}))
+    opt_ail.append_row(_row(**bf16, bf16_rounds=True, **{"return": 130.0}))
+    assert [r["return"] for r in opt_ail.existing_rows()] == [100.0, 130.0]
+
+
+def test_a_final_evaluation_needs_the_runs_checkpoint_at_the_budget(
+    opt_ail: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``--final-episodes`` refuses, naming the path, a run without a checkpoint at
+    ``--env-steps``, before it evaluates or writes anything."""
+    run = tmp_path / "run"
+    (run / "checkpoints" / "step_0050000").mkdir(parents=True)
+    monkeypatch.setattr(opt_ail, "run_directory", lambda args, seed: run)
+    monkeypatch.setattr(opt_ail, "FINAL_RESULTS", tmp_path / "final.json")
+    args = _online_args(task="dmc:walker_walk", seeds=[0], env_steps=100_000, final_episodes=5)
+    with pytest.raises(SystemExit, match=r"step_0100000: no checkpoint at 100000 env steps"):
+        opt_ail.run_final_evaluation(args)
+    assert not (tmp_path / "final.json").exists()
 
 
 def _online_args(**changes) -> argparse.Namespace:
