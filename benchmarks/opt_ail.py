@@ -382,9 +382,11 @@ def run_online(args: argparse.Namespace) -> None:
             if args.profile == "paper" and args.model_based:  # the reference's fit schedule
                 config.policy.model_every, config.policy.model_max_steps = 250, 5000
 
-        def record(evaluation: dict[str, Any], seed: int = seed) -> None:
+        fields = run_fields(args, seed)  # once per run: it reads the dataset's attributes
+
+        def record(evaluation: dict[str, Any], seed: int = seed, fields: dict = fields) -> None:
             append_row({
-                **run_fields(args, seed), "env_steps": evaluation["step"],
+                **fields, "env_steps": evaluation["step"],
                 "return": evaluation["eval_return"],
                 **success_fields(args.task, evaluation["eval_success"],
                                  (evaluation["eval_low"], evaluation["eval_high"])),
