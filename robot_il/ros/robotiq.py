@@ -187,12 +187,17 @@ class RobotiqGripper:
         self.set(POS=position, SPE=speed, FOR=force, GTO=1)
 
     def state(self) -> GripperState:
-        """Activation, actual and requested position, object detection and fault."""
+        """Activation, actual and requested position, object detection and fault.
+
+        The registers are read one at a time while the fingers may move: ``OBJ`` is read
+        before ``POS``, so a state that says the fingers stopped holds the position they
+        stopped at (read the other way round, ``POS`` may be a step short of it)."""
+        object_status = ObjectStatus(self.get("OBJ"))
         return GripperState(
             activated=self.get("STA") == ACTIVE,
             position=self.get("POS"),
             requested=self.get("PRE"),
-            object_status=ObjectStatus(self.get("OBJ")),
+            object_status=object_status,
             fault=self.get("FLT"),
         )
 
