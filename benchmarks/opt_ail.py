@@ -45,12 +45,14 @@ For model-based OPT-AIL, ``cpu`` is the CPU cap (a model fit of at most 300 step
 IQ-Learn and DAC have no profile setting (the name only keeps runs apart).
 ``--bc-pretrain-steps``, ``--bc-weight``, ``--bc-decay-updates``, ``--log-std-min``,
 ``--bc-loss mse``, ``--twin-critics``, ``--action-bounds demos``, ``--bc-reference``,
-``--clone-radius``, ``--critic-layer-norm`` and ``--actor-lr`` turn on the deviations of the
-online learners (``SoftActorConfig``: the actor cloned from the demonstrations before the
-first env step, a BC term in its loss decaying to 0, a higher floor under the actor's spread,
-cloning the mean action alone, clipped double Q, actions within the demonstrations' reach,
-the frozen clone's action competing with the actor's by Q, IBRL's, the actor's mean held
-near the clone's, LayerNorm critics, another actor learning rate than the paper's);
+``--clone-radius``, ``--critic-layer-norm``, ``--hindsight-goal`` and ``--actor-lr`` turn on
+the deviations of the online learners (``SoftActorConfig``: the actor cloned from the
+demonstrations before the first env step, a BC term in its loss decaying to 0, a higher
+floor under the actor's spread, cloning the mean action alone, clipped double Q, actions
+within the demonstrations' reach, the frozen clone's action competing with the actor's by
+Q, IBRL's, the actor's mean held near the clone's, LayerNorm critics, training episodes
+relabelled to the goal they reached in the BC term's data, another actor learning rate
+than the paper's);
 ``--reward-input state_next_state``, ``--reward-obs-keys``, ``--reward-offsets``,
 ``--critic-warmup-updates`` and ``--critic-updates-per-step`` those of OPT-AIL's and DAC's
 reward (``RewardNetConfig``: a reward on ``[s, s']``, on some observation keys, with offsets
@@ -232,6 +234,8 @@ def deviation(args: argparse.Namespace) -> str | None:
         parts.append(f"clone-radius {args.clone_radius:g}")
     if args.critic_layer_norm:
         parts.append("critic-layernorm")
+    if args.hindsight_goal:
+        parts.append(f"hindsight {args.hindsight_goal} {args.hindsight_min_move:g}")
     if args.reward_input != "state_action":
         parts.append(f"reward {args.reward_input.replace('_', '-')}")
     if args.reward_obs_keys:
@@ -363,6 +367,8 @@ def run_online(args: argparse.Namespace) -> None:
         config.policy.bc_reference = args.bc_reference
         config.policy.clone_radius = args.clone_radius
         config.policy.critic_layer_norm = args.critic_layer_norm
+        config.policy.hindsight_goal = args.hindsight_goal
+        config.policy.hindsight_min_move = args.hindsight_min_move
         if args.actor_lr is not None:
             config.policy.actor_lr = args.actor_lr
         if args.part != "iq_learn":  # IQ-Learn has no reward net (refused above)
@@ -793,6 +799,19 @@ def main() -> None:
         default=0.0,
         help="online learners: the actor's mean stays within this (pre-squash) of the frozen "
         "clone's, a bounded residual (a deviation; needs --bc-pretrain-steps)",
+    )
+    parser.add_argument(
+        "--hindsight-goal",
+        default="",
+        help="online learners: 'achieved-goal' observation keys (e.g. object_pose-target_pos); "
+        "training episodes relabelled to where the achieved position ended join the BC "
+        "term's data (a deviation; needs --bc-weight)",
+    )
+    parser.add_argument(
+        "--hindsight-min-move",
+        type=float,
+        default=0.05,
+        help="--hindsight-goal: only episodes whose achieved position moved this far (m)",
     )
     parser.add_argument(
         "--critic-layer-norm",

@@ -6,7 +6,9 @@ Q(s, a))`` at a fixed temperature alpha, exploration by sampling the actor, and 
 state to resume; with the config's behaviour-cloning deviations (``SoftActorConfig``), the
 actor's BC pretraining (``pretrain_actor``), the decaying BC term of its loss, and the
 clone kept as IBRL's second proposal in acting and in the bootstrapped value
-(``bc_reference``) or as the centre the actor's mean stays near (``clone_radius``). Each
+(``bc_reference``) or as the centre the actor's mean stays near (``clone_radius``), and the
+training episodes relabelled to the goal they reached joining the BC term's data
+(``hindsight_goal``, ``end_episode``). Each
 learner adds how the critic is trained (its reward, its loss) in ``update``; ``learn`` is
 what the loop calls after each env step.
 """
@@ -85,6 +87,31 @@ def joined(online: Batch, expert: Batch) -> tuple[Tensor, Tensor, Tensor, Tensor
     return t["obs"], t["action"], t["next_obs"], done
 
 
+class PositionColumns:
+    """A position (m; the first three entries of observation key ``key``) in encoded
+    states: read un-normalized from their columns (``position``) and mapped back into
+    them (``encode``). ``where`` names the setting that asks for it, in the error for a
+    key of fewer than three entries."""
+
+    def __init__(self, policy: SoftActorPolicy, key: str, where: str) -> None:
+        columns = policy.encoder.lowdim_columns([key])
+        if len(columns) < 3:
+            raise ValueError(f"{where}: {key} has {len(columns)} entries, not a position "
+                             "(three)")  # fmt: skip
+        stats = policy.normalizer.stats(key)
+        self.columns = torch.tensor(columns[:3])
+        self.scale = torch.as_tensor(stats["scale"].reshape(-1)[:3])
+        self.shift = torch.as_tensor(stats["offset"].reshape(-1)[:3])
+
+    def position(self, obs: Tensor) -> Tensor:
+        """The position (B, 3), in metres, in states ``obs`` (B, obs_dim)."""
+        return (obs[:, self.columns] - self.shift.to(obs.dtype)) / self.scale.to(obs.dtype)
+
+    def encode(self, position: Tensor) -> Tensor:
+        """Positions (B, 3), in metres, as the encoded states' columns hold them."""
+        return position * self.scale.to(position.dtype) + self.shift.to(position.dtype)
+
+
 class SoftActorCritic:
     """Critic, target critic, actor and their optimizers; see the module docstring.
 
@@ -123,6 +150,19 @@ class SoftActorCritic:
         action (``REFERENCE_SHARE_RATE``; a metric)."""
         if config.bc_reference:
             self.METRICS = (*self.METRICS, "reference_share")
+        self.hindsight: tuple[PositionColumns, PositionColumns] | None = None
+        """With ``hindsight_goal``: where the achieved position and the goal lie in a state."""
+        if config.hindsight_goal:
+            where = f"hindsight_goal {config.hindsight_goal!r}"
+            achieved, goal = config.hindsight_goal.split("-")
+            self.hindsight = (PositionColumns(policy, achieved, where),
+                              PositionColumns(policy, goal, where))  # fmt: skip
+            self.METRICS = (*self.METRICS, "hindsight_transitions")
+        self.hindsight_obs = torch.zeros(0, self.obs_dim)
+        self.hindsight_action = torch.zeros(0, self.action_dim)
+        """The relabelled training transitions the BC term draws from beside the expert's."""
+        self.expert_transitions = 0
+        """How many expert transitions the BC term draws from (``end_episode`` reads it)."""
 
     @torch.no_grad()
     def explore(self, obs: np.ndarray) -> np.ndarray:
@@ -147,6 +187,28 @@ class SoftActorCritic:
 
     def update(self, online: Batch, expert: Batch) -> dict[str, float]:
         raise NotImplementedError
+
+    def end_episode(self, buffer: ReplayBuffer, expert: ReplayBuffer, steps: int) -> None:
+        """What the loop calls when a training episode of ``steps`` transitions (the last
+        ones added to ``buffer``) has ended. With ``hindsight_goal`` "a-b": if position a
+        moved at least ``hindsight_min_move`` (m) from the episode's first state to its last
+        next state, the episode's (state, action) pairs, every state's goal b set to where a
+        ended, join the BC term's data (HER's relabelling, Andrychowicz et al. 2017, used as
+        GCSL's supervised data, Ghosh et al. 2021): whatever the episode did, it showed how
+        to take a to that end."""
+        if self.hindsight is None or steps == 0:
+            return
+        self.expert_transitions = len(expert)
+        rows = (buffer.cursor - steps + np.arange(steps)) % buffer.capacity
+        obs = torch.as_tensor(buffer.obs[rows])
+        achieved, goal = self.hindsight
+        end = achieved.position(torch.as_tensor(buffer.next_obs[rows[-1:]]))
+        if float((end - achieved.position(obs[:1])).norm()) < self.config.hindsight_min_move:
+            return
+        obs[:, goal.columns] = goal.encode(end).to(obs.dtype)
+        self.hindsight_obs = torch.cat([self.hindsight_obs, obs])
+        self.hindsight_action = torch.cat([self.hindsight_action,
+                                           torch.as_tensor(buffer.action[rows])])  # fmt: skip
 
     def td_loss(self, obs: Tensor, action: Tensor, td_target: Tensor) -> Tensor:
         """``mean (Q(s, a) - td_target)^2``, summed over the critic's heads (one, or two with
@@ -173,8 +235,8 @@ class SoftActorCritic:
         loss = actor_loss
         if self.config.bc_weight > 0 and expert_action is not None:
             rows = slice(len(obs) - len(expert_action), None)
-            bc_loss = demonstration_loss(self.config.bc_loss, mu[rows], log_std[rows],
-                                         expert_action)  # fmt: skip
+            bc_rows = self.with_hindsight_rows(mu[rows], log_std[rows], expert_action)
+            bc_loss = demonstration_loss(self.config.bc_loss, *bc_rows)
             loss = actor_loss + self.current_bc_weight() * bc_loss
             self.last_bc_loss = float(bc_loss.detach())
         clear_gradients(self.actor_optimizer)
@@ -182,6 +244,24 @@ class SoftActorCritic:
         adam_step(self.actor_optimizer)
         self.actor_updates += 1
         return actor_loss.detach()
+
+    def with_hindsight_rows(
+        self, mu: Tensor, log_std: Tensor, expert_action: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """The BC term's rows (the actor's mean and log std, and the demonstrated action):
+        the batch's expert rows, of which, once relabelled transitions are held
+        (``end_episode``), k ~ Binomial(B, H / (H + N_E)) are replaced by as many relabelled
+        ones drawn uniformly (torch's generator), so the term draws uniformly from the
+        expert's N_E and the H relabelled transitions together."""
+        held = len(self.hindsight_action)
+        if held == 0:
+            return mu, log_std, expert_action
+        share = torch.tensor(held / (held + self.expert_transitions))
+        k = int(torch.binomial(torch.tensor(float(len(expert_action))), share))
+        picked = torch.randint(held, (k,))
+        relabelled_mu, relabelled_log_std = self.policy.distribution(self.hindsight_obs[picked])
+        return (torch.cat([relabelled_mu, mu[k:]]), torch.cat([relabelled_log_std, log_std[k:]]),
+                torch.cat([self.hindsight_action[picked], expert_action[k:]]))  # fmt: skip
 
     def actor_metrics(self, actor_loss: Tensor) -> dict[str, float]:
         """``actor_loss`` and, in runs with ``bc_weight``, the last step's ``bc_loss``; with
@@ -191,6 +271,8 @@ class SoftActorCritic:
             metrics["bc_loss"] = self.last_bc_loss
         if self.config.bc_reference:
             metrics["reference_share"] = self.reference_share
+        if self.hindsight is not None:
+            metrics["hindsight_transitions"] = float(len(self.hindsight_action))
         return metrics
 
     def current_bc_weight(self) -> float:
@@ -245,10 +327,16 @@ class SoftActorCritic:
             "actor": self.policy.actor.state_dict(),
             **({"reference": reference.state_dict()} if reference is not None else {}),
             **({"reference_share": self.reference_share} if self.config.bc_reference else {}),
+            **(self.hindsight_state() if self.hindsight is not None else {}),
             "actor_updates": self.actor_updates,
             **{name: getattr(self, name).state_dict() for name in self.NETWORKS},
             **{name: getattr(self, name).state_dict() for name in self.OPTIMIZERS},
         }
+
+    def hindsight_state(self) -> dict[str, Any]:
+        """The relabelled data (``hindsight_goal``): training state, saved for resume."""
+        return {"hindsight_obs": self.hindsight_obs, "hindsight_action": self.hindsight_action,
+                "expert_transitions": self.expert_transitions}  # fmt: skip
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.policy.actor.load_state_dict(state["actor"])
@@ -256,6 +344,10 @@ class SoftActorCritic:
             self.policy.reference.load_state_dict(state["reference"])
         if self.config.bc_reference:
             self.reference_share = state["reference_share"]
+        if self.hindsight is not None:
+            self.hindsight_obs, self.hindsight_action = (state["hindsight_obs"],
+                                                         state["hindsight_action"])  # fmt: skip
+            self.expert_transitions = state["expert_transitions"]
         self.actor_updates = state.get("actor_updates", 0)  # saves before it existed: 0
         for name in (*self.NETWORKS, *self.OPTIMIZERS):
             getattr(self, name).load_state_dict(state[name])

@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from robot_il.policies.opt_ail.actor_critic import (
+    PositionColumns,
     SoftActorCritic,
     adam,
     adam_step,
@@ -78,25 +79,6 @@ class RewardNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return torch.tanh(self.logit(x))
-
-
-class OffsetEnd:
-    """One end of a ``reward_offsets`` entry: the raw position (m; the first three entries
-    of observation key ``key``, un-normalized) in an encoded state's current step."""
-
-    def __init__(self, policy: SoftActorPolicy, key: str, entry: str) -> None:
-        columns = policy.encoder.lowdim_columns([key])
-        if len(columns) < 3:
-            raise ValueError(f"reward_offsets {entry!r}: {key} has {len(columns)} entries, "
-                             "not a position (three)")  # fmt: skip
-        stats = policy.normalizer.stats(key)
-        self.columns = torch.tensor(columns[:3])
-        self.scale = torch.as_tensor(stats["scale"].reshape(-1)[:3])
-        self.shift = torch.as_tensor(stats["offset"].reshape(-1)[:3])
-
-    def position(self, obs: Tensor) -> Tensor:
-        """The position (B, 3), in metres, in states ``obs`` (B, obs_dim)."""
-        return (obs[:, self.columns] - self.shift.to(obs.dtype)) / self.scale.to(obs.dtype)
 
 
 class TaskReward:
@@ -163,7 +145,8 @@ class OPTAIL(SoftActorCritic):
         )  # fmt: skip
         """The columns of an encoded state the reward net sees (``reward_obs_keys``, all
         when none are named); None: the whole state and no offsets."""
-        self.offset_ends = [tuple(OffsetEnd(policy, key, entry) for key in entry.split("-"))
+        self.offset_ends = [tuple(PositionColumns(policy, key, f"reward_offsets {entry!r}")
+                                  for key in entry.split("-"))
                             for entry in config.reward_offsets]  # fmt: skip
         """Each ``reward_offsets`` entry's two positions (a, b)."""
         state = self.obs_dim if self.reward_columns is None else (

@@ -5,7 +5,8 @@ scripts do): act with the algorithm's exploration policy, step the env, store th
 (gymnasium's ``terminated`` kept, ``truncated`` only ending the episode), and, once
 ``learning_starts`` transitions are in, let the algorithm learn (``learn``: one update on an
 online and an expert batch for OPT-AIL, DAC and IQ-Learn; model fits, model rollouts and
-several updates for model-based OPT-AIL).
+several updates for model-based OPT-AIL); each ended training episode is handed to it too
+(``end_episode``: with ``hindsight_goal``, relabelled for the BC term).
 Every ``eval.every`` env steps the deployable policy (the checkpoint's own ``act``) runs
 ``eval.episodes`` seeded episodes in a second env: return and success with a 95% interval.
 With the policy's ``bc_pretrain_steps`` (a deviation from the papers, ``SoftActorConfig``),
@@ -318,7 +319,7 @@ def train_online(
         if config.eval.episodes > 0:  # where the online phase starts from
             logger.log(0, evaluation_at(0))
     obs: np.ndarray | None = None
-    episode_return, metrics = 0.0, {}
+    episode_return, episode_steps, metrics = 0.0, 0, {}
     tick, tick_step = time.perf_counter(), start
     bar = tqdm(range(start, config.env_steps), initial=start, total=config.env_steps,
                desc=f"train {policy_type}", unit="step", disable=not config.progress)  # fmt: skip
@@ -326,18 +327,20 @@ def train_online(
         if obs is None:
             raw, _ = env.reset(seed=config.seed * EPISODE_SEED_STRIDE + episode)
             obs = flatten_observation(raw, obs_keys, observation_normalizer)
-            episode_return = 0.0
+            episode_return, episode_steps = 0.0, 0
         action = algorithm.explore(obs)
         raw, reward, terminated, truncated, _ = env.step(action)
         next_obs = flatten_observation(raw, obs_keys, observation_normalizer)
         buffer.add(obs, action, next_obs, terminated)
         episode_return += float(reward)
+        episode_steps += 1
         done = step + 1
         if done > config.learning_starts:
             with denormals_flushed():
                 metrics = algorithm.learn(buffer, expert, rng)
         row: dict[str, Any] = {}
         if terminated or truncated:
+            algorithm.end_episode(buffer, expert, episode_steps)
             episode += 1
             obs = None
             row.update(episodes=episode, train_return=episode_return)

@@ -3,7 +3,7 @@ cover: model-based OPT-AIL, IQ-Learn, DAC, OPT-AIL with bfloat16 products and OP
 the deviations (pretrained actor, decaying BC term, twin critics, the clone as a reference:
 a resumed run must not clone again, and must keep the term's schedule and the first clone;
 a reward on (s, s') with a critic warm-up, not taken again, and a clone radius without the
-reference), on the real reach env; and
+reference; training episodes relabelled for the BC term), on the real reach env; and
 each one's checkpoint as an ordinary robot_il checkpoint."""
 
 from __future__ import annotations
@@ -49,6 +49,12 @@ LEARNERS = {"model-based OPT-AIL": ("opt-ail", MODEL_BASED), "IQ-Learn": ("iq-le
             "DAC": ("dac", []), "OPT-AIL bf16": ("opt-ail", BF16),
             "OPT-AIL BC": ("opt-ail", BC),
             "OPT-AIL (s, s'), warm-up, radius": ("opt-ail", TRANSITION_REWARD)}  # fmt: skip
+HINDSIGHT = ["--policy.bc-weight", "1", "--policy.hindsight-goal", "eef_pose-target_pos",
+             "--policy.hindsight-min-move", "0"]  # fmt: skip
+"""OPT-AIL whose BC term also draws every training episode relabelled to where the
+gripper ended (reach's positions): a resumed run keeps the relabelled data and its draws.
+Its learner state alone is checked in tests/policies/test_opt_ail.py."""
+LOOP_LEARNERS = {**LEARNERS, "OPT-AIL hindsight": ("opt-ail", HINDSIGHT)}
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +184,7 @@ def test_learner_state_restores_every_weight_and_moment(learner: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("learner", list(LEARNERS))
+@pytest.mark.parametrize("learner", list(LOOP_LEARNERS))
 def test_a_resumed_run_continues_bit_exactly(
     one_reach_demo: Path, tmp_path: Path, learner: str
 ) -> None:
@@ -188,7 +194,7 @@ def test_a_resumed_run_continues_bit_exactly(
     from robot_il.train.config import load_config
     from robot_il.train.online import train_online
 
-    command, extra = LEARNERS[learner]
+    command, extra = LOOP_LEARNERS[learner]
     policy_type = command.replace("-", "_")
     extra = ["--policy.model-based" if s == "--model-based" else s for s in extra]
     straight = train_online(load_config(policy_type, None, settings(
@@ -197,6 +203,9 @@ def test_a_resumed_run_continues_bit_exactly(
         train_online(load_config(policy_type, None, settings(
             one_reach_demo, tmp_path / "resumed", extra, env_steps)))  # fmt: skip
     assert_same_training_state(tmp_path / "straight", tmp_path / "resumed")
+    if "--policy.hindsight-goal" in extra:  # relabelled episodes were drawn from on resume
+        state = torch.load(tmp_path / "resumed" / "train_state" / "state.pt", weights_only=False)
+        assert len(state["algorithm"]["hindsight_action"]) >= 80
     policy = load_policy(straight.checkpoint)
     assert policy.policy_type == policy_type
     action = policy.act({k: np.zeros(s, np.float32) for k, s in policy.spec["observation"].items()})

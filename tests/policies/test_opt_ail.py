@@ -675,6 +675,110 @@ def test_a_bad_reward_offset_is_refused_in_one_line(offsets: tuple, message: str
         positions_learner(normalizer, reward_offsets=offsets)
 
 
+def positions_episode(start: np.ndarray, end: np.ndarray, goal: np.ndarray, steps: int = 6):
+    """Raw (arm, cube, goal) states of an episode whose cube slides from ``start`` to ``end``
+    (m) under a fixed ``goal``, its next states and actions (0.1 * step index)."""
+    slide = np.linspace(start, end, steps + 1)
+    states = np.zeros((steps + 1, 12))
+    states[:, 2:5], states[:, 9:12] = slide, goal
+    actions = np.tile(0.1 * np.arange(steps)[:, None], (1, ACT))
+    return states[:-1], actions.astype(np.float32), states[1:]
+
+
+def hindsight_buffers(agent, normalizer, episodes) -> tuple[ReplayBuffer, ReplayBuffer]:
+    """An online buffer holding ``episodes`` (raw, mapped by ``normalizer``) and 10 expert
+    transitions; each episode handed to ``agent.end_episode`` as the loop does."""
+
+    def encoded(states: np.ndarray) -> np.ndarray:
+        keys = {"arm": states[:, :2], "cube": states[:, 2:9], "goal": states[:, 9:]}
+        return np.concatenate([normalizer.normalize(k, v) for k, v in keys.items()], -1)
+
+    online, expert = ReplayBuffer(100, 12, ACT), ReplayBuffer(10, 12, ACT)
+    expert.extend(*(np.zeros((10, n), np.float32) for n in (12, ACT, 12)), np.zeros(10))
+    for obs, action, next_obs in episodes:
+        online.extend(encoded(obs).astype(np.float32), action,
+                      encoded(next_obs).astype(np.float32), np.zeros(len(obs)))  # fmt: skip
+        agent.end_episode(online, expert, len(obs))
+    return online, expert
+
+
+def test_hindsight_relabels_an_episode_to_where_its_cube_ended() -> None:
+    """An episode whose cube slid 10 cm joins the BC term's data with every state's goal set
+    to the cube's end (m, through the observations' mean/std mapping) and its own actions;
+    one whose cube moved 1 cm, less than ``hindsight_min_move``, does not."""
+    from robot_il.dataset import Normalizer
+
+    rng = np.random.default_rng(0)
+    raw = {"arm": rng.normal(0.0, 2.0, (100, 2)), "cube": rng.normal(0.5, 0.1, (100, 7)),
+           "goal": rng.normal(-0.2, 0.3, (100, 3)),
+           "action": rng.uniform(-1, 1, (100, ACT))}  # fmt: skip
+    normalizer = Normalizer.fit_arrays(raw, mode="gaussian")
+    agent = positions_learner(normalizer, bc_weight=1.0, hindsight_goal="cube-goal",
+                              hindsight_min_move=0.05)  # fmt: skip
+    goal = np.array([0.6, 0.1, 0.0])
+    moved = positions_episode(np.array([0.4, 0.0, 0.02]), np.array([0.5, 0.0, 0.02]), goal)
+    still = positions_episode(np.array([0.4, 0.0, 0.02]), np.array([0.41, 0.0, 0.02]), goal)
+    hindsight_buffers(agent, normalizer, [still, moved])
+    assert agent.hindsight_obs.shape == (6, 12) and agent.expert_transitions == 10
+    goals = normalizer.unnormalize("goal", agent.hindsight_obs[:, 9:].numpy())
+    np.testing.assert_allclose(goals, np.tile([0.5, 0.0, 0.02], (6, 1)), atol=1e-5)
+    cubes = normalizer.unnormalize("cube", agent.hindsight_obs[:, 2:9].numpy())
+    np.testing.assert_allclose(cubes[:, :3], moved[0][:, 2:5], atol=1e-5)  # states kept
+    np.testing.assert_array_equal(agent.hindsight_action.numpy(), moved[1])
+
+
+def test_the_bc_term_draws_relabelled_and_expert_rows_by_their_numbers() -> None:
+    """With 10 expert transitions and 60 relabelled ones, about 6 in 7 of the BC term's rows
+    are relabelled (actions 0.7 here, the expert's -0.5), the rest the batch's own."""
+    normalizer = identity_observation_normalizer(POSITIONS_SPEC, -np.ones(ACT), np.ones(ACT))
+    agent = positions_learner(normalizer, bc_weight=1.0, hindsight_goal="cube-goal")
+    goal = np.array([0.6, 0.1, 0.0])
+    episodes = [positions_episode(np.array([0.4, 0.0, 0.02]), np.array([0.5, 0.0, 0.02]), goal)
+                for _ in range(10)]  # fmt: skip
+    for _, action, _ in episodes:
+        action[:] = 0.7
+    hindsight_buffers(agent, normalizer, episodes)
+    expert_action = torch.full((256, ACT), -0.5)
+    mu, log_std = torch.zeros(256, ACT), torch.zeros(256, ACT)
+    torch.manual_seed(0)
+    rows_mu, rows_log_std, actions = agent.with_hindsight_rows(mu, log_std, expert_action)
+    relabelled = float((actions[:, 0] == 0.7).float().mean())
+    assert actions.shape == rows_mu.shape == rows_log_std.shape == (256, ACT)
+    assert 0.78 < relabelled < 0.93  # 6/7 = 0.857, 4 standard deviations either side
+    assert bool(((actions == 0.7) | (actions == -0.5)).all())
+
+
+def test_relabelled_data_survive_a_save_and_a_resumed_learner_updates_the_same() -> None:
+    normalizer = identity_observation_normalizer(POSITIONS_SPEC, -np.ones(ACT), np.ones(ACT))
+    goal = np.array([0.6, 0.1, 0.0])
+    episode = positions_episode(np.array([0.4, 0.0, 0.02]), np.array([0.5, 0.0, 0.02]), goal)
+    agent = positions_learner(normalizer, bc_weight=1.0, hindsight_goal="cube-goal")
+    online, expert = hindsight_buffers(agent, normalizer, [episode])
+    resumed = positions_learner(normalizer, bc_weight=1.0, hindsight_goal="cube-goal")
+    resumed.load_state_dict(agent.state_dict())
+    for learner_ in (agent, resumed):
+        torch.manual_seed(1)
+        learner_.learn(online, expert, np.random.default_rng(2))
+    for name, value in agent.policy.actor.state_dict().items():
+        assert torch.equal(value, resumed.policy.actor.state_dict()[name]), name
+    assert torch.equal(agent.hindsight_obs, resumed.hindsight_obs)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"hindsight_goal": "cube"}, r"hindsight_goal 'cube': expected two different"),
+        ({"hindsight_goal": "cube-table"}, r"hindsight_goal 'cube-table': table not among"),
+        ({"hindsight_goal": "arm-goal"}, r"hindsight_goal 'arm-goal': arm has 2 entries"),
+        ({"hindsight_goal": "cube-goal", "bc_weight": 0.0}, r"it needs bc_weight > 0"),
+    ],
+)
+def test_a_bad_hindsight_goal_is_refused_in_one_line(settings: dict, message: str) -> None:
+    normalizer = identity_observation_normalizer(POSITIONS_SPEC, -np.ones(ACT), np.ones(ACT))
+    with pytest.raises(ValueError, match=message):
+        positions_learner(normalizer, **{"bc_weight": 1.0, **settings})
+
+
 def test_td_target_scores_the_transition_with_the_state_transition_reward() -> None:
     """With gamma 0 the TD target is the reward alone: ``tanh(MLP(LayerNorm([s, s'])))``
     of each transition, not of ``[s, a]`` (a net of 2 * OBS inputs)."""

@@ -78,7 +78,8 @@ def _online_args(**changes) -> argparse.Namespace:
             "action_bounds_margin": 1.5,
             "reward_input": "state_action", "reward_obs_keys": [], "reward_offsets": [],
             "reward_source": "learned", "critic_warmup_updates": 0,
-            "critic_updates_per_step": 1}  # fmt: skip
+            "critic_updates_per_step": 1, "hindsight_goal": "",
+            "hindsight_min_move": 0.05}  # fmt: skip
     return argparse.Namespace(**(args | changes))
 
 
@@ -105,6 +106,12 @@ def test_each_deviation_names_its_runs_apart(opt_ail: ModuleType) -> None:
             {"bc_pretrain_steps": 100, "clone_radius": 0.2},
             {"bc_pretrain_steps": 100, "clone_radius": 0.1},
             {"critic_layer_norm": True},
+            {"bc_weight": 1.0, "hindsight_goal": "object_pose-target_pos"},
+            {
+                "bc_weight": 1.0,
+                "hindsight_goal": "object_pose-target_pos",
+                "hindsight_min_move": 0.1,
+            },
             {"actor_lr": 3e-4},
             {"critic_updates_per_step": 4},
             {"critic_updates_per_step": 4, "reward_source": "task"},
