@@ -21,6 +21,10 @@ from robot_il.envs.ur5e.description import HOME_JOINT_POS
 pytestmark = pytest.mark.ros
 
 PERIOD = 1.0 / 500.0
+SCHEDULING_SLACK = 0.03
+"""Seconds a servo call's stamp may trail its tick's decision when the CPU is contended (the
+full suite beside two training runs on 2 cores once stamped some of the last moving
+calls after the 52 ms mark)."""
 MAX_STEP = np.pi * 2 * PERIOD  # velocity limit over the longest step the filter allows
 
 # Plays a scripted session on the UR driver's topics and prints one JSON line per phase.
@@ -181,8 +185,10 @@ def test_bridge_holds_on_a_stalled_rtde_link_and_latches_on_a_protective_stop(
         fake.freeze()
         frozen_at = time.monotonic()
         time.sleep(0.5)
-        # Stale observations: held from max_observation_age (50 ms) plus a period onwards.
-        stale = calls_after(frozen_at + 0.05 + PERIOD)
+        # Stale observations: held from max_observation_age (50 ms) plus a period onwards,
+        # as the servo thread decides; a call is stamped when servoJ is made, which on a
+        # loaded CPU can trail the tick's decision by a few periods (SCHEDULING_SLACK).
+        stale = calls_after(frozen_at + 0.05 + PERIOD + SCHEDULING_SLACK)
         assert len(stale) > 20 and np.all(stale == stale[-1])
         fake.freeze(False)
         resumed_at = time.monotonic()
