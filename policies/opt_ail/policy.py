@@ -53,6 +53,19 @@ ACTION_EDGE = 1e-4
 """Demonstrated actions are clamped to ``[-1 + ACTION_EDGE, 1 - ACTION_EDGE]`` before atanh."""
 
 
+def check_key_pair(entry: str, where: str, form: str, obs_keys: tuple[str, ...]) -> None:
+    """``ValueError`` (``where`` first) unless ``entry`` names two different observation keys
+    as ``form`` ("a-b"), both among ``obs_keys`` when those are known."""
+    keys = entry.split("-")
+    if len(keys) != 2 or not all(keys) or keys[0] == keys[1]:
+        raise ValueError(f"{where}: expected two different observation keys as '{form}', e.g. "
+                         "'object_pose-target_pos'")  # fmt: skip
+    unknown = sorted(set(keys) - set(obs_keys))
+    if obs_keys and unknown:
+        raise ValueError(f"{where}: {', '.join(unknown)} not among the obs_keys "
+                         f"({', '.join(obs_keys)})")  # fmt: skip
+
+
 @dataclasses.dataclass
 class SoftActorConfig(PolicyConfig):
     """What every online imitation learner here shares (OPT-AIL, DAC, IQ-Learn): a
@@ -221,14 +234,7 @@ class SoftActorConfig(PolicyConfig):
     def validate_hindsight(self) -> None:
         """``hindsight_goal`` names two observation keys as "a-b" and feeds the BC term."""
         where = f"hindsight_goal {self.hindsight_goal!r}"
-        keys = self.hindsight_goal.split("-")
-        if len(keys) != 2 or not all(keys) or keys[0] == keys[1]:
-            raise ValueError(f"{where}: expected two different observation keys as "
-                             "'achieved-goal', e.g. 'object_pose-target_pos'")  # fmt: skip
-        unknown = sorted(set(keys) - set(self.obs_keys))
-        if self.obs_keys and unknown:
-            raise ValueError(f"{where}: {', '.join(unknown)} not among the obs_keys "
-                             f"({', '.join(self.obs_keys)})")  # fmt: skip
+        check_key_pair(self.hindsight_goal, where, "achieved-goal", self.obs_keys)
         if self.bc_weight <= 0 or self.hindsight_min_move < 0:
             raise ValueError(f"{where}: the relabelled episodes feed the BC term: it needs "
                              f"bc_weight > 0 and hindsight_min_move >= 0 (got bc_weight "
@@ -312,14 +318,7 @@ class RewardNetConfig(SoftActorConfig):
             raise ValueError(f"reward_obs_keys {', '.join(unknown)}: not among the obs_keys "
                              f"({', '.join(self.obs_keys)})")  # fmt: skip
         for entry in self.reward_offsets:
-            keys = entry.split("-")
-            if len(keys) != 2 or not all(keys) or keys[0] == keys[1]:
-                raise ValueError(f"reward_offsets {entry!r}: expected two different observation "
-                                 "keys as 'a-b', e.g. 'object_pose-target_pos'")  # fmt: skip
-            unknown = sorted(set(keys) - set(self.obs_keys))
-            if self.obs_keys and unknown:
-                raise ValueError(f"reward_offsets {entry!r}: {', '.join(unknown)} not among the "
-                                 f"obs_keys ({', '.join(self.obs_keys)})")  # fmt: skip
+            check_key_pair(entry, f"reward_offsets {entry!r}", "a-b", self.obs_keys)
 
 
 @dataclasses.dataclass
