@@ -82,6 +82,32 @@ def test_object_detected_while_closing(server, gripper):
     assert released.position == 0 and not released.object_detected
 
 
+def test_a_stopped_state_holds_the_position_the_fingers_stopped_at():
+    """Polled without pause through 12 full strokes of fast fingers (a stroke in 2.5 ms, so
+    a stroke often ends between two register reads of one poll), the first state that says
+    the fingers are at the requested position also holds that position: the registers are
+    read one at a time, and a position read before the stop status could be short of it."""
+    server = FakeRobotiqServer(max_speed=100_000.0)
+    gripper = RobotiqGripper("127.0.0.1", server.port, timeout=0.5)
+    gripper.connect()
+    try:
+        check_strokes(gripper)
+    finally:
+        gripper.close()
+        server.close()
+
+
+def check_strokes(gripper: RobotiqGripper) -> None:
+    gripper.activate(timeout=2.0)
+    for goal in (255, 0) * 6:
+        gripper.move(goal, speed=255)
+        deadline = time.monotonic() + 2.0
+        while (state := gripper.state()).object_status == ObjectStatus.MOVING:
+            assert time.monotonic() < deadline, "fingers still moving"
+        assert state.object_status == ObjectStatus.AT_POSITION
+        assert state.position == goal, f"stopped at {goal} but read {state.position}"
+
+
 def test_connection_lost_is_a_clear_error_and_can_be_regained(server, gripper):
     gripper.activate(timeout=2.0)
     gripper.move(200)

@@ -771,6 +771,10 @@ def test_relabelled_data_survive_a_save_and_a_resumed_learner_updates_the_same()
         ({"hindsight_goal": "cube-table"}, r"hindsight_goal 'cube-table': table not among"),
         ({"hindsight_goal": "arm-goal"}, r"hindsight_goal 'arm-goal': arm has 2 entries"),
         ({"hindsight_goal": "cube-goal", "bc_weight": 0.0}, r"it needs bc_weight > 0"),
+        (
+            {"hindsight_goal": "cube-goal", "hindsight_min_move": -0.1},
+            r"hindsight_min_move >= 0 \(got bc_weight 1, hindsight_min_move -0.1\)",
+        ),
     ],
 )
 def test_a_bad_hindsight_goal_is_refused_in_one_line(settings: dict, message: str) -> None:
