@@ -4,7 +4,8 @@ BC's level (not run in CI).
 Parts, each behind a flag:
 
 - ``--speed``: training steps per second of image BC (two 96x96 cameras, batch 64) with the
-  ResNet and with the conv + spatial-softmax encoder, in one process, with the load average.
+  ResNet and with the conv + spatial-softmax encoder, on each of ``--speed-devices`` (e.g.
+  ``cpu cuda``), in one process, with the load average.
 - ``--cells``: train and evaluate the cells the grid flags select (``--tasks``,
   ``--backends``, ``--policies``, ``--observations``, ``--counts``; ``--steps`` overrides the
   recipe's), 50 seeded episodes each. Every finished cell is appended at once to
@@ -69,6 +70,8 @@ CAMERAS = ("front",)
 down past the arm, which hides the cube while pushing."""
 PROPRIOCEPTION = ("joint_pos", "gripper", "eef_pose")
 EPISODES = 50
+SPEED_WARMUP_STEPS = 5
+"""Training steps of ``--speed``'s untimed and reference runs."""
 
 IMAGE_SETTINGS = ("--policy.image-encoder", "conv", "--batch-size", "32")
 """Image cells: the conv + spatial-softmax encoder (see ``--speed``), batches of 32 (twice the
@@ -123,24 +126,39 @@ def run_cell(
     recording it read when it holds other cameras)."""
     cameras = tuple(grid_cameras) if observation == "image" else ()
     recorded = (recorded_cameras or cameras) if cameras else ()
-    dataset = demos(work, task, backend, recording, cameras=recorded)
-    obs_keys = [f"rgb_{c}" for c in cameras] + list(PROPRIOCEPTION) if cameras else []
-    obs_keys += list(goal_keys) if cameras else []
-    out = run_dir(work, task, backend, policy_type, observation, cameras, count, steps, goal_keys,
-                  settings)  # fmt: skip
     load_before = os.getloadavg()[0]
     start = time.perf_counter()
-    config = load_config(policy_type, None, [
-        "--dataset", str(dataset), "--out", str(out), "--steps", str(steps),
-        "--eval.episodes", "0", "--max-episodes", str(count), *settings,
-        *(["--policy.obs-keys", *obs_keys] if obs_keys else []),
-    ])  # fmt: skip
-    checkpoint = train(config).checkpoint  # resumes a killed run of this cell
+    checkpoint = train_cell(work, task, backend, policy_type, observation, count, steps,
+                            settings, recording, grid_cameras, goal_keys,
+                            recorded_cameras)  # fmt: skip
     train_s = time.perf_counter() - start
     cell = evaluated(checkpoint, task, backend, policy_type, observation, cameras, count, steps,
                      settings, start, train_s, load_before, episodes, action_steps)  # fmt: skip
     cell |= {"recorded_cameras": list(recorded)} if recorded != cameras else {}
     return {**cell, "goal_keys": list(goal_keys)} if goal_keys else cell
+
+
+def train_cell(
+    work: Path, task: str, backend: str, policy_type: str, observation: str, count: int,
+    steps: int, settings: tuple[str, ...], recording: int, grid_cameras: list[str],
+    goal_keys: tuple[str, ...] = (), recorded_cameras: tuple[str, ...] = (),
+) -> Path:  # fmt: skip
+    """Train a cell (``run_cell``'s arguments) and return its checkpoint; a killed run of the
+    cell resumes. Alone (``--train-only``) it trains where no simulator runs, e.g. on a GPU
+    machine, and ``--partial`` evaluates the saved checkpoint later, elsewhere."""
+    cameras = tuple(grid_cameras) if observation == "image" else ()
+    recorded = (recorded_cameras or cameras) if cameras else ()
+    dataset = demos(work, task, backend, recording, cameras=recorded)
+    obs_keys = [f"rgb_{c}" for c in cameras] + list(PROPRIOCEPTION) if cameras else []
+    obs_keys += list(goal_keys) if cameras else []
+    out = run_dir(work, task, backend, policy_type, observation, cameras, count, steps, goal_keys,
+                  settings)  # fmt: skip
+    config = load_config(policy_type, None, [
+        "--dataset", str(dataset), "--out", str(out), "--steps", str(steps),
+        "--eval.episodes", "0", "--max-episodes", str(count), *settings,
+        *(["--policy.obs-keys", *obs_keys] if obs_keys else []),
+    ])  # fmt: skip
+    return train(config).checkpoint
 
 
 def run_dir(
@@ -149,13 +167,16 @@ def run_dir(
     settings: tuple[str, ...] = (),
 ) -> Path:  # fmt: skip
     """Where a cell trains; image cells of different cameras, goal keys, target markers,
-    auxiliary loss weights or image crops train apart."""
+    auxiliary loss weights or image crops, and cells trained on another device than the CPU
+    (``--device`` in ``settings``), train apart."""
     marker = f"marker{MARKER_RADIUS}"
     seen = "_".join(["rgb", *cameras, *goal_keys, marker]) if cameras else observation
     aux = f"_aux{_aux_weight(settings)}" if _aux_weight(settings) else ""
     crop = "-".join(_setting(settings, "--policy.image-crop", 4))
     crop += "".join(f"-{key}" for key in _crop_keys(settings))
     seen += aux + (f"_crop{crop}" if crop else "")
+    device = "".join(_setting(settings, "--device", 1)).replace(":", "")
+    seen += f"_{device}" if device not in ("", "cpu") else ""
     return work / "runs" / f"{task}_{backend}_{policy_type}_{seen}_{count}_{steps}"
 
 
@@ -239,6 +260,12 @@ def bench_cells(work: Path, grid: argparse.Namespace) -> None:
                         if grid.partial:
                             partial_cell(work, key, grid.cameras, steps)
                             continue
+                        if grid.train_only:
+                            train_cell(work, task, backend, policy_type, observation, count,
+                                       steps, settings, grid.recording or max(counts),
+                                       grid.cameras, tuple(goals),
+                                       tuple(grid.recorded_cameras))  # fmt: skip
+                            continue
                         cell = run_cell(work, task, backend, policy_type, observation, count,
                                         steps, settings, grid.recording or max(counts),
                                         grid.cameras, tuple(goals),
@@ -292,7 +319,8 @@ def partial_cell(work: Path, key: tuple, cameras: list[str], schedule_steps: int
     cell = evaluated(saved[-1], task, backend, policy_type, observation, used, count, steps,
                      tuple(settings), time.perf_counter(), None, os.getloadavg()[0],
                      episodes, action_steps)  # fmt: skip
-    cell.update(partial=True, schedule_steps=schedule_steps)
+    if steps < schedule_steps:
+        cell.update(partial=True, schedule_steps=schedule_steps)
     if goals:
         cell["goal_keys"] = list(goals)
     save_cell(cell)
@@ -436,22 +464,37 @@ def bench_probe(checkpoint: Path) -> None:
     print(f"probe rows: {PROBE}")
 
 
-def bench_speed(work: Path, steps: int) -> None:
-    """Steps/s of image BC with each encoder on the same camera dataset, same process."""
+def bench_speed(work: Path, steps: int, devices: list[str], threads: int) -> None:
+    """Steps/s of image BC with each encoder on each of ``devices``, on the same camera dataset
+    in one process, as ratios to the ResNet on the first device. ``threads``: torch's CPU
+    threads in every run. A rate is ``steps`` over the time a run of ``SPEED_WARMUP_STEPS`` +
+    ``steps`` steps takes beyond one of ``SPEED_WARMUP_STEPS``: both open the dataset and save
+    a checkpoint, so what is left is training steps alone; an untimed run before them keeps
+    one-off costs (a CUDA context, cuDNN choosing its kernels) out."""
     cameras = ("front", "top")
     dataset = demos(work, "push", "mujoco", 10, cameras=cameras)
     obs_keys = [f"rgb_{c}" for c in cameras] + list(PROPRIOCEPTION)
     rates = {}
-    for encoder in ("resnet", "conv"):
-        start = time.perf_counter()
-        train_run(dataset, work / f"speed_{encoder}", "bc", steps, "--batch-size", "64",
-                  "--policy.image-encoder", encoder, "--policy.obs-keys", *obs_keys,
-                  "--no-progress", "--save-every", str(10 * steps))  # fmt: skip
-        rates[encoder] = steps / (time.perf_counter() - start)
-    print(f"\n== image BC training speed (2 cameras 96x96, batch 64, torch threads "
-          f"{torch.get_num_threads()}, load avg {os.getloadavg()[0]:.1f}) ==")  # fmt: skip
-    for name, rate in rates.items():
-        print(f"{name:<8}{rate:>8.2f} steps/s{rate / rates['resnet']:>8.1f} x resnet")
+    for device in devices:
+        for encoder in ("resnet", "conv"):
+            flags = ("--batch-size", "64", "--policy.image-encoder", encoder,
+                     "--policy.obs-keys", *obs_keys, "--no-progress", "--device", device,
+                     "--threads", str(threads))  # fmt: skip
+            out = work / f"speed_{encoder}_{device.replace(':', '')}"
+            train_run(dataset, out, "bc", SPEED_WARMUP_STEPS, *flags)
+            seconds = []
+            for run_steps in (SPEED_WARMUP_STEPS, SPEED_WARMUP_STEPS + steps):
+                start = time.perf_counter()
+                train_run(dataset, out, "bc", run_steps, *flags)
+                seconds.append(time.perf_counter() - start)
+            rates[(encoder, device)] = steps / (seconds[1] - seconds[0])
+    baseline = rates[("resnet", devices[0])]
+    gpu = f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    print(f"\n== image BC training speed (2 cameras 96x96, batch 64, {steps} steps, torch "
+          f"threads {threads}, load avg {os.getloadavg()[0]:.1f}{gpu}) ==")  # fmt: skip
+    for (encoder, device), rate in rates.items():
+        print(f"{encoder:<8}{device:<8}{rate:>8.2f} steps/s{rate / baseline:>8.1f} x resnet "
+              f"on {devices[0]}")  # fmt: skip
 
 
 def plot(path: Path) -> None:
@@ -506,6 +549,15 @@ def main() -> None:
     )
     parser.add_argument("--work", default="/tmp/robot_il_bench", help="datasets and runs")
     parser.add_argument("--speed-steps", type=int, default=20, help="steps per encoder (--speed)")
+    parser.add_argument(
+        "--speed-devices",
+        nargs="+",
+        default=["cpu"],
+        help="torch devices --speed times, the first the baseline (e.g. cpu cuda)",
+    )
+    parser.add_argument(
+        "--speed-threads", type=int, default=1, help="torch CPU threads in --speed's runs"
+    )
     grid = parser.add_argument_group("grid cells")
     grid.add_argument("--tasks", nargs="+", default=["push"])
     grid.add_argument("--backends", nargs="+", default=["mujoco"])
@@ -556,6 +608,12 @@ def main() -> None:
         "n_action_steps; fewer re-plan more often); the row names it",
     )
     grid.add_argument(
+        "--train-only",
+        action="store_true",
+        help="train the grid's cells without evaluating them (a machine without the "
+        "simulator, e.g. a GPU one; --partial evaluates them later)",
+    )
+    grid.add_argument(
         "--partial",
         action="store_true",
         help="evaluate the latest checkpoint of each selected unfinished cell instead of "
@@ -577,7 +635,7 @@ def main() -> None:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     if args.speed:
-        bench_speed(work, args.speed_steps)
+        bench_speed(work, args.speed_steps, args.speed_devices, args.speed_threads)
     if args.cells:
         bench_cells(work, args)
     if args.probe:

@@ -1,6 +1,7 @@
 """``benchmarks/vision.py``'s grid: a bad ``--action-steps`` for any recipe is refused before
-the first cell trains, and a cell evaluated executing other ``--action-steps`` gets a plot
-line of its own, state cells too."""
+the first cell trains, a cell evaluated executing other ``--action-steps`` gets a plot line of
+its own, state cells too, and a cell trained on a GPU machine (``--train-only``) is evaluated
+here from its saved checkpoint (``--partial``)."""
 
 from __future__ import annotations
 
@@ -27,8 +28,8 @@ def vision(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, load_benchmark) -> M
 def _grid(**changes) -> argparse.Namespace:
     grid = dict(tasks=["push"], backends=["mujoco"], policies=["bc"], observations=["state"],
                 cameras=["front"], counts=[1], recording=None, goal_keys=[], aux_weight=0.0,
-                episodes=50, steps=None, action_steps=None, partial=False, extra=[],
-                recorded_cameras=[])  # fmt: skip
+                episodes=50, steps=None, action_steps=None, partial=False, train_only=False,
+                extra=[], recorded_cameras=[])  # fmt: skip
     return argparse.Namespace(**(grid | changes))
 
 
@@ -109,3 +110,45 @@ def test_recorded_cameras_feed_image_cells_only_and_their_rows_name_the_recordin
     assert rows == {"image": {"recorded_cameras": ["front", "wrist"]}, "state": {}}
     vision.run_cell(tmp_path, "pick_place", "mujoco", "bc", "image", 1, 1, (), 1, ["wrist"])
     assert read[-1] == ("wrist",)  # default: the cameras it observes
+
+
+def test_a_cell_trained_on_a_gpu_trains_apart_and_train_only_evaluates_nothing(
+    vision: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``--device cuda`` in the settings is another run directory (``--device cpu`` is the
+    CPU's own); ``--train-only`` trains the grid's cell and neither evaluates nor records it."""
+
+    def run(settings: list[str]) -> str:
+        return vision.run_dir(Path("w"), "push", "mujoco", "bc", "image", ("front",), 100,
+                              10_000, (), tuple(settings)).name  # fmt: skip
+
+    assert run(["--device", "cuda:0"]).endswith("_cuda0_100_10000")
+    assert run(["--device", "cpu"]) == run([])
+    trained: list[tuple] = []
+    monkeypatch.setattr(vision, "train_cell", lambda *args: trained.append(args))
+    for stage in ("run_cell", "evaluated", "save_cell"):
+        monkeypatch.setattr(vision, stage, lambda *_args, stage=stage: pytest.fail(f"{stage} ran"))
+    vision.bench_cells(tmp_path, _grid(train_only=True, extra=["--device", "cuda"]))
+    assert [args[3] for args in trained] == ["bc"] and "cuda" in trained[0][7]
+
+
+def test_a_checkpoint_at_the_end_of_its_schedule_is_not_marked_partial(
+    vision: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``--partial`` evaluates the latest saved checkpoint; only one short of the schedule is
+    a partial row (a finished run trained elsewhere is a whole one)."""
+    settings = ["--device", "cuda"]
+    out = vision.run_dir(tmp_path, "push", "mujoco", "bc", "state", (), 1, 100, (),
+                         tuple(settings))  # fmt: skip
+    evaluated: list[Path] = []
+    monkeypatch.setattr(vision, "evaluated", lambda checkpoint, *_args: evaluated.append(
+        checkpoint) or {"successes": [1, 0]})  # fmt: skip
+    rows: list[dict] = []
+    monkeypatch.setattr(vision, "save_cell", rows.append)
+    key = ("push", "mujoco", "bc", "state", [], 1, 100, settings, [], None, 50, None)
+    for saved in ("step_0000050", "step_0000100"):
+        (out / "checkpoints" / saved).mkdir(parents=True)
+        vision.partial_cell(tmp_path, key, ["front"], 100)
+    assert [path.name for path in evaluated] == ["step_0000050", "step_0000100"]
+    assert rows == [{"successes": [1, 0], "partial": True, "schedule_steps": 100},
+                    {"successes": [1, 0]}]  # fmt: skip
