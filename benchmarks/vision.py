@@ -73,7 +73,8 @@ EPISODES = 50
 SPEED_WARMUP_STEPS = 5
 """Training steps of ``--speed``'s untimed and reference runs."""
 
-IMAGE_SETTINGS = ("--policy.image-encoder", "conv", "--batch-size", "32")
+IMAGE_ENCODER = "conv"
+IMAGE_SETTINGS = ("--policy.image-encoder", IMAGE_ENCODER, "--batch-size", "32")
 """Image cells: the conv + spatial-softmax encoder (see ``--speed``), batches of 32 (twice the
 steps of 64 for the same CPU time)."""
 
@@ -168,13 +169,16 @@ def run_dir(
 ) -> Path:  # fmt: skip
     """Where a cell trains; image cells of different cameras, goal keys, target markers,
     auxiliary loss weights or image crops, and cells trained on another device than the CPU
-    (``--device`` in ``settings``), train apart."""
+    (``--device`` in ``settings``) or with another image encoder than the recipes' conv one,
+    train apart."""
     marker = f"marker{MARKER_RADIUS}"
     seen = "_".join(["rgb", *cameras, *goal_keys, marker]) if cameras else observation
     aux = f"_aux{_aux_weight(settings)}" if _aux_weight(settings) else ""
     crop = "-".join(_setting(settings, "--policy.image-crop", 4))
     crop += "".join(f"-{key}" for key in _crop_keys(settings))
     seen += aux + (f"_crop{crop}" if crop else "")
+    encoder = "".join(_setting(settings, "--policy.image-encoder", 1))
+    seen += f"_{encoder}" if encoder not in ("", IMAGE_ENCODER) else ""
     device = "".join(_setting(settings, "--device", 1)).replace(":", "")
     seen += f"_{device}" if device not in ("", "cpu") else ""
     return work / "runs" / f"{task}_{backend}_{policy_type}_{seen}_{count}_{steps}"
@@ -186,10 +190,11 @@ go, read from the demonstrations at training time only."""
 
 
 def _setting(settings: tuple[str, ...] | list[str], flag: str, values: int) -> list[str]:
-    """The ``values`` values that follow ``flag`` in ``settings`` (none without it)."""
+    """The ``values`` values that follow ``flag``'s last occurrence in ``settings`` (none
+    without it): a later flag overrides an earlier one, as in the training config."""
     if flag not in settings:
         return []
-    start = list(settings).index(flag) + 1
+    start = len(settings) - list(reversed(settings)).index(flag)
     return list(settings[start : start + values])
 
 
@@ -331,7 +336,8 @@ def partial_cell(work: Path, key: tuple, cameras: list[str], schedule_steps: int
 def _seen(cell: dict) -> str:
     """`` (front, 1.5 cm target)`` for a cell that saw camera ``front`` and the first target
     marker (`` (front + target_pos, ...)`` with a goal key; ``, aux loss 1`` with the
-    auxiliary state loss; ``, crop 40x56`` with a fixed crop; ``, executes 1`` evaluated
+    auxiliary state loss; ``, crop 40x56`` with a fixed crop; ``, resnet encoder`` with
+    another encoder than the recipes' conv one; ``, executes 1`` evaluated
     executing 1 action per chunk, a state cell too: `` (executes 1)``), nothing for a state
     cell evaluated as trained."""
     seen = " + ".join(["+".join(cell["cameras"]), *cell.get("goal_keys", [])])
@@ -342,6 +348,8 @@ def _seen(cell: dict) -> str:
     aux += f", crop {crop[2]}x{crop[3]}" if crop else ""
     cropped = [key.removeprefix("rgb_") for key in _crop_keys(cell["settings"])]
     aux += f" of {'+'.join(cropped)}" if crop and cropped else ""
+    encoder = "".join(_setting(cell["settings"], "--policy.image-encoder", 1))
+    aux += f", {encoder} encoder" if encoder not in ("", IMAGE_ENCODER) else ""
     details = [f"{seen}, {marker:g} cm target{aux}"] if cell["cameras"] else []
     details += [f"executes {cell['action_steps']}"] if "action_steps" in cell else []
     return f" ({', '.join(details)})" if details else ""

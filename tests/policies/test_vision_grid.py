@@ -115,8 +115,9 @@ def test_recorded_cameras_feed_image_cells_only_and_their_rows_name_the_recordin
 def test_a_cell_trained_on_a_gpu_trains_apart_and_train_only_evaluates_nothing(
     vision: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """``--device cuda`` in the settings is another run directory (``--device cpu`` is the
-    CPU's own); ``--train-only`` trains the grid's cell and neither evaluates nor records it."""
+    """``--device cuda`` or another image encoder in the settings is another run directory,
+    and a resnet encoder another plot line (``--device cpu`` is the CPU's own);
+    ``--train-only`` trains the grid's cell and neither evaluates nor records it."""
 
     def run(settings: list[str]) -> str:
         return vision.run_dir(Path("w"), "push", "mujoco", "bc", "image", ("front",), 100,
@@ -124,6 +125,12 @@ def test_a_cell_trained_on_a_gpu_trains_apart_and_train_only_evaluates_nothing(
 
     assert run(["--device", "cuda:0"]).endswith("_cuda0_100_10000")
     assert run(["--device", "cpu"]) == run([])
+    # the last --policy.image-encoder counts, as in the training config; conv is the recipes'
+    resnet = ["--policy.image-encoder", "conv", "--policy.image-encoder", "resnet"]
+    assert run([*resnet, "--device", "cuda"]).endswith("_resnet_cuda_100_10000")
+    assert run(["--policy.image-encoder", "conv"]) == run([])
+    image = _cell(observation="image", cameras=["front"], target_marker_m=0.025)
+    assert vision._seen(image | {"settings": resnet}) == " (front, 2.5 cm target, resnet encoder)"
     trained: list[tuple] = []
     monkeypatch.setattr(vision, "train_cell", lambda *args: trained.append(args))
     for stage in ("run_cell", "evaluated", "save_cell"):
