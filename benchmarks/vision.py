@@ -12,7 +12,9 @@ Parts, each behind a flag:
   ``benchmarks/results/vision.json``; a cell already there (same recipe) is skipped, so the
   grid runs in parts and resumes after a kill. ``--action-steps K`` evaluates the cells
   executing K actions of each predicted chunk instead of the trained 4 (a finished cell's
-  checkpoint is reused: only the evaluation runs).
+  checkpoint is reused: only the evaluation runs). ``--train-only`` trains the cells without
+  evaluating them (on a GPU machine without the simulator, with ``--extra='--device cuda'``);
+  ``--partial`` then evaluates their saved checkpoints where the simulator runs.
 - ``--plot``: success against demonstrations from ``vision.json`` into
   ``benchmarks/results/vision.png``.
 - ``--probe CHECKPOINT``: how well an image BC checkpoint's features (keypoints, camera
