@@ -45,14 +45,14 @@ For model-based OPT-AIL, ``cpu`` is the CPU cap (a model fit of at most 300 step
 IQ-Learn and DAC have no profile setting (the name only keeps runs apart).
 ``--bc-pretrain-steps``, ``--bc-weight``, ``--bc-decay-updates``, ``--log-std-min``,
 ``--bc-loss mse``, ``--twin-critics``, ``--action-bounds demos``, ``--bc-reference``,
-``--clone-radius``, ``--critic-layer-norm``, ``--hindsight-goal`` and ``--actor-lr`` turn on
-the deviations of the online learners (``SoftActorConfig``: the actor cloned from the
-demonstrations before the first env step, a BC term in its loss decaying to 0, a higher
-floor under the actor's spread, cloning the mean action alone, clipped double Q, actions
-within the demonstrations' reach, the frozen clone's action competing with the actor's by
-Q, IBRL's, the actor's mean held near the clone's, LayerNorm critics, training episodes
-relabelled to the goal they reached in the BC term's data, another actor learning rate
-than the paper's);
+``--clone-radius``, ``--critic-layer-norm``, ``--hindsight-goal`` (``--hindsight-as-expert``)
+and ``--actor-lr`` turn on the deviations of the online learners (``SoftActorConfig``: the
+actor cloned from the demonstrations before the first env step, a BC term in its loss
+decaying to 0, a higher floor under the actor's spread, cloning the mean action alone,
+clipped double Q, actions within the demonstrations' reach, the frozen clone's action
+competing with the actor's by Q, IBRL's, the actor's mean held near the clone's, LayerNorm
+critics, training episodes relabelled to the goal they reached in the BC term's data or
+every expert batch, another actor learning rate than the paper's);
 ``--reward-input state_next_state``, ``--reward-obs-keys``, ``--reward-offsets``,
 ``--critic-warmup-updates`` and ``--critic-updates-per-step`` those of OPT-AIL's and DAC's
 reward (``RewardNetConfig``: a reward on ``[s, s']``, on some observation keys, with offsets
@@ -235,7 +235,10 @@ def deviation(args: argparse.Namespace) -> str | None:
     if args.critic_layer_norm:
         parts.append("critic-layernorm")
     if args.hindsight_goal:
-        parts.append(f"hindsight {args.hindsight_goal} {args.hindsight_min_move:g}")
+        parts.append(
+            f"hindsight {args.hindsight_goal} {args.hindsight_min_move:g}"
+            + (" as expert" if args.hindsight_as_expert else "")
+        )
     if args.reward_input != "state_action":
         parts.append(f"reward {args.reward_input.replace('_', '-')}")
     if args.reward_obs_keys:
@@ -369,6 +372,7 @@ def run_online(args: argparse.Namespace) -> None:
         config.policy.critic_layer_norm = args.critic_layer_norm
         config.policy.hindsight_goal = args.hindsight_goal
         config.policy.hindsight_min_move = args.hindsight_min_move
+        config.policy.hindsight_as_expert = args.hindsight_as_expert
         if args.actor_lr is not None:
             config.policy.actor_lr = args.actor_lr
         if args.part != "iq_learn":  # IQ-Learn has no reward net (refused above)
@@ -812,6 +816,12 @@ def main() -> None:
         type=float,
         default=0.05,
         help="--hindsight-goal: only episodes whose achieved position moved this far (m)",
+    )
+    parser.add_argument(
+        "--hindsight-as-expert",
+        action="store_true",
+        help="--hindsight-goal: the relabelled transitions join every expert batch (the "
+        "reward's, the critic's and the BC term's), not the BC term's alone",
     )
     parser.add_argument(
         "--critic-layer-norm",

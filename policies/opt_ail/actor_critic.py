@@ -8,7 +8,8 @@ actor's BC pretraining (``pretrain_actor``), the decaying BC term of its loss, a
 clone kept as IBRL's second proposal in acting and in the bootstrapped value
 (``bc_reference``) or as the centre the actor's mean stays near (``clone_radius``), and the
 training episodes relabelled to the goal they reached joining the BC term's data
-(``hindsight_goal``, ``end_episode``). Each
+(``hindsight_goal``, ``end_episode``) or every expert batch (``hindsight_as_expert``,
+``expert_batch``). Each
 learner adds how the critic is trained (its reward, its loss) in ``update``; ``learn`` is
 what the loop calls after each env step.
 """
@@ -160,9 +161,11 @@ class SoftActorCritic:
             self.METRICS = (*self.METRICS, "hindsight_transitions")
         self.hindsight_obs = torch.zeros(0, self.obs_dim)
         self.hindsight_action = torch.zeros(0, self.action_dim)
-        """The relabelled training transitions the BC term draws from beside the expert's."""
+        self.hindsight_next_obs = torch.zeros(0, self.obs_dim)
+        """The relabelled training transitions drawn from beside the expert's."""
         self.expert_transitions = 0
-        """How many expert transitions the BC term draws from (``end_episode`` reads it)."""
+        """How many expert transitions the relabelled ones are drawn beside (``end_episode``
+        reads it)."""
 
     @torch.no_grad()
     def explore(self, obs: np.ndarray) -> np.ndarray:
@@ -183,7 +186,7 @@ class SoftActorCritic:
         ``batch_size`` online and as many expert transitions drawn with ``rng``."""
         size = self.config.batch_size
         with wide_matmuls_in(self.config.matmul_precision):
-            return self.update(buffer.sample(rng, size), expert.sample(rng, size))
+            return self.update(buffer.sample(rng, size), self.expert_batch(expert, rng, size))
 
     def update(self, online: Batch, expert: Batch) -> dict[str, float]:
         raise NotImplementedError
@@ -205,10 +208,33 @@ class SoftActorCritic:
         end = achieved.position(torch.as_tensor(buffer.next_obs[rows[-1:]]))
         if float((end - achieved.position(obs[:1])).norm()) < self.config.hindsight_min_move:
             return
-        obs[:, goal.columns] = goal.encode(end).to(obs.dtype)
+        next_obs = torch.as_tensor(buffer.next_obs[rows])
+        for states in (obs, next_obs):
+            states[:, goal.columns] = goal.encode(end).to(states.dtype)
         self.hindsight_obs = torch.cat([self.hindsight_obs, obs])
         self.hindsight_action = torch.cat([self.hindsight_action,
                                            torch.as_tensor(buffer.action[rows])])  # fmt: skip
+        self.hindsight_next_obs = torch.cat([self.hindsight_next_obs, next_obs])
+
+    def expert_batch(self, expert: ReplayBuffer, rng: np.random.Generator, size: int) -> Batch:
+        """``size`` expert transitions drawn with ``rng``; with ``hindsight_as_expert``, once
+        relabelled transitions are held, k ~ Binomial(size, H / (H + N_E)) of them are
+        relabelled ones (not terminal), so the batch draws uniformly from the expert's N_E
+        and the H relabelled transitions together."""
+        batch = expert.sample(rng, size)
+        held = len(self.hindsight_action)
+        if not self.config.hindsight_as_expert or held == 0:
+            return batch
+        k = int(rng.binomial(size, held / (held + self.expert_transitions)))
+        picked = torch.as_tensor(rng.integers(held, size=k))
+
+        def mixed(relabelled: Tensor, drawn: np.ndarray) -> np.ndarray:
+            return np.concatenate([relabelled[picked].numpy(), drawn[k:]])
+
+        return Batch(mixed(self.hindsight_obs, batch.obs),
+                     mixed(self.hindsight_action, batch.action),
+                     mixed(self.hindsight_next_obs, batch.next_obs),
+                     np.concatenate([np.zeros(k, np.float32), batch.terminated[k:]]))  # fmt: skip
 
     def td_loss(self, obs: Tensor, action: Tensor, td_target: Tensor) -> Tensor:
         """``mean (Q(s, a) - td_target)^2``, summed over the critic's heads (one, or two with
@@ -254,7 +280,7 @@ class SoftActorCritic:
         ones drawn uniformly (torch's generator), so the term draws uniformly from the
         expert's N_E and the H relabelled transitions together."""
         held = len(self.hindsight_action)
-        if held == 0:
+        if held == 0 or self.config.hindsight_as_expert:  # then the expert rows hold them
             return mu, log_std, expert_action
         share = torch.tensor(held / (held + self.expert_transitions))
         k = int(torch.binomial(torch.tensor(float(len(expert_action))), share))
@@ -336,6 +362,7 @@ class SoftActorCritic:
     def hindsight_state(self) -> dict[str, Any]:
         """The relabelled data (``hindsight_goal``): training state, saved for resume."""
         return {"hindsight_obs": self.hindsight_obs, "hindsight_action": self.hindsight_action,
+                "hindsight_next_obs": self.hindsight_next_obs,
                 "expert_transitions": self.expert_transitions}  # fmt: skip
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -345,8 +372,11 @@ class SoftActorCritic:
         if self.config.bc_reference:
             self.reference_share = state["reference_share"]
         if self.hindsight is not None:
-            self.hindsight_obs, self.hindsight_action = (state["hindsight_obs"],
-                                                         state["hindsight_action"])  # fmt: skip
+            self.hindsight_obs, self.hindsight_action, self.hindsight_next_obs = (
+                state["hindsight_obs"],
+                state["hindsight_action"],
+                state["hindsight_next_obs"],
+            )
             self.expert_transitions = state["expert_transitions"]
         self.actor_updates = state.get("actor_updates", 0)  # saves before it existed: 0
         for name in (*self.NETWORKS, *self.OPTIMIZERS):

@@ -171,10 +171,12 @@ class OPTAIL(SoftActorCritic):
         size = self.config.batch_size
         with wide_matmuls_in(self.config.matmul_precision):
             while self.critic_warmup_done < self.config.critic_warmup_updates:
-                self.update(buffer.sample(rng, size), expert.sample(rng, size), train_actor=False)
+                self.update(buffer.sample(rng, size), self.expert_batch(expert, rng, size),
+                            train_actor=False)  # fmt: skip
                 self.critic_warmup_done += 1
             for _ in range(self.config.critic_updates_per_step - 1):
-                self.update(buffer.sample(rng, size), expert.sample(rng, size), train_actor=False)
+                self.update(buffer.sample(rng, size), self.expert_batch(expert, rng, size),
+                            train_actor=False)  # fmt: skip
         return super().learn(buffer, expert, rng)
 
     def state_dict(self) -> dict[str, Any]:

@@ -76,7 +76,7 @@ class ModelBasedOPTAIL(OPTAIL):
         n_model = size - round(self.real_ratio * size) if len(self.model_buffer) else 0
         metrics: dict[str, float] = {}
         for _ in range(cfg.updates_per_step):
-            online, demos = buffer.sample(rng, size), expert.sample(rng, size)
+            online, demos = buffer.sample(rng, size), self.expert_batch(expert, rng, size)
             model = self.model_buffer.sample(rng, n_model) if n_model else None
             with wide_matmuls_in(cfg.matmul_precision):
                 metrics = self.update(online, demos, model)

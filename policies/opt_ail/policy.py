@@ -165,7 +165,15 @@ class SoftActorConfig(PolicyConfig):
       clone's own noisy episodes, relabelled to where they took the cube, raised tuned BC
       from 2% to 8-16% in an offline check (README); no reward or success test is read,
       only which observation is the goal. The relabelled data are training state (saved
-      for resume), not part of the checkpoint."""
+      for resume), not part of the checkpoint.
+    - ``hindsight_as_expert`` (with ``hindsight_goal``): the relabelled transitions join
+      every expert batch instead of the BC term's alone: the reward's positives, the
+      critic's expert rows and the BC term, drawn uniformly with the expert's transitions
+      (HER's relabelling for the whole learner, where the reward is learned: the
+      discriminator gets, beside 10 demonstrations, every push that took the cube
+      somewhere, labelled with that somewhere as its goal). Why: inside OPT-AIL the BC-only
+      relabelling ended where the clone started (README), and the reward, learned from 10
+      demonstrations, scores actions hardly at all."""
 
     hidden_dims: tuple[int, ...] = (256, 256)
     batch_size: int = 256
@@ -192,6 +200,7 @@ class SoftActorConfig(PolicyConfig):
     critic_layer_norm: bool = False
     hindsight_goal: str = ""
     hindsight_min_move: float = 0.05
+    hindsight_as_expert: bool = False
 
     def validate(self) -> None:
         super().validate()
@@ -230,6 +239,11 @@ class SoftActorConfig(PolicyConfig):
                              f"{self.matmul_precision!r}")  # fmt: skip
         if self.hindsight_goal:
             self.validate_hindsight()
+        elif self.hindsight_as_expert:
+            raise ValueError(
+                "hindsight_as_expert: it relabels to the hindsight_goal, which is "
+                "not set (e.g. --policy.hindsight-goal object_pose-target_pos)"
+            )
 
     def validate_hindsight(self) -> None:
         """``hindsight_goal`` names two observation keys as "a-b" and feeds the BC term."""

@@ -54,7 +54,13 @@ HINDSIGHT = ["--policy.bc-weight", "1", "--policy.hindsight-goal", "eef_pose-tar
 """OPT-AIL whose BC term also draws every training episode relabelled to where the
 gripper ended (reach's positions): a resumed run keeps the relabelled data and its draws.
 Its learner state alone is checked in tests/policies/test_opt_ail.py."""
-LOOP_LEARNERS = {**LEARNERS, "OPT-AIL hindsight": ("opt-ail", HINDSIGHT)}
+LOOP_LEARNERS = {
+    **LEARNERS,
+    "OPT-AIL hindsight": ("opt-ail", HINDSIGHT),
+    "OPT-AIL hindsight as expert": ("opt-ail", [*HINDSIGHT, "--policy.hindsight-as-expert"]),
+}
+"""The loop learners; with ``hindsight_as_expert`` the relabelled episodes enter every expert
+batch (reward, critic, BC term), drawn with the loop's generator."""
 
 
 @pytest.fixture(scope="module")

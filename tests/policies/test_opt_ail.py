@@ -725,6 +725,10 @@ def test_hindsight_relabels_an_episode_to_where_its_cube_ended() -> None:
     cubes = normalizer.unnormalize("cube", agent.hindsight_obs[:, 2:9].numpy())
     np.testing.assert_allclose(cubes[:, :3], moved[0][:, 2:5], atol=1e-5)  # states kept
     np.testing.assert_array_equal(agent.hindsight_action.numpy(), moved[1])
+    next_goals = normalizer.unnormalize("goal", agent.hindsight_next_obs[:, 9:].numpy())
+    np.testing.assert_allclose(next_goals, goals, atol=1e-6)  # the next states' goal too
+    next_cubes = normalizer.unnormalize("cube", agent.hindsight_next_obs[:, 2:9].numpy())
+    np.testing.assert_allclose(next_cubes[:, :3], moved[2][:, 2:5], atol=1e-5)
 
 
 def test_the_bc_term_draws_relabelled_and_expert_rows_by_their_numbers() -> None:
@@ -748,13 +752,52 @@ def test_the_bc_term_draws_relabelled_and_expert_rows_by_their_numbers() -> None
     assert bool(((actions == 0.7) | (actions == -0.5)).all())
 
 
-def test_relabelled_data_survive_a_save_and_a_resumed_learner_updates_the_same() -> None:
+def test_every_expert_batch_draws_relabelled_and_expert_transitions_as_expert() -> None:
+    """``hindsight_as_expert``: with 10 expert transitions (actions -0.5) and 60 relabelled
+    ones (0.7), about 6 in 7 rows of every expert batch are relabelled, whole transitions
+    (the next state's goal relabelled too, not terminal); the BC term then draws no more of
+    them. Without it the expert batch is the expert buffer's draw, the same rng state's."""
+    normalizer = identity_observation_normalizer(POSITIONS_SPEC, -np.ones(ACT), np.ones(ACT))
+    goal, end = np.array([0.6, 0.1, 0.0]), np.array([0.5, 0.0, 0.02])
+    episodes = [positions_episode(np.array([0.4, 0.0, 0.02]), end, goal) for _ in range(10)]
+    for _, action, _ in episodes:
+        action[:] = 0.7
+    batches = {}
+    for as_expert in (False, True):
+        agent = positions_learner(normalizer, bc_weight=1.0, hindsight_goal="cube-goal",
+                                  hindsight_as_expert=as_expert)  # fmt: skip
+        _, expert = hindsight_buffers(agent, normalizer, episodes)
+        expert.action[:] = -0.5
+        batches[as_expert] = agent.expert_batch(expert, np.random.default_rng(3), 256)
+    plain = expert.sample(np.random.default_rng(3), 256)
+    assert all(np.array_equal(getattr(batches[False], f), getattr(plain, f))
+               for f in ("obs", "action", "next_obs", "terminated"))  # fmt: skip
+    mixed = batches[True]
+    relabelled = mixed.action[:, 0] == np.float32(0.7)
+    assert 0.78 < relabelled.mean() < 0.93  # 6/7 = 0.857, 4 standard deviations either side
+    assert bool(((mixed.action == np.float32(0.7)) | (mixed.action == -0.5)).all())
+    np.testing.assert_allclose(mixed.next_obs[relabelled, 9:], np.tile(end, (relabelled.sum(), 1)),
+                               atol=1e-6)  # fmt: skip
+    assert not mixed.terminated.any() and mixed.obs.shape == mixed.next_obs.shape == (256, 12)
+    mu, log_std, expert_action = (
+        torch.zeros(8, ACT),
+        torch.zeros(8, ACT),
+        torch.full((8, ACT), -0.5),
+    )
+    assert agent.with_hindsight_rows(mu, log_std, expert_action)[2] is expert_action
+
+
+@pytest.mark.parametrize("as_expert", [False, True])
+def test_relabelled_data_survive_a_save_and_a_resumed_learner_updates_the_same(
+    as_expert: bool,
+) -> None:
     normalizer = identity_observation_normalizer(POSITIONS_SPEC, -np.ones(ACT), np.ones(ACT))
     goal = np.array([0.6, 0.1, 0.0])
     episode = positions_episode(np.array([0.4, 0.0, 0.02]), np.array([0.5, 0.0, 0.02]), goal)
-    agent = positions_learner(normalizer, bc_weight=1.0, hindsight_goal="cube-goal")
+    settings = {"bc_weight": 1.0, "hindsight_goal": "cube-goal", "hindsight_as_expert": as_expert}
+    agent = positions_learner(normalizer, **settings)
     online, expert = hindsight_buffers(agent, normalizer, [episode])
-    resumed = positions_learner(normalizer, bc_weight=1.0, hindsight_goal="cube-goal")
+    resumed = positions_learner(normalizer, **settings)
     resumed.load_state_dict(agent.state_dict())
     for learner_ in (agent, resumed):
         torch.manual_seed(1)
@@ -762,6 +805,7 @@ def test_relabelled_data_survive_a_save_and_a_resumed_learner_updates_the_same()
     for name, value in agent.policy.actor.state_dict().items():
         assert torch.equal(value, resumed.policy.actor.state_dict()[name]), name
     assert torch.equal(agent.hindsight_obs, resumed.hindsight_obs)
+    assert torch.equal(agent.hindsight_next_obs, resumed.hindsight_next_obs)
 
 
 @pytest.mark.parametrize(
@@ -774,6 +818,10 @@ def test_relabelled_data_survive_a_save_and_a_resumed_learner_updates_the_same()
         (
             {"hindsight_goal": "cube-goal", "hindsight_min_move": -0.1},
             r"hindsight_min_move >= 0 \(got bc_weight 1, hindsight_min_move -0.1\)",
+        ),
+        (
+            {"hindsight_as_expert": True},
+            r"hindsight_as_expert: it relabels to the hindsight_goal, which is not set",
         ),
     ],
 )

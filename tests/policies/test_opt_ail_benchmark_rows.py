@@ -79,7 +79,7 @@ def _online_args(**changes) -> argparse.Namespace:
             "reward_input": "state_action", "reward_obs_keys": [], "reward_offsets": [],
             "reward_source": "learned", "critic_warmup_updates": 0,
             "critic_updates_per_step": 1, "hindsight_goal": "",
-            "hindsight_min_move": 0.05}  # fmt: skip
+            "hindsight_min_move": 0.05, "hindsight_as_expert": False}  # fmt: skip
     return argparse.Namespace(**(args | changes))
 
 
@@ -111,6 +111,11 @@ def test_each_deviation_names_its_runs_apart(opt_ail: ModuleType) -> None:
                 "bc_weight": 1.0,
                 "hindsight_goal": "object_pose-target_pos",
                 "hindsight_min_move": 0.1,
+            },
+            {
+                "bc_weight": 1.0,
+                "hindsight_goal": "object_pose-target_pos",
+                "hindsight_as_expert": True,
             },
             {"actor_lr": 3e-4},
             {"critic_updates_per_step": 4},
