@@ -78,6 +78,7 @@ import argparse
 import csv
 import dataclasses
 import fcntl
+import hashlib
 import itertools
 import json
 import os
@@ -96,6 +97,9 @@ FINAL_RESULTS = RESULTS.with_name("opt_ail_final.json")
 FINAL_EVAL_SEED = 20_000
 """First env seed of a ``--final-episodes`` evaluation, apart from the in-loop ones'."""
 RUNS = ROOT / "outputs" / "opt_ail"
+RUN_NAME_LIMIT = 255
+"""Longest run directory name (bytes) that spells its deviations out, the file systems' limit
+(NAME_MAX); a longer one names them by a digest (its rows carry them in full)."""
 ANCHORS = Path("/work/shared/anchors/optail_paper_figures.csv")
 PAPER_NAMES = {"dmc:walker_walk": "Walker Walk", "dmc:walker_stand": "Walker Stand",
                "dmc:cartpole_swingup": "Cartpole Swingup"}  # fmt: skip
@@ -255,7 +259,8 @@ def deviation(args: argparse.Namespace) -> str | None:
 
 
 def run_directory(args: argparse.Namespace, seed: int) -> Path:
-    """Each run's own directory (model-free OPT-AIL keeps its first sessions' names)."""
+    """Each run's own directory (model-free OPT-AIL keeps its first sessions' names; deviations
+    too many to spell out within ``RUN_NAME_LIMIT`` are named by a digest)."""
     name = f"s{seed}_d{args.demos}_k{args.subsample}"
     if args.obs_normalization != "raw":
         name += f"_obs{args.obs_normalization}"
@@ -265,7 +270,10 @@ def run_directory(args: argparse.Namespace, seed: int) -> Path:
     if expert_id:
         name += f"_x{expert_id}"
     if deviation(args):
-        name += "_" + deviation(args).replace(", ", "_").replace(" ", "")
+        spelled = "_" + deviation(args).replace(", ", "_").replace(" ", "")
+        digest = "_dev" + hashlib.sha256(deviation(args).encode()).hexdigest()[:12]
+        fits = len(f"{name}{spelled}_{args.profile}".encode()) <= RUN_NAME_LIMIT
+        name += spelled if fits else digest
     if args.part == "opt_ail" and not args.model_based:
         return RUNS / task_slug(args.task) / f"{name}_{args.profile}"
     method = args.part + ("_model_based" if args.model_based else "")

@@ -83,6 +83,27 @@ def _online_args(**changes) -> argparse.Namespace:
     return argparse.Namespace(**(args | changes))
 
 
+def test_a_run_directory_names_too_many_deviations_by_their_digest(opt_ail: ModuleType) -> None:
+    """Deviations that would spell a run directory's name past the file systems' 255 bytes
+    (push with hindsight as expert: 259, 'File name too long' before any step) are named by
+    their digest, apart from other deviations'; names that fit keep their spelling (a run
+    started before resumes)."""
+    push = {"task": "ur5e:push", "demos": 10, "subsample": 1, "obs_normalization": "gaussian",
+            "precision": "bf16", "profile": "cpu", "bc_pretrain_steps": 10_000,
+            "bc_weight": 1.0, "action_bounds": "demos", "twin_critics": True, "actor_lr": 3e-4,
+            "hindsight_goal": "object_pose-target_pos", "reward_input": "state_next_state",
+            "reward_obs_keys": ["eef_pose", "object_pose", "target_pos"],
+            "reward_offsets": ["object_pose-target_pos", "eef_pose-object_pose"]}  # fmt: skip
+    spelled = opt_ail.run_directory(_online_args(**push), 2).name
+    assert len(spelled) == 251 and "hindsightobject_pose-target_pos0.05_reward" in spelled
+    digests = {opt_ail.run_directory(_online_args(**push, hindsight_as_expert=True,
+                                                  hindsight_min_move=move), 0).name
+               for move in (0.05, 0.1)}  # fmt: skip
+    assert len(digests) == 2
+    assert all(name.startswith("s0_d10_k1_obsgaussian_bf16_dev") and len(name) < 60
+               for name in digests)  # fmt: skip
+
+
 def test_each_deviation_names_its_runs_apart(opt_ail: ModuleType) -> None:
     """The (s, s') reward, the reward's keys, the critic warm-up, the clone as a reference and
     several updates per env step, alone or together, name different runs (``deviation`` keys
