@@ -696,7 +696,8 @@ def last_evaluations(rows: list[dict[str, Any]], env_steps: int) -> dict[int, di
 
 def success_table(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
     """The UR5e markdown table: success over 50 seeded episodes (95% interval), each
-    learner's last evaluation per seed within ``--env-steps``, against the best tuned BC."""
+    learner's last evaluation per seed within ``--env-steps``, against the best tuned BC;
+    then how the runs that reached ``--env-steps`` ended against their clones."""
     bc = best_bc(rows, "success_rate")
     best, best_mean = (bc[0], bc[1]) if bc else (None, 0.0)
     grid = len({(r["weight_decay"], r["lr"]) for r in rows if r["method"] == "bc"})
@@ -724,6 +725,31 @@ def success_table(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
         seeds = ", ".join(cell(r) for r in sorted(setting, key=lambda r: r["seed"]))
         print(f"| tuned BC (best of {grid}: wd {best['weight_decay']:g}, lr {best['lr']:g}) "
               f"| 0 | {seeds} | {best_mean:.0%} | 0 |")  # fmt: skip
+    pairs = clone_and_last(rows, args.env_steps)
+    if pairs:
+        clones, lasts = np.mean(pairs, axis=0)
+        below = sum(last < clone for clone, last in pairs)
+        above = sum(last > clone for clone, last in pairs)
+        print(f"\nImitation runs from a clone to {args.env_steps} env steps: {len(pairs)}; "
+              f"their clones (env step 0) {clones:.1%} on average, their last evaluations "
+              f"{lasts:.1%}; {below} ended below their clone, {above} above, "
+              f"{len(pairs) - below - above} level.")  # fmt: skip
+
+
+def clone_and_last(rows: list[dict[str, Any]], env_steps: int) -> list[tuple[float, float]]:
+    """(success at env step 0, success at ``env_steps``) of every online run (learner and
+    seed) evaluated at both: how the online phase ended against the clone it started from.
+    Runs on the task's own reward (``task-reward``, a diagnostic) are left out."""
+    pairs = []
+    for key in learner_keys(rows):
+        if "task-reward" in key[-1]:
+            continue
+        by_seed: dict[int, dict[int, float]] = {}
+        for r in learner_rows(rows, key):
+            by_seed.setdefault(r["seed"], {})[r["env_steps"]] = r["success_rate"]
+        pairs += [(steps[0], steps[env_steps]) for steps in by_seed.values()
+                  if 0 in steps and env_steps in steps]  # fmt: skip
+    return pairs
 
 
 def main() -> None:

@@ -170,3 +170,26 @@ def test_each_expert_gets_its_own_plot(opt_ail: ModuleType, tmp_path: Path) -> N
             results=tmp_path / "opt_ail.json", anchors=tmp_path / "no_anchors.csv"))  # fmt: skip
     assert sorted(p.name for p in tmp_path.glob("*.png")) == [
         "opt_ail_walker_walk.png", "opt_ail_walker_walk_x1.png"]  # fmt: skip
+
+
+def test_the_online_phase_is_measured_against_the_clone_each_run_started_from(
+    opt_ail: ModuleType,
+) -> None:
+    """Each online run (learner, seed) with an evaluation at env step 0 and at the budget
+    gives (clone, last); a run stopped short, one never cloned first and a ``task-reward``
+    diagnostic give none; BC rows are no online run."""
+    base = {"task": "ur5e:push", "variant": "model-free", "profile": "cpu"}
+
+    def row(method: str, seed: int, steps: int, success: float, deviation: str = "x") -> dict:
+        return base | {"method": method, "seed": seed, "env_steps": steps,
+                       "success_rate": success, "deviation": deviation}  # fmt: skip
+
+    rows = [row("opt_ail", 0, 0, 0.08), row("opt_ail", 0, 15_000, 0.2),
+            row("opt_ail", 0, 30_000, 0.04), row("opt_ail", 1, 0, 0.02),
+            row("opt_ail", 1, 30_000, 0.1),
+            row("opt_ail", 2, 0, 0.06), row("opt_ail", 2, 20_000, 0.0),  # stopped short
+            row("dac", 0, 5_000, 0.1), row("dac", 0, 30_000, 0.0),  # no clone evaluated
+            row("opt_ail", 0, 0, 0.1, "task-reward"), row("opt_ail", 0, 30_000, 0.5, "task-reward"),
+            row("iq_learn", 0, 0, 0.1), row("iq_learn", 0, 30_000, 0.1),
+            row("bc", 0, 0, 0.3)]  # fmt: skip
+    assert sorted(opt_ail.clone_and_last(rows, 30_000)) == [(0.02, 0.1), (0.08, 0.04), (0.1, 0.1)]
