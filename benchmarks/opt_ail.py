@@ -596,19 +596,29 @@ def plot(args: argparse.Namespace) -> None:
     )
     # below the axes, the figure growing with it: with a dozen curves and learner names of a
     # line each, any place inside or beside the axes hides curves or squeezes the axes; names
-    # longer than the figure is wide are wrapped, or tight_layout shrinks the axes to fit them
+    # longer than the figure is wide are wrapped. The axes keep their height in inches
+    # (``AXES_HEIGHT_IN``) however many learners the legend lists (push: about 60)
     handles, labels = ax.get_legend_handles_labels()
     labels = [textwrap.fill(label, LEGEND_LINE_CHARS) for label in labels]
-    lines = sum(label.count("\n") + 1 for label in labels)
-    fig.set_size_inches(10, 4.5 + 0.14 * lines)
-    ax.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.17),
-              borderaxespad=0)  # fmt: skip
-    fig.tight_layout()
+    legend = fig.legend(handles, labels, fontsize=7, loc="upper left", borderaxespad=0)
+    fig.canvas.draw()  # the legend's drawn height, then the figure around it
+    legend_in = legend.get_window_extent().height / fig.dpi
+    height = TITLE_IN + AXES_HEIGHT_IN + XLABEL_IN + legend_in
+    fig.set_size_inches(10, height)
+    fig.subplots_adjust(left=0.08, right=0.98, top=1 - TITLE_IN / height,
+                        bottom=1 - (TITLE_IN + AXES_HEIGHT_IN) / height)  # fmt: skip
+    legend.set_bbox_to_anchor((0.08, legend_in / height), transform=fig.transFigure)
     suffix = f"_k{args.subsample}" if args.subsample > 1 else ""
     suffix += f"_x{expert}" if expert else ""  # one plot per expert, as run directories
     path = args.results.with_name(f"opt_ail_{task_slug(args.task)}{suffix}.png")
     fig.savefig(path)
     print(f"wrote {path}")
+
+
+AXES_HEIGHT_IN = 4.0
+"""The plot's axes height (inches), whatever the legend's length."""
+TITLE_IN, XLABEL_IN = 0.45, 0.7
+"""Inches above the axes (title) and below them (tick labels and x label)."""
 
 
 COLORS = ("tab:blue", "tab:green", "tab:orange", "tab:purple", "tab:brown", "tab:pink",
