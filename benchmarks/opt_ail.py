@@ -43,16 +43,16 @@ projects a 100k-env-step run's wall and CPU time.
 For model-based OPT-AIL, ``cpu`` is the CPU cap (a model fit of at most 300 steps every
 1000 env steps) and ``paper`` the reference's schedule (every 250, up to 5000 steps);
 IQ-Learn and DAC have no profile setting (the name only keeps runs apart).
-``--bc-pretrain-steps``, ``--bc-weight``, ``--bc-decay-updates``, ``--log-std-min``,
-``--bc-loss mse``, ``--twin-critics``, ``--action-bounds demos``, ``--bc-reference``,
-``--clone-radius``, ``--critic-layer-norm``, ``--hindsight-goal`` (``--hindsight-as-expert``)
-and ``--actor-lr`` turn on the deviations of the online learners (``SoftActorConfig``: the
-actor cloned from the demonstrations before the first env step, a BC term in its loss
-decaying to 0, a higher floor under the actor's spread, cloning the mean action alone,
-clipped double Q, actions within the demonstrations' reach, the frozen clone's action
-competing with the actor's by Q, IBRL's, the actor's mean held near the clone's, LayerNorm
-critics, training episodes relabelled to the goal they reached in the BC term's data or
-every expert batch, another actor learning rate than the paper's);
+``--bc-pretrain-steps``, ``--bc-weight``, ``--bc-decay-updates``, ``--log-std-min``, ``--bc-loss
+mse``, ``--twin-critics``, ``--action-bounds demos``, ``--bc-reference``, ``--clone-radius``,
+``--critic-layer-norm``, ``--learn-temperature``, ``--hindsight-goal`` (``--hindsight-as-expert``)
+and ``--actor-lr`` turn on the deviations of the online learners (``SoftActorConfig``: the actor
+cloned from the demonstrations before the first env step, a BC term in its loss decaying to 0, a
+higher floor under the actor's spread, cloning the mean action alone, clipped double Q, actions
+within the demonstrations' reach, the frozen clone's action competing with the actor's by Q, IBRL's,
+the actor's mean held near the clone's, LayerNorm critics, SAC's learned temperature, training
+episodes relabelled to the goal they reached in the BC term's data or every expert batch, another
+actor learning rate than the paper's);
 ``--reward-input state_next_state``, ``--reward-obs-keys``, ``--reward-offsets``,
 ``--critic-warmup-updates`` and ``--critic-updates-per-step`` those of OPT-AIL's and DAC's
 reward (``RewardNetConfig``: a reward on ``[s, s']``, on some observation keys, with offsets
@@ -238,6 +238,8 @@ def deviation(args: argparse.Namespace) -> str | None:
         parts.append(f"clone-radius {args.clone_radius:g}")
     if args.critic_layer_norm:
         parts.append("critic-layernorm")
+    if args.learn_temperature:
+        parts.append("learned-alpha")
     if args.hindsight_goal:
         parts.append(
             f"hindsight {args.hindsight_goal} {args.hindsight_min_move:g}"
@@ -381,6 +383,7 @@ def run_online(args: argparse.Namespace) -> None:
         config.policy.hindsight_goal = args.hindsight_goal
         config.policy.hindsight_min_move = args.hindsight_min_move
         config.policy.hindsight_as_expert = args.hindsight_as_expert
+        config.policy.learn_temperature = args.learn_temperature
         if args.actor_lr is not None:
             config.policy.actor_lr = args.actor_lr
         if args.part != "iq_learn":  # IQ-Learn has no reward net (refused above)
@@ -866,6 +869,12 @@ def main() -> None:
         action="store_true",
         help="--hindsight-goal: the relabelled transitions join every expert batch (the "
         "reward's, the critic's and the BC term's), not the BC term's alone",
+    )
+    parser.add_argument(
+        "--learn-temperature",
+        action="store_true",
+        help="online learners: alpha learned as SAC's, toward -1 nat of entropy per action "
+        "dimension (a deviation; the papers fix alpha)",
     )
     parser.add_argument(
         "--critic-layer-norm",

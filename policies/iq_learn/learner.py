@@ -7,9 +7,9 @@ No reward network: the critic is trained so that the reward it implies, ``r(s, a
               + E[V(s) - gamma (1 - d) V(s')]                     (value loss)
               + 1 / (4 chi2_alpha) E[(Q(s, a) - gamma (1 - d) V(s'))^2]  (chi2 regularizer)
 
-with the second and third expectations over the online and expert transitions together, V
-the one-sample soft value ``Q(s, a~pi) - alpha log pi(a|s)``, and V(s') from the target
-critic without gradient. The actor is SAC's at a fixed temperature; Polyak targets.
+with the second and third expectations over the online and expert transitions together, V the
+one-sample soft value ``Q(s, a~pi) - alpha log pi(a|s)``, and V(s') from the target critic without
+gradient. The actor is SAC's at a fixed temperature (unless ``learn_temperature``); Polyak targets.
 """
 
 from __future__ import annotations

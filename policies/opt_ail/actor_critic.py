@@ -1,17 +1,16 @@
 """The soft actor-critic core that OPT-AIL, DAC and IQ-Learn share in the online loop.
 
 One Q-network (no twin) and its Polyak-averaged target, the tanh-Gaussian actor of a
-``SoftActorPolicy`` with its soft-greedy loss ``actor_loss = mean(alpha log pi(a|s) -
-Q(s, a))`` at a fixed temperature alpha, exploration by sampling the actor, and the
-state to resume; with the config's behaviour-cloning deviations (``SoftActorConfig``), the
-actor's BC pretraining (``pretrain_actor``), the decaying BC term of its loss, and the
-clone kept as IBRL's second proposal in acting and in the bootstrapped value
-(``bc_reference``) or as the centre the actor's mean stays near (``clone_radius``), and the
-training episodes relabelled to the goal they reached joining the BC term's data
-(``hindsight_goal``, ``end_episode``) or every expert batch (``hindsight_as_expert``,
-``expert_batch``). Each
-learner adds how the critic is trained (its reward, its loss) in ``update``; ``learn`` is
-what the loop calls after each env step.
+``SoftActorPolicy`` with its soft-greedy loss ``actor_loss = mean(alpha log pi(a|s) - Q(s, a))`` at
+a temperature alpha (fixed, or learned as SAC's: ``learn_temperature``), exploration by sampling the
+actor, and the state to resume; with the config's behaviour-cloning deviations
+(``SoftActorConfig``), the actor's BC pretraining (``pretrain_actor``), the decaying BC term of its
+loss, and the clone kept as IBRL's second proposal in acting and in the bootstrapped value
+(``bc_reference``) or as the centre the actor's mean stays near (``clone_radius``), and the training
+episodes relabelled to the goal they reached joining the BC term's data (``hindsight_goal``,
+``end_episode``) or every expert batch (``hindsight_as_expert``, ``expert_batch``). Each learner
+adds how the critic is trained (its reward, its loss) in ``update``; ``learn`` is what the loop
+calls after each env step.
 """
 
 from __future__ import annotations
@@ -166,6 +165,15 @@ class SoftActorCritic:
         self.expert_transitions = 0
         """How many expert transitions the relabelled ones are drawn beside (``end_episode``
         reads it)."""
+        self.log_alpha = torch.tensor(float(np.log(config.alpha)), requires_grad=True)
+        """log alpha, learned with ``learn_temperature`` (else it stays ``log(alpha)``)."""
+        self.temperature_optimizer = torch.optim.Adam([self.log_alpha], lr=config.temperature_lr)
+        self.target_entropy = config.target_entropy_per_dim * self.action_dim
+        """SAC's entropy target H_target (nats, of the squashed action)."""
+        self.alpha = config.alpha
+        """The temperature every loss reads now: ``exp(log_alpha)``, a float."""
+        if config.learn_temperature:
+            self.METRICS = (*self.METRICS, "alpha")
 
     @torch.no_grad()
     def explore(self, obs: np.ndarray) -> np.ndarray:
@@ -256,7 +264,7 @@ class SoftActorCritic:
         mu, log_std = distribution if distribution is not None else self.policy.distribution(obs)
         new_action, log_pi = self.policy.sample_from(mu, log_std)
         self.critic.requires_grad_(False)
-        actor_loss = (self.config.alpha * log_pi - self.critic(obs, new_action)).mean()
+        actor_loss = (self.alpha * log_pi - self.critic(obs, new_action)).mean()
         self.critic.requires_grad_(True)
         loss = actor_loss
         if self.config.bc_weight > 0 and expert_action is not None:
@@ -269,7 +277,19 @@ class SoftActorCritic:
         loss.backward()
         adam_step(self.actor_optimizer)
         self.actor_updates += 1
+        if self.config.learn_temperature:
+            self.temperature_step(log_pi.detach())
         return actor_loss.detach()
+
+    def temperature_step(self, log_pi: Tensor) -> None:
+        """One Adam step on ``temperature_loss = -log(alpha) * mean(log pi(a|s) +
+        H_target)`` for the actor step's sampled actions' ``log_pi``: alpha rises while the
+        actor's entropy is below the target, falls while above (``learn_temperature``)."""
+        temperature_loss = -(self.log_alpha * (log_pi + self.target_entropy)).mean()
+        self.temperature_optimizer.zero_grad(set_to_none=True)
+        temperature_loss.backward()
+        self.temperature_optimizer.step()
+        self.alpha = float(self.log_alpha.detach().exp())
 
     def with_hindsight_rows(
         self, mu: Tensor, log_std: Tensor, expert_action: Tensor
@@ -293,6 +313,8 @@ class SoftActorCritic:
         """``actor_loss`` and, in runs with ``bc_weight``, the last step's ``bc_loss``; with
         ``bc_reference``, ``reference_share``."""
         metrics = {"actor_loss": float(actor_loss)}
+        if self.config.learn_temperature:
+            metrics["alpha"] = self.alpha
         if self.config.bc_weight > 0:
             metrics["bc_loss"] = self.last_bc_loss
         if self.config.bc_reference:
@@ -335,7 +357,7 @@ class SoftActorCritic:
         that and ``Q(s, tanh(mu_ref(s)))``, the clone's action's (IBRL's bootstrap)."""
         with torch.no_grad():
             action, log_pi = self.policy.sample(obs)
-        value = critic(obs, action) - self.config.alpha * log_pi
+        value = critic(obs, action) - self.alpha * log_pi
         if not self.config.bc_reference:
             return value
         return torch.maximum(value, critic(obs, self.policy.reference_action(obs)))
@@ -354,6 +376,7 @@ class SoftActorCritic:
             **({"reference": reference.state_dict()} if reference is not None else {}),
             **({"reference_share": self.reference_share} if self.config.bc_reference else {}),
             **(self.hindsight_state() if self.hindsight is not None else {}),
+            **(self.temperature_state() if self.config.learn_temperature else {}),
             "actor_updates": self.actor_updates,
             **{name: getattr(self, name).state_dict() for name in self.NETWORKS},
             **{name: getattr(self, name).state_dict() for name in self.OPTIMIZERS},
@@ -364,6 +387,11 @@ class SoftActorCritic:
         return {"hindsight_obs": self.hindsight_obs, "hindsight_action": self.hindsight_action,
                 "hindsight_next_obs": self.hindsight_next_obs,
                 "expert_transitions": self.expert_transitions}  # fmt: skip
+
+    def temperature_state(self) -> dict[str, Any]:
+        """The learned log alpha and its optimizer (``learn_temperature``), saved for resume."""
+        return {"log_alpha": self.log_alpha.detach().clone(),
+                "temperature_optimizer": self.temperature_optimizer.state_dict()}  # fmt: skip
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.policy.actor.load_state_dict(state["actor"])
@@ -378,6 +406,11 @@ class SoftActorCritic:
                 state["hindsight_next_obs"],
             )
             self.expert_transitions = state["expert_transitions"]
+        if self.config.learn_temperature:
+            with torch.no_grad():
+                self.log_alpha.copy_(state["log_alpha"])
+            self.temperature_optimizer.load_state_dict(state["temperature_optimizer"])
+            self.alpha = float(self.log_alpha.detach().exp())
         self.actor_updates = state.get("actor_updates", 0)  # saves before it existed: 0
         for name in (*self.NETWORKS, *self.OPTIMIZERS):
             getattr(self, name).load_state_dict(state[name])

@@ -17,8 +17,8 @@ critic and the actor see both halves.
   states and the expert action on expert states, ``V_lse(s) = alpha logsumexp_j((Q(s, a_j)
   - alpha log q(a_j)) / alpha)`` over N uniform actions (``log q = A log 0.5``) and N policy
   actions (``log q = log pi``).
-- Actor (soft-greedy, fixed temperature alpha): ``actor_loss = mean(alpha log pi(a|s) -
-  Q(s, a))``, a ~ pi(s).
+- Actor (soft-greedy; alpha fixed unless ``learn_temperature``): ``actor_loss = mean(alpha
+  log pi(a|s) - Q(s, a))``, a ~ pi(s).
 """
 
 from __future__ import annotations
@@ -225,7 +225,7 @@ class OPTAIL(SoftActorCritic):
         # 2.-3. critic: clipped TD target with the fresh reward, plus the optimism term
         td_loss, optimism = self.critic_step(pairs, next_obs, done, n_online, distribution)
 
-        # 4. actor: soft-greedy with fixed temperature; 5. Polyak averaging
+        # 4. actor: soft-greedy (and alpha's step, if learned); 5. Polyak averaging
         expert_action = action[len(obs) - len(expert.obs) :]
         actor_loss = torch.full((), float("nan"))
         if train_actor:
@@ -402,8 +402,8 @@ class OPTAIL(SoftActorCritic):
             [len(obs), n_states * n, n_states * n, n_online_states]
         )
         q_tilde = torch.cat([q_online_tilde, q_batch[expert_rows]])
-        soft_uniform = (q_uniform - cfg.alpha * uniform_log_q).view(n_states, n)
-        soft_policy = (q_policy - cfg.alpha * policy_log_q.detach()).view(n_states, n)
+        soft_uniform = (q_uniform - self.alpha * uniform_log_q).view(n_states, n)
+        soft_policy = (q_policy - self.alpha * policy_log_q.detach()).view(n_states, n)
         soft = torch.cat([soft_uniform, soft_policy], dim=1)
-        v_lse = cfg.alpha * torch.logsumexp(soft / cfg.alpha, dim=1)
+        v_lse = self.alpha * torch.logsumexp(soft / self.alpha, dim=1)
         return [head[: len(obs)] for head in heads], (v_lse - q_tilde).mean()

@@ -70,7 +70,8 @@ def check_key_pair(entry: str, where: str, form: str, obs_keys: tuple[str, ...])
 class SoftActorConfig(PolicyConfig):
     """What every online imitation learner here shares (OPT-AIL, DAC, IQ-Learn): a
     tanh-Gaussian actor and one Q-network of ``hidden_dims``, Adam learning rates, discount
-    ``gamma``, Polyak rate ``tau`` of the target critic, and a fixed temperature ``alpha``.
+    ``gamma``, Polyak rate ``tau`` of the target critic, and a temperature ``alpha`` (fixed,
+    as in the papers, unless ``learn_temperature``).
     An update sees ``batch_size`` online plus as many expert transitions.
 
     ``normalize_observations``: every network sees each observation feature mapped by the
@@ -173,7 +174,19 @@ class SoftActorConfig(PolicyConfig):
       discriminator gets, beside 10 demonstrations, every push that took the cube
       somewhere, labelled with that somewhere as its goal). Why: inside OPT-AIL the BC-only
       relabelling ended where the clone started (README), and the reward, learned from 10
-      demonstrations, scores actions hardly at all."""
+      demonstrations, scores actions hardly at all.
+    - ``learn_temperature``: alpha (starting at ``alpha``) is learned as SAC's (Haarnoja et
+      al., "Soft Actor-Critic Algorithms and Applications", 2018): after each actor step,
+      one Adam step (lr ``temperature_lr``) on ``temperature_loss = -log(alpha) * mean(log
+      pi(a|s) + H_target)``, a ~ pi(s) as in that step, ``H_target =
+      target_entropy_per_dim * action_dim`` (SAC's -1 per dimension by default); every use
+      of alpha (actor, soft values, the optimism term) reads the current one. Why: cloned
+      with the NLL term, the actor's spread falls near ``log_std_min`` (push: a BC loss of
+      -23.6 over 7 dimensions, a spread of about 0.01 in [-1, 1] units against expert
+      actions of about 0.1), so training episodes repeat the clone's moves and the
+      relabelled pushes (``hindsight_goal``) are few and alike; a fixed alpha of 0.01
+      cannot hold the spread up against the BC term's pull, a learned one rises until it
+      does."""
 
     hidden_dims: tuple[int, ...] = (256, 256)
     batch_size: int = 256
@@ -201,6 +214,9 @@ class SoftActorConfig(PolicyConfig):
     hindsight_goal: str = ""
     hindsight_min_move: float = 0.05
     hindsight_as_expert: bool = False
+    learn_temperature: bool = False
+    target_entropy_per_dim: float = -1.0
+    temperature_lr: float = 3e-4
 
     def validate(self) -> None:
         super().validate()
@@ -210,6 +226,9 @@ class SoftActorConfig(PolicyConfig):
             raise ValueError("batch_size must be >= 1")
         if self.alpha <= 0 or not 0 < self.tau <= 1 or not 0 <= self.gamma < 1:
             raise ValueError("need alpha > 0, 0 < tau <= 1 and 0 <= gamma < 1")
+        if self.learn_temperature and self.temperature_lr <= 0:
+            raise ValueError(f"learn_temperature: temperature_lr must be > 0, got "
+                             f"{self.temperature_lr:g}")  # fmt: skip
         if min(self.critic_lr, self.actor_lr, self.bc_pretrain_lr) <= 0:
             raise ValueError(f"learning rates must be > 0, got critic_lr {self.critic_lr:g}, "
                              f"actor_lr {self.actor_lr:g}, bc_pretrain_lr "

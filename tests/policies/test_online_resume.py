@@ -47,6 +47,7 @@ and the clone kept only as the centre of the actor's mean: a resumed run must no
 again, and draws its batches as the unbroken one."""
 LEARNERS = {"model-based OPT-AIL": ("opt-ail", MODEL_BASED), "IQ-Learn": ("iq-learn", []),
             "DAC": ("dac", []), "OPT-AIL bf16": ("opt-ail", BF16),
+            "IQ-Learn learned temperature": ("iq-learn", ["--policy.learn-temperature"]),
             "OPT-AIL BC": ("opt-ail", BC),
             "OPT-AIL (s, s'), warm-up, radius": ("opt-ail", TRANSITION_REWARD)}  # fmt: skip
 HINDSIGHT = ["--policy.bc-weight", "1", "--policy.hindsight-goal", "eef_pose-target_pos",
@@ -122,6 +123,9 @@ def small_learner(name: str):
         "model-based OPT-AIL": lambda: OPTAILPolicy(OPTAILConfig(**small, **model), SPEC, norm),
         "IQ-Learn": lambda: IQLearnPolicy(IQLearnConfig(**small), SPEC, norm),
         "DAC": lambda: DACPolicy(DACConfig(**small), SPEC, norm),
+        "IQ-Learn learned temperature": lambda: IQLearnPolicy(
+            IQLearnConfig(**small, learn_temperature=True), SPEC, norm
+        ),
         "OPT-AIL bf16": lambda: OPTAILPolicy(
             OPTAILConfig(**{**small, "hidden_dims": (128, 128), "matmul_precision": "bf16"}),
             SPEC,
@@ -156,6 +160,7 @@ def small_learner(name: str):
         "model-based OPT-AIL": opt_ail_learner,
         "IQ-Learn": IQLearn,
         "DAC": DAC,
+        "IQ-Learn learned temperature": IQLearn,
         "OPT-AIL bf16": opt_ail_learner,
         "OPT-AIL BC": opt_ail_learner,
         "OPT-AIL (s, s'), warm-up, radius": opt_ail_learner,

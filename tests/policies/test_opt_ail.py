@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 import torch
@@ -1132,3 +1134,51 @@ def test_layer_norm_critics_do_not_extrapolate_to_far_actions() -> None:
     moved = [not torch.equal(a, b) for a, b in zip(before, normed.critic.parameters(),
                                                    strict=True)]  # fmt: skip
     assert all(moved)
+
+
+@pytest.mark.parametrize(("target_per_dim", "rises"), [(5.0, True), (-20.0, False)])
+def test_a_learned_temperature_moves_toward_the_entropy_target(
+    target_per_dim: float, rises: bool
+) -> None:
+    """SAC's temperature step: alpha rises while the actor's entropy is below H_target (5
+    nats a dimension, more than a squashed action in [-1, 1] can have) and falls while above
+    (-20 a dimension); the soft value, the actor and the optimism term read the new alpha,
+    and a fixed temperature stays the config's."""
+    fixed = learner()
+    agent = learner(learn_temperature=True, target_entropy_per_dim=target_per_dim,
+                    temperature_lr=1e-2)  # fmt: skip
+    alphas = [agent.alpha]
+    for seed in range(5):
+        metrics = agent.update(batch(2 * seed), batch(2 * seed + 1))
+        fixed.update(batch(2 * seed), batch(2 * seed + 1))
+        alphas.append(metrics["alpha"])
+    steps = np.diff(alphas)
+    assert (steps > 0).all() if rises else (steps < 0).all(), alphas
+    assert agent.alpha == pytest.approx(float(agent.log_alpha.exp()))
+    assert fixed.alpha == 0.01 and "alpha" not in fixed.update(batch(20), batch(21))
+    obs = torch.as_tensor(batch(30).obs)
+    torch.manual_seed(3)
+    value = agent.soft_value(agent.critic, obs)
+    torch.manual_seed(3)
+    action, log_pi = agent.policy.sample(obs)
+    expected = agent.critic(obs, action) - agent.alpha * log_pi
+    torch.testing.assert_close(value, expected)
+
+
+def test_a_learned_temperature_resumes_with_its_optimizer_and_a_bad_rate_is_refused() -> None:
+    settings = {"learn_temperature": True, "temperature_lr": 1e-2}
+    agent = learner(**settings)
+    agent.update(batch(1), batch(2))
+    saved = io.BytesIO()  # through torch.save, as the loop saves: no tensor shared
+    torch.save(agent.state_dict(), saved)
+    saved.seek(0)
+    resumed = learner(**settings)
+    resumed.load_state_dict(torch.load(saved, weights_only=False))
+    assert resumed.alpha == agent.alpha != 0.01
+    for learner_ in (agent, resumed):
+        torch.manual_seed(4)
+        learner_.update(batch(3), batch(4))
+    assert resumed.alpha == agent.alpha
+    assert torch.equal(resumed.log_alpha, agent.log_alpha)
+    with pytest.raises(ValueError, match=r"learn_temperature: temperature_lr must be > 0, got 0"):
+        learner(learn_temperature=True, temperature_lr=0.0)

@@ -79,7 +79,8 @@ def _online_args(**changes) -> argparse.Namespace:
             "reward_input": "state_action", "reward_obs_keys": [], "reward_offsets": [],
             "reward_source": "learned", "critic_warmup_updates": 0,
             "critic_updates_per_step": 1, "hindsight_goal": "",
-            "hindsight_min_move": 0.05, "hindsight_as_expert": False}  # fmt: skip
+            "hindsight_min_move": 0.05, "hindsight_as_expert": False,
+            "learn_temperature": False}  # fmt: skip
     return argparse.Namespace(**(args | changes))
 
 
@@ -139,6 +140,7 @@ def test_each_deviation_names_its_runs_apart(opt_ail: ModuleType) -> None:
                 "hindsight_as_expert": True,
             },
             {"actor_lr": 3e-4},
+            {"learn_temperature": True},
             {"critic_updates_per_step": 4},
             {"critic_updates_per_step": 4, "reward_source": "task"},
         )
