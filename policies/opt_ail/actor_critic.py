@@ -185,7 +185,7 @@ class SoftActorCritic:
             self.reference_share += self.REFERENCE_SHARE_RATE * (
                 float(taken[0]) - self.reference_share
             )
-        return action[0].numpy()
+        return action[0].cpu().numpy()
 
     def learn(
         self, buffer: ReplayBuffer, expert: ReplayBuffer, rng: np.random.Generator
@@ -237,7 +237,7 @@ class SoftActorCritic:
         picked = torch.as_tensor(rng.integers(held, size=k))
 
         def mixed(relabelled: Tensor, drawn: np.ndarray) -> np.ndarray:
-            return np.concatenate([relabelled[picked].numpy(), drawn[k:]])
+            return np.concatenate([relabelled[picked].cpu().numpy(), drawn[k:]])
 
         return Batch(mixed(self.hindsight_obs, batch.obs),
                      mixed(self.hindsight_action, batch.action),

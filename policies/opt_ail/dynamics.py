@@ -147,4 +147,4 @@ class DynamicsEnsemble(nn.Module):
         error = self.holdout_l1(*held)
         elites = torch.argsort(error)[: self.n_elites]
         self.elites.copy_(elites)
-        return FitReport(step, error.numpy(), elites.tolist())
+        return FitReport(step, error.cpu().numpy(), elites.tolist())

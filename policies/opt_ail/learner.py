@@ -110,11 +110,13 @@ class TaskReward:
 
     def __call__(self, next_obs: Tensor) -> Tensor:
         """The reward (B,) of the transitions into ``next_obs`` (B, obs_dim)."""
-        raw = {key: self.normalizer.unnormalize(key, next_obs[:, c].float().numpy())
+        raw = {key: self.normalizer.unnormalize(key, next_obs[:, c].float().cpu().numpy())
                for key, c in self.columns.items()}  # fmt: skip
         rewards = [self.task.evaluate({key: value[i] for key, value in raw.items()})[0]
                    for i in range(len(next_obs))]  # fmt: skip
-        return torch.tensor(rewards, dtype=next_obs.dtype) + TASK_REWARD_SHIFT
+        return torch.tensor(rewards, dtype=next_obs.dtype, device=next_obs.device) + (
+            TASK_REWARD_SHIFT
+        )
 
 
 class OPTAIL(SoftActorCritic):

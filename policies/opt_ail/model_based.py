@@ -106,7 +106,7 @@ class ModelBasedOPTAIL(OPTAIL):
         elites = self.model.elites[torch.as_tensor(rng.integers(0, len(self.model.elites),
                                                                 len(index)))]  # fmt: skip
         next_obs = self.model.predict(obs, action, elites)
-        self.model_buffer.extend(obs.numpy(), action.numpy(), next_obs.numpy(),
+        self.model_buffer.extend(obs.cpu().numpy(), action.cpu().numpy(), next_obs.cpu().numpy(),
                                  np.zeros(len(index), np.float32))  # fmt: skip
 
     def state_dict(self) -> dict[str, Any]:

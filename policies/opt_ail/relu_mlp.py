@@ -155,7 +155,7 @@ def _layers(
         if bf16[i]:
             with _bf16_products():
                 h = _biased_product(h, weight, bias)
-        elif _LINEAR is not None and _fast_forms_agree(len(h), *weight.shape):  # same numbers
+        elif _fast_forms_agree(h, len(h), *weight.shape):  # same numbers
             h = _LINEAR(h, weight, bias, "none", [], "")
         else:
             h = torch.addmm(bias, h, weight.t())
@@ -206,7 +206,7 @@ def _weight_gradient(g: Tensor, h: Tensor, bf16: bool) -> Tensor:
     (``_fast_forms_agree``): MKL is slow at ``g^T h`` for a first layer's shape (3136 x 256
     by 3136 x 30, the critic's optimism pass: 1.09 ms against 0.56 ms). Autograd copies the
     transposed result into the weight's layout (in x out numbers, microseconds)."""
-    if not bf16 and _fast_forms_agree(*g.shape, h.shape[1]):
+    if not bf16 and _fast_forms_agree(g, *g.shape, h.shape[1]):
         return h.t().mm(g).t()
     return _mm(g.t(), h, bf16)
 
@@ -216,22 +216,24 @@ def _input_gradient(g: Tensor, weight: Tensor, bf16: bool) -> Tensor:
     (``_fast_forms_agree``; 512 x 256 by 256 x 30: 0.09 against 0.15 ms). The result is a
     transposed view; what consumes it (LayerNorm's backward, the critic's action input)
     reads any layout."""
-    if not bf16 and _fast_forms_agree(len(g), *weight.shape):
+    if not bf16 and _fast_forms_agree(g, len(g), *weight.shape):
         return weight.t().mm(g.t()).t()
     return _mm(g, weight, bf16)
 
 
-def _fast_forms_agree(rows: int, outputs: int, inputs: int) -> bool:
-    """Whether, for a thin float32 layer (fewer inputs than outputs: a first layer) on
-    ``rows`` rows, this machine computes oneDNN's linear (``_LINEAR``), ``(h^T g)^T`` and
-    ``(W^T g^T)^T`` bit for bit as ``addmm``, ``g^T h`` and ``g W`` (MKL's kernels, which
-    plain autograd runs). They do at the walker's sizes (24 and 30 inputs, 256 to 3136 rows)
-    with torch 2.13 on x86, in about half the time; they do not at 4-11 inputs (cartpole's 5
-    and 6) or one row (acting), where the kernels sum in another order. Which sums a kernel
-    forms in which order depends on the shape and on how many threads share the product
-    (here 24 inputs agree at 1 and 2 threads, not at 4), not on the numbers, so one
-    comparison on random numbers per shape and thread count decides, and the plain forms
-    are kept wherever any differs."""
+def _fast_forms_agree(like: Tensor, rows: int, outputs: int, inputs: int) -> bool:
+    """Whether, for a thin float32 layer (fewer inputs than outputs: a first layer) on ``rows``
+    rows of tensors on ``like``'s device, this machine's CPU computes oneDNN's linear
+    (``_LINEAR``), ``(h^T g)^T`` and ``(W^T g^T)^T`` bit for bit as ``addmm``, ``g^T h`` and ``g
+    W`` (MKL's kernels, which plain autograd runs). They do at the walker's sizes (24 and 30
+    inputs, 256 to 3136 rows) with torch 2.13 on x86, in about half the time; they do not at
+    4-11 inputs (cartpole's 5 and 6) or one row (acting), where the kernels sum in another
+    order. Which sums a kernel forms in which order depends on the shape and on how many threads
+    share the product (here 24 inputs agree at 1 and 2 threads, not at 4), not on the numbers,
+    so one comparison on random numbers per shape and thread count decides, and the plain forms
+    are kept wherever any differs, and on a GPU, where none of those kernels runs."""
+    if like.device.type != "cpu" or _LINEAR is None:
+        return False
     return _fast_forms_agree_at(rows, outputs, inputs, torch.get_num_threads())
 
 
@@ -239,12 +241,12 @@ def _fast_forms_agree(rows: int, outputs: int, inputs: int) -> bool:
 def _fast_forms_agree_at(rows: int, outputs: int, inputs: int, threads: int) -> bool:
     """``_fast_forms_agree`` probed at torch's ``threads`` (the current count). Uses its own
     generator: the run's random stream is untouched."""
-    if inputs >= outputs or _LINEAR is None:
+    if inputs >= outputs:
         return False
     generator = torch.Generator().manual_seed(0)
-    g, h = (torch.randn(rows, n, generator=generator) for n in (outputs, inputs))
-    weight = torch.randn(outputs, inputs, generator=generator)
-    bias = torch.randn(outputs, generator=generator)
+    g, h = (torch.randn(rows, n, generator=generator, device="cpu") for n in (outputs, inputs))
+    weight = torch.randn(outputs, inputs, generator=generator, device="cpu")
+    bias = torch.randn(outputs, generator=generator, device="cpu")
     return (
         torch.equal(_LINEAR(h, weight, bias, "none", [], ""), torch.addmm(bias, h, weight.t()))
         and torch.equal(h.t().mm(g).t(), g.t().mm(h))

@@ -110,6 +110,8 @@ class OnlineTrainConfig:
     ``save_every`` count env steps; a save waits for the end of the episode under way, so a
     resumed run restarts at an episode boundary and continues bit-exactly. ``out`` receives
     what ``TrainConfig`` describes plus ``train_state/replay.npz``.
+    ``device`` ("cpu", "cuda", "cuda:N") holds the learner's networks and runs its updates;
+    acting, the env, the replay buffer and evaluation stay on the CPU side as they are.
     """
 
     dataset: str = ""
@@ -125,6 +127,7 @@ class OnlineTrainConfig:
     log_every: int = 1000
     save_every: int = 10_000
     threads: int = 1
+    device: str = "cpu"
     resume: bool = True
     progress: bool = True
     eval: EvalConfig = dataclasses.field(

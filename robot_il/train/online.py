@@ -189,7 +189,17 @@ def train_online(
     on_evaluation: Callable[[dict[str, Any]], None] | None = None,
 ) -> OnlineResult:
     """Train the algorithm ``config`` names; see the module docstring. ``on_evaluation``
-    receives each evaluation's row as it is made (e.g. to append it to a results file)."""
+    receives each evaluation's row as it is made (e.g. to append it to a results file).
+    On a GPU (``device``) torch's factory functions make their tensors there meanwhile, so
+    the learner's networks, batches and random draws live on it; numpy's stay on the CPU."""
+    device = learner_device(config.device, getattr(config.policy, "matmul_precision", "fp32"))
+    with torch.device(device) if device.type != "cpu" else contextlib.nullcontext():
+        return _train_online(config, on_evaluation)
+
+
+def _train_online(
+    config: OnlineTrainConfig, on_evaluation: Callable[[dict[str, Any]], None] | None
+) -> OnlineResult:
     from robot_il.dataset import Dataset, Normalizer
     from robot_il.policies.opt_ail.policy import online_normalizer
 
@@ -372,6 +382,27 @@ def train_online(
     return OnlineResult(out / DEPLOY_SUBDIR, config.env_steps, evaluations, wall_s)
 
 
+def learner_device(name: str, precision: str) -> torch.device:
+    """The device ``OnlineTrainConfig.device`` names; ``ConfigError`` for one torch does not
+    know, a CUDA device this machine lacks, another kind than cpu or cuda, or bfloat16 products
+    (``matmul_precision`` "bf16": oneDNN's, a CPU mode) on a GPU."""
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise ConfigError(f"device {name!r}: {error}") from None
+    if device.type == "cpu":
+        return device
+    if device.type != "cuda":
+        raise ConfigError(f"device {name!r}: the online learners run on cpu or cuda")
+    visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if (device.index or 0) >= visible:
+        raise ConfigError(f"device {name!r}: {visible} CUDA devices visible here; use cpu")
+    if precision == "bf16":
+        raise ConfigError("policy.matmul_precision bf16 is the CPU's oneDNN mode; on "
+                          f"{name} use fp32")  # fmt: skip
+    return device
+
+
 def _evaluation_row(step: int, result: EvalResult, wall_s: float) -> dict[str, Any]:
     low, high = result.interval
     return {
@@ -399,6 +430,8 @@ def _save(
     from safetensors.numpy import save_file as save_numpy
 
     step = progress["step"]
+    device = algorithm.policy.device
+    on_gpu = device.type == "cuda"
     snapshot = replace_dir(out / "checkpoints" / f"step_{step:07d}", algorithm.policy.save)
     replace_dir(out / DEPLOY_SUBDIR, lambda tmp: shutil.copytree(snapshot, tmp))
 
@@ -415,6 +448,7 @@ def _save(
                 "algorithm": algorithm.state_dict(),
                 "numpy_rng": rng.bit_generator.state,
                 "torch_rng": torch.get_rng_state(),
+                **({"cuda_rng": torch.cuda.get_rng_state(device)} if on_gpu else {}),
                 "python_rng": random.getstate(),
             },
             tmp / "state.pt",
@@ -449,9 +483,11 @@ def _load_state(
     policy_type: str,
     run_config: dict[str, Any],
 ) -> dict[str, Any]:
-    """Restore what ``_save`` wrote; returns its counters and evaluations."""
+    """Restore what ``_save`` wrote (onto the learner's device); returns its counters and
+    evaluations."""
+    device = algorithm.policy.device
     try:
-        state = torch.load(state_dir / "state.pt", weights_only=False)
+        state = torch.load(state_dir / "state.pt", weights_only=False, map_location=device)
     except (OSError, RuntimeError) as error:
         raise CheckpointError(f"{state_dir}: cannot resume: {error}") from None
     if state["policy_type"] != policy_type:
@@ -471,7 +507,9 @@ def _load_state(
         raise CheckpointError(f"{state_dir}: config changed since this run: {first}") from None
     buffer.load(state_dir / REPLAY_FILE)
     rng.bit_generator.state = state["numpy_rng"]
-    torch.set_rng_state(state["torch_rng"])
+    torch.set_rng_state(state["torch_rng"].cpu())
+    if device.type == "cuda" and "cuda_rng" in state:  # a run saved on the CPU has none
+        torch.cuda.set_rng_state(state["cuda_rng"].cpu(), device)
     random.setstate(state["python_rng"])
     keys = ("step", "episode", "last_save", "wall_s", "evaluations")
     return {k: state[k] for k in keys}

@@ -328,6 +328,8 @@ def _write_dataset(path: Path, *, state_dim: int = 5, action_dim: int = 1, nan: 
             "critic_updates_per_step must be >= 1",
         ),
         ({}, ("--policy.actor-lr", "0"), ConfigError, "learning rates must be > 0"),
+        ({}, ("--device", "meta"), ConfigError, "device 'meta': the online learners run on cpu"),
+        ({}, ("--device", "gpu"), ConfigError, "device 'gpu': Expected one of"),
         ({}, ("--policy.reward-lr", "-1e-4"), ConfigError, "reward_lr must be > 0"),
     ],
 )
@@ -359,6 +361,37 @@ def test_bf16_is_refused_where_the_cpu_computes_no_bf16_products(tmp_path, monke
                                            "--policy.matmul-precision", "bf16"])  # fmt: skip
     with pytest.raises(ConfigError, match="computes no bfloat16 products"):
         online.train_online(config)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("visible", "settings", "message"),
+    [
+        (0, ("--device", "cuda"), "device 'cuda': 0 CUDA devices visible here; use cpu"),
+        (1, ("--device", "cuda:1"), "device 'cuda:1': 1 CUDA devices visible here"),
+        (1, ("--device", "cuda", "--policy.matmul-precision", "bf16"),
+         "policy.matmul_precision bf16 is the CPU's oneDNN mode; on cuda use fp32"),
+    ],
+)  # fmt: skip
+def test_a_gpu_that_is_not_there_and_bf16_on_a_gpu_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, visible: int, settings: tuple, message: str
+) -> None:
+    """``device``: refused in one line before anything starts where torch sees fewer CUDA
+    devices than it names (here ``visible``, whatever this machine has), and with the CPU's
+    bfloat16 mode on a GPU."""
+    import torch
+
+    from robot_il.train import online
+    from robot_il.train.config import load_config
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: visible > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: visible)
+    out = tmp_path / "run"
+    config = load_config("opt_ail", None, ["--dataset", str(_write_dataset(tmp_path / "d.zarr")),
+                                           "--out", str(out), *SMALL, *settings])  # fmt: skip
+    with pytest.raises(ConfigError) as caught:
+        online.train_online(config)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
     assert not out.exists()
 
 

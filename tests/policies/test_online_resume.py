@@ -4,7 +4,9 @@ the deviations (pretrained actor, decaying BC term, twin critics, the clone as a
 a resumed run must not clone again, and must keep the term's schedule and the first clone;
 a reward on (s, s') with a critic warm-up, not taken again, and a clone radius without the
 reference; training episodes relabelled for the BC term), on the real reach env; and
-each one's checkpoint as an ordinary robot_il checkpoint."""
+each one's checkpoint as an ordinary robot_il checkpoint. Where a GPU is visible, the
+learners' state and a run of the loop on it (``--device cuda``), and its checkpoint on the
+CPU."""
 
 from __future__ import annotations
 
@@ -169,28 +171,50 @@ def small_learner(name: str):
     return learners[name](build[name](), "dmc:cartpole_swingup")
 
 
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device visible")
+DEVICES = ["cpu", pytest.param("cuda", marks=CUDA)]
+"""Where the learner-state test runs: the CPU always, a GPU where one is visible."""
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("learner", list(LEARNERS))
-def test_learner_state_restores_every_weight_and_moment(learner: str) -> None:
+def test_learner_state_restores_every_weight_and_moment(learner: str, device: str) -> None:
     """Three ``learn`` calls from a state saved after two (through ``torch.save``, as the loop
-    does) end where five uninterrupted calls end: nothing the learner needs is left out."""
+    does) end where five uninterrupted calls end: nothing the learner needs is left out. On
+    a GPU the learner is built and learns as the loop runs it there (``train_online``), its
+    generator's state saved and restored beside the CPU's."""
     from test_opt_ail_model_based import real_buffer
 
+    if device == "cuda" and learner == "OPT-AIL bf16":
+        pytest.skip("bfloat16 products are the CPU's oneDNN mode (refused on a GPU)")
+    on_device = torch.device(device)
+
     def run(agent, calls: int, rng: np.random.Generator) -> None:
-        for _ in range(calls):
-            agent.learn(real_buffer(), real_buffer(), rng)
+        with on_device:
+            for _ in range(calls):
+                agent.learn(real_buffer(), real_buffer(), rng)
+
+    def generators() -> list[torch.Tensor]:
+        cuda = [torch.cuda.get_rng_state()] if device == "cuda" else []
+        return [torch.get_rng_state(), *cuda]
 
     torch.manual_seed(7)
-    straight, rng = small_learner(learner), np.random.default_rng(0)
+    with on_device:
+        straight, rng = small_learner(learner), np.random.default_rng(0)
     run(straight, 2, rng)
-    saved, rng_state, torch_state = io.BytesIO(), rng.bit_generator.state, torch.get_rng_state()
+    saved, rng_state, torch_states = io.BytesIO(), rng.bit_generator.state, generators()
     torch.save(straight.state_dict(), saved)
     run(straight, 3, rng)
-    resumed, rng = small_learner(learner), np.random.default_rng(123)
+    with on_device:
+        resumed, rng = small_learner(learner), np.random.default_rng(123)
     saved.seek(0)
-    resumed.load_state_dict(torch.load(saved, weights_only=False))
+    resumed.load_state_dict(torch.load(saved, weights_only=False, map_location=device))
     rng.bit_generator.state = rng_state
-    torch.set_rng_state(torch_state)
+    torch.set_rng_state(torch_states[0])
+    if device == "cuda":
+        torch.cuda.set_rng_state(torch_states[1])
     run(resumed, 3, rng)
+    assert next(straight.critic.parameters()).device.type == device
     assert_equal(straight.state_dict(), resumed.state_dict(), "algorithm")
 
 
@@ -312,3 +336,51 @@ def test_a_setting_the_save_lacks_is_compared_with_its_default(
     at_default = settings(one_reach_demo, out, [], 160) + ["--learning-starts", "2000"]
     train_online(load_config("opt_ail", None, at_default))
     assert torch.load(path, weights_only=False)["step"] == 160
+
+
+@CUDA
+def test_a_policy_learned_on_the_gpu_acts_the_same_from_its_checkpoint_on_the_cpu(
+    tmp_path: Path,
+) -> None:
+    """A learner trained on a GPU saves a checkpoint (safetensors, moved to the CPU) that
+    loads on a machine without one and acts as the GPU's policy does (float32 on either
+    side: the same actions within 1e-5)."""
+    from test_opt_ail import OBS
+    from test_opt_ail_model_based import real_buffer
+
+    torch.manual_seed(0)
+    with torch.device("cuda"):
+        agent, rng = small_learner("DAC"), np.random.default_rng(0)
+        for _ in range(5):
+            agent.learn(real_buffer(), real_buffer(), rng)
+    agent.policy.save(tmp_path / "policy")
+    on_cpu = load_policy(tmp_path / "policy")
+    assert on_cpu.device.type == "cpu" and agent.policy.device.type == "cuda"
+    agent.policy.eval()
+    for seed in range(3):
+        obs = {"state": np.random.default_rng(seed).standard_normal(OBS).astype(np.float32)}
+        np.testing.assert_allclose(on_cpu.act(obs), agent.policy.act(obs), atol=1e-5)
+
+
+@CUDA
+@pytest.mark.slow
+def test_a_run_on_the_gpu_resumes_bit_exactly_and_its_checkpoint_acts_on_the_cpu(
+    one_reach_demo: Path, tmp_path: Path
+) -> None:
+    """``--device cuda``: 160 env steps in one go and 80 then 80 more resumed (the GPU's
+    generator saved and restored) leave the same training state; the checkpoint acts on the
+    CPU as on the GPU."""
+    from robot_il.train.config import load_config
+    from robot_il.train.online import train_online
+
+    extra = ["--device", "cuda"]
+    straight = train_online(load_config("opt_ail", None, settings(
+        one_reach_demo, tmp_path / "straight", extra, 160)))  # fmt: skip
+    for env_steps in (80, 160):
+        train_online(load_config("opt_ail", None, settings(
+            one_reach_demo, tmp_path / "resumed", extra, env_steps)))  # fmt: skip
+    assert_same_training_state(tmp_path / "straight", tmp_path / "resumed")
+    on_cpu = load_policy(straight.checkpoint)
+    on_gpu = load_policy(straight.checkpoint, device="cuda")
+    obs = {k: np.full(s, 0.1, np.float32) for k, s in on_cpu.spec["observation"].items()}
+    np.testing.assert_allclose(on_cpu.act(obs), on_gpu.act(obs), atol=1e-5)

@@ -191,7 +191,7 @@ def test_first_layer_gradients_equal_autograd_at_the_tasks_sizes(inputs, rows) -
     for e, g in zip(expected, got, strict=True):
         assert torch.equal(g, e)
     if inputs >= 24:  # the fast forms ran (with torch 2.13's MKL on x86)
-        assert _fast_forms_agree(rows, 256, inputs)
+        assert _fast_forms_agree(x, rows, 256, inputs)
 
 
 @pytest.mark.parametrize("inputs", [24, 30])
