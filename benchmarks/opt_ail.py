@@ -544,7 +544,9 @@ def plot(args: argparse.Namespace) -> None:
     import matplotlib.pyplot as plt
 
     rows, expert = task_rows(args), wanted_expert_seed(args)
-    metric = "success_rate" if family(args.task) == "ur5e" else "return"
+    if family(args.task) == "ur5e":
+        return plot_success(args, rows)
+    metric = "return"
     fig, ax = plt.subplots(dpi=120)
     if args.task in PAPER_NAMES and args.anchors.exists():
         x, y = paper_curve(args.task, "OPT", args.anchors)
@@ -568,7 +570,6 @@ def plot(args: argparse.Namespace) -> None:
         level = rows[0]["expert_return"]
         ax.axhline(level, color="black", ls="--", label=f"expert imitated, ours ({level:.0f})")
     bc = best_bc(rows, metric)
-    top = max([r[metric] for r in rows], default=1.0)
     if bc:
         setting, mean, values = bc
         ax.axhline(
@@ -580,42 +581,120 @@ def plot(args: argparse.Namespace) -> None:
                 f"{len(values)} seed{'s' * (len(values) > 1)})"
             ),
         )
-        if metric == "success_rate":
-            goal = mean + SUCCESS_GOAL_POINTS
-            ax.axhline(goal, color="tab:red", ls=":", label=f"goal: tuned BC + "
-                       f"{SUCCESS_GOAL_POINTS * 100:.0f} points ({goal:.0%})")  # fmt: skip
-            top = max(top, goal)
     ours_steps = [r["env_steps"] for r in rows if r["method"] in ONLINE_METHODS]
-    budget = MAX_ENV_STEPS if family(args.task) == "dmc" else args.env_steps
-    ax.set_xlim(0, max([budget, *ours_steps]) * 1.02)  # the budgets the goals name
+    ax.set_xlim(0, max([MAX_ENV_STEPS, *ours_steps]) * 1.02)  # the budget the goals name
     episodes = EVAL_EPISODES[family(args.task)]
-    if metric == "success_rate":  # up to the best rate or the goal: low rates stay readable
-        ax.set_ylim(-0.02, min(1.02, top + 0.1))
     ax.set(
         xlabel="env steps",
         ylabel=f"{metric.replace('_', ' ')} ({episodes} episodes)",
         title=f"{args.task}, {args.demos} expert trajectories, subsample {args.subsample}"
         + ("" if expert is None else f", SAC expert seed {expert}"),
     )
-    # below the axes, the figure growing with it: with a dozen curves and learner names of a
-    # line each, any place inside or beside the axes hides curves or squeezes the axes; names
-    # longer than the figure is wide are wrapped. The axes keep their height in inches
-    # (``AXES_HEIGHT_IN``) however many learners the legend lists (push: about 60)
-    handles, labels = ax.get_legend_handles_labels()
+    legend_below(fig, *ax.get_legend_handles_labels(), width_in=10)
+    suffix = f"_k{args.subsample}" if args.subsample > 1 else ""
+    suffix += f"_x{expert}" if expert else ""  # one plot per expert, as run directories
+    save_plot(fig, args.results.with_name(f"opt_ail_{task_slug(args.task)}{suffix}.png"))
+
+
+def legend_below(fig: Any, handles: list, labels: list[str], width_in: float) -> None:
+    """The legend below the axes, the figure growing with it: with a dozen curves and learner
+    names of a line each, any place inside or beside the axes hides curves or squeezes the
+    axes; names longer than the figure is wide are wrapped. The axes keep their height in
+    inches (``AXES_HEIGHT_IN``) however many entries the legend lists."""
     labels = [textwrap.fill(label, LEGEND_LINE_CHARS) for label in labels]
     legend = fig.legend(handles, labels, fontsize=7, loc="upper left", borderaxespad=0)
     fig.canvas.draw()  # the legend's drawn height, then the figure around it
     legend_in = legend.get_window_extent().height / fig.dpi
     height = TITLE_IN + AXES_HEIGHT_IN + XLABEL_IN + legend_in
-    fig.set_size_inches(10, height)
-    fig.subplots_adjust(left=0.08, right=0.98, top=1 - TITLE_IN / height,
-                        bottom=1 - (TITLE_IN + AXES_HEIGHT_IN) / height)  # fmt: skip
-    legend.set_bbox_to_anchor((0.08, legend_in / height), transform=fig.transFigure)
-    suffix = f"_k{args.subsample}" if args.subsample > 1 else ""
-    suffix += f"_x{expert}" if expert else ""  # one plot per expert, as run directories
-    path = args.results.with_name(f"opt_ail_{task_slug(args.task)}{suffix}.png")
+    fig.set_size_inches(width_in, height)
+    left = 0.8 / width_in  # the y tick labels' and y label's room, in inches
+    fig.subplots_adjust(left=left, right=0.98, top=1 - TITLE_IN / height,
+                        bottom=1 - (TITLE_IN + AXES_HEIGHT_IN) / height, wspace=0.2)  # fmt: skip
+    legend.set_bbox_to_anchor((left, legend_in / height), transform=fig.transFigure)
+
+
+def save_plot(fig: Any, path: Path) -> None:
     fig.savefig(path)
     print(f"wrote {path}")
+
+
+SHORTLIST = 4
+"""How many settings the UR5e plot draws over env steps (those with the best mean)."""
+
+
+def shortlist(rows: list[dict[str, Any]], env_steps: int) -> list[tuple[float, LearnerKey]]:
+    """The ``SHORTLIST`` imitation learners (``task-reward`` diagnostics left out) with the
+    best mean success at ``env_steps`` over the seeds evaluated there, at least two; best
+    first, each with that mean."""
+    ranked = []
+    for key in learner_keys(rows):
+        reached = [r["success_rate"] for r in learner_rows(rows, key)
+                   if r["env_steps"] == env_steps]  # fmt: skip
+        if "task-reward" not in key[-1] and len(reached) >= 2:
+            ranked.append((float(np.mean(reached)), key))
+    return sorted(ranked, reverse=True)[:SHORTLIST]
+
+
+def plot_success(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
+    """The UR5e plot, two panels. Left: every imitation run (learner and seed) evaluated at
+    env step 0 and at ``--env-steps``, its clone's success against its last: a point below
+    the diagonal is an online phase that lost what cloning had. Right: over env steps, the
+    ``SHORTLIST`` settings (learners, ``task-reward`` diagnostics left out) with the best
+    mean at ``--env-steps`` over at least two seeds, each as the mean of its seeds and their
+    range. Both against tuned BC's mean over its seeds and the goal (BC + 20 points).
+    Dozens of settings were tried on push: one curve per run and seed would be a wall."""
+    import matplotlib.pyplot as plt
+
+    fig, (runs_ax, curves_ax) = plt.subplots(1, 2, dpi=120)
+    families = sorted({key[:2] for key in learner_keys(rows)})
+    colors = dict(zip(families, itertools.cycle(COLORS), strict=False))
+    jitter = np.random.default_rng(0)  # overlapping points (steps of 1/50) drawn apart
+    for family_key in families:
+        pairs = [pair for key, key_pairs in clone_and_last_by_learner(rows, args.env_steps)
+                 if key[:2] == family_key for pair in key_pairs]  # fmt: skip
+        if pairs:
+            clone, last = (np.array(v) + jitter.uniform(-0.004, 0.004, len(pairs))
+                           for v in zip(*pairs, strict=True))  # fmt: skip
+            runs_ax.scatter(clone, last, s=18, alpha=0.7, color=colors[family_key],
+                            label=f"{LABELS[family_key]}: {len(pairs)} run"
+                            + "s" * (len(pairs) > 1))  # fmt: skip
+    for rank, (mean, key) in enumerate(shortlist(rows, args.env_steps)):
+        seeds: dict[int, dict[int, float]] = {}
+        for r in learner_rows(rows, key):
+            if r["env_steps"] <= args.env_steps:
+                seeds.setdefault(r["seed"], {})[r["env_steps"]] = r["success_rate"]
+        steps = sorted(set.intersection(*(set(v) for v in seeds.values())))
+        values = np.array([[by_step[t] for t in steps] for by_step in seeds.values()])
+        color = COLORS[rank % len(COLORS)]
+        curves_ax.plot(steps, values.mean(axis=0), marker="o", ms=3, color=color,
+                       label=f"{learner_name(key)}: {mean:.0%} at {args.env_steps} "
+                       f"({len(seeds)} seeds)")  # fmt: skip
+        curves_ax.fill_between(steps, values.min(axis=0), values.max(axis=0), color=color,
+                               alpha=0.15)  # fmt: skip
+    top = max([r["success_rate"] for r in rows if r["success_rate"] is not None], default=0.3)
+    bc = best_bc(rows, "success_rate")
+    if bc:
+        setting, mean, values = bc
+        goal = mean + SUCCESS_GOAL_POINTS
+        top = max(top, goal)
+        for ax in (runs_ax, curves_ax):
+            ax.axhline(mean, color="tab:red", ls="-.", label=(
+                f"tuned BC (wd {setting['weight_decay']:g}, lr {setting['lr']:g}; mean of "
+                f"{len(values)} seeds)") if ax is curves_ax else None)  # fmt: skip
+            ax.axhline(goal, color="tab:red", ls=":", label=(
+                f"goal: tuned BC + {SUCCESS_GOAL_POINTS * 100:.0f} points ({goal:.0%})")
+                if ax is curves_ax else None)  # fmt: skip
+    limit = min(1.02, top + 0.05)
+    runs_ax.plot([0, limit], [0, limit], color="black", lw=0.8, label="no change")
+    runs_ax.set(xlim=(-0.02, limit), ylim=(-0.02, limit), xlabel="clone's success (env step 0)",
+                ylabel=f"success at {args.env_steps} env steps (50 episodes)",
+                title=f"{args.task}, {args.demos} demos: each run against its clone")  # fmt: skip
+    runs_ax.legend(fontsize=7, loc="upper left")
+    curves_ax.set(xlim=(0, args.env_steps * 1.02), ylim=(-0.02, limit), xlabel="env steps",
+                  ylabel="success (50 episodes)", title=f"the {SHORTLIST} best settings at "
+                  f"{args.env_steps}: mean and range of their seeds")  # fmt: skip
+    legend_below(fig, *curves_ax.get_legend_handles_labels(), width_in=14)
+    save_plot(fig, args.results.with_name(f"opt_ail_{task_slug(args.task)}.png"))
 
 
 AXES_HEIGHT_IN = 4.0
@@ -753,16 +832,25 @@ def clone_and_last(rows: list[dict[str, Any]], env_steps: int) -> list[tuple[flo
     """(success at env step 0, success at ``env_steps``) of every online run (learner and
     seed) evaluated at both: how the online phase ended against the clone it started from.
     Runs on the task's own reward (``task-reward``, a diagnostic) are left out."""
-    pairs = []
+    return [pair for _, pairs in clone_and_last_by_learner(rows, env_steps) for pair in pairs]
+
+
+def clone_and_last_by_learner(
+    rows: list[dict[str, Any]], env_steps: int
+) -> list[tuple[LearnerKey, list[tuple[float, float]]]]:
+    """``clone_and_last``'s pairs, grouped by learner (those with any)."""
+    grouped = []
     for key in learner_keys(rows):
         if "task-reward" in key[-1]:
             continue
         by_seed: dict[int, dict[int, float]] = {}
         for r in learner_rows(rows, key):
             by_seed.setdefault(r["seed"], {})[r["env_steps"]] = r["success_rate"]
-        pairs += [(steps[0], steps[env_steps]) for steps in by_seed.values()
-                  if 0 in steps and env_steps in steps]  # fmt: skip
-    return pairs
+        pairs = [(steps[0], steps[env_steps]) for steps in by_seed.values()
+                 if 0 in steps and env_steps in steps]  # fmt: skip
+        if pairs:
+            grouped.append((key, pairs))
+    return grouped
 
 
 def main() -> None:
