@@ -3,9 +3,7 @@
 # state restored bit-exactly on CUDA, a GPU-trained checkpoint acting the same on the CPU,
 # and updates per second on the CPU (1 and 16 threads) against CUDA in one process.
 set -o pipefail
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-  --target /tmp/site .whl/*.whl || exit 1
-export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1
+source benchmarks/device/setup.sh
 nproc; uptime; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 (cd /tmp && python3 -c "import torch, gymnasium, robot_il.train.online as o; print(torch.__version__, torch.cuda.is_available(), o.__file__)") || exit 1
 timeout 200 pytest -q -p no:cacheprovider tests/policies/test_online_resume.py \

@@ -3,14 +3,8 @@
 # profile), one CPU thread against CUDA: 10 demonstrations recorded there, 3000 env steps,
 # updates from step 500, no evaluation.
 set -o pipefail
-python3 -c "
-import glob, lzma, shutil
-for f in glob.glob('.whl/*.whl.xz'):
-    with lzma.open(f) as src, open('/tmp/' + f.split('/')[-1][:-3], 'wb') as dst:
-        shutil.copyfileobj(src, dst)" || exit 1
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-  --target /tmp/site .whl/*.whl /tmp/mujoco-*.whl || exit 1
-export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 MUJOCO_GL=disable
+source benchmarks/device/setup.sh
+export MUJOCO_GL=disable
 cd /tmp && timeout 420 python3 -c "
 import os, time
 from robot_il.train.config import load_config
