@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from opt_ail_speed import random_buffer
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "online_devices.json"
@@ -49,9 +50,11 @@ def build(name: str, device: torch.device) -> Any:
     from robot_il.policies.opt_ail import OPTAIL, OPTAILConfig, OPTAILPolicy
     from robot_il.policies.opt_ail.policy import identity_observation_normalizer
 
+    from robot_il.train.online import tensors_made_on
+
     normalizer = identity_observation_normalizer(SPEC, -np.ones(ACT), np.ones(ACT))
     torch.manual_seed(0)
-    with torch.device(device) if device.type != "cpu" else contextlib.nullcontext():
+    with tensors_made_on(device):
         if name.startswith("opt_ail"):
             profile = {"optimism_states": 128} if name.endswith("cpu") else {}
             config = OPTAILConfig(obs_keys=("state",), **profile)
@@ -63,28 +66,15 @@ def build(name: str, device: torch.device) -> Any:
                        "dmc:walker_walk")  # fmt: skip
 
 
-def random_buffer(capacity: int, seed: int) -> Any:
-    from robot_il.train.replay import ReplayBuffer
-
-    rng = np.random.default_rng(seed)
-    buffer = ReplayBuffer(capacity, OBS, ACT)
-    buffer.extend(rng.standard_normal((capacity, OBS), np.float32),
-                  rng.uniform(-1, 1, (capacity, ACT)).astype(np.float32),
-                  rng.standard_normal((capacity, OBS), np.float32),
-                  np.zeros(capacity, np.float32))  # fmt: skip
-    return buffer
-
-
 def learn(learner: Any, device: torch.device, threads: int, updates: int,
           buffers: tuple[Any, Any], rng: np.random.Generator) -> float:  # fmt: skip
     """Seconds for ``updates`` of ``learner.learn`` on ``device`` with ``threads`` CPU
     threads, the GPU's queue drained before the clock stops."""
-    from robot_il.train.online import denormals_flushed
+    from robot_il.train.online import denormals_flushed, tensors_made_on
 
     torch.set_num_threads(threads)
-    on_device = torch.device(device) if device.type != "cpu" else contextlib.nullcontext()
     start = time.perf_counter()
-    with on_device, denormals_flushed():
+    with tensors_made_on(device), denormals_flushed():
         for _ in range(updates):
             learner.learn(*buffers, rng)
     if device.type == "cuda":
@@ -108,7 +98,8 @@ def main() -> None:
         parser.error("--devices: cuda named, but no CUDA device is visible here")
     settings = [(learner, device, threads) for learner in args.learners for device in devices
                 for threads in args.threads]  # fmt: skip
-    buffers = {d: (random_buffer(10_000, 1), random_buffer(1000, 2)) for d in devices}
+    buffers = {d: (random_buffer(10_000, OBS, ACT, 1), random_buffer(1000, OBS, ACT, 2))
+               for d in devices}  # fmt: skip
     learners = {s: build(s[0], s[1]) for s in settings}
     load_before = os.getloadavg()[0]
     for (_, device, threads), learner in learners.items():

@@ -193,8 +193,14 @@ def train_online(
     On a GPU (``device``) torch's factory functions make their tensors there meanwhile, so
     the learner's networks, batches and random draws live on it; numpy's stay on the CPU."""
     device = learner_device(config.device, getattr(config.policy, "matmul_precision", "fp32"))
-    with torch.device(device) if device.type != "cpu" else contextlib.nullcontext():
+    with tensors_made_on(device):
         return _train_online(config, on_evaluation)
+
+
+def tensors_made_on(device: torch.device) -> contextlib.AbstractContextManager:
+    """Meanwhile torch's factory functions make their tensors on ``device`` (a GPU); on the
+    CPU nothing changes (no device mode: the CPU path's every op stays as it was)."""
+    return torch.device(device) if device.type != "cpu" else contextlib.nullcontext()
 
 
 def _train_online(
