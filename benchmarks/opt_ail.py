@@ -88,6 +88,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from robot_il.envs.task_frame import TASK_FRAMES
 from robot_il.policies.opt_ail.policy import LOG_STD_MIN
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,7 +117,7 @@ SUCCESS_GOAL_POINTS = 0.20
 BC_GRID = {"weight_decay": (1e-6, 1e-4, 1e-3, 1e-2), "lr": (1e-3, 3e-4)}
 """Tuned BC: every pair of these (AdamW), Gaussian head, the best by mean return."""
 RUN_KEY = ("task", "method", "variant", "deviation", "profile", "obs_normalization", "precision",
-           "bf16_rounds", "seed", "demos", "subsample", "env_steps", "weight_decay", "lr",
+           "bf16_rounds", "frame", "seed", "demos", "subsample", "env_steps", "weight_decay", "lr",
            "steps", "expert_seed")  # fmt: skip
 """What tells one run's row apart; ``bf16_rounds`` too, so a ``bf16`` run rerun on a CPU
 that rounds the products (AMX) keeps the rows of one that did not."""
@@ -142,12 +143,20 @@ def dmc_expert_dataset(task: str) -> Path:
     return ROOT / "data" / f"dmc_{task_slug(task)}_expert" / "env.zarr"
 
 
-def dataset_path(task: str, demos: int) -> Path:
-    """The demonstrations of ``task`` (UR5e ones recorded here on first use)."""
+def dataset_path(task: str, demos: int, frame: str | None = None) -> Path:
+    """The demonstrations of ``task`` (UR5e ones recorded here on first use), in the task
+    ``frame`` (UR5e; converted beside the world recording on first use) or the world's."""
     if family(task) == "ur5e":
         from policies import demos as recorded_demos  # benchmarks/policies.py
+        from robot_il.envs.task_frame import frame_dataset
 
-        return recorded_demos(RUNS, UR5E_TASKS[task], "mujoco", demos)
+        world = recorded_demos(RUNS, UR5E_TASKS[task], "mujoco", demos)
+        if not frame:
+            return world
+        converted = world.parent.with_name(f"{world.parent.name}_frame_{frame}") / "env.zarr"
+        return converted if converted.is_dir() else frame_dataset(world, converted, frame)
+    if frame:
+        raise SystemExit(f"--task-frame: {task} has no task frame")
     path = dmc_expert_dataset(task)
     if not path.is_dir():
         raise SystemExit(f"{path}: no expert dataset for {task}; make it with "
@@ -218,7 +227,8 @@ ONLINE_METHODS = ("opt_ail", "iq_learn", "dac")
 def deviation(args: argparse.Namespace) -> str | None:
     """The deviations an online run has (behaviour cloning, twin critics, the reward's input,
     the critic warm-up), as its rows and its directory name them (None: none)."""
-    parts = [f"bc-init{args.bc_pretrain_steps}"] if args.bc_pretrain_steps else []
+    parts = [f"{args.task_frame} frame"] if args.task_frame else []
+    parts += [f"bc-init{args.bc_pretrain_steps}"] if args.bc_pretrain_steps else []
     if args.bc_weight:
         decay = f" to 0 in {args.bc_decay_updates}" if args.bc_decay_updates else ""
         parts.append(f"bc {args.bc_weight:g}{decay}")
@@ -295,10 +305,16 @@ def run_fields(args: argparse.Namespace, seed: int) -> dict[str, Any]:
         "deviation": deviation(args), "profile": args.profile,
         "obs_normalization": None if args.obs_normalization == "raw" else args.obs_normalization,
         "precision": None if args.precision == "fp32" else args.precision, **rounding,
-        "seed": seed, "demos": args.demos, "subsample": args.subsample,
-        "expert_return": expert_return(args.task, args.demos),
+        **frame_field(args), "seed": seed, "demos": args.demos,
+        "subsample": args.subsample, "expert_return": expert_return(args.task, args.demos),
         "expert_seed": expert_seed(args.task, args.demos),
     }  # fmt: skip
+
+
+def frame_field(args: argparse.Namespace) -> dict[str, str]:
+    """``{"frame": name}`` for a run in a task frame (``--task-frame``); world-frame rows,
+    the older ones among them, carry no such field."""
+    return {"frame": args.task_frame} if args.task_frame else {}
 
 
 def run_final_evaluation(args: argparse.Namespace) -> None:
@@ -360,7 +376,7 @@ def run_online(args: argparse.Namespace) -> None:
     for seed in args.seeds:
         config = load_config(args.part, None, [])
         config = dataclasses.replace(
-            config, dataset=str(dataset_path(args.task, args.demos)),
+            config, dataset=str(dataset_path(args.task, args.demos, args.task_frame)),
             out=str(run_directory(args, seed)),
             env_steps=args.env_steps, seed=seed, max_episodes=args.demos,
             demo_subsample=args.subsample, save_every=args.save_every, progress=True,
@@ -448,20 +464,21 @@ def run_bc(args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
     done = {(r["seed"], r["weight_decay"], r["lr"]) for r in existing_rows()
             if r["task"] == args.task and r["method"] == "bc" and r["demos"] == args.demos
-            and row_expert_seed(r) == expert_id
+            and row_expert_seed(r) == expert_id and r.get("frame") == args.task_frame
             and r["subsample"] == args.subsample and r.get("steps") == args.bc_steps}  # fmt: skip
     grid = (args.bc_weight_decays or BC_GRID["weight_decay"], args.bc_lrs or BC_GRID["lr"])
     for seed, weight_decay, lr in itertools.product(args.seeds, *grid):
         # a different step budget trains anew: a run resumes only on its own schedule
         name = (f"s{seed}_d{args.demos}_k{args.subsample}_wd{weight_decay:g}_lr{lr:g}"
-                f"_steps{args.bc_steps}" + (f"_x{expert_id}" if expert_id else ""))  # fmt: skip
+                f"_steps{args.bc_steps}" + (f"_x{expert_id}" if expert_id else "")
+                + (f"_frame_{args.task_frame}" if args.task_frame else ""))  # fmt: skip
         if (seed, weight_decay, lr) in done:
             print(f"BC {args.task} {name}: row present, skipped")
             continue
         out = RUNS / task_slug(args.task) / "bc" / name
         config = BCTrainConfig(
-            dataset=str(dataset_path(args.task, args.demos)), out=str(out), steps=args.bc_steps,
-            lr=lr, weight_decay=weight_decay, seed=seed, max_episodes=args.demos,
+            dataset=str(dataset_path(args.task, args.demos, args.task_frame)), out=str(out),
+            steps=args.bc_steps, lr=lr, weight_decay=weight_decay, seed=seed, max_episodes=args.demos,
             progress=False, eval=EvalConfig(episodes=0),
         )  # fmt: skip
         config.policy.head = "gaussian"
@@ -475,8 +492,8 @@ def run_bc(args: argparse.Namespace) -> None:
         env.close()
         row = {
             "task": args.task, "method": "bc", "variant": "gaussian", "profile": None,
-            "seed": seed, "demos": args.demos, "subsample": args.subsample, "env_steps": 0,
-            "return": float(np.mean(result.returns)), "expert_return": expert,
+            **frame_field(args), "seed": seed, "demos": args.demos, "subsample": args.subsample,
+            "env_steps": 0, "return": float(np.mean(result.returns)), "expert_return": expert,
             "expert_seed": expert_id,
             **success_fields(args.task, result.success_rate, result.interval),
             "wall_s": round(time.perf_counter() - started, 1),
@@ -863,6 +880,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--demos", type=int, default=None, help="1 (DMC), 10 (UR5e)")
     parser.add_argument("--subsample", type=int, default=1)
+    parser.add_argument("--task-frame", choices=TASK_FRAMES, default=None,
+                        help="UR5e: demonstrations, env and policy in this task frame "
+                        "(robot_il.envs.task_frame; a deviation for online runs)")  # fmt: skip
     parser.add_argument("--env-steps", type=int, default=100_000)
     parser.add_argument("--eval-every", type=int, default=10_000)
     parser.add_argument("--save-every", type=int, default=5_000)

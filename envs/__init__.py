@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from robot_il.envs.dmc import DMCEnv
     from robot_il.envs.env import RobotEnv
     from robot_il.envs.experts import Expert
+    from robot_il.envs.task_frame import TaskFrameEnv
 
 TASKS: tuple[str, ...] = ("reach", "push", "pick_place", "bimanual_handover", "bimanual_cross")
 """UR5e task names ``make_env`` accepts (the registry is ``robot_il.envs.tasks.TASKS``)."""
@@ -29,26 +30,31 @@ def make_env(
     cameras: tuple[str, ...] = (),
     image_size: tuple[int, int] = (96, 96),
     max_episode_steps: int | None = None,
+    frame: str | None = None,
     **env_kwargs: Any,
-) -> RobotEnv | DMCEnv:
+) -> RobotEnv | DMCEnv | TaskFrameEnv:
     """A ``RobotEnv`` for ``task`` on ``backend``; see ``robot_il.envs.env`` for the options
     (``terminate_on_success``, ``render_mode``, ``render_camera``, ``render_size``).
 
     A ``dmc:`` task gives a ``robot_il.envs.dmc.DMCEnv`` (the suite fixes its rate and
     action space: ``backend``, ``control_hz`` and ``action_mode`` are not used;
-    ``render_mode`` and ``render_size`` are)."""
+    ``render_mode`` and ``render_size`` are). ``frame`` (e.g. ``"push"``) wraps a one-arm
+    ``eef_delta`` env in a ``robot_il.envs.task_frame.TaskFrameEnv``."""
     from robot_il.envs.dmc import DMCEnv, is_dmc_task
     from robot_il.envs.env import RobotEnv
+    from robot_il.envs.task_frame import TaskFrameEnv
     from robot_il.envs.tasks import TASKS as REGISTRY
 
     from robot_il.errors import ConfigError
 
     if is_dmc_task(task):
+        if frame:
+            raise ConfigError(f"frame {frame!r}: DeepMind Control tasks have no task frame")
         render = {k: env_kwargs[k] for k in ("render_mode", "render_size") if k in env_kwargs}
         return DMCEnv(task, **render)
     if task not in REGISTRY:
         raise ConfigError(f"unknown task {task!r}; tasks: {', '.join(REGISTRY)}")
-    return RobotEnv(
+    env = RobotEnv(
         REGISTRY[task](),
         backend,
         control_hz=control_hz,
@@ -58,6 +64,13 @@ def make_env(
         max_episode_steps=max_episode_steps,
         **env_kwargs,
     )
+    if not frame:
+        return env
+    try:
+        return TaskFrameEnv(env, frame)
+    except ConfigError:
+        env.close()
+        raise
 
 
 def make_expert(env: Any) -> Expert:

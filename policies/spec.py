@@ -63,6 +63,7 @@ def spec_from_dataset(dataset: Any, obs_keys: Iterable[str], source: str) -> Spe
         "backend": attrs.get("backend") or env_spec.get("backend"),
         "control_hz": float(attrs["control_hz"]),
         "action_mode": attrs.get("action_mode") or env_spec.get("action_mode"),
+        "frame": attrs.get("frame"),
         "observation": {key: shapes[key] for key in obs_keys},
         "action_dim": int(shapes[ACTION_KEY][0]),
     }
@@ -85,11 +86,21 @@ def spec_from_env(env: Any) -> Spec:
         "backend": info.get("backend"),
         "control_hz": float(info["control_hz"]) if "control_hz" in info else None,
         "action_mode": info.get("action_mode"),
+        "frame": _task_frame(env),
         "observation": {
             key: list(space.shape) for key, space in env.observation_space.spaces.items()
         },
         "action_dim": int(env.action_space.shape[0]),
     }
+
+
+def _task_frame(env: Any) -> str | None:
+    """The task frame a ``robot_il.envs.task_frame.TaskFrameEnv`` among ``env``'s wrappers
+    shows, or None (the world frame)."""
+    try:
+        return env.get_wrapper_attr("task_frame")
+    except AttributeError:
+        return None
 
 
 def spec_mismatches(trained: Spec, offered: Spec) -> list[str]:
@@ -99,6 +110,9 @@ def spec_mismatches(trained: Spec, offered: Spec) -> list[str]:
         want, have = trained.get(field), offered.get(field)
         if want is not None and have is not None and want != have:
             problems.append(f"{field} {have!r} != trained {want!r}")
+    if trained.get("frame") != offered.get("frame"):  # None: the world frame
+        problems.append(f"frame {offered.get('frame') or 'world'!r} != trained "
+                        f"{trained.get('frame') or 'world'!r}")  # fmt: skip
     offered_obs = offered.get("observation") or {}
     for key, shape in (trained.get("observation") or {}).items():
         if key not in offered_obs:

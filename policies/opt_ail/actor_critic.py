@@ -154,6 +154,9 @@ class SoftActorCritic:
         """With ``hindsight_goal``: where the achieved position and the goal lie in a state."""
         if config.hindsight_goal:
             where = f"hindsight_goal {config.hindsight_goal!r}"
+            if policy.spec.get("frame"):  # its origin and axis follow the goal itself
+                raise ValueError(f"{where}: relabelling needs world positions, not frame "
+                                 f"{policy.spec['frame']!r} ones")  # fmt: skip
             achieved, goal = config.hindsight_goal.split("-")
             self.hindsight = (PositionColumns(policy, achieved, where),
                               PositionColumns(policy, goal, where))  # fmt: skip

@@ -84,6 +84,7 @@ def make_eval_env(
         cameras=cameras,
         image_size=image_size,
         max_episode_steps=max_episode_steps,
+        frame=spec.get("frame"),
         **kwargs,
     )
     try:

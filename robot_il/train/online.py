@@ -173,6 +173,7 @@ def make_online_env(
         action_mode=spec.get("action_mode") or "joint",
         max_episode_steps=max_episode_steps,
         terminate_on_success=terminate_on_success,
+        frame=spec.get("frame"),
     )
     offered = spec_from_env(env)
     problems = spec_mismatches({**spec, "robot": None}, offered)

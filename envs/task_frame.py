@@ -1,0 +1,187 @@
+"""Task frames: a one-arm task's observations and end-effector actions in a frame the task
+defines, so that a policy learns one motion instead of one per direction.
+
+The ``push`` frame has its origin under the cube's centre (on the world's z = 0 plane) and
+its x axis along the table toward the target: every push, whatever its direction in the
+world, becomes "move the cube along +x by the target's x". A rotation about the world z axis
+and a shift on the table change nothing the policy sees, so ten demonstrations cover the
+directions a world-frame policy would need many more for (on the UR5e push task, BC's
+success from 10 demonstrations went from about 10% to about 50%).
+
+In the frame, with ``yaw`` the world angle of the cube-to-target direction:
+
+- ``eef_pose``, ``object_pose``: position ``Rz(-yaw) (p - origin)`` and quaternion
+  ``q_z(-yaw) * q`` (wxyz); ``target_pos`` the same position map (``(d, 0, z)``);
+  ``gripper`` unchanged;
+- ``joint_pos`` and ``joint_vel`` are left out: the arm's joints do not turn with the task;
+- the action (``eef_delta``: TCP translation, m, and axis-angle rotation, rad, then the
+  gripper) has both 3-vectors turned by ``Rz(-yaw)``; ``TaskFrameEnv`` turns them back by the
+  yaw of the observation the policy acted on, so the world box of the ``eef_delta`` mode
+  still bounds each step.
+
+The frame is a function of each observation alone, so a frame policy is an ordinary policy
+of the state: recorded world datasets convert step by step (``frame_dataset``), and the env
+wrapper gives the same numbers at run time.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from robot_il.envs.spatial import quat_multiply
+from robot_il.errors import ConfigError
+
+TASK_FRAMES = ("push",)
+"""Frames a one-arm ``eef_delta`` env can be wrapped in (``make_env(frame=...)``)."""
+FRAME_KEYS = {"eef_pose": (7,), "gripper": (1,), "object_pose": (7,), "target_pos": (3,)}
+"""Observation keys (shapes) a frame env gives, each in the frame."""
+FRAME_UNITS = "task frame (see attrs frame): m (xyz) + quaternion wxyz where 7 long"
+
+
+def frame_yaw(obs: dict[str, np.ndarray]) -> np.ndarray:
+    """World angle (rad) of the cube-to-target direction in the table plane, (...,) for
+    observations with leading dimensions (0 where the cube sits on the target)."""
+    offset = np.asarray(obs["target_pos"], np.float64)[..., :2] - np.asarray(
+        obs["object_pose"], np.float64
+    )[..., :2]
+    return np.arctan2(offset[..., 1], offset[..., 0])
+
+
+def _turn(vectors: np.ndarray, yaw: np.ndarray) -> np.ndarray:
+    """3-vectors (..., 3) turned by ``yaw`` (...,) rad about the z axis."""
+    cos, sin = np.cos(yaw), np.sin(yaw)
+    turned = np.array(vectors, np.float64)
+    turned[..., 0] = cos * vectors[..., 0] - sin * vectors[..., 1]
+    turned[..., 1] = sin * vectors[..., 0] + cos * vectors[..., 1]
+    return turned
+
+
+def _z_quaternion(yaw: np.ndarray) -> np.ndarray:
+    """Quaternions wxyz (..., 4) of rotations by ``yaw`` (...,) rad about the z axis."""
+    half = np.asarray(yaw, np.float64) / 2.0
+    zeros = np.zeros_like(half)
+    return np.stack([np.cos(half), zeros, zeros, np.sin(half)], axis=-1)
+
+
+def frame_observation(obs: dict[str, np.ndarray], yaw: np.ndarray) -> dict[str, np.ndarray]:
+    """``obs``'s ``FRAME_KEYS`` in the push frame of heading ``yaw`` (float32); leading
+    dimensions are kept, so a whole recorded episode converts at once."""
+    origin = np.array(obs["object_pose"], np.float64)[..., :3]
+    origin[..., 2] = 0.0
+    undo = _z_quaternion(-np.asarray(yaw))
+
+    def pose(key: str) -> np.ndarray:
+        world = np.asarray(obs[key], np.float64)
+        position = _turn(world[..., :3] - origin, -yaw)
+        return np.concatenate([position, quat_multiply(undo, world[..., 3:])], axis=-1)
+
+    target = _turn(np.asarray(obs["target_pos"], np.float64) - origin, -yaw)
+    frame = {"eef_pose": pose("eef_pose"), "gripper": np.asarray(obs["gripper"]),
+             "object_pose": pose("object_pose"), "target_pos": target}  # fmt: skip
+    return {key: np.asarray(value, np.float32) for key, value in frame.items()}
+
+
+def action_in_frame(action: np.ndarray, yaw: np.ndarray) -> np.ndarray:
+    """World ``eef_delta`` actions (..., 7) expressed in the frame of heading ``yaw``."""
+    return _turn_action(action, -np.asarray(yaw))
+
+
+def action_in_world(action: np.ndarray, yaw: float | np.ndarray) -> np.ndarray:
+    """Frame ``eef_delta`` actions (..., 7) expressed in the world (``action_in_frame``'s
+    inverse)."""
+    return _turn_action(action, np.asarray(yaw))
+
+
+def _turn_action(action: np.ndarray, yaw: np.ndarray) -> np.ndarray:
+    array = np.asarray(action)
+    turned = np.array(array, np.float64)
+    turned[..., 0:3] = _turn(turned[..., 0:3], yaw)
+    turned[..., 3:6] = _turn(turned[..., 3:6], yaw)
+    return turned.astype(array.dtype if array.dtype.kind == "f" else np.float64)
+
+
+def check_frame(frame: str, env: Any) -> None:
+    """``ConfigError`` unless ``env`` (one arm, ``eef_delta``, a cube and a target) can be
+    seen in ``frame``."""
+    where = f"frame {frame!r} for task {env.unwrapped.task.name}"
+    if frame not in TASK_FRAMES:
+        raise ConfigError(f"unknown frame {frame!r}; frames: {', '.join(TASK_FRAMES)}")
+    if env.unwrapped.action_mode != "eef_delta" or len(env.unwrapped.arms) != 1:
+        raise ConfigError(f"{where}: needs one arm in eef_delta action mode")
+    missing = sorted(set(FRAME_KEYS) - set(env.observation_space.spaces))
+    if missing:
+        raise ConfigError(f"{where}: the task observes no {', '.join(missing)}")
+
+
+class TaskFrameEnv(gym.Wrapper):
+    """A one-arm ``eef_delta`` env seen in a task frame: observations in the frame of the
+    current state, actions in the frame of the observation they answer."""
+
+    def __init__(self, env: gym.Env, frame: str) -> None:
+        check_frame(frame, env)
+        super().__init__(env)
+        self.task_frame = frame
+        self.observation_space = gym.spaces.Dict(
+            {key: gym.spaces.Box(-np.inf, np.inf, shape, np.float32)
+             for key, shape in FRAME_KEYS.items()}  # fmt: skip
+        )
+        self._yaw = 0.0
+
+    def reset(self, **kwargs: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        obs, info = self.env.reset(**kwargs)
+        return self._in_frame(obs), info
+
+    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict]:
+        obs, reward, terminated, truncated, info = self.env.step(
+            action_in_world(np.asarray(action, np.float32), self._yaw)
+        )
+        return self._in_frame(obs), reward, terminated, truncated, info
+
+    def _in_frame(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        offset = obs["target_pos"][:2] - obs["object_pose"][:2]
+        self._yaw = math.atan2(float(offset[1]), float(offset[0]))
+        return frame_observation(obs, np.float64(self._yaw))
+
+
+def frame_dataset(source: str | Path, destination: str | Path, frame: str) -> Path:
+    """A copy of the world-frame ``eef_delta`` dataset ``source`` with every step's
+    ``FRAME_KEYS`` and action in ``frame`` (other keys left out), written episode by episode
+    to ``destination`` (replaced if it exists); its attrs say ``frame``. Returns the path."""
+    from robot_il.dataset import Dataset
+    from robot_il.dataset.format import RESERVED_ATTRS, KeySpec
+    from robot_il.dataset.writer import DatasetWriter
+
+    if frame not in TASK_FRAMES:
+        raise ConfigError(f"unknown frame {frame!r}; frames: {', '.join(TASK_FRAMES)}")
+    dataset = Dataset.open(source)
+    attrs = dict(dataset.attrs)
+    missing = sorted(set(FRAME_KEYS) - set(dataset.keys))
+    if attrs.get("action_mode") != "eef_delta" or missing:
+        raise ConfigError(f"{source}: frame {frame!r} needs an eef_delta dataset with "
+                          f"{', '.join(FRAME_KEYS)} (lacks {', '.join(missing) or 'nothing'})")  # fmt: skip
+    env_spec = dict(attrs.get("env_spec") or {})
+    env_spec["observation"] = {k: {"shape": list(s), "dtype": "float32"}
+                               for k, s in FRAME_KEYS.items()}  # fmt: skip
+    env_spec["frame"] = frame
+    keys = {key: KeySpec(shape, "float32", FRAME_UNITS) for key, shape in FRAME_KEYS.items()}
+    keys["action"] = KeySpec(dataset.specs["action"].shape, "float32",
+                             f"eef_delta in the task frame ({frame})")  # fmt: skip
+    extra = {k: v for k, v in attrs.items() if k not in RESERVED_ATTRS}
+    writer = DatasetWriter.create(
+        destination, robot=dataset.robot, control_hz=dataset.control_hz, keys=keys,
+        attrs={**extra, "env_spec": env_spec, "frame": frame}, overwrite=True,
+    )  # fmt: skip
+    try:
+        for episode in range(dataset.num_episodes):
+            steps = dataset.episode(episode, [*FRAME_KEYS, "action"])
+            yaw = frame_yaw(steps)
+            converted = frame_observation(steps, yaw)
+            converted["action"] = action_in_frame(steps["action"], yaw).astype(np.float32)
+            writer.add_episode(converted, dataset.meta(episode))
+    finally:
+        writer.close()
+    return Path(destination)
