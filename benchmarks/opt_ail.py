@@ -148,13 +148,18 @@ def dataset_path(task: str, demos: int, frame: str | None = None) -> Path:
     ``frame`` (UR5e; converted beside the world recording on first use) or the world's."""
     if family(task) == "ur5e":
         from policies import demos as recorded_demos  # benchmarks/policies.py
-        from robot_il.envs.task_frame import frame_dataset
+        from robot_il.dataset import Dataset
+        from robot_il.envs.task_frame import FRAME_KEYS, frame_dataset
 
         world = recorded_demos(RUNS, UR5E_TASKS[task], "mujoco", demos)
         if not frame:
             return world
         converted = world.parent.with_name(f"{world.parent.name}_frame_{frame}") / "env.zarr"
-        return converted if converted.is_dir() else frame_dataset(world, converted, frame)
+        if converted.is_dir():  # converted before: reused while its keys are today's
+            specs = Dataset.open(converted).specs
+            if all(specs[key].shape == shape for key, shape in FRAME_KEYS.items()):
+                return converted
+        return frame_dataset(world, converted, frame)
     if frame:
         raise SystemExit(f"--task-frame: {task} has no task frame")
     path = dmc_expert_dataset(task)

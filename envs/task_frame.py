@@ -10,9 +10,11 @@ success from 10 demonstrations went from about 10% to about 50%).
 
 In the frame, with ``yaw`` the world angle of the cube-to-target direction:
 
-- ``eef_pose``, ``object_pose``: position ``Rz(-yaw) (p - origin)`` and quaternion
-  ``q_z(-yaw) * q`` (wxyz); ``target_pos`` the same position map (``(d, 0, z)``);
-  ``gripper`` unchanged;
+- ``eef_pose``, ``object_pose`` (9 each): position ``Rz(-yaw) (p - origin)`` (m), then the
+  attitude ``Rz(-yaw) R`` as its first two columns (the continuous 6-number form of Zhou et
+  al. 2019: a quaternion has two signs, and the world one of a top-down TCP, w near 0,
+  changes sign 238 times in the 10 push demonstrations); ``target_pos`` the position map
+  (``(d, 0, z)``); ``gripper`` unchanged;
 - ``joint_pos`` and ``joint_vel`` are left out: the arm's joints do not turn with the task;
 - the action (``eef_delta``: TCP translation, m, and axis-angle rotation, rad, then the
   gripper) has both 3-vectors turned by ``Rz(-yaw)``; ``TaskFrameEnv`` turns them back by the
@@ -32,14 +34,13 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from robot_il.envs.spatial import quat_multiply
 from robot_il.errors import ConfigError
 
 TASK_FRAMES = ("push",)
 """Frames a one-arm ``eef_delta`` env can be wrapped in (``make_env(frame=...)``)."""
-FRAME_KEYS = {"eef_pose": (7,), "gripper": (1,), "object_pose": (7,), "target_pos": (3,)}
+FRAME_KEYS = {"eef_pose": (9,), "gripper": (1,), "object_pose": (9,), "target_pos": (3,)}
 """Observation keys (shapes) a frame env gives, each in the frame."""
-FRAME_UNITS = "task frame (see attrs frame): m (xyz) + quaternion wxyz where 7 long"
+FRAME_UNITS = "task frame (see attrs frame): m (xyz), then rotation matrix columns 1-2 if 9 long"
 
 
 def frame_yaw(obs: dict[str, np.ndarray]) -> np.ndarray:
@@ -60,11 +61,13 @@ def _turn(vectors: np.ndarray, yaw: np.ndarray) -> np.ndarray:
     return turned
 
 
-def _z_quaternion(yaw: np.ndarray) -> np.ndarray:
-    """Quaternions wxyz (..., 4) of rotations by ``yaw`` (...,) rad about the z axis."""
-    half = np.asarray(yaw, np.float64) / 2.0
-    zeros = np.zeros_like(half)
-    return np.stack([np.cos(half), zeros, zeros, np.sin(half)], axis=-1)
+def _first_columns(quat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The first two columns (..., 3) each of the rotation matrices of unit quaternions
+    ``wxyz`` (..., 4); the same for ``q`` and ``-q``."""
+    w, x, y, z = np.moveaxis(np.asarray(quat, np.float64), -1, 0)
+    first = np.stack([1 - 2 * (y * y + z * z), 2 * (x * y + w * z), 2 * (x * z - w * y)], -1)
+    second = np.stack([2 * (x * y - w * z), 1 - 2 * (x * x + z * z), 2 * (y * z + w * x)], -1)
+    return first, second
 
 
 def frame_observation(obs: dict[str, np.ndarray], yaw: np.ndarray) -> dict[str, np.ndarray]:
@@ -72,12 +75,11 @@ def frame_observation(obs: dict[str, np.ndarray], yaw: np.ndarray) -> dict[str, 
     dimensions are kept, so a whole recorded episode converts at once."""
     origin = np.array(obs["object_pose"], np.float64)[..., :3]
     origin[..., 2] = 0.0
-    undo = _z_quaternion(-np.asarray(yaw))
 
     def pose(key: str) -> np.ndarray:
         world = np.asarray(obs[key], np.float64)
-        position = _turn(world[..., :3] - origin, -yaw)
-        return np.concatenate([position, quat_multiply(undo, world[..., 3:])], axis=-1)
+        columns = [_turn(column, -yaw) for column in _first_columns(world[..., 3:])]
+        return np.concatenate([_turn(world[..., :3] - origin, -yaw), *columns], axis=-1)
 
     target = _turn(np.asarray(obs["target_pos"], np.float64) - origin, -yaw)
     frame = {"eef_pose": pose("eef_pose"), "gripper": np.asarray(obs["gripper"]),

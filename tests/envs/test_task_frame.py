@@ -1,0 +1,166 @@
+"""The push task frame: its numbers, the env wrapper on MuJoCo, converted datasets and the
+specs that keep frame policies out of world envs."""
+
+import numpy as np
+import pytest
+from robot_il.envs import make_env, make_expert
+from robot_il.envs.task_frame import (
+    FRAME_KEYS,
+    TaskFrameEnv,
+    action_in_frame,
+    action_in_world,
+    frame_dataset,
+    frame_observation,
+    frame_yaw,
+)
+from robot_il.errors import ConfigError
+
+
+def _z_turned(obs: dict[str, np.ndarray], angle: float, shift: np.ndarray) -> dict:
+    """The scene of ``obs`` turned by ``angle`` about the world z axis, then shifted in xy."""
+    cos, sin = np.cos(angle), np.sin(angle)
+    turn = np.array([[cos, -sin, 0.0], [sin, cos, 0.0], [0.0, 0.0, 1.0]])
+    z_quat = np.array([np.cos(angle / 2), 0.0, 0.0, np.sin(angle / 2)])
+
+    def quat_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        w1, v1, w2, v2 = a[0], a[1:], b[0], b[1:]
+        return np.concatenate([[w1 * w2 - v1 @ v2], w1 * v2 + w2 * v1 + np.cross(v1, v2)])
+
+    def pose(value: np.ndarray) -> np.ndarray:
+        return np.concatenate([turn @ value[:3] + shift, quat_product(z_quat, value[3:])])
+
+    return {"eef_pose": pose(obs["eef_pose"]), "object_pose": pose(obs["object_pose"]),
+            "target_pos": turn @ obs["target_pos"] + shift, "gripper": obs["gripper"]}  # fmt: skip
+
+
+@pytest.fixture
+def world_obs() -> dict[str, np.ndarray]:
+    half = np.sqrt(0.5)
+    return {
+        "eef_pose": np.array([0.42, -0.05, 0.12, 0.0, 1.0, 0.0, 0.0]),
+        "object_pose": np.array([0.50, 0.02, 0.025, half, 0.0, 0.0, half]),
+        "target_pos": np.array([0.38, 0.12, 0.025]),
+        "gripper": np.array([1.0]),
+    }
+
+
+def test_the_frame_puts_the_cube_at_the_origin_and_the_target_on_x(world_obs):
+    yaw = frame_yaw(world_obs)
+    frame = frame_observation(world_obs, yaw)
+    distance = np.linalg.norm(world_obs["target_pos"][:2] - world_obs["object_pose"][:2])
+    np.testing.assert_allclose(frame["object_pose"][:3], [0.0, 0.0, 0.025], atol=1e-7)
+    np.testing.assert_allclose(frame["target_pos"], [distance, 0.0, 0.025], atol=1e-6)
+    reach = np.linalg.norm(world_obs["eef_pose"][:3] - world_obs["object_pose"][:3])
+    assert np.linalg.norm(frame["eef_pose"][:3] - frame["object_pose"][:3]) == pytest.approx(reach)
+    first, second = frame["eef_pose"][3:6], frame["eef_pose"][6:9]
+    assert np.linalg.norm(first) == pytest.approx(1.0) and first @ second == pytest.approx(0.0)
+    # world x axes turned back by the heading: the TCP's along world x, the cube's along y
+    np.testing.assert_allclose(first, [np.cos(-yaw), np.sin(-yaw), 0.0], atol=1e-6)
+    np.testing.assert_allclose(frame["object_pose"][3:6],
+                               [np.cos(np.pi / 2 - yaw), np.sin(np.pi / 2 - yaw), 0.0], atol=1e-6)  # fmt: skip
+    assert {key: value.shape for key, value in frame.items()} == FRAME_KEYS
+
+
+def test_both_signs_of_a_quaternion_look_the_same(world_obs):
+    """A top-down TCP's world quaternion (w near 0) changes sign from one step to the next;
+    the frame's rotation columns do not."""
+    flipped = {**world_obs, "eef_pose": world_obs["eef_pose"] * [1, 1, 1, -1, -1, -1, -1]}
+    here = frame_observation(world_obs, frame_yaw(world_obs))
+    there = frame_observation(flipped, frame_yaw(flipped))
+    np.testing.assert_array_equal(there["eef_pose"], here["eef_pose"])
+
+
+def test_a_turned_and_shifted_scene_looks_the_same_in_the_frame(world_obs):
+    """What makes ten demonstrations cover every push direction."""
+    here = frame_observation(world_obs, frame_yaw(world_obs))
+    moved = _z_turned(world_obs, 2.1, np.array([0.05, -0.08, 0.0]))
+    there = frame_observation(moved, frame_yaw(moved))
+    for key in FRAME_KEYS:
+        np.testing.assert_allclose(there[key], here[key], atol=1e-6, err_msg=key)
+
+
+def test_actions_turn_into_the_frame_and_back(world_obs):
+    yaw = frame_yaw(world_obs)
+    toward_target = world_obs["target_pos"] - world_obs["object_pose"][:3]
+    world = np.concatenate([toward_target, [0.0, 0.0, 0.3], [1.0]]).astype(np.float32)
+    framed = action_in_frame(world, yaw)
+    assert framed[0] == pytest.approx(np.linalg.norm(toward_target), rel=1e-6)
+    assert framed[1] == pytest.approx(0.0, abs=1e-7)
+    assert framed[5] == pytest.approx(0.3) and framed[6] == 1.0  # z turns stay, gripper too
+    batch = np.random.default_rng(0).normal(size=(4, 7)).astype(np.float32)
+    yaws = np.linspace(-3, 3, 4)
+    np.testing.assert_allclose(action_in_world(action_in_frame(batch, yaws), yaws), batch,
+                               atol=1e-6)  # fmt: skip
+    assert action_in_world(batch, yaws).dtype == np.float32
+
+
+def test_the_expert_pushes_the_same_through_the_frame_env():
+    """The push expert's world actions, given in the frame through ``TaskFrameEnv`` from the
+    same episode seed, move the cube as they do in the bare env, and succeed."""
+    kwargs = {"control_hz": 20.0, "action_mode": "eef_delta", "terminate_on_success": False,
+              "max_episode_steps": 60}  # fmt: skip
+    world_env = make_env("push", "mujoco", **kwargs)
+    frame_env = make_env("push", "mujoco", frame="push", **kwargs)
+    assert isinstance(frame_env, TaskFrameEnv) and not isinstance(world_env, TaskFrameEnv)
+    expert = make_expert(world_env)
+    try:
+        obs, _ = world_env.reset(seed=4)
+        framed, _ = frame_env.reset(seed=4)
+        expert.reset(obs)
+        largest_gap = 0.0
+        for _ in range(60):
+            action = expert.act(obs)
+            framed, _, _, _, frame_info = frame_env.step(action_in_frame(action, frame_yaw(obs)))
+            obs, _, _, _, info = world_env.step(action)
+            np.testing.assert_allclose(framed["target_pos"],
+                                       frame_observation(obs, frame_yaw(obs))["target_pos"],
+                                       atol=2e-3)  # fmt: skip
+            largest_gap = max(largest_gap, np.abs(
+                frame_env.unwrapped.task.observe(frame_env.unwrapped.backend)["object_pose"][:3]
+                - obs["object_pose"][:3]).max())  # fmt: skip
+        assert info["is_success"] and frame_info["is_success"]
+        assert largest_gap < 2e-3  # m: float32 turns of the actions, nothing more
+    finally:
+        world_env.close()
+        frame_env.close()
+
+
+def test_a_recorded_dataset_converts_and_its_policies_refuse_world_envs(tmp_path):
+    from robot_il.dataset import Dataset
+    from robot_il.policies.spec import spec_from_dataset, spec_from_env, spec_mismatches
+    from robot_il.train.demos import record_expert_demos
+    from robot_il.train.evaluate import make_eval_env
+
+    world_path = record_expert_demos("push", tmp_path / "world", episodes=1, seed=2,
+                                     action_mode="eef_delta", max_episode_steps=60)  # fmt: skip
+    converted = frame_dataset(world_path, tmp_path / "frame" / "env.zarr", "push")
+    world, frame = Dataset.open(world_path), Dataset.open(converted)
+    assert sorted(frame.keys) == sorted([*FRAME_KEYS, "action"])
+    assert frame.attrs["frame"] == "push" and frame.meta(0)["seed"] == world.meta(0)["seed"]
+    steps = world.episode(0)
+    np.testing.assert_allclose(frame.episode(0)["action"],
+                               action_in_frame(steps["action"], frame_yaw(steps)), atol=1e-7)  # fmt: skip
+    spec = spec_from_dataset(frame, sorted(FRAME_KEYS), str(converted))
+    assert spec["frame"] == "push"
+    env = make_eval_env(spec)  # the spec's frame picks the wrapper
+    assert isinstance(env, TaskFrameEnv)
+    env.close()
+    world_env = make_env("push", "mujoco", control_hz=20.0, action_mode="eef_delta")
+    problems = spec_mismatches(spec, spec_from_env(world_env))
+    world_env.close()
+    assert problems[0] == "frame 'world' != trained 'push'"
+
+
+@pytest.mark.parametrize(
+    ("task", "kwargs", "message"),
+    [
+        ("push", {"frame": "cup"}, "unknown frame 'cup'; frames: push"),
+        ("push", {"frame": "push", "action_mode": "joint"}, "needs one arm in eef_delta"),
+        ("reach", {"frame": "push", "action_mode": "eef_delta"}, "observes no object_pose"),
+        ("dmc:walker_walk", {"frame": "push"}, "DeepMind Control tasks have no task frame"),
+    ],
+)
+def test_a_frame_the_env_cannot_take_is_refused_in_one_line(task, kwargs, message):
+    with pytest.raises(ConfigError, match=message) as error:
+        make_env(task, "mujoco", **kwargs)
+    assert "\n" not in str(error.value)
