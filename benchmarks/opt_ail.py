@@ -147,9 +147,10 @@ def dataset_path(task: str, demos: int, frame: str | None = None) -> Path:
     """The demonstrations of ``task`` (UR5e ones recorded here on first use), in the task
     ``frame`` (UR5e; converted beside the world recording on first use) or the world's."""
     if family(task) == "ur5e":
+        from robot_il.envs.task_frame import FRAME_KEYS, frame_dataset
+
         from policies import demos as recorded_demos  # benchmarks/policies.py
         from robot_il.dataset import Dataset
-        from robot_il.envs.task_frame import FRAME_KEYS, frame_dataset
 
         world = recorded_demos(RUNS, UR5E_TASKS[task], "mujoco", demos)
         if not frame:
@@ -483,8 +484,8 @@ def run_bc(args: argparse.Namespace) -> None:
         out = RUNS / task_slug(args.task) / "bc" / name
         config = BCTrainConfig(
             dataset=str(dataset_path(args.task, args.demos, args.task_frame)), out=str(out),
-            steps=args.bc_steps, lr=lr, weight_decay=weight_decay, seed=seed, max_episodes=args.demos,
-            progress=False, eval=EvalConfig(episodes=0),
+            steps=args.bc_steps, lr=lr, weight_decay=weight_decay, seed=seed,
+            max_episodes=args.demos, progress=False, eval=EvalConfig(episodes=0),
         )  # fmt: skip
         config.policy.head = "gaussian"
         config.policy.normalization = "gaussian"

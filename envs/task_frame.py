@@ -34,6 +34,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+
 from robot_il.errors import ConfigError
 
 TASK_FRAMES = ("push",)
@@ -46,9 +47,10 @@ FRAME_UNITS = "task frame (see attrs frame): m (xyz), then rotation matrix colum
 def frame_yaw(obs: dict[str, np.ndarray]) -> np.ndarray:
     """World angle (rad) of the cube-to-target direction in the table plane, (...,) for
     observations with leading dimensions (0 where the cube sits on the target)."""
-    offset = np.asarray(obs["target_pos"], np.float64)[..., :2] - np.asarray(
-        obs["object_pose"], np.float64
-    )[..., :2]
+    offset = (
+        np.asarray(obs["target_pos"], np.float64)[..., :2]
+        - np.asarray(obs["object_pose"], np.float64)[..., :2]
+    )
     return np.arctan2(offset[..., 1], offset[..., 0])
 
 
@@ -128,8 +130,10 @@ class TaskFrameEnv(gym.Wrapper):
         super().__init__(env)
         self.task_frame = frame
         self.observation_space = gym.spaces.Dict(
-            {key: gym.spaces.Box(-np.inf, np.inf, shape, np.float32)
-             for key, shape in FRAME_KEYS.items()}  # fmt: skip
+            {
+                key: gym.spaces.Box(-np.inf, np.inf, shape, np.float32)
+                for key, shape in FRAME_KEYS.items()
+            }  # fmt: skip
         )
         self._yaw = 0.0
 
@@ -163,8 +167,9 @@ def frame_dataset(source: str | Path, destination: str | Path, frame: str) -> Pa
     attrs = dict(dataset.attrs)
     missing = sorted(set(FRAME_KEYS) - set(dataset.keys))
     if attrs.get("action_mode") != "eef_delta" or missing:
+        lacks = ", ".join(missing) or "nothing"
         raise ConfigError(f"{source}: frame {frame!r} needs an eef_delta dataset with "
-                          f"{', '.join(FRAME_KEYS)} (lacks {', '.join(missing) or 'nothing'})")  # fmt: skip
+                          f"{', '.join(FRAME_KEYS)} (lacks {lacks})")  # fmt: skip
     env_spec = dict(attrs.get("env_spec") or {})
     env_spec["observation"] = {k: {"shape": list(s), "dtype": "float32"}
                                for k, s in FRAME_KEYS.items()}  # fmt: skip

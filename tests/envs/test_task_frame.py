@@ -13,6 +13,7 @@ from robot_il.envs.task_frame import (
     frame_observation,
     frame_yaw,
 )
+
 from robot_il.errors import ConfigError
 
 
@@ -56,8 +57,8 @@ def test_the_frame_puts_the_cube_at_the_origin_and_the_target_on_x(world_obs):
     assert np.linalg.norm(first) == pytest.approx(1.0) and first @ second == pytest.approx(0.0)
     # world x axes turned back by the heading: the TCP's along world x, the cube's along y
     np.testing.assert_allclose(first, [np.cos(-yaw), np.sin(-yaw), 0.0], atol=1e-6)
-    np.testing.assert_allclose(frame["object_pose"][3:6],
-                               [np.cos(np.pi / 2 - yaw), np.sin(np.pi / 2 - yaw), 0.0], atol=1e-6)  # fmt: skip
+    cube_x = [np.cos(np.pi / 2 - yaw), np.sin(np.pi / 2 - yaw), 0.0]
+    np.testing.assert_allclose(frame["object_pose"][3:6], cube_x, atol=1e-6)
     assert {key: value.shape for key, value in frame.items()} == FRAME_KEYS
 
 
@@ -126,8 +127,9 @@ def test_the_expert_pushes_the_same_through_the_frame_env():
 
 
 def test_a_recorded_dataset_converts_and_its_policies_refuse_world_envs(tmp_path):
-    from robot_il.dataset import Dataset
     from robot_il.policies.spec import spec_from_dataset, spec_from_env, spec_mismatches
+
+    from robot_il.dataset import Dataset
     from robot_il.train.demos import record_expert_demos
     from robot_il.train.evaluate import make_eval_env
 
@@ -138,8 +140,8 @@ def test_a_recorded_dataset_converts_and_its_policies_refuse_world_envs(tmp_path
     assert sorted(frame.keys) == sorted([*FRAME_KEYS, "action"])
     assert frame.attrs["frame"] == "push" and frame.meta(0)["seed"] == world.meta(0)["seed"]
     steps = world.episode(0)
-    np.testing.assert_allclose(frame.episode(0)["action"],
-                               action_in_frame(steps["action"], frame_yaw(steps)), atol=1e-7)  # fmt: skip
+    expected = action_in_frame(steps["action"], frame_yaw(steps))
+    np.testing.assert_allclose(frame.episode(0)["action"], expected, atol=1e-7)
     spec = spec_from_dataset(frame, sorted(FRAME_KEYS), str(converted))
     assert spec["frame"] == "push"
     env = make_eval_env(spec)  # the spec's frame picks the wrapper
