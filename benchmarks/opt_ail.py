@@ -160,7 +160,7 @@ def dataset_path(task: str, demos: int, frame: str | None = None) -> Path:
             specs = Dataset.open(converted).specs
             if all(specs[key].shape == shape for key, shape in FRAME_KEYS.items()):
                 return converted
-        return frame_dataset(world, converted, frame)
+        return frame_dataset(world, converted, frame, overwrite=True)
     if frame:
         raise SystemExit(f"--task-frame: {task} has no task frame")
     path = dmc_expert_dataset(task)

@@ -22,8 +22,11 @@ In the frame, with ``yaw`` the world angle of the cube-to-target direction:
   still bounds each step.
 
 The frame is a function of each observation alone, so a frame policy is an ordinary policy
-of the state: recorded world datasets convert step by step (``frame_dataset``), and the env
-wrapper gives the same numbers at run time.
+of the state: recorded world datasets convert step by step (``frame_dataset``), the env
+wrapper gives the same numbers in simulation, and ``WorldFramePolicy`` lets a deploy node,
+which reads world observations from the robot's topics, run a frame checkpoint (a chunk of
+actions turns by the heading of the observation it answers; in the env and the converted
+data each action turns by its own step's, which moves little within a chunk).
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ TASK_FRAMES = ("push",)
 """Frames a one-arm ``eef_delta`` env can be wrapped in (``make_env(frame=...)``)."""
 FRAME_KEYS = {"eef_pose": (9,), "gripper": (1,), "object_pose": (9,), "target_pos": (3,)}
 """Observation keys (shapes) a frame env gives, each in the frame."""
+WORLD_KEYS = {"eef_pose": (7,), "gripper": (1,), "object_pose": (7,), "target_pos": (3,)}
+"""The world observation keys (shapes) the frame is computed from."""
 FRAME_UNITS = "task frame (see attrs frame): m (xyz), then rotation matrix columns 1-2 if 9 long"
 
 
@@ -108,6 +113,28 @@ def _turn_action(action: np.ndarray, yaw: np.ndarray) -> np.ndarray:
     return turned.astype(array.dtype if array.dtype.kind == "f" else np.float64)
 
 
+def world_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """What a frame policy of ``spec`` takes from a world env or robot: the same spec with
+    the world keys its frame keys come from, and no frame."""
+    observation = {key: list(WORLD_KEYS[key]) for key in WORLD_KEYS}
+    return {**spec, "frame": None, "observation": observation}
+
+
+class WorldFramePolicy:
+    """A frame policy (``spec["frame"]`` set) that answers histories of world observations
+    (``world_spec``'s keys, each (n_obs_steps, ...)) with world actions, for deployment."""
+
+    def __init__(self, policy: Any) -> None:
+        self.policy = policy
+        self.spec = world_spec(policy.spec)
+
+    def predict_actions(self, history: dict[str, np.ndarray]) -> np.ndarray:
+        """The policy's next actions (float32, env units, world frame) after ``history``."""
+        yaw = frame_yaw(history)
+        actions = self.policy.predict_actions(frame_observation(history, yaw))
+        return action_in_world(actions, yaw[-1]).astype(np.float32)
+
+
 def check_frame(frame: str, env: Any) -> None:
     """``ConfigError`` unless ``env`` (one arm, ``eef_delta``, a cube and a target) can be
     seen in ``frame``."""
@@ -153,10 +180,13 @@ class TaskFrameEnv(gym.Wrapper):
         return frame_observation(obs, np.float64(self._yaw))
 
 
-def frame_dataset(source: str | Path, destination: str | Path, frame: str) -> Path:
+def frame_dataset(
+    source: str | Path, destination: str | Path, frame: str, *, overwrite: bool = False
+) -> Path:
     """A copy of the world-frame ``eef_delta`` dataset ``source`` with every step's
-    ``FRAME_KEYS`` and action in ``frame`` (other keys left out), written episode by episode
-    to ``destination`` (replaced if it exists); its attrs say ``frame``. Returns the path."""
+    ``FRAME_KEYS`` and action in ``frame`` (other keys, cameras too, left out), written
+    episode by episode to ``destination`` (an existing dataset there only replaced with
+    ``overwrite``); its attrs say ``frame``. Returns the path."""
     from robot_il.dataset import Dataset
     from robot_il.dataset.format import RESERVED_ATTRS, KeySpec
     from robot_il.dataset.writer import DatasetWriter
@@ -180,7 +210,7 @@ def frame_dataset(source: str | Path, destination: str | Path, frame: str) -> Pa
     extra = {k: v for k, v in attrs.items() if k not in RESERVED_ATTRS}
     writer = DatasetWriter.create(
         destination, robot=dataset.robot, control_hz=dataset.control_hz, keys=keys,
-        attrs={**extra, "env_spec": env_spec, "frame": frame}, overwrite=True,
+        attrs={**extra, "env_spec": env_spec, "frame": frame}, overwrite=overwrite,
     )  # fmt: skip
     try:
         for episode in range(dataset.num_episodes):

@@ -1,8 +1,9 @@
 """``robot-il data``: inspect, validate and convert zarr datasets.
 
 Verbs: ``info``, ``validate``, ``split``, ``merge``, ``drop-episode``, ``export-video``,
-``export`` (diffusion_policy's zarr layout or LeRobot v3), ``import`` (LeRobot v3), ``view``
-(a browser page to scrub through episodes). Nothing
+``export`` (diffusion_policy's zarr layout or LeRobot v3), ``import`` (LeRobot v3), ``frame``
+(a copy in a task frame, :mod:`robot_il.envs.task_frame`), ``view`` (a browser page to scrub
+through episodes). Nothing
 that exists is overwritten without ``--force``, and every rewrite goes through a new directory
 swapped into place (see :mod:`robot_il.dataset.tools`).
 """
@@ -67,6 +68,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     export.add_argument("--zarr-format", type=int, choices=(2, 3), default=2)
     export.add_argument("--force", action="store_true", help="replace OUT if it exists")
     export.set_defaults(run=run_export)
+
+    frame = verbs.add_parser(
+        "frame", help="a copy with observations and eef_delta actions in a task frame (train "
+        "on it; its checkpoints evaluate in that frame and deploy on world topics)"
+    )  # fmt: skip
+    frame.add_argument("path", help="world-frame eef_delta dataset")
+    frame.add_argument("out", type=Path, help="new dataset")
+    frame.add_argument("--frame", default="push", help="task frame (default: push)")
+    frame.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    frame.set_defaults(run=run_frame)
 
     view = verbs.add_parser("view", help="scrub through episodes in a browser (127.0.0.1)")
     view.add_argument("path", help="dataset path or fsspec URL")
@@ -159,6 +170,15 @@ def run_merge(args: argparse.Namespace) -> int:
         [(d, range(d.num_episodes)) for d in datasets], args.out, force=args.force
     )
     print(f"wrote {args.out}: {count} episodes from {len(datasets)} datasets")
+    return 0
+
+
+def run_frame(args: argparse.Namespace) -> int:
+    from robot_il.dataset import Dataset
+    from robot_il.envs.task_frame import frame_dataset
+
+    out = frame_dataset(args.path, args.out, args.frame, overwrite=args.force)
+    print(f"wrote {out}: {Dataset.open(out).num_episodes} episodes in the {args.frame} frame")
     return 0
 
 

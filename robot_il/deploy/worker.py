@@ -57,12 +57,17 @@ class CheckpointInfo:
         from robot_il.policies import read_checkpoint
 
         directory, saved = read_checkpoint(directory)
+        spec = saved["spec"]
+        if spec.get("frame"):  # the node reads world observations: WorldFramePolicy turns them
+            from robot_il.envs.task_frame import world_spec
+
+            spec = world_spec(spec)
         config = saved["config"]
         return cls(
             directory=directory,
             policy_type=str(saved["policy_type"]),
-            spec=saved["spec"],
-            obs_keys=sorted(saved["spec"]["observation"]),
+            spec=spec,
+            obs_keys=sorted(spec["observation"]),
             n_obs_steps=int(config.get("n_obs_steps", 1)),
             n_action_steps=int(config.get("n_action_steps", 1)),
         )
@@ -87,6 +92,10 @@ def _serve(connection: Any, directory: str, torch_threads: int, nice: int) -> No
 
         torch.set_num_threads(max(1, torch_threads))
         policy = load_policy(directory)
+        if policy.spec.get("frame"):
+            from robot_il.envs.task_frame import WorldFramePolicy
+
+            policy = WorldFramePolicy(policy)
         # As the deploy node's own start-up: no full garbage collection (100-300 ms with
         # torch imported) stalls a prediction; a DMP policy's control ticks run in here.
         freeze_startup_objects()

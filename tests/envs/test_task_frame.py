@@ -6,6 +6,7 @@ import pytest
 from robot_il.envs import make_env, make_expert
 from robot_il.envs.task_frame import (
     FRAME_KEYS,
+    WORLD_KEYS,
     TaskFrameEnv,
     action_in_frame,
     action_in_world,
@@ -14,7 +15,8 @@ from robot_il.envs.task_frame import (
     frame_yaw,
 )
 
-from robot_il.errors import ConfigError
+from robot_il.cli import main as cli
+from robot_il.errors import ConfigError, DatasetError
 
 
 def _z_turned(obs: dict[str, np.ndarray], angle: float, shift: np.ndarray) -> dict:
@@ -126,16 +128,29 @@ def test_the_expert_pushes_the_same_through_the_frame_env():
         frame_env.close()
 
 
-def test_a_recorded_dataset_converts_and_its_policies_refuse_world_envs(tmp_path):
+@pytest.fixture(scope="module")
+def push_datasets(tmp_path_factory) -> tuple:
+    """One recorded push episode (world frame) and its copy in the push frame, made by the
+    CLI."""
+    from robot_il.train.demos import record_expert_demos
+
+    root = tmp_path_factory.mktemp("push_frame")
+    world = record_expert_demos("push", root / "world", episodes=1, seed=2,
+                                action_mode="eef_delta", max_episode_steps=60)  # fmt: skip
+    converted = root / "frame" / "env.zarr"
+    assert cli(["data", "frame", str(world), str(converted), "--frame", "push"]) == 0
+    return world, converted
+
+
+def test_a_recorded_dataset_converts_and_its_policies_refuse_world_envs(push_datasets):
     from robot_il.policies.spec import spec_from_dataset, spec_from_env, spec_mismatches
 
     from robot_il.dataset import Dataset
-    from robot_il.train.demos import record_expert_demos
     from robot_il.train.evaluate import make_eval_env
 
-    world_path = record_expert_demos("push", tmp_path / "world", episodes=1, seed=2,
-                                     action_mode="eef_delta", max_episode_steps=60)  # fmt: skip
-    converted = frame_dataset(world_path, tmp_path / "frame" / "env.zarr", "push")
+    world_path, converted = push_datasets
+    with pytest.raises(DatasetError, match="exists"):  # nothing replaced without --force
+        frame_dataset(world_path, converted, "push")
     world, frame = Dataset.open(world_path), Dataset.open(converted)
     assert sorted(frame.keys) == sorted([*FRAME_KEYS, "action"])
     assert frame.attrs["frame"] == "push" and frame.meta(0)["seed"] == world.meta(0)["seed"]
@@ -151,6 +166,40 @@ def test_a_recorded_dataset_converts_and_its_policies_refuse_world_envs(tmp_path
     problems = spec_mismatches(spec, spec_from_env(world_env))
     world_env.close()
     assert problems[0] == "frame 'world' != trained 'push'"
+
+
+def test_a_deployed_frame_checkpoint_reads_and_answers_in_the_world(push_datasets, tmp_path):
+    """The deploy node's inference process runs a frame checkpoint on world observations
+    (the robot's topics): it asks for the world keys, answers what the policy answers in
+    the frame turned back to the world, and a scene turned about z gets its action turned."""
+    from robot_il.policies import load_policy
+
+    from robot_il.dataset import Dataset
+    from robot_il.deploy.worker import CheckpointInfo, InferenceWorker
+    from robot_il.train.config import load_config
+    from robot_il.train.trainer import train
+
+    world_path, converted = push_datasets
+    settings = ["--dataset", str(converted), "--out", str(tmp_path / "bc"), "--steps", "30",
+                "--eval.episodes", "0", "--no-progress"]  # fmt: skip
+    config = load_config("bc", None, settings)
+    checkpoint = train(config).checkpoint
+    info = CheckpointInfo.read(checkpoint)
+    assert info.spec["frame"] is None and info.spec["observation"]["eef_pose"] == [7]
+    assert info.obs_keys == sorted(WORLD_KEYS)
+    steps = Dataset.open(world_path).episode(0)
+    history = {key: steps[key][10:11] for key in WORLD_KEYS}
+    policy = load_policy(checkpoint)
+    yaw = frame_yaw(history)
+    expected = action_in_world(policy.predict_actions(frame_observation(history, yaw)), yaw[-1])
+    worker = InferenceWorker(info)
+    try:
+        np.testing.assert_allclose(worker.predict(history), expected, atol=1e-6)
+        turned = _z_turned({k: v[0] for k, v in history.items()}, 0.7, np.zeros(3))
+        answer = worker.predict({k: np.asarray(v, np.float32)[None] for k, v in turned.items()})
+    finally:
+        worker.close()
+    np.testing.assert_allclose(answer, action_in_world(expected, 0.7), atol=1e-5)
 
 
 @pytest.mark.parametrize(
