@@ -545,13 +545,14 @@ def task_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def best_bc(
-    rows: list[dict[str, Any]], metric: str = "return"
+    rows: list[dict[str, Any]], metric: str = "return", frame: str | None = None
 ) -> tuple[dict[str, Any], float, list[float]] | None:
-    """The tuned BC baseline: the grid setting with the best mean ``metric`` over its seeds;
-    returns one of its rows (for the setting), that mean and the seeds' values."""
+    """The tuned BC baseline in the task ``frame`` (None: the world's): the grid setting with
+    the best mean ``metric`` over its seeds; returns one of its rows (for the setting), that
+    mean and the seeds' values."""
     settings: dict[tuple[float, float], list[dict[str, Any]]] = {}
     for r in rows:
-        if r["method"] == "bc":
+        if r["method"] == "bc" and r.get("frame") == frame:
             settings.setdefault((r["weight_decay"], r["lr"]), []).append(r)
     if not settings:
         return None
@@ -707,6 +708,13 @@ def plot_success(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
             ax.axhline(goal, color="tab:red", ls=":", label=(
                 f"goal: tuned BC + {SUCCESS_GOAL_POINTS * 100:.0f} points ({goal:.0%})")
                 if ax is curves_ax else None)  # fmt: skip
+    for frame in sorted({r["frame"] for r in rows if r["method"] == "bc" and r.get("frame")}):
+        setting, mean, values = best_bc(rows, "success_rate", frame)
+        top = max(top, mean)
+        label = (f"tuned BC in the {frame} frame (wd {setting['weight_decay']:g}, lr "
+                 f"{setting['lr']:g}; mean of {len(values)} seeds)")  # fmt: skip
+        for ax in (runs_ax, curves_ax):
+            ax.axhline(mean, color="tab:gray", ls="-.", label=label if ax is curves_ax else None)
     limit = min(1.02, top + 0.05)
     runs_ax.plot([0, limit], [0, limit], color="black", lw=0.8, label="no change")
     runs_ax.set(xlim=(-0.02, limit), ylim=(-0.02, limit), xlabel="clone's success (env step 0)",
@@ -811,11 +819,11 @@ def last_evaluations(rows: list[dict[str, Any]], env_steps: int) -> dict[int, di
 
 def success_table(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
     """The UR5e markdown table: success over 50 seeded episodes (95% interval), each
-    learner's last evaluation per seed within ``--env-steps``, against the best tuned BC;
-    then how the runs that reached ``--env-steps`` ended against their clones."""
-    bc = best_bc(rows, "success_rate")
-    best, best_mean = (bc[0], bc[1]) if bc else (None, 0.0)
-    grid = len({(r["weight_decay"], r["lr"]) for r in rows if r["method"] == "bc"})
+    learner's last evaluation per seed within ``--env-steps``, against the best tuned BC in
+    its task frame (or the world's); then how the runs that reached ``--env-steps`` ended
+    against their clones."""
+    frames = sorted({r.get("frame") or "" for r in rows if r["method"] == "bc"})
+    baselines = {frame or None: best_bc(rows, "success_rate", frame or None) for frame in frames}
 
     def cell(r: dict[str, Any]) -> str:
         low, high = r["success_ci"]
@@ -830,16 +838,20 @@ def success_table(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
             continue
         steps = "/".join(map(str, sorted({r["env_steps"] for r in last.values()})))
         mean = float(np.mean([r["success_rate"] for r in last.values()]))
-        gap = f"{100 * (mean - best_mean):+.0f}" if best else ""
+        bc = baselines.get(next(iter(last.values())).get("frame"))
+        gap = f"{100 * (mean - bc[1]):+.0f}" if bc else ""
         seeds = ", ".join(cell(r) for _, r in sorted(last.items()))
         name = learner_name(key)
         print(f"| {name} | {steps} | {seeds} | {mean:.0%} | {gap} |")
-    if best:
-        setting = [r for r in rows if r["method"] == "bc" and r["weight_decay"] ==
-                   best["weight_decay"] and r["lr"] == best["lr"]]  # fmt: skip
+    for frame, (best, best_mean, _) in baselines.items():
+        bc_rows = [r for r in rows if r["method"] == "bc" and r.get("frame") == frame]
+        grid = len({(r["weight_decay"], r["lr"]) for r in bc_rows})
+        chosen = (best["weight_decay"], best["lr"])
+        setting = [r for r in bc_rows if (r["weight_decay"], r["lr"]) == chosen]
         seeds = ", ".join(cell(r) for r in sorted(setting, key=lambda r: r["seed"]))
-        print(f"| tuned BC (best of {grid}: wd {best['weight_decay']:g}, lr {best['lr']:g}) "
-              f"| 0 | {seeds} | {best_mean:.0%} | 0 |")  # fmt: skip
+        where = f", {frame} frame" if frame else ""
+        print(f"| tuned BC (best of {grid}{where}: wd {best['weight_decay']:g}, lr "
+              f"{best['lr']:g}) | 0 | {seeds} | {best_mean:.0%} | 0 |")  # fmt: skip
     pairs = clone_and_last(rows, args.env_steps)
     if pairs:
         clones, lasts = np.mean(pairs, axis=0)

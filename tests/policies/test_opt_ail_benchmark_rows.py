@@ -81,7 +81,7 @@ def _online_args(**changes) -> argparse.Namespace:
             "reward_source": "learned", "critic_warmup_updates": 0,
             "critic_updates_per_step": 1, "hindsight_goal": "",
             "hindsight_min_move": 0.05, "hindsight_as_expert": False,
-            "learn_temperature": False}  # fmt: skip
+            "learn_temperature": False, "task_frame": None}  # fmt: skip
     return argparse.Namespace(**(args | changes))
 
 
@@ -125,6 +125,7 @@ def test_each_deviation_names_its_runs_apart(opt_ail: ModuleType) -> None:
             {"bc_loss": "mse"},
             {"reward_source": "task"},
             {"bc_pretrain_steps": 100},
+            {"task_frame": "push"},
             {"bc_pretrain_steps": 100, "bc_reference": True},
             {"bc_pretrain_steps": 100, "clone_radius": 0.2},
             {"bc_pretrain_steps": 100, "clone_radius": 0.1},
@@ -225,3 +226,29 @@ def test_the_push_plot_draws_the_best_settings_over_two_seeds_and_every_run_agai
                                     env_steps=30_000, results=results,
                                     anchors=tmp_path / "none.csv"))  # fmt: skip
     assert (tmp_path / "opt_ail_push.png").stat().st_size > 10_000
+
+
+def test_the_push_table_holds_each_learner_to_the_tuned_bc_of_its_own_frame(
+    opt_ail: ModuleType, capsys: pytest.CaptureFixture
+) -> None:
+    """A task-frame learner's gap is to the best BC setting trained in that frame, a world
+    learner's to the world's; each frame's tuned BC has its line, its grid counted apart."""
+    base = {"task": "ur5e:push", "variant": "model-free", "profile": "cpu",
+            "success_ci": [0.0, 1.0]}  # fmt: skip
+
+    def row(method: str, seed: int, success: float, **fields: object) -> dict:
+        return base | {"method": method, "seed": seed, "env_steps": 0 if method == "bc"
+                       else 30_000, "success_rate": success} | fields  # fmt: skip
+
+    bc = {"weight_decay": 0.01, "lr": 1e-3}
+    rows = [row("bc", 0, 0.1, **bc), row("bc", 0, 0.06, weight_decay=1e-6, lr=1e-3),
+            row("bc", 0, 0.9, frame="push", **bc), row("bc", 1, 1.0, frame="push", **bc),
+            row("opt_ail", 0, 0.2, deviation="world"),
+            row("opt_ail", 0, 0.8, frame="push", deviation="push frame")]  # fmt: skip
+    opt_ail.success_table(argparse.Namespace(task="ur5e:push", demos=10, env_steps=30_000), rows)
+    lines = capsys.readouterr().out.splitlines()
+    assert next(line for line in lines if "(cpu, world)" in line).endswith("| 20% | +10 |")
+    assert next(line for line in lines if "(cpu, push frame)" in line).endswith("| 80% | -15 |")
+    assert "| tuned BC (best of 2: wd 0.01, lr 0.001) | 0 | s0: 10% (0%-100%) | 10% | 0 |" in lines
+    assert any(line.startswith("| tuned BC (best of 1, push frame: wd 0.01") and "| 95% |" in line
+               for line in lines)  # fmt: skip
