@@ -202,6 +202,29 @@ def test_a_deployed_frame_checkpoint_reads_and_answers_in_the_world(push_dataset
     np.testing.assert_allclose(answer, action_in_world(expected, 0.7), atol=1e-5)
 
 
+def test_opt_ail_trains_online_in_the_frame_and_refuses_world_relabelling(push_datasets, tmp_path):
+    """The online loop runs on a frame dataset in the frame env (its replay holds frame
+    states); hindsight relabelling, which writes world positions, is refused in one line
+    before any env step."""
+    from robot_il.policies import load_policy
+
+    from robot_il.train.config import load_config
+    from robot_il.train.online import train_online
+
+    _, converted = push_datasets
+    settings = ["--dataset", str(converted), "--no-progress", "--learning-starts", "20",
+                "--env-steps", "60", "--eval.every", "0", "--eval.episodes", "1",
+                "--policy.hidden-dims", "32", "32", "--policy.batch-size", "16"]  # fmt: skip
+    result = train_online(load_config("opt_ail", None, [*settings, "--out", str(tmp_path / "a")]))
+    policy = load_policy(result.checkpoint)
+    assert policy.spec["frame"] == "push" and policy.encoder.output_dim == 22  # 9 + 1 + 9 + 3
+    relabel = ["--out", str(tmp_path / "b"), "--policy.hindsight-goal", "object_pose-target_pos",
+               "--policy.bc-weight", "1"]  # fmt: skip
+    with pytest.raises(ConfigError, match="relabelling needs world positions") as error:
+        train_online(load_config("opt_ail", None, [*settings, *relabel]))
+    assert "\n" not in str(error.value) and not (tmp_path / "b" / "train_state").exists()
+
+
 @pytest.mark.parametrize(
     ("task", "kwargs", "message"),
     [
