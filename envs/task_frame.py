@@ -32,7 +32,6 @@ data each action turns by its own step's, which moves little within a chunk).
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -169,7 +168,8 @@ class TaskFrameEnv(gym.Wrapper):
                 for key, shape in FRAME_KEYS.items()
             }  # fmt: skip
         )
-        self._yaw = 0.0
+        self._yaw = np.float64(0.0)
+        """Heading (rad) of the last observation: the next action turns by it."""
 
     def reset(self, **kwargs: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         obs, info = self.env.reset(**kwargs)
@@ -182,9 +182,8 @@ class TaskFrameEnv(gym.Wrapper):
         return self._in_frame(obs), reward, terminated, truncated, info
 
     def _in_frame(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        offset = obs["target_pos"][:2] - obs["object_pose"][:2]
-        self._yaw = math.atan2(float(offset[1]), float(offset[0]))
-        return frame_observation(obs, np.float64(self._yaw))
+        self._yaw = frame_yaw(obs)
+        return frame_observation(obs, self._yaw)
 
 
 def frame_dataset(
