@@ -149,7 +149,7 @@ def check_frame(frame: str, env: Any) -> None:
         raise ConfigError(f"unknown frame {frame!r}; frames: {', '.join(TASK_FRAMES)}")
     if env.unwrapped.action_mode != "eef_delta" or len(env.unwrapped.arms) != 1:
         raise ConfigError(f"{where}: needs one arm in eef_delta action mode")
-    missing = sorted(set(FRAME_KEYS) - set(env.observation_space.spaces))
+    missing = sorted(set(WORLD_KEYS) - set(env.observation_space.spaces))
     if missing:
         raise ConfigError(f"{where}: the task observes no {', '.join(missing)}")
 
@@ -201,11 +201,15 @@ def frame_dataset(
         raise ConfigError(f"unknown frame {frame!r}; frames: {', '.join(TASK_FRAMES)}")
     dataset = Dataset.open(source)
     attrs = dict(dataset.attrs)
-    missing = sorted(set(FRAME_KEYS) - set(dataset.keys))
-    if attrs.get("action_mode") != "eef_delta" or missing:
-        lacks = ", ".join(missing) or "nothing"
-        raise ConfigError(f"{source}: frame {frame!r} needs an eef_delta dataset with "
-                          f"{', '.join(FRAME_KEYS)} (lacks {lacks})")  # fmt: skip
+    if attrs.get("frame"):
+        raise ConfigError(f"{source}: already in the {attrs['frame']!r} frame; convert the "
+                          "world recording it came from")  # fmt: skip
+    unfit = [key for key, shape in WORLD_KEYS.items()
+             if key not in dataset.specs or dataset.specs[key].shape != shape]  # fmt: skip
+    if attrs.get("action_mode") != "eef_delta" or unfit:
+        lacks = ", ".join(f"{key} {WORLD_KEYS[key]}" for key in unfit) or "nothing"
+        raise ConfigError(f"{source}: frame {frame!r} needs an eef_delta dataset with world "
+                          f"{', '.join(WORLD_KEYS)} (lacks {lacks})")  # fmt: skip
     env_spec = dict(attrs.get("env_spec") or {})
     env_spec["observation"] = {k: {"shape": list(s), "dtype": "float32"}
                                for k, s in FRAME_KEYS.items()}  # fmt: skip
@@ -220,7 +224,7 @@ def frame_dataset(
     )  # fmt: skip
     try:
         for episode in range(dataset.num_episodes):
-            steps = dataset.episode(episode, [*FRAME_KEYS, "action"])
+            steps = dataset.episode(episode, [*WORLD_KEYS, "action"])
             yaw = frame_yaw(steps)
             converted = frame_observation(steps, yaw)
             converted["action"] = action_in_frame(steps["action"], yaw).astype(np.float32)

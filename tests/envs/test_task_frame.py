@@ -4,6 +4,7 @@ specs that keep frame policies out of world envs."""
 import numpy as np
 import pytest
 from robot_il.envs import make_env, make_expert
+from robot_il.envs.spatial import quat_multiply
 from robot_il.envs.task_frame import (
     FRAME_KEYS,
     WORLD_KEYS,
@@ -25,12 +26,8 @@ def _z_turned(obs: dict[str, np.ndarray], angle: float, shift: np.ndarray) -> di
     turn = np.array([[cos, -sin, 0.0], [sin, cos, 0.0], [0.0, 0.0, 1.0]])
     z_quat = np.array([np.cos(angle / 2), 0.0, 0.0, np.sin(angle / 2)])
 
-    def quat_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        w1, v1, w2, v2 = a[0], a[1:], b[0], b[1:]
-        return np.concatenate([[w1 * w2 - v1 @ v2], w1 * v2 + w2 * v1 + np.cross(v1, v2)])
-
     def pose(value: np.ndarray) -> np.ndarray:
-        return np.concatenate([turn @ value[:3] + shift, quat_product(z_quat, value[3:])])
+        return np.concatenate([turn @ value[:3] + shift, quat_multiply(z_quat, value[3:])])
 
     return {"eef_pose": pose(obs["eef_pose"]), "object_pose": pose(obs["object_pose"]),
             "target_pos": turn @ obs["target_pos"] + shift, "gripper": obs["gripper"]}  # fmt: skip
@@ -151,6 +148,9 @@ def test_a_recorded_dataset_converts_and_its_policies_refuse_world_envs(push_dat
     world_path, converted = push_datasets
     with pytest.raises(DatasetError, match="exists"):  # nothing replaced without --force
         frame_dataset(world_path, converted, "push")
+    with pytest.raises(ConfigError, match="already in the 'push' frame") as error:
+        frame_dataset(converted, converted.parent / "twice.zarr", "push")  # no double turn
+    assert "\n" not in str(error.value) and not (converted.parent / "twice.zarr").exists()
     world, frame = Dataset.open(world_path), Dataset.open(converted)
     assert sorted(frame.keys) == sorted([*FRAME_KEYS, "action"])
     assert frame.attrs["frame"] == "push" and frame.meta(0)["seed"] == world.meta(0)["seed"]
