@@ -64,7 +64,7 @@ paper's method), e.g. ``bc-init10000, bc 1 to 0 in 10000``.
 ``--final-episodes N`` evaluates each seed's run again at its budget (its checkpoint at
 ``--env-steps``) on N episodes from env seed 20000, rows in
 ``benchmarks/results/opt_ail_final.json``, which ``table --results`` reads.
-``table`` prints the README's markdown table (each seed's last evaluation within
+``table`` prints the markdown table of benchmarks/README.md (each seed's last evaluation within
 ``--env-steps``). ``plot`` draws return against env steps: every learner's seeds (a run cut
 short shows the evaluations it made), the paper's OPT-AIL and BC curves
 (``/work/shared/anchors`` or ``--anchors``), the expert and tuned BC (the grid setting with
