@@ -339,12 +339,16 @@ def read_checkpoint_config(directory: Path) -> dict[str, Any]:
 
 
 def write_policy_config(directory: Path, policy_type: str, config: Any, spec: Spec) -> None:
-    """Write a checkpoint's ``config.json``: format, policy type, the config dataclass, spec."""
+    """Write a checkpoint's ``config.json``: format, policy type, the config dataclass, spec,
+    and where it came from (``robot_il.provenance``)."""
+    from robot_il.provenance import checkpoint_provenance
+
     saved = {
         "format_version": CHECKPOINT_FORMAT,
         "policy_type": policy_type,
         "config": dataclasses.asdict(config),
         "spec": spec,
+        "provenance": checkpoint_provenance(),
     }
     (directory / CONFIG_FILE).write_text(json.dumps(saved, indent=2) + "\n")
 

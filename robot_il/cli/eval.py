@@ -49,11 +49,14 @@ def run(args: argparse.Namespace) -> int:
     if args.episodes < 1:
         raise ConfigError(f"--episodes must be at least 1, got {args.episodes}")
     os.environ.setdefault("MUJOCO_GL", "egl")
-    from robot_il.policies import load_policy
+    from robot_il.policies import load_policy, read_checkpoint
+    from robot_il.provenance import describe
     from robot_il.train.evaluate import evaluate, make_eval_env
     from robot_il.train.report import plot_success
 
+    provenance = read_checkpoint(args.checkpoint)[1].get("provenance")
     policy = load_policy(args.checkpoint, device=args.device)
+    print(f"checkpoint {args.checkpoint}: {describe(provenance)}")
     if args.ros and (args.video or args.max_steps is not None):
         raise ConfigError("--ros evaluates the task's full episodes without video")
     env = make_eval_env(
@@ -99,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
     low, high = result.interval
     summary = {
         "checkpoint": str(args.checkpoint),
+        "checkpoint_provenance": provenance,
         "policy_type": policy.policy_type,
         "env": where,
         "success_rate": result.success_rate,

@@ -45,6 +45,8 @@ class CheckpointInfo:
     obs_keys: list[str]
     n_obs_steps: int
     n_action_steps: int
+    provenance: dict[str, Any] | None = None
+    """Where the checkpoint came from (``robot_il.provenance``); None if saved before."""
 
     @property
     def control_hz(self) -> float:
@@ -70,6 +72,7 @@ class CheckpointInfo:
             obs_keys=sorted(spec["observation"]),
             n_obs_steps=int(config.get("n_obs_steps", 1)),
             n_action_steps=int(config.get("n_action_steps", 1)),
+            provenance=saved.get("provenance"),
         )
 
 

@@ -78,6 +78,7 @@ from robot_il.deploy.ticker import Ticker
 from robot_il.deploy.worker import CheckpointInfo, InferenceWorker
 from robot_il.envs.ur5e.description import JOINT_VEL_LIMITS
 from robot_il.errors import CheckpointError, ConfigError
+from robot_il.provenance import describe
 from robot_il.ros.node_main import declare_float, freeze_startup_objects, use_realtime_priority
 from robot_il.ros.observation import RobotObservation, camera_parameters
 from robot_il.ros.ur_topics import (
@@ -265,7 +266,7 @@ class PolicyNode(Node):
             f"{self.info.policy_type} policy from {checkpoint} at "
             f"{self.policy_hz:g} Hz (chunks of {self.info.n_action_steps}), inference in pid "
             f"{self.worker.pid}, "
-            f"commands at {self.control_rate:g} Hz"
+            f"commands at {self.control_rate:g} Hz; checkpoint {describe(self.info.provenance)}"
         )
 
     # -- set-up --------------------------------------------------------------------------

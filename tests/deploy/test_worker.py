@@ -9,6 +9,7 @@ child must leave that class, and may only be given a larger share by ``nice``.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 
 import numpy as np
@@ -17,6 +18,7 @@ from robot_il.policies.untrained import untrained_reach_checkpoint
 
 from robot_il.deploy.worker import CheckpointInfo, InferenceWorker
 from robot_il.errors import ConfigError
+from robot_il.provenance import describe
 
 
 def untrained_bc(directory) -> CheckpointInfo:
@@ -59,3 +61,17 @@ def test_a_nice_outside_the_range_is_refused_before_any_process_starts(tmp_path)
     info = untrained_bc(tmp_path)
     with pytest.raises(ConfigError, match="inference nice must be in -20..19, got 25"):
         InferenceWorker(info, nice=25)
+
+
+def test_a_deploy_node_reads_where_its_checkpoint_came_from(tmp_path) -> None:
+    """The node logs it at start-up (``describe``); an older checkpoint without the record
+    still deploys."""
+
+    info = untrained_bc(tmp_path)
+    assert info.provenance is not None and info.provenance["libraries"]["numpy"] == np.__version__
+    assert describe(info.provenance).startswith(f"saved {info.provenance['saved_utc']} by ")
+    config = info.directory / "config.json"
+    saved = json.loads(config.read_text())
+    del saved["provenance"]
+    config.write_text(json.dumps(saved))
+    assert CheckpointInfo.read(info.directory).provenance is None

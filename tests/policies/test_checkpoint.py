@@ -4,6 +4,8 @@ rate or observation spec is refused with ``CheckpointError`` before any rollout.
 from __future__ import annotations
 
 import json
+import subprocess
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +76,28 @@ def test_round_trip_gives_identical_actions(
     loaded = load_policy(tmp_path / "ckpt")
     assert type(loaded) is policy_class
     np.testing.assert_array_equal(_rollout_actions(loaded), before)
+
+
+def test_a_checkpoint_records_the_code_and_libraries_that_made_it(
+    synthetic_dataset: Path, tmp_path: Path
+) -> None:
+    """Reproducing a result starts from what made it: this checkout's commit (and whether it
+    held uncommitted changes), the libraries' versions, the CPU, the time of the save."""
+    from robot_il.provenance import REPOSITORY, describe
+
+    _policy(BCPolicy, BCConfig(obs_keys=tuple(OBS_KEYS)), synthetic_dataset).save(tmp_path / "c")
+    record = json.loads((tmp_path / "c" / "config.json").read_text())["provenance"]
+    head = subprocess.run(["git", "-C", str(REPOSITORY), "rev-parse", "HEAD"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    assert record["git"]["commit"] == head and isinstance(record["git"]["dirty"], bool)
+    assert record["libraries"]["torch"] == torch.__version__
+    assert record["libraries"]["numpy"] == np.__version__
+    saved = datetime.fromisoformat(record["saved_utc"])
+    assert abs((datetime.now(timezone.utc) - saved).total_seconds()) < 600
+    line = describe(record)
+    assert f"at git {head[:10]}" in line and f"torch {torch.__version__}" in line
+    assert "\n" not in line
+    assert describe(None).startswith("provenance unknown")
 
 
 def test_checkpoint_for_other_robot_is_refused(synthetic_dataset: Path, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -149,6 +150,11 @@ def test_cli_trains_then_evaluates_with_video_and_plot(
     assert code == 0 and "bc on reach/mujoco: success" in out
     for produced in ("eval.json", "success.png", "rollouts.mp4"):
         assert (tmp_path / "eval" / produced).stat().st_size > 0, produced
+    # where the checkpoint came from: printed, and kept beside the results
+    assert f"checkpoint {run}: saved " in out and " by robot_il " in out
+    summary = json.loads((tmp_path / "eval" / "eval.json").read_text())
+    saved = json.loads((run / "policy" / "config.json").read_text())
+    assert summary["checkpoint_provenance"] == saved["provenance"]
 
 
 def test_launch_file_runs_a_training(synthetic_dataset: Path, tmp_path: Path) -> None:

@@ -1,0 +1,99 @@
+"""Where a checkpoint came from, so that a result can be traced to the code and libraries
+that made it and run again: robot_il's version and git commit (and whether the checkout held
+uncommitted changes), the versions of the libraries that shape its numbers, the Python, the
+machine and its CPU (float rounding differs between CPUs: bfloat16 products on AMX, float32
+elsewhere), the command, and the UTC time of the save.
+
+Every checkpoint's ``config.json`` carries this record as ``provenance``
+(``robot_il.policies.base.write_policy_config``); ``robot-il eval`` prints it in one line
+(``describe``) and keeps it in ``eval.json``. Checkpoints saved before it existed have none.
+"""
+
+from __future__ import annotations
+
+import functools
+import platform
+import subprocess
+import sys
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+LIBRARIES = ("torch", "numpy", "mujoco", "pybullet", "dm-control", "zarr", "gymnasium")
+"""Libraries whose versions a checkpoint records (those installed)."""
+REPOSITORY = Path(__file__).resolve().parents[1]
+"""The checkout robot_il runs from, when it is one (an editable install)."""
+
+
+def checkpoint_provenance() -> dict[str, Any]:
+    """The record a checkpoint saved now carries: ``code_provenance`` and the save's UTC time."""
+    saved = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return {**code_provenance(), "saved_utc": saved}
+
+
+@functools.cache
+def code_provenance() -> dict[str, Any]:
+    """What stays the same for this process's saves (read once: the git calls cost about
+    10 ms): ``robot_il`` version, ``git`` (``commit``, ``dirty``; None outside a checkout),
+    ``python``, ``libraries`` (name -> version), ``machine``, ``cpu``, ``command``."""
+    libraries = {}
+    for name in LIBRARIES:
+        try:
+            libraries[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return {
+        "robot_il": metadata.version("robot_il"),
+        "git": _git_state(),
+        "python": platform.python_version(),
+        "libraries": libraries,
+        "machine": platform.platform(),
+        "cpu": _cpu_model(),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "",
+    }
+
+
+def describe(record: Mapping[str, Any] | None) -> str:
+    """One line for a checkpoint's ``provenance`` record (or for its absence)."""
+    if not record:
+        return "provenance unknown (saved before checkpoints recorded it)"
+    code = f"robot_il {record.get('robot_il', '?')}"
+    if git := record.get("git"):
+        changes = " with uncommitted changes" if git["dirty"] else ""
+        code += f" at git {git['commit'][:10]}{changes}"
+    libraries = record.get("libraries", {})
+    torch = f", torch {libraries['torch']}" if "torch" in libraries else ""
+    where = record.get("cpu") or record.get("machine", "?")
+    saved = record.get("saved_utc", "?")
+    return f"saved {saved} by {code}{torch}, Python {record.get('python', '?')}, on {where}"
+
+
+def _git_state() -> dict[str, Any] | None:
+    """``{"commit": sha, "dirty": bool}`` of the checkout robot_il runs from, or None."""
+    if not (REPOSITORY / ".git").exists():
+        return None
+    try:
+        commit = _git("rev-parse", "HEAD")
+        changes = _git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit, "dirty": bool(changes)}
+
+
+def _git(*arguments: str) -> str:
+    done = subprocess.run(["git", "-C", str(REPOSITORY), *arguments], capture_output=True,
+                          text=True, timeout=10, check=True)  # fmt: skip
+    return done.stdout.strip()
+
+
+def _cpu_model() -> str:
+    """The CPU's model name (Linux ``/proc/cpuinfo``), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor()
