@@ -211,9 +211,13 @@ def existing_rows() -> list[dict[str, Any]]:
 
 def append_row(row: dict[str, Any], results: Path | None = None) -> None:
     """Add ``row`` to the ``results`` file (``RESULTS`` unless given), replacing a row of the
-    same run and step.
+    same run and step; the row gets the ``code`` that computed it (``revision``) and the
+    ``cpu``.
 
     Seeds run as parallel processes, so the read-modify-write holds an exclusive lock."""
+    from robot_il.provenance import code_provenance, revision
+
+    row = {**row, "code": revision(), "cpu": code_provenance()["cpu"]}
     results = results or RESULTS
     results.parent.mkdir(parents=True, exist_ok=True)
     with open(results.with_suffix(".lock"), "w") as lock:

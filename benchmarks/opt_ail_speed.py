@@ -60,6 +60,8 @@ from typing import Any
 import numpy as np
 from git_revision import module_at
 
+from robot_il.provenance import revision
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "opt_ail_speed.json"
 BASELINE_REV = "822a158"
@@ -100,15 +102,6 @@ def bf16_baseline(rev: str) -> tuple[type, type, type]:
     ``relu_mlp.py`` and ``policy.py`` too (where its bfloat16 products are computed)."""
     modules = modules_at(rev, ("relu_mlp", "policy", "actor_critic", "learner"))
     return modules["learner"].OPTAIL, modules["policy"].OPTAILPolicy, modules["policy"].OPTAILConfig
-
-
-def git_revision() -> str:
-    """The working tree's commit, with ``+changes`` if it differs from it."""
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, check=True,
-                          capture_output=True, text=True).stdout.strip()  # fmt: skip
-    changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                             check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
-    return head + ("+changes" if changed else "")
 
 
 def task_spec(task: str) -> tuple[dict[str, Any], Any]:
@@ -416,7 +409,7 @@ def main() -> None:
           f"{evaluation['wall_s']:.1f} s wall, {evaluation['cpu_s']:.1f} s CPU")  # fmt: skip
     row: dict[str, Any] = {
         "task": args.task, "profile": args.profile, "baseline_rev": args.baseline_rev,
-        "new_rev": git_revision(), "max_weight_difference": difference,
+        "new_rev": revision(), "max_weight_difference": difference,
         "env_step_s": env_step, "evaluation_s": evaluation, "updates_on": where,
     }  # fmt: skip
     if "bf16" in learners:

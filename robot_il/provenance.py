@@ -25,6 +25,8 @@ LIBRARIES = ("torch", "numpy", "mujoco", "pybullet", "dm-control", "zarr", "gymn
 """Libraries whose versions a checkpoint records (those installed)."""
 REPOSITORY = Path(__file__).resolve().parents[1]
 """The checkout robot_il runs from, when it is one (an editable install)."""
+RESULTS_FOLDER = "benchmarks/results"
+"""What the benchmarks write into the checkout as they run: not a change of the code."""
 
 
 def checkpoint_provenance() -> dict[str, Any]:
@@ -36,7 +38,8 @@ def checkpoint_provenance() -> dict[str, Any]:
 @functools.cache
 def code_provenance() -> dict[str, Any]:
     """What stays the same for this process's saves (read once: the git calls cost about
-    10 ms): ``robot_il`` version, ``git`` (``commit``, ``dirty``; None outside a checkout),
+    10 ms): ``robot_il`` version, ``git`` (``commit``, ``dirty``: code changed since the
+    commit; None outside a checkout),
     ``python``, ``libraries`` (name -> version), ``machine``, ``cpu``, ``command``."""
     libraries = {}
     for name in LIBRARIES:
@@ -46,13 +49,24 @@ def code_provenance() -> dict[str, Any]:
             continue
     return {
         "robot_il": metadata.version("robot_il"),
-        "git": _git_state(),
+        "git": git_state(),
         "python": platform.python_version(),
         "libraries": libraries,
         "machine": platform.platform(),
         "cpu": _cpu_model(),
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "",
     }
+
+
+def revision(record: Mapping[str, Any] | None = None) -> str:
+    """The code of ``record`` (default this process's ``code_provenance``) in a few
+    characters, for result rows: the commit's first 10 hex digits, ``+changes`` if the code
+    had changed since it; ``robot_il <version>`` outside a checkout."""
+    record = code_provenance() if record is None else record
+    git = record.get("git")
+    if not git:
+        return f"robot_il {record.get('robot_il', '?')}"
+    return git["commit"][:10] + ("+changes" if git["dirty"] else "")
 
 
 def describe(record: Mapping[str, Any] | None) -> str:
@@ -70,20 +84,22 @@ def describe(record: Mapping[str, Any] | None) -> str:
     return f"saved {saved} by {code}{torch}, Python {record.get('python', '?')}, on {where}"
 
 
-def _git_state() -> dict[str, Any] | None:
-    """``{"commit": sha, "dirty": bool}`` of the checkout robot_il runs from, or None."""
-    if not (REPOSITORY / ".git").exists():
+def git_state(repository: Path = REPOSITORY) -> dict[str, Any] | None:
+    """``{"commit": sha, "dirty": bool}`` of ``repository`` (dirty: tracked
+    files changed since the commit, outside ``RESULTS_FOLDER``), or None."""
+    if not (repository / ".git").exists():
         return None
     try:
-        commit = _git("rev-parse", "HEAD")
-        changes = _git("status", "--porcelain", "--untracked-files=no")
+        commit = _git(repository, "rev-parse", "HEAD")
+        changes = _git(repository, "status", "--porcelain", "--untracked-files=no", "--", ".",
+                       f":(exclude){RESULTS_FOLDER}")  # fmt: skip
     except (OSError, subprocess.SubprocessError):
         return None
     return {"commit": commit, "dirty": bool(changes)}
 
 
-def _git(*arguments: str) -> str:
-    done = subprocess.run(["git", "-C", str(REPOSITORY), *arguments], capture_output=True,
+def _git(repository: Path, *arguments: str) -> str:
+    done = subprocess.run(["git", "-C", str(repository), *arguments], capture_output=True,
                           text=True, timeout=10, check=True)  # fmt: skip
     return done.stdout.strip()
 

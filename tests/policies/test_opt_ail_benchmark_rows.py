@@ -42,6 +42,12 @@ def test_a_rewritten_row_replaces_its_row_from_before_expert_seed(opt_ail: Modul
     opt_ail.append_row(_row(**ur5e))
     opt_ail.append_row(_row(**ur5e, expert_seed=None, **{"return": 0.5}))
     assert [r["return"] for r in opt_ail.existing_rows()] == [120.0, 130.0, 0.5]
+    # each row names the code and the CPU that computed it
+    from robot_il.provenance import code_provenance, revision
+
+    assert {(r["code"], r["cpu"]) for r in opt_ail.existing_rows()} == {
+        (revision(), code_provenance()["cpu"])
+    }
 
 
 def test_a_rerun_on_another_cpu_keeps_the_first_cpus_rows(opt_ail: ModuleType) -> None:
