@@ -1,6 +1,6 @@
 """Where a checkpoint came from, so that a result can be traced to the code and libraries
-that made it and run again: robot_il's version and git commit (and whether the checkout held
-uncommitted changes), the versions of the libraries that shape its numbers, the Python, the
+that made it and run again: robot_il's version and git commit (and whether the code had
+changed since that commit), the versions of the libraries that shape its numbers, the Python, the
 machine and its CPU (float rounding differs between CPUs: bfloat16 products on AMX, float32
 elsewhere), the command, and the UTC time of the save.
 
@@ -37,9 +37,8 @@ def checkpoint_provenance() -> dict[str, Any]:
 
 @functools.cache
 def code_provenance() -> dict[str, Any]:
-    """What stays the same for this process's saves (read once: the git calls cost about
-    10 ms): ``robot_il`` version, ``git`` (``commit``, ``dirty``: code changed since the
-    commit; None outside a checkout),
+    """What stays the same for this process's saves (read once, as the process loaded its
+    code; the git calls cost about 10 ms): ``robot_il`` version, ``git`` (``git_state``),
     ``python``, ``libraries`` (name -> version), ``machine``, ``cpu``, ``command``."""
     libraries = {}
     for name in LIBRARIES:
@@ -85,8 +84,8 @@ def describe(record: Mapping[str, Any] | None) -> str:
 
 
 def git_state(repository: Path = REPOSITORY) -> dict[str, Any] | None:
-    """``{"commit": sha, "dirty": bool}`` of ``repository`` (dirty: tracked
-    files changed since the commit, outside ``RESULTS_FOLDER``), or None."""
+    """``{"commit": sha, "dirty": bool}`` of the checkout ``repository`` (dirty: tracked
+    files changed since the commit, ``RESULTS_FOLDER`` aside), or None outside one."""
     if not (repository / ".git").exists():
         return None
     try:

@@ -66,7 +66,6 @@ def test_a_nice_outside_the_range_is_refused_before_any_process_starts(tmp_path)
 def test_a_deploy_node_reads_where_its_checkpoint_came_from(tmp_path) -> None:
     """The node logs it at start-up (``describe``); an older checkpoint without the record
     still deploys."""
-
     info = untrained_bc(tmp_path)
     assert info.provenance is not None and info.provenance["libraries"]["numpy"] == np.__version__
     assert describe(info.provenance).startswith(f"saved {info.provenance['saved_utc']} by ")
