@@ -125,6 +125,9 @@ class Policy(nn.Module):
         self.config = config
         self.spec = spec
         self.normalizer = normalizer
+        self.training_data: list[dict[str, Any]] = []
+        """The datasets it learned from (``robot_il.provenance.dataset_record``), which its
+        checkpoints record."""
         self.obs_keys = sorted(spec["observation"])
         self.action_dim = int(spec["action_dim"])
         self.encoder = ObservationEncoder(
@@ -291,7 +294,8 @@ class Policy(nn.Module):
         save_file(weights, str(directory / WEIGHTS_FILE))
         stats = {k: np.ascontiguousarray(v) for k, v in self.normalizer.state_dict().items()}
         save_numpy(stats, str(directory / NORMALIZER_FILE))
-        write_policy_config(directory, self.policy_type, self.config, self.spec)
+        write_policy_config(directory, self.policy_type, self.config, self.spec,
+                            self.training_data)  # fmt: skip
         return directory
 
     @classmethod
@@ -319,6 +323,7 @@ class Policy(nn.Module):
         except RuntimeError as error:
             first = str(error).splitlines()[0]
             raise CheckpointError(f"{directory}: weights do not fit the config: {first}") from None
+        policy.training_data = (saved.get("provenance") or {}).get("training_data", [])
         policy.eval()
         return policy
 
@@ -338,9 +343,15 @@ def read_checkpoint_config(directory: Path) -> dict[str, Any]:
     return saved
 
 
-def write_policy_config(directory: Path, policy_type: str, config: Any, spec: Spec) -> None:
+def write_policy_config(
+    directory: Path,
+    policy_type: str,
+    config: Any,
+    spec: Spec,
+    training_data: list[dict[str, Any]] | None = None,
+) -> None:
     """Write a checkpoint's ``config.json``: format, policy type, the config dataclass, spec,
-    and where it came from (``robot_il.provenance``)."""
+    and where it came from (``robot_il.provenance``, with ``training_data``)."""
     from robot_il.provenance import checkpoint_provenance
 
     saved = {
@@ -348,7 +359,7 @@ def write_policy_config(directory: Path, policy_type: str, config: Any, spec: Sp
         "policy_type": policy_type,
         "config": dataclasses.asdict(config),
         "spec": spec,
-        "provenance": checkpoint_provenance(),
+        "provenance": checkpoint_provenance(training_data),
     }
     (directory / CONFIG_FILE).write_text(json.dumps(saved, indent=2) + "\n")
 

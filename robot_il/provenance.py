@@ -2,7 +2,8 @@
 that made it and run again: robot_il's version and git commit (and whether the code had
 changed since that commit), the versions of the libraries that shape its numbers, the Python, the
 machine and its CPU (float rounding differs between CPUs: bfloat16 products on AMX, float32
-elsewhere), the command, and the UTC time of the save.
+elsewhere), the command, the UTC time of the save, and the datasets it learned from (path,
+episodes used, and a fingerprint of their content: ``dataset_record``).
 
 Every checkpoint's ``config.json`` carries this record as ``provenance``
 (``robot_il.policies.base.write_policy_config``); ``robot-il eval`` prints it in one line
@@ -12,6 +13,8 @@ Every checkpoint's ``config.json`` carries this record as ``provenance``
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import platform
 import subprocess
 import sys
@@ -21,6 +24,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 LIBRARIES = ("torch", "numpy", "mujoco", "pybullet", "dm-control", "zarr", "gymnasium")
 """Libraries whose versions a checkpoint records (those installed)."""
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -29,10 +34,27 @@ RESULTS_FOLDER = "benchmarks/results"
 """What the benchmarks write into the checkout as they run: not a change of the code."""
 
 
-def checkpoint_provenance() -> dict[str, Any]:
-    """The record a checkpoint saved now carries: ``code_provenance`` and the save's UTC time."""
+def checkpoint_provenance(training_data: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The record a checkpoint saved now carries: ``code_provenance``, the save's UTC time and
+    ``training_data`` (``dataset_record``s; left out when empty)."""
     saved = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    return {**code_provenance(), "saved_utc": saved}
+    record = {**code_provenance(), "saved_utc": saved}
+    if training_data:
+        record["training_data"] = training_data
+    return record
+
+
+def dataset_record(dataset: Any, path: str | Path, episodes: int) -> dict[str, Any]:
+    """What a policy learned from ``dataset`` (a ``robot_il.dataset.Dataset`` opened from
+    ``path``), its first ``episodes`` episodes: the path, the episodes used and held, and a
+    fingerprint (16 hex digits of SHA-256) of the episode ends, the attributes and every
+    action: two recordings with the same layout and different motions differ in it, and a
+    copy of a dataset (moved, converted back) keeps it."""
+    digest = hashlib.sha256(np.ascontiguousarray(dataset.episode_ends, np.int64).tobytes())
+    digest.update(json.dumps(dict(dataset.attrs), sort_keys=True, default=str).encode())
+    digest.update(np.ascontiguousarray(dataset.read("action", 0, dataset.num_steps)).tobytes())
+    return {"path": str(path), "episodes_used": int(episodes),
+            "episodes": dataset.num_episodes, "fingerprint": digest.hexdigest()[:16]}  # fmt: skip
 
 
 @functools.cache
@@ -80,7 +102,10 @@ def describe(record: Mapping[str, Any] | None) -> str:
     torch = f", torch {libraries['torch']}" if "torch" in libraries else ""
     where = record.get("cpu") or record.get("machine", "?")
     saved = record.get("saved_utc", "?")
-    return f"saved {saved} by {code}{torch}, Python {record.get('python', '?')}, on {where}"
+    line = f"saved {saved} by {code}{torch}, Python {record.get('python', '?')}, on {where}"
+    data = [f"{d['path']} ({d['episodes_used']} of {d['episodes']} episodes, data "
+            f"{d['fingerprint']})" for d in record.get("training_data", [])]  # fmt: skip
+    return line + (f"; trained on {', '.join(data)}" if data else "")
 
 
 def git_state(repository: Path = REPOSITORY) -> dict[str, Any] | None:

@@ -33,6 +33,7 @@ from robot_il.errors import ConfigError, DatasetError
 from robot_il.policies import DEPLOY_SUBDIR, load_policy
 from robot_il.policies.base import CONFIG_FILE, WEIGHTS_FILE, Policy
 from robot_il.policies.spec import ACTION_KEY, spec_from_dataset, spec_mismatches
+from robot_il.provenance import dataset_record
 
 LINEAGE_KEY = "lineage"
 """``config.json`` entry listing the fine-tunings that led to a checkpoint."""
@@ -102,6 +103,9 @@ def finetune_checkpoint(
     if corrections.num_episodes == 0:
         raise DatasetError(f"{corrections_path}: holds no corrected segment yet")
     samplers = [_sampler(policy, corrections)]
+    # what it learns from now, after what its parent learned from
+    policy.training_data = [*policy.training_data, dataset_record(
+        corrections, corrections_path, corrections.num_episodes)]  # fmt: skip
     if demos_path is not None:
         demos = Dataset.open(demos_path, cache="ram")
         recorded = spec_from_dataset(demos, policy.obs_keys, str(demos_path))
@@ -111,6 +115,7 @@ def finetune_checkpoint(
                 f"{demos_path}: demonstrations do not fit the checkpoint: {'; '.join(problems)}"
             )
         samplers.append(_sampler(policy, demos))
+        policy.training_data.append(dataset_record(demos, demos_path, demos.num_episodes))
 
     threads = torch.get_num_threads()
     if settings.threads > 0:

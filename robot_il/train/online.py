@@ -68,6 +68,7 @@ from robot_il.policies import DEPLOY_SUBDIR, policy_class
 from robot_il.policies.base import NORMALIZER_FILE
 from robot_il.policies.opt_ail.relu_mlp import bf16_products_supported, bf16_rounds_operands
 from robot_il.policies.spec import ACTION_KEY, spec_from_dataset, spec_from_env, spec_mismatches
+from robot_il.provenance import dataset_record
 from robot_il.train.config import OnlineTrainConfig
 from robot_il.train.evaluate import EvalResult, evaluate
 from robot_il.train.replay import ReplayBuffer, expert_buffer, flatten_observation
@@ -297,6 +298,7 @@ def _train_online(
     random.seed(config.seed)
     rng = np.random.default_rng(config.seed)
     policy = policy_class(policy_type)(policy_config, spec, normalizer)
+    policy.training_data = [dataset_record(dataset, config.dataset, demos)]
     module, name = ONLINE_ALGORITHMS[policy_type].split(":")
     try:
         algorithm = getattr(import_module(module), name)(policy, task)

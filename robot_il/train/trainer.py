@@ -30,6 +30,7 @@ from robot_il.errors import ConfigError, DatasetError
 from robot_il.policies import DEPLOY_SUBDIR, policy_class
 from robot_il.policies.base import Policy
 from robot_il.policies.spec import ACTION_KEY, is_image_key, spec_from_dataset
+from robot_il.provenance import dataset_record
 from robot_il.train.config import TRAIN_CONFIGS, TrainConfig, config_to_dict
 from robot_il.train.distributed import init_distributed
 from robot_il.train.evaluate import EvalResult, evaluate, make_eval_env
@@ -134,6 +135,7 @@ def train(config: TrainConfig) -> TrainResult:
             policy = policy_class(policy_type)(policy_config, spec, normalizer).to(device)
         except ValueError as error:  # settings that do not fit the data (an image crop)
             raise ConfigError(f"policy config: {error}") from None
+        policy.training_data = [dataset_record(dataset, config.dataset, episodes)]
         policy.begin_training()
         optimizer = torch.optim.AdamW(
             policy.parameters(), lr=config.lr, weight_decay=config.weight_decay

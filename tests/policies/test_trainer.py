@@ -155,6 +155,9 @@ def test_cli_trains_then_evaluates_with_video_and_plot(
     summary = json.loads((tmp_path / "eval" / "eval.json").read_text())
     saved = json.loads((run / "policy" / "config.json").read_text())
     assert summary["checkpoint_provenance"] == saved["provenance"]
+    (trained_on,) = saved["provenance"]["training_data"]
+    assert trained_on["path"] == str(synthetic_dataset) and trained_on["episodes_used"] == 6
+    assert f"trained on {synthetic_dataset} (6 of 6 episodes, data " in out
 
 
 def test_launch_file_runs_a_training(synthetic_dataset: Path, tmp_path: Path) -> None:

@@ -141,6 +141,15 @@ def test_lineage_names_parent_corrections_and_settings(experiment: Experiment, t
     assert entry["corrections"] == str(experiment.corrections.resolve())
     assert entry["corrections_segments"] >= experiment.takeovers
     assert entry["settings"]["lr"] == 1e-3 and entry["settings"]["steps"] == 300
+    # the datasets it learned from (robot_il.provenance): its parent's, the corrections, then
+    # the demonstrations mixed in, here the parent's own (the same fingerprint)
+    original, finetuned = (json.loads((c / "config.json").read_text())["provenance"]
+                           for c in (experiment.original, experiment.finetuned))  # fmt: skip
+    (trained_on,) = original["training_data"]
+    inherited, corrections, demos = finetuned["training_data"]
+    assert inherited == trained_on and Path(corrections["path"]) == experiment.corrections
+    assert corrections["episodes_used"] == entry["corrections_segments"]
+    assert demos["fingerprint"] == trained_on["fingerprint"] != corrections["fingerprint"]
 
     again = finetune_checkpoint(
         experiment.finetuned, experiment.corrections, tmp_path / "again",
