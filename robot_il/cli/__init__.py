@@ -17,6 +17,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "demo": ("robot_il.cli.demo", "run the main job end to end on a simulated UR5e"),
     "train": ("robot_il.cli.train", "train a BC or Diffusion policy from a zarr dataset"),
     "eval": ("robot_il.cli.eval", "evaluate a policy checkpoint in simulation (success, video)"),
+    "info": ("robot_il.cli.info", "show what a checkpoint is and where it came from"),
     "sim": ("robot_il.cli.sim", "roll out tasks and scripted experts in MuJoCo or PyBullet"),
     "launch": ("robot_il.cli.launch", "run a ROS 2 YAML launch file (key:=value arguments)"),
     "data": ("robot_il.cli.data", "inspect, validate and convert zarr datasets"),

@@ -158,6 +158,13 @@ def test_cli_trains_then_evaluates_with_video_and_plot(
     (trained_on,) = saved["provenance"]["training_data"]
     assert trained_on["path"] == str(synthetic_dataset) and trained_on["episodes_used"] == 6
     assert f"trained on {synthetic_dataset} (6 of 6 episodes, data " in out
+    assert main(["info", str(run)]) == 0  # the same, without loading the weights
+    info = capsys.readouterr().out
+    assert f"checkpoint   {run / 'policy'}\npolicy       bc (checkpoint format 1)\n" in info
+    assert "acts for     ur5e, task reach at 20 Hz, joint actions (7)\n" in info
+    assert "observes     joint_pos (6,), target_pos (3,)" in info
+    assert f"origin       saved {saved['provenance']['saved_utc']} by robot_il" in info
+    assert main(["info", str(tmp_path / "nothing")]) == 2
 
 
 def test_launch_file_runs_a_training(synthetic_dataset: Path, tmp_path: Path) -> None:

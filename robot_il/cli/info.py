@@ -1,0 +1,38 @@
+"""``robot-il info CHECKPOINT``: what a checkpoint is, read from its ``config.json`` without
+loading its weights: the policy, the robot and task it acts for, its inputs and outputs, and
+where it came from (``robot_il.provenance``; fine-tunings from its lineage)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", type=Path, help="checkpoint directory or training run")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from robot_il.policies import read_checkpoint
+    from robot_il.provenance import describe
+    from robot_il.train.finetune import LINEAGE_KEY
+
+    directory, saved = read_checkpoint(args.checkpoint)
+    spec, config = saved["spec"], saved["config"]
+    frame = f", in the {spec['frame']} frame" if spec.get("frame") else ""
+    inputs = ", ".join(f"{key} {tuple(shape)}" for key, shape in spec["observation"].items())
+    print(f"checkpoint   {directory}")
+    print(f"policy       {saved['policy_type']} (checkpoint format {saved.get('format_version')})")
+    backend = f" on {spec['backend']}" if spec.get("backend") else ""
+    print(f"acts for     {spec['robot']}, task {spec.get('task')}{backend} at "
+          f"{spec['control_hz']:g} Hz, {spec.get('action_mode')} actions ({spec['action_dim']})"
+          f"{frame}")  # fmt: skip
+    print(f"observes     {inputs}")
+    print(f"per step     {config.get('n_obs_steps', 1)} observation(s) in, "
+          f"{config.get('horizon', 1)} action(s) predicted, "
+          f"{config.get('n_action_steps', 1)} executed")  # fmt: skip
+    print(f"origin       {describe(saved.get('provenance'))}")
+    for number, tuning in enumerate(saved.get(LINEAGE_KEY, []), start=1):
+        print(f"fine-tuning  {number}: from {tuning['parent']} on {tuning['corrections']}")
+    return 0
