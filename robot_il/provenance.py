@@ -47,12 +47,14 @@ def checkpoint_provenance(training_data: list[dict[str, Any]] | None = None) -> 
 def dataset_record(dataset: Any, path: str | Path, episodes: int) -> dict[str, Any]:
     """What a policy learned from ``dataset`` (a ``robot_il.dataset.Dataset`` opened from
     ``path``), its first ``episodes`` episodes: the path, the episodes used and held, and a
-    fingerprint (16 hex digits of SHA-256) of the episode ends, the attributes and every
-    action: two recordings with the same layout and different motions differ in it, and a
-    copy of a dataset (moved, converted back) keeps it."""
-    digest = hashlib.sha256(np.ascontiguousarray(dataset.episode_ends, np.int64).tobytes())
+    fingerprint (16 hex digits of SHA-256) of the used episodes' ends and actions and of the
+    attributes: two recordings with the same layout and different motions differ in it; a
+    copy of a dataset, or the same one with episodes appended after the used ones, keeps it."""
+    ends = np.ascontiguousarray(dataset.episode_ends[:episodes], np.int64)
+    steps = int(ends[-1]) if len(ends) else 0
+    digest = hashlib.sha256(ends.tobytes())
     digest.update(json.dumps(dict(dataset.attrs), sort_keys=True, default=str).encode())
-    digest.update(np.ascontiguousarray(dataset.read("action", 0, dataset.num_steps)).tobytes())
+    digest.update(np.ascontiguousarray(dataset.read("action", 0, steps)).tobytes())
     return {"path": str(path), "episodes_used": int(episodes),
             "episodes": dataset.num_episodes, "fingerprint": digest.hexdigest()[:16]}  # fmt: skip
 

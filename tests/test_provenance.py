@@ -36,21 +36,24 @@ def test_results_written_by_benchmarks_leave_the_code_clean_and_code_changes_do_
     assert git_state(tmp_path) == {"commit": head, "dirty": True}
 
 
-def _recording(path: Path, last_action: float) -> Path:
+def _recording(path: Path, episode_2_action: float = 2.0) -> Path:
+    """Three episodes of five steps, the third's actions ``episode_2_action``."""
     with DatasetWriter.create(path, robot="ur5e", control_hz=20.0, fsync=False) as writer:
-        for episode in range(3):
-            action = np.full((5, 7), episode, np.float32)
-            action[-1, 0] = last_action
-            writer.add_episode({"joint_pos": np.zeros((5, 6), np.float32), "action": action})
+        for action in (0.0, 1.0, episode_2_action):
+            writer.add_episode({"joint_pos": np.zeros((5, 6), np.float32),
+                                "action": np.full((5, 7), action, np.float32)})  # fmt: skip
     return path
 
 
-def test_a_datasets_fingerprint_follows_its_content_not_its_place(tmp_path):
-    first = _recording(tmp_path / "first.zarr", last_action=0.5)
-    record = dataset_record(Dataset.open(first), first, episodes=2)
-    assert record["path"] == str(first) and (record["episodes_used"], record["episodes"]) == (2, 3)
+def test_a_datasets_fingerprint_follows_the_content_it_used_not_its_place(tmp_path):
+    first = _recording(tmp_path / "first.zarr")
+    record = dataset_record(Dataset.open(first), first, episodes=3)
+    assert record["path"] == str(first) and (record["episodes_used"], record["episodes"]) == (3, 3)
     assert len(record["fingerprint"]) == 16
     moved = shutil.copytree(first, tmp_path / "elsewhere" / "copy.zarr")
-    assert dataset_record(Dataset.open(moved), moved, 2)["fingerprint"] == record["fingerprint"]
-    other = _recording(tmp_path / "other.zarr", last_action=0.25)  # one number differs
-    assert dataset_record(Dataset.open(other), other, 2)["fingerprint"] != record["fingerprint"]
+    assert dataset_record(Dataset.open(moved), moved, 3)["fingerprint"] == record["fingerprint"]
+    other = _recording(tmp_path / "other.zarr", episode_2_action=2.5)  # one episode differs
+    assert dataset_record(Dataset.open(other), other, 3)["fingerprint"] != record["fingerprint"]
+    # ... and is the same data to a policy that learned from the first two episodes only
+    two = [dataset_record(Dataset.open(d), d, 2)["fingerprint"] for d in (first, other)]
+    assert two[0] == two[1] != record["fingerprint"]

@@ -79,6 +79,7 @@ from robot_il.train.trainer import (
     field_defaults,
     observation_keys,
     policy_type_of,
+    refuse_changed_data,
     refuse_changed_settings,
     replace_dir,
 )
@@ -454,6 +455,7 @@ def _save(
                 "policy_type": algorithm.policy.policy_type,
                 "policy_config": dataclasses.asdict(algorithm.policy.config),
                 "run_config": run_config,
+                "training_data": algorithm.policy.training_data,
                 "algorithm": algorithm.state_dict(),
                 "numpy_rng": rng.bit_generator.state,
                 "torch_rng": torch.get_rng_state(),
@@ -509,6 +511,7 @@ def _load_state(
                             field_defaults(type(policy_config)))  # fmt: skip
     refuse_changed_settings(state_dir, "run config", state.get("run_config"), run_config,
                             field_defaults(OnlineTrainConfig))  # fmt: skip
+    refuse_changed_data(state_dir, state.get("training_data"), algorithm.policy.training_data)
     try:
         algorithm.load_state_dict(state["algorithm"])
     except (RuntimeError, ValueError, KeyError) as error:

@@ -296,6 +296,7 @@ def _save(
                 "optimizer": optimizer.state_dict(),
                 "schedule": schedule.state_dict(),
                 "policy_extra": policy.training_state(),
+                "training_data": policy.training_data,
                 "numpy_rng": rng.bit_generator.state,
                 "torch_rng": torch.get_rng_state(),
                 "python_rng": random.getstate(),
@@ -321,6 +322,28 @@ def replace_dir(target: Path, write: Any) -> Path:
     if old.exists():
         shutil.rmtree(old)
     return target
+
+
+def refuse_changed_data(
+    state_dir: Path, saved: list[dict[str, Any]] | None, current: list[dict[str, Any]]
+) -> None:
+    """``CheckpointError`` if the run at ``state_dir`` started on other data than it would
+    resume on (``robot_il.provenance.dataset_record``: a dataset re-recorded or edited at its
+    path, or other episodes used); a dataset moved, or grown after the episodes used, is the
+    same data. Runs saved before the record was kept are not compared."""
+    from robot_il.errors import CheckpointError
+
+    def used(records: list[dict[str, Any]]) -> list[tuple[str, int]]:
+        return [(record["fingerprint"], record["episodes_used"]) for record in records]
+
+    if saved is not None and used(saved) != used(current):
+        then = ", ".join(f"{r['path']} (data {r['fingerprint']}, {r['episodes_used']} episodes)"
+                         for r in saved)  # fmt: skip
+        now = ", ".join(f"data {r['fingerprint']}, {r['episodes_used']} episodes" for r in current)
+        raise CheckpointError(
+            f"{state_dir}: this run started on {then}; it would resume on {now} (resume on "
+            "the data it started on, or pass a new --out)"
+        )
 
 
 def refuse_changed_settings(
@@ -397,6 +420,7 @@ def _load_state(
     refuse_changed_settings(state_dir, "policy config", state.get("policy_config"),
                             dataclasses.asdict(policy.config),
                             field_defaults(type(policy.config)))  # fmt: skip
+    refuse_changed_data(state_dir, state.get("training_data"), policy.training_data)
     try:
         policy.load_state_dict(weights)
         optimizer.load_state_dict(state["optimizer"])

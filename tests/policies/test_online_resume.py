@@ -305,6 +305,30 @@ def test_resume_with_a_changed_policy_config_is_refused(
     assert (out / "train_state" / "state.pt").read_bytes() == saved
 
 
+def test_resume_on_a_re_recorded_demonstration_is_refused(
+    one_reach_demo: Path, tmp_path: Path
+) -> None:
+    """The expert data are part of what the run learned (its reward too): a demonstration
+    re-recorded at its path since the run started is refused before an env step, and the
+    saved state is kept."""
+    import shutil
+
+    import zarr
+
+    from robot_il.errors import CheckpointError
+    from robot_il.train.config import load_config
+    from robot_il.train.online import train_online
+
+    demo = Path(shutil.copytree(one_reach_demo.parent, tmp_path / "demo")) / one_reach_demo.name
+    out = tmp_path / "run"
+    train_online(load_config("opt_ail", None, settings(demo, out, [], 80)))
+    saved = (out / "train_state" / "state.pt").read_bytes()
+    zarr.open_group(str(demo), mode="r+")["data"]["action"][0, 0] += 0.01
+    with pytest.raises(CheckpointError, match="this run started on .* it would resume on data"):
+        train_online(load_config("opt_ail", None, settings(demo, out, [], 160)))
+    assert (out / "train_state" / "state.pt").read_bytes() == saved
+
+
 def test_a_setting_the_save_lacks_is_compared_with_its_default(
     one_reach_demo: Path, tmp_path: Path
 ) -> None:

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -200,6 +201,36 @@ def test_torchrun_trains_data_parallel(synthetic_dataset: Path, tmp_path: Path) 
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert (tmp_path / "ddp" / "policy" / "model.safetensors").is_file()
+
+
+def _actions(dataset: Path) -> Any:
+    """The dataset's recorded actions, writable in place (a dataset re-recorded at its path)."""
+    import zarr
+
+    return zarr.open_group(str(dataset), mode="r+")["data"]["action"]
+
+
+def test_a_run_resumed_on_other_data_is_refused(synthetic_dataset: Path, tmp_path: Path) -> None:
+    """The run's data are part of what it learned: a dataset edited at its path since the run
+    started is refused before a step (its fingerprint, ``robot_il.provenance``); the same
+    data moved elsewhere resume."""
+    import shutil
+
+    data = Path(shutil.copytree(synthetic_dataset, tmp_path / "data.zarr"))
+    first_action = float(_actions(data)[0, 0])
+    out = tmp_path / "run"
+    train(_config(data, out, "--steps", "2", "--save-every", "2"))
+    _actions(data)[0, 0] = first_action + 1.0
+    refused = (r"this run started on .*data\.zarr \(data [0-9a-f]{16}, 6 episodes\); it would "
+               r"resume on data [0-9a-f]{16}, 6 episodes \(resume on the data it started on, "
+               r"or pass a new --out\)")  # fmt: skip
+    with pytest.raises(CheckpointError, match=refused):
+        train(_config(data, out, "--steps", "4", "--save-every", "2"))
+    assert not (out / "checkpoints" / "step_0000004").exists()
+    _actions(data)[0, 0] = first_action
+    moved = Path(shutil.move(data, tmp_path / "moved.zarr"))
+    train(_config(moved, out, "--steps", "4", "--save-every", "2"))
+    assert (out / "checkpoints" / "step_0000004").is_dir()
 
 
 def test_a_run_resumed_with_another_policy_config_is_refused(
