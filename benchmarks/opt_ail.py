@@ -893,6 +893,9 @@ def clone_and_last_by_learner(
 
 
 def main() -> None:
+    from robot_il.provenance import code_provenance
+
+    code_provenance()  # the code this process loaded, for its rows (``append_row``)
     os.environ.setdefault("MUJOCO_GL", "egl")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("part", choices=(*ONLINE_METHODS, "bc", "plot", "table"))

@@ -46,23 +46,30 @@ def checkpoint_provenance(training_data: list[dict[str, Any]] | None = None) -> 
 
 def dataset_record(dataset: Any, path: str | Path, episodes: int) -> dict[str, Any]:
     """What a policy learned from ``dataset`` (a ``robot_il.dataset.Dataset`` opened from
-    ``path``), its first ``episodes`` episodes: the path, the episodes used and held, and a
-    fingerprint (16 hex digits of SHA-256) of the used episodes' ends and actions and of the
-    attributes: two recordings with the same layout and different motions differ in it; a
-    copy of a dataset, or the same one with episodes appended after the used ones, keeps it."""
+    ``path``; a local path is made absolute), its first ``episodes`` episodes: the path, the
+    episodes used and held, and a fingerprint (16 hex digits of SHA-256) of the attributes
+    and of the used episodes' ends and low-dimensional keys (observations, actions; camera
+    frames are left out, at hundreds of MB they would cost a run's start-up more than they
+    tell): two recordings of the same layout with other motions or other readings differ in
+    it; a copy of a dataset, or the same one with episodes appended after the used ones,
+    keeps it."""
     ends = np.ascontiguousarray(dataset.episode_ends[:episodes], np.int64)
     steps = int(ends[-1]) if len(ends) else 0
     digest = hashlib.sha256(ends.tobytes())
     digest.update(json.dumps(dict(dataset.attrs), sort_keys=True, default=str).encode())
-    digest.update(np.ascontiguousarray(dataset.read("action", 0, steps)).tobytes())
-    return {"path": str(path), "episodes_used": int(episodes),
+    for key in sorted(k for k, spec in dataset.specs.items() if not spec.is_image):
+        digest.update(np.ascontiguousarray(dataset.read(key, 0, steps)).tobytes())
+    where = str(path) if "://" in str(path) else str(Path(path).resolve())
+    return {"path": where, "episodes_used": int(episodes),
             "episodes": dataset.num_episodes, "fingerprint": digest.hexdigest()[:16]}  # fmt: skip
 
 
 @functools.cache
 def code_provenance() -> dict[str, Any]:
-    """What stays the same for this process's saves (read once, as the process loaded its
-    code; the git calls cost about 10 ms): ``robot_il`` version, ``git`` (``git_state``),
+    """What stays the same for this process's saves, read on the first call (the git calls
+    cost about 10 ms), which runs make as they start (``train``, ``train_online``,
+    ``finetune_checkpoint``, the benchmarks), so that a save hours later names the code the
+    process loaded, not a commit made since: ``robot_il`` version, ``git`` (``git_state``),
     ``python``, ``libraries`` (name -> version), ``machine``, ``cpu``, ``command``."""
     libraries = {}
     for name in LIBRARIES:
@@ -111,14 +118,15 @@ def describe(record: Mapping[str, Any] | None) -> str:
 
 
 def git_state(repository: Path = REPOSITORY) -> dict[str, Any] | None:
-    """``{"commit": sha, "dirty": bool}`` of the checkout ``repository`` (dirty: tracked
-    files changed since the commit, ``RESULTS_FOLDER`` aside), or None outside one."""
+    """``{"commit": sha, "dirty": bool}`` of the checkout ``repository`` (dirty: files
+    changed or added since the commit, git's ignored ones, ``RESULTS_FOLDER`` and markdown
+    pages aside), or None outside one."""
     if not (repository / ".git").exists():
         return None
     try:
         commit = _git(repository, "rev-parse", "HEAD")
-        changes = _git(repository, "status", "--porcelain", "--untracked-files=no", "--", ".",
-                       f":(exclude){RESULTS_FOLDER}")  # fmt: skip
+        changes = _git(repository, "status", "--porcelain", "--", ".",
+                       f":(exclude){RESULTS_FOLDER}", ":(exclude)*.md")  # fmt: skip
     except (OSError, subprocess.SubprocessError):
         return None
     return {"commit": commit, "dirty": bool(changes)}

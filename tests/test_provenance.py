@@ -2,11 +2,13 @@
 had changed since it: results the benchmarks write into the checkout as they run are not a
 change of the code) and the data (a fingerprint that tells recordings apart by content)."""
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
+import zarr
 
 from robot_il.dataset import Dataset
 from robot_il.dataset.writer import DatasetWriter
@@ -30,8 +32,11 @@ def test_results_written_by_benchmarks_leave_the_code_clean_and_code_changes_do_
                           capture_output=True, text=True).stdout.strip()  # fmt: skip
     assert git_state(tmp_path) == {"commit": head, "dirty": False}
     (tmp_path / RESULTS_FOLDER / "runs.json").write_text('[{"return": 1}]\n')
-    (tmp_path / "notes.txt").write_text("untracked\n")
+    (tmp_path / "NOTES.md").write_text("a page, not code\n")
     assert git_state(tmp_path) == {"commit": head, "dirty": False}
+    (tmp_path / "new_module.py").write_text("Y = 1\n")  # not added to git yet: still code
+    assert git_state(tmp_path) == {"commit": head, "dirty": True}
+    (tmp_path / "new_module.py").unlink()
     (tmp_path / "module.py").write_text("X = 2\n")
     assert git_state(tmp_path) == {"commit": head, "dirty": True}
 
@@ -57,3 +62,8 @@ def test_a_datasets_fingerprint_follows_the_content_it_used_not_its_place(tmp_pa
     # ... and is the same data to a policy that learned from the first two episodes only
     two = [dataset_record(Dataset.open(d), d, 2)["fingerprint"] for d in (first, other)]
     assert two[0] == two[1] != record["fingerprint"]
+    # observations count as actions do (a recalibrated or re-read sensor is other data)
+    zarr.open_group(str(moved), mode="r+")["data"]["joint_pos"][3, 0] = 0.001
+    assert dataset_record(Dataset.open(moved), moved, 3)["fingerprint"] != record["fingerprint"]
+    relative = Path(os.path.relpath(first))  # recorded as the absolute path it names
+    assert dataset_record(Dataset.open(first), relative, 3)["path"] == str(first.resolve())

@@ -33,7 +33,7 @@ from robot_il.errors import ConfigError, DatasetError
 from robot_il.policies import DEPLOY_SUBDIR, load_policy
 from robot_il.policies.base import CONFIG_FILE, WEIGHTS_FILE, Policy
 from robot_il.policies.spec import ACTION_KEY, spec_from_dataset, spec_mismatches
-from robot_il.provenance import dataset_record
+from robot_il.provenance import code_provenance, dataset_record
 
 LINEAGE_KEY = "lineage"
 """``config.json`` entry listing the fine-tunings that led to a checkpoint."""
@@ -88,6 +88,7 @@ def finetune_checkpoint(
     from robot_il.dataset import Dataset
     from robot_il.select.corrections import check_corrections_spec
 
+    code_provenance()  # the code this fine-tuning loaded (see robot_il.provenance)
     settings = settings or FinetuneSettings()
     settings.check()
     checkpoint = _checkpoint_dir(Path(checkpoint_dir))

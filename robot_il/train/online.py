@@ -68,7 +68,7 @@ from robot_il.policies import DEPLOY_SUBDIR, policy_class
 from robot_il.policies.base import NORMALIZER_FILE
 from robot_il.policies.opt_ail.relu_mlp import bf16_products_supported, bf16_rounds_operands
 from robot_il.policies.spec import ACTION_KEY, spec_from_dataset, spec_from_env, spec_mismatches
-from robot_il.provenance import dataset_record
+from robot_il.provenance import code_provenance, dataset_record
 from robot_il.train.config import OnlineTrainConfig
 from robot_il.train.evaluate import EvalResult, evaluate
 from robot_il.train.replay import ReplayBuffer, expert_buffer, flatten_observation
@@ -212,6 +212,7 @@ def _train_online(
     from robot_il.dataset import Dataset, Normalizer
     from robot_il.policies.opt_ail.policy import online_normalizer
 
+    code_provenance()  # the code this run loaded, whatever is committed before its saves
     policy_type = policy_type_of(config)
     if not config.dataset or not config.out:
         raise ConfigError("training needs --dataset and --out")

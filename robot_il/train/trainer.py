@@ -30,7 +30,7 @@ from robot_il.errors import ConfigError, DatasetError
 from robot_il.policies import DEPLOY_SUBDIR, policy_class
 from robot_il.policies.base import Policy
 from robot_il.policies.spec import ACTION_KEY, is_image_key, spec_from_dataset
-from robot_il.provenance import dataset_record
+from robot_il.provenance import code_provenance, dataset_record
 from robot_il.train.config import TRAIN_CONFIGS, TrainConfig, config_to_dict
 from robot_il.train.distributed import init_distributed
 from robot_il.train.evaluate import EvalResult, evaluate, make_eval_env
@@ -83,6 +83,7 @@ def train(config: TrainConfig) -> TrainResult:
     """Train the policy ``config`` describes; see the module docstring."""
     from robot_il.dataset import Dataset, Normalizer, SequenceSampler, split_episodes
 
+    code_provenance()  # the code this run loaded, whatever is committed before its saves
     policy_type = policy_type_of(config)
     if not config.dataset or not config.out:
         raise ConfigError("training needs --dataset and --out")
@@ -329,8 +330,9 @@ def refuse_changed_data(
 ) -> None:
     """``CheckpointError`` if the run at ``state_dir`` started on other data than it would
     resume on (``robot_il.provenance.dataset_record``: a dataset re-recorded or edited at its
-    path, or other episodes used); a dataset moved, or grown after the episodes used, is the
-    same data. Runs saved before the record was kept are not compared."""
+    path, or other episodes used: a dataset grown since, trained on all its episodes); a
+    dataset moved, or grown after a run's ``max_episodes``, is the same data. Runs saved
+    before the record was kept are not compared."""
     from robot_il.errors import CheckpointError
 
     def used(records: list[dict[str, Any]]) -> list[tuple[str, int]]:
