@@ -108,6 +108,8 @@ class DMPPolicy:
         self.controller: TwoArmController | None = None
         self.grippers = np.zeros(2)
         self.episodes = episodes or {}
+        self.training_data: list[dict[str, Any]] = []
+        """The datasets its library came from (``robot_il.provenance.dataset_record``)."""
         self.player: SequencePlayer | None = None
         self.coordinator = coordinator
         self.ticks_done = 0
@@ -242,7 +244,8 @@ class DMPPolicy:
         )
         from robot_il.policies.base import write_policy_config
 
-        write_policy_config(directory, self.policy_type, self.config, self.spec)
+        write_policy_config(directory, self.policy_type, self.config, self.spec,
+                            self.training_data)  # fmt: skip
         return directory
 
     @classmethod
@@ -263,4 +266,6 @@ class DMPPolicy:
             raise CheckpointError(f"{directory}: unreadable checkpoint file: {error}") from error
         episodes = {k: v for k, v in arrays.items() if k.startswith("episode")}
         coordinator = CoordinatorNet.from_arrays(arrays, str(directory))
-        return cls(config, saved["spec"], library_from_arrays(arrays), episodes, coordinator)
+        policy = cls(config, saved["spec"], library_from_arrays(arrays), episodes, coordinator)
+        policy.training_data = (saved.get("provenance") or {}).get("training_data", [])
+        return policy

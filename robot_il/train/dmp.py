@@ -53,7 +53,9 @@ def train_dmp(
     )
     from robot_il.policies.dmp.policy import DMPConfig, DMPPolicy
     from robot_il.policies.spec import spec_from_dataset
+    from robot_il.provenance import code_provenance, dataset_record
 
+    code_provenance()  # the code this run loaded (a CMA search runs for hours)
     if search not in SEARCHES:
         raise ConfigError(f"--search must be one of {', '.join(SEARCHES)}, got {search!r}")
     try:
@@ -99,5 +101,6 @@ def train_dmp(
         config.coupling = dataclasses.asdict(params)
         cost = float(best_row(search_dir)["cost"])
     policy = DMPPolicy(config, spec, segments, episodes)
+    policy.training_data = [dataset_record(dataset, dataset_path, dataset.num_episodes)]
     checkpoint = policy.save(Path(out) / DEPLOY_SUBDIR, library_arrays(segments) | episodes)
     return DMPTrainResult(checkpoint, len(segments), cost)

@@ -31,9 +31,11 @@ def checkpoint(cross_demos: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     return result.checkpoint
 
 
-def test_saved_checkpoint_loads_and_acts_identically(checkpoint: Path) -> None:
+def test_saved_checkpoint_loads_and_acts_identically(checkpoint: Path, cross_demos) -> None:
     first, second = load_policy(checkpoint), load_policy(checkpoint.parent)
     assert isinstance(first, DMPPolicy) and first.config == second.config
+    (library_data,) = first.training_data  # the recording its library came from
+    assert library_data["path"] == str(cross_demos) and library_data["episodes_used"] == 6
     env = make_env("bimanual_cross", "mujoco")
     obs, _ = env.reset(seed=3)
     for _ in range(30):
