@@ -308,6 +308,7 @@ class Policy(nn.Module):
         from safetensors.torch import load_file
 
         from robot_il.dataset import Normalizer
+        from robot_il.provenance import saved_training_data
 
         directory = Path(directory)
         saved = read_policy_config(directory, cls.policy_type, expected_spec)
@@ -323,7 +324,7 @@ class Policy(nn.Module):
         except RuntimeError as error:
             first = str(error).splitlines()[0]
             raise CheckpointError(f"{directory}: weights do not fit the config: {first}") from None
-        policy.training_data = (saved.get("provenance") or {}).get("training_data", [])
+        policy.training_data = saved_training_data(saved)
         policy.eval()
         return policy
 

@@ -44,6 +44,12 @@ def checkpoint_provenance(training_data: list[dict[str, Any]] | None = None) -> 
     return record
 
 
+def saved_training_data(saved: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The ``training_data`` of a checkpoint's parsed ``config.json`` (empty for one saved
+    before provenance was recorded), for the policy a load builds: a re-save keeps it."""
+    return list((saved.get("provenance") or {}).get("training_data", []))
+
+
 def dataset_record(dataset: Any, path: str | Path, episodes: int) -> dict[str, Any]:
     """What a policy learned from ``dataset`` (a ``robot_il.dataset.Dataset`` opened from
     ``path``; a local path is made absolute), its first ``episodes`` episodes: the path, the

@@ -257,6 +257,8 @@ class DMPPolicy:
         from safetensors import SafetensorError
         from safetensors.numpy import load_file
 
+        from robot_il.provenance import saved_training_data
+
         directory = Path(directory)
         saved = read_policy_config(directory, cls.policy_type, expected_spec)
         config = config_from_dict(DMPConfig, saved["config"], str(directory))
@@ -267,5 +269,5 @@ class DMPPolicy:
         episodes = {k: v for k, v in arrays.items() if k.startswith("episode")}
         coordinator = CoordinatorNet.from_arrays(arrays, str(directory))
         policy = cls(config, saved["spec"], library_from_arrays(arrays), episodes, coordinator)
-        policy.training_data = (saved.get("provenance") or {}).get("training_data", [])
+        policy.training_data = saved_training_data(saved)
         return policy

@@ -104,9 +104,10 @@ def finetune_checkpoint(
     if corrections.num_episodes == 0:
         raise DatasetError(f"{corrections_path}: holds no corrected segment yet")
     samplers = [_sampler(policy, corrections)]
-    # what it learns from now, after what its parent learned from
-    policy.training_data = [*policy.training_data, dataset_record(
-        corrections, corrections_path, corrections.num_episodes)]  # fmt: skip
+    # what it learns from now, after what its parent learned from (its load's own list)
+    policy.training_data.append(
+        dataset_record(corrections, corrections_path, corrections.num_episodes)
+    )
     if demos_path is not None:
         demos = Dataset.open(demos_path, cache="ram")
         recorded = spec_from_dataset(demos, policy.obs_keys, str(demos_path))
