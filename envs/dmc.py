@@ -116,6 +116,18 @@ class DMCEnv(gym.Env):
         height, width = self.render_size
         return self._env.physics.render(height=height, width=width, camera_id=0)
 
+    def state_columns(self, name: str) -> slice:
+        """Where the suite's observation ``name`` (e.g. walker's ``"height"``, the torso's
+        height in m) lies in the flat ``state`` vector."""
+        start = 0
+        for key, spec in self._env.observation_spec().items():
+            size = int(np.prod(spec.shape))
+            if key == name:
+                return slice(start, start + size)
+            start += size
+        known = ", ".join(self._env.observation_spec())
+        raise ConfigError(f"{self.task_name} has no observation {name!r}; it has {known}")
+
     def _observe(self, observation: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         parts = [np.asarray(v, dtype=np.float32).reshape(-1) for v in observation.values()]
         return {STATE_KEY: np.concatenate(parts)}

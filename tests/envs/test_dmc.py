@@ -56,3 +56,15 @@ def test_bad_actions_and_unknown_tasks_are_refused() -> None:
         env.step(np.full(6, np.nan, np.float32))
     with pytest.raises(ConfigError, match="unknown task 'dmc:cheetah_run'"):
         make_env("dmc:cheetah_run")
+
+
+def test_state_columns_locate_a_suite_observation() -> None:
+    env = make_env("dmc:walker_walk")
+    obs, _ = env.reset(seed=3)
+    walker = env.unwrapped
+    height = walker.state_columns("height")
+    assert height.stop - height.start == 1
+    assert obs["state"][height][0] == pytest.approx(walker._env.physics.torso_height(), abs=1e-6)
+    assert walker.state_columns("velocity").stop == 24
+    with pytest.raises(ConfigError, match="no observation 'speed'; it has orientations"):
+        walker.state_columns("speed")

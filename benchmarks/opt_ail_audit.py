@@ -1,0 +1,225 @@
+"""Why a walker_walk imitation run falls late: its reward and critic by the walker's height.
+
+Every walker_walk episode starts with the walker low, its joints at random angles: it must
+get up before it can walk, and the one expert trajectory shows one get-up. A learner that
+forgets how scores about 20 for the episode instead of about 900 (``opt_ail.py``'s rows).
+Three audits of finished ``opt_ail.py`` runs (their ``train_state``, checkpoints and data):
+
+    python benchmarks/opt_ail_audit.py critic outputs/opt_ail/walker_walk/s4_d1_k1_bf16_x1_cpu \
+        outputs/opt_ail/walker_walk/dac/s4_d1_k1_bf16_x1_cpu
+    python benchmarks/opt_ail_audit.py reward outputs/opt_ail/walker_walk/s4_d1_k1_bf16_x1_cpu
+    python benchmarks/opt_ail_audit.py starts outputs/opt_ail/walker_walk/s4_d1_k1_bf16_x1_cpu \
+        --before 90000
+
+- ``critic``: the run's replay buffer grouped by torso height (``HEIGHT_GROUPS``), first and
+  second half of the run apart; per group the run's final reward ``r(s, a)`` (the one its
+  critic learns from), its final critic's ``Q(s, a)`` and ``r / (1 - gamma)``, the value of
+  that reward held forever.
+- ``reward``: fresh reward nets trained on that buffer (the policy's side) against the
+  run's expert transitions by OPT-AIL's loss (lambda_gp 1 and 10) and by DAC's, each with
+  its learner's own ``reward_step``: what each loss makes of the same three groups.
+- ``starts``: the run's last checkpoint and an earlier one (``--before``) from the in-loop
+  evaluation's env seeds: each episode's return, and the final critic's ``Q`` of each
+  actor's mean action on the states of the last checkpoint's first ``START_STEPS`` steps.
+
+Rows go to ``benchmarks/results/opt_ail_audit.json`` (a rerun replaces a run's rows of
+that audit). One torch thread; seconds to a few minutes each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from importlib import import_module
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from robot_il.envs import make_env
+from robot_il.policies import load_policy
+from tqdm import tqdm
+
+from robot_il.dataset import Dataset
+from robot_il.train.online import ONLINE_ALGORITHMS
+from robot_il.train.replay import expert_buffer, flatten_observation
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "opt_ail_audit.json"
+TASK = "dmc:walker_walk"
+HEIGHT_GROUPS = {"down": (-np.inf, 0.5), "rising": (0.5, 1.0), "upright": (1.0, np.inf)}
+"""Torso height bands, m: the expert walks at 1.0-1.4 m and starts near 0.2 m."""
+REWARD_LOSSES = {"opt_ail lambda_gp 1": ("opt_ail", 1.0),
+                 "opt_ail lambda_gp 10": ("opt_ail", 10.0),
+                 "dac lambda_gp 1": ("dac", 1.0)}  # fmt: skip
+"""``reward`` audit: name -> (learner whose ``reward_step`` trains the net, lambda_gp)."""
+BATCH = 256
+START_STEPS = 60
+"""``starts``: how many first steps of an episode the critic is read on (1.5 s at 40 Hz)."""
+
+
+def learner_for(policy: Any, method: str) -> Any:
+    """A fresh learner of ``method`` (``ONLINE_ALGORITHMS``) around ``policy``."""
+    module, name = ONLINE_ALGORITHMS[method].split(":")
+    return getattr(import_module(module), name)(policy, TASK)
+
+
+def trained_learner(run: Path) -> tuple[Any, Any]:
+    """A finished run's deployable policy and its learner as saved at the end of the run."""
+    policy = load_policy(run / "policy")
+    learner = learner_for(policy, policy.policy_type)
+    state = torch.load(run / "train_state" / "state.pt", weights_only=False)
+    learner.load_state_dict(state["algorithm"])
+    return policy, learner
+
+
+def replay(run: Path) -> dict[str, torch.Tensor]:
+    """A run's saved replay buffer, oldest transition first."""
+    with np.load(run / "train_state" / "replay.npz") as saved:
+        size, cursor = int(saved["size"]), int(saved["cursor"])
+        order = (np.arange(size) + (cursor if size == int(saved["capacity"]) else 0)) % size
+        return {key: torch.as_tensor(saved[key][:size][order]) for key in ("obs", "action")}
+
+
+def expert_pairs(run: Path, policy: Any) -> torch.Tensor:
+    """``[s, a]`` of the expert transitions the run imitated (its dataset, demos, seed)."""
+    config = yaml.safe_load((run / "train_config.yaml").read_text())
+    dataset = Dataset.open(config["dataset"])
+    expert = expert_buffer(dataset, sorted(policy.obs_keys),
+                           episodes=config["max_episodes"] or dataset.num_episodes,
+                           subsample=config["demo_subsample"], seed=config["seed"])  # fmt: skip
+    return torch.as_tensor(np.concatenate([expert.obs[: expert.size],
+                                           expert.action[: expert.size]], 1))  # fmt: skip
+
+
+def height_masks(obs: torch.Tensor) -> dict[str, torch.Tensor]:
+    column = make_env(TASK).unwrapped.state_columns("height").start
+    height = obs[:, column]
+    return {name: (height >= low) & (height < high) for name, (low, high) in
+            HEIGHT_GROUPS.items()}  # fmt: skip
+
+
+def audit_critic(run: Path) -> list[dict[str, Any]]:
+    policy, learner = trained_learner(run)
+    data = replay(run)
+    pairs = torch.cat([data["obs"], data["action"]], 1)
+    with torch.no_grad():
+        reward = learner.reward_of(pairs)
+        q = learner.critic(data["obs"], data["action"]).reshape(-1)
+    half = torch.arange(len(pairs)) >= len(pairs) // 2
+    rows = []
+    for group, mask in height_masks(data["obs"]).items():
+        for part, in_part in (("first half", ~half), ("second half", half)):
+            chosen = mask & in_part
+            mean_reward = float(reward[chosen].mean())
+            rows.append({"group": group, "buffer": part, "transitions": int(chosen.sum()),
+                         "reward": mean_reward, "q": float(q[chosen].mean()),
+                         "reward_value": mean_reward / (1 - learner.config.gamma)})  # fmt: skip
+    return rows
+
+
+def audit_reward(run: Path, steps: int, seed: int) -> list[dict[str, Any]]:
+    policy = load_policy(run / "policy")
+    data = replay(run)
+    online = torch.cat([data["obs"], data["action"]], 1)
+    expert = expert_pairs(run, policy)
+    masks = height_masks(data["obs"])
+    rows = []
+    for name, (method, gp_weight) in REWARD_LOSSES.items():
+        torch.manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        learner = learner_for(policy, method)
+        learner.gp_weight = gp_weight
+        for _ in tqdm(range(steps), desc=name, leave=False):
+            batch = torch.cat([online[rng.integers(len(online), size=BATCH)],
+                               expert[rng.integers(len(expert), size=BATCH)]])  # fmt: skip
+            loss, _ = learner.reward_step(batch, BATCH)
+        with torch.no_grad():
+            reward, expert_reward = learner.reward_of(online), learner.reward_of(expert)
+        by_group = {group: float(reward[mask].mean()) for group, mask in masks.items()}
+        rows.append({"loss": name, "steps": steps, "final_loss": float(loss),
+                     "expert": float(expert_reward.mean()), **by_group})  # fmt: skip
+    return rows
+
+
+def rollout(policy: Any, env: Any, seed: int) -> tuple[float, np.ndarray]:
+    """One deterministic episode: its return and its flat states."""
+    obs, _ = env.reset(seed=seed)
+    policy.reset()
+    total, states, done = 0.0, [], False
+    while not done:
+        states.append(flatten_observation(obs, sorted(policy.obs_keys), None))
+        obs, reward, terminated, truncated, _ = env.step(policy.act(obs))
+        total += float(reward)
+        done = terminated or truncated
+    return total, np.stack(states)
+
+
+def audit_starts(run: Path, before: int, episodes: int) -> list[dict[str, Any]]:
+    late, learner = trained_learner(run)
+    early = load_policy(run / "checkpoints" / f"step_{before:07d}")
+    config = yaml.safe_load((run / "train_config.yaml").read_text())
+    env = make_env(TASK)
+    rows = []
+    for seed in tqdm(range(config["eval"]["seed"], config["eval"]["seed"] + episodes),
+                     desc="starts", leave=False):  # fmt: skip
+        late_return, states = rollout(late, env, seed)
+        early_return, _ = rollout(early, env, seed)
+        start = torch.as_tensor(states[:START_STEPS])
+        with torch.no_grad():
+            late_action, early_action = late.mean_action(start), early.mean_action(start)
+            q_late = learner.critic(start, late_action).reshape(-1)
+            q_early = learner.critic(start, early_action).reshape(-1)
+        rows.append({"env_seed": seed, "return_last": late_return, "return_before": early_return,
+                     "before": before, "q_last_actions": float(q_late.mean()),
+                     "q_before_actions": float(q_early.mean()),
+                     "action_gap": float((late_action - early_action).abs().mean())})  # fmt: skip
+    return rows
+
+
+def save(audit: str, run: Path, rows: list[dict[str, Any]]) -> None:
+    """Replace ``run``'s rows of ``audit`` in ``RESULTS``."""
+    name = str(run.resolve().relative_to(ROOT)) if run.resolve().is_relative_to(ROOT) else str(run)
+    data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"rows": []}
+    kept = [r for r in data["rows"] if (r["audit"], r["run"]) != (audit, name)]
+    extra = {"audit": audit, "run": name, "loadavg": [round(v, 2) for v in os.getloadavg()]}
+    data["rows"] = kept + [{**extra, **row} for row in rows]
+    RESULTS.write_text(json.dumps(data, indent=1) + "\n")
+
+
+def show(rows: list[dict[str, Any]]) -> None:
+    columns = list(rows[0])
+    print(" | ".join(columns))
+    for row in rows:
+        print(" | ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in row.values()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("audit", choices=("critic", "reward", "starts"))
+    parser.add_argument("runs", nargs="+", type=Path, help="opt_ail.py run directories")
+    parser.add_argument("--steps", type=int, default=20_000, help="reward: Adam steps per net")
+    parser.add_argument("--seed", type=int, default=0, help="reward: init and batch seed")
+    parser.add_argument("--before", type=int, default=90_000, help="starts: earlier checkpoint")
+    parser.add_argument("--episodes", type=int, default=10, help="starts: episodes")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    for run in args.runs:
+        if not (run / "train_state" / "state.pt").exists():
+            parser.error(f"{run}: no train_state/state.pt (not an opt_ail.py run directory)")
+    for run in args.runs:
+        if args.audit == "critic":
+            rows = audit_critic(run)
+        elif args.audit == "reward":
+            rows = audit_reward(run, args.steps, args.seed)
+        else:
+            rows = audit_starts(run, args.before, args.episodes)
+        print(f"{args.audit}: {run} (load average {os.getloadavg()[0]:.1f})")
+        show(rows)
+        save(args.audit, run, rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""``benchmarks/opt_ail_audit.py``: a saved replay buffer read oldest first (also after it
+wrapped around), the walker's height bands, and a rerun replacing only its own rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+import torch
+
+
+@pytest.fixture
+def audit(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, load_benchmark) -> ModuleType:
+    module = load_benchmark("opt_ail_audit")
+    monkeypatch.setattr(module, "RESULTS", tmp_path / "opt_ail_audit.json")
+    return module
+
+
+def _save_replay(run: Path, stored: list[int], size: int, cursor: int, capacity: int) -> None:
+    """A replay.npz whose obs rows hold the env step that wrote them in every column."""
+    (run / "train_state").mkdir(parents=True)
+    obs = np.zeros((capacity, 24), np.float32)
+    obs[: len(stored)] = np.asarray(stored, np.float32)[:, None]
+    np.savez(run / "train_state" / "replay.npz", obs=obs, action=np.zeros((capacity, 6)),
+             size=size, cursor=cursor, capacity=capacity)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("stored", "size", "cursor", "capacity", "oldest_first"),
+    [([0, 1, 2], 3, 3, 5, [0, 1, 2]),  # not full: in the order written
+     ([5, 6, 2, 3, 4], 5, 2, 5, [2, 3, 4, 5, 6])],  # wrapped: steps 5, 6 overwrote 0, 1
+)  # fmt: skip
+def test_replay_is_read_oldest_first(
+    audit: ModuleType, tmp_path: Path, stored, size, cursor, capacity, oldest_first
+) -> None:
+    _save_replay(tmp_path, stored, size, cursor, capacity)
+    assert audit.replay(tmp_path)["obs"][:, 0].tolist() == oldest_first
+
+
+def test_height_bands_read_the_walkers_height(audit: ModuleType) -> None:
+    obs = torch.zeros(3, 24)
+    obs[:, 14] = torch.tensor([0.2, 0.7, 1.2])  # walker's state: 14 orientations, height
+    masks = audit.height_masks(obs)
+    assert {name: mask.tolist() for name, mask in masks.items()} == {
+        "down": [True, False, False], "rising": [False, True, False],
+        "upright": [False, False, True]}  # fmt: skip
+
+
+def test_a_rerun_replaces_its_own_rows_only(audit: ModuleType, tmp_path: Path) -> None:
+    audit.save("critic", tmp_path / "a", [{"group": "down", "q": 1.0}])
+    audit.save("critic", tmp_path / "b", [{"group": "down", "q": 2.0}])
+    audit.save("starts", tmp_path / "a", [{"env_seed": 0}])
+    audit.save("critic", tmp_path / "a", [{"group": "down", "q": 3.0}])
+    rows = audit.json.loads(audit.RESULTS.read_text())["rows"]
+    assert sorted((r["audit"], Path(r["run"]).name, r.get("q")) for r in rows) == [
+        ("critic", "a", 3.0), ("critic", "b", 2.0), ("starts", "a", None)]  # fmt: skip
