@@ -56,6 +56,7 @@ REWARD_LOSSES = {"opt_ail lambda_gp 1": ("opt_ail", 1.0),
                  "dac lambda_gp 1": ("dac", 1.0)}  # fmt: skip
 """``reward`` audit: name -> (learner whose ``reward_step`` trains the net, lambda_gp)."""
 BATCH = 256
+"""``reward`` audit: transitions per side of a batch, as the learners draw (256 + 256)."""
 START_STEPS = 60
 """``starts``: how many first steps of an episode the critic is read on (1.5 s at 40 Hz)."""
 
