@@ -151,7 +151,7 @@ def rollout(policy: Any, env: Any, seed: int) -> tuple[float, np.ndarray]:
     policy.reset()
     total, states, done = 0.0, [], False
     while not done:
-        states.append(flatten_observation(obs, sorted(policy.obs_keys), None))
+        states.append(flatten_observation(obs, policy.obs_keys, None))  # sorted, as trained
         obs, reward, terminated, truncated, _ = env.step(policy.act(obs))
         total += float(reward)
         done = terminated or truncated
@@ -178,6 +178,17 @@ def audit_starts(run: Path, before: int, episodes: int) -> list[dict[str, Any]]:
                      "q_before_actions": float(q_early.mean()),
                      "action_gap": float((late_action - early_action).abs().mean())})  # fmt: skip
     return rows
+
+
+def missing_part(run: Path, audit: str, before: int) -> str | None:
+    """What ``audit`` needs of ``run`` and it lacks, in one line (None: nothing), checked
+    for every run before the first audit starts."""
+    if not (run / "train_state" / "state.pt").exists():
+        return f"{run}: no train_state/state.pt (not an opt_ail.py run directory)"
+    earlier = run / "checkpoints" / f"step_{before:07d}"
+    if audit == "starts" and not earlier.is_dir():
+        return f"{run}: no checkpoint at env step {before} ({earlier}); pick one with --before"
+    return None
 
 
 def save(audit: str, run: Path, rows: list[dict[str, Any]]) -> None:
@@ -208,8 +219,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     for run in args.runs:
-        if not (run / "train_state" / "state.pt").exists():
-            parser.error(f"{run}: no train_state/state.pt (not an opt_ail.py run directory)")
+        if problem := missing_part(run, args.audit, args.before):
+            parser.error(problem)
     for run in args.runs:
         if args.audit == "critic":
             rows = audit_critic(run)

@@ -56,3 +56,15 @@ def test_a_rerun_replaces_its_own_rows_only(audit: ModuleType, tmp_path: Path) -
     rows = audit.json.loads(audit.RESULTS.read_text())["rows"]
     assert sorted((r["audit"], Path(r["run"]).name, r.get("q")) for r in rows) == [
         ("critic", "a", 3.0), ("critic", "b", 2.0), ("starts", "a", None)]  # fmt: skip
+
+
+def test_a_run_missing_what_an_audit_needs_is_named_before_any_audit(
+    audit: ModuleType, tmp_path: Path
+) -> None:
+    assert "no train_state/state.pt" in audit.missing_part(tmp_path, "critic", 90_000)
+    (tmp_path / "train_state").mkdir()
+    (tmp_path / "train_state" / "state.pt").touch()
+    assert audit.missing_part(tmp_path, "critic", 90_000) is None
+    assert "no checkpoint at env step 90000" in audit.missing_part(tmp_path, "starts", 90_000)
+    (tmp_path / "checkpoints" / "step_0090000").mkdir(parents=True)
+    assert audit.missing_part(tmp_path, "starts", 90_000) is None
