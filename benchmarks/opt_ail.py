@@ -57,8 +57,10 @@ actor learning rate than the paper's);
 ``--critic-warmup-updates`` and ``--critic-updates-per-step`` those of OPT-AIL's and DAC's
 reward (``RewardNetConfig``: a reward on ``[s, s']``, on some observation keys, with offsets
 between positions, actor-frozen updates first, several updates per env step with one actor
-step); ``--reward-source task`` replaces the learned reward by the task's own, a diagnostic
-of the online phase (UR5e tasks);
+step), ``--reward-output linear`` OPT-AIL's reward without its tanh (WGAN-GP's critic) and
+``--td-clip`` another clip of the TD targets than the paper's 100 (``inf``: none);
+``--reward-source task`` replaces the learned reward by the task's own, a diagnostic of the
+online phase (UR5e tasks);
 such runs keep their own directory and their rows name them in ``deviation`` (null: the
 paper's method), e.g. ``bc-init10000, bc 1 to 0 in 10000``.
 ``--final-episodes N`` evaluates each seed's run again at its budget (its checkpoint at
@@ -89,7 +91,7 @@ from typing import Any
 
 import numpy as np
 from robot_il.envs.task_frame import TASK_FRAMES
-from robot_il.policies.opt_ail.policy import LOG_STD_MIN
+from robot_il.policies.opt_ail.policy import LOG_STD_MIN, RewardNetConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "opt_ail.json"
@@ -110,6 +112,8 @@ EVAL_EPISODES = {"dmc": 10, "ur5e": 50}
 """Evaluation episodes per evaluation point, by task family."""
 DEFAULT_DEMOS = {"dmc": 1, "ur5e": 10}
 DEFAULT_BC_STEPS = {"dmc": 10_000, "ur5e": 4000}
+TD_CLIP = RewardNetConfig.td_clip
+"""The papers' clip of OPT-AIL's and DAC's TD targets (``--td-clip``)."""
 MAX_ENV_STEPS = 100_000
 """Replay capacity of every online run: the largest budget a run may be extended to."""
 SUCCESS_GOAL_POINTS = 0.20
@@ -277,6 +281,10 @@ def deviation(args: argparse.Namespace) -> str | None:
         parts.append(f"critic-warmup{args.critic_warmup_updates}")
     if args.critic_updates_per_step > 1:
         parts.append(f"utd {args.critic_updates_per_step}")
+    if args.reward_output != "tanh":
+        parts.append(f"{args.reward_output}-reward")
+    if args.td_clip != TD_CLIP:
+        parts.append(f"td-clip {args.td_clip:g}")
     return ", ".join(parts) or None
 
 
@@ -375,12 +383,16 @@ def run_online(args: argparse.Namespace) -> None:
         raise SystemExit("--model-based applies to opt_ail only")
     reward_deviations = (args.reward_input != "state_action", args.reward_obs_keys,
                          args.reward_offsets, args.reward_source != "learned",
-                         args.critic_warmup_updates, args.critic_updates_per_step > 1)  # fmt: skip
+                         args.critic_warmup_updates, args.critic_updates_per_step > 1,
+                         args.td_clip != TD_CLIP)  # fmt: skip
     if args.part == "iq_learn" and any(reward_deviations):
         # IQ-Learn has no reward net: the run would be named for a deviation it does not have
         raise SystemExit("--reward-input, --reward-obs-keys, --reward-offsets, --reward-source, "
-                         "--critic-warmup-updates and --critic-updates-per-step apply to opt_ail "
-                         "and dac only (IQ-Learn has no reward net)")  # fmt: skip
+                         "--critic-warmup-updates, --critic-updates-per-step and --td-clip apply "
+                         "to opt_ail and dac only (IQ-Learn has no reward net)")  # fmt: skip
+    if args.reward_output != "tanh" and args.part != "opt_ail":
+        raise SystemExit("--reward-output applies to opt_ail only (DAC's reward is its logit, "
+                         "IQ-Learn has no reward net)")  # fmt: skip
     expert = expert_return(args.task, args.demos)
     variant = "model-based" if args.model_based else "model-free"
     for seed in args.seeds:
@@ -418,6 +430,9 @@ def run_online(args: argparse.Namespace) -> None:
             config.policy.reward_offsets = tuple(args.reward_offsets)
             config.policy.reward_source = args.reward_source
             config.policy.critic_warmup_updates = args.critic_warmup_updates
+            config.policy.td_clip = args.td_clip
+        if args.part == "opt_ail":
+            config.policy.reward_output = args.reward_output
             config.policy.critic_updates_per_step = args.critic_updates_per_step
         if args.obs_normalization != "raw":
             config.policy.normalize_observations = True
@@ -1057,6 +1072,20 @@ def main() -> None:
         default=1,
         help="OPT-AIL, DAC (model-free): updates per env step, the actor in the last only "
         "(RLPD's update-to-data ratio; a deviation)",
+    )
+    parser.add_argument(
+        "--reward-output",
+        choices=("tanh", "linear"),
+        default="tanh",
+        help="OPT-AIL: its reward bounded by a tanh (the paper) or linear, WGAN-GP's critic "
+        "(a deviation)",
+    )
+    parser.add_argument(
+        "--td-clip",
+        type=float,
+        default=TD_CLIP,
+        help="OPT-AIL, DAC: TD targets clipped to +-this (the papers: 100, the value bound of "
+        "a reward in (-1, 1); inf: none, for --reward-output linear)",
     )
     parser.add_argument(
         "--bc-steps",

@@ -16,7 +16,8 @@ Three audits of finished ``opt_ail.py`` runs (their ``train_state``, checkpoints
   critic learns from), its final critic's ``Q(s, a)`` and ``r / (1 - gamma)``, the value of
   that reward held forever.
 - ``reward``: fresh reward nets trained on that buffer (the policy's side) against the
-  run's expert transitions by OPT-AIL's loss (lambda_gp 1 and 10) and by DAC's, each with
+  run's expert transitions by OPT-AIL's loss (lambda_gp 1 and 10; lambda_gp 1 without the
+  tanh, ``reward_output`` "linear") and by DAC's, each with
   its learner's own ``reward_step``: what each loss makes of the same three groups.
 - ``starts``: the run's last checkpoint and an earlier one (``--before``) from the in-loop
   evaluation's env seeds: each episode's return, and the final critic's ``Q`` of each
@@ -51,10 +52,12 @@ RESULTS = ROOT / "benchmarks" / "results" / "opt_ail_audit.json"
 TASK = "dmc:walker_walk"
 HEIGHT_GROUPS = {"down": (-np.inf, 0.5), "rising": (0.5, 1.0), "upright": (1.0, np.inf)}
 """Torso height bands, m: the expert walks at 1.0-1.4 m and starts near 0.2 m."""
-REWARD_LOSSES = {"opt_ail lambda_gp 1": ("opt_ail", 1.0),
-                 "opt_ail lambda_gp 10": ("opt_ail", 10.0),
-                 "dac lambda_gp 1": ("dac", 1.0)}  # fmt: skip
-"""``reward`` audit: name -> (learner whose ``reward_step`` trains the net, lambda_gp)."""
+REWARD_LOSSES = {"opt_ail lambda_gp 1": ("opt_ail", 1.0, "tanh"),
+                 "opt_ail lambda_gp 10": ("opt_ail", 10.0, "tanh"),
+                 "opt_ail linear lambda_gp 1": ("opt_ail", 1.0, "linear"),
+                 "dac lambda_gp 1": ("dac", 1.0, "tanh")}  # fmt: skip
+"""``reward`` audit: name -> (learner whose ``reward_step`` trains the net, lambda_gp, its
+``reward_output``)."""
 BATCH = 256
 """``reward`` audit: transitions per side of a batch, as the learners draw (256 + 256)."""
 START_STEPS = 60
@@ -128,9 +131,10 @@ def audit_reward(run: Path, steps: int, seed: int) -> list[dict[str, Any]]:
     expert = expert_pairs(run, policy)
     masks = height_masks(data["obs"])
     rows = []
-    for name, (method, gp_weight) in REWARD_LOSSES.items():
+    for name, (method, gp_weight, output) in REWARD_LOSSES.items():
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
+        policy.config.reward_output = output
         learner = learner_for(policy, method)
         learner.gp_weight = gp_weight
         for _ in tqdm(range(steps), desc=name, leave=False):

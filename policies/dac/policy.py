@@ -16,6 +16,13 @@ from robot_il.policies.opt_ail.policy import RewardNetConfig, SoftActorPolicy
 class DACConfig(RewardNetConfig):
     """DAC hyperparameters: those of ``RewardNetConfig`` (OPT-AIL's values)."""
 
+    def validate(self) -> None:
+        super().validate()
+        if self.reward_output != "tanh":
+            raise ValueError(f"reward_output {self.reward_output!r}: DAC's reward is its "
+                             "discriminator's logit, unbounded already; the setting is "
+                             "OPT-AIL's")  # fmt: skip
+
 
 class DACPolicy(SoftActorPolicy):
     """DAC's deployable actor."""

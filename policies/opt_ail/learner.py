@@ -6,7 +6,8 @@ policies stands for the cumulative reward loss) plus as many expert transitions;
 critic and the actor see both halves.
 
 - Reward (online no-regret optimization of ``L(r) = V_r(pi) - V_r(pi_E)``): ``r(s, a) =
-  tanh(MLP(LayerNorm([s, a])))``; ``reward_loss = E_pi[r] - E_E[r] + lambda_gp * gp``,
+  tanh(MLP(LayerNorm([s, a])))`` (without the tanh: ``reward_output``, a deviation);
+  ``reward_loss = E_pi[r] - E_E[r] + lambda_gp * gp``,
   ``gp = E[(||grad_x r(x_hat)|| - 1)^2]`` with ``x_hat = u x_E + (1 - u) x_pi``. With
   ``reward_input`` ``"state_next_state"`` (a deviation, ``RewardNetConfig``) the net's input
   x is ``[s, s']`` instead, in the reward step, its penalty and every TD target alike.
@@ -56,14 +57,16 @@ from robot_il.train.replay import Batch, ReplayBuffer
 class RewardNet(nn.Module):
     """``r(x) = tanh(MLP(LayerNorm(x)))`` in (-1, 1) of a transition's ``x = [s, a]`` (or
     ``[s, s']``, ``reward_input``), orthogonal init; ``logit`` is the MLP's output before the
-    tanh (DAC's discriminator logit).
+    tanh (DAC's discriminator logit), and r itself with ``bounded`` False (``reward_output``
+    "linear").
 
     The MLP runs as one autograd node (``relu_mlp``, first derivatives only) unless the
     input itself needs a gradient: the gradient penalty differentiates ``grad_x r`` again
     (``mlp_forward``, ordinary autograd)."""
 
-    def __init__(self, inputs: int, hidden: tuple[int, ...]) -> None:
+    def __init__(self, inputs: int, hidden: tuple[int, ...], bounded: bool = True) -> None:
         super().__init__()
+        self.bounded = bounded
         self.norm = nn.LayerNorm(inputs)
         self.mlp = mlp(inputs, hidden, 1)
         for layer in self.mlp:
@@ -78,7 +81,8 @@ class RewardNet(nn.Module):
         return relu_mlp(self.mlp, normed).squeeze(-1)
 
     def forward(self, x: Tensor) -> Tensor:
-        return torch.tanh(self.logit(x))
+        logit = self.logit(x)
+        return torch.tanh(logit) if self.bounded else logit
 
 
 class TaskReward:
@@ -155,7 +159,8 @@ class OPTAIL(SoftActorCritic):
             len(self.reward_columns) + 3 * len(config.reward_offsets)
         )  # fmt: skip
         second = state if config.reward_input == "state_next_state" else self.action_dim
-        self.reward = RewardNet(state + second, config.hidden_dims)
+        self.reward = RewardNet(state + second, config.hidden_dims,
+                                bounded=config.reward_output == "tanh")  # fmt: skip
         self.reward_optimizer = adam(self.reward.parameters(), config.reward_lr)
         self.task_reward = TaskReward(policy, task) if config.reward_source == "task" else None
         """The task's reward the critic learns from instead (``reward_source``), or None."""

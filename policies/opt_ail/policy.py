@@ -320,7 +320,14 @@ class RewardNetConfig(SoftActorConfig):
       fresh batches): the update-to-data ratio of RLPD (Ball, Smith, Kostrikov, Levine, ICML
       2023), which trains the critic many times per env step against offline data while
       the actor moves once. 1 (the papers): one update per env step. Model-free only (the
-      model-based loop has its own ``updates_per_step``)."""
+      model-based loop has its own ``updates_per_step``).
+    - ``reward_output``: ``"tanh"`` (the paper) bounds OPT-AIL's reward to (-1, 1);
+      ``"linear"`` drops the tanh, so ``reward_loss`` with its gradient penalty is WGAN-GP's
+      critic loss and r a Lipschitz potential that falls with the distance from the expert's
+      pairs (WAIL, Xiao et al. 2019). A bounded reward under this loss, whose gradient never
+      fades, is pushed to its floor on every pair far from the expert's; walker_walk's
+      states on the way up from the start then score as lying does (benchmarks/README.md,
+      "Why OPT-AIL falls late"). OPT-AIL only (DAC's reward is its logit already)."""
 
     reward_lr: float = 3e-5
     gp_weight: float = 0.0
@@ -331,6 +338,7 @@ class RewardNetConfig(SoftActorConfig):
     reward_source: Literal["learned", "task"] = "learned"
     critic_warmup_updates: int = 0
     critic_updates_per_step: int = 1
+    reward_output: Literal["tanh", "linear"] = "tanh"
 
     def validate(self) -> None:
         super().validate()
@@ -344,6 +352,9 @@ class RewardNetConfig(SoftActorConfig):
         if self.reward_source not in ("learned", "task"):
             raise ValueError(f"reward_source must be 'learned' or 'task', got "
                              f"{self.reward_source!r}")  # fmt: skip
+        if self.reward_output not in ("tanh", "linear"):
+            raise ValueError(f"reward_output must be 'tanh' or 'linear', got "
+                             f"{self.reward_output!r}")  # fmt: skip
         if self.critic_warmup_updates < 0:
             raise ValueError("critic_warmup_updates must be >= 0")
         unknown = sorted(set(self.reward_obs_keys) - set(self.obs_keys))

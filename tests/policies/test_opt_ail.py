@@ -73,6 +73,29 @@ def test_reward_loss_scores_expert_pairs_above_policy_pairs() -> None:
     assert reward_of(agent, expert_like) > reward_of(agent, policy_like) + 0.5
 
 
+def test_a_linear_reward_output_is_the_unbounded_logit_and_dac_refuses_it() -> None:
+    """``reward_output`` "linear": r is the reward net's logit itself, beyond (-1, 1) where
+    the logit is; the paper's r is its tanh. DAC, whose reward is the logit already, refuses
+    the setting in one line."""
+    from robot_il.policies.dac import DACConfig
+
+    bounded, linear = learner(), learner(reward_output="linear")
+    for agent in (bounded, linear):
+        with torch.no_grad():
+            agent.reward.mlp[-1].weight.mul_(50.0)  # a logit well outside (-1, 1)
+    data = batch(3)
+    pairs = torch.cat([torch.as_tensor(data.obs), torch.as_tensor(data.action)], dim=-1)
+    with torch.no_grad():
+        logit = linear.reward.logit(pairs)
+        assert float(logit.abs().max()) > 2.0
+        assert torch.equal(linear.reward_of(pairs), logit)
+        assert torch.equal(bounded.reward_of(pairs), torch.tanh(bounded.reward.logit(pairs)))
+    with pytest.raises(ValueError, match="reward_output 'linear': DAC's reward is its"):
+        DACConfig(obs_keys=("state",), reward_output="linear").validate()
+    with pytest.raises(ValueError, match="reward_output must be 'tanh' or 'linear'"):
+        OPTAILConfig(obs_keys=("state",), reward_output="relu").validate()
+
+
 def test_gradient_penalty_is_the_squared_gap_of_the_gradient_norm_to_one() -> None:
     agent = learner()
     expert, policy = batch(1), batch(2)

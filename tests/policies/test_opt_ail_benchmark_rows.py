@@ -87,7 +87,8 @@ def _online_args(**changes) -> argparse.Namespace:
             "reward_source": "learned", "critic_warmup_updates": 0,
             "critic_updates_per_step": 1, "hindsight_goal": "",
             "hindsight_min_move": 0.05, "hindsight_as_expert": False,
-            "learn_temperature": False, "task_frame": None}  # fmt: skip
+            "learn_temperature": False, "task_frame": None,
+            "reward_output": "tanh", "td_clip": 100.0}  # fmt: skip
     return argparse.Namespace(**(args | changes))
 
 
@@ -151,6 +152,8 @@ def test_each_deviation_names_its_runs_apart(opt_ail: ModuleType) -> None:
             {"learn_temperature": True},
             {"critic_updates_per_step": 4},
             {"critic_updates_per_step": 4, "reward_source": "task"},
+            {"reward_output": "linear"},
+            {"reward_output": "linear", "td_clip": float("inf")},
         )
     ]
     assert names[0] is None
@@ -162,11 +165,20 @@ def test_each_deviation_names_its_runs_apart(opt_ail: ModuleType) -> None:
                                      {"reward_offsets": ["object_pose-target_pos"]},
                                      {"reward_source": "task"},
                                      {"critic_warmup_updates": 10},
-                                     {"critic_updates_per_step": 2}])  # fmt: skip
+                                     {"critic_updates_per_step": 2},
+                                     {"td_clip": float("inf")}])  # fmt: skip
 def test_iq_learn_refuses_the_reward_deviations(opt_ail: ModuleType, changes: dict) -> None:
     """IQ-Learn has no reward net: its run would carry a deviation it does not have."""
     with pytest.raises(SystemExit, match="IQ-Learn has no reward net"):
         opt_ail.run_online(_online_args(part="iq_learn", **changes))
+
+
+@pytest.mark.parametrize("part", ["dac", "iq_learn"])
+def test_only_opt_ail_takes_a_linear_reward(opt_ail: ModuleType, part: str) -> None:
+    """DAC's reward is its logit already and IQ-Learn has none: a run of either named for a
+    linear reward would carry a deviation it does not have."""
+    with pytest.raises(SystemExit, match="--reward-output applies to opt_ail only"):
+        opt_ail.run_online(_online_args(part=part, reward_output="linear"))
 
 
 def test_each_expert_gets_its_own_plot(opt_ail: ModuleType, tmp_path: Path) -> None:
