@@ -281,9 +281,10 @@ class RewardNetConfig(SoftActorConfig):
     penalty (OPT-AIL, DAC): Adam ``reward_lr``; ``gp_weight`` 0 or less means the paper's
     per-task value (``GP_WEIGHT_BY_TASK``); TD targets are clipped to ``[-td_clip, td_clip]``.
 
-    Deviations (not in the papers; off by default), for push from 10 demonstrations, where
-    the (s, a) reward tells the expert's states from the policy's but not its actions
-    (README: it scores the policy's action on expert states as the expert's own):
+    Deviations (not in the papers; off by default), all but the last for push from 10
+    demonstrations, where the (s, a) reward tells the expert's states from the policy's but
+    not its actions (README: it scores the policy's action on expert states as the expert's
+    own):
 
     - ``reward_input``: ``"state_action"`` (the papers) feeds the reward net ``[s, a]``;
       ``"state_next_state"`` feeds it the transition ``[s, s']`` (state-only, as GAIfO's
@@ -321,13 +322,15 @@ class RewardNetConfig(SoftActorConfig):
       2023), which trains the critic many times per env step against offline data while
       the actor moves once. 1 (the papers): one update per env step. Model-free only (the
       model-based loop has its own ``updates_per_step``).
-    - ``reward_output``: ``"tanh"`` (the paper) bounds OPT-AIL's reward to (-1, 1);
-      ``"linear"`` drops the tanh, so ``reward_loss`` with its gradient penalty is WGAN-GP's
-      critic loss and r a Lipschitz potential that falls with the distance from the expert's
-      pairs (WAIL, Xiao et al. 2019). A bounded reward under this loss, whose gradient never
-      fades, is pushed to its floor on every pair far from the expert's; walker_walk's
-      states on the way up from the start then score as lying does (benchmarks/README.md,
-      "Why OPT-AIL falls late"). OPT-AIL only (DAC's reward is its logit already)."""
+    - ``reward_output`` (for walker_walk): ``"tanh"`` (the paper) bounds OPT-AIL's reward
+      to (-1, 1); ``"linear"`` drops the tanh, so ``reward_loss`` with its gradient penalty
+      is WGAN-GP's critic loss and r a Lipschitz potential that falls with the distance
+      from the expert's pairs (WAIL, Xiao et al. 2019). A bounded reward under this loss,
+      whose gradient never fades, is pushed to its floor on every pair far from the
+      expert's; walker_walk's states on the way up from the start then score as lying does
+      (benchmarks/README.md, "Why OPT-AIL falls late"). OPT-AIL only (DAC's reward is its
+      logit already). Its values have no bound, so ``td_clip`` (100, the bound of a tanh
+      reward's values) should be lifted with it (``inf``)."""
 
     reward_lr: float = 3e-5
     gp_weight: float = 0.0
