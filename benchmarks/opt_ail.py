@@ -374,9 +374,62 @@ def run_final_evaluation(args: argparse.Namespace) -> None:
               f"{FINAL_EVAL_SEED}{success}, load {os.getloadavg()[0]:.2f}")  # fmt: skip
 
 
+def online_config(args: argparse.Namespace, seed: int) -> Any:
+    """The training config of one online run (``--seeds``' ``seed``): the part's defaults with
+    the run's directory, budget and data, and each deviation flag on its field."""
+    from robot_il.train.config import load_config
+
+    config = load_config(args.part, None, [])
+    config = dataclasses.replace(
+        config, dataset=str(dataset_path(args.task, args.demos, args.task_frame)),
+        out=str(run_directory(args, seed)),
+        env_steps=args.env_steps, seed=seed, max_episodes=args.demos,
+        demo_subsample=args.subsample, save_every=args.save_every, progress=True,
+        buffer_size=MAX_ENV_STEPS,  # so that a rerun with a larger budget resumes
+    )  # fmt: skip
+    config.eval.every = args.eval_every
+    config.eval.episodes = EVAL_EPISODES[family(args.task)]
+    config.policy.matmul_precision = args.precision
+    config.policy.bc_pretrain_steps = args.bc_pretrain_steps
+    config.policy.bc_weight = args.bc_weight
+    config.policy.bc_decay_updates = args.bc_decay_updates
+    config.policy.bc_loss = args.bc_loss
+    config.policy.log_std_min = args.log_std_min
+    config.policy.action_bounds = args.action_bounds
+    config.policy.action_bounds_margin = args.action_bounds_margin
+    config.policy.twin_critics = args.twin_critics
+    config.policy.bc_reference = args.bc_reference
+    config.policy.clone_radius = args.clone_radius
+    config.policy.critic_layer_norm = args.critic_layer_norm
+    config.policy.hindsight_goal = args.hindsight_goal
+    config.policy.hindsight_min_move = args.hindsight_min_move
+    config.policy.hindsight_as_expert = args.hindsight_as_expert
+    config.policy.learn_temperature = args.learn_temperature
+    if args.actor_lr is not None:
+        config.policy.actor_lr = args.actor_lr
+    if args.part != "iq_learn":  # IQ-Learn has no reward net (run_online refuses these)
+        config.policy.reward_input = args.reward_input
+        config.policy.reward_obs_keys = tuple(sorted(args.reward_obs_keys))
+        config.policy.reward_offsets = tuple(args.reward_offsets)
+        config.policy.reward_source = args.reward_source
+        config.policy.critic_warmup_updates = args.critic_warmup_updates
+        config.policy.critic_updates_per_step = args.critic_updates_per_step
+        config.policy.td_clip = args.td_clip
+    if args.obs_normalization != "raw":
+        config.policy.normalize_observations = True
+        config.policy.normalization = args.obs_normalization
+    if args.part == "opt_ail":
+        config.policy.reward_output = args.reward_output
+        config.policy.model_based = args.model_based
+        if args.profile == "cpu" and not args.model_based:
+            config.policy.optimism_states = 128
+        if args.profile == "paper" and args.model_based:  # the reference's fit schedule
+            config.policy.model_every, config.policy.model_max_steps = 250, 5000
+    return config
+
+
 def run_online(args: argparse.Namespace) -> None:
     """``--seeds`` runs of the part's method in the online loop, a row per evaluation."""
-    from robot_il.train.config import load_config
     from robot_il.train.online import train_online
 
     if args.model_based and args.part != "opt_ail":
@@ -396,54 +449,7 @@ def run_online(args: argparse.Namespace) -> None:
     expert = expert_return(args.task, args.demos)
     variant = "model-based" if args.model_based else "model-free"
     for seed in args.seeds:
-        config = load_config(args.part, None, [])
-        config = dataclasses.replace(
-            config, dataset=str(dataset_path(args.task, args.demos, args.task_frame)),
-            out=str(run_directory(args, seed)),
-            env_steps=args.env_steps, seed=seed, max_episodes=args.demos,
-            demo_subsample=args.subsample, save_every=args.save_every, progress=True,
-            buffer_size=MAX_ENV_STEPS,  # so that a rerun with a larger budget resumes
-        )  # fmt: skip
-        config.eval.every = args.eval_every
-        config.eval.episodes = EVAL_EPISODES[family(args.task)]
-        config.policy.matmul_precision = args.precision
-        config.policy.bc_pretrain_steps = args.bc_pretrain_steps
-        config.policy.bc_weight = args.bc_weight
-        config.policy.bc_decay_updates = args.bc_decay_updates
-        config.policy.bc_loss = args.bc_loss
-        config.policy.log_std_min = args.log_std_min
-        config.policy.action_bounds = args.action_bounds
-        config.policy.action_bounds_margin = args.action_bounds_margin
-        config.policy.twin_critics = args.twin_critics
-        config.policy.bc_reference = args.bc_reference
-        config.policy.clone_radius = args.clone_radius
-        config.policy.critic_layer_norm = args.critic_layer_norm
-        config.policy.hindsight_goal = args.hindsight_goal
-        config.policy.hindsight_min_move = args.hindsight_min_move
-        config.policy.hindsight_as_expert = args.hindsight_as_expert
-        config.policy.learn_temperature = args.learn_temperature
-        if args.actor_lr is not None:
-            config.policy.actor_lr = args.actor_lr
-        if args.part != "iq_learn":  # IQ-Learn has no reward net (refused above)
-            config.policy.reward_input = args.reward_input
-            config.policy.reward_obs_keys = tuple(sorted(args.reward_obs_keys))
-            config.policy.reward_offsets = tuple(args.reward_offsets)
-            config.policy.reward_source = args.reward_source
-            config.policy.critic_warmup_updates = args.critic_warmup_updates
-            config.policy.td_clip = args.td_clip
-        if args.part == "opt_ail":
-            config.policy.reward_output = args.reward_output
-            config.policy.critic_updates_per_step = args.critic_updates_per_step
-        if args.obs_normalization != "raw":
-            config.policy.normalize_observations = True
-            config.policy.normalization = args.obs_normalization
-        if args.part == "opt_ail":
-            config.policy.model_based = args.model_based
-            if args.profile == "cpu" and not args.model_based:
-                config.policy.optimism_states = 128
-            if args.profile == "paper" and args.model_based:  # the reference's fit schedule
-                config.policy.model_every, config.policy.model_max_steps = 250, 5000
-
+        config = online_config(args, seed)
         fields = run_fields(args, seed)  # once per run: it reads the dataset's attributes
 
         def record(evaluation: dict[str, Any], seed: int = seed, fields: dict = fields) -> None:

@@ -181,6 +181,27 @@ def test_only_opt_ail_takes_a_linear_reward(opt_ail: ModuleType, part: str) -> N
         opt_ail.run_online(_online_args(part=part, reward_output="linear"))
 
 
+@pytest.mark.parametrize("part", ["opt_ail", "dac"])
+def test_each_reward_flag_reaches_the_runs_config(
+    opt_ail: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, part: str
+) -> None:
+    """The reward net's flags land on the learner's config fields for OPT-AIL and DAC alike
+    (the linear reward on OPT-AIL's only), so a run named for a deviation trains with it."""
+    monkeypatch.setattr(opt_ail, "RUNS", tmp_path)
+    monkeypatch.setattr(opt_ail, "dataset_path", lambda *_: tmp_path / "demos.zarr")
+    monkeypatch.setattr(opt_ail, "expert_seed", lambda *_: 1)
+    flags = {"reward_input": "state_next_state", "critic_warmup_updates": 10,
+             "critic_updates_per_step": 2, "td_clip": float("inf")}  # fmt: skip
+    output = {"reward_output": "linear"} if part == "opt_ail" else {}
+    args = _online_args(part=part, task="dmc:walker_walk", demos=1, subsample=1,
+                        env_steps=1000, save_every=500, eval_every=500, precision="fp32",
+                        profile="cpu", obs_normalization="raw", **flags, **output)  # fmt: skip
+    config = opt_ail.online_config(args, 3)
+    assert {name: getattr(config.policy, name) for name in flags} == flags
+    assert config.policy.reward_output == ("linear" if part == "opt_ail" else "tanh")
+    assert (config.seed, config.env_steps) == (3, 1000)
+
+
 def test_each_expert_gets_its_own_plot(opt_ail: ModuleType, tmp_path: Path) -> None:
     """``plot`` draws one expert's rows (``--expert-seed``) into a file named for it, so a new
     expert's curves never overwrite the first expert's plot."""
