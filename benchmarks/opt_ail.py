@@ -67,8 +67,9 @@ paper's method), e.g. ``bc-init10000, bc 1 to 0 in 10000``.
 ``--env-steps``) on N episodes from env seed 20000, rows in
 ``benchmarks/results/opt_ail_final.json``, which ``table --results`` reads.
 ``table`` prints the markdown table of benchmarks/README.md (each seed's last evaluation within
-``--env-steps``). ``plot`` draws return against env steps: every learner's seeds (a run cut
-short shows the evaluations it made), the paper's OPT-AIL and BC curves
+``--env-steps``). ``plot`` draws return against env steps in two panels, each learner's
+mean and range over its seeds (those that reached its furthest evaluation) and every run
+(a run cut short shows the evaluations it made), with the paper's OPT-AIL and BC curves
 (``/work/shared/anchors`` or ``--anchors``), the expert and tuned BC (the grid setting with
 the best mean over its seeds) as lines. Both read ``--results`` (default the file above; the
 plot is written beside it).
@@ -596,53 +597,79 @@ def plot(args: argparse.Namespace) -> None:
     if family(args.task) == "ur5e":
         return plot_success(args, rows)
     metric = "return"
-    fig, ax = plt.subplots(dpi=120)
+    fig, (curves_ax, runs_ax) = plt.subplots(1, 2, sharey=True, dpi=120)
     if args.task in PAPER_NAMES and args.anchors.exists():
         x, y = paper_curve(args.task, "OPT", args.anchors)
-        ax.plot(x, y, color="tab:gray", lw=2, label="OPT-AIL, paper (5 seeds, 1 traj)")
+        curves_ax.plot(x, y, color="tab:gray", lw=2, label="OPT-AIL, paper (5 seeds, 1 traj)")
         x, y = paper_curve(args.task, "BC", args.anchors)
-        ax.plot(x, y, color="tab:gray", lw=1, ls="--", label="BC, paper")
+        curves_ax.plot(x, y, color="tab:gray", lw=1, ls="--", label="BC, paper")
         x, y = paper_curve(args.task, "EXP", args.anchors)
         if len(y):
-            ax.axhline(float(np.mean(y)), color="tab:gray", ls=":", label="expert, paper")
+            curves_ax.axhline(float(np.mean(y)), color="tab:gray", ls=":", label="expert, paper")
+    ours_steps = [r["env_steps"] for r in rows if r["method"] in ONLINE_METHODS]
+    budget = max([MAX_ENV_STEPS, *ours_steps])  # the budget the goals name, or a longer run
     for key, color in zip(learner_keys(rows), itertools.cycle(COLORS)):
-        for seed, group in itertools.groupby(
-            sorted(learner_rows(rows, key), key=lambda r: (r["seed"], r["env_steps"])),
-            key=lambda r: r["seed"],
-        ):  # fmt: skip
-            group = list(group)
-            ax.plot([r["env_steps"] for r in group], [r[metric] for r in group],
-                    marker="os^Dv"[seed % 5], ls=("-", "--", ":")[seed % 3],
-                    ms=3, lw=1.2, color=color, alpha=0.8,
-                    label=f"{learner_name(key)}, ours (seed {seed})")  # fmt: skip
+        steps, values = seed_curves(learner_rows(rows, key), metric, budget)
+        if len(steps):
+            curves_ax.plot(steps, values.mean(axis=0), marker="o", ms=3, lw=1.5, color=color,
+                           label=f"{learner_name(key)}: {values[:, -1].mean():.0f} at "
+                           f"{steps[-1] / 1000:g}k ({len(values)} seed"
+                           + "s" * (len(values) > 1) + ")")  # fmt: skip
+            curves_ax.fill_between(steps, values.min(axis=0), values.max(axis=0), color=color,
+                                   alpha=0.12)  # fmt: skip
+        runs: dict[int, list[dict[str, Any]]] = {}
+        for r in sorted(learner_rows(rows, key), key=lambda r: r["env_steps"]):
+            runs.setdefault(r["seed"], []).append(r)
+        for group in runs.values():
+            runs_ax.plot([r["env_steps"] for r in group], [r[metric] for r in group],
+                         lw=0.9, color=color, alpha=0.7)  # fmt: skip
     if rows and rows[0]["expert_return"] is not None:
         level = rows[0]["expert_return"]
-        ax.axhline(level, color="black", ls="--", label=f"expert imitated, ours ({level:.0f})")
+        for ax in (curves_ax, runs_ax):
+            ax.axhline(
+                level,
+                color="black",
+                ls="--",
+                label=f"expert imitated, ours ({level:.0f})" if ax is curves_ax else None,
+            )
     bc = best_bc(rows, metric)
     if bc:
         setting, mean, values = bc
-        ax.axhline(
-            mean,
-            color="tab:red",
-            ls="-.",
-            label=(
-                f"tuned BC, ours (wd {setting['weight_decay']:g}, lr {setting['lr']:g}; "
-                f"{len(values)} seed{'s' * (len(values) > 1)})"
-            ),
-        )
-    ours_steps = [r["env_steps"] for r in rows if r["method"] in ONLINE_METHODS]
-    ax.set_xlim(0, max([MAX_ENV_STEPS, *ours_steps]) * 1.02)  # the budget the goals name
+        label = (f"tuned BC, ours (wd {setting['weight_decay']:g}, lr {setting['lr']:g}; "
+                 f"{len(values)} seed{'s' * (len(values) > 1)})")  # fmt: skip
+        for ax in (curves_ax, runs_ax):
+            ax.axhline(mean, color="tab:red", ls="-.", label=label if ax is curves_ax else None)
     episodes = EVAL_EPISODES[family(args.task)]
-    ax.set(
-        xlabel="env steps",
-        ylabel=f"{metric.replace('_', ' ')} ({episodes} episodes)",
-        title=f"{args.task}, {args.demos} expert trajectories, subsample {args.subsample}"
-        + ("" if expert is None else f", SAC expert seed {expert}"),
-    )
-    legend_below(fig, *ax.get_legend_handles_labels(), width_in=10)
+    name = (f"{args.task}, {args.demos} expert trajectories, subsample {args.subsample}"
+            + ("" if expert is None else f", SAC expert seed {expert}"))  # fmt: skip
+    curves_ax.set(xlim=(0, budget * 1.02), xlabel="env steps",
+                  ylabel=f"{metric.replace('_', ' ')} ({episodes} episodes)",
+                  title=f"{name}:\neach learner's mean and range over its seeds")  # fmt: skip
+    runs_ax.set(xlim=(0, budget * 1.02), xlabel="env steps",
+                title="every run (learner and seed), colours as left")  # fmt: skip
+    legend_below(fig, *curves_ax.get_legend_handles_labels(), width_in=14)
     suffix = f"_k{args.subsample}" if args.subsample > 1 else ""
     suffix += f"_x{expert}" if expert else ""  # one plot per expert, as run directories
     save_plot(fig, args.results.with_name(f"opt_ail_{task_slug(args.task)}{suffix}.png"))
+
+
+def seed_curves(
+    rows: list[dict[str, Any]], metric: str, env_steps: int
+) -> tuple[list[int], np.ndarray]:
+    """One learner's evaluations up to ``env_steps`` as (env steps, a seeds x steps array of
+    ``metric``) over the seeds that reached its furthest evaluation, at the steps all of
+    them evaluated: a seed stopped short is left out of the mean and range (each run is
+    drawn on its own elsewhere) rather than cutting the curve short or bending it."""
+    seeds: dict[int, dict[int, float]] = {}
+    for r in rows:
+        if r["env_steps"] <= env_steps:
+            seeds.setdefault(r["seed"], {})[r["env_steps"]] = r[metric]
+    if not seeds:
+        return [], np.empty((0, 0))
+    furthest = max(max(by_step) for by_step in seeds.values())
+    reached = [by_step for by_step in seeds.values() if furthest in by_step]
+    steps = sorted(set.intersection(*(set(by_step) for by_step in reached)))
+    return steps, np.array([[by_step[t] for t in steps] for by_step in reached])
 
 
 def legend_below(fig: Any, handles: list, labels: list[str], width_in: float) -> None:
@@ -708,16 +735,11 @@ def plot_success(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
                             label=f"{LABELS[family_key]}: {len(pairs)} run"
                             + "s" * (len(pairs) > 1))  # fmt: skip
     for rank, (mean, key) in enumerate(shortlist(rows, args.env_steps)):
-        seeds: dict[int, dict[int, float]] = {}
-        for r in learner_rows(rows, key):
-            if r["env_steps"] <= args.env_steps:
-                seeds.setdefault(r["seed"], {})[r["env_steps"]] = r["success_rate"]
-        steps = sorted(set.intersection(*(set(v) for v in seeds.values())))
-        values = np.array([[by_step[t] for t in steps] for by_step in seeds.values()])
+        steps, values = seed_curves(learner_rows(rows, key), "success_rate", args.env_steps)
         color = COLORS[rank % len(COLORS)]
         curves_ax.plot(steps, values.mean(axis=0), marker="o", ms=3, color=color,
                        label=f"{learner_name(key)}: {mean:.0%} at {args.env_steps} "
-                       f"({len(seeds)} seeds)")  # fmt: skip
+                       f"({len(values)} seeds)")  # fmt: skip
         curves_ax.fill_between(steps, values.min(axis=0), values.max(axis=0), color=color,
                                alpha=0.15)  # fmt: skip
     top = max([r["success_rate"] for r in rows if r["success_rate"] is not None], default=0.3)

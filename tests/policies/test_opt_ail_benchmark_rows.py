@@ -215,6 +215,24 @@ def test_each_expert_gets_its_own_plot(opt_ail: ModuleType, tmp_path: Path) -> N
         "opt_ail_walker_walk.png", "opt_ail_walker_walk_x1.png"]  # fmt: skip
 
 
+def test_a_learners_mean_curve_leaves_out_a_seed_stopped_short(opt_ail: ModuleType) -> None:
+    """The mean and range over seeds are drawn over the seeds that reached the learner's
+    furthest evaluation within the budget, at the steps all of them evaluated: a seed killed
+    early neither cuts the curve at its last step nor bends it."""
+
+    def row(seed: int, steps: int, value: float) -> dict:
+        return {"seed": seed, "env_steps": steps, "return": value}
+
+    rows = [row(0, 5_000, 50.0),  # stopped short
+            row(1, 5_000, 10.0), row(1, 10_000, 20.0), row(1, 15_000, 40.0),
+            row(2, 5_000, 30.0), row(2, 15_000, 60.0),  # missed the 10k evaluation
+            row(1, 20_000, 900.0)]  # beyond the budget  # fmt: skip
+    steps, values = opt_ail.seed_curves(rows, "return", 15_000)
+    assert steps == [5_000, 15_000]
+    assert values.tolist() == [[10.0, 40.0], [30.0, 60.0]]
+    assert opt_ail.seed_curves([], "return", 15_000)[0] == []
+
+
 def test_the_online_phase_is_measured_against_the_clone_each_run_started_from(
     opt_ail: ModuleType,
 ) -> None:
