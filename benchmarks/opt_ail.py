@@ -58,7 +58,8 @@ actor learning rate than the paper's);
 reward (``RewardNetConfig``: a reward on ``[s, s']``, on some observation keys, with offsets
 between positions, actor-frozen updates first, several updates per env step with one actor
 step), ``--reward-output linear`` OPT-AIL's reward without its tanh (WGAN-GP's critic) and
-``--td-clip`` another clip of the TD targets than the paper's 100 (``inf``: none);
+``--td-clip`` another clip of the TD targets than the reward's value bound (the paper's
+100 for its tanh, none for the linear reward; rows name any bound but 100, ``td-clip inf``);
 ``--reward-source task`` replaces the learned reward by the task's own, a diagnostic of the
 online phase (UR5e tasks);
 such runs keep their own directory and their rows name them in ``deviation`` (null: the
@@ -92,7 +93,7 @@ from typing import Any
 
 import numpy as np
 from robot_il.envs.task_frame import TASK_FRAMES
-from robot_il.policies.opt_ail.policy import LOG_STD_MIN, RewardNetConfig
+from robot_il.policies.opt_ail.policy import LOG_STD_MIN, TANH_TD_BOUND, td_bound
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "opt_ail.json"
@@ -113,8 +114,6 @@ EVAL_EPISODES = {"dmc": 10, "ur5e": 50}
 """Evaluation episodes per evaluation point, by task family."""
 DEFAULT_DEMOS = {"dmc": 1, "ur5e": 10}
 DEFAULT_BC_STEPS = {"dmc": 10_000, "ur5e": 4000}
-TD_CLIP = RewardNetConfig.td_clip
-"""The papers' clip of OPT-AIL's and DAC's TD targets (``--td-clip``)."""
 MAX_ENV_STEPS = 100_000
 """Replay capacity of every online run: the largest budget a run may be extended to."""
 SUCCESS_GOAL_POINTS = 0.20
@@ -284,8 +283,9 @@ def deviation(args: argparse.Namespace) -> str | None:
         parts.append(f"utd {args.critic_updates_per_step}")
     if args.reward_output != "tanh":
         parts.append(f"{args.reward_output}-reward")
-    if args.td_clip != TD_CLIP:
-        parts.append(f"td-clip {args.td_clip:g}")
+    bound = td_bound(args.td_clip, args.reward_output)
+    if bound != TANH_TD_BOUND:  # named by the bound it clips to, however it was reached
+        parts.append(f"td-clip {bound:g}")
     return ", ".join(parts) or None
 
 
@@ -438,7 +438,7 @@ def run_online(args: argparse.Namespace) -> None:
     reward_deviations = (args.reward_input != "state_action", args.reward_obs_keys,
                          args.reward_offsets, args.reward_source != "learned",
                          args.critic_warmup_updates, args.critic_updates_per_step > 1,
-                         args.td_clip != TD_CLIP)  # fmt: skip
+                         args.td_clip is not None)  # fmt: skip
     if args.part == "iq_learn" and any(reward_deviations):
         # IQ-Learn has no reward net: the run would be named for a deviation it does not have
         raise SystemExit("--reward-input, --reward-obs-keys, --reward-offsets, --reward-source, "
@@ -1111,9 +1111,9 @@ def main() -> None:
     parser.add_argument(
         "--td-clip",
         type=float,
-        default=TD_CLIP,
-        help="OPT-AIL, DAC: TD targets clipped to +-this (the papers: 100, the value bound of "
-        "a reward in (-1, 1); inf: none, for --reward-output linear)",
+        default=None,
+        help="OPT-AIL, DAC: TD targets clipped to +-this (default: the reward's value bound, "
+        "the papers' 100 for a tanh reward, none for --reward-output linear)",
     )
     parser.add_argument(
         "--bc-steps",

@@ -47,6 +47,7 @@ from robot_il.policies.opt_ail.policy import (
     RewardNetConfig,
     SoftActorPolicy,
     mlp,
+    td_bound,
 )
 from robot_il.policies.opt_ail.relu_mlp import mlp_forward, relu_mlp, wide_matmuls_in
 from torch import Tensor, nn
@@ -334,7 +335,8 @@ class OPTAIL(SoftActorCritic):
         else:
             target = self.reward_of(self.reward_input(pairs, next_obs))
         target = target + cfg.gamma * (1 - done) * soft_next
-        return target.clamp(-cfg.td_clip, cfg.td_clip)
+        bound = td_bound(cfg.td_clip, cfg.reward_output)
+        return target.clamp(-bound, bound)
 
     def gradient_penalty(self, expert_pairs: Tensor, policy_pairs: Tensor) -> Tensor:
         """``E[(||grad_x r(x_hat)|| - 1)^2]``, ``x_hat = u x_E + (1 - u) x_pi``, u ~ U(0, 1)

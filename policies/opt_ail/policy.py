@@ -19,6 +19,7 @@ the reference code's behaviour and the corrections ``ALGORITHMS.md`` lists.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -275,11 +276,27 @@ class SoftActorConfig(PolicyConfig):
                              f"{self.hindsight_min_move:g})")  # fmt: skip
 
 
+TANH_TD_BOUND = 100.0
+"""The papers' TD clip: the value bound ``1 / (1 - gamma)`` at gamma 0.99 of a reward in
+(-1, 1)."""
+
+
+def td_bound(td_clip: float | None, reward_output: str) -> float:
+    """The bound TD targets are clipped to: ``td_clip`` if set, else the value bound of the
+    reward: ``TANH_TD_BOUND`` for a tanh reward (DAC's logit too, as its runs here have
+    had) and none (``inf``) for the linear one, whose values are unbounded: a clip of 100
+    would flatten walker_walk's values, 500-1500 under the linear reward."""
+    if td_clip is not None:
+        return td_clip
+    return TANH_TD_BOUND if reward_output == "tanh" else math.inf
+
+
 @dataclasses.dataclass
 class RewardNetConfig(SoftActorConfig):
     """Learners with a reward network ``tanh(MLP(LayerNorm([s, a])))`` and its gradient
     penalty (OPT-AIL, DAC): Adam ``reward_lr``; ``gp_weight`` 0 or less means the paper's
-    per-task value (``GP_WEIGHT_BY_TASK``); TD targets are clipped to ``[-td_clip, td_clip]``.
+    per-task value (``GP_WEIGHT_BY_TASK``); TD targets are clipped to ``[-td_bound,
+    td_bound]`` (``td_bound``: ``td_clip`` if set, else the reward's value bound).
 
     Deviations (not in the papers; off by default), all but the last for push from 10
     demonstrations, where the (s, a) reward tells the expert's states from the policy's but
@@ -329,12 +346,12 @@ class RewardNetConfig(SoftActorConfig):
       whose gradient never fades, is pushed to its floor on every pair far from the
       expert's; walker_walk's states on the way up from the start then score as lying does
       (benchmarks/README.md, "Why OPT-AIL falls late"). OPT-AIL only (DAC's reward is its
-      logit already). Its values have no bound, so ``td_clip`` (100, the bound of a tanh
-      reward's values) should be lifted with it (``inf``)."""
+      logit already). Its values have no bound, so neither have its TD targets unless
+      ``td_clip`` sets one (``td_bound``)."""
 
     reward_lr: float = 3e-5
     gp_weight: float = 0.0
-    td_clip: float = 100.0
+    td_clip: float | None = None
     reward_input: Literal["state_action", "state_next_state"] = "state_action"
     reward_obs_keys: tuple[str, ...] = ()
     reward_offsets: tuple[str, ...] = ()
@@ -360,6 +377,9 @@ class RewardNetConfig(SoftActorConfig):
                              f"{self.reward_output!r}")  # fmt: skip
         if self.critic_warmup_updates < 0:
             raise ValueError("critic_warmup_updates must be >= 0")
+        if self.td_clip is not None and not self.td_clip > 0:
+            raise ValueError(f"td_clip must be > 0 (or unset: the reward's bound), got "
+                             f"{self.td_clip:g}")  # fmt: skip
         unknown = sorted(set(self.reward_obs_keys) - set(self.obs_keys))
         if self.obs_keys and unknown:
             raise ValueError(f"reward_obs_keys {', '.join(unknown)}: not among the obs_keys "

@@ -210,7 +210,7 @@ def _train_online(
     config: OnlineTrainConfig, on_evaluation: Callable[[dict[str, Any]], None] | None
 ) -> OnlineResult:
     from robot_il.dataset import Dataset, Normalizer
-    from robot_il.policies.opt_ail.policy import online_normalizer
+    from robot_il.policies.opt_ail.policy import RewardNetConfig, online_normalizer, td_bound
 
     code_provenance()  # the code this run loaded, whatever is committed before its saves
     policy_type = policy_type_of(config)
@@ -235,6 +235,9 @@ def _train_online(
             f"{dataset.num_episodes} episodes it holds"
         )
     policy_config = dataclasses.replace(config.policy, obs_keys=tuple(obs_keys))
+    if isinstance(policy_config, RewardNetConfig):  # the bound the run clips to, as saved
+        bound = td_bound(policy_config.td_clip, policy_config.reward_output)
+        policy_config = dataclasses.replace(policy_config, td_clip=bound)
     try:
         policy_config.validate()
     except ValueError as error:

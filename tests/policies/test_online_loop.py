@@ -198,6 +198,18 @@ def test_kill_and_resume_continues_bit_exactly(
     assert [e["returns"] for e in evaluations] == [e["returns"] for e in resumed]
 
 
+def test_a_run_saves_its_td_bound_as_a_number(straight_run: Path) -> None:
+    """The TD clip left unset (the reward's value bound) is saved, and compared on resume, as
+    the bound it came to, 100 for the paper's tanh reward: a run saved when the default was
+    the number 100 resumes under today's default."""
+    import torch
+
+    saved = torch.load(straight_run / "train_state" / "state.pt", weights_only=False)
+    assert saved["policy_config"]["td_clip"] == 100.0
+    checkpoint = json.loads((straight_run / "policy" / "config.json").read_text())
+    assert checkpoint["config"]["td_clip"] == 100.0
+
+
 def test_checkpoint_runs_in_robot_il_eval(straight_run: Path, tmp_path: Path) -> None:
     result = subprocess.run([ROBOT_IL, "eval", "--checkpoint", str(straight_run), "--episodes",
                              "2", "--out", str(tmp_path / "eval")], capture_output=True,

@@ -128,6 +128,36 @@ def test_td_target_is_clipped(sign: float) -> None:
     assert td_loss == pytest.approx(float(((q - sign * 100.0) ** 2).mean()), rel=1e-4)
 
 
+@pytest.mark.parametrize(
+    ("settings", "bound"),
+    [({}, 100.0), ({"td_clip": 30.0}, 30.0), ({"reward_output": "linear"}, None),
+     ({"reward_output": "linear", "td_clip": 100.0}, 100.0)],
+)  # fmt: skip
+def test_td_targets_are_clipped_to_the_rewards_value_bound_unless_told(
+    settings: dict, bound: float | None
+) -> None:
+    """Unset, the clip is the reward's value bound: the paper's 100 for the tanh reward,
+    none for the linear one (whose values have no bound); a ``td_clip`` set holds for
+    either. A target critic of +-1e4 gives targets near +-9900 before the clip."""
+    agent = learner(**settings)
+    data = batch(6)
+    pairs = torch.cat([torch.as_tensor(data.obs), torch.as_tensor(data.action)], dim=-1)
+    for sign in (1.0, -1.0):
+        torch.nn.init.constant_(agent.critic_target.mlp[-1].bias, sign * 1e4)
+        with torch.no_grad():
+            target = agent.td_target(pairs, torch.as_tensor(data.next_obs), torch.zeros(16))
+        if bound is None:
+            assert (sign * target > 9000).all()
+        else:
+            torch.testing.assert_close(target, torch.full_like(target, sign * bound))
+
+
+def test_td_clip_must_be_positive() -> None:
+    """A clip of 0 or less would pin every target: refused before any network is built."""
+    with pytest.raises(ValueError, match="td_clip must be > 0"):
+        OPTAILConfig(obs_keys=("state",), td_clip=0.0).validate()
+
+
 def test_terminated_transitions_do_not_bootstrap_and_others_do() -> None:
     """With a target critic of 50 everywhere: a terminated transition's target is its reward
     r in (-1, 1); a non-terminated one's is r + 0.99 (50 - alpha log pi(a'|s'))."""

@@ -88,7 +88,7 @@ def _online_args(**changes) -> argparse.Namespace:
             "critic_updates_per_step": 1, "hindsight_goal": "",
             "hindsight_min_move": 0.05, "hindsight_as_expert": False,
             "learn_temperature": False, "task_frame": None,
-            "reward_output": "tanh", "td_clip": 100.0}  # fmt: skip
+            "reward_output": "tanh", "td_clip": None}  # fmt: skip
     return argparse.Namespace(**(args | changes))
 
 
@@ -153,11 +153,22 @@ def test_each_deviation_names_its_runs_apart(opt_ail: ModuleType) -> None:
             {"critic_updates_per_step": 4},
             {"critic_updates_per_step": 4, "reward_source": "task"},
             {"reward_output": "linear"},
-            {"reward_output": "linear", "td_clip": float("inf")},
+            {"reward_output": "linear", "td_clip": 1000.0},
+            {"td_clip": 50.0},
         )
     ]
     assert names[0] is None
     assert len(set(names)) == len(names)
+
+
+def test_a_deviation_names_the_td_bound_however_it_was_reached(opt_ail: ModuleType) -> None:
+    """The linear reward's default bound (none) and an explicit ``--td-clip inf`` train
+    alike and name one run, the one session 26's runs resume; the paper's clip given
+    explicitly is no deviation."""
+    linear = opt_ail.deviation(_online_args(reward_output="linear"))
+    assert linear == "linear-reward, td-clip inf"
+    assert opt_ail.deviation(_online_args(reward_output="linear", td_clip=float("inf"))) == linear
+    assert opt_ail.deviation(_online_args(td_clip=100.0)) is None
 
 
 @pytest.mark.parametrize("changes", [{"reward_input": "state_next_state"},
