@@ -55,10 +55,20 @@ def start_selector(ros_env: dict[str, str], corrections: Path, out: Path) -> sub
 
 
 def stop(selector: subprocess.Popen) -> str:
-    """Ctrl-C the selector; returns its output."""
+    """Ctrl-C the selector; returns its output. One that has not stopped within the scaled
+    deadline (a fine-tuning may be finishing on a loaded machine) is killed, so that its
+    latched topics cannot reach the next test's client, and the test fails saying so."""
     if selector.poll() is None:
         selector.send_signal(signal.SIGINT)
-    return selector.communicate(timeout=20)[0]
+    try:
+        return selector.communicate(timeout=20 * DEADLINE_SCALE)[0]
+    except subprocess.TimeoutExpired:
+        selector.kill()
+        output = selector.communicate()[0]
+        raise AssertionError(
+            f"the selector did not stop within {20 * DEADLINE_SCALE:g} s of "
+            f"Ctrl-C; its output:\n{output[-2000:]}"
+        ) from None
 
 
 class SelectorClient:
