@@ -345,7 +345,9 @@ class RewardNetConfig(SoftActorConfig):
       from the expert's pairs (WAIL, Xiao et al. 2019). A bounded reward under this loss,
       whose gradient never fades, is pushed to its floor on every pair far from the
       expert's; walker_walk's states on the way up from the start then score as lying does
-      (benchmarks/README.md, "Why OPT-AIL falls late"). OPT-AIL only (DAC's reward is its
+      (benchmarks/README.md, "Why OPT-AIL falls late"); not on walker_stand, where it stays
+      small, scores getting up no higher than lying and ends below the tanh (275 against
+      577 at 100k). OPT-AIL only (DAC's reward is its
       logit already). Its values have no bound, so neither have its TD targets unless
       ``td_clip`` sets one (``td_bound``)."""
 
