@@ -145,6 +145,8 @@ class OPTAIL(SoftActorCritic):
         self.gp_weight = config.gp_weight if config.gp_weight > 0 else (
             GP_WEIGHT_BY_TASK.get(task or "", DEFAULT_GP_WEIGHT)
         )  # fmt: skip
+        self.td_bound = td_bound(config.td_clip, config.reward_output)
+        """What TD targets are clipped to (``td_clip``, or the reward's value bound)."""
         named = config.reward_obs_keys
         self.reward_columns = (
             torch.tensor(policy.encoder.lowdim_columns(named)) if named
@@ -335,8 +337,7 @@ class OPTAIL(SoftActorCritic):
         else:
             target = self.reward_of(self.reward_input(pairs, next_obs))
         target = target + cfg.gamma * (1 - done) * soft_next
-        bound = td_bound(cfg.td_clip, cfg.reward_output)
-        return target.clamp(-bound, bound)
+        return target.clamp(-self.td_bound, self.td_bound)
 
     def gradient_penalty(self, expert_pairs: Tensor, policy_pairs: Tensor) -> Tensor:
         """``E[(||grad_x r(x_hat)|| - 1)^2]``, ``x_hat = u x_E + (1 - u) x_pi``, u ~ U(0, 1)

@@ -347,9 +347,8 @@ class RewardNetConfig(SoftActorConfig):
       expert's; walker_walk's states on the way up from the start then score as lying does
       (benchmarks/README.md, "Why OPT-AIL falls late"); not on walker_stand, where it stays
       small, scores getting up no higher than lying and ends below the tanh (275 against
-      577 at 100k). OPT-AIL only (DAC's reward is its
-      logit already). Its values have no bound, so neither have its TD targets unless
-      ``td_clip`` sets one (``td_bound``)."""
+      577 at 100k). OPT-AIL only (DAC's reward is its logit already). Its values have no
+      bound, so neither have its TD targets unless ``td_clip`` sets one (``td_bound``)."""
 
     reward_lr: float = 3e-5
     gp_weight: float = 0.0
