@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import gc
 import os
+import signal
 import sys
 from collections.abc import Callable
 
@@ -17,13 +19,16 @@ def run_node(make_node: Callable[[], object], args: list[str] | None = None) -> 
     The node spins on a multi-threaded executor, so a node's service callbacks never wait
     behind its timers. A ``RobotILError`` raised while building the node (a bad parameter, an
     unreadable checkpoint) is printed as one line and exits with code 2. A node with a
-    ``shutdown()`` method gets it called instead of ``destroy_node()``.
+    ``shutdown()`` method gets it called instead of ``destroy_node()``. SIGUSR1 writes every
+    thread's Python stack to stderr, for a node that does not stop (``stop_process`` sends it
+    before killing one).
     """
     import rclpy
     from rclpy._rclpy_pybind11 import RCLError
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 
     os.environ.setdefault("MUJOCO_GL", "egl")
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     rclpy.init(args=args)
     node = None
     try:

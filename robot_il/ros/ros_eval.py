@@ -55,15 +55,19 @@ from robot_il.errors import ConfigError
 PHYSICS_HZ = 500.0
 
 
-def stop_process(process: subprocess.Popen) -> int | None:
-    """SIGINT (a node's Ctrl-C), then SIGKILL after 10 s; returns the exit code."""
+def stop_process(process: subprocess.Popen, timeout: float = 10.0) -> int | None:
+    """SIGINT (a node's Ctrl-C); a node still running ``timeout`` s later gets SIGUSR1, which
+    makes a robot_il node write every thread's stack to its log (:func:`run_node`), and is
+    killed a second after. Returns the exit code (-9 when it was killed)."""
     import signal
 
     if process.poll() is None:
         process.send_signal(signal.SIGINT)
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGUSR1)
+            time.sleep(1.0)
             process.kill()
             process.wait()
     return process.returncode

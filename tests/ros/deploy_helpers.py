@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 
 # The nodes' processes, started and stopped as robot_il.ros.ros_eval does for deployments.
-from robot_il.ros.ros_eval import node_process  # noqa: F401
-from robot_il.ros.ros_eval import stop_process as stop  # noqa: F401
+from robot_il.ros.ros_eval import node_process, stop_process  # noqa: F401
 
 BIN = Path(sys.executable).parent
 
@@ -105,6 +104,12 @@ class Client:
 
 
 DEADLINE_SCALE = float(os.environ.get("ROBOT_IL_TEST_DEADLINE_SCALE", "4"))
+
+
+def stop(process: subprocess.Popen) -> int | None:
+    """Ctrl-C a node and return its exit code; one still running after the scaled deadline
+    (a loaded CI machine) leaves its threads' stacks in its log and is killed (-9)."""
+    return stop_process(process, timeout=10 * DEADLINE_SCALE)
 
 
 def wait_for(
