@@ -1,20 +1,41 @@
-"""Stopping a node: one that has not stopped when its deadline passes leaves every thread's
-Python stack in its log before it is killed, so a hang on a robot or in CI can be read."""
+"""Stopping a node: SIGUSR1 makes a robot_il node write every thread's Python stack to its
+log, and a process that Ctrl-C does not stop gets it before it is killed, so a hang on a robot
+or in CI can be read."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+
 import pytest
-from deploy_helpers import node_process, stop_process, wait_for
+from deploy_helpers import node_process, stop, stop_process, wait_for
 
 pytestmark = pytest.mark.ros
 
 
-def test_a_node_past_its_stop_deadline_logs_its_stacks(ros_env, tmp_path) -> None:
+def test_a_node_writes_its_stacks_on_sigusr1_and_runs_on(ros_env, tmp_path) -> None:
     log = tmp_path / "recorder.log"
     params = {"path": str(tmp_path / "demos.zarr"), "autostart": "false"}
     with node_process("recorder", params, ros_env, log) as recorder:
         wait_for(lambda: "recording reach" in log.read_text(), 30, "the recorder", (recorder,))
-        # No deadline at all: the node is past it while its Ctrl-C is still being handled.
-        assert stop_process(recorder, timeout=0.0) in (0, -9)  # it may finish in the second
-    text = log.read_text()
-    assert "Thread 0x" in text and "node_main.py" in text, text[-3000:]
+        os.kill(recorder.pid, signal.SIGUSR1)
+        wait_for(lambda: "node_main.py" in log.read_text(), 10, "the stacks", (recorder,))
+        assert "Thread 0x" in log.read_text()
+        assert stop(recorder) in (0, 130), log.read_text()[-3000:]
+
+
+def test_a_process_that_ignores_ctrl_c_is_asked_for_its_stacks_then_killed(tmp_path) -> None:
+    hung = (
+        "import faulthandler, signal, time\n"
+        "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+        "faulthandler.register(signal.SIGUSR1, all_threads=True)\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(120)  # the hang\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", hung], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    assert process.stdout.readline() == "ready\n"
+    assert stop_process(process, timeout=0.5) == -signal.SIGKILL
+    assert 'File "<string>", line 5' in process.stdout.read()
