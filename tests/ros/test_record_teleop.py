@@ -89,17 +89,24 @@ def test_keyboard_teleop_recording_keeps_and_discards_episodes(
                         arm = np.array(joint_states[-1][1].position[:6])
                         return steady and np.abs(recent[-1] - arm).max() < 0.002
 
+                    rest_since: float | None = None
+
+                    def at_rest_a_while() -> bool:
+                        # the recorder samples its own DDS view at 20 Hz: on a loaded machine
+                        # it may see the rest pose later than this client, so the arm stays
+                        # at rest for 20 of its periods before the episode is committed
+                        nonlocal rest_since
+                        if not (tool_x() - start_x > 0.06 and settled()):
+                            rest_since = None
+                            return False
+                        rest_since = rest_since or time.monotonic()
+                        return time.monotonic() - rest_since > 1.0
+
                     start_x = tool_x()
                     press(b"w", 16)  # +x, 5 mm a press
                     # A loaded machine runs the simulator slower than the clock: commit the
                     # episode once the arm is seen there at rest, not after a fixed wait.
-                    wait_for(
-                        lambda: tool_x() - start_x > 0.06 and settled(),
-                        10,
-                        "the arm to follow",
-                        procs,
-                        logs,
-                    )
+                    wait_for(at_rest_a_while, 10, "the arm to follow", procs, logs)
                     press(RIGHT, 1)  # keep: committed, the simulator resets, a new episode starts
                     wait_for(lambda: events, 10, "episode event", procs, logs)
                     time.sleep(0.5)
