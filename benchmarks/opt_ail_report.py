@@ -49,9 +49,25 @@ SUCCESS_GOAL_POINTS = 0.20
 """UR5e tasks' goal: OPT-AIL's success this far above tuned BC's (the issue's, on push)."""
 LEGEND_LINE_CHARS = 150
 """Characters per line of a plot's legend entry (fontsize 7 across a 10-inch figure)."""
+AXES_HEIGHT_IN = 4.0
+"""The plot's axes height (inches), whatever the legend's length."""
+TITLE_IN, XLABEL_IN = 0.45, 0.7
+"""Inches above the axes (title) and below them (tick labels and x label)."""
+SHORTLIST = 4
+"""How many settings the UR5e plot draws over env steps (those with the best mean)."""
+COLORS = ("tab:blue", "tab:green", "tab:orange", "tab:purple", "tab:brown", "tab:pink",
+          "tab:olive", "tab:cyan", "navy", "teal", "maroon", "gold", "darkviolet",
+          "lime")  # fmt: skip
+LABELS = {("opt_ail", "model-free"): "OPT-AIL", ("opt_ail", "model-based"): "OPT-AIL model-based",
+          ("iq_learn", "model-free"): "IQ-Learn", ("dac", "model-free"): "DAC"}  # fmt: skip
+LearnerKey = tuple[str, str, str, str, str, str]
+"""(method, variant, profile, observation inputs, precision, deviations): what tells one
+learner's rows from another's (:func:`learner_key`)."""
 
 
 def paper_curve(task: str, method: str, anchors: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The paper's one-trajectory curve of ``method`` (``OPT``, ``BC``, ``EXP``) on ``task``
+    from the anchors CSV: env steps (NaN for a level drawn at every step) and returns."""
     xs, ys = [], []
     with anchors.open() as file:
         for row in csv.DictReader(file):
@@ -206,10 +222,6 @@ def save_plot(fig: Any, path: Path) -> None:
     print(f"wrote {path}")
 
 
-SHORTLIST = 4
-"""How many settings the UR5e plot draws over env steps (those with the best mean)."""
-
-
 def shortlist(rows: list[dict[str, Any]], env_steps: int) -> list[tuple[float, LearnerKey]]:
     """The ``SHORTLIST`` imitation learners (``task-reward`` diagnostics left out) with the
     best mean success at ``env_steps`` over the seeds evaluated there, at least two; best
@@ -285,22 +297,6 @@ def plot_success(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
                   f"{args.env_steps}: mean and range of their seeds")  # fmt: skip
     legend_below(fig, *curves_ax.get_legend_handles_labels(), width_in=14)
     save_plot(fig, args.results.with_name(f"opt_ail_{task_slug(args.task)}.png"))
-
-
-AXES_HEIGHT_IN = 4.0
-"""The plot's axes height (inches), whatever the legend's length."""
-TITLE_IN, XLABEL_IN = 0.45, 0.7
-"""Inches above the axes (title) and below them (tick labels and x label)."""
-
-
-COLORS = ("tab:blue", "tab:green", "tab:orange", "tab:purple", "tab:brown", "tab:pink",
-          "tab:olive", "tab:cyan", "navy", "teal", "maroon", "gold", "darkviolet",
-          "lime")  # fmt: skip
-LABELS = {("opt_ail", "model-free"): "OPT-AIL", ("opt_ail", "model-based"): "OPT-AIL model-based",
-          ("iq_learn", "model-free"): "IQ-Learn", ("dac", "model-free"): "DAC"}  # fmt: skip
-
-
-LearnerKey = tuple[str, str, str, str, str, str]
 
 
 def learner_key(row: dict[str, Any]) -> LearnerKey:
