@@ -26,7 +26,7 @@ def test_a_node_writes_its_stacks_on_sigusr1_and_runs_on(ros_env, tmp_path) -> N
         assert stop(recorder) in (0, 130), log.read_text()[-3000:]
 
 
-def test_a_process_that_ignores_ctrl_c_is_asked_for_its_stacks_then_killed(tmp_path) -> None:
+def test_a_process_that_ignores_ctrl_c_is_asked_for_its_stacks_then_killed() -> None:
     hung = (
         "import faulthandler, signal, time\n"
         "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
