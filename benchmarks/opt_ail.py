@@ -53,7 +53,8 @@ actor learning rate than the paper's);
 ``--critic-warmup-updates`` and ``--critic-updates-per-step`` those of OPT-AIL's and DAC's
 reward (``RewardNetConfig``: a reward on ``[s, s']``, on some observation keys, with offsets
 between positions, actor-frozen updates first, several updates per env step with one actor
-step), ``--reward-output linear`` OPT-AIL's reward without its tanh (WGAN-GP's critic) and
+step), ``--reward-output linear`` OPT-AIL's reward without its tanh (WGAN-GP's critic),
+``--reward-drift-weight`` ProGAN's drift penalty on OPT-AIL's reward (``OPTAILConfig``) and
 ``--td-clip`` another clip of the TD targets than the reward's value bound (the paper's
 100 for its tanh, none for the linear reward; rows name any bound but 100, ``td-clip inf``);
 ``--reward-source task`` replaces the learned reward by the task's own, a diagnostic of the
@@ -266,6 +267,8 @@ def deviation(args: argparse.Namespace) -> str | None:
         parts.append(f"utd {args.critic_updates_per_step}")
     if args.reward_output != "tanh":
         parts.append(f"{args.reward_output}-reward")
+    if args.reward_drift_weight:
+        parts.append(f"drift {args.reward_drift_weight:g}")
     bound = td_bound(args.td_clip, args.reward_output)
     if bound != TANH_TD_BOUND:  # named by the bound it clips to, however it was reached
         parts.append(f"td-clip {bound:g}")
@@ -404,6 +407,7 @@ def online_config(args: argparse.Namespace, seed: int) -> Any:
         config.policy.normalization = args.obs_normalization
     if args.part == "opt_ail":
         config.policy.reward_output = args.reward_output
+        config.policy.reward_drift_weight = args.reward_drift_weight
         config.policy.model_based = args.model_based
         if args.profile == "cpu" and not args.model_based:
             config.policy.optimism_states = 128
@@ -427,9 +431,9 @@ def run_online(args: argparse.Namespace) -> None:
         raise SystemExit("--reward-input, --reward-obs-keys, --reward-offsets, --reward-source, "
                          "--critic-warmup-updates, --critic-updates-per-step and --td-clip apply "
                          "to opt_ail and dac only (IQ-Learn has no reward net)")  # fmt: skip
-    if args.reward_output != "tanh" and args.part != "opt_ail":
-        raise SystemExit("--reward-output applies to opt_ail only (DAC's reward is its logit, "
-                         "IQ-Learn has no reward net)")  # fmt: skip
+    if (args.reward_output != "tanh" or args.reward_drift_weight) and args.part != "opt_ail":
+        raise SystemExit("--reward-output and --reward-drift-weight apply to opt_ail only "
+                         "(DAC's reward is its logit, IQ-Learn has no reward net)")  # fmt: skip
     expert = expert_return(args.task, args.demos)
     variant = "model-based" if args.model_based else "model-free"
     for seed in args.seeds:
@@ -694,6 +698,13 @@ def main() -> None:
         default="tanh",
         help="OPT-AIL: its reward bounded by a tanh (the paper) or linear, WGAN-GP's critic "
         "(a deviation)",
+    )
+    parser.add_argument(
+        "--reward-drift-weight",
+        type=float,
+        default=0.0,
+        help="OPT-AIL: ProGAN's drift penalty eps_drift E_E[r^2] in the reward's loss, which "
+        "holds an unbounded reward's level (a deviation; ProGAN: 0.001)",
     )
     parser.add_argument(
         "--td-clip",

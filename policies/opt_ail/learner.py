@@ -8,7 +8,8 @@ critic and the actor see both halves.
 - Reward (online no-regret optimization of ``L(r) = V_r(pi) - V_r(pi_E)``): ``r(s, a) =
   tanh(MLP(LayerNorm([s, a])))`` (without the tanh: ``reward_output``, a deviation);
   ``reward_loss = E_pi[r] - E_E[r] + lambda_gp * gp``,
-  ``gp = E[(||grad_x r(x_hat)|| - 1)^2]`` with ``x_hat = u x_E + (1 - u) x_pi``. With
+  ``gp = E[(||grad_x r(x_hat)|| - 1)^2]`` with ``x_hat = u x_E + (1 - u) x_pi`` (plus
+  ``eps_drift * drift``, ``drift = E_E[r^2]``, with ``reward_drift_weight``, a deviation). With
   ``reward_input`` ``"state_next_state"`` (a deviation, ``RewardNetConfig``) the net's input
   x is ``[s, s']`` instead, in the reward step, its penalty and every TD target alike.
 - Critic (Bellman error): ``td_target = clip(r + gamma (1 - d)(Q_targ(s', a') - alpha log
@@ -251,14 +252,18 @@ class OPTAIL(SoftActorCritic):
         return {name: metrics[name] for name in self.METRICS if name in metrics}
 
     def reward_step(self, pairs: Tensor, n_online: int) -> tuple[Tensor, Tensor]:
-        """One Adam step on ``reward_loss + lambda_gp gp`` for ``pairs``, the reward net's
-        inputs (``reward_input``) of ``n_online`` policy transitions then the expert's;
-        returns both (detached)."""
+        """One Adam step on ``reward_loss + lambda_gp gp (+ eps_drift drift)`` for ``pairs``,
+        the reward net's inputs (``reward_input``) of ``n_online`` policy transitions then the
+        expert's; returns ``reward_loss`` and ``gp`` (detached)."""
         reward = self.reward(pairs)  # one pass over the policy's and the expert's pairs
         reward_loss = reward[:n_online].mean() - reward[n_online:].mean()
         gradient_penalty = self.gradient_penalty(pairs[n_online:], pairs[:n_online])
+        loss = reward_loss + self.gp_weight * gradient_penalty
+        if self.config.reward_drift_weight:
+            drift = reward[n_online:].pow(2).mean()
+            loss = loss + self.config.reward_drift_weight * drift
         clear_gradients(self.reward_optimizer)
-        (reward_loss + self.gp_weight * gradient_penalty).backward()
+        loss.backward()
         adam_step(self.reward_optimizer)
         return reward_loss.detach(), gradient_penalty.detach()
 

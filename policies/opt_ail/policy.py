@@ -405,6 +405,13 @@ class OPTAILConfig(RewardNetConfig):
       gradient path into the actor (the reference lets it through).
     - ``optimism_states``: 0 uses every state of the batch (the paper); N > 0 uses N of
       them, half online, half expert: the CPU profile (the term is most of an update's cost).
+    - ``reward_drift_weight``: ``reward_loss + lambda_gp gp + eps_drift drift`` with
+      ``drift = E_E[r^2]``, ProGAN's drift penalty (Karras, Aila, Laine, Lehtinen, ICLR 2018,
+      eps_drift 0.001 there), which keeps a critic's output near 0 on the expert's pairs.
+      OPT-AIL's loss does not see a constant added to r, so an unbounded reward
+      (``reward_output`` "linear") drifts upward over a run, and Q with it (walker_walk:
+      upright states 4.2 in a fresh net, 8-10 after 100k env steps, Q 1000-1500). 0 (the
+      paper): none.
 
     Model-based variant (``model_based``, arXiv 2605.01778; ``robot_il.policies.opt_ail.
     model_based``): an ensemble of ``ensemble_size`` dynamics MLPs (``model_hidden_dims``,
@@ -423,6 +430,7 @@ class OPTAILConfig(RewardNetConfig):
     optimism_update: Literal["folded", "separate_step"] = "folded"
     detach_policy_actions: bool = True
     optimism_states: int = 0
+    reward_drift_weight: float = 0.0
     model_based: bool = False
     ensemble_size: int = 7
     elites: int = 5
@@ -442,6 +450,8 @@ class OPTAILConfig(RewardNetConfig):
         super().validate()
         if self.optimism_actions < 1 or self.optimism_states < 0 or self.eta < 0:
             raise ValueError("need optimism_actions >= 1, optimism_states >= 0 and eta >= 0")
+        if not self.reward_drift_weight >= 0:
+            raise ValueError(f"reward_drift_weight must be >= 0, got {self.reward_drift_weight:g}")
         if not 1 <= self.elites <= self.ensemble_size:
             raise ValueError(f"need 1 <= elites <= ensemble_size, got {self.elites} of "
                              f"{self.ensemble_size}")  # fmt: skip

@@ -96,6 +96,24 @@ def test_a_linear_reward_output_is_the_unbounded_logit_and_dac_refuses_it() -> N
         OPTAILConfig(obs_keys=("state",), reward_output="relu").validate()
 
 
+def test_the_drift_penalty_pulls_a_shifted_linear_reward_back_and_nothing_else_does() -> None:
+    """A linear reward shifted by +20 (its last bias): ``reward_loss`` and the gradient
+    penalty do not see a constant, so 50 updates leave the shift where it is, bit for bit;
+    with ``reward_drift_weight`` the expert's pairs are pulled back toward 0."""
+    expert_rewards = []
+    for drift_weight in (0.0, 1e-3):
+        agent = learner(reward_output="linear", reward_lr=1e-3, reward_drift_weight=drift_weight)
+        bias = agent.reward.mlp[-1].bias
+        torch.nn.init.constant_(bias, 20.0)
+        for i in range(50):
+            agent.update(batch(i, action=-0.8), batch(10_000 + i, action=0.8))
+        assert (float(bias.detach()) == 20.0) == (drift_weight == 0.0)
+        expert_rewards.append(reward_of(agent, batch(99_999, action=0.8)))
+    assert expert_rewards[1] < expert_rewards[0] - 0.05
+    with pytest.raises(ValueError, match="reward_drift_weight must be >= 0, got -1"):
+        OPTAILConfig(obs_keys=("state",), reward_drift_weight=-1.0).validate()
+
+
 def test_gradient_penalty_is_the_squared_gap_of_the_gradient_norm_to_one() -> None:
     agent = learner()
     expert, policy = batch(1), batch(2)

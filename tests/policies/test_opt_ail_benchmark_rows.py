@@ -87,7 +87,7 @@ def _online_args(**changes) -> argparse.Namespace:
             "critic_updates_per_step": 1, "hindsight_goal": "",
             "hindsight_min_move": 0.05, "hindsight_as_expert": False,
             "learn_temperature": False, "task_frame": None,
-            "reward_output": "tanh", "td_clip": None}  # fmt: skip
+            "reward_output": "tanh", "reward_drift_weight": 0.0, "td_clip": None}  # fmt: skip
     return argparse.Namespace(**(args | changes))
 
 
@@ -153,6 +153,7 @@ def test_each_deviation_names_its_runs_apart(opt_ail: ModuleType) -> None:
             {"critic_updates_per_step": 4, "reward_source": "task"},
             {"reward_output": "linear"},
             {"reward_output": "linear", "td_clip": 1000.0},
+            {"reward_output": "linear", "reward_drift_weight": 1e-3},
             {"td_clip": 50.0},
         )
     ]
@@ -184,11 +185,14 @@ def test_iq_learn_refuses_the_reward_deviations(opt_ail: ModuleType, changes: di
 
 
 @pytest.mark.parametrize("part", ["dac", "iq_learn"])
-def test_only_opt_ail_takes_a_linear_reward(opt_ail: ModuleType, part: str) -> None:
+@pytest.mark.parametrize("changes", [{"reward_output": "linear"}, {"reward_drift_weight": 1e-3}])
+def test_only_opt_ail_takes_a_linear_reward_or_its_drift_penalty(
+    opt_ail: ModuleType, part: str, changes: dict
+) -> None:
     """DAC's reward is its logit already and IQ-Learn has none: a run of either named for a
-    linear reward would carry a deviation it does not have."""
-    with pytest.raises(SystemExit, match="--reward-output applies to opt_ail only"):
-        opt_ail.run_online(_online_args(part=part, reward_output="linear"))
+    linear reward or a drift penalty would carry a deviation it does not have."""
+    with pytest.raises(SystemExit, match="--reward-output and --reward-drift-weight apply to"):
+        opt_ail.run_online(_online_args(part=part, **changes))
 
 
 @pytest.mark.parametrize("part", ["opt_ail", "dac"])
@@ -202,11 +206,13 @@ def test_each_reward_flag_reaches_the_runs_config(
     monkeypatch.setattr(opt_ail, "expert_seed", lambda *_: 1)
     flags = {"reward_input": "state_next_state", "critic_warmup_updates": 10,
              "critic_updates_per_step": 2, "td_clip": float("inf")}  # fmt: skip
-    output = {"reward_output": "linear"} if part == "opt_ail" else {}
+    output = {"reward_output": "linear", "reward_drift_weight": 1e-3} if part == "opt_ail" else {}
     args = _online_args(part=part, task="dmc:walker_walk", demos=1, subsample=1,
                         env_steps=1000, save_every=500, eval_every=500, precision="fp32",
                         profile="cpu", obs_normalization="raw", **flags, **output)  # fmt: skip
     config = opt_ail.online_config(args, 3)
     assert {name: getattr(config.policy, name) for name in flags} == flags
     assert config.policy.reward_output == ("linear" if part == "opt_ail" else "tanh")
+    if part == "opt_ail":
+        assert config.policy.reward_drift_weight == 1e-3
     assert (config.seed, config.env_steps) == (3, 1000)
