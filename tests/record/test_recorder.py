@@ -130,14 +130,18 @@ class SlowDiskWriter:
 def test_writer_backlog_drops_frames_and_counts_them_without_slowing_the_sampler(tmp_path):
     writer = DatasetWriter.create(tmp_path / "cam.zarr", robot="ur5e", control_hz=100, fsync=False)
     spec = StreamSpec("cam", 100.0, camera_source(), queue_seconds=0.05)  # room for 5 frames
-    with Recorder([spec], {"cam": SlowDiskWriter(writer, delay_s=0.03)}) as recorder:
+    with Recorder([spec], {"cam": SlowDiskWriter(writer, delay_s=0.1)}) as recorder:
         recorder.start_episode()
         time.sleep(0.6)
         report = recorder.stop_episode(commit=True)
     stats = report.stats["cam"]
-    # The writer manages ~33 frames/s of the 100 offered: most must be counted as backlog drops.
+    # The writer manages ~10 frames/s of the 100 offered, so it can take at most ~6 frames plus
+    # the queue's 5 in 0.6 s. A sampler that kept sampling while the writer was stuck drops
+    # more than it stores; one throttled to the writer's pace would drop none. The margin holds
+    # on a loaded machine too, where the sampler itself misses some ticks.
+    assert stats.frames <= 13, stats.summary()
     assert stats.dropped_backpressure >= 20, stats.summary()
-    assert stats.dropped_backpressure > stats.dropped_ticks
+    assert stats.dropped_backpressure > stats.frames, stats.summary()
     check_accounting(Dataset.open(tmp_path / "cam.zarr"), 0, stats)
 
 
