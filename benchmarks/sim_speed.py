@@ -35,8 +35,8 @@ from robot_il.envs.backends import BACKENDS  # noqa: E402
 
 def expert_actions(task: str, backend: str, steps: int) -> tuple[list, list]:
     """The actions of ``steps`` expert steps (seed 0) and the engine inputs the env set for
-    each (MuJoCo: actuator controls; PyBullet: motor set points and speed caps), so the raw
-    loop can replay the same motion."""
+    each (MuJoCo: actuator controls; PyBullet: motor set points, their velocities and speed
+    caps), so the raw loop can replay the same motion."""
     env = make_env(task, backend, terminate_on_success=False, max_episode_steps=steps)
     expert = make_expert(env)
     obs, _ = env.reset(seed=0)
@@ -50,7 +50,8 @@ def expert_actions(task: str, backend: str, steps: int) -> tuple[list, list]:
         if backend == "mujoco":
             controls.append(sim.data.ctrl.copy())
         else:
-            controls.append((sim.motor_setpoints.copy(), sim.motor_speed_caps.copy()))
+            motors = (sim.motor_setpoints, sim.motor_velocities, sim.motor_speed_caps)
+            controls.append(tuple(m.copy() for m in motors))
     env.close()
     return actions, controls
 
@@ -72,7 +73,8 @@ def time_raw(env, controls: list) -> np.ndarray:
     own model, replaying the recorded engine inputs so the engine computes the same motion and
     contacts as under the env (a moving PyBullet world costs 2-3x more per step than a still
     one). Each period MuJoCo copies the actuator controls, PyBullet tells its motors their
-    set points and speed caps (``command_motors``, as the backend's ``step`` does); the
+    set points, velocities and speed caps and moves the set points along each substep
+    (``command_motors`` and ``run_motors``, as the backend's ``step`` does); the
     trajectory generator, action checks, observation and reward are the env's overhead.
     """
     env.reset(seed=0)
@@ -92,14 +94,10 @@ def time_raw(env, controls: list) -> np.ndarray:
             now = clock()
             seconds[k], last = now - last, now
         return seconds
-    import pybullet
-
-    client = backend.client_id
     last = clock()
-    for k, (setpoints, speed_caps) in enumerate(controls):
-        backend.command_motors(setpoints, speed_caps)
-        for _ in range(substeps):
-            pybullet.stepSimulation(physicsClientId=client)
+    for k, (setpoints, velocities, speed_caps) in enumerate(controls):
+        backend.command_motors(setpoints, velocities, speed_caps)
+        backend.run_motors(substeps)
         now = clock()
         seconds[k], last = now - last, now
     return seconds

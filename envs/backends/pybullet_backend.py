@@ -1,17 +1,20 @@
 """The ``SimBackend`` on PyBullet: generated URDF arms plus box/sphere bodies, DIRECT mode.
 
 The set points come from the trajectory generator both backends share
-(``common.ServoTargets``). Once per ``step`` call every servoed joint's PyBullet position motor
-gets the set point at the end of the step as its target, a speed cap just above the set point's
-speed, and the joint's torque (or grip-force) limit; PyBullet's motor is a velocity constraint
-that removes ``POSITION_GAIN`` of the position error per substep, capped at that speed, so the
-joint moves at the set point's pace and holds against gravity. Setting the motors once per
-call (not per substep) keeps Python out of the physics loop.
+(``common.ServoTargets``), which gives each servoed joint a set-point velocity for the whole
+``step`` call. PyBullet's position motor is a velocity constraint: each substep it asks for the
+fed-forward set-point velocity plus ``POSITION_GAIN`` of the position error per substep, capped
+at a speed just above the set point's and limited to the joint's torque (or grip-force) limit.
+Once per ``step`` call every motor gets its velocity and speed cap (``command_motors``, one
+call per joint); before each substep it gets the set point at that substep's end
+(``run_motors``, one array call per arm). So a joint that tracks its set point moves at the set
+point's velocity throughout the step and ``joint_vel`` reports that speed, as in MuJoCo, and a
+joint that lags catches up no faster than its cap.
 
-``client_id`` is the engine handle, and ``motor_setpoints`` / ``motor_speed_caps`` with
-``command_motors`` what the motors were last told, for benchmarks that time raw
-``stepSimulation`` on the same world and motion. Images come from the CPU
-``ER_TINY_RENDERER``.
+``client_id`` is the engine handle, and ``motor_setpoints`` / ``motor_velocities`` /
+``motor_speed_caps`` with ``command_motors`` and ``run_motors`` what the motors were last told,
+for benchmarks that time raw ``stepSimulation`` on the same world and motion. Images come from
+the CPU ``ER_TINY_RENDERER``.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ from robot_il.errors import ConfigError
 
 POSITION_GAIN = 0.2
 """Fraction of the position error the motor removes per substep (PyBullet ``positionGain``)."""
+VELOCITY_GAIN = 1.0
+"""Weight of the fed-forward set-point velocity (PyBullet ``velocityGain``): all of it."""
 SPEED_MARGIN = 1.05
 """A motor may run this factor faster than its set point moves, to catch up after a lag."""
 SPEED_SLACK = 0.01
@@ -75,12 +80,15 @@ class PybulletBackend:
         p.setGravity(0.0, 0.0, -9.81, physicsClientId=cid)
         p.setPhysicsEngineParameter(deterministicOverlappingPairs=1, physicsClientId=cid)
         self._servo = ServoTargets(scene)
-        self._setpoint = np.zeros_like(self._servo.target)
+        self._setpoint = np.zeros_like(self._servo.target)  # where each motor's set point is now
         self.motor_setpoints = np.zeros_like(self._servo.target)
-        """Each servo motor's last target (rad, or m for fingers), 8 per arm in scene order."""
+        """Each servo motor's set point (rad, or m for fingers) as the last ``command_motors``
+        gave it (where a step starts), 8 per arm in scene order."""
+        self.motor_velocities = np.zeros_like(self._servo.target)
+        """Each servo motor's last set-point velocity (rad/s or m/s), same layout."""
         self.motor_speed_caps = np.zeros_like(self._servo.target)
         """Each servo motor's last speed cap (rad/s or m/s), same layout."""
-        self._advance = np.zeros_like(self._servo.target)  # set-point motion of one step
+        self._advance = np.zeros_like(self._servo.target)  # set-point motion of one substep
         self._build_world(scene, meshes)
         self._initial_state = p.saveState(physicsClientId=cid)
         self._cameras = {}
@@ -143,6 +151,17 @@ class PybulletBackend:
         self._motor_bodies = [b for b in self._arm_body.values() for _ in range(SERVOS_PER_ARM)]
         self._motor_joints = self._servo_joints * len(self._arm_body)
         self._forces = forces * len(self._arm_body)
+        # per arm, in scene order: its body and where its motors sit in the arrays above; and
+        # what every arm's array call repeats: force limits, position and velocity gains
+        self._arm_motors = [
+            (body, slice(SERVOS_PER_ARM * k, SERVOS_PER_ARM * (k + 1)))
+            for k, body in enumerate(self._arm_body.values())
+        ]
+        self._arm_motor_constants = (
+            forces,
+            [POSITION_GAIN] * SERVOS_PER_ARM,
+            [VELOCITY_GAIN] * SERVOS_PER_ARM,
+        )
         max_speed = np.r_[ur5e.JOINT_VEL_LIMITS, g.finger_speed, g.finger_speed]
         slack = np.r_[np.full(6, SPEED_SLACK), FINGER_SPEED_SLACK, FINGER_SPEED_SLACK]
         self._speed_slack = np.tile(slack * max_speed, len(scene.arms))
@@ -242,7 +261,8 @@ class PybulletBackend:
                 [[0.0]] * SERVOS_PER_ARM,
                 physicsClientId=cid,
             )
-        self.command_motors(self._setpoint, self._speed_slack)  # hold still
+        still = np.zeros_like(self._setpoint)
+        self.command_motors(self._setpoint, still, self._speed_slack)  # hold still
         for name, pose in object_poses.items():
             pose = np.asarray(pose, dtype=np.float64)
             p.resetBasePositionAndOrientation(
@@ -266,19 +286,25 @@ class PybulletBackend:
             )
         p.performCollisionDetection(physicsClientId=cid)
 
-    def command_motors(self, setpoints: np.ndarray, speed_caps: np.ndarray) -> None:
-        """Drive every servo motor (8 per arm, arms in scene order) to its set point (rad, or
-        m for fingers) no faster than its speed cap (rad/s or m/s), with its force limit.
+    def command_motors(
+        self, setpoints: np.ndarray, velocities: np.ndarray, speed_caps: np.ndarray
+    ) -> None:
+        """Tell every servo motor (8 per arm, arms in scene order) its set point (rad, or m for
+        fingers), that set point's velocity (rad/s or m/s, fed forward) and its speed cap
+        (rad/s or m/s), with its force limit; ``run_motors`` then moves the set points along.
 
         One call per joint: PyBullet 3.2's array calls cannot set a speed cap
         (``setJointMotorControlMultiDofArray`` accepts ``maxVelocities`` but ignores it)."""
         self.motor_setpoints[:] = setpoints
+        self.motor_velocities[:] = velocities
         self.motor_speed_caps[:] = speed_caps
+        self._setpoint[:] = setpoints
         p, cid, position_control = self._p, self.client_id, self._p.POSITION_CONTROL
-        for body, joint, target, cap, force in zip(
+        for body, joint, target, velocity, cap, force in zip(
             self._motor_bodies,
             self._motor_joints,
             self.motor_setpoints.tolist(),
+            self.motor_velocities.tolist(),
             self.motor_speed_caps.tolist(),
             self._forces,
             strict=True,
@@ -288,27 +314,59 @@ class PybulletBackend:
                 joint,
                 position_control,
                 targetPosition=target,
+                targetVelocity=velocity,
                 force=force,
                 positionGain=POSITION_GAIN,
+                velocityGain=VELOCITY_GAIN,
                 maxVelocity=cap,
                 physicsClientId=cid,
             )
+
+    def run_motors(self, n_substeps: int) -> None:
+        """Step the physics ``n_substeps`` times, each set point moving from where
+        ``command_motors`` put it at its velocity.
+
+        Before each substep every motor is told the set point at that substep's end, so the
+        fed-forward velocity does the moving and the position term corrects only a lag; a
+        motor told only the step's end point would start at its cap and coast into it, its
+        velocity at the end of the step (what ``joint_vel`` reads) a third of the set point's.
+        One array call per arm: it keeps each motor's speed cap (PyBullet changes a motor's
+        ``maxVelocity`` only when a call gives one)."""
+        p, cid = self._p, self.client_id
+        set_motors, position_control = p.setJointMotorControlArray, p.POSITION_CONTROL
+        step_simulation, joints = p.stepSimulation, self._servo_joints
+        forces, position_gains, velocity_gains = self._arm_motor_constants
+        setpoint = self._setpoint
+        np.multiply(self.motor_velocities, self.physics_dt, out=self._advance)
+        velocities = self.motor_velocities.tolist()
+        arms = [(body, motors, velocities[motors]) for body, motors in self._arm_motors]
+        for _ in range(n_substeps):
+            setpoint += self._advance
+            targets = setpoint.tolist()
+            for body, motors, arm_velocities in arms:
+                set_motors(
+                    body,
+                    joints,
+                    position_control,
+                    targetPositions=targets[motors],
+                    targetVelocities=arm_velocities,
+                    forces=forces,
+                    positionGains=position_gains,
+                    velocityGains=velocity_gains,
+                    physicsClientId=cid,
+                )
+            step_simulation(physicsClientId=cid)
 
     def set_joint_targets(self, arm: str, joint_pos: np.ndarray, gripper: float) -> None:
         self._servo.set(arm, joint_pos, gripper)
 
     def step(self, n_substeps: int = 1) -> None:
-        duration = n_substeps * self.physics_dt
-        velocity = self._servo.setpoint_velocity(self._setpoint, duration)
-        np.multiply(velocity, duration, out=self._advance)
-        self._setpoint += self._advance
+        velocity = self._servo.setpoint_velocity(self._setpoint, n_substeps * self.physics_dt)
         caps = np.absolute(velocity, out=self.motor_speed_caps)
         caps *= SPEED_MARGIN
         caps += self._speed_slack
-        self.command_motors(self._setpoint, caps)
-        step_simulation, cid = self._p.stepSimulation, self.client_id
-        for _ in range(n_substeps):
-            step_simulation(physicsClientId=cid)
+        self.command_motors(self._setpoint, velocity, caps)
+        self.run_motors(n_substeps)
 
     def joint_pos(self, arm: str) -> np.ndarray:
         states = self._p.getJointStates(

@@ -127,6 +127,37 @@ def test_far_target_respects_speed_limit(backend):
     np.testing.assert_allclose(backend.joint_pos(""), target, atol=2e-3)
 
 
+def test_joint_vel_is_the_speed_the_joint_moves_at(backend):
+    """Cruising toward a far target, the velocity read after a step is the step's mean
+    velocity (position change / duration). A PyBullet motor told only the step's end point
+    raced there and coasted, reading about a third of the joint's speed."""
+    _reset(backend)
+    backend.set_joint_targets("", HOME + np.array([2.0, 0.0, 0.0, 0.0, 0.0, 2.0]), 0.0)
+    duration = CONTROL_SUBSTEPS / PHYSICS_HZ
+    for _ in range(6):  # accelerate to the speed limit (15 rad/s^2 -> pi rad/s in 0.21 s)
+        backend.step(CONTROL_SUBSTEPS)
+    for _ in range(4):
+        before = backend.joint_pos("")
+        backend.step(CONTROL_SUBSTEPS)
+        mean_velocity = (backend.joint_pos("") - before) / duration
+        assert abs(mean_velocity[0]) > 3.0  # cruising near pi rad/s
+        np.testing.assert_allclose(backend.joint_vel(""), mean_velocity, atol=0.05)
+
+
+def test_pybullet_speed_caps_hold_through_the_substeps():
+    """``run_motors``' array calls, which cannot set a speed cap, keep the caps that
+    ``command_motors`` set: a joint far behind its set point catches up at its cap."""
+    sim = make_backend("pybullet", SceneSpec(), meshes=False)
+    sim.reset({"": HOME}, {"": 0.0}, {})
+    setpoints = sim.motor_setpoints.copy()
+    setpoints[0] += 1.0
+    caps = np.full_like(setpoints, 0.05)
+    sim.command_motors(setpoints, np.zeros_like(setpoints), caps)
+    sim.run_motors(CONTROL_SUBSTEPS)
+    assert 0.04 < sim.joint_vel("")[0] <= 0.05 + 1e-6
+    sim.close()
+
+
 def test_gripper_grasps_and_lifts_cube(backend):
     _reset(backend)
     down = forward_kinematics(HOME)[:3, :3]
