@@ -4,17 +4,22 @@ zarr's LocalStore already replaces every file atomically (write to a temporary f
 rename), so a SIGKILL leaves each chunk and metadata file either old or new, never torn. What
 zarr does not do is flush: ``flush_filesystem`` makes a committed episode survive power loss
 too, and ``swap_directories`` lets tools that rewrite a dataset replace it in one step.
+``lock_for_writing`` keeps a writer and such a tool (or a second writer) off one dataset.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import fcntl
 import os
 import shutil
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
+from robot_il.dataset.format import WRITER_LOCK
 from robot_il.errors import DatasetError
 
 _LIBC = ctypes.CDLL(None, use_errno=True)
@@ -51,6 +56,21 @@ def swap_directories(a: Path, b: Path) -> None:
         raise DatasetError(f"{a}: atomic swap with {b} failed: {os.strerror(errno)}")
 
 
+def lock_for_writing(path: Path) -> IO[bytes]:
+    """An exclusive ``flock`` on ``<path>/.writer.lock``, held until the returned file is
+    closed: two writers appending to one dataset would interleave their steps, and a tool
+    swapping a new store in under a writer would receive that writer's later steps. The
+    kernel drops the lock when its process dies, so a killed recorder never leaves the
+    dataset locked."""
+    lock = open(path / WRITER_LOCK, "ab")  # noqa: SIM115 - held by the caller
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise DatasetError(f"{path}: another writer has this dataset open") from None
+    return lock
+
+
 def remove_partial_files(path: Path) -> int:
     """Delete ``*.partial`` files a killed zarr write left behind; returns how many."""
     removed = 0
@@ -83,6 +103,10 @@ def replace_atomically(
 
     An existing ``target`` is replaced only with ``force`` and only if ``is_store`` says it
     is the ``kind`` of thing being written (a zarr store by default), never another directory.
+    An existing zarr store is locked as a writer locks it (:func:`lock_for_writing`) from
+    before ``build`` until the swap: while a writer has it open this refuses, and no writer
+    can open it meanwhile, so no writer's steps can land in the new store or be lost with
+    the old one.
     """
     target = Path(target)
     if target.exists():
@@ -93,15 +117,16 @@ def replace_atomically(
         if not is_store(target):
             raise DatasetError(f"{target}: exists and is not a {kind}; not replacing it")
     tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        build(tmp)
-        if flush:
-            flush_filesystem(tmp)
-    except BaseException:
-        remove_tree(tmp)
-        raise
-    if target.exists():
-        swap_directories(tmp, target)
-        remove_tree(tmp)  # now holds the old dataset
-    else:
-        os.rename(tmp, target)
+    with lock_for_writing(target) if is_zarr_store(target) else contextlib.nullcontext():
+        try:
+            build(tmp)
+            if flush:
+                flush_filesystem(tmp)
+        except BaseException:
+            remove_tree(tmp)
+            raise
+        if target.exists():
+            swap_directories(tmp, target)
+            remove_tree(tmp)  # now holds the old dataset
+        else:
+            os.rename(tmp, target)

@@ -38,9 +38,8 @@ JPEGXL_EFFORT = 3
 def encode_frame(frame: np.ndarray, image_format: str, quality: int) -> bytes:
     """One (H, W, C) uint8 frame (C = 1 or 3) as image-file bytes.
 
-    ``quality`` 0-100: JPEG XL's quality scale (100 = lossless); for JPEG 2000 the target
-    PSNR in dB is ``quality / 2`` (50 -> 25 dB ... 100 = lossless), the scale diffusion_policy
-    uses (its ``Jpeg2k(level=50)``) halved into 0-100.
+    ``quality`` 1-100: JPEG XL's quality scale (100 = lossless); for JPEG 2000 the target
+    PSNR in dB (100 = lossless), the scale of diffusion_policy's ``Jpeg2k(level=50)``.
     """
     image = frame[..., 0] if frame.shape[-1] == 1 else frame
     image = np.ascontiguousarray(image)
@@ -51,7 +50,7 @@ def encode_frame(frame: np.ndarray, image_format: str, quality: int) -> bytes:
     if image_format == "jpeg2k":
         if quality >= 100:
             return imagecodecs.jpeg2k_encode(image, level=0, reversible=True)
-        return imagecodecs.jpeg2k_encode(image, level=quality / 2)
+        return imagecodecs.jpeg2k_encode(image, level=quality)
     raise ValueError(f"image format {image_format!r} is not one of {IMAGE_FORMATS}")
 
 

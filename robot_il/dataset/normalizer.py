@@ -143,6 +143,14 @@ def _affine(stats: _Stats, mode: str, key: str, floor: float = 0.0) -> dict[str,
         raise DatasetError(f"normalizer: key {key!r} has no data")
     mean = np.asarray(stats.total) / stats.count
     std = np.sqrt(np.maximum(np.asarray(stats.squares) / stats.count - mean**2, 0.0))
+    raw = {"min": stats.min, "max": stats.max, "mean": mean, "std": std}
+    for name, value in raw.items():  # an inf in the data gives scale 0 or NaN: refuse it
+        bad = np.flatnonzero(~np.isfinite(value))
+        if bad.size:
+            raise DatasetError(
+                f"normalizer: key {key!r} feature {int(bad[0])}: {name} is {value[bad[0]]} "
+                "(NaN or inf in the data, or values too large to square)"
+            )
     if mode == "minmax":
         spread = stats.max - stats.min
         scale = np.where(spread > MIN_SPREAD, 2.0 / np.maximum(spread, MIN_SPREAD), 1.0)
@@ -159,8 +167,7 @@ def _affine(stats: _Stats, mode: str, key: str, floor: float = 0.0) -> dict[str,
         raise DatasetError(
             f"normalizer: mode for {key!r} must be 'minmax' or 'gaussian', got {mode!r}"
         )
-    values = {"scale": scale, "offset": offset, "min": stats.min, "max": stats.max,
-              "mean": mean, "std": std}  # fmt: skip
+    values = {"scale": scale, "offset": offset, **raw}
     return {name: np.asarray(v, dtype=np.float32) for name, v in values.items()}
 
 

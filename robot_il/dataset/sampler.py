@@ -93,9 +93,10 @@ class SequenceSampler:
             stop = start + length
             if start >= low and stop <= high:
                 window[key] = rows[start:stop]
-            else:
-                first = start if start > low else low
-                steps = rows[first : stop if stop < high else high]
+            else:  # repeat the edge steps; read at least one row, since an observation
+                # window may lie wholly before its episode (pad_before >= n_obs_steps)
+                first = max(start, low)
+                steps = rows[first : min(max(stop, first + 1), high)]
                 window[key] = steps[np.clip(np.arange(start, stop), low, high - 1) - first]
         return window
 

@@ -48,16 +48,18 @@ def copy_episodes(
     total = sum(len(episodes) for _, episodes in sources)
 
     def build(tmp: Path) -> None:
-        writer = DatasetWriter.create(
-            tmp,
-            robot=first.robot,
-            control_hz=first.control_hz or 1.0,
-            keys=first.specs,
-            attrs=extra,
-            fsync=False,  # replace_atomically flushes once at the end
-            image_storage=ImageStorage.from_attrs(first.attrs),
-        )
-        with tqdm(total=total, desc=f"writing {target.name}", unit="episode", disable=None) as bar:
+        with (
+            DatasetWriter.create(
+                tmp,
+                robot=first.robot,
+                control_hz=first.control_hz or 1.0,
+                keys=first.specs,
+                attrs=extra,
+                fsync=False,  # replace_atomically flushes once at the end
+                image_storage=ImageStorage.from_attrs(first.attrs),
+            ) as writer,
+            tqdm(total=total, desc=f"writing {target.name}", unit="episode", disable=None) as bar,
+        ):
             for dataset, episodes in sources:
                 for episode in episodes:
                     _copy_episode(dataset, episode, writer)

@@ -2,9 +2,10 @@
 
 ``Dataset.open`` stops at the first structural fault; ``validate`` keeps going so a user sees
 the whole damage at once: missing keys, wrong dtypes or shapes, data shorter than the
-episodes claim, non-increasing episode ends, missing or unreadable chunks, NaN values, meta
-arrays too short. Leftovers of a killed writer (steps beyond the last committed episode, a
-torn last ``episode_ends`` entry) are notes, not problems: readers ignore them by design.
+episodes claim, non-increasing episode ends, missing or unreadable chunks, NaN or infinite
+values, meta arrays too short. Leftovers of a killed writer (steps beyond the last committed
+episode, a torn last ``episode_ends`` entry) are notes, not problems: readers ignore them by
+design.
 """
 
 from __future__ import annotations
@@ -260,11 +261,11 @@ def _check_values(
             report.problems.append(f"{name}: episode {episode}: unreadable: {one_line(error)}")
             continue
         if values.dtype.kind == "f":
-            nan = np.isnan(values).reshape(values.shape[0], -1).any(axis=1)
-            if nan.any():
+            bad = ~np.isfinite(values).reshape(values.shape[0], -1).all(axis=1)
+            if bad.any():
                 report.problems.append(
-                    f"{name}: episode {episode}: NaN in {int(nan.sum())} step(s), first at "
-                    f"step {int(np.argmax(nan))} of the episode"
+                    f"{name}: episode {episode}: NaN or inf in {int(bad.sum())} step(s), "
+                    f"first at step {int(np.argmax(bad))} of the episode"
                 )
 
 

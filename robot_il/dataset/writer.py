@@ -17,10 +17,9 @@ boundary chunk a new episode shares, and that rewrite is itself an atomic file r
 
 from __future__ import annotations
 
-import fcntl
 import os
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import zarr
@@ -28,6 +27,7 @@ import zarr
 from robot_il.dataset.chunks import ChunkFiles
 from robot_il.dataset.durability import (
     flush_filesystem,
+    lock_for_writing,
     remove_partial_files,
     replace_atomically,
 )
@@ -37,7 +37,6 @@ from robot_il.dataset.format import (
     EPISODE_ENDS_PATH,
     META_CHUNK,
     META_GROUP,
-    WRITER_LOCK,
     ImageStorage,
     KeySpec,
     check_format,
@@ -79,7 +78,7 @@ class DatasetWriter:
         self.path = path
         self._root = root
         self._fsync = fsync
-        self._lock = _lock_for_writing(path)
+        self._lock = lock_for_writing(path)
         attrs = root.attrs.asdict()
         check_format(attrs, str(path))
         self._specs = specs_from_attrs(attrs)
@@ -129,8 +128,9 @@ class DatasetWriter:
         ``keys`` fixes the per-step spec of every key up front; without it the first episode
         defines them (with :func:`~robot_il.dataset.format.default_units`). ``attrs`` holds
         free extra attributes (task, env spec). An existing dataset is replaced only with
-        ``overwrite=True``, and a directory that is not a zarr store never is. ``fsync=False``
-        keeps the SIGKILL guarantee but gives up the power-loss one (for tests, scratch data).
+        ``overwrite=True`` and while no writer has it open, and a directory that is not a
+        zarr store never is. ``fsync=False`` keeps the SIGKILL guarantee but gives up the
+        power-loss one (for tests, scratch data).
         ``image_storage`` says how camera frames are stored (default: JPEG XL, quality 90,
         in shards; ``ImageStorage("blosc")`` keeps them bit-exact).
         """
@@ -214,6 +214,8 @@ class DatasetWriter:
         return its index."""
         self._refuse_if_in_flight()
         episode = self.num_episodes
+        meta = meta or {}
+        self._check_meta(episode, meta)
         steps = {key: np.asarray(value) for key, value in steps.items()}
         lengths = {key: (value.shape[0] if value.ndim else 0) for key, value in steps.items()}
         if not lengths:
@@ -282,8 +284,11 @@ class DatasetWriter:
     ) -> np.ndarray:
         """``value`` as the spec's dtype and shape, or a DatasetError naming key and episode.
 
-        Floats may narrow (float64 -> float32) and ints may change width; images must already
-        be uint8, and no float may be NaN (a NaN in a demonstration is a bug upstream).
+        Floats may narrow (float64 -> float32: precision is lost, not range) and ints may
+        change width, but only while every value fits: a value that would wrap around or
+        overflow to inf is refused. Images must already be uint8, and every float must be
+        finite (a NaN or inf in a demonstration is a bug upstream, and it would turn the
+        normaliser's statistics into NaN).
         """
         where = f"episode {episode}" + ("" if step is None else f" step {step}")
         if value is None:
@@ -293,6 +298,8 @@ class DatasetWriter:
         expected = spec.shape if leading is None else (leading, *spec.shape)
         if value.shape != expected:
             raise DatasetError(f"{where}: key {key!r} has shape {value.shape}, expected {expected}")
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise DatasetError(f"{where}: key {key!r} contains NaN or inf")
         dtype = np.dtype(spec.dtype)
         if value.dtype != dtype:
             castable = np.can_cast(value.dtype, dtype, casting="same_kind")
@@ -300,9 +307,15 @@ class DatasetWriter:
                 raise DatasetError(
                     f"{where}: key {key!r} has dtype {value.dtype}, expected {dtype}"
                 )
-            value = value.astype(dtype)
-        if dtype.kind == "f" and np.isnan(value).any():
-            raise DatasetError(f"{where}: key {key!r} contains NaN")
+            with np.errstate(over="ignore"):  # overflow is detected below, and refused
+                cast = value.astype(dtype)
+            fits = np.isfinite(cast).all() if dtype.kind == "f" else np.array_equal(cast, value)
+            if not fits:
+                raise DatasetError(
+                    f"{where}: key {key!r}: {value.dtype} values from {value.min()} to "
+                    f"{value.max()} do not fit {dtype}"
+                )
+            value = cast
         return value
 
     def _write_frame(self, key: str, index: int, frame: np.ndarray) -> None:
@@ -356,13 +369,13 @@ class DatasetWriter:
                                "through zarr; not recording into it")  # fmt: skip
         self._checked_shards.add(key)
 
-    def _commit(self, end: int, meta: dict[str, Any] | None) -> int:
-        """Steps 2-4 of the protocol in the module docstring."""
+    def _commit(self, end: int, meta: dict[str, Any]) -> int:
+        """Steps 2-4 of the protocol in the module docstring (``meta`` already checked)."""
         episode = self.num_episodes
         for array in self._arrays.values():
             if array.shape[0] != end:
                 array.resize((end, *array.shape[1:]))
-        self._write_meta(episode, meta or {})
+        self._write_meta(episode, meta)
         if self._fsync:
             flush_filesystem(self.path)
         self._ends.resize((episode + 1,))
@@ -372,10 +385,29 @@ class DatasetWriter:
         self._episode_ends.append(end)
         return episode
 
-    def _write_meta(self, episode: int, meta: dict[str, Any]) -> None:
+    def _check_meta(self, episode: int, meta: dict[str, Any]) -> None:
+        """Refuse, before anything of the episode is written, a meta name or value the
+        dataset cannot hold: each meta array keeps the type of its first value (an int may
+        go into a float array; a float into an int array would be truncated, so it may not)."""
         for name, value in meta.items():
             if name == EPISODE_ENDS or "/" in name:
                 raise DatasetError(f"episode {episode}: meta name {name!r} is reserved or invalid")
+            kind = _meta_kind(value)
+            if kind is None:
+                raise DatasetError(
+                    f"episode {episode}: meta {name!r} must be bool, int, float or str, "
+                    f"got {value!r}"
+                )
+            array = self._meta.get(name)
+            stored = None if array is None else _STORED_META_KIND.get(array.dtype.kind)
+            if stored is not None and kind != stored and (kind, stored) != ("i", "f"):
+                raise DatasetError(
+                    f"episode {episode}: meta {name!r} = {value!r} does not fit its "
+                    f"{array.dtype} array (typed by its first value)"
+                )
+
+    def _write_meta(self, episode: int, meta: dict[str, Any]) -> None:
+        for name, value in meta.items():
             if name not in self._meta:
                 self._meta[name] = _create_meta_array(self._root, name, value, episode)
         for name, array in self._meta.items():
@@ -383,7 +415,7 @@ class DatasetWriter:
             array.resize((episode + 1,))
             try:
                 array[episode] = value
-            except (TypeError, ValueError) as error:
+            except (TypeError, ValueError, OverflowError) as error:
                 raise DatasetError(
                     f"episode {episode}: meta {name!r} = {value!r} does not fit {array.dtype}"
                 ) from error
@@ -454,6 +486,8 @@ class EpisodeWriter:
         if self.num_steps == 0:
             raise DatasetError(f"episode {self.episode}: cannot commit an empty episode")
         writer = self._writer
+        meta = meta or {}
+        writer._check_meta(self.episode, meta)
         end = self._start + self.num_steps
         for key in list(self._pending):
             self._flush_shard(key)
@@ -497,19 +531,6 @@ class EpisodeWriter:
         self._writer._in_flight = None
 
 
-def _lock_for_writing(path: Path) -> IO[bytes]:
-    """An exclusive ``flock`` on ``<path>/.writer.lock``: two writers appending to one
-    dataset would interleave their steps. The kernel drops the lock when its process dies,
-    so a killed recorder never leaves the dataset locked."""
-    lock = open(path / WRITER_LOCK, "ab")  # noqa: SIM115 - held for the writer's lifetime
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        lock.close()
-        raise DatasetError(f"{path}: another writer has this dataset open") from None
-    return lock
-
-
 def _local_target(path: str | os.PathLike[str]) -> Path:
     if is_url(path) and not str(path).startswith("file://"):
         raise DatasetError(f"{path}: datasets are written to local paths only (got a URL)")
@@ -531,22 +552,34 @@ def _create_data_array(
     return array.with_config(_WRITE_CONFIG)
 
 
+#: numpy kind of a meta array -> kind of the values it takes, as :func:`_meta_kind` names
+#: them (arrays made by other tools may be unsigned, or hold strings in another form).
+_STORED_META_KIND = {"b": "b", "i": "i", "u": "i", "f": "f", "U": "U", "T": "U", "O": "U"}
+#: kind of a first meta value -> (dtype, fill value) of the array made for it.
+_META_ARRAY = {"b": ("bool", False), "i": ("int64", 0), "f": ("float64", float("nan")),
+               "U": (str, "")}  # fmt: skip
+
+
+def _meta_kind(value: Any) -> str | None:
+    """``"b"``, ``"i"``, ``"f"`` or ``"U"`` for a bool, int, float or str (Python or numpy
+    scalar) meta value; None for anything else."""
+    if isinstance(value, (bool, np.bool_)):  # before int: bool is an int in Python
+        return "b"
+    if isinstance(value, (int, np.integer)):
+        return "i"
+    if isinstance(value, (float, np.floating)):
+        return "f"
+    if isinstance(value, str):
+        return "U"
+    return None
+
+
 def _create_meta_array(root: zarr.Group, name: str, value: Any, episode: int) -> zarr.Array:
     """A per-episode array for ``meta[name]``, typed from its first value (bool, int, float,
-    str); earlier episodes read as the fill value (False, 0, NaN, ""). It is created with
-    one entry per committed episode, so a kill right after creation leaves it consistent."""
-    if isinstance(value, (bool, np.bool_)):
-        dtype, fill = "bool", False
-    elif isinstance(value, (int, np.integer)):
-        dtype, fill = "int64", 0
-    elif isinstance(value, (float, np.floating)):
-        dtype, fill = "float64", float("nan")
-    elif isinstance(value, str):
-        dtype, fill = str, ""
-    else:
-        raise DatasetError(
-            f"episode {episode}: meta {name!r} must be bool, int, float or str, got {value!r}"
-        )
+    str; checked by :meth:`DatasetWriter._check_meta`); earlier episodes read as the fill
+    value (False, 0, NaN, ""). It is created with one entry per committed episode, so a kill
+    right after creation leaves it consistent."""
+    dtype, fill = _META_ARRAY[_meta_kind(value)]
     array = root[META_GROUP].create_array(
         name, shape=(episode,), chunks=(META_CHUNK,), dtype=dtype, fill_value=fill, overwrite=True
     )

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 import zarr
 
 from robot_il.cli import main as cli
-from robot_il.dataset import Dataset, DatasetWriter, ImageStorage
+from robot_il.dataset import Dataset, DatasetWriter, ImageStorage, KeySpec
 from robot_il.dataset.validate import validate
 from robot_il.errors import DatasetError
 
@@ -103,6 +104,7 @@ def test_validate_names_every_problem(demo: Path, capsys: pytest.CaptureFixture)
     ends = root["meta/episode_ends"]
     ends[:] = [4, 3, 15]  # episode 1 ends before episode 0
     root["data/gripper"][12] = np.nan  # episode 2
+    root["data/gripper"][13] = np.inf
     del root["data/joint_pos"]
     root["data"].create_array("joint_pos", shape=(15, 6), dtype="float64")[:] = 1.0  # wrong dtype
     with pytest.raises(DatasetError) as error:
@@ -115,7 +117,8 @@ def test_validate_names_every_problem(demo: Path, capsys: pytest.CaptureFixture)
     assert len(problems) == 3, lines
     assert "non-increasing episode ends" in problems[0] and "episode 1" in problems[0]
     assert "data/joint_pos: wrong dtype float64" in "\n".join(problems)
-    assert any("data/gripper: episode 2: NaN in 1 step(s)" in p for p in problems)
+    assert any("data/gripper: episode 2: NaN or inf in 2 step(s), first at step 9" in p
+               for p in problems)  # fmt: skip
 
 
 def test_bad_episodes_are_refused_and_nothing_committed_is_lost(demo: Path) -> None:
@@ -125,6 +128,7 @@ def test_bad_episodes_are_refused_and_nothing_committed_is_lost(demo: Path) -> N
         "missing key 'rgb_front'": {k: v for k, v in _steps(3).items() if k != "rgb_front"},
         "key 'extra' is not in this dataset": {**_steps(3), "extra": np.zeros((3, 1))},
         "'joint_pos' contains NaN": {**_steps(3), "joint_pos": np.full((3, 6), np.nan)},
+        "'gripper' contains NaN or inf": {**_steps(3), "gripper": np.full((3, 1), -np.inf)},
         "'gripper' has shape \\(3, 2\\)": {**_steps(3), "gripper": np.zeros((3, 2), np.float32)},
     }
     for message, steps in cases.items():
@@ -141,6 +145,38 @@ def test_bad_episodes_are_refused_and_nothing_committed_is_lost(demo: Path) -> N
     assert dataset.num_episodes == 3
     np.testing.assert_array_equal(dataset.episode(2)["joint_pos"], _steps(6, 2)["joint_pos"])
     assert validate(demo).ok
+
+
+def test_values_and_meta_that_do_not_fit_are_refused_not_narrowed(tmp_path: Path) -> None:
+    """An int that would wrap, a float that would overflow to inf, a float meta value into an
+    int meta array: each is refused before anything of the episode is written."""
+    path = tmp_path / "narrow.zarr"
+    keys = {"enc": KeySpec((1,), "int16"), "force": KeySpec((1,), "float16")}
+    writer = DatasetWriter.create(path, robot="ur5e", control_hz=10, fsync=False, keys=keys)
+    fits = {"enc": np.array([[-32768], [32767]], np.int64), "force": np.array([[1e4], [0.1]])}
+    assert writer.add_episode(fits, {"duration": 5, "score": 0.5}) == 0
+    cases = {
+        "key 'enc': int64 values from 40000 to 70000 do not fit int16":
+            ({**fits, "enc": np.array([[40000], [70000]], np.int64)}, {}),
+        "key 'force': float64 values from 2.0 to 100000.0 do not fit float16":
+            ({**fits, "force": np.array([[1e5], [2.0]])}, {}),
+        "meta 'duration' = 5.9 does not fit its int64 array": (fits, {"duration": 5.9}),
+        "meta 'duration' = True does not fit": (fits, {"duration": True}),
+    }  # fmt: skip
+    for message, (steps, meta) in cases.items():
+        with pytest.raises(DatasetError, match=f"^episode 1: {re.escape(message)}"):
+            writer.add_episode(steps, meta)
+    stream = writer.begin_episode()
+    stream.append({key: value[0] for key, value in fits.items()})
+    with pytest.raises(DatasetError, match="episode 1: meta 'duration' = 5.9 does not fit"):
+        stream.commit({"duration": 5.9})
+    assert stream.commit({"duration": 6, "score": 1}) == 1  # an int fits a float meta array
+    writer.close()
+    dataset = Dataset.open(path)
+    assert dataset.num_episodes == 2 and dataset.num_steps == 3
+    assert dataset.episode(0)["enc"].ravel().tolist() == [-32768, 32767]
+    assert dataset.meta(1) == {"duration": 6, "score": 1.0}
+    assert validate(path).ok
 
 
 def test_newer_format_version_is_refused(demo: Path) -> None:

@@ -86,6 +86,24 @@ def test_quality_trades_size_for_error(tmp_path: Path) -> None:
         ImageStorage("png")
 
 
+def test_jpeg2k_quality_is_the_target_psnr_in_db(tmp_path: Path) -> None:
+    """As data/README.md says (and diffusion_policy's ``Jpeg2k(level=...)`` means): the
+    default 45 gives about 45 dB, not half of it; 100 is lossless."""
+    frames = camera_frames(np.random.default_rng(2), 4, 48, 64)
+    for quality in (30, None, 100):
+        storage = ImageStorage("jpeg2k", quality)
+        path = tmp_path / f"q{storage.effective_quality}.zarr"
+        _record(path, [frames], storage)
+        stored = Dataset.open(path).episode(0)["rgb_front"].astype(float)
+        mse = np.mean((stored - frames) ** 2)
+        if storage.effective_quality == 100:
+            assert mse == 0
+            continue
+        psnr = 10 * np.log10(255**2 / mse)
+        assert abs(psnr - storage.effective_quality) < 2, (storage, psnr)
+    assert ImageStorage("jpeg2k").effective_quality == 45
+
+
 def test_plain_zarr_opens_compressed_arrays(tmp_path: Path) -> None:
     """In a fresh interpreter whose script never imports robot_il (zarr loads the codec
     through its ``zarr.codecs`` entry point), and here, where robot_il is imported."""

@@ -56,6 +56,19 @@ def test_gaussian_and_state_dict_round_trip_with_torch(dataset: Dataset) -> None
         loaded.normalize("rgb", action)
 
 
+@pytest.mark.parametrize("mode", ["minmax", "gaussian"])
+def test_statistics_that_are_not_finite_are_refused(mode: str) -> None:
+    """An inf in the data (or values whose squares overflow) would give a zero or NaN scale,
+    and every normalised value after it inf or NaN."""
+    action = np.random.default_rng(0).normal(size=(20, 3))
+    action[5, 2] = np.inf
+    with pytest.raises(DatasetError, match="key 'action' feature 2: max is inf"):
+        Normalizer.fit_arrays({"action": action}, mode=mode)
+    huge = np.full((4, 2), 1e200)
+    with pytest.raises(DatasetError, match="key 'x' feature 0: std is nan"):
+        Normalizer.fit_arrays({"x": huge}, mode=mode)
+
+
 @pytest.mark.parametrize(("mode", "per_floor"), [("gaussian", 1.0), ("minmax", 2.0)])
 def test_spread_floor_keeps_a_nearly_constant_feature_from_blowing_up(
     tmp_path, mode: str, per_floor: float

@@ -66,6 +66,26 @@ def test_windows_pad_by_repeating_episode_edges(dataset_path: Path, cache: str) 
         np.testing.assert_array_equal(batch[key], expected)
 
 
+@pytest.mark.parametrize("cache", ["none", "compressed", "ram"])
+def test_padding_longer_than_the_observation_window_repeats_the_first_step(
+    dataset_path: Path, cache: str
+) -> None:
+    """pad_before >= n_obs_steps: the first windows' observations lie wholly before their
+    episode, and are its first step repeated."""
+    sampler = SequenceSampler(
+        Dataset.open(dataset_path, cache=cache), keys=["action"], obs_keys=["obs", "rgb"],
+        horizon=4, n_obs_steps=2, pad_before=2,
+    )  # fmt: skip
+    first = sampler[0]
+    assert _origin(first["obs"]) == [0, 0] and _origin(first["rgb"]) == [0, 0]
+    assert _origin(first["action"]) == [0, 0, 0, 1]
+    one_step_episode = int(np.flatnonzero(sampler.bounds[:, 1] == LENGTHS[0])[0])
+    assert _origin(sampler[one_step_episode]["obs"]) == [1000, 1000]
+    batch = sampler.batch([0, one_step_episode])
+    np.testing.assert_array_equal(batch["obs"][0], first["obs"])
+    assert _origin(batch["rgb"][1]) == [1000 % 251, 1000 % 251]
+
+
 def test_episode_subset_and_explicit_padding(dataset_path: Path) -> None:
     dataset = Dataset.open(dataset_path, cache="ram")
     sampler = SequenceSampler(

@@ -18,6 +18,7 @@ import zarr
 from robot_il.cli import main as cli
 from robot_il.dataset import Dataset, DatasetWriter, ImageStorage
 from robot_il.dataset.validate import validate
+from robot_il.errors import DatasetError
 
 
 def _steps(length: int, seed: int) -> dict[str, np.ndarray]:
@@ -92,6 +93,35 @@ def test_merge_then_drop_episode(tmp_path: Path) -> None:
     assert [dataset.meta(i)["task"] for i in range(2)] == ["t0", "t10"]
     assert validate(merged).ok
     assert not [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name]  # no leftovers
+
+
+def test_rewriting_in_place_refuses_while_a_writer_has_the_dataset_open(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """drop-episode --force, merge --force onto it and create(overwrite=True) (record --force)
+    swap a new store in: under an open writer, its later episodes would land in the new store
+    (corrupting episode_ends) or be lost with the old one. They take the writer's lock."""
+    path, other = tmp_path / "held.zarr", tmp_path / "other.zarr"
+    _make(path, [3, 4, 5])
+    _make(other, [2], seed0=10)
+    writer = DatasetWriter.open(path, fsync=False)
+    assert cli(["data", "drop-episode", str(path), "0", "--force"]) == 2
+    assert "held.zarr: another writer has this dataset open" in capsys.readouterr().err
+    assert cli(["data", "merge", str(path), str(other), "--force"]) == 2
+    assert "held.zarr: another writer has this dataset open" in capsys.readouterr().err
+    with pytest.raises(DatasetError, match="held.zarr: another writer has this dataset open"):
+        DatasetWriter.create(path, robot="ur5e", control_hz=10, overwrite=True)
+    extra = _steps(6, 20)
+    assert writer.add_episode(extra) == 3
+    writer.close()
+    dataset = Dataset.open(path)
+    assert dataset.episode_ends.tolist() == [3, 7, 12, 18]
+    np.testing.assert_array_equal(dataset.episode(3)["action"], extra["action"])
+    assert not [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name]  # nothing was built
+
+    assert cli(["data", "drop-episode", str(path), "0", "--force"]) == 0  # the writer is gone
+    assert Dataset.open(path).episode_ends.tolist() == [4, 9, 15]
+    DatasetWriter.open(path).close()  # and the rewrite left no lock behind
 
 
 def test_merge_refuses_different_keys(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
