@@ -18,7 +18,9 @@ Why it is built this way:
   int64; nominal time = tick / rate), so gaps are visible in the data too.
 - **Crash safety** comes from the dataset writer: an episode becomes visible only at commit.
   ``stop_episode`` returns once the commit is durable; a process killed before loses only the
-  episode in flight.
+  episode in flight. It checks every stream before committing any (a stream with no frame, or
+  a failed write, discards the episode everywhere); a kill between two streams' commits can
+  still leave the episode in some streams' datasets only.
 
 Streams run at different rates, so each stream writes its own dataset (one time axis per
 dataset, as the format requires), e.g. ``joint.zarr`` at 500 Hz and ``cam_front.zarr`` at 30 Hz;
@@ -395,7 +397,11 @@ class Recorder:
         Returns once the writers have finished, so a committed episode is durable on return.
         ``meta`` (JSON scalars) is stored with the episode, with each stream's timing
         statistics (``rec_*``) and ``recording_start_unix`` added. If a source or writer
-        failed, every stream's episode is discarded and :class:`RecordingError` is raised.
+        failed, or a stream has no frame this episode, every stream's episode is discarded and
+        :class:`RecordingError` is raised. Every stream is checked before any commits, so such
+        an episode lands in no dataset; the per-stream commits themselves still run one after
+        another, so a kill, or a commit failing on disk, between two of them leaves the
+        episode in the streams committed so far (pair streams by ``recording_start_unix``).
         """
         if not self._active:
             raise RecordingError("recorder: no episode is being recorded")
@@ -414,6 +420,18 @@ class Recorder:
         if not commit:
             self._discard_all()
             return EpisodeReport(False, indices, stats, episode_meta)
+        for name, runner in self._runners.items():  # all streams fit to commit, or none commits
+            try:
+                frames = runner.sink.request("check")
+            except BaseException as error:
+                self._discard_all()
+                raise _as_recording_error(name, "writing", error) from error
+            if frames == 0:
+                self._discard_all()
+                raise RecordingError(
+                    f"stream {name}: no frame this episode; the episode is discarded in every "
+                    "stream"
+                )
         for name, runner in self._runners.items():
             try:
                 indices[name] = runner.sink.request(

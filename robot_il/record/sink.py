@@ -1,9 +1,10 @@
 """Where a stream's frames go: a dataset writer served by a thread, or by a separate process.
 
 Both kinds take frames without blocking (``offer``; a full queue is reported, not waited on),
-take frames blocking (``put``, for pushed streams), and carry control requests (begin, commit,
-discard, close) through the *same* FIFO queue, so a commit is applied after every frame queued
-before it.
+take frames blocking (``put``, for pushed streams), and carry control requests (begin, check,
+commit, discard, close) through the *same* FIFO queue, so a commit is applied after every frame
+queued before it. ``check`` returns how many frames the open episode holds, or raises the
+error a frame's append met: the recorder asks every stream before it commits any.
 
 Why a process: a writer thread shares the interpreter lock with the sampling threads. While it
 compresses and writes it holds that lock in stretches, and on a busy machine the OS may
@@ -53,7 +54,7 @@ class WriterInProcess:
 
 @dataclass(frozen=True)
 class _Control:
-    kind: str  # "begin", "commit", "discard" or "close"
+    kind: str  # "begin", "check", "commit", "discard" or "close"
     meta: dict[str, Any] | None = None
     frames: int = 0
     """Frames sent since the previous control (the process sink waits for them first)."""
@@ -67,6 +68,7 @@ class _WriterServer:
         self.writer = writer
         self.episode: Any = None
         self.error: BaseException | None = None
+        self.appended = 0  # frames appended to the open episode
 
     def handle(self, item: Any) -> tuple[bool, Any] | None:
         if not isinstance(item, _Control):  # (tick, timestamp, frame)
@@ -74,14 +76,20 @@ class _WriterServer:
                 tick, stamp, frame = item
                 try:
                     self.episode.append(_stamped(frame, tick, stamp))
+                    self.appended += 1
                 except BaseException as error:
                     self.error = error
             return None
         try:
             if item.kind == "begin":
                 self.error = None
+                self.appended = 0
                 self.episode = self.writer.begin_episode()
                 return True, None
+            if item.kind == "check":
+                if self.error is not None:
+                    raise self.error
+                return True, self.appended
             if item.kind == "commit":
                 if self.error is not None:
                     raise self.error
@@ -160,8 +168,8 @@ class ProcessSink:
 
     Frames and control requests travel on separate queues, so that frames are only ever put
     by the stream's sampling thread and the queue's feeder thread, which that thread starts,
-    inherits its real-time priority. A commit or discard carries the number of frames sent in
-    the episode, and the child applies it once it has appended that many.
+    inherits its real-time priority. Every control carries the number of frames sent since
+    the previous one, and the child applies it once it has appended that many.
     """
 
     def __init__(self, name: str, open_writer: Callable[[], Any], queue_size: int) -> None:
@@ -208,8 +216,7 @@ class ProcessSink:
     def request(self, kind: str, meta: dict[str, Any] | None = None) -> Any:
         self.wait_ready()
         self._controls.put(_Control(kind, meta, self._sent))
-        if kind in ("begin", "commit", "discard"):
-            self._sent = 0
+        self._sent = 0  # the child counts afresh after every control
         return self._reply()
 
     def _reply(self) -> Any:
@@ -249,7 +256,7 @@ def _serve_in_process(
         return
     results.put((True, None))
     appended = threading.Condition()
-    count = 0  # frames taken off the queue in the current episode
+    count = 0  # frames taken off the queue since the last control
 
     def drain() -> None:
         nonlocal count

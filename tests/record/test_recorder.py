@@ -214,6 +214,36 @@ def test_a_bad_frame_fails_at_commit_with_key_and_episode(tmp_path):
     assert Dataset.open(tmp_path / "env.zarr").num_episodes == 1
 
 
+@pytest.mark.parametrize("writer_processes", [False, True])
+def test_an_episode_unfit_in_one_stream_is_committed_in_none(tmp_path, writer_processes):
+    """Every stream is checked before any commits: a later stream with no frame, or with a
+    frame its writer refused, must not leave the episode in an earlier stream's dataset."""
+    streams = [StreamSpec("joint", 100.0), StreamSpec("cam", 10.0)]
+    joint = {"q": np.zeros(6, np.float32)}
+    with Recorder.to_directory(
+        tmp_path, streams, robot="ur5e", fsync=False, realtime=False,
+        writer_processes=writer_processes,
+    ) as recorder:  # fmt: skip
+        recorder.start_episode()
+        for _ in range(5):
+            recorder.push("joint", joint)  # the camera produced nothing
+        with pytest.raises(RecordingError, match="stream cam: no frame this episode"):
+            recorder.stop_episode(commit=True)
+        recorder.start_episode()
+        recorder.push("joint", joint)
+        recorder.push("cam", {"rgb": np.zeros((4, 4, 3), np.uint8)})
+        recorder.push("cam", {"rgb": np.zeros((4, 5, 3), np.uint8)})
+        with pytest.raises(DatasetError, match="stream cam: episode 0 step 1: .*rgb.*shape"):
+            recorder.stop_episode(commit=True)
+        recorder.start_episode()
+        recorder.push("joint", joint)
+        recorder.push("cam", {"rgb": np.zeros((4, 4, 3), np.uint8)})
+        report = recorder.stop_episode(commit=True)
+    assert report.episode_index == {"joint": 0, "cam": 0}
+    for name in ("joint", "cam"):
+        assert Dataset.open(tmp_path / f"{name}.zarr").episode_ends.tolist() == [1]
+
+
 def test_sampling_threads_stop_with_the_episode(tmp_path):
     before = threading.active_count()
     streams = [StreamSpec("joint", 500.0, JointSource().read)]

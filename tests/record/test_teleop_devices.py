@@ -49,6 +49,13 @@ def test_parse_keys_reads_arrows_escape_and_backspace():
     assert keys == ["w", "w", "RIGHT", "LEFT", "BACKSPACE", " ", "ESC"]
 
 
+def test_parse_keys_skips_other_escape_sequences_whole():
+    """Delete, Ctrl+Right, Home, F1 (SS3), F5 and a sequence cut short: none is Escape (which
+    would end the session) nor leaves stray characters (``[``, ``~``, ``5``)."""
+    keys = parse_keys(b"\x1b[3~w\x1b[1;5C\x1b[H\x1bOPa\x1b[15~\x1b[A\x1b\x1b[")
+    assert keys == ["w", "a", "UP", "ESC"]
+
+
 def test_keyboard_moves_toggles_gripper_and_raises_episode_events(terminal):
     master, slave = terminal
     device = KeyboardTeleop(slave, linear_step=0.01, angular_step=0.1)
@@ -61,7 +68,7 @@ def test_keyboard_moves_toggles_gripper_and_raises_episode_events(terminal):
         os.write(master, b" ")
         _, _, gripper = read_until(device, lambda d, e, g: g == 1.0)
         assert gripper == 1.0
-        os.write(master, b"\x1b[C\x1b[D\x7fq")
+        os.write(master, b"\x1b[3~\x1b[1;5C\x1b[C\x1b[D\x7fq")  # Delete, Ctrl+Right: nothing
         _, events, gripper = read_until(device, lambda d, e, g: len(e) == 4)
         assert events == [
             EpisodeEvent.NEXT,

@@ -60,18 +60,21 @@ def parse_keys(data: bytes) -> list[str]:
 
     Printable keys are returned as themselves (lower case), arrows as ``UP``/``DOWN``/``LEFT``/
     ``RIGHT`` (``ESC [ A..D``, also the ``ESC O A..D`` application mode), Backspace (DEL or BS)
-    as ``BACKSPACE``, space as ``" "``, and an Escape not starting an arrow sequence as ``ESC``.
+    as ``BACKSPACE``, space as ``" "``, and an Escape that starts no sequence as ``ESC``. Other
+    escape sequences (Delete, Home, F1, Ctrl+arrow ...) are skipped whole: read as a lone
+    Escape they would end the session.
     """
     keys: list[str] = []
     i = 0
     while i < len(data):
         byte = data[i : i + 1]
+        if byte == b"\x1b" and (end := _escape_sequence_end(data, i)) is not None:
+            name = _ESCAPE_SEQUENCES.get(data[i + 1 : end].replace(b"O", b"[", 1))
+            if name is not None:
+                keys.append(name)
+            i = end
+            continue
         if byte == b"\x1b":
-            sequence = data[i + 1 : i + 3].replace(b"O", b"[", 1)
-            if sequence in _ESCAPE_SEQUENCES:
-                keys.append(_ESCAPE_SEQUENCES[sequence])
-                i += 3
-                continue
             keys.append("ESC")
         elif byte in (b"\x7f", b"\x08"):
             keys.append("BACKSPACE")
@@ -79,6 +82,25 @@ def parse_keys(data: bytes) -> list[str]:
             keys.append(byte.decode("latin-1").lower())
         i += 1
     return keys
+
+
+def _escape_sequence_end(data: bytes, i: int) -> int | None:
+    """Index just past the escape sequence starting at ``data[i]`` (ESC), or None when the
+    ESC starts none (the Escape key itself).
+
+    ECMA-48: a CSI sequence is ``ESC [``, parameter and intermediate bytes 0x20-0x3F, and one
+    final byte 0x40-0x7E; an SS3 sequence is ``ESC O`` and one byte. A sequence cut short at
+    the end of ``data`` ends there (it is dropped, not read as keys).
+    """
+    introducer = data[i + 1 : i + 2]
+    if introducer == b"O":
+        return min(i + 3, len(data))
+    if introducer != b"[":
+        return None
+    j = i + 2
+    while j < len(data) and 0x20 <= data[j] <= 0x3F:
+        j += 1
+    return j + 1 if j < len(data) and 0x40 <= data[j] <= 0x7E else j
 
 
 class KeyboardTeleop:
