@@ -29,7 +29,6 @@ come from ``AMENT_PREFIX_PATH`` (``<prefix>/lib/<pkg>/<exec>``) as ``ros2 run`` 
 from __future__ import annotations
 
 import os
-import shlex
 import shutil
 import sys
 from collections.abc import Mapping
@@ -40,7 +39,7 @@ from pathlib import Path
 import yaml
 
 from robot_il.errors import LaunchError
-from robot_il.launch.substitution import substitute
+from robot_il.launch.substitution import split_command, substitute
 
 OUTPUTS = ("screen", "log", "both")
 
@@ -218,12 +217,22 @@ def _required(body: dict, key: str, kind: str, path: Path) -> str:
     return body[key]
 
 
-def _text(value: object, scope: _Scope, path: Path) -> str:
+def _literal(value: object, path: Path) -> str:
+    """A YAML scalar as the text it stands for (``true``, not Python's ``True``)."""
     if isinstance(value, bool):
         value = "true" if value else "false"
     if not isinstance(value, (str, int, float)):
         raise LaunchError(f"{path}: expected text, got {value!r}")
-    return substitute(str(value), scope.variables, path)
+    return str(value)
+
+
+def _text(value: object, scope: _Scope, path: Path) -> str:
+    return substitute(_literal(value, path), scope.variables, path)
+
+
+def _arguments(value: object, scope: _Scope, path: Path) -> list[str]:
+    """A command line (``cmd``, ``args``, ``ros_args``) as arguments, split as ROS 2 does."""
+    return split_command(_literal(value, path), scope.variables, path)
 
 
 def _declare_argument(body: dict, scope: _Scope, plan: LaunchPlan, path: Path) -> None:
@@ -326,7 +335,7 @@ def _node(body: dict, scope: _Scope, plan: LaunchPlan, path: Path) -> ProcessSpe
     package = _text(_required(body, "pkg", "node", path), scope, path)
     executable = _text(_required(body, "exec", "node", path), scope, path)
     argv = _resolve_node_executable(package, executable, path)
-    argv += shlex.split(_text(body.get("args", ""), scope, path))
+    argv += _arguments(body.get("args", ""), scope, path)
     ros_args: list[str] = []
     name = _text(body["name"], scope, path) if "name" in body else None
     if name:
@@ -351,7 +360,7 @@ def _node(body: dict, scope: _Scope, plan: LaunchPlan, path: Path) -> ProcessSpe
         source = _text(_required(item, "from", "remap", path), scope, path)
         target = _text(_required(item, "to", "remap", path), scope, path)
         ros_args += ["-r", f"{source}:={target}"]
-    ros_args += shlex.split(_text(body.get("ros_args", ""), scope, path))
+    ros_args += _arguments(body.get("ros_args", ""), scope, path)
     if ros_args:
         argv += ["--ros-args", *ros_args]
     return ProcessSpec(
@@ -366,7 +375,7 @@ def _node(body: dict, scope: _Scope, plan: LaunchPlan, path: Path) -> ProcessSpe
 
 
 def _executable(body: dict, scope: _Scope, plan: LaunchPlan, path: Path) -> ProcessSpec:
-    argv = shlex.split(_text(_required(body, "cmd", "executable", path), scope, path))
+    argv = _arguments(_required(body, "cmd", "executable", path), scope, path)
     if not argv:
         raise LaunchError(f"{path}: executable has an empty cmd")
     search = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])

@@ -100,6 +100,35 @@ def test_substitutions_and_conditions(tmp_path: Path, monkeypatch: pytest.Monkey
     assert hardware.name == "hardware"
 
 
+def test_a_substituted_value_is_one_argument_as_in_ros2_launch(tmp_path: Path) -> None:
+    """Only the literal text of ``cmd``, ``args`` and ``ros_args`` is split, as ROS 2 launch
+    splits it: a value with spaces or quotes stays one argument, glued to the text it
+    touches; literal quotes still group words."""
+    launch = write(
+        tmp_path / "c.launch.yaml",
+        """
+        launch:
+        - arg: {name: dataset}
+        - arg: {name: msg, default: "hi"}
+        - executable:
+            cmd: python -c "import sys" --dataset $(var dataset) $(var msg) tail=$(var msg)!
+        - node:
+            pkg: robot_il
+            exec: ur_rtde_bridge
+            args: --name $(var msg) 'two words'
+            ros_args: --log-level $(var msg)
+        """,
+    )
+    plan = load_launch(launch, {"dataset": "/data/my demos.zarr", "msg": "it's"})
+    executable, node = plan.processes
+    assert executable.argv[1:] == (
+        "-c", "import sys", "--dataset", "/data/my demos.zarr", "it's", "tail=it's!",
+    )  # fmt: skip
+    assert list(node.argv[3:]) == [
+        "--name", "it's", "two words", "--ros-args", "--log-level", "it's",
+    ]  # fmt: skip
+
+
 def test_include_passes_arguments_and_sees_the_includer(tmp_path: Path) -> None:
     write(
         tmp_path / "child.launch.yaml",
@@ -140,6 +169,7 @@ def test_include_passes_arguments_and_sees_the_includer(tmp_path: Path) -> None:
         ("- executable: {cmd: python, on_exit: restart}", {}, "on_exit 'restart'"),
         ("- executable: {cmd: python, if: maybe}", {}, "is not true/false"),
         ("- executable: {cmd: no-such-program-here}", {}, "'no-such-program-here' not found"),
+        ("- executable: {cmd: 'python \"unclosed'}", {}, "cannot split 'python \"unclosed'"),
         ("- let: {name: a, value: $(env ROBOT_IL_SURELY_UNSET)}", {}, "is not set"),
         ("- node: {pkg: robot_il, exec: policy, param: [{name: p, value: {a: 1}}]}", {}, "nested"),
     ],
