@@ -20,13 +20,21 @@ TASKS: tuple[str, ...] = ("reach", "push", "pick_place", "bimanual_handover", "b
 DMC_TASKS: tuple[str, ...] = ("dmc:walker_walk", "dmc:walker_stand", "dmc:cartpole_swingup")
 """DeepMind Control Suite tasks ``make_env`` accepts (``robot_il.envs.dmc``)."""
 
+DMC_BACKENDS: tuple[str, ...] = ("mujoco", "dm_control")
+"""``backend`` names a DeepMind Control task accepts: the engine the suite runs on, and the
+name its spec records (so an env made from a checkpoint's spec is accepted)."""
+
+DMC_OPTIONS: tuple[str, ...] = ("render_mode", "render_size", "terminate_on_success")
+"""Keyword options a DeepMind Control task accepts beyond ``make_env``'s own; the suite has no
+success test, so ``terminate_on_success`` changes nothing there."""
+
 
 def make_env(
     task: str,
     backend: str = "mujoco",
     *,
-    control_hz: float = 20.0,
-    action_mode: str = "joint",
+    control_hz: float | None = None,
+    action_mode: str | None = None,
     cameras: tuple[str, ...] = (),
     image_size: tuple[int, int] = (96, 96),
     max_episode_steps: int | None = None,
@@ -34,12 +42,16 @@ def make_env(
     **env_kwargs: Any,
 ) -> RobotEnv | DMCEnv | TaskFrameEnv:
     """A ``RobotEnv`` for ``task`` on ``backend``; see ``robot_il.envs.env`` for the options
-    (``terminate_on_success``, ``render_mode``, ``render_camera``, ``render_size``).
+    (``control_hz`` default 20 Hz, ``action_mode`` default ``"joint"``,
+    ``terminate_on_success``, ``render_mode``, ``render_camera``, ``render_size``).
+    ``frame`` (e.g. ``"push"``) wraps a one-arm ``eef_delta`` env in a
+    ``robot_il.envs.task_frame.TaskFrameEnv``.
 
-    A ``dmc:`` task gives a ``robot_il.envs.dmc.DMCEnv`` (the suite fixes its rate and
-    action space: ``backend``, ``control_hz`` and ``action_mode`` are not used;
-    ``render_mode`` and ``render_size`` are). ``frame`` (e.g. ``"push"``) wraps a one-arm
-    ``eef_delta`` env in a ``robot_il.envs.task_frame.TaskFrameEnv``."""
+    A ``dmc:`` task gives a ``robot_il.envs.dmc.DMCEnv``. The suite fixes its engine, rate and
+    actions, so ``backend`` may only be one of ``DMC_BACKENDS``, ``control_hz`` the suite's
+    rate and ``action_mode`` ``"dmc"``; it takes ``max_episode_steps`` (up to the suite's
+    limit) and ``DMC_OPTIONS``, and no cameras or task frame (``image_size`` sizes cameras
+    only). Any other option is a ``ConfigError``, not silently dropped."""
     from robot_il.envs.dmc import DMCEnv, is_dmc_task
     from robot_il.envs.env import RobotEnv
     from robot_il.envs.task_frame import TaskFrameEnv
@@ -48,17 +60,31 @@ def make_env(
     from robot_il.errors import ConfigError
 
     if is_dmc_task(task):
+        if backend not in DMC_BACKENDS:
+            raise ConfigError(
+                f"backend {backend!r}: {task} runs on dm_control's MuJoCo; backends: "
+                f"{', '.join(DMC_BACKENDS)}"
+            )
+        if action_mode not in (None, "dmc"):
+            raise ConfigError(f"action_mode {action_mode!r}: {task} takes the suite's ('dmc')")
+        if cameras:
+            raise ConfigError(f"cameras {list(cameras)}: {task} has no camera observations")
         if frame:
             raise ConfigError(f"frame {frame!r}: DeepMind Control tasks have no task frame")
+        unknown = [name for name in env_kwargs if name not in DMC_OPTIONS]
+        if unknown:
+            raise ConfigError(
+                f"option {unknown[0]!r} is for UR5e tasks; {task} takes {', '.join(DMC_OPTIONS)}"
+            )
         render = {k: env_kwargs[k] for k in ("render_mode", "render_size") if k in env_kwargs}
-        return DMCEnv(task, **render)
+        return DMCEnv(task, control_hz=control_hz, max_episode_steps=max_episode_steps, **render)
     if task not in REGISTRY:
         raise ConfigError(f"unknown task {task!r}; tasks: {', '.join(REGISTRY)}")
     env = RobotEnv(
         REGISTRY[task](),
         backend,
-        control_hz=control_hz,
-        action_mode=action_mode,
+        control_hz=20.0 if control_hz is None else control_hz,
+        action_mode=action_mode or "joint",
         cameras=tuple(cameras),
         image_size=image_size,
         max_episode_steps=max_episode_steps,
@@ -80,4 +106,4 @@ def make_expert(env: Any) -> Expert:
     return make(env)
 
 
-__all__ = ["DMC_TASKS", "TASKS", "make_env", "make_expert"]
+__all__ = ["DMC_BACKENDS", "DMC_OPTIONS", "DMC_TASKS", "TASKS", "make_env", "make_expert"]

@@ -5,10 +5,11 @@ flattened into one float32 vector under the key ``state`` (the suite's observati
 its own key order, scalars as one number), so it fits robot_il's dict-observation policies
 and datasets. Actions are the suite's, already in [-1, 1] for every task offered here.
 
-Episode ends follow gymnasium: the suite's time limit (1000 steps) ends an episode with
-``truncated`` (its discount stays 1: the value after it is not zero); a discount of 0 (a
-true terminal state, none of the three tasks has one) ends it with ``terminated``. There is
-no success test in the suite: ``info`` carries no ``is_success``.
+Episode ends follow gymnasium: the suite's time limit (1000 steps), or a shorter
+``max_episode_steps``, ends an episode with ``truncated`` (its discount stays 1: the value
+after it is not zero); a discount of 0 (a true terminal state, none of the three tasks has
+one) ends it with ``terminated``. There is no success test in the suite: ``info`` carries no
+``is_success``.
 
 ``reset(seed=s)`` reloads the task's random state with ``s``, so an episode's initial state
 is a function of its seed; without a seed the task's own stream continues.
@@ -16,6 +17,7 @@ is a function of its seed; without a seed the task's own stream continues.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import gymnasium as gym
@@ -43,7 +45,11 @@ def is_dmc_task(task: str) -> bool:
 
 
 class DMCEnv(gym.Env):
-    """One suite task as a gymnasium env with a ``{"state": (D,)}`` observation."""
+    """One suite task as a gymnasium env with a ``{"state": (D,)}`` observation.
+
+    ``control_hz`` may only restate the suite's rate (a caller that passes every env its
+    dataset's rate gets an error, not another rate); ``max_episode_steps`` shortens episodes,
+    up to the suite's limit."""
 
     metadata = {"render_modes": ["rgb_array"]}
 
@@ -51,6 +57,8 @@ class DMCEnv(gym.Env):
         self,
         task: str,
         *,
+        control_hz: float | None = None,
+        max_episode_steps: int | None = None,
         render_mode: str | None = None,
         render_size: tuple[int, int] = (240, 320),
     ) -> None:
@@ -76,7 +84,17 @@ class DMCEnv(gym.Env):
             {STATE_KEY: gym.spaces.Box(-np.inf, np.inf, (size,), np.float32)}
         )
         self.control_hz = 1.0 / float(self._env.control_timestep())
-        self.max_episode_steps = int(self._env._step_limit)
+        if control_hz is not None and not math.isclose(control_hz, self.control_hz):
+            raise ConfigError(
+                f"control_hz {control_hz}: {task} runs at the suite's {self.control_hz:g} Hz"
+            )
+        limit = int(self._env._step_limit)
+        if max_episode_steps is not None and not 1 <= max_episode_steps <= limit:
+            raise ConfigError(
+                f"max_episode_steps {max_episode_steps}: {task} episodes last 1 to {limit} steps"
+            )
+        self.max_episode_steps = limit if max_episode_steps is None else max_episode_steps
+        self._steps = 0
         self._started = False
 
     def reset(
@@ -86,6 +104,7 @@ class DMCEnv(gym.Env):
         if seed is not None:
             self._env.task._random = np.random.RandomState(seed)
         step = self._env.reset()
+        self._steps = 0
         self._started = True
         return self._observe(step.observation), {}
 
@@ -103,10 +122,10 @@ class DMCEnv(gym.Env):
         if not np.isfinite(array).all():
             raise ActionError(f"action for {self.task_name} has NaN or inf")
         step = self._env.step(array.astype(np.float64))
-        ended = step.last()
-        terminated = bool(ended and step.discount == 0.0)
-        truncated = bool(ended and not terminated)
-        if ended:
+        self._steps += 1
+        terminated = bool(step.last() and step.discount == 0.0)
+        truncated = not terminated and (step.last() or self._steps >= self.max_episode_steps)
+        if terminated or truncated:
             self._started = False
         return self._observe(step.observation), float(step.reward), terminated, truncated, {}
 

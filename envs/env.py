@@ -89,6 +89,8 @@ class RobotEnv(gym.Env):
             )
         if render_mode not in (None, "rgb_array"):
             raise ConfigError(f"unknown render_mode {render_mode!r}; only 'rgb_array'")
+        if max_episode_steps is not None and max_episode_steps < 1:
+            raise ConfigError(f"max_episode_steps must be at least 1, got {max_episode_steps}")
         self.task = task
         self.backend_name = backend
         self.control_hz = float(control_hz)

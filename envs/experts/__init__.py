@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from robot_il.envs.dmc import DMCEnv
 from robot_il.envs.experts.base import Expert
 from robot_il.envs.experts.bimanual_cross import BimanualCrossExpert
 from robot_il.envs.experts.bimanual_handover import BimanualHandoverExpert
@@ -21,7 +22,12 @@ EXPERTS: dict[str, type[Expert]] = {
 
 
 def make_expert(env) -> Expert:
-    """The scripted expert for ``env``'s task (any ``RobotEnv``, wrapped or not)."""
+    """The scripted expert for ``env``'s task (any ``RobotEnv``, wrapped or not). A DeepMind
+    Control task has none: its experts are trained policies (``benchmarks/dmc_experts.py``)."""
+    if isinstance(env.unwrapped, DMCEnv):
+        raise ConfigError(
+            f"no scripted expert for {env.unwrapped.task_name}: a DeepMind Control task"
+        )
     task = env.unwrapped.task.name
     if task not in EXPERTS:
         raise ConfigError(f"no scripted expert for task {task!r}; experts: {', '.join(EXPERTS)}")

@@ -139,14 +139,21 @@ class Task(ABC):
 
 
 def scene_cameras(task: Task, names: tuple[str, ...], size: tuple[int, int]) -> tuple:
-    """The task's cameras ``names`` at ``size`` = (height, width); unknown names refused."""
+    """The task's cameras ``names`` at ``size`` = (height, width) px. Unknown names, a name
+    given twice (each camera is one observation key and one scene camera) and an empty image
+    are refused."""
     specs = task.camera_specs()
     unknown = [name for name in names if name not in specs]
     if unknown:
         raise ConfigError(
             f"task {task.name!r} has no camera {unknown[0]!r}; cameras: {', '.join(specs)}"
         )
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ConfigError(f"camera {twice[0]!r} is asked for twice in {list(names)}")
     height, width = size
+    if height < 1 or width < 1:
+        raise ConfigError(f"camera image size must be at least 1x1 px, got {height}x{width}")
     return tuple(replace(specs[name], height=height, width=width) for name in names)
 
 

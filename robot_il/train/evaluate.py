@@ -58,12 +58,13 @@ def make_eval_env(
     backend: str | None = None,
     max_episode_steps: int | None = None,
     render: bool = False,
-    render_camera: str = "front",
+    render_camera: str | None = None,
 ) -> Any:
     """An env matching a policy's ``spec`` (rate, action mode, cameras, image size).
 
-    ``task``/``backend`` default to those of the training data. Raises ``CheckpointError`` if
-    the env cannot offer what the policy was trained on, before any rollout.
+    ``task``/``backend`` default to those of the training data; ``render_camera`` to the
+    env's own (``front`` for UR5e tasks). Raises ``CheckpointError`` if the env cannot offer
+    what the policy was trained on, before any rollout.
     """
     from robot_il.envs import make_env
 
@@ -73,9 +74,9 @@ def make_eval_env(
     image_keys = [k for k in spec["observation"] if is_image_key(k)]
     cameras = tuple(k.removeprefix("rgb_") for k in image_keys)
     image_size = tuple(spec["observation"][image_keys[0]][:2]) if image_keys else (96, 96)
-    kwargs: dict[str, Any] = (
-        {"render_mode": "rgb_array", "render_camera": render_camera} if render else {}
-    )
+    kwargs: dict[str, Any] = {"render_mode": "rgb_array"} if render else {}
+    if render and render_camera is not None:  # None: the env's own (a DMC task has no choice)
+        kwargs["render_camera"] = render_camera
     env = make_env(
         task,
         backend or spec.get("backend") or "mujoco",

@@ -68,3 +68,45 @@ def test_state_columns_locate_a_suite_observation() -> None:
     assert walker.state_columns("velocity").stop == 24
     with pytest.raises(ConfigError, match="no observation 'speed'; it has orientations"):
         walker.state_columns("speed")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"backend": "pybullet"}, "backend 'pybullet': dmc:cartpole_swingup runs on dm_control"),
+        ({"control_hz": 7}, "control_hz 7: dmc:cartpole_swingup runs at the suite's 100 Hz"),
+        ({"action_mode": "joint"}, "action_mode 'joint'"),
+        ({"cameras": ("front",)}, "no camera observations"),
+        ({"max_episode_steps": 0}, "max_episode_steps 0: .* 1 to 1000 steps"),
+        ({"max_episode_steps": 1001}, "max_episode_steps 1001"),
+        ({"render_camera": "front"}, "option 'render_camera' is for UR5e tasks"),
+    ],
+)
+def test_options_the_suite_cannot_honour_are_refused(options: dict, message: str) -> None:
+    """An option a DeepMind Control task cannot honour is an error, not silently dropped."""
+    with pytest.raises(ConfigError, match=message):
+        make_env("dmc:cartpole_swingup", **options)
+
+
+def test_options_a_checkpoint_spec_restates_are_accepted_and_max_steps_truncates() -> None:
+    """What ``make_eval_env`` and the online loop pass for a DMC checkpoint (its spec's
+    backend, rate and action mode; ``--max-steps``; a video) builds the env, and a step limit
+    below the suite's ends the episode there."""
+    from robot_il.envs import make_expert
+
+    from robot_il.train.evaluate import make_eval_env
+
+    spec = spec_from_env(make_env("dmc:cartpole_swingup"))
+    env = make_eval_env(spec, max_episode_steps=10, render=True)
+    assert env.unwrapped.max_episode_steps == 10
+    env.reset(seed=0)
+    ends = [env.step(np.zeros(1, np.float32))[3] for _ in range(10)]
+    assert ends == [False] * 9 + [True]
+    assert env.render().shape == (240, 320, 3)
+    same = make_env(
+        "dmc:cartpole_swingup", "mujoco", control_hz=100.0, action_mode="dmc",
+        terminate_on_success=False,
+    )  # fmt: skip
+    assert same.max_episode_steps == 1000
+    with pytest.raises(ConfigError, match="no scripted expert for dmc:cartpole_swingup"):
+        make_expert(same)

@@ -233,6 +233,16 @@ def test_step_before_reset():
         ({"task": "bimanual_handover", "cameras": ("wrist",)}, "no camera 'wrist'.*left_wrist"),
         ({"task": "reach", "control_hz": 30}, "must divide"),
         ({"task": "reach", "action_mode": "torque"}, "unknown action_mode"),
+        ({"task": "reach", "max_episode_steps": 0}, "max_episode_steps must be at least 1"),
+        ({"task": "reach", "max_episode_steps": -3}, "max_episode_steps must be at least 1"),
+        ({"task": "reach", "cameras": ("front", "front")}, "camera 'front' is asked for twice"),
+        ({"task": "reach", "backend": "pybullet", "cameras": ("top", "wrist", "top")}, "'top'"),
+        ({"task": "reach", "cameras": ("front",), "image_size": (0, 0)}, "at least 1x1"),
+        (
+            {"task": "reach", "backend": "pybullet", "cameras": ("front",), "image_size": (96, 0)},
+            "at least 1x1",
+        ),  # fmt: skip
+        ({"task": "reach", "render_mode": "rgb_array", "render_size": (0, 320)}, "at least 1x1"),
     ],
 )
 def test_bad_configuration(kwargs, message):
