@@ -20,20 +20,28 @@ from robot_il.errors import ConfigError
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    from robot_il.cli.flags import COUNT, DOMAIN_ID, SEED
+
     parser.add_argument("--checkpoint", required=True, help="checkpoint or training run dir")
     parser.add_argument("--episodes", type=int, default=20, help="number of episodes")
-    parser.add_argument("--seed", type=int, default=10_000, help="env seed of the first episode")
+    parser.add_argument("--seed", type=SEED, default=10_000, help="env seed of the first episode")
     parser.add_argument("--backend", default=None, help="mujoco or pybullet (default: data's)")
     parser.add_argument("--task", default=None, help="task (default: the checkpoint's)")
-    parser.add_argument("--max-steps", type=int, default=None, help="episode step limit")
+    parser.add_argument("--max-steps", type=COUNT, default=None, help="episode step limit")
     parser.add_argument("--out", default=None, help="directory for results")
     parser.add_argument("--video", action="store_true", help="write rollouts.mp4")
-    parser.add_argument("--camera", default="front", help="camera to film")
+    parser.add_argument(
+        "--camera",
+        default=None,
+        help="camera to film (default: front; a DeepMind Control task films its first)",
+    )
     parser.add_argument("--device", default="cpu", help="torch device")
     parser.add_argument(
         "--ros", action="store_true", help="evaluate over ROS 2 (sim_robot + policy node)"
     )
-    parser.add_argument("--domain-id", type=int, default=None, help="--ros: ROS_DOMAIN_ID")
+    parser.add_argument(
+        "--domain-id", type=DOMAIN_ID, default=None, help="--ros: ROS_DOMAIN_ID (0..101)"
+    )
     for flag, node in (("--policy-param", "policy"), ("--sim-param", "sim_robot")):
         parser.add_argument(
             flag,

@@ -15,13 +15,18 @@ from robot_il.errors import LaunchError
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the launch file, its ``key:=value`` arguments and the runner's options."""
+    from robot_il.cli.flags import DOMAIN_ID
+
     parser.add_argument("file", help="launch file path, or a robot_il launch file name")
     parser.add_argument("arguments", nargs="*", metavar="key:=value", help="launch arguments")
     parser.add_argument(
         "-s", "--show-args", action="store_true", help="list the file's own arguments and exit"
     )
     parser.add_argument(
-        "--domain-id", type=int, default=None, help="ROS_DOMAIN_ID for every process (0..101)"
+        "--domain-id",
+        type=DOMAIN_ID,
+        default=None,
+        help="ROS_DOMAIN_ID for every process (0..101)",
     )
     parser.add_argument(
         "--no-loopback",

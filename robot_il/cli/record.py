@@ -31,6 +31,7 @@ TELEOP_LIMIT_S = 300.0
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``record`` verb's arguments."""
+    from robot_il.cli.flags import COUNT, SEED
     from robot_il.envs import TASKS
     from robot_il.record.teleop import TELEOP_DEVICES
 
@@ -71,12 +72,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--control-hz", type=float, default=20.0, help="control rate (Hz)")
     parser.add_argument(
         "--max-steps",
-        type=int,
+        type=COUNT,
         default=None,
         help="episode step limit (default: the task's for --expert; for --teleop "
         f"{TELEOP_LIMIT_S:.0f} s, so that the person ends the episode, or success does)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the first episode")
+    parser.add_argument("--seed", type=SEED, default=0, help="seed of the first episode")
     parser.add_argument(
         "--action-mode",
         choices=("joint", "eef_delta"),
@@ -280,4 +281,6 @@ def _size(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(
             f"image size must be H,W (e.g. 96,96), got {text!r}"
         ) from None
+    if height < 1 or width < 1:
+        raise argparse.ArgumentTypeError(f"image size must be at least 1,1, got {text!r}")
     return height, width

@@ -22,6 +22,9 @@ STATE_FILE = "selection.json"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    from robot_il.cli.flags import COUNT, DOMAIN_ID, SEED
+    from robot_il.select.rules import RULES
+
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     candidates = commands.add_parser("candidates", help="train candidates of different quality")
     sim = commands.add_parser("sim", help="select among candidates on the simulated robot")
@@ -41,14 +44,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="comma-separated checkpoint directories to select among, instead of training",
     )
-    sim.add_argument("--episodes", type=int, default=20, help="rated episodes")
-    sim.add_argument(
-        "--rule", default="ucb1", help="ucb1, conservative_ucb, epsilon_greedy or uniform"
-    )
-    sim.add_argument("--seed", type=int, default=0, help="seed of the selector and the judge")
+    sim.add_argument("--episodes", type=COUNT, default=20, help="rated episodes")
+    sim.add_argument("--rule", default="ucb1", choices=tuple(RULES), help="selection rule")
+    sim.add_argument("--seed", type=SEED, default=0, help="seed of the selector and the judge")
     sim.add_argument(
         "--env-seed",
-        type=int,
+        type=SEED,
         default=10_000,
         help="env seed of the first episode (default 10000: held out from the demonstrations, "
         "as robot-il eval)",
@@ -63,7 +64,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="with --web: the simulated camera the feedback page shows (default front; "
         '"" for none: rendering is software here and slows the simulation)',
     )
-    sim.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (0..101)")
+    sim.add_argument("--domain-id", type=DOMAIN_ID, default=None, help="ROS_DOMAIN_ID (0..101)")
     sim.set_defaults(run=run_sim)
 
 
@@ -83,6 +84,22 @@ def prepare_candidates(out: Path, dataset: Path | None, record: int | None) -> l
     return make_candidates(dataset, out, progress=True)
 
 
+def default_candidate_names(out: Path, dataset: Path | None, record: int | None) -> list[str]:
+    """The names ``prepare_candidates`` gives its candidates, known before it records or
+    trains anything: each default recipe's name for the episodes the dataset holds, or will
+    hold once recorded (the recording keeps exactly the episodes it asks for)."""
+    from robot_il.select.candidates import DEFAULT_RECIPES, RECIPE_DEMOS
+
+    source = dataset if dataset is not None else out / "demos" / "env.zarr"
+    if dataset is not None or source.exists():
+        from robot_il.dataset import Dataset
+
+        available = Dataset.open(source).num_episodes
+    else:
+        available = record or RECIPE_DEMOS
+    return [recipe.name(available) for recipe in DEFAULT_RECIPES]
+
+
 def run_candidates(args: argparse.Namespace) -> int:
     for checkpoint in prepare_candidates(args.out, args.dataset, args.record):
         print(checkpoint)
@@ -99,14 +116,15 @@ def run_sim(args: argparse.Namespace) -> int:
             raise SelectionError(f"--candidates: not checkpoint directories: {missing}")
         candidates_dir = ""
     else:
-        checkpoints = prepare_candidates(args.out, args.dataset, args.record)
-        names = [checkpoint.name for checkpoint in checkpoints]
+        names = default_candidate_names(args.out, args.dataset, args.record)
         candidates_dir = str(args.out.resolve())
     default = args.default_candidate or names[min(1, len(names) - 1)]
     if args.candidates:
         default = str(Path(default).resolve())
     if default not in names:
         raise SelectionError(f"--default-candidate {default!r} is not one of {names}")
+    if not args.candidates:  # the flags hold: now record and train what is missing
+        prepare_candidates(args.out, args.dataset, args.record)
     args.out.mkdir(parents=True, exist_ok=True)
     state = args.out / STATE_FILE
     state.unlink(missing_ok=True)  # a fresh selection each run

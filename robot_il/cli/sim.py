@@ -19,6 +19,8 @@ HOLD_SECONDS = 0.75
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``list`` and ``rollout`` sub-commands."""
+    from robot_il.cli.flags import COUNT, SEED
+
     commands = parser.add_subparsers(dest="sim_command", metavar="COMMAND", required=True)
     listing = commands.add_parser("list", help="tasks, backends and cameras")
     listing.set_defaults(run=run_list)
@@ -30,13 +32,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--expert", action="store_true", help="act with the task's scripted expert"
     )
     rollout.add_argument("--episodes", type=int, default=1, help="number of episodes")
-    rollout.add_argument("--seed", type=int, default=0, help="seed of the first episode")
+    rollout.add_argument("--seed", type=SEED, default=0, help="seed of the first episode")
     rollout.add_argument("--control-hz", type=float, default=20.0, help="policy rate (Hz)")
     rollout.add_argument("--video", default=None, help="write the episodes to this .mp4")
     rollout.add_argument("--camera", default="front", help="camera to film (front, top, side)")
     rollout.add_argument(
         "--video-size",
-        type=int,
+        type=COUNT,
         nargs=2,
         default=(240, 320),
         metavar=("H", "W"),
@@ -68,6 +70,10 @@ def run_rollout(args: argparse.Namespace) -> int:
         raise ConfigError(f"--episodes must be at least 1, got {args.episodes}")
     if args.video is not None and not args.video.endswith(".mp4"):
         raise ConfigError(f"--video must name an .mp4 file, got {args.video!r}")
+    from robot_il.envs.dmc import is_dmc_task
+
+    if is_dmc_task(args.task):
+        raise ConfigError(f"{args.task}: sim rollout runs scripted experts, and it has none")
     os.environ.setdefault("MUJOCO_GL", "egl")
 
     from tqdm import tqdm

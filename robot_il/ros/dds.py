@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from robot_il.errors import ConfigError
+
 LOOPBACK_PROFILE = Path(__file__).with_name("fastdds_loopback.xml")
 """The Fast DDS XML profile file (default participant profile, UDPv4 on 127.0.0.1 only)."""
 
@@ -47,7 +49,7 @@ def loopback_env(domain_id: int | None = None) -> dict[str, str]:
     }
     if domain_id is not None:
         if not 0 <= domain_id <= MAX_DOMAIN_ID:
-            raise ValueError(f"ROS domain id {domain_id} is outside 0..{MAX_DOMAIN_ID}")
+            raise ConfigError(f"ROS domain id {domain_id} is outside 0..{MAX_DOMAIN_ID}")
         env["ROS_DOMAIN_ID"] = str(domain_id)
     return env
 

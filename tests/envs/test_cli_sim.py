@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import imageio.v2 as imageio
+import pytest
 
 from robot_il.cli import main
 
@@ -55,3 +56,19 @@ def test_rollout_errors_are_one_line(capsys):
     assert err.startswith("robot-il: error: unknown task 'fold_laundry'") and "\n" not in err
     assert main(["sim", "rollout", "--task", "reach"]) == 2
     assert "--expert" in capsys.readouterr().err
+
+
+def test_rollout_refuses_bad_flags_before_any_work(tmp_path, capsys):
+    """A DMC task (no scripted expert), a negative seed and an empty video frame fail at once,
+    and no video file is left behind."""
+    assert main(["sim", "rollout", "--task", "dmc:walker_walk", "--expert"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("robot-il: error: dmc:walker_walk: sim rollout runs scripted experts")
+    assert "\n" not in err
+    video = tmp_path / "b.mp4"
+    for flags in (["--seed", "-1"], ["--video", str(video), "--video-size", "0", "0"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["sim", "rollout", "--task", "reach", "--expert", *flags])
+        assert exit_info.value.code == 2
+        assert "must be >= " in capsys.readouterr().err
+    assert not video.exists()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from robot_il.errors import ConfigError
 from robot_il.ros.dds import LOOPBACK_PROFILE, MAX_DOMAIN_ID, apply_loopback_env, loopback_env
 
 pytestmark = pytest.mark.ros
@@ -85,7 +86,7 @@ def test_loopback_env_selects_profile_and_domain() -> None:
     assert Path(env["FASTRTPS_DEFAULT_PROFILES_FILE"]) == LOOPBACK_PROFILE
     assert LOOPBACK_PROFILE.is_file()
     assert "ROS_DOMAIN_ID" not in loopback_env()
-    with pytest.raises(ValueError, match="outside"):
+    with pytest.raises(ConfigError, match="outside"):
         loopback_env(MAX_DOMAIN_ID + 1)
 
 

@@ -1,0 +1,34 @@
+"""argparse ``type`` checks for numeric flags, so that a value out of range fails as the flag
+is read, with argparse's one-line usage error, before a verb creates a file or builds an env
+(``--seed -1`` used to fail inside gymnasium after ``record`` had created its dataset)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from robot_il.ros.dds import MAX_DOMAIN_ID
+
+
+def integer(low: int, high: int | None = None) -> Callable[[str], int]:
+    """A ``type=`` for an int in ``[low, high]`` (no upper bound when ``high`` is None)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            allowed = f">= {low}" if high is None else f"in {low}..{high}"
+            raise argparse.ArgumentTypeError(f"must be {allowed}, got {value}")
+        return value
+
+    return parse
+
+
+SEED = integer(0)
+"""An env or RNG seed: gymnasium and numpy take seeds >= 0."""
+COUNT = integer(1)
+"""A number of episodes or steps, at least one."""
+DOMAIN_ID = integer(0, MAX_DOMAIN_ID)
+"""A ``ROS_DOMAIN_ID`` (``robot_il.ros.dds.MAX_DOMAIN_ID``)."""

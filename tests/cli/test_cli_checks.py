@@ -1,0 +1,88 @@
+"""Bad flags of the ``robot-il`` verbs fail at once, as one-line errors, before a verb records,
+trains or creates anything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from robot_il.cli import main
+
+
+def _refused_by_argparse(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """The error line argparse printed for ``argv`` (exit status 2)."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--seed", "-1"], "argument --seed: must be >= 0, got -1"),
+        (["--max-steps", "0"], "argument --max-steps: must be >= 1, got 0"),
+        (["--max-steps", "-3"], "argument --max-steps: must be >= 1, got -3"),
+        (["--image-size", "0,96"], "image size must be at least 1,1"),
+    ],
+)
+def test_record_refuses_bad_numbers_before_creating_the_dataset(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], message: str
+) -> None:
+    out = tmp_path / "demos.zarr"
+    argv = ["record", "--task", "reach", "--expert", "--episodes", "1", "--out", str(out)]
+    assert message in _refused_by_argparse([*argv, *flags], capsys)
+    assert not out.exists()
+
+
+def test_record_refuses_a_camera_named_twice_before_creating_the_dataset(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "demos.zarr"
+    for backend in ("mujoco", "pybullet"):
+        argv = ["record", "--task", "reach", "--backend", backend, "--expert", "--out", str(out)]
+        assert main([*argv, "--cameras", "front,front"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == "robot-il: error: camera 'front' is asked for twice in ['front', 'front']"
+        assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--seed", "-1"], "argument --seed: must be >= 0"),
+        (["--max-steps", "0"], "argument --max-steps: must be >= 1"),
+        (["--ros", "--domain-id", "500"], "argument --domain-id: must be in 0..101, got 500"),
+    ],
+)
+def test_eval_refuses_bad_numbers(
+    capsys: pytest.CaptureFixture[str], flags: list[str], message: str
+) -> None:
+    argv = ["eval", "--checkpoint", "no_such_checkpoint", *flags]
+    assert message in _refused_by_argparse(argv, capsys)
+
+
+@pytest.mark.parametrize("domain", ["500", "-1", "seven"])
+def test_launch_refuses_a_domain_id_out_of_range(
+    capsys: pytest.CaptureFixture[str], domain: str
+) -> None:
+    argv = ["launch", "--domain-id", domain, "deploy_sim.launch.yaml"]
+    assert "argument --domain-id:" in _refused_by_argparse(argv, capsys)
+
+
+def test_select_sim_checks_its_flags_before_recording_or_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--rule`` and ``--default-candidate`` are checked first: a bad one used to surface only
+    after the expert demonstrations were recorded and the candidates trained."""
+    out = tmp_path / "select"
+    argv = ["select", "sim", "--out", str(out)]
+    assert "invalid choice: 'bogus'" in _refused_by_argparse([*argv, "--rule", "bogus"], capsys)
+    assert main([*argv, "--default-candidate", "nope"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("robot-il: error: --default-candidate 'nope' is not one of")
+    assert "bc_100demos_3000steps" in err and "\n" not in err
+    assert not out.exists()  # nothing recorded, nothing trained
+    for flags in (["--seed", "-1"], ["--env-seed", "-5"], ["--episodes", "0"]):
+        assert "must be >= " in _refused_by_argparse([*argv, *flags], capsys)
