@@ -20,9 +20,13 @@ starts from the held pose. Commands step at most a few millimetres per period, s
 each commanded pose is checking the path.
 
 The capsule distance costs a fraction of a millisecond, too much for every 2 ms period: after
-each measurement the guard keeps a lower bound on the distance, lowered each period by how far
-any point of either arm can have moved (the joint steps times :data:`REACH`), and measures
-again only once that bound comes within the clearance.
+each measurement the guard keeps a lower bound on the distance of the commands it sent, lowered
+each period by how far any point of either arm can have moved since (the joint steps from those
+commands times :data:`REACH`), and measures again only once that bound comes within the
+clearance. The steps are counted from the commands the guard itself sent, not from each
+filter's previous command: a filter that restarts (after an e-stop reset, a device fault, at
+an episode's start) starts from the measured pose, wherever a person has moved the arm
+meanwhile, and that jump counts too.
 """
 
 from __future__ import annotations
@@ -76,8 +80,10 @@ class ClearanceGuard:
         self.gripper_clearance = float(gripper_clearance)
         self.on_event = on_event
         self._held = [False, False]
+        self._sent: np.ndarray | None = None
+        """The commands (2, 6) rad this guard let through last, or None before the first."""
         self._bound = -np.inf
-        """Lower bound (m) on the distance of the commands sent last period."""
+        """Lower bound (m) on the distance of the commands ``_sent``."""
         self.holds = [0, 0]
         """Calls in which each arm was held by this guard."""
 
@@ -99,12 +105,14 @@ class ClearanceGuard:
         """The pair of commands (6,) rad to send at ``t`` (s): ``commands`` (what the two
         ``filters`` let through this period) or, for an arm that would violate the clearance,
         the command its filter sent the period before (the filter is vetoed)."""
-        previous = [f.reference_before for f in filters]
-        moved = sum(np.abs(c - p).sum() for c, p in zip(commands, previous, strict=True))
+        proposed = np.array(commands, dtype=np.float64)
+        moved = np.inf if self._sent is None else float(np.abs(proposed - self._sent).sum())
         if np.isfinite(moved) and self._bound - REACH * moved >= self.clearance:
             self._bound -= REACH * moved
+            self._sent = proposed
             self._held = [False, False]
             return commands
+        previous = [f.reference_before for f in filters]
         candidates = np.array(
             [
                 [commands[0], commands[1]],
@@ -119,7 +127,7 @@ class ClearanceGuard:
         choice = int(np.argmax(allowed)) if allowed[:3].any() else 3
         held = [choice in (1, 3), choice in (2, 3)]
         sent = list(candidates[choice])
-        self._bound = float(distance[choice])
+        self._sent, self._bound = candidates[choice].copy(), float(distance[choice])
         for arm in (0, 1):
             if held[arm]:
                 self.holds[arm] += 1

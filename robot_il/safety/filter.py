@@ -11,10 +11,11 @@ late inference, a latched e-stop). The filter keeps the last command it let thro
 - keeps the tool point in the workspace box (or moving back towards it),
 
 and holds the reference (the robot stops where it was last told to be) in the same call when
-the command is NaN/inf, an observation or the command is too old, the e-stop is latched, or a
-device (the gripper) has lost its link. It starts (and restarts after an e-stop reset or a
-device fault) from the measured pose with its velocity limit ramping up from zero (safe
-start). Times ``t`` are seconds on one clock (monotonic or sim).
+the command is NaN/inf, an observation or the command is too old (or stamped ahead of now), the
+e-stop is latched, or a device (the gripper) has lost its link. It starts (and restarts after
+an e-stop reset or a device fault) from the measured pose with its velocity limit ramping up
+from zero (safe start); while the measured pose is not finite it waits, and has nothing to
+send before its first start. Times ``t`` are seconds on one clock (monotonic or sim).
 """
 
 from __future__ import annotations
@@ -39,13 +40,19 @@ ToolPoint = Callable[[Sequence[float]], Sequence[float]]
 """Joint positions (n floats, rad) -> tool point (x, y, z) in the frame of the box (m)."""
 
 _TOLERANCE = 1e-9
+OPERATOR = "operator"
+"""The e-stop source of :meth:`SafetyFilter.estop` by default: a person's (``safety/estop``)."""
 
 
 @dataclass(frozen=True)
 class SafeCommand:
-    """What the filter lets through: ``command`` (n,) rad, and the events of this call."""
+    """What the filter lets through: ``command`` (n,) rad, and the events of this call.
 
-    command: np.ndarray
+    ``command`` is None when there is nothing to send: the filter has not started yet and the
+    measured pose it would start from is not finite (the robot stays where its driver holds
+    it)."""
+
+    command: np.ndarray | None
     events: list[SafetyEvent] = field(default_factory=list)
 
     @property
@@ -127,9 +134,13 @@ class SafetyFilter:
         self._max_step = [float(limits.max_step)] * limits.num_joints
         if limits.has_workspace:
             self._box = (limits.workspace_lower.tolist(), limits.workspace_upper.tolist())
-        self._estopped = False
+        self._estops: frozenset[str] = frozenset()
+        """Sources of the latched e-stop; replaced, never changed in place (other threads
+        latch and release while the control thread reads it)."""
         self._fault: str | None = None
         self._observation_stamp: float | None = None
+        self._future_stamp: float | None = None
+        """How far (s) the last observation's stamp was ahead of now (not recorded), or None."""
         self._reference: list[float] | None = None
         self._before: list[float] | None = None
         """The reference before the last call: where :meth:`veto` goes back to."""
@@ -144,14 +155,20 @@ class SafetyFilter:
 
     # -- inputs besides the command ------------------------------------------------------
 
-    def estop(self) -> None:
-        """Latch the e-stop: every following call holds position until :meth:`reset_estop`."""
-        self._estopped = True
+    def estop(self, source: str = OPERATOR) -> None:
+        """Latch the e-stop for ``source`` (who or what stopped the arm: the operator, a
+        protective stop, ...): every following call holds position until each latched
+        source is released (:meth:`reset_estop`)."""
+        self._estops = self._estops | {source}
 
-    def reset_estop(self) -> None:
-        """Release the e-stop; the next call restarts from the measured pose (safe start)."""
-        self._estopped = False
-        self._reference = None
+    def reset_estop(self, source: str = OPERATOR) -> None:
+        """Release ``source``'s e-stop; once no source is latched, the next call restarts from
+        the measured pose (safe start). Sources are released one by one, so that recovering
+        from a protective stop cannot release the operator's e-stop."""
+        if source in self._estops:
+            self._estops = self._estops - {source}
+            if not self._estops:
+                self._reference = None
 
     def set_fault(self, detail: str | None) -> None:
         """A device fault (``detail`` says which) holds position until it is cleared (None);
@@ -162,18 +179,35 @@ class SafetyFilter:
 
     @property
     def estopped(self) -> bool:
-        """Whether the e-stop is latched."""
-        return self._estopped
+        """Whether the e-stop is latched (by any source)."""
+        return bool(self._estops)
+
+    @property
+    def estop_sources(self) -> frozenset[str]:
+        """The sources whose e-stop is latched."""
+        return self._estops
 
     def watchdog(self, obs_stamp: float, now: float) -> bool:
         """Record an observation taken at ``obs_stamp`` (s); True if it is fresh at ``now``.
 
         The filter holds position whenever its newest observation is older than
-        ``max_observation_age`` (or none was ever recorded).
+        ``max_observation_age`` (or none was ever recorded). A stamp more than that age ahead
+        of ``now`` (or NaN) cannot be judged: the stamping clock and this one disagree (an
+        unsynced driver clock), and recorded it would keep the observations fresh for as long
+        as the clocks are apart. It is not recorded, and the filter holds until an
+        observation stamped within the age of ``now`` comes. A stamp ahead by less counts
+        as taken ``now``.
         """
-        if self._observation_stamp is None or obs_stamp > self._observation_stamp:
-            self._observation_stamp = obs_stamp
-        return now - obs_stamp <= self.limits.max_observation_age
+        max_age = self.limits.max_observation_age
+        age = now - obs_stamp
+        if not age >= -max_age:
+            self._future_stamp = -age
+            return False
+        self._future_stamp = None
+        stamp = min(obs_stamp, now)
+        if self._observation_stamp is None or stamp > self._observation_stamp:
+            self._observation_stamp = stamp
+        return age <= max_age
 
     @property
     def reference_before(self) -> np.ndarray | None:
@@ -207,8 +241,10 @@ class SafetyFilter:
         """The safe command at time ``t`` (s) for the policy's target ``q_cmd`` (rad).
 
         ``q_cmd`` None means "no command yet" and holds position without an event.
-        ``q_measured`` (rad) anchors the safe start. ``command_stamp`` (s) is when the policy
-        computed ``q_cmd``; older than ``max_command_age`` holds position (late inference).
+        ``q_measured`` (rad) anchors the safe start; while it is not finite the start waits
+        (a ``nonfinite_measurement`` hold), and a filter that never started returns the
+        command None. ``command_stamp`` (s) is when the policy computed ``q_cmd``; older than
+        ``max_command_age`` holds position (late inference).
         """
         n = self.limits.num_joints
         q_measured = np.asarray(q_measured, dtype=np.float64).reshape(-1)
@@ -223,11 +259,7 @@ class SafetyFilter:
         measured = q_measured.tolist()
         events: list[SafetyEvent] = []
         measured_ok = all(map(math.isfinite, measured))
-        if self._reference is None:
-            if not measured_ok:
-                raise ActionError(
-                    f"safety filter: cannot start, measured joints are not finite: {q_measured}"
-                )
+        if self._reference is None and measured_ok:
             self._anchor(measured, t)
             events.append(
                 SafetyEvent(Intervention.SAFE_START, t, f"anchored at {_joints(measured)}")
@@ -272,8 +304,13 @@ class SafetyFilter:
     ) -> list[SafetyEvent]:
         limits = self.limits
         reasons = []
-        if self._estopped:
-            reasons.append(SafetyEvent(Intervention.ESTOP, t, "e-stop latched"))
+        estops = self._estops
+        if estops:
+            reasons.append(
+                SafetyEvent(
+                    Intervention.ESTOP, t, lambda: f"e-stop latched by {', '.join(sorted(estops))}"
+                )
+            )
         if self._fault is not None:
             reasons.append(SafetyEvent(Intervention.DEVICE_FAULT, t, self._fault))
         if not measured_ok:
@@ -284,7 +321,19 @@ class SafetyFilter:
                     lambda: f"measured {np.array(q_measured)}",
                 )
             )
-        if self._observation_stamp is None:
+        ahead = self._future_stamp
+        if ahead is not None:
+            reasons.append(
+                SafetyEvent(
+                    Intervention.STALE_OBSERVATION,
+                    t,
+                    lambda: (
+                        f"observation stamped {ahead:.4f}s ahead of now (> "
+                        f"{limits.max_observation_age}s): its clock and this one disagree"
+                    ),
+                )
+            )
+        elif self._observation_stamp is None:
             reasons.append(SafetyEvent(Intervention.STALE_OBSERVATION, t, "no observation yet"))
         elif t - self._observation_stamp > limits.max_observation_age:
             age = t - self._observation_stamp
@@ -312,8 +361,8 @@ class SafetyFilter:
             )
         return reasons
 
-    def _hold(self, t: float) -> list[float]:
-        """Stop at the reference: zero velocity from now on."""
+    def _hold(self, t: float) -> list[float] | None:
+        """Stop at the reference (None before the first start): zero velocity from now on."""
         self._velocity = [0.0] * self.limits.num_joints
         self._last_t = t
         return self._reference
@@ -416,7 +465,7 @@ class SafetyFilter:
             ),
         )
 
-    def _emit(self, command: list[float], events: list[SafetyEvent]) -> SafeCommand:
+    def _emit(self, command: list[float] | None, events: list[SafetyEvent]) -> SafeCommand:
         active = self._active
         if events:
             kinds = set()
@@ -432,7 +481,7 @@ class SafetyFilter:
             self._active = kinds
         elif active:
             self._active = set()
-        return SafeCommand(command=np.array(command), events=events)
+        return SafeCommand(command=None if command is None else np.array(command), events=events)
 
 
 def _tool_point_of(fk: ForwardKinematics) -> ToolPoint:

@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 from robot_il.envs.ur5e.description import JOINT_VEL_LIMITS
 
-from robot_il.errors import ActionError
 from robot_il.safety import SafetyFilter, SafetyLimits
 
 REFERENCE = Path(__file__).parent / "data" / "filter_reference.npz"
@@ -55,8 +54,8 @@ def limit_sets() -> dict[str, SafetyLimits]:
 def replay(
     make_filter, limits: SafetyLimits, seed: int, ticks: int, period: float | None
 ) -> tuple[np.ndarray, list[str]]:
-    """Commands (ticks, 6) rad and each tick's event kinds (comma-joined, in order; an
-    ActionError as ``error``) for filter ``make_filter(limits, period)`` (``period``: its
+    """Commands (ticks, 6) rad (NaN where there was nothing to send) and each tick's event
+    kinds (comma-joined, in order) for filter ``make_filter(limits, period)`` (``period``: its
     bound on elapsed time, or None) called every :data:`PERIOD` s on seed ``seed``."""
     rng = np.random.default_rng(seed)
     safety = make_filter(limits, period)
@@ -98,16 +97,14 @@ def replay(
         q_measured = measured.copy()
         if mode == "measured" and rng.random() < 0.3:
             q_measured[rng.integers(6)] = np.nan
-        try:
-            safe = safety.filter(q_cmd, q_measured, t, command_stamp=stamp)
-        except ActionError:
-            kinds.append("error")
-            continue
+        safe = safety.filter(q_cmd, q_measured, t, command_stamp=stamp)
+        kinds.append(",".join(str(kind.value) for kind in safe.interventions))
         command = safe.command
+        if command is None:  # a start waiting for finite measurements: nothing to send
+            continue
         if mode == "veto" and rng.random() < 0.3:
             command = safety.veto(t)
         commands[i] = command
-        kinds.append(",".join(str(kind.value) for kind in safe.interventions))
         measured = command + rng.normal(0.0, 1e-4, 6)
     return commands, kinds
 

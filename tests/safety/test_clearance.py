@@ -197,3 +197,49 @@ def test_a_handover_cell_lets_only_the_gripper_capsules_overlap(bases) -> None:
     assert "gripper" in events[0].detail and "(< -0.05 m for this pair)" in events[0].detail
     with pytest.raises(ConfigError, match=r"gripper_clearance must be a distance in \[-0.08"):
         ClearanceGuard(bases, CLEARANCE, gripper_clearance=-0.1)
+
+
+def test_an_arm_moved_by_hand_during_an_estop_keeps_the_clearance_after_the_reset(
+    bases,
+) -> None:
+    """An e-stop reset restarts each filter from the measured pose, wherever a person has
+    moved the arm meanwhile (freedrive). The guard once counted each period's steps from the
+    filters' previous commands, so that jump went uncounted: its distance bound from before
+    the e-stop (0.8 m, both arms at home) stood, and arm 1 drove 10 cm into arm 0 unchecked."""
+    events: list = []
+    pair = filters(events)
+    guard = ClearanceGuard(bases, CLEARANCE, on_event=events.append)
+    home = HOME_JOINT_POS
+    sent, t = [home, home], 0.0
+    for _ in range(200):
+        t += DT
+        sent = step(pair, guard, [home, home], sent, t)
+    for safety in pair:
+        safety.estop()
+    for _ in range(10):
+        t += DT
+        sent = step(pair, guard, [home, home], sent, t)
+    # A pose of arm 1 inside arm 0 (at home): the policy's target. On the straight way out
+    # of it, the first pose 1 cm beyond the clearance: where a person left arm 1 by hand.
+    rng = np.random.default_rng(0)
+    poses = rng.uniform(-np.pi, np.pi, (4000, 6))
+    poses[:, 1] = rng.uniform(-1.2, 0.3, 4000)
+    distance = arm_separation(np.broadcast_to(home, poses.shape), bases[0], poses, bases[1])
+    inside, outside = poses[np.argmin(distance)], poses[np.argmax(distance)]
+    way_out = inside + np.linspace(0.0, 1.0, 2001)[:, None] * (outside - inside)
+    distance = arm_separation(np.broadcast_to(home, way_out.shape), bases[0], way_out, bases[1])
+    by_hand = way_out[np.argmax(distance >= CLEARANCE + 0.01)]
+    assert distance[0] < -0.05
+    for safety in pair:
+        safety.reset_estop()
+    measured, history = [home, by_hand], []
+    for _ in range(400):
+        t += DT
+        measured = step(pair, guard, [home, inside], measured, t)
+        history.append(np.concatenate(measured))
+    history = np.array(history)
+    distance = arm_separation(history[:, :6], bases[0], history[:, 6:], bases[1])
+    assert distance.min() >= CLEARANCE - 1e-9, f"arms came {distance.min():.4f} m apart"
+    assert distance.min() < CLEARANCE + 0.005  # arm 1 did come up to the clearance
+    assert guard.holds[0] == 0 and guard.holds[1] > 100
+    assert any(e.kind == Intervention.CLEARANCE and "arm 1 held" in e.detail for e in events)

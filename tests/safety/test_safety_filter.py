@@ -95,14 +95,39 @@ def test_nonfinite_command_holds_in_the_same_call_then_resumes(bad: float) -> No
     assert np.max(np.abs(resumed.command - out.command)) <= 8.0 * DT * DT + 1e-12
 
 
-def test_nonfinite_measurement_holds_and_cannot_start() -> None:
+def test_nonfinite_measurement_holds_and_a_start_waits_for_a_finite_one() -> None:
+    """A NaN joint reading when the filter (re)starts is a hold, never an exception: the
+    policy node's control thread once died on the ActionError raised here after an e-stop
+    reset, and the node went on looking alive while sending nothing."""
     safety, clock = started()
     measured = HOME.copy()
     measured[0] = np.nan
     out = clock.step(HOME + 0.1, measured)
     assert out.held and Intervention.NONFINITE_MEASUREMENT in out.interventions
-    with pytest.raises(ActionError, match="cannot start"):
-        SafetyFilter(ur5e_like_limits()).filter(HOME, measured, 0.0)
+    held = out.command
+    # Restarts (an e-stop reset, a device fault cleared) with NaN readings: nothing to send,
+    # as the filter has no pose to start from (the pose it held may be far from the arm's).
+    safety.estop()
+    clock.step(HOME + 0.1, HOME)
+    safety.reset_estop()
+    safety.set_fault("gripper: link lost")
+    safety.set_fault(None)
+    for _ in range(3):
+        out = clock.step(HOME + 0.1, measured)
+        assert out.command is None and out.held
+        assert out.interventions == [Intervention.NONFINITE_MEASUREMENT]
+    # The first finite reading anchors the start there, wherever the arm now is.
+    moved = HOME + 0.2
+    out = clock.step(HOME + 0.1, moved)
+    np.testing.assert_array_equal(out.command, moved)
+    assert Intervention.SAFE_START in out.interventions and not np.array_equal(held, moved)
+    # A filter that never started waits the same way.
+    fresh = SafetyFilter(ur5e_like_limits())
+    fresh.watchdog(0.0, 0.0)
+    out = fresh.filter(HOME, measured, 0.0)
+    assert out.command is None and out.interventions == [Intervention.NONFINITE_MEASUREMENT]
+    assert fresh.reference is None
+    np.testing.assert_array_equal(fresh.filter(HOME, HOME, DT).command, HOME)
 
 
 def test_wrong_shapes_are_one_line_errors() -> None:
@@ -175,6 +200,42 @@ def test_stale_observations_hold_within_one_period() -> None:
     assert not outputs[0].held and not np.array_equal(outputs[0].command, moving.command)
     # Fresh observations again: motion resumes.
     assert not clock.step(HOME + 0.5, HOME).held
+
+
+@pytest.mark.parametrize("ahead", [3600.0, 0.02, np.nan])
+def test_an_observation_stamped_ahead_of_now_is_not_recorded_and_holds(ahead: float) -> None:
+    """One joint state stamped an hour ahead (an unsynced driver clock) once kept the
+    observations "fresh" for that hour: the stream could stop and the arm kept moving."""
+    safety, clock = started()
+    assert not safety.watchdog(clock.t + DT + ahead, clock.t + DT)
+    out = clock.step(HOME + 0.5, HOME, observe=False)
+    assert out.held and out.interventions == [Intervention.STALE_OBSERVATION]
+    assert "ahead of now" in out.events[0].detail
+    # The joint states then stop coming: the arm stays where it was.
+    for _ in range(1000):
+        assert clock.step(HOME + 0.5, HOME, observe=False).held
+    np.testing.assert_array_equal(safety.reference, HOME)
+    # Observations stamped within the age of now count again (one a little ahead as now's).
+    assert safety.watchdog(clock.t + DT + 0.005, clock.t + DT)
+    assert not clock.step(HOME + 0.5, HOME, observe=False).held
+    assert clock.step(HOME + 0.5, HOME, observe=False, dt=0.0101).held
+
+
+def test_estop_sources_are_released_one_by_one() -> None:
+    """A protective stop's recovery releases its own latch, never an operator's e-stop."""
+    safety, clock = started()
+    safety.estop()
+    safety.estop("protective_stop")
+    out = clock.step(HOME + 0.3, HOME)
+    assert out.held and out.events[0].detail == "e-stop latched by operator, protective_stop"
+    safety.reset_estop("protective_stop")
+    assert safety.estopped and safety.estop_sources == {"operator"}
+    assert clock.step(HOME + 0.3, HOME).held
+    safety.reset_estop("emergency_stop")  # not latched: nothing changes
+    assert clock.step(HOME + 0.3, HOME).held
+    safety.reset_estop()
+    restart = clock.step(HOME + 0.3, HOME + 0.01)
+    assert not restart.held and Intervention.SAFE_START in restart.interventions
 
 
 def test_no_observation_ever_means_hold() -> None:
