@@ -29,13 +29,16 @@ Safety: the filter limits joint positions, speed, acceleration, the tool's works
 holds position on NaN/inf, stale observations (``max_observation_age``, each arm by the stamp
 of its own joint states), late inference (``max_command_age``) or a latched e-stop
 (``safety/estop`` std_msgs/Bool, released by the ``safety/reset_estop`` Trigger); it starts
-with a ramp from the measured pose. With two arms a :class:`robot_il.safety.ClearanceGuard`
-then holds the arm whose command would bring the arms' links closer than ``clearance`` (m);
-the grippers' own capsule pairs keep ``gripper_clearance`` (m) instead, which a handover cell
-sets below zero (see :mod:`robot_il.safety.clearance`).
+with a ramp from the measured pose (while an arm's measured joints are not finite it waits,
+and until every arm has started nothing is published). With two arms a
+:class:`robot_il.safety.ClearanceGuard` then holds the arm whose command would bring the arms'
+links closer than ``clearance`` (m); the grippers' own capsule pairs keep ``gripper_clearance``
+(m) instead, which a handover cell sets below zero (see :mod:`robot_il.safety.clearance`).
 Every intervention is published on ``safety/events`` (JSON) when it begins, as is each run of
 IK failures of an eef_delta policy (kind ``ik_failure``); the log shows each kind's first
-event and then counts per kind per second, printed off the control thread.
+event and then counts per kind per second, printed off the control thread. A control thread
+that fails logs a fatal error and shuts the node down (the robot holds its last command)
+rather than leaving a node that looks alive and sends nothing.
 
 Episodes: ``policy/reset`` (Trigger) starts a new one (fresh history, safe start);
 ``policy/stop`` (Trigger) ends one: nothing is published until the next reset, so that a
@@ -627,10 +630,16 @@ class PolicyNode(Node):
             self.tick_times.append(time.monotonic())
             try:
                 self._control_tick(now)
-            except RCLError:
-                if self.context.ok():
-                    raise
-                return  # shutting down (Ctrl-C reached rclpy first)
+            except Exception as error:  # a dead control thread must not leave a live-looking node
+                if isinstance(error, RCLError) and not self.context.ok():
+                    return  # shutting down (Ctrl-C reached rclpy first)
+                self.get_logger().fatal(
+                    f"control loop failed: {error!r}; shutting down (the robot holds its last "
+                    "command)"
+                )
+                self._running = False
+                self.context.try_shutdown()
+                return
             if sim_time:  # a lock-step simulator waits for this tick's command
                 self._await_next_period(now)
                 continue
@@ -721,6 +730,13 @@ class PolicyNode(Node):
             safe = safety.filter(target, q_measured[6 * a : 6 * a + 6], now, command_stamp=stamp_a)
             commands.append(safe.command)
             held.append(safe.held)
+        if any(command is None for command in commands):
+            # An arm that has not started (its measured joints are not finite) has nothing
+            # to send: nothing is published, and the others take back this period's step.
+            for safety, command in zip(filters, commands, strict=True):
+                if command is not None:
+                    safety.veto(now)
+            return
         if guard is not None:
             commands = guard.check(commands, filters, now)
             held = [h or g for h, g in zip(held, guard.held, strict=True)]

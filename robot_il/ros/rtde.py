@@ -113,8 +113,9 @@ class FakeRTDE:
     whenever it is read; ``servoStop`` stops it where it is. Every call is recorded
     (:attr:`servo_calls`, :attr:`stopped`, :attr:`script_stopped`) so tests can check what
     reached "the robot". :meth:`freeze` stops the receive timestamp (a stalled RTDE link),
-    :meth:`stall` blocks the next ``servoJ`` call (a stalled link, or a descheduled caller) and
-    :meth:`protective_stop` mimics the controller's protective stop.
+    :meth:`stall` blocks the next ``servoJ`` call (a stalled link, or a descheduled caller),
+    :meth:`protective_stop` mimics the controller's protective stop and
+    :meth:`emergency_stop` its emergency stop button.
     """
 
     def __init__(self, initial_q: Sequence[float], max_speed: float = np.pi) -> None:
@@ -128,6 +129,7 @@ class FakeRTDE:
         self._lock = threading.Lock()
         self._frozen_at: float | None = None
         self._protective_stop = False
+        self._emergency_stop = False
         self._stall = 0.0
         self.servo_calls: list[ServoCall] = []
         self.script_uploads = 0
@@ -151,7 +153,7 @@ class FakeRTDE:
             self._advance()
             target = np.array(q, dtype=np.float64)
             self.servo_calls.append(ServoCall(self._last, target, time, lookahead_time, gain))
-            if self._protective_stop:
+            if self._protective_stop or self._emergency_stop:
                 return False
             self._target, self._lookahead = target, lookahead_time
             self.stopped = False
@@ -197,7 +199,7 @@ class FakeRTDE:
         return self._protective_stop
 
     def isEmergencyStopped(self) -> bool:  # noqa: N802
-        return False
+        return self._emergency_stop
 
     def getSpeedScaling(self) -> float:  # noqa: N802
         return 0.0 if self._protective_stop else 1.0
@@ -236,6 +238,14 @@ class FakeRTDE:
         with self._lock:
             self._advance()
             self._protective_stop, self._target = True, None
+            self._qd[:] = 0.0
+
+    def emergency_stop(self, pressed: bool = True) -> None:
+        """Press (or release) the emergency stop: the arm stops and refuses servo commands
+        while it is pressed."""
+        with self._lock:
+            self._advance()
+            self._emergency_stop, self._target = pressed, None
             self._qd[:] = 0.0
 
     def _advance(self) -> None:

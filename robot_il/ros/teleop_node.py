@@ -12,8 +12,10 @@ These are the topics robot_il's ROS teleop device reads, so ``robot-il record --
 works with this node too. With ``servo:=true`` (default) it also drives the arm the way a
 Cartesian servo does: it moves a tool-pose target by each delta (from the measured pose at
 start), solves the closest inverse kinematics, and sends the joints through the safety layer
-on ``forward_position_controller/commands`` and the gripper on ``gripper/command``. A pose out
-of reach keeps the previous target. One arm (the first of ``task``'s scene).
+on ``forward_position_controller/commands`` and the gripper on ``gripper/command``, the gripper
+only while the safety layer does not hold the arm (stale observations: the gripper stays as it
+is, as the policy node's does). A pose out of reach keeps the previous target. One arm (the
+first of ``task``'s scene).
 """
 
 from __future__ import annotations
@@ -120,8 +122,11 @@ class TeleopNode(Node):
         now = self.get_clock().now().nanoseconds * 1e-9
         self.safety.watchdog(stamp, now)
         safe = self.safety.filter(self._target_joints, measured, now)
+        if safe.command is None:  # not started: the measured joints are not finite
+            return
         self.command_pub.publish(Float64MultiArray(data=safe.command.tolist()))
-        self.robot_gripper_pub.publish(Float64(data=min(max(gripper, 0.0), 1.0)))
+        if not safe.held:
+            self.robot_gripper_pub.publish(Float64(data=min(max(gripper, 0.0), 1.0)))
 
     def shutdown(self) -> None:
         """Release the device and destroy the node."""

@@ -10,7 +10,9 @@ earliest) and the control program runs again. The bridge latches its own e-stop 
   ``.../brake_release``; std_srvs/Trigger), so a client of the driver works unchanged;
 - ``recovery/resume`` (std_srvs/Trigger): a person's go-ahead after a protective stop: unlock
   it, close the pop-up, restart the control program (``ur_rtde`` re-uploads its script) and
-  release the bridge's e-stop, so the arm restarts with the safe-start ramp;
+  release the protective stop's latch of the bridge's e-stop, so the arm restarts with the
+  safe-start ramp (unless an operator's e-stop or an emergency stop is latched as well: those
+  stay, and the answer says so);
 - ``auto_unlock`` (parameter, **false** by default): do the same by itself ``unlock_delay`` s
   after a protective stop. Off, an unattended run (a model selection) stays stopped until a
   person has looked and called ``recovery/resume``.
@@ -43,7 +45,8 @@ class Recovery:
     """Dashboard services and protective-stop recovery for the bridge ``node``.
 
     ``release`` is called (from a service or the auto-unlock thread) once the stop is unlocked
-    and the program runs again: the bridge releases its e-stop there.
+    and the program runs again: the bridge releases the protective stop's latch there, and
+    returns why the arm still holds (another latch), or None.
     """
 
     def __init__(
@@ -51,7 +54,7 @@ class Recovery:
         node: Node,
         dashboard: Dashboard,
         control: RTDEControl,
-        release: Callable[[], None],
+        release: Callable[[], str | None],
     ) -> None:
         self.node, self.dashboard, self.control, self.release = node, dashboard, control, release
         self.auto_unlock = bool(node.declare_parameter("auto_unlock", False).value)
@@ -117,7 +120,9 @@ class Recovery:
             return False, f"recovery failed: {error}"
         with self._lock:
             self._stopped_at = None
-        self.release()
+        still_held = self.release()
+        if still_held is not None:
+            return True, f"protective stop unlocked, program restarted; the arm holds: {still_held}"
         return True, "protective stop unlocked, program restarted; the arm restarts slowly"
 
     def _on_resume(self, request, response):

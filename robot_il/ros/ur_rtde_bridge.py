@@ -10,7 +10,11 @@ control loop (:class:`robot_il.deploy.ticker.Ticker`: a late tick is caught up, 
 skips); ``joint_states`` are published from RTDE receive at the same rate.
 ``safety/estop`` (std_msgs/Bool, true latches), ``safety/reset_estop`` (std_srvs/Trigger) and
 ``safety/events`` (std_msgs/String, one JSON object per intervention) expose the safety layer.
-On shutdown the bridge calls ``servoStop`` and stops the script.
+The arm's protective and emergency stops latch the e-stop too, each as a source of its own
+(:meth:`robot_il.safety.SafetyFilter.estop`): ``safety/reset_estop`` (a person) releases every
+source, the recovery below only the protective stop's. While the e-stop is latched gripper
+commands are ignored (the gripper stays as it is). On shutdown the bridge calls ``servoStop``
+and stops the script.
 
 Gripper: ``gripper:=robotiq`` drives a Robotiq 2F-85 through its URCap socket
 (:mod:`robot_il.ros.robotiq`, ``gripper_host`` defaulting to ``robot_ip``, port 63352) on its
@@ -23,7 +27,8 @@ the gripper active again; then the arm restarts with the safe-start ramp.
 Recovery (:mod:`robot_il.ros.ur_recovery`): a protective stop latches the e-stop; the
 dashboard's Trigger services (``dashboard_client/unlock_protective_stop``, ``.../play``,
 ``.../power_on``, ...) and ``recovery/resume`` (a person's go-ahead: unlock, restart the
-program, release) bring the arm back; ``auto_unlock`` (false by default) does it unattended.
+program, release the protective stop's latch) bring the arm back; ``auto_unlock`` (false by
+default) does it unattended. Neither releases an operator's e-stop or an emergency stop.
 Optional robot state, as the UR driver's broadcasters publish it: ``observe_robot_state:=true``
 publishes ``speed_scaling_state_broadcaster/speed_scaling`` (std_msgs/Float64, 0..1),
 ``tcp_pose_broadcaster/pose`` (geometry_msgs/PoseStamped, base frame) and
@@ -78,6 +83,7 @@ from robot_il.ros.ur_topics import (
 )
 from robot_il.safety import SafetyEvent, SafetyFilter, SafetyLimits
 from robot_il.safety.events import EventSummary
+from robot_il.safety.filter import OPERATOR
 from robot_il.safety.limits import UR5E_ACCELERATION, UR5E_WORKSPACE
 
 GRIPPERS = ("", "robotiq")
@@ -86,6 +92,12 @@ MAX_CATCH_UP = 0.5
 """s: the longest stall the servo loop makes up with servoJ calls at once (``max_lag`` is
 capped to it). Each call re-sends the newest safe target, so a catch-up sends no stale
 motion; the cap bounds the burst of calls into a link that has just stalled."""
+PROTECTIVE_STOP = "protective_stop"
+"""E-stop source: the arm's protective stop (released by recovery or ``safety/reset_estop``)."""
+EMERGENCY_STOP = "emergency_stop"
+"""E-stop source: the arm's emergency stop (released by ``safety/reset_estop`` alone)."""
+ESTOP_SOURCES = (OPERATOR, PROTECTIVE_STOP, EMERGENCY_STOP)
+"""Every source of the bridge's e-stop: ``safety/reset_estop`` releases them all."""
 
 
 class LoopStats:
@@ -252,7 +264,7 @@ class UrRtdeBridge(Node):
         self.create_subscription(Bool, ESTOP_TOPIC, self._on_estop, 10)
         self.create_service(Trigger, RESET_ESTOP_SERVICE, self._on_reset_estop)
         self.create_timer(0.05, self._publish_events)
-        self.recovery = Recovery(self, self.dashboard, self.control, self._release)
+        self.recovery = Recovery(self, self.dashboard, self.control, self._release_protective_stop)
         if self.declare_parameter("observe_robot_state", False).value:
             self._state_pubs = (
                 self.create_publisher(Float64, "speed_scaling_state_broadcaster/speed_scaling", 10),
@@ -307,6 +319,14 @@ class UrRtdeBridge(Node):
         if not np.isfinite(msg.data):
             self.get_logger().error(f"gripper command {msg.data} is not finite; ignored")
             return
+        sources = self.safety.estop_sources
+        if sources:  # an e-stop stops the gripper too: it must not drop (or crush) what it holds
+            latched = ", ".join(sorted(sources))
+            self.get_logger().warning(
+                f"gripper command {msg.data:g} ignored: e-stop latched by {latched}",
+                throttle_duration_sec=1.0,
+            )
+            return
         self.gripper.command(msg.data)
 
     def _on_gripper_link(self, up: bool, detail: str) -> None:
@@ -320,20 +340,32 @@ class UrRtdeBridge(Node):
 
     def _on_estop(self, msg) -> None:
         if msg.data:
-            self.safety.estop()
+            self.safety.estop(OPERATOR)
             self.get_logger().warning("e-stop latched")
 
     def _on_reset_estop(self, request, response):
-        self._release()
+        self._release(*ESTOP_SOURCES)
         response.success, response.message = True, "e-stop reset"
         self.get_logger().info("e-stop reset")
         return response
 
-    def _release(self) -> None:
-        """Release the e-stop; forget the old target: the arm waits for a new command."""
+    def _release_protective_stop(self) -> str | None:
+        """Recovery's release after a protective stop: its latch alone. Returns why the arm
+        still holds (an operator's e-stop, an emergency stop), or None."""
+        self._release(PROTECTIVE_STOP)
+        sources = self.safety.estop_sources
+        if not sources:
+            return None
+        return f"e-stop latched by {', '.join(sorted(sources))} until {RESET_ESTOP_SERVICE}"
+
+    def _release(self, *sources: str) -> None:
+        """Release the e-stop of ``sources``; once none is latched, forget the old target:
+        the arm waits for a new command."""
         with self._lock:
-            self.safety.reset_estop()
-            self._target, self._trajectory = None, None
+            for source in sources:
+                self.safety.reset_estop(source)
+            if not self.safety.estopped:
+                self._target, self._trajectory = None, None
 
     def _publish_robot_state(self) -> None:
         """Speed scaling, TCP pose and wrench from RTDE receive (executor thread, 50 Hz)."""
@@ -398,10 +430,10 @@ class UrRtdeBridge(Node):
         if stamp != last_stamp:
             self.safety.watchdog(now, now)
         if self.receive.isProtectiveStopped():
-            self.safety.estop()
+            self.safety.estop(PROTECTIVE_STOP)
             self.recovery.protective_stop()
         elif self.receive.isEmergencyStopped():
-            self.safety.estop()
+            self.safety.estop(EMERGENCY_STOP)
         self._publish_joint_state(q, qd)
         with self._lock:
             self._measured = q
@@ -412,6 +444,8 @@ class UrRtdeBridge(Node):
             if target is None:
                 return stamp
             safe = self.safety.filter(target, q, now, command_stamp=command_stamp)
+            if safe.command is None:  # not started: the arm's readings are not finite
+                return stamp
         self.control.servoJ(
             safe.command.tolist(), 0.0, 0.0, self.period, self.lookahead_time, self.gain
         )

@@ -152,3 +152,51 @@ def test_auto_unlock_recovers_unattended(ros_context) -> None:
         assert cell.arm.script_uploads == 1
     finally:
         cell.close()
+
+
+@pytest.mark.parametrize(
+    ("first", "auto_unlock"),
+    [("operator", True), ("emergency_stop", False)],
+)
+def test_recovering_from_a_protective_stop_keeps_another_stop_latched(
+    ros_context, first: str, auto_unlock: bool
+) -> None:
+    """An operator's e-stop (``safety/estop``) or an emergency stop, then a protective stop
+    (a bump): recovery unlocks the protective stop, by itself or at a person's go-ahead,
+    and the arm holds on until a person calls ``safety/reset_estop``. All three once shared
+    one latch, and recovery released it: the arm moved again while the operator's e-stop
+    stood."""
+    from std_msgs.msg import Bool
+
+    cell = Cell(ros_context, unlock_delay=0.3, auto_unlock=auto_unlock, ramp_duration=0.2)
+    try:
+        wait_for(lambda: cell.moving_since(time.monotonic() - 0.3), 10, "the arm to move")
+        if first == "operator":
+            estop = cell.client.create_publisher(Bool, "safety/estop", 10)
+            wait_for(lambda: estop.get_subscription_count() > 0, 10, "the bridge's e-stop")
+            estop.publish(Bool(data=True))
+        else:
+            cell.arm.emergency_stop()
+        wait_for(lambda: cell.bridge.safety.estopped, 5, "the e-stop to latch")
+        cell.arm.emergency_stop(False)  # released on the pendant: still latched here
+        cell.arm.protective_stop()
+        stopped_at = time.monotonic()
+        if auto_unlock:
+            wait_for(lambda: "unlockProtectiveStop" in cell.dashboard.calls, 5, "the unlock")
+        else:
+            time.sleep(0.35)  # past unlock_delay
+            answer = cell.call("recovery/resume")
+            assert answer.success, answer.message
+            assert f"the arm holds: e-stop latched by {first}" in answer.message
+        recovered = time.monotonic()
+        assert not cell.arm.isProtectiveStopped() and cell.arm.script_uploads == 1
+        time.sleep(0.5)
+        assert cell.held_since(stopped_at + 0.05) and not cell.moving_since(recovered)
+        assert cell.bridge.safety.estop_sources == {first}
+
+        assert cell.call("safety/reset_estop").success  # the person's release
+        reset = time.monotonic()
+        assert not cell.bridge.safety.estopped
+        wait_for(lambda: cell.moving_since(reset), 10, "the arm to move again")
+    finally:
+        cell.close()

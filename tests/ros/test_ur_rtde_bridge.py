@@ -105,10 +105,16 @@ def test_bridge_streams_only_safe_servo_commands(ros_context, ros_env) -> None:
     )
     latched_at: list[float] = []
     estop = bridge.safety.estop
-    bridge.safety.estop = lambda: (latched_at.append(time.monotonic()), estop())
+    bridge.safety.estop = lambda source: (latched_at.append(time.monotonic()), estop(source))
     reset_at: list[float] = []
     reset_estop = bridge.safety.reset_estop
-    bridge.safety.reset_estop = lambda: (reset_at.append(time.monotonic()), reset_estop())
+
+    def reset_and_note(source: str) -> None:  # the reset service releases every source
+        if source in bridge.safety.estop_sources:
+            reset_at.append(time.monotonic())
+        reset_estop(source)
+
+    bridge.safety.reset_estop = reset_and_note
     executor, thread = spin_in_thread(bridge, ros_context)
     try:
         client = subprocess.run(

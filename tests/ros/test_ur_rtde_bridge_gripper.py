@@ -122,3 +122,60 @@ def test_bridge_drives_the_gripper_and_holds_the_arm_while_its_link_is_lost(ros_
         bridge.shutdown()
         client.destroy_node()
         server.close()
+
+
+def test_gripper_commands_are_ignored_while_the_estop_is_latched(ros_context) -> None:
+    """A gripper holding an object stays closed through an e-stop, whatever comes on its
+    command topic meanwhile: the bridge once passed an open command on while e-stopped,
+    and the object dropped."""
+    import rclpy
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.parameter import Parameter
+    from std_msgs.msg import Bool, Float64
+    from std_srvs.srv import Trigger
+
+    from robot_il.ros.ur_rtde_bridge import UrRtdeBridge
+
+    bridge = UrRtdeBridge(
+        context=ros_context,
+        parameter_overrides=[
+            Parameter("use_fake_hardware", value=True),
+            Parameter("gripper", value="robotiq"),
+        ],
+    )
+    server = bridge.fake_gripper
+    client = rclpy.create_node("client", context=ros_context)
+    gripper = client.create_publisher(Float64, "gripper/command", 10)
+    estop = client.create_publisher(Bool, "safety/estop", 10)
+    reset = client.create_client(Trigger, "safety/reset_estop")
+    executor = MultiThreadedExecutor(num_threads=2, context=ros_context)
+    executor.add_node(bridge)
+    executor.add_node(client)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: bridge.gripper.state is not None, 10.0, "the gripper to be active")
+        wait_for(lambda: gripper.get_subscription_count() > 0, 10.0, "the gripper topic")
+        wait_for(lambda: estop.get_subscription_count() > 0, 10.0, "the e-stop topic")
+        gripper.publish(Float64(data=1.0))
+        wait_for(lambda: server.position == 255.0, 5.0, "the gripper to close")
+
+        estop.publish(Bool(data=True))
+        wait_for(lambda: bridge.safety.estopped, 5.0, "the e-stop to latch")
+        for _ in range(10):
+            gripper.publish(Float64(data=0.0))
+            time.sleep(0.05)
+        time.sleep(0.3)  # the gripper thread polls every 20 ms, the fingers open in 0.2 s
+        assert server.position == 255.0, "the gripper opened while e-stopped"
+        assert not any(line.startswith("SET POS 0 ") for line in server.commands)
+
+        assert reset.wait_for_service(timeout_sec=5.0)
+        future = reset.call_async(Trigger.Request())
+        wait_for(future.done, 5.0, "safety/reset_estop to answer")
+        gripper.publish(Float64(data=0.0))  # commands after the reset go through
+        wait_for(lambda: server.position == 0.0, 5.0, "the gripper to open after the reset")
+    finally:
+        executor.shutdown()
+        thread.join(timeout=5)
+        bridge.shutdown()
+        client.destroy_node()

@@ -1,0 +1,77 @@
+"""The teleop node's servo over real rclpy and loopback DDS, driven by a real keyboard device
+on a pseudo-terminal: what it sends the arm and its gripper while the safety layer holds."""
+
+from __future__ import annotations
+
+import os
+import pty
+import threading
+import time
+
+import numpy as np
+import pytest
+from deploy_helpers import UR_JOINTS, Client, wait_for
+from robot_il.envs.ur5e.description import HOME_JOINT_POS
+
+pytestmark = pytest.mark.ros
+
+
+def test_teleop_sends_no_gripper_command_while_the_arm_is_held(ros_context) -> None:
+    """Stale joint states hold the arm; the operator's gripper toggle must wait for them to
+    be fresh again: the node once sent the gripper its command every tick, held or not."""
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import JointState
+    from std_msgs.msg import Float64, Float64MultiArray
+
+    from robot_il.record.teleop.keyboard import KeyboardTeleop
+    from robot_il.ros.teleop_node import TeleopNode
+
+    master, slave = pty.openpty()
+    device = KeyboardTeleop(slave)
+    node = TeleopNode(
+        context=ros_context,
+        device=device,
+        parameter_overrides=[Parameter("rate", value=50.0), Parameter("task", value="reach")],
+    )
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(node)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    client = Client(ros_context)
+    try:
+        commands = client.record(Float64MultiArray, "forward_position_controller/commands")
+        grippers = client.record(Float64, "gripper/command")
+        states = client.publisher(JointState, "joint_states")
+        matched = node.robot_gripper_pub.get_subscription_count
+        wait_for(lambda: matched() > 0, 10.0, "the test's gripper subscription")
+
+        def publish_states(age: float, seconds: float) -> None:
+            """Joint states at home, stamped ``age`` s before now, for ``seconds``."""
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                msg = JointState(name=UR_JOINTS, position=HOME_JOINT_POS.tolist())
+                stamp = client.node.get_clock().now().nanoseconds * 1e-9 - age
+                msg.header.stamp.sec, frac = int(stamp), stamp % 1.0
+                msg.header.stamp.nanosec = int(frac * 1e9)
+                states.publish(msg)
+                time.sleep(0.01)
+
+        os.write(master, b" ")  # the operator closes the gripper
+        publish_states(age=5.0, seconds=0.2)  # stale: the filter holds from its start
+        wait_for(lambda: len(commands) > 10, 5.0, "held commands to the arm")
+        publish_states(age=5.0, seconds=0.3)
+        held = np.array([r[1].data for r in commands])
+        assert np.all(held == HOME_JOINT_POS), "the arm holds at the measured pose"
+        assert not grippers, "a gripper command went out while the arm was held"
+
+        publish_states(age=0.0, seconds=0.3)  # fresh: the arm and the gripper follow again
+        wait_for(lambda: grippers, 5.0, "the gripper command once the arm is free")
+        assert grippers[-1][1].data == 1.0
+    finally:
+        client.close()
+        executor.shutdown()
+        thread.join(timeout=5)
+        node.shutdown()
+        os.close(master)
+        os.close(slave)
