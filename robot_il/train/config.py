@@ -55,7 +55,9 @@ class TrainConfig:
     ``batch_size`` is per process under torchrun. ``out`` receives ``policy/`` (the latest
     deployable checkpoint), ``checkpoints/step_N/``, ``train_state/`` (to resume),
     ``metrics.csv``, ``tensorboard/`` and ``train_config.yaml``. An existing ``out`` with a
-    ``train_state/`` is resumed when ``resume`` is true and refused otherwise. ``threads``:
+    ``train_state/`` is resumed when ``resume`` is true and refused otherwise; a resumed run
+    keeps its ``steps``, batch size, optimizer and schedule settings, seed and split (another
+    value is refused, ``trainer.RESUME_FIXED``: a longer run is a new ``out``). ``threads``:
     torch CPU threads per process (0: torch's default); small policies train fastest on one,
     and more threads than free cores slows every step many times over. ``max_episodes`` > 0
     trains on the dataset's first episodes only (how success grows with demonstrations, from
@@ -108,8 +110,10 @@ class OnlineTrainConfig:
     ``env_steps``: interaction budget; updates start after ``learning_starts`` transitions
     from the initial policy; ``buffer_size`` 0 keeps every transition. ``eval.every`` and
     ``save_every`` count env steps; a save waits for the end of the episode under way, so a
-    resumed run restarts at an episode boundary and continues bit-exactly. ``out`` receives
-    what ``TrainConfig`` describes plus ``train_state/replay.npz``.
+    resumed run restarts at an episode boundary and continues bit-exactly, also when rerun
+    with a larger ``env_steps`` (a budget that ended mid-episode plays that episode again;
+    ``robot_il.train.online``). ``out`` receives what ``TrainConfig`` describes plus
+    ``train_state/replay.npz``.
     ``device`` ("cpu", "cuda", "cuda:N") holds the learner's networks and runs its updates;
     acting, the env, the replay buffer and evaluation stay on the CPU side as they are.
     """

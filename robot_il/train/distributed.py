@@ -2,13 +2,15 @@
 
 ``torchrun`` sets ``WORLD_SIZE``, ``RANK`` and ``LOCAL_RANK``. Each process then trains on
 its own random batches (its seed is offset by its rank) and DDP averages gradients; only rank
-0 logs, evaluates and writes checkpoints.
+0 logs, evaluates and writes checkpoints, holding every process's random state (gathered at
+each save), so that each process resumes its own.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -32,6 +34,15 @@ class Distributed:
     def barrier(self) -> None:
         if self.enabled:
             torch.distributed.barrier()
+
+    def all_gather(self, value: Any) -> list[Any]:
+        """``value`` (any picklable object) of every process, by rank; every process must
+        call it at the same point. ``[value]`` in one process."""
+        if not self.enabled:
+            return [value]
+        values: list[Any] = [None] * self.world_size
+        torch.distributed.all_gather_object(values, value)
+        return values
 
     def close(self) -> None:
         if self.enabled and torch.distributed.is_initialized():

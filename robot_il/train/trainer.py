@@ -5,8 +5,12 @@ config needs, build the evaluation env and check it fits the policy's spec, and 
 fit the normalizer and train. The loop samples random windows (``SequenceSampler.batch`` on
 a RAM-cached dataset), steps AdamW with a warm-up + cosine schedule, logs to CSV and
 TensorBoard, evaluates in simulation every ``eval.every`` steps, and writes checkpoints.
-Everything needed to continue (raw weights, optimizer, schedule, step, every RNG, the EMA)
-is saved in ``train_state/``, so a killed run resumes where its last save left it.
+Everything needed to continue (raw weights, optimizer, schedule, step, the EMA, the
+normalizer, and every RNG of every process: each torchrun process draws its own batches) is
+saved in ``train_state/``, so a killed run resumes where its last save left it, bit-exactly.
+A resumed run must keep the settings of ``RESUME_FIXED``, its policy config, its data, the
+normalizer it fitted and its number of processes; anything else is refused before a step,
+naming what changed.
 """
 
 from __future__ import annotations
@@ -28,11 +32,11 @@ from tqdm import tqdm
 
 from robot_il.errors import ConfigError, DatasetError
 from robot_il.policies import DEPLOY_SUBDIR, policy_class
-from robot_il.policies.base import Policy
+from robot_il.policies.base import NORMALIZER_FILE, Policy
 from robot_il.policies.spec import ACTION_KEY, is_image_key, spec_from_dataset
 from robot_il.provenance import code_provenance, dataset_record
 from robot_il.train.config import TRAIN_CONFIGS, TrainConfig, config_to_dict
-from robot_il.train.distributed import init_distributed
+from robot_il.train.distributed import Distributed, init_distributed
 from robot_il.train.evaluate import EvalResult, evaluate, make_eval_env
 
 STATE_DIR = "train_state"
@@ -44,6 +48,13 @@ NOT_OBSERVATIONS = frozenset({ACTION_KEY, "timestamp", "tick"})
 METRIC_FIELDS = (
     "step", "loss", "val_loss", "lr", "steps_per_s", "eval_success", "eval_low", "eval_high",
 )  # fmt: skip
+RESUME_FIXED = ("steps", "batch_size", "lr", "weight_decay", "warmup_steps", "grad_clip", "seed",
+                "val_fraction")  # fmt: skip
+"""Settings a resumed run must keep: the schedule (warm-up, then cosine decay to 0 at
+``steps``), the optimizer, the batches and the train/validation split are the saved run's,
+so another value would be silently overridden or would train the rest of the run under
+another one. Evaluation, logging, saving, device and threads may change; the data and the
+policy config are compared on their own."""
 
 
 @dataclasses.dataclass
@@ -143,9 +154,11 @@ def train(config: TrainConfig) -> TrainResult:
         )
         schedule = _warmup_cosine(optimizer, config.warmup_steps, config.steps)
         rng = np.random.default_rng(config.seed + dist.rank)
+        run_config = {field: getattr(config, field) for field in RESUME_FIXED}
         start = 0
         if state_dir.exists():
-            start = _load_state(state_dir, policy, optimizer, schedule, rng, policy_type)
+            start = _load_state(state_dir, policy, optimizer, schedule, rng, policy_type,
+                                run_config, dist)  # fmt: skip
         window = {
             "keys": [*obs_keys, *labels, ACTION_KEY],
             "obs_keys": [*obs_keys, *labels],  # labels: the observed steps' values
@@ -203,8 +216,10 @@ def train(config: TrainConfig) -> TrainResult:
             if row:
                 logger.log(done, row)
             saving = done % config.save_every == 0 or done == config.steps
-            if dist.is_main and saving:
-                _save(out, done, policy, optimizer, schedule, rng)
+            if saving:
+                generators = dist.all_gather(rng_states(rng, device))
+                if dist.is_main:
+                    _save(out, done, policy, optimizer, schedule, generators, run_config)
             if saving or eval_now:
                 dist.barrier()  # other ranks wait while rank 0 evaluates and writes
         bar.close()
@@ -270,16 +285,43 @@ def _validation_loss(policy: Policy, sampler: Any, batch_size: int) -> float:
     return loss
 
 
+def rng_states(rng: np.random.Generator, device: torch.device) -> dict[str, Any]:
+    """The state of every random generator this process draws from: numpy's ``rng`` (batches,
+    replay samples), torch's CPU generator, the GPU's when ``device`` is one (noise drawn on
+    it), and Python's; ``restore_rng_states`` sets them back."""
+    states = {"numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+              "python_rng": random.getstate()}  # fmt: skip
+    if device.type == "cuda":
+        states["cuda_rng"] = torch.cuda.get_rng_state(device)
+    return states
+
+
+def restore_rng_states(
+    saved: dict[str, Any], rng: np.random.Generator, device: torch.device
+) -> None:
+    """Set every generator back to what ``rng_states`` saved (tensors loaded onto any
+    device); a run saved on the CPU has no GPU state, and the GPU's generator then keeps its
+    seed."""
+    rng.bit_generator.state = saved["numpy_rng"]
+    torch.set_rng_state(saved["torch_rng"].cpu())
+    if device.type == "cuda" and "cuda_rng" in saved:
+        torch.cuda.set_rng_state(saved["cuda_rng"].cpu(), device)
+    random.setstate(saved["python_rng"])
+
+
 def _save(
     out: Path,
     step: int,
     policy: Policy,
     optimizer: torch.optim.Optimizer,
     schedule: Any,
-    rng: np.random.Generator,
+    generators: list[dict[str, Any]],
+    run_config: dict[str, Any],
 ) -> None:
     """Write ``checkpoints/step_N``, refresh ``policy/`` and ``train_state/``, each atomically
-    (written beside, then renamed), so a kill never leaves a half-written directory."""
+    (written beside, then renamed), so a kill never leaves a half-written directory.
+    ``generators``: ``rng_states`` of every process, by rank."""
+    from safetensors.numpy import save_file as save_numpy
     from safetensors.torch import save_file
 
     snapshot = replace_dir(out / "checkpoints" / f"step_{step:07d}", policy.save)
@@ -289,18 +331,18 @@ def _save(
         tmp.mkdir(parents=True)
         weights = {k: v.detach().cpu().contiguous() for k, v in policy.state_dict().items()}
         save_file(weights, str(tmp / "model.safetensors"))
+        save_numpy(policy.normalizer.state_dict(), str(tmp / NORMALIZER_FILE))
         torch.save(
             {
                 "step": step,
                 "policy_type": policy.policy_type,
                 "policy_config": dataclasses.asdict(policy.config),
+                "run_config": run_config,
                 "optimizer": optimizer.state_dict(),
                 "schedule": schedule.state_dict(),
                 "policy_extra": policy.training_state(),
                 "training_data": policy.training_data,
-                "numpy_rng": rng.bit_generator.state,
-                "torch_rng": torch.get_rng_state(),
-                "python_rng": random.getstate(),
+                "process_rngs": generators,
             },
             tmp / "state.pt",
         )
@@ -381,6 +423,26 @@ def refuse_changed_settings(
         )
 
 
+def refuse_changed_normalizer(state_dir: Path, normalizer: Any, causes: str) -> None:
+    """``CheckpointError`` unless the normalizer the run at ``state_dir`` saved (fitted when
+    it started) equals ``normalizer``, the one this run fitted: the saved weights learned on
+    inputs mapped by it. ``causes``: what may have changed, for the message."""
+    from safetensors.numpy import load_file as load_numpy
+
+    from robot_il.errors import CheckpointError
+
+    saved = load_numpy(str(state_dir / NORMALIZER_FILE))
+    current = normalizer.state_dict()
+    changed = sorted({name.rpartition(".")[0] for name in {*saved, *current}
+                      if name not in saved or name not in current
+                      or not np.array_equal(saved[name], current[name])})  # fmt: skip
+    if changed:
+        raise CheckpointError(
+            f"{state_dir}: the normalizer of {', '.join(changed)} differs from this run's "
+            f"({causes}); pass a new --out"
+        )
+
+
 def field_defaults(config_type: type) -> dict[str, Any]:
     """Each field of the dataclass ``config_type`` that has a default, mapped to it as
     ``dataclasses.asdict`` writes it: what a setting was before a save kept it."""
@@ -404,8 +466,11 @@ def _load_state(
     schedule: Any,
     rng: np.random.Generator,
     policy_type: str,
+    run_config: dict[str, Any],
+    dist: Distributed,
 ) -> int:
-    """Restore a run saved by ``_save``; returns the step to continue from."""
+    """Restore a run saved by ``_save`` into this process (its own generators); returns the
+    step to continue from. Checks come first: nothing is loaded from a refused save."""
     from safetensors.torch import load_file
 
     from robot_il.errors import CheckpointError
@@ -422,7 +487,18 @@ def _load_state(
     refuse_changed_settings(state_dir, "policy config", state.get("policy_config"),
                             dataclasses.asdict(policy.config),
                             field_defaults(type(policy.config)))  # fmt: skip
+    refuse_changed_settings(state_dir, "training config", state.get("run_config"), run_config,
+                            field_defaults(TRAIN_CONFIGS[policy_type]))  # fmt: skip
     refuse_changed_data(state_dir, state.get("training_data"), policy.training_data)
+    if (state_dir / NORMALIZER_FILE).exists():  # saves before it was kept are not compared
+        causes = "the data, their split or the normalizer's fit changed"
+        refuse_changed_normalizer(state_dir, policy.normalizer, causes)
+    generators = state.get("process_rngs", [state])  # saved before it: one process's, flat
+    if len(generators) != dist.world_size:
+        raise CheckpointError(
+            f"{state_dir}: this run saved the random state of {len(generators)} process(es); "
+            f"it would resume in {dist.world_size} (resume it in as many, or pass a new --out)"
+        )
     try:
         policy.load_state_dict(weights)
         optimizer.load_state_dict(state["optimizer"])
@@ -431,9 +507,7 @@ def _load_state(
         raise CheckpointError(f"{state_dir}: config changed since this run: {first}") from None
     schedule.load_state_dict(state["schedule"])
     policy.load_training_state(state["policy_extra"])
-    rng.bit_generator.state = state["numpy_rng"]
-    torch.set_rng_state(state["torch_rng"])
-    random.setstate(state["python_rng"])
+    restore_rng_states(generators[dist.rank], rng, policy.device)
     return int(state["step"])
 
 

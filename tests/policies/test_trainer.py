@@ -10,14 +10,15 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 import yaml
-from robot_il.policies.bc import BCPolicy
+from robot_il.policies import policy_class
 from safetensors.numpy import load_file
 
 from robot_il.cli import main
 from robot_il.errors import CheckpointError, ConfigError, DatasetError
 from robot_il.train.config import load_config
-from robot_il.train.trainer import train
+from robot_il.train.trainer import policy_type_of, train
 
 FAST = ["--no-progress", "--eval.episodes", "0", "--batch-size", "32",
         "--policy.hidden-dims", "32", "32"]  # fmt: skip
@@ -27,23 +28,30 @@ def _config(dataset: Path, out: Path, *settings: str):
     return load_config("bc", None, ["--dataset", str(dataset), "--out", str(out), *FAST, *settings])
 
 
+def _interrupted(config: Any, steps: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Train ``config`` as a run killed after its ``steps``-th optimizer step."""
+    done = {"n": 0}
+    policy = policy_class(policy_type_of(config))
+    step = policy.after_optimizer_step
+
+    def then_interrupt(self: Any) -> None:
+        step(self)
+        done["n"] += 1
+        if done["n"] == steps:
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(policy, "after_optimizer_step", then_interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            train(config)
+
+
 def test_interrupted_run_resumes_to_the_same_weights(
     synthetic_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = ("--steps", "40", "--save-every", "20", "--log-every", "10")
     straight = train(_config(synthetic_dataset, tmp_path / "straight", *settings))
-
-    steps = {"n": 0}
-
-    def crash_after_25(self: BCPolicy) -> None:
-        steps["n"] += 1
-        if steps["n"] == 25:
-            raise KeyboardInterrupt
-
-    with monkeypatch.context() as patch:
-        patch.setattr(BCPolicy, "after_optimizer_step", crash_after_25)
-        with pytest.raises(KeyboardInterrupt):
-            train(_config(synthetic_dataset, tmp_path / "resumed", *settings))
+    _interrupted(_config(synthetic_dataset, tmp_path / "resumed", *settings), 25, monkeypatch)
     assert (tmp_path / "resumed" / "checkpoints" / "step_0000020").is_dir()
     resumed = train(_config(synthetic_dataset, tmp_path / "resumed", *settings))
 
@@ -210,7 +218,9 @@ def _actions(dataset: Path) -> Any:
     return zarr.open_group(str(dataset), mode="r+")["data"]["action"]
 
 
-def test_a_run_resumed_on_other_data_is_refused(synthetic_dataset: Path, tmp_path: Path) -> None:
+def test_a_run_resumed_on_other_data_is_refused(
+    synthetic_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The run's data are part of what it learned: a dataset edited at its path since the run
     started is refused before a step (its fingerprint, ``robot_il.provenance``); the same
     data moved elsewhere resume."""
@@ -219,7 +229,7 @@ def test_a_run_resumed_on_other_data_is_refused(synthetic_dataset: Path, tmp_pat
     data = Path(shutil.copytree(synthetic_dataset, tmp_path / "data.zarr"))
     first_action = float(_actions(data)[0, 0])
     out = tmp_path / "run"
-    train(_config(data, out, "--steps", "2", "--save-every", "2"))
+    _interrupted(_config(data, out, "--steps", "4", "--save-every", "2"), 3, monkeypatch)
     _actions(data)[0, 0] = first_action + 1.0
     refused = (r"this run started on .*data\.zarr \(data [0-9a-f]{16}, 6 episodes\); it would "
                r"resume on data [0-9a-f]{16}, 6 episodes \(resume on the data it started on, "
@@ -234,13 +244,14 @@ def test_a_run_resumed_on_other_data_is_refused(synthetic_dataset: Path, tmp_pat
 
 
 def test_a_run_resumed_with_another_policy_config_is_refused(
-    synthetic_dataset: Path, tmp_path: Path
+    synthetic_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A policy setting that keeps every weight's shape (here the normalization; an image crop
     or its cameras likewise) would load and train the rest of the run on other inputs: the
     resume is refused, naming the field, before a step; the same config resumes."""
     out = tmp_path / "run"
-    train(_config(synthetic_dataset, out, "--steps", "2", "--save-every", "2"))
+    _interrupted(_config(synthetic_dataset, out, "--steps", "4", "--save-every", "2"), 3,
+                 monkeypatch)  # fmt: skip
     with pytest.raises(CheckpointError, match="policy config changed since this run: "
                        "normalization 'minmax' -> 'gaussian'"):  # fmt: skip
         train(_config(synthetic_dataset, out, "--steps", "4", "--policy.normalization",
@@ -248,3 +259,138 @@ def test_a_run_resumed_with_another_policy_config_is_refused(
     assert not (out / "checkpoints" / "step_0000004").exists()
     train(_config(synthetic_dataset, out, "--steps", "4", "--save-every", "2"))
     assert (out / "checkpoints" / "step_0000004").is_dir()
+
+
+def test_a_run_resumed_with_other_training_settings_is_refused(
+    synthetic_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The schedule (warm-up, then cosine decay to 0 at ``steps``), the optimizer, the batches
+    and the split are the saved run's: a resume under another learning rate or step budget
+    would be overridden by the saved optimizer and schedule, one under another seed or split
+    would train on other episodes, so each is refused before a step, naming the fields, and
+    the saved state is kept; the same settings resume."""
+    out = tmp_path / "run"
+    _interrupted(_config(synthetic_dataset, out, "--steps", "4", "--save-every", "2"), 3,
+                 monkeypatch)  # fmt: skip
+    saved = (out / "train_state" / "state.pt").read_bytes()
+    with pytest.raises(CheckpointError, match=r"training config changed since this run: "
+                       r"lr 0\.001 -> 0\.01; steps 4 -> 8 \(pass a new --out\)$"):  # fmt: skip
+        train(_config(synthetic_dataset, out, "--steps", "8", "--save-every", "2", "--lr",
+                      "1e-2"))  # fmt: skip
+    with pytest.raises(CheckpointError, match=r"training config changed since this run: "
+                       r"seed 0 -> 3; val_fraction 0\.0 -> 0\.5 "):  # fmt: skip
+        train(_config(synthetic_dataset, out, "--steps", "4", "--save-every", "2", "--seed",
+                      "3", "--val-fraction", "0.5"))  # fmt: skip
+    assert (out / "train_state" / "state.pt").read_bytes() == saved
+    train(_config(synthetic_dataset, out, "--steps", "4", "--save-every", "2"))
+    assert (out / "checkpoints" / "step_0000004").is_dir()
+
+
+def test_a_resumed_run_refits_the_saved_normalizer_or_is_refused(
+    synthetic_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``train_state/`` keeps the normalizer the run fitted on its training episodes, and a
+    resumed run must fit the same one (the weights learned on inputs mapped by it): a run
+    saved before its training settings were kept, resumed on another split, is refused
+    before a step, naming the keys."""
+    out = tmp_path / "run"
+    _interrupted(_config(synthetic_dataset, out, "--steps", "4", "--save-every", "2"), 3,
+                 monkeypatch)  # fmt: skip
+    kept = load_file(str(out / "train_state" / "normalizer.safetensors"))
+    fitted = load_file(str(out / "checkpoints" / "step_0000002" / "normalizer.safetensors"))
+    assert kept.keys() == fitted.keys()
+    for key, value in fitted.items():
+        np.testing.assert_array_equal(kept[key], value, err_msg=key)
+    path = out / "train_state" / "state.pt"
+    state = torch.load(path, weights_only=False)
+    del state["run_config"]  # as saved before the settings were kept
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match=r"train_state: the normalizer of [a-z_, ]*"
+                       r"joint_pos[a-z_, ]* differs from this run's "):  # fmt: skip
+        train(_config(synthetic_dataset, out, "--steps", "4", "--save-every", "2", "--seed",
+                      "3", "--val-fraction", "0.5"))  # fmt: skip
+    assert not (out / "checkpoints" / "step_0000004").exists()
+
+
+DDP_WORKER = """
+import os, sys
+from robot_il.policies.bc import BCPolicy
+from robot_il.train.config import load_config
+from robot_il.train.trainer import train
+
+kill_after = int(sys.argv[1])  # optimizer steps, 0: none
+if kill_after:
+    step, done = BCPolicy.after_optimizer_step, []
+
+    def then_kill(self):
+        step(self)
+        done.append(1)
+        if len(done) == kill_after:
+            os._exit(3)
+
+    BCPolicy.after_optimizer_step = then_kill
+train(load_config("bc", None, sys.argv[2:]))
+"""
+"""A torchrun worker: BC training, each process killed after ``argv[1]`` steps."""
+
+
+@pytest.mark.slow
+def test_a_data_parallel_run_resumes_each_process_bit_exactly(
+    synthetic_dataset: Path, tmp_path: Path
+) -> None:
+    """Each torchrun process draws its own batches (seed offset by its rank): a 2-process run
+    killed after a save and resumed in 2 processes ends with the weights of the run never
+    interrupted (had both resumed one process's generators, they would draw the same
+    batches); resuming it in another number of processes is refused."""
+    worker = tmp_path / "worker.py"
+    worker.write_text(DDP_WORKER)
+    settings = ("--steps", "4", "--save-every", "2")
+
+    def torchrun(out: Path, kill_after: int) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+             str(worker), str(kill_after), "--dataset", str(synthetic_dataset),
+             "--out", str(out), *settings, *FAST],
+            capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+
+    done = torchrun(tmp_path / "straight", 0)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert torchrun(tmp_path / "resumed", 3).returncode != 0
+    state = torch.load(tmp_path / "resumed" / "train_state" / "state.pt", weights_only=False)
+    first, second = state["process_rngs"]
+    assert state["step"] == 2 and first["numpy_rng"] != second["numpy_rng"]
+    done = torchrun(tmp_path / "resumed", 0)
+    assert done.returncode == 0, done.stderr[-3000:]
+    a = load_file(str(tmp_path / "straight" / "train_state" / "model.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / "train_state" / "model.safetensors"))
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    with pytest.raises(CheckpointError, match=r"saved the random state of 2 process\(es\); "
+                       r"it would resume in 1 "):  # fmt: skip
+        train(_config(synthetic_dataset, tmp_path / "resumed", *settings))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device visible")
+def test_a_run_on_the_gpu_resumes_bit_exactly(
+    synthetic_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Diffusion draws its noise and timesteps from the GPU's generator: its state is saved
+    with the run and restored, so a run on ``--device cuda`` interrupted after a save and
+    resumed ends with the weights of the run never interrupted."""
+
+    def config(out: Path):
+        return load_config("diffusion", None, [
+            "--dataset", str(synthetic_dataset), "--out", str(out), "--no-progress",
+            "--eval.episodes", "0", "--batch-size", "16",
+            "--policy.down-dims", "16", "32", "--policy.horizon", "4",
+            "--policy.n-action-steps", "2", "--steps", "6", "--save-every", "3",
+            "--device", "cuda"])  # fmt: skip
+
+    train(config(tmp_path / "straight"))
+    _interrupted(config(tmp_path / "resumed"), 4, monkeypatch)
+    train(config(tmp_path / "resumed"))
+    a = load_file(str(tmp_path / "straight" / "train_state" / "model.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / "train_state" / "model.safetensors"))
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
