@@ -38,10 +38,16 @@ one (walker_walk at 25k env steps: 61 ms CPU per update with them, 48 ms flushed
 that small change no weight beyond float rounding; acting and evaluation keep the CPU's
 default, as deployment does.
 
-Saves happen at episode ends (``save_every`` env steps apart) and at the end of the budget:
-weights, optimizers, replay buffer, counters and every RNG. Training episode ``i`` resets
-the env with seed ``seed * 1_000_000 + i``, so a killed run resumed from its last save
-repeats exactly what the uninterrupted run did.
+Saves happen at episode ends: ``save_every`` env steps apart, at the start of an episode
+that may outlast the budget (its start plus the env's ``max_episode_steps`` beyond
+``env_steps``) and at the end of the budget: weights, optimizers, replay buffer, counters and
+every RNG. Training episode ``i`` resets the env with seed ``seed * 1_000_000 + i``, so a
+killed run resumed from its last save repeats exactly what the uninterrupted run did. When
+the budget ends mid-episode, the deployable actor is saved at ``env_steps`` and
+``train_state/finished.json`` records the end (counters, evaluations), while the state to
+continue from stays that episode's start: a rerun with the same budget has nothing left to
+do, and one with a larger budget (the replay buffer grows with it) plays the cut episode
+again from its start and ends exactly as a run given the larger budget from the start.
 """
 
 from __future__ import annotations
@@ -80,8 +86,11 @@ from robot_il.train.trainer import (
     observation_keys,
     policy_type_of,
     refuse_changed_data,
+    refuse_changed_normalizer,
     refuse_changed_settings,
     replace_dir,
+    restore_rng_states,
+    rng_states,
 )
 
 ONLINE_ALGORITHMS: dict[str, str] = {
@@ -92,10 +101,12 @@ ONLINE_ALGORITHMS: dict[str, str] = {
 """Policy type -> what builds its learner from ``(policy, task)`` (imported when used)."""
 
 REPLAY_FILE = "replay.npz"
+FINISHED_FILE = "finished.json"
 EPISODE_SEED_STRIDE = 1_000_000
 RESUME_FIXED = ("task", "backend", "seed", "max_episodes", "demo_subsample", "learning_starts")
-"""Run settings a resumed run must keep (``env_steps``, evaluation, logging, saving and
-threads may change): the env, the episode seeds, the expert buffer and when updates start."""
+"""Run settings a resumed run must keep (``env_steps``, ``buffer_size`` when it holds the
+saved transitions, evaluation, logging, saving and threads may change): the env, the episode
+seeds, the expert buffer and when updates start."""
 EVAL_FIELDS = ("eval_return", "eval_return_std", "eval_success", "eval_low", "eval_high")
 
 
@@ -290,8 +301,10 @@ def _train_online(
         raise ConfigError(
             f"{out}: holds a training run; resume it (drop --no-resume) or pass a new --out"
         )
+    resumed = state_dir.exists()
     if (state_dir / NORMALIZER_FILE).exists():
-        _check_normalizer(state_dir, normalizer)
+        causes = "dataset, max_episodes or normalize_observations changed"
+        refuse_changed_normalizer(state_dir, normalizer, causes)
     elif state_dir.exists() and statistics is not None:  # saved before the file existed: raw
         raise CheckpointError(
             f"{state_dir}: this run stored raw observations; it cannot resume with "
@@ -313,9 +326,11 @@ def _train_online(
     buffer = ReplayBuffer(config.buffer_size or config.env_steps, obs_dim, policy.action_dim)
     run_config = {field: getattr(config, field) for field in RESUME_FIXED}
     progress = {"step": 0, "episode": 0, "last_save": 0, "wall_s": 0.0, "evaluations": []}
-    if state_dir.exists():
-        progress = _load_state(state_dir, algorithm, buffer, rng, policy_type, run_config)
+    if resumed:
+        progress = _load_state(state_dir, algorithm, buffer, rng, policy_type, run_config,
+                               config.env_steps)  # fmt: skip
     evaluations: list[dict[str, Any]] = progress["evaluations"]
+    horizon = env.unwrapped.max_episode_steps  # of a training episode, in env steps
 
     # -- the loop ------------------------------------------------------------------------
     fields = ("step", "episodes", "train_return", *algorithm.METRICS, "steps_per_s",
@@ -323,6 +338,11 @@ def _train_online(
     logger = MetricsLogger(out, config, fields)
     start, episode, last_save = progress["step"], progress["episode"], progress["last_save"]
     wall_before, started = progress["wall_s"], time.perf_counter()
+
+    def progress_at(done: int) -> dict[str, Any]:
+        return {"step": done, "episode": episode, "last_save": last_save,
+                "wall_s": wall_before + time.perf_counter() - started,
+                "evaluations": evaluations}  # fmt: skip
 
     def evaluation_at(done: int) -> dict[str, Any]:
         """Evaluate the deployable policy now, keep and report the row, log its fields."""
@@ -336,12 +356,14 @@ def _train_online(
         tqdm.write(f"env step {done}: return {evaluation['eval_return']:.1f}, {result.line()}")
         return {k: evaluation[k] for k in EVAL_FIELDS}
 
-    if progress["step"] == 0 and policy_config.bc_pretrain_steps > 0:
+    if not resumed and policy_config.bc_pretrain_steps > 0:
         loss = algorithm.pretrain_actor(expert, rng)
         tqdm.write(f"actor pretrained by BC ({policy_config.bc_pretrain_steps} steps): loss "
                    f"{loss:.3f}")  # fmt: skip
         if config.eval.episodes > 0:  # where the online phase starts from
             logger.log(0, evaluation_at(0))
+    if not resumed and horizon > config.env_steps:  # the first episode may outlast the budget
+        _save(out, progress_at(0), algorithm, buffer, rng, run_config)
     obs: np.ndarray | None = None
     episode_return, episode_steps, metrics = 0.0, 0, {}
     tick, tick_step = time.perf_counter(), start
@@ -380,12 +402,12 @@ def _train_online(
             row.update(evaluation_at(done))
         if row:
             logger.log(done, row)
-        if done == config.env_steps or (obs is None and done - last_save >= config.save_every):
+        if obs is None and (done - last_save >= config.save_every
+                            or done + horizon > config.env_steps):  # fmt: skip
             last_save = done
-            state = {"step": done, "episode": episode, "last_save": last_save,
-                     "wall_s": wall_before + time.perf_counter() - started,
-                     "evaluations": evaluations}  # fmt: skip
-            _save(out, state, algorithm, buffer, rng, run_config)
+            _save(out, progress_at(done), algorithm, buffer, rng, run_config)
+        elif done == config.env_steps:  # mid-episode
+            _save_budget_end(out, progress_at(done), algorithm.policy)
     bar.close()
     logger.close()
     env.close()
@@ -443,11 +465,7 @@ def _save(
     (learner, replay buffer, normalizer, counters, RNGs), each atomically."""
     from safetensors.numpy import save_file as save_numpy
 
-    step = progress["step"]
-    device = algorithm.policy.device
-    on_gpu = device.type == "cuda"
-    snapshot = replace_dir(out / "checkpoints" / f"step_{step:07d}", algorithm.policy.save)
-    replace_dir(out / DEPLOY_SUBDIR, lambda tmp: shutil.copytree(snapshot, tmp))
+    _save_actor(out, progress["step"], algorithm.policy)
 
     def write_state(tmp: Path) -> None:
         tmp.mkdir(parents=True)
@@ -461,10 +479,7 @@ def _save(
                 "run_config": run_config,
                 "training_data": algorithm.policy.training_data,
                 "algorithm": algorithm.state_dict(),
-                "numpy_rng": rng.bit_generator.state,
-                "torch_rng": torch.get_rng_state(),
-                **({"cuda_rng": torch.cuda.get_rng_state(device)} if on_gpu else {}),
-                "python_rng": random.getstate(),
+                **rng_states(rng, algorithm.policy.device),
             },
             tmp / "state.pt",
         )
@@ -472,22 +487,21 @@ def _save(
     replace_dir(out / STATE_DIR, write_state)
 
 
-def _check_normalizer(state_dir: Path, normalizer: Any) -> None:
-    """``CheckpointError`` unless the run's saved normalizer (fitted when it started, then
-    frozen) equals ``normalizer``: buffers hold observations mapped by it, so a resumed run
-    must map them the same way."""
-    from safetensors.numpy import load_file as load_numpy
+def _save_actor(out: Path, step: int, policy: Any) -> None:
+    """Write ``checkpoints/step_N`` and refresh ``policy/`` (the deployable actor)."""
+    snapshot = replace_dir(out / "checkpoints" / f"step_{step:07d}", policy.save)
+    replace_dir(out / DEPLOY_SUBDIR, lambda tmp: shutil.copytree(snapshot, tmp))
 
-    saved = load_numpy(str(state_dir / NORMALIZER_FILE))
-    current = normalizer.state_dict()
-    changed = sorted({name.rpartition(".")[0] for name in {*saved, *current}
-                      if name not in saved or name not in current
-                      or not np.array_equal(saved[name], current[name])})  # fmt: skip
-    if changed:
-        raise CheckpointError(
-            f"{state_dir}: the normalizer of {', '.join(changed)} differs from this run's "
-            "(dataset, max_episodes or normalize_observations changed); pass a new --out"
-        )
+
+def _save_budget_end(out: Path, progress: dict[str, Any], policy: Any) -> None:
+    """The budget ended mid-episode: write the deployable actor and record the end (the
+    counters and evaluations ``_save`` would keep) in ``train_state/finished.json``
+    (atomically), beside the state saved when the episode began."""
+    _save_actor(out, progress["step"], policy)
+    finished = out / STATE_DIR / FINISHED_FILE
+    tmp = finished.with_name(finished.name + ".tmp")
+    tmp.write_text(json.dumps(progress) + "\n")
+    tmp.replace(finished)
 
 
 def _load_state(
@@ -497,9 +511,11 @@ def _load_state(
     rng: np.random.Generator,
     policy_type: str,
     run_config: dict[str, Any],
+    env_steps: int,
 ) -> dict[str, Any]:
     """Restore what ``_save`` wrote (onto the learner's device); returns its counters and
-    evaluations."""
+    evaluations, or, when the run's budget ended mid-episode at ``env_steps`` or beyond
+    (``_save_budget_end``), those of that end: nothing is left to do."""
     device = algorithm.policy.device
     try:
         state = torch.load(state_dir / "state.pt", weights_only=False, map_location=device)
@@ -522,10 +538,11 @@ def _load_state(
         first = str(error).splitlines()[0]
         raise CheckpointError(f"{state_dir}: config changed since this run: {first}") from None
     buffer.load(state_dir / REPLAY_FILE)
-    rng.bit_generator.state = state["numpy_rng"]
-    torch.set_rng_state(state["torch_rng"].cpu())
-    if device.type == "cuda" and "cuda_rng" in state:  # a run saved on the CPU has none
-        torch.cuda.set_rng_state(state["cuda_rng"].cpu(), device)
-    random.setstate(state["python_rng"])
+    restore_rng_states(state, rng, device)
+    finished = state_dir / FINISHED_FILE
+    if finished.exists():
+        end = json.loads(finished.read_text())
+        if end["step"] >= env_steps:
+            return end
     keys = ("step", "episode", "last_save", "wall_s", "evaluations")
     return {k: state[k] for k in keys}

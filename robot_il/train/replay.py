@@ -105,17 +105,29 @@ class ReplayBuffer:
                  **{f: getattr(self, f)[:n] for f in FIELDS})  # fmt: skip
 
     def load(self, path: Path | BinaryIO) -> None:
-        """Restore what ``save`` wrote (the capacity and sizes must match)."""
+        """Restore what ``save`` wrote, into a buffer of the same row sizes. At the saved
+        capacity every row keeps its place (sampling continues as it would have); at another
+        capacity that holds the saved transitions (a run given a larger budget, whose buffer
+        is sized by it) they are stored oldest first and the next one follows them, as a
+        buffer of that capacity that never wrapped holds them."""
         with np.load(path) as saved:
-            if (
-                int(saved["capacity"]) != self.capacity
-                or saved["obs"].shape[1:] != (self.obs.shape[1:])
+            n, capacity, cursor = int(saved["size"]), int(saved["capacity"]), int(saved["cursor"])
+            if saved["obs"].shape[1:] != self.obs.shape[1:] or (
+                saved["action"].shape[1:] != self.action.shape[1:]
             ):
                 raise CheckpointError(f"{path}: replay buffer shape differs from this config")
-            n = int(saved["size"])
+            if n > self.capacity:
+                raise CheckpointError(
+                    f"{path}: the saved replay buffer holds {n} transitions, more than this "
+                    f"run's capacity {self.capacity} (buffer_size, or env_steps when it is 0)"
+                )
+            if capacity == self.capacity:
+                order, self.cursor = slice(None), cursor
+            else:  # a full ring's oldest row is at its cursor; a partial one's at 0
+                order, self.cursor = (cursor + np.arange(n)) % n, n % self.capacity
             for f in FIELDS:
-                getattr(self, f)[:n] = saved[f]
-            self.size, self.cursor = n, int(saved["cursor"])
+                getattr(self, f)[:n] = saved[f][order]
+            self.size = n
 
 
 def expert_buffer(

@@ -65,6 +65,31 @@ def test_replay_buffer_samples_uniformly_and_overwrites_the_oldest(tmp_path) -> 
     assert restored.cursor == buffer.cursor == 3 and restored.terminated.sum() == 1
 
 
+def test_a_saved_replay_buffer_loads_into_a_larger_one_oldest_first(tmp_path) -> None:
+    """A run given a larger budget sizes its buffer by it (``buffer_size`` 0): the saved
+    transitions load oldest first and the next one follows them, whether the saved ring had
+    wrapped or not; a buffer too small for them is refused, naming both sizes."""
+    wrapped, partial = ReplayBuffer(5, obs_dim=1, action_dim=1), ReplayBuffer(8, 1, 1)
+    for i in range(7):  # 0 and 1 overwritten by 5 and 6: the ring holds 5 6 2 3 4
+        wrapped.add(np.array([i]), np.array([-i]), np.array([i + 1]), terminated=i == 4)
+        partial.add(np.array([i]), np.array([-i]), np.array([i + 1]), terminated=i == 4)
+    for saved, oldest_first in ((wrapped, [2, 3, 4, 5, 6]), (partial, list(range(7)))):
+        saved.save(tmp_path / "replay.npz")
+        larger = ReplayBuffer(12, obs_dim=1, action_dim=1)
+        larger.load(tmp_path / "replay.npz")
+        n = len(oldest_first)
+        assert len(larger) == n and larger.cursor == n
+        np.testing.assert_array_equal(larger.obs[:n, 0], oldest_first)
+        np.testing.assert_array_equal(larger.action[:n, 0], -np.array(oldest_first))
+        np.testing.assert_array_equal(larger.next_obs[:n, 0], np.array(oldest_first) + 1)
+        np.testing.assert_array_equal(larger.terminated[:n], np.array(oldest_first) == 4)
+        larger.add(np.array([7]), np.array([-7]), np.array([8]), terminated=False)
+        assert larger.obs[n, 0] == 7 and len(larger) == n + 1
+    with pytest.raises(CheckpointError, match=r"replay\.npz: the saved replay buffer holds 7 "
+                       r"transitions, more than this run's capacity 6 "):  # fmt: skip
+        ReplayBuffer(6, obs_dim=1, action_dim=1).load(tmp_path / "replay.npz")
+
+
 def test_expert_buffer_holds_whole_trajectories_and_subsamples(tmp_path) -> None:
     path = tmp_path / "d.zarr"
     with DatasetWriter.create(path, robot="ur5e", control_hz=20.0, fsync=False) as writer:

@@ -66,6 +66,12 @@ LOOP_LEARNERS = {
 batch (reward, critic, BC term), drawn with the loop's generator."""
 
 
+GROWING = ["--no-progress", "--learning-starts", "40", "--log-every", "50", "--save-every",
+           "80", "--eval.every", "0", "--eval.episodes", "1", "--policy.hidden-dims", "32",
+           "32", "--policy.batch-size", "32"]  # fmt: skip
+"""``SMALL`` with the default ``buffer_size`` (0: room for ``env_steps`` transitions)."""
+
+
 @pytest.fixture(scope="module")
 def one_reach_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from robot_il.train.demos import record_expert_demos
@@ -278,6 +284,41 @@ def test_kill_and_resume_continues_bit_exactly(
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((tmp_path / "eval" / "eval.json").read_text())
     assert report["policy_type"] == command.replace("-", "_")
+
+
+@pytest.mark.parametrize("learner", ["OPT-AIL", "OPT-AIL BC"])
+def test_a_budget_raised_mid_episode_continues_bit_exactly(
+    one_reach_demo: Path, tmp_path: Path, learner: str
+) -> None:
+    """Budgets that end mid-episode (reach's last 80 env steps), raised on each rerun with
+    the replay buffer sized by them: 60, then 120, then 240 env steps end with the training
+    state of 240 in one go. A cut episode is played again from its start (saved when it
+    began, before the first step for the first), not replaced by a new one where the budget
+    fell; a rerun with the same budget has nothing left to do. With BC pretraining, the
+    actor is pretrained once."""
+    from robot_il.train.config import load_config
+    from robot_il.train.online import train_online
+
+    extra = BC if learner == "OPT-AIL BC" else []
+
+    def run(out: Path, env_steps: int):
+        return train_online(load_config("opt_ail", None, [
+            "--dataset", str(one_reach_demo), "--out", str(out), *GROWING, *extra,
+            "--env-steps", str(env_steps)]))  # fmt: skip
+
+    run(tmp_path / "straight", 240)
+    resumed = tmp_path / "resumed"
+    run(resumed, 60)
+    first = run(resumed, 120)
+    state = resumed / "train_state" / "state.pt"
+    saved = state.read_bytes()
+    assert torch.load(state, weights_only=False)["step"] == 80  # the cut episode's start
+    assert (resumed / "checkpoints" / "step_0000120").is_dir()
+    again = run(resumed, 120)
+    assert again.evaluations == first.evaluations and first.evaluations[-1]["step"] == 120
+    assert state.read_bytes() == saved
+    run(resumed, 240)
+    assert_same_training_state(tmp_path / "straight", resumed)
 
 
 def test_resume_with_a_changed_policy_config_is_refused(
