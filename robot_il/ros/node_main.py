@@ -19,7 +19,9 @@ def run_node(make_node: Callable[[], object], args: list[str] | None = None) -> 
     The node spins on a multi-threaded executor, so a node's service callbacks never wait
     behind its timers. A ``RobotILError`` raised while building the node (a bad parameter, an
     unreadable checkpoint) is printed as one line and exits with code 2. A node with a
-    ``shutdown()`` method gets it called instead of ``destroy_node()``. SIGUSR1 writes every
+    ``shutdown()`` method gets it called instead of ``destroy_node()``. A node whose control
+    thread failed and shut it down (its ``fatal_error`` set) exits with code 1, so that a
+    launcher or a service manager sees the failure. SIGUSR1 writes every
     thread's Python stack to stderr, for a node that does not stop (``stop_process`` sends it
     before killing one).
     """
@@ -48,7 +50,7 @@ def run_node(make_node: Callable[[], object], args: list[str] | None = None) -> 
         if node is not None:
             getattr(node, "shutdown", node.destroy_node)()
         rclpy.try_shutdown()
-    return 0
+    return 1 if getattr(node, "fatal_error", None) is not None else 0
 
 
 def declare_float(node, name: str, default: float) -> float:

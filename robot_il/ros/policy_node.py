@@ -261,6 +261,8 @@ class PolicyNode(Node):
 
         freeze_startup_objects()  # no 100 ms garbage-collector pauses in the control loop
         self._running = True
+        self.fatal_error: Exception | None = None
+        """Set when the control thread failed and shut the node down (exit code 1)."""
         self._inference = threading.Thread(target=self._inference_loop, daemon=True)
         self._control = threading.Thread(target=self._control_loop, daemon=True)
         self._inference.start()
@@ -637,6 +639,7 @@ class PolicyNode(Node):
                     f"control loop failed: {error!r}; shutting down (the robot holds its last "
                     "command)"
                 )
+                self.fatal_error = error
                 self._running = False
                 self.context.try_shutdown()
                 return

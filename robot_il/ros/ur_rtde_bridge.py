@@ -279,6 +279,8 @@ class UrRtdeBridge(Node):
         sys.setswitchinterval(min(sys.getswitchinterval(), self.period / 10))
         freeze_startup_objects()  # no garbage-collector pauses in the servo loop
         self._running = True
+        self.fatal_error: Exception | None = None
+        """Set when the control thread failed and shut the node down (exit code 1)."""
         # Deadlines on a fixed grid, as in the policy node: a late tick is caught up with
         # servoJ calls at once, a stall longer than max_lag periods skips what it lost.
         self.stats = LoopStats(Ticker(self.period, max_lag=max_lag))
@@ -412,6 +414,7 @@ class UrRtdeBridge(Node):
                 last_stamp = self._servo_tick(time.monotonic(), last_stamp)
             except Exception as error:  # a dead servo thread must not leave a live-looking node
                 self.get_logger().fatal(f"servo loop failed: {error!r}; stopping the arm")
+                self.fatal_error = error
                 self._running = False
                 self.control.servoStop()
                 self.context.try_shutdown()

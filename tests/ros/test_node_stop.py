@@ -39,3 +39,26 @@ def test_a_process_that_ignores_ctrl_c_is_asked_for_its_stacks_then_killed() -> 
     assert process.stdout.readline() == "ready\n"
     assert stop_process(process, timeout=0.5) == -signal.SIGKILL
     assert 'File "<string>", line 5' in process.stdout.read()
+
+
+def test_a_node_whose_control_thread_failed_exits_with_code_1(ros_env) -> None:
+    """A node that shut itself down after a fatal failure (``fatal_error`` set, as the policy
+    node's and the RTDE bridge's control threads do) must not exit 0: a launcher or a service
+    manager would read that as a clean stop."""
+    failing = (
+        "import sys\n"
+        "from rclpy.node import Node\n"
+        "from robot_il.ros.node_main import run_node\n"
+        "class Failing(Node):\n"
+        "    def __init__(self):\n"
+        "        super().__init__('failing')\n"
+        "        self.fatal_error = None\n"
+        "        self.create_timer(0.05, self._fail)\n"
+        "    def _fail(self):\n"
+        "        self.fatal_error = RuntimeError('control tick failed')\n"
+        "        self.context.try_shutdown()\n"
+        "sys.exit(run_node(Failing))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", failing], env=ros_env, capture_output=True,
+                            text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 1, result.stderr[-2000:]

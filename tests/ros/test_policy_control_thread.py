@@ -139,8 +139,9 @@ def own_context(ros_domain_id: int) -> Iterator[object]:
 
 def test_a_failing_control_tick_shuts_the_node_down(own_context, tmp_path, capfd) -> None:
     """Whatever fails in the control thread ends the node with a fatal log line, as the RTDE
-    bridge's servo thread does: a node whose control thread died and that went on looking
-    alive left the robot without commands and its operator without a word."""
+    bridge's servo thread does, and the process exits with code 1: a node whose control thread
+    died and that went on looking alive left the robot without commands and its operator
+    without a word."""
 
     def fail(now: float) -> None:  # an unforeseen error (none is known once defects are fixed)
         raise RuntimeError("injected failure")
@@ -151,4 +152,5 @@ def test_a_failing_control_tick_shuts_the_node_down(own_context, tmp_path, capfd
         node._control_tick = fail
         wait_for(lambda: not node._control.is_alive(), 5, "the control thread to end")
         wait_for(lambda: not own_context.ok(), 5, "the node's context to shut down")
+        assert isinstance(node.fatal_error, RuntimeError)  # run_node's exit code 1
     assert "control loop failed: RuntimeError('injected failure')" in capfd.readouterr().err
