@@ -113,8 +113,6 @@ class DMPPolicy:
         self.player: SequencePlayer | None = None
         self.coordinator = coordinator
         self.ticks_done = 0
-        self.scene_inputs = np.zeros(0)
-        """The task inputs the running episode started from (``predict_actions``)."""
 
     def reset(self) -> None:
         """Forget the episode (the next ``act`` starts a new one)."""
@@ -219,17 +217,10 @@ class DMPPolicy:
 
     def predict_actions(self, history: dict[str, np.ndarray]) -> np.ndarray:
         """One action (1, 14) for the newest observation of ``history`` (each key's last
-        observations, oldest first): the deploy worker's call. The worker sends no episode
-        reset, so a change of the task's inputs (``tool_goals``, ``start_delays``,
-        ``move_durations``: a new scene) starts a new episode."""
+        observations, oldest first): the deploy worker's call. As with ``act``, the caller
+        calls ``reset`` at each episode start (the worker does when the deploy node's episode
+        number changes); until then the running episode goes on, whatever the scene."""
         obs = {key: np.asarray(values)[-1] for key, values in history.items()}
-        scene = np.concatenate(
-            [np.ravel(obs[k]) for k in ("tool_goals", "start_delays", "move_durations") if k in obs]
-            or [[]]
-        )
-        if self.controller is not None and not np.allclose(scene, self.scene_inputs):
-            self.reset()
-        self.scene_inputs = scene
         return self.act(obs)[None]
 
     # ------------------------------------------------------------------ checkpoints

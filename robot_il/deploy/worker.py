@@ -17,7 +17,10 @@ the child at SCHED_FIFO; 2.1 periods with the same child in CFS). ``nice`` < 0 g
 larger share of the cores than other normal processes (needs CAP_SYS_NICE).
 
 The parent reads the checkpoint's ``config.json`` for what it needs (spec, observation keys,
-horizons) and sends observation histories over a pipe; the child answers with actions.
+horizons) and sends observation histories over a pipe, each with the number of the episode it
+belongs to; the child answers with actions. A new episode number resets the policy first
+(``reset()``: a DMP controller starts again from the observed pose, a chunked policy forgets
+its history and queue), so every policy type starts each episode afresh.
 """
 
 from __future__ import annotations
@@ -77,7 +80,8 @@ class CheckpointInfo:
 
 
 def _serve(connection: Any, directory: str, torch_threads: int, nice: int) -> None:
-    """The child: load the policy, then answer ``predict`` requests until ``None`` arrives.
+    """The child: load the policy, then answer ``(episode, history)`` requests until ``None``
+    arrives, resetting the policy whenever the episode number changes.
 
     Ctrl-C reaches the whole process group; the child ignores it and ends when its parent
     closes the pipe, so a stopped launch shuts down without a child's traceback."""
@@ -94,11 +98,11 @@ def _serve(connection: Any, directory: str, torch_threads: int, nice: int) -> No
         from robot_il.ros.node_main import freeze_startup_objects
 
         torch.set_num_threads(max(1, torch_threads))
-        policy = load_policy(directory)
+        policy = acting = load_policy(directory)
         if policy.spec.get("frame"):
             from robot_il.envs.task_frame import WorldFramePolicy
 
-            policy = WorldFramePolicy(policy)
+            acting = WorldFramePolicy(policy)  # stateless: the policy inside holds the episode
         # As the deploy node's own start-up: no full garbage collection (100-300 ms with
         # torch imported) stalls a prediction; a DMP policy's control ticks run in here.
         freeze_startup_objects()
@@ -106,6 +110,7 @@ def _serve(connection: Any, directory: str, torch_threads: int, nice: int) -> No
     except Exception as error:  # noqa: BLE001 (reported to the parent as one line)
         connection.send(("error", f"{type(error).__name__}: {error}"))
         return
+    episode = None
     while True:
         try:
             request = connection.recv()
@@ -114,7 +119,10 @@ def _serve(connection: Any, directory: str, torch_threads: int, nice: int) -> No
         if request is None:
             return
         try:
-            connection.send(("actions", policy.predict_actions(request)))
+            if request[0] != episode:
+                policy.reset()
+                episode = request[0]
+            connection.send(("actions", acting.predict_actions(request[1])))
         except Exception as error:  # noqa: BLE001
             connection.send(("error", f"{type(error).__name__}: {error}"))
 
@@ -160,11 +168,12 @@ class InferenceWorker:
                 f"{self.info.directory}: the inference process exited (code {code})"
             ) from None
 
-    def predict(self, history: dict[str, np.ndarray]) -> np.ndarray:
+    def predict(self, history: dict[str, np.ndarray], episode: int = 0) -> np.ndarray:
         """The ``n_action_steps`` actions for an observation history (see
-        :meth:`robot_il.policies.base.Policy.predict_actions`)."""
+        :meth:`robot_il.policies.base.Policy.predict_actions`) of episode number ``episode``:
+        a number other than the previous request's resets the policy before it acts."""
         try:
-            self._connection.send(history)
+            self._connection.send((episode, history))
         except OSError as error:
             raise CheckpointError(
                 f"{self.info.directory}: inference process gone: {error}"

@@ -40,7 +40,8 @@ event and then counts per kind per second, printed off the control thread. A con
 that fails logs a fatal error and shuts the node down (the robot holds its last command)
 rather than leaving a node that looks alive and sends nothing.
 
-Episodes: ``policy/reset`` (Trigger) starts a new one (fresh history, safe start);
+Episodes: ``policy/reset`` (Trigger) starts a new one (fresh history, the policy reset in
+its worker, safe start);
 ``policy/stop`` (Trigger) ends one: nothing is published until the next reset, so that a
 simulator reset in between gets no command of the old episode (``robot-il eval --ros``: stop,
 ``sim/reset``, reset). A
@@ -491,6 +492,7 @@ class PolicyNode(Node):
                     self._history.popleft()
                 steps = list(self._history)
                 self._observed_grid = grid_t
+                episode = self._episode_id  # the episode this history belongs to
             self._history_changed.set()
             if not planner.needs_chunk(timeline, grid_t):
                 continue
@@ -498,13 +500,13 @@ class PolicyNode(Node):
             history = {key: np.stack([s[key] for s in steps]) for key in info.obs_keys}
             started = self._now()  # node time: a lock-step simulator waits meanwhile
             try:
-                actions = worker.predict(history)
+                actions = worker.predict(history, episode)  # a new one resets it
             except CheckpointError as error:
                 self.get_logger().error(f"inference failed: {error}")
                 continue
             planner.record_latency(self._now() - started)
             with self._state_lock:
-                if worker is self.worker:
+                if worker is self.worker and episode == self._episode_id:
                     self._timeline = ActionTimeline(grid_t, planner.period, actions)
                     self._episode_running = True
             self._timeline_changed.set()

@@ -14,6 +14,8 @@ import os
 
 import numpy as np
 import pytest
+from robot_il.envs import make_env
+from robot_il.policies import load_policy
 from robot_il.policies.untrained import untrained_reach_checkpoint
 
 from robot_il.deploy.worker import CheckpointInfo, InferenceWorker
@@ -53,6 +55,9 @@ def test_inference_leaves_its_real_time_parents_class_and_takes_its_nice(tmp_pat
         }
         actions = worker.predict(history)
         assert actions.shape == (info.n_action_steps, 7) and np.all(np.isfinite(actions))
+        # A new episode resets the policy (its history and action queue): a chunk predicted
+        # from the same observations is the same.
+        np.testing.assert_array_equal(worker.predict(history, episode=1), actions)
     finally:
         worker.close()
 
@@ -74,3 +79,30 @@ def test_a_deploy_node_reads_where_its_checkpoint_came_from(tmp_path) -> None:
     del saved["provenance"]
     config.write_text(json.dumps(saved))
     assert CheckpointInfo.read(info.directory).provenance is None
+
+
+@pytest.mark.parametrize("task", ["bimanual_cross", "bimanual_handover"])
+def test_a_new_episode_number_resets_a_dmp_policy_in_the_worker(task, tmp_path) -> None:
+    """A DMP policy keeps its episode (the coupled controller, or the handover's sequence
+    player) between calls. The worker resets it when the deploy node's episode number
+    changes, so a second episode of the very same scene starts from the arms' pose as the
+    first did, instead of going on from where the first one stopped (a jump of 0.7-3.4 rad)."""
+    from robot_il.train.demos import record_expert_demos
+    from robot_il.train.dmp import train_dmp
+
+    demos = record_expert_demos(task, tmp_path / "demos", episodes=2)
+    checkpoint = train_dmp(str(demos), tmp_path / "run").checkpoint
+    reference = load_policy(checkpoint)
+    env = make_env(task, "mujoco")
+    worker = InferenceWorker(CheckpointInfo.read(checkpoint))
+    try:
+        for episode in (3, 4):
+            obs, _ = env.reset(seed=5)
+            reference.reset()
+            for _ in range(15):
+                actions = worker.predict({k: np.asarray(v)[None] for k, v in obs.items()}, episode)
+                np.testing.assert_array_equal(actions[0], reference.act(obs))
+                obs, *_ = env.step(actions[0])
+    finally:
+        worker.close()
+        env.close()

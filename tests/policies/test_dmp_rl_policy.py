@@ -134,16 +134,18 @@ def test_checkpoint_that_lost_its_coordinator_is_refused(ppo, dmp_checkpoint, tm
         load_policy(out)
 
 
-def test_deploy_worker_call_starts_a_new_episode_when_the_scene_changes(
-    ppo, dmp_checkpoint, tmp_path
-) -> None:
+def test_deploy_worker_call_acts_as_act_from_each_reset(ppo, dmp_checkpoint, tmp_path) -> None:
+    """``predict_actions`` (the deploy worker's call) goes on with the running episode until
+    ``reset``, as ``act`` does: the worker resets it at each of the node's episodes, the
+    same scene's included."""
     out = export_dmp_rl(
         dmp_checkpoint, CoordinatorNet.from_sb3(ppo, CouplingParams()), tmp_path / "rl"
     )
     deployed, reference = load_policy(out), load_policy(out)
     env = make_env("bimanual_cross", "mujoco")
-    for seed in (5, 6):  # the second scene's goals and delays differ: a new episode
+    for seed in (5, 5, 6):
         obs, _ = env.reset(seed=seed)
+        deployed.reset()
         reference.reset()
         for _ in range(5):
             history = {k: np.asarray(v)[None] for k, v in obs.items()}
