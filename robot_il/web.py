@@ -1,12 +1,16 @@
 """A small HTTP server in a background thread, for the pages robot_il serves on this machine
 (the selection feedback page, the dataset viewer), and the JPEG encoding their frames use.
 
-One place for what both need: bind (127.0.0.1 and a free port by default) with a clear error,
-serve from a daemon thread, shut down and release the port, and answer with no caching.
+One place for what both need: bind a loopback address only (127.0.0.1 and a free port by
+default; nothing robot_il serves is reachable from another machine: reach a page from elsewhere
+through an SSH tunnel, ``ssh -L PORT:127.0.0.1:PORT robot-pc``), refuse requests addressed to
+any other host name, serve from a daemon thread, shut down and release the port, and answer
+with no caching.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import threading
 from http import HTTPStatus
@@ -14,6 +18,22 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import numpy as np
+
+from robot_il.errors import ConfigError
+
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+"""Host names (``Host`` header, without the port) a page answers to besides its bound address."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or address to bind) only accepts connections from this
+    machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def encode_jpeg(rgb: np.ndarray, quality: int = 80) -> bytes:
@@ -29,8 +49,28 @@ def encode_jpeg(rgb: np.ndarray, quality: int = 80) -> bytes:
 
 
 class PageHandler(BaseHTTPRequestHandler):
-    """Request handler base: uncached replies, and no log line per request (a page that
-    polls frames would flood the terminal)."""
+    """Request handler base: uncached replies, no log line per request (a page that polls
+    frames would flood the terminal), and 403 for a request whose ``Host`` is not this
+    machine's loopback (``LOOPBACK_NAMES`` or the bound address, with the bound port).
+
+    The ``Host`` check stops DNS rebinding: a web page from ``attacker.example`` whose name
+    then resolves to 127.0.0.1 reaches the port from the person's browser as a same-origin
+    page, but its requests name ``attacker.example``."""
+
+    def parse_request(self) -> bool:
+        """The standard parsing, then the ``Host`` check (False: answered, stop here)."""
+        if not super().parse_request():
+            return False
+        bound, port = self.server.server_address[:2]
+        allowed = {f"{name}:{port}" for name in (*LOOPBACK_NAMES, bound)}
+        host = self.headers.get("Host", "")
+        if host.lower() not in allowed:
+            self.send_json(
+                HTTPStatus.FORBIDDEN,
+                {"error": f"host {host!r} refused: this page answers to 127.0.0.1:{port} only"},
+            )
+            return False
+        return True
 
     def send_body(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
         self.send_response(status)
@@ -50,8 +90,9 @@ class PageHandler(BaseHTTPRequestHandler):
 class PageServer:
     """Serves ``handler`` on ``host:port`` (port 0: any free port) from a daemon thread.
 
-    ``error`` is the exception type raised, with what and where, when the address cannot be
-    bound (a port in use, a host this machine does not have).
+    ``host`` must be a loopback address (``ConfigError`` before anything binds). ``error`` is
+    the exception type raised, with what and where, when the address cannot be bound (a port
+    in use, an address this machine does not have).
     """
 
     def __init__(
@@ -64,6 +105,12 @@ class PageServer:
         error: type[Exception],
     ) -> None:
         self.name = name
+        if not is_loopback(host):
+            raise ConfigError(
+                f"{name}: host {host!r} is not a loopback address; robot_il serves pages on "
+                "127.0.0.1 only (from another machine use an SSH tunnel: "
+                "ssh -L PORT:127.0.0.1:PORT this-machine)"
+            )
         try:
             self._http = ThreadingHTTPServer((host, port), handler)
         except OSError as cause:

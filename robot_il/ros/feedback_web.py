@@ -8,10 +8,12 @@ as std_msgs/Bool (true) on ``INTERVENE_TOPIC``, the e-stop as std_msgs/Bool (tru
 bgr8). One rating per episode: a second one is refused, so a double click cannot rate the
 next episode; interventions and e-stops always go out.
 
-Parameters: ``host`` (127.0.0.1; any other address requires the token), ``port`` (0: any
-free port), ``token`` ("" generates one when required), ``camera_topic`` ("" for none),
-``terminal`` (also run the terminal UI in this terminal). The page's address is printed as
-``feedback page: URL``.
+Parameters: ``host`` (127.0.0.1; a loopback address only, any other is a ``ConfigError``
+before the node starts: from another machine, open the page through an SSH tunnel,
+``ssh -L 8080:127.0.0.1:8080 robot-pc`` with ``port:=8080``), ``port`` (0: any free port),
+``token`` ("" for none; when set, every request must carry it), ``camera_topic`` ("" for
+none), ``terminal`` (also run the terminal UI in this terminal). The page's address is printed
+as ``feedback page: URL``.
 """
 
 from __future__ import annotations
@@ -54,6 +56,15 @@ class FeedbackWebNode(Node):
         token = self.declare_parameter("token", "").value or None
         camera_topic = self.declare_parameter("camera_topic", "").value
         self.terminal = bool(self.declare_parameter("terminal", False).value)
+        self.handlers = FeedbackHandlers(
+            on_rate=self.rate,
+            on_intervene=lambda: self.intervene_pub.publish(Bool(data=True)),
+            on_estop=lambda: self.estop_pub.publish(Bool(data=True)),
+            status=self.status,
+            frame=self.frame,
+        )
+        # Bound first, served last: a host other than loopback is refused before anything else.
+        self.server = FeedbackServer(self.handlers, host=host, port=port, token=token)
 
         self.rating_pub = self.create_publisher(Float64, RATING_TOPIC, FEEDBACK_QOS)
         self.intervene_pub = self.create_publisher(Bool, INTERVENE_TOPIC, FEEDBACK_QOS)
@@ -67,14 +78,7 @@ class FeedbackWebNode(Node):
         self._jpeg: tuple[Image, bytes] | None = None
         self._rated_episode: int | None = None
 
-        self.handlers = FeedbackHandlers(
-            on_rate=self.rate,
-            on_intervene=lambda: self.intervene_pub.publish(Bool(data=True)),
-            on_estop=lambda: self.estop_pub.publish(Bool(data=True)),
-            status=self.status,
-            frame=self.frame,
-        )
-        self.server = FeedbackServer(self.handlers, host=host, port=port, token=token).start()
+        self.server.start()
         print(f"feedback page: {self.server.url}", flush=True)
         if self.terminal:
             threading.Thread(target=self.run_terminal, daemon=True).start()

@@ -42,6 +42,19 @@ def feedback_node(ros_env):
         stop(process)
 
 
+def test_a_host_other_than_loopback_is_refused_before_the_node_starts(ros_env):
+    """Remote rating goes through an SSH tunnel: no address but loopback is ever bound, with
+    or without a token."""
+    result = subprocess.run(
+        [sys.executable, "-m", "robot_il.ros.feedback_web", "--ros-args",
+         "-p", "host:=0.0.0.0", "-p", "token:=tok3n"],
+        env=ros_env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "error: feedback page: host '0.0.0.0' is not a loopback address" in result.stderr
+    assert "ssh -L" in result.stderr and "feedback page: http" not in result.stdout
+
+
 def test_each_button_publishes_its_message(ros_context, feedback_node, chromium):
     import rclpy
     from rclpy.executors import SingleThreadedExecutor

@@ -3,6 +3,7 @@ chromium-driver): every button calls the right handler; plus the server's HTTP c
 
 from __future__ import annotations
 
+import http.client
 import json
 import queue
 import urllib.error
@@ -11,10 +12,11 @@ import urllib.request
 import numpy as np
 import pytest
 
-from robot_il.errors import FeedbackError
+from robot_il.errors import ConfigError, FeedbackError
 from robot_il.select import UCB1, Selector
 from robot_il.select.web import FeedbackHandlers, FeedbackServer, encode_jpeg
-from robot_il.select.web.server import is_loopback
+from robot_il.select.web.server import MAX_BODY
+from robot_il.web import is_loopback
 
 
 class Recorder:
@@ -122,8 +124,73 @@ def test_server_checks_token_origin_and_ratings(recorder_server):
     assert recorder.events.empty()
 
 
-def test_only_loopback_addresses_go_without_token():
+def test_only_loopback_addresses_are_served_token_or_not():
+    """Nothing robot_il serves is reachable from another machine (an SSH tunnel reaches it):
+    any other host is refused before the port is bound."""
     assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5")
     with FeedbackServer(Recorder().handlers()) as server:
         assert server.token is None and server.url.startswith("http://127.0.0.1:")
+    for host in ("0.0.0.0", "192.168.1.5", "robot-pc.local"):
+        with pytest.raises(ConfigError, match=f"feedback page: host '{host}' is not a loopback"):
+            FeedbackServer(Recorder().handlers(), host=host, token="s3cret-token")
+
+
+def raw_request(port: int, method: str, path: str, headers: dict, body: bytes = b""):
+    """(status, body) of one request with exactly these headers (``Host`` included)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+        for name, value in headers.items():
+            connection.putheader(name, value)
+        connection.endheaders(body or None)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def test_requests_for_another_host_name_are_refused():
+    """DNS rebinding: a page of attacker.example whose name now resolves to 127.0.0.1 is a
+    same-origin page to the browser, but its requests name attacker.example. Neither they nor
+    a request with no Host reach a handler or the camera; the loopback names do."""
+    recorder = Recorder()
+    with FeedbackServer(recorder.handlers()) as server:
+        port = int(server.url.split(":")[2].split("/")[0])
+        for host in (f"attacker.example:{port}", "127.0.0.1", f"127.0.0.1:{port + 1}", None):
+            headers = {} if host is None else {"Host": host}
+            json_post = {**headers, "Content-Type": "application/json"}
+            if host is not None:
+                json_post["Origin"] = f"http://{host}"
+            for path in ("/api/rate", "/api/estop"):
+                body = json.dumps({"rating": 0.0}).encode()
+                status, reply = raw_request(
+                    port, "POST", path, {**json_post, "Content-Length": str(len(body))}, body
+                )
+                assert status == 403 and b"refused" in reply, (host, path)
+            for path in ("/frame.jpg", "/api/status", "/"):
+                assert raw_request(port, "GET", path, headers)[0] == 403, (host, path)
+        assert recorder.events.empty()
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"LOCALHOST:{port}"):
+            status, jpeg = raw_request(port, "GET", "/frame.jpg", {"Host": host})
+            assert status == 200 and jpeg[:2] == b"\xff\xd8", host
+        origin = {"Host": f"localhost:{port}", "Origin": f"http://localhost:{port}"}
+        headers = {**origin, "Content-Type": "application/json", "Content-Length": "2"}
+        assert raw_request(port, "POST", "/api/estop", headers, b"{}")[0] == 200
+        assert recorder.events.get(timeout=1) == ("estop",)
+
+
+@pytest.mark.parametrize("length", ["-1", "-5", str(MAX_BODY + 1), "ten", "+3"])
+def test_a_bad_content_length_is_refused_before_the_body_is_read(recorder_server, length):
+    """``rfile.read(-1)`` waited for the client to close: a request thread hung per request."""
+    recorder, server = recorder_server
+    port = int(server.url.split(":")[2].split("/")[0])
+    headers = {
+        "Host": f"127.0.0.1:{port}",
+        "X-Token": "s3cret-token",
+        "Content-Type": "application/json",
+        "Content-Length": length,
+    }
+    status, body = raw_request(port, "POST", "/api/estop", headers)
+    assert status == 400 and json.loads(body)["error"].startswith(f"Content-Length '{length}'")
+    assert recorder.events.empty()

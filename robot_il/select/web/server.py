@@ -4,18 +4,19 @@ The server knows nothing of ROS: it calls its
 :class:`~robot_il.select.handlers.FeedbackHandlers` when a button is pressed and asks them
 for the status and the latest camera frame.
 
-Security: it binds 127.0.0.1 by default. Bound to any other address it requires a token
-(generated if none is given) on every request, as ``?token=`` or the ``X-Token`` header.
-State-changing requests must be JSON POSTs from the page's own origin, which a foreign web
-page in the same browser cannot forge without a CORS preflight this server never grants.
+Security: it binds a loopback address only and answers only requests addressed to it
+(:mod:`robot_il.web`); a person at another machine opens it through an SSH tunnel
+(``ssh -L 8080:127.0.0.1:8080 robot-pc``, with ``port:=8080``, then http://127.0.0.1:8080/).
+With a ``token`` (a machine other users log in to) every request must carry it, as ``?token=``
+or the ``X-Token`` header. State-changing requests must be JSON POSTs of at most
+:data:`MAX_BODY` bytes from the page's own origin, which a foreign web page in the same
+browser cannot forge without a CORS preflight this server never grants.
 """
 
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import json
-import secrets
 from http import HTTPStatus
 from importlib import resources
 from urllib.parse import parse_qs, urlsplit
@@ -27,19 +28,13 @@ from robot_il.web import PageHandler, PageServer
 
 PAGE = resources.files(__package__).joinpath("index.html").read_bytes()
 
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` only accepts connections from this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+MAX_BODY = 64 * 1024
+"""Largest request body (bytes) read; a button's JSON is a few dozen."""
 
 
 class FeedbackServer:
-    """Serves the feedback page on ``host:port`` (port 0: any free port) from a thread."""
+    """Serves the feedback page on ``host:port`` (a loopback address; port 0: any free port)
+    from a thread; ``ConfigError`` for any other host, before anything binds."""
 
     def __init__(
         self,
@@ -49,8 +44,6 @@ class FeedbackServer:
         port: int = 0,
         token: str | None = None,
     ) -> None:
-        if token is None and not is_loopback(host):
-            token = secrets.token_urlsafe(18)
         self.handlers = handlers
         self.token = token
         self._server = PageServer(
@@ -112,8 +105,15 @@ def _make_request_handler(server: FeedbackServer) -> type[PageHandler]:
             if self.headers.get("Content-Type", "").split(";")[0] != "application/json":
                 self.send_json(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, {"error": "send JSON"})
                 return
+            declared = self.headers.get("Content-Length", "0")
+            length = int(declared) if declared.isdecimal() else -1
+            if not 0 <= length <= MAX_BODY:
+                self.send_json(
+                    HTTPStatus.BAD_REQUEST,
+                    {"error": f"Content-Length {declared!r}: send 0 to {MAX_BODY} bytes"},
+                )
+                return
             try:
-                length = int(self.headers.get("Content-Length", "0"))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 if path == "/api/rate":
                     rating = body.get("rating") if isinstance(body, dict) else None
