@@ -20,8 +20,8 @@ episodes and print the winner; 0 runs until shut down).
 
 Online fine-tuning (off unless ``finetune_corrections`` is set): ``finetune_corrections``
 (the corrections dataset the teleoperation recorder appends to), ``finetune_out`` (folder of
-the fine-tuned checkpoints ``<candidate>-ftNNN``; required with it), ``finetune_demos``
-(original demonstrations mixed into each update; "" uses corrections only),
+the fine-tuned checkpoints ``<candidate>-<hash of its path>-ftNNN``; required with it),
+``finetune_demos`` (original demonstrations mixed into each update; "" uses corrections only),
 ``finetune_steps`` (optimizer steps per update), ``candidates_dir`` (folder the candidate
 names are in, as for the policy node). After each closed episode the candidate just deployed
 is fine-tuned on the corrections recorded so far, if new ones arrived (see

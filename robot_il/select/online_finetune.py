@@ -5,9 +5,13 @@ turns this on (it is off unless an :class:`OnlineFinetuner` is made) calls
 :meth:`OnlineFinetuner.after_episode` between episodes with the candidate just deployed; once
 the corrections dataset holds ``min_new_segments`` segments more than that candidate's last
 fine-tuning used, the candidate's current checkpoint is fine-tuned into a new directory
-``<out_root>/<candidate>-ft<NNN>``, which :meth:`OnlineFinetuner.checkpoint_for` then returns
-in place of the original. The bandit arm stays the same (its statistics carry on across the
-update, as the deployed model of the paper does); the original checkpoint is never written.
+``<out_root>/<name>-<hash>-ft<NNN>``, which :meth:`OnlineFinetuner.checkpoint_for` then
+returns in place of the original. ``name`` is the candidate's folder name (a run's ``policy/``
+takes its run's) and ``hash`` the first 8 hex digits of the SHA-256 of its resolved path, so
+candidates of one name in different folders (``runs/seed0/bc``, ``runs/seed1/bc``) never take
+each other's checkpoints; a candidate moved elsewhere starts a new series. The bandit arm stays
+the same (its statistics carry on across the update, as the deployed model of the paper does);
+the original checkpoint is never written.
 
 Nothing else holds state: the latest ``-ftNNN`` directory of a candidate and its ``lineage``
 (how many segments it was trained on) are read back from disk, so a restarted deployment
@@ -16,12 +20,14 @@ picks up where it stopped, and a fine-tuning killed half-way leaves no directory
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from robot_il.errors import ConfigError
+from robot_il.policies import DEPLOY_SUBDIR
 from robot_il.train.finetune import FinetuneSettings, finetune_checkpoint, read_lineage
 
 _SUFFIX = re.compile(r"-ft(\d{3,})$")
@@ -88,7 +94,8 @@ class OnlineFinetuner:
 
 
 def _stem(candidate: Path) -> str:
-    """A directory-name-safe name for a candidate path (a run's ``policy/`` takes its run's
-    name)."""
-    name = candidate.parent.name if candidate.name == "policy" else candidate.name
-    return _SUFFIX.sub("", name) or "candidate"
+    """The name of ``candidate``'s fine-tuned checkpoints before ``-ftNNN``: its folder name
+    and a hash of its resolved path (see the module docstring). A training run and its
+    ``policy/`` are one checkpoint, and have one stem."""
+    run = (candidate.parent if candidate.name == DEPLOY_SUBDIR else candidate).resolve()
+    return f"{run.name}-{hashlib.sha256(str(run).encode()).hexdigest()[:8]}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -130,8 +131,9 @@ def test_selector_announces_the_finetuned_checkpoint_and_keeps_the_arm(
 
         client.rate(0.5)
         client.wait_for(lambda: len(client.candidates) >= 2, 40, "the second episode")
-        finetuned = out / "bc_reach-ft001"
-        assert client.candidates[1] == str(finetuned)
+        finetuned = Path(client.candidates[1])
+        assert finetuned.parent == out
+        assert re.fullmatch(r"bc_reach-[0-9a-f]{8}-ft001", finetuned.name)
         client.wait_for(lambda: client.statistics[-1]["episodes"] == 1, 5, "statistics")
         statistics = client.statistics[-1]
         assert statistics["finetune"]["count"] == 1
@@ -149,7 +151,7 @@ def test_selector_announces_the_finetuned_checkpoint_and_keeps_the_arm(
         assert client.candidates[2] == str(finetuned)
         client.wait_for(lambda: client.statistics[-1]["episodes"] == 2, 5, "statistics")
         assert client.statistics[-1]["finetune"]["count"] == 1
-        assert sorted(p.name for p in out.iterdir()) == ["bc_reach-ft001"]
+        assert sorted(p.name for p in out.iterdir()) == [finetuned.name]
     finally:
         client.close()
         output = stop(selector)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -319,13 +321,13 @@ def test_online_finetuner_updates_the_deployed_candidate_and_resumes(tmp_path: P
 
     record_one_correction(corrections)
     first = finetuner.after_episode(BC_REACH)
-    assert first == out_root / "bc_reach-ft001"
+    assert first.parent == out_root and re.fullmatch(r"bc_reach-[0-9a-f]{8}-ft001", first.name)
     assert finetuner.checkpoint_for(BC_REACH) == first
     assert finetuner.after_episode(BC_REACH) is None  # nothing new since
 
     record_one_correction(corrections)  # appends a second segment
     second = finetuner.after_episode(BC_REACH)
-    assert second == out_root / "bc_reach-ft002"
+    assert second == out_root / first.name.replace("-ft001", "-ft002")
     assert [e["corrections_segments"] for e in read_lineage(second)] == [1, 2]
     assert read_lineage(second)[-1]["parent"] == str(first.resolve())
 
@@ -333,3 +335,29 @@ def test_online_finetuner_updates_the_deployed_candidate_and_resumes(tmp_path: P
     assert restarted.checkpoint_for(BC_REACH) == second
     assert restarted.after_episode(BC_REACH) is None
     assert digest(BC_REACH) == before
+
+
+def test_online_finetuner_keeps_candidates_of_one_name_apart(tmp_path: Path, monkeypatch) -> None:
+    """``runs/seed0/bc/policy``, ``runs/seed1/bc/policy`` and ``bc`` are three checkpoints of
+    one folder name: each gets its own fine-tuned series (they all took ``bc-ft001`` when the
+    name alone chose it), and a run and its ``policy/`` share theirs."""
+    from robot_il.select.online_finetune import OnlineFinetuner
+    from robot_il.train.finetune import FinetuneSettings, read_lineage
+
+    monkeypatch.chdir(tmp_path)  # the bare name "bc" is relative, as a candidate may be
+    seed0, seed1, bare = Path("runs/seed0/bc/policy"), Path("runs/seed1/bc/policy"), Path("bc")
+    for candidate in (seed0, seed1, bare):
+        shutil.copytree(BC_REACH, candidate)
+    corrections = tmp_path / "corrections.zarr"
+    record_one_correction(corrections)
+    finetuner = OnlineFinetuner(
+        corrections, tmp_path / "ft", settings=FinetuneSettings(steps=2, batch_size=8)
+    )
+    tuned = finetuner.after_episode(seed0)
+    assert re.fullmatch(r"bc-[0-9a-f]{8}-ft001", tuned.name)
+    assert finetuner.checkpoint_for(seed0) == finetuner.checkpoint_for(seed0.parent) == tuned
+    assert finetuner.checkpoint_for(seed1) == seed1 and finetuner.checkpoint_for(bare) == bare
+    other = finetuner.after_episode(seed1)  # its own first fine-tuning, not seed0's second
+    assert other.name.endswith("-ft001") and other != tuned
+    assert read_lineage(other)[0]["parent"] == str(seed1.resolve())
+    assert finetuner.checkpoint_for(seed0) == tuned and finetuner.checkpoint_for(bare) == bare
