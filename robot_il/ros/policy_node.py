@@ -723,25 +723,35 @@ class PolicyNode(Node):
             due = self._due_target(now, q_measured)
         if due is None and not self.sim_time:
             return  # no action yet this episode: leave the robot to its driver's hold
-        commands, held = [], []
         for a, safety in enumerate(filters):
             # None until every camera has sent a frame (the filter then holds); a stalled
             # camera ages the arm's stamp
             arm_stamp = self.obs.fresh_stamp(obs_keys, arm_stamps[a])
             if arm_stamp is not None:
                 safety.watchdog(arm_stamp, now)
+        waiting = [
+            a
+            for a, safety in enumerate(filters)
+            if safety.reference is None and not np.isfinite(q_measured[6 * a : 6 * a + 6]).all()
+        ]
+        if waiting:
+            # An arm with no finite pose to start from has nothing to send, so nothing is
+            # published. The others start again with it (a fresh anchor and ramp each): they
+            # may be moved meanwhile, and a reference kept from before would let their first
+            # command jump by as much. Filtering the waiting arm reports its hold.
+            for a, safety in enumerate(filters):
+                if a in waiting:
+                    safety.filter(None, q_measured[6 * a : 6 * a + 6], now)
+                else:
+                    safety.restart()
+            return
+        commands, held = [], []
+        for a, safety in enumerate(filters):
             target = None if due is None else due[0][7 * a : 7 * a + 6]
             stamp_a = None if due is None else due[1]
             safe = safety.filter(target, q_measured[6 * a : 6 * a + 6], now, command_stamp=stamp_a)
             commands.append(safe.command)
             held.append(safe.held)
-        if any(command is None for command in commands):
-            # An arm that has not started (its measured joints are not finite) has nothing
-            # to send: nothing is published, and the others take back this period's step.
-            for safety, command in zip(filters, commands, strict=True):
-                if command is not None:
-                    safety.veto(now)
-            return
         if guard is not None:
             commands = guard.check(commands, filters, now)
             held = [h or g for h, g in zip(held, guard.held, strict=True)]

@@ -12,8 +12,9 @@ skips); ``joint_states`` are published from RTDE receive at the same rate.
 ``safety/events`` (std_msgs/String, one JSON object per intervention) expose the safety layer.
 The arm's protective and emergency stops latch the e-stop too, each as a source of its own
 (:meth:`robot_il.safety.SafetyFilter.estop`): ``safety/reset_estop`` (a person) releases every
-source, the recovery below only the protective stop's. While the e-stop is latched gripper
-commands are ignored (the gripper stays as it is). On shutdown the bridge calls ``servoStop``
+source, the recovery below only the protective stop's. While the e-stop is latched the gripper
+stays as it is; the newest gripper command that came meanwhile is sent when the last source is
+released. On shutdown the bridge calls ``servoStop``
 and stops the script.
 
 Gripper: ``gripper:=robotiq`` drives a Robotiq 2F-85 through its URCap socket
@@ -240,6 +241,8 @@ class UrRtdeBridge(Node):
         self._target: np.ndarray | None = None
         self._target_stamp = 0.0
         self._trajectory: _Trajectory | None = None
+        self._deferred_gripper: float | None = None
+        """The newest gripper command (closure 0..1) that came while the e-stop was latched."""
         self._measured: np.ndarray | None = None
         self._pending_events: deque[SafetyEvent] = deque()
 
@@ -321,15 +324,23 @@ class UrRtdeBridge(Node):
         if not np.isfinite(msg.data):
             self.get_logger().error(f"gripper command {msg.data} is not finite; ignored")
             return
-        sources = self.safety.estop_sources
-        if sources:  # an e-stop stops the gripper too: it must not drop (or crush) what it holds
-            latched = ", ".join(sorted(sources))
-            self.get_logger().warning(
-                f"gripper command {msg.data:g} ignored: e-stop latched by {latched}",
-                throttle_duration_sec=1.0,
-            )
-            return
-        self.gripper.command(msg.data)
+        with self._lock:
+            sources = self.safety.estop_sources
+            if sources:
+                # An e-stop stops the gripper too: it must not drop (or crush) what it holds.
+                # The newest command waits for the release: a commander that sends the gripper
+                # only when it changes (the policy node) would otherwise never send it again,
+                # and go on as if the gripper had moved.
+                self._deferred_gripper = float(msg.data)
+            else:
+                self._deferred_gripper = None
+                self.gripper.command(msg.data)
+                return
+        latched = ", ".join(sorted(sources))
+        self.get_logger().warning(
+            f"gripper command {msg.data:g} deferred: e-stop latched by {latched}",
+            throttle_duration_sec=1.0,
+        )
 
     def _on_gripper_link(self, up: bool, detail: str) -> None:
         """The gripper thread's news: the arm holds while its gripper is unreachable."""
@@ -361,13 +372,17 @@ class UrRtdeBridge(Node):
         return f"e-stop latched by {', '.join(sorted(sources))} until {RESET_ESTOP_SERVICE}"
 
     def _release(self, *sources: str) -> None:
-        """Release the e-stop of ``sources``; once none is latched, forget the old target:
-        the arm waits for a new command."""
+        """Release the e-stop of ``sources``; once none is latched, forget the old target
+        (the arm waits for a new command) and send the newest gripper command that came
+        during the stop."""
         with self._lock:
             for source in sources:
                 self.safety.reset_estop(source)
             if not self.safety.estopped:
                 self._target, self._trajectory = None, None
+                if self._deferred_gripper is not None:
+                    self.gripper.command(self._deferred_gripper)
+                    self._deferred_gripper = None
 
     def _publish_robot_state(self) -> None:
         """Speed scaling, TCP pose and wrench from RTDE receive (executor thread, 50 Hz)."""

@@ -163,19 +163,27 @@ class SafetyFilter:
 
     def reset_estop(self, source: str = OPERATOR) -> None:
         """Release ``source``'s e-stop; once no source is latched, the next call restarts from
-        the measured pose (safe start). Sources are released one by one, so that recovering
-        from a protective stop cannot release the operator's e-stop."""
-        if source in self._estops:
-            self._estops = self._estops - {source}
-            if not self._estops:
-                self._reference = None
+        the measured pose (safe start), even when nothing was latched: a reset is how an
+        operator asks for a safe start after moving the arm during a stop this filter did not
+        see (a safeguard stop, a program stopped on the pendant). Sources are released one by
+        one, so that recovering from a protective stop cannot release the operator's e-stop."""
+        self._estops = self._estops - {source}
+        if not self._estops:
+            self.restart()
 
     def set_fault(self, detail: str | None) -> None:
         """A device fault (``detail`` says which) holds position until it is cleared (None);
         the arm then restarts from the measured pose (safe start)."""
         if detail is None and self._fault is not None:
-            self._reference = None
+            self.restart()
         self._fault = detail
+
+    def restart(self) -> None:
+        """Forget the reference: the next call starts again from the measured pose, with the
+        safe-start ramp. For an arm whose command was not sent while it waited (another arm
+        of the cell had no pose to start from): the arm may have moved meanwhile, and every
+        limit measures from the reference."""
+        self._reference = None
 
     @property
     def estopped(self) -> bool:

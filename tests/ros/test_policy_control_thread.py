@@ -19,15 +19,16 @@ pytestmark = pytest.mark.ros
 
 
 class Driver:
-    """Joint states of one arm at :attr:`position` (rad), stamped now, every 5 ms."""
+    """Joint states of one arm (joint names after ``tf_prefix``) at :attr:`position` (rad),
+    stamped now, every 5 ms."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, tf_prefix: str = "") -> None:
         from sensor_msgs.msg import JointState
 
         self.position = HOME_JOINT_POS.copy()
         self._publisher = client.publisher(JointState, "joint_states")
         self._clock = client.node.get_clock()
-        self._msg = JointState(name=UR_JOINTS)
+        self._msg = JointState(name=[tf_prefix + joint for joint in UR_JOINTS])
         self._running = True
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -45,23 +46,29 @@ class Driver:
 
 
 @contextlib.contextmanager
-def policy_node(context, directory) -> Iterator[object]:
-    """A policy node (100 Hz control) deploying a checkpoint that steers the base joint
-    0.2 rad from home, spun on its own thread."""
+def policy_node(context, directory, tf_prefixes: tuple[str, ...] = ()) -> Iterator[object]:
+    """A policy node (100 Hz control) deploying a checkpoint that steers each arm's base
+    joint 0.2 rad from home, spun on its own thread; two arms with ``tf_prefixes`` (the
+    per-arm controller layout), else one."""
     from rclpy.executors import MultiThreadedExecutor
     from rclpy.parameter import Parameter
 
     from robot_il.ros.policy_node import PolicyNode
 
-    target = np.append(HOME_JOINT_POS + [0.2, 0, 0, 0, 0, 0], 0.0)
-    checkpoint = constant_checkpoint(directory / "steer", target)
-    node = PolicyNode(
-        context=context,
-        parameter_overrides=[
-            Parameter("checkpoint", value=str(checkpoint)),
-            Parameter("control_rate", value=100.0),
-        ],
-    )
+    arm_target = np.append(HOME_JOINT_POS + [0.2, 0, 0, 0, 0, 0], 0.0)
+    parameters = [Parameter("control_rate", value=100.0)]
+    if tf_prefixes:
+        target = np.tile(arm_target, len(tf_prefixes))
+        checkpoint = constant_checkpoint(directory / "steer", target, task="bimanual_handover")
+        parameters += [
+            Parameter("task", value="bimanual_handover"),
+            Parameter("tf_prefixes", value=list(tf_prefixes)),
+            Parameter("controller_layout", value="per_arm"),
+        ]
+    else:
+        checkpoint = constant_checkpoint(directory / "steer", arm_target)
+    parameters.append(Parameter("checkpoint", value=str(checkpoint)))
+    node = PolicyNode(context=context, parameter_overrides=parameters)
     executor = MultiThreadedExecutor(num_threads=2, context=context)
     executor.add_node(node)
     thread = threading.Thread(target=executor.spin, daemon=True)
@@ -154,3 +161,44 @@ def test_a_failing_control_tick_shuts_the_node_down(own_context, tmp_path, capfd
         wait_for(lambda: not own_context.ok(), 5, "the node's context to shut down")
         assert isinstance(node.fatal_error, RuntimeError)  # run_node's exit code 1
     assert "control loop failed: RuntimeError('injected failure')" in capfd.readouterr().err
+
+
+def test_an_arm_waiting_for_the_other_starts_again_where_it_was_moved(
+    ros_context, tmp_path
+) -> None:
+    """Two arms, one with no finite pose yet (its driver not connected): nothing is sent,
+    and the arm that could start must start again with it, from where it then is. Kept on
+    its first anchor, an arm moved meanwhile (freedrive, the pendant) was commanded back
+    there in one step, past every limit, with its safe-start ramp already spent."""
+    from std_msgs.msg import Float64MultiArray, String
+
+    with policy_node(ros_context, tmp_path, tf_prefixes=("alice_", "bob_")) as node:
+        client = Client(ros_context)
+        alice, bob = Driver(client, "alice_"), Driver(client, "bob_")
+        try:
+            bob.position = np.full(6, np.nan)
+            commands = client.record(
+                Float64MultiArray, "alice_forward_position_controller/commands"
+            )
+            events = client.record(String, "safety/events")
+            wait_for(
+                lambda: any(
+                    json.loads(r[1].data)["kind"] == "nonfinite_measurement" for r in events
+                ),
+                60,
+                "bob's hold",
+            )
+            time.sleep(0.3)  # alice anchors and waits
+            moved = HOME_JOINT_POS + [0.5, 0, 0, 0, 0, 0]
+            alice.position = moved
+            time.sleep(0.3)
+            assert not commands, "a command went out while bob had no pose"
+            bob.position = HOME_JOINT_POS.copy()
+            wait_for(lambda: len(commands) > 0, 10, "alice's first command")
+            first = np.array(commands[0][1].data)
+            max_step = node._filters[0].limits.max_step  # rad in one period, at most
+            assert np.all(np.abs(first - moved) <= max_step), first - moved
+        finally:
+            alice.close()
+            bob.close()
+            client.close()

@@ -124,10 +124,11 @@ def test_bridge_drives_the_gripper_and_holds_the_arm_while_its_link_is_lost(ros_
         server.close()
 
 
-def test_gripper_commands_are_ignored_while_the_estop_is_latched(ros_context) -> None:
+def test_gripper_commands_wait_for_the_estop_release(ros_context) -> None:
     """A gripper holding an object stays closed through an e-stop, whatever comes on its
     command topic meanwhile: the bridge once passed an open command on while e-stopped,
-    and the object dropped."""
+    and the object dropped. The newest command is sent at the release: the policy node
+    sends the gripper only when it changes, and would otherwise go on as if it had moved."""
     import rclpy
     from rclpy.executors import MultiThreadedExecutor
     from rclpy.parameter import Parameter
@@ -172,8 +173,9 @@ def test_gripper_commands_are_ignored_while_the_estop_is_latched(ros_context) ->
         assert reset.wait_for_service(timeout_sec=5.0)
         future = reset.call_async(Trigger.Request())
         wait_for(future.done, 5.0, "safety/reset_estop to answer")
-        gripper.publish(Float64(data=0.0))  # commands after the reset go through
-        wait_for(lambda: server.position == 0.0, 5.0, "the gripper to open after the reset")
+        wait_for(lambda: server.position == 0.0, 5.0, "the deferred open at the release")
+        gripper.publish(Float64(data=1.0))  # commands after the reset go through
+        wait_for(lambda: server.position == 255.0, 5.0, "the gripper to close after the reset")
     finally:
         executor.shutdown()
         thread.join(timeout=5)

@@ -238,6 +238,20 @@ def test_estop_sources_are_released_one_by_one() -> None:
     assert not restart.held and Intervention.SAFE_START in restart.interventions
 
 
+def test_a_reset_with_nothing_latched_still_restarts_from_the_measured_pose() -> None:
+    """A stop the filter did not see (a safeguard stop, a program stopped on the pendant),
+    the arm moved by hand, then ``safety/reset_estop`` to start safely: the filter must
+    start from where the arm is, not carry on from its old reference."""
+    safety, clock = started()
+    for _ in range(100):
+        clock.step(HOME + 0.3, HOME)
+    moved = HOME - 0.4
+    safety.reset_estop()
+    out = clock.step(HOME + 0.3, moved)
+    assert Intervention.SAFE_START in out.interventions
+    assert np.max(np.abs(out.command - moved)) <= safety.limits.max_step
+
+
 def test_no_observation_ever_means_hold() -> None:
     safety = SafetyFilter(ur5e_like_limits())
     out = safety.filter(HOME + 0.1, HOME, 1.0)
