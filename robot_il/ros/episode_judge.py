@@ -18,7 +18,8 @@ the supervising person would:
 5. an unsafe episode (a safety event of a kind in ``unsafe_events``) is stopped at once:
    e-stop (``safety/estop``) and an intervention (std_msgs/Bool), a failure. Otherwise it
    rates the episode by :class:`~robot_il.select.SimulatedPerson`: task success plus noise,
-   clipped to [0, 1] (std_msgs/Float64), with noise drawn from ``seed`` and the episode number.
+   clipped to [0, 1] (std_msgs/String ``{"episode": N, "rating": r}``), with noise drawn from
+   ``seed`` and the episode number.
 
 A candidate the policy node cannot load within ``switch_timeout`` seconds counts as a failure
 (an intervention), so a broken checkpoint is avoided rather than stalling the selection.
@@ -45,7 +46,7 @@ import numpy as np
 from rclpy._rclpy_pybind11 import RCLError
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
-from std_msgs.msg import Bool, Float64, String
+from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 
 from robot_il.errors import ConfigError, SelectionError
@@ -60,7 +61,12 @@ from robot_il.ros.ur_topics import (
 )
 from robot_il.safety.events import Intervention
 from robot_il.select import SimulatedPerson
-from robot_il.select.topics import INTERVENE_TOPIC, RATING_TOPIC, STATISTICS_TOPIC
+from robot_il.select.topics import (
+    INTERVENE_TOPIC,
+    RATING_TOPIC,
+    STATISTICS_TOPIC,
+    rating_message,
+)
 
 DEFAULT_UNSAFE = ["nonfinite_command", "position_limit", "workspace"]
 """Safety events a watching person would stop the robot for: a policy commanding NaN, driving
@@ -95,7 +101,7 @@ class EpisodeJudge(Node):
             raise ConfigError("episode_judge: time_limit and switch_timeout must be > 0")
 
         qos = QoSProfile(depth=10)
-        self.rating_pub = self.create_publisher(Float64, RATING_TOPIC, FEEDBACK_QOS)
+        self.rating_pub = self.create_publisher(String, RATING_TOPIC, FEEDBACK_QOS)
         self.intervene_pub = self.create_publisher(Bool, INTERVENE_TOPIC, FEEDBACK_QOS)
         self.switch_pub = self.create_publisher(String, SWITCH_TOPIC, qos)
         self.estop_pub = self.create_publisher(Bool, ESTOP_TOPIC, qos)
@@ -221,7 +227,7 @@ class EpisodeJudge(Node):
             return
         rng = np.random.default_rng([self.seed, number])
         feedback = self.person.feedback(success, False, rng)
-        self.rating_pub.publish(Float64(data=feedback.rating))
+        self.rating_pub.publish(String(data=rating_message(number, feedback.rating)))
         what = f"solved in {seconds:.1f} s" if success else f"not solved in {self.time_limit:g} s"
         self.get_logger().info(
             f"episode {number} ({candidate}): {what}, rated {feedback.rating:.2f}"

@@ -1,12 +1,15 @@
 """The ``feedback_web`` node: the supervising person's web page (and terminal UI) on ROS 2.
 
 Serves :class:`robot_il.select.web.FeedbackServer` and turns its buttons into messages: a
-rating as std_msgs/Float64 on :data:`~robot_il.select.topics.RATING_TOPIC`, an intervention
-as std_msgs/Bool (true) on ``INTERVENE_TOPIC``, the e-stop as std_msgs/Bool (true) on
+rating of the episode the page showed as std_msgs/String (``{"episode": N, "rating": r}``)
+on :data:`~robot_il.select.topics.RATING_TOPIC`, an intervention as std_msgs/Bool (true) on
+``INTERVENE_TOPIC``, the e-stop as std_msgs/Bool (true) on
 :data:`~robot_il.ros.ur_topics.ESTOP_TOPIC`. The page shows the selector's statistics
 (``STATISTICS_TOPIC``) and the latest image of ``camera_topic`` (sensor_msgs/Image, rgb8 or
-bgr8). One rating per episode: a second one is refused, so a double click cannot rate the
-next episode; interventions and e-stops always go out.
+bgr8). Only the open episode can be rated, once: a rating of an episode that is no longer
+open, was rated, or was stopped by an intervention from here is refused (an intervention
+closes its episode at once, and the selector opens the next one meanwhile); interventions and
+e-stops always go out.
 
 Parameters: ``host`` (127.0.0.1; a loopback address only, any other is a ``ConfigError``
 before the node starts: from another machine, open the page through an SSH tunnel,
@@ -26,14 +29,19 @@ from typing import Any
 import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import Image
-from std_msgs.msg import Bool, Float64, String
+from std_msgs.msg import Bool, String
 
 from robot_il.errors import FeedbackError, SelectionError
 from robot_il.ros.node_main import run_node
 from robot_il.ros.selector_node import FEEDBACK_QOS, LATCHED
 from robot_il.ros.ur_topics import ESTOP_TOPIC
 from robot_il.select.handlers import FeedbackHandlers
-from robot_il.select.topics import INTERVENE_TOPIC, RATING_TOPIC, STATISTICS_TOPIC
+from robot_il.select.topics import (
+    INTERVENE_TOPIC,
+    RATING_TOPIC,
+    STATISTICS_TOPIC,
+    rating_message,
+)
 from robot_il.select.web import FeedbackServer, encode_jpeg
 
 
@@ -58,7 +66,7 @@ class FeedbackWebNode(Node):
         self.terminal = bool(self.declare_parameter("terminal", False).value)
         self.handlers = FeedbackHandlers(
             on_rate=self.rate,
-            on_intervene=lambda: self.intervene_pub.publish(Bool(data=True)),
+            on_intervene=self.intervene,
             on_estop=lambda: self.estop_pub.publish(Bool(data=True)),
             status=self.status,
             frame=self.frame,
@@ -66,7 +74,7 @@ class FeedbackWebNode(Node):
         # Bound first, served last: a host other than loopback is refused before anything else.
         self.server = FeedbackServer(self.handlers, host=host, port=port, token=token)
 
-        self.rating_pub = self.create_publisher(Float64, RATING_TOPIC, FEEDBACK_QOS)
+        self.rating_pub = self.create_publisher(String, RATING_TOPIC, FEEDBACK_QOS)
         self.intervene_pub = self.create_publisher(Bool, INTERVENE_TOPIC, FEEDBACK_QOS)
         self.estop_pub = self.create_publisher(Bool, ESTOP_TOPIC, FEEDBACK_QOS)
         self.create_subscription(String, STATISTICS_TOPIC, self.on_statistics, LATCHED)
@@ -76,7 +84,8 @@ class FeedbackWebNode(Node):
         self._statistics: dict[str, Any] = {}
         self._image: Image | None = None
         self._jpeg: tuple[Image, bytes] | None = None
-        self._rated_episode: int | None = None
+        self._closed: tuple[int, str] | None = None
+        """The episode last closed from here and how ("rated", "stopped by an intervention")."""
 
         self.server.start()
         print(f"feedback page: {self.server.url}", flush=True)
@@ -102,16 +111,28 @@ class FeedbackWebNode(Node):
             "statistics": statistics,
         }
 
-    def rate(self, rating: float) -> None:
-        """Publish ``rating`` for the open episode, at most once per episode."""
-        episode = self.status()["episode"]
-        if episode is None:
-            raise FeedbackError("no episode is open: nothing to rate")
+    def rate(self, episode: int, rating: float) -> None:
+        """Publish ``rating`` for ``episode`` (the one the person watched) if it is the open
+        one and was not closed from here; ``FeedbackError`` saying why not."""
+        open_episode = self.status()["episode"]
         with self._lock:
-            if self._rated_episode == episode:
-                raise FeedbackError(f"episode {episode} was already rated")
-            self._rated_episode = episode
-        self.rating_pub.publish(Float64(data=rating))
+            if self._closed is not None and self._closed[0] == episode:
+                raise FeedbackError(f"episode {episode} was already {self._closed[1]}")
+            if episode != open_episode:
+                now = "none is" if open_episode is None else f"episode {open_episode} is"
+                raise FeedbackError(f"episode {episode} is not open ({now}): not rated")
+            self._closed = (episode, "rated")
+        self.rating_pub.publish(String(data=rating_message(episode, rating)))
+
+    def intervene(self) -> None:
+        """Publish the intervention; the open episode (unless rated here already: the selector
+        has moved on) counts as closed here, so a rating the person gives it afterwards is
+        refused rather than sent for the next episode."""
+        episode = self.status()["episode"]
+        with self._lock:
+            if episode is not None and (self._closed is None or self._closed[0] != episode):
+                self._closed = (episode, "stopped by an intervention")
+        self.intervene_pub.publish(Bool(data=True))
 
     def frame(self) -> bytes | None:
         """The latest camera image as JPEG (encoded once per image)."""

@@ -2,8 +2,11 @@
 
 It publishes the chosen candidate (checkpoint name or path) on
 :data:`~robot_il.select.topics.CANDIDATE_TOPIC` for the policy node, closes the episode when
-the person's rating (std_msgs/Float64 on ``RATING_TOPIC``) or intervention (std_msgs/Bool on
-``INTERVENE_TOPIC``, a failure) arrives, then at once picks and publishes the next candidate.
+the person's rating (std_msgs/String ``{"episode": N, "rating": r}`` on ``RATING_TOPIC``) or
+intervention (std_msgs/Bool on ``INTERVENE_TOPIC``, a failure) arrives, then at once picks and
+publishes the next candidate. A rating names its episode and closes only that one: one for an
+episode already closed (by an intervention, say, after which the next one opened at once) is
+logged and ignored.
 Candidates therefore switch only between episodes, or immediately on intervention. After
 every change it publishes :meth:`Selector.statistics` as JSON on ``STATISTICS_TOPIC``
 (the open episode is ``pending``). Candidate and statistics are latched (transient local),
@@ -48,7 +51,7 @@ from typing import TYPE_CHECKING
 
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from std_msgs.msg import Bool, Float64, String
+from std_msgs.msg import Bool, String
 
 from robot_il.errors import ConfigError, FeedbackError, RobotILError, SelectionError
 from robot_il.ros.node_main import declare_float, run_node
@@ -58,6 +61,7 @@ from robot_il.select.topics import (
     INTERVENE_TOPIC,
     RATING_TOPIC,
     STATISTICS_TOPIC,
+    read_rating,
 )
 
 if TYPE_CHECKING:  # torch comes with it: imported only when fine-tuning is on
@@ -133,7 +137,7 @@ class SelectorNode(Node):
 
         self.candidate_pub = self.create_publisher(String, CANDIDATE_TOPIC, LATCHED)
         self.statistics_pub = self.create_publisher(String, STATISTICS_TOPIC, LATCHED)
-        self.create_subscription(Float64, RATING_TOPIC, self.on_rating, FEEDBACK_QOS)
+        self.create_subscription(String, RATING_TOPIC, self.on_rating, FEEDBACK_QOS)
         self.create_subscription(Bool, INTERVENE_TOPIC, self.on_intervene, FEEDBACK_QOS)
         # The first episode opens once spinning (a finished state shuts down from there).
         self._first = self.create_timer(0.0, self.on_first_episode)
@@ -174,19 +178,31 @@ class SelectorNode(Node):
         self._first.cancel()
         self.start_episode()
 
-    def on_rating(self, msg: Float64) -> None:
-        self.close_episode(msg.data, intervened=False)
+    def on_rating(self, msg: String) -> None:
+        try:
+            episode, rating = read_rating(msg.data)
+        except FeedbackError as error:
+            self.get_logger().warning(f"{error}: ignored")
+            return
+        self.close_episode(rating, intervened=False, episode=episode)
 
     def on_intervene(self, msg: Bool) -> None:
         if msg.data:
             self.close_episode(0.0, intervened=True)
 
-    def close_episode(self, rating: float, *, intervened: bool) -> None:
-        """Record the open episode's feedback and start the next episode."""
+    def close_episode(self, rating: float, *, intervened: bool, episode: int | None = None) -> None:
+        """Record the feedback of the open episode (a rating names it: ``episode``, which must
+        be the open one) and start the next episode."""
         with self._lock:
             pending = self.selector.pending
             if self.finished or pending is None:
                 self.get_logger().warning(f"feedback {rating} ignored: no episode is open")
+                return
+            if episode is not None and episode != pending.episode:
+                self.get_logger().warning(
+                    f"rating {rating:g} of episode {episode} ignored: episode {pending.episode} "
+                    "is open (a rating closes only the episode it names)"
+                )
                 return
             try:
                 self.selector.feedback(pending.episode, rating, intervened=intervened)

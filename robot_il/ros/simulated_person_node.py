@@ -4,8 +4,9 @@ It watches the selector's statistics (:data:`~robot_il.select.topics.STATISTICS_
 for every episode it announces it lets ``episode_s`` seconds pass, draws the episode's
 outcome from the deployed candidate's profile (success and unsafe probabilities) and gives
 the :class:`~robot_il.select.SimulatedPerson`'s feedback: an intervention (std_msgs/Bool)
-when the episode was unsafe, else a rating (std_msgs/Float64). Outcomes depend only on
-``seed`` and the episode number, so runs are reproducible whatever the message timing.
+when the episode was unsafe, else a rating of that episode (std_msgs/String,
+``{"episode": N, "rating": r}``). Outcomes depend only on ``seed`` and the episode number, so
+runs are reproducible whatever the message timing.
 
 Parameters: ``profiles`` (JSON: ``{"candidate": {"success": p, "unsafe": q}, ...}``),
 ``noise_std`` (rating noise), ``seed``, ``episode_s``.
@@ -18,13 +19,18 @@ import sys
 
 import numpy as np
 from rclpy.node import Node
-from std_msgs.msg import Bool, Float64, String
+from std_msgs.msg import Bool, String
 
 from robot_il.errors import SelectionError
 from robot_il.ros.node_main import declare_float, run_node
 from robot_il.ros.selector_node import FEEDBACK_QOS, LATCHED
 from robot_il.select import CandidateProfile, SimulatedPerson, simulate_feedback
-from robot_il.select.topics import INTERVENE_TOPIC, RATING_TOPIC, STATISTICS_TOPIC
+from robot_il.select.topics import (
+    INTERVENE_TOPIC,
+    RATING_TOPIC,
+    STATISTICS_TOPIC,
+    rating_message,
+)
 
 
 def parse_profiles(text: str) -> dict[str, CandidateProfile]:
@@ -51,7 +57,7 @@ class SimulatedPersonNode(Node):
         self.person = SimulatedPerson(declare_float(self, "noise_std", 0.15))
         self.seed = int(self.declare_parameter("seed", 0).value)
         self.episode_s = declare_float(self, "episode_s", 0.0)
-        self.rating_pub = self.create_publisher(Float64, RATING_TOPIC, FEEDBACK_QOS)
+        self.rating_pub = self.create_publisher(String, RATING_TOPIC, FEEDBACK_QOS)
         self.intervene_pub = self.create_publisher(Bool, INTERVENE_TOPIC, FEEDBACK_QOS)
         self.create_subscription(String, STATISTICS_TOPIC, self.on_statistics, LATCHED)
         self.create_timer(0.02, self.give_feedback)
@@ -83,7 +89,7 @@ class SimulatedPersonNode(Node):
         if intervened:
             self.intervene_pub.publish(Bool(data=True))
         else:
-            self.rating_pub.publish(Float64(data=float(rating)))
+            self.rating_pub.publish(String(data=rating_message(number, rating)))
         self.episode = None
 
 

@@ -18,13 +18,16 @@ RATING_CHOICES = (0.0, 0.25, 0.5, 0.75, 1.0)
 class FeedbackHandlers:
     """The person's actions, and where the status and camera view come from.
 
-    ``status()`` returns a JSON-able dict: ``episode``, ``candidate`` and optionally
-    ``statistics`` (as :meth:`robot_il.select.Selector.statistics`). ``frame()`` returns the
-    latest camera image as JPEG bytes, or None while there is none. A handler that raises
+    ``on_rate(episode, rating)`` gets the number of the episode the front-end showed when the
+    person rated it, so a rating never closes an episode that opened meanwhile (an
+    intervention closes one, and the selector opens the next, at once). ``status()`` returns a
+    JSON-able dict: ``episode``, ``candidate`` and optionally ``statistics`` (as
+    :meth:`robot_il.select.Selector.statistics`). ``frame()`` returns the latest camera image
+    as JPEG bytes, or None while there is none. A handler that raises
     :class:`robot_il.errors.RobotILError` has its message shown to the person.
     """
 
-    on_rate: Callable[[float], None]
+    on_rate: Callable[[int, float], None]
     on_intervene: Callable[[], None]
     on_estop: Callable[[], None]
     status: Callable[[], dict[str, Any]]

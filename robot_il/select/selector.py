@@ -37,6 +37,14 @@ def check_rating(rating: object, where: str) -> float:
     return rating
 
 
+def check_episode(episode: object, where: str) -> int:
+    """``episode`` as an int if it is an episode number (an integer >= 0), else
+    :class:`FeedbackError` naming ``where``."""
+    if isinstance(episode, bool) or not isinstance(episode, numbers.Integral) or episode < 0:
+        raise FeedbackError(f"{where}: episode {episode!r} is not an episode number (>= 0)")
+    return int(episode)
+
+
 @dataclass(frozen=True)
 class Choice:
     """An opened episode: its number and the candidate (index and name) to deploy in it."""

@@ -1,8 +1,9 @@
 """A terminal UI for the supervising person: single key presses rate, intervene and e-stop.
 
-Keys: ``1``..``5`` rate the episode 0, 0.25, 0.5, 0.75, 1 (:data:`RATING_CHOICES`); ``i``
-intervenes (stops the robot, the episode counts as a failure); ``e`` or space is the e-stop;
-``q`` quits. The screen (rich) shows the episode, the candidate deployed and the statistics.
+Keys: ``1``..``5`` rate the episode on screen 0, 0.25, 0.5, 0.75, 1 (:data:`RATING_CHOICES`);
+``i`` intervenes (stops the robot, the episode counts as a failure); ``e`` or space is the
+e-stop; ``q`` quits. The screen (rich) shows the episode, the candidate deployed and the
+statistics.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from robot_il.errors import RobotILError
+from robot_il.errors import FeedbackError, RobotILError
 from robot_il.select.handlers import RATING_CHOICES, FeedbackHandlers
 
 KEY_HELP = (
@@ -45,14 +46,18 @@ class FeedbackTUI:
         self.console = console or Console()
         self.refresh_s = refresh_s
         self.message = Text("ready")
+        self.shown_episode: int | None = None
+        """The episode number on screen (drawn last): a rating key rates it."""
 
     def handle_key(self, key: str) -> bool:
         """Act on one key press; returns False when the person quits."""
         try:
             if key and key in "12345":
                 rating = RATING_CHOICES[int(key) - 1]
-                self.handlers.on_rate(rating)
-                self.message = Text(f"rated {rating:g}", style="green")
+                if self.shown_episode is None:
+                    raise FeedbackError("no episode is open: nothing to rate")
+                self.handlers.on_rate(self.shown_episode, rating)
+                self.message = Text(f"rated episode {self.shown_episode} {rating:g}", style="green")
             elif key == "i":
                 self.handlers.on_intervene()
                 self.message = Text("intervened: robot stopped", style="bold yellow")
@@ -68,6 +73,7 @@ class FeedbackTUI:
     def render(self) -> Group:
         """The screen: status line, statistics table, last message, key help."""
         status: dict[str, Any] = self.handlers.status()
+        self.shown_episode = status.get("episode")
         header = Text.assemble(
             "episode ",
             (str(status.get("episode", "-")), "bold"),

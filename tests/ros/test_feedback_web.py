@@ -9,10 +9,12 @@ import selectors
 import subprocess
 import sys
 import threading
+import urllib.error
+import urllib.request
 
 import numpy as np
 import pytest
-from deploy_helpers import stop
+from deploy_helpers import Client, stop, wait_for
 
 pytestmark = pytest.mark.ros
 
@@ -61,19 +63,28 @@ def test_each_button_publishes_its_message(ros_context, feedback_node, chromium)
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
     from sensor_msgs.msg import Image
-    from std_msgs.msg import Bool, Float64, String
+    from std_msgs.msg import Bool, String
 
     from robot_il.ros.selector_node import FEEDBACK_QOS, LATCHED
     from robot_il.ros.ur_topics import ESTOP_TOPIC
     from robot_il.select import UCB1, Selector
-    from robot_il.select.topics import INTERVENE_TOPIC, RATING_TOPIC, STATISTICS_TOPIC
+    from robot_il.select.topics import (
+        INTERVENE_TOPIC,
+        RATING_TOPIC,
+        STATISTICS_TOPIC,
+        read_rating,
+    )
 
     node = rclpy.create_node("feedback_listener", context=ros_context)
     received: queue.Queue = queue.Queue()
-    for topic, kind in ((RATING_TOPIC, Float64), (INTERVENE_TOPIC, Bool), (ESTOP_TOPIC, Bool)):
+    for topic, kind in ((INTERVENE_TOPIC, Bool), (ESTOP_TOPIC, Bool)):
         node.create_subscription(
             kind, topic, lambda msg, topic=topic: received.put((topic, msg.data)), FEEDBACK_QOS
         )
+    node.create_subscription(
+        String, RATING_TOPIC, lambda msg: received.put((RATING_TOPIC, read_rating(msg.data))),
+        FEEDBACK_QOS,
+    )  # fmt: skip
     statistics_pub = node.create_publisher(String, STATISTICS_TOPIC, LATCHED)
     image_pub = node.create_publisher(Image, CAMERA_TOPIC, 1)
     selector = Selector.create(["ckpt/bc", "ckpt/diffusion"], UCB1(), seed=0)
@@ -110,7 +121,7 @@ def test_each_button_publishes_its_message(ros_context, feedback_node, chromium)
             )
         )
         for button, message in [
-            ("rate-75", (RATING_TOPIC, 0.75)),
+            ("rate-75", (RATING_TOPIC, (pending.episode, 0.75))),
             ("intervene", (INTERVENE_TOPIC, True)),
             ("estop", (ESTOP_TOPIC, True)),
         ]:
@@ -130,10 +141,78 @@ def test_each_button_publishes_its_message(ros_context, feedback_node, chromium)
         statistics_pub.publish(String(data=json.dumps(selector.statistics())))
         wait.until(lambda d: d.find_element(By.ID, "episode").text == str(pending.episode + 1))
         browser.find_element(By.ID, "rate-0").click()
-        assert received.get(timeout=10) == (RATING_TOPIC, 0.0)
+        assert received.get(timeout=10) == (RATING_TOPIC, (pending.episode + 1, 0.0))
         assert received.empty()
     finally:
         stop.set()
         spinner.join()
         executor.shutdown()
         node.destroy_node()
+
+
+def post(url: str, body: dict) -> tuple[int, dict]:
+    """(status, reply) of a JSON POST to the feedback page, as its buttons send it."""
+    request = urllib.request.Request(
+        url, json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_a_rating_after_an_intervention_does_not_close_the_next_episode(
+    ros_context, ros_env, tmp_path
+):
+    """The person stops episode 0 and then rates what they saw: the selector opened episode 1
+    at the intervention, and a bare rating closed it before it had run. A rating names its
+    episode: the page refuses one for episode 0, the selector ignores one for episode 0 that
+    reaches it over ROS, and episode 1 stays open until rated itself."""
+    from std_msgs.msg import String
+
+    from robot_il.select import Selector
+    from robot_il.select.topics import RATING_TOPIC, rating_message
+
+    state = tmp_path / "selection.json"
+    selector = subprocess.Popen(
+        [sys.executable, "-m", "robot_il.ros.selector_node", "--ros-args",
+         "-p", "candidates:=['a','b','c']", "-p", f"state_path:={state}"],
+        env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    web = subprocess.Popen(
+        [sys.executable, "-m", "robot_il.ros.feedback_web"],
+        env=ros_env, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    selector_lines: list[str] = []
+    reader = threading.Thread(target=lambda: selector_lines.extend(selector.stdout))
+    reader.start()
+    client = Client(ros_context)
+    try:
+        url = read_line(web, 30).split(": ", 1)[1].strip()
+
+        def episode() -> int | None:
+            with urllib.request.urlopen(url + "api/status", timeout=10) as response:
+                return json.loads(response.read())["episode"]
+
+        wait_for(lambda: episode() == 0, 20, "episode 0 on the page", (selector, web))
+        assert post(url + "api/intervene", {}) == (200, {"ok": True})
+        wait_for(lambda: episode() == 1, 20, "episode 1 on the page", (selector, web))
+        assert post(url + "api/rate", {"episode": 0, "rating": 0.0}) == (
+            400, {"error": "episode 0 was already stopped by an intervention"},
+        )  # fmt: skip
+        # A rating of episode 0 sent by another front-end: the selector ignores it.
+        ratings = client.publisher(String, RATING_TOPIC, (selector, web))
+        ratings.publish(String(data=rating_message(0, 1.0)))
+        ignored = "rating 1 of episode 0 ignored: episode 1 is open"
+        wait_for(lambda: any(ignored in line for line in selector_lines), 20, "the selector's log")
+        assert episode() == 1
+        assert post(url + "api/rate", {"episode": 1, "rating": 0.75}) == (200, {"ok": True})
+        wait_for(lambda: episode() == 2, 20, "episode 2 on the page", (selector, web))
+    finally:
+        client.close()
+        stop(web)
+        stop(selector)
+        reader.join()
+    log = Selector.load(state).log
+    assert [(r.episode, r.rating, r.intervened) for r in log] == [(0, 0.0, True), (1, 0.75, False)]

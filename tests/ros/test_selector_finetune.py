@@ -23,6 +23,8 @@ import numpy as np
 import pytest
 from deploy_helpers import DEADLINE_SCALE
 
+from robot_il.select.topics import rating_message
+
 pytestmark = [pytest.mark.ros, pytest.mark.usefixtures("trained_checkpoints")]
 
 BC_REACH = (Path(__file__).parent / "fixtures" / "bc_reach").resolve()
@@ -78,7 +80,7 @@ class SelectorClient:
     def __init__(self, context) -> None:
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.node import Node
-        from std_msgs.msg import Float64, String
+        from std_msgs.msg import String
 
         from robot_il.ros.selector_node import FEEDBACK_QOS, LATCHED
         from robot_il.select.topics import CANDIDATE_TOPIC, RATING_TOPIC, STATISTICS_TOPIC
@@ -92,8 +94,8 @@ class SelectorClient:
         self.node.create_subscription(
             String, STATISTICS_TOPIC, lambda m: self.statistics.append(json.loads(m.data)), LATCHED
         )
-        self.rating_pub = self.node.create_publisher(Float64, RATING_TOPIC, FEEDBACK_QOS)
-        self._float = Float64
+        self.rating_pub = self.node.create_publisher(String, RATING_TOPIC, FEEDBACK_QOS)
+        self._string = String
         self.executor = SingleThreadedExecutor(context=context)
         self.executor.add_node(self.node)
 
@@ -105,8 +107,11 @@ class SelectorClient:
             self.executor.spin_once(timeout_sec=0.02)
 
     def rate(self, rating: float) -> None:
+        """Rate the episode the latest statistics name open."""
         self.wait_for(lambda: self.rating_pub.get_subscription_count() > 0, 20, "the selector")
-        self.rating_pub.publish(self._float(data=rating))
+        self.wait_for(lambda: self.statistics and self.statistics[-1]["pending"], 20, "an episode")
+        episode = self.statistics[-1]["pending"]["episode"]
+        self.rating_pub.publish(self._string(data=rating_message(episode, rating)))
 
     def close(self) -> None:
         self.executor.shutdown()

@@ -21,10 +21,10 @@ def test_keys_in_a_pty_call_the_handlers():
     selector = Selector.create(["ckpt/bc", "ckpt/diffusion"], UCB1(), seed=0)
     choice = selector.choose()
 
-    def rate(rating: float) -> None:
+    def rate(episode: int, rating: float) -> None:
         if rating == 0.5:
             raise FeedbackError("episode 0 was already rated")
-        events.put(("rate", rating))
+        events.put(("rate", episode, rating))
 
     handlers = FeedbackHandlers(
         on_rate=rate,
@@ -45,10 +45,10 @@ def test_keys_in_a_pty_call_the_handlers():
     thread.start()
     try:
         for key, event in [
-            (b"1", ("rate", 0.0)),
-            (b"2", ("rate", 0.25)),
-            (b"4", ("rate", 0.75)),
-            (b"5", ("rate", 1.0)),
+            (b"1", ("rate", 0, 0.0)),  # a rating names the episode on screen
+            (b"2", ("rate", 0, 0.25)),
+            (b"4", ("rate", 0, 0.75)),
+            (b"5", ("rate", 0, 1.0)),
             (b"i", ("intervene",)),
             (b"e", ("estop",)),
             (b" ", ("estop",)),
@@ -66,3 +66,18 @@ def test_keys_in_a_pty_call_the_handlers():
     assert "episode 0 was already rated" in tui.message.plain
     output = screen.getvalue()
     assert choice.candidate in output and "ckpt/bc" in output and "E-STOP" in output
+
+
+def test_a_rating_key_before_any_episode_is_shown_rates_nothing():
+    rated: list = []
+    handlers = FeedbackHandlers(
+        on_rate=lambda episode, rating: rated.append((episode, rating)),
+        on_intervene=lambda: None,
+        on_estop=lambda: None,
+        status=lambda: {"episode": None, "candidate": None},
+    )
+    tui = FeedbackTUI(handlers, input_fd=0, console=Console(file=io.StringIO()))
+    assert tui.handle_key("5")
+    assert tui.message.plain == "no episode is open: nothing to rate" and not rated
+    tui.render()  # still none open
+    assert tui.handle_key("5") and not rated

@@ -42,10 +42,10 @@ class Recorder:
             frame=lambda: encode_jpeg(self.frame),
         )
 
-    def rate(self, rating: float) -> None:
+    def rate(self, episode: int, rating: float) -> None:
         if rating == 0.25:  # stands for a handler refusing feedback
             raise FeedbackError("episode 0 was already rated")
-        self.events.put(("rate", rating))
+        self.events.put(("rate", episode, rating))
 
 
 @pytest.fixture
@@ -74,11 +74,11 @@ def test_each_button_triggers_its_handler_in_headless_chromium(recorder_server, 
         )
     )
 
-    expected = {
-        "rate-0": ("rate", 0.0),
-        "rate-50": ("rate", 0.5),
-        "rate-75": ("rate", 0.75),
-        "rate-100": ("rate", 1.0),
+    expected = {  # a rating names the episode on the page
+        "rate-0": ("rate", 0, 0.0),
+        "rate-50": ("rate", 0, 0.5),
+        "rate-75": ("rate", 0, 0.75),
+        "rate-100": ("rate", 0, 1.0),
         "intervene": ("intervene",),
         "estop": ("estop",),
     }
@@ -108,19 +108,22 @@ def test_server_checks_token_origin_and_ratings(recorder_server):
     base = server.url.split("?")[0]
     token = {"X-Token": "s3cret-token"}
     assert request(base)[0] == 401
-    assert request(base + "api/rate", {"rating": 1.0}, {"X-Token": "wrong"})[0] == 401
+    assert request(base + "api/rate", {"episode": 0, "rating": 1.0}, {"X-Token": "wrong"})[0] == 401
     assert request(server.url)[0] == 200
     status, body = request(base + "frame.jpg", headers=token)
     assert status == 200 and body[:2] == b"\xff\xd8"
     assert request(base + "api/estop", {}, {**token, "Origin": "http://evil.example"})[0] == 403
     assert request(base + "api/estop", {}, {**token, "Content-Type": "text/plain"})[0] == 415
     for bad in (1.5, -1, "high", None, True):
-        status, body = request(base + "api/rate", {"rating": bad}, token)
+        status, body = request(base + "api/rate", {"episode": 0, "rating": bad}, token)
         assert status == 400 and "rating" in json.loads(body)["error"]
+    for bad in (-1, 0.5, "0", None, True):  # a rating names its episode
+        status, body = request(base + "api/rate", {"episode": bad, "rating": 0.5}, token)
+        assert status == 400 and "is not an episode number" in json.loads(body)["error"]
     status, body = request(base + "api/rate", "0.5", token)  # a JSON string, not an object
     assert status == 400
-    assert request(base + "api/rate", {"rating": 0.5}, token)[0] == 200
-    assert recorder.events.get(timeout=1) == ("rate", 0.5)
+    assert request(base + "api/rate", {"episode": 0, "rating": 0.5}, token)[0] == 200
+    assert recorder.events.get(timeout=1) == ("rate", 0, 0.5)
     assert recorder.events.empty()
 
 

@@ -21,9 +21,9 @@ from http import HTTPStatus
 from importlib import resources
 from urllib.parse import parse_qs, urlsplit
 
-from robot_il.errors import RobotILError, SelectionError
+from robot_il.errors import FeedbackError, RobotILError, SelectionError
 from robot_il.select.handlers import FeedbackHandlers
-from robot_il.select.selector import check_rating
+from robot_il.select.selector import check_episode, check_rating
 from robot_il.web import PageHandler, PageServer
 
 PAGE = resources.files(__package__).joinpath("index.html").read_bytes()
@@ -116,8 +116,12 @@ def _make_request_handler(server: FeedbackServer) -> type[PageHandler]:
             try:
                 body = json.loads(self.rfile.read(length) or b"{}")
                 if path == "/api/rate":
-                    rating = body.get("rating") if isinstance(body, dict) else None
-                    server.handlers.on_rate(check_rating(rating, "rate request"))
+                    if not isinstance(body, dict):
+                        raise FeedbackError('rate request: send {"episode": N, "rating": r}')
+                    server.handlers.on_rate(
+                        check_episode(body.get("episode"), "rate request"),
+                        check_rating(body.get("rating"), "rate request"),
+                    )
                 elif path == "/api/intervene":
                     server.handlers.on_intervene()
                 elif path == "/api/estop":
