@@ -3,7 +3,8 @@
 Commit protocol (every file write is an atomic rename, see :mod:`.durability`):
 
 1. the episode's steps go to ``data/<key>`` (arrays grow past the committed length);
-2. its per-episode values go to ``meta/<name>`` at index ``num_episodes``;
+2. its per-episode values go to ``meta/<name>`` at index ``num_episodes`` (an int array
+   given a float is first widened to float64, a new array swapped in whole);
 3. the filesystem is flushed (``fsync=True``), so the data is on disk before it is visible;
 4. ``meta/episode_ends`` grows by one entry: first its shape (``zarr.json``), then its
    chunk. The episode exists once both are written.
@@ -18,6 +19,7 @@ boundary chunk a new episode shares, and that rewrite is itself an atomic file r
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,9 @@ from robot_il.dataset.durability import (
     flush_filesystem,
     lock_for_writing,
     remove_partial_files,
+    remove_tree,
     replace_atomically,
+    swap_directories,
 )
 from robot_il.dataset.format import (
     DATA_GROUP,
@@ -387,8 +391,10 @@ class DatasetWriter:
 
     def _check_meta(self, episode: int, meta: dict[str, Any]) -> None:
         """Refuse, before anything of the episode is written, a meta name or value the
-        dataset cannot hold: each meta array keeps the type of its first value (an int may
-        go into a float array; a float into an int array would be truncated, so it may not)."""
+        dataset cannot hold: each meta array keeps the type of its first value, except that
+        an int may go into a float array, and a float into an int array widens that array to
+        float64 (:meth:`_widen_meta`; refused if it holds an int float64 cannot hold
+        exactly). An int must fit its int array (int64 for a new one)."""
         for name, value in meta.items():
             if name == EPISODE_ENDS or "/" in name:
                 raise DatasetError(f"episode {episode}: meta name {name!r} is reserved or invalid")
@@ -400,16 +406,31 @@ class DatasetWriter:
                 )
             array = self._meta.get(name)
             stored = None if array is None else _STORED_META_KIND.get(array.dtype.kind)
-            if stored is not None and kind != stored and (kind, stored) != ("i", "f"):
+            if (kind, stored) == ("f", "i"):
+                values = array[:]
+                if values.size and max(-int(values.min()), int(values.max())) > _FLOAT64_EXACT:
+                    raise DatasetError(
+                        f"episode {episode}: meta {name!r} = {value!r} would widen its "
+                        f"{array.dtype} array to float64, but it holds ints beyond 2**53 "
+                        "that float64 cannot hold exactly"
+                    )
+            elif stored is not None and kind != stored and (kind, stored) != ("i", "f"):
                 raise DatasetError(
                     f"episode {episode}: meta {name!r} = {value!r} does not fit its "
                     f"{array.dtype} array (typed by its first value)"
                 )
+            if kind == "i" and stored in (None, "i"):
+                limits = np.iinfo(np.int64 if array is None else array.dtype)
+                if not limits.min <= int(value) <= limits.max:
+                    where = f"episode {episode}: meta {name!r}"
+                    raise DatasetError(f"{where} = {value!r} does not fit {limits.dtype}")
 
     def _write_meta(self, episode: int, meta: dict[str, Any]) -> None:
         for name, value in meta.items():
             if name not in self._meta:
                 self._meta[name] = _create_meta_array(self._root, name, value, episode)
+            elif _meta_kind(value) == "f" and self._meta[name].dtype.kind in "iu":
+                self._meta[name] = self._widen_meta(name)
         for name, array in self._meta.items():
             value = meta.get(name, array.fill_value)
             array.resize((episode + 1,))
@@ -419,6 +440,31 @@ class DatasetWriter:
                 raise DatasetError(
                     f"episode {episode}: meta {name!r} = {value!r} does not fit {array.dtype}"
                 ) from error
+
+    def _widen_meta(self, name: str) -> zarr.Array:
+        """``meta/<name>``, an int array, rewritten as float64 with the same values (exact:
+        ``_check_meta`` made sure they lie within 2**53), so that it takes a float.
+
+        Episodes that later give no value read NaN, as in any float meta array. The new
+        array is built beside the store and swapped in atomically: a kill leaves the int
+        array or the float one under the name (the committed values either way), and at
+        worst a hidden ``.<store>.meta-<name>.tmp-*`` directory beside the store.
+        """
+        old = self._meta[name]
+        tmp = self.path.with_name(f".{self.path.name}.meta-{name}.tmp-{uuid.uuid4().hex[:8]}")
+        try:
+            new = zarr.create_array(
+                str(tmp), shape=old.shape, chunks=(META_CHUNK,), dtype="float64",
+                fill_value=float("nan"), attributes=old.attrs.asdict(),
+                zarr_format=old.metadata.zarr_format, config=_WRITE_CONFIG,
+            )  # fmt: skip
+            new[:] = old[:].astype(np.float64)
+            if self._fsync:
+                flush_filesystem(tmp)
+            swap_directories(tmp, self.path / META_GROUP / name)
+        finally:
+            remove_tree(tmp)  # after the swap: the int array
+        return self._root[f"{META_GROUP}/{name}"].with_config(_WRITE_CONFIG)
 
 
 class EpisodeWriter:
@@ -480,6 +526,11 @@ class EpisodeWriter:
                 self._buffers.setdefault(key, []).append(value)
         self.num_steps += 1
 
+    def check_meta(self, meta: dict[str, Any] | None = None) -> None:
+        """Raise the DatasetError :meth:`commit` would raise for ``meta``, writing nothing:
+        a recorder asks every stream's writer before any of them commits."""
+        self._writer._check_meta(self.episode, meta or {})
+
     def commit(self, meta: dict[str, Any] | None = None) -> int:
         """Make the episode durable and visible; returns its index."""
         self._check_open()
@@ -487,7 +538,7 @@ class EpisodeWriter:
             raise DatasetError(f"episode {self.episode}: cannot commit an empty episode")
         writer = self._writer
         meta = meta or {}
-        writer._check_meta(self.episode, meta)
+        self.check_meta(meta)
         end = self._start + self.num_steps
         for key in list(self._pending):
             self._flush_shard(key)
@@ -555,6 +606,8 @@ def _create_data_array(
 #: numpy kind of a meta array -> kind of the values it takes, as :func:`_meta_kind` names
 #: them (arrays made by other tools may be unsigned, or hold strings in another form).
 _STORED_META_KIND = {"b": "b", "i": "i", "u": "i", "f": "f", "U": "U", "T": "U", "O": "U"}
+#: Ints a float64 holds exactly: |n| <= 2**53.
+_FLOAT64_EXACT = 2**53
 #: kind of a first meta value -> (dtype, fill value) of the array made for it.
 _META_ARRAY = {"b": ("bool", False), "i": ("int64", 0), "f": ("float64", float("nan")),
                "U": (str, "")}  # fmt: skip

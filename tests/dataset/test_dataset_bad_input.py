@@ -148,8 +148,9 @@ def test_bad_episodes_are_refused_and_nothing_committed_is_lost(demo: Path) -> N
 
 
 def test_values_and_meta_that_do_not_fit_are_refused_not_narrowed(tmp_path: Path) -> None:
-    """An int that would wrap, a float that would overflow to inf, a float meta value into an
-    int meta array: each is refused before anything of the episode is written."""
+    """An int that would wrap, a float that would overflow to inf, a bool meta value into an
+    int meta array, an int meta value beyond int64: each is refused before anything of the
+    episode is written."""
     path = tmp_path / "narrow.zarr"
     keys = {"enc": KeySpec((1,), "int16"), "force": KeySpec((1,), "float16")}
     writer = DatasetWriter.create(path, robot="ur5e", control_hz=10, fsync=False, keys=keys)
@@ -160,22 +161,47 @@ def test_values_and_meta_that_do_not_fit_are_refused_not_narrowed(tmp_path: Path
             ({**fits, "enc": np.array([[40000], [70000]], np.int64)}, {}),
         "key 'force': float64 values from 2.0 to 100000.0 do not fit float16":
             ({**fits, "force": np.array([[1e5], [2.0]])}, {}),
-        "meta 'duration' = 5.9 does not fit its int64 array": (fits, {"duration": 5.9}),
         "meta 'duration' = True does not fit": (fits, {"duration": True}),
+        f"meta 'count' = {2**63} does not fit int64": (fits, {"count": 2**63}),
     }  # fmt: skip
     for message, (steps, meta) in cases.items():
         with pytest.raises(DatasetError, match=f"^episode 1: {re.escape(message)}"):
             writer.add_episode(steps, meta)
     stream = writer.begin_episode()
     stream.append({key: value[0] for key, value in fits.items()})
-    with pytest.raises(DatasetError, match="episode 1: meta 'duration' = 5.9 does not fit"):
-        stream.commit({"duration": 5.9})
+    with pytest.raises(DatasetError, match="episode 1: meta 'score' = 'x' does not fit"):
+        stream.commit({"score": "x"})
     assert stream.commit({"duration": 6, "score": 1}) == 1  # an int fits a float meta array
     writer.close()
     dataset = Dataset.open(path)
     assert dataset.num_episodes == 2 and dataset.num_steps == 3
     assert dataset.episode(0)["enc"].ravel().tolist() == [-32768, 32767]
     assert dataset.meta(1) == {"duration": 6, "score": 1.0}
+    assert validate(path).ok
+
+
+def test_a_float_meta_value_widens_an_int_array_exactly(tmp_path: Path) -> None:
+    """A float given for a meta name first stored as an int turns its array into float64,
+    keeping every committed value exactly (ints up to 2**53), so datasets merge in any
+    order; an array holding a larger int is refused before anything is written. The widened
+    array was swapped in whole: nothing is left beside the store, and the store validates."""
+    path = tmp_path / "widen.zarr"
+    steps = {"x": np.zeros((2, 1), np.float32)}
+    with DatasetWriter.create(path, robot="ur5e", control_hz=10, fsync=True) as writer:
+        writer.add_episode(steps, {"duration": 3, "big": 2**53 + 1})
+        writer.add_episode(steps, {"duration": 2**53})
+    with DatasetWriter.open(path, fsync=True) as writer:
+        assert writer.add_episode(steps, {"duration": 2.5}) == 2
+        refused = r"^episode 3: meta 'big' = 0.5 would widen its int64 array to float64, but "
+        with pytest.raises(DatasetError, match=refused + r"it holds ints beyond 2\*\*53"):
+            writer.add_episode(steps, {"big": 0.5})
+        assert writer.add_episode(steps, {"duration": 4}) == 3
+    dataset = Dataset.open(path)
+    assert dataset.num_steps == 8
+    durations = [dataset.meta(e)["duration"] for e in range(4)]
+    assert durations == [3.0, float(2**53), 2.5, 4.0] and int(durations[1]) == 2**53
+    assert isinstance(durations[0], float) and dataset.meta(0)["big"] == 2**53 + 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["widen.zarr"]
     assert validate(path).ok
 
 

@@ -95,6 +95,22 @@ def test_merge_then_drop_episode(tmp_path: Path) -> None:
     assert not [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name]  # no leftovers
 
 
+def test_merge_takes_int_and_float_meta_in_either_order(tmp_path: Path) -> None:
+    """A duration stored as an int in one dataset and as a float in another merges whichever
+    comes first: the float widens the merged int array to float64."""
+    for name, duration in (("a", 2), ("b", 2.5)):
+        with DatasetWriter.create(tmp_path / f"{name}.zarr", robot="ur5e", control_hz=10,
+                                  fsync=False) as writer:  # fmt: skip
+            writer.add_episode({"action": np.zeros((4, 7), np.float32)}, {"duration": duration})
+    for order in ("ab", "ba"):
+        merged = tmp_path / f"m_{order}.zarr"
+        sources = [str(tmp_path / f"{name}.zarr") for name in order]
+        assert cli(["data", "merge", str(merged), *sources]) == 0
+        dataset = Dataset.open(merged)
+        durations = {"a": 2.0, "b": 2.5}
+        assert [dataset.meta(e)["duration"] for e in range(2)] == [durations[n] for n in order]
+
+
 def test_rewriting_in_place_refuses_while_a_writer_has_the_dataset_open(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
