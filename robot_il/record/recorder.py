@@ -18,9 +18,9 @@ Why it is built this way:
   int64; nominal time = tick / rate), so gaps are visible in the data too.
 - **Crash safety** comes from the dataset writer: an episode becomes visible only at commit.
   ``stop_episode`` returns once the commit is durable; a process killed before loses only the
-  episode in flight. It checks every stream before committing any (a stream with no frame, or
-  a failed write, discards the episode everywhere); a kill between two streams' commits can
-  still leave the episode in some streams' datasets only.
+  episode in flight. It checks every stream before committing any (a stream with no frame, a
+  failed write, or meta its dataset cannot take discards the episode everywhere); a kill
+  between two streams' commits can still leave the episode in some streams' datasets only.
 
 Streams run at different rates, so each stream writes its own dataset (one time axis per
 dataset, as the format requires), e.g. ``joint.zarr`` at 500 Hz and ``cam_front.zarr`` at 30 Hz;
@@ -253,10 +253,11 @@ class Recorder:
 
     ``writers`` maps each stream name to an object with the streaming API of
     :class:`robot_il.dataset.DatasetWriter` (``begin_episode()`` returning a handle with
-    ``append(frame)``, ``commit(meta) -> int``, ``discard()``), served by a thread, or to a
-    :class:`~robot_il.record.sink.WriterInProcess`, served by a process of its own. Use as a
-    context manager, or call :meth:`close`; an episode still running at close is discarded,
-    never half-committed.
+    ``append(frame)``, ``commit(meta) -> int``, ``discard()``; ``close()`` if it has one),
+    served by a thread, or to a :class:`~robot_il.record.sink.WriterInProcess`, served by a
+    process of its own. The recorder owns them: use it as a context manager, or call
+    :meth:`close`, which closes them; an episode still running at close is discarded, never
+    half-committed.
 
     Two measures keep the sampling threads on time (without them a 500 Hz stream misses ticks
     whenever the machine is busy):
@@ -340,7 +341,9 @@ class Recorder:
             )
             for spec in streams
         }
-        if writer_processes:
+        if writer_processes:  # each process opens its dataset again, taking the lock
+            for writer in writers.values():
+                writer.close()
             writers = {
                 name: WriterInProcess(partial(DatasetWriter.open, writer.path, fsync=fsync))
                 for name, writer in writers.items()
@@ -397,11 +400,12 @@ class Recorder:
         Returns once the writers have finished, so a committed episode is durable on return.
         ``meta`` (JSON scalars) is stored with the episode, with each stream's timing
         statistics (``rec_*``) and ``recording_start_unix`` added. If a source or writer
-        failed, or a stream has no frame this episode, every stream's episode is discarded and
-        :class:`RecordingError` is raised. Every stream is checked before any commits, so such
-        an episode lands in no dataset; the per-stream commits themselves still run one after
-        another, so a kill, or a commit failing on disk, between two of them leaves the
-        episode in the streams committed so far (pair streams by ``recording_start_unix``).
+        failed, a stream has no frame this episode, or a stream's dataset cannot take the
+        meta, every stream's episode is discarded and an error is raised. Every stream is
+        checked before any commits, so such an episode lands in no dataset; the per-stream
+        commits themselves still run one after another, so a kill, or a commit failing on
+        disk, between two of them leaves the episode in the streams committed so far (pair
+        streams by ``recording_start_unix``).
         """
         if not self._active:
             raise RecordingError("recorder: no episode is being recorded")
@@ -420,9 +424,11 @@ class Recorder:
         if not commit:
             self._discard_all()
             return EpisodeReport(False, indices, stats, episode_meta)
+        metas = {name: {**episode_meta, **runner.stats.as_meta()}
+                 for name, runner in self._runners.items()}  # fmt: skip
         for name, runner in self._runners.items():  # all streams fit to commit, or none commits
             try:
-                frames = runner.sink.request("check")
+                frames = runner.sink.request("check", metas[name])
             except BaseException as error:
                 self._discard_all()
                 raise _as_recording_error(name, "writing", error) from error
@@ -434,9 +440,7 @@ class Recorder:
                 )
         for name, runner in self._runners.items():
             try:
-                indices[name] = runner.sink.request(
-                    "commit", {**episode_meta, **runner.stats.as_meta()}
-                )
+                indices[name] = runner.sink.request("commit", metas[name])
             except BaseException as error:
                 self._discard_all()
                 raise _as_recording_error(name, "committing", error) from error
@@ -456,7 +460,8 @@ class Recorder:
                 runner.sink.request("discard")
 
     def close(self) -> None:
-        """Discard an episode still running, then stop the writer threads."""
+        """Discard an episode still running, then close every writer and stop its thread or
+        process: on return the datasets are free for another writer."""
         if self._closed:
             return
         if self._active:

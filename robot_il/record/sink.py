@@ -4,7 +4,8 @@ Both kinds take frames without blocking (``offer``; a full queue is reported, no
 take frames blocking (``put``, for pushed streams), and carry control requests (begin, check,
 commit, discard, close) through the *same* FIFO queue, so a commit is applied after every frame
 queued before it. ``check`` returns how many frames the open episode holds, or raises the
-error a frame's append met: the recorder asks every stream before it commits any.
+error a frame's append met or the one committing with the given meta would meet (where the
+episode handle has ``check_meta``): the recorder asks every stream before it commits any.
 
 Why a process: a writer thread shares the interpreter lock with the sampling threads. While it
 compresses and writes it holds that lock in stretches, and on a busy machine the OS may
@@ -62,7 +63,9 @@ class _Control:
 
 class _WriterServer:
     """Applies queue items to a dataset writer: frames are appended to the open episode,
-    controls return ``(ok, value)``. A failed append is remembered and reported at commit."""
+    controls return ``(ok, value)``. A failed append is remembered and reported at commit.
+    ``close`` closes the writer (if it has a ``close``): a DatasetWriter holds the dataset's
+    writer lock until then, and a recorder made again on the same path must get it."""
 
     def __init__(self, writer: Any) -> None:
         self.writer = writer
@@ -89,6 +92,9 @@ class _WriterServer:
             if item.kind == "check":
                 if self.error is not None:
                     raise self.error
+                check_meta = getattr(self.episode, "check_meta", None)  # a DatasetWriter's
+                if self.appended and check_meta is not None:
+                    check_meta(item.meta)
                 return True, self.appended
             if item.kind == "commit":
                 if self.error is not None:
@@ -98,7 +104,10 @@ class _WriterServer:
                 if self.episode is not None:
                     self.episode.discard()
                 return True, None
-            return True, None  # close
+            close = getattr(self.writer, "close", None)  # a DatasetWriter's frees its lock
+            if close is not None:
+                close()
+            return True, None
         except BaseException as error:
             if item.kind == "commit" and self.episode is not None:
                 with contextlib.suppress(BaseException):  # already reporting the first error

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from functools import partial
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ import pytest
 from robot_il.dataset import Dataset, DatasetWriter
 from robot_il.errors import DatasetError, RecordingError
 from robot_il.record import Recorder, StreamSpec
+from robot_il.record.sink import WriterInProcess
 
 
 class JointSource:
@@ -242,6 +244,55 @@ def test_an_episode_unfit_in_one_stream_is_committed_in_none(tmp_path, writer_pr
     assert report.episode_index == {"joint": 0, "cam": 0}
     for name in ("joint", "cam"):
         assert Dataset.open(tmp_path / f"{name}.zarr").episode_ends.tolist() == [1]
+
+
+@pytest.mark.parametrize("writer_processes", [False, True])
+def test_meta_one_streams_dataset_cannot_take_is_committed_in_none(tmp_path, writer_processes):
+    """The check before any commit covers the meta too: a ``score`` the joint dataset holds
+    as text cannot take an int, so the camera's dataset, fresh, must not commit it alone."""
+    for name, meta in (("cam", {}), ("joint", {"score": "good"})):
+        with DatasetWriter.create(tmp_path / f"{name}.zarr", robot="ur5e", control_hz=10,
+                                  fsync=False) as writer:  # fmt: skip
+            steps = {"x": np.zeros((2, 1), np.float32), "timestamp": np.zeros(2),
+                     "tick": np.arange(2)}  # fmt: skip
+            writer.add_episode(steps, meta)
+
+    def writer_for(name):
+        path = tmp_path / f"{name}.zarr"
+        if writer_processes:
+            return WriterInProcess(partial(DatasetWriter.open, path, fsync=False))
+        return DatasetWriter.open(path, fsync=False)
+
+    streams = [StreamSpec("cam", 10.0), StreamSpec("joint", 10.0)]
+    writers = {spec.name: writer_for(spec.name) for spec in streams}
+    with Recorder(streams, writers, realtime=False) as recorder:
+        recorder.start_episode()
+        for spec in streams:
+            recorder.push(spec.name, {"x": np.ones(1, np.float32)})
+        with pytest.raises(DatasetError, match="stream joint: episode 1: meta 'score' = 3 does "
+                           "not fit its StringDType"):  # fmt: skip
+            recorder.stop_episode(commit=True, meta={"score": 3})
+    for spec in streams:
+        assert Dataset.open(tmp_path / f"{spec.name}.zarr").num_episodes == 1
+
+
+def test_a_closed_recorder_leaves_its_datasets_free_to_make_again(tmp_path):
+    """Closing a recorder closes its writers, releasing each dataset's writer lock at once
+    (not when the recorder is garbage-collected): the same recording made again with
+    ``overwrite`` while the closed recorder is still referenced replaces it."""
+    streams = [StreamSpec("env", 20.0)]
+    recorders = []
+    for number in range(2):
+        recorder = Recorder.to_directory(tmp_path, streams, robot="ur5e", fsync=False,
+                                         realtime=False, overwrite=True)  # fmt: skip
+        recorders.append(recorder)  # still referenced when the next one is made
+        with recorder:
+            recorder.start_episode()
+            recorder.push("env", {"x": np.float32(number)})
+            recorder.stop_episode(commit=True)
+    dataset = Dataset.open(tmp_path / "env.zarr")
+    assert dataset.num_episodes == 1 and float(dataset.episode(0)["x"][0]) == 1.0
+    DatasetWriter.open(tmp_path / "env.zarr", fsync=False).close()
 
 
 def test_sampling_threads_stop_with_the_episode(tmp_path):
