@@ -110,8 +110,7 @@ def run_info(args: argparse.Namespace) -> int:
     path = local_path(args.path)
     storage = ImageStorage.from_attrs(dataset.attrs)
     if dataset.image_keys:
-        quality = f", quality {storage.effective_quality}" if storage.lossy else " (lossless)"
-        print(f"images       {storage.codec}{quality}")
+        print(f"images       {storage.describe()}")
     print("keys")
     for key, spec in dataset.specs.items():
         raw += spec.step_bytes * dataset.num_steps

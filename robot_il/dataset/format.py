@@ -127,17 +127,31 @@ class ImageStorage:
     codec diffusion_policy stores real data with), or ``"blosc"`` (lossless, one file per
     frame: the version 1 layout). ``quality``: 1-100, JPEG XL's scale (100 = lossless) or
     JPEG 2000's target PSNR in dB (diffusion_policy uses 50); None = the codec's default.
+    ``jpeg2k_scale``: for JPEG 2000, the scale of ``quality``
+    (:data:`~robot_il.dataset.image_codec.JPEG2K_SCALES`): new storage is in dB; a dataset
+    written before the attrs named it is read as half that, and appended to on its own scale.
     Image keys whose frames are not (H, W, 1 | 3) uint8 are stored with Blosc.
     """
 
     codec: str = "jpegxl"
     quality: int | None = None
+    jpeg2k_scale: str | None = None
 
     def __post_init__(self) -> None:
         if self.codec not in IMAGE_CODECS:
             raise DatasetError(f"image codec {self.codec!r} is not one of {IMAGE_CODECS}")
         if self.quality is not None and not 1 <= int(self.quality) <= 100:
             raise DatasetError(f"image quality must be in 1..100, got {self.quality}")
+        if self.codec == "jpeg2k":
+            from robot_il.dataset.image_codec import JPEG2K_PSNR_DB, JPEG2K_SCALES
+
+            object.__setattr__(self, "jpeg2k_scale", self.jpeg2k_scale or JPEG2K_PSNR_DB)
+            if self.jpeg2k_scale not in JPEG2K_SCALES:
+                raise DatasetError(
+                    f"jpeg2k_scale {self.jpeg2k_scale!r} is not one of {JPEG2K_SCALES}"
+                )
+        elif self.jpeg2k_scale is not None:
+            raise DatasetError(f"jpeg2k_scale is for the jpeg2k codec only, not {self.codec}")
 
     @property
     def lossy(self) -> bool:
@@ -149,8 +163,23 @@ class ImageStorage:
             return int(self.quality)
         return DEFAULT_JPEG2K_QUALITY if self.codec == "jpeg2k" else DEFAULT_JPEGXL_QUALITY
 
+    def describe(self) -> str:
+        """One line for ``robot-il data info``, e.g. "jpeg2k, quality 45 (target PSNR 45 dB)"."""
+        from robot_il.dataset.image_codec import jpeg2k_target_psnr
+
+        quality = self.effective_quality
+        if not self.lossy or quality >= 100:
+            return f"{self.codec} (lossless)"
+        if self.jpeg2k_scale is None:
+            return f"{self.codec}, quality {quality}"
+        psnr = jpeg2k_target_psnr(quality, self.jpeg2k_scale)
+        return f"{self.codec}, quality {quality} (target PSNR {psnr:g} dB)"
+
     def to_attrs(self) -> dict[str, Any]:
-        return {"codec": self.codec, "quality": self.effective_quality if self.lossy else None}
+        attrs = {"codec": self.codec, "quality": self.effective_quality if self.lossy else None}
+        if self.jpeg2k_scale is not None:
+            attrs["jpeg2k_scale"] = self.jpeg2k_scale
+        return attrs
 
     def as_stored(self, frames: np.ndarray) -> np.ndarray:
         """``frames`` (T, H, W, C) uint8 as a dataset with this storage reads them back
@@ -158,22 +187,32 @@ class ImageStorage:
         frames = np.asarray(frames)
         if not self.lossy or frames.shape[-1] not in (1, 3):
             return frames.copy()
-        from robot_il.dataset.image_codec import decode_frame, encode_frame
+        from robot_il.dataset.image_codec import decode_frame
 
-        quality = self.effective_quality
+        codec = self.image_codec()
         shape = frames.shape[1:]
-        return np.stack(
-            [decode_frame(encode_frame(f, self.codec, quality), self.codec, shape) for f in frames]
-        )
+        return np.stack([decode_frame(codec.encode_image(f), self.codec, shape) for f in frames])
+
+    def image_codec(self) -> Any:
+        """The :class:`~robot_il.dataset.image_codec.ImageCodec` of a lossy storage."""
+        from robot_il.dataset.image_codec import ImageCodec
+
+        return ImageCodec(image_format=self.codec, quality=self.effective_quality,
+                          jpeg2k_scale=self.jpeg2k_scale)  # fmt: skip
 
     @classmethod
     def from_attrs(cls, attrs: dict[str, Any]) -> ImageStorage:
-        """The storage a dataset's root attrs name; version 1 datasets (none named) used Blosc."""
+        """The storage a dataset's root attrs name; version 1 datasets (none named) used Blosc,
+        and jpeg2k storage that names no ``jpeg2k_scale`` was written on the halved scale."""
+        from robot_il.dataset.image_codec import JPEG2K_HALF_PSNR_DB
+
         value = attrs.get(IMAGE_STORAGE_ATTR)
         if value is None:
             return cls("blosc")
         try:
-            return cls(value["codec"], value.get("quality"))
+            scale = value.get("jpeg2k_scale", JPEG2K_HALF_PSNR_DB)
+            return cls(value["codec"], value.get("quality"),
+                       scale if value["codec"] == "jpeg2k" else None)  # fmt: skip
         except (KeyError, TypeError, AttributeError) as error:
             raise DatasetError(f"attrs {IMAGE_STORAGE_ATTR}: malformed {value!r}") from error
 
@@ -194,12 +233,10 @@ def image_array_layout(spec: KeySpec, storage: ImageStorage) -> dict[str, Any]:
     chunks = (1, *spec.shape)
     if not storage.lossy or spec.shape[-1] not in (1, 3):
         return {"chunks": chunks, "compressors": compressor_for(spec)}
-    from robot_il.dataset.image_codec import ImageCodec
-
     return {
         "chunks": chunks,
         "shards": (frames_per_shard(spec), *spec.shape),
-        "serializer": ImageCodec(image_format=storage.codec, quality=storage.effective_quality),
+        "serializer": storage.image_codec(),
         "compressors": None,
     }
 

@@ -33,13 +33,33 @@ IMAGE_FORMATS: tuple[str, ...] = ("jpegxl", "jpeg2k")
 DEFAULT_QUALITY = 90
 #: libjxl's effort (1 fastest .. 9 smallest): 3 encodes a 640x480 frame in about 10 ms here.
 JPEGXL_EFFORT = 3
+#: What a JPEG 2000 ``quality`` below 100 means, saved as ``jpeg2k_scale`` in the codec's
+#: configuration (and the dataset's ``image_storage`` attrs): the target PSNR in dB, the
+#: scale of diffusion_policy's ``Jpeg2k(level=50)``. Stores whose jpeg2k codec has no
+#: ``jpeg2k_scale`` were written before it existed, when the target was half the quality
+#: (:data:`JPEG2K_HALF_PSNR_DB`: quality 45 meant 22.5 dB); they keep that scale, so that
+#: frames appended to them are encoded as their first ones were.
+JPEG2K_PSNR_DB = "psnr_db"
+JPEG2K_HALF_PSNR_DB = "half_psnr_db"
+JPEG2K_SCALES = (JPEG2K_PSNR_DB, JPEG2K_HALF_PSNR_DB)
 
 
-def encode_frame(frame: np.ndarray, image_format: str, quality: int) -> bytes:
+def jpeg2k_target_psnr(quality: int, scale: str) -> float | None:
+    """The PSNR (dB) a JPEG 2000 ``quality`` on ``scale`` aims at; None at 100 (lossless)."""
+    if scale not in JPEG2K_SCALES:
+        raise ValueError(f"jpeg2k scale {scale!r} is not one of {JPEG2K_SCALES}")
+    if quality >= 100:
+        return None
+    return quality / 2 if scale == JPEG2K_HALF_PSNR_DB else float(quality)
+
+
+def encode_frame(
+    frame: np.ndarray, image_format: str, quality: int, jpeg2k_scale: str = JPEG2K_PSNR_DB
+) -> bytes:
     """One (H, W, C) uint8 frame (C = 1 or 3) as image-file bytes.
 
     ``quality`` 1-100: JPEG XL's quality scale (100 = lossless); for JPEG 2000 the target
-    PSNR in dB (100 = lossless), the scale of diffusion_policy's ``Jpeg2k(level=50)``.
+    PSNR on ``jpeg2k_scale`` (:data:`JPEG2K_PSNR_DB`: in dB; 100 = lossless).
     """
     image = frame[..., 0] if frame.shape[-1] == 1 else frame
     image = np.ascontiguousarray(image)
@@ -48,9 +68,10 @@ def encode_frame(frame: np.ndarray, image_format: str, quality: int) -> bytes:
             return imagecodecs.jpegxl_encode(image, lossless=True, effort=JPEGXL_EFFORT)
         return imagecodecs.jpegxl_encode(image, level=quality, effort=JPEGXL_EFFORT)
     if image_format == "jpeg2k":
-        if quality >= 100:
+        psnr = jpeg2k_target_psnr(quality, jpeg2k_scale)
+        if psnr is None:
             return imagecodecs.jpeg2k_encode(image, level=0, reversible=True)
-        return imagecodecs.jpeg2k_encode(image, level=quality)
+        return imagecodecs.jpeg2k_encode(image, level=psnr)
     raise ValueError(f"image format {image_format!r} is not one of {IMAGE_FORMATS}")
 
 
@@ -70,32 +91,59 @@ def decode_frame(data: bytes | memoryview, image_format: str, shape: tuple[int, 
 
 @dataclass(frozen=True)
 class ImageCodec(ArrayBytesCodec):
-    """zarr v3 array-to-bytes codec: one ``(1, H, W, C)`` uint8 chunk <-> one image file."""
+    """zarr v3 array-to-bytes codec: one ``(1, H, W, C)`` uint8 chunk <-> one image file.
+
+    ``jpeg2k_scale``: for JPEG 2000, what ``quality`` means (:data:`JPEG2K_SCALES`; a new
+    codec takes :data:`JPEG2K_PSNR_DB`, one read from a store without it
+    :data:`JPEG2K_HALF_PSNR_DB`); None for JPEG XL. Codecs equal only on the same scale, so
+    frames are copied as stored only between stores that encode alike.
+    """
 
     is_fixed_size = False
     image_format: str = "jpegxl"
     quality: int = DEFAULT_QUALITY
+    jpeg2k_scale: str | None = None
 
-    def __init__(self, *, image_format: str = "jpegxl", quality: int = DEFAULT_QUALITY) -> None:
+    def __init__(
+        self,
+        *,
+        image_format: str = "jpegxl",
+        quality: int = DEFAULT_QUALITY,
+        jpeg2k_scale: str | None = None,
+    ) -> None:
         if image_format not in IMAGE_FORMATS:
             raise ValueError(f"image format {image_format!r} is not one of {IMAGE_FORMATS}")
         if not 1 <= int(quality) <= 100:
             raise ValueError(f"image quality must be in 1..100, got {quality}")
+        if image_format == "jpeg2k":
+            jpeg2k_scale = jpeg2k_scale or JPEG2K_PSNR_DB
+            jpeg2k_target_psnr(int(quality), jpeg2k_scale)  # an unknown scale is a ValueError
+        elif jpeg2k_scale is not None:
+            raise ValueError(f"jpeg2k_scale is for JPEG 2000 only, not {image_format}")
         object.__setattr__(self, "image_format", image_format)
         object.__setattr__(self, "quality", int(quality))
+        object.__setattr__(self, "jpeg2k_scale", jpeg2k_scale)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ImageCodec:
         if data.get("name") != CODEC_NAME:
             raise ValueError(f"codec {data.get('name')!r} is not {CODEC_NAME!r}")
         config = data.get("configuration", {})
-        return cls(image_format=config["format"], quality=config["quality"])
+        scale = config.get("jpeg2k_scale", JPEG2K_HALF_PSNR_DB)  # none: written before it
+        return cls(image_format=config["format"], quality=config["quality"],
+                   jpeg2k_scale=scale if config["format"] == "jpeg2k" else None)  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": CODEC_NAME,
-            "configuration": {"format": self.image_format, "quality": self.quality},
-        }
+        config: dict[str, Any] = {"format": self.image_format, "quality": self.quality}
+        if self.jpeg2k_scale is not None:
+            config["jpeg2k_scale"] = self.jpeg2k_scale
+        return {"name": CODEC_NAME, "configuration": config}
+
+    def encode_image(self, frame: np.ndarray) -> bytes:
+        """One (H, W, C) uint8 frame as this codec stores it (zarr's ``encode`` is its own:
+        chunks in batches)."""
+        scale = self.jpeg2k_scale or JPEG2K_PSNR_DB  # JPEG XL has none, and uses none
+        return encode_frame(frame, self.image_format, self.quality, scale)
 
     def validate(self, *, shape: tuple[int, ...], dtype: Any, chunk_grid: Any) -> None:
         chunk_shape = getattr(chunk_grid, "chunk_shape", None)
@@ -113,8 +161,7 @@ class ImageCodec(ArrayBytesCodec):
 
     def _encode_sync(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> Buffer | None:
         frame = np.asarray(chunk_array.as_ndarray_like())[0]
-        data = encode_frame(frame, self.image_format, self.quality)
-        return chunk_spec.prototype.buffer.from_bytes(data)
+        return chunk_spec.prototype.buffer.from_bytes(self.encode_image(frame))
 
     async def _decode_single(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:
         # libjxl / OpenJPEG release the GIL: threads decode frames in parallel

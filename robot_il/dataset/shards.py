@@ -25,7 +25,7 @@ import numpy as np
 import zarr
 from zarr.codecs import BytesCodec, Crc32cCodec, ShardingCodec
 
-from robot_il.dataset.image_codec import ImageCodec, decode_frame, encode_frame
+from robot_il.dataset.image_codec import ImageCodec, decode_frame
 
 #: Offset and size of a frame slot no frame was written to.
 EMPTY_SLOT = np.uint64(2**64 - 1)
@@ -195,8 +195,7 @@ class ShardFiles:
         self._fetch = file_range_fetch(directory)
 
     def encode(self, frame: np.ndarray) -> bytes:
-        codec = self.layout.codec
-        return encode_frame(frame, codec.image_format, codec.quality)
+        return self.layout.codec.encode_image(frame)
 
     def write(self, shard: int, frames: dict[int, bytes], keep_before: int) -> None:
         """Write shard ``shard`` holding ``frames`` (slot -> encoded frame) plus the frames

@@ -38,7 +38,8 @@ def copy_episodes(
 
     All sources must agree on robot, control rate and key specs; attrs and the image storage
     come from the first. Compressed frames are copied as stored when the new dataset uses the
-    same codec and quality (no second loss); otherwise they are decoded and encoded again.
+    same codec, quality and JPEG 2000 quality scale (no second loss); otherwise they are
+    decoded and encoded again.
     Returns the number of episodes written.
     """
     first = sources[0][0]

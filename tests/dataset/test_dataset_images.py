@@ -104,6 +104,53 @@ def test_jpeg2k_quality_is_the_target_psnr_in_db(tmp_path: Path) -> None:
     assert ImageStorage("jpeg2k").effective_quality == 45
 
 
+def _psnr(stored: np.ndarray, frames: np.ndarray) -> float:
+    return float(10 * np.log10(255**2 / np.mean((stored.astype(float) - frames) ** 2)))
+
+
+def _unmark_jpeg2k_scale(path: Path) -> None:
+    """Make ``path`` a jpeg2k store as written before the scale was marked: its attrs and
+    its codec configuration then said only ``format`` and ``quality``."""
+    root = path / "zarr.json"
+    meta = json.loads(root.read_text())
+    meta["attributes"]["image_storage"].pop("jpeg2k_scale")
+    root.write_text(json.dumps(meta))
+    array = path / "data" / "rgb_front" / "zarr.json"
+    meta = json.loads(array.read_text())
+    meta["codecs"][0]["configuration"]["codecs"][0]["configuration"].pop("jpeg2k_scale")
+    array.write_text(json.dumps(meta))
+
+
+def test_a_jpeg2k_store_without_the_scale_marker_keeps_its_halved_scale(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """JPEG 2000 stores written before ``jpeg2k_scale`` encoded quality 45 at 22.5 dB: frames
+    appended to one are encoded as its first ones were (not at 45 dB), ``data info`` shows
+    the target each store has, and a merge of an old and a new store at the same quality
+    number encodes the second store's frames again, on the first's scale."""
+    rng = np.random.default_rng(7)
+    old, new = tmp_path / "old.zarr", tmp_path / "new.zarr"
+    first, appended, other = (camera_frames(rng, 4, 48, 64) for _ in range(3))
+    _record(old, [first], ImageStorage("jpeg2k", 45))
+    _unmark_jpeg2k_scale(old)
+    _record(new, [other], ImageStorage("jpeg2k", 45))
+    with DatasetWriter.open(old, fsync=False) as writer:
+        writer.add_episode({"rgb_front": appended, "joint_pos": np.zeros((4, 6), np.float32)})
+    stored = Dataset.open(old)
+    assert abs(_psnr(stored.episode(1)["rgb_front"], appended) - 22.5) < 2
+    assert abs(_psnr(Dataset.open(new).episode(0)["rgb_front"], other) - 45) < 2
+    for path, target in ((old, "22.5"), (new, "45")):
+        assert cli(["data", "info", str(path)]) == 0
+        line = f"images       jpeg2k, quality 45 (target PSNR {target} dB)"
+        assert line in capsys.readouterr().out
+    merged = tmp_path / "merged.zarr"
+    assert cli(["data", "merge", str(merged), str(old), str(new)]) == 0
+    dataset = Dataset.open(merged)
+    assert dataset.attrs["image_storage"]["jpeg2k_scale"] == "half_psnr_db"
+    np.testing.assert_array_equal(dataset.episode(1)["rgb_front"], stored.episode(1)["rgb_front"])
+    assert _psnr(dataset.episode(2)["rgb_front"], other) < 25
+
+
 def test_plain_zarr_opens_compressed_arrays(tmp_path: Path) -> None:
     """In a fresh interpreter whose script never imports robot_il (zarr loads the codec
     through its ``zarr.codecs`` entry point), and here, where robot_il is imported."""
