@@ -10,7 +10,8 @@ normalizer, and every RNG of every process: each torchrun process draws its own 
 saved in ``train_state/``, so a killed run resumes where its last save left it, bit-exactly.
 A resumed run must keep the settings of ``RESUME_FIXED``, its policy config, its data, the
 normalizer it fitted and its number of processes; anything else is refused before a step,
-naming what changed.
+naming what changed. A run saved before each process's random state was kept (rank 0's
+alone) resumes in any number of processes, bit-exactly in one; other ranks then reseed.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import os
 import random
 import shutil
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -296,6 +298,15 @@ def rng_states(rng: np.random.Generator, device: torch.device) -> dict[str, Any]
     return states
 
 
+def reseed(rng: np.random.Generator, seed: int, step: int) -> None:
+    """Start every generator ``rng_states`` covers on a stream of its own, a function of
+    ``seed`` and ``step``: for a process whose saved state a resume lacks (a torchrun
+    process other than rank 0 in a run saved before each process's state was kept)."""
+    numpy_seed, torch_seed = np.random.SeedSequence([seed, step]).spawn(2)
+    rng.bit_generator.state = type(rng.bit_generator)(numpy_seed).state
+    _seed_everything(int(torch_seed.generate_state(1, np.uint64)[0]))
+
+
 def restore_rng_states(
     saved: dict[str, Any], rng: np.random.Generator, device: torch.device
 ) -> None:
@@ -493,11 +504,12 @@ def _load_state(
     if (state_dir / NORMALIZER_FILE).exists():  # saves before it was kept are not compared
         causes = "the data, their split or the normalizer's fit changed"
         refuse_changed_normalizer(state_dir, policy.normalizer, causes)
-    generators = state.get("process_rngs", [state])  # saved before it: one process's, flat
-    if len(generators) != dist.world_size:
+    generators = state.get("process_rngs")
+    if generators is not None and len(generators) != dist.world_size:
         raise CheckpointError(
             f"{state_dir}: this run saved the random state of {len(generators)} process(es); "
-            f"it would resume in {dist.world_size} (resume it in as many, or pass a new --out)"
+            f"it would resume in {dist.world_size} (resume it in {len(generators)}, or pass a "
+            "new --out)"
         )
     try:
         policy.load_state_dict(weights)
@@ -507,8 +519,21 @@ def _load_state(
         raise CheckpointError(f"{state_dir}: config changed since this run: {first}") from None
     schedule.load_state_dict(state["schedule"])
     policy.load_training_state(state["policy_extra"])
-    restore_rng_states(generators[dist.rank], rng, policy.device)
-    return int(state["step"])
+    step = int(state["step"])
+    if generators is not None:
+        restore_rng_states(generators[dist.rank], rng, policy.device)
+    elif dist.is_main:  # saved before each process's was kept: rank 0's alone, flat
+        restore_rng_states(state, rng, policy.device)
+        if dist.enabled:
+            warnings.warn(
+                f"{state_dir}: saved with rank 0's random state only; processes 1.."
+                f"{dist.world_size - 1} draw new streams (seed + rank, step {step}), so this "
+                "resume is not bit-exact",
+                stacklevel=2,
+            )
+    else:
+        reseed(rng, run_config["seed"] + dist.rank, step)
+    return step
 
 
 class MetricsLogger:

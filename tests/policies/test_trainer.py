@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -367,8 +368,66 @@ def test_a_data_parallel_run_resumes_each_process_bit_exactly(
     for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
     with pytest.raises(CheckpointError, match=r"saved the random state of 2 process\(es\); "
-                       r"it would resume in 1 "):  # fmt: skip
+                       r"it would resume in 1 \(resume it in 2, "):  # fmt: skip
         train(_config(synthetic_dataset, tmp_path / "resumed", *settings))
+
+
+def _as_saved_before_each_process_was_kept(out: Path) -> None:
+    """Rewrite ``out``'s train_state as runs saved it before each torchrun process's random
+    state was kept: rank 0's alone, flat in the state."""
+    path = out / "train_state" / "state.pt"
+    state = torch.load(path, weights_only=False)
+    first = state.pop("process_rngs")[0]
+    state.update({key: first[key] for key in ("numpy_rng", "torch_rng", "python_rng")})
+    torch.save(state, path)
+
+
+def test_a_run_saved_with_one_flat_random_state_resumes_bit_exactly_in_one_process(
+    synthetic_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A save holding one flat random state (made before each process's was kept) resumes
+    in one process to the weights of the run never interrupted, with no warning."""
+    settings = ("--steps", "4", "--save-every", "2")
+    train(_config(synthetic_dataset, tmp_path / "straight", *settings))
+    _interrupted(_config(synthetic_dataset, tmp_path / "resumed", *settings), 3, monkeypatch)
+    _as_saved_before_each_process_was_kept(tmp_path / "resumed")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        train(_config(synthetic_dataset, tmp_path / "resumed", *settings))
+    a = load_file(str(tmp_path / "straight" / "train_state" / "model.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / "train_state" / "model.safetensors"))
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+@pytest.mark.slow
+def test_a_run_saved_with_one_flat_random_state_resumes_in_two_processes(
+    synthetic_dataset: Path, tmp_path: Path
+) -> None:
+    """A 2-process run saved before each process's random state was kept holds rank 0's
+    alone: it resumes in its 2 processes, rank 0 from that state, rank 1 on a stream of its
+    own (seed + rank, step), with a warning that the resume is not bit-exact."""
+    worker = tmp_path / "worker.py"
+    worker.write_text(DDP_WORKER)
+    out = tmp_path / "run"
+
+    def torchrun(kill_after: int) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+             str(worker), str(kill_after), "--dataset", str(synthetic_dataset),
+             "--out", str(out), "--steps", "4", "--save-every", "2", *FAST],
+            capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+
+    assert torchrun(3).returncode != 0
+    _as_saved_before_each_process_was_kept(out)
+    done = torchrun(0)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "processes 1..1 draw new streams (seed + rank, step 2), so this resume is not " \
+        "bit-exact" in " ".join(done.stderr.split())  # fmt: skip
+    state = torch.load(out / "train_state" / "state.pt", weights_only=False)
+    first, second = state["process_rngs"]
+    assert state["step"] == 4 and first["numpy_rng"] != second["numpy_rng"]
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device visible")
