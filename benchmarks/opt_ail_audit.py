@@ -19,9 +19,14 @@ Three audits of finished ``opt_ail.py`` runs (their ``train_state``, checkpoints
   run's expert transitions by OPT-AIL's loss (lambda_gp 1 and 10; lambda_gp 1 without the
   tanh, ``reward_output`` "linear") and by DAC's, each with
   its learner's own ``reward_step``: what each loss makes of the same three groups.
-- ``starts``: the run's last checkpoint and an earlier one (``--before``) from the in-loop
-  evaluation's env seeds: each episode's return, and the final critic's ``Q`` of each
-  actor's mean action on the states of the last checkpoint's first ``START_STEPS`` steps.
+- ``starts``: the run's last saved actor and an earlier checkpoint (``--before``) from the
+  in-loop evaluation's env seeds: each episode's return, and the final critic's ``Q`` of
+  each actor's mean action on the states of the last actor's first ``START_STEPS`` steps.
+
+"Final" is the run's last save, ``train_state/`` (:func:`trained_learner`): actor, critic,
+reward and replay buffer of one moment, whose env step each row names (``state_step``).
+When the run's budget ended mid-episode, that is the cut episode's start, and ``policy/``
+holds a later actor (at the budget's end), which the audits do not use.
 
 Rows go to ``benchmarks/results/opt_ail_audit.json`` (a rerun replaces a run's rows of
 that audit). One torch thread; seconds to a few minutes each.
@@ -70,13 +75,15 @@ def learner_for(policy: Any, method: str) -> Any:
     return getattr(import_module(module), name)(policy, TASK)
 
 
-def trained_learner(run: Path) -> tuple[Any, Any]:
-    """A finished run's deployable policy and its learner as saved at the end of the run."""
+def trained_learner(run: Path) -> tuple[Any, Any, int]:
+    """A run's policy and learner as its last save (``train_state/``) holds them, and that
+    save's env step. ``policy/`` gives only the policy's structure and normalizer, fixed for
+    a run: the actor's weights are the save's, as are the critic's and the reward's."""
     policy = load_policy(run / "policy")
     learner = learner_for(policy, policy.policy_type)
     state = torch.load(run / "train_state" / "state.pt", weights_only=False)
-    learner.load_state_dict(state["algorithm"])
-    return policy, learner
+    learner.load_state_dict(state["algorithm"])  # the actor's weights with the rest
+    return policy, learner, int(state["step"])
 
 
 def replay(run: Path) -> dict[str, torch.Tensor]:
@@ -106,7 +113,7 @@ def height_masks(obs: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 def audit_critic(run: Path) -> list[dict[str, Any]]:
-    policy, learner = trained_learner(run)
+    policy, learner, state_step = trained_learner(run)
     data = replay(run)
     pairs = torch.cat([data["obs"], data["action"]], 1)
     with torch.no_grad():
@@ -118,8 +125,9 @@ def audit_critic(run: Path) -> list[dict[str, Any]]:
         for part, in_part in (("first half", ~half), ("second half", half)):
             chosen = mask & in_part
             mean_reward = float(reward[chosen].mean())
-            rows.append({"group": group, "buffer": part, "transitions": int(chosen.sum()),
-                         "reward": mean_reward, "q": float(q[chosen].mean()),
+            rows.append({"state_step": state_step, "group": group, "buffer": part,
+                         "transitions": int(chosen.sum()), "reward": mean_reward,
+                         "q": float(q[chosen].mean()),
                          "reward_value": mean_reward / (1 - learner.config.gamma)})  # fmt: skip
     return rows
 
@@ -163,7 +171,7 @@ def rollout(policy: Any, env: Any, seed: int) -> tuple[float, np.ndarray]:
 
 
 def audit_starts(run: Path, before: int, episodes: int) -> list[dict[str, Any]]:
-    late, learner = trained_learner(run)
+    late, learner, state_step = trained_learner(run)
     early = load_policy(run / "checkpoints" / f"step_{before:07d}")
     config = yaml.safe_load((run / "train_config.yaml").read_text())
     env = make_env(TASK)
@@ -177,7 +185,8 @@ def audit_starts(run: Path, before: int, episodes: int) -> list[dict[str, Any]]:
             late_action, early_action = late.mean_action(start), early.mean_action(start)
             q_late = learner.critic(start, late_action).reshape(-1)
             q_early = learner.critic(start, early_action).reshape(-1)
-        rows.append({"env_seed": seed, "return_last": late_return, "return_before": early_return,
+        rows.append({"state_step": state_step, "env_seed": seed, "return_last": late_return,
+                     "return_before": early_return,
                      "before": before, "q_last_actions": float(q_late.mean()),
                      "q_before_actions": float(q_early.mean()),
                      "action_gap": float((late_action - early_action).abs().mean())})  # fmt: skip

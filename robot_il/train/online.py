@@ -47,7 +47,8 @@ the budget ends mid-episode, the deployable actor is saved at ``env_steps`` and
 ``train_state/finished.json`` records the end (counters, evaluations), while the state to
 continue from stays that episode's start: a rerun with the same budget has nothing left to
 do, and one with a larger budget (the replay buffer grows with it) plays the cut episode
-again from its start and ends exactly as a run given the larger budget from the start.
+again from its start and ends exactly as a run given the larger budget from the start
+(``metrics.csv`` too: rows logged past the state a run continues from are dropped).
 """
 
 from __future__ import annotations
@@ -335,8 +336,8 @@ def _train_online(
     # -- the loop ------------------------------------------------------------------------
     fields = ("step", "episodes", "train_return", *algorithm.METRICS, "steps_per_s",
               *EVAL_FIELDS)  # fmt: skip
-    logger = MetricsLogger(out, config, fields)
     start, episode, last_save = progress["step"], progress["episode"], progress["last_save"]
+    logger = MetricsLogger(out, config, fields, first_step=start + 1 if resumed else 0)
     wall_before, started = progress["wall_s"], time.perf_counter()
 
     def progress_at(done: int) -> dict[str, Any]:

@@ -157,8 +157,8 @@ def train(config: TrainConfig) -> TrainResult:
         schedule = _warmup_cosine(optimizer, config.warmup_steps, config.steps)
         rng = np.random.default_rng(config.seed + dist.rank)
         run_config = {field: getattr(config, field) for field in RESUME_FIXED}
-        start = 0
-        if state_dir.exists():
+        start, resumed = 0, state_dir.exists()
+        if resumed:
             start = _load_state(state_dir, policy, optimizer, schedule, rng, policy_type,
                                 run_config, dist)  # fmt: skip
         window = {
@@ -172,7 +172,8 @@ def train(config: TrainConfig) -> TrainResult:
         model: torch.nn.Module = policy
         if dist.enabled:
             model = torch.nn.parallel.DistributedDataParallel(policy)
-        logger = MetricsLogger(out, config, METRIC_FIELDS, enabled=dist.is_main)
+        logger = MetricsLogger(out, config, METRIC_FIELDS, enabled=dist.is_main,
+                               first_step=start + 1 if resumed else 0)  # fmt: skip
         evaluation, loss_value = None, float("nan")
         bar = tqdm(
             range(start, config.steps),
@@ -537,11 +538,24 @@ def _load_state(
 
 
 class MetricsLogger:
-    """CSV (appended across resumes) and TensorBoard scalars, written by rank 0 only.
-    ``config`` (a config dataclass) is written to ``out/train_config.yaml``."""
+    """CSV and TensorBoard scalars, written by rank 0 only, continued across resumes.
+    ``config`` (a config dataclass) is written to ``out/train_config.yaml``.
+
+    ``first_step``: the first step this run logs (0 for a new run, the saved step + 1 for a
+    resumed one). An earlier attempt may have logged past its last save (a run killed
+    after it, or an online budget that ended mid-episode, whose episode a larger budget
+    plays again from its start): its rows from ``first_step`` on are dropped from the CSV,
+    and TensorBoard hides its events from there (``purge_step``), since this run logs those
+    steps again; the logs then read as one uninterrupted run's.
+    """
 
     def __init__(
-        self, out: Path, config: Any, fields: tuple[str, ...], enabled: bool = True
+        self,
+        out: Path,
+        config: Any,
+        fields: tuple[str, ...],
+        enabled: bool = True,
+        first_step: int = 0,
     ) -> None:
         self.enabled = enabled
         if not enabled:
@@ -550,13 +564,11 @@ class MetricsLogger:
         (out / CONFIG_YAML).write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
         from torch.utils.tensorboard import SummaryWriter
 
-        self.tensorboard = SummaryWriter(str(out / "tensorboard"))
+        self.tensorboard = SummaryWriter(str(out / "tensorboard"), purge_step=first_step)
         path = out / METRICS_CSV
-        new = not path.exists()
+        _keep_rows_before(path, first_step, fields)
         self.file = path.open("a", newline="")
         self.csv = csv.DictWriter(self.file, fieldnames=fields)
-        if new:
-            self.csv.writeheader()
 
     def log(self, step: int, row: dict[str, Any]) -> None:
         if not self.enabled:
@@ -570,6 +582,21 @@ class MetricsLogger:
         if self.enabled:
             self.file.close()
             self.tensorboard.close()
+
+
+def _keep_rows_before(path: Path, first_step: int, fields: tuple[str, ...]) -> None:
+    """Rewrite the metrics CSV ``path`` (atomically) with a header of ``fields`` and the rows
+    it holds of steps before ``first_step`` (none if it does not exist yet)."""
+    rows = []
+    if path.exists():
+        with path.open(newline="") as file:
+            rows = [row for row in csv.DictReader(file) if int(row["step"]) < first_step]
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="") as file:
+        table = csv.DictWriter(file, fieldnames=fields, extrasaction="ignore")
+        table.writeheader()
+        table.writerows(rows)
+    tmp.replace(path)
 
 
 def _write_summary(out: Path, steps: int, loss: float, evaluation: EvalResult | None) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +34,19 @@ def load_benchmark() -> Callable[[str], ModuleType]:
         return module
 
     return load
+
+
+@pytest.fixture
+def metrics_without_timing() -> Callable[[Path], list[dict[str, str]]]:
+    """Reads the rows of a run's ``metrics.csv`` less ``steps_per_s``, the only column that
+    differs between two runs that train alike."""
+
+    def read(out: Path) -> list[dict[str, str]]:
+        with (out / "metrics.csv").open(newline="") as file:
+            return [{k: v for k, v in row.items() if k != "steps_per_s"}
+                    for row in csv.DictReader(file)]  # fmt: skip
+
+    return read
 
 
 @pytest.fixture(autouse=True)

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -288,14 +289,18 @@ def test_kill_and_resume_continues_bit_exactly(
 
 @pytest.mark.parametrize("learner", ["OPT-AIL", "OPT-AIL BC"])
 def test_a_budget_raised_mid_episode_continues_bit_exactly(
-    one_reach_demo: Path, tmp_path: Path, learner: str
+    one_reach_demo: Path,
+    tmp_path: Path,
+    learner: str,
+    metrics_without_timing: Callable[[Path], list[dict[str, str]]],
 ) -> None:
     """Budgets that end mid-episode (reach's last 80 env steps), raised on each rerun with
     the replay buffer sized by them: 60, then 120, then 240 env steps end with the training
     state of 240 in one go. A cut episode is played again from its start (saved when it
     began, before the first step for the first), not replaced by a new one where the budget
     fell; a rerun with the same budget has nothing left to do. With BC pretraining, the
-    actor is pretrained once."""
+    actor is pretrained once. ``metrics.csv`` ends as the straight run's: the rows of a cut
+    episode's replayed steps, and those of an earlier budget's end, are not kept twice."""
     from robot_il.train.config import load_config
     from robot_il.train.online import train_online
 
@@ -319,6 +324,7 @@ def test_a_budget_raised_mid_episode_continues_bit_exactly(
     assert state.read_bytes() == saved
     run(resumed, 240)
     assert_same_training_state(tmp_path / "straight", resumed)
+    assert metrics_without_timing(resumed) == metrics_without_timing(tmp_path / "straight")
 
 
 def test_resume_with_a_changed_policy_config_is_refused(

@@ -68,3 +68,31 @@ def test_a_run_missing_what_an_audit_needs_is_named_before_any_audit(
     assert "no checkpoint at env step 90000" in audit.missing_part(tmp_path, "starts", 90_000)
     (tmp_path / "checkpoints" / "step_0090000").mkdir(parents=True)
     assert audit.missing_part(tmp_path, "starts", 90_000) is None
+
+
+def test_the_audits_read_the_actor_and_learner_of_one_save(
+    audit: ModuleType, tmp_path: Path
+) -> None:
+    """A budget ending mid-episode leaves ``policy/`` at the budget's end and ``train_state/``
+    at the cut episode's start: the audits' actor is the save's, as the critic, reward and
+    replay buffer they read are, and the save's env step comes with them."""
+    from robot_il.policies import load_policy
+
+    from robot_il.train.config import load_config
+    from robot_il.train.demos import record_expert_demos
+    from robot_il.train.online import train_online
+
+    demo = record_expert_demos("reach", tmp_path / "demo", episodes=1, seed=3)
+    run = tmp_path / "run"
+    train_online(load_config("opt_ail", None, [
+        "--dataset", str(demo), "--out", str(run), "--no-progress", "--learning-starts", "40",
+        "--eval.episodes", "0", "--policy.hidden-dims", "32", "32", "--policy.batch-size", "32",
+        "--env-steps", "60"]))  # fmt: skip
+    policy, learner, step = audit.trained_learner(run)
+    state = torch.load(run / "train_state" / "state.pt", weights_only=False)
+    assert step == state["step"] == 0  # reach's episodes are 80 steps: the first one was cut
+    for name, saved in state["algorithm"]["actor"].items():
+        assert torch.equal(policy.actor.state_dict()[name], saved), name
+        assert torch.equal(learner.policy.actor.state_dict()[name], saved), name
+    at_budget_end = load_policy(run / "policy").actor.state_dict()
+    assert any(not torch.equal(at_budget_end[k], v) for k, v in policy.actor.state_dict().items())

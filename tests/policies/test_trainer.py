@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,11 +49,16 @@ def _interrupted(config: Any, steps: int, monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_interrupted_run_resumes_to_the_same_weights(
-    synthetic_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    synthetic_dataset: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    metrics_without_timing: Callable[[Path], list[dict[str, str]]],
 ) -> None:
+    """Killed after logging step 30 and saving at 20, the resumed run ends with the weights
+    and the metrics rows of the run never interrupted: step 30 is logged once."""
     settings = ("--steps", "40", "--save-every", "20", "--log-every", "10")
     straight = train(_config(synthetic_dataset, tmp_path / "straight", *settings))
-    _interrupted(_config(synthetic_dataset, tmp_path / "resumed", *settings), 25, monkeypatch)
+    _interrupted(_config(synthetic_dataset, tmp_path / "resumed", *settings), 35, monkeypatch)
     assert (tmp_path / "resumed" / "checkpoints" / "step_0000020").is_dir()
     resumed = train(_config(synthetic_dataset, tmp_path / "resumed", *settings))
 
@@ -65,6 +71,9 @@ def test_interrupted_run_resumes_to_the_same_weights(
     assert rows[0].startswith("step,loss") and [r.split(",")[0] for r in rows[1:]] == [
         "10", "20", "30", "40"
     ]  # fmt: skip
+    assert metrics_without_timing(tmp_path / "resumed") == metrics_without_timing(
+        tmp_path / "straight"
+    )
     with pytest.raises(ConfigError, match="holds a training run"):
         train(_config(synthetic_dataset, tmp_path / "resumed", *settings, "--no-resume"))
 
