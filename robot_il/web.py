@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,7 +23,7 @@ import numpy as np
 from robot_il.errors import ConfigError
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
-"""Host names (``Host`` header, without the port) a page answers to besides its bound address."""
+"""Host names (``Host`` header, any port) a page answers to besides its bound address."""
 
 
 def is_loopback(host: str) -> bool:
@@ -34,6 +35,17 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+_HOST_HEADER = re.compile(r"(\[[0-9a-f:.]*\]|[^:\[\]]+)(?::[0-9]*)?")
+"""A ``Host`` header: a name, IPv4 address or bracketed IPv6 address, then an optional port."""
+
+
+def host_name(header: str) -> str | None:
+    """The host of a ``Host`` header, lower case and without its port (``[::1]`` keeps its
+    brackets); None for a header that is not one."""
+    match = _HOST_HEADER.fullmatch(header.strip().lower())
+    return None if match is None else match.group(1)
 
 
 def encode_jpeg(rgb: np.ndarray, quality: int = 80) -> bytes:
@@ -50,24 +62,25 @@ def encode_jpeg(rgb: np.ndarray, quality: int = 80) -> bytes:
 
 class PageHandler(BaseHTTPRequestHandler):
     """Request handler base: uncached replies, no log line per request (a page that polls
-    frames would flood the terminal), and 403 for a request whose ``Host`` is not this
-    machine's loopback (``LOOPBACK_NAMES`` or the bound address, with the bound port).
+    frames would flood the terminal), and 403 for a request whose ``Host`` names another
+    machine than this one's loopback (``LOOPBACK_NAMES`` or the bound address).
 
     The ``Host`` check stops DNS rebinding: a web page from ``attacker.example`` whose name
     then resolves to 127.0.0.1 reaches the port from the person's browser as a same-origin
-    page, but its requests name ``attacker.example``."""
+    page, but its requests name ``attacker.example``. The name alone is checked, not the
+    port: a tunnel may forward another local port (``ssh -L 9000:127.0.0.1:PORT``), and the
+    browser then names that one."""
 
     def parse_request(self) -> bool:
         """The standard parsing, then the ``Host`` check (False: answered, stop here)."""
         if not super().parse_request():
             return False
-        bound, port = self.server.server_address[:2]
-        allowed = {f"{name}:{port}" for name in (*LOOPBACK_NAMES, bound)}
+        bound = self.server.server_address[0]
         host = self.headers.get("Host", "")
-        if host.lower() not in allowed:
+        if host_name(host) not in {*LOOPBACK_NAMES, bound}:
             self.send_json(
                 HTTPStatus.FORBIDDEN,
-                {"error": f"host {host!r} refused: this page answers to 127.0.0.1:{port} only"},
+                {"error": f"host {host!r} refused: this page answers to 127.0.0.1 only"},
             )
             return False
         return True

@@ -160,7 +160,9 @@ def test_requests_for_another_host_name_are_refused():
     recorder = Recorder()
     with FeedbackServer(recorder.handlers()) as server:
         port = int(server.url.split(":")[2].split("/")[0])
-        for host in (f"attacker.example:{port}", "127.0.0.1", f"127.0.0.1:{port + 1}", None):
+        refused = (f"attacker.example:{port}", "attacker.example", f"127.0.0.1.evil.example:{port}",
+                   f"evil@127.0.0.1:{port}", "", None)  # fmt: skip
+        for host in refused:
             headers = {} if host is None else {"Host": host}
             json_post = {**headers, "Content-Type": "application/json"}
             if host is not None:
@@ -174,13 +176,27 @@ def test_requests_for_another_host_name_are_refused():
             for path in ("/frame.jpg", "/api/status", "/"):
                 assert raw_request(port, "GET", path, headers)[0] == 403, (host, path)
         assert recorder.events.empty()
-        for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"LOCALHOST:{port}"):
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"LOCALHOST:{port}", "127.0.0.1"):
             status, jpeg = raw_request(port, "GET", "/frame.jpg", {"Host": host})
             assert status == 200 and jpeg[:2] == b"\xff\xd8", host
         origin = {"Host": f"localhost:{port}", "Origin": f"http://localhost:{port}"}
         headers = {**origin, "Content-Type": "application/json", "Content-Length": "2"}
         assert raw_request(port, "POST", "/api/estop", headers, b"{}")[0] == 200
         assert recorder.events.get(timeout=1) == ("estop",)
+
+
+def test_a_tunnel_from_another_local_port_is_answered():
+    """``ssh -L 9000:127.0.0.1:PORT``: the browser names the tunnel's port, 9000, in ``Host``
+    and ``Origin``; the page answered 403 to every such request when it checked the port."""
+    recorder = Recorder()
+    with FeedbackServer(recorder.handlers()) as server:
+        port = int(server.url.split(":")[2].split("/")[0])
+        for host in (f"localhost:{port + 1}", f"127.0.0.1:{port + 1}", "[::1]:9000"):
+            assert raw_request(port, "GET", "/api/status", {"Host": host})[0] == 200, host
+            origin = {"Host": host, "Origin": f"http://{host}"}
+            headers = {**origin, "Content-Type": "application/json", "Content-Length": "2"}
+            assert raw_request(port, "POST", "/api/estop", headers, b"{}")[0] == 200, host
+            assert recorder.events.get(timeout=1) == ("estop",)
 
 
 @pytest.mark.parametrize("length", ["-1", "-5", str(MAX_BODY + 1), "ten", "+3"])
