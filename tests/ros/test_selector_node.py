@@ -8,6 +8,7 @@ ROS); the seeds here are fixed, so the run is reproducible whatever the message 
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -95,12 +96,18 @@ def test_selector_node_killed_mid_run_resumes_where_it_was(ros_env, tmp_path):
 
 
 def test_synthetic_selection_launch_names_the_winner(ros_domain_id):
+    """The launch file as the README gives it, the feedback page on a fixed port (an SSH
+    tunnel's): ``port:=`` was once refused as an unknown launch argument."""
     launch_file = Path(__file__).parents[2] / "launch" / "select_synthetic.launch.yaml"
+    with socket.socket() as probe:  # a port free now, as a person picks one for a tunnel
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     result = subprocess.run(
         [sys.executable, "-c", "from robot_il.cli import main; raise SystemExit(main())",
          "launch", "--domain-id", str(ros_domain_id),
-         str(launch_file), "episode_s:=0", "rule:=epsilon_greedy"],
+         str(launch_file), "episode_s:=0", "rule:=epsilon_greedy", "web:=true", f"port:={port}"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     assert "selection finished after 60 episodes: best candidate ckpt/diffusion" in result.stdout
+    assert f"feedback page: http://127.0.0.1:{port}/" in result.stdout, result.stdout[-2000:]
