@@ -9,7 +9,10 @@ fine-tuning used, the candidate's current checkpoint is fine-tuned into a new di
 returns in place of the original. ``name`` is the candidate's folder name (a run's ``policy/``
 takes its run's) and ``hash`` the first 8 hex digits of the SHA-256 of its resolved path, so
 candidates of one name in different folders (``runs/seed0/bc``, ``runs/seed1/bc``) never take
-each other's checkpoints; a candidate moved elsewhere starts a new series. The bandit arm stays
+each other's checkpoints; a candidate moved elsewhere starts a new series. A candidate with no
+such series yet continues the ``<name>-ftNNN`` series of the earlier naming (folder name alone)
+whose lineage starts from its own path, so a deployment restarted across the renaming picks up
+its fine-tuned checkpoints and never another candidate's. The bandit arm stays
 the same (its statistics carry on across the update, as the deployed model of the paper does);
 the original checkpoint is never written.
 
@@ -82,20 +85,45 @@ class OnlineFinetuner:
         )
 
     def _latest(self, candidate: Path) -> tuple[int, Path] | None:
-        """(number, path) of ``candidate``'s newest fine-tuned checkpoint under ``out_root``."""
+        """(number, path) of ``candidate``'s newest fine-tuned checkpoint under ``out_root``:
+        of its ``<stem>-ftNNN`` series, or while it has none, of the ``<name>-ftNNN`` series
+        the old naming (the folder name alone) left for it."""
+        run = _run(candidate)
+        return self._series(_stem(candidate)) or self._series(run.name, descends_from=run)
+
+    def _series(self, stem: str, descends_from: Path | None = None) -> tuple[int, Path] | None:
+        """(number, path) of the newest ``<stem>-ftNNN`` checkpoint under ``out_root``; with
+        ``descends_from``, of those whose first fine-tuning started from that checkpoint."""
         if not self.out_root.is_dir():
             return None
-        stem, found = _stem(candidate), []
+        found = []
         for path in self.out_root.iterdir():
             match = _SUFFIX.search(path.name)
-            if match and path.name[: match.start()] == stem and path.is_dir():
+            if not (match and path.name[: match.start()] == stem and path.is_dir()):
+                continue
+            if descends_from is None or _descends_from(path, descends_from):
                 found.append((int(match.group(1)), path))
         return max(found) if found else None
 
 
+def _run(candidate: Path) -> Path:
+    """``candidate``'s checkpoint, resolved: a training run and its ``policy/`` are one."""
+    return (candidate.parent if candidate.name == DEPLOY_SUBDIR else candidate).resolve()
+
+
 def _stem(candidate: Path) -> str:
     """The name of ``candidate``'s fine-tuned checkpoints before ``-ftNNN``: its folder name
-    and a hash of its resolved path (see the module docstring). A training run and its
-    ``policy/`` are one checkpoint, and have one stem."""
-    run = (candidate.parent if candidate.name == DEPLOY_SUBDIR else candidate).resolve()
+    and a hash of its resolved path (see the module docstring)."""
+    run = _run(candidate)
     return f"{run.name}-{hashlib.sha256(str(run).encode()).hexdigest()[:8]}"
+
+
+def _descends_from(checkpoint: Path, run: Path) -> bool:
+    """Whether the fine-tuned ``checkpoint``'s first fine-tuning started from ``run`` (its
+    lineage names the original's resolved path): an old-style ``<name>-ftNNN`` checkpoint
+    belongs to the candidate it came from, not to every candidate of that folder name."""
+    try:
+        lineage = read_lineage(checkpoint)
+    except (OSError, ValueError):  # not a checkpoint (no or no readable config.json)
+        return False
+    return bool(lineage) and _run(Path(lineage[0]["parent"])) == run

@@ -361,3 +361,36 @@ def test_online_finetuner_keeps_candidates_of_one_name_apart(tmp_path: Path, mon
     assert other.name.endswith("-ft001") and other != tuned
     assert read_lineage(other)[0]["parent"] == str(seed1.resolve())
     assert finetuner.checkpoint_for(seed0) == tuned and finetuner.checkpoint_for(bare) == bare
+
+
+def test_online_finetuner_continues_a_candidates_series_of_the_old_naming(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Checkpoints fine-tuned before the names carried a hash are ``<name>-ftNNN``: a
+    deployment restarted since silently began again from the original. The candidate they
+    descend from (by their lineage) continues them; another candidate of that folder name
+    does not take them."""
+    from robot_il.select.online_finetune import OnlineFinetuner
+    from robot_il.train.finetune import FinetuneSettings, read_lineage
+
+    monkeypatch.chdir(tmp_path)
+    seed0, seed1 = Path("runs/seed0/bc/policy"), Path("runs/seed1/bc/policy")
+    for candidate in (seed0, seed1):
+        shutil.copytree(BC_REACH, candidate)
+    corrections, out_root = tmp_path / "corrections.zarr", tmp_path / "ft"
+    record_one_correction(corrections)
+    settings = FinetuneSettings(steps=2, batch_size=8)
+    old_style = out_root / "bc-ft001"  # what seed0's fine-tuning was named before the hash
+    OnlineFinetuner(corrections, out_root, settings=settings).after_episode(seed0).rename(old_style)
+
+    restarted = OnlineFinetuner(corrections, out_root, settings=settings)
+    assert restarted.checkpoint_for(seed0) == restarted.checkpoint_for(seed0.parent) == old_style
+    assert restarted.checkpoint_for(seed1) == seed1
+    assert restarted.after_episode(seed0) is None  # its corrections were used already
+
+    record_one_correction(corrections)
+    second = restarted.after_episode(seed0)
+    assert re.fullmatch(r"bc-[0-9a-f]{8}-ft002", second.name)
+    assert read_lineage(second)[-1]["parent"] == str(old_style.resolve())
+    assert restarted.checkpoint_for(seed0) == second
+    assert restarted.after_episode(seed1).name.endswith("-ft001")  # its own series
