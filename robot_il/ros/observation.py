@@ -30,6 +30,7 @@ Subscriptions run on executor threads; readers on other threads take a :meth:`sn
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import Any
 
@@ -280,6 +281,35 @@ class RobotObservation:
                         return None
                     stamp = min(stamp, newest.stamp + self.camera_tolerance)
             return stamp
+
+    def stale_keys(self, keys: Any, since: float, before: dict[str, np.ndarray]) -> list[str]:
+        """The keys of ``keys`` that hold no value taken after ``since`` (s, the stamps'
+        clock) yet: how a client tells a simulator's new episode from the one before its
+        reset, whose last messages may still be on their way when the reset returns. A key
+        counts as new once a message has replaced its value in ``before`` (a :meth:`snapshot`
+        of ``since``) and, where the message is stamped, its stamp is after ``since``: an
+        arm's keys by its joint states' stamp, ``target_pos`` / ``object_pose`` by theirs
+        (unstamped ones, and other inputs, by the replacement alone); a camera key by the
+        stamp of its frame nearest the joint states'."""
+        arm_of = {tf_prefix(arm) + key: a for a, arm in enumerate(self.arms) for key in ARM_KEYS}
+        stale = []
+        with self.lock:
+            for key in keys:
+                if is_camera_key(key):
+                    buffer = self.frames.get(key)
+                    frame = None
+                    if buffer is not None and self.stamp is not None:
+                        frame = buffer.nearest(self.stamp, self.camera_tolerance)
+                    taken = None if frame is None else frame.stamp
+                elif key not in self.values or self.values[key] is before.get(key):
+                    taken = None
+                elif key in arm_of:
+                    taken = self.arm_stamps[arm_of[key]]
+                else:
+                    taken = self.input_stamps.get(key) or math.inf  # 0: sent unstamped
+                if taken is None or not taken > since:
+                    stale.append(key)
+        return stale
 
     def _frame_near(self, key: str, stamp: float | None) -> CameraFrame | None:
         with self.lock:

@@ -10,7 +10,9 @@ holds, so its action is its measured pose. The step also stores ``timestamp`` (s
 episode's first step, from the joint states' stamps).
 
 Episodes go through :class:`robot_il.dataset.DatasetWriter`'s streaming writer: an episode is
-visible only once committed, so a crash loses at most the episode under way. Control:
+visible only once committed, so a crash loses at most the episode under way. An existing
+dataset is appended to only at its own rate (another ``record_hz`` is a ``ConfigError``: one
+dataset has one step period). Control:
 
 - services ``recorder/start``, ``recorder/stop`` (commit) and ``recorder/discard``
   (std_srvs/Trigger); ``recorder/start`` refuses (success false, the missing keys in its
@@ -19,8 +21,11 @@ visible only once committed, so a crash loses at most the episode under way. Con
   late driver (``autostart`` starts at once and records from the first complete sample);
 - ``teleop/episode_event`` (std_msgs/String: next, rerecord, discard, quit), what the teleop
   node publishes for the operator's episode keys: the episode is committed or discarded,
-  then ``sim/reset`` is called (when a simulator offers it) and the next episode starts;
-  after quit the node exits.
+  then ``sim/reset`` is called (when a simulator offers it) and the next episode begins when
+  the reset is done, with the first step whose every key was taken after it, and takes
+  ``task/success`` and commands published after it only (the old scene's last ones may
+  still be on their way; each arm holds until its first new command); after quit the node
+  exits.
 
 The dataset's attrs carry ``task`` and ``action_mode`` (joint), so ``robot-il train`` reads it
 like a simulated recording.
@@ -28,7 +33,9 @@ like a simulated recording.
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +44,7 @@ from rclpy.context import Context
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile
+from rclpy.task import Future
 from std_msgs.msg import Bool, Float64, Float64MultiArray, String
 from std_srvs.srv import Trigger
 
@@ -75,12 +83,21 @@ class RecorderNode(Node):
         if not 0 < self.record_hz <= 500:
             raise ConfigError(f"recorder: record_hz {self.record_hz} is not in (0, 500]")
 
-        from robot_il.dataset import DatasetWriter, ImageStorage
+        from robot_il.dataset import Dataset, DatasetWriter, ImageStorage
 
+        append = Path(path).exists() and not overwrite
+        if append:
+            control_hz = Dataset.open(path).control_hz
+            if control_hz is None or not math.isclose(control_hz, self.record_hz):
+                raise ConfigError(
+                    f"recorder: record_hz {self.record_hz:g} Hz, but {path} holds steps of "
+                    f"{control_hz} Hz; record at record_hz:={control_hz} to append, or into "
+                    "another dataset (one dataset has one rate)"
+                )
         robot_state = bool(self.declare_parameter("robot_state", False).value)
         self.obs = RobotObservation(self, task, **cameras, robot_state=robot_state)
         self.arms = self.obs.arms
-        if Path(path).exists() and not overwrite:
+        if append:
             self.writer = DatasetWriter.open(path, fsync=fsync)
         else:
             attrs = {"task": task, "action_mode": "joint", "source": "ros"}
@@ -100,18 +117,30 @@ class RecorderNode(Node):
         self._joint_commands: list[np.ndarray | None] = [None] * len(self.arms)
         self._grippers: list[float | None] = [None] * len(self.arms)
         self._success = False
+        self._since_ns = 0
+        """DDS source time (ns, the system clock) from which ``task/success`` and the
+        commands count: the end of a simulator's reset (which drops commands sent before it
+        too), else 0."""
+        self._reset_future: Future | None = None
+        """The ``sim/reset`` call in flight, whose end begins the next episode."""
+        self._reset_mark: tuple[float, dict[str, np.ndarray]] | None = None
+        """The node's time (s) and observation when a simulator's reset ended, until the
+        episode's first step: every key of a step must have been taken after it."""
         self._t0: float | None = None
 
         qos = QoSProfile(depth=10)
         for topic in self.obs.layout.command_topics():
             self.create_subscription(
-                Float64MultiArray, topic.name, lambda m, a=topic.arms: self._on_command(a, m), qos
+                Float64MultiArray,
+                topic.name,
+                lambda m, info, a=topic.arms: self._on_command(a, m, info),
+                qos,
             )
         for index in range(len(self.arms)):
             self.create_subscription(
                 Float64,
                 self.obs.layout.gripper_topic(index),
-                lambda m, i=index: self._on_gripper(i, m),
+                lambda m, info, i=index: self._on_gripper(i, m, info),
                 qos,
             )
         self.create_subscription(Bool, SUCCESS_TOPIC, self._on_success, qos)
@@ -133,18 +162,22 @@ class RecorderNode(Node):
 
     # -- topics --------------------------------------------------------------------------
 
-    def _on_command(self, arms: tuple[int, ...], msg: Float64MultiArray) -> None:
+    def _on_command(self, arms: tuple[int, ...], msg: Float64MultiArray, info: dict) -> None:
+        if info["source_timestamp"] < self._since_ns:
+            return  # the old scene's, sent before the simulator's reset
         values = np.array(msg.data, dtype=np.float64)
         if values.shape == (6 * len(arms),) and np.all(np.isfinite(values)):
             for i, a in enumerate(arms):
                 self._joint_commands[a] = values[6 * i : 6 * i + 6]
 
-    def _on_gripper(self, index: int, msg: Float64) -> None:
-        if np.isfinite(msg.data):
+    def _on_gripper(self, index: int, msg: Float64, info: dict) -> None:
+        if info["source_timestamp"] >= self._since_ns and np.isfinite(msg.data):
             self._grippers[index] = min(max(float(msg.data), 0.0), 1.0)
 
-    def _on_success(self, msg: Bool) -> None:
-        self._success = self._success or bool(msg.data)
+    def _on_success(self, msg: Bool, info: dict) -> None:
+        with self._lock:
+            if info["source_timestamp"] >= self._since_ns:
+                self._success = self._success or bool(msg.data)
 
     def _on_event(self, msg: String) -> None:
         try:
@@ -158,17 +191,42 @@ class RecorderNode(Node):
         if event is EpisodeEvent.QUIT:
             self.context.try_shutdown()  # the session is over: the node exits (and the launch)
             return
-        self._reset_simulation(same_scene=event is EpisodeEvent.RERECORD)
-        self.start()
+        self._next_episode(same_scene=event is EpisodeEvent.RERECORD)
 
-    def _reset_simulation(self, same_scene: bool) -> None:
-        """Start a new scene in the simulator, if one offers ``sim/reset`` (a real robot does
-        not). ``same_scene`` cannot be honoured by the simulator's reset and is logged."""
+    def _next_episode(self, same_scene: bool) -> None:
+        """Begin the next episode: at once on a real robot; with a simulator that offers
+        ``sim/reset``, when its reset of the scene is done (:meth:`_on_reset_done`).
+        ``same_scene`` cannot be honoured by the simulator's reset and is logged."""
         if not self.sim_reset.service_is_ready():
+            self.get_logger().info(self.start())
             return
         if same_scene:
             self.get_logger().info("re-record: the simulator starts a new scene")
-        self.sim_reset.call_async(Trigger.Request())
+        future = self.sim_reset.call_async(Trigger.Request())
+        with self._lock:
+            self._reset_future = future
+        future.add_done_callback(self._on_reset_done)
+
+    def _on_reset_done(self, future: Future) -> None:
+        """Begin the episode of the scene the simulator has just reset to. Its old scene's
+        last messages may still be on their way (queued behind the commit, or sent before
+        the reset and not yet delivered): the episode takes steps whose every key was taken
+        after this moment, and ``task/success`` published after it."""
+        response = future.result()
+        if response is None or not response.success:
+            why = "no answer" if response is None else response.message
+            self.get_logger().error(f"sim/reset failed ({why}); the episode begins anyway")
+        with self._lock:
+            if future is not self._reset_future:
+                return  # an event or stop since: the episode is a later reset's, or none
+            self._reset_future = None
+            message = self._begin()
+            self._since_ns = time.time_ns()
+            self._reset_mark = (self._now(), self.obs.snapshot()[0])
+            # The simulator dropped its targets: each arm holds until its first new command.
+            self._joint_commands = [None] * len(self.arms)
+            self._grippers = [None] * len(self.arms)
+        self.get_logger().info(message)
 
     # -- episodes ------------------------------------------------------------------------
 
@@ -184,13 +242,21 @@ class RecorderNode(Node):
         return call
 
     def start(self) -> str:
-        """Begin an episode (the episode under way, if any, goes on)."""
+        """Begin an episode (the episode under way, if any, goes on; while the simulator
+        resets, its reset's end begins the next one)."""
         with self._lock:
-            if self._episode is not None:
-                return f"episode {self._episode.episode} is already recording"
-            self._episode = self.writer.begin_episode()
-            self._success, self._skipped, self._t0 = False, 0, None
-            return f"recording episode {self._episode.episode}"
+            if self._reset_future is not None:
+                return "the next episode begins when the simulator's reset is done"
+            return self._begin()
+
+    def _begin(self) -> str:
+        """Begin an episode, unless one is under way (call with the lock held)."""
+        if self._episode is not None:
+            return f"episode {self._episode.episode} is already recording"
+        self._episode = self.writer.begin_episode()
+        self._success, self._skipped, self._t0 = False, 0, None
+        self._since_ns, self._reset_mark = 0, None
+        return f"recording episode {self._episode.episode}"
 
     def start_observed(self) -> str:
         """``start`` once every observation key has arrived; ``RecordingError`` naming the
@@ -203,9 +269,9 @@ class RecorderNode(Node):
         return self.start()
 
     def stop(self) -> str:
-        """Commit the episode under way."""
+        """Commit the episode under way (a simulator reset under way then begins none)."""
         with self._lock:
-            episode, self._episode = self._episode, None
+            episode, self._episode, self._reset_future = self._episode, None, None
             if episode is None:
                 return "no episode under way"
             if episode.num_steps == 0:
@@ -215,26 +281,35 @@ class RecorderNode(Node):
             return f"episode {index} committed ({episode.num_steps} steps)"
 
     def discard(self) -> str:
-        """Drop the episode under way."""
+        """Drop the episode under way (a simulator reset under way then begins none)."""
         with self._lock:
-            episode, self._episode = self._episode, None
+            episode, self._episode, self._reset_future = self._episode, None, None
             if episode is None:
                 return "no episode under way"
             episode.discard()
             return f"episode {episode.episode} discarded"
 
+    def _now(self) -> float:
+        """Seconds on the node's clock (the joint states' stamps' clock: system or /clock)."""
+        return self.get_clock().now().nanoseconds * 1e-9
+
     def _sample(self) -> None:
-        values, stamp = self.obs.snapshot()
-        frame = self.obs.select(values, self.obs.keys, stamp, with_stamps=True)
         with self._lock:
-            if self._episode is None:
-                return
+            mark = self._reset_mark
+        stale = [] if mark is None else self.obs.stale_keys(self.obs.keys, *mark)
+        values, stamp = self.obs.snapshot()
+        frame = None if stale else self.obs.select(values, self.obs.keys, stamp, with_stamps=True)
+        with self._lock:
+            if self._episode is None or self._reset_mark is not mark:
+                return  # none under way, or one begun meanwhile (checked against another scene)
             if frame is None or stamp is None:
                 self._skipped += 1
                 if self._skipped == int(self.record_hz):
-                    missing = sorted(set(self.obs.keys) - set(values))
-                    self.get_logger().warning(f"waiting for observation keys {missing}")
+                    waiting = stale or sorted(set(self.obs.keys) - set(values))
+                    after = " taken after the simulator's reset" if stale else ""
+                    self.get_logger().warning(f"waiting for observation keys {waiting}{after}")
                 return
+            self._reset_mark = None  # the new scene's, every key: it is recorded from here on
             frame["action"] = self._action(values)
             if self._t0 is None:
                 self._t0 = stamp

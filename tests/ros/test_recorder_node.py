@@ -1,0 +1,165 @@
+"""The recorder node in this process over real rclpy and loopback DDS, the test playing the
+simulator: joint states, ``task/target`` and ``task/success`` of a scene, and ``sim/reset``."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+from deploy_helpers import COMMANDS, UR_JOINTS, Client, wait_for
+from robot_il.envs.ur5e.description import HOME_JOINT_POS
+
+from robot_il.errors import ConfigError
+
+pytestmark = pytest.mark.ros
+
+RESET_S = 0.3
+"""How long the test's simulator takes to reset; the old scene is published meanwhile (a
+loaded simulator's last messages, or ones queued behind the recorder's commit)."""
+
+
+class Simulator:
+    """One arm's scene: joint states every 5 ms, target and success every 10 ms, stamped
+    now; ``sim/reset`` moves it to the next scene (arm, target, not solved) after
+    ``RESET_S``. The operator's joint command comes with every joint state in the first
+    scene; in the next, none has come yet."""
+
+    def __init__(self, client: Client) -> None:
+        from geometry_msgs.msg import PointStamped
+        from sensor_msgs.msg import JointState
+        from std_msgs.msg import Bool, Float64MultiArray
+        from std_srvs.srv import Trigger
+
+        self.scenes = [
+            (HOME_JOINT_POS.copy(), [0.5, 0.1, 0.3], True),  # solved when "next" comes
+            (HOME_JOINT_POS + [0.3, -0.2, 0.0, 0.0, 0.0, 0.0], [0.4, -0.2, 0.2], False),
+        ]
+        self.scene = 0
+        self._clock = client.node.get_clock()
+        self._joints = client.node.create_publisher(JointState, "joint_states", 10)
+        self._target = client.node.create_publisher(PointStamped, "task/target", 10)
+        self._success = client.node.create_publisher(Bool, "task/success", 10)
+        self._command = client.node.create_publisher(Float64MultiArray, COMMANDS, 10)
+        self.command = Float64MultiArray(data=(HOME_JOINT_POS + 0.1).tolist())
+        self._msgs = JointState(name=[*UR_JOINTS, "gripper_joint"]), PointStamped(), Bool()
+        client.node.create_service(Trigger, "sim/reset", self._on_reset)
+        self._running = True
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _on_reset(self, request, response):
+        time.sleep(RESET_S)
+        self.scene += 1
+        response.success, response.message = True, f"scene {self.scene}"
+        return response
+
+    def _run(self) -> None:
+        joints, target, success = self._msgs
+        tick = 0
+        while self._running:
+            position, point, solved = self.scenes[self.scene]
+            joints.header.stamp = self._clock.now().to_msg()
+            joints.position = [*position.tolist(), 0.0]
+            self._joints.publish(joints)
+            if self.scene == 0:
+                self._command.publish(self.command)
+            if tick % 2 == 0:
+                target.header.stamp = joints.header.stamp
+                target.point.x, target.point.y, target.point.z = point
+                self._target.publish(target)
+                success.data = solved
+                self._success.publish(success)
+            tick += 1
+            time.sleep(0.005)
+
+    def close(self) -> None:
+        self._running = False
+        self._thread.join(timeout=2.0)
+
+
+@contextmanager
+def recorder(context, path: Path, record_hz: float = 20.0) -> Iterator[object]:
+    """A recorder node writing to ``path``, spun as ``run_node`` spins it."""
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.parameter import Parameter
+
+    from robot_il.ros.recorder_node import RecorderNode
+
+    parameters = {"path": str(path), "record_hz": record_hz, "fsync": False, "autostart": True}
+    node = RecorderNode(
+        context=context, parameter_overrides=[Parameter(k, value=v) for k, v in parameters.items()]
+    )
+    executor = MultiThreadedExecutor(num_threads=2, context=context)
+    executor.add_node(node)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    try:
+        yield node
+    finally:
+        executor.shutdown()
+        thread.join(timeout=5)
+        node.shutdown()
+
+
+def test_an_episode_after_a_reset_holds_only_the_new_scene(ros_context, tmp_path) -> None:
+    """After "next" the episode began at once, beside the reset: its first steps were the old
+    scene's pose and target, the old scene's ``task/success: true`` still coming in marked an
+    episode that was never solved as a success, and its actions were the old scene's last
+    command, which the simulator had dropped."""
+    from std_msgs.msg import String
+
+    from robot_il.dataset import Dataset
+
+    path = tmp_path / "demo.zarr"
+    client = Client(ros_context)
+    simulator = Simulator(client)
+    try:
+        with recorder(ros_context, path) as node:
+
+            def steps() -> int:
+                episode = node._episode
+                return 0 if episode is None else episode.num_steps
+
+            events = client.publisher(String, "teleop/episode_event")
+            wait_for(node.sim_reset.service_is_ready, 10, "the recorder to see sim/reset")
+            wait_for(lambda: steps() >= 5, 10, "steps of the first episode")
+            events.publish(String(data="next"))
+            wait_for(lambda: simulator.scene == 1 and steps() >= 5, 10, "the second episode")
+            assert node.stop().startswith("episode 1 committed")
+    finally:
+        simulator.close()
+        client.close()
+    dataset = Dataset.open(path)
+    assert dataset.num_episodes == 2
+    assert [bool(dataset.meta(e)["success"]) for e in range(2)] == [True, False]
+    first, second = dataset.episode(0), dataset.episode(1)
+    (old_q, _, _), (new_q, new_target, _) = simulator.scenes
+    np.testing.assert_allclose(first["joint_pos"], old_q[None].repeat(len(first["joint_pos"]), 0))
+    np.testing.assert_allclose(first["action"][-1], [*simulator.command.data, 0.0], atol=1e-6)
+    held = np.append(new_q, 0.0)  # no command yet: the arm holds where it is, gripper open
+    for key, value in (("joint_pos", new_q), ("target_pos", new_target), ("action", held)):
+        recorded = second[key]
+        np.testing.assert_allclose(recorded, np.tile(value, (len(recorded), 1)), atol=1e-6,
+                                   err_msg=f"{key}: a step of the old scene")  # fmt: skip
+    assert second["timestamp"][0] == 0.0
+
+
+def test_appending_at_another_rate_is_refused_before_recording(ros_context, tmp_path) -> None:
+    """A 5 Hz recorder appended to a 20 Hz dataset without a word: its steps then read as
+    20 Hz ones, four times too fast."""
+    from robot_il.dataset import Dataset
+
+    path = tmp_path / "demo.zarr"
+    with recorder(ros_context, path, record_hz=20.0):
+        pass
+    refused = r"record_hz 5 Hz, but .*demo.zarr holds steps of 20"
+    with pytest.raises(ConfigError, match=refused), recorder(ros_context, path, record_hz=5.0):
+        pass
+    with recorder(ros_context, path, record_hz=20.0) as node:  # its own rate appends
+        assert node.writer.num_episodes == 0
+    assert Dataset.open(path).control_hz == 20.0
