@@ -41,7 +41,8 @@ that fails logs a fatal error and shuts the node down (the robot holds its last 
 rather than leaving a node that looks alive and sends nothing.
 
 Episodes: ``policy/reset`` (Trigger) starts a new one (fresh history, the policy reset in
-its worker, safe start);
+its worker, safe start; its first observation waits until every key the policy observes was
+taken after the reset, in real time as in lock-step, so it is never the old scene's);
 ``policy/stop`` (Trigger) ends one: nothing is published until the next reset, so that a
 simulator reset in between gets no command of the old episode (``robot-il eval --ros``: stop,
 ``sim/reset``, reset). A
@@ -103,6 +104,8 @@ CLOCK_TOLERANCE = 1e-6
 integer nanoseconds, a period's end is a float sum: they may differ in the last bit)."""
 STILL_CLOCK_WAIT = 2.0
 """s of wall time a lock-step clock may stand still before a tick's command counts as lost."""
+NEW_SCENE_WAIT = 2.0
+"""s an episode may wait for its first observation of the new scene before that is logged."""
 SWITCH_TOPIC = "policy/switch"
 """std_msgs/String: checkpoint (path, or name under ``candidates_dir``) for the next episode."""
 
@@ -220,6 +223,8 @@ class PolicyNode(Node):
         """Joint state messages taken in when the episode began."""
         self._reset_values: dict[str, np.ndarray] = {}
         """The observation's arrays when the episode began (each message replaces its own)."""
+        self._reset_stamp: float | None = None
+        """The node's time (s) when the episode began (None: the first, begun at start-up)."""
         self._timeline_changed = threading.Event()
         self._pending: tuple[str, InferenceWorker] | None = None
         self._episode_running = False
@@ -408,6 +413,7 @@ class PolicyNode(Node):
         self._filters = self._make_filters()
         self._guard = self._make_guard()
         self._episode_id += 1  # the inference thread observes at once, not at the next grid
+        self._reset_stamp = self._now()
         with self.obs.lock:
             self._reset_messages = self.obs.messages
             self._reset_values = dict(self.obs.values)
@@ -479,6 +485,8 @@ class PolicyNode(Node):
                 continue
             if self.sim_time:
                 self._await_observation(grid_t, task_inputs=True)
+            elif not self._history and not self._await_new_scene(last_episode):
+                continue
             values, stamp = self.obs.snapshot()
             with self._state_lock:
                 worker, timeline = self.worker, self._timeline
@@ -487,6 +495,8 @@ class PolicyNode(Node):
             if obs is None or stamp is None:
                 continue
             with self._state_lock:
+                if self._episode_id != last_episode:
+                    continue  # an episode began since: this may be the old scene's observation
                 self._history.append(obs)
                 while len(self._history) > info.n_obs_steps:
                     self._history.popleft()
@@ -540,6 +550,32 @@ class PolicyNode(Node):
                 return
             time.sleep(0.0005)
         self._warn_lock_step_broken(f"no observation of t={grid_t:.3f} s")
+
+    def _await_new_scene(self, episode: int) -> bool:
+        """Real time: before an episode's first observation, wait until every key the policy
+        observes holds a value taken after the episode began (stamped after it, or replaced
+        since: :meth:`RobotObservation.stale_keys`). A simulator's reset returns before its
+        new state reaches this node, and a policy that plans its episode on its first
+        observation (a DMP) would plan it on the old scene; meanwhile nothing is published.
+        Logs the keys it waits for once the wait passes ``NEW_SCENE_WAIT`` s. False when the
+        episode ends or the node stops first."""
+        with self._state_lock:
+            since, before = self._reset_stamp, self._reset_values
+            obs_keys = self.worker.info.obs_keys
+        if since is None:
+            return True
+        started = time.monotonic()
+        while self._running and episode == self._episode_id:
+            stale = self.obs.stale_keys(obs_keys, since, before)
+            if not stale:
+                return True
+            if time.monotonic() - started > NEW_SCENE_WAIT:
+                self.get_logger().warning(
+                    f"waiting for observation keys {stale} taken after the episode began",
+                    throttle_duration_sec=NEW_SCENE_WAIT,
+                )
+            time.sleep(0.002)
+        return False
 
     def _await_history(self, now: float) -> None:
         """Lock-step: at a policy grid time, wait (at most ``lock_step_timeout`` s of wall time)

@@ -1,6 +1,7 @@
-"""The policy node's control thread under faults, over real rclpy and loopback DDS: the node
-runs in this process (so the test sees its thread), a real checkpoint drives it, and the test
-plays the robot driver, publishing the arm's joint states."""
+"""The policy node's control thread under faults, and its inference thread at an episode's
+start, over real rclpy and loopback DDS: the node runs in this process (so the test sees its
+threads), a real checkpoint drives it, and the test plays the robot driver, publishing the
+arm's joint states."""
 
 from __future__ import annotations
 
@@ -20,12 +21,13 @@ pytestmark = pytest.mark.ros
 
 class Driver:
     """Joint states of one arm (joint names after ``tf_prefix``) at :attr:`position` (rad),
-    stamped now, every 5 ms."""
+    stamped now, every 5 ms while not :attr:`paused`."""
 
     def __init__(self, client: Client, tf_prefix: str = "") -> None:
         from sensor_msgs.msg import JointState
 
         self.position = HOME_JOINT_POS.copy()
+        self.paused = False
         self._publisher = client.publisher(JointState, "joint_states")
         self._clock = client.node.get_clock()
         self._msg = JointState(name=[tf_prefix + joint for joint in UR_JOINTS])
@@ -35,9 +37,10 @@ class Driver:
 
     def _run(self) -> None:
         while self._running:
-            self._msg.header.stamp = self._clock.now().to_msg()
-            self._msg.position = self.position.tolist()
-            self._publisher.publish(self._msg)
+            if not self.paused:
+                self._msg.header.stamp = self._clock.now().to_msg()
+                self._msg.position = self.position.tolist()
+                self._publisher.publish(self._msg)
             time.sleep(0.005)
 
     def close(self) -> None:
@@ -201,4 +204,41 @@ def test_an_arm_waiting_for_the_other_starts_again_where_it_was_moved(
         finally:
             alice.close()
             bob.close()
+            client.close()
+
+
+def test_an_episodes_first_observation_is_taken_after_its_reset(ros_context, tmp_path) -> None:
+    """In real time the inference thread observed at once after ``policy/reset``, whatever
+    the observation still held: a simulator's reset returns before its new state arrives, so
+    an episode's first observation (all a DMP plans its episode on) could be the old scene's.
+    It now waits for joint states stamped after the reset; nothing is published meanwhile."""
+    from std_srvs.srv import Trigger
+
+    with policy_node(ros_context, tmp_path) as node:
+        client = Client(ros_context)
+        driver = Driver(client)
+        try:
+            wait_for(lambda: node._timeline is not None, 60, "the first episode's actions")
+            driver.paused = True  # the simulator resets: its new state is not here yet
+            time.sleep(0.05)
+            assert client.call(Trigger, "policy/reset").success
+            first: list[np.ndarray] = []
+
+            def observed() -> bool:
+                with node._state_lock:
+                    history = list(node._history)
+                if history and not first:
+                    first.append(history[0]["joint_pos"].copy())
+                return bool(first)
+
+            end = time.monotonic() + 0.3  # six policy periods without the new state
+            while time.monotonic() < end:
+                observed()
+                time.sleep(0.001)
+            moved = HOME_JOINT_POS + [0.3, -0.2, 0.0, 0.0, 0.0, 0.0]
+            driver.position, driver.paused = moved, False  # the new scene's state arrives
+            wait_for(observed, 10, "the new episode's first observation")
+            np.testing.assert_allclose(first[0], moved, atol=1e-6)
+        finally:
+            driver.close()
             client.close()
