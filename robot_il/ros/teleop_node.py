@@ -14,8 +14,11 @@ Cartesian servo does: it moves a tool-pose target by each delta (from the measur
 start), solves the closest inverse kinematics, and sends the joints through the safety layer
 on ``forward_position_controller/commands`` and the gripper on ``gripper/command``, the gripper
 only while the safety layer does not hold the arm (stale observations: the gripper stays as it
-is, as the policy node's does). A pose out of reach keeps the previous target. One arm (the
-first of ``task``'s scene).
+is, as the policy node's does). A pose out of reach keeps the previous target. When the arm's
+joint states jump farther than the joint speed limits allow between two of them (a simulator
+reset between episodes; a real arm cannot), the target and the safety filter start again
+from the first joint state after the jump, rather than drive the arm back to where the episode
+before ended. One arm (the first of ``task``'s scene).
 """
 
 from __future__ import annotations
@@ -26,16 +29,22 @@ from rclpy.context import Context
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile
+from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64, Float64MultiArray, String
 
+from robot_il.envs.ur5e.description import JOINT_VEL_LIMITS
 from robot_il.errors import ConfigError
 from robot_il.ros.node_main import declare_float
 from robot_il.ros.observation import RobotObservation
+from robot_il.ros.ur_topics import stamp_seconds
 from robot_il.safety import SafetyFilter, SafetyLimits
 
 TWIST_TOPIC = "teleop/twist"
 GRIPPER_TOPIC = "teleop/gripper"
 EVENT_TOPIC = "teleop/episode_event"
+JUMP_SLACK = 0.005
+"""s of stamp jitter the jump test allows: a joint that moves farther between two joint states
+than its speed limit covers in their stamps' interval plus this was moved by no motor."""
 
 
 class TeleopNode(Node):
@@ -85,6 +94,13 @@ class TeleopNode(Node):
             self.robot_gripper_pub = self.create_publisher(Float64, gripper_topic, qos)
             self._target_pose: np.ndarray | None = None
             self._target_joints: np.ndarray | None = None
+            self._joint_names = self.obs.layout.joint_names(0)
+            self._last_state: tuple[np.ndarray, float] | None = None
+            """The arm's joints (rad) and stamp (s) in its last joint state."""
+            self._jumped_at: float | None = None
+            """Stamp (s) of a joint state that jumped, until the servo starts again from it."""
+            for topic, _ in self.obs.layout.joint_state_topics():
+                self.create_subscription(JointState, topic, self._on_joint_states, qos)
         self.create_timer(self.period, self._tick)
         self.get_logger().info(
             f"{device_name} teleop at {self.rate:g} Hz{', servoing the arm' if self.servo else ''}"
@@ -103,6 +119,20 @@ class TeleopNode(Node):
         if self.servo:
             self._servo(delta, float(command.gripper))
 
+    def _on_joint_states(self, msg: JointState) -> None:
+        """Watch for a jump of the arm's joints that no motor makes (see the module)."""
+        index = {name: i for i, name in enumerate(msg.name)}
+        joints = [index.get(name) for name in self._joint_names]
+        if None in joints:
+            return
+        q = np.array(msg.position, dtype=np.float64)[joints]
+        stamp = stamp_seconds(msg.header.stamp) or self.get_clock().now().nanoseconds * 1e-9
+        last, self._last_state = self._last_state, (q, stamp)
+        if last is not None:
+            reach = JOINT_VEL_LIMITS * (abs(stamp - last[1]) + JUMP_SLACK)
+            if np.any(np.abs(q - last[0]) > reach):
+                self._jumped_at = stamp
+
     def _servo(self, delta: np.ndarray, gripper: float) -> None:
         from robot_il.envs.spatial import axis_angle_to_matrix
 
@@ -110,6 +140,12 @@ class TeleopNode(Node):
             measured, stamp = self.obs.joint_pos, self.obs.stamp
         if measured is None:
             return
+        if self._jumped_at is not None:
+            if stamp < self._jumped_at:
+                return  # the observation has not taken in the jump yet
+            self._jumped_at = self._target_pose = None
+            self.safety.restart()
+            self.get_logger().info("the arm jumped (a simulator reset?): servoing from where it is")
         if self._target_pose is None:
             self._target_joints = measured.copy()
             self._target_pose = self.arm.tcp_transform(measured)

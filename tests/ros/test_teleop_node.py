@@ -1,5 +1,6 @@
 """The teleop node's servo over real rclpy and loopback DDS, driven by a real keyboard device
-on a pseudo-terminal: what it sends the arm and its gripper while the safety layer holds."""
+on a pseudo-terminal: what it sends the arm and its gripper while the safety layer holds, and
+after a simulator reset."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import time
 
 import numpy as np
 import pytest
-from deploy_helpers import UR_JOINTS, Client, wait_for
+from deploy_helpers import COMMANDS, UR_JOINTS, Client, wait_for
 from robot_il.envs.ur5e.description import HOME_JOINT_POS
 
 pytestmark = pytest.mark.ros
@@ -69,6 +70,94 @@ def test_teleop_sends_no_gripper_command_while_the_arm_is_held(ros_context) -> N
         wait_for(lambda: grippers, 5.0, "the gripper command once the arm is free")
         assert grippers[-1][1].data == 1.0
     finally:
+        client.close()
+        executor.shutdown()
+        thread.join(timeout=5)
+        node.shutdown()
+        os.close(master)
+        os.close(slave)
+
+
+class FollowingArm:
+    """An arm that moves towards its last joint command at 1 rad/s per joint (a command sent
+    before its last :meth:`reset` is dropped, as ``sim_robot`` drops it), reporting joint
+    states stamped now every 5 ms."""
+
+    def __init__(self, client: Client, position: np.ndarray) -> None:
+        from sensor_msgs.msg import JointState
+        from std_msgs.msg import Float64MultiArray
+
+        self.position = position
+        self.commands = client.record(Float64MultiArray, COMMANDS)
+        self._reset_at = 0.0
+        self._publisher = client.publisher(JointState, "joint_states")
+        self._clock = client.node.get_clock()
+        self._running = True
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        from sensor_msgs.msg import JointState
+
+        msg = JointState(name=UR_JOINTS)
+        last = time.monotonic()
+        while self._running:
+            now = time.monotonic()
+            if self.commands and self.commands[-1].sent > self._reset_at:
+                step = np.array(self.commands[-1][1].data) - self.position
+                self.position = self.position + np.clip(step, last - now, now - last)
+            last = now
+            msg.header.stamp = self._clock.now().to_msg()
+            msg.position = self.position.tolist()
+            self._publisher.publish(msg)
+            time.sleep(0.005)
+
+    def reset(self, position: np.ndarray) -> None:
+        """Put the arm at ``position`` (rad) at once, as a simulator's reset does."""
+        self._reset_at = time.time()
+        self.position = position
+
+    def close(self) -> None:
+        self._running = False
+        self._thread.join(timeout=2.0)
+
+
+def test_the_servo_starts_again_where_a_reset_put_the_arm(ros_context) -> None:
+    """The servo set its target once, at start: after a simulator reset it drove the arm
+    back to where the operator had left it in the episode before."""
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+    from robot_il.envs.ur5e.kinematics import tcp_point
+
+    from robot_il.record.teleop.keyboard import KeyboardTeleop
+    from robot_il.ros.teleop_node import TeleopNode
+
+    master, slave = pty.openpty()
+    overrides = [Parameter("rate", value=50.0), Parameter("max_observation_age", value=1.0)]
+    node = TeleopNode(context=ros_context, device=KeyboardTeleop(slave),
+                      parameter_overrides=overrides)  # fmt: skip
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(node)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    client = Client(ros_context)
+    start = HOME_JOINT_POS + [0.1, 0.1, -0.1, 0.1, 0.1, 0.1]  # home itself is singular
+    arm = FollowingArm(client, start)
+    try:
+        wait_for(lambda: len(arm.commands) > 10, 10, "the servo's commands")
+        for _ in range(10):  # the operator moves the tool 5 cm along +x
+            os.write(master, b"w")
+            time.sleep(0.04)
+        wait_for(lambda: tcp_point(arm.position)[0] - tcp_point(start)[0] > 0.04, 10,
+                 "the arm to follow the operator")  # fmt: skip
+        time.sleep(0.3)
+        reset = HOME_JOINT_POS + [0.2, -0.1, 0.1, 0.0, 0.05, 0.1]
+        arm.reset(reset.copy())  # the next episode; the operator touches nothing
+        time.sleep(1.0)
+        np.testing.assert_allclose(arm.position, reset, atol=1e-3)
+        np.testing.assert_allclose(arm.commands[-1][1].data, reset, atol=1e-3)
+    finally:
+        arm.close()
         client.close()
         executor.shutdown()
         thread.join(timeout=5)
