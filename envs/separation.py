@@ -2,8 +2,9 @@
 
 Each arm is covered by capsules (a segment and a radius): the link capsules of
 ``ur5e.description.LINK_COLLISION`` and four capsules around the gripper that contain its
-collision shapes with the fingers open (the body cylinder, the palm box, each finger pad), so
-a capsule distance never exceeds the true distance between the collision shapes. The distance
+collision shapes at any finger opening (the body cylinder, the palm box, and two around the
+box the finger pads sweep from open to closed), so a capsule distance never exceeds the true
+distance between the collision shapes, whatever the fingers are doing. The distance
 of two capsules is the distance of their segments minus both radii: negative when they
 overlap (a collision), in metres.
 
@@ -42,11 +43,18 @@ hangs."""
 def _gripper_capsules() -> list[tuple[str, tuple, tuple, float]]:
     """Capsules (name, start, end, radius) in the flange frame that contain the gripper's
     collision shapes: a capsule around a box's long axis with radius the half diagonal of its
-    cross-section contains the box."""
+    cross-section contains the box.
+
+    The capsules are placed from the arm's joints alone, so the fingers' capsules contain
+    every place a pad can be: the box the two pads sweep along flange x as they close, from
+    one open pad's outer face to the other's (x +-50.5 mm, nearly the palm's 55 mm). That box
+    is cut in two along z, a capsule each (radius 21 mm; one around the whole box would take
+    29 mm, and two grippers' capsules would overlap that much deeper at a handover)."""
     g = GRIPPER
     palm_x, palm_y, palm_z = g.palm.half_extents
     pad_x, pad_y, pad_z = g.pad_half_extents
     palm_center = np.asarray(g.palm.center)
+    sweep_x = g.finger_open_x(1) + pad_x
     capsules = [
         ("gripper_body", (0.0, 0.0, 0.0), (0.0, 0.0, g.body_length), g.body_radius),
         (
@@ -56,14 +64,14 @@ def _gripper_capsules() -> list[tuple[str, tuple, tuple, float]]:
             float(np.hypot(palm_y, palm_z)),
         ),
     ]
-    for side, label in ((1, "pos"), (-1, "neg")):
-        x = g.finger_open_x(side)
+    for half, label in ((-1, "base"), (1, "tips")):
+        z = g.pad_center_z + half * pad_z / 2.0
         capsules.append(
             (
-                f"gripper_pad_{label}",
-                (x, 0.0, g.pad_center_z - pad_z),
-                (x, 0.0, g.pad_center_z + pad_z),
-                float(np.hypot(pad_x, pad_y)),
+                f"gripper_fingers_{label}",
+                (-sweep_x, 0.0, z),
+                (sweep_x, 0.0, z),
+                float(np.hypot(pad_y, pad_z / 2.0)),
             )
         )
     return capsules

@@ -9,8 +9,9 @@ apart (after a start closer than that). The two grippers' own capsule pairs alon
 own limit, ``gripper_clearance`` (m; by default ``clearance`` too), which a handover cell sets
 explicitly: a handover is a planned gripper-to-gripper contact around the object, and the
 gripper capsules over-approximate the gripper (the palm's capsule reaches 36 mm around the
-palm box's axis, the finger pads are counted open), so two grippers holding one cube overlap
-as capsules, measured down to -3.8 cm in ``robot-il eval`` handovers. A negative
+palm box's axis, the fingers' capsules hold the pads at any opening), so two grippers holding
+one cube overlap as capsules, down to -4.3 cm in the scripted expert's handovers (-3.8 cm in
+``robot-il eval`` handovers when the capsules held open fingers only). A negative
 ``gripper_clearance`` lets the gripper capsules overlap that much, no further than
 :data:`GRIPPER_OVERLAP_FLOOR`; every pair with a link (a gripper against the other arm's
 wrist too) keeps the full ``clearance``. Otherwise the arm that would violate it holds:

@@ -283,3 +283,123 @@ def test_degenerate_segments_are_guarded_whatever_else_is_in_the_batch() -> None
         alone = segment_closest_parameters(p1[one], q1[one], p2[one], q2[one])
         np.testing.assert_array_equal((s[k], t[k]), (alone[0][0], alone[1][0]))
     assert s[1] == 0.0 and t[2] == 0.0 and t[3] == 0.0  # points sit at parameter 0
+
+
+CLOSURES = (0.0, 0.5, 1.0)
+"""Finger openings the gripper capsules must hold: open, half closed, closed."""
+
+
+@pytest.fixture(scope="module")
+def handover_mujoco():
+    """The bimanual_handover scene in MuJoCo: its two arms' collision geoms, placed by
+    ``backend.reset`` at any joints and finger opening."""
+    mujoco = pytest.importorskip("mujoco")
+    from robot_il.envs import make_env
+
+    env = make_env("bimanual_handover", "mujoco")
+    env.reset(seed=0)
+    robot = env.unwrapped
+    model = robot.backend.model
+    body_names = [model.body(model.geom_bodyid[g]).name for g in range(model.ngeom)]
+    collision = [
+        [g for g in range(model.ngeom) if model.geom_contype[g] and body_names[g].startswith(p)]
+        for p in ("left_", "right_")
+    ]
+    yield mujoco, robot, collision
+    env.close()
+
+
+def _place(robot, q_left, q_right, closure: float) -> None:
+    robot.backend.reset({"left": q_left, "right": q_right}, {"left": closure, "right": closure}, {})
+
+
+def _geom_points(model, data, geom: int) -> np.ndarray:
+    """Points (k, 3), world, filling the geom: a grid through a box (corners and faces
+    included), rings at several radii and heights through a cylinder."""
+    size = model.geom_size[geom]
+    if model.geom_type[geom] == 6:  # box
+        axes = [np.linspace(-h, h, 9) for h in size]
+        local = np.stack(np.meshgrid(*axes), axis=-1).reshape(-1, 3)
+    else:
+        assert model.geom_type[geom] == 5, "the gripper has boxes and one cylinder"
+        angle = np.linspace(0.0, 2 * np.pi, 32, endpoint=False)
+        radius, height = np.linspace(0.0, size[0], 5), np.linspace(-size[1], size[1], 9)
+        r, a, z = (x.ravel() for x in np.meshgrid(radius, angle, height))
+        local = np.stack([r * np.cos(a), r * np.sin(a), z], axis=1)
+    rotation = data.geom_xmat[geom].reshape(3, 3)
+    return local @ rotation.T + data.geom_xpos[geom]
+
+
+def test_gripper_capsules_hold_every_gripper_shape_at_any_finger_opening(
+    handover_mujoco,
+) -> None:
+    """The capsules are placed from the joints alone, so every point of each gripper collision
+    shape in MuJoCo (body cylinder, palm, both finger pads) must lie in a gripper capsule at
+    any finger opening. The pad capsules once sat at the open pads only: a closed pad's tip
+    lay 31 mm outside every capsule."""
+    _, robot, collision = handover_mujoco
+    model, data = robot.backend.model, robot.backend.data
+    gripper_geoms = [g for g in collision[0] if model.body(model.geom_bodyid[g]).name in (
+        "left_gripper", "left_finger_pos", "left_finger_neg"
+    )]  # fmt: skip
+    assert len(gripper_geoms) == 4
+    in_flange = UR5E_CAPSULES.frame == FLANGE_FRAME
+    rng = np.random.default_rng(6)
+    for closure in CLOSURES:
+        q = rng.uniform(-np.pi, np.pi, 6)
+        _place(robot, q, HOME_JOINT_POS, closure)
+        start, end = arm_capsules(q, robot.arms[0].world_from_base)
+        for geom in gripper_geoms:
+            points = _geom_points(model, data, geom)[:, None]
+            outside = capsule_distance(
+                start[in_flange], end[in_flange], UR5E_CAPSULES.radius[in_flange],
+                points, points, 0.0,
+            ).min(axis=1)  # fmt: skip
+            assert outside.max() <= 1e-9, (model.geom(geom).name, closure, outside.max())
+
+
+def test_capsule_distance_never_exceeds_mujocos_at_any_finger_opening(handover_mujoco) -> None:
+    """Against MuJoCo's own distance of the two arms' collision shapes (``mj_geomDistance``,
+    all pairs), with the fingers open, half closed and closed: the two grippers tip to tip,
+    turned 90 degrees about their tool axes (closed pads touching, 2 mm and 10 mm apart), and
+    random configurations of arms close to each other. Before the pad capsules covered the
+    closed pads, touching closed pads measured +23 mm."""
+    from robot_il.envs.ur5e.description import GRIPPER, TCP_OFFSET
+
+    mujoco, robot, (left, right) = handover_mujoco
+    model, data = robot.backend.model, robot.backend.data
+    arm_a, arm_b = robot.arms
+    base_a, base_b = arm_a.world_from_base, arm_b.world_from_base
+
+    def pose(z_axis, x_axis, position) -> np.ndarray:
+        frame = np.eye(4)
+        frame[:3, 0], frame[:3, 1], frame[:3, 2] = x_axis, np.cross(z_axis, x_axis), z_axis
+        frame[:3, 3] = position
+        return frame
+
+    middle = (base_a[:3, 3] + base_b[:3, 3]) / 2 + [0.0, 0.0, 0.35]
+    axis = (base_b[:3, 3] - base_a[:3, 3]) / np.linalg.norm(base_b[:3, 3] - base_a[:3, 3])
+    up = np.array([0.0, 0.0, 1.0])
+    tip = GRIPPER.pad_center_z + GRIPPER.pad_half_extents[2] - TCP_OFFSET  # TCP to pad tips
+    configurations = []
+    for gap in (0.0, 0.002, 0.01):
+        a = arm_a.inverse(pose(axis, up, middle - (gap / 2 + tip) * axis), HOME_JOINT_POS)
+        b = arm_b.inverse(pose(-axis, np.cross(up, axis), middle + (gap / 2 + tip) * axis),
+                          HOME_JOINT_POS)  # fmt: skip
+        configurations.append((a, b))
+    rng = np.random.default_rng(7)
+    q_a, q_b = rng.uniform(-np.pi, np.pi, (2, 4000, 6))
+    near = np.flatnonzero(arm_separation(q_a, base_a, q_b, base_b) < 0.1)[:40]
+    configurations += list(zip(q_a[near], q_b[near], strict=True))
+
+    fromto = np.zeros(6)
+    for closure in CLOSURES:
+        for k, (a, b) in enumerate(configurations):
+            _place(robot, a, b, closure)
+            true = min(
+                mujoco.mj_geomDistance(model, data, g, h, 1.0, fromto) for g in left for h in right
+            )
+            capsules = arm_separation(a, base_a, b, base_b)
+            assert capsules <= true + 1e-6, (closure, k, capsules, true)
+            if k == 0 and closure == 1.0:
+                assert true == pytest.approx(0.0, abs=1e-6), "closed pads tip to tip touch"

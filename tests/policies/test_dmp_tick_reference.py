@@ -1,5 +1,8 @@
 """The two-arm control tick against trajectories recorded from the code before its tick was
-rewritten for speed (commit 3af93ee): same scenes, same ticks, joints within 1e-9 rad.
+rewritten for speed (commit 3af93ee): same scenes, same ticks, joints within 1e-9 rad. The
+``batch_oncol_100hz`` case was recorded again when the gripper capsules grew to hold closed
+fingers (its arms come close enough for the gripper capsules to steer them); the others
+did not move.
 
 The file ``data/two_arm_tick_reference.npz`` holds, for each case below, the joints (2, B, 6)
 and phase rates (2, B) every ``EVERY`` ticks. Record it again (only on purpose: it is the
