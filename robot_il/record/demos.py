@@ -168,7 +168,7 @@ class EnvTeleopSource:
         self.success = False
         self.steps = 0
         self.episodes_started += 1
-        self.device.read()  # drop motion and events from before the episode
+        self.device.read()  # drop motion and events from before the episode (all of it)
         while not self.events.empty():
             self.events.get_nowait()
 

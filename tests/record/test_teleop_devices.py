@@ -118,16 +118,17 @@ def test_gamepad_sticks_scale_to_one_period_and_buttons_fire_once():
 
 
 def test_spacemouse_axes_map_to_the_base_frame():
+    """Puck axes in pyspacemouse's HID_Z_UP frame (x right, y away, z up, turns about them)
+    turned 90 degrees about z into the base frame; pitch is inside the deadzone."""
     command = spacemouse_command(
-        (0.5, 1.0, -1.0, 0.0, 0.02, 1.0),
+        (0.5, 1.0, -1.0, 0.3, 0.02, 1.0),
         (True, False),
-        (False, False),
         0.0,
         deadzone=0.05,
         linear_per_step=0.01,
         angular_per_step=0.1,
     )
-    np.testing.assert_allclose(command.eef_delta, [0.01, -0.005, -0.01, 0, 0, 0.1], atol=1e-7)
+    np.testing.assert_allclose(command.eef_delta, [0.01, -0.005, -0.01, 0, -0.03, 0.1], atol=1e-7)
     assert command.gripper == 1.0
     assert command.action().shape == (7,)
 
