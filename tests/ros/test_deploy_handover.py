@@ -10,18 +10,18 @@ observation steps and action chunks (8 predicted, 4 executed) for 30,000 steps: 
 (80%) on seeds 10000-10019 in ``robot-il eval``. With 100 demonstrations and one observation
 step BC solved 0 of 20, with 200 and two observation steps 7 of 20.
 
-Over ROS 2 that checkpoint first solved 0 of seeds 10000-10009 (8 of 10 in eval). The
-grippers' capsules overlap by up to 3.8 cm holding one cube (they over-approximate the
-gripper), so the cell sets ``gripper_clearance`` -0.05 m as ``deploy_two_arm_sim.launch.yaml``
-does; every pair with a link keeps the 5 cm clearance. What remained (found by tracing one
-seed's commands and joint states over ROS against the env's, step by step): ``sim_robot``
-stepped its servo 2 ms at a time, braking into each held 20 Hz target, a different arm from
-the env's (which plans one move per step): now one env step per command period in lock-step;
-a command of the old episode started each new one; the object pose was a step old at random.
-With those fixed: 12 of 20 at the node's
-default acceleration limit (10 rad/s^2) and 15 of 20 at 15 rad/s^2, against 16 of 20 in eval
-(``benchmarks/results/handover_ros.jsonl``). This test's own run (2026-12-01, load 12-19,
-45.8 min) trained a checkpoint that solved 15 of 20 in eval but 3 of 20 over ROS 2.
+Over ROS 2 that checkpoint first solved 0 of seeds 10000-10009 (8 of 10 in eval). The grippers'
+capsules overlap by up to 4.3 cm holding one cube in the scripted expert's handovers (they
+over-approximate the gripper), so the cell sets ``gripper_clearance`` -0.05 m as
+``deploy_two_arm_sim.launch.yaml`` does; every pair with a link keeps the 5 cm clearance. What
+remained (found by tracing one seed's commands and joint states over ROS against the env's,
+step by step): ``sim_robot`` stepped its servo 2 ms at a time, braking into each held 20 Hz
+target, a different arm from the env's (which plans one move per step): now one env step per
+command period in lock-step; a command of the old episode started each new one; the object pose
+was a step old at random. With those fixed: 12 of 20 at the node's default acceleration limit
+(10 rad/s^2) and 15 of 20 at 15 rad/s^2, against 16 of 20 in eval
+(``benchmarks/results/handover_ros.jsonl``). This test's own run (2026-12-01, load 12-19, 45.8
+min) trained a checkpoint that solved 15 of 20 in eval but 3 of 20 over ROS 2.
 
 What remained is the safety layer, not the transport: the checkpoint stepping the env through
 the node's own converter, safety filters and clearance guard, without ROS
