@@ -4,10 +4,12 @@ after a simulator reset."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pty
 import threading
 import time
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -17,65 +19,72 @@ from robot_il.envs.ur5e.description import HOME_JOINT_POS
 pytestmark = pytest.mark.ros
 
 
-def test_teleop_sends_no_gripper_command_while_the_arm_is_held(ros_context) -> None:
-    """Stale joint states hold the arm; the operator's gripper toggle must wait for them to
-    be fresh again: the node once sent the gripper its command every tick, held or not."""
+@contextlib.contextmanager
+def teleop_node(context, parameters: dict[str, object]) -> Iterator[tuple[object, int]]:
+    """A teleop node driven by a real keyboard device on a pseudo-terminal, spun on its own
+    thread; yields the node and the terminal's master end (what the operator types)."""
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
-    from sensor_msgs.msg import JointState
-    from std_msgs.msg import Float64, Float64MultiArray
 
     from robot_il.record.teleop.keyboard import KeyboardTeleop
     from robot_il.ros.teleop_node import TeleopNode
 
     master, slave = pty.openpty()
-    device = KeyboardTeleop(slave)
-    node = TeleopNode(
-        context=ros_context,
-        device=device,
-        parameter_overrides=[Parameter("rate", value=50.0), Parameter("task", value="reach")],
-    )
-    executor = SingleThreadedExecutor(context=ros_context)
+    overrides = [Parameter(name, value=value) for name, value in parameters.items()]
+    node = TeleopNode(context=context, device=KeyboardTeleop(slave), parameter_overrides=overrides)
+    executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     thread = threading.Thread(target=executor.spin, daemon=True)
     thread.start()
-    client = Client(ros_context)
     try:
-        commands = client.record(Float64MultiArray, "forward_position_controller/commands")
-        grippers = client.record(Float64, "gripper/command")
-        states = client.publisher(JointState, "joint_states")
-        matched = node.robot_gripper_pub.get_subscription_count
-        wait_for(lambda: matched() > 0, 10.0, "the test's gripper subscription")
-
-        def publish_states(age: float, seconds: float) -> None:
-            """Joint states at home, stamped ``age`` s before now, for ``seconds``."""
-            end = time.monotonic() + seconds
-            while time.monotonic() < end:
-                msg = JointState(name=UR_JOINTS, position=HOME_JOINT_POS.tolist())
-                stamp = client.node.get_clock().now().nanoseconds * 1e-9 - age
-                msg.header.stamp.sec, frac = int(stamp), stamp % 1.0
-                msg.header.stamp.nanosec = int(frac * 1e9)
-                states.publish(msg)
-                time.sleep(0.01)
-
-        os.write(master, b" ")  # the operator closes the gripper
-        publish_states(age=5.0, seconds=0.2)  # stale: the filter holds from its start
-        wait_for(lambda: len(commands) > 10, 5.0, "held commands to the arm")
-        publish_states(age=5.0, seconds=0.3)
-        held = np.array([r[1].data for r in commands])
-        assert np.all(held == HOME_JOINT_POS), "the arm holds at the measured pose"
-        assert not grippers, "a gripper command went out while the arm was held"
-
-        publish_states(age=0.0, seconds=0.3)  # fresh: the arm and the gripper follow again
-        wait_for(lambda: grippers, 5.0, "the gripper command once the arm is free")
-        assert grippers[-1][1].data == 1.0
+        yield node, master
     finally:
-        client.close()
         executor.shutdown()
         thread.join(timeout=5)
         node.shutdown()
         os.close(master)
         os.close(slave)
+
+
+def test_teleop_sends_no_gripper_command_while_the_arm_is_held(ros_context) -> None:
+    """Stale joint states hold the arm; the operator's gripper toggle must wait for them to
+    be fresh again: the node once sent the gripper its command every tick, held or not."""
+    from sensor_msgs.msg import JointState
+    from std_msgs.msg import Float64, Float64MultiArray
+
+    with teleop_node(ros_context, {"rate": 50.0, "task": "reach"}) as (node, master):
+        client = Client(ros_context)
+        try:
+            commands = client.record(Float64MultiArray, "forward_position_controller/commands")
+            grippers = client.record(Float64, "gripper/command")
+            states = client.publisher(JointState, "joint_states")
+            matched = node.robot_gripper_pub.get_subscription_count
+            wait_for(lambda: matched() > 0, 10.0, "the test's gripper subscription")
+
+            def publish_states(age: float, seconds: float) -> None:
+                """Joint states at home, stamped ``age`` s before now, for ``seconds``."""
+                end = time.monotonic() + seconds
+                while time.monotonic() < end:
+                    msg = JointState(name=UR_JOINTS, position=HOME_JOINT_POS.tolist())
+                    stamp = client.node.get_clock().now().nanoseconds * 1e-9 - age
+                    msg.header.stamp.sec, frac = int(stamp), stamp % 1.0
+                    msg.header.stamp.nanosec = int(frac * 1e9)
+                    states.publish(msg)
+                    time.sleep(0.01)
+
+            os.write(master, b" ")  # the operator closes the gripper
+            publish_states(age=5.0, seconds=0.2)  # stale: the filter holds from its start
+            wait_for(lambda: len(commands) > 10, 5.0, "held commands to the arm")
+            publish_states(age=5.0, seconds=0.3)
+            held = np.array([r[1].data for r in commands])
+            assert np.all(held == HOME_JOINT_POS), "the arm holds at the measured pose"
+            assert not grippers, "a gripper command went out while the arm was held"
+
+            publish_states(age=0.0, seconds=0.3)  # fresh: the arm and the gripper follow again
+            wait_for(lambda: grippers, 5.0, "the gripper command once the arm is free")
+            assert grippers[-1][1].data == 1.0
+        finally:
+            client.close()
 
 
 class FollowingArm:
@@ -125,42 +134,26 @@ class FollowingArm:
 def test_the_servo_starts_again_where_a_reset_put_the_arm(ros_context) -> None:
     """The servo set its target once, at start: after a simulator reset it drove the arm
     back to where the operator had left it in the episode before."""
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.parameter import Parameter
     from robot_il.envs.ur5e.kinematics import tcp_point
 
-    from robot_il.record.teleop.keyboard import KeyboardTeleop
-    from robot_il.ros.teleop_node import TeleopNode
-
-    master, slave = pty.openpty()
-    overrides = [Parameter("rate", value=50.0), Parameter("max_observation_age", value=1.0)]
-    node = TeleopNode(context=ros_context, device=KeyboardTeleop(slave),
-                      parameter_overrides=overrides)  # fmt: skip
-    executor = SingleThreadedExecutor(context=ros_context)
-    executor.add_node(node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
-    client = Client(ros_context)
-    start = HOME_JOINT_POS + [0.1, 0.1, -0.1, 0.1, 0.1, 0.1]  # home itself is singular
-    arm = FollowingArm(client, start)
-    try:
-        wait_for(lambda: len(arm.commands) > 10, 10, "the servo's commands")
-        for _ in range(10):  # the operator moves the tool 5 cm along +x
-            os.write(master, b"w")
-            time.sleep(0.04)
-        wait_for(lambda: tcp_point(arm.position)[0] - tcp_point(start)[0] > 0.04, 10,
-                 "the arm to follow the operator")  # fmt: skip
-        time.sleep(0.3)
-        reset = HOME_JOINT_POS + [0.2, -0.1, 0.1, 0.0, 0.05, 0.1]
-        arm.reset(reset.copy())  # the next episode; the operator touches nothing
-        time.sleep(1.0)
-        np.testing.assert_allclose(arm.position, reset, atol=1e-3)
-        np.testing.assert_allclose(arm.commands[-1][1].data, reset, atol=1e-3)
-    finally:
-        arm.close()
-        client.close()
-        executor.shutdown()
-        thread.join(timeout=5)
-        node.shutdown()
-        os.close(master)
-        os.close(slave)
+    parameters = {"rate": 50.0, "max_observation_age": 1.0}
+    with teleop_node(ros_context, parameters) as (node, master):
+        client = Client(ros_context)
+        start = HOME_JOINT_POS + [0.1, 0.1, -0.1, 0.1, 0.1, 0.1]  # home itself is singular
+        arm = FollowingArm(client, start)
+        try:
+            wait_for(lambda: len(arm.commands) > 10, 10, "the servo's commands")
+            for _ in range(10):  # the operator moves the tool 5 cm along +x
+                os.write(master, b"w")
+                time.sleep(0.04)
+            wait_for(lambda: tcp_point(arm.position)[0] - tcp_point(start)[0] > 0.04, 10,
+                     "the arm to follow the operator")  # fmt: skip
+            time.sleep(0.3)
+            reset = HOME_JOINT_POS + [0.2, -0.1, 0.1, 0.0, 0.05, 0.1]
+            arm.reset(reset.copy())  # the next episode; the operator touches nothing
+            time.sleep(1.0)
+            np.testing.assert_allclose(arm.position, reset, atol=1e-3)
+            np.testing.assert_allclose(arm.commands[-1][1].data, reset, atol=1e-3)
+        finally:
+            arm.close()
+            client.close()
