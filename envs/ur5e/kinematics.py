@@ -2,10 +2,14 @@
 
 Forward kinematics evaluates the published DH chain of ``description`` with numpy, vectorised
 over any leading batch shape (one configuration: ``ur-analytic-ik``'s compiled chain).
-Inverse kinematics uses ``ur-analytic-ik`` (closed form, all up to eight solutions), whose
-chain is the same standard DH with the same UR5e numbers and whose end frame is the flange
-(DH frame 6); this module adds the tool offset, maps every solution to the 2*pi-equivalent
-angles nearest the seed inside the joint limits, and picks the closest.
+Inverse kinematics is the closed form of Hawkins, "Analytic inverse kinematics for the
+Universal Robots UR-5/UR-10 arms" (2013), all eight branches, as ``ur-analytic-ik`` computes
+it except for the angle q2 + q3 + q4, taken here from a rotation that never vanishes: the
+library's formula for it is 0/0 wherever cos(q5) and sin(q6) are both zero (the tool pointing
+straight down at q6 = 0, as at ``HOME_JOINT_POS``), and it drops those branches there (its FK
+check, the fix of its issue #5), so that IK seeded at such a pose answered with another arm
+pose. This module adds the tool offset, maps every solution to the 2*pi-equivalent angles
+nearest the seed inside the joint limits, and picks the closest.
 """
 
 from __future__ import annotations
@@ -72,6 +76,7 @@ def forward_kinematics(q: np.ndarray, tcp_offset: float = TCP_OFFSET) -> np.ndar
 
 
 _D1, _D4, _D5, _D6 = (float(DH_D[i]) for i in (0, 3, 4, 5))
+_TWO_PI = 2 * np.pi
 _A2, _A3 = float(DH_A[1]), float(DH_A[2])
 
 
@@ -102,22 +107,60 @@ def tcp_to_flange(tcp_pose: np.ndarray, tcp_offset: float = TCP_OFFSET) -> np.nd
 
 
 def inverse_kinematics_all(
-    tcp_pose: np.ndarray, tcp_offset: float = TCP_OFFSET, max_error: float = 1e-6
+    tcp_pose: np.ndarray,
+    tcp_offset: float = TCP_OFFSET,
+    max_error: float = 1e-6,
+    wrist_q6: float = 0.0,
 ) -> np.ndarray:
     """Every analytic solution (k, 6), rad in [-pi, pi], for a TCP pose (4, 4); k = 0 if the
-    pose is out of reach. Solutions whose flange misses the pose by more than ``max_error`` m
-    (numerical edge cases at singularities) are dropped."""
-    from ur_analytic_ik import ur5e
+    pose is out of reach. Where the wrist is singular (q5 = 0 or pi: q4 and q6 turn about one
+    axis, and any q6 has its q4) q6 is ``wrist_q6`` (rad). Solutions whose flange misses the
+    pose by more than ``max_error`` m (numerical edge cases at a stretched elbow) are dropped.
 
-    flange = np.ascontiguousarray(tcp_to_flange(tcp_pose, tcp_offset))
-    solutions = np.array(ur5e.inverse_kinematics(flange), dtype=np.float64).reshape(-1, 6)
-    solutions = solutions[np.all(np.isfinite(solutions), axis=1)]
-    reached = forward_kinematics(solutions, tcp_offset=0.0)[:, :3, 3]
-    return solutions[np.linalg.norm(reached - flange[:3, 3], axis=1) <= max_error]
+    Plain floats, one branch at a time: eight branches of a few dozen operations each cost
+    less than numpy's per-call overhead would (a teleop servo solves at every tick).
+    """
+    flange = tcp_to_flange(tcp_pose, tcp_offset)
+    (r11, r12, r13), (r21, r22, r23), (r31, r32, r33) = flange[:3, :3].tolist()
+    px, py, pz = flange[:3, 3].tolist()
+    # q1: the wrist centre seen from the base axis, offset d4 sideways (two ways)
+    a, b = px - _D6 * r13, _D6 * r23 - py
+    beside = a * a + b * b - _D4 * _D4
+    if beside < 0.0:
+        return np.empty((0, 6))  # the wrist centre lies within d4 of the base axis
+    pan, side = math.atan2(a, b), math.atan2(math.sqrt(beside), _D4)
+    solutions = []
+    for q1 in (pan + side, pan - side):
+        c1, s1 = math.cos(q1), math.sin(q1)
+        x6, y6 = s1 * r11 - c1 * r21, c1 * r22 - s1 * r12  # sin(q5) times cos, sin of q6
+        x, y, z = c1 * r11 + s1 * r21, c1 * r12 + s1 * r22, c1 * r13 + s1 * r23
+        sin5 = math.hypot(x6, y6)  # |sin(q5)|
+        for sign in (1.0, -1.0):
+            q5 = math.atan2(sign * sin5, s1 * r13 - c1 * r23)
+            q6 = wrist_q6 if sin5 < 1e-12 else math.atan2(sign * y6, sign * x6)
+            c5, s5, c6, s6 = math.cos(q5), math.sin(q5), math.cos(q6), math.sin(q6)
+            # q2 + q3 + q4 from what is left of the rotation once q1, q5 and q6 are taken
+            # out: a unit vector (cos, sin) whatever the wrist does
+            q234 = math.atan2(
+                c5 * (c6 * r31 - s6 * r32) - s5 * r33, c5 * (c6 * x - s6 * y) - s5 * z
+            )
+            c234, s234 = math.cos(q234), math.sin(q234)
+            # q3 and q2: the planar two-link problem of the upper arm and the forearm
+            kc = c1 * px + s1 * py - s234 * _D5 + c234 * s5 * _D6
+            ks = pz - _D1 + c234 * _D5 + s234 * s5 * _D6
+            c3 = (kc * kc + ks * ks - _A2 * _A2 - _A3 * _A3) / (2.0 * _A2 * _A3)
+            if c3 * c3 > 1.0 + 1e-12:
+                continue  # the wrist is beyond the arm's reach on this branch
+            elbow = math.atan2(math.sqrt(max(1.0 - c3 * c3, 0.0)), c3)
+            for q3 in (elbow, -elbow):
+                q2 = math.atan2(ks, kc) - math.atan2(_A3 * math.sin(q3), _A3 * math.cos(q3) + _A2)
+                q = [q1, q2, q3, q234 - q2 - q3, q5, q6]
+                if math.dist(tcp_point(q, 0.0), (px, py, pz)) <= max_error:
+                    solutions.append([math.remainder(angle, _TWO_PI) for angle in q])
+    return np.array(solutions).reshape(-1, 6)
 
 
 _LOWER, _UPPER = JOINT_POS_LIMITS[:, 0], JOINT_POS_LIMITS[:, 1]
-_TWO_PI = 2 * np.pi
 
 
 def inverse_kinematics(
@@ -130,10 +173,10 @@ def inverse_kinematics(
     of the slowest joint decides how long it takes). None if the pose is out of reach or no
     solution fits the joint limits.
     """
-    solutions = inverse_kinematics_all(tcp_pose, tcp_offset)
+    q_near = np.asarray(q_near, dtype=np.float64)
+    solutions = inverse_kinematics_all(tcp_pose, tcp_offset, wrist_q6=float(q_near[5]))
     if len(solutions) == 0:
         return None
-    q_near = np.asarray(q_near, dtype=np.float64)
     shifted = solutions + _TWO_PI * np.round((q_near - solutions) / _TWO_PI)
     shifted -= _TWO_PI * (shifted > _UPPER)
     shifted += _TWO_PI * (shifted < _LOWER)

@@ -89,6 +89,47 @@ def test_inverse_kinematics_round_trip():
         np.testing.assert_allclose(solution, q, atol=1e-6)
 
 
+def test_inverse_kinematics_finds_every_solution_ur_analytic_ik_finds():
+    """Our closed form is ur-analytic-ik's (an independent implementation of the same paper)
+    but for q2 + q3 + q4: on random poses it gives each of the library's solutions, and
+    every solution it gives reaches the pose."""
+    from robot_il.envs.ur5e.kinematics import inverse_kinematics_all, tcp_to_flange
+    from ur_analytic_ik import ur5e as reference
+
+    for q in _random_configs(200, seed=6):
+        pose = forward_kinematics(q)
+        ours = inverse_kinematics_all(pose)
+        np.testing.assert_allclose(
+            forward_kinematics(ours), np.broadcast_to(pose, (len(ours), 4, 4)), atol=1e-9
+        )
+        flange = np.ascontiguousarray(tcp_to_flange(pose))
+        for solution in np.array(reference.inverse_kinematics(flange)).reshape(-1, 6):
+            turns = np.angle(np.exp(1j * (ours - solution)))  # differences wrapped to +-pi
+            assert np.abs(turns).max(axis=1).min() < 1e-9, solution
+
+
+SEEDED_POSES = {
+    "home": ur5e.HOME_JOINT_POS,
+    "round angles": np.radians([0.0, -45.0, -90.0, -90.0, 90.0, 0.0]),
+    "wrist singular": np.array([0.3, -1.2, 1.5, -1.9, 0.0, 0.4]),
+    **{f"random {i}": q for i, q in enumerate(_random_configs(3, seed=5))},
+}
+
+
+@pytest.mark.parametrize("q", SEEDED_POSES.values(), ids=SEEDED_POSES.keys())
+def test_inverse_kinematics_seeded_at_a_pose_returns_that_pose(q):
+    """IK of FK(q) seeded at q is q itself, in the base frame and for a mounted arm. At home
+    (the tool straight down, q6 = 0) ur-analytic-ik's formula for q2 + q3 + q4 was 0/0 and
+    its branch was lost: IK answered with the shoulder turned 2.6 rad away, and a teleop
+    servo started at home ran off without being asked. At a singular wrist (q5 = 0) any q6
+    has a matching q4: the seed's is kept."""
+    from robot_il.envs.arm import Arm
+
+    np.testing.assert_allclose(inverse_kinematics(forward_kinematics(q), q), q, atol=1e-9)
+    arm = Arm(MOUNT)
+    np.testing.assert_allclose(arm.inverse(arm.tcp_transform(q), q), q, atol=1e-9)
+
+
 def test_inverse_kinematics_picks_the_seeded_branch_and_respects_limits():
     q = np.array([0.3, -1.2, 1.5, -1.9, -1.6, 0.4])
     pose = forward_kinematics(q)
