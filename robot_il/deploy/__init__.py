@@ -2,6 +2,6 @@
 and inference in a child process. The ROS node (``robot_il.ros.policy_node``) and the latency
 benchmark build on these."""
 
-from robot_il.deploy.timeline import ActionTimeline, ChunkPlanner
+from robot_il.deploy.timeline import ActionBlend, ActionTimeline, ChunkPlanner
 
-__all__ = ["ActionTimeline", "ChunkPlanner"]
+__all__ = ["ActionBlend", "ActionTimeline", "ChunkPlanner"]

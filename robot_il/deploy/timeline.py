@@ -1,4 +1,5 @@
-"""Action chunks executed on a timeline, and when to compute the next one.
+"""Action chunks executed on a timeline, when to compute the next one, and the glide between
+actions.
 
 A policy acting at ``policy_hz`` (the rate of its training data) returns a chunk of actions
 for the observation taken at ``t_obs``: action ``i`` belongs to the time
@@ -6,7 +7,8 @@ for the observation taken at ``t_obs``: action ``i`` belongs to the time
 already lie in the past; the timeline drops them and plays each later action during its own
 period. The next chunk is computed *ahead*, early enough to arrive before the current one runs
 out, so the command stream never pauses between chunks (the idea of real-time chunking in
-deployed diffusion policies). All times are seconds on one clock (wall or ROS sim time).
+deployed diffusion policies). Between a policy's actions the robot's faster command stream
+glides (:class:`ActionBlend`). All times are seconds on one clock (wall or ROS sim time).
 """
 
 from __future__ import annotations
@@ -92,3 +94,38 @@ class ChunkPlanner:
         """Account for one inference that took ``seconds``: the estimate follows the worst
         recent case (jumps up at once, decays slowly)."""
         self.latency = max(seconds, 0.95 * self.latency)
+
+
+class ActionBlend:
+    """Joint targets gliding linearly to each new action, so that a policy acting at 20 Hz
+    gives a smooth stream at the robot's rate (step targets would have the safety layer clip
+    every step). Actions are 7 per arm: six joint positions (rad), which glide, and the
+    gripper, which switches at once.
+
+    Each glide starts from the target in force when the action comes (the previous action
+    once its period is over) and reaches the action at the end of its period. A new chunk
+    that arrives within a period replaces that period's action: the glide turns toward the
+    new action from where the target is, with no jump (restarting from the old chunk's action
+    for the period jumped by up to a period's worth of motion).
+    """
+
+    def __init__(self) -> None:
+        self.action: np.ndarray | None = None
+        """The action in force (its joints are reached at the end of its period)."""
+        self._start: np.ndarray | None = None
+        self._since = self._until = 0.0
+
+    def set(self, action: np.ndarray, now: float, until: float) -> None:
+        """Glide from the target at ``now`` (s) to ``action``, reached at ``until`` (s: the
+        end of the action's period). The first action is in force at once."""
+        self._start = None if self.action is None else self.at(now)
+        self.action, self._since, self._until = action, now, until
+
+    def at(self, now: float) -> np.ndarray:
+        """The target at ``now`` (s); the action itself from ``until`` on."""
+        if self._start is None or now >= self._until:
+            return self.action
+        fraction = max(now - self._since, 0.0) / (self._until - self._since)
+        target = self._start + fraction * (self.action - self._start)
+        target[6::7] = self.action[6::7]
+        return target

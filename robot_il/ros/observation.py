@@ -311,6 +311,21 @@ class RobotObservation:
                     stale.append(key)
         return stale
 
+    def frames_missing(self, keys: Any, since: float) -> list[str]:
+        """The camera keys of ``keys`` with no frame stamped at or after ``since`` (s) yet: a
+        lock-step client waits for the frame of the state it acts on."""
+        with self.lock:
+            newest = {key: self.frames[key].newest for key in keys if key in self.frames}
+        return [key for key in keys if newest.get(key) is None or newest[key].stamp < since]
+
+    def drop_frames(self) -> None:
+        """Forget every camera frame received so far. A client starting an episode after a
+        simulator's reset drops the old scene's: in lock-step the simulator's time stands
+        still across the reset, and a frame of the old scene has the new one's stamp."""
+        with self.lock:
+            for key in self.frames:
+                self.frames[key] = FrameBuffer()
+
     def _frame_near(self, key: str, stamp: float | None) -> CameraFrame | None:
         with self.lock:
             buffer = self.frames.get(key)

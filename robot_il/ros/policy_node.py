@@ -41,19 +41,21 @@ that fails logs a fatal error and shuts the node down (the robot holds its last 
 rather than leaving a node that looks alive and sends nothing.
 
 Episodes: ``policy/reset`` (Trigger) starts a new one (fresh history, the policy reset in
-its worker, safe start; its first observation waits until every key the policy observes was
-taken after the reset, in real time as in lock-step, so it is never the old scene's);
-``policy/stop`` (Trigger) ends one: nothing is published until the next reset, so that a
-simulator reset in between gets no command of the old episode (``robot-il eval --ros``: stop,
-``sim/reset``, reset). A
-checkpoint path on ``policy/switch`` (std_msgs/String; a bare name is looked up in
-``candidates_dir``) is loaded in the background and takes over at the next reset, or at once
-while no episode runs. ``use_sim_time:=true`` runs every clock on ``/clock``.
+its worker, safe start, camera frames received before dropped; its first observation waits
+until every key the policy observes was taken after the reset, in real time as in lock-step,
+so it is never the old scene's); ``policy/stop`` (Trigger) ends one: nothing is published
+until the next reset, so that a simulator reset in between gets no command of the old episode
+(``robot-il eval --ros``: stop, ``sim/reset``, reset). A checkpoint path on ``policy/switch``
+(std_msgs/String; a bare name is looked up in ``candidates_dir``) is loaded in the background
+and takes over at the next reset, or at once while no episode runs; one trained at another
+rate than the first checkpoint is refused (the policy grid keeps the first one's rate).
+``use_sim_time:=true`` runs every clock on ``/clock``.
 
 Lock-step (``use_sim_time`` with a simulator that waits for every command) deploys exactly
 what ``robot-il eval`` evaluates: inference takes no simulated time (the control thread waits,
 at most ``lock_step_timeout`` s of wall time, for the chunk due, and the inference thread for
-the observation of its grid time), and a chunk of n actions executes all n before the next
+the observation of its grid time, camera frames included: a camera policy needs the
+simulator's camera at its rate), and a chunk of n actions executes all n before the next
 observation.
 """
 
@@ -77,7 +79,7 @@ from rclpy.qos import QoSProfile
 from std_msgs.msg import Bool, Float64, Float64MultiArray, String
 from std_srvs.srv import Trigger
 
-from robot_il.deploy import ActionTimeline, ChunkPlanner
+from robot_il.deploy import ActionBlend, ActionTimeline, ChunkPlanner
 from robot_il.deploy.eef_delta import ACTION_MODES, TcpDeltaConverter
 from robot_il.deploy.ticker import Ticker
 from robot_il.deploy.worker import CheckpointInfo, InferenceWorker
@@ -85,7 +87,7 @@ from robot_il.envs.ur5e.description import JOINT_VEL_LIMITS
 from robot_il.errors import CheckpointError, ConfigError
 from robot_il.provenance import describe
 from robot_il.ros.node_main import declare_float, freeze_startup_objects, use_realtime_priority
-from robot_il.ros.observation import RobotObservation, camera_parameters
+from robot_il.ros.observation import RobotObservation, camera_parameters, is_camera_key
 from robot_il.ros.ur_topics import (
     ESTOP_TOPIC,
     POSE_INPUTS,
@@ -168,12 +170,18 @@ class PolicyNode(Node):
             robot_state=bool(self.declare_parameter("robot_state", False).value),
         )
         self.arms = self.obs.arms
+        self.policy_hz = self.info.control_hz
+        """Hz of the policy grid (observations, chunks), the first checkpoint's rate for the
+        node's life: the inference thread's planner and the lock-step waits run on it."""
         self.offered_spec = {
             "robot": "ur5e",
             "action_dim": 7 * len(self.arms),
             "observation": self.obs.keys,
+            "control_hz": self.policy_hz,
         }
-        """What this robot offers a checkpoint; ``action_mode`` is any of ``ACTION_MODES``."""
+        """What this robot offers a checkpoint; ``action_mode`` is any of ``ACTION_MODES``.
+        A checkpoint of another rate is refused on ``policy/switch``: played on this grid it
+        would run at the wrong speed."""
         self._tcp_delta = TcpDeltaConverter(self.obs.arm_kinematics)
         self._check(self.info, str(checkpoint))
         self.checkpoint = str(checkpoint)
@@ -210,10 +218,9 @@ class PolicyNode(Node):
                 "(gripper_clearance: a handover cell; negative lets the capsules overlap)"
             )
         self._timeline: ActionTimeline | None = None
-        self._previous_action: np.ndarray | None = None
-        self._current_action: np.ndarray | None = None
+        self._blend = ActionBlend()
         self._due: tuple[ActionTimeline, float] | None = None
-        """The timeline and time of the action in force (a change starts a new blend)."""
+        """The timeline and time of the action in force (a change starts a new glide)."""
         self._history: deque[dict[str, np.ndarray]] = deque()
         self._observed_grid = -math.inf
         """Policy grid time (s) of the newest observation in the history."""
@@ -321,10 +328,6 @@ class PolicyNode(Node):
         """The deployed checkpoint's action mode (``joint`` or ``eef_delta``)."""
         return self.info.spec.get("action_mode", "joint")
 
-    @property
-    def policy_hz(self) -> float:
-        return self.info.control_hz
-
     def _make_filters(self) -> list[SafetyFilter]:
         from robot_il.envs.ur5e.kinematics import tcp_point
 
@@ -404,7 +407,7 @@ class PolicyNode(Node):
     def _start_episode(self) -> None:
         """Fresh history and timeline, fresh safety filters (safe start); e-stop stays."""
         self._timeline = None
-        self._previous_action = self._current_action = None
+        self._blend = ActionBlend()
         self._due = None
         self._ik_failing = [False] * len(self.arms)
         self._last_gripper = [None] * len(self.arms)
@@ -417,6 +420,7 @@ class PolicyNode(Node):
         with self.obs.lock:
             self._reset_messages = self.obs.messages
             self._reset_values = dict(self.obs.values)
+        self.obs.drop_frames()  # they show the scene before the reset
         self._timeline_changed.set()
         self._episode_running = False
 
@@ -484,7 +488,7 @@ class PolicyNode(Node):
                 self._sleep_until(grid_t + planner.period, wall_timeout=0.01)
                 continue
             if self.sim_time:
-                self._await_observation(grid_t, task_inputs=True)
+                self._await_observation(grid_t, policy_observation=True)
             elif not self._history and not self._await_new_scene(last_episode):
                 continue
             values, stamp = self.obs.snapshot()
@@ -521,35 +525,47 @@ class PolicyNode(Node):
                     self._episode_running = True
             self._timeline_changed.set()
 
-    def _await_observation(self, grid_t: float, task_inputs: bool = False) -> None:
+    def _await_observation(self, grid_t: float, policy_observation: bool = False) -> None:
         """Lock-step: wait (at most ``lock_step_timeout`` s of wall time) for the joint state of
         grid time ``grid_t``, the newest the simulator can have published by then (it steps a
         command period at a time), so the policy observes what ``robot-il eval`` would. With
-        ``task_inputs`` (the policy's observation) also for the stamped task inputs
-        (``task/object_pose``, ``task/target``) of that time: they come in messages of their
-        own, and the joint state of a step may arrive before the object pose of that step."""
+        ``policy_observation`` also for the rest of the policy's observation of that time,
+        which comes in messages of its own (the joint state of a step may arrive first): the
+        stamped task inputs (``task/object_pose``, ``task/target``) and a frame of each camera.
+        A camera policy thus needs the simulator's camera at its rate (``sim_robot``'s
+        ``camera_hz`` a multiple of the policy's), as the env renders at every step."""
         deadline = time.monotonic() + self.lock_step_timeout
         newest_possible = grid_t - self.period + 1e-6
         obs_keys = self.info.obs_keys
+        inputs = [key for key in POSE_INPUTS if policy_observation and key in obs_keys]
+        cameras = [key for key in obs_keys if policy_observation and is_camera_key(key)]
+        replaced = [key for key in obs_keys if not is_camera_key(key)]
+        missing: list[str] = []
         while self._running and time.monotonic() < deadline:
             with self.obs.lock:
                 stamp, messages = self.obs.stamp, self.obs.messages
                 values = self.obs.values
-                inputs = self.obs.input_stamps
-                inputs_ready = not task_inputs or all(
-                    inputs.get(key, -math.inf) >= newest_possible
-                    for key in POSE_INPUTS
-                    if key in obs_keys
+                inputs_ready = all(
+                    self.obs.input_stamps.get(key, -math.inf) >= newest_possible for key in inputs
                 )
             # After a reset, the simulator's time stands still: only messages that arrived
-            # since show the new episode, for the joints and the task's inputs alike.
+            # since show the new episode, for the joints and the task's inputs alike (camera
+            # frames taken before it were dropped at the reset).
             fresh = messages > self._reset_messages and all(
-                values.get(key) is not self._reset_values.get(key) for key in obs_keys
+                values.get(key) is not self._reset_values.get(key) for key in replaced
             )
-            if stamp is not None and stamp >= newest_possible and fresh and inputs_ready:
+            missing = self.obs.frames_missing(cameras, newest_possible)
+            ready = fresh and inputs_ready and not missing
+            if stamp is not None and stamp >= newest_possible and ready:
                 return
             time.sleep(0.0005)
-        self._warn_lock_step_broken(f"no observation of t={grid_t:.3f} s")
+        frames = (
+            f" (no frame of {', '.join(missing)} that new: a camera must publish at the "
+            f"policy's {self.policy_hz:g} Hz)"
+            if missing
+            else ""
+        )
+        self._warn_lock_step_broken(f"no observation of t={grid_t:.3f} s{frames}")
 
     def _await_new_scene(self, episode: int) -> bool:
         """Real time: before an episode's first observation, wait until every key the policy
@@ -690,11 +706,11 @@ class PolicyNode(Node):
         """The joint-mode action for ``now`` and the time it belongs to, or None before the
         first. An eef_delta action is converted when it becomes due, at ``q_measured`` (rad).
 
-        With ``interpolate``, joint targets move linearly from the previous period's action to
-        the current one across the period, so a policy acting at 20 Hz still gives a smooth
-        500 Hz stream (step targets would have the safety layer clip every step). Once the
-        timeline has run out (late inference) its last action stays, stamped with its own
-        time, and the filter holds when that is older than ``max_command_age``.
+        With ``interpolate``, joint targets glide to each action across its period
+        (:class:`robot_il.deploy.ActionBlend`), also when a new chunk replaces the action of
+        the period under way. Once the timeline has run out (late inference) its last action
+        stays, stamped with its own time, and the filter holds when that is older than
+        ``max_command_age``.
         """
         timeline = self._timeline
         if timeline is None:
@@ -712,22 +728,17 @@ class PolicyNode(Node):
         if self._due is None or self._due[0] is not timeline or self._due[1] != t_action:
             if self.action_mode == "eef_delta":
                 action = self._joint_action(action, q_measured, now)
-            self._previous_action, self._current_action = self._current_action, action
+            self._blend.set(action, now, t_action + timeline.period)
             self._due = (timeline, t_action)
-        action = self._current_action
-        previous = self._previous_action
-        if not self.interpolate or previous is None or previous.shape != action.shape:
-            return action, t_action
-        fraction = min(max((now - t_action) / timeline.period, 0.0), 1.0)
-        blended = previous + fraction * (action - previous)
-        blended[6::7] = action[6::7]  # grippers switch, they do not glide
-        return blended, t_action
+        if not self.interpolate:
+            return self._blend.action, t_action
+        return self._blend.at(now), t_action
 
     def _joint_action(self, action: np.ndarray, q_measured: np.ndarray, now: float) -> np.ndarray:
         """Joint targets for an eef_delta ``action`` applied at ``q_measured``; an arm whose IK
         fails keeps its previous targets, and the start of a run of failures is reported."""
         joint_action, failed = self._tcp_delta.to_joint_action(
-            action, q_measured, self._current_action
+            action, q_measured, self._blend.action
         )
         for a, arm in enumerate(self.arms):
             failing = a in failed

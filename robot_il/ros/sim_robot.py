@@ -396,15 +396,18 @@ class SimRobot(Node):
                 next_tick = time.monotonic()
 
     def _await_first_command(self) -> None:
-        """Lock-step: hold time, announcing the state at once and then every 0.1 s, until the
-        first command (of the run, or after a reset), so that discovery delays and the
-        client's own reset cannot add steps before it."""
+        """Lock-step: hold time, announcing the state (the camera's frame too: a camera
+        policy observes it) at once and then every 0.1 s, until the first command (of the
+        run, or after a reset), so that discovery delays and the client's own reset cannot
+        add steps before it."""
         while self._running:
             stamp = self._stamp()
             if self.clock_pub is not None:
                 self.clock_pub.publish(Clock(clock=stamp))
             self._publish_joint_state(stamp)
             self._publish_task(stamp)
+            if self.image_pub is not None:
+                self._publish_image(stamp)
             if self._command_arrived.wait(0.1):
                 break
         self._consume_commands()  # the first step consumes this command

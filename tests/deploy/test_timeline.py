@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from robot_il.deploy import ActionTimeline, ChunkPlanner
+from robot_il.deploy import ActionBlend, ActionTimeline, ChunkPlanner
 
 PERIOD = 0.05
 
@@ -76,3 +76,22 @@ def test_lock_step_planner_executes_every_action_of_a_chunk() -> None:
     assert not lock_step.needs_chunk(timeline, 3 * PERIOD)
     assert lock_step.needs_chunk(timeline, 4 * PERIOD)
     assert lock_step.needs_chunk(None, 0.0)
+
+
+def test_blend_glides_joints_switches_grippers_and_turns_without_a_jump() -> None:
+    """The first action is in force at once; the next one's joints are reached at the end
+    of its period while its gripper switches at once; an action replacing it within the
+    period (a new chunk) is glided to from where the target then is."""
+    blend = ActionBlend()
+    first = np.array([0.0] * 6 + [0.0])
+    blend.set(first, now=0.0, until=PERIOD)
+    np.testing.assert_array_equal(blend.at(0.01), first)
+    second = np.array([1.0] * 6 + [1.0])
+    blend.set(second, now=PERIOD, until=2 * PERIOD)
+    np.testing.assert_allclose(blend.at(1.5 * PERIOD), [0.5] * 6 + [1.0])
+    np.testing.assert_array_equal(blend.at(2 * PERIOD), second)
+    replacement = np.array([2.0] * 6 + [0.0])  # halfway through the period
+    blend.set(replacement, now=1.5 * PERIOD, until=2 * PERIOD)
+    np.testing.assert_allclose(blend.at(1.5 * PERIOD)[:6], 0.5)  # where the glide had got
+    np.testing.assert_allclose(blend.at(1.75 * PERIOD), [1.25] * 6 + [0.0])
+    np.testing.assert_array_equal(blend.at(2 * PERIOD), replacement)

@@ -135,9 +135,16 @@ def wait_for(
         time.sleep(0.02)
 
 
-def constant_checkpoint(directory: Path, action: np.ndarray, task: str = "reach") -> Path:
+def constant_checkpoint(
+    directory: Path,
+    action: np.ndarray,
+    task: str = "reach",
+    camera: str = "",
+    image_size: tuple[int, int] = (32, 32),
+) -> Path:
     """A real BC checkpoint whose network outputs ``action`` (7 per arm of ``task``) whatever
-    it observes (each arm's joint positions).
+    it observes (each arm's joint positions, and with ``camera`` that camera's ``rgb_<camera>``
+    frames of ``image_size`` (H, W) px through the small conv encoder).
 
     Built through the policy's own ``save`` (zero last-layer weights, the normalized action as
     bias), so the deploy node loads and runs it exactly as a trained one. NaN entries give a
@@ -159,16 +166,20 @@ def constant_checkpoint(directory: Path, action: np.ndarray, task: str = "reach"
             "action": np.stack([finite - 2.0, finite + 2.0]).astype(np.float32),
         }
     )
+    observation = {key: [6] for key in keys}
+    if camera:
+        observation[f"rgb_{camera}"] = [*image_size, 3]
     spec = {
         "robot": "ur5e",
         "task": task,
         "backend": "mujoco",
         "control_hz": 20.0,
         "action_mode": "joint",
-        "observation": {key: [6] for key in keys},
+        "observation": observation,
         "action_dim": action.size,
     }
-    policy = BCPolicy(BCConfig(obs_keys=keys, hidden_dims=(16,)), spec, normalizer)
+    config = BCConfig(obs_keys=tuple(observation), hidden_dims=(16,), image_encoder="conv")
+    policy = BCPolicy(config, spec, normalizer)
     last = policy.mlp[-1]
     with torch.no_grad():
         last.weight.zero_()

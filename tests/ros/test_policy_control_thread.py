@@ -242,3 +242,74 @@ def test_an_episodes_first_observation_is_taken_after_its_reset(ros_context, tmp
         finally:
             driver.close()
             client.close()
+
+
+def test_a_chunk_arriving_within_a_period_continues_the_glide(ros_context, tmp_path) -> None:
+    """With ``interpolate`` (the default) the targets glide to each action across its
+    period. When the next chunk came 10 ms into a period, the glide restarted from the old
+    chunk's action for that period: a perfect policy's ramp (0.0004 rad per 2 ms tick)
+    jumped 0.0084 rad, 21 ticks' worth, and then stood still for the rest of the period. A
+    new chunk now turns the glide from where the target is. The real node's ``_due_target``,
+    driven tick by tick while it holds its state lock (no driver: its threads stay idle)."""
+    from robot_il.deploy import ActionTimeline
+
+    period, tick, speed = 0.05, 0.002, 0.01  # policy period (s), control period (s), rad/period
+    handover = 0.36  # the second chunk, observed at 0.35, arrives 10 ms into that period
+
+    def chunk(t_obs: float, offset: float = 0.0) -> ActionTimeline:
+        steps = np.arange(8) + round(t_obs / period)
+        actions = np.zeros((8, 7))
+        actions[:, :6] = (speed * steps + offset)[:, None]
+        return ActionTimeline(t_obs, period, actions)
+
+    def targets(offset: float) -> np.ndarray:
+        first, second = chunk(0.0), chunk(0.35, offset)
+        joints = []
+        with node._state_lock:
+            node._start_episode()
+            for k in range(300):
+                now = k * tick
+                node._timeline = first if now < handover - 1e-9 else second
+                joints.append(node._due_target(now, HOME_JOINT_POS)[0][:6])
+            node._start_episode()
+        # per-tick steps from the first glide on (the first action is in force at once)
+        return np.abs(np.diff(np.array(joints), axis=0)).max(axis=1)[round(period / tick) :]
+
+    with policy_node(ros_context, tmp_path) as node:
+        assert node.interpolate
+        # the same plan: the glide goes on as if one chunk
+        np.testing.assert_allclose(targets(0.0), speed * tick / period, rtol=1e-6)
+        # a changed plan: turned to over the 40 ms left of the period, never in one step
+        offset = 0.05
+        steps = targets(offset)
+        assert steps.max() <= (speed + offset) * tick / (period - 0.01) + 1e-9, steps.max()
+
+
+def test_a_switch_to_another_control_rate_is_refused(ros_context, tmp_path, capfd) -> None:
+    """The policy grid (the planner's period, the lock-step waits) is set by the first
+    checkpoint's rate for the node's life: a 10 Hz checkpoint switched in for a 20 Hz one
+    was played at 20 Hz, twice its speed. It is now refused with its rate named, and the
+    running checkpoint stays."""
+    from std_msgs.msg import String
+
+    slow = constant_checkpoint(tmp_path / "slow", np.append(HOME_JOINT_POS, 0.0))
+    config = json.loads((slow / "config.json").read_text())
+    config["spec"]["control_hz"] = 10.0
+    (slow / "config.json").write_text(json.dumps(config))
+    with policy_node(ros_context, tmp_path) as node:
+        running = node.checkpoint
+        client = Client(ros_context)
+        try:
+            switch = client.publisher(String, "policy/switch")
+            switch.publish(String(data=str(slow)))
+            logged: list[str] = []
+
+            def refused() -> bool:
+                logged.append(capfd.readouterr().err)
+                return "control_hz 20.0 != trained 10.0" in "".join(logged)
+
+            wait_for(refused, 10, "the switch's refusal")
+            assert node.checkpoint == running and node._pending is None
+            assert node.policy_hz == 20.0
+        finally:
+            client.close()

@@ -1,0 +1,99 @@
+"""A policy that observes a camera deploys in lock-step: ``sim_robot`` renders its camera at
+the policy's rate, and the policy node (in this process, so the test sees its history)
+observes each grid time's frame, the new scene's from an episode's first step on (real rclpy
+nodes over loopback DDS, a real BC checkpoint with a conv camera encoder)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from deploy_helpers import Client, constant_checkpoint, node_process, wait_for
+
+pytestmark = pytest.mark.ros
+
+POLICY_HZ = 20.0
+IMAGE_SIZE = (32, 32)
+
+
+def test_a_camera_policy_runs_in_lock_step_on_its_grid_times_frames(
+    ros_context, ros_env, tmp_path
+) -> None:
+    """The lock-step wait for an observation looked for camera keys among the joint and task
+    values, where frames never are: every grid step waited ``lock_step_timeout`` and then
+    went on without the observation, so the simulation never moved. The simulator's time also
+    stands still across a reset, so the old scene's last frame has the new scene's stamp: the
+    episode's first observation must be the frame the simulator rendered after its reset."""
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.parameter import Parameter
+    from robot_il.envs import make_env
+    from sensor_msgs.msg import Image
+    from std_srvs.srv import Trigger
+
+    from robot_il.ros.policy_node import PolicyNode
+
+    env = make_env("reach")
+    home = env.reset(seed=0)[0]["joint_pos"].astype(np.float64)
+    env.close()
+    checkpoint = constant_checkpoint(tmp_path / "camera", np.append(home, 0.0), camera="front")
+    size = f"[{IMAGE_SIZE[0]}, {IMAGE_SIZE[1]}]"
+    sim_params = {
+        "task": "reach", "lock_step": "true", "steps_per_command": 25, "publish_every": 25,
+        "task_hz": POLICY_HZ, "camera": "front", "camera_hz": POLICY_HZ, "image_size": size,
+    }  # fmt: skip
+    log = tmp_path / "sim_robot.log"
+    with node_process("sim_robot", sim_params, ros_env, log) as sim:
+        client = Client(ros_context)
+        frames = client.record(Image, "camera/front/image_raw")
+        wait_for(lambda: frames, 60, "the simulator's first frame", (sim,), (log,))
+        node = PolicyNode(
+            context=ros_context,
+            parameter_overrides=[
+                Parameter("checkpoint", value=str(checkpoint)),
+                Parameter("control_rate", value=POLICY_HZ),
+                Parameter("use_sim_time", value=True),
+                Parameter("interpolate", value=False),
+                Parameter("cameras", value="front"),
+                Parameter("image_size", value=list(IMAGE_SIZE)),
+                Parameter("lock_step_timeout", value=5.0),
+            ],
+        )
+        executor = MultiThreadedExecutor(num_threads=2, context=ros_context)
+        executor.add_node(node)
+        spin = threading.Thread(target=executor.spin, daemon=True)
+        spin.start()
+        try:
+            started = node._now()
+            wait_for(lambda: node._now() >= started + 1.0, 30, "1 s of lock-step", (sim,), (log,))
+
+            def pixels(msg) -> np.ndarray:
+                return np.frombuffer(bytes(msg.data), np.uint8).reshape(*IMAGE_SIZE, 3)
+
+            assert client.call(Trigger, "policy/stop").success
+            time.sleep(0.3)  # the last step's frame arrives; the simulator waits for commands
+            old = pixels(frames[-1][1])
+            assert client.call(Trigger, "sim/reset").success
+            reset = time.time()  # the simulator announces the new scene every 0.1 s
+            wait_for(lambda: frames[-1].sent > reset, 10, "the new scene's frame")
+            new = frames[-1][1]
+            assert np.any(pixels(new) != old), "the seeds' scenes look alike: no test"
+            assert client.call(Trigger, "policy/reset").success
+            first: list[np.ndarray] = []
+
+            def observed() -> bool:
+                with node._state_lock:
+                    if node._history and not first:
+                        first.append(node._history[0]["rgb_front"].copy())
+                return bool(first)
+
+            wait_for(observed, 10, "the new episode's first observation", (sim,), (log,))
+            np.testing.assert_array_equal(first[0], pixels(new))
+            resumed = node._now()
+            wait_for(lambda: node._now() >= resumed + 0.5, 10, "lock-step again", (sim,), (log,))
+        finally:
+            executor.shutdown()
+            spin.join(timeout=5)
+            node.shutdown()
+            client.close()
