@@ -20,7 +20,7 @@ def test_a_push_frame_checkpoint_pushes_over_ros_as_in_its_env(ros_context, ros_
     from robot_il.train.evaluate import evaluate, make_eval_env
     from robot_il.train.trainer import train
 
-    world = record_expert_demos("push", tmp_path / "world", episodes=10, action_noise=0.005,
+    world = record_expert_demos("push", tmp_path / "world", episodes=20, action_noise=0.005,
                                 action_mode="eef_delta", terminate_on_success=False,
                                 max_episode_steps=70)  # fmt: skip
     framed = tmp_path / "frame.zarr"
