@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -104,6 +105,24 @@ class Client:
 
 
 DEADLINE_SCALE = float(os.environ.get("ROBOT_IL_TEST_DEADLINE_SCALE", "4"))
+
+
+@contextlib.contextmanager
+def spinning(node, context) -> Iterator[object]:
+    """``node`` spun on its own thread by a two-thread executor, as ``run_node`` spins it; on
+    exit the executor stops and the node shuts down (its ``shutdown()``)."""
+    from rclpy.executors import MultiThreadedExecutor
+
+    executor = MultiThreadedExecutor(num_threads=2, context=context)
+    executor.add_node(node)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    try:
+        yield node
+    finally:
+        executor.shutdown()
+        thread.join(timeout=5)
+        node.shutdown()
 
 
 def stop(process: subprocess.Popen) -> int | None:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from deploy_helpers import UR_JOINTS, Client, constant_checkpoint, wait_for
+from deploy_helpers import UR_JOINTS, Client, constant_checkpoint, spinning, wait_for
 from robot_il.envs.ur5e.description import HOME_JOINT_POS
 
 pytestmark = pytest.mark.ros
@@ -53,7 +53,6 @@ def policy_node(context, directory, tf_prefixes: tuple[str, ...] = ()) -> Iterat
     """A policy node (100 Hz control) deploying a checkpoint that steers each arm's base
     joint 0.2 rad from home, spun on its own thread; two arms with ``tf_prefixes`` (the
     per-arm controller layout), else one."""
-    from rclpy.executors import MultiThreadedExecutor
     from rclpy.parameter import Parameter
 
     from robot_il.ros.policy_node import PolicyNode
@@ -72,16 +71,8 @@ def policy_node(context, directory, tf_prefixes: tuple[str, ...] = ()) -> Iterat
         checkpoint = constant_checkpoint(directory / "steer", arm_target)
     parameters.append(Parameter("checkpoint", value=str(checkpoint)))
     node = PolicyNode(context=context, parameter_overrides=parameters)
-    executor = MultiThreadedExecutor(num_threads=2, context=context)
-    executor.add_node(node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
-    try:
+    with spinning(node, context):
         yield node
-    finally:
-        executor.shutdown()
-        thread.join(timeout=5)
-        node.shutdown()
 
 
 def test_nonfinite_joint_readings_at_an_estop_reset_wait_for_finite_ones(

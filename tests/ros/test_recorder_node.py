@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from deploy_helpers import COMMANDS, UR_JOINTS, Client, wait_for
+from deploy_helpers import COMMANDS, UR_JOINTS, Client, spinning, wait_for
 from robot_il.envs.ur5e.description import HOME_JOINT_POS
 
 from robot_il.errors import ConfigError
@@ -85,7 +85,6 @@ class Simulator:
 @contextmanager
 def recorder(context, path: Path, record_hz: float = 20.0) -> Iterator[object]:
     """A recorder node writing to ``path``, spun as ``run_node`` spins it."""
-    from rclpy.executors import MultiThreadedExecutor
     from rclpy.parameter import Parameter
 
     from robot_il.ros.recorder_node import RecorderNode
@@ -94,16 +93,8 @@ def recorder(context, path: Path, record_hz: float = 20.0) -> Iterator[object]:
     node = RecorderNode(
         context=context, parameter_overrides=[Parameter(k, value=v) for k, v in parameters.items()]
     )
-    executor = MultiThreadedExecutor(num_threads=2, context=context)
-    executor.add_node(node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
-    try:
+    with spinning(node, context):
         yield node
-    finally:
-        executor.shutdown()
-        thread.join(timeout=5)
-        node.shutdown()
 
 
 def test_an_episode_after_a_reset_holds_only_the_new_scene(ros_context, tmp_path) -> None:
