@@ -779,7 +779,7 @@ class PolicyNode(Node):
         waiting = [
             a
             for a, safety in enumerate(filters)
-            if safety.reference is None and not np.isfinite(q_measured[6 * a : 6 * a + 6]).all()
+            if not safety.started and not np.isfinite(q_measured[6 * a : 6 * a + 6]).all()
         ]
         if waiting:
             # An arm with no finite pose to start from has nothing to send, so nothing is

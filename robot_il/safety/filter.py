@@ -232,6 +232,12 @@ class SafetyFilter:
         return np.array(self._reference)
 
     @property
+    def started(self) -> bool:
+        """Whether the filter has anchored at a measured pose (it has a reference); cheap, for
+        a control loop's every tick."""
+        return self._reference is not None
+
+    @property
     def reference(self) -> np.ndarray | None:
         """The last command let through (rad), or None before the first call."""
         return None if self._reference is None else np.array(self._reference)
