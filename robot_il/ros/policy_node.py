@@ -613,19 +613,29 @@ class PolicyNode(Node):
                 return
             self._history_changed.wait(0.002)
 
-    def _await_action(self, now: float) -> None:
+    def _await_action(self, now: float) -> bool:
         """Lock-step: the simulator waits for this tick's command, so wait (at most
         ``lock_step_timeout`` s of wall time) for the chunk holding the action due at ``now``:
-        inference takes no simulated time, as in ``robot-il eval``."""
+        inference takes no simulated time, as in ``robot-il eval``.
+
+        False when the simulator's clock passes ``now`` meanwhile: it stepped on the command
+        sent for ``now`` by the tick before, which an episode's start cut short
+        (:meth:`_await_next_period` returns at once for a new episode, possibly before the
+        clock of that step arrived), so this tick is over. The new episode's first chunk
+        observes the later time and would never hold an action for ``now``: waiting for one
+        stalled every episode start that came as the simulator stepped."""
         deadline = time.monotonic() + self.lock_step_timeout
         while self._running and time.monotonic() < deadline:
             with self._state_lock:
                 timeline = self._timeline
                 self._timeline_changed.clear()
             if timeline is not None and timeline.t_obs <= now + 1e-9 < timeline.end:
-                return
+                return True
+            if self._now() > now + CLOCK_TOLERANCE:
+                return False
             self._timeline_changed.wait(0.002)
         self._warn_lock_step_broken(f"no action due at t={now:.3f} s")
+        return True
 
     def _warn_lock_step_broken(self, what: str) -> None:
         if self._running:
@@ -760,7 +770,8 @@ class PolicyNode(Node):
             # at the joints of its step, not at those of the step before.
             self._await_observation(now)
             self._await_history(now)
-            self._await_action(now)
+            if not self._await_action(now):
+                return
         with self.obs.lock:
             q_measured, stamp = self.obs.joint_pos, self.obs.stamp
             arm_stamps = list(self.obs.arm_stamps)

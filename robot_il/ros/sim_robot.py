@@ -75,6 +75,8 @@ from robot_il.ros.ur_topics import (
 )
 
 WORLD_FRAME = "world"
+ANNOUNCE_PERIOD = 0.1
+"""Lock-step: while waiting for a command, the state is published again this often (s)."""
 
 
 def _reached_multiple(before: int, after: int, every: int) -> bool:
@@ -381,7 +383,7 @@ class SimRobot(Node):
             ):
                 self._publish_image(stamp)
             if self.lock_step:
-                if not self._command_arrived.wait(self.lock_step_timeout):
+                if not self._await_command(self.lock_step_timeout):
                     self.get_logger().warning(
                         f"lock-step broken at t={self.sim_time:.3f} s: no command within "
                         f"{self.lock_step_timeout:g} s of wall time; stepping on"
@@ -396,21 +398,40 @@ class SimRobot(Node):
                 next_tick = time.monotonic()
 
     def _await_first_command(self) -> None:
-        """Lock-step: hold time, announcing the state (the camera's frame too: a camera
-        policy observes it) at once and then every 0.1 s, until the first command (of the
-        run, or after a reset), so that discovery delays and the client's own reset cannot
-        add steps before it."""
+        """Lock-step: hold time, announcing the state at once and then every 0.1 s, until the
+        first command (of the run, or after a reset), so that discovery delays and the
+        client's own reset cannot add steps before it."""
         while self._running:
-            stamp = self._stamp()
-            if self.clock_pub is not None:
-                self.clock_pub.publish(Clock(clock=stamp))
-            self._publish_joint_state(stamp)
-            self._publish_task(stamp)
-            if self.image_pub is not None:
-                self._publish_image(stamp)
-            if self._command_arrived.wait(0.1):
+            self._announce_state()
+            if self._command_arrived.wait(ANNOUNCE_PERIOD):
                 break
         self._consume_commands()  # the first step consumes this command
+
+    def _await_command(self, timeout: float) -> bool:
+        """Lock-step: wait at most ``timeout`` s of wall time for the step's command, announcing
+        the state again every 0.1 s: a client that began an episode after the state came
+        (``policy/reset`` without ``sim/reset``) waits for a state received after that."""
+        deadline = time.monotonic() + timeout
+        while self._running:
+            if self._command_arrived.wait(
+                min(ANNOUNCE_PERIOD, max(deadline - time.monotonic(), 0.0))
+            ):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            self._announce_state()
+        return False
+
+    def _announce_state(self) -> None:
+        """Publish the clock, joint state, task inputs and camera frame (a camera policy
+        observes it) of the present time."""
+        stamp = self._stamp()
+        if self.clock_pub is not None:
+            self.clock_pub.publish(Clock(clock=stamp))
+        self._publish_joint_state(stamp)
+        self._publish_task(stamp)
+        if self.image_pub is not None:
+            self._publish_image(stamp)
 
     def _stamp(self):
         if self.lock_step:
