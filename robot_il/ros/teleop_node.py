@@ -147,6 +147,8 @@ class TeleopNode(Node):
             self.safety.restart()
             self.get_logger().info("the arm jumped (a simulator reset?): servoing from where it is")
         if self._target_pose is None:
+            if not np.isfinite(measured).all():
+                return  # nothing to servo from yet (the driver holds the arm)
             self._target_joints = measured.copy()
             self._target_pose = self.arm.tcp_transform(measured)
         pose = self._target_pose.copy()

@@ -160,3 +160,27 @@ def test_the_servo_starts_again_where_a_reset_put_the_arm(ros_context) -> None:
         finally:
             arm.close()
             client.close()
+
+
+def test_the_servo_starts_from_the_first_finite_joint_reading(ros_context) -> None:
+    """A driver may report NaN joints before its first real reading: the servo took its
+    target from that reading, and the arm never followed the operator afterwards."""
+    from robot_il.envs.ur5e.kinematics import tcp_point
+
+    with teleop_node(ros_context, {"rate": 50.0, "max_observation_age": 1.0}) as (node, master):
+        client = Client(ros_context)
+        arm = FollowingArm(client, np.full(6, np.nan))
+        try:
+            wait_for(lambda: node.obs.joint_pos is not None, 10, "the first (NaN) reading")
+            time.sleep(0.2)
+            start = HOME_JOINT_POS + [0.1, 0.1, -0.1, 0.1, 0.1, 0.1]
+            arm.position = start.copy()
+            wait_for(lambda: arm.commands, 10, "the servo's first command")
+            for _ in range(10):  # the operator moves the tool 5 cm along +x
+                os.write(master, b"w")
+                time.sleep(0.04)
+            wait_for(lambda: tcp_point(arm.position)[0] - tcp_point(start)[0] > 0.04, 10,
+                     "the arm to follow the operator")  # fmt: skip
+        finally:
+            arm.close()
+            client.close()
