@@ -196,3 +196,21 @@ def test_file_level_errors(tmp_path: Path) -> None:
     wrong = write(tmp_path / "wrong.launch.yaml", "nodes: []\n")
     with pytest.raises(LaunchError, match="key 'launch'"):
         load_launch(wrong)
+
+
+@pytest.mark.parametrize(
+    ("launch_file", "arguments"),
+    [
+        ("deploy_sim.launch.yaml", {"checkpoint": "runs/bc", "lock_step": "true"}),
+        ("deploy_select_sim.launch.yaml", {"candidates": "a,b", "default_candidate": "a"}),
+    ],
+)
+def test_simulated_deployments_render_the_camera_at_a_policy_rate(launch_file, arguments):
+    """The simulator's camera ran at its 10 Hz default: a 20 Hz camera policy in lock-step
+    then waited for a frame at every other step."""
+    share = package_share("robot_il", Path(__file__))
+    plan = load_launch(share / "launch" / launch_file, arguments | {"camera": "front"})
+    sim = next(p for p in plan.processes if p.name == "sim_robot")
+    assert "camera_hz:=20.0" in sim.argv
+    faster = load_launch(share / "launch" / launch_file, arguments | {"camera_hz": "40.0"})
+    assert "camera_hz:=40.0" in next(p for p in faster.processes if p.name == "sim_robot").argv
