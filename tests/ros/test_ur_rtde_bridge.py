@@ -21,10 +21,11 @@ from robot_il.envs.ur5e.description import HOME_JOINT_POS
 pytestmark = pytest.mark.ros
 
 PERIOD = 1.0 / 500.0
-SCHEDULING_SLACK = 0.03
+SCHEDULING_SLACK = 0.1
 """Seconds a servo call's stamp may trail its tick's decision when the CPU is contended (the
 full suite beside two training runs on 2 cores once stamped some of the last moving
-calls after the 52 ms mark)."""
+calls after the 52 ms mark; the ROS tests beside three engineers' runs, load 5-7, after
+the 82 ms mark)."""
 MAX_STEP = np.pi * 2 * PERIOD  # velocity limit over the longest step the filter allows
 
 # Plays a scripted session on the UR driver's topics and prints one JSON line per phase.
