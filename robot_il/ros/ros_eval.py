@@ -202,7 +202,8 @@ def evaluate_over_ros(
     sim = {
         "task": task,
         "backend": backend,
-        "seed": seed - 1,  # each episode starts with a reset: episode i runs seed + i
+        "seed": seed,
+        "reset_first": True,  # each episode starts with a reset: episode i runs seed + i
         "lock_step": True,
         "steps_per_command": round(steps_per_command),
         "publish_every": round(steps_per_command),

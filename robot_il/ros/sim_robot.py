@@ -16,7 +16,10 @@ so a client written for the real arm drives the simulation unchanged:
 - publishes the task's state for tests and the policy's task inputs: ``task/success``
   (std_msgs/Bool), ``task/object_pose`` (PoseStamped) and ``task/target`` (PointStamped), in
   the world frame, at ``task_hz``; and one camera as ``camera/<name>/image_raw`` (rgb8);
-- ``sim/reset`` (std_srvs/Trigger) starts a new episode (env seed ``seed + episode``).
+- ``sim/reset`` (std_srvs/Trigger) starts a new episode (env seed ``seed + episode``). The
+  scene at start-up is episode 0, unless ``reset_first:=true``: a client that begins every
+  episode with ``sim/reset`` (the selection's episode judge, ``robot-il eval --ros``) has its
+  first reset start episode 0 (env seed ``seed``, the start-up scene's too) rather than 1.
 
 Like the real controller it refuses commands that are not finite or not of the right size
 (logged, ignored) and clips targets to the joint limits; it does not filter speed: that is the
@@ -118,6 +121,7 @@ class SimRobot(Node):
         task = self.declare_parameter("task", "reach").value
         backend = self.declare_parameter("backend", "mujoco").value
         self.seed = int(self.declare_parameter("seed", 0).value)
+        reset_first = bool(self.declare_parameter("reset_first", False).value)
         self.publish_every = int(self.declare_parameter("publish_every", 1).value)
         task_hz = declare_float(self, "task_hz", 50.0)
         camera = self.declare_parameter("camera", "").value
@@ -165,7 +169,8 @@ class SimRobot(Node):
         self._arrived: set[int] = set()
         self._reset_wall_ns = 0
         """System time (ns) of the last ``sim/reset``: commands sent before it are dropped."""
-        self.episode = 0
+        self.episode = -1 if reset_first else 0
+        """The episode under way (-1: the start-up scene, before the first reset)."""
         self.sim_time = 0.0
         self.steps = 0
         self._obs: dict[str, np.ndarray] = {}
@@ -319,7 +324,7 @@ class SimRobot(Node):
     # -- physics -------------------------------------------------------------------------
 
     def _reset_env(self) -> None:
-        obs, info = self.env.reset(seed=self.seed + self.episode)
+        obs, info = self.env.reset(seed=self.seed + max(self.episode, 0))
         prefixes = [tf_prefix(arm) for arm in self.arms]
         with self._lock:
             self._targets = np.concatenate([obs[p + "joint_pos"] for p in prefixes]).astype(float)

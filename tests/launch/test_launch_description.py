@@ -214,3 +214,13 @@ def test_simulated_deployments_render_the_camera_at_a_policy_rate(launch_file, a
     assert "camera_hz:=20.0" in sim.argv
     faster = load_launch(share / "launch" / launch_file, arguments | {"camera_hz": "40.0"})
     assert "camera_hz:=40.0" in next(p for p in faster.processes if p.name == "sim_robot").argv
+
+
+def test_the_selection_judges_episodes_from_env_seed() -> None:
+    """The episode judge resets before every episode, the first too: without reset_first the
+    simulator's first judged episode ran env_seed + 1."""
+    share = package_share("robot_il", Path(__file__))
+    arguments = {"candidates": "a,b", "default_candidate": "a", "env_seed": "10000"}
+    plan = load_launch(share / "launch" / "deploy_select_sim.launch.yaml", arguments)
+    sim = next(p for p in plan.processes if p.name == "sim_robot")
+    assert {"seed:=10000", "reset_first:=true"} <= set(sim.argv)

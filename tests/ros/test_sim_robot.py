@@ -102,6 +102,33 @@ def test_driver_client_reads_joint_states_and_moves_the_simulated_arm(
     assert sim.returncode == 0, log.read_text()[-3000:]
 
 
+def test_reset_first_starts_the_first_reset_on_the_seed(ros_context, ros_env, tmp_path) -> None:
+    """A client that resets before every episode (the selection's judge) ran its first episode
+    on seed + 1: the selection judged seeds from 10001, not eval's 10000."""
+    from robot_il.envs import make_env
+    from sensor_msgs.msg import JointState
+    from std_srvs.srv import Trigger
+
+    log = tmp_path / "sim_robot.log"
+    params = {"task": "reach", "seed": 7, "reset_first": "true"}
+    with node_process("sim_robot", params, ros_env, log) as sim:
+        client = Client(ros_context)
+        try:
+            states = client.record(JointState, "joint_states")
+            wait_for(lambda: states, 60, "joint_states", (sim,), (log,))
+            assert client.call(Trigger, "sim/reset").message == "episode 0 (seed 7)"
+            assert client.call(Trigger, "sim/reset").message == "episode 1 (seed 8)"
+        finally:
+            client.close()
+    assert sim.returncode == 0, log.read_text()[-3000:]
+    env = make_env("reach", "mujoco")
+    try:  # the start-up scene is the first episode's (a seed below 0 does not exist)
+        home = env.reset(seed=7)[0]["joint_pos"]
+    finally:
+        env.close()
+    assert np.allclose(states[0][1].position[:6], home, atol=1e-6)
+
+
 def stamp_seconds(message) -> float:
     """A message's header stamp, s."""
     return message.header.stamp.sec + 1e-9 * message.header.stamp.nanosec
