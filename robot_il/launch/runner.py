@@ -9,6 +9,12 @@ to ``<log_dir>/<name>.log``.
 
 Every process gets the loopback DDS environment (:mod:`robot_il.ros.dds`) unless the caller
 turns it off (deploying on a real robot network is an explicit choice).
+
+A terminal on the launcher's standard input is every process's standard input too, so that a
+keyboard ``teleop`` node reads the operator's keys (``record_teleop.launch.yaml``; ``ros2
+launch`` gives its processes none, and such a node needs a terminal of its own there). Ctrl-C
+still reaches the launcher alone (the processes run in sessions of their own), which stops
+them all. Other input (a pipe, a file) is no process's: each gets ``/dev/null``.
 """
 
 from __future__ import annotations
@@ -84,6 +90,8 @@ class LaunchRunner:
         self.sigkill_timeout = sigkill_timeout
         self.screen = screen or sys.stdout
         self._running: list[_Running] = []
+        self._terminal_input = os.isatty(0)
+        """Whether standard input is a terminal, which the processes then share."""
         self._signal: int | None = None
 
     def run(self) -> int:
@@ -116,7 +124,7 @@ class LaunchRunner:
                 spec.argv,
                 env={**self.base_env, **spec.env},
                 cwd=spec.cwd,
-                stdin=subprocess.DEVNULL,
+                stdin=None if self._terminal_input else subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,

@@ -203,3 +203,27 @@ def test_a_process_that_cannot_start_stops_the_others_with_a_one_line_error(
         LaunchRunner(load_launch(launch), screen=screen).run()
     started = screen.getvalue().split("started first (pid ")[1]
     assert pid_gone(int(started.split(")")[0]))
+
+
+def test_a_terminal_on_stdin_reaches_the_processes_other_input_does_not(tmp_path: Path) -> None:
+    """A keyboard teleop node read /dev/null: record_teleop.launch.yaml's default device
+    failed at once ("file descriptor 0 is not a TTY")."""
+    import pty
+
+    reader = "import os, sys; print('tty', os.isatty(0), 'read', repr(sys.stdin.readline()))"
+    launch = write_launch(tmp_path, f'- executable:\n    cmd: python -c "{reader}"\n    name: r\n')
+    master, slave = pty.openpty()
+    try:
+        cli = subprocess.Popen(
+            [ROBOT_IL, "launch", str(launch)], stdin=slave, stdout=subprocess.PIPE, text=True
+        )
+        os.write(master, b"key\n")
+        output, _ = cli.communicate(timeout=60)
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert cli.returncode == 0 and "[r] tty True read 'key\\n'" in output, output
+    piped = subprocess.run(
+        [ROBOT_IL, "launch", str(launch)], input="key\n", capture_output=True, text=True, timeout=60
+    )
+    assert "[r] tty False read ''" in piped.stdout, piped.stdout
