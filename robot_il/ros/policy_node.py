@@ -162,9 +162,11 @@ class PolicyNode(Node):
         self.torch_threads = torch_threads
         self.info = CheckpointInfo.read(self._resolve(checkpoint))
         spec = self.info.spec
+        self.task = task or spec.get("task") or ""
+        """The task whose inputs this robot offers (default: the checkpoint's)."""
         self.obs = RobotObservation(
             self,
-            task or spec.get("task") or "",
+            self.task,
             subscribe=set(self.info.obs_keys),
             **cameras,
             robot_state=bool(self.declare_parameter("robot_state", False).value),
@@ -317,11 +319,16 @@ class PolicyNode(Node):
     def _check(self, info: CheckpointInfo, where: str) -> None:
         from robot_il.policies.spec import check_spec
 
+        trained = info.spec.get("task")
+        if trained and trained != self.task:  # the usual cause of a misfit: say it first
+            where = f"{where} (trained on task {trained!r}, deployed on task {self.task!r})"
         mode = info.spec.get("action_mode", "joint")
         if mode not in ACTION_MODES:
             modes = ", ".join(ACTION_MODES)
             raise CheckpointError(f"{where}: cannot deploy action_mode {mode!r}; modes: {modes}")
         check_spec(info.spec, {**self.offered_spec, "action_mode": mode}, where)
+        if trained and trained != self.task:
+            self.get_logger().warning(f"{where}: it fits this robot's inputs, deploying it")
 
     @property
     def action_mode(self) -> str:

@@ -73,3 +73,22 @@ def test_bc_trained_from_scratch_solves_reach_through_ros(ros_context, ros_env, 
     deploy_and_wait_for_success(
         checkpoint, ros_context, ros_env, tmp_path / "l.log", lock_step=True
     )
+
+
+def test_a_checkpoint_of_another_task_is_refused_naming_both_tasks(ros_context) -> None:
+    """deploy_sim's task defaults to reach: a push checkpoint launched without task:=push
+    was refused with "observation 'object_pose' missing" only, which names no cause."""
+    from rclpy.parameter import Parameter
+
+    from robot_il.errors import CheckpointError
+    from robot_il.ros.policy_node import PolicyNode
+
+    parameters = [Parameter("checkpoint", value=str(FIXTURE))]  # trained on reach
+    with pytest.raises(CheckpointError) as error:
+        PolicyNode(
+            context=ros_context,
+            parameter_overrides=[*parameters, Parameter("task", value="bimanual_handover")],
+        )
+    message = str(error.value)
+    assert "trained on task 'reach', deployed on task 'bimanual_handover'" in message
+    assert "does not fit" in message and "\n" not in message
