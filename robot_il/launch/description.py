@@ -28,6 +28,7 @@ come from ``AMENT_PREFIX_PATH`` (``<prefix>/lib/<pkg>/<exec>``) as ``ros2 run`` 
 
 from __future__ import annotations
 
+import difflib
 import os
 import shutil
 import sys
@@ -246,7 +247,11 @@ def _declare_argument(body: dict, scope: _Scope, plan: LaunchPlan, path: Path) -
     if name in scope.variables:
         return
     if default is None:
-        raise LaunchError(f"{path}: required launch argument {name!r} was not given")
+        declared = {argument.name for argument in plan.arguments}
+        given = [variable for variable in scope.variables if variable not in declared]
+        typo = difflib.get_close_matches(name, given, n=1)  # checkpont:= for checkpoint:=
+        hint = f" ({typo[0]!r} was: a typo?)" if typo else ""
+        raise LaunchError(f"{path}: required launch argument {name!r} was not given{hint}")
     scope.variables[name] = _text(default, scope, path)
 
 

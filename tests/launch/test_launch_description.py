@@ -224,3 +224,14 @@ def test_the_selection_judges_episodes_from_env_seed() -> None:
     plan = load_launch(share / "launch" / "deploy_select_sim.launch.yaml", arguments)
     sim = next(p for p in plan.processes if p.name == "sim_robot")
     assert {"seed:=10000", "reset_first:=true"} <= set(sim.argv)
+
+
+def test_a_typo_of_a_required_argument_is_named(tmp_path: Path) -> None:
+    """checkpont:= for checkpoint:= was reported as "checkpoint was not given" only."""
+    launch = write(tmp_path / "t.launch.yaml", "launch:\n  - arg: {name: checkpoint}\n")
+    with pytest.raises(LaunchError) as error:
+        load_launch(launch, {"checkpont": "runs/bc"})
+    assert "'checkpoint' was not given ('checkpont' was: a typo?)" in str(error.value)
+    with pytest.raises(LaunchError) as error:  # nothing close: no guess
+        load_launch(launch, {"seed": "1"})
+    assert str(error.value).endswith("'checkpoint' was not given")
