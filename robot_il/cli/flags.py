@@ -32,3 +32,5 @@ COUNT = integer(1)
 """A number of episodes or steps, at least one."""
 DOMAIN_ID = integer(0, MAX_DOMAIN_ID)
 """A ``ROS_DOMAIN_ID`` (``robot_il.ros.dds.MAX_DOMAIN_ID``)."""
+PORT = integer(0, 65535)
+"""A TCP port (0: any free one)."""

@@ -22,7 +22,7 @@ STATE_FILE = "selection.json"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from robot_il.cli.flags import COUNT, DOMAIN_ID, SEED
+    from robot_il.cli.flags import COUNT, DOMAIN_ID, PORT, SEED
     from robot_il.select.rules import RULES
 
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -58,6 +58,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--default-candidate", default=None, help="deployed first (default: the second)"
     )
     sim.add_argument("--web", action="store_true", help="also serve the feedback page")
+    sim.add_argument(
+        "--port",
+        type=PORT,
+        default=0,
+        help="with --web: the page's port on 127.0.0.1 (default 0: any free one; a fixed one "
+        "for an SSH tunnel, ssh -L 8080:127.0.0.1:8080)",
+    )
     sim.add_argument(
         "--camera",
         default="front",
@@ -142,6 +149,7 @@ def run_sim(args: argparse.Namespace) -> int:
         f"env_seed:={args.env_seed}",
         f"state_path:={state.resolve()}",
         f"web:={'true' if args.web else 'false'}",
+        f"port:={args.port}",
     ]
     if args.web and args.camera:  # the person sees the scene they rate
         from robot_il.ros.ur_topics import image_topic

@@ -1,11 +1,13 @@
-"""``robot-il select sim --web``: the feedback page shows the simulated camera by default, a
-live, non-empty frame, in headless Chromium (the whole launch runs: simulator rendering the
-camera, policy, selector, judge and the feedback page on 127.0.0.1)."""
+"""``robot-il select sim --web --port N``: the feedback page, on the port asked for, shows the
+simulated camera by default, a live, non-empty frame, in headless Chromium (the whole launch
+runs: simulator rendering the camera, policy, selector, judge and the feedback page on
+127.0.0.1)."""
 
 from __future__ import annotations
 
 import re
 import selectors
+import socket
 import subprocess
 import time
 
@@ -37,9 +39,12 @@ def test_feedback_page_shows_the_simulated_camera(ros_env, tmp_path, chromium) -
     env.close()
     still = constant_checkpoint(tmp_path / "still", np.append(q0, 0.0))
     moving = constant_checkpoint(tmp_path / "moving", np.append(q0 + [0.3, 0, 0, 0, 0, 0], 0.0))
+    with socket.socket() as probe:  # a free port to ask for (an SSH tunnel needs a fixed one)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     argv = [
         str(BIN / "robot-il"), "select", "sim", "--out", str(tmp_path / "out"), "--web",
-        "--candidates", f"{still},{moving}", "--episodes", "50",
+        "--port", str(port), "--candidates", f"{still},{moving}", "--episodes", "50",
     ]  # fmt: skip
     process = subprocess.Popen(
         argv, env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -58,6 +63,7 @@ def test_feedback_page_shows_the_simulated_camera(ros_env, tmp_path, chromium) -
                     output.append(line)
                     match = URL.search(line)
                     url = match.group(1) if match else None
+        assert url.startswith(f"http://127.0.0.1:{port}/"), url
         browser, wait = chromium, WebDriverWait(chromium, 90)
         browser.get(url)
         camera = browser.find_element(By.ID, "camera")
