@@ -6,8 +6,9 @@ expert or from a person with a teleop device.
     robot-il record --task reach --teleop keyboard --episodes 5 --out data/reach_teleop.zarr
 
 An existing dataset is never replaced without ``--force``; ``--append`` adds episodes to it
-(after checking it was recorded for the same task, backend, rate and action mode). Interrupting
-(Ctrl-C) loses only the episode under way.
+(after checking it was recorded for the same task, backend, rate, action mode and observation
+keys), by default from the seed after the dataset's largest, so that no scene is recorded
+twice. Interrupting (Ctrl-C) loses only the episode under way.
 """
 
 from __future__ import annotations
@@ -58,9 +59,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--image-codec",
         choices=("jpegxl", "jpeg2k", "blosc"),
-        default="jpegxl",
+        default=None,
         help="how camera frames are stored: jpegxl (default) or jpeg2k, lossy and many frames "
-        "per file; blosc, lossless, one file per frame",
+        "per file; blosc, lossless, one file per frame (--append: the dataset's)",
     )
     parser.add_argument(
         "--image-quality",
@@ -77,7 +78,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="episode step limit (default: the task's for --expert; for --teleop "
         f"{TELEOP_LIMIT_S:.0f} s, so that the person ends the episode, or success does)",
     )
-    parser.add_argument("--seed", type=SEED, default=0, help="seed of the first episode")
+    parser.add_argument(
+        "--seed",
+        type=SEED,
+        default=None,
+        help="seed of the first episode (default 0; with --append, one past the dataset's largest)",
+    )
     parser.add_argument(
         "--action-mode",
         choices=("joint", "eef_delta"),
@@ -133,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
         raise RecordingError(f"--episodes must be >= 1, got {args.episodes}")
     from robot_il.dataset import ImageStorage
 
-    ImageStorage(args.image_codec, args.image_quality)  # a bad quality fails before recording
+    ImageStorage(args.image_codec or "jpegxl", args.image_quality)  # a bad quality fails here
     _check_out(args.out, force=args.force, append=args.append)
 
     from robot_il.envs import make_env, make_expert
@@ -182,6 +188,7 @@ def run(args: argparse.Namespace) -> int:
             "source": source_name,
             "env_spec": spec,
         }
+        seed = _check_append(args, attrs, spec["observation"]) if args.append else args.seed or 0
         writer = _open_writer(args, spec.get("robot", "ur5e"), attrs)
         episode_meta = {"task": args.task, "source": source_name}
         if device is None:
@@ -192,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
                     expert,
                     recorder,
                     episodes=args.episodes,
-                    seed=args.seed,
+                    seed=seed,
                     keep_failures=args.keep_failures,
                     max_attempts=args.max_attempts,
                     episode_meta=episode_meta,
@@ -209,7 +216,7 @@ def run(args: argparse.Namespace) -> int:
                     source,
                     recorder,
                     episodes=args.episodes,
-                    seed=args.seed,
+                    seed=seed,
                     episode_meta=episode_meta,
                 )
     finally:
@@ -238,29 +245,67 @@ def _check_out(out: Path, *, force: bool, append: bool) -> None:
         raise RecordingError(f"{out}: --append needs an existing dataset, and there is none")
 
 
-def _open_writer(args: argparse.Namespace, robot: str, attrs: dict[str, Any]) -> Any:
-    from robot_il.dataset import Dataset, DatasetWriter, ImageStorage
+def _check_append(
+    args: argparse.Namespace, attrs: dict[str, Any], observation: dict[str, Any]
+) -> int:
+    """Refuse, before recording, a session whose steps the dataset at ``--out`` cannot take
+    (another env setting, observation key, image shape or image storage); return the seed of
+    the first episode: ``--seed``, else one past the dataset's largest, so that appending
+    without ``--seed`` records new scenes instead of the first ones again."""
+    from robot_il.dataset import Dataset, ImageStorage
+    from robot_il.record.sink import RESERVED_KEYS
 
-    fsync = not args.no_fsync
-    if not args.append:
-        return DatasetWriter.create(
-            args.out,
-            robot=robot,
-            control_hz=args.control_hz,
-            attrs=attrs,
-            overwrite=args.force,
-            fsync=fsync,
-            image_storage=ImageStorage(args.image_codec, args.image_quality),
-        )
-    existing = Dataset.open(args.out).attrs
+    dataset = Dataset.open(args.out)
+    cannot = f"{args.out}: cannot append:"
     session = {**attrs, "control_hz": float(args.control_hz)}
     for key in SOURCE_KEYS:
-        if existing.get(key) != session[key]:
+        if dataset.attrs.get(key) != session[key]:
             raise RecordingError(
-                f"{args.out}: cannot append: dataset has {key}={existing.get(key)!r}, "
+                f"{cannot} dataset has {key}={dataset.attrs.get(key)!r}, "
                 f"this session records {key}={session[key]!r}"
             )
-    return DatasetWriter.open(args.out, fsync=fsync)
+    stored = {k: s.shape for k, s in dataset.specs.items() if k not in ("action", *RESERVED_KEYS)}
+    recorded = {key: tuple(value["shape"]) for key, value in observation.items()}
+    for key in sorted(stored.keys() | recorded.keys()):
+        if key not in stored:
+            problem = f"this session records {key}, which the dataset does not have"
+        elif key not in recorded:
+            problem = f"the dataset has {key}, which this session does not record"
+        elif stored[key] != recorded[key]:
+            problem = f"{key} is {stored[key]} in the dataset, {recorded[key]} in this session"
+        else:
+            continue
+        raise RecordingError(f"{cannot} {problem} (see --cameras, --image-size)")
+    storage = ImageStorage.from_attrs(dataset.attrs)
+    if dataset.image_keys and (
+        args.image_codec not in (None, storage.codec)
+        or args.image_quality not in (None, storage.effective_quality)
+    ):
+        raise RecordingError(
+            f"{cannot} the dataset stores frames as {storage.describe()}; drop --image-codec "
+            "and --image-quality (appended frames are stored as the dataset's are)"
+        )
+    if args.seed is not None:
+        return int(args.seed)
+    seeds = [dataset.meta(e)["seed"] for e in range(dataset.num_episodes)]
+    return max(seeds, default=-1) + 1 if "seed" in dataset.meta_names else 0
+
+
+def _open_writer(args: argparse.Namespace, robot: str, attrs: dict[str, Any]) -> Any:
+    from robot_il.dataset import DatasetWriter, ImageStorage
+
+    fsync = not args.no_fsync
+    if args.append:
+        return DatasetWriter.open(args.out, fsync=fsync)
+    return DatasetWriter.create(
+        args.out,
+        robot=robot,
+        control_hz=args.control_hz,
+        attrs=attrs,
+        overwrite=args.force,
+        fsync=fsync,
+        image_storage=ImageStorage(args.image_codec or "jpegxl", args.image_quality),
+    )
 
 
 def _episode_limit(args: argparse.Namespace) -> int | None:
