@@ -18,6 +18,8 @@ from robot_il.errors import DatasetError
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    from robot_il.cli.flags import SEED, integer
+
     verbs = parser.add_subparsers(dest="data_verb", metavar="ACTION", required=True)
 
     info = verbs.add_parser("info", help="format, keys, episodes and sizes of a dataset")
@@ -31,7 +33,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     split = verbs.add_parser("split", help="train/validation episode ids, by whole episodes")
     split.add_argument("path")
     split.add_argument("--val-fraction", type=float, default=0.1)
-    split.add_argument("--seed", type=int, default=0)
+    split.add_argument("--seed", type=SEED, default=0)
     split.add_argument("--out", type=Path, help="write the split as JSON here (else stdout)")
     split.add_argument("--force", action="store_true", help="overwrite --out")
     split.set_defaults(run=run_split)
@@ -81,7 +83,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
     view = verbs.add_parser("view", help="scrub through episodes in a browser (127.0.0.1)")
     view.add_argument("path", help="dataset path or fsspec URL")
-    view.add_argument("--port", type=int, default=0, help="HTTP port (default: any free one)")
+    view.add_argument(
+        "--port", type=integer(0, 65535), default=0, help="HTTP port (default: any free one)"
+    )
     view.set_defaults(run=run_view)
 
     importer = verbs.add_parser("import", help="a LeRobot v3 dataset as a robot_il dataset")
@@ -215,6 +219,7 @@ def run_export_video(args: argparse.Namespace) -> int:
     episode = dataset.episode(args.episode, keys)
     frames = np.concatenate([episode[k] for k in keys], axis=2)  # side by side
     fps = args.fps or dataset.control_hz or 10.0
+    args.out.parent.mkdir(parents=True, exist_ok=True)  # as record and export do
     iio.imwrite(args.out, frames, fps=fps, codec="libx264", macro_block_size=1)
     print(f"wrote {args.out}: {frames.shape[0]} frames at {fps:g} fps ({', '.join(keys)})")
     return 0

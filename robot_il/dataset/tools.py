@@ -36,11 +36,11 @@ def copy_episodes(
 ) -> int:
     """Write the given episodes of one or more datasets, in order, as a new dataset.
 
-    All sources must agree on robot, control rate and key specs; attrs and the image storage
-    come from the first. Compressed frames are copied as stored when the new dataset uses the
-    same codec, quality and JPEG 2000 quality scale (no second loss); otherwise they are
-    decoded and encoded again.
-    Returns the number of episodes written.
+    All sources must agree on robot, control rate, key specs and what their numbers mean
+    (:data:`MEANING_ATTRS`); other attrs and the image storage come from the first.
+    Compressed frames are copied as stored when the new dataset uses the same codec, quality
+    and JPEG 2000 quality scale (no second loss); otherwise they are decoded and encoded
+    again. Returns the number of episodes written.
     """
     first = sources[0][0]
     for dataset, _ in sources[1:]:
@@ -158,7 +158,18 @@ def export_replay_buffer(dataset: Dataset, target: Path, *, zarr_format: int, fo
     replace_atomically(target, build, force=force)
 
 
+MEANING_ATTRS = ("action_mode", "frame")
+"""Attrs that say what a key's numbers mean (joint targets or end-effector deltas; world or
+task frame): datasets that differ in one cannot share arrays, even with equal shapes."""
+
+
 def _check_compatible(a: Dataset, b: Dataset) -> None:
+    for name in MEANING_ATTRS:
+        if a.attrs.get(name) != b.attrs.get(name):
+            raise DatasetError(
+                f"{b.where}: {name} {b.attrs.get(name)!r} differs from {a.where}'s "
+                f"{a.attrs.get(name)!r}"
+            )
     if a.robot != b.robot:
         raise DatasetError(f"{b.where}: robot {b.robot!r} differs from {a.where}'s {a.robot!r}")
     if a.control_hz != b.control_hz:
