@@ -39,7 +39,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -427,11 +427,8 @@ class Recorder:
         metas = {name: {**episode_meta, **runner.stats.as_meta()}
                  for name, runner in self._runners.items()}  # fmt: skip
         for name, runner in self._runners.items():  # all streams fit to commit, or none commits
-            try:
+            with self._discarding_on_failure(name, "writing"):
                 frames = runner.sink.request("check", metas[name])
-            except BaseException as error:
-                self._discard_all()
-                raise _as_recording_error(name, "writing", error) from error
             if frames == 0:
                 self._discard_all()
                 raise RecordingError(
@@ -439,12 +436,22 @@ class Recorder:
                     "stream"
                 )
         for name, runner in self._runners.items():
-            try:
+            with self._discarding_on_failure(name, "committing"):
                 indices[name] = runner.sink.request("commit", metas[name])
-            except BaseException as error:
-                self._discard_all()
-                raise _as_recording_error(name, "committing", error) from error
         return EpisodeReport(True, indices, stats, episode_meta)
+
+    @contextlib.contextmanager
+    def _discarding_on_failure(self, stream: str, doing: str) -> Iterator[None]:
+        """Discard the episode in every stream if the body fails. An error is raised again as
+        a RecordingError naming ``stream``; an interrupt (Ctrl-C while waiting for a writer)
+        propagates as itself, so that the caller stops as interrupted, not as failed."""
+        try:
+            yield
+        except BaseException as error:
+            self._discard_all()
+            if not isinstance(error, Exception):
+                raise
+            raise _as_recording_error(stream, doing, error) from error
 
     def _failure(self) -> RobotILError | None:
         for name, runner in self._runners.items():

@@ -7,6 +7,7 @@ counts), which must hold however loaded the machine is, and rates only loosely.
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from functools import partial
@@ -145,6 +146,21 @@ def test_writer_backlog_drops_frames_and_counts_them_without_slowing_the_sampler
     assert stats.dropped_backpressure >= 20, stats.summary()
     assert stats.dropped_backpressure > stats.frames, stats.summary()
     check_accounting(Dataset.open(tmp_path / "cam.zarr"), 0, stats)
+
+
+def test_ctrl_c_while_the_episode_is_written_is_an_interrupt_not_a_write_failure(tmp_path):
+    """Ctrl-C while ``stop_episode`` waits for the writer reaches the caller as itself (the CLI
+    says "interrupted"), not as "writing failed: KeyboardInterrupt", and the episode is gone."""
+    writer = DatasetWriter.create(tmp_path / "env.zarr", robot="ur5e", control_hz=20, fsync=False)
+    spec = StreamSpec("env", 20.0, read=None)
+    with Recorder([spec], {"env": SlowDiskWriter(writer, delay_s=0.05)}) as recorder:
+        recorder.start_episode()
+        for step in range(20):  # a second of writing queued behind the commit
+            recorder.push("env", {"action": np.full(7, step, dtype=np.float32)})
+        threading.Timer(0.2, signal.raise_signal, (signal.SIGINT,)).start()  # the person
+        with pytest.raises(KeyboardInterrupt):
+            recorder.stop_episode(commit=True)
+    assert Dataset.open(tmp_path / "env.zarr").num_episodes == 0
 
 
 def test_pushed_stream_is_stamped_in_simulated_time_and_never_drops(tmp_path):
