@@ -26,6 +26,12 @@ from zarr.core.chunk_grids import RegularChunkGrid
 Fetch = Callable[[str], "bytes | None"]
 
 
+class MissingChunk(LookupError):
+    """A chunk (or shard slot) of committed rows holds no data. robot_il writes every chunk,
+    even one equal to the fill value, so in its datasets this is damage (a copy cut short),
+    which must fail instead of reading as the zeros zarr would give."""
+
+
 def directly_readable(array: zarr.Array) -> bool:
     """True when ``array``'s chunks are plain Blosc-compressed C-order rows (see module doc)."""
     if array.ndim < 1 or array.dtype.kind not in "biuf" or array.order != "C":
@@ -50,10 +56,14 @@ def directly_readable(array: zarr.Array) -> bool:
 
 class ChunkRows:
     """Rows ``[start, stop)`` of one array, decoded chunk by chunk from bytes ``fetch`` gives
-    (a file read, or a dict of compressed chunks held in RAM)."""
+    (a file read, or a dict of compressed chunks held in RAM). An absent chunk reads as the
+    fill value, as in zarr, or raises :class:`MissingChunk` when ``absent_is_damage``."""
 
-    def __init__(self, array: zarr.Array, fetch: Fetch, held: bool = False) -> None:
+    def __init__(
+        self, array: zarr.Array, fetch: Fetch, held: bool = False, absent_is_damage: bool = False
+    ) -> None:
         self.held = held  # True when ``fetch`` serves compressed chunks kept in RAM
+        self.absent_is_damage = absent_is_damage
         self.chunk_rows = int(array.chunks[0])
         self.step_shape = tuple(array.shape[1:])
         self.dtype = array.dtype.newbyteorder("<") if array.dtype.itemsize > 1 else array.dtype
@@ -70,7 +80,9 @@ class ChunkRows:
 
     def chunk(self, index: int) -> np.ndarray:
         data = self._fetch(self._keys(index))
-        if data is None:  # zarr's meaning of an absent chunk; validate reports it
+        if data is None and self.absent_is_damage:
+            raise MissingChunk(f"chunk file {self._keys(index)} is missing")
+        if data is None:  # zarr's meaning of an absent chunk
             return np.full((self.chunk_rows, *self.step_shape), self.fill_value, self.dtype)
         chunk = np.empty((self.chunk_rows, *self.step_shape), self.dtype)
         blosc.decompress(data, chunk)  # straight into a writable array, no extra copy
@@ -108,6 +120,8 @@ def agrees_with_zarr(rows: ChunkRows, array: zarr.Array, num_rows: int) -> bool:
         return True
     try:
         return bool(np.array_equal(rows[0:stop], array[0:stop]))
+    except MissingChunk:
+        raise  # damage, not a layout this module misreads
     except Exception:
         return False
 

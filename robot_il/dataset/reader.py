@@ -21,6 +21,7 @@ from zarr.core.sync import sync
 from robot_il.dataset.chunks import (
     ChunkRows,
     Fetch,
+    MissingChunk,
     agrees_with_zarr,
     directly_readable,
     file_fetch,
@@ -253,9 +254,17 @@ class Dataset:
 
     def _direct_rows(self, array: zarr.Array, hold: bool) -> ChunkRows | ShardRows | None:
         """A fast chunk decoder for ``array`` when its layout allows (see :mod:`.chunks` and
-        :mod:`.shards`), reading files, or compressed chunks held in RAM when ``hold``."""
-        if image_codec_of(array) is not None:
-            return self._direct_shards(array, hold)
+        :mod:`.shards`), reading files, or compressed chunks held in RAM when ``hold``. In a
+        store robot_il wrote (attrs ``format``) an absent chunk is damage: it raises when
+        read (here already, if it is the first, which the decoder is checked on)."""
+        try:
+            if image_codec_of(array) is not None:
+                return self._direct_shards(array, hold)
+            return self._direct_chunks(array, hold)
+        except MissingChunk as error:
+            raise DatasetError(f"{self.where}: {array.path}: {error}") from None
+
+    def _direct_chunks(self, array: zarr.Array, hold: bool) -> ChunkRows | None:
         if not directly_readable(array):
             return None
         directory = local_path(self.where)
@@ -265,7 +274,7 @@ class Dataset:
             fetch = file_fetch(directory / array.path)
         else:
             return None  # remote stores: zarr's path batches requests better
-        rows = ChunkRows(array, fetch, held=hold)
+        rows = ChunkRows(array, fetch, held=hold, absent_is_damage="format" in self.attrs)
         return rows if agrees_with_zarr(rows, array, self.num_steps) else None
 
     def _direct_shards(self, array: zarr.Array, hold: bool) -> ShardRows | None:
@@ -276,7 +285,9 @@ class Dataset:
             fetch = file_range_fetch(directory / array.path)
         else:
             return None
-        rows = ShardRows(array, fetch, committed=self.num_steps, held=hold)
+        rows = ShardRows(
+            array, fetch, self.num_steps, held=hold, absent_is_damage="format" in self.attrs
+        )
         return rows if shards_agree_with_zarr(rows, array, self.num_steps) else None
 
     def _load_into_ram(self, keys: list[str]) -> None:

@@ -25,6 +25,7 @@ import numpy as np
 import zarr
 from zarr.codecs import BytesCodec, Crc32cCodec, ShardingCodec
 
+from robot_il.dataset.chunks import MissingChunk
 from robot_il.dataset.image_codec import ImageCodec, decode_frame
 
 #: Offset and size of a frame slot no frame was written to.
@@ -91,12 +92,20 @@ class ShardLayout:
 
 class ShardRows:
     """Frames ``[start, stop)`` of one sharded image array, decoded one frame at a time from
-    byte ranges ``fetch`` gives (``pread`` of files, or slices of shards held in RAM)."""
+    byte ranges ``fetch`` gives (``pread`` of files, or slices of shards held in RAM). A frame
+    with no data reads black, as in zarr, or raises :class:`~robot_il.dataset.chunks.
+    MissingChunk` when ``absent_is_damage``."""
 
     def __init__(
-        self, array: zarr.Array, fetch: RangeFetch, committed: int, held: bool = False
+        self,
+        array: zarr.Array,
+        fetch: RangeFetch,
+        committed: int,
+        held: bool = False,
+        absent_is_damage: bool = False,
     ) -> None:
         self.held = held
+        self.absent_is_damage = absent_is_damage
         self.layout = ShardLayout(array)
         # a writer rewrites only the shard its next episode starts in: shards wholly below
         # the committed length never change, so their indexes are read once
@@ -108,7 +117,10 @@ class ShardRows:
 
     def frame(self, step: int) -> np.ndarray:
         data = self.encoded(step)
-        if data is None:  # an empty slot or absent shard reads as black; validate reports it
+        if data is None and self.absent_is_damage:
+            shard = step // self.layout.frames_per_shard
+            raise MissingChunk(f"frame {step} has no data in shard {self.layout.shard_key(shard)}")
+        if data is None:  # an empty slot or absent shard reads as black, as in zarr
             return np.zeros(self.step_shape, np.uint8)
         return decode_frame(data, self.layout.codec.image_format, self.step_shape)
 
@@ -179,6 +191,8 @@ def agrees_with_zarr(rows: ShardRows, array: zarr.Array, num_rows: int) -> bool:
         return True
     try:
         return bool(np.array_equal(rows[0:1], array[0:1]))
+    except MissingChunk:
+        raise  # damage, not a layout this module misreads
     except Exception:
         return False
 

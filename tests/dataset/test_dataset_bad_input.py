@@ -79,6 +79,32 @@ def test_missing_chunk_file_is_found(demo: Path) -> None:
     assert problems == ["data/rgb_front: episode 2: 1 chunk file(s) missing"]
 
 
+@pytest.mark.parametrize("cache", ["none", "compressed"])
+def test_a_missing_chunk_file_is_damage_to_readers_not_zeros(demo: Path, cache: str) -> None:
+    """robot_il writes every chunk, so an absent one (a copy cut short) must not read as the
+    fill value, zero frames or actions a policy would train on."""
+    (demo / "data" / "rgb_front" / "c" / "10" / "0" / "0" / "0").unlink()  # episode 2
+    dataset = Dataset.open(demo, cache=cache)
+    dataset.episode(1)
+    with pytest.raises(DatasetError) as error:
+        dataset.episode(2)
+    assert re.search(r"data/rgb_front episode 2 .*c/10/0/0/0 is missing", _one_line(error))
+    with pytest.raises(DatasetError, match="data/rgb_front episode 2"):
+        Dataset.open(demo, cache="ram")
+    (demo / "data" / "joint_pos" / "c" / "0" / "0").unlink()  # every episode's joints
+    with pytest.raises(DatasetError, match=r"data/joint_pos: chunk file c/0/0 is missing"):
+        Dataset.open(demo)
+
+
+def test_a_missing_shard_file_is_damage_to_readers_not_black_frames(tmp_path: Path) -> None:
+    path = tmp_path / "demo.zarr"
+    with DatasetWriter.create(path, robot="ur5e", control_hz=10, fsync=False) as writer:
+        writer.add_episode(_steps(4), {"success": True})  # jpegxl frames in one shard file
+    (path / "data" / "rgb_front" / "c" / "0" / "0" / "0" / "0").unlink()
+    with pytest.raises(DatasetError, match=r"data/rgb_front: frame 0 has no data in shard c/0"):
+        Dataset.open(path)
+
+
 def test_corrupt_array_metadata_names_the_key(demo: Path) -> None:
     (demo / "data" / "gripper" / "zarr.json").write_text("{not json")
     with pytest.raises(DatasetError) as error:
