@@ -8,6 +8,7 @@ arguments and sets ``run`` (a callable taking the parsed namespace and returning
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from importlib import import_module
 
@@ -55,3 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("robot-il: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of the output went away (`robot-il data info D | head`): stop without a
+        # traceback, and send what is still buffered nowhere, so that the interpreter's own
+        # flush at exit does not fail on the closed pipe again (Python's documented recipe).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1

@@ -86,3 +86,17 @@ def test_select_sim_checks_its_flags_before_recording_or_training(
     assert not out.exists()  # nothing recorded, nothing trained
     for flags in (["--seed", "-1"], ["--env-seed", "-5"], ["--episodes", "0"]):
         assert "must be >= " in _refused_by_argparse([*argv, *flags], capsys)
+
+
+def test_a_reader_that_goes_away_ends_the_verb_without_a_traceback() -> None:
+    """`robot-il data info D | head` ended in a BrokenPipeError traceback."""
+    import subprocess
+    import sys
+
+    robot_il = Path(sys.executable).parent / "robot-il"
+    process = subprocess.Popen(
+        [str(robot_il), "sim", "list"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    process.stdout.close()  # before the verb has written anything (it starts in about 1 s)
+    stderr = process.communicate(timeout=120)[1].decode()
+    assert process.returncode == 1 and "Traceback" not in stderr and "Error" not in stderr, stderr
