@@ -310,12 +310,12 @@ class Policy(nn.Module):
         from robot_il.dataset import Normalizer
         from robot_il.provenance import saved_training_data
 
-        directory = Path(directory)
+        directory, device = Path(directory), torch_device(device)
         saved = read_policy_config(directory, cls.policy_type, expected_spec)
         config = config_from_dict(cls.config_class, saved["config"], str(directory))
         try:
             normalizer = Normalizer.from_state_dict(load_numpy(str(directory / NORMALIZER_FILE)))
-            weights = load_file(str(directory / WEIGHTS_FILE), device=device)
+            weights = load_file(str(directory / WEIGHTS_FILE), device=str(device))
         except (OSError, SafetensorError) as error:
             raise CheckpointError(f"{directory}: unreadable checkpoint file: {error}") from error
         policy = cls(config, saved["spec"], normalizer).to(device)
@@ -327,6 +327,20 @@ class Policy(nn.Module):
         policy.training_data = saved_training_data(saved)
         policy.eval()
         return policy
+
+
+def torch_device(name: str) -> torch.device:
+    """The torch device ``name`` names ("cpu", "cuda", "cuda:N"); ``ConfigError`` for a name
+    torch does not know or a GPU this machine lacks, before anything is put on it."""
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise ConfigError(f"device {name!r}: {error}") from None
+    if device.type == "cuda":
+        visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (device.index or 0) >= visible:
+            raise ConfigError(f"device {name!r}: {visible} CUDA devices visible here; use cpu")
+    return device
 
 
 def read_checkpoint_config(directory: Path) -> dict[str, Any]:

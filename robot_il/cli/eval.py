@@ -56,6 +56,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.episodes < 1:
         raise ConfigError(f"--episodes must be at least 1, got {args.episodes}")
+    out = Path(args.out) if args.out else Path(args.checkpoint) / "eval"
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: is a file, not a directory for results")
     os.environ.setdefault("MUJOCO_GL", "egl")
     from robot_il.policies import load_policy, read_checkpoint
     from robot_il.provenance import describe
@@ -75,7 +78,6 @@ def run(args: argparse.Namespace) -> int:
         render=args.video,
         render_camera=args.camera,
     )
-    out = Path(args.out) if args.out else Path(args.checkpoint) / "eval"
     out.mkdir(parents=True, exist_ok=True)
     writer = None
     if args.video:

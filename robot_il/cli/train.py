@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
 from robot_il.errors import ConfigError
 
 POLICY_TYPES = ("bc", "diffusion", "opt-ail", "iq-learn", "dac", "dmp")
 """Policy families on the command line; ``opt-ail`` is the policy type ``opt_ail``."""
+DATA_PARALLEL = ("bc", "diffusion")
+"""The families ``torchrun`` trains data-parallel; the others train in one process."""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -37,8 +40,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def split_config_flag(settings: list[str]) -> tuple[str | None, list[str]]:
-    """Take ``--config FILE`` (or ``--config=FILE``) out of ``settings``; an empty FILE
-    (as a launch file's default gives) means no file."""
+    """Take ``--config FILE`` (or ``--config=FILE``) out of ``settings``. A ``--flag=`` with
+    an empty value (a launch file's empty default) is not given: the config file's value, or
+    the family's default, holds; an empty FILE means no file."""
     rest, config = [], None
     items = iter(settings)
     for item in items:
@@ -48,13 +52,17 @@ def split_config_flag(settings: list[str]) -> tuple[str | None, list[str]]:
                 raise ConfigError("--config needs a YAML file")
         elif item.startswith("--config="):
             config = item.split("=", 1)[1]
-        else:
+        elif not (item.startswith("--") and item.endswith("=")):
             rest.append(item)
     return (config or None), rest
 
 
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("MUJOCO_GL", "egl")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and args.policy_type not in DATA_PARALLEL:
+        # each torchrun process would run the whole training into the same --out
+        raise ConfigError(f"{args.policy_type} trains in one process; run it without torchrun "
+                          f"(torchrun trains {' and '.join(DATA_PARALLEL)})")  # fmt: skip
     if args.policy_type == "dmp":
         return run_dmp(args.settings)
     from robot_il.train.config import OnlineTrainConfig, load_config
@@ -94,6 +102,8 @@ def run_dmp(settings: list[str]) -> int:
     parser.add_argument("--search-scenes", type=int, default=64, help="CMA-ES scenes")
     parser.add_argument("--eval-episodes", type=int, default=0, help="episodes to evaluate")
     args = parser.parse_args(settings)
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ConfigError(f"--out {args.out}: is a file, not a directory for the checkpoint")
     if args.n_bases < 2:
         raise ConfigError(f"--n-bases must be at least 2, got {args.n_bases}")
     for name in ("generations", "popsize", "search_scenes"):

@@ -47,6 +47,10 @@ class EvalConfig:
     backend: str | None = None
     max_episode_steps: int | None = None
 
+    def validate(self) -> None:
+        """``ConfigError`` for a count out of range (see ``check_run``)."""
+        _at_least(self, {"every": 0, "episodes": 0, "seed": 0, "max_episode_steps": 1}, "eval.")
+
 
 @dataclasses.dataclass
 class TrainConfig:
@@ -83,6 +87,16 @@ class TrainConfig:
     progress: bool = True
     eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
     policy: PolicyConfig = dataclasses.field(default_factory=PolicyConfig)
+
+    def validate(self) -> None:
+        """``ConfigError`` for a setting no run can take (see ``check_run``)."""
+        minimums = {"steps": 1, "batch_size": 1, "warmup_steps": 0, "seed": 0,
+                    "max_episodes": 0, "log_every": 1, "save_every": 1, "threads": 0}  # fmt: skip
+        check_run(self, minimums)
+        for name in ("lr", "grad_clip"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be > 0, got "
+                                  f"{getattr(self, name)}")  # fmt: skip
 
 
 @dataclasses.dataclass
@@ -139,6 +153,12 @@ class OnlineTrainConfig:
     )
     policy: PolicyConfig = dataclasses.field(default_factory=PolicyConfig)
 
+    def validate(self) -> None:
+        """``ConfigError`` for a setting no run can take (see ``check_run``)."""
+        check_run(self, {"env_steps": 1, "learning_starts": 0, "seed": 0, "max_episodes": 0,
+                         "buffer_size": 0, "log_every": 1,
+                         "save_every": 0, "threads": 0})  # fmt: skip
+
 
 @dataclasses.dataclass
 class OPTAILTrainConfig(OnlineTrainConfig):
@@ -162,6 +182,29 @@ TRAIN_CONFIGS: dict[str, type[TrainConfig] | type[OnlineTrainConfig]] = {
     "dac": DACTrainConfig,
     "iq_learn": IQLearnTrainConfig,
 }
+
+
+def check_run(config: TrainConfig | OnlineTrainConfig, minimums: dict[str, int]) -> None:
+    """``ConfigError`` before any work for a run that cannot start: no ``--dataset`` or
+    ``--out``, an ``out`` that is a file, a count of ``config`` below its minimum in
+    ``minimums`` (a step count of 0 would end "trained" with no checkpoint; an interval of 0
+    divides by zero mid-run), or a bad evaluation count."""
+    if not config.dataset or not config.out:
+        raise ConfigError("training needs --dataset and --out")
+    if Path(config.out).exists() and not Path(config.out).is_dir():
+        raise ConfigError(f"--out {config.out}: is a file, not a run directory")
+    _at_least(config, minimums)
+    config.eval.validate()
+
+
+def _at_least(config: Any, minimums: dict[str, int], prefix: str = "") -> None:
+    """``ConfigError`` naming, as its flag, the first field of ``config`` below its minimum in
+    ``minimums`` (a field that is None is unset and passes)."""
+    for name, minimum in minimums.items():
+        value = getattr(config, name)
+        if value is not None and value < minimum:
+            flag = f"--{prefix}{name.replace('_', '-')}"
+            raise ConfigError(f"{flag} must be >= {minimum}, got {value}")
 
 
 def default_config(policy_type: str) -> TrainConfig | OnlineTrainConfig:
@@ -188,7 +231,10 @@ def load_config(
             raise ConfigError(f"{path}: a config file must hold a mapping")
         config = update_dataclass(config, values, str(path))
     return tyro.cli(
-        type(config), args=list(args), default=config, prog=f"robot-il train {policy_type}"
+        type(config),
+        args=list(args),
+        default=config,
+        prog=f"robot-il train {policy_type.replace('_', '-')}",
     )
 
 

@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from robot_il.policies.base import torch_device
+
 
 @dataclass(frozen=True)
 class Distributed:
@@ -54,9 +56,10 @@ def init_distributed(device: str) -> tuple[Distributed, torch.device]:
 
     ``device`` "cuda" picks this process's ``LOCAL_RANK`` GPU (NCCL); CPU training uses gloo.
     """
+    checked = torch_device(device)  # a bad name fails here, before a process group forms
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
-        return Distributed(), torch.device(device)
+        return Distributed(), checked
     dist = Distributed(
         rank=int(os.environ["RANK"]),
         world_size=world_size,
@@ -67,4 +70,4 @@ def init_distributed(device: str) -> tuple[Distributed, torch.device]:
         torch.distributed.init_process_group("nccl")
         return dist, torch.device("cuda", dist.local_rank)
     torch.distributed.init_process_group("gloo")
-    return dist, torch.device(device)
+    return dist, checked

@@ -72,7 +72,7 @@ from tqdm import tqdm
 
 from robot_il.errors import CheckpointError, ConfigError, DatasetError
 from robot_il.policies import DEPLOY_SUBDIR, policy_class
-from robot_il.policies.base import NORMALIZER_FILE
+from robot_il.policies.base import NORMALIZER_FILE, torch_device
 from robot_il.policies.opt_ail.relu_mlp import bf16_products_supported, bf16_rounds_operands
 from robot_il.policies.spec import ACTION_KEY, spec_from_dataset, spec_from_env, spec_mismatches
 from robot_il.provenance import code_provenance, dataset_record
@@ -226,10 +226,7 @@ def _train_online(
 
     code_provenance()  # the code this run loaded, whatever is committed before its saves
     policy_type = policy_type_of(config)
-    if not config.dataset or not config.out:
-        raise ConfigError("training needs --dataset and --out")
-    if config.env_steps < 1 or config.learning_starts < 0:
-        raise ConfigError("env_steps must be >= 1 and learning_starts >= 0")
+    config.validate()
     if config.threads > 0:
         torch.set_num_threads(config.threads)
 
@@ -423,17 +420,11 @@ def learner_device(name: str, precision: str) -> torch.device:
     """The device ``OnlineTrainConfig.device`` names; ``ConfigError`` for one torch does not
     know, a CUDA device this machine lacks, another kind than cpu or cuda, or bfloat16 products
     (``matmul_precision`` "bf16": oneDNN's, a CPU mode) on a GPU."""
-    try:
-        device = torch.device(name)
-    except RuntimeError as error:
-        raise ConfigError(f"device {name!r}: {error}") from None
+    device = torch_device(name)
     if device.type == "cpu":
         return device
     if device.type != "cuda":
         raise ConfigError(f"device {name!r}: the online learners run on cpu or cuda")
-    visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if (device.index or 0) >= visible:
-        raise ConfigError(f"device {name!r}: {visible} CUDA devices visible here; use cpu")
     if precision == "bf16":
         raise ConfigError("policy.matmul_precision bf16 is the CPU's oneDNN mode; on "
                           f"{name} use fp32")  # fmt: skip

@@ -98,8 +98,7 @@ def train(config: TrainConfig) -> TrainResult:
 
     code_provenance()  # the code this run loaded, whatever is committed before its saves
     policy_type = policy_type_of(config)
-    if not config.dataset or not config.out:
-        raise ConfigError("training needs --dataset and --out")
+    config.validate()
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     dist, device = init_distributed(config.device)
@@ -161,6 +160,12 @@ def train(config: TrainConfig) -> TrainResult:
         if resumed:
             start = _load_state(state_dir, policy, optimizer, schedule, rng, policy_type,
                                 run_config, dist)  # fmt: skip
+        if start == config.steps:  # its summary (loss, evaluation) stays as the run left it
+            if env is not None:
+                env.close()
+            if dist.is_main:
+                print(f"{out}: this run finished at step {start}; nothing to train")
+            return TrainResult(out / DEPLOY_SUBDIR, start, _final_loss(out), None)
         window = {
             "keys": [*obs_keys, *labels, ACTION_KEY],
             "obs_keys": [*obs_keys, *labels],  # labels: the observed steps' values
@@ -597,6 +602,15 @@ def _keep_rows_before(path: Path, first_step: int, fields: tuple[str, ...]) -> N
         table.writeheader()
         table.writerows(rows)
     tmp.replace(path)
+
+
+def _final_loss(out: Path) -> float:
+    """The last step's loss that the run at ``out`` wrote in its summary (NaN if it was
+    killed after its last save, before the summary)."""
+    try:
+        return float(json.loads((out / SUMMARY_JSON).read_text())["final_loss"])
+    except (OSError, ValueError, KeyError):
+        return float("nan")
 
 
 def _write_summary(out: Path, steps: int, loss: float, evaluation: EvalResult | None) -> None:

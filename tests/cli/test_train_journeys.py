@@ -1,0 +1,164 @@
+"""User journeys of ``robot-il train``, ``eval`` and the training launch file found wanting in
+review: settings no run can take, an ``--out`` that is a file, a device this machine lacks,
+a finished run started again, torchrun around a one-process learner, and launch arguments
+that overrode the config file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from robot_il.cli import main
+from robot_il.cli.train import split_config_flag
+from robot_il.launch.description import load_launch
+from robot_il.train.config import load_config
+
+pytest.importorskip("mujoco")
+
+FAST = ["--no-progress", "--batch-size", "16", "--policy.hidden-dims", "16"]
+
+
+@pytest.fixture(scope="module")
+def reach(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two scripted reach demonstrations, recorded as a user records them."""
+    out = tmp_path_factory.mktemp("journey") / "reach.zarr"
+    argv = ["record", "--task", "reach", "--expert", "--episodes", "2", "--no-fsync"]
+    assert main([*argv, "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def run(reach: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished BC run of 5 steps with a one-episode evaluation."""
+    out = tmp_path_factory.mktemp("journey") / "bc"
+    argv = ["train", "bc", "--dataset", str(reach), "--out", str(out), "--steps", "5", *FAST]
+    assert main([*argv, "--eval.episodes", "1", "--eval.max-episode-steps", "3"]) == 0
+    return out
+
+
+def _error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """The one error line ``robot-il`` printed for ``argv`` (exit status 2)."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+@pytest.mark.parametrize(
+    ("family", "flags", "message"),
+    [
+        ("bc", ["--steps", "0"], "--steps must be >= 1, got 0"),
+        ("bc", ["--log-every", "0"], "--log-every must be >= 1, got 0"),
+        ("bc", ["--save-every", "0"], "--save-every must be >= 1, got 0"),
+        ("bc", ["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+        ("bc", ["--lr", "0"], "--lr must be > 0, got 0.0"),
+        ("diffusion", ["--eval.episodes", "-1"], "--eval.episodes must be >= 0, got -1"),
+        ("dac", ["--log-every", "0"], "--log-every must be >= 1, got 0"),
+        ("opt-ail", ["--buffer-size", "-1"], "--buffer-size must be >= 0, got -1"),
+        ("bc", ["--device", "cdua"], "device 'cdua': Expected one of cpu"),
+    ],
+)
+def test_train_refuses_settings_no_run_can_take_before_creating_the_run(
+    reach: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    family: str,
+    flags: list[str],
+    message: str,
+) -> None:
+    """Before: steps 0 printed a checkpoint that was never written, an interval of 0 died
+    of ZeroDivisionError mid-run, a bad device name as a traceback."""
+    out = tmp_path / "run"
+    argv = ["train", family, "--dataset", str(reach), "--out", str(out), *flags]
+    assert message in _error(argv, capsys)
+    assert not out.exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_a_gpu_this_machine_lacks_is_one_line_for_train_and_eval(
+    reach: Path, run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    message = "robot-il: error: device 'cuda': 0 CUDA devices visible here; use cpu"
+    argv = ["train", "bc", "--dataset", str(reach), "--out", str(tmp_path / "gpu")]
+    assert _error([*argv, "--device", "cuda"], capsys) == message
+    assert _error(["eval", "--checkpoint", str(run), "--device", "cuda"], capsys) == message
+
+
+def test_an_out_that_is_a_file_is_refused_by_train_eval_and_dmp(
+    reach: Path, run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: FileExistsError / NotADirectoryError tracebacks, after the data was loaded."""
+    file = tmp_path / "notes.txt"
+    file.write_text("mine\n")
+    for family in ("bc", "dac", "dmp"):
+        err = _error(["train", family, "--dataset", str(reach), "--out", str(file)], capsys)
+        assert f"--out {file}: is a file" in err
+    err = _error(["eval", "--checkpoint", str(run), "--out", str(file)], capsys)
+    assert f"--out {file}: is a file" in err
+    assert file.read_text() == "mine\n"
+
+
+def test_a_finished_run_started_again_keeps_its_summary(
+    reach: Path, run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: the same command again rewrote summary.json with final_loss NaN (not JSON)
+    and no evaluation."""
+    summary = json.loads((run / "summary.json").read_text())
+    assert "eval" in summary
+    argv = ["train", "bc", "--dataset", str(reach), "--out", str(run), "--steps", "5", *FAST]
+    assert main([*argv, "--eval.episodes", "1", "--eval.max-episode-steps", "3"]) == 0
+    assert f"{run}: this run finished at step 5; nothing to train" in capsys.readouterr().out
+    assert json.loads((run / "summary.json").read_text()) == summary
+
+
+@pytest.mark.parametrize("family", ["opt-ail", "dac", "iq-learn", "dmp"])
+def test_torchrun_around_a_one_process_learner_is_refused(
+    reach: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    family: str,
+) -> None:
+    """Before: each torchrun process ran the whole online (or DMP) training into one --out."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    out = tmp_path / "run"
+    err = _error(["train", family, "--dataset", str(reach), "--out", str(out)], capsys)
+    assert f"{family} trains in one process; run it without torchrun" in err
+    assert not out.exists()
+
+
+def test_usage_errors_name_the_command_the_user_typed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Before: tyro's hint said ``robot-il train iq_learn --help``, which argparse refuses."""
+    with pytest.raises(SystemExit):
+        main(["train", "iq-learn", "--model-based"])
+    assert "robot-il train iq-learn --help" in capsys.readouterr().err
+
+
+def test_the_launch_file_leaves_the_config_files_settings_in_place(
+    reach: Path, tmp_path: Path
+) -> None:
+    """Before: the launch arguments' defaults (steps 2000, eval_backend mujoco, ...) always
+    overrode the config file, and evaluated a PyBullet dataset's policy in MuJoCo."""
+    config = tmp_path / "bc.yaml"
+    config.write_text("steps: 30\nseed: 3\neval: {episodes: 2, backend: pybullet}\n")
+    launch = Path(__file__).parents[2] / "launch" / "train.launch.yaml"
+    values = {"dataset": str(reach), "out": str(tmp_path / "run"), "config": str(config)}
+
+    def settings(**given: str):
+        (process,) = load_launch(launch, {**values, **given}).processes
+        assert process.argv[1:3] == ("train", "bc")
+        return load_config("bc", *split_config_flag(list(process.argv[3:])))
+
+    from_file = settings()
+    assert (from_file.steps, from_file.seed, from_file.device) == (30, 3, "cpu")
+    assert (from_file.eval.episodes, from_file.eval.backend) == (2, "pybullet")
+    given = settings(steps="7", eval_backend="mujoco")
+    assert (given.steps, given.seed, given.eval.backend) == (7, 3, "mujoco")
+    config.unlink()
+    defaults = settings(config="")
+    assert (defaults.steps, defaults.eval.episodes, defaults.eval.backend) == (2000, 10, None)
