@@ -230,12 +230,14 @@ def load_config(
         if not isinstance(values, Mapping):
             raise ConfigError(f"{path}: a config file must hold a mapping")
         config = update_dataclass(config, values, str(path))
-    return tyro.cli(
-        type(config),
-        args=list(args),
-        default=config,
-        prog=f"robot-il train {policy_type.replace('_', '-')}",
-    )
+    command = f"robot-il train {policy_type.replace('_', '-')}"
+    usage = (f"{command} --dataset D --out O [--config FILE.yaml] [flags]: --config reads a "
+             "YAML file of these settings first (nested as policy: {horizon: 16}), the flags "
+             "override it; an existing --out is resumed.")  # fmt: skip
+    if policy_type == "opt_ail":
+        usage += " --model-based is short for --policy.model-based."
+    return tyro.cli(type(config), args=list(args), default=config, prog=command,
+                    description=usage)  # fmt: skip
 
 
 def update_dataclass(instance: Any, values: Mapping[str, Any], where: str) -> Any:

@@ -162,3 +162,15 @@ def test_the_launch_file_leaves_the_config_files_settings_in_place(
     config.unlink()
     defaults = settings(config="")
     assert (defaults.steps, defaults.eval.episodes, defaults.eval.backend) == (2000, 10, None)
+
+
+@pytest.mark.parametrize(("family", "shortcut"), [("bc", "--config"), ("opt-ail", "--model-based")])
+def test_help_names_the_flags_the_training_command_takes_beside_the_fields(
+    capsys: pytest.CaptureFixture[str], family: str, shortcut: str
+) -> None:
+    """Before: ``--help`` listed the config's fields only, not ``--config`` (the README's
+    ``--config file.yaml``) nor opt-ail's ``--model-based``."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", family, "--help"])
+    assert exit_info.value.code == 0
+    assert shortcut in capsys.readouterr().out
