@@ -7,7 +7,8 @@ kinematic ``bimanual_cross`` scenes stepped as one vectorised batch at 10 Hz dec
 Resumable: every ``chunk_steps`` env steps the model is saved to ``<out>/ppo.zip`` and one
 JSON row (steps, episodes ended in the chunk and their success / collision / deadlock rates,
 seconds, load average) is appended to ``<out>/rows.jsonl``; a rerun with the same ``out``
-continues from the last save with the next unseen training scenes.
+continues from the last save with the next unseen training scenes, under the PPO settings
+and over the coupling it started with (others are refused).
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from robot_il.errors import ConfigError
+from robot_il.errors import CheckpointError, ConfigError
 from robot_il.policies.dmp.coordinator import CoordinatorNet
 from robot_il.policies.dmp.coupling import CouplingParams
 
+RESUME_FREE = ("total_steps", "chunk_steps", "threads")
+"""``CoordinatorTrainConfig`` fields a continued run may change; any other is refused."""
 MODEL_FILE = "ppo.zip"
 ROWS_FILE = "rows.jsonl"
 SHIPPED_NET = Path(__file__).parents[2] / "data" / "dmp_coordinator.safetensors"
@@ -72,10 +75,12 @@ def train_coordinator(
 
     from robot_il.policies.dmp.coordinator_env import TRAIN_SEED_BASE, coordinator_vec_env
 
-    torch.set_num_threads(config.threads)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     rows = read_rows(out)
+    if rows:
+        _refuse_changed_run(out, rows[-1], config, params)
+    torch.set_num_threads(config.threads)
+    out.mkdir(parents=True, exist_ok=True)
     steps_done = rows[-1]["steps"] if rows else 0
     next_seed = rows[-1]["next_seed"] if rows else TRAIN_SEED_BASE
     env = coordinator_vec_env(config.n_envs, first_seed=next_seed, params=params)
@@ -150,6 +155,30 @@ def train_coordinator(
             flush=True,
         )
     return model_path
+
+
+def _refuse_changed_run(
+    out: Path, last: dict, config: CoordinatorTrainConfig, params: CouplingParams | None
+) -> None:
+    """``CheckpointError`` if the run at ``out`` (its ``last`` row) trained under other PPO
+    settings or over another coupling than ``config`` and ``params``: ``PPO.load`` keeps the
+    saved model's settings whatever ``config`` says (while the rows would record ``config``),
+    and a net that went on over another coupling would have learned corrections to two phase
+    laws, deployed over one. The budget, chunk and threads may change."""
+    from robot_il.train.trainer import field_defaults, refuse_changed_settings
+
+    current = json.loads(json.dumps(dataclasses.asdict(config)))  # tuples as the rows' lists
+    defaults = json.loads(json.dumps(field_defaults(CoordinatorTrainConfig)))
+    for free in RESUME_FREE:
+        for values in (current, defaults):
+            values.pop(free)
+    refuse_changed_settings(out, "PPO config", last.get("config"), current, defaults)
+    coupling = None if params is None else json.loads(json.dumps(dataclasses.asdict(params)))
+    if "params" in last and last["params"] != coupling:  # rows before it was kept: not compared
+        raise CheckpointError(
+            f"{out}: this coordinator trained over coupling {last['params']}; it would go on "
+            f"over {coupling} (pass a new out)"
+        )
 
 
 def export_dmp_rl(

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from robot_il.envs import cross_scenes as cs
@@ -172,3 +174,23 @@ def test_constant_via_offset_still_ends_at_the_goals():
     held = run_coordinated(scenes, offset, dt=0.02)
     assert held.end_distance.max() < 1e-3, held.end_distance
     assert held.summary()["at_goal_at_end_rate"] == 1.0
+
+
+def test_coordinator_training_continues_only_under_its_own_settings(tmp_path):
+    """A rerun continues the saved PPO model; before, one under other PPO settings went on
+    silently under the saved ones (``PPO.load``) while its rows recorded the new ones, and
+    one over another coupling made a net labelled with a coupling it had not trained over."""
+    from robot_il.errors import CheckpointError
+    from robot_il.train.coordinator import CoordinatorTrainConfig, read_rows, train_coordinator
+
+    config = CoordinatorTrainConfig(total_steps=256, chunk_steps=256, n_envs=4, n_steps=64,
+                                    batch_size=128, n_epochs=1, net_arch=(16,))  # fmt: skip
+    train_coordinator(tmp_path, config)
+    longer = dataclasses.replace(config, total_steps=512, threads=2)  # free to change
+    train_coordinator(tmp_path, longer)
+    assert [row["steps"] for row in read_rows(tmp_path)] == [256, 512]
+    with pytest.raises(CheckpointError, match="PPO config changed since this run: n_epochs 1 -> 2"):
+        train_coordinator(tmp_path, dataclasses.replace(longer, total_steps=768, n_epochs=2))
+    with pytest.raises(CheckpointError, match="trained over coupling None; it would go on over"):
+        train_coordinator(tmp_path, dataclasses.replace(longer, total_steps=768), CouplingParams())
+    assert len(read_rows(tmp_path)) == 2
