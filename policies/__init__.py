@@ -63,4 +63,12 @@ def read_checkpoint(directory: str | Path) -> tuple[Path, dict[str, Any]]:
         directory = directory / DEPLOY_SUBDIR
     if not directory.is_dir():
         raise CheckpointError(f"{directory}: no such checkpoint directory")
+    if not (directory / CONFIG_FILE).exists():
+        from robot_il.train.trainer import CONFIG_YAML  # only on this path: it imports torch
+
+        if (directory / CONFIG_YAML).exists():  # a run stopped before its first save
+            raise CheckpointError(
+                f"{directory}: a training run that has saved no checkpoint yet (its "
+                "robot-il train command, run again, trains one)"
+            )
     return directory, read_checkpoint_config(directory)

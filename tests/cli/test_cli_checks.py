@@ -100,3 +100,17 @@ def test_a_reader_that_goes_away_ends_the_verb_without_a_traceback() -> None:
     process.stdout.close()  # before the verb has written anything (it starts in about 1 s)
     stderr = process.communicate(timeout=120)[1].decode()
     assert process.returncode == 1 and "Traceback" not in stderr and "Error" not in stderr, stderr
+
+
+@pytest.mark.parametrize("verb", [["eval", "--episodes", "1", "--checkpoint"], ["info"]])
+def test_a_run_stopped_before_its_first_save_is_named_as_such(verb, tmp_path, capsys) -> None:
+    """eval and info on a run killed before it saved said "not a checkpoint (no
+    config.json)", as for any folder; the run's out holds its train_config.yaml from the
+    start (robot_il.train.trainer.MetricsLogger)."""
+    from robot_il.train.trainer import CONFIG_YAML
+
+    run = tmp_path / "bc"
+    run.mkdir()
+    (run / CONFIG_YAML).write_text("steps: 2000\n")
+    assert main([*verb, str(run)]) == 2
+    assert "a training run that has saved no checkpoint yet" in capsys.readouterr().err
