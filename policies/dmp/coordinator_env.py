@@ -169,6 +169,8 @@ def coordinator_vec_env(n_envs: int, first_seed: int = TRAIN_SEED_BASE, **kwargs
     from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
     class CoordinatorVecEnv(VecEnv):
+        render_mode = None  # kinematic capsules, nothing to render (SB3 warns if undefined)
+
         def __init__(self) -> None:
             super().__init__(n_envs, observation_space(), action_space())
             self.next_seed = first_seed + n_envs

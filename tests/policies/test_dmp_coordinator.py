@@ -155,6 +155,15 @@ def test_vec_env_restarts_ended_episodes_with_their_outcome():
     assert "deadlock" not in outcomes
 
 
+def test_vec_env_says_it_renders_nothing_without_a_warning():
+    """Before: SB3 warned "The `render_mode` attribute is not defined" on every training."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert coordinator_vec_env(2, first_seed=0).render_mode is None
+
+
 def test_tick_must_divide_the_decision_period():
     with pytest.raises(ConfigError, match="must divide"):
         CoordinatorBatch(np.array([0]), dt=0.03)
