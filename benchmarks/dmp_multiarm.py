@@ -119,14 +119,11 @@ def coordinator() -> tuple[CoordinatorNet, int]:
     """The trained PPO coordinator's deterministic actor (numpy, as deployed) and its
     training steps; the actor is also written to ``SHIPPED_NET``. Rows record the actor's
     ``digest()``: rows of another net (an older training) are run again."""
-    from stable_baselines3 import PPO
+    from robot_il.train.coordinator import SHIPPED_NET, trained_net
 
-    from robot_il.train.coordinator import MODEL_FILE, SHIPPED_NET, read_rows
-
-    model = PPO.load(COORDINATOR_DIR / MODEL_FILE, device="cpu")
-    net = CoordinatorNet.from_sb3(model, cma_params())
+    net, steps = trained_net(COORDINATOR_DIR, cma_params())
     net.save(SHIPPED_NET)
-    return net, read_rows(COORDINATOR_DIR)[-1]["steps"]
+    return net, steps
 
 
 def pair_chooser(library: list) -> PairChooser:

@@ -257,7 +257,10 @@ class CoordinatorNet:
     the weights."""
 
     PREFIX = "coordinator/"
-    RETRAIN = "retrain with `benchmarks/dmp_multiarm.py --train-coordinator STEPS`"
+    RETRAIN = (
+        "retrain with `robot-il train dmp-rl --dmp DMP --out O --steps N` (the benchmark's: "
+        "`benchmarks/dmp_multiarm.py --train-coordinator STEPS`)"
+    )
 
     def __init__(
         self, weights: list[np.ndarray], biases: list[np.ndarray], coupling: CouplingParams

@@ -16,7 +16,10 @@ from robot_il.errors import RobotILError
 
 VERBS: dict[str, tuple[str, str]] = {
     "demo": ("robot_il.cli.demo", "run the main job end to end on a simulated UR5e"),
-    "train": ("robot_il.cli.train", "train a BC or Diffusion policy from a zarr dataset"),
+    "train": (
+        "robot_il.cli.train",
+        "train a policy (BC, Diffusion, OPT-AIL, IQ-Learn, DAC, DMP, DMP + RL)",
+    ),
     "eval": ("robot_il.cli.eval", "evaluate a policy checkpoint in simulation (success, video)"),
     "info": ("robot_il.cli.info", "show what a checkpoint is and where it came from"),
     "sim": ("robot_il.cli.sim", "roll out tasks and scripted experts in MuJoCo or PyBullet"),

@@ -1,4 +1,4 @@
-"""``robot-il train bc|diffusion|opt-ail|iq-learn|dac|dmp``: train a policy from a zarr dataset.
+"""``robot-il train bc|diffusion|opt-ail|iq-learn|dac|dmp|dmp-rl``: train a policy.
 
 ``robot-il train bc --dataset demos.zarr --out runs/bc [--config bc.yaml] [--steps 5000]
 [--policy.horizon 4] [--eval.episodes 20] ...``: every field of the policy's training config
@@ -14,6 +14,11 @@ backend, rate and action mode are the dataset's unless ``--task``/``--backend`` 
 
 ``robot-il train dmp --dataset D --out O [--search cma] [--eval-episodes N]``: a two-arm DMP
 controller (``robot_il.train.dmp``); without ``--search`` it keeps the hand-set coupling.
+
+``robot-il train dmp-rl --dmp DMP_CHECKPOINT --out O --steps N [--shield-clearance M]``: the
+PPO coordinator over that DMP checkpoint's coupling (``robot_il.train.coordinator``), its run
+in ``O/coordinator`` (the same command again continues to a larger ``--steps``), the DMP+RL
+checkpoint in ``O/policy``.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from pathlib import Path
 
 from robot_il.errors import ConfigError
 
-POLICY_TYPES = ("bc", "diffusion", "opt-ail", "iq-learn", "dac", "dmp")
+POLICY_TYPES = ("bc", "diffusion", "opt-ail", "iq-learn", "dac", "dmp", "dmp-rl")
 """Policy families on the command line; ``opt-ail`` is the policy type ``opt_ail``."""
 DATA_PARALLEL = ("bc", "diffusion")
 """The families ``torchrun`` trains data-parallel; the others train in one process."""
@@ -65,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
                           f"(torchrun trains {' and '.join(DATA_PARALLEL)})")  # fmt: skip
     if args.policy_type == "dmp":
         return run_dmp(args.settings)
+    if args.policy_type == "dmp-rl":
+        return run_dmp_rl(args.settings)
     from robot_il.train.config import OnlineTrainConfig, load_config
     from robot_il.train.trainer import train
 
@@ -133,4 +140,62 @@ def run_dmp(settings: list[str]) -> int:
         finally:
             env.close()
         print(outcome.line())
+    return 0
+
+
+def run_dmp_rl(settings: list[str]) -> int:
+    """``robot-il train dmp-rl``: check the flags and the DMP checkpoint, train the coordinator
+    (or continue it), export the DMP+RL checkpoint."""
+    from robot_il.cli.flags import COUNT, SEED
+    from robot_il.train.coordinator import CoordinatorTrainConfig as Config
+
+    parser = argparse.ArgumentParser(
+        prog="robot-il train dmp-rl",
+        description="PPO coordinator over a bimanual_cross DMP checkpoint's coupling (run in "
+        "OUT/coordinator), exported as a DMP+RL checkpoint to OUT/policy.",
+    )
+    parser.add_argument(
+        "--dmp", required=True, help="bimanual_cross DMP checkpoint or run (robot-il train dmp)"
+    )
+    parser.add_argument("--out", required=True, help="output directory; resumed if it exists")
+    parser.add_argument(
+        "--steps", type=COUNT, required=True, help="PPO env steps in all (a rerun goes on to it)"
+    )
+    parser.add_argument(
+        "--shield-clearance", type=float, default=None, help="distance shield, m (default none)"
+    )
+    parser.add_argument("--seed", type=SEED, default=Config.seed)
+    parser.add_argument("--threads", type=COUNT, default=Config.threads, help="torch threads")
+    parser.add_argument("--n-envs", type=COUNT, default=Config.n_envs, help="scenes per batch")
+    parser.add_argument("--n-steps", type=COUNT, default=Config.n_steps, help="steps per rollout")
+    parser.add_argument("--batch-size", type=COUNT, default=Config.batch_size, help="minibatch")
+    parser.add_argument(
+        "--chunk-steps", type=COUNT, default=Config.chunk_steps, help="env steps between saves"
+    )
+    args = parser.parse_args(settings)
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ConfigError(f"--out {args.out}: is a file, not a directory for the run")
+    if args.shield_clearance is not None and not args.shield_clearance > 0:
+        raise ConfigError(f"--shield-clearance must be > 0 m, got {args.shield_clearance}")
+    rollout = args.n_envs * args.n_steps
+    if not 2 <= args.batch_size <= rollout:
+        raise ConfigError(
+            f"--batch-size must be in 2..{rollout} (one rollout: --n-envs {args.n_envs} x "
+            f"--n-steps {args.n_steps}), got {args.batch_size}"
+        )
+    from robot_il.train.coordinator import train_dmp_rl
+
+    config = Config(
+        total_steps=args.steps,
+        chunk_steps=args.chunk_steps,
+        n_envs=args.n_envs,
+        n_steps=args.n_steps,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        threads=args.threads,
+    )
+    result = train_dmp_rl(args.dmp, args.out, config, args.shield_clearance)
+    shield = "no" if args.shield_clearance is None else f"{args.shield_clearance} m"
+    print(f"checkpoint: {result.checkpoint} (coordinator {result.steps} env steps, {shield} "
+          "shield)")  # fmt: skip
     return 0

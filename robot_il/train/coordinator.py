@@ -9,6 +9,9 @@ JSON row (steps, episodes ended in the chunk and their success / collision / dea
 seconds, load average) is appended to ``<out>/rows.jsonl``; a rerun with the same ``out``
 continues from the last save with the next unseen training scenes, under the PPO settings
 and over the coupling it started with (others are refused).
+
+``train_dmp_rl`` (``robot-il train dmp-rl``) trains the coordinator over a DMP checkpoint's
+coupling into ``<out>/coordinator`` and exports the DMP+RL checkpoint to ``<out>/policy``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from robot_il.policies.dmp.coupling import CouplingParams
 RESUME_FREE = ("total_steps", "chunk_steps", "threads")
 """``CoordinatorTrainConfig`` fields a continued run may change; any other is refused."""
 MODEL_FILE = "ppo.zip"
+COORDINATOR_SUBDIR = "coordinator"
+"""Where ``train_dmp_rl`` keeps the PPO run (``MODEL_FILE``, ``ROWS_FILE``) under its out."""
 ROWS_FILE = "rows.jsonl"
 SHIPPED_NET = Path(__file__).parents[2] / "data" / "dmp_coordinator.safetensors"
 """The coordinator trained by ``benchmarks/dmp_multiarm.py --train-coordinator`` as numpy
@@ -157,6 +162,16 @@ def train_coordinator(
     return model_path
 
 
+def trained_net(run: str | Path, params: CouplingParams) -> tuple[CoordinatorNet, int]:
+    """The deterministic actor (numpy, as deployed) of the PPO model that ``train_coordinator``
+    saved in ``run`` over the coupling ``params``, and its training env steps."""
+    from stable_baselines3 import PPO
+
+    run = Path(run)
+    model = PPO.load(run / MODEL_FILE, device="cpu")
+    return CoordinatorNet.from_sb3(model, params), read_rows(run)[-1]["steps"]
+
+
 def _refuse_changed_run(
     out: Path, last: dict, config: CoordinatorTrainConfig, params: CouplingParams | None
 ) -> None:
@@ -212,3 +227,72 @@ def export_dmp_rl(
     )
     policy.coordinator = net
     return policy.save(out, library_arrays(policy.segments) | policy.episodes | net.to_arrays())
+
+
+@dataclasses.dataclass
+class DMPRLTrainResult:
+    """What ``train_dmp_rl`` made: the DMP+RL checkpoint directory and how it was trained."""
+
+    checkpoint: Path
+    steps: int
+    """PPO env steps the coordinator trained (a multiple of one rollout, ``n_envs * n_steps``)."""
+    params: CouplingParams
+    """The coupling of the DMP layer it trained over (the DMP checkpoint's)."""
+
+
+def coordinated_dmp(dmp_checkpoint: str | Path) -> tuple[Path, CouplingParams]:
+    """The DMP checkpoint ``dmp_checkpoint`` (or the ``robot-il train dmp`` run directory
+    holding it) and its coupling, or a ``CheckpointError`` saying why a coordinator cannot
+    train over it: the coordinator is a residual on the ``coupled`` two-arm layer and learns on
+    ``bimanual_cross`` scenes. The coupling is the hand-set one, or CMA-ES's where the
+    checkpoint was made with ``--search cma`` (``DMPConfig.coupling``)."""
+    from robot_il.policies import read_checkpoint
+    from robot_il.policies.dmp.policy import DMPPolicy
+
+    directory, saved = read_checkpoint(dmp_checkpoint)
+    policy = DMPPolicy.load(directory)  # a DMP policy whose library and coupling load
+    if policy.config.coordinator:
+        raise CheckpointError(
+            f"{directory}: already a DMP + RL checkpoint; pass the DMP checkpoint it was made from"
+        )
+    task = saved["spec"].get("task")
+    if task != "bimanual_cross" or policy.config.playback != "coupled":
+        raise CheckpointError(
+            f"{directory}: a DMP checkpoint for {task!r} ({policy.config.playback} playback); "
+            "the coordinator trains over coupled DMPs on bimanual_cross"
+        )
+    if policy.config.method != "coupled":
+        raise CheckpointError(
+            f"{directory}: runs method {policy.config.method!r}; the coordinator is a residual "
+            "on the 'coupled' layer"
+        )
+    return directory, policy.params
+
+
+def train_dmp_rl(
+    dmp_checkpoint: str | Path,
+    out: str | Path,
+    config: CoordinatorTrainConfig,
+    shield_clearance: float | None = None,
+) -> DMPRLTrainResult:
+    """Train (or continue) the coordinator over ``dmp_checkpoint``'s coupling in
+    ``<out>/coordinator`` to ``config.total_steps``, then write the DMP+RL checkpoint (that
+    library, the net, the shield's clearance in m or None) to ``<out>/policy``. The checkpoint
+    is checked before any training; a rerun continues as ``train_coordinator`` does."""
+    from robot_il.policies import DEPLOY_SUBDIR
+    from robot_il.policies.base import CONFIG_FILE, read_checkpoint_config
+
+    dmp, params = coordinated_dmp(dmp_checkpoint)
+    checkpoint = Path(out) / DEPLOY_SUBDIR
+    if (checkpoint / CONFIG_FILE).exists():  # an earlier export is replaced, nothing else
+        saved = read_checkpoint_config(checkpoint)
+        if saved["policy_type"] != "dmp" or not saved["config"].get("coordinator"):
+            raise ConfigError(
+                f"{checkpoint}: a {saved['policy_type']} checkpoint that this run would "
+                "overwrite; pass another --out"
+            )
+    run = Path(out) / COORDINATOR_SUBDIR
+    train_coordinator(run, config, params)
+    net, steps = trained_net(run, params)
+    checkpoint = export_dmp_rl(dmp, net, checkpoint, params, shield_clearance)
+    return DMPRLTrainResult(checkpoint, steps, params)

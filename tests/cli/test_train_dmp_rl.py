@@ -1,0 +1,137 @@
+"""``robot-il train dmp-rl`` as a user runs it: recorded ``bimanual_cross`` demos, a DMP
+checkpoint from ``robot-il train dmp``, a tiny PPO budget (real SB3, real safetensors), the
+exported DMP+RL checkpoint evaluated in MuJoCo, a rerun to more steps, and the inputs it
+refuses before training (the coordinator was trainable only through the benchmark script,
+into the repository's folders)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from robot_il.policies import load_policy
+from robot_il.policies.dmp.coupling import CouplingParams
+
+from robot_il.cli import main
+from robot_il.train.coordinator import COORDINATOR_SUBDIR, read_rows
+
+pytest.importorskip("mujoco")
+
+TINY = ["--n-envs", "4", "--n-steps", "16", "--batch-size", "64", "--chunk-steps", "64"]
+"""One rollout is 64 env steps; a row per rollout."""
+
+
+@pytest.fixture(scope="module")
+def dmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A ``robot-il train dmp --search cma`` run (one tiny generation) over two scripted
+    ``bimanual_cross`` demonstrations: its checkpoint holds a tuned, not the hand-set, coupling."""
+    root = tmp_path_factory.mktemp("dmp_rl")
+    demos = root / "cross.zarr"
+    argv = ["record", "--task", "bimanual_cross", "--expert", "--episodes", "2", "--no-fsync"]
+    assert main([*argv, "--out", str(demos)]) == 0
+    argv = ["train", "dmp", "--dataset", str(demos), "--out", str(root / "dmp"), "--search", "cma"]
+    assert main([*argv, "--generations", "1", "--popsize", "2", "--search-scenes", "2"]) == 0
+    assert load_policy(root / "dmp").params != CouplingParams()
+    return root / "dmp"
+
+
+@pytest.fixture(scope="module")
+def run(dmp: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished ``dmp-rl`` run of 128 env steps with the 2 cm shield."""
+    out = tmp_path_factory.mktemp("dmp_rl") / "rl"
+    argv = ["train", "dmp-rl", "--dmp", str(dmp), "--out", str(out), "--steps", "128", *TINY]
+    assert main([*argv, "--shield-clearance", "0.02"]) == 0
+    return out
+
+
+def _error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """The one error line ``robot-il`` printed for ``argv`` (exit status 2)."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+def test_the_exported_checkpoint_runs_the_dmp_layer_with_the_net_in_eval(
+    dmp: Path, run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy = load_policy(run / "policy")
+    assert policy.config.coordinator and policy.config.shield_clearance == 0.02
+    # trained over and deployed on the DMP checkpoint's CMA-ES coupling
+    assert policy.params == load_policy(dmp).params == policy.coordinator.coupling
+    assert [row["steps"] for row in read_rows(run / COORDINATOR_SUBDIR)] == [64, 128]
+    assert main(["eval", "--checkpoint", str(run / "policy"), "--episodes", "1"]) == 0
+    assert "dmp on bimanual_cross/mujoco: success 1/1" in capsys.readouterr().out
+
+
+def test_a_rerun_to_more_steps_continues_and_exports_the_longer_trained_net(
+    dmp: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "rl"
+    argv = ["train", "dmp-rl", "--dmp", str(dmp), "--out", str(out), *TINY]
+    assert main([*argv, "--steps", "64"]) == 0
+    first = load_policy(out / "policy").coordinator.digest()
+    assert main([*argv, "--steps", "128"]) == 0
+    assert [row["steps"] for row in read_rows(out / COORDINATOR_SUBDIR)] == [64, 128]
+    assert f"checkpoint: {out / 'policy'} (coordinator 128 env steps, no shield)" in (
+        capsys.readouterr().out
+    )
+    assert load_policy(out / "policy").coordinator.digest() != first
+    assert main([*argv, "--steps", "128"]) == 0  # the same command again: nothing to train
+    assert len(read_rows(out / COORDINATOR_SUBDIR)) == 2
+    err = _error([*argv, "--steps", "192", "--seed", "1"], capsys)
+    assert "PPO config changed since this run: seed 0 -> 1" in err
+    assert len(read_rows(out / COORDINATOR_SUBDIR)) == 2
+
+
+def test_inputs_it_cannot_train_on_are_refused_before_training(
+    dmp: Path, run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+
+    def refused(flags: list[str], dmp_path: Path = dmp) -> str:
+        base = ["train", "dmp-rl", "--dmp", str(dmp_path), "--out", str(out), "--steps", "64"]
+        err = _error([*base, *flags], capsys)
+        assert not (out / COORDINATOR_SUBDIR).exists()
+        return err
+
+    assert f"{tmp_path / 'nope'}: no such checkpoint directory" in refused([], tmp_path / "nope")
+    assert "already a DMP + RL checkpoint; pass the DMP checkpoint it was made from" in refused(
+        [], run
+    )
+    handover = tmp_path / "handover"
+    shutil.copytree(dmp / "policy", handover)
+    saved = json.loads((handover / "config.json").read_text())
+    saved["spec"]["task"] = "bimanual_handover"
+    (handover / "config.json").write_text(json.dumps(saved))
+    assert "for 'bimanual_handover' (coupled playback); the coordinator trains over" in refused(
+        [], handover
+    )
+    saved["spec"]["task"], saved["config"]["method"] = "bimanual_cross", "independent"
+    (handover / "config.json").write_text(json.dumps(saved))
+    assert "runs method 'independent'; the coordinator is a residual" in refused([], handover)
+    assert "--batch-size must be in 2..128 (one rollout: --n-envs 2 x --n-steps 64)" in refused(
+        ["--n-envs", "2"]
+    )
+    assert "--shield-clearance must be > 0 m, got -0.01" in refused(["--shield-clearance=-0.01"])
+    out.write_text("mine\n")
+    assert f"--out {out}: is a file" in refused([])
+    assert out.read_text() == "mine\n"
+    with pytest.raises(SystemExit):
+        main(["train", "dmp-rl", "--dmp", str(dmp), "--out", str(tmp_path / "x"), "--steps", "0"])
+    assert "argument --steps: must be >= 1, got 0" in capsys.readouterr().err
+
+
+def test_an_out_holding_another_checkpoint_is_not_overwritten(
+    dmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--out`` the DMP run itself would have replaced its checkpoint by the DMP+RL one."""
+    before = (dmp / "policy" / "config.json").read_bytes()
+    argv = ["train", "dmp-rl", "--dmp", str(dmp), "--out", str(dmp), "--steps", "64", *TINY]
+    err = _error(argv, capsys)
+    assert f"{dmp / 'policy'}: a dmp checkpoint that this run would overwrite" in err
+    assert (dmp / "policy" / "config.json").read_bytes() == before
+    assert not (dmp / COORDINATOR_SUBDIR).exists()
+    assert not load_policy(dmp).config.coordinator
