@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from cli_errors import one_line_error
 from robot_il.policies import load_policy
 from robot_il.policies.dmp.coupling import CouplingParams
 
@@ -46,14 +47,6 @@ def run(dmp: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    """The one error line ``robot-il`` printed for ``argv`` (exit status 2)."""
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1, err
-    return err
-
-
 def test_the_exported_checkpoint_runs_the_dmp_layer_with_the_net_in_eval(
     dmp: Path, run: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -81,7 +74,7 @@ def test_a_rerun_to_more_steps_continues_and_exports_the_longer_trained_net(
     assert load_policy(out / "policy").coordinator.digest() != first
     assert main([*argv, "--steps", "128"]) == 0  # the same command again: nothing to train
     assert len(read_rows(out / COORDINATOR_SUBDIR)) == 2
-    err = _error([*argv, "--steps", "192", "--seed", "1"], capsys)
+    err = one_line_error([*argv, "--steps", "192", "--seed", "1"], capsys)
     assert "PPO config changed since this run: seed 0 -> 1" in err
     assert len(read_rows(out / COORDINATOR_SUBDIR)) == 2
 
@@ -93,7 +86,7 @@ def test_inputs_it_cannot_train_on_are_refused_before_training(
 
     def refused(flags: list[str], dmp_path: Path = dmp) -> str:
         base = ["train", "dmp-rl", "--dmp", str(dmp_path), "--out", str(out), "--steps", "64"]
-        err = _error([*base, *flags], capsys)
+        err = one_line_error([*base, *flags], capsys)
         assert not (out / COORDINATOR_SUBDIR).exists()
         return err
 
@@ -130,7 +123,7 @@ def test_an_out_holding_another_checkpoint_is_not_overwritten(
     """``--out`` the DMP run itself would have replaced its checkpoint by the DMP+RL one."""
     before = (dmp / "policy" / "config.json").read_bytes()
     argv = ["train", "dmp-rl", "--dmp", str(dmp), "--out", str(dmp), "--steps", "64", *TINY]
-    err = _error(argv, capsys)
+    err = one_line_error(argv, capsys)
     assert f"{dmp / 'policy'}: a dmp checkpoint that this run would overwrite" in err
     assert (dmp / "policy" / "config.json").read_bytes() == before
     assert not (dmp / COORDINATOR_SUBDIR).exists()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from cli_errors import one_line_error
 
 from robot_il.cli import main
 from robot_il.cli.train import split_config_flag
@@ -39,14 +40,6 @@ def run(reach: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    """The one error line ``robot-il`` printed for ``argv`` (exit status 2)."""
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1, err
-    return err
-
-
 @pytest.mark.parametrize(
     ("family", "flags", "message"),
     [
@@ -73,7 +66,7 @@ def test_train_refuses_settings_no_run_can_take_before_creating_the_run(
     of ZeroDivisionError mid-run, a bad device name as a traceback."""
     out = tmp_path / "run"
     argv = ["train", family, "--dataset", str(reach), "--out", str(out), *flags]
-    assert message in _error(argv, capsys)
+    assert message in one_line_error(argv, capsys)
     assert not out.exists()
 
 
@@ -83,8 +76,8 @@ def test_a_gpu_this_machine_lacks_is_one_line_for_train_and_eval(
 ) -> None:
     message = "robot-il: error: device 'cuda': 0 CUDA devices visible here; use cpu"
     argv = ["train", "bc", "--dataset", str(reach), "--out", str(tmp_path / "gpu")]
-    assert _error([*argv, "--device", "cuda"], capsys) == message
-    assert _error(["eval", "--checkpoint", str(run), "--device", "cuda"], capsys) == message
+    assert one_line_error([*argv, "--device", "cuda"], capsys) == message
+    assert one_line_error(["eval", "--checkpoint", str(run), "--device", "cuda"], capsys) == message
 
 
 def test_an_out_that_is_a_file_is_refused_by_train_eval_and_dmp(
@@ -94,9 +87,9 @@ def test_an_out_that_is_a_file_is_refused_by_train_eval_and_dmp(
     file = tmp_path / "notes.txt"
     file.write_text("mine\n")
     for family in ("bc", "dac", "dmp"):
-        err = _error(["train", family, "--dataset", str(reach), "--out", str(file)], capsys)
+        err = one_line_error(["train", family, "--dataset", str(reach), "--out", str(file)], capsys)
         assert f"--out {file}: is a file" in err
-    err = _error(["eval", "--checkpoint", str(run), "--out", str(file)], capsys)
+    err = one_line_error(["eval", "--checkpoint", str(run), "--out", str(file)], capsys)
     assert f"--out {file}: is a file" in err
     assert file.read_text() == "mine\n"
 
@@ -125,7 +118,7 @@ def test_torchrun_around_a_one_process_learner_is_refused(
     """Before: each torchrun process ran the whole online (or DMP) training into one --out."""
     monkeypatch.setenv("WORLD_SIZE", "2")
     out = tmp_path / "run"
-    err = _error(["train", family, "--dataset", str(reach), "--out", str(out)], capsys)
+    err = one_line_error(["train", family, "--dataset", str(reach), "--out", str(out)], capsys)
     assert f"{family} trains in one process; run it without torchrun" in err
     assert not out.exists()
 

@@ -5,18 +5,31 @@ an episode may begin at any moment of a step without stalling the simulation."""
 
 from __future__ import annotations
 
-import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
-from deploy_helpers import Client, constant_checkpoint, node_process, wait_for
+from deploy_helpers import Client, constant_checkpoint, node_process, spinning, wait_for
 from robot_il.envs.ur5e.description import HOME_JOINT_POS
 
 pytestmark = pytest.mark.ros
 
 POLICY_HZ = 20.0
 IMAGE_SIZE = (32, 32)
+
+
+def lock_step_policy_node(context, checkpoint: Path, **parameters: object):
+    """A policy node in this process on the simulator's /clock, commanding at the policy's
+    rate, with ``parameters`` besides."""
+    from rclpy.parameter import Parameter
+
+    from robot_il.ros.policy_node import PolicyNode
+
+    parameters = {"checkpoint": str(checkpoint), "control_rate": POLICY_HZ,
+                  "use_sim_time": True, **parameters}  # fmt: skip
+    overrides = [Parameter(name, value=value) for name, value in parameters.items()]
+    return PolicyNode(context=context, parameter_overrides=overrides)
 
 
 def test_a_camera_policy_runs_in_lock_step_on_its_grid_times_frames(
@@ -27,13 +40,9 @@ def test_a_camera_policy_runs_in_lock_step_on_its_grid_times_frames(
     went on without the observation, so the simulation never moved. The simulator's time also
     stands still across a reset, so the old scene's last frame has the new scene's stamp: the
     episode's first observation must be the frame the simulator rendered after its reset."""
-    from rclpy.executors import MultiThreadedExecutor
-    from rclpy.parameter import Parameter
     from robot_il.envs import make_env
     from sensor_msgs.msg import Image
     from std_srvs.srv import Trigger
-
-    from robot_il.ros.policy_node import PolicyNode
 
     env = make_env("reach")
     home = env.reset(seed=0)[0]["joint_pos"].astype(np.float64)
@@ -49,54 +58,44 @@ def test_a_camera_policy_runs_in_lock_step_on_its_grid_times_frames(
         client = Client(ros_context)
         frames = client.record(Image, "camera/front/image_raw")
         wait_for(lambda: frames, 60, "the simulator's first frame", (sim,), (log,))
-        node = PolicyNode(
-            context=ros_context,
-            parameter_overrides=[
-                Parameter("checkpoint", value=str(checkpoint)),
-                Parameter("control_rate", value=POLICY_HZ),
-                Parameter("use_sim_time", value=True),
-                Parameter("interpolate", value=False),
-                Parameter("cameras", value="front"),
-                Parameter("image_size", value=list(IMAGE_SIZE)),
-                Parameter("lock_step_timeout", value=5.0),
-            ],
-        )
-        executor = MultiThreadedExecutor(num_threads=2, context=ros_context)
-        executor.add_node(node)
-        spin = threading.Thread(target=executor.spin, daemon=True)
-        spin.start()
+        node = lock_step_policy_node(
+            ros_context, checkpoint, interpolate=False, cameras="front",
+            image_size=list(IMAGE_SIZE), lock_step_timeout=5.0,
+        )  # fmt: skip
         try:
-            started = node._now()
-            wait_for(lambda: node._now() >= started + 1.0, 30, "1 s of lock-step", (sim,), (log,))
+            with spinning(node, ros_context):
+                started = node._now()
+                wait_for(
+                    lambda: node._now() >= started + 1.0, 30, "1 s of lock-step", (sim,), (log,)
+                )
 
-            def pixels(msg) -> np.ndarray:
-                return np.frombuffer(bytes(msg.data), np.uint8).reshape(*IMAGE_SIZE, 3)
+                def pixels(msg) -> np.ndarray:
+                    return np.frombuffer(bytes(msg.data), np.uint8).reshape(*IMAGE_SIZE, 3)
 
-            assert client.call(Trigger, "policy/stop").success
-            time.sleep(0.3)  # the last step's frame arrives; the simulator waits for commands
-            old = pixels(frames[-1][1])
-            assert client.call(Trigger, "sim/reset").success
-            reset = time.time()  # the simulator announces the new scene every 0.1 s
-            wait_for(lambda: frames[-1].sent > reset, 10, "the new scene's frame")
-            new = frames[-1][1]
-            assert np.any(pixels(new) != old), "the seeds' scenes look alike: no test"
-            assert client.call(Trigger, "policy/reset").success
-            first: list[np.ndarray] = []
+                assert client.call(Trigger, "policy/stop").success
+                time.sleep(0.3)  # the last step's frame arrives; the simulator waits for commands
+                old = pixels(frames[-1][1])
+                assert client.call(Trigger, "sim/reset").success
+                reset = time.time()  # the simulator announces the new scene every 0.1 s
+                wait_for(lambda: frames[-1].sent > reset, 10, "the new scene's frame")
+                new = frames[-1][1]
+                assert np.any(pixels(new) != old), "the seeds' scenes look alike: no test"
+                assert client.call(Trigger, "policy/reset").success
+                first: list[np.ndarray] = []
 
-            def observed() -> bool:
-                with node._state_lock:
-                    if node._history and not first:
-                        first.append(node._history[0]["rgb_front"].copy())
-                return bool(first)
+                def observed() -> bool:
+                    with node._state_lock:
+                        if node._history and not first:
+                            first.append(node._history[0]["rgb_front"].copy())
+                    return bool(first)
 
-            wait_for(observed, 10, "the new episode's first observation", (sim,), (log,))
-            np.testing.assert_array_equal(first[0], pixels(new))
-            resumed = node._now()
-            wait_for(lambda: node._now() >= resumed + 0.5, 10, "lock-step again", (sim,), (log,))
+                wait_for(observed, 10, "the new episode's first observation", (sim,), (log,))
+                np.testing.assert_array_equal(first[0], pixels(new))
+                resumed = node._now()
+                wait_for(
+                    lambda: node._now() >= resumed + 0.5, 10, "lock-step again", (sim,), (log,)
+                )
         finally:
-            executor.shutdown()
-            spin.join(timeout=5)
-            node.shutdown()
             client.close()
 
 
@@ -106,12 +105,8 @@ def test_a_reset_while_the_simulator_steps_does_not_stall_it(ros_context, ros_en
     the step it had commanded arrived: the thread then waited, for ``lock_step_timeout``,
     for an action due at the time already stepped, which the new episode's chunk (observing
     the later time) never holds. ``robot-il demo`` stalled 30 s at most of its episodes."""
-    from rclpy.executors import MultiThreadedExecutor
-    from rclpy.parameter import Parameter
     from rosgraph_msgs.msg import Clock
     from std_srvs.srv import Trigger
-
-    from robot_il.ros.policy_node import PolicyNode
 
     env_home = np.append(HOME_JOINT_POS + [0.1, 0.1, -0.1, 0.1, 0.1, 0.1], 0.0)
     checkpoint = constant_checkpoint(tmp_path / "steer", env_home)
@@ -121,27 +116,13 @@ def test_a_reset_while_the_simulator_steps_does_not_stall_it(ros_context, ros_en
         client = Client(ros_context)
         clock = client.record(Clock, "/clock", depth=100)
         wait_for(lambda: clock, 60, "the simulator's clock", (sim,), (log,))
-        node = PolicyNode(
-            context=ros_context,
-            parameter_overrides=[
-                Parameter("checkpoint", value=str(checkpoint)),
-                Parameter("control_rate", value=POLICY_HZ),
-                Parameter("use_sim_time", value=True),
-                Parameter("lock_step_timeout", value=20.0),
-            ],
-        )
-        executor = MultiThreadedExecutor(num_threads=2, context=ros_context)
-        executor.add_node(node)
-        spin = threading.Thread(target=executor.spin, daemon=True)
-        spin.start()
+        node = lock_step_policy_node(ros_context, checkpoint, lock_step_timeout=20.0)
         try:
-            for reset in range(12):  # most resets hit a step in flight: it steps ~1 ms of 50
-                stepped_to = node._now()
-                wait_for(lambda t=stepped_to: node._now() >= t + 0.2, 5, f"stepping after "
-                         f"reset {reset}", (sim,), (log,))  # fmt: skip
-                assert client.call(Trigger, "policy/reset").success
+            with spinning(node, ros_context):
+                for reset in range(12):  # most resets hit a step in flight: it steps ~1 ms of 50
+                    stepped_to = node._now()
+                    wait_for(lambda t=stepped_to: node._now() >= t + 0.2, 5, f"stepping after "
+                             f"reset {reset}", (sim,), (log,))  # fmt: skip
+                    assert client.call(Trigger, "policy/reset").success
         finally:
-            executor.shutdown()
-            spin.join(timeout=5)
-            node.shutdown()
             client.close()
