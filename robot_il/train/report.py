@@ -13,10 +13,24 @@ from robot_il.train.stats import wilson_interval
 
 def plot_success(result: EvalResult, path: str | Path, title: str) -> Path:
     """Write a PNG: each episode's outcome (dot at 1 or 0) and the running success rate."""
+    import matplotlib.pyplot as plt
+
+    fig = success_figure(result, title)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def success_figure(result: EvalResult, title: str):
+    """The figure :func:`plot_success` writes (a matplotlib ``Figure``; episodes numbered
+    from 1, whole numbers only on the axis)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     n = np.arange(1, result.episodes + 1)
     wins = np.cumsum(result.successes)
@@ -28,10 +42,8 @@ def plot_success(result: EvalResult, path: str | Path, title: str) -> Path:
     ax.scatter(n, np.asarray(result.successes, dtype=float), c=colours, s=18, zorder=3,
                label="episode outcome")  # fmt: skip
     ax.set(xlabel="episode", ylabel="success", ylim=(-0.05, 1.05), title=title)
+    ax.set_xlim(0.5, result.episodes + 0.5)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # no episode 1.25
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3, fontsize=8, frameon=False)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return fig
