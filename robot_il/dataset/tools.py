@@ -158,18 +158,14 @@ def export_replay_buffer(dataset: Dataset, target: Path, *, zarr_format: int, fo
     replace_atomically(target, build, force=force)
 
 
-MEANING_ATTRS = ("action_mode", "frame")
-"""Attrs that say what a key's numbers mean (joint targets or end-effector deltas; world or
-task frame): datasets that differ in one cannot share arrays, even with equal shapes."""
+MEANING_ATTRS = ("task", "action_mode", "frame")
+"""Attrs that say what a key's numbers mean (which scene, hence which env ``robot-il eval``
+builds from ``env_spec``; joint targets or end-effector deltas; world or task frame):
+datasets that differ in one cannot share arrays, even with equal shapes (push and
+pick_place have the same keys)."""
 
 
 def _check_compatible(a: Dataset, b: Dataset) -> None:
-    for name in MEANING_ATTRS:
-        if a.attrs.get(name) != b.attrs.get(name):
-            raise DatasetError(
-                f"{b.where}: {name} {b.attrs.get(name)!r} differs from {a.where}'s "
-                f"{a.attrs.get(name)!r}"
-            )
     if a.robot != b.robot:
         raise DatasetError(f"{b.where}: robot {b.robot!r} differs from {a.where}'s {a.robot!r}")
     if a.control_hz != b.control_hz:
@@ -184,4 +180,10 @@ def _check_compatible(a: Dataset, b: Dataset) -> None:
             raise DatasetError(
                 f"{b.where}: key {key!r} is {sb.shape} {sb.dtype}, "
                 f"{a.where} has {sa.shape} {sa.dtype}"
+            )
+    for name in MEANING_ATTRS:
+        if a.attrs.get(name) != b.attrs.get(name):
+            raise DatasetError(
+                f"{b.where}: {name} {b.attrs.get(name)!r} differs from {a.where}'s "
+                f"{a.attrs.get(name)!r}"
             )

@@ -13,3 +13,11 @@ def one_line_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
     return err
+
+
+def argparse_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """The error line argparse printed for ``argv`` (exit status 2)."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err.strip().splitlines()[-1]

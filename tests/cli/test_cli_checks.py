@@ -6,16 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cli_errors import argparse_error
 
 from robot_il.cli import main
-
-
-def _refused_by_argparse(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    """The error line argparse printed for ``argv`` (exit status 2)."""
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    assert exit_info.value.code == 2
-    return capsys.readouterr().err.strip().splitlines()[-1]
 
 
 @pytest.mark.parametrize(
@@ -32,7 +25,7 @@ def test_record_refuses_bad_numbers_before_creating_the_dataset(
 ) -> None:
     out = tmp_path / "demos.zarr"
     argv = ["record", "--task", "reach", "--expert", "--episodes", "1", "--out", str(out)]
-    assert message in _refused_by_argparse([*argv, *flags], capsys)
+    assert message in argparse_error([*argv, *flags], capsys)
     assert not out.exists()
 
 
@@ -60,7 +53,7 @@ def test_eval_refuses_bad_numbers(
     capsys: pytest.CaptureFixture[str], flags: list[str], message: str
 ) -> None:
     argv = ["eval", "--checkpoint", "no_such_checkpoint", *flags]
-    assert message in _refused_by_argparse(argv, capsys)
+    assert message in argparse_error(argv, capsys)
 
 
 @pytest.mark.parametrize("domain", ["500", "-1", "seven"])
@@ -68,7 +61,7 @@ def test_launch_refuses_a_domain_id_out_of_range(
     capsys: pytest.CaptureFixture[str], domain: str
 ) -> None:
     argv = ["launch", "--domain-id", domain, "deploy_sim.launch.yaml"]
-    assert "argument --domain-id:" in _refused_by_argparse(argv, capsys)
+    assert "argument --domain-id:" in argparse_error(argv, capsys)
 
 
 def test_select_sim_checks_its_flags_before_recording_or_training(
@@ -78,14 +71,14 @@ def test_select_sim_checks_its_flags_before_recording_or_training(
     after the expert demonstrations were recorded and the candidates trained."""
     out = tmp_path / "select"
     argv = ["select", "sim", "--out", str(out)]
-    assert "invalid choice: 'bogus'" in _refused_by_argparse([*argv, "--rule", "bogus"], capsys)
+    assert "invalid choice: 'bogus'" in argparse_error([*argv, "--rule", "bogus"], capsys)
     assert main([*argv, "--default-candidate", "nope"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("robot-il: error: --default-candidate 'nope' is not one of")
     assert "bc_100demos_3000steps" in err and "\n" not in err
     assert not out.exists()  # nothing recorded, nothing trained
     for flags in (["--seed", "-1"], ["--env-seed", "-5"], ["--episodes", "0"]):
-        assert "must be >= " in _refused_by_argparse([*argv, *flags], capsys)
+        assert "must be >= " in argparse_error([*argv, *flags], capsys)
 
 
 def test_a_reader_that_goes_away_ends_the_verb_without_a_traceback() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cli_errors import argparse_error
 
 from robot_il.cli import main
 from robot_il.dataset import Dataset
@@ -77,22 +78,15 @@ def test_merge_refuses_datasets_whose_actions_mean_different_things(
     assert not merged.exists()
 
 
-def _argparse_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    assert exit_info.value.code == 2
-    return capsys.readouterr().err.strip().splitlines()[-1]
-
-
 def test_data_flags_refuse_bad_numbers_in_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "reach.zarr"
     assert record(out, "--episodes", "1") == 0
     split = ["data", "split", str(out), "--seed", "-1"]
-    assert "argument --seed: must be >= 0, got -1" in _argparse_error(split, capsys)
+    assert "argument --seed: must be >= 0, got -1" in argparse_error(split, capsys)
     view = ["data", "view", str(out), "--port", "70000"]
-    assert "argument --port: must be in 0..65535, got 70000" in _argparse_error(view, capsys)
+    assert "argument --port: must be in 0..65535, got 70000" in argparse_error(view, capsys)
 
 
 def test_export_video_makes_the_folder_it_writes_into(tmp_path: Path) -> None:
@@ -101,3 +95,21 @@ def test_export_video_makes_the_folder_it_writes_into(tmp_path: Path) -> None:
     video = tmp_path / "videos" / "episode0.mp4"
     assert main(["data", "export-video", str(out), "0", str(video)]) == 0
     assert video.stat().st_size > 0
+
+
+def test_merge_refuses_datasets_of_other_tasks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """push and pick_place record the same keys: their merge was labelled push throughout, and
+    robot-il eval then ran every policy trained on it in push alone."""
+    push, pick = tmp_path / "push.zarr", tmp_path / "pick.zarr"
+    argv = ["record", "--expert", "--no-fsync", "--episodes", "1"]
+    assert main([*argv, "--task", "push", "--out", str(push)]) == 0
+    assert main([*argv, "--task", "pick_place", "--out", str(pick)]) == 0
+    capsys.readouterr()
+    merged = tmp_path / "merged.zarr"
+    assert main(["data", "merge", str(merged), str(push), str(pick)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"robot-il: error: {pick}: task 'pick_place' differs from {push}'s 'push'"
+    )
+    assert not merged.exists()
