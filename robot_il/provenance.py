@@ -70,6 +70,29 @@ def dataset_record(dataset: Any, path: str | Path, episodes: int) -> dict[str, A
             "episodes": dataset.num_episodes, "fingerprint": digest.hexdigest()[:16]}  # fmt: skip
 
 
+def refuse_changed_data(
+    state_dir: Path, saved: list[dict[str, Any]] | None, current: list[dict[str, Any]]
+) -> None:
+    """``CheckpointError`` if the run at ``state_dir`` started on other data than it would
+    resume on (``robot_il.provenance.dataset_record``: a dataset re-recorded or edited at its
+    path, or other episodes used: a dataset grown since, trained on all its episodes); a
+    dataset moved, or grown after a run's ``max_episodes``, is the same data. Runs saved
+    before the record was kept are not compared."""
+    from robot_il.errors import CheckpointError
+
+    def used(records: list[dict[str, Any]]) -> list[tuple[str, int]]:
+        return [(record["fingerprint"], record["episodes_used"]) for record in records]
+
+    if saved is not None and used(saved) != used(current):
+        then = ", ".join(f"{r['path']} (data {r['fingerprint']}, {r['episodes_used']} episodes)"
+                         for r in saved)  # fmt: skip
+        now = ", ".join(f"data {r['fingerprint']}, {r['episodes_used']} episodes" for r in current)
+        raise CheckpointError(
+            f"{state_dir}: this run started on {then}; it would resume on {now} (resume on "
+            "the data it started on, or pass a new --out)"
+        )
+
+
 @functools.cache
 def code_provenance() -> dict[str, Any]:
     """What stays the same for this process's saves, read on the first call (the git calls

@@ -39,9 +39,12 @@ def train_dmp(
     search_scenes: int = 64,
 ) -> DMPTrainResult:
     """Build the library, optionally tune the coupling on ``search_scenes`` kinematic scenes
-    (resuming a search found in ``<out>/cma``), save the checkpoint."""
+    (resuming a search found in ``<out>/cma``), save the checkpoint. An ``out`` whose
+    checkpoint learned from other data is refused before any work (its search would go on
+    over another library, and its checkpoint be replaced without a word)."""
     from robot_il.dataset import Dataset
     from robot_il.policies import DEPLOY_SUBDIR
+    from robot_il.policies.base import CONFIG_FILE, read_checkpoint_config
     from robot_il.policies.dmp.library import (
         TIMING_KEYS,
         build_library,
@@ -53,7 +56,12 @@ def train_dmp(
     )
     from robot_il.policies.dmp.policy import DMPConfig, DMPPolicy
     from robot_il.policies.spec import spec_from_dataset
-    from robot_il.provenance import code_provenance, dataset_record
+    from robot_il.provenance import (
+        code_provenance,
+        dataset_record,
+        refuse_changed_data,
+        saved_training_data,
+    )
 
     code_provenance()  # the code this run loaded (a CMA search runs for hours)
     if search not in SEARCHES:
@@ -63,6 +71,11 @@ def train_dmp(
     except (OSError, FileNotFoundError) as error:
         raise DatasetError(f"{dataset_path}: cannot open dataset: {error}") from None
     check_two_arms(dataset, dataset_path)
+    training_data = [dataset_record(dataset, dataset_path, dataset.num_episodes)]
+    previous = Path(out) / DEPLOY_SUBDIR
+    if (previous / CONFIG_FILE).is_file():  # a run to replace, or whose CMA-ES search goes on
+        saved = saved_training_data(read_checkpoint_config(previous))
+        refuse_changed_data(Path(out), saved or None, training_data)
     keys = scene_keys(dataset)
     per_arm = [f"{arm}_{k}" for arm in ("left", "right") for k in ("joint_pos", "eef_pose")]
     sequence = "object_pose" in dataset.keys  # a task with an object: replay, adapted
@@ -101,6 +114,6 @@ def train_dmp(
         config.coupling = dataclasses.asdict(params)
         cost = float(best_row(search_dir)["cost"])
     policy = DMPPolicy(config, spec, segments, episodes)
-    policy.training_data = [dataset_record(dataset, dataset_path, dataset.num_episodes)]
+    policy.training_data = training_data
     checkpoint = policy.save(Path(out) / DEPLOY_SUBDIR, library_arrays(segments) | episodes)
     return DMPTrainResult(checkpoint, len(segments), cost)

@@ -75,7 +75,7 @@ from robot_il.policies import DEPLOY_SUBDIR, policy_class
 from robot_il.policies.base import NORMALIZER_FILE, torch_device
 from robot_il.policies.opt_ail.relu_mlp import bf16_products_supported, bf16_rounds_operands
 from robot_il.policies.spec import ACTION_KEY, spec_from_dataset, spec_from_env, spec_mismatches
-from robot_il.provenance import code_provenance, dataset_record
+from robot_il.provenance import code_provenance, dataset_record, refuse_changed_data
 from robot_il.train.config import OnlineTrainConfig
 from robot_il.train.evaluate import EvalResult, evaluate
 from robot_il.train.replay import ReplayBuffer, expert_buffer, flatten_observation
@@ -86,7 +86,6 @@ from robot_il.train.trainer import (
     field_defaults,
     observation_keys,
     policy_type_of,
-    refuse_changed_data,
     refuse_changed_normalizer,
     refuse_changed_settings,
     replace_dir,

@@ -36,7 +36,7 @@ from robot_il.errors import ConfigError, DatasetError
 from robot_il.policies import DEPLOY_SUBDIR, policy_class
 from robot_il.policies.base import NORMALIZER_FILE, Policy
 from robot_il.policies.spec import ACTION_KEY, is_image_key, spec_from_dataset
-from robot_il.provenance import code_provenance, dataset_record
+from robot_il.provenance import code_provenance, dataset_record, refuse_changed_data
 from robot_il.train.config import TRAIN_CONFIGS, TrainConfig, config_to_dict
 from robot_il.train.distributed import Distributed, init_distributed
 from robot_il.train.evaluate import EvalResult, evaluate, make_eval_env
@@ -382,29 +382,6 @@ def replace_dir(target: Path, write: Any) -> Path:
     if old.exists():
         shutil.rmtree(old)
     return target
-
-
-def refuse_changed_data(
-    state_dir: Path, saved: list[dict[str, Any]] | None, current: list[dict[str, Any]]
-) -> None:
-    """``CheckpointError`` if the run at ``state_dir`` started on other data than it would
-    resume on (``robot_il.provenance.dataset_record``: a dataset re-recorded or edited at its
-    path, or other episodes used: a dataset grown since, trained on all its episodes); a
-    dataset moved, or grown after a run's ``max_episodes``, is the same data. Runs saved
-    before the record was kept are not compared."""
-    from robot_il.errors import CheckpointError
-
-    def used(records: list[dict[str, Any]]) -> list[tuple[str, int]]:
-        return [(record["fingerprint"], record["episodes_used"]) for record in records]
-
-    if saved is not None and used(saved) != used(current):
-        then = ", ".join(f"{r['path']} (data {r['fingerprint']}, {r['episodes_used']} episodes)"
-                         for r in saved)  # fmt: skip
-        now = ", ".join(f"data {r['fingerprint']}, {r['episodes_used']} episodes" for r in current)
-        raise CheckpointError(
-            f"{state_dir}: this run started on {then}; it would resume on {now} (resume on "
-            "the data it started on, or pass a new --out)"
-        )
 
 
 def refuse_changed_settings(

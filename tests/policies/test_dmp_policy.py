@@ -183,3 +183,20 @@ def test_bimanual_handover_runs_from_dmps(tmp_path) -> None:
     outcome = evaluate(policy, env, episodes=5, seed=10_000)
     env.close()
     assert sum(outcome.successes) >= 4, outcome.line()
+
+
+def test_a_run_on_other_demonstrations_is_refused_before_any_work(cross_demos, tmp_path):
+    """train dmp into an --out holding a run on other data replaced its checkpoint (and went
+    on with its CMA-ES search over another library) without a word."""
+    from robot_il.errors import CheckpointError
+    from robot_il.train.demos import record_expert_demos
+
+    out = tmp_path / "dmp"
+    first = train_dmp(str(cross_demos), out).checkpoint
+    assert train_dmp(str(cross_demos), out).checkpoint == first  # the same data: fine
+    before = (first / "config.json").read_text()
+    other = record_expert_demos("bimanual_cross", tmp_path / "other", episodes=2, seed=50)
+    with pytest.raises(CheckpointError, match="this run started on") as info:
+        train_dmp(str(other), out)
+    assert "\n" not in str(info.value)
+    assert (first / "config.json").read_text() == before
