@@ -16,6 +16,7 @@ import json
 import os
 from pathlib import Path
 
+from robot_il.cli.flags import refuse_file_out
 from robot_il.errors import ConfigError
 
 
@@ -57,8 +58,7 @@ def run(args: argparse.Namespace) -> int:
     if args.episodes < 1:
         raise ConfigError(f"--episodes must be at least 1, got {args.episodes}")
     out = Path(args.out) if args.out else Path(args.checkpoint) / "eval"
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out}: is a file, not a directory for results")
+    refuse_file_out(out, "results")
     os.environ.setdefault("MUJOCO_GL", "egl")
     from robot_il.policies import load_policy, read_checkpoint
     from robot_il.provenance import describe

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
 
+from robot_il.errors import ConfigError
 from robot_il.ros.dds import MAX_DOMAIN_ID
 
 
@@ -34,3 +36,11 @@ DOMAIN_ID = integer(0, MAX_DOMAIN_ID)
 """A ``ROS_DOMAIN_ID`` (``robot_il.ros.dds.MAX_DOMAIN_ID``)."""
 PORT = integer(0, 65535)
 """A TCP port (0: any free one)."""
+
+
+def refuse_file_out(out: str | Path, what: str) -> None:
+    """``ConfigError`` when ``--out`` names an existing file, where ``what`` (a folder: "the
+    checkpoint", "results") is to be written: a verb would fail on it half-way, or write
+    beside it."""
+    if Path(out).exists() and not Path(out).is_dir():
+        raise ConfigError(f"--out {out}: is a file, not a directory for {what}")

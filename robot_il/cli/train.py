@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
+from robot_il.cli.flags import refuse_file_out
 from robot_il.errors import ConfigError
 
 POLICY_TYPES = ("bc", "diffusion", "opt-ail", "iq-learn", "dac", "dmp", "dmp-rl")
@@ -109,8 +109,7 @@ def run_dmp(settings: list[str]) -> int:
     parser.add_argument("--search-scenes", type=int, default=64, help="CMA-ES scenes")
     parser.add_argument("--eval-episodes", type=int, default=0, help="episodes to evaluate")
     args = parser.parse_args(settings)
-    if Path(args.out).exists() and not Path(args.out).is_dir():
-        raise ConfigError(f"--out {args.out}: is a file, not a directory for the checkpoint")
+    refuse_file_out(args.out, "the checkpoint")
     if args.n_bases < 2:
         raise ConfigError(f"--n-bases must be at least 2, got {args.n_bases}")
     for name in ("generations", "popsize", "search_scenes"):
@@ -173,8 +172,7 @@ def run_dmp_rl(settings: list[str]) -> int:
         "--chunk-steps", type=COUNT, default=Config.chunk_steps, help="env steps between saves"
     )
     args = parser.parse_args(settings)
-    if Path(args.out).exists() and not Path(args.out).is_dir():
-        raise ConfigError(f"--out {args.out}: is a file, not a directory for the run")
+    refuse_file_out(args.out, "the run")
     if args.shield_clearance is not None and not args.shield_clearance > 0:
         raise ConfigError(f"--shield-clearance must be > 0 m, got {args.shield_clearance}")
     rollout = args.n_envs * args.n_steps

@@ -320,14 +320,15 @@ class PolicyNode(Node):
         from robot_il.policies.spec import check_spec
 
         trained = info.spec.get("task")
-        if trained and trained != self.task:  # the usual cause of a misfit: say it first
+        other_task = bool(trained) and trained != self.task
+        if other_task:  # the usual cause of a misfit: say it first
             where = f"{where} (trained on task {trained!r}, deployed on task {self.task!r})"
         mode = info.spec.get("action_mode", "joint")
         if mode not in ACTION_MODES:
             modes = ", ".join(ACTION_MODES)
             raise CheckpointError(f"{where}: cannot deploy action_mode {mode!r}; modes: {modes}")
         check_spec(info.spec, {**self.offered_spec, "action_mode": mode}, where)
-        if trained and trained != self.task:
+        if other_task:
             self.get_logger().warning(f"{where}: it fits this robot's inputs, deploying it")
 
     @property

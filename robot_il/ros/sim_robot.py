@@ -45,6 +45,7 @@ arrives, and stands still after a reset (the new state announced) until the next
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 
@@ -406,16 +407,15 @@ class SimRobot(Node):
         """Lock-step: hold time, announcing the state at once and then every 0.1 s, until the
         first command (of the run, or after a reset), so that discovery delays and the
         client's own reset cannot add steps before it."""
-        while self._running:
-            self._announce_state()
-            if self._command_arrived.wait(ANNOUNCE_PERIOD):
-                break
+        self._announce_state()
+        self._await_command(math.inf)
         self._consume_commands()  # the first step consumes this command
 
     def _await_command(self, timeout: float) -> bool:
-        """Lock-step: wait at most ``timeout`` s of wall time for the step's command, announcing
-        the state again every 0.1 s: a client that began an episode after the state came
-        (``policy/reset`` without ``sim/reset``) waits for a state received after that."""
+        """Lock-step: wait at most ``timeout`` s of wall time (``math.inf``: until it comes or
+        the node stops) for the step's command, announcing the state again every 0.1 s: a
+        client that began an episode after the state came (``policy/reset`` without
+        ``sim/reset``) waits for a state received after that."""
         deadline = time.monotonic() + timeout
         while self._running:
             if self._command_arrived.wait(
