@@ -177,7 +177,8 @@ def train(config: TrainConfig) -> TrainResult:
         model: torch.nn.Module = policy
         if dist.enabled:
             model = torch.nn.parallel.DistributedDataParallel(policy)
-        logger = MetricsLogger(out, config, METRIC_FIELDS, enabled=dist.is_main,
+        logger = MetricsLogger(out, dataclasses.replace(config, policy=policy_config),
+                               METRIC_FIELDS, enabled=dist.is_main,
                                first_step=start + 1 if resumed else 0)  # fmt: skip
         evaluation, loss_value = None, float("nan")
         bar = tqdm(
@@ -521,7 +522,8 @@ def _load_state(
 
 class MetricsLogger:
     """CSV and TensorBoard scalars, written by rank 0 only, continued across resumes.
-    ``config`` (a config dataclass) is written to ``out/train_config.yaml``.
+    ``config`` (a config dataclass) is written to ``out/train_config.yaml``, with what the
+    run resolved (the observation keys a default took from the dataset) filled in.
 
     ``first_step``: the first step this run logs (0 for a new run, the saved step + 1 for a
     resumed one). An earlier attempt may have logged past its last save (a run killed

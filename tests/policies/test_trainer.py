@@ -163,6 +163,12 @@ def test_cli_trains_then_evaluates_with_video_and_plot(
                      "metrics.csv", "train_state/state.pt", "summary.json"):  # fmt: skip
         assert (run / produced).is_file(), produced
     assert any((run / "tensorboard").iterdir())
+    recorded = yaml.safe_load((run / "train_config.yaml").read_text())  # the keys it used
+    assert (
+        recorded["policy"]["obs_keys"]
+        == json.loads((run / "policy" / "config.json").read_text())["config"]["obs_keys"]
+        != []
+    )
     code = main(["eval", "--checkpoint", str(run), "--episodes", "2", "--max-steps", "4",
                  "--video", "--out", str(tmp_path / "eval")])  # fmt: skip
     out = capsys.readouterr().out
