@@ -17,6 +17,8 @@ from typing import Protocol
 
 import numpy as np
 
+from robot_il.errors import HardwareError
+
 
 class RTDEControl(Protocol):
     """What the bridge calls on ``rtde_control.RTDEControlInterface``."""
@@ -82,15 +84,29 @@ class RTDEReceive(Protocol):
 
 
 def connect_rtde(host: str, frequency: float) -> tuple[RTDEControl, RTDEReceive, Dashboard]:
-    """Connect to the UR controller at ``host`` with ``ur_rtde`` (the ``hardware`` extra)."""
+    """Connect to the UR controller at ``host`` with ``ur_rtde`` (the ``hardware`` extra).
+
+    Raises :class:`~robot_il.errors.HardwareError` naming ``host`` when a connection fails (a
+    wrong ``robot_ip``, an arm that is off, remote control disabled): ``ur_rtde`` raises a bare
+    ``RuntimeError``, a traceback to the user. The interfaces opened before it are closed.
+    """
     import dashboard_client
     import rtde_control
     import rtde_receive
 
-    receive = rtde_receive.RTDEReceiveInterface(host, frequency)
-    control = rtde_control.RTDEControlInterface(host, frequency)
-    dashboard = dashboard_client.DashboardClient(host)
-    dashboard.connect()
+    opened: list[RTDEReceive | RTDEControl | Dashboard] = []
+    try:
+        opened.append(rtde_receive.RTDEReceiveInterface(host, frequency))
+        opened.append(rtde_control.RTDEControlInterface(host, frequency))
+        opened.append(dashboard_client.DashboardClient(host))
+        opened[-1].connect()
+    except RuntimeError as error:
+        for interface in opened:
+            interface.disconnect()
+        raise HardwareError(
+            f"robot_ip {host}: {error} (is the arm on, reachable and in remote control?)"
+        ) from None
+    receive, control, dashboard = opened
     return control, receive, dashboard
 
 
@@ -114,8 +130,8 @@ class FakeRTDE:
     (:attr:`servo_calls`, :attr:`stopped`, :attr:`script_stopped`) so tests can check what
     reached "the robot". :meth:`freeze` stops the receive timestamp (a stalled RTDE link),
     :meth:`stall` blocks the next ``servoJ`` call (a stalled link, or a descheduled caller),
-    :meth:`protective_stop` mimics the controller's protective stop and
-    :meth:`emergency_stop` its emergency stop button.
+    :meth:`protective_stop` mimics the controller's protective stop,
+    :meth:`emergency_stop` its emergency stop button and :meth:`drop_link` a lost connection.
     """
 
     def __init__(self, initial_q: Sequence[float], max_speed: float = np.pi) -> None:
@@ -131,6 +147,7 @@ class FakeRTDE:
         self._protective_stop = False
         self._emergency_stop = False
         self._stall = 0.0
+        self._link_lost = False
         self.servo_calls: list[ServoCall] = []
         self.script_uploads = 0
         self.stopped = False
@@ -150,6 +167,7 @@ class FakeRTDE:
     ) -> bool:
         self._sit_out_stall()
         with self._lock:
+            self._check_link()
             self._advance()
             target = np.array(q, dtype=np.float64)
             self.servo_calls.append(ServoCall(self._last, target, time, lookahead_time, gain))
@@ -161,6 +179,7 @@ class FakeRTDE:
 
     def servoStop(self, a: float = 10.0) -> bool:  # noqa: N802
         with self._lock:
+            self._check_link()
             self._advance()
             self._target = None
             self._qd[:] = 0.0
@@ -168,9 +187,11 @@ class FakeRTDE:
             return True
 
     def stopScript(self) -> None:  # noqa: N802
+        self._check_link()
         self.script_stopped = True
 
     def reuploadScript(self) -> bool:  # noqa: N802
+        self._check_link()
         self.script_uploads += 1
         self.script_stopped = False
         return not self._protective_stop
@@ -247,6 +268,19 @@ class FakeRTDE:
             self._advance()
             self._emergency_stop, self._target = pressed, None
             self._qd[:] = 0.0
+
+    def drop_link(self) -> None:
+        """Lose the connection (a pulled cable, a controller that rebooted): as ``ur_rtde``,
+        control calls raise ``RuntimeError`` (its reconnect fails) and receive goes on
+        returning the last state, its timestamp frozen. The controller's script keeps the last
+        ``servoJ`` target, so the arm comes to rest there."""
+        with self._lock:
+            self._link_lost = True
+            self._frozen_at = time.monotonic()
+
+    def _check_link(self) -> None:
+        if self._link_lost:
+            raise RuntimeError("RTDEControlInterface: lost connection to the robot")
 
     def _advance(self) -> None:
         now = time.monotonic()

@@ -66,3 +66,25 @@ def test_launched_bridge_moves_the_arm_and_stops_cleanly(ros_context, ros_env) -
     assert launch.returncode == 130, output
     assert "control loop:" in output  # the bridge shut down through servoStop
     assert rate > 50, f"joint_states arrived at {rate:.0f} Hz"
+
+
+def test_a_robot_ip_where_nothing_listens_is_a_one_line_error(ros_env) -> None:
+    """A wrong ``robot_ip``: the bridge's one-line error names it, no traceback, exit code 2
+    (ur_rtde raised a bare RuntimeError: a traceback through the node's start-up)."""
+    pytest.importorskip("rtde_receive")
+    import socket
+
+    with socket.socket() as probe:  # RTDE's port: nothing may listen on it for this test
+        if probe.connect_ex(("127.0.0.1", 30004)) == 0:
+            pytest.skip("something listens on 127.0.0.1:30004")
+    launch = subprocess.run(
+        [ROBOT_IL, "launch", "ur5e_rtde.launch.yaml", "robot_ip:=127.0.0.1"],
+        env=ros_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    output = launch.stdout + launch.stderr
+    assert launch.returncode == 2, output
+    assert "Traceback" not in output
+    assert "error: robot_ip 127.0.0.1: " in output and "30004" in output
