@@ -7,7 +7,9 @@ so a deploy node drives either without change. Every command passes the safety l
 (:mod:`robot_il.safety`) and goes out as ``servoJ`` from a control thread at ``rate_hz``
 (500 Hz, the UR5e controller rate) on a fixed grid of deadlines, as the policy node's
 control loop (:class:`robot_il.deploy.ticker.Ticker`: a late tick is caught up, a long stall
-skips); ``joint_states`` are published from RTDE receive at the same rate.
+skips); ``joint_states`` are published from RTDE receive at the same rate, each new sample
+once (a stalled link ages them downstream). A lost link (``servoJ`` raises, or no new sample
+for ``link_timeout`` s) shuts the bridge down with exit code 1 after trying ``servoStop``.
 ``safety/estop`` (std_msgs/Bool, true latches), ``safety/reset_estop`` (std_srvs/Trigger) and
 ``safety/events`` (std_msgs/String, one JSON object per intervention) expose the safety layer.
 The arm's protective and emergency stops latch the e-stop too, each as a source of its own
@@ -49,6 +51,7 @@ from collections import deque
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped, WrenchStamped
+from rclpy._rclpy_pybind11 import RCLError
 from rclpy.context import Context
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -60,7 +63,7 @@ from trajectory_msgs.msg import JointTrajectory
 from robot_il.deploy.ticker import MAX_LAG, Ticker
 from robot_il.envs.ur5e.description import HOME_JOINT_POS, JOINT_NAMES
 from robot_il.envs.ur5e.kinematics import tcp_point
-from robot_il.errors import ConfigError
+from robot_il.errors import ConfigError, HardwareError
 from robot_il.ros.node_main import freeze_startup_objects, run_node
 from robot_il.ros.robotiq import ROBOTIQ_PORT, FakeRobotiqServer, GripperLink, RobotiqGripper
 from robot_il.ros.rtde import (
@@ -159,6 +162,7 @@ class UrRtdeBridge(Node):
     (s, 0.03..0.2) and ``gain`` (100..2000) of servoJ, ``robot_ip``, ``use_fake_hardware``,
     ``tf_prefix`` (of the joint names), and the safety limits ``max_command_age``,
     ``max_observation_age``, ``ramp_duration`` (s), ``acceleration_limit`` (rad/s^2),
+    ``link_timeout`` (s without a new RTDE sample before the link counts as lost),
     ``workspace_lower``/``workspace_upper`` (m, base frame); the gripper's ``gripper``,
     ``gripper_host``, ``gripper_port``, ``gripper_speed`` and ``gripper_force`` (0..255).
     """
@@ -181,6 +185,7 @@ class UrRtdeBridge(Node):
         tf_prefix = self.declare_parameter("tf_prefix", "").value
         max_command_age = self.declare_parameter("max_command_age", 0.5).value
         max_observation_age = self.declare_parameter("max_observation_age", 0.05).value
+        self.link_timeout = self.declare_parameter("link_timeout", 1.0).value
         ramp_duration = self.declare_parameter("ramp_duration", 1.0).value
         acceleration = self.declare_parameter("acceleration_limit", UR5E_ACCELERATION).value
         lower, upper = (corner.tolist() for corner in UR5E_WORKSPACE)
@@ -198,6 +203,11 @@ class UrRtdeBridge(Node):
             raise ConfigError(f"lookahead_time {self.lookahead_time} s is outside [0.03, 0.2]")
         if not 100.0 <= self.gain <= 2000.0:
             raise ConfigError(f"gain {self.gain} is outside [100, 2000]")
+        if not self.link_timeout > max_observation_age:
+            raise ConfigError(
+                f"link_timeout {self.link_timeout} s must exceed max_observation_age "
+                f"{max_observation_age} s (the arm holds on stale data before the link is lost)"
+            )
         if not 1.0 <= self.rate_hz <= 500.0:
             raise ConfigError(f"rate_hz {self.rate_hz} is outside [1, 500]")
         if not 1 <= max_lag <= MAX_CATCH_UP * self.rate_hz:  # no long burst of servoJ calls
@@ -424,14 +434,17 @@ class UrRtdeBridge(Node):
 
     def _servo_loop(self) -> None:
         last_stamp = None
+        self._sample_at = time.monotonic()
         while self._running:
             try:
                 last_stamp = self._servo_tick(time.monotonic(), last_stamp)
             except Exception as error:  # a dead servo thread must not leave a live-looking node
+                if isinstance(error, RCLError) and not self.context.ok():
+                    return  # shutting down (Ctrl-C reached rclpy first): shutdown() stops it
                 self.get_logger().fatal(f"servo loop failed: {error!r}; stopping the arm")
                 self.fatal_error = error
                 self._running = False
-                self.control.servoStop()
+                self._stop_arm()
                 self.context.try_shutdown()
                 return
             self.stats.ticker.wait()
@@ -440,19 +453,30 @@ class UrRtdeBridge(Node):
         """One control period: read the arm, publish its state, filter and send the command.
 
         Returns the RTDE timestamp read, which tells the next tick whether data is fresh.
+        Joint states are published for a new sample only: a stalled link must age them for
+        every node downstream (the policy node's watchdog, the recorder), not be stamped
+        afresh; after ``link_timeout`` s without one the link counts as lost (raised).
         """
         self.stats.tick(now)
         q = np.array(self.receive.getActualQ())
         qd = self.receive.getActualQd()
         stamp = self.receive.getTimestamp()
-        if stamp != last_stamp:
+        fresh = stamp != last_stamp
+        if fresh:
             self.safety.watchdog(now, now)
+            self._sample_at = now
+        elif now - self._sample_at > self.link_timeout:
+            raise HardwareError(
+                f"no new state from the UR controller for {now - self._sample_at:.2f} s "
+                f"(link_timeout {self.link_timeout:g} s): the RTDE link is lost"
+            )
         if self.receive.isProtectiveStopped():
             self.safety.estop(PROTECTIVE_STOP)
             self.recovery.protective_stop()
         elif self.receive.isEmergencyStopped():
             self.safety.estop(EMERGENCY_STOP)
-        self._publish_joint_state(q, qd)
+        if fresh:
+            self._publish_joint_state(q, qd)
         with self._lock:
             self._measured = q
             if self._trajectory is not None:
@@ -480,12 +504,26 @@ class UrRtdeBridge(Node):
             msg.position, msg.velocity = [*q.tolist(), gripper.closure], [*qd, 0.0]
         self.joint_states.publish(msg)
 
+    def _stop_arm(self) -> None:
+        """``servoStop`` and stop the RTDE script; over a lost link neither reaches the
+        controller, whose script keeps the last servoJ target (the arm comes to rest there):
+        that is logged, not raised, so the node still goes down."""
+        try:
+            self.control.servoStop()
+            self.control.stopScript()
+        except RuntimeError as error:  # ur_rtde's error for a lost connection
+            message = f"cannot stop the arm over RTDE ({error}): it holds its last servoJ target"
+            if self.context.ok():
+                self.get_logger().error(message)
+            else:  # after Ctrl-C the ROS logger's rosout is gone with the context
+                print(f"[{self.get_name()}] {message}", file=sys.stderr)
+
     def shutdown(self) -> None:
         """Stop the servo thread, then ``servoStop`` and stop the RTDE script."""
         self._running = False
         self._thread.join(timeout=2.0)
-        self.control.servoStop()
-        self.control.stopScript()
+        if self.fatal_error is None:  # else the servo thread tried as it failed
+            self._stop_arm()
         self.control.disconnect()
         self.receive.disconnect()
         if self.gripper is not None:

@@ -343,3 +343,115 @@ def test_bridge_refuses_a_max_lag_outside_one_period_to_half_a_second(
         UrRtdeBridge(context=ros_context, rtde=fake, parameter_overrides=[
             Parameter("rate_hz", value=500.0), Parameter("max_lag", value=max_lag)])  # fmt: skip
     assert not fake.servo_calls
+
+
+@pytest.fixture
+def own_context(ros_domain_id: int):
+    """A context of the test's own that the bridge may shut down (as a fatal error or Ctrl-C
+    does) without breaking ``ros_context``'s teardown."""
+    import rclpy
+
+    from robot_il.ros.dds import apply_loopback_env
+
+    apply_loopback_env()
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=ros_domain_id)
+    yield context
+    context.try_shutdown()
+
+
+def test_a_lost_rtde_link_shuts_the_bridge_down_instead_of_a_silent_dead_servo_thread(
+    own_context,
+) -> None:
+    """A pulled cable mid-run: servoJ raises (ur_rtde's reconnect fails), and so does the
+    servoStop the failing servo thread tries; the node still goes down with the error (exit
+    code 1, so the launch stops the cell) rather than stay up with no servo thread."""
+    import rclpy
+    from std_msgs.msg import Float64MultiArray
+
+    from robot_il.ros.rtde import FakeRTDE
+    from robot_il.ros.ur_rtde_bridge import UrRtdeBridge
+
+    fake = FakeRTDE(HOME_JOINT_POS)
+    bridge = UrRtdeBridge(context=own_context, rtde=fake)
+    policy = rclpy.create_node("policy", context=own_context)
+    commands = policy.create_publisher(
+        Float64MultiArray, "forward_position_controller/commands", 10
+    )
+    target = Float64MultiArray(data=(HOME_JOINT_POS + 0.05).tolist())
+    policy.create_timer(0.02, lambda: commands.publish(target))
+    executor, thread = spin_in_thread(bridge, own_context)
+    executor.add_node(policy)
+    try:
+        wait_for(lambda: len(fake.servo_calls) > 50, 10.0, "servoJ calls")
+        fake.drop_link()
+        wait_for(lambda: not own_context.ok(), 5.0, "the bridge to shut its context down")
+        assert "lost connection" in str(bridge.fatal_error)
+        assert not bridge._thread.is_alive()
+    finally:
+        executor.shutdown()
+        thread.join(timeout=5)
+        bridge.shutdown()  # the link is still gone: no second error on the way out
+
+
+def test_a_silent_rtde_link_ages_the_joint_states_then_shuts_the_bridge_down(
+    own_context,
+) -> None:
+    """A link that stops delivering (no command under way, so no servoJ to fail): the
+    bridge publishes no joint state for a stale sample (it stamped the frozen joints afresh,
+    so the policy node's watchdog and the recorder took them for live ones), and after
+    ``link_timeout`` without a new sample it stops, saying why."""
+    import rclpy
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import JointState
+
+    from robot_il.errors import HardwareError
+    from robot_il.ros.rtde import FakeRTDE
+    from robot_il.ros.ur_rtde_bridge import UrRtdeBridge
+
+    fake = FakeRTDE(HOME_JOINT_POS)
+    bridge = UrRtdeBridge(
+        context=own_context, rtde=fake, parameter_overrides=[Parameter("link_timeout", value=0.5)]
+    )
+    client = rclpy.create_node("client", context=own_context)
+    received: list[float] = []
+    client.create_subscription(
+        JointState, "joint_states", lambda _: received.append(time.monotonic()), 100
+    )
+    executor, thread = spin_in_thread(bridge, own_context)
+    executor.add_node(client)
+    try:
+        wait_for(lambda: len(received) > 50, 10.0, "joint states")
+        fake.freeze()
+        frozen_at = time.monotonic()
+        wait_for(lambda: not own_context.ok(), 5.0, "the bridge to shut its context down")
+        stopped_at = time.monotonic()
+        assert isinstance(bridge.fatal_error, HardwareError)
+        assert "RTDE link is lost" in str(bridge.fatal_error)
+        assert stopped_at - frozen_at > 0.5
+        # A sample or two was on its way when the link froze; none was published after.
+        assert sum(t > frozen_at + SCHEDULING_SLACK for t in received) == 0
+    finally:
+        executor.shutdown()
+        thread.join(timeout=5)
+        bridge.shutdown()
+    assert fake.stopped  # servoStop still reached the arm
+
+
+def test_ctrl_c_under_the_servo_loop_is_no_fatal_error(own_context) -> None:
+    """Ctrl-C shuts rclpy's context down under the servo thread, whose next joint state
+    cannot be published: that is the shutdown, not a failure (it was logged as 'servo loop
+    failed' and the bridge exited with code 1); shutdown() then stops the arm."""
+    from robot_il.ros.rtde import FakeRTDE
+    from robot_il.ros.ur_rtde_bridge import UrRtdeBridge
+
+    fake = FakeRTDE(HOME_JOINT_POS)
+    bridge = UrRtdeBridge(context=own_context, rtde=fake)
+    try:
+        wait_for(lambda: bridge.stats.ticks > 50, 10.0, "servo ticks")
+        own_context.try_shutdown()
+        time.sleep(0.2)  # a hundred servo periods
+        assert bridge.fatal_error is None
+    finally:
+        bridge.shutdown()
+    assert fake.stopped and fake.script_stopped
