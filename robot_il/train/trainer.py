@@ -47,6 +47,8 @@ METRICS_CSV = "metrics.csv"
 SUMMARY_JSON = "summary.json"
 NOT_OBSERVATIONS = frozenset({ACTION_KEY, "timestamp", "tick"})
 """Dataset keys that are never observations (recorder bookkeeping and the label)."""
+CAPTURE_STAMP_PREFIX = "stamp_"
+"""``stamp_<camera key>``: a ROS recording's frame capture times (s), bookkeeping too."""
 METRIC_FIELDS = (
     "step", "loss", "val_loss", "lr", "steps_per_s", "eval_success", "eval_low", "eval_high",
 )  # fmt: skip
@@ -83,7 +85,11 @@ def observation_keys(config_keys: tuple[str, ...], dataset: Any) -> list[str]:
     if config_keys:
         return list(config_keys)
     env_obs = (dataset.attrs.get("env_spec") or {}).get("observation")
-    candidates = [k for k in dataset.keys if k not in NOT_OBSERVATIONS]
+    candidates = [
+        k
+        for k in dataset.keys
+        if k not in NOT_OBSERVATIONS and not k.startswith(CAPTURE_STAMP_PREFIX)
+    ]
     if env_obs:
         candidates = [k for k in candidates if k in env_obs]
     keys = [k for k in candidates if not is_image_key(k)]
