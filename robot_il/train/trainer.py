@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from robot_il.errors import ConfigError, DatasetError
 from robot_il.policies import DEPLOY_SUBDIR, policy_class
-from robot_il.policies.base import NORMALIZER_FILE, Policy
+from robot_il.policies.base import NORMALIZER_FILE, Policy, PolicyConfig
 from robot_il.policies.spec import ACTION_KEY, is_image_key, spec_from_dataset
 from robot_il.provenance import code_provenance, dataset_record, refuse_changed_data
 from robot_il.train.config import TRAIN_CONFIGS, TrainConfig, config_to_dict
@@ -117,8 +117,7 @@ def train(config: TrainConfig) -> TrainResult:
             policy_config.validate()
         except ValueError as error:
             raise ConfigError(f"policy config: {error}") from None
-        if policy_config.aux_state_weight > 0:
-            _check_labels(dataset, policy_config.aux_state_keys, config.dataset)
+        _check_labels(dataset, policy_config, config.dataset)
         env = None
         if config.eval.episodes > 0 and dist.is_main:
             env = make_eval_env(
@@ -142,7 +141,7 @@ def train(config: TrainConfig) -> TrainResult:
         episodes = config.max_episodes or dataset.num_episodes
         train_ids, val_ids = split_episodes(episodes, config.val_fraction, config.seed)
         lowdim = [k for k in obs_keys if not is_image_key(k)]
-        labels = list(policy_config.aux_state_keys if policy_config.aux_state_weight > 0 else ())
+        labels = list(policy_config.aux_state_keys)
         normalizer = Normalizer.fit(
             dataset,
             [*lowdim, *labels, ACTION_KEY],
@@ -249,9 +248,18 @@ def train(config: TrainConfig) -> TrainResult:
         dist.close()
 
 
-def _check_labels(dataset: Any, labels: tuple[str, ...], source: str) -> None:
-    """Refuse, before training, auxiliary labels the dataset lacks (a policy without a camera
-    for the auxiliary head is refused by ``Policy`` itself, before the first step)."""
+def _check_labels(dataset: Any, policy_config: PolicyConfig, source: str) -> None:
+    """Refuse, before training, auxiliary labels the dataset lacks, and labels given without
+    a weight (the loss would be off and the labels ignored; a policy without a camera for the
+    auxiliary head is refused by ``Policy`` itself, before the first step)."""
+    labels = policy_config.aux_state_keys
+    if not labels:
+        return
+    if policy_config.aux_state_weight == 0:
+        raise ConfigError(
+            f"policy config: aux_state_keys {', '.join(labels)} train nothing at "
+            "aux_state_weight 0 (the loss is off): give --policy.aux-state-weight (e.g. 1)"
+        )
     missing = [k for k in labels if k not in dataset.keys]
     if missing:
         raise DatasetError(

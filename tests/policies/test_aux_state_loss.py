@@ -173,22 +173,29 @@ def test_image_checkpoint_trained_with_labels_never_reads_them(tmp_path: Path) -
 
 
 def test_aux_labels_are_checked_before_training(tmp_path: Path) -> None:
-    """Labels the dataset lacks, labels that are also observations, or no camera for the
-    head to read: a clear error before any step, and no run directory."""
+    """Labels the dataset lacks, labels that are also observations, no camera for the head to
+    read, a weight without labels, or labels without a weight (the loss would be off): a
+    clear error before any step, and no run directory."""
     dataset = _camera_dataset(tmp_path / "demo.zarr")
+    weight = ["--policy.aux-state-weight", "1.0"]
     cases = [
         (DatasetError, "lacks aux_state_keys cube_pos",
-         ["--policy.obs-keys", "rgb_front", "joint_pos", "--policy.aux-state-keys", "cube_pos"]),
+         ["--policy.obs-keys", "rgb_front", "joint_pos", "--policy.aux-state-keys", "cube_pos",
+          *weight]),
         (ConfigError, "not observations",
          ["--policy.obs-keys", "rgb_front", "object_pos", "--policy.aux-state-keys",
-          "object_pos"]),
+          "object_pos", *weight]),
         (ConfigError, "needs a camera",
-         ["--policy.obs-keys", "joint_pos", "--policy.aux-state-keys", "object_pos"]),
-        (ConfigError, "needs aux_state_keys", ["--policy.obs-keys", "rgb_front", "joint_pos"]),
+         ["--policy.obs-keys", "joint_pos", "--policy.aux-state-keys", "object_pos", *weight]),
+        (ConfigError, "needs aux_state_keys",
+         ["--policy.obs-keys", "rgb_front", "joint_pos", *weight]),
+        (ConfigError, "object_pos train nothing at aux_state_weight 0",
+         ["--policy.obs-keys", "rgb_front", "joint_pos", "--policy.aux-state-keys",
+          "object_pos"]),
     ]  # fmt: skip
     for i, (error, message, settings) in enumerate(cases):
         out = tmp_path / f"run{i}"
-        config = _train_config(dataset, out, *settings, "--policy.aux-state-weight", "1.0")
+        config = _train_config(dataset, out, *settings)
         with pytest.raises(error, match=message):
             train(config)
         assert not out.exists()
