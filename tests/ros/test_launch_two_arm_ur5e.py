@@ -20,6 +20,8 @@ BOB = HOME_JOINT_POS + np.array([-0.2, 0.1, -0.1, 0.0, 0.0, -0.2])
 
 def test_two_fake_arms_with_grippers_follow_a_two_arm_policy(ros_context, ros_env, tmp_path):
     from sensor_msgs.msg import JointState
+    from std_msgs.msg import Bool
+    from std_srvs.srv import Trigger
 
     action = np.concatenate([ALICE, [1.0], BOB, [0.0]])  # alice closes her gripper
     checkpoint = constant_checkpoint(tmp_path / "policy", action, task="bimanual_handover")
@@ -51,6 +53,18 @@ def test_two_fake_arms_with_grippers_follow_a_two_arm_policy(ros_context, ros_en
         wait_for(lambda: at("alice", ALICE) and at("bob", BOB), 120, "both arms at goal", *both)
         wait_for(lambda: reading("alice").get("alice_gripper_joint", 0) > 0.99, 30, "closed", *both)
         assert reading("bob").get("bob_gripper_joint", 1.0) < 0.01  # bob's stays open
+
+        # One e-stop for the cell: /safety/estop latches both bridges, and the one reset
+        # the README names releases both (it released the policy node's alone: the arms
+        # held for good until /alice/... and /bob/safety/reset_estop were found).
+        client.publisher(Bool, "/safety/estop", *both).publish(Bool(data=True))
+        for arm in ("alice", "bob"):
+            wait_for(lambda a=arm: f"[{a}.ur_rtde_bridge]: e-stop latched" in log.read_text(),
+                     10, f"{arm}'s bridge latched", *both)  # fmt: skip
+        assert client.call(Trigger, "/safety/reset_estop").success
+        for arm in ("alice", "bob"):
+            wait_for(lambda a=arm: f"[{a}.ur_rtde_bridge]: e-stop reset" in log.read_text(),
+                     10, f"{arm}'s bridge released", *both)  # fmt: skip
     finally:
         client.close()
         launch.send_signal(signal.SIGINT)
