@@ -74,21 +74,34 @@ def depth_topic(camera: str) -> str:
     return f"camera/{camera}/depth/image_raw"
 
 
-def camera_parameters(node: Node) -> dict[str, Any]:
+DEFAULT_IMAGE_SIZE = (96, 96)
+"""[H, W] (px) of camera frames when neither a parameter nor a checkpoint says."""
+
+
+def policy_image_size(observation: dict[str, Any]) -> tuple[int, int] | None:
+    """The [H, W] (px) the camera frames of a checkpoint's ``observation`` spec share (None
+    without cameras, or when their sizes differ): what a deploy node resizes frames to."""
+    sizes = {(int(shape[0]), int(shape[1])) for key, shape in observation.items()
+             if is_camera_key(key)}  # fmt: skip
+    return sizes.pop() if len(sizes) == 1 else None
+
+
+def camera_parameters(node: Node, image_size: tuple[int, int] | None = None) -> dict[str, Any]:
     """Declare a node's camera parameters and return them as :class:`RobotObservation`
     keyword arguments: ``cameras`` / ``depth_cameras`` (comma-separated names),
-    ``image_size`` [H, W] (px), ``camera_tolerance`` (s) and ``compressed_images``."""
+    ``image_size`` [H, W] (px; default ``image_size``, a deployed policy's own, else
+    ``DEFAULT_IMAGE_SIZE``), ``camera_tolerance`` (s) and ``compressed_images``."""
     from robot_il.ros.node_main import declare_float
 
     def names(parameter: str) -> list[str]:
         text = str(node.declare_parameter(parameter, "").value)
         return [name.strip() for name in text.split(",") if name.strip()]
 
-    image_size = list(node.declare_parameter("image_size", [96, 96]).value)
+    size = list(node.declare_parameter("image_size", list(image_size or DEFAULT_IMAGE_SIZE)).value)
     return {
         "cameras": names("cameras"),
         "depth_cameras": names("depth_cameras"),
-        "image_size": (int(image_size[0]), int(image_size[1])),
+        "image_size": (int(size[0]), int(size[1])),
         "camera_tolerance": declare_float(node, "camera_tolerance", 0.05),
         "compressed_images": bool(node.declare_parameter("compressed_images", False).value),
     }
@@ -116,7 +129,7 @@ class RobotObservation:
         *,
         cameras: list[str] | tuple[str, ...] = (),
         depth_cameras: list[str] | tuple[str, ...] = (),
-        image_size: tuple[int, int] = (96, 96),
+        image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE,
         subscribe: set[str] | None = None,
         camera_tolerance: float = 0.05,
         compressed_images: bool = False,

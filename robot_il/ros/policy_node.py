@@ -87,7 +87,12 @@ from robot_il.envs.ur5e.description import JOINT_VEL_LIMITS
 from robot_il.errors import CheckpointError, ConfigError
 from robot_il.provenance import describe
 from robot_il.ros.node_main import declare_float, freeze_startup_objects, use_realtime_priority
-from robot_il.ros.observation import RobotObservation, camera_parameters, is_camera_key
+from robot_il.ros.observation import (
+    RobotObservation,
+    camera_parameters,
+    is_camera_key,
+    policy_image_size,
+)
 from robot_il.ros.ur_topics import (
     ESTOP_TOPIC,
     POSE_INPUTS,
@@ -127,7 +132,6 @@ class PolicyNode(Node):
         self.candidates_dir = self.declare_parameter("candidates_dir", "").value
         task = self.declare_parameter("task", "").value
         self.control_rate = declare_float(self, "control_rate", 500.0)
-        cameras = camera_parameters(self)
         max_observation_age = declare_float(self, "max_observation_age", 0.1)
         max_command_age = declare_float(self, "max_command_age", 0.5)
         self.ramp_duration = declare_float(self, "ramp_duration", 1.0)
@@ -162,6 +166,8 @@ class PolicyNode(Node):
         self.torch_threads = torch_threads
         self.info = CheckpointInfo.read(self._resolve(checkpoint))
         spec = self.info.spec
+        # frames are resized to the checkpoint's own size unless image_size says otherwise
+        cameras = camera_parameters(self, policy_image_size(spec["observation"]))
         self.task = task or spec.get("task") or ""
         """The task whose inputs this robot offers (default: the checkpoint's)."""
         self.obs = RobotObservation(

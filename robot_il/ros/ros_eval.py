@@ -134,11 +134,16 @@ class _Watcher:
         self._seen_unsolved = False
         self.success = False
 
-    def call(self, client, timeout: float) -> str:
+    def call(self, client, timeout: float, nodes: dict[str, tuple[subprocess.Popen, Path]]) -> str:
+        """Call ``client``'s Trigger service; ``ConfigError`` with a node's log when one of
+        ``nodes`` (name: process, log) exits while the service is awaited."""
         from std_srvs.srv import Trigger
 
-        if not client.wait_for_service(timeout_sec=timeout):
-            raise ConfigError(f"ros eval: service {client.srv_name} did not come up")
+        deadline = time.monotonic() + timeout
+        while not client.wait_for_service(timeout_sec=0.5):
+            _check_running(nodes)
+            if time.monotonic() > deadline:
+                raise ConfigError(f"ros eval: service {client.srv_name} did not come up")
         future = client.call_async(Trigger.Request())
         deadline = time.monotonic() + timeout
         while not future.done():
@@ -151,6 +156,35 @@ class _Watcher:
         self._running = False
         self._thread.join(timeout=2.0)
         self.node.destroy_node()
+
+
+def _check_running(nodes: dict[str, tuple[subprocess.Popen, Path]]) -> None:
+    """``ConfigError`` with the end of its log if a node process has exited."""
+    for name, (process, log) in nodes.items():
+        if process.poll() is not None:
+            raise ConfigError(f"ros eval: {name} exited\n{log.read_text()[-2000:]}")
+
+
+def camera_params(info) -> tuple[dict[str, object], dict[str, object]]:
+    """The ``sim_robot`` and ``policy`` parameters that give a camera checkpoint (``info``, a
+    :class:`robot_il.deploy.worker.CheckpointInfo`) its camera: the simulator renders it at the
+    checkpoint's frame size once per policy step, the policy node subscribes to it (and
+    resizes to that size by default). Empty for a checkpoint without cameras; ``ConfigError``
+    for one the simulator cannot serve (it renders one colour camera)."""
+    from robot_il.ros.observation import is_camera_key
+
+    cameras = [key for key in info.obs_keys if is_camera_key(key)]
+    if not cameras:
+        return {}, {}
+    if len(cameras) > 1 or not cameras[0].startswith("rgb_"):
+        raise ConfigError(
+            f"ros eval: {info.directory} observes {', '.join(cameras)}; sim_robot renders "
+            "one colour camera (rgb_<name>)"
+        )
+    camera = cameras[0].removeprefix("rgb_")
+    size = [int(n) for n in info.spec["observation"][cameras[0]][:2]]
+    sim = {"camera": camera, "camera_hz": info.control_hz, "image_size": size}
+    return sim, {"cameras": camera}
 
 
 def evaluate_over_ros(
@@ -199,7 +233,9 @@ def evaluate_over_ros(
         )
     steps = round(TASKS[task].episode_seconds * policy_hz)
     time_limit = steps / policy_hz
+    sim_camera, policy_camera = camera_params(info)
     sim = {
+        **sim_camera,
         "task": task,
         "backend": backend,
         "seed": seed,
@@ -216,6 +252,7 @@ def evaluate_over_ros(
         "control_rate": control_rate,
         "use_sim_time": True,
         "interpolate": interpolate,
+        **policy_camera,
         **(policy_params or {}),
     }
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -224,17 +261,16 @@ def evaluate_over_ros(
         node_process("sim_robot", sim, env, log_dir / "sim_robot.log") as sim_process,
         node_process("policy", policy, env, log_dir / "policy.log") as policy_process,
     ):
+        nodes = {"sim_robot": (sim_process, log_dir / "sim_robot.log"),
+                 "policy": (policy_process, log_dir / "policy.log")}  # fmt: skip
         watcher = _Watcher(context)
         try:
             for i in tqdm(range(episodes), desc="ros eval", unit="ep", disable=not progress):
-                for process, name in ((sim_process, "sim_robot"), (policy_process, "policy")):
-                    if process.poll() is not None:
-                        log = (log_dir / f"{name}.log").read_text()[-2000:]
-                        raise ConfigError(f"ros eval: {name} exited\n{log}")
+                _check_running(nodes)
                 # the policy stops first: no command of the old episode reaches the new one
-                watcher.call(watcher.policy_stop, timeout=120.0)
-                watcher.call(watcher.sim_reset, timeout=120.0)
-                watcher.call(watcher.policy_reset, timeout=120.0)
+                watcher.call(watcher.policy_stop, 120.0, nodes)
+                watcher.call(watcher.sim_reset, 120.0, nodes)
+                watcher.call(watcher.policy_reset, 120.0, nodes)
                 watcher.start_counting()
                 start, deadline = watcher.sim_time, time.monotonic() + episode_wall_timeout
                 while not watcher.success and watcher.sim_time - start < time_limit - 1e-9:
