@@ -98,6 +98,8 @@ def camera_parameters(node: Node, image_size: tuple[int, int] | None = None) -> 
         return [name.strip() for name in text.split(",") if name.strip()]
 
     size = list(node.declare_parameter("image_size", list(image_size or DEFAULT_IMAGE_SIZE)).value)
+    if len(size) != 2 or min(size) < 1:
+        raise ConfigError(f"{node.get_name()}: image_size must be [H, W] in pixels, got {size}")
     return {
         "cameras": names("cameras"),
         "depth_cameras": names("depth_cameras"),

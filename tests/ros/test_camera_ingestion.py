@@ -330,3 +330,38 @@ def test_live_view_node_logs_what_the_robot_sees_and_does(ros_context) -> None:
         executor.shutdown()
         view.shutdown()
         robot.destroy_node()
+
+
+@pytest.mark.ros
+@pytest.mark.parametrize("size", [[48], [0, 48], [48, 48, 3]])
+def test_an_image_size_that_is_not_h_w_is_named(ros_context, size) -> None:
+    """``image_size:=[48]`` was an IndexError traceback, ``[0, 48]`` a node that started and
+    would resize every frame to nothing."""
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
+
+    from robot_il.ros.observation import camera_parameters
+
+    node = Node("sized", context=ros_context,
+                parameter_overrides=[Parameter("image_size", value=size)])  # fmt: skip
+    try:
+        with pytest.raises(ConfigError, match=r"sized: image_size must be \[H, W\] in pixels"):
+            camera_parameters(node)
+    finally:
+        node.destroy_node()
+
+
+@pytest.mark.ros
+def test_image_size_defaults_to_the_policy_s_own(ros_context) -> None:
+    from rclpy.node import Node
+
+    from robot_il.ros.observation import camera_parameters, policy_image_size
+
+    observation = {"joint_pos": [6], "rgb_front": [24, 32, 3], "depth_front": [24, 32]}
+    assert policy_image_size(observation) == (24, 32)
+    assert policy_image_size({"joint_pos": [6]}) is None
+    node = Node("sized", context=ros_context)
+    try:
+        assert camera_parameters(node, policy_image_size(observation))["image_size"] == (24, 32)
+    finally:
+        node.destroy_node()
