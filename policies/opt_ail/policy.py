@@ -221,6 +221,13 @@ class SoftActorConfig(PolicyConfig):
 
     def validate(self) -> None:
         super().validate()
+        # NaN passes every ``x < bound`` test below and would train NaN weights
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        nan = [
+            name for name, value in values.items() if isinstance(value, float) and math.isnan(value)
+        ]
+        if nan:
+            raise ValueError(f"{', '.join(nan)}: nan is not a number a run can take")
         if self.n_obs_steps != 1 or self.horizon != 1 or self.n_action_steps != 1:
             raise ValueError("an online learner acts on the current observation: horizons 1")
         if self.batch_size < 1:

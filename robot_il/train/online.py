@@ -174,20 +174,27 @@ def make_online_env(
     max_episode_steps: int | None = None,
     terminate_on_success: bool = True,
 ) -> Any:
-    """An env for ``task`` at the dataset's rate and action mode; ``DatasetError`` if the
-    dataset's observation or action sizes do not fit it. ``max_episode_steps`` (None: the
-    task's time limit) and ``terminate_on_success`` apply to UR5e tasks only."""
-    from robot_il.envs import make_env
+    """An env for ``task`` at the dataset's rate and action mode; ``DatasetError`` naming
+    ``where`` (the dataset) if ``task`` cannot run at them (another robot's dataset: a DMC
+    one for a UR5e task, or the reverse) or the dataset's observation or action sizes do not
+    fit it. ``max_episode_steps`` (None: the task's time limit) and ``terminate_on_success``
+    apply to UR5e tasks only."""
+    from robot_il.envs import DMC_TASKS, TASKS, make_env
 
-    env = make_env(
-        task,
-        backend or spec.get("backend") or "mujoco",
-        control_hz=spec["control_hz"],
-        action_mode=spec.get("action_mode") or "joint",
-        max_episode_steps=max_episode_steps,
-        terminate_on_success=terminate_on_success,
-        frame=spec.get("frame"),
-    )
+    try:
+        env = make_env(
+            task,
+            backend or spec.get("backend") or "mujoco",
+            control_hz=spec["control_hz"],
+            action_mode=spec.get("action_mode") or "joint",
+            max_episode_steps=max_episode_steps,
+            terminate_on_success=terminate_on_success,
+            frame=spec.get("frame"),
+        )
+    except ConfigError as error:
+        if task not in (*TASKS, *DMC_TASKS):  # the task named is wrong, not the dataset
+            raise
+        raise DatasetError(f"{where}: does not fit env {task}: {error}") from None
     offered = spec_from_env(env)
     problems = spec_mismatches({**spec, "robot": None}, offered)
     if spec.get("robot") != offered.get("robot"):
@@ -258,6 +265,10 @@ def _train_online(
         warnings.warn("policy.matmul_precision bf16: oneDNN keeps float32 products on this CPU "
                       "(no AMX); the run computes float32 numbers on oneDNN's kernels",
                       stacklevel=2)  # fmt: skip
+    if config.env_steps <= config.learning_starts:  # e.g. a first try's small --env-steps
+        warnings.warn(f"--env-steps {config.env_steps} <= --learning-starts "
+                      f"{config.learning_starts}: this run makes no update; its checkpoint is "
+                      "the actor it starts with", stacklevel=2)  # fmt: skip
     recorded = dataset.attrs.get("env_spec") or {}
     demo_horizon = recorded.get("max_episode_steps") if recorded.get("task") == task else None
     env = make_online_env(
@@ -299,6 +310,8 @@ def _train_online(
             f"{out}: holds a training run; resume it (drop --no-resume) or pass a new --out"
         )
     resumed = state_dir.exists()
+    if resumed:
+        _refuse_other_family(state_dir, policy_type)
     if (state_dir / NORMALIZER_FILE).exists():
         causes = "dataset, max_episodes or normalize_observations changed"
         refuse_changed_normalizer(state_dir, normalizer, causes)
@@ -324,8 +337,7 @@ def _train_online(
     run_config = {field: getattr(config, field) for field in RESUME_FIXED}
     progress = {"step": 0, "episode": 0, "last_save": 0, "wall_s": 0.0, "evaluations": []}
     if resumed:
-        progress = _load_state(state_dir, algorithm, buffer, rng, policy_type, run_config,
-                               config.env_steps)  # fmt: skip
+        progress = _load_state(state_dir, algorithm, buffer, rng, run_config, config.env_steps)
     evaluations: list[dict[str, Any]] = progress["evaluations"]
     horizon = env.unwrapped.max_episode_steps  # of a training episode, in env steps
 
@@ -495,27 +507,38 @@ def _save_budget_end(out: Path, progress: dict[str, Any], policy: Any) -> None:
     tmp.replace(finished)
 
 
+def _read_state(state_dir: Path, device: torch.device | str) -> dict[str, Any]:
+    """The ``state.pt`` a run saved in ``state_dir`` (an online learner's or the offline
+    trainer's), its tensors on ``device``; ``CheckpointError`` if unreadable."""
+    try:
+        return torch.load(state_dir / "state.pt", weights_only=False, map_location=device)
+    except (OSError, RuntimeError) as error:
+        raise CheckpointError(f"{state_dir}: cannot resume: {error}") from None
+
+
+def _refuse_other_family(state_dir: Path, policy_type: str) -> None:
+    """``CheckpointError`` if the run in ``state_dir`` trains another policy family (another
+    online learner, or ``robot-il train bc``): said before its normalizer is compared, which
+    such a run fitted on other keys or statistics ("the normalizer differs" misled)."""
+    saved = _read_state(state_dir, "cpu")["policy_type"]
+    if saved != policy_type:
+        raise CheckpointError(f"{state_dir}: resumes a {saved!r} run, not {policy_type!r}")
+
+
 def _load_state(
     state_dir: Path,
     algorithm: Any,
     buffer: ReplayBuffer,
     rng: np.random.Generator,
-    policy_type: str,
     run_config: dict[str, Any],
     env_steps: int,
 ) -> dict[str, Any]:
-    """Restore what ``_save`` wrote (onto the learner's device); returns its counters and
-    evaluations, or, when the run's budget ended mid-episode at ``env_steps`` or beyond
-    (``_save_budget_end``), those of that end: nothing is left to do."""
+    """Restore what ``_save`` wrote (onto the learner's device; the family checked by
+    ``_refuse_other_family``); returns its counters and evaluations, or, when the run's
+    budget ended mid-episode at ``env_steps`` or beyond (``_save_budget_end``), those of that
+    end: nothing is left to do."""
     device = algorithm.policy.device
-    try:
-        state = torch.load(state_dir / "state.pt", weights_only=False, map_location=device)
-    except (OSError, RuntimeError) as error:
-        raise CheckpointError(f"{state_dir}: cannot resume: {error}") from None
-    if state["policy_type"] != policy_type:
-        raise CheckpointError(
-            f"{state_dir}: resumes a {state['policy_type']!r} run, not {policy_type!r}"
-        )
+    state = _read_state(state_dir, device)
     policy_config = algorithm.policy.config
     refuse_changed_settings(state_dir, "policy config", state.get("policy_config"),
                             dataclasses.asdict(policy_config),

@@ -1,0 +1,128 @@
+"""User journeys of ``robot-il train opt-ail|iq-learn|dac`` and ``train_opt_ail.launch.yaml``
+found wanting in review: NaN settings, a dataset of another robot's task, an ``--out`` holding
+another family's run, a budget that ends before learning starts, and launch arguments that
+overrode the config file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cli_errors import one_line_error
+
+from robot_il.cli import main
+from robot_il.cli.train import split_config_flag
+from robot_il.dataset import DatasetWriter
+from robot_il.launch.description import load_launch
+from robot_il.train.config import load_config
+
+pytest.importorskip("mujoco")
+
+FAST = ["--no-progress", "--eval.episodes", "0", "--policy.hidden-dims", "16"]
+
+
+@pytest.fixture(scope="module")
+def push(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One scripted push demonstration, recorded as a user records it."""
+    out = tmp_path_factory.mktemp("online") / "push.zarr"
+    argv = ["record", "--task", "push", "--expert", "--episodes", "1", "--no-fsync"]
+    assert main([*argv, "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def cartpole(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A DeepMind Control cartpole dataset's shape (``benchmarks/dmc_experts.py record``)."""
+    path = tmp_path_factory.mktemp("online") / "cartpole.zarr"
+    rng = np.random.default_rng(0)
+    attrs = {"task": "dmc:cartpole_swingup", "backend": "dm_control", "action_mode": "dmc"}
+    with DatasetWriter.create(path, robot="dmc_cartpole", control_hz=100.0, attrs=attrs,
+                              fsync=False) as writer:  # fmt: skip
+        writer.add_episode({"state": rng.standard_normal((20, 5)).astype(np.float32),
+                            "action": rng.uniform(-1, 1, (20, 1)).astype(np.float32)})  # fmt: skip
+    return path
+
+
+@pytest.mark.parametrize("family", ["opt-ail", "iq-learn", "dac"])
+def test_nan_settings_are_refused_before_the_run(
+    push: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], family: str
+) -> None:
+    """Before: NaN passed every ``x <= 0`` check (``--policy.alpha nan`` trained)."""
+    out = tmp_path / "run"
+    argv = ["train", family, "--dataset", str(push), "--out", str(out), *FAST]
+    err = one_line_error([*argv, "--policy.alpha", "nan"], capsys)
+    assert "policy config: alpha: nan is not a number a run can take" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("dataset", "task", "cause"),
+    [
+        ("cartpole", "push", "unknown backend 'dm_control'"),
+        ("push", "dmc:cartpole_swingup", "action_mode 'joint': dmc:cartpole_swingup takes"),
+    ],
+)
+def test_a_dataset_of_another_robots_task_is_named(
+    push: Path,
+    cartpole: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    dataset: str,
+    task: str,
+    cause: str,
+) -> None:
+    """Before: the env's complaint alone ("unknown backend 'dm_control'") with no word of the
+    dataset whose settings it was given."""
+    path = {"push": push, "cartpole": cartpole}[dataset]
+    out = tmp_path / "run"
+    argv = ["train", "opt-ail", "--dataset", str(path), "--out", str(out), "--task", task]
+    err = one_line_error([*argv, *FAST], capsys)
+    assert f"{path}: does not fit env {task}: {cause}" in err
+    assert not out.exists()
+
+
+def test_an_out_holding_another_familys_run_is_named_as_such(
+    push: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: "the normalizer of action, eef_pose, ... differs from this run's (dataset,
+    max_episodes or normalize_observations changed)" for a BC run's --out."""
+    out = tmp_path / "run"
+    bc = ["train", "bc", "--dataset", str(push), "--out", str(out), "--steps", "2", *FAST]
+    assert main([*bc, "--batch-size", "8"]) == 0
+    online = ["train", "opt-ail", "--dataset", str(push), "--out", str(out), *FAST]
+    err = one_line_error(online, capsys)
+    assert f"{out / 'train_state'}: resumes a 'bc' run, not 'opt_ail'" in err
+
+
+def test_a_budget_that_ends_before_learning_starts_says_so(push: Path, tmp_path: Path) -> None:
+    """Before: ``--env-steps 1000`` (learning starts at 2000) saved the untrained actor as
+    the run's checkpoint without a word."""
+    argv = ["train", "dac", "--dataset", str(push), "--out", str(tmp_path / "run"), *FAST]
+    with pytest.warns(UserWarning, match="--env-steps 5 <= --learning-starts 2000: this run "
+                      "makes no update"):  # fmt: skip
+        assert main([*argv, "--env-steps", "5"]) == 0
+
+
+def test_the_launch_file_leaves_the_config_files_settings_in_place(tmp_path: Path) -> None:
+    """Before: the launch arguments' defaults (env_steps 100000, max_episodes 1, seed 0,
+    eval_every 10000) always overrode the config file's."""
+    config = tmp_path / "opt_ail.yaml"
+    config.write_text("env_steps: 3000\nmax_episodes: 4\nseed: 2\neval: {every: 500}\n"
+                      "policy: {model_based: true}\n")  # fmt: skip
+    launch = Path(__file__).parents[2] / "launch" / "train_opt_ail.launch.yaml"
+    values = {"dataset": "d.zarr", "out": str(tmp_path / "run"), "config": str(config)}
+
+    def settings(**given: str):
+        (process,) = load_launch(launch, {**values, **given}).processes
+        assert process.argv[1:3] == ("train", "opt-ail")
+        return load_config("opt_ail", *split_config_flag(list(process.argv[3:])))
+
+    from_file = settings()
+    assert (from_file.env_steps, from_file.max_episodes, from_file.seed) == (3000, 4, 2)
+    assert from_file.eval.every == 500 and from_file.policy.model_based
+    given = settings(env_steps="700", max_episodes="1", device="cpu")
+    assert (given.env_steps, given.max_episodes, given.seed, given.device) == (700, 1, 2, "cpu")
+    defaults = settings(config="")
+    assert (defaults.env_steps, defaults.max_episodes, defaults.eval.every) == (100_000, 0, 10_000)
+    assert not defaults.progress
