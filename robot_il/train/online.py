@@ -268,7 +268,7 @@ def _train_online(
     if config.env_steps <= config.learning_starts:  # e.g. a first try's small --env-steps
         warnings.warn(f"--env-steps {config.env_steps} <= --learning-starts "
                       f"{config.learning_starts}: this run makes no update; its checkpoint is "
-                      "the actor it starts with", stacklevel=2)  # fmt: skip
+                      "the actor it starts with", stacklevel=3)  # fmt: skip
     recorded = dataset.attrs.get("env_spec") or {}
     demo_horizon = recorded.get("max_episode_steps") if recorded.get("task") == task else None
     env = make_online_env(
