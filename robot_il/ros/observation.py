@@ -86,6 +86,15 @@ def policy_image_size(observation: dict[str, Any]) -> tuple[int, int] | None:
     return sizes.pop() if len(sizes) == 1 else None
 
 
+def declare_image_size(node: Node, default: tuple[int, int]) -> tuple[int, int]:
+    """Declare a node's ``image_size`` parameter, [H, W] (px) of its camera frames; a value
+    that is not two positive sizes is a ``ConfigError`` naming the node."""
+    size = list(node.declare_parameter("image_size", list(default)).value)
+    if len(size) != 2 or min(size) < 1:
+        raise ConfigError(f"{node.get_name()}: image_size must be [H, W] in pixels, got {size}")
+    return int(size[0]), int(size[1])
+
+
 def camera_parameters(node: Node, image_size: tuple[int, int] | None = None) -> dict[str, Any]:
     """Declare a node's camera parameters and return them as :class:`RobotObservation`
     keyword arguments: ``cameras`` / ``depth_cameras`` (comma-separated names),
@@ -97,13 +106,10 @@ def camera_parameters(node: Node, image_size: tuple[int, int] | None = None) -> 
         text = str(node.declare_parameter(parameter, "").value)
         return [name.strip() for name in text.split(",") if name.strip()]
 
-    size = list(node.declare_parameter("image_size", list(image_size or DEFAULT_IMAGE_SIZE)).value)
-    if len(size) != 2 or min(size) < 1:
-        raise ConfigError(f"{node.get_name()}: image_size must be [H, W] in pixels, got {size}")
     return {
         "cameras": names("cameras"),
         "depth_cameras": names("depth_cameras"),
-        "image_size": (int(size[0]), int(size[1])),
+        "image_size": declare_image_size(node, image_size or DEFAULT_IMAGE_SIZE),
         "camera_tolerance": declare_float(node, "camera_tolerance", 0.05),
         "compressed_images": bool(node.declare_parameter("compressed_images", False).value),
     }

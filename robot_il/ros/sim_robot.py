@@ -66,6 +66,7 @@ from robot_il.envs.backends.base import PHYSICS_HZ
 from robot_il.errors import ConfigError
 from robot_il.ros.arm_layout import ArmLayout
 from robot_il.ros.node_main import declare_float, freeze_startup_objects, use_realtime_priority
+from robot_il.ros.observation import DEFAULT_IMAGE_SIZE, declare_image_size
 from robot_il.ros.ur_topics import (
     OBJECT_POSE_TOPIC,
     POSE_INPUTS,
@@ -127,7 +128,7 @@ class SimRobot(Node):
         task_hz = declare_float(self, "task_hz", 50.0)
         camera = self.declare_parameter("camera", "").value
         camera_hz = declare_float(self, "camera_hz", 10.0)
-        image_size = list(self.declare_parameter("image_size", [96, 96]).value)
+        image_size = declare_image_size(self, DEFAULT_IMAGE_SIZE)
         self.lock_step = bool(self.declare_parameter("lock_step", False).value)
         self.steps_per_command = int(self.declare_parameter("steps_per_command", 1).value)
         self.lock_step_timeout = declare_float(self, "lock_step_timeout", 30.0)
@@ -148,7 +149,7 @@ class SimRobot(Node):
             control_hz=PHYSICS_HZ / self.block,
             terminate_on_success=False,
             max_episode_steps=2**62,
-            render_size=tuple(image_size),
+            render_size=image_size,
             **render,
         )
         self.camera = camera

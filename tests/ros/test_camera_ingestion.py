@@ -335,20 +335,23 @@ def test_live_view_node_logs_what_the_robot_sees_and_does(ros_context) -> None:
 @pytest.mark.ros
 @pytest.mark.parametrize("size", [[48], [0, 48], [48, 48, 3]])
 def test_an_image_size_that_is_not_h_w_is_named(ros_context, size) -> None:
-    """``image_size:=[48]`` was an IndexError traceback, ``[0, 48]`` a node that started and
-    would resize every frame to nothing."""
+    """``image_size:=[48]`` was an IndexError (a ValueError in ``sim_robot``) traceback,
+    ``[0, 48]`` a node that started and would resize every frame to nothing."""
     from rclpy.node import Node
     from rclpy.parameter import Parameter
 
     from robot_il.ros.observation import camera_parameters
+    from robot_il.ros.sim_robot import SimRobot
 
-    node = Node("sized", context=ros_context,
-                parameter_overrides=[Parameter("image_size", value=size)])  # fmt: skip
+    sized = [Parameter("image_size", value=size)]
+    node = Node("sized", context=ros_context, parameter_overrides=sized)
     try:
         with pytest.raises(ConfigError, match=r"sized: image_size must be \[H, W\] in pixels"):
             camera_parameters(node)
     finally:
         node.destroy_node()
+    with pytest.raises(ConfigError, match=r"sim_robot: image_size must be \[H, W\] in pixels"):
+        SimRobot(context=ros_context, parameter_overrides=sized)
 
 
 @pytest.mark.ros
