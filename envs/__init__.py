@@ -79,7 +79,7 @@ def make_env(
         render = {k: env_kwargs[k] for k in ("render_mode", "render_size") if k in env_kwargs}
         return DMCEnv(task, control_hz=control_hz, max_episode_steps=max_episode_steps, **render)
     if task not in REGISTRY:
-        raise ConfigError(f"unknown task {task!r}; tasks: {', '.join(REGISTRY)}")
+        raise ConfigError(f"unknown task {task!r}; tasks: {', '.join([*REGISTRY, *DMC_TASKS])}")
     env = RobotEnv(
         REGISTRY[task](),
         backend,

@@ -227,7 +227,7 @@ def test_step_before_reset():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"task": "fold_laundry"}, "unknown task 'fold_laundry'"),
+        ({"task": "fold_laundry"}, "unknown task 'fold_laundry'.*push.*dmc:walker_walk"),
         ({"task": "reach", "backend": "gazebo"}, "unknown backend 'gazebo'"),
         ({"task": "reach", "cameras": ("ceiling",)}, "no camera 'ceiling'"),
         ({"task": "bimanual_handover", "cameras": ("wrist",)}, "no camera 'wrist'.*left_wrist"),
