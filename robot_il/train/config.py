@@ -186,13 +186,18 @@ TRAIN_CONFIGS: dict[str, type[TrainConfig] | type[OnlineTrainConfig]] = {
 
 def check_run(config: TrainConfig | OnlineTrainConfig, minimums: dict[str, int]) -> None:
     """``ConfigError`` before any work for a run that cannot start: no ``--dataset`` or
-    ``--out``, an ``out`` that is a file, a count of ``config`` below its minimum in
-    ``minimums`` (a step count of 0 would end "trained" with no checkpoint; an interval of 0
-    divides by zero mid-run), or a bad evaluation count."""
+    ``--out``, an ``out`` that is a file or lies inside the dataset (the run's folders would
+    sit among its arrays), a count of ``config`` below its minimum in ``minimums`` (a step
+    count of 0 would end "trained" with no checkpoint; an interval of 0 divides by zero
+    mid-run), or a bad evaluation count."""
     if not config.dataset or not config.out:
         raise ConfigError("training needs --dataset and --out")
-    if Path(config.out).exists() and not Path(config.out).is_dir():
+    out = Path(config.out)
+    if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {config.out}: is a file, not a run directory")
+    if "://" not in config.dataset and out.resolve().is_relative_to(Path(config.dataset).resolve()):
+        raise ConfigError(f"--out {config.out}: is inside the dataset {config.dataset}; "
+                          "pass a run directory beside it")  # fmt: skip
     _at_least(config, minimums)
     config.eval.validate()
 

@@ -94,6 +94,17 @@ def test_an_out_that_is_a_file_is_refused_by_train_eval_and_dmp(
     assert file.read_text() == "mine\n"
 
 
+@pytest.mark.parametrize("family", ["bc", "opt-ail"])
+def test_an_out_inside_the_dataset_is_refused(
+    reach: Path, capsys: pytest.CaptureFixture[str], family: str
+) -> None:
+    """Before: the run's folders were written among the dataset's arrays."""
+    out = reach / "run"
+    err = one_line_error(["train", family, "--dataset", str(reach), "--out", str(out)], capsys)
+    assert f"--out {out}: is inside the dataset {reach}" in err
+    assert not out.exists()
+
+
 def test_a_finished_run_started_again_keeps_its_summary(
     reach: Path, run: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
