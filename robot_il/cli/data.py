@@ -181,7 +181,11 @@ def run_frame(args: argparse.Namespace) -> int:
     from robot_il.envs.task_frame import frame_dataset
 
     out = frame_dataset(args.path, args.out, args.frame, overwrite=args.force)
-    print(f"wrote {out}: {Dataset.open(out).num_episodes} episodes in the {args.frame} frame")
+    kept = Dataset.open(out)
+    print(f"wrote {out}: {kept.num_episodes} episodes in the {args.frame} frame")
+    left_out = [key for key in Dataset.open(args.path).keys if key not in kept.keys]
+    if left_out:  # a policy trained on the copy cannot observe these
+        print(f"left out (no frame policy observes them): {', '.join(left_out)}")
     return 0
 
 

@@ -139,6 +139,14 @@ def push_datasets(tmp_path_factory) -> tuple:
     return world, converted
 
 
+def test_the_frame_copy_names_the_keys_it_leaves_out(push_datasets, tmp_path, capsys):
+    """Before: only "wrote ...", and training on a left-out camera failed later."""
+    world, _ = push_datasets
+    assert cli(["data", "frame", str(world), str(tmp_path / "f.zarr")]) == 0
+    out = capsys.readouterr().out
+    assert "left out (no frame policy observes them): " in out and "joint_pos" in out
+
+
 def test_a_recorded_dataset_converts_and_its_policies_refuse_world_envs(push_datasets):
     from robot_il.policies.spec import spec_from_dataset, spec_from_env, spec_mismatches
 
