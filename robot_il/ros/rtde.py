@@ -39,6 +39,8 @@ class RTDEControl(Protocol):
 
     def reuploadScript(self) -> bool: ...  # noqa: N802
 
+    def isProgramRunning(self) -> bool: ...  # noqa: N802
+
     def disconnect(self) -> None: ...
 
 
@@ -130,11 +132,22 @@ class FakeRTDE:
     (:attr:`servo_calls`, :attr:`stopped`, :attr:`script_stopped`) so tests can check what
     reached "the robot". :meth:`freeze` stops the receive timestamp (a stalled RTDE link),
     :meth:`stall` blocks the next ``servoJ`` call (a stalled link, or a descheduled caller),
-    :meth:`protective_stop` mimics the controller's protective stop,
-    :meth:`emergency_stop` its emergency stop button and :meth:`drop_link` a lost connection.
+    :meth:`protective_stop` mimics the controller's protective stop (which stops the control
+    program too), :meth:`emergency_stop` its emergency stop button, :meth:`stop_program` the
+    pendant's stop button and :meth:`drop_link` a lost connection. While the arm is stopped or
+    its control program is not running, ``servoJ`` returns False and nothing moves, as
+    ``ur_rtde``'s does.
+
+    ``status_lag`` (s) is how long the controller takes to report what the dashboard and a
+    script upload changed: after :meth:`unlock_protective_stop` the status still reads a
+    protective stop, and after ``reuploadScript`` the program is not running yet, for that
+    long (a real controller's unlock answers "releasing", and its upload returns before the
+    program starts).
     """
 
-    def __init__(self, initial_q: Sequence[float], max_speed: float = np.pi) -> None:
+    def __init__(
+        self, initial_q: Sequence[float], max_speed: float = np.pi, status_lag: float = 0.0
+    ) -> None:
         self._q = np.array(initial_q, dtype=np.float64)
         self._qd = np.zeros_like(self._q)
         self._target: np.ndarray | None = None
@@ -146,6 +159,11 @@ class FakeRTDE:
         self._frozen_at: float | None = None
         self._protective_stop = False
         self._emergency_stop = False
+        self.status_lag = status_lag
+        self._stop_reported_until = 0.0
+        """Monotonic s until which the status still reads the unlocked protective stop."""
+        self._program_from: float | None = self._start
+        """Monotonic s from which the control program runs; None: it is stopped."""
         self._stall = 0.0
         self._link_lost = False
         self.servo_calls: list[ServoCall] = []
@@ -171,7 +189,7 @@ class FakeRTDE:
             self._advance()
             target = np.array(q, dtype=np.float64)
             self.servo_calls.append(ServoCall(self._last, target, time, lookahead_time, gain))
-            if self._protective_stop or self._emergency_stop:
+            if self._protective_stop or self._emergency_stop or not self._program_running():
                 return False
             self._target, self._lookahead = target, lookahead_time
             self.stopped = False
@@ -188,13 +206,22 @@ class FakeRTDE:
 
     def stopScript(self) -> None:  # noqa: N802
         self._check_link()
-        self.script_stopped = True
+        with self._lock:
+            self.script_stopped, self._program_from = True, None
 
     def reuploadScript(self) -> bool:  # noqa: N802
         self._check_link()
-        self.script_uploads += 1
-        self.script_stopped = False
-        return not self._protective_stop
+        with self._lock:
+            self.script_uploads += 1
+            self.script_stopped = False
+            if self._protective_stop:
+                return False  # the controller refuses to start it
+            self._program_from = time.monotonic() + self.status_lag
+            return True
+
+    def isProgramRunning(self) -> bool:  # noqa: N802
+        with self._lock:
+            return self._program_running()
 
     def disconnect(self) -> None:
         self.connected = False
@@ -217,7 +244,7 @@ class FakeRTDE:
             return round((now - self._start) / 0.002) * 0.002  # the controller's 2 ms ticks
 
     def isProtectiveStopped(self) -> bool:  # noqa: N802
-        return self._protective_stop
+        return self._protective_stop or time.monotonic() < self._stop_reported_until
 
     def isEmergencyStopped(self) -> bool:  # noqa: N802
         return self._emergency_stop
@@ -255,10 +282,27 @@ class FakeRTDE:
             time.sleep(stall)  # not holding the lock: the arm can be read meanwhile
 
     def protective_stop(self) -> None:
-        """Stop the arm and refuse servo commands, as the controller's protective stop does."""
+        """Stop the arm and its control program and refuse servo commands, as the controller's
+        protective stop does."""
         with self._lock:
             self._advance()
-            self._protective_stop, self._target = True, None
+            self._protective_stop, self._target, self._program_from = True, None, None
+            self._qd[:] = 0.0
+
+    def unlock_protective_stop(self) -> None:
+        """The dashboard's unlock: the arm may move again (once its program is restarted);
+        the status reports the stop ``status_lag`` s longer."""
+        with self._lock:
+            if self._protective_stop:
+                self._protective_stop = False
+                self._stop_reported_until = time.monotonic() + self.status_lag
+
+    def stop_program(self) -> None:
+        """Stop the control program, as the pendant's stop button does: the arm stops and
+        ``servoJ`` returns False until ``reuploadScript`` starts the program again."""
+        with self._lock:
+            self._advance()
+            self._program_from, self._target = None, None
             self._qd[:] = 0.0
 
     def emergency_stop(self, pressed: bool = True) -> None:
@@ -278,6 +322,9 @@ class FakeRTDE:
             self._link_lost = True
             self._frozen_at = time.monotonic()
 
+    def _program_running(self) -> bool:
+        return self._program_from is not None and time.monotonic() >= self._program_from
+
     def _check_link(self) -> None:
         if self._link_lost:
             raise RuntimeError("RTDEControlInterface: lost connection to the robot")
@@ -296,7 +343,7 @@ class FakeRTDE:
 
 class FakeDashboard:
     """The dashboard server of a :class:`FakeRTDE` arm: every call is recorded in
-    :attr:`calls`; ``unlockProtectiveStop`` clears the fake's protective stop."""
+    :attr:`calls`; ``unlockProtectiveStop`` unlocks the fake's protective stop."""
 
     def __init__(self, arm: FakeRTDE) -> None:
         self.arm = arm
@@ -304,8 +351,7 @@ class FakeDashboard:
 
     def unlockProtectiveStop(self) -> None:  # noqa: N802
         self.calls.append("unlockProtectiveStop")
-        with self.arm._lock:
-            self.arm._protective_stop = False
+        self.arm.unlock_protective_stop()
 
     def closeSafetyPopup(self) -> None:  # noqa: N802
         self.calls.append("closeSafetyPopup")

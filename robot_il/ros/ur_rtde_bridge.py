@@ -10,14 +10,18 @@ control loop (:class:`robot_il.deploy.ticker.Ticker`: a late tick is caught up, 
 skips); ``joint_states`` are published from RTDE receive at the same rate, each new sample
 once (a stalled link ages them downstream). A lost link (``servoJ`` raises, or no new sample
 for ``link_timeout`` s) shuts the bridge down with exit code 1 after trying ``servoStop``.
+A ``servoJ`` the controller refuses (returns False) while no stop is latched and none is
+reported means its control program is not running (stopped on the pendant, or by a fault):
+the arm is not following, so the bridge latches its e-stop as ``program_stopped`` (logged
+once, an ``estop`` safety event) until ``recovery/resume`` restarts the program.
 ``safety/estop`` (std_msgs/Bool, true latches), ``safety/reset_estop`` (std_srvs/Trigger) and
 ``safety/events`` (std_msgs/String, one JSON object per intervention) expose the safety layer.
 The arm's protective and emergency stops latch the e-stop too, each as a source of its own
 (:meth:`robot_il.safety.SafetyFilter.estop`): ``safety/reset_estop`` (a person) releases every
-source, the recovery below only the protective stop's. While the e-stop is latched the gripper
-stays as it is; the newest gripper command that came meanwhile is sent when the last source is
-released. On shutdown the bridge calls ``servoStop``
-and stops the script.
+source, the recovery below only those of the protective stop and the stopped program. While
+the e-stop is latched the gripper stays as it is; the newest gripper command that came
+meanwhile is sent when the last source is released. On shutdown the bridge calls
+``servoStop`` and stops the script.
 
 Gripper: ``gripper:=robotiq`` drives a Robotiq 2F-85 through its URCap socket
 (:mod:`robot_il.ros.robotiq`, ``gripper_host`` defaulting to ``robot_ip``, port 63352) on its
@@ -30,8 +34,10 @@ the gripper active again; then the arm restarts with the safe-start ramp.
 Recovery (:mod:`robot_il.ros.ur_recovery`): a protective stop latches the e-stop; the
 dashboard's Trigger services (``dashboard_client/unlock_protective_stop``, ``.../play``,
 ``.../power_on``, ...) and ``recovery/resume`` (a person's go-ahead: unlock, restart the
-program, release the protective stop's latch) bring the arm back; ``auto_unlock`` (false by
-default) does it unattended. Neither releases an operator's e-stop or an emergency stop.
+program, wait for the controller to report both, release the latches of the protective stop
+and the stopped program) bring the arm back; ``auto_unlock`` (false by default) does it
+unattended after a protective stop. Neither releases an operator's e-stop or an emergency
+stop.
 Optional robot state, as the UR driver's broadcasters publish it: ``observe_robot_state:=true``
 publishes ``speed_scaling_state_broadcaster/speed_scaling`` (std_msgs/Float64, 0..1),
 ``tcp_pose_broadcaster/pose`` (geometry_msgs/PoseStamped, base frame) and
@@ -100,7 +106,13 @@ PROTECTIVE_STOP = "protective_stop"
 """E-stop source: the arm's protective stop (released by recovery or ``safety/reset_estop``)."""
 EMERGENCY_STOP = "emergency_stop"
 """E-stop source: the arm's emergency stop (released by ``safety/reset_estop`` alone)."""
-ESTOP_SOURCES = (OPERATOR, PROTECTIVE_STOP, EMERGENCY_STOP)
+PROGRAM_STOPPED = "program_stopped"
+"""E-stop source: the controller refused ``servoJ`` without a stop, its control program not
+running (released by recovery, which restarts it, or ``safety/reset_estop``, after which the
+next refused command latches it again)."""
+RECOVERED = (PROTECTIVE_STOP, PROGRAM_STOPPED)
+"""The sources recovery releases once the controller reports the arm ready again."""
+ESTOP_SOURCES = (OPERATOR, PROTECTIVE_STOP, EMERGENCY_STOP, PROGRAM_STOPPED)
 """Every source of the bridge's e-stop: ``safety/reset_estop`` releases them all."""
 
 
@@ -277,7 +289,9 @@ class UrRtdeBridge(Node):
         self.create_subscription(Bool, ESTOP_TOPIC, self._on_estop, 10)
         self.create_service(Trigger, RESET_ESTOP_SERVICE, self._on_reset_estop)
         self.create_timer(0.05, self._publish_events)
-        self.recovery = Recovery(self, self.dashboard, self.control, self._release_protective_stop)
+        self.recovery = Recovery(
+            self, self.dashboard, self.control, self.receive, self._release_recovered
+        )
         if self.declare_parameter("observe_robot_state", False).value:
             self._state_pubs = (
                 self.create_publisher(Float64, "speed_scaling_state_broadcaster/speed_scaling", 10),
@@ -372,10 +386,11 @@ class UrRtdeBridge(Node):
         self.get_logger().info("e-stop reset")
         return response
 
-    def _release_protective_stop(self) -> str | None:
-        """Recovery's release after a protective stop: its latch alone. Returns why the arm
-        still holds (an operator's e-stop, an emergency stop), or None."""
-        self._release(PROTECTIVE_STOP)
+    def _release_recovered(self) -> str | None:
+        """Recovery's release once the controller reports the arm ready: the latches of the
+        protective stop and the stopped program alone. Returns why the arm still holds (an
+        operator's e-stop, an emergency stop), or None."""
+        self._release(*RECOVERED)
         sources = self.safety.estop_sources
         if not sources:
             return None
@@ -470,14 +485,16 @@ class UrRtdeBridge(Node):
                 f"no new state from the UR controller for {now - self._sample_at:.2f} s "
                 f"(link_timeout {self.link_timeout:g} s): the RTDE link is lost"
             )
-        if self.receive.isProtectiveStopped():
-            self.safety.estop(PROTECTIVE_STOP)
-            self.recovery.protective_stop()
-        elif self.receive.isEmergencyStopped():
-            self.safety.estop(EMERGENCY_STOP)
         if fresh:
             self._publish_joint_state(q, qd)
         with self._lock:
+            # Read and latched under the lock recovery releases under: a status read before
+            # the controller reported the stop released cannot latch it after the release.
+            if self.receive.isProtectiveStopped():
+                self.safety.estop(PROTECTIVE_STOP)
+                self.recovery.protective_stop()
+            elif self.receive.isEmergencyStopped():
+                self.safety.estop(EMERGENCY_STOP)
             self._measured = q
             if self._trajectory is not None:
                 target, command_stamp = self._trajectory.sample(now)
@@ -488,10 +505,23 @@ class UrRtdeBridge(Node):
             safe = self.safety.filter(target, q, now, command_stamp=command_stamp)
             if safe.command is None:  # not started: the arm's readings are not finite
                 return stamp
-        self.control.servoJ(
+            latched = self.safety.estopped
+        accepted = self.control.servoJ(
             safe.command.tolist(), 0.0, 0.0, self.period, self.lookahead_time, self.gain
         )
+        if not accepted and not latched:
+            self._on_refused()
         return stamp
+
+    def _on_refused(self) -> None:
+        """``servoJ`` returned False with no stop latched: the arm is not following. A stop
+        the controller reports latches by itself (this period or the next); without one its
+        control program is not running, and the arm holds until recovery restarts it."""
+        if self.receive.isProtectiveStopped() or self.receive.isEmergencyStopped():
+            return
+        with self._lock:
+            self.safety.estop(PROGRAM_STOPPED)
+        self.recovery.program_stopped()
 
     def _publish_joint_state(self, q: np.ndarray, qd: list[float]) -> None:
         msg = self._joint_state_msg

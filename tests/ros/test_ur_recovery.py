@@ -1,9 +1,11 @@
-"""Recovery after a protective stop through the RTDE bridge's dashboard services, against the
-fake arm and its fake dashboard: a person's go-ahead (``recovery/resume``) by default, or
-``auto_unlock``; and the optional robot state topics (speed scaling, TCP pose, wrench)."""
+"""Recovery after a protective stop or a stopped control program through the RTDE bridge's
+dashboard services, against the fake arm and its fake dashboard: a person's go-ahead
+(``recovery/resume``) by default, or ``auto_unlock``; and the optional robot state topics
+(speed scaling, TCP pose, wrench)."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -16,19 +18,21 @@ pytestmark = pytest.mark.ros
 
 
 class Cell:
-    """The bridge on a fake arm, and a client commanding a swinging base joint (or, once
-    ``swinging`` is false, the home pose)."""
+    """The bridge on a fake arm (whose status reports changes ``status_lag`` s late), and a
+    client commanding a swinging base joint (or, once ``swinging`` is false, the home pose)
+    that keeps the bridge's safety events and log lines."""
 
-    def __init__(self, context, **parameters) -> None:
+    def __init__(self, context, status_lag: float = 0.0, **parameters) -> None:
         import rclpy
+        from rcl_interfaces.msg import Log
         from rclpy.executors import MultiThreadedExecutor
         from rclpy.parameter import Parameter
-        from std_msgs.msg import Float64MultiArray
+        from std_msgs.msg import Float64MultiArray, String
 
         from robot_il.ros.rtde import FakeDashboard, FakeRTDE
         from robot_il.ros.ur_rtde_bridge import UrRtdeBridge
 
-        self.arm = FakeRTDE(HOME_JOINT_POS)
+        self.arm = FakeRTDE(HOME_JOINT_POS, status_lag=status_lag)
         self.dashboard = FakeDashboard(self.arm)
         overrides = [Parameter(name, value=value) for name, value in parameters.items()]
         self.bridge = UrRtdeBridge(
@@ -48,6 +52,17 @@ class Cell:
             commands.publish(Float64MultiArray(data=target.tolist()))
 
         self.client.create_timer(0.02, swing)
+        self.events: list[dict] = []
+        self.client.create_subscription(
+            String, "safety/events", lambda m: self.events.append(json.loads(m.data)), 100
+        )
+        self.logs: list[str] = []
+
+        def keep_log(msg: Log) -> None:
+            if msg.name == "ur_rtde_bridge":
+                self.logs.append(msg.msg)
+
+        self.client.create_subscription(Log, "/rosout", keep_log, 100)
         self.executor = MultiThreadedExecutor(num_threads=2, context=context)
         self.executor.add_node(self.bridge)
         self.executor.add_node(self.client)
@@ -198,5 +213,69 @@ def test_recovering_from_a_protective_stop_keeps_another_stop_latched(
         reset = time.monotonic()
         assert not cell.bridge.safety.estopped
         wait_for(lambda: cell.moving_since(reset), 10, "the arm to move again")
+    finally:
+        cell.close()
+
+
+def test_a_program_stopped_on_the_pendant_holds_the_arm_until_a_person_resumes(
+    ros_context,
+) -> None:
+    """The pendant's stop button stops the arm's control program: ur_rtde's servoJ returns
+    False and the arm no longer follows. The bridge went on "commanding" it without a word;
+    it holds, says so once (a log line, an ``estop`` safety event), and goes on only at a
+    person's ``recovery/resume``, which restarts the program (no unlock: nothing is locked).
+    ``auto_unlock`` leaves a stopped program alone: the person who stopped it may be in the
+    cell."""
+    cell = Cell(ros_context, unlock_delay=0.3, auto_unlock=True, ramp_duration=0.2)
+    try:
+        wait_for(lambda: cell.moving_since(time.monotonic() - 0.3), 10, "the arm to move")
+        cell.arm.stop_program()
+        wait_for(lambda: cell.bridge.safety.estopped, 5, "the bridge to hold")
+        held_at = time.monotonic()
+        time.sleep(1.0)  # well past unlock_delay
+        assert cell.bridge.safety.estop_sources == {"program_stopped"}
+        assert cell.held_since(held_at + 0.05)
+        assert cell.arm.script_uploads == 0 and not cell.dashboard.calls
+        said = [line for line in cell.logs if "control program is not running" in line]
+        assert len(said) == 1, cell.logs
+        assert "recovery/resume" in said[0]
+        assert [e["detail"] for e in cell.events if e["kind"] == "estop"] == [
+            "e-stop latched by program_stopped"
+        ]
+
+        answer = cell.call("recovery/resume")
+        assert answer.success, answer.message
+        assert answer.message == "program restarted; the arm restarts slowly"
+        assert cell.arm.script_uploads == 1 and not cell.dashboard.calls
+        assert not cell.bridge.safety.estopped
+        base = cell.arm.getActualQ()[0]
+        wait_for(lambda: abs(cell.arm.getActualQ()[0] - base) > 0.01, 10, "the arm to follow")
+        assert cell.call("recovery/resume").success is False  # nothing left to recover from
+    finally:
+        cell.close()
+
+
+def test_a_protective_stop_reported_after_the_unlock_does_not_latch_again(ros_context) -> None:
+    """A real controller answers the unlock with "releasing" and starts the re-uploaded
+    program later, so its status read a protective stop for a while after
+    ``recovery/resume`` had released the latch: the bridge latched the stop again at once and
+    the arm held (and a second resume would unlock an arm with no protective stop). Recovery
+    releases once the controller reports the stop released and the program running."""
+    lag = 0.2
+    cell = Cell(ros_context, status_lag=lag, unlock_delay=0.3, ramp_duration=0.2)
+    try:
+        wait_for(lambda: cell.moving_since(time.monotonic() - 0.3), 10, "the arm to move")
+        cell.arm.protective_stop()
+        time.sleep(0.4)  # past unlock_delay
+        started = time.monotonic()
+        answer = cell.call("recovery/resume")
+        assert answer.success, answer.message
+        resumed = time.monotonic()
+        time.sleep(0.5)
+        assert not cell.bridge.safety.estopped, cell.bridge.safety.estop_sources
+        assert resumed - started >= lag  # it waited for the controller
+        assert cell.dashboard.calls.count("unlockProtectiveStop") == 1
+        assert sum(line.startswith("protective stop:") for line in cell.logs) == 1, cell.logs
+        wait_for(lambda: cell.moving_since(resumed), 10, "the arm to move again")
     finally:
         cell.close()
