@@ -12,7 +12,9 @@ policy type to it. YAML files mirror the dataclasses::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -241,8 +243,35 @@ def load_config(
              "override it; an existing --out is resumed.")  # fmt: skip
     if policy_type == "opt_ail":
         usage += " --model-based is short for --policy.model-based."
-    return tyro.cli(type(config), args=list(args), default=config, prog=command,
-                    description=usage)  # fmt: skip
+    if "-h" in args or "--help" in args:
+        return tyro.cli(type(config), args=list(args), default=config, prog=command,
+                        description=usage)  # fmt: skip
+    boxed = io.StringIO()  # tyro draws a usage error as a box of many lines
+    try:
+        with contextlib.redirect_stdout(boxed), contextlib.redirect_stderr(boxed):
+            return tyro.cli(type(config), args=list(args), default=config, prog=command,
+                            description=usage)  # fmt: skip
+    except SystemExit:
+        raise ConfigError(_one_line(boxed.getvalue())) from None
+
+
+def _one_line(box: str) -> str:
+    """tyro's boxed usage error as one line: its message, the first flag it suggests, and
+    where the help is. The box's sections are separated by rules; the first is its title."""
+    sections: list[list[str]] = [[]]
+    for line in (line.strip() for line in box.splitlines()):
+        if line and set(line) <= set("-─"):
+            sections.append([])
+        elif line:
+            sections[-1].append(line)
+    message, *details = [section for section in sections[1:] if section] or [[box.strip()]]
+    text = " ".join(message)
+    for section in details:
+        if section[0] == "Perhaps you meant:" and len(section) > 1:
+            text += f"; perhaps {section[1].split()[0]}"
+        elif section[0].startswith("For full helptext"):
+            text += f" ({section[0].split(', ', 1)[-1]})"
+    return text
 
 
 def update_dataclass(instance: Any, values: Mapping[str, Any], where: str) -> Any:

@@ -137,10 +137,15 @@ def test_torchrun_around_a_one_process_learner_is_refused(
 def test_usage_errors_name_the_command_the_user_typed(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """Before: tyro's hint said ``robot-il train iq_learn --help``, which argparse refuses."""
-    with pytest.raises(SystemExit):
-        main(["train", "iq-learn", "--model-based"])
-    assert "robot-il train iq-learn --help" in capsys.readouterr().err
+    """Before: tyro's hint said ``robot-il train iq_learn --help``, which argparse refuses,
+    in a box of many lines."""
+    err = one_line_error(["train", "iq-learn", "--model-based"], capsys)
+    assert err == ("robot-il: error: Unrecognized options: --model-based "
+                   "(run robot-il train iq-learn --help)")  # fmt: skip
+    err = one_line_error(["train", "bc", "--policy.image-encodr", "resnet"], capsys)
+    assert "--policy.image-encodr, resnet; perhaps --policy.image-encoder (run" in err
+    err = one_line_error(["train", "bc", "--policy.image-encoder", "resnt18"], capsys)
+    assert "invalid choice 'resnt18' for argument '--policy.image-encoder'" in err
 
 
 def test_the_launch_file_leaves_the_config_files_settings_in_place(
