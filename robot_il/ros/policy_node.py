@@ -333,6 +333,13 @@ class PolicyNode(Node):
         if mode not in ACTION_MODES:
             modes = ", ".join(ACTION_MODES)
             raise CheckpointError(f"{where}: cannot deploy action_mode {mode!r}; modes: {modes}")
+        offered = self.offered_spec["observation"]
+        unserved = [k for k in info.spec.get("observation") or {} if k not in offered]
+        if any(is_camera_key(key) for key in unserved):  # cameras are node parameters
+            raise CheckpointError(
+                f"{where}: observes {', '.join(filter(is_camera_key, unserved))}, which this "
+                f"node has no camera for; start it with {camera_settings(info.spec)}"
+            )
         check_spec(info.spec, {**self.offered_spec, "action_mode": mode}, where)
         if other_task:
             self.get_logger().warning(f"{where}: it fits this robot's inputs, deploying it")
@@ -854,6 +861,18 @@ class PolicyNode(Node):
             self._pending[1].close()
         self._inference.join(timeout=5.0)
         self.destroy_node()
+
+
+def camera_settings(spec: dict) -> str:
+    """The node parameters that serve every camera a checkpoint of ``spec`` observes, e.g.
+    ``cameras:=front,wrist``."""
+    observed = spec.get("observation") or {}
+    settings = []
+    for parameter, prefix in (("cameras", "rgb_"), ("depth_cameras", "depth_")):
+        names = [key.removeprefix(prefix) for key in observed if key.startswith(prefix)]
+        if names:
+            settings.append(f"{parameter}:={','.join(names)}")
+    return " ".join(settings)
 
 
 def main(args: list[str] | None = None) -> int:

@@ -48,7 +48,11 @@ def test_a_node_that_exits_is_reported_at_once(ros_context, ros_env, tmp_path):
 
     checkpoint = _camera_checkpoint(tmp_path / "camera")
     start = time.monotonic()
-    with pytest.raises(ConfigError, match=r"(?s)policy exited.*observation 'rgb_front' missing"):
+    with pytest.raises(
+        ConfigError,
+        match=r"(?s)policy exited.*observes rgb_front, which this node has no "
+        r"camera for; start it with cameras:=front",
+    ):
         evaluate_over_ros(checkpoint, episodes=1, seed=10_000, context=ros_context,
                           env=ros_env, log_dir=tmp_path / "logs",
                           policy_params={"cameras": '""'})  # fmt: skip
