@@ -29,6 +29,13 @@ def run(args: argparse.Namespace) -> int:
           f"{spec['control_hz']:g} Hz, {spec.get('action_mode')} actions ({spec['action_dim']})"
           f"{frame}")  # fmt: skip
     print(f"observes     {inputs}")
+    cameras = [key for key in spec["observation"] if key.startswith("rgb_")]
+    if cameras:  # how the frames are read: a deployment must match the crop and size
+        crop = config.get("image_crop") or ()
+        cut = ", ".join(config.get("image_crop_keys") or cameras)
+        region = f", crop (top, left, height, width) {tuple(crop)} of {cut}" if crop else ""
+        print(f"images       {config.get('image_encoder')} encoder, "
+              f"{config.get('image_feature_dim')} features per camera{region}")  # fmt: skip
     print(f"per step     {config.get('n_obs_steps', 1)} observation(s) in, "
           f"{config.get('horizon', 1)} action(s) predicted, "
           f"{config.get('n_action_steps', 1)} executed")  # fmt: skip

@@ -14,6 +14,7 @@ from robot_il.policies.bc import BCConfig, BCPolicy
 from robot_il.policies.diffusion import DiffusionConfig, DiffusionPolicy
 from torch import nn
 
+from robot_il.cli import main as cli
 from robot_il.dataset import DatasetWriter
 from robot_il.errors import ConfigError, DatasetError
 from robot_il.train.config import load_config
@@ -152,15 +153,23 @@ def _train_config(dataset: Path, out: Path, *settings: str):
     ])  # fmt: skip
 
 
-def test_image_checkpoint_trained_with_labels_never_reads_them(tmp_path: Path) -> None:
+def test_image_checkpoint_trained_with_labels_never_reads_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A checkpoint trained with the auxiliary loss observes only its camera and
     proprioception: the labels are not in its spec, acting works without them, and a wildly
     wrong object state beside the frame changes nothing."""
     dataset = _camera_dataset(tmp_path / "demo.zarr")
     config = _train_config(dataset, tmp_path / "run", "--policy.obs-keys", "rgb_front",
                            "joint_pos", "--policy.aux-state-keys", "object_pos",
-                           "--policy.aux-state-weight", "1.0")  # fmt: skip
-    policy = load_policy(train(config).checkpoint)
+                           "--policy.aux-state-weight", "1.0", "--policy.image-crop", "1",
+                           "2", f"{SIZE - 2}", f"{SIZE - 3}")  # fmt: skip
+    checkpoint = train(config).checkpoint
+    assert cli(["info", str(checkpoint)]) == 0  # how the frames are read, for a deployment
+    read = f"(1, 2, {SIZE - 2}, {SIZE - 3}) of rgb_front\n"
+    assert ("images       conv encoder, 8 features per camera, crop (top, left, height, width) "
+            + read) in capsys.readouterr().out  # fmt: skip
+    policy = load_policy(checkpoint)
     assert policy.aux_head is not None
     assert policy.obs_keys == ["joint_pos", "rgb_front"]
     assert sorted(policy.spec["observation"]) == ["joint_pos", "rgb_front"]
