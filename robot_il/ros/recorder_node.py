@@ -9,10 +9,18 @@ the node's arm layout, :mod:`robot_il.ros.arm_layout`); before an arm's first co
 holds, so its action is its measured pose. The step also stores ``timestamp`` (s since the
 episode's first step, from the joint states' stamps).
 
+``gripper`` names the arms' gripper as the RTDE bridge's parameter does: ``robotiq`` (the
+default; also the simulated arm's 2F-85, or any gripper whose closure the joint states carry
+as ``<tf_prefix>gripper_joint``) records ``<arm>_gripper``; ``''`` (arms without a gripper,
+whose joint states carry none) records no such key, and an arm's gripper action before its
+first gripper command is 0 (open). The action keeps its 7 values per arm either way, the
+env's joint action, so a policy trained on it deploys unchanged.
+
 Episodes go through :class:`robot_il.dataset.DatasetWriter`'s streaming writer: an episode is
 visible only once committed, so a crash loses at most the episode under way. An existing
-dataset is appended to only at its own rate (another ``record_hz`` is a ``ConfigError``: one
-dataset has one step period). Control:
+dataset is appended to only at its own rate and with its own keys (another ``record_hz``,
+other cameras or another ``gripper`` is a ``ConfigError``: one dataset has one step period and
+one set of keys). Control:
 
 - services ``recorder/start``, ``recorder/stop`` (commit) and ``recorder/discard``
   (std_srvs/Trigger); ``recorder/start`` refuses (success false, the missing keys in its
@@ -51,7 +59,13 @@ from std_srvs.srv import Trigger
 from robot_il.errors import ConfigError, RecordingError, RobotILError
 from robot_il.record.control import EpisodeEvent, parse_event
 from robot_il.ros.node_main import declare_float
-from robot_il.ros.observation import STAMP_PREFIX, RobotObservation, camera_parameters
+from robot_il.ros.observation import (
+    STAMP_PREFIX,
+    RobotObservation,
+    camera_parameters,
+    is_camera_key,
+)
+from robot_il.ros.ur_rtde_bridge import GRIPPERS
 from robot_il.ros.ur_topics import SUCCESS_TOPIC, tf_prefix
 
 EVENT_TOPIC = "teleop/episode_event"
@@ -78,10 +92,15 @@ class RecorderNode(Node):
         overwrite = bool(self.declare_parameter("overwrite", False).value)
         fsync = bool(self.declare_parameter("fsync", True).value)
         autostart = bool(self.declare_parameter("autostart", False).value)
+        gripper = str(self.declare_parameter("gripper", "robotiq").value)
         if not path:
             raise ConfigError("recorder: set the parameter path (the zarr dataset to write)")
         if not 0 < self.record_hz <= 500:
             raise ConfigError(f"recorder: record_hz {self.record_hz} is not in (0, 500]")
+        if gripper not in GRIPPERS:
+            raise ConfigError(
+                f"recorder: gripper {gripper!r} is not one of {GRIPPERS} ('': arms without one)"
+            )
 
         from robot_il.dataset import Dataset, DatasetWriter, ImageStorage
 
@@ -97,8 +116,17 @@ class RecorderNode(Node):
         robot_state = bool(self.declare_parameter("robot_state", False).value)
         self.obs = RobotObservation(self, task, **cameras, robot_state=robot_state)
         self.arms = self.obs.arms
+        self.has_gripper = bool(gripper)
+        self._gripper_keys = {tf_prefix(arm) + "gripper" for arm in self.arms}
+        self.keys = {
+            key: shape
+            for key, shape in self.obs.keys.items()
+            if self.has_gripper or key not in self._gripper_keys
+        }
+        """The observation keys of a step: the robot's, but a gripper's only if it has one."""
         if append:
             self.writer = DatasetWriter.open(path, fsync=fsync)
+            self._refuse_other_keys(path)
         else:
             attrs = {"task": task, "action_mode": "joint", "source": "ros"}
             self.writer = DatasetWriter.create(
@@ -159,6 +187,21 @@ class RecorderNode(Node):
             f"recording {task} at {self.record_hz:g} Hz into {path} "
             f"({self.writer.num_episodes} episodes so far)"
         )
+
+    def _refuse_other_keys(self, path: str) -> None:
+        """``ConfigError`` unless the steps of the dataset being appended to (if any) have
+        the keys this recorder writes: a step with other keys fails at its first append."""
+        held = set(self.writer.keys)
+        stamps = {STAMP_PREFIX + key for key in self.keys if is_camera_key(key)}
+        written = {*self.keys, *stamps, "action", "timestamp"}
+        if held and held != written:
+            differ = {"adding": written - held, "dropping": held - written}
+            changes = [f"{change} {sorted(keys)}" for change, keys in differ.items() if keys]
+            raise ConfigError(
+                f"recorder: appending to {path} would change its keys ({', '.join(changes)}); "
+                "record with its cameras, robot_state and gripper, or into another dataset "
+                "(one dataset has one set of keys)"
+            )
 
     # -- topics --------------------------------------------------------------------------
 
@@ -262,11 +305,18 @@ class RecorderNode(Node):
         """``start`` once every observation key has arrived; ``RecordingError`` naming the
         missing ones before that (the ``recorder/start`` service)."""
         values, stamp = self.obs.snapshot()
-        if self.obs.select(values, self.obs.keys, stamp) is None:
-            missing = sorted(set(self.obs.keys) - set(values)) or ["a camera frame in time"]
+        if self.obs.select(values, self.keys, stamp) is None:
+            missing = sorted(set(self.keys) - set(values)) or ["a camera frame in time"]
             raise RecordingError(f"recorder: nothing recorded yet, observation keys {missing} "
-                                 "have not arrived; start again once they do")  # fmt: skip
+                                 "have not arrived; start again once they do"
+                                 f"{self._gripper_hint(missing)}")  # fmt: skip
         return self.start()
+
+    def _gripper_hint(self, missing: list[str]) -> str:
+        """How to record arms without a gripper, when a gripper's key is ``missing``."""
+        if not self._gripper_keys & set(missing):
+            return ""
+        return " (no gripper_joint in the joint states: record arms without one with gripper:='')"
 
     def stop(self) -> str:
         """Commit the episode under way (a simulator reset under way then begins none)."""
@@ -296,17 +346,18 @@ class RecorderNode(Node):
     def _sample(self) -> None:
         with self._lock:
             mark = self._reset_mark
-        stale = [] if mark is None else self.obs.stale_keys(self.obs.keys, *mark)
+        stale = [] if mark is None else self.obs.stale_keys(self.keys, *mark)
         values, stamp = self.obs.snapshot()
-        frame = None if stale else self.obs.select(values, self.obs.keys, stamp, with_stamps=True)
+        frame = None if stale else self.obs.select(values, self.keys, stamp, with_stamps=True)
         with self._lock:
             if self._episode is None or self._reset_mark is not mark:
                 return  # none under way, or one begun meanwhile (checked against another scene)
             if frame is None or stamp is None:
                 self._skipped += 1
                 if self._skipped == int(self.record_hz):
-                    waiting = stale or sorted(set(self.obs.keys) - set(values))
+                    waiting = stale or sorted(set(self.keys) - set(values))
                     after = " taken after the simulator's reset" if stale else ""
+                    after += self._gripper_hint(waiting)
                     self.get_logger().warning(f"waiting for observation keys {waiting}{after}")
                 return
             self._reset_mark = None  # the new scene's, every key: it is recorded from here on
@@ -326,8 +377,8 @@ class RecorderNode(Node):
             if q is None:
                 q = values[p + "joint_pos"]
             gripper = self._grippers[index]
-            if gripper is None:
-                gripper = float(values[p + "gripper"][0])
+            if gripper is None:  # no command yet: as it is, open without a gripper
+                gripper = float(values[p + "gripper"][0]) if self.has_gripper else 0.0
             parts.append(np.append(q, gripper))
         return np.concatenate(parts).astype(np.float32)
 

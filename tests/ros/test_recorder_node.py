@@ -14,7 +14,7 @@ import pytest
 from deploy_helpers import COMMANDS, UR_JOINTS, Client, spinning, wait_for
 from robot_il.envs.ur5e.description import HOME_JOINT_POS
 
-from robot_il.errors import ConfigError
+from robot_il.errors import ConfigError, RecordingError
 
 pytestmark = pytest.mark.ros
 
@@ -27,9 +27,10 @@ class Simulator:
     """One arm's scene: joint states every 5 ms, target and success every 10 ms, stamped
     now; ``sim/reset`` moves it to the next scene (arm, target, not solved) after
     ``RESET_S``. The operator's joint command comes with every joint state in the first
-    scene; in the next, none has come yet."""
+    scene; in the next, none has come yet. The arm has a gripper (open) unless ``gripper`` is
+    false."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, gripper: bool = True) -> None:
         from geometry_msgs.msg import PointStamped
         from sensor_msgs.msg import JointState
         from std_msgs.msg import Bool, Float64MultiArray
@@ -46,7 +47,9 @@ class Simulator:
         self._success = client.node.create_publisher(Bool, "task/success", 10)
         self._command = client.node.create_publisher(Float64MultiArray, COMMANDS, 10)
         self.command = Float64MultiArray(data=(HOME_JOINT_POS + 0.1).tolist())
-        self._msgs = JointState(name=[*UR_JOINTS, "gripper_joint"]), PointStamped(), Bool()
+        self._gripper = [0.0] if gripper else []
+        names = [*UR_JOINTS, "gripper_joint"] if gripper else UR_JOINTS
+        self._msgs = JointState(name=names), PointStamped(), Bool()
         client.node.create_service(Trigger, "sim/reset", self._on_reset)
         self._running = True
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -64,7 +67,7 @@ class Simulator:
         while self._running:
             position, point, solved = self.scenes[self.scene]
             joints.header.stamp = self._clock.now().to_msg()
-            joints.position = [*position.tolist(), 0.0]
+            joints.position = [*position.tolist(), *self._gripper]
             self._joints.publish(joints)
             if self.scene == 0:
                 self._command.publish(self.command)
@@ -83,13 +86,15 @@ class Simulator:
 
 
 @contextmanager
-def recorder(context, path: Path, record_hz: float = 20.0) -> Iterator[object]:
-    """A recorder node writing to ``path``, spun as ``run_node`` spins it."""
+def recorder(context, path: Path, record_hz: float = 20.0, **more) -> Iterator[object]:
+    """A recorder node writing to ``path`` (``more``: other parameters), spun as ``run_node``
+    spins it."""
     from rclpy.parameter import Parameter
 
     from robot_il.ros.recorder_node import RecorderNode
 
     parameters = {"path": str(path), "record_hz": record_hz, "fsync": False, "autostart": True}
+    parameters.update(more)
     node = RecorderNode(
         context=context, parameter_overrides=[Parameter(k, value=v) for k, v in parameters.items()]
     )
@@ -154,3 +159,45 @@ def test_appending_at_another_rate_is_refused_before_recording(ros_context, tmp_
     with recorder(ros_context, path, record_hz=20.0) as node:  # its own rate appends
         assert node.writer.num_episodes == 0
     assert Dataset.open(path).control_hz == 20.0
+
+
+def test_an_arm_without_a_gripper_records_every_key_but_the_gripper(ros_context, tmp_path) -> None:
+    """A real cell's arm without a gripper (the RTDE bridge's default) reports no
+    ``gripper_joint``: the recorder waited for the ``gripper`` key forever and wrote no
+    episode. With ``gripper:=''`` it records the arm's other keys and the 7-value joint action
+    (the gripper open: no gripper command came); without it, ``recorder/start`` says how to
+    record such an arm; appending with a gripper to its dataset is refused."""
+    from robot_il.dataset import Dataset
+
+    path = tmp_path / "cell.zarr"
+    client = Client(ros_context)
+    simulator = Simulator(client, gripper=False)
+    try:
+        with recorder(ros_context, path) as node:  # expects a gripper (the default)
+            arrived = {"joint_pos", "target_pos"}
+            wait_for(lambda: arrived <= set(node.obs.snapshot()[0]), 10, "the scene")
+            with pytest.raises(
+                RecordingError,
+                match=r"keys \['gripper'\] have not .* \(no gripper_joint .*gripper:=''\)$",
+            ):
+                node.start_observed()
+            node.discard()
+        with recorder(ros_context, path, gripper="") as node:
+            wait_for(lambda: node._episode.num_steps >= 5, 10, "steps without a gripper")
+            assert node.stop().startswith("episode 0 committed")
+    finally:
+        simulator.close()
+        client.close()
+    dataset = Dataset.open(path)
+    assert dataset.num_episodes == 1
+    assert "gripper" not in dataset.keys and {"joint_pos", "target_pos"} <= set(dataset.keys)
+    actions = dataset.episode(0)["action"]
+    np.testing.assert_allclose(actions[-1], [*simulator.command.data, 0.0], atol=1e-6)
+
+    refused = r"appending to .*cell.zarr would change its keys \(adding \['gripper'\]\)"
+    with pytest.raises(ConfigError, match=refused), recorder(ros_context, path):
+        pass
+    unknown = r"gripper 'none' is not one of \('', 'robotiq'\)"
+    other = tmp_path / "other.zarr"
+    with pytest.raises(ConfigError, match=unknown), recorder(ros_context, other, gripper="none"):
+        pass
