@@ -42,7 +42,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     sim.add_argument(
         "--candidates",
         default=None,
-        help="comma-separated checkpoint directories to select among, instead of training",
+        help="comma-separated checkpoint directories to select among, instead of training; "
+        "the simulated scene is their task",
     )
     sim.add_argument("--episodes", type=COUNT, default=20, help="rated episodes")
     sim.add_argument("--rule", default="ucb1", choices=tuple(RULES), help="selection rule")
@@ -113,6 +114,19 @@ def run_candidates(args: argparse.Namespace) -> int:
     return 0
 
 
+def candidates_task(names: list[str]) -> str:
+    """The task every checkpoint of ``names`` was trained on, the scene the simulated robot
+    shows them all; ``SelectionError`` if they differ."""
+    from robot_il.policies import read_checkpoint
+
+    tasks = {name: read_checkpoint(name)[1]["spec"].get("task") or "reach" for name in names}
+    if len(set(tasks.values())) > 1:
+        trained = ", ".join(f"{Path(name).name} on {task}" for name, task in tasks.items())
+        raise SelectionError(f"--candidates: trained on different tasks ({trained}); one "
+                             "simulated scene judges them all")  # fmt: skip
+    return next(iter(tasks.values()))
+
+
 def run_sim(args: argparse.Namespace) -> int:
     from robot_il.cli import main
 
@@ -122,9 +136,11 @@ def run_sim(args: argparse.Namespace) -> int:
         if missing:
             raise SelectionError(f"--candidates: not checkpoint directories: {missing}")
         candidates_dir = ""
+        task = candidates_task(names)
     else:
         names = default_candidate_names(args.out, args.dataset, args.record)
         candidates_dir = str(args.out.resolve())
+        task = "reach"  # the recipes' expert
     default = args.default_candidate or names[min(1, len(names) - 1)]
     if args.candidates:
         default = str(Path(default).resolve())
@@ -140,6 +156,7 @@ def run_sim(args: argparse.Namespace) -> int:
         argv += ["--domain-id", str(args.domain_id)]
     argv += [
         "deploy_select_sim.launch.yaml",
+        f"task:={task}",
         f"candidates_dir:={candidates_dir}",
         f"candidates:={','.join(names)}",
         f"default_candidate:={default}",

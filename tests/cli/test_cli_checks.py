@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cli_errors import argparse_error
+from cli_errors import argparse_error, one_line_error
 
 from robot_il.cli import main
 
@@ -107,3 +107,29 @@ def test_a_run_stopped_before_its_first_save_is_named_as_such(verb, tmp_path, ca
     (run / CONFIG_YAML).write_text("steps: 2000\n")
     assert main([*verb, str(run)]) == 2
     assert "a training run that has saved no checkpoint yet" in capsys.readouterr().err
+
+
+def test_select_sim_shows_the_candidates_their_own_task(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--candidates`` of a push checkpoint ran them in the launch file's reach scene; now the
+    scene is the candidates' task, and candidates of two tasks are refused before any node."""
+    import json
+    import shutil
+
+    from robot_il.cli.select import candidates_task
+
+    fixture = Path(__file__).parents[1] / "ros" / "fixtures" / "bc_reach"
+    pushes = []
+    for name in ("push_a", "push_b"):
+        shutil.copytree(fixture, tmp_path / name)
+        config = json.loads((tmp_path / name / "config.json").read_text())
+        config["spec"]["task"] = "push"
+        (tmp_path / name / "config.json").write_text(json.dumps(config))
+        pushes.append(str(tmp_path / name))
+    assert candidates_task(pushes) == "push"
+    out = tmp_path / "select"
+    candidates = f"{pushes[0]},{fixture}"
+    err = one_line_error(["select", "sim", "--out", str(out), "--candidates", candidates], capsys)
+    assert "--candidates: trained on different tasks (push_a on push, bc_reach on reach)" in err
+    assert not out.exists()
