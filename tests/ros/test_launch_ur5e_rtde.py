@@ -88,3 +88,46 @@ def test_a_robot_ip_where_nothing_listens_is_a_one_line_error(ros_env) -> None:
     assert launch.returncode == 2, output
     assert "Traceback" not in output
     assert "error: robot_ip 127.0.0.1: " in output and "30004" in output
+
+
+@pytest.mark.parametrize(
+    ("name", "required"),
+    [
+        ("deploy_ur5e.launch.yaml", {"checkpoint": "ckpt"}),
+        ("record_real_cell.launch.yaml", {"path": "cell.zarr"}),
+    ],
+)
+def test_real_cell_launch_files_declare_the_gripper(name: str, required: dict, capsys) -> None:
+    """``gripper:=robotiq`` reached the bridge (its included ur5e_rtde.launch.yaml declares
+    it), but ``robot-il launch FILE -s`` did not list it; the recorder of a real cell records
+    the gripper the bridge drives, and without one none."""
+    from robot_il.cli import main
+    from robot_il.launch.description import load_launch
+    from robot_il.launch.substitution import package_share
+
+    assert main(["launch", name, "-s"]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    assert "gripper: robotiq: a Robotiq 2F-85 via its URCap socket [default '']" in shown
+    assert "gripper_host: gripper URCap host (default: robot_ip) [default '']" in shown
+    path = package_share("robot_il", Path(__file__)) / "launch" / name
+    for given, expected in (({}, "gripper:=''"), ({"gripper": "robotiq"}, "gripper:=robotiq")):
+        plan = load_launch(path, {**required, **given})
+        argv = {p.name: " ".join(p.argv) for p in plan.processes}
+        assert expected in argv["ur_rtde_bridge"]
+        if "recorder" in argv:
+            assert expected in argv["recorder"]
+
+
+def test_real_cell_cameras_replay_a_video_file_with_camera_loop() -> None:
+    """The no-robot example of record_real_cell.launch.yaml reads a video file, which the
+    camera node can replay (its ``loop`` parameter), but the launch file offered no way to
+    set it: the camera reported "no frame" once the clip had ended."""
+    from robot_il.launch.description import load_launch
+    from robot_il.launch.substitution import package_share
+
+    path = package_share("robot_il", Path(__file__)) / "launch" / "record_real_cell.launch.yaml"
+    for given, expected in (({}, "loop:=false"), ({"camera_loop": "true"}, "loop:=true")):
+        plan = load_launch(path, {"path": "cell.zarr", **given})
+        cameras = [p for p in plan.processes if p.name.startswith("camera_")]
+        assert len(cameras) == 2
+        assert all(expected in p.argv for p in cameras), [p.argv for p in cameras]
