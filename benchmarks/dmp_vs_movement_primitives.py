@@ -4,21 +4,28 @@ The same demonstration (a curved 3-D tool path over 2 s, 100 Hz samples) is lear
 with 50 weights per dimension; both roll it out at 100 Hz, and the largest distance between
 the two rollouts and to the demonstration is printed (goal: within 5 mm of each other). Then
 one step at 500 Hz (dt = 2 ms) is timed for each, interleaved in the same process: median and
-p99 microseconds (goal: ours costs no more than theirs). Writes
-``benchmarks/results/dmp_vs_movement_primitives.json``.
+p99 microseconds (goal: ours costs no more than theirs). Writes the result, with the load
+average, the code (commit) and the CPU, to ``--out`` (default
+``benchmarks/results/dmp_vs_movement_primitives.json``, the committed figures: give a scratch
+path to check a checkout without changing them).
 
-    .venv/bin/python benchmarks/dmp_vs_movement_primitives.py   (needs the ``compare`` extra)
+    .venv/bin/python benchmarks/dmp_vs_movement_primitives.py [--steps 5000] [--out PATH]
+    (needs the ``compare`` extra)
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 from robot_il.policies.dmp import DMP
+
+from robot_il.provenance import code_provenance, revision
 
 OUT = Path(__file__).parent / "results" / "dmp_vs_movement_primitives.json"
 DT = 0.01
@@ -85,17 +92,31 @@ def step_timing(steps: int = 5000) -> dict[str, dict[str, float]]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=5000, help="timed 500 Hz steps of each")
+    parser.add_argument("--out", type=Path, default=OUT, help="the JSON to write")
+    args = parser.parse_args()
+    if args.steps < 1:
+        parser.error(f"--steps {args.steps}: time at least one step")
     import movement_primitives.dmp._dmp as their_module
 
+    code_provenance()  # the code this process loaded, read before the timing
+    load_before = os.getloadavg()
     result = {
         "reproduction": reproduction(),
-        "step_500hz": step_timing(),
+        "step_500hz": step_timing(args.steps),
+        "steps": args.steps,
         "their_step_functions": sorted(their_module.DMP_STEP_FUNCTIONS),
-        "load_avg": os.getloadavg(),
+        "load_avg_before": [round(v, 2) for v in load_before],
+        "load_avg": [round(v, 2) for v in os.getloadavg()],
+        "code": revision(),
+        "cpu": code_provenance()["cpu"],
+        "utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     print(json.dumps(result, indent=2))
-    OUT.parent.mkdir(exist_ok=True)
-    OUT.write_text(json.dumps(result, indent=2) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
