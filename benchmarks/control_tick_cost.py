@@ -172,15 +172,19 @@ def main() -> int:
     from tqdm import tqdm
 
     import robot_il.safety.filter as current
+    from robot_il.errors import ConfigError
     from robot_il.ros.dds import apply_loopback_env, loopback_env
 
+    try:
+        apply_loopback_env(args.domain)
+    except ConfigError as error:
+        parser.error(f"--domain {args.domain}: {error}")
     load_before = os.getloadavg()
     baseline = baseline_filter_module(args.baseline)
     limits = node_limits()
     implementations = {"baseline": baseline, "current": current}
     streams = {kind: command_stream(kind, args.ticks, limits) for kind in ("tracking", "clipped")}
 
-    apply_loopback_env(args.domain)
     import rclpy
     from std_msgs.msg import Float64MultiArray
 

@@ -41,7 +41,9 @@ process stalled the control loop: ``robot_il.deploy.worker``). Run it on a quiet
 
     .venv/bin/python benchmarks/deploy_latency.py [--seconds 10]
 
-Each row is also appended to ``benchmarks/results/deploy_latency.jsonl`` with the load average.
+Each row is also appended to ``--results`` (default ``benchmarks/results/deploy_latency.jsonl``,
+the committed rows: give a scratch file to check a checkout) with the load average, the code
+(commit, ``+changes`` if it differed) and the UTC time.
 
 ``--baseline-rounds N`` then runs each policy at 500 Hz ``N`` times more with the control loop
 the node had before :mod:`robot_il.deploy.ticker` (sleep to the deadline, start over from
@@ -210,8 +212,8 @@ def _diagnosis(
         k = int(np.searchsorted(own[:, 0], begin)) if len(own) else 0
         wall, cpu = (own[k, 1], own[k, 2]) if k < len(own) else (np.nan, np.nan)
         collected = sum(d for s, d in pauses if s < end and s + d > begin)
-        gaps.append([round(1e3 * (end - begin), 2), round(1e3 * wall, 3), round(1e3 * cpu, 3),
-                     round(1e3 * collected, 3)])  # fmt: skip
+        gaps.append([round(float(1e3 * (end - begin)), 2), round(float(1e3 * wall), 3),
+                     round(float(1e3 * cpu), 3), round(float(1e3 * collected), 3)])  # fmt: skip
     cpu = own[:, 2] * 1e6 if len(own) else np.full(1, np.nan)
     return {
         "longest_gaps_wall_cpu_gc_ms": gaps,
@@ -293,13 +295,22 @@ def main() -> int:
         help="then alternate the policy node with rclpy's default QoS event handlers on its "
         "publishers and subscriptions and without (as it runs), at 500 Hz, this many rounds",
     )
+    parser.add_argument("--results", type=Path, default=RESULTS, help="JSON lines to append to")
     args = parser.parse_args()
 
     from robot_il.policies.untrained import untrained_reach_checkpoint
 
+    from robot_il.provenance import code_provenance
+
+    code_provenance()  # the code this process loaded, for its rows (``_append_row``)
+
+    from robot_il.errors import ConfigError
     from robot_il.ros.dds import apply_loopback_env, loopback_env
 
-    apply_loopback_env(args.domain)
+    try:
+        apply_loopback_env(args.domain)
+    except ConfigError as error:
+        parser.error(f"--domain {args.domain}: {error}")
     import rclpy
 
     bin_dir = Path(sys.executable).parent
@@ -324,11 +335,12 @@ def main() -> int:
                     )
                     rows.append((policy_type, rate, figures))
                     print(_row(policy_type, rate, figures), flush=True)
-                    _append_row({"policy": policy_type, "rate_hz": rate, **figures}, args.seconds)
+                    _append_row(args.results, {"policy": policy_type, "rate_hz": rate,
+                                               **figures}, args.seconds)  # fmt: skip
 
                 at_500 = functools.partial(measure, checkpoint, 500.0, args.seconds, context,
                                            args.priority, args.settle)  # fmt: skip
-                ab = _AlternatedRows(policy_type, at_500, args.seconds)
+                ab = _AlternatedRows(policy_type, at_500, args.seconds, args.results)
                 ab.run(args.baseline_rounds, ("baseline", "node"), _control_loop, "loop",
                        swap=False)  # fmt: skip
                 ab.run(args.tick_rounds, ("baseline", "node"),
@@ -454,11 +466,16 @@ def _row(policy_type: str, rate: float, f: dict[str, float]) -> str:
     )
 
 
-def _append_row(record: dict[str, Any], seconds: float) -> None:
-    """Append one row to ``RESULTS`` with the measurement's length and the 1-min load average."""
-    record |= {"seconds": seconds, "load_avg": os.getloadavg()[0]}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with RESULTS.open("a") as out:
+def _append_row(results: Path, record: dict[str, Any], seconds: float) -> None:
+    """Append one row to ``results`` with the measurement's length, the 1-min load average,
+    the code that measured it and the UTC time."""
+    from robot_il.provenance import revision
+
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    record |= {"seconds": seconds, "load_avg": os.getloadavg()[0], "code": revision(),
+               "utc": stamp}  # fmt: skip
+    results.parent.mkdir(parents=True, exist_ok=True)
+    with results.open("a") as out:
         out.write(json.dumps(record) + "\n")
 
 
@@ -467,8 +484,9 @@ class _AlternatedRows:
     manager that installs it), prints and appends a row naming the variant in ``field``."""
 
     def __init__(self, policy_type: str, measure_500: Callable[[], dict[str, Any]],
-                 seconds: float) -> None:  # fmt: skip
+                 seconds: float, results: Path) -> None:  # fmt: skip
         self.policy_type, self.measure_500, self.seconds = policy_type, measure_500, seconds
+        self.results = results
 
     def run(
         self,
@@ -488,7 +506,8 @@ class _AlternatedRows:
                     figures = self.measure_500()
                 print(f"{field} {variant:8s} " + _row(self.policy_type, 500.0, figures), flush=True)
                 record = {"policy": self.policy_type, "rate_hz": 500.0, field: variant, **figures}
-                _append_row(record | {"round": round_, **(extra or {})}, self.seconds)
+                _append_row(self.results, record | {"round": round_, **(extra or {})},
+                            self.seconds)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -53,11 +53,15 @@ def main() -> int:
 
     from robot_il.policies import load_policy
 
+    from robot_il.errors import ConfigError
     from robot_il.ros.dds import apply_loopback_env, loopback_env
     from robot_il.ros.ros_eval import evaluate_over_ros
     from robot_il.train.evaluate import evaluate, make_eval_env
 
-    apply_loopback_env(args.domain)
+    try:
+        apply_loopback_env(args.domain)
+    except ConfigError as error:
+        parser.error(f"--domain {args.domain}: {error}")
     import rclpy
 
     context = rclpy.Context()

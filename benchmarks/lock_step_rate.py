@@ -15,8 +15,10 @@ publishes the measured joints as the next command. ``sim_robot`` runs MuJoCo ``r
 
     .venv/bin/python benchmarks/lock_step_rate.py [--seconds 10] [--rounds 2]
 
-Each condition's row is appended to ``benchmarks/results/lock_step_rate.jsonl`` with the load
-average and the hypervisor's steal (CPU time given to other guests, ``/proc/stat``).
+Each condition's row is appended to ``--results`` (default
+``benchmarks/results/lock_step_rate.jsonl``, the committed rows: give a scratch file to check
+a checkout) with the load average, the hypervisor's steal (CPU time given to other guests,
+``/proc/stat``), the code (commit) and the UTC time.
 """
 
 from __future__ import annotations
@@ -102,13 +104,21 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="measured time per row")
     parser.add_argument("--rounds", type=int, default=2, help="idle/busy pairs, alternated")
     parser.add_argument("--domain", type=int, default=91, help="ROS domain id of the run")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="JSON lines to append to")
     args = parser.parse_args()
     if args.seconds <= 0 or args.rounds < 1:
         parser.error("--seconds must be > 0 and --rounds >= 1")
+    from robot_il.provenance import code_provenance, revision
 
+    code_provenance()  # the code this process loaded, for its rows
+
+    from robot_il.errors import ConfigError
     from robot_il.ros.dds import apply_loopback_env, loopback_env
 
-    apply_loopback_env(args.domain)
+    try:
+        apply_loopback_env(args.domain)
+    except ConfigError as error:
+        parser.error(f"--domain {args.domain}: {error}")
     import rclpy
 
     sim = subprocess.Popen(
@@ -159,11 +169,12 @@ def main() -> int:
     idle = np.mean([r["steps_per_s"] for r in rows if r["condition"] == "idle"])
     busy = np.mean([r["steps_per_s"] for r in rows if r["condition"] == "busy core"])
     print(f"busy / idle: {busy / idle:.1f}x ({os.cpu_count()} CPUs, {args.seconds:g} s rows)")
-    RESULTS.parent.mkdir(exist_ok=True)
-    with RESULTS.open("a") as out:
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    with args.results.open("a") as out:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         for row in rows:
-            out.write(json.dumps(row | {"utc": stamp, "seconds": args.seconds}) + "\n")
+            out.write(json.dumps(row | {"utc": stamp, "seconds": args.seconds,
+                                        "code": revision()}) + "\n")  # fmt: skip
     return 0
 
 

@@ -34,3 +34,40 @@ def test_dmp_comparison_help_runs_nothing_and_a_check_run_writes_only_its_out(
     row = json.loads(out.read_text())
     assert row["steps"] == 50 and len(row["load_avg"]) == 3 and row["code"] and row["cpu"]
     assert row["reproduction"]["ours_vs_theirs_max_m"] < 0.005
+
+
+@pytest.mark.parametrize(
+    ("name", "arguments"),
+    [("lock_step_rate", ()), ("deploy_latency", ()), ("control_tick_cost", ()),
+     ("deploy_parity", ("checkpoint",))],
+)  # fmt: skip
+def test_a_ros_domain_out_of_range_is_one_line_before_any_node(
+    name: str, arguments: tuple[str, ...]
+) -> None:
+    run = run_script(name, *arguments, "--domain", "173", timeout=60)
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
+    assert f"{name}.py: error: --domain 173: ROS domain id 173 is outside 0..101" in run.stderr
+
+
+def test_lock_step_rate_appends_its_rows_with_code_and_load_to_results(tmp_path: Path) -> None:
+    committed = BENCHMARKS / "results" / "lock_step_rate.jsonl"
+    before = committed.read_bytes()
+    results = tmp_path / "lock_step_rate.jsonl"
+    run = run_script("lock_step_rate", "--seconds", "0.5", "--rounds", "1", "--results",
+                     str(results))  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert committed.read_bytes() == before
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    assert [r["condition"] for r in rows] == ["idle", "busy core"]
+    assert all(r["code"] and r["utc"] and r["seconds"] == 0.5 and r["load_avg"] > 0 for r in rows)
+
+
+def test_deploy_latency_rows_go_to_results_with_code_and_time(
+    tmp_path: Path, load_benchmark
+) -> None:
+    deploy_latency = load_benchmark("deploy_latency")
+    results = tmp_path / "rows.jsonl"
+    deploy_latency._append_row(results, {"policy": "bc", "rate_hz": 500.0}, 2.0)
+    (row,) = [json.loads(line) for line in results.read_text().splitlines()]
+    assert row["policy"] == "bc" and row["seconds"] == 2.0 and row["load_avg"] > 0
+    assert row["code"] and row["utc"].endswith("Z")
