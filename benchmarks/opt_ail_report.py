@@ -6,9 +6,10 @@ plot per task, read from its rows (``benchmarks/results/opt_ail.json``).
     python benchmarks/opt_ail_report.py table --task ur5e:push --env-steps 30000
     python benchmarks/opt_ail_report.py table --results benchmarks/results/opt_ail_final.json
 
-Both show one expert's rows (``--expert-seed``, default the DMC dataset's) for one number of
-demonstrations and subsampling. ``table`` prints each learner's last evaluation per seed
-within ``--env-steps`` and their mean (DMC: as a fraction of the expert's return; UR5e:
+Both show one expert's rows (``--expert-seed``, default the newest DMC expert, the highest seed
+with rows in ``--results``: the committed rows alone decide, not a dataset on this disk) for
+one number of demonstrations and subsampling. ``table`` prints each learner's last evaluation
+per seed within ``--env-steps`` and their mean (DMC: as a fraction of the expert's return; UR5e:
 success with its 95% interval, in points above the tuned BC of the learner's frame), and the
 tuned BC (the grid setting with the best mean over its seeds). ``plot`` draws return against
 env steps in two panels, each learner's mean and range over its seeds (those that reached its
@@ -24,6 +25,7 @@ import argparse
 import csv
 import itertools
 import json
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -37,8 +39,6 @@ from opt_ail import (
     PAPER_NAMES,
     RESULTS,
     UR5E_TASKS,
-    dmc_expert_dataset,
-    expert_seed,
     family,
     row_expert_seed,
     task_slug,
@@ -80,22 +80,26 @@ def paper_curve(task: str, method: str, anchors: Path) -> tuple[np.ndarray, np.n
 
 
 def wanted_expert_seed(args: argparse.Namespace) -> int | None:
-    """``--expert-seed``; default the DMC dataset's, or the first experts' 0 without one."""
+    """``--expert-seed``; on DMC tasks by default the newest expert's, the highest seed among
+    the task's rows (its second expert's on the walker tasks), so that a checkout without the
+    (git-ignored) expert dataset shows the same rows as the machine that recorded it."""
     if args.expert_seed is None and family(args.task) == "dmc":
-        present = dmc_expert_dataset(args.task).is_dir()
-        return expert_seed(args.task, args.demos) if present else 0
+        return max((row_expert_seed(r) for r in setting_rows(args)), default=0)
     return args.expert_seed
 
 
-def task_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """The rows of ``--results`` for this task, number of demonstrations, subsampling and
-    expert (``wanted_expert_seed``)."""
+def setting_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The rows of ``--results`` for this task, number of demonstrations and subsampling."""
     if not args.results.exists():
         raise SystemExit(f"{args.results}: no results yet; run a part first")
-    wanted = wanted_expert_seed(args)
     return [r for r in json.loads(args.results.read_text())["runs"] if r["task"] == args.task
-            and r["demos"] == args.demos and r["subsample"] == args.subsample
-            and row_expert_seed(r) == wanted]  # fmt: skip
+            and r["demos"] == args.demos and r["subsample"] == args.subsample]  # fmt: skip
+
+
+def task_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """``setting_rows`` of one expert (``wanted_expert_seed``)."""
+    wanted = wanted_expert_seed(args)
+    return [r for r in setting_rows(args) if row_expert_seed(r) == wanted]
 
 
 def best_bc(
@@ -126,7 +130,10 @@ def plot(args: argparse.Namespace) -> None:
         return plot_success(args, rows)
     metric = "return"
     fig, (curves_ax, runs_ax) = plt.subplots(1, 2, sharey=True, dpi=120)
-    if args.task in PAPER_NAMES and args.anchors.exists():
+    if args.task in PAPER_NAMES and not args.anchors.exists():
+        print(f"the paper's curves are left out: {args.anchors} not found (the anchors CSV, "
+              "--anchors)", file=sys.stderr)  # fmt: skip
+    elif args.task in PAPER_NAMES:
         x, y = paper_curve(args.task, "OPT", args.anchors)
         curves_ax.plot(x, y, color="tab:gray", lw=2, label="OPT-AIL, paper (5 seeds, 1 traj)")
         x, y = paper_curve(args.task, "BC", args.anchors)
@@ -341,7 +348,8 @@ def table(args: argparse.Namespace) -> None:
     if family(args.task) == "ur5e":
         return success_table(args, rows)
     expert = rows[0]["expert_return"]
-    print(f"| {args.task} ({args.demos} demo) | env steps | seeds: return | mean | × expert |")
+    print(f"| {args.task} ({args.demos} demo, SAC expert seed {wanted_expert_seed(args)}) | "
+          "env steps | seeds: return | mean | × expert |")  # fmt: skip
     print("|---|---|---|---|---|")
     for key in learner_keys(rows):
         last = last_evaluations(learner_rows(rows, key), args.env_steps)
@@ -453,7 +461,8 @@ def main() -> None:
     parser.add_argument("--env-steps", type=int, default=100_000,
                         help="each seed's last evaluation at or before this")  # fmt: skip
     parser.add_argument("--expert-seed", type=int, default=None,
-                        help="the rows of this SAC expert (default: the dataset's)")  # fmt: skip
+                        help="the rows of this SAC expert (default: the highest seed with "
+                        "rows, the newest expert)")  # fmt: skip
     parser.add_argument("--anchors", type=Path, default=ANCHORS)
     parser.add_argument("--results", type=Path, default=RESULTS,
                         help="the results file to read (the plot goes beside it)")  # fmt: skip

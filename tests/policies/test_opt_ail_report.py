@@ -131,3 +131,26 @@ def test_the_push_table_holds_each_learner_to_the_tuned_bc_of_its_own_frame(
     assert "| tuned BC (best of 2: wd 0.01, lr 0.001) | 0 | s0: 10% (0%-100%) | 10% | 0 |" in lines
     assert any(line.startswith("| tuned BC (best of 1, push frame: wd 0.01") and "| 95% |" in line
                for line in lines)  # fmt: skip
+
+
+def test_the_default_expert_is_the_newest_with_rows_not_a_dataset_on_this_disk(
+    report: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A fresh checkout has no DMC expert dataset (git-ignored): the table shows the newest
+    expert's rows there too, as on the machine that recorded them, and names the expert; a
+    plot without the paper's anchors CSV says it left their curves out."""
+    row = {"task": "dmc:cartpole_swingup", "method": "opt_ail", "variant": "model-free",
+           "profile": "cpu", "seed": 0, "demos": 1, "subsample": 1, "env_steps": 5000}  # fmt: skip
+    rows = [row | {"expert_seed": 0, "return": 100.0, "expert_return": 800.0},
+            row | {"expert_seed": 1, "return": 700.0, "expert_return": 850.0}]  # fmt: skip
+    (tmp_path / "opt_ail.json").write_text(json.dumps({"runs": rows}))
+    args = argparse.Namespace(task="dmc:cartpole_swingup", demos=1, subsample=1,
+                              expert_seed=None, env_steps=100_000,
+                              results=tmp_path / "opt_ail.json",
+                              anchors=tmp_path / "no_anchors.csv")  # fmt: skip
+    report.table(args)
+    shown = capsys.readouterr().out
+    assert "SAC expert seed 1" in shown and "s0: 700" in shown and "| 850 |" in shown
+    report.plot(args)
+    assert f"the paper's curves are left out: {tmp_path / 'no_anchors.csv'} not found" in (
+        capsys.readouterr().err)  # fmt: skip
