@@ -11,10 +11,10 @@ timed ones, in ``--rounds`` rounds that alternate between the settings so that t
 a shared machine falls on all alike; CUDA work is waited for before each clock read. It
 prints updates per second, the ratio to the first setting (the baseline, by default the CPU
 at the first thread count), and the update time of a 100k-env-step run (98k updates) in
-minutes, and appends a row per setting to ``benchmarks/results/online_devices.json`` with
-the load average, the CPU's model and the GPU's name. OPT-AIL runs both profiles: ``cpu``
-(the optimism term on 128 states of each batch, the benchmark's runs) and ``paper`` (on all
-512, the reference's).
+minutes, and appends a row per setting to ``--results`` (default
+``benchmarks/results/online_devices.json``) with the load average, the code (commit), the
+CPU's model and the GPU's name. OPT-AIL runs both profiles: ``cpu`` (the optimism term on 128
+states of each batch, the benchmark's runs) and ``paper`` (on all 512, the reference's).
 """
 
 from __future__ import annotations
@@ -96,6 +96,9 @@ def main() -> None:
     devices = [torch.device(name) for name in args.devices]
     if any(d.type == "cuda" for d in devices) and not torch.cuda.is_available():
         parser.error("--devices: cuda named, but no CUDA device is visible here")
+    from robot_il.provenance import code_provenance, revision
+
+    code_provenance()  # the code this process loaded, for its rows
     settings = [(learner, device, threads) for learner in args.learners for device in devices
                 for threads in args.threads]  # fmt: skip
     buffers = {d: (random_buffer(10_000, OBS, ACT, 1), random_buffer(1000, OBS, ACT, 2))
@@ -135,7 +138,7 @@ def main() -> None:
                              "cores": os.cpu_count(), "torch": torch.__version__,
                              "warmup": args.warmup, "updates": args.updates,
                              "rounds": args.rounds, "load_avg": [round(load_before, 2), *load],
-                             "date": time.strftime("%Y-%m-%d")})  # fmt: skip
+                             "date": time.strftime("%Y-%m-%d"), "code": revision()})  # fmt: skip
     args.results.parent.mkdir(parents=True, exist_ok=True)
     data = json.loads(args.results.read_text()) if args.results.exists() else {"runs": []}
     data["runs"].extend(rows)

@@ -26,6 +26,7 @@ def test_the_device_benchmark_times_each_setting_and_keeps_a_row_per_setting(
     assert [(r["learner"], r["threads"]) for r in rows] == [
         ("dac", 1), ("dac", 2), ("iq_learn", 1), ("iq_learn", 2)]  # fmt: skip
     assert all(r["updates_per_s"] > 0 and r["device"] == "cpu" for r in rows)
+    assert all(r["code"] and len(r["load_avg"]) == 4 for r in rows)  # which code, what load
     assert rows[0]["ratio"] == 1.0 and rows[2]["ratio"] == 1.0  # each learner's own baseline
     assert "updates/s" in run.stdout and "load avg" in run.stdout
 
