@@ -158,7 +158,10 @@ def run_dmp_rl(settings: list[str]) -> int:
     )
     parser.add_argument("--out", required=True, help="output directory; resumed if it exists")
     parser.add_argument(
-        "--steps", type=COUNT, required=True, help="PPO env steps in all (a rerun goes on to it)"
+        "--steps",
+        type=COUNT,
+        required=True,
+        help="PPO env steps in all, rounded up to whole rollouts (a rerun goes on to it)",
     )
     parser.add_argument(
         "--shield-clearance", type=float, default=None, help="distance shield, m (default none)"

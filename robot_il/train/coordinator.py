@@ -128,8 +128,8 @@ def train_coordinator(
     while steps_done < config.total_steps:
         outcomes = Outcomes()
         begin = time.time()
-        model.learn(
-            config.chunk_steps,
+        model.learn(  # to total_steps, rounded up to whole rollouts: a chunk may be too many
+            min(config.chunk_steps, config.total_steps - steps_done),
             callback=outcomes,
             reset_num_timesteps=False,
             progress_bar=True,

@@ -128,3 +128,13 @@ def test_an_out_holding_another_checkpoint_is_not_overwritten(
     assert (dmp / "policy" / "config.json").read_bytes() == before
     assert not (dmp / COORDINATOR_SUBDIR).exists()
     assert not load_policy(dmp).config.coordinator
+
+
+def test_steps_within_one_chunk_train_to_steps_not_to_the_chunk(dmp: Path, tmp_path: Path) -> None:
+    """``--steps`` is the budget, rounded up to whole rollouts (64 env steps here): a chunk of
+    256 between saves trained 256 steps for ``--steps 96``, and the default chunk 8,192 for
+    ``--steps 2048``."""
+    out = tmp_path / "rl"
+    argv = ["train", "dmp-rl", "--dmp", str(dmp), "--out", str(out), *TINY]
+    assert main([*argv, "--chunk-steps", "256", "--steps", "96"]) == 0
+    assert [row["steps"] for row in read_rows(out / COORDINATOR_SUBDIR)] == [128]
