@@ -176,8 +176,6 @@ def run_dmp_rl(settings: list[str]) -> int:
     )
     args = parser.parse_args(settings)
     refuse_file_out(args.out, "the run")
-    if args.shield_clearance is not None and not args.shield_clearance > 0:
-        raise ConfigError(f"--shield-clearance must be > 0 m, got {args.shield_clearance}")
     rollout = args.n_envs * args.n_steps
     if not 2 <= args.batch_size <= rollout:
         raise ConfigError(

@@ -269,6 +269,39 @@ def coordinated_dmp(dmp_checkpoint: str | Path) -> tuple[Path, CouplingParams]:
     return directory, policy.params
 
 
+SHIELD_CHECK_SCENES = 16
+"""Training scenes the DMP layer runs under the shield before ``train_dmp_rl`` trains."""
+
+
+def refuse_holding_shield(shield_clearance: float, params: CouplingParams) -> None:
+    """``ConfigError`` for a shield clearance (m) that is not a finite distance > 0, or that
+    keeps the ``coupled`` layer (coupling ``params``, the coordinator acting 0) from finishing
+    any of ``SHIELD_CHECK_SCENES`` training scenes: where the arms pass closer than the
+    clearance the shield holds them for good, and the coordinator, trained without the shield,
+    learns nothing that frees them (a 5 m shield made a checkpoint that never moved)."""
+    from robot_il.envs import cross_scenes as cs
+    from robot_il.policies.dmp.coordinator import ACTION_SIZE, run_coordinated
+    from robot_il.policies.dmp.coordinator_env import TRAIN_SEED_BASE
+
+    if not (np.isfinite(shield_clearance) and shield_clearance > 0):
+        raise ConfigError(
+            f"--shield-clearance must be a finite distance > 0 m, got {shield_clearance}"
+        )
+
+    def layer(observations: np.ndarray) -> np.ndarray:
+        return np.zeros((len(observations), ACTION_SIZE))
+
+    scenes = cs.sample_scenes(range(TRAIN_SEED_BASE, TRAIN_SEED_BASE + SHIELD_CHECK_SCENES))
+    held = ~run_coordinated(scenes, layer, params, shield_clearance).success
+    if held.any():
+        passing = run_coordinated(scenes.select(held), layer, params).min_separation.min()
+        raise ConfigError(
+            f"--shield-clearance {shield_clearance} m holds the arms short of their goals in "
+            f"{int(held.sum())} of {len(scenes)} bimanual_cross scenes (the DMP layer passes "
+            f"them {passing:.3f} m apart there); use a smaller clearance"
+        )
+
+
 def train_dmp_rl(
     dmp_checkpoint: str | Path,
     out: str | Path,
@@ -278,11 +311,14 @@ def train_dmp_rl(
     """Train (or continue) the coordinator over ``dmp_checkpoint``'s coupling in
     ``<out>/coordinator`` to ``config.total_steps``, then write the DMP+RL checkpoint (that
     library, the net, the shield's clearance in m or None) to ``<out>/policy``. The checkpoint
-    is checked before any training; a rerun continues as ``train_coordinator`` does."""
+    and the shield (``refuse_holding_shield``) are checked before any training; a rerun
+    continues as ``train_coordinator`` does."""
     from robot_il.policies import DEPLOY_SUBDIR
     from robot_il.policies.base import CONFIG_FILE, read_checkpoint_config
 
     dmp, params = coordinated_dmp(dmp_checkpoint)
+    if shield_clearance is not None:
+        refuse_holding_shield(shield_clearance, params)
     checkpoint = Path(out) / DEPLOY_SUBDIR
     if (checkpoint / CONFIG_FILE).exists():  # an earlier export is replaced, nothing else
         saved = read_checkpoint_config(checkpoint)

@@ -108,7 +108,15 @@ def test_inputs_it_cannot_train_on_are_refused_before_training(
     assert "--batch-size must be in 2..128 (one rollout: --n-envs 2 x --n-steps 64)" in refused(
         ["--n-envs", "2"]
     )
-    assert "--shield-clearance must be > 0 m, got -0.01" in refused(["--shield-clearance=-0.01"])
+    for bad in ("-0.01", "nan", "inf"):
+        assert f"--shield-clearance must be a finite distance > 0 m, got {float(bad)}" in refused(
+            [f"--shield-clearance={bad}"]
+        )
+    # a shield wider than the arms' passing distance holds them for good: a checkpoint that
+    # never finishes (PPO trains without the shield, so it cannot learn to free them)
+    err = refused(["--shield-clearance", "0.3"])
+    assert "--shield-clearance 0.3 m holds the arms short of their goals in 16 of 16" in err
+    assert "; use a smaller clearance" in err
     out.write_text("mine\n")
     assert f"--out {out}: is a file" in refused([])
     assert out.read_text() == "mine\n"
