@@ -45,6 +45,9 @@ def test_launch_file_starts_the_two_arm_sim_and_the_policy_on_bimanual_cross():
     assert "task:=bimanual_cross" in sim.argv and "task:=bimanual_cross" in policy.argv
     assert "checkpoint:=/ckpt/dmp_rl" in policy.argv and "use_sim_time:=true" in policy.argv
     assert "controller_layout:=per_arm" in policy.argv and "clearance:=0.01" in policy.argv
+    # the grippers keep the clearance: the two-arm file's handover allowance (-0.05 m, the
+    # grippers' capsules overlapping) has no place in a cell whose arms only pass each other
+    assert "gripper_clearance:=0.01" in policy.argv
 
 
 @pytest.mark.ros
