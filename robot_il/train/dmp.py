@@ -40,8 +40,9 @@ def train_dmp(
 ) -> DMPTrainResult:
     """Build the library, optionally tune the coupling on ``search_scenes`` kinematic scenes
     (resuming a search found in ``<out>/cma``), save the checkpoint. An ``out`` whose
-    checkpoint learned from other data is refused before any work (its search would go on
-    over another library, and its checkpoint be replaced without a word)."""
+    checkpoint learned from other data, or is not a plain DMP checkpoint (a BC run's, a
+    ``robot-il train dmp-rl`` run's), is refused before any work (its search would go on over
+    another library, or its checkpoint be replaced without a word)."""
     from robot_il.dataset import Dataset
     from robot_il.policies import DEPLOY_SUBDIR
     from robot_il.policies.base import CONFIG_FILE, read_checkpoint_config
@@ -74,8 +75,13 @@ def train_dmp(
     training_data = [dataset_record(dataset, dataset_path, dataset.num_episodes)]
     previous = Path(out) / DEPLOY_SUBDIR
     if (previous / CONFIG_FILE).is_file():  # a run to replace, or whose CMA-ES search goes on
-        saved = saved_training_data(read_checkpoint_config(previous))
-        refuse_changed_data(Path(out), saved or None, training_data)
+        saved = read_checkpoint_config(previous)
+        if saved["policy_type"] != "dmp" or saved["config"].get("coordinator"):
+            kind = "DMP + RL" if saved["policy_type"] == "dmp" else saved["policy_type"]
+            raise ConfigError(
+                f"{previous}: a {kind} checkpoint that this run would overwrite; pass another --out"
+            )
+        refuse_changed_data(Path(out), saved_training_data(saved) or None, training_data)
     keys = scene_keys(dataset)
     per_arm = [f"{arm}_{k}" for arm in ("left", "right") for k in ("joint_pos", "eef_pose")]
     sequence = "object_pose" in dataset.keys  # a task with an object: replay, adapted

@@ -200,3 +200,24 @@ def test_a_run_on_other_demonstrations_is_refused_before_any_work(cross_demos, t
         train_dmp(str(other), out)
     assert "\n" not in str(info.value)
     assert (first / "config.json").read_text() == before
+
+
+def test_an_out_holding_a_dmp_rl_checkpoint_is_not_overwritten(cross_demos, tmp_path) -> None:
+    """train dmp into a ``robot-il train dmp-rl`` run's --out (same data) replaced its DMP+RL
+    checkpoint by a plain DMP one without a word, and the run could not export again."""
+    from robot_il.policies.dmp.coordinator import ACTION_SIZE, OBSERVATION_SIZE, CoordinatorNet
+    from robot_il.policies.dmp.coupling import CouplingParams
+
+    from robot_il.errors import ConfigError
+    from robot_il.train.coordinator import export_dmp_rl
+
+    dmp = train_dmp(str(cross_demos), tmp_path / "dmp").checkpoint
+    shapes = [(8, OBSERVATION_SIZE), (ACTION_SIZE, 8)]
+    net = CoordinatorNet([np.zeros(s) for s in shapes], [np.zeros(s[0]) for s in shapes],
+                         CouplingParams())  # fmt: skip
+    run = tmp_path / "rl"
+    exported = export_dmp_rl(dmp, net, run / "policy", shield_clearance=0.02)
+    before = (exported / "config.json").read_text()
+    with pytest.raises(ConfigError, match="a DMP \\+ RL checkpoint that this run would overwrite"):
+        train_dmp(str(cross_demos), run)
+    assert (exported / "config.json").read_text() == before
