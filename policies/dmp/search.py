@@ -12,7 +12,9 @@ strong repulsion or an abrupt phase change would break).
 
 The search is resumable: after every generation the CMA-ES state is pickled and each
 candidate's parameters, cost and scores are appended as a JSON row to ``search.jsonl`` in the
-output directory; a rerun with the same directory continues where it stopped.
+output directory; a rerun with the same directory continues where it stopped, under the
+settings it started with (``settings.json``: scenes, population, step size, seed, tick):
+costs on other scenes do not compare, and a pickled state keeps its own population.
 """
 
 from __future__ import annotations
@@ -29,12 +31,15 @@ from robot_il.policies.dmp.bimanual import ArmPrimitives
 from robot_il.policies.dmp.coupling import PARAM_BOUNDS, CouplingParams
 from robot_il.policies.dmp.cross_episodes import EpisodeScores, expert_primitives, run_episodes
 
+from robot_il.errors import ConfigError
+
 MIN_SEPARATION_GOAL = 0.02
 """The 5th-percentile separation (m) the search aims to keep."""
 ACCELERATION_LIMIT = float(JOINT_ACC_LIMITS.min())
 """Joint acceleration (rad/s^2) the commanded motion should stay within."""
 STATE_FILE = "cma_state.pkl"
 LOG_FILE = "search.jsonl"
+SETTINGS_FILE = "settings.json"
 
 
 def cost(summary: dict[str, float], independent_makespan: float) -> float:
@@ -83,8 +88,16 @@ def cma_search(
     def evaluate(params: CouplingParams | None, method: str = "coupled") -> EpisodeScores:
         return run_episodes(scenes, method, params, primitives, dt=dt)
 
-    baseline = evaluate(None, "independent").summary()["makespan"]
     state = out_dir / STATE_FILE
+    settings = {
+        "scene_seeds": [int(seed) for seed in scenes.seeds],
+        "popsize": popsize,
+        "sigma0": sigma0,
+        "seed": seed,
+        "dt": dt,
+    }
+    _refuse_changed_search(out_dir, settings, resuming=state.exists())
+    baseline = evaluate(None, "independent").summary()["makespan"]
     if state.exists():
         es = pickle.loads(state.read_bytes())
     else:
@@ -116,6 +129,33 @@ def cma_search(
             if progress is not None:
                 progress(es.countiter, float(es.result.fbest))
     return best_logged(out_dir)
+
+
+def _refuse_changed_search(out_dir: Path, settings: dict, resuming: bool) -> None:
+    """``ConfigError`` if the search being resumed in ``out_dir`` started under other
+    ``settings``; a new search records its own. A search from before they were recorded is
+    not compared."""
+    path = out_dir / SETTINGS_FILE
+    if not resuming:
+        path.write_text(json.dumps(settings))
+        return
+    if not path.exists():
+        return
+    saved = json.loads(path.read_text())
+
+    def shown(key: str, value: object) -> object:
+        return f"{len(value)} from seed {value[0]}" if key == "scene_seeds" else value
+
+    changed = [
+        f"{key} {shown(key, saved[key])} -> {shown(key, value)}"
+        for key, value in settings.items()
+        if key in saved and saved[key] != value
+    ]
+    if changed:
+        raise ConfigError(
+            f"{out_dir}: this CMA-ES search started with other settings ({', '.join(changed)}); "
+            "resume it with its own, or pass a new --out"
+        )
 
 
 def best_logged(out_dir: str | Path) -> CouplingParams:

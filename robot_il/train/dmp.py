@@ -39,7 +39,8 @@ def train_dmp(
     search_scenes: int = 64,
 ) -> DMPTrainResult:
     """Build the library, optionally tune the coupling on ``search_scenes`` kinematic scenes
-    (resuming a search found in ``<out>/cma``), save the checkpoint. An ``out`` whose
+    (resuming a search found in ``<out>/cma`` under the settings it started with; a line per
+    generation), save the checkpoint. An ``out`` whose
     checkpoint learned from other data, or is not a plain DMP checkpoint (a BC run's, a
     ``robot-il train dmp-rl`` run's), is refused before any work (its search would go on over
     another library, or its checkpoint be replaced without a word)."""
@@ -116,7 +117,14 @@ def train_dmp(
             primitives.append(ArmPrimitives(segment.position, segment.orientation))
         search_dir = Path(out) / "cma"
         scenes = cs.sample_scenes(range(SEARCH_SEED, SEARCH_SEED + search_scenes))
-        params = cma_search(scenes, search_dir, generations, popsize, primitives=tuple(primitives))
+
+        def progress(generation: int, best: float) -> None:  # a generation can take minutes
+            print(f"CMA-ES generation {generation}/{generations}: best cost {best:.3f}", flush=True)
+
+        params = cma_search(
+            scenes, search_dir, generations, popsize, primitives=tuple(primitives),
+            progress=progress,
+        )  # fmt: skip
         config.coupling = dataclasses.asdict(params)
         cost = float(best_row(search_dir)["cost"])
     policy = DMPPolicy(config, spec, segments, episodes)

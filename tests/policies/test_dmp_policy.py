@@ -130,19 +130,30 @@ def test_one_arm_dataset_is_refused_for_the_two_arm_controller(synthetic_dataset
     assert not (tmp_path / "out").exists()
 
 
-def test_train_dmp_cli_with_cma_search_resumes_and_saves_the_best(cross_demos, tmp_path) -> None:
+def test_train_dmp_cli_with_cma_search_resumes_and_saves_the_best(
+    cross_demos, tmp_path, capsys
+) -> None:
+    """A rerun continues the search under its own settings; others are refused (it went on
+    over other scenes, and picked the best of costs that do not compare)."""
     import json
 
     from robot_il.cli import main
 
     argv = ["train", "dmp", "--dataset", str(cross_demos), "--out", str(tmp_path),
-            "--search", "cma", "--search-scenes", "4", "--popsize", "2"]  # fmt: skip
-    assert main([*argv, "--generations", "1"]) == 0
-    assert main([*argv, "--generations", "2"]) == 0  # continues from the saved CMA-ES state
-    rows = [
-        json.loads(line) for line in (tmp_path / "cma" / "search.jsonl").read_text().splitlines()
-    ]
+            "--search", "cma", "--popsize", "2"]  # fmt: skip
+    assert main([*argv, "--search-scenes", "4", "--generations", "1"]) == 0
+    assert "CMA-ES generation 1/1: best cost" in capsys.readouterr().out
+    rerun = [*argv, "--search-scenes", "4", "--generations", "2"]
+    assert main(rerun) == 0  # continues from the saved CMA-ES state
+    log = tmp_path / "cma" / "search.jsonl"
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
     assert [row["generation"] for row in rows] == [0, 0, 1, 1]
+    capsys.readouterr()
+    assert main([*argv, "--search-scenes", "2", "--generations", "3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "this CMA-ES search started with other settings (scene_seeds 4 from seed" in err
+    assert len(log.read_text().splitlines()) == 4
     best = min(rows, key=lambda row: row["cost"])
     policy = load_policy(tmp_path)
     assert policy.config.search == "cma" and policy.config.coupling == best["params"]
