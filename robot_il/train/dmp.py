@@ -40,10 +40,10 @@ def train_dmp(
 ) -> DMPTrainResult:
     """Build the library, optionally tune the coupling on ``search_scenes`` kinematic scenes
     (resuming a search found in ``<out>/cma`` under the settings it started with; a line per
-    generation), save the checkpoint. An ``out`` whose
-    checkpoint learned from other data, or is not a plain DMP checkpoint (a BC run's, a
-    ``robot-il train dmp-rl`` run's), is refused before any work (its search would go on over
-    another library, or its checkpoint be replaced without a word)."""
+    generation), save the checkpoint. An ``out`` whose checkpoint learned from other data, or
+    is not a plain DMP checkpoint (a BC run's, a ``robot-il train dmp-rl`` run's), is refused
+    before any work (its search would go on over another library, or its checkpoint be
+    replaced without a word)."""
     from robot_il.dataset import Dataset
     from robot_il.policies import DEPLOY_SUBDIR
     from robot_il.policies.base import CONFIG_FILE, read_checkpoint_config
