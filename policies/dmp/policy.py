@@ -70,6 +70,21 @@ class DMPConfig:
             raise ConfigError(f"dmp playback {self.playback!r} unknown: coupled or sequence")
 
 
+def describe_config(config: dict[str, Any]) -> str:
+    """One line on what runs the arms, from a checkpoint's saved ``DMPConfig`` (``robot-il
+    info``): a DMP checkpoint and the DMP + RL one made from it share spec and library, and
+    whether a shield holds the arms is in the config alone."""
+    if config.get("playback") == "sequence":
+        return "replays the nearest demonstration's DMP segments (sequence playback)"
+    tuned = "CMA-ES" if config.get("search") == "cma" else "hand-set"
+    line = f"{config.get('method')} DMPs, {tuned} coupling, at {config.get('internal_hz'):g} Hz"
+    if not config.get("coordinator"):
+        return line
+    clearance = config.get("shield_clearance")
+    shield = "no shield" if clearance is None else f"distance shield {clearance:g} m"
+    return f"{line}, learned coordinator (DMP + RL), {shield}"
+
+
 def _task_mounts(spec: dict[str, Any]) -> tuple:
     """Where the data's task stands its two arms."""
     from robot_il.envs.tasks import TASKS

@@ -36,6 +36,10 @@ def run(args: argparse.Namespace) -> int:
         region = f", crop (top, left, height, width) {tuple(crop)} of {cut}" if crop else ""
         print(f"images       {config.get('image_encoder')} encoder, "
               f"{config.get('image_feature_dim')} features per camera{region}")  # fmt: skip
+    if saved["policy_type"] == "dmp":
+        from robot_il.policies.dmp.policy import describe_config
+
+        print(f"controller   {describe_config(config)}")
     print(f"per step     {config.get('n_obs_steps', 1)} observation(s) in, "
           f"{config.get('horizon', 1)} action(s) predicted, "
           f"{config.get('n_action_steps', 1)} executed")  # fmt: skip

@@ -146,3 +146,15 @@ def test_steps_within_one_chunk_train_to_steps_not_to_the_chunk(dmp: Path, tmp_p
     argv = ["train", "dmp-rl", "--dmp", str(dmp), "--out", str(out), *TINY]
     assert main([*argv, "--chunk-steps", "256", "--steps", "96"]) == 0
     assert [row["steps"] for row in read_rows(out / COORDINATOR_SUBDIR)] == [128]
+
+
+def test_info_tells_the_dmp_rl_checkpoint_and_its_shield_from_the_dmp_one(
+    dmp: Path, run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Both share spec, data and library: info printed the same lines for both."""
+    assert main(["info", str(dmp)]) == 0
+    line = "controller   coupled DMPs, CMA-ES coupling, at 100 Hz"
+    assert f"{line}\n" in capsys.readouterr().out
+    assert main(["info", str(run)]) == 0
+    shield = "learned coordinator (DMP + RL), distance shield 0.02 m"
+    assert f"{line}, {shield}\n" in capsys.readouterr().out
