@@ -3,7 +3,8 @@
 ``robot-il eval --checkpoint runs/bc --episodes 50 [--backend pybullet] [--video]`` prints
 each episode's outcome and the success rate with its 95% Wilson interval, and writes
 ``eval.json``, ``success.png`` and (with ``--video``) ``rollouts.mp4`` into ``--out``
-(default: ``<checkpoint>/eval``). The env is checked against the checkpoint's spec before
+(default: ``<checkpoint>/eval``, ``eval_pybullet`` for another backend, ``eval_ros`` over
+ROS 2). The env is checked against the checkpoint's spec before
 the first rollout. ``--ros`` runs the same seeds through the deployment instead (``sim_robot``
 in lock-step, the policy node and its safety layer, over loopback DDS;
 :mod:`robot_il.ros.ros_eval`).
@@ -29,7 +30,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default=None, help="mujoco or pybullet (default: data's)")
     parser.add_argument("--task", default=None, help="task (default: the checkpoint's)")
     parser.add_argument("--max-steps", type=COUNT, default=None, help="episode step limit")
-    parser.add_argument("--out", default=None, help="directory for results")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="directory for results (default: CHECKPOINT/eval, eval_<backend> on another "
+        "backend, eval_<task> on another task, eval_ros with --ros)",
+    )
     parser.add_argument("--video", action="store_true", help="write rollouts.mp4")
     parser.add_argument(
         "--camera",
@@ -57,15 +63,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.episodes < 1:
         raise ConfigError(f"--episodes must be at least 1, got {args.episodes}")
-    out = Path(args.out) if args.out else Path(args.checkpoint) / "eval"
+    from robot_il.policies import load_policy, read_checkpoint
+
+    saved = read_checkpoint(args.checkpoint)[1]
+    out = Path(args.out) if args.out else default_out(args, saved["spec"])
     refuse_file_out(out, "results")
     os.environ.setdefault("MUJOCO_GL", "egl")
-    from robot_il.policies import load_policy, read_checkpoint
     from robot_il.provenance import describe
     from robot_il.train.evaluate import evaluate, make_eval_env
     from robot_il.train.report import plot_success
 
-    provenance = read_checkpoint(args.checkpoint)[1].get("provenance")
+    provenance = saved.get("provenance")
     policy = load_policy(args.checkpoint, device=args.device)
     print(f"checkpoint {args.checkpoint}: {describe(provenance)}")
     if args.ros and (args.video or args.max_steps is not None):
@@ -126,6 +134,20 @@ def run(args: argparse.Namespace) -> int:
     plot_success(result, out / "success.png", f"{policy.policy_type} on {where}")
     print(f"results: {out}")
     return 0
+
+
+def default_out(args: argparse.Namespace, spec: dict) -> Path:
+    """``<checkpoint>/eval``, named after what differs from the checkpoint's own setting
+    (``eval_pybullet``, ``eval_push``, ``eval_ros``): an evaluation elsewhere keeps the
+    others' results."""
+    name = "eval"
+    if args.task and args.task != spec.get("task"):
+        name += f"_{args.task.replace(':', '_')}"
+    if args.backend and args.backend != spec.get("backend"):
+        name += f"_{args.backend}"
+    if args.ros:
+        name += "_ros"
+    return Path(args.checkpoint) / name
 
 
 def _evaluate_over_ros(args: argparse.Namespace, backend: str, out: Path):

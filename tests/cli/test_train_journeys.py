@@ -183,3 +183,17 @@ def test_help_names_the_flags_the_training_command_takes_beside_the_fields(
         main(["train", family, "--help"])
     assert exit_info.value.code == 0
     assert shortcut in capsys.readouterr().out
+
+
+def test_an_evaluation_elsewhere_keeps_the_others_results(
+    run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: every evaluation wrote ``<checkpoint>/eval``, so a PyBullet evaluation replaced
+    the MuJoCo one's eval.json, plot and video."""
+    quick = ["eval", "--checkpoint", str(run), "--episodes", "1", "--max-steps", "2"]
+    assert main(quick) == 0
+    assert main([*quick, "--backend", "pybullet"]) == 0
+    capsys.readouterr()
+    mujoco = json.loads((run / "eval" / "eval.json").read_text())
+    pybullet = json.loads((run / "eval_pybullet" / "eval.json").read_text())
+    assert (mujoco["env"], pybullet["env"]) == ("reach/mujoco", "reach/pybullet")
