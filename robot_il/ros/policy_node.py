@@ -114,6 +114,11 @@ STILL_CLOCK_WAIT = 2.0
 NEW_SCENE_WAIT = 2.0
 """s an episode may wait for its first observation of the new scene before that is logged."""
 SWITCH_TOPIC = "policy/switch"
+CELL_LAUNCH_FILES = {
+    1: "deploy it with deploy_sim.launch.yaml or deploy_ur5e.launch.yaml",
+    2: "deploy it with deploy_two_arm_sim.launch.yaml or deploy_two_arm_ur5e.launch.yaml",
+}
+"""What to launch for a checkpoint of that many arms."""
 """std_msgs/String: checkpoint (path, or name under ``candidates_dir``) for the next episode."""
 
 
@@ -333,6 +338,11 @@ class PolicyNode(Node):
         if mode not in ACTION_MODES:
             modes = ", ".join(ACTION_MODES)
             raise CheckpointError(f"{where}: cannot deploy action_mode {mode!r}; modes: {modes}")
+        arms = int(info.spec.get("action_dim", 7)) // 7
+        if arms != len(self.arms):  # the wrong launch file, most likely: name the right ones
+            launch = CELL_LAUNCH_FILES.get(arms, "")
+            raise CheckpointError(f"{where}: acts for {arms} arm(s), this node drives "
+                                  f"{len(self.arms)}; {launch}")  # fmt: skip
         offered = self.offered_spec["observation"]
         unserved = [k for k in info.spec.get("observation") or {} if k not in offered]
         if any(is_camera_key(key) for key in unserved):  # cameras are node parameters

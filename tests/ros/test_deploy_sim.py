@@ -91,4 +91,5 @@ def test_a_checkpoint_of_another_task_is_refused_naming_both_tasks(ros_context) 
         )
     message = str(error.value)
     assert "trained on task 'reach', deployed on task 'bimanual_handover'" in message
-    assert "does not fit" in message and "\n" not in message
+    assert "acts for 1 arm(s), this node drives 2; deploy it with deploy_sim" in message
+    assert "\n" not in message
