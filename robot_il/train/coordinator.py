@@ -87,6 +87,10 @@ def train_coordinator(
     torch.set_num_threads(config.threads)
     out.mkdir(parents=True, exist_ok=True)
     steps_done = rows[-1]["steps"] if rows else 0
+    if steps_done >= config.total_steps:
+        print(f"{out}: trained {steps_done} env steps already (--steps {config.total_steps}); "
+              "nothing to train")  # fmt: skip
+        return out / MODEL_FILE
     next_seed = rows[-1]["next_seed"] if rows else TRAIN_SEED_BASE
     env = coordinator_vec_env(config.n_envs, first_seed=next_seed, params=params)
     model_path = out / MODEL_FILE

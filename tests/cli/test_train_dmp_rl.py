@@ -72,7 +72,12 @@ def test_a_rerun_to_more_steps_continues_and_exports_the_longer_trained_net(
         capsys.readouterr().out
     )
     assert load_policy(out / "policy").coordinator.digest() != first
-    assert main([*argv, "--steps", "128"]) == 0  # the same command again: nothing to train
+    capsys.readouterr()
+    for steps in ("128", "64"):  # the same command again, or fewer steps: nothing to train
+        assert main([*argv, "--steps", steps]) == 0
+        assert f"trained 128 env steps already (--steps {steps}); nothing to train" in (
+            capsys.readouterr().out
+        )
     assert len(read_rows(out / COORDINATOR_SUBDIR)) == 2
     err = one_line_error([*argv, "--steps", "192", "--seed", "1"], capsys)
     assert "PPO config changed since this run: seed 0 -> 1" in err
