@@ -109,7 +109,8 @@ def measure(
     )
     executor = MultiThreadedExecutor(num_threads=2, context=context)
     executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
+    stop_spinning = threading.Event()
+    spinner = threading.Thread(target=_spin, args=(executor, stop_spinning), daemon=True)
     spinner.start()
     ticks_cpu, gc_pauses = _record_ticks(node), _GcPauses()
     try:
@@ -134,8 +135,7 @@ def measure(
         log = np.array(list(node.command_log)[-len(ticks) :])
     finally:
         longest_starved = node.longest_starved
-        executor.shutdown()
-        spinner.join(timeout=5.0)
+        _stop_spinning(executor, spinner, stop_spinning)
         node.shutdown()
     period = 1.0 / rate
     periods = np.diff(ticks)
@@ -157,6 +157,28 @@ def measure(
         "load_avg_before": load_before,
         "thread_cpu_percent": {k: v for k, v in threads.items() if v >= 0.5},
     }
+
+
+def _spin(executor, stop: threading.Event) -> None:
+    """``executor.spin()`` until ``stop`` is set and the executor woken (``_stop_spinning``)."""
+    while not stop.is_set():
+        executor.spin_once()
+
+
+def _stop_spinning(executor, spinner: threading.Thread, stop: threading.Event) -> None:
+    """End ``_spin`` on ``spinner``, let the callbacks it handed to ``executor``'s worker
+    threads run to their end, then shut ``executor`` down: its node may be destroyed after.
+    rclpy 7.1's ``MultiThreadedExecutor.shutdown`` alone waits for none of them and destroys
+    the guard condition each triggers as it ends, so a callback still queued (joint states
+    come at 500 Hz) raised ``InvalidHandle`` in a task no one read: "The following exception
+    was never retrieved: cannot use Destroyable because destruction was requested" at exit.
+    Its worker threads are a ``ThreadPoolExecutor`` it keeps as ``_executor``, which later
+    rclpy releases shut down the same way."""
+    stop.set()
+    executor.wake()
+    spinner.join()
+    executor._executor.shutdown(wait=True)
+    executor.shutdown()
 
 
 def _record_ticks(node) -> list[tuple[float, float, float]]:
