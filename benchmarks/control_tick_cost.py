@@ -22,8 +22,9 @@ subscriber in another process over loopback DDS, as to ``sim_robot``.
 
     .venv/bin/python benchmarks/control_tick_cost.py [--rounds 5] [--ticks 3000]
 
-Each run appends a row to ``benchmarks/results/control_tick_cost.jsonl`` with the load
-average before and after.
+Each run appends a row to ``--results`` (default ``benchmarks/results/control_tick_cost.jsonl``,
+the committed rows: give a scratch file to check a checkout) with the load average before and
+after, the code (commit) and the UTC time.
 """
 
 from __future__ import annotations
@@ -167,21 +168,28 @@ def main() -> int:
     parser.add_argument("--ticks", type=int, default=3000, help="ticks per stream and round")
     parser.add_argument("--baseline", default="7790ad8", help="git revision to compare with")
     parser.add_argument("--domain", type=int, default=1 + os.getpid() % 101, help="ROS domain")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="JSON lines to append to")
     args = parser.parse_args()
 
     from tqdm import tqdm
 
     import robot_il.safety.filter as current
     from robot_il.errors import ConfigError
+    from robot_il.provenance import code_provenance, revision
     from robot_il.ros.dds import apply_loopback_env, loopback_env
 
     try:
         apply_loopback_env(args.domain)
     except ConfigError as error:
         parser.error(f"--domain {args.domain}: {error}")
+    limits = node_limits()
+    untimed = int(limits.ramp_duration / PERIOD)  # ``run_filter``: the safe start's ramp
+    if args.ticks <= untimed:
+        parser.error(f"--ticks {args.ticks}: the first {untimed} ticks (the safe start's "
+                     f"{limits.ramp_duration:g} s ramp) are not timed; give more")  # fmt: skip
+    code_provenance()  # the code this process loaded, for its row
     load_before = os.getloadavg()
     baseline = baseline_filter_module(args.baseline)
-    limits = node_limits()
     implementations = {"baseline": baseline, "current": current}
     streams = {kind: command_stream(kind, args.ticks, limits) for kind in ("tracking", "clipped")}
 
@@ -277,9 +285,10 @@ def main() -> int:
         row[f"{stream}/tick"] = totals
     print(f"load average before {load_before}, after {load_after} ({os.cpu_count()} CPUs)")
     row |= {"baseline": args.baseline, "rounds": args.rounds, "ticks": args.ticks}
-    row |= {"load_before": load_before, "load_after": load_after}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with RESULTS.open("a") as out:
+    row |= {"load_before": load_before, "load_after": load_after, "code": revision(),
+            "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}  # fmt: skip
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    with args.results.open("a") as out:
         out.write(json.dumps(row) + "\n")
     return 0
 

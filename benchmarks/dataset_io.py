@@ -16,8 +16,10 @@
     simulated camera recorded by ``robot-il record --cameras`` (goals >= 10x and >= 20x),
     and the time to sample one training batch from the compressed format (decoding frames
     on access, and from the RAM cache) against one training step of an image policy (BC
-    with a ResNet per camera): the loader must not be the bottleneck. Results are appended
-    to ``benchmarks/results/dataset_io_images.jsonl``.
+    with a ResNet per camera): the loader must not be the bottleneck. Results are appended,
+    with the load average, the code (commit) and the UTC time, to ``--results`` (default
+    ``benchmarks/results/dataset_io_images.jsonl``, the committed rows: give a scratch file
+    to check a checkout).
 
     .venv/bin/python benchmarks/dataset_io.py [--skip-recorder] [--recorder-seconds 20]
     .venv/bin/python benchmarks/dataset_io.py --only-images   # just (d)
@@ -304,7 +306,7 @@ def batch_seconds(path: Path, cache: str, rounds: int = 5) -> float:
     return best
 
 
-def part_d_images(tmp: Path, size: int, sim_episodes: int) -> None:
+def part_d_images(tmp: Path, size: int, sim_episodes: int, results: Path) -> None:
     print("\n== (d) compressed camera frames (JPEG XL, quality 90, sharded) ==", flush=True)
     row: dict[str, object] = {"load_before": os.getloadavg(), "image_size": size}
     rng = np.random.default_rng(0)
@@ -346,11 +348,13 @@ def part_d_images(tmp: Path, size: int, sim_episodes: int) -> None:
     print(f"opening with cache='ram' decodes {frames} frames in {row['ram_cache_open_s']:.1f} s")
     row["load_after"] = os.getloadavg()
     print(f"load average before {row['load_before']}, after {row['load_after']}")
-    RESULTS.parent.mkdir(exist_ok=True)
-    with RESULTS.open("a") as file:
+    from robot_il.provenance import revision
+
+    results.parent.mkdir(parents=True, exist_ok=True)
+    with results.open("a") as file:
         file.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                               **row}) + "\n")  # fmt: skip
-    print(f"appended to {RESULTS}")
+                               "code": revision(), **row}) + "\n")  # fmt: skip
+    print(f"appended to {results}")
 
 
 # ------------------------------------------------------------------------------- main
@@ -363,10 +367,14 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=96)
     parser.add_argument("--only-images", action="store_true", help="run only part (d)")
     parser.add_argument("--sim-episodes", type=int, default=3, help="part (d) recording")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="part (d)'s JSON lines")
     args = parser.parse_args()
+    from robot_il.provenance import code_provenance
+
+    code_provenance()  # the code this process loaded, for part (d)'s row
     if args.only_images:
         with tempfile.TemporaryDirectory(prefix="dataset_io_") as tmp:
-            part_d_images(Path(tmp), args.image_size, args.sim_episodes)
+            part_d_images(Path(tmp), args.image_size, args.sim_episodes, args.results)
         return
     if not args.skip_recorder:
         part_a_recorder(args.recorder_seconds)
@@ -392,7 +400,7 @@ def main() -> None:
         lossless = Path(tmp) / "images_blosc.zarr"
         build(lossless, [image_episode(rng, 150, size) for _ in range(5)], ImageStorage("blosc"))
         part_c_size("image, camera-like, lossless Blosc (format 1 layout)", lossless)
-        part_d_images(Path(tmp), size, args.sim_episodes)
+        part_d_images(Path(tmp), size, args.sim_episodes, args.results)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ For each checkpoint, episodes on seeds ``--seed ..`` in the env (``robot-il eval
 then over ROS 2 (``sim_robot`` in lock-step, the policy node and its safety layer, separate
 processes on loopback DDS; :func:`robot_il.ros.ros_eval.evaluate_over_ros`). Prints both
 success rates, the difference in points (goal: within 5) and the seeds where they disagree;
-appends one JSON row per checkpoint and setting to ``benchmarks/results/deploy_parity.jsonl``.
+appends one JSON row per checkpoint and setting, with the load average, the code (commit)
+and the UTC time, to ``--results`` (default ``benchmarks/results/deploy_parity.jsonl``, the
+committed rows: give a scratch file to check a checkout).
 ``--interpolate`` and ``--control-rate`` reproduce the settings that used to differ (the
 selection demo: 50 Hz commands with interpolation).
 
@@ -44,6 +46,7 @@ def main() -> int:
     parser.add_argument("--domain", type=int, default=1 + os.getpid() % 101, help="ROS domain")
     for flag in ("--policy-param", "--sim-param"):
         parser.add_argument(flag, action="append", default=[], metavar="NAME:=VALUE")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="JSON lines to append to")
     args = parser.parse_args()
 
     from robot_il.cli.eval import _node_params
@@ -52,6 +55,10 @@ def main() -> int:
     sim_params = _node_params(args.sim_param, "--sim-param")
 
     from robot_il.policies import load_policy
+
+    from robot_il.provenance import code_provenance, revision
+
+    code_provenance()  # the code this process loaded, for its rows
 
     from robot_il.errors import ConfigError
     from robot_il.ros.dds import apply_loopback_env, loopback_env
@@ -66,7 +73,7 @@ def main() -> int:
 
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=args.domain)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    args.results.parent.mkdir(parents=True, exist_ok=True)
     try:
         for checkpoint in args.checkpoints:
             policy = load_policy(checkpoint)
@@ -116,8 +123,10 @@ def main() -> int:
                 "seeds_differ": differ,
                 "ros_wall_s": wall,
                 "load_avg": os.getloadavg()[0],
+                "code": revision(),
+                "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             }
-            with RESULTS.open("a") as out:
+            with args.results.open("a") as out:
                 out.write(json.dumps(row) + "\n")
             print(
                 f"{Path(checkpoint).name} ({row['action_mode']}, {row['control_rate']:g} Hz, "

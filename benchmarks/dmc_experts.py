@@ -11,9 +11,10 @@ step per decision, so walker_walk at repeat 2 costs half the updates per env ste
 resumable: every ``--save-minutes`` (checked at each evaluation) and on SIGTERM or SIGINT
 the model and its replay buffer go to ``outputs/dmc_experts/<task>/`` (ignored by git), and
 a rerun continues from there. After every ``--eval-every`` env steps it evaluates
-``--eval-episodes`` deterministic episodes (seeds 10000+i) and appends a row to
-``benchmarks/results/dmc_experts.json`` with the return, env steps, wall time and load
-average; ``--stop-return R`` saves and stops at the first evaluation whose mean return
+``--eval-episodes`` deterministic episodes (seeds 10000+i) and appends a row to ``--results``
+(default ``benchmarks/results/dmc_experts.json``, the committed rows: give a scratch file to
+check a checkout) with the return, env steps, wall time, load average, the code (commit) and
+the UTC time; ``--stop-return R`` saves and stops at the first evaluation whose mean return
 reaches R (``--env-steps`` is then only the cap).
 
 ``export`` writes the trained actor's weights to ``data/experts/<task>_sac<seed>.npz``
@@ -77,13 +78,18 @@ def run_dir(task: str) -> Path:
     return RUNS / task.replace(":", "_")
 
 
-def append_row(row: dict[str, Any]) -> None:
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"runs": []}
+def append_row(row: dict[str, Any], results: Path) -> None:
+    """Add ``row`` to ``results`` with the code that computed it (``revision``: the commit
+    this process loaded) and the UTC time."""
+    from robot_il.provenance import revision
+
+    row = {**row, "code": revision(), "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    results.parent.mkdir(parents=True, exist_ok=True)
+    data = json.loads(results.read_text()) if results.exists() else {"runs": []}
     data["runs"].append(row)
-    tmp = RESULTS.with_suffix(".tmp")
+    tmp = results.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, RESULTS)
+    os.replace(tmp, results)
 
 
 def evaluate_expert(model: Any, task: str, repeat: int, episodes: int) -> list[float]:
@@ -124,12 +130,15 @@ def stop_on_signal_callback() -> Any:
     return StopOnSignal()
 
 
-def reached_stop_return(task: str, env_steps: int, stop_return: float | None) -> bool:
-    """Whether the saved model (at ``env_steps``) is the one whose evaluation reached
-    ``stop_return``: training it further could only replace an expert that is done."""
-    if stop_return is None or not RESULTS.exists():
+def reached_stop_return(
+    task: str, env_steps: int, stop_return: float | None, results: Path
+) -> bool:
+    """Whether the saved model (at ``env_steps``) is the one whose evaluation, a row of
+    ``results``, reached ``stop_return``: training it further could only replace an expert
+    that is done."""
+    if stop_return is None or not results.exists():
         return False
-    rows = json.loads(RESULTS.read_text())["runs"]
+    rows = json.loads(results.read_text())["runs"]
     return any(r["task"] == task and r["env_steps"] == env_steps and r["return"] >= stop_return
                for r in rows)  # fmt: skip
 
@@ -148,7 +157,9 @@ def train(args: argparse.Namespace) -> None:
     if model_file.exists() and buffer_file.exists():
         model = SAC.load(model_file, env=env, device="cpu")
         model.load_replay_buffer(buffer_file)
-        if reached_stop_return(args.task, model.num_timesteps * repeat, args.stop_return):
+        if reached_stop_return(
+            args.task, model.num_timesteps * repeat, args.stop_return, args.results
+        ):
             print(
                 f"{args.task}: the saved expert already reached --stop-return "
                 f"{args.stop_return:g}; nothing to train (delete {directory} to start over)"
@@ -195,7 +206,7 @@ def train(args: argparse.Namespace) -> None:
             "loadavg": [round(v, 2) for v in os.getloadavg()],
             "checkpointed": saved > time.time() - 1,
         }  # fmt: skip
-        append_row(row)
+        append_row(row, args.results)
         bar.set_postfix(ret=f"{row['return']:.0f}")
         if reached:
             print(f"{args.task}: return {row['return']:.1f} >= {args.stop_return:g} at "
@@ -362,6 +373,8 @@ def main() -> None:
     sub.choices["train"].add_argument("--eval-every", type=int, default=20_000)
     sub.choices["train"].add_argument("--eval-episodes", type=int, default=5)
     sub.choices["train"].add_argument("--save-minutes", type=float, default=10.0)
+    sub.choices["train"].add_argument("--results", type=Path, default=RESULTS,
+                                      help="the rows' JSON (and --stop-return's)")  # fmt: skip
     sub.choices["train"].add_argument(
         "--stop-return",
         type=float,
@@ -375,6 +388,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.command == "train" and args.seed < 1:
         parser.error("--seed must be >= 1: seed 0 names the first experts, whose rows remain")
+    from robot_il.provenance import code_provenance
+
+    code_provenance()  # the code this process loaded, for its rows
     {"train": train, "export": export, "record": record}[args.command](args)
 
 

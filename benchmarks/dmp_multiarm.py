@@ -2,7 +2,8 @@
 
 Every method runs the same 500 seeded scenes (seeds 0..499) at 100 Hz; ``coupled_cma`` uses
 the parameters CMA-ES found on 100 other scenes (seeds 100000..100099, 50 Hz). Writes
-``benchmarks/results/dmp_multiarm.json``::
+``dmp_multiarm.json`` in ``--results`` (default ``benchmarks/results/``, the committed figures:
+give a scratch folder to check a checkout; every file below goes there too)::
 
     {"methods": {NAME: {"scenes", "collision_rate", "success_rate", "deadlock_rate",
                         "makespan", "min_separation_p5", ...}}, "tick_us": {...}, ...}
@@ -14,7 +15,9 @@ IK; batch of one) p99 <= 1 ms on one core.
 
 Resumable: scenes run in chunks of 50 and each chunk's per-scene scores go to
 ``dmp_multiarm_rows.jsonl`` as they finish; the CMA-ES search keeps its state in
-``dmp_multiarm_cma/``. A rerun skips what is there (``--fresh`` starts over).
+``dmp_multiarm_cma/``. A rerun skips what is there (``--fresh`` starts over). Every row and
+summary written names its load average, the code (commit, ``+changes`` if it differed) and the
+UTC time; a plot carries the code and time in its PNG metadata.
 
     nice -n 19 .venv/bin/python benchmarks/dmp_multiarm.py [--scenes 500] [--skip-timing]
 """
@@ -62,6 +65,8 @@ from robot_il.policies.dmp.selection import (
 )
 from tqdm import tqdm
 
+from robot_il.provenance import code_provenance, revision
+
 RESULTS = Path(__file__).parent / "results"
 OUT = RESULTS / "dmp_multiarm.json"
 ROWS = RESULTS / "dmp_multiarm_rows.jsonl"
@@ -101,6 +106,23 @@ SCORE_FIELDS = (
     "peak_joint_acceleration",
     "end_distance",
 )
+
+
+def use_results(folder: Path) -> None:
+    """Read and write every results file in ``folder`` (``--results``) instead of
+    ``RESULTS``."""
+    global RESULTS, OUT, ROWS, CMA_DIR, SELECTION_FILE, PHYSICS_ROWS, VIDEO, RECHECK_ROWS
+    RESULTS = folder
+    OUT, ROWS, CMA_DIR = folder / OUT.name, folder / ROWS.name, folder / CMA_DIR.name
+    SELECTION_FILE, PHYSICS_ROWS = folder / SELECTION_FILE.name, folder / PHYSICS_ROWS.name
+    VIDEO, RECHECK_ROWS = folder / VIDEO.name, folder / RECHECK_ROWS.name
+    folder.mkdir(parents=True, exist_ok=True)
+
+
+def stamp() -> dict[str, str]:
+    """What a row or summary written now names besides its load: the code that computed it
+    (``revision``: the commit this process loaded) and the UTC time."""
+    return {"code": revision(), "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
 def done_rows() -> dict[tuple[str, int], dict]:
@@ -144,6 +166,7 @@ def pair_chooser(library: list) -> PairChooser:
                     "pairs": pairs.tolist(),
                     "rewards": np.round(rewards, 5).tolist(),
                     "load_avg": os.getloadavg(),
+                    **stamp(),
                 }
             )
             + "\n"
@@ -189,6 +212,7 @@ def run_method(
                 "coordinator_steps": steps,
                 "coordinator": None if net is None else net.digest(),
                 "load_avg": os.getloadavg(),
+                **stamp(),
                 **{f: np.asarray(getattr(scores, f), float).tolist() for f in SCORE_FIELDS},
             }
             with ROWS.open("a") as log:
@@ -336,7 +360,8 @@ def tick_timing(
         for label, parts in _tick_episode(controllers, ticks).items():
             for total, part in zip(times[label], parts, strict=True):
                 total.extend(part)
-    timing = {**_tick_stats(*times["current"], episodes), "load_avg": os.getloadavg()}
+    timing = {**_tick_stats(*times["current"], episodes), "load_avg": os.getloadavg(),
+              "episodes": episodes, "ticks_per_episode": ticks, **stamp()}  # fmt: skip
     if baseline is not None:
         timing["baseline"] = {"revision": baseline, **_tick_stats(*times["baseline"], episodes)}
     return timing
@@ -499,6 +524,7 @@ def physics(
                         "coordinator": net,
                         **physics_episode(env, policy, seed),
                         "load_avg": os.getloadavg(),
+                        **stamp(),
                     }
                     with PHYSICS_ROWS.open("a") as log:
                         log.write(json.dumps(done[key]) + "\n")
@@ -527,6 +553,7 @@ def physics(
                 else int(np.sum(kinematic != collided)),
                 "demos": demos,
                 "load_avg": os.getloadavg(),
+                **stamp(),
             }
             out.setdefault(backend, {})[method] = summary
             print(backend, method, json.dumps(summary), flush=True)
@@ -605,7 +632,9 @@ def plot(result: dict) -> Path:
     figure.suptitle(f"bimanual_cross, kinematic, seeded scenes 0..{rows[0]['scenes'] - 1}")
     figure.tight_layout()
     path = OUT.with_suffix(".png")
-    figure.savefig(path, dpi=110)
+    drawn = stamp()
+    figure.savefig(path, dpi=110, metadata={"Software": f"robot_il {drawn['code']}",
+                                            "Creation Time": drawn["utc"]})  # fmt: skip
     return path
 
 
@@ -625,7 +654,7 @@ def shared_bin() -> None:
         params = cma if method == "coupled_cma" else CouplingParams() if method in LEARNED else None
         summary = run_method(
             method, np.arange(SHARED_BIN_SCENES), params, "bimanual_shared_bin"
-        ).summary()
+        ).summary() | {"load_avg": os.getloadavg(), **stamp()}
         print("bimanual_shared_bin", method, json.dumps(summary), flush=True)
         update_results(lambda r, m=method, s=summary: r.setdefault("shared_bin", {}).update({m: s}))
 
@@ -646,13 +675,11 @@ def recheck(methods: tuple[str, ...] = RECHECK_METHODS, scenes: int = 500) -> No
         for line in RECHECK_ROWS.read_text().splitlines():
             row = json.loads(line)
             done.add((row["method"], row["first_seed"], row["revision"]))
-    revision = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-    ).stdout.strip()
+    code = revision()
     for first in tqdm(range(0, scenes, CHUNK), desc="recheck", unit="chunk"):
         for method in methods:
             row = rows.get((method, first))
-            if row is None or (method, first, revision) in done:
+            if row is None or (method, first, code) in done:
                 continue
             params = None if row["params"] is None else CouplingParams(**row["params"])
             base = "coupled" if method == "coupled_cma" else method
@@ -660,13 +687,13 @@ def recheck(methods: tuple[str, ...] = RECHECK_METHODS, scenes: int = 500) -> No
             scores = run_scenes(
                 "bimanual_cross", sample_scenes("bimanual_cross", chunk), base, params
             )
-            check = {"method": method, "first_seed": first, "revision": revision}
+            check = {"method": method, "first_seed": first, "revision": code}
             for flag in ("collision", "success", "deadlock", "makespan"):
                 same = np.array_equal(np.asarray(getattr(scores, flag), float), row[flag])
                 check[f"{flag}_same"] = bool(same)
             moved = np.abs(scores.min_separation - np.asarray(row["min_separation"]))
             check["min_separation_max_diff_m"] = float(moved.max())
-            check["load_avg"] = os.getloadavg()
+            check |= {"load_avg": os.getloadavg(), "utc": stamp()["utc"]}  # its code: revision
             with RECHECK_ROWS.open("a") as log:
                 log.write(json.dumps(check) + "\n")
             print(json.dumps(check), flush=True)
@@ -697,6 +724,8 @@ def main() -> None:
         help="also time the tick of git revision REV, ticking in turn with the current",
     )
     parser.add_argument("--timing-episodes", type=int, default=5)
+    parser.add_argument("--results", type=Path, default=RESULTS,
+                        help="folder of the results files (the JSON, rows, plot)")  # fmt: skip
     parser.add_argument(
         "--recheck",
         nargs="*",
@@ -738,6 +767,8 @@ def main() -> None:
         "scenes",
     )
     args = parser.parse_args()
+    code_provenance()  # the code this process loaded, for its rows
+    use_results(args.results)
     if args.shared_bin:
         shared_bin()
         return
@@ -770,7 +801,6 @@ def main() -> None:
         update_results(drop_old)
         physics(scenes=counts, methods=tuple(args.physics_methods))
         return
-    RESULTS.mkdir(exist_ok=True)
     if args.fresh:
         ROWS.unlink(missing_ok=True)
         shutil.rmtree(CMA_DIR, ignore_errors=True)
@@ -790,7 +820,8 @@ def main() -> None:
                 "popsize": args.popsize,
             }
         summary = run_method(method, seeds, params).summary()
-        print(method, json.dumps(summary), "load", os.getloadavg(), flush=True)
+        summary |= {"load_avg": os.getloadavg(), **stamp()}
+        print(method, json.dumps(summary), flush=True)
 
         def record(result: dict, method=method, summary=summary, cma_row=cma_row) -> None:
             result["methods"][method] = summary

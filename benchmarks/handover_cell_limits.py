@@ -17,8 +17,10 @@ servo, ``robot_il.envs.backends.common``: braking ``sqrt(2 a d)``) cruises up to
     .venv/bin/python benchmarks/handover_cell_limits.py CHECKPOINT --accelerations 15 30 \\
         --ramps 1.0 [--seeds 10000 10019]
 
-Each (acceleration, ramp) run appends a row to ``benchmarks/results/handover_cell_limits.jsonl``
-with its seeds, successes, the filter's intervention counts and the load average.
+Each (acceleration, ramp) run appends a row to ``--results`` (default
+``benchmarks/results/handover_cell_limits.jsonl``, the committed rows: give a scratch file to
+check a checkout) with its seeds, successes, the filter's intervention counts, the load
+average, the code (commit) and the UTC time.
 """
 
 from __future__ import annotations
@@ -116,14 +118,18 @@ def run(checkpoint: str, acceleration: float, ramp: float, seeds: range) -> dict
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint")
     parser.add_argument("--accelerations", type=float, nargs="+", default=[15.0, 30.0])
     parser.add_argument("--ramps", type=float, nargs="+", default=[1.0], help="safe start, s")
     parser.add_argument(
         "--seeds", type=int, nargs=2, default=[10000, 10019], metavar=("FIRST", "LAST")
     )
+    parser.add_argument("--results", type=Path, default=RESULTS, help="JSON lines to append to")
     args = parser.parse_args()
+    from robot_il.provenance import code_provenance, revision
+
+    code_provenance()  # the code this process loaded, for its rows
     seeds = range(args.seeds[0], args.seeds[1] + 1)
     for acceleration in args.accelerations:
         for ramp in args.ramps:
@@ -138,14 +144,16 @@ def main() -> int:
                 "success_count": sum(result["successes"]),
                 "wall_s": round(time.time() - start),
                 "load_avg": [round(load, 1), round(os.getloadavg()[0], 1)],
+                "code": revision(),
+                "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             }
             print(
                 f"acceleration {acceleration:g} rad/s^2, ramp {ramp:g} s: "
                 f"{row['success_count']}/{len(seeds)} (load {row['load_avg']})",
                 flush=True,
             )
-            RESULTS.parent.mkdir(parents=True, exist_ok=True)
-            with RESULTS.open("a") as out:
+            args.results.parent.mkdir(parents=True, exist_ok=True)
+            with args.results.open("a") as out:
                 out.write(json.dumps(row) + "\n")
     return 0
 

@@ -100,7 +100,7 @@ class Responder:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="measured time per row")
     parser.add_argument("--rounds", type=int, default=2, help="idle/busy pairs, alternated")
     parser.add_argument("--domain", type=int, default=91, help="ROS domain id of the run")

@@ -83,7 +83,7 @@ def learn(learner: Any, device: torch.device, threads: int, updates: int,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--devices", nargs="+", default=["cpu", "cuda"])
     parser.add_argument("--threads", nargs="+", type=int, default=[1],
                         help="CPU thread counts to time each device at")  # fmt: skip

@@ -531,7 +531,7 @@ def main() -> None:
 
     code_provenance()  # the code this process loaded, for its rows (``append_row``)
     os.environ.setdefault("MUJOCO_GL", "egl")
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("part", choices=(*ONLINE_METHODS, "bc"))
     parser.add_argument("--model-based", action="store_true", help="opt_ail: model-based")
     parser.add_argument("--task", default="dmc:walker_walk",

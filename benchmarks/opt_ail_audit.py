@@ -28,8 +28,10 @@ reward and replay buffer of one moment, whose env step each row names (``state_s
 When the run's budget ended mid-episode, that is the cut episode's start, and ``policy/``
 holds a later actor (at the budget's end), which the audits do not use.
 
-Rows go to ``benchmarks/results/opt_ail_audit.json`` (a rerun replaces a run's rows of
-that audit). One torch thread; seconds to a few minutes each.
+Rows go, with the load average, the code (commit) and the UTC time, to ``--results``
+(default ``benchmarks/results/opt_ail_audit.json``, the committed rows: give a scratch file to
+check a checkout; a rerun replaces a run's rows of that audit). One torch thread; seconds to
+a few minutes each.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import time
 from importlib import import_module
 from pathlib import Path
 from typing import Any
@@ -152,7 +155,7 @@ def audit_reward(run: Path, steps: int, seed: int) -> list[dict[str, Any]]:
         with torch.no_grad():
             reward, expert_reward = learner.reward_of(online), learner.reward_of(expert)
         by_group = {group: float(reward[mask].mean()) for group, mask in masks.items()}
-        rows.append({"loss": name, "steps": steps, "final_loss": float(loss),
+        rows.append({"loss": name, "steps": steps, "seed": seed, "final_loss": float(loss),
                      "expert": float(expert_reward.mean()), **by_group})  # fmt: skip
     return rows
 
@@ -204,14 +207,20 @@ def missing_part(run: Path, audit: str, before: int) -> str | None:
     return None
 
 
-def save(audit: str, run: Path, rows: list[dict[str, Any]]) -> None:
-    """Replace ``run``'s rows of ``audit`` in ``RESULTS``."""
+def save(audit: str, run: Path, rows: list[dict[str, Any]], results: Path) -> None:
+    """Replace ``run``'s rows of ``audit`` in ``results``; each names the load average, the
+    code that computed it (``revision``: the commit this process loaded) and the UTC time."""
+    from robot_il.provenance import revision
+
     name = str(run.resolve().relative_to(ROOT)) if run.resolve().is_relative_to(ROOT) else str(run)
-    data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"rows": []}
+    data = json.loads(results.read_text()) if results.exists() else {"rows": []}
     kept = [r for r in data["rows"] if (r["audit"], r["run"]) != (audit, name)]
-    extra = {"audit": audit, "run": name, "loadavg": [round(v, 2) for v in os.getloadavg()]}
+    utc = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    extra = {"audit": audit, "run": name, "loadavg": [round(v, 2) for v in os.getloadavg()],
+             "code": revision(), "utc": utc}  # fmt: skip
     data["rows"] = kept + [{**extra, **row} for row in rows]
-    RESULTS.write_text(json.dumps(data, indent=1) + "\n")
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps(data, indent=1) + "\n")
 
 
 def show(rows: list[dict[str, Any]]) -> None:
@@ -229,7 +238,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="reward: init and batch seed")
     parser.add_argument("--before", type=int, default=90_000, help="starts: earlier checkpoint")
     parser.add_argument("--episodes", type=int, default=10, help="starts: episodes")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="the rows' JSON")
     args = parser.parse_args()
+    from robot_il.provenance import code_provenance
+
+    code_provenance()  # the code this process loaded, for its rows
     torch.set_num_threads(1)
     for run in args.runs:
         if problem := missing_part(run, args.audit, args.before):
@@ -243,7 +256,7 @@ def main() -> None:
             rows = audit_starts(run, args.before, args.episodes)
         print(f"{args.audit}: {run} (load average {os.getloadavg()[0]:.1f})")
         show(rows)
-        save(args.audit, run, rows)
+        save(args.audit, run, rows, args.results)
 
 
 if __name__ == "__main__":

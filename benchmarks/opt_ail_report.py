@@ -452,7 +452,7 @@ def clone_and_last_by_learner(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("part", choices=("table", "plot"))
     parser.add_argument("--task", default="dmc:walker_walk",
                         choices=(*PAPER_NAMES, *UR5E_TASKS))  # fmt: skip

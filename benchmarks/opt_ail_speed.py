@@ -27,7 +27,9 @@ flushes denormals for both).
 
 Both paths' weights after the same updates from the same random state are compared (the
 largest absolute difference is printed): the new path computes the same quantities. Each
-invocation appends a row to ``benchmarks/results/opt_ail_speed.json`` with the load average.
+invocation appends a row to ``--results`` (default ``benchmarks/results/opt_ail_speed.json``,
+the committed rows: give a scratch file to check a checkout) with its budget (rounds, updates,
+samples, loop steps), the load average, the code (commit) and the UTC time.
 
 ``--precision bf16`` adds a third path, ``bf16``: today's learner with ``matmul_precision
 "bf16"`` (the hidden layers' products from bfloat16 operands), timed in the same alternating
@@ -60,7 +62,7 @@ from typing import Any
 import numpy as np
 from git_revision import module_at
 
-from robot_il.provenance import revision
+from robot_il.provenance import code_provenance, revision
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "opt_ail_speed.json"
@@ -350,7 +352,7 @@ def time_loop(task: str, profile: str, steps: int, path: str, rev: str) -> float
 
 def main() -> None:
     os.environ.setdefault("MUJOCO_GL", "egl")
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--task", default="dmc:cartpole_swingup")
     parser.add_argument("--profile", choices=tuple(PROFILES), default="cpu")
     parser.add_argument("--baseline-rev", default=BASELINE_REV)
@@ -367,7 +369,9 @@ def main() -> None:
     )
     parser.add_argument("--bf16-baseline-rev", help="with --precision bf16: also time the "
                         "bf16 learner as of this revision (path bf16_old)")  # fmt: skip
+    parser.add_argument("--results", type=Path, default=RESULTS, help="the rows' JSON")
     args = parser.parse_args()
+    code_provenance()  # the code this process loaded, for its row
 
     import torch
     from robot_il.policies.opt_ail import OPTAIL
@@ -411,6 +415,8 @@ def main() -> None:
         "task": args.task, "profile": args.profile, "baseline_rev": args.baseline_rev,
         "new_rev": revision(), "max_weight_difference": difference,
         "env_step_s": env_step, "evaluation_s": evaluation, "updates_on": where,
+        "rounds": args.rounds, "updates": args.updates,
+        "env_step_samples": args.env_step_samples, "loop_steps": args.loop_steps,
     }  # fmt: skip
     if "bf16" in learners:
         print(f"largest weight difference bf16 vs new (fp32) after 5 updates: "
@@ -464,10 +470,12 @@ def main() -> None:
             row[path]["loop_env_steps_per_s"] = rate
             print(f"{path}: train_online, {args.loop_steps} env steps: {rate:.1f} env steps/s")
     row["loadavg"] = [round(v, 2) for v in (*load_before, *os.getloadavg())]
-    print(f"load average before {load_before}, after {os.getloadavg()} (2 cores)")
-    data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"runs": []}
+    row["utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    print(f"load average before {load_before}, after {os.getloadavg()} ({os.cpu_count()} CPUs)")
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    data = json.loads(args.results.read_text()) if args.results.exists() else {"runs": []}
     data["runs"].append(row)
-    RESULTS.write_text(json.dumps(data, indent=1) + "\n")
+    args.results.write_text(json.dumps(data, indent=1) + "\n")
 
 
 if __name__ == "__main__":

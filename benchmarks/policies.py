@@ -16,7 +16,9 @@ part finishes in minutes on a laptop CPU):
   below with equal probability. Averaging the two (MSE BC) drives into the obstacle; Diffusion
   commits to one route.
 
-Datasets and runs are kept under ``--work`` (default ``/tmp/robot_il_bench``) and reused.
+Datasets and runs are kept under ``--work`` (default ``/tmp/robot_il_bench``) and reused; each
+success cell's row (``runs/<cell>/result.json``, nothing in ``benchmarks/results/``) names its
+budget, evaluation seeds, the load average, the code (commit) and the UTC time.
 Run: ``.venv/bin/python benchmarks/policies.py --latency --success --quick``.
 """
 
@@ -38,6 +40,7 @@ from robot_il.envs.ur5e.scene_geometry import MARKER_RADIUS
 from robot_il.policies import load_policy
 
 from robot_il.dataset import DatasetWriter
+from robot_il.provenance import code_provenance, revision
 from robot_il.train.config import load_config
 from robot_il.train.demos import committed_recording, record_expert_demos
 from robot_il.train.evaluate import EvalResult, evaluate, make_eval_env
@@ -168,7 +171,10 @@ def bench_train_speed(work: Path, quick: bool) -> None:
         train_run(dataset, work / f"speed_{policy_type}", policy_type, steps, "--no-progress",
                   "--save-every", str(10 * steps))  # fmt: skip
         rates[policy_type] = steps / (time.perf_counter() - start)
-    print("\n== training speed (default configs, incl. start-up and one checkpoint) ==")
+    print(
+        "\n== training speed (default configs, incl. start-up and one checkpoint; load avg "
+        f"{os.getloadavg()[0]:.1f}) =="
+    )
     for name, rate in rates.items():
         print(f"{name:<10}{rate:>8.1f} steps/s{rate / rates['bc']:>8.2f} x BC")
 
@@ -197,8 +203,11 @@ def grid_cell(
     kept_only: bool = False,
 ) -> dict | None:
     """Train on the first ``count`` of ``recording`` demonstrations and evaluate, also in the
-    other simulator (sim-to-sim transfer). The result is kept in the run's ``result.json`` and
-    reused while the recipe is the same; ``kept_only`` returns None instead of training."""
+    other simulator (sim-to-sim transfer). The result is kept in the run's ``result.json``,
+    with the load average before and after, the code that computed it (``revision``: the
+    commit this process loaded) and the UTC time, and reused while the recipe is the same
+    (its ``code`` then names the older code); ``kept_only`` returns None instead of
+    training."""
     steps, settings = recipe
     out = work / "runs" / f"{task}_{backend}_{count}_{policy_type}"
     kept = out / "result.json"
@@ -209,17 +218,22 @@ def grid_cell(
         return json.loads(kept.read_text())
     if kept_only:
         return None
-    start = time.perf_counter()
+    start, load_before = time.perf_counter(), os.getloadavg()[0]
     checkpoint = train_run(
         dataset, out, policy_type, steps, "--max-episodes", str(count), "--no-progress", *settings
     )
     train_seconds = time.perf_counter() - start
     other = "pybullet" if backend == "mujoco" else "mujoco"
+    here = evaluate_checkpoint(checkpoint, episodes)
     result = {
         "recipe": key,
         "train_seconds": train_seconds,
-        "successes": evaluate_checkpoint(checkpoint, episodes).successes,
+        "successes": here.successes,
         "transfer_successes": evaluate_checkpoint(checkpoint, episodes, other).successes,
+        "eval_seeds": [here.seeds[0], here.seeds[-1]],
+        "load_avg": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "code": revision(),
+        "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     kept.write_text(json.dumps(result))
     return result
@@ -412,6 +426,7 @@ def main() -> None:
             "'--policy.horizon 8 --policy.n-action-steps 4'",
         )
     args = parser.parse_args()
+    code_provenance()  # the code this process loaded, for its rows
     torch.set_num_threads(args.threads)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)

@@ -8,19 +8,21 @@ Parts, each behind a flag:
   ``cpu cuda``), in one process, with the load average.
 - ``--cells``: train and evaluate the cells the grid flags select (``--tasks``,
   ``--backends``, ``--policies``, ``--observations``, ``--counts``; ``--steps`` overrides the
-  recipe's), 50 seeded episodes each. Every finished cell is appended at once to
-  ``benchmarks/results/vision.json``; a cell already there (same recipe) is skipped, so the
-  grid runs in parts and resumes after a kill. ``--action-steps K`` evaluates the cells
+  recipe's), 50 seeded episodes each. Every finished cell is appended at once, with the
+  load average, the code (commit) and the UTC time, to ``--results`` (default
+  ``benchmarks/results/vision.json``, the committed cells: give a scratch file to check a
+  checkout); a cell already there (same recipe) is skipped, so the grid runs in parts and
+  resumes after a kill. ``--action-steps K`` evaluates the cells
   executing K actions of each predicted chunk instead of the trained 4 (a finished cell's
   checkpoint is reused: only the evaluation runs). ``--train-only`` trains the cells without
   evaluating them (on a GPU machine without the simulator, with ``--extra='--device cuda'``);
   ``--partial`` then evaluates their saved checkpoints where the simulator runs.
-- ``--plot``: success against demonstrations from ``vision.json`` into
-  ``benchmarks/results/vision.png``.
+- ``--plot``: success against demonstrations from ``--results`` into the PNG beside it
+  (``benchmarks/results/vision.png``).
 - ``--probe CHECKPOINT``: how well an image BC checkpoint's features (keypoints, camera
   features, last hidden layer; proprioception for comparison) locate the cube and the push
   target, by linear and MLP probes scored on held-out demonstrations, into
-  ``benchmarks/results/vision_probe.json``.
+  ``vision_probe.json`` beside ``--results``.
 
 Image cells observe the ``--cameras`` (default ``front``, 96x96; the tasks have ``front``,
 ``top`` and ``side`` fixed, and ``wrist`` on the gripper), ``joint_pos``, ``gripper`` and
@@ -61,12 +63,12 @@ from robot_il.policies.base import executing
 
 from policies import demos, evaluate_checkpoint, train_run
 from robot_il.errors import ConfigError
+from robot_il.provenance import code_provenance, revision
 from robot_il.train.config import load_config
 from robot_il.train.evaluate import EvalResult
 from robot_il.train.trainer import train
 
 RESULTS = Path(__file__).parent / "results" / "vision.json"
-PLOT = RESULTS.with_suffix(".png")
 CAMERAS = ("front",)
 """Image cells' default camera: ``front`` sees cube and target clear of the arm; ``top`` looks
 down past the arm, which hides the cube while pushing."""
@@ -98,21 +100,24 @@ their 50 evaluation episodes take 8-10 min (a failed push episode runs 200 steps
 rendered)."""
 
 
-def load_cells() -> list[dict]:
-    return json.loads(RESULTS.read_text())["cells"] if RESULTS.exists() else []
+def load_cells(results: Path) -> list[dict]:
+    return json.loads(results.read_text())["cells"] if results.exists() else []
 
 
-def save_cell(cell: dict) -> None:
-    """Append ``cell`` to ``vision.json`` (rewritten whole, atomically, under a lock: cells
-    run in several processes at once)."""
+def save_cell(cell: dict, results: Path) -> None:
+    """Append ``cell`` to ``results`` (rewritten whole, atomically, under a lock: cells run in
+    several processes at once), with the code that computed it (``revision``: the commit
+    this process loaded) and the UTC time."""
     import fcntl
 
+    cell = {**cell, "code": revision(), "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    results.parent.mkdir(parents=True, exist_ok=True)
     with (Path(tempfile.gettempdir()) / "robot_il_vision.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        cells = [*load_cells(), cell]
-        tmp = RESULTS.with_suffix(".json.tmp")
+        cells = [*load_cells(results), cell]
+        tmp = results.with_suffix(".json.tmp")
         tmp.write_text(json.dumps({"cells": cells}, indent=1) + "\n")
-        os.replace(tmp, RESULTS)
+        os.replace(tmp, results)
 
 
 def run_cell(
@@ -261,11 +266,11 @@ def bench_cells(work: Path, grid: argparse.Namespace) -> None:
                         key = (task, backend, policy_type, observation, cameras, count, steps,
                                list(settings), goals, marker, grid.episodes,
                                grid.action_steps)  # fmt: skip
-                        if any(_key(cell) == key for cell in load_cells()):
+                        if any(_key(cell) == key for cell in load_cells(grid.results)):
                             print(f"kept: {key}")
                             continue
                         if grid.partial:
-                            partial_cell(work, key, grid.cameras, steps)
+                            partial_cell(work, key, grid.cameras, steps, grid.results)
                             continue
                         if grid.train_only:
                             train_cell(work, task, backend, policy_type, observation, count,
@@ -278,7 +283,7 @@ def bench_cells(work: Path, grid: argparse.Namespace) -> None:
                                         grid.cameras, tuple(goals),
                                         grid.episodes, grid.action_steps,
                                         tuple(grid.recorded_cameras))  # fmt: skip
-                        save_cell(cell)
+                        save_cell(cell, grid.results)
                         print(
                             f"{task} {backend} {policy_type} {observation} {count} demos "
                             f"{steps} steps: {EvalResult(successes=cell['successes']).line()} "
@@ -303,10 +308,12 @@ def check_action_steps(grid: argparse.Namespace) -> None:
                 ) from None
 
 
-def partial_cell(work: Path, key: tuple, cameras: list[str], schedule_steps: int) -> None:
+def partial_cell(
+    work: Path, key: tuple, cameras: list[str], schedule_steps: int, results: Path
+) -> None:
     """Evaluate the latest saved checkpoint of an unfinished cell (its run still training, or
-    stopped for lack of time) and record it with the steps it had and ``schedule_steps`` (the
-    length of its learning-rate schedule), marked ``partial``."""
+    stopped for lack of time) and record it in ``results`` with the steps it had and
+    ``schedule_steps`` (the length of its learning-rate schedule), marked ``partial``."""
     task, backend, policy_type, observation, _, count, _, settings, goals = key[:9]
     episodes, action_steps = key[10:]
     used = tuple(cameras) if observation == "image" else ()
@@ -319,7 +326,7 @@ def partial_cell(work: Path, key: tuple, cameras: list[str], schedule_steps: int
     steps = int(saved[-1].name.removeprefix("step_"))
     if any(
         _key(c) == key[:6] + (steps, *key[7:]) and c.get("schedule_steps") == schedule_steps
-        for c in load_cells()
+        for c in load_cells(results)
     ):
         print(f"kept: {key} at {steps} steps")
         return
@@ -330,7 +337,7 @@ def partial_cell(work: Path, key: tuple, cameras: list[str], schedule_steps: int
         cell.update(partial=True, schedule_steps=schedule_steps)
     if goals:
         cell["goal_keys"] = list(goals)
-    save_cell(cell)
+    save_cell(cell, results)
     print(f"{key} at {steps} of {schedule_steps} steps: "
           f"{EvalResult(successes=cell['successes']).line()}", flush=True)  # fmt: skip
 
@@ -367,7 +374,6 @@ def _key(cell: dict) -> tuple:
             marker, cell["episodes"], cell.get("action_steps"))  # fmt: skip
 
 
-PROBE = RESULTS.with_name("vision_probe.json")
 PROBE_TRAIN_SHARE = 0.8
 """The probes fit on the first 80% of the demonstrations and are scored on the rest."""
 
@@ -420,11 +426,12 @@ def fit_probe(kind: str, x: np.ndarray, y: np.ndarray, x_test: np.ndarray) -> np
         return net(torch.tensor(x_test, dtype=torch.float32)).numpy() * y_std + y_mean
 
 
-def bench_probe(checkpoint: Path) -> None:
+def bench_probe(checkpoint: Path, probes: Path) -> None:
     """How well an image policy's features locate the cube and the push target: probes from
     each feature to both xy positions (cm), fit on the first 80% of the demonstrations' frames and
     scored on the rest, on all their frames and on their first (before the arm has moved, so
-    proprioception says nothing of either). Rows go to ``vision_probe.json``."""
+    proprioception says nothing of either). Rows go to ``probes`` with the load average, the
+    code (commit) and the UTC time."""
     import yaml
     from robot_il.policies import load_policy
 
@@ -467,11 +474,12 @@ def bench_probe(checkpoint: Path) -> None:
             print(rows[-1], flush=True)
     record = {"checkpoint": str(checkpoint), "dataset": dataset.where,
               "train_episodes": split, "test_episodes": int(dataset.num_episodes - split),
-              "rows": rows,
-              "load_avg": round(os.getloadavg()[0], 2)}  # fmt: skip
-    kept = json.loads(PROBE.read_text())["probes"] if PROBE.exists() else []
-    PROBE.write_text(json.dumps({"probes": [*kept, record]}, indent=1) + "\n")
-    print(f"probe rows: {PROBE}")
+              "rows": rows, "load_avg": round(os.getloadavg()[0], 2), "code": revision(),
+              "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}  # fmt: skip
+    kept = json.loads(probes.read_text())["probes"] if probes.exists() else []
+    probes.parent.mkdir(parents=True, exist_ok=True)
+    probes.write_text(json.dumps({"probes": [*kept, record]}, indent=1) + "\n")
+    print(f"probe rows: {probes}")
 
 
 def bench_speed(work: Path, steps: int, devices: list[str], threads: int) -> None:
@@ -507,17 +515,18 @@ def bench_speed(work: Path, steps: int, devices: list[str], threads: int) -> Non
               f"on {devices[0]}")  # fmt: skip
 
 
-def plot(path: Path) -> None:
-    """Success against demonstrations, one panel per task, a line per (policy, observation,
-    backend, steps), with 95% Wilson intervals."""
+def plot(results: Path) -> None:
+    """Success against demonstrations of the cells of ``results``, one panel per task, a line
+    per (policy, observation, backend, steps), with 95% Wilson intervals, into the PNG beside
+    it."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cells = [c for c in load_cells() if c["episodes"] == EPISODES]  # screening rows left out
+    cells = [c for c in load_cells(results) if c["episodes"] == EPISODES]  # screening rows out
     if not cells:
-        print(f"nothing to plot: {RESULTS} holds no cell yet")
+        print(f"nothing to plot: {results} holds no cell yet")
         return
     tasks = sorted({c["task"] for c in cells})
     figure, axes = plt.subplots(len(tasks), 1, figsize=(11, 4.2 * len(tasks)), squeeze=False)
@@ -542,6 +551,7 @@ def plot(path: Path) -> None:
         axis.set(title=task, xlabel="demonstrations", ylabel="success rate", ylim=(0, 1.02))
         axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     figure.tight_layout()
+    path = results.with_suffix(".png")
     figure.savefig(path, dpi=100)
     print(f"plot: {path}")
 
@@ -550,7 +560,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--speed", action="store_true", help="encoder training speed")
     parser.add_argument("--cells", action="store_true", help="train and evaluate grid cells")
-    parser.add_argument("--plot", action="store_true", help="plot vision.json")
+    parser.add_argument("--plot", action="store_true", help="plot --results")
+    parser.add_argument("--results", type=Path, default=RESULTS,
+                        help="the cells' JSON (probe rows and plot go beside it)")  # fmt: skip
     parser.add_argument(
         "--probe",
         type=Path,
@@ -641,6 +653,7 @@ def main() -> None:
     missing = set(args.cameras) - set(args.recorded_cameras or args.cameras)
     if missing:
         parser.error(f"--recorded-cameras lacks {', '.join(sorted(missing))} of --cameras")
+    code_provenance()  # the code this process loaded, for its rows
     torch.set_num_threads(1)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -649,9 +662,9 @@ def main() -> None:
     if args.cells:
         bench_cells(work, args)
     if args.probe:
-        bench_probe(args.probe)
+        bench_probe(args.probe, args.results.with_name("vision_probe.json"))
     if args.plot:
-        plot(PLOT)
+        plot(args.results)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ committed ``benchmarks/results/``, and each row names its code, load and budget.
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -71,3 +72,97 @@ def test_deploy_latency_rows_go_to_results_with_code_and_time(
     (row,) = [json.loads(line) for line in results.read_text().splitlines()]
     assert row["policy"] == "bc" and row["seconds"] == 2.0 and row["load_avg"] > 0
     assert row["code"] and row["utc"].endswith("Z")
+
+
+@pytest.mark.parametrize(
+    ("name", "arguments"),
+    [("vision", ()), ("dmp_multiarm", ()), ("opt_ail_speed", ()), ("opt_ail_audit", ()),
+     ("dmc_experts", ("train",)), ("control_tick_cost", ()), ("deploy_parity", ()),
+     ("dataset_io", ()), ("handover_cell_limits", ())],
+)  # fmt: skip
+def test_each_row_writing_benchmark_takes_a_results_path(
+    name: str, arguments: tuple[str, ...]
+) -> None:
+    """A check run of any of them can write to scratch instead of ``benchmarks/results/``."""
+    shown = run_script(name, *arguments, "--help", timeout=60)
+    assert shown.returncode == 0 and "--results" in shown.stdout, shown.stderr
+
+
+def test_the_rows_the_benchmarks_write_name_their_code_and_utc_time(
+    tmp_path: Path, load_benchmark, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from robot_il.provenance import revision
+
+    dmc_experts = load_benchmark("dmc_experts")
+    dmc_experts.append_row({"task": "dmc:walker_walk", "seed": 1, "env_steps": 20_000,
+                            "return": 10.0}, tmp_path / "dmc.json")  # fmt: skip
+    audit = load_benchmark("opt_ail_audit")
+    audit.save("critic", tmp_path / "run", [{"group": "down", "q": 1.0}], tmp_path / "audit.json")
+    monkeypatch.setitem(sys.modules, "policies", load_benchmark("policies"))
+    vision = load_benchmark("vision")
+    cells = tmp_path / "new" / "vision.json"
+    vision.save_cell({"task": "push", "seed": 0, "steps": 10}, cells)
+    rows = [json.loads((tmp_path / "dmc.json").read_text())["runs"][0],
+            json.loads((tmp_path / "audit.json").read_text())["rows"][0],
+            vision.load_cells(cells)[0]]  # fmt: skip
+    assert [(row["code"], row["utc"][-1]) for row in rows] == [(revision(), "Z")] * 3
+
+
+def test_a_success_cell_of_the_policies_grid_names_its_seeds_load_code_and_time(
+    tmp_path: Path, load_benchmark, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Training and evaluation (minutes) are left out: the row is what is checked."""
+    from robot_il.train.evaluate import EvalResult
+
+    policies = load_benchmark("policies")
+    monkeypatch.setattr(policies, "demos", lambda work, *_: work / "demos" / "d" / "env.zarr")
+
+    def trained(_dataset: Path, out: Path, *_args) -> Path:
+        out.mkdir(parents=True)
+        return out / "checkpoint"
+
+    monkeypatch.setattr(policies, "train_run", trained)
+    evaluated = EvalResult([10_000, 10_001], [True, False], [5, 9])
+    monkeypatch.setattr(policies, "evaluate_checkpoint", lambda *_args: evaluated)
+    cell = policies.grid_cell(tmp_path, "push", "mujoco", 2, "bc", (10, ()), 2, 2)
+    assert cell["eval_seeds"] == [10_000, 10_001] and cell["recipe"]["steps"] == 10
+    assert len(cell["load_avg"]) == 2 and cell["code"] and cell["utc"].endswith("Z")
+
+
+def test_dmp_multiarm_timing_and_plot_go_to_results_and_name_their_code(tmp_path: Path) -> None:
+    committed = BENCHMARKS / "results"
+    before = {name: (committed / name).read_bytes()
+              for name in ("dmp_multiarm.json", "dmp_multiarm.png")}  # fmt: skip
+    timed = run_script("dmp_multiarm", "--timing-only", "--timing-episodes", "1", "--results",
+                       str(tmp_path))  # fmt: skip
+    assert timed.returncode == 0, timed.stderr
+    timing = json.loads((tmp_path / "dmp_multiarm.json").read_text())["tick_us"]
+    assert timing["episodes"] == 1 and len(timing["load_avg"]) == 3
+    assert timing["code"] and timing["utc"].endswith("Z")
+    (tmp_path / "dmp_multiarm.json").write_bytes(before["dmp_multiarm.json"])
+    plotted = run_script("dmp_multiarm", "--plot-only", "--results", str(tmp_path))
+    assert plotted.returncode == 0, plotted.stderr
+    assert json.loads((tmp_path / "dmp_multiarm.json").read_text())["tick_us"]  # read, kept
+    png = (tmp_path / "dmp_multiarm.png").read_bytes()
+    assert b"Software" in png and timing["code"].encode() in png  # the PNG's text chunk
+    assert {name: (committed / name).read_bytes() for name in before} == before
+
+
+def test_control_tick_cost_refuses_ticks_within_the_untimed_ramp_before_any_work() -> None:
+    run = run_script("control_tick_cost", "--ticks", "200", timeout=60)
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
+    assert "--ticks 200: the first 500 ticks (the safe start's 1 s ramp) are not timed" in (
+        run.stderr)  # fmt: skip
+
+
+def test_every_benchmark_help_describes_it_in_whole_sentences() -> None:
+    """Each script's ``--help`` description (a part of its docstring) is a whole paragraph,
+    not a first line cut mid-sentence."""
+    for script in sorted(BENCHMARKS.glob("*.py")):
+        tree = ast.parse(script.read_text())
+        calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)
+                 and getattr(node.func, "attr", None) == "ArgumentParser"]  # fmt: skip
+        for call in calls:
+            (description,) = [k.value for k in call.keywords if k.arg == "description"]
+            shown = eval(ast.unparse(description), {"__doc__": ast.get_docstring(tree, False)})
+            assert shown.rstrip().endswith((".", "?", ".)")), f"{script.name}: {shown!r}"

@@ -12,10 +12,8 @@ import torch
 
 
 @pytest.fixture
-def audit(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, load_benchmark) -> ModuleType:
-    module = load_benchmark("opt_ail_audit")
-    monkeypatch.setattr(module, "RESULTS", tmp_path / "opt_ail_audit.json")
-    return module
+def audit(load_benchmark) -> ModuleType:
+    return load_benchmark("opt_ail_audit")
 
 
 def _save_replay(run: Path, stored: list[int], size: int, cursor: int, capacity: int) -> None:
@@ -49,11 +47,12 @@ def test_height_bands_read_the_walkers_height(audit: ModuleType) -> None:
 
 
 def test_a_rerun_replaces_its_own_rows_only(audit: ModuleType, tmp_path: Path) -> None:
-    audit.save("critic", tmp_path / "a", [{"group": "down", "q": 1.0}])
-    audit.save("critic", tmp_path / "b", [{"group": "down", "q": 2.0}])
-    audit.save("starts", tmp_path / "a", [{"env_seed": 0}])
-    audit.save("critic", tmp_path / "a", [{"group": "down", "q": 3.0}])
-    rows = audit.json.loads(audit.RESULTS.read_text())["rows"]
+    results = tmp_path / "opt_ail_audit.json"
+    audit.save("critic", tmp_path / "a", [{"group": "down", "q": 1.0}], results)
+    audit.save("critic", tmp_path / "b", [{"group": "down", "q": 2.0}], results)
+    audit.save("starts", tmp_path / "a", [{"env_seed": 0}], results)
+    audit.save("critic", tmp_path / "a", [{"group": "down", "q": 3.0}], results)
+    rows = audit.json.loads(results.read_text())["rows"]
     assert sorted((r["audit"], Path(r["run"]).name, r.get("q")) for r in rows) == [
         ("critic", "a", 3.0), ("critic", "b", 2.0), ("starts", "a", None)]  # fmt: skip
 

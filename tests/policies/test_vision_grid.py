@@ -16,20 +16,18 @@ from robot_il.errors import ConfigError
 
 
 @pytest.fixture
-def vision(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, load_benchmark) -> ModuleType:
-    """The benchmark module (its ``from policies import ...`` is ``benchmarks/policies.py``),
-    writing its cells under ``tmp_path``."""
+def vision(monkeypatch: pytest.MonkeyPatch, load_benchmark) -> ModuleType:
+    """The benchmark module (its ``from policies import ...`` is ``benchmarks/policies.py``);
+    the tests give it cells under ``tmp_path`` (``--results``)."""
     monkeypatch.setitem(sys.modules, "policies", load_benchmark("policies"))
-    module = load_benchmark("vision")
-    monkeypatch.setattr(module, "RESULTS", tmp_path / "vision.json")
-    return module
+    return load_benchmark("vision")
 
 
 def _grid(**changes) -> argparse.Namespace:
     grid = dict(tasks=["push"], backends=["mujoco"], policies=["bc"], observations=["state"],
                 cameras=["front"], counts=[1], recording=None, goal_keys=[], aux_weight=0.0,
                 episodes=50, steps=None, action_steps=None, partial=False, train_only=False,
-                extra=[], recorded_cameras=[])  # fmt: skip
+                extra=[], recorded_cameras=[], results=Path("no_cells.json"))  # fmt: skip
     return argparse.Namespace(**(grid | changes))
 
 
@@ -135,7 +133,8 @@ def test_a_cell_trained_on_a_gpu_trains_apart_and_train_only_evaluates_nothing(
     monkeypatch.setattr(vision, "train_cell", lambda *args: trained.append(args))
     for stage in ("run_cell", "evaluated", "save_cell"):
         monkeypatch.setattr(vision, stage, lambda *_args, stage=stage: pytest.fail(f"{stage} ran"))
-    vision.bench_cells(tmp_path, _grid(train_only=True, extra=["--device", "cuda"]))
+    vision.bench_cells(tmp_path, _grid(train_only=True, extra=["--device", "cuda"],
+                                       results=tmp_path / "vision.json"))  # fmt: skip
     assert [args[3] for args in trained] == ["bc"] and "cuda" in trained[0][7]
 
 
@@ -151,11 +150,11 @@ def test_a_checkpoint_at_the_end_of_its_schedule_is_not_marked_partial(
     monkeypatch.setattr(vision, "evaluated", lambda checkpoint, *_args: evaluated.append(
         checkpoint) or {"successes": [1, 0]})  # fmt: skip
     rows: list[dict] = []
-    monkeypatch.setattr(vision, "save_cell", rows.append)
+    monkeypatch.setattr(vision, "save_cell", lambda cell, _results: rows.append(cell))
     key = ("push", "mujoco", "bc", "state", [], 1, 100, settings, [], None, 50, None)
     for saved in ("step_0000050", "step_0000100"):
         (out / "checkpoints" / saved).mkdir(parents=True)
-        vision.partial_cell(tmp_path, key, ["front"], 100)
+        vision.partial_cell(tmp_path, key, ["front"], 100, tmp_path / "vision.json")
     assert [path.name for path in evaluated] == ["step_0000050", "step_0000100"]
     assert rows == [{"successes": [1, 0], "partial": True, "schedule_steps": 100},
                     {"successes": [1, 0]}]  # fmt: skip
