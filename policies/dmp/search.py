@@ -13,12 +13,13 @@ strong repulsion or an abrupt phase change would break).
 The search is resumable: after every generation the CMA-ES state is pickled and each
 candidate's parameters, cost and scores are appended as a JSON row to ``search.jsonl`` in the
 output directory; a rerun with the same directory continues where it stopped, under the
-settings it started with (``settings.json``: scenes, population, step size, seed, tick):
+settings it started with (``settings.json``: scenes, population, step size, seed, tick, the DMPs):
 costs on other scenes do not compare, and a pickled state keeps its own population.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pickle
 from collections.abc import Callable
@@ -95,6 +96,7 @@ def cma_search(
         "sigma0": sigma0,
         "seed": seed,
         "dt": dt,
+        "primitives": primitives_digest(primitives),
     }
     _refuse_changed_search(out_dir, settings, resuming=state.exists())
     baseline = evaluate(None, "independent").summary()["makespan"]
@@ -129,6 +131,17 @@ def cma_search(
             if progress is not None:
                 progress(es.countiter, float(es.result.fbest))
     return best_logged(out_dir)
+
+
+def primitives_digest(primitives: tuple[ArmPrimitives, ...]) -> str:
+    """A short digest of the DMPs' parameters: a search resumed over DMPs fitted from other
+    demonstrations or with other ``n_bases`` scores costs that do not compare."""
+    digest = hashlib.sha256()
+    for arm, pair in enumerate(primitives):
+        for name, dmp in (("position", pair.position), ("orientation", pair.orientation)):
+            for key, array in sorted(dmp.to_arrays(f"{arm}_{name}_").items()):
+                digest.update(key.encode() + np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _refuse_changed_search(out_dir: Path, settings: dict, resuming: bool) -> None:

@@ -153,6 +153,8 @@ def test_train_dmp_cli_with_cma_search_resumes_and_saves_the_best(
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
     assert "this CMA-ES search started with other settings (scene_seeds 4 from seed" in err
+    assert main([*argv, "--search-scenes", "4", "--generations", "3", "--n-bases", "20"]) == 2
+    assert "other settings (primitives " in capsys.readouterr().err  # DMPs fitted otherwise
     assert len(log.read_text().splitlines()) == 4
     best = min(rows, key=lambda row: row["cost"])
     policy = load_policy(tmp_path)
