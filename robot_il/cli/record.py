@@ -14,6 +14,7 @@ twice. Interrupting (Ctrl-C) loses only the episode under way.
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +116,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-attempts",
-        type=int,
+        type=COUNT,
         default=None,
         help="give up after this many expert attempts (default 2 * episodes + 10)",
     )
@@ -236,13 +237,24 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check_out(out: Path, *, force: bool, append: bool) -> None:
-    """Refuse, before any work, to touch an existing dataset unless asked to."""
+    """Refuse, before any work, to touch an existing dataset unless asked to, and to record
+    where no dataset can be written."""
     if out.exists() and not (force or append):
         raise RecordingError(
             f"{out}: already exists; pass --force to replace it or --append to add episodes"
         )
     if append and not out.exists():
         raise RecordingError(f"{out}: --append needs an existing dataset, and there is none")
+    # The dataset is written into out (append) or built beside it and renamed into place:
+    # the nearest folder that exists must take new files (a read-only mount, another user's
+    # folder or a file on the path failed with an OSError traceback once an env was built).
+    folder = out if append else out.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise RecordingError(f"{out}: cannot be a dataset folder: {folder} is a file")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise RecordingError(f"{out}: cannot write in {folder} (read-only or not yours)")
 
 
 def _check_append(
@@ -265,7 +277,9 @@ def _check_append(
                 f"this session records {key}={session[key]!r}"
             )
     stored = {k: s.shape for k, s in dataset.specs.items() if k not in ("action", *RESERVED_KEYS)}
-    recorded = {key: tuple(value["shape"]) for key, value in observation.items()}
+    # A dataset's keys are fixed by the first frame written to it: one that never had a frame
+    # (a session that kept nothing, or was interrupted at once) takes this session's keys.
+    recorded = {key: tuple(value["shape"]) for key, value in observation.items()} if stored else {}
     for key in sorted(stored.keys() | recorded.keys()):
         if key not in stored:
             problem = f"this session records {key}, which the dataset does not have"
@@ -295,17 +309,20 @@ def _open_writer(args: argparse.Namespace, robot: str, attrs: dict[str, Any]) ->
     from robot_il.dataset import DatasetWriter, ImageStorage
 
     fsync = not args.no_fsync
-    if args.append:
-        return DatasetWriter.open(args.out, fsync=fsync)
-    return DatasetWriter.create(
-        args.out,
-        robot=robot,
-        control_hz=args.control_hz,
-        attrs=attrs,
-        overwrite=args.force,
-        fsync=fsync,
-        image_storage=ImageStorage(args.image_codec or "jpegxl", args.image_quality),
-    )
+    try:
+        if args.append:
+            return DatasetWriter.open(args.out, fsync=fsync)
+        return DatasetWriter.create(
+            args.out,
+            robot=robot,
+            control_hz=args.control_hz,
+            attrs=attrs,
+            overwrite=args.force,
+            fsync=fsync,
+            image_storage=ImageStorage(args.image_codec or "jpegxl", args.image_quality),
+        )
+    except OSError as error:  # what _check_out cannot foresee: a full disk, a lost mount
+        raise RecordingError(f"{args.out}: cannot write the dataset: {error.strerror}") from error
 
 
 def _episode_limit(args: argparse.Namespace) -> int | None:

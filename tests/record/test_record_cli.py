@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -93,3 +95,36 @@ def test_action_noise_is_executed_but_the_clean_expert_action_is_recorded(tmp_pa
     env.close()
     np.testing.assert_allclose(replayed, noisy_steps["action"], atol=1e-6)
     assert record(*common, "--action-noise", "-1", "--out", str(tmp_path / "bad.zarr")) == 2
+
+
+def test_no_dataset_is_started_where_none_can_be_written(tmp_path, capsys):
+    """A file on the path (or a read-only folder) failed with an OSError traceback once the env
+    was built; it is a one-line error before any work, and nothing is created."""
+    afile = tmp_path / "notes.txt"
+    afile.write_text("")
+    for out, append in ((afile / "demo.zarr", ()), (afile, ("--append",))):
+        assert record("--expert", "--episodes", "1", "--out", str(out), *append) == 2
+        assert f"{out}: cannot be a dataset folder: {afile} is a file" in capsys.readouterr().err
+    if os.geteuid() != 0:  # root writes in a read-only folder anyway
+        folder = tmp_path / "locked"
+        folder.mkdir(mode=0o555)
+        assert record("--expert", "--episodes", "1", "--out", str(folder / "d" / "x.zarr")) == 2
+        assert f"cannot write in {folder} (read-only" in capsys.readouterr().err
+        assert not any(folder.iterdir())
+    with pytest.raises(SystemExit):
+        record("--expert", "--max-attempts", "0", "--out", str(tmp_path / "none.zarr"))
+    assert "--max-attempts: must be >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "none.zarr").exists()
+
+
+def test_a_dataset_that_never_had_a_frame_takes_the_appended_keys(tmp_path):
+    """A session interrupted before its first frame leaves a dataset without keys: appending
+    to it was refused ('this session records eef_pose, which the dataset does not have')."""
+    from robot_il.dataset import DatasetWriter
+
+    out = tmp_path / "empty.zarr"
+    attrs = {"task": "reach", "backend": "mujoco", "action_mode": "joint", "source": "expert"}
+    DatasetWriter.create(out, robot="ur5e", control_hz=20.0, attrs=attrs, fsync=False).close()
+    assert record("--expert", "--episodes", "1", "--out", str(out), "--append") == 0
+    dataset = Dataset.open(out)
+    assert dataset.num_episodes == 1 and "eef_pose" in dataset.keys
