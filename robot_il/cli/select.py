@@ -8,14 +8,24 @@
   ``deploy_select_sim.launch.yaml``: the selector deploys a candidate per episode on the
   simulated UR5e and the episode judge rates the real rollouts. It prints a table of the
   candidates and the winner, and plots which candidate each episode deployed.
+
+The selection's state, ``--out/selection.json``, is written after every rating: the same
+command run again (after Ctrl-C, or with more ``--episodes``) goes on from it, on the env seeds
+an uninterrupted run would have used; ``--fresh`` starts over. A state of other candidates,
+rule or seed is refused before anything is trained or launched; one whose candidates were
+retrained since it was written is set aside, its ratings being of other weights.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from robot_il.errors import SelectionError
+
+if TYPE_CHECKING:
+    from robot_il.select import Selector
 
 STATE_FILE = "selection.json"
 """The selector's state file inside ``--out``: the episode log the summary is made from."""
@@ -72,6 +82,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="with --web: the simulated camera the feedback page shows (default front; "
         '"" for none: rendering is software here and slows the simulation)',
     )
+    sim.add_argument(
+        "--fresh",
+        action="store_true",
+        help=f"start a new selection, discarding the ratings in --out/{STATE_FILE} (without "
+        "it, a selection under way there goes on)",
+    )
     sim.add_argument("--domain-id", type=DOMAIN_ID, default=None, help="ROS_DOMAIN_ID (0..101)")
     sim.set_defaults(run=run_sim)
 
@@ -109,6 +125,9 @@ def default_candidate_names(out: Path, dataset: Path | None, record: int | None)
 
 
 def run_candidates(args: argparse.Namespace) -> int:
+    from robot_il.cli.flags import refuse_file_out
+
+    refuse_file_out(args.out, "the candidates")
     for checkpoint in prepare_candidates(args.out, args.dataset, args.record):
         print(checkpoint)
     return 0
@@ -127,9 +146,63 @@ def candidates_task(names: list[str]) -> str:
     return next(iter(tasks.values()))
 
 
+def check_loadable(names: list[str]) -> None:
+    """``SelectionError`` naming every checkpoint of ``names`` that does not load: the policy
+    node would try it for a minute per episode and count it as a failure, or, as the default
+    candidate, stop the launch."""
+    from robot_il.errors import CheckpointError
+    from robot_il.policies import load_policy
+
+    broken = []
+    for name in names:
+        try:
+            load_policy(name)
+        except CheckpointError as error:
+            broken.append(str(error))
+    if broken:
+        raise SelectionError(f"--candidates: not loadable: {'; '.join(broken)}")
+
+
+def resumable(state: Path, names: list[str], rule: str, default: str, seed: int) -> Selector | None:
+    """The selection under way in ``state`` (None if there is none), which must be of
+    ``names`` with ``rule`` (and ``default`` for conservative_ucb) and ``seed``;
+    ``SelectionError`` saying what differs, before anything is trained or launched."""
+    from robot_il.select import Selector
+
+    if not state.exists():
+        return None
+    selector = Selector.load(state)
+    config = selector.rule.config()
+    differs = []
+    if selector.candidates != names:
+        differs.append(f"candidates {','.join(selector.candidates)}")
+    if config["rule"] != rule:
+        differs.append(f"--rule {config['rule']}")
+    elif rule == "conservative_ucb" and selector.candidates[config["default_arm"]] != default:
+        differs.append(f"--default-candidate {selector.candidates[config['default_arm']]}")
+    if selector.seed != seed:
+        differs.append(f"--seed {selector.seed}")
+    if differs:
+        raise SelectionError(
+            f"{state}: holds a selection of {'; '.join(differs)} ({len(selector.log)} rated "
+            "episodes); go on with those, or pass --fresh to start a new one"
+        )
+    return selector
+
+
+def retrained_since(state: Path, checkpoints: list[Path]) -> list[str]:
+    """The checkpoints saved after ``state`` was last written: its ratings are of other
+    weights."""
+    written = state.stat().st_mtime
+    return [str(c) for c in checkpoints if (c / "config.json").stat().st_mtime > written]
+
+
 def run_sim(args: argparse.Namespace) -> int:
     from robot_il.cli import main
+    from robot_il.cli.flags import refuse_file_out
+    from robot_il.select import check_budget
 
+    refuse_file_out(args.out, "the selection")
     if args.candidates:
         names = [str(Path(path).resolve()) for path in args.candidates.split(",") if path]
         missing = [name for name in names if not (Path(name) / "config.json").is_file()]
@@ -146,11 +219,30 @@ def run_sim(args: argparse.Namespace) -> int:
         default = str(Path(default).resolve())
     if default not in names:
         raise SelectionError(f"--default-candidate {default!r} is not one of {names}")
-    if not args.candidates:  # the flags hold: now record and train what is missing
-        prepare_candidates(args.out, args.dataset, args.record)
-    args.out.mkdir(parents=True, exist_ok=True)
+    check_budget(args.episodes, names, "--episodes")
     state = args.out / STATE_FILE
-    state.unlink(missing_ok=True)  # a fresh selection each run
+    if args.fresh:
+        state.unlink(missing_ok=True)
+    resumed = resumable(state, names, args.rule, default, args.seed)
+    if args.candidates:
+        check_loadable(names)
+    else:  # the flags hold: now record and train what is missing
+        prepare_candidates(args.out, args.dataset, args.record)
+    checkpoints = [Path(candidates_dir, name) for name in names]  # names may be paths
+    if resumed is not None and (retrained := retrained_since(state, checkpoints)):
+        print(f"[select] {state}: set aside, {', '.join(retrained)} retrained since its "
+              f"{len(resumed.log)} ratings; a new selection starts", flush=True)  # fmt: skip
+        state.replace(state.with_name(f"{STATE_FILE}.old"))
+        resumed = None
+    rated = 0 if resumed is None else len(resumed.log)
+    if rated >= args.episodes:
+        print(f"[select] {state}: {rated} episodes rated already (--episodes {args.episodes}); "
+              "more --episodes go on, --fresh starts over", flush=True)  # fmt: skip
+        summarize(state, args.out / "selection.png")
+        return 0
+    if rated:
+        print(f"[select] {state}: going on after {rated} rated episodes", flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     argv = ["launch"]
     if args.domain_id is not None:
         argv += ["--domain-id", str(args.domain_id)]
@@ -163,7 +255,8 @@ def run_sim(args: argparse.Namespace) -> int:
         f"episodes:={args.episodes}",
         f"rule:={args.rule}",
         f"seed:={args.seed}",
-        f"env_seed:={args.env_seed}",
+        # episode N is judged on env seed env_seed + N, resumed or not
+        f"env_seed:={args.env_seed + rated}",
         f"state_path:={state.resolve()}",
         f"web:={'true' if args.web else 'false'}",
         f"port:={args.port}",
@@ -175,6 +268,9 @@ def run_sim(args: argparse.Namespace) -> int:
     print(f"[select] robot-il {' '.join(argv)}", flush=True)
     code = main(argv)
     if code != 0:
+        if state.is_file():
+            print(f"[select] stopped; the ratings so far are kept in {state}: the same command "
+                  "goes on from them", flush=True)  # fmt: skip
         return code
     summarize(state, args.out / "selection.png")
     return 0
@@ -189,10 +285,11 @@ def summarize(state: Path, plot: Path) -> str:
         raise SelectionError(f"{state}: the selection left no state file")
     selector = Selector.load(state)
     statistics = selector.statistics()
-    print(f"\n{'candidate':<24}{'episodes':>9}{'mean rating':>13}{'interventions':>15}")
+    width = max(len("candidate"), *(len(name) for name in selector.candidates)) + 2
+    print(f"\n{'candidate':<{width}}{'episodes':>9}{'mean rating':>13}{'interventions':>15}")
     for row in statistics["candidates"]:
         mean = "-" if row["mean_rating"] is None else f"{row['mean_rating']:.3f}"
-        print(f"{row['name']:<24}{row['plays']:>9}{mean:>13}{row['interventions']:>15}")
+        print(f"{row['name']:<{width}}{row['plays']:>9}{mean:>13}{row['interventions']:>15}")
     winner = statistics["best"]
     print(f"winner after {statistics['episodes']} episodes: {winner}")
     _plot_choices(selector, plot)

@@ -19,7 +19,8 @@ Parameters: ``candidates`` (string list), ``rule`` (ucb1 | conservative_ucb |
 epsilon_greedy | uniform), ``default_candidate`` and ``default_mean`` (the known-safe policy
 and its mean rating, for conservative_ucb), ``alpha``, ``delta``, ``epsilon``, ``seed``,
 ``state_path`` ("" keeps the state in memory), ``episodes`` (stop after this many rated
-episodes and print the winner; 0 runs until shut down).
+episodes and print the winner; 0 runs until shut down; fewer than the candidates is refused,
+as some would never run).
 
 Online fine-tuning (off unless ``finetune_corrections`` is set): ``finetune_corrections``
 (the corrections dataset the teleoperation recorder appends to), ``finetune_out`` (folder of
@@ -55,7 +56,15 @@ from std_msgs.msg import Bool, String
 
 from robot_il.errors import ConfigError, FeedbackError, RobotILError, SelectionError
 from robot_il.ros.node_main import declare_float, run_node
-from robot_il.select import UCB1, ConservativeUCB, EpsilonGreedy, SelectionRule, Selector, Uniform
+from robot_il.select import (
+    UCB1,
+    ConservativeUCB,
+    EpsilonGreedy,
+    SelectionRule,
+    Selector,
+    Uniform,
+    check_budget,
+)
 from robot_il.select.topics import (
     CANDIDATE_TOPIC,
     INTERVENE_TOPIC,
@@ -123,6 +132,7 @@ class SelectorNode(Node):
         seed = int(self.declare_parameter("seed", 0).value)
         state_path = self.declare_parameter("state_path", "").value
         self.episodes = int(self.declare_parameter("episodes", 0).value)
+        check_budget(self.episodes, candidates, "selector: episodes")
         if state_path:
             self.selector = Selector.open(state_path, candidates, rule, seed=seed)
         else:

@@ -21,7 +21,7 @@ from robot_il.select.rules import (
     Uniform,
     rule_from_config,
 )
-from robot_il.select.selector import Choice, EpisodeRecord, Selector
+from robot_il.select.selector import Choice, EpisodeRecord, Selector, check_budget
 
 __all__ = [
     "RULES",
@@ -36,6 +36,7 @@ __all__ = [
     "Selector",
     "SimulatedPerson",
     "Uniform",
+    "check_budget",
     "rule_from_config",
     "simulate_feedback",
 ]

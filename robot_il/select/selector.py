@@ -45,6 +45,16 @@ def check_episode(episode: object, where: str) -> int:
     return int(episode)
 
 
+def check_budget(episodes: int, candidates: list[str], where: str) -> None:
+    """``SelectionError`` naming ``where`` when ``episodes`` (0: no end) cannot deploy every
+    candidate once: the winner would be named among the candidates that happened to run."""
+    if 0 < episodes < len(candidates):
+        raise SelectionError(
+            f"{where} {episodes}: fewer episodes than the {len(candidates)} candidates, so some "
+            f"would never be deployed; ask for at least {len(candidates)}"
+        )
+
+
 @dataclass(frozen=True)
 class Choice:
     """An opened episode: its number and the candidate (index and name) to deploy in it."""

@@ -111,3 +111,16 @@ def test_synthetic_selection_launch_names_the_winner(ros_domain_id):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "selection finished after 60 episodes: best candidate ckpt/diffusion" in result.stdout
     assert f"feedback page: http://127.0.0.1:{port}/" in result.stdout, result.stdout[-2000:]
+
+
+def test_fewer_episodes_than_candidates_is_refused_at_start(ros_env, tmp_path):
+    """``episodes:=2`` over four candidates named a winner among the two that ran."""
+    state_path = tmp_path / "selection.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "robot_il.ros.selector_node", "--ros-args",
+         "-p", "candidates:=[a,b,c,d]", "-p", "episodes:=2", "-p", f"state_path:={state_path}"],
+        env=ros_env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "selector: episodes 2: fewer episodes than the 4 candidates" in result.stderr
+    assert not state_path.exists()
