@@ -28,7 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from robot_il.errors import RecordingError
-from robot_il.record.control import EPISODE_KEYS_HELP, EpisodeEvent
+from robot_il.record.control import EpisodeEvent
 from robot_il.record.recorder import EpisodeReport, Recorder, StreamSpec
 from robot_il.record.teleop.base import TeleopDevice
 
@@ -207,7 +207,7 @@ def record_teleop(
     seed; discard and next move to a new one; quit keeps the episode under way and stops.
     """
     summary = SessionSummary()
-    say(EPISODE_KEYS_HELP)
+    say(source.device.controls)
     bar = tqdm(total=episodes, desc="teleop episodes", unit="ep", disable=not progress)
     episode_seed = seed
     try:

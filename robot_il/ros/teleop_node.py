@@ -105,6 +105,7 @@ class TeleopNode(Node):
         self.get_logger().info(
             f"{device_name} teleop at {self.rate:g} Hz{', servoing the arm' if self.servo else ''}"
         )
+        self.get_logger().info(device.controls)
 
     def _tick(self) -> None:
         command = self.device.read()

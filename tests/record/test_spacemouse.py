@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import enum
 import sys
+import threading
+import time
 import types
 from collections import deque
 
@@ -144,6 +146,46 @@ def test_a_pyspacemouse_without_axis_conventions_is_refused(pyspacemouse) -> Non
     with pytest.raises(RecordingError, match=r"pyspacemouse >= 2\.1.*found 1\.1\.5") as error:
         SpaceMouseTeleop()
     assert "\n" not in str(error.value)
+
+
+def test_a_spacemouse_session_names_the_puck_s_buttons(pyspacemouse, tmp_path) -> None:
+    """A SpaceMouse session told the operator the keyboard's episode keys (Left arrow,
+    Backspace, Esc), which it does not read: it names the puck's buttons, and that
+    Ctrl-C is the way to stop. The right button keeps the episode."""
+    pytest.importorskip("mujoco")
+    from robot_il.envs import make_env
+
+    from robot_il.dataset import Dataset, DatasetWriter
+    from robot_il.record import Recorder
+    from robot_il.record.demos import env_stream, record_teleop
+
+    env = make_env(
+        "reach", "mujoco", action_mode="eef_delta", control_hz=20.0, max_episode_steps=10_000
+    )
+    device = SpaceMouseTeleop(control_hz=20.0)
+    source = EnvTeleopSource(env, device)
+    writer = DatasetWriter.create(tmp_path / "d.zarr", robot="ur5e", control_hz=20.0, fsync=False)
+    said: list[str] = []
+
+    def operator() -> None:  # presses the right button once the episode has run 3 steps
+        deadline = time.monotonic() + 20
+        while source.steps < 3 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        pyspacemouse.opened.push(buttons=[0, 1])
+
+    presser = threading.Thread(target=operator, daemon=True)
+    presser.start()
+    try:
+        with Recorder([env_stream(20.0, source)], {"env": writer}, realtime=False) as recorder:
+            summary = record_teleop(source, recorder, episodes=1, progress=False, say=said.append)
+    finally:
+        presser.join(timeout=5)
+        device.close()
+        env.close()
+    assert said[0].startswith("SpaceMouse teleop:") and "right button = next" in said[0]
+    assert "Ctrl-C" in said[0] and "arrow" not in said[0]
+    assert said[1].startswith("episode 0: next")  # the button ended it, not the env
+    assert summary.kept == 1 and Dataset.open(tmp_path / "d.zarr").num_episodes == 1
 
 
 def test_an_episode_starts_still_whatever_the_puck_queued_before(pyspacemouse) -> None:

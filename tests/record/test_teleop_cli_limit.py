@@ -52,6 +52,8 @@ def test_teleop_episode_runs_until_the_person_ends_it(tmp_path: Path) -> None:
             process.wait()
         os.close(master)
     assert process.returncode == 0, output.decode(errors="replace")
+    # The person is told which keys move the arm, not only the episode keys.
+    assert b"w/s a/d r/f move x/y/z" in output, output.decode(errors="replace")
     dataset = Dataset.open(out)
     assert dataset.num_episodes == 1
     steps = int(dataset.episode_lengths[0])

@@ -42,10 +42,13 @@ class TeleopDevice(Protocol):
 
     ``read()`` never blocks for input: it returns what happened since the last call (an idle
     command when nothing did). ``close()`` releases the device (terminal modes, joysticks, ROS
-    nodes) and is safe to call twice.
+    nodes) and is safe to call twice. ``controls`` is one line for the operator, shown as a
+    session starts: what moves the arm and what ends an episode on this device (each device
+    has its own keys or buttons for them).
     """
 
     name: str
+    controls: str
 
     def read(self) -> TeleopCommand: ...
 

@@ -109,6 +109,11 @@ class GamepadTeleop:
     """
 
     name = "gamepad"
+    controls = (
+        "gamepad teleop: left stick x/y, right stick z and yaw, LB/RB roll, LT/RT pitch, "
+        "A/B close/open gripper; Start = next (keep), Back = re-record, X = discard, "
+        "Y = keep and quit"
+    )
 
     def __init__(
         self,

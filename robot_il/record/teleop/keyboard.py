@@ -113,6 +113,7 @@ class KeyboardTeleop:
     """
 
     name = "keyboard"
+    controls = KEYBOARD_HELP
 
     def __init__(
         self,

@@ -51,6 +51,11 @@ class RosTwistTeleop:
         from geometry_msgs.msg import Twist
         from std_msgs.msg import Float64, String
 
+        self.controls = (
+            f"ROS teleop: geometry_msgs/Twist on {twist_topic} moves the tool, std_msgs/Float64 "
+            f"on {gripper_topic} sets the gripper, std_msgs/String on {event_topic} ends an "
+            "episode (next, rerecord, discard, quit)"
+        )
         self._period_s = 1.0 / control_hz
         self._stale_after_s = stale_after_s
         self._lock = threading.Lock()

@@ -65,6 +65,11 @@ class SpaceMouseTeleop:
     """A :class:`~robot_il.record.teleop.base.TeleopDevice` for the first SpaceMouse found."""
 
     name = "spacemouse"
+    controls = (
+        "SpaceMouse teleop: the puck moves and turns the tool, left button toggles the gripper, "
+        "right button = next (keep); it has no re-record, discard or quit: Ctrl-C stops the "
+        "session (the episode under way is lost)"
+    )
 
     def __init__(
         self,
