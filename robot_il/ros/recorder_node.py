@@ -18,9 +18,9 @@ env's joint action, so a policy trained on it deploys unchanged.
 
 Episodes go through :class:`robot_il.dataset.DatasetWriter`'s streaming writer: an episode is
 visible only once committed, so a crash loses at most the episode under way. An existing
-dataset is appended to only at its own rate and with its own keys (another ``record_hz``,
-other cameras or another ``gripper`` is a ``ConfigError``: one dataset has one step period and
-one set of keys). Control:
+dataset is appended to only at its own rate, task and keys (another ``record_hz``, ``task``,
+other cameras or another ``gripper`` is a ``ConfigError``: one dataset has one step period,
+one task and one set of keys). Control:
 
 - services ``recorder/start``, ``recorder/stop`` (commit) and ``recorder/discard``
   (std_srvs/Trigger); ``recorder/start`` refuses (success false, the missing keys in its
@@ -105,14 +105,23 @@ class RecorderNode(Node):
         from robot_il.dataset import Dataset, DatasetWriter, ImageStorage
 
         append = Path(path).exists() and not overwrite
+        attrs = {"task": task, "action_mode": "joint", "source": "ros"}
         if append:
-            control_hz = Dataset.open(path).control_hz
+            held = Dataset.open(path)
+            control_hz = held.control_hz
             if control_hz is None or not math.isclose(control_hz, self.record_hz):
                 raise ConfigError(
                     f"recorder: record_hz {self.record_hz:g} Hz, but {path} holds steps of "
                     f"{control_hz} Hz; record at record_hz:={control_hz} to append, or into "
                     "another dataset (one dataset has one rate)"
                 )
+            for name in ("task", "action_mode"):  # push and pick_place steps have one set of keys
+                if held.attrs.get(name) != attrs[name]:
+                    raise ConfigError(
+                        f"recorder: {path} holds {name} {held.attrs.get(name)!r}, this recorder "
+                        f"records {name} {attrs[name]!r}; record into another dataset (one "
+                        "dataset has one task and one action mode)"
+                    )
         robot_state = bool(self.declare_parameter("robot_state", False).value)
         self.obs = RobotObservation(self, task, **cameras, robot_state=robot_state)
         self.arms = self.obs.arms
@@ -128,7 +137,6 @@ class RecorderNode(Node):
             self.writer = DatasetWriter.open(path, fsync=fsync)
             self._refuse_other_keys(path)
         else:
-            attrs = {"task": task, "action_mode": "joint", "source": "ros"}
             self.writer = DatasetWriter.create(
                 path,
                 robot="ur5e",

@@ -161,6 +161,20 @@ def test_appending_at_another_rate_is_refused_before_recording(ros_context, tmp_
     assert Dataset.open(path).control_hz == 20.0
 
 
+def test_appending_another_task_is_refused_before_recording(ros_context, tmp_path) -> None:
+    """push and pick_place steps have the same keys: a push recorder appended its episodes to
+    a pick_place dataset without a word, and training mixed the two tasks."""
+    from robot_il.dataset import Dataset
+
+    path = tmp_path / "demo.zarr"
+    with recorder(ros_context, path, task="pick_place"):
+        pass
+    refused = r"demo.zarr holds task 'pick_place', this recorder records task 'push'"
+    with pytest.raises(ConfigError, match=refused), recorder(ros_context, path, task="push"):
+        pass
+    assert Dataset.open(path).attrs["task"] == "pick_place"
+
+
 def test_an_arm_without_a_gripper_records_every_key_but_the_gripper(ros_context, tmp_path) -> None:
     """A real cell's arm without a gripper (the RTDE bridge's default) reports no
     ``gripper_joint``: the recorder waited for the ``gripper`` key forever and wrote no
