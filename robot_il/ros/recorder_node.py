@@ -17,7 +17,9 @@ first gripper command is 0 (open). The action keeps its 7 values per arm either 
 env's joint action, so a policy trained on it deploys unchanged.
 
 Episodes go through :class:`robot_il.dataset.DatasetWriter`'s streaming writer: an episode is
-visible only once committed, so a crash loses at most the episode under way. An existing
+visible only once committed, so a crash loses at most the episode under way; an episode the
+disk does not take (full, read-only) is discarded and said, in the log and the service's
+answer, and recording goes on. An existing
 dataset is appended to only at its own rate, task and keys (another ``record_hz``, ``task``,
 other cameras or another ``gripper`` is a ``ConfigError``: one dataset has one step period,
 one task and one set of keys). Control:
@@ -41,6 +43,7 @@ like a simulated recording.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -133,20 +136,25 @@ class RecorderNode(Node):
             if self.has_gripper or key not in self._gripper_keys
         }
         """The observation keys of a step: the robot's, but a gripper's only if it has one."""
+        try:  # a read-only folder or a file on the path: one line, not a traceback
+            if append:
+                self.writer = DatasetWriter.open(path, fsync=fsync)
+            else:
+                self.writer = DatasetWriter.create(
+                    path,
+                    robot="ur5e",
+                    control_hz=self.record_hz,
+                    attrs=attrs,
+                    overwrite=overwrite,
+                    fsync=fsync,
+                    image_storage=ImageStorage(image_codec, image_quality or None),
+                )
+        except OSError as error:
+            raise RecordingError(f"recorder: cannot write {path}: {error.strerror}") from error
         if append:
-            self.writer = DatasetWriter.open(path, fsync=fsync)
             self._refuse_other_keys(path)
-        else:
-            self.writer = DatasetWriter.create(
-                path,
-                robot="ur5e",
-                control_hz=self.record_hz,
-                attrs=attrs,
-                overwrite=overwrite,
-                fsync=fsync,
-                image_storage=ImageStorage(image_codec, image_quality or None),
-            )
         self.task = task
+        self.path = path
         self._lock = threading.Lock()
         self._episode = None
         self._skipped = 0
@@ -237,8 +245,10 @@ class RecorderNode(Node):
             self.get_logger().error(f"{EVENT_TOPIC}: {error}")
             return
         keep = event in (EpisodeEvent.NEXT, EpisodeEvent.QUIT)
-        message = self.stop() if keep else self.discard()
-        self.get_logger().info(f"{event.value}: {message}")
+        try:
+            self.get_logger().info(f"{event.value}: {self.stop() if keep else self.discard()}")
+        except RobotILError as error:  # not written: said, and the session goes on
+            self.get_logger().error(f"{event.value}: {error}")
         if event is EpisodeEvent.QUIT:
             self.context.try_shutdown()  # the session is over: the node exits (and the launch)
             return
@@ -335,8 +345,22 @@ class RecorderNode(Node):
             if episode.num_steps == 0:
                 episode.discard()
                 return "empty episode discarded"
-            index = episode.commit({"task": self.task, "success": self._success})
+            try:
+                index = episode.commit({"task": self.task, "success": self._success})
+            except OSError as error:
+                raise self._write_failed(episode, error) from error
             return f"episode {index} committed ({episode.num_steps} steps)"
+
+    def _write_failed(self, episode, error: OSError) -> RecordingError:
+        """Discard ``episode``, which the disk did not take (full, read-only, a lost mount),
+        and say so: the episodes committed before it are intact, and the next one is
+        written afresh."""
+        with contextlib.suppress(OSError):  # what it left is invisible and truncated anyway
+            episode.discard()
+        return RecordingError(
+            f"recorder: episode {episode.episode} could not be written to {self.path} "
+            f"({error.strerror}); it is discarded, the committed episodes are intact"
+        )
 
     def discard(self) -> str:
         """Drop the episode under way (a simulator reset under way then begins none)."""
@@ -375,7 +399,11 @@ class RecorderNode(Node):
             frame["timestamp"] = np.array(stamp - self._t0, dtype=np.float64)
             for key in [k for k in frame if k.startswith(STAMP_PREFIX)]:  # capture times
                 frame[key] = np.array(frame[key] - self._t0, dtype=np.float64)
-            self._episode.append(frame)
+            try:
+                self._episode.append(frame)
+            except OSError as error:  # camera frames are written as they come
+                episode, self._episode = self._episode, None
+                self.get_logger().error(str(self._write_failed(episode, error)))
 
     def _action(self, values: dict[str, np.ndarray]) -> np.ndarray:
         parts = []

@@ -215,3 +215,57 @@ def test_an_arm_without_a_gripper_records_every_key_but_the_gripper(ros_context,
     other = tmp_path / "other.zarr"
     with pytest.raises(ConfigError, match=unknown), recorder(ros_context, other, gripper="none"):
         pass
+
+
+def test_an_episode_that_cannot_be_written_is_discarded_and_said(ros_context, tmp_path) -> None:
+    """A commit that fails on disk (full, lost mount; here a file where a chunk folder must
+    go) raised an OSError out of the "next" event's callback, and the node died with a
+    traceback. It is one line, on the service and in the log, the episode is discarded and
+    the dataset keeps its committed episodes; once the disk takes files again, recording
+    goes on."""
+    from std_msgs.msg import String
+    from std_srvs.srv import Trigger
+
+    from robot_il.dataset import Dataset
+    from robot_il.dataset.validate import validate
+
+    path = tmp_path / "demo.zarr"
+    client = Client(ros_context)
+    simulator = Simulator(client)
+    try:
+        with recorder(ros_context, path) as node:
+
+            def steps() -> int:
+                episode = node._episode
+                return 0 if episode is None else episode.num_steps
+
+            wait_for(node.sim_reset.service_is_ready, 10, "the recorder to see sim/reset")
+            wait_for(lambda: steps() >= 3, 10, "steps of the first episode")
+            blocker = path / "data" / "joint_pos" / "c"  # a file where the chunk folder goes
+            blocker.write_text("")
+            events = client.publisher(String, "teleop/episode_event")
+            events.publish(String(data="next"))  # commits from the event's callback
+            wait_for(lambda: simulator.scene == 1 and steps() >= 3, 10, "the next episode")
+            refused = client.call(Trigger, "recorder/stop")
+            assert not refused.success, refused
+            assert refused.message.startswith("recorder: episode 0 could not be written to")
+            assert "it is discarded, the committed episodes are intact" in refused.message
+            blocker.unlink()
+            assert client.call(Trigger, "recorder/start").message == "recording episode 0"
+            wait_for(lambda: steps() >= 3, 10, "steps once the disk takes files")
+            answer = client.call(Trigger, "recorder/stop")
+            assert answer.success and answer.message.startswith("episode 0 committed"), answer
+    finally:
+        simulator.close()
+        client.close()
+    assert validate(path).ok
+    assert Dataset.open(path).num_episodes == 1
+
+
+def test_a_path_under_a_file_is_one_line(ros_context, tmp_path) -> None:
+    """It was a NotADirectoryError traceback as the node started (a read-only folder too)."""
+    afile = tmp_path / "notes.txt"
+    afile.write_text("")
+    cannot = r"recorder: cannot write .*notes.txt/demo.zarr: Not a directory"
+    with pytest.raises(RecordingError, match=cannot), recorder(ros_context, afile / "demo.zarr"):
+        pass
