@@ -19,10 +19,9 @@ env's joint action, so a policy trained on it deploys unchanged.
 Episodes go through :class:`robot_il.dataset.DatasetWriter`'s streaming writer: an episode is
 visible only once committed, so a crash loses at most the episode under way; an episode the
 disk does not take (full, read-only) is discarded and said, in the log and the service's
-answer, and recording goes on. An existing
-dataset is appended to only at its own rate, task and keys (another ``record_hz``, ``task``,
-other cameras or another ``gripper`` is a ``ConfigError``: one dataset has one step period,
-one task and one set of keys). Control:
+answer, and recording goes on. An existing dataset is appended to only at its own rate, task
+and keys (another ``record_hz``, ``task``, other cameras or another ``gripper`` is a
+``ConfigError``: one dataset has one step period, one task and one set of keys). Control:
 
 - services ``recorder/start``, ``recorder/stop`` (commit) and ``recorder/discard``
   (std_srvs/Trigger); ``recorder/start`` refuses (success false, the missing keys in its
