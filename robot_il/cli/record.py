@@ -191,7 +191,12 @@ def run(args: argparse.Namespace) -> int:
         }
         seed = _check_append(args, attrs, spec["observation"]) if args.append else args.seed or 0
         writer = _open_writer(args, spec.get("robot", "ur5e"), attrs)
-        episode_meta = {"task": args.task, "source": source_name}
+        episode_meta = {"task": args.task, "source": source_name,
+                        "hold_after_success": bool(args.hold_after_success)}  # fmt: skip
+        if args.expert:  # the DART noise each episode was recorded under
+            episode_meta["action_noise"] = float(args.action_noise)
+        if args.append:
+            _note_other_settings(args.out, episode_meta)
         if device is None:
             expert = make_expert(env)
             with Recorder([env_stream(args.control_hz)], {"env": writer}) as recorder:
@@ -303,6 +308,23 @@ def _check_append(
         return int(args.seed)
     seeds = [dataset.meta(e)["seed"] for e in range(dataset.num_episodes)]
     return max(seeds, default=-1) + 1 if "seed" in dataset.meta_names else 0
+
+
+def _note_other_settings(out: Path, episode_meta: dict[str, Any]) -> None:
+    """Say so when this session records under other settings (DART noise, hold after
+    success) than the dataset's last episode: a mix is allowed, and each episode's are kept."""
+    from robot_il.dataset import Dataset
+
+    dataset = Dataset.open(out)
+    if not dataset.num_episodes:
+        return
+    last = dataset.meta(dataset.num_episodes - 1)
+    other = [f"{name} {last[name]!r} -> {value!r}" for name, value in episode_meta.items()
+             if name in ("action_noise", "hold_after_success") and name in last
+             and last[name] != value]  # fmt: skip
+    if other:
+        print(f"robot-il: note: appending under other settings than the dataset's last "
+              f"episode ({', '.join(other)}); each episode keeps its own in its meta")  # fmt: skip
 
 
 def _open_writer(args: argparse.Namespace, robot: str, attrs: dict[str, Any]) -> Any:

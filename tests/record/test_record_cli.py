@@ -128,3 +128,20 @@ def test_a_dataset_that_never_had_a_frame_takes_the_appended_keys(tmp_path):
     assert record("--expert", "--episodes", "1", "--out", str(out), "--append") == 0
     dataset = Dataset.open(out)
     assert dataset.num_episodes == 1 and "eef_pose" in dataset.keys
+
+
+def test_each_episode_keeps_the_settings_it_was_recorded_under(tmp_path, capsys):
+    """The DART noise and hold-after-success were stored nowhere, so an --append under other
+    ones mixed them without a trace; now each episode's meta has them, and the append says so."""
+    out = tmp_path / "reach.zarr"
+    assert record("--expert", "--episodes", "1", "--out", str(out)) == 0
+    capsys.readouterr()
+    appended = ["--expert", "--episodes", "1", "--out", str(out), "--append"]
+    assert record(*appended, "--action-noise", "0.01", "--hold-after-success") == 0
+    note = "note: appending under other settings than the dataset's last episode ("
+    assert f"{note}hold_after_success False -> True, action_noise 0.0 -> 0.01)" in (
+        capsys.readouterr().out
+    )
+    dataset = Dataset.open(out)
+    assert [dataset.meta(e)["action_noise"] for e in range(2)] == [0.0, 0.01]
+    assert [dataset.meta(e)["hold_after_success"] for e in range(2)] == [False, True]
