@@ -167,7 +167,10 @@ class SelectorNode(Node):
             raise ConfigError("selector: finetune_corrections is set but finetune_out is empty")
         settings = FinetuneSettings(steps=steps)
         settings.check()
-        return OnlineFinetuner(corrections, out, demos=demos or None, settings=settings)
+        finetuner = OnlineFinetuner(corrections, out, demos=demos or None, settings=settings)
+        for candidate in self.selector.candidates:
+            finetuner.check(self._resolve(candidate))
+        return finetuner
 
     def _resolve(self, candidate: str) -> Path:
         """A candidate's checkpoint path (a bare name is looked up in ``candidates_dir``)."""

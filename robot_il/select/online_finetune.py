@@ -31,7 +31,12 @@ from pathlib import Path
 
 from robot_il.errors import ConfigError
 from robot_il.policies import DEPLOY_SUBDIR
-from robot_il.train.finetune import FinetuneSettings, finetune_checkpoint, read_lineage
+from robot_il.train.finetune import (
+    FinetuneSettings,
+    check_demos_spec,
+    finetune_checkpoint,
+    read_lineage,
+)
 
 _SUFFIX = re.compile(r"-ft(\d{3,})$")
 
@@ -55,6 +60,26 @@ class OnlineFinetuner:
         self.corrections, self.out_root = Path(self.corrections), Path(self.out_root)
         if self.min_new_segments < 1:
             raise ConfigError(f"min_new_segments must be >= 1, got {self.min_new_segments}")
+        if self.out_root.exists() and not self.out_root.is_dir():
+            raise ConfigError(
+                f"{self.out_root}: is a file, not a folder for fine-tuned checkpoints"
+            )
+
+    def check(self, candidate: str | os.PathLike[str]) -> None:
+        """``DatasetError`` unless the corrections recorded so far (none yet is fine: the
+        recorder creates them at the first intervention) and the demonstrations fit
+        ``candidate``'s checkpoint. A deployment calls it for every candidate before the first
+        episode; a misfit found only at the first fine-tuning would leave every candidate
+        unchanged, the failure logged once per episode."""
+        from robot_il.dataset import Dataset
+        from robot_il.policies import read_checkpoint
+        from robot_il.select.corrections import check_corrections_spec
+
+        spec = read_checkpoint(candidate)[1]["spec"]
+        if self.corrections.exists():
+            check_corrections_spec(Dataset.open(self.corrections), spec, str(self.corrections))
+        if self.demos is not None:
+            check_demos_spec(Dataset.open(self.demos), spec, str(self.demos))
 
     def checkpoint_for(self, candidate: str | os.PathLike[str]) -> Path:
         """The checkpoint to deploy for ``candidate`` (a checkpoint path): its latest

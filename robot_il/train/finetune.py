@@ -110,12 +110,7 @@ def finetune_checkpoint(
     )
     if demos_path is not None:
         demos = Dataset.open(demos_path, cache="ram")
-        recorded = spec_from_dataset(demos, policy.obs_keys, str(demos_path))
-        problems = spec_mismatches(policy.spec, recorded)
-        if problems:
-            raise DatasetError(
-                f"{demos_path}: demonstrations do not fit the checkpoint: {'; '.join(problems)}"
-            )
+        check_demos_spec(demos, policy.spec, str(demos_path))
         samplers.append(_sampler(policy, demos))
         policy.training_data.append(dataset_record(demos, demos_path, demos.num_episodes))
 
@@ -139,6 +134,18 @@ def finetune_checkpoint(
     }
     parent_lineage = json.loads((checkpoint / CONFIG_FILE).read_text()).get(LINEAGE_KEY, [])
     return _save_new(policy, out, [*parent_lineage, entry])
+
+
+def check_demos_spec(demos: Any, spec: dict[str, Any], where: str) -> None:
+    """``DatasetError`` naming ``where`` unless the demonstrations ``demos`` (a Dataset) fit a
+    checkpoint trained for ``spec``: robot, control rate, action mode and dimension,
+    observation keys and shapes."""
+    recorded = spec_from_dataset(demos, sorted(spec["observation"]), where)
+    problems = spec_mismatches(spec, recorded)
+    if problems:
+        raise DatasetError(
+            f"{where}: demonstrations do not fit the checkpoint: {'; '.join(problems)}"
+        )
 
 
 def read_lineage(checkpoint_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:

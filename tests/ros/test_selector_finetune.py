@@ -46,13 +46,15 @@ def record_correction(path: Path, **env_kwargs) -> None:
     record_expert_corrections(path, "reach", [0], fsync=False, **env_kwargs)
 
 
-def start_selector(ros_env: dict[str, str], corrections: Path, out: Path) -> subprocess.Popen:
+def start_selector(
+    ros_env: dict[str, str], corrections: Path, out: Path, *params: str
+) -> subprocess.Popen:
     """The selector node over the one candidate BC_REACH, fine-tuning 5 steps at a time."""
     return subprocess.Popen(
         [sys.executable, "-m", "robot_il.ros.selector_node", "--ros-args",
          "-p", f"candidates:=['{BC_REACH}']", "-p", "rule:=uniform",
          "-p", f"finetune_corrections:={corrections}", "-p", f"finetune_out:={out}",
-         "-p", "finetune_steps:=5"],
+         "-p", "finetune_steps:=5", *params],
         env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
 
@@ -173,13 +175,14 @@ def test_selector_announces_the_finetuned_checkpoint_and_keeps_the_arm(
 def test_a_failed_finetuning_deploys_the_candidate_unchanged(
     ros_context, ros_env, tmp_path: Path
 ) -> None:
-    # Corrections of another action mode: the update is refused, the selection goes on.
+    # Corrections of another action mode, recorded once the selection runs (ones there at the
+    # start are refused then): the update is refused, the selection goes on.
     corrections, out = tmp_path / "eef.zarr", tmp_path / "finetuned"
-    record_correction(corrections, action_mode="eef_delta")
     selector = start_selector(ros_env, corrections, out)
     client = SelectorClient(ros_context)
     try:
         client.wait_for(lambda: client.candidates, 30, "the first episode")
+        record_correction(corrections, action_mode="eef_delta")
         client.rate(0.5)
         client.wait_for(lambda: len(client.candidates) >= 2, 40, "the second episode")
         assert client.candidates == [str(BC_REACH)] * 2
@@ -201,3 +204,27 @@ def test_finetune_corrections_without_an_output_folder_is_refused(ros_env, tmp_p
     )  # fmt: skip
     assert result.returncode == 2
     assert "finetune_out is empty" in result.stderr
+
+
+def test_corrections_or_demos_that_cannot_be_used_are_refused_before_any_episode(
+    ros_env, tmp_path: Path
+) -> None:
+    """Demonstrations passed as the corrections, or a mistyped finetune_demos, left the node
+    selecting without ever fine-tuning, one error line per episode."""
+    from robot_il.train.demos import record_expert_demos
+
+    def refusal(corrections: Path, *params: str) -> str:
+        selector = start_selector(ros_env, corrections, tmp_path / "finetuned", *params)
+        try:
+            selector.wait(timeout=60)
+        finally:
+            output = stop(selector)
+        assert selector.returncode == 2, output
+        return output
+
+    demos = record_expert_demos("reach", tmp_path / "demos", episodes=1)
+    assert f"error: {demos}: not a corrections dataset" in refusal(demos)
+    corrections = tmp_path / "corrections.zarr"  # none recorded yet: that is fine
+    typo = tmp_path / "demo.zarr"
+    output = refusal(corrections, "-p", f"finetune_demos:={typo}")
+    assert f"error: {typo}: no such dataset" in output
