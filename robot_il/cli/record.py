@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
-from robot_il.errors import RecordingError
+from robot_il.errors import RecordingError, RobotILError
 
 SOURCE_KEYS = ("task", "backend", "control_hz", "action_mode")
 """Env settings an appended dataset must share with the session appending to it (all but
@@ -169,6 +170,7 @@ def run(args: argparse.Namespace) -> int:
         terminate_on_success=not args.hold_after_success,
     )
     device = view = None
+    before = _episodes_in(args.out) if args.append else 0
     try:
         if args.view:
             from robot_il.record.live_view import LiveView
@@ -225,6 +227,12 @@ def run(args: argparse.Namespace) -> int:
                     seed=seed,
                     episode_meta=episode_meta,
                 )
+    except (KeyboardInterrupt, RobotILError, OSError):  # say what is safe before the error
+        after = _episodes_in(args.out)
+        if after is not None:
+            print(f"{args.out}: {after - (before or 0)} episode(s) of this session kept, "
+                  f"{after} in the dataset", file=sys.stderr)  # fmt: skip
+        raise
     finally:
         if device is not None:
             device.close()
@@ -239,6 +247,16 @@ def run(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+def _episodes_in(out: Path) -> int | None:
+    """The committed episodes of the dataset at ``out``, or None where none can be read."""
+    from robot_il.dataset import Dataset
+
+    try:
+        return Dataset.open(out).num_episodes
+    except (RobotILError, OSError):
+        return None
 
 
 def _check_out(out: Path, *, force: bool, append: bool) -> None:

@@ -145,3 +145,32 @@ def test_each_episode_keeps_the_settings_it_was_recorded_under(tmp_path, capsys)
     dataset = Dataset.open(out)
     assert [dataset.meta(e)["action_noise"] for e in range(2)] == [0.0, 0.01]
     assert [dataset.meta(e)["hold_after_success"] for e in range(2)] == [False, True]
+
+
+def test_an_interrupted_session_says_how_many_episodes_it_kept(tmp_path):
+    """Ctrl-C said only "interrupted": whether the episodes recorded so far were kept was left
+    to ``data info``."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    out = tmp_path / "reach.zarr"
+    robot_il = Path(sys.executable).parent / "robot-il"
+    argv = [str(robot_il), "record", "--task", "reach", "--expert", "--episodes", "500",
+            "--no-fsync", "--out", str(out)]  # fmt: skip
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # until some episodes are committed
+        time.sleep(0.2)
+        try:
+            if Dataset.open(out).num_episodes >= 2:
+                break
+        except Exception:  # noqa: BLE001 - not created yet
+            continue
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    kept = Dataset.open(out).num_episodes
+    assert process.returncode == 130, err
+    assert f"{out}: {kept} episode(s) of this session kept, {kept} in the dataset" in err
