@@ -72,12 +72,12 @@ def demo_steps(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
         (
             "deploy BC over ROS 2 on the simulated UR5e",
             f"select sim --candidates {shlex.quote(str(out / 'bc' / 'policy'))} "
-            "--rule uniform --episodes 5 "
+            "--rule uniform --episodes 5 --fresh "
             f"--out {shlex.quote(str(out / 'deploy'))}",
         ),
         (
             "select among candidates from simulated human feedback",
-            f"select sim --episodes {args.select_episodes} "
+            f"select sim --episodes {args.select_episodes} --fresh "
             f"--out {shlex.quote(str(out / 'select'))}",
         ),
     ]
