@@ -297,21 +297,35 @@ def summarize(state: Path, plot: Path) -> str:
     return winner
 
 
-def _plot_choices(selector, path: Path) -> None:
-    """Which candidate each episode deployed, marked by its rating (x: failure/intervention)."""
+def choices_figure(selector):
+    """Which candidate each episode deployed, coloured by its rating (colour bar beside; red x:
+    intervention), episodes in whole numbers: a matplotlib ``Figure``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    from matplotlib.ticker import MaxNLocator
 
-    fig, ax = plt.subplots(figsize=(8, 0.6 + 0.5 * len(selector.candidates)))
+    fig, ax = plt.subplots(figsize=(8, 0.6 + 0.5 * max(len(selector.candidates), 3)))
     for record in selector.log:
         marker = "x" if record.intervened else "o"
         color = "tab:red" if record.intervened else plt.cm.viridis(record.rating)
         ax.scatter(record.episode, record.arm, marker=marker, color=color)
     ax.set_yticks(range(len(selector.candidates)), selector.candidates)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # no episode 1.5
     ax.set_xlabel("episode")
     ax.set_title("candidate deployed per episode (colour: rating, x: intervention)")
+    fig.colorbar(ScalarMappable(Normalize(0.0, 1.0), "viridis"), ax=ax, label="rating")
     fig.tight_layout()
+    return fig
+
+
+def _plot_choices(selector, path: Path) -> None:
+    """Write :func:`choices_figure` to ``path``."""
+    import matplotlib.pyplot as plt
+
+    fig = choices_figure(selector)
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -150,3 +150,17 @@ def test_a_stopped_selection_goes_on_where_it_stopped(tmp_path, candidates, ros_
     assert len(resumed.log) == 2 and resumed.log[0] == first
     assert resumed.log[1].episode == pending.episode and resumed.log[1].arm == pending.arm
     assert "winner after 2 episodes:" in result.stdout
+
+
+def test_the_choices_plot_numbers_episodes_whole_and_scales_its_colours(tmp_path, candidates):
+    """selection.png read episodes 0.5, 1.5, ... and named no rating for its colours."""
+    import matplotlib.pyplot as plt
+
+    from robot_il.cli.select import choices_figure
+
+    fig = choices_figure(rated_state(tmp_path / "selection.json", candidates, 3))
+    plot, colour_bar = fig.axes
+    ticks = plot.get_xticks()
+    plt.close(fig)
+    assert len(ticks) >= 1 and np.array_equal(ticks, np.round(ticks)), ticks
+    assert colour_bar.get_ylabel() == "rating"
