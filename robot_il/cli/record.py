@@ -169,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
         max_episode_steps=_episode_limit(args),
         terminate_on_success=not args.hold_after_success,
     )
-    device = view = None
+    device = view = writer = None
     before = _episodes_in(args.out) if args.append else 0
     try:
         if args.view:
@@ -228,7 +228,7 @@ def run(args: argparse.Namespace) -> int:
                     episode_meta=episode_meta,
                 )
     except (KeyboardInterrupt, RobotILError, OSError):  # say what is safe before the error
-        after = _episodes_in(args.out)
+        after = None if writer is None else _episodes_in(args.out)  # None: nothing recorded
         if after is not None:
             print(f"{args.out}: {after - (before or 0)} episode(s) of this session kept, "
                   f"{after} in the dataset", file=sys.stderr)  # fmt: skip
