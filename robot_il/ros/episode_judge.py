@@ -41,6 +41,7 @@ import json
 import sys
 import threading
 import time
+from typing import Any
 
 import numpy as np
 from rclpy._rclpy_pybind11 import RCLError
@@ -81,8 +82,8 @@ POLICY_STOP_SERVICE = "policy/stop"
 class EpisodeJudge(Node):
     """Runs and judges every episode the selector opens; see the module docstring."""
 
-    def __init__(self) -> None:
-        super().__init__("episode_judge")
+    def __init__(self, **node_kwargs: Any) -> None:
+        super().__init__("episode_judge", **node_kwargs)
         self.time_limit = declare_float(self, "time_limit", 4.0)
         self.person = SimulatedPerson(declare_float(self, "noise_std", 0.15))
         self.seed = int(self.declare_parameter("seed", 0).value)
@@ -243,14 +244,15 @@ class EpisodeJudge(Node):
     def _deploy(self, candidate: str) -> bool:
         """Make the policy node run ``candidate``; False if it has not within the timeout."""
         deadline = time.monotonic() + self.switch_timeout
-        next_request = 0.0
+        next_request, pause = 0.0, 0.1
         while self._running and time.monotonic() < deadline:
             if self._call(self.policy_reset).message == _running_message(candidate):
                 return True
             if time.monotonic() >= next_request and self.switch_pub.get_subscription_count():
                 self.switch_pub.publish(String(data=candidate))
                 next_request = time.monotonic() + 5.0  # a message lost to a late start: again
-            time.sleep(0.1)
+            time.sleep(pause)
+            pause = min(2 * pause, 1.0)  # each ask starts (and logs) a policy episode
         return False
 
     def _call(self, client, timeout: float = 15.0) -> Trigger.Response:
