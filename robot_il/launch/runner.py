@@ -8,7 +8,11 @@ process's own children stop with it. Output lines are prefixed ``[name]``; ``log
 to ``<log_dir>/<name>.log``.
 
 Every process gets the loopback DDS environment (:mod:`robot_il.ros.dds`) unless the caller
-turns it off (deploying on a real robot network is an explicit choice).
+turns it off (deploying on a real robot network is an explicit choice). A ``ROS_DOMAIN_ID`` the
+processes would inherit outside 0..101 is refused before any starts (each DDS participant would
+fail on its own). Two launches on one ROS domain see each other's topics (a second simulator's
+joint states reach the first policy): a launch that finds another robot-il launch of this user
+on its domain says so, naming it (a per-domain lock file in the temporary directory).
 
 A terminal on the launcher's standard input is every process's standard input too, so that a
 keyboard ``teleop`` node reads the operator's keys (``record_teleop.launch.yaml``; ``ros2
@@ -20,10 +24,12 @@ them all. Other input (a pipe, a file) is no process's: each gets ``/dev/null``.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Mapping
@@ -33,7 +39,7 @@ from typing import TextIO
 
 from robot_il.errors import LaunchError
 from robot_il.launch.description import LaunchPlan, ProcessSpec
-from robot_il.ros.dds import loopback_env
+from robot_il.ros.dds import MAX_DOMAIN_ID, loopback_env
 
 _POLL_S = 0.02
 _SIGNAL_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -85,6 +91,7 @@ class LaunchRunner:
             self.base_env.update(loopback_env(domain_id))
         elif domain_id is not None:
             self.base_env["ROS_DOMAIN_ID"] = str(domain_id)
+        self.domain_id = _domain_of(self.base_env)
         self.log_dir = log_dir
         self.sigterm_timeout = sigterm_timeout
         self.sigkill_timeout = sigkill_timeout
@@ -97,14 +104,39 @@ class LaunchRunner:
     def run(self) -> int:
         """Start everything, supervise, stop everything; the launch's exit code."""
         previous = {sig: signal.signal(sig, self._on_signal) for sig in _SIGNAL_CODES}
+        domain_lock = self._claim_domain()
         try:
             for spec in self.plan.processes:
                 self._start(spec)
             return self._supervise()
         finally:
             self._stop_all()
+            domain_lock.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+    def _claim_domain(self) -> TextIO:
+        """Lock this ROS domain's lock file, or warn that another launch holds it; the open
+        file (the lock lasts while it is open)."""
+        folder = Path(tempfile.gettempdir()) / f"robot_il_launch_{os.getuid()}"
+        folder.mkdir(exist_ok=True)
+        lock = (folder / f"domain_{self.domain_id}.lock").open("a+")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            other = lock.read().strip() or "unknown"
+            self._say(
+                f"warning: another robot-il launch runs on ROS domain {self.domain_id} "
+                f"({other}): its nodes and these see each other's topics; "
+                f"give one of them --domain-id N"
+            )
+            return lock
+        names = ", ".join(spec.name for spec in self.plan.processes)
+        lock.truncate(0)
+        lock.write(f"pid {os.getpid()}: {names}")
+        lock.flush()
+        return lock
 
     def _on_signal(self, signum: int, _frame: object) -> None:
         self._signal = signum
@@ -184,6 +216,17 @@ class LaunchRunner:
         for running in self._running:
             running.process.wait()
             running.pump.join(timeout=1.0)
+
+
+def _domain_of(env: Mapping[str, str]) -> int:
+    """The ROS domain a process with environment ``env`` joins (unset or empty: 0)."""
+    text = env.get("ROS_DOMAIN_ID", "").strip() or "0"
+    if not text.isdigit() or int(text) > MAX_DOMAIN_ID:
+        raise LaunchError(
+            f"ROS_DOMAIN_ID={text} in the environment is not a ROS domain id in "
+            f"0..{MAX_DOMAIN_ID} (unset it or pass --domain-id)"
+        )
+    return int(text)
 
 
 def _signal_group(process: subprocess.Popen, sig: int) -> None:

@@ -227,3 +227,46 @@ def test_a_terminal_on_stdin_reaches_the_processes_other_input_does_not(tmp_path
         [ROBOT_IL, "launch", str(launch)], input="key\n", capture_output=True, text=True, timeout=60
     )
     assert "[r] tty False read ''" in piped.stdout, piped.stdout
+
+
+def test_an_inherited_domain_id_out_of_range_is_refused_before_any_process(
+    tmp_path: Path,
+) -> None:
+    """ROS_DOMAIN_ID=250 in the shell started every node, each failing in Fast DDS
+    ("Calculated port number is too high")."""
+    launch = write_launch(tmp_path, f"- executable: {{cmd: touch {tmp_path}/ran}}\n")
+    for value in ("250", "abc"):
+        with pytest.raises(LaunchError, match=f"ROS_DOMAIN_ID={value} .* 0..101"):
+            LaunchRunner(load_launch(launch), env={"ROS_DOMAIN_ID": value}, screen=io.StringIO())
+    assert not (tmp_path / "ran").exists()
+    runner = LaunchRunner(load_launch(launch), env={"ROS_DOMAIN_ID": ""}, screen=io.StringIO())
+    assert runner.domain_id == 0
+
+
+def test_a_second_launch_on_the_same_domain_names_the_first(tmp_path: Path) -> None:
+    """Two deploy_sim launches on one domain ran without a word, each policy reading both
+    simulators' joint states."""
+    worker = scripts(tmp_path)
+    first = write_launch(
+        tmp_path, f"- executable: {{cmd: python {worker} {tmp_path}/g.txt polite, name: sim}}\n"
+    )
+    cli = subprocess.Popen(
+        [ROBOT_IL, "launch", str(first), "--domain-id", "93"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: (tmp_path / "g.txt").exists())
+        second = tmp_path / "second.launch.yaml"
+        second.write_text("launch:\n- executable: {cmd: python -c pass, name: other}\n")
+        screen = io.StringIO()
+        assert LaunchRunner(load_launch(second), domain_id=93, screen=screen).run() == 0
+        assert f"another robot-il launch runs on ROS domain 93 (pid {cli.pid}: sim)" in (
+            screen.getvalue()
+        )
+        screen = io.StringIO()
+        assert LaunchRunner(load_launch(second), domain_id=94, screen=screen).run() == 0
+        assert "another" not in screen.getvalue()
+    finally:
+        cli.send_signal(signal.SIGINT)
+        cli.wait(timeout=20)
