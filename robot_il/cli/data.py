@@ -54,7 +54,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     video = verbs.add_parser("export-video", help="an episode's camera frames as an mp4")
     video.add_argument("path")
     video.add_argument("episode", type=int)
-    video.add_argument("out", type=Path, help="video file (.mp4)")
+    video.add_argument("out", type=Path, help="video file (.mp4, .mkv or .mov)")
     video.add_argument("--keys", nargs="+", help="image keys, side by side (default: all)")
     video.add_argument("--fps", type=float, help="default: the dataset's control rate")
     video.add_argument("--force", action="store_true", help="overwrite OUT")
@@ -157,8 +157,8 @@ def run_split(args: argparse.Namespace) -> int:
     if args.out is None:
         print(text, end="")
         return 0
-    if args.out.exists() and not args.force:
-        raise DatasetError(f"{args.out}: already exists; pass --force to overwrite it")
+    _check_file_out(args.out, force=args.force)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(f"wrote {args.out}: {len(train)} train, {len(val)} validation episodes")
     return 0
@@ -218,8 +218,11 @@ def run_export_video(args: argparse.Namespace) -> int:
         raise DatasetError(
             f"{args.path}: {missing[0]!r} is not an image key ({dataset.image_keys})"
         )
-    if args.out.exists() and not args.force:
-        raise DatasetError(f"{args.out}: already exists; pass --force to overwrite it")
+    if args.out.suffix.lower() not in VIDEO_SUFFIXES:
+        raise DatasetError(
+            f"{args.out}: a video needs one of the suffixes {', '.join(VIDEO_SUFFIXES)}"
+        )
+    _check_file_out(args.out, force=args.force)
     episode = dataset.episode(args.episode, keys)
     frames = np.concatenate([episode[k] for k in keys], axis=2)  # side by side
     fps = args.fps or dataset.control_hz or 10.0
@@ -227,6 +230,23 @@ def run_export_video(args: argparse.Namespace) -> int:
     iio.imwrite(args.out, frames, fps=fps, codec="libx264", macro_block_size=1)
     print(f"wrote {args.out}: {frames.shape[0]} frames at {fps:g} fps ({', '.join(keys)})")
     return 0
+
+
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov")
+"""Containers that take the H.264 stream export-video writes (imageio picks the container
+from the suffix, and fails on a name without one)."""
+
+
+def _check_file_out(out: Path, *, force: bool) -> None:
+    """Refuse, before any work, an output file that exists (without ``--force``), that is a
+    folder, or whose folder cannot be made or written."""
+    from robot_il.dataset.durability import check_writable_parent
+
+    if out.is_dir():
+        raise DatasetError(f"{out}: is a folder; name a file to write")
+    if out.exists() and not force:
+        raise DatasetError(f"{out}: already exists; pass --force to overwrite it")
+    check_writable_parent(out)
 
 
 def run_export(args: argparse.Namespace) -> int:

@@ -90,6 +90,19 @@ def is_zarr_store(path: Path) -> bool:
     return (path / "zarr.json").is_file() or (path / ".zgroup").is_file()
 
 
+def check_writable_parent(target: Path) -> None:
+    """Refuse, before any work, a ``target`` whose nearest existing ancestor is a file or a
+    folder this process cannot write: the build beside it would fail there with an OSError
+    traceback after minutes of copying."""
+    folder = Path(target).absolute().parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise DatasetError(f"{target}: cannot be written: {folder} is a file")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DatasetError(f"{target}: cannot write in {folder} (read-only or not yours)")
+
+
 def replace_atomically(
     target: Path,
     build: Callable[[Path], None],
@@ -116,6 +129,7 @@ def replace_atomically(
             )
         if not is_store(target):
             raise DatasetError(f"{target}: exists and is not a {kind}; not replacing it")
+    check_writable_parent(target)
     tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
     with lock_for_writing(target) if is_zarr_store(target) else contextlib.nullcontext():
         try:
