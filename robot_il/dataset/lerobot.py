@@ -192,27 +192,22 @@ def import_lerobot(source: Path, target: Path, *, force: bool,
                    image_storage: ImageStorage | None = None) -> int:  # fmt: skip
     """Write the LeRobot v3 dataset at ``source`` as a robot_il dataset at ``target``;
     returns the number of episodes."""
-    import pyarrow.parquet as pq
-
     source = Path(source)
-    info_file = source / "meta" / "info.json"
-    if not info_file.is_file():
-        raise DatasetError(f"{source}: not a LeRobot dataset (no meta/info.json)")
-    info = json.loads(info_file.read_text())
-    version = str(info.get("codebase_version", ""))
-    if not version.startswith("v3"):
-        raise DatasetError(f"{source}: LeRobot codebase_version {version!r}; only v3.x is read")
-    fps = float(info["fps"])
-    features: dict[str, Any] = info["features"]
+    info = _read_info(source)
+    version, fps, features = info["codebase_version"], float(info["fps"]), info["features"]
     ours = info.get("robot_il") or {}
-    data = _read_parquets(source, "data")
-    episodes = pq.read_table(sorted((source / "meta" / "episodes").rglob("*.parquet"))).to_pylist()
-    episodes.sort(key=lambda row: row["episode_index"])
+    data = _read_parquets(source, "data", "index", ())
+    episodes = _read_parquets(source, "meta/episodes", "episode_index",
+                              ("dataset_from_index", "dataset_to_index")).to_pylist()  # fmt: skip
     skip = set(_FRAME_COLUMNS)
     if ours:  # robot_il wrote observation.state from keys it also wrote on their own
         skip.add(STATE_FEATURE)
     lowdim = [f for f, spec in features.items()
               if f not in skip and spec.get("dtype") not in ("video", "image")]  # fmt: skip
+    missing = [f for f in lowdim if f not in data.column_names]
+    if missing:
+        raise DatasetError(f"{source}: feature {missing[0]!r} of meta/info.json has no column "
+                           "in data/")  # fmt: skip
     cameras = [f for f, spec in features.items() if spec.get("dtype") == "video"]
     images = [f for f, spec in features.items() if spec.get("dtype") == "image"]
     if images:
@@ -223,25 +218,22 @@ def import_lerobot(source: Path, target: Path, *, force: bool,
     specs: dict[str, KeySpec] | None = specs_from_attrs(ours) if ours else None
     robot = ours.get("robot") or info.get("robot_type") or "unknown"
 
+    readers = {f: _VideoReader(source, info, f) for f in cameras}
+    for reader in readers.values():  # a missing video is found before anything is written
+        for row in episodes:
+            reader.path(row)
+
     def build(tmp: Path) -> None:
         writer = DatasetWriter.create(tmp, robot=str(robot), control_hz=fps, attrs=attrs,
                                       keys=specs, fsync=False,
                                       image_storage=image_storage)  # fmt: skip
-        readers = {f: _VideoReader(source, info, f) for f in cameras}
         for row in tqdm(episodes, desc="importing LeRobot", unit="episode", disable=None):
             start, stop = int(row["dataset_from_index"]), int(row["dataset_to_index"])
             steps: dict[str, np.ndarray] = {}
             for feature in lowdim:
                 steps[key_name(feature)] = _column_rows(data, feature, start, stop, features)
             for feature in cameras:
-                first = float(row[f"videos/{feature}/from_timestamp"])
-                steps[key_name(feature)] = readers[feature].frames(
-                    int(row[f"videos/{feature}/chunk_index"]),
-                    int(row[f"videos/{feature}/file_index"]),
-                    first,
-                    stop - start,
-                    fps,
-                )
+                steps[key_name(feature)] = readers[feature].frames(row, stop - start, fps)
             if specs is None:  # a foreign dataset: its frame times, and vectors as they are
                 steps["timestamp"] = _column_rows(data, "timestamp", start, stop, features)[
                     :, 0].astype(np.float64)  # fmt: skip
@@ -259,6 +251,29 @@ def import_lerobot(source: Path, target: Path, *, force: bool,
 
 
 # ------------------------------------------------------------------------------- helpers
+
+
+def _read_info(source: Path) -> dict[str, Any]:
+    """``meta/info.json``, checked for what the import needs before it writes anything."""
+    info_file = source / "meta" / "info.json"
+    if not info_file.is_file():
+        raise DatasetError(f"{source}: not a LeRobot dataset (no meta/info.json)")
+    try:
+        info = json.loads(info_file.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DatasetError(f"{info_file}: not valid JSON: {error}") from None
+    if not isinstance(info, dict):
+        raise DatasetError(f"{info_file}: not a JSON object")
+    version = str(info.get("codebase_version", ""))
+    if not version.startswith("v3"):
+        raise DatasetError(f"{source}: LeRobot codebase_version {version!r}; only v3.x is read")
+    fps = info.get("fps")
+    if isinstance(fps, bool) or not isinstance(fps, int | float) or not fps > 0:
+        raise DatasetError(f"{info_file}: 'fps' must be a positive number, got {fps!r}")
+    features = info.get("features")
+    if not isinstance(features, dict) or not all(isinstance(f, dict) for f in features.values()):
+        raise DatasetError(f"{info_file}: 'features' must map each feature to its description")
+    return info
 
 
 def _is_lerobot(path: Path) -> bool:
@@ -427,14 +442,30 @@ class _VideoReader:
     def __init__(self, root: Path, info: dict[str, Any], feature: str) -> None:
         self._root, self._info, self._feature = root, info, feature
 
-    def frames(self, chunk: int, file: int, first: float, count: int, fps: float) -> np.ndarray:
-        import av
-
-        path = self._root / self._info["video_path"].format(
+    def path(self, row: dict[str, Any]) -> Path:
+        """The mp4 holding the episode of ``row`` (a meta/episodes row); a DatasetError if
+        it is missing."""
+        try:
+            chunk = int(row[f"videos/{self._feature}/chunk_index"])
+            file = int(row[f"videos/{self._feature}/file_index"])
+            template = self._info["video_path"]
+        except (KeyError, TypeError) as error:  # TypeError: a None (absent) value
+            episode = row["episode_index"]
+            raise DatasetError(f"{self._root}: video feature {self._feature!r}: no {error} "
+                               f"in meta/ for episode {episode}") from None  # fmt: skip
+        path = self._root / template.format(
             video_key=self._feature, chunk_index=chunk, file_index=file
         )
         if not path.is_file():
             raise DatasetError(f"{self._root}: video {path.relative_to(self._root)} is missing")
+        return path
+
+    def frames(self, row: dict[str, Any], count: int, fps: float) -> np.ndarray:
+        """The ``count`` frames of the episode of ``row``, from its ``from_timestamp`` on."""
+        import av
+
+        path = self.path(row)
+        first = float(row[f"videos/{self._feature}/from_timestamp"])
         wanted = first + np.arange(count) / fps
         out: list[np.ndarray | None] = [None] * count
         tolerance = 0.5 / fps
@@ -455,15 +486,26 @@ class _VideoReader:
         return np.stack(out)
 
 
-def _read_parquets(root: Path, folder: str) -> Any:
+def _read_parquets(root: Path, folder: str, order: str, needed: tuple[str, ...]) -> Any:
+    """Every parquet file under ``folder`` as one table sorted by the column ``order``;
+    a missing folder, an empty table or a missing ``order`` or ``needed`` column is a
+    DatasetError naming it."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     files = sorted((root / folder).rglob("*.parquet"))
     if not files:
         raise DatasetError(f"{root}: no parquet files under {folder}/")
-    table = pa.concat_tables([pq.read_table(f) for f in files])
-    return table.sort_by("index")
+    try:
+        table = pa.concat_tables([pq.read_table(f) for f in files])
+    except (OSError, pa.ArrowInvalid) as error:
+        raise DatasetError(f"{root}: unreadable parquet under {folder}/: {error}") from None
+    if not table.num_rows:
+        raise DatasetError(f"{root}: {folder}/ holds no rows")
+    absent = [name for name in (order, *needed) if name not in table.column_names]
+    if absent:
+        raise DatasetError(f"{root}: {folder}/ has no {absent[0]!r} column")
+    return table.sort_by(order)
 
 
 def _column_rows(table: Any, feature: str, start: int, stop: int,

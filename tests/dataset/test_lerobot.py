@@ -6,6 +6,7 @@ within LeRobot's tolerance of 1e-4 s."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -159,3 +160,40 @@ def test_import_refuses_what_it_cannot_read(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="codebase_version 'v2.1'; only v3.x is read"):
         import_lerobot(tmp_path / "old", tmp_path / "out.zarr", force=False)
     assert not (tmp_path / "out.zarr").exists()
+
+
+def test_import_refuses_a_damaged_dataset_in_one_line_before_writing(
+    source: Path, tmp_path: Path
+) -> None:
+    """A torn info.json and a missing fps were tracebacks (JSONDecodeError, KeyError), and a
+    dataset without meta/episodes/ imported as 0 episodes; a missing video stopped the
+    import half-way."""
+    exported = tmp_path / "lerobot"
+    assert cli(["data", "export", str(source), str(exported), "--format", "lerobot"]) == 0
+    out = tmp_path / "out.zarr"
+
+    def refused(damage: str, match: str) -> None:
+        damaged = tmp_path / damage
+        shutil.copytree(exported, damaged)
+        info_file = damaged / "meta" / "info.json"
+        info = json.loads(info_file.read_text())
+        if damage == "torn_info":
+            info_file.write_text(info_file.read_text()[:100])
+        elif damage == "no_fps":
+            info_file.write_text(json.dumps({k: v for k, v in info.items() if k != "fps"}))
+        elif damage == "no_episodes":
+            shutil.rmtree(damaged / "meta" / "episodes")
+        elif damage == "no_video":
+            next((damaged / "videos").rglob("*.mp4")).unlink()
+        elif damage == "no_column":
+            info["features"]["observation.extra"] = {"dtype": "float32", "shape": [1]}
+            info_file.write_text(json.dumps(info))
+        with pytest.raises(DatasetError, match=match):
+            import_lerobot(damaged, out, force=False)
+        assert not out.exists()
+
+    refused("torn_info", "info.json: not valid JSON")
+    refused("no_fps", "'fps' must be a positive number, got None")
+    refused("no_episodes", "no parquet files under meta/episodes/")
+    refused("no_video", r"video videos/observation\.images\.\w+/chunk-000/file-000\.mp4 is missing")
+    refused("no_column", "feature 'observation.extra' of meta/info.json has no column in data/")
