@@ -11,6 +11,12 @@ Actions (float32), per arm, arms concatenated in mount order (``left`` then ``ri
   frame) relative to the TCP's *measured* pose, + gripper; turned into joint targets by IK.
   A pose out of reach keeps the arm's previous joint targets and sets ``info["ik_failed"]``.
 
+An episode's end (``terminated`` or ``truncated``) does not stop the physics: a further
+``step`` goes on from the state reached and reports ``truncated`` again (the ROS simulator,
+``robot_il.ros.sim_robot``, runs one endless episode this way); ``reset`` starts the next
+episode. After ``close`` the engine is gone on both backends: ``reset``, ``step`` and ``render``
+raise gymnasium's ``ClosedEnvironmentError``, and ``close`` again does nothing.
+
 Bad actions never reach the backend. An action of the wrong shape, a non-float dtype, or a
 NaN / inf raises ``robot_il.errors.ActionError``. A finite action outside the action space's
 box (joint limits, gripper range, eef_delta step bounds) is clipped to the box, documented
@@ -28,7 +34,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium.error import ResetNeeded
+from gymnasium.error import ClosedEnvironmentError, ResetNeeded
 from robot_il.envs.backends import BACKENDS, make_backend
 from robot_il.envs.backends.base import (
     ARM_STATE_EEF_POSE,
@@ -89,8 +95,13 @@ class RobotEnv(gym.Env):
             )
         if render_mode not in (None, "rgb_array"):
             raise ConfigError(f"unknown render_mode {render_mode!r}; only 'rgb_array'")
-        if max_episode_steps is not None and max_episode_steps < 1:
-            raise ConfigError(f"max_episode_steps must be at least 1, got {max_episode_steps}")
+        if max_episode_steps is not None and (
+            not isinstance(max_episode_steps, int | np.integer) or max_episode_steps < 1
+        ):
+            raise ConfigError(
+                "max_episode_steps must be at least 1, a whole number of steps; got "
+                f"{max_episode_steps!r}"
+            )
         self.task = task
         self.backend_name = backend
         self.control_hz = float(control_hz)
@@ -110,8 +121,9 @@ class RobotEnv(gym.Env):
         """Observation key prefix per arm: ``""`` for one arm, ``"left_"``/``"right_"``."""
 
         scene_cams = scene_cameras(task, self.cameras, self.image_size)
+        # checked without a render_mode too, so that a misspelt camera is not ignored
+        (film,) = scene_cameras(task, (render_camera,), render_size)
         if render_mode == "rgb_array":
-            (film,) = scene_cameras(task, (render_camera,), render_size)
             scene_cams = (*scene_cams, replace(film, name=RENDER_CAMERA))
         self.backend = make_backend(backend, task.scene(scene_cams))
 
@@ -130,6 +142,7 @@ class RobotEnv(gym.Env):
         ]
         self._targets: list[np.ndarray] | None = None
         self._steps = 0
+        self._closed = False
 
     # -- spaces --------------------------------------------------------------------------
 
@@ -169,6 +182,7 @@ class RobotEnv(gym.Env):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Draw an initial state from the env's RNG (re-seeded by ``seed``) and put it in."""
+        self._check_open()
         super().reset(seed=seed)
         state = self.task.sample(self.np_random)
         self.backend.reset(state.joint_pos, state.gripper, state.object_poses)
@@ -187,6 +201,7 @@ class RobotEnv(gym.Env):
     ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         """Validate ``action`` (see the module docstring), hold it for one control period."""
         if self._targets is None:
+            self._check_open()
             raise ResetNeeded("call reset() before step()")
         bounded, clipped = self._validate(action)
         ik_failed = False
@@ -217,12 +232,25 @@ class RobotEnv(gym.Env):
         """RGB frame (H, W, 3) uint8 of the render camera, when ``render_mode='rgb_array'``."""
         if self.render_mode != "rgb_array":
             return None
+        self._check_open()
         return self.backend.render(RENDER_CAMERA)
 
     def close(self) -> None:
-        self.backend.close()
+        """Free the engine; the env is unusable afterwards (see the module docstring)."""
+        if not self._closed:
+            self.backend.close()
+            self._closed = True
+            self._targets = None  # step() then asks _check_open, at no cost to open steps
 
     # -- helpers -------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        """MuJoCo would go on stepping a closed env and PyBullet fail with its own error: both
+        say the same here."""
+        if self._closed:
+            raise ClosedEnvironmentError(
+                f"{self.task.name} on {self.backend_name} is closed; make a new env"
+            )
 
     def _validate(self, action: Any) -> tuple[np.ndarray, bool]:
         """``action`` clipped to the action space as float64 (n,), and whether it was clipped;

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import robot_il.envs as envs
-from gymnasium.error import ResetNeeded
+from gymnasium.error import ClosedEnvironmentError, ResetNeeded
 from robot_il.envs import make_env, make_expert
 
 from robot_il.errors import ActionError, ConfigError
@@ -218,6 +218,21 @@ def test_rates_and_truncation():
     assert make_env("reach", control_hz=10).unwrapped.max_episode_steps == 40
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_closed_env_says_so(backend):
+    """After close, MuJoCo went on stepping and PyBullet raised its own 'Not connected to
+    physics server': both now raise gymnasium's ClosedEnvironmentError, and close again is
+    harmless."""
+    env = make_env("reach", backend, render_mode="rgb_array", render_size=(24, 32))
+    obs, _ = env.reset(seed=0)
+    env.close()
+    env.close()
+    action = np.append(obs["joint_pos"], 0.0).astype(np.float32)
+    for call in (lambda: env.step(action), lambda: env.reset(seed=0), env.render):
+        with pytest.raises(ClosedEnvironmentError, match=f"reach on {backend} is closed"):
+            call()
+
+
 def test_step_before_reset():
     env = make_env("reach", "mujoco")
     with pytest.raises(ResetNeeded):
@@ -243,6 +258,8 @@ def test_step_before_reset():
             "at least 1x1",
         ),  # fmt: skip
         ({"task": "reach", "render_mode": "rgb_array", "render_size": (0, 320)}, "at least 1x1"),
+        ({"task": "reach", "render_camera": "wrst"}, "no camera 'wrst'"),  # even not filming
+        ({"task": "reach", "max_episode_steps": 2.5}, "a whole number of steps; got 2.5"),
     ],
 )
 def test_bad_configuration(kwargs, message):
