@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 import numpy as np
+from gymnasium.error import ResetNeeded
 from robot_il.envs.spatial import axis_angle_to_matrix, matrix_to_axis_angle, rotation_angle
 from robot_il.envs.tasks.base import TOP_DOWN
 from robot_il.envs.ur5e.transforms import pose_to_matrix, rot_z
@@ -92,6 +93,8 @@ class Expert(ABC):
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         """The action for this control step, in the env's action mode (float32)."""
+        if not self._commands:
+            raise ResetNeeded(f"call reset(obs) on the {self.task.name} expert before act()")
         if not self._plan:
             self._plan = self.replan(obs)
         if self._plan and self._reached(obs, self._plan[0]):

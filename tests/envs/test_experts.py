@@ -50,3 +50,21 @@ def test_expert_succeeds(task, backend):
 )
 def test_expert_in_other_modes_and_rates(task, options):
     assert successes(task, "mujoco", seeds=range(3), **options) == 3
+
+
+def test_expert_misuse_is_named():
+    """``act`` before ``reset(obs)`` failed inside numpy ('need at least one array to
+    concatenate'), and an expert on a task-frame env with a KeyError on 'joint_pos'."""
+    from gymnasium.error import ResetNeeded
+
+    from robot_il.errors import ConfigError
+
+    env = make_env("push", "mujoco", action_mode="eef_delta")
+    obs, _ = env.reset(seed=0)
+    with pytest.raises(ResetNeeded, match="reset\\(obs\\) on the push expert"):
+        make_expert(env).act(obs)
+    env.close()
+    framed = make_env("push", "mujoco", action_mode="eef_delta", frame="push")
+    with pytest.raises(ConfigError, match="'push' task frame.*robot-il data frame"):
+        make_expert(framed)
+    framed.close()
