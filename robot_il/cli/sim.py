@@ -35,7 +35,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     rollout.add_argument("--seed", type=SEED, default=0, help="seed of the first episode")
     rollout.add_argument("--control-hz", type=float, default=20.0, help="policy rate (Hz)")
     rollout.add_argument("--video", default=None, help="write the episodes to this .mp4")
-    rollout.add_argument("--camera", default="front", help="camera to film (front, top, side)")
+    rollout.add_argument(
+        "--camera",
+        default="front",
+        help="camera to film: front, top, side or a wrist camera (see `robot-il sim list`)",
+    )
     rollout.add_argument(
         "--video-size",
         type=COUNT,
@@ -49,7 +53,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run_list(args: argparse.Namespace) -> int:
     """Print the tasks with their arms, observation keys and cameras (each task's own: a
-    wrist camera per arm), and the backends."""
+    wrist camera per arm), the backends, and the DeepMind Control tasks ``make_env`` offers."""
+    from robot_il.envs import DMC_TASKS
     from robot_il.envs.backends import BACKENDS
     from robot_il.envs.tasks import TASKS
 
@@ -59,6 +64,10 @@ def run_list(args: argparse.Namespace) -> int:
         cameras = ", ".join(task().camera_specs())
         print(f"{name:<18} arms: {arms:<12} task keys: {keys}\n{'':<18} cameras: {cameras}")
     print(f"backends: {', '.join(BACKENDS)}")
+    print(
+        f"DeepMind Control tasks (make_env only, no scripted expert; backend mujoco): "
+        f"{', '.join(DMC_TASKS)}"
+    )
     return 0
 
 
@@ -68,8 +77,14 @@ def run_rollout(args: argparse.Namespace) -> int:
         raise ConfigError("sim rollout acts only with --expert (the task's scripted expert)")
     if args.episodes < 1:
         raise ConfigError(f"--episodes must be at least 1, got {args.episodes}")
-    if args.video is not None and not args.video.endswith(".mp4"):
-        raise ConfigError(f"--video must name an .mp4 file, got {args.video!r}")
+    if args.video is not None:
+        if not args.video.endswith(".mp4"):
+            raise ConfigError(f"--video must name an .mp4 file, got {args.video!r}")
+        folder = os.path.dirname(os.path.abspath(args.video))
+        if not os.path.isdir(folder):
+            raise ConfigError(f"--video {args.video}: folder {folder} does not exist")
+        if os.path.isdir(args.video):
+            raise ConfigError(f"--video {args.video} is a folder; name an .mp4 file")
     from robot_il.envs.dmc import is_dmc_task
 
     if is_dmc_task(args.task):

@@ -14,8 +14,9 @@ def test_list(capsys):
     for name in ("reach", "push", "pick_place", "bimanual_handover", "mujoco", "pybullet"):
         assert name in out
     lines = out.splitlines()
+    assert lines[-1].endswith("dmc:walker_walk, dmc:walker_stand, dmc:cartpole_swingup")
     cameras = {task.split()[0]: below.split("cameras: ")[1]
-               for task, below in zip(lines[:-1:2], lines[1::2], strict=True)}  # fmt: skip
+               for task, below in zip(lines[:-2:2], lines[1:-2:2], strict=True)}  # fmt: skip
     assert cameras["reach"] == "front, top, side, wrist"  # the cameras make_env accepts
     assert cameras["bimanual_handover"] == "front, top, side, left_wrist, right_wrist"
 
@@ -72,3 +73,16 @@ def test_rollout_refuses_bad_flags_before_any_work(tmp_path, capsys):
         assert exit_info.value.code == 2
         assert "must be >= " in capsys.readouterr().err
     assert not video.exists()
+
+
+def test_rollout_refuses_a_video_it_cannot_write(tmp_path, capsys):
+    """A video in a missing folder failed with imageio's traceback after the env was built;
+    now it, and a folder named like a video, fail at once in one line."""
+    (tmp_path / "folder.mp4").mkdir()
+    for video, message in (
+        (tmp_path / "missing" / "a.mp4", f"folder {tmp_path / 'missing'} does not exist"),
+        (tmp_path / "folder.mp4", "is a folder"),
+    ):
+        assert main(["sim", "rollout", "--task", "reach", "--expert", "--video", str(video)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and "\n" not in err
