@@ -26,5 +26,6 @@ setup(
         ("share/ament_index/resource_index/packages", ["resource/robot_il"]),
         ("share/robot_il", ["package.xml"]),
         ("share/robot_il/launch", glob("launch/*.yaml")),
+        ("share/robot_il/launch/params", glob("launch/params/*.yaml")),
     ],
 )
