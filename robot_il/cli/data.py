@@ -166,8 +166,17 @@ def run_split(args: argparse.Namespace) -> int:
 
 def run_merge(args: argparse.Namespace) -> int:
     from robot_il.dataset import Dataset
+    from robot_il.dataset.store import local_path
     from robot_il.dataset.tools import copy_episodes
 
+    seen: dict[str, str] = {}
+    for path in args.inputs:  # a second copy of each episode would weigh it twice in training
+        local = local_path(path)
+        where = str(local.resolve()) if local is not None else path
+        if where in seen:
+            raise DatasetError(f"{path}: given twice (as {seen[where]}); merging it again would "
+                               "duplicate every one of its episodes")  # fmt: skip
+        seen[where] = path
     datasets = [Dataset.open(path) for path in args.inputs]
     count = copy_episodes(
         [(d, range(d.num_episodes)) for d in datasets], args.out, force=args.force

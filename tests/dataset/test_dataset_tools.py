@@ -203,3 +203,23 @@ def test_killed_drop_episode_leaves_the_old_or_the_new_dataset(tmp_path: Path) -
         assert validate(path).ok
         outcomes.add(dataset.num_episodes)
     assert 11 in outcomes  # the unkilled run finished
+
+
+def test_merge_refuses_a_dataset_given_twice(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """``merge OUT A ./A`` wrote every episode of A twice without a word (weighed twice in
+    training, and in both splits)."""
+    path = tmp_path / "a.zarr"
+    _make(path, [3, 4])
+    again = f"{tmp_path}/./a.zarr"
+    out = tmp_path / "m.zarr"
+    assert cli(["data", "merge", str(out), str(path), again]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"robot-il: error: {again}: given twice (as {path}); merging it again would duplicate "
+        "every one of its episodes"
+    )
+    assert not out.exists()
+    # a dataset merged into itself with --force (appending another) is still a merge
+    other = tmp_path / "b.zarr"
+    _make(other, [5], seed0=2)
+    assert cli(["data", "merge", str(path), str(path), str(other), "--force"]) == 0
+    assert Dataset.open(path).episode_lengths.tolist() == [3, 4, 5]
