@@ -40,7 +40,7 @@ from pathlib import Path
 import yaml
 
 from robot_il.errors import LaunchError
-from robot_il.launch.substitution import split_command, substitute
+from robot_il.launch.substitution import package_executable, split_command, substitute
 
 OUTPUTS = ("screen", "log", "both")
 
@@ -412,8 +412,4 @@ def _resolve_node_executable(package: str, executable: str, path: Path) -> list[
                 )
                 return [sys.executable, "-c", launcher]
         raise LaunchError(f"{path}: robot_il has no executable {executable!r}")
-    for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
-        candidate = Path(prefix) / "lib" / package / executable
-        if prefix and os.access(candidate, os.X_OK):
-            return [str(candidate)]
-    raise LaunchError(f"{path}: executable {executable!r} of package {package!r} not found")
+    return [str(package_executable(package, executable, path))]

@@ -4,6 +4,9 @@
 - ``$(env NAME)`` / ``$(env NAME DEFAULT)``: an environment variable (an error if unset and
   no default).
 - ``$(find-pkg-share PKG)``: the package's share directory (see :func:`package_share`).
+- ``$(exec-in-pkg EXEC PKG)``: the path of a package's executable, as ``ros2 run`` finds it
+  (a colcon install puts robot_il's console scripts in ``lib/robot_il``, off ``PATH``; here,
+  robot_il's are this Python's console scripts).
 - ``$(dirname)``: the directory of the launch file being read.
 
 Substitutions do not nest. Anything else is refused with a :class:`LaunchError` naming it.
@@ -49,6 +52,19 @@ def package_share(package: str, where: Path) -> Path:
         if (candidate / "package.xml").is_file():
             return candidate
     raise LaunchError(f"{where}: package {package!r} not found (searched AMENT_PREFIX_PATH)")
+
+
+def package_executable(package: str, executable: str, where: Path) -> Path:
+    """The executable ``executable`` of ``package``: robot_il's console scripts beside this
+    Python, others in ``<prefix>/lib/<package>`` of ``AMENT_PREFIX_PATH``."""
+    prefixes = [p for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
+    folders = [Path(prefix) / "lib" / package for prefix in prefixes]
+    if package == "robot_il":
+        folders.insert(0, Path(sys.executable).parent)
+    for folder in folders:
+        if os.access(folder / executable, os.X_OK):
+            return folder / executable
+    raise LaunchError(f"{where}: executable {executable!r} of package {package!r} not found")
 
 
 def substitute(text: str, variables: Mapping[str, str], where: Path) -> str:
@@ -116,6 +132,8 @@ def _value(match: re.Match[str], variables: Mapping[str, str], where: Path) -> s
         return value
     if kind == "find-pkg-share" and len(rest) == 1:
         return str(package_share(rest[0], where))
+    if kind == "exec-in-pkg" and len(rest) == 2:
+        return str(package_executable(rest[1], rest[0], where))
     if kind == "dirname" and not rest:
         return str(where.parent)
     raise LaunchError(f"{where}: unsupported substitution {match.group(0)!r}")

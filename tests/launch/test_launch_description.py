@@ -235,3 +235,37 @@ def test_a_typo_of_a_required_argument_is_named(tmp_path: Path) -> None:
     with pytest.raises(LaunchError) as error:  # nothing close: no guess
         load_launch(launch, {"seed": "1"})
     assert str(error.value).endswith("'checkpoint' was not given")
+
+
+def test_exec_in_pkg_finds_a_packages_executable_as_ros2_launch_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """train*.launch.yaml ran a bare ``robot-il``: on a colcon install (ros2 launch) it is in
+    lib/robot_il, off PATH, so the documented ``ros2 launch robot_il train.launch.yaml`` failed;
+    the files now name it with ``$(exec-in-pkg robot-il robot_il)``."""
+    tool = tmp_path / "prefix" / "lib" / "other_pkg" / "tool"
+    tool.parent.mkdir(parents=True)
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(0o755)
+    monkeypatch.setenv("AMENT_PREFIX_PATH", str(tmp_path / "prefix"))
+    launch = write(
+        tmp_path / "e.launch.yaml",
+        """
+        launch:
+        - executable: {cmd: $(exec-in-pkg robot-il robot_il) --help, name: ours}
+        - executable: {cmd: $(exec-in-pkg tool other_pkg), name: theirs}
+        """,
+    )
+    ours, theirs = load_launch(launch).processes
+    assert ours.argv == (str(Path(sys.executable).parent / "robot-il"), "--help")
+    assert theirs.argv == (str(tool),)
+    missing = write(
+        tmp_path / "m.launch.yaml", "launch:\n- executable: {cmd: $(exec-in-pkg x y)}\n"
+    )
+    with pytest.raises(LaunchError, match="executable 'x' of package 'y' not found"):
+        load_launch(missing)
+    root = Path(__file__).parents[2] / "launch"
+    for name in ("train.launch.yaml", "train_opt_ail.launch.yaml"):
+        (train,) = load_launch(root / name, {"dataset": "d.zarr", "out": "o"}).processes
+        assert train.argv[0] == str(Path(sys.executable).parent / "robot-il")
+        assert "$(exec-in-pkg robot-il robot_il) train" in (root / name).read_text()
