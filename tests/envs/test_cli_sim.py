@@ -39,15 +39,16 @@ def test_rollout_writes_video(tmp_path, capsys):
             "--video",
             str(video),
             "--video-size",
-            "96",
-            "128",
+            "90",
+            "122",
         ]
     )
     assert code == 0
     out = capsys.readouterr().out
     assert "success: 2/2" in out
     frames = [frame for frame in imageio.get_reader(str(video), format="FFMPEG")]
-    assert len(frames) > 4 and frames[0].shape == (96, 128, 3)
+    # the size asked for, not imageio's multiple of 16 (was 96x128)
+    assert len(frames) > 4 and frames[0].shape == (90, 122, 3)
     assert frames[0].std() > 5
 
 
@@ -77,12 +78,14 @@ def test_rollout_refuses_bad_flags_before_any_work(tmp_path, capsys):
 
 def test_rollout_refuses_a_video_it_cannot_write(tmp_path, capsys):
     """A video in a missing folder failed with imageio's traceback after the env was built;
-    now it, and a folder named like a video, fail at once in one line."""
+    now it, a folder named like a video and an odd frame size fail at once in one line."""
     (tmp_path / "folder.mp4").mkdir()
-    for video, message in (
-        (tmp_path / "missing" / "a.mp4", f"folder {tmp_path / 'missing'} does not exist"),
-        (tmp_path / "folder.mp4", "is a folder"),
+    odd = [str(tmp_path / "odd.mp4"), "--video-size", "101", "98"]
+    for flags, message in (
+        ([str(tmp_path / "missing" / "a.mp4")], f"folder {tmp_path / 'missing'} does not exist"),
+        ([str(tmp_path / "folder.mp4")], "is a folder"),
+        (odd, "101 98: H.264 video needs even sizes"),
     ):
-        assert main(["sim", "rollout", "--task", "reach", "--expert", "--video", str(video)]) == 2
+        assert main(["sim", "rollout", "--task", "reach", "--expert", "--video", *flags]) == 2
         err = capsys.readouterr().err.strip()
         assert message in err and "\n" not in err
