@@ -3,7 +3,10 @@
 ``make_env("dmc:walker_walk")`` gives a ``DMCEnv``: the suite's task with its observations
 flattened into one float32 vector under the key ``state`` (the suite's observation dict in
 its own key order, scalars as one number), so it fits robot_il's dict-observation policies
-and datasets. Actions are the suite's, already in [-1, 1] for every task offered here.
+and datasets. Actions are the suite's, already in [-1, 1] for every task offered here; a
+finite action outside that box is clipped by MuJoCo's actuator limits, with no
+``info["clipped"]`` flag (a UR5e ``RobotEnv`` sets one), and a NaN or inf is an
+``ActionError``.
 
 Episode ends follow gymnasium: the suite's time limit (1000 steps), or a shorter
 ``max_episode_steps``, ends an episode with ``truncated`` (its discount stays 1: the value
