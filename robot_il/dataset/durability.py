@@ -71,6 +71,24 @@ def lock_for_writing(path: Path) -> IO[bytes]:
     return lock
 
 
+def writer_has_open(path: Path) -> bool:
+    """True while a writer holds ``<path>/.writer.lock`` (:func:`lock_for_writing`), i.e.
+    steps beyond the last committed episode are an episode being recorded, not a leftover.
+    Only tests the lock (a shared one, released at once; a writer opening within that
+    instant is refused as if another writer had it); never creates the file."""
+    try:
+        probe = open(path / WRITER_LOCK, "rb")  # noqa: SIM115 - closed below
+    except OSError:
+        return False
+    with probe:
+        try:
+            fcntl.flock(probe, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(probe, fcntl.LOCK_UN)
+        return False
+
+
 def remove_partial_files(path: Path) -> int:
     """Delete ``*.partial`` files a killed zarr write left behind; returns how many."""
     removed = 0

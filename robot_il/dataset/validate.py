@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 
+from robot_il.dataset.durability import writer_has_open
 from robot_il.dataset.format import (
     DATA_GROUP,
     EPISODE_ENDS,
@@ -37,7 +38,7 @@ from robot_il.dataset.shards import (
     index_bytes,
     parse_index,
 )
-from robot_il.dataset.store import one_line, open_root
+from robot_il.dataset.store import local_path, one_line, open_root
 from robot_il.errors import DatasetError
 
 
@@ -73,8 +74,14 @@ def validate(
     except KeyError:
         report.problems.append("missing group data/")
         return report
+    local = local_path(path_or_url)
+    beyond = (
+        "the episode being recorded: a writer has the dataset open"
+        if local is not None and writer_has_open(local)
+        else "left by a killed writer; readers ignore them, DatasetWriter.open truncates them"
+    )
     for key, spec in specs.items():
-        _check_key(root, data, key, spec, ends, report)
+        _check_key(root, data, key, spec, ends, report, beyond)
     for name in sorted(set(data.array_keys()) - set(specs)):
         report.notes.append(f"data/{name}: not listed in attrs keys; readers ignore it")
     _check_meta(root, report)
@@ -139,7 +146,9 @@ def _check_key(
     spec: KeySpec,
     ends: np.ndarray,
     report: ValidationReport,
+    beyond: str,
 ) -> None:
+    """``beyond`` says where steps beyond the last committed episode come from."""
     name = f"data/{key}"
     try:
         array = data[key]
@@ -169,8 +178,7 @@ def _check_key(
         )
     elif length > num_steps:
         report.notes.append(
-            f"{name}: {length - num_steps} steps beyond the last committed episode (left by a "
-            "killed writer; readers ignore them, DatasetWriter.open truncates them)"
+            f"{name}: {length - num_steps} steps beyond the last committed episode ({beyond})"
         )
     _check_chunks(root, array, name, min(length, num_steps), ends, report)
     _check_values(array, name, min(length, num_steps), ends, report)

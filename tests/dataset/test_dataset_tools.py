@@ -223,3 +223,23 @@ def test_merge_refuses_a_dataset_given_twice(tmp_path: Path, capsys: pytest.Capt
     _make(other, [5], seed0=2)
     assert cli(["data", "merge", str(path), str(path), str(other), "--force"]) == 0
     assert Dataset.open(path).episode_lengths.tolist() == [3, 4, 5]
+
+
+def test_validate_tells_an_episode_being_recorded_from_a_killed_writers_leftover(
+    tmp_path: Path,
+) -> None:
+    """validate during a recording said every key's uncommitted steps were 'left by a killed
+    writer' (and that DatasetWriter.open would truncate them) while the recorder was alive."""
+    from robot_il.dataset.durability import lock_for_writing
+
+    path = tmp_path / "live.zarr"
+    _make(path, [3, 4])
+    action = zarr.open_group(str(path), mode="r+")["data/action"]
+    action.resize((9, 7))  # two steps past episode_ends, as a commit under way leaves them
+    left = "data/action: 2 steps beyond the last committed episode ("
+    assert f"{left}left by a killed writer; readers ignore them, DatasetWriter.open truncates " \
+        "them)" in validate(path).notes  # fmt: skip
+    with lock_for_writing(path):  # what an open DatasetWriter holds
+        report = validate(path)
+    assert report.ok
+    assert f"{left}the episode being recorded: a writer has the dataset open)" in report.notes
