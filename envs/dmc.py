@@ -87,6 +87,8 @@ class DMCEnv(gym.Env):
             {STATE_KEY: gym.spaces.Box(-np.inf, np.inf, (size,), np.float32)}
         )
         self.control_hz = 1.0 / float(self._env.control_timestep())
+        self.metadata = {**self.metadata, "render_fps": self.control_hz}
+        """Frames come one per control step: gymnasium's video wrappers film at this rate."""
         if control_hz is not None and not math.isclose(control_hz, self.control_hz):
             raise ConfigError(
                 f"control_hz {control_hz}: {task} runs at the suite's {self.control_hz:g} Hz"

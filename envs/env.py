@@ -111,6 +111,8 @@ class RobotEnv(gym.Env):
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.terminate_on_success = terminate_on_success
         self.render_mode = render_mode
+        self.metadata = {**self.metadata, "render_fps": self.control_hz}
+        """Frames come one per control step: gymnasium's video wrappers film at this rate."""
         self.max_episode_steps = (
             max_episode_steps
             if max_episode_steps is not None

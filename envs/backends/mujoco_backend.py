@@ -13,6 +13,7 @@ same model.
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Mapping
 
 import numpy as np
@@ -215,10 +216,19 @@ class MujocoBackend:
             renderer = mj.Renderer(self.model, height=height, width=width)
             for flag in (mj.mjtRndFlag.mjRND_SHADOW, mj.mjtRndFlag.mjRND_REFLECTION):
                 renderer.scene.flags[flag] = False
+            if not self._renderers:
+                # An env left open until the interpreter exits: its renderers' own __del__ then
+                # runs after OpenGL's teardown and prints two EGLError tracebacks.
+                weakref.finalize(self, _close_renderers, self._renderers)
             self._renderers[key] = renderer
         return self._renderers[key]
 
     def close(self) -> None:
-        for renderer in self._renderers.values():
-            renderer.close()
-        self._renderers.clear()
+        _close_renderers(self._renderers)
+
+
+def _close_renderers(renderers: dict[tuple[int, int], object]) -> None:
+    """Free ``renderers``' GL contexts and forget them."""
+    for renderer in renderers.values():
+        renderer.close()
+    renderers.clear()

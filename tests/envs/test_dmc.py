@@ -21,6 +21,7 @@ def test_spaces_and_spec(task: str, state: int, actions: int, hz: float) -> None
     spec = spec_from_env(env)
     assert spec["observation"] == {"state": [state]} and spec["action_dim"] == actions
     assert spec["control_hz"] == hz and spec["task"] == task
+    assert env.metadata["render_fps"] == hz  # gymnasium's video wrappers film at this rate
     np.testing.assert_array_equal(env.action_space.low, -1.0)
     np.testing.assert_array_equal(env.action_space.high, 1.0)
     obs, _ = env.reset(seed=0)

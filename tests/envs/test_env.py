@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -231,6 +234,32 @@ def test_closed_env_says_so(backend):
     for call in (lambda: env.step(action), lambda: env.reset(seed=0), env.render):
         with pytest.raises(ClosedEnvironmentError, match=f"reach on {backend} is closed"):
             call()
+
+
+def test_render_fps_is_the_control_rate():
+    """gymnasium's RecordVideo films at metadata['render_fps'] (30 when absent, and its
+    checker warns): one frame per control step."""
+    assert make_env("reach", "mujoco", control_hz=50).metadata["render_fps"] == 50.0
+    assert make_env("reach", "pybullet").metadata["render_fps"] == 20.0
+
+
+def test_an_env_left_open_exits_quietly():
+    """A MuJoCo env with cameras that a script never closed printed two EGLError tracebacks
+    at interpreter exit (its renderers were freed after OpenGL's teardown)."""
+    script = (
+        "from robot_il.envs import make_env\n"
+        "env = make_env('reach', render_mode='rgb_array', render_size=(24, 32))\n"
+        "env.reset(seed=0)\n"
+        "env.render()\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "MUJOCO_GL": "egl"},
+    )
+    assert run.returncode == 0 and "Exception ignored" not in run.stderr, run.stderr
 
 
 def test_step_before_reset():
