@@ -63,6 +63,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.episodes < 1:
         raise ConfigError(f"--episodes must be at least 1, got {args.episodes}")
+    if args.camera is not None and not args.video:  # else a typo'd name went unnoticed
+        raise ConfigError(f"--camera {args.camera}: picks the camera --video films; add --video")
     from robot_il.policies import load_policy, read_checkpoint
 
     saved = read_checkpoint(args.checkpoint)[1]

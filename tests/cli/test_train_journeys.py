@@ -197,3 +197,9 @@ def test_an_evaluation_elsewhere_keeps_the_others_results(
     mujoco = json.loads((run / "eval" / "eval.json").read_text())
     pybullet = json.loads((run / "eval_pybullet" / "eval.json").read_text())
     assert (mujoco["env"], pybullet["env"]) == ("reach/mujoco", "reach/pybullet")
+
+
+def test_a_camera_without_a_video_is_refused(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--camera wrst`` without ``--video`` was ignored: nothing checked the name."""
+    err = one_line_error(["eval", "--checkpoint", str(run), "--camera", "wrst"], capsys)
+    assert err.endswith("--camera wrst: picks the camera --video films; add --video")
