@@ -101,10 +101,12 @@ class DMCEnv(gym.Env):
         self.max_episode_steps = limit if max_episode_steps is None else max_episode_steps
         self._steps = 0
         self._started = False
+        self._closed = False
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        self._check_open()
         super().reset(seed=seed)
         if seed is not None:
             self._env.task._random = np.random.RandomState(seed)
@@ -116,6 +118,7 @@ class DMCEnv(gym.Env):
     def step(
         self, action: np.ndarray
     ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        self._check_open()
         if not self._started:
             raise gym.error.ResetNeeded("call reset() before step()")
         array = np.asarray(action)
@@ -137,8 +140,18 @@ class DMCEnv(gym.Env):
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":
             return None
+        self._check_open()
         height, width = self.render_size
         return self._env.physics.render(height=height, width=width, camera_id=0)
+
+    def close(self) -> None:
+        """The env is unusable afterwards, as a UR5e env is (``envs.env``); again: nothing."""
+        self._closed = True
+        self._started = False
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise gym.error.ClosedEnvironmentError(f"{self.task_name} is closed; make a new env")
 
     def state_columns(self, name: str) -> slice:
         """Where the suite's observation ``name`` (e.g. walker's ``"height"``, the torso's

@@ -111,3 +111,17 @@ def test_options_a_checkpoint_spec_restates_are_accepted_and_max_steps_truncates
     assert same.max_episode_steps == 1000
     with pytest.raises(ConfigError, match="no scripted expert for dmc:cartpole_swingup"):
         make_expert(same)
+
+
+def test_a_closed_env_says_so_as_a_ur5e_env_does() -> None:
+    """``close`` did nothing: reset and step went on working."""
+    from gymnasium.error import ClosedEnvironmentError
+
+    env = make_env("dmc:cartpole_swingup", "dm_control", render_mode="rgb_array")
+    env.reset(seed=0)
+    env.close()
+    env.close()
+    action = np.zeros(env.action_space.shape, np.float32)
+    for call in (lambda: env.step(action), lambda: env.reset(seed=0), env.render):
+        with pytest.raises(ClosedEnvironmentError, match="dmc:cartpole_swingup is closed"):
+            call()
