@@ -206,8 +206,8 @@ def _condition_holds(body: dict, scope: _Scope, path: Path) -> bool:
     for key, expected in (("if", True), ("unless", False)):
         if key in body:
             value = _text(body[key], scope, path).strip().lower()
-            if value not in ("true", "false", "1", "0"):
-                raise LaunchError(f"{path}: {key}: {value!r} is not true/false/1/0")
+            if value not in ("true", "false", "1", "0"):  # name what gave it: an argument
+                raise LaunchError(f"{path}: {key}: {body[key]} is {value!r}, not true/false/1/0")
             holds = holds and (value in ("true", "1")) == expected
     return holds
 

@@ -167,7 +167,12 @@ def test_include_passes_arguments_and_sees_the_includer(tmp_path: Path) -> None:
         ("- node: {pkg: no_such_pkg, exec: x}", {}, "package 'no_such_pkg' not found"),
         ("- executable: {cmd: python, output: file}", {}, "output 'file'"),
         ("- executable: {cmd: python, on_exit: restart}", {}, "on_exit 'restart'"),
-        ("- executable: {cmd: python, if: maybe}", {}, "is not true/false"),
+        ("- executable: {cmd: python, if: maybe}", {}, "is 'maybe', not true/false"),
+        (
+            "- arg: {name: view, default: 'false'}\n- executable: {cmd: python, if: $(var view)}",
+            {"view": "yes"},
+            "if: $(var view) is 'yes', not true/false",  # names the argument that gave it
+        ),
         ("- executable: {cmd: no-such-program-here}", {}, "'no-such-program-here' not found"),
         ("- executable: {cmd: 'python \"unclosed'}", {}, "cannot split 'python \"unclosed'"),
         ("- let: {name: a, value: $(env ROBOT_IL_SURELY_UNSET)}", {}, "is not set"),
