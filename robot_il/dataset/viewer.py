@@ -12,6 +12,7 @@ low-dimensional values of step T of episode E, ``/frame?episode=E&t=T&key=K`` on
 
 from __future__ import annotations
 
+import math
 import threading
 from http import HTTPStatus
 from importlib import resources
@@ -73,8 +74,11 @@ class DatasetViewer:
             "values": {
                 k: np.round(np.atleast_1d(v).astype(float), 5).tolist() for k, v in values.items()
             },  # fmt: skip
-            "meta": meta,
-        }
+            # an episode without a float meta value holds NaN (data/README), which JSON
+            # cannot carry: the browser refused the whole answer and the page stopped updating
+            "meta": {k: None if isinstance(v, float) and not math.isfinite(v) else v
+                     for k, v in meta.items()},
+        }  # fmt: skip
 
     def frame(self, episode: int, t: int, key: str) -> bytes:
         if key not in self.dataset.image_keys:

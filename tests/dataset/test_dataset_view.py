@@ -91,3 +91,28 @@ def test_page_scrubs_through_an_episode(dataset: Dataset, chromium) -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_step_answer_is_strict_json_for_an_episode_without_a_float_meta_value(
+    tmp_path: Path,
+) -> None:
+    """An episode without a value of a float meta (an expert's action_noise on a teleop
+    episode appended later) holds NaN: the answer said NaN, which the browser's JSON parser
+    refuses, and the page's table stopped updating on that episode."""
+    path = tmp_path / "m.zarr"
+    writer = DatasetWriter.create(path, robot="ur5e", control_hz=10, fsync=False)
+    writer.add_episode({"action": np.zeros((3, 7), np.float32)}, {"action_noise": 0.1})
+    writer.add_episode({"action": np.zeros((3, 7), np.float32)}, {"success": True})
+    writer.close()
+    viewer = DatasetViewer(Dataset.open(path)).start()
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not JSON")
+
+    try:
+        body = urllib.request.urlopen(viewer.url + "step?episode=1&t=0").read()
+        assert json.loads(body, parse_constant=refuse)["meta"] == {
+            "action_noise": None, "success": True
+        }  # fmt: skip
+    finally:
+        viewer.close()
