@@ -206,9 +206,13 @@ def frame_dataset(
                           "world recording it came from")  # fmt: skip
     unfit = [key for key, shape in WORLD_KEYS.items()
              if key not in dataset.specs or dataset.specs[key].shape != shape]  # fmt: skip
-    if attrs.get("action_mode") != "eef_delta" or unfit:
-        lacks = ", ".join(f"{key} {WORLD_KEYS[key]}" for key in unfit) or "nothing"
-        raise ConfigError(f"{source}: frame {frame!r} needs an eef_delta dataset with world "
+    if attrs.get("action_mode") != "eef_delta":
+        raise ConfigError(f"{source}: frame {frame!r} needs eef_delta actions, and this dataset "
+                          f"holds {attrs.get('action_mode')!r} ones (record with --action-mode "
+                          "eef_delta)")  # fmt: skip
+    if unfit:
+        lacks = ", ".join(f"{key} {WORLD_KEYS[key]}" for key in unfit)
+        raise ConfigError(f"{source}: frame {frame!r} needs a dataset with world "
                           f"{', '.join(WORLD_KEYS)} (lacks {lacks})")  # fmt: skip
     env_spec = dict(attrs.get("env_spec") or {})
     env_spec["observation"] = {k: {"shape": list(s), "dtype": "float32"}

@@ -277,3 +277,17 @@ def test_bc_from_ten_demonstrations_pushes_far_better_in_the_frame(tmp_path):
         finally:
             env.close()
     assert successes["frame"] >= 16 and successes["world"] <= 8, successes
+
+
+def test_a_dataset_the_frame_cannot_turn_is_named_for_what_it_lacks(tmp_path) -> None:
+    """A joint-action dataset was refused as lacking "nothing"."""
+    from robot_il.train.demos import record_expert_demos
+
+    joint = record_expert_demos("push", tmp_path / "joint", episodes=1, seed=2,
+                                action_mode="joint")  # fmt: skip
+    with pytest.raises(ConfigError, match="holds 'joint' ones \\(record with --action-mode eef"):
+        frame_dataset(joint, tmp_path / "f1.zarr", "push")
+    reach = record_expert_demos("reach", tmp_path / "reach", episodes=1, seed=2,
+                                action_mode="eef_delta")  # fmt: skip
+    with pytest.raises(ConfigError, match=r"lacks object_pose \(7,\)"):
+        frame_dataset(reach, tmp_path / "f2.zarr", "push")
