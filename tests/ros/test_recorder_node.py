@@ -14,7 +14,7 @@ import pytest
 from deploy_helpers import COMMANDS, UR_JOINTS, Client, spinning, wait_for
 from robot_il.envs.ur5e.description import HOME_JOINT_POS
 
-from robot_il.errors import ConfigError, RecordingError
+from robot_il.errors import ConfigError, RecordingError, RobotILError
 
 pytestmark = pytest.mark.ros
 
@@ -266,6 +266,6 @@ def test_a_path_under_a_file_is_one_line(ros_context, tmp_path) -> None:
     """It was a NotADirectoryError traceback as the node started (a read-only folder too)."""
     afile = tmp_path / "notes.txt"
     afile.write_text("")
-    cannot = r"recorder: cannot write .*notes.txt/demo.zarr: Not a directory"
-    with pytest.raises(RecordingError, match=cannot), recorder(ros_context, afile / "demo.zarr"):
+    cannot = r"notes.txt/demo.zarr: cannot be written: .*notes.txt is a file"
+    with pytest.raises(RobotILError, match=cannot), recorder(ros_context, afile / "demo.zarr"):
         pass
