@@ -14,7 +14,6 @@ twice. Interrupting (Ctrl-C) loses only the episode under way.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -271,13 +270,9 @@ def _check_out(out: Path, *, force: bool, append: bool) -> None:
     # The dataset is written into out (append) or built beside it and renamed into place:
     # the nearest folder that exists must take new files (a read-only mount, another user's
     # folder or a file on the path failed with an OSError traceback once an env was built).
-    folder = out if append else out.parent
-    while not folder.exists():
-        folder = folder.parent
-    if not folder.is_dir():
-        raise RecordingError(f"{out}: cannot be a dataset folder: {folder} is a file")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise RecordingError(f"{out}: cannot write in {folder} (read-only or not yours)")
+    from robot_il.dataset.durability import check_writable
+
+    check_writable(out if append else out.absolute().parent, out)
 
 
 def _check_append(

@@ -112,7 +112,12 @@ def check_writable_parent(target: Path) -> None:
     """Refuse, before any work, a ``target`` whose nearest existing ancestor is a file or a
     folder this process cannot write: the build beside it would fail there with an OSError
     traceback after minutes of copying."""
-    folder = Path(target).absolute().parent
+    check_writable(Path(target).absolute().parent, target)
+
+
+def check_writable(folder: Path, target: Path) -> None:
+    """``DatasetError`` naming ``target`` unless ``folder`` (or, where it does not exist yet,
+    its nearest existing ancestor) is a folder this process can write in."""
     while not folder.exists():
         folder = folder.parent
     if not folder.is_dir():

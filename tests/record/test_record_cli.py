@@ -104,7 +104,7 @@ def test_no_dataset_is_started_where_none_can_be_written(tmp_path, capsys):
     afile.write_text("")
     for out, append in ((afile / "demo.zarr", ()), (afile, ("--append",))):
         assert record("--expert", "--episodes", "1", "--out", str(out), *append) == 2
-        assert f"{out}: cannot be a dataset folder: {afile} is a file" in capsys.readouterr().err
+        assert f"{out}: cannot be written: {afile} is a file" in capsys.readouterr().err
     if os.geteuid() != 0:  # root writes in a read-only folder anyway
         folder = tmp_path / "locked"
         folder.mkdir(mode=0o555)
