@@ -66,6 +66,15 @@ def declare_float(node, name: str, default: float) -> float:
         raise ConfigError(message) from None
 
 
+def declare_text(node, name: str, default: str) -> str:
+    """Declare a string parameter that also accepts a number (``serial_number:=20245500001``
+    or ``device:=0`` is an integer to rcl's YAML reader); returns its value as text."""
+    from rcl_interfaces.msg import ParameterDescriptor
+
+    any_type = ParameterDescriptor(dynamic_typing=True)
+    return str(node.declare_parameter(name, default, any_type).value)
+
+
 def use_realtime_priority(node, priority: int) -> bool:
     """Put every thread of this process in Linux's SCHED_FIFO class at ``priority`` (1..99;
     0 leaves them); threads started later inherit it from their creator.

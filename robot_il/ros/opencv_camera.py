@@ -25,7 +25,7 @@ from sensor_msgs.msg import Image
 
 from robot_il.errors import ConfigError
 from robot_il.ros.camera_frames import resized
-from robot_il.ros.node_main import declare_float
+from robot_il.ros.node_main import declare_float, declare_text
 from robot_il.ros.ur_topics import image_topic, seconds_to_stamp
 
 
@@ -41,10 +41,8 @@ class OpenCVCameraNode(Node):
     ) -> None:
         super().__init__(node_name, context=context, parameter_overrides=parameter_overrides)
         import cv2
-        from rcl_interfaces.msg import ParameterDescriptor
 
-        any_type = ParameterDescriptor(dynamic_typing=True)  # device:=0 arrives as an integer
-        device = str(self.declare_parameter("device", "0", any_type).value)
+        device = declare_text(self, "device", "0")  # device:=0 arrives as an integer
         self.camera = str(self.declare_parameter("camera", "front").value)
         width = int(self.declare_parameter("width", 0).value)
         height = int(self.declare_parameter("height", 0).value)

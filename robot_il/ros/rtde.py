@@ -60,6 +60,8 @@ class Dashboard(Protocol):
 
     def brakeRelease(self) -> None: ...  # noqa: N802
 
+    def getSerialNumber(self) -> str: ...  # noqa: N802
+
     def disconnect(self) -> None: ...
 
 
@@ -343,11 +345,17 @@ class FakeRTDE:
 
 class FakeDashboard:
     """The dashboard server of a :class:`FakeRTDE` arm: every call is recorded in
-    :attr:`calls`; ``unlockProtectiveStop`` unlocks the fake's protective stop."""
+    :attr:`calls`; ``unlockProtectiveStop`` unlocks the fake's protective stop;
+    ``serial_number`` is the controller's, as its dashboard reports it."""
 
-    def __init__(self, arm: FakeRTDE) -> None:
+    def __init__(self, arm: FakeRTDE, serial_number: str = "20245500000") -> None:
         self.arm = arm
+        self.serial_number = serial_number
         self.calls: list[str] = []
+
+    def getSerialNumber(self) -> str:  # noqa: N802
+        self.calls.append("getSerialNumber")
+        return self.serial_number
 
     def unlockProtectiveStop(self) -> None:  # noqa: N802
         self.calls.append("unlockProtectiveStop")

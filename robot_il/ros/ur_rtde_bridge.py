@@ -70,7 +70,7 @@ from robot_il.deploy.ticker import MAX_LAG, Ticker
 from robot_il.envs.ur5e.description import HOME_JOINT_POS, JOINT_NAMES
 from robot_il.envs.ur5e.kinematics import tcp_point
 from robot_il.errors import ConfigError, HardwareError
-from robot_il.ros.node_main import freeze_startup_objects, run_node
+from robot_il.ros.node_main import declare_text, freeze_startup_objects, run_node
 from robot_il.ros.robotiq import ROBOTIQ_PORT, FakeRobotiqServer, GripperLink, RobotiqGripper
 from robot_il.ros.rtde import (
     Dashboard,
@@ -176,7 +176,9 @@ class UrRtdeBridge(Node):
     ``max_observation_age``, ``ramp_duration`` (s), ``acceleration_limit`` (rad/s^2),
     ``link_timeout`` (s without a new RTDE sample before the link counts as lost),
     ``workspace_lower``/``workspace_upper`` (m, base frame); the gripper's ``gripper``,
-    ``gripper_host``, ``gripper_port``, ``gripper_speed`` and ``gripper_force`` (0..255).
+    ``gripper_host``, ``gripper_port``, ``gripper_speed`` and ``gripper_force`` (0..255);
+    ``serial_number`` (empty: unchecked), the controller this bridge must find at
+    ``robot_ip`` (its dashboard's ``get serial number``).
     """
 
     def __init__(
@@ -204,6 +206,7 @@ class UrRtdeBridge(Node):
         workspace_lower = self.declare_parameter("workspace_lower", lower).value
         workspace_upper = self.declare_parameter("workspace_upper", upper).value
         max_lag = int(self.declare_parameter("max_lag", MAX_LAG).value)
+        serial_number = declare_text(self, "serial_number", "").strip()
         gripper = self.declare_parameter("gripper", "").value
         gripper_host = self.declare_parameter("gripper_host", "").value or robot_ip
         gripper_port = int(self.declare_parameter("gripper_port", ROBOTIQ_PORT).value)
@@ -242,6 +245,8 @@ class UrRtdeBridge(Node):
             self.dashboard: Dashboard = dashboard or FakeDashboard(rtde)
         else:
             self.control, self.receive, self.dashboard = connect_rtde(robot_ip, self.rate_hz)
+        if serial_number:
+            self._check_serial_number(robot_ip, serial_number)
 
         limits = SafetyLimits.ur5e(
             acceleration=np.full(6, acceleration),
@@ -431,6 +436,19 @@ class UrRtdeBridge(Node):
         f, t = msg.wrench.force, msg.wrench.torque
         f.x, f.y, f.z, t.x, t.y, t.z = (float(v) for v in force)
         wrench.publish(msg)
+
+    def _check_serial_number(self, robot_ip: str, expected: str) -> None:
+        """``HardwareError`` before anything moves unless the controller at ``robot_ip`` reports
+        serial number ``expected``: with two arms' IPs swapped each arm would play the other's
+        commands, and the arm-to-arm limits would guard the wrong bases."""
+        reported = str(self.dashboard.getSerialNumber()).strip()
+        if reported != expected:
+            for interface in (self.control, self.receive, self.dashboard):
+                interface.disconnect()
+            raise HardwareError(
+                f"robot_ip {robot_ip}: the controller there reports serial number {reported!r}, "
+                f"not serial_number {expected!r} (arms' IPs swapped?)"
+            )
 
     def _on_safety_event(self, event: SafetyEvent) -> None:
         self._pending_events.append(event)

@@ -74,3 +74,17 @@ def test_two_fake_arms_with_grippers_follow_a_two_arm_policy(ros_context, ros_en
             launch.kill()
             raise
     assert code in (0, 130), log.read_text()[-3000:]
+
+
+def test_an_arm_of_another_serial_number_stops_the_cell_before_it_moves(ros_env, tmp_path):
+    """``bob_serial`` reaches bob's bridge, which refuses a controller of another serial number
+    (swapped IPs), and the launch ends with the bridge's one-line reason."""
+    checkpoint = constant_checkpoint(tmp_path / "policy", np.concatenate([ALICE, [0], BOB, [0]]),
+                                     task="bimanual_handover")  # fmt: skip
+    argv = [str(BIN / "robot-il"), "launch", "deploy_two_arm_ur5e.launch.yaml",
+            f"checkpoint:={checkpoint}", "use_fake_hardware:=true",
+            "bob_serial:=20245500001"]  # digits, as a UR serial number is  # fmt: skip
+    finished = subprocess.run(argv, env=ros_env, capture_output=True, text=True, timeout=120)
+    assert finished.returncode != 0
+    refusal = "reports serial number '20245500000', not serial_number '20245500001'"
+    assert refusal in finished.stdout + finished.stderr, finished.stdout[-3000:]

@@ -455,3 +455,28 @@ def test_ctrl_c_under_the_servo_loop_is_no_fatal_error(own_context) -> None:
     finally:
         bridge.shutdown()
     assert fake.stopped and fake.script_stopped
+
+
+def test_a_controller_of_another_serial_number_is_refused_before_any_motion(ros_context) -> None:
+    """Two arms' IPs swapped went unnoticed: each arm played the other's commands, behind
+    arm-to-arm limits computed for the other base. ``serial_number`` names the arm expected."""
+    from rclpy.parameter import Parameter
+
+    from robot_il.errors import HardwareError
+    from robot_il.ros.rtde import FakeDashboard, FakeRTDE
+    from robot_il.ros.ur_rtde_bridge import UrRtdeBridge
+
+    def bridge(expected: str, fake: FakeRTDE) -> UrRtdeBridge:
+        return UrRtdeBridge(
+            context=ros_context,
+            rtde=fake,
+            dashboard=FakeDashboard(fake, serial_number="20245500002"),
+            parameter_overrides=[Parameter("serial_number", value=expected)],
+        )
+
+    bob = FakeRTDE(HOME_JOINT_POS)
+    with pytest.raises(HardwareError, match="reports serial number '20245500002', not "
+                       "serial_number '20245500001' \\(arms' IPs swapped\\?\\)"):  # fmt: skip
+        bridge("20245500001", bob)
+    assert not bob.servo_calls and not bob.connected
+    bridge("20245500002", FakeRTDE(HOME_JOINT_POS)).shutdown()  # the arm expected: it starts
