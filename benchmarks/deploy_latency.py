@@ -280,13 +280,17 @@ def _page_faults() -> int:
 
 
 def main() -> int:
+    from robot_il.cli.flags import DOMAIN_ID
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="measured time per run")
     parser.add_argument("--settle", type=float, default=5.0, help="unmeasured start, s")
     parser.add_argument(
         "--policies", default="bc,diffusion", help="policy types in the order they run"
     )
-    parser.add_argument("--domain", type=int, default=1 + os.getpid() % 101, help="ROS domain")
+    parser.add_argument(
+        "--domain", type=DOMAIN_ID, default=1 + os.getpid() % 101, help="ROS domain"
+    )
     parser.add_argument(
         "--priority",
         type=int,
@@ -326,13 +330,9 @@ def main() -> int:
 
     code_provenance()  # the code this process loaded, for its rows (``_append_row``)
 
-    from robot_il.errors import ConfigError
     from robot_il.ros.dds import apply_loopback_env, loopback_env
 
-    try:
-        apply_loopback_env(args.domain)
-    except ConfigError as error:
-        parser.error(f"--domain {args.domain}: {error}")
+    apply_loopback_env(args.domain)
     import rclpy
 
     bin_dir = Path(sys.executable).parent

@@ -37,13 +37,17 @@ RESULTS = Path(__file__).parent / "results" / "deploy_parity.jsonl"
 
 
 def main() -> int:
+    from robot_il.cli.flags import DOMAIN_ID
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoints", nargs="+", help="checkpoint directories")
     parser.add_argument("--episodes", type=int, default=50)
     parser.add_argument("--seed", type=int, default=10_000, help="first seed (eval's default)")
     parser.add_argument("--control-rate", type=float, default=None, help="Hz (default: policy's)")
     parser.add_argument("--interpolate", action="store_true", help="blend targets per period")
-    parser.add_argument("--domain", type=int, default=1 + os.getpid() % 101, help="ROS domain")
+    parser.add_argument(
+        "--domain", type=DOMAIN_ID, default=1 + os.getpid() % 101, help="ROS domain"
+    )
     for flag in ("--policy-param", "--sim-param"):
         parser.add_argument(flag, action="append", default=[], metavar="NAME:=VALUE")
     parser.add_argument("--results", type=Path, default=RESULTS, help="JSON lines to append to")
@@ -60,15 +64,11 @@ def main() -> int:
 
     code_provenance()  # the code this process loaded, for its rows
 
-    from robot_il.errors import ConfigError
     from robot_il.ros.dds import apply_loopback_env, loopback_env
     from robot_il.ros.ros_eval import evaluate_over_ros
     from robot_il.train.evaluate import evaluate, make_eval_env
 
-    try:
-        apply_loopback_env(args.domain)
-    except ConfigError as error:
-        parser.error(f"--domain {args.domain}: {error}")
+    apply_loopback_env(args.domain)
     import rclpy
 
     context = rclpy.Context()

@@ -100,10 +100,12 @@ class Responder:
 
 
 def main() -> int:
+    from robot_il.cli.flags import DOMAIN_ID
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="measured time per row")
     parser.add_argument("--rounds", type=int, default=2, help="idle/busy pairs, alternated")
-    parser.add_argument("--domain", type=int, default=91, help="ROS domain id of the run")
+    parser.add_argument("--domain", type=DOMAIN_ID, default=91, help="ROS domain id of the run")
     parser.add_argument("--results", type=Path, default=RESULTS, help="JSON lines to append to")
     args = parser.parse_args()
     if args.seconds <= 0 or args.rounds < 1:
@@ -112,13 +114,9 @@ def main() -> int:
 
     code_provenance()  # the code this process loaded, for its rows
 
-    from robot_il.errors import ConfigError
     from robot_il.ros.dds import apply_loopback_env, loopback_env
 
-    try:
-        apply_loopback_env(args.domain)
-    except ConfigError as error:
-        parser.error(f"--domain {args.domain}: {error}")
+    apply_loopback_env(args.domain)
     import rclpy
 
     sim = subprocess.Popen(

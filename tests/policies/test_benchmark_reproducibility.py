@@ -47,7 +47,7 @@ def test_a_ros_domain_out_of_range_is_one_line_before_any_node(
 ) -> None:
     run = run_script(name, *arguments, "--domain", "173", timeout=60)
     assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
-    assert f"{name}.py: error: --domain 173: ROS domain id 173 is outside 0..101" in run.stderr
+    assert f"{name}.py: error: argument --domain: must be in 0..101, got 173" in run.stderr
 
 
 def test_lock_step_rate_appends_its_rows_with_code_and_load_to_results(tmp_path: Path) -> None:
