@@ -110,7 +110,7 @@ def test_a_run_stopped_before_its_first_save_is_named_as_such(verb, tmp_path, ca
 
 
 def test_select_sim_shows_the_candidates_their_own_task(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], trained_checkpoints: None
 ) -> None:
     """``--candidates`` of a push checkpoint ran them in the launch file's reach scene; now the
     scene is the candidates' task, and candidates of two tasks are refused before any node."""
