@@ -20,7 +20,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="launch file path, or a robot_il launch file name")
     parser.add_argument("arguments", nargs="*", metavar="key:=value", help="launch arguments")
     parser.add_argument(
-        "-s", "--show-args", action="store_true", help="list the file's own arguments and exit"
+        "-s",
+        "--show-args",
+        action="store_true",
+        help="list the arguments the file and its includes take, and exit",
     )
     parser.add_argument(
         "--domain-id",
@@ -68,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
     if args.show_args:
         for argument in declared_arguments(path):
             default = "required" if argument.default is None else f"default {argument.default!r}"
-            print(f"{argument.name}: {argument.description} [{default}]")
+            origin = "" if argument.source == path else f" (from {argument.source.name})"
+            print(f"{argument.name}: {argument.description} [{default}]{origin}")
         return 0
     plan = load_launch(path, parse_arguments(args.arguments))
     runner = LaunchRunner(

@@ -120,10 +120,21 @@ def load_launch(path: str | Path, arguments: Mapping[str, str] | None = None) ->
 
 
 def declared_arguments(path: str | Path) -> list[LaunchArgument]:
-    """The ``arg`` actions of launch file ``path`` (its groups included, not its includes),
-    read without evaluating anything, so that required arguments need no values."""
-    path = Path(path)
+    """The arguments a command line can give launch file ``path``: its ``arg`` actions (its
+    groups included), then those of the files it includes that the include does not set
+    itself (``ros2 launch`` passes command-line values down to includes, so ``gain:=`` reaches
+    the bridge under ``deploy_ur5e``). Read without running anything: required arguments need
+    no values, and an include whose file name needs one is left out."""
     found: list[LaunchArgument] = []
+    _scan_arguments(Path(path), {}, set(), found)
+    return found
+
+
+def _scan_arguments(
+    path: Path, variables: dict[str, str], set_by_includer: set[str], found: list[LaunchArgument]
+) -> None:
+    """Append to ``found`` the arguments of ``path`` not named in ``set_by_includer`` nor
+    listed already; ``variables`` holds the defaults seen so far, to name included files."""
 
     def scan(actions: object) -> None:
         for action in actions if isinstance(actions, list) else []:
@@ -133,18 +144,33 @@ def declared_arguments(path: str | Path) -> list[LaunchArgument]:
             if kind == "group":
                 scan(body)
             elif kind == "arg" and isinstance(body, dict) and "name" in body:
-                default = body.get("default")
+                name, default = str(body["name"]), body.get("default")
+                variables.setdefault(name, "" if default is None else str(default))
+                if name in set_by_includer or any(known.name == name for known in found):
+                    continue
                 found.append(
                     LaunchArgument(
-                        str(body["name"]),
+                        name,
                         None if default is None else str(default),
                         str(body.get("description", "")),
                         path,
                     )
                 )
+            elif kind == "include" and isinstance(body, dict) and "file" in body:
+                try:
+                    target = Path(substitute(_literal(body["file"], path), variables, path))
+                except LaunchError:
+                    continue
+                target = target if target.is_absolute() else path.parent / target
+                given = {
+                    str(item["name"])
+                    for item in body.get("arg") or []
+                    if isinstance(item, dict) and "name" in item
+                }
+                if target.is_file():
+                    _scan_arguments(target, dict(variables), given, found)
 
     scan(_load_document(path))
-    return found
 
 
 def _load_document(path: Path) -> object:

@@ -152,6 +152,40 @@ def test_include_passes_arguments_and_sees_the_includer(tmp_path: Path) -> None:
     assert all(p.shutdown_on_exit for p in plan.processes)
 
 
+def test_show_args_lists_what_the_command_line_can_set_in_included_files(tmp_path: Path) -> None:
+    """``-s`` listed a file's own arguments only, so ``gain:=`` of the bridge that
+    ``deploy_ur5e`` includes was invisible though the command line sets it; an argument the
+    include sets itself is not the command line's and stays out."""
+    from robot_il.launch import declared_arguments
+
+    write(
+        tmp_path / "child.launch.yaml",
+        """
+        launch:
+        - arg: {name: who, default: nobody}
+        - arg: {name: gain, default: '300', description: servo gain}
+        - arg: {name: site, default: child-site}
+        """,
+    )
+    parent = write(
+        tmp_path / "parent.launch.yaml",
+        """
+        launch:
+        - arg: {name: site, default: lab}
+        - arg: {name: child, default: child}
+        - include: {file: $(var child).launch.yaml, arg: [{name: who, value: robot}]}
+        """,
+    )
+    listed = [(a.name, a.default, a.source.name) for a in declared_arguments(parent)]
+    assert listed == [
+        ("site", "lab", "parent.launch.yaml"),
+        ("child", "child", "parent.launch.yaml"),
+        ("gain", "300", "child.launch.yaml"),
+    ]
+    plan_argument = load_launch(parent, {"gain": "500"}).arguments
+    assert ("gain", "300") in [(a.name, a.default) for a in plan_argument]  # and is accepted
+
+
 @pytest.mark.parametrize(
     ("body", "arguments", "message"),
     [
