@@ -9,6 +9,8 @@ Three activities, each on its own thread so none waits for another:
   ``camera/<name>/image_raw``, and with ``robot_state:=true`` a real arm's speed scaling and
   wrench, when the policy was trained on them. The tool pose
   ``eef_pose`` is computed by forward kinematics at the arm's mount, as the env computes it.
+  ``gripper:=''`` declares arms without a gripper (as on the RTDE bridge and the recorder): a
+  checkpoint that observes ``gripper`` is then refused at start, as it would wait forever.
 - **Inference** (a thread feeding a child process, :mod:`robot_il.deploy.worker`) observes
   on the policy's grid (its training rate), keeps the last ``n_obs_steps`` observations, and
   computes action chunks ahead of time (:class:`robot_il.deploy.ChunkPlanner`), so chunks
@@ -86,19 +88,26 @@ from robot_il.deploy.worker import CheckpointInfo, InferenceWorker
 from robot_il.envs.ur5e.description import JOINT_VEL_LIMITS
 from robot_il.errors import CheckpointError, ConfigError
 from robot_il.provenance import describe
-from robot_il.ros.node_main import declare_float, freeze_startup_objects, use_realtime_priority
+from robot_il.ros.node_main import (
+    declare_float,
+    declare_text,
+    freeze_startup_objects,
+    use_realtime_priority,
+)
 from robot_il.ros.observation import (
     RobotObservation,
     camera_parameters,
     is_camera_key,
     policy_image_size,
 )
+from robot_il.ros.ur_rtde_bridge import GRIPPERS
 from robot_il.ros.ur_topics import (
     ESTOP_TOPIC,
     POSE_INPUTS,
     RESET_ESTOP_SERVICE,
     SAFETY_EVENTS_TOPIC,
     fill_command,
+    tf_prefix,
 )
 from robot_il.safety import ClearanceGuard, SafetyEvent, SafetyFilter, SafetyLimits
 from robot_il.safety.events import EventSummary
@@ -152,6 +161,14 @@ class PolicyNode(Node):
         torch_threads = int(self.declare_parameter("torch_threads", 1).value)
         self.realtime_priority = int(self.declare_parameter("realtime_priority", 0).value)
         self.inference_nice = int(self.declare_parameter("inference_nice", 0).value)
+        gripper = declare_text(self, "gripper", "robotiq")
+        if gripper not in GRIPPERS:
+            raise ConfigError(
+                f"policy node: gripper {gripper!r} is not one of {GRIPPERS} ('': arms without one)"
+            )
+        self.has_gripper = bool(gripper)
+        """Whether the arms have grippers whose closure the joint states carry (``gripper`` as
+        the RTDE bridge's and the recorder's: ``robotiq``, also the simulated arm's; ``''``)."""
         if int(self.declare_parameter("inference_priority", 0).value):
             raise ConfigError(
                 "policy node: inference_priority is gone, inference never runs in a real-time "
@@ -183,13 +200,18 @@ class PolicyNode(Node):
             robot_state=bool(self.declare_parameter("robot_state", False).value),
         )
         self.arms = self.obs.arms
+        self._gripper_keys = {tf_prefix(arm) + "gripper" for arm in self.arms}
         self.policy_hz = self.info.control_hz
         """Hz of the policy grid (observations, chunks), the first checkpoint's rate for the
         node's life: the inference thread's planner and the lock-step waits run on it."""
         self.offered_spec = {
             "robot": "ur5e",
             "action_dim": 7 * len(self.arms),
-            "observation": self.obs.keys,
+            "observation": {
+                key: shape
+                for key, shape in self.obs.keys.items()
+                if self.has_gripper or key not in self._gripper_keys
+            },
             "control_hz": self.policy_hz,
         }
         """What this robot offers a checkpoint; ``action_mode`` is any of ``ACTION_MODES``.
@@ -349,6 +371,12 @@ class PolicyNode(Node):
             raise CheckpointError(
                 f"{where}: observes {', '.join(filter(is_camera_key, unserved))}, which this "
                 f"node has no camera for; start it with {camera_settings(info.spec)}"
+            )
+        if any(key in self._gripper_keys for key in unserved):  # waiting would never end
+            raise CheckpointError(
+                f"{where}: observes {', '.join(sorted(self._gripper_keys & set(unserved)))}, but "
+                "this cell has no gripper (parameter gripper:=''); deploy it with "
+                "gripper:=robotiq where the joint states carry the gripper_joint"
             )
         check_spec(info.spec, {**self.offered_spec, "action_mode": mode}, where)
         if other_task:
@@ -617,8 +645,14 @@ class PolicyNode(Node):
             if not stale:
                 return True
             if time.monotonic() - started > NEW_SCENE_WAIT:
+                hint = (
+                    " (no gripper_joint in the joint states? a cell without a gripper is "
+                    "gripper:='', which refuses a checkpoint that observes one)"
+                    if self._gripper_keys & set(stale)
+                    else ""
+                )
                 self.get_logger().warning(
-                    f"waiting for observation keys {stale} taken after the episode began",
+                    f"waiting for observation keys {stale} taken after the episode began{hint}",
                     throttle_duration_sec=NEW_SCENE_WAIT,
                 )
             time.sleep(0.002)

@@ -160,10 +160,12 @@ def constant_checkpoint(
     task: str = "reach",
     camera: str = "",
     image_size: tuple[int, int] = (32, 32),
+    gripper: bool = False,
 ) -> Path:
     """A real BC checkpoint whose network outputs ``action`` (7 per arm of ``task``) whatever
     it observes (each arm's joint positions, and with ``camera`` that camera's ``rgb_<camera>``
-    frames of ``image_size`` (H, W) px through the small conv encoder).
+    frames of ``image_size`` (H, W) px through the small conv encoder, and with ``gripper`` each
+    arm's gripper closure).
 
     Built through the policy's own ``save`` (zero last-layer weights, the normalized action as
     bias), so the deploy node loads and runs it exactly as a trained one. NaN entries give a
@@ -178,14 +180,16 @@ def constant_checkpoint(
     action = np.asarray(action, dtype=np.float32)
     finite = np.nan_to_num(action)
     keys = ("joint_pos",) if action.size == 7 else ("left_joint_pos", "right_joint_pos")
+    grippers = tuple(key.replace("joint_pos", "gripper") for key in keys) if gripper else ()
     joints = np.stack([np.full(6, -np.pi), np.full(6, np.pi)]).astype(np.float32)
     normalizer = Normalizer.fit_arrays(
         {
             **{key: joints for key in keys},
+            **{key: np.array([[0.0], [1.0]], np.float32) for key in grippers},
             "action": np.stack([finite - 2.0, finite + 2.0]).astype(np.float32),
         }
     )
-    observation = {key: [6] for key in keys}
+    observation = {key: [6] for key in keys} | {key: [1] for key in grippers}
     if camera:
         observation[f"rgb_{camera}"] = [*image_size, 3]
     spec = {

@@ -100,7 +100,8 @@ def test_a_robot_ip_where_nothing_listens_is_a_one_line_error(ros_env) -> None:
 def test_real_cell_launch_files_declare_the_gripper(name: str, required: dict, capsys) -> None:
     """``gripper:=robotiq`` reached the bridge (its included ur5e_rtde.launch.yaml declares
     it), but ``robot-il launch FILE -s`` did not list it; the recorder of a real cell records
-    the gripper the bridge drives, and without one none."""
+    the gripper the bridge drives, and without one none; the policy node refuses a checkpoint
+    that observes a gripper the cell lacks."""
     from robot_il.cli import main
     from robot_il.launch.description import load_launch
     from robot_il.launch.substitution import package_share
@@ -114,8 +115,9 @@ def test_real_cell_launch_files_declare_the_gripper(name: str, required: dict, c
         plan = load_launch(path, {**required, **given})
         argv = {p.name: " ".join(p.argv) for p in plan.processes}
         assert expected in argv["ur_rtde_bridge"]
-        if "recorder" in argv:
-            assert expected in argv["recorder"]
+        for node in ("recorder", "policy"):  # each knows whether a gripper key will come
+            if node in argv:
+                assert expected in argv[node]
 
 
 def test_real_cell_cameras_replay_a_video_file_with_camera_loop() -> None:
