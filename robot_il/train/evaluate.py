@@ -2,17 +2,24 @@
 
 Episode ``i`` resets the env with seed ``seed + i``, so every policy evaluated with the same
 seed meets the same initial states (what makes two policies' success rates comparable, and
-what the permutation tests rely on). An episode succeeds if ``info["is_success"]`` is ever
-true (envs terminate on success by default).
+what the permutation tests rely on). A policy that samples (Diffusion's initial noise, a
+Gaussian head with ``sample_actions``) draws episode ``i``'s samples from torch generators
+seeded with ``seed + i`` too, forked from the process's own: an evaluation gives the same
+outcomes however often it is run and whatever ran before it in the process, episode ``i``
+does not depend on how many episodes came before it, and an evaluation during training
+leaves the training's random stream as it was (so evaluating more or less often does not
+change what a run learns).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from robot_il.errors import ConfigError
@@ -115,15 +122,16 @@ def evaluate(
         obs, info = env.reset(seed=seed + i)
         policy.reset()
         success, steps, total = bool(info.get("is_success", False)), 0, 0.0
-        while True:
-            if on_frame is not None:
-                on_frame(env.render())
-            obs, reward, terminated, truncated, info = env.step(policy.act(obs))
-            steps += 1
-            total += float(reward)
-            success = success or bool(info.get("is_success", False))
-            if terminated or truncated:
-                break
+        with _torch_seeded(seed + i):
+            while True:
+                if on_frame is not None:
+                    on_frame(env.render())
+                obs, reward, terminated, truncated, info = env.step(policy.act(obs))
+                steps += 1
+                total += float(reward)
+                success = success or bool(info.get("is_success", False))
+                if terminated or truncated:
+                    break
         if on_frame is not None:
             on_frame(env.render())
         result.seeds.append(seed + i)
@@ -131,3 +139,15 @@ def evaluate(
         result.lengths.append(steps)
         result.returns.append(total)
     return result
+
+
+@contextlib.contextmanager
+def _torch_seeded(seed: int) -> Iterator[None]:
+    """Torch's CPU generator, and those of the GPUs this process has started, seeded with
+    ``seed`` inside, and restored to their earlier states on leaving."""
+    gpus = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=gpus):
+        torch.random.default_generator.manual_seed(seed)
+        for gpu in gpus:
+            torch.cuda.default_generators[gpu].manual_seed(seed)
+        yield

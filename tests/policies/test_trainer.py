@@ -468,3 +468,32 @@ def test_a_run_on_the_gpu_resumes_bit_exactly(
     b = load_file(str(tmp_path / "resumed" / "train_state" / "model.safetensors"))
     for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_an_evaluation_of_a_sampling_policy_gives_the_same_outcomes_each_time(
+    synthetic_dataset: Path, tmp_path: Path
+) -> None:
+    """Diffusion samples its initial noise: each episode draws it from a generator seeded by
+    the episode's env seed, so an evaluation repeats itself whatever the process drew before,
+    episode ``i`` is the same alone, and the caller's random stream is left as it was."""
+    from robot_il.policies import load_policy
+
+    from robot_il.train.evaluate import evaluate, make_eval_env
+
+    run = train(load_config("diffusion", None, [
+        "--dataset", str(synthetic_dataset), "--out", str(tmp_path / "run"), "--no-progress",
+        "--eval.episodes", "0", "--batch-size", "8", "--steps", "2",
+        "--policy.down-dims", "8", "16", "--policy.horizon", "4",
+        "--policy.n-action-steps", "2"]))  # fmt: skip
+    policy = load_policy(run.checkpoint)
+    env = make_eval_env(policy.spec, max_episode_steps=6)
+    try:
+        first = evaluate(policy, env, episodes=2, seed=7)
+        torch.manual_seed(123)  # another state of the process's generator
+        before = torch.get_rng_state()
+        again = evaluate(policy, env, episodes=2, seed=7)
+        assert torch.equal(torch.get_rng_state(), before)
+        alone = evaluate(policy, env, episodes=1, seed=8)
+    finally:
+        env.close()
+    assert again.returns == first.returns and alone.returns == first.returns[1:]
