@@ -86,6 +86,7 @@ from robot_il.train.trainer import (
     field_defaults,
     observation_keys,
     policy_type_of,
+    recover_dir,
     refuse_changed_normalizer,
     refuse_changed_settings,
     replace_dir,
@@ -305,6 +306,8 @@ def _train_online(
     env = NormalizedActions(env, action_low, action_high)
     out = Path(config.out)
     state_dir = out / STATE_DIR
+    for saved in (state_dir, out / DEPLOY_SUBDIR):
+        recover_dir(saved)
     if state_dir.exists() and not config.resume:
         raise ConfigError(
             f"{out}: holds a training run; resume it (drop --no-resume) or pass a new --out"

@@ -128,6 +128,8 @@ def train(config: TrainConfig) -> TrainResult:
             )
         out = Path(config.out)
         state_dir = out / STATE_DIR
+        for saved in (state_dir, out / DEPLOY_SUBDIR):
+            recover_dir(saved)
         if state_dir.exists() and not config.resume:
             raise ConfigError(
                 f"{out}: holds a training run; resume it (drop --no-resume) or pass a new --out"
@@ -384,12 +386,11 @@ def _save(
 
 def replace_dir(target: Path, write: Any) -> Path:
     """Write ``target`` atomically: ``write(tmp)`` fills a directory beside it, which then
-    replaces ``target``; leftovers of a killed earlier call are removed first."""
+    replaces ``target`` (renamed to ``.old``, then ``tmp`` renamed in its place); leftovers
+    of a killed earlier call are dealt with first (``recover_dir``)."""
+    recover_dir(target)
     tmp = target.with_name(target.name + ".tmp")
     old = target.with_name(target.name + ".old")
-    for leftover in (tmp, old):
-        if leftover.exists():
-            shutil.rmtree(leftover)
     write(tmp)
     if target.exists():
         os.replace(target, old)
@@ -397,6 +398,21 @@ def replace_dir(target: Path, write: Any) -> Path:
     if old.exists():
         shutil.rmtree(old)
     return target
+
+
+def recover_dir(target: Path) -> None:
+    """Undo what a kill inside ``replace_dir`` left: ``target`` renamed away to ``.old`` (a
+    kill between its two renames; ``.old`` is then the whole previous version) is renamed
+    back, and a partly written ``.tmp`` or a half-removed ``.old`` beside ``target`` are
+    removed. Called before a run looks for its ``train_state/``, which would otherwise seem
+    absent and the run start over from step 0."""
+    tmp = target.with_name(target.name + ".tmp")
+    old = target.with_name(target.name + ".old")
+    if old.exists() and not target.exists():
+        os.replace(old, target)
+    for leftover in (tmp, old):
+        if leftover.exists():
+            shutil.rmtree(leftover)
 
 
 def refuse_changed_settings(

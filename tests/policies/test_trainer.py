@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import warnings
@@ -497,3 +498,27 @@ def test_an_evaluation_of_a_sampling_policy_gives_the_same_outcomes_each_time(
     finally:
         env.close()
     assert again.returns == first.returns and alone.returns == first.returns[1:]
+
+
+def test_a_run_killed_between_the_renames_of_a_save_resumes_from_that_save(
+    synthetic_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A save renames ``train_state/`` to ``train_state.old`` and then the new one in its
+    place; killed between the two renames, the run is still found (it started over from step
+    0), and the checkpoint the deploy node reads is back in ``policy/``."""
+    out = tmp_path / "run"
+    settings = ("--steps", "4", "--save-every", "2", "--log-every", "2")
+    train(_config(synthetic_dataset, out, *settings))
+    rows = (out / "metrics.csv").read_text()
+    for saved in ("train_state", "policy"):
+        (out / saved).rename(out / f"{saved}.old")
+        shutil.copytree(
+            out / f"{saved}.old", out / f"{saved}.tmp"
+        )  # written whole, not yet renamed
+    capsys.readouterr()
+    assert train(_config(synthetic_dataset, out, *settings)).steps == 4
+    assert f"{out}: this run finished at step 4; nothing to train" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir() if p.suffix in ("", ".old", ".tmp")) == [
+        "checkpoints", "policy", "tensorboard", "train_state"
+    ]  # fmt: skip
+    assert (out / "metrics.csv").read_text() == rows
