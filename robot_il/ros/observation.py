@@ -357,9 +357,19 @@ class RobotObservation:
     def _on_joint_states(self, msg: JointState, arms: tuple[int, ...]) -> None:
         """Update every arm of ``arms`` whose six joints this message carries (a per-arm
         broadcaster's message carries one arm; another robot's carries none)."""
-        index = {name: i for i, name in enumerate(msg.name)}
         position = np.array(msg.position, dtype=np.float64)
         velocity = np.array(msg.velocity, dtype=np.float64) if msg.velocity else None
+        names = len(msg.name)
+        if len(position) != names or len(msg.velocity) not in (0, names):
+            # which value is whose? (a short array made the callback raise)
+            self.node.get_logger().error(
+                f"joint_states: {names} names, {len(position)} positions and "
+                f"{len(msg.velocity)} velocities (one position per name, velocities none or "
+                "one per name); ignored",
+                throttle_duration_sec=5.0,
+            )
+            return
+        index = {name: i for i, name in enumerate(msg.name)}
         stamp = stamp_seconds(msg.header.stamp) or self.node.get_clock().now().nanoseconds * 1e-9
         values: dict[str, np.ndarray] = {}
         updated: list[tuple[int, np.ndarray]] = []
