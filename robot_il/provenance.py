@@ -3,7 +3,10 @@ that made it and run again: robot_il's version and git commit (and whether the c
 changed since that commit), the versions of the libraries that shape its numbers, the Python, the
 machine and its CPU (float rounding differs between CPUs: bfloat16 products on AMX, float32
 elsewhere), the command, the UTC time of the save, and the datasets it learned from (path,
-episodes used, and a fingerprint of their content: ``dataset_record``).
+episodes used, and a fingerprint of their content: ``dataset_record``); a checkpoint of
+``robot-il train bc|diffusion`` adds ``training``, its step and the run's settings (seed,
+steps, batch size, schedule), which a ``--config`` file may have given and the command
+line then does not show.
 
 Every checkpoint's ``config.json`` carries this record as ``provenance``
 (``robot_il.policies.base.write_policy_config``); ``robot-il eval`` prints it in one line
@@ -143,7 +146,12 @@ def describe(record: Mapping[str, Any] | None) -> str:
     line = f"saved {saved} by {code}{torch}, Python {record.get('python', '?')}, on {where}"
     data = [f"{d['path']} ({d['episodes_used']} of {d['episodes']} episodes, data "
             f"{d['fingerprint']})" for d in record.get("training_data", [])]  # fmt: skip
-    return line + (f"; trained on {', '.join(data)}" if data else "")
+    line += f"; trained on {', '.join(data)}" if data else ""
+    if training := record.get("training"):
+        settings = training["config"]
+        line += (f"; step {training['step']} of {settings['steps']}, seed {settings['seed']}, "
+                 f"batch {settings['batch_size']}, lr {settings['lr']:g}")  # fmt: skip
+    return line
 
 
 def git_state(repository: Path = REPOSITORY) -> dict[str, Any] | None:

@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from robot_il.errors import ConfigError, DatasetError
 from robot_il.policies import DEPLOY_SUBDIR, policy_class
-from robot_il.policies.base import NORMALIZER_FILE, Policy, PolicyConfig
+from robot_il.policies.base import CONFIG_FILE, NORMALIZER_FILE, Policy, PolicyConfig
 from robot_il.policies.spec import ACTION_KEY, is_image_key, spec_from_dataset
 from robot_il.provenance import code_provenance, dataset_record, refuse_changed_data
 from robot_il.train.config import TRAIN_CONFIGS, TrainConfig, config_to_dict
@@ -163,6 +163,7 @@ def train(config: TrainConfig) -> TrainResult:
         schedule = _warmup_cosine(optimizer, config.warmup_steps, config.steps)
         rng = np.random.default_rng(config.seed + dist.rank)
         run_config = {field: getattr(config, field) for field in RESUME_FIXED}
+        settings = {k: v for k, v in config_to_dict(config).items() if k != "policy"}
         start, resumed = 0, state_dir.exists()
         if resumed:
             start = _load_state(state_dir, policy, optimizer, schedule, rng, policy_type,
@@ -235,7 +236,8 @@ def train(config: TrainConfig) -> TrainResult:
             if saving:
                 generators = dist.all_gather(rng_states(rng, device))
                 if dist.is_main:
-                    _save(out, done, policy, optimizer, schedule, generators, run_config)
+                    _save(out, done, policy, optimizer, schedule, generators, run_config,
+                          settings)  # fmt: skip
             if saving or eval_now:
                 dist.barrier()  # other ranks wait while rank 0 evaluates and writes
         bar.close()
@@ -351,14 +353,24 @@ def _save(
     schedule: Any,
     generators: list[dict[str, Any]],
     run_config: dict[str, Any],
+    settings: dict[str, Any],
 ) -> None:
     """Write ``checkpoints/step_N``, refresh ``policy/`` and ``train_state/``, each atomically
     (written beside, then renamed), so a kill never leaves a half-written directory.
-    ``generators``: ``rng_states`` of every process, by rank."""
+    ``generators``: ``rng_states`` of every process, by rank. The checkpoint's provenance
+    gains ``training``: its ``step`` and the run's ``settings`` (the training config less
+    the policy's, which ``config.json`` holds), so a checkpoint copied away from its run
+    still says how it was trained (seed, steps, batch, schedule, data)."""
     from safetensors.numpy import save_file as save_numpy
     from safetensors.torch import save_file
 
-    snapshot = replace_dir(out / "checkpoints" / f"step_{step:07d}", policy.save)
+    def write_snapshot(tmp: Path) -> None:
+        policy.save(tmp)
+        saved = json.loads((tmp / CONFIG_FILE).read_text())
+        saved["provenance"]["training"] = {"step": step, "config": settings}
+        (tmp / CONFIG_FILE).write_text(json.dumps(saved, indent=2) + "\n")
+
+    snapshot = replace_dir(out / "checkpoints" / f"step_{step:07d}", write_snapshot)
     replace_dir(out / DEPLOY_SUBDIR, lambda tmp: shutil.copytree(snapshot, tmp))
 
     def write_state(tmp: Path) -> None:

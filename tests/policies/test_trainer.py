@@ -522,3 +522,25 @@ def test_a_run_killed_between_the_renames_of_a_save_resumes_from_that_save(
         "checkpoints", "policy", "tensorboard", "train_state"
     ]  # fmt: skip
     assert (out / "metrics.csv").read_text() == rows
+
+
+def test_a_checkpoint_records_its_step_and_the_settings_a_config_file_gave(
+    synthetic_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The command line a checkpoint records does not show what ``--config`` gave (the seed
+    here): the checkpoint keeps the run's settings and its step, and ``robot-il info`` shows
+    them, for the latest checkpoint and for each snapshot."""
+    config = tmp_path / "bc.yaml"
+    config.write_text(yaml.safe_dump({"seed": 3, "steps": 4, "save_every": 2}))
+    run = tmp_path / "run"
+    assert main(["train", "bc", "--config", str(config), "--dataset", str(synthetic_dataset),
+                 "--out", str(run), *FAST]) == 0  # fmt: skip
+    for checkpoint, step in ((run / "policy", 4), (run / "checkpoints" / "step_0000002", 2)):
+        saved = json.loads((checkpoint / "config.json").read_text())["provenance"]["training"]
+        assert saved["step"] == step and saved["config"]["seed"] == 3
+        assert (
+            saved["config"]["dataset"] == str(synthetic_dataset) and "policy" not in saved["config"]
+        )
+        capsys.readouterr()
+        assert main(["info", str(checkpoint)]) == 0
+        assert f"; step {step} of 4, seed 3, batch 32, lr 0.001\n" in capsys.readouterr().out
