@@ -79,8 +79,10 @@ def refuse_changed_data(
     """``CheckpointError`` if the run at ``state_dir`` started on other data than it would
     resume on (``robot_il.provenance.dataset_record``: a dataset re-recorded or edited at its
     path, or other episodes used: a dataset grown since, trained on all its episodes); a
-    dataset moved, or grown after a run's ``max_episodes``, is the same data. Runs saved
-    before the record was kept are not compared."""
+    dataset moved, or grown after a run's ``max_episodes``, is the same data: a dataset
+    grown since a run that used all its episodes started (recorded into while it trained) is
+    resumed with ``max_episodes`` set to what the run used, which the message names. Runs
+    saved before the record was kept are not compared."""
     from robot_il.errors import CheckpointError
 
     def used(records: list[dict[str, Any]]) -> list[tuple[str, int]]:
@@ -90,9 +92,14 @@ def refuse_changed_data(
         then = ", ".join(f"{r['path']} (data {r['fingerprint']}, {r['episodes_used']} episodes)"
                          for r in saved)  # fmt: skip
         now = ", ".join(f"data {r['fingerprint']}, {r['episodes_used']} episodes" for r in current)
+        how = "resume on the data it started on"
+        if len(saved) == len(current) == 1:
+            before, after = saved[0]["episodes_used"], current[0]["episodes_used"]
+            if before < after:  # recorded into since the run started?
+                how = f"if episodes were only added since, resume with --max-episodes {before}"
         raise CheckpointError(
-            f"{state_dir}: this run started on {then}; it would resume on {now} (resume on "
-            "the data it started on, or pass a new --out)"
+            f"{state_dir}: this run started on {then}; it would resume on {now} ({how}, or "
+            "pass a new --out)"
         )
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+import zarr
 from robot_il.policies import policy_class
 from safetensors.numpy import load_file
 
@@ -544,3 +545,26 @@ def test_a_checkpoint_records_its_step_and_the_settings_a_config_file_gave(
         capsys.readouterr()
         assert main(["info", str(checkpoint)]) == 0
         assert f"; step {step} of 4, seed 3, batch 32, lr 0.001\n" in capsys.readouterr().out
+
+
+def test_a_run_on_a_dataset_recorded_into_since_resumes_on_the_episodes_it_used(
+    synthetic_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run started on every episode of a dataset that a recording then grew: the refusal
+    names the ``--max-episodes`` that resumes on the run's own episodes, and that resumes."""
+    from robot_il.dataset import DatasetWriter
+
+    data = Path(shutil.copytree(synthetic_dataset, tmp_path / "data.zarr"))
+    out = tmp_path / "run"
+    _interrupted(_config(data, out, "--steps", "4", "--save-every", "2"), 3, monkeypatch)
+    with DatasetWriter.open(data, fsync=False) as writer:
+        writer.add_episode({k: np.asarray(v[:10]) for k, v in
+                            zarr.open_group(str(data), mode="r")["data"].arrays()})  # fmt: skip
+    with pytest.raises(
+        CheckpointError,
+        match=r"resume on data [0-9a-f]{16}, 7 episodes \(if "
+        r"episodes were only added since, resume with --max-episodes 6, or",
+    ):
+        train(_config(data, out, "--steps", "4", "--save-every", "2"))  # fmt: skip
+    assert train(_config(data, out, "--steps", "4", "--save-every", "2", "--max-episodes", "6"))
+    assert (out / "checkpoints" / "step_0000004").is_dir()
