@@ -192,18 +192,83 @@ class _Primitive:
         return accel
 
     @classmethod
-    def _regress(
-        cls, target: np.ndarray, phase: np.ndarray, centers: np.ndarray, widths: np.ndarray
-    ) -> np.ndarray:
-        """Locally weighted regression: per basis i and dimension, the w_i minimising
-        sum_t psi_i(x_t) (f_t - w_i x_t)^2."""
+    def _fit_forcing(
+        cls,
+        times: np.ndarray,
+        velocity: np.ndarray,
+        acceleration: np.ndarray,
+        to_goal: np.ndarray,
+        start_to_goal: np.ndarray,
+        start: np.ndarray,
+        goal: np.ndarray,
+        n_bases: int,
+        stiffness: float,
+        damping: float,
+    ) -> Any:
+        """The primitive whose forcing term reproduces a demonstration: ``velocity`` and
+        ``acceleration`` (T, n) at ``times`` (T,) s, ``to_goal`` (T, n) g - y (or its rotation
+        vector) and ``start_to_goal`` (n,) g - y0. Solves the transformation system for f
+        at every sample, then fits the weights by locally weighted regression: per basis i
+        and dimension, the w_i minimising sum_t psi_i(x_t) (f_t - w_i x_t)^2."""
+        tau = float(times[-1] - times[0])
+        alpha_x = -float(np.log(FINAL_PHASE))
+        phase = np.exp(-alpha_x * (times - times[0]) / tau)
+        target = (
+            tau**2 * acceleration
+            - stiffness * to_goal
+            + damping * tau * velocity
+            + stiffness * start_to_goal * phase[:, None]
+        ) / stiffness
+        centers, widths = cls.bases(n_bases, alpha_x)
         psi = np.exp(-widths * (phase[:, None] - centers) ** 2)  # (T, n_bases)
         numerator = (psi * phase[:, None]).T @ target  # (n_bases, n)
         denominator = (psi * phase[:, None] ** 2).sum(axis=0)[:, None]
-        return numerator / (denominator + 1e-10)
+        weights = numerator / (denominator + 1e-10)
+        return cls(weights, centers, widths, tau, start, goal, stiffness, damping, alpha_x)
 
-    def _phase_of(self, times: np.ndarray) -> np.ndarray:
-        return np.exp(-self.alpha_x * (times - times[0]) / self.tau)
+    def _rest_state(
+        self,
+        start: np.ndarray | None,
+        goal: np.ndarray | None,
+        tau: float | np.ndarray | None,
+        size: int,
+        velocity_size: int,
+    ) -> DMPState:
+        """State at rest at ``start`` (..., size) heading for ``goal`` (..., size) over
+        ``tau`` s (defaults: the demonstration's), with a zero velocity (..., velocity_size);
+        the batch shape is that of start/goal/tau together."""
+        start = self.start if start is None else np.asarray(start, dtype=np.float64)
+        goal = self.goal if goal is None else np.asarray(goal, dtype=np.float64)
+        tau = np.asarray(self.tau if tau is None else tau, dtype=np.float64)
+        batch = np.broadcast_shapes(start.shape[:-1], goal.shape[:-1], tau.shape)
+        shape = (*batch, size)
+        return DMPState(
+            y=np.broadcast_to(start, shape).copy(),
+            v=np.zeros((*batch, velocity_size)),
+            x=np.ones(batch),
+            start=np.broadcast_to(start, shape).copy(),
+            goal=np.broadcast_to(goal, shape).copy(),
+            tau=np.broadcast_to(tau, batch).copy(),
+        )
+
+    def rollout(
+        self,
+        dt: float,
+        steps: int | None = None,
+        start: np.ndarray | None = None,
+        goal: np.ndarray | None = None,
+        tau: float | None = None,
+        phase_rate: float = 1.0,
+    ) -> np.ndarray:
+        """Positions (or quaternions) (steps + 1, ..., n) from the start, ``dt`` s apart;
+        ``steps`` defaults to the (scaled) duration."""
+        state = self.begin(start, goal, tau)
+        if steps is None:
+            steps = int(round(float(np.max(state.tau)) / (phase_rate * dt)))
+        out = [state.y.copy()]
+        for _ in range(steps):
+            out.append(self.step(state, dt, phase_rate).y.copy())
+        return np.stack(out)
 
     def _parameters(self) -> dict[str, Any]:
         return {
@@ -258,21 +323,13 @@ class DMP(_Primitive):
         positions = np.asarray(positions, dtype=np.float64)
         times = np.asarray(times, dtype=np.float64)
         _check_demonstration(positions, times, what)
-        tau = float(times[-1] - times[0])
         velocity = np.gradient(positions, times, axis=0)
         acceleration = np.gradient(velocity, times, axis=0)
-        alpha_x = -float(np.log(FINAL_PHASE))
         start, goal = positions[0], positions[-1]
-        phase = np.exp(-alpha_x * (times - times[0]) / tau)
-        target = (
-            tau**2 * acceleration
-            - stiffness * (goal - positions)
-            + damping * tau * velocity
-            + stiffness * (goal - start) * phase[:, None]
-        ) / stiffness
-        centers, widths = cls.bases(n_bases, alpha_x)
-        weights = cls._regress(target, phase, centers, widths)
-        return cls(weights, centers, widths, tau, start, goal, stiffness, damping, alpha_x)
+        return cls._fit_forcing(
+            times, velocity, acceleration, goal - positions, goal - start, start, goal,
+            n_bases, stiffness, damping,
+        )  # fmt: skip
 
     @property
     def n_dims(self) -> int:
@@ -286,19 +343,7 @@ class DMP(_Primitive):
     ) -> DMPState:
         """State at rest at ``start`` (..., n) heading for ``goal`` (..., n) over ``tau`` s
         (defaults: the demonstration's); the batch shape is that of start/goal/tau together."""
-        start = self.start if start is None else np.asarray(start, dtype=np.float64)
-        goal = self.goal if goal is None else np.asarray(goal, dtype=np.float64)
-        tau = np.asarray(self.tau if tau is None else tau, dtype=np.float64)
-        batch = np.broadcast_shapes(start.shape[:-1], goal.shape[:-1], tau.shape)
-        shape = (*batch, self.n_dims)
-        return DMPState(
-            y=np.broadcast_to(start, shape).copy(),
-            v=np.zeros(shape),
-            x=np.ones(batch),
-            start=np.broadcast_to(start, shape).copy(),
-            goal=np.broadcast_to(goal, shape).copy(),
-            tau=np.broadcast_to(tau, batch).copy(),
-        )
+        return self._rest_state(start, goal, tau, self.n_dims, self.n_dims)
 
     def acceleration(self, state: DMPState, coupling: np.ndarray | float = 0.0) -> np.ndarray:
         """tau v' at phase rate 1 (..., n): spring, damping, start cancellation, forcing,
@@ -332,25 +377,6 @@ class DMP(_Primitive):
         """dy/dt (..., n), unit/s, of a state at a phase rate."""
         return np.asarray(phase_rate)[..., None] * state.v / state.tau[..., None]
 
-    def rollout(
-        self,
-        dt: float,
-        steps: int | None = None,
-        start: np.ndarray | None = None,
-        goal: np.ndarray | None = None,
-        tau: float | None = None,
-        phase_rate: float = 1.0,
-    ) -> np.ndarray:
-        """Positions (steps + 1, ..., n) from the start, ``dt`` s apart; ``steps`` defaults to
-        the (scaled) duration."""
-        state = self.begin(start, goal, tau)
-        if steps is None:
-            steps = int(round(float(np.max(state.tau)) / (phase_rate * dt)))
-        out = [state.y.copy()]
-        for _ in range(steps):
-            out.append(self.step(state, dt, phase_rate).y.copy())
-        return np.stack(out)
-
 
 @dataclass
 class QuaternionDMP(_Primitive):
@@ -379,7 +405,6 @@ class QuaternionDMP(_Primitive):
         quats = quats / np.linalg.norm(quats, axis=1, keepdims=True)
         flips = np.cumprod(np.where(np.sum(quats[1:] * quats[:-1], axis=1) < 0.0, -1.0, 1.0))
         quats[1:] *= flips[:, None]
-        tau = float(times[-1] - times[0])
         # Angular velocity from successive rotations, then its derivative.
         step = quat_log(quat_multiply(quats[1:], quat_conjugate(quats[:-1])))
         omega_mid = step / np.diff(times)[:, None]
@@ -387,20 +412,13 @@ class QuaternionDMP(_Primitive):
         omega = np.stack([np.interp(times, mid_times, omega_mid[:, i]) for i in range(3)], 1)
         omega[0] = omega[-1] = 0.0
         omega_dot = np.gradient(omega, times, axis=0)
-        alpha_x = -float(np.log(FINAL_PHASE))
         start, goal = quats[0], quats[-1]
-        phase = np.exp(-alpha_x * (times - times[0]) / tau)
         to_goal = quat_log(quat_multiply(goal, quat_conjugate(quats)))
         start_to_goal = quat_log(quat_multiply(goal, quat_conjugate(start)))
-        target = (
-            tau**2 * omega_dot
-            - stiffness * to_goal
-            + damping * tau * omega
-            + stiffness * start_to_goal * phase[:, None]
-        ) / stiffness
-        centers, widths = cls.bases(n_bases, alpha_x)
-        weights = cls._regress(target, phase, centers, widths)
-        return cls(weights, centers, widths, tau, start, goal, stiffness, damping, alpha_x)
+        return cls._fit_forcing(
+            times, omega, omega_dot, to_goal, start_to_goal, start, goal,
+            n_bases, stiffness, damping,
+        )  # fmt: skip
 
     def begin(
         self,
@@ -408,19 +426,9 @@ class QuaternionDMP(_Primitive):
         goal: np.ndarray | None = None,
         tau: float | np.ndarray | None = None,
     ) -> DMPState:
-        """State at rest at quaternion ``start`` (..., 4) heading for ``goal`` (..., 4)."""
-        start = self.start if start is None else np.asarray(start, dtype=np.float64)
-        goal = self.goal if goal is None else np.asarray(goal, dtype=np.float64)
-        tau = np.asarray(self.tau if tau is None else tau, dtype=np.float64)
-        batch = np.broadcast_shapes(start.shape[:-1], goal.shape[:-1], tau.shape)
-        return DMPState(
-            y=np.broadcast_to(start, (*batch, 4)).copy(),
-            v=np.zeros((*batch, 3)),
-            x=np.ones(batch),
-            start=np.broadcast_to(start, (*batch, 4)).copy(),
-            goal=np.broadcast_to(goal, (*batch, 4)).copy(),
-            tau=np.broadcast_to(tau, batch).copy(),
-        )
+        """State at rest at quaternion ``start`` (..., 4) heading for ``goal`` (..., 4), with
+        a zero angular velocity (..., 3)."""
+        return self._rest_state(start, goal, tau, 4, 3)
 
     def step(
         self,
@@ -453,17 +461,6 @@ class QuaternionDMP(_Primitive):
             self.stiffness,
             lambda: self.stiffness * quat_log(quat_multiply_conjugate(state.goal, state.start)),
         )
-
-    def rollout(
-        self, dt: float, steps: int | None = None, goal: np.ndarray | None = None
-    ) -> np.ndarray:
-        """Quaternions (steps + 1, ..., 4) from the start, ``dt`` s apart."""
-        state = self.begin(goal=goal)
-        steps = int(round(self.tau / dt)) if steps is None else steps
-        out = [state.y.copy()]
-        for _ in range(steps):
-            out.append(self.step(state, dt).y.copy())
-        return np.stack(out)
 
 
 @dataclass
@@ -518,14 +515,17 @@ class PoseDMP:
     def parts(state: DMPState) -> tuple[DMPState, DMPState]:
         """The position and orientation states inside a pose state (views: stepping the pose
         moves them, and what is written into them is the pose's)."""
-        position = DMPState(
-            state.y[..., :3], state.v[..., :3], state.x, state.start[..., :3],
-            state.goal[..., :3], state.tau,
-        )  # fmt: skip
-        orientation = DMPState(
-            state.y[..., 3:], state.v[..., 3:], state.x, state.start[..., 3:],
-            state.goal[..., 3:], state.tau,
-        )  # fmt: skip
+        position, orientation = (
+            DMPState(
+                state.y[part],
+                state.v[part],
+                state.x,
+                state.start[part],
+                state.goal[part],
+                state.tau,
+            )  # fmt: skip
+            for part in (np.s_[..., :3], np.s_[..., 3:])
+        )
         return position, orientation
 
     def step(
