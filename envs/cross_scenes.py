@@ -14,6 +14,7 @@ points down (``TOP_DOWN``) turned by a yaw about world z.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,6 +72,16 @@ class CrossScenes:
     def select(self, index: np.ndarray | slice) -> CrossScenes:
         return CrossScenes(*(np.asarray(a)[index] for a in self.__dict__.values()))
 
+    @staticmethod
+    def stack(scenes: Sequence[CrossScenes]) -> CrossScenes:
+        """``scenes`` concatenated along the scene axis, in order."""
+        return CrossScenes(
+            *(
+                np.concatenate(parts)
+                for parts in zip(*(s.__dict__.values() for s in scenes), strict=True)
+            )
+        )
+
 
 def _mirror(point: np.ndarray) -> np.ndarray:
     """The right arm's counterpart of a left-arm point: y mirrored, x run backwards."""
@@ -91,21 +102,38 @@ def sample_scene(seed: int) -> CrossScenes:
 
 def draw_scene(rng: np.random.Generator, seed: int = -1) -> CrossScenes:
     """A scene drawn from ``rng`` (a batch of one), labelled ``seed``."""
-    start, crossing, goal, start_yaw, goal_yaw = [], [], [], [], []
+    return draw_moves(rng, seed, nominal_path, START_JITTER, CROSSING_JITTER, NOMINAL_YAW_CHANGE)
+
+
+def draw_moves(
+    rng: np.random.Generator,
+    seed: int,
+    nominal: Callable[[str], tuple[np.ndarray, np.ndarray, np.ndarray]],
+    end_jitter: np.ndarray,
+    pass_jitter: np.ndarray,
+    yaw_change: float,
+) -> CrossScenes:
+    """One move per arm drawn from ``rng`` (a batch of one), labelled ``seed``: around each
+    arm's ``nominal`` start, pass point and goal (3,) m, uniform noise of half-widths
+    ``end_jitter`` on start and goal and ``pass_jitter`` on the pass point (m); a start yaw
+    within +/- 0.1 rad and a goal yaw ``yaw_change`` rad further (left +, right -); then both
+    arms' durations and start delays. The draws come in this order, so a seed's scene stays
+    the same."""
+    start, passing, goal, start_yaw, goal_yaw = [], [], [], [], []
     for arm in ARMS:
-        nominal = nominal_path(arm)
-        start.append(nominal[0] + rng.uniform(-START_JITTER, START_JITTER))
-        crossing.append(nominal[1] + rng.uniform(-CROSSING_JITTER, CROSSING_JITTER))
-        goal.append(nominal[2] + rng.uniform(-START_JITTER, START_JITTER))
+        path = nominal(arm)
+        start.append(path[0] + rng.uniform(-end_jitter, end_jitter))
+        passing.append(path[1] + rng.uniform(-pass_jitter, pass_jitter))
+        goal.append(path[2] + rng.uniform(-end_jitter, end_jitter))
         sign = 1.0 if arm == "left" else -1.0
         start_yaw.append(rng.uniform(-0.1, 0.1))
-        goal_yaw.append(start_yaw[-1] + sign * NOMINAL_YAW_CHANGE)
+        goal_yaw.append(start_yaw[-1] + sign * yaw_change)
     duration = rng.uniform(*DURATION_RANGE, size=2)
     delay = rng.uniform(0.0, MAX_START_DELAY, size=2)
     return CrossScenes(
         np.array([seed]),
         np.array([start]),
-        np.array([crossing]),
+        np.array([passing]),
         np.array([goal]),
         np.array([start_yaw]),
         np.array([goal_yaw]),
@@ -116,13 +144,7 @@ def draw_scene(rng: np.random.Generator, seed: int = -1) -> CrossScenes:
 
 def sample_scenes(seeds: np.ndarray | range) -> CrossScenes:
     """Scenes for every seed, stacked (each seed's scene is the same alone or in a batch)."""
-    scenes = [sample_scene(int(s)) for s in seeds]
-    return CrossScenes(
-        *(
-            np.concatenate(parts)
-            for parts in zip(*(s.__dict__.values() for s in scenes), strict=True)
-        )
-    )
+    return CrossScenes.stack([sample_scene(int(s)) for s in seeds])
 
 
 def world_from_base(arm: str) -> np.ndarray:

@@ -45,36 +45,11 @@ def nominal_path(arm: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def sample_scene(seed: int) -> cs.CrossScenes:
-    """The scene of ``seed`` (a batch of one)."""
+    """The scene of ``seed`` (a batch of one): tool yaws stay put over a move."""
     rng = np.random.default_rng(SEED_OFFSET + seed)
-    start, drop, goal, start_yaw, goal_yaw = [], [], [], [], []
-    for arm in cs.ARMS:
-        nominal = nominal_path(arm)
-        start.append(nominal[0] + rng.uniform(-JITTER, JITTER))
-        drop.append(nominal[1] + rng.uniform(-DROP_JITTER, DROP_JITTER))
-        goal.append(nominal[2] + rng.uniform(-JITTER, JITTER))
-        start_yaw.append(rng.uniform(-0.1, 0.1))
-        goal_yaw.append(start_yaw[-1])
-    duration = rng.uniform(*cs.DURATION_RANGE, size=2)
-    delay = rng.uniform(0.0, cs.MAX_START_DELAY, size=2)
-    return cs.CrossScenes(
-        np.array([seed]),
-        np.array([start]),
-        np.array([drop]),
-        np.array([goal]),
-        np.array([start_yaw]),
-        np.array([goal_yaw]),
-        duration[None],
-        delay[None],
-    )
+    return cs.draw_moves(rng, seed, nominal_path, JITTER, DROP_JITTER, 0.0)
 
 
 def sample_scenes(seeds: np.ndarray | range) -> cs.CrossScenes:
     """Scenes for every seed, stacked."""
-    scenes = [sample_scene(int(s)) for s in seeds]
-    return cs.CrossScenes(
-        *(
-            np.concatenate(parts)
-            for parts in zip(*(s.__dict__.values() for s in scenes), strict=True)
-        )
-    )
+    return cs.CrossScenes.stack([sample_scene(int(s)) for s in seeds])
