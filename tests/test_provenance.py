@@ -12,7 +12,7 @@ import zarr
 
 from robot_il.dataset import Dataset
 from robot_il.dataset.writer import DatasetWriter
-from robot_il.provenance import RESULTS_FOLDER, dataset_record, git_state
+from robot_il.provenance import RESULTS_FOLDER, code_provenance, dataset_record, git_state
 
 
 def _git(repository: Path, *arguments: str) -> None:
@@ -67,3 +67,10 @@ def test_a_datasets_fingerprint_follows_the_content_it_used_not_its_place(tmp_pa
     assert dataset_record(Dataset.open(moved), moved, 3)["fingerprint"] != record["fingerprint"]
     relative = Path(os.path.relpath(first))  # recorded as the absolute path it names
     assert dataset_record(Dataset.open(first), relative, 3)["path"] == str(first.resolve())
+
+
+def test_the_libraries_that_train_and_sample_a_diffusion_policy_are_recorded() -> None:
+    """Diffusion's noise schedules and its EMA are diffusers' code: a checkpoint that does
+    not name its version cannot be traced to the sampler that made its numbers."""
+    libraries = code_provenance()["libraries"]
+    assert {"torch", "numpy", "diffusers"} <= libraries.keys()
