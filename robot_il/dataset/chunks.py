@@ -15,6 +15,7 @@ import os
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numcodecs
 import numpy as np
@@ -22,6 +23,9 @@ import zarr
 from numcodecs import blosc
 from zarr.codecs import BloscCodec, BytesCodec
 from zarr.core.chunk_grids import RegularChunkGrid
+
+if TYPE_CHECKING:
+    from robot_il.dataset.shards import ShardRows
 
 Fetch = Callable[[str], "bytes | None"]
 
@@ -113,13 +117,13 @@ def file_fetch(directory: Path) -> Fetch:
     return fetch
 
 
-def agrees_with_zarr(rows: ChunkRows, array: zarr.Array, num_rows: int) -> bool:
-    """Self-check: the first chunk decoded here equals what zarr decodes."""
-    stop = min(num_rows, rows.chunk_rows)
-    if stop == 0:
+def agrees_with_zarr(rows: ChunkRows | ShardRows, array: zarr.Array, num_rows: int) -> bool:
+    """Self-check of a direct reader: its first ``num_rows`` rows equal what zarr decodes (a
+    missing chunk raises ``MissingChunk``: damage, not a misread layout)."""
+    if num_rows == 0:
         return True
     try:
-        return bool(np.array_equal(rows[0:stop], array[0:stop]))
+        return bool(np.array_equal(rows[0:num_rows], array[0:num_rows]))
     except MissingChunk:
         raise  # damage, not a layout this module misreads
     except Exception:

@@ -20,7 +20,6 @@ from zarr.core.sync import sync
 
 from robot_il.dataset.chunks import (
     ChunkRows,
-    Fetch,
     MissingChunk,
     agrees_with_zarr,
     directly_readable,
@@ -42,7 +41,6 @@ from robot_il.dataset.shards import (
     held_range_fetch,
     image_codec_of,
 )
-from robot_il.dataset.shards import agrees_with_zarr as shards_agree_with_zarr
 from robot_il.dataset.store import local_path, one_line, open_root
 from robot_il.dataset.writer import committed_ends
 from robot_il.errors import DatasetError
@@ -269,18 +267,21 @@ class Dataset:
             return None
         directory = local_path(self.where)
         if hold:
-            fetch = _held_chunks(self._root, array, self.num_steps)
+            held = _held_files(self._root, array, self.num_steps, int(array.chunks[0]))
+            fetch = held.get
         elif directory is not None:
             fetch = file_fetch(directory / array.path)
         else:
             return None  # remote stores: zarr's path batches requests better
         rows = ChunkRows(array, fetch, held=hold, absent_is_damage="format" in self.attrs)
-        return rows if agrees_with_zarr(rows, array, self.num_steps) else None
+        first_chunk = min(self.num_steps, rows.chunk_rows)
+        return rows if agrees_with_zarr(rows, array, first_chunk) else None
 
     def _direct_shards(self, array: zarr.Array, hold: bool) -> ShardRows | None:
         directory = local_path(self.where)
         if hold:
-            fetch = held_range_fetch(_held_shards(self._root, array, self.num_steps))
+            held = _held_files(self._root, array, self.num_steps, int(array.shards[0]))
+            fetch = held_range_fetch(held)
         elif directory is not None:
             fetch = file_range_fetch(directory / array.path)
         else:
@@ -288,7 +289,8 @@ class Dataset:
         rows = ShardRows(
             array, fetch, self.num_steps, held=hold, absent_is_damage="format" in self.attrs
         )
-        return rows if shards_agree_with_zarr(rows, array, self.num_steps) else None
+        first_frame = min(self.num_steps, 1)  # decoding a whole shard would cost more
+        return rows if agrees_with_zarr(rows, array, first_frame) else None
 
     def _load_into_ram(self, keys: list[str]) -> None:
         for key in tqdm(
@@ -332,35 +334,19 @@ class _StoreRows:
             ) from error
 
 
-def _held_chunks(root: zarr.Group, array: zarr.Array, num_steps: int) -> Fetch:
-    """Every chunk of the committed rows of ``array``, compressed, in a dict in RAM."""
-    rows = ChunkRows(array, lambda key: None)
-    prefix = f"{root.store_path.path}/{array.path}/".lstrip("/")
-    prototype = default_buffer_prototype()
-
-    async def load() -> dict[str, bytes]:
-        held = {}
-        for index in range(-(-num_steps // rows.chunk_rows)):
-            key = rows.chunk_key(index)
-            buffer = await root.store.get(prefix + key, prototype=prototype)
-            if buffer is not None:
-                held[key] = buffer.to_bytes()
-        return held
-
-    return sync(load()).get
-
-
-def _held_shards(root: zarr.Group, array: zarr.Array, num_steps: int) -> dict[str, bytes]:
-    """Every shard file holding committed frames of ``array``, compressed, in RAM."""
-    size = int(array.shards[0])
+def _held_files(
+    root: zarr.Group, array: zarr.Array, num_steps: int, rows_per_file: int
+) -> dict[str, bytes]:
+    """Every chunk (or shard) file holding committed rows of ``array``, compressed, in RAM,
+    by key relative to the array; ``rows_per_file`` steps per file."""
     rest = (0,) * (array.ndim - 1)
     prefix = f"{root.store_path.path}/{array.path}/".lstrip("/")
     prototype = default_buffer_prototype()
 
     async def load() -> dict[str, bytes]:
         held = {}
-        for shard in range(-(-num_steps // size)):
-            key = array.metadata.encode_chunk_key((shard, *rest))
+        for index in range(-(-num_steps // rows_per_file)):
+            key = array.metadata.encode_chunk_key((index, *rest))
             buffer = await root.store.get(prefix + key, prototype=prototype)
             if buffer is not None:
                 held[key] = buffer.to_bytes()

@@ -185,18 +185,6 @@ def held_range_fetch(shards: dict[str, bytes]) -> RangeFetch:
     return fetch
 
 
-def agrees_with_zarr(rows: ShardRows, array: zarr.Array, num_rows: int) -> bool:
-    """Self-check: the first frame decoded here equals what zarr decodes."""
-    if num_rows == 0:
-        return True
-    try:
-        return bool(np.array_equal(rows[0:1], array[0:1]))
-    except MissingChunk:
-        raise  # damage, not a layout this module misreads
-    except Exception:
-        return False
-
-
 class ShardFiles:
     """Writes the shard files of a local sharded image array: frames are encoded one by one
     as they arrive (the recorder's CPU cost spread evenly), then a shard's frames are written
