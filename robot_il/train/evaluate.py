@@ -122,7 +122,7 @@ def evaluate(
         obs, info = env.reset(seed=seed + i)
         policy.reset()
         success, steps, total = bool(info.get("is_success", False)), 0, 0.0
-        with _torch_seeded(seed + i):
+        with torch_seeded(seed + i):
             while True:
                 if on_frame is not None:
                     on_frame(env.render())
@@ -142,9 +142,10 @@ def evaluate(
 
 
 @contextlib.contextmanager
-def _torch_seeded(seed: int) -> Iterator[None]:
+def torch_seeded(seed: int) -> Iterator[None]:
     """Torch's CPU generator, and those of the GPUs this process has started, seeded with
-    ``seed`` inside, and restored to their earlier states on leaving."""
+    ``seed`` inside, and restored to their earlier states on leaving: draws made inside
+    repeat, and leave a training's random stream untouched."""
     gpus = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
     with torch.random.fork_rng(devices=gpus):
         torch.random.default_generator.manual_seed(seed)

@@ -39,7 +39,7 @@ from robot_il.policies.spec import ACTION_KEY, is_image_key, spec_from_dataset
 from robot_il.provenance import code_provenance, dataset_record, refuse_changed_data
 from robot_il.train.config import TRAIN_CONFIGS, TrainConfig, config_to_dict
 from robot_il.train.distributed import Distributed, init_distributed
-from robot_il.train.evaluate import EvalResult, evaluate, make_eval_env
+from robot_il.train.evaluate import EvalResult, evaluate, make_eval_env, torch_seeded
 
 STATE_DIR = "train_state"
 CONFIG_YAML = "train_config.yaml"
@@ -220,7 +220,8 @@ def train(config: TrainConfig) -> TrainResult:
                 )
                 tick, tick_step = now, done
                 if val_sampler is not None:
-                    row["val_loss"] = _validation_loss(policy, val_sampler, config.batch_size)
+                    row["val_loss"] = _validation_loss(policy, val_sampler, config.batch_size,
+                                                       config.seed)  # fmt: skip
                 bar.set_postfix(loss=f"{loss_value:.4f}")
             eval_now = config.eval.every > 0 and done % config.eval.every == 0
             if env is not None and (eval_now or done == config.steps):
@@ -301,12 +302,14 @@ def _to_device(policy: Policy, window: dict[str, np.ndarray]) -> dict[str, torch
 
 
 @torch.no_grad()
-def _validation_loss(policy: Policy, sampler: Any, batch_size: int) -> float:
-    """Loss on the first ``batch_size`` validation windows (a fixed set, so it is comparable
-    across steps; the diffusion loss still varies with its random noise levels)."""
+def _validation_loss(policy: Policy, sampler: Any, batch_size: int, seed: int) -> float:
+    """Loss on the first ``batch_size`` validation windows, Diffusion's noise and noise
+    levels drawn from ``seed`` (``torch_seeded``): the same inputs at every step, so it is
+    comparable across steps, and the training's random stream is left alone (a run's
+    weights do not depend on how often it logs)."""
     indices = np.arange(min(batch_size, len(sampler)))
     policy.eval()
-    with policy.inference_weights():
+    with policy.inference_weights(), torch_seeded(seed):
         loss = float(policy(_to_device(policy, sampler.batch(indices))))
     policy.train()
     return loss

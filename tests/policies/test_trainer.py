@@ -568,3 +568,30 @@ def test_a_run_on_a_dataset_recorded_into_since_resumes_on_the_episodes_it_used(
         train(_config(data, out, "--steps", "4", "--save-every", "2"))  # fmt: skip
     assert train(_config(data, out, "--steps", "4", "--save-every", "2", "--max-episodes", "6"))
     assert (out / "checkpoints" / "step_0000004").is_dir()
+
+
+def test_a_diffusion_runs_weights_do_not_depend_on_how_often_it_logs(
+    synthetic_dataset: Path, tmp_path: Path
+) -> None:
+    """The validation loss draws Diffusion's noise from a seed of its own: logging (and so
+    validating) every step or every other step trains the same weights, and the logged
+    validation losses of a step agree."""
+
+    def run(log_every: str) -> Path:
+        out = tmp_path / f"log{log_every}"
+        train(load_config("diffusion", None, [
+            "--dataset", str(synthetic_dataset), "--out", str(out), "--no-progress",
+            "--eval.episodes", "0", "--batch-size", "8", "--steps", "4", "--val-fraction",
+            "0.34", "--log-every", log_every, "--policy.down-dims", "8", "16",
+            "--policy.horizon", "4", "--policy.n-action-steps", "2"]))  # fmt: skip
+        return out
+
+    every, other = run("1"), run("2")
+    a = load_file(str(every / "policy" / "model.safetensors"))
+    b = load_file(str(other / "policy" / "model.safetensors"))
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    rows = {path: {r.split(",")[0]: r.split(",")[2] for r in
+                   (path / "metrics.csv").read_text().splitlines()[1:]}
+            for path in (every, other)}  # fmt: skip
+    assert rows[every]["4"] == rows[other]["4"] != ""
