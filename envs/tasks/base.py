@@ -115,10 +115,6 @@ class Task(ABC):
         ``CAMERAS`` and a wrist camera on each arm (``wrist_cameras``)."""
         return {**CAMERAS, **wrist_cameras(self.mounts())}
 
-    def home_joints(self, arm: str) -> np.ndarray:
-        """Joints (6,) rad of an arm's home pose (TCP above the table, pointing down)."""
-        return self._home[arm].copy()
-
     def noisy_home(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Home joints of every arm with uniform noise of ``ARM_NOISE_RAD``."""
         return {

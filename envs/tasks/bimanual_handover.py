@@ -41,7 +41,6 @@ class BimanualHandover(Task):
     name = "bimanual_handover"
     episode_seconds = 20.0
     task_keys = {"object_pose": (7,)}
-    bin = BIN
 
     @classmethod
     def mounts(cls) -> tuple[ArmMount, ...]:

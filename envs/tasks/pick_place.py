@@ -34,7 +34,6 @@ class PickPlace(Task):
     name = "pick_place"
     episode_seconds = 10.0
     task_keys = {"object_pose": (7,), "target_pos": (3,)}
-    bin = BIN
 
     def scene(self, cameras: tuple[CameraSpec, ...]) -> SceneSpec:
         return SceneSpec(

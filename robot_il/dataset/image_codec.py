@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import imagecodecs
 import numpy as np
@@ -26,7 +26,6 @@ from zarr.core.buffer import Buffer, NDBuffer
 from zarr.registry import register_codec
 
 CODEC_NAME = "robot_il.image"
-ImageFormat = Literal["jpegxl", "jpeg2k"]
 IMAGE_FORMATS: tuple[str, ...] = ("jpegxl", "jpeg2k")
 #: Default quality: JPEG XL at 90 leaves an error of about 2 grey levels (RMS), the size of
 #: a camera's own noise, and shrinks camera-like frames 40-170x (benchmarks/dataset_io.py).

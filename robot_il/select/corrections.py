@@ -109,11 +109,6 @@ class CorrectionsRecorder:
     def in_segment(self) -> bool:
         return self._segment is not None
 
-    @property
-    def segment_steps(self) -> int:
-        """Steps appended to the segment under way (0 when none is)."""
-        return 0 if self._segment is None else self._segment.num_steps
-
     def begin(self, **meta: Any) -> None:
         """Start a corrected segment (the person has taken over); ``meta`` (e.g. ``seed``,
         ``candidate``, ``takeover_step``) is stored with it at commit."""
