@@ -178,11 +178,15 @@ class RobotObservation:
         self.values: dict[str, np.ndarray] = {}
         self.joint_pos: np.ndarray | None = None
         """All arms' joint positions (6 per arm, rad), newest; None until every arm reported."""
+        self.joint_vel: np.ndarray | None = None
+        """All arms' joint velocities (6 per arm, rad/s; zeros from a driver that sends none),
+        of the same messages as :attr:`joint_pos`."""
         self.arm_stamps: list[float | None] = [None] * len(self.arms)
         """Stamp (s) of each arm's newest joint state: one watchdog per arm."""
         self.stamp: float | None = None
         """The oldest of the arms' newest stamps (s): how old the whole observation is."""
         self._arm_q: list[np.ndarray | None] = [None] * len(self.arms)
+        self._arm_qd: list[np.ndarray | None] = [None] * len(self.arms)
         self.messages = 0
         """Joint state messages taken in so far (tells a new one from an old one)."""
         self.input_stamps: dict[str, float] = {}
@@ -372,18 +376,17 @@ class RobotObservation:
         index = {name: i for i, name in enumerate(msg.name)}
         stamp = stamp_seconds(msg.header.stamp) or self.node.get_clock().now().nanoseconds * 1e-9
         values: dict[str, np.ndarray] = {}
-        updated: list[tuple[int, np.ndarray]] = []
+        updated: list[tuple[int, np.ndarray, np.ndarray]] = []
         for a in arms:
             joints = [index.get(name) for name in self.layout.joint_names(a)]
             if None in joints:
                 continue
             p, kinematics = tf_prefix(self.arms[a]), self.arm_kinematics[a]
             q = position[joints]
-            updated.append((a, q))
+            qd = velocity[joints] if velocity is not None else np.zeros(6)
+            updated.append((a, q, qd))
             values[p + "joint_pos"] = q.astype(np.float32)
-            values[p + "joint_vel"] = (
-                velocity[joints].astype(np.float32) if velocity is not None else np.zeros(6, "f4")
-            )
+            values[p + "joint_vel"] = qd.astype(np.float32)
             if self._eef_pose[a]:
                 pose = kinematics.tcp_pose(q)
                 if pose[3] < 0:
@@ -397,10 +400,11 @@ class RobotObservation:
         with self.lock:
             self.values.update(values)
             self.messages += 1
-            for a, q in updated:
-                self._arm_q[a], self.arm_stamps[a] = q, stamp
+            for a, q, qd in updated:
+                self._arm_q[a], self._arm_qd[a], self.arm_stamps[a] = q, qd, stamp
             if all(q is not None for q in self._arm_q):
                 self.joint_pos = np.concatenate(self._arm_q)
+                self.joint_vel = np.concatenate(self._arm_qd)
                 self.stamp = min(self.arm_stamps)
 
     def _set(self, key: str, value) -> None:

@@ -838,7 +838,7 @@ class PolicyNode(Node):
             if not self._await_action(now):
                 return
         with self.obs.lock:
-            q_measured, stamp = self.obs.joint_pos, self.obs.stamp
+            q_measured, qd_measured, stamp = self.obs.joint_pos, self.obs.joint_vel, self.obs.stamp
             arm_stamps = list(self.obs.arm_stamps)
         with self._state_lock:
             filters, guard = self._filters, self._guard
@@ -872,7 +872,13 @@ class PolicyNode(Node):
         for a, safety in enumerate(filters):
             target = None if due is None else due[0][7 * a : 7 * a + 6]
             stamp_a = None if due is None else due[1]
-            safe = safety.filter(target, q_measured[6 * a : 6 * a + 6], now, command_stamp=stamp_a)
+            safe = safety.filter(
+                target,
+                q_measured[6 * a : 6 * a + 6],
+                now,
+                command_stamp=stamp_a,
+                qd_measured=qd_measured[6 * a : 6 * a + 6],
+            )
             commands.append(safe.command)
             held.append(safe.held)
         if guard is not None:

@@ -138,7 +138,11 @@ class TeleopNode(Node):
         from robot_il.envs.spatial import axis_angle_to_matrix
 
         with self.obs.lock:
-            measured, stamp = self.obs.joint_pos, self.obs.stamp
+            measured, measured_velocity, stamp = (
+                self.obs.joint_pos,
+                self.obs.joint_vel,
+                self.obs.stamp,
+            )
         if measured is None:
             return
         if self._jumped_at is not None:
@@ -160,7 +164,7 @@ class TeleopNode(Node):
             self._target_pose, self._target_joints = pose, joints
         now = self.get_clock().now().nanoseconds * 1e-9
         self.safety.watchdog(stamp, now)
-        safe = self.safety.filter(self._target_joints, measured, now)
+        safe = self.safety.filter(self._target_joints, measured, now, qd_measured=measured_velocity)
         if safe.command is None:  # not started: the measured joints are not finite
             return
         self.command_pub.publish(Float64MultiArray(data=safe.command.tolist()))

@@ -520,7 +520,9 @@ class UrRtdeBridge(Node):
                 target, command_stamp = self._target, self._target_stamp
             if target is None:
                 return stamp
-            safe = self.safety.filter(target, q, now, command_stamp=command_stamp)
+            safe = self.safety.filter(
+                target, q, now, command_stamp=command_stamp, qd_measured=np.asarray(qd)
+            )
             if safe.command is None:  # not started: the arm's readings are not finite
                 return stamp
             latched = self.safety.estopped

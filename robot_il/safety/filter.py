@@ -15,7 +15,11 @@ the command is NaN/inf, an observation or the command is too old (or stamped ahe
 e-stop is latched, or a device (the gripper) has lost its link. It starts (and restarts after
 an e-stop reset or a device fault) from the measured pose with its velocity limit ramping up
 from zero (safe start); while the measured pose is not finite it waits, and has nothing to
-send before its first start. Times ``t`` are seconds on one clock (monotonic or sim).
+send before its first start. A restart while the arm is still following the reference (a
+reset during motion, or before the arm has settled into a held command) ramps from the
+reference instead: the measured pose trails a moving command by the servo's lag (0.1 s at
+servoJ's lookahead, 0.3 rad at full speed), and a command jumping back to it would reverse the
+arm. Times ``t`` are seconds on one clock (monotonic or sim).
 """
 
 from __future__ import annotations
@@ -40,6 +44,11 @@ ToolPoint = Callable[[Sequence[float]], Sequence[float]]
 """Joint positions (n floats, rad) -> tool point (x, y, z) in the frame of the box (m)."""
 
 _TOLERANCE = 1e-9
+_TRACKING_LAG = 0.25
+"""Longest time (s) a following arm trails its command by: servoJ's longest lookahead (0.2 s)
+plus the observation's age."""
+_AT_REST = 0.01
+"""Joint speed (rad/s) below which an arm counts as at rest: it follows no moving command."""
 OPERATOR = "operator"
 """The e-stop source of :meth:`SafetyFilter.estop` by default: a person's (``safety/estop``)."""
 
@@ -147,6 +156,9 @@ class SafetyFilter:
         self._velocity = [0.0] * limits.num_joints
         self._last_t = 0.0
         self._start_t = 0.0
+        self._before_restart: tuple[list[float], list[float], float] | None = None
+        """Reference, velocity and time of the last call before a restart: the restart ramps
+        from there if the arm is still following that reference."""
         self._active: set[Intervention] = set()
         self._distances: dict[tuple[float, ...], float] = {}
         """Box distance (m) of the last joints checked and of the reference (two entries):
@@ -179,10 +191,13 @@ class SafetyFilter:
         self._fault = detail
 
     def restart(self) -> None:
-        """Forget the reference: the next call starts again from the measured pose, with the
-        safe-start ramp. For an arm whose command was not sent while it waited (another arm
-        of the cell had no pose to start from): the arm may have moved meanwhile, and every
-        limit measures from the reference."""
+        """Start again, with the safe-start ramp, from the measured pose (or, if the arm is
+        still following the reference, from the reference: see the module's docstring). For
+        an arm whose command was not sent while it waited (another arm of the cell had no
+        pose to start from): the arm may have moved meanwhile, and every limit measures from
+        the reference."""
+        if self._reference is not None:
+            self._before_restart = (self._reference, self._velocity, self._last_t)
         self._reference = None
 
     @property
@@ -251,6 +266,7 @@ class SafetyFilter:
         t: float,
         *,
         command_stamp: float | None = None,
+        qd_measured: np.ndarray | None = None,
     ) -> SafeCommand:
         """The safe command at time ``t`` (s) for the policy's target ``q_cmd`` (rad).
 
@@ -258,7 +274,9 @@ class SafetyFilter:
         ``q_measured`` (rad) anchors the safe start; while it is not finite the start waits
         (a ``nonfinite_measurement`` hold), and a filter that never started returns the
         command None. ``command_stamp`` (s) is when the policy computed ``q_cmd``; older than
-        ``max_command_age`` holds position (late inference).
+        ``max_command_age`` holds position (late inference). ``qd_measured`` (rad/s), the
+        measured joint velocities, tells a restart whether the arm is still following the
+        reference (without it, a restart always starts from the measured pose).
         """
         n = self.limits.num_joints
         q_measured = np.asarray(q_measured, dtype=np.float64).reshape(-1)
@@ -270,14 +288,15 @@ class SafetyFilter:
             if q_cmd.shape != (n,):
                 raise ActionError(f"safety filter: commanded joints have shape {q_cmd.shape}")
             cmd = q_cmd.tolist()
+        if qd_measured is not None and np.shape(qd_measured) != (n,):
+            raise ActionError(
+                f"safety filter: measured joint velocities have shape {np.shape(qd_measured)}"
+            )
         measured = q_measured.tolist()
         events: list[SafetyEvent] = []
         measured_ok = all(map(math.isfinite, measured))
         if self._reference is None and measured_ok:
-            self._anchor(measured, t)
-            events.append(
-                SafetyEvent(Intervention.SAFE_START, t, f"anchored at {_joints(measured)}")
-            )
+            events.append(self._anchor(measured, qd_measured, t))
         self._before = self._reference
 
         hold = self._hold_reasons(cmd, measured, measured_ok, t, command_stamp)
@@ -302,11 +321,20 @@ class SafetyFilter:
 
     # -- steps of the filter -------------------------------------------------------------
 
-    def _anchor(self, q: list[float], t: float) -> None:
+    def _anchor(self, q: list[float], qd: np.ndarray | None, t: float) -> SafetyEvent:
+        """Start (again) at time ``t``: from the reference before the restart if the arm at
+        ``q`` (rad) moving at ``qd`` (rad/s) is following it, else from ``q`` at rest."""
+        before, self._before_restart = self._before_restart, None
+        self._start_t = t
+        if before is not None and qd is not None and _follows(q, qd, before[0], before[2], t):
+            self._reference, self._velocity, self._last_t = before
+            return SafetyEvent(
+                Intervention.SAFE_START, t, f"restarted from the reference {_joints(before[0])}"
+            )
         self._reference = _clip(q, self._lower, self._upper)
         self._velocity = [0.0] * self.limits.num_joints
         self._last_t = t
-        self._start_t = t
+        return SafetyEvent(Intervention.SAFE_START, t, f"anchored at {_joints(q)}")
 
     def _hold_reasons(
         self,
@@ -496,6 +524,20 @@ class SafetyFilter:
         elif active:
             self._active = set()
         return SafeCommand(command=None if command is None else np.array(command), events=events)
+
+
+def _follows(
+    q: list[float], qd: np.ndarray, reference: list[float], last_t: float, t: float
+) -> bool:
+    """Whether an arm at ``q`` (rad) moving at ``qd`` (rad/s) is following ``reference``, the
+    command of time ``last_t`` (s): it moves, towards the reference, which it trails by no
+    more than ``_TRACKING_LAG`` of its motion, and the command is that recent."""
+    speeds = np.abs(np.asarray(qd, dtype=np.float64).reshape(-1))
+    if t - last_t > _TRACKING_LAG or not speeds.max(initial=0.0) > _AT_REST:
+        return False
+    lead = np.asarray(reference) - np.asarray(q)
+    towards = (lead * np.asarray(qd) >= 0.0) | (np.abs(lead) <= _AT_REST * _TRACKING_LAG)
+    return bool(np.all(towards & (np.abs(lead) <= speeds * _TRACKING_LAG + 1e-3)))
 
 
 def _tool_point_of(fk: ForwardKinematics) -> ToolPoint:

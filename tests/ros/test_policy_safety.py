@@ -141,6 +141,16 @@ def test_unsafe_policies_never_reach_the_command_topic(ros_context, ros_env, tmp
             assert np.abs(np.diff(resumed, axis=0)).max() <= MAX_STEP
             assert "safe_start" in kinds(released)
 
+            # A reset with nothing latched, the arm moving: the node passes the measured
+            # velocity, so the restart ramps from the command the arm follows instead of
+            # jumping back to the measured pose, which trails it.
+            reset_moving = time.time()
+            assert client.call(Trigger, "safety/reset_estop").success
+            wait_for(lambda: len(_commands(commands, since=reset_moving)) > 100, 5,
+                     "commands after the restart", procs, logs)  # fmt: skip
+            around = _commands(commands, since=reset_moving - 0.05)
+            assert np.all(np.diff(around[:, 0]) * np.sign(JUMP) >= -1e-12), "the command went back"
+
             # 3. NaN actions (next episode, switched in): the arm holds where it is.
             switch.publish(String(data=str(nan)))
             wait_for(lambda: "loaded" in policy_log.read_text(), 30, "switch", procs, logs)

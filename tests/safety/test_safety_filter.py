@@ -252,6 +252,50 @@ def test_a_reset_with_nothing_latched_still_restarts_from_the_measured_pose() ->
     assert np.max(np.abs(out.command - moved)) <= safety.limits.max_step
 
 
+def lagging_arm(safety: SafetyFilter, clock: Clock, target: np.ndarray, lag: int):
+    """Drive towards ``target`` with the arm's measured pose trailing the command by ``lag``
+    periods (a servo's lag); returns the commands and the measured pose and velocity."""
+    commands = [safety.reference]
+    for _ in range(400):
+        measured = commands[max(0, len(commands) - lag)]
+        commands.append(clock.step(target, measured).command)
+    measured = commands[-lag]
+    return commands, measured, (measured - commands[-lag - 1]) / DT
+
+
+def test_a_reset_during_motion_ramps_from_the_command_the_arm_follows() -> None:
+    """``safety/reset_estop`` with nothing latched while the arm moved at full speed: the
+    measured pose trails the command by the servo's lag (0.1 s: 0.31 rad at pi rad/s), and
+    the restart jumped the command back to it in one period, past ``max_step`` and the
+    acceleration limit, reversing the arm. Given the measured velocity, the restart sees the
+    arm following its reference and ramps down from there within every limit."""
+    safety, clock = started()
+    commands, measured, velocity = lagging_arm(safety, clock, HOME + 5.0, lag=50)
+    assert velocity[0] == pytest.approx(np.pi) and commands[-1][0] - measured[0] > 0.3
+    safety.reset_estop()
+    restarted = [clock.step(HOME + 5.0, measured, qd_measured=velocity)]
+    assert Intervention.SAFE_START in restarted[0].interventions
+    restarted += [clock.step(HOME + 5.0, measured) for _ in range(300)]
+    path = np.array([commands[-1], *(out.command for out in restarted)])
+    speeds = np.diff(path, axis=0) / DT
+    assert np.all(speeds > 0), "the command never goes back"
+    assert np.max(np.abs(np.diff(speeds, axis=0))) <= ACCELERATION[0] * DT + 1e-9
+    assert speeds[0, 0] == pytest.approx(np.pi, abs=0.05) and speeds[:, 0].min() < np.pi - 1  # ramp
+
+
+def test_a_restart_of_an_arm_at_rest_away_from_the_reference_starts_where_it_is() -> None:
+    """Stopped by something the filter did not see while its command went on (a program
+    stopped on the pendant): the arm is at rest, far behind the reference; the measured
+    velocity says so, and the restart anchors at the arm, not at the command."""
+    safety, clock = started()
+    commands, _, _ = lagging_arm(safety, clock, HOME + 5.0, lag=50)
+    safety.reset_estop()
+    out = clock.step(HOME + 5.0, HOME, qd_measured=np.zeros(6))
+    np.testing.assert_array_equal(out.command, HOME)
+    with pytest.raises(ActionError, match="velocities have shape"):
+        clock.step(HOME, HOME, qd_measured=np.zeros(5))
+
+
 def test_no_observation_ever_means_hold() -> None:
     safety = SafetyFilter(ur5e_like_limits())
     out = safety.filter(HOME + 0.1, HOME, 1.0)
