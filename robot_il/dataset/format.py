@@ -112,11 +112,9 @@ class KeySpec:
             raise DatasetError(f"attrs keys.{key}: malformed key spec {attrs!r}") from error
 
     @classmethod
-    def infer(cls, key: str, steps: np.ndarray, units: str | None = None) -> KeySpec:
+    def infer(cls, key: str, steps: np.ndarray) -> KeySpec:
         """The spec of time-major ``steps`` (T, *shape), with default units for ``key``."""
-        return cls(
-            steps.shape[1:], steps.dtype.name, default_units(key) if units is None else units
-        )
+        return cls(steps.shape[1:], steps.dtype.name, default_units(key))
 
 
 @dataclass(frozen=True)
