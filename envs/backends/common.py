@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import TypeVar
 
 import numpy as np
 from robot_il.envs.backends.base import SceneSpec
@@ -23,6 +24,16 @@ from robot_il.envs.ur5e import description as ur5e
 from robot_il.errors import ActionError, ConfigError
 
 SERVOS_PER_ARM = 8
+
+_Item = TypeVar("_Item")
+
+
+def scene_item(items: Mapping[str, _Item], kind: str, name: str) -> _Item:
+    """``items[name]``, the scene's ``kind`` (arm, object, marker, camera) of that name, or a
+    ``ConfigError`` listing the ones the scene has."""
+    if name not in items:
+        raise ConfigError(f"no {kind} {name!r} in this scene; {kind}s: {list(items)}")
+    return items[name]
 
 
 class ServoTargets:
@@ -67,18 +78,16 @@ class ServoTargets:
 
     def arm_slice(self, arm: str) -> slice:
         """Where an arm's eight servos sit in ``target``."""
-        if arm not in self._index:
-            raise ConfigError(f"no arm {arm!r} in this scene; arms: {list(self.arms)}")
-        start = SERVOS_PER_ARM * self._index[arm]
+        start = SERVOS_PER_ARM * scene_item(self._index, "arm", arm)
         return slice(start, start + SERVOS_PER_ARM)
 
     def set(self, arm: str, joint_pos: np.ndarray, gripper: float) -> None:
         """Targets of one arm: joints (6,) rad clipped to the joint limits, gripper in [0, 1]
         (clipped). Raises ``ActionError`` for a wrong shape or a non-finite value, before
         anything changes."""
-        views = self._arm_views.get(arm)
+        views = self._arm_views.get(arm)  # one lookup: this runs every control step
         if views is None:
-            raise ConfigError(f"no arm {arm!r} in this scene; arms: {list(self.arms)}")
+            scene_item(self._arm_views, "arm", arm)  # raises, naming the arms
         joints = np.asarray(joint_pos, dtype=np.float64)
         if joints.shape != (6,):
             raise ActionError(
@@ -137,8 +146,7 @@ class ServoTargets:
 def check_object_names(object_poses: Mapping[str, np.ndarray], known: Mapping[str, object]) -> None:
     """Raise ``ConfigError`` when a reset names an object the scene lacks or a bad pose."""
     for name, pose in object_poses.items():
-        if name not in known:
-            raise ConfigError(f"no object {name!r} in this scene; objects: {list(known)}")
+        scene_item(known, "object", name)
         pose = np.asarray(pose, dtype=np.float64)
         if pose.shape != (7,) or not np.all(np.isfinite(pose)):
             raise ConfigError(f"pose of {name!r} must be 7 finite numbers (xyz, wxyz), got {pose}")

@@ -26,11 +26,14 @@ from robot_il.envs.backends.base import (
     PHYSICS_HZ,
     SceneSpec,
 )
-from robot_il.envs.backends.common import SERVOS_PER_ARM, ServoTargets, check_object_names
+from robot_il.envs.backends.common import (
+    SERVOS_PER_ARM,
+    ServoTargets,
+    check_object_names,
+    scene_item,
+)
 from robot_il.envs.ur5e import description as ur5e
 from robot_il.envs.ur5e.mjcf import build_mjcf, servo_joint_names
-
-from robot_il.errors import ConfigError
 
 
 class MujocoBackend:
@@ -172,36 +175,25 @@ class MujocoBackend:
         return state
 
     def object_pose(self, name: str) -> np.ndarray:
-        if name not in self._object_qpos:
-            raise ConfigError(
-                f"no object {name!r} in this scene; objects: {list(self._object_qpos)}"
-            )
-        start = self._object_qpos[name]
+        start = scene_item(self._object_qpos, "object", name)
         pose = self.data.qpos[start : start + 7].copy()
         if pose[3] < 0.0:  # the same rotation with w >= 0, as eef_pose and PyBullet report it
             pose[3:] = -pose[3:]
         return pose
 
     def set_marker(self, name: str, pos: np.ndarray) -> None:
-        if name not in self._marker_mocap:
-            raise ConfigError(
-                f"no marker {name!r} in this scene; markers: {list(self._marker_mocap)}"
-            )
-        self.data.mocap_pos[self._marker_mocap[name]] = pos
+        self.data.mocap_pos[scene_item(self._marker_mocap, "marker", name)] = pos
         self._kinematics_fresh = False
 
     def render(self, camera: str) -> np.ndarray:
-        if camera not in self._cameras:
-            raise ConfigError(f"no camera {camera!r} in this scene; cameras: {list(self._cameras)}")
-        spec = self._cameras[camera]
+        spec = scene_item(self._cameras, "camera", camera)
         renderer = self._renderer(spec.height, spec.width)
         self._fresh_kinematics()
         renderer.update_scene(self.data, camera=camera)
         return renderer.render()
 
     def camera_pose(self, camera: str) -> np.ndarray:
-        if camera not in self._cameras:
-            raise ConfigError(f"no camera {camera!r} in this scene; cameras: {list(self._cameras)}")
+        scene_item(self._cameras, "camera", camera)
         self._fresh_kinematics()
         index = self.model.camera(camera).id
         pose = np.eye(4)

@@ -25,7 +25,12 @@ from pathlib import Path
 
 import numpy as np
 from robot_il.envs.backends.base import PHYSICS_HZ, SceneSpec
-from robot_il.envs.backends.common import SERVOS_PER_ARM, ServoTargets, check_object_names
+from robot_il.envs.backends.common import (
+    SERVOS_PER_ARM,
+    ServoTargets,
+    check_object_names,
+    scene_item,
+)
 from robot_il.envs.ur5e import description as ur5e
 from robot_il.envs.ur5e.scene_geometry import (
     CUBE_RGBA,
@@ -39,8 +44,6 @@ from robot_il.envs.ur5e.scene_geometry import (
 )
 from robot_il.envs.ur5e.transforms import homogeneous, matrix_to_quat, quat_to_matrix, rot_z
 from robot_il.envs.ur5e.urdf import build_urdf
-
-from robot_il.errors import ConfigError
 
 POSITION_GAIN = 0.2
 """Fraction of the position error the motor removes per substep (PyBullet ``positionGain``)."""
@@ -412,27 +415,21 @@ class PybulletBackend:
         return _wxyz_pose(x, y, z, qw, qx, qy, qz)
 
     def object_pose(self, name: str) -> np.ndarray:
-        if name not in self._objects:
-            raise ConfigError(f"no object {name!r} in this scene; objects: {list(self._objects)}")
         (x, y, z), (qx, qy, qz, qw) = self._p.getBasePositionAndOrientation(
-            self._objects[name], physicsClientId=self.client_id
+            scene_item(self._objects, "object", name), physicsClientId=self.client_id
         )
         return _wxyz_pose(x, y, z, qw, qx, qy, qz)
 
     def set_marker(self, name: str, pos: np.ndarray) -> None:
-        if name not in self._markers:
-            raise ConfigError(f"no marker {name!r} in this scene; markers: {list(self._markers)}")
         self._p.resetBasePositionAndOrientation(
-            self._markers[name],
+            scene_item(self._markers, "marker", name),
             [float(v) for v in pos],
             [0.0, 0.0, 0.0, 1.0],
             physicsClientId=self.client_id,
         )
 
     def camera_pose(self, camera: str) -> np.ndarray:
-        if camera not in self._cameras:
-            raise ConfigError(f"no camera {camera!r} in this scene; cameras: {list(self._cameras)}")
-        spec = self._cameras[camera][0]
+        spec = scene_item(self._cameras, "camera", camera)[0]
         right, up, forward = camera_axes(spec)
         pose = np.eye(4)
         pose[:3, :3] = np.column_stack([right, up, -forward])
@@ -449,9 +446,7 @@ class PybulletBackend:
         return pose
 
     def render(self, camera: str) -> np.ndarray:
-        if camera not in self._cameras:
-            raise ConfigError(f"no camera {camera!r} in this scene; cameras: {list(self._cameras)}")
-        spec, projection = self._cameras[camera]
+        spec, projection = scene_item(self._cameras, "camera", camera)
         pose = self.camera_pose(camera)
         eye, up, backward = pose[:3, 3], pose[:3, 1], pose[:3, 2]
         view = self._p.computeViewMatrix(
