@@ -47,6 +47,12 @@ _TOLERANCE = 1e-9
 _TRACKING_LAG = 0.25
 """Longest time (s) a following arm trails its command by: servoJ's longest lookahead (0.2 s)
 plus the observation's age."""
+_CLOCKS_APART_AGE = 86400.0
+"""An observation older than this (s) was stamped by another clock, not late: a day."""
+_CLOCKS_APART = (
+    ": stamped by another clock (one node on sim time, the other on wall time? "
+    "use_sim_time must match)"
+)
 _AT_REST = 0.01
 """Joint speed (rad/s) below which an arm counts as at rest: it follows no moving command."""
 OPERATOR = "operator"
@@ -385,6 +391,7 @@ class SafetyFilter:
                     t,
                     lambda: (
                         f"newest observation is {age:.4f}s old (> {limits.max_observation_age}s)"
+                        + (_CLOCKS_APART if age > _CLOCKS_APART_AGE else "")
                     ),
                 )
             )

@@ -303,6 +303,22 @@ def test_no_observation_ever_means_hold() -> None:
     assert safety.watchdog(0.995, 1.0) and not safety.watchdog(0.9, 1.0)
 
 
+def test_an_observation_stamped_by_another_clock_says_so() -> None:
+    """A node on wall time reading a simulator's stamps (use_sim_time on one side only) held,
+    saying only that the observation was 1.8e9 s old."""
+    safety = SafetyFilter(ur5e_like_limits())
+    safety.watchdog(12.0, 12.0)
+    safety.filter(HOME, HOME, 12.0)
+    safety.watchdog(12.002, 1.8e9)
+    out = safety.filter(HOME, HOME, 1.8e9)
+    (stale,) = (e for e in out.events if e.kind == Intervention.STALE_OBSERVATION)
+    assert "another clock" in stale.detail and "use_sim_time" in stale.detail
+    fresh, clock = started()
+    late = clock.step(HOME, HOME, observe=False, dt=0.05)
+    (stale,) = (e for e in late.events if e.kind == Intervention.STALE_OBSERVATION)
+    assert "another clock" not in stale.detail
+
+
 def test_late_inference_holds() -> None:
     safety, clock = started()
     out = clock.step(HOME + 0.2, HOME, command_stamp=clock.t + DT - 0.06)
