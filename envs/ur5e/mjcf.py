@@ -39,10 +39,9 @@ from robot_il.envs.ur5e.scene_geometry import (
     MARKER_RADIUS,
     MARKER_RGBA,
     camera_axes,
-    mount_rotation,
     static_boxes,
 )
-from robot_il.envs.ur5e.transforms import homogeneous, matrix_to_quat
+from robot_il.envs.ur5e.transforms import homogeneous, matrix_to_quat, rot_z
 
 JOINT_KP = np.array([4000.0, 4000.0, 4000.0, 800.0, 800.0, 800.0])
 """Servo stiffness per arm joint, N m / rad."""
@@ -174,7 +173,7 @@ def _arm(mount, visuals, table: _MeshTable, cameras: tuple[CameraSpec, ...] = ()
     """One arm's bodies; ``cameras`` ride on its gripper."""
     prefix = ur5e.arm_prefix(mount.name)
     collision_group = 3 if visuals is not None else 0
-    placement = homogeneous(mount_rotation(mount.base_yaw), mount.base_pos)
+    placement = homogeneous(rot_z(mount.base_yaw), mount.base_pos)
     lines = [
         f'<body name="{prefix}{ur5e.LINK_NAMES[0]}" {_pose_attrs(placement)}>',
         _inertial(ur5e.base_inertial()),

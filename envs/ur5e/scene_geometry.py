@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from robot_il.envs.backends.base import CameraSpec, SceneSpec
-from robot_il.envs.ur5e.transforms import rot_z
 
 TABLE_THICKNESS = 0.05
 TABLE_MARGIN = 0.9
@@ -66,11 +65,6 @@ def static_boxes(scene: SceneSpec) -> tuple[StaticBox, ...]:
             StaticBox("bin_wall_ny", (cx, cy - iy - t, z), (ix, t, h), BIN_RGBA),
         ]
     return tuple(boxes)
-
-
-def mount_rotation(yaw: float) -> np.ndarray:
-    """(3, 3) world rotation of an arm base turned ``yaw`` rad about z."""
-    return rot_z(yaw)
 
 
 def camera_axes(camera: CameraSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
