@@ -18,9 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from robot_il.envs import cross_scenes as cs
-from robot_il.envs.tasks.base import ELBOW_UP, TOP_DOWN
+from robot_il.envs.experts.base import tcp_at, top_down
+from robot_il.envs.tasks.base import ELBOW_UP
 from robot_il.envs.ur5e.kinematics import inverse_kinematics
-from robot_il.envs.ur5e.transforms import matrix_to_quat, rot_z
+from robot_il.envs.ur5e.transforms import matrix_to_quat
 from robot_il.policies.dmp.bimanual import ArmPrimitives, TwoArmController
 from robot_il.policies.dmp.coupling import CouplingParams
 from robot_il.policies.dmp.library import Segment
@@ -37,7 +38,7 @@ DEMO_DT = 0.01
 def tool_quat(yaw: np.ndarray) -> np.ndarray:
     """Quaternions (..., 4) ``wxyz`` of a downward tool turned by ``yaw`` (...,) rad."""
     yaw = np.asarray(yaw, dtype=np.float64)
-    return np.stack([matrix_to_quat(rot_z(float(y)) @ TOP_DOWN) for y in yaw.ravel()]).reshape(
+    return np.stack([matrix_to_quat(top_down(float(y))) for y in yaw.ravel()]).reshape(
         *yaw.shape, 4
     )
 
@@ -93,9 +94,7 @@ def start_joints(scenes: cs.CrossScenes) -> np.ndarray:
     for k, arm in enumerate(cs.ARMS):
         base = cs.world_from_base(arm)
         for i in range(len(scenes)):
-            pose = np.eye(4)
-            pose[:3, :3] = rot_z(scenes.start_yaw[i, k]) @ TOP_DOWN
-            pose[:3, 3] = scenes.start[i, k]
+            pose = tcp_at(scenes.start[i, k], top_down(scenes.start_yaw[i, k]))
             q = inverse_kinematics(np.linalg.inv(base) @ pose, ELBOW_UP)
             if q is None:
                 raise ConfigError(
