@@ -4,9 +4,10 @@ changed since that commit), the versions of the libraries that shape its numbers
 machine and its CPU (float rounding differs between CPUs: bfloat16 products on AMX, float32
 elsewhere), the command, the UTC time of the save, and the datasets it learned from (path,
 episodes used, and a fingerprint of their content: ``dataset_record``); a checkpoint of
-``robot-il train bc|diffusion`` adds ``training``, its step and the run's settings (seed,
-steps, batch size, schedule), which a ``--config`` file may have given and the command
-line then does not show.
+``robot-il train`` (bc, diffusion and the online learners) adds ``training``, its step (env
+steps for an online learner) and the run's settings (seed, steps or env steps, batch size,
+schedule), which a ``--config`` file may have given and the command line then does not
+show.
 
 Every checkpoint's ``config.json`` carries this record as ``provenance``
 (``robot_il.policies.base.write_policy_config``); ``robot-il eval`` prints it in one line
@@ -158,8 +159,13 @@ def describe(record: Mapping[str, Any] | None) -> str:
     line += f"; trained on {', '.join(data)}" if data else ""
     if training := record.get("training"):
         settings = training["config"]
-        line += (f"; step {training['step']} of {settings['steps']}, seed {settings['seed']}, "
-                 f"batch {settings['batch_size']}, lr {settings['lr']:g}")  # fmt: skip
+        if "env_steps" in settings:  # an online run: its batch and rates are the policy's
+            line += (f"; env step {training['step']} of {settings['env_steps']}, seed "
+                     f"{settings['seed']}")  # fmt: skip
+        else:
+            line += (f"; step {training['step']} of {settings['steps']}, seed "
+                     f"{settings['seed']}, batch {settings['batch_size']}, lr "
+                     f"{settings['lr']:g}")  # fmt: skip
     return line
 
 

@@ -57,7 +57,6 @@ import contextlib
 import dataclasses
 import json
 import random
-import shutil
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -92,6 +91,8 @@ from robot_il.train.trainer import (
     replace_dir,
     restore_rng_states,
     rng_states,
+    save_checkpoint,
+    training_settings,
 )
 
 ONLINE_ALGORITHMS: dict[str, str] = {
@@ -338,6 +339,7 @@ def _train_online(
     obs_dim = policy.encoder.output_dim
     buffer = ReplayBuffer(config.buffer_size or config.env_steps, obs_dim, policy.action_dim)
     run_config = {field: getattr(config, field) for field in RESUME_FIXED}
+    settings = training_settings(config)
     progress = {"step": 0, "episode": 0, "last_save": 0, "wall_s": 0.0, "evaluations": []}
     if resumed:
         progress = _load_state(state_dir, algorithm, buffer, rng, run_config, config.env_steps)
@@ -375,7 +377,7 @@ def _train_online(
         if config.eval.episodes > 0:  # where the online phase starts from
             logger.log(0, evaluation_at(0))
     if not resumed and horizon > config.env_steps:  # the first episode may outlast the budget
-        _save(out, progress_at(0), algorithm, buffer, rng, run_config)
+        _save(out, progress_at(0), algorithm, buffer, rng, run_config, settings)
     obs: np.ndarray | None = None
     episode_return, episode_steps, metrics = 0.0, 0, {}
     tick, tick_step = time.perf_counter(), start
@@ -417,9 +419,9 @@ def _train_online(
         if obs is None and (done - last_save >= config.save_every
                             or done + horizon > config.env_steps):  # fmt: skip
             last_save = done
-            _save(out, progress_at(done), algorithm, buffer, rng, run_config)
+            _save(out, progress_at(done), algorithm, buffer, rng, run_config, settings)
         elif done == config.env_steps:  # mid-episode
-            _save_budget_end(out, progress_at(done), algorithm.policy)
+            _save_budget_end(out, progress_at(done), algorithm.policy, settings)
     bar.close()
     logger.close()
     env.close()
@@ -466,12 +468,14 @@ def _save(
     buffer: ReplayBuffer,
     rng: np.random.Generator,
     run_config: dict[str, Any],
+    settings: dict[str, Any],
 ) -> None:
-    """Write ``checkpoints/step_N`` and ``policy/`` (the deployable actor) and ``train_state/``
+    """Write ``checkpoints/step_N`` and ``policy/`` (the deployable actor, its provenance
+    with the env step and the run's ``settings``: ``save_checkpoint``) and ``train_state/``
     (learner, replay buffer, normalizer, counters, RNGs), each atomically."""
     from safetensors.numpy import save_file as save_numpy
 
-    _save_actor(out, progress["step"], algorithm.policy)
+    save_checkpoint(out, progress["step"], algorithm.policy, settings)
 
     def write_state(tmp: Path) -> None:
         tmp.mkdir(parents=True)
@@ -493,17 +497,14 @@ def _save(
     replace_dir(out / STATE_DIR, write_state)
 
 
-def _save_actor(out: Path, step: int, policy: Any) -> None:
-    """Write ``checkpoints/step_N`` and refresh ``policy/`` (the deployable actor)."""
-    snapshot = replace_dir(out / "checkpoints" / f"step_{step:07d}", policy.save)
-    replace_dir(out / DEPLOY_SUBDIR, lambda tmp: shutil.copytree(snapshot, tmp))
-
-
-def _save_budget_end(out: Path, progress: dict[str, Any], policy: Any) -> None:
-    """The budget ended mid-episode: write the deployable actor and record the end (the
-    counters and evaluations ``_save`` would keep) in ``train_state/finished.json``
-    (atomically), beside the state saved when the episode began."""
-    _save_actor(out, progress["step"], policy)
+def _save_budget_end(
+    out: Path, progress: dict[str, Any], policy: Any, settings: dict[str, Any]
+) -> None:
+    """The budget ended mid-episode: write the deployable actor (``save_checkpoint``) and
+    record the end (the counters and evaluations ``_save`` would keep) in
+    ``train_state/finished.json`` (atomically), beside the state saved when the episode
+    began."""
+    save_checkpoint(out, progress["step"], policy, settings)
     finished = out / STATE_DIR / FINISHED_FILE
     tmp = finished.with_name(finished.name + ".tmp")
     tmp.write_text(json.dumps(progress) + "\n")

@@ -1,9 +1,12 @@
 """The training loop every policy family shares.
 
-Order of work, so that bad input fails fast: open the dataset and check it has every key the
-config needs, build the evaluation env and check it fits the policy's spec, and only then
-fit the normalizer and train. The loop samples random windows (``SequenceSampler.batch`` on
-a RAM-cached dataset), steps AdamW with a warm-up + cosine schedule, logs to CSV and
+Order of work, so that bad input fails fast: open the dataset (its layout and attributes)
+and check it has every key the config needs, build the evaluation env and check it fits the
+policy's spec, fit the normalizer (low-dimensional keys, read from the store), build the
+policy (an image crop checked against the frames' size), check a resumed run's save, and
+only then decode the dataset into RAM (seconds to minutes for cameras) and train. The loop
+samples random windows (``SequenceSampler.batch`` on the RAM-cached dataset), steps AdamW
+with a warm-up + cosine schedule, logs to CSV and
 TensorBoard, evaluates in simulation every ``eval.every`` steps, and writes checkpoints.
 Everything needed to continue (raw weights, optimizer, schedule, step, the EMA, the
 normalizer, and every RNG of every process: each torchrun process draws its own batches) is
@@ -12,6 +15,8 @@ A resumed run must keep the settings of ``RESUME_FIXED``, its policy config, its
 normalizer it fitted and its number of processes; anything else is refused before a step,
 naming what changed. A run saved before each process's random state was kept (rank 0's
 alone) resumes in any number of processes, bit-exactly in one; other ranks then reseed.
+A run rerun after its last step has nothing to train; if it was killed after its final save,
+before ``summary.json``, the rerun makes its final evaluation and writes the summary.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from robot_il.policies import DEPLOY_SUBDIR, policy_class
 from robot_il.policies.base import CONFIG_FILE, NORMALIZER_FILE, Policy, PolicyConfig
 from robot_il.policies.spec import ACTION_KEY, is_image_key, spec_from_dataset
 from robot_il.provenance import code_provenance, dataset_record, refuse_changed_data
-from robot_il.train.config import TRAIN_CONFIGS, TrainConfig, config_to_dict
+from robot_il.train.config import TRAIN_CONFIGS, EvalConfig, TrainConfig, config_to_dict
 from robot_il.train.distributed import Distributed, init_distributed
 from robot_il.train.evaluate import EvalResult, evaluate, make_eval_env, torch_seeded
 
@@ -109,7 +114,7 @@ def train(config: TrainConfig) -> TrainResult:
         torch.set_num_threads(config.threads)
     dist, device = init_distributed(config.device)
     try:
-        dataset = Dataset.open(config.dataset, cache="ram")
+        dataset = Dataset.open(config.dataset)  # decoded into RAM once every check passed
         obs_keys = observation_keys(tuple(config.policy.obs_keys), dataset)
         spec = spec_from_dataset(dataset, obs_keys, config.dataset)
         policy_config = dataclasses.replace(config.policy, obs_keys=tuple(obs_keys))
@@ -163,17 +168,14 @@ def train(config: TrainConfig) -> TrainResult:
         schedule = _warmup_cosine(optimizer, config.warmup_steps, config.steps)
         rng = np.random.default_rng(config.seed + dist.rank)
         run_config = {field: getattr(config, field) for field in RESUME_FIXED}
-        settings = {k: v for k, v in config_to_dict(config).items() if k != "policy"}
+        settings = training_settings(config)
         start, resumed = 0, state_dir.exists()
         if resumed:
             start = _load_state(state_dir, policy, optimizer, schedule, rng, policy_type,
                                 run_config, dist)  # fmt: skip
-        if start == config.steps:  # its summary (loss, evaluation) stays as the run left it
-            if env is not None:
-                env.close()
-            if dist.is_main:
-                print(f"{out}: this run finished at step {start}; nothing to train")
-            return TrainResult(out / DEPLOY_SUBDIR, start, _final_loss(out), None)
+        if start == config.steps:
+            return _finish(out, start, policy, env, config.eval, dist.is_main)
+        dataset = Dataset.open(config.dataset, cache="ram")  # the same episodes, decoded
         window = {
             "keys": [*obs_keys, *labels, ACTION_KEY],
             "obs_keys": [*obs_keys, *labels],  # labels: the observed steps' values
@@ -358,23 +360,13 @@ def _save(
     run_config: dict[str, Any],
     settings: dict[str, Any],
 ) -> None:
-    """Write ``checkpoints/step_N``, refresh ``policy/`` and ``train_state/``, each atomically
+    """Write the checkpoints (``save_checkpoint``) and refresh ``train_state/``, atomically
     (written beside, then renamed), so a kill never leaves a half-written directory.
-    ``generators``: ``rng_states`` of every process, by rank. The checkpoint's provenance
-    gains ``training``: its ``step`` and the run's ``settings`` (the training config less
-    the policy's, which ``config.json`` holds), so a checkpoint copied away from its run
-    still says how it was trained (seed, steps, batch, schedule, data)."""
+    ``generators``: ``rng_states`` of every process, by rank."""
     from safetensors.numpy import save_file as save_numpy
     from safetensors.torch import save_file
 
-    def write_snapshot(tmp: Path) -> None:
-        policy.save(tmp)
-        saved = json.loads((tmp / CONFIG_FILE).read_text())
-        saved["provenance"]["training"] = {"step": step, "config": settings}
-        (tmp / CONFIG_FILE).write_text(json.dumps(saved, indent=2) + "\n")
-
-    snapshot = replace_dir(out / "checkpoints" / f"step_{step:07d}", write_snapshot)
-    replace_dir(out / DEPLOY_SUBDIR, lambda tmp: shutil.copytree(snapshot, tmp))
+    save_checkpoint(out, step, policy, settings)
 
     def write_state(tmp: Path) -> None:
         tmp.mkdir(parents=True)
@@ -397,6 +389,30 @@ def _save(
         )
 
     replace_dir(out / STATE_DIR, write_state)
+
+
+def training_settings(config: Any) -> dict[str, Any]:
+    """What a checkpoint records of how it was trained (``save_checkpoint``): the training
+    config ``config`` (offline or online) less the policy's, which ``config.json`` holds."""
+    return {k: v for k, v in config_to_dict(config).items() if k != "policy"}
+
+
+def save_checkpoint(out: Path, step: int, policy: Policy, settings: dict[str, Any]) -> None:
+    """Write ``checkpoints/step_N`` and refresh ``policy/`` (the deployable checkpoint), each
+    atomically. Its provenance gains ``training``: the ``step`` (optimizer steps, or env
+    steps for an online run) and the run's ``settings`` (``training_settings``), so that a
+    checkpoint copied away from its run still says how it was trained (seed, steps, batch,
+    schedule, data), which a ``--config`` file may have given and the recorded command line
+    then does not show."""
+
+    def write_snapshot(tmp: Path) -> None:
+        policy.save(tmp)
+        saved = json.loads((tmp / CONFIG_FILE).read_text())
+        saved["provenance"]["training"] = {"step": step, "config": settings}
+        (tmp / CONFIG_FILE).write_text(json.dumps(saved, indent=2) + "\n")
+
+    snapshot = replace_dir(out / "checkpoints" / f"step_{step:07d}", write_snapshot)
+    replace_dir(out / DEPLOY_SUBDIR, lambda tmp: shutil.copytree(snapshot, tmp))
 
 
 def replace_dir(target: Path, write: Any) -> Path:
@@ -628,13 +644,49 @@ def _keep_rows_before(path: Path, first_step: int, fields: tuple[str, ...]) -> N
     tmp.replace(path)
 
 
-def _final_loss(out: Path) -> float:
-    """The last step's loss that the run at ``out`` wrote in its summary (NaN if it was
-    killed after its last save, before the summary)."""
+def _finish(
+    out: Path, steps: int, policy: Policy, env: Any, eval_config: EvalConfig, is_main: bool
+) -> TrainResult:
+    """A rerun of the run at ``out``, which trained and saved all its ``steps``. A kill after
+    its final save left its final evaluation and ``summary.json`` undone: they are done now
+    (the evaluation in ``env``, None on ranks other than 0 or with evaluation off, by
+    ``eval_config``; the loss the one logged at the last step), and the saved weights and
+    the seeded episodes give the outcomes the run would have written. A run whose summary
+    is written has nothing left to do."""
+    loss = _logged_loss(out, steps)
+    finished = _summary_steps(out) == steps
+    outcome = None
+    if env is not None:
+        if not finished:
+            outcome = evaluate(policy, env, episodes=eval_config.episodes, seed=eval_config.seed)
+        env.close()
+    if is_main:
+        if finished:
+            print(f"{out}: this run finished at step {steps}; nothing to train")
+        else:
+            print(f"{out}: this run trained its {steps} steps; writing its summary")
+            _write_summary(out, steps, loss, outcome)
+    return TrainResult(out / DEPLOY_SUBDIR, steps, loss, outcome)
+
+
+def _logged_loss(out: Path, step: int) -> float:
+    """The loss that the run at ``out`` logged at ``step`` in ``metrics.csv`` (the last step
+    always logs, before its save); NaN if absent."""
     try:
-        return float(json.loads((out / SUMMARY_JSON).read_text())["final_loss"])
-    except (OSError, ValueError, KeyError):
+        with (out / METRICS_CSV).open(newline="") as file:
+            losses = [row["loss"] for row in csv.DictReader(file) if int(row["step"]) == step]
+    except OSError:
         return float("nan")
+    return float(losses[-1]) if losses else float("nan")
+
+
+def _summary_steps(out: Path) -> int | None:
+    """The steps of the summary the run at ``out`` wrote; None without one (a run killed
+    before it, or while writing it)."""
+    try:
+        return int(json.loads((out / SUMMARY_JSON).read_text())["steps"])
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def _write_summary(out: Path, steps: int, loss: float, evaluation: EvalResult | None) -> None:

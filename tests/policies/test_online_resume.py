@@ -455,3 +455,28 @@ def test_a_run_on_the_gpu_resumes_bit_exactly_and_its_checkpoint_acts_on_the_cpu
     on_gpu = load_policy(straight.checkpoint, device="cuda")
     obs = {k: np.full(s, 0.1, np.float32) for k, s in on_cpu.spec["observation"].items()}
     np.testing.assert_allclose(on_cpu.act(obs), on_gpu.act(obs), atol=1e-5)
+
+
+def test_an_online_checkpoint_records_its_env_step_and_the_settings_a_config_file_gave(
+    one_reach_demo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As bc's and diffusion's: each checkpoint of an online run (the one saved before its
+    first episode, and the actor at a budget that ended mid-episode) keeps the run's
+    settings, the seed a ``--config`` file gave among them, and its env step; ``robot-il
+    info`` shows them."""
+    import yaml
+
+    from robot_il.cli import main
+
+    config = tmp_path / "opt_ail.yaml"
+    config.write_text(yaml.safe_dump({"seed": 3, "env_steps": 30}))
+    run = tmp_path / "run"
+    assert main(["train", "opt-ail", "--config", str(config), "--dataset", str(one_reach_demo),
+                 "--out", str(run), *SMALL, "--eval.episodes", "0"]) == 0  # fmt: skip
+    for checkpoint, step in ((run / "policy", 30), (run / "checkpoints" / "step_0000000", 0)):
+        saved = json.loads((checkpoint / "config.json").read_text())["provenance"]["training"]
+        assert saved["step"] == step and saved["config"]["seed"] == 3
+        assert saved["config"]["dataset"] == str(one_reach_demo) and "policy" not in saved["config"]
+        capsys.readouterr()
+        assert main(["info", str(checkpoint)]) == 0
+        assert f"; env step {step} of 30, seed 3\n" in capsys.readouterr().out

@@ -20,6 +20,7 @@ from robot_il.policies import policy_class
 from safetensors.numpy import load_file
 
 from robot_il.cli import main
+from robot_il.dataset import Dataset, DatasetWriter
 from robot_il.errors import CheckpointError, ConfigError, DatasetError
 from robot_il.train.config import load_config
 from robot_il.train.trainer import policy_type_of, train
@@ -595,3 +596,62 @@ def test_a_diffusion_runs_weights_do_not_depend_on_how_often_it_logs(
                    (path / "metrics.csv").read_text().splitlines()[1:]}
             for path in (every, other)}  # fmt: skip
     assert rows[every]["4"] == rows[other]["4"] != ""
+
+
+def test_a_run_killed_after_its_final_save_writes_its_summary_when_rerun(
+    synthetic_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Killed between its final save and ``summary.json`` (the run's state then, with nothing
+    left to train), the rerun makes the final evaluation and writes the summary the run would
+    have written; a run with its summary has nothing left to do."""
+    settings = ("--steps", "4", "--save-every", "2", "--eval.episodes", "2",
+                "--eval.max-episode-steps", "3")  # fmt: skip
+    straight = train(_config(synthetic_dataset, tmp_path / "straight", *settings))
+    out = tmp_path / "killed"
+    train(_config(synthetic_dataset, out, *settings))
+    (out / "summary.json").unlink()
+    capsys.readouterr()
+    finished = train(_config(synthetic_dataset, out, *settings))
+    assert f"{out}: this run trained its 4 steps; writing its summary" in capsys.readouterr().out
+    assert finished.evaluation == straight.evaluation and finished.steps == 4
+    assert finished.final_loss == straight.final_loss
+    summary = (out / "summary.json").read_text()
+    assert summary == (tmp_path / "straight" / "summary.json").read_text()
+    assert train(_config(synthetic_dataset, out, *settings)).evaluation is None
+    assert f"{out}: this run finished at step 4; nothing to train" in capsys.readouterr().out
+    assert (out / "summary.json").read_text() == summary
+
+
+def test_an_image_crop_that_leaves_the_frames_is_refused_before_they_are_decoded(
+    tmp_path: Path,
+) -> None:
+    """The crop is checked against the frames' size that the dataset's metadata states,
+    before its frames are decoded into RAM (seconds to minutes for a camera dataset): the
+    last episode's frames here are unreadable, which a refusal after decoding would meet
+    first."""
+    rng = np.random.default_rng(0)
+    data = tmp_path / "camera.zarr"
+    attrs = {"task": "reach", "action_mode": "joint"}
+    with DatasetWriter.create(data, robot="ur5e", control_hz=20.0, attrs=attrs,
+                              fsync=False) as writer:  # fmt: skip
+        for _ in range(2):
+            writer.add_episode({
+                "joint_pos": rng.uniform(-1, 1, (5, 6)).astype(np.float32),
+                "rgb_front": rng.integers(0, 256, (5, 16, 16, 3), np.uint8),
+                "action": np.zeros((5, 7), np.float32),
+            })  # fmt: skip
+    # the shard holding the frames ends with its index, (offset, size) per frame, and a CRC
+    (shard,) = [p for p in (data / "data" / "rgb_front" / "c").rglob("*") if p.is_file()]
+    frames = zarr.open_array(str(data / "data" / "rgb_front"), mode="r").shards[0]
+    raw = bytearray(shard.read_bytes())
+    index = np.frombuffer(raw[-4 - 16 * frames : -4], np.uint64).reshape(frames, 2)
+    offset, size = (int(n) for n in index[9])
+    raw[offset : offset + size] = b"\xff" * size  # the last frame, garbled
+    shard.write_bytes(bytes(raw))
+    with pytest.raises(ConfigError, match=r"image_crop \(4, 4, 16, 8\) \(top, left, height, "
+                       r"width\) leaves the 16x16 frames of rgb_front"):  # fmt: skip
+        train(_config(data, tmp_path / "run", "--policy.obs-keys", "joint_pos", "rgb_front",
+                      "--policy.image-encoder", "conv", "--policy.image-crop", "4", "4", "16",
+                      "8"))  # fmt: skip
+    with pytest.raises(DatasetError, match="rgb_front episode 1 .* unreadable"):
+        Dataset.open(data, cache="ram")  # what decoding the frames meets
