@@ -4,7 +4,11 @@
 each episode's outcome and the success rate with its 95% Wilson interval, and writes
 ``eval.json``, ``success.png`` and (with ``--video``) ``rollouts.mp4`` into ``--out``
 (default: ``<checkpoint>/eval``, ``eval_pybullet`` for another backend, ``eval_ros`` over
-ROS 2). The env is checked against the checkpoint's spec before
+ROS 2). They are one evaluation's: each is written under a staged name
+(``rollouts.partial.mp4``) and they replace the previous evaluation's together once all are
+written, so an evaluation killed midway leaves the previous results as they were, and one
+without ``--video`` removes the previous one's video. The env is checked against the
+checkpoint's spec before
 the first rollout. ``--ros`` runs the same seeds through the deployment instead (``sim_robot``
 in lock-step, the policy node and its safety layer, over loopback DDS;
 :mod:`robot_il.ros.ros_eval`).
@@ -19,6 +23,9 @@ from pathlib import Path
 
 from robot_il.cli.flags import refuse_file_out
 from robot_il.errors import ConfigError
+
+SUMMARY, PLOT, VIDEO = "eval.json", "success.png", "rollouts.mp4"
+"""What an evaluation writes into its ``--out``; ``eval.json`` says what the others show."""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -36,7 +43,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="directory for results (default: CHECKPOINT/eval, eval_<backend> on another "
         "backend, eval_<task> on another task, eval_ros with --ros)",
     )
-    parser.add_argument("--video", action="store_true", help="write rollouts.mp4")
+    parser.add_argument("--video", action="store_true", help=f"write {VIDEO}")
     parser.add_argument(
         "--camera",
         default=None,
@@ -94,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         import imageio.v2 as imageio
 
         fps = float(policy.spec["control_hz"])
-        writer = imageio.get_writer(out / "rollouts.mp4", fps=fps, codec="libx264", quality=7)
+        writer = imageio.get_writer(staged(out, VIDEO), fps=fps, codec="libx264", quality=7)
     try:
         if args.ros:
             result = _evaluate_over_ros(args, env.unwrapped.backend_name, out)
@@ -132,10 +139,34 @@ def run(args: argparse.Namespace) -> int:
         "lengths": result.lengths,
         "returns": result.returns,
     }
-    (out / "eval.json").write_text(json.dumps(summary, indent=2) + "\n")
-    plot_success(result, out / "success.png", f"{policy.policy_type} on {where}")
+    staged(out, SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+    plot_success(result, staged(out, PLOT), f"{policy.policy_type} on {where}")
+    publish(out, video=args.video)
     print(f"results: {out}")
     return 0
+
+
+def staged(out: Path, name: str) -> Path:
+    """Where this evaluation writes its result ``name`` until all are written:
+    ``eval.partial.json`` for ``eval.json`` (the suffix kept: the writers take their format
+    from it)."""
+    path = out / name
+    return path.with_name(f"{path.stem}.partial{path.suffix}")
+
+
+def publish(out: Path, video: bool) -> None:
+    """Put this evaluation's staged results in place of the previous evaluation's in
+    ``out``. ``eval.json`` goes first and comes back last, so it never stands beside another
+    evaluation's plot or video; without ``video`` the previous video goes, and a staged one
+    that a killed evaluation left."""
+    (out / SUMMARY).unlink(missing_ok=True)
+    os.replace(staged(out, PLOT), out / PLOT)
+    if video:
+        os.replace(staged(out, VIDEO), out / VIDEO)
+    else:
+        for stale in (out / VIDEO, staged(out, VIDEO)):
+            stale.unlink(missing_ok=True)
+    os.replace(staged(out, SUMMARY), out / SUMMARY)
 
 
 def default_out(args: argparse.Namespace, spec: dict) -> Path:

@@ -203,3 +203,33 @@ def test_a_camera_without_a_video_is_refused(run: Path, capsys: pytest.CaptureFi
     """``--camera wrst`` without ``--video`` was ignored: nothing checked the name."""
     err = one_line_error(["eval", "--checkpoint", str(run), "--camera", "wrst"], capsys)
     assert err.endswith("--camera wrst: picks the camera --video films; add --video")
+
+
+def test_an_evaluation_killed_midway_leaves_the_previous_results_whole(
+    run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Interrupted in its second episode, an evaluation with ``--video`` leaves the previous
+    evaluation's results as they were (it used to leave its own part of a video beside the
+    previous eval.json); a finished one without ``--video`` takes the previous video away."""
+    from robot_il.policies.bc import BCPolicy
+
+    out = tmp_path / "eval"
+    argv = ["eval", "--checkpoint", str(run), "--max-steps", "3", "--out", str(out)]
+    assert main([*argv, "--episodes", "1", "--video"]) == 0
+    results = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert sorted(results) == ["eval.json", "rollouts.mp4", "success.png"]
+    acted, act = [], BCPolicy.act
+
+    def act_then_interrupt(self: BCPolicy, obs: dict) -> object:
+        acted.append(1)
+        if len(acted) == 5:  # the second episode's second step
+            raise KeyboardInterrupt
+        return act(self, obs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(BCPolicy, "act", act_then_interrupt)
+        assert main([*argv, "--episodes", "2", "--video", "--seed", "7"]) == 130
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.name in results} == results
+    assert main([*argv, "--episodes", "1", "--seed", "7"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["eval.json", "success.png"]
+    assert json.loads((out / "eval.json").read_text())["seeds"] == [7]
