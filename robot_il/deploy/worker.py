@@ -20,7 +20,9 @@ The parent reads the checkpoint's ``config.json`` for what it needs (spec, obser
 horizons) and sends observation histories over a pipe, each with the number of the episode it
 belongs to; the child answers with actions. A new episode number resets the policy first
 (``reset()``: a DMP controller starts again from the observed pose, a chunked policy forgets
-its history and queue), so every policy type starts each episode afresh.
+its history and queue), so every policy type starts each episode afresh; given an episode's
+seed, it also seeds torch's generator, from which a sampling policy (Diffusion's noise) then
+draws that episode's samples, as ``robot-il eval`` seeds episode ``i`` with its env seed.
 """
 
 from __future__ import annotations
@@ -80,8 +82,9 @@ class CheckpointInfo:
 
 
 def _serve(connection: Any, directory: str, torch_threads: int, nice: int) -> None:
-    """The child: load the policy, then answer ``(episode, history)`` requests until ``None``
-    arrives, resetting the policy whenever the episode number changes.
+    """The child: load the policy, then answer ``(episode, seed, history)`` requests until
+    ``None`` arrives, resetting the policy whenever the episode number changes (and seeding
+    torch with ``seed`` unless it is None).
 
     Ctrl-C reaches the whole process group; the child ignores it and ends when its parent
     closes the pipe, so a stopped launch shuts down without a child's traceback."""
@@ -122,7 +125,9 @@ def _serve(connection: Any, directory: str, torch_threads: int, nice: int) -> No
             if request[0] != episode:
                 policy.reset()
                 episode = request[0]
-            connection.send(("actions", acting.predict_actions(request[1])))
+                if request[1] is not None:
+                    torch.manual_seed(request[1])
+            connection.send(("actions", acting.predict_actions(request[2])))
         except Exception as error:  # noqa: BLE001
             connection.send(("error", f"{type(error).__name__}: {error}"))
 
@@ -168,12 +173,15 @@ class InferenceWorker:
                 f"{self.info.directory}: the inference process exited (code {code})"
             ) from None
 
-    def predict(self, history: dict[str, np.ndarray], episode: int = 0) -> np.ndarray:
+    def predict(
+        self, history: dict[str, np.ndarray], episode: int = 0, seed: int | None = None
+    ) -> np.ndarray:
         """The ``n_action_steps`` actions for an observation history (see
         :meth:`robot_il.policies.base.Policy.predict_actions`) of episode number ``episode``:
-        a number other than the previous request's resets the policy before it acts."""
+        a number other than the previous request's resets the policy before it acts, and
+        seeds the episode's samples with ``seed`` (None: they continue the child's stream)."""
         try:
-            self._connection.send((episode, history))
+            self._connection.send((episode, seed, history))
         except OSError as error:
             raise CheckpointError(
                 f"{self.info.directory}: inference process gone: {error}"

@@ -47,7 +47,11 @@ its worker, safe start, camera frames received before dropped; its first observa
 until every key the policy observes was taken after the reset, in real time as in lock-step,
 so it is never the old scene's); ``policy/stop`` (Trigger) ends one: nothing is published
 until the next reset, so that a simulator reset in between gets no command of the old episode
-(``robot-il eval --ros``: stop, ``sim/reset``, reset). A checkpoint path on ``policy/switch``
+(``robot-il eval --ros``: stop, ``sim/reset``, reset). With ``seed`` >= 0 the node's
+``i``-th reset (from 0) seeds the episode's samples (Diffusion's noise) with ``seed + i``, as
+``robot-il eval`` seeds episode ``i``'s and ``sim_robot`` resets to env seed ``seed + i``, so
+an evaluation over ROS 2 repeats; -1 (the default) leaves them to the worker's stream. A
+checkpoint path on ``policy/switch``
 (std_msgs/String; a bare name is looked up in ``candidates_dir``) is loaded in the background
 and takes over at the next reset, or at once while no episode runs; one trained at another
 rate than the first checkpoint is refused (the policy grid keeps the first one's rate).
@@ -145,6 +149,7 @@ class PolicyNode(Node):
         checkpoint = self.declare_parameter("checkpoint", "").value
         self.candidates_dir = self.declare_parameter("candidates_dir", "").value
         task = self.declare_parameter("task", "").value
+        self.seed = int(self.declare_parameter("seed", -1).value)
         self.control_rate = declare_float(self, "control_rate", 500.0)
         max_observation_age = declare_float(self, "max_observation_age", 0.1)
         max_command_age = declare_float(self, "max_command_age", 0.5)
@@ -261,6 +266,9 @@ class PolicyNode(Node):
         """Policy grid time (s) of the newest observation in the history."""
         self._history_changed = threading.Event()
         self._episode_id = 0
+        self._resets = 0
+        self._episode_seed: int | None = None
+        """What seeds the samples of the episode the last reset began (None: unseeded)."""
         self._reset_messages = 0
         """Joint state messages taken in when the episode began."""
         self._reset_values: dict[str, np.ndarray] = {}
@@ -447,6 +455,8 @@ class PolicyNode(Node):
                 self._pending = None
             self._start_episode()
             self._stopped = False
+            self._episode_seed = self.seed + self._resets if self.seed >= 0 else None
+            self._resets += 1
         response.success = True
         response.message = f"new episode with {self.checkpoint}"
         self.get_logger().info(response.message)
@@ -566,6 +576,7 @@ class PolicyNode(Node):
                 steps = list(self._history)
                 self._observed_grid = grid_t
                 episode = self._episode_id  # the episode this history belongs to
+                seed = self._episode_seed
             self._history_changed.set()
             if not planner.needs_chunk(timeline, grid_t):
                 continue
@@ -573,7 +584,7 @@ class PolicyNode(Node):
             history = {key: np.stack([s[key] for s in steps]) for key in info.obs_keys}
             started = self._now()  # node time: a lock-step simulator waits meanwhile
             try:
-                actions = worker.predict(history, episode)  # a new one resets it
+                actions = worker.predict(history, episode, seed)  # a new one resets it
             except CheckpointError as error:
                 self.get_logger().error(f"inference failed: {error}")
                 continue

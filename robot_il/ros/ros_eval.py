@@ -25,7 +25,10 @@ seconds). What would make the two differ, and how this run removes it:
   period, as the env does (stepped 2 ms at a time its servo braked into every held target:
   a different arm);
 - *observation timing*: the policy observes the joint states and the object pose of its grid
-  time (each in its own message; the object pose used to be a step old at random).
+  time (each in its own message; the object pose used to be a step old at random);
+- *sampling*: the policy node seeds episode ``i``'s samples (Diffusion's noise) with
+  ``seed + i`` (its ``seed`` parameter), as ``robot-il eval`` does, so an evaluation of a
+  sampling policy over ROS 2 repeats itself (it drew from the node's worker's own stream).
 
 A gripper command travels on a topic of its own and may still reach the simulator after the
 joint commands that start its step (a period late); taking the grippers' commands first in
@@ -252,6 +255,7 @@ def evaluate_over_ros(
         "control_rate": control_rate,
         "use_sim_time": True,
         "interpolate": interpolate,
+        "seed": seed,
         **policy_camera,
         **(policy_params or {}),
     }

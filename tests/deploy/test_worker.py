@@ -106,3 +106,30 @@ def test_a_new_episode_number_resets_a_dmp_policy_in_the_worker(task, tmp_path) 
     finally:
         worker.close()
         env.close()
+
+
+def test_a_seeded_episode_draws_a_sampling_policys_noise_as_robot_il_eval_does(
+    tmp_path,
+) -> None:
+    """Diffusion samples its initial noise: an episode given a seed draws it from torch's
+    generator seeded with it, the draws ``robot-il eval`` makes in an episode of that env seed
+    (``torch_seeded``), whatever the worker drew before; so an evaluation over ROS 2 repeats."""
+    from robot_il.train.evaluate import torch_seeded
+
+    path = untrained_reach_checkpoint("diffusion", tmp_path, horizon=4, n_action_steps=2,
+                                      down_dims=(8, 16))  # fmt: skip
+    history = {"joint_pos": np.zeros((2, 6), np.float32),  # Diffusion observes two steps
+               "target_pos": np.full((2, 3), 0.3, np.float32)}  # fmt: skip
+    policy = load_policy(path)
+    with torch_seeded(10_001):
+        in_eval = policy.predict_actions(history)
+    worker = InferenceWorker(CheckpointInfo.read(path))
+    try:
+        first = worker.predict(history, episode=1, seed=10_001)
+        worker.predict(history, episode=2, seed=10_002)
+        again = worker.predict(history, episode=3, seed=10_001)
+    finally:
+        worker.close()
+    np.testing.assert_array_equal(first, in_eval)
+    np.testing.assert_array_equal(again, in_eval)
+    assert not np.array_equal(policy.predict_actions(history), in_eval)  # the noise matters
