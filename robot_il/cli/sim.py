@@ -1,8 +1,11 @@
-"""``robot-il sim``: list the simulated tasks, roll out scripted experts and film them.
+"""``robot-il sim``: list the simulated tasks, roll out scripted experts and film them, and
+replay a recording's actions.
 
 ``robot-il sim rollout --task push --backend pybullet --expert --episodes 5 --video push.mp4``
 prints one line per episode (success, steps) and writes every episode, one after the other,
-into one mp4 a person can watch.
+into one mp4 a person can watch. ``robot-il sim replay --dataset push.zarr`` executes each
+recorded episode's actions from its seed and says whether the simulator still reproduces it
+(:mod:`robot_il.record.replay`); exit status 1 when an episode ends otherwise than recorded.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from typing import Any
 
 from robot_il.errors import ConfigError
 
@@ -19,7 +23,7 @@ HOLD_SECONDS = 0.75
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``list`` and ``rollout`` sub-commands."""
-    from robot_il.cli.flags import COUNT, SEED
+    from robot_il.cli.flags import SEED
 
     commands = parser.add_subparsers(dest="sim_command", metavar="COMMAND", required=True)
     listing = commands.add_parser("list", help="tasks, backends and cameras")
@@ -34,13 +38,38 @@ def configure(parser: argparse.ArgumentParser) -> None:
     rollout.add_argument("--episodes", type=int, default=1, help="number of episodes")
     rollout.add_argument("--seed", type=SEED, default=0, help="seed of the first episode")
     rollout.add_argument("--control-hz", type=float, default=20.0, help="policy rate (Hz)")
-    rollout.add_argument("--video", default=None, help="write the episodes to this .mp4")
-    rollout.add_argument(
+    add_video_flags(rollout)
+    rollout.set_defaults(run=run_rollout)
+
+    replay = commands.add_parser(
+        "replay", help="execute a recording's actions from its seeds: does it still reproduce?"
+    )
+    replay.add_argument("--dataset", required=True, help="zarr dataset recorded in simulation")
+    replay.add_argument(
+        "--episodes",
+        type=int,
+        nargs="+",
+        default=None,
+        help="episode indices (negative counts from the end; default: all)",
+    )
+    replay.add_argument(
+        "--backend", default=None, help="mujoco or pybullet (default: the recording's)"
+    )
+    add_video_flags(replay)
+    replay.set_defaults(run=run_replay)
+
+
+def add_video_flags(parser: argparse.ArgumentParser) -> None:
+    """``--video``, ``--camera`` and ``--video-size``: film the episodes into one mp4."""
+    from robot_il.cli.flags import COUNT
+
+    parser.add_argument("--video", default=None, help="write the episodes to this .mp4")
+    parser.add_argument(
         "--camera",
         default="front",
         help="camera to film: front, top, side or a wrist camera (see `robot-il sim list`)",
     )
-    rollout.add_argument(
+    parser.add_argument(
         "--video-size",
         type=COUNT,
         nargs=2,
@@ -48,7 +77,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar=("H", "W"),
         help="video frame height and width (px)",
     )
-    rollout.set_defaults(run=run_rollout)
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -71,23 +99,37 @@ def run_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_video_flags(args: argparse.Namespace) -> None:
+    """Refuse a ``--video`` path or ``--video-size`` that cannot be written, before any env."""
+    if args.video is None:
+        return
+    if not args.video.endswith(".mp4"):
+        raise ConfigError(f"--video must name an .mp4 file, got {args.video!r}")
+    folder = os.path.dirname(os.path.abspath(args.video))
+    if not os.path.isdir(folder):
+        raise ConfigError(f"--video {args.video}: folder {folder} does not exist")
+    if os.path.isdir(args.video):
+        raise ConfigError(f"--video {args.video} is a folder; name an .mp4 file")
+    if any(size % 2 for size in args.video_size):
+        height, width = args.video_size
+        raise ConfigError(f"--video-size {height} {width}: H.264 video needs even sizes")
+
+
+def video_writer(path: str, fps: float) -> Any:
+    """An H.264 mp4 writer at ``fps`` frames per second."""
+    import imageio.v2 as imageio
+
+    # blocks of 2 (H.264's least): imageio's default 16 scales a 1080-row film to 1088
+    return imageio.get_writer(path, fps=fps, codec="libx264", quality=7, macro_block_size=2)
+
+
 def run_rollout(args: argparse.Namespace) -> int:
     """Roll out ``--episodes`` episodes from seeds ``--seed``, ``--seed + 1``, ..."""
     if not args.expert:
         raise ConfigError("sim rollout acts only with --expert (the task's scripted expert)")
     if args.episodes < 1:
         raise ConfigError(f"--episodes must be at least 1, got {args.episodes}")
-    if args.video is not None:
-        if not args.video.endswith(".mp4"):
-            raise ConfigError(f"--video must name an .mp4 file, got {args.video!r}")
-        folder = os.path.dirname(os.path.abspath(args.video))
-        if not os.path.isdir(folder):
-            raise ConfigError(f"--video {args.video}: folder {folder} does not exist")
-        if os.path.isdir(args.video):
-            raise ConfigError(f"--video {args.video} is a folder; name an .mp4 file")
-        if any(size % 2 for size in args.video_size):
-            height, width = args.video_size
-            raise ConfigError(f"--video-size {height} {width}: H.264 video needs even sizes")
+    check_video_flags(args)
     from robot_il.envs.dmc import is_dmc_task
 
     if is_dmc_task(args.task):
@@ -107,14 +149,7 @@ def run_rollout(args: argparse.Namespace) -> int:
         render_camera=args.camera,
         render_size=tuple(args.video_size),
     )
-    writer = None
-    if filming:
-        import imageio.v2 as imageio
-
-        # blocks of 2 (H.264's least): imageio's default 16 scales a 1080-row film to 1088
-        writer = imageio.get_writer(
-            args.video, fps=args.control_hz, codec="libx264", quality=7, macro_block_size=2
-        )
+    writer = video_writer(args.video, args.control_hz) if filming else None
     expert = make_expert(env)
     successes = 0
     try:
@@ -151,3 +186,76 @@ def run_rollout(args: argparse.Namespace) -> int:
     if filming:
         print(f"video: {args.video}")
     return 0
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    """Replay ``--episodes`` of ``--dataset`` (all by default), one line each, then a summary."""
+    check_video_flags(args)
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    from tqdm import tqdm
+
+    from robot_il.dataset import Dataset
+    from robot_il.envs import make_env
+    from robot_il.record.replay import episode_seed, replay_episode
+
+    dataset = Dataset.open(args.dataset)
+    spec = dataset.attrs.get("env_spec")
+    if not spec or not spec.get("task"):
+        raise ConfigError(f"{args.dataset}: no env_spec in its attrs: not recorded in simulation")
+    count = dataset.num_episodes
+    if count == 0:
+        raise ConfigError(f"{args.dataset}: no episodes to replay")
+    episodes = list(range(count)) if args.episodes is None else args.episodes
+    for episode in episodes:
+        if not -count <= episode < count:
+            raise ConfigError(f"--episodes {episode}: {args.dataset} has {count} episodes")
+    episodes = [episode % count for episode in episodes]
+    for episode in episodes:
+        episode_seed(dataset, episode)  # refuse before any env is built
+    longest = int(max(dataset.episode_lengths[episodes]))
+    filming = args.video is not None
+    env = make_env(
+        spec["task"],
+        args.backend or spec.get("backend") or "mujoco",
+        control_hz=spec["control_hz"],
+        action_mode=spec.get("action_mode") or "joint",
+        max_episode_steps=longest,
+        frame=spec.get("frame"),
+        terminate_on_success=False,
+        render_mode="rgb_array" if filming else None,
+        render_camera=args.camera,
+        render_size=tuple(args.video_size),
+    )
+    writer = video_writer(args.video, spec["control_hz"]) if filming else None
+    results = []
+    try:
+        for episode in tqdm(episodes, desc="replay", unit="episode", disable=None):
+            result = replay_episode(
+                env, dataset, episode, on_frame=None if writer is None else writer.append_data
+            )
+            results.append(result)
+            recorded = {None: "not recorded", True: "success", False: "failure"}
+            tqdm.write(
+                f"episode {episode} seed {result.seed}: {result.steps} actions, recorded "
+                f"{recorded[result.recorded_success]}, replayed "
+                f"{'success' if result.replayed_success else 'failure'}"
+                f"{'' if result.reproduced else ' (DIFFERS)'}; largest gap "
+                f"{result.divergence:.2g} ({result.divergence_key}, step "
+                f"{result.divergence_step})"
+            )
+    finally:
+        if writer is not None:
+            writer.close()
+        env.close()
+    worst = max(results, key=lambda result: result.divergence)
+    differ = [result.episode for result in results if not result.reproduced]
+    print(
+        f"replayed {len(results)} episode(s) on {env.unwrapped.backend_name}: "
+        f"{len(results) - len(differ)} ended as recorded"
+        + (f", {len(differ)} did not (episodes {', '.join(map(str, differ))})" if differ else "")
+        + f"; largest gap {worst.divergence:.2g} ({worst.divergence_key}, episode "
+        f"{worst.episode} step {worst.divergence_step})"
+    )
+    if filming:
+        print(f"video: {args.video}")
+    return 1 if differ else 0

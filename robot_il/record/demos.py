@@ -75,6 +75,27 @@ def env_frame(obs: Mapping[str, Any], action: np.ndarray) -> dict[str, np.ndarra
     return frame
 
 
+def execution_noise(
+    seed: int, action_noise: float, action_shape: tuple[int, ...]
+) -> Callable[[np.ndarray], np.ndarray]:
+    """What the env executes for a recorded action in the expert episode of ``seed``: the
+    action plus DART's Gaussian noise of standard deviation ``action_noise`` (m, rad) on every
+    arm's motion numbers, never the gripper's, drawn from a generator seeded with ``seed``
+    (so a replay of the episode executes the same actions); the action itself when
+    ``action_noise`` is 0."""
+    if action_noise <= 0:
+        return lambda action: action
+    noise = np.random.default_rng(seed)
+    motion = np.ones(action_shape, dtype=bool)
+    motion[ARM_ACTION_SIZE - 1 :: ARM_ACTION_SIZE] = False  # each arm's gripper number
+
+    def perturb(action: np.ndarray) -> np.ndarray:
+        perturbation = noise.normal(0.0, action_noise, action.shape) * motion
+        return (action + perturbation).astype(action.dtype)
+
+    return perturb
+
+
 def record_expert(
     env: Any,
     expert: Any,
@@ -98,15 +119,13 @@ def record_expert(
     the gripper is never perturbed. ``on_step`` sees every recorded step (a live view).
     """
     max_attempts = 2 * episodes + 10 if max_attempts is None else max_attempts
-    motion = np.ones(env.action_space.shape, dtype=bool)
-    motion[ARM_ACTION_SIZE - 1 :: ARM_ACTION_SIZE] = False  # each arm's gripper number
     summary = SessionSummary()
     bar = tqdm(total=episodes, desc="expert episodes", unit="ep", disable=not progress)
     try:
         while summary.kept < episodes and summary.attempts < max_attempts:
             episode_seed = seed + summary.attempts
             obs, info = env.reset(seed=episode_seed)
-            noise = np.random.default_rng(episode_seed)
+            perturb = execution_noise(episode_seed, action_noise, env.action_space.shape)
             expert.reset(obs)
             recorder.start_episode()
             while True:
@@ -115,10 +134,7 @@ def record_expert(
                 recorder.push(ENV_STREAM, frame)
                 if on_step is not None:
                     on_step(frame)
-                if action_noise > 0:
-                    perturbation = noise.normal(0.0, action_noise, action.shape) * motion
-                    action = (action + perturbation).astype(action.dtype)
-                obs, _reward, terminated, truncated, info = env.step(action)
+                obs, _reward, terminated, truncated, info = env.step(perturb(action))
                 if terminated or truncated:
                     break
             success = bool(info.get("is_success", False))

@@ -1,0 +1,72 @@
+"""``robot-il sim replay``: a recording's actions, executed from its seeds, walk through its
+observations again (DART noise included), and a dataset that no longer matches says so."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import imageio.v2 as imageio
+import pytest
+import zarr
+
+from robot_il.cli import main
+
+
+@pytest.fixture(scope="module")
+def noisy_push(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two scripted push episodes recorded with DART noise (executed, not recorded)."""
+    path = tmp_path_factory.mktemp("replay") / "push.zarr"
+    argv = ["record", "--task", "push", "--expert", "--episodes", "2", "--max-steps", "70",
+            "--action-mode", "eef_delta", "--action-noise", "0.005",
+            "--out", str(path)]  # fmt: skip
+    assert main(argv) == 0
+    return path
+
+
+def test_a_recording_replays_exactly_with_the_noise_it_executed(noisy_push, tmp_path, capsys):
+    video = tmp_path / "replay.mp4"
+    argv = ["sim", "replay", "--dataset", str(noisy_push), "--episodes", "-1",
+            "--video", str(video), "--video-size", "64", "96"]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "recorded success, replayed success; largest gap 0 (joint_pos" in out
+    assert "replayed 1 episode(s) on mujoco: 1 ended as recorded; largest gap 0" in out
+    reader = imageio.get_reader(video)
+    steps = int(out.split(" actions")[0].rsplit(" ", 1)[1])
+    assert reader.count_frames() == steps + 1  # before every action and after the last
+    assert reader.get_data(0).shape == (64, 96, 3)
+
+
+def test_a_replay_without_the_recorded_noise_drifts(noisy_push, tmp_path, capsys):
+    """The noise is what the env executed: forget it (the episode's meta says none) and the
+    replayed joints leave the recorded ones."""
+    import shutil
+
+    copy = tmp_path / "quiet.zarr"
+    shutil.copytree(noisy_push, copy)
+    root = zarr.open_group(str(copy), mode="r+")
+    root["meta/action_noise"][:] = 0.0
+    main(["sim", "replay", "--dataset", str(copy), "--episodes", "0"])
+    out = capsys.readouterr().out
+    gap = float(out.split("largest gap ")[1].split(" ")[0])
+    assert gap > 1e-3
+
+
+def test_what_cannot_be_replayed_is_refused_in_one_line(noisy_push, tmp_path, capsys):
+    import shutil
+
+    def error(argv: list[str]) -> str:
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1, err
+        return err
+
+    err = error(["sim", "replay", "--dataset", str(noisy_push), "--episodes", "2"])
+    assert "--episodes 2: " in err and "has 2 episodes" in err
+    unseeded = tmp_path / "unseeded.zarr"
+    shutil.copytree(noisy_push, unseeded)
+    del zarr.open_group(str(unseeded), mode="r+")["meta/seed"]
+    err = error(["sim", "replay", "--dataset", str(unseeded)])
+    assert "episode 0 has no env seed (meta/seed)" in err
+    err = error(["sim", "replay", "--dataset", str(noisy_push), "--video", str(tmp_path)])
+    assert "--video must name an .mp4 file" in err
