@@ -239,7 +239,7 @@ def _train_online(
         torch.set_num_threads(config.threads)
 
     # -- input checks, before any interaction ------------------------------------------
-    dataset = Dataset.open(config.dataset, cache="ram")
+    dataset = Dataset.open(config.dataset)  # read by episode: cameras it never uses stay on disk
     obs_keys = sorted(observation_keys(tuple(config.policy.obs_keys), dataset))
     spec = spec_from_dataset(dataset, obs_keys, config.dataset)
     task = config.task or spec["task"]

@@ -449,3 +449,31 @@ def test_launch_file_builds_the_training_command(tmp_path: Path) -> None:
     assert isinstance(config, OPTAILTrainConfig) and config_file is None
     assert (config.env_steps, config.max_episodes, config.task) == (5000, 1, "dmc:walker_walk")
     assert config.eval.every == 10_000 and not config.progress
+
+
+def test_a_camera_the_online_learner_does_not_observe_is_never_decoded(tmp_path) -> None:
+    """The online learners act on state: the demonstrations' camera frames were decoded into
+    RAM all the same (seconds to minutes, hundreds of MB). Here they are unreadable, and the
+    run trains on the state keys without meeting them."""
+    import zarr
+    from robot_il.policies import load_policy
+
+    from robot_il.train.config import load_config
+    from robot_il.train.demos import record_expert_demos
+    from robot_il.train.online import train_online
+
+    demos = record_expert_demos("reach", tmp_path / "camera", episodes=1, seed=3,
+                                cameras=("front",), image_size=(32, 32))  # fmt: skip
+    (shard,) = [p for p in (demos / "data" / "rgb_front" / "c").rglob("*") if p.is_file()]
+    frames = zarr.open_array(str(demos / "data" / "rgb_front"), mode="r").shards[0]
+    raw = bytearray(shard.read_bytes())
+    index = np.frombuffer(raw[-4 - 16 * frames : -4], np.uint64).reshape(frames, 2)
+    for offset, size in index[index[:, 0] != np.iinfo(np.uint64).max].astype(int):
+        raw[offset : offset + size] = b"\xff" * size  # every stored frame, garbled
+    shard.write_bytes(bytes(raw))
+    with pytest.raises(DatasetError, match="rgb_front episode 0 .* unreadable"):
+        Dataset.open(demos, cache="ram")  # what decoding the frames meets
+    result = train_online(load_config("opt_ail", None, [
+        "--dataset", str(demos), "--out", str(tmp_path / "run"), *SMALL,
+        "--env-steps", "80"]))  # fmt: skip
+    assert "rgb_front" not in load_policy(result.checkpoint).spec["observation"]
