@@ -165,6 +165,10 @@ class SafetyFilter:
         self._before_restart: tuple[list[float], list[float], float] | None = None
         """Reference, velocity and time of the last call before a restart: the restart ramps
         from there if the arm is still following that reference."""
+        self._restart_requested = False
+        """Set by :meth:`restart` from any thread (a node's ``safety/reset_estop`` service, a
+        device's thread), carried out by the next :meth:`filter` call: a call under way keeps
+        the reference it started from, and its last write cannot undo the restart."""
         self._active: set[Intervention] = set()
         self._distances: dict[tuple[float, ...], float] = {}
         """Box distance (m) of the last joints checked and of the reference (two entries):
@@ -201,10 +205,8 @@ class SafetyFilter:
         still following the reference, from the reference: see the module's docstring). For
         an arm whose command was not sent while it waited (another arm of the cell had no
         pose to start from): the arm may have moved meanwhile, and every limit measures from
-        the reference."""
-        if self._reference is not None:
-            self._before_restart = (self._reference, self._velocity, self._last_t)
-        self._reference = None
+        the reference. Safe from any thread: the next :meth:`filter` call restarts."""
+        self._restart_requested = True
 
     @property
     def estopped(self) -> bool:
@@ -255,13 +257,14 @@ class SafetyFilter:
     @property
     def started(self) -> bool:
         """Whether the filter has anchored at a measured pose (it has a reference); cheap, for
-        a control loop's every tick."""
-        return self._reference is not None
+        a control loop's every tick; False again once :meth:`restart` asked for a new start."""
+        return self._reference is not None and not self._restart_requested
 
     @property
     def reference(self) -> np.ndarray | None:
-        """The last command let through (rad), or None before the first call."""
-        return None if self._reference is None else np.array(self._reference)
+        """The last command let through (rad), or None before the first call (and after a
+        :meth:`restart`, until the next)."""
+        return np.array(self._reference) if self.started else None
 
     # -- the filter ----------------------------------------------------------------------
 
@@ -301,6 +304,11 @@ class SafetyFilter:
         measured = q_measured.tolist()
         events: list[SafetyEvent] = []
         measured_ok = all(map(math.isfinite, measured))
+        if self._restart_requested:
+            self._restart_requested = False
+            if self._reference is not None:
+                self._before_restart = (self._reference, self._velocity, self._last_t)
+            self._reference = None
         if self._reference is None and measured_ok:
             events.append(self._anchor(measured, qd_measured, t))
         self._before = self._reference

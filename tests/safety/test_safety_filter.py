@@ -252,6 +252,29 @@ def test_a_reset_with_nothing_latched_still_restarts_from_the_measured_pose() ->
     assert np.max(np.abs(out.command - moved)) <= safety.limits.max_step
 
 
+def test_a_reset_from_another_thread_during_a_call_restarts_at_the_next() -> None:
+    """The policy node's ``safety/reset_estop`` runs on an executor thread while its control
+    thread is inside ``filter``: the restart cleared the reference under the call, which then
+    failed on it (a TypeError in the control loop), or wrote its command over the restart.
+    Here the reset comes from inside the call (the tool point's kinematics), at that instant."""
+    box = ur5e_like_limits(workspace_lower=[-9.0, -9.0, -9.0], workspace_upper=[9.0, 9.0, 9.0])
+    resets = []
+
+    def tool_point(q):
+        if resets:
+            resets.pop()()
+        return q[:3]
+
+    safety, clock = started(box, tool_point=tool_point)
+    resets.append(safety.reset_estop)
+    during = clock.step(HOME + 0.3, HOME)
+    assert not safety.started and Intervention.SAFE_START not in during.interventions
+    moved = HOME - 0.4
+    after = clock.step(HOME + 0.3, moved)
+    assert Intervention.SAFE_START in after.interventions
+    assert np.max(np.abs(after.command - moved)) <= safety.limits.max_step
+
+
 def lagging_arm(safety: SafetyFilter, clock: Clock, target: np.ndarray, lag: int):
     """Drive towards ``target`` with the arm's measured pose trailing the command by ``lag``
     periods (a servo's lag); returns the commands and the measured pose and velocity."""
