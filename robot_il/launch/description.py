@@ -28,6 +28,7 @@ come from ``AMENT_PREFIX_PATH`` (``<prefix>/lib/<pkg>/<exec>``) as ``ros2 run`` 
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import shutil
@@ -133,8 +134,9 @@ def declared_arguments(path: str | Path) -> list[LaunchArgument]:
 def _scan_arguments(
     path: Path, variables: dict[str, str], set_by_includer: set[str], found: list[LaunchArgument]
 ) -> None:
-    """Append to ``found`` the arguments of ``path`` not named in ``set_by_includer`` nor
-    listed already; ``variables`` holds the defaults seen so far, to name included files."""
+    """Append to ``found`` the arguments of ``path`` not named in ``set_by_includer`` (set by
+    an include above it) nor listed already; ``variables`` holds the values seen so far (the
+    includes' values, else the defaults), to name included files."""
 
     def scan(actions: object) -> None:
         for action in actions if isinstance(actions, list) else []:
@@ -162,13 +164,17 @@ def _scan_arguments(
                 except LaunchError:
                     continue
                 target = target if target.is_absolute() else path.parent / target
-                given = {
-                    str(item["name"])
-                    for item in body.get("arg") or []
-                    if isinstance(item, dict) and "name" in item
-                }
+                # as the launch runs it: what an include sets holds in its whole subtree
+                inner, set_here = dict(variables), set()
+                for item in body.get("arg") or []:
+                    if isinstance(item, dict) and "name" in item:
+                        set_here.add(str(item["name"]))
+                        with contextlib.suppress(LaunchError):  # one needing a value: unknown
+                            inner[str(item["name"])] = substitute(
+                                _literal(item.get("value", ""), path), variables, path
+                            )
                 if target.is_file():
-                    _scan_arguments(target, dict(variables), given, found)
+                    _scan_arguments(target, inner, set_by_includer | set_here, found)
 
     scan(_load_document(path))
 

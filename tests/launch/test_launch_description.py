@@ -186,6 +186,45 @@ def test_show_args_lists_what_the_command_line_can_set_in_included_files(tmp_pat
     assert ("gain", "300") in [(a.name, a.default) for a in plan_argument]  # and is accepted
 
 
+def test_show_args_follows_includes_with_the_values_their_includers_set(tmp_path: Path) -> None:
+    """Two levels down, ``-s`` forgot what the top include set: it listed ``who``, which the
+    top include sets for the whole subtree (a command-line ``who:=`` is overridden), and
+    named the grandchild file by the middle file's default (``arm``), not by the value the
+    top include gives it, listing another file's arguments than the launch runs."""
+    from robot_il.launch import declared_arguments
+
+    for name, argument in (("left", "left_gain"), ("right", "right_gain")):
+        write(
+            tmp_path / f"{name}.launch.yaml",
+            f"""
+            launch:
+            - arg: {{name: who, default: nobody}}
+            - arg: {{name: {argument}, default: '1'}}
+            - executable: {{cmd: echo $(var who)}}
+            """,
+        )
+    write(
+        tmp_path / "middle.launch.yaml",
+        """
+        launch:
+        - arg: {name: arm, default: left}
+        - include: {file: $(var arm).launch.yaml}
+        """,
+    )
+    top = write(
+        tmp_path / "top.launch.yaml",
+        """
+        launch:
+        - include: {file: middle.launch.yaml, arg: [{name: who, value: robot},
+                                                    {name: arm, value: right}]}
+        """,
+    )
+    plan = load_launch(top, {"who": "someone"})
+    assert plan.processes[0].argv[-1] == "robot"  # the include's value, not the command line's
+    listed = [(a.name, a.source.name) for a in declared_arguments(top)]
+    assert listed == [("right_gain", "right.launch.yaml")]
+
+
 @pytest.mark.parametrize(
     ("body", "arguments", "message"),
     [
