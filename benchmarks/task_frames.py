@@ -1,0 +1,133 @@
+"""Tuned BC in a task frame and in the world, evaluated in the env and over ROS 2, one row each.
+
+    python benchmarks/task_frames.py --task push --frame push --seed 0 --where env ros
+    python benchmarks/task_frames.py --task pick_place --frame world --seed 0 --where env
+
+Trains BC as ``benchmarks/opt_ail.py bc`` does (Gaussian head and normalization, AdamW, one
+torch thread, ``--max-episodes`` = demos, no in-training evaluation) on the demonstrations
+``benchmarks/policies.py demos`` records under ``outputs/opt_ail/demos/`` (converted with
+``robot_il.envs.task_frame.frame_dataset`` beside them for a frame), into
+``outputs/task_frames/<task>_<frame>_s<seed>_...`` (reused when its checkpoint is there), then
+runs ``robot-il eval --checkpoint CKPT --episodes N --seed S [--ros]`` and appends one JSON
+line per evaluation to ``benchmarks/results/task_frames.jsonl``: task, frame, seed, setting,
+episodes, successes, success_rate, where (env or ros), the eval command, code (commit, +changes
+when the tree differed from it, as the evaluation started), UTC time, load average and the
+training's wall time.
+``opt_ail.py bc`` covers push only and skips a setting whose row exists; this keeps the
+checkpoint and adds the ROS 2 evaluation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+RESULTS = ROOT / "benchmarks" / "results" / "task_frames.jsonl"
+RUNS = ROOT / "outputs" / "task_frames"
+DEMO_RUNS = ROOT / "outputs" / "opt_ail"  # opt_ail.py's RUNS: its demos/ recordings are shared
+
+
+def dataset(task: str, frame: str, demos: int) -> Path:
+    from policies import demos as recorded_demos  # benchmarks/policies.py
+
+    world = recorded_demos(DEMO_RUNS, task, "mujoco", demos)
+    if frame == "world":
+        return world
+    from robot_il.envs.task_frame import frame_dataset
+
+    converted = world.parent.with_name(f"{world.parent.name}_frame_{frame}") / "env.zarr"
+    return converted if converted.is_dir() else frame_dataset(world, converted, frame)
+
+
+def train_bc(args: argparse.Namespace, out: Path) -> tuple[Path, float | None]:
+    checkpoint = out / "policy"  # the deployable checkpoint the trainer refreshes
+    if (checkpoint / "config.json").exists():
+        return checkpoint, None
+    import torch
+
+    from robot_il.train.config import BCTrainConfig, EvalConfig
+    from robot_il.train.trainer import train
+
+    torch.set_num_threads(1)
+    config = BCTrainConfig(
+        dataset=str(dataset(args.task, args.frame, args.demos)), out=str(out), steps=args.steps,
+        lr=args.lr, weight_decay=args.weight_decay, seed=args.seed, max_episodes=args.demos,
+        progress=False, eval=EvalConfig(episodes=0),
+    )  # fmt: skip
+    config.policy.head = "gaussian"
+    config.policy.normalization = "gaussian"
+    started = time.perf_counter()
+    path = train(config).checkpoint
+    return Path(path), round(time.perf_counter() - started, 1)
+
+
+def code() -> str:
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
+                          capture_output=True, check=True).stdout.strip()  # fmt: skip
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                           text=True, capture_output=True, check=True).stdout.strip()  # fmt: skip
+    return head + ("+changes" if dirty else "")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--task", choices=("push", "pick_place"), default="push")
+    parser.add_argument("--frame", choices=("push", "world"), default="push")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--demos", type=int, default=10)
+    parser.add_argument("--weight-decay", type=float, default=1e-3)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--steps", type=int, default=4000)
+    parser.add_argument("--episodes", type=int, default=50)
+    parser.add_argument("--eval-seed", type=int, default=10_000)
+    parser.add_argument("--where", nargs="+", choices=("env", "ros"), default=["env"])
+    parser.add_argument("--results", type=Path, default=RESULTS,
+                        help=f"JSON-lines file for the rows (default {RESULTS.name})")  # fmt: skip
+    args = parser.parse_args()
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    name = (f"{args.task}_{args.frame}_s{args.seed}_d{args.demos}_wd{args.weight_decay:g}"
+            f"_lr{args.lr:g}_steps{args.steps}")  # fmt: skip
+    checkpoint, train_s = train_bc(args, RUNS / name)
+    print(f"checkpoint {checkpoint} (trained in {train_s} s)" if train_s else
+          f"checkpoint {checkpoint} (reused)", flush=True)  # fmt: skip
+    for where in args.where:
+        out = RUNS / name / f"eval_{where}_{args.eval_seed}_{args.episodes}"
+        command = [str(ROOT / ".venv" / "bin" / "robot-il"), "eval", "--checkpoint",
+                   str(checkpoint), "--episodes", str(args.episodes), "--seed",
+                   str(args.eval_seed), "--out", str(out)]  # fmt: skip
+        command += ["--ros"] if where == "ros" else []
+        revision, started = code(), time.perf_counter()  # the code the evaluation runs
+        subprocess.run(command, cwd=ROOT, check=True)
+        summary = json.loads((out / "eval.json").read_text())
+        row = {
+            "task": args.task, "frame": args.frame, "seed": args.seed, "demos": args.demos,
+            "setting": {"method": "bc", "head": "gaussian", "normalization": "gaussian",
+                        "weight_decay": args.weight_decay, "lr": args.lr, "steps": args.steps},
+            "episodes": args.episodes,
+            "eval_seeds": [args.eval_seed, args.eval_seed + args.episodes - 1],
+            "successes": int(sum(summary["successes"])), "success_rate": summary["success_rate"],
+            "interval95": [round(v, 3) for v in summary["interval95"]], "where": where,
+            "env": summary["env"],
+            "command": shlex.join(["robot-il", *command[1:]]), "code": revision,
+            "utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "loadavg": [round(v, 2) for v in os.getloadavg()],
+            "train_wall_s": train_s, "eval_wall_s": round(time.perf_counter() - started, 1),
+        }  # fmt: skip
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        with args.results.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        print(f"{args.task} {args.frame} seed {args.seed} {where}: {row['successes']}/"
+              f"{args.episodes}, load {row['loadavg']}", flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
