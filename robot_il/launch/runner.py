@@ -11,8 +11,9 @@ Every process gets the loopback DDS environment (:mod:`robot_il.ros.dds`) unless
 turns it off (deploying on a real robot network is an explicit choice). A ``ROS_DOMAIN_ID`` the
 processes would inherit outside 0..101 is refused before any starts (each DDS participant would
 fail on its own). Two launches on one ROS domain see each other's topics (a second simulator's
-joint states reach the first policy): a launch that finds another robot-il launch of this user
-on its domain says so, naming it (a per-domain lock file in the temporary directory).
+joint states reach the first policy): a launch that finds another robot_il process (a launch,
+an evaluation over ROS 2, a test) on its domain says so, naming it
+(:func:`robot_il.ros.dds.claim_domain`).
 
 A terminal on the launcher's standard input is every process's standard input too, so that a
 keyboard ``teleop`` node reads the operator's keys (``record_teleop.launch.yaml``; ``ros2
@@ -24,22 +25,20 @@ them all. Other input (a pipe, a file) is no process's: each gets ``/dev/null``.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 from robot_il.errors import LaunchError
 from robot_il.launch.description import LaunchPlan, ProcessSpec
-from robot_il.ros.dds import MAX_DOMAIN_ID, loopback_env
+from robot_il.ros.dds import MAX_DOMAIN_ID, claim_domain, loopback_env
 
 _POLL_S = 0.02
 _SIGNAL_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -111,27 +110,23 @@ class LaunchRunner:
             return self._supervise()
         finally:
             self._stop_all()
-            domain_lock.close()
+            if domain_lock is not None:
+                domain_lock.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
-    def _claim_domain(self) -> TextIO:
-        """Lock this ROS domain's lock file, or warn that another launch holds it; the open
-        file (the lock lasts while it is open)."""
-        folder = Path(tempfile.gettempdir()) / f"robot_il_launch_{os.getuid()}"
-        folder.mkdir(exist_ok=True)
-        lock = (folder / f"domain_{self.domain_id}.lock").open("a+")
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.seek(0)
-            other = lock.read().strip() or "unknown"
+    def _claim_domain(self) -> BinaryIO | None:
+        """Claim this ROS domain (:func:`robot_il.ros.dds.claim_domain`), or warn that another
+        robot_il process holds it; the open lock file (None when not claimed)."""
+        names = ", ".join(spec.name for spec in self.plan.processes)
+        lock, other = claim_domain(self.domain_id, f"robot-il launch of {names}")
+        if other is not None:
             self._say(
-                f"warning: another robot-il launch runs on ROS domain {self.domain_id} "
+                f"warning: another robot_il process runs on ROS domain {self.domain_id} "
                 f"({other}): its nodes and these see each other's topics; "
                 f"give one of them --domain-id N"
             )
-            return lock
+        return lock
         names = ", ".join(spec.name for spec in self.plan.processes)
         lock.truncate(0)
         lock.write(f"pid {os.getpid()}: {names}")

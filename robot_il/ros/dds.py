@@ -8,12 +8,22 @@ Deploying on a real robot network is an explicit choice: skip this environment t
 Child processes get it through ``env={**os.environ, **loopback_env(domain_id)}``; a process
 that calls ``rclpy.init`` itself calls :func:`apply_loopback_env` first (Fast DDS reads the
 profile file when the first participant is created).
+
+Two sets of nodes on one domain see each other's topics: a second simulator's joint states
+reach the first one's policy node, and an evaluation counts episodes another process played.
+Every robot_il process that starts nodes therefore claims its domain (:func:`claim_domain`,
+:func:`claim_free_domain`): a lock file per domain in the temporary directory, held while the
+process runs, shared by launches, evaluations over ROS 2 and the tests.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 from robot_il.errors import ConfigError
 
@@ -62,3 +72,52 @@ def apply_loopback_env(domain_id: int | None = None) -> dict[str, str]:
     env = loopback_env(domain_id)
     os.environ.update(env)
     return env
+
+
+DOMAIN_LOCKS = Path(tempfile.gettempdir()) / "robot_il_ros_domains"
+"""One lock file per ROS domain id, locked by the robot_il process whose nodes use it."""
+
+
+def claim_domain(domain_id: int, holder: str) -> tuple[BinaryIO | None, str | None]:
+    """Lock ROS domain ``domain_id`` for this process, ``holder`` saying what runs on it.
+
+    Returns the open lock file (the claim lasts while it is open; None where the lock cannot
+    be taken) and, where another process holds the domain, what that one wrote (its pid and
+    what it runs) so the caller can say so.
+    """
+    DOMAIN_LOCKS.mkdir(exist_ok=True)
+    path = DOMAIN_LOCKS / f"{domain_id}.lock"
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o666)
+    except PermissionError:  # another user's lock file, not writable here
+        return None, f"a lock file of another user ({path})"
+    lock = os.fdopen(fd, "r+b")
+    with contextlib.suppress(PermissionError):  # another user's file: theirs to share
+        os.fchmod(fd, 0o666)  # other users' processes claim domains too
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        other = lock.read().decode(errors="replace").strip() or "unknown"
+        lock.close()
+        return None, other
+    lock.truncate(0)
+    lock.write(f"pid {os.getpid()}: {holder}".encode())
+    lock.flush()
+    return lock, None
+
+
+def claim_free_domain(holder: str) -> tuple[int, BinaryIO]:
+    """Lock a domain id in 1..MAX_DOMAIN_ID no other robot_il process holds (0, ROS's
+    default, is left to users); returns the id and the open lock file (the claim lasts while
+    it is open). The search starts at an offset from the pid, so that processes started
+    together rarely contend for the same file."""
+    start = os.getpid() % MAX_DOMAIN_ID
+    for step in range(MAX_DOMAIN_ID):
+        domain_id = 1 + (start + step) % MAX_DOMAIN_ID
+        lock, _ = claim_domain(domain_id, holder)
+        if lock is not None:
+            return domain_id, lock
+    raise ConfigError(
+        f"every ROS domain id 1..{MAX_DOMAIN_ID} is held by another robot_il process "
+        f"({DOMAIN_LOCKS}); pass --domain-id N"
+    )

@@ -246,12 +246,17 @@ def test_an_inherited_domain_id_out_of_range_is_refused_before_any_process(
 def test_a_second_launch_on_the_same_domain_names_the_first(tmp_path: Path) -> None:
     """Two deploy_sim launches on one domain ran without a word, each policy reading both
     simulators' joint states."""
+    from robot_il.ros.dds import claim_free_domain
+
+    (shared, shared_lock), (alone, alone_lock) = claim_free_domain("t"), claim_free_domain("t")
+    shared_lock.close()  # free again, for the launches below
+    alone_lock.close()
     worker = scripts(tmp_path)
     first = write_launch(
         tmp_path, f"- executable: {{cmd: python {worker} {tmp_path}/g.txt polite, name: sim}}\n"
     )
     cli = subprocess.Popen(
-        [ROBOT_IL, "launch", str(first), "--domain-id", "93"],
+        [ROBOT_IL, "launch", str(first), "--domain-id", str(shared)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -260,12 +265,13 @@ def test_a_second_launch_on_the_same_domain_names_the_first(tmp_path: Path) -> N
         second = tmp_path / "second.launch.yaml"
         second.write_text("launch:\n- executable: {cmd: python -c pass, name: other}\n")
         screen = io.StringIO()
-        assert LaunchRunner(load_launch(second), domain_id=93, screen=screen).run() == 0
-        assert f"another robot-il launch runs on ROS domain 93 (pid {cli.pid}: sim)" in (
-            screen.getvalue()
-        )
+        assert LaunchRunner(load_launch(second), domain_id=shared, screen=screen).run() == 0
+        assert (
+            f"another robot_il process runs on ROS domain {shared} "
+            f"(pid {cli.pid}: robot-il launch of sim)"
+        ) in screen.getvalue()
         screen = io.StringIO()
-        assert LaunchRunner(load_launch(second), domain_id=94, screen=screen).run() == 0
+        assert LaunchRunner(load_launch(second), domain_id=alone, screen=screen).run() == 0
         assert "another" not in screen.getvalue()
     finally:
         cli.send_signal(signal.SIGINT)

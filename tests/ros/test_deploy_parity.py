@@ -4,6 +4,8 @@ as in ``robot-il eval``, for a joint-mode and an end-effector-delta checkpoint."
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from make_eef_reach_checkpoint import FIXTURE as EEF_FIXTURE
 from make_reach_checkpoint import FIXTURE as JOINT_FIXTURE
@@ -66,4 +68,29 @@ def test_eval_over_ros_refuses_what_it_cannot_do_before_starting(capsys, tmp_pat
     assert main([*argv, "--video"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "robot-il: error: --ros evaluates the task's full episodes without video"
+    assert not (tmp_path / "ros_logs").exists()  # no node was started
+
+
+def test_eval_over_ros_keeps_off_a_domain_another_process_holds(capsys, tmp_path, ros_domain_id):
+    """Its domain was 1 + pid % 101, locked by nobody: an evaluation whose pid landed on a
+    test's or a launch's domain counted episodes the other process's nodes played (a test saw
+    [False, False, False, True] for [True, True, False, False]). It now claims a free domain,
+    and refuses one another robot_il process holds."""
+    from robot_il.cli import main
+    from robot_il.ros.dds import claim_domain, claim_free_domain
+
+    lock, other = claim_domain(ros_domain_id, "an evaluation")
+    assert lock is None and other == f"pid {os.getpid()}: a test"  # this test holds it
+    free, free_lock = claim_free_domain("an evaluation")
+    with free_lock:
+        assert free != ros_domain_id
+    argv = ["eval", "--checkpoint", str(JOINT_FIXTURE), "--ros", "--out", str(tmp_path),
+            "--episodes", "1", "--domain-id", str(ros_domain_id)]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"robot-il: error: --domain-id {ros_domain_id}: another robot_il process runs on it "
+        f"(pid {os.getpid()}: a test); its nodes would play in these episodes: pick another "
+        "or leave it out"
+    )
     assert not (tmp_path / "ros_logs").exists()  # no node was started
