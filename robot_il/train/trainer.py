@@ -133,8 +133,10 @@ def train(config: TrainConfig) -> TrainResult:
             )
         out = Path(config.out)
         state_dir = out / STATE_DIR
-        for saved in (state_dir, out / DEPLOY_SUBDIR):
-            recover_dir(saved)
+        if dist.is_main:  # one process renames and removes; the others wait for its result
+            for saved in (state_dir, out / DEPLOY_SUBDIR):
+                recover_dir(saved)
+        dist.barrier()
         if state_dir.exists() and not config.resume:
             raise ConfigError(
                 f"{out}: holds a training run; resume it (drop --no-resume) or pass a new --out"

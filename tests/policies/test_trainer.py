@@ -228,6 +228,21 @@ def test_torchrun_trains_data_parallel(synthetic_dataset: Path, tmp_path: Path) 
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert (tmp_path / "ddp" / "policy" / "model.safetensors").is_file()
+    # Killed between a save's two renames, then resumed by both processes: one of them puts
+    # the save back (both at once raced to rename the same folder), the other waits for it.
+    out = tmp_path / "ddp"
+    for saved in ("train_state", "policy"):
+        (out / saved).rename(out / f"{saved}.old")
+    resumed = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+         command, "train", "bc", "--dataset", str(synthetic_dataset),
+         "--out", str(out), "--steps", "10", *FAST],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "this run finished at step 10; nothing to train" in resumed.stdout  # found again
+    assert sorted(p.name for p in out.iterdir() if p.suffix == ".old") == []
+    assert (out / "policy" / "model.safetensors").is_file()
 
 
 def _actions(dataset: Path) -> Any:
