@@ -82,9 +82,11 @@ class LaunchPlan:
 class _Scope:
     variables: dict[str, str]
     namespace: str
+    files: tuple[Path, ...] = ()
+    """The launch files being read, outermost first: an include of one of them is a cycle."""
 
     def child(self) -> _Scope:
-        return _Scope(dict(self.variables), self.namespace)
+        return _Scope(dict(self.variables), self.namespace, self.files)
 
 
 _ACTION_KEYS: dict[str, frozenset[str]] = {
@@ -111,7 +113,7 @@ def load_launch(path: str | Path, arguments: Mapping[str, str] | None = None) ->
     path = Path(path)
     arguments = dict(arguments or {})
     plan = LaunchPlan()
-    _read_file(path, _Scope(dict(arguments), ""), plan)
+    _read_file(path, _Scope(dict(arguments), "", (path.resolve(),)), plan)
     declared = {argument.name for argument in plan.arguments}
     for name in arguments:
         if name not in declared:
@@ -127,16 +129,21 @@ def declared_arguments(path: str | Path) -> list[LaunchArgument]:
     the bridge under ``deploy_ur5e``). Read without running anything: required arguments need
     no values, and an include whose file name needs one is left out."""
     found: list[LaunchArgument] = []
-    _scan_arguments(Path(path), {}, set(), found)
+    _scan_arguments(Path(path), {}, set(), found, (Path(path).resolve(),))
     return found
 
 
 def _scan_arguments(
-    path: Path, variables: dict[str, str], set_by_includer: set[str], found: list[LaunchArgument]
+    path: Path,
+    variables: dict[str, str],
+    set_by_includer: set[str],
+    found: list[LaunchArgument],
+    files: tuple[Path, ...],
 ) -> None:
     """Append to ``found`` the arguments of ``path`` not named in ``set_by_includer`` (set by
     an include above it) nor listed already; ``variables`` holds the values seen so far (the
-    includes' values, else the defaults), to name included files."""
+    includes' values, else the defaults), to name included files; ``files``, those being read
+    (an include of one is a cycle)."""
 
     def scan(actions: object) -> None:
         for action in actions if isinstance(actions, list) else []:
@@ -174,7 +181,11 @@ def _scan_arguments(
                                 _literal(item.get("value", ""), path), variables, path
                             )
                 if target.is_file():
-                    _scan_arguments(target, inner, set_by_includer | set_here, found)
+                    _refuse_cycle(target, files, path)
+                    _scan_arguments(
+                        target, inner, set_by_includer | set_here, found,
+                        (*files, target.resolve()),
+                    )  # fmt: skip
 
     scan(_load_document(path))
 
@@ -295,13 +306,23 @@ def _include(body: dict, scope: _Scope, plan: LaunchPlan, path: Path) -> None:
         raise LaunchError(f"{path}: include {target}: only YAML launch files are supported")
     if not target.is_file():
         raise LaunchError(f"{path}: included launch file {target} does not exist")
+    _refuse_cycle(target, scope.files, path)
     child = scope.child()
+    child.files = (*scope.files, target.resolve())
     for item in body.get("arg") or []:
         _check_keys(item, {"name", "value"}, "include arg", path)
         child.variables[_required(item, "name", "include arg", path)] = _text(
             item.get("value", ""), scope, path
         )
     _read_file(target, child, plan)
+
+
+def _refuse_cycle(target: Path, files: tuple[Path, ...], path: Path) -> None:
+    """A :class:`LaunchError` when ``target``, included by ``path``, is one of the ``files``
+    being read (it would include itself without end)."""
+    if target.resolve() in files:
+        chain = " -> ".join(file.name for file in (*files, target.resolve()))
+        raise LaunchError(f"{path}: include {target} makes a cycle ({chain})")
 
 
 def _check_keys(item: object, allowed: set[str], what: str, path: Path) -> None:

@@ -225,6 +225,24 @@ def test_show_args_follows_includes_with_the_values_their_includers_set(tmp_path
     assert listed == [("right_gain", "right.launch.yaml")]
 
 
+def test_an_include_cycle_is_one_line_naming_the_chain(tmp_path: Path) -> None:
+    """A file that includes itself, here through another, was a RecursionError traceback in
+    both the launch and ``-s``; including one file twice side by side is no cycle."""
+    from robot_il.launch import declared_arguments
+
+    write(tmp_path / "a.launch.yaml", "launch:\n- include: {file: b.launch.yaml}\n")
+    write(tmp_path / "b.launch.yaml", "launch:\n- include: {file: a.launch.yaml}\n")
+    cycle = r"include .*a\.launch\.yaml makes a cycle \(a\.launch\.yaml -> b\.launch\.yaml -> a\.l"
+    with pytest.raises(LaunchError, match=cycle):
+        load_launch(tmp_path / "a.launch.yaml")
+    with pytest.raises(LaunchError, match=cycle):
+        declared_arguments(tmp_path / "a.launch.yaml")
+    write(tmp_path / "leaf.launch.yaml", "launch:\n- arg: {name: x, default: '1'}\n")
+    twice = write(tmp_path / "twice.launch.yaml", "launch:\n- include: {file: leaf.launch.yaml}"
+                  "\n- include: {file: leaf.launch.yaml}\n")  # fmt: skip
+    assert [a.name for a in load_launch(twice).arguments] == ["x", "x"]
+
+
 @pytest.mark.parametrize(
     ("body", "arguments", "message"),
     [
