@@ -181,6 +181,11 @@ class TaskFrameEnv(gym.Wrapper):
         )
         return self._in_frame(obs), reward, terminated, truncated, info
 
+    @property
+    def heading(self) -> float:
+        """Heading (rad) of the last observation's frame: the next action is turned by it."""
+        return float(self._yaw)
+
     def _in_frame(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         self._yaw = frame_yaw(obs)
         return frame_observation(obs, self._yaw)

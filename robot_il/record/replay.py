@@ -67,6 +67,20 @@ def episode_seed(dataset: Any, episode: int) -> int:
     return int(seed)
 
 
+def executed(
+    env: Any, action: np.ndarray, perturb: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """The action to step ``env`` with so that it executes recorded ``action`` as recorded:
+    plus the episode's noise, drawn in the world (where the recording drew it), turned into
+    the task frame for an env in one (``TaskFrameEnv.heading``)."""
+    from robot_il.envs.task_frame import TaskFrameEnv, action_in_frame
+
+    if not isinstance(env, TaskFrameEnv):
+        return perturb(action)
+    noise = perturb(np.zeros_like(action))
+    return (action + action_in_frame(noise, env.heading)).astype(action.dtype)
+
+
 def replay_episode(
     env: Any,
     dataset: Any,
@@ -75,7 +89,8 @@ def replay_episode(
     on_frame: Callable[[np.ndarray], None] | None = None,
 ) -> ReplayResult:
     """Reset ``env`` to episode ``episode``'s seed and execute its recorded actions (with the
-    DART noise it was recorded with); ``on_frame`` receives ``env.render()`` before every
+    DART noise it was recorded with: its meta's ``action_noise``, else the dataset's, as
+    ``robot_il.train.demos`` records it); ``on_frame`` receives ``env.render()`` before every
     step and after the last. The env must not end the episode before the recorded actions
     run out (``terminate_on_success=False``, a time limit of at least the episode's length)."""
     seed = episode_seed(dataset, episode)
@@ -87,7 +102,8 @@ def replay_episode(
     if not keys:
         raise DatasetError(f"{dataset.where}: no recorded observation of the env's to compare")
     recorded = {key: dataset.read(key, span.start, span.stop) for key in keys}
-    perturb = execution_noise(seed, float(meta.get("action_noise") or 0.0), actions.shape[1:])
+    noise = meta.get("action_noise", dataset.attrs.get("action_noise"))  # per episode, or run
+    perturb = execution_noise(seed, float(noise or 0.0), actions.shape[1:])
     success = bool(info.get("is_success", False))
     divergence, divergence_key, divergence_step = 0.0, keys[0], 0
     for step, action in enumerate(actions):
@@ -97,7 +113,7 @@ def replay_episode(
                 divergence, divergence_key, divergence_step = gap, key, step
         if on_frame is not None:
             on_frame(env.render())
-        obs, _reward, terminated, truncated, info = env.step(perturb(action))
+        obs, _reward, terminated, truncated, info = env.step(executed(env, action, perturb))
         success = success or bool(info.get("is_success", False))
         if (terminated or truncated) and step < len(actions) - 1:
             raise DatasetError(
