@@ -61,7 +61,6 @@ def run(checkpoint: str, acceleration: float, ramp: float, seeds: range) -> dict
     env = make_env(spec["task"], "mujoco", control_hz=spec["control_hz"], action_mode="joint")
     kinematics = [Arm(mount) for mount in task().mounts()]
     prefixes = [f"{arm.name}_" if arm.name else "" for arm in env.unwrapped.arms]
-    converter = TcpDeltaConverter(kinematics)
     period = 1.0 / spec["control_hz"]
     limits = SafetyLimits.ur5e(  # the policy node's limits (robot_il.ros.policy_node)
         acceleration=np.full(6, acceleration),
@@ -70,6 +69,7 @@ def run(checkpoint: str, acceleration: float, ramp: float, seeds: range) -> dict
         workspace_upper=[0.9, 0.9, 1.1],
         ramp_duration=ramp,
     )
+    converter = TcpDeltaConverter(kinematics, (limits.workspace_lower, limits.workspace_upper))
     steps = round(task.episode_seconds * spec["control_hz"])
     successes, lengths, counts = [], [], Counter()
     for seed in tqdm(seeds, desc=f"a {acceleration:g}, ramp {ramp:g}", unit="ep"):

@@ -52,7 +52,13 @@ class Arm:
         both in the world frame (the rotation turns the TCP in place); the IK solution closest
         to ``joint_pos``, or None where out of reach. This is the eef_delta action's meaning,
         shared by the env and the deploy node so that both drive the arm alike."""
+        return self.inverse(self.tcp_delta_target(joint_pos, translation, rotation), joint_pos)
+
+    def tcp_delta_target(
+        self, joint_pos: np.ndarray, translation: np.ndarray, rotation: np.ndarray
+    ) -> np.ndarray:
+        """World transform (4, 4) of the TCP pose that :meth:`solve_tcp_delta` solves for."""
         target = self.tcp_transform(joint_pos)
         target[:3, :3] = axis_angle_to_matrix(rotation) @ target[:3, :3]
         target[:3, 3] += translation
-        return self.inverse(target, joint_pos)
+        return target

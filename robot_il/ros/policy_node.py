@@ -20,7 +20,9 @@ Three activities, each on its own thread so none waits for another:
   ``eef_delta`` action mode has each action turned into joint targets once, when it becomes
   due, from the measured joints of that moment, exactly as the env does
   (:class:`robot_il.deploy.eef_delta.TcpDeltaConverter`; where IK fails the previous targets
-  stay and an ``ik_failure`` event is published). It passes the joint targets through one
+  stay and an ``ik_failure`` event is published; a TCP target outside the workspace box is put
+  on the box, a ``workspace_clamp`` event, since the filter would hold the arm and the next
+  delta, relative to the held pose, would ask the same). It passes the joint targets through one
   :class:`robot_il.safety.SafetyFilter` per arm, and publishes
   ``forward_position_controller/commands`` and each gripper's command. Until an episode's
   first action exists it publishes nothing, leaving the robot to its driver's hold; on
@@ -222,7 +224,6 @@ class PolicyNode(Node):
         """What this robot offers a checkpoint; ``action_mode`` is any of ``ACTION_MODES``.
         A checkpoint of another rate is refused on ``policy/switch``: played on this grid it
         would run at the wrong speed."""
-        self._tcp_delta = TcpDeltaConverter(self.obs.arm_kinematics)
         self._check(self.info, str(checkpoint))
         self.checkpoint = str(checkpoint)
         self.sim_time = bool(self.get_parameter("use_sim_time").value)
@@ -243,12 +244,21 @@ class PolicyNode(Node):
             max_command_age=max_command_age,
             ramp_duration=self.ramp_duration,
         )
+        # eef_delta targets are put into the filter's workspace box (which holds the arm on a
+        # command leaving it): see robot_il.deploy.eef_delta
+        self._tcp_delta = TcpDeltaConverter(
+            self.obs.arm_kinematics,
+            workspace=(self.limits.workspace_lower, self.limits.workspace_upper)
+            if self.limits.has_workspace
+            else None,
+        )
         self._state_lock = threading.Lock()
         self._estop_latched = False
         self._events: deque[dict] = deque()
         """Payloads for ``safety/events``: the filters' interventions and IK failures."""
         self._event_summary = EventSummary()
         self._ik_failing = [False] * len(self.arms)
+        self._clamping = [False] * len(self.arms)
         self._filters = self._make_filters()
         self._guard = self._make_guard()
         if self._guard is not None and self.gripper_clearance < self.clearance:
@@ -479,6 +489,7 @@ class PolicyNode(Node):
         self._blend = ActionBlend()
         self._due = None
         self._ik_failing = [False] * len(self.arms)
+        self._clamping = [False] * len(self.arms)
         self._last_gripper = [None] * len(self.arms)
         self._history.clear()
         self._observed_grid = -math.inf
@@ -822,17 +833,23 @@ class PolicyNode(Node):
 
     def _joint_action(self, action: np.ndarray, q_measured: np.ndarray, now: float) -> np.ndarray:
         """Joint targets for an eef_delta ``action`` applied at ``q_measured``; an arm whose IK
-        fails keeps its previous targets, and the start of a run of failures is reported."""
-        joint_action, failed = self._tcp_delta.to_joint_action(
-            action, q_measured, self._blend.action
-        )
+        fails keeps its previous targets, and the start of a run of failures is reported, as
+        is the start of a run of TCP targets put into the workspace box (``workspace_clamp``)."""
+        converter = self._tcp_delta
+        joint_action, failed = converter.to_joint_action(action, q_measured, self._blend.action)
         for a, arm in enumerate(self.arms):
-            failing = a in failed
+            failing, clamping = a in failed, a in converter.clamped
+            started = []
             if failing and not self._ik_failing[a]:
+                started.append(("ik_failure", "no IK solution for TCP delta {}; holding"))
+            if clamping and not self._clamping[a]:
+                started.append(("workspace_clamp", "TCP delta {} leaves the workspace box; its "
+                                "target is put on the box"))  # fmt: skip
+            for kind, what in started:
                 delta = np.round(action[7 * a : 7 * a + 6], 4).tolist()
-                detail = f"arm {arm or 'single'}: no IK solution for TCP delta {delta}; holding"
-                self._events.append({"kind": "ik_failure", "t": now, "detail": detail})
-            self._ik_failing[a] = failing
+                detail = f"arm {arm or 'single'}: {what.format(delta)}"
+                self._events.append({"kind": kind, "t": now, "detail": detail})
+            self._ik_failing[a], self._clamping[a] = failing, clamping
         return joint_action
 
     def _control_tick(self, now: float) -> None:

@@ -161,8 +161,10 @@ def constant_checkpoint(
     camera: str = "",
     image_size: tuple[int, int] = (32, 32),
     gripper: bool = False,
+    action_mode: str = "joint",
 ) -> Path:
-    """A real BC checkpoint whose network outputs ``action`` (7 per arm of ``task``) whatever
+    """A real BC checkpoint whose network outputs ``action`` (7 per arm of ``task``, in
+    ``action_mode``: joint targets, or ``eef_delta`` TCP deltas) whatever
     it observes (each arm's joint positions, and with ``camera`` that camera's ``rgb_<camera>``
     frames of ``image_size`` (H, W) px through the small conv encoder, and with ``gripper`` each
     arm's gripper closure).
@@ -197,7 +199,7 @@ def constant_checkpoint(
         "task": task,
         "backend": "mujoco",
         "control_hz": 20.0,
-        "action_mode": "joint",
+        "action_mode": action_mode,
         "observation": observation,
         "action_dim": action.size,
     }
