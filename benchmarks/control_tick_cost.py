@@ -170,7 +170,7 @@ def main() -> int:
     parser.add_argument("--ticks", type=int, default=3000, help="ticks per stream and round")
     parser.add_argument("--baseline", default="7790ad8", help="git revision to compare with")
     parser.add_argument(
-        "--domain", type=DOMAIN_ID, default=1 + os.getpid() % 101, help="ROS domain"
+        "--domain", type=DOMAIN_ID, default=None, help="ROS domain (default: a free one)"
     )
     parser.add_argument("--results", type=Path, default=RESULTS, help="JSON lines to append to")
     args = parser.parse_args()
@@ -179,8 +179,10 @@ def main() -> int:
 
     import robot_il.safety.filter as current
     from robot_il.provenance import code_provenance, revision
-    from robot_il.ros.dds import apply_loopback_env, loopback_env
+    from robot_il.ros.dds import apply_loopback_env, hold_domain, loopback_env
 
+    # the lock, held while the run lasts, keeps other robot_il processes off its domain
+    args.domain, args.domain_lock = hold_domain(args.domain, "benchmarks/control_tick_cost.py")
     apply_loopback_env(args.domain)
     limits = node_limits()
     untimed = int(limits.ramp_duration / PERIOD)  # ``run_filter``: the safe start's ramp

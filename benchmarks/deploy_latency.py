@@ -289,7 +289,7 @@ def main() -> int:
         "--policies", default="bc,diffusion", help="policy types in the order they run"
     )
     parser.add_argument(
-        "--domain", type=DOMAIN_ID, default=1 + os.getpid() % 101, help="ROS domain"
+        "--domain", type=DOMAIN_ID, default=None, help="ROS domain (default: a free one)"
     )
     parser.add_argument(
         "--priority",
@@ -330,8 +330,10 @@ def main() -> int:
 
     code_provenance()  # the code this process loaded, for its rows (``_append_row``)
 
-    from robot_il.ros.dds import apply_loopback_env, loopback_env
+    from robot_il.ros.dds import apply_loopback_env, hold_domain, loopback_env
 
+    # the lock, held while the run lasts, keeps other robot_il processes off its domain
+    args.domain, args.domain_lock = hold_domain(args.domain, "benchmarks/deploy_latency.py")
     apply_loopback_env(args.domain)
     import rclpy
 

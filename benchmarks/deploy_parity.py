@@ -46,7 +46,7 @@ def main() -> int:
     parser.add_argument("--control-rate", type=float, default=None, help="Hz (default: policy's)")
     parser.add_argument("--interpolate", action="store_true", help="blend targets per period")
     parser.add_argument(
-        "--domain", type=DOMAIN_ID, default=1 + os.getpid() % 101, help="ROS domain"
+        "--domain", type=DOMAIN_ID, default=None, help="ROS domain (default: a free one)"
     )
     for flag in ("--policy-param", "--sim-param"):
         parser.add_argument(flag, action="append", default=[], metavar="NAME:=VALUE")
@@ -64,10 +64,12 @@ def main() -> int:
 
     code_provenance()  # the code this process loaded, for its rows
 
-    from robot_il.ros.dds import apply_loopback_env, loopback_env
+    from robot_il.ros.dds import apply_loopback_env, hold_domain, loopback_env
     from robot_il.ros.ros_eval import evaluate_over_ros
     from robot_il.train.evaluate import evaluate, make_eval_env
 
+    # the lock, held while the run lasts, keeps other robot_il processes off its domain
+    args.domain, args.domain_lock = hold_domain(args.domain, "benchmarks/deploy_parity.py")
     apply_loopback_env(args.domain)
     import rclpy
 

@@ -105,7 +105,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="measured time per row")
     parser.add_argument("--rounds", type=int, default=2, help="idle/busy pairs, alternated")
-    parser.add_argument("--domain", type=DOMAIN_ID, default=91, help="ROS domain id of the run")
+    parser.add_argument(
+        "--domain", type=DOMAIN_ID, default=None, help="ROS domain (default: a free one)"
+    )
     parser.add_argument("--results", type=Path, default=RESULTS, help="JSON lines to append to")
     args = parser.parse_args()
     if args.seconds <= 0 or args.rounds < 1:
@@ -114,8 +116,11 @@ def main() -> int:
 
     code_provenance()  # the code this process loaded, for its rows
 
-    from robot_il.ros.dds import apply_loopback_env, loopback_env
+    from robot_il.ros.dds import apply_loopback_env, hold_domain, loopback_env
+    from robot_il.ros.ros_eval import stop_process
 
+    # the lock, held while the run lasts, keeps other robot_il processes off its domain
+    args.domain, args.domain_lock = hold_domain(args.domain, "benchmarks/lock_step_rate.py")
     apply_loopback_env(args.domain)
     import rclpy
 
@@ -162,8 +167,7 @@ def main() -> int:
         responder.executor.shutdown()
         responder.node.destroy_node()
         rclpy.try_shutdown(context=context)
-        sim.terminate()
-        sim.wait(timeout=10)
+        stop_process(sim)  # SIGINT; killed if a loaded machine keeps it past the deadline
     idle = np.mean([r["steps_per_s"] for r in rows if r["condition"] == "idle"])
     busy = np.mean([r["steps_per_s"] for r in rows if r["condition"] == "busy core"])
     print(f"busy / idle: {busy / idle:.1f}x ({os.cpu_count()} CPUs, {args.seconds:g} s rows)")

@@ -187,20 +187,10 @@ def _evaluate_over_ros(args: argparse.Namespace, backend: str, out: Path):
     """The episodes over ROS 2 on a loopback DDS domain of their own: a free one claimed
     (:func:`robot_il.ros.dds.claim_free_domain`; another process's nodes on it would play in
     these episodes), or ``--domain-id``'s, refused while another robot_il process holds it."""
-    from robot_il.ros.dds import apply_loopback_env, claim_domain, claim_free_domain, loopback_env
+    from robot_il.ros.dds import apply_loopback_env, hold_domain, loopback_env
     from robot_il.ros.ros_eval import evaluate_over_ros
 
-    holder = f"robot-il eval --ros of {args.checkpoint}"
-    if args.domain_id is None:
-        domain, lock = claim_free_domain(holder)
-    else:
-        domain = args.domain_id
-        lock, other = claim_domain(domain, holder)
-        if other is not None:
-            raise ConfigError(
-                f"--domain-id {domain}: another robot_il process runs on it ({other}); its "
-                "nodes would play in these episodes: pick another or leave it out"
-            )
+    domain, lock = hold_domain(args.domain_id, f"robot-il eval --ros of {args.checkpoint}")
     apply_loopback_env(domain)
     import rclpy
 
@@ -222,8 +212,7 @@ def _evaluate_over_ros(args: argparse.Namespace, backend: str, out: Path):
         )
     finally:
         rclpy.shutdown(context=context)
-        if lock is not None:
-            lock.close()
+        lock.close()
 
 
 def _node_params(items: list[str], flag: str) -> dict[str, object]:

@@ -121,3 +121,19 @@ def claim_free_domain(holder: str) -> tuple[int, BinaryIO]:
         f"every ROS domain id 1..{MAX_DOMAIN_ID} is held by another robot_il process "
         f"({DOMAIN_LOCKS}); pass --domain-id N"
     )
+
+
+def hold_domain(domain_id: int | None, holder: str) -> tuple[int, BinaryIO]:
+    """The ROS domain for ``holder``'s nodes, claimed: ``domain_id`` when given (a
+    :class:`ConfigError` naming the process that holds it, whose nodes would mix with these),
+    else a free one (:func:`claim_free_domain`). Returns the id and the open lock file, which
+    holds the domain until it is closed (or the process ends)."""
+    if domain_id is None:
+        return claim_free_domain(holder)
+    lock, other = claim_domain(domain_id, holder)
+    if lock is None:
+        raise ConfigError(
+            f"ROS domain {domain_id}: another robot_il process runs on it ({other}); its nodes "
+            "would mix with these: pick another domain or leave it out"
+        )
+    return domain_id, lock

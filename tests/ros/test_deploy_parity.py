@@ -89,8 +89,8 @@ def test_eval_over_ros_keeps_off_a_domain_another_process_holds(capsys, tmp_path
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err == (
-        f"robot-il: error: --domain-id {ros_domain_id}: another robot_il process runs on it "
-        f"(pid {os.getpid()}: a test); its nodes would play in these episodes: pick another "
-        "or leave it out"
+        f"robot-il: error: ROS domain {ros_domain_id}: another robot_il process runs on it "
+        f"(pid {os.getpid()}: a test); its nodes would mix with these: pick another domain or "
+        "leave it out"
     )
     assert not (tmp_path / "ros_logs").exists()  # no node was started
