@@ -156,8 +156,12 @@ class _Watcher:
         return future.result().message
 
     def close(self) -> None:
+        """Stop spinning, then destroy the node: destroyed under a spin still waiting on it
+        (a loaded machine can keep the thread past a short join), the executor's task failed
+        with "cannot use Destroyable", printed to stderr whenever it was collected."""
         self._running = False
-        self._thread.join(timeout=2.0)
+        self._thread.join(timeout=10.0)
+        self._executor.shutdown(timeout_sec=10.0)
         self.node.destroy_node()
 
 
