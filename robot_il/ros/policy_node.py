@@ -563,8 +563,13 @@ class PolicyNode(Node):
             if grid_t == last_grid and self._episode_id == last_episode:
                 self._sleep_until(grid_t + planner.period, episode=last_episode)
                 continue
-            last_grid, last_episode = grid_t, self._episode_id
-            if self._stopped:
+            # Read together: policy/reset numbers the new episode, then clears the stop. Read
+            # apart, the new number with the old stop skipped this grid time as stopped and
+            # never came back to it; in lock-step the control thread then waited 30 s for
+            # its observation (once in some 40 episodes of the demo's deployment).
+            with self._state_lock:
+                last_grid, last_episode, stopped = grid_t, self._episode_id, self._stopped
+            if stopped:
                 self._sleep_until(grid_t + planner.period, wall_timeout=0.01)
                 continue
             if self.sim_time:
