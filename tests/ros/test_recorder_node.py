@@ -85,6 +85,12 @@ class Simulator:
         self._thread.join(timeout=2.0)
 
 
+def recorded_steps(node) -> int:
+    """Steps of the recorder node's episode in progress (0 between episodes)."""
+    episode = node._episode
+    return 0 if episode is None else episode.num_steps
+
+
 @contextmanager
 def recorder(context, path: Path, record_hz: float = 20.0, **more) -> Iterator[object]:
     """A recorder node writing to ``path`` (``more``: other parameters), spun as ``run_node``
@@ -116,16 +122,13 @@ def test_an_episode_after_a_reset_holds_only_the_new_scene(ros_context, tmp_path
     simulator = Simulator(client)
     try:
         with recorder(ros_context, path) as node:
-
-            def steps() -> int:
-                episode = node._episode
-                return 0 if episode is None else episode.num_steps
-
             events = client.publisher(String, "teleop/episode_event")
             wait_for(node.sim_reset.service_is_ready, 10, "the recorder to see sim/reset")
-            wait_for(lambda: steps() >= 5, 10, "steps of the first episode")
+            wait_for(lambda: recorded_steps(node) >= 5, 10, "steps of the first episode")
             events.publish(String(data="next"))
-            wait_for(lambda: simulator.scene == 1 and steps() >= 5, 10, "the second episode")
+            wait_for(
+                lambda: simulator.scene == 1 and recorded_steps(node) >= 5, 10, "the second episode"
+            )
             assert node.stop().startswith("episode 1 committed")
     finally:
         simulator.close()
@@ -234,25 +237,22 @@ def test_an_episode_that_cannot_be_written_is_discarded_and_said(ros_context, tm
     simulator = Simulator(client)
     try:
         with recorder(ros_context, path) as node:
-
-            def steps() -> int:
-                episode = node._episode
-                return 0 if episode is None else episode.num_steps
-
             wait_for(node.sim_reset.service_is_ready, 10, "the recorder to see sim/reset")
-            wait_for(lambda: steps() >= 3, 10, "steps of the first episode")
+            wait_for(lambda: recorded_steps(node) >= 3, 10, "steps of the first episode")
             blocker = path / "data" / "joint_pos" / "c"  # a file where the chunk folder goes
             blocker.write_text("")
             events = client.publisher(String, "teleop/episode_event")
             events.publish(String(data="next"))  # commits from the event's callback
-            wait_for(lambda: simulator.scene == 1 and steps() >= 3, 10, "the next episode")
+            wait_for(
+                lambda: simulator.scene == 1 and recorded_steps(node) >= 3, 10, "the next episode"
+            )
             refused = client.call(Trigger, "recorder/stop")
             assert not refused.success, refused
             assert refused.message.startswith("recorder: episode 0 could not be written to")
             assert "it is discarded, the committed episodes are intact" in refused.message
             blocker.unlink()
             assert client.call(Trigger, "recorder/start").message == "recording episode 0"
-            wait_for(lambda: steps() >= 3, 10, "steps once the disk takes files")
+            wait_for(lambda: recorded_steps(node) >= 3, 10, "steps once the disk takes files")
             answer = client.call(Trigger, "recorder/stop")
             assert answer.success and answer.message.startswith("episode 0 committed"), answer
     finally:
