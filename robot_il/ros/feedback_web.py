@@ -9,7 +9,10 @@ on :data:`~robot_il.select.topics.RATING_TOPIC`, an intervention as std_msgs/Boo
 bgr8). Only the open episode can be rated, once: a rating of an episode that is no longer
 open, was rated, or was stopped by an intervention from here is refused (an intervention
 closes its episode at once, and the selector opens the next one meanwhile); interventions and
-e-stops always go out.
+e-stops always go out. A button whose topic no node subscribes to (after up to
+:data:`LISTENER_WAIT` s, as a node started a moment ago may not be matched yet) is refused
+on the page instead of published into the void: the topics are volatile, so that a restarted
+selector never receives an old intervention, and a message sent before the match is lost.
 
 Parameters: ``host`` (127.0.0.1; a loopback address only, any other is a ``ConfigError``
 before the node starts: from another machine, open the page through an SSH tunnel,
@@ -24,10 +27,12 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 from typing import Any
 
 import numpy as np
 from rclpy.node import Node
+from rclpy.publisher import Publisher
 from sensor_msgs.msg import Image
 from std_msgs.msg import Bool, String
 
@@ -43,6 +48,9 @@ from robot_il.select.topics import (
     rating_message,
 )
 from robot_il.select.web import FeedbackServer, encode_jpeg
+
+LISTENER_WAIT = 5.0
+"""Seconds a button waits for its topic's first subscriber before it is refused."""
 
 
 def image_to_rgb(msg: Image) -> np.ndarray:
@@ -67,7 +75,7 @@ class FeedbackWebNode(Node):
         self.handlers = FeedbackHandlers(
             on_rate=self.rate,
             on_intervene=self.intervene,
-            on_estop=lambda: self.estop_pub.publish(Bool(data=True)),
+            on_estop=self.estop,
             status=self.status,
             frame=self.frame,
         )
@@ -115,6 +123,7 @@ class FeedbackWebNode(Node):
         """Publish ``rating`` for ``episode`` (the one the person watched) if it is the open
         one and was not closed from here; ``FeedbackError`` saying why not."""
         open_episode = self.status()["episode"]
+        self.wait_for_listener(self.rating_pub, "rating")
         with self._lock:
             if self._closed is not None and self._closed[0] == episode:
                 raise FeedbackError(f"episode {episode} was already {self._closed[1]}")
@@ -128,11 +137,30 @@ class FeedbackWebNode(Node):
         """Publish the intervention; the open episode (unless rated here already: the selector
         has moved on) counts as closed here, so a rating the person gives it afterwards is
         refused rather than sent for the next episode."""
+        self.wait_for_listener(self.intervene_pub, "intervention")
         episode = self.status()["episode"]
         with self._lock:
             if episode is not None and (self._closed is None or self._closed[0] != episode):
                 self._closed = (episode, "stopped by an intervention")
         self.intervene_pub.publish(Bool(data=True))
+
+    def estop(self) -> None:
+        """Publish the e-stop; refused (the person reaches for the cell's own) if no node
+        listens."""
+        self.wait_for_listener(self.estop_pub, "e-stop", "press the cell's e-stop button")
+        self.estop_pub.publish(Bool(data=True))
+
+    def wait_for_listener(self, publisher: Publisher, what: str, advice: str = "") -> None:
+        """Return once ``publisher`` is matched with a subscriber; ``FeedbackError`` saying
+        ``what`` was not sent if none is within :data:`LISTENER_WAIT` s."""
+        deadline = time.monotonic() + LISTENER_WAIT
+        while publisher.get_subscription_count() == 0:
+            if time.monotonic() > deadline:
+                hint = f": {advice}" if advice else ""
+                raise FeedbackError(
+                    f"{what} not sent: no node subscribes to {publisher.topic_name}{hint}"
+                )
+            time.sleep(0.01)
 
     def frame(self) -> bytes | None:
         """The latest camera image as JPEG (encoded once per image)."""

@@ -216,3 +216,22 @@ def test_a_rating_after_an_intervention_does_not_close_the_next_episode(
         reader.join()
     log = Selector.load(state).log
     assert [(r.episode, r.rating, r.intervened) for r in log] == [(0, 0.0, True), (1, 0.75, False)]
+
+
+def test_a_button_no_node_listens_to_is_refused_not_lost(ros_env):
+    """The page's e-stop and intervention with no policy node or selector on the topic: the
+    topics are volatile, so a message published then reaches nobody, ever. The page says so
+    (the person reaches for the cell's e-stop) instead of "sent"."""
+    web = subprocess.Popen(
+        [sys.executable, "-m", "robot_il.ros.feedback_web"],
+        env=ros_env, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        url = read_line(web, 30).split(": ", 1)[1].strip()
+        assert post(url + "api/estop", {}) == (400, {"error": (
+            "e-stop not sent: no node subscribes to /safety/estop: press the cell's e-stop button"
+        )})  # fmt: skip
+        unheard = "intervention not sent: no node subscribes to /selector/feedback/intervene"
+        assert post(url + "api/intervene", {}) == (400, {"error": unheard})
+    finally:
+        stop(web)
