@@ -1,18 +1,23 @@
-"""Tuned BC in a task frame and in the world, evaluated in the env and over ROS 2, one row each.
+"""Tuned BC (or state Diffusion) in a task frame and in the world, evaluated in the env and over
+ROS 2, one row each.
 
     python benchmarks/task_frames.py --task push --frame push --seed 0 --where env ros
     python benchmarks/task_frames.py --task pick_place --frame world --seed 0 --where env
+    python benchmarks/task_frames.py --policy diffusion --task push --frame push --seed 0
 
 Trains BC as ``benchmarks/opt_ail.py bc`` does (Gaussian head and normalization, AdamW, one
-torch thread, ``--max-episodes`` = demos, no in-training evaluation) on the demonstrations
+torch thread, ``--max-episodes`` = demos, no in-training evaluation), or, with ``--policy
+diffusion``, state Diffusion with the 200-demonstration recipe of ``benchmarks/vision.py``
+(defaults, 4 executed actions per chunk, 6,000 steps: 45/50 on push from 200; ``--lr`` and
+``--weight-decay`` are BC's), on the demonstrations
 ``benchmarks/policies.py demos`` records under ``outputs/opt_ail/demos/`` (converted with
 ``robot_il.envs.task_frame.frame_dataset`` beside them for a frame), into
-``outputs/task_frames/<task>_<frame>_s<seed>_...`` (reused when its checkpoint is there), then
-runs ``robot-il eval --checkpoint CKPT --episodes N --seed S [--ros]`` and appends one JSON
-line per evaluation to ``benchmarks/results/task_frames.jsonl``: task, frame, seed, setting,
-episodes, successes, success_rate, where (env or ros), the eval command, code (commit, +changes
-when the tree differed from it, as the evaluation started), UTC time, load average and the
-training's wall time.
+``outputs/task_frames/<task>_<frame>_s<seed>_...`` (reused when that run finished, resumed
+when it was killed), then runs ``robot-il eval --checkpoint CKPT --episodes N --seed S
+[--ros]`` and appends one JSON line per evaluation to ``benchmarks/results/task_frames.jsonl``:
+task, frame, seed, setting, episodes, successes, success_rate, where (env or ros), the eval
+command, code (commit, +changes when the tree differed from it, as the evaluation started), UTC
+time, load average and the training's wall time.
 ``opt_ail.py bc`` covers push only and skips a setting whose row exists; this keeps the
 checkpoint and adds the ROS 2 evaluation.
 """
@@ -34,6 +39,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 RESULTS = ROOT / "benchmarks" / "results" / "task_frames.jsonl"
 RUNS = ROOT / "outputs" / "task_frames"
 DEMO_RUNS = ROOT / "outputs" / "opt_ail"  # opt_ail.py's RUNS: its demos/ recordings are shared
+DIFFUSION_STEPS = 6_000
+"""Gradient steps of state Diffusion (the 200-demonstration recipe's) unless ``--steps``."""
 
 
 def dataset(task: str, frame: str, demos: int) -> Path:
@@ -48,23 +55,35 @@ def dataset(task: str, frame: str, demos: int) -> Path:
     return converted if converted.is_dir() else frame_dataset(world, converted, frame)
 
 
-def train_bc(args: argparse.Namespace, out: Path) -> tuple[Path, float | None]:
+def setting(args: argparse.Namespace) -> dict[str, object]:
+    """What was trained, as the row records it."""
+    if args.policy == "diffusion":
+        return {"method": "diffusion", "n_action_steps": 4, "steps": args.steps}
+    return {"method": "bc", "head": "gaussian", "normalization": "gaussian",
+            "weight_decay": args.weight_decay, "lr": args.lr, "steps": args.steps}  # fmt: skip
+
+
+def train_policy(args: argparse.Namespace, out: Path) -> tuple[Path, float | None]:
     checkpoint = out / "policy"  # the deployable checkpoint the trainer refreshes
-    if (checkpoint / "config.json").exists():
+    if (out / "summary.json").exists():  # written last: a killed run is resumed below
         return checkpoint, None
     import torch
 
-    from robot_il.train.config import BCTrainConfig, EvalConfig
+    from robot_il.train.config import BCTrainConfig, DiffusionTrainConfig, EvalConfig
     from robot_il.train.trainer import train
 
     torch.set_num_threads(1)
-    config = BCTrainConfig(
+    common = dict(
         dataset=str(dataset(args.task, args.frame, args.demos)), out=str(out), steps=args.steps,
-        lr=args.lr, weight_decay=args.weight_decay, seed=args.seed, max_episodes=args.demos,
-        progress=False, eval=EvalConfig(episodes=0),
+        seed=args.seed, max_episodes=args.demos, progress=False, eval=EvalConfig(episodes=0),
     )  # fmt: skip
-    config.policy.head = "gaussian"
-    config.policy.normalization = "gaussian"
+    if args.policy == "diffusion":
+        config = DiffusionTrainConfig(**common)
+        config.policy.n_action_steps = 4
+    else:
+        config = BCTrainConfig(**common, lr=args.lr, weight_decay=args.weight_decay)
+        config.policy.head = "gaussian"
+        config.policy.normalization = "gaussian"
     started = time.perf_counter()
     path = train(config).checkpoint
     return Path(path), round(time.perf_counter() - started, 1)
@@ -80,13 +99,16 @@ def code() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--policy", choices=("bc", "diffusion"), default="bc")
     parser.add_argument("--task", choices=("push", "pick_place"), default="push")
     parser.add_argument("--frame", choices=("push", "world"), default="push")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--demos", type=int, default=10)
     parser.add_argument("--weight-decay", type=float, default=1e-3)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--steps", type=int, default=4000)
+    parser.add_argument(
+        "--steps", type=int, help=f"default 4000 (BC), {DIFFUSION_STEPS} (Diffusion)"
+    )
     parser.add_argument("--episodes", type=int, default=50)
     parser.add_argument("--eval-seed", type=int, default=10_000)
     parser.add_argument("--where", nargs="+", choices=("env", "ros"), default=["env"])
@@ -94,9 +116,14 @@ def main() -> None:
                         help=f"JSON-lines file for the rows (default {RESULTS.name})")  # fmt: skip
     args = parser.parse_args()
     os.environ.setdefault("MUJOCO_GL", "egl")
-    name = (f"{args.task}_{args.frame}_s{args.seed}_d{args.demos}_wd{args.weight_decay:g}"
-            f"_lr{args.lr:g}_steps{args.steps}")  # fmt: skip
-    checkpoint, train_s = train_bc(args, RUNS / name)
+    if args.steps is None:
+        args.steps = DIFFUSION_STEPS if args.policy == "diffusion" else 4000
+    name = f"{args.task}_{args.frame}_s{args.seed}_d{args.demos}"
+    if args.policy == "diffusion":
+        name += f"_diffusion_steps{args.steps}"
+    else:
+        name += f"_wd{args.weight_decay:g}_lr{args.lr:g}_steps{args.steps}"
+    checkpoint, train_s = train_policy(args, RUNS / name)
     print(f"checkpoint {checkpoint} (trained in {train_s} s)" if train_s else
           f"checkpoint {checkpoint} (reused)", flush=True)  # fmt: skip
     for where in args.where:
@@ -110,8 +137,7 @@ def main() -> None:
         summary = json.loads((out / "eval.json").read_text())
         row = {
             "task": args.task, "frame": args.frame, "seed": args.seed, "demos": args.demos,
-            "setting": {"method": "bc", "head": "gaussian", "normalization": "gaussian",
-                        "weight_decay": args.weight_decay, "lr": args.lr, "steps": args.steps},
+            "setting": setting(args),
             "episodes": args.episodes,
             "eval_seeds": [args.eval_seed, args.eval_seed + args.episodes - 1],
             "successes": int(sum(summary["successes"])), "success_rate": summary["success_rate"],
