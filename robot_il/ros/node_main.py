@@ -8,9 +8,15 @@ import gc
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from robot_il.errors import ConfigError, RobotILError
+
+if TYPE_CHECKING:
+    from rclpy.executors import Executor
+    from rclpy.publisher import Publisher
 
 
 def run_node(make_node: Callable[[], object], args: list[str] | None = None) -> int:
@@ -19,7 +25,8 @@ def run_node(make_node: Callable[[], object], args: list[str] | None = None) -> 
     The node spins on a multi-threaded executor, so a node's service callbacks never wait
     behind its timers. A ``RobotILError`` raised while building the node (a bad parameter, an
     unreadable checkpoint) is printed as one line and exits with code 2. A node with a
-    ``shutdown()`` method gets it called instead of ``destroy_node()``. A node whose control
+    ``shutdown()`` method gets it called instead of ``destroy_node()``, once the callbacks the
+    executor still runs have ended (:func:`stop_executor`). A node whose control
     thread failed and shut it down (its ``fatal_error`` set) exits with code 1, so that a
     launcher or a service manager sees the failure. SIGUSR1 writes every
     thread's Python stack to stderr, for a node that does not stop (``stop_process`` sends it
@@ -37,12 +44,15 @@ def run_node(make_node: Callable[[], object], args: list[str] | None = None) -> 
         node = make_node()
         executor = MultiThreadedExecutor(num_threads=2)
         executor.add_node(node)
-        executor.spin()
+        try:
+            executor.spin()
+        finally:
+            stop_executor(executor)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except RCLError:
         if rclpy.ok():
-            raise  # else: Ctrl-C shut the context down under the executor's wait
+            raise  # else: Ctrl-C shut the context down under the executor's wait or a callback
     except RobotILError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -51,6 +61,59 @@ def run_node(make_node: Callable[[], object], args: list[str] | None = None) -> 
             getattr(node, "shutdown", node.destroy_node)()
         rclpy.try_shutdown()
     return 1 if getattr(node, "fatal_error", None) is not None else 0
+
+
+def stop_executor(executor: Executor) -> None:
+    """Shut ``executor`` down once every callback it handed out has ended, raising the first
+    that failed (as its next spin would have); call once its spin has returned, before its
+    nodes are destroyed.
+
+    rclpy 7.1 (Jazzy) does not wait itself: ``Executor.shutdown`` skips its wait for running
+    callbacks (an inverted test) and destroys the guard condition each triggers as it ends, and
+    a node destroyed under a running callback fails it. A ``MultiThreadedExecutor`` keeps those
+    failures in tasks that only its next spin reads, so they were printed ("The following
+    exception was never retrieved: cannot use Destroyable because destruction was requested")
+    whenever the garbage collector reached them: on the terminal of a node stopped by Ctrl-C,
+    in the output of whatever test ran next. Its worker threads are the
+    ``concurrent.futures.ThreadPoolExecutor`` it keeps as ``_executor`` and its handed-out
+    tasks are ``_futures``: rclpy 7.1 has no public way to wait for them.
+    """
+    from rclpy.executors import MultiThreadedExecutor
+
+    failures = []
+    if isinstance(executor, MultiThreadedExecutor):
+        executor._executor.shutdown(wait=True)
+        failures = [task.exception() for task in executor._futures]  # each read, none printed
+        executor._futures.clear()
+    executor.shutdown()
+    for failure in failures:
+        if failure is not None:
+            raise failure
+
+
+LISTENER_WAIT = 5.0
+"""Seconds a one-shot message waits for its topic's first subscriber."""
+
+
+def wait_for_subscriber(
+    publisher: Publisher,
+    timeout: float = LISTENER_WAIT,
+    cancelled: Callable[[], bool] = lambda: False,
+) -> bool:
+    """Whether ``publisher`` is matched with a subscriber within ``timeout`` s (False at once
+    once ``cancelled()``); call before a one-shot message (a rating, an intervention, an
+    e-stop).
+
+    On a volatile topic a message published before discovery has matched a subscriber is lost
+    for good, and a node that has just received another topic of the same peer may not be
+    matched on this one yet: CI lost an intervention sent right after the selector's latched
+    statistics arrived."""
+    deadline = time.monotonic() + timeout
+    while publisher.get_subscription_count() == 0:
+        if cancelled() or time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def declare_float(node, name: str, default: float) -> float:

@@ -8,12 +8,23 @@ evaluation, and a crashed test's lock goes away with its process.
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterator
 
 import pytest
 
 from robot_il.ros.dds import claim_free_domain, loopback_env
+
+
+@pytest.fixture(autouse=True)
+def collect_at_teardown() -> Iterator[None]:
+    """A full garbage collection after each test (its other fixtures torn down): an rclpy task
+    that failed unread prints "The following exception was never retrieved" only when
+    collected, so it shows in the test that made it, not in a later test's output (one broke an
+    exact-stderr assertion)."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture

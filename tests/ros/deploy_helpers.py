@@ -59,13 +59,7 @@ class Client:
         self.executor = SingleThreadedExecutor(context=context)
         self.executor.add_node(self.node)
         self.lock = threading.Lock()
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._running = True
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while self._running:
-            self.executor.spin_once(timeout_sec=0.01)
+        self._spin = SpinThread(self.executor)
 
     def record(self, msg_type, topic: str, depth: int = 1000) -> list[Received]:
         """Subscribe to ``topic``; the list receives each message as a :class:`Received`
@@ -99,30 +93,65 @@ class Client:
         return future.result()
 
     def close(self) -> None:
-        self._running = False
-        self._thread.join(timeout=2.0)
+        self._spin.stop()
         self.node.destroy_node()
 
 
 DEADLINE_SCALE = float(os.environ.get("ROBOT_IL_TEST_DEADLINE_SCALE", "4"))
 
 
+class SpinThread:
+    """``executor`` spun on a background thread until :meth:`stop` (or its context's
+    shutdown); after :meth:`stop` no callback of it runs, so its nodes may be destroyed.
+
+    Not ``executor.spin`` stopped by ``executor.shutdown()``: that destroys, under callbacks
+    still running, the guard condition each triggers as it ends (see ``stop_executor``). The
+    wait is bounded (:data:`POLL` s) so that the loop sees the stop; waking the executor
+    does not end a wait that finds no work."""
+
+    POLL = 0.05
+    """Seconds one wait of the executor lasts at most: how long :meth:`stop` waits for it."""
+
+    def __init__(self, executor) -> None:
+        self.executor = executor
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        from rclpy.executors import ExternalShutdownException
+
+        context = self.executor.context
+        with contextlib.suppress(ExternalShutdownException):  # a node shut its context down
+            while context.ok() and not self._stopping.is_set():
+                self.executor.spin_once(timeout_sec=self.POLL)
+
+    def stop(self) -> None:
+        """End the spin, wait for the callbacks it handed out, and shut the executor down."""
+        from robot_il.ros.node_main import stop_executor
+
+        self._stopping.set()
+        self._thread.join(timeout=10 * DEADLINE_SCALE)
+        assert not self._thread.is_alive(), "a callback did not end: the spin did not stop"
+        stop_executor(self.executor)
+
+
 @contextlib.contextmanager
 def spinning(node, context) -> Iterator[object]:
     """``node`` spun on its own thread by a two-thread executor, as ``run_node`` spins it; on
-    exit the executor stops and the node shuts down (its ``shutdown()``)."""
+    exit the executor stops, its callbacks end, and the node shuts down (its ``shutdown()``)."""
     from rclpy.executors import MultiThreadedExecutor
 
     executor = MultiThreadedExecutor(num_threads=2, context=context)
     executor.add_node(node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
+    spin = SpinThread(executor)
     try:
         yield node
     finally:
-        executor.shutdown()
-        thread.join(timeout=5)
-        node.shutdown()
+        try:
+            spin.stop()
+        finally:
+            node.shutdown()
 
 
 def stop(process: subprocess.Popen) -> int | None:

@@ -6,12 +6,11 @@ dashboard services, against the fake arm and its fake dashboard: a person's go-a
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 import numpy as np
 import pytest
-from deploy_helpers import wait_for
+from deploy_helpers import SpinThread, wait_for
 from robot_il.envs.ur5e.description import HOME_JOINT_POS
 
 pytestmark = pytest.mark.ros
@@ -66,8 +65,7 @@ class Cell:
         self.executor = MultiThreadedExecutor(num_threads=2, context=context)
         self.executor.add_node(self.bridge)
         self.executor.add_node(self.client)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
+        self.spin = SpinThread(self.executor)
 
     def moving_since(self, t0: float) -> bool:
         calls = np.array([c.q[0] for c in list(self.arm.servo_calls) if c.t > t0])
@@ -87,8 +85,7 @@ class Cell:
         return future.result()
 
     def close(self) -> None:
-        self.executor.shutdown()
-        self.thread.join(timeout=5)
+        self.spin.stop()
         self.bridge.shutdown()
         self.client.destroy_node()
 

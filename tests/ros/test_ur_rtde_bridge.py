@@ -10,12 +10,11 @@ import json
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 
 import numpy as np
 import pytest
-from deploy_helpers import wait_for
+from deploy_helpers import SpinThread, wait_for
 from robot_il.envs.ur5e.description import HOME_JOINT_POS
 
 pytestmark = pytest.mark.ros
@@ -79,14 +78,12 @@ _CLIENT = textwrap.dedent(
 )
 
 
-def spin_in_thread(node, context):
+def spin_in_thread(node, context) -> SpinThread:
     from rclpy.executors import SingleThreadedExecutor
 
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
-    return executor, thread
+    return SpinThread(executor)
 
 
 def test_bridge_streams_only_safe_servo_commands(ros_context, ros_env) -> None:
@@ -116,7 +113,7 @@ def test_bridge_streams_only_safe_servo_commands(ros_context, ros_env) -> None:
         reset_estop(source)
 
     bridge.safety.reset_estop = reset_and_note
-    executor, thread = spin_in_thread(bridge, ros_context)
+    spin = spin_in_thread(bridge, ros_context)
     try:
         client = subprocess.run(
             [sys.executable, "-c", _CLIENT],
@@ -128,8 +125,7 @@ def test_bridge_streams_only_safe_servo_commands(ros_context, ros_env) -> None:
         assert client.returncode == 0, client.stderr
     finally:
         stats = bridge.stats.summary()
-        executor.shutdown()
-        thread.join(timeout=5)
+        spin.stop()
         bridge.shutdown()
     phases = {r["phase"]: r for r in map(json.loads, client.stdout.splitlines())}
 
@@ -180,8 +176,8 @@ def test_bridge_holds_on_a_stalled_rtde_link_and_latches_on_a_protective_stop(
         commands.publish(Float64MultiArray(data=target.tolist()))
 
     policy.create_timer(0.02, publish_moving_target)
-    executor, thread = spin_in_thread(bridge, ros_context)
-    executor.add_node(policy)
+    spin = spin_in_thread(bridge, ros_context)
+    spin.executor.add_node(policy)
 
     def calls_after(t0: float) -> np.ndarray:
         return np.array([c.q for c in list(fake.servo_calls) if c.t > t0])
@@ -208,8 +204,7 @@ def test_bridge_holds_on_a_stalled_rtde_link_and_latches_on_a_protective_stop(
         after = calls_after(stopped_at)
         assert np.sum(np.any(after != after[-1], axis=1)) <= 1
     finally:
-        executor.shutdown()
-        thread.join(timeout=5)
+        spin.stop()
         bridge.shutdown()
 
 
@@ -227,7 +222,7 @@ def test_bridge_follows_a_joint_trajectory_in_any_joint_order(ros_context) -> No
     bridge = UrRtdeBridge(context=ros_context, rtde=fake)
     client = rclpy.create_node("trajectory_client", context=ros_context)
     publisher = client.create_publisher(JointTrajectory, TRAJECTORY_TOPIC, 10)
-    executor, thread = spin_in_thread(bridge, ros_context)
+    spin = spin_in_thread(bridge, ros_context)
     order = [5, 4, 3, 2, 1, 0]  # the driver accepts any order of the named joints
     goal = HOME_JOINT_POS + np.array([0.4, -0.2, 0.2, 0.0, 0.0, 0.3])
     middle = (HOME_JOINT_POS + goal) / 2
@@ -253,8 +248,7 @@ def test_bridge_follows_a_joint_trajectory_in_any_joint_order(ros_context) -> No
         # Halfway through, the arm is near the middle point (lagging a little).
         assert np.linalg.norm(halfway - middle) < 0.5 * np.linalg.norm(goal - HOME_JOINT_POS)
     finally:
-        executor.shutdown()
-        thread.join(timeout=5)
+        spin.stop()
         bridge.shutdown()
         client.destroy_node()
 
@@ -289,8 +283,8 @@ def test_servo_loop_catches_up_a_late_tick_and_skips_after_a_long_stall(ros_cont
     policy.create_timer(
         0.05, lambda: commands.publish(Float64MultiArray(data=HOME_JOINT_POS.tolist()))
     )
-    executor, thread = spin_in_thread(bridge, ros_context)
-    executor.add_node(policy)
+    spin = spin_in_thread(bridge, ros_context)
+    spin.executor.add_node(policy)
 
     def stall(periods: int) -> np.ndarray:
         """Block one servoJ call for ``periods``; the times (s) of the calls from it on."""
@@ -320,8 +314,7 @@ def test_servo_loop_catches_up_a_late_tick_and_skips_after_a_long_stall(ros_cont
         assert bridge.stats.ticker.skipped - skipped >= 58
         assert np.sum((times > end) & (times <= end + 20 * period)) > 10, "the loop goes on"
     finally:
-        executor.shutdown()
-        thread.join(timeout=5)
+        spin.stop()
         bridge.shutdown()
         policy.destroy_node()
 
@@ -380,8 +373,8 @@ def test_a_lost_rtde_link_shuts_the_bridge_down_instead_of_a_silent_dead_servo_t
     )
     target = Float64MultiArray(data=(HOME_JOINT_POS + 0.05).tolist())
     policy.create_timer(0.02, lambda: commands.publish(target))
-    executor, thread = spin_in_thread(bridge, own_context)
-    executor.add_node(policy)
+    spin = spin_in_thread(bridge, own_context)
+    spin.executor.add_node(policy)
     try:
         wait_for(lambda: len(fake.servo_calls) > 50, 10.0, "servoJ calls")
         fake.drop_link()
@@ -389,8 +382,7 @@ def test_a_lost_rtde_link_shuts_the_bridge_down_instead_of_a_silent_dead_servo_t
         assert "lost connection" in str(bridge.fatal_error)
         assert not bridge._thread.is_alive()
     finally:
-        executor.shutdown()
-        thread.join(timeout=5)
+        spin.stop()
         bridge.shutdown()  # the link is still gone: no second error on the way out
 
 
@@ -418,8 +410,8 @@ def test_a_silent_rtde_link_ages_the_joint_states_then_shuts_the_bridge_down(
     client.create_subscription(
         JointState, "joint_states", lambda _: received.append(time.monotonic()), 100
     )
-    executor, thread = spin_in_thread(bridge, own_context)
-    executor.add_node(client)
+    spin = spin_in_thread(bridge, own_context)
+    spin.executor.add_node(client)
     try:
         wait_for(lambda: len(received) > 50, 10.0, "joint states")
         fake.freeze()
@@ -432,8 +424,7 @@ def test_a_silent_rtde_link_ages_the_joint_states_then_shuts_the_bridge_down(
         # A sample or two was on its way when the link froze; none was published after.
         assert sum(t > frozen_at + SCHEDULING_SLACK for t in received) == 0
     finally:
-        executor.shutdown()
-        thread.join(timeout=5)
+        spin.stop()
         bridge.shutdown()
     assert fake.stopped  # servoStop still reached the arm
 

@@ -4,12 +4,11 @@ gripper server on 127.0.0.1 (the URCap socket protocol over TCP)."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 import numpy as np
 import pytest
-from deploy_helpers import wait_for
+from deploy_helpers import SpinThread, wait_for
 from robot_il.envs.ur5e.description import HOME_JOINT_POS
 
 pytestmark = pytest.mark.ros
@@ -69,8 +68,7 @@ def test_bridge_drives_the_gripper_and_holds_the_arm_while_its_link_is_lost(ros_
     executor = MultiThreadedExecutor(num_threads=2, context=ros_context)
     executor.add_node(bridge)
     executor.add_node(client)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
+    spin = SpinThread(executor)
 
     def newest_gripper() -> float | None:
         return states[-1][1].get("alice_gripper_joint") if states else None
@@ -117,8 +115,7 @@ def test_bridge_drives_the_gripper_and_holds_the_arm_while_its_link_is_lost(ros_
         steps = np.abs(np.diff(calls_after(lost_at)[:, 0]))
         assert steps.max() <= np.pi * 2 * PERIOD + 1e-9  # resumed by the safe start, no jump
     finally:
-        executor.shutdown()
-        thread.join(timeout=5)
+        spin.stop()
         bridge.shutdown()
         client.destroy_node()
         server.close()
@@ -152,8 +149,7 @@ def test_gripper_commands_wait_for_the_estop_release(ros_context) -> None:
     executor = MultiThreadedExecutor(num_threads=2, context=ros_context)
     executor.add_node(bridge)
     executor.add_node(client)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
+    spin = SpinThread(executor)
     try:
         wait_for(lambda: bridge.gripper.state is not None, 10.0, "the gripper to be active")
         wait_for(lambda: gripper.get_subscription_count() > 0, 10.0, "the gripper topic")
@@ -177,7 +173,6 @@ def test_gripper_commands_wait_for_the_estop_release(ros_context) -> None:
         gripper.publish(Float64(data=1.0))  # commands after the reset go through
         wait_for(lambda: server.position == 255.0, 5.0, "the gripper to close after the reset")
     finally:
-        executor.shutdown()
-        thread.join(timeout=5)
+        spin.stop()
         bridge.shutdown()
         client.destroy_node()
