@@ -23,6 +23,9 @@ the supervising person would:
 
 A candidate the policy node cannot load within ``switch_timeout`` seconds counts as a failure
 (an intervention), so a broken checkpoint is avoided rather than stalling the selection.
+Feedback and e-stops wait (up to 5 s) for a node to subscribe to their topic: sent before
+discovery has matched one, a message on these volatile topics is lost for good; if none does,
+the error is logged and the episode is run again.
 
 Episode times (``time_limit``, ``success_guard``) are on the node's ROS clock: with
 ``use_sim_time`` and a lock-step simulation they are simulated seconds, so a loaded machine
@@ -46,12 +49,13 @@ from typing import Any
 import numpy as np
 from rclpy._rclpy_pybind11 import RCLError
 from rclpy.node import Node
+from rclpy.publisher import Publisher
 from rclpy.qos import QoSProfile
 from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 
 from robot_il.errors import ConfigError, SelectionError
-from robot_il.ros.node_main import declare_float, run_node
+from robot_il.ros.node_main import declare_float, run_node, wait_for_subscriber
 from robot_il.ros.policy_node import SWITCH_TOPIC
 from robot_il.ros.selector_node import FEEDBACK_QOS, LATCHED
 from robot_il.ros.ur_topics import (
@@ -192,7 +196,7 @@ class EpisodeJudge(Node):
                 f"episode {number}: the policy node did not load {candidate!r} within "
                 f"{self.switch_timeout:g} s; counted as a failure"
             )
-            self.intervene_pub.publish(Bool(data=True))
+            self._publish(self.intervene_pub, Bool(data=True), "intervention")
             return
         # the policy stops first: no command of the episode before reaches the new one
         self._call(self.policy_stop)
@@ -218,9 +222,9 @@ class EpisodeJudge(Node):
         if not self._running:
             return
         if self._unsafe is not None:
-            self.estop_pub.publish(Bool(data=True))
+            self._publish(self.estop_pub, Bool(data=True), "e-stop")
             self._estop_latched = True
-            self.intervene_pub.publish(Bool(data=True))
+            self._publish(self.intervene_pub, Bool(data=True), "intervention")
             self.get_logger().info(
                 f"episode {number} ({candidate}): unsafe after {seconds:.1f} s ({self._unsafe}); "
                 "e-stop, intervened"
@@ -228,7 +232,8 @@ class EpisodeJudge(Node):
             return
         rng = np.random.default_rng([self.seed, number])
         feedback = self.person.feedback(success, False, rng)
-        self.rating_pub.publish(String(data=rating_message(number, feedback.rating)))
+        rating = String(data=rating_message(number, feedback.rating))
+        self._publish(self.rating_pub, rating, "rating")
         what = f"solved in {seconds:.1f} s" if success else f"not solved in {self.time_limit:g} s"
         self.get_logger().info(
             f"episode {number} ({candidate}): {what}, rated {feedback.rating:.2f}"
@@ -254,6 +259,15 @@ class EpisodeJudge(Node):
             time.sleep(pause)
             pause = min(2 * pause, 1.0)  # each ask starts (and logs) a policy episode
         return False
+
+    def _publish(self, publisher: Publisher, msg: Any, what: str) -> None:
+        """Publish the one-shot ``msg`` once a node subscribes (the topics are volatile: sent
+        before the match, it is lost and the selector waits for that episode's feedback for
+        good); ``SelectionError`` (the episode is run again) if none does within
+        :data:`~robot_il.ros.node_main.LISTENER_WAIT` s."""
+        if not wait_for_subscriber(publisher, cancelled=lambda: not self._running):
+            raise SelectionError(f"{what} not sent: no node subscribes to {publisher.topic_name}")
+        publisher.publish(msg)
 
     def _call(self, client, timeout: float = 15.0) -> Trigger.Response:
         """Call a Trigger service (waiting for it to appear); raises SelectionError."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from deploy_helpers import spinning
+from deploy_helpers import Client, spinning, wait_for
 
 pytestmark = pytest.mark.ros
 
@@ -48,3 +48,54 @@ def test_the_judge_asks_which_checkpoint_runs_ever_less_often(ros_context) -> No
     waited = policy.asks[-1] - policy.asks[0]
     assert LOAD_S <= waited < LOAD_S + 1.5  # found soon after the load
     assert len(policy.asks) <= 8, len(policy.asks)  # every 0.1 s: 21 asks
+
+
+def test_the_judge_holds_its_rating_until_the_selector_subscribes(ros_context) -> None:
+    """A rating published before discovery has matched the selector's subscription is lost
+    for good on the volatile feedback topic (and the selector waits for that episode's
+    feedback forever): the judge waits for the subscriber. Here the selector's subscription
+    appears only after the episode is over."""
+    import json
+
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
+    from std_msgs.msg import String
+    from std_srvs.srv import Trigger
+
+    from robot_il.ros.episode_judge import EpisodeJudge
+    from robot_il.ros.selector_node import LATCHED
+    from robot_il.select.topics import RATING_TOPIC, STATISTICS_TOPIC
+
+    class Cell(Node):
+        """The policy node's and the simulator's services, answered at once, and the
+        selector's latched announcement of episode 0 of ``candidate``."""
+
+        def __init__(self) -> None:
+            super().__init__("cell", context=ros_context)
+            self.resets: list[float] = []
+            for name in ("policy/reset", "policy/stop", "sim/reset"):
+                self.create_service(Trigger, name, self.on_call)
+            statistics = self.create_publisher(String, STATISTICS_TOPIC, LATCHED)
+            pending = {"pending": {"episode": 0, "candidate": "candidate"}}
+            statistics.publish(String(data=json.dumps(pending)))
+
+        def on_call(self, request, response):
+            self.resets.append(time.monotonic())
+            response.success, response.message = True, "new episode with candidate"
+            return response
+
+        def shutdown(self) -> None:
+            self.destroy_node()
+
+    time_limit = Parameter("time_limit", value=0.2)
+    judge = EpisodeJudge(context=ros_context, parameter_overrides=[time_limit])
+    client = Client(ros_context)
+    try:
+        with spinning(Cell(), ros_context) as cell, spinning(judge, ros_context):
+            wait_for(lambda: len(cell.resets) >= 4, 10, "the episode's start")  # deploy, stop,
+            time.sleep(0.2 + 0.5)  # sim reset, policy reset; then the episode's time passes
+            ratings = client.record(String, RATING_TOPIC)
+            wait_for(lambda: ratings, 5, "the rating of episode 0")
+        assert json.loads(ratings[0][1].data)["episode"] == 0
+    finally:
+        client.close()
