@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import numpy as np
 from rclpy.node import Node
@@ -51,8 +52,8 @@ def parse_profiles(text: str) -> dict[str, CandidateProfile]:
 class SimulatedPersonNode(Node):
     """Rates every episode the selector opens, as a person would, after ``episode_s``."""
 
-    def __init__(self) -> None:
-        super().__init__("simulated_person")
+    def __init__(self, **node_kwargs: Any) -> None:
+        super().__init__("simulated_person", **node_kwargs)
         self.profiles = parse_profiles(self.declare_parameter("profiles", "{}").value)
         self.person = SimulatedPerson(declare_float(self, "noise_std", 0.15))
         self.seed = int(self.declare_parameter("seed", 0).value)
@@ -74,10 +75,10 @@ class SimulatedPersonNode(Node):
             self.episode = (pending["episode"], pending["candidate"], self.now_s() + self.episode_s)
 
     def give_feedback(self) -> None:
-        """Once the episode's time is up and the selector listens, say what happened."""
+        """Once the episode's time is up and the selector listens on the topic of what
+        happened, say it (each topic is matched on its own, and on these volatile topics a
+        message sent before the match is lost: the selector would wait for it forever)."""
         if self.episode is None or self.now_s() < self.episode[2]:
-            return
-        if self.rating_pub.get_subscription_count() == 0:
             return
         number, candidate, _ = self.episode
         if candidate not in self.profiles:
@@ -87,9 +88,12 @@ class SimulatedPersonNode(Node):
             [self.profiles[candidate]], np.asarray(0), self.person, rng
         )
         if intervened:
-            self.intervene_pub.publish(Bool(data=True))
+            publisher, msg = self.intervene_pub, Bool(data=True)
         else:
-            self.rating_pub.publish(String(data=rating_message(number, rating)))
+            publisher, msg = self.rating_pub, String(data=rating_message(number, rating))
+        if publisher.get_subscription_count() == 0:
+            return  # drawn again at the next tick, the same from the same seed and episode
+        publisher.publish(msg)
         self.episode = None
 
 

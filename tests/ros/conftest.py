@@ -54,3 +54,21 @@ def ros_context(ros_domain_id: int) -> Iterator[object]:
         yield context
     finally:
         rclpy.shutdown(context=context)
+
+
+@pytest.fixture
+def own_context(ros_domain_id: int) -> Iterator[object]:
+    """A second ``rclpy`` context on the test's domain: its own DDS participant, which meets
+    ``ros_context``'s through discovery over loopback as another process's does (the
+    endpoints of one context match at once), and which a node may shut down (as a fatal error
+    or Ctrl-C does) without breaking ``ros_context``'s teardown."""
+    from robot_il.ros.dds import apply_loopback_env
+
+    apply_loopback_env()
+    rclpy = pytest.importorskip("rclpy")
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=ros_domain_id)
+    try:
+        yield context
+    finally:
+        context.try_shutdown()

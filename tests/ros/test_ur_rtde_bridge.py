@@ -338,21 +338,6 @@ def test_bridge_refuses_a_max_lag_outside_one_period_to_half_a_second(
     assert not fake.servo_calls
 
 
-@pytest.fixture
-def own_context(ros_domain_id: int):
-    """A context of the test's own that the bridge may shut down (as a fatal error or Ctrl-C
-    does) without breaking ``ros_context``'s teardown."""
-    import rclpy
-
-    from robot_il.ros.dds import apply_loopback_env
-
-    apply_loopback_env()
-    context = rclpy.Context()
-    rclpy.init(context=context, domain_id=ros_domain_id)
-    yield context
-    context.try_shutdown()
-
-
 def test_a_lost_rtde_link_shuts_the_bridge_down_instead_of_a_silent_dead_servo_thread(
     own_context,
 ) -> None:
