@@ -6,7 +6,10 @@ publishes what the operator asks for:
 - ``teleop/twist`` (geometry_msgs/Twist): tool velocity (m/s, rad/s) in the arm's base frame,
   the device's delta over one period divided by the period;
 - ``teleop/gripper`` (std_msgs/Float64, 0 open .. 1 closed) and ``teleop/episode_event``
-  (std_msgs/String: next, rerecord, discard, quit) for the recorder.
+  (std_msgs/String: next, rerecord, discard, quit) for the recorder. An episode key pressed
+  while no node subscribes to the events (a recorder started a moment ago may not be matched
+  yet: sent then, the event is lost and the episode never closes) is held up to 5 s, sent
+  once one does, else logged as not sent.
 
 These are the topics robot_il's ROS teleop device reads, so ``robot-il record --teleop ros``
 works with this node too. With ``servo:=true`` (default) it also drives the arm the way a
@@ -23,6 +26,8 @@ before ended. One arm (the first of ``task``'s scene).
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from geometry_msgs.msg import Twist
 from rclpy.context import Context
@@ -34,7 +39,8 @@ from std_msgs.msg import Float64, Float64MultiArray, String
 
 from robot_il.envs.ur5e.description import JOINT_VEL_LIMITS
 from robot_il.errors import ConfigError
-from robot_il.ros.node_main import declare_float
+from robot_il.record.control import EpisodeEvent
+from robot_il.ros.node_main import LISTENER_WAIT, declare_float
 from robot_il.ros.observation import RobotObservation
 from robot_il.ros.ur_topics import stamp_seconds
 from robot_il.safety import SafetyFilter, SafetyLimits
@@ -77,6 +83,9 @@ class TeleopNode(Node):
         self.twist_pub = self.create_publisher(Twist, TWIST_TOPIC, qos)
         self.gripper_pub = self.create_publisher(Float64, GRIPPER_TOPIC, qos)
         self.event_pub = self.create_publisher(String, EVENT_TOPIC, qos)
+        self._held_events: list[tuple[EpisodeEvent, float]] = []
+        """Episode events not sent yet for want of a subscriber, each with its deadline
+        (monotonic s)."""
         if self.servo:
             from robot_il.envs.arm import Arm
             from robot_il.envs.tasks import TASKS
@@ -115,10 +124,29 @@ class TeleopNode(Node):
         twist.angular.x, twist.angular.y, twist.angular.z = (delta[3:] / self.period).tolist()
         self.twist_pub.publish(twist)
         self.gripper_pub.publish(Float64(data=float(command.gripper)))
-        for event in command.events:
-            self.event_pub.publish(String(data=event.value))
+        self._send_events(command.events)
         if self.servo:
             self._servo(delta, float(command.gripper))
+
+    def _send_events(self, events: tuple[EpisodeEvent, ...]) -> None:
+        """Publish the episode events once a node subscribes to them; drop, with an error,
+        those none has subscribed to within :data:`~robot_il.ros.node_main.LISTENER_WAIT` s
+        (a key pressed long ago, a quit above all, must not reach a recorder started later)."""
+        now = time.monotonic()
+        self._held_events += [(event, now + LISTENER_WAIT) for event in events]
+        if self.event_pub.get_subscription_count() > 0:
+            for event, _ in self._held_events:
+                self.event_pub.publish(String(data=event.value))
+            self._held_events = []
+            return
+        for event, deadline in self._held_events:
+            if deadline < now:
+                self.get_logger().error(
+                    f"{event.value} not sent: no node subscribes to {EVENT_TOPIC}"
+                )
+        self._held_events = [
+            (event, deadline) for event, deadline in self._held_events if deadline >= now
+        ]
 
     def _on_joint_states(self, msg: JointState) -> None:
         """Watch for a jump of the arm's joints that no motor makes (see the module)."""

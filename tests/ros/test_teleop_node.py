@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from deploy_helpers import COMMANDS, UR_JOINTS, Client, wait_for
+from deploy_helpers import COMMANDS, UR_JOINTS, Client, SpinThread, wait_for
 from robot_il.envs.ur5e.description import HOME_JOINT_POS
 
 pytestmark = pytest.mark.ros
@@ -34,13 +34,11 @@ def teleop_node(context, parameters: dict[str, object]) -> Iterator[tuple[object
     node = TeleopNode(context=context, device=KeyboardTeleop(slave), parameter_overrides=overrides)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
+    spin = SpinThread(executor)
     try:
         yield node, master
     finally:
-        executor.shutdown()
-        thread.join(timeout=5)
+        spin.stop()
         node.shutdown()
         os.close(master)
         os.close(slave)
@@ -184,3 +182,24 @@ def test_the_servo_starts_from_the_first_finite_joint_reading(ros_context) -> No
         finally:
             arm.close()
             client.close()
+
+
+def test_an_episode_key_waits_for_the_recorder_to_subscribe(ros_context, own_context) -> None:
+    """An episode key pressed before the recorder's subscription is matched (a recorder
+    started a moment ago) was published to nobody and lost on the volatile topic: the episode
+    never closed. The node holds it until a subscriber is matched (up to 5 s). Here the
+    recorder, another DDS participant, subscribes half a second after the key."""
+    from std_msgs.msg import String
+
+    from robot_il.ros.teleop_node import EVENT_TOPIC
+
+    with teleop_node(own_context, {"rate": 50.0, "servo": False}) as (node, master):
+        recorder = Client(ros_context, "recorder")
+        try:
+            os.write(master, b"\x1b[C")  # the right arrow: next episode
+            time.sleep(0.5)
+            events = recorder.record(String, EVENT_TOPIC)
+            wait_for(lambda: events, 5, "the next-episode event")
+            assert [msg.data for _, msg in events] == ["next"]
+        finally:
+            recorder.close()
