@@ -19,8 +19,10 @@ servo, ``robot_il.envs.backends.common``: braking ``sqrt(2 a d)``) cruises up to
 
 Each (acceleration, ramp) run appends a row to ``--results`` (default
 ``benchmarks/results/handover_cell_limits.jsonl``, the committed rows: give a scratch file to
-check a checkout) with its seeds, successes, the filter's intervention counts, the load
-average, the code (commit) and the UTC time.
+check a checkout) with its seeds, successes, lengths, the filter's intervention counts, per
+seed the arm-steps whose TCP target the converter put on the workspace box
+(``workspace_clamp_steps``: the policy node's ``workspace_clamp`` events, counted every step
+rather than once per run of them), the load average, the code (commit) and the UTC time.
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ def run(checkpoint: str, acceleration: float, ramp: float, seeds: range) -> dict
     )
     converter = TcpDeltaConverter(kinematics, (limits.workspace_lower, limits.workspace_upper))
     steps = round(task.episode_seconds * spec["control_hz"])
-    successes, lengths, counts = [], [], Counter()
+    successes, lengths, clamped_steps, counts = [], [], [], Counter()
     for seed in tqdm(seeds, desc=f"a {acceleration:g}, ramp {ramp:g}", unit="ep"):
         obs, _ = env.reset(seed=seed)
         policy.reset()
@@ -85,13 +87,14 @@ def run(checkpoint: str, acceleration: float, ramp: float, seeds: range) -> dict
             guard = ClearanceGuard(
                 bases, CLEARANCE, lambda event: None, gripper_clearance=GRIPPER_CLEARANCE
             )
-        joint_action, solved = None, False
+        joint_action, solved, clamped = None, False, 0
         for step in range(steps):
             t = step * period
             q = np.concatenate([obs[p + "joint_pos"] for p in prefixes]).astype(np.float64)
             action = policy.act(obs)
             if spec.get("action_mode") == "eef_delta":
                 joint_action, _ = converter.to_joint_action(action, q, joint_action)
+                clamped += len(converter.clamped)
             else:
                 joint_action = np.asarray(action, np.float64)
             commands = []
@@ -113,8 +116,14 @@ def run(checkpoint: str, acceleration: float, ramp: float, seeds: range) -> dict
                 break
         successes.append(solved)
         lengths.append(step + 1)
+        clamped_steps.append(clamped)
     env.close()
-    return {"successes": successes, "lengths": lengths, "interventions": dict(counts)}
+    return {
+        "successes": successes,
+        "lengths": lengths,
+        "workspace_clamp_steps": clamped_steps,
+        "interventions": dict(counts),
+    }
 
 
 def main() -> int:
