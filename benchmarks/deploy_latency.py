@@ -166,19 +166,14 @@ def _spin(executor, stop: threading.Event) -> None:
 
 
 def _stop_spinning(executor, spinner: threading.Thread, stop: threading.Event) -> None:
-    """End ``_spin`` on ``spinner``, let the callbacks it handed to ``executor``'s worker
-    threads run to their end, then shut ``executor`` down: its node may be destroyed after.
-    rclpy 7.1's ``MultiThreadedExecutor.shutdown`` alone waits for none of them and destroys
-    the guard condition each triggers as it ends, so a callback still queued (joint states
-    come at 500 Hz) raised ``InvalidHandle`` in a task no one read: "The following exception
-    was never retrieved: cannot use Destroyable because destruction was requested" at exit.
-    Its worker threads are a ``ThreadPoolExecutor`` it keeps as ``_executor``, which later
-    rclpy releases shut down the same way."""
+    """End ``_spin`` on ``spinner``, then stop ``executor`` once the callbacks it handed out
+    have ended (:func:`robot_il.ros.node_main.stop_executor`): its node may be destroyed after."""
+    from robot_il.ros.node_main import stop_executor
+
     stop.set()
     executor.wake()
     spinner.join()
-    executor._executor.shutdown(wait=True)
-    executor.shutdown()
+    stop_executor(executor)
 
 
 def _record_ticks(node) -> list[tuple[float, float, float]]:

@@ -9,10 +9,11 @@ on :data:`~robot_il.select.topics.RATING_TOPIC`, an intervention as std_msgs/Boo
 bgr8). Only the open episode can be rated, once: a rating of an episode that is no longer
 open, was rated, or was stopped by an intervention from here is refused (an intervention
 closes its episode at once, and the selector opens the next one meanwhile); interventions and
-e-stops always go out. A button whose topic no node subscribes to (after up to
-:data:`LISTENER_WAIT` s, as a node started a moment ago may not be matched yet) is refused
-on the page instead of published into the void: the topics are volatile, so that a restarted
-selector never receives an old intervention, and a message sent before the match is lost.
+e-stops always go out. A button whose topic no node subscribes to (after up to 5 s,
+:data:`~robot_il.ros.node_main.LISTENER_WAIT`, as a node started a moment ago may not be
+matched yet) is refused on the page instead of published into the void: the topics are
+volatile, so that a restarted selector never receives an old intervention, and a message sent
+before the match is lost.
 
 Parameters: ``host`` (127.0.0.1; a loopback address only, any other is a ``ConfigError``
 before the node starts: from another machine, open the page through an SSH tunnel,
@@ -27,7 +28,6 @@ from __future__ import annotations
 import json
 import sys
 import threading
-import time
 from typing import Any
 
 import numpy as np
@@ -37,7 +37,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Bool, String
 
 from robot_il.errors import FeedbackError, SelectionError
-from robot_il.ros.node_main import run_node
+from robot_il.ros.node_main import run_node, wait_for_subscriber
 from robot_il.ros.selector_node import FEEDBACK_QOS, LATCHED
 from robot_il.ros.ur_topics import ESTOP_TOPIC
 from robot_il.select.handlers import FeedbackHandlers
@@ -48,9 +48,6 @@ from robot_il.select.topics import (
     rating_message,
 )
 from robot_il.select.web import FeedbackServer, encode_jpeg
-
-LISTENER_WAIT = 5.0
-"""Seconds a button waits for its topic's first subscriber before it is refused."""
 
 
 def image_to_rgb(msg: Image) -> np.ndarray:
@@ -152,15 +149,12 @@ class FeedbackWebNode(Node):
 
     def wait_for_listener(self, publisher: Publisher, what: str, advice: str = "") -> None:
         """Return once ``publisher`` is matched with a subscriber; ``FeedbackError`` saying
-        ``what`` was not sent if none is within :data:`LISTENER_WAIT` s."""
-        deadline = time.monotonic() + LISTENER_WAIT
-        while publisher.get_subscription_count() == 0:
-            if time.monotonic() > deadline:
-                hint = f": {advice}" if advice else ""
-                raise FeedbackError(
-                    f"{what} not sent: no node subscribes to {publisher.topic_name}{hint}"
-                )
-            time.sleep(0.01)
+        ``what`` was not sent if none is within ``LISTENER_WAIT`` s."""
+        if not wait_for_subscriber(publisher):
+            hint = f": {advice}" if advice else ""
+            raise FeedbackError(
+                f"{what} not sent: no node subscribes to {publisher.topic_name}{hint}"
+            )
 
     def frame(self) -> bytes | None:
         """The latest camera image as JPEG (encoded once per image)."""
