@@ -3,6 +3,7 @@ figures are in ``benchmarks/expert_success.py``)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from robot_il.envs import make_env, make_expert
 from robot_il.envs.backends import BACKENDS
@@ -68,3 +69,26 @@ def test_expert_misuse_is_named():
     with pytest.raises(ConfigError, match="'push' task frame.*robot-il data frame"):
         make_expert(framed)
     framed.close()
+
+
+def test_handover_expert_opens_as_it_arrives_above_the_bin():
+    """The right gripper opens as the arm arrives at its drop pose. Its drop pose lay 2 mm below
+    the lowest TCP height the arm reaches sideways (its wrist rests on the table at 0.147 m), so
+    the expert held the cube still above the bin for its waypoint's 4 s timeout and then let go:
+    a release that no observation announces, which BC trained on these demonstrations made at
+    the rest pose or never, by its training seed (0, 16 and 20 of 20)."""
+    env = make_env("bimanual_handover", "mujoco", action_mode="eef_delta")
+    expert = make_expert(env)
+    obs, _ = env.reset(seed=0)
+    expert.reset(obs)
+    positions, closed = [], []
+    for _ in range(400):
+        action = expert.act(obs)
+        positions.append(obs["right_eef_pose"][:3])
+        closed.append(action[13] > 0.5)
+        obs, *_ = env.step(action)
+    env.close()
+    release = max(step for step, grip in enumerate(closed) if grip) + 1
+    moves = np.linalg.norm(np.diff(positions[: release + 1], axis=0), axis=1)
+    still = next(i for i, move in enumerate(moves[::-1]) if move > 1e-3)  # steps, 20 Hz
+    assert still <= 5, f"the arm held the cube still for {still / 20:.2f} s before opening"
