@@ -72,7 +72,7 @@ def test_expert_misuse_is_named():
 
 
 def test_handover_expert_opens_as_it_arrives_above_the_bin():
-    """The right gripper opens as the arm arrives at its drop pose. Its drop pose lay 2 mm below
+    """The right gripper opens as the arm arrives at its drop pose. Its drop pose lay 2 cm below
     the lowest TCP height the arm reaches sideways (its wrist rests on the table at 0.147 m), so
     the expert held the cube still above the bin for its waypoint's 4 s timeout and then let go:
     a release that no observation announces, which BC trained on these demonstrations made at
