@@ -43,22 +43,33 @@ eval; that checkpoint is lost. README's "passed at 30 rad/s^2 in 16 min" (9584df
 result row.
 
 This test at 30, with the policy node's workspace clamp (an end-effector-delta target outside
-the workspace box is put on it, ``workspace_clamp``), 2026-12-06 (code 0dee560): it FAILS. Its
+the workspace box is put on it, ``workspace_clamp``), 2026-12-06 (code 0dee560): it FAILED. Its
 checkpoint (training seed 0) solves 0 of 20 in ``robot-il eval``, 0 of 20 through the node's
 filters without ROS and 0 of 20 over ROS 2: it hands the cube over and carries it above the bin
 but never lets go (seed 10000's video; every episode's return is 206-213). Not the transport,
 the safety layer nor the clamp (it acted in seed 10013 only, without ROS as over ROS 2), and no
 code change since 9584df6: that code records the same demonstrations (the first 37 episodes
 agree to 1e-4), trains with the same loss at every logged step and its eval of this checkpoint
-gives 0 of 20 too (what made the checkpoints of 2026-12-01 solve 15 and 16 of 20 with the
-default seed 0, older code or another machine, is not known). The recipe depends on the training
-seed: on the same demonstrations seed 1 solves 16 of 20 in eval, 16 without ROS and 17 over ROS
-2 (no clamp); seed 2 solves 20 of 20 in eval but 16 without ROS and 16 over ROS 2, the same four
+gives 0 of 20 too (the checkpoints of 2026-12-01 solved 15 and 16 of 20 with the same seed 0:
+where such a policy opens was arbitrary, see below). The recipe depended on the training seed:
+on the same demonstrations seed 1 solves 16 of 20 in eval, 16 without ROS and 17 over ROS 2 (no
+clamp); seed 2 solves 20 of 20 in eval but 16 without ROS and 16 over ROS 2, the same four
 seeds failing in both, the only four with ``workspace_clamp`` (in seed 10000 the right arm's
 target goes below its base plane just after the 1 s safe start; in the env it stays in the box).
 The code before the clamp (the filter held the arm at the box) fails the same four without ROS
-(``benchmarks/results/handover_ros.jsonl``, ``handover_cell_limits.jsonl``). The test keeps the
-recipe's seed 0 and its goal.
+(``benchmarks/results/handover_ros.jsonl``, ``handover_cell_limits.jsonl``).
+
+Why: the expert's drop pose lay below the lowest the right arm reaches sideways (its wrist on
+the table), so every demonstration held the cube still above the bin for the waypoint's 4 s
+timeout and then opened; nothing in two observation steps tells that moment from the 77
+before it, and where BC opens was left to its training seed (seeds 0-4: 0, 16, 20, 20, 1 of
+20 in eval; seed 0 commands the gripper closed at the rest pose for the last 10 s). The expert
+now opens on arriving (``DROP_CLEARANCE`` 0.08 m, 41d2fa6), and this recipe on its
+demonstrations solves 20 of 20 in eval with each of seeds 0-4
+(``benchmarks/handover_recipe.py``, ``results/handover_recipe_seeds.jsonl``); seed 0's
+checkpoint solves 20 of 20 over ROS 2 in this cell (``handover_ros.jsonl``). This test then
+passed (41d2fa6, load 2-6, 9.6 min): 20 of 20 over ROS 2. It keeps the recipe's seed 0 and its
+goal.
 """
 
 from __future__ import annotations
