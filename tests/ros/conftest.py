@@ -41,19 +41,25 @@ def ros_env(ros_domain_id: int) -> dict[str, str]:
     return {**os.environ, **loopback_env(ros_domain_id)}
 
 
-@pytest.fixture
-def ros_context(ros_domain_id: int) -> Iterator[object]:
-    """An initialised ``rclpy`` context in this process, on loopback DDS and the test's domain."""
+def loopback_context(domain_id: int) -> object:
+    """A new initialised ``rclpy`` context in this process, on loopback DDS and ``domain_id``."""
     from robot_il.ros.dds import apply_loopback_env
 
     apply_loopback_env()
     rclpy = pytest.importorskip("rclpy")
     context = rclpy.Context()
-    rclpy.init(context=context, domain_id=ros_domain_id)
+    rclpy.init(context=context, domain_id=domain_id)
+    return context
+
+
+@pytest.fixture
+def ros_context(ros_domain_id: int) -> Iterator[object]:
+    """An initialised ``rclpy`` context in this process, on loopback DDS and the test's domain."""
+    context = loopback_context(ros_domain_id)
     try:
         yield context
     finally:
-        rclpy.shutdown(context=context)
+        context.shutdown()
 
 
 @pytest.fixture
@@ -62,12 +68,7 @@ def own_context(ros_domain_id: int) -> Iterator[object]:
     ``ros_context``'s through discovery over loopback as another process's does (the
     endpoints of one context match at once), and which a node may shut down (as a fatal error
     or Ctrl-C does) without breaking ``ros_context``'s teardown."""
-    from robot_il.ros.dds import apply_loopback_env
-
-    apply_loopback_env()
-    rclpy = pytest.importorskip("rclpy")
-    context = rclpy.Context()
-    rclpy.init(context=context, domain_id=ros_domain_id)
+    context = loopback_context(ros_domain_id)
     try:
         yield context
     finally:

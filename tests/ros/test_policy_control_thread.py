@@ -122,22 +122,6 @@ def test_nonfinite_joint_readings_at_an_estop_reset_wait_for_finite_ones(
             client.close()
 
 
-@pytest.fixture
-def own_context(ros_domain_id: int) -> Iterator[object]:
-    """An rclpy context on loopback DDS that the node under test may shut down itself."""
-    import rclpy
-
-    from robot_il.ros.dds import apply_loopback_env
-
-    apply_loopback_env()
-    context = rclpy.Context()
-    rclpy.init(context=context, domain_id=ros_domain_id)
-    try:
-        yield context
-    finally:
-        context.try_shutdown()
-
-
 def test_a_failing_control_tick_shuts_the_node_down(own_context, tmp_path, capfd) -> None:
     """Whatever fails in the control thread ends the node with a fatal log line, as the RTDE
     bridge's servo thread does, and the process exits with code 1: a node whose control thread
