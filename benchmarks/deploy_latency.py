@@ -94,6 +94,7 @@ def measure(
     from rclpy.executors import MultiThreadedExecutor
     from rclpy.parameter import Parameter
 
+    from robot_il.ros.node_main import SpinThread
     from robot_il.ros.policy_node import PolicyNode
 
     node = PolicyNode(
@@ -109,9 +110,7 @@ def measure(
     )
     executor = MultiThreadedExecutor(num_threads=2, context=context)
     executor.add_node(node)
-    stop_spinning = threading.Event()
-    spinner = threading.Thread(target=_spin, args=(executor, stop_spinning), daemon=True)
-    spinner.start()
+    spin = SpinThread(executor)
     ticks_cpu, gc_pauses = _record_ticks(node), _GcPauses()
     try:
         deadline = time.monotonic() + 60
@@ -135,7 +134,7 @@ def measure(
         log = np.array(list(node.command_log)[-len(ticks) :])
     finally:
         longest_starved = node.longest_starved
-        _stop_spinning(executor, spinner, stop_spinning)
+        spin.stop()
         node.shutdown()
     period = 1.0 / rate
     periods = np.diff(ticks)
@@ -157,23 +156,6 @@ def measure(
         "load_avg_before": load_before,
         "thread_cpu_percent": {k: v for k, v in threads.items() if v >= 0.5},
     }
-
-
-def _spin(executor, stop: threading.Event) -> None:
-    """``executor.spin()`` until ``stop`` is set and the executor woken (``_stop_spinning``)."""
-    while not stop.is_set():
-        executor.spin_once()
-
-
-def _stop_spinning(executor, spinner: threading.Thread, stop: threading.Event) -> None:
-    """End ``_spin`` on ``spinner``, then stop ``executor`` once the callbacks it handed out
-    have ended (:func:`robot_il.ros.node_main.stop_executor`): its node may be destroyed after."""
-    from robot_il.ros.node_main import stop_executor
-
-    stop.set()
-    executor.wake()
-    spinner.join()
-    stop_executor(executor)
 
 
 def _record_ticks(node) -> list[tuple[float, float, float]]:

@@ -8,6 +8,7 @@ import gc
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -89,6 +90,46 @@ def stop_executor(executor: Executor) -> None:
     for failure in failures:
         if failure is not None:
             raise failure
+
+
+class SpinThread:
+    """``executor`` spun on a background thread until :meth:`stop` (or its context's
+    shutdown); after :meth:`stop` no callback of it runs, so its nodes may be destroyed. For a
+    process that does its own work beside a node (an evaluation's watcher, a teleop device, a
+    benchmark), where :func:`run_node` spins in the main thread.
+
+    Not ``executor.spin`` ended by ``executor.shutdown()``: that destroys, under callbacks still
+    running, the guard condition each triggers as it ends (:func:`stop_executor`). Each wait of
+    the executor is bounded (:data:`POLL` s) so that the loop sees the stop: waking the
+    executor does not end a wait that finds no work.
+    """
+
+    POLL = 0.05
+    """Seconds one wait of the executor lasts at most: how long :meth:`stop` waits for it."""
+
+    def __init__(self, executor: Executor, name: str = "ros-spin") -> None:
+        self.executor = executor
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._spin, name=name, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        from rclpy.executors import ExternalShutdownException
+
+        context = self.executor.context
+        with contextlib.suppress(ExternalShutdownException):  # a node shut its context down
+            while context.ok() and not self._stopping.is_set():
+                self.executor.spin_once(timeout_sec=self.POLL)
+
+    def stop(self, timeout: float | None = None) -> None:
+        """End the spin (waiting up to ``timeout`` s, None: for good, for the callback it
+        runs), wait for the callbacks it handed out, and shut the executor down;
+        ``RuntimeError`` if the spin did not end in time."""
+        self._stopping.set()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise RuntimeError(f"{self._thread.name}: a callback did not end within {timeout} s")
+        stop_executor(self.executor)
 
 
 LISTENER_WAIT = 5.0

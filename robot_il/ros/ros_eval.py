@@ -48,12 +48,12 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from robot_il.errors import ConfigError
+from robot_il.ros.node_main import SpinThread
 
 PHYSICS_HZ = 500.0
 
@@ -113,15 +113,9 @@ class _Watcher:
         self.sim_reset = self.node.create_client(Trigger, "sim/reset")
         self.policy_reset = self.node.create_client(Trigger, "policy/reset")
         self.policy_stop = self.node.create_client(Trigger, "policy/stop")
-        self._executor = SingleThreadedExecutor(context=context)
-        self._executor.add_node(self.node)
-        self._running = True
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while self._running:
-            self._executor.spin_once(timeout_sec=0.01)
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(self.node)
+        self._spin = SpinThread(executor, name="ros-eval")
 
     def _on_clock(self, msg) -> None:
         self.sim_time = msg.clock.sec + 1e-9 * msg.clock.nanosec
@@ -156,12 +150,8 @@ class _Watcher:
         return future.result().message
 
     def close(self) -> None:
-        """Stop spinning, then destroy the node: destroyed under a spin still waiting on it
-        (a loaded machine can keep the thread past a short join), the executor's task failed
-        with "cannot use Destroyable", printed to stderr whenever it was collected."""
-        self._running = False
-        self._thread.join(timeout=10.0)
-        self._executor.shutdown(timeout_sec=10.0)
+        """Stop spinning, then destroy the node (destroyed under a spin, a callback fails)."""
+        self._spin.stop(timeout=10.0)
         self.node.destroy_node()
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 # The nodes' processes, started and stopped as robot_il.ros.ros_eval does for deployments.
+from robot_il.ros.node_main import SpinThread
 from robot_il.ros.ros_eval import node_process, stop_process  # noqa: F401
 
 BIN = Path(sys.executable).parent
@@ -93,47 +94,11 @@ class Client:
         return future.result()
 
     def close(self) -> None:
-        self._spin.stop()
+        self._spin.stop(timeout=10 * DEADLINE_SCALE)
         self.node.destroy_node()
 
 
 DEADLINE_SCALE = float(os.environ.get("ROBOT_IL_TEST_DEADLINE_SCALE", "4"))
-
-
-class SpinThread:
-    """``executor`` spun on a background thread until :meth:`stop` (or its context's
-    shutdown); after :meth:`stop` no callback of it runs, so its nodes may be destroyed.
-
-    Not ``executor.spin`` stopped by ``executor.shutdown()``: that destroys, under callbacks
-    still running, the guard condition each triggers as it ends (see ``stop_executor``). The
-    wait is bounded (:data:`POLL` s) so that the loop sees the stop; waking the executor
-    does not end a wait that finds no work."""
-
-    POLL = 0.05
-    """Seconds one wait of the executor lasts at most: how long :meth:`stop` waits for it."""
-
-    def __init__(self, executor) -> None:
-        self.executor = executor
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        from rclpy.executors import ExternalShutdownException
-
-        context = self.executor.context
-        with contextlib.suppress(ExternalShutdownException):  # a node shut its context down
-            while context.ok() and not self._stopping.is_set():
-                self.executor.spin_once(timeout_sec=self.POLL)
-
-    def stop(self) -> None:
-        """End the spin, wait for the callbacks it handed out, and shut the executor down."""
-        from robot_il.ros.node_main import stop_executor
-
-        self._stopping.set()
-        self._thread.join(timeout=10 * DEADLINE_SCALE)
-        assert not self._thread.is_alive(), "a callback did not end: the spin did not stop"
-        stop_executor(self.executor)
 
 
 @contextlib.contextmanager
@@ -149,7 +114,7 @@ def spinning(node, context) -> Iterator[object]:
         yield node
     finally:
         try:
-            spin.stop()
+            spin.stop(timeout=10 * DEADLINE_SCALE)
         finally:
             node.shutdown()
 

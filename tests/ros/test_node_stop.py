@@ -13,7 +13,14 @@ import time
 from pathlib import Path
 
 import pytest
-from deploy_helpers import node_process, spinning, stop, stop_process, wait_for
+from deploy_helpers import (
+    DEADLINE_SCALE,
+    node_process,
+    spinning,
+    stop,
+    stop_process,
+    wait_for,
+)
 
 pytestmark = pytest.mark.ros
 
@@ -91,7 +98,7 @@ def busy_node(context=None, stop_after: float = 0.0):
 def test_a_busy_node_spun_in_a_test_stops_with_every_callback_ended(
     ros_context, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    """``spinning`` (and ``SpinThread``) stop the executor as ``run_node`` does: a callback
+    """``spinning`` (a ``SpinThread``) stops the executor as ``run_node`` does: a callback
     running at the stop ends before the executor's guard condition and the node go, else it
     fails in a task nobody reads, printed when collected in whichever test runs then (it broke
     an exact-stderr assertion of test_deploy_parity)."""
@@ -121,3 +128,37 @@ def test_a_busy_node_run_by_run_node_stops_with_every_callback_ended(ros_env) ->
                             text=True, timeout=60)  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     assert "never retrieved" not in result.stderr
+
+
+def test_a_stopped_spin_thread_leaves_no_callback_running(
+    ros_context, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """``SpinThread.stop`` (the evaluation's watcher, the teleop device, the latency benchmark)
+    returns once every callback its executor handed out has ended, so the node may go then:
+    rclpy 7.1's ``shutdown`` alone let queued callbacks run after it destroyed their guard
+    condition."""
+    from rclpy.callback_groups import ReentrantCallbackGroup
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.node import Node
+
+    from robot_il.ros.node_main import SpinThread
+
+    node = Node("busy_node", context=ros_context)
+    running = []
+
+    def slow() -> None:  # a callback outlasting its 2 kHz period keeps both workers queued
+        running.append(1)
+        time.sleep(0.02)
+        running.pop()
+
+    node.create_timer(0.0005, slow, callback_group=ReentrantCallbackGroup())
+    executor = MultiThreadedExecutor(num_threads=2, context=ros_context)
+    executor.add_node(node)
+    spin = SpinThread(executor)
+    time.sleep(0.3)
+    spin.stop(timeout=10 * DEADLINE_SCALE)
+    assert not running  # every callback handed out has ended
+    node.destroy_node()
+    del executor, spin
+    gc.collect()  # an unread task's exception is printed as the task is collected
+    assert "never retrieved" not in capfd.readouterr().err

@@ -13,8 +13,10 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from deploy_helpers import COMMANDS, UR_JOINTS, Client, SpinThread, wait_for
+from deploy_helpers import COMMANDS, DEADLINE_SCALE, UR_JOINTS, Client, wait_for
 from robot_il.envs.ur5e.description import HOME_JOINT_POS
+
+from robot_il.ros.node_main import SpinThread
 
 pytestmark = pytest.mark.ros
 
@@ -38,7 +40,7 @@ def teleop_node(context, parameters: dict[str, object]) -> Iterator[tuple[object
     try:
         yield node, master
     finally:
-        spin.stop()
+        spin.stop(timeout=10 * DEADLINE_SCALE)
         node.shutdown()
         os.close(master)
         os.close(slave)

@@ -10,8 +10,10 @@ import time
 
 import numpy as np
 import pytest
-from deploy_helpers import SpinThread, wait_for
+from deploy_helpers import DEADLINE_SCALE, wait_for
 from robot_il.envs.ur5e.description import HOME_JOINT_POS
+
+from robot_il.ros.node_main import SpinThread
 
 pytestmark = pytest.mark.ros
 
@@ -85,7 +87,7 @@ class Cell:
         return future.result()
 
     def close(self) -> None:
-        self.spin.stop()
+        self.spin.stop(timeout=10 * DEADLINE_SCALE)
         self.bridge.shutdown()
         self.client.destroy_node()
 

@@ -14,8 +14,10 @@ import time
 
 import numpy as np
 import pytest
-from deploy_helpers import SpinThread, wait_for
+from deploy_helpers import DEADLINE_SCALE, wait_for
 from robot_il.envs.ur5e.description import HOME_JOINT_POS
+
+from robot_il.ros.node_main import SpinThread
 
 pytestmark = pytest.mark.ros
 
@@ -125,7 +127,7 @@ def test_bridge_streams_only_safe_servo_commands(ros_context, ros_env) -> None:
         assert client.returncode == 0, client.stderr
     finally:
         stats = bridge.stats.summary()
-        spin.stop()
+        spin.stop(timeout=10 * DEADLINE_SCALE)
         bridge.shutdown()
     phases = {r["phase"]: r for r in map(json.loads, client.stdout.splitlines())}
 
@@ -204,7 +206,7 @@ def test_bridge_holds_on_a_stalled_rtde_link_and_latches_on_a_protective_stop(
         after = calls_after(stopped_at)
         assert np.sum(np.any(after != after[-1], axis=1)) <= 1
     finally:
-        spin.stop()
+        spin.stop(timeout=10 * DEADLINE_SCALE)
         bridge.shutdown()
 
 
@@ -248,7 +250,7 @@ def test_bridge_follows_a_joint_trajectory_in_any_joint_order(ros_context) -> No
         # Halfway through, the arm is near the middle point (lagging a little).
         assert np.linalg.norm(halfway - middle) < 0.5 * np.linalg.norm(goal - HOME_JOINT_POS)
     finally:
-        spin.stop()
+        spin.stop(timeout=10 * DEADLINE_SCALE)
         bridge.shutdown()
         client.destroy_node()
 
@@ -314,7 +316,7 @@ def test_servo_loop_catches_up_a_late_tick_and_skips_after_a_long_stall(ros_cont
         assert bridge.stats.ticker.skipped - skipped >= 58
         assert np.sum((times > end) & (times <= end + 20 * period)) > 10, "the loop goes on"
     finally:
-        spin.stop()
+        spin.stop(timeout=10 * DEADLINE_SCALE)
         bridge.shutdown()
         policy.destroy_node()
 
@@ -367,7 +369,7 @@ def test_a_lost_rtde_link_shuts_the_bridge_down_instead_of_a_silent_dead_servo_t
         assert "lost connection" in str(bridge.fatal_error)
         assert not bridge._thread.is_alive()
     finally:
-        spin.stop()
+        spin.stop(timeout=10 * DEADLINE_SCALE)
         bridge.shutdown()  # the link is still gone: no second error on the way out
 
 
@@ -409,7 +411,7 @@ def test_a_silent_rtde_link_ages_the_joint_states_then_shuts_the_bridge_down(
         # A sample or two was on its way when the link froze; none was published after.
         assert sum(t > frozen_at + SCHEDULING_SLACK for t in received) == 0
     finally:
-        spin.stop()
+        spin.stop(timeout=10 * DEADLINE_SCALE)
         bridge.shutdown()
     assert fake.stopped  # servoStop still reached the arm
 

@@ -8,8 +8,10 @@ import time
 
 import numpy as np
 import pytest
-from deploy_helpers import SpinThread, wait_for
+from deploy_helpers import DEADLINE_SCALE, wait_for
 from robot_il.envs.ur5e.description import HOME_JOINT_POS
+
+from robot_il.ros.node_main import SpinThread
 
 pytestmark = pytest.mark.ros
 
@@ -115,7 +117,7 @@ def test_bridge_drives_the_gripper_and_holds_the_arm_while_its_link_is_lost(ros_
         steps = np.abs(np.diff(calls_after(lost_at)[:, 0]))
         assert steps.max() <= np.pi * 2 * PERIOD + 1e-9  # resumed by the safe start, no jump
     finally:
-        spin.stop()
+        spin.stop(timeout=10 * DEADLINE_SCALE)
         bridge.shutdown()
         client.destroy_node()
         server.close()
@@ -173,6 +175,6 @@ def test_gripper_commands_wait_for_the_estop_release(ros_context) -> None:
         gripper.publish(Float64(data=1.0))  # commands after the reset go through
         wait_for(lambda: server.position == 255.0, 5.0, "the gripper to close after the reset")
     finally:
-        spin.stop()
+        spin.stop(timeout=10 * DEADLINE_SCALE)
         bridge.shutdown()
         client.destroy_node()

@@ -24,6 +24,7 @@ import numpy as np
 from robot_il.errors import RecordingError
 from robot_il.record.control import EpisodeEvent, parse_event
 from robot_il.record.teleop.base import TeleopCommand
+from robot_il.ros.node_main import SpinThread
 
 
 class RosTwistTeleop:
@@ -69,15 +70,9 @@ class RosTwistTeleop:
         self._node.create_subscription(Twist, twist_topic, self._on_twist, 10)
         self._node.create_subscription(Float64, gripper_topic, self._on_gripper, 10)
         self._node.create_subscription(String, event_topic, self._on_event, 10)
-        self._executor = SingleThreadedExecutor(context=self._context)
-        self._executor.add_node(self._node)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._spin, name="ros-teleop", daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while not self._stop.is_set():
-            self._executor.spin_once(timeout_sec=0.05)
+        executor = SingleThreadedExecutor(context=self._context)
+        executor.add_node(self._node)
+        self._spin: SpinThread | None = SpinThread(executor, name="ros-teleop")
 
     def _on_twist(self, msg) -> None:
         velocity = [msg.linear.x, msg.linear.y, msg.linear.z]
@@ -110,10 +105,9 @@ class RosTwistTeleop:
 
     def close(self) -> None:
         """Stop the executor thread and shut the node's rclpy context down."""
-        if self._stop.is_set():
+        if self._spin is None:
             return
-        self._stop.set()
-        self._thread.join()
-        self._executor.shutdown()
+        self._spin.stop()
+        self._spin = None
         self._node.destroy_node()
         self._context.try_shutdown()
