@@ -98,10 +98,12 @@ def code() -> str:
 
 
 def main() -> None:
+    from robot_il.envs.task_frame import TASK_FRAMES
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--policy", choices=("bc", "diffusion"), default="bc")
     parser.add_argument("--task", choices=("push", "pick_place"), default="push")
-    parser.add_argument("--frame", choices=("push", "world"), default="push")
+    parser.add_argument("--frame", choices=(*TASK_FRAMES, "world"), default="push")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--demos", type=int, default=10)
     parser.add_argument("--weight-decay", type=float, default=1e-3)

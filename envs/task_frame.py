@@ -9,7 +9,11 @@ directions a world-frame policy would need many more for (tuned BC from 10 demon
 push 10% to 100%, pick_place 10% to 46%). Any one-arm task that observes an object and a
 target can use it (pick_place does: its cube goes along +x, then up and down).
 
-In the frame, with ``yaw`` the world angle of the cube-to-target direction:
+The ``fixed`` frame is the world's own origin and axes (``yaw`` 0): it changes only the form
+of the observation (continuous attitudes, no joints), the control that tells what the push
+frame's heading and shift add beyond that form.
+
+In a frame, with ``yaw`` the world angle of its x axis (push: the cube-to-target direction):
 
 - ``eef_pose``, ``object_pose`` (9 each): position ``Rz(-yaw) (p - origin)`` (m), then the
   attitude ``Rz(-yaw) R`` as its first two columns (the continuous 6-number form of Zhou et
@@ -40,8 +44,10 @@ import numpy as np
 
 from robot_il.errors import ConfigError
 
-TASK_FRAMES = ("push",)
+TASK_FRAMES = ("push", "fixed")
 """Frames a one-arm ``eef_delta`` env can be wrapped in (``make_env(frame=...)``)."""
+MOVING_FRAMES = ("push",)
+"""Frames whose origin and axes follow the scene: their positions are not world positions."""
 FRAME_KEYS = {"eef_pose": (9,), "gripper": (1,), "object_pose": (9,), "target_pos": (3,)}
 """Observation keys (shapes) a frame env gives, each in the frame."""
 WORLD_KEYS = {"eef_pose": (7,), "gripper": (1,), "object_pose": (7,), "target_pos": (3,)}
@@ -55,9 +61,12 @@ FRAME_UNITS = {
 """What each frame key holds, for a converted dataset's key specs."""
 
 
-def frame_yaw(obs: dict[str, np.ndarray]) -> np.ndarray:
-    """World angle (rad) of the cube-to-target direction in the table plane, (...,) for
-    observations with leading dimensions (0 where the cube sits on the target)."""
+def frame_yaw(obs: dict[str, np.ndarray], frame: str) -> np.ndarray:
+    """World angle (rad) of ``frame``'s x axis in the table plane, (...,) for observations
+    with leading dimensions: push, the cube-to-target direction (0 where the cube sits on the
+    target); fixed, 0."""
+    if frame == "fixed":
+        return np.zeros(np.shape(obs["target_pos"])[:-1])
     offset = (
         np.asarray(obs["target_pos"], np.float64)[..., :2]
         - np.asarray(obs["object_pose"], np.float64)[..., :2]
@@ -83,11 +92,15 @@ def _first_columns(quat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return first, second
 
 
-def frame_observation(obs: dict[str, np.ndarray], yaw: np.ndarray) -> dict[str, np.ndarray]:
-    """``obs``'s ``FRAME_KEYS`` in the push frame of heading ``yaw`` (float32); leading
-    dimensions are kept, so a whole recorded episode converts at once."""
-    origin = np.array(obs["object_pose"], np.float64)[..., :3]
+def frame_observation(
+    obs: dict[str, np.ndarray], frame: str, yaw: np.ndarray
+) -> dict[str, np.ndarray]:
+    """``obs``'s ``FRAME_KEYS`` in ``frame`` of heading ``yaw`` (``frame_yaw``; float32);
+    leading dimensions are kept, so a whole recorded episode converts at once."""
+    origin = np.array(obs["object_pose"], np.float64)[..., :3]  # push: under the cube
     origin[..., 2] = 0.0
+    if frame == "fixed":
+        origin[...] = 0.0
 
     def pose(key: str) -> np.ndarray:
         world = np.asarray(obs[key], np.float64)
@@ -136,8 +149,9 @@ class WorldFramePolicy:
 
     def predict_actions(self, history: dict[str, np.ndarray]) -> np.ndarray:
         """The policy's next actions (float32, env units, world frame) after ``history``."""
-        yaw = frame_yaw(history)
-        actions = self.policy.predict_actions(frame_observation(history, yaw))
+        frame = self.policy.spec["frame"]
+        yaw = frame_yaw(history, frame)
+        actions = self.policy.predict_actions(frame_observation(history, frame, yaw))
         return action_in_world(actions, yaw[-1]).astype(np.float32)
 
 
@@ -187,8 +201,8 @@ class TaskFrameEnv(gym.Wrapper):
         return float(self._yaw)
 
     def _in_frame(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        self._yaw = frame_yaw(obs)
-        return frame_observation(obs, self._yaw)
+        self._yaw = frame_yaw(obs, self.task_frame)
+        return frame_observation(obs, self.task_frame, self._yaw)
 
 
 def frame_dataset(
@@ -234,8 +248,8 @@ def frame_dataset(
     try:
         for episode in range(dataset.num_episodes):
             steps = dataset.episode(episode, [*WORLD_KEYS, "action"])
-            yaw = frame_yaw(steps)
-            converted = frame_observation(steps, yaw)
+            yaw = frame_yaw(steps, frame)
+            converted = frame_observation(steps, frame, yaw)
             converted["action"] = action_in_frame(steps["action"], yaw).astype(np.float32)
             writer.add_episode(converted, dataset.meta(episode))
     finally:

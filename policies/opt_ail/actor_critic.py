@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from robot_il.envs.task_frame import MOVING_FRAMES
 from robot_il.policies.opt_ail.policy import (
     SoftActorConfig,
     SoftActorPolicy,
@@ -154,7 +155,7 @@ class SoftActorCritic:
         """With ``hindsight_goal``: where the achieved position and the goal lie in a state."""
         if config.hindsight_goal:
             where = f"hindsight_goal {config.hindsight_goal!r}"
-            if policy.spec.get("frame"):  # its origin and axis follow the goal itself
+            if policy.spec.get("frame") in MOVING_FRAMES:  # its origin follows the goal itself
                 raise ValueError(f"{where}: relabelling needs world positions, not frame "
                                  f"{policy.spec['frame']!r} ones")  # fmt: skip
             achieved, goal = config.hindsight_goal.split("-")

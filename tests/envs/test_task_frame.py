@@ -1,6 +1,8 @@
 """The push task frame: its numbers, the env wrapper on MuJoCo, converted datasets and the
 specs that keep frame policies out of world envs."""
 
+import csv
+
 import numpy as np
 import pytest
 from robot_il.envs import make_env, make_expert
@@ -45,8 +47,8 @@ def world_obs() -> dict[str, np.ndarray]:
 
 
 def test_the_frame_puts_the_cube_at_the_origin_and_the_target_on_x(world_obs):
-    yaw = frame_yaw(world_obs)
-    frame = frame_observation(world_obs, yaw)
+    yaw = frame_yaw(world_obs, "push")
+    frame = frame_observation(world_obs, "push", yaw)
     distance = np.linalg.norm(world_obs["target_pos"][:2] - world_obs["object_pose"][:2])
     np.testing.assert_allclose(frame["object_pose"][:3], [0.0, 0.0, 0.025], atol=1e-7)
     np.testing.assert_allclose(frame["target_pos"], [distance, 0.0, 0.025], atol=1e-6)
@@ -65,22 +67,39 @@ def test_both_signs_of_a_quaternion_look_the_same(world_obs):
     """A top-down TCP's world quaternion (w near 0) changes sign from one step to the next;
     the frame's rotation columns do not."""
     flipped = {**world_obs, "eef_pose": world_obs["eef_pose"] * [1, 1, 1, -1, -1, -1, -1]}
-    here = frame_observation(world_obs, frame_yaw(world_obs))
-    there = frame_observation(flipped, frame_yaw(flipped))
+    here = frame_observation(world_obs, "push", frame_yaw(world_obs, "push"))
+    there = frame_observation(flipped, "push", frame_yaw(flipped, "push"))
     np.testing.assert_array_equal(there["eef_pose"], here["eef_pose"])
 
 
 def test_a_turned_and_shifted_scene_looks_the_same_in_the_frame(world_obs):
     """What makes ten demonstrations cover every push direction."""
-    here = frame_observation(world_obs, frame_yaw(world_obs))
+    here = frame_observation(world_obs, "push", frame_yaw(world_obs, "push"))
     moved = _z_turned(world_obs, 2.1, np.array([0.05, -0.08, 0.0]))
-    there = frame_observation(moved, frame_yaw(moved))
+    there = frame_observation(moved, "push", frame_yaw(moved, "push"))
     for key in FRAME_KEYS:
         np.testing.assert_allclose(there[key], here[key], atol=1e-6, err_msg=key)
 
 
+def test_the_fixed_frame_keeps_the_world_and_gives_attitudes_one_form(world_obs):
+    """The fixed frame changes the observation's form only: world positions, and the
+    rotation columns that both quaternion signs share; a turned scene looks turned."""
+    assert frame_yaw(world_obs, "fixed") == 0.0
+    fixed = frame_observation(world_obs, "fixed", frame_yaw(world_obs, "fixed"))
+    for key in ("eef_pose", "object_pose"):
+        np.testing.assert_allclose(fixed[key][:3], world_obs[key][:3], atol=1e-7)
+    np.testing.assert_allclose(fixed["target_pos"], world_obs["target_pos"], atol=1e-7)
+    np.testing.assert_allclose(fixed["eef_pose"][3:], [1, 0, 0, 0, -1, 0], atol=1e-7)  # x, -y
+    flipped = {**world_obs, "eef_pose": world_obs["eef_pose"] * [1, 1, 1, -1, -1, -1, -1]}
+    np.testing.assert_array_equal(frame_observation(flipped, "fixed", 0.0)["eef_pose"],
+                                  fixed["eef_pose"])  # fmt: skip
+    turned = _z_turned(world_obs, 2.1, np.zeros(3))
+    there = frame_observation(turned, "fixed", frame_yaw(turned, "fixed"))
+    assert np.abs(there["object_pose"][:3] - fixed["object_pose"][:3]).max() > 0.1
+
+
 def test_actions_turn_into_the_frame_and_back(world_obs):
-    yaw = frame_yaw(world_obs)
+    yaw = frame_yaw(world_obs, "push")
     toward_target = world_obs["target_pos"] - world_obs["object_pose"][:3]
     world = np.concatenate([toward_target, [0.0, 0.0, 0.3], [1.0]]).astype(np.float32)
     framed = action_in_frame(world, yaw)
@@ -110,11 +129,12 @@ def test_the_expert_pushes_the_same_through_the_frame_env():
         largest_gap = 0.0
         for _ in range(60):
             action = expert.act(obs)
-            framed, _, _, _, frame_info = frame_env.step(action_in_frame(action, frame_yaw(obs)))
+            framed, _, _, _, frame_info = frame_env.step(
+                action_in_frame(action, frame_yaw(obs, "push"))
+            )
             obs, _, _, _, info = world_env.step(action)
-            np.testing.assert_allclose(framed["target_pos"],
-                                       frame_observation(obs, frame_yaw(obs))["target_pos"],
-                                       atol=2e-3)  # fmt: skip
+            in_frame = frame_observation(obs, "push", frame_yaw(obs, "push"))
+            np.testing.assert_allclose(framed["target_pos"], in_frame["target_pos"], atol=2e-3)
             largest_gap = max(largest_gap, np.abs(
                 frame_env.unwrapped.task.observe(frame_env.unwrapped.backend)["object_pose"][:3]
                 - obs["object_pose"][:3]).max())  # fmt: skip
@@ -123,6 +143,31 @@ def test_the_expert_pushes_the_same_through_the_frame_env():
     finally:
         world_env.close()
         frame_env.close()
+
+
+def test_the_fixed_frame_env_steps_world_actions_as_they_are():
+    """Through the fixed frame env the push expert's world actions, unturned, give the bare
+    env's episode: the same cube positions to float32 and the same success."""
+    kwargs = {"control_hz": 20.0, "action_mode": "eef_delta", "max_episode_steps": 60}
+    world_env = make_env("push", "mujoco", **kwargs)
+    fixed_env = make_env("push", "mujoco", frame="fixed", **kwargs)
+    expert = make_expert(world_env)
+    try:
+        obs, _ = world_env.reset(seed=4)
+        fixed, _ = fixed_env.reset(seed=4)
+        expert.reset(obs)
+        done = False
+        while not done:
+            action = expert.act(obs)
+            fixed, _, _, _, fixed_info = fixed_env.step(action)
+            obs, _, terminated, truncated, info = world_env.step(action)
+            np.testing.assert_allclose(fixed["object_pose"][:3], obs["object_pose"][:3], atol=1e-6)
+            assert fixed_env.heading == 0.0
+            done = terminated or truncated
+        assert info["is_success"] and fixed_info["is_success"]
+    finally:
+        world_env.close()
+        fixed_env.close()
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +208,7 @@ def test_a_recorded_dataset_converts_and_its_policies_refuse_world_envs(push_dat
     assert sorted(frame.keys) == sorted([*FRAME_KEYS, "action"])
     assert frame.attrs["frame"] == "push" and frame.meta(0)["seed"] == world.meta(0)["seed"]
     steps = world.episode(0)
-    expected = action_in_frame(steps["action"], frame_yaw(steps))
+    expected = action_in_frame(steps["action"], frame_yaw(steps, "push"))
     np.testing.assert_allclose(frame.episode(0)["action"], expected, atol=1e-7)
     spec = spec_from_dataset(frame, sorted(FRAME_KEYS), str(converted))
     assert spec["frame"] == "push"
@@ -198,8 +243,10 @@ def test_a_deployed_frame_checkpoint_reads_and_answers_in_the_world(push_dataset
     steps = Dataset.open(world_path).episode(0)
     history = {key: steps[key][10:11] for key in WORLD_KEYS}
     policy = load_policy(checkpoint)
-    yaw = frame_yaw(history)
-    expected = action_in_world(policy.predict_actions(frame_observation(history, yaw)), yaw[-1])
+    yaw = frame_yaw(history, "push")
+    expected = action_in_world(
+        policy.predict_actions(frame_observation(history, "push", yaw)), yaw[-1]
+    )
     worker = InferenceWorker(info)
     try:
         np.testing.assert_allclose(worker.predict(history), expected, atol=1e-6)
@@ -233,10 +280,43 @@ def test_opt_ail_trains_online_in_the_frame_and_refuses_world_relabelling(push_d
     assert "\n" not in str(error.value) and not (tmp_path / "b" / "train_state").exists()
 
 
+def test_opt_ail_relabels_in_the_fixed_frame_and_its_checkpoint_deploys(push_datasets, tmp_path):
+    """The fixed frame's positions are the world's, so hindsight relabelling runs there; the
+    deploy worker answers world observations with the policy's own actions, unturned."""
+    from robot_il.policies import load_policy
+
+    from robot_il.dataset import Dataset
+    from robot_il.deploy.worker import CheckpointInfo, InferenceWorker
+    from robot_il.train.config import load_config
+    from robot_il.train.online import train_online
+
+    world_path, _ = push_datasets
+    fixed = tmp_path / "fixed.zarr"
+    assert cli(["data", "frame", str(world_path), str(fixed), "--frame", "fixed"]) == 0
+    settings = ["--dataset", str(fixed), "--out", str(tmp_path / "run"), "--no-progress",
+                "--learning-starts", "20", "--env-steps", "130", "--log-every", "10",
+                "--eval.every", "0", "--eval.episodes", "1", "--policy.hidden-dims", "32", "32",
+                "--policy.batch-size", "16", "--policy.hindsight-goal", "object_pose-target_pos",
+                "--policy.hindsight-min-move", "0", "--policy.bc-weight", "1"]  # fmt: skip
+    checkpoint = train_online(load_config("opt_ail", None, settings)).checkpoint
+    policy = load_policy(checkpoint)
+    assert policy.spec["frame"] == "fixed" and policy.encoder.output_dim == 22
+    with (tmp_path / "run" / "metrics.csv").open(newline="") as file:
+        relabelled = [float(row["hindsight_transitions"] or 0) for row in csv.DictReader(file)]
+    assert max(relabelled) >= 60  # the first episode's 60 steps, relabelled (min move 0)
+    history = {key: Dataset.open(world_path).episode(0)[key][10:11] for key in WORLD_KEYS}
+    expected = policy.predict_actions(frame_observation(history, "fixed", np.zeros(1)))
+    worker = InferenceWorker(CheckpointInfo.read(checkpoint))
+    try:
+        np.testing.assert_allclose(worker.predict(history), expected, atol=1e-6)
+    finally:
+        worker.close()
+
+
 @pytest.mark.parametrize(
     ("task", "kwargs", "message"),
     [
-        ("push", {"frame": "cup"}, "unknown frame 'cup'; frames: push"),
+        ("push", {"frame": "cup"}, "unknown frame 'cup'; frames: push, fixed"),
         ("push", {"frame": "push", "action_mode": "joint"}, "needs one arm in eef_delta"),
         ("reach", {"frame": "push", "action_mode": "eef_delta"}, "observes no object_pose"),
         ("dmc:walker_walk", {"frame": "push"}, "DeepMind Control tasks have no task frame"),
