@@ -77,7 +77,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     frame.add_argument("path", help="world-frame eef_delta dataset")
     frame.add_argument("out", type=Path, help="new dataset")
-    frame.add_argument("--frame", default="push", help="task frame (default: push)")
+    frame.add_argument("--frame", default="push", help="task frame: push (under the object, x "
+                       "toward the target) or fixed (the world's axes, continuous attitudes); "
+                       "default: push")  # fmt: skip
     frame.add_argument("--force", action="store_true", help="replace OUT if it exists")
     frame.set_defaults(run=run_frame)
 
