@@ -209,15 +209,27 @@ def frame_dataset(
     source: str | Path, destination: str | Path, frame: str, *, overwrite: bool = False
 ) -> Path:
     """A copy of the world-frame ``eef_delta`` dataset ``source`` with every step's
-    ``FRAME_KEYS`` and action in ``frame`` (other keys, cameras too, left out), written
-    episode by episode to ``destination`` (an existing dataset there only replaced with
-    ``overwrite``); its attrs say ``frame``. Returns the path."""
+    ``FRAME_KEYS`` and action in ``frame`` (other keys, cameras too, left out), written to
+    the local ``destination``; its attrs say ``frame``. Returns the path.
+
+    The copy is built beside ``destination`` and put there only when complete, as the other
+    dataset tools write, so an interrupted or failed conversion leaves no partial copy and
+    an existing dataset there (replaced only with ``overwrite``) as it was; ``source``
+    itself is never the destination: the world recording is the one the frame comes from."""
     from robot_il.dataset import Dataset
+    from robot_il.dataset.durability import replace_atomically
     from robot_il.dataset.format import RESERVED_ATTRS, KeySpec
+    from robot_il.dataset.store import local_path
     from robot_il.dataset.writer import DatasetWriter
 
     if frame not in TASK_FRAMES:
         raise ConfigError(f"unknown frame {frame!r}; frames: {', '.join(TASK_FRAMES)}")
+    target, origin = local_path(destination), local_path(source)
+    if target is None:
+        raise ConfigError(f"{destination}: datasets are written to local paths only (a URL)")
+    if origin is not None and origin.resolve() == target.resolve():
+        raise ConfigError(f"{destination}: is the source dataset; write the frame copy to a "
+                          "new path (the world recording stays)")  # fmt: skip
     dataset = Dataset.open(source)
     attrs = dict(dataset.attrs)
     if attrs.get("frame"):
@@ -241,17 +253,19 @@ def frame_dataset(
     keys["action"] = KeySpec(dataset.specs["action"].shape, "float32",
                              f"eef_delta in the task frame ({frame})")  # fmt: skip
     extra = {k: v for k, v in attrs.items() if k not in RESERVED_ATTRS}
-    writer = DatasetWriter.create(
-        destination, robot=dataset.robot, control_hz=dataset.control_hz, keys=keys,
-        attrs={**extra, "env_spec": env_spec, "frame": frame}, overwrite=overwrite,
-    )  # fmt: skip
-    try:
-        for episode in range(dataset.num_episodes):
-            steps = dataset.episode(episode, [*WORLD_KEYS, "action"])
-            yaw = frame_yaw(steps, frame)
-            converted = frame_observation(steps, frame, yaw)
-            converted["action"] = action_in_frame(steps["action"], yaw).astype(np.float32)
-            writer.add_episode(converted, dataset.meta(episode))
-    finally:
-        writer.close()
-    return Path(destination)
+
+    def build(tmp: Path) -> None:
+        with DatasetWriter.create(
+            tmp, robot=dataset.robot, control_hz=dataset.control_hz, keys=keys,
+            attrs={**extra, "env_spec": env_spec, "frame": frame},
+            fsync=False,  # replace_atomically flushes once at the end
+        ) as writer:  # fmt: skip
+            for episode in range(dataset.num_episodes):
+                steps = dataset.episode(episode, [*WORLD_KEYS, "action"])
+                yaw = frame_yaw(steps, frame)
+                converted = frame_observation(steps, frame, yaw)
+                converted["action"] = action_in_frame(steps["action"], yaw).astype(np.float32)
+                writer.add_episode(converted, dataset.meta(episode))
+
+    replace_atomically(target, build, force=overwrite)
+    return target

@@ -76,7 +76,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "on it; its checkpoints evaluate in that frame and deploy on world topics)"
     )  # fmt: skip
     frame.add_argument("path", help="world-frame eef_delta dataset")
-    frame.add_argument("out", type=Path, help="new dataset")
+    frame.add_argument("out", help="new dataset (a local path)")
     frame.add_argument("--frame", default="push", help="task frame: push (under the object, x "
                        "toward the target) or fixed (the world's axes, continuous attitudes); "
                        "default: push")  # fmt: skip

@@ -2,6 +2,7 @@
 specs that keep frame policies out of world envs."""
 
 import csv
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -371,3 +372,30 @@ def test_a_dataset_the_frame_cannot_turn_is_named_for_what_it_lacks(tmp_path) ->
                                 action_mode="eef_delta")  # fmt: skip
     with pytest.raises(ConfigError, match=r"lacks object_pose \(7,\)"):
         frame_dataset(reach, tmp_path / "f2.zarr", "push")
+
+
+def test_the_frame_copy_never_replaces_its_source_and_a_failed_one_keeps_the_old(
+    push_datasets, tmp_path
+) -> None:
+    """Before: ``data frame world.zarr world.zarr --force`` emptied the world recording
+    before reading it, and a conversion that failed midway had already emptied the copy it
+    was replacing."""
+    import shutil
+
+    from robot_il.dataset import Dataset
+
+    world, converted = push_datasets
+    with pytest.raises(ConfigError, match="is the source dataset") as error:
+        frame_dataset(world, world.parent / "." / world.name, "push", overwrite=True)
+    assert "\n" not in str(error.value) and Dataset.open(world).num_episodes == 1
+    assert cli(["data", "frame", str(world), "memory://frame.zarr"]) == 2  # was a local "memory:"
+    assert not Path("memory:").exists()
+    broken = tmp_path / "broken.zarr"  # a world recording whose steps fail to decompress
+    shutil.copytree(world, broken)
+    (broken / "data" / "eef_pose" / "c" / "0" / "0").write_bytes(b"garbage")
+    kept = tmp_path / "kept.zarr"
+    shutil.copytree(converted, kept)
+    with pytest.raises(DatasetError, match="episode 0 .* unreadable"):
+        frame_dataset(broken, kept, "push", overwrite=True)
+    assert Dataset.open(kept).num_episodes == 1
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["broken.zarr", "kept.zarr"]
