@@ -109,6 +109,8 @@ def run_info(args: argparse.Namespace) -> int:
     version = dataset.attrs.get("format_version", "none (foreign ReplayBuffer)")
     print(f"format       {dataset.attrs.get('format', '?')} version {version}")
     print(f"robot        {dataset.robot} at {dataset.control_hz} Hz")
+    if dataset.attrs.get("frame"):  # its policies evaluate in that frame (robot_il.envs.task_frame)
+        print(f"task frame   {dataset.attrs['frame']} (observations and actions)")
     print(f"episodes     {dataset.num_episodes}, steps {dataset.num_steps}")
     if len(lengths):
         print(f"lengths      min {lengths.min()}, mean {lengths.mean():.1f}, max {lengths.max()}")

@@ -191,6 +191,8 @@ def test_the_frame_copy_names_the_keys_it_leaves_out(push_datasets, tmp_path, ca
     assert cli(["data", "frame", str(world), str(tmp_path / "f.zarr")]) == 0
     out = capsys.readouterr().out
     assert "left out (no frame policy observes them): " in out and "joint_pos" in out
+    assert cli(["data", "info", str(tmp_path / "f.zarr")]) == 0
+    assert "task frame   push (observations and actions)" in capsys.readouterr().out
 
 
 def test_a_recorded_dataset_converts_and_its_policies_refuse_world_envs(push_datasets):
