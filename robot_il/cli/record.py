@@ -287,6 +287,10 @@ def _check_append(
 
     dataset = Dataset.open(args.out)
     cannot = f"{args.out}: cannot append:"
+    if dataset.attrs.get("frame"):  # its steps are turned into a frame; a session's are not
+        raise RecordingError(f"{cannot} it is a copy in the {dataset.attrs['frame']!r} task "
+                             "frame; append to the world recording it came from, then convert "
+                             "it again (robot-il data frame)")  # fmt: skip
     session = {**attrs, "control_hz": float(args.control_hz)}
     for key in SOURCE_KEYS:
         if dataset.attrs.get(key) != session[key]:

@@ -59,6 +59,20 @@ def test_expert_episodes_are_recorded_validated_and_protected(tmp_path, capsys):
     assert Dataset.open(out).num_episodes == 1
 
 
+def test_a_task_frame_copy_is_refused_as_an_append_target(tmp_path, capsys):
+    """Before: refused for its keys, pointing at --cameras and --image-size."""
+    from robot_il.envs.task_frame import frame_dataset
+
+    world = tmp_path / "push.zarr"
+    args = ["--task", "push", "--expert", "--episodes", "1", "--action-mode", "eef_delta"]
+    assert main(["record", "--no-fsync", *args, "--out", str(world)]) == 0
+    copy = frame_dataset(world, tmp_path / "push_frame.zarr", "push")
+    assert main(["record", "--no-fsync", *args, "--out", str(copy), "--append"]) == 2
+    error = capsys.readouterr().err
+    assert "cannot append: it is a copy in the 'push' task frame; append to the world" in error
+    assert Dataset.open(copy).num_episodes == 1
+
+
 def test_failed_expert_episodes_are_dropped_unless_kept(tmp_path, capsys):
     # Two steps are too few for the expert to reach: every attempt fails.
     out = tmp_path / "short.zarr"
