@@ -241,6 +241,10 @@ def frame_dataset(
         raise ConfigError(f"{source}: frame {frame!r} needs eef_delta actions, and this dataset "
                           f"holds {attrs.get('action_mode')!r} ones (record with --action-mode "
                           "eef_delta)")  # fmt: skip
+    arms = (attrs.get("env_spec") or {}).get("arms") or []
+    if len(arms) > 1:  # as check_frame says of an env
+        raise ConfigError(f"{source}: frame {frame!r} needs one arm, and this dataset records "
+                          f"{len(arms)} ({', '.join(arms)})")  # fmt: skip
     if unfit:
         lacks = ", ".join(f"{key} {WORLD_KEYS[key]}" for key in unfit)
         raise ConfigError(f"{source}: frame {frame!r} needs a dataset with world "

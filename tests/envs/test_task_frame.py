@@ -374,6 +374,10 @@ def test_a_dataset_the_frame_cannot_turn_is_named_for_what_it_lacks(tmp_path) ->
                                 action_mode="eef_delta")  # fmt: skip
     with pytest.raises(ConfigError, match=r"lacks object_pose \(7,\)"):
         frame_dataset(reach, tmp_path / "f2.zarr", "push")
+    two_arms = record_expert_demos("bimanual_handover", tmp_path / "two", episodes=1, seed=2,
+                                   action_mode="eef_delta")  # fmt: skip
+    with pytest.raises(ConfigError, match=r"needs one arm, and this dataset records 2 \(left, r"):
+        frame_dataset(two_arms, tmp_path / "f3.zarr", "push")  # it listed five missing keys
 
 
 def test_the_frame_copy_never_replaces_its_source_and_a_failed_one_keeps_the_old(
