@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from robot_il.errors import ConfigError, RobotILError
 
 if TYPE_CHECKING:
+    from rclpy.context import Context
     from rclpy.executors import Executor
     from rclpy.publisher import Publisher
 
@@ -66,8 +67,8 @@ def run_node(make_node: Callable[[], object], args: list[str] | None = None) -> 
 
 def stop_executor(executor: Executor) -> None:
     """Shut ``executor`` down once every callback it handed out has ended, raising the first
-    that failed (as its next spin would have); call once its spin has returned, before its
-    nodes are destroyed.
+    that failed (as its next spin would have) other than by its context's shutdown; call once
+    its spin has returned, before its nodes are destroyed.
 
     rclpy 7.1 (Jazzy) does not wait itself: ``Executor.shutdown`` skips its wait for running
     callbacks (an inverted test) and destroys the guard condition each triggers as it ends, and
@@ -88,15 +89,28 @@ def stop_executor(executor: Executor) -> None:
         executor._futures.clear()
     executor.shutdown()
     for failure in failures:
-        if failure is not None:
+        if failure is not None and not _cut_short(failure, executor.context):
             raise failure
 
 
+def _cut_short(failure: Exception, context: Context) -> bool:
+    """Whether ``failure`` is a callback's or a wait's ``RCLError`` from ``context``'s
+    shutdown (a node's fatal error, Ctrl-C) rather than a fault: ``run_node`` exits quietly on
+    it."""
+    from rclpy._rclpy_pybind11 import RCLError
+
+    return isinstance(failure, RCLError) and not context.ok()
+
+
 class SpinThread:
-    """``executor`` spun on a background thread until :meth:`stop` (or its context's
-    shutdown); after :meth:`stop` no callback of it runs, so its nodes may be destroyed. For a
-    process that does its own work beside a node (an evaluation's watcher, a teleop device, a
-    benchmark), where :func:`run_node` spins in the main thread.
+    """``executor`` spun on a background thread until :meth:`stop`, its context's shutdown or
+    a callback's exception; after :meth:`stop` no callback of it runs, so its nodes may be
+    destroyed. For a process that does its own work beside a node (an evaluation's watcher, a
+    teleop device, a benchmark), where :func:`run_node` spins in the main thread.
+
+    A callback's exception ends the spin as it ends ``run_node``'s, and :meth:`stop` raises it
+    (it was left to the thread's excepthook, and ``stop`` returned as if the nodes had been
+    served to the end).
 
     Not ``executor.spin`` ended by ``executor.shutdown()``: that destroys, under callbacks still
     running, the guard condition each triggers as it ends (:func:`stop_executor`). Each wait of
@@ -110,6 +124,8 @@ class SpinThread:
     def __init__(self, executor: Executor, name: str = "ros-spin") -> None:
         self.executor = executor
         self._stopping = threading.Event()
+        self._failure: Exception | None = None
+        """The callback exception that ended the spin, raised by :meth:`stop`."""
         self._thread = threading.Thread(target=self._spin, name=name, daemon=True)
         self._thread.start()
 
@@ -117,19 +133,32 @@ class SpinThread:
         from rclpy.executors import ExternalShutdownException
 
         context = self.executor.context
-        with contextlib.suppress(ExternalShutdownException):  # a node shut its context down
+        try:
             while context.ok() and not self._stopping.is_set():
                 self.executor.spin_once(timeout_sec=self.POLL)
+        except ExternalShutdownException:
+            pass  # a node shut its context down
+        except Exception as failure:  # a callback's, re-raised by spin_once
+            if not _cut_short(failure, context):
+                self._failure = failure
 
     def stop(self, timeout: float | None = None) -> None:
         """End the spin (waiting up to ``timeout`` s, None: for good, for the callback it
-        runs), wait for the callbacks it handed out, and shut the executor down;
-        ``RuntimeError`` if the spin did not end in time."""
+        runs), wait for the callbacks it handed out, and shut the executor down; then raise
+        the first callback exception (the one that ended the spin, else one that ended
+        meanwhile), once. ``RuntimeError`` if the spin did not end in time (the executor then
+        still runs a callback: its nodes must stay)."""
         self._stopping.set()
         self._thread.join(timeout)
         if self._thread.is_alive():
             raise RuntimeError(f"{self._thread.name}: a callback did not end within {timeout} s")
-        stop_executor(self.executor)
+        failure, self._failure = self._failure, None
+        try:
+            stop_executor(self.executor)
+        except Exception as later:
+            failure = failure or later  # rclpy may hand one failed task out twice
+        if failure is not None:
+            raise failure
 
 
 LISTENER_WAIT = 5.0

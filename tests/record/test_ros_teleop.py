@@ -67,3 +67,23 @@ def test_twist_gripper_and_event_topics_drive_the_device(loopback_dds):
         node.destroy_node()
         context.try_shutdown()
         device.close()
+
+
+def test_a_failed_callback_is_raised_at_close_and_the_context_still_shut_down(loopback_dds):
+    """A callback's exception ends the device's executor thread; ``close`` raises it (it went
+    to the thread's excepthook, and the device read zero velocity from then on without a word)
+    after destroying the node and shutting its context down."""
+    pytest.importorskip("rclpy")
+    from robot_il.record.teleop.ros_twist import RosTwistTeleop
+
+    device = RosTwistTeleop(control_hz=20.0)
+
+    def fail() -> None:
+        raise ValueError("callback failed")
+
+    device._node.create_timer(0.01, fail)
+    time.sleep(0.3)
+    with pytest.raises(ValueError, match="callback failed"):
+        device.close()
+    assert not device._context.ok()
+    device.close()  # closed once

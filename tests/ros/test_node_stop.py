@@ -162,3 +162,54 @@ def test_a_stopped_spin_thread_leaves_no_callback_running(
     del executor, spin
     gc.collect()  # an unread task's exception is printed as the task is collected
     assert "never retrieved" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_callback_failure_ends_a_spin_thread_and_its_stop_raises_it(
+    ros_context, threads: int, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A callback's exception ends a ``SpinThread``'s spin, as it ends ``run_node``'s, and
+    ``stop`` raises it, once. A single-threaded executor's (the teleop device's, the eval
+    watcher's) was left to the thread's excepthook and ``stop`` returned quietly: the node had
+    heard nothing since, and an evaluation counted every later episode as a failure."""
+    from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
+    from rclpy.node import Node
+
+    from robot_il.ros.node_main import SpinThread
+
+    node = Node("failing", context=ros_context)
+
+    def fail() -> None:
+        raise ValueError("callback failed")
+
+    node.create_timer(0.01, fail)
+    executor = (
+        SingleThreadedExecutor(context=ros_context)
+        if threads == 1
+        else MultiThreadedExecutor(num_threads=threads, context=ros_context)
+    )
+    executor.add_node(node)
+    spin = SpinThread(executor)
+    time.sleep(0.3)
+    with pytest.raises(ValueError, match="callback failed"):
+        spin.stop(timeout=10 * DEADLINE_SCALE)
+    spin.stop()  # raised once
+    node.destroy_node()
+    assert "Exception in thread" not in capfd.readouterr().err
+
+
+def test_a_spin_thread_whose_node_shut_its_context_down_stops_quietly(own_context) -> None:
+    """A node that shuts its context down (a fatal error) under callbacks that publish: those
+    fail with "publisher's context is invalid", which ``run_node`` exits quietly on, and which
+    ``SpinThread.stop`` raised (30 of 30 times here)."""
+    from rclpy.executors import MultiThreadedExecutor
+
+    from robot_il.ros.node_main import SpinThread
+
+    node = busy_node(own_context, stop_after=0.05)
+    executor = MultiThreadedExecutor(num_threads=2, context=own_context)
+    executor.add_node(node)
+    spin = SpinThread(executor)
+    wait_for(lambda: not own_context.ok(), 10, "the node's shutdown")
+    spin.stop(timeout=10 * DEADLINE_SCALE)
+    node.destroy_node()

@@ -104,10 +104,13 @@ class RosTwistTeleop:
         return TeleopCommand(delta.astype(np.float32), gripper, events)
 
     def close(self) -> None:
-        """Stop the executor thread and shut the node's rclpy context down."""
+        """Stop the executor thread and shut the node's rclpy context down; a callback's
+        exception (which ended the thread) is raised after."""
         if self._spin is None:
             return
-        self._spin.stop()
-        self._spin = None
-        self._node.destroy_node()
-        self._context.try_shutdown()
+        spin, self._spin = self._spin, None
+        try:
+            spin.stop()
+        finally:
+            self._node.destroy_node()
+            self._context.try_shutdown()
