@@ -134,8 +134,10 @@ def measure(
         log = np.array(list(node.command_log)[-len(ticks) :])
     finally:
         longest_starved = node.longest_starved
-        spin.stop()
-        node.shutdown()
+        try:
+            spin.stop()
+        finally:
+            node.shutdown()
     period = 1.0 / rate
     periods = np.diff(ticks)
     jitter = np.abs(periods - period)

@@ -150,9 +150,12 @@ class _Watcher:
         return future.result().message
 
     def close(self) -> None:
-        """Stop spinning, then destroy the node (destroyed under a spin, a callback fails)."""
-        self._spin.stop(timeout=10.0)
-        self.node.destroy_node()
+        """Stop spinning, then destroy the node (destroyed under a spin, a callback fails), also
+        when the spin stopped on a failed callback (``SpinThread.stop`` raises it)."""
+        try:
+            self._spin.stop(timeout=10.0)
+        finally:
+            self.node.destroy_node()
 
 
 def _check_running(nodes: dict[str, tuple[subprocess.Popen, Path]]) -> None:

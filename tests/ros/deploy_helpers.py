@@ -94,8 +94,10 @@ class Client:
         return future.result()
 
     def close(self) -> None:
-        self._spin.stop(timeout=10 * DEADLINE_SCALE)
-        self.node.destroy_node()
+        try:
+            self._spin.stop(timeout=10 * DEADLINE_SCALE)
+        finally:
+            self.node.destroy_node()
 
 
 DEADLINE_SCALE = float(os.environ.get("ROBOT_IL_TEST_DEADLINE_SCALE", "4"))
