@@ -166,7 +166,7 @@ def run(task: str, backend: str, episodes: int) -> tuple[int, list[int], float, 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
