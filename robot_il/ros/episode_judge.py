@@ -16,10 +16,10 @@ the supervising person would:
 4. it watches ``task/success`` (std_msgs/Bool) and ``safety/events`` (JSON per intervention of
    the safety layer) until the task is solved or ``time_limit`` seconds pass;
 5. an unsafe episode (a safety event of a kind in ``unsafe_events``) is stopped at once:
-   e-stop (``safety/estop``) and an intervention (std_msgs/Bool), a failure. Otherwise it
-   rates the episode by :class:`~robot_il.select.SimulatedPerson`: task success plus noise,
-   clipped to [0, 1] (std_msgs/String ``{"episode": N, "rating": r}``), with noise drawn from
-   ``seed`` and the episode number.
+   e-stop (``safety/estop``) and an intervention in it (std_msgs/String ``{"episode": N}``),
+   a failure. Otherwise it rates the episode by :class:`~robot_il.select.SimulatedPerson`:
+   task success plus noise, clipped to [0, 1] (std_msgs/String ``{"episode": N, "rating": r}``),
+   with noise drawn from ``seed`` and the episode number.
 
 A candidate the policy node cannot load within ``switch_timeout`` seconds counts as a failure
 (an intervention), so a broken checkpoint is avoided rather than stalling the selection.
@@ -70,6 +70,7 @@ from robot_il.select.topics import (
     INTERVENE_TOPIC,
     RATING_TOPIC,
     STATISTICS_TOPIC,
+    intervention_message,
     rating_message,
 )
 
@@ -107,7 +108,7 @@ class EpisodeJudge(Node):
 
         qos = QoSProfile(depth=10)
         self.rating_pub = self.create_publisher(String, RATING_TOPIC, FEEDBACK_QOS)
-        self.intervene_pub = self.create_publisher(Bool, INTERVENE_TOPIC, FEEDBACK_QOS)
+        self.intervene_pub = self.create_publisher(String, INTERVENE_TOPIC, FEEDBACK_QOS)
         self.switch_pub = self.create_publisher(String, SWITCH_TOPIC, qos)
         self.estop_pub = self.create_publisher(Bool, ESTOP_TOPIC, qos)
         self.sim_reset = self.create_client(Trigger, SIM_RESET_SERVICE)
@@ -196,7 +197,9 @@ class EpisodeJudge(Node):
                 f"episode {number}: the policy node did not load {candidate!r} within "
                 f"{self.switch_timeout:g} s; counted as a failure"
             )
-            self._publish(self.intervene_pub, Bool(data=True), "intervention")
+            self._publish(
+                self.intervene_pub, String(data=intervention_message(number)), "intervention"
+            )
             return
         # the policy stops first: no command of the episode before reaches the new one
         self._call(self.policy_stop)
@@ -224,7 +227,9 @@ class EpisodeJudge(Node):
         if self._unsafe is not None:
             self._publish(self.estop_pub, Bool(data=True), "e-stop")
             self._estop_latched = True
-            self._publish(self.intervene_pub, Bool(data=True), "intervention")
+            self._publish(
+                self.intervene_pub, String(data=intervention_message(number)), "intervention"
+            )
             self.get_logger().info(
                 f"episode {number} ({candidate}): unsafe after {seconds:.1f} s ({self._unsafe}); "
                 "e-stop, intervened"

@@ -2,14 +2,15 @@
 
 Serves :class:`robot_il.select.web.FeedbackServer` and turns its buttons into messages: a
 rating of the episode the page showed as std_msgs/String (``{"episode": N, "rating": r}``)
-on :data:`~robot_il.select.topics.RATING_TOPIC`, an intervention as std_msgs/Bool (true) on
-``INTERVENE_TOPIC``, the e-stop as std_msgs/Bool (true) on
+on :data:`~robot_il.select.topics.RATING_TOPIC`, an intervention in it as std_msgs/String
+(``{"episode": N}``) on ``INTERVENE_TOPIC``, the e-stop as std_msgs/Bool (true) on
 :data:`~robot_il.ros.ur_topics.ESTOP_TOPIC`. The page shows the selector's statistics
 (``STATISTICS_TOPIC``) and the latest image of ``camera_topic`` (sensor_msgs/Image, rgb8 or
-bgr8). Only the open episode can be rated, once: a rating of an episode that is no longer
-open, was rated, or was stopped by an intervention from here is refused (an intervention
-closes its episode at once, and the selector opens the next one meanwhile); interventions and
-e-stops always go out. A button whose topic no node subscribes to (after up to 5 s,
+bgr8). Only the open episode can be rated or stopped, once: feedback for an episode that is no
+longer open, was rated, or was stopped by an intervention from here is refused (an
+intervention closes its episode at once and the selector opens the next one meanwhile, so a
+second press of intervene would stop that one); e-stops always go out. A button whose topic
+no node subscribes to (after up to 5 s,
 :data:`~robot_il.ros.node_main.LISTENER_WAIT`, as a node started a moment ago may not be
 matched yet) is refused on the page instead of published into the void: the topics are
 volatile, so that a restarted selector never receives an old intervention, and a message sent
@@ -45,6 +46,7 @@ from robot_il.select.topics import (
     INTERVENE_TOPIC,
     RATING_TOPIC,
     STATISTICS_TOPIC,
+    intervention_message,
     rating_message,
 )
 from robot_il.select.web import FeedbackServer, encode_jpeg
@@ -62,8 +64,8 @@ def image_to_rgb(msg: Image) -> np.ndarray:
 class FeedbackWebNode(Node):
     """Publishes the person's feedback from the web page; see the module docstring."""
 
-    def __init__(self) -> None:
-        super().__init__("feedback_web")
+    def __init__(self, **node_kwargs: Any) -> None:
+        super().__init__("feedback_web", **node_kwargs)
         host = self.declare_parameter("host", "127.0.0.1").value
         port = int(self.declare_parameter("port", 0).value)
         token = self.declare_parameter("token", "").value or None
@@ -80,7 +82,7 @@ class FeedbackWebNode(Node):
         self.server = FeedbackServer(self.handlers, host=host, port=port, token=token)
 
         self.rating_pub = self.create_publisher(String, RATING_TOPIC, FEEDBACK_QOS)
-        self.intervene_pub = self.create_publisher(Bool, INTERVENE_TOPIC, FEEDBACK_QOS)
+        self.intervene_pub = self.create_publisher(String, INTERVENE_TOPIC, FEEDBACK_QOS)
         self.estop_pub = self.create_publisher(Bool, ESTOP_TOPIC, FEEDBACK_QOS)
         self.create_subscription(String, STATISTICS_TOPIC, self.on_statistics, LATCHED)
         if camera_topic:
@@ -119,27 +121,32 @@ class FeedbackWebNode(Node):
     def rate(self, episode: int, rating: float) -> None:
         """Publish ``rating`` for ``episode`` (the one the person watched) if it is the open
         one and was not closed from here; ``FeedbackError`` saying why not."""
+        message = rating_message(episode, rating)
+        self._close(episode, "rated", "rating", self.rating_pub, message)
+
+    def intervene(self, episode: int) -> None:
+        """Publish an intervention stopping ``episode`` (the one the person watched) if it is
+        the open one and was not closed from here; ``FeedbackError`` saying why not. A second
+        press is thus refused rather than sent for the episode the first one opened."""
+        how = "stopped by an intervention"
+        message = intervention_message(episode)
+        self._close(episode, how, "intervention", self.intervene_pub, message)
+
+    def _close(self, episode: int, how: str, what: str, publisher: Publisher, message: str) -> None:
+        """Publish ``message`` (the ``what``) closing ``episode`` and remember it closed here
+        (``how``: "rated", "stopped by an intervention"), so further feedback the person gives
+        it is refused rather than sent for the next episode; ``FeedbackError`` if it is not the
+        open episode or was closed from here already."""
         open_episode = self.status()["episode"]
-        self.wait_for_listener(self.rating_pub, "rating")
+        self.wait_for_listener(publisher, what)
         with self._lock:
             if self._closed is not None and self._closed[0] == episode:
                 raise FeedbackError(f"episode {episode} was already {self._closed[1]}")
             if episode != open_episode:
                 now = "none is" if open_episode is None else f"episode {open_episode} is"
-                raise FeedbackError(f"episode {episode} is not open ({now}): not rated")
-            self._closed = (episode, "rated")
-        self.rating_pub.publish(String(data=rating_message(episode, rating)))
-
-    def intervene(self) -> None:
-        """Publish the intervention; the open episode (unless rated here already: the selector
-        has moved on) counts as closed here, so a rating the person gives it afterwards is
-        refused rather than sent for the next episode."""
-        self.wait_for_listener(self.intervene_pub, "intervention")
-        episode = self.status()["episode"]
-        with self._lock:
-            if episode is not None and (self._closed is None or self._closed[0] != episode):
-                self._closed = (episode, "stopped by an intervention")
-        self.intervene_pub.publish(Bool(data=True))
+                raise FeedbackError(f"episode {episode} is not open ({now}): not {how}")
+            self._closed = (episode, how)
+        publisher.publish(String(data=message))
 
     def estop(self) -> None:
         """Publish the e-stop; refused (the person reaches for the cell's own) if no node

@@ -3,10 +3,11 @@
 It publishes the chosen candidate (checkpoint name or path) on
 :data:`~robot_il.select.topics.CANDIDATE_TOPIC` for the policy node, closes the episode when
 the person's rating (std_msgs/String ``{"episode": N, "rating": r}`` on ``RATING_TOPIC``) or
-intervention (std_msgs/Bool on ``INTERVENE_TOPIC``, a failure) arrives, then at once picks and
-publishes the next candidate. A rating names its episode and closes only that one: one for an
-episode already closed (by an intervention, say, after which the next one opened at once) is
-logged and ignored.
+intervention (std_msgs/String ``{"episode": N}`` on ``INTERVENE_TOPIC``, a failure) arrives,
+then at once picks and publishes the next candidate. Feedback names its episode and closes
+only that one: feedback for an episode already closed (by an intervention, say, after which
+the next one opened at once: a second press of intervene, or a rating after it) is logged and
+ignored, as is a malformed message.
 Candidates therefore switch only between episodes, or immediately on intervention. After
 every change it publishes :meth:`Selector.statistics` as JSON on ``STATISTICS_TOPIC``
 (the open episode is ``pending``). Candidate and statistics are latched (transient local),
@@ -48,11 +49,11 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from std_msgs.msg import Bool, String
+from std_msgs.msg import String
 
 from robot_il.errors import ConfigError, FeedbackError, RobotILError, SelectionError
 from robot_il.ros.node_main import declare_float, run_node
@@ -70,6 +71,7 @@ from robot_il.select.topics import (
     INTERVENE_TOPIC,
     RATING_TOPIC,
     STATISTICS_TOPIC,
+    read_intervention,
     read_rating,
 )
 
@@ -117,8 +119,8 @@ def make_rule(
 class SelectorNode(Node):
     """Chooses a candidate per episode from the person's feedback."""
 
-    def __init__(self) -> None:
-        super().__init__("selector")
+    def __init__(self, **node_kwargs: Any) -> None:
+        super().__init__("selector", **node_kwargs)
         candidates = list(self.declare_parameter("candidates", [""]).value)
         rule = make_rule(
             self.declare_parameter("rule", "ucb1").value,
@@ -148,7 +150,7 @@ class SelectorNode(Node):
         self.candidate_pub = self.create_publisher(String, CANDIDATE_TOPIC, LATCHED)
         self.statistics_pub = self.create_publisher(String, STATISTICS_TOPIC, LATCHED)
         self.create_subscription(String, RATING_TOPIC, self.on_rating, FEEDBACK_QOS)
-        self.create_subscription(Bool, INTERVENE_TOPIC, self.on_intervene, FEEDBACK_QOS)
+        self.create_subscription(String, INTERVENE_TOPIC, self.on_intervene, FEEDBACK_QOS)
         # The first episode opens once spinning (a finished state shuts down from there).
         self._first = self.create_timer(0.0, self.on_first_episode)
 
@@ -199,22 +201,27 @@ class SelectorNode(Node):
             return
         self.close_episode(rating, intervened=False, episode=episode)
 
-    def on_intervene(self, msg: Bool) -> None:
-        if msg.data:
-            self.close_episode(0.0, intervened=True)
+    def on_intervene(self, msg: String) -> None:
+        try:
+            episode = read_intervention(msg.data)
+        except FeedbackError as error:
+            self.get_logger().warning(f"{error}: ignored")
+            return
+        self.close_episode(0.0, intervened=True, episode=episode)
 
-    def close_episode(self, rating: float, *, intervened: bool, episode: int | None = None) -> None:
-        """Record the feedback of the open episode (a rating names it: ``episode``, which must
-        be the open one) and start the next episode."""
+    def close_episode(self, rating: float, *, intervened: bool, episode: int) -> None:
+        """Record the feedback of ``episode``, which must be the open one (feedback for any
+        other is logged and ignored), and start the next episode."""
         with self._lock:
             pending = self.selector.pending
+            feedback = "intervention" if intervened else f"rating {rating:g}"
             if self.finished or pending is None:
-                self.get_logger().warning(f"feedback {rating} ignored: no episode is open")
+                self.get_logger().warning(f"{feedback} of episode {episode} ignored: none is open")
                 return
-            if episode is not None and episode != pending.episode:
+            if episode != pending.episode:
                 self.get_logger().warning(
-                    f"rating {rating:g} of episode {episode} ignored: episode {pending.episode} "
-                    "is open (a rating closes only the episode it names)"
+                    f"{feedback} of episode {episode} ignored: episode {pending.episode} is open "
+                    "(feedback closes only the episode it names)"
                 )
                 return
             try:

@@ -3,8 +3,8 @@
 It watches the selector's statistics (:data:`~robot_il.select.topics.STATISTICS_TOPIC`);
 for every episode it announces it lets ``episode_s`` seconds pass, draws the episode's
 outcome from the deployed candidate's profile (success and unsafe probabilities) and gives
-the :class:`~robot_il.select.SimulatedPerson`'s feedback: an intervention (std_msgs/Bool)
-when the episode was unsafe, else a rating of that episode (std_msgs/String,
+the :class:`~robot_il.select.SimulatedPerson`'s feedback on that episode: an intervention
+(std_msgs/String ``{"episode": N}``) when it was unsafe, else a rating (std_msgs/String
 ``{"episode": N, "rating": r}``). Outcomes depend only on ``seed`` and the episode number, so
 runs are reproducible whatever the message timing.
 
@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 from rclpy.node import Node
-from std_msgs.msg import Bool, String
+from std_msgs.msg import String
 
 from robot_il.errors import SelectionError
 from robot_il.ros.node_main import declare_float, run_node
@@ -30,6 +30,7 @@ from robot_il.select.topics import (
     INTERVENE_TOPIC,
     RATING_TOPIC,
     STATISTICS_TOPIC,
+    intervention_message,
     rating_message,
 )
 
@@ -59,7 +60,7 @@ class SimulatedPersonNode(Node):
         self.seed = int(self.declare_parameter("seed", 0).value)
         self.episode_s = declare_float(self, "episode_s", 0.0)
         self.rating_pub = self.create_publisher(String, RATING_TOPIC, FEEDBACK_QOS)
-        self.intervene_pub = self.create_publisher(Bool, INTERVENE_TOPIC, FEEDBACK_QOS)
+        self.intervene_pub = self.create_publisher(String, INTERVENE_TOPIC, FEEDBACK_QOS)
         self.create_subscription(String, STATISTICS_TOPIC, self.on_statistics, LATCHED)
         self.create_timer(0.02, self.give_feedback)
         self.episode: tuple[int, str, float] | None = None  # (number, candidate, due time)
@@ -88,12 +89,12 @@ class SimulatedPersonNode(Node):
             [self.profiles[candidate]], np.asarray(0), self.person, rng
         )
         if intervened:
-            publisher, msg = self.intervene_pub, Bool(data=True)
+            publisher, text = self.intervene_pub, intervention_message(number)
         else:
-            publisher, msg = self.rating_pub, String(data=rating_message(number, rating))
+            publisher, text = self.rating_pub, rating_message(number, rating)
         if publisher.get_subscription_count() == 0:
             return  # drawn again at the next tick, the same from the same seed and episode
-        publisher.publish(msg)
+        publisher.publish(String(data=text))
         self.episode = None
 
 

@@ -18,9 +18,10 @@ RATING_CHOICES = (0.0, 0.25, 0.5, 0.75, 1.0)
 class FeedbackHandlers:
     """The person's actions, and where the status and camera view come from.
 
-    ``on_rate(episode, rating)`` gets the number of the episode the front-end showed when the
-    person rated it, so a rating never closes an episode that opened meanwhile (an
-    intervention closes one, and the selector opens the next, at once). ``status()`` returns a
+    ``on_rate(episode, rating)`` and ``on_intervene(episode)`` get the number of the episode
+    the front-end showed when the person acted, so feedback never closes an episode that opened
+    meanwhile (an intervention closes one, and the selector opens the next, at once: a second
+    press of intervene, or a rating after it, would close the new one). ``status()`` returns a
     JSON-able dict: ``episode``, ``candidate`` and optionally ``statistics`` (as
     :meth:`robot_il.select.Selector.statistics`). ``frame()`` returns the latest camera image
     as JPEG bytes, or None while there is none. A handler that raises
@@ -28,7 +29,7 @@ class FeedbackHandlers:
     """
 
     on_rate: Callable[[int, float], None]
-    on_intervene: Callable[[], None]
+    on_intervene: Callable[[int], None]
     on_estop: Callable[[], None]
     status: Callable[[], dict[str, Any]]
     frame: Callable[[], bytes | None] | None = None

@@ -1,9 +1,9 @@
 """A terminal UI for the supervising person: single key presses rate, intervene and e-stop.
 
 Keys: ``1``..``5`` rate the episode on screen 0, 0.25, 0.5, 0.75, 1 (:data:`RATING_CHOICES`);
-``i`` intervenes (stops the robot, the episode counts as a failure); ``e`` or space is the
-e-stop; ``q`` quits. The screen (rich) shows the episode, the candidate deployed and the
-statistics.
+``i`` intervenes in the episode on screen (stops the robot, the episode counts as a failure);
+``e`` or space is the e-stop; ``q`` quits. The screen (rich) shows the episode, the candidate
+deployed and the statistics.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class FeedbackTUI:
         self.refresh_s = refresh_s
         self.message = Text("ready")
         self.shown_episode: int | None = None
-        """The episode number on screen (drawn last): a rating key rates it."""
+        """The episode number on screen (drawn last): a rating key rates it, ``i`` stops it."""
 
     def handle_key(self, key: str) -> bool:
         """Act on one key press; returns False when the person quits."""
@@ -59,8 +59,13 @@ class FeedbackTUI:
                 self.handlers.on_rate(self.shown_episode, rating)
                 self.message = Text(f"rated episode {self.shown_episode} {rating:g}", style="green")
             elif key == "i":
-                self.handlers.on_intervene()
-                self.message = Text("intervened: robot stopped", style="bold yellow")
+                if self.shown_episode is None:
+                    raise FeedbackError("no episode is open: nothing to stop")
+                self.handlers.on_intervene(self.shown_episode)
+                self.message = Text(
+                    f"intervened in episode {self.shown_episode}: robot stopped",
+                    style="bold yellow",
+                )
             elif key in ("e", " "):
                 self.handlers.on_estop()
                 self.message = Text("E-STOP sent", style="bold red")

@@ -99,3 +99,47 @@ def test_the_judge_holds_its_rating_until_the_selector_subscribes(ros_context) -
         assert json.loads(ratings[0][1].data)["episode"] == 0
     finally:
         client.close()
+
+
+def test_a_candidate_that_never_loads_is_stopped_naming_its_episode(ros_context) -> None:
+    """The judge's intervention names the episode it judged, as the person's does: a bare one
+    closed whatever episode was open when it arrived."""
+    import json
+
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
+    from std_msgs.msg import String
+    from std_srvs.srv import Trigger
+
+    from robot_il.ros.episode_judge import EpisodeJudge
+    from robot_il.ros.selector_node import LATCHED
+    from robot_il.select.topics import INTERVENE_TOPIC, STATISTICS_TOPIC, read_intervention
+
+    class Cell(Node):
+        """A policy node that keeps running the previous checkpoint, and the selector's
+        latched announcement of episode 3 of ``candidate``."""
+
+        def __init__(self) -> None:
+            super().__init__("cell", context=ros_context)
+            self.create_service(Trigger, "policy/reset", self.on_reset)
+            statistics = self.create_publisher(String, STATISTICS_TOPIC, LATCHED)
+            pending = {"pending": {"episode": 3, "candidate": "candidate"}}
+            statistics.publish(String(data=json.dumps(pending)))
+
+        def on_reset(self, request, response):
+            response.success, response.message = True, "new episode with previous"
+            return response
+
+        def shutdown(self) -> None:
+            self.destroy_node()
+
+    switch_timeout = Parameter("switch_timeout", value=0.3)
+    judge = EpisodeJudge(context=ros_context, parameter_overrides=[switch_timeout])
+    client = Client(ros_context)
+    try:
+        interventions = client.record(String, INTERVENE_TOPIC)
+        with spinning(Cell(), ros_context), spinning(judge, ros_context):
+            wait_for(lambda: interventions, 10, "the intervention in episode 3")
+        assert read_intervention(interventions[0][1].data) == 3
+    finally:
+        client.close()

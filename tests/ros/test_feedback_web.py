@@ -11,10 +11,11 @@ import sys
 import threading
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from deploy_helpers import Client, stop, wait_for
+from deploy_helpers import Client, spinning, stop, wait_for
 
 pytestmark = pytest.mark.ros
 
@@ -72,19 +73,20 @@ def test_each_button_publishes_its_message(ros_context, feedback_node, chromium)
         INTERVENE_TOPIC,
         RATING_TOPIC,
         STATISTICS_TOPIC,
+        read_intervention,
         read_rating,
     )
 
     node = rclpy.create_node("feedback_listener", context=ros_context)
     received: queue.Queue = queue.Queue()
-    for topic, kind in ((INTERVENE_TOPIC, Bool), (ESTOP_TOPIC, Bool)):
-        node.create_subscription(
-            kind, topic, lambda msg, topic=topic: received.put((topic, msg.data)), FEEDBACK_QOS
-        )
     node.create_subscription(
-        String, RATING_TOPIC, lambda msg: received.put((RATING_TOPIC, read_rating(msg.data))),
-        FEEDBACK_QOS,
-    )  # fmt: skip
+        Bool, ESTOP_TOPIC, lambda msg: received.put((ESTOP_TOPIC, msg.data)), FEEDBACK_QOS
+    )
+    for topic, read in ((RATING_TOPIC, read_rating), (INTERVENE_TOPIC, read_intervention)):
+        node.create_subscription(
+            String, topic, lambda msg, t=topic, r=read: received.put((t, r(msg.data))),
+            FEEDBACK_QOS,
+        )  # fmt: skip
     statistics_pub = node.create_publisher(String, STATISTICS_TOPIC, LATCHED)
     image_pub = node.create_publisher(Image, CAMERA_TOPIC, 1)
     selector = Selector.create(["ckpt/bc", "ckpt/diffusion"], UCB1(), seed=0)
@@ -122,7 +124,6 @@ def test_each_button_publishes_its_message(ros_context, feedback_node, chromium)
         )
         for button, message in [
             ("rate-75", (RATING_TOPIC, (pending.episode, 0.75))),
-            ("intervene", (INTERVENE_TOPIC, True)),
             ("estop", (ESTOP_TOPIC, True)),
         ]:
             browser.find_element(By.ID, button).click()
@@ -135,13 +136,17 @@ def test_each_button_publishes_its_message(ros_context, feedback_node, chromium)
                 == f"episode {pending.episode} was already rated"
             )
         )
-        # The next episode can be rated again.
+        # The next episode can be stopped, once: intervene names the episode on the page, and
+        # pressing it again is refused.
         selector.feedback(pending.episode, 0.75)
         selector.choose()
         statistics_pub.publish(String(data=json.dumps(selector.statistics())))
         wait.until(lambda d: d.find_element(By.ID, "episode").text == str(pending.episode + 1))
-        browser.find_element(By.ID, "rate-0").click()
-        assert received.get(timeout=10) == (RATING_TOPIC, (pending.episode + 1, 0.0))
+        browser.find_element(By.ID, "intervene").click()
+        assert received.get(timeout=10) == (INTERVENE_TOPIC, pending.episode + 1)
+        browser.find_element(By.ID, "intervene").click()
+        stopped = f"episode {pending.episode + 1} was already stopped by an intervention"
+        wait.until(lambda d: d.find_element(By.ID, "message").text == stopped)
         assert received.empty()
     finally:
         stop.set()
@@ -196,7 +201,7 @@ def test_a_rating_after_an_intervention_does_not_close_the_next_episode(
                 return json.loads(response.read())["episode"]
 
         wait_for(lambda: episode() == 0, 20, "episode 0 on the page", (selector, web))
-        assert post(url + "api/intervene", {}) == (200, {"ok": True})
+        assert post(url + "api/intervene", {"episode": 0}) == (200, {"ok": True})
         wait_for(lambda: episode() == 1, 20, "episode 1 on the page", (selector, web))
         assert post(url + "api/rate", {"episode": 0, "rating": 0.0}) == (
             400, {"error": "episode 0 was already stopped by an intervention"},
@@ -218,6 +223,66 @@ def test_a_rating_after_an_intervention_does_not_close_the_next_episode(
     assert [(r.episode, r.rating, r.intervened) for r in log] == [(0, 0.0, True), (1, 0.75, False)]
 
 
+def test_a_repeated_intervention_does_not_close_the_next_episode(
+    ros_context, own_context, tmp_path, capfd
+):
+    """The person presses intervene twice: a double click, or again in a hurry as the robot
+    misbehaves. The first press closed episode 0 and the selector opened episode 1 within
+    milliseconds; the second, a bare Bool, then closed episode 1 as a failure before it had
+    run, penalising the wrong candidate. An intervention names the episode the page showed:
+    the page refuses a second one for episode 0 (sent at once, or after the page moved on to
+    episode 1), the selector ignores one for episode 0 that reaches it over ROS from another
+    front-end (and a malformed one), and episode 1 stays open until stopped itself. The
+    selector is its own DDS participant, as another process is."""
+    from rclpy.parameter import Parameter
+    from std_msgs.msg import String
+
+    from robot_il.ros.feedback_web import FeedbackWebNode
+    from robot_il.ros.selector_node import SelectorNode
+    from robot_il.select import Selector
+    from robot_il.select.topics import INTERVENE_TOPIC, intervention_message
+
+    state = tmp_path / "selection.json"
+    parameters = [
+        Parameter("candidates", value=["a", "b", "c"]),
+        Parameter("state_path", value=str(state)),
+    ]
+    selector = SelectorNode(context=own_context, parameter_overrides=parameters)
+    web = FeedbackWebNode(context=ros_context)
+    client = Client(ros_context)
+    stopped = (400, {"error": "episode 0 was already stopped by an intervention"})
+    try:
+        with spinning(selector, own_context), spinning(web, ros_context):
+            url = web.server.url
+
+            def episode() -> int | None:
+                with urllib.request.urlopen(url + "api/status", timeout=10) as response:
+                    return json.loads(response.read())["episode"]
+
+            def intervene(episode: int) -> tuple[int, dict]:
+                return post(url + "api/intervene", {"episode": episode})
+
+            wait_for(lambda: episode() == 0, 20, "episode 0 on the page")
+            with ThreadPoolExecutor(2) as pool:  # a double click: both requests at once
+                replies = sorted(pool.map(intervene, [0, 0]))
+            assert replies == [(200, {"ok": True}), stopped]
+            wait_for(lambda: episode() == 1, 20, "episode 1 on the page")
+            assert intervene(0) == stopped
+            # Sent over ROS in this order, and received in it: the two ignored, the last
+            # closes episode 1.
+            interventions = client.publisher(String, INTERVENE_TOPIC)
+            for text in (intervention_message(0), "true", intervention_message(1)):
+                interventions.publish(String(data=text))
+            wait_for(lambda: episode() == 2, 20, "episode 2 on the page")
+    finally:
+        client.close()
+    log = Selector.load(state).log
+    assert [(r.episode, r.rating, r.intervened) for r in log] == [(0, 0.0, True), (1, 0.0, True)]
+    logged = capfd.readouterr().err
+    assert "intervention of episode 0 ignored: episode 1 is open" in logged
+    assert """intervention message 'true': expected JSON {"episode": N}: ignored""" in logged
+
+
 def test_a_button_no_node_listens_to_is_refused_not_lost(ros_env):
     """The page's e-stop and intervention with no policy node or selector on the topic: the
     topics are volatile, so a message published then reaches nobody, ever. The page says so
@@ -232,6 +297,6 @@ def test_a_button_no_node_listens_to_is_refused_not_lost(ros_env):
             "e-stop not sent: no node subscribes to /safety/estop: press the cell's e-stop button"
         )})  # fmt: skip
         unheard = "intervention not sent: no node subscribes to /selector/feedback/intervene"
-        assert post(url + "api/intervene", {}) == (400, {"error": unheard})
+        assert post(url + "api/intervene", {"episode": 0}) == (400, {"error": unheard})
     finally:
         stop(web)

@@ -18,11 +18,16 @@ def test_an_intervention_waits_for_its_own_topic_to_be_matched(ros_context, own_
     participant) subscribes to interventions half a second after its rating subscription is
     matched."""
     from rclpy.parameter import Parameter
-    from std_msgs.msg import Bool, String
+    from std_msgs.msg import String
 
     from robot_il.ros.selector_node import LATCHED
     from robot_il.ros.simulated_person_node import SimulatedPersonNode
-    from robot_il.select.topics import INTERVENE_TOPIC, RATING_TOPIC, STATISTICS_TOPIC
+    from robot_il.select.topics import (
+        INTERVENE_TOPIC,
+        RATING_TOPIC,
+        STATISTICS_TOPIC,
+        read_intervention,
+    )
 
     unsafe = Parameter("profiles", value=json.dumps({"risky": {"success": 0.5, "unsafe": 1.0}}))
     person = SimulatedPersonNode(context=own_context, parameter_overrides=[unsafe])
@@ -37,8 +42,9 @@ def test_an_intervention_waits_for_its_own_topic_to_be_matched(ros_context, own_
             wait_for(lambda: person.episode is not None, 10, "the person to see episode 0")
             wait_for(lambda: person.rating_pub.get_subscription_count() > 0, 10, "the match")
             time.sleep(0.5)  # the person's timer ticks every 20 ms
-            interventions = selector.record(Bool, INTERVENE_TOPIC)
+            interventions = selector.record(String, INTERVENE_TOPIC)
             wait_for(lambda: interventions, 5, "the intervention in episode 0")
         assert not ratings
+        assert [read_intervention(msg.data) for _, msg in interventions] == [0]
     finally:
         selector.close()

@@ -28,7 +28,7 @@ def test_keys_in_a_pty_call_the_handlers():
 
     handlers = FeedbackHandlers(
         on_rate=rate,
-        on_intervene=lambda: events.put(("intervene",)),
+        on_intervene=lambda episode: events.put(("intervene", episode)),
         on_estop=lambda: events.put(("estop",)),
         status=lambda: {
             "episode": choice.episode,
@@ -49,7 +49,7 @@ def test_keys_in_a_pty_call_the_handlers():
             (b"2", ("rate", 0, 0.25)),
             (b"4", ("rate", 0, 0.75)),
             (b"5", ("rate", 0, 1.0)),
-            (b"i", ("intervene",)),
+            (b"i", ("intervene", 0)),  # so does an intervention
             (b"e", ("estop",)),
             (b" ", ("estop",)),
         ]:
@@ -68,16 +68,18 @@ def test_keys_in_a_pty_call_the_handlers():
     assert choice.candidate in output and "ckpt/bc" in output and "E-STOP" in output
 
 
-def test_a_rating_key_before_any_episode_is_shown_rates_nothing():
-    rated: list = []
+def test_a_feedback_key_before_any_episode_is_shown_sends_nothing():
+    sent: list = []
     handlers = FeedbackHandlers(
-        on_rate=lambda episode, rating: rated.append((episode, rating)),
-        on_intervene=lambda: None,
+        on_rate=lambda episode, rating: sent.append((episode, rating)),
+        on_intervene=lambda episode: sent.append(episode),
         on_estop=lambda: None,
         status=lambda: {"episode": None, "candidate": None},
     )
     tui = FeedbackTUI(handlers, input_fd=0, console=Console(file=io.StringIO()))
     assert tui.handle_key("5")
-    assert tui.message.plain == "no episode is open: nothing to rate" and not rated
+    assert tui.message.plain == "no episode is open: nothing to rate" and not sent
+    assert tui.handle_key("i")
+    assert tui.message.plain == "no episode is open: nothing to stop" and not sent
     tui.render()  # still none open
-    assert tui.handle_key("5") and not rated
+    assert tui.handle_key("5") and tui.handle_key("i") and not sent

@@ -32,7 +32,7 @@ class Recorder:
     def handlers(self) -> FeedbackHandlers:
         return FeedbackHandlers(
             on_rate=self.rate,
-            on_intervene=lambda: self.events.put(("intervene",)),
+            on_intervene=lambda episode: self.events.put(("intervene", episode)),
             on_estop=lambda: self.events.put(("estop",)),
             status=lambda: {
                 "episode": self.choice.episode,
@@ -74,12 +74,12 @@ def test_each_button_triggers_its_handler_in_headless_chromium(recorder_server, 
         )
     )
 
-    expected = {  # a rating names the episode on the page
+    expected = {  # a rating and an intervention name the episode on the page
         "rate-0": ("rate", 0, 0.0),
         "rate-50": ("rate", 0, 0.5),
         "rate-75": ("rate", 0, 0.75),
         "rate-100": ("rate", 0, 1.0),
-        "intervene": ("intervene",),
+        "intervene": ("intervene", 0),
         "estop": ("estop",),
     }
     for button, event in expected.items():
@@ -124,6 +124,17 @@ def test_server_checks_token_origin_and_ratings(recorder_server):
     assert status == 400
     assert request(base + "api/rate", {"episode": 0, "rating": 0.5}, token)[0] == 200
     assert recorder.events.get(timeout=1) == ("rate", 0, 0.5)
+    # An intervention names its episode too: a bare one could stop the episode it opened.
+    for bad in ({}, {"episode": -1}, {"episode": "0"}, {"episode": True}):
+        status, body = request(base + "api/intervene", bad, token)
+        assert status == 400, bad
+        assert json.loads(body)["error"].startswith("intervene request: episode "), bad
+    status, body = request(base + "api/intervene", [0], token)
+    assert (status, json.loads(body)) == (
+        400, {"error": 'intervene request: send {"episode": N}'},
+    )  # fmt: skip
+    assert request(base + "api/intervene", {"episode": 0}, token)[0] == 200
+    assert recorder.events.get(timeout=1) == ("intervene", 0)
     assert recorder.events.empty()
 
 

@@ -123,7 +123,11 @@ def _make_request_handler(server: FeedbackServer) -> type[PageHandler]:
                         check_rating(body.get("rating"), "rate request"),
                     )
                 elif path == "/api/intervene":
-                    server.handlers.on_intervene()
+                    if not isinstance(body, dict):
+                        raise FeedbackError('intervene request: send {"episode": N}')
+                    server.handlers.on_intervene(
+                        check_episode(body.get("episode"), "intervene request")
+                    )
                 elif path == "/api/estop":
                     server.handlers.on_estop()
                 else:
