@@ -537,9 +537,9 @@ def plot(results: Path) -> None:
             row = sorted((c for c in cells if (c["task"], c["policy"], c["observation"], _seen(c),
                           c["backend"], c["steps"]) == (task, policy_type, observation, seen,
                           backend, steps)), key=lambda c: c["demos"])  # fmt: skip
-            results = [EvalResult(successes=c["successes"]) for c in row]
-            rates = np.array([r.success_rate for r in results])
-            bounds = np.array([r.interval for r in results]).T
+            evaluated = [EvalResult(successes=c["successes"]) for c in row]
+            rates = np.array([r.success_rate for r in evaluated])
+            bounds = np.array([r.interval for r in evaluated]).T
             axis.errorbar([c["demos"] for c in row], rates, yerr=np.abs(bounds - rates),
                           marker="o" if observation == "image" else "s", capsize=3,
                           linestyle="-" if observation == "image" else "--",

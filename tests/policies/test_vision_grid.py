@@ -62,6 +62,18 @@ def test_a_state_cell_evaluated_with_action_steps_has_its_own_plot_line(
     assert vision._seen(image | {"action_steps": 1}) == " (front, 2 cm target, executes 1)"
 
 
+def test_the_plot_is_written_beside_its_results(vision: ModuleType, tmp_path: Path) -> None:
+    """Before: ``plot`` reused its ``results`` path's name for a line's evaluations and failed
+    with an AttributeError after drawing."""
+    import json
+
+    results = tmp_path / "cells.json"
+    cells = [_cell(demos=100, successes=[1, 0] * 25), _cell(successes=[1] * 50)]
+    results.write_text(json.dumps({"cells": cells}))
+    vision.plot(results)
+    assert (tmp_path / "cells.png").stat().st_size > 0
+
+
 def test_a_crop_of_one_camera_trains_apart_and_says_which_camera(vision: ModuleType) -> None:
     """A crop cut from ``front`` only (``--policy.image-crop-keys``) is another run directory
     and plot line than the same crop on every camera; a crop without keys keeps the name its
