@@ -108,7 +108,7 @@ def test_selector_finds_the_best_of_four_freshly_trained_candidates(ros_env, tmp
     assert names[0] == BEST
     started = time.monotonic()
     selector, output = run_selection(
-        names, names[1], 40, tmp_path / "candidates", ros_env, tmp_path, timeout=420
+        names, names[1], 40, tmp_path / "candidates", ros_env, tmp_path, timeout=900
     )
     print(f"40 episodes in {time.monotonic() - started:.0f} s")
     check_winner(selector, output, 40)
