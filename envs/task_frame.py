@@ -97,10 +97,11 @@ def frame_observation(
 ) -> dict[str, np.ndarray]:
     """``obs``'s ``FRAME_KEYS`` in ``frame`` of heading ``yaw`` (``frame_yaw``; float32);
     leading dimensions are kept, so a whole recorded episode converts at once."""
-    origin = np.array(obs["object_pose"], np.float64)[..., :3]  # push: under the cube
-    origin[..., 2] = 0.0
-    if frame == "fixed":
+    origin = np.array(obs["object_pose"], np.float64)[..., :3]
+    if frame == "fixed":  # the world's own
         origin[...] = 0.0
+    else:  # push: under the cube's centre, on the world's z = 0 plane
+        origin[..., 2] = 0.0
 
     def pose(key: str) -> np.ndarray:
         world = np.asarray(obs[key], np.float64)
@@ -108,9 +109,9 @@ def frame_observation(
         return np.concatenate([_turn(world[..., :3] - origin, -yaw), *columns], axis=-1)
 
     target = _turn(np.asarray(obs["target_pos"], np.float64) - origin, -yaw)
-    frame = {"eef_pose": pose("eef_pose"), "gripper": np.asarray(obs["gripper"]),
-             "object_pose": pose("object_pose"), "target_pos": target}  # fmt: skip
-    return {key: np.asarray(value, np.float32) for key, value in frame.items()}
+    seen = {"eef_pose": pose("eef_pose"), "gripper": np.asarray(obs["gripper"]),
+            "object_pose": pose("object_pose"), "target_pos": target}  # fmt: skip
+    return {key: np.asarray(value, np.float32) for key, value in seen.items()}
 
 
 def action_in_frame(action: np.ndarray, yaw: np.ndarray) -> np.ndarray:

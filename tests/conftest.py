@@ -1,14 +1,17 @@
 """Test-wide settings and fixtures: headless MuJoCo rendering (set before any test imports
-mujoco), the small trained checkpoints the deployment and selection tests run, and a headless
-Chromium for the tests of web pages."""
+mujoco), the small trained checkpoints the deployment and selection tests run, a headless
+Chromium for the tests of web pages, and the benchmark scripts loaded as modules."""
 
 import fcntl
+import importlib.util
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -20,6 +23,23 @@ CHECKPOINT_SCRIPTS = (
     "make_select_candidates",
 )
 """Scripts in tests/ros that train the checkpoints under tests/ros/fixtures (git-ignored)."""
+
+
+BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
+
+
+@pytest.fixture
+def load_benchmark() -> Callable[[str], ModuleType]:
+    """Loads ``benchmarks/<name>.py`` as a fresh module (the scripts are not a package), so a
+    test may patch its globals without touching another test's copy."""
+
+    def load(name: str) -> ModuleType:
+        spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
 
 
 @pytest.fixture(scope="session")

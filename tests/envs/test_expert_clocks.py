@@ -6,18 +6,9 @@ longest standstill per task and backend over 100 seeds."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 from robot_il.envs import TASKS, make_env, make_expert
 from robot_il.envs.backends import BACKENDS
-
-_SPEC = importlib.util.spec_from_file_location(
-    "expert_success", Path(__file__).parents[2] / "benchmarks" / "expert_success.py"
-)
-expert_success = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(expert_success)
 
 SEEDS = range(3)
 NO_GRIPPER_CHANGE = ("reach", "push", "bimanual_cross")
@@ -26,7 +17,8 @@ NO_GRIPPER_CHANGE = ("reach", "push", "bimanual_cross")
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("task", TASKS)
-def test_no_expert_changes_its_gripper_after_a_standstill(task, backend):
+def test_no_expert_changes_its_gripper_after_a_standstill(task, backend, load_benchmark):
+    expert_success = load_benchmark("expert_success")
     env = make_env(task, backend)
     expert = make_expert(env)
     found = [

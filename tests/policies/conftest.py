@@ -4,10 +4,8 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
@@ -17,23 +15,6 @@ from robot_il.dataset import DatasetWriter
 
 REACH_DEMOS = 50
 """Scripted reach episodes recorded for the learning tests."""
-
-
-BENCHMARKS = Path(__file__).parents[2] / "benchmarks"
-
-
-@pytest.fixture
-def load_benchmark() -> Callable[[str], ModuleType]:
-    """Loads ``benchmarks/<name>.py`` as a fresh module (the scripts are not a package), so a
-    test may patch its globals without touching another test's copy."""
-
-    def load(name: str) -> ModuleType:
-        spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-
-    return load
 
 
 @pytest.fixture
