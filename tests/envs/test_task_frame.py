@@ -195,6 +195,15 @@ def test_the_frame_copy_names_the_keys_it_leaves_out(push_datasets, tmp_path, ca
     assert "task frame   push (observations and actions)" in capsys.readouterr().out
 
 
+def test_an_unknown_frame_is_refused_in_one_line_and_writes_nothing(push_datasets, tmp_path,
+                                                                    capsys):  # fmt: skip
+    world, _ = push_datasets
+    assert cli(["data", "frame", str(world), str(tmp_path / "f.zarr"), "--frame", "cube"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.endswith("unknown frame 'cube'; frames: push, fixed") and "\n" not in error
+    assert not (tmp_path / "f.zarr").exists()
+
+
 def test_a_recorded_dataset_converts_and_its_policies_refuse_world_envs(push_datasets):
     from robot_il.policies.spec import spec_from_dataset, spec_from_env, spec_mismatches
 
