@@ -10,12 +10,15 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from robot_il.errors import ConfigError, RobotILError
 
 if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
     from rclpy.context import Context
     from rclpy.executors import Executor
     from rclpy.publisher import Publisher
@@ -84,13 +87,40 @@ def stop_executor(executor: Executor) -> None:
 
     failures = []
     if isinstance(executor, MultiThreadedExecutor):
-        executor._executor.shutdown(wait=True)
+        _wait_for_workers(executor._executor)
         failures = [task.exception() for task in executor._futures]  # each read, none printed
         executor._futures.clear()
     executor.shutdown()
     for failure in failures:
         if failure is not None and not _cut_short(failure, executor.context):
             raise failure
+
+
+CALLBACK_GRACE = 5.0
+"""Seconds the callbacks a stopped executor still runs get to end before each one's stack is
+printed: a node that does not stop on Ctrl-C says which callback holds it."""
+
+
+def _wait_for_workers(pool: ThreadPoolExecutor) -> None:
+    """Shut ``pool`` (a multi-threaded executor's worker threads) down and wait for the
+    callbacks they run. One still running :data:`CALLBACK_GRACE` s later has its thread's
+    Python stack printed to stderr, once, and is then waited for: what hangs is named in the
+    node's log before whoever stops it gives up (a launcher's SIGKILL, a test's deadline)."""
+    pool.shutdown(wait=False)
+    workers = list(pool._threads)
+    deadline = time.monotonic() + CALLBACK_GRACE
+    for worker in workers:
+        worker.join(max(0.0, deadline - time.monotonic()))
+    stuck = [worker for worker in workers if worker.is_alive()]
+    frames = sys._current_frames()
+    for worker in stuck:
+        stack = (
+            "".join(traceback.format_stack(frames[worker.ident])) if worker.ident in frames else ""
+        )
+        print(f"a callback has not ended {CALLBACK_GRACE:g} s after its executor stopped "
+              f"({worker.name}):\n{stack}", file=sys.stderr, flush=True)  # fmt: skip
+    for worker in stuck:
+        worker.join()
 
 
 def _cut_short(failure: Exception, context: Context) -> bool:

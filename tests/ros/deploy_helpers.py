@@ -121,6 +121,32 @@ def spinning(node, context) -> Iterator[object]:
             node.shutdown()
 
 
+IDLE_FRAMES = ("in _worker\n", "in select\n")
+"""Top frames of a thread that waits for work (a thread pool's idle worker, an event loop)."""
+
+
+def log_tail(log: Path, chars: int = 3000) -> str:
+    """The last ``chars`` characters of a node's ``log``, without the idle threads of the
+    stack dumps in it (SIGUSR1, :func:`stop`): a hung node's dozen idle workers pushed the one
+    thread that held it out of a failure message."""
+    kept: list[str] = []
+    block: list[str] = []  # a thread's header and its frames, innermost first
+
+    def close_block() -> None:
+        if len(block) < 2 or not block[1].endswith(IDLE_FRAMES):
+            kept.extend(block)
+        block.clear()
+
+    for line in log.read_text().splitlines(keepends=True):
+        if block and line.startswith("  File "):
+            block.append(line)
+            continue
+        close_block()
+        (block if "(most recent call first):" in line else kept).append(line)
+    close_block()
+    return "".join(kept)[-chars:]
+
+
 def stop(process: subprocess.Popen) -> int | None:
     """Ctrl-C a node and return its exit code; one still running after the scaled deadline
     (a loaded CI machine) leaves its threads' stacks in its log and is killed (-9)."""
@@ -144,7 +170,7 @@ def wait_for(
     while not condition():
         dead = [p for p in processes if p.poll() is not None]
         if dead or time.monotonic() > deadline:
-            output = "\n".join(f"--- {log.name}\n{log.read_text()[-3000:]}" for log in logs)
+            output = "\n".join(f"--- {log.name}\n{log_tail(log)}" for log in logs)
             reason = "a node exited" if dead else f"timed out after {timeout} s"
             raise AssertionError(f"{what}: {reason}\n{output}")
         time.sleep(0.02)

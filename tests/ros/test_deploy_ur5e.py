@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from deploy_helpers import BIN, Client, wait_for
+from deploy_helpers import BIN, Client, log_tail, wait_for
 from make_reach_checkpoint import FIXTURE
 
 pytestmark = [pytest.mark.ros, pytest.mark.usefixtures("trained_checkpoints")]
@@ -88,4 +88,4 @@ def test_policy_drives_the_rtde_bridge_to_the_target(ros_context, ros_env, tmp_p
         client.close()
         launch.send_signal(signal.SIGINT)
         code = launch.wait(timeout=20)
-    assert code in (0, 130), log.read_text()[-3000:]
+    assert code in (0, 130), log_tail(log)

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 import pytest
-from deploy_helpers import BIN, Client, node_process, stop, wait_for
+from deploy_helpers import BIN, Client, log_tail, node_process, stop, wait_for
 
 pytestmark = pytest.mark.ros
 
@@ -118,7 +118,7 @@ def test_keyboard_teleop_recording_keeps_and_discards_episodes(
                     assert stop_response.success, stop_response.message
             finally:
                 client.close()
-            assert stop(recorder) in (0, 130), rec_log.read_text()[-3000:]
+            assert stop(recorder) in (0, 130), log_tail(rec_log)
     finally:
         stop(teleop)
         os.close(master)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from deploy_helpers import BIN, constant_checkpoint
+from deploy_helpers import BIN, constant_checkpoint, log_tail
 from make_select_candidates import BEST, FIXTURE, UNDERTRAINED, UNSAFE
 
 from robot_il.select import Selector
@@ -58,7 +58,7 @@ def run_selection(
     except subprocess.TimeoutExpired:
         launch.send_signal(signal.SIGINT)
         launch.wait(timeout=30)
-        pytest.fail(f"selection did not finish in {timeout} s\n{log.read_text()[-4000:]}")
+        pytest.fail(f"selection did not finish in {timeout} s\n{log_tail(log, 4000)}")
     output = log.read_text()
     assert code == 0, output[-4000:]
     return Selector.load(state), output

@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 import pytest
-from deploy_helpers import COMMANDS, UR_JOINTS, Client, node_process, wait_for
+from deploy_helpers import COMMANDS, UR_JOINTS, Client, log_tail, node_process, wait_for
 
 pytestmark = pytest.mark.ros
 
@@ -99,7 +99,7 @@ def test_driver_client_reads_joint_states_and_moves_the_simulated_arm(
             assert np.linalg.norm(after - start) < 0.5
         finally:
             client.close()
-    assert sim.returncode == 0, log.read_text()[-3000:]
+    assert sim.returncode == 0, log_tail(log)
 
 
 def test_reset_first_starts_the_first_reset_on_the_seed(ros_context, ros_env, tmp_path) -> None:
@@ -120,7 +120,7 @@ def test_reset_first_starts_the_first_reset_on_the_seed(ros_context, ros_env, tm
             assert client.call(Trigger, "sim/reset").message == "episode 1 (seed 8)"
         finally:
             client.close()
-    assert sim.returncode == 0, log.read_text()[-3000:]
+    assert sim.returncode == 0, log_tail(log)
     env = make_env("reach", "mujoco")
     try:  # the start-up scene is the first episode's (a seed below 0 does not exist)
         home = env.reset(seed=7)[0]["joint_pos"]

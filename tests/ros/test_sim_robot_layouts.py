@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from deploy_helpers import UR_JOINTS, Client, node_process, wait_for
+from deploy_helpers import UR_JOINTS, Client, log_tail, node_process, wait_for
 
 pytestmark = pytest.mark.ros
 
@@ -116,4 +116,4 @@ def test_client_of_the_layouts_topics_reads_both_arms_and_moves_each(
             np.testing.assert_allclose(arm("alice_"), alice_goal, atol=0.02)
         finally:
             client.close()
-    assert sim.returncode == 0, log.read_text()[-3000:]
+    assert sim.returncode == 0, log_tail(log)

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from deploy_helpers import COMMANDS, UR_JOINTS, Client, node_process, wait_for
+from deploy_helpers import COMMANDS, UR_JOINTS, Client, log_tail, node_process, wait_for
 
 pytestmark = pytest.mark.ros
 
@@ -99,4 +99,4 @@ def test_two_arm_sim_moves_only_the_commanded_arm_and_each_gripper(
             np.testing.assert_allclose(arm_position("right"), right_start, atol=0.02)
         finally:
             client.close()
-    assert sim.returncode == 0, log.read_text()[-3000:]
+    assert sim.returncode == 0, log_tail(log)
