@@ -6,13 +6,14 @@ the supervising person would:
 
 1. it learns of the episode and its candidate from the selector's statistics
    (:data:`~robot_il.select.topics.STATISTICS_TOPIC`, latched);
-2. it deploys the candidate: ``policy/reset`` (std_srvs/Trigger) answers which checkpoint
-   runs; until that is the candidate it publishes the candidate on ``policy/switch``
-   (std_msgs/String) and asks again (the policy node loads in the background);
-3. it releases an e-stop it latched in an earlier episode (``safety/reset_estop``), stops the
-   policy (``policy/stop``: no command of the episode before reaches the new one), resets the
-   simulation (``sim/reset``) and then the policy (a fresh history and a safe start from the
-   reset pose), and the episode's clock starts;
+2. it releases an e-stop it latched in an earlier episode (``safety/reset_estop``) and
+   deploys the candidate: it stops the policy (``policy/stop``, std_srvs/Trigger: no command
+   of the episode before reaches the new one, and a lock-step simulation stands still), which
+   answers which checkpoint the next episode runs; until that is the candidate it publishes
+   the candidate on ``policy/switch`` (std_msgs/String) and asks again (the policy node loads
+   in the background);
+3. it resets the simulation (``sim/reset``) and then the policy (``policy/reset``: a fresh
+   history and a safe start from the reset pose), and the episode's clock starts;
 4. it watches ``task/success`` (std_msgs/Bool) and ``safety/events`` (JSON per intervention of
    the safety layer) until the task is solved or ``time_limit`` seconds pass;
 5. an unsafe episode (a safety event of a kind in ``unsafe_events``) is stopped at once:
@@ -56,7 +57,7 @@ from std_srvs.srv import Trigger
 
 from robot_il.errors import ConfigError, SelectionError
 from robot_il.ros.node_main import declare_float, run_node, wait_for_subscriber
-from robot_il.ros.policy_node import SWITCH_TOPIC
+from robot_il.ros.policy_node import SWITCH_TOPIC, reset_message, stop_message
 from robot_il.ros.selector_node import FEEDBACK_QOS, LATCHED
 from robot_il.ros.ur_topics import (
     ESTOP_TOPIC,
@@ -82,6 +83,8 @@ the safe start are the safety layer doing its routine job, not misbehaviour."""
 SIM_RESET_SERVICE = "sim/reset"
 POLICY_RESET_SERVICE = "policy/reset"
 POLICY_STOP_SERVICE = "policy/stop"
+DEPLOY_POLL = 0.05
+"""s between two asks whether the candidate has loaded (an ask only stops the stopped policy)."""
 
 
 class EpisodeJudge(Node):
@@ -201,15 +204,13 @@ class EpisodeJudge(Node):
                 self.intervene_pub, String(data=intervention_message(number)), "intervention"
             )
             return
-        # the policy stops first: no command of the episode before reaches the new one
-        self._call(self.policy_stop)
         self._call(self.sim_reset)
         # The episode starts just before the policy's reset: a safety event in its first
         # milliseconds (a NaN action) is reported only once, and must count.
         self._unsafe, self._last_success, self._last_unsolved = None, None, None
         start = self._episode_start_ros = self._now_ros()
         reply = self._call(self.policy_reset)
-        if reply.message != _running_message(candidate):
+        if reply.message != reset_message(candidate):
             self._episode_start_ros = None
             raise SelectionError(f"the policy node switched away from {candidate!r}")
         success = False
@@ -252,17 +253,19 @@ class EpisodeJudge(Node):
         )
 
     def _deploy(self, candidate: str) -> bool:
-        """Make the policy node run ``candidate``; False if it has not within the timeout."""
+        """Stop the policy node with ``candidate`` for its next episode; False if it has not
+        loaded it within the timeout. Asked by ``policy/stop``, the policy runs nothing while
+        the candidate loads (each ``policy/reset`` ran the old checkpoint on, and a lock-step
+        simulation with it: hundreds of steps of a loaded machine's cores a load)."""
         deadline = time.monotonic() + self.switch_timeout
-        next_request, pause = 0.0, 0.1
+        next_request = 0.0
         while self._running and time.monotonic() < deadline:
-            if self._call(self.policy_reset).message == _running_message(candidate):
+            if self._call(self.policy_stop).message == stop_message(candidate):
                 return True
             if time.monotonic() >= next_request and self.switch_pub.get_subscription_count():
                 self.switch_pub.publish(String(data=candidate))
                 next_request = time.monotonic() + 5.0  # a message lost to a late start: again
-            time.sleep(pause)
-            pause = min(2 * pause, 1.0)  # each ask starts (and logs) a policy episode
+            time.sleep(DEPLOY_POLL)
         return False
 
     def _publish(self, publisher: Publisher, msg: Any, what: str) -> None:
@@ -301,11 +304,6 @@ class EpisodeJudge(Node):
             self._changed.notify_all()
         self._thread.join(timeout=2.0)
         self.destroy_node()
-
-
-def _running_message(candidate: str) -> str:
-    """What ``policy/reset`` answers when ``candidate`` is the checkpoint in force."""
-    return f"new episode with {candidate}"
 
 
 def main(args: list[str] | None = None) -> int:

@@ -55,8 +55,9 @@ until the next reset, so that a simulator reset in between gets no command of th
 an evaluation over ROS 2 repeats; -1 (the default) leaves them to the worker's stream. A
 checkpoint path on ``policy/switch``
 (std_msgs/String; a bare name is looked up in ``candidates_dir``) is loaded in the background
-and takes over at the next reset, or at once while no episode runs; one trained at another
-rate than the first checkpoint is refused (the policy grid keeps the first one's rate).
+and takes over at the next reset or stop, or at once while no episode runs; one trained at
+another rate than the first checkpoint is refused (the policy grid keeps the first one's
+rate). Both services answer which checkpoint the (next) episode runs.
 ``use_sim_time:=true`` runs every clock on ``/clock``.
 
 Lock-step (``use_sim_time`` with a simulator that waits for every command) deploys exactly
@@ -276,6 +277,9 @@ class PolicyNode(Node):
         """Policy grid time (s) of the newest observation in the history."""
         self._history_changed = threading.Event()
         self._episode_id = 0
+        self._tick_episode = 0
+        """The episode the latest control tick began in (its command is dropped if another
+        began before it was sent)."""
         self._resets = 0
         self._episode_seed: int | None = None
         """What seeds the samples of the episode the last reset began (None: unseeded)."""
@@ -468,7 +472,7 @@ class PolicyNode(Node):
             self._episode_seed = self.seed + self._resets if self.seed >= 0 else None
             self._resets += 1
         response.success = True
-        response.message = f"new episode with {self.checkpoint}"
+        response.message = reset_message(self.checkpoint)
         self.get_logger().info(response.message)
         return response
 
@@ -476,11 +480,17 @@ class PolicyNode(Node):
         """End the episode: once this answers, the node publishes nothing (the robot holds
         its last command; a lock-step simulator waits) until ``policy/reset``. A simulator
         reset between the two cannot receive a command of the old episode (one published
-        before its reset, ``sim_robot`` drops)."""
+        before its reset, ``sim_robot`` drops). A checkpoint loaded meanwhile takes over, and
+        the answer names the checkpoint the next episode runs: ``episode_judge`` asks so
+        while a candidate loads, with the simulation standing still (asked by
+        ``policy/reset``, each ask ran the old checkpoint on, hundreds of steps a load)."""
         with self._state_lock:
+            if self._pending is not None:
+                self._swap(*self._pending)
+                self._pending = None
             self._start_episode()
             self._stopped = True
-        response.success, response.message = True, "episode stopped"
+        response.success, response.message = True, stop_message(self.checkpoint)
         return response
 
     def _start_episode(self) -> None:
@@ -747,17 +757,19 @@ class PolicyNode(Node):
                 return
             time.sleep(min(delay, 0.002))
 
-    def _await_next_period(self, now: float) -> None:
+    def _await_next_period(self, now: float, episode: int) -> None:
         """Lock-step: tick again when the simulator's clock has passed this period (it stepped
-        on this tick's command), at once for a new episode (it may have been reset), or when
-        its clock has stood still for ``STILL_CLOCK_WAIT`` s of wall time: it waits for a
-        command, so this one was lost (a simulator that had not yet matched the command
-        topic), or it steps less than a period per command (warned), and the next tick is at
-        its time. A clock that moves, however slowly (a loaded machine), is waited for: a
-        second command for the same period would count as the next period's and put the
-        simulator a period ahead of the policy's observations.
+        on this tick's command), at once when the episode is no longer ``episode``, the one
+        the tick began in (the simulator may have been reset, and the tick then sent nothing:
+        waiting for the clock to move cost every episode begun during a tick
+        ``STILL_CLOCK_WAIT`` s), or when its clock has stood still for ``STILL_CLOCK_WAIT`` s
+        of wall time: it waits for a command, so this one was lost (a simulator that had not
+        yet matched the command topic), or it steps less than a period per command (warned),
+        and the next tick is at its time. A clock that moves, however slowly (a loaded
+        machine), is waited for: a second command for the same period would count as the
+        next period's and put the simulator a period ahead of the policy's observations.
         """
-        episode, end = self._episode_id, now + self.period - CLOCK_TOLERANCE
+        end = now + self.period - CLOCK_TOLERANCE
         clock, still_since = now, time.monotonic()
         while self._running and episode == self._episode_id:
             time.sleep(0.0005)
@@ -800,7 +812,7 @@ class PolicyNode(Node):
                 self.context.try_shutdown()
                 return
             if sim_time:  # a lock-step simulator waits for this tick's command
-                self._await_next_period(now)
+                self._await_next_period(now, self._tick_episode)
                 continue
             ticker.wait()
 
@@ -858,9 +870,9 @@ class PolicyNode(Node):
         return joint_action
 
     def _control_tick(self, now: float) -> None:
+        episode = self._tick_episode = self._episode_id
         if self.obs.joint_pos is None or self._stopped:
             return
-        episode = self._episode_id
         if self.sim_time:
             # Lock-step: the simulator has stepped to ``now`` and waits; act on its state of
             # ``now`` for every arm (in the per-arm layout each arm's joint states come in a
@@ -944,6 +956,16 @@ class PolicyNode(Node):
             self._pending[1].close()
         self._inference.join(timeout=5.0)
         self.destroy_node()
+
+
+def reset_message(checkpoint: str) -> str:
+    """What ``policy/reset`` answers: the checkpoint the new episode runs."""
+    return f"new episode with {checkpoint}"
+
+
+def stop_message(checkpoint: str) -> str:
+    """What ``policy/stop`` answers: the checkpoint the next episode runs."""
+    return f"episode stopped; the next runs {checkpoint}"
 
 
 def camera_settings(spec: dict) -> str:

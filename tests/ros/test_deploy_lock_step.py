@@ -126,3 +126,59 @@ def test_a_reset_while_the_simulator_steps_does_not_stall_it(ros_context, ros_en
                     assert client.call(Trigger, "policy/reset").success
         finally:
             client.close()
+
+
+def test_an_episode_begun_during_a_tick_starts_at_once(
+    ros_context, ros_env, tmp_path, monkeypatch
+) -> None:
+    """``episode_judge`` stops the policy, resets the simulator and resets the policy within a
+    few ms, often while a control tick waits for its action. That tick's command is dropped
+    (it is the old episode's), and the wait for the next period took the new episode for the
+    tick's: it waited for a clock that stands still until the new episode's first command,
+    for ``STILL_CLOCK_WAIT`` (2 s of wall time in about every second episode of ``robot-il
+    select sim``). Here the tick is held in its wait by stopping the inference process, and
+    once the simulator steps, the still-clock wait is made long enough to hang the test."""
+    import os
+    import signal
+
+    from rosgraph_msgs.msg import Clock
+    from std_srvs.srv import Trigger
+
+    from robot_il.ros import policy_node
+
+    env_home = np.append(HOME_JOINT_POS + [0.1, 0.1, -0.1, 0.1, 0.1, 0.1], 0.0)
+    checkpoint = constant_checkpoint(tmp_path / "steer", env_home)
+    sim_params = {"task": "reach", "lock_step": "true", "steps_per_command": 25}
+    log = tmp_path / "sim_robot.log"
+    with node_process("sim_robot", sim_params, ros_env, log) as sim:
+        client = Client(ros_context)
+        clock = client.record(Clock, "/clock", depth=100)
+        wait_for(lambda: clock, 60, "the simulator's clock", (sim,), (log,))
+        node = lock_step_policy_node(ros_context, checkpoint, lock_step_timeout=600.0)
+
+        def without_action() -> bool:
+            """The simulator has stepped past the timeline: it waits for a command."""
+            timeline = node._timeline
+            return timeline is not None and timeline.end <= node._now() + 1e-9
+
+        try:
+            with spinning(node, ros_context):
+                for episode in range(3):
+                    started = node._now()
+                    wait_for(lambda t=started: node._now() >= t + 0.2, 10, f"episode {episode} "
+                             "stepping", (sim,), (log,))  # fmt: skip
+                    # the simulator gets every command now: a clock standing still is a hang
+                    monkeypatch.setattr(policy_node, "STILL_CLOCK_WAIT", 600.0)
+                    os.kill(node.worker.pid, signal.SIGSTOP)  # the next tick waits for it
+                    try:
+                        wait_for(without_action, 10, "a step without its action")
+                        time.sleep(0.1)  # the step's tick waits for its action
+                        for service in ("policy/stop", "sim/reset", "policy/reset"):
+                            assert client.call(Trigger, service).success
+                    finally:
+                        os.kill(node.worker.pid, signal.SIGCONT)
+                    held = node._now()
+                    wait_for(lambda t=held: node._now() >= t + 0.2, 20, f"episode {episode + 1} "
+                             "stepping", (sim,), (log,))  # fmt: skip
+        finally:
+            client.close()

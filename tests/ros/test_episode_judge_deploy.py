@@ -1,6 +1,8 @@
-"""How ``episode_judge`` learns that the policy node runs the candidate it asked for: each
-``policy/reset`` it sends to ask starts (and logs) a policy episode, so while a candidate
-loads it asks ever less often (85 "new episode with" lines for 4 selection episodes before)."""
+"""How ``episode_judge`` deploys a candidate: it asks the policy node by ``policy/stop`` which
+checkpoint the next episode runs, so while the candidate loads no policy episode runs (asked
+by ``policy/reset``, each ask ran the old checkpoint on, and a lock-step simulation with it:
+hundreds of steps a load, on the cores the load needs), and it finds the candidate at the
+first ask after the load."""
 
 from __future__ import annotations
 
@@ -11,43 +13,55 @@ from deploy_helpers import Client, spinning, wait_for
 
 pytestmark = pytest.mark.ros
 
-LOAD_S = 2.0
+LOAD_S = 1.0
 """How long the stand-in policy node takes to load the candidate, s."""
 
 
-def test_the_judge_asks_which_checkpoint_runs_ever_less_often(ros_context) -> None:
+def test_the_judge_waits_for_a_candidate_with_the_policy_stopped(ros_context) -> None:
     from rclpy.node import Node
     from std_srvs.srv import Trigger
 
     from robot_il.ros.episode_judge import EpisodeJudge
+    from robot_il.ros.policy_node import reset_message, stop_message
 
-    class PolicyResets(Node):
-        """``policy/reset`` as the policy node answers it, the candidate in force after
-        ``LOAD_S`` from the first ask."""
+    class PolicyServices(Node):
+        """``policy/stop`` and ``policy/reset`` as the policy node answers them, the
+        candidate in force ``LOAD_S`` after the first ask."""
 
         def __init__(self) -> None:
             super().__init__("policy", context=ros_context)
-            self.asks: list[float] = []
+            self.asks: list[tuple[str, str]] = []
+            """(service, checkpoint in force) per call."""
+            self.first: float | None = None
+            self.create_service(Trigger, "policy/stop", self.on_stop)
             self.create_service(Trigger, "policy/reset", self.on_reset)
 
+        def in_force(self) -> str:
+            self.first = self.first or time.monotonic()
+            return "candidate" if time.monotonic() - self.first >= LOAD_S else "previous"
+
+        def on_stop(self, request, response):
+            checkpoint = self.in_force()
+            self.asks.append(("stop", checkpoint))
+            response.success, response.message = True, stop_message(checkpoint)
+            return response
+
         def on_reset(self, request, response):
-            self.asks.append(time.monotonic())
-            loaded = self.asks[-1] - self.asks[0] >= LOAD_S
-            response.success = True
-            response.message = f"new episode with {'candidate' if loaded else 'previous'}"
+            checkpoint = self.in_force()
+            self.asks.append(("reset", checkpoint))
+            response.success, response.message = True, reset_message(checkpoint)
             return response
 
         def shutdown(self) -> None:
             self.destroy_node()
 
     with (
-        spinning(PolicyResets(), ros_context) as policy,
+        spinning(PolicyServices(), ros_context) as policy,
         spinning(EpisodeJudge(context=ros_context), ros_context) as judge,
     ):
         assert judge._deploy("candidate")
-    waited = policy.asks[-1] - policy.asks[0]
-    assert LOAD_S <= waited < LOAD_S + 1.5  # found soon after the load
-    assert len(policy.asks) <= 8, len(policy.asks)  # every 0.1 s: 21 asks
+    assert {service for service, _ in policy.asks} == {"stop"}  # no episode ran meanwhile
+    assert [checkpoint for _, checkpoint in policy.asks].count("candidate") == 1
 
 
 def test_the_judge_holds_its_rating_until_the_selector_subscribes(ros_context) -> None:
@@ -63,6 +77,7 @@ def test_the_judge_holds_its_rating_until_the_selector_subscribes(ros_context) -
     from std_srvs.srv import Trigger
 
     from robot_il.ros.episode_judge import EpisodeJudge
+    from robot_il.ros.policy_node import reset_message, stop_message
     from robot_il.ros.selector_node import LATCHED
     from robot_il.select.topics import RATING_TOPIC, STATISTICS_TOPIC
 
@@ -73,15 +88,17 @@ def test_the_judge_holds_its_rating_until_the_selector_subscribes(ros_context) -
         def __init__(self) -> None:
             super().__init__("cell", context=ros_context)
             self.resets: list[float] = []
-            for name in ("policy/reset", "policy/stop", "sim/reset"):
-                self.create_service(Trigger, name, self.on_call)
+            answers = {"policy/reset": reset_message("candidate"),
+                       "policy/stop": stop_message("candidate"), "sim/reset": ""}  # fmt: skip
+            for name, answer in answers.items():
+                self.create_service(Trigger, name, lambda _, r, a=answer: self.on_call(r, a))
             statistics = self.create_publisher(String, STATISTICS_TOPIC, LATCHED)
             pending = {"pending": {"episode": 0, "candidate": "candidate"}}
             statistics.publish(String(data=json.dumps(pending)))
 
-        def on_call(self, request, response):
+        def on_call(self, response, answer: str):
             self.resets.append(time.monotonic())
-            response.success, response.message = True, "new episode with candidate"
+            response.success, response.message = True, answer
             return response
 
         def shutdown(self) -> None:
@@ -92,7 +109,7 @@ def test_the_judge_holds_its_rating_until_the_selector_subscribes(ros_context) -
     client = Client(ros_context)
     try:
         with spinning(Cell(), ros_context) as cell, spinning(judge, ros_context):
-            wait_for(lambda: len(cell.resets) >= 4, 10, "the episode's start")  # deploy, stop,
+            wait_for(lambda: len(cell.resets) >= 3, 10, "the episode's start")  # deploy (stop),
             time.sleep(0.2 + 0.5)  # sim reset, policy reset; then the episode's time passes
             ratings = client.record(String, RATING_TOPIC)
             wait_for(lambda: ratings, 5, "the rating of episode 0")
@@ -112,6 +129,7 @@ def test_a_candidate_that_never_loads_is_stopped_naming_its_episode(ros_context)
     from std_srvs.srv import Trigger
 
     from robot_il.ros.episode_judge import EpisodeJudge
+    from robot_il.ros.policy_node import stop_message
     from robot_il.ros.selector_node import LATCHED
     from robot_il.select.topics import INTERVENE_TOPIC, STATISTICS_TOPIC, read_intervention
 
@@ -121,13 +139,13 @@ def test_a_candidate_that_never_loads_is_stopped_naming_its_episode(ros_context)
 
         def __init__(self) -> None:
             super().__init__("cell", context=ros_context)
-            self.create_service(Trigger, "policy/reset", self.on_reset)
+            self.create_service(Trigger, "policy/stop", self.on_stop)
             statistics = self.create_publisher(String, STATISTICS_TOPIC, LATCHED)
             pending = {"pending": {"episode": 3, "candidate": "candidate"}}
             statistics.publish(String(data=json.dumps(pending)))
 
-        def on_reset(self, request, response):
-            response.success, response.message = True, "new episode with previous"
+        def on_stop(self, request, response):
+            response.success, response.message = True, stop_message("previous")
             return response
 
         def shutdown(self) -> None:

@@ -288,3 +288,33 @@ def test_a_switch_to_another_control_rate_is_refused(ros_context, tmp_path, capf
             assert node.policy_hz == 20.0
         finally:
             client.close()
+
+
+def test_a_stop_hands_over_to_a_checkpoint_loaded_during_the_episode(ros_context, tmp_path) -> None:
+    """``policy/stop`` answers which checkpoint the next episode runs, and one loaded by
+    ``policy/switch`` while the episode ran takes over at the stop: ``episode_judge`` asks by
+    stopping while a candidate loads (asked by ``policy/reset``, the old checkpoint ran on
+    meanwhile, and a lock-step simulation with it)."""
+    from std_msgs.msg import String
+    from std_srvs.srv import Trigger
+
+    from robot_il.ros.policy_node import stop_message
+
+    other = constant_checkpoint(tmp_path / "other", np.append(HOME_JOINT_POS, 0.0))
+    with policy_node(ros_context, tmp_path) as node:
+        client = Client(ros_context)
+        driver = Driver(client)
+        try:
+            wait_for(lambda: node._timeline is not None, 60, "the first episode's actions")
+            running = node.checkpoint
+            assert client.call(Trigger, "policy/stop").message == stop_message(running)
+            assert client.call(Trigger, "policy/reset").success
+            wait_for(lambda: node._episode_running, 10, "the next episode's actions")
+            client.publisher(String, "policy/switch").publish(String(data=str(other)))
+            wait_for(lambda: node._pending is not None, 60, "the switch's load")
+            assert node.checkpoint == running  # the episode under way keeps its checkpoint
+            assert client.call(Trigger, "policy/stop").message == stop_message(str(other))
+            assert node.checkpoint == str(other) and node._pending is None
+        finally:
+            driver.close()
+            client.close()
