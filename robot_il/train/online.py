@@ -108,7 +108,9 @@ EPISODE_SEED_STRIDE = 1_000_000
 RESUME_FIXED = ("task", "backend", "seed", "max_episodes", "demo_subsample", "learning_starts")
 """Run settings a resumed run must keep (``env_steps``, ``buffer_size`` when it holds the
 saved transitions, evaluation, logging, saving and threads may change): the env, the episode
-seeds, the expert buffer and when updates start."""
+seeds, the expert buffer and when updates start. ``task`` and ``backend`` are kept as
+resolved (the dataset's unless given), so naming the ones a run took from its dataset
+changes nothing."""
 EVAL_FIELDS = ("eval_return", "eval_return_std", "eval_success", "eval_low", "eval_high")
 
 
@@ -242,9 +244,11 @@ def _train_online(
     dataset = Dataset.open(config.dataset)  # read by episode: cameras it never uses stay on disk
     obs_keys = sorted(observation_keys(tuple(config.policy.obs_keys), dataset))
     spec = spec_from_dataset(dataset, obs_keys, config.dataset)
-    task = config.task or spec["task"]
+    recorded_env = {"task": spec["task"], "backend": spec.get("backend") or "mujoco"}
+    task = config.task or recorded_env["task"]
     if not task:
         raise ConfigError(f"{config.dataset}: the dataset names no task; pass --task")
+    backend = config.backend or recorded_env["backend"]
     spec["task"] = task
     if config.max_episodes > dataset.num_episodes:
         raise ConfigError(
@@ -276,13 +280,13 @@ def _train_online(
     env = make_online_env(
         spec,
         task,
-        config.backend,
+        backend,
         config.dataset,
         max_episode_steps=demo_horizon,
         terminate_on_success=False,
     )
     eval_env = make_online_env(spec, config.eval.task or task, config.eval.backend or
-                               config.backend, config.dataset,
+                               backend, config.dataset,
                                max_episode_steps=config.eval.max_episode_steps)  # fmt: skip
     demos = config.max_episodes or dataset.num_episodes
     statistics = None
@@ -338,11 +342,15 @@ def _train_online(
         raise ConfigError(f"policy config: {error}") from None
     obs_dim = policy.encoder.output_dim
     buffer = ReplayBuffer(config.buffer_size or config.env_steps, obs_dim, policy.action_dim)
+    # the env the run plays, as resolved: a rerun naming the dataset's task resumes
     run_config = {field: getattr(config, field) for field in RESUME_FIXED}
+    run_config.update(task=task, backend=backend)
     settings = training_settings(config)
     progress = {"step": 0, "episode": 0, "last_save": 0, "wall_s": 0.0, "evaluations": []}
     if resumed:
-        progress = _load_state(state_dir, algorithm, buffer, rng, run_config, config.env_steps)
+        progress = _load_state(
+            state_dir, algorithm, buffer, rng, run_config, config.env_steps, recorded_env
+        )
     evaluations: list[dict[str, Any]] = progress["evaluations"]
     horizon = env.unwrapped.max_episode_steps  # of a training episode, in env steps
 
@@ -536,18 +544,26 @@ def _load_state(
     rng: np.random.Generator,
     run_config: dict[str, Any],
     env_steps: int,
+    recorded_env: dict[str, str],
 ) -> dict[str, Any]:
     """Restore what ``_save`` wrote (onto the learner's device; the family checked by
     ``_refuse_other_family``); returns its counters and evaluations, or, when the run's
     budget ended mid-episode at ``env_steps`` or beyond (``_save_budget_end``), those of that
-    end: nothing is left to do."""
+    end: nothing is left to do. A save's task or backend of None (saved before runs kept
+    the env they resolved) was the dataset's, ``recorded_env``."""
     device = algorithm.policy.device
     state = _read_state(state_dir, device)
+    saved_run = state.get("run_config")
+    if saved_run is not None:
+        saved_run = {
+            **saved_run,
+            **{k: v for k, v in recorded_env.items() if saved_run.get(k) is None},
+        }
     policy_config = algorithm.policy.config
     refuse_changed_settings(state_dir, "policy config", state.get("policy_config"),
                             dataclasses.asdict(policy_config),
                             field_defaults(type(policy_config)))  # fmt: skip
-    refuse_changed_settings(state_dir, "run config", state.get("run_config"), run_config,
+    refuse_changed_settings(state_dir, "run config", saved_run, run_config,
                             field_defaults(OnlineTrainConfig))  # fmt: skip
     refuse_changed_data(state_dir, state.get("training_data"), algorithm.policy.training_data)
     try:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from cli_errors import one_line_error
 
 from robot_il.cli import main
@@ -126,3 +127,24 @@ def test_the_launch_file_leaves_the_config_files_settings_in_place(tmp_path: Pat
     defaults = settings(config="")
     assert (defaults.env_steps, defaults.max_episodes, defaults.eval.every) == (100_000, 0, 10_000)
     assert not defaults.progress
+
+
+def test_a_rerun_naming_the_task_and_backend_it_ran_on_resumes(
+    push: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: a run started on the dataset's task and backend, rerun with ``--task push``
+    (or ``--backend mujoco``), was refused: "task None -> 'push'"; it is the same env. A save
+    from before runs kept their env (None: the dataset's) resumes so too; another task is
+    still refused, naming both."""
+    out = tmp_path / "run"
+    argv = ["train", "opt-ail", "--dataset", str(push), "--out", str(out), *FAST]
+    named = ["--learning-starts", "0", "--task", "push", "--backend", "mujoco"]
+    assert main([*argv, "--env-steps", "5", "--learning-starts", "0"]) == 0
+    assert main([*argv, "--env-steps", "10", *named]) == 0
+    path = out / "train_state" / "state.pt"
+    state = torch.load(path, weights_only=False)
+    state["run_config"].update(task=None, backend=None)
+    torch.save(state, path)
+    assert main([*argv, "--env-steps", "15", *named]) == 0
+    err = one_line_error([*argv, "--env-steps", "20", *named, "--task", "pick_place"], capsys)
+    assert "run config changed since this run: task 'push' -> 'pick_place'" in err
