@@ -183,12 +183,14 @@ def make_online_env(
     one for a UR5e task, or the reverse) or the dataset's observation or action sizes do not
     fit it. ``max_episode_steps`` (None: the task's time limit) and ``terminate_on_success``
     apply to UR5e tasks only."""
-    from robot_il.envs import DMC_TASKS, TASKS, make_env
+    from robot_il.envs import DMC_BACKENDS, DMC_TASKS, TASKS, make_env
+    from robot_il.envs.backends import BACKENDS
 
+    backend = backend or spec.get("backend") or "mujoco"
     try:
         env = make_env(
             task,
-            backend or spec.get("backend") or "mujoco",
+            backend,
             control_hz=spec["control_hz"],
             action_mode=spec.get("action_mode") or "joint",
             max_episode_steps=max_episode_steps,
@@ -196,8 +198,8 @@ def make_online_env(
             frame=spec.get("frame"),
         )
     except ConfigError as error:
-        if task not in (*TASKS, *DMC_TASKS):  # the task named is wrong, not the dataset
-            raise
+        if task not in (*TASKS, *DMC_TASKS) or backend not in (*BACKENDS, *DMC_BACKENDS):
+            raise  # the task or backend named is wrong (a typo), not the dataset
         raise DatasetError(f"{where}: does not fit env {task}: {error}") from None
     offered = spec_from_env(env)
     problems = spec_mismatches({**spec, "robot": None}, offered)

@@ -148,3 +148,23 @@ def test_a_rerun_naming_the_task_and_backend_it_ran_on_resumes(
     assert main([*argv, "--env-steps", "15", *named]) == 0
     err = one_line_error([*argv, "--env-steps", "20", *named, "--task", "pick_place"], capsys)
     assert "run config changed since this run: task 'push' -> 'pick_place'" in err
+
+
+@pytest.mark.parametrize(
+    ("flag", "error"),
+    [
+        ("--backend", "unknown backend 'pybulet'; backends: mujoco, pybullet"),
+        ("--eval.backend", "unknown backend 'pybulet'; backends: mujoco, pybullet"),
+        ("--task", "unknown task 'pybulet'; tasks: reach, push,"),
+    ],
+)
+def test_a_typo_in_the_task_or_backend_is_named_without_blaming_the_dataset(
+    push: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, error: str
+) -> None:
+    """Before: ``--backend pybulet`` said "push.zarr: does not fit env push: unknown backend
+    'pybulet'", as if the recording were at fault."""
+    out = tmp_path / "run"
+    argv = ["train", "opt-ail", "--dataset", str(push), "--out", str(out), *FAST]
+    err = one_line_error([*argv, flag, "pybulet"], capsys)
+    assert err.startswith(f"robot-il: error: {error}")
+    assert not out.exists()
