@@ -86,8 +86,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"checkpoint: {online.checkpoint}")
         if online.evaluations:
             last = online.evaluations[-1]
-            print(f"env step {last['step']}: return {last['eval_return']:.1f}, success "
-                  f"{last['eval_success']:.0%} in {online.wall_s:.0f} s")  # fmt: skip
+            success = f", success {last['eval_success']:.0%}" if online.success_test else ""
+            print(f"env step {last['step']}: return {last['eval_return']:.1f}{success} in "
+                  f"{online.wall_s:.0f} s")  # fmt: skip
         return 0
     result = train(config)
     if int(os.environ.get("RANK", "0")) == 0:

@@ -147,12 +147,15 @@ def demonstrated_action_bounds(
 
 @dataclasses.dataclass
 class OnlineResult:
-    """What a finished run leaves: its checkpoint and every evaluation (one dict each)."""
+    """What a finished run leaves: its checkpoint and every evaluation (one dict each).
+    ``success_test``: whether the evaluation task has one (DeepMind Control's have none:
+    their ``eval_success`` is 0, to be left unread)."""
 
     checkpoint: Path
     env_steps: int
     evaluations: list[dict[str, Any]]
     wall_s: float
+    success_test: bool
 
 
 @contextlib.contextmanager
@@ -234,6 +237,7 @@ def _train_online(
     config: OnlineTrainConfig, on_evaluation: Callable[[dict[str, Any]], None] | None
 ) -> OnlineResult:
     from robot_il.dataset import Dataset, Normalizer
+    from robot_il.envs import DMC_TASKS
     from robot_il.policies.opt_ail.policy import RewardNetConfig, online_normalizer, td_bound
 
     code_provenance()  # the code this run loaded, whatever is committed before its saves
@@ -290,6 +294,7 @@ def _train_online(
     eval_env = make_online_env(spec, config.eval.task or task, config.eval.backend or
                                backend, config.dataset,
                                max_episode_steps=config.eval.max_episode_steps)  # fmt: skip
+    success_test = (config.eval.task or task) not in DMC_TASKS
     demos = config.max_episodes or dataset.num_episodes
     statistics = None
     if policy_config.normalize_observations:  # the imitated demonstrations', then frozen
@@ -377,7 +382,8 @@ def _train_online(
         evaluations.append(evaluation)
         if on_evaluation is not None:
             on_evaluation(evaluation)
-        tqdm.write(f"env step {done}: return {evaluation['eval_return']:.1f}, {result.line()}")
+        outcome = f", {result.line()}" if success_test else f" over {result.episodes} episodes"
+        tqdm.write(f"env step {done}: return {evaluation['eval_return']:.1f}{outcome}")
         return {k: evaluation[k] for k in EVAL_FIELDS}
 
     if not resumed and policy_config.bc_pretrain_steps > 0:
@@ -439,7 +445,7 @@ def _train_online(
     wall_s = wall_before + time.perf_counter() - started
     summary = {"env_steps": config.env_steps, "wall_s": wall_s, "evaluations": evaluations}
     (out / SUMMARY_JSON).write_text(json.dumps(summary, indent=2) + "\n")
-    return OnlineResult(out / DEPLOY_SUBDIR, config.env_steps, evaluations, wall_s)
+    return OnlineResult(out / DEPLOY_SUBDIR, config.env_steps, evaluations, wall_s, success_test)
 
 
 def learner_device(name: str, precision: str) -> torch.device:

@@ -5,6 +5,7 @@ overrode the config file."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -168,3 +169,19 @@ def test_a_typo_in_the_task_or_backend_is_named_without_blaming_the_dataset(
     err = one_line_error([*argv, flag, "pybulet"], capsys)
     assert err.startswith(f"robot-il: error: {error}")
     assert not out.exists()
+
+
+def test_a_task_without_a_success_test_reports_its_return_alone(
+    cartpole: Path, push: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: every evaluation of a DeepMind Control task printed "success 0/1 = 0% (95% CI
+    0%-79%)" and the run ended on "success 0%", a test the suite does not have."""
+    fast = [*FAST[:1], "--policy.hidden-dims", "16", "--eval.episodes", "1"]
+    budget = ["--env-steps", "3", "--learning-starts", "0"]
+    for dataset, success in ((cartpole, False), (push, True)):
+        out = tmp_path / dataset.stem
+        argv = ["train", "dac", "--dataset", str(dataset), "--out", str(out), *fast, *budget]
+        assert main([*argv, "--eval.max-episode-steps", "3"]) == 0
+        printed = capsys.readouterr()
+        assert bool(re.search(r"success \d", printed.out + printed.err)) == success, printed
+        assert "env step 3: return" in printed.out
