@@ -556,9 +556,10 @@ def _load_state(
 ) -> dict[str, Any]:
     """Restore what ``_save`` wrote (onto the learner's device; the family checked by
     ``_refuse_other_family``); returns its counters and evaluations, or, when the run's
-    budget ended mid-episode at ``env_steps`` or beyond (``_save_budget_end``), those of that
-    end: nothing is left to do. A save's task or backend of None (saved before runs kept
-    the env they resolved) was the dataset's, ``recorded_env``."""
+    budget ended mid-episode at ``env_steps`` (``_save_budget_end``), those of that end:
+    nothing is left to do. ``ConfigError`` if the run went past ``env_steps``. A save's task
+    or backend of None (saved before runs kept the env they resolved) was the dataset's,
+    ``recorded_env``."""
     device = algorithm.policy.device
     state = _read_state(state_dir, device)
     saved_run = state.get("run_config")
@@ -574,6 +575,13 @@ def _load_state(
     refuse_changed_settings(state_dir, "run config", saved_run, run_config,
                             field_defaults(OnlineTrainConfig))  # fmt: skip
     refuse_changed_data(state_dir, state.get("training_data"), algorithm.policy.training_data)
+    finished = state_dir / FINISHED_FILE
+    end = json.loads(finished.read_text()) if finished.exists() else None
+    done = end["step"] if end is not None else state["step"]
+    if done > env_steps:  # the loop would do nothing and summarize the run as env_steps long
+        raise ConfigError(f"{state_dir.parent}: this run has made {done} env steps, more than "
+                          f"--env-steps {env_steps}; earlier checkpoints are in its "
+                          "checkpoints/")  # fmt: skip
     try:
         algorithm.load_state_dict(state["algorithm"])
     except (RuntimeError, ValueError, KeyError) as error:
@@ -581,10 +589,7 @@ def _load_state(
         raise CheckpointError(f"{state_dir}: config changed since this run: {first}") from None
     buffer.load(state_dir / REPLAY_FILE)
     restore_rng_states(state, rng, device)
-    finished = state_dir / FINISHED_FILE
-    if finished.exists():
-        end = json.loads(finished.read_text())
-        if end["step"] >= env_steps:
-            return end
+    if end is not None and end["step"] == env_steps:
+        return end
     keys = ("step", "episode", "last_save", "wall_s", "evaluations")
     return {k: state[k] for k in keys}

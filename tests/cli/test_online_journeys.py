@@ -185,3 +185,19 @@ def test_a_task_without_a_success_test_reports_its_return_alone(
         printed = capsys.readouterr()
         assert bool(re.search(r"success \d", printed.out + printed.err)) == success, printed
         assert "env step 3: return" in printed.out
+
+
+def test_a_rerun_with_a_budget_below_the_steps_made_is_refused(
+    push: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: a run of 6 env steps rerun with ``--env-steps 3`` did nothing and rewrote
+    ``summary.json`` as a 3-step run (or, at ``--buffer-size 0``, blamed the replay buffer's
+    capacity)."""
+    out = tmp_path / "run"
+    argv = ["train", "opt-ail", "--dataset", str(push), "--out", str(out), *FAST]
+    assert main([*argv, "--env-steps", "6", "--learning-starts", "0"]) == 0
+    summary = (out / "summary.json").read_text()
+    rerun = [*argv, "--env-steps", "3", "--learning-starts", "0", "--buffer-size", "10"]
+    err = one_line_error(rerun, capsys)
+    assert f"{out}: this run has made 6 env steps, more than --env-steps 3" in err
+    assert (out / "summary.json").read_text() == summary
