@@ -476,6 +476,25 @@ class OPTAILConfig(RewardNetConfig):
             raise ValueError("critic_warmup_updates and critic_updates_per_step apply to "
                              "model-free OPT-AIL only (model-based: updates_per_step)")  # fmt: skip
 
+    def ignored_settings(self) -> list[str]:
+        """The settings away from their defaults that this variant never reads: the other
+        variant's (``OPTIMISM_SETTINGS`` for the model-based one, ``MODEL_SETTINGS`` for the
+        model-free one), which a run should refuse rather than train as if unset. Loading a
+        checkpoint does not ask."""
+        other = OPTIMISM_SETTINGS if self.model_based else MODEL_SETTINGS
+        defaults = type(self)()
+        return [name for name in other if getattr(self, name) != getattr(defaults, name)]
+
+
+OPTIMISM_SETTINGS = ("eta", "optimism_actions", "optimism_update", "detach_policy_actions",
+                     "optimism_states")  # fmt: skip
+"""Model-free OPT-AIL's optimism term; the model-based variant takes none."""
+MODEL_SETTINGS = ("ensemble_size", "elites", "model_hidden_dims", "model_lr", "model_batch_size",
+                  "model_holdout", "model_every", "model_max_steps", "rollout_every",
+                  "rollout_states", "model_buffer_rollouts", "real_ratio",
+                  "updates_per_step")  # fmt: skip
+"""The model-based variant's dynamics ensemble, rollouts and update schedule."""
+
 
 def mlp(inputs: int, hidden: tuple[int, ...], outputs: int) -> nn.Sequential:
     """ReLU MLP ``inputs -> hidden... -> outputs``."""

@@ -238,7 +238,12 @@ def _train_online(
 ) -> OnlineResult:
     from robot_il.dataset import Dataset, Normalizer
     from robot_il.envs import DMC_TASKS
-    from robot_il.policies.opt_ail.policy import RewardNetConfig, online_normalizer, td_bound
+    from robot_il.policies.opt_ail.policy import (
+        OPTAILConfig,
+        RewardNetConfig,
+        online_normalizer,
+        td_bound,
+    )
 
     code_provenance()  # the code this run loaded, whatever is committed before its saves
     policy_type = policy_type_of(config)
@@ -269,6 +274,11 @@ def _train_online(
         policy_config.validate()
     except ValueError as error:
         raise ConfigError(f"policy config: {error}") from None
+    ignored = policy_config.ignored_settings() if isinstance(policy_config, OPTAILConfig) else []
+    if ignored:  # a flag that would change nothing
+        variant = "model-free" if policy_config.model_based else "model-based (--model-based)"
+        raise ConfigError(f"policy config: {', '.join(ignored)}: {variant} OPT-AIL's, which "
+                          "this run is not")  # fmt: skip
     precision = getattr(policy_config, "matmul_precision", "fp32")  # the soft actor-critics'
     if precision == "bf16" and not bf16_products_supported():
         raise ConfigError("policy.matmul_precision bf16: this CPU computes no bfloat16 products "

@@ -201,3 +201,24 @@ def test_a_rerun_with_a_budget_below_the_steps_made_is_refused(
     err = one_line_error(rerun, capsys)
     assert f"{out}: this run has made 6 env steps, more than --env-steps 3" in err
     assert (out / "summary.json").read_text() == summary
+
+
+@pytest.mark.parametrize(
+    ("settings", "error"),
+    [
+        (["--model-based", "--policy.eta", "0.5", "--policy.optimism-states", "8"],
+         "eta, optimism_states: model-free OPT-AIL's, which this run is not"),
+        (["--policy.updates-per-step", "1"],
+         "updates_per_step: model-based (--model-based) OPT-AIL's, which this run is not"),
+    ],
+)  # fmt: skip
+def test_a_setting_the_other_opt_ail_variant_reads_is_refused(
+    push: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], settings: list, error: str
+) -> None:
+    """Before: ``--model-based --policy.eta 0.5`` trained with no optimism term, and
+    ``--policy.updates-per-step 1`` without ``--model-based`` one update per env step as
+    before: each flag changed nothing, without a word."""
+    out = tmp_path / "run"
+    argv = ["train", "opt-ail", "--dataset", str(push), "--out", str(out), *FAST, *settings]
+    assert f"policy config: {error}" in one_line_error([*argv, "--env-steps", "1"], capsys)
+    assert not out.exists()
