@@ -347,8 +347,9 @@ def _seen(cell: dict) -> str:
     marker (`` (front + target_pos, ...)`` with a goal key; ``, aux loss 1`` with the
     auxiliary state loss; ``, crop 40x56`` with a fixed crop; ``, resnet encoder`` with
     another encoder than the recipes' conv one; ``, executes 1`` evaluated
-    executing 1 action per chunk, a state cell too: `` (executes 1)``), nothing for a state
-    cell evaluated as trained."""
+    executing 1 action per chunk, a state cell too: `` (executes 1)``; ``, trained on cuda``
+    trained on another device than the CPU), nothing for a state cell evaluated as trained
+    on the CPU."""
     seen = " + ".join(["+".join(cell["cameras"]), *cell.get("goal_keys", [])])
     marker = 100 * cell.get("target_marker_m", 0.015)
     weight = _aux_weight(cell["settings"])
@@ -361,6 +362,8 @@ def _seen(cell: dict) -> str:
     aux += f", {encoder} encoder" if encoder not in ("", IMAGE_ENCODER) else ""
     details = [f"{seen}, {marker:g} cm target{aux}"] if cell["cameras"] else []
     details += [f"executes {cell['action_steps']}"] if "action_steps" in cell else []
+    device = "".join(_setting(cell["settings"], "--device", 1))
+    details += [f"trained on {device}"] if device not in ("", "cpu") else []
     return f" ({', '.join(details)})" if details else ""
 
 
@@ -515,6 +518,17 @@ def bench_speed(work: Path, steps: int, devices: list[str], threads: int) -> Non
               f"on {devices[0]}")  # fmt: skip
 
 
+def plotted_cells(cells: list[dict]) -> list[dict]:
+    """The cells :func:`plot` draws: the 50-episode ones (no screening rows), each recipe's
+    latest run only (rows are appended as they finish: a rerun replaces the run before it,
+    where both drew a point at the same demonstrations)."""
+    latest = {}
+    for cell in cells:
+        if cell["episodes"] == EPISODES:
+            latest[repr(_key(cell))] = cell
+    return list(latest.values())
+
+
 def plot(results: Path) -> None:
     """Success against demonstrations of the cells of ``results``, one panel per task, a line
     per (policy, observation, backend, steps), with 95% Wilson intervals, into the PNG beside
@@ -524,7 +538,7 @@ def plot(results: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cells = [c for c in load_cells(results) if c["episodes"] == EPISODES]  # screening rows out
+    cells = plotted_cells(load_cells(results))
     if not cells:
         print(f"nothing to plot: {results} holds no cell yet")
         return
@@ -533,6 +547,7 @@ def plot(results: Path) -> None:
     for axis, task in zip(axes[:, 0], tasks, strict=True):
         lines = sorted({(c["policy"], c["observation"], _seen(c), c["backend"], c["steps"])
                         for c in cells if c["task"] == task})  # fmt: skip
+        axis.set_prop_cycle(color=plt.cm.tab20.colors)  # up to 20 lines, each its own colour
         for policy_type, observation, seen, backend, steps in lines:
             row = sorted((c for c in cells if (c["task"], c["policy"], c["observation"], _seen(c),
                           c["backend"], c["steps"]) == (task, policy_type, observation, seen,

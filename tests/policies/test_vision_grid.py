@@ -62,6 +62,19 @@ def test_a_state_cell_evaluated_with_action_steps_has_its_own_plot_line(
     assert vision._seen(image | {"action_steps": 1}) == " (front, 2 cm target, executes 1)"
 
 
+def test_the_plot_draws_a_recipes_latest_run_and_a_gpu_training_apart(
+    vision: ModuleType,
+) -> None:
+    """A rerun of a recipe (appended after it) replaces the earlier run in the plot, where both
+    drew a point at the same demonstrations on one line; a cell trained on a GPU is its own
+    line; a screening row of fewer episodes is not drawn."""
+    first, rerun = _cell(successes=[1] * 50), _cell(successes=[1, 0] * 25)
+    cuda = _cell(settings=["--device", "cuda"], successes=[0] * 50)
+    screening = _cell(episodes=10, successes=[1] * 10)
+    assert vision.plotted_cells([first, cuda, rerun, screening]) == [rerun, cuda]
+    assert vision._seen(cuda) == " (trained on cuda)"
+
+
 def test_the_plot_is_written_beside_its_results(vision: ModuleType, tmp_path: Path) -> None:
     """Before: ``plot`` reused its ``results`` path's name for a line's evaluations and failed
     with an AttributeError after drawing."""
