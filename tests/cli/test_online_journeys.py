@@ -1,7 +1,8 @@
 """User journeys of ``robot-il train opt-ail|iq-learn|dac`` and ``train_opt_ail.launch.yaml``
 found wanting in review: NaN settings, a dataset of another robot's task, an ``--out`` holding
-another family's run, a budget that ends before learning starts, and launch arguments that
-overrode the config file."""
+another family's run, a budget that ends before learning starts, launch arguments that
+overrode the config file, a rerun naming the dataset's own task, a typo'd backend, a DMC
+task's success, a rerun with a smaller budget, and the other OPT-AIL variant's settings."""
 
 from __future__ import annotations
 
