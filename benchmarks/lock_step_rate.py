@@ -5,9 +5,13 @@ Why: ``robot-il select sim``, ``robot-il eval --ros`` and the demo run ``sim_rob
 lock-step, one DDS round trip per step, and every round trip wakes a sleeping thread twice.
 On a virtual machine whose idle virtual CPUs halt (this one: Firecracker, ``cpuidle``
 haltpoll with ``guest_halt_poll_ns=0``), each wake-up can take tens to hundreds of ms, so the
-exchange runs far slower on an idle machine than on a busy one. The two conditions are
-alternated in one process (``--rounds``), the busy one beside a child process that spins on
-one core; the ratio busy / idle is what the machine's wake-up latency costs.
+exchange runs far slower on an idle machine than on a busy one. Three conditions are
+alternated in one process (``--rounds``): idle; idle with the CPUs kept awake (a PM QoS
+wake-up latency of 0 held, what ``sim_robot`` itself asks for in lock-step by default:
+``robot_il.ros.node_main.keep_cpus_awake``; here ``sim_robot`` runs with
+``keep_cpus_awake:=false`` and the benchmark holds it); and beside a child process that
+spins on one core. The ratios to idle are what the machine's wake-up latency costs and how
+much of it the request wins back.
 
 The client is the bare protocol (no policy, no safety layer): on each joint state it
 publishes the measured joints as the next command. ``sim_robot`` runs MuJoCo ``reach`` with
@@ -37,6 +41,7 @@ import numpy as np
 RESULTS = Path(__file__).parent / "results" / "lock_step_rate.jsonl"
 STEPS_PER_COMMAND = 25
 COMMANDS = "forward_position_controller/commands"
+CONDITIONS = ("idle", "kept awake", "busy core")
 
 
 def _spin_forever() -> None:
@@ -117,6 +122,7 @@ def main() -> int:
     code_provenance()  # the code this process loaded, for its rows
 
     from robot_il.ros.dds import apply_loopback_env, hold_domain, loopback_env
+    from robot_il.ros.node_main import keep_cpus_awake
     from robot_il.ros.ros_eval import stop_process
 
     # the lock, held while the run lasts, keeps other robot_il processes off its domain
@@ -127,7 +133,7 @@ def main() -> int:
     sim = subprocess.Popen(
         [str(Path(sys.executable).parent / "sim_robot"), "--ros-args", "-p", "task:=reach"]
         + ["-p", "lock_step:=true", "-p", f"steps_per_command:={STEPS_PER_COMMAND}"]
-        + ["-p", f"publish_every:={STEPS_PER_COMMAND}"],
+        + ["-p", f"publish_every:={STEPS_PER_COMMAND}", "-p", "keep_cpus_awake:=false"],
         env={**os.environ, **loopback_env(args.domain)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -144,20 +150,26 @@ def main() -> int:
             raise SystemExit("sim_robot sent no joint state within 60 s")
         responder.spin(2.0)  # warm-up
         for round_index in range(args.rounds):
-            for condition in ("idle", "busy core"):
-                spinner = None
+            for condition in CONDITIONS:
+                spinner = wake_request = None
                 if condition == "busy core":
                     spinner = multiprocessing.Process(target=_spin_forever, daemon=True)
                     spinner.start()
+                if condition == "kept awake":
+                    wake_request = keep_cpus_awake(responder.node)
+                    if wake_request is None:
+                        continue  # not permitted here (warned): no row
                 load = os.getloadavg()[0]
                 row = responder.measure(args.seconds)
                 if spinner is not None:
                     spinner.terminate()
                     spinner.join()
+                if wake_request is not None:
+                    wake_request.close()
                 row |= {"condition": condition, "round": round_index, "load_avg": load}
                 rows.append(row)
                 print(
-                    f"round {round_index} {condition:9s}: {row['steps_per_s']:6.1f} steps/s, "
+                    f"round {round_index} {condition:10s}: {row['steps_per_s']:6.1f} steps/s, "
                     f"round trip p50 {row['round_trip_ms_p50']:.2f} ms p90 "
                     f"{row['round_trip_ms_p90']:.2f} ms, steal {row['steal_ms']:.0f} ms, "
                     f"load {load:.2f}",
@@ -168,9 +180,11 @@ def main() -> int:
         responder.node.destroy_node()
         rclpy.try_shutdown(context=context)
         stop_process(sim)  # SIGINT; killed if a loaded machine keeps it past the deadline
-    idle = np.mean([r["steps_per_s"] for r in rows if r["condition"] == "idle"])
-    busy = np.mean([r["steps_per_s"] for r in rows if r["condition"] == "busy core"])
-    print(f"busy / idle: {busy / idle:.1f}x ({os.cpu_count()} CPUs, {args.seconds:g} s rows)")
+    rates = {c: [r["steps_per_s"] for r in rows if r["condition"] == c] for c in CONDITIONS}
+    idle = np.mean(rates["idle"])
+    ratios = ", ".join(f"{c} / idle {np.mean(rates[c]) / idle:.1f}x" for c in CONDITIONS[1:]
+                       if rates[c])  # fmt: skip
+    print(f"{ratios} ({os.cpu_count()} CPUs, {args.seconds:g} s rows)")
     args.results.parent.mkdir(parents=True, exist_ok=True)
     with args.results.open("a") as out:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

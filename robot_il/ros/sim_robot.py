@@ -41,6 +41,9 @@ the one the policy was trained and evaluated on; a two-arm handover policy that 
 ``lock_step_timeout`` s of wall time (a client gone), it steps on and warns that lock-step
 broke. Time stays at 0 (the initial state announced every 0.1 s) until the first command
 arrives, and stands still after a reset (the new state announced) until the next command.
+While lock-step runs the node asks Linux to keep the CPUs awake (``keep_cpus_awake``,
+default true: :func:`robot_il.ros.node_main.keep_cpus_awake`; 8x the exchange rate on an
+idle virtual machine here).
 """
 
 from __future__ import annotations
@@ -65,7 +68,12 @@ from trajectory_msgs.msg import JointTrajectory
 from robot_il.envs.backends.base import PHYSICS_HZ
 from robot_il.errors import ConfigError
 from robot_il.ros.arm_layout import ArmLayout
-from robot_il.ros.node_main import declare_float, freeze_startup_objects, use_realtime_priority
+from robot_il.ros.node_main import (
+    declare_float,
+    freeze_startup_objects,
+    keep_cpus_awake,
+    use_realtime_priority,
+)
 from robot_il.ros.observation import DEFAULT_IMAGE_SIZE, declare_image_size
 from robot_il.ros.ur_topics import (
     OBJECT_POSE_TOPIC,
@@ -133,6 +141,7 @@ class SimRobot(Node):
         self.steps_per_command = int(self.declare_parameter("steps_per_command", 1).value)
         self.lock_step_timeout = declare_float(self, "lock_step_timeout", 30.0)
         self.realtime_priority = int(self.declare_parameter("realtime_priority", 0).value)
+        keep_awake = bool(self.declare_parameter("keep_cpus_awake", True).value)
         if self.publish_every < 1 or self.steps_per_command < 1:
             raise ConfigError("sim_robot: publish_every and steps_per_command must be >= 1")
         if not 0 < task_hz <= PHYSICS_HZ or not 0 < camera_hz <= PHYSICS_HZ:
@@ -231,6 +240,8 @@ class SimRobot(Node):
         self._running = True
         # Threads started from here on (physics, the executor's) inherit it.
         use_realtime_priority(self, self.realtime_priority)
+        self._wake_request = keep_cpus_awake(self) if self.lock_step and keep_awake else None
+        """Held while lock-step runs: every exchange with the client wakes a CPU."""
         self._thread = threading.Thread(target=self._physics_loop, name="physics", daemon=True)
         self._thread.start()
         self.get_logger().info(
@@ -501,6 +512,8 @@ class SimRobot(Node):
         self._thread.join(timeout=5.0)
         if not self._thread.is_alive():
             self.env.close()
+        if self._wake_request is not None:
+            self._wake_request.close()
         self.destroy_node()
 
 
