@@ -12,6 +12,7 @@ from typing import Any
 
 import zarr
 
+from robot_il.dataset.durability import is_zarr_store
 from robot_il.errors import DatasetError
 
 
@@ -47,10 +48,21 @@ def open_root(
     try:
         group = zarr.open_group(target, mode=mode, storage_options=storage_options)
     except FileNotFoundError as error:
-        raise DatasetError(f"{where}: not a dataset (no zarr group metadata)") from error
+        hint = _one_store_inside(path, where) if path is not None else ""
+        raise DatasetError(f"{where}: not a dataset (no zarr group metadata){hint}") from error
     except Exception as error:  # zarr raises several types for bad metadata
         raise DatasetError(f"{where}: unreadable zarr metadata: {one_line(error)}") from error
     return group
+
+
+def _one_store_inside(folder: Path, where: str) -> str:
+    """``"; did you mean <where>/<store>?"`` when the local ``folder`` holds exactly one zarr
+    store one level down (a dataset kept in a folder of its own, such as
+    ``data/dmc_walker_walk_expert/env.zarr``), else ``""``."""
+    stores = [child.name for child in folder.iterdir() if is_zarr_store(child)]
+    if len(stores) != 1:
+        return ""
+    return f"; did you mean {where.rstrip('/')}/{stores[0]}?"
 
 
 def bytes_on_disk(path: str | os.PathLike[str]) -> int:

@@ -62,6 +62,24 @@ def test_a_path_that_is_not_a_dataset(tmp_path: Path, kind: str) -> None:
     assert not validate(path).ok
 
 
+def test_the_folder_of_a_dataset_names_the_store_inside(demo: Path) -> None:
+    """Before: ``data/dmc_walker_walk_expert`` (the folder, not its ``env.zarr``) said "not a
+    dataset (no zarr group metadata)" alone. A folder of several stores names none."""
+    folder = demo.parent
+    (folder / "notes").mkdir()  # neither a store nor counted as one
+    hint = f"; did you mean {folder}/demo.zarr?"
+    with pytest.raises(DatasetError) as error:
+        Dataset.open(folder)
+    assert _one_line(error) == f"{folder}: not a dataset (no zarr group metadata){hint}"
+    with pytest.raises(DatasetError, match=re.escape(hint)):
+        DatasetWriter.open(f"{folder}/")
+    assert validate(folder).problems[0].endswith(hint)
+    shutil.copytree(demo, folder / "other.zarr")
+    with pytest.raises(DatasetError) as error:
+        Dataset.open(folder)
+    assert _one_line(error).endswith("(no zarr group metadata)")
+
+
 def test_corrupt_chunk_names_key_and_episode(demo: Path) -> None:
     chunk = demo / "data" / "rgb_front" / "c" / "6" / "0" / "0" / "0"  # step 6 = episode 1
     chunk.write_bytes(chunk.read_bytes()[:10])
