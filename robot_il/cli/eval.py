@@ -4,13 +4,15 @@
 each episode's outcome and the success rate with its 95% Wilson interval, and writes
 ``eval.json``, ``success.png`` and (with ``--video``) ``rollouts.mp4`` into ``--out``
 (default: ``<checkpoint>/eval``, ``eval_pybullet`` for another backend, ``eval_ros`` over
-ROS 2). They are one evaluation's: each is written under a staged name
-(``rollouts.partial.mp4``) and they replace the previous evaluation's together once all are
-written, so an evaluation killed midway leaves the previous results as they were, and one
-without ``--video`` removes the previous one's video. The env is checked against the
-checkpoint's spec before
-the first rollout. ``--ros`` runs the same seeds through the deployment instead (``sim_robot``
-in lock-step, the policy node and its safety layer, over loopback DDS;
+ROS 2). A task without a success test (DeepMind Control's: ``has_success_test``) is judged
+by its return alone, as training's evaluations are: each episode's return and their mean,
+and no success rate, in the lines and in ``eval.json``, and no ``success.png``. The results
+are one evaluation's: each is written under a staged name (``rollouts.partial.mp4``) and
+they replace the previous evaluation's together once all are written, so an evaluation
+killed midway leaves the previous results as they were, and one without ``--video`` (or a
+success plot) removes the previous one's. The env is checked against the checkpoint's spec
+before the first rollout. ``--ros`` runs the same seeds through the deployment instead
+(``sim_robot`` in lock-step, the policy node and its safety layer, over loopback DDS;
 :mod:`robot_il.ros.ros_eval`).
 """
 
@@ -79,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     refuse_file_out(out, "results")
     os.environ.setdefault("MUJOCO_GL", "egl")
     from robot_il.provenance import describe
-    from robot_il.train.evaluate import evaluate, make_eval_env
+    from robot_il.train.evaluate import evaluate, has_success_test, make_eval_env
     from robot_il.train.report import plot_success
 
     provenance = saved.get("provenance")
@@ -118,30 +120,36 @@ def run(args: argparse.Namespace) -> int:
         if writer is not None:
             writer.close()
         env.close()
-    where = f"{env.unwrapped.spec_dict()['task']}/{env.unwrapped.backend_name}"
-    where += " over ROS 2" if args.ros else ""
-    for seed, success, steps in zip(result.seeds, result.successes, result.lengths, strict=True):
-        print(f"seed {seed}: {'success' if success else 'FAILURE'} after {steps} steps")
+    task = env.unwrapped.spec_dict()["task"]
+    where = f"{task}/{env.unwrapped.backend_name}" + (" over ROS 2" if args.ros else "")
+    success_test = has_success_test(task)
+    if success_test:
+        outcomes = ["success" if success else "FAILURE" for success in result.successes]
+    else:
+        outcomes = [f"return {total:.1f}" for total in result.returns]
+    for seed, outcome, steps in zip(result.seeds, outcomes, result.lengths, strict=True):
+        print(f"seed {seed}: {outcome} after {steps} steps")
     # over ROS 2 the episode judge sees success, not the env's reward: no returns
     returns = result.returns
-    mean_return = f", mean return {sum(returns) / len(returns):.1f}" if returns else ""
-    print(f"{policy.policy_type} on {where}: {result.line()}{mean_return}")
-    low, high = result.interval
+    mean = [f"mean return {sum(returns) / len(returns):.1f}"] if returns else []
+    if success_test:
+        print(f"{policy.policy_type} on {where}: {', '.join([result.line(), *mean])}")
+    else:
+        print(f"{policy.policy_type} on {where}: {mean[0]} over {result.episodes} episodes")
     summary = {
         "checkpoint": str(args.checkpoint),
         "checkpoint_provenance": provenance,
         "policy_type": policy.policy_type,
         "env": where,
-        "success_rate": result.success_rate,
-        "interval95": [low, high],
-        "seeds": result.seeds,
-        "successes": result.successes,
-        "lengths": result.lengths,
-        "returns": result.returns,
     }
+    if success_test:
+        summary.update(success_rate=result.success_rate, interval95=list(result.interval),
+                       successes=result.successes)  # fmt: skip
+    summary.update(seeds=result.seeds, lengths=result.lengths, returns=result.returns)
     staged(out, SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
-    plot_success(result, staged(out, PLOT), f"{policy.policy_type} on {where}")
-    publish(out, video=args.video)
+    if success_test:
+        plot_success(result, staged(out, PLOT), f"{policy.policy_type} on {where}")
+    publish(out, plot=success_test, video=args.video)
     print(f"results: {out}")
     return 0
 
@@ -154,18 +162,19 @@ def staged(out: Path, name: str) -> Path:
     return path.with_name(f"{path.stem}.partial{path.suffix}")
 
 
-def publish(out: Path, video: bool) -> None:
+def publish(out: Path, plot: bool, video: bool) -> None:
     """Put this evaluation's staged results in place of the previous evaluation's in
     ``out``. ``eval.json`` goes first and comes back last, so it never stands beside another
-    evaluation's plot or video; without ``video`` the previous video goes, and a staged one
-    that a killed evaluation left."""
+    evaluation's plot or video; a result this evaluation did not write (the video without
+    ``video``, the success plot of a task without a success test, ``plot`` false) goes, with
+    a staged one that a killed evaluation left."""
     (out / SUMMARY).unlink(missing_ok=True)
-    os.replace(staged(out, PLOT), out / PLOT)
-    if video:
-        os.replace(staged(out, VIDEO), out / VIDEO)
-    else:
-        for stale in (out / VIDEO, staged(out, VIDEO)):
-            stale.unlink(missing_ok=True)
+    for name, written in ((PLOT, plot), (VIDEO, video)):
+        if written:
+            os.replace(staged(out, name), out / name)
+        else:
+            for stale in (out / name, staged(out, name)):
+                stale.unlink(missing_ok=True)
     os.replace(staged(out, SUMMARY), out / SUMMARY)
 
 

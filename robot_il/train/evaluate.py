@@ -58,6 +58,16 @@ class EvalResult:
         )
 
 
+def has_success_test(task: str) -> bool:
+    """Whether episodes of ``task`` are judged by a success test (``info["is_success"]``).
+    A DeepMind Control task has none (its env never sets the flag, so every episode would
+    read as a failure): its evaluations, in training and in ``robot-il eval``, report their
+    return alone."""
+    from robot_il.envs.dmc import is_dmc_task
+
+    return not is_dmc_task(task)
+
+
 def make_eval_env(
     spec: dict[str, Any],
     *,

@@ -76,7 +76,7 @@ from robot_il.policies.opt_ail.relu_mlp import bf16_products_supported, bf16_rou
 from robot_il.policies.spec import ACTION_KEY, spec_from_dataset, spec_from_env, spec_mismatches
 from robot_il.provenance import code_provenance, dataset_record, refuse_changed_data
 from robot_il.train.config import OnlineTrainConfig
-from robot_il.train.evaluate import EvalResult, evaluate
+from robot_il.train.evaluate import EvalResult, evaluate, has_success_test
 from robot_il.train.replay import ReplayBuffer, expert_buffer, flatten_observation
 from robot_il.train.trainer import (
     STATE_DIR,
@@ -237,7 +237,6 @@ def _train_online(
     config: OnlineTrainConfig, on_evaluation: Callable[[dict[str, Any]], None] | None
 ) -> OnlineResult:
     from robot_il.dataset import Dataset, Normalizer
-    from robot_il.envs import DMC_TASKS
     from robot_il.policies.opt_ail.policy import (
         OPTAILConfig,
         RewardNetConfig,
@@ -304,7 +303,7 @@ def _train_online(
     eval_env = make_online_env(spec, config.eval.task or task, config.eval.backend or
                                backend, config.dataset,
                                max_episode_steps=config.eval.max_episode_steps)  # fmt: skip
-    success_test = (config.eval.task or task) not in DMC_TASKS
+    success_test = has_success_test(config.eval.task or task)
     demos = config.max_episodes or dataset.num_episodes
     statistics = None
     if policy_config.normalize_observations:  # the imitated demonstrations', then frozen

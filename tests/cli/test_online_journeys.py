@@ -6,6 +6,7 @@ task's success, a rerun with a smaller budget, and the other OPT-AIL variant's s
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -186,6 +187,32 @@ def test_a_task_without_a_success_test_reports_its_return_alone(
         printed = capsys.readouterr()
         assert bool(re.search(r"success \d", printed.out + printed.err)) == success, printed
         assert "env step 3: return" in printed.out
+
+
+def test_robot_il_eval_reports_a_return_alone_for_a_task_without_a_success_test(
+    cartpole: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: ``robot-il eval`` of a DeepMind Control checkpoint printed "seed N: FAILURE"
+    for every episode, "success 0/2 = 0%", and kept that rate in ``eval.json`` and
+    ``success.png``. Now each episode's return and their mean, as training reports them; a
+    previous evaluation's success plot goes with the rest of its results."""
+    out = tmp_path / "run"
+    argv = ["train", "dac", "--dataset", str(cartpole), "--out", str(out), *FAST]
+    assert main([*argv, "--env-steps", "2", "--learning-starts", "0"]) == 0
+    results = out / "eval"
+    results.mkdir()
+    (results / "success.png").write_bytes(b"a previous evaluation's")
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(out), "--episodes", "2", "--max-steps", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert "FAILURE" not in printed and "success" not in printed, printed
+    assert re.search(r"^seed 10001: return -?\d+\.\d after 3 steps$", printed, re.M), printed
+    assert re.search(r"^dac on dmc:cartpole_swingup/dm_control: mean return -?\d+\.\d over 2 "
+                     r"episodes$", printed, re.M), printed  # fmt: skip
+    report = json.loads((results / "eval.json").read_text())
+    assert not {"success_rate", "interval95", "successes"} & set(report)
+    assert len(report["returns"]) == 2 and report["lengths"] == [3, 3]
+    assert sorted(p.name for p in results.iterdir()) == ["eval.json"]
 
 
 def test_a_rerun_with_a_budget_below_the_steps_made_is_refused(
