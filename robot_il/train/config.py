@@ -34,20 +34,21 @@ from robot_il.policies.opt_ail.policy import OPTAILConfig
 
 @dataclasses.dataclass
 class EvalConfig:
-    """Evaluation rollouts in simulation.
-
-    ``every``: steps (env steps for online training) between evaluations during training
-    (0: only after the last step);
-    ``episodes`` 0 turns evaluation off. ``task``/``backend`` default to the dataset's.
-    Episode ``i`` uses env seed ``seed + i``, so two policies meet the same initial states.
-    """
+    """Evaluation rollouts in simulation. Episode ``i`` uses env seed ``seed + i``, so two
+    policies meet the same initial states."""
 
     every: int = 0
+    """steps (env steps online) between evaluations (0: only after the last step)"""
     episodes: int = 10
+    """episodes per evaluation (0: no evaluation)"""
     seed: int = 10_000
+    """env seed of the first episode"""
     task: str | None = None
+    """task to evaluate on (None: the dataset's)"""
     backend: str | None = None
+    """mujoco or pybullet (None: the dataset's)"""
     max_episode_steps: int | None = None
+    """episode step limit (None: the task's)"""
 
     def validate(self) -> None:
         """``ConfigError`` for a count out of range (see ``check_run``)."""
@@ -56,37 +57,51 @@ class EvalConfig:
 
 @dataclasses.dataclass
 class TrainConfig:
-    """Settings shared by every policy family.
+    """Settings shared by every policy family; each field's one line is its ``--help``.
 
-    ``batch_size`` is per process under torchrun. ``out`` receives ``policy/`` (the latest
-    deployable checkpoint), ``checkpoints/step_N/``, ``train_state/`` (to resume),
-    ``metrics.csv``, ``tensorboard/`` and ``train_config.yaml``. An existing ``out`` with a
-    ``train_state/`` is resumed when ``resume`` is true and refused otherwise; a resumed run
-    keeps its ``steps``, batch size, optimizer and schedule settings, seed and split (another
-    value is refused, ``trainer.RESUME_FIXED``: a longer run is a new ``out``). ``threads``:
-    torch CPU threads per process (0: torch's default); small policies train fastest on one,
-    and more threads than free cores slows every step many times over. ``max_episodes`` > 0
-    trains on the dataset's first episodes only (how success grows with demonstrations, from
-    one recording).
+    ``out`` receives ``policy/`` (the latest deployable checkpoint), ``checkpoints/step_N/``,
+    ``train_state/`` (to resume), ``metrics.csv``, ``tensorboard/`` and
+    ``train_config.yaml``. A resumed run keeps its ``steps``, batch size, optimizer and
+    schedule settings, seed and split (another value is refused, ``trainer.RESUME_FIXED``: a
+    longer run is a new ``out``). Small policies train fastest on one thread, and more
+    threads than free cores slows every step many times over. ``max_episodes`` shows how
+    success grows with demonstrations, from one recording.
     """
 
     dataset: str = ""
+    """zarr dataset to train on (path or fsspec URL)"""
     out: str = ""
+    """run directory (checkpoints, logs, state); an existing run there is resumed"""
     steps: int = 2000
+    """optimizer steps of the whole run"""
     batch_size: int = 256
+    """training windows per step (per process under torchrun)"""
     lr: float = 1e-3
+    """peak AdamW learning rate (linear warm-up, then cosine decay to 0)"""
     weight_decay: float = 1e-6
+    """AdamW weight decay"""
     warmup_steps: int = 100
+    """steps of linear learning-rate warm-up"""
     grad_clip: float = 10.0
+    """largest gradient norm; larger ones are scaled down to it"""
     seed: int = 0
+    """seed of the weights, batches and validation split"""
     val_fraction: float = 0.0
+    """fraction of episodes held out for a validation loss (0: none)"""
     max_episodes: int = 0
+    """train on the dataset's first N episodes (0: all)"""
     log_every: int = 100
+    """steps between rows of metrics.csv and TensorBoard"""
     save_every: int = 1000
+    """steps between checkpoints (the last step always saves)"""
     device: str = "cpu"
+    """torch device: cpu, cuda or cuda:N"""
     threads: int = 1
+    """torch CPU threads per process (0: torch's default)"""
     resume: bool = True
+    """resume a run found in --out (--no-resume: refuse it)"""
     progress: bool = True
+    """show a progress bar"""
     eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
     policy: PolicyConfig = dataclasses.field(default_factory=PolicyConfig)
 
@@ -118,38 +133,49 @@ class DiffusionTrainConfig(TrainConfig):
 @dataclasses.dataclass
 class OnlineTrainConfig:
     """Settings of the online loop (``robot_il.train.online``), shared by every algorithm that
-    learns by interacting with an env.
+    learns by interacting with an env; each field's one line is its ``--help``.
 
-    ``dataset`` holds the expert's demonstrations (whole trajectories; the first
-    ``max_episodes``, 0: all; every ``demo_subsample``-th transition). The env is the
-    dataset's task, backend and rate unless ``task``/``backend`` say otherwise.
-    ``env_steps``: interaction budget; updates start after ``learning_starts`` transitions
-    from the initial policy; ``buffer_size`` 0 keeps every transition. ``eval.every`` and
-    ``save_every`` count env steps; a save waits for the end of the episode under way, so a
-    resumed run restarts at an episode boundary and continues bit-exactly, also when rerun
-    with a larger ``env_steps`` (a budget that ended mid-episode plays that episode again;
-    ``robot_il.train.online``). ``out`` receives what ``TrainConfig`` describes plus
-    ``train_state/replay.npz``.
-    ``device`` ("cpu", "cuda", "cuda:N") holds the learner's networks and runs its updates;
-    acting, the env, the replay buffer and evaluation stay on the CPU side as they are.
+    The demonstrations are whole trajectories, and the env runs at the dataset's rate. A
+    save waits for the end of the episode under way, so a resumed run restarts at an episode
+    boundary and continues bit-exactly, also when rerun with a larger ``env_steps`` (a
+    budget that ended mid-episode plays that episode again; ``robot_il.train.online``).
+    ``out`` receives what ``TrainConfig`` describes plus ``train_state/replay.npz``. The
+    ``device`` holds the learner's networks and runs its updates; acting, the env, the
+    replay buffer and evaluation stay on the CPU side as they are.
     """
 
     dataset: str = ""
+    """zarr dataset of the expert's demonstrations (path or fsspec URL)"""
     out: str = ""
+    """run directory (checkpoints, logs, state); an existing run there is resumed"""
     env_steps: int = 100_000
+    """interaction budget: env steps of the whole run"""
     task: str | None = None
+    """task to interact with (None: the dataset's)"""
     backend: str | None = None
+    """mujoco or pybullet (None: the dataset's)"""
     seed: int = 0
+    """seed of the networks, exploration and training episodes"""
     max_episodes: int = 0
+    """imitate the dataset's first N episodes (0: all)"""
     demo_subsample: int = 1
+    """keep every N-th demonstrated transition"""
     learning_starts: int = 2000
+    """env steps of the initial policy before the first update"""
     buffer_size: int = 0
+    """replay buffer capacity in transitions (0: keep every one)"""
     log_every: int = 1000
+    """env steps between rows of metrics.csv and TensorBoard"""
     save_every: int = 10_000
+    """env steps between saves (each at an episode's end)"""
     threads: int = 1
+    """torch CPU threads (0: torch's default)"""
     device: str = "cpu"
+    """the learner's torch device: cpu, cuda or cuda:N"""
     resume: bool = True
+    """resume a run found in --out (--no-resume: refuse it)"""
     progress: bool = True
+    """show a progress bar"""
     eval: EvalConfig = dataclasses.field(
         default_factory=lambda: EvalConfig(every=10_000, episodes=10)
     )

@@ -5,7 +5,9 @@ that overrode the config file."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,7 @@ from cli_errors import one_line_error
 from robot_il.cli import main
 from robot_il.cli.train import split_config_flag
 from robot_il.launch.description import load_launch
-from robot_il.train.config import load_config
+from robot_il.train.config import TRAIN_CONFIGS, load_config
 
 pytest.importorskip("mujoco")
 
@@ -183,6 +185,26 @@ def test_help_names_the_flags_the_training_command_takes_beside_the_fields(
         main(["train", family, "--help"])
     assert exit_info.value.code == 0
     assert shortcut in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("family", ["bc", "diffusion", "opt-ail", "dac", "iq-learn"])
+def test_help_describes_every_run_and_evaluation_flag(
+    capsys: pytest.CaptureFixture[str], family: str
+) -> None:
+    """Before: ``--dataset``, ``--env-steps``, ``--eval.every`` and the other run settings
+    were listed with their default alone."""
+    with pytest.raises(SystemExit):
+        main(["train", family, "--help"])
+    flags = capsys.readouterr().out.partition("show this help message and exit")[2]
+    text = " ".join(re.sub(r"[│╭╮╰╯─]", " ", flags).split())  # one line, boxes or not
+    config = TRAIN_CONFIGS[family.replace("-", "_")]()
+    names = [f.name for f in dataclasses.fields(config) if f.name not in ("eval", "policy")]
+    names += [f"eval.{f.name}" for f in dataclasses.fields(config.eval)]
+    for flag in (f"--{name.replace('_', '-')}" for name in names):
+        # the flag, its --no- twin, its type (INT, {None}|STR), its help, its default
+        flag_help = rf"{re.escape(flag)}(?:, --no-\S+)?(?: [A-Z{{]\S*)? (.*?) ?\(default:"
+        described = re.search(flag_help, text)
+        assert described and len(described[1].split()) >= 2, f"{flag}: no description"
 
 
 def test_an_evaluation_elsewhere_keeps_the_others_results(
