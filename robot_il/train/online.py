@@ -24,8 +24,10 @@ DeepMind Control tasks fix their own episodes.
 
 Order of work, so that bad input fails before any interaction: open the dataset, build the
 env, check the dataset's observation and action sizes fit it, load the expert transitions
-(NaN refused), and only then build the learner. Actions are learned in [-1, 1]^A; a wrapper
-maps them to the env's box, and the policy's normalizer maps them back for deployment.
+(NaN refused), build the learner (its settings checked), and only then lock ``out``, one
+training at a time (``trainer.lock_run``), and check a save to resume there. Actions are
+learned in [-1, 1]^A; a wrapper maps them to the env's box, and the policy's normalizer
+maps them back for deployment.
 Observations are raw (the paper's), or, with the policy's ``normalize_observations``, mapped
 by the imitated demonstrations' statistics, fitted once and frozen: both buffers hold them
 mapped as the deployed policy's ``act`` maps its input, and a resumed run checks that its
@@ -83,6 +85,7 @@ from robot_il.train.trainer import (
     SUMMARY_JSON,
     MetricsLogger,
     field_defaults,
+    lock_run,
     observation_keys,
     policy_type_of,
     recover_dir,
@@ -223,8 +226,8 @@ def train_online(
     On a GPU (``device``) torch's factory functions make their tensors there meanwhile, so
     the learner's networks, batches and random draws live on it; numpy's stay on the CPU."""
     device = learner_device(config.device, getattr(config.policy, "matmul_precision", "fp32"))
-    with tensors_made_on(device):
-        return _train_online(config, on_evaluation)
+    with tensors_made_on(device), contextlib.ExitStack() as held:
+        return _train_online(config, on_evaluation, held)
 
 
 def tensors_made_on(device: torch.device) -> contextlib.AbstractContextManager:
@@ -234,8 +237,12 @@ def tensors_made_on(device: torch.device) -> contextlib.AbstractContextManager:
 
 
 def _train_online(
-    config: OnlineTrainConfig, on_evaluation: Callable[[dict[str, Any]], None] | None
+    config: OnlineTrainConfig,
+    on_evaluation: Callable[[dict[str, Any]], None] | None,
+    held: contextlib.ExitStack,
 ) -> OnlineResult:
+    """``train_online``'s run; ``held`` keeps the run directory's lock (``lock_run``) until
+    the run returns or fails."""
     from robot_il.dataset import Dataset, Normalizer
     from robot_il.policies.opt_ail.policy import (
         OPTAILConfig,
@@ -325,8 +332,23 @@ def _train_online(
         normalizer = online_normalizer(spec, action_low, action_high, statistics)
     expert.action[:] = np.clip(normalizer.normalize(ACTION_KEY, expert.action), -1.0, 1.0)
     env = NormalizedActions(env, action_low, action_high)
+
+    # -- learner -------------------------------------------------------------------------
+    torch.manual_seed(config.seed)
+    random.seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    policy = policy_class(policy_type)(policy_config, spec, normalizer)
+    policy.training_data = [dataset_record(dataset, config.dataset, demos)]
+    module, name = ONLINE_ALGORITHMS[policy_type].split(":")
+    try:
+        algorithm = getattr(import_module(module), name)(policy, task)
+    except ValueError as error:  # a setting this task or its observations cannot take
+        raise ConfigError(f"policy config: {error}") from None
+
+    # -- the run directory: locked once every input is checked, before it is touched ------
     out = Path(config.out)
     state_dir = out / STATE_DIR
+    held.enter_context(lock_run(out))
     for saved in (state_dir, out / DEPLOY_SUBDIR):
         recover_dir(saved)
     if state_dir.exists() and not config.resume:
@@ -344,18 +366,6 @@ def _train_online(
             f"{state_dir}: this run stored raw observations; it cannot resume with "
             "normalize_observations on (pass a new --out)"
         )
-
-    # -- learner -------------------------------------------------------------------------
-    torch.manual_seed(config.seed)
-    random.seed(config.seed)
-    rng = np.random.default_rng(config.seed)
-    policy = policy_class(policy_type)(policy_config, spec, normalizer)
-    policy.training_data = [dataset_record(dataset, config.dataset, demos)]
-    module, name = ONLINE_ALGORITHMS[policy_type].split(":")
-    try:
-        algorithm = getattr(import_module(module), name)(policy, task)
-    except ValueError as error:  # a setting this task or its observations cannot take
-        raise ConfigError(f"policy config: {error}") from None
     obs_dim = policy.encoder.output_dim
     buffer = ReplayBuffer(config.buffer_size or config.env_steps, obs_dim, policy.action_dim)
     # the env the run plays, as resolved: a rerun naming the dataset's task resumes

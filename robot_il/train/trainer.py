@@ -3,26 +3,29 @@
 Order of work, so that bad input fails fast: open the dataset (its layout and attributes)
 and check it has every key the config needs, build the evaluation env and check it fits the
 policy's spec, fit the normalizer (low-dimensional keys, read from the store), build the
-policy (an image crop checked against the frames' size), check a resumed run's save, and
-only then decode the dataset into RAM (seconds to minutes for cameras) and train. The loop
-samples random windows (``SequenceSampler.batch`` on the RAM-cached dataset), steps AdamW
-with a warm-up + cosine schedule, logs to CSV and
-TensorBoard, evaluates in simulation every ``eval.every`` steps, and writes checkpoints.
-Everything needed to continue (raw weights, optimizer, schedule, step, the EMA, the
-normalizer, and every RNG of every process: each torchrun process draws its own batches) is
-saved in ``train_state/``, so a killed run resumes where its last save left it, bit-exactly.
-A resumed run must keep the settings of ``RESUME_FIXED``, its policy config, its data, the
-normalizer it fitted and its number of processes; anything else is refused before a step,
-naming what changed. A run saved before each process's random state was kept (rank 0's
-alone) resumes in any number of processes, bit-exactly in one; other ranks then reseed.
-A run rerun after its last step has nothing to train; if it was killed after its final save,
-before ``summary.json``, the rerun makes its final evaluation and writes the summary.
+policy (an image crop checked against the frames' size), lock ``out`` (``lock_run``: one
+training at a time), check a resumed run's save, and only then decode the dataset into RAM
+(seconds to minutes for cameras) and train. The loop samples random windows
+(``SequenceSampler.batch`` on the RAM-cached dataset), steps AdamW with a warm-up + cosine
+schedule, logs to CSV and TensorBoard, evaluates in simulation every ``eval.every`` steps,
+and writes checkpoints. Everything needed to continue (raw weights, optimizer, schedule,
+step, the EMA, the normalizer, and every RNG of every process: each torchrun process draws
+its own batches) is saved in ``train_state/``, so a killed run resumes where its last save
+left it, bit-exactly. A resumed run must keep the settings of ``RESUME_FIXED``, its policy
+config, its data, the normalizer it fitted and its number of processes; anything else is
+refused before a step, naming what changed. A run saved before each process's random state
+was kept (rank 0's alone) resumes in any number of processes, bit-exactly in one; other
+ranks then reseed. A run rerun after its last step has nothing to train; if it was killed
+after its final save, before ``summary.json``, the rerun makes its final evaluation and
+writes the summary.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
+import fcntl
 import json
 import os
 import random
@@ -30,7 +33,7 @@ import shutil
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
@@ -50,6 +53,8 @@ STATE_DIR = "train_state"
 CONFIG_YAML = "train_config.yaml"
 METRICS_CSV = "metrics.csv"
 SUMMARY_JSON = "summary.json"
+RUN_LOCK = ".run.lock"
+"""Held by the process training in a run directory (``lock_run``); it names that process."""
 NOT_OBSERVATIONS = frozenset({ACTION_KEY, "timestamp", "tick"})
 """Dataset keys that are never observations (recorder bookkeeping and the label)."""
 CAPTURE_STAMP_PREFIX = "stamp_"
@@ -113,6 +118,7 @@ def train(config: TrainConfig) -> TrainResult:
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     dist, device = init_distributed(config.device)
+    held = contextlib.ExitStack()  # the run directory's lock (rank 0's), until the run ends
     try:
         dataset = Dataset.open(config.dataset)  # decoded into RAM once every check passed
         obs_keys = observation_keys(tuple(config.policy.obs_keys), dataset)
@@ -131,17 +137,6 @@ def train(config: TrainConfig) -> TrainResult:
                 backend=config.eval.backend,
                 max_episode_steps=config.eval.max_episode_steps,
             )
-        out = Path(config.out)
-        state_dir = out / STATE_DIR
-        if dist.is_main:  # one process renames and removes; the others wait for its result
-            for saved in (state_dir, out / DEPLOY_SUBDIR):
-                recover_dir(saved)
-        dist.barrier()
-        if state_dir.exists() and not config.resume:
-            raise ConfigError(
-                f"{out}: holds a training run; resume it (drop --no-resume) or pass a new --out"
-            )
-
         if config.max_episodes > dataset.num_episodes:
             raise ConfigError(
                 f"{config.dataset}: max_episodes {config.max_episodes} > the "
@@ -171,6 +166,17 @@ def train(config: TrainConfig) -> TrainResult:
         rng = np.random.default_rng(config.seed + dist.rank)
         run_config = {field: getattr(config, field) for field in RESUME_FIXED}
         settings = training_settings(config)
+        out = Path(config.out)
+        state_dir = out / STATE_DIR
+        if dist.is_main:  # one process locks, renames and removes; the others wait for it
+            held.enter_context(lock_run(out))
+            for saved in (state_dir, out / DEPLOY_SUBDIR):
+                recover_dir(saved)
+        dist.barrier()
+        if state_dir.exists() and not config.resume:
+            raise ConfigError(
+                f"{out}: holds a training run; resume it (drop --no-resume) or pass a new --out"
+            )
         start, resumed = 0, state_dir.exists()
         if resumed:
             start = _load_state(state_dir, policy, optimizer, schedule, rng, policy_type,
@@ -254,6 +260,7 @@ def train(config: TrainConfig) -> TrainResult:
             _write_summary(out, config.steps, loss_value, evaluation)
         return TrainResult(checkpoint, config.steps, loss_value, evaluation)
     finally:
+        held.close()
         dist.close()
 
 
@@ -415,6 +422,29 @@ def save_checkpoint(out: Path, step: int, policy: Policy, settings: dict[str, An
 
     snapshot = replace_dir(out / "checkpoints" / f"step_{step:07d}", write_snapshot)
     replace_dir(out / DEPLOY_SUBDIR, lambda tmp: shutil.copytree(snapshot, tmp))
+
+
+def lock_run(out: Path) -> IO[bytes]:
+    """An exclusive ``flock`` on ``<out>/.run.lock`` (``out`` made if absent), held until the
+    returned file is closed; a ``ConfigError`` naming the process that holds it instead.
+    Taken before a run touches ``out``: a second training there would rewrite
+    ``metrics.csv`` under the first (whose rows then go to the deleted file), and each
+    would rename ``policy/`` and ``train_state/`` under the other's saves. The kernel drops
+    the lock when its process ends, killed too, so a killed run's rerun resumes."""
+    out.mkdir(parents=True, exist_ok=True)
+    lock = open(out / RUN_LOCK, "a+b")  # noqa: SIM115 - held by the caller
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().decode(errors="replace").strip() or "its pid not yet written"
+        lock.close()
+        raise ConfigError(f"{out}: another training runs in this --out ({holder}); wait for it "
+                          "to end or pass another --out") from None  # fmt: skip
+    lock.truncate(0)
+    lock.write(f"pid {os.getpid()}".encode())
+    lock.flush()
+    return lock
 
 
 def replace_dir(target: Path, write: Any) -> Path:

@@ -8,6 +8,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -118,6 +122,53 @@ def test_a_finished_run_started_again_keeps_its_summary(
     assert main([*argv, "--eval.episodes", "1", "--eval.max-episode-steps", "3"]) == 0
     assert f"{run}: this run finished at step 5; nothing to train" in capsys.readouterr().out
     assert json.loads((run / "summary.json").read_text()) == summary
+
+
+ONLINE = ["--no-progress", "--policy.hidden-dims", "16", "--learning-starts", "0",
+          "--buffer-size", "1000"]  # fmt: skip
+HOLDERS = {
+    "bc": [*FAST, "--steps", "1000", "--save-every", "5"],
+    "dac": [*ONLINE, "--env-steps", "100000", "--save-every", "1"],
+}
+"""A training that saves early and would run for seconds more, per family."""
+
+
+@pytest.mark.parametrize("family", HOLDERS)
+def test_a_second_training_in_the_out_of_a_running_one_is_refused(
+    reach: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], family: str
+) -> None:
+    """Before: a second training (of any family) given the --out of one still running
+    trained too; the first one's metrics rows went to the metrics.csv the second replaced
+    (a deleted file), and a save of one could fail renaming the other's. Refused now while
+    the first runs (here: stopped by SIGSTOP after its first save); once it is killed, its
+    rerun resumes from that save and finishes."""
+    out = tmp_path / "run"
+    argv = ["train", family, "--dataset", str(reach), "--out", str(out), "--eval.episodes", "0"]
+    robot_il = Path(sys.executable).with_name("robot-il")
+    first = subprocess.Popen([robot_il, *argv, *HOLDERS[family]], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / "train_state" / "state.pt").exists():
+            assert first.poll() is None, first.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "no save within 60 s"
+            time.sleep(0.01)
+        first.send_signal(signal.SIGSTOP)  # holds its lock, as if busy
+        metrics = (out / "metrics.csv").stat()
+        for other in ("bc", "dac"):
+            again = ["train", other, "--dataset", str(reach), "--out", str(out)]
+            err = one_line_error([*again, *HOLDERS[other], "--eval.episodes", "0"], capsys)
+            assert err == (f"robot-il: error: {out}: another training runs in this --out (pid "
+                           f"{first.pid}); wait for it to end or pass another --out")  # fmt: skip
+        assert (out / "metrics.csv").stat() == metrics
+    finally:
+        first.kill()
+        first.wait()
+    saved = torch.load(out / "train_state" / "state.pt", weights_only=False)["step"]
+    budget = ("steps", 1000) if family == "bc" else ("env_steps", saved + 3)
+    rerun = [f"--{budget[0].replace('_', '-')}", str(budget[1]), "--save-every", "1000"]
+    assert main([*argv, *HOLDERS[family], *rerun]) == 0
+    assert json.loads((out / "summary.json").read_text())[budget[0]] == budget[1]
 
 
 @pytest.mark.parametrize("family", ["opt-ail", "dac", "iq-learn", "dmp"])
