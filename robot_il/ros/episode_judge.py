@@ -30,7 +30,15 @@ the error is logged and the episode is run again.
 
 Episode times (``time_limit``, ``success_guard``) are on the node's ROS clock: with
 ``use_sim_time`` and a lock-step simulation they are simulated seconds, so a loaded machine
-slows the episodes down without judging the policies unfairly.
+slows the episodes down without judging the policies unfairly. The judgement is read from the
+messages' own times, never from when this node happens to look: each ``task/success`` is
+timed by the simulated step that published it (the ``/clock`` the simulator published just
+before it, by DDS source timestamp; without ``use_sim_time`` the source timestamp itself), the
+episode ends at the first "solved" within ``time_limit`` or at the first message past it (a
+reach is solved for two or three 50 ms policy periods and then overshot: polled every 10 ms of
+wall time, a fast simulation's success was missed, or timed a period late), and the policy is
+stopped then (``policy/stop``, which publishes its queued safety events first), so that an
+unsafe event counts exactly when its time (the policy's control tick) comes before the end.
 
 Parameters: ``time_limit`` (s), ``noise_std``, ``seed``, ``unsafe_events`` (safety event
 kinds, see :class:`robot_il.safety.events.Intervention`), ``switch_timeout`` (s),
@@ -42,9 +50,11 @@ simulation's reset can never be taken for this episode's.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import threading
 import time
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -52,12 +62,14 @@ from rclpy._rclpy_pybind11 import RCLError
 from rclpy.node import Node
 from rclpy.publisher import Publisher
 from rclpy.qos import QoSProfile
+from rclpy.time import Time
+from rosgraph_msgs.msg import Clock
 from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 
 from robot_il.errors import ConfigError, SelectionError
 from robot_il.ros.node_main import declare_float, run_node, wait_for_subscriber
-from robot_il.ros.policy_node import SWITCH_TOPIC, reset_message, stop_message
+from robot_il.ros.policy_node import CLOCK_TOLERANCE, SWITCH_TOPIC, reset_message, stop_message
 from robot_il.ros.selector_node import FEEDBACK_QOS, LATCHED
 from robot_il.ros.ur_topics import (
     ESTOP_TOPIC,
@@ -85,6 +97,9 @@ POLICY_RESET_SERVICE = "policy/reset"
 POLICY_STOP_SERVICE = "policy/stop"
 DEPLOY_POLL = 0.05
 """s between two asks whether the candidate has loaded (an ask only stops the stopped policy)."""
+BACKLOG = 1000
+"""Depth of the ``task/success`` and ``/clock`` subscriptions: a judge held up (a loaded core)
+takes every step's message later rather than losing the one that said "solved"."""
 
 
 class EpisodeJudge(Node):
@@ -119,15 +134,20 @@ class EpisodeJudge(Node):
         self.policy_stop = self.create_client(Trigger, POLICY_STOP_SERVICE)
         self.reset_estop = self.create_client(Trigger, RESET_ESTOP_SERVICE)
         self.create_subscription(String, STATISTICS_TOPIC, self.on_statistics, LATCHED)
-        self.create_subscription(Bool, SUCCESS_TOPIC, self.on_success, qos)
+        self.create_subscription(Bool, SUCCESS_TOPIC, self.on_success, BACKLOG)
         self.create_subscription(String, SAFETY_EVENTS_TOPIC, self.on_safety_event, qos)
+        self.sim_time = bool(self.get_parameter("use_sim_time").value)
+        if self.sim_time:
+            self.create_subscription(Clock, "/clock", self.on_clock, BACKLOG)
 
         self._changed = threading.Condition()
         self._announced: tuple[int, str] | None = None  # (episode number, candidate)
-        self._last_success: float | None = None  # ROS time (s) of the latest "solved"
-        self._last_unsolved: float | None = None  # ... and of the latest "not solved"
+        self._clocks: deque[tuple[int, float]] = deque(maxlen=BACKLOG)
+        """(DDS source timestamp ns, simulated time s) of the latest ``/clock`` messages."""
+        self._successes: deque[tuple[int, bool]] = deque()
+        """(source timestamp ns, solved) of the ``task/success`` messages not yet timed."""
         self._episode_start_ros: float | None = None  # ROS time (s) the episode began
-        self._unsafe: str | None = None  # the first unsafe event of the running episode
+        self._unsafe: list[tuple[float, str]] = []  # (tick time s, what) of the episode
         self._estop_latched = False
         self._judged: int | None = None  # the last episode given feedback
         self._running = True
@@ -146,20 +166,18 @@ class EpisodeJudge(Node):
             )
             self._changed.notify_all()
 
-    def on_success(self, msg: Bool) -> None:
-        now = self._now_ros()
-        if msg.data:
-            self._last_success = now
-        else:
-            self._last_unsolved = now
+    def on_clock(self, msg: Clock, info: dict) -> None:
+        self._clocks.append((info["source_timestamp"], Time.from_msg(msg.clock).nanoseconds * 1e-9))
+
+    def on_success(self, msg: Bool, info: dict) -> None:
+        self._successes.append((info["source_timestamp"], msg.data))
 
     def on_safety_event(self, msg: String) -> None:
         event = json.loads(msg.data)
         start = self._episode_start_ros
         if start is None or event["kind"] not in self.unsafe_kinds or event["t"] < start:
             return
-        if self._unsafe is None:
-            self._unsafe = f"{event['kind']}: {event['detail']}"
+        self._unsafe.append((event["t"], f"{event['kind']}: {event['detail']}"))
 
     # -- episodes (worker thread) --------------------------------------------------------
 
@@ -204,53 +222,105 @@ class EpisodeJudge(Node):
                 self.intervene_pub, String(data=intervention_message(number)), "intervention"
             )
             return
+        reset_called = time.time_ns()
         self._call(self.sim_reset)
-        # The episode starts just before the policy's reset: a safety event in its first
+        # The episode starts before the policy's reset: a safety event in its first
         # milliseconds (a NaN action) is reported only once, and must count.
-        self._unsafe, self._last_success, self._last_unsolved = None, None, None
-        start = self._episode_start_ros = self._now_ros()
+        self._unsafe = []
+        self._successes.clear()
+        start = self._episode_start_ros = self._reset_time(reset_called)
         reply = self._call(self.policy_reset)
         if reply.message != reset_message(candidate):
             self._episode_start_ros = None
             raise SelectionError(f"the policy node switched away from {candidate!r}")
-        success = False
-        while self._running and self._now_ros() - start < self.time_limit:
-            if self._unsafe is not None:
-                break
-            if self._solved_since(start + self.success_guard):
-                success = True
-                break
-            time.sleep(0.01)
-        seconds = self._now_ros() - start
-        self._episode_start_ros = None
+        solved_at, end = self._watch(start)
         if not self._running:
             return
-        if self._unsafe is not None:
+        self._call(self.policy_stop)  # it publishes its queued safety events before answering
+        unsafe = [event for event in self._unsafe if event[0] < end]
+        self._episode_start_ros = None
+        if unsafe:
             self._publish(self.estop_pub, Bool(data=True), "e-stop")
             self._estop_latched = True
             self._publish(
                 self.intervene_pub, String(data=intervention_message(number)), "intervention"
             )
+            t, what = unsafe[0]
             self.get_logger().info(
-                f"episode {number} ({candidate}): unsafe after {seconds:.1f} s ({self._unsafe}); "
+                f"episode {number} ({candidate}): unsafe after {t - start:.2f} s ({what}); "
                 "e-stop, intervened"
             )
             return
         rng = np.random.default_rng([self.seed, number])
-        feedback = self.person.feedback(success, False, rng)
+        feedback = self.person.feedback(solved_at is not None, False, rng)
         rating = String(data=rating_message(number, feedback.rating))
         self._publish(self.rating_pub, rating, "rating")
-        what = f"solved in {seconds:.1f} s" if success else f"not solved in {self.time_limit:g} s"
+        what = (
+            f"solved in {solved_at - start:.2f} s"
+            if solved_at is not None
+            else f"not solved in {self.time_limit:g} s"
+        )
         self.get_logger().info(
             f"episode {number} ({candidate}): {what}, rated {feedback.rating:.2f}"
         )
 
-    def _solved_since(self, start: float) -> bool:
-        """Whether ``task/success`` said "solved" after saying "not solved" since ``start``."""
-        solved, unsolved = self._last_success, self._last_unsolved
-        return (
-            unsolved is not None and unsolved > start and solved is not None and solved > unsolved
-        )
+    def _reset_time(self, reset_called: int) -> float:
+        """ROS time (s) of the simulator's reset, requested at system time ``reset_called``
+        (ns): in lock-step the time of the first ``/clock`` published since (the reset's own
+        announcement: the clock stands still until the policy's first command), else now."""
+        if not self.sim_time:
+            return self._now_ros()
+        deadline = time.monotonic() + 15.0
+        while self._running and time.monotonic() < deadline:
+            for sent, t in list(self._clocks):
+                if sent >= reset_called:
+                    return t
+            time.sleep(0.002)
+        raise SelectionError("the simulator announced no clock after its reset")
+
+    def _watch(self, start: float) -> tuple[float | None, float]:
+        """Wait until the episode begun at ``start`` (ROS s) is decided; returns the time it
+        was solved (None if not) and its end: safety events of control ticks before the end
+        count. Solved: "solved" after a "not solved" later than ``success_guard``, within
+        ``time_limit``. Decided early by an unsafe event once every ``task/success`` up to its
+        time has come unsolved (a policy solving before it was unsafe is judged solved)."""
+        limit = start + self.time_limit
+        guard = start + self.success_guard
+        unsolved_seen = False
+        while self._running:
+            for t, solved in self._timed_successes():
+                if t > limit + CLOCK_TOLERANCE:
+                    return None, limit - CLOCK_TOLERANCE
+                if not solved:
+                    unsolved_seen = unsolved_seen or t > guard
+                elif unsolved_seen:
+                    return t, t
+                if self._unsafe and t >= self._unsafe[0][0]:
+                    return None, math.inf
+            if not self.sim_time and self._now_ros() > limit:
+                return None, limit
+            time.sleep(0.01)
+        return None, limit
+
+    def _timed_successes(self) -> list[tuple[float, bool]]:
+        """The ``task/success`` messages received since the last call that can be timed, in
+        order, each with its ROS time (s): in lock-step the time of the step that published
+        it, the ``/clock`` the simulator published last before it (timed once a later clock
+        has come: until then the clock before it may still be on its way), else its source
+        timestamp (the system clock, which is then ROS time)."""
+        timed = []
+        if not self.sim_time:
+            while self._successes:
+                sent, solved = self._successes.popleft()
+                timed.append((sent * 1e-9, solved))
+            return timed
+        clocks = list(self._clocks)
+        while self._successes and clocks and self._successes[0][0] < clocks[-1][0]:
+            sent, solved = self._successes.popleft()
+            before = [t for clock_sent, t in clocks if clock_sent <= sent]
+            if before:  # else: sent before the oldest clock kept, long before this episode
+                timed.append((before[-1], solved))
+        return timed
 
     def _deploy(self, candidate: str) -> bool:
         """Stop the policy node with ``candidate`` for its next episode; False if it has not

@@ -483,13 +483,18 @@ class PolicyNode(Node):
         before its reset, ``sim_robot`` drops). A checkpoint loaded meanwhile takes over, and
         the answer names the checkpoint the next episode runs: ``episode_judge`` asks so
         while a candidate loads, with the simulation standing still (asked by
-        ``policy/reset``, each ask ran the old checkpoint on, hundreds of steps a load)."""
+        ``policy/reset``, each ask ran the old checkpoint on, hundreds of steps a load).
+        The safety events of the ended episode are published before the answer, so the
+        judge, which stops the policy as it closes an episode, has every one of them (they
+        wait up to the 20 ms events timer otherwise, hundreds of lock-step periods on a fast
+        machine, none on a slow one)."""
         with self._state_lock:
             if self._pending is not None:
                 self._swap(*self._pending)
                 self._pending = None
             self._start_episode()
             self._stopped = True
+        self._publish_events()
         response.success, response.message = True, stop_message(self.checkpoint)
         return response
 
@@ -886,6 +891,12 @@ class PolicyNode(Node):
             q_measured, qd_measured, stamp = self.obs.joint_pos, self.obs.joint_vel, self.obs.stamp
             arm_stamps = list(self.obs.arm_stamps)
         with self._state_lock:
+            if episode != self._episode_id:
+                # An episode began during this tick's waits (policy/stop, then reset: the
+                # lock-step wait for the action ends with the new episode's first chunk).
+                # Filtering here would start the new episode's filters from this tick, a
+                # second safe start of the same period when the next tick comes.
+                return
             filters, guard = self._filters, self._guard
             obs_keys = self.worker.info.obs_keys
             due = self._due_target(now, q_measured)
