@@ -430,9 +430,14 @@ def lock_run(out: Path) -> IO[bytes]:
     Taken before a run touches ``out``: a second training there would rewrite
     ``metrics.csv`` under the first (whose rows then go to the deleted file), and each
     would rename ``policy/`` and ``train_state/`` under the other's saves. The kernel drops
-    the lock when its process ends, killed too, so a killed run's rerun resumes."""
-    out.mkdir(parents=True, exist_ok=True)
-    lock = open(out / RUN_LOCK, "a+b")  # noqa: SIM115 - held by the caller
+    the lock when its process ends, killed too, so a killed run's rerun resumes. An ``out``
+    this process cannot write in (a read-only file system, a file on its path) is a
+    ``ConfigError`` too, before any work."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        lock = open(out / RUN_LOCK, "a+b")  # noqa: SIM115 - held by the caller
+    except OSError as error:
+        raise ConfigError(f"--out {out}: cannot write the run there ({error.strerror})") from None
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

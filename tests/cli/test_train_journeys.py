@@ -171,6 +171,19 @@ def test_a_second_training_in_the_out_of_a_running_one_is_refused(
     assert json.loads((out / "summary.json").read_text())[budget[0]] == budget[1]
 
 
+@pytest.mark.parametrize("family", HOLDERS)
+def test_an_out_that_cannot_be_written_is_refused_in_one_line(
+    reach: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], family: str
+) -> None:
+    """Before: the run lock's ``mkdir`` of ``--out`` (here under a file; a read-only file
+    system fails the same way) ended the run in an OSError traceback."""
+    (tmp_path / "notes.txt").write_text("")
+    out = tmp_path / "notes.txt" / "run"
+    argv = ["train", family, "--dataset", str(reach), "--out", str(out), "--eval.episodes", "0"]
+    err = one_line_error([*argv, *HOLDERS[family]], capsys)
+    assert err == f"robot-il: error: --out {out}: cannot write the run there (Not a directory)"
+
+
 @pytest.mark.parametrize("family", ["opt-ail", "dac", "iq-learn", "dmp"])
 def test_torchrun_around_a_one_process_learner_is_refused(
     reach: Path,
