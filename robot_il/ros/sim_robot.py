@@ -375,9 +375,10 @@ class SimRobot(Node):
             if self._reset_requested.is_set():
                 self.episode += 1
                 self._reset_env()
+                if self.lock_step:  # the old episode's commands go before the reset's answer:
+                    self._consume_commands()  # one sent after it is the new episode's first
                 self._reset_requested.clear()
                 if self.lock_step:  # the new episode's time starts with its first command
-                    self._command_arrived.clear()
                     self._await_first_command()
             self._obs, _, _, _, info = self.env.step(self._action())
             self._success = bool(info["is_success"])
