@@ -180,6 +180,8 @@ class InferenceWorker:
         try:
             return self._connection.recv()
         except (EOFError, OSError):  # the child died, or close() ran meanwhile
+            # Its exit status comes through the fork server, after the pipe closed.
+            self._process.join(timeout=5.0)
             code = self._process.exitcode
             raise CheckpointError(
                 f"{self.info.directory}: the inference process exited (code {code})"

@@ -11,6 +11,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
+import threading
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +23,7 @@ from robot_il.policies import load_policy
 from robot_il.policies.untrained import untrained_reach_checkpoint
 
 from robot_il.deploy.worker import CheckpointInfo, InferenceWorker
-from robot_il.errors import ConfigError
+from robot_il.errors import CheckpointError, ConfigError
 from robot_il.provenance import describe
 
 
@@ -133,3 +137,34 @@ def test_a_seeded_episode_draws_a_sampling_policys_noise_as_robot_il_eval_does(
     np.testing.assert_array_equal(first, in_eval)
     np.testing.assert_array_equal(again, in_eval)
     assert not np.array_equal(policy.predict_actions(history), in_eval)  # the noise matters
+
+
+def _children(pid: int) -> list[int]:
+    """The process ids of ``pid``'s children (every thread's)."""
+    tasks = Path(f"/proc/{pid}/task")
+    return [
+        int(child) for task in tasks.iterdir() for child in (task / "children").read_text().split()
+    ]
+
+
+def test_a_worker_killed_while_it_loads_reports_how_it_ended(tmp_path) -> None:
+    """Workers are forked by the fork server, which hands their exit status on after their
+    pipe has closed: a worker killed while loading its checkpoint (the OOM killer) was
+    reported as 'exited (code None)'."""
+    path = untrained_reach_checkpoint("diffusion", tmp_path, horizon=4, n_action_steps=2,
+                                      down_dims=(8, 16))  # fmt: skip
+    info = CheckpointInfo.read(path)
+    InferenceWorker(info).close()  # the fork server runs: its next child is the worker
+    (server,) = [pid for pid in _children(os.getpid()) if "forkserver" in Path(
+        f"/proc/{pid}/cmdline").read_text()]  # fmt: skip
+
+    def kill_the_worker() -> None:
+        while not (workers := _children(server)):
+            time.sleep(0.001)
+        os.kill(workers[0], signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_the_worker)
+    killer.start()
+    with pytest.raises(CheckpointError, match=r"the inference process exited \(code -9\)$"):
+        InferenceWorker(info)
+    killer.join()
