@@ -46,8 +46,11 @@ import numpy as np
 from robot_il.errors import CheckpointError, ConfigError
 
 PRELOAD = ["torch", "robot_il.policies", "robot_il.ros.node_main"]
-"""What the server the workers fork from imports once: all a child imports but its policy's
-own module."""
+"""What the server the workers fork from imports once: the heavy part of what a child
+imports (torch, about 2 s here). A child still imports numpy, this module and, under a
+console script, the script's own modules (rclpy, the policy node: about 0.2 s), and a policy
+type's module beyond ``robot_il.policies``; preloading the script would put rclpy's threads
+into the server, which must have none to fork safely."""
 
 
 @dataclass(frozen=True)

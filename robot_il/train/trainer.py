@@ -432,7 +432,8 @@ def lock_run(out: Path) -> IO[bytes]:
     would rename ``policy/`` and ``train_state/`` under the other's saves. The kernel drops
     the lock when its process ends, killed too, so a killed run's rerun resumes. An ``out``
     this process cannot write in (a read-only file system, a file on its path) is a
-    ``ConfigError`` too, before any work."""
+    ``ConfigError`` too, before any work; one on a file system without locks trains
+    unlocked, warned."""
     try:
         out.mkdir(parents=True, exist_ok=True)
         lock = open(out / RUN_LOCK, "a+b")  # noqa: SIM115 - held by the caller
@@ -446,6 +447,12 @@ def lock_run(out: Path) -> IO[bytes]:
         lock.close()
         raise ConfigError(f"{out}: another training runs in this --out ({holder}); wait for it "
                           "to end or pass another --out") from None  # fmt: skip
+    except OSError as error:  # a file system without locks (NFSv3 without its lock daemon)
+        warnings.warn(
+            f"{out}: cannot lock the run ({error.strerror}); a second training there would "
+            "not be refused",
+            stacklevel=2,
+        )
     lock.truncate(0)
     lock.write(f"pid {os.getpid()}".encode())
     lock.flush()

@@ -184,6 +184,27 @@ def test_an_out_that_cannot_be_written_is_refused_in_one_line(
     assert err == f"robot-il: error: --out {out}: cannot write the run there (Not a directory)"
 
 
+def test_an_out_on_a_file_system_without_locks_trains_unlocked_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NFSv3 without its lock daemon answers ``flock`` with ENOLCK: such runs trained before
+    the run lock came, and must still (a traceback ended them). No such file system here, so
+    the kernel's answer is injected."""
+    import errno
+    import fcntl
+
+    from robot_il.train import trainer
+
+    def no_locks(*_args) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with pytest.warns(UserWarning, match="cannot lock the run \\(No locks available\\)"):
+        lock = trainer.lock_run(tmp_path / "run")
+    lock.close()
+    assert (tmp_path / "run" / trainer.RUN_LOCK).exists()
+
+
 @pytest.mark.parametrize("family", ["opt-ail", "dac", "iq-learn", "dmp"])
 def test_torchrun_around_a_one_process_learner_is_refused(
     reach: Path,
