@@ -5,7 +5,10 @@ an episode may begin at any moment of a step without stalling the simulation."""
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +33,28 @@ def lock_step_policy_node(context, checkpoint: Path, **parameters: object):
                   "use_sim_time": True, **parameters}  # fmt: skip
     overrides = [Parameter(name, value=value) for name, value in parameters.items()]
     return PolicyNode(context=context, parameter_overrides=overrides)
+
+
+@contextlib.contextmanager
+def steering_in_lock_step(
+    ros_context, ros_env, tmp_path: Path
+) -> Iterator[tuple[Path, subprocess.Popen, Path, Client]]:
+    """A lock-step ``reach`` simulator whose clock a client has seen, and a checkpoint that
+    steers the arm off home: ``(checkpoint, simulator, its log, client)``."""
+    from rosgraph_msgs.msg import Clock
+
+    env_home = np.append(HOME_JOINT_POS + [0.1, 0.1, -0.1, 0.1, 0.1, 0.1], 0.0)
+    checkpoint = constant_checkpoint(tmp_path / "steer", env_home)
+    sim_params = {"task": "reach", "lock_step": "true", "steps_per_command": 25}
+    log = tmp_path / "sim_robot.log"
+    with node_process("sim_robot", sim_params, ros_env, log) as sim:
+        client = Client(ros_context)
+        try:
+            clock = client.record(Clock, "/clock", depth=100)
+            wait_for(lambda: clock, 60, "the simulator's clock", (sim,), (log,))
+            yield checkpoint, sim, log, client
+        finally:
+            client.close()
 
 
 def test_a_camera_policy_runs_in_lock_step_on_its_grid_times_frames(
@@ -105,27 +130,16 @@ def test_a_reset_while_the_simulator_steps_does_not_stall_it(ros_context, ros_en
     the step it had commanded arrived: the thread then waited, for ``lock_step_timeout``,
     for an action due at the time already stepped, which the new episode's chunk (observing
     the later time) never holds. ``robot-il demo`` stalled 30 s at most of its episodes."""
-    from rosgraph_msgs.msg import Clock
     from std_srvs.srv import Trigger
 
-    env_home = np.append(HOME_JOINT_POS + [0.1, 0.1, -0.1, 0.1, 0.1, 0.1], 0.0)
-    checkpoint = constant_checkpoint(tmp_path / "steer", env_home)
-    sim_params = {"task": "reach", "lock_step": "true", "steps_per_command": 25}
-    log = tmp_path / "sim_robot.log"
-    with node_process("sim_robot", sim_params, ros_env, log) as sim:
-        client = Client(ros_context)
-        clock = client.record(Clock, "/clock", depth=100)
-        wait_for(lambda: clock, 60, "the simulator's clock", (sim,), (log,))
+    with steering_in_lock_step(ros_context, ros_env, tmp_path) as (checkpoint, sim, log, client):
         node = lock_step_policy_node(ros_context, checkpoint, lock_step_timeout=20.0)
-        try:
-            with spinning(node, ros_context):
-                for reset in range(12):  # most resets hit a step in flight: it steps ~1 ms of 50
-                    stepped_to = node._now()
-                    wait_for(lambda t=stepped_to: node._now() >= t + 0.2, 5, f"stepping after "
-                             f"reset {reset}", (sim,), (log,))  # fmt: skip
-                    assert client.call(Trigger, "policy/reset").success
-        finally:
-            client.close()
+        with spinning(node, ros_context):
+            for reset in range(12):  # most resets hit a step in flight: it steps ~1 ms of 50
+                stepped_to = node._now()
+                wait_for(lambda t=stepped_to: node._now() >= t + 0.2, 5, f"stepping after "
+                         f"reset {reset}", (sim,), (log,))  # fmt: skip
+                assert client.call(Trigger, "policy/reset").success
 
 
 def test_an_episode_begun_during_a_tick_starts_at_once(
@@ -141,19 +155,11 @@ def test_an_episode_begun_during_a_tick_starts_at_once(
     import os
     import signal
 
-    from rosgraph_msgs.msg import Clock
     from std_srvs.srv import Trigger
 
     from robot_il.ros import policy_node
 
-    env_home = np.append(HOME_JOINT_POS + [0.1, 0.1, -0.1, 0.1, 0.1, 0.1], 0.0)
-    checkpoint = constant_checkpoint(tmp_path / "steer", env_home)
-    sim_params = {"task": "reach", "lock_step": "true", "steps_per_command": 25}
-    log = tmp_path / "sim_robot.log"
-    with node_process("sim_robot", sim_params, ros_env, log) as sim:
-        client = Client(ros_context)
-        clock = client.record(Clock, "/clock", depth=100)
-        wait_for(lambda: clock, 60, "the simulator's clock", (sim,), (log,))
+    with steering_in_lock_step(ros_context, ros_env, tmp_path) as (checkpoint, sim, log, client):
         node = lock_step_policy_node(ros_context, checkpoint, lock_step_timeout=600.0)
 
         def without_action() -> bool:
@@ -161,24 +167,21 @@ def test_an_episode_begun_during_a_tick_starts_at_once(
             timeline = node._timeline
             return timeline is not None and timeline.end <= node._now() + 1e-9
 
-        try:
-            with spinning(node, ros_context):
-                for episode in range(3):
-                    started = node._now()
-                    wait_for(lambda t=started: node._now() >= t + 0.2, 10, f"episode {episode} "
-                             "stepping", (sim,), (log,))  # fmt: skip
-                    # the simulator gets every command now: a clock standing still is a hang
-                    monkeypatch.setattr(policy_node, "STILL_CLOCK_WAIT", 600.0)
-                    os.kill(node.worker.pid, signal.SIGSTOP)  # the next tick waits for it
-                    try:
-                        wait_for(without_action, 10, "a step without its action")
-                        time.sleep(0.1)  # the step's tick waits for its action
-                        for service in ("policy/stop", "sim/reset", "policy/reset"):
-                            assert client.call(Trigger, service).success
-                    finally:
-                        os.kill(node.worker.pid, signal.SIGCONT)
-                    held = node._now()
-                    wait_for(lambda t=held: node._now() >= t + 0.2, 20, f"episode {episode + 1} "
-                             "stepping", (sim,), (log,))  # fmt: skip
-        finally:
-            client.close()
+        with spinning(node, ros_context):
+            for episode in range(3):
+                started = node._now()
+                wait_for(lambda t=started: node._now() >= t + 0.2, 10, f"episode {episode} "
+                         "stepping", (sim,), (log,))  # fmt: skip
+                # the simulator gets every command now: a clock standing still is a hang
+                monkeypatch.setattr(policy_node, "STILL_CLOCK_WAIT", 600.0)
+                os.kill(node.worker.pid, signal.SIGSTOP)  # the next tick waits for it
+                try:
+                    wait_for(without_action, 10, "a step without its action")
+                    time.sleep(0.1)  # the step's tick waits for its action
+                    for service in ("policy/stop", "sim/reset", "policy/reset"):
+                        assert client.call(Trigger, service).success
+                finally:
+                    os.kill(node.worker.pid, signal.SIGCONT)
+                held = node._now()
+                wait_for(lambda t=held: node._now() >= t + 0.2, 20, f"episode {episode + 1} "
+                         "stepping", (sim,), (log,))  # fmt: skip
