@@ -37,6 +37,7 @@ import contextlib
 import multiprocessing
 import os
 import signal
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -145,6 +146,29 @@ def _serve(connection: Any, directory: str, torch_threads: int, nice: int) -> No
             connection.send(("error", f"{type(error).__name__}: {error}"))
 
 
+@contextlib.contextmanager
+def _normal_class() -> Iterator[None]:
+    """The calling thread in the normal scheduling class for the block, then back in its own.
+
+    The fork server the workers come from is started by the first worker's caller, or by a
+    later one's after the server died, and inherits that thread's class: it then imports torch
+    (1-2 s of CPU) before it forks anything. The deploy node's threads run real-time; a
+    server in SCHED_FIFO importing torch would stall every real-time thread of its core,
+    the control loop among them, as a real-time inference child would (module docstring)."""
+    try:
+        policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
+    except (OSError, AttributeError):  # no scheduling classes here
+        policy = None
+    if policy is None or policy == os.SCHED_OTHER:
+        yield
+        return
+    os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    try:
+        yield
+    finally:
+        os.sched_setscheduler(0, policy, param)
+
+
 class InferenceWorker:
     """A checkpoint loaded in a child process; :meth:`predict` blocks until it answers.
 
@@ -167,7 +191,8 @@ class InferenceWorker:
             name=f"policy-{info.policy_type}",
             daemon=True,
         )
-        self._process.start()
+        with _normal_class():  # a fork server started now imports torch in the caller's class
+            self._process.start()
         child.close()
         kind, detail = self._receive()
         if kind != "ready":

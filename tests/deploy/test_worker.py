@@ -66,6 +66,24 @@ def test_inference_leaves_its_real_time_parents_class_and_takes_its_nice(tmp_pat
         worker.close()
 
 
+def test_the_fork_server_imports_torch_in_the_normal_class_whoever_starts_it(tmp_path) -> None:
+    """The fork server is started by whichever thread makes a worker while none runs (the
+    node's first worker is made before the node turns real-time; after the server died, the
+    next ``policy/switch``'s real-time thread) and inherited its SCHED_FIFO: it then imported
+    torch, 1-2 s of CPU, at real-time priority. The caller keeps its own class."""
+    from multiprocessing import forkserver
+
+    forkserver._forkserver._stop()  # a server that died: the next worker starts one afresh
+    info = untrained_bc(tmp_path)
+    with real_time_thread():
+        worker = InferenceWorker(info)
+        assert os.sched_getscheduler(0) == os.SCHED_FIFO  # the caller's class, back
+    try:
+        assert os.sched_getscheduler(forkserver._forkserver._forkserver_pid) == os.SCHED_OTHER
+    finally:
+        worker.close()
+
+
 def test_a_nice_outside_the_range_is_refused_before_any_process_starts(tmp_path) -> None:
     info = untrained_bc(tmp_path)
     with pytest.raises(ConfigError, match="inference nice must be in -20..19, got 25"):
