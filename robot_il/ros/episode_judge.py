@@ -54,7 +54,6 @@ import math
 import sys
 import threading
 import time
-from collections import deque
 from typing import Any
 
 import numpy as np
@@ -62,8 +61,6 @@ from rclpy._rclpy_pybind11 import RCLError
 from rclpy.node import Node
 from rclpy.publisher import Publisher
 from rclpy.qos import QoSProfile
-from rclpy.time import Time
-from rosgraph_msgs.msg import Clock
 from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 
@@ -71,6 +68,7 @@ from robot_il.errors import ConfigError, SelectionError
 from robot_il.ros.node_main import declare_float, run_node, wait_for_subscriber
 from robot_il.ros.policy_node import CLOCK_TOLERANCE, SWITCH_TOPIC, reset_message, stop_message
 from robot_il.ros.selector_node import FEEDBACK_QOS, LATCHED
+from robot_il.ros.step_times import StepTimes
 from robot_il.ros.ur_topics import (
     ESTOP_TOPIC,
     RESET_ESTOP_SERVICE,
@@ -97,9 +95,6 @@ POLICY_RESET_SERVICE = "policy/reset"
 POLICY_STOP_SERVICE = "policy/stop"
 DEPLOY_POLL = 0.05
 """s between two asks whether the candidate has loaded (an ask only stops the stopped policy)."""
-BACKLOG = 1000
-"""Depth of the ``task/success`` and ``/clock`` subscriptions: a judge held up (a loaded core)
-takes every step's message later rather than losing the one that said "solved"."""
 
 
 class EpisodeJudge(Node):
@@ -134,18 +129,13 @@ class EpisodeJudge(Node):
         self.policy_stop = self.create_client(Trigger, POLICY_STOP_SERVICE)
         self.reset_estop = self.create_client(Trigger, RESET_ESTOP_SERVICE)
         self.create_subscription(String, STATISTICS_TOPIC, self.on_statistics, LATCHED)
-        self.create_subscription(Bool, SUCCESS_TOPIC, self.on_success, BACKLOG)
         self.create_subscription(String, SAFETY_EVENTS_TOPIC, self.on_safety_event, qos)
         self.sim_time = bool(self.get_parameter("use_sim_time").value)
-        if self.sim_time:
-            self.create_subscription(Clock, "/clock", self.on_clock, BACKLOG)
+        self._steps = StepTimes(self.sim_time)
+        self._steps.subscribe(self, SUCCESS_TOPIC)
 
         self._changed = threading.Condition()
         self._announced: tuple[int, str] | None = None  # (episode number, candidate)
-        self._clocks: deque[tuple[int, float]] = deque(maxlen=BACKLOG)
-        """(DDS source timestamp ns, simulated time s) of the latest ``/clock`` messages."""
-        self._successes: deque[tuple[int, bool]] = deque()
-        """(source timestamp ns, solved) of the ``task/success`` messages not yet timed."""
         self._episode_start_ros: float | None = None  # ROS time (s) the episode began
         self._unsafe: list[tuple[float, str]] = []  # (tick time s, what) of the episode
         self._estop_latched = False
@@ -165,12 +155,6 @@ class EpisodeJudge(Node):
                 else None
             )
             self._changed.notify_all()
-
-    def on_clock(self, msg: Clock, info: dict) -> None:
-        self._clocks.append((info["source_timestamp"], Time.from_msg(msg.clock).nanoseconds * 1e-9))
-
-    def on_success(self, msg: Bool, info: dict) -> None:
-        self._successes.append((info["source_timestamp"], msg.data))
 
     def on_safety_event(self, msg: String) -> None:
         event = json.loads(msg.data)
@@ -227,8 +211,8 @@ class EpisodeJudge(Node):
         # The episode starts before the policy's reset: a safety event in its first
         # milliseconds (a NaN action) is reported only once, and must count.
         self._unsafe = []
-        self._successes.clear()
-        start = self._episode_start_ros = self._reset_time(reset_called)
+        self._steps.restart(reset_called)
+        start = self._episode_start_ros = self._reset_time()
         reply = self._call(self.policy_reset)
         if reply.message != reset_message(candidate):
             self._episode_start_ros = None
@@ -264,17 +248,16 @@ class EpisodeJudge(Node):
             f"episode {number} ({candidate}): {what}, rated {feedback.rating:.2f}"
         )
 
-    def _reset_time(self, reset_called: int) -> float:
-        """ROS time (s) of the simulator's reset, requested at system time ``reset_called``
-        (ns): in lock-step the time of the first ``/clock`` published since (the reset's own
-        announcement: the clock stands still until the policy's first command), else now."""
+    def _reset_time(self) -> float:
+        """ROS time (s) of the simulator's reset: in lock-step its clock's
+        (:meth:`StepTimes.start_time`), else now."""
         if not self.sim_time:
             return self._now_ros()
         deadline = time.monotonic() + 15.0
         while self._running and time.monotonic() < deadline:
-            for sent, t in list(self._clocks):
-                if sent >= reset_called:
-                    return t
+            start = self._steps.start_time()
+            if start is not None:
+                return start
             time.sleep(0.002)
         raise SelectionError("the simulator announced no clock after its reset")
 
@@ -288,7 +271,7 @@ class EpisodeJudge(Node):
         guard = start + self.success_guard
         unsolved_seen = False
         while self._running:
-            for t, solved in self._timed_successes():
+            for t, solved in self._steps.timed_successes():
                 if t > limit + CLOCK_TOLERANCE:
                     return None, limit - CLOCK_TOLERANCE
                 if not solved:
@@ -301,26 +284,6 @@ class EpisodeJudge(Node):
                 return None, limit
             time.sleep(0.01)
         return None, limit
-
-    def _timed_successes(self) -> list[tuple[float, bool]]:
-        """The ``task/success`` messages received since the last call that can be timed, in
-        order, each with its ROS time (s): in lock-step the time of the step that published
-        it, the ``/clock`` the simulator published last before it (timed once a later clock
-        has come: until then the clock before it may still be on its way), else its source
-        timestamp (the system clock, which is then ROS time)."""
-        timed = []
-        if not self.sim_time:
-            while self._successes:
-                sent, solved = self._successes.popleft()
-                timed.append((sent * 1e-9, solved))
-            return timed
-        clocks = list(self._clocks)
-        while self._successes and clocks and self._successes[0][0] < clocks[-1][0]:
-            sent, solved = self._successes.popleft()
-            before = [t for clock_sent, t in clocks if clock_sent <= sent]
-            if before:  # else: sent before the oldest clock kept, long before this episode
-                timed.append((before[-1], solved))
-        return timed
 
     def _deploy(self, candidate: str) -> bool:
         """Stop the policy node with ``candidate`` for its next episode; False if it has not

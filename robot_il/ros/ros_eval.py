@@ -15,7 +15,10 @@ seconds). What would make the two differ, and how this run removes it:
 - *command interpolation*: off by default (``interpolate``): the env holds each joint target
   for the period, and so does the simulator;
 - *episode judging*: ``task/success`` is published at the policy's rate and counted from the
-  reset on, for the env's episode length;
+  reset on, for the env's episode length, each message timed by the simulated step that
+  published it (:class:`robot_il.ros.step_times.StepTimes`), never by when this process
+  happens to read it: the latest ``/clock`` read was a period late at random on a loaded
+  machine, and a success in the episode's last period could fall past the limit;
 - *reset state*: the policy stops (``policy/stop``: it publishes nothing more), the
   simulator resets to the seed's initial state (dropping any command sent before) and its
   time stands still until the policy's first command of the new episode (``policy/reset``);
@@ -54,6 +57,7 @@ from pathlib import Path
 
 from robot_il.errors import ConfigError
 from robot_il.ros.node_main import SpinThread
+from robot_il.ros.step_times import StepTimes
 
 PHYSICS_HZ = 500.0
 
@@ -94,22 +98,16 @@ def node_process(
 
 
 class _Watcher:
-    """An rclpy node spun on a thread: simulated time, task success, and service calls."""
+    """An rclpy node spun on a thread: the steps' task success, and service calls."""
 
     def __init__(self, context) -> None:
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
-        from rosgraph_msgs.msg import Clock
-        from std_msgs.msg import Bool
         from std_srvs.srv import Trigger
 
         self.node = rclpy.create_node("ros_eval", context=context)
-        self.sim_time = 0.0
-        self.success: bool | None = None
-        self.success_time = 0.0
-        """Simulated time (s) the success was first seen at."""
-        self.node.create_subscription(Clock, "/clock", self._on_clock, 10)
-        self.node.create_subscription(Bool, "task/success", self._on_success, 10)
+        self.steps = StepTimes(sim_time=True)
+        self.steps.subscribe(self.node, "task/success")
         self.sim_reset = self.node.create_client(Trigger, "sim/reset")
         self.policy_reset = self.node.create_client(Trigger, "policy/reset")
         self.policy_stop = self.node.create_client(Trigger, "policy/stop")
@@ -117,19 +115,38 @@ class _Watcher:
         executor.add_node(self.node)
         self._spin = SpinThread(executor, name="ros-eval")
 
-    def _on_clock(self, msg) -> None:
-        self.sim_time = msg.clock.sec + 1e-9 * msg.clock.nanosec
+    def reset(self, nodes: dict[str, tuple[subprocess.Popen, Path]]) -> float:
+        """Reset the simulator; returns the simulated time (s) of the reset, from which this
+        episode's ``task/success`` messages count."""
+        self.steps.restart(time.time_ns())
+        self.call(self.sim_reset, 120.0, nodes)
+        deadline = time.monotonic() + 120.0
+        while (start := self.steps.start_time()) is None:
+            _check_running(nodes)
+            if time.monotonic() > deadline:
+                raise ConfigError("ros eval: the simulator announced no clock after its reset")
+            time.sleep(0.002)
+        return start
 
-    def _on_success(self, msg) -> None:
-        if self.success is None:
-            return  # not counting
-        if msg.data and self._seen_unsolved and not self.success:
-            self.success, self.success_time = True, self.sim_time
-        self._seen_unsolved = self._seen_unsolved or not msg.data
+    def watch(self, start: float, time_limit: float, deadline: float) -> tuple[bool, float]:
+        """Follow the episode reset at simulated time ``start`` (s) until it is decided;
+        returns whether it was solved and its end (simulated s): the step of the first
+        "solved" after a "not solved" within ``time_limit`` s, else the limit, or the last
+        step seen when the episode stalls until ``deadline`` (``time.monotonic()`` s)."""
+        from robot_il.ros.policy_node import CLOCK_TOLERANCE
 
-    def start_counting(self) -> None:
-        self._seen_unsolved = False
-        self.success = False
+        limit = start + time_limit
+        end, unsolved_seen = start, False
+        while time.monotonic() < deadline:
+            for t, solved in self.steps.timed_successes():
+                if t > limit + CLOCK_TOLERANCE:
+                    return False, limit
+                if solved and unsolved_seen:
+                    return True, t
+                unsolved_seen = unsolved_seen or not solved
+                end = t
+            time.sleep(0.01)
+        return False, end  # a stalled episode is a failure
 
     def call(self, client, timeout: float, nodes: dict[str, tuple[subprocess.Popen, Path]]) -> str:
         """Call ``client``'s Trigger service; ``ConfigError`` with a node's log when one of
@@ -270,18 +287,10 @@ def evaluate_over_ros(
                 _check_running(nodes)
                 # the policy stops first: no command of the old episode reaches the new one
                 watcher.call(watcher.policy_stop, 120.0, nodes)
-                watcher.call(watcher.sim_reset, 120.0, nodes)
+                start = watcher.reset(nodes)
                 watcher.call(watcher.policy_reset, 120.0, nodes)
-                watcher.start_counting()
-                start, deadline = watcher.sim_time, time.monotonic() + episode_wall_timeout
-                while not watcher.success and watcher.sim_time - start < time_limit - 1e-9:
-                    if time.monotonic() > deadline:
-                        break  # a stalled episode is a failure
-                    time.sleep(0.002)
-                time.sleep(0.05)  # the last step's task/success comes after its /clock
-                solved = bool(watcher.success)
-                end = watcher.success_time if solved else watcher.sim_time
-                solved = solved and end - start <= time_limit + 1e-6
+                deadline = time.monotonic() + episode_wall_timeout
+                solved, end = watcher.watch(start, time_limit, deadline)
                 result.seeds.append(seed + i)
                 result.successes.append(solved)
                 result.lengths.append(min(steps, round((end - start) * policy_hz)))
