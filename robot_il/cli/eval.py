@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     if success_test:
         print(f"{policy.policy_type} on {where}: {', '.join([result.line(), *mean])}")
     else:
-        print(f"{policy.policy_type} on {where}: {mean[0]} over {result.episodes} episodes")
+        print(f"{policy.policy_type} on {where}: {result.line()}")
     summary = {
         "checkpoint": str(args.checkpoint),
         "checkpoint_provenance": provenance,

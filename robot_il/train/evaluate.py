@@ -36,6 +36,9 @@ class EvalResult:
     lengths: list[int] = field(default_factory=list)
     returns: list[float] = field(default_factory=list)
     """Undiscounted sum of the env's rewards per episode."""
+    success_test: bool = True
+    """Whether the task judges success (:func:`has_success_test`); a DeepMind Control task's
+    evaluation reports its mean return instead (:meth:`line`)."""
 
     @property
     def episodes(self) -> int:
@@ -51,6 +54,10 @@ class EvalResult:
         return wilson_interval(int(sum(self.successes)), self.episodes)
 
     def line(self) -> str:
+        """The outcome in one line: the success rate with its 95% interval, or the mean
+        return for a task without a success test."""
+        if not self.success_test:
+            return f"mean return {np.mean(self.returns):.1f} over {self.episodes} episodes"
         low, high = self.interval
         return (
             f"success {sum(self.successes)}/{self.episodes} = {self.success_rate:.0%} "
@@ -127,7 +134,7 @@ def evaluate(
     ``on_frame`` receives ``env.render()`` before every step and after the last one (the env
     must have been made with ``render=True``), e.g. to append to a video writer.
     """
-    result = EvalResult()
+    result = EvalResult(success_test=has_success_test(env.unwrapped.spec_dict()["task"]))
     for i in tqdm(range(episodes), desc="evaluate", unit="ep", disable=not progress, leave=False):
         obs, info = env.reset(seed=seed + i)
         policy.reset()

@@ -238,8 +238,9 @@ def train(config: TrainConfig) -> TrainResult:
                 evaluation = evaluate(
                     policy, env, episodes=config.eval.episodes, seed=config.eval.seed
                 )
-                low, high = evaluation.interval
-                row.update(eval_success=evaluation.success_rate, eval_low=low, eval_high=high)
+                if evaluation.success_test:
+                    low, high = evaluation.interval
+                    row.update(eval_success=evaluation.success_rate, eval_low=low, eval_high=high)
                 bar.write(f"step {done}: {evaluation.line()}")
             if row:
                 logger.log(done, row)
@@ -734,12 +735,15 @@ def _summary_steps(out: Path) -> int | None:
 
 
 def _write_summary(out: Path, steps: int, loss: float, evaluation: EvalResult | None) -> None:
+    """``summary.json``: the run's steps and final loss, and its last evaluation: success
+    rate and outcomes, or, for a task without a success test, the returns alone."""
     summary: dict[str, Any] = {"steps": steps, "final_loss": loss}
     if evaluation is not None:
-        summary["eval"] = {
-            "success_rate": evaluation.success_rate,
-            "interval95": list(evaluation.interval),
-            "successes": evaluation.successes,
-            "seeds": evaluation.seeds,
-        }
+        outcome = (
+            {"success_rate": evaluation.success_rate, "interval95": list(evaluation.interval),
+             "successes": evaluation.successes}
+            if evaluation.success_test
+            else {"returns": evaluation.returns}
+        )  # fmt: skip
+        summary["eval"] = {**outcome, "seeds": evaluation.seeds}
     (out / SUMMARY_JSON).write_text(json.dumps(summary, indent=2) + "\n")

@@ -215,6 +215,22 @@ def test_robot_il_eval_reports_a_return_alone_for_a_task_without_a_success_test(
     assert sorted(p.name for p in results.iterdir()) == ["eval.json"]
 
 
+def test_bc_on_a_task_without_a_success_test_reports_its_return_alone(
+    cartpole: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: BC's evaluations of a DeepMind Control task printed "success 0/2 = 0%" and
+    kept that rate in ``summary.json`` and the metrics, as the online learners did."""
+    out = tmp_path / "bc"
+    argv = ["train", "bc", "--dataset", str(cartpole), "--out", str(out), "--steps", "4"]
+    assert main([*argv, "--batch-size", "4", "--eval.episodes", "2",
+                 "--eval.max-episode-steps", "3"]) == 0  # fmt: skip
+    printed = capsys.readouterr()
+    assert "success" not in printed.out + printed.err, printed
+    assert re.search(r"step 4: mean return -?\d+\.\d over 2 episodes", printed.out + printed.err)
+    evaluation = json.loads((out / "summary.json").read_text())["eval"]
+    assert set(evaluation) == {"returns", "seeds"} and len(evaluation["returns"]) == 2
+
+
 def test_a_rerun_with_a_budget_below_the_steps_made_is_refused(
     push: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
