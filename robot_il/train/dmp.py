@@ -64,6 +64,7 @@ def train_dmp(
         refuse_changed_data,
         saved_training_data,
     )
+    from robot_il.train.trainer import lock_run
 
     code_provenance()  # the code this run loaded (a CMA search runs for hours)
     if search not in SEARCHES:
@@ -99,35 +100,39 @@ def train_dmp(
         scene_keys=tuple(keys), search=search, playback="sequence" if sequence else "coupled"
     )
     episodes = episode_arrays(dataset) if sequence else {}
-    cost = None
-    if search == "cma":
-        if spec.get("task") != "bimanual_cross" or sequence:
-            raise ConfigError(
-                f"--search cma tunes on bimanual_cross scenes; {dataset_path} holds "
-                f"{spec.get('task')!r}"
-            )
-        from robot_il.envs import cross_scenes as cs
-        from robot_il.policies.dmp.bimanual import ArmPrimitives
-        from robot_il.policies.dmp.search import best_row, cma_search
+    if search == "cma" and (spec.get("task") != "bimanual_cross" or sequence):
+        raise ConfigError(
+            f"--search cma tunes on bimanual_cross scenes; {dataset_path} holds "
+            f"{spec.get('task')!r}"
+        )
+    with lock_run(Path(out)):  # one training at a time in ``out`` (a search runs for hours)
+        cost = None
+        if search == "cma":
+            from robot_il.envs import cross_scenes as cs
+            from robot_il.policies.dmp.bimanual import ArmPrimitives
+            from robot_il.policies.dmp.search import best_row, cma_search
 
-        primitives = []
-        for arm in cs.ARMS:
-            start, _, goal = cs.nominal_path(arm)
-            segment = nearest(segments, arm, np.concatenate([start, goal]))
-            primitives.append(ArmPrimitives(segment.position, segment.orientation))
-        search_dir = Path(out) / "cma"
-        scenes = cs.sample_scenes(range(SEARCH_SEED, SEARCH_SEED + search_scenes))
+            primitives = []
+            for arm in cs.ARMS:
+                start, _, goal = cs.nominal_path(arm)
+                segment = nearest(segments, arm, np.concatenate([start, goal]))
+                primitives.append(ArmPrimitives(segment.position, segment.orientation))
+            search_dir = Path(out) / "cma"
+            scenes = cs.sample_scenes(range(SEARCH_SEED, SEARCH_SEED + search_scenes))
 
-        def progress(generation: int, best: float) -> None:  # a generation can take minutes
-            print(f"CMA-ES generation {generation}/{generations}: best cost {best:.3f}", flush=True)
+            def progress(generation: int, best: float) -> None:  # a generation can take minutes
+                print(
+                    f"CMA-ES generation {generation}/{generations}: best cost {best:.3f}",
+                    flush=True,
+                )
 
-        params = cma_search(
-            scenes, search_dir, generations, popsize, primitives=tuple(primitives),
-            progress=progress,
-        )  # fmt: skip
-        config.coupling = dataclasses.asdict(params)
-        cost = float(best_row(search_dir)["cost"])
-    policy = DMPPolicy(config, spec, segments, episodes)
-    policy.training_data = training_data
-    checkpoint = policy.save(Path(out) / DEPLOY_SUBDIR, library_arrays(segments) | episodes)
+            params = cma_search(
+                scenes, search_dir, generations, popsize, primitives=tuple(primitives),
+                progress=progress,
+            )  # fmt: skip
+            config.coupling = dataclasses.asdict(params)
+            cost = float(best_row(search_dir)["cost"])
+        policy = DMPPolicy(config, spec, segments, episodes)
+        policy.training_data = training_data
+        checkpoint = policy.save(Path(out) / DEPLOY_SUBDIR, library_arrays(segments) | episodes)
     return DMPTrainResult(checkpoint, len(segments), cost)

@@ -234,3 +234,19 @@ def test_an_out_holding_a_dmp_rl_checkpoint_is_not_overwritten(cross_demos, tmp_
     with pytest.raises(ConfigError, match="a DMP \\+ RL checkpoint that this run would overwrite"):
         train_dmp(str(cross_demos), run)
     assert (exported / "config.json").read_text() == before
+
+
+def test_train_dmp_in_the_out_of_a_running_training_is_refused(cross_demos, tmp_path, capsys):
+    """Before: ``robot-il train dmp`` took no run lock: given the --out of a training still
+    running there (a CMA search runs for hours), it saved its checkpoint under the other's."""
+    from robot_il.cli import main
+    from robot_il.train.trainer import lock_run
+
+    out = tmp_path / "run"
+    argv = ["train", "dmp", "--dataset", str(cross_demos), "--out", str(out)]
+    with lock_run(out):  # another training holds it
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert "another training runs in this --out" in err and len(err.splitlines()) == 1
+        assert not (out / "policy").exists()
+    assert main(argv) == 0  # once it has ended
