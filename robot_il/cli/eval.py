@@ -4,9 +4,10 @@
 each episode's outcome and the success rate with its 95% Wilson interval, and writes
 ``eval.json``, ``success.png`` and (with ``--video``) ``rollouts.mp4`` into ``--out``
 (default: ``<checkpoint>/eval``, ``eval_pybullet`` for another backend, ``eval_ros`` over
-ROS 2). A task without a success test (DeepMind Control's: ``has_success_test``) is judged
-by its return alone, as training's evaluations are: each episode's return and their mean,
-and no success rate, in the lines and in ``eval.json``, and no ``success.png``. The results
+ROS 2). A task without a success test (DeepMind Control's: ``has_success_test``, carried by
+the evaluation's ``EvalResult.success_test``) is judged by its return alone, as training's
+evaluations are: each episode's return and their mean, and no success rate, in the lines
+and in ``eval.json``, and no ``success.png``. The results
 are one evaluation's: each is written under a staged name (``rollouts.partial.mp4``) and
 they replace the previous evaluation's together once all are written, so an evaluation
 killed midway leaves the previous results as they were, and one without ``--video`` (or a
@@ -81,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     refuse_file_out(out, "results")
     os.environ.setdefault("MUJOCO_GL", "egl")
     from robot_il.provenance import describe
-    from robot_il.train.evaluate import evaluate, has_success_test, make_eval_env
+    from robot_il.train.evaluate import evaluate, make_eval_env
     from robot_il.train.report import plot_success
 
     provenance = saved.get("provenance")
@@ -122,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         env.close()
     task = env.unwrapped.spec_dict()["task"]
     where = f"{task}/{env.unwrapped.backend_name}" + (" over ROS 2" if args.ros else "")
-    success_test = has_success_test(task)
+    success_test = result.success_test
     if success_test:
         outcomes = ["success" if success else "FAILURE" for success in result.successes]
     else:
@@ -130,12 +131,10 @@ def run(args: argparse.Namespace) -> int:
     for seed, outcome, steps in zip(result.seeds, outcomes, result.lengths, strict=True):
         print(f"seed {seed}: {outcome} after {steps} steps")
     # over ROS 2 the episode judge sees success, not the env's reward: no returns
-    returns = result.returns
+    # (without a success test, line() is the mean return itself)
+    returns = result.returns if success_test else []
     mean = [f"mean return {sum(returns) / len(returns):.1f}"] if returns else []
-    if success_test:
-        print(f"{policy.policy_type} on {where}: {', '.join([result.line(), *mean])}")
-    else:
-        print(f"{policy.policy_type} on {where}: {result.line()}")
+    print(f"{policy.policy_type} on {where}: {', '.join([result.line(), *mean])}")
     summary = {
         "checkpoint": str(args.checkpoint),
         "checkpoint_provenance": provenance,
