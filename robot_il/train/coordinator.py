@@ -316,9 +316,11 @@ def train_dmp_rl(
     ``<out>/coordinator`` to ``config.total_steps``, then write the DMP+RL checkpoint (that
     library, the net, the shield's clearance in m or None) to ``<out>/policy``. The checkpoint
     and the shield (``refuse_holding_shield``) are checked before any training; a rerun
-    continues as ``train_coordinator`` does."""
+    continues as ``train_coordinator`` does, and one given the ``out`` of a run still going
+    there is refused (``lock_run``)."""
     from robot_il.policies import DEPLOY_SUBDIR
     from robot_il.policies.base import CONFIG_FILE, read_checkpoint_config
+    from robot_il.train.trainer import lock_run
 
     dmp, params = coordinated_dmp(dmp_checkpoint)
     if shield_clearance is not None:
@@ -332,7 +334,8 @@ def train_dmp_rl(
                 "overwrite; pass another --out"
             )
     run = Path(out) / COORDINATOR_SUBDIR
-    train_coordinator(run, config, params)
-    net, steps = trained_net(run, params)
-    checkpoint = export_dmp_rl(dmp, net, checkpoint, params, shield_clearance)
+    with lock_run(Path(out)):  # one training at a time in ``out`` (their rows interleave)
+        train_coordinator(run, config, params)
+        net, steps = trained_net(run, params)
+        checkpoint = export_dmp_rl(dmp, net, checkpoint, params, shield_clearance)
     return DMPRLTrainResult(checkpoint, steps, params)

@@ -163,3 +163,19 @@ def test_info_tells_the_dmp_rl_checkpoint_and_its_shield_from_the_dmp_one(
     assert main(["info", str(run)]) == 0
     shield = "learned coordinator (DMP + RL), distance shield 0.02 m"
     assert f"{line}, {shield}\n" in capsys.readouterr().out
+
+
+def test_a_second_run_into_the_out_of_a_running_one_is_refused(
+    dmp: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: ``train dmp-rl`` took no run lock: two runs into one --out both trained, each
+    appending its rows to the other's ``rows.jsonl`` and saving over its ``ppo.zip``."""
+    from robot_il.train.trainer import lock_run
+
+    out = tmp_path / "rl"
+    argv = ["train", "dmp-rl", "--dmp", str(dmp), "--out", str(out), "--steps", "64", *TINY]
+    with lock_run(out):  # another training holds it
+        assert "another training runs in this --out" in one_line_error(argv, capsys)
+        assert not (out / COORDINATOR_SUBDIR).exists() and not (out / "policy").exists()
+    assert main(argv) == 0  # once it has ended
+    assert [row["steps"] for row in read_rows(out / COORDINATOR_SUBDIR)] == [64]
