@@ -76,6 +76,8 @@ class LaunchPlan:
 
     processes: list[ProcessSpec] = field(default_factory=list)
     arguments: list[LaunchArgument] = field(default_factory=list)
+    settable: set[str] = field(default_factory=set)
+    """The arguments a command line can set: declared somewhere no include above sets them."""
 
 
 @dataclass
@@ -84,9 +86,11 @@ class _Scope:
     namespace: str
     files: tuple[Path, ...] = ()
     """The launch files being read, outermost first: an include of one of them is a cycle."""
+    set_by_includer: frozenset[str] = frozenset()
+    """Argument names an include above this scope sets itself (the command line cannot)."""
 
     def child(self) -> _Scope:
-        return _Scope(dict(self.variables), self.namespace, self.files)
+        return _Scope(dict(self.variables), self.namespace, self.files, self.set_by_includer)
 
 
 _ACTION_KEYS: dict[str, frozenset[str]] = {
@@ -108,7 +112,9 @@ def load_launch(path: str | Path, arguments: Mapping[str, str] | None = None) ->
     """The plan of launch file ``path`` with command-line ``arguments`` (``key:=value``).
 
     Raises :class:`LaunchError` for anything outside the supported subset, a missing required
-    argument, or an argument that no launch file in the tree declares.
+    argument, an argument that no launch file in the tree declares, or one that only files
+    whose includer sets it declare: it would be ignored (``gripper_host:=`` on a two-arm cell,
+    whose includes each set their arm's, reached both bridges before each include set it).
     """
     path = Path(path)
     arguments = dict(arguments or {})
@@ -119,6 +125,11 @@ def load_launch(path: str | Path, arguments: Mapping[str, str] | None = None) ->
         if name not in declared:
             known = ", ".join(sorted(declared)) or "none"
             raise LaunchError(f"{path}: unknown launch argument {name!r} (declared: {known})")
+        if name not in plan.settable:
+            raise LaunchError(
+                f"{path}: launch argument {name!r} would be ignored: every include that "
+                "declares it sets it (-s lists the arguments this file takes)"
+            )
     return plan
 
 
@@ -282,6 +293,8 @@ def _arguments(value: object, scope: _Scope, path: Path) -> list[str]:
 def _declare_argument(body: dict, scope: _Scope, plan: LaunchPlan, path: Path) -> None:
     name = _required(body, "name", "arg", path)
     default = body.get("default")
+    if name not in scope.set_by_includer:
+        plan.settable.add(name)
     plan.arguments.append(
         LaunchArgument(
             name, None if default is None else str(default), body.get("description", ""), path
@@ -311,9 +324,9 @@ def _include(body: dict, scope: _Scope, plan: LaunchPlan, path: Path) -> None:
     child.files = (*scope.files, target.resolve())
     for item in body.get("arg") or []:
         _check_keys(item, {"name", "value"}, "include arg", path)
-        child.variables[_required(item, "name", "include arg", path)] = _text(
-            item.get("value", ""), scope, path
-        )
+        name = _required(item, "name", "include arg", path)
+        child.variables[name] = _text(item.get("value", ""), scope, path)
+        child.set_by_includer |= {name}
     _read_file(target, child, plan)
 
 

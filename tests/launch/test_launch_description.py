@@ -219,8 +219,10 @@ def test_show_args_follows_includes_with_the_values_their_includers_set(tmp_path
                                                     {name: arm, value: right}]}
         """,
     )
-    plan = load_launch(top, {"who": "someone"})
-    assert plan.processes[0].argv[-1] == "robot"  # the include's value, not the command line's
+    plan = load_launch(top, {})
+    assert plan.processes[0].argv[-1] == "robot"  # the include's value
+    with pytest.raises(LaunchError, match="'who' would be ignored"):  # was silently overridden
+        load_launch(top, {"who": "someone"})
     listed = [(a.name, a.source.name) for a in declared_arguments(top)]
     assert listed == [("right_gain", "right.launch.yaml")]
 
