@@ -44,7 +44,7 @@ from robot_il.policies.dmp.cross_episodes import (
 )
 from robot_il.policies.dmp.primitive import STIFFNESS
 
-from robot_il.errors import CheckpointError
+from robot_il.errors import CheckpointError, ConfigError
 
 DECISION_PERIOD = 0.1
 """Seconds between two coordinator decisions (10 Hz)."""
@@ -72,6 +72,15 @@ def decode_action(action: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     corrections = RATE_CORRECTION_MAX * action[..., 0].T
     offsets = VIA_OFFSET_MAX * np.swapaxes(action[..., 1:], 0, 1)
     return corrections, offsets
+
+
+def check_shield_clearance(clearance: float, name: str) -> None:
+    """``ConfigError`` naming ``name`` unless the shield's ``clearance`` is a finite distance
+    > 0 m: a NaN compares false with every separation and never holds an arm, and one <= 0
+    holds only capsules that already overlap, so either runs the arms unshielded under a
+    checkpoint that says it has a shield."""
+    if not (np.isfinite(clearance) and clearance > 0):
+        raise ConfigError(f"{name} must be a finite distance > 0 m, got {clearance}")
 
 
 class CoordinatedController(TwoArmController):

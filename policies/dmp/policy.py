@@ -29,6 +29,7 @@ from robot_il.policies.dmp.coordinator import (
     DECISION_PERIOD,
     CoordinatedController,
     CoordinatorNet,
+    check_shield_clearance,
 )
 from robot_il.policies.dmp.coupling import CouplingParams
 from robot_il.policies.dmp.cross_episodes import tool_quat
@@ -68,6 +69,8 @@ class DMPConfig:
             raise ConfigError(f"dmp method {self.method!r} unknown; methods: {', '.join(METHODS)}")
         if self.playback not in ("coupled", "sequence"):
             raise ConfigError(f"dmp playback {self.playback!r} unknown: coupled or sequence")
+        if self.shield_clearance is not None:
+            check_shield_clearance(self.shield_clearance, "dmp shield_clearance")
 
 
 def describe_config(config: dict[str, Any]) -> str:

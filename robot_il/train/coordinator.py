@@ -208,11 +208,14 @@ def export_dmp_rl(
     shield_clearance: float | None = None,
     override_coupling: bool = False,
 ) -> Path:
-    """A DMP+RL checkpoint: the DMP checkpoint ``dmp_checkpoint`` (its library) with the
-    coordinator ``net``, the DMP layer's coupling ``params`` (default: the coupling the net
-    was trained over) and the shield's clearance (m, None: no shield). The net's actions are
-    corrections to its own layer's phase law: ``params`` other than that layer are refused
-    unless ``override_coupling`` (deploying it over another layer on purpose)."""
+    """A DMP+RL checkpoint: the DMP checkpoint ``dmp_checkpoint`` (or the run holding it; its
+    library) with the coordinator ``net``, the DMP layer's coupling ``params`` (default: the
+    coupling the net was trained over) and the shield's clearance (m, None: no shield). The
+    net's actions are corrections to its own layer's phase law: ``params`` other than that
+    layer are refused unless ``override_coupling`` (deploying it over another layer on
+    purpose). Nothing is written where a clearance is not a finite distance > 0, or where
+    ``out`` holds a checkpoint other than an earlier DMP+RL export (``refuse_overwrite``)."""
+    from robot_il.policies import read_checkpoint
     from robot_il.policies.dmp.library import library_arrays
     from robot_il.policies.dmp.policy import DMPPolicy
 
@@ -222,15 +225,34 @@ def export_dmp_rl(
             f"coordinator was trained over {dataclasses.asdict(net.coupling)}; pass "
             "override_coupling=True to deploy it over another layer"
         )
-    policy = DMPPolicy.load(dmp_checkpoint)
+    policy = DMPPolicy.load(read_checkpoint(dmp_checkpoint)[0])
     policy.config = dataclasses.replace(
         policy.config,
         coordinator=True,
         shield_clearance=shield_clearance,
         coupling=dataclasses.asdict(params or net.coupling),
     )
+    policy.config.validate()
+    refuse_overwrite(Path(out), "out")
     policy.coordinator = net
     return policy.save(out, library_arrays(policy.segments) | policy.episodes | net.to_arrays())
+
+
+def refuse_overwrite(checkpoint: Path, flag: str) -> None:
+    """``ConfigError`` (saying to pass another ``flag``) where ``checkpoint`` holds a
+    checkpoint that a DMP+RL export would overwrite: anything but an earlier DMP+RL export,
+    which is replaced (a rerun's). Written over in place, a BC checkpoint kept its normalizer
+    beside the DMP+RL config and weights."""
+    from robot_il.policies.base import CONFIG_FILE, read_checkpoint_config
+
+    if not (checkpoint / CONFIG_FILE).exists():
+        return
+    saved = read_checkpoint_config(checkpoint)
+    if saved["policy_type"] != "dmp" or not saved["config"].get("coordinator"):
+        raise ConfigError(
+            f"{checkpoint}: a {saved['policy_type']} checkpoint that this run would "
+            f"overwrite; pass another {flag}"
+        )
 
 
 @dataclasses.dataclass
@@ -284,13 +306,14 @@ def refuse_holding_shield(shield_clearance: float, params: CouplingParams) -> No
     clearance the shield holds them for good, and the coordinator, trained without the shield,
     learns nothing that frees them (a 5 m shield made a checkpoint that never moved)."""
     from robot_il.envs import cross_scenes as cs
-    from robot_il.policies.dmp.coordinator import ACTION_SIZE, run_coordinated
+    from robot_il.policies.dmp.coordinator import (
+        ACTION_SIZE,
+        check_shield_clearance,
+        run_coordinated,
+    )
     from robot_il.policies.dmp.coordinator_env import TRAIN_SEED_BASE
 
-    if not (np.isfinite(shield_clearance) and shield_clearance > 0):
-        raise ConfigError(
-            f"--shield-clearance must be a finite distance > 0 m, got {shield_clearance}"
-        )
+    check_shield_clearance(shield_clearance, "--shield-clearance")
 
     def layer(observations: np.ndarray) -> np.ndarray:
         return np.zeros((len(observations), ACTION_SIZE))
@@ -319,20 +342,13 @@ def train_dmp_rl(
     continues as ``train_coordinator`` does, and one given the ``out`` of a run still going
     there is refused (``lock_run``)."""
     from robot_il.policies import DEPLOY_SUBDIR
-    from robot_il.policies.base import CONFIG_FILE, read_checkpoint_config
     from robot_il.train.trainer import lock_run
 
     dmp, params = coordinated_dmp(dmp_checkpoint)
     if shield_clearance is not None:
         refuse_holding_shield(shield_clearance, params)
     checkpoint = Path(out) / DEPLOY_SUBDIR
-    if (checkpoint / CONFIG_FILE).exists():  # an earlier export is replaced, nothing else
-        saved = read_checkpoint_config(checkpoint)
-        if saved["policy_type"] != "dmp" or not saved["config"].get("coordinator"):
-            raise ConfigError(
-                f"{checkpoint}: a {saved['policy_type']} checkpoint that this run would "
-                "overwrite; pass another --out"
-            )
+    refuse_overwrite(checkpoint, "--out")
     run = Path(out) / COORDINATOR_SUBDIR
     with lock_run(Path(out)):  # one training at a time in ``out`` (their rows interleave)
         train_coordinator(run, config, params)

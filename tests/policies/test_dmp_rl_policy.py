@@ -121,6 +121,43 @@ def test_export_refuses_another_coupling_unless_overridden(ppo, dmp_checkpoint, 
     assert load_policy(other).params == CouplingParams()
 
 
+def test_export_writes_no_checkpoint_that_would_run_unshielded_or_over_another(
+    ppo, dmp_checkpoint, tmp_path
+) -> None:
+    """Before: ``export_dmp_rl`` wrote a negative or NaN shield into a checkpoint that ran the
+    arms unshielded (``info``: "distance shield nan m"), and wrote over whatever ``out`` held
+    (a BC checkpoint became a DMP+RL config and weights beside the BC normalizer)."""
+    import json
+    import shutil
+
+    net = CoordinatorNet.from_sb3(ppo, CouplingParams())
+    for bad in (-0.01, 0.0, float("nan"), float("inf")):
+        with pytest.raises(ConfigError, match="dmp shield_clearance must be a finite distance"):
+            export_dmp_rl(dmp_checkpoint, net, tmp_path / "bad", shield_clearance=bad)
+        assert not (tmp_path / "bad").exists()
+    other = tmp_path / "other"  # another family's checkpoint (its policy_type alone differs)
+    shutil.copytree(dmp_checkpoint, other)
+    saved = json.loads((other / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps({**saved, "policy_type": "bc"}))
+    before = {p.name: p.read_bytes() for p in other.iterdir()}
+    with pytest.raises(ConfigError, match="a bc checkpoint that this run would overwrite"):
+        export_dmp_rl(dmp_checkpoint, net, other)
+    assert {p.name: p.read_bytes() for p in other.iterdir()} == before
+    with pytest.raises(ConfigError, match="a dmp checkpoint that this run would overwrite"):
+        export_dmp_rl(dmp_checkpoint, net, dmp_checkpoint)  # the DMP checkpoint itself
+    assert not load_policy(dmp_checkpoint).config.coordinator
+    # an earlier export is replaced (a rerun's), from the run directory as from its checkpoint
+    first = export_dmp_rl(dmp_checkpoint.parent, net, tmp_path / "rl", shield_clearance=0.02)
+    assert export_dmp_rl(dmp_checkpoint, net, first).is_dir()
+    assert load_policy(first).config.shield_clearance is None
+    # a checkpoint with a bad shield (written before this check) is refused when loaded
+    saved = json.loads((first / "config.json").read_text())
+    saved["config"]["shield_clearance"] = float("nan")
+    (first / "config.json").write_text(json.dumps(saved))
+    with pytest.raises(ConfigError, match="dmp shield_clearance must be a finite distance"):
+        load_policy(first)
+
+
 def test_checkpoint_that_lost_its_coordinator_is_refused(ppo, dmp_checkpoint, tmp_path) -> None:
     from safetensors.numpy import load_file, save_file
 
