@@ -22,12 +22,16 @@ import os
 import time
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from robot_il.errors import CheckpointError, ConfigError
 from robot_il.policies.dmp.coordinator import CoordinatorNet
 from robot_il.policies.dmp.coupling import CouplingParams
+
+if TYPE_CHECKING:
+    from stable_baselines3 import PPO
 
 RESUME_FREE = ("total_steps", "chunk_steps", "threads")
 """``CoordinatorTrainConfig`` fields a continued run may change; any other is refused."""
@@ -139,7 +143,7 @@ def train_coordinator(
             progress_bar=True,
         )
         steps_done = int(model.num_timesteps)
-        model.save(model_path)
+        save_model(model, model_path)
         episodes = sum(outcomes.counts.values())
         row = {
             "steps": steps_done,
@@ -164,6 +168,16 @@ def train_coordinator(
             flush=True,
         )
     return model_path
+
+
+def save_model(model: PPO, path: Path) -> None:
+    """``model.save`` to a file beside ``path`` that then replaces it: SB3 writes its zip in
+    place, so a Ctrl-C or kill during a save left a truncated ``ppo.zip`` that the rerun could
+    not load (it ended in a traceback, the run's progress lost)."""
+    partial = path.with_name(path.name + ".partial")
+    with partial.open("wb") as file:
+        model.save(file)
+    os.replace(partial, path)
 
 
 def trained_net(run: str | Path, params: CouplingParams) -> tuple[CoordinatorNet, int]:

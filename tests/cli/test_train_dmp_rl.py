@@ -179,3 +179,36 @@ def test_a_second_run_into_the_out_of_a_running_one_is_refused(
         assert not (out / COORDINATOR_SUBDIR).exists() and not (out / "policy").exists()
     assert main(argv) == 0  # once it has ended
     assert [row["steps"] for row in read_rows(out / COORDINATOR_SUBDIR)] == [64]
+
+
+def test_a_run_interrupted_while_it_saves_resumes_from_its_last_save(
+    dmp: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: SB3 writes ``ppo.zip`` in place, so a Ctrl-C during the second save left half a
+    zip, and the rerun ended in a traceback ("wasn't a zip-file"), the run lost. The fault: the
+    save writes the start of a zip, then the interrupt arrives."""
+    from stable_baselines3.common import base_class
+
+    save = base_class.save_to_zip_file
+    saves = []
+
+    def interrupted_second_save(path, *args, **kwargs) -> None:
+        saves.append(path)
+        if len(saves) == 1:
+            return save(path, *args, **kwargs)
+        half_a_zip = b"PK\x03\x04\x14\x00"
+        if hasattr(path, "write"):  # an open file
+            path.write(half_a_zip)
+        else:
+            Path(path).write_bytes(half_a_zip)
+        raise KeyboardInterrupt
+
+    out = tmp_path / "rl"
+    argv = ["train", "dmp-rl", "--dmp", str(dmp), "--out", str(out), "--steps", "128", *TINY]
+    monkeypatch.setattr(base_class, "save_to_zip_file", interrupted_second_save)
+    assert main(argv) == 130  # robot-il: interrupted
+    assert [row["steps"] for row in read_rows(out / COORDINATOR_SUBDIR)] == [64]
+    monkeypatch.setattr(base_class, "save_to_zip_file", save)
+    assert main(argv) == 0
+    assert [row["steps"] for row in read_rows(out / COORDINATOR_SUBDIR)] == [64, 128]
+    assert load_policy(out / "policy").config.coordinator
