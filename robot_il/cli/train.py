@@ -100,15 +100,34 @@ def run(args: argparse.Namespace) -> int:
 
 def run_dmp(settings: list[str]) -> int:
     """``robot-il train dmp``: build the library, tune or not, save, optionally evaluate."""
-    parser = argparse.ArgumentParser(prog="robot-il train dmp")
+    parser = argparse.ArgumentParser(
+        prog="robot-il train dmp",
+        description="Two-arm DMP controller from two-arm demonstrations (robot-il record --task "
+        "bimanual_cross|bimanual_handover), its checkpoint in OUT/policy, for robot-il eval "
+        "--checkpoint OUT and robot-il train dmp-rl --dmp OUT.",
+    )
     parser.add_argument("--dataset", required=True, help="zarr dataset of two-arm demos")
-    parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument("--search", default="none", choices=("none", "cma"))
+    parser.add_argument(
+        "--out", required=True, help="output directory; a rerun continues its CMA-ES search"
+    )
+    parser.add_argument(
+        "--search",
+        default="none",
+        choices=("none", "cma"),
+        help="none: the hand-set coupling; cma: CMA-ES tunes it on kinematic bimanual_cross "
+        "scenes, a line per generation (default none)",
+    )
     parser.add_argument("--n-bases", type=int, default=50, help="basis functions per DMP")
     parser.add_argument("--generations", type=int, default=6, help="CMA-ES generations")
     parser.add_argument("--popsize", type=int, default=6, help="CMA-ES population")
     parser.add_argument("--search-scenes", type=int, default=64, help="CMA-ES scenes")
-    parser.add_argument("--eval-episodes", type=int, default=0, help="episodes to evaluate")
+    parser.add_argument(
+        "--eval-episodes",
+        type=int,
+        default=0,
+        help="episodes to evaluate after training, in the data's simulator, seeds from 10000 "
+        "(default 0: none)",
+    )
     args = parser.parse_args(settings)
     refuse_file_out(args.out, "the checkpoint")
     if args.n_bases < 2:
@@ -167,7 +186,9 @@ def run_dmp_rl(settings: list[str]) -> int:
     parser.add_argument(
         "--shield-clearance", type=float, default=None, help="distance shield, m (default none)"
     )
-    parser.add_argument("--seed", type=SEED, default=Config.seed)
+    parser.add_argument(
+        "--seed", type=SEED, default=Config.seed, help="PPO's seed (net init, action sampling)"
+    )
     parser.add_argument("--threads", type=COUNT, default=Config.threads, help="torch threads")
     parser.add_argument("--n-envs", type=COUNT, default=Config.n_envs, help="scenes per batch")
     parser.add_argument("--n-steps", type=COUNT, default=Config.n_steps, help="steps per rollout")
