@@ -276,3 +276,31 @@ def test_merge_and_drop_copy_compressed_frames_without_a_second_loss(tmp_path: P
     np.testing.assert_array_equal(result.episode(0)["rgb_front"], stored[1])  # bit for bit
     np.testing.assert_array_equal(result.episode(1)["rgb_front"], stored[2])
     np.testing.assert_array_equal(result.episode(1)["joint_pos"], np.zeros((6, 6), np.float32))
+
+
+def test_decoding_into_ram_counts_camera_frames_episode_by_episode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Training decodes every frame into RAM first (30 s for 200 push demonstrations): its
+    bar counts frames, moving after each episode of each camera. Before, it counted keys, and
+    stood still on the one camera key for all of that time."""
+    import io
+
+    from tqdm import tqdm
+
+    from robot_il.dataset import reader
+
+    shown = io.StringIO()
+
+    class VisibleBar(tqdm):  # the bar a terminal shows (tests run without one)
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **{**kwargs, "disable": False, "file": shown,
+                                       "mininterval": 0, "miniters": 1, "ncols": 100})  # fmt: skip
+
+    monkeypatch.setattr(reader, "tqdm", VisibleBar)
+    rng = np.random.default_rng(0)
+    _record(tmp_path / "d.zarr", [camera_frames(rng, n, 32, 32) for n in (5, 7, 4)])
+    Dataset.open(tmp_path / "d.zarr", cache="ram")
+    counts = [line.split("|")[2].split()[0] for line in shown.getvalue().split("\r") if "|" in line]
+    assert "decoding frames into RAM" in shown.getvalue() and "frame/s" in shown.getvalue()
+    assert counts[-1] == "16/16" and {"5/16", "12/16"} <= set(counts), counts
