@@ -671,30 +671,41 @@ class PolicyNode(Node):
     def _await_new_scene(self, episode: int) -> bool:
         """Real time: before an episode's first observation, wait until every key the policy
         observes holds a value taken after the episode began (stamped after it, or replaced
-        since: :meth:`RobotObservation.stale_keys`). A simulator's reset returns before its
-        new state reaches this node, and a policy that plans its episode on its first
-        observation (a DMP) would plan it on the old scene; meanwhile nothing is published.
-        Logs the keys it waits for once the wait passes ``NEW_SCENE_WAIT`` s. False when the
+        since: :meth:`RobotObservation.stale_keys`; the node's first episode, any value). A
+        simulator's reset returns before its new state reaches this node, and a policy that
+        plans its episode on its first observation (a DMP) would plan it on the old scene;
+        meanwhile nothing is published. Logs the keys it waits for once the wait passes
+        ``NEW_SCENE_WAIT`` s: at start-up, with the joint names and topics it reads, as a
+        driver of another ``tf_prefix`` or layout leaves it waiting for ever. False when the
         episode ends or the node stops first."""
         with self._state_lock:
             since, before = self._reset_stamp, self._reset_values
             obs_keys = self.worker.info.obs_keys
-        if since is None:
-            return True
+        taken = " taken after the episode began"
+        if since is None:  # the first episode: every key's first value will do
+            since, before, taken = -math.inf, {}, ""
         started = time.monotonic()
         while self._running and episode == self._episode_id:
             stale = self.obs.stale_keys(obs_keys, since, before)
             if not stale:
                 return True
             if time.monotonic() - started > NEW_SCENE_WAIT:
-                hint = (
-                    " (no gripper_joint in the joint states? a cell without a gripper is "
-                    "gripper:='', which refuses a checkpoint that observes one)"
-                    if self._gripper_keys & set(stale)
-                    else ""
-                )
+                hint = ""
+                if self._gripper_keys & set(stale):
+                    hint = (
+                        " (no gripper_joint in the joint states? a cell without a gripper is "
+                        "gripper:='', which refuses a checkpoint that observes one)"
+                    )
+                elif self.obs.stamp is None:  # no arm's joints yet: say where they are read
+                    layout = self.obs.layout
+                    topics = list(dict.fromkeys(t for t, _ in layout.joint_state_topics()))
+                    joints = [layout.joint_names(a)[0] for a in range(layout.num_arms)]
+                    hint = (
+                        f" (no joint state on {topics} names {joints}: do tf_prefixes and "
+                        "controller_layout match the driver's?)"
+                    )
                 self.get_logger().warning(
-                    f"waiting for observation keys {stale} taken after the episode began{hint}",
+                    f"waiting for observation keys {stale}{taken}{hint}",
                     throttle_duration_sec=NEW_SCENE_WAIT,
                 )
             time.sleep(0.002)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from robot_il.errors import LaunchError
@@ -79,3 +80,46 @@ def test_included_arguments_the_includer_leaves_open_still_reach_the_bridge() ->
     (the servo's ``gain``) still pass from the command line, as ``ros2 launch`` passes them."""
     nodes = _parameters("deploy_ur5e.launch.yaml", {"checkpoint": "ckpt", "gain": "500.0"})
     assert nodes["ur_rtde_bridge"]["gain"] == "500.0"
+
+
+@pytest.mark.ros
+def test_a_policy_node_that_finds_no_joints_of_its_arm_says_where_it_reads_them(
+    ros_context, ros_env, tmp_path
+) -> None:
+    """A UR driver started with another ``tf_prefix`` (here none) than the policy node's
+    ``tf_prefixes``: the node waited silently for ever, nothing on the log said why the arm
+    did not move. It now names the keys, the topic and the joint names it waits for; and it
+    still sends no command."""
+    from deploy_helpers import (
+        COMMANDS,
+        UR_JOINTS,
+        Client,
+        constant_checkpoint,
+        node_process,
+        wait_for,
+    )
+    from robot_il.envs.ur5e.description import HOME_JOINT_POS
+    from sensor_msgs.msg import JointState
+    from std_msgs.msg import Float64MultiArray
+
+    checkpoint = constant_checkpoint(tmp_path / "policy", np.append(HOME_JOINT_POS, 0.0))
+    params = {"checkpoint": checkpoint, "gripper": "''", "tf_prefixes": "['ur5e_']"}
+    log = tmp_path / "policy.log"
+    client = Client(ros_context)
+    commands = client.record(Float64MultiArray, COMMANDS)
+    try:
+        with node_process("policy", params, ros_env, log) as policy:
+            driver = client.publisher(JointState, "joint_states", (policy,), (log,))
+            state = JointState(name=UR_JOINTS, position=HOME_JOINT_POS.tolist())
+
+            def told() -> bool:
+                state.header.stamp = client.node.get_clock().now().to_msg()
+                driver.publish(state)  # the driver of another prefix, at 50 Hz
+                return "waiting for observation keys ['joint_pos']" in log.read_text()
+
+            wait_for(told, 30, "the policy node's reason to wait", (policy,), (log,))
+    finally:
+        client.close()
+    assert "names ['ur5e_shoulder_pan_joint']" in log.read_text()
+    assert "on ['joint_states']" in log.read_text()
+    assert not commands
