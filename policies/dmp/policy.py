@@ -272,6 +272,10 @@ class DMPPolicy:
         saved = read_policy_config(directory, cls.policy_type, expected_spec)
         config = config_from_dict(DMPConfig, saved["config"], str(directory))
         try:
+            config.validate()
+        except ConfigError as error:
+            raise CheckpointError(f"{directory}: {error}") from None
+        try:
             arrays = load_file(str(directory / WEIGHTS_FILE))
         except (OSError, SafetensorError) as error:
             raise CheckpointError(f"{directory}: unreadable checkpoint file: {error}") from error

@@ -154,7 +154,7 @@ def test_export_writes_no_checkpoint_that_would_run_unshielded_or_over_another(
     saved = json.loads((first / "config.json").read_text())
     saved["config"]["shield_clearance"] = float("nan")
     (first / "config.json").write_text(json.dumps(saved))
-    with pytest.raises(ConfigError, match="dmp shield_clearance must be a finite distance"):
+    with pytest.raises(CheckpointError, match="rl: dmp shield_clearance must be a finite"):
         load_policy(first)
 
 
