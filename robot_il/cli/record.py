@@ -25,6 +25,9 @@ SOURCE_KEYS = ("task", "backend", "control_hz", "action_mode")
 ``control_hz``, which the dataset writer sets itself, are stored as root attrs by us)."""
 
 
+DEFAULT_IMAGE_SIZE = (96, 96)
+"""Camera frame height, width (pixels) without ``--image-size``: what the image recipes use."""
+
 #: Default length limit of a teleoperated episode (s): a person needs far longer than the
 #: scripted expert (whose step limit is the task's, e.g. 4 s on reach), so the limit is only a
 #: backstop; the person's keys end an episode, or success does.
@@ -55,7 +58,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="comma-separated cameras to record as rgb_<name>, e.g. front,wrist (default none)",
     )
     parser.add_argument(
-        "--image-size", type=_size, default=(96, 96), help="camera image H,W (default 96,96)"
+        "--image-size", type=_size, default=None, help="camera image H,W (default 96,96)"
     )
     parser.add_argument(
         "--image-codec",
@@ -138,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
     """Record; exit code 0 when all requested episodes were kept, 1 when fewer were."""
     if args.episodes < 1:
         raise RecordingError(f"--episodes must be >= 1, got {args.episodes}")
+    _check_image_flags(args)
     from robot_il.dataset import ImageStorage
 
     ImageStorage(args.image_codec or "jpegxl", args.image_quality)  # a bad quality fails here
@@ -164,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
         control_hz=args.control_hz,
         action_mode=action_mode,
         cameras=args.cameras,
-        image_size=args.image_size,
+        image_size=args.image_size or DEFAULT_IMAGE_SIZE,
         max_episode_steps=_episode_limit(args),
         terminate_on_success=not args.hold_after_success,
     )
@@ -246,6 +250,21 @@ def run(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+def _check_image_flags(args: argparse.Namespace) -> None:
+    """Refuse, before any work, image settings that would store nothing: frame flags without
+    ``--cameras`` (the dataset would have no camera, found only when training an image policy
+    on it) and a quality for the lossless ``blosc``."""
+    given = [flag for flag, value in (("--image-size", args.image_size),
+             ("--image-codec", args.image_codec), ("--image-quality", args.image_quality))
+             if value is not None]  # fmt: skip
+    if given and not args.cameras:
+        raise RecordingError(f"{', '.join(given)} set how camera frames are recorded, and no "
+                             "camera is: add --cameras, e.g. --cameras front")  # fmt: skip
+    if args.image_codec == "blosc" and args.image_quality is not None:
+        raise RecordingError("--image-quality is for the lossy codecs (jpegxl, jpeg2k); blosc "
+                             "stores frames losslessly: drop it")  # fmt: skip
 
 
 def _episodes_in(out: Path) -> int | None:
