@@ -22,6 +22,11 @@ from torch import Tensor, nn
 
 ImageEncoderKind = Literal["resnet", "conv"]
 
+DEPTH_PREFIX = "depth_"
+"""Depth cameras' keys (``depth_<camera>``, (H, W) float32 metres, recorded over ROS 2 by
+``robot_il.ros.observation``): no encoder reads them yet, and as low-dimensional keys each
+pixel would be one normalized input of the MLP."""
+
 
 def _group_norm(channels: int) -> nn.GroupNorm:
     return nn.GroupNorm(num_groups=min(8, channels), num_channels=channels)
@@ -207,11 +212,24 @@ class ObservationEncoder(nn.Module):
         image_crop: Sequence[int] = (),
         image_crop_keys: Sequence[str] = (),
     ) -> None:
-        """``image_crop`` cuts the frames of the ``image_crop_keys`` cameras (empty: all);
-        a crop key that is not a camera here is refused (``ValueError``)."""
+        """``image_crop`` cuts the frames of the ``image_crop_keys`` cameras (empty: all); a
+        crop without a camera, a crop key that is not a camera here and a depth camera
+        (``DEPTH_PREFIX``) are refused (``ValueError``)."""
         super().__init__()
+        depth = sorted(k for k in obs_shapes if k.startswith(DEPTH_PREFIX))
+        if depth:
+            raise ValueError(
+                f"obs_keys {', '.join(depth)}: depth cameras are not policy inputs (the image "
+                "encoders read rgb_<camera> frames); leave them out of --policy.obs-keys"
+            )
         self.lowdim_keys = sorted(k for k in obs_shapes if not is_image_key(k))
         self.image_keys = sorted(k for k in obs_shapes if is_image_key(k))
+        if image_crop and not self.image_keys:  # else the crop would be silently ignored
+            raise ValueError(
+                f"image_crop {tuple(image_crop)} cuts camera frames, but the observation has "
+                f"no camera ({', '.join(self.lowdim_keys)}): name one in --policy.obs-keys, "
+                "e.g. rgb_front"
+            )
         unknown = sorted(set(image_crop_keys) - set(self.image_keys))
         if unknown:
             raise ValueError(

@@ -43,6 +43,7 @@ from tqdm import tqdm
 from robot_il.errors import ConfigError, DatasetError
 from robot_il.policies import DEPLOY_SUBDIR, policy_class
 from robot_il.policies.base import CONFIG_FILE, NORMALIZER_FILE, Policy, PolicyConfig
+from robot_il.policies.encoders import DEPTH_PREFIX
 from robot_il.policies.spec import ACTION_KEY, is_image_key, spec_from_dataset
 from robot_il.provenance import code_provenance, dataset_record, refuse_changed_data
 from robot_il.train.config import TRAIN_CONFIGS, EvalConfig, TrainConfig, config_to_dict
@@ -91,7 +92,8 @@ def policy_type_of(config: TrainConfig) -> str:
 
 def observation_keys(config_keys: tuple[str, ...], dataset: Any) -> list[str]:
     """The observation keys to train on: the config's, or by default every low-dimensional
-    observation the dataset holds (those of the recording env's spec when known)."""
+    observation the dataset holds (those of the recording env's spec when known; cameras,
+    colour or depth, only when named)."""
     if config_keys:
         return list(config_keys)
     env_obs = (dataset.attrs.get("env_spec") or {}).get("observation")
@@ -102,7 +104,7 @@ def observation_keys(config_keys: tuple[str, ...], dataset: Any) -> list[str]:
     ]
     if env_obs:
         candidates = [k for k in candidates if k in env_obs]
-    keys = [k for k in candidates if not is_image_key(k)]
+    keys = [k for k in candidates if not (is_image_key(k) or k.startswith(DEPTH_PREFIX))]
     if not keys:
         raise DatasetError(f"{dataset.where}: no low-dimensional observation keys to train on")
     return keys
