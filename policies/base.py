@@ -55,18 +55,31 @@ class PolicyConfig:
     """
 
     obs_keys: tuple[str, ...] = ()
+    """observation keys, e.g. rgb_front joint_pos (empty: the low-dimensional ones)"""
     n_obs_steps: int = 1
+    """observations per prediction (the current one and those before it)"""
     horizon: int = 1
+    """actions predicted per chunk"""
     n_action_steps: int = 1
+    """actions of each chunk executed before predicting again"""
     image_feature_dim: int = 64
+    """features per camera"""
     image_encoder: ImageEncoderKind = "resnet"
+    """camera network: conv (pooled, spatial softmax; fast on a CPU) or resnet"""
     image_shift: int = 4
+    """training only: random shift of each frame, camera pixels"""
     image_jitter: float = 0.1
+    """training only: random brightness and contrast change (fraction)"""
     image_crop: tuple[int, ...] = ()
+    """TOP LEFT HEIGHT WIDTH, camera pixels: cut frames to it, unpooled (empty: whole)"""
     image_crop_keys: tuple[str, ...] = ()
+    """cameras the crop cuts, e.g. rgb_front (empty: every camera)"""
     normalization: Literal["minmax", "gaussian"] = "minmax"
+    """scale of state and actions: [-1, 1] (minmax) or zero mean, unit variance"""
     aux_state_keys: tuple[str, ...] = ()
+    """labels the camera features learn to predict, e.g. object_pose (not observed)"""
     aux_state_weight: float = 0.0
+    """weight of the auxiliary state loss (0: off)"""
 
     def validate(self) -> None:
         """Raise ``ValueError`` if the horizons cannot fit one another."""

@@ -28,9 +28,13 @@ class BCConfig(PolicyConfig):
     """BC settings; see the module docstring."""
 
     hidden_dims: tuple[int, ...] = (256, 256, 256)
+    """widths of the MLP's hidden layers"""
     dropout: float = 0.0
+    """dropout probability after each hidden layer"""
     head: Literal["deterministic", "gaussian"] = "deterministic"
+    """deterministic (squared error) or gaussian (mean, log std; negative log-likelihood)"""
     sample_actions: bool = False
+    """gaussian head: act with sampled actions instead of the mean"""
 
 
 class BCPolicy(Policy):

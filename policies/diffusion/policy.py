@@ -35,18 +35,31 @@ class DiffusionConfig(PolicyConfig):
     """
 
     n_obs_steps: int = 2
+    """observations per prediction (the current one and those before it)"""
     horizon: int = 16
+    """actions predicted per chunk"""
     n_action_steps: int = 8
+    """actions of each chunk executed before predicting again"""
     down_dims: tuple[int, ...] = (64, 128)
+    """U-Net channels per level"""
     step_embed_dim: int = 64
+    """width of the noise-level embedding"""
     kernel_size: int = 5
+    """temporal convolution kernel, steps"""
     num_train_timesteps: int = 100
+    """noise levels in training (DDPM)"""
     num_inference_steps: int = 10
+    """denoising steps when acting (DDIM)"""
     beta_schedule: Literal["squaredcos_cap_v2", "linear"] = "squaredcos_cap_v2"
+    """noise schedule"""
     prediction_type: Literal["epsilon", "sample"] = "sample"
+    """what the network predicts: the noise (epsilon) or the clean actions (sample)"""
     use_ema: bool = True
+    """act and save with an exponential moving average of the weights"""
     ema_power: float = 0.75
+    """EMA warm-up power (diffusers' EMAModel)"""
     ema_max_decay: float = 0.9999
+    """largest EMA decay"""
 
     def validate(self) -> None:
         super().validate()

@@ -1,10 +1,12 @@
 """User journeys of image policies found wanting in review: recording with frame settings but
-no camera, a crop given to a policy without a camera, and a depth camera trained as if each of
-its pixels were a joint."""
+no camera, a crop given to a policy without a camera, a depth camera trained as if each of
+its pixels were a joint, and policy flags whose help gave a default alone."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,7 @@ from cli_errors import one_line_error
 
 from robot_il.cli import main
 from robot_il.dataset import Dataset, DatasetWriter
+from robot_il.train.config import TRAIN_CONFIGS
 
 pytest.importorskip("mujoco")
 
@@ -103,3 +106,20 @@ def test_a_depth_camera_is_no_policy_input(
     observed = json.loads((default / "policy" / "config.json").read_text())["spec"]["observation"]
     assert "depth_front" not in observed and "rgb_front" not in observed
     assert {"joint_pos", "object_pose"} <= set(observed)
+
+
+@pytest.mark.parametrize("family", ["bc", "diffusion"])
+def test_help_describes_every_policy_flag(capsys: pytest.CaptureFixture[str], family: str) -> None:
+    """Before: ``--policy.image-crop [INT [INT ...]] (default: )`` and every other policy
+    flag gave its default alone: not which four numbers a crop takes, nor in what order."""
+    with pytest.raises(SystemExit):
+        main(["train", family, "--help"])
+    text = " ".join(re.sub(r"[│╭╮╰╯─]", " ", capsys.readouterr().out).split())
+    for field in dataclasses.fields(TRAIN_CONFIGS[family]().policy):
+        flag = f"--policy.{field.name.replace('_', '-')}"
+        # the flag, its --no- twin, its type (INT, {a,b}, [INT [INT ...]]), its help, its default
+        flag_help = (
+            rf"{re.escape(flag)}(?:, --\S*no-\S+)?(?: (?:\[[^(]*?\]|[A-Z{{]\S*))? (.*?) ?\(default:"
+        )
+        described = re.search(flag_help, text)
+        assert described and len(described[1].split()) >= 2, f"{flag}: no description"
