@@ -41,9 +41,10 @@ def train_dmp(
     """Build the library, optionally tune the coupling on ``search_scenes`` kinematic scenes
     (resuming a search found in ``<out>/cma`` under the settings it started with; a line per
     generation), save the checkpoint. An ``out`` whose checkpoint learned from other data, or
-    is not a plain DMP checkpoint (a BC run's, a ``robot-il train dmp-rl`` run's), is refused
-    before any work (its search would go on over another library, or its checkpoint be
-    replaced without a word)."""
+    is not a plain DMP checkpoint (a BC run's, a ``robot-il train dmp-rl`` run's), or whose
+    coupling CMA-ES tuned while this run has no ``search`` (a rerun that forgot the flag), is
+    refused before any work (its search would go on over another library, or its checkpoint
+    be replaced without a word)."""
     from robot_il.dataset import Dataset
     from robot_il.policies import DEPLOY_SUBDIR
     from robot_il.policies.base import CONFIG_FILE, read_checkpoint_config
@@ -82,6 +83,11 @@ def train_dmp(
             kind = "DMP + RL" if saved["policy_type"] == "dmp" else saved["policy_type"]
             raise ConfigError(
                 f"{previous}: a {kind} checkpoint that this run would overwrite; pass another --out"
+            )
+        if saved["config"].get("search") == "cma" and search != "cma":
+            raise ConfigError(
+                f"{previous}: its coupling was tuned by CMA-ES; this run would replace it by "
+                "the hand-set one (pass --search cma, which keeps the search, or another --out)"
             )
         refuse_changed_data(Path(out), saved_training_data(saved) or None, training_data)
     keys = scene_keys(dataset)

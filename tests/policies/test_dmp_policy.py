@@ -159,6 +159,13 @@ def test_train_dmp_cli_with_cma_search_resumes_and_saves_the_best(
     best = min(rows, key=lambda row: row["cost"])
     policy = load_policy(tmp_path)
     assert policy.config.search == "cma" and policy.config.coupling == best["params"]
+    # a rerun without --search (to add --eval-episodes, say) replaced the tuned coupling by
+    # the hand-set one without a word
+    before = (tmp_path / "policy" / "config.json").read_bytes()
+    assert main(argv[: argv.index("--search")]) == 2
+    err = capsys.readouterr().err
+    assert "its coupling was tuned by CMA-ES; this run would replace it by the hand-set" in err
+    assert (tmp_path / "policy" / "config.json").read_bytes() == before
 
 
 def test_dataset_too_short_to_learn_from_is_refused(tmp_path) -> None:
