@@ -123,3 +123,23 @@ def test_help_describes_every_policy_flag(capsys: pytest.CaptureFixture[str], fa
         )
         described = re.search(flag_help, text)
         assert described and len(described[1].split()) >= 2, f"{flag}: no description"
+
+
+def test_a_camera_checkpoint_on_another_backend_is_noted(
+    push_front: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: a MuJoCo camera checkpoint evaluated in PyBullet said nothing of the frames
+    coming from another renderer; its success rate read like the recipe's."""
+    run = tmp_path / "run"
+    argv = ["train", "bc", "--dataset", str(push_front), "--out", str(run), "--steps", "2",
+            *FAST, "--policy.obs-keys", "rgb_front", "joint_pos", "--policy.image-encoder",
+            "conv"]  # fmt: skip
+    assert main(argv) == 0
+    quick = ["eval", "--checkpoint", str(run), "--episodes", "1", "--max-steps", "2"]
+    capsys.readouterr()
+    assert main(quick) == 0
+    assert "note" not in capsys.readouterr().out
+    assert main([*quick, "--backend", "pybullet"]) == 0
+    assert "note: rgb_front learned from mujoco's frames; pybullet renders them otherwise" in (
+        capsys.readouterr().out
+    )
