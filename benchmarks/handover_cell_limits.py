@@ -106,7 +106,7 @@ def run(checkpoint: str, acceleration: float, ramp: float, seeds: range) -> dict
                 counts.update(event.kind.value for event in safe.events)
                 commands.append(safe.command)
             if guard is not None:
-                commands = guard.check(commands, filters, t)
+                commands = guard.check(commands, filters, t, [q[:6], q[6:12]])
             command = joint_action.copy()
             for a, joints in enumerate(commands):
                 command[7 * a : 7 * a + 6] = joints

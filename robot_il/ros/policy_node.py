@@ -30,19 +30,20 @@ Three activities, each on its own thread so none waits for another:
   held pose instead.
 
 Safety: the filter limits joint positions, speed, acceleration, the tool's workspace box and
-holds position on NaN/inf, stale observations (``max_observation_age``, each arm by the stamp
-of its own joint states), late inference (``max_command_age``) or a latched e-stop
-(``safety/estop`` std_msgs/Bool, released by the ``safety/reset_estop`` Trigger); it starts
-with a ramp from the measured pose (while an arm's measured joints are not finite it waits,
-and until every arm has started nothing is published). With two arms a
+holds position on NaN/inf, stale observations (``max_observation_age``, each arm by the stamp of
+its own joint states), late inference (``max_command_age``) or a latched e-stop
+(``safety/estop`` std_msgs/Bool, released by the ``safety/reset_estop`` Trigger); it starts with
+a ramp from the measured pose (while an arm's measured joints are not finite it waits, and until
+every arm has started nothing is published). With two arms a
 :class:`robot_il.safety.ClearanceGuard` then holds the arm whose command would bring the arms'
-links closer than ``clearance`` (m); the grippers' own capsule pairs keep ``gripper_clearance``
-(m) instead, which a handover cell sets below zero (see :mod:`robot_il.safety.clearance`).
-Every intervention is published on ``safety/events`` (JSON) when it begins, as is each run of
-IK failures of an eef_delta policy (kind ``ik_failure``); the log shows each kind's first
-event and then counts per kind per second, printed off the control thread. A control thread
-that fails logs a fatal error and shuts the node down (the robot holds its last command)
-rather than leaving a node that looks alive and sends nothing.
+links closer than ``clearance`` (m), command to command and command to the other arm's measured
+pose (an arm stopped at its controller is where it stopped); the grippers' own capsule pairs
+keep ``gripper_clearance`` (m) instead, which a handover cell sets below zero (see
+:mod:`robot_il.safety.clearance`). Every intervention is published on ``safety/events`` (JSON)
+when it begins, as is each run of IK failures of an eef_delta policy (kind ``ik_failure``); the
+log shows each kind's first event and then counts per kind per second, printed off the control
+thread. A control thread that fails logs a fatal error and shuts the node down (the robot holds
+its last command) rather than leaving a node that looks alive and sends nothing.
 
 Episodes: ``policy/reset`` (Trigger) starts a new one (fresh history, the policy reset in
 its worker, safe start, camera frames received before dropped; its first observation waits
@@ -949,7 +950,8 @@ class PolicyNode(Node):
             commands.append(safe.command)
             held.append(safe.held)
         if guard is not None:
-            commands = guard.check(commands, filters, now)
+            arms_at = [q_measured[6 * a : 6 * a + 6] for a in range(len(filters))]
+            commands = guard.check(commands, filters, now, arms_at)
             held = [h or g for h, g in zip(held, guard.held, strict=True)]
         if self._stopped or episode != self._episode_id:
             # The episode ended during this tick: its command is the old one's. (One that

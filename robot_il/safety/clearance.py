@@ -3,22 +3,28 @@
 Each arm has its own :class:`robot_il.safety.SafetyFilter` (limits, speed, workspace, holds);
 what neither filter can see is the other arm. After both have filtered a control period's
 commands, :meth:`ClearanceGuard.check` measures the link-to-link distance of the commanded
-configuration (capsules of the UR5e description, :func:`robot_il.envs.separation.arm_separation`)
-and lets the pair through only when it keeps ``clearance`` (m), or when it moves the arms
-apart (after a start closer than that). The two grippers' own capsule pairs alone have their
-own limit, ``gripper_clearance`` (m; by default ``clearance`` too), which a handover cell sets
-explicitly: a handover is a planned gripper-to-gripper contact around the object, and the
-gripper capsules over-approximate the gripper (the palm's capsule reaches 36 mm around the
-palm box's axis, the fingers' capsules hold the pads at any opening), so two grippers holding
-one cube overlap as capsules, down to -4.3 cm in the scripted expert's handovers (-3.8 cm in
-``robot-il eval`` handovers when the capsules held open fingers only). A negative
-``gripper_clearance`` lets the gripper capsules overlap that much, no further than
-:data:`GRIPPER_OVERLAP_FLOOR`; every pair with a link (a gripper against the other arm's
-wrist too) keeps the full ``clearance``. Otherwise the arm that would violate it holds:
-first one arm alone is held (the one whose hold alone restores the clearance; arm 0 first),
-else both. A held arm's filter is told (:meth:`SafetyFilter.veto`), so its next step
-starts from the held pose. Commands step at most a few millimetres per period, so checking
-each commanded pose is checking the path.
+configuration (capsules of the UR5e description,
+:func:`robot_il.envs.separation.arm_separation`) and lets the pair through only when it keeps
+``clearance`` (m), or when it moves the arms apart (after a start closer than that). Each arm's
+command keeps the clearance from where the other arm *is*, its measured pose, as well as from
+where it is told to be: an arm stopped at its own controller (a protective or emergency stop, a
+stopped program, its own bridge's e-stop) stays where it stopped while the policy's commands for
+it move on, and a check of commands alone let the other arm be driven into it. (When it is
+released, that arm goes from where it stopped to its command on a path its controller chooses,
+which no check here sees; the other arm's commands keep the clearance from each pose it passes.)
+The two grippers' own capsule pairs alone have their own limit, ``gripper_clearance`` (m; by
+default ``clearance`` too), which a handover cell sets explicitly: a handover is a planned
+gripper-to-gripper contact around the object, and the gripper capsules over-approximate the
+gripper (the palm's capsule reaches 36 mm around the palm box's axis, the fingers' capsules hold
+the pads at any opening), so two grippers holding one cube overlap as capsules, down to -4.3 cm
+in the scripted expert's handovers (-3.8 cm in ``robot-il eval`` handovers when the capsules
+held open fingers only). A negative ``gripper_clearance`` lets the gripper capsules overlap that
+much, no further than :data:`GRIPPER_OVERLAP_FLOOR`; every pair with a link (a gripper against
+the other arm's wrist too) keeps the full ``clearance``. Otherwise the arm that would violate it
+holds: first one arm alone is held (the one whose hold alone restores the clearance; arm 0
+first), else both. A held arm's filter is told (:meth:`SafetyFilter.veto`), so its next step
+starts from the held pose. Commands step at most a few millimetres per period, so checking each
+commanded pose is checking the path.
 
 The capsule distance costs a fraction of a millisecond, too much for every 2 ms period: after
 each measurement the guard keeps a lower bound on the distance of the commands it sent, lowered
@@ -83,8 +89,10 @@ class ClearanceGuard:
         self._held = [False, False]
         self._sent: np.ndarray | None = None
         """The commands (2, 6) rad this guard let through last, or None before the first."""
+        self._measured: np.ndarray | None = None
+        """The measured poses (2, 6) rad the guard last measured against."""
         self._bound = -np.inf
-        """Lower bound (m) on the distance of the commands ``_sent``."""
+        """Lower bound (m) on the distance (:meth:`_distances`) of ``_sent`` and ``_measured``."""
         self.holds = [0, 0]
         """Calls in which each arm was held by this guard."""
 
@@ -102,12 +110,21 @@ class ClearanceGuard:
         commands: list[np.ndarray],
         filters: Sequence[SafetyFilter],
         t: float,
+        measured: Sequence[np.ndarray],
     ) -> list[np.ndarray]:
         """The pair of commands (6,) rad to send at ``t`` (s): ``commands`` (what the two
         ``filters`` let through this period) or, for an arm that would violate the clearance,
-        the command its filter sent the period before (the filter is vetoed)."""
+        the command its filter sent the period before (the filter is vetoed). ``measured``
+        (2 x (6,) rad): each arm's measured joints; one not finite holds both arms (where the
+        arm is, is not known)."""
         proposed = np.array(commands, dtype=np.float64)
-        moved = np.inf if self._sent is None else float(np.abs(proposed - self._sent).sum())
+        at = np.array(measured, dtype=np.float64)
+        moved = (
+            np.inf
+            if self._sent is None
+            else float(np.abs(proposed - self._sent).sum() + np.abs(at - self._measured).sum())
+        )
+        self._measured = at
         if np.isfinite(moved) and self._bound - REACH * moved >= self.clearance:
             self._bound -= REACH * moved
             self._sent = proposed
@@ -122,8 +139,8 @@ class ClearanceGuard:
                 [previous[0], previous[1]],
             ]
         )
-        distance = self.separation(candidates[:, 0], candidates[:, 1])
-        now = distance[3]  # where the arms were told to be
+        distance = self._distances(candidates, at)
+        now = distance[3]  # where the arms were told to be, and are
         allowed = (distance >= self.clearance) | (distance > now)
         choice = int(np.argmax(allowed)) if allowed[:3].any() else 3
         held = [choice in (1, 3), choice in (2, 3)]
@@ -137,6 +154,16 @@ class ClearanceGuard:
                     self._report(arm, t, commands)
         self._held = held
         return sent
+
+    def _distances(self, candidates: np.ndarray, at: np.ndarray) -> np.ndarray:
+        """Distance (k,) m of each pair of commands ``candidates`` (k, 2, 6) rad: the least of
+        command to command and each command to the other arm's measured pose ``at`` (2, 6)."""
+        a, b = candidates[:, 0], candidates[:, 1]
+        distances = self.separation(
+            np.concatenate([a, a, np.broadcast_to(at[0], a.shape)]),
+            np.concatenate([b, np.broadcast_to(at[1], b.shape), b]),
+        )
+        return distances.reshape(3, -1).min(axis=0)
 
     @property
     def held(self) -> list[bool]:

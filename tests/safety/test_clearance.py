@@ -34,7 +34,7 @@ def step(pair, guard, targets, measured, t):
     for safety, target, q in zip(pair, targets, measured, strict=True):
         safety.watchdog(t, t)
         commands.append(safety.filter(target, q, t).command)
-    return guard.check(commands, pair, t)
+    return guard.check(commands, pair, t, measured)
 
 
 def crossing_pairs(bases, rng, count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -190,7 +190,7 @@ def test_a_handover_cell_lets_only_the_gripper_capsules_overlap(bases) -> None:
     pair = filters([])
     step(pair, guard, list(handover), list(handover), 0.0)
     assert guard.held == [False, False]
-    sent = guard.check(list(too_deep), pair, DT)
+    sent = guard.check(list(too_deep), pair, DT, list(handover))
     assert guard.held == [False, True]  # the right arm moved in: it alone holds
     assert np.array_equal(sent[1], pair[1].reference_before)
     assert len(events) == 1
@@ -243,3 +243,50 @@ def test_an_arm_moved_by_hand_during_an_estop_keeps_the_clearance_after_the_rese
     assert distance.min() < CLEARANCE + 0.005  # arm 1 did come up to the clearance
     assert guard.holds[0] == 0 and guard.holds[1] > 100
     assert any(e.kind == Intervention.CLEARANCE and "arm 1 held" in e.detail for e in events)
+
+
+def test_an_arm_stopped_at_its_controller_is_kept_clear_of_where_it_stopped(bases) -> None:
+    """One arm of a two-arm cell stops at its own controller (a protective stop, a stopped
+    program, its bridge's e-stop): the policy node does not know, and its commands for that
+    arm move on while the arm stays where it stopped. The other arm's commands must keep the
+    clearance from where that arm is: a guard of commands alone measured the pair (a's
+    command, b's command), clear of each other, and drove a into b."""
+    events: list = []
+    pair = filters(events)
+    guard = ClearanceGuard(bases, CLEARANCE, on_event=events.append)
+    home = HOME_JOINT_POS
+    into_b, reach = (arm[0] for arm in crossing_pairs(bases, np.random.default_rng(1), 1))
+    sent, t = [home.copy(), home.copy()], 0.0
+    for _ in range(2000):  # b reaches out while a stays home
+        t += DT
+        sent = step(pair, guard, [home, reach], sent, t)
+    np.testing.assert_allclose(sent[1], reach, atol=1e-6)
+    stopped_at = sent[1].copy()  # b stops there; its commands go back home, a's reach into b
+    a_at, history = sent[0], []
+    for _ in range(3000):
+        t += DT
+        sent = step(pair, guard, [into_b, home], [a_at, stopped_at], t)
+        a_at = sent[0]  # a follows its commands, b does not
+        history.append(np.concatenate(sent))
+    history = np.array(history)
+    told = arm_separation(history[:, :6], bases[0], history[:, 6:], bases[1])
+    assert told.min() > CLEARANCE  # by the commands alone a was clear: b's went home
+    distance = arm_separation(history[:, :6], bases[0], stopped_at, bases[1])
+    assert distance.min() >= CLEARANCE - 1e-9, f"a came {distance.min():.4f} m from b"
+    assert distance.min() < CLEARANCE + 0.01  # a came up to where b is and held there
+    assert guard.holds[0] > 100 and guard.holds[1] == 0
+    assert any(e.kind == Intervention.CLEARANCE and "arm 0 held" in e.detail for e in events)
+
+
+def test_an_arm_of_unknown_pose_holds_both(bases) -> None:
+    """Where an arm's measured joints are not finite, where it is is not known: both hold."""
+    pair = filters([])
+    guard = ClearanceGuard(bases, CLEARANCE)
+    home = HOME_JOINT_POS
+    sent, t = [home.copy(), home.copy()], 0.0
+    for _ in range(50):
+        t += DT
+        sent = step(pair, guard, [home, home], sent, t)
+    commands = [home + 0.01, home - 0.01]
+    guard.check(commands, pair, t + DT, [home, np.full(6, np.nan)])
+    assert guard.held == [True, True]
