@@ -66,6 +66,10 @@ class CheckpointInfo:
     n_action_steps: int
     provenance: dict[str, Any] | None = None
     """Where the checkpoint came from (``robot_il.provenance``); None if saved before."""
+    controller: str = ""
+    """What runs the arms, for a DMP checkpoint (:func:`robot_il.policies.dmp.policy.
+    describe_config`: its coupling, learned coordinator and shield, which its spec does not
+    tell); empty for other policies."""
 
     @property
     def control_hz(self) -> float:
@@ -76,6 +80,7 @@ class CheckpointInfo:
     def read(cls, directory: str | Path) -> CheckpointInfo:
         """Read a checkpoint directory (or a training run's, holding ``policy/``)."""
         from robot_il.policies import read_checkpoint
+        from robot_il.policies.dmp.policy import describe_config
 
         directory, saved = read_checkpoint(directory)
         spec = saved["spec"]
@@ -92,6 +97,7 @@ class CheckpointInfo:
             n_obs_steps=int(config.get("n_obs_steps", 1)),
             n_action_steps=int(config.get("n_action_steps", 1)),
             provenance=saved.get("provenance"),
+            controller=describe_config(config) if saved["policy_type"] == "dmp" else "",
         )
 
 

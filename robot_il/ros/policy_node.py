@@ -131,12 +131,17 @@ STILL_CLOCK_WAIT = 2.0
 NEW_SCENE_WAIT = 2.0
 """s an episode may wait for its first observation of the new scene before that is logged."""
 SWITCH_TOPIC = "policy/switch"
+"""std_msgs/String: checkpoint (path, or name under ``candidates_dir``) for the next episode."""
 CELL_LAUNCH_FILES = {
     1: "deploy it with deploy_sim.launch.yaml or deploy_ur5e.launch.yaml",
     2: "deploy it with deploy_two_arm_sim.launch.yaml or deploy_two_arm_ur5e.launch.yaml",
 }
 """What to launch for a checkpoint of that many arms."""
-"""std_msgs/String: checkpoint (path, or name under ``candidates_dir``) for the next episode."""
+DMP_LAUNCH_FILES = (
+    "deploy it with deploy_dmp_rl_sim.launch.yaml (its bimanual_cross cell, command rate and "
+    "clearance) or deploy_two_arm_ur5e.launch.yaml"
+)
+"""What to launch for a (two-arm) DMP or DMP + RL checkpoint."""
 
 
 class PolicyNode(Node):
@@ -339,7 +344,8 @@ class PolicyNode(Node):
         self._inference.start()
         self._control.start()
         self.get_logger().info(
-            f"{self.info.policy_type} policy from {checkpoint} at "
+            f"{self.info.policy_type} policy "
+            f"{f'({self.info.controller}) ' if self.info.controller else ''}from {checkpoint} at "
             f"{self.policy_hz:g} Hz (chunks of {self.info.n_action_steps}), inference in pid "
             f"{self.worker.pid}, "
             f"commands at {self.control_rate:g} Hz; checkpoint {describe(self.info.provenance)}"
@@ -386,6 +392,8 @@ class PolicyNode(Node):
         arms = int(info.spec.get("action_dim", 7)) // 7
         if arms != len(self.arms):  # the wrong launch file, most likely: name the right ones
             launch = CELL_LAUNCH_FILES.get(arms, "")
+            if info.policy_type == "dmp":
+                launch = DMP_LAUNCH_FILES
             raise CheckpointError(f"{where}: acts for {arms} arm(s), this node drives "
                                   f"{len(self.arms)}; {launch}")  # fmt: skip
         offered = self.offered_spec["observation"]
@@ -393,7 +401,8 @@ class PolicyNode(Node):
         if any(is_camera_key(key) for key in unserved):  # cameras are node parameters
             raise CheckpointError(
                 f"{where}: observes {', '.join(filter(is_camera_key, unserved))}, which this "
-                f"node has no camera for; start it with {camera_settings(info.spec)}"
+                f"node has no camera for; start it with {camera_settings(info.spec)} "
+                f"(a deploy launch file's argument: {camera_settings(info.spec, 'camera')})"
             )
         if any(key in self._gripper_keys for key in unserved):  # waiting would never end
             raise CheckpointError(
@@ -992,12 +1001,13 @@ def stop_message(checkpoint: str) -> str:
     return f"episode stopped; the next runs {checkpoint}"
 
 
-def camera_settings(spec: dict) -> str:
+def camera_settings(spec: dict, colour: str = "cameras") -> str:
     """The node parameters that serve every camera a checkpoint of ``spec`` observes, e.g.
-    ``cameras:=front,wrist``."""
+    ``cameras:=front,wrist``; ``colour`` names the colour cameras' setting (the deploy launch
+    files' argument is ``camera``)."""
     observed = spec.get("observation") or {}
     settings = []
-    for parameter, prefix in (("cameras", "rgb_"), ("depth_cameras", "depth_")):
+    for parameter, prefix in ((colour, "rgb_"), ("depth_cameras", "depth_")):
         names = [key.removeprefix(prefix) for key in observed if key.startswith(prefix)]
         if names:
             settings.append(f"{parameter}:={','.join(names)}")

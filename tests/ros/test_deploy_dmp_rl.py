@@ -70,3 +70,33 @@ def test_dmp_rl_checkpoint_solves_bimanual_cross_over_ros(ros_context, ros_env, 
     )
     print(f"dmp_rl_shield over ROS 2, bimanual_cross, per-arm layout: {result.line()}")
     assert result.success_rate >= 0.8, result.successes
+
+
+@pytest.mark.ros
+def test_a_dmp_checkpoint_in_a_one_arm_cell_is_refused_naming_its_launch_file(
+    ros_context, tmp_path
+) -> None:
+    """A two-arm DMP checkpoint given to a one-arm cell is refused naming the launch file that
+    deploys it (deploy_dmp_rl_sim sets its cell's command rate and clearance; the plain two-arm
+    file does not), and its summary says what runs the arms: a plain DMP checkpoint and a DMP +
+    RL one share the spec, and only this line tells them apart in the node's log."""
+    from rclpy.parameter import Parameter
+
+    from robot_il.deploy.worker import CheckpointInfo
+    from robot_il.errors import CheckpointError
+    from robot_il.ros.policy_node import PolicyNode
+    from robot_il.train.demos import record_expert_demos
+    from robot_il.train.dmp import train_dmp
+
+    dataset = record_expert_demos("bimanual_cross", tmp_path / "demos", episodes=6)
+    checkpoint = train_dmp(str(dataset), tmp_path / "dmp").checkpoint
+    assert CheckpointInfo.read(checkpoint).controller == (
+        "coupled DMPs, hand-set coupling, at 100 Hz"
+    )
+    with pytest.raises(CheckpointError) as error:
+        PolicyNode(context=ros_context, parameter_overrides=[
+            Parameter("checkpoint", value=str(checkpoint)), Parameter("task", value="reach")
+        ])  # fmt: skip
+    assert "acts for 2 arm(s), this node drives 1; deploy it with deploy_dmp_rl_sim" in str(
+        error.value
+    )

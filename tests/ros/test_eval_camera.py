@@ -51,7 +51,8 @@ def test_a_node_that_exits_is_reported_at_once(ros_context, ros_env, tmp_path):
     with pytest.raises(
         ConfigError,
         match=r"(?s)policy exited.*observes rgb_front, which this node has no "
-        r"camera for; start it with cameras:=front",
+        r"camera for; start it with cameras:=front \(a deploy launch file's argument: "
+        r"camera:=front\)",
     ):
         evaluate_over_ros(checkpoint, episodes=1, seed=10_000, context=ros_context,
                           env=ros_env, log_dir=tmp_path / "logs",
