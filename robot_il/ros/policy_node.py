@@ -77,6 +77,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -427,10 +428,10 @@ class PolicyNode(Node):
                 self.limits,
                 tool_point=tcp_point,
                 period=self.period,
-                on_event=self._on_event,
+                on_event=self._arm_events(a),
                 log_events=False,  # summarised by the events timer, off the control thread
             )
-            for _ in self.arms
+            for a in range(len(self.arms))
         ]
         if self._estop_latched:
             for safety in filters:
@@ -562,6 +563,26 @@ class PolicyNode(Node):
 
     def _on_event(self, event: SafetyEvent) -> None:
         self._events.append({"kind": event.kind.value, "t": event.t, "detail": event.detail})
+
+    def _arm_events(self, a: int) -> Callable[[SafetyEvent], None]:
+        """What receives the events of arm ``a``'s filter: in a two-arm cell each names its
+        arm (a safe start's or a limit's joints are one arm's six)."""
+        if len(self.arms) == 1:
+            return self._on_event
+        arm = self._arm_label(a)
+
+        def on_event(event: SafetyEvent) -> None:
+            self._events.append(
+                {"kind": event.kind.value, "t": event.t, "detail": f"arm {arm}: {event.detail}"}
+            )
+
+        return on_event
+
+    def _arm_label(self, a: int) -> str:
+        """How events name arm ``a``: its name in the task, with the joint-name prefix the
+        cell gives it where that differs (``left (alice_)``)."""
+        arm, prefix = self.arms[a], self.obs.layout.tf_prefixes[a]
+        return arm or "single" if prefix in ("", tf_prefix(arm)) else f"{arm} ({prefix})"
 
     def _publish_events(self) -> None:
         """Publish the control thread's events and log them summarised (executor thread)."""
@@ -880,7 +901,7 @@ class PolicyNode(Node):
         is the start of a run of TCP targets put into the workspace box (``workspace_clamp``)."""
         converter = self._tcp_delta
         joint_action, failed = converter.to_joint_action(action, q_measured, self._blend.action)
-        for a, arm in enumerate(self.arms):
+        for a in range(len(self.arms)):
             failing, clamping = a in failed, a in converter.clamped
             started = []
             if failing and not self._ik_failing[a]:
@@ -890,7 +911,7 @@ class PolicyNode(Node):
                                 "target is put on the box"))  # fmt: skip
             for kind, what in started:
                 delta = np.round(action[7 * a : 7 * a + 6], 4).tolist()
-                detail = f"arm {arm or 'single'}: {what.format(delta)}"
+                detail = f"arm {self._arm_label(a)}: {what.format(delta)}"
                 self._events.append({"kind": kind, "t": now, "detail": detail})
             self._ik_failing[a], self._clamping[a] = failing, clamping
         return joint_action

@@ -83,7 +83,8 @@ def test_two_arm_policy_keeps_the_clearance(layout, ros_context, ros_env, tmp_pa
             for p in PREFIXES:
                 assert commands[p] and all(len(m.data) == 6 for _, m in commands[p])
             distance = float(arm_separation(alice, bases[0], bob, bases[1]))
-            kinds = [json.loads(m.data)["kind"] for _, m in events]
+            published = [json.loads(m.data) for _, m in events]
+            kinds = [event["kind"] for event in published]
         finally:
             client.close()
     # Both arms moved towards their targets, and stopped the clearance apart (what the arms
@@ -92,3 +93,7 @@ def test_two_arm_policy_keeps_the_clearance(layout, ros_context, ros_env, tmp_pa
     assert np.linalg.norm(alice - start_alice) > 0.3, alice
     assert CLEARANCE - 0.01 < distance < CLEARANCE + 0.05, distance
     assert "clearance" in kinds, kinds
+    # Each arm's own filter names its arm: a limit's or a safe start's joints are its six.
+    own = [e["detail"] for e in published if e["kind"] in ("velocity_limit", "safe_start")]
+    labels = ("arm left (alice_): ", "arm right (bob_): ")
+    assert own and all(d.startswith(labels) for d in own), own[:5]
