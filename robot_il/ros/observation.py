@@ -30,6 +30,7 @@ Subscriptions run on executor threads; readers on other threads take a :meth:`sn
 
 from __future__ import annotations
 
+import array
 import math
 import threading
 from typing import Any
@@ -89,8 +90,14 @@ def policy_image_size(observation: dict[str, Any]) -> tuple[int, int] | None:
 def declare_image_size(node: Node, default: tuple[int, int]) -> tuple[int, int]:
     """Declare a node's ``image_size`` parameter, [H, W] (px) of its camera frames; a value
     that is not two positive sizes is a ``ConfigError`` naming the node."""
-    size = list(node.declare_parameter("image_size", list(default)).value)
-    if len(size) != 2 or min(size) < 1:
+    return image_size_value(node, node.declare_parameter("image_size", list(default)).value)
+
+
+def image_size_value(node: Node, value: Any) -> tuple[int, int]:
+    """A node's ``image_size`` parameter ``value`` as [H, W] (px), or a ``ConfigError`` naming
+    the node if it is not two positive sizes."""
+    size = list(value) if isinstance(value, (list, tuple, array.array)) else [value]
+    if len(size) != 2 or not all(isinstance(n, int) and n >= 1 for n in size):
         raise ConfigError(f"{node.get_name()}: image_size must be [H, W] in pixels, got {size}")
     return int(size[0]), int(size[1])
 

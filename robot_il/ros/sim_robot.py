@@ -15,7 +15,9 @@ so a client written for the real arm drives the simulation unchanged:
   joint state message of its own joints and its own controllers' topics;
 - publishes the task's state for tests and the policy's task inputs: ``task/success``
   (std_msgs/Bool), ``task/object_pose`` (PoseStamped) and ``task/target`` (PointStamped), in
-  the world frame, at ``task_hz``; and one camera as ``camera/<name>/image_raw`` (rgb8);
+  the world frame, at ``task_hz``; and one camera as ``camera/<name>/image_raw`` (rgb8),
+  ``image_size`` [H, W] px, by default the frame size of the camera policy ``checkpoint``
+  (as ``robot-il eval`` renders), else 96x96;
 - ``sim/reset`` (std_srvs/Trigger) starts a new episode (env seed ``seed + episode``). The
   scene at start-up is episode 0, unless ``reset_first:=true``: a client that begins every
   episode with ``sim/reset`` (the selection's episode judge, ``robot-il eval --ros``) has its
@@ -54,6 +56,7 @@ import time
 
 import numpy as np
 from geometry_msgs.msg import PointStamped, PoseStamped
+from rcl_interfaces.msg import ParameterDescriptor
 from rclpy._rclpy_pybind11 import RCLError
 from rclpy.context import Context
 from rclpy.node import Node
@@ -66,7 +69,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from robot_il.envs.backends.base import PHYSICS_HZ
-from robot_il.errors import ConfigError
+from robot_il.errors import CheckpointError, ConfigError
 from robot_il.ros.arm_layout import ArmLayout
 from robot_il.ros.node_main import (
     declare_float,
@@ -74,7 +77,7 @@ from robot_il.ros.node_main import (
     keep_cpus_awake,
     use_realtime_priority,
 )
-from robot_il.ros.observation import DEFAULT_IMAGE_SIZE, declare_image_size
+from robot_il.ros.observation import DEFAULT_IMAGE_SIZE, image_size_value
 from robot_il.ros.ur_topics import (
     OBJECT_POSE_TOPIC,
     POSE_INPUTS,
@@ -136,7 +139,7 @@ class SimRobot(Node):
         task_hz = declare_float(self, "task_hz", 50.0)
         camera = self.declare_parameter("camera", "").value
         camera_hz = declare_float(self, "camera_hz", 10.0)
-        image_size = declare_image_size(self, DEFAULT_IMAGE_SIZE)
+        image_size = self._render_size(camera)
         self.lock_step = bool(self.declare_parameter("lock_step", False).value)
         self.steps_per_command = int(self.declare_parameter("steps_per_command", 1).value)
         self.lock_step_timeout = declare_float(self, "lock_step_timeout", 30.0)
@@ -249,6 +252,30 @@ class SimRobot(Node):
             f"physics {PHYSICS_HZ} Hz, "
             f"{'lock-step on /clock' if self.lock_step else 'real time'}"
         )
+
+    def _render_size(self, camera: str) -> tuple[int, int]:
+        """[H, W] (px) the camera renders at: ``image_size`` if given, else the frame size that
+        ``checkpoint`` (the camera policy the frames are for) observes ``camera`` at, as
+        ``robot-il eval`` renders them, so that the policy node need not resize them; else
+        ``DEFAULT_IMAGE_SIZE``. ``image_size`` takes "" too, for "not given" (a launch file
+        passes every parameter it has an argument for); an unreadable checkpoint falls back
+        to the default, the policy node says why it cannot load it."""
+        from robot_il.policies import read_checkpoint
+
+        given = self.declare_parameter(
+            "image_size", "", ParameterDescriptor(dynamic_typing=True)
+        ).value
+        checkpoint = str(self.declare_parameter("checkpoint", "").value)
+        if given != "":
+            return image_size_value(self, given)
+        if camera and checkpoint:
+            try:
+                shape = read_checkpoint(checkpoint)[1]["spec"]["observation"].get(f"rgb_{camera}")
+            except CheckpointError:
+                shape = None
+            if shape:
+                return int(shape[0]), int(shape[1])
+        return DEFAULT_IMAGE_SIZE
 
     # -- commands ------------------------------------------------------------------------
 
