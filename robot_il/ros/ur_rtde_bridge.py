@@ -112,6 +112,10 @@ running (released by recovery, which restarts it, or ``safety/reset_estop``, aft
 next refused command latches it again)."""
 RECOVERED = (PROTECTIVE_STOP, PROGRAM_STOPPED)
 """The sources recovery releases once the controller reports the arm ready again."""
+ROBOT_IP_REQUIRED = (
+    "robot_ip is required: the UR controller's IP address (or use_fake_hardware:=true)"
+)
+"""The bridge's one-line refusal of an empty ``robot_ip`` on a real arm (no default address)."""
 ESTOP_SOURCES = (OPERATOR, PROTECTIVE_STOP, EMERGENCY_STOP, PROGRAM_STOPPED)
 """Every source of the bridge's e-stop: ``safety/reset_estop`` releases them all."""
 
@@ -171,7 +175,8 @@ class UrRtdeBridge(Node):
     connects to ``robot_ip``, or fakes the arm with ``use_fake_hardware``. Parameters (ROS):
     ``rate_hz`` (servo rate), ``max_lag`` (periods the servo loop may fall behind and catch up
     with servoJ calls at once; a longer stall skips the periods it lost), ``lookahead_time``
-    (s, 0.03..0.2) and ``gain`` (100..2000) of servoJ, ``robot_ip``, ``use_fake_hardware``,
+    (s, 0.03..0.2) and ``gain`` (100..2000) of servoJ, ``robot_ip`` (the controller's address:
+    required, no default to connect to, unless ``use_fake_hardware``), ``use_fake_hardware``,
     ``tf_prefix`` (of the joint names), and the safety limits ``max_command_age``,
     ``max_observation_age``, ``ramp_duration`` (s), ``acceleration_limit`` (rad/s^2),
     ``link_timeout`` (s without a new RTDE sample before the link counts as lost),
@@ -194,7 +199,7 @@ class UrRtdeBridge(Node):
         self.rate_hz = self.declare_parameter("rate_hz", 500.0).value
         self.lookahead_time = self.declare_parameter("lookahead_time", 0.1).value
         self.gain = self.declare_parameter("gain", 300.0).value
-        robot_ip = self.declare_parameter("robot_ip", "192.168.56.101").value
+        robot_ip = self.declare_parameter("robot_ip", "").value.strip()
         use_fake = self.declare_parameter("use_fake_hardware", False).value
         tf_prefix = self.declare_parameter("tf_prefix", "").value
         max_command_age = self.declare_parameter("max_command_age", 0.5).value
@@ -212,6 +217,10 @@ class UrRtdeBridge(Node):
         gripper_port = int(self.declare_parameter("gripper_port", ROBOTIQ_PORT).value)
         gripper_speed = int(self.declare_parameter("gripper_speed", 255).value)
         gripper_force = int(self.declare_parameter("gripper_force", 150).value)
+        if not robot_ip and not use_fake and rtde is None:
+            # No default address: a launch that forgot robot_ip:= connected to whatever
+            # answered at the old default (URSim's 192.168.56.101) on the robot network.
+            raise ConfigError(ROBOT_IP_REQUIRED)
         if gripper not in GRIPPERS:
             raise ConfigError(f"gripper {gripper!r} is not one of {GRIPPERS}")
         if not 0.03 <= self.lookahead_time <= 0.2:

@@ -90,6 +90,26 @@ def test_a_robot_ip_where_nothing_listens_is_a_one_line_error(ros_env) -> None:
     assert "error: robot_ip 127.0.0.1: " in output and "30004" in output
 
 
+def test_a_launch_without_robot_ip_is_refused_in_one_line(ros_env) -> None:
+    """A launch that forgot ``robot_ip:=`` connected to URSim's address (the old default) on
+    whatever network the machine is on. Now the bridge refuses it in one line, exit code 2,
+    before it opens any connection."""
+    launch = subprocess.run(
+        [ROBOT_IL, "launch", "ur5e_rtde.launch.yaml"],
+        env=ros_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    output = launch.stdout + launch.stderr
+    assert launch.returncode == 2, output
+    bridge_lines = [line for line in output.splitlines() if line.startswith("[ur_rtde_bridge]")]
+    assert bridge_lines == [
+        "[ur_rtde_bridge] error: robot_ip is required: the UR controller's IP address "
+        "(or use_fake_hardware:=true)"
+    ], output
+
+
 @pytest.mark.parametrize(
     ("name", "required"),
     [

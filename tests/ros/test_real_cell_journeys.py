@@ -47,6 +47,35 @@ def test_each_arm_of_a_two_arm_cell_drives_its_own_gripper() -> None:
 
 
 @pytest.mark.parametrize(
+    ("name", "required", "addresses"),
+    [
+        ("ur5e_rtde.launch.yaml", {}, {"robot_ip": "ur_rtde_bridge"}),
+        ("deploy_ur5e.launch.yaml", {"checkpoint": "ckpt"}, {"robot_ip": "ur_rtde_bridge"}),
+        ("record_real_cell.launch.yaml", {"path": "cell.zarr"}, {"robot_ip": "ur_rtde_bridge"}),
+        (
+            "deploy_two_arm_ur5e.launch.yaml",
+            {"checkpoint": "ckpt"},
+            {"alice_ip": "ur_rtde_bridge", "bob_ip": "ur_rtde_bridge-2"},
+        ),
+    ],
+)
+def test_a_real_cell_has_no_default_robot_address(
+    name: str, required: dict[str, str], addresses: dict[str, str]
+) -> None:
+    """Each real-cell file gave its bridges URSim's 192.168.56.101 (and .102) unless told
+    otherwise: a launch that forgot ``robot_ip:=`` drove whatever answered there. The
+    addresses are empty by default (the bridge refuses that in one line), and each one given
+    reaches its own bridge."""
+    default = _parameters(name, required)
+    for bridge in addresses.values():
+        assert default[bridge]["robot_ip"] == "''", bridge
+    given = {argument: f"10.0.0.{i}" for i, argument in enumerate(addresses, 2)}
+    nodes = _parameters(name, {**required, **given})
+    for argument, bridge in addresses.items():
+        assert nodes[bridge]["robot_ip"] == given[argument], bridge
+
+
+@pytest.mark.parametrize(
     ("name", "required", "readers"),
     [
         ("deploy_ur5e.launch.yaml", {"checkpoint": "ckpt"}, ("policy",)),

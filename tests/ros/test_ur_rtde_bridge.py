@@ -459,3 +459,34 @@ def test_a_controller_of_another_serial_number_is_refused_before_any_motion(ros_
         bridge("20245500001", bob)
     assert not bob.servo_calls and not bob.connected
     bridge("20245500002", FakeRTDE(HOME_JOINT_POS)).shutdown()  # the arm expected: it starts
+
+
+@pytest.mark.parametrize("robot_ip", [None, "", "  "])
+def test_a_bridge_without_a_robot_ip_is_refused_before_any_connection(
+    ros_context, monkeypatch: pytest.MonkeyPatch, robot_ip: str | None
+) -> None:
+    """``robot_ip`` defaulted to URSim's 192.168.56.101: a launch that forgot ``robot_ip:=``
+    connected to whatever answered there on the robot network. It has no default now: an empty
+    one is refused in one line before any connection; ``use_fake_hardware`` needs none."""
+    from rclpy.parameter import Parameter
+
+    import robot_il.ros.ur_rtde_bridge as bridge_module
+    from robot_il.errors import ConfigError
+
+    connected_to: list[str] = []
+
+    def connect(host: str, frequency: float):  # where the bridge would have opened RTDE
+        connected_to.append(host)
+        raise ConfigError(f"connected to {host!r}")
+
+    monkeypatch.setattr(bridge_module, "connect_rtde", connect)
+    given = [] if robot_ip is None else [Parameter("robot_ip", value=robot_ip)]
+    with pytest.raises(ConfigError) as refused:
+        bridge_module.UrRtdeBridge(context=ros_context, parameter_overrides=given)
+    assert str(refused.value) == (
+        "robot_ip is required: the UR controller's IP address (or use_fake_hardware:=true)"
+    )
+    assert connected_to == []
+    fake = [*given, Parameter("use_fake_hardware", value=True)]
+    bridge_module.UrRtdeBridge(context=ros_context, parameter_overrides=fake).shutdown()
+    assert connected_to == []
