@@ -33,9 +33,35 @@ VERBS: dict[str, tuple[str, str]] = {
 }
 
 
+UNKNOWN_ARGUMENTS_PARSER = "_unknown_arguments_parser"
+"""Namespace attribute: the innermost subcommand parser that was left arguments it does not
+know (set only then), so that :func:`main` refuses them with that parser's usage."""
+
+
+class _CommandParsers(argparse._SubParsersAction):
+    """Subcommands (``robot-il data export-video``) that name themselves when left arguments
+    they do not know: argparse hands such arguments up to the top-level parser, whose error
+    showed ``usage: robot-il [-h] VERB ...``, nothing of the subcommand's arguments."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        super().__call__(parser, namespace, values, option_string)
+        unknown = getattr(namespace, argparse._UNRECOGNIZED_ARGS_ATTR, None)
+        if unknown and not hasattr(namespace, UNKNOWN_ARGUMENTS_PARSER):  # the innermost's
+            setattr(namespace, UNKNOWN_ARGUMENTS_PARSER, self.choices[values[0]])
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose subcommands (and theirs: ``add_parser`` makes parsers of
+    this class) are :class:`_CommandParsers`."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.register("action", "parsers", _CommandParsers)
+
+
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     """The top-level parser, with full arguments only for the verb named in ``argv``."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="robot-il", description="Imitation learning and safe deployment for UR5e arms."
     )
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
@@ -50,7 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``robot-il`` console script."""
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(argv)
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        refuser = getattr(args, UNKNOWN_ARGUMENTS_PARSER, parser)
+        refuser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return int(args.run(args) or 0)
     except RobotILError as error:

@@ -133,3 +133,29 @@ def test_select_sim_shows_the_candidates_their_own_task(
     err = one_line_error(["select", "sim", "--out", str(out), "--candidates", candidates], capsys)
     assert "--candidates: trained on different tasks (push_a on push, bc_reach on reach)" in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "unknown", "command"),
+    [
+        (["data", "export-video", "d.zarr", "0", "out.mp4"], "--episode 0", "data export-video"),
+        (["data", "info", "d.zarr"], "--no-such-flag", "data info"),
+        (["sim", "rollout", "--task", "reach"], "--no-such-flag", "sim rollout"),
+        (["select", "sim", "--out", "o"], "--no-such-flag", "select sim"),
+        (["train", "dmp", "--dataset", "d.zarr", "--out", "o"], "--no-such-flag", "train dmp"),
+        (["record", "--task", "reach", "--expert", "--out", "o.zarr"], "--no-such-flag", "record"),
+        (["eval", "--checkpoint", "c"], "--no-such-flag", "eval"),
+    ],
+)
+def test_an_unknown_argument_is_refused_with_its_command_s_usage(
+    capsys: pytest.CaptureFixture[str], argv: list[str], unknown: str, command: str
+) -> None:
+    """argparse handed a subcommand's unknown arguments up to the top-level parser, whose
+    error showed ``usage: robot-il [-h] VERB ...``, nothing of the subcommand's arguments
+    (``--episode 0``: export-video takes the episode as a positional argument)."""
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, *unknown.split()])
+    assert exit_info.value.code == 2
+    usage, *_, error = capsys.readouterr().err.strip().splitlines()
+    assert usage.startswith(f"usage: robot-il {command} [-h]")
+    assert error == f"robot-il {command}: error: unrecognized arguments: {unknown}"
