@@ -4,10 +4,14 @@ step under the slider, for the chosen episode (headless Chromium against the rea
 from __future__ import annotations
 
 import json
+import signal
+import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
@@ -116,3 +120,27 @@ def test_step_answer_is_strict_json_for_an_episode_without_a_float_meta_value(
         }  # fmt: skip
     finally:
         viewer.close()
+
+
+@pytest.mark.parametrize(("stop", "code"), [(signal.SIGINT, 0), (signal.SIGTERM, -signal.SIGTERM)])
+def test_view_stops_at_once_with_a_browser_connection_open(
+    dataset: Dataset, stop: signal.Signals, code: int
+) -> None:
+    """Ctrl-C (the way the viewer says to stop it) or SIGTERM ends ``robot-il data view`` at
+    once, even while a request thread waits on a browser's connection (the server answers in
+    HTTP/1.0 and closes; a browser's preconnected socket, or a request half sent, stays)."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from robot_il.cli import main; raise SystemExit(main())",
+         "data", "view", dataset.where],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        url = urlsplit(process.stdout.readline().split()[2])
+        with socket.create_connection((url.hostname, url.port)) as browser:
+            browser.sendall(b"GET /info HTTP/1.1\r\n")  # the rest of the request never comes
+            time.sleep(0.2)  # a request thread reads it
+            process.send_signal(stop)
+            assert process.wait(timeout=3) == code
+    finally:
+        process.kill()
+        process.wait()
