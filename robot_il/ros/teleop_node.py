@@ -22,6 +22,14 @@ joint states jump farther than the joint speed limits allow between two of them 
 reset between episodes; a real arm cannot), the target and the safety filter start again
 from the first joint state after the jump, rather than drive the arm back to where the episode
 before ended. One arm (the first of ``task``'s scene).
+
+``safety/estop`` (std_msgs/Bool, true latches) stops the operator's motion as it stops the
+policy node's: while latched the servo sends the held position whatever the device asks,
+``teleop/twist`` is zero and neither gripper topic is published (the gripper stays as it is),
+so an arm driven by Universal Robots' driver (which has no robot_il safety layer) stops too.
+``safety/reset_estop`` (std_srvs/Trigger) releases it: the servo starts again from where the
+arm is, with the safe-start ramp, not towards a target the device moved during the stop.
+Episode events still pass (an operator may discard the stopped episode).
 """
 
 from __future__ import annotations
@@ -35,14 +43,15 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64, Float64MultiArray, String
+from std_msgs.msg import Bool, Float64, Float64MultiArray, String
+from std_srvs.srv import Trigger
 
 from robot_il.envs.ur5e.description import JOINT_VEL_LIMITS
 from robot_il.errors import ConfigError
 from robot_il.record.control import EpisodeEvent
 from robot_il.ros.node_main import LISTENER_WAIT, declare_float
 from robot_il.ros.observation import RobotObservation
-from robot_il.ros.ur_topics import stamp_seconds
+from robot_il.ros.ur_topics import ESTOP_TOPIC, RESET_ESTOP_SERVICE, stamp_seconds
 from robot_il.safety import SafetyFilter, SafetyLimits
 
 TWIST_TOPIC = "teleop/twist"
@@ -86,6 +95,10 @@ class TeleopNode(Node):
         self._held_events: list[tuple[EpisodeEvent, float]] = []
         """Episode events not sent yet for want of a subscriber, each with its deadline
         (monotonic s)."""
+        self._estop_latched = False
+        """Whether ``safety/estop`` latched and ``safety/reset_estop`` has not released it."""
+        self.create_subscription(Bool, ESTOP_TOPIC, self._on_estop, qos)
+        self.create_service(Trigger, RESET_ESTOP_SERVICE, self._on_reset_estop)
         if self.servo:
             from robot_il.envs.arm import Arm
             from robot_il.envs.tasks import TASKS
@@ -119,14 +132,34 @@ class TeleopNode(Node):
     def _tick(self) -> None:
         command = self.device.read()
         delta = np.asarray(command.eef_delta, dtype=np.float64)
+        latched = self._estop_latched
         twist = Twist()
-        twist.linear.x, twist.linear.y, twist.linear.z = (delta[:3] / self.period).tolist()
-        twist.angular.x, twist.angular.y, twist.angular.z = (delta[3:] / self.period).tolist()
+        if not latched:  # a latched e-stop: a zero twist, the gripper left as it is
+            twist.linear.x, twist.linear.y, twist.linear.z = (delta[:3] / self.period).tolist()
+            twist.angular.x, twist.angular.y, twist.angular.z = (delta[3:] / self.period).tolist()
+            self.gripper_pub.publish(Float64(data=float(command.gripper)))
         self.twist_pub.publish(twist)
-        self.gripper_pub.publish(Float64(data=float(command.gripper)))
         self._send_events(command.events)
         if self.servo:
             self._servo(delta, float(command.gripper))
+
+    def _on_estop(self, msg: Bool) -> None:
+        if msg.data:
+            self._estop_latched = True
+            if self.servo:
+                self.safety.estop()
+            self.get_logger().warning("e-stop latched")
+
+    def _on_reset_estop(self, request, response):
+        """Release the e-stop: the servo's target and filter start again from the measured
+        pose (the next tick), so the arm does not head for where the device moved meanwhile."""
+        self._estop_latched = False
+        if self.servo:
+            self._target_pose = None
+            self.safety.reset_estop()
+        response.success, response.message = True, "e-stop reset"
+        self.get_logger().info("e-stop reset")
+        return response
 
     def _send_events(self, events: tuple[EpisodeEvent, ...]) -> None:
         """Publish the episode events once a node subscribes to them; drop, with an error,

@@ -186,6 +186,59 @@ def test_the_servo_starts_from_the_first_finite_joint_reading(ros_context) -> No
             client.close()
 
 
+def test_an_estop_holds_the_operator_s_motion_until_its_reset(ros_context) -> None:
+    """``safety/estop`` latched the policy node and the RTDE bridge but not teleop: with
+    Universal Robots' driver (no robot_il safety layer of its own), an operator's e-stop left
+    teleoperation moving the arm. Latched, its commands hold and its twist is zero while the
+    device still asks for motion; after ``safety/reset_estop`` it servos again, from where the
+    arm is (not towards where the device moved the target during the stop)."""
+    from geometry_msgs.msg import Twist
+    from robot_il.envs.ur5e.kinematics import tcp_point
+    from std_msgs.msg import Bool
+    from std_srvs.srv import Trigger
+
+    from robot_il.ros.teleop_node import TWIST_TOPIC
+
+    def push(presses: int) -> None:
+        """The operator moves the tool along +x (5 mm a press)."""
+        for _ in range(presses):
+            os.write(master, b"w")
+            time.sleep(0.04)
+
+    parameters = {"rate": 50.0, "max_observation_age": 1.0}
+    with teleop_node(ros_context, parameters) as (node, master):
+        client = Client(ros_context)
+        start = HOME_JOINT_POS + [0.1, 0.1, -0.1, 0.1, 0.1, 0.1]  # home itself is singular
+        arm = FollowingArm(client, start)
+        twists = client.record(Twist, TWIST_TOPIC)
+        try:
+            wait_for(lambda: len(arm.commands) > 10, 10, "the servo's commands")
+            push(4)
+            wait_for(lambda: tcp_point(arm.position)[0] - tcp_point(start)[0] > 0.015, 10,
+                     "the arm to follow the operator")  # fmt: skip
+            client.publisher(Bool, "safety/estop").publish(Bool(data=True))
+            time.sleep(0.3)  # the e-stop's hop and the commands already under way
+            latched_at = time.monotonic()
+            push(10)
+            time.sleep(0.3)
+            held = [msg.data for t, msg in list(arm.commands) if t > latched_at]
+            assert len(held) > 10, "the servo sent nothing while latched"
+            assert all(command == held[0] for command in held), "commands moved while latched"
+            moving = [msg for t, msg in list(twists) if t > latched_at]
+            assert moving and all(msg.linear.x == 0.0 for msg in moving), "a twist while latched"
+            stopped = arm.position.copy()
+
+            assert client.call(Trigger, "safety/reset_estop").success
+            time.sleep(0.5)  # the operator touches nothing: the arm stays where it stopped
+            np.testing.assert_allclose(arm.position, stopped, atol=0.01)
+            push(10)
+            wait_for(lambda: tcp_point(arm.position)[0] - tcp_point(stopped)[0] > 0.04, 10,
+                     "the arm to follow the operator again")  # fmt: skip
+        finally:
+            arm.close()
+            client.close()
+
+
 def test_an_episode_key_waits_for_the_recorder_to_subscribe(ros_context, own_context) -> None:
     """An episode key pressed before the recorder's subscription is matched (a recorder
     started a moment ago) was published to nobody and lost on the volatile topic: the episode
