@@ -472,9 +472,12 @@ def _resolve_node_executable(package: str, executable: str, path: Path) -> list[
         for entry in entry_points(group="console_scripts", name=executable):
             if entry.value.startswith("robot_il."):
                 module, function = entry.value.split(":")
+                # Ctrl-C (or the launch stopping) while the node still imports its seconds of
+                # modules exits quietly, with the code of a Ctrl-C (a traceback otherwise).
                 launcher = (
-                    f"import sys; from {module} import {function}; "
-                    f"sys.argv[0] = {executable!r}; sys.exit({function}())"
+                    f"import sys\ntry:\n    from {module} import {function}\n"
+                    f"    sys.argv[0] = {executable!r}\n    code = {function}()\n"
+                    "except KeyboardInterrupt:\n    code = 130\nsys.exit(code)"
                 )
                 return [sys.executable, "-c", launcher]
         raise LaunchError(f"{path}: robot_il has no executable {executable!r}")

@@ -254,3 +254,37 @@ def test_a_callback_that_outlasts_the_stop_is_named_with_its_stack(
     err = capfd.readouterr().err
     assert "a callback has not ended 0.2 s after its executor stopped" in err, err
     assert "in held_up" in err, err
+
+
+_SLOW_IMPORT = """\
+import sys, time
+class SlowImport:  # stands in for a node module's seconds of imports (rclpy, torch, mujoco)
+    def find_spec(self, name, path=None, target=None):
+        if name == "robot_il.ros.ur_rtde_bridge":
+            print("importing the node", flush=True)
+            time.sleep(60)
+        return None
+sys.meta_path.insert(0, SlowImport())
+"""
+
+
+def test_a_node_interrupted_while_it_imports_stops_quietly(ros_env, tmp_path) -> None:
+    """``robot-il launch`` stopped by Ctrl-C (or by another node's exit) while a node was
+    still importing printed a KeyboardInterrupt traceback through the import machinery, the
+    node's and every other one still starting: a screen of tracebacks that buried the one
+    line saying why the launch stopped. The node now exits quietly with 130."""
+    (tmp_path / "sitecustomize.py").write_text(_SLOW_IMPORT)
+    env = {**ros_env, "PYTHONPATH": os.pathsep.join([str(tmp_path), ros_env.get("PYTHONPATH", "")])}
+    log = tmp_path / "launch.log"
+    argv = [str(Path(sys.executable).parent / "robot-il"), "launch", "ur5e_rtde.launch.yaml",
+            "use_fake_hardware:=true"]  # fmt: skip
+    with log.open("w") as output:
+        launch = subprocess.Popen(argv, env=env, stdout=output, stderr=subprocess.STDOUT)
+        try:
+            wait_for(lambda: "importing the node" in log.read_text(), 30, "the node's import",
+                     (launch,), (log,))  # fmt: skip
+        finally:
+            code = stop(launch)
+    text = log.read_text()
+    assert code == 130, text
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
