@@ -42,6 +42,9 @@ class Intervention(str, Enum):
     """Two arms' commands would bring their links closer than the clearance: the arm held."""
     DEVICE_FAULT = "device_fault"
     """A device the arm works with (its gripper) lost its link: held position until it is back."""
+    NOT_FOLLOWING = "not_following"
+    """The arm stood still far from its command (stopped at its controller): the filter starts
+    again from where the arm is (a safe start follows)."""
 
 
 HOLD_INTERVENTIONS = frozenset(

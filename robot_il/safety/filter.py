@@ -19,7 +19,13 @@ send before its first start. A restart while the arm is still following the refe
 reset during motion, or before the arm has settled into a held command) ramps from the
 reference instead: the measured pose trails a moving command by the servo's lag (0.1 s at
 servoJ's lookahead, 0.3 rad at full speed), and a command jumping back to it would reverse the
-arm. Times ``t`` are seconds on one clock (monotonic or sim).
+arm. An arm that stands still :data:`NOT_FOLLOWING_LEAD` or more from the reference for
+``_TRACKING_LAG`` is not following its commands (stopped at its own controller: a protective
+stop, a stopped program, a driver's fault), and the filter starts again from where it is
+(``not_following``, then a safe start): its commands stay by the arm instead of running on,
+so that when the arm is released it does not travel to a command that moved on meanwhile, on a
+path its controller plans and nothing here checked. Times ``t`` are seconds on one clock
+(monotonic or sim).
 """
 
 from __future__ import annotations
@@ -55,6 +61,13 @@ _CLOCKS_APART = (
 )
 _AT_REST = 0.01
 """Joint speed (rad/s) below which an arm counts as at rest: it follows no moving command."""
+NOT_FOLLOWING_LEAD = 0.1
+"""|reference - measured| (rad, any joint) from which an arm that stands still counts as not
+following (a servo at rest trails its command by milliradians)."""
+_NOT_FOLLOWING_DWELL = 0.1
+"""s the reference must stay ``NOT_FOLLOWING_LEAD`` away from an arm that stood still for
+``_TRACKING_LAG``: a servo that starts late (its lookahead) lets a command starting from rest
+lead it that far for a moment."""
 OPERATOR = "operator"
 """The e-stop source of :meth:`SafetyFilter.estop` by default: a person's (``safety/estop``)."""
 
@@ -165,6 +178,10 @@ class SafetyFilter:
         self._before_restart: tuple[list[float], list[float], float] | None = None
         """Reference, velocity and time of the last call before a restart: the restart ramps
         from there if the arm is still following that reference."""
+        self._still_since: float | None = None
+        """Since when (s) the measured arm has stood still (``_AT_REST``), or None."""
+        self._far_since: float | None = None
+        """Since when (s) the reference has led the arm by ``NOT_FOLLOWING_LEAD`` or more."""
         self._restart_requested = False
         """Set by :meth:`restart` from any thread (a node's ``safety/reset_estop`` service, a
         device's thread), carried out by the next :meth:`filter` call: a call under way keeps
@@ -315,7 +332,21 @@ class SafetyFilter:
 
         hold = self._hold_reasons(cmd, measured, measured_ok, t, command_stamp)
         if hold or cmd is None:
+            self._still_since = self._far_since = None  # (a stale pose tells nothing)
             return self._emit(self._hold(t), events + hold)
+        stranded = None if qd_measured is None else self._stranded_lead(measured, qd_measured, t)
+        if stranded is not None:
+            events.append(
+                SafetyEvent(
+                    Intervention.NOT_FOLLOWING,
+                    t,
+                    f"the arm stands still {stranded:.3f} rad from its command (stopped at its "
+                    "controller?): starting again from where it is",
+                )
+            )
+            self._reference = self._before_restart = None
+            events.append(self._anchor(measured, qd_measured, t))
+            self._before = self._reference
         dt = t - self._last_t
         if dt <= 0:
             return self._emit(self._reference, events)
@@ -335,11 +366,36 @@ class SafetyFilter:
 
     # -- steps of the filter -------------------------------------------------------------
 
+    def _stranded_lead(self, q: list[float], qd: np.ndarray, t: float) -> float | None:
+        """How far (rad, the largest joint) the reference leads the arm at ``q`` (rad) moving
+        at ``qd`` (rad/s) at ``t`` (s), once the arm is not following: it has stood still
+        for ``_TRACKING_LAG`` and the reference has been ``NOT_FOLLOWING_LEAD`` or more away
+        for ``_NOT_FOLLOWING_DWELL``; else None. An arm stopped at its controller is found
+        ``_TRACKING_LAG`` after it stopped, and after each new start as soon as its command
+        has led it that far for the dwell."""
+        if float(np.abs(qd).max(initial=0.0)) > _AT_REST:
+            self._still_since = self._far_since = None
+            return None
+        lead = max(abs(r - m) for r, m in zip(self._reference, q, strict=True))
+        if lead < NOT_FOLLOWING_LEAD:
+            self._far_since = None
+        elif self._far_since is None:
+            self._far_since = t
+        if self._still_since is None:
+            self._still_since = t
+        stranded = (
+            self._far_since is not None
+            and t - self._still_since >= _TRACKING_LAG
+            and t - self._far_since >= _NOT_FOLLOWING_DWELL
+        )
+        return lead if stranded else None
+
     def _anchor(self, q: list[float], qd: np.ndarray | None, t: float) -> SafetyEvent:
         """Start (again) at time ``t``: from the reference before the restart if the arm at
         ``q`` (rad) moving at ``qd`` (rad/s) is following it, else from ``q`` at rest."""
         before, self._before_restart = self._before_restart, None
         self._start_t = t
+        self._far_since = None
         if before is not None and qd is not None and _follows(q, qd, before[0], before[2], t):
             self._reference, self._velocity, self._last_t = before
             return SafetyEvent(

@@ -319,6 +319,54 @@ def test_a_restart_of_an_arm_at_rest_away_from_the_reference_starts_where_it_is(
         clock.step(HOME, HOME, qd_measured=np.zeros(5))
 
 
+def test_an_arm_stopped_at_its_controller_is_followed_by_its_commands() -> None:
+    """A protective stop the filter does not see: the arm stands still while the policy's
+    target runs on. Within the tracking lag of standing still far from its command the filter
+    starts again from where the arm is, and from then on its commands stay by the arm, so
+    that the arm, released, does not travel to a command that ran on meanwhile; an arm that
+    follows again (here from the stop) goes on to the target."""
+    from robot_il.safety.filter import NOT_FOLLOWING_LEAD
+
+    safety, clock = started()
+    target = HOME + np.array([2.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    commands, measured, velocity = lagging_arm(safety, clock, target, lag=50)
+    assert velocity[0] > 1.0  # moving at speed when it stops
+    stopped_at, outputs = measured.copy(), []
+    for _ in range(int(3.0 / DT)):  # 3 s stopped, the target unchanged
+        outputs.append(clock.step(target, stopped_at, qd_measured=np.zeros(6)))
+    lead = np.array([np.abs(out.command - stopped_at).max() for out in outputs])
+    restarts = [
+        i for i, out in enumerate(outputs) if Intervention.NOT_FOLLOWING in out.interventions
+    ]
+    assert restarts and restarts[0] * DT <= 0.25 + 0.05, restarts[:3]
+    assert lead[restarts[0]] == 0.0  # started again where the arm is
+    # from then on the command leads the arm by no more than the lead it may keep plus what
+    # it travels, at full speed, during the dwell that tells a stop from a servo starting late
+    assert lead[restarts[0] :].max() < NOT_FOLLOWING_LEAD + np.pi * 0.1 + 1e-6, lead.max()
+    assert len(restarts) > 3  # it keeps starting again while the arm stands
+    moving = outputs[-1].command
+    for _ in range(int(2.0 / DT)):  # released: the arm follows its commands again
+        moving = clock.step(target, moving, qd_measured=np.full(6, 0.5)).command
+    np.testing.assert_allclose(moving, target, atol=1e-6)
+
+
+def test_an_arm_that_follows_with_a_servo_lag_never_counts_as_stopped() -> None:
+    """A servo trails its command by its lookahead (0.1 s here, 0.31 rad at full speed), and an
+    arm starting from rest moves only after it: neither is an arm that stopped following."""
+    safety, clock = started()
+    commands, lag = [safety.reference], 50
+    events = []
+    for target in (HOME + 2.0, HOME - 1.0, HOME):
+        for _ in range(1500):
+            measured = commands[max(0, len(commands) - lag)]
+            before = commands[max(0, len(commands) - lag - 1)]
+            out = clock.step(target, measured, qd_measured=(measured - before) / DT)
+            commands.append(out.command)
+            events += out.interventions
+    assert Intervention.NOT_FOLLOWING not in events
+    np.testing.assert_allclose(commands[-1], HOME, atol=1e-6)
+
+
 def test_no_observation_ever_means_hold() -> None:
     safety = SafetyFilter(ur5e_like_limits())
     out = safety.filter(HOME + 0.1, HOME, 1.0)
@@ -479,9 +527,14 @@ def test_adversarial_stream_never_lets_anything_unsafe_through() -> None:
     points = commands[:, :3]
     assert np.all(points >= limits.workspace_lower - 1e-9)
     assert np.all(points <= limits.workspace_upper + 1e-9)
-    # The stream exercised every intervention but the non-finite measurement (and the
-    # inter-arm clearance, which is the two-arm guard's).
-    unseen = {Intervention.NONFINITE_MEASUREMENT, Intervention.CLEARANCE}
+    # The stream exercised every intervention but the non-finite measurement, the arm not
+    # following (this arm follows exactly; both have tests of their own) and the inter-arm
+    # clearance, which is the two-arm guard's.
+    unseen = {
+        Intervention.NONFINITE_MEASUREMENT,
+        Intervention.NOT_FOLLOWING,
+        Intervention.CLEARANCE,
+    }
     assert set(safety.counts) == set(Intervention) - unseen
 
 
