@@ -7,7 +7,9 @@
   that (or takes the given checkpoint directories), then runs
   ``deploy_select_sim.launch.yaml``: the selector deploys a candidate per episode on the
   simulated UR5e and the episode judge rates the real rollouts. It prints a table of the
-  candidates and the winner, and plots which candidate each episode deployed.
+  candidates and the winner, and plots which candidate each episode deployed. Camera
+  candidates (``rgb_<camera>``; state ones beside them) share the one simulated camera, which
+  renders at their frame size: candidates of different cameras or sizes are refused.
 
 The selection's state, ``--out/selection.json``, is written after every rating: the same
 command run again (after Ctrl-C, or with more ``--episodes``) goes on from it, on the env seeds
@@ -78,9 +80,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     sim.add_argument(
         "--camera",
-        default="front",
-        help="with --web: the simulated camera the feedback page shows (default front; "
-        '"" for none: rendering is software here and slows the simulation)',
+        default=None,
+        help="with --web: the simulated camera the feedback page shows (default: the one the "
+        'camera candidates observe, else front; "" for none: rendering is software here and '
+        "slows the simulation)",
     )
     sim.add_argument(
         "--fresh",
@@ -144,6 +147,48 @@ def candidates_task(names: list[str]) -> str:
         raise SelectionError(f"--candidates: trained on different tasks ({trained}); one "
                              "simulated scene judges them all")  # fmt: skip
     return next(iter(tasks.values()))
+
+
+def candidates_camera(names: list[str]) -> tuple[str, tuple[int, int]] | None:
+    """The colour camera and frame size [H, W] (px) the camera candidates of ``names`` observe
+    (None if none observes one): the simulator renders that one camera at that size, as
+    ``robot-il eval`` renders it for each, and the policy node serves it to every candidate.
+    ``SelectionError`` naming the candidates whose cameras or frame sizes disagree, or one
+    that observes more than one camera or a depth camera, before anything launches."""
+    from robot_il.policies import read_checkpoint
+    from robot_il.ros.observation import is_camera_key
+
+    seen: dict[str, tuple[str, tuple[int, int]]] = {}
+    for name in names:
+        observation = read_checkpoint(name)[1]["spec"].get("observation") or {}
+        cameras = [key for key in observation if is_camera_key(key)]
+        if len(cameras) > 1 or any(not key.startswith("rgb_") for key in cameras):
+            raise SelectionError(f"--candidates: {Path(name).name} observes "
+                                 f"{', '.join(cameras)}; the simulator renders one colour "
+                                 "camera (rgb_<name>)")  # fmt: skip
+        if cameras:
+            shape = observation[cameras[0]]
+            seen[name] = (cameras[0].removeprefix("rgb_"), (int(shape[0]), int(shape[1])))
+    if len(set(seen.values())) > 1:
+        observed = ", ".join(f"{Path(name).name} rgb_{camera} {size[0]}x{size[1]}"
+                             for name, (camera, size) in seen.items())  # fmt: skip
+        raise SelectionError(f"--candidates: observe different cameras or frame sizes "
+                             f"({observed}); the simulator renders one camera at one size for "
+                             "them all")  # fmt: skip
+    return next(iter(seen.values()), None)
+
+
+def shown_camera(camera: str | None, observed: str | None) -> str:
+    """The camera the feedback page shows (``--camera``, default: ``observed``, the camera
+    candidates', else front; "" none); ``SelectionError`` for another camera than
+    ``observed``: the simulator renders one."""
+    if camera is None:
+        return observed or "front"
+    if observed and camera not in ("", observed):
+        raise SelectionError(f"--camera {camera}: the candidates observe {observed}, the one "
+                             "camera the simulator renders; the page shows it (leave --camera "
+                             "out)")  # fmt: skip
+    return camera
 
 
 def check_loadable(names: list[str]) -> None:
@@ -210,10 +255,13 @@ def run_sim(args: argparse.Namespace) -> int:
             raise SelectionError(f"--candidates: not checkpoint directories: {missing}")
         candidates_dir = ""
         task = candidates_task(names)
+        observed = candidates_camera(names)
     else:
         names = default_candidate_names(args.out, args.dataset, args.record)
         candidates_dir = str(args.out.resolve())
         task = "reach"  # the recipes' expert
+        observed = None  # the recipes train on state
+    shown = shown_camera(args.camera, observed[0] if observed else None)
     default = args.default_candidate or names[min(1, len(names) - 1)]
     if args.candidates:
         default = str(Path(default).resolve())
@@ -261,10 +309,15 @@ def run_sim(args: argparse.Namespace) -> int:
         f"web:={'true' if args.web else 'false'}",
         f"port:={args.port}",
     ]
-    if args.web and args.camera:  # the person sees the scene they rate
+    if observed:  # rendered at the candidates' frame size, served to them by the policy node
+        camera, (height, width) = observed
+        argv += [f"camera:={camera}", f"image_size:=[{height}, {width}]"]
+    if args.web and shown:  # the person sees the scene they rate
         from robot_il.ros.ur_topics import image_topic
 
-        argv += [f"camera:={args.camera}", f"camera_topic:={image_topic(args.camera)}"]
+        if not observed:
+            argv.append(f"camera:={shown}")
+        argv.append(f"camera_topic:={image_topic(shown)}")
     print(f"[select] robot-il {' '.join(argv)}", flush=True)
     code = main(argv)
     if code != 0:

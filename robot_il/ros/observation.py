@@ -88,9 +88,15 @@ def policy_image_size(observation: dict[str, Any]) -> tuple[int, int] | None:
 
 
 def declare_image_size(node: Node, default: tuple[int, int]) -> tuple[int, int]:
-    """Declare a node's ``image_size`` parameter, [H, W] (px) of its camera frames; a value
-    that is not two positive sizes is a ``ConfigError`` naming the node."""
-    return image_size_value(node, node.declare_parameter("image_size", list(default)).value)
+    """Declare a node's ``image_size`` parameter, [H, W] (px) of its camera frames; ``""``
+    is ``default`` too (a launch file passes every parameter it has an argument for, an
+    argument left out as ""); a value that is not two positive sizes is a ``ConfigError``
+    naming the node."""
+    from rcl_interfaces.msg import ParameterDescriptor
+
+    descriptor = ParameterDescriptor(dynamic_typing=True)
+    value = node.declare_parameter("image_size", list(default), descriptor).value
+    return default if value == "" else image_size_value(node, value)
 
 
 def image_size_value(node: Node, value: Any) -> tuple[int, int]:

@@ -58,7 +58,9 @@ checkpoint path on ``policy/switch``
 (std_msgs/String; a bare name is looked up in ``candidates_dir``) is loaded in the background
 and takes over at the next reset or stop, or at once while no episode runs; one trained at
 another rate than the first checkpoint is refused (the policy grid keeps the first one's
-rate). Both services answer which checkpoint the (next) episode runs.
+rate), as is one observing a camera the node lacks (``cameras``, ``image_size``: the node's
+frame size, by default the first checkpoint's). Both services answer which checkpoint the
+(next) episode runs.
 ``use_sim_time:=true`` runs every clock on ``/clock``.
 
 Lock-step (``use_sim_time`` with a simulator that waits for every command) deploys exactly
@@ -207,10 +209,14 @@ class PolicyNode(Node):
         cameras = camera_parameters(self, policy_image_size(spec["observation"]))
         self.task = task or spec.get("task") or ""
         """The task whose inputs this robot offers (default: the checkpoint's)."""
+        # the node's cameras too: a checkpoint switched to (a selection's candidate) may
+        # observe them where the first one did not
+        served = [f"rgb_{name}" for name in cameras["cameras"]]
+        served += [f"depth_{name}" for name in cameras["depth_cameras"]]
         self.obs = RobotObservation(
             self,
             self.task,
-            subscribe=set(self.info.obs_keys),
+            subscribe={*self.info.obs_keys, *served},
             **cameras,
             robot_state=bool(self.declare_parameter("robot_state", False).value),
         )

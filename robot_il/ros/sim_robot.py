@@ -251,6 +251,7 @@ class SimRobot(Node):
             f"{task} on {backend}, arms {self.arms or ['(one)']} ({self.layout.describe()}), "
             f"physics {PHYSICS_HZ} Hz, "
             f"{'lock-step on /clock' if self.lock_step else 'real time'}"
+            + (f", camera {camera} {image_size[0]}x{image_size[1]} px" if camera else "")
         )
 
     def _render_size(self, camera: str) -> tuple[int, int]:
