@@ -9,9 +9,9 @@ configuration (capsules of the UR5e description,
 command keeps the clearance from where the other arm *is*, its measured pose, as well as from
 where it is told to be: an arm stopped at its own controller (a protective or emergency stop, a
 stopped program, its own bridge's e-stop) stays where it stopped while the policy's commands for
-it move on, and a check of commands alone let the other arm be driven into it. (When it is
-released, that arm goes from where it stopped to its command on a path its controller chooses,
-which no check here sees; the other arm's commands keep the clearance from each pose it passes.)
+it move on, and a check of commands alone let the other arm be driven into it. (Each arm's
+filter, finding it not following, starts it again where it is, so that its commands stay by it
+and, released, it does not travel far on a path its controller chooses and no check here sees.)
 The two grippers' own capsule pairs alone have their own limit, ``gripper_clearance`` (m; by
 default ``clearance`` too), which a handover cell sets explicitly: a handover is a planned
 gripper-to-gripper contact around the object, and the gripper capsules over-approximate the
