@@ -180,6 +180,10 @@ class SafetyFilter:
         from there if the arm is still following that reference."""
         self._still_since: float | None = None
         """Since when (s) the measured arm has stood still (``_AT_REST``), or None."""
+        self._still_at: list[float] | None = None
+        """The measured joints (rad) at ``_still_since``: an arm that moved from there by
+        more than ``_AT_REST`` for the tracking lag is not still, whatever its driver says
+        its velocity is (none reported reads as zeros; NaN)."""
         self._far_since: float | None = None
         """Since when (s) the reference has led the arm by ``NOT_FOLLOWING_LEAD`` or more."""
         self._restart_requested = False
@@ -332,7 +336,8 @@ class SafetyFilter:
 
         hold = self._hold_reasons(cmd, measured, measured_ok, t, command_stamp)
         if hold or cmd is None:
-            self._still_since = self._far_since = None  # (a stale pose tells nothing)
+            # a held arm, or one whose pose is stale, tells nothing about following
+            self._still_since = self._far_since = self._still_at = None
             return self._emit(self._hold(t), events + hold)
         stranded = None if qd_measured is None else self._stranded_lead(measured, qd_measured, t)
         if stranded is not None:
@@ -370,19 +375,26 @@ class SafetyFilter:
         """How far (rad, the largest joint) the reference leads the arm at ``q`` (rad) moving
         at ``qd`` (rad/s) at ``t`` (s), once the arm is not following: it has stood still
         for ``_TRACKING_LAG`` and the reference has been ``NOT_FOLLOWING_LEAD`` or more away
-        for ``_NOT_FOLLOWING_DWELL``; else None. An arm stopped at its controller is found
+        for ``_NOT_FOLLOWING_DWELL``; else None. Standing still is a reported speed at rest
+        and a measured pose within ``_AT_REST * _TRACKING_LAG`` of where it stood: a driver
+        that reports no velocities reads as zeros. An arm stopped at its controller is found
         ``_TRACKING_LAG`` after it stopped, and after each new start as soon as its command
         has led it that far for the dwell."""
-        if float(np.abs(qd).max(initial=0.0)) > _AT_REST:
-            self._still_since = self._far_since = None
+        still_at = self._still_at
+        moved = (
+            0.0 if still_at is None else max(abs(a - b) for a, b in zip(q, still_at, strict=True))
+        )
+        # (a NaN speed compares False: the measured positions alone decide)
+        if float(np.abs(qd).max(initial=0.0)) > _AT_REST or moved > _AT_REST * _TRACKING_LAG:
+            self._still_since = self._far_since = self._still_at = None
             return None
         lead = max(abs(r - m) for r, m in zip(self._reference, q, strict=True))
         if lead < NOT_FOLLOWING_LEAD:
             self._far_since = None
-        elif self._far_since is None:
+        elif self._far_since is None or t < self._far_since:
             self._far_since = t
-        if self._still_since is None:
-            self._still_since = t
+        if self._still_since is None or t < self._still_since:  # (or the clock stepped back)
+            self._still_since, self._still_at = t, q
         stranded = (
             self._far_since is not None
             and t - self._still_since >= _TRACKING_LAG

@@ -367,6 +367,25 @@ def test_an_arm_that_follows_with_a_servo_lag_never_counts_as_stopped() -> None:
     np.testing.assert_allclose(commands[-1], HOME, atol=1e-6)
 
 
+@pytest.mark.parametrize("reported", ["none", "nan"])
+def test_an_arm_whose_driver_reports_no_velocity_is_not_taken_for_stopped(reported) -> None:
+    """A driver whose joint states carry no velocities (the observation then reports zeros)
+    or NaN ones: the arm at full speed trails its command by 0.31 rad (a 0.1 s lag). Taken
+    for an arm standing still, it was found not following and the command jumped back to
+    the measured pose behind it, reversing the arm, every 0.1 s of the motion."""
+    safety, clock = started()
+    qd = np.zeros(6) if reported == "none" else np.full(6, np.nan)
+    commands, lag, events = [safety.reference], 50, []
+    for _ in range(1500):
+        measured = commands[max(0, len(commands) - lag)]
+        out = clock.step(HOME + 2.0, measured, qd_measured=qd)
+        commands.append(out.command)
+        events += out.interventions
+    assert Intervention.NOT_FOLLOWING not in events
+    assert np.diff(np.array(commands)[:, 0]).min() > -1e-5, "the command never goes back"
+    np.testing.assert_allclose(commands[-1], np.clip(HOME + 2.0, -np.pi, np.pi), atol=1e-6)
+
+
 def test_no_observation_ever_means_hold() -> None:
     safety = SafetyFilter(ur5e_like_limits())
     out = safety.filter(HOME + 0.1, HOME, 1.0)
