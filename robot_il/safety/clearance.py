@@ -151,7 +151,7 @@ class ClearanceGuard:
                 self.holds[arm] += 1
                 sent[arm] = filters[arm].veto(t)
                 if not self._held[arm]:
-                    self._report(arm, t, commands)
+                    self._report(arm, t, commands, at)
         self._held = held
         return sent
 
@@ -170,27 +170,40 @@ class ClearanceGuard:
         """Whether each arm was held by the last :meth:`check`."""
         return list(self._held)
 
-    def _report(self, arm: int, t: float, commands: list[np.ndarray]) -> None:
-        """Publish that ``arm`` is held, naming the closest capsule pair of ``commands`` and
-        its own distance and limit (the gripper pairs' limit is ``gripper_clearance``)."""
+    def _report(self, arm: int, t: float, commands: list[np.ndarray], at: np.ndarray) -> None:
+        """Publish that ``arm`` is held, naming the closest capsule pair of ``commands``, or of
+        one arm's command and the other arm where it is (``at`` (2, 6) rad) when that pair is
+        closer, and its own distance and limit (the gripper pairs' limit is
+        ``gripper_clearance``)."""
         from robot_il.envs.separation import UR5E_CAPSULES, closest_links
 
-        pair = closest_links(
-            commands[0],
-            self.world_from_base[0],
-            commands[1],
-            self.world_from_base[1],
-            allowance=self._allowance,
-        )
-        a, b = int(pair.capsule_a), int(pair.capsule_b)
-        allowance = float(self._allowance[a, b])
-        limit = self.clearance - allowance
-        event = SafetyEvent(
-            Intervention.CLEARANCE,
-            t,
-            f"arm {arm} held: the commands would bring {UR5E_CAPSULES.names[a]} (arm 0) and "
-            f"{UR5E_CAPSULES.names[b]} (arm 1) {float(pair.distance) - allowance:.4f} m apart "
-            f"(< {limit:g} m for this pair)",
-        )
+        unknown = [i for i in (0, 1) if not np.isfinite(at[i]).all()]
+        if unknown:
+            detail = (
+                f"arm {arm} held: arm {unknown[0]}'s measured joints {at[unknown[0]]} are not "
+                "finite (where it is, is not known)"
+            )
+        else:
+            pairs = closest_links(
+                np.array([commands[0], commands[0], at[0]]),
+                self.world_from_base[0],
+                np.array([commands[1], at[1], commands[1]]),
+                self.world_from_base[1],
+                allowance=self._allowance,
+            )
+            k = int(np.argmin(pairs.distance))
+            a, b = int(pairs.capsule_a[k]), int(pairs.capsule_b[k])
+            allowance = float(self._allowance[a, b])
+            what = (
+                "the commands",
+                "arm 0's command and arm 1 where it is",
+                "arm 1's command and arm 0 where it is",
+            )[k]
+            detail = (
+                f"arm {arm} held: {what} would bring {UR5E_CAPSULES.names[a]} (arm 0) and "
+                f"{UR5E_CAPSULES.names[b]} (arm 1) {float(pairs.distance[k]) - allowance:.4f} m "
+                f"apart (< {self.clearance - allowance:g} m for this pair)"
+            )
+        event = SafetyEvent(Intervention.CLEARANCE, t, detail)
         if self.on_event is not None:
             self.on_event(event)

@@ -39,7 +39,8 @@ class Intervention(str, Enum):
     ESTOP = "estop"
     """The e-stop is latched (by one or more sources): held position until each is reset."""
     CLEARANCE = "clearance"
-    """Two arms' commands would bring their links closer than the clearance: the arm held."""
+    """Two arms' commands, or one arm's command and where the other arm is (its measured
+    pose), would bring their links closer than the clearance: the arm held."""
     DEVICE_FAULT = "device_fault"
     """A device the arm works with (its gripper) lost its link: held position until it is back."""
     NOT_FOLLOWING = "not_following"

@@ -280,8 +280,9 @@ def test_an_arm_stopped_at_its_controller_is_kept_clear_of_where_it_stopped(base
 
 def test_an_arm_of_unknown_pose_holds_both(bases) -> None:
     """Where an arm's measured joints are not finite, where it is is not known: both hold."""
+    events: list = []
     pair = filters([])
-    guard = ClearanceGuard(bases, CLEARANCE)
+    guard = ClearanceGuard(bases, CLEARANCE, on_event=events.append)
     home = HOME_JOINT_POS
     sent, t = [home.copy(), home.copy()], 0.0
     for _ in range(50):
@@ -290,3 +291,30 @@ def test_an_arm_of_unknown_pose_holds_both(bases) -> None:
     commands = [home + 0.01, home - 0.01]
     guard.check(commands, pair, t + DT, [home, np.full(6, np.nan)])
     assert guard.held == [True, True]
+    assert len(events) == 2 and all("arm 1's measured joints" in e.detail for e in events), events
+
+
+def test_a_hold_for_where_the_other_arm_is_names_that_pair(bases) -> None:
+    """An arm held for coming too close to where the other arm *is* (its commands are clear
+    of the other's commands): the event named the closest pair of the two commands, a
+    distance above the limit ('0.7 m apart (< 0.05 m)'), and not why the arm held."""
+    rng = np.random.default_rng(2)
+    home = HOME_JOINT_POS
+    near = rng.uniform(-np.pi, np.pi, (20000, 6))
+    distance = arm_separation(home, bases[0], near, bases[1])
+    stopped_at = near[(distance > 0.01) & (distance < 0.04)][0]
+    assert arm_separation(home, bases[0], home, bases[1]) > 0.5  # the commands are clear
+    events: list = []
+    pair = filters([])
+    guard = ClearanceGuard(bases, CLEARANCE, on_event=events.append)
+    sent, t = [home.copy(), home.copy()], 0.0
+    for _ in range(10):  # both at home, told to stay there
+        t += DT
+        sent = step(pair, guard, [home, home], sent, t)
+    t += DT
+    step(pair, guard, [home, home], [home, stopped_at], t)  # b found where it stopped
+    assert guard.held[0] or guard.held[1]
+    (detail,) = [e.detail for e in events if e.kind == Intervention.CLEARANCE][:1]
+    apart = float(detail.split(" m apart")[0].rsplit(" ", 1)[1])
+    assert apart < CLEARANCE, detail
+    assert "where it is" in detail, detail
