@@ -216,8 +216,17 @@ def test_an_estop_holds_the_operator_s_motion_until_its_reset(ros_context) -> No
             push(4)
             wait_for(lambda: tcp_point(arm.position)[0] - tcp_point(start)[0] > 0.015, 10,
                      "the arm to follow the operator")  # fmt: skip
-            client.publisher(Bool, "safety/estop").publish(Bool(data=True))
-            time.sleep(0.3)  # the e-stop's hop and the commands already under way
+            estop = client.publisher(Bool, "safety/estop")
+
+            def latched() -> bool:
+                """Press the e-stop until the node has it: published once before discovery
+                matched the publisher, or waited for a fixed 0.3 s, it was lost or late."""
+                if not node._estop_latched:
+                    estop.publish(Bool(data=True))
+                return node._estop_latched
+
+            wait_for(latched, 10, "the e-stop to latch")
+            time.sleep(0.3)  # the commands already under way
             latched_at = time.monotonic()
             push(10)
             time.sleep(0.3)
