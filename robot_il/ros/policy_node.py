@@ -209,10 +209,12 @@ class PolicyNode(Node):
         cameras = camera_parameters(self, policy_image_size(spec["observation"]))
         self.task = task or spec.get("task") or ""
         """The task whose inputs this robot offers (default: the checkpoint's)."""
-        # the node's cameras too: a checkpoint switched to (a selection's candidate) may
-        # observe them where the first one did not
+        # the node's cameras and the task's inputs too: a checkpoint switched to (a
+        # selection's candidate) may observe them where the first one did not, and would wait
+        # for ever for a topic the node never subscribed to
         served = [f"rgb_{name}" for name in cameras["cameras"]]
         served += [f"depth_{name}" for name in cameras["depth_cameras"]]
+        served += task_input_keys(self.task)
         self.obs = RobotObservation(
             self,
             self.task,
@@ -1016,6 +1018,15 @@ class PolicyNode(Node):
             self._pending[1].close()
         self._inference.join(timeout=5.0)
         self.destroy_node()
+
+
+def task_input_keys(task: str) -> list[str]:
+    """The observation keys ``task`` gives beside the arms' (``target_pos``, ``object_pose``,
+    ...: each has a topic of its own); none for a task name that is not one (the observation
+    refuses it)."""
+    from robot_il.envs.tasks import TASKS
+
+    return list(TASKS[task]().task_keys) if task in TASKS else []
 
 
 def reset_message(checkpoint: str) -> str:

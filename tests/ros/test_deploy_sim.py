@@ -8,8 +8,9 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
-from deploy_helpers import BIN, Client, log_tail, wait_for
+from deploy_helpers import BIN, Client, constant_checkpoint, log_tail, wait_for
 from make_reach_checkpoint import FIXTURE, train_reach_bc
 
 pytestmark = [pytest.mark.ros, pytest.mark.usefixtures("trained_checkpoints")]
@@ -93,3 +94,30 @@ def test_a_checkpoint_of_another_task_is_refused_naming_both_tasks(ros_context) 
     assert "trained on task 'reach', deployed on task 'bimanual_handover'" in message
     assert "acts for 1 arm(s), this node drives 2; deploy it with deploy_sim" in message
     assert "\n" not in message
+
+
+def test_the_node_takes_every_task_input_whatever_its_first_checkpoint_observes(
+    ros_context, tmp_path
+) -> None:
+    """A selection switches checkpoints in one node: one that observes the push target after a
+    first one that did not waited for ever, as the node had subscribed only to its first
+    checkpoint's inputs."""
+    from rclpy.parameter import Parameter
+    from robot_il.envs.tasks import TASKS
+
+    from robot_il.ros.policy_node import PolicyNode
+
+    joints_only = constant_checkpoint(tmp_path / "joints", np.zeros(7), task="push")
+    node = PolicyNode(
+        context=ros_context,
+        parameter_overrides=[
+            Parameter("checkpoint", value=str(joints_only)),
+            Parameter("task", value="push"),
+        ],
+    )
+    try:
+        topics = {subscription.topic_name for subscription in node.subscriptions}
+    finally:
+        node.shutdown()
+    assert {"/task/target", "/task/object_pose"} <= topics, topics
+    assert set(TASKS["push"]().task_keys) == {"target_pos", "object_pose"}
