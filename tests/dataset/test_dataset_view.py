@@ -37,6 +37,16 @@ def dataset(tmp_path: Path) -> Dataset:
     return Dataset.open(path)
 
 
+def view(dataset: Dataset) -> subprocess.Popen:
+    """``robot-il data view`` of ``dataset`` in a process of its own; its first line of
+    stdout gives the page's address."""
+    return subprocess.Popen(
+        [sys.executable, "-c", "from robot_il.cli import main; raise SystemExit(main())",
+         "data", "view", dataset.where],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
 def test_server_answers_info_steps_and_frames(dataset: Dataset) -> None:
     viewer = DatasetViewer(dataset).start()
     try:
@@ -58,11 +68,7 @@ def test_page_scrubs_through_an_episode(dataset: Dataset, chromium) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from robot_il.cli import main; raise SystemExit(main())",
-         "data", "view", dataset.where],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    process = view(dataset)
     try:
         line = process.stdout.readline()
         assert line.startswith("dataset viewer: http://127.0.0.1:"), line
@@ -129,11 +135,7 @@ def test_view_stops_at_once_with_a_browser_connection_open(
     """Ctrl-C (the way the viewer says to stop it) or SIGTERM ends ``robot-il data view`` at
     once, even while a request thread waits on a browser's connection (the server answers in
     HTTP/1.0 and closes; a browser's preconnected socket, or a request half sent, stays)."""
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from robot_il.cli import main; raise SystemExit(main())",
-         "data", "view", dataset.where],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    process = view(dataset)
     try:
         url = urlsplit(process.stdout.readline().split()[2])
         with socket.create_connection((url.hostname, url.port)) as browser:

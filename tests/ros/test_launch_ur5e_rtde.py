@@ -68,6 +68,21 @@ def test_launched_bridge_moves_the_arm_and_stops_cleanly(ros_context, ros_env) -
     assert rate > 50, f"joint_states arrived at {rate:.0f} Hz"
 
 
+def launch_to_its_end(
+    env: dict[str, str], *arguments: str
+) -> tuple[subprocess.CompletedProcess, str]:
+    """``robot-il launch ur5e_rtde.launch.yaml`` with ``arguments``, run to its exit (60 s at
+    most); returns the process and its stdout and stderr together."""
+    launch = subprocess.run(
+        [ROBOT_IL, "launch", "ur5e_rtde.launch.yaml", *arguments],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return launch, launch.stdout + launch.stderr
+
+
 def test_a_robot_ip_where_nothing_listens_is_a_one_line_error(ros_env) -> None:
     """A wrong ``robot_ip``: the bridge's one-line error names it, no traceback, exit code 2
     (ur_rtde raised a bare RuntimeError: a traceback through the node's start-up)."""
@@ -77,14 +92,7 @@ def test_a_robot_ip_where_nothing_listens_is_a_one_line_error(ros_env) -> None:
     with socket.socket() as probe:  # RTDE's port: nothing may listen on it for this test
         if probe.connect_ex(("127.0.0.1", 30004)) == 0:
             pytest.skip("something listens on 127.0.0.1:30004")
-    launch = subprocess.run(
-        [ROBOT_IL, "launch", "ur5e_rtde.launch.yaml", "robot_ip:=127.0.0.1"],
-        env=ros_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    output = launch.stdout + launch.stderr
+    launch, output = launch_to_its_end(ros_env, "robot_ip:=127.0.0.1")
     assert launch.returncode == 2, output
     assert "Traceback" not in output
     assert "error: robot_ip 127.0.0.1: " in output and "30004" in output
@@ -94,14 +102,7 @@ def test_a_launch_without_robot_ip_is_refused_in_one_line(ros_env) -> None:
     """A launch that forgot ``robot_ip:=`` connected to URSim's address (the old default) on
     whatever network the machine is on. Now the bridge refuses it in one line, exit code 2,
     before it opens any connection."""
-    launch = subprocess.run(
-        [ROBOT_IL, "launch", "ur5e_rtde.launch.yaml"],
-        env=ros_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    output = launch.stdout + launch.stderr
+    launch, output = launch_to_its_end(ros_env)
     assert launch.returncode == 2, output
     bridge_lines = [line for line in output.splitlines() if line.startswith("[ur_rtde_bridge]")]
     assert bridge_lines == [
