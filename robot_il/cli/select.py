@@ -235,6 +235,18 @@ def resumable(state: Path, names: list[str], rule: str, default: str, seed: int)
     return selector
 
 
+def candidate_directory(path: str) -> Path:
+    """The checkpoint directory a candidate names, absolute: itself, or the checkpoint of a
+    training run's ``--out`` (its ``policy/``), as every other command takes it."""
+    from robot_il.policies import DEPLOY_SUBDIR
+
+    directory = Path(path).resolve()
+    deployed = directory / DEPLOY_SUBDIR
+    if not (directory / "config.json").is_file() and (deployed / "config.json").is_file():
+        return deployed
+    return directory
+
+
 def retrained_since(state: Path, checkpoints: list[Path]) -> list[str]:
     """The checkpoints saved after ``state`` was last written: its ratings are of other
     weights."""
@@ -249,7 +261,7 @@ def run_sim(args: argparse.Namespace) -> int:
 
     refuse_file_out(args.out, "the selection")
     if args.candidates:
-        names = [str(Path(path).resolve()) for path in args.candidates.split(",") if path]
+        names = [str(candidate_directory(path)) for path in args.candidates.split(",") if path]
         missing = [name for name in names if not (Path(name) / "config.json").is_file()]
         if missing:
             raise SelectionError(f"--candidates: not checkpoint directories: {missing}")
@@ -264,7 +276,7 @@ def run_sim(args: argparse.Namespace) -> int:
     shown = shown_camera(args.camera, observed[0] if observed else None)
     default = args.default_candidate or names[min(1, len(names) - 1)]
     if args.candidates:
-        default = str(Path(default).resolve())
+        default = str(candidate_directory(default))
     if default not in names:
         raise SelectionError(f"--default-candidate {default!r} is not one of {names}")
     check_budget(args.episodes, names, "--episodes")

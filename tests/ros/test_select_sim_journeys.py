@@ -102,6 +102,20 @@ def test_a_finished_selection_run_again_shows_its_result(tmp_path, candidates, c
     assert (out / "selection.png").is_file()
 
 
+def test_a_training_run_s_out_names_its_checkpoint(tmp_path, candidates, capsys):
+    """A candidate may be named by its training run's --out (the checkpoint in its policy/),
+    as robot-il eval and the deploy launch files take it: it was refused as 'not checkpoint
+    directories'."""
+    runs = [tmp_path / "runs" / Path(candidate).name for candidate in candidates]
+    for run, candidate in zip(runs, candidates, strict=True):
+        run.mkdir(parents=True)
+        os.rename(candidate, run / "policy")
+    out = tmp_path / "out"
+    rated_state(out / "selection.json", [str(run / "policy") for run in runs], 3)
+    assert select_sim(out, [str(run) for run in runs], "--episodes", "3") == 0
+    assert "3 episodes rated already (--episodes 3)" in capsys.readouterr().out
+
+
 def test_a_selection_of_retrained_candidates_is_not_gone_on_with(tmp_path, candidates):
     """Its ratings are of the weights before: ``select sim`` sets such a state aside."""
     from robot_il.cli.select import retrained_since
