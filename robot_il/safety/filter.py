@@ -306,7 +306,9 @@ class SafetyFilter:
         command None. ``command_stamp`` (s) is when the policy computed ``q_cmd``; older than
         ``max_command_age`` holds position (late inference). ``qd_measured`` (rad/s), the
         measured joint velocities, tells a restart whether the arm is still following the
-        reference (without it, a restart always starts from the measured pose).
+        reference, and turns on the check for an arm that stands still far from it
+        (``not_following``); without it, a restart always starts from the measured pose and
+        that check does not run.
         """
         n = self.limits.num_joints
         q_measured = np.asarray(q_measured, dtype=np.float64).reshape(-1)
