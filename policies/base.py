@@ -362,6 +362,13 @@ def read_checkpoint_config(directory: Path) -> dict[str, Any]:
     try:
         saved = json.loads(path.read_text())
     except FileNotFoundError:
+        from robot_il.dataset.durability import is_zarr_store
+
+        if is_zarr_store(directory):  # the usual mix-up: say what it is and what takes it
+            raise CheckpointError(
+                f"{directory}: a dataset, not a checkpoint (robot-il train ... --dataset "
+                f"{directory} trains one)"
+            ) from None
         raise CheckpointError(f"{directory}: not a checkpoint (no {CONFIG_FILE})") from None
     except (OSError, json.JSONDecodeError) as error:
         raise CheckpointError(f"{path}: unreadable: {error}") from None

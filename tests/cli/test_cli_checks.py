@@ -109,6 +109,19 @@ def test_a_run_stopped_before_its_first_save_is_named_as_such(verb, tmp_path, ca
     assert "a training run that has saved no checkpoint yet" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("verb", [["eval", "--episodes", "1", "--checkpoint"], ["info"]])
+def test_a_dataset_given_as_a_checkpoint_is_named_as_such(verb, tmp_path, capsys) -> None:
+    """A dataset where a checkpoint belongs (the usual mix-up of two paths) said "not a
+    checkpoint (no config.json)", as for any folder."""
+    from robot_il.dataset import DatasetWriter
+
+    path = tmp_path / "demos.zarr"
+    DatasetWriter.create(path, robot="ur5e", control_hz=20.0).close()
+    assert main([*verb, str(path)]) == 2
+    error = capsys.readouterr().err
+    assert f"{path}: a dataset, not a checkpoint (robot-il train" in error, error
+
+
 def test_select_sim_shows_the_candidates_their_own_task(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], trained_checkpoints: None
 ) -> None:
