@@ -64,10 +64,13 @@ _AT_REST = 0.01
 NOT_FOLLOWING_LEAD = 0.1
 """|reference - measured| (rad, any joint) from which an arm that stands still counts as not
 following (a servo at rest trails its command by milliradians)."""
-_NOT_FOLLOWING_DWELL = 0.1
+_NOT_FOLLOWING_DWELL = 0.15
 """s the reference must stay ``NOT_FOLLOWING_LEAD`` away from an arm that stood still for
-``_TRACKING_LAG``: a servo that starts late (its lookahead) lets a command starting from rest
-lead it that far for a moment."""
+``_TRACKING_LAG``: a servo that starts late lets a command starting from rest lead it that far
+for a moment. A servo that starts a pure delay ``L`` after its command is taken for stopped
+once ``sqrt(2 * NOT_FOLLOWING_LEAD / a) + dwell <= L`` (``a`` the acceleration limit): at 0.15
+s, from ``L`` = 0.23 s at 30 rad/s^2 (a handover cell) and 0.29 s at 10 (the default), past
+servoJ's longest lookahead (0.2 s, which smooths rather than delays)."""
 OPERATOR = "operator"
 """The e-stop source of :meth:`SafetyFilter.estop` by default: a person's (``safety/estop``)."""
 

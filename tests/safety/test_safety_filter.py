@@ -342,7 +342,7 @@ def test_an_arm_stopped_at_its_controller_is_followed_by_its_commands() -> None:
     assert lead[restarts[0]] == 0.0  # started again where the arm is
     # from then on the command leads the arm by no more than the lead it may keep plus what
     # it travels, at full speed, during the dwell that tells a stop from a servo starting late
-    assert lead[restarts[0] :].max() < NOT_FOLLOWING_LEAD + np.pi * 0.1 + 1e-6, lead.max()
+    assert lead[restarts[0] :].max() < NOT_FOLLOWING_LEAD + np.pi * 0.15 + 1e-6, lead.max()
     assert len(restarts) > 3  # it keeps starting again while the arm stands
     moving = outputs[-1].command
     for _ in range(int(2.0 / DT)):  # released: the arm follows its commands again
@@ -350,11 +350,14 @@ def test_an_arm_stopped_at_its_controller_is_followed_by_its_commands() -> None:
     np.testing.assert_allclose(moving, target, atol=1e-6)
 
 
-def test_an_arm_that_follows_with_a_servo_lag_never_counts_as_stopped() -> None:
-    """A servo trails its command by its lookahead (0.1 s here, 0.31 rad at full speed), and an
-    arm starting from rest moves only after it: neither is an arm that stopped following."""
-    safety, clock = started()
-    commands, lag = [safety.reference], 50
+@pytest.mark.parametrize("acceleration", [8.0, 30.0])
+def test_an_arm_that_follows_with_a_servo_lag_never_counts_as_stopped(acceleration) -> None:
+    """A servo trails its command by its lookahead (up to 0.2 s: 0.63 rad at full speed), and
+    an arm starting from rest moves only after it, as a pure delay here (a real servo smooths
+    and starts at once): neither is an arm that stopped following, at the default acceleration
+    limit nor at a handover cell's 30 rad/s^2."""
+    safety, clock = started(ur5e_like_limits(acceleration=np.full(6, acceleration)))
+    commands, lag = [safety.reference], 100
     events = []
     for target in (HOME + 2.0, HOME - 1.0, HOME):
         for _ in range(1500):
