@@ -318,3 +318,42 @@ def test_a_hold_for_where_the_other_arm_is_names_that_pair(bases) -> None:
     apart = float(detail.split(" m apart")[0].rsplit(" ", 1)[1])
     assert apart < CLEARANCE, detail
     assert "where it is" in detail, detail
+
+
+def test_a_stopped_arm_s_filter_and_the_guard_keep_both_arms_by_where_it_stopped(bases) -> None:
+    """The guard and each arm's filter together, given measured velocities as a node gives
+    them: b stops at its controller while its policy target goes home and a's reaches into b.
+    b's filter finds it not following and keeps b's commands by where it stopped (so, released,
+    it does not travel far on an unchecked path); a holds clear of b."""
+    from robot_il.safety.filter import NOT_FOLLOWING_LEAD
+
+    events: list = []
+    pair = filters(events)
+    guard = ClearanceGuard(bases, CLEARANCE, on_event=events.append)
+    home = HOME_JOINT_POS
+    into_b, reach = (arm[0] for arm in crossing_pairs(bases, np.random.default_rng(1), 1))
+    sent, t = [home.copy(), home.copy()], 0.0
+    for _ in range(2000):  # b reaches out while a stays home
+        t += DT
+        sent = step(pair, guard, [home, reach], sent, t)
+    stopped_at, a_at, b_sent, a_path = sent[1].copy(), sent[0], [], []
+    a_velocity = np.zeros(6)
+    for _ in range(3000):
+        t += DT
+        commands = []
+        for safety, target, q, qd in zip(
+            pair, [into_b, home], [a_at, stopped_at], [a_velocity, np.zeros(6)], strict=True
+        ):
+            safety.watchdog(t, t)
+            commands.append(safety.filter(target, q, t, qd_measured=qd).command)
+        sent = guard.check(commands, pair, t, [a_at, stopped_at])
+        a_velocity, a_at = (sent[0] - a_at) / DT, sent[0]
+        b_sent.append(sent[1])
+        a_path.append(a_at)
+    kinds = [event.kind for event in events]
+    assert Intervention.NOT_FOLLOWING in kinds
+    b_lead = np.abs(np.array(b_sent) - stopped_at).max(axis=1)
+    assert b_lead[-2000:].max() < NOT_FOLLOWING_LEAD + np.pi * 0.15, b_lead.max()
+    distance = arm_separation(np.array(a_path), bases[0], stopped_at, bases[1])
+    assert distance.min() >= CLEARANCE - 1e-9, distance.min()
+    assert guard.holds[0] > 0  # a did reach for b and was held
