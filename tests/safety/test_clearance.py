@@ -245,6 +245,21 @@ def test_an_arm_moved_by_hand_during_an_estop_keeps_the_clearance_after_the_rese
     assert any(e.kind == Intervention.CLEARANCE and "arm 1 held" in e.detail for e in events)
 
 
+def b_reached_out(bases, events: list):
+    """Both arms' filters and the guard once arm b has reached out (a pose a stretched a can
+    cross) while a stayed home: (filters, guard, a's target into b there, the commands sent,
+    the time). Where b stops at its controller, in the tests below."""
+    pair = filters(events)
+    guard = ClearanceGuard(bases, CLEARANCE, on_event=events.append)
+    into_b, reach = (arm[0] for arm in crossing_pairs(bases, np.random.default_rng(1), 1))
+    sent, t = [HOME_JOINT_POS.copy(), HOME_JOINT_POS.copy()], 0.0
+    for _ in range(2000):
+        t += DT
+        sent = step(pair, guard, [HOME_JOINT_POS, reach], sent, t)
+    np.testing.assert_allclose(sent[1], reach, atol=1e-6)
+    return pair, guard, into_b, sent, t
+
+
 def test_an_arm_stopped_at_its_controller_is_kept_clear_of_where_it_stopped(bases) -> None:
     """One arm of a two-arm cell stops at its own controller (a protective stop, a stopped
     program, its bridge's e-stop): the policy node does not know, and its commands for that
@@ -252,15 +267,8 @@ def test_an_arm_stopped_at_its_controller_is_kept_clear_of_where_it_stopped(base
     clearance from where that arm is: a guard of commands alone measured the pair (a's
     command, b's command), clear of each other, and drove a into b."""
     events: list = []
-    pair = filters(events)
-    guard = ClearanceGuard(bases, CLEARANCE, on_event=events.append)
+    pair, guard, into_b, sent, t = b_reached_out(bases, events)
     home = HOME_JOINT_POS
-    into_b, reach = (arm[0] for arm in crossing_pairs(bases, np.random.default_rng(1), 1))
-    sent, t = [home.copy(), home.copy()], 0.0
-    for _ in range(2000):  # b reaches out while a stays home
-        t += DT
-        sent = step(pair, guard, [home, reach], sent, t)
-    np.testing.assert_allclose(sent[1], reach, atol=1e-6)
     stopped_at = sent[1].copy()  # b stops there; its commands go back home, a's reach into b
     a_at, history = sent[0], []
     for _ in range(3000):
@@ -328,14 +336,8 @@ def test_a_stopped_arm_s_filter_and_the_guard_keep_both_arms_by_where_it_stopped
     from robot_il.safety.filter import NOT_FOLLOWING_LEAD
 
     events: list = []
-    pair = filters(events)
-    guard = ClearanceGuard(bases, CLEARANCE, on_event=events.append)
+    pair, guard, into_b, sent, t = b_reached_out(bases, events)
     home = HOME_JOINT_POS
-    into_b, reach = (arm[0] for arm in crossing_pairs(bases, np.random.default_rng(1), 1))
-    sent, t = [home.copy(), home.copy()], 0.0
-    for _ in range(2000):  # b reaches out while a stays home
-        t += DT
-        sent = step(pair, guard, [home, reach], sent, t)
     stopped_at, a_at, b_sent, a_path = sent[1].copy(), sent[0], [], []
     a_velocity = np.zeros(6)
     for _ in range(3000):
