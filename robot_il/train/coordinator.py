@@ -133,11 +133,13 @@ def train_coordinator(
                     self.counts[info["episode_outcome"]] += 1
             return True
 
+    rollout = model.n_steps * model.n_envs
     while steps_done < config.total_steps:
         outcomes = Outcomes()
         begin = time.time()
-        model.learn(  # to total_steps, rounded up to whole rollouts: a chunk may be too many
-            min(config.chunk_steps, config.total_steps - steps_done),
+        chunk = min(config.chunk_steps, config.total_steps - steps_done)
+        model.learn(  # whole rollouts, as PPO collects them: the progress bar ends at its total
+            -(-chunk // rollout) * rollout,
             callback=outcomes,
             reset_num_timesteps=False,
             progress_bar=True,
