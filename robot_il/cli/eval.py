@@ -1,7 +1,8 @@
 """``robot-il eval``: roll a checkpoint out in simulation and report its success rate.
 
 ``robot-il eval --checkpoint runs/bc --episodes 50 [--backend pybullet] [--video]`` prints
-each episode's outcome and the success rate with its 95% Wilson interval, and writes
+each episode's outcome as it ends and the success rate with its 95% Wilson interval (Ctrl-C:
+that of the episodes finished, written nowhere), and writes
 ``eval.json``, ``success.png`` and (with ``--video``) ``rollouts.mp4`` into ``--out``
 (default: ``<checkpoint>/eval``, ``eval_pybullet`` for another backend, ``eval_ros`` over
 ROS 2). A task without a success test (DeepMind Control's: ``has_success_test``, carried by
@@ -23,9 +24,13 @@ import argparse
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from robot_il.cli.flags import refuse_file_out
 from robot_il.errors import ConfigError
+
+if TYPE_CHECKING:  # the module imports torch: only when an evaluation runs
+    from robot_il.train.evaluate import EvalResult
 
 SUMMARY, PLOT, VIDEO = "eval.json", "success.png", "rollouts.mp4"
 """What an evaluation writes into its ``--out``; ``eval.json`` says what the others show."""
@@ -75,21 +80,23 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--episodes must be at least 1, got {args.episodes}")
     if args.camera is not None and not args.video:  # else a typo'd name went unnoticed
         raise ConfigError(f"--camera {args.camera}: picks the camera --video films; add --video")
+    if args.ros and (args.video or args.max_steps is not None):
+        raise ConfigError("--ros evaluates the task's full episodes without video")
     from robot_il.policies import load_policy, read_checkpoint
 
     saved = read_checkpoint(args.checkpoint)[1]
     out = Path(args.out) if args.out else default_out(args, saved["spec"])
     refuse_file_out(out, "results")
     os.environ.setdefault("MUJOCO_GL", "egl")
+    from tqdm import tqdm
+
     from robot_il.provenance import describe
-    from robot_il.train.evaluate import evaluate, make_eval_env
+    from robot_il.train.evaluate import EvalResult, evaluate, make_eval_env
     from robot_il.train.report import plot_success
 
     provenance = saved.get("provenance")
     policy = load_policy(args.checkpoint, device=args.device)
     print(f"checkpoint {args.checkpoint}: {describe(provenance)}")
-    if args.ros and (args.video or args.max_steps is not None):
-        raise ConfigError("--ros evaluates the task's full episodes without video")
     env = make_eval_env(
         policy.spec,
         task=args.task,
@@ -106,9 +113,19 @@ def run(args: argparse.Namespace) -> int:
 
         fps = float(policy.spec["control_hz"])
         writer = imageio.get_writer(staged(out, VIDEO), fps=fps, codec="libx264", quality=7)
+    finished = EvalResult()  # the episodes done, said should the evaluation be interrupted
+
+    def say_episode(so_far: EvalResult) -> None:
+        nonlocal finished
+        finished = so_far
+        tqdm.write(episode_line(so_far, -1))
+
+    result = None
     try:
         if args.ros:
             result = _evaluate_over_ros(args, env.unwrapped.backend_name, out)
+            for episode in range(result.episodes):
+                print(episode_line(result, episode))
         else:
             result = evaluate(
                 policy,
@@ -117,20 +134,22 @@ def run(args: argparse.Namespace) -> int:
                 seed=args.seed,
                 progress=True,
                 on_frame=None if writer is None else writer.append_data,
+                on_episode=say_episode,
             )
+    except KeyboardInterrupt:
+        if finished.episodes:
+            print(f"interrupted after {finished.episodes} of {args.episodes} episodes: "
+                  f"{finished.line()}; not written ({out} keeps the previous results)")  # fmt: skip
+        raise
     finally:
         if writer is not None:
             writer.close()
+            if result is None:  # part of a video, of no evaluation's results
+                staged(out, VIDEO).unlink(missing_ok=True)
         env.close()
     task = env.unwrapped.spec_dict()["task"]
     where = f"{task}/{env.unwrapped.backend_name}" + (" over ROS 2" if args.ros else "")
     success_test = result.success_test
-    if success_test:
-        outcomes = ["success" if success else "FAILURE" for success in result.successes]
-    else:
-        outcomes = [f"return {total:.1f}" for total in result.returns]
-    for seed, outcome, steps in zip(result.seeds, outcomes, result.lengths, strict=True):
-        print(f"seed {seed}: {outcome} after {steps} steps")
     # over ROS 2 the episode judge sees success, not the env's reward: no returns
     # (without a success test, line() is the mean return itself)
     returns = result.returns if success_test else []
@@ -152,6 +171,16 @@ def run(args: argparse.Namespace) -> int:
     publish(out, plot=success_test, video=args.video)
     print(f"results: {out}")
     return 0
+
+
+def episode_line(result: EvalResult, episode: int) -> str:
+    """Episode ``episode`` of ``result`` in one line: its seed, outcome (its return, for a
+    task without a success test) and length."""
+    if result.success_test:
+        outcome = "success" if result.successes[episode] else "FAILURE"
+    else:
+        outcome = f"return {result.returns[episode]:.1f}"
+    return f"seed {result.seeds[episode]}: {outcome} after {result.lengths[episode]} steps"
 
 
 def _note_other_renderer(spec: dict, backend: str) -> None:

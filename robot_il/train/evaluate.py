@@ -128,11 +128,14 @@ def evaluate(
     seed: int,
     progress: bool = False,
     on_frame: Callable[[np.ndarray], None] | None = None,
+    on_episode: Callable[[EvalResult], None] | None = None,
 ) -> EvalResult:
     """Roll ``policy`` out for ``episodes`` episodes.
 
     ``on_frame`` receives ``env.render()`` before every step and after the last one (the env
     must have been made with ``render=True``), e.g. to append to a video writer.
+    ``on_episode`` receives the result so far (the same object, grown) after each episode: a
+    long evaluation can say each outcome as it comes, and keep those of one interrupted.
     """
     result = EvalResult(success_test=has_success_test(env.unwrapped.spec_dict()["task"]))
     for i in tqdm(range(episodes), desc="evaluate", unit="ep", disable=not progress, leave=False):
@@ -155,6 +158,8 @@ def evaluate(
         result.successes.append(success)
         result.lengths.append(steps)
         result.returns.append(total)
+        if on_episode is not None:
+            on_episode(result)
     return result
 
 
