@@ -26,7 +26,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from robot_il.cli.flags import refuse_file_out
+from robot_il.cli.flags import refuse_file_out, refuse_unwritable
 from robot_il.errors import ConfigError
 
 if TYPE_CHECKING:  # the module imports torch: only when an evaluation runs
@@ -83,10 +83,16 @@ def run(args: argparse.Namespace) -> int:
     if args.ros and (args.video or args.max_steps is not None):
         raise ConfigError("--ros evaluates the task's full episodes without video")
     from robot_il.policies import load_policy, read_checkpoint
+    from robot_il.train.evaluate import check_seeds
 
+    check_seeds(args.seed, args.episodes)
     saved = read_checkpoint(args.checkpoint)[1]
+    if not (args.task or saved["spec"].get("task")):  # its data named none (a real cell's)
+        raise ConfigError(f"{args.checkpoint}: its training data named no task; pass --task "
+                          "(robot-il sim list shows them)")  # fmt: skip
     out = Path(args.out) if args.out else default_out(args, saved["spec"])
     refuse_file_out(out, "results")
+    refuse_unwritable(out, "the results")
     os.environ.setdefault("MUJOCO_GL", "egl")
     from tqdm import tqdm
 

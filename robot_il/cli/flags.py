@@ -5,6 +5,7 @@ is read, with argparse's one-line usage error, before a verb creates a file or b
 from __future__ import annotations
 
 import argparse
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -44,3 +45,19 @@ def refuse_file_out(out: str | Path, what: str) -> None:
     beside it."""
     if Path(out).exists() and not Path(out).is_dir():
         raise ConfigError(f"--out {out}: is a file, not a directory for {what}")
+
+
+def refuse_unwritable(path: str | Path, what: str, *, file: bool = False) -> None:
+    """``ConfigError`` when ``what`` (a folder of results; with ``file``, a file) cannot be
+    written at ``path``: its nearest existing folder is a file, read-only, or not this
+    user's. The verb would fail there only when it writes, after its rollouts, in a
+    traceback. Probed with a nameless file made and dropped there, so it leaves nothing."""
+    folder = Path(path).absolute()
+    folder = folder.parent if file else folder
+    while not folder.exists():
+        folder = folder.parent
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot write {what} there ({error.strerror})") from None

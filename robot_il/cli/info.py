@@ -23,11 +23,15 @@ def run(args: argparse.Namespace) -> int:
     frame = f", in the {spec['frame']} frame" if spec.get("frame") else ""
     inputs = ", ".join(f"{key} {tuple(shape)}" for key, shape in spec["observation"].items())
     print(f"checkpoint   {directory}")
-    print(f"policy       {saved['policy_type']} (checkpoint format {saved.get('format_version')})")
+    version = saved.get("format_version", "none, older than the format's versions")
+    print(f"policy       {saved['policy_type']} (checkpoint format {version})")
     backend = f" on {spec['backend']}" if spec.get("backend") else ""
-    print(f"acts for     {spec['robot']}, task {spec.get('task')}{backend} at "
-          f"{spec['control_hz']:g} Hz, {spec.get('action_mode')} actions ({spec['action_dim']})"
-          f"{frame}")  # fmt: skip
+    # a dataset that named no task (a real cell's) gives a checkpoint of none; no action mode
+    # reads as joint targets, as make_eval_env and the deploy node read it
+    task = f"task {spec['task']}" if spec.get("task") else "no task (robot-il eval needs --task)"
+    actions = f"{spec.get('action_mode') or 'joint'} actions ({spec['action_dim']})"
+    print(f"acts for     {spec['robot']}, {task}{backend} at {spec['control_hz']:g} Hz, "
+          f"{actions}{frame}")  # fmt: skip
     print(f"observes     {inputs}")
     cameras = [key for key in spec["observation"] if key.startswith("rgb_")]
     if cameras:  # how the frames are read: a deployment must match the crop and size

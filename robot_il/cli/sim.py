@@ -101,15 +101,18 @@ def run_list(args: argparse.Namespace) -> int:
 
 def check_video_flags(args: argparse.Namespace) -> None:
     """Refuse a ``--video`` path or ``--video-size`` that cannot be written, before any env."""
+    from robot_il.cli.flags import refuse_unwritable
+
     if args.video is None:
         return
     if not args.video.endswith(".mp4"):
         raise ConfigError(f"--video must name an .mp4 file, got {args.video!r}")
     folder = os.path.dirname(os.path.abspath(args.video))
-    if not os.path.isdir(folder):
+    if not os.path.exists(folder):
         raise ConfigError(f"--video {args.video}: folder {folder} does not exist")
     if os.path.isdir(args.video):
         raise ConfigError(f"--video {args.video} is a folder; name an .mp4 file")
+    refuse_unwritable(args.video, "the video", file=True)
     if any(size % 2 for size in args.video_size):
         height, width = args.video_size
         raise ConfigError(f"--video-size {height} {width}: H.264 video needs even sizes")

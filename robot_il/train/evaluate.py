@@ -26,6 +26,21 @@ from robot_il.errors import ConfigError
 from robot_il.policies.spec import check_spec, is_image_key, spec_from_env
 from robot_il.train.stats import wilson_interval
 
+MAX_SEED = 2**64 - 1
+"""The largest seed torch's generators take (:func:`torch_seeded`); the env's take any."""
+
+
+def check_seeds(seed: int, episodes: int) -> None:
+    """``ConfigError`` when the episodes' seeds, ``seed`` to ``seed + episodes - 1``, leave
+    the range torch's generators take (``manual_seed`` failed on the first episode with an
+    overflow traceback)."""
+    last = seed + episodes - 1
+    if seed < 0 or last > MAX_SEED:
+        raise ConfigError(
+            f"the evaluation's episode seeds run from {seed} to {last}; they must lie in "
+            f"0..{MAX_SEED} (2**64 - 1, the largest torch's generators take)"
+        )
+
 
 @dataclass
 class EvalResult:
@@ -137,6 +152,7 @@ def evaluate(
     ``on_episode`` receives the result so far (the same object, grown) after each episode: a
     long evaluation can say each outcome as it comes, and keep those of one interrupted.
     """
+    check_seeds(seed, episodes)
     result = EvalResult(success_test=has_success_test(env.unwrapped.spec_dict()["task"]))
     for i in tqdm(range(episodes), desc="evaluate", unit="ep", disable=not progress, leave=False):
         obs, info = env.reset(seed=seed + i)

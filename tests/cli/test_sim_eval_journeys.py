@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cli_errors import one_line_error
 
 from robot_il.cli import main
 
@@ -69,3 +70,76 @@ def test_an_evaluation_says_each_episode_as_it_ends(
         f"({out} keeps the previous results)"
     )
     assert sorted(p.name for p in out.iterdir()) == []  # no rollouts.partial.mp4
+
+
+def test_results_or_a_video_that_cannot_be_written_are_refused_before_any_rollout(
+    run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: eval's ``mkdir`` of an ``--out`` under a file (or on a read-only file system)
+    ended in a FileNotFoundError traceback after the policy loaded, and sim rollout's video
+    in a folder it cannot create files in (/proc here: root writes through permissions) in
+    imageio's BrokenPipe traceback after the first episode. Both are refused in one line
+    now, and nothing is created; a video whose folder is a file is said to be so."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("")
+    out = notes / "eval"
+    err = one_line_error(["eval", "--checkpoint", str(run), "--out", str(out)], capsys)
+    assert err == f"robot-il: error: {out}: cannot write the results there (Not a directory)"
+    rollout = ["sim", "rollout", "--task", "reach", "--expert", "--video"]
+    err = one_line_error([*rollout, str(notes / "reach.mp4")], capsys)
+    assert err.endswith(f"{notes / 'reach.mp4'}: cannot write the video there (Not a directory)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    if Path("/proc/self").is_dir():
+        err = one_line_error([*rollout, "/proc/reach.mp4"], capsys)
+        assert err.startswith("robot-il: error: /proc/reach.mp4: cannot write the video there")
+
+
+def test_seeds_torch_cannot_take_are_refused_before_the_checkpoint_loads(
+    run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: ``--seed`` 2**64 passed the flag's check (>= 0) and failed in torch's
+    ``manual_seed`` with an overflow traceback, after the env was built; the last episode's
+    seed counts too."""
+    top = 2**64 - 1
+    err = one_line_error(["eval", "--checkpoint", str(run), "--seed", str(top), "--episodes",
+                          "2"], capsys)  # fmt: skip
+    assert err == (
+        f"robot-il: error: the evaluation's episode seeds run from {top} to {top + 1}; they "
+        f"must lie in 0..{top} (2**64 - 1, the largest torch's generators take)"
+    )
+    argv = ["eval", "--checkpoint", str(run), "--seed", str(top), "--episodes", "1"]
+    assert main([*argv, "--max-steps", "1", "--out", str(run / "top")]) == 0
+
+
+def test_a_checkpoint_of_data_that_named_no_task(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A real cell's recording names no task, nor its checkpoint: ``info`` printed "task None
+    ... None actions", and ``eval`` failed after loading it with "pass eval.task", a
+    training setting. Now info says eval needs --task (and joint actions, as everything reads
+    a missing action mode), eval asks for --task at once, and runs with it."""
+    import numpy as np
+
+    from robot_il.dataset import DatasetWriter
+
+    data = tmp_path / "cell.zarr"
+    rng = np.random.default_rng(0)
+    with DatasetWriter.create(data, robot="ur5e", control_hz=20.0, fsync=False) as writer:
+        for _ in range(2):
+            joints = rng.uniform(-1, 1, (10, 6)).astype(np.float32)
+            action = np.concatenate([joints, np.zeros((10, 1), np.float32)], axis=1)
+            writer.add_episode({"joint_pos": joints, "action": action})
+    run = tmp_path / "bc"
+    argv = ["train", "bc", "--dataset", str(data), "--out", str(run), "--steps", "2", *FAST]
+    assert main([*argv, "--eval.episodes", "0"]) == 0
+    capsys.readouterr()
+    assert main(["info", str(run)]) == 0
+    acts_for = capsys.readouterr().out.splitlines()[2]
+    assert acts_for == "acts for     ur5e, no task (robot-il eval needs --task) at 20 Hz, joint " \
+                       "actions (7)"  # fmt: skip
+    err = one_line_error(["eval", "--checkpoint", str(run)], capsys)
+    assert err == (f"robot-il: error: {run}: its training data named no task; pass --task "
+                   "(robot-il sim list shows them)")  # fmt: skip
+    argv = ["eval", "--checkpoint", str(run), "--task", "reach", "--episodes", "1"]
+    assert main([*argv, "--max-steps", "2"]) == 0
+    assert "bc on reach/mujoco: success 0/1" in capsys.readouterr().out
