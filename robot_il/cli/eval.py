@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     from robot_il.train.evaluate import check_seeds
 
     check_seeds(args.seed, args.episodes)
-    saved = read_checkpoint(args.checkpoint)[1]
+    directory, saved = read_checkpoint(args.checkpoint)
     if not (args.task or saved["spec"].get("task")):  # its data named none (a real cell's)
         raise ConfigError(f"{args.checkpoint}: its training data named no task; pass --task "
                           "(robot-il sim list shows them)")  # fmt: skip
@@ -103,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
     provenance = saved.get("provenance")
     policy = load_policy(args.checkpoint, device=args.device)
     print(f"checkpoint {args.checkpoint}: {describe(provenance)}")
+    _note_training_runs(directory)
     env = make_eval_env(
         policy.spec,
         task=args.task,
@@ -187,6 +188,30 @@ def episode_line(result: EvalResult, episode: int) -> str:
     else:
         outcome = f"return {result.returns[episode]:.1f}"
     return f"seed {result.seeds[episode]}: {outcome} after {result.lengths[episode]} steps"
+
+
+def _note_training_runs(directory: Path) -> None:
+    """Say so when ``directory`` is the checkpoint of a training that still runs (its run
+    lock held, ``trainer.lock_run``): this evaluates its latest save, not what it will end
+    with, and the run replaces it at its next save."""
+    import fcntl
+
+    from robot_il.train.trainer import RUN_LOCK
+
+    try:
+        lock = open(directory.parent / RUN_LOCK, "rb")  # noqa: SIM115 - probed, then closed
+    except OSError:  # no run around it: a checkpoint on its own
+        return
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = lock.read().decode(errors="replace").strip() or "its pid not yet written"
+            print(f"robot-il: note: a training still runs in {directory.parent} ({holder}): "
+                  "this evaluates its latest save (the step above), which the run will "
+                  "replace")  # fmt: skip
+        except OSError:  # a file system without locks: nothing to tell by
+            pass
 
 
 def _note_other_renderer(spec: dict, backend: str) -> None:

@@ -3,6 +3,7 @@ evaluation silent until its end, and one interrupted losing the episodes it had 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -143,3 +144,22 @@ def test_a_checkpoint_of_data_that_named_no_task(
     argv = ["eval", "--checkpoint", str(run), "--task", "reach", "--episodes", "1"]
     assert main([*argv, "--max-steps", "2"]) == 0
     assert "bc on reach/mujoco: success 0/1" in capsys.readouterr().out
+
+
+def test_an_evaluation_of_a_training_still_running_says_so(
+    run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: ``eval --checkpoint OUT`` of a training still running evaluated its latest
+    save as if it were the finished policy, and nothing said so but the step in the
+    provenance line. The run lock (held here as the trainer holds it) is read now; a
+    finished run's evaluation says nothing of it."""
+    from robot_il.train.trainer import lock_run
+
+    argv = ["eval", "--checkpoint", str(run), "--episodes", "1", "--max-steps", "1"]
+    argv += ["--out", str(tmp_path / "eval")]
+    with lock_run(run):
+        assert main(argv) == 0
+        note = f"robot-il: note: a training still runs in {run} (pid {os.getpid()}): this "
+        assert note in capsys.readouterr().out
+    assert main(argv) == 0
+    assert "training still runs" not in capsys.readouterr().out
