@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -79,7 +80,10 @@ def make_env(
         render = {k: env_kwargs[k] for k in ("render_mode", "render_size") if k in env_kwargs}
         return DMCEnv(task, control_hz=control_hz, max_episode_steps=max_episode_steps, **render)
     if task not in REGISTRY:
-        raise ConfigError(f"unknown task {task!r}; tasks: {', '.join([*REGISTRY, *DMC_TASKS])}")
+        tasks = [*REGISTRY, *DMC_TASKS]
+        nearest = difflib.get_close_matches(task, tasks, n=1)  # a typo: 'reech', 'pick-place'
+        guess = f" (did you mean {nearest[0]!r}?)" if nearest else ""
+        raise ConfigError(f"unknown task {task!r}{guess}; tasks: {', '.join(tasks)}")
     env = RobotEnv(
         REGISTRY[task](),
         backend,

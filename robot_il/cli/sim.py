@@ -211,7 +211,8 @@ def run_replay(args: argparse.Namespace) -> int:
     episodes = list(range(count)) if args.episodes is None else args.episodes
     for episode in episodes:
         if not -count <= episode < count:
-            raise ConfigError(f"--episodes {episode}: {args.dataset} has {count} episodes")
+            raise ConfigError(f"--episodes {episode}: {args.dataset} has {count} episodes "
+                              f"(0..{count - 1}, or -{count}..-1 from the end)")  # fmt: skip
     episodes = [episode % count for episode in episodes]
     for episode in episodes:
         episode_seed(dataset, episode)  # refuse before any env is built
@@ -252,8 +253,10 @@ def run_replay(args: argparse.Namespace) -> int:
         env.close()
     worst = max(results, key=lambda result: result.divergence)
     differ = [result.episode for result in results if not result.reproduced]
+    backend, recorded_on = env.unwrapped.backend_name, spec.get("backend")
+    elsewhere = f" (recorded on {recorded_on})" if recorded_on and recorded_on != backend else ""
     print(
-        f"replayed {len(results)} episode(s) on {env.unwrapped.backend_name}: "
+        f"replayed {len(results)} episode(s) on {backend}{elsewhere}: "
         f"{len(results) - len(differ)} ended as recorded"
         + (f", {len(differ)} did not (episodes {', '.join(map(str, differ))})" if differ else "")
         + f"; largest gap {worst.divergence:.2g} ({worst.divergence_key}, episode "

@@ -163,3 +163,21 @@ def test_an_evaluation_of_a_training_still_running_says_so(
         assert note in capsys.readouterr().out
     assert main(argv) == 0
     assert "training still runs" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "guess"),
+    [
+        (["sim", "rollout", "--task", "reech", "--expert"], "'reech' (did you mean 'reach'?)"),
+        (["sim", "rollout", "--task", "pick-place", "--expert"], "(did you mean 'pick_place'?)"),
+        (["eval", "--task", "bimanual_hand"], "(did you mean 'bimanual_handover'?)"),
+    ],
+)
+def test_a_task_name_typo_is_answered_with_the_nearest_task(
+    run: Path, capsys: pytest.CaptureFixture[str], argv: list[str], guess: str
+) -> None:
+    """Before: "unknown task 'reech'" and the list of all eight tasks to search by eye."""
+    argv = [*argv, "--checkpoint", str(run)] if argv[0] == "eval" else argv
+    err = one_line_error(argv, capsys)
+    assert err.startswith(f"robot-il: error: unknown task '{argv[argv.index('--task') + 1]}' ")
+    assert guess in err and err.endswith("dmc:cartpole_swingup")

@@ -52,6 +52,16 @@ def test_a_replay_without_the_recorded_noise_drifts(noisy_push, tmp_path, capsys
     assert gap > 1e-3
 
 
+def test_a_replay_on_the_other_backend_says_where_it_was_recorded(noisy_push, capsys):
+    """Before: the summary said "replayed ... on pybullet: 0 ended as recorded" of a MuJoCo
+    recording with no word that the backends differ, the likeliest reason for a gap."""
+    argv = ["sim", "replay", "--dataset", str(noisy_push), "--episodes", "0"]
+    main([*argv, "--backend", "pybullet"])
+    assert "replayed 1 episode(s) on pybullet (recorded on mujoco): " in capsys.readouterr().out
+    assert main(argv) == 0
+    assert "replayed 1 episode(s) on mujoco: 1 ended as recorded" in capsys.readouterr().out
+
+
 def test_what_cannot_be_replayed_is_refused_in_one_line(noisy_push, tmp_path, capsys):
     import shutil
 
@@ -62,7 +72,8 @@ def test_what_cannot_be_replayed_is_refused_in_one_line(noisy_push, tmp_path, ca
         return err
 
     err = error(["sim", "replay", "--dataset", str(noisy_push), "--episodes", "2"])
-    assert "--episodes 2: " in err and "has 2 episodes" in err
+    assert err.endswith(f"--episodes 2: {noisy_push} has 2 episodes (0..1, or -2..-1 from "
+                        "the end)")  # fmt: skip
     unseeded = tmp_path / "unseeded.zarr"
     shutil.copytree(noisy_push, unseeded)
     del zarr.open_group(str(unseeded), mode="r+")["meta/seed"]
