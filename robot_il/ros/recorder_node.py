@@ -14,7 +14,17 @@ default; also the simulated arm's 2F-85, or any gripper whose closure the joint 
 as ``<tf_prefix>gripper_joint``) records ``<arm>_gripper``; ``''`` (arms without a gripper,
 whose joint states carry none) records no such key, and an arm's gripper action before its
 first gripper command is 0 (open). The action keeps its 7 values per arm either way, the
-env's joint action, so a policy trained on it deploys unchanged.
+env's joint action, so a policy trained on it deploys unchanged. ``task_inputs`` (default
+true) records the task's inputs (``target_pos`` from ``task/target``, ``object_pose`` from
+``task/object_pose``, ...), which a simulator publishes; on a real cell only a perception node
+does, so a cell without one records with ``task_inputs:=false`` (the robot's keys and
+cameras).
+
+A step is recorded once every key has a value (each camera a frame within
+``camera_tolerance`` of the joint state); until then the recorder says, every
+:data:`WAIT_WARNING_S` s, which keys it waits for and where they come from. A key that stops
+mid-episode (a stalled camera) leaves the episode without steps meanwhile: said while it
+lasts, so that the operator can discard the episode, and in the commit's message.
 
 Episodes go through :class:`robot_il.dataset.DatasetWriter`'s streaming writer: an episode is
 visible only once committed, so a crash loses at most the episode under way; an episode the
@@ -44,6 +54,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import threading
 import time
 from pathlib import Path
@@ -68,10 +79,21 @@ from robot_il.ros.observation import (
     is_camera_key,
 )
 from robot_il.ros.ur_rtde_bridge import GRIPPERS
-from robot_il.ros.ur_topics import SUCCESS_TOPIC, tf_prefix
+from robot_il.ros.ur_topics import (
+    OBJECT_POSE_TOPIC,
+    SUCCESS_TOPIC,
+    TARGET_TOPIC,
+    task_input_topic,
+    tf_prefix,
+)
 
 EVENT_TOPIC = "teleop/episode_event"
 """std_msgs/String: the operator's episode events (next, rerecord, discard, quit)."""
+WAIT_WARNING_S = 5.0
+"""s between two warnings that no step could be recorded (first after one second)."""
+GAP_PERIODS = 5
+"""Recorded steps further apart than this many periods are a gap in the episode, said at its
+commit (a loaded machine delays a sample by a period or two)."""
 
 
 class RecorderNode(Node):
@@ -95,6 +117,7 @@ class RecorderNode(Node):
         fsync = bool(self.declare_parameter("fsync", True).value)
         autostart = bool(self.declare_parameter("autostart", False).value)
         gripper = str(self.declare_parameter("gripper", "robotiq").value)
+        task_inputs = bool(self.declare_parameter("task_inputs", True).value)
         if not path:
             raise ConfigError("recorder: set the parameter path (the zarr dataset to write)")
         if not 0 < self.record_hz <= 500:
@@ -129,12 +152,15 @@ class RecorderNode(Node):
         self.arms = self.obs.arms
         self.has_gripper = bool(gripper)
         self._gripper_keys = {tf_prefix(arm) + "gripper" for arm in self.arms}
-        self.keys = {
-            key: shape
-            for key, shape in self.obs.keys.items()
-            if self.has_gripper or key not in self._gripper_keys
-        }
-        """The observation keys of a step: the robot's, but a gripper's only if it has one."""
+        from robot_il.envs.tasks import TASKS
+
+        self._task_keys = set(TASKS[task]().task_keys)
+        left_out = (set() if self.has_gripper else self._gripper_keys) | (
+            set() if task_inputs else self._task_keys
+        )
+        self.keys = {key: shape for key, shape in self.obs.keys.items() if key not in left_out}
+        """The observation keys of a step: the robot's, but a gripper's only if it has one,
+        and the task's inputs only with ``task_inputs``."""
         try:  # a read-only folder or a file on the path: one line, not a traceback
             if append:
                 self.writer = DatasetWriter.open(path, fsync=fsync)
@@ -152,11 +178,21 @@ class RecorderNode(Node):
             raise RecordingError(f"recorder: cannot write {path}: {error.strerror}") from error
         if append:
             self._refuse_other_keys(path)
+        self._episodes_before = self.writer.num_episodes
+        """The dataset's episodes when the node started (its summary at shutdown)."""
         self.task = task
         self.path = path
         self._lock = threading.Lock()
         self._episode = None
         self._skipped = 0
+        """Samples in a row that could not be recorded (a key missing or stale)."""
+        self._last_stamp: float | None = None
+        """Stamp (s) of the episode's last recorded step."""
+        self._gap: tuple[float, float, list[str]] | None = None
+        """The episode's longest gap between recorded steps, if over ``GAP_PERIODS`` periods:
+        its length (s), its start (s into the episode) and the keys it waited for."""
+        self._gap_keys: list[str] = []
+        """The keys the samples skipped since the last recorded step waited for."""
         self._joint_commands: list[np.ndarray | None] = [None] * len(self.arms)
         self._grippers: list[float | None] = [None] * len(self.arms)
         self._success = False
@@ -315,6 +351,7 @@ class RecorderNode(Node):
             return f"episode {self._episode.episode} is already recording"
         self._episode = self.writer.begin_episode()
         self._success, self._skipped, self._t0 = False, 0, None
+        self._last_stamp, self._gap, self._gap_keys = None, None, []
         self._since_ns, self._reset_mark = 0, None
         return f"recording episode {self._episode.episode}"
 
@@ -322,18 +359,32 @@ class RecorderNode(Node):
         """``start`` once every observation key has arrived; ``RecordingError`` naming the
         missing ones before that (the ``recorder/start`` service)."""
         values, stamp = self.obs.snapshot()
-        if self.obs.select(values, self.keys, stamp) is None:
-            missing = sorted(set(self.keys) - set(values)) or ["a camera frame in time"]
+        missing = self._missing(values, stamp)
+        if missing:
             raise RecordingError(f"recorder: nothing recorded yet, observation keys {missing} "
                                  "have not arrived; start again once they do"
-                                 f"{self._gripper_hint(missing)}")  # fmt: skip
+                                 f"{self._hint(missing)}")  # fmt: skip
         return self.start()
 
-    def _gripper_hint(self, missing: list[str]) -> str:
-        """How to record arms without a gripper, when a gripper's key is ``missing``."""
-        if not self._gripper_keys & set(missing):
-            return ""
-        return " (no gripper_joint in the joint states: record arms without one with gripper:='')"
+    def _missing(self, values: dict[str, np.ndarray], stamp: float | None) -> list[str]:
+        """The keys of a step that ``values`` (a snapshot of ``stamp``) cannot fill: no value
+        yet, or for a camera no frame within ``camera_tolerance`` of ``stamp``."""
+        return sorted(key for key in self.keys if self.obs.select(values, (key,), stamp) is None)
+
+    def _hint(self, missing: list[str]) -> str:
+        """Where the ``missing`` keys come from, when that is not the robot's joint states:
+        how to record arms without a gripper, or a cell without the task's inputs."""
+        hints = []
+        if self._gripper_keys & set(missing):
+            hints.append("no gripper_joint in the joint states: record arms without one with "
+                         "gripper:=''")  # fmt: skip
+        inputs = sorted(self._task_keys & set(missing))
+        if inputs:
+            topics = ", ".join(f"{key} on {_input_topic(key)}" for key in inputs)
+            hints.append(f"the task's inputs come from a simulator or a perception node "
+                         f"({topics}): record a cell without them with "
+                         "task_inputs:=false")  # fmt: skip
+        return f" ({'; '.join(hints)})" if hints else ""
 
     def stop(self) -> str:
         """Commit the episode under way (a simulator reset under way then begins none)."""
@@ -348,7 +399,13 @@ class RecorderNode(Node):
                 index = episode.commit({"task": self.task, "success": self._success})
             except OSError as error:
                 raise self._write_failed(episode, error) from error
-            return f"episode {index} committed ({episode.num_steps} steps)"
+            committed = f"episode {index} committed ({episode.num_steps} steps)"
+            if self._gap is None:
+                return committed
+            length, at, keys = self._gap
+            return (f"{committed}, with a gap: no step for {length:.2f} s from t={at:.2f} s, "
+                    f"waiting for {keys}; if the arm moved meanwhile, drop it with robot-il "
+                    f"data drop-episode {self.path} {index}")  # fmt: skip
 
     def _write_failed(self, episode, error: OSError) -> RecordingError:
         """Discard ``episode``, which the disk did not take (full, read-only, a lost mount),
@@ -384,17 +441,13 @@ class RecorderNode(Node):
             if self._episode is None or self._reset_mark is not mark:
                 return  # none under way, or one begun meanwhile (checked against another scene)
             if frame is None or stamp is None:
-                self._skipped += 1
-                if self._skipped == int(self.record_hz):
-                    waiting = stale or sorted(set(self.keys) - set(values))
-                    after = " taken after the simulator's reset" if stale else ""
-                    after += self._gripper_hint(waiting)
-                    self.get_logger().warning(f"waiting for observation keys {waiting}{after}")
+                self._skip(stale or self._missing(values, stamp), bool(stale))
                 return
             self._reset_mark = None  # the new scene's, every key: it is recorded from here on
             frame["action"] = self._action(values)
             if self._t0 is None:
                 self._t0 = stamp
+            self._note_gap(stamp)
             frame["timestamp"] = np.array(stamp - self._t0, dtype=np.float64)
             for key in [k for k in frame if k.startswith(STAMP_PREFIX)]:  # capture times
                 frame[key] = np.array(frame[key] - self._t0, dtype=np.float64)
@@ -403,6 +456,31 @@ class RecorderNode(Node):
             except OSError as error:  # camera frames are written as they come
                 episode, self._episode = self._episode, None
                 self.get_logger().error(str(self._write_failed(episode, error)))
+
+    def _skip(self, waiting: list[str], stale: bool) -> None:
+        """Count a sample that could not be recorded for want of ``waiting`` (``stale``: the
+        keys hold the old scene's values), and warn once no step has been recorded for a
+        second, then every ``WAIT_WARNING_S`` s while it lasts (call with the lock held)."""
+        self._skipped += 1
+        self._gap_keys = sorted({*self._gap_keys, *waiting})
+        if self._skipped < self.record_hz:
+            return
+        after = " taken after the simulator's reset" if stale else ""
+        if self._last_stamp is not None:  # mid-episode: the operator may not want a gap
+            waited = self._skipped / self.record_hz
+            after += (f"; the episode under way has no step for {waited:.1f} s: discard it "
+                      "if the arm moves meanwhile")  # fmt: skip
+        self.get_logger().warning(
+            f"waiting for observation keys {waiting}{after}{self._hint(waiting)}",
+            throttle_duration_sec=WAIT_WARNING_S,
+        )
+
+    def _note_gap(self, stamp: float) -> None:
+        """Keep the episode's longest gap between recorded steps ending at ``stamp`` (s)."""
+        last, self._last_stamp = self._last_stamp, stamp
+        gap, keys, self._skipped, self._gap_keys = stamp - (last or stamp), self._gap_keys, 0, []
+        if gap > GAP_PERIODS / self.record_hz and (self._gap is None or gap > self._gap[0]):
+            self._gap = (gap, last - self._t0, keys)
 
     def _action(self, values: dict[str, np.ndarray]) -> np.ndarray:
         parts = []
@@ -418,10 +496,31 @@ class RecorderNode(Node):
         return np.concatenate(parts).astype(np.float32)
 
     def shutdown(self) -> None:
-        """Discard the episode under way (it was never committed) and close the dataset."""
+        """Discard the episode under way (it was never committed), say what the dataset
+        holds (a Ctrl-C must not drop an episode's steps without a word), and close it."""
+        with self._lock:
+            episode = self._episode
         self.discard()
+        lost = ""
+        if episode is not None and episode.num_steps:
+            lost = (f"episode {episode.episode} under way discarded ({episode.num_steps} steps; "
+                    "next or quit commits an episode, recorder/stop too), ")  # fmt: skip
+        kept = self.writer.num_episodes
+        summary = (f"stopped: {lost}{kept} episodes in {self.path}, "
+                   f"{kept - self._episodes_before} of them recorded now")  # fmt: skip
+        if self.context.ok():
+            self.get_logger().info(summary)
+        else:  # after Ctrl-C the context is gone and with it the ROS logger's rosout
+            print(f"[{self.get_name()}] {summary}", file=sys.stderr, flush=True)
         self.writer.close()
         self.destroy_node()
+
+
+def _input_topic(key: str) -> str:
+    """The topic the task input ``key`` is read from (:class:`RobotObservation`)."""
+    return {"target_pos": TARGET_TOPIC, "object_pose": OBJECT_POSE_TOPIC}.get(
+        key, task_input_topic(key)
+    )
 
 
 def main(args: list[str] | None = None) -> int:

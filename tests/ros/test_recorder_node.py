@@ -3,6 +3,7 @@ simulator: joint states, ``task/target`` and ``task/success`` of a scene, and ``
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -269,3 +270,114 @@ def test_a_path_under_a_file_is_one_line(ros_context, tmp_path) -> None:
     cannot = r"notes.txt/demo.zarr: cannot be written: .*notes.txt is a file"
     with pytest.raises(RobotILError, match=cannot), recorder(ros_context, afile / "demo.zarr"):
         pass
+
+
+class Camera:
+    """A camera on ``camera/front/image_raw``: an rgb8 frame stamped now every 20 ms, until
+    :meth:`pause` holds it for a while (a USB camera that stalls)."""
+
+    def __init__(self, client: Client, size: tuple[int, int] = (8, 8)) -> None:
+        from rclpy.qos import qos_profile_sensor_data
+        from sensor_msgs.msg import Image
+
+        self._clock = client.node.get_clock()
+        self._publisher = client.node.create_publisher(
+            Image, "camera/front/image_raw", qos_profile_sensor_data
+        )
+        height, width = size
+        self._msg = Image(height=height, width=width, encoding="rgb8", step=3 * width,
+                          data=bytes(range(256)) * (3 * height * width // 256 + 1))  # fmt: skip
+        self._msg.data = self._msg.data[: 3 * height * width]
+        self._paused_until = 0.0
+        self._running = True
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def pause(self, seconds: float) -> None:
+        self._paused_until = time.monotonic() + seconds
+
+    def _run(self) -> None:
+        while self._running:
+            if time.monotonic() >= self._paused_until:
+                self._msg.header.stamp = self._clock.now().to_msg()
+                self._publisher.publish(self._msg)
+            time.sleep(0.02)
+
+    def close(self) -> None:
+        self._running = False
+        self._thread.join(timeout=2.0)
+
+
+def test_a_cell_without_the_tasks_inputs_records_with_task_inputs_false(
+    ros_context, tmp_path
+) -> None:
+    """``record_real_cell.launch.yaml`` records task ``reach`` by default, whose ``target_pos``
+    comes from ``task/target``, which only a simulator or a perception node publishes: on a
+    cell without one the recorder waited for it for ever, said so once (listing the camera
+    too, whose frames were arriving), and every episode was "empty episode discarded". Now
+    the refusal names only the missing input, its topic and ``task_inputs:=false``, which
+    records the robot's keys and cameras."""
+    from robot_il.dataset import Dataset
+
+    client = Client(ros_context)
+    simulator = Simulator(client)  # publishes task/target, not task/object_pose
+    camera = Camera(client)
+    cell = {"task": "push", "cameras": "front", "image_size": [8, 8], "image_codec": "blosc"}
+    try:
+        with recorder(ros_context, tmp_path / "waits.zarr", **cell, autostart=False) as node:
+
+            def arrived() -> bool:
+                frame = node.obs.frames["rgb_front"].newest
+                return {"joint_pos", "target_pos"} <= set(node.obs.snapshot()[0]) and bool(frame)
+
+            wait_for(arrived, 10, "the cell's joints, target and frames")
+            with pytest.raises(
+                RecordingError,
+                match=r"keys \['object_pose'\] have not arrived.*\(the task's inputs come from "
+                r"a simulator or a perception node \(object_pose on task/object_pose\): record "
+                r"a cell without them with task_inputs:=false\)$",
+            ):
+                node.start_observed()
+        path = tmp_path / "cell.zarr"
+        with recorder(ros_context, path, **cell, task_inputs=False) as node:
+            wait_for(lambda: recorded_steps(node) >= 5, 10, "steps without the task's inputs")
+            assert node.stop().startswith("episode 0 committed")
+    finally:
+        camera.close()
+        simulator.close()
+        client.close()
+    dataset = Dataset.open(path)
+    assert dataset.num_episodes == 1
+    assert {"joint_pos", "eef_pose", "gripper", "rgb_front", "action"} <= set(dataset.keys)
+    assert not {"target_pos", "object_pose"} & set(dataset.keys)
+
+
+def test_a_camera_that_stalls_mid_episode_leaves_a_gap_that_is_said(ros_context, tmp_path) -> None:
+    """A camera that stopped for seconds mid-episode left the episode without steps meanwhile,
+    and it was committed as "episode 0 committed (N steps)": a hole in the demonstration that
+    training reads as one step. The commit now names the gap, its keys and how to drop it."""
+    client = Client(ros_context)
+    simulator = Simulator(client)
+    camera = Camera(client)
+    path = tmp_path / "cell.zarr"
+    cell = {"cameras": "front", "image_size": [8, 8], "image_codec": "blosc"}
+    try:
+        with recorder(ros_context, path, **cell) as node:
+            wait_for(lambda: recorded_steps(node) >= 5, 10, "steps of the episode")
+            camera.pause(1.0)
+            time.sleep(1.0)
+            steps = recorded_steps(node)
+            wait_for(lambda: recorded_steps(node) >= steps + 5, 10, "steps after the stall")
+            said = node.stop()
+    finally:
+        camera.close()
+        simulator.close()
+        client.close()
+    gap = re.fullmatch(
+        r"episode 0 committed \(\d+ steps\), with a gap: no step for (\d+\.\d+) s from "
+        r"t=\d+\.\d+ s, waiting for \['rgb_front'\]; if the arm moved meanwhile, drop it with "
+        rf"robot-il data drop-episode {re.escape(str(path))} 0",
+        said,
+    )
+    assert gap is not None, said
+    assert 0.5 < float(gap.group(1)) < 3.0, said
