@@ -27,6 +27,9 @@ from torch import Tensor, nn
 from robot_il.errors import CheckpointError, ConfigError
 
 CHECKPOINT_FORMAT = 1
+SPEC_FIELDS = ("robot", "control_hz", "observation", "action_dim")
+"""What a checkpoint's spec always holds (``robot_il.policies.spec``): what it runs on, at
+which rate, on which inputs, with how many action values."""
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 NORMALIZER_FILE = "normalizer.safetensors"
@@ -375,6 +378,16 @@ def read_checkpoint_config(directory: Path) -> dict[str, Any]:
     for field in ("policy_type", "config", "spec"):
         if field not in saved:
             raise CheckpointError(f"{path}: lacks {field!r}")
+    version = saved.get("format_version", 1)  # none: saved before the format had versions
+    if not isinstance(version, int) or version > CHECKPOINT_FORMAT:
+        raise CheckpointError(
+            f"{path}: format version {version!r} is newer than this robot_il reads "
+            f"({CHECKPOINT_FORMAT}); upgrade robot_il"
+        )
+    spec = saved["spec"]
+    lacking = [f for f in SPEC_FIELDS if not isinstance(spec, dict) or f not in spec]
+    if lacking:  # every reader of a checkpoint takes these for given
+        raise CheckpointError(f"{path}: its spec lacks {', '.join(map(repr, lacking))}")
     return saved
 
 

@@ -172,3 +172,28 @@ def test_an_unknown_argument_is_refused_with_its_command_s_usage(
     usage, *_, error = capsys.readouterr().err.strip().splitlines()
     assert usage.startswith(f"usage: robot-il {command} [-h]")
     assert error == f"robot-il {command}: error: unrecognized arguments: {unknown}"
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"format_version": 2}, "format version 2 is newer than this robot_il reads (1)"),
+        ({"spec": {"robot": "ur5e"}}, "its spec lacks 'control_hz', 'observation', 'action_dim'"),
+    ],
+)
+def test_a_checkpoint_this_robot_il_cannot_read_is_refused_in_one_line(
+    change, error, tmp_path, capsys
+) -> None:
+    """A newer robot_il's checkpoint was read as if it were this one's, and a spec without its
+    rate or inputs failed in info and eval with a KeyError traceback."""
+    import json
+    import shutil
+
+    fixture = Path(__file__).parents[1] / "ros" / "fixtures" / "bc_reach"
+    checkpoint = tmp_path / "bc_reach"
+    shutil.copytree(fixture, checkpoint)
+    config = json.loads((checkpoint / "config.json").read_text())
+    (checkpoint / "config.json").write_text(json.dumps({**config, **change}))
+    for verb in (["info"], ["eval", "--episodes", "1", "--checkpoint"]):
+        assert main([*verb, str(checkpoint)]) == 2
+        assert error in capsys.readouterr().err
