@@ -53,6 +53,10 @@ class EvalConfig:
     def validate(self) -> None:
         """``ConfigError`` for a count out of range (see ``check_run``)."""
         _at_least(self, {"every": 0, "episodes": 0, "seed": 0, "max_episode_steps": 1}, "eval.")
+        if self.episodes:  # before training, not at its first evaluation
+            from robot_il.train.evaluate import check_seeds
+
+            check_seeds(self.seed, self.episodes)
 
 
 @dataclasses.dataclass

@@ -58,6 +58,8 @@ def run(reach: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
         ("dac", ["--log-every", "0"], "--log-every must be >= 1, got 0"),
         ("opt-ail", ["--buffer-size", "-1"], "--buffer-size must be >= 0, got -1"),
         ("bc", ["--device", "cdua"], "device 'cdua': Expected one of cpu"),
+        ("bc", ["--eval.seed", str(2**64)], "episode seeds run from 18446744073709551616"),
+        ("opt-ail", ["--eval.seed", str(2**64 - 1), "--eval.episodes", "2"], "must lie in 0.."),
     ],
 )
 def test_train_refuses_settings_no_run_can_take_before_creating_the_run(
