@@ -185,7 +185,9 @@ def run_rollout(args: argparse.Namespace) -> int:
         if writer is not None:
             writer.close()
         env.close()
-    print(f"success: {successes}/{args.episodes} ({successes / args.episodes:.0%})")
+    from robot_il.train.stats import success_line
+
+    print(success_line(successes, args.episodes))
     if filming:
         print(f"video: {args.video}")
     return 0

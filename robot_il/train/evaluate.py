@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from robot_il.errors import ConfigError
 from robot_il.policies.spec import check_spec, is_image_key, spec_from_env
-from robot_il.train.stats import wilson_interval
+from robot_il.train.stats import success_line, wilson_interval
 
 MAX_SEED = 2**64 - 1
 """The largest seed torch's generators take (:func:`torch_seeded`); the env's take any."""
@@ -73,11 +73,7 @@ class EvalResult:
         return for a task without a success test."""
         if not self.success_test:
             return f"mean return {np.mean(self.returns):.1f} over {self.episodes} episodes"
-        low, high = self.interval
-        return (
-            f"success {sum(self.successes)}/{self.episodes} = {self.success_rate:.0%} "
-            f"(95% CI {low:.0%}-{high:.0%})"
-        )
+        return success_line(sum(self.successes), self.episodes)
 
 
 def has_success_test(task: str) -> bool:

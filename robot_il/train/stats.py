@@ -28,6 +28,13 @@ def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
+def success_line(successes: int, episodes: int) -> str:
+    """``success k/n = p% (95% CI lo%-hi%)``: how every command reports a success rate."""
+    low, high = wilson_interval(successes, episodes)
+    rate = successes / episodes if episodes else 0.0
+    return f"success {successes}/{episodes} = {rate:.0%} (95% CI {low:.0%}-{high:.0%})"
+
+
 def permutation_test(
     treated: Sequence[float],
     baseline: Sequence[float],

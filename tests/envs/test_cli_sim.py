@@ -45,7 +45,7 @@ def test_rollout_writes_video(tmp_path, capsys):
     )
     assert code == 0
     out = capsys.readouterr().out
-    assert "success: 2/2" in out
+    assert "success 2/2 = 100% (95% CI 34%-100%)" in out
     frames = [frame for frame in imageio.get_reader(str(video), format="FFMPEG")]
     # the size asked for, not imageio's multiple of 16 (was 96x128)
     assert len(frames) > 4 and frames[0].shape == (90, 122, 3)
