@@ -11,8 +11,11 @@ recorded episode's actions from its seed and says whether the simulator still re
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from robot_il.errors import ConfigError
@@ -118,12 +121,29 @@ def check_video_flags(args: argparse.Namespace) -> None:
         raise ConfigError(f"--video-size {height} {width}: H.264 video needs even sizes")
 
 
-def video_writer(path: str, fps: float) -> Any:
-    """An H.264 mp4 writer at ``fps`` frames per second."""
+@contextlib.contextmanager
+def film(path: str | None, fps: float) -> Iterator[Any]:
+    """An H.264 mp4 writer at ``fps`` frames per second for the video ``path`` (None: no
+    video), written under a staged name (``NAME.partial.mp4``) and put in place of ``path``
+    only when the block ends: an interrupted rollout or replay leaves the previous video
+    whole instead of a film of the episodes it finished."""
+    if path is None:
+        yield None
+        return
     import imageio.v2 as imageio
 
+    target = Path(path)
+    staged = target.with_name(f"{target.stem}.partial{target.suffix}")
     # blocks of 2 (H.264's least): imageio's default 16 scales a 1080-row film to 1088
-    return imageio.get_writer(path, fps=fps, codec="libx264", quality=7, macro_block_size=2)
+    writer = imageio.get_writer(staged, fps=fps, codec="libx264", quality=7, macro_block_size=2)
+    try:
+        yield writer
+    except BaseException:
+        writer.close()
+        staged.unlink(missing_ok=True)
+        raise
+    writer.close()
+    os.replace(staged, target)
 
 
 def run_rollout(args: argparse.Namespace) -> int:
@@ -142,6 +162,7 @@ def run_rollout(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from robot_il.envs import make_env, make_expert
+    from robot_il.train.stats import success_line
 
     filming = args.video is not None
     env = make_env(
@@ -152,41 +173,45 @@ def run_rollout(args: argparse.Namespace) -> int:
         render_camera=args.camera,
         render_size=tuple(args.video_size),
     )
-    writer = video_writer(args.video, args.control_hz) if filming else None
     expert = make_expert(env)
-    successes = 0
+    successes, finished = 0, 0
     try:
-        bar = tqdm(range(args.episodes), desc=f"{args.task}/{args.backend}", unit="episode")
-        for episode in bar:
-            seed = args.seed + episode
-            start = time.perf_counter()
-            obs, info = env.reset(seed=seed)
-            expert.reset(obs)
-            if writer is not None:
-                writer.append_data(env.render())
-            steps, done, frame = 0, False, None
-            while not done:
-                obs, _, terminated, truncated, info = env.step(expert.act(obs))
-                steps += 1
-                done = terminated or truncated
+        with film(args.video, args.control_hz) as writer:
+            bar = tqdm(range(args.episodes), desc=f"{args.task}/{args.backend}", unit="episode")
+            for episode in bar:
+                seed = args.seed + episode
+                start = time.perf_counter()
+                obs, info = env.reset(seed=seed)
+                expert.reset(obs)
                 if writer is not None:
-                    frame = env.render()
-                    writer.append_data(frame)
-            for _ in range(int(HOLD_SECONDS * env.control_hz) if frame is not None else 0):
-                writer.append_data(frame)  # let the viewer see how the episode ended
-            successes += bool(info["is_success"])
-            outcome = "success" if info["is_success"] else "FAILURE"
-            bar.write(
-                f"episode {episode} seed {seed}: {outcome} after {steps} steps "
-                f"({steps / env.control_hz:.2f} s simulated, {time.perf_counter() - start:.1f} s)"
-            )
-            bar.set_postfix(success=f"{successes}/{episode + 1}")
+                    writer.append_data(env.render())
+                steps, done, frame = 0, False, None
+                while not done:
+                    obs, _, terminated, truncated, info = env.step(expert.act(obs))
+                    steps += 1
+                    done = terminated or truncated
+                    if writer is not None:
+                        frame = env.render()
+                        writer.append_data(frame)
+                for _ in range(int(HOLD_SECONDS * env.control_hz) if frame is not None else 0):
+                    writer.append_data(frame)  # let the viewer see how the episode ended
+                successes += bool(info["is_success"])
+                outcome = "success" if info["is_success"] else "FAILURE"
+                took = time.perf_counter() - start
+                bar.write(
+                    f"episode {episode} seed {seed}: {outcome} after {steps} steps "
+                    f"({steps / env.control_hz:.2f} s simulated, {took:.1f} s)"
+                )
+                bar.set_postfix(success=f"{successes}/{episode + 1}")
+                finished += 1
+    except KeyboardInterrupt:
+        if finished:
+            print(f"interrupted after {finished} of {args.episodes} episodes: "
+                  f"{success_line(successes, finished)}"
+                  f"{'; the video not written' if filming else ''}")  # fmt: skip
+        raise
     finally:
-        if writer is not None:
-            writer.close()
         env.close()
-    from robot_il.train.stats import success_line
-
     print(success_line(successes, args.episodes))
     if filming:
         print(f"video: {args.video}")
@@ -232,26 +257,24 @@ def run_replay(args: argparse.Namespace) -> int:
         render_camera=args.camera,
         render_size=tuple(args.video_size),
     )
-    writer = video_writer(args.video, spec["control_hz"]) if filming else None
     results = []
     try:
-        for episode in tqdm(episodes, desc="replay", unit="episode", disable=None):
-            result = replay_episode(
-                env, dataset, episode, on_frame=None if writer is None else writer.append_data
-            )
-            results.append(result)
-            recorded = {None: "not recorded", True: "success", False: "failure"}
-            tqdm.write(
-                f"episode {episode} seed {result.seed}: {result.steps} actions, recorded "
-                f"{recorded[result.recorded_success]}, replayed "
-                f"{'success' if result.replayed_success else 'failure'}"
-                f"{'' if result.reproduced else ' (DIFFERS)'}; largest gap "
-                f"{result.divergence:.2g} ({result.divergence_key}, step "
-                f"{result.divergence_step})"
-            )
+        with film(args.video, spec["control_hz"]) as writer:
+            for episode in tqdm(episodes, desc="replay", unit="episode", disable=None):
+                result = replay_episode(
+                    env, dataset, episode, on_frame=None if writer is None else writer.append_data
+                )
+                results.append(result)
+                recorded = {None: "not recorded", True: "success", False: "failure"}
+                tqdm.write(
+                    f"episode {episode} seed {result.seed}: {result.steps} actions, recorded "
+                    f"{recorded[result.recorded_success]}, replayed "
+                    f"{'success' if result.replayed_success else 'failure'}"
+                    f"{'' if result.reproduced else ' (DIFFERS)'}; largest gap "
+                    f"{result.divergence:.2g} ({result.divergence_key}, step "
+                    f"{result.divergence_step})"
+                )
     finally:
-        if writer is not None:
-            writer.close()
         env.close()
     worst = max(results, key=lambda result: result.divergence)
     differ = [result.episode for result in results if not result.reproduced]

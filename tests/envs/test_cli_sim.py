@@ -52,6 +52,46 @@ def test_rollout_writes_video(tmp_path, capsys):
     assert frames[0].std() > 5
 
 
+def test_an_interrupted_rollout_keeps_the_previous_video_and_says_what_it_ran(
+    tmp_path, capsys, monkeypatch
+):
+    """Ctrl-C in the second episode: the film of the first did replace the previous video
+    (the writer wrote the named file), and nothing said how the finished episode went. Now
+    the previous video stays whole, no part is left, and the finished episode's line is
+    printed with its interval."""
+    import robot_il.envs
+
+    make_expert = robot_il.envs.make_expert
+
+    def expert_interrupted_in_episode_two(env):
+        expert = make_expert(env)
+        act, reset, episodes = expert.act, expert.reset, []
+
+        def count_episodes(obs):
+            episodes.append(1)
+            reset(obs)
+
+        def act_or_interrupt(obs):
+            if len(episodes) == 2:
+                raise KeyboardInterrupt
+            return act(obs)
+
+        expert.reset, expert.act = count_episodes, act_or_interrupt
+        return expert
+
+    monkeypatch.setattr(robot_il.envs, "make_expert", expert_interrupted_in_episode_two)
+    video = tmp_path / "reach.mp4"
+    video.write_bytes(b"the previous film")
+    argv = ["sim", "rollout", "--task", "reach", "--expert", "--episodes", "3"]
+    assert main([*argv, "--video", str(video), "--video-size", "48", "64"]) == 130
+    assert video.read_bytes() == b"the previous film"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["reach.mp4"]
+    assert (
+        "interrupted after 1 of 3 episodes: success 1/1 = 100% (95% CI 21%-100%); the video "
+        "not written" in capsys.readouterr().out
+    )
+
+
 def test_rollout_errors_are_one_line(capsys):
     assert main(["sim", "rollout", "--task", "fold_laundry", "--expert"]) == 2
     err = capsys.readouterr().err.strip()
