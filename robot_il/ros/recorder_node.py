@@ -348,7 +348,8 @@ class RecorderNode(Node):
     def _begin(self) -> str:
         """Begin an episode, unless one is under way (call with the lock held)."""
         if self._episode is not None:
-            return f"episode {self._episode.episode} is already recording"
+            episode = self._episode
+            return f"episode {episode.episode} is already recording ({episode.num_steps} steps)"
         self._episode = self.writer.begin_episode()
         self._success, self._skipped, self._t0 = False, 0, None
         self._last_stamp, self._gap, self._gap_keys = None, None, []
@@ -363,7 +364,7 @@ class RecorderNode(Node):
         if missing:
             raise RecordingError(f"recorder: nothing recorded yet, observation keys {missing} "
                                  "have not arrived; start again once they do"
-                                 f"{self._hint(missing)}")  # fmt: skip
+                                 f"{self._hint(missing, stamp)}")  # fmt: skip
         return self.start()
 
     def _missing(self, values: dict[str, np.ndarray], stamp: float | None) -> list[str]:
@@ -371,10 +372,17 @@ class RecorderNode(Node):
         yet, or for a camera no frame within ``camera_tolerance`` of ``stamp``."""
         return sorted(key for key in self.keys if self.obs.select(values, (key,), stamp) is None)
 
-    def _hint(self, missing: list[str]) -> str:
-        """Where the ``missing`` keys come from, when that is not the robot's joint states:
-        how to record arms without a gripper, or a cell without the task's inputs."""
+    def _hint(self, missing: list[str], stamp: float | None) -> str:
+        """Why the ``missing`` keys of a step of ``stamp`` (s, the joint state's) are missing,
+        when that is not the robot's joint states: a camera's frames too far from it, arms
+        without a gripper, a cell without the task's inputs."""
         hints = []
+        for key in missing:
+            newest = self.obs.frames[key].newest if key in self.obs.frames else None
+            if newest is not None and stamp is not None:
+                hints.append(f"the newest frame of {key} is {abs(stamp - newest.stamp):.3f} s "
+                             "from the joint state, over camera_tolerance "
+                             f"{self.obs.camera_tolerance:g} s")  # fmt: skip
         if self._gripper_keys & set(missing):
             hints.append("no gripper_joint in the joint states: record arms without one with "
                          "gripper:=''")  # fmt: skip
@@ -441,7 +449,7 @@ class RecorderNode(Node):
             if self._episode is None or self._reset_mark is not mark:
                 return  # none under way, or one begun meanwhile (checked against another scene)
             if frame is None or stamp is None:
-                self._skip(stale or self._missing(values, stamp), bool(stale))
+                self._skip(stale or self._missing(values, stamp), bool(stale), stamp)
                 return
             self._reset_mark = None  # the new scene's, every key: it is recorded from here on
             frame["action"] = self._action(values)
@@ -457,10 +465,11 @@ class RecorderNode(Node):
                 episode, self._episode = self._episode, None
                 self.get_logger().error(str(self._write_failed(episode, error)))
 
-    def _skip(self, waiting: list[str], stale: bool) -> None:
-        """Count a sample that could not be recorded for want of ``waiting`` (``stale``: the
-        keys hold the old scene's values), and warn once no step has been recorded for a
-        second, then every ``WAIT_WARNING_S`` s while it lasts (call with the lock held)."""
+    def _skip(self, waiting: list[str], stale: bool, stamp: float | None) -> None:
+        """Count a sample of ``stamp`` (s) that could not be recorded for want of ``waiting``
+        (``stale``: the keys hold the old scene's values), and warn once no step has been
+        recorded for a second, then every ``WAIT_WARNING_S`` s while it lasts (call with the
+        lock held)."""
         self._skipped += 1
         self._gap_keys = sorted({*self._gap_keys, *waiting})
         if self._skipped < self.record_hz:
@@ -471,7 +480,7 @@ class RecorderNode(Node):
             after += (f"; the episode under way has no step for {waited:.1f} s: discard it "
                       "if the arm moves meanwhile")  # fmt: skip
         self.get_logger().warning(
-            f"waiting for observation keys {waiting}{after}{self._hint(waiting)}",
+            f"waiting for observation keys {waiting}{after}{self._hint(waiting, stamp)}",
             throttle_duration_sec=WAIT_WARNING_S,
         )
 

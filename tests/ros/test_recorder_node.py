@@ -355,7 +355,9 @@ def test_a_cell_without_the_tasks_inputs_records_with_task_inputs_false(
 def test_a_camera_that_stalls_mid_episode_leaves_a_gap_that_is_said(ros_context, tmp_path) -> None:
     """A camera that stopped for seconds mid-episode left the episode without steps meanwhile,
     and it was committed as "episode 0 committed (N steps)": a hole in the demonstration that
-    training reads as one step. The commit now names the gap, its keys and how to drop it."""
+    training reads as one step. The commit now names the gap, its keys and how to drop it;
+    meanwhile ``recorder/start`` says how far the newest frame is from the joint state (it
+    said the camera's key "has not arrived")."""
     client = Client(ros_context)
     simulator = Simulator(client)
     camera = Camera(client)
@@ -365,7 +367,15 @@ def test_a_camera_that_stalls_mid_episode_leaves_a_gap_that_is_said(ros_context,
         with recorder(ros_context, path, **cell) as node:
             wait_for(lambda: recorded_steps(node) >= 5, 10, "steps of the episode")
             camera.pause(1.0)
-            time.sleep(1.0)
+            time.sleep(0.5)
+            with pytest.raises(
+                RecordingError,
+                match=r"keys \['rgb_front'\] have not arrived; "
+                r"start again once they do \(the newest frame of rgb_front is "
+                r"0\.\d+ s from the joint state, over camera_tolerance 0\.05 s\)$",
+            ):
+                node.start_observed()  # fmt: skip
+            time.sleep(0.5)
             steps = recorded_steps(node)
             wait_for(lambda: recorded_steps(node) >= steps + 5, 10, "steps after the stall")
             said = node.stop()
