@@ -84,6 +84,8 @@ def validate(
         _check_key(root, data, key, spec, ends, report, beyond)
     for name in sorted(set(data.array_keys()) - set(specs)):
         report.notes.append(f"data/{name}: not listed in attrs keys; readers ignore it")
+    if TIMESTAMP_KEY in specs and report.num_steps:
+        _check_timestamps(data[TIMESTAMP_KEY], root.attrs.get("control_hz"), ends, report)
     _check_meta(root, report)
     return report
 
@@ -275,6 +277,33 @@ def _check_values(
                     f"{name}: episode {episode}: NaN or inf in {int(bad.sum())} step(s), "
                     f"first at step {int(np.argmax(bad))} of the episode"
                 )
+
+
+TIMESTAMP_KEY = "timestamp"
+"""The capture time (s) of each step, where a recorder keeps one."""
+GAP_PERIODS = 3
+"""A step this many control periods or more after the one before it is a gap worth a note: a
+recorder that waited for a stalled key (a camera) recorded nothing meanwhile."""
+
+
+def _check_timestamps(
+    array: zarr.Array, control_hz: Any, ends: np.ndarray, report: ValidationReport
+) -> None:
+    """A note for each episode whose steps lie ``GAP_PERIODS`` control periods or more apart
+    somewhere (the longest such gap named): valid data, but a demonstration with a hole."""
+    if not control_hz or array.shape[0] < int(ends[-1]):
+        return  # no rate to measure by; short data is _check_key's problem
+    period = 1.0 / float(control_hz)
+    starts = np.concatenate([[0], ends[:-1]])
+    for episode, (start, stop) in enumerate(zip(starts, ends, strict=True)):
+        steps = np.diff(np.asarray(array[int(start) : int(stop)], dtype=np.float64).reshape(-1))
+        if steps.size and np.nanmax(steps) >= GAP_PERIODS * period:
+            at = int(np.nanargmax(steps)) + 1
+            report.notes.append(
+                f"{TIMESTAMP_KEY}: episode {episode}: {float(steps[at - 1]):.2f} s between steps "
+                f"{at - 1} and {at} ({float(steps[at - 1]) / period:.0f} control periods): "
+                f"nothing was recorded meanwhile (robot-il data drop-episode removes an episode)"
+            )
 
 
 def _check_meta(root: zarr.Group, report: ValidationReport) -> None:

@@ -255,3 +255,24 @@ def test_newer_format_version_is_refused(demo: Path) -> None:
     (demo / "zarr.json").write_text(json.dumps(meta))
     with pytest.raises(DatasetError, match="format version 99 is newer"):
         Dataset.open(demo)
+
+
+def test_validate_notes_an_episode_with_a_gap_in_its_timestamps(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A recorder that waited for a stalled camera recorded nothing meanwhile: the episode is
+    valid data with a hole in it, which validate said nothing about."""
+    path = tmp_path / "gap.zarr"
+    writer = DatasetWriter.create(path, robot="ur5e", control_hz=10, fsync=False)
+    steady = np.arange(6, dtype=np.float64)[:, None] * 0.1
+    holed = steady.copy()
+    holed[4:] += 1.5  # steps 3 and 4 lie 1.6 s apart: 16 periods at 10 Hz
+    for stamps in (steady, holed):
+        writer.add_episode({**_steps(6), "timestamp": stamps}, {"success": True})
+    writer.close()
+    assert cli(["data", "validate", str(path)]) == 0  # a note, not a problem
+    notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note: ")]
+    assert notes == [
+        "note: timestamp: episode 1: 1.60 s between steps 3 and 4 (16 control periods): nothing "
+        "was recorded meanwhile (robot-il data drop-episode removes an episode)"
+    ]
