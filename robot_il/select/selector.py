@@ -145,15 +145,20 @@ class Selector:
             raise SelectionError(f"selector state {state_path}: not a format-{STATE_FORMAT} file")
         try:
             pending = state["pending"]
+            log = [EpisodeRecord(**record) for record in state["log"]]
+            pending = None if pending is None else Choice(**pending)
+            _check_records(state["candidates"], log, pending)
             return cls(
                 state["candidates"],
                 rule_from_config(state["rule"]),
                 seed=state["seed"],
                 state_path=state_path,
                 rng_state=state["rng"],
-                log=[EpisodeRecord(**record) for record in state["log"]],
-                pending=None if pending is None else Choice(**pending),
+                log=log,
+                pending=pending,
             )
+        except FeedbackError as error:  # a ValueError that says where
+            raise SelectionError(f"selector state {state_path} is corrupt: {error}") from None
         except (KeyError, TypeError, ValueError, IndexError) as error:
             raise SelectionError(f"selector state {state_path} is corrupt: {error!r}") from None
 
@@ -270,3 +275,33 @@ class Selector:
         except OSError as error:
             message = f"cannot write selector state {self.state_path}: {error}"
             raise SelectionError(message) from None
+
+
+def _check_records(candidates: Any, log: list[EpisodeRecord], pending: Choice | None) -> None:
+    """``FeedbackError`` naming the first entry of a state's ``log`` or ``pending`` episode
+    that no selector writes (a hand edit): episodes numbered 0, 1, ... in order, arms that
+    index ``candidates``, ratings in [0, 1], ``intervened`` a boolean. Such an entry was counted
+    for another candidate (arm -1), past the ratings' range, or numbered two episodes alike."""
+    if not isinstance(candidates, list):
+        raise FeedbackError(f"candidates {candidates!r} is not a list")
+    entries: list[tuple[str, EpisodeRecord | Choice]] = [
+        (f"log entry {index}", record) for index, record in enumerate(log)
+    ]
+    if pending is not None:
+        entries.append(("pending episode", pending))
+    for number, (where, entry) in enumerate(entries):
+        if check_episode(entry.episode, where) != number:
+            raise FeedbackError(f"{where}: episode {entry.episode}, expected {number}")
+        arm = entry.arm
+        if isinstance(arm, bool) or not isinstance(arm, int) or not 0 <= arm < len(candidates):
+            raise FeedbackError(
+                f"{where}: arm {arm!r} is not a candidate's index (0..{len(candidates) - 1})"
+            )
+        if isinstance(entry, EpisodeRecord):
+            check_rating(entry.rating, where)
+            if not isinstance(entry.intervened, bool):
+                raise FeedbackError(
+                    f"{where}: intervened {entry.intervened!r} is not true or false"
+                )
+        elif entry.candidate != candidates[arm]:
+            raise FeedbackError(f"{where}: candidate {entry.candidate!r} is not arm {arm}'s")

@@ -169,3 +169,32 @@ def test_in_memory_selector_matches_a_persisted_one(tmp_path):
         in_memory.feedback(b.episode, rating)
         persisted = Selector.load(tmp_path / "s")
     assert persisted.state_dict() == in_memory.state_dict()
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda s: s["log"][0].update(rating=1.5), "log entry 0: rating 1.5 is not in [0, 1]"),
+        (lambda s: s["log"][0].update(arm=-1), "log entry 0: arm -1 is not a candidate's index"),
+        (lambda s: s["log"].pop(1), "log entry 1: episode 2, expected 1"),
+        (lambda s: s["log"][2].update(intervened="yes"), "intervened 'yes' is not true or false"),
+        (lambda s: s["pending"].update(candidate="x"), "pending episode: candidate 'x' is not"),
+        (lambda s: s["pending"].update(episode=7), "pending episode: episode 7, expected 3"),
+    ],
+    ids=["rating", "arm", "gap", "intervened", "pending-candidate", "pending-episode"],
+)
+def test_a_state_edited_into_what_no_selector_writes_is_refused(tmp_path, edit, message):
+    """A hand edit was taken as it stood: arm -1 counted for the last candidate, a rating of
+    1.5 lifted its mean past 1, a deleted entry numbered two episodes alike, and an
+    intervened of "yes" ended the summary in a numpy traceback."""
+    path = tmp_path / "s.json"
+    selector = Selector.create(CANDIDATES, UCB1(), state_path=path)
+    for _ in range(3):
+        selector.feedback(selector.choose().episode, 0.5)
+    selector.choose()
+    state = json.loads(path.read_text())
+    edit(state)
+    path.write_text(json.dumps(state))
+    with pytest.raises(SelectionError, match="s.json is corrupt: ") as raised:
+        Selector.load(path)
+    assert message in str(raised.value), raised.value
