@@ -70,7 +70,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     sim.add_argument(
         "--default-candidate", default=None, help="deployed first (default: the second)"
     )
-    sim.add_argument("--web", action="store_true", help="also serve the feedback page")
+    sim.add_argument(
+        "--web",
+        action="store_true",
+        help="serve the feedback page, where you rate each episode (the selection waits for "
+        "your rating; the simulated person then only stops unsafe episodes)",
+    )
     sim.add_argument(
         "--port",
         type=PORT,
@@ -216,7 +221,11 @@ def resumable(state: Path, names: list[str], rule: str, default: str, seed: int)
 
     if not state.exists():
         return None
-    selector = Selector.load(state)
+    try:
+        selector = Selector.load(state)
+    except SelectionError as error:
+        raise SelectionError(f"{error}; mend it, or pass --fresh to start a new selection "
+                             "(that deletes it)") from None  # fmt: skip
     config = selector.rule.config()
     differs = []
     if selector.candidates != names:
@@ -233,6 +242,24 @@ def resumable(state: Path, names: list[str], rule: str, default: str, seed: int)
             "episodes); go on with those, or pass --fresh to start a new one"
         )
     return selector
+
+
+def check_port_free(port: int) -> None:
+    """``SelectionError`` if the feedback page cannot be served on 127.0.0.1:``port`` (taken by
+    another program, say), before anything launches: the selection would wait for ratings from
+    a page that is not there."""
+    from http.server import BaseHTTPRequestHandler
+
+    from robot_il.web import PageServer
+
+    if not port:
+        return
+    try:
+        PageServer(BaseHTTPRequestHandler, host="127.0.0.1", port=port, name="feedback page",
+                   error=SelectionError).close()  # fmt: skip
+    except SelectionError as error:
+        raise SelectionError(f"--port {port}: {error} (another --port, or 0 for any free "
+                             "one)") from None  # fmt: skip
 
 
 def candidate_directory(path: str) -> Path:
@@ -260,6 +287,14 @@ def run_sim(args: argparse.Namespace) -> int:
     from robot_il.select import check_budget
 
     refuse_file_out(args.out, "the selection")
+    if not args.web:
+        ignored = [flag for flag, value in (("--port", args.port), ("--camera", args.camera))
+                   if value not in (None, 0)]  # fmt: skip
+        if ignored:
+            raise SelectionError(f"{' and '.join(ignored)}: only for the feedback page, which "
+                                 "--web serves; add --web or leave it out")  # fmt: skip
+    else:
+        check_port_free(args.port)
     if args.candidates:
         names = [str(candidate_directory(path)) for path in args.candidates.split(",") if path]
         missing = [name for name in names if not (Path(name) / "config.json").is_file()]
@@ -319,6 +354,7 @@ def run_sim(args: argparse.Namespace) -> int:
         f"env_seed:={args.env_seed + rated}",
         f"state_path:={state.resolve()}",
         f"web:={'true' if args.web else 'false'}",
+        f"judge_rates:={'false' if args.web else 'true'}",  # with the page, you rate
         f"port:={args.port}",
     ]
     if observed:  # rendered at the candidates' frame size, served to them by the policy node
@@ -331,6 +367,9 @@ def run_sim(args: argparse.Namespace) -> int:
             argv.append(f"camera:={shown}")
         argv.append(f"camera_topic:={image_topic(shown)}")
     print(f"[select] robot-il {' '.join(argv)}", flush=True)
+    if args.web:
+        print("[select] rate each episode on the feedback page (its address follows, 'feedback "
+              "page: URL'); the selection waits for your rating", flush=True)  # fmt: skip
     code = main(argv)
     if code != 0:
         if state.is_file():

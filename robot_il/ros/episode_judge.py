@@ -22,6 +22,15 @@ the supervising person would:
    task success plus noise, clipped to [0, 1] (std_msgs/String ``{"episode": N, "rating": r}``),
    with noise drawn from ``seed`` and the episode number.
 
+With ``rates`` false the person rates (on the feedback page): the judge still runs every
+episode and stops an unsafe one, but publishes no rating; the episode then waits, the policy
+stopped and the simulation still, for the person's rating or intervention, however long it
+takes (the log says so every :data:`RATING_REMINDER` s).
+
+Feedback from anyone else (the person's intervene button, or a rating given early) closes the
+episode: the selector announces the next one, and the judge stops the policy at once and
+starts that one, publishing nothing for the closed episode.
+
 A candidate the policy node cannot load within ``switch_timeout`` seconds counts as a failure
 (an intervention), so a broken checkpoint is avoided rather than stalling the selection.
 Feedback and e-stops wait (up to 5 s) for a node to subscribe to their topic: sent before
@@ -42,7 +51,8 @@ unsafe event counts exactly when its time (the policy's control tick) comes befo
 
 Parameters: ``time_limit`` (s), ``noise_std``, ``seed``, ``unsafe_events`` (safety event
 kinds, see :class:`robot_il.safety.events.Intervention`), ``switch_timeout`` (s),
-``success_guard`` (s after the policy's reset before ``task/success`` counts). A success
+``success_guard`` (s after the policy's reset before ``task/success`` counts), ``rates``
+(true: rate each episode; false: leave the ratings to the person). A success
 counts only after the task was seen unsolved in this episode, so a "solved" sent before the
 simulation's reset can never be taken for this episode's.
 """
@@ -93,6 +103,10 @@ the safe start are the safety layer doing its routine job, not misbehaviour."""
 SIM_RESET_SERVICE = "sim/reset"
 POLICY_RESET_SERVICE = "policy/reset"
 POLICY_STOP_SERVICE = "policy/stop"
+RATING_REMINDER = 60.0
+"""s between two log lines saying the selection waits for the person's rating (``rates``
+false): a person who stepped away, or closed the page, comes back to a selection that says
+why it stands still."""
 DEPLOY_POLL = 0.05
 """s between two asks whether the candidate has loaded (an ask only stops the stopped policy)."""
 
@@ -107,6 +121,7 @@ class EpisodeJudge(Node):
         self.seed = int(self.declare_parameter("seed", 0).value)
         self.switch_timeout = declare_float(self, "switch_timeout", 60.0)
         self.success_guard = declare_float(self, "success_guard", 0.1)
+        self.rates = bool(self.declare_parameter("rates", True).value)
         unsafe = list(self.declare_parameter("unsafe_events", DEFAULT_UNSAFE).value)
         kinds = {kind.value for kind in Intervention}
         unknown = [kind for kind in unsafe if kind not in kinds]
@@ -139,7 +154,8 @@ class EpisodeJudge(Node):
         self._episode_start_ros: float | None = None  # ROS time (s) the episode began
         self._unsafe: list[tuple[float, str]] = []  # (tick time s, what) of the episode
         self._estop_latched = False
-        self._judged: int | None = None  # the last episode given feedback
+        self._judged: int | None = None  # the last episode run (and given feedback)
+        self._remind_at = math.inf  # monotonic s of the next "waits for your rating" line
         self._running = True
         self._thread = threading.Thread(target=self._episode_loop, name="episodes", daemon=True)
         self._thread.start()
@@ -177,7 +193,10 @@ class EpisodeJudge(Node):
             with self._changed:
                 self._changed.wait_for(self._new_episode_or_stop, timeout=0.5)
                 job = self._announced
-            if not self._running or job is None or job[0] == self._judged:
+            if not self._running or job is None:
+                continue
+            if job[0] == self._judged:
+                self._remind(job[0])
                 continue
             try:
                 self._run_episode(*job)
@@ -187,6 +206,23 @@ class EpisodeJudge(Node):
                     return
                 self.get_logger().error(f"episode {job[0]}: {error}; trying again")
                 time.sleep(1.0)
+
+    def _remind(self, number: int) -> None:
+        """Say, every ``RATING_REMINDER`` s, that episode ``number`` waits for the person."""
+        if time.monotonic() < self._remind_at:
+            return
+        self._remind_at = time.monotonic() + RATING_REMINDER
+        self.get_logger().info(
+            f"episode {number} still waits for your rating or intervention on the feedback "
+            "page; the selection goes on once it comes (Ctrl-C stops it; the same command "
+            "goes on from the ratings given)"
+        )
+
+    def _closed_elsewhere(self, number: int) -> bool:
+        """Whether the selector closed episode ``number`` on feedback the judge did not give
+        (it announced another episode, or none)."""
+        announced = self._announced
+        return announced is None or announced[0] != number
 
     def _new_episode_or_stop(self) -> bool:
         announced = self._announced
@@ -217,12 +253,18 @@ class EpisodeJudge(Node):
         if reply.message != reset_message(candidate):
             self._episode_start_ros = None
             raise SelectionError(f"the policy node switched away from {candidate!r}")
-        solved_at, end = self._watch(start)
+        solved_at, end = self._watch(number, start)
         if not self._running:
             return
         self._call(self.policy_stop)  # it publishes its queued safety events before answering
         unsafe = [event for event in self._unsafe if event[0] < end]
         self._episode_start_ros = None
+        if self._closed_elsewhere(number):
+            self.get_logger().info(
+                f"episode {number} ({candidate}): closed by the person's feedback after "
+                f"{self._now_ros() - start:.2f} s; policy stopped"
+            )
+            return
         if unsafe:
             self._publish(self.estop_pub, Bool(data=True), "e-stop")
             self._estop_latched = True
@@ -235,15 +277,22 @@ class EpisodeJudge(Node):
                 "e-stop, intervened"
             )
             return
-        rng = np.random.default_rng([self.seed, number])
-        feedback = self.person.feedback(solved_at is not None, False, rng)
-        rating = String(data=rating_message(number, feedback.rating))
-        self._publish(self.rating_pub, rating, "rating")
         what = (
             f"solved in {solved_at - start:.2f} s"
             if solved_at is not None
             else f"not solved in {self.time_limit:g} s"
         )
+        if not self.rates:
+            self._remind_at = time.monotonic() + RATING_REMINDER
+            self.get_logger().info(
+                f"episode {number} ({candidate}): {what}; rate it on the feedback page (the "
+                "selection waits for your rating)"
+            )
+            return
+        rng = np.random.default_rng([self.seed, number])
+        feedback = self.person.feedback(solved_at is not None, False, rng)
+        rating = String(data=rating_message(number, feedback.rating))
+        self._publish(self.rating_pub, rating, "rating")
         self.get_logger().info(
             f"episode {number} ({candidate}): {what}, rated {feedback.rating:.2f}"
         )
@@ -261,16 +310,19 @@ class EpisodeJudge(Node):
             time.sleep(0.002)
         raise SelectionError("the simulator announced no clock after its reset")
 
-    def _watch(self, start: float) -> tuple[float | None, float]:
-        """Wait until the episode begun at ``start`` (ROS s) is decided; returns the time it
-        was solved (None if not) and its end: safety events of control ticks before the end
-        count. Solved: "solved" after a "not solved" later than ``success_guard``, within
-        ``time_limit``. Decided early by an unsafe event once every ``task/success`` up to its
-        time has come unsolved (a policy solving before it was unsafe is judged solved)."""
+    def _watch(self, number: int, start: float) -> tuple[float | None, float]:
+        """Wait until episode ``number``, begun at ``start`` (ROS s), is decided; returns the
+        time it was solved (None if not) and its end: safety events of control ticks before
+        the end count. Solved: "solved" after a "not solved" later than ``success_guard``,
+        within ``time_limit``. Decided early by an unsafe event once every ``task/success`` up
+        to its time has come unsolved (a policy solving before it was unsafe is judged
+        solved), or at once by feedback from elsewhere closing it."""
         limit = start + self.time_limit
         guard = start + self.success_guard
         unsolved_seen = False
         while self._running:
+            if self._closed_elsewhere(number):
+                return None, math.inf
             for t, solved in self._steps.timed_successes():
                 if t > limit + CLOCK_TOLERANCE:
                     return None, limit - CLOCK_TOLERANCE

@@ -178,3 +178,26 @@ def test_the_choices_plot_numbers_episodes_whole_and_scales_its_colours(tmp_path
     plt.close(fig)
     assert len(ticks) >= 1 and np.array_equal(ticks, np.round(ticks)), ticks
     assert colour_bar.get_ylabel() == "rating"
+
+
+def test_a_page_port_in_use_is_refused_before_the_launch(tmp_path, candidates, capsys):
+    """The page failed to bind in the launch and the selection ran on without it."""
+    import socket
+
+    out = tmp_path / "out"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert select_sim(out, candidates, "--web", "--port", str(port)) == 2
+    error = capsys.readouterr().err
+    assert f"--port {port}: cannot serve the feedback page on 127.0.0.1:{port}" in error, error
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("flags", [["--port", "8080"], ["--camera", "side"]])
+def test_page_flags_without_web_are_refused(tmp_path, candidates, capsys, flags):
+    """They were ignored: no page was served, and nothing said so."""
+    assert select_sim(tmp_path / "out", candidates, *flags) == 2
+    error = capsys.readouterr().err
+    assert f"{flags[0]}: only for the feedback page, which --web serves" in error, error
