@@ -17,15 +17,6 @@ FAST = ["--no-progress", "--batch-size", "16", "--policy.hidden-dims", "16"]
 
 
 @pytest.fixture(scope="module")
-def reach(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two scripted reach demonstrations, recorded as a user records them."""
-    out = tmp_path_factory.mktemp("journey") / "reach.zarr"
-    argv = ["record", "--task", "reach", "--expert", "--episodes", "2", "--no-fsync"]
-    assert main([*argv, "--out", str(out)]) == 0
-    return out
-
-
-@pytest.fixture(scope="module")
 def run(reach: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished BC run of 5 steps, not evaluated."""
     out = tmp_path_factory.mktemp("journey") / "bc"
