@@ -172,6 +172,13 @@ class SelectorNode(Node):
         finetuner = OnlineFinetuner(corrections, out, demos=demos or None, settings=settings)
         for candidate in self.selector.candidates:
             finetuner.check(self._resolve(candidate))
+        if not demos:
+            self.get_logger().warning(
+                "fine-tuning on the corrections alone (finetune_demos is empty): a short "
+                "correction, trained on for finetune_steps updates, can overwrite what a "
+                "candidate did well elsewhere (one corrected step moved a BC policy's actions "
+                "by up to 4 rad at unrelated states); finetune_demos:= mixes its demonstrations in"
+            )
         return finetuner
 
     def _resolve(self, candidate: str) -> Path:

@@ -164,6 +164,7 @@ def test_selector_announces_the_finetuned_checkpoint_and_keeps_the_arm(
         output = stop(selector)
     assert selector.returncode == 0, output
     assert "fine-tuned" in output, output
+    assert "fine-tuning on the corrections alone (finetune_demos is empty)" in output, output
     assert digest(BC_REACH) == original
     policy = load_policy(finetuned)
     obs = {"joint_pos": np.zeros(6, np.float32), "target_pos": np.full(3, 0.4, np.float32)}
