@@ -82,6 +82,7 @@ def test_each_button_triggers_its_handler_in_headless_chromium(recorder_server, 
         "intervene": ("intervene", 0),
         "estop": ("estop",),
     }
+    wait.until(lambda d: d.find_element(By.ID, "intervene").is_enabled())  # settled
     for button, event in expected.items():
         browser.find_element(By.ID, button).click()
         assert recorder.events.get(timeout=5) == event, button
@@ -90,6 +91,40 @@ def test_each_button_triggers_its_handler_in_headless_chromium(recorder_server, 
     wait.until(lambda d: d.find_element(By.ID, "message").text == "episode 0 was already rated")
     assert browser.find_element(By.ID, "message").get_attribute("class") == "error"
     assert recorder.events.empty()
+
+
+def test_a_press_as_the_episode_changes_does_not_act_on_the_new_one(recorder_server, chromium):
+    """The page polls the status every 0.5 s: a press that lands just after it shows the next
+    episode (the second of two presses, or one from a second tab) was meant for the episode
+    before. It does nothing; the rating and Intervene buttons act on the new episode once it
+    has been on screen for a second (the e-stop never waits)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser = chromium
+    recorder, server = recorder_server
+    wait = WebDriverWait(browser, 10, poll_frequency=0.02)
+    browser.get(server.url)
+    wait.until(lambda d: d.find_element(By.ID, "episode").text == "0")
+    wait.until(lambda d: d.find_element(By.ID, "intervene").is_enabled())
+    settling = "#settling:not([hidden])"  # the notice that the episode on screen changed
+    assert browser.find_elements(By.CSS_SELECTOR, settling) == []
+
+    recorder.selector.feedback(0, 1.0)
+    recorder.choice = recorder.selector.choose()  # the selector opens episode 1
+    wait.until(lambda d: d.find_element(By.ID, "episode").text == "1")
+    for button in ("intervene", "rate-0"):
+        browser.find_element(By.ID, button).click()
+    notice = [element.text for element in browser.find_elements(By.CSS_SELECTOR, settling)]
+    browser.find_element(By.ID, "estop").click()
+    assert recorder.events.get(timeout=5) == ("estop",)
+    with pytest.raises(queue.Empty):
+        recorder.events.get(timeout=1.5)
+    assert notice == ["episode changed: rating and Intervene wait 1 s"]
+    wait.until(lambda d: d.find_element(By.ID, "intervene").is_enabled())
+    assert browser.find_elements(By.CSS_SELECTOR, settling) == []
+    browser.find_element(By.ID, "intervene").click()
+    assert recorder.events.get(timeout=5) == ("intervene", 1)
 
 
 def request(url: str, body: object | None = None, headers: dict | None = None):
