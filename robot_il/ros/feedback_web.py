@@ -9,7 +9,10 @@ on :data:`~robot_il.select.topics.RATING_TOPIC`, an intervention in it as std_ms
 bgr8). Only the open episode can be rated or stopped, once: feedback for an episode that is no
 longer open, was rated, or was stopped by an intervention from here is refused (an
 intervention closes its episode at once and the selector opens the next one meanwhile, so a
-second press of intervene would stop that one); e-stops always go out. A button whose topic
+second press of intervene would stop that one); e-stops always go out. The page keeps its
+rating and intervene buttons disabled for 1 s after the episode it shows changes, so a press
+meant for the episode before (landing just after the page polled, or from a second tab) does
+not rate or stop the one that just opened. A button whose topic
 no node subscribes to (after up to 5 s,
 :data:`~robot_il.ros.node_main.LISTENER_WAIT`, as a node started a moment ago may not be
 matched yet) is refused on the page instead of published into the void: the topics are

@@ -68,12 +68,18 @@ def still_candidates(tmp_path) -> list[str]:
 
 
 def click_when_shown(browser, episode: int, button: str) -> None:
-    """Press ``button`` once the page shows ``episode`` open, and wait for its answer."""
+    """Press ``button`` once the page shows ``episode`` open and enables it (1 s after the
+    episode appears), and wait for its answer."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     wait = WebDriverWait(browser, 60 * DEADLINE_SCALE)
-    wait.until(lambda d: d.find_element(By.ID, "episode").text == str(episode))
+    wait.until(
+        lambda d: (
+            d.find_element(By.ID, "episode").text == str(episode)
+            and d.find_element(By.ID, button).is_enabled()
+        )
+    )
     browser.find_element(By.ID, button).click()
     wait.until(lambda d: d.find_element(By.ID, "message").text)
     message = browser.find_element(By.ID, "message").text

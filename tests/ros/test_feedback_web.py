@@ -122,6 +122,7 @@ def test_each_button_publishes_its_message(ros_context, feedback_node, chromium)
                 == 64
             )
         )
+        wait.until(lambda d: d.find_element(By.ID, "intervene").is_enabled())  # settled
         for button, message in [
             ("rate-75", (RATING_TOPIC, (pending.episode, 0.75))),
             ("estop", (ESTOP_TOPIC, True)),
@@ -142,6 +143,7 @@ def test_each_button_publishes_its_message(ros_context, feedback_node, chromium)
         selector.choose()
         statistics_pub.publish(String(data=json.dumps(selector.statistics())))
         wait.until(lambda d: d.find_element(By.ID, "episode").text == str(pending.episode + 1))
+        wait.until(lambda d: d.find_element(By.ID, "intervene").is_enabled())
         browser.find_element(By.ID, "intervene").click()
         assert received.get(timeout=10) == (INTERVENE_TOPIC, pending.episode + 1)
         browser.find_element(By.ID, "intervene").click()
