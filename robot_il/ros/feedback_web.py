@@ -12,10 +12,9 @@ intervention closes its episode at once and the selector opens the next one mean
 second press of intervene would stop that one); e-stops always go out. The page keeps its
 rating and intervene buttons disabled for 1 s after the episode it shows changes, so a press
 meant for the episode before (landing just after the page polled, or from a second tab) does
-not rate or stop the one that just opened. A button whose topic
-no node subscribes to (after up to 5 s,
-:data:`~robot_il.ros.node_main.LISTENER_WAIT`, as a node started a moment ago may not be
-matched yet) is refused on the page instead of published into the void: the topics are
+not rate or stop the one that just opened. A button whose topic no node subscribes to (after
+up to 5 s, :data:`~robot_il.ros.node_main.LISTENER_WAIT`, as a node started a moment ago may
+not be matched yet) is refused on the page instead of published into the void: the topics are
 volatile, so that a restarted selector never receives an old intervention, and a message sent
 before the match is lost.
 
