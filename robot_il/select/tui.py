@@ -3,7 +3,9 @@
 Keys: ``1``..``5`` rate the episode on screen 0, 0.25, 0.5, 0.75, 1 (:data:`RATING_CHOICES`);
 ``i`` intervenes in the episode on screen (stops the robot, the episode counts as a failure);
 ``e`` or space is the e-stop; ``q`` quits. The screen (rich) shows the episode, the candidate
-deployed and the statistics.
+deployed and the statistics. For :data:`SETTLE_S` after the episode on screen changes, rating
+and intervene keys wait (as the feedback page's buttons do): a key meant for the episode before
+must not rate or stop the one that just opened. The e-stop never waits.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import os
 import select
 import sys
 import termios
+import time
 import tty
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console, Group
@@ -24,6 +28,8 @@ from rich.text import Text
 from robot_il.errors import FeedbackError, RobotILError
 from robot_il.select.handlers import RATING_CHOICES, FeedbackHandlers
 
+SETTLE_S = 1.0
+"""s after the episode on screen changes during which rating and intervene keys do nothing."""
 KEY_HELP = (
     "  ".join(f"[{i + 1}] rate {r:g}" for i, r in enumerate(RATING_CHOICES))
     + "   [i] intervene   [e/space] E-STOP   [q] quit"
@@ -40,18 +46,29 @@ class FeedbackTUI:
         input_fd: int | None = None,
         console: Console | None = None,
         refresh_s: float = 0.25,
+        settle_s: float = SETTLE_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.handlers = handlers
         self.input_fd = sys.stdin.fileno() if input_fd is None else input_fd
         self.console = console or Console()
         self.refresh_s = refresh_s
+        self.settle_s = settle_s
+        self.clock = clock
         self.message = Text("ready")
         self.shown_episode: int | None = None
         """The episode number on screen (drawn last): a rating key rates it, ``i`` stops it."""
+        self._shown_since = -float("inf")
+        """When (``clock``, s) :attr:`shown_episode` came on screen."""
 
     def handle_key(self, key: str) -> bool:
         """Act on one key press; returns False when the person quits."""
         try:
+            if key and key in "12345i" and self.clock() - self._shown_since < self.settle_s:
+                raise FeedbackError(
+                    f"episode {self.shown_episode} just came on screen: rating and intervene "
+                    f"wait {self.settle_s:g} s (E-STOP never waits)"
+                )
             if key and key in "12345":
                 rating = RATING_CHOICES[int(key) - 1]
                 if self.shown_episode is None:
@@ -78,7 +95,8 @@ class FeedbackTUI:
     def render(self) -> Group:
         """The screen: status line, statistics table, last message, key help."""
         status: dict[str, Any] = self.handlers.status()
-        self.shown_episode = status.get("episode")
+        if status.get("episode") != self.shown_episode:
+            self.shown_episode, self._shown_since = status.get("episode"), self.clock()
         header = Text.assemble(
             "episode ",
             (str(status.get("episode", "-")), "bold"),

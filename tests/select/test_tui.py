@@ -39,7 +39,11 @@ def test_keys_in_a_pty_call_the_handlers():
     screen = io.StringIO()
     master, slave = pty.openpty()
     tui = FeedbackTUI(
-        handlers, input_fd=slave, console=Console(file=screen, width=120), refresh_s=0.05
+        handlers,
+        input_fd=slave,
+        console=Console(file=screen, width=120),
+        refresh_s=0.05,
+        settle_s=0.0,  # (the wait after an episode opens has a test of its own)
     )
     thread = threading.Thread(target=tui.run)
     thread.start()
@@ -83,3 +87,30 @@ def test_a_feedback_key_before_any_episode_is_shown_sends_nothing():
     assert tui.message.plain == "no episode is open: nothing to stop" and not sent
     tui.render()  # still none open
     assert tui.handle_key("5") and tui.handle_key("i") and not sent
+
+
+def test_a_key_as_the_episode_changes_does_not_act_on_the_new_one():
+    """The screen redraws every 0.25 s and a key acted on the episode drawn last: a key meant
+    for the episode before, pressed as the next one came on screen, rated or stopped that one.
+    For a second after the episode on screen changes, rating and intervene keys do nothing;
+    the e-stop goes out at once."""
+    now, episode, sent = [100.0], [0], []
+    handlers = FeedbackHandlers(
+        on_rate=lambda episode, rating: sent.append(("rate", episode, rating)),
+        on_intervene=lambda episode: sent.append(("intervene", episode)),
+        on_estop=lambda: sent.append(("estop",)),
+        status=lambda: {"episode": episode[0], "candidate": "a"},
+    )
+    tui = FeedbackTUI(handlers, input_fd=0, console=Console(file=io.StringIO()),
+                      clock=lambda: now[0])  # fmt: skip
+    tui.render()
+    now[0] += 1.5
+    assert tui.handle_key("4") and sent == [("rate", 0, 0.75)]
+    episode[0] = 1
+    tui.render()  # episode 1 comes on screen
+    now[0] += 0.3
+    assert tui.handle_key("1") and tui.handle_key("i") and tui.handle_key("e")
+    assert sent == [("rate", 0, 0.75), ("estop",)]
+    assert tui.message.plain.startswith("E-STOP")
+    now[0] += 0.8
+    assert tui.handle_key("i") and sent[-1] == ("intervene", 1)
