@@ -20,13 +20,15 @@ pytestmark = pytest.mark.ros
 
 
 class Driver:
-    """Joint states of one arm (joint names after ``tf_prefix``) at :attr:`position` (rad),
-    stamped now, every 5 ms while not :attr:`paused`."""
+    """Joint states of one arm (joint names after ``tf_prefix``) at :attr:`position` (rad,
+    from ``position``, home by default), stamped now, every 5 ms while not :attr:`paused`."""
 
-    def __init__(self, client: Client, tf_prefix: str = "") -> None:
+    def __init__(
+        self, client: Client, tf_prefix: str = "", position: np.ndarray = HOME_JOINT_POS
+    ) -> None:
         from sensor_msgs.msg import JointState
 
-        self.position = HOME_JOINT_POS.copy()
+        self.position = np.array(position, dtype=np.float64)
         self.paused = False
         self._publisher = client.publisher(JointState, "joint_states")
         self._clock = client.node.get_clock()
@@ -152,9 +154,10 @@ def test_an_arm_waiting_for_the_other_starts_again_where_it_was_moved(
 
     with policy_node(ros_context, tmp_path, tf_prefixes=("alice_", "bob_")) as node:
         client = Client(ros_context)
-        alice, bob = Driver(client, "alice_"), Driver(client, "bob_")
+        # bob's driver sends no finite pose from its first message (set after the start, a
+        # home pose could reach the node first on a loaded machine and start bob)
+        alice, bob = Driver(client, "alice_"), Driver(client, "bob_", np.full(6, np.nan))
         try:
-            bob.position = np.full(6, np.nan)
             commands = client.record(
                 Float64MultiArray, "alice_forward_position_controller/commands"
             )
