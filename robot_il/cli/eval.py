@@ -194,24 +194,13 @@ def _note_training_runs(directory: Path) -> None:
     """Say so when ``directory`` is the checkpoint of a training that still runs (its run
     lock held, ``trainer.lock_run``): this evaluates its latest save, not what it will end
     with, and the run replaces it at its next save."""
-    import fcntl
+    from robot_il.train.trainer import running_training
 
-    from robot_il.train.trainer import RUN_LOCK
-
-    try:
-        lock = open(directory.parent / RUN_LOCK, "rb")  # noqa: SIM115 - probed, then closed
-    except OSError:  # no run around it: a checkpoint on its own
-        return
-    with lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = lock.read().decode(errors="replace").strip() or "its pid not yet written"
-            print(f"robot-il: note: a training still runs in {directory.parent} ({holder}): "
-                  "this evaluates its latest save (the step above), which the run will "
-                  "replace")  # fmt: skip
-        except OSError:  # a file system without locks: nothing to tell by
-            pass
+    holder = running_training(directory.parent)
+    if holder is not None:
+        print(f"robot-il: note: a training still runs in {directory.parent} ({holder}): "
+              "this evaluates its latest save (the step above), which the run will "
+              "replace")  # fmt: skip
 
 
 def _note_other_renderer(spec: dict, backend: str) -> None:

@@ -445,8 +445,7 @@ def lock_run(out: Path) -> IO[bytes]:
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        lock.seek(0)
-        holder = lock.read().decode(errors="replace").strip() or "its pid not yet written"
+        holder = _lock_holder(lock)
         lock.close()
         raise ConfigError(f"{out}: another training runs in this --out ({holder}); wait for it "
                           "to end or pass another --out") from None  # fmt: skip
@@ -460,6 +459,29 @@ def lock_run(out: Path) -> IO[bytes]:
     lock.write(f"pid {os.getpid()}".encode())
     lock.flush()
     return lock
+
+
+def running_training(out: Path) -> str | None:
+    """Which process trains in ``out`` now (``pid N``), told by its run lock (:func:`lock_run`)
+    held; None when none does (no lock file, or a file system without locks)."""
+    try:
+        lock = open(out / RUN_LOCK, "rb")  # noqa: SIM115 - probed, then closed
+    except OSError:
+        return None
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _lock_holder(lock)
+        except OSError:
+            return None
+    return None
+
+
+def _lock_holder(lock: IO[bytes]) -> str:
+    """What the run lock's holder wrote into it (``pid N``)."""
+    lock.seek(0)
+    return lock.read().decode(errors="replace").strip() or "its pid not yet written"
 
 
 def replace_dir(target: Path, write: Any) -> Path:
