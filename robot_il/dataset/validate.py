@@ -281,15 +281,16 @@ def _check_values(
 
 TIMESTAMP_KEY = "timestamp"
 """The capture time (s) of each step, where a recorder keeps one."""
-GAP_PERIODS = 3
-"""A step this many control periods or more after the one before it is a gap worth a note: a
-recorder that waited for a stalled key (a camera) recorded nothing meanwhile."""
+GAP_PERIODS = 5
+"""A step more than this many control periods after the one before it is a gap: a recorder
+that waited for a stalled key (a camera) recorded nothing meanwhile (a loaded machine delays
+a sample by a period or two). The recorder names such a gap when it commits the episode."""
 
 
 def _check_timestamps(
     array: zarr.Array, control_hz: Any, ends: np.ndarray, report: ValidationReport
 ) -> None:
-    """A note for each episode whose steps lie ``GAP_PERIODS`` control periods or more apart
+    """A note for each episode whose steps lie more than ``GAP_PERIODS`` control periods apart
     somewhere (the longest such gap named): valid data, but a demonstration with a hole."""
     if not control_hz or array.shape[0] < int(ends[-1]):
         return  # no rate to measure by; short data is _check_key's problem
@@ -297,7 +298,7 @@ def _check_timestamps(
     starts = np.concatenate([[0], ends[:-1]])
     for episode, (start, stop) in enumerate(zip(starts, ends, strict=True)):
         steps = np.diff(np.asarray(array[int(start) : int(stop)], dtype=np.float64).reshape(-1))
-        if steps.size and np.nanmax(steps) >= GAP_PERIODS * period:
+        if steps.size and np.nanmax(steps) > GAP_PERIODS * period:
             at = int(np.nanargmax(steps)) + 1
             report.notes.append(
                 f"{TIMESTAMP_KEY}: episode {episode}: {float(steps[at - 1]):.2f} s between steps "

@@ -69,6 +69,7 @@ from rclpy.task import Future
 from std_msgs.msg import Bool, Float64, Float64MultiArray, String
 from std_srvs.srv import Trigger
 
+from robot_il.dataset.validate import GAP_PERIODS
 from robot_il.errors import ConfigError, RecordingError, RobotILError
 from robot_il.record.control import EpisodeEvent, parse_event
 from robot_il.ros.node_main import declare_float
@@ -91,9 +92,6 @@ EVENT_TOPIC = "teleop/episode_event"
 """std_msgs/String: the operator's episode events (next, rerecord, discard, quit)."""
 WAIT_WARNING_S = 5.0
 """s between two warnings that no step could be recorded (first after one second)."""
-GAP_PERIODS = 5
-"""Recorded steps further apart than this many periods are a gap in the episode, said at its
-commit (a loaded machine delays a sample by a period or two)."""
 
 
 class RecorderNode(Node):
@@ -189,8 +187,9 @@ class RecorderNode(Node):
         self._last_stamp: float | None = None
         """Stamp (s) of the episode's last recorded step."""
         self._gap: tuple[float, float, list[str]] | None = None
-        """The episode's longest gap between recorded steps, if over ``GAP_PERIODS`` periods:
-        its length (s), its start (s into the episode) and the keys it waited for."""
+        """The episode's longest gap between recorded steps, if over ``GAP_PERIODS`` periods
+        (as robot-il data validate notes it): its length (s), its start (s into the episode)
+        and the keys it waited for."""
         self._gap_keys: list[str] = []
         """The keys the samples skipped since the last recorded step waited for."""
         self._joint_commands: list[np.ndarray | None] = [None] * len(self.arms)
