@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import difflib
+import inspect
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -14,9 +15,22 @@ if TYPE_CHECKING:
     from robot_il.envs.env import RobotEnv
     from robot_il.envs.experts import Expert
     from robot_il.envs.task_frame import TaskFrameEnv
+    from robot_il.envs.tasks import Task
 
-TASKS: tuple[str, ...] = ("reach", "push", "pick_place", "bimanual_handover", "bimanual_cross")
-"""UR5e task names ``make_env`` accepts (the registry is ``robot_il.envs.tasks.TASKS``)."""
+    TASKS: tuple[str, ...]
+    """UR5e task names ``make_env`` accepts: the built-in tasks and those registered
+    (``register_task``; the registry is ``robot_il.envs.tasks.TASKS``). Read when asked for
+    (``__getattr__``), so that importing ``robot_il.envs`` stays cheap and a task registered
+    later is named too."""
+
+
+def __getattr__(name: str) -> Any:
+    if name == "TASKS":
+        from robot_il.envs.tasks import TASKS as REGISTRY
+
+        return tuple(REGISTRY)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 DMC_TASKS: tuple[str, ...] = ("dmc:walker_walk", "dmc:walker_stand", "dmc:cartpole_swingup")
 """DeepMind Control Suite tasks ``make_env`` accepts (``robot_il.envs.dmc``)."""
@@ -56,6 +70,7 @@ def make_env(
     from robot_il.envs.dmc import DMCEnv, is_dmc_task
     from robot_il.envs.env import RobotEnv
     from robot_il.envs.task_frame import TaskFrameEnv
+    from robot_il.envs.tasks import ENTRY_POINT_GROUP
     from robot_il.envs.tasks import TASKS as REGISTRY
 
     from robot_il.errors import ConfigError
@@ -83,7 +98,11 @@ def make_env(
         tasks = [*REGISTRY, *DMC_TASKS]
         nearest = difflib.get_close_matches(task, tasks, n=1)  # a typo: 'reech', 'pick-place'
         guess = f" (did you mean {nearest[0]!r}?)" if nearest else ""
-        raise ConfigError(f"unknown task {task!r}{guess}; tasks: {', '.join(tasks)}")
+        raise ConfigError(
+            f"unknown task {task!r}{guess}; tasks: {', '.join(tasks)}; a task of your own is "
+            f"registered with robot_il.envs.register_task (for robot-il commands, in a module "
+            f"named by a {ENTRY_POINT_GROUP!r} entry point)"
+        )
     env = RobotEnv(
         REGISTRY[task](),
         backend,
@@ -103,6 +122,42 @@ def make_env(
         raise
 
 
+def register_task(task: type[Task], expert: type[Expert] | None = None) -> None:
+    """Make ``task`` (a ``robot_il.envs.tasks.Task`` subclass) available under its ``name``
+    to ``make_env``, with ``expert`` (a ``robot_il.envs.experts.Expert`` subclass, or None:
+    no scripted expert) to ``make_expert``. For the ``robot-il`` commands, register it from
+    a module an installed package declares as a ``robot_il.tasks`` entry point (see
+    ``robot_il.envs.tasks.registry``). A ``ConfigError`` names what is wrong before anything
+    is registered: a class that is no task or no expert (``check_task``), or a name
+    registered already by another class or with another expert."""
+    from robot_il.envs.experts import EXPERTS, Expert
+    from robot_il.envs.tasks import TASKS as REGISTRY
+    from robot_il.envs.tasks.registry import check_task, qualified
+
+    from robot_il.errors import ConfigError
+
+    check_task(task)
+    if expert is not None:
+        if not (inspect.isclass(expert) and issubclass(expert, Expert)):
+            raise ConfigError(
+                f"expert {expert!r} of task {task.name!r} is not an Expert subclass "
+                "(robot_il.envs.experts.Expert)"
+            )
+        if inspect.isabstract(expert):
+            missing = ", ".join(sorted(expert.__abstractmethods__))
+            raise ConfigError(f"expert class {qualified(expert)} does not define {missing}")
+    REGISTRY.register(task)  # refuses another class of the same name
+    if expert is None:
+        return
+    known = EXPERTS.get(task.name)
+    if known is not None and known is not expert:  # the same task class, another expert
+        raise ConfigError(
+            f"task {task.name!r} has an expert already ({qualified(known)}); "
+            f"{qualified(expert)} would replace it"
+        )
+    EXPERTS[task.name] = expert
+
+
 def make_expert(env: Any) -> Expert:
     """The scripted expert for ``env``'s task, acting in ``env``'s action mode."""
     from robot_il.envs.experts import make_expert as make
@@ -110,4 +165,12 @@ def make_expert(env: Any) -> Expert:
     return make(env)
 
 
-__all__ = ["DMC_BACKENDS", "DMC_OPTIONS", "DMC_TASKS", "TASKS", "make_env", "make_expert"]
+__all__ = [
+    "DMC_BACKENDS",
+    "DMC_OPTIONS",
+    "DMC_TASKS",
+    "TASKS",
+    "make_env",
+    "make_expert",
+    "register_task",
+]

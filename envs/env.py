@@ -43,7 +43,8 @@ from robot_il.envs.backends.base import (
     ARM_STATE_JOINT_VEL,
     PHYSICS_HZ,
 )
-from robot_il.envs.tasks.base import Task, scene_cameras
+from robot_il.envs.tasks.base import ARM_KEYS, Task, scene_cameras
+from robot_il.envs.tasks.registry import qualified
 from robot_il.envs.ur5e.description import ROBOT_NAME
 
 from robot_il.errors import ActionError, ConfigError
@@ -138,7 +139,7 @@ class RobotEnv(gym.Env):
                 arm.name,
                 slice(7 * index, 7 * index + 6),
                 7 * index + 6,
-                tuple(prefix + key for key in ("joint_pos", "joint_vel", "gripper", "eef_pose")),
+                tuple(prefix + key for key in ARM_KEYS),
             )
             for index, (arm, prefix) in enumerate(zip(self.arms, self.key_prefixes, strict=True))
         ]
@@ -195,6 +196,7 @@ class RobotEnv(gym.Env):
         ]
         self._steps = 0
         obs = self._observe()
+        self._check_task_observation(obs)
         _, success = self.task.evaluate(obs)
         return obs, {"is_success": success}
 
@@ -306,6 +308,35 @@ class RobotEnv(gym.Env):
         for camera in self.cameras:
             obs[f"rgb_{camera}"] = backend.render(camera)
         return obs
+
+    def _check_task_observation(self, obs: dict[str, np.ndarray]) -> None:
+        """A ``ConfigError`` where the task's own observation (``Task.observe``) is not what
+        its ``task_keys`` declare: each key a float32 array of the declared shape, no other
+        key. The observation space, a dataset's key specs and a policy's inputs are made from
+        the declaration, so a mismatch would be recorded and trained on unnoticed. Checked at
+        each reset, not at each step (a task's observation keeps its shapes)."""
+        where = f"task {self.task.name!r} ({qualified(type(self.task))})"
+        extra = sorted(set(obs) - set(self.observation_space.spaces))
+        if extra:
+            raise ConfigError(f"{where}: observe() gives {extra[0]!r}, which its task_keys "
+                              f"({', '.join(self.task.task_keys)}) do not declare")  # fmt: skip
+        for key, shape in self.task.task_keys.items():
+            value = obs.get(key)
+            if value is None:
+                raise ConfigError(f"{where}: observe() gives no {key!r}, which its task_keys "
+                                  "declare")  # fmt: skip
+            if (
+                not isinstance(value, np.ndarray)
+                or value.dtype != np.float32
+                or value.shape != tuple(shape)
+            ):
+                got = (
+                    f"{value.dtype} {value.shape}"
+                    if isinstance(value, np.ndarray)
+                    else type(value).__name__
+                )
+                raise ConfigError(f"{where}: observe() gives {key!r} as {got}; its task_keys "
+                                  f"declare float32 {tuple(shape)}")  # fmt: skip
 
     def spec_dict(self) -> dict[str, Any]:
         """What a policy trained here expects: robot, task, rates, observation and action."""

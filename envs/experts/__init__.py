@@ -11,10 +11,11 @@ from robot_il.envs.experts.pick_place import PickPlaceExpert
 from robot_il.envs.experts.push import PushExpert
 from robot_il.envs.experts.reach import ReachExpert
 from robot_il.envs.task_frame import TaskFrameEnv
+from robot_il.envs.tasks import TASKS
 
 from robot_il.errors import ConfigError
 
-EXPERTS: dict[str, type[Expert]] = {
+EXPERTS: dict[str, type[Expert]] = {  # and those of tasks registered with register_task
     "reach": ReachExpert,
     "push": PushExpert,
     "pick_place": PickPlaceExpert,
@@ -40,6 +41,7 @@ def make_expert(env) -> Expert:
             )
         layer = layer.env
     task = env.unwrapped.task.name
+    TASKS.load_plugins()  # their experts too, for an env built from a task class directly
     if task not in EXPERTS:
         raise ConfigError(f"no scripted expert for task {task!r}; experts: {', '.join(EXPERTS)}")
     return EXPERTS[task](env)

@@ -1,4 +1,5 @@
-"""The task registry: name -> ``Task`` class (see ``robot_il.envs.tasks.base``)."""
+"""The task registry: name -> ``Task`` class (see ``robot_il.envs.tasks.base``), the built-in
+tasks and those registered with ``robot_il.envs.register_task`` (``registry``)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from robot_il.envs.tasks.bimanual_handover import BimanualHandover
 from robot_il.envs.tasks.pick_place import PickPlace
 from robot_il.envs.tasks.push import Push
 from robot_il.envs.tasks.reach import Reach
+from robot_il.envs.tasks.registry import ENTRY_POINT_GROUP, TaskRegistry
 
-TASKS: dict[str, type[Task]] = {
-    task.name: task for task in (Reach, Push, PickPlace, BimanualHandover, BimanualCross)
-}
+TASKS = TaskRegistry()
+for _task in (Reach, Push, PickPlace, BimanualHandover, BimanualCross):
+    TASKS.register(_task)
 
-__all__ = ["TASKS", "Task"]
+__all__ = ["ENTRY_POINT_GROUP", "TASKS", "Task", "TaskRegistry"]

@@ -36,6 +36,10 @@ ELBOW_UP = np.array([np.pi, -np.pi / 2, np.pi / 2, -np.pi / 2, -np.pi / 2, 0.0])
 """Seed for the home IK: elbow up, wrist down, reaching along the base's +x (the DH base frame
 points its -x ahead at zero pan, hence the half turn)."""
 
+ARM_KEYS: tuple[str, ...] = ("joint_pos", "joint_vel", "gripper", "eef_pose")
+"""Observation keys the env reads from each arm (prefixed ``left_`` / ``right_`` on two arms);
+a task's own keys (``Task.task_keys``) come beside them."""
+
 ARM_NOISE_RAD = 0.05
 """Half-width (rad) of the uniform noise added to each home joint at reset."""
 

@@ -37,10 +37,12 @@ TELEOP_LIMIT_S = 300.0
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``record`` verb's arguments."""
     from robot_il.cli.flags import COUNT, SEED
-    from robot_il.envs import TASKS
     from robot_il.record.teleop import TELEOP_DEVICES
 
-    parser.add_argument("--task", required=True, choices=TASKS, help="task to demonstrate")
+    # no choices: make_env names the tasks (the registered ones too) and the nearest to a typo
+    parser.add_argument(
+        "--task", required=True, help="task to demonstrate (see `robot-il sim list`)"
+    )
     parser.add_argument(
         "--backend", default="mujoco", choices=("mujoco", "pybullet"), help="physics engine"
     )
@@ -195,6 +197,7 @@ def run(args: argparse.Namespace) -> int:
             "env_spec": spec,
         }
         seed = _check_append(args, attrs, spec["observation"]) if args.append else args.seed or 0
+        env.reset(seed=seed)  # a task whose observation is not its declaration: before any write
         writer = _open_writer(args, spec.get("robot", "ur5e"), attrs)
         episode_meta = {"task": args.task, "source": source_name,
                         "hold_after_success": bool(args.hold_after_success)}  # fmt: skip
@@ -230,7 +233,7 @@ def run(args: argparse.Namespace) -> int:
                     seed=seed,
                     episode_meta=episode_meta,
                 )
-    except (KeyboardInterrupt, RobotILError, OSError):  # say what is safe before the error
+    except (KeyboardInterrupt, Exception):  # say what is safe before the error (a task's bug too)
         after = None if writer is None else _episodes_in(args.out)  # None: nothing recorded
         if after is not None:
             print(f"{args.out}: {after - (before or 0)} episode(s) of this session kept, "
