@@ -66,6 +66,9 @@ class Expert(ABC):
         self._plan: list[Waypoint] = []
         self._elapsed = 0.0
         self._settled = 0.0
+        self.unreachable: np.ndarray | None = None
+        """World position (3,) m of the first waypoint this episode on whose way IK found no
+        joints (the arm then stays): a target out of the arm's reach; None while all went."""
 
     # -- to implement --------------------------------------------------------------------
 
@@ -87,6 +90,7 @@ class Expert(ABC):
             self._commands.append(
                 _ArmCommand(arm.name, prefix, arm.tcp_transform(joints), joints, 0.0)
             )
+        self.unreachable = None
         self._plan = self.plan(obs)
         self._elapsed = 0.0
         self._settled = 0.0
@@ -158,6 +162,17 @@ class Expert(ABC):
             if joints is not None:
                 command.tcp = step
                 command.joints = joints
+            elif self.unreachable is None:
+                self.unreachable = goal[:3, 3].copy()
+
+    def unreachable_note(self) -> str:
+        """Why this episode's motion stopped short, for a failed episode's line: the
+        waypoint out of reach, or "" when IK always found joints."""
+        if self.unreachable is None:
+            return ""
+        x, y, z = self.unreachable
+        return (f"the {self.task.name} expert found no joints on its way to ({x:.3f}, {y:.3f}, "
+                f"{z:.3f}) m (world), out of the arm's reach, and held the arm")  # fmt: skip
 
     def _action(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         parts = []

@@ -198,9 +198,11 @@ def run_rollout(args: argparse.Namespace) -> int:
                 successes += bool(info["is_success"])
                 outcome = "success" if info["is_success"] else "FAILURE"
                 took = time.perf_counter() - start
+                note = "" if info["is_success"] else expert.unreachable_note()
                 bar.write(
                     f"episode {episode} seed {seed}: {outcome} after {steps} steps "
                     f"({steps / env.control_hz:.2f} s simulated, {took:.1f} s)"
+                    + (f": {note}" if note else "")
                 )
                 bar.set_postfix(success=f"{successes}/{episode + 1}")
                 finished += 1

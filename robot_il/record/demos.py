@@ -50,12 +50,15 @@ class SessionSummary:
     late: int = 0
     dropped: int = 0
     quit: bool = False
+    unreachable: int = 0
+    """Failed expert attempts whose expert met a waypoint out of the arm's reach."""
 
     def line(self) -> str:
         return (
             f"kept {self.kept} episode(s) of {self.attempts} attempt(s) "
-            f"({self.successes} successful, {self.discarded} discarded); "
-            f"late frames {self.late}, dropped frames {self.dropped}"
+            f"({self.successes} successful, {self.discarded} discarded"
+            + (f", {self.unreachable} with a waypoint out of reach" if self.unreachable else "")
+            + f"); late frames {self.late}, dropped frames {self.dropped}"
         )
 
     def add(self, report: EpisodeReport) -> None:
@@ -139,6 +142,10 @@ def record_expert(
                     break
             success = bool(info.get("is_success", False))
             summary.successes += success
+            note = "" if success else getattr(expert, "unreachable_note", str)()
+            if note and not summary.unreachable:  # once: every attempt would say the same
+                tqdm.write(f"expert episode seed {episode_seed} failed: {note}")
+            summary.unreachable += bool(note)
             meta = {**(episode_meta or {}), "success": success, "seed": episode_seed}
             report = recorder.stop_episode(commit=success or keep_failures, meta=meta)
             summary.add(report)

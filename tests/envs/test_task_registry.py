@@ -271,3 +271,28 @@ def test_a_plugin_that_fails_to_load_is_named_in_one_line(tmp_path):
         "group robot_il.tasks) failed to load: AttributeError: module 'robot_il.envs' has no "
         "attribute 'no_such'"
     )
+
+
+class FarReach(Reach):
+    """Reach whose target lies 1.5 m ahead: beyond the UR5e's 0.85 m."""
+
+    name = "far_reach"
+
+    def sample(self, rng: np.random.Generator):
+        state = super().sample(rng)
+        self.target = np.array([1.5, 0.0, 0.3])
+        return state
+
+
+def test_an_expert_target_out_of_reach_is_named(registry, tmp_path, capsys):
+    """Before, each attempt failed after the whole time limit with nothing said about why."""
+    register_task(FarReach, ReachExpert)
+    assert main(["sim", "rollout", "--task", "far_reach", "--expert"]) == 0
+    out = capsys.readouterr().out
+    assert "FAILURE after 80 steps" in out
+    assert "the far_reach expert found no joints on its way to (1.500, 0.000, 0.300) m" in out
+    argv = ["record", "--task", "far_reach", "--expert", "--max-attempts", "2", "--no-fsync"]
+    assert main([*argv, "--out", str(tmp_path / "far.zarr")]) == 1
+    out = capsys.readouterr().out
+    assert "expert episode seed 0 failed: the far_reach expert found no joints" in out
+    assert "(0 successful, 2 discarded, 2 with a waypoint out of reach)" in out
