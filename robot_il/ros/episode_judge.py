@@ -27,6 +27,11 @@ episode and stops an unsafe one, but publishes no rating; the episode then waits
 stopped and the simulation still, for the person's rating or intervention, however long it
 takes (the log says so every :data:`RATING_REMINDER` s).
 
+A person who takes the arm over with the teleop device (``teleop/takeover`` true, ``teleop``
+with ``takeover:=true``, recording corrections) intervenes: the judge sends the intervention for
+the episode at once, and starts the next episode only once the person has handed back (the
+correction is recorded in the scene the policy led the arm into).
+
 Feedback from anyone else (the person's intervene button, or a rating given early) closes the
 episode: the selector announces the next one, and the judge stops the policy at once and
 starts that one, publishing nothing for the closed episode.
@@ -84,6 +89,7 @@ from robot_il.ros.ur_topics import (
     RESET_ESTOP_SERVICE,
     SAFETY_EVENTS_TOPIC,
     SUCCESS_TOPIC,
+    TAKEOVER_TOPIC,
 )
 from robot_il.safety.events import Intervention
 from robot_il.select import SimulatedPerson
@@ -145,6 +151,9 @@ class EpisodeJudge(Node):
         self.reset_estop = self.create_client(Trigger, RESET_ESTOP_SERVICE)
         self.create_subscription(String, STATISTICS_TOPIC, self.on_statistics, LATCHED)
         self.create_subscription(String, SAFETY_EVENTS_TOPIC, self.on_safety_event, qos)
+        self.create_subscription(Bool, TAKEOVER_TOPIC, self.on_takeover, LATCHED)
+        self._taken_over = False
+        """Whether a person drives the arm with the teleop device (``teleop/takeover``)."""
         self.sim_time = bool(self.get_parameter("use_sim_time").value)
         self._steps = StepTimes(self.sim_time)
         self._steps.subscribe(self, SUCCESS_TOPIC)
@@ -178,6 +187,11 @@ class EpisodeJudge(Node):
         if start is None or event["kind"] not in self.unsafe_kinds or event["t"] < start:
             return
         self._unsafe.append((event["t"], f"{event['kind']}: {event['detail']}"))
+
+    def on_takeover(self, msg: Bool) -> None:
+        with self._changed:
+            self._taken_over = bool(msg.data)
+            self._changed.notify_all()
 
     # -- episodes (worker thread) --------------------------------------------------------
 
@@ -230,6 +244,7 @@ class EpisodeJudge(Node):
 
     def _run_episode(self, number: int, candidate: str) -> None:
         """Deploy ``candidate``, run one episode and publish the feedback."""
+        self._await_hand_back(number)
         if self._estop_latched:
             self._call(self.reset_estop)
             self._estop_latched = False
@@ -242,6 +257,7 @@ class EpisodeJudge(Node):
                 self.intervene_pub, String(data=intervention_message(number)), "intervention"
             )
             return
+        self._await_hand_back(number)  # (taken over while the candidate loaded)
         reset_called = time.time_ns()
         self._call(self.sim_reset)
         # The episode starts before the policy's reset: a safety event in its first
@@ -259,6 +275,15 @@ class EpisodeJudge(Node):
         self._call(self.policy_stop)  # it publishes its queued safety events before answering
         unsafe = [event for event in self._unsafe if event[0] < end]
         self._episode_start_ros = None
+        if self._taken_over and not self._closed_elsewhere(number):
+            self._publish(
+                self.intervene_pub, String(data=intervention_message(number)), "intervention"
+            )
+            self.get_logger().info(
+                f"episode {number} ({candidate}): the person took the arm over after "
+                f"{self._now_ros() - start:.2f} s; intervened"
+            )
+            return
         if self._closed_elsewhere(number):
             self.get_logger().info(
                 f"episode {number} ({candidate}): closed by the person's feedback after "
@@ -321,7 +346,7 @@ class EpisodeJudge(Node):
         guard = start + self.success_guard
         unsolved_seen = False
         while self._running:
-            if self._closed_elsewhere(number):
+            if self._closed_elsewhere(number) or self._taken_over:
                 return None, math.inf
             for t, solved in self._steps.timed_successes():
                 if t > limit + CLOCK_TOLERANCE:
@@ -336,6 +361,16 @@ class EpisodeJudge(Node):
                 return None, limit
             time.sleep(0.01)
         return None, limit
+
+    def _await_hand_back(self, number: int) -> None:
+        """Wait, before episode ``number``, until the person who took the arm over hands it
+        back (their correction happens in the scene of the episode before)."""
+        with self._changed:
+            if self._taken_over:
+                self.get_logger().info(
+                    f"episode {number} waits until the person hands the arm back (next key)"
+                )
+            self._changed.wait_for(lambda: not self._taken_over or not self._running)
 
     def _deploy(self, candidate: str) -> bool:
         """Stop the policy node with ``candidate`` for its next episode; False if it has not

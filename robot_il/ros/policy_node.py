@@ -50,7 +50,10 @@ its worker, safe start, camera frames received before dropped; its first observa
 until every key the policy observes was taken after the reset, in real time as in lock-step,
 so it is never the old scene's); ``policy/stop`` (Trigger) ends one: nothing is published
 until the next reset, so that a simulator reset in between gets no command of the old episode
-(``robot-il eval --ros``: stop, ``sim/reset``, reset). With ``seed`` >= 0 the node's
+(``robot-il eval --ros``: stop, ``sim/reset``, reset); ``policy/takeover`` (SetBool, the
+teleop node's ``takeover:=true``) stops it for a person who corrects the policy with the teleop
+device, refusing ``policy/reset`` from anyone until the person hands back, which begins an
+episode from where the arm is. With ``seed`` >= 0 the node's
 ``i``-th reset (from 0) seeds the episode's samples (Diffusion's noise) with ``seed + i``, as
 ``robot-il eval`` seeds episode ``i``'s and ``sim_robot`` resets to env seed ``seed + i``, so
 an evaluation over ROS 2 repeats; -1 (the default) leaves them to the worker's stream. A
@@ -90,7 +93,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile
 from std_msgs.msg import Bool, Float64, Float64MultiArray, String
-from std_srvs.srv import Trigger
+from std_srvs.srv import SetBool, Trigger
 
 from robot_il.deploy import ActionBlend, ActionTimeline, ChunkPlanner
 from robot_il.deploy.eef_delta import ACTION_MODES, TcpDeltaConverter
@@ -309,6 +312,8 @@ class PolicyNode(Node):
         self._episode_running = False
         self._stopped = False
         """``policy/stop`` ended the episode: nothing is published until ``policy/reset``."""
+        self._taken_over = False
+        """A person holds the arm (``policy/takeover``): stopped, and ``policy/reset`` refused."""
         self._last_gripper: list[float | None] = [None] * len(self.arms)
         """Each arm's gripper command sent last this episode (only a change is sent)."""
         self.command_log: deque[tuple[float, float]] = deque(maxlen=100_000)
@@ -341,6 +346,7 @@ class PolicyNode(Node):
         self.create_service(Trigger, RESET_ESTOP_SERVICE, self._on_reset_estop)
         self.create_service(Trigger, "policy/reset", self._on_reset)
         self.create_service(Trigger, "policy/stop", self._on_stop)
+        self.create_service(SetBool, TAKEOVER_SERVICE, self._on_takeover)
         self.create_subscription(String, SWITCH_TOPIC, self._on_switch, qos)
         self.create_timer(0.02, self._publish_events)
 
@@ -483,16 +489,46 @@ class PolicyNode(Node):
 
     def _on_reset(self, request, response):
         with self._state_lock:
-            if self._pending is not None:
-                self._swap(*self._pending)
-                self._pending = None
-            self._start_episode()
-            self._stopped = False
-            self._episode_seed = self.seed + self._resets if self.seed >= 0 else None
-            self._resets += 1
+            if self._taken_over:
+                response.success, response.message = False, TAKEN_OVER
+                return response
+            self._reset()
         response.success = True
         response.message = reset_message(self.checkpoint)
         self.get_logger().info(response.message)
+        return response
+
+    def _reset(self) -> None:
+        """Begin an episode (``policy/reset``; call with the state lock held)."""
+        if self._pending is not None:
+            self._swap(*self._pending)
+            self._pending = None
+        self._start_episode()
+        self._stopped = False
+        self._episode_seed = self.seed + self._resets if self.seed >= 0 else None
+        self._resets += 1
+
+    def _on_takeover(self, request, response):
+        """A person takes the arm over with the teleop device (``data`` true) or hands it
+        back (false). Taken over, the node stops as on ``policy/stop`` and refuses
+        ``policy/reset`` (an episode judge, a script) until the hand-back, so that nothing
+        restarts the policy under the person's hands; the hand-back begins an episode from
+        where the arm is, as ``policy/reset`` does."""
+        with self._state_lock:
+            if request.data:
+                self._taken_over = True
+            elif self._taken_over:
+                self._taken_over = False
+                self._reset()
+        if request.data:
+            self._on_stop(Trigger.Request(), Trigger.Response())
+        response.success = True
+        response.message = "taken over" if request.data else reset_message(self.checkpoint)
+        self.get_logger().info(
+            "a person holds the arm (teleop takeover): policy stopped"
+            if request.data
+            else f"handed back: {response.message}"
+        )
         return response
 
     def _on_stop(self, request, response):
@@ -1027,6 +1063,14 @@ def task_input_keys(task: str) -> list[str]:
     from robot_il.envs.tasks import TASKS
 
     return list(TASKS[task]().task_keys) if task in TASKS else []
+
+
+TAKEOVER_SERVICE = "policy/takeover"
+"""std_srvs/SetBool: true, a person takes the arm over with the teleop device (the policy
+stops, and ``policy/reset`` is refused until the hand-back); false, the hand-back (the policy
+begins an episode from where the arm is)."""
+TAKEN_OVER = "a person holds the arm (teleop takeover); no episode begins until the hand-back"
+"""What ``policy/reset`` answers (success false) while the arm is taken over."""
 
 
 def reset_message(checkpoint: str) -> str:

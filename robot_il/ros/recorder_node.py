@@ -48,6 +48,16 @@ and keys (another ``record_hz``, ``task``, other cameras or another ``gripper`` 
 
 The dataset's attrs carry ``task`` and ``action_mode`` (joint), so ``robot-il train`` reads it
 like a simulated recording.
+
+``corrections:=true`` records a person's corrections of a deployed policy instead of
+demonstrations (human-gated DAgger; :mod:`robot_il.select.corrections`): one episode per
+takeover, from ``teleop/takeover`` true (``teleop`` with ``takeover:=true`` has stopped the
+policy) to false (the hand-back), whose actions are the operator's commands only (each arm
+holds until the operator's first). The dataset is a corrections dataset (attrs ``kind``
+``corrections``), which ``robot-il select`` fine-tunes on and which is never mixed with
+demonstrations (appending one to the other is refused). No simulator reset is asked for:
+the episode keys ``discard`` (drop the takeover's steps) and ``quit`` act, ``next`` and
+``rerecord`` are the teleop node's own in this mode.
 """
 
 from __future__ import annotations
@@ -79,10 +89,12 @@ from robot_il.ros.observation import (
     camera_parameters,
     is_camera_key,
 )
+from robot_il.ros.selector_node import LATCHED
 from robot_il.ros.ur_rtde_bridge import GRIPPERS
 from robot_il.ros.ur_topics import (
     OBJECT_POSE_TOPIC,
     SUCCESS_TOPIC,
+    TAKEOVER_TOPIC,
     TARGET_TOPIC,
     task_input_topic,
     tf_prefix,
@@ -116,10 +128,22 @@ class RecorderNode(Node):
         autostart = bool(self.declare_parameter("autostart", False).value)
         gripper = str(self.declare_parameter("gripper", "robotiq").value)
         task_inputs = bool(self.declare_parameter("task_inputs", True).value)
+        self.corrections = bool(self.declare_parameter("corrections", False).value)
         if not path:
-            raise ConfigError("recorder: set the parameter path (the zarr dataset to write)")
+            what = (
+                "the corrections dataset to write: corrections:= on deploy_sim, "
+                "finetune_corrections:= on deploy_select_sim"
+                if self.corrections
+                else "the zarr dataset to write"
+            )
+            raise ConfigError(f"recorder: set the parameter path ({what})")
         if not 0 < self.record_hz <= 500:
             raise ConfigError(f"recorder: record_hz {self.record_hz} is not in (0, 500]")
+        if self.corrections and autostart:
+            raise ConfigError(
+                "recorder: corrections:=true records the takeovers only; autostart:=true "
+                "would record the policy's own steps as corrections (set it false)"
+            )
         if gripper not in GRIPPERS:
             raise ConfigError(
                 f"recorder: gripper {gripper!r} is not one of {GRIPPERS} ('': arms without one)"
@@ -128,7 +152,11 @@ class RecorderNode(Node):
         from robot_il.dataset import Dataset, DatasetWriter, ImageStorage
 
         append = Path(path).exists() and not overwrite
+        from robot_il.select.corrections import CORRECTIONS_KIND
+
         attrs = {"task": task, "action_mode": "joint", "source": "ros"}
+        if self.corrections:
+            attrs["kind"] = CORRECTIONS_KIND
         if append:
             held = Dataset.open(path)
             control_hz = held.control_hz
@@ -138,12 +166,13 @@ class RecorderNode(Node):
                     f"{control_hz} Hz; record at record_hz:={control_hz} to append, or into "
                     "another dataset (one dataset has one rate)"
                 )
-            for name in ("task", "action_mode"):  # push and pick_place steps have one set of keys
-                if held.attrs.get(name) != attrs[name]:
+            for name in ("task", "action_mode", "kind"):  # one set of keys; never mixed
+                if held.attrs.get(name) != attrs.get(name):
                     raise ConfigError(
                         f"recorder: {path} holds {name} {held.attrs.get(name)!r}, this recorder "
-                        f"records {name} {attrs[name]!r}; record into another dataset (one "
-                        "dataset has one task and one action mode)"
+                        f"records {name} {attrs.get(name)!r}; record into another dataset (one "
+                        "dataset has one task and one action mode, and corrections are kept "
+                        "apart from demonstrations)"
                     )
         robot_state = bool(self.declare_parameter("robot_state", False).value)
         self.obs = RobotObservation(self, task, **cameras, robot_state=robot_state)
@@ -159,6 +188,14 @@ class RecorderNode(Node):
         self.keys = {key: shape for key, shape in self.obs.keys.items() if key not in left_out}
         """The observation keys of a step: the robot's, but a gripper's only if it has one,
         and the task's inputs only with ``task_inputs``."""
+        if self.corrections:  # checked against the candidates before anything is recorded
+            attrs["spec"] = {
+                "robot": "ur5e",
+                "control_hz": self.record_hz,
+                "action_mode": "joint",
+                "action_dim": 7 * len(self.arms),
+                "observation": {key: list(shape) for key, shape in self.keys.items()},
+            }
         try:  # a read-only folder or a file on the path: one line, not a traceback
             if append:
                 self.writer = DatasetWriter.open(path, fsync=fsync)
@@ -223,6 +260,8 @@ class RecorderNode(Node):
             )
         self.create_subscription(Bool, SUCCESS_TOPIC, self._on_success, qos)
         self.create_subscription(String, EVENT_TOPIC, self._on_event, qos)
+        if self.corrections:
+            self.create_subscription(Bool, TAKEOVER_TOPIC, self._on_takeover, LATCHED)
         self.create_service(Trigger, "recorder/start", self._service(self.start_observed))
         self.create_service(Trigger, "recorder/stop", self._service(self.stop))
         self.create_service(Trigger, "recorder/discard", self._service(self.discard))
@@ -278,6 +317,8 @@ class RecorderNode(Node):
         except ValueError as error:
             self.get_logger().error(f"{EVENT_TOPIC}: {error}")
             return
+        if self.corrections and event in (EpisodeEvent.NEXT, EpisodeEvent.RERECORD):
+            return  # the teleop node's hand-back; takeovers begin and end the episodes
         keep = event in (EpisodeEvent.NEXT, EpisodeEvent.QUIT)
         try:
             self.get_logger().info(f"{event.value}: {self.stop() if keep else self.discard()}")
@@ -286,7 +327,23 @@ class RecorderNode(Node):
         if event is EpisodeEvent.QUIT:
             self.context.try_shutdown()  # the session is over: the node exits (and the launch)
             return
-        self._next_episode(same_scene=event is EpisodeEvent.RERECORD)
+        if not self.corrections:  # a takeover begins the next correction
+            self._next_episode(same_scene=event is EpisodeEvent.RERECORD)
+
+    def _on_takeover(self, msg: Bool) -> None:
+        """Corrections: a takeover begins an episode, the hand-back commits it. The arms hold
+        until the operator's first command: a command sent before (the policy's last one)
+        is not the operator's action."""
+        if not msg.data:
+            if self._episode is not None:  # (the teleop node announces none at its start)
+                self.get_logger().info(f"hand-back: {self.stop()}")
+            return
+        with self._lock:
+            message = self._begin()
+            self._since_ns = time.time_ns()
+            self._joint_commands = [None] * len(self.arms)
+            self._grippers = [None] * len(self.arms)
+        self.get_logger().info(f"takeover: {message}")
 
     def _next_episode(self, same_scene: bool) -> None:
         """Begin the next episode: at once on a real robot; with a simulator that offers

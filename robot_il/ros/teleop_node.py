@@ -30,6 +30,20 @@ so an arm driven by Universal Robots' driver (which has no robot_il safety layer
 ``safety/reset_estop`` (std_srvs/Trigger) releases it: the servo starts again from where the
 arm is, with the safe-start ramp, not towards a target the device moved during the stop.
 Episode events still pass (an operator may discard the stopped episode).
+
+``takeover:=true`` makes the node a correction device beside a deployed policy (human-gated
+DAgger, Kelly et al. 2019): the servo sends nothing while the policy drives. The operator takes
+over by moving the device: the node takes the arm from the policy node (``policy/takeover``
+true, answered once the policy node publishes nothing; until the hand-back it refuses to
+start again) and then servos from where the arm is, announcing ``teleop/takeover`` true
+(std_msgs/Bool, latched); the gripper stays as the policy left it until the operator works
+the device's gripper. The episode key ``next`` (Right arrow, the SpaceMouse's right button)
+hands back: ``teleop/takeover`` false, and ``policy/takeover`` false starts the policy again
+from where the arm is (a fresh history, the safe start). The other episode keys pass to the
+recorder as usual. A device moved while no policy node answers takes nothing over (said in
+the log): the operator never drives an arm a policy drives too. The device is read on the
+wall clock whatever ``use_sim_time`` says (a lock-step simulator's ``/clock`` stands still
+while the policy is stopped; each command of the operator's steps it).
 """
 
 from __future__ import annotations
@@ -38,25 +52,36 @@ import time
 
 import numpy as np
 from geometry_msgs.msg import Twist
+from rclpy.clock import Clock, ClockType
 from rclpy.context import Context
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64, Float64MultiArray, String
-from std_srvs.srv import Trigger
+from std_srvs.srv import SetBool, Trigger
 
 from robot_il.envs.ur5e.description import JOINT_VEL_LIMITS
 from robot_il.errors import ConfigError
 from robot_il.record.control import EpisodeEvent
 from robot_il.ros.node_main import LISTENER_WAIT, declare_float
 from robot_il.ros.observation import RobotObservation
-from robot_il.ros.ur_topics import ESTOP_TOPIC, RESET_ESTOP_SERVICE, stamp_seconds
+from robot_il.ros.policy_node import TAKEOVER_SERVICE
+from robot_il.ros.selector_node import LATCHED
+from robot_il.ros.ur_topics import (
+    ESTOP_TOPIC,
+    RESET_ESTOP_SERVICE,
+    TAKEOVER_TOPIC,
+    stamp_seconds,
+)
 from robot_il.safety import SafetyFilter, SafetyLimits
 
 TWIST_TOPIC = "teleop/twist"
 GRIPPER_TOPIC = "teleop/gripper"
 EVENT_TOPIC = "teleop/episode_event"
+TAKEOVER_MOTION = 1e-4
+"""m (or rad) of device motion in one period that takes the arm over from the policy: above a
+still device's noise, below any deliberate push."""
 JUMP_SLACK = 0.005
 """s of stamp jitter the jump test allows: a joint that moves farther between two joint states
 than its speed limit covers in their stamps' interval plus this was moved by no motor."""
@@ -79,8 +104,11 @@ class TeleopNode(Node):
         task = self.declare_parameter("task", "reach").value
         self.servo = bool(self.declare_parameter("servo", True).value)
         max_observation_age = declare_float(self, "max_observation_age", 0.1)
+        self.takeover = bool(self.declare_parameter("takeover", False).value)
         if not 1.0 <= self.rate <= 500.0:
             raise ConfigError(f"teleop: rate {self.rate} is not in [1, 500] Hz")
+        if self.takeover and not self.servo:
+            raise ConfigError("teleop: takeover:=true drives the arm; it needs servo:=true")
         if device is None:
             from robot_il.record.teleop import make_teleop_device
 
@@ -123,7 +151,20 @@ class TeleopNode(Node):
             """Stamp (s) of a joint state that jumped, until the servo starts again from it."""
             for topic, _ in self.obs.layout.joint_state_topics():
                 self.create_subscription(JointState, topic, self._on_joint_states, qos)
-        self.create_timer(self.period, self._tick)
+        self.holding = not self.takeover
+        """Whether the operator drives the arm: always without ``takeover``; with it, from
+        the policy's stop to the hand-back."""
+        self._asked: str | None = None
+        """The policy service called and not answered yet (``policy/stop``, ``policy/reset``)."""
+        self._gripper_at_takeover: float | None = None
+        """The device's gripper command when the operator took over: the gripper is left as
+        the policy left it until the device's differs from this."""
+        if self.takeover:
+            self.takeover_pub = self.create_publisher(Bool, TAKEOVER_TOPIC, LATCHED)
+            self.takeover_pub.publish(Bool(data=False))
+            self.policy_takeover = self.create_client(SetBool, TAKEOVER_SERVICE)
+        # The operator's hand moves in wall time; a lock-step /clock waits for their commands.
+        self.create_timer(self.period, self._tick, clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.get_logger().info(
             f"{device_name} teleop at {self.rate:g} Hz{', servoing the arm' if self.servo else ''}"
         )
@@ -139,9 +180,60 @@ class TeleopNode(Node):
             twist.angular.x, twist.angular.y, twist.angular.z = (delta[3:] / self.period).tolist()
             self.gripper_pub.publish(Float64(data=float(command.gripper)))
         self.twist_pub.publish(twist)
-        self._send_events(command.events)
-        if self.servo:
+        events = command.events
+        if self.takeover:
+            events = self._take_over_or_hand_back(command)
+        self._send_events(events)
+        if self.servo and self.holding:
             self._servo(delta, float(command.gripper))
+
+    def _take_over_or_hand_back(self, command) -> tuple[EpisodeEvent, ...]:
+        """With ``takeover``: take the arm over when the device moves, hand it back on
+        ``next``; returns the episode events left for the recorder."""
+        if self._asked is not None:
+            return command.events
+        if self.holding and EpisodeEvent.NEXT in command.events:
+            self.holding = False  # no servo command from now on, before the policy restarts
+            self.takeover_pub.publish(Bool(data=False))
+            self._ask(take=False)
+            return tuple(event for event in command.events if event is not EpisodeEvent.NEXT)
+        moved = np.abs(np.asarray(command.eef_delta)).max() > TAKEOVER_MOTION
+        if not self.holding and moved and not self._estop_latched:
+            self._gripper_at_takeover = float(command.gripper)
+            self._ask(take=True)
+        return command.events
+
+    def _ask(self, take: bool) -> None:
+        """Ask the policy node to give the arm to the operator (``take``) or to take it back;
+        the operator's servo starts once the policy node has answered that it stopped."""
+        client = self.policy_takeover
+        if not client.service_is_ready():
+            self.get_logger().error(
+                f"no policy node answers {client.srv_name}: "
+                + ("the arm is not taken over" if take else "the policy is not restarted"),
+                throttle_duration_sec=2.0,
+            )
+            return
+        self._asked = client.srv_name
+        client.call_async(SetBool.Request(data=take)).add_done_callback(
+            lambda future: self._on_answer(take, future)
+        )
+
+    def _on_answer(self, take: bool, future) -> None:
+        self._asked = None
+        reply = future.result()
+        if reply is None or not reply.success:
+            why = "no answer" if reply is None else reply.message
+            self.get_logger().error(f"{self.policy_takeover.srv_name} failed ({why})")
+            return
+        if not take:
+            self.get_logger().info("handed back: the policy drives again from where the arm is")
+            return
+        self._target_pose = None  # the servo starts from where the policy left the arm
+        self.safety.restart()
+        self.holding = True
+        self.takeover_pub.publish(Bool(data=True))
+        self.get_logger().info("the operator has the arm (policy stopped)")
 
     def _on_estop(self, msg: Bool) -> None:
         if msg.data:
@@ -229,7 +321,9 @@ class TeleopNode(Node):
         if safe.command is None:  # not started: the measured joints are not finite
             return
         self.command_pub.publish(Float64MultiArray(data=safe.command.tolist()))
-        if not safe.held:
+        if self._gripper_at_takeover is not None and gripper != self._gripper_at_takeover:
+            self._gripper_at_takeover = None  # the operator works the gripper from now on
+        if not safe.held and self._gripper_at_takeover is None:
             self.robot_gripper_pub.publish(Float64(data=min(max(gripper, 0.0), 1.0)))
 
     def shutdown(self) -> None:

@@ -34,6 +34,10 @@ ESTOP_TOPIC = "safety/estop"
 """std_msgs/Bool: true latches the e-stop of every safety layer listening."""
 RESET_ESTOP_SERVICE = "safety/reset_estop"
 """std_srvs/Trigger: release the latched e-stop (the arm restarts with a safe ramp)."""
+TAKEOVER_TOPIC = "teleop/takeover"
+"""std_msgs/Bool, latched: true while a person drives the arm with the teleop device in place
+of the stopped policy (from the policy's stop to the hand-back; ``teleop`` with
+``takeover:=true``)."""
 SAFETY_EVENTS_TOPIC = "safety/events"
 """std_msgs/String: one JSON object ``{"kind", "t", "detail"}`` per safety intervention."""
 SUCCESS_TOPIC = "task/success"

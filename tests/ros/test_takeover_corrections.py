@@ -1,0 +1,224 @@
+"""Correcting a deployed policy over ROS (human-gated DAgger): ``deploy_sim.launch.yaml
+takeover:=true`` runs the policy, the teleop node reading a real keyboard on a pseudo terminal,
+and the recorder in corrections mode. Moving the device takes the arm over, the Right arrow
+hands it back; the takeover is a corrections episode that fine-tuning accepts."""
+
+from __future__ import annotations
+
+import os
+import pty
+import subprocess
+import time
+
+import numpy as np
+import pytest
+from deploy_helpers import BIN, Client, log_tail, stop, wait_for
+from make_reach_checkpoint import FIXTURE
+
+pytestmark = pytest.mark.ros
+
+RIGHT = b"\x1b[C"
+
+
+def test_a_takeover_stops_the_policy_is_recorded_and_hands_back(
+    ros_context, ros_env, tmp_path
+) -> None:
+    from robot_il.envs.ur5e.kinematics import tcp_point
+    from sensor_msgs.msg import JointState
+    from std_msgs.msg import Bool, Float64MultiArray
+
+    from robot_il.dataset import Dataset
+    from robot_il.deploy.worker import CheckpointInfo
+    from robot_il.ros.selector_node import LATCHED
+    from robot_il.train.finetune import FinetuneSettings, finetune_checkpoint
+
+    path = tmp_path / "corrections.zarr"
+    log = tmp_path / "launch.log"
+    master, slave = pty.openpty()
+    argv = [str(BIN / "robot-il"), "launch", "deploy_sim.launch.yaml"]
+    argv += [f"checkpoint:={FIXTURE}", "takeover:=true", f"corrections:={path}"]
+    argv += ["control_rate:=100.0"]
+    with open(log, "w") as out:
+        launch = subprocess.Popen(
+            argv, env=ros_env, stdin=slave, stdout=out, stderr=subprocess.STDOUT
+        )
+    os.close(slave)
+    procs, logs = (launch,), (log,)
+    client = Client(ros_context)
+    try:
+        commands = client.record(Float64MultiArray, "forward_position_controller/commands")
+        joint_states = client.record(JointState, "joint_states", depth=10)
+        takeovers: list = []
+        client.node.create_subscription(
+            Bool, "teleop/takeover", lambda m: takeovers.append(m.data), LATCHED
+        )
+
+        def rate(since: float) -> float:
+            """Commands per second received since ``since`` (monotonic s)."""
+            recent = [t for t, _ in commands if t >= since]
+            return len(recent) / max(time.monotonic() - since, 1e-3)
+
+        # The policy drives at 100 Hz; the teleop node sends nothing while it does.
+        wait_for(lambda: len(commands) > 200, 120, "the policy's commands", procs, logs)
+        assert takeovers == [False], takeovers
+
+        def press(keys: bytes, times: int) -> None:
+            for _ in range(times):
+                os.write(master, keys)
+                time.sleep(0.1)
+
+        press(b"w", 1)  # +x: moving the device takes the arm over
+        wait_for(lambda: takeovers[-1:] == [True], 20, "the takeover", procs, logs)
+        held_from = time.monotonic()
+        start_x = tcp_point(joint_states[-1][1].position[:6])[0]
+        press(b"w", 15)  # 5 mm a press
+        # Only the operator commands now: 20 Hz, not the policy's 100 Hz.
+        assert rate(held_from) < 40, rate(held_from)
+        wait_for(
+            lambda: tcp_point(joint_states[-1][1].position[:6])[0] - start_x > 0.04,
+            20,
+            "the arm to follow the operator",
+            procs,
+            logs,
+        )
+        time.sleep(0.5)
+        press(RIGHT, 1)  # hand back: the correction is committed, the policy drives again
+        wait_for(lambda: takeovers[-1:] == [False], 20, "the hand-back", procs, logs)
+        back_at = time.monotonic()
+        wait_for(lambda: rate(back_at) > 60, 30, "the policy driving again", procs, logs)
+        wait_for(lambda: path.exists() and Dataset.open(path).num_episodes == 1, 20,
+                 "the committed correction", procs, logs)  # fmt: skip
+    finally:
+        client.close()
+        code = stop(launch)
+        os.close(master)
+    assert code in (0, 130), log_tail(log)
+
+    dataset = Dataset.open(path)
+    assert dataset.attrs["kind"] == "corrections" and dataset.attrs["action_mode"] == "joint"
+    correction = dataset.episode(0)
+    # The operator's commands: the tool moved about 15 x 5 mm along +x under them.
+    first, last = (tcp_point(correction["action"][i, :6]) for i in (0, -1))
+    assert last[0] - first[0] > 0.04 and abs(last[1] - first[1]) < 0.02, (first, last)
+    # The first action is the arm's measured pose (the policy's last command is not the
+    # operator's), within what the arm moves in one 50 ms period.
+    np.testing.assert_allclose(correction["action"][0, :6], correction["joint_pos"][0], atol=0.05)
+    # Fine-tuning takes them as corrections recorded for this checkpoint (it refuses others).
+    tuned = finetune_checkpoint(
+        FIXTURE, path, tmp_path / "tuned", settings=FinetuneSettings(steps=5)
+    )
+    assert CheckpointInfo.read(tuned).spec == CheckpointInfo.read(FIXTURE).spec
+    assert "operator has the arm" in log.read_text(), log_tail(log)
+
+
+def test_corrections_are_never_appended_to_demonstrations(ros_context, tmp_path) -> None:
+    """A corrections recorder pointed at a demonstrations dataset (or the reverse) is refused
+    before it records: a fine-tuning would otherwise train on the demonstrations as
+    corrections, a training on corrections as demonstrations."""
+    from rclpy.parameter import Parameter
+
+    from robot_il.errors import ConfigError
+    from robot_il.ros.recorder_node import RecorderNode
+
+    def recorder(path, corrections: bool) -> RecorderNode:
+        parameters = [
+            Parameter("path", value=str(path)),
+            Parameter("corrections", value=corrections),
+            Parameter("autostart", value=False),
+            Parameter("fsync", value=False),
+        ]
+        return RecorderNode(context=ros_context, parameter_overrides=parameters)
+
+    for held, appended in ((False, True), (True, False)):
+        path = tmp_path / f"held_corrections_{held}.zarr"
+        recorder(path, held).shutdown()
+        with pytest.raises(ConfigError, match="holds kind"):
+            recorder(path, appended)
+    with pytest.raises(ConfigError, match="autostart"):
+        RecorderNode(
+            context=ros_context,
+            parameter_overrides=[
+                Parameter("path", value=str(tmp_path / "c.zarr")),
+                Parameter("corrections", value=True),
+                Parameter("autostart", value=True),
+            ],
+        )
+
+
+@pytest.mark.usefixtures("trained_checkpoints")
+def test_a_takeover_in_a_selection_intervenes_waits_and_is_fine_tuned_on(
+    ros_context, ros_env, tmp_path
+) -> None:
+    """``deploy_select_sim.launch.yaml takeover:=true``: the person takes over with the
+    keyboard; the episode under way counts as intervened, no episode starts until the hand-back
+    (the simulator keeps the scene the correction is made in), and a later episode's close
+    fine-tunes on the correction."""
+    import json
+
+    from make_select_candidates import BEST, UNDERTRAINED
+    from make_select_candidates import FIXTURE as CANDIDATES
+    from std_msgs.msg import Bool, String
+    from std_srvs.srv import SetBool
+
+    from robot_il.dataset import Dataset
+    from robot_il.ros.selector_node import LATCHED
+    from robot_il.select import Selector
+
+    corrections, tuned, state = tmp_path / "c.zarr", tmp_path / "tuned", tmp_path / "sel.json"
+    log = tmp_path / "launch.log"
+    master, slave = pty.openpty()
+    argv = [str(BIN / "robot-il"), "launch", "deploy_select_sim.launch.yaml"]
+    argv += [f"candidates_dir:={CANDIDATES}", f"candidates:={BEST},{UNDERTRAINED}"]
+    argv += [f"default_candidate:={BEST}", "episodes:=6", f"state_path:={state}"]
+    argv += ["takeover:=true", f"finetune_corrections:={corrections}", f"finetune_out:={tuned}"]
+    argv += ["finetune_steps:=5", "rule:=uniform"]
+    with open(log, "w") as out:
+        launch = subprocess.Popen(
+            argv, env=ros_env, stdin=slave, stdout=out, stderr=subprocess.STDOUT
+        )
+    os.close(slave)
+    procs, logs = (launch,), (log,)
+    client = Client(ros_context)
+    try:
+        takeovers: list = []
+        pending: list = []
+        client.node.create_subscription(
+            Bool, "teleop/takeover", lambda m: takeovers.append(m.data), LATCHED
+        )
+        client.node.create_subscription(
+            String,
+            "selector/statistics",
+            lambda m: pending.append((json.loads(m.data).get("pending") or {}).get("episode")),
+            LATCHED,
+        )
+        # The arm can be taken over once the policy node serves policy/takeover.
+        takeover = client.node.create_client(SetBool, "policy/takeover")
+        wait_for(takeover.service_is_ready, 120, "the policy node", procs, logs)
+        for _ in range(40):  # +x until the takeover is announced
+            os.write(master, b"w")
+            time.sleep(0.1)
+            if takeovers[-1:] == [True]:
+                break
+        wait_for(lambda: takeovers[-1:] == [True], 10, "the takeover", procs, logs)
+        time.sleep(2.0)  # the operator corrects; meanwhile no episode may start
+        held_log = log.read_text()
+        opened = pending[-1]
+        for _ in range(10):
+            os.write(master, b"d")
+            time.sleep(0.1)
+        assert pending[-1] == opened, pending  # nothing judged while the person held the arm
+        os.write(master, RIGHT)  # hand back: the selection goes on
+        code = launch.wait(timeout=240)
+    finally:
+        client.close()
+        stop(launch)
+        os.close(master)
+    output = log.read_text()
+    assert code == 0, log_tail(log, 4000)
+    # The takeover came during an episode (intervened) or between two (the next one waited).
+    assert "took the arm over" in held_log or "waits until the person hands" in held_log, held_log
+    assert Dataset.open(corrections).num_episodes == 1
+    assert Dataset.open(corrections).attrs["kind"] == "corrections"
+    selector = Selector.load(state)
+    assert selector.statistics()["episodes"] == 6
+    assert "fine-tuned" in output and any(tuned.iterdir()), log_tail(log, 4000)
