@@ -1,6 +1,7 @@
 """``robot-il info CHECKPOINT``: what a checkpoint is, read from its ``config.json`` without
 loading its weights: the policy, the robot and task it acts for, its inputs and outputs, and
-where it came from (``robot_il.provenance``; fine-tunings from its lineage)."""
+where it came from (``robot_il.provenance``; fine-tunings from its lineage, each with where
+its parent came from)."""
 
 from __future__ import annotations
 
@@ -49,5 +50,9 @@ def run(args: argparse.Namespace) -> int:
           f"{config.get('n_action_steps', 1)} executed")  # fmt: skip
     print(f"origin       {describe(saved.get('provenance'))}")
     for number, tuning in enumerate(saved.get(LINEAGE_KEY, []), start=1):
-        print(f"fine-tuning  {number}: from {tuning['parent']} on {tuning['corrections']}")
+        settings = tuning.get("settings") or {}
+        how = f" ({settings['steps']} steps, seed {settings['seed']})" if settings else ""
+        print(f"fine-tuning  {number}: from {tuning['parent']} on {tuning['corrections']}{how}")
+        if "parent_provenance" in tuning:  # the parent may be gone: what made it, kept here
+            print(f"{'':13}its parent {describe(tuning['parent_provenance'])}")
     return 0

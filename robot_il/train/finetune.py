@@ -10,8 +10,10 @@ so the policy does not forget what already worked.
 The result is always a NEW checkpoint directory: the deployed one is only read, so it stays
 the known fallback (and a bandit candidate) whatever the fine-tuning does. Its ``config.json``
 carries ``lineage``, the chain of fine-tunings from the original training run (oldest first),
-each naming its parent checkpoint with a hash of the parent's weights, the corrections used
-and the settings.
+each naming its parent checkpoint with a hash of the parent's weights, the parent's own
+provenance (the code, command, data and training settings that made it: the new
+checkpoint's provenance is the fine-tuning's, and the parent may be gone when the result is
+traced), the corrections used and the settings.
 """
 
 from __future__ import annotations
@@ -99,6 +101,7 @@ def finetune_checkpoint(
             f"(the deployed {checkpoint} is never overwritten)"
         )
     policy = load_policy(checkpoint, device=device)
+    parent = json.loads((checkpoint / CONFIG_FILE).read_text())  # its provenance and lineage
     corrections = Dataset.open(corrections_path, cache="ram")
     check_corrections_spec(corrections, policy.spec, str(corrections_path))
     if corrections.num_episodes == 0:
@@ -124,6 +127,7 @@ def finetune_checkpoint(
     entry = {
         "parent": str(checkpoint.resolve()),
         "parent_weights_sha256": _sha256(checkpoint / WEIGHTS_FILE),
+        "parent_provenance": parent.get("provenance"),
         "corrections": str(Path(corrections_path).resolve()),
         "corrections_segments": corrections.num_episodes,
         "corrections_steps": corrections.num_steps,
@@ -132,8 +136,7 @@ def finetune_checkpoint(
         "final_loss": loss,
         "created_unix": time.time(),
     }
-    parent_lineage = json.loads((checkpoint / CONFIG_FILE).read_text()).get(LINEAGE_KEY, [])
-    return _save_new(policy, out, [*parent_lineage, entry])
+    return _save_new(policy, out, [*parent.get(LINEAGE_KEY, []), entry])
 
 
 def check_demos_spec(demos: Any, spec: dict[str, Any], where: str) -> None:

@@ -563,6 +563,40 @@ def test_a_checkpoint_records_its_step_and_the_settings_a_config_file_gave(
         assert f"; step {step} of 4, seed 3, batch 32, lr 0.001\n" in capsys.readouterr().out
 
 
+def test_a_fine_tuned_checkpoint_keeps_where_its_parent_came_from(
+    synthetic_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A fine-tuned checkpoint's own provenance is the fine-tuning's (its code, its command):
+    the training that made its parent (the seed and steps a ``--config`` file gave, the
+    commit) stays in its lineage, and ``robot-il info`` shows it after the parent run is gone."""
+    from robot_il.policies import load_policy
+
+    from robot_il.select.corrections import CorrectionsRecorder
+    from robot_il.train.finetune import FinetuneSettings, finetune_checkpoint
+
+    config = tmp_path / "bc.yaml"
+    config.write_text(yaml.safe_dump({"seed": 5, "steps": 4, "lr": 0.002}))
+    run = tmp_path / "run"
+    assert main(["train", "bc", "--config", str(config), "--dataset", str(synthetic_dataset),
+                 "--out", str(run), *FAST]) == 0  # fmt: skip
+    spec = load_policy(run).spec
+    demo = Dataset.open(synthetic_dataset).episode(0)
+    with CorrectionsRecorder.open(tmp_path / "corrections.zarr", spec, fsync=False) as recorder:
+        recorder.begin()
+        for t in range(10):
+            recorder.append({k: demo[k][t] for k in spec["observation"]}, demo["action"][t])
+        recorder.commit()
+    settings = FinetuneSettings(steps=2, batch_size=4, seed=7)
+    tuned = finetune_checkpoint(run, tmp_path / "corrections.zarr", tmp_path / "tuned",
+                                settings=settings)  # fmt: skip
+    shutil.rmtree(run)
+    capsys.readouterr()
+    assert main(["info", str(tuned)]) == 0
+    shown = capsys.readouterr().out
+    assert "fine-tuning  1: from " in shown and "(2 steps, seed 7)" in shown
+    assert "its parent saved " in shown and "; step 4 of 4, seed 5, batch 32, lr 0.002\n" in shown
+
+
 def test_a_run_on_a_dataset_recorded_into_since_resumes_on_the_episodes_it_used(
     synthetic_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
