@@ -18,8 +18,10 @@ time within a tolerance, so that an observation is assembled from frames taken t
 from __future__ import annotations
 
 import bisect
+import math
 from collections import deque
 from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
 import numpy as np
 
@@ -111,13 +113,23 @@ def _as_rgb(pixels: np.ndarray, encoding: str) -> np.ndarray:
     return np.ascontiguousarray(pixels[..., :3])
 
 
-class FrameBuffer:
-    """The last ``capacity`` frames of one camera, in stamp order, for matching by time."""
+class Stamped(Protocol):
+    """A sample with ``stamp``, its capture time (s)."""
+
+    stamp: float
+
+
+S = TypeVar("S", bound=Stamped)
+
+
+class FrameBuffer(Generic[S]):
+    """The last ``capacity`` samples of one source (a camera's frames, an arm's joint
+    states), in stamp order, for matching by time."""
 
     def __init__(self, capacity: int = 30) -> None:
-        self._frames: deque[CameraFrame] = deque(maxlen=capacity)
+        self._frames: deque[S] = deque(maxlen=capacity)
 
-    def add(self, frame: CameraFrame) -> None:
+    def add(self, frame: S) -> None:
         """Keep ``frame``; a frame older than the newest (reordered delivery) is put in place."""
         if not self._frames or frame.stamp >= self._frames[-1].stamp:
             self._frames.append(frame)
@@ -127,12 +139,15 @@ class FrameBuffer:
         self._frames = deque(frames[-self._frames.maxlen :], maxlen=self._frames.maxlen)
 
     @property
-    def newest(self) -> CameraFrame | None:
+    def newest(self) -> S | None:
         return self._frames[-1] if self._frames else None
 
-    def nearest(self, stamp: float, tolerance: float) -> CameraFrame | None:
-        """The frame whose stamp is nearest ``stamp`` (s), if within ``tolerance`` (s)."""
-        best = min(self._frames, key=lambda f: abs(f.stamp - stamp), default=None)
-        if best is None or abs(best.stamp - stamp) > tolerance:
+    def nearest(self, stamp: float, tolerance: float = math.inf) -> S | None:
+        """The frame whose stamp is nearest ``stamp`` (s; the older of two as near), if within
+        ``tolerance`` (s)."""
+        if not self._frames:
             return None
-        return best
+        after = bisect.bisect_left(self._frames, stamp, key=lambda f: f.stamp)
+        near = [self._frames[i] for i in (after - 1, after) if 0 <= i < len(self._frames)]
+        best = min(near, key=lambda f: abs(f.stamp - stamp))
+        return best if abs(best.stamp - stamp) <= tolerance else None

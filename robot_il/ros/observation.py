@@ -20,10 +20,17 @@ observation keys from a robot that speaks the UR driver's topics (:mod:`robot_il
   ``<arm>_speed_scaling`` (1,) from the UR driver's speed scaling broadcaster and
   ``<arm>_wrench`` (6,: force N, torque N m at the tool) from its force-torque broadcaster.
 
-Camera frames are kept with their capture stamps, and an observation takes for each camera
-the frame nearest the joint state's stamp, within ``camera_tolerance`` (s); without one the
-observation is not ready (:meth:`select` gives None), and :meth:`fresh_stamp` ages, so the
-safety watchdog holds the arm rather than act on an old picture of the scene.
+A camera's frames reach a node later than the joint states of the same moment (capture,
+transfer, encoding, DDS on a loaded machine): the newest frame is often more than
+``camera_tolerance`` older than the newest joint state. So camera frames and each arm's recent
+joint states (and force-torque readings) are kept with their stamps, and an observation is of
+the capture time of the cameras' newest frames (the oldest camera's): each arm's joint state
+nearest it, and each camera's frame nearest that joint state's stamp within
+``camera_tolerance`` (s). No frame that close (a hole in the joint states, a camera out of
+step), or a newest frame more than ``max_camera_lag`` (s) older than the newest joint state (a
+stalled camera), and the observation is not ready (:meth:`select` gives None), and
+:meth:`fresh_stamp` ages, so the safety watchdog holds the arm rather than act on an old
+picture of the scene. Without cameras an observation is of the newest joint states.
 
 Subscriptions run on executor threads; readers on other threads take a :meth:`snapshot`.
 """
@@ -33,6 +40,7 @@ from __future__ import annotations
 import array
 import math
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -75,6 +83,10 @@ def depth_topic(camera: str) -> str:
     return f"camera/{camera}/depth/image_raw"
 
 
+STATE_HISTORY = 512
+"""Joint states (and force-torque readings) kept per arm for pairing with camera frames: 1 s
+at the UR controller's 500 Hz."""
+
 DEFAULT_IMAGE_SIZE = (96, 96)
 """[H, W] (px) of camera frames when neither a parameter nor a checkpoint says."""
 
@@ -112,7 +124,8 @@ def camera_parameters(node: Node, image_size: tuple[int, int] | None = None) -> 
     """Declare a node's camera parameters and return them as :class:`RobotObservation`
     keyword arguments: ``cameras`` / ``depth_cameras`` (comma-separated names),
     ``image_size`` [H, W] (px; default ``image_size``, a deployed policy's own, else
-    ``DEFAULT_IMAGE_SIZE``), ``camera_tolerance`` (s) and ``compressed_images``."""
+    ``DEFAULT_IMAGE_SIZE``), ``camera_tolerance`` (s), ``max_camera_lag`` (s) and
+    ``compressed_images``."""
     from robot_il.ros.node_main import declare_float
 
     def names(parameter: str) -> list[str]:
@@ -124,6 +137,7 @@ def camera_parameters(node: Node, image_size: tuple[int, int] | None = None) -> 
         "depth_cameras": names("depth_cameras"),
         "image_size": declare_image_size(node, image_size or DEFAULT_IMAGE_SIZE),
         "camera_tolerance": declare_float(node, "camera_tolerance", 0.05),
+        "max_camera_lag": declare_float(node, "max_camera_lag", 0.2),
         "compressed_images": bool(node.declare_parameter("compressed_images", False).value),
     }
 
@@ -134,13 +148,23 @@ SPEED_SCALING = ("speed_scaling_state_broadcaster", "speed_scaling")
 WRENCH = ("force_torque_sensor_broadcaster", "wrench")
 
 
+@dataclass(frozen=True)
+class StateSample:
+    """One arm's observation keys (``values``, arm-prefixed) of the message stamped ``stamp``
+    (s); or one force-torque reading."""
+
+    values: dict[str, np.ndarray]
+    stamp: float
+
+
 class RobotObservation:
     """The newest observation of the arms of ``task``'s scene, kept up to date from topics.
 
     ``keys`` maps every key this robot offers to its shape; only ``subscribe`` keys are
     subscribed to (besides the joint states, always) or computed (the tool pose). Joint
     states without a stamp get the node's time. The arm layout's parameters are declared on
-    ``node`` (:attr:`layout`).
+    ``node`` (:attr:`layout`). ``camera_tolerance`` and ``max_camera_lag`` (s): how frames
+    are paired with joint states (module docstring).
     """
 
     def __init__(
@@ -153,6 +177,7 @@ class RobotObservation:
         image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE,
         subscribe: set[str] | None = None,
         camera_tolerance: float = 0.05,
+        max_camera_lag: float = 0.2,
         compressed_images: bool = False,
         robot_state: bool = False,
     ) -> None:
@@ -176,9 +201,12 @@ class RobotObservation:
             self.keys[f"rgb_{camera}"] = [int(image_size[0]), int(image_size[1]), 3]
         for camera in depth_cameras:
             self.keys[f"depth_{camera}"] = [int(image_size[0]), int(image_size[1])]
-        if camera_tolerance <= 0:
-            raise ConfigError(f"{node.get_name()}: camera_tolerance must be > 0 s")
+        if camera_tolerance <= 0 or max_camera_lag < 0:
+            raise ConfigError(
+                f"{node.get_name()}: camera_tolerance must be > 0 s and max_camera_lag >= 0 s"
+            )
         self.camera_tolerance = float(camera_tolerance)
+        self.max_camera_lag = float(max_camera_lag)
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.frames: dict[str, FrameBuffer] = {}
         """Recent frames of each camera key, with capture stamps."""
@@ -200,6 +228,12 @@ class RobotObservation:
         """The oldest of the arms' newest stamps (s): how old the whole observation is."""
         self._arm_q: list[np.ndarray | None] = [None] * len(self.arms)
         self._arm_qd: list[np.ndarray | None] = [None] * len(self.arms)
+        self._arm_states: list[FrameBuffer[StateSample]] = [
+            FrameBuffer(STATE_HISTORY) for _ in self.arms
+        ]
+        """Each arm's recent observation keys, for pairing with camera frames."""
+        self._wrenches: dict[str, FrameBuffer[StateSample]] = {}
+        """Recent force-torque readings of each ``<arm>_wrench`` key, likewise."""
         self.messages = 0
         """Joint state messages taken in so far (tells a new one from an old one)."""
         self.input_stamps: dict[str, float] = {}
@@ -252,10 +286,11 @@ class RobotObservation:
             if p + "wrench" in wanted and robot_state:
                 from geometry_msgs.msg import WrenchStamped
 
+                self._wrenches[p + "wrench"] = FrameBuffer(STATE_HISTORY)
                 node.create_subscription(
                     WrenchStamped,
                     self.layout.broadcaster_topic(a, *WRENCH),
-                    lambda msg, k=p + "wrench": self._set(k, _wrench(msg)),
+                    lambda msg, k=p + "wrench": self._on_wrench(k, msg),
                     qos,
                 )
         for key in sorted(k for k in wanted if is_camera_key(k)):
@@ -271,10 +306,37 @@ class RobotObservation:
             )
 
     def snapshot(self) -> tuple[dict[str, np.ndarray], float | None]:
-        """The newest values (a new dict; arrays are replaced, never written in place) and
-        :attr:`stamp` (the oldest of the arms' newest joint-state stamps)."""
+        """The values of the newest moment a step can be paired at (a new dict; arrays are
+        replaced, never written in place) and its stamp (s): each arm's joint state (and
+        force-torque reading) nearest the capture time of the cameras' newest frames (the
+        oldest camera's), or without cameras (or with one stalled past ``max_camera_lag``)
+        the newest; the stamp is the oldest of those joint states' (None before every arm
+        reported). Other keys hold their newest values."""
         with self.lock:
-            return dict(self.values), self.stamp
+            values, stamp, _ = self._paired()
+            return values, stamp
+
+    def _paired(self) -> tuple[dict[str, np.ndarray], float | None, list[float]]:
+        """:meth:`snapshot`'s values and stamp, and each arm's joint-state stamp in it (call
+        with the lock held)."""
+        values = dict(self.values)
+        if self.stamp is None:
+            return values, None, list(self.arm_stamps)
+        at = self.stamp
+        newest = [buffer.newest for buffer in self.frames.values()]
+        if newest and None not in newest:
+            captured = min(frame.stamp for frame in newest)
+            if self.stamp - captured <= self.max_camera_lag:
+                at = min(at, captured)
+        states = [buffer.nearest(at) for buffer in self._arm_states]
+        for state in states:
+            values.update(state.values)
+        for buffer in self._wrenches.values():
+            reading = buffer.nearest(at)
+            if reading is not None:
+                values.update(reading.values)
+        arm_stamps = [state.stamp for state in states]
+        return values, min(arm_stamps), arm_stamps
 
     def select(
         self,
@@ -285,7 +347,8 @@ class RobotObservation:
         with_stamps: bool = False,
     ) -> dict[str, np.ndarray] | None:
         """``values`` restricted to ``keys``, camera keys filled with the frame nearest
-        ``stamp`` (s; the joint state's) within :attr:`camera_tolerance`; None while a key has
+        ``stamp`` (s; the joint state's, :meth:`snapshot`'s) within :attr:`camera_tolerance`;
+        None while a key has
         not arrived or a camera has no frame that close. ``with_stamps`` adds each frame's
         capture stamp as ``stamp_<key>`` (float64 s)."""
         selected = {}
@@ -326,23 +389,24 @@ class RobotObservation:
         reset, whose last messages may still be on their way when the reset returns. A key
         counts as new once a message has replaced its value in ``before`` (a :meth:`snapshot`
         of ``since``) and, where the message is stamped, its stamp is after ``since``: an
-        arm's keys by its joint states' stamp, ``target_pos`` / ``object_pose`` by theirs
-        (unstamped ones, and other inputs, by the replacement alone); a camera key by the
-        stamp of its frame nearest the joint states'."""
+        arm's keys by the stamp of its joint state in a :meth:`snapshot` now,
+        ``target_pos`` / ``object_pose`` by theirs (unstamped ones, and other inputs, by the
+        replacement alone); a camera key by the stamp of its frame nearest the snapshot's."""
         arm_of = {tf_prefix(arm) + key: a for a, arm in enumerate(self.arms) for key in ARM_KEYS}
         stale = []
         with self.lock:
+            values, stamp, arm_stamps = self._paired()
             for key in keys:
                 if is_camera_key(key):
                     buffer = self.frames.get(key)
                     frame = None
-                    if buffer is not None and self.stamp is not None:
-                        frame = buffer.nearest(self.stamp, self.camera_tolerance)
+                    if buffer is not None and stamp is not None:
+                        frame = buffer.nearest(stamp, self.camera_tolerance)
                     taken = None if frame is None else frame.stamp
-                elif key not in self.values or self.values[key] is before.get(key):
+                elif key not in values or values[key] is before.get(key):
                     taken = None
                 elif key in arm_of:
-                    taken = self.arm_stamps[arm_of[key]]
+                    taken = arm_stamps[arm_of[key]]
                 else:
                     taken = self.input_stamps.get(key) or math.inf  # 0: sent unstamped
                 if taken is None or not taken > since:
@@ -388,7 +452,7 @@ class RobotObservation:
             return
         index = {name: i for i, name in enumerate(msg.name)}
         stamp = stamp_seconds(msg.header.stamp) or self.node.get_clock().now().nanoseconds * 1e-9
-        values: dict[str, np.ndarray] = {}
+        states: list[StateSample] = []
         updated: list[tuple[int, np.ndarray, np.ndarray]] = []
         for a in arms:
             joints = [index.get(name) for name in self.layout.joint_names(a)]
@@ -398,8 +462,7 @@ class RobotObservation:
             q = position[joints]
             qd = velocity[joints] if velocity is not None else np.zeros(6)
             updated.append((a, q, qd))
-            values[p + "joint_pos"] = q.astype(np.float32)
-            values[p + "joint_vel"] = qd.astype(np.float32)
+            values = {p + "joint_pos": q.astype(np.float32), p + "joint_vel": qd.astype(np.float32)}
             if self._eef_pose[a]:
                 pose = kinematics.tcp_pose(q)
                 if pose[3] < 0:
@@ -408,13 +471,16 @@ class RobotObservation:
             gripper = index.get(self.layout.gripper_joint(a))
             if gripper is not None:
                 values[p + "gripper"] = np.array([position[gripper]], np.float32)
+            states.append(StateSample(values, stamp))
         if not updated:
             return
         with self.lock:
-            self.values.update(values)
+            for state in states:
+                self.values.update(state.values)
             self.messages += 1
-            for a, q, qd in updated:
+            for (a, q, qd), state in zip(updated, states, strict=True):
                 self._arm_q[a], self._arm_qd[a], self.arm_stamps[a] = q, qd, stamp
+                self._arm_states[a].add(state)
             if all(q is not None for q in self._arm_q):
                 self.joint_pos = np.concatenate(self._arm_q)
                 self.joint_vel = np.concatenate(self._arm_qd)
@@ -435,6 +501,13 @@ class RobotObservation:
         with self.lock:
             self.values["object_pose"] = np.array([p.x, p.y, p.z, o.w, o.x, o.y, o.z], np.float32)
             self.input_stamps["object_pose"] = stamp_seconds(msg.header.stamp)
+
+    def _on_wrench(self, key: str, msg) -> None:
+        stamp = stamp_seconds(msg.header.stamp) or self.node.get_clock().now().nanoseconds * 1e-9
+        reading = StateSample({key: np.asarray(_wrench(msg), np.float32)}, stamp)
+        with self.lock:
+            self.values.update(reading.values)
+            self._wrenches[key].add(reading)
 
     def _on_image(self, key: str, msg: Image | CompressedImage) -> None:
         where = f"{self.node.get_name()}: {key}"
