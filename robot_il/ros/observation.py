@@ -20,6 +20,10 @@ observation keys from a robot that speaks the UR driver's topics (:mod:`robot_il
   ``<arm>_speed_scaling`` (1,) from the UR driver's speed scaling broadcaster and
   ``<arm>_wrench`` (6,: force N, torque N m at the tool) from its force-torque broadcaster.
 
+Joint velocities are the driver's; a driver that sends none (an empty ``velocity``) gets
+finite differences of each arm's successive positions over their stamps (rad/s, unfiltered):
+its first message (and the first after a silence of ``VELOCITY_MAX_DT``) is only remembered.
+
 A camera's frames reach a node later than the joint states of the same moment (capture,
 transfer, encoding, DDS on a loaded machine): the newest frame is often more than
 ``camera_tolerance`` older than the newest joint state. So camera frames and each arm's recent
@@ -86,6 +90,8 @@ def depth_topic(camera: str) -> str:
 STATE_HISTORY = 512
 """Joint states (and force-torque readings) kept per arm for pairing with camera frames: 1 s
 at the UR controller's 500 Hz."""
+VELOCITY_MAX_DT = 0.1
+"""Longest time (s) between two joint states whose positions give a velocity estimate."""
 
 DEFAULT_IMAGE_SIZE = (96, 96)
 """[H, W] (px) of camera frames when neither a parameter nor a checkpoint says."""
@@ -220,8 +226,8 @@ class RobotObservation:
         self.joint_pos: np.ndarray | None = None
         """All arms' joint positions (6 per arm, rad), newest; None until every arm reported."""
         self.joint_vel: np.ndarray | None = None
-        """All arms' joint velocities (6 per arm, rad/s; zeros from a driver that sends none),
-        of the same messages as :attr:`joint_pos`."""
+        """All arms' joint velocities (6 per arm, rad/s; estimated where a driver sends
+        none), of the same messages as :attr:`joint_pos`."""
         self.arm_stamps: list[float | None] = [None] * len(self.arms)
         """Stamp (s) of each arm's newest joint state: one watchdog per arm."""
         self.stamp: float | None = None
@@ -234,6 +240,8 @@ class RobotObservation:
         """Each arm's recent observation keys, for pairing with camera frames."""
         self._wrenches: dict[str, FrameBuffer[StateSample]] = {}
         """Recent force-torque readings of each ``<arm>_wrench`` key, likewise."""
+        self._last_position: list[tuple[float, np.ndarray] | None] = [None] * len(self.arms)
+        """Each arm's previous (stamp s, positions rad), for velocities a driver omits."""
         self.messages = 0
         """Joint state messages taken in so far (tells a new one from an old one)."""
         self.input_stamps: dict[str, float] = {}
@@ -460,7 +468,9 @@ class RobotObservation:
                 continue
             p, kinematics = tf_prefix(self.arms[a]), self.arm_kinematics[a]
             q = position[joints]
-            qd = velocity[joints] if velocity is not None else np.zeros(6)
+            qd = velocity[joints] if velocity is not None else self._estimated_velocity(a, q, stamp)
+            if qd is None:
+                continue
             updated.append((a, q, qd))
             values = {p + "joint_pos": q.astype(np.float32), p + "joint_vel": qd.astype(np.float32)}
             if self._eef_pose[a]:
@@ -485,6 +495,18 @@ class RobotObservation:
                 self.joint_pos = np.concatenate(self._arm_q)
                 self.joint_vel = np.concatenate(self._arm_qd)
                 self.stamp = min(self.arm_stamps)
+
+    def _estimated_velocity(self, arm: int, q: np.ndarray, stamp: float) -> np.ndarray | None:
+        """Arm ``arm``'s joint velocities (rad/s) at positions ``q`` (rad) stamped ``stamp``
+        (s), from the positions before (finite differences); None when there is no earlier
+        message to difference with (the first, one after ``VELOCITY_MAX_DT`` s of silence,
+        or one not newer than the last), which is then not taken."""
+        last, self._last_position[arm] = self._last_position[arm], (stamp, q)
+        if last is None or not 0 < stamp - last[0] <= VELOCITY_MAX_DT:
+            if last is not None and stamp <= last[0]:
+                self._last_position[arm] = last  # an older message: keep the newer one
+            return None
+        return (q - last[1]) / (stamp - last[0])
 
     def _set(self, key: str, value) -> None:
         with self.lock:
