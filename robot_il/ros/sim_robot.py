@@ -22,6 +22,11 @@ so a client written for the real arm drives the simulation unchanged:
   scene at start-up is episode 0, unless ``reset_first:=true``: a client that begins every
   episode with ``sim/reset`` (the selection's episode judge, ``robot-il eval --ros``) has its
   first reset start episode 0 (env seed ``seed``, the start-up scene's too) rather than 1.
+  With ``dataset`` (the zarr dataset a recorder appends this session's episodes to, as
+  ``record_teleop.launch.yaml`` passes it), episode 0 is the first scene after those the
+  dataset holds: env seed ``seed`` + its episode count, so a second session continues the
+  scenes instead of recording the first ones again. (Episodes discarded or re-recorded in an
+  earlier session used seeds too: its last scenes may then come again.)
 
 Like the real controller it refuses commands that are not finite or not of the right size
 (logged, ignored) and clips targets to the joint limits; it does not filter speed: that is the
@@ -53,6 +58,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 from geometry_msgs.msg import PointStamped, PoseStamped
@@ -95,6 +101,15 @@ ANNOUNCE_PERIOD = 0.1
 """Lock-step: while waiting for a command, the state is published again this often (s)."""
 
 
+def _recorded_episodes(dataset: str) -> int:
+    """The episodes the zarr ``dataset`` holds (0 where there is none yet, or no path)."""
+    if not dataset or not Path(dataset).exists():
+        return 0
+    from robot_il.dataset import Dataset
+
+    return Dataset.open(dataset).num_episodes
+
+
 def _reached_multiple(before: int, after: int, every: int) -> bool:
     """Whether stepping from ``before`` to ``after`` physics steps reached a multiple of
     ``every``: a topic published every ``every`` steps is due after this env step."""
@@ -134,6 +149,9 @@ class SimRobot(Node):
         task = self.declare_parameter("task", "reach").value
         backend = self.declare_parameter("backend", "mujoco").value
         self.seed = int(self.declare_parameter("seed", 0).value)
+        dataset = str(self.declare_parameter("dataset", "").value)
+        recorded = _recorded_episodes(dataset)
+        self.seed += recorded
         reset_first = bool(self.declare_parameter("reset_first", False).value)
         self.publish_every = int(self.declare_parameter("publish_every", 1).value)
         task_hz = declare_float(self, "task_hz", 50.0)
@@ -253,6 +271,10 @@ class SimRobot(Node):
             f"{'lock-step on /clock' if self.lock_step else 'real time'}"
             + (f", camera {camera} {image_size[0]}x{image_size[1]} px" if camera else "")
         )
+        if recorded:
+            self.get_logger().info(
+                f"{dataset} holds {recorded} episodes: its next scenes are seeds from {self.seed}"
+            )
 
     def _render_size(self, camera: str) -> tuple[int, int]:
         """[H, W] (px) the camera renders at: ``image_size`` if given, else the frame size that

@@ -140,3 +140,47 @@ def test_keyboard_teleop_recording_keeps_and_discards_episodes(
     stamps = first["timestamp"]
     assert np.all(np.diff(stamps) >= 0)
     assert stamps[-1] >= 0.75 * (len(stamps) - 1) / 20.0
+
+
+def test_a_second_session_into_the_same_dataset_records_new_scenes(
+    ros_context, ros_env, tmp_path
+) -> None:
+    """``record_teleop.launch.yaml`` run again with the same ``path`` started the simulator on
+    seed 0 again: the second session's episodes repeated the first session's scenes
+    (duplicate demonstrations). Its ``sim_robot`` now starts after the scenes the dataset
+    holds: with 2 episodes there, the start-up scene is seed 2's, the next seed 3's."""
+    from geometry_msgs.msg import PointStamped
+    from robot_il.envs import make_env
+    from std_srvs.srv import Trigger
+
+    from robot_il.dataset import DatasetWriter
+    from robot_il.launch.description import load_launch
+    from robot_il.launch.substitution import package_share
+
+    path = tmp_path / "teleop.zarr"
+    with DatasetWriter.create(path, robot="ur5e", control_hz=20.0, fsync=False) as writer:
+        for _ in range(2):  # a first session's two episodes
+            writer.add_episode({"joint_pos": np.zeros((3, 6), np.float32),
+                                "action": np.zeros((3, 7), np.float32)})  # fmt: skip
+    launch = package_share("robot_il", tmp_path) / "launch" / "record_teleop.launch.yaml"
+    plan = load_launch(launch, {"path": str(path)})
+    (sim,) = [spec for spec in plan.processes if spec.name == "sim_robot"]
+    log = tmp_path / "sim.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen(sim.argv, env=ros_env, stdout=out, stderr=subprocess.STDOUT)
+    client = Client(ros_context)
+    try:
+        targets = client.record(PointStamped, "task/target")
+        wait_for(lambda: targets, 60, "task/target", (process,), (log,))
+        start_up = targets[-1][1].point
+        assert client.call(Trigger, "sim/reset").message == "episode 1 (seed 3)"
+    finally:
+        client.close()
+        stop(process)
+    env = make_env("reach", "mujoco")
+    try:
+        expected = env.reset(seed=2)[0]["target_pos"]
+    finally:
+        env.close()
+    np.testing.assert_allclose([start_up.x, start_up.y, start_up.z], expected, atol=1e-6)
+    assert "holds 2 episodes: its next scenes are seeds from 2" in log.read_text()
