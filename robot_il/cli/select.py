@@ -21,6 +21,7 @@ retrained since it was written is set aside, its ratings being of other weights.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +32,11 @@ if TYPE_CHECKING:
 
 STATE_FILE = "selection.json"
 """The selector's state file inside ``--out``: the episode log the summary is made from."""
+CORRECTIONS = "corrections.zarr"
+"""With ``--takeover``: the corrections dataset inside ``--out``."""
+FINETUNED = "finetuned"
+"""With ``--takeover``: the folder of the fine-tuned checkpoints inside ``--out``."""
+TELEOP_DEVICES = ("keyboard", "gamepad", "spacemouse")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -91,6 +97,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "slows the simulation)",
     )
     sim.add_argument(
+        "--takeover",
+        action="store_true",
+        help="correct the candidates yourself: moving the teleop device (--device) takes the "
+        "arm over (the episode counts as intervened), the Right arrow hands it back; each "
+        f"takeover is recorded into --out/{CORRECTIONS} and the candidates are fine-tuned on "
+        f"the corrections (into --out/{FINETUNED}; mixed with the demonstrations the default "
+        "candidates were trained on)",
+    )
+    sim.add_argument(
+        "--device",
+        default=None,
+        choices=TELEOP_DEVICES,
+        help="with --takeover: the teleop device (default keyboard: this terminal)",
+    )
+    sim.add_argument(
         "--fresh",
         action="store_true",
         help=f"start a new selection, discarding the ratings in --out/{STATE_FILE} (without "
@@ -108,12 +129,18 @@ def prepare_candidates(out: Path, dataset: Path | None, record: int | None) -> l
     if dataset is None:
         from robot_il.train.demos import record_expert_demos
 
-        dataset = out / "demos" / "env.zarr"
+        dataset = recipes_dataset(out, None)
         if not dataset.exists():
             episodes = record or RECIPE_DEMOS
             print(f"[select] recording {episodes} expert reach demonstrations", flush=True)
             dataset = record_expert_demos("reach", out / "demos", episodes=episodes, progress=True)
     return make_candidates(dataset, out, progress=True)
+
+
+def recipes_dataset(out: Path, dataset: Path | None) -> Path:
+    """The demonstrations the default candidates are trained on: ``dataset``, else those
+    recorded into ``out/demos``."""
+    return dataset if dataset is not None else out / "demos" / "env.zarr"
 
 
 def default_candidate_names(out: Path, dataset: Path | None, record: int | None) -> list[str]:
@@ -122,7 +149,7 @@ def default_candidate_names(out: Path, dataset: Path | None, record: int | None)
     hold once recorded (the recording keeps exactly the episodes it asks for)."""
     from robot_il.select.candidates import DEFAULT_RECIPES, RECIPE_DEMOS
 
-    source = dataset if dataset is not None else out / "demos" / "env.zarr"
+    source = recipes_dataset(out, dataset)
     if dataset is not None or source.exists():
         from robot_il.dataset import Dataset
 
@@ -152,6 +179,19 @@ def candidates_task(names: list[str]) -> str:
         raise SelectionError(f"--candidates: trained on different tasks ({trained}); one "
                              "simulated scene judges them all")  # fmt: skip
     return next(iter(tasks.values()))
+
+
+def candidates_rate(names: list[str]) -> float:
+    """The rate (Hz) every checkpoint of ``names`` acts at, which corrections are recorded at;
+    ``SelectionError`` if they differ (one policy node runs them all on one grid)."""
+    from robot_il.policies import read_checkpoint
+
+    rates = {name: float(read_checkpoint(name)[1]["spec"]["control_hz"]) for name in names}
+    if len(set(rates.values())) > 1:
+        acting = ", ".join(f"{Path(name).name} at {hz:g} Hz" for name, hz in rates.items())
+        raise SelectionError(f"candidates act at different rates ({acting}); one policy node "
+                             "runs them on one grid")  # fmt: skip
+    return next(iter(rates.values()))
 
 
 def candidates_camera(names: list[str]) -> tuple[str, tuple[int, int]] | None:
@@ -295,6 +335,14 @@ def run_sim(args: argparse.Namespace) -> int:
                                  "--web serves; add --web or leave it out")  # fmt: skip
     else:
         check_port_free(args.port)
+    if args.device is not None and not args.takeover:
+        raise SelectionError("--device: only for taking the arm over, which --takeover "
+                             "allows; add --takeover or leave it out")  # fmt: skip
+    device = args.device or "keyboard"
+    if args.takeover and device == "keyboard" and not sys.stdin.isatty():
+        raise SelectionError("--takeover with the keyboard reads this terminal, but standard "
+                             "input is not one: run it in an interactive shell, or pass "
+                             "--device spacemouse or gamepad")  # fmt: skip
     if args.candidates:
         names = [str(candidate_directory(path)) for path in args.candidates.split(",") if path]
         missing = [name for name in names if not (Path(name) / "config.json").is_file()]
@@ -360,6 +408,16 @@ def run_sim(args: argparse.Namespace) -> int:
     if observed:  # rendered at the candidates' frame size, served to them by the policy node
         camera, (height, width) = observed
         argv += [f"camera:={camera}", f"image_size:=[{height}, {width}]"]
+    if args.takeover:
+        argv += [
+            "takeover:=true",
+            f"device:={device}",
+            f"finetune_corrections:={(args.out / CORRECTIONS).resolve()}",
+            f"finetune_out:={(args.out / FINETUNED).resolve()}",
+            f"record_hz:={candidates_rate([str(c) for c in checkpoints]):g}",
+        ]
+        if not args.candidates:  # the recipes' demonstrations keep what the candidates learnt
+            argv.append(f"finetune_demos:={recipes_dataset(args.out, args.dataset).resolve()}")
     if args.web and shown:  # the person sees the scene they rate
         from robot_il.ros.ur_topics import image_topic
 

@@ -201,3 +201,40 @@ def test_page_flags_without_web_are_refused(tmp_path, candidates, capsys, flags)
     assert select_sim(tmp_path / "out", candidates, *flags) == 2
     error = capsys.readouterr().err
     assert f"{flags[0]}: only for the feedback page, which --web serves" in error, error
+
+
+def test_takeover_flags_are_checked_before_the_launch(tmp_path, candidates, capsys):
+    """--device without --takeover would be ignored; a keyboard takeover with no terminal
+    (pytest's standard input is none) could never take the arm over."""
+    assert select_sim(tmp_path / "out", candidates, "--device", "spacemouse") == 2
+    assert "--device: only for taking the arm over" in capsys.readouterr().err
+    assert select_sim(tmp_path / "out", candidates, "--takeover") == 2
+    assert "standard input is not one" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_selection_with_takeover_records_and_fine_tunes_into_out(tmp_path, candidates, ros_env):
+    """``--takeover`` from a terminal (a pseudo terminal here) starts the teleop node and the
+    corrections recorder into --out, at the candidates' rate; a selection nobody corrects runs
+    as without it and leaves an empty corrections dataset for the next run to append to."""
+    import pty
+
+    from robot_il.dataset import Dataset
+
+    out = tmp_path / "out"
+    master, slave = pty.openpty()
+    try:
+        result = subprocess.run(
+            [str(BIN / "robot-il"), "select", "sim", "--out", str(out), "--candidates",
+             ",".join(candidates), "--episodes", "2", "--takeover"],
+            env=ros_env, stdin=slave, capture_output=True, text=True, timeout=240,
+        )  # fmt: skip
+    finally:
+        os.close(slave)
+        os.close(master)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "takeover:=true device:=keyboard" in result.stdout
+    assert "record_hz:=20" in result.stdout
+    corrections = Dataset.open(out / "corrections.zarr")
+    assert corrections.attrs["kind"] == "corrections" and corrections.num_episodes == 0
+    assert "winner after 2 episodes:" in result.stdout
