@@ -7,7 +7,10 @@ episodes used, and a fingerprint of their content: ``dataset_record``); a checkp
 ``robot-il train`` (bc, diffusion and the online learners) adds ``training``, its step (env
 steps for an online learner) and the run's settings (seed, steps or env steps, batch size,
 schedule), which a ``--config`` file may have given and the command line then does not
-show.
+show. A run resumed after a kill adds ``segments``, one per process that trained it (the step
+it started from, its code, libraries, CPU, command, device and threads: ``run_segment``): the
+top-level record is the last process's, and a resume under other code or threads trains the
+rest otherwise than one uninterrupted run would.
 
 Every checkpoint's ``config.json`` carries this record as ``provenance``
 (``robot_il.policies.base.write_policy_config``); ``robot-il eval`` prints it in one line
@@ -130,6 +133,49 @@ def code_provenance() -> dict[str, Any]:
     }
 
 
+RESUME_SENSITIVE = ("device", "threads")
+"""Training settings a resumed run may change (``robot_il.train.trainer.RESUME_FIXED`` holds
+the others) that still change its numbers: float sums run in another order."""
+
+
+def run_segment(from_step: int, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """What trains a run from ``from_step`` on in this process: its ``code_provenance`` and
+    the ``RESUME_SENSITIVE`` entries of the run's ``settings``."""
+    sensitive = {key: settings[key] for key in RESUME_SENSITIVE if key in settings}
+    return {"from_step": from_step, **code_provenance(), **sensitive}
+
+
+def segment_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    """What changed between two stretches of one run (``run_segment``s) that can change its
+    numbers, each as ``name before -> after``: the code (``revision``), a library's version,
+    Python, the CPU, the device, the threads."""
+    changes = []
+    if revision(before) != revision(after):
+        changes.append(f"code {revision(before)} -> {revision(after)}")
+    then, now = before.get("libraries", {}), after.get("libraries", {})
+    changes += [f"{name} {then.get(name)} -> {now.get(name)}"
+                for name in sorted({*then, *now}) if then.get(name) != now.get(name)]  # fmt: skip
+    changes += [f"{key} {before.get(key)} -> {after.get(key)}"
+                for key in ("python", "cpu", *RESUME_SENSITIVE)
+                if before.get(key) != after.get(key)]  # fmt: skip
+    return changes
+
+
+def describe_resumes(segments: list[Mapping[str, Any]]) -> str:
+    """Each resume of a run trained in ``segments`` (``run_segment``s, oldest first), for
+    ``describe``: the step it resumed at and what changed then (``segment_changes``); a
+    segment saved before segments kept their code is named as not recorded."""
+    parts = []
+    for before, after in zip(segments, segments[1:], strict=False):
+        if "libraries" not in before:
+            how = "; what trained the steps before it is not recorded"
+        else:
+            changes = segment_changes(before, after)
+            how = f" with {', '.join(changes)}" if changes else " under the same code and settings"
+        parts.append(f"; resumed at step {after['from_step']}{how}")
+    return "".join(parts)
+
+
 def revision(record: Mapping[str, Any] | None = None) -> str:
     """The code of ``record`` (default this process's ``code_provenance``) in a few
     characters, for result rows: the commit's first 10 hex digits, ``+changes`` if the code
@@ -166,6 +212,7 @@ def describe(record: Mapping[str, Any] | None) -> str:
             line += (f"; step {training['step']} of {settings['steps']}, seed "
                      f"{settings['seed']}, batch {settings['batch_size']}, lr "
                      f"{settings['lr']:g}")  # fmt: skip
+        line += describe_resumes(training.get("segments", []))
     return line
 
 

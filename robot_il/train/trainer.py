@@ -11,7 +11,10 @@ schedule, logs to CSV and TensorBoard, evaluates in simulation every ``eval.ever
 and writes checkpoints. Everything needed to continue (raw weights, optimizer, schedule,
 step, the EMA, the normalizer, and every RNG of every process: each torchrun process draws
 its own batches) is saved in ``train_state/``, so a killed run resumes where its last save
-left it, bit-exactly. A resumed run must keep the settings of ``RESUME_FIXED``, its policy
+left it, bit-exactly. Each process that trains a stretch of the run is kept beside it
+(``robot_il.provenance.run_segment``), and its checkpoints name every resume; a resume under
+other code, libraries, device or threads, whose numbers may then differ from an uninterrupted
+run's, is warned about. A resumed run must keep the settings of ``RESUME_FIXED``, its policy
 config, its data, the normalizer it fitted and its number of processes; anything else is
 refused before a step, naming what changed. A run saved before each process's random state
 was kept (rank 0's alone) resumes in any number of processes, bit-exactly in one; other
@@ -45,7 +48,13 @@ from robot_il.policies import DEPLOY_SUBDIR, policy_class
 from robot_il.policies.base import CONFIG_FILE, NORMALIZER_FILE, Policy, PolicyConfig
 from robot_il.policies.encoders import DEPTH_PREFIX
 from robot_il.policies.spec import ACTION_KEY, is_image_key, spec_from_dataset
-from robot_il.provenance import code_provenance, dataset_record, refuse_changed_data
+from robot_il.provenance import (
+    code_provenance,
+    dataset_record,
+    refuse_changed_data,
+    run_segment,
+    segment_changes,
+)
 from robot_il.train.config import TRAIN_CONFIGS, EvalConfig, TrainConfig, config_to_dict
 from robot_il.train.distributed import Distributed, init_distributed
 from robot_il.train.evaluate import EvalResult, evaluate, make_eval_env, torch_seeded
@@ -180,11 +189,15 @@ def train(config: TrainConfig) -> TrainResult:
                 f"{out}: holds a training run; resume it (drop --no-resume) or pass a new --out"
             )
         start, resumed = 0, state_dir.exists()
+        segments = [run_segment(0, settings)]  # who trained which steps of the run
         if resumed:
-            start = _load_state(state_dir, policy, optimizer, schedule, rng, policy_type,
-                                run_config, dist)  # fmt: skip
+            start, earlier = _load_state(state_dir, policy, optimizer, schedule, rng,
+                                         policy_type, run_config, dist)  # fmt: skip
+            segments = [*earlier, run_segment(start, settings)]
         if start == config.steps:
             return _finish(out, start, policy, env, config.eval, dist.is_main)
+        if resumed and dist.is_main:
+            _warn_changed_resume(out, segments[-2], segments[-1])
         dataset = Dataset.open(config.dataset, cache="ram")  # the same episodes, decoded
         window = {
             "keys": [*obs_keys, *labels, ACTION_KEY],
@@ -251,7 +264,7 @@ def train(config: TrainConfig) -> TrainResult:
                 generators = dist.all_gather(rng_states(rng, device))
                 if dist.is_main:
                     _save(out, done, policy, optimizer, schedule, generators, run_config,
-                          settings)  # fmt: skip
+                          settings, segments)  # fmt: skip
             if saving or eval_now:
                 dist.barrier()  # other ranks wait while rank 0 evaluates and writes
         bar.close()
@@ -371,14 +384,16 @@ def _save(
     generators: list[dict[str, Any]],
     run_config: dict[str, Any],
     settings: dict[str, Any],
+    segments: list[dict[str, Any]],
 ) -> None:
     """Write the checkpoints (``save_checkpoint``) and refresh ``train_state/``, atomically
     (written beside, then renamed), so a kill never leaves a half-written directory.
-    ``generators``: ``rng_states`` of every process, by rank."""
+    ``generators``: ``rng_states`` of every process, by rank; ``segments``: the
+    ``run_segment`` of each process that trained the run, this one last."""
     from safetensors.numpy import save_file as save_numpy
     from safetensors.torch import save_file
 
-    save_checkpoint(out, step, policy, settings)
+    save_checkpoint(out, step, policy, settings, segments)
 
     def write_state(tmp: Path) -> None:
         tmp.mkdir(parents=True)
@@ -396,6 +411,7 @@ def _save(
                 "policy_extra": policy.training_state(),
                 "training_data": policy.training_data,
                 "process_rngs": generators,
+                "segments": segments,
             },
             tmp / "state.pt",
         )
@@ -409,18 +425,26 @@ def training_settings(config: Any) -> dict[str, Any]:
     return {k: v for k, v in config_to_dict(config).items() if k != "policy"}
 
 
-def save_checkpoint(out: Path, step: int, policy: Policy, settings: dict[str, Any]) -> None:
+def save_checkpoint(
+    out: Path,
+    step: int,
+    policy: Policy,
+    settings: dict[str, Any],
+    segments: list[dict[str, Any]] | None = None,
+) -> None:
     """Write ``checkpoints/step_N`` and refresh ``policy/`` (the deployable checkpoint), each
     atomically. Its provenance gains ``training``: the ``step`` (optimizer steps, or env
     steps for an online run) and the run's ``settings`` (``training_settings``), so that a
     checkpoint copied away from its run still says how it was trained (seed, steps, batch,
     schedule, data), which a ``--config`` file may have given and the recorded command line
-    then does not show."""
+    then does not show; a resumed run's adds its ``segments`` (``run_segment``s)."""
 
     def write_snapshot(tmp: Path) -> None:
         policy.save(tmp)
         saved = json.loads((tmp / CONFIG_FILE).read_text())
         saved["provenance"]["training"] = {"step": step, "config": settings}
+        if segments is not None and len(segments) > 1:
+            saved["provenance"]["training"]["segments"] = segments
         (tmp / CONFIG_FILE).write_text(json.dumps(saved, indent=2) + "\n")
 
     snapshot = replace_dir(out / "checkpoints" / f"step_{step:07d}", write_snapshot)
@@ -593,9 +617,11 @@ def _load_state(
     policy_type: str,
     run_config: dict[str, Any],
     dist: Distributed,
-) -> int:
+) -> tuple[int, list[dict[str, Any]]]:
     """Restore a run saved by ``_save`` into this process (its own generators); returns the
-    step to continue from. Checks come first: nothing is loaded from a refused save."""
+    step to continue from and the ``run_segment`` of each process that trained it so far (a
+    save made before they were kept: one, its step only). Checks come first: nothing is
+    loaded from a refused save."""
     from safetensors.torch import load_file
 
     from robot_il.errors import CheckpointError
@@ -647,7 +673,20 @@ def _load_state(
             )
     else:
         reseed(rng, run_config["seed"] + dist.rank, step)
-    return step
+    return step, state.get("segments", [{"from_step": 0}])
+
+
+def _warn_changed_resume(out: Path, before: dict[str, Any], now: dict[str, Any]) -> None:
+    """Warn when this process resumes the run at ``out`` under other code, libraries, CPU,
+    device or threads than the one before it (``segment_changes``): allowed, but the rest of
+    the run may then train to other numbers than one uninterrupted run would."""
+    changes = segment_changes(before, now) if "libraries" in before else []
+    if changes:
+        warnings.warn(
+            f"{out}: resumed at step {now['from_step']} with {', '.join(changes)}: its weights "
+            "may differ from an uninterrupted run's (its checkpoints record each part)",
+            stacklevel=3,
+        )
 
 
 class MetricsLogger:

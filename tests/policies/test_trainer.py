@@ -563,6 +563,43 @@ def test_a_checkpoint_records_its_step_and_the_settings_a_config_file_gave(
         assert f"; step {step} of 4, seed 3, batch 32, lr 0.001\n" in capsys.readouterr().out
 
 
+def test_a_resumed_runs_checkpoint_names_each_resume_and_what_changed_at_it(
+    synthetic_dataset: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A resume may change the threads (or device, code, libraries), which changes a
+    Diffusion run's numbers: it is warned about, and the checkpoint names each resume and what
+    changed at it (its top-level provenance is the last process's alone); a resume under the
+    same code and settings is named as such, without a warning."""
+    out = tmp_path / "run"
+    settings = ("--steps", "8", "--save-every", "2")
+    _interrupted(_config(synthetic_dataset, out, *settings), 3, monkeypatch)  # saved at 2
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _interrupted(_config(synthetic_dataset, out, *settings), 3, monkeypatch)  # at 4
+        _interrupted(_config(synthetic_dataset, out, *settings, "--threads", "2"), 3, monkeypatch)
+        train(_config(synthetic_dataset, out, *settings))
+    assert [str(w.message) for w in caught if "resumed at" in str(w.message)] == [
+        f"{out}: resumed at step {step} with threads {change}: its weights may differ from an "
+        "uninterrupted run's (its checkpoints record each part)"
+        for step, change in ((4, "1 -> 2"), (6, "2 -> 1"))
+    ]
+    saved = json.loads((out / "policy" / "config.json").read_text())["provenance"]["training"]
+    assert [(s["from_step"], s["threads"]) for s in saved["segments"]] == [
+        (0, 1), (2, 1), (4, 2), (6, 1)
+    ]  # fmt: skip
+    capsys.readouterr()
+    assert main(["info", str(out)]) == 0
+    resumes = ("; step 8 of 8, seed 0, batch 32, lr 0.001; resumed at step 2 under the same "
+               "code and settings; resumed at step 4 with threads 1 -> 2; resumed at step 6 "
+               "with threads 2 -> 1\n")  # fmt: skip
+    assert resumes in capsys.readouterr().out
+    first = json.loads((out / "checkpoints" / "step_0000002" / "config.json").read_text())
+    assert "segments" not in first["provenance"]["training"]  # saved by the first process
+
+
 def test_a_fine_tuned_checkpoint_keeps_where_its_parent_came_from(
     synthetic_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
