@@ -1,9 +1,10 @@
 """Where a checkpoint came from, so that a result can be traced to the code and libraries
 that made it and run again: robot_il's version and git commit (and whether the code had
-changed since that commit), the versions of the libraries that shape its numbers, the Python, the
-machine and its CPU (float rounding differs between CPUs: bfloat16 products on AMX, float32
-elsewhere), the command, the UTC time of the save, and the datasets it learned from (path,
-episodes used, and a fingerprint of their content: ``dataset_record``); a checkpoint of
+changed since that commit), the versions of the libraries that shape its numbers, the Python,
+the machine and its CPU (float rounding differs between CPUs: bfloat16 products on AMX,
+float32 elsewhere), the command and the folder it ran in, the UTC time of the save, and the
+datasets it learned from (path, episodes used, and a fingerprint of their content:
+``dataset_record``); a checkpoint of
 ``robot-il train`` (bc, diffusion and the online learners) adds ``training``, its step (env
 steps for an online learner) and the run's settings (seed, steps or env steps, batch size,
 schedule), which a ``--config`` file may have given and the command line then does not
@@ -22,7 +23,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import platform
+import shlex
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -115,7 +118,8 @@ def code_provenance() -> dict[str, Any]:
     cost about 10 ms), which runs make as they start (``train``, ``train_online``,
     ``finetune_checkpoint``, the benchmarks), so that a save hours later names the code the
     process loaded, not a commit made since: ``robot_il`` version, ``git`` (``git_state``),
-    ``python``, ``libraries`` (name -> version), ``machine``, ``cpu``, ``command``."""
+    ``python``, ``libraries`` (name -> version), ``machine``, ``cpu``, ``command`` (quoted as a
+    shell reads it back) and ``cwd``, the folder its relative paths start from."""
     libraries = {}
     for name in LIBRARIES:
         try:
@@ -129,7 +133,8 @@ def code_provenance() -> dict[str, Any]:
         "libraries": libraries,
         "machine": platform.platform(),
         "cpu": _cpu_model(),
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "",
+        "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "",
+        "cwd": os.getcwd(),
     }
 
 

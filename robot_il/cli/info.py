@@ -49,6 +49,9 @@ def run(args: argparse.Namespace) -> int:
           f"{config.get('horizon', 1)} action(s) predicted, "
           f"{config.get('n_action_steps', 1)} executed")  # fmt: skip
     print(f"origin       {describe(saved.get('provenance'))}")
+    if command := (saved.get("provenance") or {}).get("command"):  # what a rerun types
+        folder = saved["provenance"].get("cwd")
+        print(f"command      {command}" + (f" (in {folder})" if folder else ""))
     for number, tuning in enumerate(saved.get(LINEAGE_KEY, []), start=1):
         settings = tuning.get("settings") or {}
         how = f" ({settings['steps']} steps, seed {settings['seed']})" if settings else ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -546,7 +547,8 @@ def test_a_checkpoint_records_its_step_and_the_settings_a_config_file_gave(
 ) -> None:
     """The command line a checkpoint records does not show what ``--config`` gave (the seed
     here): the checkpoint keeps the run's settings and its step, and ``robot-il info`` shows
-    them, for the latest checkpoint and for each snapshot."""
+    them, for the latest checkpoint and for each snapshot, with the command, quoted as a shell
+    reads it back, and the folder its relative paths start from."""
     config = tmp_path / "bc.yaml"
     config.write_text(yaml.safe_dump({"seed": 3, "steps": 4, "save_every": 2}))
     run = tmp_path / "run"
@@ -560,7 +562,10 @@ def test_a_checkpoint_records_its_step_and_the_settings_a_config_file_gave(
         )
         capsys.readouterr()
         assert main(["info", str(checkpoint)]) == 0
-        assert f"; step {step} of 4, seed 3, batch 32, lr 0.001\n" in capsys.readouterr().out
+        shown = capsys.readouterr().out
+        assert f"; step {step} of 4, seed 3, batch 32, lr 0.001\n" in shown
+        command = shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
+        assert f"\ncommand      {command} (in {Path.cwd()})\n" in shown
 
 
 def test_a_resumed_runs_checkpoint_names_each_resume_and_what_changed_at_it(
