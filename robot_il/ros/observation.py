@@ -207,10 +207,10 @@ class RobotObservation:
             self.keys[f"rgb_{camera}"] = [int(image_size[0]), int(image_size[1]), 3]
         for camera in depth_cameras:
             self.keys[f"depth_{camera}"] = [int(image_size[0]), int(image_size[1])]
-        if camera_tolerance <= 0 or max_camera_lag < 0:
-            raise ConfigError(
-                f"{node.get_name()}: camera_tolerance must be > 0 s and max_camera_lag >= 0 s"
-            )
+        if camera_tolerance <= 0:
+            raise ConfigError(f"{node.get_name()}: camera_tolerance must be > 0 s")
+        if max_camera_lag < 0:
+            raise ConfigError(f"{node.get_name()}: max_camera_lag must be >= 0 s")
         self.camera_tolerance = float(camera_tolerance)
         self.max_camera_lag = float(max_camera_lag)
         self.image_size = (int(image_size[0]), int(image_size[1]))

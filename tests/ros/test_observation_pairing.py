@@ -77,3 +77,17 @@ def test_no_joint_state_within_the_tolerance_of_the_frame_is_no_observation(obse
         observation._on_image(camera, frame(10.22))
     values, stamp = observation.snapshot()
     assert observation.select(values, KEYS, stamp) is None
+
+
+def test_a_negative_max_camera_lag_is_named(ros_context):
+    import rclpy
+
+    from robot_il.errors import ConfigError
+    from robot_il.ros.observation import RobotObservation
+
+    node = rclpy.create_node("observer", context=ros_context)
+    try:
+        with pytest.raises(ConfigError, match=r"^observer: max_camera_lag must be >= 0 s$"):
+            RobotObservation(node, "reach", cameras=["front"], max_camera_lag=-0.1)
+    finally:
+        node.destroy_node()
