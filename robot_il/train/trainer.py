@@ -635,12 +635,14 @@ def _load_state(
         raise CheckpointError(
             f"{state_dir}: resumes a {state['policy_type']!r} run, not {policy_type!r}"
         )
+    # the data first: another dataset changes the default observation keys too, and is
+    # what to name then
+    refuse_changed_data(state_dir, state.get("training_data"), policy.training_data)
     refuse_changed_settings(state_dir, "policy config", state.get("policy_config"),
                             dataclasses.asdict(policy.config),
                             field_defaults(type(policy.config)))  # fmt: skip
     refuse_changed_settings(state_dir, "training config", state.get("run_config"), run_config,
                             field_defaults(TRAIN_CONFIGS[policy_type]))  # fmt: skip
-    refuse_changed_data(state_dir, state.get("training_data"), policy.training_data)
     if (state_dir / NORMALIZER_FILE).exists():  # saves before it was kept are not compared
         causes = "the data, their split or the normalizer's fit changed"
         refuse_changed_normalizer(state_dir, policy.normalizer, causes)

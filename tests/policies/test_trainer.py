@@ -257,8 +257,9 @@ def test_a_run_resumed_on_other_data_is_refused(
     synthetic_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The run's data are part of what it learned: a dataset edited at its path since the run
-    started is refused before a step (its fingerprint, ``robot_il.provenance``); the same
-    data moved elsewhere resume."""
+    started is refused before a step (its fingerprint, ``robot_il.provenance``), and another
+    dataset is named as other data even when its keys differ too (not as the observation
+    keys they default to); the same data moved elsewhere resume."""
     import shutil
 
     data = Path(shutil.copytree(synthetic_dataset, tmp_path / "data.zarr"))
@@ -272,6 +273,16 @@ def test_a_run_resumed_on_other_data_is_refused(
     with pytest.raises(CheckpointError, match=refused):
         train(_config(data, out, "--steps", "4", "--save-every", "2"))
     assert not (out / "checkpoints" / "step_0000004").exists()
+    other = tmp_path / "other.zarr"  # another recording, without target_pos
+    attrs = {"task": "reach", "action_mode": "joint"}
+    with DatasetWriter.create(other, robot="ur5e", control_hz=20.0, attrs=attrs,
+                              fsync=False) as writer:  # fmt: skip
+        writer.add_episode({"joint_pos": np.zeros((30, 6), np.float32),
+                            "action": np.zeros((30, 7), np.float32)})  # fmt: skip
+    with pytest.raises(CheckpointError, match=r"this run started on .*data\.zarr \(data "
+                       r"[0-9a-f]{16}, 6 episodes\); it would resume on data [0-9a-f]{16}, 1 "
+                       "episodes"):  # fmt: skip
+        train(_config(other, out, "--steps", "4", "--save-every", "2"))
     _actions(data)[0, 0] = first_action
     moved = Path(shutil.move(data, tmp_path / "moved.zarr"))
     train(_config(moved, out, "--steps", "4", "--save-every", "2"))
