@@ -33,6 +33,7 @@ import json
 import os
 import random
 import shutil
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -130,6 +131,7 @@ def train(config: TrainConfig) -> TrainResult:
         torch.set_num_threads(config.threads)
     dist, device = init_distributed(config.device)
     held = contextlib.ExitStack()  # the run directory's lock (rank 0's), until the run ends
+    progress: _Progress | None = None  # set once the steps begin, for a Ctrl-C's report
     try:
         dataset = Dataset.open(config.dataset)  # decoded into RAM once every check passed
         obs_keys = observation_keys(tuple(config.policy.obs_keys), dataset)
@@ -222,6 +224,7 @@ def train(config: TrainConfig) -> TrainResult:
             disable=not (config.progress and dist.is_main),
         )
         tick, tick_step = time.perf_counter(), start
+        progress = _Progress(out, config.save_every, trained=start, saved=start)
         for step in bar:
             batch = _to_device(
                 policy, sampler.batch(rng.integers(0, len(sampler), config.batch_size))
@@ -234,7 +237,7 @@ def train(config: TrainConfig) -> TrainResult:
             schedule.step()
             policy.after_optimizer_step()
             loss_value = float(loss.detach())
-            done = step + 1
+            done = progress.trained = step + 1
             row: dict[str, Any] = {}
             if done % config.log_every == 0 or done == config.steps:
                 now = time.perf_counter()
@@ -265,6 +268,7 @@ def train(config: TrainConfig) -> TrainResult:
                 if dist.is_main:
                     _save(out, done, policy, optimizer, schedule, generators, run_config,
                           settings, segments)  # fmt: skip
+                progress.saved = done
             if saving or eval_now:
                 dist.barrier()  # other ranks wait while rank 0 evaluates and writes
         bar.close()
@@ -275,9 +279,32 @@ def train(config: TrainConfig) -> TrainResult:
         if dist.is_main:
             _write_summary(out, config.steps, loss_value, evaluation)
         return TrainResult(checkpoint, config.steps, loss_value, evaluation)
+    except KeyboardInterrupt:
+        if progress is not None and dist.is_main:
+            print(progress.interrupted(), file=sys.stderr)
+        raise
     finally:
         held.close()
         dist.close()
+
+
+@dataclasses.dataclass
+class _Progress:
+    """How far a run at ``out`` got in this process: the steps ``trained`` and the step of its
+    last save (``saved``; the step it resumed from until it saves, 0 for a new run)."""
+
+    out: Path
+    save_every: int
+    trained: int
+    saved: int
+
+    def interrupted(self) -> str:
+        """What a Ctrl-C keeps: the save a rerun resumes from, or none yet."""
+        stopped = f"{self.out}: interrupted at step {self.trained}"
+        if self.saved == 0:
+            first = f"before its first save (--save-every {self.save_every})"
+            return f"{stopped}, {first}: the same command again starts over"
+        return f"{stopped}; saved at step {self.saved}: the same command again resumes from there"
 
 
 def _check_labels(dataset: Any, policy_config: PolicyConfig, source: str) -> None:

@@ -82,6 +82,29 @@ def test_interrupted_run_resumes_to_the_same_weights(
         train(_config(synthetic_dataset, tmp_path / "resumed", *settings, "--no-resume"))
 
 
+def test_an_interrupted_run_says_what_it_saved_and_how_to_resume(
+    synthetic_dataset: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Ctrl-C keeps the run's last save, which may be none yet (``--save-every`` 1000 by
+    default): the interrupted run says which, and whether a rerun resumes or starts over."""
+    out = tmp_path / "run"
+    settings = ("--steps", "40", "--save-every", "20")
+    _interrupted(_config(synthetic_dataset, out, *settings), 5, monkeypatch)
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"{out}: interrupted at step 4, before its first save (--save-every 20): the same "
+        "command again starts over"
+    )
+    _interrupted(_config(synthetic_dataset, out, *settings), 25, monkeypatch)
+    _interrupted(_config(synthetic_dataset, out, *settings), 3, monkeypatch)
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"{out}: interrupted at step 22; saved at step 20: the same command again resumes "
+        "from there"
+    )
+
+
 def test_dataset_without_a_configured_key_fails_before_training(
     synthetic_dataset: Path, tmp_path: Path
 ) -> None:
