@@ -430,15 +430,16 @@ class RecorderNode(Node):
 
     def _hint(self, missing: list[str], stamp: float | None) -> str:
         """Why the ``missing`` keys of a step of ``stamp`` (s, the joint state's) are missing,
-        when that is not the robot's joint states: a camera's frames too far from it, arms
-        without a gripper, a cell without the task's inputs."""
+        when that is not the robot's joint states: a camera's frames too far behind them (a
+        stalled camera), arms without a gripper, a cell without the task's inputs."""
         hints = []
+        newest_state = self.obs.stamp if self.obs.stamp is not None else stamp
         for key in missing:
             newest = self.obs.frames[key].newest if key in self.obs.frames else None
-            if newest is not None and stamp is not None:
-                hints.append(f"the newest frame of {key} is {abs(stamp - newest.stamp):.3f} s "
-                             "from the joint state, over camera_tolerance "
-                             f"{self.obs.camera_tolerance:g} s")  # fmt: skip
+            if newest is not None and newest_state is not None:
+                hints.append(f"the newest frame of {key} is {newest_state - newest.stamp:.3f} s "
+                             "behind the joint states, over max_camera_lag "
+                             f"{self.obs.max_camera_lag:g} s (a stalled camera)")  # fmt: skip
         if self._gripper_keys & set(missing):
             hints.append("no gripper_joint in the joint states: record arms without one with "
                          "gripper:=''")  # fmt: skip
@@ -507,6 +508,8 @@ class RecorderNode(Node):
             if frame is None or stamp is None:
                 self._skip(stale or self._missing(values, stamp), bool(stale), stamp)
                 return
+            if self._last_stamp is not None and stamp <= self._last_stamp:
+                return  # nothing new since the last step (a camera slower than record_hz)
             self._reset_mark = None  # the new scene's, every key: it is recorded from here on
             frame["action"] = self._action(values)
             if self._t0 is None:

@@ -372,7 +372,8 @@ def test_a_camera_that_stalls_mid_episode_leaves_a_gap_that_is_said(ros_context,
                 RecordingError,
                 match=r"keys \['rgb_front'\] have not arrived; "
                 r"start again once they do \(the newest frame of rgb_front is "
-                r"0\.\d+ s from the joint state, over camera_tolerance 0\.05 s\)$",
+                r"0\.\d+ s behind the joint states, over max_camera_lag 0\.2 s \(a stalled "
+                r"camera\)\)$",
             ):
                 node.start_observed()  # fmt: skip
             time.sleep(0.5)
