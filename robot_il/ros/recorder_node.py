@@ -57,7 +57,11 @@ holds until the operator's first). The dataset is a corrections dataset (attrs `
 ``corrections``), which ``robot-il select`` fine-tunes on and which is never mixed with
 demonstrations (appending one to the other is refused). No simulator reset is asked for:
 the episode keys ``discard`` (drop the takeover's steps) and ``quit`` act, ``next`` and
-``rerecord`` are the teleop node's own in this mode.
+``rerecord`` are the teleop node's own in this mode. ``checkpoint`` (the deployed one, as the
+deploy launch files pass it) is checked at start: corrections it could not be fine-tuned on
+(another rate than ``record_hz``, an ``eef_delta`` or task-frame checkpoint, a camera it
+observes that is not recorded) are refused at start, before the person corrects anything;
+without a camera or image size of its own the recorder records the checkpoint's frame size.
 """
 
 from __future__ import annotations
@@ -88,6 +92,7 @@ from robot_il.ros.observation import (
     RobotObservation,
     camera_parameters,
     is_camera_key,
+    policy_image_size,
 )
 from robot_il.ros.selector_node import LATCHED
 from robot_il.ros.ur_rtde_bridge import GRIPPERS
@@ -120,7 +125,16 @@ class RecorderNode(Node):
         path = self.declare_parameter("path", "").value
         task = self.declare_parameter("task", "reach").value
         self.record_hz = declare_float(self, "record_hz", 20.0)
-        cameras = camera_parameters(self)
+        self.corrections = bool(self.declare_parameter("corrections", False).value)
+        checkpoint = str(self.declare_parameter("checkpoint", "").value)
+        trained = None
+        if self.corrections and checkpoint:
+            from robot_il.policies import read_checkpoint
+
+            trained = read_checkpoint(checkpoint)[1]["spec"]
+        # The checkpoint's frame size, unless image_size says otherwise (as the policy node).
+        frame = policy_image_size(trained.get("observation") or {}) if trained else None
+        cameras = camera_parameters(self, frame)
         image_codec = str(self.declare_parameter("image_codec", "jpegxl").value)
         image_quality = int(self.declare_parameter("image_quality", 0).value)
         overwrite = bool(self.declare_parameter("overwrite", False).value)
@@ -128,7 +142,6 @@ class RecorderNode(Node):
         autostart = bool(self.declare_parameter("autostart", False).value)
         gripper = str(self.declare_parameter("gripper", "robotiq").value)
         task_inputs = bool(self.declare_parameter("task_inputs", True).value)
-        self.corrections = bool(self.declare_parameter("corrections", False).value)
         if not path:
             what = (
                 "the corrections dataset to write: corrections:= on deploy_sim, "
@@ -196,6 +209,12 @@ class RecorderNode(Node):
                 "action_dim": 7 * len(self.arms),
                 "observation": {key: list(shape) for key, shape in self.keys.items()},
             }
+            if trained is not None:  # before the person corrects, not at the fine-tuning
+                from robot_il.select.corrections import check_corrections_fit
+
+                check_corrections_fit(
+                    attrs["spec"], trained, f"recorder: the deployed checkpoint {checkpoint}"
+                )
         try:  # a read-only folder or a file on the path: one line, not a traceback
             if append:
                 self.writer = DatasetWriter.open(path, fsync=fsync)

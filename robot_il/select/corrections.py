@@ -49,6 +49,39 @@ def check_corrections_spec(dataset: Dataset, spec: Spec, where: str) -> None:
         )
 
 
+def check_corrections_fit(recorded: Spec, trained: Spec, where: str) -> None:
+    """Raise ``DatasetError`` naming ``where`` unless corrections of the ``recorded`` spec
+    (what a takeover recorder writes) can fine-tune a checkpoint ``trained`` for that spec:
+    said when the deployment starts, not after a person has spent their corrections on data
+    that fine-tuning refuses. The message says how to record corrections that fit, where one
+    can: another rate (``record_hz``) or the camera the checkpoint observes (``camera``)."""
+    problems = spec_mismatches(trained, recorded)
+    if not problems:
+        return
+    hints = []
+    if trained.get("control_hz") not in (None, recorded.get("control_hz")):
+        hints.append(f"record at its rate, record_hz:={trained['control_hz']:g}")
+    if trained.get("action_mode") not in (None, recorded.get("action_mode")):
+        hints.append("takeovers record joint targets: correct a checkpoint trained on joint "
+                     "actions")  # fmt: skip
+    if trained.get("frame"):
+        hints.append(f"takeovers record in the world frame, it was trained in the "
+                     f"{trained['frame']} task frame")  # fmt: skip
+    cameras = sorted(
+        key.removeprefix("rgb_")
+        for key in trained.get("observation") or {}
+        if key.startswith("rgb_") and key not in (recorded.get("observation") or {})
+    )
+    if cameras:
+        hints.append(f"record the camera it observes, camera:={','.join(cameras)}")
+    raise DatasetError(
+        f"{where} could not be fine-tuned on the corrections recorded here ("
+        + "; ".join(p.replace("trained", "expected") for p in problems)
+        + ")"
+        + (f": {'; '.join(hints)}" if hints else "")
+    )
+
+
 class CorrectionsRecorder:
     """Writes corrected segments, one dataset episode each, for one robot/observation spec.
 

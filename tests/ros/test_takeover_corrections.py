@@ -222,3 +222,73 @@ def test_a_takeover_in_a_selection_intervenes_waits_and_is_fine_tuned_on(
     selector = Selector.load(state)
     assert selector.statistics()["episodes"] == 6
     assert "fine-tuned" in output and any(tuned.iterdir()), log_tail(log, 4000)
+
+
+def test_corrections_the_checkpoint_could_not_be_fine_tuned_on_are_refused_at_start(
+    ros_context, tmp_path
+) -> None:
+    """The corrections recorder checks them against the deployed checkpoint before the person
+    corrects anything (fine-tuning refused them only afterwards): an eef_delta checkpoint
+    (takeovers record joint targets), another rate than the checkpoint's, and (by spec) a
+    task-frame checkpoint or a camera it observes that is not recorded; each says the fix.
+    Nothing is written."""
+    from make_eef_reach_checkpoint import FIXTURE as EEF_FIXTURE
+    from rclpy.parameter import Parameter
+    from robot_il.policies import read_checkpoint
+
+    from robot_il.errors import DatasetError
+    from robot_il.ros.recorder_node import RecorderNode
+    from robot_il.select.corrections import check_corrections_fit
+
+    path = tmp_path / "corrections.zarr"
+
+    def recorder(checkpoint, record_hz: float = 20.0) -> RecorderNode:
+        parameters = [
+            Parameter("path", value=str(path)),
+            Parameter("corrections", value=True),
+            Parameter("checkpoint", value=str(checkpoint)),
+            Parameter("record_hz", value=record_hz),
+            Parameter("fsync", value=False),
+        ]
+        return RecorderNode(context=ros_context, parameter_overrides=parameters)
+
+    with pytest.raises(DatasetError, match="action_mode 'joint' != expected 'eef_delta'.*joint"):
+        recorder(EEF_FIXTURE)
+    with pytest.raises(DatasetError, match=r"control_hz 10.0 != expected 20.0.*record_hz:=20$"):
+        recorder(FIXTURE, record_hz=10.0)
+    assert not path.exists()
+    recorder(FIXTURE).shutdown()  # what it records fits: it starts
+
+    recorded = dict(read_checkpoint(FIXTURE)[1]["spec"])
+    framed = {**recorded, "frame": "push"}
+    with pytest.raises(DatasetError, match="frame 'world' != expected 'push'.*task frame"):
+        check_corrections_fit(recorded, framed, "here")
+    camera = {**recorded, "observation": {**recorded["observation"], "rgb_front": [64, 64, 3]}}
+    with pytest.raises(DatasetError, match="camera:=front"):
+        check_corrections_fit(recorded, camera, "here")
+
+
+def test_deploy_sim_takeover_refuses_an_eef_delta_checkpoint_at_start(ros_env, tmp_path) -> None:
+    """``deploy_sim.launch.yaml`` passes the deployed checkpoint to the corrections recorder,
+    so an eef_delta checkpoint with takeover:=true ends the launch in one line at start."""
+    from make_eef_reach_checkpoint import FIXTURE as EEF_FIXTURE
+
+    path, log = tmp_path / "corrections.zarr", tmp_path / "launch.log"
+    master, slave = pty.openpty()
+    argv = [str(BIN / "robot-il"), "launch", "deploy_sim.launch.yaml"]
+    argv += [f"checkpoint:={EEF_FIXTURE}", "takeover:=true", f"corrections:={path}"]
+    with open(log, "w") as out:
+        launch = subprocess.Popen(
+            argv, env=ros_env, stdin=slave, stdout=out, stderr=subprocess.STDOUT
+        )
+    os.close(slave)
+    try:
+        code = launch.wait(timeout=60)
+    finally:
+        stop(launch)
+        os.close(master)
+    output = log.read_text()
+    assert code != 0, log_tail(log)
+    assert "[recorder] error: recorder: the deployed checkpoint" in output, log_tail(log)
+    assert "[recorder] Traceback" not in output, log_tail(log)
+    assert not path.exists()
