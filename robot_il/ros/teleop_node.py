@@ -43,7 +43,11 @@ from where the arm is (a fresh history, the safe start). The other episode keys 
 recorder as usual. A device moved while no policy node answers takes nothing over (said in
 the log): the operator never drives an arm a policy drives too. The device is read on the
 wall clock whatever ``use_sim_time`` says (a lock-step simulator's ``/clock`` stands still
-while the policy is stopped; each command of the operator's steps it).
+while the policy is stopped; each command of the operator's steps it). On ``use_sim_time`` the
+servo also paces such a simulator in real time: after each of its commands it sends the same
+command again on every ``/clock`` until simulated time has advanced one period, since a
+simulator that steps a few ms per command (``deploy_sim``'s lock-step: 2 ms) otherwise ran
+the operator's arm at a 25th of their hand's speed, and recorded a 25th of the steps.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ from rclpy.context import Context
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile
+from rosgraph_msgs.msg import Clock as ClockMessage
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64, Float64MultiArray, String
 from std_srvs.srv import SetBool, Trigger
@@ -151,6 +156,11 @@ class TeleopNode(Node):
             """Stamp (s) of a joint state that jumped, until the servo starts again from it."""
             for topic, _ in self.obs.layout.joint_state_topics():
                 self.create_subscription(JointState, topic, self._on_joint_states, qos)
+            self._paced: tuple[Float64MultiArray, float] | None = None
+            """The servo's last command and the simulated time (s) until which every
+            ``/clock`` sends it again (``use_sim_time``: a lock-step simulator's pace)."""
+            if self.get_parameter("use_sim_time").value:
+                self.create_subscription(ClockMessage, "/clock", self._on_clock, qos)
         self.holding = not self.takeover
         """Whether the operator drives the arm: always without ``takeover``; with it, from
         the policy's stop to the hand-back."""
@@ -194,6 +204,7 @@ class TeleopNode(Node):
             return command.events
         if self.holding and EpisodeEvent.NEXT in command.events:
             self.holding = False  # no servo command from now on, before the policy restarts
+            self._paced = None
             self.takeover_pub.publish(Bool(data=False))
             self._ask(take=False)
             return tuple(event for event in command.events if event is not EpisodeEvent.NEXT)
@@ -229,7 +240,7 @@ class TeleopNode(Node):
         if not take:
             self.get_logger().info("handed back: the policy drives again from where the arm is")
             return
-        self._target_pose = None  # the servo starts from where the policy left the arm
+        self._target_pose = self._paced = None  # servo from where the policy left the arm
         self.safety.restart()
         self.holding = True
         self.takeover_pub.publish(Bool(data=True))
@@ -301,7 +312,7 @@ class TeleopNode(Node):
         if self._jumped_at is not None:
             if stamp < self._jumped_at:
                 return  # the observation has not taken in the jump yet
-            self._jumped_at = self._target_pose = None
+            self._jumped_at = self._target_pose = self._paced = None
             self.safety.restart()
             self.get_logger().info("the arm jumped (a simulator reset?): servoing from where it is")
         if self._target_pose is None:
@@ -320,11 +331,22 @@ class TeleopNode(Node):
         safe = self.safety.filter(self._target_joints, measured, now, qd_measured=measured_velocity)
         if safe.command is None:  # not started: the measured joints are not finite
             return
-        self.command_pub.publish(Float64MultiArray(data=safe.command.tolist()))
+        command = Float64MultiArray(data=safe.command.tolist())
+        self.command_pub.publish(command)
+        self._paced = (command, now + self.period)
         if self._gripper_at_takeover is not None and gripper != self._gripper_at_takeover:
             self._gripper_at_takeover = None  # the operator works the gripper from now on
         if not safe.held and self._gripper_at_takeover is None:
             self.robot_gripper_pub.publish(Float64(data=min(max(gripper, 0.0), 1.0)))
+
+    def _on_clock(self, msg: ClockMessage) -> None:
+        """Lock-step: step the simulator on with the servo's last command until one period
+        of simulated time has passed since it was computed (see the module docstring)."""
+        paced = self._paced
+        if paced is None or not self.holding:
+            return
+        if stamp_seconds(msg.clock) < paced[1]:
+            self.command_pub.publish(paced[0])
 
     def shutdown(self) -> None:
         """Release the device and destroy the node."""

@@ -292,3 +292,66 @@ def test_deploy_sim_takeover_refuses_an_eef_delta_checkpoint_at_start(ros_env, t
     assert "[recorder] error: recorder: the deployed checkpoint" in output, log_tail(log)
     assert "[recorder] Traceback" not in output, log_tail(log)
     assert not path.exists()
+
+
+def test_a_takeover_in_lock_step_runs_the_simulation_at_the_operators_pace(
+    ros_context, ros_env, tmp_path
+) -> None:
+    """``deploy_sim.launch.yaml lock_step:=true takeover:=true``: the simulator steps 2 ms per
+    command, and the teleop node commands at 20 Hz. It sends its command again on every
+    ``/clock`` until a period of simulated time has passed, so simulated time keeps up with
+    the operator's (it ran at a 25th of it: the arm crawled under the operator's keys)."""
+    from robot_il.envs.ur5e.kinematics import tcp_point
+    from rosgraph_msgs.msg import Clock
+    from sensor_msgs.msg import JointState
+    from std_msgs.msg import Bool, Float64MultiArray
+
+    from robot_il.ros.selector_node import LATCHED
+    from robot_il.ros.ur_topics import stamp_seconds
+
+    path, log = tmp_path / "corrections.zarr", tmp_path / "launch.log"
+    master, slave = pty.openpty()
+    argv = [str(BIN / "robot-il"), "launch", "deploy_sim.launch.yaml", f"checkpoint:={FIXTURE}"]
+    argv += ["takeover:=true", f"corrections:={path}", "lock_step:=true"]
+    with open(log, "w") as out:
+        launch = subprocess.Popen(
+            argv, env=ros_env, stdin=slave, stdout=out, stderr=subprocess.STDOUT
+        )
+    os.close(slave)
+    procs, logs = (launch,), (log,)
+    client = Client(ros_context)
+    try:
+        commands = client.record(Float64MultiArray, "forward_position_controller/commands")
+        joint_states = client.record(JointState, "joint_states", depth=10)
+        clock = client.record(Clock, "/clock", depth=100)
+        takeovers: list = []
+        client.node.create_subscription(
+            Bool, "teleop/takeover", lambda m: takeovers.append(m.data), LATCHED
+        )
+        wait_for(lambda: len(commands) > 200, 120, "the policy's commands", procs, logs)
+        os.write(master, b"w")  # moving the device takes the arm over
+        wait_for(lambda: takeovers[-1:] == [True], 20, "the takeover", procs, logs)
+        start_x = tcp_point(joint_states[-1][1].position[:6])[0]
+        wall, simulated = time.monotonic(), stamp_seconds(clock[-1][1].clock)
+        for _ in range(15):  # 5 mm a press, 1.5 s
+            os.write(master, b"w")
+            time.sleep(0.1)
+        time.sleep(1.5)
+        wall, simulated = (
+            time.monotonic() - wall,
+            stamp_seconds(clock[-1][1].clock) - simulated,
+        )
+        # Real time on a quiet machine; a 25th of it before.
+        assert simulated > 0.25 * wall, (simulated, wall)
+        wait_for(
+            lambda: tcp_point(joint_states[-1][1].position[:6])[0] - start_x > 0.04,
+            10,
+            "the arm to follow the operator",
+            procs,
+            logs,
+        )
+    finally:
+        client.close()
+        code = stop(launch)
+        os.close(master)
+    assert code in (0, 130), log_tail(log)
