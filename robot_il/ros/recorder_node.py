@@ -53,7 +53,8 @@ like a simulated recording.
 demonstrations (human-gated DAgger; :mod:`robot_il.select.corrections`): one episode per
 takeover, from ``teleop/takeover`` true (``teleop`` with ``takeover:=true`` has stopped the
 policy) to false (the hand-back), whose actions are the operator's commands only (each arm
-holds until the operator's first). The dataset is a corrections dataset (attrs ``kind``
+holds until the operator's first; the gripper's action is the command in force until the
+operator's first). The dataset is a corrections dataset (attrs ``kind``
 ``corrections``), which ``robot-il select`` fine-tunes on and which is never mixed with
 demonstrations (appending one to the other is refused). No simulator reset is asked for:
 the episode keys ``discard`` (drop the takeover's steps) and ``quit`` act, ``next`` and
@@ -351,8 +352,10 @@ class RecorderNode(Node):
 
     def _on_takeover(self, msg: Bool) -> None:
         """Corrections: a takeover begins an episode, the hand-back commits it. The arms hold
-        until the operator's first command: a command sent before (the policy's last one)
-        is not the operator's action."""
+        until the operator's first command: a joint command sent before (the policy's last
+        one) is not the operator's action. The gripper command in force stays the action
+        until the operator's first: the teleop node leaves the gripper as the policy left it,
+        and its measured opening (part-way, closed on an object) is no command."""
         if not msg.data:
             if self._episode is not None:  # (the teleop node announces none at its start)
                 self.get_logger().info(f"hand-back: {self.stop()}")
@@ -361,7 +364,6 @@ class RecorderNode(Node):
             message = self._begin()
             self._since_ns = time.time_ns()
             self._joint_commands = [None] * len(self.arms)
-            self._grippers = [None] * len(self.arms)
         self.get_logger().info(f"takeover: {message}")
 
     def _next_episode(self, same_scene: bool) -> None:

@@ -355,3 +355,38 @@ def test_a_takeover_in_lock_step_runs_the_simulation_at_the_operators_pace(
         code = stop(launch)
         os.close(master)
     assert code in (0, 130), log_tail(log)
+
+
+def test_a_correction_keeps_the_gripper_command_in_force_until_the_operator_works_it(
+    ros_context, tmp_path
+) -> None:
+    """The teleop node leaves the gripper as the policy left it until the operator works the
+    device's gripper; the correction's gripper action is that command in force (closed on the
+    cube: 1), not the measured opening (0.417 around a pick_place cube), which fine-tuning
+    would teach the policy to command, loosening its grasp."""
+    from std_msgs.msg import Bool, Float64
+    from test_recorder_node import Simulator, recorded_steps, recorder
+
+    from robot_il.dataset import Dataset
+    from robot_il.ros.selector_node import LATCHED
+
+    path = tmp_path / "corrections.zarr"
+    client = Client(ros_context)
+    simulator = Simulator(client)
+    simulator._gripper = [0.417]  # closed on a cube: the fingers stop part-way
+    try:
+        with recorder(ros_context, path, corrections=True, autostart=False) as node:
+            gripper = client.publisher(Float64, "gripper/command")
+            gripper.publish(Float64(data=1.0))  # the policy's last gripper command: close
+            wait_for(lambda: node._grippers[0] == 1.0, 10, "the policy's gripper command")
+            takeover = client.node.create_publisher(Bool, "teleop/takeover", LATCHED)
+            takeover.publish(Bool(data=True))
+            wait_for(lambda: recorded_steps(node) >= 5, 10, "the correction's steps")
+            takeover.publish(Bool(data=False))  # the hand-back commits it
+            wait_for(lambda: node.writer.num_episodes == 1, 10, "the committed correction")
+    finally:
+        simulator.close()
+        client.close()
+    correction = Dataset.open(path).episode(0)
+    np.testing.assert_allclose(correction["gripper"][:, 0], 0.417, atol=1e-6)
+    np.testing.assert_array_equal(correction["action"][:, 6], 1.0)
