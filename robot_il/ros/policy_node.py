@@ -513,8 +513,12 @@ class PolicyNode(Node):
         back (false). Taken over, the node stops as on ``policy/stop`` and refuses
         ``policy/reset`` (an episode judge, a script) until the hand-back, so that nothing
         restarts the policy under the person's hands; the hand-back begins an episode from
-        where the arm is, as ``policy/reset`` does."""
+        where the arm is, as ``policy/reset`` does. A takeover is refused while the e-stop is
+        latched here (the teleop node may not have heard it: sent before it was discovered)."""
         with self._state_lock:
+            if request.data and self._estop_latched:
+                response.success, response.message = False, ESTOP_LATCHED
+                return response
             if request.data:
                 self._taken_over = True
             elif self._taken_over:
@@ -1069,6 +1073,8 @@ TAKEOVER_SERVICE = "policy/takeover"
 """std_srvs/SetBool: true, a person takes the arm over with the teleop device (the policy
 stops, and ``policy/reset`` is refused until the hand-back); false, the hand-back (the policy
 begins an episode from where the arm is)."""
+ESTOP_LATCHED = "the e-stop is latched: release it (safety/reset_estop) before taking over"
+"""What ``policy/takeover`` answers (success false) to a takeover while the e-stop is latched."""
 TAKEN_OVER = "a person holds the arm (teleop takeover); no episode begins until the hand-back"
 """What ``policy/reset`` answers (success false) while the arm is taken over."""
 

@@ -145,8 +145,8 @@ class RecorderNode(Node):
         task_inputs = bool(self.declare_parameter("task_inputs", True).value)
         if not path:
             what = (
-                "the corrections dataset to write: corrections:= on deploy_sim, "
-                "finetune_corrections:= on deploy_select_sim"
+                "the corrections dataset to write: corrections:= on deploy_sim and "
+                "deploy_ur5e, finetune_corrections:= on deploy_select_sim"
                 if self.corrections
                 else "the zarr dataset to write"
             )

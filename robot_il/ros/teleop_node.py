@@ -235,7 +235,9 @@ class TeleopNode(Node):
         reply = future.result()
         if reply is None or not reply.success:
             why = "no answer" if reply is None else reply.message
-            self.get_logger().error(f"{self.policy_takeover.srv_name} failed ({why})")
+            self.get_logger().error(
+                f"{self.policy_takeover.srv_name} failed ({why})", throttle_duration_sec=2.0
+            )
             return
         if not take:
             self.get_logger().info("handed back: the policy drives again from where the arm is")

@@ -82,11 +82,12 @@ class Client:
         wait_for(lambda: connected() > 0, 30, f"a subscriber on {topic}", processes, logs)
         return publisher
 
-    def call(self, srv_type, name: str, timeout: float = 20.0):
-        """Call a service and wait for its response."""
+    def call(self, srv_type, name: str, timeout: float = 20.0, request=None):
+        """Call a service (with ``request``, by default an empty one) and wait for its
+        response."""
         client = self.node.create_client(srv_type, name)
         assert client.wait_for_service(timeout_sec=timeout), f"service {name} not available"
-        future = client.call_async(srv_type.Request())
+        future = client.call_async(request if request is not None else srv_type.Request())
         deadline = time.monotonic() + timeout
         while not future.done():
             assert time.monotonic() < deadline, f"service {name} did not answer"

@@ -390,3 +390,33 @@ def test_a_correction_keeps_the_gripper_command_in_force_until_the_operator_work
     correction = Dataset.open(path).episode(0)
     np.testing.assert_allclose(correction["gripper"][:, 0], 0.417, atol=1e-6)
     np.testing.assert_array_equal(correction["action"][:, 6], 1.0)
+
+
+def test_a_takeover_is_refused_while_the_policy_node_s_estop_is_latched(ros_context) -> None:
+    """An e-stop sent before the teleop node was discovered reaches the policy node only: the
+    operator's device must not take the stopped arm over (its servo would move it) until the
+    e-stop is released."""
+    from deploy_helpers import spinning
+    from rclpy.parameter import Parameter
+    from std_msgs.msg import Bool
+    from std_srvs.srv import SetBool, Trigger
+
+    from robot_il.ros.policy_node import ESTOP_LATCHED, PolicyNode
+
+    node = PolicyNode(
+        context=ros_context, parameter_overrides=[Parameter("checkpoint", value=str(FIXTURE))]
+    )
+    client = Client(ros_context)
+    try:
+        with spinning(node, ros_context):
+            estop = client.publisher(Bool, "safety/estop")
+            estop.publish(Bool(data=True))
+            wait_for(lambda: node._estop_latched, 10, "the e-stop to latch")
+            refused = client.call(SetBool, "policy/takeover", request=SetBool.Request(data=True))
+            assert not refused.success and refused.message == ESTOP_LATCHED
+            assert client.call(Trigger, "policy/reset").success  # not taken over
+            assert client.call(Trigger, "safety/reset_estop").success
+            taken = client.call(SetBool, "policy/takeover", request=SetBool.Request(data=True))
+            assert taken.success, taken.message
+    finally:
+        client.close()
