@@ -218,18 +218,26 @@ TRAIN_CONFIGS: dict[str, type[TrainConfig] | type[OnlineTrainConfig]] = {
 
 def check_run(config: TrainConfig | OnlineTrainConfig, minimums: dict[str, int]) -> None:
     """``ConfigError`` before any work for a run that cannot start: no ``--dataset`` or
-    ``--out``, an ``out`` that is a file or lies inside the dataset (the run's folders would
-    sit among its arrays), a count of ``config`` below its minimum in ``minimums`` (a step
-    count of 0 would end "trained" with no checkpoint; an interval of 0 divides by zero
-    mid-run), or a bad evaluation count."""
+    ``--out``, an ``out`` that is a file, lies inside the dataset or another one (the run's
+    folders would sit among its arrays) or is a checkpoint (a run's ``policy/``: its run
+    replaces that folder, and the run inside it, at its next save), a count of ``config``
+    below its minimum in ``minimums`` (a step count of 0 would end "trained" with no
+    checkpoint; an interval of 0 divides by zero mid-run), or a bad evaluation count."""
+    from robot_il.dataset.durability import is_zarr_store
+    from robot_il.policies.base import CONFIG_FILE
+
     if not config.dataset or not config.out:
         raise ConfigError("training needs --dataset and --out")
     out = Path(config.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {config.out}: is a file, not a run directory")
-    if "://" not in config.dataset and out.resolve().is_relative_to(Path(config.dataset).resolve()):
-        raise ConfigError(f"--out {config.out}: is inside the dataset {config.dataset}; "
-                          "pass a run directory beside it")  # fmt: skip
+    dataset = next((f for f in (out, *out.absolute().parents) if is_zarr_store(f)), None)
+    if dataset is not None:
+        raise ConfigError(f"--out {config.out}: is inside the dataset {dataset}; pass a run "
+                          "directory beside it")  # fmt: skip
+    if (out / CONFIG_FILE).is_file():
+        raise ConfigError(f"--out {config.out}: is a checkpoint, not a run directory; pass a "
+                          "new --out (a run resumes in its folder, not in policy/)")  # fmt: skip
     _at_least(config, minimums)
     config.eval.validate()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -102,6 +103,22 @@ def test_an_out_inside_the_dataset_is_refused(
     err = one_line_error(["train", family, "--dataset", str(reach), "--out", str(out)], capsys)
     assert f"--out {out}: is inside the dataset {reach}" in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("family", ["bc", "opt-ail"])
+def test_an_out_inside_another_dataset_or_in_a_checkpoint_is_refused(
+    reach: Path, run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], family: str
+) -> None:
+    """Before: a run was written among another dataset's arrays, or into a checkpoint (a
+    run's ``policy/``, which that run replaces, with the run inside it, at its next save)."""
+    other = Path(shutil.copytree(reach, tmp_path / "other.zarr"))
+    argv = ["train", family, "--dataset", str(reach)]
+    err = one_line_error([*argv, "--out", str(other / "run")], capsys)
+    assert f"--out {other / 'run'}: is inside the dataset {other}; pass a run directory" in err
+    checkpoint = run / "policy"
+    err = one_line_error([*argv, "--out", str(checkpoint)], capsys)
+    assert f"--out {checkpoint}: is a checkpoint, not a run directory; pass a new --out" in err
+    assert not (other / "run").exists() and not (checkpoint / "train_state").exists()
 
 
 def test_a_finished_run_started_again_keeps_its_summary(
