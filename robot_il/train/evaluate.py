@@ -105,7 +105,8 @@ def make_eval_env(
 
     task = task or spec.get("task")
     if not task:
-        raise ConfigError("evaluation needs a task: the dataset names none; pass eval.task")
+        raise ConfigError("evaluation needs a task: the dataset names none; pass --eval.task T, "
+                          "or --eval.episodes 0 to train without evaluating")  # fmt: skip
     image_keys = [k for k in spec["observation"] if is_image_key(k)]
     cameras = tuple(k.removeprefix("rgb_") for k in image_keys)
     image_size = tuple(spec["observation"][image_keys[0]][:2]) if image_keys else (96, 96)

@@ -152,6 +152,24 @@ def test_dataset_the_eval_env_cannot_serve_fails_before_training(tmp_path: Path)
     assert not (tmp_path / "run").exists()
 
 
+def test_a_dataset_without_a_task_names_the_flags_that_train_on_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A real cell's recording (or a LeRobot import) names no task to evaluate in: the refusal
+    names the flags as typed (it said "pass eval.task")."""
+    data = tmp_path / "cell.zarr"
+    with DatasetWriter.create(data, robot="ur5e", control_hz=20.0, fsync=False) as writer:
+        writer.add_episode({"joint_pos": np.zeros((30, 6), np.float32),
+                            "action": np.zeros((30, 7), np.float32)})  # fmt: skip
+    argv = ["train", "bc", "--dataset", str(data), "--out", str(tmp_path / "run"), *FAST]
+    assert main([*argv, "--eval.episodes", "1"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "robot-il: error: evaluation needs a task: the dataset names none; pass --eval.task T, "
+        "or --eval.episodes 0 to train without evaluating"
+    )
+    assert main([*argv, "--steps", "2"]) == 0
+
+
 def test_yaml_config_and_flags_override_defaults(tmp_path: Path) -> None:
     path = tmp_path / "bc.yaml"
     path.write_text(yaml.safe_dump({"steps": 7, "policy": {"hidden_dims": [8], "horizon": 3}}))
