@@ -256,6 +256,8 @@ def import_lerobot(source: Path, target: Path, *, force: bool,
 def _read_info(source: Path) -> dict[str, Any]:
     """``meta/info.json``, checked for what the import needs before it writes anything."""
     info_file = source / "meta" / "info.json"
+    if not source.exists():  # a typo: say so, not that something there is not a dataset
+        raise DatasetError(f"{source}: does not exist")
     if not info_file.is_file():
         raise DatasetError(f"{source}: not a LeRobot dataset (no meta/info.json)")
     try:

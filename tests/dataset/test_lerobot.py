@@ -155,6 +155,8 @@ def test_files_read_the_way_lerobot_reads_them(source: Path, tmp_path: Path) -> 
 def test_import_refuses_what_it_cannot_read(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="not a LeRobot dataset"):
         import_lerobot(tmp_path, tmp_path / "out.zarr", force=False)
+    with pytest.raises(DatasetError, match=r"typo\.lerobot: does not exist$"):
+        import_lerobot(tmp_path / "typo.lerobot", tmp_path / "out.zarr", force=False)
     (tmp_path / "old" / "meta").mkdir(parents=True)
     (tmp_path / "old" / "meta" / "info.json").write_text('{"codebase_version": "v2.1"}')
     with pytest.raises(DatasetError, match="codebase_version 'v2.1'; only v3.x is read"):
