@@ -39,7 +39,9 @@ start again) and then servos from where the arm is, announcing ``teleop/takeover
 (std_msgs/Bool, latched); the gripper stays as the policy left it until the operator works
 the device's gripper. The episode key ``next`` (Right arrow, the SpaceMouse's right button)
 hands back: ``teleop/takeover`` false, and ``policy/takeover`` false starts the policy again
-from where the arm is (a fresh history, the safe start). The other episode keys pass to the
+from where the arm is (a fresh history, the safe start); not while this node's e-stop is
+latched (one sent before the policy node was discovered reached this node only, and the
+policy would drive the stopped arm). The other episode keys pass to the
 recorder as usual. A device moved while no policy node answers takes nothing over (said in
 the log): the operator never drives an arm a policy drives too. The device is read on the
 wall clock whatever ``use_sim_time`` says (a lock-step simulator's ``/clock`` stands still
@@ -203,11 +205,19 @@ class TeleopNode(Node):
         if self._asked is not None:
             return command.events
         if self.holding and EpisodeEvent.NEXT in command.events:
+            events = tuple(event for event in command.events if event is not EpisodeEvent.NEXT)
+            if self._estop_latched:  # the policy node may not have heard it: it would drive
+                self.get_logger().error(
+                    "the e-stop is latched: release it (safety/reset_estop) before handing "
+                    "the arm back to the policy",
+                    throttle_duration_sec=2.0,
+                )
+                return events
             self.holding = False  # no servo command from now on, before the policy restarts
             self._paced = None
             self.takeover_pub.publish(Bool(data=False))
             self._ask(take=False)
-            return tuple(event for event in command.events if event is not EpisodeEvent.NEXT)
+            return events
         moved = np.abs(np.asarray(command.eef_delta)).max() > TAKEOVER_MOTION
         if not self.holding and moved and not self._estop_latched:
             self._gripper_at_takeover = float(command.gripper)

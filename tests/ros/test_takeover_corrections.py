@@ -420,3 +420,48 @@ def test_a_takeover_is_refused_while_the_policy_node_s_estop_is_latched(ros_cont
             assert taken.success, taken.message
     finally:
         client.close()
+
+
+def test_the_arm_is_not_handed_back_while_the_teleop_node_s_estop_is_latched(ros_context) -> None:
+    """An e-stop that reached the teleop node but not the policy node (sent before the policy
+    node was discovered) must not be bypassed by the hand-back: the next key restarted the
+    policy, which drove the arm the operator had stopped. It hands back once the e-stop is
+    released."""
+    from deploy_helpers import spinning
+    from geometry_msgs.msg import Twist
+    from rclpy.parameter import Parameter
+    from std_msgs.msg import Bool
+    from std_srvs.srv import Trigger
+    from test_teleop_node import teleop_node
+
+    from robot_il.ros.policy_node import PolicyNode
+    from robot_il.ros.selector_node import LATCHED
+
+    policy = PolicyNode(
+        context=ros_context, parameter_overrides=[Parameter("checkpoint", value=str(FIXTURE))]
+    )
+    client = Client(ros_context)
+    try:
+        takeovers: list = []
+        client.node.create_subscription(
+            Bool, "teleop/takeover", lambda m: takeovers.append(m.data), LATCHED
+        )
+        ticks = client.record(Twist, "teleop/twist")
+        with (
+            spinning(policy, ros_context),
+            teleop_node(ros_context, {"takeover": True}) as (teleop, master),
+        ):
+            wait_for(teleop.policy_takeover.service_is_ready, 20, "the policy node's service")
+            os.write(master, b"w")  # moving the device takes the arm over
+            wait_for(lambda: takeovers[-1:] == [True], 20, "the takeover")
+            teleop._on_estop(Bool(data=True))  # heard here only
+            pressed = len(ticks)
+            os.write(master, RIGHT)
+            wait_for(lambda: len(ticks) > pressed + 5, 10, "the teleop node reading the key")
+            assert policy._taken_over and takeovers[-1] is True, takeovers
+            teleop._on_reset_estop(Trigger.Request(), Trigger.Response())
+            os.write(master, RIGHT)
+            wait_for(lambda: takeovers[-1:] == [False], 10, "the hand-back once released")
+            wait_for(lambda: not policy._taken_over, 10, "the policy node's hand-back")
+    finally:
+        client.close()
