@@ -465,3 +465,37 @@ def test_the_arm_is_not_handed_back_while_the_teleop_node_s_estop_is_latched(ros
             wait_for(lambda: not policy._taken_over, 10, "the policy node's hand-back")
     finally:
         client.close()
+
+
+def test_a_selection_s_corrections_record_the_camera_the_candidates_observe(
+    ros_env, tmp_path
+) -> None:
+    """``deploy_select_sim.launch.yaml takeover:=true camera:=front`` (as ``robot-il select sim
+    --takeover`` starts it for camera candidates): its corrections recorder recorded no
+    camera, so every fine-tuning of a camera candidate refused the person's corrections. It
+    records the candidates' camera at their frame size, and checks its corrections against
+    the default candidate at start, as deploy_sim's does."""
+    from deploy_helpers import constant_checkpoint
+
+    from robot_il.dataset import Dataset
+    from robot_il.launch.description import load_launch
+    from robot_il.launch.substitution import package_share
+
+    candidate = constant_checkpoint(
+        tmp_path / "camera", np.zeros(7), camera="front", image_size=(24, 32)
+    )
+    path, log = tmp_path / "corrections.zarr", tmp_path / "recorder.log"
+    launch = package_share("robot_il", tmp_path) / "launch" / "deploy_select_sim.launch.yaml"
+    arguments = {"candidates": str(candidate), "default_candidate": str(candidate)}
+    arguments |= {"camera": "front", "image_size": "[24, 32]", "takeover": "true"}
+    plan = load_launch(launch, {**arguments, "finetune_corrections": str(path)})
+    (recorder,) = [spec for spec in plan.processes if spec.name == "recorder"]
+    with open(log, "w") as out:
+        process = subprocess.Popen(recorder.argv, env=ros_env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: "recording reach at" in log.read_text(), 60, "the recorder's start",
+                 (process,), (log,))  # fmt: skip
+    finally:
+        stop(process)
+    observation = Dataset.open(path).attrs["spec"]["observation"]
+    assert observation.get("rgb_front") == [24, 32, 3], observation
