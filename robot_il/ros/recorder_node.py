@@ -452,15 +452,15 @@ class RecorderNode(Node):
     def _hint(self, missing: list[str], stamp: float | None) -> str:
         """Why the ``missing`` keys of a step of ``stamp`` (s, the joint state's) are missing,
         when that is not the robot's joint states: a camera's frames too far behind them (a
-        stalled camera), arms without a gripper, a cell without the task's inputs."""
+        stalled camera), ahead of them (another clock) or in a hole of them, arms without a
+        gripper, a cell without the task's inputs."""
         hints = []
         newest_state = self.obs.stamp if self.obs.stamp is not None else stamp
         for key in missing:
             newest = self.obs.frames[key].newest if key in self.obs.frames else None
             if newest is not None and newest_state is not None:
-                hints.append(f"the newest frame of {key} is {newest_state - newest.stamp:.3f} s "
-                             "behind the joint states, over max_camera_lag "
-                             f"{self.obs.max_camera_lag:g} s (a stalled camera)")  # fmt: skip
+                hints.append(f"the newest frame of {key} is "
+                             f"{self._frame_lag(newest_state - newest.stamp)}")  # fmt: skip
         if self._gripper_keys & set(missing):
             hints.append("no gripper_joint in the joint states: record arms without one with "
                          "gripper:=''")  # fmt: skip
@@ -471,6 +471,19 @@ class RecorderNode(Node):
                          f"({topics}): record a cell without them with "
                          "task_inputs:=false")  # fmt: skip
         return f" ({'; '.join(hints)})" if hints else ""
+
+    def _frame_lag(self, lag: float) -> str:
+        """Why a camera's newest frame, ``lag`` s older than the newest joint state, is paired
+        with none (:class:`RobotObservation`'s pairing)."""
+        obs = self.obs
+        if lag > obs.max_camera_lag:
+            return (f"{lag:.3f} s behind the joint states, over max_camera_lag "
+                    f"{obs.max_camera_lag:g} s (a stalled camera)")  # fmt: skip
+        if lag < -obs.camera_tolerance:
+            return (f"stamped {-lag:.3f} s ahead of the joint states (the camera's clock and "
+                    "theirs differ)")  # fmt: skip
+        return (f"not within camera_tolerance {obs.camera_tolerance:g} s of a joint state (a "
+                "hole in the joint states, or cameras out of step)")  # fmt: skip
 
     def stop(self) -> str:
         """Commit the episode under way (a simulator reset under way then begins none)."""

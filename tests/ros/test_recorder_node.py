@@ -392,3 +392,29 @@ def test_a_camera_that_stalls_mid_episode_leaves_a_gap_that_is_said(ros_context,
     )
     assert gap is not None, said
     assert 0.5 < float(gap.group(1)) < 3.0, said
+
+
+def test_a_camera_frame_that_cannot_be_paired_is_said_for_its_cause(ros_context, tmp_path) -> None:
+    """A frame missing from a step was always said to lag the joint states over
+    ``max_camera_lag`` (a stalled camera): a camera stamping on another clock (ahead of the
+    joint states) read "-0.900 s behind", and a hole in the joint states around a frame 0.13 s
+    old read as over the 0.2 s lag. Each cause is named (the messages fed to the node's
+    callbacks as they arrive)."""
+    from test_observation_pairing import frame, joint_state
+
+    cell = {"cameras": "front", "image_size": [2, 2], "gripper": "", "task_inputs": False}
+    for name, states, captured, said in (
+        ("ahead", np.arange(10.0, 10.1, 0.002), 11.0, r"stamped 0\.90\d s ahead of the joint "
+         r"states \(the camera's clock and theirs differ\)"),
+        ("hole", [*np.arange(10.0, 10.1, 0.002), *np.arange(10.3, 10.35, 0.002)], 10.22,
+         r"not within camera_tolerance 0\.05 s of a joint state \(a hole "
+         r"in the joint states, or cameras out of step\)"),
+    ):  # fmt: skip
+        with recorder(ros_context, tmp_path / f"{name}.zarr", autostart=False, **cell) as node:
+            for t in states:
+                node.obs._on_joint_states(joint_state(t), (0,))
+            node.obs._on_image("rgb_front", frame(captured))
+            with pytest.raises(
+                RecordingError, match=rf"\(the newest frame of rgb_front is {said}\)$"
+            ):
+                node.start_observed()
