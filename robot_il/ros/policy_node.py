@@ -388,10 +388,9 @@ class PolicyNode(Node):
         return super().create_subscription(*args, **kwargs)
 
     def _resolve(self, name: str) -> Path:
-        path = Path(name)
-        if not path.exists() and self.candidates_dir:
-            path = Path(self.candidates_dir) / name
-        return path
+        from robot_il.ros.selector_node import candidate_path
+
+        return candidate_path(name, self.candidates_dir)
 
     def _check(self, info: CheckpointInfo, where: str) -> None:
         from robot_il.policies.spec import check_spec

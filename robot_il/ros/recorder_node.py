@@ -59,9 +59,10 @@ operator's first). The dataset is a corrections dataset (attrs ``kind``
 demonstrations (appending one to the other is refused). No simulator reset is asked for:
 the episode keys ``discard`` (drop the takeover's steps) and ``quit`` act, ``next`` and
 ``rerecord`` are the teleop node's own in this mode. ``checkpoint`` (the deployed one, as the
-deploy launch files pass it) is checked at start: corrections it could not be fine-tuned on
-(another rate than ``record_hz``, an ``eef_delta`` or task-frame checkpoint, a camera it
-observes that is not recorded) are refused at start, before the person corrects anything;
+deploy launch files pass it; a bare name is looked up in ``candidates_dir``) is checked at
+start: corrections it could not be fine-tuned on (another rate than ``record_hz``, an
+``eef_delta`` or task-frame checkpoint, a camera it observes that is not recorded) are
+refused at start, before the person corrects anything;
 without a camera or image size of its own the recorder records the checkpoint's frame size.
 """
 
@@ -95,7 +96,7 @@ from robot_il.ros.observation import (
     is_camera_key,
     policy_image_size,
 )
-from robot_il.ros.selector_node import LATCHED
+from robot_il.ros.selector_node import LATCHED, candidate_path
 from robot_il.ros.ur_rtde_bridge import GRIPPERS
 from robot_il.ros.ur_topics import (
     OBJECT_POSE_TOPIC,
@@ -128,11 +129,12 @@ class RecorderNode(Node):
         self.record_hz = declare_float(self, "record_hz", 20.0)
         self.corrections = bool(self.declare_parameter("corrections", False).value)
         checkpoint = str(self.declare_parameter("checkpoint", "").value)
+        candidates_dir = str(self.declare_parameter("candidates_dir", "").value)
         trained = None
         if self.corrections and checkpoint:
             from robot_il.policies import read_checkpoint
 
-            trained = read_checkpoint(checkpoint)[1]["spec"]
+            trained = read_checkpoint(candidate_path(checkpoint, candidates_dir))[1]["spec"]
         # The checkpoint's frame size, unless image_size says otherwise (as the policy node).
         frame = policy_image_size(trained.get("observation") or {}) if trained else None
         cameras = camera_parameters(self, frame)

@@ -183,10 +183,7 @@ class SelectorNode(Node):
 
     def _resolve(self, candidate: str) -> Path:
         """A candidate's checkpoint path (a bare name is looked up in ``candidates_dir``)."""
-        path = Path(candidate)
-        if not path.exists() and self.candidates_dir:
-            path = Path(self.candidates_dir) / candidate
-        return path
+        return candidate_path(candidate, self.candidates_dir)
 
     def deployed(self, candidate: str) -> str:
         """What to announce for ``candidate``: its latest fine-tuned checkpoint, or itself."""
@@ -316,6 +313,15 @@ class SelectorNode(Node):
         with self._lock:
             self._closing = True
         self.destroy_node()
+
+
+def candidate_path(name: str, candidates_dir: str) -> Path:
+    """The checkpoint ``name`` names: a path, or where there is none, a bare name in the
+    folder ``candidates_dir`` ("" for none), as the deploy_select launch passes candidates."""
+    path = Path(name)
+    if not path.exists() and candidates_dir:
+        path = Path(candidates_dir) / name
+    return path
 
 
 def main(args: list[str] | None = None) -> int:

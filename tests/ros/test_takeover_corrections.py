@@ -474,7 +474,7 @@ def test_a_selection_s_corrections_record_the_camera_the_candidates_observe(
     --takeover`` starts it for camera candidates): its corrections recorder recorded no
     camera, so every fine-tuning of a camera candidate refused the person's corrections. It
     records the candidates' camera at their frame size, and checks its corrections against
-    the default candidate at start, as deploy_sim's does."""
+    the default candidate (a name in candidates_dir) at start, as deploy_sim's does."""
     from deploy_helpers import constant_checkpoint
 
     from robot_il.dataset import Dataset
@@ -486,7 +486,8 @@ def test_a_selection_s_corrections_record_the_camera_the_candidates_observe(
     )
     path, log = tmp_path / "corrections.zarr", tmp_path / "recorder.log"
     launch = package_share("robot_il", tmp_path) / "launch" / "deploy_select_sim.launch.yaml"
-    arguments = {"candidates": str(candidate), "default_candidate": str(candidate)}
+    arguments = {"candidates": "camera", "default_candidate": "camera"}  # names, as it runs
+    arguments |= {"candidates_dir": str(candidate.parent)}
     arguments |= {"camera": "front", "image_size": "[24, 32]", "takeover": "true"}
     plan = load_launch(launch, {**arguments, "finetune_corrections": str(path)})
     (recorder,) = [spec for spec in plan.processes if spec.name == "recorder"]
