@@ -359,8 +359,12 @@ class RecorderNode(Node):
         until the operator's first: the teleop node leaves the gripper as the policy left it,
         and its measured opening (part-way, closed on an object) is no command."""
         if not msg.data:
-            if self._episode is not None:  # (the teleop node announces none at its start)
+            if self._episode is None:  # (the teleop node announces none at its start)
+                return
+            try:
                 self.get_logger().info(f"hand-back: {self.stop()}")
+            except RobotILError as error:  # not written: said, and the session goes on
+                self.get_logger().error(f"hand-back: {error}")
             return
         with self._lock:
             message = self._begin()

@@ -500,3 +500,39 @@ def test_a_selection_s_corrections_record_the_camera_the_candidates_observe(
         stop(process)
     observation = Dataset.open(path).attrs["spec"]["observation"]
     assert observation.get("rgb_front") == [24, 32, 3], observation
+
+
+def test_a_correction_the_disk_does_not_take_is_said_and_the_next_is_recorded(
+    ros_context, tmp_path
+) -> None:
+    """A hand-back whose commit fails on disk (full, a lost mount; here a file where a chunk
+    folder must go) raised out of the takeover's callback: the recorder died, and with it
+    (on_exit: shutdown) the deployment and every later correction. The correction is
+    discarded and said, as an episode key's commit is, and the next takeover is recorded."""
+    from std_msgs.msg import Bool
+    from test_recorder_node import Simulator, recorded_steps, recorder
+
+    from robot_il.dataset import Dataset
+    from robot_il.ros.selector_node import LATCHED
+
+    path = tmp_path / "corrections.zarr"
+    client = Client(ros_context)
+    simulator = Simulator(client)
+    try:
+        with recorder(ros_context, path, corrections=True, autostart=False) as node:
+            takeover = client.node.create_publisher(Bool, "teleop/takeover", LATCHED)
+            takeover.publish(Bool(data=True))
+            wait_for(lambda: recorded_steps(node) >= 3, 10, "the first correction's steps")
+            blocker = path / "data" / "joint_pos" / "c"  # a file where the chunk folder goes
+            blocker.write_text("")
+            takeover.publish(Bool(data=False))  # commits from the takeover's callback
+            wait_for(lambda: node._episode is None, 10, "the failed commit")
+            blocker.unlink()
+            takeover.publish(Bool(data=True))
+            wait_for(lambda: recorded_steps(node) >= 3, 10, "the next correction's steps")
+            takeover.publish(Bool(data=False))
+            wait_for(lambda: node.writer.num_episodes == 1, 10, "the next correction")
+    finally:
+        simulator.close()
+        client.close()
+    assert Dataset.open(path).num_episodes == 1
