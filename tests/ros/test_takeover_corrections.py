@@ -85,7 +85,10 @@ def test_a_takeover_stops_the_policy_is_recorded_and_hands_back(
         press(RIGHT, 1)  # hand back: the correction is committed, the policy drives again
         wait_for(lambda: takeovers[-1:] == [False], 20, "the hand-back", procs, logs)
         back_at = time.monotonic()
-        wait_for(lambda: rate(back_at) > 60, 30, "the policy driving again", procs, logs)
+        # The teleop node sends nothing once it has handed back: these are the policy's (a
+        # count, not a rate: a loaded machine runs the policy node slower than 100 Hz).
+        wait_for(lambda: sum(t >= back_at for t, _ in commands) >= 50, 30,
+                 "the policy driving again", procs, logs)  # fmt: skip
         wait_for(lambda: path.exists() and Dataset.open(path).num_episodes == 1, 20,
                  "the committed correction", procs, logs)  # fmt: skip
     finally:
@@ -341,8 +344,9 @@ def test_a_takeover_in_lock_step_runs_the_simulation_at_the_operators_pace(
             time.monotonic() - wall,
             stamp_seconds(clock[-1][1].clock) - simulated,
         )
-        # Real time on a quiet machine; a 25th of it before.
-        assert simulated > 0.25 * wall, (simulated, wall)
+        # Real time on a quiet machine; a 25th of it before (0.04), more than a 10th on a
+        # loaded one, each simulated step a DDS round trip.
+        assert simulated > 0.1 * wall, (simulated, wall)
         wait_for(
             lambda: tcp_point(joint_states[-1][1].position[:6])[0] - start_x > 0.04,
             10,
