@@ -36,11 +36,11 @@ CORRECTIONS = "corrections.zarr"
 """With ``--takeover``: the corrections dataset inside ``--out``."""
 FINETUNED = "finetuned"
 """With ``--takeover``: the folder of the fine-tuned checkpoints inside ``--out``."""
-TELEOP_DEVICES = ("keyboard", "gamepad", "spacemouse")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     from robot_il.cli.flags import COUNT, DOMAIN_ID, PORT, SEED
+    from robot_il.record.teleop import TELEOP_DEVICES
     from robot_il.select.rules import RULES
 
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -108,7 +108,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     sim.add_argument(
         "--device",
         default=None,
-        choices=TELEOP_DEVICES,
+        # "ros" reads teleop/twist, which the teleop node itself publishes
+        choices=[device for device in TELEOP_DEVICES if device != "ros"],
         help="with --takeover: the teleop device (default keyboard: this terminal)",
     )
     sim.add_argument(

@@ -166,8 +166,9 @@ class TeleopNode(Node):
         self.holding = not self.takeover
         """Whether the operator drives the arm: always without ``takeover``; with it, from
         the policy's stop to the hand-back."""
-        self._asked: str | None = None
-        """The policy service called and not answered yet (``policy/stop``, ``policy/reset``)."""
+        self._awaiting_policy = False
+        """Whether a ``policy/takeover`` call (take or hand back) is not answered yet: the
+        device neither takes over nor hands back meanwhile."""
         self._gripper_at_takeover: float | None = None
         """The device's gripper command when the operator took over: the gripper is left as
         the policy left it until the device's differs from this."""
@@ -202,7 +203,7 @@ class TeleopNode(Node):
     def _take_over_or_hand_back(self, command) -> tuple[EpisodeEvent, ...]:
         """With ``takeover``: take the arm over when the device moves, hand it back on
         ``next``; returns the episode events left for the recorder."""
-        if self._asked is not None:
+        if self._awaiting_policy:
             return command.events
         if self.holding and EpisodeEvent.NEXT in command.events:
             events = tuple(event for event in command.events if event is not EpisodeEvent.NEXT)
@@ -235,13 +236,13 @@ class TeleopNode(Node):
                 throttle_duration_sec=2.0,
             )
             return
-        self._asked = client.srv_name
+        self._awaiting_policy = True
         client.call_async(SetBool.Request(data=take)).add_done_callback(
             lambda future: self._on_answer(take, future)
         )
 
     def _on_answer(self, take: bool, future) -> None:
-        self._asked = None
+        self._awaiting_policy = False
         reply = future.result()
         if reply is None or not reply.success:
             why = "no answer" if reply is None else reply.message
