@@ -27,6 +27,10 @@ from robot_il.train.config import TRAIN_CONFIGS, load_config
 pytest.importorskip("mujoco")
 
 FAST = ["--no-progress", "--batch-size", "16", "--policy.hidden-dims", "16"]
+ONLINE = ["--no-progress", "--policy.hidden-dims", "16", "--learning-starts", "0",
+          "--buffer-size", "1000"]  # fmt: skip
+BRIEF = {"bc": ["--steps", "5", *FAST], "opt-ail": [*ONLINE, "--env-steps", "50"]}
+"""A budget of seconds: a refusal that does not come ends the test quickly, not after a run."""
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +104,8 @@ def test_an_out_inside_the_dataset_is_refused(
 ) -> None:
     """Before: the run's folders were written among the dataset's arrays."""
     out = reach / "run"
-    err = one_line_error(["train", family, "--dataset", str(reach), "--out", str(out)], capsys)
+    argv = ["train", family, "--dataset", str(reach), "--out", str(out), *BRIEF[family]]
+    err = one_line_error(argv, capsys)
     assert f"--out {out}: is inside the dataset {reach}" in err
     assert not out.exists()
 
@@ -112,7 +117,7 @@ def test_an_out_inside_another_dataset_or_in_a_checkpoint_is_refused(
     """Before: a run was written among another dataset's arrays, or into a checkpoint (a
     run's ``policy/``, which that run replaces, with the run inside it, at its next save)."""
     other = Path(shutil.copytree(reach, tmp_path / "other.zarr"))
-    argv = ["train", family, "--dataset", str(reach)]
+    argv = ["train", family, "--dataset", str(reach), *BRIEF[family]]
     err = one_line_error([*argv, "--out", str(other / "run")], capsys)
     assert f"--out {other / 'run'}: is inside the dataset {other}; pass a run directory" in err
     checkpoint = run / "policy"
@@ -134,8 +139,6 @@ def test_a_finished_run_started_again_keeps_its_summary(
     assert json.loads((run / "summary.json").read_text()) == summary
 
 
-ONLINE = ["--no-progress", "--policy.hidden-dims", "16", "--learning-starts", "0",
-          "--buffer-size", "1000"]  # fmt: skip
 HOLDERS = {
     "bc": [*FAST, "--steps", "1000", "--save-every", "5"],
     "dac": [*ONLINE, "--env-steps", "100000", "--save-every", "1"],
