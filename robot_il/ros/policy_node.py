@@ -520,7 +520,10 @@ class PolicyNode(Node):
                 return response
             if request.data:
                 self._taken_over = True
-            elif self._taken_over:
+            elif not self._taken_over:  # nothing to hand back: the node goes on as it was
+                response.success, response.message = True, NOT_TAKEN_OVER
+                return response
+            else:
                 self._taken_over = False
                 self._reset()
         if request.data:
@@ -1076,6 +1079,8 @@ ESTOP_LATCHED = "the e-stop is latched: release it (safety/reset_estop) before t
 """What ``policy/takeover`` answers (success false) to a takeover while the e-stop is latched."""
 TAKEN_OVER = "a person holds the arm (teleop takeover); no episode begins until the hand-back"
 """What ``policy/reset`` answers (success false) while the arm is taken over."""
+NOT_TAKEN_OVER = "not taken over: nothing handed back, no episode begun"
+"""What ``policy/takeover`` answers to a hand-back while nobody holds the arm."""
 
 
 def reset_message(checkpoint: str) -> str:

@@ -251,7 +251,7 @@ class TeleopNode(Node):
             )
             return
         if not take:
-            self.get_logger().info("handed back: the policy drives again from where the arm is")
+            self.get_logger().info(f"handed back: {reply.message}")  # the policy's new episode
             return
         self._target_pose = self._paced = None  # servo from where the policy left the arm
         self.safety.restart()

@@ -405,7 +405,7 @@ def test_a_takeover_is_refused_while_the_policy_node_s_estop_is_latched(ros_cont
     from std_msgs.msg import Bool
     from std_srvs.srv import SetBool, Trigger
 
-    from robot_il.ros.policy_node import ESTOP_LATCHED, PolicyNode
+    from robot_il.ros.policy_node import ESTOP_LATCHED, NOT_TAKEN_OVER, PolicyNode
 
     node = PolicyNode(
         context=ros_context, parameter_overrides=[Parameter("checkpoint", value=str(FIXTURE))]
@@ -413,6 +413,9 @@ def test_a_takeover_is_refused_while_the_policy_node_s_estop_is_latched(ros_cont
     client = Client(ros_context)
     try:
         with spinning(node, ros_context):
+            # a hand-back of an arm nobody took over begins nothing, and says so
+            idle = client.call(SetBool, "policy/takeover", request=SetBool.Request(data=False))
+            assert idle.success and idle.message == NOT_TAKEN_OVER, idle.message
             estop = client.publisher(Bool, "safety/estop")
             estop.publish(Bool(data=True))
             wait_for(lambda: node._estop_latched, 10, "the e-stop to latch")
