@@ -22,7 +22,8 @@ observation keys from a robot that speaks the UR driver's topics (:mod:`robot_il
 
 Joint velocities are the driver's; a driver that sends none (an empty ``velocity``) gets
 finite differences of each arm's successive positions over their stamps (rad/s, unfiltered):
-its first message (and the first after a silence of ``VELOCITY_MAX_DT``) is only remembered.
+its first message is only remembered (a driver sending slowly gives the mean velocity between
+its messages).
 
 A camera's frames reach a node later than the joint states of the same moment (capture,
 transfer, encoding, DDS on a loaded machine): the newest frame is often more than
@@ -90,8 +91,6 @@ def depth_topic(camera: str) -> str:
 STATE_HISTORY = 512
 """Joint states (and force-torque readings) kept per arm for pairing with camera frames: 1 s
 at the UR controller's 500 Hz."""
-VELOCITY_MAX_DT = 0.1
-"""Longest time (s) between two joint states whose positions give a velocity estimate."""
 
 DEFAULT_IMAGE_SIZE = (96, 96)
 """[H, W] (px) of camera frames when neither a parameter nor a checkpoint says."""
@@ -498,12 +497,13 @@ class RobotObservation:
 
     def _estimated_velocity(self, arm: int, q: np.ndarray, stamp: float) -> np.ndarray | None:
         """Arm ``arm``'s joint velocities (rad/s) at positions ``q`` (rad) stamped ``stamp``
-        (s), from the positions before (finite differences); None when there is no earlier
-        message to difference with (the first, one after ``VELOCITY_MAX_DT`` s of silence,
+        (s), from the positions before (finite differences: the mean velocity since the last
+        message, however long ago; a driver at 10 Hz or less was dropped whole by a limit on
+        that interval); None when there is no earlier message to difference with (the first,
         or one not newer than the last), which is then not taken."""
         last, self._last_position[arm] = self._last_position[arm], (stamp, q)
-        if last is None or not 0 < stamp - last[0] <= VELOCITY_MAX_DT:
-            if last is not None and stamp <= last[0]:
+        if last is None or stamp <= last[0]:
+            if last is not None:
                 self._last_position[arm] = last  # an older message: keep the newer one
             return None
         return (q - last[1]) / (stamp - last[0])

@@ -76,6 +76,17 @@ def test_joint_velocities_a_driver_does_not_send_are_estimated(ros_context) -> N
         sent.velocity = [0.3] * 6  # a driver that sends them: its own
         observation._on_joint_states(sent, (0,))
         np.testing.assert_allclose(observation.joint_vel, 0.3)
+        # A slow driver (5 Hz, as joint_state_publisher can be set): every message after the
+        # first is taken, with the mean velocity since the one before.
+        slow_observer = rclpy.create_node("slow_observer", context=ros_context)
+        try:
+            slow = RobotObservation(slow_observer, "reach")
+            for k in range(4):
+                slow._on_joint_states(state(20.0 + 0.2 * k), (0,))
+            assert slow.messages == 3, slow.messages
+            np.testing.assert_allclose(slow.joint_vel, speeds, atol=1e-5)
+        finally:
+            slow_observer.destroy_node()
     finally:
         executor.shutdown()
         node.destroy_node()
