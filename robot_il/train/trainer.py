@@ -131,7 +131,7 @@ def train(config: TrainConfig) -> TrainResult:
         torch.set_num_threads(config.threads)
     dist, device = init_distributed(config.device)
     held = contextlib.ExitStack()  # the run directory's lock (rank 0's), until the run ends
-    progress: _Progress | None = None  # set once the steps begin, for a Ctrl-C's report
+    progress: RunProgress | None = None  # set once the steps begin, for a Ctrl-C's report
     try:
         dataset = Dataset.open(config.dataset)  # decoded into RAM once every check passed
         obs_keys = observation_keys(tuple(config.policy.obs_keys), dataset)
@@ -199,7 +199,7 @@ def train(config: TrainConfig) -> TrainResult:
         if start == config.steps:
             return _finish(out, start, policy, env, config.eval, dist.is_main)
         if resumed and dist.is_main:
-            _warn_changed_resume(out, segments[-2], segments[-1])
+            warn_changed_resume(out, segments[-2], segments[-1])
         dataset = Dataset.open(config.dataset, cache="ram")  # the same episodes, decoded
         window = {
             "keys": [*obs_keys, *labels, ACTION_KEY],
@@ -224,7 +224,7 @@ def train(config: TrainConfig) -> TrainResult:
             disable=not (config.progress and dist.is_main),
         )
         tick, tick_step = time.perf_counter(), start
-        progress = _Progress(out, config.save_every, trained=start, saved=start)
+        progress = RunProgress(out, config.save_every, trained=start, saved=start)
         for step in bar:
             batch = _to_device(
                 policy, sampler.batch(rng.integers(0, len(sampler), config.batch_size))
@@ -289,9 +289,10 @@ def train(config: TrainConfig) -> TrainResult:
 
 
 @dataclasses.dataclass
-class _Progress:
-    """How far a run at ``out`` got in this process: the steps ``trained`` and the step of its
-    last save (``saved``; the step it resumed from until it saves, 0 for a new run)."""
+class RunProgress:
+    """How far a run at ``out`` got in this process: the steps ``trained`` (optimizer steps,
+    or env steps for an online learner) and the step of its last save (``saved``; the step it
+    resumed from until it saves, 0 for a new run)."""
 
     out: Path
     save_every: int
@@ -655,13 +656,16 @@ def _load_state(
 
     try:
         state = torch.load(state_dir / "state.pt", weights_only=False)
-        weights = load_file(str(state_dir / "model.safetensors"))
     except (OSError, RuntimeError) as error:
         raise CheckpointError(f"{state_dir}: cannot resume: {error}") from None
-    if state["policy_type"] != policy_type:
+    if state["policy_type"] != policy_type:  # an online learner's run keeps no model file
         raise CheckpointError(
             f"{state_dir}: resumes a {state['policy_type']!r} run, not {policy_type!r}"
         )
+    try:
+        weights = load_file(str(state_dir / "model.safetensors"))
+    except (OSError, RuntimeError) as error:
+        raise CheckpointError(f"{state_dir}: cannot resume: {error}") from None
     # the data first: another dataset changes the default observation keys too, and is
     # what to name then
     refuse_changed_data(state_dir, state.get("training_data"), policy.training_data)
@@ -705,16 +709,19 @@ def _load_state(
     return step, state.get("segments", [{"from_step": 0}])
 
 
-def _warn_changed_resume(out: Path, before: dict[str, Any], now: dict[str, Any]) -> None:
+def warn_changed_resume(
+    out: Path, before: dict[str, Any], now: dict[str, Any], stacklevel: int = 3
+) -> None:
     """Warn when this process resumes the run at ``out`` under other code, libraries, CPU,
     device or threads than the one before it (``segment_changes``): allowed, but the rest of
-    the run may then train to other numbers than one uninterrupted run would."""
+    the run may then train to other numbers than one uninterrupted run would. ``stacklevel``
+    (``warnings.warn``'s, counted from here) names the line of the training's caller."""
     changes = segment_changes(before, now) if "libraries" in before else []
     if changes:
         warnings.warn(
             f"{out}: resumed at step {now['from_step']} with {', '.join(changes)}: its weights "
             "may differ from an uninterrupted run's (its checkpoints record each part)",
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
 
 

@@ -1,8 +1,9 @@
 """User journeys of ``robot-il train opt-ail|iq-learn|dac`` and ``train_opt_ail.launch.yaml``
 found wanting in review: NaN settings, a dataset of another robot's task, an ``--out`` holding
-another family's run, a budget that ends before learning starts, launch arguments that
-overrode the config file, a rerun naming the dataset's own task, a typo'd backend, a DMC
-task's success, a rerun with a smaller budget, and the other OPT-AIL variant's settings."""
+another family's run (an online one's given to BC too), a budget that ends before learning
+starts, launch arguments that overrode the config file, a rerun naming the dataset's own task,
+a typo'd backend, a DMC task's success, a rerun with a smaller budget, and the other OPT-AIL
+variant's settings."""
 
 from __future__ import annotations
 
@@ -97,6 +98,20 @@ def test_an_out_holding_another_familys_run_is_named_as_such(
     online = ["train", "opt-ail", "--dataset", str(push), "--out", str(out), *FAST]
     err = one_line_error(online, capsys)
     assert f"{out / 'train_state'}: resumes a 'bc' run, not 'opt_ail'" in err
+
+
+def test_an_offline_training_into_an_online_runs_out_is_named_as_such(
+    push: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: "cannot resume: No such file or directory: .../model.safetensors" for
+    ``robot-il train bc`` given the --out of an OPT-AIL run (which keeps no such file)."""
+    out = tmp_path / "run"
+    online = ["train", "opt-ail", "--dataset", str(push), "--out", str(out), *FAST]
+    with pytest.warns(UserWarning, match="makes no update"):
+        assert main([*online, "--env-steps", "5"]) == 0
+    bc = ["train", "bc", "--dataset", str(push), "--out", str(out), "--steps", "2", *FAST]
+    err = one_line_error(bc, capsys)
+    assert f"{out / 'train_state'}: resumes a 'opt_ail' run, not 'bc'" in err
 
 
 def test_a_budget_that_ends_before_learning_starts_says_so(push: Path, tmp_path: Path) -> None:
