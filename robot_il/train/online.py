@@ -59,6 +59,7 @@ import contextlib
 import dataclasses
 import json
 import random
+import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -76,7 +77,12 @@ from robot_il.policies import DEPLOY_SUBDIR, policy_class
 from robot_il.policies.base import NORMALIZER_FILE, torch_device
 from robot_il.policies.opt_ail.relu_mlp import bf16_products_supported, bf16_rounds_operands
 from robot_il.policies.spec import ACTION_KEY, spec_from_dataset, spec_from_env, spec_mismatches
-from robot_il.provenance import code_provenance, dataset_record, refuse_changed_data
+from robot_il.provenance import (
+    code_provenance,
+    dataset_record,
+    refuse_changed_data,
+    run_segment,
+)
 from robot_il.train.config import OnlineTrainConfig
 from robot_il.train.evaluate import EvalResult, evaluate, has_success_test
 from robot_il.train.replay import ReplayBuffer, expert_buffer, flatten_observation
@@ -84,6 +90,7 @@ from robot_il.train.trainer import (
     STATE_DIR,
     SUMMARY_JSON,
     MetricsLogger,
+    RunProgress,
     field_defaults,
     lock_run,
     observation_keys,
@@ -96,6 +103,7 @@ from robot_il.train.trainer import (
     rng_states,
     save_checkpoint,
     training_settings,
+    warn_changed_resume,
 )
 
 ONLINE_ALGORITHMS: dict[str, str] = {
@@ -373,10 +381,14 @@ def _train_online(
     run_config.update(task=task, backend=backend)
     settings = training_settings(config)
     progress = {"step": 0, "episode": 0, "last_save": 0, "wall_s": 0.0, "evaluations": []}
+    segments = [run_segment(0, settings)]  # who trained which env steps of the run
     if resumed:
-        progress = _load_state(
+        progress, earlier = _load_state(
             state_dir, algorithm, buffer, rng, run_config, config.env_steps, recorded_env
         )
+        segments = [*earlier, run_segment(progress["step"], settings)]
+        if progress["step"] < config.env_steps:  # this process trains some of the run
+            warn_changed_resume(out, segments[-2], segments[-1], stacklevel=4)
     evaluations: list[dict[str, Any]] = progress["evaluations"]
     horizon = env.unwrapped.max_episode_steps  # of a training episode, in env steps
 
@@ -386,6 +398,8 @@ def _train_online(
     start, episode, last_save = progress["step"], progress["episode"], progress["last_save"]
     logger = MetricsLogger(out, config, fields, first_step=start + 1 if resumed else 0)
     wall_before, started = progress["wall_s"], time.perf_counter()
+    reached = RunProgress(out, config.save_every, trained=start, saved=last_save)
+    held.enter_context(_interrupt_reported(reached))  # from here on, a Ctrl-C names its save
 
     def progress_at(done: int) -> dict[str, Any]:
         return {"step": done, "episode": episode, "last_save": last_save,
@@ -412,7 +426,7 @@ def _train_online(
         if config.eval.episodes > 0:  # where the online phase starts from
             logger.log(0, evaluation_at(0))
     if not resumed and horizon > config.env_steps:  # the first episode may outlast the budget
-        _save(out, progress_at(0), algorithm, buffer, rng, run_config, settings)
+        _save(out, progress_at(0), algorithm, buffer, rng, run_config, settings, segments)
     obs: np.ndarray | None = None
     episode_return, episode_steps, metrics = 0.0, 0, {}
     tick, tick_step = time.perf_counter(), start
@@ -429,7 +443,7 @@ def _train_online(
         buffer.add(obs, action, next_obs, terminated)
         episode_return += float(reward)
         episode_steps += 1
-        done = step + 1
+        done = reached.trained = step + 1
         if done > config.learning_starts:
             with denormals_flushed():
                 metrics = algorithm.learn(buffer, expert, rng)
@@ -453,10 +467,10 @@ def _train_online(
             logger.log(done, row)
         if obs is None and (done - last_save >= config.save_every
                             or done + horizon > config.env_steps):  # fmt: skip
-            last_save = done
-            _save(out, progress_at(done), algorithm, buffer, rng, run_config, settings)
+            last_save = reached.saved = done
+            _save(out, progress_at(done), algorithm, buffer, rng, run_config, settings, segments)
         elif done == config.env_steps:  # mid-episode
-            _save_budget_end(out, progress_at(done), algorithm.policy, settings)
+            _save_budget_end(out, progress_at(done), algorithm.policy, settings, segments)
     bar.close()
     logger.close()
     env.close()
@@ -465,6 +479,17 @@ def _train_online(
     summary = {"env_steps": config.env_steps, "wall_s": wall_s, "evaluations": evaluations}
     (out / SUMMARY_JSON).write_text(json.dumps(summary, indent=2) + "\n")
     return OnlineResult(out / DEPLOY_SUBDIR, config.env_steps, evaluations, wall_s, success_test)
+
+
+@contextlib.contextmanager
+def _interrupt_reported(reached: RunProgress) -> Iterator[None]:
+    """On Ctrl-C, say on stderr where the run got and what a rerun continues from
+    (``RunProgress.interrupted``), then let the interrupt go on."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        print(reached.interrupted(), file=sys.stderr)
+        raise
 
 
 def learner_device(name: str, precision: str) -> torch.device:
@@ -504,13 +529,16 @@ def _save(
     rng: np.random.Generator,
     run_config: dict[str, Any],
     settings: dict[str, Any],
+    segments: list[dict[str, Any]],
 ) -> None:
     """Write ``checkpoints/step_N`` and ``policy/`` (the deployable actor, its provenance
-    with the env step and the run's ``settings``: ``save_checkpoint``) and ``train_state/``
-    (learner, replay buffer, normalizer, counters, RNGs), each atomically."""
+    with the env step, the run's ``settings`` and, resumed, its ``segments``:
+    ``save_checkpoint``) and ``train_state/`` (learner, replay buffer, normalizer, counters,
+    RNGs, ``segments``: the ``run_segment`` of each process that trained the run, this one
+    last), each atomically."""
     from safetensors.numpy import save_file as save_numpy
 
-    save_checkpoint(out, progress["step"], algorithm.policy, settings)
+    save_checkpoint(out, progress["step"], algorithm.policy, settings, segments)
 
     def write_state(tmp: Path) -> None:
         tmp.mkdir(parents=True)
@@ -524,6 +552,7 @@ def _save(
                 "run_config": run_config,
                 "training_data": algorithm.policy.training_data,
                 "algorithm": algorithm.state_dict(),
+                "segments": segments,
                 **rng_states(rng, algorithm.policy.device),
             },
             tmp / "state.pt",
@@ -533,13 +562,17 @@ def _save(
 
 
 def _save_budget_end(
-    out: Path, progress: dict[str, Any], policy: Any, settings: dict[str, Any]
+    out: Path,
+    progress: dict[str, Any],
+    policy: Any,
+    settings: dict[str, Any],
+    segments: list[dict[str, Any]],
 ) -> None:
     """The budget ended mid-episode: write the deployable actor (``save_checkpoint``) and
     record the end (the counters and evaluations ``_save`` would keep) in
     ``train_state/finished.json`` (atomically), beside the state saved when the episode
     began."""
-    save_checkpoint(out, progress["step"], policy, settings)
+    save_checkpoint(out, progress["step"], policy, settings, segments)
     finished = out / STATE_DIR / FINISHED_FILE
     tmp = finished.with_name(finished.name + ".tmp")
     tmp.write_text(json.dumps(progress) + "\n")
@@ -572,13 +605,14 @@ def _load_state(
     run_config: dict[str, Any],
     env_steps: int,
     recorded_env: dict[str, str],
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Restore what ``_save`` wrote (onto the learner's device; the family checked by
     ``_refuse_other_family``); returns its counters and evaluations, or, when the run's
-    budget ended mid-episode at ``env_steps`` (``_save_budget_end``), those of that end:
-    nothing is left to do. ``ConfigError`` if the run went past ``env_steps``. A save's task
-    or backend of None (saved before runs kept the env they resolved) was the dataset's,
-    ``recorded_env``."""
+    budget ended mid-episode at ``env_steps`` (``_save_budget_end``), those of that end
+    (nothing is left to do), and the ``run_segment`` of each process that trained it (a
+    save made before they were kept: one, its step only). ``ConfigError`` if the run went
+    past ``env_steps``. A save's task or backend of None (saved before runs kept the env
+    they resolved) was the dataset's, ``recorded_env``."""
     device = algorithm.policy.device
     state = _read_state(state_dir, device)
     saved_run = state.get("run_config")
@@ -608,7 +642,8 @@ def _load_state(
         raise CheckpointError(f"{state_dir}: config changed since this run: {first}") from None
     buffer.load(state_dir / REPLAY_FILE)
     restore_rng_states(state, rng, device)
+    segments = state.get("segments", [{"from_step": 0}])
     if end is not None and end["step"] == env_steps:
-        return end
+        return end, segments
     keys = ("step", "episode", "last_save", "wall_s", "evaluations")
-    return {k: state[k] for k in keys}
+    return {k: state[k] for k in keys}, segments

@@ -10,14 +10,17 @@ CPU."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -490,3 +493,95 @@ def test_an_online_checkpoint_records_its_env_step_and_the_settings_a_config_fil
         capsys.readouterr()
         assert main(["info", str(checkpoint)]) == 0
         assert f"; env step {step} of 30, seed 3\n" in capsys.readouterr().out
+
+
+def interrupted_online(config: Any, updates: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Train ``config`` (``train_online``) as a run stopped by Ctrl-C as its ``updates``-th
+    update begins (env step ``learning_starts + updates`` of a new run, its step made)."""
+    from robot_il.train import online
+
+    calls = {"n": 0}
+    flushed = online.denormals_flushed
+
+    @contextlib.contextmanager
+    def then_interrupt() -> Iterator[None]:
+        calls["n"] += 1
+        if calls["n"] == updates:
+            raise KeyboardInterrupt
+        with flushed():
+            yield
+
+    with monkeypatch.context() as patch:
+        patch.setattr(online, "denormals_flushed", then_interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            online.train_online(config)
+
+
+def test_an_interrupted_online_run_says_what_it_saved_and_how_to_resume(
+    one_reach_demo: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """As bc's: Ctrl-C keeps the run's last save (at an episode's end), which may be none yet:
+    the run says which and whether a rerun resumes or starts over. Before: 'robot-il:
+    interrupted' alone."""
+    from robot_il.train.config import load_config
+
+    out = tmp_path / "run"
+
+    def config() -> Any:
+        return load_config("opt_ail", None, settings(one_reach_demo, out, [], 240))
+
+    interrupted_online(config(), 20, monkeypatch)  # step 60, reach's episodes are 80 steps
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"{out}: interrupted at step 60, before its first save (--save-every 80): the same "
+        "command again starts over"
+    )
+    interrupted_online(config(), 110, monkeypatch)  # saved at 80
+    interrupted_online(config(), 5, monkeypatch)  # resumed at 80
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"{out}: interrupted at step 85; saved at step 80: the same command again resumes from "
+        "there"
+    )
+
+
+def test_a_resumed_online_runs_checkpoint_names_each_resume_and_what_changed_at_it(
+    one_reach_demo: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """As bc's: a resume under other threads (or device, code, libraries), which changes the
+    numbers, is warned about, and the checkpoints name each resume; ``robot-il info`` shows
+    them. Before: an online run's checkpoint named its last process alone, and warned of
+    nothing."""
+    from robot_il.cli import main
+    from robot_il.train.config import load_config
+    from robot_il.train.online import train_online
+
+    out = tmp_path / "run"
+
+    def config(*extra: str) -> Any:
+        return load_config("opt_ail", None, settings(one_reach_demo, out, [*extra], 240))
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        interrupted_online(config(), 110, monkeypatch)  # step 150, saved at 80
+        interrupted_online(config("--threads", "2"), 85, monkeypatch)  # step 165, saved at 160
+        train_online(config())
+    assert [str(w.message) for w in caught if "resumed at" in str(w.message)] == [
+        f"{out}: resumed at step {step} with threads {change}: its weights may differ from an "
+        "uninterrupted run's (its checkpoints record each part)"
+        for step, change in ((80, "1 -> 2"), (160, "2 -> 1"))
+    ]
+    saved = json.loads((out / "policy" / "config.json").read_text())["provenance"]["training"]
+    assert [(s["from_step"], s["threads"]) for s in saved["segments"]] == [
+        (0, 1), (80, 2), (160, 1)
+    ]  # fmt: skip
+    first = json.loads((out / "checkpoints" / "step_0000080" / "config.json").read_text())
+    assert "segments" not in first["provenance"]["training"]  # saved by the first process
+    capsys.readouterr()
+    assert main(["info", str(out)]) == 0
+    assert ("; env step 240 of 240, seed 0; resumed at step 80 with threads 1 -> 2; resumed at "
+            "step 160 with threads 2 -> 1\n") in capsys.readouterr().out  # fmt: skip
