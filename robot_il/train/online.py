@@ -76,7 +76,13 @@ from robot_il.errors import CheckpointError, ConfigError, DatasetError
 from robot_il.policies import DEPLOY_SUBDIR, policy_class
 from robot_il.policies.base import NORMALIZER_FILE, torch_device
 from robot_il.policies.opt_ail.relu_mlp import bf16_products_supported, bf16_rounds_operands
-from robot_il.policies.spec import ACTION_KEY, spec_from_dataset, spec_from_env, spec_mismatches
+from robot_il.policies.spec import (
+    ACTION_KEY,
+    is_image_key,
+    spec_from_dataset,
+    spec_from_env,
+    spec_mismatches,
+)
 from robot_il.provenance import (
     code_provenance,
     dataset_record,
@@ -391,6 +397,16 @@ def _train_online(
             warn_changed_resume(out, segments[-2], segments[-1], stacklevel=4)
     evaluations: list[dict[str, Any]] = progress["evaluations"]
     horizon = env.unwrapped.max_episode_steps  # of a training episode, in env steps
+
+    # demonstrations of another task: often a --dataset mixed up (said once nothing refused it)
+    if recorded_env["task"] and task != recorded_env["task"]:
+        unseen = [k for k in spec_from_env(env)["observation"]
+                  if k not in obs_keys and not is_image_key(k)]  # fmt: skip
+        blind = f", its policy not observing {', '.join(unseen)}" if unseen else ""
+        warnings.warn(f"--task {task}: {config.dataset} demonstrates task "
+                      f"{recorded_env['task']!r}; this run imitates those demonstrations on "
+                      f"{task}{blind} (without --task it trains on {recorded_env['task']})",
+                      stacklevel=3)  # fmt: skip
 
     # -- the loop ------------------------------------------------------------------------
     fields = ("step", "episodes", "train_return", *algorithm.METRICS, "steps_per_s",

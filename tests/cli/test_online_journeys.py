@@ -1,9 +1,9 @@
 """User journeys of ``robot-il train opt-ail|iq-learn|dac`` and ``train_opt_ail.launch.yaml``
-found wanting in review: NaN settings, a dataset of another robot's task, an ``--out`` holding
-another family's run (an online one's given to BC too), a budget that ends before learning
-starts, launch arguments that overrode the config file, a rerun naming the dataset's own task,
-a typo'd backend, a DMC task's success, a rerun with a smaller budget, and the other OPT-AIL
-variant's settings."""
+found wanting in review: NaN settings, a dataset of another robot's task or of another task of
+the robot, an ``--out`` holding another family's run (an online one's given to BC too), a
+budget that ends before learning starts, launch arguments that overrode the config file, a
+rerun naming the dataset's own task, a typo'd backend, a DMC task's success, a rerun with a
+smaller budget, and the other OPT-AIL variant's settings."""
 
 from __future__ import annotations
 
@@ -112,6 +112,23 @@ def test_an_offline_training_into_an_online_runs_out_is_named_as_such(
     bc = ["train", "bc", "--dataset", str(push), "--out", str(out), "--steps", "2", *FAST]
     err = one_line_error(bc, capsys)
     assert f"{out / 'train_state'}: resumes a 'opt_ail' run, not 'bc'" in err
+
+
+def test_a_dataset_of_another_task_of_the_robot_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: ``--dataset reach.zarr --task push`` trained a push policy on the reach
+    demonstrations without a word, blind to the cube (reach's observations have no
+    object_pose), as a mixed-up --dataset does."""
+    reach = tmp_path / "reach.zarr"
+    record = ["record", "--task", "reach", "--expert", "--episodes", "1", "--no-fsync"]
+    assert main([*record, "--out", str(reach)]) == 0
+    argv = ["train", "opt-ail", "--dataset", str(reach), "--out", str(tmp_path / "run"), *FAST]
+    with pytest.warns(UserWarning) as caught:
+        assert main([*argv, "--task", "push", "--env-steps", "5"]) == 0
+    assert f"--task push: {reach} demonstrates task 'reach'; this run imitates those " \
+        "demonstrations on push, its policy not observing object_pose (without --task it " \
+        "trains on reach)" in [str(w.message) for w in caught]  # fmt: skip
 
 
 def test_a_budget_that_ends_before_learning_starts_says_so(push: Path, tmp_path: Path) -> None:
