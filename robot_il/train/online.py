@@ -371,7 +371,7 @@ def _train_online(
         )
     resumed = state_dir.exists()
     if resumed:
-        _refuse_other_family(state_dir, policy_type)
+        _refuse_another_run(state_dir, policy_type, policy.training_data)
     if (state_dir / NORMALIZER_FILE).exists():
         causes = "dataset, max_episodes or normalize_observations changed"
         refuse_changed_normalizer(state_dir, normalizer, causes)
@@ -604,13 +604,19 @@ def _read_state(state_dir: Path, device: torch.device | str) -> dict[str, Any]:
         raise CheckpointError(f"{state_dir}: cannot resume: {error}") from None
 
 
-def _refuse_other_family(state_dir: Path, policy_type: str) -> None:
+def _refuse_another_run(
+    state_dir: Path, policy_type: str, training_data: list[dict[str, Any]]
+) -> None:
     """``CheckpointError`` if the run in ``state_dir`` trains another policy family (another
-    online learner, or ``robot-il train bc``): said before its normalizer is compared, which
-    such a run fitted on other keys or statistics ("the normalizer differs" misled)."""
-    saved = _read_state(state_dir, "cpu")["policy_type"]
-    if saved != policy_type:
-        raise CheckpointError(f"{state_dir}: resumes a {saved!r} run, not {policy_type!r}")
+    online learner, or ``robot-il train bc``), or learned from other data than
+    ``training_data`` (``refuse_changed_data``): said before its normalizer is compared,
+    which such a run fitted on other keys or statistics ("the normalizer differs" misled)."""
+    state = _read_state(state_dir, "cpu")
+    if state["policy_type"] != policy_type:
+        raise CheckpointError(
+            f"{state_dir}: resumes a {state['policy_type']!r} run, not {policy_type!r}"
+        )
+    refuse_changed_data(state_dir, state.get("training_data"), training_data)
 
 
 def _load_state(
@@ -622,8 +628,8 @@ def _load_state(
     env_steps: int,
     recorded_env: dict[str, str],
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Restore what ``_save`` wrote (onto the learner's device; the family checked by
-    ``_refuse_other_family``); returns its counters and evaluations, or, when the run's
+    """Restore what ``_save`` wrote (onto the learner's device; the family and data checked
+    by ``_refuse_another_run``); returns its counters and evaluations, or, when the run's
     budget ended mid-episode at ``env_steps`` (``_save_budget_end``), those of that end
     (nothing is left to do), and the ``run_segment`` of each process that trained it (a
     save made before they were kept: one, its step only). ``ConfigError`` if the run went
@@ -643,7 +649,6 @@ def _load_state(
                             field_defaults(type(policy_config)))  # fmt: skip
     refuse_changed_settings(state_dir, "run config", saved_run, run_config,
                             field_defaults(OnlineTrainConfig))  # fmt: skip
-    refuse_changed_data(state_dir, state.get("training_data"), algorithm.policy.training_data)
     finished = state_dir / FINISHED_FILE
     end = json.loads(finished.read_text()) if finished.exists() else None
     done = end["step"] if end is not None else state["step"]

@@ -1,9 +1,9 @@
 """User journeys of ``robot-il train opt-ail|iq-learn|dac`` and ``train_opt_ail.launch.yaml``
 found wanting in review: NaN settings, a dataset of another robot's task or of another task of
-the robot, an ``--out`` holding another family's run (an online one's given to BC too), a
-budget that ends before learning starts, launch arguments that overrode the config file, a
-rerun naming the dataset's own task, a typo'd backend, a DMC task's success, a rerun with a
-smaller budget, and the other OPT-AIL variant's settings."""
+the robot, an ``--out`` holding another family's run (an online one's given to BC too) or
+another recording's, a budget that ends before learning starts, launch arguments that
+overrode the config file, a rerun naming the dataset's own task, a typo'd backend, a DMC
+task's success, a rerun with a smaller budget, and the other OPT-AIL variant's settings."""
 
 from __future__ import annotations
 
@@ -129,6 +129,23 @@ def test_a_dataset_of_another_task_of_the_robot_is_named(
     assert f"--task push: {reach} demonstrates task 'reach'; this run imitates those " \
         "demonstrations on push, its policy not observing object_pose (without --task it " \
         "trains on reach)" in [str(w.message) for w in caught]  # fmt: skip
+
+
+def test_a_rerun_on_another_recording_of_the_task_names_the_data(
+    push: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: a run on joint-target demonstrations rerun on end-effector-delta ones of the
+    same task was refused as "the normalizer of action differs from this run's", as BC's was
+    before it named the data."""
+    eef = tmp_path / "push_eef.zarr"
+    record = ["record", "--task", "push", "--expert", "--episodes", "1", "--no-fsync"]
+    assert main([*record, "--action-mode", "eef_delta", "--out", str(eef)]) == 0
+    out = tmp_path / "run"
+    argv = ["train", "opt-ail", "--out", str(out), "--learning-starts", "0", *FAST]
+    assert main([*argv, "--dataset", str(push), "--env-steps", "5"]) == 0
+    capsys.readouterr()
+    err = one_line_error([*argv, "--dataset", str(eef), "--env-steps", "10"], capsys)
+    assert f": this run started on {push} (data " in err
 
 
 def test_a_budget_that_ends_before_learning_starts_says_so(push: Path, tmp_path: Path) -> None:
