@@ -153,6 +153,7 @@ def expert_buffer(
         raise ConfigError(f"demo_subsample must be >= 1, got {subsample}")
     rng = np.random.default_rng(seed)
     parts: dict[str, list[np.ndarray]] = {"obs": [], "action": [], "next_obs": []}
+    longest = 0  # steps
     for episode in range(episodes):
         data = dataset.episode(episode, [*obs_keys, ACTION_KEY])  # type: ignore[attr-defined]
         for key, values in data.items():
@@ -161,6 +162,7 @@ def expert_buffer(
                     f"{dataset.where}: key {key!r} of episode {episode} holds NaN or inf"  # type: ignore[attr-defined]
                 )
         length = len(data[ACTION_KEY])
+        longest = max(longest, length)
         if length < 2:
             continue
         flat = np.concatenate(
@@ -172,6 +174,11 @@ def expert_buffer(
         parts["action"].append(np.asarray(data[ACTION_KEY], np.float32)[keep])
         parts["next_obs"].append(flat[keep + 1])
     total = sum(len(p) for p in parts["obs"])
+    if total == 0 and longest > 1:  # every episode's offset fell past its last transition
+        where = dataset.where  # type: ignore[attr-defined]
+        most = longest - 1
+        raise ConfigError(f"{where}: demo_subsample {subsample} keeps no transition: its "
+                          f"longest episode has {most}; take at most {most}")  # fmt: skip
     if total == 0:
         raise DatasetError(f"{dataset.where}: no expert transitions in {episodes} episode(s)")  # type: ignore[attr-defined]
     buffer = ReplayBuffer(total, parts["obs"][0].shape[1], parts["action"][0].shape[1])

@@ -321,6 +321,13 @@ def _write_dataset(path: Path, *, state_dim: int = 5, action_dim: int = 1, nan: 
         ({}, ("--task", "dmc:cheetah_run"), ConfigError, "unknown task 'dmc:cheetah_run'"),
         ({}, ("--task", "stack"), ConfigError, "unknown task 'stack'"),
         ({}, ("--demo-subsample", "0"), ConfigError, "demo_subsample must be >= 1"),
+        (  # before: "no expert transitions in 1 episode(s)", the flag unnamed
+            {},
+            ("--demo-subsample", "5000"),
+            ConfigError,
+            "d.zarr: demo_subsample 5000 keeps no transition: its longest episode has 49; take "
+            "at most 49",
+        ),
         (
             {},
             ("--policy.reward-obs-keys", "gripper"),
