@@ -172,7 +172,13 @@ class TeleopNode(Node):
         self._gripper_at_takeover: float | None = None
         """The device's gripper command when the operator took over: the gripper is left as
         the policy left it until the device's differs from this."""
+        self._gripper_in_force: float | None = None
+        """The arm's last gripper command (0..1), the policy's or this node's: a takeover
+        starts the device's gripper from it."""
         if self.takeover:
+            self.create_subscription(
+                Float64, self.obs.layout.gripper_topic(0), self._on_gripper_command, qos
+            )
             self.takeover_pub = self.create_publisher(Bool, TAKEOVER_TOPIC, LATCHED)
             self.takeover_pub.publish(Bool(data=False))
             self.policy_takeover = self.create_client(SetBool, TAKEOVER_SERVICE)
@@ -255,9 +261,16 @@ class TeleopNode(Node):
             return
         self._target_pose = self._paced = None  # servo from where the policy left the arm
         self.safety.restart()
+        if self._gripper_in_force is not None:  # the device's next toggle works from it
+            self.device.hold_gripper(self._gripper_in_force)
+            self._gripper_at_takeover = self._gripper_in_force
         self.holding = True
         self.takeover_pub.publish(Bool(data=True))
         self.get_logger().info("the operator has the arm (policy stopped)")
+
+    def _on_gripper_command(self, msg: Float64) -> None:
+        if np.isfinite(msg.data):
+            self._gripper_in_force = min(max(float(msg.data), 0.0), 1.0)
 
     def _on_estop(self, msg: Bool) -> None:
         if msg.data:

@@ -543,3 +543,50 @@ def test_a_correction_the_disk_does_not_take_is_said_and_the_next_is_recorded(
         simulator.close()
         client.close()
     assert Dataset.open(path).num_episodes == 1
+
+
+def test_the_first_gripper_toggle_after_a_takeover_opens_a_gripper_the_policy_closed(
+    ros_context, tmp_path
+) -> None:
+    """The keyboard's space toggles the device's own gripper state, which started open: after
+    taking over an arm whose policy had closed the gripper, the first press sent "close"
+    (nothing happened) and only the second opened it. The device now carries on from the
+    command in force."""
+    from deploy_helpers import constant_checkpoint, spinning
+    from rclpy.parameter import Parameter
+    from robot_il.envs.ur5e.description import HOME_JOINT_POS
+    from std_msgs.msg import Bool, Float64
+    from test_recorder_node import Simulator
+    from test_teleop_node import teleop_node
+
+    from robot_il.ros.policy_node import PolicyNode
+    from robot_il.ros.selector_node import LATCHED
+
+    closing = constant_checkpoint(tmp_path / "closing", np.append(HOME_JOINT_POS, 1.0))
+    client = Client(ros_context)
+    simulator = Simulator(client)
+    try:
+        takeovers: list = []
+        client.node.create_subscription(
+            Bool, "teleop/takeover", lambda m: takeovers.append(m.data), LATCHED
+        )
+        grippers = client.record(Float64, "gripper/command")
+        teleop_parameters = {"takeover": True, "max_observation_age": 1.0}
+        with teleop_node(ros_context, teleop_parameters) as (teleop, master):
+            # the teleop node listens before the policy sends its one gripper command (only
+            # changes are sent): close
+            policy = PolicyNode(context=ros_context, parameter_overrides=[
+                Parameter("checkpoint", value=str(closing))])  # fmt: skip
+            with spinning(policy, ros_context):
+                wait_for(lambda: teleop._gripper_in_force == 1.0, 30, "the policy's gripper")
+                wait_for(teleop.policy_takeover.service_is_ready, 20, "the policy's service")
+                os.write(master, b"w")  # moving the device takes the arm over
+                wait_for(lambda: takeovers[-1:] == [True], 20, "the takeover")
+                taken_at = len(grippers)
+                os.write(master, b" ")  # one press
+                wait_for(lambda: len(grippers) > taken_at, 10, "the operator's gripper command")
+                sent = [g[1].data for g in grippers[taken_at:]]
+                assert sent[0] == 0.0, sent
+    finally:
+        simulator.close()
+        client.close()

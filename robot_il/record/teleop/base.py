@@ -52,4 +52,10 @@ class TeleopDevice(Protocol):
 
     def read(self) -> TeleopCommand: ...
 
+    def hold_gripper(self, closure: float) -> None:
+        """Carry on from the gripper at ``closure`` (0 open .. 1 closed): the next commands
+        hold it until the operator works the gripper. A takeover starts from the gripper as
+        the deployed policy left it, so that the first toggle of a closed gripper opens it."""
+        ...
+
     def close(self) -> None: ...

@@ -171,6 +171,10 @@ class GamepadTeleop:
         self._gripper = command.gripper
         return command
 
+    def hold_gripper(self, closure: float) -> None:
+        """The gripper command is ``closure`` until the operator works the gripper."""
+        self._gripper = float(closure)
+
     def close(self) -> None:
         """Release the joystick and SDL."""
         self._pygame.quit()

@@ -175,6 +175,11 @@ class KeyboardTeleop:
             gripper = self._gripper
         return TeleopCommand(delta.astype(np.float32), gripper, events)
 
+    def hold_gripper(self, closure: float) -> None:
+        """The gripper command is ``closure`` until the operator works the gripper."""
+        with self._lock:
+            self._gripper = float(closure)
+
     def close(self) -> None:
         """Stop reading and give the terminal back its original mode."""
         if self._stop.is_set():

@@ -103,6 +103,11 @@ class RosTwistTeleop:
             gripper = self._gripper
         return TeleopCommand(delta.astype(np.float32), gripper, events)
 
+    def hold_gripper(self, closure: float) -> None:
+        """The gripper command is ``closure`` until the operator works the gripper."""
+        with self._lock:
+            self._gripper = float(closure)
+
     def close(self) -> None:
         """Stop the executor thread and shut the node's rclpy context down; a callback's
         exception (which ended the thread) is raised after."""

@@ -143,6 +143,10 @@ class SpaceMouseTeleop:
         self._gripper = command.gripper
         return command
 
+    def hold_gripper(self, closure: float) -> None:
+        """The gripper command is ``closure`` until the operator works the gripper."""
+        self._gripper = float(closure)
+
     def close(self) -> None:
         """Release the HID device."""
         if self._device is not None:
