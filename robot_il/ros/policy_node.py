@@ -82,7 +82,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -433,7 +433,9 @@ class PolicyNode(Node):
         """The deployed checkpoint's action mode (``joint`` or ``eef_delta``)."""
         return self.info.spec.get("action_mode", "joint")
 
-    def _make_filters(self) -> list[SafetyFilter]:
+    def _make_filters(self, previous: Sequence[SafetyFilter] = ()) -> list[SafetyFilter]:
+        """One filter per arm; each goes on from ``previous``'s where the arm still follows
+        its command (a new episode begun during motion), else starts where the arm is."""
         from robot_il.envs.ur5e.kinematics import tcp_point
 
         filters = [
@@ -446,6 +448,8 @@ class PolicyNode(Node):
             )
             for a in range(len(self.arms))
         ]
+        for safety, before in zip(filters, previous, strict=False):
+            safety.continue_from(before)
         if self._estop_latched:
             for safety in filters:
                 safety.estop()
@@ -560,7 +564,8 @@ class PolicyNode(Node):
         return response
 
     def _start_episode(self) -> None:
-        """Fresh history and timeline, fresh safety filters (safe start); e-stop stays."""
+        """Fresh history and timeline, fresh safety filters (safe start, from the command the
+        arm still follows if it moves); e-stop stays."""
         self._timeline = None
         self._blend = ActionBlend()
         self._due = None
@@ -569,7 +574,7 @@ class PolicyNode(Node):
         self._last_gripper = [None] * len(self.arms)
         self._history.clear()
         self._observed_grid = -math.inf
-        self._filters = self._make_filters()
+        self._filters = self._make_filters(self._filters)
         self._guard = self._make_guard()
         self._episode_id += 1  # the inference thread observes at once, not at the next grid
         self._reset_stamp = self._now()

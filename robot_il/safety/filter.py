@@ -17,15 +17,16 @@ an e-stop reset or a device fault) from the measured pose with its velocity limi
 from zero (safe start); while the measured pose is not finite it waits, and has nothing to
 send before its first start. A restart while the arm is still following the reference (a
 reset during motion, or before the arm has settled into a held command) ramps from the
-reference instead: the measured pose trails a moving command by the servo's lag (0.1 s at
-servoJ's lookahead, 0.3 rad at full speed), and a command jumping back to it would reverse the
-arm. An arm that stands still :data:`NOT_FOLLOWING_LEAD` or more from the reference for
-``_TRACKING_LAG`` is not following its commands (stopped at its own controller: a protective
-stop, a stopped program, a driver's fault), and the filter starts again from where it is
-(``not_following``, then a safe start): its commands stay by the arm instead of running on,
-so that when the arm is released it does not travel to a command that moved on meanwhile, on a
-path its controller plans and nothing here checked. Times ``t`` are seconds on one clock
-(monotonic or sim).
+reference instead (from rest there if nothing was sent meanwhile), also for a new filter
+that takes over from another (:meth:`SafetyFilter.continue_from`): the measured pose trails a
+moving command by the servo's lag (0.1 s at servoJ's lookahead, 0.3 rad at full speed), and a
+command jumping back to it would reverse the arm. An arm that stands still
+:data:`NOT_FOLLOWING_LEAD` or more from the reference for ``_TRACKING_LAG`` is not following
+its commands (stopped at its own controller: a protective stop, a stopped program, a driver's
+fault), and the filter starts again from where it is (``not_following``, then a safe start):
+its commands stay by the arm instead of running on, so that when the arm is released it does
+not travel to a command that moved on meanwhile, on a path its controller plans and nothing
+here checked. Times ``t`` are seconds on one clock (monotonic or sim).
 """
 
 from __future__ import annotations
@@ -232,6 +233,17 @@ class SafetyFilter:
         the reference. Safe from any thread: the next :meth:`filter` call restarts."""
         self._restart_requested = True
 
+    def continue_from(self, previous: SafetyFilter) -> None:
+        """Start (this new filter's first call) as ``previous`` would restart: from its
+        reference while the arm still follows it, else from the measured pose. For a filter
+        that replaces another on the same arm (a node's new episode, begun during motion: a
+        start from the measured pose, which trails the moving command, jumped the command
+        back)."""
+        if previous._reference is not None:
+            self._before_restart = (previous._reference, previous._velocity, previous._last_t)
+        else:
+            self._before_restart = previous._before_restart
+
     @property
     def estopped(self) -> bool:
         """Whether the e-stop is latched (by any source)."""
@@ -409,12 +421,17 @@ class SafetyFilter:
 
     def _anchor(self, q: list[float], qd: np.ndarray | None, t: float) -> SafetyEvent:
         """Start (again) at time ``t``: from the reference before the restart if the arm at
-        ``q`` (rad) moving at ``qd`` (rad/s) is following it, else from ``q`` at rest."""
+        ``q`` (rad) moving at ``qd`` (rad/s) is following it (at its velocity, or at rest if
+        the command paused for more than ``max_dt``), else from ``q`` at rest."""
         before, self._before_restart = self._before_restart, None
         self._start_t = t
         self._far_since = None
         if before is not None and qd is not None and _follows(q, qd, before[0], before[2], t):
             self._reference, self._velocity, self._last_t = before
+            if self.max_dt is not None and t - self._last_t > self.max_dt:
+                # nothing was sent since (a new episode waits for its first action): the
+                # command stood still there, and goes on from rest, not at its old speed
+                self._velocity, self._last_t = [0.0] * self.limits.num_joints, t
             return SafetyEvent(
                 Intervention.SAFE_START, t, f"restarted from the reference {_joints(before[0])}"
             )

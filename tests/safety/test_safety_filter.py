@@ -306,6 +306,37 @@ def test_a_reset_during_motion_ramps_from_the_command_the_arm_follows() -> None:
     assert speeds[0, 0] == pytest.approx(np.pi, abs=0.05) and speeds[:, 0].min() < np.pi - 1  # ramp
 
 
+def test_a_new_filter_goes_on_from_the_command_the_arm_follows() -> None:
+    """A new episode (``policy/reset``, a hand-back, a checkpoint switch) gets a fresh filter:
+    it anchored at the measured pose, which trails a moving command by the servo's lag, so a
+    reset at 1.3 rad/s over ROS 2 jumped the command 0.028 rad back in one period (0.3 rad
+    at full speed). Continued from the filter before, it goes on from that filter's command;
+    the node sends nothing until the new episode's first action, so the command paused
+    meanwhile and starts from rest (carried on at its speed, it jumped a capped step of
+    two periods after the pause)."""
+    before, clock = started(period=DT)
+    commands, measured, velocity = lagging_arm(before, clock, HOME + 5.0, lag=50)
+    assert commands[-1][0] - measured[0] > 0.3
+    safety = SafetyFilter(before.limits, period=DT)
+    safety.continue_from(before)
+    clock.safety = safety
+    # 20 ms of nothing sent (no action yet this episode), then the first action
+    restarted = [clock.step(HOME + 5.0, measured, dt=10 * DT, qd_measured=velocity)]
+    assert Intervention.SAFE_START in restarted[0].interventions
+    restarted += [clock.step(HOME + 5.0, measured) for _ in range(300)]
+    path = np.array([commands[-1], *(out.command for out in restarted)])
+    speeds = np.diff(path, axis=0) / DT
+    assert np.all(speeds >= 0), "the command never goes back"
+    assert np.max(np.abs(np.diff(speeds, axis=0))) <= ACCELERATION[0] * DT + 1e-9
+    assert speeds[-1, 0] > 1.0  # and it moves on, ramped up
+    # an arm at rest away from that command (a simulator's reset moved it) starts where it is
+    safety = SafetyFilter(before.limits, period=DT)
+    safety.continue_from(before)
+    clock.safety = safety
+    out = clock.step(HOME + 5.0, HOME, qd_measured=np.zeros(6))
+    np.testing.assert_array_equal(out.command, HOME)
+
+
 def test_a_restart_of_an_arm_at_rest_away_from_the_reference_starts_where_it_is() -> None:
     """Stopped by something the filter did not see while its command went on (a program
     stopped on the pendant): the arm is at rest, far behind the reference; the measured
