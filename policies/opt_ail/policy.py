@@ -220,6 +220,10 @@ class SoftActorConfig(PolicyConfig):
     temperature_lr: float = 3e-4
 
     def validate(self) -> None:
+        # before the chunk checks, whose "horizon 1 < n_obs_steps - 1 + ..." hid this cause
+        if self.n_obs_steps != 1 or self.horizon != 1 or self.n_action_steps != 1:
+            raise ValueError("an online learner acts on the current observation: horizon, "
+                             "n_obs_steps and n_action_steps 1")  # fmt: skip
         super().validate()
         # NaN passes every ``x < bound`` test below and would train NaN weights
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -228,8 +232,6 @@ class SoftActorConfig(PolicyConfig):
         ]
         if nan:
             raise ValueError(f"{', '.join(nan)}: nan is not a number a run can take")
-        if self.n_obs_steps != 1 or self.horizon != 1 or self.n_action_steps != 1:
-            raise ValueError("an online learner acts on the current observation: horizons 1")
         if self.batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         if self.alpha <= 0 or not 0 < self.tau <= 1 or not 0 <= self.gamma < 1:

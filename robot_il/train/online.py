@@ -128,6 +128,9 @@ saved transitions, evaluation, logging, saving and threads may change): the env,
 seeds, the expert buffer and when updates start. ``task`` and ``backend`` are kept as
 resolved (the dataset's unless given), so naming the ones a run took from its dataset
 changes nothing."""
+OBSERVATION_MAPPING = ("normalization", "observation_spread_floor")
+"""Policy settings read only with ``normalize_observations`` (the online learners' actions
+are mapped from their env's bounds whatever ``normalization`` says)."""
 EVAL_FIELDS = ("eval_return", "eval_return_std", "eval_success", "eval_low", "eval_high")
 
 
@@ -299,6 +302,13 @@ def _train_online(
         variant = "model-free" if policy_config.model_based else "model-based (--model-based)"
         raise ConfigError(f"policy config: {', '.join(ignored)}: {variant} OPT-AIL's, which "
                           "this run is not")  # fmt: skip
+    if not policy_config.normalize_observations:  # the settings of a mapping this run skips
+        defaults = type(policy_config)()
+        unread = [f"{name} {getattr(policy_config, name)!r}" for name in OBSERVATION_MAPPING
+                  if getattr(policy_config, name) != getattr(defaults, name)]  # fmt: skip
+        if unread:
+            raise ConfigError(f"policy config: {', '.join(unread)}: the observations are fed "
+                              "raw without --policy.normalize-observations")  # fmt: skip
     precision = getattr(policy_config, "matmul_precision", "fp32")  # the soft actor-critics'
     if precision == "bf16" and not bf16_products_supported():
         raise ConfigError("policy.matmul_precision bf16: this CPU computes no bfloat16 products "

@@ -321,6 +321,20 @@ def _write_dataset(path: Path, *, state_dim: int = 5, action_dim: int = 1, nan: 
         ({}, ("--task", "dmc:cheetah_run"), ConfigError, "unknown task 'dmc:cheetah_run'"),
         ({}, ("--task", "stack"), ConfigError, "unknown task 'stack'"),
         ({}, ("--demo-subsample", "0"), ConfigError, "demo_subsample must be >= 1"),
+        (  # before: trained on raw observations, the flag read by nothing
+            {},
+            ("--policy.normalization", "gaussian"),
+            ConfigError,
+            "policy config: normalization 'gaussian': the observations are fed raw without "
+            "--policy.normalize-observations",
+        ),
+        (  # before: "horizon 1 < n_obs_steps - 1 + n_action_steps (2 - 1 + 1)"
+            {},
+            ("--policy.n-obs-steps", "2"),
+            ConfigError,
+            "policy config: an online learner acts on the current observation: horizon, "
+            "n_obs_steps and n_action_steps 1",
+        ),
         (  # before: "no expert transitions in 1 episode(s)", the flag unnamed
             {},
             ("--demo-subsample", "5000"),
