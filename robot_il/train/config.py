@@ -179,7 +179,7 @@ class OnlineTrainConfig:
     resume: bool = True
     """resume a run found in --out (--no-resume: refuse it)"""
     progress: bool = True
-    """show a progress bar"""
+    """show a progress bar (--no-progress: a line every log_every env steps instead)"""
     eval: EvalConfig = dataclasses.field(
         default_factory=lambda: EvalConfig(every=10_000, episodes=10)
     )

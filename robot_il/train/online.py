@@ -483,9 +483,13 @@ def _train_online(
             obs = next_obs
         if done % config.log_every == 0:
             now = time.perf_counter()
-            row.update(metrics, steps_per_s=(done - tick_step) / max(now - tick, 1e-9))
+            rate = (done - tick_step) / max(now - tick, 1e-9)
+            row.update(metrics, steps_per_s=rate)
             tick, tick_step = now, done
             bar.set_postfix(ret=f"{episode_return:.0f}")
+            if not config.progress:  # a line in a log (a launch file's), not a bar's redraw
+                tqdm.write(f"env step {done} of {config.env_steps}: {rate:.1f} env steps/s, "
+                           f"{episode} episodes")  # fmt: skip
         eval_due = config.eval.every > 0 and done % config.eval.every == 0
         if config.eval.episodes > 0 and (eval_due or done == config.env_steps):
             row.update(evaluation_at(done))

@@ -315,3 +315,16 @@ def test_a_setting_the_other_opt_ail_variant_reads_is_refused(
     argv = ["train", "opt-ail", "--dataset", str(push), "--out", str(out), *FAST, *settings]
     assert f"policy config: {error}" in one_line_error([*argv, "--env-steps", "1"], capsys)
     assert not out.exists()
+
+
+def test_a_run_without_its_progress_bar_says_how_far_it_got(
+    push: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: with ``--no-progress`` (the launch file's) a run printed nothing between its
+    evaluations, 10,000 env steps apart by default (minutes on a CPU)."""
+    argv = ["train", "dac", "--dataset", str(push), "--out", str(tmp_path / "run"), *FAST]
+    assert main([*argv, "--env-steps", "20", "--learning-starts", "0", "--log-every", "10"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if " env steps/s, " in line]
+    assert [line.split(":")[0] for line in lines] == ["env step 10 of 20", "env step 20 of 20"]
+    assert all(re.fullmatch(r"env step \d+ of 20: [\d.]+ env steps/s, \d+ episodes", line)
+               for line in lines)  # fmt: skip
