@@ -25,7 +25,8 @@ def run(args: argparse.Namespace) -> int:
     inputs = ", ".join(f"{key} {tuple(shape)}" for key, shape in spec["observation"].items())
     print(f"checkpoint   {directory}")
     version = saved.get("format_version", "none, older than the format's versions")
-    print(f"policy       {saved['policy_type']} (checkpoint format {version})")
+    variant = ", model-based" if config.get("model_based") else ""  # OPT-AIL's variants
+    print(f"policy       {saved['policy_type']}{variant} (checkpoint format {version})")
     backend = f" on {spec['backend']}" if spec.get("backend") else ""
     # a dataset that named no task (a real cell's) gives a checkpoint of none; no action mode
     # reads as joint targets, as make_eval_env and the deploy node read it

@@ -241,11 +241,13 @@ def test_learner_state_restores_every_weight_and_moment(learner: str, device: st
 @pytest.mark.slow
 @pytest.mark.parametrize("learner", learner_params(LOOP_LEARNERS))
 def test_a_resumed_run_continues_bit_exactly(
-    one_reach_demo: Path, tmp_path: Path, learner: str
+    one_reach_demo: Path, tmp_path: Path, learner: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """160 env steps in one go, and 80 then 80 more resumed from the saved state, leave the
     same networks, optimizers, model buffer and replay buffer; the checkpoint loads and
-    acts as any robot_il checkpoint."""
+    acts as any robot_il checkpoint, and ``robot-il info`` names its variant (it named a
+    model-based OPT-AIL checkpoint as model-free's)."""
+    from robot_il.cli import main
     from robot_il.train.config import load_config
     from robot_il.train.online import train_online
 
@@ -265,6 +267,10 @@ def test_a_resumed_run_continues_bit_exactly(
     assert policy.policy_type == policy_type
     action = policy.act({k: np.zeros(s, np.float32) for k, s in policy.spec["observation"].items()})
     assert action.shape == (policy.action_dim,) and np.isfinite(action).all()
+    capsys.readouterr()
+    assert main(["info", str(straight.checkpoint)]) == 0
+    (line,) = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("policy ")]
+    assert ("model-based" in line) == ("--policy.model-based" in extra), line
 
 
 @pytest.mark.slow
