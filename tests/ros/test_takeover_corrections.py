@@ -20,38 +20,54 @@ pytestmark = pytest.mark.ros
 RIGHT = b"\x1b[C"
 
 
+def launch_with_keyboard(argv: list[str], env: dict[str, str], log) -> tuple[subprocess.Popen, int]:
+    """``argv`` (a ``robot-il launch``) started with a keyboard: a pseudo terminal as its
+    standard input, which the teleop node reads; returns the process (output in ``log``) and
+    the terminal's master end (what the operator types)."""
+    master, slave = pty.openpty()
+    with open(log, "w") as out:
+        launch = subprocess.Popen(argv, env=env, stdin=slave, stdout=out, stderr=subprocess.STDOUT)
+    os.close(slave)
+    return launch, master
+
+
+def record_takeovers(client: Client) -> list[bool]:
+    """``teleop/takeover`` as ``client`` receives it (latched: its value at the subscription
+    first), in order."""
+    from std_msgs.msg import Bool
+
+    from robot_il.ros.selector_node import LATCHED
+
+    takeovers: list[bool] = []
+    client.node.create_subscription(
+        Bool, "teleop/takeover", lambda m: takeovers.append(m.data), LATCHED
+    )
+    return takeovers
+
+
 def test_a_takeover_stops_the_policy_is_recorded_and_hands_back(
     ros_context, ros_env, tmp_path
 ) -> None:
     from robot_il.envs.ur5e.kinematics import tcp_point
     from sensor_msgs.msg import JointState
-    from std_msgs.msg import Bool, Float64MultiArray
+    from std_msgs.msg import Float64MultiArray
 
     from robot_il.dataset import Dataset
     from robot_il.deploy.worker import CheckpointInfo
-    from robot_il.ros.selector_node import LATCHED
     from robot_il.train.finetune import FinetuneSettings, finetune_checkpoint
 
     path = tmp_path / "corrections.zarr"
     log = tmp_path / "launch.log"
-    master, slave = pty.openpty()
     argv = [str(BIN / "robot-il"), "launch", "deploy_sim.launch.yaml"]
     argv += [f"checkpoint:={FIXTURE}", "takeover:=true", f"corrections:={path}"]
     argv += ["control_rate:=100.0"]
-    with open(log, "w") as out:
-        launch = subprocess.Popen(
-            argv, env=ros_env, stdin=slave, stdout=out, stderr=subprocess.STDOUT
-        )
-    os.close(slave)
+    launch, master = launch_with_keyboard(argv, ros_env, log)
     procs, logs = (launch,), (log,)
     client = Client(ros_context)
     try:
         commands = client.record(Float64MultiArray, "forward_position_controller/commands")
         joint_states = client.record(JointState, "joint_states", depth=10)
-        takeovers: list = []
-        client.node.create_subscription(
-            Bool, "teleop/takeover", lambda m: takeovers.append(m.data), LATCHED
-        )
+        takeovers = record_takeovers(client)
 
         def rate(since: float) -> float:
             """Commands per second received since ``since`` (monotonic s)."""
@@ -160,7 +176,7 @@ def test_a_takeover_in_a_selection_intervenes_waits_and_is_fine_tuned_on(
 
     from make_select_candidates import BEST, UNDERTRAINED
     from make_select_candidates import FIXTURE as CANDIDATES
-    from std_msgs.msg import Bool, String
+    from std_msgs.msg import String
     from std_srvs.srv import SetBool
 
     from robot_il.dataset import Dataset
@@ -169,25 +185,17 @@ def test_a_takeover_in_a_selection_intervenes_waits_and_is_fine_tuned_on(
 
     corrections, tuned, state = tmp_path / "c.zarr", tmp_path / "tuned", tmp_path / "sel.json"
     log = tmp_path / "launch.log"
-    master, slave = pty.openpty()
     argv = [str(BIN / "robot-il"), "launch", "deploy_select_sim.launch.yaml"]
     argv += [f"candidates_dir:={CANDIDATES}", f"candidates:={BEST},{UNDERTRAINED}"]
     argv += [f"default_candidate:={BEST}", "episodes:=6", f"state_path:={state}"]
     argv += ["takeover:=true", f"finetune_corrections:={corrections}", f"finetune_out:={tuned}"]
     argv += ["finetune_steps:=5", "rule:=uniform"]
-    with open(log, "w") as out:
-        launch = subprocess.Popen(
-            argv, env=ros_env, stdin=slave, stdout=out, stderr=subprocess.STDOUT
-        )
-    os.close(slave)
+    launch, master = launch_with_keyboard(argv, ros_env, log)
     procs, logs = (launch,), (log,)
     client = Client(ros_context)
     try:
-        takeovers: list = []
+        takeovers = record_takeovers(client)
         pending: list = []
-        client.node.create_subscription(
-            Bool, "teleop/takeover", lambda m: takeovers.append(m.data), LATCHED
-        )
         client.node.create_subscription(
             String,
             "selector/statistics",
@@ -277,14 +285,9 @@ def test_deploy_sim_takeover_refuses_an_eef_delta_checkpoint_at_start(ros_env, t
     from make_eef_reach_checkpoint import FIXTURE as EEF_FIXTURE
 
     path, log = tmp_path / "corrections.zarr", tmp_path / "launch.log"
-    master, slave = pty.openpty()
     argv = [str(BIN / "robot-il"), "launch", "deploy_sim.launch.yaml"]
     argv += [f"checkpoint:={EEF_FIXTURE}", "takeover:=true", f"corrections:={path}"]
-    with open(log, "w") as out:
-        launch = subprocess.Popen(
-            argv, env=ros_env, stdin=slave, stdout=out, stderr=subprocess.STDOUT
-        )
-    os.close(slave)
+    launch, master = launch_with_keyboard(argv, ros_env, log)
     try:
         code = launch.wait(timeout=60)
     finally:
@@ -307,30 +310,21 @@ def test_a_takeover_in_lock_step_runs_the_simulation_at_the_operators_pace(
     from robot_il.envs.ur5e.kinematics import tcp_point
     from rosgraph_msgs.msg import Clock
     from sensor_msgs.msg import JointState
-    from std_msgs.msg import Bool, Float64MultiArray
+    from std_msgs.msg import Float64MultiArray
 
-    from robot_il.ros.selector_node import LATCHED
     from robot_il.ros.ur_topics import stamp_seconds
 
     path, log = tmp_path / "corrections.zarr", tmp_path / "launch.log"
-    master, slave = pty.openpty()
     argv = [str(BIN / "robot-il"), "launch", "deploy_sim.launch.yaml", f"checkpoint:={FIXTURE}"]
     argv += ["takeover:=true", f"corrections:={path}", "lock_step:=true"]
-    with open(log, "w") as out:
-        launch = subprocess.Popen(
-            argv, env=ros_env, stdin=slave, stdout=out, stderr=subprocess.STDOUT
-        )
-    os.close(slave)
+    launch, master = launch_with_keyboard(argv, ros_env, log)
     procs, logs = (launch,), (log,)
     client = Client(ros_context)
     try:
         commands = client.record(Float64MultiArray, "forward_position_controller/commands")
         joint_states = client.record(JointState, "joint_states", depth=10)
         clock = client.record(Clock, "/clock", depth=100)
-        takeovers: list = []
-        client.node.create_subscription(
-            Bool, "teleop/takeover", lambda m: takeovers.append(m.data), LATCHED
-        )
+        takeovers = record_takeovers(client)
         wait_for(lambda: len(commands) > 200, 120, "the policy's commands", procs, logs)
         os.write(master, b"w")  # moving the device takes the arm over
         wait_for(lambda: takeovers[-1:] == [True], 20, "the takeover", procs, logs)
@@ -442,17 +436,13 @@ def test_the_arm_is_not_handed_back_while_the_teleop_node_s_estop_is_latched(ros
     from test_teleop_node import teleop_node
 
     from robot_il.ros.policy_node import PolicyNode
-    from robot_il.ros.selector_node import LATCHED
 
     policy = PolicyNode(
         context=ros_context, parameter_overrides=[Parameter("checkpoint", value=str(FIXTURE))]
     )
     client = Client(ros_context)
     try:
-        takeovers: list = []
-        client.node.create_subscription(
-            Bool, "teleop/takeover", lambda m: takeovers.append(m.data), LATCHED
-        )
+        takeovers = record_takeovers(client)
         ticks = client.record(Twist, "teleop/twist")
         with (
             spinning(policy, ros_context),
@@ -555,21 +545,17 @@ def test_the_first_gripper_toggle_after_a_takeover_opens_a_gripper_the_policy_cl
     from deploy_helpers import constant_checkpoint, spinning
     from rclpy.parameter import Parameter
     from robot_il.envs.ur5e.description import HOME_JOINT_POS
-    from std_msgs.msg import Bool, Float64
+    from std_msgs.msg import Float64
     from test_recorder_node import Simulator
     from test_teleop_node import teleop_node
 
     from robot_il.ros.policy_node import PolicyNode
-    from robot_il.ros.selector_node import LATCHED
 
     closing = constant_checkpoint(tmp_path / "closing", np.append(HOME_JOINT_POS, 1.0))
     client = Client(ros_context)
     simulator = Simulator(client)
     try:
-        takeovers: list = []
-        client.node.create_subscription(
-            Bool, "teleop/takeover", lambda m: takeovers.append(m.data), LATCHED
-        )
+        takeovers = record_takeovers(client)
         grippers = client.record(Float64, "gripper/command")
         teleop_parameters = {"takeover": True, "max_observation_age": 1.0}
         with teleop_node(ros_context, teleop_parameters) as (teleop, master):
