@@ -37,7 +37,8 @@ over by moving the device: the node takes the arm from the policy node (``policy
 true, answered once the policy node publishes nothing; until the hand-back it refuses to
 start again) and then servos from where the arm is, announcing ``teleop/takeover`` true
 (std_msgs/Bool, latched); the gripper stays as the policy left it until the operator works
-the device's gripper. The episode key ``next`` (Right arrow, the SpaceMouse's right button)
+the device's gripper, which carries on from the command in force (a closed gripper's first
+toggle opens it). The episode key ``next`` (Right arrow, the SpaceMouse's right button)
 hands back: ``teleop/takeover`` false, and ``policy/takeover`` false starts the policy again
 from where the arm is (a fresh history, the safe start); not while this node's e-stop is
 latched (one sent before the policy node was discovered reached this node only, and the
