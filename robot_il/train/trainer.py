@@ -251,6 +251,9 @@ def train(config: TrainConfig) -> TrainResult:
                     row["val_loss"] = _validation_loss(policy, val_sampler, config.batch_size,
                                                        config.seed)  # fmt: skip
                 bar.set_postfix(loss=f"{loss_value:.4f}")
+                if not config.progress and dist.is_main:  # a launch file's log, not a bar
+                    tqdm.write(f"step {done} of {config.steps}: loss {loss_value:.4f}, "
+                               f"{row['steps_per_s']:.1f} steps/s")  # fmt: skip
             eval_now = config.eval.every > 0 and done % config.eval.every == 0
             if env is not None and (eval_now or done == config.steps):
                 evaluation = evaluate(

@@ -353,3 +353,15 @@ def test_an_evaluation_killed_midway_leaves_the_previous_results_whole(
     assert main([*argv, "--episodes", "1", "--seed", "7"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["eval.json", "success.png"]
     assert json.loads((out / "eval.json").read_text())["seeds"] == [7]
+
+
+def test_a_run_without_its_progress_bar_says_how_far_it_got(
+    reach: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: with ``--no-progress`` (train.launch.yaml's) a BC or Diffusion run printed
+    nothing between its evaluations (minutes of a camera policy's training on a CPU)."""
+    argv = ["train", "bc", "--dataset", str(reach), "--out", str(tmp_path / "run"), *FAST]
+    assert main([*argv, "--steps", "10", "--log-every", "5", "--eval.episodes", "0"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if " steps/s" in line]
+    assert [line.split(":")[0] for line in lines] == ["step 5 of 10", "step 10 of 10"], lines
+    assert all(re.fullmatch(r"step \d+ of 10: loss [\d.]+, [\d.]+ steps/s", line) for line in lines)
