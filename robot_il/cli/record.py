@@ -14,6 +14,7 @@ twice. Interrupting (Ctrl-C) loses only the episode under way.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -235,7 +236,11 @@ def run(args: argparse.Namespace) -> int:
                 )
     except (KeyboardInterrupt, Exception):  # say what is safe before the error (a task's bug too)
         after = None if writer is None else _episodes_in(args.out)  # None: nothing recorded
-        if after is not None:
+        if after == 0 and not args.append:  # created now and empty: a rerun needs no --force
+            shutil.rmtree(args.out, ignore_errors=True)
+            print(f"{args.out}: no episode recorded; the empty dataset it began is removed",
+                  file=sys.stderr)  # fmt: skip
+        elif after is not None:
             print(f"{args.out}: {after - (before or 0)} episode(s) of this session kept, "
                   f"{after} in the dataset", file=sys.stderr)  # fmt: skip
         raise

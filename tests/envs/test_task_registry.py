@@ -199,13 +199,18 @@ class FailingSuccess(Reach):
 
 def test_record_says_what_is_kept_when_a_task_raises(registry, tmp_path, capsys):
     """A task's bug keeps its traceback (the user's own line), and the recorder says first
-    what the dataset holds; before, it said nothing for any error but its own."""
+    what the dataset holds; before, it said nothing for any error but its own. A dataset this
+    run began and left empty is removed (a rerun after the fix needed --force)."""
     register_task(FailingSuccess, ReachExpert)
     out = tmp_path / "failing.zarr"
     argv = ["record", "--task", "failing_success", "--expert", "--episodes", "1", "--no-fsync"]
     with pytest.raises(KeyError, match="object_pose"):
         main([*argv, "--out", str(out)])
-    assert f"{out}: 0 episode(s) of this session kept, 0 in the dataset" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert f"{out}: no episode recorded; the empty dataset it began is removed" in error, error
+    assert not out.exists()
+    with pytest.raises(KeyError, match="object_pose"):  # run again as it was: no --force asked
+        main([*argv, "--out", str(out)])
 
 
 PLUGIN = """
