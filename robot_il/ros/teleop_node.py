@@ -14,14 +14,17 @@ publishes what the operator asks for:
 These are the topics robot_il's ROS teleop device reads, so ``robot-il record --teleop ros``
 works with this node too. With ``servo:=true`` (default) it also drives the arm the way a
 Cartesian servo does: it moves a tool-pose target by each delta (from the measured pose at
-start), solves the closest inverse kinematics, and sends the joints through the safety layer
-on ``forward_position_controller/commands`` and the gripper on ``gripper/command``, the gripper
+start), solves the closest inverse kinematics, and sends the joints through the safety layer on
+``forward_position_controller/commands`` and the gripper on ``gripper/command``, the gripper
 only while the safety layer does not hold the arm (stale observations: the gripper stays as it
-is, as the policy node's does). A pose out of reach keeps the previous target. When the arm's
-joint states jump farther than the joint speed limits allow between two of them (a simulator
-reset between episodes; a real arm cannot), the target and the safety filter start again
-from the first joint state after the jump, rather than drive the arm back to where the episode
-before ended. One arm (the first of ``task``'s scene).
+is, as the policy node's does). ``servo_rate`` (Hz, 0: the device's ``rate``) sends the joints
+more often than the device is read: the filter glides to each target in steps of its own
+period, where at the device's 20 Hz a position controller at 500 Hz meets each target as one
+step (the real-cell launch files set 125 Hz). A pose out of reach keeps the previous target.
+When the arm's joint states jump farther than the joint speed limits allow between two of them
+(a simulator reset between episodes; a real arm cannot), the target and the safety filter start
+again from the first joint state after the jump, rather than drive the arm back to where the
+episode before ended. One arm (the first of ``task``'s scene).
 
 ``safety/estop`` (std_msgs/Bool, true latches) stops the operator's motion as it stops the
 policy node's: while latched the servo sends the held position whatever the device asks,
@@ -113,8 +116,14 @@ class TeleopNode(Node):
         self.servo = bool(self.declare_parameter("servo", True).value)
         max_observation_age = declare_float(self, "max_observation_age", 0.1)
         self.takeover = bool(self.declare_parameter("takeover", False).value)
+        servo_rate = declare_float(self, "servo_rate", 0.0)
         if not 1.0 <= self.rate <= 500.0:
             raise ConfigError(f"teleop: rate {self.rate} is not in [1, 500] Hz")
+        if servo_rate and not self.rate <= servo_rate <= 500.0:
+            raise ConfigError(
+                f"teleop: servo_rate {servo_rate:g} is not in [rate {self.rate:g}, 500] Hz "
+                "(0: the device's rate)"
+            )
         if self.takeover and not self.servo:
             raise ConfigError("teleop: takeover:=true drives the arm; it needs servo:=true")
         if device is None:
@@ -123,6 +132,12 @@ class TeleopNode(Node):
             device = make_teleop_device(device_name, control_hz=self.rate)
         self.device = device
         self.period = 1.0 / self.rate
+        self.servo_period = 1.0 / servo_rate if servo_rate else self.period
+        """s between two joint commands of the servo: the device's period, or with
+        ``servo_rate`` a shorter one, the filter gliding to each new target in steps a
+        position controller at 125-500 Hz follows smoothly (at 20 Hz each target is a step)."""
+        self._device_gripper = 0.0
+        """The device's gripper command at its last read (0 open .. 1 closed)."""
 
         qos = QoSProfile(depth=10)
         self.twist_pub = self.create_publisher(Twist, TWIST_TOPIC, qos)
@@ -145,7 +160,7 @@ class TeleopNode(Node):
                 raise ConfigError(f"teleop: servo drives one arm; task {task!r} has two")
             self.arm = Arm(TASKS[task]().mounts()[0])
             limits = SafetyLimits.ur5e(max_observation_age=max_observation_age)
-            self.safety = SafetyFilter(limits, tool_point=tcp_point, period=self.period)
+            self.safety = SafetyFilter(limits, tool_point=tcp_point, period=self.servo_period)
             (command_topic,) = self.obs.layout.command_topics()
             self.command_pub = self.create_publisher(Float64MultiArray, command_topic.name, qos)
             gripper_topic = self.obs.layout.gripper_topic(0)
@@ -184,7 +199,10 @@ class TeleopNode(Node):
             self.takeover_pub.publish(Bool(data=False))
             self.policy_takeover = self.create_client(SetBool, TAKEOVER_SERVICE)
         # The operator's hand moves in wall time; a lock-step /clock waits for their commands.
-        self.create_timer(self.period, self._tick, clock=Clock(clock_type=ClockType.STEADY_TIME))
+        wall = Clock(clock_type=ClockType.STEADY_TIME)
+        self.create_timer(self.period, self._tick, clock=wall)
+        if self.servo and self.servo_period < self.period:
+            self.create_timer(self.servo_period, self._servo_tick, clock=wall)
         self.get_logger().info(
             f"{device_name} teleop at {self.rate:g} Hz{', servoing the arm' if self.servo else ''}"
         )
@@ -204,8 +222,14 @@ class TeleopNode(Node):
         if self.takeover:
             events = self._take_over_or_hand_back(command)
         self._send_events(events)
-        if self.servo and self.holding:
-            self._servo(delta, float(command.gripper))
+        self._device_gripper = float(command.gripper)
+        moved = self.servo and self.holding and self._move_target(delta)
+        if moved and self.servo_period == self.period:  # else the servo's own timer sends it
+            self._send_command()
+
+    def _servo_tick(self) -> None:
+        if self.holding and self._target_pose is not None:
+            self._send_command()
 
     def _take_over_or_hand_back(self, command) -> tuple[EpisodeEvent, ...]:
         """With ``takeover``: take the arm over when the device moves, hand it back on
@@ -325,26 +349,25 @@ class TeleopNode(Node):
             if np.any(np.abs(q - last[0]) > reach):
                 self._jumped_at = stamp
 
-    def _servo(self, delta: np.ndarray, gripper: float) -> None:
+    def _move_target(self, delta: np.ndarray) -> bool:
+        """Move the tool-pose target by the device's ``delta`` (m, rad axis-angle; the closest
+        IK solution, a pose out of reach keeping the previous target); False while there is
+        nothing to servo from (no joint state yet, or a jump not taken in yet)."""
         from robot_il.envs.spatial import axis_angle_to_matrix
 
         with self.obs.lock:
-            measured, measured_velocity, stamp = (
-                self.obs.joint_pos,
-                self.obs.joint_vel,
-                self.obs.stamp,
-            )
+            measured, stamp = self.obs.joint_pos, self.obs.stamp
         if measured is None:
-            return
+            return False
         if self._jumped_at is not None:
             if stamp < self._jumped_at:
-                return  # the observation has not taken in the jump yet
+                return False  # the observation has not taken in the jump yet
             self._jumped_at = self._target_pose = self._paced = None
             self.safety.restart()
             self.get_logger().info("the arm jumped (a simulator reset?): servoing from where it is")
         if self._target_pose is None:
             if not np.isfinite(measured).all():
-                return  # nothing to servo from yet (the driver holds the arm)
+                return False  # nothing to servo from yet (the driver holds the arm)
             self._target_joints = measured.copy()
             self._target_pose = self.arm.tcp_transform(measured)
         pose = self._target_pose.copy()
@@ -353,6 +376,19 @@ class TeleopNode(Node):
         joints = self.arm.inverse(pose, self._target_joints)
         if joints is not None:
             self._target_pose, self._target_joints = pose, joints
+        return True
+
+    def _send_command(self) -> None:
+        """Send the joint target through the safety filter (one servo period's step), and the
+        device's gripper unless the arm is held."""
+        if self._jumped_at is not None:
+            return  # the next device read starts again from where the arm jumped to
+        with self.obs.lock:
+            measured, measured_velocity, stamp = (
+                self.obs.joint_pos,
+                self.obs.joint_vel,
+                self.obs.stamp,
+            )
         now = self.get_clock().now().nanoseconds * 1e-9
         self.safety.watchdog(stamp, now)
         safe = self.safety.filter(self._target_joints, measured, now, qd_measured=measured_velocity)
@@ -360,7 +396,8 @@ class TeleopNode(Node):
             return
         command = Float64MultiArray(data=safe.command.tolist())
         self.command_pub.publish(command)
-        self._paced = (command, now + self.period)
+        self._paced = (command, now + self.servo_period)
+        gripper = self._device_gripper
         if self._gripper_at_takeover is not None and gripper != self._gripper_at_takeover:
             self._gripper_at_takeover = None  # the operator works the gripper from now on
         if not safe.held and self._gripper_at_takeover is None:

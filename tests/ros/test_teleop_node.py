@@ -267,3 +267,49 @@ def test_an_episode_key_waits_for_the_recorder_to_subscribe(ros_context, own_con
             assert [msg.data for _, msg in events] == ["next"]
         finally:
             recorder.close()
+
+
+def largest_servo_step(context, servo_rate: float) -> float:
+    """The largest joint step (rad) between two servo commands while the operator moves the
+    tool 4 cm along +x with the keyboard at 20 Hz, the servo at ``servo_rate`` (0: 20 Hz)."""
+    from robot_il.envs.ur5e.kinematics import tcp_point
+
+    parameters = {"rate": 20.0, "servo_rate": servo_rate, "max_observation_age": 1.0}
+    with teleop_node(context, parameters) as (node, master):
+        client = Client(context)
+        start = HOME_JOINT_POS + [0.1, 0.1, -0.1, 0.1, 0.1, 0.1]  # home itself is singular
+        arm = FollowingArm(client, start)
+        try:
+            wait_for(lambda: len(arm.commands) > 10, 10, "the servo's commands")
+            moving_from = len(arm.commands)
+            for _ in range(8):
+                os.write(master, b"w")
+                time.sleep(0.06)
+            wait_for(lambda: tcp_point(arm.position)[0] - tcp_point(start)[0] > 0.03, 10,
+                     "the arm to follow the operator")  # fmt: skip
+            sent = np.array([m.data for _, m in arm.commands[moving_from:]])
+        finally:
+            arm.close()
+            client.close()
+    return float(np.abs(np.diff(sent, axis=0)).max())
+
+
+def test_a_servo_rate_glides_to_each_target_in_small_steps(ros_context) -> None:
+    """At the device's 20 Hz each new target reached a position controller as one step;
+    with ``servo_rate`` the filter goes there in steps of its own period (acceleration- and
+    speed-limited at 5 ms), the arm following the same targets."""
+    at_device_rate = largest_servo_step(ros_context, 0.0)
+    gliding = largest_servo_step(ros_context, 200.0)
+    assert gliding <= np.pi / 200.0 + 1e-6, gliding  # the speed limit over one 5 ms period
+    assert gliding < at_device_rate / 2, (gliding, at_device_rate)
+
+
+def test_a_servo_rate_below_the_device_rate_is_refused(ros_context) -> None:
+    from rclpy.parameter import Parameter
+
+    from robot_il.errors import ConfigError
+    from robot_il.ros.teleop_node import TeleopNode
+
+    overrides = [Parameter("rate", value=20.0), Parameter("servo_rate", value=10.0)]
+    with pytest.raises(ConfigError, match=r"servo_rate 10 is not in \[rate 20, 500\] Hz"):
+        TeleopNode(context=ros_context, parameter_overrides=overrides)
