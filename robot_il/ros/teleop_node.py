@@ -252,7 +252,6 @@ class TeleopNode(Node):
             return events
         moved = np.abs(np.asarray(command.eef_delta)).max() > TAKEOVER_MOTION
         if not self.holding and moved and not self._estop_latched:
-            self._gripper_at_takeover = float(command.gripper)
             self._ask(take=True)
         return command.events
 
@@ -288,7 +287,9 @@ class TeleopNode(Node):
         self.safety.restart()
         if self._gripper_in_force is not None:  # the device's next toggle works from it
             self.device.hold_gripper(self._gripper_in_force)
-            self._gripper_at_takeover = self._gripper_in_force
+        self._gripper_at_takeover = (
+            self._device_gripper if self._gripper_in_force is None else self._gripper_in_force
+        )
         self.holding = True
         self.takeover_pub.publish(Bool(data=True))
         self.get_logger().info("the operator has the arm (policy stopped)")

@@ -131,35 +131,48 @@ class FollowingArm:
         self._thread.join(timeout=2.0)
 
 
+START = HOME_JOINT_POS + [0.1, 0.1, -0.1, 0.1, 0.1, 0.1]
+"""Where the arm starts (rad): near home, which itself is singular."""
+
+
+@contextlib.contextmanager
+def servoed_arm(
+    context, parameters: dict[str, object], start: np.ndarray = START
+) -> Iterator[tuple[object, int, Client, FollowingArm]]:
+    """A teleop node (``parameters``) on a keyboard, servoing a :class:`FollowingArm` that
+    starts at ``start``; yields the node, the terminal's master end, the client and the arm."""
+    with teleop_node(context, parameters) as (node, master):
+        client = Client(context)
+        arm = FollowingArm(client, start.copy())
+        try:
+            yield node, master, client, arm
+        finally:
+            arm.close()
+            client.close()
+
+
 def test_the_servo_starts_again_where_a_reset_put_the_arm(ros_context) -> None:
     """The servo set its target once, at start: after a simulator reset it drove the arm
     back to where the operator had left it in the episode before."""
     from robot_il.envs.ur5e.kinematics import tcp_point
 
     parameters = {"rate": 50.0, "max_observation_age": 1.0}
-    with teleop_node(ros_context, parameters) as (node, master):
-        client = Client(ros_context)
-        start = HOME_JOINT_POS + [0.1, 0.1, -0.1, 0.1, 0.1, 0.1]  # home itself is singular
-        arm = FollowingArm(client, start)
-        try:
-            wait_for(lambda: len(arm.commands) > 10, 10, "the servo's commands")
-            for _ in range(10):  # the operator moves the tool 5 cm along +x
-                os.write(master, b"w")
-                time.sleep(0.04)
-            wait_for(lambda: tcp_point(arm.position)[0] - tcp_point(start)[0] > 0.04, 10,
-                     "the arm to follow the operator")  # fmt: skip
-            time.sleep(0.3)
-            reset = HOME_JOINT_POS + [0.2, -0.1, 0.1, 0.0, 0.05, 0.1]
-            arm.reset(reset.copy())  # the next episode; the operator touches nothing
-            time.sleep(1.0)
-            # Until the servo sees the jump (one period and a DDS hop), its commands still
-            # aim at the old target and the arm creeps a few hundredths of a radian towards
-            # it; the old servo drove it the whole 0.2 rad back. After that it holds still.
-            np.testing.assert_allclose(arm.position, reset, atol=0.03)
-            np.testing.assert_allclose(arm.commands[-1][1].data, arm.position, atol=1e-3)
-        finally:
-            arm.close()
-            client.close()
+    with servoed_arm(ros_context, parameters) as (node, master, client, arm):
+        wait_for(lambda: len(arm.commands) > 10, 10, "the servo's commands")
+        for _ in range(10):  # the operator moves the tool 5 cm along +x
+            os.write(master, b"w")
+            time.sleep(0.04)
+        wait_for(lambda: tcp_point(arm.position)[0] - tcp_point(START)[0] > 0.04, 10,
+                 "the arm to follow the operator")  # fmt: skip
+        time.sleep(0.3)
+        reset = HOME_JOINT_POS + [0.2, -0.1, 0.1, 0.0, 0.05, 0.1]
+        arm.reset(reset.copy())  # the next episode; the operator touches nothing
+        time.sleep(1.0)
+        # Until the servo sees the jump (one period and a DDS hop), its commands still
+        # aim at the old target and the arm creeps a few hundredths of a radian towards
+        # it; the old servo drove it the whole 0.2 rad back. After that it holds still.
+        np.testing.assert_allclose(arm.position, reset, atol=0.03)
+        np.testing.assert_allclose(arm.commands[-1][1].data, arm.position, atol=1e-3)
 
 
 def test_the_servo_starts_from_the_first_finite_joint_reading(ros_context) -> None:
@@ -167,23 +180,17 @@ def test_the_servo_starts_from_the_first_finite_joint_reading(ros_context) -> No
     target from that reading, and the arm never followed the operator afterwards."""
     from robot_il.envs.ur5e.kinematics import tcp_point
 
-    with teleop_node(ros_context, {"rate": 50.0, "max_observation_age": 1.0}) as (node, master):
-        client = Client(ros_context)
-        arm = FollowingArm(client, np.full(6, np.nan))
-        try:
-            wait_for(lambda: node.obs.joint_pos is not None, 10, "the first (NaN) reading")
-            time.sleep(0.2)
-            start = HOME_JOINT_POS + [0.1, 0.1, -0.1, 0.1, 0.1, 0.1]
-            arm.position = start.copy()
-            wait_for(lambda: arm.commands, 10, "the servo's first command")
-            for _ in range(10):  # the operator moves the tool 5 cm along +x
-                os.write(master, b"w")
-                time.sleep(0.04)
-            wait_for(lambda: tcp_point(arm.position)[0] - tcp_point(start)[0] > 0.04, 10,
-                     "the arm to follow the operator")  # fmt: skip
-        finally:
-            arm.close()
-            client.close()
+    parameters = {"rate": 50.0, "max_observation_age": 1.0}
+    with servoed_arm(ros_context, parameters, np.full(6, np.nan)) as (node, master, _, arm):
+        wait_for(lambda: node.obs.joint_pos is not None, 10, "the first (NaN) reading")
+        time.sleep(0.2)
+        arm.position = START.copy()
+        wait_for(lambda: arm.commands, 10, "the servo's first command")
+        for _ in range(10):  # the operator moves the tool 5 cm along +x
+            os.write(master, b"w")
+            time.sleep(0.04)
+        wait_for(lambda: tcp_point(arm.position)[0] - tcp_point(START)[0] > 0.04, 10,
+                 "the arm to follow the operator")  # fmt: skip
 
 
 def test_an_estop_holds_the_operator_s_motion_until_its_reset(ros_context) -> None:
@@ -206,46 +213,39 @@ def test_an_estop_holds_the_operator_s_motion_until_its_reset(ros_context) -> No
             time.sleep(0.04)
 
     parameters = {"rate": 50.0, "max_observation_age": 1.0}
-    with teleop_node(ros_context, parameters) as (node, master):
-        client = Client(ros_context)
-        start = HOME_JOINT_POS + [0.1, 0.1, -0.1, 0.1, 0.1, 0.1]  # home itself is singular
-        arm = FollowingArm(client, start)
+    with servoed_arm(ros_context, parameters) as (node, master, client, arm):
         twists = client.record(Twist, TWIST_TOPIC)
-        try:
-            wait_for(lambda: len(arm.commands) > 10, 10, "the servo's commands")
-            push(4)
-            wait_for(lambda: tcp_point(arm.position)[0] - tcp_point(start)[0] > 0.015, 10,
-                     "the arm to follow the operator")  # fmt: skip
-            estop = client.publisher(Bool, "safety/estop")
+        wait_for(lambda: len(arm.commands) > 10, 10, "the servo's commands")
+        push(4)
+        wait_for(lambda: tcp_point(arm.position)[0] - tcp_point(START)[0] > 0.015, 10,
+                 "the arm to follow the operator")  # fmt: skip
+        estop = client.publisher(Bool, "safety/estop")
 
-            def latched() -> bool:
-                """Press the e-stop until the node has it: published once before discovery
-                matched the publisher, or waited for a fixed 0.3 s, it was lost or late."""
-                if not node._estop_latched:
-                    estop.publish(Bool(data=True))
-                return node._estop_latched
+        def latched() -> bool:
+            """Press the e-stop until the node has it: published once before discovery
+            matched the publisher, or waited for a fixed 0.3 s, it was lost or late."""
+            if not node._estop_latched:
+                estop.publish(Bool(data=True))
+            return node._estop_latched
 
-            wait_for(latched, 10, "the e-stop to latch")
-            time.sleep(0.3)  # the commands already under way
-            latched_at = time.monotonic()
-            push(10)
-            time.sleep(0.3)
-            held = [msg.data for t, msg in list(arm.commands) if t > latched_at]
-            assert len(held) > 10, "the servo sent nothing while latched"
-            assert all(command == held[0] for command in held), "commands moved while latched"
-            moving = [msg for t, msg in list(twists) if t > latched_at]
-            assert moving and all(msg.linear.x == 0.0 for msg in moving), "a twist while latched"
-            stopped = arm.position.copy()
+        wait_for(latched, 10, "the e-stop to latch")
+        time.sleep(0.3)  # the commands already under way
+        latched_at = time.monotonic()
+        push(10)
+        time.sleep(0.3)
+        held = [msg.data for t, msg in list(arm.commands) if t > latched_at]
+        assert len(held) > 10, "the servo sent nothing while latched"
+        assert all(command == held[0] for command in held), "commands moved while latched"
+        moving = [msg for t, msg in list(twists) if t > latched_at]
+        assert moving and all(msg.linear.x == 0.0 for msg in moving), "a twist while latched"
+        stopped = arm.position.copy()
 
-            assert client.call(Trigger, "safety/reset_estop").success
-            time.sleep(0.5)  # the operator touches nothing: the arm stays where it stopped
-            np.testing.assert_allclose(arm.position, stopped, atol=0.01)
-            push(10)
-            wait_for(lambda: tcp_point(arm.position)[0] - tcp_point(stopped)[0] > 0.04, 10,
-                     "the arm to follow the operator again")  # fmt: skip
-        finally:
-            arm.close()
-            client.close()
+        assert client.call(Trigger, "safety/reset_estop").success
+        time.sleep(0.5)  # the operator touches nothing: the arm stays where it stopped
+        np.testing.assert_allclose(arm.position, stopped, atol=0.01)
+        push(10)
+        wait_for(lambda: tcp_point(arm.position)[0] - tcp_point(stopped)[0] > 0.04, 10,
+                 "the arm to follow the operator again")  # fmt: skip
 
 
 def test_an_episode_key_waits_for_the_recorder_to_subscribe(ros_context, own_context) -> None:
@@ -275,22 +275,15 @@ def largest_servo_step(context, servo_rate: float) -> float:
     from robot_il.envs.ur5e.kinematics import tcp_point
 
     parameters = {"rate": 20.0, "servo_rate": servo_rate, "max_observation_age": 1.0}
-    with teleop_node(context, parameters) as (node, master):
-        client = Client(context)
-        start = HOME_JOINT_POS + [0.1, 0.1, -0.1, 0.1, 0.1, 0.1]  # home itself is singular
-        arm = FollowingArm(client, start)
-        try:
-            wait_for(lambda: len(arm.commands) > 10, 10, "the servo's commands")
-            moving_from = len(arm.commands)
-            for _ in range(8):
-                os.write(master, b"w")
-                time.sleep(0.06)
-            wait_for(lambda: tcp_point(arm.position)[0] - tcp_point(start)[0] > 0.03, 10,
-                     "the arm to follow the operator")  # fmt: skip
-            sent = np.array([m.data for _, m in arm.commands[moving_from:]])
-        finally:
-            arm.close()
-            client.close()
+    with servoed_arm(context, parameters) as (node, master, _, arm):
+        wait_for(lambda: len(arm.commands) > 10, 10, "the servo's commands")
+        moving_from = len(arm.commands)
+        for _ in range(8):
+            os.write(master, b"w")
+            time.sleep(0.06)
+        wait_for(lambda: tcp_point(arm.position)[0] - tcp_point(START)[0] > 0.03, 10,
+                 "the arm to follow the operator")  # fmt: skip
+        sent = np.array([m.data for _, m in arm.commands[moving_from:]])
     return float(np.abs(np.diff(sent, axis=0)).max())
 
 
