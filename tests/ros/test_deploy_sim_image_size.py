@@ -4,6 +4,7 @@ node resized those frames to a 64x64 checkpoint's size, frames it was never eval
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +16,17 @@ from robot_il.launch.substitution import package_share
 
 
 def rendered_size(arguments: dict[str, str], domain_id: int) -> tuple[int, int]:
-    """[H, W] of a frame of ``sim_robot`` started in this process with the command line that
-    deploy_sim.launch.yaml gives it (its params file and ``-p`` overrides, read by rcl)."""
+    """[H, W] of the first frame that ``sim_robot``, started in this process with the command
+    line deploy_sim.launch.yaml gives it (its params file and ``-p`` overrides, read by rcl),
+    publishes on its camera topic (the topic's size, read while its physics thread runs)."""
     import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import QoSProfile
+    from sensor_msgs.msg import Image
 
     from robot_il.ros.dds import apply_loopback_env
     from robot_il.ros.sim_robot import SimRobot
+    from robot_il.ros.ur_topics import image_topic
 
     share = package_share("robot_il", Path(__file__))
     plan = load_launch(share / "launch" / "deploy_sim.launch.yaml", arguments)
@@ -30,10 +36,24 @@ def rendered_size(arguments: dict[str, str], domain_id: int) -> tuple[int, int]:
     rclpy.init(args=["sim_robot", *sim.argv[3:]], context=context, domain_id=domain_id)
     try:
         robot = SimRobot(context=context)
+        viewer = rclpy.create_node("viewer", context=context)
+        executor = SingleThreadedExecutor(context=context)
         try:
-            return tuple(robot.env.render().shape[:2])
+            frames: list[Image] = []
+            viewer.create_subscription(
+                Image, image_topic(arguments["camera"]), frames.append, QoSProfile(depth=2)
+            )
+            executor.add_node(robot)
+            executor.add_node(viewer)
+            deadline = time.monotonic() + 60.0
+            while not frames and time.monotonic() < deadline:
+                executor.spin_once(timeout_sec=0.1)
+            assert frames, "sim_robot published no camera frame in 60 s"
+            return frames[0].height, frames[0].width
         finally:
-            robot.destroy_node()
+            executor.shutdown()
+            viewer.destroy_node()
+            robot.shutdown()
     finally:
         context.shutdown()
 
