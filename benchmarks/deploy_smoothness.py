@@ -16,8 +16,10 @@ or the next one), against the limits the safety filter claims (UR5e: pi rad/s; a
   its publication interval, taken as at least one period and at most two (the filter counts a
   late tick as two periods at most), rad/s;
 - ``stop``: where the stream holds (e-stop, stale observations), the speed before the hold
-  divided by one period: the deceleration the command asks for (rad/s^2). The filter holds
-  in one period by design; the arm's own servo brakes;
+  divided by the time the command takes to come to rest (at least one period): the mean
+  deceleration the command asks for (rad/s^2), and ``stop_time`` that time (s). An e-stop
+  stops the command in one period by design, the arm's own servo braking; every other hold
+  is a controlled stop at the acceleration limit;
 - ``accel`` and ``jerk``: the largest over 10 ms windows of publication time (rad/s^2, rad/s^3).
   On a loaded machine the node's tick times vary by a millisecond or more, which the filter's
   steps follow; shorter windows measure that jitter, not the commands;
@@ -114,9 +116,11 @@ def figures(record: dict, period: float) -> list[dict]:
         if held:
             k = np.searchsorted(t, held[0])
             if k > 5:
-                row["stop"] = float(
-                    np.abs(q[k - 1] - q[k - 6]).max() / (t[k - 1] - t[k - 6]) / period
-                )
+                speed = np.abs(q[k - 1] - q[k - 6]).max() / (t[k - 1] - t[k - 6])
+                moving = np.abs(np.diff(q[k - 1 : inside[-1] + 1], axis=0)).max(1) > 1e-9
+                rest = k - 1 + (int(np.argmin(moving)) if not moving.all() else len(moving))
+                row["stop_time"] = float(max(t[rest] - t[k - 1], period))
+                row["stop"] = float(speed / row["stop_time"])
         _, acceleration, jerk = windowed(t[inside], q[inside])
         row["accel"] = float(acceleration.max(initial=0.0))
         row["jerk"] = float(jerk.max(initial=0.0))
@@ -272,11 +276,12 @@ def main() -> None:
         f"{os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs)"
     )
     print(f"{'transition':20s} {'back':>7s} {'step':>7s} {'speed':>6s} {'stop':>7s} "
-          f"{'accel':>7s} {'jerk':>8s} {'arm_accel':>9s}")  # fmt: skip
+          f"{'stop_time':>9s} {'accel':>7s} {'jerk':>8s} {'arm_accel':>9s}")  # fmt: skip
     for row in rows:
         print(
             f"{row['transition']:20s} {row['back']:7.4f} {row['step']:7.4f} {row['speed']:6.2f} "
-            f"{row.get('stop', float('nan')):7.0f} {row['accel']:7.1f} {row['jerk']:8.0f} "
+            f"{row.get('stop', float('nan')):7.0f} {row.get('stop_time', float('nan')):9.3f} "
+            f"{row['accel']:7.1f} {row['jerk']:8.0f} "
             f"{row.get('arm_accel', float('nan')):9.1f}"
         )
     common = {

@@ -30,9 +30,10 @@ Three activities, each on its own thread so none waits for another:
   held pose instead.
 
 Safety: the filter limits joint positions, speed, acceleration, the tool's workspace box and
-holds position on NaN/inf, stale observations (``max_observation_age``, each arm by the stamp of
-its own joint states), late inference (``max_command_age``) or a latched e-stop
-(``safety/estop`` std_msgs/Bool, released by the ``safety/reset_estop`` Trigger); it starts with
+stops the arm on NaN/inf, stale observations (``max_observation_age``, each arm by the stamp of
+its own joint states) or late inference (``max_command_age``), slowing at the acceleration
+limit, and at once on a latched e-stop (``safety/estop`` std_msgs/Bool, released by the
+``safety/reset_estop`` Trigger); it starts with
 a ramp from the measured pose (while an arm's measured joints are not finite it waits, and until
 every arm has started nothing is published). With two arms a
 :class:`robot_il.safety.ClearanceGuard` then holds the arm whose command would bring the arms'

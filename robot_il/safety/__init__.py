@@ -2,7 +2,8 @@
 
 ``SafetyFilter(limits, fk).filter(q_cmd, q_measured, t)`` turns a policy's joint target into a
 command that respects joint position, velocity and acceleration limits and a workspace box,
-and holds position on NaN/inf, stale observations, late inference or a latched e-stop. Every
+and stops the arm on NaN/inf, stale observations or late inference (a controlled stop, at the
+acceleration limit) and on a latched e-stop (at once). Every
 intervention is a typed ``SafetyEvent``. In a two-arm cell, ``ClearanceGuard`` then keeps the
 arms' links a clearance apart.
 """

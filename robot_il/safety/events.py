@@ -17,10 +17,10 @@ class Intervention(str, Enum):
     SAFE_START = "safe_start"
     """Anchored at the measured pose, or the start-up ramp limited the speed."""
     NONFINITE_COMMAND = "nonfinite_command"
-    """The command held NaN or inf: held position."""
+    """The command held NaN or inf: a controlled stop."""
     NONFINITE_MEASUREMENT = "nonfinite_measurement"
-    """The measured joint positions held NaN or inf: held position (a start waits for finite
-    ones, with nothing to send before the first)."""
+    """The measured joint positions held NaN or inf: a controlled stop (a start waits for
+    finite ones, with nothing to send before the first)."""
     POSITION_LIMIT = "position_limit"
     """A target beyond a joint's position limit was clipped to the limit."""
     VELOCITY_LIMIT = "velocity_limit"
@@ -33,16 +33,17 @@ class Intervention(str, Enum):
     """The tool point would leave (or move further out of) the workspace box: held position."""
     STALE_OBSERVATION = "stale_observation"
     """No fresh observation within the allowed age, or one stamped further than that ahead
-    of now (its clock and the filter's disagree): held position."""
+    of now (its clock and the filter's disagree): a controlled stop."""
     LATE_COMMAND = "late_command"
-    """The command was computed too long ago (late inference): held position."""
+    """The command was computed too long ago (late inference): a controlled stop."""
     ESTOP = "estop"
     """The e-stop is latched (by one or more sources): held position until each is reset."""
     CLEARANCE = "clearance"
     """Two arms' commands, or one arm's command and where the other arm is (its measured
     pose), would bring their links closer than the clearance: the arm held."""
     DEVICE_FAULT = "device_fault"
-    """A device the arm works with (its gripper) lost its link: held position until it is back."""
+    """A device the arm works with (its gripper) lost its link: a controlled stop, held until
+    it is back."""
     NOT_FOLLOWING = "not_following"
     """The arm stood still far from its command (stopped at its controller): the filter starts
     again from where the arm is (a safe start follows)."""
@@ -60,7 +61,18 @@ HOLD_INTERVENTIONS = frozenset(
         Intervention.CLEARANCE,
     }
 )
-"""Interventions after which the command is the held position, not a shortened step."""
+"""Interventions that stop the arm: the command is a held position or a step of a controlled
+stop to it, never a step towards the policy's target."""
+
+IMMEDIATE_STOPS = frozenset({Intervention.ESTOP, Intervention.WORKSPACE, Intervention.CLEARANCE})
+"""Holds that stop the command in the call they start, leaving the braking to the arm's own
+servo: an e-stop asks for the shortest stop, and the workspace box and the arms' clearance are
+limits that a braking path could cross. Every other hold (stale observations, late inference,
+a non-finite command or measurement, a device fault, and no command) is a controlled stop: the
+command goes on along its path, slowing at the acceleration limit, to rest. Stopped in one
+call, a command at full speed (pi rad/s) asked a 500 Hz servo for 1,570 rad/s^2 of
+deceleration, and a hold of a few periods (a late joint state on a loaded computer) jolted the
+arm to a stop and back to speed."""
 
 
 class SafetyEvent:

@@ -10,9 +10,12 @@ late inference, a latched e-stop). The filter keeps the last command it let thro
 - changes velocity by at most ``acceleration * dt``, braking early enough to stop on target,
 - keeps the tool point in the workspace box (or moving back towards it),
 
-and holds the reference (the robot stops where it was last told to be) in the same call when
-the command is NaN/inf, an observation or the command is too old (or stamped ahead of now), the
-e-stop is latched, or a device (the gripper) has lost its link. It starts (and restarts after
+and stops the arm when the command is NaN/inf (or absent), an observation or the command is
+too old (or stamped ahead of now), the measured pose is not finite, a device (the gripper) has
+lost its link, or the e-stop is latched. An e-stop, like a step out of the workspace box, holds
+the reference (the robot stops where it was last told to be) in the same call; every other stop
+is a controlled one: the command goes on along its path, slowing at the acceleration limit,
+to rest (:data:`robot_il.safety.events.IMMEDIATE_STOPS` says why). It starts (and restarts after
 an e-stop reset or a device fault) from the measured pose with its velocity limit ramping up
 from zero (safe start); while the measured pose is not finite it waits, and has nothing to
 send before its first start. A restart while the arm is still following the reference (a
@@ -40,7 +43,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from robot_il.errors import ActionError
-from robot_il.safety.events import HOLD_INTERVENTIONS, Intervention, SafetyEvent
+from robot_il.safety.events import (
+    HOLD_INTERVENTIONS,
+    IMMEDIATE_STOPS,
+    Intervention,
+    SafetyEvent,
+)
 from robot_il.safety.limits import SafetyLimits
 
 LOGGER = logging.getLogger("robot_il.safety")
@@ -94,7 +102,8 @@ class SafeCommand:
 
     @property
     def held(self) -> bool:
-        """Whether the command is the held position because of a hold intervention."""
+        """Whether a hold intervention stops the arm: the command is the held position or a
+        step of the controlled stop to it."""
         return any(event.kind in HOLD_INTERVENTIONS for event in self.events)
 
 
@@ -355,7 +364,10 @@ class SafetyFilter:
         if hold or cmd is None:
             # a held arm, or one whose pose is stale, tells nothing about following
             self._still_since = self._far_since = self._still_at = None
-            return self._emit(self._hold(t), events + hold)
+            events += hold
+            if any(event.kind in IMMEDIATE_STOPS for event in hold):
+                return self._emit(self._hold(t), events)
+            return self._emit(self._controlled_stop(t, events), events)
         stranded = None if qd_measured is None else self._stranded_lead(measured, qd_measured, t)
         if stranded is not None:
             events.append(
@@ -513,6 +525,40 @@ class SafetyFilter:
         self._velocity = [0.0] * self.limits.num_joints
         self._last_t = t
         return self._reference
+
+    def _controlled_stop(self, t: float, events: list[SafetyEvent]) -> list[float] | None:
+        """The command at ``t`` (s) of a stop at the acceleration limit: the reference goes on
+        along its velocity, every joint's speed cut by one factor (the path in joint space
+        stays a straight line) so that no joint's speed changes by more than ``acceleration * dt``,
+        until at rest, and then holds. A step that would leave the workspace box (or go
+        further out) stops at once instead, reported in ``events``. None before the first
+        start."""
+        reference, velocity = self._reference, self._velocity
+        dt = t - self._last_t
+        if self.max_dt is not None:
+            dt = min(dt, self.max_dt)
+        if reference is None or not any(velocity):
+            return self._hold(t)
+        if dt <= 0:
+            return reference
+        slowing = min(a * dt / abs(v) for a, v in zip(self._accel, velocity, strict=True) if v)
+        speed_scale = max(0.0, 1.0 - slowing)
+        step = [v * speed_scale * dt for v in velocity]
+        step_scale = _uniform_scale(step, self._max_step)  # a late call (dt up to max_dt)
+        command = _clip(
+            [r + s * step_scale for r, s in zip(reference, step, strict=True)],
+            self._lower,
+            self._upper,
+        )
+        if self.limits.has_workspace:
+            outside = self._workspace_violation(command, t)
+            if outside is not None:
+                events.append(outside)
+                return self._hold(t)
+        self._velocity = [(c - r) / dt for c, r in zip(command, reference, strict=True)]
+        self._reference = command
+        self._last_t = t
+        return command
 
     def _limited_step(
         self, q_cmd: list[float], dt: float, t: float, events: list[SafetyEvent]

@@ -15,6 +15,12 @@ import numpy as np
 import pytest
 from deploy_helpers import Client, constant_checkpoint, node_process, wait_for
 
+from robot_il.safety.limits import UR5E_ACCELERATION
+
+LONGEST_STOP = np.pi / UR5E_ACCELERATION
+"""s a controlled stop takes from the UR5e's speed limit at the policy node's acceleration
+limit (launch/params/policy.yaml)."""
+
 pytestmark = pytest.mark.ros
 
 COMMAND_TOPIC = "forward_position_controller/commands"
@@ -188,14 +194,15 @@ def test_unsafe_policies_never_reach_the_command_topic(ros_context, ros_env, tmp
             assert np.all(np.isfinite(during))
             assert during[:, 2].max() <= ELBOW_LIMIT
 
-            # 5. Stale observations (the robot's state stops): the command holds.
+            # 5. Stale observations (the robot's state stops): the command stops at the
+            # acceleration limit (from at most pi rad/s: LONGEST_STOP) and holds.
             sim.send_signal(signal.SIGSTOP)
             try:
                 stopped = time.time()
                 time.sleep(0.6)
 
                 def held_stream() -> bool:  # the stream goes on, holding (as delivered)
-                    return len(_commands(commands, since=stopped + 0.15)) > 50
+                    return len(_commands(commands, since=stopped + 0.15 + LONGEST_STOP)) > 50
 
                 wait_for(held_stream, 10, "commands while the robot's state is stale", procs, logs)
                 # An event marks a hold's onset only. Under load the simulator stalls past
@@ -205,7 +212,7 @@ def test_unsafe_policies_never_reach_the_command_topic(ros_context, ros_env, tmp
                 last_state = max(r.sent for r in states)
                 wait_for(lambda: "stale_observation" in kinds(last_state), 10, "stale event",
                          procs, logs)  # fmt: skip
-                stale = _commands(commands, since=stopped + 0.15)
+                stale = _commands(commands, since=stopped + 0.15 + LONGEST_STOP)
                 assert np.abs(stale - stale[-1]).max() < 1e-9
             finally:
                 sim.send_signal(signal.SIGCONT)

@@ -18,6 +18,7 @@ from deploy_helpers import DEADLINE_SCALE, wait_for
 from robot_il.envs.ur5e.description import HOME_JOINT_POS
 
 from robot_il.ros.node_main import SpinThread
+from robot_il.safety.limits import UR5E_ACCELERATION
 
 pytestmark = pytest.mark.ros
 
@@ -190,11 +191,17 @@ def test_bridge_holds_on_a_stalled_rtde_link_and_latches_on_a_protective_stop(
         fake.freeze()
         frozen_at = time.monotonic()
         time.sleep(0.5)
-        # Stale observations: held from max_observation_age (50 ms) plus a period onwards,
-        # as the servo thread decides; a call is stamped when servoJ is made, which on a
-        # loaded CPU can trail the tick's decision by a few periods (SCHEDULING_SLACK).
-        stale = calls_after(frozen_at + 0.05 + PERIOD + SCHEDULING_SLACK)
+        # Stale observations: a controlled stop from max_observation_age (50 ms) plus a
+        # period onwards, as the servo thread decides, at rest after speed / acceleration
+        # (the swing's 0.5 pi rad/s at 10 rad/s^2); a call is stamped when servoJ is made,
+        # which on a loaded CPU can trail the tick's decision by a few periods
+        # (SCHEDULING_SLACK).
+        stop = 0.5 * np.pi / UR5E_ACCELERATION
+        stopping = calls_after(frozen_at + 0.05 + PERIOD + SCHEDULING_SLACK)[:, 0]
+        stale = calls_after(frozen_at + 0.05 + stop + PERIOD + SCHEDULING_SLACK)
         assert len(stale) > 20 and np.all(stale == stale[-1])
+        steps = np.abs(np.diff(stopping))  # slowing down, one step after another
+        assert np.all(np.diff(steps) <= UR5E_ACCELERATION * PERIOD**2 + 1e-12)
         fake.freeze(False)
         resumed_at = time.monotonic()
         time.sleep(0.3)
