@@ -124,18 +124,52 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def prepare_candidates(out: Path, dataset: Path | None, record: int | None) -> list[Path]:
     """The default candidates under ``out``, trained from ``dataset`` (or from expert demos
-    recorded into ``out/demos`` first); cached ones are reused."""
-    from robot_il.select.candidates import RECIPE_DEMOS, make_candidates
+    recorded into ``out/demos`` first, a recording stopped there going on to its count);
+    cached ones are reused."""
+    from robot_il.select.candidates import make_candidates
 
-    if dataset is None:
-        from robot_il.train.demos import record_expert_demos
+    try:
+        return make_candidates(candidates_dataset(out, dataset, record), out, progress=True)
+    except KeyboardInterrupt:
+        print(f"[select] stopped while preparing the candidates; the demonstrations recorded "
+              f"and the candidates trained so far are kept in {out}: the same command goes on "
+              "from them", file=sys.stderr, flush=True)  # fmt: skip
+        raise
 
-        dataset = recipes_dataset(out, None)
-        if not dataset.exists():
-            episodes = record or RECIPE_DEMOS
-            print(f"[select] recording {episodes} expert reach demonstrations", flush=True)
-            dataset = record_expert_demos("reach", out / "demos", episodes=episodes, progress=True)
-    return make_candidates(dataset, out, progress=True)
+
+def candidates_dataset(out: Path, dataset: Path | None, record: int | None) -> Path:
+    """The demonstrations the default candidates train on: ``dataset``, else the expert's in
+    ``out/demos``, recorded (or, stopped before, recorded on) to :func:`recorded_demos`'
+    count."""
+    if dataset is not None:
+        return dataset
+    from robot_il.train.demos import record_expert_demos
+
+    held, wanted = recorded_demos(out, record)
+    if held >= wanted:
+        return recipes_dataset(out, None)
+    after = f" (going on after the {held} recorded)" if held else ""
+    print(f"[select] recording {wanted} expert reach demonstrations{after}", flush=True)
+    return record_expert_demos("reach", out / "demos", episodes=wanted, progress=True, resume=True)
+
+
+def recorded_demos(out: Path, record: int | None) -> tuple[int, int]:
+    """The expert episodes the recording in ``out/demos`` holds (committed) and those it is to
+    hold: ``record``, else as many as the recipes use (or the more it holds). A recording a
+    Ctrl-C stopped goes on to that count: its episodes trained the candidates of an
+    uninterrupted run's names, silently fewer, before. ``SelectionError`` for a ``record``
+    below what it holds (the recording is not cut)."""
+    from robot_il.select.candidates import RECIPE_DEMOS
+    from robot_il.train.demos import committed_recording
+
+    path = recipes_dataset(out, None)
+    recording = committed_recording(path)
+    held = 0 if recording is None else recording.num_episodes
+    if record is not None and held > record:
+        raise SelectionError(f"--record {record}: {path} holds {held} expert demonstrations "
+                             f"already; pass --record {held} (or leave it out), or another "
+                             "--out")  # fmt: skip
+    return held, max(held, record or RECIPE_DEMOS)
 
 
 def recipes_dataset(out: Path, dataset: Path | None) -> Path:
@@ -148,15 +182,14 @@ def default_candidate_names(out: Path, dataset: Path | None, record: int | None)
     """The names ``prepare_candidates`` gives its candidates, known before it records or
     trains anything: each default recipe's name for the episodes the dataset holds, or will
     hold once recorded (the recording keeps exactly the episodes it asks for)."""
-    from robot_il.select.candidates import DEFAULT_RECIPES, RECIPE_DEMOS
+    from robot_il.select.candidates import DEFAULT_RECIPES
 
-    source = recipes_dataset(out, dataset)
-    if dataset is not None or source.exists():
+    if dataset is not None:
         from robot_il.dataset import Dataset
 
-        available = Dataset.open(source).num_episodes
+        available = Dataset.open(dataset).num_episodes
     else:
-        available = record or RECIPE_DEMOS
+        available = recorded_demos(out, record)[1]
     return [recipe.name(available) for recipe in DEFAULT_RECIPES]
 
 
