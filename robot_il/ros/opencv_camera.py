@@ -17,6 +17,7 @@ import threading
 import time
 
 import numpy as np
+from rclpy._rclpy_pybind11 import RCLError
 from rclpy.context import Context
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -69,6 +70,13 @@ class OpenCVCameraNode(Node):
         self._thread.start()
 
     def _capture_loop(self) -> None:
+        try:
+            self._capture_frames()
+        except RCLError:
+            if self.context.ok():
+                raise  # else: shutting down (Ctrl-C, or the launch stopping, reached rclpy first)
+
+    def _capture_frames(self) -> None:
         import cv2
 
         next_frame = time.monotonic()
