@@ -49,6 +49,13 @@ and keys (another ``record_hz``, ``task``, other cameras or another ``gripper`` 
 The dataset's attrs carry ``task`` and ``action_mode`` (joint), so ``robot-il train`` reads it
 like a simulated recording.
 
+``teleop_target:=true`` (the teleoperation launch files) takes the joint action from
+``teleop/joint_target``, the teleop servo's target of each device read, instead of the newest
+command: the pose the operator asked for by the end of the period, as a policy's action is.
+With the servo's ``servo_rate`` above the record rate (a real cell's 125 Hz) the newest command
+is a point part-way through the servo's glide to that target, a label that lags it by up to a
+period's motion at the phase the two timers happen to have. One arm, as the teleop servo.
+
 ``corrections:=true`` records a person's corrections of a deployed policy instead of
 demonstrations (human-gated DAgger; :mod:`robot_il.select.corrections`): one episode per
 takeover, from ``teleop/takeover`` true (``teleop`` with ``takeover:=true`` has stopped the
@@ -103,6 +110,7 @@ from robot_il.ros.ur_topics import (
     SUCCESS_TOPIC,
     TAKEOVER_TOPIC,
     TARGET_TOPIC,
+    TELEOP_TARGET_TOPIC,
     task_input_topic,
     tf_prefix,
 )
@@ -145,6 +153,7 @@ class RecorderNode(Node):
         autostart = bool(self.declare_parameter("autostart", False).value)
         gripper = str(self.declare_parameter("gripper", "robotiq").value)
         task_inputs = bool(self.declare_parameter("task_inputs", True).value)
+        teleop_target = bool(self.declare_parameter("teleop_target", False).value)
         if not path:
             what = (
                 "the corrections dataset to write: corrections:= on deploy_sim and "
@@ -193,6 +202,11 @@ class RecorderNode(Node):
         robot_state = bool(self.declare_parameter("robot_state", False).value)
         self.obs = RobotObservation(self, task, **cameras, robot_state=robot_state)
         self.arms = self.obs.arms
+        if teleop_target and len(self.arms) != 1:
+            raise ConfigError(
+                f"recorder: teleop_target:=true takes the action from the teleop servo, which "
+                f"drives one arm; task {task!r} has {len(self.arms)}"
+            )
         self.has_gripper = bool(gripper)
         self._gripper_keys = {tf_prefix(arm) + "gripper" for arm in self.arms}
         from robot_il.envs.tasks import TASKS
@@ -266,7 +280,14 @@ class RecorderNode(Node):
         self._t0: float | None = None
 
         qos = QoSProfile(depth=10)
-        for topic in self.obs.layout.command_topics():
+        if teleop_target:
+            self.create_subscription(
+                Float64MultiArray,
+                TELEOP_TARGET_TOPIC,
+                lambda m, info: self._on_command((0,), m, info),
+                qos,
+            )
+        for topic in () if teleop_target else self.obs.layout.command_topics():
             self.create_subscription(
                 Float64MultiArray,
                 topic.name,

@@ -21,6 +21,9 @@ is, as the policy node's does). ``servo_rate`` (Hz, 0: the device's ``rate``) se
 more often than the device is read: the filter glides to each target in steps of its own
 period, where at the device's 20 Hz a position controller at 500 Hz meets each target as one
 step (the real-cell launch files set 125 Hz). A pose out of reach keeps the previous target.
+Each device read's joint target also goes to ``teleop/joint_target`` (not while the e-stop is
+latched): the pose the operator asked for that period, which the recorder takes as the step's
+action (``teleop_target:=true``), where the newest command is part-way through the glide.
 When the arm's joint states jump farther than the joint speed limits allow between two of them
 (a simulator reset between episodes; a real arm cannot), the target and the safety filter start
 again from the first joint state after the jump, rather than drive the arm back to where the
@@ -83,6 +86,7 @@ from robot_il.ros.ur_topics import (
     ESTOP_TOPIC,
     RESET_ESTOP_SERVICE,
     TAKEOVER_TOPIC,
+    TELEOP_TARGET_TOPIC,
     stamp_seconds,
 )
 from robot_il.safety import SafetyFilter, SafetyLimits
@@ -163,6 +167,7 @@ class TeleopNode(Node):
             self.safety = SafetyFilter(limits, tool_point=tcp_point, period=self.servo_period)
             (command_topic,) = self.obs.layout.command_topics()
             self.command_pub = self.create_publisher(Float64MultiArray, command_topic.name, qos)
+            self.target_pub = self.create_publisher(Float64MultiArray, TELEOP_TARGET_TOPIC, qos)
             gripper_topic = self.obs.layout.gripper_topic(0)
             self.robot_gripper_pub = self.create_publisher(Float64, gripper_topic, qos)
             self._target_pose: np.ndarray | None = None
@@ -224,6 +229,8 @@ class TeleopNode(Node):
         self._send_events(events)
         self._device_gripper = float(command.gripper)
         moved = self.servo and self.holding and self._move_target(delta)
+        if moved and not latched:  # the pose asked for this period: a recorder's action
+            self.target_pub.publish(Float64MultiArray(data=self._target_joints.tolist()))
         if moved and self.servo_period == self.period:  # else the servo's own timer sends it
             self._send_command()
 

@@ -38,6 +38,11 @@ TAKEOVER_TOPIC = "teleop/takeover"
 """std_msgs/Bool, latched: true while a person drives the arm with the teleop device in place
 of the stopped policy (from the policy's stop to the hand-back; ``teleop`` with
 ``takeover:=true``)."""
+TELEOP_TARGET_TOPIC = "teleop/joint_target"
+"""std_msgs/Float64MultiArray: the teleop servo's joint target (rad, the arm's 6 joints in its
+joint order), sent each time the operator's device moves it: the pose asked for by the end of
+that device period. A recorder with ``teleop_target:=true`` takes it as the step's joint
+action (the commands on the arm's topic glide to it at ``servo_rate``)."""
 SAFETY_EVENTS_TOPIC = "safety/events"
 """std_msgs/String: one JSON object ``{"kind", "t", "detail"}`` per safety intervention."""
 SUCCESS_TOPIC = "task/success"

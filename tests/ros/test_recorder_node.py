@@ -221,6 +221,20 @@ def test_an_arm_without_a_gripper_records_every_key_but_the_gripper(ros_context,
         pass
 
 
+def test_the_teleop_target_as_action_is_refused_for_two_arms(ros_context, tmp_path) -> None:
+    """The teleop servo drives one arm: a two-arm recording taking its actions from
+    ``teleop/joint_target`` would record one arm's target and hold the other; refused
+    before a dataset is made."""
+    path = tmp_path / "cell.zarr"
+    refused = r"teleop_target:=true .* drives one arm; task 'bimanual_cross' has 2"
+    with (
+        pytest.raises(ConfigError, match=refused),
+        recorder(ros_context, path, task="bimanual_cross", teleop_target=True),
+    ):
+        pass
+    assert not path.exists()
+
+
 def test_an_episode_that_cannot_be_written_is_discarded_and_said(ros_context, tmp_path) -> None:
     """A commit that fails on disk (full, lost mount; here a file where a chunk folder must
     go) raised an OSError out of the "next" event's callback, and the node died with a

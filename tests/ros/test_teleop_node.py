@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from deploy_helpers import COMMANDS, DEADLINE_SCALE, UR_JOINTS, Client, wait_for
+from deploy_helpers import COMMANDS, DEADLINE_SCALE, UR_JOINTS, Client, spinning, wait_for
 from robot_il.envs.ur5e.description import HOME_JOINT_POS
 
 from robot_il.ros.node_main import SpinThread
@@ -306,3 +306,50 @@ def test_a_servo_rate_below_the_device_rate_is_refused(ros_context) -> None:
     overrides = [Parameter("rate", value=20.0), Parameter("servo_rate", value=10.0)]
     with pytest.raises(ConfigError, match=r"servo_rate 10 is not in \[rate 20, 500\] Hz"):
         TeleopNode(context=ros_context, parameter_overrides=overrides)
+
+
+def test_a_recording_takes_the_operator_s_target_as_the_action_not_the_glide(
+    ros_context, tmp_path
+) -> None:
+    """With the servo at 200 Hz and the device at 20 Hz the arm's commands glide to each
+    target of the operator's; the recorder sampled the newest of them, a point part-way,
+    as the step's action. With ``teleop_target`` (the teleop launch files) each action is a
+    target the operator asked for, or the measured start before the first."""
+    from rclpy.parameter import Parameter
+    from robot_il.envs.ur5e.kinematics import tcp_point
+    from std_msgs.msg import Float64MultiArray
+
+    from robot_il.dataset import Dataset
+    from robot_il.ros.recorder_node import RecorderNode
+    from robot_il.ros.ur_topics import TELEOP_TARGET_TOPIC
+
+    parameters = {"rate": 20.0, "servo_rate": 200.0, "max_observation_age": 1.0}
+    path = tmp_path / "teleop.zarr"
+    recording = {"path": str(path), "task": "reach", "record_hz": 20.0, "fsync": False,
+                 "autostart": True, "gripper": "", "task_inputs": False,
+                 "teleop_target": True}  # fmt: skip
+    with servoed_arm(ros_context, parameters) as (node, master, client, arm):
+        targets = client.record(Float64MultiArray, TELEOP_TARGET_TOPIC)
+        overrides = [Parameter(k, value=v) for k, v in recording.items()]
+        with spinning(
+            RecorderNode(context=ros_context, parameter_overrides=overrides), ros_context
+        ) as recorder:
+            wait_for(lambda: recorder._episode is not None and recorder._episode.num_steps > 5,
+                     10, "the recording's first steps")  # fmt: skip
+            for _ in range(8):  # the operator moves the tool 4 cm along +x
+                os.write(master, b"w")
+                time.sleep(0.06)
+            wait_for(lambda: tcp_point(arm.position)[0] - tcp_point(START)[0] > 0.03, 10,
+                     "the arm to follow the operator")  # fmt: skip
+            time.sleep(0.3)
+            recorder.stop()
+        asked = np.array([START, *(msg.data for _, msg in targets)])
+        sent = np.array([msg.data for _, msg in arm.commands])
+    actions = Dataset.open(path).episode(0)["action"][:, :6]
+    distance = np.abs(actions[:, None, :] - asked[None, :, :]).max(axis=2).min(axis=1)
+    assert np.all(distance < 1e-6), distance.max()
+    assert len(np.unique(actions.round(6), axis=0)) >= 4, "the motion was recorded"
+    # the commands the arm got while it moved glide between the targets: most are none
+    moving = sent[1:][np.abs(np.diff(sent, axis=0)).max(axis=1) > 1e-9]
+    gliding = np.abs(moving[:, None, :] - asked[None, :, :]).max(axis=2).min(axis=1) > 1e-4
+    assert gliding.mean() > 0.5, gliding.mean()
