@@ -44,6 +44,10 @@ from robot_il.errors import LaunchError
 from robot_il.launch.substitution import package_executable, split_command, substitute
 
 OUTPUTS = ("screen", "log", "both")
+SWITCH_VALUES = {"true": "true", "false": "false", "1": "true", "0": "false"}
+"""What a switch argument (one whose default is true or false) takes, any case, and the text
+its nodes then get: a bool parameter ('1' is an integer to rcl, 'ture' a string, either of
+which a node declaring a bool, ``use_sim_time`` say, fails on in a traceback)."""
 
 
 @dataclass(frozen=True)
@@ -301,6 +305,8 @@ def _declare_argument(body: dict, scope: _Scope, plan: LaunchPlan, path: Path) -
         )
     )
     if name in scope.variables:
+        if default is not None and name not in scope.set_by_includer:
+            scope.variables[name] = _switch(name, scope.variables[name], default, path)
         return
     if default is None:
         declared = {argument.name for argument in plan.arguments}
@@ -309,6 +315,21 @@ def _declare_argument(body: dict, scope: _Scope, plan: LaunchPlan, path: Path) -
         hint = f" ({typo[0]!r} was: a typo?)" if typo else ""
         raise LaunchError(f"{path}: required launch argument {name!r} was not given{hint}")
     scope.variables[name] = _text(default, scope, path)
+
+
+def _switch(name: str, value: str, default: object, path: Path) -> str:
+    """``value`` given to argument ``name``: for a switch (``default`` true or false) as the
+    canonical ``true``/``false`` of :data:`SWITCH_VALUES`, anything else refused in one line
+    before a node starts; any other argument's as it is."""
+    if not isinstance(default, (str, bool)):
+        return value
+    if _literal(default, path).lower() not in ("true", "false"):  # 0 or 1: a number's default
+        return value
+    switch = SWITCH_VALUES.get(value.strip().lower())
+    if switch is None:
+        raise LaunchError(f"{path}: {name}:={value} is not true or false (default "
+                          f"{_literal(default, path)})")  # fmt: skip
+    return switch
 
 
 def _include(body: dict, scope: _Scope, plan: LaunchPlan, path: Path) -> None:

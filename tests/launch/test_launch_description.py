@@ -262,7 +262,8 @@ def test_an_include_cycle_is_one_line_naming_the_chain(tmp_path: Path) -> None:
         ("- executable: {cmd: python, on_exit: restart}", {}, "on_exit 'restart'"),
         ("- executable: {cmd: python, if: maybe}", {}, "is 'maybe', not true/false"),
         (
-            "- arg: {name: view, default: 'false'}\n- executable: {cmd: python, if: $(var view)}",
+            # (not a switch argument, whose value is checked where it is given)
+            "- arg: {name: view, default: ''}\n- executable: {cmd: python, if: $(var view)}",
             {"view": "yes"},
             "if: $(var view) is 'yes', not true/false",  # names the argument that gave it
         ),
@@ -367,3 +368,32 @@ def test_exec_in_pkg_finds_a_packages_executable_as_ros2_launch_does(
         (train,) = load_launch(root / name, {"dataset": "d.zarr", "out": "o"}).processes
         assert train.argv[0] == str(Path(sys.executable).parent / "robot-il")
         assert "$(exec-in-pkg robot-il robot_il) train" in (root / name).read_text()
+
+
+def test_a_switch_argument_takes_true_or_false_only(tmp_path: Path) -> None:
+    """``lock_step:=ture`` reached sim_robot and the policy node as the string 'ture', and
+    ``lock_step:=1`` as an integer: each node failed on its bool ``use_sim_time`` in an
+    rclpy traceback. A switch (default true or false) now passes a bool's text, or is refused
+    naming the argument before any node starts; an argument whose default is 0 is a number."""
+    launch = write(
+        tmp_path / "s.launch.yaml",
+        """
+        launch:
+        - arg: {name: lock_step, default: "false"}
+        - arg: {name: seed, default: "0"}
+        - node:
+            pkg: robot_il
+            exec: sim_robot
+            param:
+            - {name: use_sim_time, value: $(var lock_step)}
+            - {name: seed, value: $(var seed)}
+        """,
+    )
+    for given, passed in (("1", "true"), ("True", "true"), ("0", "false"), ("false", "false")):
+        (node,) = load_launch(launch, {"lock_step": given}).processes
+        assert f"use_sim_time:={passed}" in node.argv, (given, node.argv)
+    with pytest.raises(LaunchError) as error:
+        load_launch(launch, {"lock_step": "ture"})
+    assert str(error.value) == f"{launch}: lock_step:=ture is not true or false (default false)"
+    (node,) = load_launch(launch, {"seed": "7"}).processes
+    assert "seed:=7" in node.argv
