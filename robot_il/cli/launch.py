@@ -8,6 +8,7 @@ would. DDS stays on loopback unless ``--no-loopback`` (deploying on a robot netw
 from __future__ import annotations
 
 import argparse
+import difflib
 from pathlib import Path
 
 from robot_il.errors import LaunchError
@@ -41,16 +42,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_launch_file(name: str) -> Path:
-    """``name`` as a path if it exists, else robot_il's launch file of that name."""
+    """``name`` as a path if it exists, else robot_il's launch file of that name: given as its
+    name or as its path in the repository (``launch/deploy_sim.launch.yaml``, which the README
+    names, from another folder than the repository's). A miss names robot_il's closest."""
     path = Path(name)
     if path.exists():
         return path
     from robot_il.launch.substitution import package_share
 
-    installed = package_share("robot_il", path) / "launch" / name
+    share = package_share("robot_il", path) / "launch"
+    in_repository = path.parent == Path("launch")
+    installed = share / (path.name if in_repository else name)
     if installed.is_file():
         return installed
-    raise LaunchError(f"launch file {name} not found (nor in robot_il's launch files)")
+    names = sorted(file.name for file in share.glob("*.launch.yaml"))
+    close = difflib.get_close_matches(path.name, names, n=1)
+    hint = f"did you mean {close[0]}? " if close else ""
+    raise LaunchError(f"launch file {name} not found, nor among robot_il's ({hint}"
+                      f"robot-il launch NAME takes one of {', '.join(names)})")  # fmt: skip
 
 
 def parse_arguments(items: list[str]) -> dict[str, str]:

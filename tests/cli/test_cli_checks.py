@@ -64,6 +64,20 @@ def test_launch_refuses_a_domain_id_out_of_range(
     assert "argument --domain-id:" in argparse_error(argv, capsys)
 
 
+def test_a_launch_file_is_found_by_its_repository_path_from_another_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``robot-il launch launch/deploy_sim.launch.yaml`` (the path the README names) outside the
+    repository said "not found (nor in robot_il's launch files)", one of which it is; a typo
+    of a name said so too, naming none."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["launch", "launch/deploy_sim.launch.yaml", "-s"]) == 0
+    assert "checkpoint: checkpoint directory" in capsys.readouterr().out
+    err = one_line_error(["launch", "deploy_sm.launch.yaml", "checkpoint:=x"], capsys)
+    assert "deploy_sm.launch.yaml not found" in err, err
+    assert "did you mean deploy_sim.launch.yaml?" in err, err
+
+
 def test_select_sim_checks_its_flags_before_recording_or_training(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
