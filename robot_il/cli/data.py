@@ -109,6 +109,16 @@ def run_info(args: argparse.Namespace) -> int:
     version = dataset.attrs.get("format_version", "none (foreign ReplayBuffer)")
     print(f"format       {dataset.attrs.get('format', '?')} version {version}")
     print(f"robot        {dataset.robot} at {dataset.control_hz} Hz")
+    # what the recording demonstrates and what its actions are: the flags a training on it and
+    # a merge with it depend on (the action key's units only point at action_mode)
+    recorded = [dataset.attrs[name] for name in ("backend", "source") if dataset.attrs.get(name)]
+    if dataset.attrs.get("task"):
+        print(
+            f"task         {dataset.attrs['task']}"
+            + (f" ({', '.join(recorded)})" if recorded else "")
+        )
+    if dataset.attrs.get("action_mode"):
+        print(f"actions      {dataset.attrs['action_mode']}")
     if dataset.attrs.get("frame"):  # its policies evaluate in that frame (robot_il.envs.task_frame)
         print(f"task frame   {dataset.attrs['frame']} (observations and actions)")
     print(f"episodes     {dataset.num_episodes}, steps {dataset.num_steps}")

@@ -113,3 +113,16 @@ def test_merge_refuses_datasets_of_other_tasks(
         f"robot-il: error: {pick}: task 'pick_place' differs from {push}'s 'push'"
     )
     assert not merged.exists()
+
+
+def test_info_names_the_task_and_the_actions(tmp_path: Path, capsys) -> None:
+    """``data info`` showed the action key's units as "see attrs action_mode" and named neither
+    that mode nor the task: whether a recording holds joint targets or end-effector deltas
+    (what ``train`` learns, what ``merge`` accepts) was not to be seen."""
+    out = tmp_path / "reach.zarr"
+    assert record(out, "--episodes", "1", "--action-mode", "eef_delta") == 0
+    capsys.readouterr()
+    assert main(["data", "info", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "task         reach (mujoco, expert)" in lines, lines
+    assert "actions      eef_delta" in lines, lines
