@@ -47,7 +47,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     candidates = commands.add_parser("candidates", help="train candidates of different quality")
     sim = commands.add_parser("sim", help="select among candidates on the simulated robot")
     for sub in (candidates, sim):
-        sub.add_argument("--out", type=Path, required=True, help="candidates folder")
+        sub.add_argument(
+            "--out",
+            type=Path,
+            required=True,
+            help=f"results folder: the trained candidates and their demonstrations (demos/), "
+            f"and for sim the selection ({STATE_FILE}, selection.png)",
+        )
         sub.add_argument("--dataset", type=Path, default=None, help="expert reach dataset")
         sub.add_argument(
             "--record",
@@ -63,7 +69,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="comma-separated checkpoint directories to select among, instead of training; "
         "the simulated scene is their task",
     )
-    sim.add_argument("--episodes", type=COUNT, default=20, help="rated episodes")
+    sim.add_argument("--episodes", type=COUNT, default=20, help="rated episodes (default 20)")
     sim.add_argument("--rule", default="ucb1", choices=tuple(RULES), help="selection rule")
     sim.add_argument("--seed", type=SEED, default=0, help="seed of the selector and the judge")
     sim.add_argument(
