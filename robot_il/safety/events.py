@@ -30,7 +30,8 @@ class Intervention(str, Enum):
     MAX_STEP = "max_step"
     """The step exceeded the largest allowed change per call (rad) and was shortened."""
     WORKSPACE = "workspace"
-    """The tool point would leave (or move further out of) the workspace box: held position."""
+    """The tool point heads out of the workspace box: the arm brakes to stop at its wall (or,
+    where a step would still leave the box or go further out of it, is held at once)."""
     STALE_OBSERVATION = "stale_observation"
     """No fresh observation within the allowed age, or one stamped further than that ahead
     of now (its clock and the filter's disagree): a controlled stop."""

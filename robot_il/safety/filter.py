@@ -8,7 +8,8 @@ late inference, a latched e-stop). The filter keeps the last command it let thro
 - is finite and within the joint position limits,
 - differs from the reference by at most ``velocity * dt`` and ``max_step`` per joint,
 - changes velocity by at most ``acceleration * dt``, braking early enough to stop on target,
-- keeps the tool point in the workspace box (or moving back towards it),
+- keeps the tool point in the workspace box, braking at the acceleration limit to stop at the
+  wall it heads for (or moving back towards the box after a start outside it),
 
 and stops the arm when the command is NaN/inf (or absent), an observation or the command is
 too old (or stamped ahead of now), the measured pose is not finite, a device (the gripper) has
@@ -68,6 +69,9 @@ _CLOCKS_APART = (
     ": stamped by another clock (one node on sim time, the other on wall time? "
     "use_sim_time must match)"
 )
+_WALL_MARGIN = 1e-6
+"""m short of the workspace box's wall that the braking for it aims at: one that aims at the
+wall itself lands a rounding error past it, and the box check stops the last step at once."""
 _AT_REST = 0.01
 """Joint speed (rad/s) below which an arm counts as at rest: it follows no moving command."""
 NOT_FOLLOWING_LEAD = 0.1
@@ -204,10 +208,10 @@ class SafetyFilter:
         device's thread), carried out by the next :meth:`filter` call: a call under way keeps
         the reference it started from, and its last write cannot undo the restart."""
         self._active: set[Intervention] = set()
-        self._distances: dict[tuple[float, ...], float] = {}
-        """Box distance (m) of the last joints checked and of the reference (two entries):
-        the reference's is the one its own check found, so a step outside the box costs one
-        tool point, and a command that repeats the reference none."""
+        self._points: dict[tuple[float, ...], Sequence[float]] = {}
+        """Tool point (m) of the last joints checked and of the reference (two entries): the
+        reference's is the one its own check found, so a step costs one tool point, and a
+        command that repeats the reference none."""
 
     # -- inputs besides the command ------------------------------------------------------
 
@@ -599,6 +603,20 @@ class SafetyFilter:
             for ad, a2, e in zip(a_dt, self._twice_accel, error, strict=True)
         ]
         brake_scale = _uniform_scale(desired, stoppable)
+        if self.limits.has_workspace:
+            wall_scale = _uniform_scale(desired, self._stoppable_before_the_wall(desired, dt))
+            if wall_scale < brake_scale:
+                events.append(
+                    SafetyEvent(
+                        Intervention.WORKSPACE,
+                        t,
+                        lambda: (
+                            "the tool point heads out of the workspace box: braking to stop at "
+                            f"its wall (speed scaled by {wall_scale:.4f})"
+                        ),
+                    )
+                )
+                brake_scale = wall_scale
         change = [d * brake_scale - v for d, v in zip(desired, velocity, strict=True)]
         accel_scale = _uniform_scale(change, a_dt)
         if brake_scale < 1.0 or accel_scale < 1.0:
@@ -629,16 +647,52 @@ class SafetyFilter:
             step = [s * step_scale for s in step]
         return _clip([r + s for r, s in zip(reference, step, strict=True)], lower, upper)
 
-    def _box_distance_of(self, q: list[float]) -> float:
-        """Box distance (m) of the tool point at joints ``q`` (rad), remembered for two."""
+    def _point_of(self, q: list[float]) -> Sequence[float]:
+        """The tool point (m) at joints ``q`` (rad), remembered for two."""
         key = tuple(q)
-        distance = self._distances.get(key)
-        if distance is None:
-            distance = _box_distance(self._tool_point(q), *self._box)
+        point = self._points.get(key)
+        if point is None:
+            point = self._tool_point(q)
             reference = tuple(self._reference)
-            self._distances = {k: d for k, d in self._distances.items() if k == reference}
-            self._distances[key] = distance
-        return distance
+            self._points = {k: p for k, p in self._points.items() if k == reference}
+            self._points[key] = point
+        return point
+
+    def _box_distance_of(self, q: list[float]) -> float:
+        """Box distance (m) of the tool point at joints ``q`` (rad)."""
+        return _box_distance(self._point_of(q), *self._box)
+
+    def _stoppable_before_the_wall(self, desired: list[float], dt: float) -> list[float]:
+        """Each joint's speed (rad/s) from which the arm could still stop, at the acceleration
+        limit, before the tool point reaches the wall of the workspace box that moving at
+        ``desired`` (rad/s) heads it for: ``sqrt(2 a e)`` in the discrete form of the braking
+        on a target, ``e`` the joint's distance left along ``desired`` until the tool point,
+        going on along the line of one step, meets the wall (to first order a step moves it
+        along a line). Without it the arm ran into the wall at speed and the box check
+        stopped it there in one period; a path that curves out is still held by that check.
+        Unbounded for a tool point outside the box (which may only come back) and for one
+        that does not move."""
+        unbounded = [math.inf] * len(desired)
+        lower, upper = self._box
+        here = self._point_of(self._reference)
+        if not _box_distance(here, lower, upper) <= 0.0:  # outside (or NaN)
+            return unbounded
+        probe = [r + d * dt for r, d in zip(self._reference, desired, strict=True)]
+        steps_to_wall = math.inf  # steps of one period at ``desired``
+        for p, q, lo, hi in zip(here, self._tool_point(probe), lower, upper, strict=True):
+            move = q - p
+            if move > 0.0:
+                steps_to_wall = min(steps_to_wall, (hi - _WALL_MARGIN - p) / move)
+            elif move < 0.0:
+                steps_to_wall = min(steps_to_wall, (lo + _WALL_MARGIN - p) / move)
+        if steps_to_wall == math.inf:
+            return unbounded
+        steps_to_wall = max(steps_to_wall, 0.0)
+        return [
+            -0.5 * a * dt
+            + math.sqrt(0.25 * a * a * dt * dt + 2.0 * a * abs(d) * dt * steps_to_wall)
+            for a, d in zip(self._accel, desired, strict=True)
+        ]
 
     def _workspace_violation(self, command: list[float], t: float) -> SafetyEvent | None:
         distance = self._box_distance_of(command)

@@ -197,11 +197,8 @@ def test_bridge_holds_on_a_stalled_rtde_link_and_latches_on_a_protective_stop(
         # which on a loaded CPU can trail the tick's decision by a few periods
         # (SCHEDULING_SLACK).
         stop = 0.5 * np.pi / UR5E_ACCELERATION
-        stopping = calls_after(frozen_at + 0.05 + PERIOD + SCHEDULING_SLACK)[:, 0]
         stale = calls_after(frozen_at + 0.05 + stop + PERIOD + SCHEDULING_SLACK)
         assert len(stale) > 20 and np.all(stale == stale[-1])
-        steps = np.abs(np.diff(stopping))  # slowing down, one step after another
-        assert np.all(np.diff(steps) <= UR5E_ACCELERATION * PERIOD**2 + 1e-12)
         fake.freeze(False)
         resumed_at = time.monotonic()
         time.sleep(0.3)

@@ -7,7 +7,8 @@ their safe restarts, a two-arm veto, a tool point leaving the workspace box and 
 outside it) and records what it let through: each tick's command (rad) and its events' kinds.
 ``tests/safety/data/filter_reference.npz`` holds the record of the filter as it was before its
 per-tick cost was cut (commit 7790ad8), rewritten when holds other than an e-stop became
-controlled stops (every tick that differed was in or after such a hold);
+controlled stops and the arm began to brake for the workspace box's wall (every tick that
+differed was in or after such a hold or braking);
 ``test_filter_reference.py`` requires the same from today's filter.
 ``python tests/safety/filter_replay.py`` rewrites it (only on purpose: a change of what the
 filter decides).

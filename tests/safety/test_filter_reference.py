@@ -1,9 +1,9 @@
 """Today's safety filter decides exactly what its recorded reference decided, tick by tick.
 
 The reference (``data/filter_reference.npz``, written by ``filter_replay.py`` from commit
-7790ad8's filter, and again when holds became controlled stops) holds 8,000 ticks of seeded
-commands and situations; every tick's command and the kinds of its events must come out the
-same, bit for bit.
+7790ad8's filter, and again when holds became controlled stops and the arm braked for the
+workspace box) holds 8,000 ticks of seeded commands and situations; every tick's command and
+the kinds of its events must come out the same, bit for bit.
 """
 
 from __future__ import annotations
