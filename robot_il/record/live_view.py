@@ -100,7 +100,10 @@ class LiveView:
         self.stream.log(entity, self._rr.TextLog(text))
 
     def close(self) -> None:
-        self.stream.flush()
+        if self._server.poll() is None:
+            self.stream.flush()
+        # else the viewer's server is gone: the terminal's Ctrl-C stopped it beside this
+        # process (one process group), and flushing to it raised; a live view keeps nothing
         self.stream.disconnect()
         self._server.terminate()
         try:

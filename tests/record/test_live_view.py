@@ -51,6 +51,19 @@ def test_live_view_serves_on_loopback_only() -> None:
         assert probe.connect_ex(("127.0.0.1", view.web_port)) != 0
 
 
+def test_a_view_whose_server_a_ctrl_c_stopped_closes_quietly() -> None:
+    """Ctrl-C in a terminal stops the viewer's server beside the node (one process group);
+    the node's close then flushed to the dead server and ended in a RuntimeError."""
+    from robot_il.record.live_view import LiveView
+
+    view = LiveView("test")
+    view.log_text("events", "before the Ctrl-C")
+    view._server.terminate()
+    view._server.wait(timeout=10)
+    view.log_text("events", "after it")
+    view.close()
+
+
 def test_record_with_view_records_and_prints_the_viewer(tmp_path: Path) -> None:
     out = tmp_path / "demo.zarr"
     result = subprocess.run(
