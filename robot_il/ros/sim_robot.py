@@ -149,6 +149,8 @@ class SimRobot(Node):
         task = self.declare_parameter("task", "reach").value
         backend = self.declare_parameter("backend", "mujoco").value
         self.seed = int(self.declare_parameter("seed", 0).value)
+        if self.seed < 0:  # the env's generator takes none, and said so in a traceback
+            raise ConfigError(f"sim_robot: seed {self.seed} is negative; env seeds are 0 or more")
         dataset = str(self.declare_parameter("dataset", "").value)
         recorded = _recorded_episodes(dataset)
         self.seed += recorded

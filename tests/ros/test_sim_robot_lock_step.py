@@ -148,3 +148,14 @@ def test_a_refused_wake_latency_request_warns_and_runs_on(
     finally:
         node.destroy_node()
     assert "CPU wake-up latency request refused" in capfd.readouterr().err
+
+
+def test_a_negative_seed_is_refused_in_one_line(ros_context) -> None:
+    """``deploy_sim ... seed:=-1`` ended in the env generator's traceback after start-up."""
+    from rclpy.parameter import Parameter
+
+    from robot_il.errors import ConfigError
+    from robot_il.ros.sim_robot import SimRobot
+
+    with pytest.raises(ConfigError, match=r"sim_robot: seed -1 is negative"):
+        SimRobot(context=ros_context, parameter_overrides=[Parameter("seed", value=-1)])
