@@ -62,7 +62,8 @@ def read_checkpoint(directory: str | Path) -> tuple[Path, dict[str, Any]]:
     if not (directory / CONFIG_FILE).exists() and (directory / DEPLOY_SUBDIR).is_dir():
         directory = directory / DEPLOY_SUBDIR
     if not directory.is_dir():
-        raise CheckpointError(f"{directory}: no such checkpoint directory")
+        where = "" if directory.is_absolute() else f" (relative to {Path.cwd()})"
+        raise CheckpointError(f"{directory}: no such checkpoint directory{where}")
     if not (directory / CONFIG_FILE).exists():
         from robot_il.train.trainer import CONFIG_YAML  # only on this path: it imports torch
 

@@ -39,7 +39,8 @@ def open_root(
     path = local_path(path_or_url)
     if path is not None:
         if not path.exists():
-            raise DatasetError(f"{where}: no such dataset (path does not exist)")
+            relative = "" if path.is_absolute() else f", relative to {Path.cwd()}"
+            raise DatasetError(f"{where}: no such dataset (path does not exist{relative})")
         if not path.is_dir():
             raise DatasetError(f"{where}: not a dataset (a zarr dataset is a directory)")
         target: Any = str(path)

@@ -276,3 +276,15 @@ def test_validate_notes_an_episode_with_a_gap_in_its_timestamps(
         "note: timestamp: episode 1: 1.60 s between steps 3 and 4 (16 control periods): nothing "
         "was recorded meanwhile (robot-il data drop-episode removes an episode)"
     ]
+
+
+def test_a_dataset_that_does_not_exist_names_the_folder_a_relative_path_is_from() -> None:
+    """Run from another folder than the repository's, a relative path failed with its name
+    alone, as if the dataset were gone."""
+    from robot_il.dataset import Dataset
+
+    with pytest.raises(
+        DatasetError,
+        match=r"^demos/none\.zarr: no such dataset \(path does not exist, relative to /",
+    ):
+        Dataset.open("demos/none.zarr")
