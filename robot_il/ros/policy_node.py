@@ -49,7 +49,8 @@ its last command) rather than leaving a node that looks alive and sends nothing.
 Episodes: ``policy/reset`` (Trigger) starts a new one (fresh history, the policy reset in
 its worker, safe start, camera frames received before dropped; its first observation waits
 until every key the policy observes was taken after the reset, in real time as in lock-step,
-so it is never the old scene's); ``policy/stop`` (Trigger) ends one: nothing is published
+so it is never the old scene's); ``policy/stop`` (Trigger) ends one, answering once the
+moving arms have braked to rest at the acceleration limit: nothing is published after it
 until the next reset, so that a simulator reset in between gets no command of the old episode
 (``robot-il eval --ros``: stop, ``sim/reset``, reset); ``policy/takeover`` (SetBool, the
 teleop node's ``takeover:=true``) stops it for a person who corrects the policy with the teleop
@@ -88,6 +89,7 @@ from pathlib import Path
 
 import numpy as np
 from rclpy._rclpy_pybind11 import RCLError
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.context import Context
 from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
 from rclpy.node import Node
@@ -315,6 +317,9 @@ class PolicyNode(Node):
         """``policy/stop`` ended the episode: nothing is published until ``policy/reset``."""
         self._taken_over = False
         """A person holds the arm (``policy/takeover``): stopped, and ``policy/reset`` refused."""
+        self._braking: threading.Event | None = None
+        """Set while ``policy/stop`` waits for the control thread to bring the moving arms to
+        rest (the control thread sets it once they are), else None."""
         self._last_gripper: list[float | None] = [None] * len(self.arms)
         """Each arm's gripper command sent last this episode (only a change is sent)."""
         self.command_log: deque[tuple[float, float]] = deque(maxlen=100_000)
@@ -346,8 +351,11 @@ class PolicyNode(Node):
         )
         self.create_service(Trigger, RESET_ESTOP_SERVICE, self._on_reset_estop)
         self.create_service(Trigger, "policy/reset", self._on_reset)
-        self.create_service(Trigger, "policy/stop", self._on_stop)
-        self.create_service(SetBool, TAKEOVER_SERVICE, self._on_takeover)
+        # A stop waits for the arms to brake to rest: in a group of its own, the node's
+        # other callbacks (joint states, /clock for a lock-step simulator) go on meanwhile.
+        stopping = MutuallyExclusiveCallbackGroup()
+        self.create_service(Trigger, "policy/stop", self._on_stop, callback_group=stopping)
+        self.create_service(SetBool, TAKEOVER_SERVICE, self._on_takeover, callback_group=stopping)
         self.create_subscription(String, SWITCH_TOPIC, self._on_switch, qos)
         self.create_timer(0.02, self._publish_events)
 
@@ -543,18 +551,22 @@ class PolicyNode(Node):
         return response
 
     def _on_stop(self, request, response):
-        """End the episode: once this answers, the node publishes nothing (the robot holds
-        its last command; a lock-step simulator waits) until ``policy/reset``. A simulator
-        reset between the two cannot receive a command of the old episode (one published
-        before its reset, ``sim_robot`` drops). A checkpoint loaded meanwhile takes over, and
-        the answer names the checkpoint the next episode runs: ``episode_judge`` asks so
-        while a candidate loads, with the simulation standing still (asked by
-        ``policy/reset``, each ask ran the old checkpoint on, hundreds of steps a load).
-        The safety events of the ended episode are published before the answer, so the
-        judge, which stops the policy as it closes an episode, has every one of them (they
-        wait up to the 20 ms events timer otherwise, hundreds of lock-step periods on a fast
-        machine, none on a slow one)."""
+        """End the episode: the moving arms brake to rest at the acceleration limit (a
+        controlled stop; a command that stood still from one period to the next asked the
+        robot's servo for up to 1,570 rad/s^2 at pi rad/s), and once this answers the node
+        publishes nothing (the robot holds its last command; a lock-step simulator waits)
+        until ``policy/reset``. A simulator reset between the two cannot receive a command
+        of the old episode (one published before its reset, ``sim_robot`` drops). A
+        checkpoint loaded meanwhile takes over, and the answer names the checkpoint the next
+        episode runs: ``episode_judge`` asks so while a candidate loads, with the simulation
+        standing still (asked by ``policy/reset``, each ask ran the old checkpoint on,
+        hundreds of steps a load). The safety events of the ended episode are published
+        before the answer, so the judge, which stops the policy as it closes an episode, has
+        every one of them (they wait up to the 20 ms events timer otherwise, hundreds of
+        lock-step periods on a fast machine, none on a slow one)."""
+        self._brake_to_rest()
         with self._state_lock:
+            self._braking = None
             if self._pending is not None:
                 self._swap(*self._pending)
                 self._pending = None
@@ -563,6 +575,22 @@ class PolicyNode(Node):
         self._publish_events()
         response.success, response.message = True, stop_message(self.checkpoint)
         return response
+
+    def _brake_to_rest(self) -> None:
+        """Have the control thread bring the moving arms to rest (their filters' controlled
+        stop, no policy action), and wait until it has, at most a few times the longest
+        stop."""
+        with self._state_lock:
+            filters = self._filters
+            if self._stopped or not any(safety.moving for safety in filters):
+                return
+            braking = self._braking = threading.Event()
+        timeout = 2.0 + 4.0 * max(safety.longest_stop for safety in filters)
+        if not braking.wait(timeout=timeout):
+            self.get_logger().warning(
+                f"policy/stop: the arms were not at rest after {timeout:.1f} s of braking "
+                "(control loop stalled?); stopping anyway"
+            )
 
     def _start_episode(self) -> None:
         """Fresh history and timeline, fresh safety filters (safe start, from the command the
@@ -976,7 +1004,10 @@ class PolicyNode(Node):
         episode = self._tick_episode = self._episode_id
         if self.obs.joint_pos is None or self._stopped:
             return
-        if self.sim_time:
+        braking = self._braking
+        if self.sim_time and braking is not None:
+            self._await_observation(now)  # braking acts on no action: none is waited for
+        elif self.sim_time:
             # Lock-step: the simulator has stepped to ``now`` and waits; act on its state of
             # ``now`` for every arm (in the per-arm layout each arm's joint states come in a
             # message of their own, after /clock), as the env converts an eef_delta action
@@ -997,8 +1028,8 @@ class PolicyNode(Node):
                 return
             filters, guard = self._filters, self._guard
             obs_keys = self.worker.info.obs_keys
-            due = self._due_target(now, q_measured)
-        if due is None and not self.sim_time:
+            due = None if braking is not None else self._due_target(now, q_measured)
+        if due is None and not self.sim_time and braking is None:
             return  # no action yet this episode: leave the robot to its driver's hold
         for a, safety in enumerate(filters):
             # None until every camera has sent a frame (the filter then holds); a stalled
@@ -1056,6 +1087,8 @@ class PolicyNode(Node):
             fill_command(msg, [commands[a] for a in arms])
             publisher.publish(msg)
         self.command_log.append((stamp, now))
+        if braking is not None and not any(safety.moving for safety in filters):
+            braking.set()
 
     def shutdown(self) -> None:
         """Stop both threads (the robot holds its last command) and destroy the node."""

@@ -310,6 +310,16 @@ class SafetyFilter:
         return self._reference is not None and not self._restart_requested
 
     @property
+    def moving(self) -> bool:
+        """Whether the last command let through moves (a stop asked now would brake)."""
+        return self.started and any(self._velocity)
+
+    @property
+    def longest_stop(self) -> float:
+        """s a controlled stop takes at most: the slowest joint from its speed limit."""
+        return float(np.max(self.limits.velocity / self.limits.acceleration))
+
+    @property
     def reference(self) -> np.ndarray | None:
         """The last command let through (rad), or None before the first call (and after a
         :meth:`restart`, until the next)."""

@@ -385,3 +385,40 @@ def test_a_stop_hands_over_to_a_checkpoint_loaded_during_the_episode(ros_context
         finally:
             driver.close()
             client.close()
+
+
+def test_a_stop_in_motion_brakes_the_arm_to_rest_before_it_answers(ros_context, tmp_path) -> None:
+    """``policy/stop`` (an episode judge closing an episode, a person's takeover) left the
+    moving arm's last command standing: its servo was asked to stop in one period. The node
+    now brakes at the acceleration limit (launch/params/policy.yaml's 10 rad/s^2), the
+    command travelling v^2 / 2a on over v / a, and answers once it is at rest; nothing is
+    published after the answer."""
+    from std_srvs.srv import Trigger
+
+    acceleration = 10.0
+    with policy_node(ros_context, tmp_path, steer=2.0) as node:
+        client = Client(ros_context)
+        driver = FollowingDriver(client)
+        commands = driver.commands
+
+        def base_speed() -> float:  # rad/s of the base joint's command, as the filter has it
+            return abs(node._filters[0]._velocity[0])
+
+        try:
+            wait_for(lambda: base_speed() > 0.8, 60, "the arm moving at 0.8 rad/s or more")
+            speed, asked = base_speed(), time.time()
+            from_command = commands[-1][1].data[0]
+            assert client.call(Trigger, "policy/stop").success
+            answered = time.time()
+            time.sleep(0.3)
+        finally:
+            driver.close()
+            client.close()
+    after = [(r.sent, r[1].data[0]) for r in commands if r.sent > asked]
+    pairs = zip(after[1:], after[:-1], strict=True)
+    moved = [t for (t, q), (_, previous) in pairs if q != previous]
+    assert moved, "no command moved after the stop was asked: it stopped in one period"
+    travel = after[-1][1] - from_command
+    assert 0.5 * speed**2 / (2 * acceleration) <= travel <= 1.5 * speed**2 / (2 * acceleration)
+    assert moved[-1] - asked >= 0.5 * speed / acceleration, "it stopped faster than the limit"
+    assert after[-1][0] <= answered + 0.05, "a command after the answer"
