@@ -299,17 +299,19 @@ class Policy(nn.Module):
 
     # ------------------------------------------------------------------ checkpoints
     def save(self, directory: str | Path) -> Path:
-        """Write the checkpoint directory (weights as used for acting, see module docstring)."""
-        from safetensors.numpy import save_file as save_numpy
-        from safetensors.torch import save_file
+        """Write the checkpoint directory (weights as used for acting, see module docstring).
+        The files are serialized in memory and written by Python, so that a full disk is an
+        ``OSError`` (ENOSPC), not safetensors' own error type."""
+        from safetensors.numpy import save as serialize_numpy
+        from safetensors.torch import save as serialize
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         with self.inference_weights():
             weights = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        save_file(weights, str(directory / WEIGHTS_FILE))
+        (directory / WEIGHTS_FILE).write_bytes(serialize(weights))
         stats = {k: np.ascontiguousarray(v) for k, v in self.normalizer.state_dict().items()}
-        save_numpy(stats, str(directory / NORMALIZER_FILE))
+        (directory / NORMALIZER_FILE).write_bytes(serialize_numpy(stats))
         write_policy_config(directory, self.policy_type, self.config, self.spec,
                             self.training_data)  # fmt: skip
         return directory

@@ -8,6 +8,7 @@ arguments and sets ``run`` (a callable taking the parsed namespace and returning
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from importlib import import_module
@@ -32,6 +33,10 @@ VERBS: dict[str, tuple[str, str]] = {
     ),
 }
 
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+"""``OSError`` numbers of a full disk (or quota): the user's to fix, said in one line, where a
+traceback would read as a bug."""
 
 UNKNOWN_ARGUMENTS_PARSER = "_unknown_arguments_parser"
 """Namespace attribute: the innermost subcommand parser that was left arguments it does not
@@ -94,3 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         # flush at exit does not fail on the closed pipe again (Python's documented recipe).
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except OSError as error:  # after BrokenPipeError, an OSError too
+        if error.errno not in DISK_FULL:
+            raise
+        where = f" writing {error.filename}" if error.filename else ""
+        print(f"robot-il: error: no space left on the disk{where}; free some and run the "
+              "command again", file=sys.stderr)  # fmt: skip
+        return 2

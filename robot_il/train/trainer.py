@@ -421,16 +421,16 @@ def _save(
     (written beside, then renamed), so a kill never leaves a half-written directory.
     ``generators``: ``rng_states`` of every process, by rank; ``segments``: the
     ``run_segment`` of each process that trained the run, this one last."""
-    from safetensors.numpy import save_file as save_numpy
-    from safetensors.torch import save_file
+    from safetensors.numpy import save as serialize_numpy
+    from safetensors.torch import save as serialize
 
     save_checkpoint(out, step, policy, settings, segments)
 
-    def write_state(tmp: Path) -> None:
+    def write_state(tmp: Path) -> None:  # written by Python: a full disk is an OSError
         tmp.mkdir(parents=True)
         weights = {k: v.detach().cpu().contiguous() for k, v in policy.state_dict().items()}
-        save_file(weights, str(tmp / "model.safetensors"))
-        save_numpy(policy.normalizer.state_dict(), str(tmp / NORMALIZER_FILE))
+        (tmp / "model.safetensors").write_bytes(serialize(weights))
+        (tmp / NORMALIZER_FILE).write_bytes(serialize_numpy(policy.normalizer.state_dict()))
         torch.save(
             {
                 "step": step,

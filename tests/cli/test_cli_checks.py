@@ -109,6 +109,17 @@ def test_a_reader_that_goes_away_ends_the_verb_without_a_traceback() -> None:
     assert process.returncode == 1 and "Traceback" not in stderr and "Error" not in stderr, stderr
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
+def test_a_full_disk_is_one_line_not_a_traceback(
+    reach: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Writing onto a full disk (/dev/full answers every write with ENOSPC) ended in an
+    OSError traceback: in checkpoint saves, LeRobot exports, split files."""
+    argv = ["data", "split", str(reach), "--out", "/dev/full", "--force"]
+    err = one_line_error(argv, capsys)
+    assert err == "robot-il: error: no space left on the disk; free some and run the command again"
+
+
 @pytest.mark.parametrize("verb", [["eval", "--episodes", "1", "--checkpoint"], ["info"]])
 def test_a_run_stopped_before_its_first_save_is_named_as_such(verb, tmp_path, capsys) -> None:
     """eval and info on a run killed before it saved said "not a checkpoint (no

@@ -100,6 +100,23 @@ def test_a_checkpoint_records_the_code_and_libraries_that_made_it(
     assert describe(None).startswith("provenance unknown")
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
+def test_a_checkpoint_saved_onto_a_full_disk_fails_as_an_oserror(
+    synthetic_dataset: Path, tmp_path: Path
+) -> None:
+    """safetensors' own SafetensorError ('No space left on device (os error 28)') got past
+    the CLI's one-line report of a full disk as a traceback; the weights file is linked to
+    /dev/full, which answers every write with ENOSPC."""
+    import errno
+
+    policy = _policy(BCPolicy, BCConfig(obs_keys=tuple(OBS_KEYS)), synthetic_dataset)
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "model.safetensors").symlink_to("/dev/full")
+    with pytest.raises(OSError) as raised:
+        policy.save(tmp_path / "ckpt")
+    assert raised.value.errno == errno.ENOSPC
+
+
 def test_checkpoint_for_other_robot_is_refused(synthetic_dataset: Path, tmp_path: Path) -> None:
     policy = _policy(BCPolicy, BCConfig(obs_keys=tuple(OBS_KEYS)), synthetic_dataset)
     policy.save(tmp_path / "ckpt")
