@@ -6,13 +6,14 @@ tests run it), and a capture thread publishes every frame as ``sensor_msgs/Image
 (``rgb8``, no row padding) stamped with the time it was grabbed (s, the node's clock), the
 stamp the recorder and the policy match joint states against. ``width``/``height``/``fps``
 are requests to the camera (0: its default); ``image_size`` [H, W] resizes what it gives
-(empty: keep). A device that cannot be opened fails at start with one line; a camera that
-stops delivering is reported once a second and the node keeps trying (the policy's watchdog
-holds the arm meanwhile).
+(empty or [0, 0]: keep; anything but two positive sizes fails at start). A device that
+cannot be opened fails at start with one line; a camera that stops delivering is reported
+once a second and the node keeps trying (the policy's watchdog holds the arm meanwhile).
 """
 
 from __future__ import annotations
 
+import array
 import threading
 import time
 
@@ -27,6 +28,7 @@ from sensor_msgs.msg import Image
 from robot_il.errors import ConfigError
 from robot_il.ros.camera_frames import resized
 from robot_il.ros.node_main import declare_float, declare_text
+from robot_il.ros.observation import image_size_value
 from robot_il.ros.ur_topics import image_topic, seconds_to_stamp
 
 
@@ -48,9 +50,8 @@ class OpenCVCameraNode(Node):
         width = int(self.declare_parameter("width", 0).value)
         height = int(self.declare_parameter("height", 0).value)
         fps = declare_float(self, "fps", 0.0)
-        size = list(self.declare_parameter("image_size", [0, 0]).value)
+        self.image_size = self._declare_image_size()
         self.loop = bool(self.declare_parameter("loop", False).value)  # video files: rewind
-        self.image_size = (int(size[0]), int(size[1])) if min(size, default=0) > 0 else None
         source: int | str = int(device) if device.isdigit() else device
         self.capture = cv2.VideoCapture(source)
         if not self.capture.isOpened():
@@ -68,6 +69,19 @@ class OpenCVCameraNode(Node):
         self._running = True
         self._thread = threading.Thread(target=self._capture_loop, daemon=True)
         self._thread.start()
+
+    def _declare_image_size(self) -> tuple[int, int] | None:
+        """``image_size`` [H, W] (px) to resize frames to; "" (a launch argument left out) or
+        [0, 0]: keep the camera's size. Anything else but two positive sizes is a
+        ``ConfigError`` before the device opens ([64] ended in an IndexError, [-1, 64] kept
+        the camera's size and [64, 64, 3] resized to 64x64, each unsaid)."""
+        from rcl_interfaces.msg import ParameterDescriptor
+
+        descriptor = ParameterDescriptor(dynamic_typing=True)
+        value = self.declare_parameter("image_size", "", descriptor).value
+        if value == "" or (isinstance(value, (list, array.array)) and list(value) == [0, 0]):
+            return None
+        return image_size_value(self, value)
 
     def _capture_loop(self) -> None:
         try:

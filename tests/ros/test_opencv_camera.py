@@ -82,6 +82,22 @@ def test_camera_node_publishes_stamped_rgb_frames(ros_context, tmp_path: Path) -
         assert np.abs(np.subtract(colour, COLOURS[index])).max() < 40
 
 
+@pytest.mark.ros
+@pytest.mark.parametrize("size", [[64], [-1, 64], [0, 64], [64, 64, 3], 64])
+def test_a_bad_image_size_is_refused_before_the_device_opens(ros_context, size) -> None:
+    """[64] ended in an IndexError traceback; [-1, 64] kept the camera's size and
+    [64, 64, 3] resized to 64x64, neither said. The device is missing: a check after opening
+    it would say that instead."""
+    from rclpy.parameter import Parameter
+
+    from robot_il.ros.opencv_camera import OpenCVCameraNode
+
+    overrides = [Parameter("device", value="/nonexistent/clip.avi"),
+                 Parameter("image_size", value=size)]  # fmt: skip
+    with pytest.raises(ConfigError, match=r"opencv_camera: image_size must be \[H, W\]"):
+        OpenCVCameraNode(context=ros_context, parameter_overrides=overrides)
+
+
 def test_real_cell_launch_file_starts_bridge_cameras_recorder_and_teleop() -> None:
     from robot_il.launch.description import load_launch
     from robot_il.launch.substitution import package_share
