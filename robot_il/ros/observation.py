@@ -15,7 +15,7 @@ observation keys from a robot that speaks the UR driver's topics (:mod:`robot_il
   Image`` of any encoding :mod:`robot_il.ros.camera_frames` reads, or with
   ``compressed_images`` ``camera/<camera>/image_raw/compressed``, a ``CompressedImage``), and
   ``depth_<camera>`` (H, W) float32 metres from ``camera/<camera>/depth/image_raw``, resized
-  to ``image_size``;
+  to ``image_size`` (said once per camera, a warning where a frame is enlarged);
 - with ``robot_state`` (a real arm's state, which the simulated env does not offer):
   ``<arm>_speed_scaling`` (1,) from the UR driver's speed scaling broadcaster and
   ``<arm>_wrench`` (6,: force N, torque N m at the tool) from its force-torque broadcaster.
@@ -215,6 +215,8 @@ class RobotObservation:
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.frames: dict[str, FrameBuffer] = {}
         """Recent frames of each camera key, with capture stamps."""
+        self._resize_said: set[str] = set()
+        """Camera keys whose frames were said to be resized (:meth:`_say_resize`)."""
         if robot_state:
             self.keys.update(
                 {tf_prefix(a) + k: [n] for a in self.arms for k, n in ROBOT_STATE_KEYS.items()}
@@ -548,10 +550,26 @@ class RobotObservation:
                 f"{where}: {encoding} is not a {kind} encoding", throttle_duration_sec=5.0
             )
             return
+        if image.shape[:2] != self.image_size and key not in self._resize_said:
+            self._say_resize(key, image.shape[:2])
         stamp = stamp_seconds(msg.header.stamp) or self.node.get_clock().now().nanoseconds * 1e-9
         frame = CameraFrame(resized(image, self.image_size), stamp)
         with self.lock:
             self.frames[key].add(frame)
+
+    def _say_resize(self, key: str, size: tuple[int, int]) -> None:
+        """Say once per camera that its frames (``size`` [H, W], px) are resized to
+        ``image_size``: a camera of another size than the policy's (or the dataset's) gave no
+        sign of it. Enlarging is a warning: the frames then hold less detail than frames of
+        ``image_size`` (a camera rendering at 64x64 for a 96x96 checkpoint)."""
+        self._resize_said.add(key)
+        (height, width), (to_height, to_width) = size, self.image_size
+        to = f"{to_height}x{to_width}"
+        line = f"{key}: frames of {height}x{width} px are resized to {to} (image_size)"
+        if height < to_height or width < to_width:
+            self.node.get_logger().warning(f"{line}: enlarged, less detail than {to} frames hold")
+        else:
+            self.node.get_logger().info(line)
 
 
 def _wrench(msg) -> list[float]:

@@ -383,3 +383,26 @@ def test_image_size_defaults_to_the_policy_s_own(ros_context) -> None:
         assert camera_parameters(node, policy_image_size(observation))["image_size"] == (24, 32)
     finally:
         node.destroy_node()
+
+
+@pytest.mark.ros
+def test_a_camera_of_another_size_is_said_once_and_enlarging_warned(ros_context, capfd) -> None:
+    """deploy_sim's image_size:=[64, 64] (or a camera of another size) under a 96x96
+    checkpoint: the policy node enlarged every 64x64 frame to 96x96 and said nothing."""
+    import rclpy
+
+    from robot_il.ros.observation import RobotObservation
+
+    node = rclpy.create_node("resize_watcher", context=ros_context)
+    try:
+        obs = RobotObservation(node, "reach", cameras=["front", "wrist"], image_size=(6, 8))
+        for _ in range(3):
+            obs._on_image("rgb_front", _image(np.zeros((3, 4, 3), np.uint8), "rgb8"))
+            obs._on_image("rgb_wrist", _image(np.zeros((12, 16, 3), np.uint8), "rgb8"))
+        assert obs.frames["rgb_front"].newest.image.shape == (6, 8, 3)
+    finally:
+        node.destroy_node()
+    err = capfd.readouterr().err
+    enlarged = "rgb_front: frames of 3x4 px are resized to 6x8 (image_size): enlarged"
+    assert err.count(enlarged) == 1 and "WARN" in err.split(enlarged)[0].splitlines()[-1]
+    assert err.count("rgb_wrist: frames of 12x16 px are resized to 6x8 (image_size)\n") == 1
