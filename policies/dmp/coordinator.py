@@ -286,14 +286,15 @@ class CoordinatorNet:
         self.coupling = coupling
 
     def save(self, path: str | Path) -> None:
-        """Write the weights (float32) and the coupling (float64) to a safetensors file."""
-        from safetensors.numpy import save_file
+        """Write the weights (float32) and the coupling (float64) to a safetensors file
+        (written by Python: a full disk is an ``OSError``)."""
+        from safetensors.numpy import save as serialize
 
         arrays = {
             k: v if k.endswith("coupling") else v.astype(np.float32)
             for k, v in self.to_arrays().items()
         }
-        save_file(arrays, str(path))
+        Path(path).write_bytes(serialize(arrays))
 
     @classmethod
     def load(cls, path: str | Path) -> CoordinatorNet:

@@ -243,14 +243,14 @@ class DMPPolicy:
 
     # ------------------------------------------------------------------ checkpoints
     def save(self, directory: str | Path, arrays: dict[str, np.ndarray]) -> Path:
-        """Write the checkpoint (``arrays``: the library, ``library.library_arrays``)."""
-        from safetensors.numpy import save_file
+        """Write the checkpoint (``arrays``: the library, ``library.library_arrays``; written
+        by Python: a full disk is an ``OSError``)."""
+        from safetensors.numpy import save as serialize
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        save_file(
-            {k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(directory / WEIGHTS_FILE)
-        )
+        contiguous = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+        (directory / WEIGHTS_FILE).write_bytes(serialize(contiguous))
         from robot_il.policies.base import write_policy_config
 
         write_policy_config(directory, self.policy_type, self.config, self.spec,

@@ -566,14 +566,16 @@ def _save(
     ``save_checkpoint``) and ``train_state/`` (learner, replay buffer, normalizer, counters,
     RNGs, ``segments``: the ``run_segment`` of each process that trained the run, this one
     last), each atomically."""
-    from safetensors.numpy import save_file as save_numpy
+    from safetensors.numpy import save as serialize_numpy
 
     save_checkpoint(out, progress["step"], algorithm.policy, settings, segments)
 
     def write_state(tmp: Path) -> None:
         tmp.mkdir(parents=True)
         buffer.save(tmp / REPLAY_FILE)
-        save_numpy(algorithm.policy.normalizer.state_dict(), str(tmp / NORMALIZER_FILE))
+        # written by Python: a full disk is an OSError (the CLI says so in one line)
+        normalizer = algorithm.policy.normalizer.state_dict()
+        (tmp / NORMALIZER_FILE).write_bytes(serialize_numpy(normalizer))
         torch.save(
             {
                 **progress,
