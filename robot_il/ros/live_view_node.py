@@ -23,7 +23,7 @@ from std_msgs.msg import Float64MultiArray, String
 
 from robot_il.errors import ConfigError
 from robot_il.record.live_view import LiveView
-from robot_il.ros.node_main import declare_float
+from robot_il.ros.node_main import declare_float, declare_task
 from robot_il.ros.observation import RobotObservation, camera_parameters
 from robot_il.ros.ur_topics import COMMAND_TOPIC, SAFETY_EVENTS_TOPIC
 
@@ -39,7 +39,7 @@ class LiveViewNode(Node):
         parameter_overrides: list[Parameter] | None = None,
     ) -> None:
         super().__init__(node_name, context=context, parameter_overrides=parameter_overrides)
-        task = str(self.declare_parameter("task", "reach").value)
+        task = declare_task(self)
         rate = declare_float(self, "rate", 10.0)
         if not 0 < rate <= 100:
             raise ConfigError(f"live_view: rate {rate} is not in (0, 100] Hz")

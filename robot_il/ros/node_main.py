@@ -239,6 +239,27 @@ def declare_text(node, name: str, default: str) -> str:
     return str(node.declare_parameter(name, default, any_type).value)
 
 
+def declare_task(node, default: str = "reach") -> str:
+    """Declare ``task`` and return it; "" (deploy_sim.launch.yaml's default) is the task the
+    checkpoint of the ``checkpoint`` parameter was trained on, so that a checkpoint deployed
+    without ``task:=`` runs in its own scene (a push checkpoint ran in the reach scene, said
+    only in the policy node's warning)."""
+    task = declare_text(node, "task", default)
+    if task:
+        return task
+    if node.has_parameter("checkpoint"):
+        checkpoint = str(node.get_parameter("checkpoint").value)
+    else:
+        checkpoint = declare_text(node, "checkpoint", "")
+    from robot_il.policies import read_checkpoint
+
+    trained = read_checkpoint(checkpoint)[1]["spec"].get("task") if checkpoint else None
+    if not trained:
+        named = f"checkpoint {checkpoint} names none" if checkpoint else "no checkpoint:= given"
+        raise ConfigError(f"{node.get_name()}: task:= is empty and {named}; pass task:=T")
+    return trained
+
+
 def use_realtime_priority(node, priority: int) -> bool:
     """Put every thread of this process in Linux's SCHED_FIFO class at ``priority`` (1..99;
     0 leaves them); threads started later inherit it from their creator.

@@ -95,7 +95,7 @@ from std_srvs.srv import Trigger
 from robot_il.dataset.validate import GAP_PERIODS
 from robot_il.errors import ConfigError, RecordingError, RobotILError
 from robot_il.record.control import EpisodeEvent, parse_event
-from robot_il.ros.node_main import declare_float
+from robot_il.ros.node_main import declare_float, declare_task
 from robot_il.ros.observation import (
     STAMP_PREFIX,
     RobotObservation,
@@ -133,10 +133,10 @@ class RecorderNode(Node):
     ) -> None:
         super().__init__(node_name, context=context, parameter_overrides=parameter_overrides)
         path = self.declare_parameter("path", "").value
-        task = self.declare_parameter("task", "reach").value
+        checkpoint = str(self.declare_parameter("checkpoint", "").value)
+        task = declare_task(self)
         self.record_hz = declare_float(self, "record_hz", 20.0)
         self.corrections = bool(self.declare_parameter("corrections", False).value)
-        checkpoint = str(self.declare_parameter("checkpoint", "").value)
         candidates_dir = str(self.declare_parameter("candidates_dir", "").value)
         trained = None
         if self.corrections and checkpoint:

@@ -79,6 +79,8 @@ from robot_il.errors import CheckpointError, ConfigError
 from robot_il.ros.arm_layout import ArmLayout
 from robot_il.ros.node_main import (
     declare_float,
+    declare_task,
+    declare_text,
     freeze_startup_objects,
     keep_cpus_awake,
     use_realtime_priority,
@@ -146,7 +148,8 @@ class SimRobot(Node):
         parameter_overrides: list[Parameter] | None = None,
     ) -> None:
         super().__init__(node_name, context=context, parameter_overrides=parameter_overrides)
-        task = self.declare_parameter("task", "reach").value
+        checkpoint = declare_text(self, "checkpoint", "")
+        task = declare_task(self)
         backend = self.declare_parameter("backend", "mujoco").value
         self.seed = int(self.declare_parameter("seed", 0).value)
         if self.seed < 0:  # the env's generator takes none, and said so in a traceback
@@ -159,7 +162,7 @@ class SimRobot(Node):
         task_hz = declare_float(self, "task_hz", 50.0)
         camera = self.declare_parameter("camera", "").value
         camera_hz = declare_float(self, "camera_hz", 10.0)
-        image_size = self._render_size(camera)
+        image_size = self._render_size(camera, checkpoint)
         self.lock_step = bool(self.declare_parameter("lock_step", False).value)
         self.steps_per_command = int(self.declare_parameter("steps_per_command", 1).value)
         self.lock_step_timeout = declare_float(self, "lock_step_timeout", 30.0)
@@ -278,7 +281,7 @@ class SimRobot(Node):
                 f"{dataset} holds {recorded} episodes: its next scenes are seeds from {self.seed}"
             )
 
-    def _render_size(self, camera: str) -> tuple[int, int]:
+    def _render_size(self, camera: str, checkpoint: str) -> tuple[int, int]:
         """[H, W] (px) the camera renders at: ``image_size`` if given, else the frame size that
         ``checkpoint`` (the camera policy the frames are for) observes ``camera`` at, as
         ``robot-il eval`` renders them, so that the policy node need not resize them; else
@@ -290,7 +293,6 @@ class SimRobot(Node):
         given = self.declare_parameter(
             "image_size", "", ParameterDescriptor(dynamic_typing=True)
         ).value
-        checkpoint = str(self.declare_parameter("checkpoint", "").value)
         if given != "":
             return image_size_value(self, given)
         if camera and checkpoint:

@@ -78,7 +78,7 @@ from std_srvs.srv import SetBool, Trigger
 from robot_il.envs.ur5e.description import JOINT_VEL_LIMITS
 from robot_il.errors import ConfigError
 from robot_il.record.control import EpisodeEvent
-from robot_il.ros.node_main import LISTENER_WAIT, declare_float
+from robot_il.ros.node_main import LISTENER_WAIT, declare_float, declare_task
 from robot_il.ros.observation import RobotObservation
 from robot_il.ros.policy_node import TAKEOVER_SERVICE
 from robot_il.ros.selector_node import LATCHED
@@ -116,7 +116,7 @@ class TeleopNode(Node):
         super().__init__(node_name, context=context, parameter_overrides=parameter_overrides)
         device_name = self.declare_parameter("device", "keyboard").value
         self.rate = declare_float(self, "rate", 20.0)
-        task = self.declare_parameter("task", "reach").value
+        task = declare_task(self)
         self.servo = bool(self.declare_parameter("servo", True).value)
         max_observation_age = declare_float(self, "max_observation_age", 0.1)
         self.takeover = bool(self.declare_parameter("takeover", False).value)
