@@ -599,8 +599,17 @@ def refuse_changed_settings(
                 f" -> {current[k]!r}"
                 for k in changed
             )  # fmt: skip
-            + " (pass a new --out)"
+            + f" (pass a new --out{_resume_hint(state_dir)})"
         )
+
+
+def _resume_hint(state_dir: Path) -> str:
+    """How to resume the run at ``state_dir`` (or its ``out``) under its own settings, where
+    it kept them: a resume given only --dataset and --out takes every other flag's default."""
+    for run in (state_dir, state_dir.parent):
+        if (run / CONFIG_YAML).is_file():
+            return f", or resume it with its own settings: --config {run / CONFIG_YAML}"
+    return ""
 
 
 def refuse_changed_normalizer(state_dir: Path, normalizer: Any, causes: str) -> None:

@@ -361,9 +361,11 @@ def test_a_run_resumed_with_other_training_settings_is_refused(
                  monkeypatch)  # fmt: skip
     saved = (out / "train_state" / "state.pt").read_bytes()
     with pytest.raises(CheckpointError, match=r"training config changed since this run: "
-                       r"lr 0\.001 -> 0\.01; steps 4 -> 8 \(pass a new --out\)$"):  # fmt: skip
+                       r"lr 0\.001 -> 0\.01; steps 4 -> 8 \(pass a new --out, or resume it "
+                       r"with its own settings: --config .*/train_config\.yaml\)$"):  # fmt: skip
         train(_config(synthetic_dataset, out, "--steps", "8", "--save-every", "2", "--lr",
                       "1e-2"))  # fmt: skip
+    assert "lr: 0.001" in (out / "train_config.yaml").read_text()  # the run's own, as hinted
     with pytest.raises(CheckpointError, match=r"training config changed since this run: "
                        r"seed 0 -> 3; val_fraction 0\.0 -> 0\.5 "):  # fmt: skip
         train(_config(synthetic_dataset, out, "--steps", "4", "--save-every", "2", "--seed",
