@@ -52,13 +52,17 @@ class Simulator:
         names = [*UR_JOINTS, "gripper_joint"] if gripper else UR_JOINTS
         self._msgs = JointState(name=names), PointStamped(), Bool()
         client.node.create_service(Trigger, "sim/reset", self._on_reset)
+        self._tick = threading.Lock()
+        """Held over a tick's publishing: the reset's answer waits for a tick of the old scene
+        under way, as sim_robot answers after its last old-scene publish."""
         self._running = True
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _on_reset(self, request, response):
         time.sleep(RESET_S)
-        self.scene += 1
+        with self._tick:
+            self.scene += 1
         response.success, response.message = True, f"scene {self.scene}"
         return response
 
@@ -66,18 +70,19 @@ class Simulator:
         joints, target, success = self._msgs
         tick = 0
         while self._running:
-            position, point, solved = self.scenes[self.scene]
-            joints.header.stamp = self._clock.now().to_msg()
-            joints.position = [*position.tolist(), *self._gripper]
-            self._joints.publish(joints)
-            if self.scene == 0:
-                self._command.publish(self.command)
-            if tick % 2 == 0:
-                target.header.stamp = joints.header.stamp
-                target.point.x, target.point.y, target.point.z = point
-                self._target.publish(target)
-                success.data = solved
-                self._success.publish(success)
+            with self._tick:
+                position, point, solved = self.scenes[self.scene]
+                joints.header.stamp = self._clock.now().to_msg()
+                joints.position = [*position.tolist(), *self._gripper]
+                self._joints.publish(joints)
+                if self.scene == 0:
+                    self._command.publish(self.command)
+                if tick % 2 == 0:
+                    target.header.stamp = joints.header.stamp
+                    target.point.x, target.point.y, target.point.z = point
+                    self._target.publish(target)
+                    success.data = solved
+                    self._success.publish(success)
             tick += 1
             time.sleep(0.005)
 
