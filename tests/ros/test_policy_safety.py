@@ -19,7 +19,8 @@ from robot_il.safety.limits import UR5E_ACCELERATION
 
 LONGEST_STOP = np.pi / UR5E_ACCELERATION
 """s a controlled stop takes from the UR5e's speed limit at the policy node's acceleration
-limit (launch/params/policy.yaml)."""
+limit (launch/params/policy.yaml); twice that on a loaded machine, where a control tick more
+than two periods late brakes for two."""
 
 pytestmark = pytest.mark.ros
 
@@ -202,7 +203,7 @@ def test_unsafe_policies_never_reach_the_command_topic(ros_context, ros_env, tmp
                 time.sleep(0.6)
 
                 def held_stream() -> bool:  # the stream goes on, holding (as delivered)
-                    return len(_commands(commands, since=stopped + 0.15 + LONGEST_STOP)) > 50
+                    return len(_commands(commands, since=stopped + 0.15 + 2 * LONGEST_STOP)) > 50
 
                 wait_for(held_stream, 10, "commands while the robot's state is stale", procs, logs)
                 # An event marks a hold's onset only. Under load the simulator stalls past
@@ -212,7 +213,7 @@ def test_unsafe_policies_never_reach_the_command_topic(ros_context, ros_env, tmp
                 last_state = max(r.sent for r in states)
                 wait_for(lambda: "stale_observation" in kinds(last_state), 10, "stale event",
                          procs, logs)  # fmt: skip
-                stale = _commands(commands, since=stopped + 0.15 + LONGEST_STOP)
+                stale = _commands(commands, since=stopped + 0.15 + 2 * LONGEST_STOP)
                 assert np.abs(stale - stale[-1]).max() < 1e-9
             finally:
                 sim.send_signal(signal.SIGCONT)
