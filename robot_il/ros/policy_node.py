@@ -1029,8 +1029,13 @@ class PolicyNode(Node):
             filters, guard = self._filters, self._guard
             obs_keys = self.worker.info.obs_keys
             due = None if braking is not None else self._due_target(now, q_measured)
-        if due is None and not self.sim_time and braking is None:
-            return  # no action yet this episode: leave the robot to its driver's hold
+        # No action yet this episode: leave the robot to its driver's hold, unless the episode
+        # began during motion: the arms then slow down at the acceleration limit until its
+        # first action comes (the last command standing asked the servo to stop in one
+        # period), and go on from there.
+        moving = any(safety.moving for safety in filters)
+        if due is None and not self.sim_time and braking is None and not moving:
+            return
         for a, safety in enumerate(filters):
             # None until every camera has sent a frame (the filter then holds); a stalled
             # camera ages the arm's stamp

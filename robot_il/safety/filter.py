@@ -311,8 +311,13 @@ class SafetyFilter:
 
     @property
     def moving(self) -> bool:
-        """Whether the last command let through moves (a stop asked now would brake)."""
-        return self.started and any(self._velocity)
+        """Whether the command moves: the last one let through, or, for a filter that goes on
+        from another's reference (:meth:`continue_from`, a :meth:`restart`) at its next call,
+        that one (a stop asked now would brake)."""
+        if self.started:
+            return any(self._velocity)
+        before = self._before_restart
+        return before is not None and any(before[1])
 
     @property
     def longest_stop(self) -> float:

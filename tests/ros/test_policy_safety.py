@@ -162,7 +162,8 @@ def test_unsafe_policies_never_reach_the_command_topic(ros_context, ros_env, tmp
             around = _commands(commands, since=reset_moving - 0.05)
             assert np.all(np.diff(around[:, 0]) * np.sign(JUMP) >= -1e-12), "the command went back"
 
-            # 3. NaN actions (next episode, switched in): the arm holds where it is.
+            # 3. NaN actions (next episode, switched in, the arm moving): the arm comes to rest
+            # at the acceleration limit (a controlled stop) and holds there.
             switch.publish(String(data=str(nan)))
             wait_for(lambda: "loaded" in policy_log.read_text(), 30, "switch", procs, logs)
             started = time.time()  # before the reset: its first NaN tick may beat the reply
@@ -170,9 +171,10 @@ def test_unsafe_policies_never_reach_the_command_topic(ros_context, ros_env, tmp
             wait_for(lambda: "nonfinite_command" in kinds(started), 10,
                      "a nonfinite_command event from the NaN policy", procs, logs)  # fmt: skip
             time.sleep(1.0)  # a second of the NaN policy; by publication time, as delivered:
-            wait_for(lambda: len(_commands(commands, since=started + 0.1)) > 50, 10,
+            at_rest = started + 0.1 + 2 * LONGEST_STOP
+            wait_for(lambda: len(_commands(commands, since=at_rest)) > 50, 10,
                      "commands while the policy gives NaN", procs, logs)  # fmt: skip
-            during = _commands(commands, since=started + 0.1)
+            during = _commands(commands, since=at_rest)
             assert np.all(np.isfinite(during))
             assert np.abs(during - during[0]).max() < 1e-9
 

@@ -427,6 +427,27 @@ def test_a_new_filter_goes_on_from_the_command_the_arm_follows() -> None:
     np.testing.assert_array_equal(out.command, HOME)
 
 
+def test_a_new_filter_slows_the_arm_until_the_first_action_comes() -> None:
+    """While a new episode begun during motion has no action yet, the node filters none: the
+    new filter, moving as the one before (``moving`` tells the node so), goes on from that
+    command slowing at the acceleration limit, and the first action takes over from the
+    speed it has slowed to (the command standing still meanwhile asked the servo to stop in
+    one period)."""
+    before, clock = started(period=DT)
+    commands, measured, velocity = lagging_arm(before, clock, HOME + 5.0, lag=50)
+    safety = SafetyFilter(before.limits, period=DT)
+    safety.continue_from(before)
+    clock.safety = safety
+    assert safety.moving and not safety.started
+    waiting = [clock.step(None, measured, qd_measured=velocity) for _ in range(10)]
+    acting = [clock.step(HOME + 5.0, measured) for _ in range(100)]
+    path = np.array([commands[-2], commands[-1], *(out.command for out in waiting + acting)])
+    speeds = np.diff(path, axis=0) / DT
+    assert np.all(np.abs(np.diff(speeds, axis=0)) <= ACCELERATION[0] * DT + 1e-9)
+    assert speeds[11, 0] < speeds[0, 0] and speeds[11, 0] > 0.5 * speeds[0, 0]  # slowed, on
+    assert not SafetyFilter(before.limits).moving  # a filter that never started: no
+
+
 def test_a_restart_of_an_arm_at_rest_away_from_the_reference_starts_where_it_is() -> None:
     """Stopped by something the filter did not see while its command went on (a program
     stopped on the pendant): the arm is at rest, far behind the reference; the measured
