@@ -16,9 +16,11 @@ Two command streams at 500 Hz:
   untrained networks of ``deploy_latency.py``): limits, braking and workspace holds at every
   tick.
 
-Both implementations must let through the same commands (checked here; the recorded replay
-of ``tests/safety/test_filter_reference.py`` checks it bit for bit). Publishing goes to a
-subscriber in another process over loopback DDS, as to ``sim_robot``.
+Both implementations must let through the same commands on the tracking stream (checked here;
+the recorded replay of ``tests/safety/test_filter_reference.py`` checks today's bit for bit).
+On the clipped stream they differ since the filter brakes for the workspace box's wall
+(1d9e74f), where 7790ad8 held at it: its figures time the same stream, not the same steps.
+Publishing goes to a subscriber in another process over loopback DDS, as to ``sim_robot``.
 
     .venv/bin/python benchmarks/control_tick_cost.py [--rounds 5] [--ticks 3000]
 
@@ -248,10 +250,11 @@ def main() -> int:
                     samples.setdefault((name, "-", part), []).append(per_call_us(function, calls))
                 if name == "baseline":
                     reference = outputs
-                else:
-                    for kind in streams:
-                        if not np.array_equal(outputs[kind], reference[kind]):
-                            raise SystemExit(f"{kind}: the filters let different commands through")
+                elif not np.array_equal(outputs["tracking"], reference["tracking"]):
+                    # (the clipped stream's differ since the filter brakes for the workspace
+                    # box's wall, 1d9e74f: its timings compare the same stream, not the same
+                    # decisions)
+                    raise SystemExit("tracking: the filters let different commands through")
     finally:
         node.destroy_node()
         rclpy.shutdown(context=context)
