@@ -135,6 +135,18 @@ START = HOME_JOINT_POS + [0.1, 0.1, -0.1, 0.1, 0.1, 0.1]
 """Where the arm starts (rad): near home, which itself is singular."""
 
 
+def move_tool_along_x(master: int, arm: FollowingArm, presses: int, pause: float) -> None:
+    """The operator presses w ``presses`` times, ``pause`` s apart (5 mm along +x a press),
+    and the arm follows until its tool is that far along, less a centimetre."""
+    from robot_il.envs.ur5e.kinematics import tcp_point
+
+    for _ in range(presses):
+        os.write(master, b"w")
+        time.sleep(pause)
+    wait_for(lambda: tcp_point(arm.position)[0] - tcp_point(START)[0] > 0.005 * presses - 0.01,
+             10, "the arm to follow the operator")  # fmt: skip
+
+
 @contextlib.contextmanager
 def servoed_arm(
     context, parameters: dict[str, object], start: np.ndarray = START
@@ -154,16 +166,11 @@ def servoed_arm(
 def test_the_servo_starts_again_where_a_reset_put_the_arm(ros_context) -> None:
     """The servo set its target once, at start: after a simulator reset it drove the arm
     back to where the operator had left it in the episode before."""
-    from robot_il.envs.ur5e.kinematics import tcp_point
 
     parameters = {"rate": 50.0, "max_observation_age": 1.0}
     with servoed_arm(ros_context, parameters) as (node, master, client, arm):
         wait_for(lambda: len(arm.commands) > 10, 10, "the servo's commands")
-        for _ in range(10):  # the operator moves the tool 5 cm along +x
-            os.write(master, b"w")
-            time.sleep(0.04)
-        wait_for(lambda: tcp_point(arm.position)[0] - tcp_point(START)[0] > 0.04, 10,
-                 "the arm to follow the operator")  # fmt: skip
+        move_tool_along_x(master, arm, 10, 0.04)  # 5 cm
         time.sleep(0.3)
         reset = HOME_JOINT_POS + [0.2, -0.1, 0.1, 0.0, 0.05, 0.1]
         arm.reset(reset.copy())  # the next episode; the operator touches nothing
@@ -178,7 +185,6 @@ def test_the_servo_starts_again_where_a_reset_put_the_arm(ros_context) -> None:
 def test_the_servo_starts_from_the_first_finite_joint_reading(ros_context) -> None:
     """A driver may report NaN joints before its first real reading: the servo took its
     target from that reading, and the arm never followed the operator afterwards."""
-    from robot_il.envs.ur5e.kinematics import tcp_point
 
     parameters = {"rate": 50.0, "max_observation_age": 1.0}
     with servoed_arm(ros_context, parameters, np.full(6, np.nan)) as (node, master, _, arm):
@@ -186,11 +192,7 @@ def test_the_servo_starts_from_the_first_finite_joint_reading(ros_context) -> No
         time.sleep(0.2)
         arm.position = START.copy()
         wait_for(lambda: arm.commands, 10, "the servo's first command")
-        for _ in range(10):  # the operator moves the tool 5 cm along +x
-            os.write(master, b"w")
-            time.sleep(0.04)
-        wait_for(lambda: tcp_point(arm.position)[0] - tcp_point(START)[0] > 0.04, 10,
-                 "the arm to follow the operator")  # fmt: skip
+        move_tool_along_x(master, arm, 10, 0.04)  # 5 cm
 
 
 def test_an_estop_holds_the_operator_s_motion_until_its_reset(ros_context) -> None:
@@ -272,17 +274,12 @@ def test_an_episode_key_waits_for_the_recorder_to_subscribe(ros_context, own_con
 def largest_servo_step(context, servo_rate: float) -> float:
     """The largest joint step (rad) between two servo commands while the operator moves the
     tool 4 cm along +x with the keyboard at 20 Hz, the servo at ``servo_rate`` (0: 20 Hz)."""
-    from robot_il.envs.ur5e.kinematics import tcp_point
 
     parameters = {"rate": 20.0, "servo_rate": servo_rate, "max_observation_age": 1.0}
     with servoed_arm(context, parameters) as (node, master, _, arm):
         wait_for(lambda: len(arm.commands) > 10, 10, "the servo's commands")
         moving_from = len(arm.commands)
-        for _ in range(8):
-            os.write(master, b"w")
-            time.sleep(0.06)
-        wait_for(lambda: tcp_point(arm.position)[0] - tcp_point(START)[0] > 0.03, 10,
-                 "the arm to follow the operator")  # fmt: skip
+        move_tool_along_x(master, arm, 8, 0.06)  # 4 cm
         sent = np.array([m.data for _, m in arm.commands[moving_from:]])
     return float(np.abs(np.diff(sent, axis=0)).max())
 
@@ -316,7 +313,6 @@ def test_a_recording_takes_the_operator_s_target_as_the_action_not_the_glide(
     as the step's action. With ``teleop_target`` (the teleop launch files) each action is a
     target the operator asked for, or the measured start before the first."""
     from rclpy.parameter import Parameter
-    from robot_il.envs.ur5e.kinematics import tcp_point
     from std_msgs.msg import Float64MultiArray
 
     from robot_il.dataset import Dataset
@@ -336,11 +332,7 @@ def test_a_recording_takes_the_operator_s_target_as_the_action_not_the_glide(
         ) as recorder:
             wait_for(lambda: recorder._episode is not None and recorder._episode.num_steps > 5,
                      10, "the recording's first steps")  # fmt: skip
-            for _ in range(8):  # the operator moves the tool 4 cm along +x
-                os.write(master, b"w")
-                time.sleep(0.06)
-            wait_for(lambda: tcp_point(arm.position)[0] - tcp_point(START)[0] > 0.03, 10,
-                     "the arm to follow the operator")  # fmt: skip
+            move_tool_along_x(master, arm, 8, 0.06)  # 4 cm
             time.sleep(0.3)
             recorder.stop()
         asked = np.array([START, *(msg.data for _, msg in targets)])
