@@ -314,7 +314,7 @@ class SafetyFilter:
         """Whether the command moves: the last one let through, or, for a filter that goes on
         from another's reference (:meth:`continue_from`, a :meth:`restart`) at its next call,
         that one (a stop asked now would brake)."""
-        if self.started:
+        if self._reference is not None:  # (a restart goes on from it where the arm follows)
             return any(self._velocity)
         before = self._before_restart
         return before is not None and any(before[1])
