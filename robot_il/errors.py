@@ -1,5 +1,11 @@
 """Errors that reach the user as one line: what went wrong and where."""
 
+import errno
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+"""``OSError`` numbers of a full disk (or quota): the user's to fix, said in one line, where a
+traceback (or an error's type name) would read as a bug."""
+
 
 class RobotILError(Exception):
     """Base of every error robot_il reports to a user (bad input, bad data, bad config).

@@ -8,12 +8,11 @@ arguments and sets ``run`` (a callable taking the parsed namespace and returning
 from __future__ import annotations
 
 import argparse
-import errno
 import os
 import sys
 from importlib import import_module
 
-from robot_il.errors import RobotILError
+from robot_il.errors import DISK_FULL, RobotILError
 
 VERBS: dict[str, tuple[str, str]] = {
     "demo": ("robot_il.cli.demo", "run the main job end to end on a simulated UR5e"),
@@ -33,10 +32,6 @@ VERBS: dict[str, tuple[str, str]] = {
     ),
 }
 
-
-DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
-"""``OSError`` numbers of a full disk (or quota): the user's to fix, said in one line, where a
-traceback would read as a bug."""
 
 UNKNOWN_ARGUMENTS_PARSER = "_unknown_arguments_parser"
 """Namespace attribute: the innermost subcommand parser that was left arguments it does not

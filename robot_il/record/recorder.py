@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from robot_il.errors import RecordingError, RobotILError
+from robot_il.errors import DISK_FULL, RecordingError, RobotILError
 from robot_il.record.sink import ProcessSink, ThreadSink, WriterInProcess
 
 Frame = Mapping[str, np.ndarray]
@@ -504,5 +504,8 @@ def _request_realtime_priority() -> bool:
 def _as_recording_error(stream: str, doing: str, error: BaseException) -> RobotILError:
     if isinstance(error, RobotILError):
         return type(error)(f"stream {stream}: {error}")
+    if isinstance(error, OSError) and error.errno in DISK_FULL:
+        where = f" writing {error.filename}" if error.filename else ""
+        return RecordingError(f"{doing} the episode failed: no space left on the disk{where}")
     text = " ".join(str(error).split())[:300]
     return RecordingError(f"stream {stream}: {doing} failed: {type(error).__name__}: {text}")

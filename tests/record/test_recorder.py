@@ -7,6 +7,8 @@ counts), which must hold however loaded the machine is, and rates only loosely.
 
 from __future__ import annotations
 
+import errno
+import os
 import signal
 import threading
 import time
@@ -128,6 +130,38 @@ class SlowDiskWriter:
 
         episode.append = slow_append
         return episode
+
+
+class FullDiskWriter:
+    """A real DatasetWriter on a disk that fills up as the episode is committed."""
+
+    def __init__(self, writer: DatasetWriter) -> None:
+        self._writer = writer
+
+    def begin_episode(self):
+        episode = self._writer.begin_episode()
+
+        def commit(meta=None):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "env.zarr/data/action/c/3")
+
+        episode.commit = commit
+        return episode
+
+
+def test_a_full_disk_at_commit_is_said_as_such_and_the_episode_discarded(tmp_path):
+    """A full disk read "stream env: committing failed: OSError: [Errno 28] ...", an error's
+    type name where the person needs to hear the disk is full."""
+    writer = DatasetWriter.create(tmp_path / "env.zarr", robot="ur5e", control_hz=20, fsync=False)
+    spec = StreamSpec("env", 20.0, read=None)
+    with Recorder([spec], {"env": FullDiskWriter(writer)}) as recorder:
+        recorder.start_episode()
+        recorder.push("env", {"action": np.zeros(7, dtype=np.float32)})
+        with pytest.raises(RecordingError) as refused:
+            recorder.stop_episode(commit=True)
+    assert str(refused.value) == (
+        "committing the episode failed: no space left on the disk writing env.zarr/data/action/c/3"
+    )
+    assert Dataset.open(tmp_path / "env.zarr").num_episodes == 0
 
 
 def test_writer_backlog_drops_frames_and_counts_them_without_slowing_the_sampler(tmp_path):
