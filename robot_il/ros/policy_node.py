@@ -1033,8 +1033,8 @@ class PolicyNode(Node):
         # began during motion: the arms then slow down at the acceleration limit until its
         # first action comes (the last command standing asked the servo to stop in one
         # period), and go on from there.
-        moving = any(safety.moving for safety in filters)
-        if due is None and not self.sim_time and braking is None and not moving:
+        idle = due is None and not self.sim_time and braking is None
+        if idle and not any(safety.moving for safety in filters):  # (asked only when idle)
             return
         for a, safety in enumerate(filters):
             # None until every camera has sent a frame (the filter then holds); a stalled

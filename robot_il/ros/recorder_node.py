@@ -280,18 +280,17 @@ class RecorderNode(Node):
         self._t0: float | None = None
 
         qos = QoSProfile(depth=10)
-        if teleop_target:
+        # The joint action's source: the teleop servo's target, or each command topic's arms.
+        sources = (
+            [(TELEOP_TARGET_TOPIC, (0,))]
+            if teleop_target
+            else [(topic.name, topic.arms) for topic in self.obs.layout.command_topics()]
+        )
+        for name, arms in sources:
             self.create_subscription(
                 Float64MultiArray,
-                TELEOP_TARGET_TOPIC,
-                lambda m, info: self._on_command((0,), m, info),
-                qos,
-            )
-        for topic in () if teleop_target else self.obs.layout.command_topics():
-            self.create_subscription(
-                Float64MultiArray,
-                topic.name,
-                lambda m, info, a=topic.arms: self._on_command(a, m, info),
+                name,
+                lambda m, info, a=arms: self._on_command(a, m, info),
                 qos,
             )
         for index in range(len(self.arms)):
