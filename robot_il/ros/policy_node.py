@@ -278,6 +278,10 @@ class PolicyNode(Node):
         self._estop_latched = False
         self._events: deque[dict] = deque()
         """Payloads for ``safety/events``: the filters' interventions and IK failures."""
+        self._events_publishing = threading.Lock()
+        """Held while one thread publishes the events (the events timer, ``policy/stop`` in
+        its own callback group): both found the last one queued, and the second ``popleft``
+        raised IndexError, which ended the node's spin."""
         self._event_summary = EventSummary()
         self._ik_failing = [False] * len(self.arms)
         self._clamping = [False] * len(self.arms)
@@ -669,15 +673,16 @@ class PolicyNode(Node):
         return arm or "single" if prefix in ("", tf_prefix(arm)) else f"{arm} ({prefix})"
 
     def _publish_events(self) -> None:
-        """Publish the control thread's events and log them summarised (executor thread)."""
-        new = []
-        while self._events:
-            event = self._events.popleft()
-            self.events_pub.publish(String(data=json.dumps(event)))
-            line = f"[safety t={event['t']:.4f}s] {event['kind']}: {event['detail']}"
-            new.append((event["kind"], line))
-        for line in self._event_summary.lines(new, time.monotonic()):
-            self.get_logger().warning(line)
+        """Publish the control thread's events and log them summarised (executor threads)."""
+        with self._events_publishing:
+            new = []
+            while self._events:
+                event = self._events.popleft()
+                self.events_pub.publish(String(data=json.dumps(event)))
+                line = f"[safety t={event['t']:.4f}s] {event['kind']}: {event['detail']}"
+                new.append((event["kind"], line))
+            for line in self._event_summary.lines(new, time.monotonic()):
+                self.get_logger().warning(line)
 
     # -- inference (thread; the policy runs in the worker process) --------------------------
 

@@ -9,6 +9,7 @@ import contextlib
 import json
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 
 import numpy as np
@@ -79,17 +80,22 @@ class FollowingDriver(Driver):
 
 @contextlib.contextmanager
 def policy_node(
-    context, directory, tf_prefixes: tuple[str, ...] = (), steer: float = 0.2
+    context,
+    directory,
+    tf_prefixes: tuple[str, ...] = (),
+    steer: float = 0.2,
+    **parameter_values: object,
 ) -> Iterator[object]:
-    """A policy node (100 Hz control) deploying a checkpoint that steers each arm's base
-    joint ``steer`` rad from home, spun on its own thread; two arms with ``tf_prefixes`` (the
-    per-arm controller layout), else one."""
+    """A policy node (100 Hz control, and ``parameter_values``) deploying a checkpoint that
+    steers each arm's base joint ``steer`` rad from home, spun on its own thread; two arms
+    with ``tf_prefixes`` (the per-arm controller layout), else one."""
     from rclpy.parameter import Parameter
 
     from robot_il.ros.policy_node import PolicyNode
 
     arm_target = np.append(HOME_JOINT_POS + [steer, 0, 0, 0, 0, 0], 0.0)
     parameters = [Parameter("control_rate", value=100.0)]
+    parameters += [Parameter(name, value=value) for name, value in parameter_values.items()]
     if tf_prefixes:
         target = np.tile(arm_target, len(tf_prefixes))
         checkpoint = constant_checkpoint(directory / "steer", target, task="bimanual_handover")
@@ -422,3 +428,58 @@ def test_a_stop_in_motion_brakes_the_arm_to_rest_before_it_answers(ros_context, 
     assert 0.5 * speed**2 / (2 * acceleration) <= travel <= 1.5 * speed**2 / (2 * acceleration)
     assert moved[-1] - asked >= 0.5 * speed / acceleration, "it stopped faster than the limit"
     assert after[-1][0] <= answered + 0.05, "a command after the answer"
+
+
+class MeetingDeque(deque):
+    """The node's queue of safety events, whose emptiness test, once :attr:`armed`, lets two
+    threads through only together (or after ``timeout`` s): both then find the same events
+    queued, as when ``policy/stop`` and the events timer publish them at the same moment."""
+
+    def __init__(self, timeout: float = 2.0) -> None:
+        super().__init__()
+        self.armed = False
+        self.met = False
+        self._barrier = threading.Barrier(2, timeout=timeout)
+
+    def __len__(self) -> int:
+        length = super().__len__()
+        if self.armed and length:
+            try:
+                self._barrier.wait()
+                self.met = True
+            except threading.BrokenBarrierError:  # one at a time: the other waits elsewhere
+                pass
+            self.armed = False
+        return length
+
+
+def test_a_stop_publishing_events_beside_the_events_timer_answers(ros_context, tmp_path) -> None:
+    """``policy/stop`` publishes the ended episode's safety events before it answers, in its
+    own callback group, while the 20 ms events timer may publish them too: both found the last
+    event queued, and the second ``popleft`` raised IndexError, which ended the node's spin
+    (``run_node``: the node shut down with a traceback) and left the stop unanswered."""
+    from std_msgs.msg import String
+    from std_srvs.srv import Trigger
+
+    with policy_node(ros_context, tmp_path, steer=0.0) as node:
+        client = Client(ros_context)
+        events = client.record(String, "safety/events")
+        driver = Driver(client)
+        try:
+            wait_for(lambda: node.command_log, 60, "the node's first command")
+            assert client.call(Trigger, "policy/stop").success  # no more events meanwhile
+            queue = MeetingDeque()
+            node._events = queue
+            queue.append({"kind": "late_command", "t": 0.0, "detail": "injected"})
+            queue.armed = True
+            assert client.call(Trigger, "policy/stop", timeout=10.0).success
+
+            def injected() -> int:
+                return sum(json.loads(r[1].data)["detail"] == "injected" for r in events)
+
+            wait_for(lambda: injected(), 10, "the injected event")
+            time.sleep(0.1)  # a second copy would come meanwhile
+            assert injected() == 1
+        finally:
+            driver.close()
+            client.close()
