@@ -1080,22 +1080,23 @@ class PolicyNode(Node):
             arms_at = [q_measured[6 * a : 6 * a + 6] for a in range(len(filters))]
             commands = guard.check(commands, filters, now, arms_at)
             held = [h or g for h, g in zip(held, guard.held, strict=True)]
-        if self._stopped or episode != self._episode_id:
-            # The episode ended during this tick: its command is the old one's. (One that
-            # passed this check as policy/stop came is dropped by sim_robot, as sent before
-            # its reset.)
-            return
-        last_gripper = self._last_gripper
-        for a in range(len(filters)):
-            if due is not None and not held[a]:
-                gripper = float(due[0][7 * a + 6])
-                if math.isfinite(gripper) and gripper != last_gripper[a]:
-                    gripper = min(max(gripper, 0.0), 1.0)
-                    self.gripper_pubs[a].publish(Float64(data=gripper))
-                    last_gripper[a] = gripper
-        for (publisher, arms), msg in zip(self.command_pubs, self._command_msgs, strict=True):
-            fill_command(msg, [commands[a] for a in arms])
-            publisher.publish(msg)
+        # Checked and published under the lock policy/stop and policy/reset take: a command
+        # checked before a stop and published after its answer went out after it.
+        with self._state_lock:
+            if self._stopped or episode != self._episode_id:
+                return  # the episode ended during this tick: its command is the old one's
+            last_gripper = self._last_gripper
+            for a in range(len(filters)):
+                if due is not None and not held[a]:
+                    gripper = float(due[0][7 * a + 6])
+                    if math.isfinite(gripper) and gripper != last_gripper[a]:
+                        gripper = min(max(gripper, 0.0), 1.0)
+                        self.gripper_pubs[a].publish(Float64(data=gripper))
+                        last_gripper[a] = gripper
+            pubs = zip(self.command_pubs, self._command_msgs, strict=True)
+            for (publisher, arms), msg in pubs:
+                fill_command(msg, [commands[a] for a in arms])
+                publisher.publish(msg)
         self.command_log.append((stamp, now))
         if braking is not None and not any(safety.moving for safety in filters):
             braking.set()

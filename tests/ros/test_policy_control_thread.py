@@ -483,3 +483,64 @@ def test_a_stop_publishing_events_beside_the_events_timer_answers(ros_context, t
         finally:
             driver.close()
             client.close()
+
+
+class HeldPublisher:
+    """The command publisher of a node, whose next publish, once :attr:`armed`, waits until
+    ``policy/stop`` answers (it publishes the safety events last), or for ``grace`` s after
+    the stop began (a stop that waits for this publish); records for each publish whether
+    the stop was answering. It holds a command at rest: the stop then brakes nothing."""
+
+    def __init__(self, node, grace: float = 1.0) -> None:
+        self.node = node
+        self.publisher, self.arms = node.command_pubs[0]
+        node.command_pubs[0] = (self, self.arms)
+        self.grace = grace
+        self.armed = False
+        self.holding = threading.Event()
+        self.stop_began = threading.Event()
+        self.stop_answering = threading.Event()
+        self.after_answer: list[bool] = []
+        brake, publish_events = node._brake_to_rest, node._publish_events
+
+        def brake_to_rest() -> None:  # policy/stop's first step
+            self.stop_began.set()
+            brake()
+
+        def publish_stop_events() -> None:  # its last (the events timer calls the original)
+            self.stop_answering.set()
+            publish_events()
+
+        node._brake_to_rest, node._publish_events = brake_to_rest, publish_stop_events
+
+    def publish(self, msg) -> None:
+        if self.armed and not any(safety.moving for safety in self.node._filters):
+            self.armed = False
+            self.holding.set()
+            assert self.stop_began.wait(10.0)
+            self.stop_answering.wait(self.grace)
+        self.after_answer.append(self.stop_answering.is_set())
+        self.publisher.publish(msg)
+
+
+def test_no_command_is_published_after_a_stop_has_answered(ros_context, tmp_path) -> None:
+    """Once ``policy/stop`` has answered the node publishes nothing until ``policy/reset``.
+    A control tick that had checked the episode before the stop came published its command
+    after the answer (a takeover's teleop servo, a simulator reset, followed it)."""
+    from std_srvs.srv import Trigger
+
+    with policy_node(ros_context, tmp_path, steer=0.0) as node:
+        client = Client(ros_context)
+        driver = Driver(client)
+        try:
+            wait_for(lambda: node.command_log, 60, "the node's first command")
+            held = HeldPublisher(node)
+            held.armed = True
+            assert held.holding.wait(10.0), "no command published"
+            assert client.call(Trigger, "policy/stop").success
+            time.sleep(0.1)  # ticks after the answer
+            assert held.after_answer, "the held command was not published"
+            assert not any(held.after_answer), "a command published after the stop answered"
+        finally:
+            driver.close()
+            client.close()
