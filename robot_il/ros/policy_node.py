@@ -583,18 +583,24 @@ class PolicyNode(Node):
     def _brake_to_rest(self) -> None:
         """Have the control thread bring the moving arms to rest (their filters' controlled
         stop, no policy action), and wait until it has, at most a few times the longest
-        stop."""
+        stop, or until the control thread has ended."""
         with self._state_lock:
             filters = self._filters
             if self._stopped or not any(safety.moving for safety in filters):
                 return
             braking = self._braking = threading.Event()
         timeout = 2.0 + 4.0 * max(safety.longest_stop for safety in filters)
-        if not braking.wait(timeout=timeout):
+        deadline = time.monotonic() + timeout
+        while not braking.wait(timeout=0.05):
+            if not self._control.is_alive():
+                return  # Ctrl-C or a fatal error ended it: nothing brakes any more
+            if time.monotonic() < deadline:
+                continue
             self.get_logger().warning(
                 f"policy/stop: the arms were not at rest after {timeout:.1f} s of braking "
                 "(control loop stalled?); stopping anyway"
             )
+            return
 
     def _start_episode(self) -> None:
         """Fresh history and timeline, fresh safety filters (safe start, from the command the

@@ -544,3 +544,40 @@ def test_no_command_is_published_after_a_stop_has_answered(ros_context, tmp_path
         finally:
             driver.close()
             client.close()
+
+
+def test_a_stop_braking_when_the_control_thread_ends_returns_at_once(
+    own_context, ros_context, tmp_path
+) -> None:
+    """Ctrl-C (rclpy shuts the context down) or a fatal error ends the control thread; a
+    ``policy/stop`` braking meanwhile waited for it the whole braking timeout (2 s plus four
+    longest stops: 8.3 s at 2 rad/s^2), holding up the node's exit past run_node's 5 s
+    grace for callbacks, and warned of a stalled control loop."""
+    from std_srvs.srv import Trigger
+
+    with policy_node(own_context, tmp_path, steer=2.0, acceleration_limit=2.0) as node:
+        client = Client(ros_context)
+        driver = FollowingDriver(client)
+        tick, brake = node._control_tick, node._brake_to_rest
+        shut_down, returned = threading.Event(), threading.Event()
+
+        def control_tick(now: float) -> None:
+            if node._braking is not None:  # Ctrl-C reaches rclpy while the arm brakes
+                own_context.try_shutdown()
+                shut_down.set()
+                return
+            tick(now)
+
+        def brake_to_rest() -> None:
+            brake()
+            returned.set()
+
+        try:
+            wait_for(lambda: abs(node._filters[0]._velocity[0]) > 0.2, 60, "the arm moving")
+            node._control_tick, node._brake_to_rest = control_tick, brake_to_rest
+            client.node.create_client(Trigger, "policy/stop").call_async(Trigger.Request())
+            assert shut_down.wait(10.0), "the stop did not brake"
+            assert returned.wait(1.0), "the stop still waits for the ended control thread"
+        finally:
+            driver.close()
+            client.close()
