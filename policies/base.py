@@ -170,6 +170,11 @@ class Policy(nn.Module):
         """Training loss (scalar) on a normalized batch (see ``normalize_window``)."""
         raise NotImplementedError
 
+    inpaints_committed: ClassVar[bool] = False
+    """Whether ``predict_chunk`` takes ``inpaint`` (known normalized actions ``(B, horizon, A)``
+    and a ``(horizon,)`` bool mask of where they hold), so that ``predict_actions`` can
+    condition a chunk on committed actions (Diffusion); others ignore ``committed``."""
+
     def predict_chunk(self, obs: Mapping[str, Tensor]) -> Tensor:
         """Normalized actions ``(B, horizon, A)`` for normalized observations ``(B, To, ...)``."""
         raise NotImplementedError
@@ -239,28 +244,66 @@ class Policy(nn.Module):
         self._queue.clear()
 
     @torch.inference_mode()
-    def predict_actions(self, history: Mapping[str, np.ndarray]) -> np.ndarray:
+    def predict_actions(
+        self, history: Mapping[str, np.ndarray], committed: np.ndarray | None = None
+    ) -> np.ndarray:
         """The ``n_action_steps`` actions (float32, env units) to execute after ``history``.
 
         ``history[key]`` holds the last ``n_obs_steps`` observations of each key of
         ``obs_keys``, oldest first. Action 0 belongs to the time of the last observation.
         ``act`` keeps its own history; a deployed policy, which observes on its own timeline,
         passes the history it keeps.
+
+        ``committed`` ``(c, A)``, 1 <= c <= ``n_action_steps`` (env units, the frame of the
+        policy's actions): actions the robot executes at the times of actions 0..c-1 whatever
+        this chunk says (those of the previous chunk that run while this one is computed). A
+        policy that ``inpaints_committed`` samples the chunk around them (real-time chunking)
+        and returns them as its first c actions, exactly; the others (a deterministic chunk,
+        a function of the observation alone) ignore them.
         """
+        start = self.config.n_obs_steps - 1
         batch = {
             k: torch.as_tensor(v[None], device=self.device)
             for k, v in self.normalize_window(history).items()
         }
+        inpaint = None
+        if committed is not None and self.inpaints_committed:
+            committed = self._check_committed(committed)
+            known = np.zeros((self.config.horizon, self.action_dim), np.float32)
+            known[start : start + len(committed)] = self.normalizer.normalize(ACTION_KEY, committed)
+            mask = torch.zeros(self.config.horizon, dtype=torch.bool, device=self.device)
+            mask[start : start + len(committed)] = True
+            inpaint = (torch.as_tensor(known[None], device=self.device), mask)
         was_training = self.training
         if was_training:  # toggling walks every module: a third of a millisecond
             self.eval()
         with torch.inference_mode(), self.inference_weights():
-            chunk = self.predict_chunk(batch)[0].float().cpu().numpy()
+            chunk = (
+                self.predict_chunk(batch) if inpaint is None else self.predict_chunk(batch, inpaint)
+            )
+            chunk = chunk[0].float().cpu().numpy()
         if was_training:
             self.train()
         actions = self.normalizer.unnormalize(ACTION_KEY, chunk).astype(np.float32)
-        start = self.config.n_obs_steps - 1
-        return actions[start : start + self.config.n_action_steps]
+        actions = actions[start : start + self.config.n_action_steps]
+        if inpaint is not None:  # exactly, not through the normalizer's round trip
+            actions[: len(committed)] = committed
+        return actions
+
+    def _check_committed(self, committed: np.ndarray) -> np.ndarray:
+        """``committed`` as float32 ``(c, A)``; ``ValueError`` unless 1 <= c <=
+        ``n_action_steps`` and its values are finite."""
+        committed = np.asarray(committed, dtype=np.float32)
+        steps = self.config.n_action_steps
+        if committed.ndim != 2 or committed.shape[1] != self.action_dim:
+            raise ValueError(
+                f"committed actions must be (c, {self.action_dim}), got {committed.shape}"
+            )
+        if not 1 <= len(committed) <= steps:
+            raise ValueError(f"committed actions: 1 to {steps} rows, got {len(committed)}")
+        if not np.isfinite(committed).all():
+            raise ValueError("committed actions must be finite")
+        return committed
 
     def set_action_steps(self, n_action_steps: int) -> None:
         """Execute ``n_action_steps`` actions of each predicted chunk from now on (fewer: the
