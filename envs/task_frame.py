@@ -148,12 +148,23 @@ class WorldFramePolicy:
         self.policy = policy
         self.spec = world_spec(policy.spec)
 
-    def predict_actions(self, history: dict[str, np.ndarray]) -> np.ndarray:
-        """The policy's next actions (float32, env units, world frame) after ``history``."""
+    @property
+    def inpaints_committed(self) -> bool:
+        return self.policy.inpaints_committed
+
+    def predict_actions(
+        self, history: dict[str, np.ndarray], committed: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The policy's next actions (float32, env units, world frame) after ``history``
+        (``committed``: world actions, see ``Policy.predict_actions``)."""
         frame = self.policy.spec["frame"]
         yaw = frame_yaw(history, frame)
-        actions = self.policy.predict_actions(frame_observation(history, frame, yaw))
-        return action_in_world(actions, yaw[-1]).astype(np.float32)
+        in_frame = None if committed is None else action_in_frame(committed, yaw[-1])
+        actions = self.policy.predict_actions(frame_observation(history, frame, yaw), in_frame)
+        world = action_in_world(actions, yaw[-1]).astype(np.float32)
+        if committed is not None and self.policy.inpaints_committed:  # exactly, no round trip
+            world[: len(committed)] = committed
+        return world
 
 
 def check_frame(frame: str, env: Any) -> None:

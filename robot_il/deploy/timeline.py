@@ -7,7 +7,9 @@ for the observation taken at ``t_obs``: action ``i`` belongs to the time
 already lie in the past; the timeline drops them and plays each later action during its own
 period. The next chunk is computed *ahead*, early enough to arrive before the current one runs
 out, so the command stream never pauses between chunks (the idea of real-time chunking in
-deployed diffusion policies). Between a policy's actions the robot's faster command stream
+deployed diffusion policies); the actions the current chunk still executes meanwhile
+(:meth:`ChunkPlanner.committed`) can be given to a policy that conditions the next chunk on
+them, so that it goes on from them. Between a policy's actions the robot's faster command stream
 glides (:class:`ActionBlend`). All times are seconds on one clock (wall or ROS sim time).
 """
 
@@ -89,6 +91,28 @@ class ChunkPlanner:
         if self.lock_step:
             return timeline.end <= grid_t + _EPS
         return timeline.end <= grid_t + self.period + self.latency + self.margin
+
+    def committed(
+        self, timeline: ActionTimeline | None, grid_t: float, limit: int
+    ) -> np.ndarray | None:
+        """The actions ``(c, A)`` of ``timeline`` that the robot executes from grid time
+        ``grid_t`` (s) on while the chunk observed there is computed, as that chunk's actions
+        0..c-1 would be: those due at ``grid_t + i * period`` for each period that begins
+        before the chunk can arrive (``latency + margin`` after ``grid_t``; the period under
+        way then too, whose action a new chunk would otherwise replace), at most ``limit``,
+        and only while ``timeline`` lasts. None when there are none: no timeline, or
+        ``lock_step`` (inference takes no robot time). What real-time chunking conditions the
+        new chunk on (``Policy.predict_actions``'s ``committed``)."""
+        if timeline is None or self.lock_step:
+            return None
+        count = min(limit, math.ceil((self.latency + self.margin) / self.period - _EPS))
+        rows = []
+        for i in range(count):
+            index = timeline.index_at(grid_t + i * self.period)
+            if index is None:
+                break
+            rows.append(timeline.actions[index])
+        return np.stack(rows) if rows else None
 
     def record_latency(self, seconds: float) -> None:
         """Account for one inference that took ``seconds``: the estimate follows the worst

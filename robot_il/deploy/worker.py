@@ -18,7 +18,10 @@ larger share of the cores than other normal processes (needs CAP_SYS_NICE).
 
 The parent reads the checkpoint's ``config.json`` for what it needs (spec, observation keys,
 horizons) and sends observation histories over a pipe, each with the number of the episode it
-belongs to; the child answers with actions. A new episode number resets the policy first
+belongs to and, for real-time chunking, the actions already committed for the chunk's first
+steps (``Policy.predict_actions``); the child answers with actions. Whether the policy
+conditions its chunks on committed actions (``inpaints_committed``) comes with its ready
+message. A new episode number resets the policy first
 (``reset()``: a DMP controller starts again from the observed pose, a chunked policy forgets
 its history and queue), so every policy type starts each episode afresh; given an episode's
 seed, it also seeds torch's generator, from which a sampling policy (Diffusion's noise) then
@@ -102,7 +105,8 @@ class CheckpointInfo:
 
 
 def _serve(connection: Any, directory: str, torch_threads: int, nice: int) -> None:
-    """The child: load the policy, then answer ``(episode, seed, history)`` requests until
+    """The child: load the policy, then answer ``(episode, seed, history, committed)``
+    requests until
     ``None`` arrives, resetting the policy whenever the episode number changes (and seeding
     torch with ``seed`` unless it is None).
 
@@ -129,7 +133,7 @@ def _serve(connection: Any, directory: str, torch_threads: int, nice: int) -> No
         # As the deploy node's own start-up: no full garbage collection (100-300 ms with
         # torch imported) stalls a prediction; a DMP policy's control ticks run in here.
         freeze_startup_objects()
-        connection.send(("ready", None))
+        connection.send(("ready", bool(getattr(acting, "inpaints_committed", False))))
     except Exception as error:  # noqa: BLE001 (reported to the parent as one line)
         connection.send(("error", f"{type(error).__name__}: {error}"))
         return
@@ -147,7 +151,12 @@ def _serve(connection: Any, directory: str, torch_threads: int, nice: int) -> No
                 episode = request[0]
                 if request[1] is not None:
                     torch.manual_seed(request[1])
-            connection.send(("actions", acting.predict_actions(request[2])))
+            history, committed = request[2], request[3]
+            if committed is None:  # a DMP policy takes no committed actions
+                actions = acting.predict_actions(history)
+            else:
+                actions = acting.predict_actions(history, committed)
+            connection.send(("actions", actions))
         except Exception as error:  # noqa: BLE001
             connection.send(("error", f"{type(error).__name__}: {error}"))
 
@@ -204,6 +213,8 @@ class InferenceWorker:
         if kind != "ready":
             self.close()
             raise CheckpointError(f"{info.directory}: cannot load the policy: {detail}")
+        self.inpaints_committed: bool = detail
+        """Whether the policy conditions its chunks on committed actions (:meth:`predict`)."""
 
     @property
     def pid(self) -> int | None:
@@ -222,14 +233,21 @@ class InferenceWorker:
             ) from None
 
     def predict(
-        self, history: dict[str, np.ndarray], episode: int = 0, seed: int | None = None
+        self,
+        history: dict[str, np.ndarray],
+        episode: int = 0,
+        seed: int | None = None,
+        committed: np.ndarray | None = None,
     ) -> np.ndarray:
         """The ``n_action_steps`` actions for an observation history (see
-        :meth:`robot_il.policies.base.Policy.predict_actions`) of episode number ``episode``:
+        :meth:`robot_il.policies.base.Policy.predict_actions`, also for ``committed``: only a
+        policy that ``inpaints_committed`` reads them) of episode number ``episode``:
         a number other than the previous request's resets the policy before it acts, and
         seeds the episode's samples with ``seed`` (None: they continue the child's stream)."""
+        if not self.inpaints_committed:
+            committed = None
         try:
-            self._connection.send((episode, seed, history))
+            self._connection.send((episode, seed, history, committed))
         except OSError as error:
             raise CheckpointError(
                 f"{self.info.directory}: inference process gone: {error}"

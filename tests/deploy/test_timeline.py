@@ -95,3 +95,18 @@ def test_blend_glides_joints_switches_grippers_and_turns_without_a_jump() -> Non
     np.testing.assert_allclose(blend.at(1.5 * PERIOD)[:6], 0.5)  # where the glide had got
     np.testing.assert_allclose(blend.at(1.75 * PERIOD), [1.25] * 6 + [0.0])
     np.testing.assert_array_equal(blend.at(2 * PERIOD), replacement)
+
+
+def test_committed_actions_are_those_the_old_chunk_executes_until_the_new_one_arrives() -> None:
+    """Inference estimated at 120 ms (+5 ms margin) observed at t = 10.1 s: the new chunk
+    arrives within the third period, so the old chunk's actions for 10.1, 10.15 and 10.2 s
+    (whose period is under way then) are executed from it, as the new chunk's actions 0-2."""
+    old = ActionTimeline(t_obs=10.0, period=PERIOD, actions=np.arange(8.0)[:, None])
+    planner = ChunkPlanner(PERIOD, margin=0.005, initial_latency=0.12)
+    np.testing.assert_array_equal(planner.committed(old, 10.1, limit=4)[:, 0], [2, 3, 4])
+    assert len(planner.committed(old, 10.1, limit=2)) == 2  # at most the chunk's actions
+    # Near the end of the old chunk: only the actions it still has.
+    np.testing.assert_array_equal(planner.committed(old, 10.3, limit=4)[:, 0], [6, 7])
+    assert planner.committed(None, 10.1, limit=4) is None  # the episode's first chunk
+    lock_step = ChunkPlanner(PERIOD, initial_latency=0.12, lock_step=True)
+    assert lock_step.committed(old, 10.1, limit=4) is None  # inference takes no robot time

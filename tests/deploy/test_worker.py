@@ -186,3 +186,35 @@ def test_a_worker_killed_while_it_loads_reports_how_it_ended(tmp_path) -> None:
     with pytest.raises(CheckpointError, match=r"the inference process exited \(code -9\)$"):
         InferenceWorker(info)
     killer.join()
+
+
+def test_committed_actions_reach_a_policy_that_inpaints_and_no_other(tmp_path) -> None:
+    """Real-time chunking through the inference process: a Diffusion worker samples around
+    the committed actions as the policy does in-process (same seed, same chunk) and returns
+    them first; a BC worker says it cannot, and its chunk ignores them."""
+    from robot_il.train.evaluate import torch_seeded
+
+    path = untrained_reach_checkpoint("diffusion", tmp_path, horizon=8, n_action_steps=4,
+                                      down_dims=(8, 16))  # fmt: skip
+    history = {"joint_pos": np.zeros((2, 6), np.float32),
+               "target_pos": np.full((2, 3), 0.3, np.float32)}  # fmt: skip
+    committed = np.linspace(-1.0, 1.0, 14, dtype=np.float32).reshape(2, 7)
+    policy = load_policy(path)  # building it draws from the generator: before the seed
+    with torch_seeded(10_001):
+        in_process = policy.predict_actions(history, committed)
+    worker = InferenceWorker(CheckpointInfo.read(path))
+    try:
+        assert worker.inpaints_committed
+        actions = worker.predict(history, episode=1, seed=10_001, committed=committed)
+    finally:
+        worker.close()
+    np.testing.assert_array_equal(actions, in_process)
+    np.testing.assert_array_equal(actions[:2], committed)
+    bc = InferenceWorker(untrained_bc(tmp_path))
+    try:
+        assert not bc.inpaints_committed
+        np.testing.assert_array_equal(
+            bc.predict(history, committed=committed[:1]), bc.predict(history)
+        )
+    finally:
+        bc.close()
