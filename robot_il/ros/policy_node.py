@@ -14,7 +14,10 @@ Three activities, each on its own thread so none waits for another:
 - **Inference** (a thread feeding a child process, :mod:`robot_il.deploy.worker`) observes
   on the policy's grid (its training rate), keeps the last ``n_obs_steps`` observations, and
   computes action chunks ahead of time (:class:`robot_il.deploy.ChunkPlanner`), so chunks
-  follow one another without pauses.
+  follow one another without pauses. With ``inpaint_committed:=true`` (off by default) a
+  policy that can (Diffusion) samples each chunk around the actions the previous one still
+  executes while it is computed (real-time chunking, :meth:`ChunkPlanner.committed`), so that
+  it goes on from them; other policies' chunks ignore them (said once per checkpoint).
 - **Control** (control thread) at ``control_rate`` (500 Hz: the UR5e's rate) takes the action
   due now on the timeline (past actions are dropped); a checkpoint trained in the env's
   ``eef_delta`` action mode has each action turned into joint targets once, when it becomes
@@ -180,6 +183,7 @@ class PolicyNode(Node):
         workspace_upper = self.declare_parameter("workspace_upper", [0.9, 0.9, 1.1]).value
         self.inference_margin = declare_float(self, "inference_margin", 0.005)
         self.interpolate = bool(self.declare_parameter("interpolate", True).value)
+        self.inpaint_committed = bool(self.declare_parameter("inpaint_committed", False).value)
         self.lock_step_timeout = declare_float(self, "lock_step_timeout", 30.0)
         torch_threads = int(self.declare_parameter("torch_threads", 1).value)
         self.realtime_priority = int(self.declare_parameter("realtime_priority", 0).value)
@@ -250,6 +254,7 @@ class PolicyNode(Node):
         self.checkpoint = str(checkpoint)
         self.sim_time = bool(self.get_parameter("use_sim_time").value)
         self.worker = InferenceWorker(self.info, torch_threads, self.inference_nice)
+        self._say_inpainting(self.worker)
         # Threads started from here on (control, inference, the executor's) inherit it.
         use_realtime_priority(self, self.realtime_priority)
 
@@ -637,6 +642,7 @@ class PolicyNode(Node):
             except RobotILError as error:
                 self.get_logger().error(f"{SWITCH_TOPIC}: {error}; keeping {self.checkpoint}")
                 return
+            self._say_inpainting(worker)
             with self._state_lock:
                 if self._pending is not None:
                     self._pending[1].close()
@@ -648,6 +654,14 @@ class PolicyNode(Node):
             self.get_logger().info(f"{SWITCH_TOPIC}: loaded {name}")
 
         threading.Thread(target=load, daemon=True).start()
+
+    def _say_inpainting(self, worker: InferenceWorker) -> None:
+        """Warn when ``inpaint_committed`` is asked of a policy whose chunks ignore it."""
+        if self.inpaint_committed and not worker.inpaints_committed:
+            self.get_logger().warning(
+                f"inpaint_committed: a {worker.info.policy_type} policy cannot condition its "
+                f"chunks on the actions still executing ({worker.info.directory}); it ignores them"
+            )
 
     def _swap(self, name: str, worker: InferenceWorker) -> None:
         """Deploy ``worker``'s checkpoint from now on (call with the state lock held)."""
@@ -739,9 +753,12 @@ class PolicyNode(Node):
                 continue
             steps = [steps[0]] * (info.n_obs_steps - len(steps)) + steps
             history = {key: np.stack([s[key] for s in steps]) for key in info.obs_keys}
+            committed = None
+            if self.inpaint_committed:  # actions 0.. of the new chunk that the old one executes
+                committed = planner.committed(timeline, grid_t, info.n_action_steps)
             started = self._now()  # node time: a lock-step simulator waits meanwhile
             try:
-                actions = worker.predict(history, episode, seed)  # a new one resets it
+                actions = worker.predict(history, episode, seed, committed)  # a new one resets it
             except CheckpointError as error:
                 self.get_logger().error(f"inference failed: {error}")
                 continue
