@@ -72,6 +72,18 @@ _CLOCKS_APART = (
 _WALL_MARGIN = 1e-6
 """m short of the workspace box's wall that the braking for it aims at: one that aims at the
 wall itself lands a rounding error past it, and the box check stops the last step at once."""
+_WALL_SEARCH_SPACING = 0.05
+"""rad, the largest joint's motion between the tool points that the braking for the workspace
+box's wall checks along its line: a tool point 1 m from a joint's axis moves 5 cm between two,
+on an arc that bulges 0.3 mm past its chord (a wall grazed within that is left to the box
+check, which stops at once)."""
+_WALL_SEARCH_ITERATIONS = 8
+"""Most tool points that place where the braking line leaves the workspace box, between the
+samples around it: interpolating between samples 5 cm apart misplaced it by millimetres, and
+from one period to the next by different amounts, so that the braking came late and ran into
+the wall. Regula falsi gets it within ``_WALL_CROSSING_TOLERANCE`` in three or four."""
+_WALL_CROSSING_TOLERANCE = 1e-9
+"""m: a tool point this close to the wall along the braking line is taken as the crossing."""
 _AT_REST = 0.01
 """Joint speed (rad/s) below which an arm counts as at rest: it follows no moving command."""
 NOT_FOLLOWING_LEAD = 0.1
@@ -120,6 +132,55 @@ def _box_distance(point: Sequence[float], lower: list[float], upper: list[float]
             out = lo - p if p < lo else p - hi
             squares += out * out
     return math.sqrt(squares)
+
+
+def _outside_by(point: Sequence[float], lower: list[float], upper: list[float]) -> float:
+    """How far (m) ``point`` lies out of the box along its furthest-out axis: negative
+    inside (by its distance to the nearest wall), NaN for a NaN point."""
+    return max(max(lo - p, p - hi) for p, lo, hi in zip(point, lower, upper, strict=True))
+
+
+def _first_crossing(
+    outside_at: Callable[[float], float], outside_at_start: float, horizon: float, samples: int
+) -> float | None:
+    """Where (in steps, 0..``horizon``) a path first leaves a box, or None if it stays inside.
+
+    ``outside_at(s)`` is how far (m) the path's point at ``s`` lies out of the box
+    (:func:`_outside_by`: negative inside, NaN for a NaN point), ``outside_at_start`` its
+    value at 0 (inside the box or within the braking's margin of its wall). The path is
+    sampled ``samples`` times, evenly, and the crossing between the last sample inside and
+    the first one out placed by regula falsi (the Illinois variant) within
+    ``_WALL_CROSSING_TOLERANCE``; a NaN point ahead counts as the crossing at the last sample
+    before it, a start within the margin as a crossing at 0 once the path goes further out.
+    """
+    inside_s, inside_by = 0.0, outside_at_start
+    for k in range(1, samples + 1):
+        out_s = horizon * k / samples
+        out_by = outside_at(out_s)
+        if not out_by <= 0.0:
+            break
+        inside_s, inside_by = out_s, out_by
+    else:
+        return None
+    if not math.isfinite(out_by) or inside_by > 0.0:
+        return inside_s
+    retained = 0  # which end the last two steps kept: Illinois halves its value
+    for _ in range(_WALL_SEARCH_ITERATIONS):
+        s = inside_s - inside_by * (out_s - inside_s) / (out_by - inside_by)
+        by = outside_at(s)
+        if not math.isfinite(by):
+            return inside_s
+        if by > 0.0:
+            out_s, out_by = s, by
+            inside_by *= 0.5 if retained > 0 else 1.0
+            retained = 1
+        else:
+            inside_s, inside_by = s, by
+            out_by *= 0.5 if retained < 0 else 1.0
+            retained = -1
+        if abs(by) <= _WALL_CROSSING_TOLERANCE:
+            return s
+    return inside_s  # not within the tolerance: the inner end of the last bracket
 
 
 def _joints(values: Sequence[float]) -> str:
@@ -175,7 +236,6 @@ class SafetyFilter:
         self._upper = limits.position_upper.tolist()
         self._speed = limits.velocity.tolist()
         self._accel = limits.acceleration.tolist()
-        self._twice_accel = (2.0 * limits.acceleration).tolist()
         self._max_step = [float(limits.max_step)] * limits.num_joints
         if limits.has_workspace:
             self._box = (limits.workspace_lower.tolist(), limits.workspace_upper.tolist())
@@ -611,11 +671,10 @@ class SafetyFilter:
             desired = [d * speed_scale for d in desired]
 
         # Braking: no faster than what the acceleration limit can stop within the distance
-        # left (discrete-time form of v <= sqrt(2 a d)), then the acceleration limit itself.
+        # left, then the acceleration limit itself.
         a_dt = [a * dt for a in self._accel]
         stoppable = [
-            -0.5 * ad + math.sqrt((0.5 * ad) * (0.5 * ad) + a2 * abs(e))
-            for ad, a2, e in zip(a_dt, self._twice_accel, error, strict=True)
+            _stoppable_speed(abs(e), a, dt) for a, e in zip(self._accel, error, strict=True)
         ]
         brake_scale = _uniform_scale(desired, stoppable)
         if self.limits.has_workspace:
@@ -680,32 +739,47 @@ class SafetyFilter:
     def _stoppable_before_the_wall(self, desired: list[float], dt: float) -> list[float]:
         """Each joint's speed (rad/s) from which the arm could still stop, at the acceleration
         limit, before the tool point reaches the wall of the workspace box that moving at
-        ``desired`` (rad/s) heads it for: ``sqrt(2 a e)`` in the discrete form of the braking
-        on a target, ``e`` the joint's distance left along ``desired`` until the tool point,
-        going on along the line of one step, meets the wall (to first order a step moves it
-        along a line). Without it the arm ran into the wall at speed and the box check
-        stopped it there in one period; a path that curves out is still held by that check.
-        Unbounded for a tool point outside the box (which may only come back) and for one
-        that does not move."""
+        ``desired`` (rad/s) heads it for: ``_stoppable_speed`` of ``e``, the joint's distance
+        left along ``desired`` until the tool point, going on along that straight line in
+        joint space (the path a stop follows), meets the wall. The crossing is searched for
+        along the tool point's own path, not along the straight line through its next step:
+        a tool point swinging round a joint meets a wall sooner than that line says, and with
+        that estimate the arm ran into the wall at speed (stopped there in one period). Only
+        as far as the arm could travel while stopping from the fastest the next period can
+        take it along the line (a wall further on cannot bind). Unbounded for a tool point
+        outside the box (which may only come back) and for one that does not move."""
         unbounded = [math.inf] * len(desired)
         lower, upper = self._box
         here = self._point_of(self._reference)
-        if not _box_distance(here, lower, upper) <= 0.0:  # outside (or NaN)
+        if not any(desired) or not _box_distance(here, lower, upper) <= 0.0:  # outside, NaN
             return unbounded
-        probe = [r + d * dt for r, d in zip(self._reference, desired, strict=True)]
-        steps_to_wall = math.inf  # steps of one period at ``desired``
-        for p, q, lo, hi in zip(here, self._tool_point(probe), lower, upper, strict=True):
-            move = q - p
-            if move > 0.0:
-                steps_to_wall = min(steps_to_wall, (hi - _WALL_MARGIN - p) / move)
-            elif move < 0.0:
-                steps_to_wall = min(steps_to_wall, (lo + _WALL_MARGIN - p) / move)
-        if steps_to_wall == math.inf:
+        # The fraction of ``desired`` the next period can reach (each joint's speed changes by
+        # at most a dt), and the steps of one period at ``desired`` a stop from it may take.
+        reach = min(
+            1.0,
+            *(
+                (abs(v) + a * dt) / abs(d)
+                for a, v, d in zip(self._accel, self._velocity, desired, strict=True)
+                if d
+            ),
+        )
+        horizon = 1.0 + reach * reach * max(
+            abs(d) / (2.0 * a * dt) for a, d in zip(self._accel, desired, strict=True)
+        )
+        inner = [lo + _WALL_MARGIN for lo in lower], [hi - _WALL_MARGIN for hi in upper]
+
+        def outside_at(steps: float) -> float:
+            point = self._tool_point(
+                [r + d * dt * steps for r, d in zip(self._reference, desired, strict=True)]
+            )
+            return _outside_by(point, *inner)
+
+        samples = math.ceil(horizon * dt * max(map(abs, desired)) / _WALL_SEARCH_SPACING)
+        steps_to_wall = _first_crossing(outside_at, _outside_by(here, *inner), horizon, samples)
+        if steps_to_wall is None:
             return unbounded
-        steps_to_wall = max(steps_to_wall, 0.0)
         return [
-            -0.5 * a * dt
-            + math.sqrt(0.25 * a * a * dt * dt + 2.0 * a * abs(d) * dt * steps_to_wall)
+            _stoppable_speed(abs(d) * dt * steps_to_wall, a, dt)
             for a, d in zip(self._accel, desired, strict=True)
         ]
 
@@ -767,6 +841,19 @@ def _tool_point_of(fk: ForwardKinematics) -> ToolPoint:
         return np.asarray(fk(np.array(q)))[:3, 3].tolist()
 
     return tool_point
+
+
+def _stoppable_speed(distance: float, acceleration: float, dt: float) -> float:
+    """The highest speed (rad/s) from which steps of one period ``dt`` (s), each slower than
+    the one before by at most ``acceleration * dt``, come to rest within ``distance`` (rad):
+    the discrete form of ``sqrt(2 a d)``, exact. From ``v`` with ``m`` whole slowings
+    (``m a dt <= v < (m + 1) a dt``) the steps cover ``dt (m + 1) (v - a dt m / 2)``. The
+    quadratic ``v (v + a dt) <= 2 a d`` it replaces let the last step, slower than ``a dt``,
+    pass the distance: braking for the workspace box's wall, that step left the box and was
+    stopped in one period."""
+    slowing_step = acceleration * dt * dt  # rad: what one slowing takes off a step
+    slowings = math.floor((math.sqrt(1.0 + 8.0 * distance / slowing_step) - 1.0) / 2.0)
+    return distance / (dt * (slowings + 1)) + 0.5 * acceleration * dt * slowings
 
 
 def _uniform_scale(vector: list[float], bound: list[float]) -> float:

@@ -8,7 +8,9 @@ outside it) and records what it let through: each tick's command (rad) and its e
 ``tests/safety/data/filter_reference.npz`` holds the record of the filter as it was before its
 per-tick cost was cut (commit 7790ad8), rewritten when holds other than an e-stop became
 controlled stops and the arm began to brake for the workspace box's wall (every tick that
-differed was in or after such a hold or braking);
+differed was in or after such a hold or braking), and again when that braking found the wall
+along the tool point's path and every braking took the exact discrete stopping speed (the
+first tick that differed braked for a target, by 1e-12 to 2e-6 rad, or for the wall);
 ``test_filter_reference.py`` requires the same from today's filter.
 ``python tests/safety/filter_replay.py`` rewrites it (only on purpose: a change of what the
 filter decides).

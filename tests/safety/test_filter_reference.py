@@ -2,7 +2,8 @@
 
 The reference (``data/filter_reference.npz``, written by ``filter_replay.py`` from commit
 7790ad8's filter, and again when holds became controlled stops and the arm braked for the
-workspace box) holds 8,000 ticks of seeded commands and situations; every tick's command and
+workspace box, and when that braking followed the tool point's path) holds 8,000 ticks of
+seeded commands and situations; every tick's command and
 the kinds of its events must come out the same, bit for bit.
 """
 

@@ -266,14 +266,36 @@ def test_the_arm_brakes_before_the_workspace_box_instead_of_running_into_it() ->
     assert max(c[0] for c in commands) <= 0.5 and commands[-1][0] > 0.4999
     assert np.max(np.abs(velocity)) > 1.5, "it should have gone fast on the way"
     assert np.all(velocity[-100:] == 0.0)  # at rest by the wall, held by the braking
-    # said from the first step: the target lies out of the box (and every step after it)
-    assert all(Intervention.WORKSPACE in out.interventions for out in outs)
+    # said from the braking's first step on, every step after it, at rest by the wall too
+    said = [Intervention.WORKSPACE in out.interventions for out in outs]
+    first = said.index(True)
+    assert all(said[first:]) and np.all(velocity[first - 1 : first + 1, 0] > 1.5)
+
+
+def test_the_arm_brakes_for_a_wall_its_tool_point_swings_towards() -> None:
+    """The base joint swings the UR5e's tool point round on an arc that meets the box's wall
+    more and more steeply. Braking reckoned from the straight line through the next step came
+    too late, and the box check stopped the arm at the wall from 1.1 rad/s in one period; the
+    wall's crossing is now found along the arc, and the arm stops at the limit, a micrometre
+    short of it."""
+    from robot_il.envs.ur5e.kinematics import tcp_point
+
+    box = ur5e_like_limits(workspace_lower=[-0.9, -0.9, 0.0], workspace_upper=[-0.2, 0.9, 1.0])
+    safety = SafetyFilter(box, tool_point=tcp_point, log_events=False)
+    clock = Clock(safety)
+    outs = [clock.step(HOME + [3.0, 0, 0, 0, 0, 0], HOME) for _ in range(1000)]
+    velocity, change = braking([out.command for out in outs], HOME)
+    assert np.all(np.abs(change) <= 8.0 * DT + 1e-9)
+    assert np.max(np.abs(velocity)) > 2.0, "it should have swung fast on the way"
+    tool_x = [tcp_point(out.command)[0] for out in outs]
+    assert max(tool_x) <= -0.2 and tool_x[-1] > -0.2 - 1e-5
+    assert np.all(velocity[-100:] == 0.0)
 
 
 def test_a_controlled_stop_never_leaves_the_workspace_box() -> None:
     """Observations stop while the arm heads for the wall at speed, on kinematics whose tool
-    point curves out faster than the first-order braking reckons (x = q0 + 2 q0^2): the
-    controlled stop stays in the box, stopping at once where its path would leave it."""
+    point curves out (x = q0 + 2 q0^2): the controlled stop stays in the box, slowing at the
+    acceleration limit (the braking for the wall found the curve)."""
 
     def curving_fk(q: np.ndarray) -> np.ndarray:
         pose = point_fk(q)
@@ -290,6 +312,34 @@ def test_a_controlled_stop_never_leaves_the_workspace_box() -> None:
     tool_x = [out.command[0] + 2.0 * out.command[0] ** 2 for out in stop]
     assert max(tool_x) <= 0.5 and all(out.held for out in stop[5:])
     assert np.array_equal(stop[-1].command, stop[-2].command)
+    _, change = braking([out.command for out in stop], command)
+    assert np.all(np.abs(change) <= 8.0 * DT + 1e-9)
+
+
+def test_a_tool_point_poking_out_between_the_brakings_checks_is_held_at_the_box() -> None:
+    """Kinematics whose tool point pokes 10 cm out of the box over 4 mrad of joint motion,
+    narrower than the braking's search spacing: whether the search sees it or not, and in a
+    controlled stop too, the tool point never leaves the box (the box check holds at once)."""
+
+    def poking_fk(q: np.ndarray) -> np.ndarray:
+        pose = point_fk(q)
+        pose[0, 3] = q[0] + 0.3 * np.exp(-(((q[0] - 0.3) / 0.002) ** 2))
+        return pose
+
+    box = ur5e_like_limits(workspace_lower=[-0.5, -0.5, 0.0], workspace_upper=[0.5, 0.5, 0.8])
+    inside = np.array([0.0, 0.0, 0.4, 0.0, 0.0, 0.0])
+    for observed_until in (0.24, 1.0):  # a controlled stop into the bump; tracking into it
+        safety, clock = started(box, poking_fk, at=inside)
+        outs, command = [], inside
+        for _ in range(600):
+            outs.append(
+                clock.step(
+                    inside + [0.9, 0, 0, 0, 0, 0], inside, observe=command[0] < observed_until
+                )
+            )
+            command = outs[-1].command
+        assert max(poking_fk(out.command)[0, 3] for out in outs) <= 0.5
+        assert outs[-1].held and np.array_equal(outs[-1].command, outs[-2].command)
 
 
 @pytest.mark.parametrize("ahead", [3600.0, 0.02, np.nan])
@@ -612,7 +662,10 @@ def test_a_tool_point_that_is_not_a_number_is_never_inside_the_box() -> None:
     safety, clock = started(box, nan_beyond)
     outs = [clock.step(HOME + [0.2, 0, 0, 0, 0, 0], HOME) for _ in range(300)]
     assert max(o.command[0] for o in outs) <= 0.05
-    assert outs[-1].held and outs[-1].interventions == [Intervention.WORKSPACE]
+    assert outs[-1].held and Intervention.WORKSPACE in outs[-1].interventions
+    # braked for the NaN ahead, as for a wall: at rest short of it, never a one-period stop
+    velocity, change = braking([o.command for o in outs], HOME)
+    assert np.all(np.abs(change) <= 8.0 * DT + 1e-9) and np.all(velocity[-50:] == 0.0)
 
 
 def test_events_are_reported_once_per_onset_and_counted(caplog: pytest.LogCaptureFixture) -> None:
