@@ -269,6 +269,39 @@ def test_a_deployed_frame_checkpoint_reads_and_answers_in_the_world(push_dataset
     np.testing.assert_allclose(answer, action_in_world(expected, 0.7), atol=1e-5)
 
 
+def test_a_deployed_frame_diffusion_inpaints_world_actions_in_its_frame(push_datasets, tmp_path):
+    """Real-time chunking of a frame checkpoint: the committed actions come in the world (the
+    node's timeline), the policy samples around them turned into its frame, and they come
+    back first, exactly."""
+    from robot_il.envs.task_frame import WorldFramePolicy
+    from robot_il.policies import load_policy
+
+    from robot_il.dataset import Dataset
+    from robot_il.train.config import load_config
+    from robot_il.train.evaluate import torch_seeded
+    from robot_il.train.trainer import train
+
+    world_path, converted = push_datasets
+    settings = ["--dataset", str(converted), "--out", str(tmp_path / "dp"), "--steps", "30",
+                "--eval.episodes", "0", "--no-progress", "--policy.down-dims", "16", "32",
+                "--policy.horizon", "8", "--policy.n-action-steps", "4"]  # fmt: skip
+    policy = load_policy(train(load_config("diffusion", None, settings)).checkpoint)
+    deployed = WorldFramePolicy(policy)
+    assert deployed.inpaints_committed
+    steps = Dataset.open(world_path).episode(0)
+    history = {key: steps[key][9:11] for key in WORLD_KEYS}
+    committed = steps["action"][11:13]
+    with torch_seeded(0):
+        answer = deployed.predict_actions(history, committed)
+    yaw = frame_yaw(history, "push")
+    with torch_seeded(0):
+        in_frame = policy.predict_actions(
+            frame_observation(history, "push", yaw), action_in_frame(committed, yaw[-1])
+        )
+    np.testing.assert_array_equal(answer[:2], committed)
+    np.testing.assert_allclose(answer[2:], action_in_world(in_frame, yaw[-1])[2:], atol=1e-6)
+
+
 def test_opt_ail_trains_online_in_the_frame_and_refuses_world_relabelling(push_datasets, tmp_path):
     """The online loop runs on a frame dataset in the frame env (its replay holds frame
     states); hindsight relabelling, which writes world positions, is refused in one line
