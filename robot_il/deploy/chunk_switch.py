@@ -36,6 +36,10 @@ class SwitchRollout:
     action_gaps: list[np.ndarray] = field(default_factory=list)
     """Per switch, ``|new - old|`` per action value (env units: rad for joint targets, m and
     rad for an eef_delta action's translation and rotation, gripper 0..1)."""
+    starved: int = 0
+    """Switches at which the old chunk had run out (the new one arrived at or after its end:
+    inference as slow as the chunk's actions last); its last action stood, as the deploy node
+    holds it, and is what the new action is compared with."""
     joint_gaps: list[float] = field(default_factory=list)
     """Per switch, the largest difference (rad) over the arms' joints between the joint
     targets of the two actions, both converted at the measured joints of the switch (as the
@@ -80,6 +84,7 @@ def rollout_with_latency(
                 history[key].append(value)
         if pending is not None and pending[0] <= step:
             new = pending[1]
+            result.starved += timeline.action_at(t) is None
             old_action = _due(timeline, t)
             new_action = _due(new, t)
             result.action_gaps.append(np.abs(new_action - old_action))

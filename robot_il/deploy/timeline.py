@@ -90,7 +90,9 @@ class ChunkPlanner:
             return True
         if self.lock_step:
             return timeline.end <= grid_t + _EPS
-        return timeline.end <= grid_t + self.period + self.latency + self.margin
+        # within rounding: grid times are multiples of a period, and a latency estimate of
+        # whole periods lands on a chunk's end (0.25 == 0.05 * 5 is not in floats)
+        return timeline.end <= grid_t + self.period + self.latency + self.margin + _EPS
 
     def committed(
         self, timeline: ActionTimeline | None, grid_t: float, limit: int

@@ -110,3 +110,15 @@ def test_committed_actions_are_those_the_old_chunk_executes_until_the_new_one_ar
     assert planner.committed(None, 10.1, limit=4) is None  # the episode's first chunk
     lock_step = ChunkPlanner(PERIOD, initial_latency=0.12, lock_step=True)
     assert lock_step.committed(old, 10.1, limit=4) is None  # inference takes no robot time
+
+
+def test_a_latency_of_whole_periods_starts_the_chunk_on_the_grid_time_it_is_due() -> None:
+    """With a latency estimate of one period and no margin, a chunk of 4 observed at grid
+    step s needs the next one at step s + 2 (it arrives at s + 3, before the end at s + 4),
+    for every s: float rounding put some of those ends a hair past the grid time, and the
+    next chunk started a period late and arrived after the old one had run out."""
+    planner = ChunkPlanner(PERIOD, margin=0.0, initial_latency=PERIOD)
+    for s in range(200):
+        timeline = ActionTimeline(s * PERIOD, PERIOD, np.zeros((4, 1)))
+        assert not planner.needs_chunk(timeline, (s + 1) * PERIOD)
+        assert planner.needs_chunk(timeline, (s + 2) * PERIOD), f"step {s}"
