@@ -57,10 +57,14 @@ class Recovery:
     """Dashboard services and recovery for the bridge ``node``.
 
     The bridge reports what it sees with :meth:`protective_stop` and :meth:`program_stopped`.
-    ``release`` is called (from a service or the auto-unlock thread) once the controller reports
-    the stop released and the program running: the bridge releases the latches of both there,
-    under the lock its servo thread reads the controller's status under, and returns why the arm
-    still holds (another latch), or None.
+    ``release(forget)`` is called (from a service or the auto-unlock thread) once the controller
+    reports the stop released and the program running: the bridge releases the latches of both
+    there and calls ``forget`` (this record of them) under the lock its servo thread reads the
+    controller's status and latches and reports a stop under, and returns why the arm still
+    holds (another latch), or None. Forgotten before the release, a stop the servo thread read
+    just before would be recorded again (a second log line, a second auto-unlock); after it, a
+    program stopped again in between was recorded, then forgotten while latched, and no resume
+    could release it.
     """
 
     def __init__(
@@ -69,7 +73,7 @@ class Recovery:
         dashboard: Dashboard,
         control: RTDEControl,
         receive: RTDEReceive,
-        release: Callable[[], str | None],
+        release: Callable[[Callable[[], None]], str | None],
     ) -> None:
         self.node, self.dashboard, self.release = node, dashboard, release
         self.control, self.receive = control, receive
@@ -164,17 +168,18 @@ class Recovery:
                 f"still stopped: the controller did not report {pending} within "
                 f"{RESUME_TIMEOUT:g} s"
             )
-        still_held = self.release()
-        # Forgotten after the release: the servo thread, reading the old stop until then,
-        # finds it still recorded (no second log, no second auto-unlock).
-        with self._lock:
-            self._stopped_at, self._program_stopped = None, False
+        still_held = self.release(self._forget)
         done = "program restarted"
         if stopped_at is not None:
             done = f"protective stop unlocked, {done}"
         if still_held is not None:
             return True, f"{done}; the arm holds: {still_held}"
         return True, f"{done}; the arm restarts slowly"
+
+    def _forget(self) -> None:
+        """Forget the stops recovered from (under the bridge's lock: see the class)."""
+        with self._lock:
+            self._stopped_at, self._program_stopped = None, False
 
     def _await_controller(self) -> str | None:
         """Wait (at most ``RESUME_TIMEOUT`` s) until the controller reports no protective

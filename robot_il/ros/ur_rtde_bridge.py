@@ -54,6 +54,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped, WrenchStamped
@@ -400,23 +401,28 @@ class UrRtdeBridge(Node):
         self.get_logger().info("e-stop reset")
         return response
 
-    def _release_recovered(self) -> str | None:
+    def _release_recovered(self, forget: Callable[[], None]) -> str | None:
         """Recovery's release once the controller reports the arm ready: the latches of the
-        protective stop and the stopped program alone. Returns why the arm still holds (an
-        operator's e-stop, an emergency stop), or None."""
-        self._release(*RECOVERED)
+        protective stop and the stopped program alone, and recovery's record of them
+        (``forget``) in the same hold of the lock the servo thread latches and records a stop
+        under: a stop latched before is released with them, one latched after is recorded
+        anew. Returns why the arm still holds (an operator's e-stop, an emergency stop), or
+        None."""
+        self._release(*RECOVERED, then=forget)
         sources = self.safety.estop_sources
         if not sources:
             return None
         return f"e-stop latched by {', '.join(sorted(sources))} until {RESET_ESTOP_SERVICE}"
 
-    def _release(self, *sources: str) -> None:
-        """Release the e-stop of ``sources``; once none is latched, forget the old target
-        (the arm waits for a new command) and send the newest gripper command that came
-        during the stop."""
+    def _release(self, *sources: str, then: Callable[[], None] | None = None) -> None:
+        """Release the e-stop of ``sources`` (and call ``then`` under the same lock); once
+        none is latched, forget the old target (the arm waits for a new command) and send the
+        newest gripper command that came during the stop."""
         with self._lock:
             for source in sources:
                 self.safety.reset_estop(source)
+            if then is not None:
+                then()
             if not self.safety.estopped:
                 self._target, self._trajectory = None, None
                 if self._deferred_gripper is not None:
@@ -548,9 +554,9 @@ class UrRtdeBridge(Node):
         control program is not running, and the arm holds until recovery restarts it."""
         if self.receive.isProtectiveStopped() or self.receive.isEmergencyStopped():
             return
-        with self._lock:
+        with self._lock:  # latched and recorded as one, as recovery releases and forgets
             self.safety.estop(PROGRAM_STOPPED)
-        self.recovery.program_stopped()
+            self.recovery.program_stopped()
 
     def _publish_joint_state(self, q: np.ndarray, qd: list[float]) -> None:
         msg = self._joint_state_msg

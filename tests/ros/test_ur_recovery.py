@@ -278,3 +278,35 @@ def test_a_protective_stop_reported_after_the_unlock_does_not_latch_again(ros_co
         wait_for(lambda: cell.moving_since(resumed), 10, "the arm to move again")
     finally:
         cell.close()
+
+
+def test_a_program_stopped_during_a_resumes_release_can_be_recovered_from(ros_context) -> None:
+    """A control program that stopped again while ``recovery/resume`` was releasing the last
+    stop was latched by the servo thread and recorded, and the resume then forgot it with the
+    last one: the arm held, latched, and every later resume answered "no protective stop or
+    stopped program to recover from" (only ``safety/reset_estop`` got it out). The release and
+    the forgetting are now one step under the lock the servo thread latches stops under."""
+    cell = Cell(ros_context, unlock_delay=0.3, ramp_duration=0.2)
+    try:
+        wait_for(lambda: cell.moving_since(time.monotonic() - 0.3), 10, "the arm to move")
+        cell.arm.stop_program()
+        wait_for(lambda: cell.bridge.safety.estopped, 5, "the bridge to hold")
+        release = cell.bridge.recovery.release
+
+        def release_as_the_program_stops_again(forget) -> str | None:
+            held = release(forget)
+            cell.bridge.recovery.release = release  # once
+            cell.arm.stop_program()  # the next servoJ is refused and latched
+            wait_for(lambda: cell.bridge.safety.estopped, 5, "the second stop to latch")
+            return held
+
+        cell.bridge.recovery.release = release_as_the_program_stops_again
+        assert cell.call("recovery/resume").success
+        assert cell.bridge.safety.estop_sources == {"program_stopped"}
+        answer = cell.call("recovery/resume")
+        assert answer.success, answer.message
+        resumed = time.monotonic()
+        assert not cell.bridge.safety.estopped
+        wait_for(lambda: cell.moving_since(resumed), 10, "the arm to move again")
+    finally:
+        cell.close()
