@@ -47,7 +47,8 @@ keep ``gripper_clearance`` (m) instead, which a handover cell sets below zero (s
 when it begins, as is each run of IK failures of an eef_delta policy (kind ``ik_failure``); the
 log shows each kind's first event and then counts per kind per second, printed off the control
 thread. A control thread that fails logs a fatal error and shuts the node down (the robot holds
-its last command) rather than leaving a node that looks alive and sends nothing.
+its last command) rather than leaving a node that looks alive and sends nothing; an inference
+thread that fails does the same once the arms have braked to rest.
 
 Episodes: ``policy/reset`` (Trigger) starts a new one (fresh history, the policy reset in
 its worker, safe start, camera frames received before dropped; its first observation waits
@@ -371,8 +372,9 @@ class PolicyNode(Node):
         freeze_startup_objects()  # no 100 ms garbage-collector pauses in the control loop
         self._running = True
         self.fatal_error: Exception | None = None
-        """Set when the control thread failed and shut the node down (exit code 1)."""
-        self._inference = threading.Thread(target=self._inference_loop, daemon=True)
+        """Set when the control or inference thread failed and shut the node down (exit
+        code 1)."""
+        self._inference = threading.Thread(target=self._run_inference, daemon=True)
         self._control = threading.Thread(target=self._control_loop, daemon=True)
         self._inference.start()
         self._control.start()
@@ -644,13 +646,14 @@ class PolicyNode(Node):
                 return
             self._say_inpainting(worker)
             with self._state_lock:
-                if self._pending is not None:
-                    self._pending[1].close()
+                replaced = None if self._pending is None else self._pending[1]
                 if self._episode_running:
                     self._pending = (name, worker)
                 else:
                     self._swap(name, worker)
                     self._start_episode()
+            if replaced is not None:  # out of the lock: closing waits for its process to end
+                replaced.close()
             self.get_logger().info(f"{SWITCH_TOPIC}: loaded {name}")
 
         threading.Thread(target=load, daemon=True).start()
@@ -705,6 +708,25 @@ class PolicyNode(Node):
                 self.get_logger().warning(line)
 
     # -- inference (thread; the policy runs in the worker process) --------------------------
+
+    def _run_inference(self) -> None:
+        """The inference thread: :meth:`_inference_loop`, and when that fails, what a failed
+        control thread does (a fatal line, shutdown, exit code 1), once the control thread has
+        braked the arms to rest. A node whose inference thread had died looked alive: the arm
+        held as for late inference while ``policy/reset`` and ``policy/stop`` answered
+        success."""
+        try:
+            self._inference_loop()
+        except Exception as error:  # noqa: BLE001 (whatever it is, the node must not look alive)
+            if isinstance(error, RCLError) and not self.context.ok():
+                return  # shutting down (Ctrl-C reached rclpy first)
+            self.get_logger().fatal(
+                f"inference failed: {error!r}; braking the arms to rest and shutting down"
+            )
+            self.fatal_error = error
+            self._brake_to_rest()
+            self._running = False
+            self.context.try_shutdown()
 
     def _inference_loop(self) -> None:
         planner = ChunkPlanner(

@@ -581,3 +581,76 @@ def test_a_stop_braking_when_the_control_thread_ends_returns_at_once(
         finally:
             driver.close()
             client.close()
+
+
+def test_a_failing_inference_brakes_the_arm_and_shuts_the_node_down(
+    own_context, ros_context, tmp_path, capfd
+) -> None:
+    """An unforeseen error in the inference thread (one other than a checkpoint's) ended the
+    thread and nothing else: the arm held as for late inference while the node looked alive,
+    ``policy/reset`` and ``policy/stop`` answering success. The node now brakes the moving arm
+    to rest at the acceleration limit, logs a fatal line and shuts down (exit code 1)."""
+    acceleration = 10.0
+    with policy_node(own_context, tmp_path, steer=2.0) as node:
+        client = Client(ros_context)
+        driver = FollowingDriver(client)
+        commands = driver.commands
+
+        def fail(*args: object) -> None:
+            raise RuntimeError("injected inference failure")
+
+        try:
+            wait_for(lambda: abs(node._filters[0]._velocity[0]) > 0.8, 60, "the arm moving")
+            speed, failed = abs(node._filters[0]._velocity[0]), time.time()
+            from_command = commands[-1][1].data[0]
+            node.worker.predict = fail
+            wait_for(lambda: not own_context.ok(), 10, "the node's context to shut down")
+            assert isinstance(node.fatal_error, RuntimeError)  # run_node's exit code 1
+        finally:
+            driver.close()
+            client.close()
+    after = [r[1].data[0] for r in commands if r.sent > failed]
+    travel = abs(after[-1] - from_command)
+    assert travel >= 0.5 * speed**2 / (2 * acceleration), "it stopped faster than the limit"
+    assert abs(after[-1] - after[-2]) < 1e-6, "the last command still moved: not at rest"
+    err = capfd.readouterr().err
+    assert "inference failed: RuntimeError('injected inference failure')" in err
+
+
+class SlowClosingWorker:
+    """A loaded checkpoint's worker whose process takes ``seconds`` to end at ``close``."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.closed = threading.Event()
+
+    def close(self) -> None:
+        time.sleep(self.seconds)
+        self.closed.set()
+
+
+def test_a_second_switch_in_an_episode_closes_the_first_off_the_control_loop(
+    ros_context, tmp_path
+) -> None:
+    """A checkpoint loaded by ``policy/switch`` while another loaded one waited for the
+    episode's end closed that one holding the state lock, which every control tick takes: the
+    control loop stood still until the old worker's process had ended (up to 5 s)."""
+    from std_msgs.msg import String
+
+    other = constant_checkpoint(tmp_path / "other", np.append(HOME_JOINT_POS, 0.0))
+    with policy_node(ros_context, tmp_path) as node:
+        client = Client(ros_context)
+        driver = Driver(client)
+        try:
+            wait_for(lambda: node._episode_running, 60, "the episode's actions")
+            waiting = SlowClosingWorker(1.0)
+            with node._state_lock:
+                node._pending = ("waiting", waiting)
+            client.publisher(String, "policy/switch").publish(String(data=str(other)))
+            assert waiting.closed.wait(60), "the waiting checkpoint was not closed"
+            closed_at = time.monotonic()
+            ticks = [t for t in node.tick_times if closed_at - 1.0 <= t <= closed_at]
+            assert len(ticks) > 10 and np.max(np.diff(ticks)) < 0.5, "the control loop stood still"
+        finally:
+            driver.close()
+            client.close()
