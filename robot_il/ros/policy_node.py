@@ -781,7 +781,13 @@ class PolicyNode(Node):
             started = self._now()  # node time: a lock-step simulator waits meanwhile
             try:
                 actions = worker.predict(history, episode, seed, committed)  # a new one resets it
-            except CheckpointError as error:
+            except Exception as error:
+                with self._state_lock:
+                    swapped = worker is not self.worker
+                if swapped:  # closed by a switch while it answered: its chunk was moot
+                    continue
+                if not isinstance(error, CheckpointError):
+                    raise  # _run_inference: brake to rest and shut down
                 self.get_logger().error(f"inference failed: {error}")
                 continue
             planner.record_latency(self._now() - started)

@@ -218,3 +218,34 @@ def test_committed_actions_reach_a_policy_that_inpaints_and_no_other(tmp_path) -
         )
     finally:
         bc.close()
+
+
+def test_a_worker_closed_while_it_predicts_answers_or_says_it_is_gone(tmp_path) -> None:
+    """``policy/switch`` closes the old checkpoint's worker on a thread of its own while the
+    node's inference thread may be waiting on its answer. A request either gets its actions or
+    a ``CheckpointError`` (the process is gone), never another error from the pipe closed
+    under it, which killed the inference thread."""
+    info = untrained_bc(tmp_path)
+    history = {"joint_pos": np.zeros((2, 6), np.float32),
+               "target_pos": np.full((2, 3), 0.3, np.float32)}  # fmt: skip
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        worker = InferenceWorker(info)
+        failures: list[BaseException] = []
+
+        def predict_until_gone(worker: InferenceWorker = worker, failures=failures) -> None:
+            try:
+                while True:
+                    worker.predict(history)
+            except CheckpointError:
+                return
+            except BaseException as error:  # noqa: BLE001 (the test's point)
+                failures.append(error)
+
+        requests = threading.Thread(target=predict_until_gone)
+        requests.start()
+        time.sleep(rng.uniform(0.0, 0.01))
+        worker.close()
+        requests.join(timeout=10.0)
+        assert not requests.is_alive(), "a request still waits on a closed worker"
+        assert not failures, repr(failures)

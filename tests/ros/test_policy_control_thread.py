@@ -654,3 +654,34 @@ def test_a_second_switch_in_an_episode_closes_the_first_off_the_control_loop(
         finally:
             driver.close()
             client.close()
+
+
+def test_a_worker_failing_as_a_switch_closes_it_leaves_the_node_running(
+    own_context, ros_context, tmp_path
+) -> None:
+    """A checkpoint switched out while the inference thread waits on its answer may fail
+    that request in any way its closed pipe does: the node goes on with the new checkpoint
+    (a failure of the worker in use shuts it down)."""
+    from robot_il.deploy.worker import CheckpointInfo, InferenceWorker
+
+    other = constant_checkpoint(tmp_path / "other", np.append(HOME_JOINT_POS, 0.0))
+    with policy_node(own_context, tmp_path) as node:
+        client = Client(ros_context)
+        driver = Driver(client)
+        new_worker = InferenceWorker(CheckpointInfo.read(other))
+
+        def switched_out_and_failed(*args: object) -> None:
+            with node._state_lock:
+                node._swap(str(other), new_worker)
+            raise TypeError("'NoneType' object cannot be interpreted as an integer")
+
+        try:
+            wait_for(lambda: node._timeline is not None, 60, "the first episode's actions")
+            node.worker.predict = switched_out_and_failed
+            wait_for(lambda: node.checkpoint == str(other), 10, "the switch")
+            time.sleep(0.3)
+            assert own_context.ok() and node.fatal_error is None
+            assert node._inference.is_alive()
+        finally:
+            driver.close()
+            client.close()
