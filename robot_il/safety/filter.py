@@ -239,6 +239,11 @@ class SafetyFilter:
         self._max_step = [float(limits.max_step)] * limits.num_joints
         if limits.has_workspace:
             self._box = (limits.workspace_lower.tolist(), limits.workspace_upper.tolist())
+            self._inner_box = (
+                [lo + _WALL_MARGIN for lo in self._box[0]],
+                [hi - _WALL_MARGIN for hi in self._box[1]],
+            )
+            """The box shrunk by ``_WALL_MARGIN``: what the braking for its wall aims at."""
         self._estops: frozenset[str] = frozenset()
         """Sources of the latched e-stop; replaced, never changed in place (other threads
         latch and release while the control thread reads it)."""
@@ -673,9 +678,7 @@ class SafetyFilter:
         # Braking: no faster than what the acceleration limit can stop within the distance
         # left, then the acceleration limit itself.
         a_dt = [a * dt for a in self._accel]
-        stoppable = [
-            _stoppable_speed(abs(e), a, dt) for a, e in zip(self._accel, error, strict=True)
-        ]
+        stoppable = _stoppable_speeds([abs(e) for e in error], self._accel, dt)
         brake_scale = _uniform_scale(desired, stoppable)
         if self.limits.has_workspace:
             wall_scale = _uniform_scale(desired, self._stoppable_before_the_wall(desired, dt))
@@ -739,7 +742,7 @@ class SafetyFilter:
     def _stoppable_before_the_wall(self, desired: list[float], dt: float) -> list[float]:
         """Each joint's speed (rad/s) from which the arm could still stop, at the acceleration
         limit, before the tool point reaches the wall of the workspace box that moving at
-        ``desired`` (rad/s) heads it for: ``_stoppable_speed`` of ``e``, the joint's distance
+        ``desired`` (rad/s) heads it for: ``_stoppable_speeds`` of ``e``, the joint's distance
         left along ``desired`` until the tool point, going on along that straight line in
         joint space (the path a stop follows), meets the wall. The crossing is searched for
         along the tool point's own path, not along the straight line through its next step:
@@ -749,28 +752,22 @@ class SafetyFilter:
         take it along the line (a wall further on cannot bind). Unbounded for a tool point
         outside the box (which may only come back) and for one that does not move."""
         unbounded = [math.inf] * len(desired)
-        lower, upper = self._box
         here = self._point_of(self._reference)
-        if not any(desired) or not _box_distance(here, lower, upper) <= 0.0:  # outside, NaN
+        if not any(desired) or not _box_distance(here, *self._box) <= 0.0:  # outside, NaN
             return unbounded
         # The fraction of ``desired`` the next period can reach (each joint's speed changes by
         # at most a dt), and the steps of one period at ``desired`` a stop from it may take.
-        reach = min(
-            1.0,
-            *(
-                (abs(v) + a * dt) / abs(d)
-                for a, v, d in zip(self._accel, self._velocity, desired, strict=True)
-                if d
-            ),
-        )
-        horizon = 1.0 + reach * reach * max(
-            abs(d) / (2.0 * a * dt) for a, d in zip(self._accel, desired, strict=True)
-        )
-        inner = [lo + _WALL_MARGIN for lo in lower], [hi - _WALL_MARGIN for hi in upper]
+        reach, steps_to_stop = 1.0, 0.0
+        for a, v, d in zip(self._accel, self._velocity, desired, strict=True):
+            if d:
+                reach = min(reach, (abs(v) + a * dt) / abs(d))
+                steps_to_stop = max(steps_to_stop, abs(d) / (2.0 * a * dt))
+        horizon = 1.0 + reach * reach * steps_to_stop
+        inner, reference = self._inner_box, self._reference
 
         def outside_at(steps: float) -> float:
             point = self._tool_point(
-                [r + d * dt * steps for r, d in zip(self._reference, desired, strict=True)]
+                [r + d * dt * steps for r, d in zip(reference, desired, strict=True)]
             )
             return _outside_by(point, *inner)
 
@@ -778,10 +775,7 @@ class SafetyFilter:
         steps_to_wall = _first_crossing(outside_at, _outside_by(here, *inner), horizon, samples)
         if steps_to_wall is None:
             return unbounded
-        return [
-            _stoppable_speed(abs(d) * dt * steps_to_wall, a, dt)
-            for a, d in zip(self._accel, desired, strict=True)
-        ]
+        return _stoppable_speeds([abs(d) * dt * steps_to_wall for d in desired], self._accel, dt)
 
     def _workspace_violation(self, command: list[float], t: float) -> SafetyEvent | None:
         distance = self._box_distance_of(command)
@@ -843,17 +837,21 @@ def _tool_point_of(fk: ForwardKinematics) -> ToolPoint:
     return tool_point
 
 
-def _stoppable_speed(distance: float, acceleration: float, dt: float) -> float:
-    """The highest speed (rad/s) from which steps of one period ``dt`` (s), each slower than
-    the one before by at most ``acceleration * dt``, come to rest within ``distance`` (rad):
-    the discrete form of ``sqrt(2 a d)``, exact. From ``v`` with ``m`` whole slowings
-    (``m a dt <= v < (m + 1) a dt``) the steps cover ``dt (m + 1) (v - a dt m / 2)``. The
-    quadratic ``v (v + a dt) <= 2 a d`` it replaces let the last step, slower than ``a dt``,
-    pass the distance: braking for the workspace box's wall, that step left the box and was
-    stopped in one period."""
-    slowing_step = acceleration * dt * dt  # rad: what one slowing takes off a step
-    slowings = math.floor((math.sqrt(1.0 + 8.0 * distance / slowing_step) - 1.0) / 2.0)
-    return distance / (dt * (slowings + 1)) + 0.5 * acceleration * dt * slowings
+def _stoppable_speeds(distances: list[float], accelerations: list[float], dt: float) -> list[float]:
+    """Each joint's highest speed (rad/s) from which steps of one period ``dt`` (s), each
+    slower than the one before by at most its ``acceleration * dt``, come to rest within its
+    ``distance`` (rad, finite): the discrete form of ``sqrt(2 a d)``, exact. From ``v`` with
+    ``m`` whole slowings (``m a dt <= v < (m + 1) a dt``) the steps cover
+    ``dt (m + 1) (v - a dt m / 2)``; the most slowings that fit within ``d`` are the floor of
+    ``(sqrt(1 + 8 d / (a dt^2)) - 1) / 2``. The quadratic ``v (v + a dt) <= 2 a d`` it
+    replaces let the last step, slower than ``a dt``, pass the distance: braking for the
+    workspace box's wall, that step left the box and was stopped in one period."""
+    floor, sqrt = math.floor, math.sqrt
+    speeds = []
+    for distance, acceleration in zip(distances, accelerations, strict=True):
+        slowings = floor((sqrt(1.0 + 8.0 * distance / (acceleration * dt * dt)) - 1.0) * 0.5)
+        speeds.append(distance / (dt * (slowings + 1)) + 0.5 * acceleration * dt * slowings)
+    return speeds
 
 
 def _uniform_scale(vector: list[float], bound: list[float]) -> float:
