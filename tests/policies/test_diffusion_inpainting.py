@@ -132,7 +132,7 @@ def test_a_policy_that_cannot_inpaint_ignores_committed_actions(tmp_path) -> Non
     )
 
 
-@pytest.mark.parametrize("guidance, keeps_to_it", [(0.0, False), (5.0, True)])
+@pytest.mark.parametrize("guidance, keeps_to_it", [(0.0, False), (2.0, True)])
 def test_guided_inpainting_goes_on_in_the_motion_the_committed_actions_began(
     two_motions_policy, guidance, keeps_to_it
 ) -> None:
