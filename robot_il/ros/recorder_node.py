@@ -21,7 +21,8 @@ does, so a cell without one records with ``task_inputs:=false`` (the robot's key
 cameras).
 
 A step is recorded once every key has a value (each camera a frame within
-``camera_tolerance`` of the joint state); until then the recorder says, every
+``camera_tolerance`` of the joint state; a NaN, an inf or a value of another shape counts as
+none, as the dataset cannot hold it); until then the recorder says, every
 :data:`WAIT_WARNING_S` s, which keys it waits for and where they come from. A key that stops
 mid-episode (a stalled camera) leaves the episode without steps meanwhile: said while it
 lasts, so that the operator can discard the episode, and in the commit's message.
@@ -570,6 +571,11 @@ class RecorderNode(Node):
                 return
             if self._last_stamp is not None and stamp <= self._last_stamp:
                 return  # nothing new since the last step (a camera slower than record_hz)
+            unfit = self._unfit(frame)
+            if unfit:  # appending it would raise, and end the spin with the episode under way
+                why = "; ".join(f"{key} {reason}" for key, reason in sorted(unfit.items()))
+                self._skip(sorted(unfit), False, stamp, f" ({why})")
+                return
             self._reset_mark = None  # the new scene's, every key: it is recorded from here on
             frame["action"] = self._action(values)
             if self._t0 is None:
@@ -584,11 +590,13 @@ class RecorderNode(Node):
                 episode, self._episode = self._episode, None
                 self.get_logger().error(str(self._write_failed(episode, error)))
 
-    def _skip(self, waiting: list[str], stale: bool, stamp: float | None) -> None:
+    def _skip(
+        self, waiting: list[str], stale: bool, stamp: float | None, why: str | None = None
+    ) -> None:
         """Count a sample of ``stamp`` (s) that could not be recorded for want of ``waiting``
-        (``stale``: the keys hold the old scene's values), and warn once no step has been
-        recorded for a second, then every ``WAIT_WARNING_S`` s while it lasts (call with the
-        lock held)."""
+        (``stale``: the keys hold the old scene's values; ``why``: the warning's reason, by
+        default :meth:`_hint`'s), and warn once no step has been recorded for a second, then
+        every ``WAIT_WARNING_S`` s while it lasts (call with the lock held)."""
         self._skipped += 1
         self._gap_keys = sorted({*self._gap_keys, *waiting})
         if self._skipped < self.record_hz:
@@ -599,9 +607,23 @@ class RecorderNode(Node):
             after += (f"; the episode under way has no step for {waited:.1f} s: discard it "
                       "if the arm moves meanwhile")  # fmt: skip
         self.get_logger().warning(
-            f"waiting for observation keys {waiting}{after}{self._hint(waiting, stamp)}",
+            f"waiting for observation keys {waiting}{after}"
+            f"{self._hint(waiting, stamp) if why is None else why}",
             throttle_duration_sec=WAIT_WARNING_S,
         )
+
+    def _unfit(self, frame: dict[str, np.ndarray]) -> dict[str, str]:
+        """The observation keys of ``frame`` whose value a dataset cannot hold, and why: a
+        NaN or inf (a perception node that lost the object) or another shape than the key's
+        (a task input of another length)."""
+        unfit = {}
+        for key, shape in self.keys.items():
+            value = frame[key]
+            if value.shape != tuple(shape):
+                unfit[key] = f"has shape {value.shape}, not {tuple(shape)}"
+            elif value.dtype.kind == "f" and not np.isfinite(value).all():
+                unfit[key] = "holds NaN or inf"
+        return unfit
 
     def _note_gap(self, stamp: float) -> None:
         """Keep the episode's longest gap between recorded steps ending at ``stamp`` (s)."""

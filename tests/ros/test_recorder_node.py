@@ -437,3 +437,40 @@ def test_a_camera_frame_that_cannot_be_paired_is_said_for_its_cause(ros_context,
                 RecordingError, match=rf"\(the newest frame of rgb_front is {said}\)$"
             ):
                 node.start_observed()
+
+
+def test_a_value_the_dataset_cannot_hold_leaves_a_gap_not_a_dead_recorder(
+    ros_context, tmp_path
+) -> None:
+    """A perception node that lost the object published a NaN target: the step's append
+    raised a DatasetError out of the sampling timer, which ended the node's spin; the episode
+    under way was discarded at shutdown and nothing more was recorded (recorder/stop went
+    unanswered). Such a step is skipped as one waiting for that key, and the commit names the
+    gap."""
+    from std_srvs.srv import Trigger
+
+    from robot_il.dataset import Dataset
+
+    path = tmp_path / "demo.zarr"
+    client = Client(ros_context)
+    simulator = Simulator(client)
+    try:
+        with recorder(ros_context, path) as node:
+            wait_for(lambda: recorded_steps(node) >= 3, 10, "steps of the episode")
+            q, target, solved = simulator.scenes[0]
+            simulator.scenes[0] = (q, [float("nan"), *target[1:]], solved)
+            wait_for(lambda: node._skipped >= 8, 10, "samples skipped for the NaN target")
+            simulator.scenes[0] = (q, target, solved)
+            steps = recorded_steps(node)
+            wait_for(lambda: recorded_steps(node) >= steps + 3, 10, "steps after the NaN")
+            answer = client.call(Trigger, "recorder/stop")
+    finally:
+        simulator.close()
+        client.close()
+    assert answer.success, answer
+    assert re.fullmatch(r"episode 0 committed \(\d+ steps\), with a gap: no step for \d+\.\d+ s "
+                        r"from t=\d+\.\d+ s, waiting for \['target_pos'\]; .*",
+                        answer.message), answer.message  # fmt: skip
+    episode = Dataset.open(path).episode(0)
+    assert np.isfinite(episode["target_pos"]).all()
+    np.testing.assert_allclose(episode["target_pos"][-1], target, atol=1e-6)
