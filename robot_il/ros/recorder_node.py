@@ -338,16 +338,21 @@ class RecorderNode(Node):
     # -- topics --------------------------------------------------------------------------
 
     def _on_command(self, arms: tuple[int, ...], msg: Float64MultiArray, info: dict) -> None:
-        if info["source_timestamp"] < self._since_ns:
-            return  # the old scene's, sent before the simulator's reset
         values = np.array(msg.data, dtype=np.float64)
-        if values.shape == (6 * len(arms),) and np.all(np.isfinite(values)):
+        if values.shape != (6 * len(arms),) or not np.all(np.isfinite(values)):
+            return
+        # Checked and stored in one hold of the lock: the end of a simulator's reset (another
+        # callback group) moves the cut-off and empties the commands between the two.
+        with self._lock:
+            if info["source_timestamp"] < self._since_ns:
+                return  # the old scene's, sent before the simulator's reset
             for i, a in enumerate(arms):
                 self._joint_commands[a] = values[6 * i : 6 * i + 6]
 
     def _on_gripper(self, index: int, msg: Float64, info: dict) -> None:
-        if info["source_timestamp"] >= self._since_ns and np.isfinite(msg.data):
-            self._grippers[index] = min(max(float(msg.data), 0.0), 1.0)
+        with self._lock:  # as _on_command
+            if info["source_timestamp"] >= self._since_ns and np.isfinite(msg.data):
+                self._grippers[index] = min(max(float(msg.data), 0.0), 1.0)
 
     def _on_success(self, msg: Bool, info: dict) -> None:
         with self._lock:

@@ -4,6 +4,7 @@ simulator: joint states, ``task/target`` and ``task/success`` of a scene, and ``
 from __future__ import annotations
 
 import re
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -474,3 +475,90 @@ def test_a_value_the_dataset_cannot_hold_leaves_a_gap_not_a_dead_recorder(
     episode = Dataset.open(path).episode(0)
     assert np.isfinite(episode["target_pos"]).all()
     np.testing.assert_allclose(episode["target_pos"][-1], target, atol=1e-6)
+
+
+class OwnedLock:
+    """A lock that knows which thread holds it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.owner: int | None = None
+
+    def __enter__(self) -> OwnedLock:
+        self._lock.acquire()
+        self.owner = threading.get_ident()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.owner = None
+        self._lock.release()
+
+
+def hold_command_check_across_reset(node, timeout: float = 10.0) -> threading.Event:
+    """Make the recorder's first joint-command callback during a simulator reset read the
+    command cut-off (``_since_ns``) and then wait (up to ``timeout`` s) until the reset's end
+    has begun the next episode (its new list of commands in place) before going on: a command
+    of the old scene whose check came just before the reset's end. A callback that reads the
+    cut-off under the node's lock, which the reset's end takes, is not held (nothing can come
+    between its check and its store). The event is set once a callback was held."""
+    from robot_il.ros.recorder_node import RecorderNode
+
+    held = threading.Event()
+    node._lock = OwnedLock()
+
+    class HeldCheck(RecorderNode):
+        @property
+        def _since_ns(self) -> int:
+            since = self.__dict__["_since_ns"]
+            caller = sys._getframe(1).f_code.co_name
+            if caller == "_on_command" and not held.is_set() and self._reset_future is not None:
+                held.set()
+                if self._lock.owner == threading.get_ident():
+                    return since
+                commands = self.__dict__["_joint_commands"]
+                deadline = time.monotonic() + timeout
+                while self.__dict__["_joint_commands"] is commands and time.monotonic() < deadline:
+                    time.sleep(0.001)
+            return since
+
+        @_since_ns.setter
+        def _since_ns(self, value: int) -> None:
+            self.__dict__["_since_ns"] = value
+
+    node.__class__ = HeldCheck
+    return held
+
+
+def test_an_old_scene_command_checked_before_the_reset_ends_is_not_the_next_action(
+    ros_context, tmp_path
+) -> None:
+    """A command callback checks the command's time against the reset's end (``_since_ns``)
+    and then stores it; the reset's end runs in another callback group, and it set the new
+    cut-off and emptied the commands between the two: the old scene's command landed in the
+    new episode, whose every step then took it as the action (the arm should hold, as no
+    command of the new scene had come)."""
+    from std_msgs.msg import String
+
+    from robot_il.dataset import Dataset
+
+    path = tmp_path / "demo.zarr"
+    client = Client(ros_context)
+    simulator = Simulator(client)
+    try:
+        with recorder(ros_context, path) as node:
+            wait_for(node.sim_reset.service_is_ready, 10, "the recorder to see sim/reset")
+            wait_for(lambda: recorded_steps(node) >= 3, 10, "steps of the first episode")
+            held = hold_command_check_across_reset(node)
+            client.publisher(String, "teleop/episode_event").publish(String(data="next"))
+            wait_for(held.is_set, 10, "a command checked during the reset")
+            wait_for(
+                lambda: simulator.scene == 1 and recorded_steps(node) >= 3, 10, "the next episode"
+            )
+            assert node.stop().startswith("episode 1 committed")
+    finally:
+        simulator.close()
+        client.close()
+    new_q = simulator.scenes[1][0]
+    actions = Dataset.open(path).episode(1)["action"]
+    np.testing.assert_allclose(actions, np.tile(np.append(new_q, 0.0), (len(actions), 1)),
+                               atol=1e-6, err_msg="the old scene's command")  # fmt: skip
