@@ -138,10 +138,11 @@ class FeedbackWebNode(Node):
         """Publish ``message`` (the ``what``) closing ``episode`` and remember it closed here
         (``how``: "rated", "stopped by an intervention"), so further feedback the person gives
         it is refused rather than sent for the next episode; ``FeedbackError`` if it is not the
-        open episode or was closed from here already."""
-        open_episode = self.status()["episode"]
+        open episode or was closed from here already. The open episode is read after the wait
+        for a listener (up to 5 s), in which another's feedback may close it."""
         self.wait_for_listener(publisher, what)
         with self._lock:
+            open_episode = (self._statistics.get("pending") or {}).get("episode")
             if self._closed is not None and self._closed[0] == episode:
                 raise FeedbackError(f"episode {episode} was already {self._closed[1]}")
             if episode != open_episode:

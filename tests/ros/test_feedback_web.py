@@ -302,3 +302,59 @@ def test_a_button_no_node_listens_to_is_refused_not_lost(ros_env):
         assert post(url + "api/intervene", {"episode": 0}) == (400, {"error": unheard})
     finally:
         stop(web)
+
+
+def test_a_rating_waiting_for_the_selector_is_refused_if_its_episode_closed_meanwhile(
+    ros_context,
+):
+    """A rating waits (up to 5 s) for the selector to subscribe; the page checked that its
+    episode was open before that wait, not after: an episode closed meanwhile (the judge's
+    rating, an intervention) had its rating sent all the same, which the selector ignored,
+    while the page told the person it was given."""
+    from std_msgs.msg import String
+
+    from robot_il.errors import FeedbackError
+    from robot_il.ros.feedback_web import FeedbackWebNode
+    from robot_il.ros.selector_node import FEEDBACK_QOS, LATCHED
+    from robot_il.select.topics import RATING_TOPIC, STATISTICS_TOPIC
+
+    web = FeedbackWebNode(context=ros_context)
+    client = Client(ros_context)
+    try:
+        with spinning(web, ros_context):
+            statistics = client.node.create_publisher(String, STATISTICS_TOPIC, LATCHED)
+
+            def announce(episode: int) -> None:
+                pending = {"episode": episode, "arm": 0, "candidate": "a"}
+                statistics.publish(String(data=json.dumps({"pending": pending})))
+                wait_for(lambda: web.status()["episode"] == episode, 20, f"episode {episode}")
+
+            announce(3)
+            answer: queue.Queue = queue.Queue()
+
+            def rate() -> None:
+                try:
+                    web.rate(3, 0.5)
+                    answer.put("sent")
+                except FeedbackError as error:
+                    answer.put(str(error))
+
+            waiting = threading.Event()
+            wait_for_listener = web.wait_for_listener
+
+            def entered(*args: object) -> None:
+                waiting.set()
+                wait_for_listener(*args)
+
+            web.wait_for_listener = entered
+            rating = threading.Thread(target=rate)
+            rating.start()
+            assert waiting.wait(timeout=20)  # no node subscribes to the ratings yet
+            announce(4)  # episode 3 closed elsewhere meanwhile
+            received = []
+            client.node.create_subscription(String, RATING_TOPIC, received.append, FEEDBACK_QOS)
+            rating.join(timeout=30)
+            assert answer.get(timeout=1) == "episode 3 is not open (episode 4 is): not rated"
+            assert not received
+    finally:
+        client.close()
