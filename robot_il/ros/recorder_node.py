@@ -322,18 +322,26 @@ class RecorderNode(Node):
 
     def _refuse_other_keys(self, path: str) -> None:
         """``ConfigError`` unless the steps of the dataset being appended to (if any) have
-        the keys this recorder writes: a step with other keys fails at its first append."""
-        held = set(self.writer.keys)
+        the keys this recorder writes, of its shapes: a step with other keys or shapes (frames
+        of another size) fails at its first append."""
+        held = self.writer.keys
         stamps = {STAMP_PREFIX + key for key in self.keys if is_camera_key(key)}
         written = {*self.keys, *stamps, "action", "timestamp"}
-        if held and held != written:
-            differ = {"adding": written - held, "dropping": held - written}
+        if held and set(held) != written:
+            differ = {"adding": written - set(held), "dropping": set(held) - written}
             changes = [f"{change} {sorted(keys)}" for change, keys in differ.items() if keys]
             raise ConfigError(
                 f"recorder: appending to {path} would change its keys ({', '.join(changes)}); "
                 "record with its cameras, robot_state and gripper, or into another dataset "
                 "(one dataset has one set of keys)"
             )
+        for key, shape in self.keys.items():  # one shape per key: a step of another fails
+            if key in held and held[key].shape != tuple(shape):
+                raise ConfigError(
+                    f"recorder: appending to {path} would change the shape of {key} from "
+                    f"{held[key].shape} to {tuple(shape)}; record with its image_size, or into "
+                    "another dataset"
+                )
 
     # -- topics --------------------------------------------------------------------------
 

@@ -562,3 +562,31 @@ def test_an_old_scene_command_checked_before_the_reset_ends_is_not_the_next_acti
     actions = Dataset.open(path).episode(1)["action"]
     np.testing.assert_allclose(actions, np.tile(np.append(new_q, 0.0), (len(actions), 1)),
                                atol=1e-6, err_msg="the old scene's command")  # fmt: skip
+
+
+def test_appending_frames_of_another_size_is_refused_before_recording(
+    ros_context, tmp_path
+) -> None:
+    """A recorder appending to a dataset of 8x8 frames with ``image_size:=[6, 6]`` started,
+    and its first step's append raised a DatasetError out of the sampling timer: the node's
+    spin ended, the episode was lost. It is refused as it starts, as other keys are."""
+    path = tmp_path / "cell.zarr"
+    client = Client(ros_context)
+    simulator = Simulator(client)
+    camera = Camera(client)
+    cell = {"cameras": "front", "image_codec": "blosc"}
+    try:
+        with recorder(ros_context, path, **cell, image_size=[8, 8]) as node:
+            wait_for(lambda: recorded_steps(node) >= 3, 10, "steps of 8x8 frames")
+            assert node.stop().startswith("episode 0 committed")
+        refused = (r"appending to .*cell.zarr would change the shape of rgb_front from "
+                   r"\(8, 8, 3\) to \(6, 6, 3\)")  # fmt: skip
+        with (
+            pytest.raises(ConfigError, match=refused),
+            recorder(ros_context, path, **cell, image_size=[6, 6]) as node,
+        ):
+            wait_for(lambda: recorded_steps(node) >= 3, 10, "steps of 6x6 frames")
+    finally:
+        camera.close()
+        simulator.close()
+        client.close()
