@@ -195,7 +195,8 @@ class SelectorNode(Node):
 
     def on_first_episode(self) -> None:
         self._first.cancel()
-        self.start_episode()
+        with self._lock:  # a resumed pending episode's rating may start one meanwhile
+            self.start_episode()
 
     def on_rating(self, msg: String) -> None:
         try:
@@ -278,7 +279,8 @@ class SelectorNode(Node):
         return bool(self.episodes) and len(self.selector.log) >= self.episodes
 
     def start_episode(self) -> None:
-        """Open the next episode (or re-announce the open one) and publish it."""
+        """Open the next episode (or re-announce the open one) and publish it (call with the
+        lock held: the executor and the fine-tuning thread both start episodes)."""
         finished = self._finished()
         if not finished:
             choice = self.selector.pending or self.selector.choose()

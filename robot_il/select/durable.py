@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write ``data`` as JSON to ``path``: temp file in the same directory, fsync, atomic
-    rename over ``path``, then fsync the directory so the rename itself survives a crash."""
+    rename over ``path``, then fsync the directory so the rename itself survives a crash.
+    Each writer (process and thread) has a temp file of its own: through one shared name a
+    writer renamed another's half-written file into place, or found its own renamed away."""
     path = Path(path)
-    temp = path.with_name(f".{path.name}.tmp")
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     payload = json.dumps(data, indent=1, sort_keys=True).encode()
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
