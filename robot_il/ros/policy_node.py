@@ -303,6 +303,9 @@ class PolicyNode(Node):
         self._blend = ActionBlend()
         self._due: tuple[ActionTimeline, float] | None = None
         """The timeline and time of the action in force (a change starts a new glide)."""
+        self._due_from: np.ndarray | None = None
+        """Measured joints (rad) where the period of the action in force began: an eef_delta
+        action moves the TCP from there, also when a new chunk replaces it mid-period."""
         self._history: deque[dict[str, np.ndarray]] = deque()
         self._observed_grid = -math.inf
         """Policy grid time (s) of the newest observation in the history."""
@@ -1005,7 +1008,9 @@ class PolicyNode(Node):
 
     def _due_target(self, now: float, q_measured: np.ndarray) -> tuple[np.ndarray, float] | None:
         """The joint-mode action for ``now`` and the time it belongs to, or None before the
-        first. An eef_delta action is converted when it becomes due, at ``q_measured`` (rad).
+        first. An eef_delta action is converted when it becomes due, at ``q_measured`` (rad);
+        one that replaces it within its period (a new chunk) at the same joints, where the
+        period began, as the env applies a step's delta from the pose at its start.
 
         With ``interpolate``, joint targets glide to each action across its period
         (:class:`robot_il.deploy.ActionBlend`), also when a new chunk replaces the action of
@@ -1027,8 +1032,11 @@ class PolicyNode(Node):
         action, t_action = due
         # A new period, or a new chunk arrived (timelines compare by identity).
         if self._due is None or self._due[0] is not timeline or self._due[1] != t_action:
+            # (the same period in two chunks may differ by a rounding: 3 * 0.05 != 0.15)
+            if self._due is None or abs(self._due[1] - t_action) > 0.5 * timeline.period:
+                self._due_from = q_measured
             if self.action_mode == "eef_delta":
-                action = self._joint_action(action, q_measured, now)
+                action = self._joint_action(action, self._due_from, now)
             self._blend.set(action, now, t_action + timeline.period)
             self._due = (timeline, t_action)
         if not self.interpolate:

@@ -685,3 +685,47 @@ def test_a_worker_failing_as_a_switch_closes_it_leaves_the_node_running(
         finally:
             driver.close()
             client.close()
+
+
+def test_a_chunk_arriving_within_a_period_converts_its_tcp_delta_where_the_period_began(
+    ros_context, tmp_path
+) -> None:
+    """An eef_delta action moves the TCP from where the arm was when its period began (as the
+    env applies it at the step's start). A new chunk arriving 30 ms into a 50 ms period had
+    that period's delta converted again at the arm's pose of that moment, 60% of the way along
+    the glide: the target overshot by 60% of a step at every chunk switch in real time. The
+    same plan, arriving late, now leaves every target as it was. The real node's
+    ``_due_target``, driven tick by tick with the arm on its targets."""
+    from rclpy.parameter import Parameter
+
+    from robot_il.deploy import ActionTimeline
+    from robot_il.ros.policy_node import PolicyNode
+
+    period, tick = 0.05, 0.002  # policy period (s), control period (s)
+    step = np.array([0.01, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])  # 1 cm along x per period
+    checkpoint = constant_checkpoint(tmp_path / "push_x", step, action_mode="eef_delta")
+    parameters = [Parameter("checkpoint", value=str(checkpoint))]
+
+    def chunk(t_obs: float) -> ActionTimeline:
+        return ActionTimeline(t_obs, period, np.tile(step, (8, 1)))
+
+    def targets(handover: float) -> np.ndarray:
+        first, second = chunk(0.0), chunk(0.15)
+        q, joints = HOME_JOINT_POS.copy(), []
+        with node._state_lock:
+            node._start_episode()
+            for k in range(150):
+                now = k * tick
+                node._timeline = first if now < handover - 1e-9 else second
+                target = node._due_target(now, q)[0][:6]
+                joints.append(target)
+                q = target  # the arm on its target
+            node._start_episode()
+        return np.array(joints)
+
+    node = PolicyNode(context=ros_context, parameter_overrides=parameters)
+    with spinning(node, ros_context):
+        assert node.action_mode == "eef_delta"
+        one_chunk = targets(handover=1.0)  # the first chunk alone (8 periods)
+        switched = targets(handover=0.18)  # the second, observed at 0.15, comes 30 ms later
+    np.testing.assert_allclose(switched, one_chunk, atol=1e-9)
