@@ -389,6 +389,11 @@ class DatasetWriter:
         self._episode_ends.append(end)
         return episode
 
+    def check_meta(self, meta: dict[str, Any]) -> None:
+        """Raise the DatasetError committing the next episode with ``meta`` would raise,
+        writing nothing: a recorder asks before it records an episode it could not commit."""
+        self._check_meta(self.num_episodes, meta)
+
     def _check_meta(self, episode: int, meta: dict[str, Any]) -> None:
         """Refuse, before anything of the episode is written, a meta name or value the
         dataset cannot hold: each meta array keeps the type of its first value, except that

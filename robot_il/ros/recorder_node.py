@@ -94,7 +94,7 @@ from std_msgs.msg import Bool, Float64, Float64MultiArray, String
 from std_srvs.srv import Trigger
 
 from robot_il.dataset.validate import GAP_PERIODS
-from robot_il.errors import ConfigError, RecordingError, RobotILError
+from robot_il.errors import ConfigError, DatasetError, RecordingError, RobotILError
 from robot_il.record.control import EpisodeEvent, parse_event
 from robot_il.ros.node_main import declare_float, declare_task
 from robot_il.ros.observation import (
@@ -250,6 +250,12 @@ class RecorderNode(Node):
             raise RecordingError(f"recorder: cannot write {path}: {error.strerror}") from error
         if append:
             self._refuse_other_keys(path)
+            try:  # the meta every commit writes (a bool success, a str task)
+                self.writer.check_meta({"task": task, "success": False})
+            except DatasetError as error:
+                raise ConfigError(
+                    f"recorder: appending to {path}: {error}; record into another dataset"
+                ) from None
         self._episodes_before = self.writer.num_episodes
         """The dataset's episodes when the node started (its summary at shutdown)."""
         self.task = task

@@ -590,3 +590,32 @@ def test_appending_frames_of_another_size_is_refused_before_recording(
         camera.close()
         simulator.close()
         client.close()
+
+
+def test_appending_to_a_dataset_whose_meta_cannot_take_the_recorders_is_refused_at_start(
+    ros_context, tmp_path
+) -> None:
+    """A dataset whose ``success`` meta another tool stored as a float could not take the
+    recorder's bool at the first commit: the episode was recorded, then the commit raised and
+    left it in flight, and every later ``recorder/start`` failed. It is refused as the node
+    starts, before anything is recorded."""
+    import zarr
+
+    path = tmp_path / "cell.zarr"
+    client = Client(ros_context)
+    simulator = Simulator(client)
+    try:
+        with recorder(ros_context, path) as node:
+            wait_for(lambda: recorded_steps(node) >= 3, 10, "steps")
+            assert node.stop().startswith("episode 0 committed")
+        meta = zarr.open_group(path / "meta", mode="r+")
+        del meta["success"]
+        meta.create_array("success", data=np.array([0.5]))  # as another tool scored it
+        with (
+            pytest.raises(ConfigError, match=r"meta 'success' = False does not fit its float64"),
+            recorder(ros_context, path) as node,
+        ):
+            wait_for(lambda: recorded_steps(node) >= 3, 10, "steps")
+    finally:
+        simulator.close()
+        client.close()
