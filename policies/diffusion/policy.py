@@ -81,7 +81,8 @@ class DiffusionConfig(PolicyConfig):
     ema_max_decay: float = 0.9999
     """largest EMA decay"""
     inpaint_guidance: float = 2.0
-    """acting with committed actions: guidance weight toward them (0: replacement alone)"""
+    """acting with committed actions: guidance weight toward them (0: replacement alone, as
+    with prediction_type epsilon, whose prediction is not the actions the guidance pulls)"""
 
     def validate(self) -> None:
         super().validate()
@@ -211,11 +212,17 @@ class DiffusionPolicy(Policy):
         sample = torch.randn((batch, self.config.horizon, self.action_dim), device=cond.device)
         if inpaint is not None:
             sample = self._hold_known(sample, *inpaint, int(timesteps[0]))
+        # The guidance pulls a clean-action prediction: an epsilon-predicting U-Net's is noise.
+        guided = (
+            inpaint is not None
+            and self.config.inpaint_guidance > 0
+            and self.config.prediction_type == "sample"
+        )
         denoise = self._denoiser(sample, tuple(film[:batch] for film in films))
         for index, step in enumerate(timesteps.tolist()):
             rows = slice(index * batch, (index + 1) * batch)
             step_films = tuple(film[rows] for film in films)
-            if inpaint is not None and self.config.inpaint_guidance > 0:
+            if guided:
                 prediction = self._guided_prediction(sample, step_films, *inpaint)
             else:
                 prediction = denoise(sample, *step_films)

@@ -5,6 +5,7 @@ began, where a free sample, and one inpainted by replacement alone, takes either
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -157,3 +158,27 @@ def test_guided_inpainting_goes_on_in_the_motion_the_committed_actions_began(
     assert (inpainted < 0.2 * free) == keeps_to_it, (
         f"inpainted {inpainted:.3f} vs free {free:.3f} rad"
     )
+
+
+def test_an_epsilon_predicting_policy_inpaints_by_replacement_alone(tmp_path) -> None:
+    """The guidance pulls the U-Net's clean-action prediction toward the committed actions;
+    an epsilon-predicting U-Net predicts noise, and pulling that toward actions threw its
+    samples off. Such a policy inpaints by replacement alone, whatever inpaint_guidance says."""
+    path = untrained_reach_checkpoint("diffusion", tmp_path, horizon=8, n_action_steps=6,
+                                      down_dims=(8, 16), prediction_type="epsilon")  # fmt: skip
+    policy = load_policy(path)
+    assert policy.config.inpaint_guidance > 0
+    assert policy.ema is None  # (untrained: the raw weights act)
+    with torch_seeded(0), torch.no_grad():  # weights whose prediction depends on the sample
+        for weights in policy.parameters():
+            weights.normal_(0.0, 0.2)
+    history = {"joint_pos": np.full((2, 6), 0.2, np.float32),
+               "target_pos": np.full((2, 3), 0.1, np.float32)}  # fmt: skip
+    committed = np.linspace(-1.0, 1.0, 14, dtype=np.float32).reshape(2, 7)
+    with torch_seeded(3):
+        guided = policy.predict_actions(history, committed)
+    policy.config = dataclasses.replace(policy.config, inpaint_guidance=0.0)
+    with torch_seeded(3):
+        replaced = policy.predict_actions(history, committed)
+    np.testing.assert_array_equal(guided, replaced)
+    np.testing.assert_array_equal(guided[:2], committed)
