@@ -95,8 +95,7 @@ import numpy as np
 from rclpy._rclpy_pybind11 import RCLError
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.context import Context
-from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
-from rclpy.node import Node
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile
 from std_msgs.msg import Bool, Float64, Float64MultiArray, String
@@ -121,6 +120,7 @@ from robot_il.ros.observation import (
     is_camera_key,
     policy_image_size,
 )
+from robot_il.ros.quiet_node import QuietNode
 from robot_il.ros.ur_rtde_bridge import GRIPPERS
 from robot_il.ros.ur_topics import (
     ESTOP_TOPIC,
@@ -157,7 +157,7 @@ DMP_LAUNCH_FILES = (
 """What to launch for a (two-arm) DMP or DMP + RL checkpoint."""
 
 
-class PolicyNode(Node):
+class PolicyNode(QuietNode):
     """Deploys one policy at a time; see the module docstring for topics and parameters."""
 
     def __init__(
@@ -390,25 +390,6 @@ class PolicyNode(Node):
         )
 
     # -- set-up --------------------------------------------------------------------------
-
-    def create_publisher(self, *args, **kwargs):
-        """A publisher without rclpy's default QoS event handlers (see
-        :meth:`create_subscription`)."""
-        kwargs.setdefault("event_callbacks", PublisherEventCallbacks(use_default_callbacks=False))
-        return super().create_publisher(*args, **kwargs)
-
-    def create_subscription(self, *args, **kwargs):
-        """A subscription without rclpy's default QoS event handlers (they log incompatible
-        QoS; the peer logs it too) unless ``event_callbacks`` are given (the e-stop's). Each
-        is a waitable that the executor's thread adds to its wait set on every wake-up, in
-        Python, and it wakes for every joint state (500 Hz):
-        without them that thread took 15% of a core instead of 28-30% (BC at 500 Hz,
-        ``benchmarks/deploy_latency.py``), time the control thread may wait for the
-        interpreter lock."""
-        kwargs.setdefault(
-            "event_callbacks", SubscriptionEventCallbacks(use_default_callbacks=False)
-        )
-        return super().create_subscription(*args, **kwargs)
 
     def _resolve(self, name: str) -> Path:
         from robot_il.ros.selector_node import candidate_path

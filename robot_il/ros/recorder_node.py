@@ -86,7 +86,6 @@ from pathlib import Path
 import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.context import Context
-from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile
 from rclpy.task import Future
@@ -104,6 +103,7 @@ from robot_il.ros.observation import (
     is_camera_key,
     policy_image_size,
 )
+from robot_il.ros.quiet_node import QuietNode
 from robot_il.ros.selector_node import LATCHED, candidate_path
 from robot_il.ros.ur_rtde_bridge import GRIPPERS
 from robot_il.ros.ur_topics import (
@@ -122,7 +122,7 @@ WAIT_WARNING_S = 5.0
 """s between two warnings that no step could be recorded (first after one second)."""
 
 
-class RecorderNode(Node):
+class RecorderNode(QuietNode):
     """Records episodes; see the module docstring for topics, services and parameters."""
 
     def __init__(

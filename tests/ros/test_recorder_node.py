@@ -619,3 +619,20 @@ def test_appending_to_a_dataset_whose_meta_cannot_take_the_recorders_is_refused_
     finally:
         simulator.close()
         client.close()
+
+
+def test_the_recorders_topics_carry_no_qos_event_handlers(ros_context, tmp_path) -> None:
+    """With rclpy's default QoS event handlers on its subscriptions the recorder's executor
+    thread spun at a full core under 600 messages a second and held the interpreter lock so
+    long that the recorder went 0.4-1.0 s without a joint state (``robot_il.ros.quiet_node``:
+    measured in this file's stalled-camera test, which then failed one run in two)."""
+    client = Client(ros_context)
+    simulator = Simulator(client)
+    try:
+        with recorder(ros_context, tmp_path / "cell.zarr") as node:
+            assert node.subscriptions and node.publishers
+            assert all(not sub.event_handlers for sub in node.subscriptions)
+            assert all(not pub.event_handlers for pub in node.publishers)
+    finally:
+        simulator.close()
+        client.close()
