@@ -16,7 +16,6 @@ import threading
 
 import numpy as np
 from rclpy.context import Context
-from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile
 from std_msgs.msg import Float64MultiArray, String
@@ -25,10 +24,11 @@ from robot_il.errors import ConfigError
 from robot_il.record.live_view import LiveView
 from robot_il.ros.node_main import declare_float, declare_task
 from robot_il.ros.observation import RobotObservation, camera_parameters
+from robot_il.ros.quiet_node import QuietNode
 from robot_il.ros.ur_topics import COMMAND_TOPIC, SAFETY_EVENTS_TOPIC
 
 
-class LiveViewNode(Node):
+class LiveViewNode(QuietNode):
     """Logs the robot's observation, commands and safety events to Rerun; see the module doc."""
 
     def __init__(

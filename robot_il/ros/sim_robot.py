@@ -65,7 +65,6 @@ from geometry_msgs.msg import PointStamped, PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy._rclpy_pybind11 import RCLError
 from rclpy.context import Context
-from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile
 from rosgraph_msgs.msg import Clock
@@ -86,6 +85,7 @@ from robot_il.ros.node_main import (
     use_realtime_priority,
 )
 from robot_il.ros.observation import DEFAULT_IMAGE_SIZE, image_size_value
+from robot_il.ros.quiet_node import QuietNode
 from robot_il.ros.ur_topics import (
     OBJECT_POSE_TOPIC,
     POSE_INPUTS,
@@ -137,7 +137,7 @@ class JointTrajectoryTrack:
         )
 
 
-class SimRobot(Node):
+class SimRobot(QuietNode):
     """The simulated arm(s); see the module docstring for topics and parameters."""
 
     def __init__(

@@ -67,7 +67,7 @@ import numpy as np
 from geometry_msgs.msg import Twist
 from rclpy.clock import Clock, ClockType
 from rclpy.context import Context
-from rclpy.node import Node
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile
 from rosgraph_msgs.msg import Clock as ClockMessage
@@ -81,6 +81,7 @@ from robot_il.record.control import EpisodeEvent
 from robot_il.ros.node_main import LISTENER_WAIT, declare_float, declare_task
 from robot_il.ros.observation import RobotObservation
 from robot_il.ros.policy_node import TAKEOVER_SERVICE
+from robot_il.ros.quiet_node import QuietNode
 from robot_il.ros.selector_node import LATCHED
 from robot_il.ros.ur_topics import (
     ESTOP_TOPIC,
@@ -102,7 +103,7 @@ JUMP_SLACK = 0.005
 than its speed limit covers in their stamps' interval plus this was moved by no motor."""
 
 
-class TeleopNode(Node):
+class TeleopNode(QuietNode):
     """Publishes a teleop device's commands; see the module docstring."""
 
     def __init__(
@@ -152,7 +153,10 @@ class TeleopNode(Node):
         (monotonic s)."""
         self._estop_latched = False
         """Whether ``safety/estop`` latched and ``safety/reset_estop`` has not released it."""
-        self.create_subscription(Bool, ESTOP_TOPIC, self._on_estop, qos)
+        # (default QoS event handlers: an e-stop publisher it cannot hear is logged)
+        self.create_subscription(
+            Bool, ESTOP_TOPIC, self._on_estop, qos, event_callbacks=SubscriptionEventCallbacks()
+        )
         self.create_service(Trigger, RESET_ESTOP_SERVICE, self._on_reset_estop)
         if self.servo:
             from robot_il.envs.arm import Arm

@@ -60,7 +60,7 @@ import numpy as np
 from geometry_msgs.msg import PoseStamped, WrenchStamped
 from rclpy._rclpy_pybind11 import RCLError
 from rclpy.context import Context
-from rclpy.node import Node
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64, Float64MultiArray, String
@@ -72,6 +72,7 @@ from robot_il.envs.ur5e.description import HOME_JOINT_POS, JOINT_NAMES
 from robot_il.envs.ur5e.kinematics import tcp_point
 from robot_il.errors import ConfigError, HardwareError
 from robot_il.ros.node_main import declare_text, freeze_startup_objects, run_node
+from robot_il.ros.quiet_node import QuietNode
 from robot_il.ros.robotiq import ROBOTIQ_PORT, FakeRobotiqServer, GripperLink, RobotiqGripper
 from robot_il.ros.rtde import (
     Dashboard,
@@ -169,7 +170,7 @@ class _Trajectory:
         return target, min(now, end)
 
 
-class UrRtdeBridge(Node):
+class UrRtdeBridge(QuietNode):
     """The bridge node: parameters, topics and the servo thread.
 
     ``rtde`` overrides the connection (tests pass a :class:`FakeRTDE`); otherwise the node
@@ -301,7 +302,10 @@ class UrRtdeBridge(Node):
         self.events = self.create_publisher(String, SAFETY_EVENTS_TOPIC, 10)
         self.create_subscription(Float64MultiArray, COMMAND_TOPIC, self._on_command, 10)
         self.create_subscription(JointTrajectory, TRAJECTORY_TOPIC, self._on_trajectory, 10)
-        self.create_subscription(Bool, ESTOP_TOPIC, self._on_estop, 10)
+        # (default QoS event handlers: an e-stop publisher it cannot hear is logged)
+        self.create_subscription(
+            Bool, ESTOP_TOPIC, self._on_estop, 10, event_callbacks=SubscriptionEventCallbacks()
+        )
         self.create_service(Trigger, RESET_ESTOP_SERVICE, self._on_reset_estop)
         self.create_timer(0.05, self._publish_events)
         self.recovery = Recovery(
