@@ -34,7 +34,6 @@ after, the code (commit) and the UTC time.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -44,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 from git_revision import module_at
+from json_lines import append_json_line
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -295,9 +295,7 @@ def main() -> int:
     row |= {"baseline": args.baseline, "rounds": args.rounds, "ticks": args.ticks}
     row |= {"load_before": load_before, "load_after": load_after, "code": revision(),
             "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}  # fmt: skip
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    with args.results.open("a") as out:
-        out.write(json.dumps(row) + "\n")
+    append_json_line(args.results, row)
     return 0
 
 

@@ -24,12 +24,13 @@ The two-arm handover cell in the dual-arm tutorial's layout (``--policy-param`` 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from json_lines import append_json_line
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -128,8 +129,7 @@ def main() -> int:
                 "code": revision(),
                 "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             }
-            with args.results.open("a") as out:
-                out.write(json.dumps(row) + "\n")
+            append_json_line(args.results, row)
             print(
                 f"{Path(checkpoint).name} ({row['action_mode']}, {row['control_rate']:g} Hz, "
                 f"interpolate {args.interpolate}): eval {in_env.line()} | over ROS "

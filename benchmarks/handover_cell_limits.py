@@ -28,13 +28,13 @@ rather than once per run of them), the load average, the code (commit) and the U
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from json_lines import append_json_line
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -161,9 +161,7 @@ def main() -> int:
                 f"{row['success_count']}/{len(seeds)} (load {row['load_avg']})",
                 flush=True,
             )
-            args.results.parent.mkdir(parents=True, exist_ok=True)
-            with args.results.open("a") as out:
-                out.write(json.dumps(row) + "\n")
+            append_json_line(args.results, row)
     return 0
 
 

@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 import robot_il.envs.experts.bimanual_handover as handover_expert
+from json_lines import append_json_line
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "handover_recipe_seeds.jsonl"
@@ -107,8 +108,7 @@ def main() -> None:
             "code": commit(),
             "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        with RESULTS.open("a") as out:
-            out.write(json.dumps(row) + "\n")
+        append_json_line(RESULTS, row)
         print(f"{args.name} seed {seed}: {row['successes']} of {EVAL_EPISODES}", flush=True)
 
 

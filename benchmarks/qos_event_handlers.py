@@ -20,11 +20,12 @@ Each run appends a row to ``--results`` (default
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import threading
 import time
 from pathlib import Path
+
+from json_lines import append_json_line
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -46,7 +47,7 @@ def executor_cpu(base: type, seconds: float) -> float:
     from robot_il.ros.node_main import SpinThread
     from robot_il.ros.ur_topics import COMMAND_TOPIC
 
-    sim_robot.SimRobot.__bases__ = (base,)
+    bases, sim_robot.SimRobot.__bases__ = sim_robot.SimRobot.__bases__, (base,)
     context = Context()
     rclpy.init(context=context)
     robot = sim_robot.SimRobot(context=context)
@@ -85,6 +86,7 @@ def executor_cpu(base: type, seconds: float) -> float:
         robot.shutdown()
         client.destroy_node()
         rclpy.shutdown(context=context)
+        sim_robot.SimRobot.__bases__ = bases
     return 100.0 * used / seconds
 
 
@@ -112,9 +114,7 @@ def main() -> int:
             print(f"sim_robot executor thread, {key}: {row[key][-1]}% of a core", flush=True)
     row["load_after"] = os.getloadavg()
     print(f"load average before {row['load_before']}, after {row['load_after']}")
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    with args.results.open("a") as out:
-        out.write(json.dumps(row) + "\n")
+    append_json_line(args.results, row)
     return 0
 
 

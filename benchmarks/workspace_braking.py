@@ -23,13 +23,13 @@ Each run appends a row to ``--results`` (default
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 from control_tick_cost import HOME, PERIOD, node_limits
 from git_revision import module_at
+from json_lines import append_json_line
 
 RESULTS = Path(__file__).parent / "results" / "workspace_braking.jsonl"
 TICKS = 1500
@@ -137,9 +137,7 @@ def main() -> int:
             print(f"{box:5s} {name:8s} {row[f'{box}_{name}']}")
     row["load_after"] = os.getloadavg()
     print(f"load average before {row['load_before']}, after {row['load_after']}")
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    with args.results.open("a") as out:
-        out.write(json.dumps(row) + "\n")
+    append_json_line(args.results, row)
     return 0
 
 

@@ -3,6 +3,7 @@ torn mix, even if the writer is killed (SIGKILL, power loss) in the middle of a 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -20,13 +21,18 @@ def write_json_atomic(path: Path, data: Any) -> None:
     payload = json.dumps(data, indent=1, sort_keys=True).encode()
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        view = memoryview(payload)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(temp, path)
+        try:
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, path)
+    except BaseException:  # (a full disk): no temp file of this writer's is left behind
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import threading
 
+import pytest
+
 from robot_il.select.durable import write_json_atomic
 
 
@@ -35,3 +37,17 @@ def test_writers_of_one_file_at_once_leave_one_whole_version(tmp_path) -> None:
     assert not failures, repr(failures[0])
     assert json.loads(path.read_text()) in payloads
     assert [p.name for p in tmp_path.iterdir()] == ["state.json"]  # no temporary file left
+
+
+def test_a_write_that_fails_leaves_no_temporary_file_and_the_old_version(tmp_path) -> None:
+    """Each writer has a temporary file of its own name, so one left by a failed write was
+    never overwritten by a later one: a failure (here the rename, onto a folder) removes it,
+    and the previous version stays."""
+    path = tmp_path / "state.json"
+    write_json_atomic(path, {"ratings": [1]})
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    with pytest.raises(OSError):
+        write_json_atomic(blocked, {"ratings": [2]})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocked", "state.json"]
+    assert json.loads(path.read_text()) == {"ratings": [1]}
