@@ -81,7 +81,12 @@ from std_srvs.srv import Trigger
 
 from robot_il.errors import ConfigError, SelectionError
 from robot_il.ros.node_main import declare_float, run_node, wait_for_subscriber
-from robot_il.ros.policy_node import CLOCK_TOLERANCE, SWITCH_TOPIC, reset_message, stop_message
+from robot_il.ros.policy_node import (
+    CLOCK_TOLERANCE,
+    SWITCH_TOPIC,
+    read_stop_message,
+    reset_message,
+)
 from robot_il.ros.selector_node import FEEDBACK_QOS, LATCHED
 from robot_il.ros.step_times import StepTimes
 from robot_il.ros.ur_topics import (
@@ -380,7 +385,7 @@ class EpisodeJudge(Node):
         deadline = time.monotonic() + self.switch_timeout
         next_request = 0.0
         while self._running and time.monotonic() < deadline:
-            if self._call(self.policy_stop).message == stop_message(candidate):
+            if read_stop_message(self._call(self.policy_stop).message)[0] == candidate:
                 return True
             if time.monotonic() >= next_request and self.switch_pub.get_subscription_count():
                 self.switch_pub.publish(String(data=candidate))

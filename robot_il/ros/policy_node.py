@@ -288,6 +288,9 @@ class PolicyNode(QuietNode):
         """Held while one thread publishes the events (the events timer, ``policy/stop`` in
         its own callback group): both found the last one queued, and the second ``popleft``
         raised IndexError, which ended the node's spin."""
+        self._events_published = 0
+        """Safety events published so far: each carries its number (``seq``), and
+        ``policy/stop`` answers the last one's, so that a judge can wait for it."""
         self._event_summary = EventSummary()
         self._ik_failing = [False] * len(self.arms)
         self._clamping = [False] * len(self.arms)
@@ -568,7 +571,8 @@ class PolicyNode(QuietNode):
             self._start_episode()
             self._stopped = True
         self._publish_events()
-        response.success, response.message = True, stop_message(self.checkpoint)
+        response.success = True
+        response.message = stop_message(self.checkpoint, self._events_published)
         return response
 
     def _brake_to_rest(self) -> None:
@@ -685,6 +689,8 @@ class PolicyNode(QuietNode):
             new = []
             while self._events:
                 event = self._events.popleft()
+                self._events_published += 1
+                event["seq"] = self._events_published
                 self.events_pub.publish(String(data=json.dumps(event)))
                 line = f"[safety t={event['t']:.4f}s] {event['kind']}: {event['detail']}"
                 new.append((event["kind"], line))
@@ -1178,9 +1184,17 @@ def reset_message(checkpoint: str) -> str:
     return f"new episode with {checkpoint}"
 
 
-def stop_message(checkpoint: str) -> str:
-    """What ``policy/stop`` answers: the checkpoint the next episode runs."""
-    return f"episode stopped; the next runs {checkpoint}"
+def stop_message(checkpoint: str, events: int) -> str:
+    """What ``policy/stop`` answers: the checkpoint the next episode runs, and how many safety
+    events were published before the answer (the last one's ``seq``: events and answer travel
+    apart, and ``episode_judge`` waits until it has heard that one)."""
+    return f"episode stopped; the next runs {checkpoint}; safety events published: {events}"
+
+
+def read_stop_message(message: str) -> tuple[str, int]:
+    """The checkpoint and the number of safety events in ``policy/stop``'s answer."""
+    stopped, _, events = message.rpartition("; safety events published: ")
+    return stopped.removeprefix("episode stopped; the next runs "), int(events)
 
 
 def camera_settings(spec: dict, colour: str = "cameras") -> str:

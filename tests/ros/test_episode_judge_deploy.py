@@ -43,7 +43,7 @@ def test_the_judge_waits_for_a_candidate_with_the_policy_stopped(ros_context) ->
         def on_stop(self, request, response):
             checkpoint = self.in_force()
             self.asks.append(("stop", checkpoint))
-            response.success, response.message = True, stop_message(checkpoint)
+            response.success, response.message = True, stop_message(checkpoint, 0)
             return response
 
         def on_reset(self, request, response):
@@ -89,7 +89,7 @@ def test_the_judge_holds_its_rating_until_the_selector_subscribes(ros_context) -
             super().__init__("cell", context=ros_context)
             self.resets: list[float] = []
             answers = {"policy/reset": reset_message("candidate"),
-                       "policy/stop": stop_message("candidate"), "sim/reset": ""}  # fmt: skip
+                       "policy/stop": stop_message("candidate", 0), "sim/reset": ""}  # fmt: skip
             for name, answer in answers.items():
                 self.create_service(Trigger, name, lambda _, r, a=answer: self.on_call(r, a))
             statistics = self.create_publisher(String, STATISTICS_TOPIC, LATCHED)
@@ -145,7 +145,7 @@ def test_a_candidate_that_never_loads_is_stopped_naming_its_episode(ros_context)
             statistics.publish(String(data=json.dumps(pending)))
 
         def on_stop(self, request, response):
-            response.success, response.message = True, stop_message("previous")
+            response.success, response.message = True, stop_message("previous", 0)
             return response
 
         def shutdown(self) -> None:

@@ -371,7 +371,7 @@ def test_a_stop_hands_over_to_a_checkpoint_loaded_during_the_episode(ros_context
     from std_msgs.msg import String
     from std_srvs.srv import Trigger
 
-    from robot_il.ros.policy_node import stop_message
+    from robot_il.ros.policy_node import read_stop_message
 
     other = constant_checkpoint(tmp_path / "other", np.append(HOME_JOINT_POS, 0.0))
     with policy_node(ros_context, tmp_path) as node:
@@ -380,13 +380,15 @@ def test_a_stop_hands_over_to_a_checkpoint_loaded_during_the_episode(ros_context
         try:
             wait_for(lambda: node._timeline is not None, 60, "the first episode's actions")
             running = node.checkpoint
-            assert client.call(Trigger, "policy/stop").message == stop_message(running)
+            stopped = client.call(Trigger, "policy/stop").message
+            assert read_stop_message(stopped)[0] == running
             assert client.call(Trigger, "policy/reset").success
             wait_for(lambda: node._episode_running, 10, "the next episode's actions")
             client.publisher(String, "policy/switch").publish(String(data=str(other)))
             wait_for(lambda: node._pending is not None, 60, "the switch's load")
             assert node.checkpoint == running  # the episode under way keeps its checkpoint
-            assert client.call(Trigger, "policy/stop").message == stop_message(str(other))
+            stopped = client.call(Trigger, "policy/stop").message
+            assert read_stop_message(stopped)[0] == str(other)
             assert node.checkpoint == str(other) and node._pending is None
         finally:
             driver.close()
@@ -461,6 +463,8 @@ def test_a_stop_publishing_events_beside_the_events_timer_answers(ros_context, t
     from std_msgs.msg import String
     from std_srvs.srv import Trigger
 
+    from robot_il.ros.policy_node import read_stop_message
+
     with policy_node(ros_context, tmp_path, steer=0.0) as node:
         client = Client(ros_context)
         events = client.record(String, "safety/events")
@@ -472,14 +476,18 @@ def test_a_stop_publishing_events_beside_the_events_timer_answers(ros_context, t
             node._events = queue
             queue.append({"kind": "late_command", "t": 0.0, "detail": "injected"})
             queue.armed = True
-            assert client.call(Trigger, "policy/stop", timeout=10.0).success
+            stopped = client.call(Trigger, "policy/stop", timeout=10.0)
+            assert stopped.success
 
-            def injected() -> int:
-                return sum(json.loads(r[1].data)["detail"] == "injected" for r in events)
+            def injected() -> list[dict]:
+                received = (json.loads(r[1].data) for r in events)
+                return [event for event in received if event["detail"] == "injected"]
 
             wait_for(lambda: injected(), 10, "the injected event")
             time.sleep(0.1)  # a second copy would come meanwhile
-            assert injected() == 1
+            assert len(injected()) == 1
+            # the answer numbers it, the last published (a judge waits until it has heard it)
+            assert injected()[0]["seq"] == read_stop_message(stopped.message)[1]
         finally:
             driver.close()
             client.close()
