@@ -53,6 +53,9 @@ reach is solved for two or three 50 ms policy periods and then overshot: polled 
 wall time, a fast simulation's success was missed, or timed a period late), and the policy is
 stopped then (``policy/stop``, which publishes its queued safety events first), so that an
 unsafe event counts exactly when its time (the policy's control tick) comes before the end.
+The stop's answer says how many safety events the policy node has published (each carries its
+number, ``seq``), and the judge judges once it has heard the last of them: an event and the
+answer travel apart, and the executor may run the answer's callback first.
 
 Parameters: ``time_limit`` (s), ``noise_std``, ``seed``, ``unsafe_events`` (safety event
 kinds, see :class:`robot_il.safety.events.Intervention`), ``switch_timeout`` (s),
@@ -88,7 +91,7 @@ from robot_il.ros.policy_node import (
     reset_message,
 )
 from robot_il.ros.selector_node import FEEDBACK_QOS, LATCHED
-from robot_il.ros.step_times import StepTimes
+from robot_il.ros.step_times import BACKLOG, StepTimes
 from robot_il.ros.ur_topics import (
     ESTOP_TOPIC,
     RESET_ESTOP_SERVICE,
@@ -120,6 +123,9 @@ false): a person who stepped away, or closed the page, comes back to a selection
 why it stands still."""
 DEPLOY_POLL = 0.05
 """s between two asks whether the candidate has loaded (an ask only stops the stopped policy)."""
+EVENTS_WAIT = 5.0
+"""s the judge waits, after the stop that ends an episode, for the safety events published
+before the stop answered (they come within milliseconds; none heard: the episode runs again)."""
 
 
 class EpisodeJudge(Node):
@@ -155,7 +161,7 @@ class EpisodeJudge(Node):
         self.policy_stop = self.create_client(Trigger, POLICY_STOP_SERVICE)
         self.reset_estop = self.create_client(Trigger, RESET_ESTOP_SERVICE)
         self.create_subscription(String, STATISTICS_TOPIC, self.on_statistics, LATCHED)
-        self.create_subscription(String, SAFETY_EVENTS_TOPIC, self.on_safety_event, qos)
+        self.create_subscription(String, SAFETY_EVENTS_TOPIC, self.on_safety_event, BACKLOG)
         self.create_subscription(Bool, TAKEOVER_TOPIC, self.on_takeover, LATCHED)
         self._taken_over = False
         """Whether a person drives the arm with the teleop device (``teleop/takeover``)."""
@@ -164,9 +170,14 @@ class EpisodeJudge(Node):
         self._steps.subscribe(self, SUCCESS_TOPIC)
 
         self._changed = threading.Condition()
+        """Held to change or read together what the subscriptions change."""
         self._announced: tuple[int, str] | None = None  # (episode number, candidate)
-        self._episode_start_ros: float | None = None  # ROS time (s) the episode began
+        self._episode_start_ros: float | None = None
+        """ROS time (s) the episode under way began; None between episodes, so that no
+        event before an episode's start is taken for it (set with :attr:`_unsafe` emptied)."""
         self._unsafe: list[tuple[float, str]] = []  # (tick time s, what) of the episode
+        self._events_heard = 0
+        """``seq`` of the newest safety event heard (the policy node's come in order)."""
         self._estop_latched = False
         self._judged: int | None = None  # the last episode run (and given feedback)
         self._remind_at = math.inf  # monotonic s of the next "waits for your rating" line
@@ -188,10 +199,13 @@ class EpisodeJudge(Node):
 
     def on_safety_event(self, msg: String) -> None:
         event = json.loads(msg.data)
-        start = self._episode_start_ros
-        if start is None or event["kind"] not in self.unsafe_kinds or event["t"] < start:
-            return
-        self._unsafe.append((event["t"], f"{event['kind']}: {event['detail']}"))
+        with self._changed:
+            self._events_heard = event.get("seq", self._events_heard)
+            self._changed.notify_all()
+            start = self._episode_start_ros
+            if start is None or event["kind"] not in self.unsafe_kinds or event["t"] < start:
+                return
+            self._unsafe.append((event["t"], f"{event['kind']}: {event['detail']}"))
 
     def on_takeover(self, msg: Bool) -> None:
         with self._changed:
@@ -253,7 +267,8 @@ class EpisodeJudge(Node):
         if self._estop_latched:
             self._call(self.reset_estop)
             self._estop_latched = False
-        if not self._deploy(candidate):
+        published = self._deploy(candidate)
+        if published is None:
             self.get_logger().error(
                 f"episode {number}: the policy node did not load {candidate!r} within "
                 f"{self.switch_timeout:g} s; counted as a failure"
@@ -265,21 +280,16 @@ class EpisodeJudge(Node):
         self._await_hand_back(number)  # (taken over while the candidate loaded)
         reset_called = time.time_ns()
         self._call(self.sim_reset)
-        # The episode starts before the policy's reset: a safety event in its first
-        # milliseconds (a NaN action) is reported only once, and must count.
-        self._unsafe = []
         self._steps.restart(reset_called)
-        start = self._episode_start_ros = self._reset_time()
-        reply = self._call(self.policy_reset)
-        if reply.message != reset_message(candidate):
-            self._episode_start_ros = None
-            raise SelectionError(f"the policy node switched away from {candidate!r}")
-        solved_at, end = self._watch(number, start)
+        start = self._reset_time()
+        try:
+            solved_at, end = self._run_policy(number, candidate, start, published)
+        finally:  # None between episodes, after a failed attempt too
+            with self._changed:
+                self._episode_start_ros = None
         if not self._running:
             return
-        self._call(self.policy_stop)  # it publishes its queued safety events before answering
         unsafe = [event for event in self._unsafe if event[0] < end]
-        self._episode_start_ros = None
         if self._taken_over and not self._closed_elsewhere(number):
             self._publish(
                 self.intervene_pub, String(data=intervention_message(number)), "intervention"
@@ -326,6 +336,44 @@ class EpisodeJudge(Node):
         self.get_logger().info(
             f"episode {number} ({candidate}): {what}, rated {feedback.rating:.2f}"
         )
+
+    def _run_policy(
+        self, number: int, candidate: str, start: float, published: int
+    ) -> tuple[float | None, float]:
+        """Run episode ``number`` of ``candidate`` from ``start`` (ROS s, the simulator's
+        reset) until it is decided (:meth:`_watch`, whose answer this returns), stop the
+        policy and wait for the safety events it published until then (``published``: the
+        number published before the episode)."""
+        # The episode starts before the policy's reset: a safety event in its first
+        # milliseconds (a NaN action) is reported only once, and must count.
+        with self._changed:
+            self._episode_start_ros, self._unsafe = start, []
+        reply = self._call(self.policy_reset)
+        if reply.message != reset_message(candidate):
+            raise SelectionError(f"the policy node switched away from {candidate!r}")
+        solved_at, end = self._watch(number, start)
+        if self._running:  # the stop publishes its queued safety events before answering
+            self._await_events(
+                published, read_stop_message(self._call(self.policy_stop).message)[1]
+            )
+        return solved_at, end
+
+    def _await_events(self, before: int, published: int) -> None:
+        """Wait until the safety event numbered ``published`` (the last the policy node
+        published before its stop answered) has been heard, if the episode published any
+        (``before``: the number published before it); ``SelectionError`` after
+        :data:`EVENTS_WAIT` s."""
+        if published <= before:
+            return
+        with self._changed:
+            heard = self._changed.wait_for(
+                lambda: self._events_heard >= published or not self._running, EVENTS_WAIT
+            )
+        if not heard:
+            raise SelectionError(
+                f"safety events {before + 1}-{published} of the policy node did not arrive "
+                f"within {EVENTS_WAIT:g} s of its stop (the last heard: {self._events_heard})"
+            )
 
     def _reset_time(self) -> float:
         """ROS time (s) of the simulator's reset: in lock-step its clock's
@@ -377,21 +425,23 @@ class EpisodeJudge(Node):
                 )
             self._changed.wait_for(lambda: not self._taken_over or not self._running)
 
-    def _deploy(self, candidate: str) -> bool:
-        """Stop the policy node with ``candidate`` for its next episode; False if it has not
-        loaded it within the timeout. Asked by ``policy/stop``, the policy runs nothing while
-        the candidate loads (each ``policy/reset`` ran the old checkpoint on, and a lock-step
-        simulation with it: hundreds of steps of a loaded machine's cores a load)."""
+    def _deploy(self, candidate: str) -> int | None:
+        """Stop the policy node with ``candidate`` for its next episode; returns the number of
+        safety events it had published then, None if it has not loaded the candidate within
+        the timeout. Asked by ``policy/stop``, the policy runs nothing while the candidate
+        loads (each ``policy/reset`` ran the old checkpoint on, and a lock-step simulation
+        with it: hundreds of steps of a loaded machine's cores a load)."""
         deadline = time.monotonic() + self.switch_timeout
         next_request = 0.0
         while self._running and time.monotonic() < deadline:
-            if read_stop_message(self._call(self.policy_stop).message)[0] == candidate:
-                return True
+            checkpoint, published = read_stop_message(self._call(self.policy_stop).message)
+            if checkpoint == candidate:
+                return published
             if time.monotonic() >= next_request and self.switch_pub.get_subscription_count():
                 self.switch_pub.publish(String(data=candidate))
                 next_request = time.monotonic() + 5.0  # a message lost to a late start: again
             time.sleep(DEPLOY_POLL)
-        return False
+        return None
 
     def _publish(self, publisher: Publisher, msg: Any, what: str) -> None:
         """Publish the one-shot ``msg`` once a node subscribes (the topics are volatile: sent
