@@ -14,10 +14,16 @@ A kill before step 4 leaves only data beyond the last committed end, which reade
 fill value 0, which cannot be a real end (ends strictly increase from >= 1): readers and the
 writer treat it as uncommitted too. Committed chunks are never rewritten in place except the
 boundary chunk a new episode shares, and that rewrite is itself an atomic file replacement.
+
+zarr writes by path: a dataset folder moved or removed while a writer has it open would get
+nothing more, and a new tree of loose chunks would grow at the old path. The writer checks its
+folder before each write (a camera frame, a commit, a new episode) and refuses instead; a
+commit that fails while writing loses its episode, as a kill would, and frees the writer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from pathlib import Path
@@ -83,6 +89,10 @@ class DatasetWriter:
         self._root = root
         self._fsync = fsync
         self._lock = lock_for_writing(path)
+        held = os.stat(path)
+        self._folder = (held.st_dev, held.st_ino)
+        """The dataset folder's identity: zarr writes by path, so after a move or removal of
+        the folder every write would build a new tree of loose chunks at the old path."""
         attrs = root.attrs.asdict()
         check_format(attrs, str(path))
         self._specs = specs_from_attrs(attrs)
@@ -230,6 +240,7 @@ class DatasetWriter:
         length = next(iter(lengths.values()))
         if length < 1:
             raise DatasetError(f"episode {episode}: an episode needs at least one step")
+        self._check_in_place(f"episode {episode} is not written")
         self._define_keys({key: value[0] for key, value in steps.items()})
         checked = {
             key: self._coerce(key, steps.get(key), episode, leading=length) for key in self._specs
@@ -245,8 +256,25 @@ class DatasetWriter:
     def begin_episode(self) -> EpisodeWriter:
         """Start streaming an episode frame by frame (see :class:`EpisodeWriter`)."""
         self._refuse_if_in_flight()
+        self._check_in_place(f"episode {self.num_episodes} cannot begin")
         self._in_flight = EpisodeWriter(self)
         return self._in_flight
+
+    def _in_place(self) -> bool:
+        """True while ``path`` is still the folder this writer opened (not moved or removed
+        meanwhile, by an operator tidying up during a recording)."""
+        try:
+            held = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        return (held.st_dev, held.st_ino) == self._folder
+
+    def _check_in_place(self, what: str) -> None:
+        """``DatasetError`` (saying ``what`` it stops) unless :meth:`_in_place`: nothing is
+        written to a path that no longer holds the dataset."""
+        if not self._in_place():
+            raise DatasetError(f"{self.path}: the dataset's folder was moved or removed since "
+                               f"it was opened for writing; {what}")  # fmt: skip
 
     def _refuse_if_in_flight(self) -> None:
         if self._in_flight is not None:
@@ -500,6 +528,9 @@ class EpisodeWriter:
         self._check_open()
         writer = self._writer
         encoded = encoded or {}
+        if not writer._specs or any(spec.is_image for spec in writer._specs.values()):
+            # (frames go to disk as they come; other keys wait for the commit's check)
+            writer._check_in_place(f"episode {self.episode} step {self.num_steps} is not written")
         writer._define_keys(frame)
         writer._check_keys({**frame, **encoded}, self.episode, self.num_steps)
         index = self._start + self.num_steps
@@ -537,7 +568,12 @@ class EpisodeWriter:
         self._writer._check_meta(self.episode, meta or {})
 
     def commit(self, meta: dict[str, Any] | None = None) -> int:
-        """Make the episode durable and visible; returns its index."""
+        """Make the episode durable and visible; returns its index.
+
+        An empty episode or a ``meta`` the dataset cannot hold is refused before anything is
+        written, and the episode stays open. A commit that fails while writing (a full disk,
+        a folder moved away) loses the episode, as a kill at that instant would, and raises:
+        the writer then takes the next episode, and the committed ones are as they were."""
         self._check_open()
         if self.num_steps == 0:
             raise DatasetError(f"episode {self.episode}: cannot commit an empty episode")
@@ -545,23 +581,34 @@ class EpisodeWriter:
         meta = meta or {}
         self.check_meta(meta)
         end = self._start + self.num_steps
-        for key in list(self._pending):
-            self._flush_shard(key)
-        for key, frames in self._buffers.items():
-            array = writer._arrays[key]
-            array.resize((end, *array.shape[1:]))
-            array[self._start : end] = np.stack(frames)
-        self._close()
-        return writer._commit(end, meta)
+        try:
+            writer._check_in_place(f"episode {self.episode} is not written")
+            for key in list(self._pending):
+                self._flush_shard(key)
+            for key, frames in self._buffers.items():
+                array = writer._arrays[key]
+                array.resize((end, *array.shape[1:]))
+                array[self._start : end] = np.stack(frames)
+            self._close()
+            return writer._commit(end, meta)
+        except BaseException:
+            self.discard()
+            raise
 
     def discard(self) -> None:
-        """Drop the episode: its image frames already on disk are truncated away."""
+        """Drop the episode: its image frames already on disk are truncated away where the
+        disk lets them be (what is left is beyond the committed end, which readers ignore and
+        the next commit or open truncates), never in a folder moved or removed meanwhile
+        (that would build a new tree there)."""
         if not self._open:
             return
         self._close()
-        for array in self._writer._arrays.values():
-            if array.shape[0] > self._start:
-                array.resize((self._start, *array.shape[1:]))
+        if not self._writer._in_place():
+            return
+        with contextlib.suppress(OSError):
+            for array in self._writer._arrays.values():
+                if array.shape[0] > self._start:
+                    array.resize((self._start, *array.shape[1:]))
 
     def _add_encoded(self, key: str, index: int, data: bytes, shards: ShardFiles) -> None:
         """Queue one encoded frame; a shard is written once its last slot is filled."""

@@ -29,10 +29,12 @@ lasts, so that the operator can discard the episode, and in the commit's message
 
 Episodes go through :class:`robot_il.dataset.DatasetWriter`'s streaming writer: an episode is
 visible only once committed, so a crash loses at most the episode under way; an episode the
-disk does not take (full, read-only) is discarded and said, in the log and the service's
-answer, and recording goes on. An existing dataset is appended to only at its own rate, task
-and keys (another ``record_hz``, ``task``, other cameras or another ``gripper`` is a
-``ConfigError``: one dataset has one step period, one task and one set of keys). Control:
+disk does not take (full, read-only), or whose dataset folder was moved or removed meanwhile,
+is discarded and said, in the log and the service's answer, and recording goes on (into a
+moved folder once it is back; until then each start says why it cannot). An existing dataset
+is appended to only at its own rate, task and keys (another ``record_hz``, ``task``, other
+cameras or another ``gripper`` is a ``ConfigError``: one dataset has one step period, one task
+and one set of keys). Control:
 
 - services ``recorder/start``, ``recorder/stop`` (commit) and ``recorder/discard``
   (std_srvs/Trigger); ``recorder/start`` refuses (success false, the missing keys in its
@@ -76,11 +78,11 @@ without a camera or image size of its own the recorder records the checkpoint's 
 
 from __future__ import annotations
 
-import contextlib
 import math
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -382,10 +384,7 @@ class RecorderNode(QuietNode):
         if self.corrections and event in (EpisodeEvent.NEXT, EpisodeEvent.RERECORD):
             return  # the teleop node's hand-back; takeovers begin and end the episodes
         keep = event in (EpisodeEvent.NEXT, EpisodeEvent.QUIT)
-        try:
-            self.get_logger().info(f"{event.value}: {self.stop() if keep else self.discard()}")
-        except RobotILError as error:  # not written: said, and the session goes on
-            self.get_logger().error(f"{event.value}: {error}")
+        self._say(f"{event.value}: ", self.stop if keep else self.discard)
         if event is EpisodeEvent.QUIT:
             self.context.try_shutdown()  # the session is over: the node exits (and the launch)
             return
@@ -399,25 +398,35 @@ class RecorderNode(QuietNode):
         until the operator's first: the teleop node leaves the gripper as the policy left it,
         and its measured opening (part-way, closed on an object) is no command."""
         if not msg.data:
-            if self._episode is None:  # (the teleop node announces none at its start)
-                return
-            try:
-                self.get_logger().info(f"hand-back: {self.stop()}")
-            except RobotILError as error:  # not written: said, and the session goes on
-                self.get_logger().error(f"hand-back: {error}")
+            if self._episode is not None:  # (the teleop node announces none at its start)
+                self._say("hand-back: ", self.stop)
             return
+        self._say("takeover: ", self._begin_takeover)
+
+    def _begin_takeover(self) -> str:
+        """Begin a correction's episode, whose commands are the operator's from now on."""
         with self._lock:
             message = self._begin()
             self._since_ns = time.time_ns()
             self._joint_commands = [None] * len(self.arms)
-        self.get_logger().info(f"takeover: {message}")
+        return message
+
+    def _say(self, what: str, action: Callable[[], str]) -> None:
+        """Log the answer of ``action`` (an episode's begin, commit or discard, run from a
+        callback) after ``what``; a ``RobotILError`` (a commit the disk did not take, a
+        dataset folder moved away) is logged as an error and the session goes on, where
+        raised it would end the node's spin."""
+        try:
+            self.get_logger().info(f"{what}{action()}")
+        except RobotILError as error:
+            self.get_logger().error(f"{what}{error}")
 
     def _next_episode(self, same_scene: bool) -> None:
         """Begin the next episode: at once on a real robot; with a simulator that offers
         ``sim/reset``, when its reset of the scene is done (:meth:`_on_reset_done`).
         ``same_scene`` cannot be honoured by the simulator's reset and is logged."""
         if not self.sim_reset.service_is_ready():
-            self.get_logger().info(self.start())
+            self._say("", self.start)
             return
         if same_scene:
             self.get_logger().info("re-record: the simulator starts a new scene")
@@ -439,13 +448,19 @@ class RecorderNode(QuietNode):
             if future is not self._reset_future:
                 return  # an event or stop since: the episode is a later reset's, or none
             self._reset_future = None
-            message = self._begin()
-            self._since_ns = time.time_ns()
-            self._reset_mark = (self._now(), self.obs.snapshot()[0])
-            # The simulator dropped its targets: each arm holds until its first new command.
-            self._joint_commands = [None] * len(self.arms)
-            self._grippers = [None] * len(self.arms)
-        self.get_logger().info(message)
+            try:
+                message = self._begin()
+            except RobotILError as error:  # raised, it would end the node's spin
+                message = None
+                self.get_logger().error(str(error))
+            else:
+                self._since_ns = time.time_ns()
+                self._reset_mark = (self._now(), self.obs.snapshot()[0])
+                # The simulator dropped its targets: each arm holds until its first command.
+                self._joint_commands = [None] * len(self.arms)
+                self._grippers = [None] * len(self.arms)
+        if message is not None:
+            self.get_logger().info(message)
 
     # -- episodes ------------------------------------------------------------------------
 
@@ -542,7 +557,7 @@ class RecorderNode(QuietNode):
                 return "empty episode discarded"
             try:
                 index = episode.commit({"task": self.task, "success": self._success})
-            except OSError as error:
+            except (OSError, DatasetError) as error:
                 raise self._write_failed(episode, error) from error
             committed = f"episode {index} committed ({episode.num_steps} steps)"
             if self._gap is None:
@@ -552,15 +567,16 @@ class RecorderNode(QuietNode):
                     f"waiting for {keys}; if the arm moved meanwhile, drop it with robot-il "
                     f"data drop-episode {self.path} {index}")  # fmt: skip
 
-    def _write_failed(self, episode, error: OSError) -> RecordingError:
-        """Discard ``episode``, which the disk did not take (full, read-only, a lost mount),
-        and say so: the episodes committed before it are intact, and the next one is
-        written afresh."""
-        with contextlib.suppress(OSError):  # what it left is invisible and truncated anyway
-            episode.discard()
+    def _write_failed(self, episode, error: OSError | DatasetError) -> RecordingError:
+        """Discard ``episode``, which the disk did not take (full, read-only, a lost mount)
+        or the writer refused (its folder moved away), and say so: the episodes committed
+        before it are intact, and the next one is written afresh (the writer holds no
+        episode in flight)."""
+        episode.discard()
+        why = error.strerror if isinstance(error, OSError) else str(error)
         return RecordingError(
             f"recorder: episode {episode.episode} could not be written to {self.path} "
-            f"({error.strerror}); it is discarded, the committed episodes are intact"
+            f"({why}); it is discarded, the committed episodes are intact"
         )
 
     def discard(self) -> str:
@@ -605,7 +621,7 @@ class RecorderNode(QuietNode):
                 frame[key] = np.array(frame[key] - self._t0, dtype=np.float64)
             try:
                 self._episode.append(frame)
-            except OSError as error:  # camera frames are written as they come
+            except (OSError, DatasetError) as error:  # camera frames are written as they come
                 episode, self._episode = self._episode, None
                 self.get_logger().error(str(self._write_failed(episode, error)))
 

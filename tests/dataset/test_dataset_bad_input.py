@@ -191,6 +191,41 @@ def test_bad_episodes_are_refused_and_nothing_committed_is_lost(demo: Path) -> N
     assert validate(demo).ok
 
 
+def test_a_dataset_moved_away_while_open_gets_nothing_more_and_frees_the_writer(
+    demo: Path,
+) -> None:
+    """A dataset folder moved (or removed) while a writer had it open: every write went on
+    by path, so an episode "committed" into a fresh tree of loose chunk folders at the old
+    path, which is no dataset, and the moved dataset never got it. Each write that would go
+    there (a frame, a commit, a new episode) is refused as a DatasetError naming the folder,
+    nothing is created at the old path, a failed commit leaves no episode in flight, and once
+    the folder is back the writer records again."""
+    moved = demo.with_name("moved.zarr")
+    frame = {key: value[0] for key, value in _steps(1, 7).items()}
+    writer = DatasetWriter.open(demo, fsync=False)
+    gone = rf"^{re.escape(str(demo))}: the dataset's folder was moved or removed"
+    stream = writer.begin_episode()
+    stream.append(frame)
+    demo.rename(moved)
+    with pytest.raises(DatasetError, match=gone):
+        stream.append(frame)  # its frame would be a chunk file of a new tree
+    with pytest.raises(DatasetError, match=gone):
+        stream.commit({"success": True})
+    assert not demo.exists()
+    with pytest.raises(DatasetError, match=gone + ".*episode 3 cannot begin"):
+        writer.begin_episode()  # refused for the folder, not for an episode in flight
+    moved.rename(demo)
+    stream = writer.begin_episode()
+    stream.append(frame)
+    assert stream.commit({"success": True}) == 3
+    writer.close()
+    dataset = Dataset.open(demo)
+    assert dataset.num_episodes == 4
+    np.testing.assert_array_equal(dataset.episode(2)["joint_pos"], _steps(6, 2)["joint_pos"])
+    np.testing.assert_array_equal(dataset.episode(3)["rgb_front"][0], frame["rgb_front"])
+    assert validate(demo).ok
+
+
 def test_values_and_meta_that_do_not_fit_are_refused_not_narrowed(tmp_path: Path) -> None:
     """An int that would wrap, a float that would overflow to inf, a bool meta value into an
     int meta array, an int meta value beyond int64: each is refused before anything of the

@@ -283,6 +283,104 @@ def test_an_episode_that_cannot_be_written_is_discarded_and_said(ros_context, tm
     assert Dataset.open(path).num_episodes == 1
 
 
+def test_a_dataset_moved_away_mid_episode_loses_that_episode_only(ros_context, tmp_path) -> None:
+    """The dataset folder moved away (an operator tidying up, a backup script) while an
+    episode was recorded: its commit went on by path into a new tree of loose chunk folders,
+    no dataset, and was answered "episode 1 committed". The commit is one line saying the
+    episode is lost and why, nothing is written at the old path, ``recorder/start`` says why
+    it cannot begin, and once the folder is back recording goes on after the episodes it
+    holds."""
+    from std_srvs.srv import Trigger
+
+    from robot_il.dataset import Dataset
+    from robot_il.dataset.validate import validate
+
+    path, moved = tmp_path / "demo.zarr", tmp_path / "backup.zarr"
+    gone = f"{path}: the dataset's folder was moved or removed since it was opened for writing"
+    client = Client(ros_context)
+    simulator = Simulator(client)
+    try:
+        with recorder(ros_context, path) as node:
+            wait_for(lambda: recorded_steps(node) >= 3, 10, "steps of the first episode")
+            assert client.call(Trigger, "recorder/stop").message.startswith("episode 0 committed")
+            assert client.call(Trigger, "recorder/start").message == "recording episode 1"
+            wait_for(lambda: recorded_steps(node) >= 3, 10, "steps of the second episode")
+            path.rename(moved)
+            lost = client.call(Trigger, "recorder/stop")
+            refused = client.call(Trigger, "recorder/start")
+            assert not path.exists()
+            moved.rename(path)
+            again = client.call(Trigger, "recorder/start")
+            wait_for(lambda: recorded_steps(node) >= 3, 10, "steps once the folder is back")
+            kept = client.call(Trigger, "recorder/stop")
+    finally:
+        simulator.close()
+        client.close()
+    assert (lost.success, lost.message) == (False, f"recorder: episode 1 could not be written "
+            f"to {path} ({gone}; episode 1 is not written); it is discarded, the committed "
+            "episodes are intact"), lost  # fmt: skip
+    assert (refused.success, refused.message) == (False, f"{gone}; episode 1 cannot begin")
+    assert again.message == "recording episode 1", again
+    assert kept.success and kept.message.startswith("episode 1 committed"), kept
+    assert validate(path).ok
+    dataset = Dataset.open(path)
+    assert dataset.num_episodes == 2
+    np.testing.assert_allclose(dataset.episode(0)["joint_pos"][0], simulator.scenes[0][0])
+
+
+def test_frames_for_a_folder_moved_away_end_the_episode_not_the_recorder(
+    ros_context, tmp_path
+) -> None:
+    """With a camera each step's frame goes to disk as it comes: after the dataset folder
+    was moved away they built a new tree at the old path, and once the writer refuses such a
+    write, its DatasetError ended the sampling timer's spin. The episode is lost with one
+    line, the operator's "next" (its commit, the simulator's reset, the next episode's
+    begin) is said and survived, and once the folder is back recording goes on."""
+    from rcl_interfaces.msg import Log
+    from std_msgs.msg import String
+    from std_srvs.srv import Trigger
+
+    from robot_il.dataset import Dataset
+    from robot_il.dataset.validate import validate
+
+    path, moved = tmp_path / "cell.zarr", tmp_path / "backup.zarr"
+    cell = {"cameras": "front", "image_size": [8, 8], "image_codec": "blosc"}
+    client = Client(ros_context)
+    log = client.record_log()
+    simulator = Simulator(client)
+    camera = Camera(client)
+
+    def said(text: str) -> list[str]:
+        with client.lock:
+            return [m.msg for _, m in log if m.level >= Log.ERROR and text in m.msg]
+
+    try:
+        with recorder(ros_context, path, **cell) as node:
+            events = client.publisher(String, "teleop/episode_event")
+            wait_for(node.sim_reset.service_is_ready, 10, "the recorder to see sim/reset")
+            wait_for(lambda: recorded_steps(node) >= 3, 10, "steps of the first episode")
+            path.rename(moved)
+            wait_for(lambda: node._episode is None, 10, "the episode's end")
+            events.publish(String(data="next"))
+            wait_for(lambda: said("cannot begin"), 10, "the next episode's refusal")
+            assert not path.exists()
+            moved.rename(path)
+            again = client.call(Trigger, "recorder/start")
+            wait_for(lambda: recorded_steps(node) >= 3, 10, "steps once the folder is back")
+            kept = client.call(Trigger, "recorder/stop")
+    finally:
+        camera.close()
+        simulator.close()
+        client.close()
+    gone = f"{path}: the dataset's folder was moved or removed since it was opened for writing"
+    assert said(f"recorder: episode 0 could not be written to {path} ({gone}; episode 0 step")
+    assert said(f"{gone}; episode 0 cannot begin")
+    assert again.message == "recording episode 0", again
+    assert kept.success and kept.message.startswith("episode 0 committed"), kept
+    assert validate(path).ok
+    assert Dataset.open(path).num_episodes == 1
+
+
 def test_a_path_under_a_file_is_one_line(ros_context, tmp_path) -> None:
     """It was a NotADirectoryError traceback as the node started (a read-only folder too)."""
     afile = tmp_path / "notes.txt"
