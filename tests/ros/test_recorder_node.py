@@ -381,6 +381,68 @@ def test_frames_for_a_folder_moved_away_end_the_episode_not_the_recorder(
     assert Dataset.open(path).num_episodes == 1
 
 
+@contextmanager
+def immutable(folder: Path) -> Iterator[None]:
+    """``folder`` made immutable (``chattr +i``: no file is created or replaced in it, even
+    by root, who ignores a read-only mode), as a folder whose permissions changed under a
+    running recorder; skips the test where the filesystem or the user cannot."""
+    import shutil
+    import subprocess
+
+    chattr = shutil.which("chattr")
+    if (
+        chattr is None
+        or subprocess.run([chattr, "+i", str(folder)], capture_output=True).returncode
+    ):
+        pytest.skip("chattr +i is not possible here (not root, or a filesystem without it)")
+    try:
+        yield
+    finally:
+        subprocess.run([chattr, "-i", str(folder)], check=True)
+
+
+def test_a_discard_the_disk_refuses_to_tidy_still_discards(ros_context, tmp_path) -> None:
+    """A camera episode's frames are written as they come, and discarding it truncates its
+    image array; where the folder no longer took files (permissions changed mid-run) the
+    truncation's OSError came out of the ``recorder/discard`` service and ended the node's
+    spin. What a discard leaves is beyond the committed end (readers ignore it, the next
+    commit truncates it): the episode is discarded, the commit that follows says in one line
+    that its episode could not be written, and once the folder takes files again recording
+    goes on."""
+    from std_srvs.srv import Trigger
+
+    from robot_il.dataset import Dataset
+    from robot_il.dataset.validate import validate
+
+    path = tmp_path / "cell.zarr"
+    cell = {"cameras": "front", "image_size": [8, 8], "image_codec": "blosc"}
+    client = Client(ros_context)
+    simulator = Simulator(client)
+    camera = Camera(client)
+    try:
+        with recorder(ros_context, path, **cell) as node:
+            wait_for(lambda: recorded_steps(node) >= 3, 10, "steps of the first episode")
+            with immutable(path / "data" / "rgb_front"):
+                discarded = client.call(Trigger, "recorder/discard")
+                assert client.call(Trigger, "recorder/start").message == "recording episode 0"
+                wait_for(lambda: recorded_steps(node) >= 3, 10, "steps of the next episode")
+                lost = client.call(Trigger, "recorder/stop")
+            assert client.call(Trigger, "recorder/start").message == "recording episode 0"
+            wait_for(lambda: recorded_steps(node) >= 3, 10, "steps once the folder takes files")
+            kept = client.call(Trigger, "recorder/stop")
+    finally:
+        camera.close()
+        simulator.close()
+        client.close()
+    assert (discarded.success, discarded.message) == (True, "episode 0 discarded"), discarded
+    assert (lost.success, lost.message) == (False, f"recorder: episode 0 could not be written "
+            f"to {path} (Operation not permitted); it is discarded, the committed episodes "
+            "are intact"), lost  # fmt: skip
+    assert kept.success and kept.message.startswith("episode 0 committed"), kept
+    assert validate(path).ok
+    assert Dataset.open(path).num_episodes == 1
+
+
 def test_a_path_under_a_file_is_one_line(ros_context, tmp_path) -> None:
     """It was a NotADirectoryError traceback as the node started (a read-only folder too)."""
     afile = tmp_path / "notes.txt"
