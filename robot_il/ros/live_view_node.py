@@ -74,6 +74,7 @@ class LiveViewNode(QuietNode):
 
     def shutdown(self) -> None:
         self.view.close()
+        self.obs.close()
         self.destroy_node()
 
 

@@ -37,7 +37,10 @@ stalled camera), and the observation is not ready (:meth:`select` gives None), a
 :meth:`fresh_stamp` ages, so the safety watchdog holds the arm rather than act on an old
 picture of the scene. Without cameras an observation is of the newest joint states.
 
-Subscriptions run on executor threads; readers on other threads take a :meth:`snapshot`.
+Joint states are taken on a thread of their own (:mod:`robot_il.ros.subscription_reader`: at
+the UR controller's 500 Hz the executor's cost per message starved a 500 Hz control loop),
+the other subscriptions on executor threads; readers on other threads take a :meth:`snapshot`.
+The node calls :meth:`close` before it is destroyed.
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ from robot_il.ros.camera_frames import (
     image_array,
     resized,
 )
+from robot_il.ros.subscription_reader import SubscriptionReader
 from robot_il.ros.ur_topics import (
     OBJECT_POSE_TOPIC,
     POSE_INPUTS,
@@ -257,13 +261,12 @@ class RobotObservation:
         carried: dict[str, tuple[int, ...]] = {}  # per_arm: one topic carries each arm in turn
         for topic, arms in self.layout.joint_state_topics():
             carried[topic] = tuple(sorted({*carried.get(topic, ()), *arms}))
+        self._joint_state_reader = SubscriptionReader(node, f"{node.get_name()}-joint-states")
         for topic, arms in carried.items():
-            node.create_subscription(
-                JointState,
-                topic,
-                lambda msg, a=arms: self._on_joint_states(msg, a),
-                qos,
+            self._joint_state_reader.subscribe(
+                JointState, topic, lambda msg, a=arms: self._on_joint_states(msg, a), qos
             )
+        self._joint_state_reader.start()
         if "target_pos" in wanted:
             from geometry_msgs.msg import PointStamped
 
@@ -313,6 +316,10 @@ class RobotObservation:
             node.create_subscription(
                 kind, topic, lambda msg, k=key: self._on_image(k, msg), qos_profile_sensor_data
             )
+
+    def close(self) -> None:
+        """Stop taking joint states (a callback under way ends first)."""
+        self._joint_state_reader.close()
 
     def snapshot(self) -> tuple[dict[str, np.ndarray], float | None]:
         """The values of the newest moment a step can be paired at (a new dict; arrays are

@@ -1155,6 +1155,7 @@ class PolicyNode(QuietNode):
         if self._pending is not None:
             self._pending[1].close()
         self._inference.join(timeout=5.0)
+        self.obs.close()
         self.destroy_node()
 
 

@@ -698,6 +698,7 @@ class RecorderNode(QuietNode):
         else:  # after Ctrl-C the context is gone and with it the ROS logger's rosout
             print(f"[{self.get_name()}] {summary}", file=sys.stderr, flush=True)
         self.writer.close()
+        self.obs.close()
         self.destroy_node()
 
 

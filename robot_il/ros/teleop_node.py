@@ -427,6 +427,8 @@ class TeleopNode(QuietNode):
     def shutdown(self) -> None:
         """Release the device and destroy the node."""
         self.device.close()
+        if self.servo:
+            self.obs.close()
         self.destroy_node()
 
 

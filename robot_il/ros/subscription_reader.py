@@ -1,0 +1,123 @@
+"""Subscriptions whose messages a thread of their own takes, outside the node's executor.
+
+rclpy's ``MultiThreadedExecutor`` spends about half a millisecond of interpreter time on each
+message it delivers (a wait set rebuilt from every entity of the node, a task and a pool
+thread per callback): the UR controller's 500 Hz joint states cost a deploying node a quarter
+of a core, all of it holding the interpreter lock its 500 Hz control loop needs
+(``benchmarks/subscription_reader.py``). A thread waiting on a wait set of just these
+subscriptions, which takes each message as it comes, costs about a tenth of that.
+
+The subscriptions are the node's own (its name, namespace, remappings and QoS; ``ros2 topic
+info`` lists them), in a callback group that no executor runs (:class:`_TakenByReader`), so
+spinning the node never takes their messages. Their callbacks run one at a time, on the
+reader's thread: they must guard what other threads read, as an executor's callbacks must.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from contextlib import ExitStack
+from typing import Any
+
+from rclpy.callback_groups import CallbackGroup
+from rclpy.exceptions import InvalidHandle
+from rclpy.guard_condition import GuardCondition
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
+from rclpy.node import Node
+from rclpy.qos import QoSProfile
+from rclpy.subscription import Subscription
+
+WAIT_TIMEOUT_NS = 100_000_000
+"""Longest wait (ns) before the thread looks whether the context was shut down (Ctrl-C)."""
+
+
+class _TakenByReader(CallbackGroup):
+    """A callback group no executor runs: a :class:`SubscriptionReader` takes its messages."""
+
+    def can_execute(self, entity: Any) -> bool:
+        return False
+
+    def beginning_execution(self, entity: Any) -> bool:
+        return False
+
+    def ending_execution(self, entity: Any) -> None:
+        pass
+
+
+class SubscriptionReader:
+    """Takes the messages of the subscriptions made with :meth:`subscribe` on a thread of its
+    own from :meth:`start` until :meth:`close` (or the context's shutdown). A callback that
+    raises is logged (at most every 5 s) and the reader goes on with the next message."""
+
+    def __init__(self, node: Node, name: str) -> None:
+        self._node = node
+        self._name = name
+        self._group = _TakenByReader()
+        self._subscriptions: list[Subscription] = []
+        self._wake = GuardCondition(None, None, context=node.context)
+        """Triggered by :meth:`close`, so the thread stops waiting at once."""
+        self._closing = False
+        self._thread: threading.Thread | None = None
+
+    def subscribe(
+        self, msg_type: type, topic: str, callback: Callable[[Any], None], qos: QoSProfile
+    ) -> Subscription:
+        """The node's subscription to ``topic``, whose messages this reader takes (made before
+        :meth:`start`)."""
+        if self._thread is not None:
+            raise RuntimeError(f"{self._name}: subscribe before the reader starts")
+        subscription = self._node.create_subscription(
+            msg_type, topic, callback, qos, callback_group=self._group
+        )
+        self._subscriptions.append(subscription)
+        return subscription
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop taking messages; returns once a callback under way has ended."""
+        self._closing = True
+        self._wake.trigger()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+        self._wake.destroy()
+
+    def _run(self) -> None:
+        context = self._node.context
+        wait_set = _rclpy.WaitSet(len(self._subscriptions), 1, 0, 0, 0, 0, context.handle)
+        while not self._closing and context.ok():
+            try:
+                with ExitStack() as in_use:  # a subscription destroyed meanwhile: not freed
+                    for subscription in self._subscriptions:
+                        in_use.enter_context(subscription.handle)
+                    in_use.enter_context(self._wake.handle)
+                    wait_set.clear_entities()
+                    for subscription in self._subscriptions:
+                        wait_set.add_subscription(subscription.handle)
+                    wait_set.add_guard_condition(self._wake.handle)
+                    wait_set.wait(WAIT_TIMEOUT_NS)
+                    for subscription in self._subscriptions:
+                        self._take_all(subscription)
+            except InvalidHandle:
+                return  # the node was destroyed under the reader
+            except Exception:
+                if self._closing or not context.ok():
+                    return  # the context shut down under the wait
+                raise
+
+    def _take_all(self, subscription: Subscription) -> None:
+        while not self._closing:
+            taken = subscription.handle.take_message(subscription.msg_type, subscription.raw)
+            if taken is None:
+                return
+            try:
+                subscription.callback(taken[0])
+            except Exception as error:
+                self._node.get_logger().error(
+                    f"{self._name}: a callback of {subscription.topic_name} failed: "
+                    f"{type(error).__name__}: {error}",
+                    throttle_duration_sec=5.0,
+                )

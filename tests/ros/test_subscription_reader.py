@@ -1,0 +1,90 @@
+"""A ``SubscriptionReader`` takes its subscriptions' messages on its own thread: every message,
+in order, under the node's remappings, none of them by an executor spinning the node; a
+callback that raises loses only its message; after ``close`` no callback runs."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+pytestmark = pytest.mark.ros
+
+
+def _wait_for(condition, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.005)
+    return False
+
+
+def test_the_reader_takes_every_message_and_the_executor_none(ros_context) -> None:
+    import rclpy
+    from rclpy.executors import MultiThreadedExecutor
+    from std_msgs.msg import Int32
+
+    from robot_il.ros.subscription_reader import SubscriptionReader
+
+    # The node's remapping holds for the reader's subscription: it hears /robot/counts.
+    node = rclpy.create_node(
+        "reader_owner", context=ros_context, cli_args=["--ros-args", "-r", "counts:=/robot/counts"]
+    )
+    talker = rclpy.create_node("talker", context=ros_context)
+    executor = MultiThreadedExecutor(num_threads=2, context=ros_context)
+    executor.add_node(node)
+    spin = threading.Thread(target=executor.spin, daemon=True)
+    spin.start()
+    received: list[int] = []
+    threads: set[str] = set()
+    failures = {3}  # the callback raises on this message
+
+    def on_count(msg: Int32) -> None:
+        threads.add(threading.current_thread().name)
+        if msg.data in failures:
+            raise ValueError(f"count {msg.data}")
+        received.append(msg.data)
+
+    reader = SubscriptionReader(node, "counts-reader")
+    subscription = reader.subscribe(Int32, "counts", on_count, 100)
+    reader.start()
+    publisher = talker.create_publisher(Int32, "/robot/counts", 100)
+    try:
+        assert subscription.topic_name == "/robot/counts"
+        assert _wait_for(lambda: publisher.get_subscription_count() == 1)
+        for count in range(50):
+            publisher.publish(Int32(data=count))
+            time.sleep(0.001)
+        assert _wait_for(lambda: len(received) == 49), received
+        assert received == [count for count in range(50) if count not in failures]
+        assert threads == {"counts-reader"}  # not one taken by the spinning executor
+        with pytest.raises(RuntimeError, match="before the reader starts"):
+            reader.subscribe(Int32, "more_counts", on_count, 10)
+
+        reader.close()
+        publisher.publish(Int32(data=100))
+        time.sleep(0.3)
+        assert received[-1] == 49  # closed: nobody takes it
+    finally:
+        executor.shutdown()
+        spin.join(timeout=5.0)
+        talker.destroy_node()
+        node.destroy_node()
+
+
+def test_a_node_destroyed_under_the_reader_ends_its_thread(ros_context) -> None:
+    """A node whose owner forgot :meth:`close` (a test, a node that failed to build): its
+    destruction ends the reader's thread rather than leaving it waiting on freed handles."""
+    import rclpy
+    from std_msgs.msg import Int32
+
+    from robot_il.ros.subscription_reader import SubscriptionReader
+
+    node = rclpy.create_node("forgetful_owner", context=ros_context)
+    reader = SubscriptionReader(node, "forgotten-reader")
+    reader.subscribe(Int32, "counts", lambda msg: None, 10)
+    reader.start()
+    node.destroy_node()
+    assert _wait_for(lambda: not reader._thread.is_alive(), timeout=2.0)
