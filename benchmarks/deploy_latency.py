@@ -53,7 +53,9 @@ a ratio that a loaded machine cannot fake (rows with ``"loop": "baseline"``/``"n
 7790ad8: numpy safety filter, command message from a list, rclpy's clock) against the node's
 (rows with ``"tick"``); ``benchmarks/control_tick_cost.py`` times the tick's parts alone.
 ``--handler-rounds N``: the node with rclpy's default QoS event handlers against without
-(rows with ``"qos_event_handlers"``).
+(rows with ``"qos_event_handlers"``). ``--reader-rounds N``: the node's joint states taken by
+its executor (the code before ``robot_il.ros.subscription_reader``) against by its reader
+thread (rows with ``"joint_states"``).
 """
 
 from __future__ import annotations
@@ -300,6 +302,13 @@ def main() -> int:
         help="then alternate the policy node with rclpy's default QoS event handlers on its "
         "publishers and subscriptions and without (as it runs), at 500 Hz, this many rounds",
     )
+    parser.add_argument(
+        "--reader-rounds",
+        type=int,
+        default=0,
+        help="then alternate the policy node with its joint states taken by its executor and "
+        "by its reader thread, this many rounds per policy",
+    )
     parser.add_argument("--results", type=Path, default=RESULTS, help="JSON lines to append to")
     args = parser.parse_args()
 
@@ -351,6 +360,8 @@ def main() -> int:
                        extra={"tick_baseline": args.tick_baseline})  # fmt: skip
                 ab.run(args.handler_rounds, ("default", "none"), _qos_event_handlers,
                        "qos_event_handlers")  # fmt: skip
+                ab.run(args.reader_rounds, ("executor", "reader"), _joint_state_taker,
+                       "joint_states")  # fmt: skip
     finally:
         rclpy.shutdown(context=context)
         sim.send_signal(signal.SIGINT)
@@ -452,6 +463,24 @@ def _qos_event_handlers(kind: str):
         yield
     finally:
         PolicyNode.create_publisher, PolicyNode.create_subscription = own
+
+
+@contextlib.contextmanager
+def _joint_state_taker(taker: str):
+    """Policy nodes made inside take their joint states by the ``executor`` (the code before
+    ``SubscriptionReader``, stood in by ``subscription_reader.ExecutorTaken``) or by their
+    ``reader`` thread (as the node does)."""
+    from subscription_reader import ExecutorTaken
+
+    import robot_il.ros.observation as observation
+
+    own = observation.SubscriptionReader
+    if taker == "executor":
+        observation.SubscriptionReader = ExecutorTaken
+    try:
+        yield
+    finally:
+        observation.SubscriptionReader = own
 
 
 def _row(policy_type: str, rate: float, f: dict[str, float]) -> str:
