@@ -7,9 +7,14 @@
     jitter p50/p99 (ms), late ticks (caught up) and skipped periods, each against a baseline:
     the same fixed-grid loop (``robot_il.deploy.ticker``) doing no work, run in the same
     process just before. Also the cost of one safety filter call (the bridge's per-tick
-    computation) as a share of the period.
+    computation) as a share of the period. ``--command-hz`` sets the target's rate (a policy
+    node at ``control_rate:=500`` streams at 500 Hz).
+(c) With ``--reader-rounds N``: the servo loop with the commands taken by the bridge's
+    executor (the code before ``robot_il.ros.subscription_reader``) and by its reader thread,
+    alternated ``N`` times in this process, one JSON row per run appended to ``--results``
+    (default ``benchmarks/results/ur_rtde_bridge.jsonl``) with the load average and the code.
 
-    .venv/bin/python benchmarks/ur_rtde_bridge.py [--seconds 5]
+    .venv/bin/python benchmarks/ur_rtde_bridge.py [--seconds 5] [--command-hz 500]
 
 The machine's other load shows in every figure: compare ratios, not absolute numbers.
 """
@@ -17,6 +22,8 @@ The machine's other load shows in every figure: compare ratios, not absolute num
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import statistics
 import subprocess
@@ -24,12 +31,16 @@ import sys
 import textwrap
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
+from json_lines import append_json_line
 
+from robot_il.provenance import revision
 from robot_il.ros.dds import MAX_DOMAIN_ID, apply_loopback_env
 
 PERIOD = 1.0 / 500.0
+RESULTS = Path(__file__).parent / "results" / "ur_rtde_bridge.jsonl"
 
 _ECHO = textwrap.dedent(
     """
@@ -98,8 +109,8 @@ def bare_loop(seconds: float) -> dict[str, float]:
     return stats.summary()
 
 
-def bridge_loop(seconds: float) -> dict[str, float]:
-    """(b): the bridge with a fake arm, driven by a 125 Hz moving target over DDS."""
+def bridge_loop(seconds: float, command_hz: float) -> dict[str, float]:
+    """(b): the bridge with a fake arm, driven by a moving target at ``command_hz`` over DDS."""
     import rclpy
     from rclpy.executors import MultiThreadedExecutor
     from robot_il.envs.ur5e.description import HOME_JOINT_POS
@@ -118,7 +129,7 @@ def bridge_loop(seconds: float) -> dict[str, float]:
         target[0] += 0.5 * np.sin(np.pi * time.monotonic())
         commands.publish(Float64MultiArray(data=target.tolist()))
 
-    policy.create_timer(1.0 / 125.0, publish)
+    policy.create_timer(1.0 / command_hz, publish)
     executor = MultiThreadedExecutor(num_threads=2)
     executor.add_node(bridge)
     executor.add_node(policy)
@@ -129,6 +140,24 @@ def bridge_loop(seconds: float) -> dict[str, float]:
     executor.shutdown()
     bridge.shutdown()
     return summary
+
+
+@contextlib.contextmanager
+def _command_taker(taker: str):
+    """Bridges made inside take their commands by the ``executor`` (the code before
+    ``SubscriptionReader``, stood in by ``subscription_reader.ExecutorTaken``) or by their
+    ``reader`` thread (as the bridge does)."""
+    from subscription_reader import ExecutorTaken
+
+    from robot_il.ros import ur_rtde_bridge
+
+    own = ur_rtde_bridge.SubscriptionReader
+    if taker == "executor":
+        ur_rtde_bridge.SubscriptionReader = ExecutorTaken
+    try:
+        yield
+    finally:
+        ur_rtde_bridge.SubscriptionReader = own
 
 
 def filter_cost(calls: int) -> float:
@@ -156,6 +185,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each loop run")
     parser.add_argument("--round-trips", type=int, default=2000)
+    parser.add_argument("--command-hz", type=float, default=125.0, help="the target's rate")
+    parser.add_argument("--reader-rounds", type=int, default=0, help="(c): alternated rounds")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="JSON lines for (c)")
     args = parser.parse_args()
     apply_loopback_env(1 + os.getpid() % MAX_DOMAIN_ID)
     import rclpy
@@ -171,7 +203,7 @@ def main() -> None:
         )
 
         baseline = bare_loop(args.seconds)
-        bridge = bridge_loop(args.seconds)
+        bridge = bridge_loop(args.seconds, args.command_hz)
         print(f"(b) servo loop, target 500 Hz, {args.seconds:g} s each")
         for label, figures in (("bare loop (baseline)", baseline), ("ur_rtde_bridge", bridge)):
             print(
@@ -191,6 +223,15 @@ def main() -> None:
             f"{cost / PERIOD:.3f} of a servo period"
         )
         print(f"    (round trips measured: {statistics.fmean(rtts) * 1e3:.3f} ms mean)")
+        for round_ in range(args.reader_rounds):
+            for taker in ("executor", "reader")[:: 1 - 2 * (round_ % 2)]:
+                with _command_taker(taker):
+                    figures = bridge_loop(args.seconds, args.command_hz)
+                print(f"(c) commands taken by the {taker:8s} {json.dumps(figures)}", flush=True)
+                row = {"code": revision(), "taker": taker, "round": round_,
+                       "command_hz": args.command_hz, "seconds": args.seconds,
+                       "load_avg": os.getloadavg()[0]}  # fmt: skip
+                append_json_line(args.results, row | figures)
     finally:
         rclpy.shutdown()
 

@@ -82,6 +82,7 @@ from robot_il.ros.rtde import (
     RTDEReceive,
     connect_rtde,
 )
+from robot_il.ros.subscription_reader import SubscriptionReader
 from robot_il.ros.ur_recovery import Recovery
 from robot_il.ros.ur_topics import (
     COMMAND_TOPIC,
@@ -300,7 +301,10 @@ class UrRtdeBridge(QuietNode):
         self._joint_state_msg = JointState(name=self.joint_names)
         self.joint_states = self.create_publisher(JointState, JOINT_STATES_TOPIC, 10)
         self.events = self.create_publisher(String, SAFETY_EVENTS_TOPIC, 10)
-        self.create_subscription(Float64MultiArray, COMMAND_TOPIC, self._on_command, 10)
+        # Commands come at up to 500 Hz: taken by the executor, each held the interpreter
+        # for half a millisecond of the servo thread's 2 ms period (subscription_reader).
+        self._command_reader = SubscriptionReader(self, "rtde-commands")
+        self._command_reader.subscribe(Float64MultiArray, COMMAND_TOPIC, self._on_command, 10)
         self.create_subscription(JointTrajectory, TRAJECTORY_TOPIC, self._on_trajectory, 10)
         # (default QoS event handlers: an e-stop publisher it cannot hear is logged)
         self.create_subscription(
@@ -332,6 +336,7 @@ class UrRtdeBridge(QuietNode):
         self.stats = LoopStats(Ticker(self.period, max_lag=max_lag))
         self._thread = threading.Thread(target=self._servo_loop, name="servo", daemon=True)
         self._thread.start()
+        self._command_reader.start()
         self.get_logger().info(
             f"servoJ at {self.rate_hz:g} Hz, lookahead {self.lookahead_time} s, gain "
             f"{self.gain:g}, {'fake arm' if rtde is not None else robot_ip}"
@@ -589,6 +594,7 @@ class UrRtdeBridge(QuietNode):
 
     def shutdown(self) -> None:
         """Stop the servo thread, then ``servoStop`` and stop the RTDE script."""
+        self._command_reader.close()
         self._running = False
         self._thread.join(timeout=2.0)
         if self.fatal_error is None:  # else the servo thread tried as it failed
