@@ -46,8 +46,9 @@ and one set of keys). Control:
   then ``sim/reset`` is called (when a simulator offers it) and the next episode begins when
   the reset is done, with the first step whose every key was taken after it, and takes
   ``task/success`` and commands published after it only (the old scene's last ones may
-  still be on their way; each arm holds until its first new command); after quit the node
-  exits.
+  still be on their way; each arm holds until its first new command); a reset unanswered
+  for :data:`RESET_TIMEOUT_S` s (a simulator that died mid-reset) is given up, said in the
+  log, and a start then begins the episode; after quit the node exits.
 
 The dataset's attrs carry ``task`` and ``action_mode`` (joint), so ``robot-il train`` reads it
 like a simulated recording.
@@ -122,6 +123,11 @@ EVENT_TOPIC = "teleop/episode_event"
 """std_msgs/String: the operator's episode events (next, rerecord, discard, quit)."""
 WAIT_WARNING_S = 5.0
 """s between two warnings that no step could be recorded (first after one second)."""
+RESET_TIMEOUT_S = 15.0
+"""s the recorder waits for ``sim/reset``'s answer before it gives the reset up (a simulator
+that died or hangs mid-reset never answers, and every start then waited for it): over
+sim_robot's own 10 s limit on a reset, after which it answers that the reset failed, so a live
+simulator's answer always comes first; the episode judge waits as long for it."""
 
 
 class RecorderNode(QuietNode):
@@ -283,6 +289,8 @@ class RecorderNode(QuietNode):
         too), else 0."""
         self._reset_future: Future | None = None
         """The ``sim/reset`` call in flight, whose end begins the next episode."""
+        self._reset_deadline = 0.0
+        """Monotonic time (s) at which the ``sim/reset`` call in flight is given up."""
         self._reset_mark: tuple[float, dict[str, np.ndarray]] | None = None
         """The node's time (s) and observation when a simulator's reset ended, until the
         episode's first step: every key of a step must have been taken after it."""
@@ -321,6 +329,7 @@ class RecorderNode(QuietNode):
             Trigger, "sim/reset", callback_group=MutuallyExclusiveCallbackGroup()
         )
         self.create_timer(1.0 / self.record_hz, self._sample)
+        self.create_timer(1.0, self._give_up_lost_reset)
         if autostart:
             self.start()
         self.get_logger().info(
@@ -433,7 +442,24 @@ class RecorderNode(QuietNode):
         future = self.sim_reset.call_async(Trigger.Request())
         with self._lock:
             self._reset_future = future
+            self._reset_deadline = time.monotonic() + RESET_TIMEOUT_S
         future.add_done_callback(self._on_reset_done)
+
+    def _give_up_lost_reset(self) -> None:
+        """Give up a ``sim/reset`` call unanswered for :data:`RESET_TIMEOUT_S` s (the
+        simulator died or hangs mid-reset), saying so once: no episode begins by itself, and
+        a start begins one (without the reset), "next" asks for a reset again."""
+        with self._lock:
+            future = self._reset_future
+            if future is None or future.done() or time.monotonic() < self._reset_deadline:
+                return  # none, answered (its callback begins the episode), or not yet due
+            self._reset_future = None
+        self.sim_reset.remove_pending_request(future)  # a late answer then begins nothing
+        self.get_logger().error(
+            f"{self.sim_reset.srv_name} has not answered in {RESET_TIMEOUT_S:g} s (the "
+            "simulator died or hangs mid-reset); no episode begins: recorder/start begins "
+            "one, next asks for a reset again"
+        )
 
     def _on_reset_done(self, future: Future) -> None:
         """Begin the episode of the scene the simulator has just reset to. Its old scene's

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from deploy_helpers import COMMANDS, UR_JOINTS, Client, spinning, wait_for
+from deploy_helpers import COMMANDS, DEADLINE_SCALE, UR_JOINTS, Client, spinning, wait_for
 from robot_il.envs.ur5e.description import HOME_JOINT_POS
 
 from robot_il.errors import ConfigError, RecordingError, RobotILError
@@ -153,6 +153,58 @@ def test_an_episode_after_a_reset_holds_only_the_new_scene(ros_context, tmp_path
         np.testing.assert_allclose(recorded, np.tile(value, (len(recorded), 1)), atol=1e-6,
                                    err_msg=f"{key}: a step of the old scene")  # fmt: skip
     assert second["timestamp"][0] == 0.0
+
+
+def test_a_reset_the_simulator_never_answers_is_given_up(
+    ros_context, own_context, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A simulator that died mid-reset never answers ``sim/reset``: every ``recorder/start``
+    then answered success with "the next episode begins when the simulator's reset is done",
+    for ever. The reset is given up after ``RESET_TIMEOUT_S`` (here 0.5 s) with one error
+    line, and a start then begins an episode."""
+    from rcl_interfaces.msg import Log
+    from std_msgs.msg import String
+    from std_srvs.srv import Trigger
+
+    from robot_il.ros import recorder_node
+
+    monkeypatch.setattr(recorder_node, "RESET_TIMEOUT_S", 0.5)
+    client = Client(ros_context)
+    log = client.record_log()
+    simulator = Client(own_context, "dead_simulator")  # its reset holds its only thread
+    asked, answer = threading.Event(), threading.Event()
+
+    def never_answers(request, response):
+        asked.set()
+        answer.wait(60)
+        response.success = True
+        return response
+
+    simulator.node.create_service(Trigger, "sim/reset", never_answers)
+
+    def said(text: str) -> list[str]:
+        with client.lock:
+            return [m.msg for _, m in log if m.level >= Log.ERROR and text in m.msg]
+
+    try:
+        with recorder(ros_context, tmp_path / "demo.zarr", autostart=False) as node:
+            events = client.publisher(String, "teleop/episode_event")
+            wait_for(node.sim_reset.service_is_ready, 10, "the recorder to see sim/reset")
+            events.publish(String(data="discard"))
+            assert asked.wait(10 * DEADLINE_SCALE), "no sim/reset call"
+            waiting = node.start()
+            wait_for(lambda: said("sim/reset has not answered"), 10, "the reset given up")
+            begun = node.start()
+    finally:
+        answer.set()
+        simulator.close()
+        client.close()
+    assert waiting == "the next episode begins when the simulator's reset is done"
+    assert said(
+        "sim/reset has not answered in 0.5 s (the simulator died or hangs mid-reset); "
+        "no episode begins: recorder/start begins one, next asks for a reset again"
+    )
+    assert begun == "recording episode 0", begun
 
 
 def test_appending_at_another_rate_is_refused_before_recording(ros_context, tmp_path) -> None:
