@@ -7,7 +7,9 @@ Commit protocol (every file write is an atomic rename, see :mod:`.durability`):
    given a float is first widened to float64, a new array swapped in whole);
 3. the filesystem is flushed (``fsync=True``), so the data is on disk before it is visible;
 4. ``meta/episode_ends`` grows by one entry: first its shape (``zarr.json``), then its
-   chunk. The episode exists once both are written.
+   chunk. The episode exists once both are written;
+5. the filesystem is flushed again. A failure here leaves the episode visible: it counts as
+   committed (the next one goes after it, never over it) and the commit raises saying so.
 
 A kill before step 4 leaves only data beyond the last committed end, which readers ignore and
 :meth:`DatasetWriter.open` truncates. A kill inside step 4 leaves a last entry equal to the
@@ -402,7 +404,7 @@ class DatasetWriter:
         self._checked_shards.add(key)
 
     def _commit(self, end: int, meta: dict[str, Any]) -> int:
-        """Steps 2-4 of the protocol in the module docstring (``meta`` already checked)."""
+        """Steps 2-5 of the protocol in the module docstring (``meta`` already checked)."""
         episode = self.num_episodes
         for array in self._arrays.values():
             if array.shape[0] != end:
@@ -412,9 +414,16 @@ class DatasetWriter:
             flush_filesystem(self.path)
         self._ends.resize((episode + 1,))
         self._ends[episode] = end
+        self._episode_ends.append(end)  # visible from here: the next episode comes after it
         if self._fsync:
-            flush_filesystem(self.path)
-        self._episode_ends.append(end)
+            try:
+                flush_filesystem(self.path)
+            except OSError as error:
+                raise DatasetError(
+                    f"{self.path}: episode {episode} is committed, but the disk failed the "
+                    f"flush after it ({error.strerror}): it may not hold the episode after a "
+                    "power loss; check the disk"
+                ) from error
         return episode
 
     def check_meta(self, meta: dict[str, Any]) -> None:
@@ -573,7 +582,9 @@ class EpisodeWriter:
         An empty episode or a ``meta`` the dataset cannot hold is refused before anything is
         written, and the episode stays open. A commit that fails while writing (a full disk,
         a folder moved away) loses the episode, as a kill at that instant would, and raises:
-        the writer then takes the next episode, and the committed ones are as they were."""
+        the writer then takes the next episode, and the committed ones are as they were. One
+        whose last flush fails keeps the episode (visible, counted) and raises a DatasetError
+        saying it is committed (step 5 of the module docstring)."""
         self._check_open()
         if self.num_steps == 0:
             raise DatasetError(f"episode {self.episode}: cannot commit an empty episode")

@@ -597,8 +597,11 @@ class RecorderNode(QuietNode):
         """Discard ``episode``, which the disk did not take (full, read-only, a lost mount)
         or the writer refused (its folder moved away), and say so: the episodes committed
         before it are intact, and the next one is written afresh (the writer holds no
-        episode in flight)."""
+        episode in flight). An episode the writer counts was committed and only the disk's
+        flush after it failed: said as the writer says it, never as discarded."""
         episode.discard()
+        if self.writer.num_episodes > episode.episode:  # visible: only its last flush failed
+            return RecordingError(f"recorder: {error}")
         why = error.strerror if isinstance(error, OSError) else str(error)
         return RecordingError(
             f"recorder: episode {episode.episode} could not be written to {self.path} "

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -223,6 +225,42 @@ def test_a_dataset_moved_away_while_open_gets_nothing_more_and_frees_the_writer(
     assert dataset.num_episodes == 4
     np.testing.assert_array_equal(dataset.episode(2)["joint_pos"], _steps(6, 2)["joint_pos"])
     np.testing.assert_array_equal(dataset.episode(3)["rgb_front"][0], frame["rgb_front"])
+    assert validate(demo).ok
+
+
+def test_a_commit_whose_last_flush_fails_keeps_its_visible_episode(
+    demo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The flush after an episode's end is written failed (EIO from the disk), and the
+    writer, which counted an episode only after that flush, did not count it although
+    ``meta/episode_ends`` already showed it: the recorder called it discarded and the next
+    episode was written over its steps. The commit now says the episode is committed and its
+    flush failed, and the next one comes after it. No disk here fails on demand, so the flush
+    is replaced by one that raises EIO after the end is written (the commit's second)."""
+    from robot_il.dataset import writer as writer_module
+
+    flushes = []
+
+    def flush_filesystem(path: Path) -> None:
+        flushes.append(path)
+        if len(flushes) == 2:  # the commit's second: after episode_ends holds the episode
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(writer_module, "flush_filesystem", flush_filesystem)
+    writer = DatasetWriter.open(demo, fsync=True)
+    stream = writer.begin_episode()
+    for step in range(2):
+        stream.append({key: value[step] for key, value in _steps(2, 3).items()})
+    committed = rf"{re.escape(str(demo))}: episode 3 is committed, but the disk failed .*"
+    with pytest.raises(DatasetError, match=committed + r"\(Input/output error\)"):
+        stream.commit({"success": True})
+    assert writer.num_episodes == Dataset.open(demo).num_episodes == 4
+    assert writer.add_episode(_steps(3, 4), {"success": False}) == 4
+    writer.close()
+    dataset = Dataset.open(demo)
+    assert dataset.num_episodes == 5
+    np.testing.assert_array_equal(dataset.episode(3)["joint_pos"], _steps(2, 3)["joint_pos"])
+    np.testing.assert_array_equal(dataset.episode(4)["joint_pos"], _steps(3, 4)["joint_pos"])
     assert validate(demo).ok
 
 

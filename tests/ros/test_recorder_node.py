@@ -335,6 +335,51 @@ def test_an_episode_that_cannot_be_written_is_discarded_and_said(ros_context, tm
     assert Dataset.open(path).num_episodes == 1
 
 
+def test_an_episode_whose_last_flush_failed_is_said_committed_not_discarded(
+    ros_context, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk failed the flush after an episode's end was written: the episode was in the
+    dataset, the node said it was discarded, and the next episode was written over it. It is
+    said committed, with the failed flush, and the next episode comes after it. No disk here
+    fails on demand: the writer's flush is replaced by one that raises EIO at the commit's
+    second (after ``meta/episode_ends`` holds the episode)."""
+    import errno
+    import os
+
+    from robot_il.dataset import Dataset
+    from robot_il.dataset import writer as writer_module
+    from robot_il.dataset.validate import validate
+
+    flushes = []
+
+    def flush_filesystem(path: Path) -> None:
+        flushes.append(path)
+        if len(flushes) == 2:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(writer_module, "flush_filesystem", flush_filesystem)
+    path = tmp_path / "demo.zarr"
+    client = Client(ros_context)
+    simulator = Simulator(client)
+    try:
+        with recorder(ros_context, path, fsync=True) as node:
+            wait_for(lambda: recorded_steps(node) >= 3, 10, "steps of the first episode")
+            with pytest.raises(RecordingError) as failed:
+                node.stop()
+            assert node.start() == "recording episode 1"
+            wait_for(lambda: recorded_steps(node) >= 3, 10, "steps of the second episode")
+            assert node.stop().startswith("episode 1 committed")
+    finally:
+        simulator.close()
+        client.close()
+    assert str(failed.value) == (
+        f"recorder: {path}: episode 0 is committed, but the disk failed the flush after it "
+        "(Input/output error): it may not hold the episode after a power loss; check the disk"
+    )
+    assert validate(path).ok
+    assert Dataset.open(path).num_episodes == 2
+
+
 def test_a_dataset_moved_away_mid_episode_loses_that_episode_only(ros_context, tmp_path) -> None:
     """The dataset folder moved away (an operator tidying up, a backup script) while an
     episode was recorded: its commit went on by path into a new tree of loose chunk folders,
