@@ -1,8 +1,9 @@
 """``policy``: runs a robot_il checkpoint on a robot that speaks the UR driver's topics.
 
-Three activities, each on its own thread so none waits for another:
+Four activities, each on its own thread so none waits for another:
 
-- **Observations** arrive by subscription (executor threads): joint states (joint
+- **Observations** arrive by subscription (joint states on a reader thread of their own,
+  :mod:`robot_il.ros.subscription_reader`; the rest on executor threads): joint states (joint
   positions and velocities, grippers as ``<tf_prefix>gripper_joint``; topics, joint names and
   command topics follow the arm layout's parameters, :mod:`robot_il.ros.arm_layout`), the
   task inputs ``task/target`` and ``task/object_pose``, camera images
@@ -11,10 +12,23 @@ Three activities, each on its own thread so none waits for another:
   ``eef_pose`` is computed by forward kinematics at the arm's mount, as the env computes it.
   ``gripper:=''`` declares arms without a gripper (as on the RTDE bridge and the recorder): a
   checkpoint that observes ``gripper`` is then refused at start, as it would wait forever.
-- **Inference** (a thread feeding a child process, :mod:`robot_il.deploy.worker`) observes
-  on the policy's grid (its training rate), keeps the last ``n_obs_steps`` observations, and
-  computes action chunks ahead of time (:class:`robot_il.deploy.ChunkPlanner`), so chunks
-  follow one another without pauses. With ``inpaint_committed:=true`` (off by default) a
+- **The policy's observations** (observer thread) are taken on the policy's grid (its
+  training rate, e.g. every 50 ms at 20 Hz): at each grid time, whatever inference is doing,
+  the observation of that moment (camera frames paired with the joint states by their stamps,
+  :meth:`RobotObservation.snapshot`) joins the history of the episode's last ``n_obs_steps``
+  observations. The history holds consecutive grid times only, as the policy's training
+  windows do: taken between predictions, as it once was, a prediction slower than a period
+  (an image policy on a CPU) left a policy trained on observations 50 ms apart with ones
+  100-200 ms apart, its velocity-like features silently wrong. A grid time that cannot be
+  observed (a stalled camera's frames cannot be paired) restarts the history (logged). An
+  episode's first observation is taken at once, once every key is of the new scene, as of
+  the grid time under way.
+- **Inference** (a thread feeding a child process, :mod:`robot_il.deploy.worker`) predicts
+  an action chunk from the history whenever it gains an observation and the planner asks for
+  one (:class:`robot_il.deploy.ChunkPlanner`): the chunk's first action is of the newest
+  observation's grid time, and chunks are computed ahead of time, so they follow one another
+  without pauses; after a prediction slower than a period it goes on at once from the newest
+  history. With ``inpaint_committed:=true`` (off by default) a
   policy that can (Diffusion) samples each chunk around the actions the previous one still
   executes while it is computed (real-time chunking, :meth:`ChunkPlanner.committed`), so that
   it goes on from them; other policies' chunks ignore them (said once per checkpoint).
@@ -74,10 +88,10 @@ frame size, by default the first checkpoint's). Both services answer which check
 
 Lock-step (``use_sim_time`` with a simulator that waits for every command) deploys exactly
 what ``robot-il eval`` evaluates: inference takes no simulated time (the control thread waits,
-at most ``lock_step_timeout`` s of wall time, for the chunk due, and the inference thread for
-the observation of its grid time, camera frames included: a camera policy needs the
-simulator's camera at its rate), and a chunk of n actions executes all n before the next
-observation.
+at most ``lock_step_timeout`` s of wall time, for the history to hold each grid time's
+observation and for the chunk due, and the observer thread for the observation of its grid
+time, camera frames included: a camera policy needs the simulator's camera at its rate), and a
+chunk of n actions executes all n before the next observation.
 """
 
 from __future__ import annotations
@@ -237,7 +251,7 @@ class PolicyNode(QuietNode):
         self._gripper_keys = {tf_prefix(arm) + "gripper" for arm in self.arms}
         self.policy_hz = self.info.control_hz
         """Hz of the policy grid (observations, chunks), the first checkpoint's rate for the
-        node's life: the inference thread's planner and the lock-step waits run on it."""
+        node's life: the observer's and the planner's grid and the lock-step waits run on it."""
         self.offered_spec = {
             "robot": "ur5e",
             "action_dim": 7 * len(self.arms),
@@ -309,10 +323,21 @@ class PolicyNode(QuietNode):
         self._due_from: np.ndarray | None = None
         """Measured joints (rad) where the period of the action in force began: an eef_delta
         action moves the TCP from there, also when a new chunk replaces it mid-period."""
+        self._planner = ChunkPlanner(
+            1.0 / self.policy_hz, margin=self.inference_margin, lock_step=self.sim_time
+        )
+        """The policy grid (the observer thread's) and when to infer (the inference thread's:
+        its latency estimate is that thread's alone)."""
         self._history: deque[dict[str, np.ndarray]] = deque()
+        """The episode's last ``n_obs_steps`` observations, of consecutive grid times, the
+        newest of :attr:`_observed_grid` (the observer thread's, under the state lock)."""
         self._observed_grid = -math.inf
         """Policy grid time (s) of the newest observation in the history."""
         self._history_changed = threading.Event()
+        """Set when the history gains an observation: wakes the lock-step control thread
+        (:meth:`_await_history`), which clears it."""
+        self._observation_taken = threading.Event()
+        """Set likewise: wakes the inference thread, which clears it."""
         self._episode_id = 0
         self._tick_episode = 0
         """The episode the latest control tick began in (its command is dropped if another
@@ -378,10 +403,22 @@ class PolicyNode(QuietNode):
         freeze_startup_objects()  # no 100 ms garbage-collector pauses in the control loop
         self._running = True
         self.fatal_error: Exception | None = None
-        """Set when the control or inference thread failed and shut the node down (exit
-        code 1)."""
-        self._inference = threading.Thread(target=self._run_inference, daemon=True)
+        """Set when the control, observer or inference thread failed and shut the node down
+        (exit code 1)."""
+        self._observer = threading.Thread(
+            target=self._run_beside_control,
+            args=("observing", self._observe_loop),
+            name="observer",
+            daemon=True,
+        )
+        self._inference = threading.Thread(
+            target=self._run_beside_control,
+            args=("inference", self._inference_loop),
+            name="inference",
+            daemon=True,
+        )
         self._control = threading.Thread(target=self._control_loop, daemon=True)
+        self._observer.start()
         self._inference.start()
         self._control.start()
         self.get_logger().info(
@@ -610,7 +647,7 @@ class PolicyNode(QuietNode):
         self._observed_grid = -math.inf
         self._filters = self._make_filters(self._filters)
         self._guard = self._make_guard()
-        self._episode_id += 1  # the inference thread observes at once, not at the next grid
+        self._episode_id += 1  # the observer thread observes at once, not at the next grid
         self._reset_stamp = self._now()
         with self.obs.lock:
             self._reset_messages = self.obs.messages
@@ -697,38 +734,42 @@ class PolicyNode(QuietNode):
             for line in self._event_summary.lines(new, time.monotonic()):
                 self.get_logger().warning(line)
 
-    # -- inference (thread; the policy runs in the worker process) --------------------------
+    # -- observer and inference (threads; the policy runs in the worker process) ------------
 
-    def _run_inference(self) -> None:
-        """The inference thread: :meth:`_inference_loop`, and when that fails, what a failed
-        control thread does (a fatal line, shutdown, exit code 1), once the control thread has
-        braked the arms to rest. A node whose inference thread had died looked alive: the arm
-        held as for late inference while ``policy/reset`` and ``policy/stop`` answered
-        success."""
+    def _run_beside_control(self, what: str, loop: Callable[[], None]) -> None:
+        """The observer or inference thread (``what`` it does): ``loop``, and when that fails,
+        what a failed control thread does (a fatal line, shutdown, exit code 1), once the
+        control thread has braked the arms to rest. A node whose inference thread had died
+        looked alive: the arm held as for late inference while ``policy/reset`` and
+        ``policy/stop`` answered success."""
         try:
-            self._inference_loop()
+            loop()
         except Exception as error:  # noqa: BLE001 (whatever it is, the node must not look alive)
             if isinstance(error, RCLError) and not self.context.ok():
                 return  # shutting down (Ctrl-C reached rclpy first)
             self.get_logger().fatal(
-                f"inference failed: {error!r}; braking the arms to rest and shutting down"
+                f"{what} failed: {error!r}; braking the arms to rest and shutting down"
             )
             self.fatal_error = error
             self._brake_to_rest()
             self._running = False
             self.context.try_shutdown()
 
-    def _inference_loop(self) -> None:
-        planner = ChunkPlanner(
-            1.0 / self.policy_hz, margin=self.inference_margin, lock_step=self.sim_time
-        )
+    def _observe_loop(self) -> None:
+        """The observer thread: at every policy grid time, the policy's observation of that
+        time into the history, whatever inference is doing (a prediction may take several
+        periods); the first of an episode at once, once every key is of the new scene. A grid
+        time it cannot observe (a camera with no frame to pair, a thread late by a period)
+        restarts the history, which holds consecutive grid times only, as in training; that is
+        logged. Its work per grid time is a snapshot and a select (tens of microseconds)."""
+        planner = self._planner
+        period = planner.period
         last_grid: float | None = None
         last_episode = self._episode_id
         while self._running:
-            now = self._now()
-            grid_t = planner.grid_time(now)
+            grid_t = planner.grid_time(self._now())
             if grid_t == last_grid and self._episode_id == last_episode:
-                self._sleep_until(grid_t + planner.period, episode=last_episode)
+                self._sleep_until(grid_t + period, episode=last_episode)
                 continue
             # Read together: policy/reset numbers the new episode, then clears the stop. Read
             # apart, the new number with the old stop skipped this grid time as stopped and
@@ -737,32 +778,64 @@ class PolicyNode(QuietNode):
             with self._state_lock:
                 last_grid, last_episode, stopped = grid_t, self._episode_id, self._stopped
             if stopped:
-                self._sleep_until(grid_t + planner.period, wall_timeout=0.01)
+                self._sleep_until(grid_t + period, wall_timeout=0.01)
                 continue
             if self.sim_time:
                 self._await_observation(grid_t, policy_observation=True)
-            elif not self._history and not self._await_new_scene(last_episode):
-                continue
+            elif not self._history:  # the episode's first: of the grid time when it comes
+                if not self._await_new_scene(last_episode):
+                    continue
+                grid_t = last_grid = planner.grid_time(self._now())
             values, stamp = self.obs.snapshot()
             with self._state_lock:
-                worker, timeline = self.worker, self._timeline
-            info = worker.info
+                info = self.worker.info
             obs = self.obs.select(values, info.obs_keys, stamp)
             if obs is None or stamp is None:
                 continue
             with self._state_lock:
                 if self._episode_id != last_episode:
                     continue  # an episode began since: this may be the old scene's observation
+                skipped = (
+                    bool(self._history)
+                    and abs(grid_t - self._observed_grid - period) > 0.5 * period
+                )
+                if skipped:
+                    missed = round((grid_t - self._observed_grid) / period) - 1
+                    self._history.clear()
                 self._history.append(obs)
                 while len(self._history) > info.n_obs_steps:
                     self._history.popleft()
-                steps = list(self._history)
                 self._observed_grid = grid_t
-                episode = self._episode_id  # the episode this history belongs to
-                seed = self._episode_seed
             self._history_changed.set()
+            self._observation_taken.set()
+            if skipped and info.n_obs_steps > 1:
+                self.get_logger().warning(
+                    f"observation history restarted at t={grid_t:.3f} s: {missed} grid time(s) "
+                    "before it not observed (no camera frame to pair, or the observer thread "
+                    "late); the policy sees the newest observation repeated",
+                    throttle_duration_sec=10.0,
+                )
+
+    def _inference_loop(self) -> None:
+        """The inference thread: whenever the observer adds an observation, a chunk for the
+        history ending in it if the planner asks for one at its grid time, which is the chunk's
+        first action's time. A prediction slower than a period goes on from the newest
+        observation the observer took meanwhile."""
+        planner = self._planner
+        considered: tuple[float, int] | None = None  # (grid time, episode) planned for last
+        while self._running:
+            self._observation_taken.clear()
+            with self._state_lock:  # a history and the episode and worker it belongs to
+                grid_t, episode = self._observed_grid, self._episode_id
+                steps = list(self._history)
+                worker, timeline, seed = self.worker, self._timeline, self._episode_seed
+            if not steps or (grid_t, episode) == considered:
+                self._observation_taken.wait(0.05)  # (and looks at _running)
+                continue
+            considered = (grid_t, episode)
             if not planner.needs_chunk(timeline, grid_t):
                 continue
+            info = worker.info
             steps = [steps[0]] * (info.n_obs_steps - len(steps)) + steps
             history = {key: np.stack([s[key] for s in steps]) for key in info.obs_keys}
             committed = None
@@ -777,7 +850,7 @@ class PolicyNode(QuietNode):
                 if swapped:  # closed by a switch while it answered: its chunk was moot
                     continue
                 if not isinstance(error, CheckpointError):
-                    raise  # _run_inference: brake to rest and shut down
+                    raise  # _run_beside_control: brake to rest and shut down
                 self.get_logger().error(f"inference failed: {error}")
                 continue
             planner.record_latency(self._now() - started)
@@ -874,9 +947,9 @@ class PolicyNode(QuietNode):
 
     def _await_history(self, now: float) -> None:
         """Lock-step: at a policy grid time, wait (at most ``lock_step_timeout`` s of wall time)
-        until the inference thread has put that time's observation into the history. The
+        until the observer thread has put that time's observation into the history. The
         simulator steps as fast as commands come, so without this wait a chunk's commands
-        would run it past grid times the inference thread never saw, and a policy observing
+        would run it past grid times the observer never saw, and a policy observing
         ``n_obs_steps`` > 1 steps would get observations further apart than in training (and
         in ``robot-il eval``)."""
         period = 1.0 / self.policy_hz
@@ -1148,13 +1221,14 @@ class PolicyNode(QuietNode):
             braking.set()
 
     def shutdown(self) -> None:
-        """Stop both threads (the robot holds its last command) and destroy the node."""
+        """Stop the node's threads (the robot holds its last command) and destroy it."""
         self._running = False
         self._control.join(timeout=1.0)
         self.worker.close()
         if self._pending is not None:
             self._pending[1].close()
         self._inference.join(timeout=5.0)
+        self._observer.join(timeout=1.0)
         self.obs.close()
         self.destroy_node()
 

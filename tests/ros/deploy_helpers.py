@@ -204,12 +204,13 @@ def constant_checkpoint(
     image_size: tuple[int, int] = (32, 32),
     gripper: bool = False,
     action_mode: str = "joint",
+    n_obs_steps: int = 1,
 ) -> Path:
     """A real BC checkpoint whose network outputs ``action`` (7 per arm of ``task``, in
     ``action_mode``: joint targets, or ``eef_delta`` TCP deltas) whatever
     it observes (each arm's joint positions, and with ``camera`` that camera's ``rgb_<camera>``
     frames of ``image_size`` (H, W) px through the small conv encoder, and with ``gripper`` each
-    arm's gripper closure).
+    arm's gripper closure), observing the last ``n_obs_steps`` steps.
 
     Built through the policy's own ``save`` (zero last-layer weights, the normalized action as
     bias), so the deploy node loads and runs it exactly as a trained one. NaN entries give a
@@ -245,10 +246,17 @@ def constant_checkpoint(
         "observation": observation,
         "action_dim": action.size,
     }
-    config = BCConfig(obs_keys=tuple(observation), hidden_dims=(16,), image_encoder="conv")
+    config = BCConfig(
+        obs_keys=tuple(observation),
+        hidden_dims=(16,),
+        image_encoder="conv",
+        n_obs_steps=n_obs_steps,
+        horizon=n_obs_steps,  # the action of the last observed step is the chunk's last
+    )
     policy = BCPolicy(config, spec, normalizer)
     last = policy.mlp[-1]
     with torch.no_grad():
         last.weight.zero_()
-        last.bias.copy_(torch.as_tensor(normalizer.normalize("action", action)))
+        bias = np.tile(normalizer.normalize("action", action), n_obs_steps)
+        last.bias.copy_(torch.as_tensor(bias))
     return policy.save(directory)

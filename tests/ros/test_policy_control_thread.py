@@ -1,7 +1,7 @@
 """The policy node's control thread under faults, and its inference thread at an episode's
-start, over real rclpy and loopback DDS: the node runs in this process (so the test sees its
-threads), a real checkpoint drives it, and the test plays the robot driver, publishing the
-arm's joint states."""
+start and when slower than a policy period, over real rclpy and loopback DDS: the node runs in
+this process (so the test sees its threads), a real checkpoint drives it, and the test plays
+the robot driver, publishing the arm's joint states."""
 
 from __future__ import annotations
 
@@ -78,17 +78,37 @@ class FollowingDriver(Driver):
             time.sleep(0.005)
 
 
+class TimeTellingDriver(Driver):
+    """Joint states whose wrist_3 position tells when each was published: home plus the
+    seconds (system clock, the node's) since :attr:`started`."""
+
+    def __init__(self, client: Client) -> None:
+        self.started = time.time()
+        super().__init__(client)
+
+    def _run(self) -> None:
+        while self._running:
+            now = self._clock.now()
+            self.position[5] = HOME_JOINT_POS[5] + now.nanoseconds * 1e-9 - self.started
+            self._msg.header.stamp = now.to_msg()
+            self._msg.position = self.position.tolist()
+            self._publisher.publish(self._msg)
+            time.sleep(0.005)
+
+
 @contextlib.contextmanager
 def policy_node(
     context,
     directory,
     tf_prefixes: tuple[str, ...] = (),
     steer: float = 0.2,
+    n_obs_steps: int = 1,
     **parameter_values: object,
 ) -> Iterator[object]:
     """A policy node (100 Hz control, and ``parameter_values``) deploying a checkpoint that
-    steers each arm's base joint ``steer`` rad from home, spun on its own thread; two arms
-    with ``tf_prefixes`` (the per-arm controller layout), else one."""
+    steers each arm's base joint ``steer`` rad from home (observing ``n_obs_steps`` steps),
+    spun on its own thread; two arms with ``tf_prefixes`` (the per-arm controller layout),
+    else one."""
     from rclpy.parameter import Parameter
 
     from robot_il.ros.policy_node import PolicyNode
@@ -105,7 +125,7 @@ def policy_node(
             Parameter("controller_layout", value="per_arm"),
         ]
     else:
-        checkpoint = constant_checkpoint(directory / "steer", arm_target)
+        checkpoint = constant_checkpoint(directory / "steer", arm_target, n_obs_steps=n_obs_steps)
     parameters.append(Parameter("checkpoint", value=str(checkpoint)))
     node = PolicyNode(context=context, parameter_overrides=parameters)
     with spinning(node, context):
@@ -292,6 +312,42 @@ def test_an_episodes_first_observation_is_taken_after_its_reset(ros_context, tmp
         finally:
             driver.close()
             client.close()
+
+
+def test_a_policy_slower_than_its_period_observes_at_every_grid_time(ros_context, tmp_path) -> None:
+    """A policy observing 2 steps 50 ms apart, in real time, with inference taking 150 ms (an
+    image policy on a CPU). The inference thread took an observation only between inferences,
+    so the histories the network got held observations 150-200 ms apart: its velocity-like
+    features silently wrong. Every grid time is now observed whatever inference does, and
+    each history is of two consecutive grid times, the newest one at most a period old."""
+    period, delay = 0.05, 0.15  # the policy's period, each inference's duration (s)
+    with policy_node(ros_context, tmp_path, n_obs_steps=2) as node:
+        assert node.info.n_obs_steps == 2 and node.policy_hz == 1 / period
+        predict = node.worker.predict
+        received: list[tuple[float, np.ndarray]] = []  # (when, publish times of the history)
+
+        def slow_predict(history: dict[str, np.ndarray], *args: object) -> np.ndarray:
+            published = history["joint_pos"][:, 5] - HOME_JOINT_POS[5] + driver.started
+            received.append((time.time(), published))
+            time.sleep(delay)
+            return predict(history, *args)
+
+        node.worker.predict = slow_predict
+        client = Client(ros_context)
+        driver = TimeTellingDriver(client)
+        try:
+            wait_for(lambda: len(received) >= 10, 60, "ten inferences")
+        finally:
+            driver.close()
+            client.close()
+    first = received[0][1][0]  # the episode's first observation (taken when it began)
+    histories = [(when, times) for when, times in received if first not in times]
+    spacings = np.array([np.diff(times)[0] for _, times in histories]) / period
+    ages = np.array([when - times[-1] for when, times in histories]) / period
+    assert len(histories) >= 7, received
+    assert np.all(spacings > 0) and np.all(spacings < 2), f"periods apart: {spacings}"
+    assert abs(np.median(spacings) - 1) < 0.2, f"periods apart: {spacings}"
+    assert np.all(ages < 2), f"newest observation's age (periods) at inference: {ages}"
 
 
 def test_a_chunk_arriving_within_a_period_continues_the_glide(ros_context, tmp_path) -> None:
