@@ -26,7 +26,14 @@ if TYPE_CHECKING:
 
 
 def run_node(make_node: Callable[[], object], args: list[str] | None = None) -> int:
-    """Run the node ``make_node()`` builds until Ctrl-C or shutdown; returns the exit code.
+    """Run the node ``make_node()`` builds until Ctrl-C, SIGTERM or shutdown; returns the exit
+    code.
+
+    SIGTERM (``docker stop``, systemd, ``kill PID``, a launcher's escalation after SIGINT) stops
+    the node as Ctrl-C does: rclpy's handlers of both shut its context down, its spin ends and
+    its ``shutdown()`` runs (a SIGTERM meanwhile does not cut that short; a SIGINT does, as
+    ``KeyboardInterrupt``). Before ``rclpy.init`` (the node's imports) SIGTERM ends the process
+    at once; nothing of the node exists yet.
 
     The node spins on a multi-threaded executor, so a node's service callbacks never wait
     behind its timers. A ``RobotILError`` raised while building the node (a bad parameter, an
@@ -41,10 +48,11 @@ def run_node(make_node: Callable[[], object], args: list[str] | None = None) -> 
     import rclpy
     from rclpy._rclpy_pybind11 import RCLError
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.signals import SignalHandlerOptions
 
     os.environ.setdefault("MUJOCO_GL", "egl")
     faulthandler.register(signal.SIGUSR1, all_threads=True)
-    rclpy.init(args=args)
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.ALL)  # SIGINT, SIGTERM
     node = None
     try:
         node = make_node()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,9 +14,12 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from deploy_helpers import (
     DEADLINE_SCALE,
+    Client,
+    constant_checkpoint,
     log_tail,
     node_process,
     spinning,
@@ -288,3 +292,75 @@ def test_a_node_interrupted_while_it_imports_stops_quietly(ros_env, tmp_path) ->
     text = log.read_text()
     assert code == 130, text
     assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
+
+
+def _process_tree(pid: int) -> list[int]:
+    """``pid``'s descendants (children of each of its threads, recursively), from /proc."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:  # a thread that just ended
+            continue
+        for child in map(int, children):
+            found += [child, *_process_tree(child)]
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` runs (an exited one that nobody reaped yet does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_sigterm_stops_a_recorder_and_a_policy_node_as_ctrl_c_does(ros_context, ros_env, tmp_path):
+    """``docker stop``, systemd, ``kill PID`` and a launcher's escalation send SIGTERM, not
+    SIGINT. A node run by ``run_node`` stops on it as on Ctrl-C (rclpy's handlers of both shut
+    its context down): the recorder says which episode under way it dropped and what the
+    dataset holds, which stays valid with its committed episode, and the policy node's
+    inference worker (and the fork server it came from) ends with it."""
+    from robot_il.envs.ur5e.description import HOME_JOINT_POS
+    from std_srvs.srv import Trigger
+
+    from robot_il.dataset import Dataset
+    from robot_il.dataset.validate import validate
+
+    path = tmp_path / "demos.zarr"
+    checkpoint = constant_checkpoint(tmp_path / "hold", np.append(HOME_JOINT_POS, 0.0))
+    logs = tmp_path / "sim.log", tmp_path / "policy.log", tmp_path / "recorder.log"
+    with (
+        node_process("sim_robot", {"task": "reach"}, ros_env, logs[0]) as sim,
+        node_process("policy", {"checkpoint": str(checkpoint)}, ros_env, logs[1]) as policy,
+        node_process("recorder", {"path": str(path)}, ros_env, logs[2]) as recorder,
+    ):
+        nodes = (sim, policy, recorder)
+        client = Client(ros_context)
+        try:
+
+            def recording(episode: int) -> bool:
+                answer = client.call(Trigger, "recorder/start").message
+                return re.fullmatch(rf"episode {episode} is already recording \([3-9]\d* steps\)",
+                                    answer) is not None  # fmt: skip
+
+            wait_for(lambda: recording(0), 60, "steps of episode 0", nodes, logs)
+            assert client.call(Trigger, "recorder/stop").message.startswith("episode 0 committed")
+            wait_for(lambda: recording(1), 30, "steps of episode 1", nodes, logs)
+            wait_for(lambda: "safe_start: anchored" in logs[1].read_text(), 60,
+                     "the policy's first command", nodes, logs)  # fmt: skip
+        finally:
+            client.close()
+        workers = _process_tree(policy.pid)
+        assert workers, "the policy node has no inference worker"
+        for node in (policy, recorder):
+            node.send_signal(signal.SIGTERM)
+        codes = [node.wait(30 * DEADLINE_SCALE) for node in (policy, recorder)]
+    assert codes == [0, 0], "\n".join(log_tail(log) for log in logs[1:])
+    stopped = (rf"\[recorder\] stopped: episode 1 under way discarded \(\d+ steps; next or quit "
+               rf"commits an episode, recorder/stop too\), 1 episodes in {re.escape(str(path))}, "
+               "1 of them recorded now")  # fmt: skip
+    assert re.search(stopped, logs[2].read_text()), log_tail(logs[2])
+    assert validate(path).ok
+    assert Dataset.open(path).num_episodes == 1
+    wait_for(lambda: not any(map(_running, workers)), 10, "the inference worker's end")
