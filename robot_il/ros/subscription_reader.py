@@ -78,7 +78,10 @@ class SubscriptionReader:
         self._thread.start()
 
     def close(self) -> None:
-        """Stop taking messages; returns once a callback under way has ended."""
+        """Stop taking messages; returns once a callback under way has ended. Once is enough;
+        a second call does nothing."""
+        if self._closing:
+            return
         self._closing = True
         self._wake.trigger()
         if self._thread is not None and self._thread is not threading.current_thread():
