@@ -20,7 +20,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-_EPS = 1e-9
+_GRID_TOLERANCE = 1e-3
+"""Periods: a time counts as at a grid time (an action's start) this close before it. Real-time
+times are seconds since the epoch (1.8e9 s, a float's step there 2.4e-7 s): a grid time
+computed as ``k * period`` and read back was off by a few 1e-6 periods, and with a tolerance of
+1e-9 one grid time in three came out as the one before (an observation taken twice, the next
+skipped; a chunk's committed actions taken a period early)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -38,7 +43,7 @@ class ActionTimeline:
 
     def index_at(self, t: float) -> int | None:
         """Index of the action due at ``t`` (s), or None before the first or after the last."""
-        index = math.floor((t - self.t_obs) / self.period + _EPS)
+        index = math.floor((t - self.t_obs) / self.period + _GRID_TOLERANCE)
         if index < 0 or index >= len(self.actions):
             return None
         return index
@@ -82,17 +87,20 @@ class ChunkPlanner:
 
     def grid_time(self, t: float) -> float:
         """The latest grid time at or before ``t``."""
-        return math.floor(t / self.period + _EPS) * self.period
+        return math.floor(t / self.period + _GRID_TOLERANCE) * self.period
 
     def needs_chunk(self, timeline: ActionTimeline | None, grid_t: float) -> bool:
         """Whether to start inference at grid time ``grid_t`` (s)."""
         if timeline is None:
             return True
         if self.lock_step:
-            return timeline.end <= grid_t + _EPS
+            return timeline.end <= grid_t + _GRID_TOLERANCE * self.period
         # within rounding: grid times are multiples of a period, and a latency estimate of
         # whole periods lands on a chunk's end (0.25 == 0.05 * 5 is not in floats)
-        return timeline.end <= grid_t + self.period + self.latency + self.margin + _EPS
+        return (
+            timeline.end
+            <= grid_t + self.period + self.latency + self.margin + _GRID_TOLERANCE * self.period
+        )
 
     def committed(
         self, timeline: ActionTimeline | None, grid_t: float, limit: int
@@ -107,7 +115,7 @@ class ChunkPlanner:
         new chunk on (``Policy.predict_actions``'s ``committed``)."""
         if timeline is None or self.lock_step:
             return None
-        count = min(limit, math.ceil((self.latency + self.margin) / self.period - _EPS))
+        count = min(limit, math.ceil((self.latency + self.margin) / self.period - _GRID_TOLERANCE))
         rows = []
         for i in range(count):
             index = timeline.index_at(grid_t + i * self.period)

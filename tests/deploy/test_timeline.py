@@ -122,3 +122,22 @@ def test_a_latency_of_whole_periods_starts_the_chunk_on_the_grid_time_it_is_due(
         timeline = ActionTimeline(s * PERIOD, PERIOD, np.zeros((4, 1)))
         assert not planner.needs_chunk(timeline, (s + 1) * PERIOD)
         assert planner.needs_chunk(timeline, (s + 2) * PERIOD), f"step {s}"
+
+
+@pytest.mark.parametrize("period", [0.05, 0.1, 0.01])
+def test_grid_times_since_the_epoch_come_one_after_another(period: float) -> None:
+    """A deployed node's times are seconds since the epoch (1.8e9 s, a float's step 2.4e-7 s
+    there): every grid time is taken once, in order, and a timeline observed at one finds its
+    action k at the k-th grid time after it. With a tolerance of 1e-9 periods one grid time in
+    three came out as the one before, and real-time chunking committed a period-early action
+    (an untrained Diffusion policy's chunks jumped 2 rad at those switches, over ROS 2)."""
+    planner = ChunkPlanner(period)
+    start = planner.grid_time(1796587920.0)
+    grids = [planner.grid_time(start + k * period) for k in range(600)]
+    steps = np.diff(grids) / period
+    np.testing.assert_allclose(steps, 1.0, atol=1e-4)
+    timeline = ActionTimeline(grids[7], period, np.arange(8, dtype=np.float64)[:, None])
+    assert [timeline.index_at(t) for t in grids[7:15]] == list(range(8))
+    planner.latency = 2.5 * period
+    committed = planner.committed(timeline, grids[9], limit=8)
+    assert committed[:, 0].tolist() == [2.0, 3.0, 4.0]
