@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import threading
 import time
 from collections import deque
@@ -348,6 +349,78 @@ def test_a_policy_slower_than_its_period_observes_at_every_grid_time(ros_context
     assert np.all(spacings > 0) and np.all(spacings < 2), f"periods apart: {spacings}"
     assert abs(np.median(spacings) - 1) < 0.2, f"periods apart: {spacings}"
     assert np.all(ages < 2), f"newest observation's age (periods) at inference: {ages}"
+
+
+def test_a_grid_time_a_stalled_camera_leaves_unobserved_restarts_the_history(
+    ros_context, tmp_path
+) -> None:
+    """A camera policy observing 2 steps 50 ms apart, its camera stalled for 0.6 s (no frame
+    to pair past ``max_camera_lag``): the grid times meanwhile cannot be observed, and the
+    first history after the stall held an observation from before it, 10 periods apart. The
+    history now restarts (the newest observation repeated, as at an episode's start), which
+    is logged, and then fills with consecutive grid times again. (Within ``max_camera_lag``
+    the last frame still pairs, with the joint state of its own time: observations of one
+    moment, closer than a period, ``RobotObservation.snapshot``.)"""
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import Image
+
+    from robot_il.ros.policy_node import PolicyNode
+
+    period = 0.05
+    steer = np.append(HOME_JOINT_POS, 0.0)
+    checkpoint = constant_checkpoint(tmp_path / "look", steer, camera="front", n_obs_steps=2)
+    parameters = [
+        Parameter("checkpoint", value=str(checkpoint)),
+        Parameter("control_rate", value=100.0),
+        Parameter("cameras", value="front"),
+    ]
+    node = PolicyNode(context=ros_context, parameter_overrides=parameters)
+    received: list[np.ndarray] = []  # publish times (s) of each history's observations
+    filming_again = math.inf  # when the camera's frames came again after the stall (s)
+    with spinning(node, ros_context):
+        predict = node.worker.predict
+
+        def recording_predict(history: dict[str, np.ndarray], *args: object) -> np.ndarray:
+            received.append(history["joint_pos"][:, 5] - HOME_JOINT_POS[5] + driver.started)
+            return predict(history, *args)
+
+        node.worker.predict = recording_predict
+        client = Client(ros_context)
+        log = client.record_log()
+        camera = client.publisher(Image, "camera/front/image_raw")
+        frame = Image(height=32, width=32, encoding="rgb8", step=96, data=bytes(32 * 32 * 3))
+        driver = TimeTellingDriver(client)
+
+        filming, running = threading.Event(), True
+
+        def film() -> None:  # 100 Hz, stamped now, while filming
+            while running:
+                if filming.is_set():
+                    frame.header.stamp = client.node.get_clock().now().to_msg()
+                    camera.publish(frame)
+                time.sleep(0.01)
+
+        filmer = threading.Thread(target=film, daemon=True)
+        filming.set()
+        filmer.start()
+        try:
+            wait_for(lambda: len(received) >= 5, 60, "the camera policy's inferences")
+            filming.clear()
+            time.sleep(0.6)
+            filming_again = time.time()
+            filming.set()
+            wait_for(lambda: received[-1][-1] > filming_again + 0.5, 10, "the policy after it")
+            restarted = any("observation history restarted" in r[1].msg for r in list(log))
+        finally:
+            running = False
+            filmer.join(timeout=2.0)
+            driver.close()
+            client.close()
+    spacings = np.array([np.diff(times)[0] for times in received]) / period
+    after = [s for times, s in zip(received, spacings, strict=True) if times[0] > filming_again]
+    assert spacings.max() < 2, f"periods apart: {spacings}"
+    assert len(after) >= 5 and 0.8 < np.median(after) < 1.2, f"after the stall: {after}"
+    assert restarted, "the history's restart was not logged"
 
 
 def test_a_chunk_arriving_within_a_period_continues_the_glide(ros_context, tmp_path) -> None:
