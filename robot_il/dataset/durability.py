@@ -31,12 +31,18 @@ def flush_filesystem(path: Path) -> None:
     """Write every dirty page of the filesystem holding ``path`` to disk (``syncfs``).
 
     One call covers all chunk files and the new directories zarr created for them, which a
-    per-file ``fsync`` would have to walk; it flushes only this filesystem, unlike ``sync``.
+    per-file ``fsync`` would have to walk; it flushes only this filesystem, unlike ``sync``
+    (the fallback where there is no ``syncfs``). A disk that fails the flush (EIO, ENOSPC)
+    raises ``OSError``: ``sync`` reports nothing, and falling back to it on an error let a
+    commit count as durable when it was not.
     """
     fd = os.open(path, os.O_RDONLY)
     try:
-        if getattr(_LIBC, "syncfs", None) is None or _LIBC.syncfs(fd) != 0:
+        if getattr(_LIBC, "syncfs", None) is None:
             os.sync()
+        elif _LIBC.syncfs(fd) != 0:
+            errno = ctypes.get_errno()
+            raise OSError(errno, os.strerror(errno), str(path))
     finally:
         os.close(fd)
 

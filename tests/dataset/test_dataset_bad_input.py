@@ -361,3 +361,32 @@ def test_a_dataset_that_does_not_exist_names_the_folder_a_relative_path_is_from(
         match=r"^demos/none\.zarr: no such dataset \(path does not exist, relative to /",
     ):
         Dataset.open("demos/none.zarr")
+
+
+def test_a_flush_the_disk_fails_raises_rather_than_falling_back_to_sync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``syncfs`` failing (EIO) fell back to ``sync``, which reports nothing: a commit whose
+    flush the disk had failed counted as durable. The error now reaches the caller; ``sync``
+    stays the fallback where the C library has no ``syncfs``. No disk here fails on demand, so
+    the C library's ``syncfs`` is replaced by one that fails with EIO."""
+    import ctypes
+
+    from robot_il.dataset import durability
+
+    synced = []
+
+    class FailingLibc:
+        @staticmethod
+        def syncfs(fd: int) -> int:
+            ctypes.set_errno(errno.EIO)
+            return -1
+
+    monkeypatch.setattr(durability.os, "sync", lambda: synced.append(True))
+    monkeypatch.setattr(durability, "_LIBC", FailingLibc())
+    with pytest.raises(OSError, match="Input/output error") as raised:
+        durability.flush_filesystem(tmp_path)
+    assert raised.value.errno == errno.EIO and raised.value.filename == str(tmp_path)
+    monkeypatch.setattr(durability, "_LIBC", object())  # no syncfs
+    durability.flush_filesystem(tmp_path)
+    assert synced == [True]
