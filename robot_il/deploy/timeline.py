@@ -62,7 +62,8 @@ class ChunkPlanner:
     Observations are taken on the policy's grid (multiples of ``period``), as in training.
     At grid time ``t`` a new chunk is started when the current one would run out before the
     *next* grid time's chunk could arrive: ``end <= t + period + latency``, with ``latency``
-    a running worst-case estimate of inference time (s) plus ``margin`` (s). A one-action
+    a running worst-case estimate of how long after its grid time a chunk arrives (s:
+    inference, and what delays its start) plus ``margin`` (s). A one-action
     policy (plain BC) thus infers at every grid time; a chunked one a few periods before its
     chunk ends.
 
@@ -125,8 +126,9 @@ class ChunkPlanner:
         return np.stack(rows) if rows else None
 
     def record_latency(self, seconds: float) -> None:
-        """Account for one inference that took ``seconds``: the estimate follows the worst
-        recent case (jumps up at once, decays slowly)."""
+        """Account for one chunk that arrived ``seconds`` after its grid time (its inference
+        and whatever delayed its start): the estimate follows the worst recent case (jumps up
+        at once, decays slowly)."""
         self.latency = max(seconds, 0.95 * self.latency)
 
 

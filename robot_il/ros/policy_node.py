@@ -841,7 +841,6 @@ class PolicyNode(QuietNode):
             committed = None
             if self.inpaint_committed:  # actions 0.. of the new chunk that the old one executes
                 committed = planner.committed(timeline, grid_t, info.n_action_steps)
-            started = self._now()  # node time: a lock-step simulator waits meanwhile
             try:
                 actions = worker.predict(history, episode, seed, committed)  # a new one resets it
             except Exception as error:
@@ -853,7 +852,11 @@ class PolicyNode(QuietNode):
                     raise  # _run_beside_control: brake to rest and shut down
                 self.get_logger().error(f"inference failed: {error}")
                 continue
-            planner.record_latency(self._now() - started)
+            # How long after its grid time a chunk arrives (node time: a lock-step simulator
+            # waits meanwhile): the observer's hand-over and a start behind a slower
+            # prediction count too, or the next chunk is asked for too late and the current
+            # one runs out first.
+            planner.record_latency(self._now() - grid_t)
             with self._state_lock:
                 if worker is self.worker and episode == self._episode_id:
                     self._timeline = ActionTimeline(grid_t, planner.period, actions)
