@@ -313,7 +313,9 @@ def main() -> int:
     args = parser.parse_args()
 
     from robot_il.policies.untrained import untrained_reach_checkpoint
+    from subscription_reader import taken_by
 
+    import robot_il.ros.observation as observation
     from robot_il.provenance import code_provenance
 
     code_provenance()  # the code this process loaded, for its rows (``_append_row``)
@@ -360,8 +362,8 @@ def main() -> int:
                        extra={"tick_baseline": args.tick_baseline})  # fmt: skip
                 ab.run(args.handler_rounds, ("default", "none"), _qos_event_handlers,
                        "qos_event_handlers")  # fmt: skip
-                ab.run(args.reader_rounds, ("executor", "reader"), _joint_state_taker,
-                       "joint_states")  # fmt: skip
+                ab.run(args.reader_rounds, ("executor", "reader"),
+                       functools.partial(taken_by, observation), "joint_states")  # fmt: skip
     finally:
         rclpy.shutdown(context=context)
         sim.send_signal(signal.SIGINT)
@@ -463,24 +465,6 @@ def _qos_event_handlers(kind: str):
         yield
     finally:
         PolicyNode.create_publisher, PolicyNode.create_subscription = own
-
-
-@contextlib.contextmanager
-def _joint_state_taker(taker: str):
-    """Policy nodes made inside take their joint states by the ``executor`` (the code before
-    ``SubscriptionReader``, stood in by ``subscription_reader.ExecutorTaken``) or by their
-    ``reader`` thread (as the node does)."""
-    from subscription_reader import ExecutorTaken
-
-    import robot_il.ros.observation as observation
-
-    own = observation.SubscriptionReader
-    if taker == "executor":
-        observation.SubscriptionReader = ExecutorTaken
-    try:
-        yield
-    finally:
-        observation.SubscriptionReader = own
 
 
 def _row(policy_type: str, rate: float, f: dict[str, float]) -> str:

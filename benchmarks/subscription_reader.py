@@ -22,10 +22,13 @@ Each run appends a row to ``--results`` (default
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from json_lines import append_json_line
@@ -52,6 +55,20 @@ class ExecutorTaken:
         pass
 
 
+@contextlib.contextmanager
+def taken_by(module: ModuleType, taker: str) -> Iterator[None]:
+    """Nodes of ``module`` made inside take the messages of their ``SubscriptionReader`` by
+    the ``executor`` (the code before it, stood in by :class:`ExecutorTaken`) or by their
+    ``reader`` thread (as they do)."""
+    own = module.SubscriptionReader
+    if taker == "executor":
+        module.SubscriptionReader = ExecutorTaken
+    try:
+        yield
+    finally:
+        module.SubscriptionReader = own
+
+
 def _thread_cpu_seconds(skip: int) -> float:
     """User + system CPU (s) of this process's threads, but thread ``skip`` (a native id)."""
     total = 0
@@ -66,9 +83,9 @@ def _thread_cpu_seconds(skip: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def take_in_cost(taker: type, seconds: float) -> dict[str, float]:
-    """CPU of a node taking in joint states at 500 Hz through ``taker`` (a reader class) for
-    ``seconds`` s: µs per message, percent of a core, messages taken and sent."""
+def take_in_cost(seconds: float) -> dict[str, float]:
+    """CPU of a node taking in joint states at 500 Hz for ``seconds`` s (under
+    :func:`taken_by`): µs per message, percent of a core, messages taken and sent."""
     import rclpy
     from rclpy.context import Context
     from rclpy.executors import MultiThreadedExecutor
@@ -80,7 +97,6 @@ def take_in_cost(taker: type, seconds: float) -> dict[str, float]:
     from robot_il.ros.quiet_node import QuietNode
     from robot_il.ros.ur_topics import JOINT_STATES_TOPIC
 
-    readers, observation.SubscriptionReader = observation.SubscriptionReader, taker
     context = Context()
     rclpy.init(context=context)
     node = QuietNode("policy", context=context)
@@ -126,7 +142,6 @@ def take_in_cost(taker: type, seconds: float) -> dict[str, float]:
         node.destroy_node()
         driver.destroy_node()
         rclpy.shutdown(context=context)
-        observation.SubscriptionReader = readers
     return {
         "us_per_message": round(1e6 * cpu / max(taken, 1), 1),
         "core_percent": round(100.0 * cpu / wall, 1),
@@ -142,9 +157,9 @@ def main() -> int:
     parser.add_argument("--results", type=Path, default=RESULTS, help="JSON lines to append to")
     args = parser.parse_args()
 
+    import robot_il.ros.observation as observation
     from robot_il.provenance import code_provenance, revision
     from robot_il.ros.dds import apply_loopback_env, hold_domain
-    from robot_il.ros.subscription_reader import SubscriptionReader
 
     args.domain, args.domain_lock = hold_domain(None, "benchmarks/subscription_reader.py")
     apply_loopback_env(args.domain)
@@ -153,8 +168,9 @@ def main() -> int:
                            "load_before": os.getloadavg(), "executor": [],
                            "reader": []}  # fmt: skip
     for _ in range(args.rounds):
-        for taker, key in ((ExecutorTaken, "executor"), (SubscriptionReader, "reader")):
-            row[key].append(take_in_cost(taker, args.seconds))
+        for key in ("executor", "reader"):
+            with taken_by(observation, key):
+                row[key].append(take_in_cost(args.seconds))
             print(f"joint states taken by the {key}: {row[key][-1]}", flush=True)
     executor, reader = (
         sorted(r["us_per_message"] for r in row[key]) for key in ("executor", "reader")

@@ -22,7 +22,6 @@ The machine's other load shows in every figure: compare ratios, not absolute num
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import statistics
@@ -142,24 +141,6 @@ def bridge_loop(seconds: float, command_hz: float) -> dict[str, float]:
     return summary
 
 
-@contextlib.contextmanager
-def _command_taker(taker: str):
-    """Bridges made inside take their commands by the ``executor`` (the code before
-    ``SubscriptionReader``, stood in by ``subscription_reader.ExecutorTaken``) or by their
-    ``reader`` thread (as the bridge does)."""
-    from subscription_reader import ExecutorTaken
-
-    from robot_il.ros import ur_rtde_bridge
-
-    own = ur_rtde_bridge.SubscriptionReader
-    if taker == "executor":
-        ur_rtde_bridge.SubscriptionReader = ExecutorTaken
-    try:
-        yield
-    finally:
-        ur_rtde_bridge.SubscriptionReader = own
-
-
 def filter_cost(calls: int) -> float:
     """Mean seconds of one UR5e safety filter call with the workspace box (FK included)."""
     import logging
@@ -223,9 +204,13 @@ def main() -> None:
             f"{cost / PERIOD:.3f} of a servo period"
         )
         print(f"    (round trips measured: {statistics.fmean(rtts) * 1e3:.3f} ms mean)")
+        from subscription_reader import taken_by
+
+        from robot_il.ros import ur_rtde_bridge
+
         for round_ in range(args.reader_rounds):
             for taker in ("executor", "reader")[:: 1 - 2 * (round_ % 2)]:
-                with _command_taker(taker):
+                with taken_by(ur_rtde_bridge, taker):
                     figures = bridge_loop(args.seconds, args.command_hz)
                 print(f"(c) commands taken by the {taker:8s} {json.dumps(figures)}", flush=True)
                 row = {"code": revision(), "taker": taker, "round": round_,
