@@ -15,11 +15,15 @@ reader's thread: they must guard what other threads read, as an executor's callb
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import threading
+import weakref
 from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
 
+from rclpy._rclpy_pybind11 import RCLError
 from rclpy.callback_groups import CallbackGroup
 from rclpy.exceptions import InvalidHandle
 from rclpy.guard_condition import GuardCondition
@@ -30,6 +34,19 @@ from rclpy.subscription import Subscription
 
 WAIT_TIMEOUT_NS = 100_000_000
 """Longest wait (ns) before the thread looks whether the context was shut down (Ctrl-C)."""
+
+_RUNNING: weakref.WeakSet[SubscriptionReader] = weakref.WeakSet()
+"""Readers started and not yet closed."""
+
+
+@atexit.register
+def _close_running_readers() -> None:
+    """Close every reader still running when the interpreter exits (a node that failed to
+    build after its observation started one, a script that never closed its node): a thread
+    left in rcl's wait while the interpreter finalises aborts the process (SIGABRT, every
+    time), which turned a one-line error's exit code 2 into a crash."""
+    for reader in list(_RUNNING):
+        reader.close()
 
 
 class _TakenByReader(CallbackGroup):
@@ -76,6 +93,7 @@ class SubscriptionReader:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
         self._thread.start()
+        _RUNNING.add(self)
 
     def close(self) -> None:
         """Stop taking messages; returns once a callback under way has ended. Once is enough;
@@ -83,7 +101,9 @@ class SubscriptionReader:
         if self._closing:
             return
         self._closing = True
-        self._wake.trigger()
+        _RUNNING.discard(self)
+        with contextlib.suppress(InvalidHandle, RCLError):  # (a context shut down: the wait
+            self._wake.trigger()  # ends within its timeout)
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
         self._wake.destroy()

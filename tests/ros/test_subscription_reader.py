@@ -89,3 +89,26 @@ def test_a_node_destroyed_under_the_reader_ends_its_thread(ros_context) -> None:
     reader.start()
     node.destroy_node()
     assert _wait_for(lambda: not reader._thread.is_alive(), timeout=2.0)
+
+
+def test_a_process_exiting_with_a_reader_still_running_exits_cleanly(ros_env) -> None:
+    """A reader never closed (a node that failed to build after its observation started one):
+    its thread left in rcl's wait while the interpreter finalised aborted the process, 15 runs
+    of 15. The reader is closed at exit."""
+    import subprocess
+    import sys
+
+    script = (
+        "import rclpy, time\n"
+        "from std_msgs.msg import Int32\n"
+        "from robot_il.ros.subscription_reader import SubscriptionReader\n"
+        "rclpy.init()\n"
+        "reader = SubscriptionReader(rclpy.create_node('exiting'), 'exiting-reader')\n"
+        "reader.subscribe(Int32, 'counts', lambda msg: None, 10)\n"
+        "reader.start()\n"
+        "time.sleep(0.05)\n"
+    )
+    for _ in range(3):
+        result = subprocess.run([sys.executable, "-c", script], env=ros_env,
+                                capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert result.returncode == 0, (result.returncode, result.stderr[-500:])
