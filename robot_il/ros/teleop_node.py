@@ -131,11 +131,6 @@ class TeleopNode(QuietNode):
             )
         if self.takeover and not self.servo:
             raise ConfigError("teleop: takeover:=true drives the arm; it needs servo:=true")
-        if device is None:
-            from robot_il.record.teleop import make_teleop_device
-
-            device = make_teleop_device(device_name, control_hz=self.rate)
-        self.device = device
         self.period = 1.0 / self.rate
         self.servo_period = 1.0 / servo_rate if servo_rate else self.period
         """s between two joint commands of the servo: the device's period, or with
@@ -207,6 +202,13 @@ class TeleopNode(QuietNode):
             self.takeover_pub = self.create_publisher(Bool, TAKEOVER_TOPIC, LATCHED)
             self.takeover_pub.publish(Bool(data=False))
             self.policy_takeover = self.create_client(SetBool, TAKEOVER_SERVICE)
+        # The device last, once nothing else can refuse the node: a device left open (the ROS
+        # device's thread) aborted the process at exit, turning a one-line error into a crash.
+        if device is None:
+            from robot_il.record.teleop import make_teleop_device
+
+            device = make_teleop_device(device_name, control_hz=self.rate)
+        self.device = device
         # The operator's hand moves in wall time; a lock-step /clock waits for their commands.
         wall = Clock(clock_type=ClockType.STEADY_TIME)
         self.create_timer(self.period, self._tick, clock=wall)

@@ -345,3 +345,19 @@ def test_a_recording_takes_the_operator_s_target_as_the_action_not_the_glide(
     moving = sent[1:][np.abs(np.diff(sent, axis=0)).max(axis=1) > 1e-9]
     gliding = np.abs(moving[:, None, :] - asked[None, :, :]).max(axis=2).min(axis=1) > 1e-4
     assert gliding.mean() > 0.5, gliding.mean()
+
+
+def test_a_teleop_refused_after_its_task_is_read_exits_with_one_line(ros_env) -> None:
+    """A two-arm task for the one-arm servo is refused in one line with exit code 2. The ROS
+    device was opened before that check and left open, and its thread aborted the process at
+    exit (SIGABRT, code 134, "terminate called without an active exception")."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    teleop = Path(sys.executable).parent / "teleop"
+    command = [str(teleop), "--ros-args", "-p", "task:=bimanual_handover", "-p", "device:=ros"]
+    result = subprocess.run(command, env=ros_env, capture_output=True, text=True, timeout=120)
+    assert (result.returncode, result.stderr.strip()) == (
+        2, "error: teleop: servo drives one arm; task 'bimanual_handover' has two"
+    ), result.stderr  # fmt: skip
