@@ -20,7 +20,6 @@ import contextlib
 import threading
 import weakref
 from collections.abc import Callable
-from contextlib import ExitStack
 from typing import Any
 
 from rclpy._rclpy_pybind11 import RCLError
@@ -44,7 +43,7 @@ def _close_running_readers() -> None:
     """Close every reader still running when the interpreter exits (a node that failed to
     build after its observation started one, a script that never closed its node): a thread
     left in rcl's wait while the interpreter finalises aborts the process (SIGABRT, every
-    time), which turned a one-line error's exit code 2 into a crash."""
+    time), which would turn a node's one-line error and exit code 2 into a crash."""
     for reader in list(_RUNNING):
         reader.close()
 
@@ -113,7 +112,8 @@ class SubscriptionReader:
         wait_set = _rclpy.WaitSet(len(self._subscriptions), 1, 0, 0, 0, 0, context.handle)
         while not self._closing and context.ok():
             try:
-                with ExitStack() as in_use:  # a subscription destroyed meanwhile: not freed
+                # (held in use: a subscription destroyed meanwhile is not freed under the wait)
+                with contextlib.ExitStack() as in_use:
                     for subscription in self._subscriptions:
                         in_use.enter_context(subscription.handle)
                     in_use.enter_context(self._wake.handle)
