@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,3 +14,11 @@ def append_json_line(path: Path, row: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as out:
         out.write(json.dumps(row) + "\n")
+
+
+def append_row_with_load(path: Path, row: dict[str, Any]) -> None:
+    """Add the load average now to ``row`` (``load_after``, beside its ``load_before``),
+    print both, and append the row to ``path``: a timing is read with the load it ran under."""
+    row["load_after"] = os.getloadavg()
+    print(f"load average before {row['load_before']}, after {row['load_after']}")
+    append_json_line(path, row)

@@ -25,7 +25,7 @@ import threading
 import time
 from pathlib import Path
 
-from json_lines import append_json_line
+from json_lines import append_row_with_load
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -112,9 +112,7 @@ def main() -> int:
         for base, key in ((Node, "with_handlers_percent"), (QuietNode, "without_percent")):
             row[key].append(round(executor_cpu(base, args.seconds), 1))
             print(f"sim_robot executor thread, {key}: {row[key][-1]}% of a core", flush=True)
-    row["load_after"] = os.getloadavg()
-    print(f"load average before {row['load_before']}, after {row['load_after']}")
-    append_json_line(args.results, row)
+    append_row_with_load(args.results, row)
     return 0
 
 

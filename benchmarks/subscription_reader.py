@@ -31,7 +31,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from json_lines import append_json_line
+from json_lines import append_row_with_load
 
 RESULTS = Path(__file__).parent / "results" / "subscription_reader.jsonl"
 STATE_PERIOD = 0.002
@@ -176,10 +176,8 @@ def main() -> int:
         sorted(r["us_per_message"] for r in row[key]) for key in ("executor", "reader")
     )
     row["median_ratio"] = round(executor[args.rounds // 2] / reader[args.rounds // 2], 2)
-    row["load_after"] = os.getloadavg()
     print(f"CPU per message, executor / reader (medians): {row['median_ratio']}x")
-    print(f"load average before {row['load_before']}, after {row['load_after']}")
-    append_json_line(args.results, row)
+    append_row_with_load(args.results, row)
     return 0
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from control_tick_cost import HOME, PERIOD, node_limits
 from git_revision import module_at
-from json_lines import append_json_line
+from json_lines import append_row_with_load
 
 RESULTS = Path(__file__).parent / "results" / "workspace_braking.jsonl"
 TICKS = 1500
@@ -135,9 +135,7 @@ def main() -> int:
                 ),
             }
             print(f"{box:5s} {name:8s} {row[f'{box}_{name}']}")
-    row["load_after"] = os.getloadavg()
-    print(f"load average before {row['load_before']}, after {row['load_after']}")
-    append_json_line(args.results, row)
+    append_row_with_load(args.results, row)
     return 0
 
 
