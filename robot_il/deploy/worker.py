@@ -130,6 +130,7 @@ def _serve(connection: Any, directory: str, torch_threads: int, nice: int) -> No
             from robot_il.envs.task_frame import WorldFramePolicy
 
             acting = WorldFramePolicy(policy)  # stateless: the policy inside holds the episode
+        _warm_up(policy)
         # As the deploy node's own start-up: no full garbage collection (100-300 ms with
         # torch imported) stalls a prediction; a DMP policy's control ticks run in here.
         freeze_startup_objects()
@@ -159,6 +160,28 @@ def _serve(connection: Any, directory: str, torch_threads: int, nice: int) -> No
             connection.send(("actions", actions))
         except Exception as error:  # noqa: BLE001
             connection.send(("error", f"{type(error).__name__}: {error}"))
+
+
+def _warm_up(policy: Any) -> None:
+    """One prediction on zeros of the policy's observation shapes, then a reset: a fresh
+    process's first prediction sets torch up (allocations, kernel choice), 250 ms against 14
+    for the next (the untrained 10-step Diffusion on this machine's CPU). Without it the first
+    chunk of a deployment, and of every policy ``policy/switch`` loads, came that late, and the
+    deploy node's planner, taking it for its latency, asked for chunks early for seconds after.
+    A DMP policy runs no network."""
+    from robot_il.policies.base import Policy
+    from robot_il.policies.spec import is_image_key
+
+    if not isinstance(policy, Policy):
+        return
+    history = {
+        key: np.zeros(
+            (policy.config.n_obs_steps, *shape), np.uint8 if is_image_key(key) else np.float32
+        )
+        for key, shape in policy.spec["observation"].items()
+    }
+    policy.predict_actions(history)
+    policy.reset()
 
 
 @contextlib.contextmanager
