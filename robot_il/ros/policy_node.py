@@ -823,6 +823,7 @@ class PolicyNode(QuietNode):
         observation the observer took meanwhile."""
         planner = self._planner
         considered: tuple[float, int] | None = None  # (grid time, episode) planned for last
+        free_since = -math.inf  # node time the last prediction ended
         while self._running:
             self._observation_taken.clear()
             with self._state_lock:  # a history and the episode and worker it belongs to
@@ -841,6 +842,7 @@ class PolicyNode(QuietNode):
             committed = None
             if self.inpaint_committed:  # actions 0.. of the new chunk that the old one executes
                 committed = planner.committed(timeline, grid_t, info.n_action_steps)
+            could_start = max(grid_t, free_since)  # a grid time observed while one ran: its end
             try:
                 actions = worker.predict(history, episode, seed, committed)  # a new one resets it
             except Exception as error:
@@ -852,11 +854,17 @@ class PolicyNode(QuietNode):
                     raise  # _run_beside_control: brake to rest and shut down
                 self.get_logger().error(f"inference failed: {error}")
                 continue
+            finally:
+                free_since = self._now()
             # How long after its grid time a chunk arrives (node time: a lock-step simulator
-            # waits meanwhile): the observer's hand-over and a start behind a slower
-            # prediction count too, or the next chunk is asked for too late and the current
-            # one runs out first.
-            planner.record_latency(self._now() - grid_t)
+            # waits meanwhile), the observer's hand-over included, or the next chunk is asked
+            # for too late and the current one runs out first. A grid time observed while an
+            # earlier prediction ran counts from that one's end: the wait behind it says
+            # nothing of how early to ask. Counted, it fed itself: a high estimate has chunks
+            # asked for at every grid time, each waiting up to a period for the one before,
+            # which kept the estimate high (Diffusion at 500 Hz: arrivals of 100-136 ms for
+            # seconds after a slow first chunk, against 40-60 counted this way).
+            planner.record_latency(free_since - could_start)
             with self._state_lock:
                 if worker is self.worker and episode == self._episode_id:
                     self._timeline = ActionTimeline(grid_t, planner.period, actions)
