@@ -10,7 +10,9 @@ subscriptions, which takes each message as it comes, costs about a tenth of that
 The subscriptions are the node's own (its name, namespace, remappings and QoS; ``ros2 topic
 info`` lists them), in a callback group that no executor runs (:class:`_TakenByReader`), so
 spinning the node never takes their messages. Their callbacks run one at a time, on the
-reader's thread: they must guard what other threads read, as an executor's callbacks must.
+reader's thread: they must guard what other threads read, as an executor's callbacks must. A
+callback of two parameters gets the message's DDS info too (``source_timestamp``,
+``received_timestamp``: ns on the system clock), as the executor gives it.
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ class SubscriptionReader:
         self._thread: threading.Thread | None = None
 
     def subscribe(
-        self, msg_type: type, topic: str, callback: Callable[[Any], None], qos: QoSProfile
+        self, msg_type: type, topic: str, callback: Callable[..., None], qos: QoSProfile
     ) -> Subscription:
         """The node's subscription to ``topic``, whose messages this reader takes (made before
         :meth:`start`)."""
@@ -137,7 +139,11 @@ class SubscriptionReader:
             if taken is None:
                 return
             try:
-                subscription.callback(taken[0])
+                # rclpy told the two kinds apart by the callback's signature (its executor's way)
+                if subscription._callback_type is Subscription.CallbackType.WithMessageInfo:
+                    subscription.callback(*taken)
+                else:
+                    subscription.callback(taken[0])
             except Exception as error:
                 self._node.get_logger().error(
                     f"{self._name}: a callback of {subscription.topic_name} failed: "

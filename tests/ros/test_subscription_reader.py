@@ -75,6 +75,44 @@ def test_the_reader_takes_every_message_and_the_executor_none(ros_context) -> No
         node.destroy_node()
 
 
+def test_a_callback_of_two_parameters_gets_each_messages_dds_info(ros_context) -> None:
+    """As the executor gives it: the message's source timestamp (the publisher's system clock,
+    ns) between the publish's start and end, its reception at or after it. sim_robot and the
+    recorder drop commands sent before a reset by it; the reader called such a callback with
+    the message alone (a TypeError, logged, every command lost)."""
+    import rclpy
+    from std_msgs.msg import Int32
+
+    from robot_il.ros.subscription_reader import SubscriptionReader
+
+    node = rclpy.create_node("info_reader_owner", context=ros_context)
+    talker = rclpy.create_node("info_talker", context=ros_context)
+    received: list[tuple[int, dict]] = []
+    reader = SubscriptionReader(node, "info-reader")
+    reader.subscribe(
+        Int32, "stamped_counts", lambda msg, info: received.append((msg.data, info)), 10
+    )
+    reader.start()
+    publisher = talker.create_publisher(Int32, "stamped_counts", 10)
+    try:
+        assert _wait_for(lambda: publisher.get_subscription_count() == 1)
+        sent = []
+        for count in range(5):
+            before = time.time_ns()
+            publisher.publish(Int32(data=count))
+            sent.append((before, time.time_ns()))
+            time.sleep(0.002)
+        assert _wait_for(lambda: len(received) == 5), received
+    finally:
+        reader.close()
+        talker.destroy_node()
+        node.destroy_node()
+    assert [count for count, _ in received] == list(range(5))
+    for (_, info), (before, after) in zip(received, sent, strict=True):
+        assert before <= info["source_timestamp"] <= after
+        assert info["received_timestamp"] >= info["source_timestamp"]
+
+
 def test_a_node_destroyed_under_the_reader_ends_its_thread(ros_context) -> None:
     """A node whose owner forgot :meth:`close` (a test, a node that failed to build): its
     destruction ends the reader's thread rather than leaving it waiting on freed handles."""
