@@ -55,7 +55,14 @@ stopped then (``policy/stop``, which publishes its queued safety events first), 
 unsafe event counts exactly when its time (the policy's control tick) comes before the end.
 The stop's answer says how many safety events the policy node has published (each carries its
 number, ``seq``), and the judge judges once it has heard the last of them: an event and the
-answer travel apart, and the executor may run the answer's callback first.
+answer travel apart, and the executor may run the answer's callback first. An episode whose
+events were not all heard (a number skipped, or the last not heard within
+:data:`EVENTS_WAIT` s) is a failure (an intervention, also with ``rates`` false), logged with
+how many were lost and on which topic: a lost event may have been the unsafe one, so the
+episode's safety cannot be vouched for. The policy node keeps its last 100 events for resending
+and this subscription its last 1000 untaken (a burst beyond them, or this node's executor held
+up, loses the oldest); an event is published when an intervention begins, not at every
+control tick it lasts.
 
 Parameters: ``time_limit`` (s), ``noise_std``, ``seed``, ``unsafe_events`` (safety event
 kinds, see :class:`robot_il.safety.events.Intervention`), ``switch_timeout`` (s),
@@ -125,7 +132,7 @@ DEPLOY_POLL = 0.05
 """s between two asks whether the candidate has loaded (an ask only stops the stopped policy)."""
 EVENTS_WAIT = 5.0
 """s the judge waits, after the stop that ends an episode, for the safety events published
-before the stop answered (they come within milliseconds; none heard: the episode runs again)."""
+before the stop answered (they come within milliseconds; not heard: the episode failed)."""
 
 
 class EpisodeJudge(Node):
@@ -161,7 +168,9 @@ class EpisodeJudge(Node):
         self.policy_stop = self.create_client(Trigger, POLICY_STOP_SERVICE)
         self.reset_estop = self.create_client(Trigger, RESET_ESTOP_SERVICE)
         self.create_subscription(String, STATISTICS_TOPIC, self.on_statistics, LATCHED)
-        self.create_subscription(String, SAFETY_EVENTS_TOPIC, self.on_safety_event, BACKLOG)
+        self.events_sub = self.create_subscription(
+            String, SAFETY_EVENTS_TOPIC, self.on_safety_event, BACKLOG
+        )
         self.create_subscription(Bool, TAKEOVER_TOPIC, self.on_takeover, LATCHED)
         self._taken_over = False
         """Whether a person drives the arm with the teleop device (``teleop/takeover``)."""
@@ -178,6 +187,8 @@ class EpisodeJudge(Node):
         self._unsafe: list[tuple[float, str]] = []  # (tick time s, what) of the episode
         self._events_heard = 0
         """``seq`` of the newest safety event heard (the policy node's come in order)."""
+        self._events_skipped: list[tuple[int, int]] = []
+        """(first, last) ``seq`` of each run of safety events skipped over, lost for good."""
         self._estop_latched = False
         self._judged: int | None = None  # the last episode run (and given feedback)
         self._remind_at = math.inf  # monotonic s of the next "waits for your rating" line
@@ -200,12 +211,24 @@ class EpisodeJudge(Node):
     def on_safety_event(self, msg: String) -> None:
         event = json.loads(msg.data)
         with self._changed:
-            self._events_heard = event.get("seq", self._events_heard)
+            if "seq" in event:
+                self._hear_seq(event["seq"])
             self._changed.notify_all()
             start = self._episode_start_ros
             if start is None or event["kind"] not in self.unsafe_kinds or event["t"] < start:
                 return
             self._unsafe.append((event["t"], f"{event['kind']}: {event['detail']}"))
+
+    def _hear_seq(self, seq: int) -> None:
+        """Count the safety event numbered ``seq`` heard (``_changed`` held). The numbers
+        skipped since the newest heard are lost for good: a topic delivers one publisher's
+        messages in order, never one it dropped after a newer one. A number not above the
+        newest heard is a restarted policy node's, which numbers from 1 again."""
+        if seq <= self._events_heard:
+            self._events_heard, self._events_skipped = 0, []
+        if seq > self._events_heard + 1:
+            self._events_skipped.append((self._events_heard + 1, seq - 1))
+        self._events_heard = seq
 
     def on_takeover(self, msg: Bool) -> None:
         with self._changed:
@@ -283,7 +306,7 @@ class EpisodeJudge(Node):
         self._steps.restart(reset_called)
         start = self._reset_time()
         try:
-            solved_at, end = self._run_policy(number, candidate, start, published)
+            solved_at, end, lost = self._run_policy(number, candidate, start, published)
         finally:  # None between episodes, after a failed attempt too
             with self._changed:
                 self._episode_start_ros = None
@@ -317,6 +340,15 @@ class EpisodeJudge(Node):
                 "e-stop, intervened"
             )
             return
+        if lost is not None:
+            self._publish(
+                self.intervene_pub, String(data=intervention_message(number)), "intervention"
+            )
+            self.get_logger().error(
+                f"episode {number} ({candidate}): {lost}; its safety cannot be vouched for: "
+                "counted as a failure, intervened"
+            )
+            return
         what = (
             f"solved in {solved_at - start:.2f} s"
             if solved_at is not None
@@ -339,11 +371,12 @@ class EpisodeJudge(Node):
 
     def _run_policy(
         self, number: int, candidate: str, start: float, published: int
-    ) -> tuple[float | None, float]:
+    ) -> tuple[float | None, float, str | None]:
         """Run episode ``number`` of ``candidate`` from ``start`` (ROS s, the simulator's
         reset) until it is decided (:meth:`_watch`, whose answer this returns), stop the
         policy and wait for the safety events it published until then (``published``: the
-        number published before the episode)."""
+        number published before the episode); the third value says which of them were lost
+        (None: none)."""
         # The episode starts before the policy's reset: a safety event in its first
         # milliseconds (a NaN action) is reported only once, and must count.
         with self._changed:
@@ -352,28 +385,38 @@ class EpisodeJudge(Node):
         if reply.message != reset_message(candidate):
             raise SelectionError(f"the policy node switched away from {candidate!r}")
         solved_at, end = self._watch(number, start)
+        lost = None
         if self._running:  # the stop publishes its queued safety events before answering
-            self._await_events(
+            lost = self._await_events(
                 published, read_stop_message(self._call(self.policy_stop).message)[1]
             )
-        return solved_at, end
+        return solved_at, end, lost
 
-    def _await_events(self, before: int, published: int) -> None:
-        """Wait until the safety event numbered ``published`` (the last the policy node
-        published before its stop answered) has been heard, if the episode published any
-        (``before``: the number published before it); ``SelectionError`` after
-        :data:`EVENTS_WAIT` s."""
+    def _await_events(self, before: int, published: int) -> str | None:
+        """Wait, at most :data:`EVENTS_WAIT` s, until the safety event numbered ``published``
+        (the last the policy node published before its stop answered) has been heard, if the
+        episode published any (``before``: the number published before it); returns which of
+        the episode's events were never heard (skipped over, or still not heard), None if
+        every one was."""
         if published <= before:
-            return
+            return None
         with self._changed:
-            heard = self._changed.wait_for(
+            self._changed.wait_for(
                 lambda: self._events_heard >= published or not self._running, EVENTS_WAIT
             )
-        if not heard:
-            raise SelectionError(
-                f"safety events {before + 1}-{published} of the policy node did not arrive "
-                f"within {EVENTS_WAIT:g} s of its stop (the last heard: {self._events_heard})"
-            )
+            missing = [*self._events_skipped, (self._events_heard + 1, published)]
+            self._events_skipped = [run for run in self._events_skipped if run[1] > published]
+        runs = [(max(a, before + 1), min(b, published)) for a, b in missing]
+        runs = [(a, b) for a, b in runs if a <= b]
+        if not runs:
+            return None
+        count = sum(b - a + 1 for a, b in runs)
+        seqs = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+        return (
+            f"{count} of the episode's {published - before} safety events (seq {seqs}) were "
+            f"lost on {self.events_sub.topic_name} (a burst beyond the topic's depth, or this "
+            "node's executor held up)"
+        )
 
     def _reset_time(self) -> float:
         """ROS time (s) of the simulator's reset: in lock-step its clock's

@@ -1,11 +1,13 @@
 """How ``episode_judge`` hears the safety events of its episode: every unsafe event of the
-episode, however late the judge's executor runs its callback, and none of the time before.
+episode, however late the judge's executor runs its callback, and none of the time before; an
+episode whose events were not all heard is a failure, never a success.
 
 The cell here stands in for the policy node and the lock-step simulator, speaking their
 protocol over DDS (``policy/stop`` and ``policy/reset``, ``sim/reset``, ``safety/events``
 numbered by ``seq``, ``/clock`` and ``task/success``). It delivers one safety event late, as a
 loaded machine may: an event and a service answer travel apart, and the judge's executor may
-run the answer's callback before the event's."""
+run the answer's callback before the event's; or it numbers events it never publishes, as a
+topic loses them to a burst beyond its depth."""
 
 from __future__ import annotations
 
@@ -26,7 +28,16 @@ STEP = 0.05
 """s of simulated time per step of the cell's simulation (one policy period)."""
 
 
-def cell_node(context, late_after: str, failed_resets: int = 0, lock_step: bool = False):
+def cell_node(
+    context,
+    late_after: str | None = None,
+    failed_resets: int = 0,
+    lock_step: bool = False,
+    stop_events: int = 0,
+    lost: frozenset[int] = frozenset(),
+    solves: bool = False,
+    restarted: bool = False,
+):
     """The policy node's and the simulator's services and topics for one candidate, and the
     selector's latched announcement of episode 0 of it.
 
@@ -38,7 +49,13 @@ def cell_node(context, late_after: str, failed_resets: int = 0, lock_step: bool 
     ``policy/reset`` are refused, as the policy node refuses one while a person holds the
     arm. With ``lock_step`` the cell publishes ``/clock`` (after each reset, held until the
     late event is out) and each step's clock and ``task/success`` (unsolved) while an episode
-    runs; without, its times are the system clock's."""
+    runs; without, its times are the system clock's.
+
+    ``stop_events`` routine (``velocity_limit``) events of the episode are numbered at each
+    stop that ends one and published before its answer, except those numbered in ``lost``.
+    With ``solves`` the task is solved from half the time limit on. With ``restarted`` the
+    first stop (the judge's deploy) publishes, once the judge subscribes, events 1, 2, 4 and 5
+    of an earlier run of the policy node (3 lost), which then numbers from 1 again."""
     from builtin_interfaces.msg import Time
     from rclpy.node import Node
     from rosgraph_msgs.msg import Clock
@@ -61,6 +78,8 @@ def cell_node(context, late_after: str, failed_resets: int = 0, lock_step: bool 
             self.published = 0
             """Safety events published (the ``seq`` of the last)."""
             self.failed_resets = failed_resets
+            self.earlier_run = restarted
+            """Whether the next stop publishes the earlier run's events."""
             self.sim_resets = 0
             self.episodes: list[float] = []
             """Time (s, the cell's clock) of every accepted ``policy/reset``."""
@@ -108,8 +127,19 @@ def cell_node(context, late_after: str, failed_resets: int = 0, lock_step: bool 
             threading.Thread(target=deliver, daemon=True).start()
 
         def on_stop(self, request, response):
+            if self.earlier_run:
+                self.earlier_run = False
+                wait_for(lambda: self.events.get_subscription_count() > 0, 10, "the judge")
+                for seq in (1, 2, 4, 5):
+                    event = {"kind": "velocity_limit", "t": self.now(), "detail": "earlier run"}
+                    self.events.publish(String(data=json.dumps({**event, "seq": seq})))
             if self.stepping.is_set() and late_after == "episode":
                 self.deliver_late(self.episodes[-1] + TIME_LIMIT / 2)
+            for _ in range(stop_events if self.stepping.is_set() else 0):
+                self.published += 1
+                if self.published not in lost:
+                    event = {"kind": "velocity_limit", "t": self.episodes[-1], "detail": "fast"}
+                    self.events.publish(String(data=json.dumps({**event, "seq": self.published})))
             self.stepping.clear()
             response.success, response.message = True, stop_message("candidate", self.published)
             return response
@@ -139,13 +169,14 @@ def cell_node(context, late_after: str, failed_resets: int = 0, lock_step: bool 
             return response
 
         def _step(self) -> None:
-            """While an episode runs, a step every 10 ms: its clock, then its unsolved
-            ``task/success``."""
+            """While an episode runs, a step every 10 ms: its clock, then its ``task/success``
+            (unsolved, or with ``solves`` solved from half the time limit on)."""
             while self._running:
                 if self.stepping.wait(0.05):
                     self.sim_t += STEP
                     self.publish_clock()
-                    self.success.publish(Bool(data=False))
+                    solved = solves and self.now() > self.episodes[-1] + TIME_LIMIT / 2
+                    self.success.publish(Bool(data=solved))
                     time.sleep(0.01)
 
         def shutdown(self) -> None:
@@ -156,9 +187,9 @@ def cell_node(context, late_after: str, failed_resets: int = 0, lock_step: bool 
     return Cell()
 
 
-def judged(context, cell, lock_step: bool = False) -> tuple[list[dict], list[dict]]:
+def judged(context, cell, lock_step: bool = False) -> tuple[list[dict], list[dict], list[str]]:
     """Run the real judge beside ``cell`` until it has judged episode 0, and 0.3 s more;
-    returns the ratings and the interventions it sent."""
+    returns the ratings and the interventions it sent, and the lines it logged."""
     from rclpy.parameter import Parameter
     from std_msgs.msg import String
 
@@ -173,12 +204,14 @@ def judged(context, cell, lock_step: bool = False) -> tuple[list[dict], list[dic
     try:
         ratings = client.record(String, RATING_TOPIC)
         interventions = client.record(String, INTERVENE_TOPIC)
+        logs = client.record_log()
         with spinning(cell, context), spinning(judge, context):
             wait_for(lambda: ratings or interventions, 20, "the judgement of episode 0")
             time.sleep(0.3)
         return (
             [json.loads(r[1].data) for r in ratings],
             [json.loads(r[1].data) for r in interventions],
+            [r[1].msg for r in logs if r[1].name == "episode_judge"],
         )
     finally:
         client.close()
@@ -192,7 +225,7 @@ def test_an_unsafe_event_heard_after_the_stops_answer_fails_the_episode(ros_cont
     numbers the events published, and the judge waits until it has heard the last of them:
     the episode is stopped as unsafe."""
     cell = cell_node(ros_context, late_after="episode")
-    ratings, interventions = judged(ros_context, cell)
+    ratings, interventions, _ = judged(ros_context, cell)
     assert len(cell.episodes) == 1
     assert ratings == [] and [i["episode"] for i in interventions] == [0]
     assert cell.estops == [True]
@@ -206,7 +239,41 @@ def test_a_failed_policy_reset_leaves_no_episode_start_behind(ros_context) -> No
     and its event was heard as the second attempt reset the simulation: the good episode was
     stopped as unsafe for it. A failed attempt now ends its episode."""
     cell = cell_node(ros_context, late_after="sim/reset", failed_resets=1, lock_step=True)
-    ratings, interventions = judged(ros_context, cell, lock_step=True)
+    ratings, interventions, _ = judged(ros_context, cell, lock_step=True)
     assert cell.sim_resets == 2 and len(cell.episodes) == 1
     assert interventions == [] and [r["episode"] for r in ratings] == [0]
     assert cell.estops == []
+
+
+@pytest.mark.parametrize(
+    ("lost", "where"),
+    [(frozenset({2}), "seq 2"), (frozenset({3}), "seq 3")],
+    ids=["a gap in seq", "the last not heard"],
+)
+def test_an_episode_whose_safety_events_were_lost_is_a_failure(ros_context, lost, where) -> None:
+    """The policy node publishes its safety events on a topic of depth 100: a burst beyond it,
+    or a subscriber held up, loses some, and a lost event may have been the unsafe one. Here
+    the episode is solved, and of its three events (numbered by ``seq``, the stop's answer
+    says three) one never comes: in the middle, the judge heard the last and rated the
+    episode solved; at the end, it waited in vain and ran the episode again. Either way the
+    judge now cannot vouch for the episode's safety: a failure (an intervention, no rating,
+    not run again), and one line saying how many events were lost, which, and on what topic."""
+    cell = cell_node(ros_context, stop_events=3, lost=lost, solves=True)
+    ratings, interventions, logs = judged(ros_context, cell)
+    assert len(cell.episodes) == 1
+    assert ratings == [] and [i["episode"] for i in interventions] == [0]
+    assert cell.estops == []  # nothing unsafe was seen: the stopped policy needs no e-stop
+    said = [line for line in logs if "lost" in line]
+    assert len(said) == 1, logs
+    assert f"1 of the episode's 3 safety events ({where})" in said[0]
+    assert "/safety/events" in said[0] and "failure" in said[0]
+
+
+def test_a_restarted_policy_nodes_events_are_counted_from_its_restart(ros_context) -> None:
+    """A policy node restarted beside a running judge numbers its events from 1 again: an
+    event its earlier run lost (seq 3 here, before the restart) is no event of the new run's
+    episodes, which are judged as usual (solved, rated), all their events heard."""
+    cell = cell_node(ros_context, stop_events=3, solves=True, restarted=True)
+    ratings, interventions, logs = judged(ros_context, cell)
+    assert [r["episode"] for r in ratings] == [0] and interventions == []
+    assert not [line for line in logs if "lost" in line]
