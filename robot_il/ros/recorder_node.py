@@ -108,6 +108,7 @@ from robot_il.ros.observation import (
 )
 from robot_il.ros.quiet_node import QuietNode
 from robot_il.ros.selector_node import LATCHED, candidate_path
+from robot_il.ros.subscription_reader import SubscriptionReader
 from robot_il.ros.ur_rtde_bridge import GRIPPERS
 from robot_il.ros.ur_topics import (
     OBJECT_POSE_TOPIC,
@@ -297,6 +298,10 @@ class RecorderNode(QuietNode):
         self._t0: float | None = None
 
         qos = QoSProfile(depth=10)
+        # Commands come at up to 500 Hz (a policy node's control loop, the teleop servo's
+        # joints and gripper): taken by the executor, each held the interpreter for half a
+        # millisecond (subscription_reader). Their callbacks hold the lock for all they share.
+        self._command_reader = SubscriptionReader(self, f"{self.get_name()}-commands")
         # The joint action's source: the teleop servo's target, or each command topic's arms.
         sources = (
             [(TELEOP_TARGET_TOPIC, (0,))]
@@ -304,14 +309,14 @@ class RecorderNode(QuietNode):
             else [(topic.name, topic.arms) for topic in self.obs.layout.command_topics()]
         )
         for name, arms in sources:
-            self.create_subscription(
+            self._command_reader.subscribe(
                 Float64MultiArray,
                 name,
                 lambda m, info, a=arms: self._on_command(a, m, info),
                 qos,
             )
         for index in range(len(self.arms)):
-            self.create_subscription(
+            self._command_reader.subscribe(
                 Float64,
                 self.obs.layout.gripper_topic(index),
                 lambda m, info, i=index: self._on_gripper(i, m, info),
@@ -332,6 +337,7 @@ class RecorderNode(QuietNode):
         self.create_timer(1.0, self._give_up_lost_reset)
         if autostart:
             self.start()
+        self._command_reader.start()
         self.get_logger().info(
             f"recording {task} at {self.record_hz:g} Hz into {path} "
             f"({self.writer.num_episodes} episodes so far)"
@@ -366,8 +372,8 @@ class RecorderNode(QuietNode):
         values = np.array(msg.data, dtype=np.float64)
         if values.shape != (6 * len(arms),) or not np.all(np.isfinite(values)):
             return
-        # Checked and stored in one hold of the lock: the end of a simulator's reset (another
-        # callback group) moves the cut-off and empties the commands between the two.
+        # Checked and stored in one hold of the lock: the end of a simulator's reset (an
+        # executor's thread) moves the cut-off and empties the commands between the two.
         with self._lock:
             if info["source_timestamp"] < self._since_ns:
                 return  # the old scene's, sent before the simulator's reset
@@ -712,6 +718,7 @@ class RecorderNode(QuietNode):
     def shutdown(self) -> None:
         """Discard the episode under way (it was never committed), say what the dataset
         holds (a Ctrl-C must not drop an episode's steps without a word), and close it."""
+        self._command_reader.close()
         with self._lock:
             episode = self._episode
         self.discard()

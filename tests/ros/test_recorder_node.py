@@ -155,6 +155,58 @@ def test_an_episode_after_a_reset_holds_only_the_new_scene(ros_context, tmp_path
     assert second["timestamp"][0] == 0.0
 
 
+def test_commands_are_taken_off_the_executor_and_recorded_in_order(ros_context, tmp_path) -> None:
+    """A policy node or the teleop servo commands at up to 500 Hz: taken by the spinning
+    executor, each command held the interpreter for half a millisecond. The command reader
+    takes every joint and gripper command, in order, none the executor, and each step's action
+    is the newest command."""
+    from std_msgs.msg import Float64, Float64MultiArray
+
+    from robot_il.dataset import Dataset
+
+    path = tmp_path / "demo.zarr"
+    client = Client(ros_context)
+    simulator = Simulator(client)
+    takers: set[str] = set()
+    grippers_taken: list[float] = []
+    sent = [k / 50 for k in range(51)]  # gripper commands 0 .. 1; joint command k with each
+    start = np.array(simulator.command.data)  # the simulator's command: k = 0
+    try:
+        with recorder(ros_context, path, record_hz=50.0) as node:
+            on_command, on_gripper = node._on_command, node._on_gripper
+
+            def noting_command(*args) -> None:
+                takers.add(threading.current_thread().name)
+                on_command(*args)
+
+            def noting_gripper(index, msg, info) -> None:
+                takers.add(threading.current_thread().name)
+                grippers_taken.append(msg.data)
+                on_gripper(index, msg, info)
+
+            node._on_command, node._on_gripper = noting_command, noting_gripper
+            gripper = client.publisher(Float64, "gripper/command")
+            wait_for(lambda: recorded_steps(node) >= 3, 10, "the first steps")
+            for k, closure in enumerate(sent):  # the simulator sends its command every 5 ms
+                simulator.command = Float64MultiArray(data=(start + 0.002 * k).tolist())
+                gripper.publish(Float64(data=closure))
+                time.sleep(0.01)
+            steps = recorded_steps(node)
+            wait_for(lambda: recorded_steps(node) >= steps + 5, 10, "steps after the last command")
+            assert node.stop().startswith("episode 0 committed")
+    finally:
+        simulator.close()
+        client.close()
+    assert takers == {"recorder-commands"}
+    assert grippers_taken == sent
+    actions = Dataset.open(path).episode(0)["action"]
+    k = (actions[:, :6] - start) / 0.002  # each step's joint command as its k (-50: none yet)
+    np.testing.assert_allclose(k, np.round(k[:, :1]).repeat(6, 1), atol=0.01)
+    assert np.all(np.diff(k[:, 0]) > -0.01) and round(k[-1, 0]) == 50, k[:, 0]
+    assert np.all(np.diff(actions[:, 6]) >= 0) and actions[-1, 6] == 1.0, actions[:, 6]
+    assert len(np.unique(np.round(k[:, 0]))) >= 5  # steps of commands along the way
+
+
 def test_a_reset_the_simulator_never_answers_is_given_up(
     ros_context, own_context, tmp_path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
