@@ -852,6 +852,10 @@ class PolicyNode(QuietNode):
                     continue
                 if not isinstance(error, CheckpointError):
                     raise  # _run_beside_control: brake to rest and shut down
+                if not (self._running and self.context.ok()):
+                    # The node stops: shutdown() closed the worker under the prediction, or a
+                    # SIGTERM to the process group (systemd, a launcher's escalation) ended it.
+                    continue
                 self.get_logger().error(f"inference failed: {error}")
                 continue
             finally:

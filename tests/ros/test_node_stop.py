@@ -4,6 +4,7 @@ or in CI can be read."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import re
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -364,3 +366,62 @@ def test_sigterm_stops_a_recorder_and_a_policy_node_as_ctrl_c_does(ros_context, 
     assert validate(path).ok
     assert Dataset.open(path).num_episodes == 1
     wait_for(lambda: not any(map(_running, workers)), 10, "the inference worker's end")
+
+
+def _predicting(pid: int) -> bool:
+    """Whether process ``pid`` runs on a core (state R): an inference process computes a
+    chunk, else it waits for a request."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "R"
+
+
+@contextlib.contextmanager
+def _deployed_mid_prediction(ros_env, tmp_path) -> Iterator[tuple[subprocess.Popen, int, Path]]:
+    """A ``sim_robot`` and a policy node deploying an untrained Diffusion checkpoint of 50
+    denoising steps (hundreds of ms a chunk here), the node in a session of its own as
+    ``robot-il launch`` starts it; yields the node, its inference process's pid and the node's
+    log once the arm is commanded and the inference process is computing a chunk."""
+    from robot_il.policies.untrained import untrained_reach_checkpoint
+
+    checkpoint = untrained_reach_checkpoint("diffusion", tmp_path, num_inference_steps=50)
+    logs = tmp_path / "sim.log", tmp_path / "policy.log"
+    argv = [str(Path(sys.executable).parent / "policy"), "--ros-args", "-p",
+            f"checkpoint:={checkpoint}"]  # fmt: skip
+    with (
+        node_process("sim_robot", {"task": "reach"}, ros_env, logs[0]) as sim,
+        logs[1].open("w") as output,
+    ):
+        policy = subprocess.Popen(argv, env=ros_env, stdout=output, stderr=subprocess.STDOUT,
+                                  start_new_session=True)  # fmt: skip
+        try:
+            wait_for(lambda: "safe_start: anchored" in logs[1].read_text(), 60,
+                     "the policy's first command", (sim, policy), logs)  # fmt: skip
+            worker = int(re.search(r"inference in pid (\d+)", logs[1].read_text())[1])
+            wait_for(lambda: _predicting(worker), 10, "a prediction", (sim, policy), logs)
+            yield policy, worker, logs[1]
+        finally:
+            stop(policy)
+
+
+def test_a_policy_node_stopped_mid_prediction_says_nothing_failed(ros_env, tmp_path) -> None:
+    """A service manager's stop (systemd signals every process of the unit) and a launcher's
+    escalation after Ctrl-C send SIGTERM to the node's inference process and fork server
+    too: the prediction under way ended with them, and the stopping node logged "inference
+    failed: ...: the inference process exited (code 255)" (3 stops of 4). Nothing failed."""
+    with _deployed_mid_prediction(ros_env, tmp_path) as (policy, _, log):
+        os.killpg(policy.pid, signal.SIGTERM)
+        code = policy.wait(30 * DEADLINE_SCALE)
+    assert code == 0, log_tail(log)
+    text = log.read_text()
+    assert "[ERROR]" not in text and "inference process" not in text, log_tail(log)
+
+
+def test_an_inference_process_dying_mid_run_is_reported(ros_env, tmp_path) -> None:
+    """The check above can fail: an inference process killed (the OOM killer) while the node
+    runs is an error in the node's log, naming the checkpoint and how the process ended."""
+    with _deployed_mid_prediction(ros_env, tmp_path) as (policy, worker, log):
+        os.kill(worker, signal.SIGKILL)
+        failed = re.compile(r"\[ERROR\].*inference failed: \S+/diffusion: the inference process "
+                            r"exited \(code -9\)")  # fmt: skip
+        wait_for(lambda: failed.search(log.read_text()) is not None, 30, "the error",
+                 (policy,), (log,))  # fmt: skip
+        assert stop(policy) == 0, log_tail(log)
