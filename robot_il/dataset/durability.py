@@ -16,11 +16,12 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable
+from errno import errorcode
 from pathlib import Path
 from typing import IO
 
 from robot_il.dataset.format import WRITER_LOCK
-from robot_il.errors import DatasetError
+from robot_il.errors import DISK_FULL, DatasetError
 
 _LIBC = ctypes.CDLL(None, use_errno=True)
 _AT_FDCWD = -100
@@ -45,6 +46,23 @@ def flush_filesystem(path: Path) -> None:
             raise OSError(errno, os.strerror(errno), str(path))
     finally:
         os.close(fd)
+
+
+def disk_failure(error: OSError, path: Path) -> str | None:
+    """What failed, for the one-line error of an ``OSError`` that writing or flushing the
+    dataset at ``path`` raised (the disk failed the flush, EIO; a lost mount; a source file
+    gone): the file it names, unless that is ``path`` itself, and its meaning with its errno's
+    name, e.g. ``<file>: Input/output error (EIO)``. None for a full disk (``DISK_FULL``),
+    which ``robot-il`` and the recorder say in a line of their own ("no space left on the
+    disk")."""
+    if error.errno in DISK_FULL:
+        return None
+    meaning = error.strerror or str(error)
+    if error.errno in errorcode:
+        meaning = f"{meaning} ({errorcode[error.errno]})"
+    if error.filename is not None and os.fspath(error.filename) != os.fspath(path):
+        meaning = f"{os.fspath(error.filename)}: {meaning}"
+    return meaning
 
 
 def swap_directories(a: Path, b: Path) -> None:
@@ -165,9 +183,13 @@ def replace_atomically(
             build(tmp)
             if flush:
                 flush_filesystem(tmp)
-        except BaseException:
+        except BaseException as error:
             remove_tree(tmp)
-            raise
+            failed = disk_failure(error, tmp) if isinstance(error, OSError) else None
+            if failed is None:
+                raise
+            outcome = "not replaced, it is unchanged" if target.exists() else "not written"
+            raise DatasetError(f"{target}: {outcome}: {failed}") from error
         if target.exists():
             swap_directories(tmp, target)
             remove_tree(tmp)  # now holds the old dataset

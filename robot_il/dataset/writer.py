@@ -36,6 +36,7 @@ import zarr
 
 from robot_il.dataset.chunks import ChunkFiles
 from robot_il.dataset.durability import (
+    disk_failure,
     flush_filesystem,
     lock_for_writing,
     remove_partial_files,
@@ -406,12 +407,21 @@ class DatasetWriter:
     def _commit(self, end: int, meta: dict[str, Any]) -> int:
         """Steps 2-5 of the protocol in the module docstring (``meta`` already checked)."""
         episode = self.num_episodes
-        for array in self._arrays.values():
-            if array.shape[0] != end:
-                array.resize((end, *array.shape[1:]))
-        self._write_meta(episode, meta)
-        if self._fsync:
-            flush_filesystem(self.path)
+        try:
+            for array in self._arrays.values():
+                if array.shape[0] != end:
+                    array.resize((end, *array.shape[1:]))
+            self._write_meta(episode, meta)
+            if self._fsync:
+                flush_filesystem(self.path)
+        except OSError as error:  # not visible yet: the committed episodes are as they were
+            failed = disk_failure(error, self.path)
+            if failed is None:
+                raise
+            raise DatasetError(
+                f"{self.path}: episode {episode} is not committed: {failed}; the dataset keeps "
+                f"its {episode} committed episode(s)"
+            ) from error
         self._ends.resize((episode + 1,))
         self._ends[episode] = end
         self._episode_ends.append(end)  # visible from here: the next episode comes after it
