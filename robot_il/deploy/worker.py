@@ -57,6 +57,11 @@ type's module beyond ``robot_il.policies``; preloading the script would put rclp
 into the server, which must have none to fork safely."""
 
 
+class InferenceProcessGone(CheckpointError):
+    """The inference child ended (killed by the OOM killer, crashed): no prediction comes
+    again from this worker."""
+
+
 @dataclass(frozen=True)
 class CheckpointInfo:
     """What a deploy node needs to know of a checkpoint without loading its weights."""
@@ -252,7 +257,7 @@ class InferenceWorker:
             # Its exit status comes through the fork server, after the pipe closed.
             self._process.join(timeout=5.0)
             code = self._process.exitcode
-            raise CheckpointError(
+            raise InferenceProcessGone(
                 f"{self.info.directory}: the inference process exited (code {code})"
             ) from None
 
@@ -273,7 +278,7 @@ class InferenceWorker:
         try:
             self._connection.send((episode, seed, history, committed))
         except OSError as error:
-            raise CheckpointError(
+            raise InferenceProcessGone(
                 f"{self.info.directory}: inference process gone: {error}"
             ) from None
         kind, value = self._receive()

@@ -118,7 +118,7 @@ from std_srvs.srv import SetBool, Trigger
 from robot_il.deploy import ActionBlend, ActionTimeline, ChunkPlanner
 from robot_il.deploy.eef_delta import ACTION_MODES, TcpDeltaConverter
 from robot_il.deploy.ticker import Ticker
-from robot_il.deploy.worker import CheckpointInfo, InferenceWorker
+from robot_il.deploy.worker import CheckpointInfo, InferenceProcessGone, InferenceWorker
 from robot_il.envs.ur5e.description import JOINT_VEL_LIMITS
 from robot_il.errors import CheckpointError, ConfigError
 from robot_il.provenance import describe
@@ -856,6 +856,10 @@ class PolicyNode(QuietNode):
                     # The node stops: shutdown() closed the worker under the prediction, or a
                     # SIGTERM to the process group (systemd, a launcher's escalation) ended it.
                     continue
+                if isinstance(error, InferenceProcessGone):
+                    # No prediction comes again: the arms held while the node looked alive and
+                    # logged this at every grid time.
+                    raise  # _run_beside_control: brake to rest and shut down
                 self.get_logger().error(f"inference failed: {error}")
                 continue
             finally:
