@@ -134,10 +134,11 @@ class ChunkPlanner:
         smoothed deviations, as TCP's retransmission timeout (RFC 6298: gains 1/8 and 1/4, the
         first deviation half the first sample): it asks earlier when arrivals vary and no
         earlier when they are steady, and it is never below a sample just recorded above the
-        mean. The worst recent arrival decaying by 5% per chunk, as before, left a few ms:
-        Diffusion chunks arriving 50-100 ms after their grid time at 500 Hz were asked for
-        two periods (100 ms) ahead and some ran the timeline out (3 of 196 in a replay of
-        measured arrivals, none with this; 10% more chunks)."""
+        mean. (The worst recent arrival decaying by 5% a chunk let the tail of Diffusion
+        arrivals run the timeline out at 500 Hz: benchmarks/README.md, Deployment.) A clock
+        stepped back (wall time under NTP, a restarted ``/clock``) gives a sample below zero,
+        which says nothing of inference: it counts as zero."""
+        seconds = max(seconds, 0.0)
         if self._mean_latency is None:
             self._mean_latency, self._latency_deviation = seconds, seconds / 2
         else:

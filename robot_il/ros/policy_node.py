@@ -157,6 +157,9 @@ STILL_CLOCK_WAIT = 2.0
 """s of wall time a lock-step clock may stand still before a tick's command counts as lost."""
 NEW_SCENE_WAIT = 2.0
 """s an episode may wait for its first observation of the new scene before that is logged."""
+STOP_GRACE = 0.5
+"""s of wall time an inference process found gone waits for the node to stop before that is
+fatal: a SIGTERM to the process group ends the process as it reaches rclpy's signal thread."""
 SWITCH_TOPIC = "policy/switch"
 """std_msgs/String: checkpoint (path, or name under ``candidates_dir``) for the next episode."""
 CELL_LAUNCH_FILES = {
@@ -852,14 +855,13 @@ class PolicyNode(QuietNode):
                     continue
                 if not isinstance(error, CheckpointError):
                     raise  # _run_beside_control: brake to rest and shut down
-                if not (self._running and self.context.ok()):
+                gone = isinstance(error, InferenceProcessGone)
+                if self._stops_within(STOP_GRACE if gone else 0.0):
                     # The node stops: shutdown() closed the worker under the prediction, or a
                     # SIGTERM to the process group (systemd, a launcher's escalation) ended it.
                     continue
-                if isinstance(error, InferenceProcessGone):
-                    # No prediction comes again: the arms held while the node looked alive and
-                    # logged this at every grid time.
-                    raise  # _run_beside_control: brake to rest and shut down
+                if gone:  # no prediction comes again: the arms held while the node looked
+                    raise  # alive, logging this at every grid time; now brake and shut down
                 self.get_logger().error(f"inference failed: {error}")
                 continue
             finally:
@@ -870,14 +872,22 @@ class PolicyNode(QuietNode):
             # earlier prediction ran counts from that one's end: the wait behind it says
             # nothing of how early to ask. Counted, it fed itself: a high estimate has chunks
             # asked for at every grid time, each waiting up to a period for the one before,
-            # which kept the estimate high (Diffusion at 500 Hz: arrivals of 100-136 ms for
-            # seconds after a slow first chunk, against 40-60 counted this way).
+            # which kept the estimate high.
             planner.record_latency(free_since - could_start)
             with self._state_lock:
                 if worker is self.worker and episode == self._episode_id:
                     self._timeline = ActionTimeline(grid_t, planner.period, actions)
                     self._episode_running = True
             self._timeline_changed.set()
+
+    def _stops_within(self, seconds: float) -> bool:
+        """Whether the node is stopping, or stops within ``seconds`` of wall time."""
+        deadline = time.monotonic() + seconds
+        while self._running and self.context.ok():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+        return True
 
     def _await_observation(self, grid_t: float, policy_observation: bool = False) -> None:
         """Lock-step: wait (at most ``lock_step_timeout`` s of wall time) for the joint state of

@@ -164,3 +164,14 @@ def test_grid_times_since_the_epoch_come_one_after_another(period: float) -> Non
     planner.latency = 2.5 * period
     committed = planner.committed(timeline, grids[9], limit=8)
     assert committed[:, 0].tolist() == [2.0, 3.0, 4.0]
+
+
+def test_a_clock_stepped_back_does_not_make_the_planner_ask_late() -> None:
+    """A chunk's latency is the node's clock at its arrival less its grid time: a wall clock
+    stepped back meanwhile (NTP) gives a negative sample, which must not bring the estimate
+    below zero and have chunks asked for after the current one ran out."""
+    planner = ChunkPlanner(PERIOD, margin=0.0)
+    planner.record_latency(-0.4)
+    assert planner.latency >= 0.0
+    timeline = ActionTimeline(0.0, PERIOD, np.zeros((4, 1)))
+    assert planner.needs_chunk(timeline, 3 * PERIOD)  # the last period: at the latest now
