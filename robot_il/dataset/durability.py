@@ -48,13 +48,13 @@ def flush_filesystem(path: Path) -> None:
         os.close(fd)
 
 
-def disk_failure(error: OSError, path: Path) -> str | None:
-    """What failed, for the one-line error of an ``OSError`` that writing or flushing the
-    dataset at ``path`` raised (the disk failed the flush, EIO; a lost mount; a source file
-    gone): the file it names, unless that is ``path`` itself, and its meaning with its errno's
-    name, e.g. ``<file>: Input/output error (EIO)``. None for a full disk (``DISK_FULL``),
-    which ``robot-il`` and the recorder say in a line of their own ("no space left on the
-    disk")."""
+def os_error_reason(error: OSError, path: Path) -> str | None:
+    """What failed, for the one-line error of any ``OSError`` but a full disk that writing or
+    flushing the dataset at ``path`` raised (the disk failed the flush, EIO; a lost mount; a
+    read-only folder; a source file gone): the file it names, unless that is ``path`` itself,
+    and its meaning with its errno's name, e.g. ``<file>: Input/output error (EIO)``. None for
+    a full disk (``DISK_FULL``), which ``robot-il`` and the recorder say in a line of their own
+    ("no space left on the disk")."""
     if error.errno in DISK_FULL:
         return None
     meaning = error.strerror or str(error)
@@ -185,7 +185,7 @@ def replace_atomically(
                 flush_filesystem(tmp)
         except BaseException as error:
             remove_tree(tmp)
-            failed = disk_failure(error, tmp) if isinstance(error, OSError) else None
+            failed = os_error_reason(error, tmp) if isinstance(error, OSError) else None
             if failed is None:
                 raise
             outcome = "not replaced, it is unchanged" if target.exists() else "not written"

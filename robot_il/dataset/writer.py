@@ -36,9 +36,9 @@ import zarr
 
 from robot_il.dataset.chunks import ChunkFiles
 from robot_il.dataset.durability import (
-    disk_failure,
     flush_filesystem,
     lock_for_writing,
+    os_error_reason,
     remove_partial_files,
     remove_tree,
     replace_atomically,
@@ -415,7 +415,7 @@ class DatasetWriter:
             if self._fsync:
                 flush_filesystem(self.path)
         except OSError as error:  # not visible yet: the committed episodes are as they were
-            failed = disk_failure(error, self.path)
+            failed = os_error_reason(error, self.path)
             if failed is None:
                 raise
             raise DatasetError(
@@ -431,8 +431,8 @@ class DatasetWriter:
             except OSError as error:
                 raise DatasetError(
                     f"{self.path}: episode {episode} is committed, but the disk failed the "
-                    f"flush after it ({error.strerror}): it may not hold the episode after a "
-                    "power loss; check the disk"
+                    f"flush after it ({os_error_reason(error, self.path) or 'no space left'}): "
+                    "it may not hold the episode after a power loss; check the disk"
                 ) from error
         return episode
 

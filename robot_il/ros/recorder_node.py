@@ -95,6 +95,7 @@ from rclpy.task import Future
 from std_msgs.msg import Bool, Float64, Float64MultiArray, String
 from std_srvs.srv import Trigger
 
+from robot_il.dataset.durability import os_error_reason
 from robot_il.dataset.validate import GAP_PERIODS
 from robot_il.errors import ConfigError, DatasetError, RecordingError, RobotILError
 from robot_il.record.control import EpisodeEvent, parse_event
@@ -608,7 +609,14 @@ class RecorderNode(QuietNode):
         episode.discard()
         if self.writer.num_episodes > episode.episode:  # visible: only its last flush failed
             return RecordingError(f"recorder: {error}")
-        why = error.strerror if isinstance(error, OSError) else str(error)
+        # What the disk refused, said once: the writer's error (the episode is not committed)
+        # wraps the OSError, and this line says the rest.
+        cause = error.__cause__ if isinstance(error, DatasetError) else error
+        why = (
+            os_error_reason(cause, self.path) or cause.strerror
+            if isinstance(cause, OSError)
+            else str(error)
+        )
         return RecordingError(
             f"recorder: episode {episode.episode} could not be written to {self.path} "
             f"({why}); it is discarded, the committed episodes are intact"

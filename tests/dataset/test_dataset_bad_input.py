@@ -252,7 +252,7 @@ def test_a_commit_whose_last_flush_fails_keeps_its_visible_episode(
     for step in range(2):
         stream.append({key: value[step] for key, value in _steps(2, 3).items()})
     committed = rf"{re.escape(str(demo))}: episode 3 is committed, but the disk failed .*"
-    with pytest.raises(DatasetError, match=committed + r"\(Input/output error\)"):
+    with pytest.raises(DatasetError, match=committed + r"\(Input/output error \(EIO\)\)"):
         stream.commit({"success": True})
     assert writer.num_episodes == Dataset.open(demo).num_episodes == 4
     assert writer.add_episode(_steps(3, 4), {"success": False}) == 4
