@@ -43,7 +43,7 @@ def run_node(make_node: Callable[[], object], args: list[str] | None = None) -> 
     thread failed and shut it down (its ``fatal_error`` set) exits with code 1, so that a
     launcher or a service manager sees the failure. SIGUSR1 writes every
     thread's Python stack to stderr, for a node that does not stop (``stop_process`` sends it
-    before killing one).
+    before killing one); a crash (SIGSEGV, SIGABRT) writes them before the process ends.
     """
     import rclpy
     from rclpy._rclpy_pybind11 import RCLError
@@ -52,6 +52,7 @@ def run_node(make_node: Callable[[], object], args: list[str] | None = None) -> 
 
     os.environ.setdefault("MUJOCO_GL", "egl")
     faulthandler.register(signal.SIGUSR1, all_threads=True)
+    faulthandler.enable(all_threads=True)  # a crash in native code names its Python thread
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.ALL)  # SIGINT, SIGTERM
     node = None
     try:

@@ -48,6 +48,20 @@ def test_a_node_writes_its_stacks_on_sigusr1_and_runs_on(ros_env, tmp_path) -> N
         assert stop(recorder) in (0, 130), log_tail(log)
 
 
+def test_a_node_that_crashes_writes_its_threads_stacks(ros_env, tmp_path) -> None:
+    """A crash in native code (MuJoCo, rcl, torch) ended a node with its exit status alone
+    (once, sim_robot with -11 at the end of a test under a loaded suite): its Python stacks,
+    every thread's, now come before it ends."""
+    log = tmp_path / "sim.log"
+    with node_process("sim_robot", {"task": "reach"}, ros_env, log) as sim:
+        wait_for(lambda: "real time" in log.read_text(), 60, "sim_robot", (sim,))
+        os.kill(sim.pid, signal.SIGSEGV)
+        assert sim.wait(30 * DEADLINE_SCALE) == -signal.SIGSEGV
+    text = log.read_text()
+    assert "Fatal Python error: Segmentation fault" in text, log_tail(log)
+    assert "in _physics_loop" in text and "in run_node" in text, log_tail(log)
+
+
 def test_a_process_that_ignores_ctrl_c_is_asked_for_its_stacks_then_killed() -> None:
     hung = (
         "import faulthandler, signal, time\n"
