@@ -211,9 +211,10 @@ class SimRobot(QuietNode):
         """Held by each command callback (the command reader's thread) and by ``sim/reset``
         from its cut-off until the physics thread has reset (an executor's thread): a command
         is checked against the cut-off and stored wholly before the reset or wholly after it,
-        as when the executor's one callback group ran them all. (One stored between the two
-        would move the new episode's arm to the old one's target, or be lost to the reset
-        with its lock-step arrival.)"""
+        as when the executor's one callback group ran them all; one sent during the reset is
+        the new episode's first. (Checked before the cut-off and stored after the reset, a
+        command of the old episode moved the new one's arm to its target; stored under the
+        reset, it was lost with its lock-step arrival.)"""
         self.episode = -1 if reset_first else 0
         """The episode under way (-1: the start-up scene, before the first reset)."""
         self.sim_time = 0.0
@@ -251,8 +252,8 @@ class SimRobot(QuietNode):
         # joints and gripper): taken by the executor, each held the interpreter for half a
         # millisecond beside the physics thread (subscription_reader). Every kind on one
         # reader, one at a time, as the executor's one callback group took them; the grippers
-        # first, as a policy node sends a tick's gripper before the joint command that steps
-        # lock-step.
+        # first (of the messages waiting together: DDS orders no two topics), as a policy node
+        # sends a tick's gripper before the joint command that steps lock-step.
         self._command_reader = SubscriptionReader(self, f"{self.get_name()}-commands")
         for index in range(len(self.arms)):
             self._command_reader.subscribe(

@@ -139,7 +139,8 @@ class SubscriptionReader:
             if taken is None:
                 return
             try:
-                # rclpy told the two kinds apart by the callback's signature (its executor's way)
+                # rclpy told the two kinds apart by the callback's signature (its executor's
+                # way; a private attribute of rclpy 7.1, Jazzy)
                 if subscription._callback_type is Subscription.CallbackType.WithMessageInfo:
                     subscription.callback(*taken)
                 else:
