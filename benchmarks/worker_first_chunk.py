@@ -28,15 +28,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from json_lines import append_row_with_load
 
 RESULTS = Path(__file__).parent / "results" / "worker_first_chunk.jsonl"
-
-
-def _history(spec: dict[str, Any], steps: int) -> dict[str, np.ndarray]:
-    """A reach observation history: every key at 0.1 (what it is does not change the time)."""
-    return {key: np.full((steps, *shape), 0.1, np.float32) for key, shape in spec.items()}
 
 
 def _fresh_process_times(path: str, connection: Any) -> None:
@@ -44,9 +38,11 @@ def _fresh_process_times(path: str, connection: Any) -> None:
     import torch
     from robot_il.policies import load_policy
 
+    from robot_il.deploy.worker import zero_history
+
     torch.set_num_threads(1)
     policy = load_policy(path)
-    history = _history(policy.spec["observation"], policy.config.n_obs_steps)
+    history = zero_history(policy.spec["observation"], policy.config.n_obs_steps)
     times = []
     for _ in range(2):
         start = time.perf_counter()
@@ -69,13 +65,13 @@ def fresh(path: Path) -> dict[str, float]:
 
 def worker(path: Path) -> dict[str, float]:
     """The worker as shipped: time to ready, then its first and second prediction (ms)."""
-    from robot_il.deploy.worker import CheckpointInfo, InferenceWorker
+    from robot_il.deploy.worker import CheckpointInfo, InferenceWorker, zero_history
 
     info = CheckpointInfo.read(path)
     start = time.perf_counter()
     inference = InferenceWorker(info)
     ready = 1e3 * (time.perf_counter() - start)
-    history = _history(info.spec["observation"], info.n_obs_steps)
+    history = zero_history(info.spec["observation"], info.n_obs_steps)
     times = []
     try:
         for _ in range(2):

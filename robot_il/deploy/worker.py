@@ -176,18 +176,22 @@ def _warm_up(policy: Any) -> None:
     deploy node's planner, taking it for its latency, asked for chunks early for seconds after.
     A DMP policy runs no network."""
     from robot_il.policies.base import Policy
-    from robot_il.policies.spec import is_image_key
 
     if not isinstance(policy, Policy):
         return
-    history = {
-        key: np.zeros(
-            (policy.config.n_obs_steps, *shape), np.uint8 if is_image_key(key) else np.float32
-        )
-        for key, shape in policy.spec["observation"].items()
-    }
-    policy.predict_actions(history)
+    policy.predict_actions(zero_history(policy.spec["observation"], policy.config.n_obs_steps))
     policy.reset()
+
+
+def zero_history(observation: dict[str, list[int]], steps: int) -> dict[str, np.ndarray]:
+    """``steps`` observations of zeros of each key of a spec's ``observation`` (key: shape):
+    camera images uint8, the rest float32, as a deploy node's history holds them."""
+    from robot_il.policies.spec import is_image_key
+
+    return {
+        key: np.zeros((steps, *shape), np.uint8 if is_image_key(key) else np.float32)
+        for key, shape in observation.items()
+    }
 
 
 @contextlib.contextmanager
