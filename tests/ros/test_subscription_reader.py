@@ -150,3 +150,42 @@ def test_a_process_exiting_with_a_reader_still_running_exits_cleanly(ros_env) ->
         result = subprocess.run([sys.executable, "-c", script], env=ros_env,
                                 capture_output=True, text=True, timeout=60)  # fmt: skip
         assert result.returncode == 0, (result.returncode, result.stderr[-500:])
+
+
+def test_a_signal_wakes_the_reader_before_rclpy_shuts_the_context_down(ros_env) -> None:
+    """SIGINT or SIGTERM: rclpy's signal handler shuts the context down from a thread of its
+    own, and a reader left in rcl's wait on it meanwhile crashed the process (SIGSEGV in 5 of
+    120 ``sim_robot`` stops by SIGINT). The handler wakes the reader first, which then waits
+    for the shutdown outside rcl: here it is woken by the signal, before anything closes it."""
+    import signal
+    import subprocess
+    import sys
+
+    script = (
+        "import os, signal, time, rclpy\n"
+        "from rclpy.signals import SignalHandlerOptions\n"
+        "from std_msgs.msg import Int32\n"
+        "from robot_il.ros.subscription_reader import SubscriptionReader\n"
+        "rclpy.init(signal_handler_options=SignalHandlerOptions.ALL)\n"
+        "node = rclpy.create_node('signalled')\n"
+        "reader = SubscriptionReader(node, 'signalled-reader')\n"
+        "await_shutdown = reader._await_shutdown\n"
+        "def noting(context):\n"
+        "    print('woken, closing:', reader._closing, flush=True)\n"
+        "    await_shutdown(context)\n"
+        "reader._await_shutdown = noting\n"
+        "reader.subscribe(Int32, 'counts', lambda msg: None, 10)\n"
+        "reader.start()\n"
+        "print('ready', flush=True)\n"
+        "while rclpy.ok():\n"
+        "    time.sleep(0.01)\n"
+        "reader.close()\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", script], env=ros_env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    assert process.stdout.readline() == "ready\n"
+    time.sleep(0.2)  # the reader in its wait
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    assert output.startswith("woken, closing: False"), output
