@@ -50,18 +50,27 @@ def _episodes(path: Path) -> list[np.ndarray]:
     return [dataset.episode(i)["action"] for i in range(dataset.num_episodes)]
 
 
+def _copied(source: Path, path: Path) -> list[np.ndarray]:
+    """Copy the dataset ``source`` to ``path``; its episodes' actions."""
+    shutil.copytree(source, path)
+    return _episodes(path)
+
+
+def _assert_episodes(path: Path, before: list[np.ndarray]) -> None:
+    for episode, actions in zip(_episodes(path), before, strict=True):
+        np.testing.assert_array_equal(episode, actions)
+
+
 def test_a_rewrite_whose_flush_fails_leaves_the_dataset_it_would_replace(
     reach: Path, tmp_path: Path, failing_disk: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     kept = tmp_path / "kept.zarr"
-    shutil.copytree(reach, kept)
-    before = _episodes(kept)
+    before = _copied(reach, kept)
     assert main(["data", "drop-episode", str(reach), "0", "--out", str(kept), "--force"]) == 2
     assert _error_line(capsys) == (
         f"robot-il: error: {kept}: not replaced, it is unchanged: Input/output error (EIO)"
     )
-    for episode, actions in zip(_episodes(kept), before, strict=True):
-        np.testing.assert_array_equal(episode, actions)
+    _assert_episodes(kept, before)
     new = tmp_path / "new.zarr"
     assert main(["data", "merge", str(new), str(reach), str(kept)]) == 2
     assert _error_line(capsys) == f"robot-il: error: {new}: not written: Input/output error (EIO)"
@@ -72,8 +81,7 @@ def test_a_recording_whose_commit_flush_fails_keeps_the_committed_episodes(
     reach: Path, tmp_path: Path, failing_disk: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     demos = tmp_path / "demos.zarr"
-    shutil.copytree(reach, demos)
-    before = _episodes(demos)
+    before = _copied(reach, demos)
     argv = ["record", "--task", "reach", "--expert", "--episodes", "1", "--append"]
     assert main([*argv, "--out", str(demos)]) == 2
     assert _error_line(capsys) == (
@@ -81,5 +89,4 @@ def test_a_recording_whose_commit_flush_fails_keeps_the_committed_episodes(
         "(EIO); the dataset keeps its 2 committed episode(s)"
     )
     assert validate(demos).ok
-    for episode, actions in zip(_episodes(demos), before, strict=True):
-        np.testing.assert_array_equal(episode, actions)
+    _assert_episodes(demos, before)
