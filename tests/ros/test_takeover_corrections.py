@@ -523,7 +523,9 @@ def test_a_correction_the_disk_does_not_take_is_said_and_the_next_is_recorded(
             blocker = path / "data" / "joint_pos" / "c"  # a file where the chunk folder goes
             blocker.write_text("")
             takeover.publish(Bool(data=False))  # commits from the takeover's callback
-            wait_for(lambda: node._episode is None, 10, "the failed commit")
+            wait_for(lambda: node._episode is None, 10, "the hand-back")
+            with node._lock:  # held by the commit: the blocker stays until it has failed
+                assert node.writer.num_episodes == 0
             blocker.unlink()
             takeover.publish(Bool(data=True))
             wait_for(lambda: recorded_steps(node) >= 3, 10, "the next correction's steps")
