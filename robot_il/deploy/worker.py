@@ -171,10 +171,10 @@ def _warm_up(policy: Any) -> None:
     """One prediction on zeros of the policy's observation shapes, then a reset: a fresh
     process's first prediction sets torch up (allocations, kernel choice): 290-323 ms against
     16-19 for the warmed-up worker's (the untrained 10-step Diffusion on this machine's CPU,
-    ``benchmarks/worker_first_chunk.py``). Without it the first
-    chunk of a deployment, and of every policy ``policy/switch`` loads, came that late, and the
-    deploy node's planner, taking it for its latency, asked for chunks early for seconds after.
-    A DMP policy runs no network."""
+    ``benchmarks/worker_first_chunk.py``). Without it the first chunk of a deployment, and of
+    every policy ``policy/switch`` loads, came that late, and the deploy node's planner, taking
+    it for its latency, asked for chunks early for seconds after. A DMP policy runs no
+    network."""
     from robot_il.policies.base import Policy
 
     if not isinstance(policy, Policy):
