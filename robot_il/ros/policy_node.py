@@ -981,8 +981,7 @@ class PolicyNode(QuietNode):
         would run it past grid times the observer never saw, and a policy observing
         ``n_obs_steps`` > 1 steps would get observations further apart than in training (and
         in ``robot-il eval``)."""
-        period = 1.0 / self.policy_hz
-        grid_t = math.floor(now / period + 1e-9) * period
+        grid_t = self._planner.grid_time(now)
         if abs(now - grid_t) > 1e-6:
             return
         deadline = time.monotonic() + self.lock_step_timeout
