@@ -26,15 +26,18 @@ def deploy_and_wait_for_success(
 
     argv = [str(BIN / "robot-il"), "launch", "deploy_sim.launch.yaml"]
     argv += [f"checkpoint:={checkpoint}", f"lock_step:={str(lock_step).lower()}"]
+    # Subscribed before the nodes start, ordered by publication: a lock-step run may solve
+    # the task in the first second, and a backlog of one topic comes after another's.
+    client = Client(context)
+    success = client.record(Bool, "task/success")
+    commands = client.record(Float64MultiArray, "forward_position_controller/commands")
     with open(log, "w") as out:
         launch = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
-    client = Client(context)
     try:
-        success = client.record(Bool, "task/success")
-        commands = client.record(Float64MultiArray, "forward_position_controller/commands")
         wait_for(lambda: success and commands, 90, "deploy_sim start", (launch,), (log,))
-        first_command = commands[0][0]
-        assert not any(m.data for t, m in success if t < first_command), "solved before acting"
+        first_command = commands[0].sent
+        solved_before = any(m[1].data for m in success if m.sent < first_command)
+        assert not solved_before, "solved before acting"
         wait_for(
             lambda: any(m.data for _, m in success[-5:]), 60, "task success", (launch,), (log,)
         )

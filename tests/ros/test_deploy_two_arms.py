@@ -49,22 +49,24 @@ def test_two_arm_policy_keeps_the_clearance(layout, ros_context, ros_env, tmp_pa
     policy_params = {"checkpoint": checkpoint, "task": "bimanual_handover", **cell}
     policy_params |= {"use_sim_time": True, "control_rate": 20.0, "clearance": CLEARANCE}
     sim_log, policy_log = tmp_path / "sim_robot.log", tmp_path / "policy.log"
+    # Subscribed before the nodes start: safety events are published once, at their onset,
+    # and a lock-step cell may reach the clearance within a second of its start.
+    client = Client(ros_context)
+    state_topics = ["joint_states"]
+    if layout == "namespaced":
+        state_topics = ["alice/joint_states", "bob/joint_states"]
+    states = [client.record(JointState, t, depth=5000) for t in state_topics]
+    clock = client.record(Clock, "/clock", depth=10)
+    events = client.record(String, "safety/events", depth=1000)
+    commands = {
+        p: client.record(Float64MultiArray, TOPICS[layout].format(p=p, ns=p.rstrip("_")))
+        for p in PREFIXES
+    }
     with (
         node_process("sim_robot", sim_params, ros_env, sim_log) as sim,
         node_process("policy", policy_params, ros_env, policy_log) as policy,
     ):
-        client = Client(ros_context)
         try:
-            state_topics = ["joint_states"]
-            if layout == "namespaced":
-                state_topics = ["alice/joint_states", "bob/joint_states"]
-            states = [client.record(JointState, t, depth=5000) for t in state_topics]
-            clock = client.record(Clock, "/clock", depth=10)
-            events = client.record(String, "safety/events", depth=1000)
-            commands = {
-                p: client.record(Float64MultiArray, TOPICS[layout].format(p=p, ns=p.rstrip("_")))
-                for p in PREFIXES
-            }
             nodes, logs = (sim, policy), (sim_log, policy_log)
 
             def sim_time() -> float:
