@@ -145,8 +145,10 @@ class SubscriptionReader:
         """Woken by a signal: wait, outside rcl, for the shutdown of the context that rclpy's
         signal handler does next (at most :data:`SIGNAL_SHUTDOWN_WAIT` s). Left in ``rcl_wait``
         on the context as it shut down, and for up to :data:`WAIT_TIMEOUT_NS` after, the process
-        crashed now and then (SIGSEGV in a thread of the middleware: 5 of 120 ``sim_robot``
-        processes stopped by SIGINT, its three command subscriptions idle; 0 of 120 since)."""
+        crashed now and then (SIGSEGV in a thread of the middleware: 5 of 120 stops by SIGINT of
+        a ``sim_robot`` that took its commands on a reader; 0 of 180 with this, but still one
+        in a clean-clone test run, so ``sim_robot`` went back to its executor; the cause in the
+        middleware is not known)."""
         deadline = time.monotonic() + SIGNAL_SHUTDOWN_WAIT
         while not self._closing and context.ok() and time.monotonic() < deadline:
             time.sleep(0.001)
