@@ -59,9 +59,11 @@ def run_node(make_node: Callable[[], object], args: list[str] | None = None) -> 
         node = make_node()
         executor = MultiThreadedExecutor(num_threads=2)
         executor.add_node(node)
+        shutdown_watch = _wake_at_shutdown(executor)
         try:
             executor.spin()
         finally:
+            shutdown_watch.set()
             stop_executor(executor)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
@@ -76,6 +78,35 @@ def run_node(make_node: Callable[[], object], args: list[str] | None = None) -> 
             getattr(node, "shutdown", node.destroy_node)()
         rclpy.try_shutdown()
     return 1 if getattr(node, "fatal_error", None) is not None else 0
+
+
+SHUTDOWN_LOOK = 0.05
+"""Seconds between two looks of :func:`_wake_at_shutdown` at the executor's context."""
+
+
+def _wake_at_shutdown(executor: Executor) -> threading.Event:
+    """Start a thread that wakes ``executor`` once its context is shut down; set the event
+    returned to end the thread.
+
+    rclpy's signal handling (a thread of its C++ library) wakes every executor on SIGINT or
+    SIGTERM, then shuts the contexts down. An executor that looked at its context between the
+    two found it up and waited again; a node that nothing else woke (no timer, no message
+    coming) then never stopped: ``sim_robot``, idle, stopped by SIGINT in a loop, hung so now
+    and then (``rclpy.shutdown()`` from Python wakes executors itself)."""
+    from rclpy._rclpy_pybind11 import RCLError
+    from rclpy.exceptions import InvalidHandle
+
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(SHUTDOWN_LOOK):
+            if not executor.context.ok():
+                with contextlib.suppress(InvalidHandle, RCLError):  # (the spin ended meanwhile)
+                    executor.wake()
+                return
+
+    threading.Thread(target=watch, name="shutdown-watch", daemon=True).start()
+    return done
 
 
 def stop_executor(executor: Executor) -> None:

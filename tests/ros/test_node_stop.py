@@ -100,6 +100,29 @@ def test_a_node_whose_control_thread_failed_exits_with_code_1(ros_env) -> None:
     assert result.returncode == 1, result.stderr[-2000:]
 
 
+def test_an_idle_node_stops_when_its_context_is_shut_down_behind_its_executor(ros_env) -> None:
+    """rclpy's signal thread wakes the executors, then shuts the contexts down (rcl alone, no
+    Python callback). An executor that looked between the two waited again; an idle node
+    (no timer, no message) then hung at Ctrl-C. Here the context goes down by rcl alone while
+    the executor waits: the node must stop at once, not at the test's deadline."""
+    idle = (
+        "import sys, threading, time\n"
+        "from rclpy.node import Node\n"
+        "from robot_il.ros.node_main import run_node\n"
+        "class Idle(Node):\n"
+        "    def __init__(self):\n"
+        "        super().__init__('idle')\n"
+        "        threading.Thread(target=self._shut_down_later, daemon=True).start()\n"
+        "    def _shut_down_later(self):\n"
+        "        time.sleep(1.0)  # the executor waits by then\n"
+        "        self.context.handle.shutdown()  # rcl_shutdown, as rclpy's signal thread\n"
+        "sys.exit(run_node(Idle))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", idle], env=ros_env, capture_output=True,
+                            text=True, timeout=10 * DEADLINE_SCALE)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
 def busy_node(context=None, stop_after: float = 0.0):
     """A node whose two executor threads are always in a callback (20 ms of work every
     0.5 ms, publishing at its end); with ``stop_after`` (s) it shuts its context down then,
