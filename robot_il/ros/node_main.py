@@ -62,6 +62,9 @@ def run_node(make_node: Callable[[], object], args: list[str] | None = None) -> 
         shutdown_watch = _wake_at_shutdown(executor)
         try:
             executor.spin()
+        except KeyboardInterrupt:
+            await_signal_shutdown(executor.context)  # before any guard condition goes
+            raise
         finally:
             shutdown_watch.set()
             stop_executor(executor)
@@ -78,6 +81,27 @@ def run_node(make_node: Callable[[], object], args: list[str] | None = None) -> 
             getattr(node, "shutdown", node.destroy_node)()
         rclpy.try_shutdown()
     return 1 if getattr(node, "fatal_error", None) is not None else 0
+
+
+SIGNAL_SHUTDOWN_WAIT = 1.0
+"""Longest wait (s) of :func:`await_signal_shutdown` for rclpy's signal thread."""
+
+
+def await_signal_shutdown(context: Context, cancelled: Callable[[], bool] = lambda: False) -> None:
+    """After SIGINT or SIGTERM, wait until rclpy's signal thread has shut ``context`` down, its
+    last step (at most :data:`SIGNAL_SHUTDOWN_WAIT` s, and no longer once ``cancelled()``).
+
+    That thread (C++) first triggers every signal guard condition, the executors' and the
+    subscription readers', one by one from a list it read once. A thread that the first
+    trigger woke, or the main thread raising Ctrl-C's ``KeyboardInterrupt``, can reach its
+    teardown before the list is done; destroying a signal guard condition then (an executor's
+    shutdown, a reader's close) frees that list, and the guard condition, under rclpy's
+    thread, which crashes the process with SIGSEGV. With rclpy's thread slowed down by 3 ms a
+    trigger (``rcl_trigger_guard_condition`` interposed), every Ctrl-C of a node crashed so;
+    unslowed it was rare (``sim_robot``'s exit -11 at a stop, in CI)."""
+    deadline = time.monotonic() + SIGNAL_SHUTDOWN_WAIT
+    while context.ok() and not cancelled() and time.monotonic() < deadline:
+        time.sleep(0.001)
 
 
 SHUTDOWN_LOOK = 0.05

@@ -20,7 +20,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import threading
-import time
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -34,11 +33,10 @@ from rclpy.qos import QoSProfile
 from rclpy.signals import SignalHandlerGuardCondition
 from rclpy.subscription import Subscription
 
+from robot_il.ros.node_main import await_signal_shutdown
+
 WAIT_TIMEOUT_NS = 100_000_000
 """Longest wait (ns) before the thread looks whether the context was shut down (Ctrl-C)."""
-SIGNAL_SHUTDOWN_WAIT = 1.0
-"""Longest wait (s) for the context's shutdown after a signal woke the thread (a handler that
-does not shut it down: the thread then waits for messages again)."""
 
 _RUNNING: weakref.WeakSet[SubscriptionReader] = weakref.WeakSet()
 """Readers started and not yet closed."""
@@ -143,15 +141,9 @@ class SubscriptionReader:
 
     def _await_shutdown(self, context: Any) -> None:
         """Woken by a signal: wait, outside rcl, for the shutdown of the context that rclpy's
-        signal handler does next (at most :data:`SIGNAL_SHUTDOWN_WAIT` s). Left in ``rcl_wait``
-        on the context as it shut down, and for up to :data:`WAIT_TIMEOUT_NS` after, the process
-        crashed now and then (SIGSEGV in a thread of the middleware: 5 of 120 stops by SIGINT of
-        a ``sim_robot`` that took its commands on a reader; 0 of 180 with this, but still one
-        in a clean-clone test run, so ``sim_robot`` went back to its executor; the cause in the
-        middleware is not known)."""
-        deadline = time.monotonic() + SIGNAL_SHUTDOWN_WAIT
-        while not self._closing and context.ok() and time.monotonic() < deadline:
-            time.sleep(0.001)
+        signal thread does next (:func:`~robot_il.ros.node_main.await_signal_shutdown`; at once
+        on :meth:`close`), rather than wait in ``rcl_wait`` again meanwhile."""
+        await_signal_shutdown(context, cancelled=lambda: self._closing)
 
     def _take_all(self, subscription: Subscription) -> None:
         while not self._closing:

@@ -123,6 +123,37 @@ def test_an_idle_node_stops_when_its_context_is_shut_down_behind_its_executor(ro
     assert result.returncode == 0, result.stderr[-2000:]
 
 
+def test_ctrl_c_tears_a_node_down_once_rclpy_s_signal_thread_is_done(ros_env) -> None:
+    """On SIGINT rclpy's signal thread triggers every signal guard condition from a list, then
+    shuts the context down; Ctrl-C's ``KeyboardInterrupt`` can reach the main thread before
+    that. A teardown meanwhile destroyed guard conditions under the thread: SIGSEGV. Here the
+    ``KeyboardInterrupt`` comes 0.3 s before the context's shutdown by rcl alone (the thread's
+    last step): the node's ``shutdown()`` must find the context already down."""
+    node = (
+        "import _thread, sys, threading, time\n"
+        "from rclpy.node import Node\n"
+        "from robot_il.ros.node_main import run_node\n"
+        "class Interrupted(Node):\n"
+        "    def __init__(self):\n"
+        "        super().__init__('interrupted')\n"
+        "        self.create_timer(0.01, lambda: None)  # wakes the main thread's executor\n"
+        "        threading.Thread(target=self._signal_thread, daemon=True).start()\n"
+        "    def _signal_thread(self):\n"
+        "        time.sleep(0.5)\n"
+        "        _thread.interrupt_main()  # Ctrl-C reaches the main thread first\n"
+        "        time.sleep(0.3)\n"
+        "        self.context.handle.shutdown()\n"
+        "    def shutdown(self):\n"
+        "        print('context up at teardown:', self.context.ok(), flush=True)\n"
+        "        self.destroy_node()\n"
+        "sys.exit(run_node(Interrupted))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", node], env=ros_env, capture_output=True,
+                            text=True, timeout=10 * DEADLINE_SCALE)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "context up at teardown: False" in result.stdout, result.stdout
+
+
 def busy_node(context=None, stop_after: float = 0.0):
     """A node whose two executor threads are always in a callback (20 ms of work every
     0.5 ms, publishing at its end); with ``stop_after`` (s) it shuts its context down then,
