@@ -209,15 +209,23 @@ class TeleopNode(QuietNode):
 
             device = make_teleop_device(device_name, control_hz=self.rate)
         self.device = device
-        # The operator's hand moves in wall time; a lock-step /clock waits for their commands.
-        wall = Clock(clock_type=ClockType.STEADY_TIME)
-        self.create_timer(self.period, self._tick, clock=wall)
-        if self.servo and self.servo_period < self.period:
-            self.create_timer(self.servo_period, self._servo_tick, clock=wall)
-        self.get_logger().info(
-            f"{device_name} teleop at {self.rate:g} Hz{', servoing the arm' if self.servo else ''}"
-        )
-        self.get_logger().info(device.controls)
+        try:
+            # The operator's hand moves in wall time; a lock-step /clock waits for their commands.
+            wall = Clock(clock_type=ClockType.STEADY_TIME)
+            self.create_timer(self.period, self._tick, clock=wall)
+            if self.servo and self.servo_period < self.period:
+                self.create_timer(self.servo_period, self._servo_tick, clock=wall)
+            self.get_logger().info(
+                f"{device_name} teleop at {self.rate:g} Hz"
+                f"{', servoing the arm' if self.servo else ''}"
+            )
+            self.get_logger().info(device.controls)
+        except BaseException:
+            # A stop meanwhile (SIGTERM: rclpy's handler shut the context down and the timer
+            # failed; Ctrl-C) leaves run_node no node to shut down: the keyboard left the
+            # operator's terminal in cbreak mode, without echo.
+            device.close()
+            raise
 
     def _tick(self) -> None:
         command = self.device.read()

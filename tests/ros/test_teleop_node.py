@@ -361,3 +361,36 @@ def test_a_teleop_refused_after_its_task_is_read_exits_with_one_line(ros_env) ->
     assert (result.returncode, result.stderr.strip()) == (
         2, "error: teleop: servo drives one arm; task 'bimanual_handover' has two"
     ), result.stderr  # fmt: skip
+
+
+def test_a_teleop_stopped_as_its_keyboard_opens_gives_the_terminal_back(
+    own_context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stop just after the keyboard device put the terminal in cbreak mode (SIGTERM: rclpy's
+    handler shut the context down, and the node's timer failed) ended the node's construction,
+    and ``run_node``, with no node to shut down, left the operator's terminal without echo
+    (exit code 0, no word said)."""
+    import termios
+
+    from rclpy._rclpy_pybind11 import RCLError
+
+    from robot_il.record import teleop
+    from robot_il.record.teleop.keyboard import KeyboardTeleop
+    from robot_il.ros.teleop_node import TeleopNode
+
+    master, slave = pty.openpty()
+    operators_mode = termios.tcgetattr(slave)
+
+    def open_then_stopped(name: str, control_hz: float) -> KeyboardTeleop:
+        device = KeyboardTeleop(slave)
+        own_context.handle.shutdown()  # rcl alone, as rclpy's signal thread does on SIGTERM
+        return device
+
+    monkeypatch.setattr(teleop, "make_teleop_device", open_then_stopped)
+    try:
+        with pytest.raises(RCLError, match="context is not valid"):
+            TeleopNode(context=own_context)
+        assert termios.tcgetattr(slave) == operators_mode
+    finally:
+        os.close(master)
+        os.close(slave)
