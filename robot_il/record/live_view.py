@@ -9,6 +9,8 @@ so the view is reachable only from this machine: ``http://127.0.0.1:<web_port>``
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import socket
 import subprocess
 import time
@@ -53,11 +55,20 @@ class LiveView:
             raise RecordingError("--view needs rerun-sdk (pip install 'robot_il[view]')") from None
         self._rr = rr
         self.grpc_port, self.web_port = _free_port(), _free_port()
-        self._server = subprocess.Popen(
-            [_rerun_binary(), "--serve-web", "--bind", HOST, "--port", str(self.grpc_port),
-             "--web-viewer-port", str(self.web_port), "--server-memory-limit", memory_limit],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        # The server starts with SIGINT blocked (a child inherits the mask, the binary keeps
+        # it): a terminal's Ctrl-C and a launcher's stop reach every process of the group, and
+        # a server stopped beside this one cut the last steps off and made the stop noisy (the
+        # SDK's "transport error" lines at every live_view stop, a flush that raised in 16 of
+        # 50: exit code 1). close() stops it; SIGTERM and SIGKILL to the group still do.
+        unblocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            self._server = subprocess.Popen(
+                [_rerun_binary(), "--serve-web", "--bind", HOST, "--port", str(self.grpc_port),
+                 "--web-viewer-port", str(self.web_port), "--server-memory-limit", memory_limit],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
         self._wait_for(self.grpc_port)
         self._wait_for(self.web_port)
         self.stream = rr.RecordingStream(name)
@@ -101,9 +112,11 @@ class LiveView:
 
     def close(self) -> None:
         if self._server.poll() is None:
-            self.stream.flush()
-        # else the viewer's server is gone: the terminal's Ctrl-C stopped it beside this
-        # process (one process group), and flushing to it raised; a live view keeps nothing
+            # (a SIGTERM to the process group may stop the server under the flush)
+            with contextlib.suppress(RuntimeError):
+                self.stream.flush()
+        # else the viewer's server is gone (stopped beside this process, or it failed), and
+        # flushing to it raised; a live view keeps nothing
         self.stream.disconnect()
         self._server.terminate()
         try:
