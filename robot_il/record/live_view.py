@@ -9,7 +9,6 @@ so the view is reachable only from this machine: ``http://127.0.0.1:<web_port>``
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import socket
 import subprocess
@@ -55,12 +54,13 @@ class LiveView:
             raise RecordingError("--view needs rerun-sdk (pip install 'robot_il[view]')") from None
         self._rr = rr
         self.grpc_port, self.web_port = _free_port(), _free_port()
-        # The server starts with SIGINT blocked (a child inherits the mask, the binary keeps
-        # it): a terminal's Ctrl-C and a launcher's stop reach every process of the group, and
-        # a server stopped beside this one cut the last steps off and made the stop noisy (the
-        # SDK's "transport error" lines at every live_view stop, a flush that raised in 16 of
-        # 50: exit code 1). close() stops it; SIGTERM and SIGKILL to the group still do.
-        unblocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        # The server starts with SIGINT and SIGTERM blocked (a child inherits the mask, the
+        # binary keeps it): a terminal's Ctrl-C and a launcher's or a service manager's stop
+        # reach every process of the group, and a server stopped beside this one cut the last
+        # steps off and made the stop noisy (the SDK's "transport error" lines at every
+        # live_view stop, a flush that raised in a third of them: exit code 1). close() kills
+        # it; so does a SIGKILL to the group (a launcher's last resort).
+        unblocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         try:
             self._server = subprocess.Popen(
                 [_rerun_binary(), "--serve-web", "--bind", HOST, "--port", str(self.grpc_port),
@@ -111,16 +111,12 @@ class LiveView:
         self.stream.log(entity, self._rr.TextLog(text))
 
     def close(self) -> None:
+        """Send the steps logged, then stop the server (killed: it blocks SIGTERM, and a live
+        view keeps nothing)."""
         if self._server.poll() is None:
-            # (a SIGTERM to the process group may stop the server under the flush)
-            with contextlib.suppress(RuntimeError):
-                self.stream.flush()
-        # else the viewer's server is gone (stopped beside this process, or it failed), and
-        # flushing to it raised; a live view keeps nothing
+            self.stream.flush()
+        # else the viewer's server is gone (it failed, or was killed), and flushing to it
+        # raised; a live view keeps nothing
         self.stream.disconnect()
-        self._server.terminate()
-        try:
-            self._server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._server.kill()
-            self._server.wait()
+        self._server.kill()
+        self._server.wait()
