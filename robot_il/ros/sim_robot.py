@@ -86,6 +86,7 @@ from robot_il.ros.node_main import (
 )
 from robot_il.ros.observation import DEFAULT_IMAGE_SIZE, image_size_value
 from robot_il.ros.quiet_node import QuietNode
+from robot_il.ros.subscription_reader import SubscriptionReader
 from robot_il.ros.ur_topics import (
     OBJECT_POSE_TOPIC,
     POSE_INPUTS,
@@ -206,6 +207,14 @@ class SimRobot(QuietNode):
         self._arrived: set[int] = set()
         self._reset_wall_ns = 0
         """System time (ns) of the last ``sim/reset``: commands sent before it are dropped."""
+        self._command_lock = threading.Lock()
+        """Held by each command callback (the command reader's thread) and by ``sim/reset``
+        from its cut-off until the physics thread has reset (an executor's thread): a command
+        is checked against the cut-off and stored wholly before the reset or wholly after it,
+        as when the executor's one callback group ran them all; one sent during the reset is
+        the new episode's first. (Checked before the cut-off and stored after the reset, a
+        command of the old episode moved the new one's arm to its target; stored under the
+        reset, it was lost with its lock-step arrival.)"""
         self.episode = -1 if reset_first else 0
         """The episode under way (-1: the start-up scene, before the first reset)."""
         self.sim_time = 0.0
@@ -239,37 +248,45 @@ class SimRobot(QuietNode):
             else None
         )
         self.clock_pub = self.create_publisher(Clock, "/clock", qos) if self.lock_step else None
+        # Commands come at up to 500 Hz (a policy node's control loop, the teleop servo's
+        # joints and gripper): taken by the executor, each held the interpreter for half a
+        # millisecond beside the physics thread (subscription_reader). Every kind on one
+        # reader, one at a time, as the executor's one callback group took them; the grippers
+        # first (of the messages waiting together: DDS orders no two topics), as a policy node
+        # sends a tick's gripper before the joint command that steps lock-step.
+        self._command_reader = SubscriptionReader(self, f"{self.get_name()}-commands")
+        for index in range(len(self.arms)):
+            self._command_reader.subscribe(
+                Float64,
+                self.layout.gripper_topic(index),
+                lambda msg, info, i=index: self._on_gripper(i, msg, info),
+                qos,
+            )
         for i, topic in enumerate(self.command_topics):
-            self.create_subscription(
+            self._command_reader.subscribe(
                 Float64MultiArray,
                 topic.name,
                 lambda msg, info, i=i: self._on_command(i, msg, info),
                 qos,
             )
         for i, topic in enumerate(self.layout.trajectory_topics()):
-            self.create_subscription(
+            self._command_reader.subscribe(
                 JointTrajectory,
                 topic.name,
                 lambda msg, info, i=i: self._on_trajectory(i, msg, info),
-                qos,
-            )
-        for index in range(len(self.arms)):
-            self.create_subscription(
-                Float64,
-                self.layout.gripper_topic(index),
-                lambda msg, info, i=index: self._on_gripper(i, msg, info),
                 qos,
             )
         self.create_service(Trigger, "sim/reset", self._on_reset)
 
         freeze_startup_objects()  # no garbage-collector pauses in the physics loop
         self._running = True
-        # Threads started from here on (physics, the executor's) inherit it.
+        # Threads started from here on (physics, commands, the executor's) inherit it.
         use_realtime_priority(self, self.realtime_priority)
         self._wake_request = keep_cpus_awake(self) if self.lock_step and keep_awake else None
         """Held while lock-step runs: every exchange with the client wakes a CPU."""
         self._thread = threading.Thread(target=self._physics_loop, name="physics", daemon=True)
         self._thread.start()
+        self._command_reader.start()
         self.get_logger().info(
             f"{task} on {backend}, arms {self.arms or ['(one)']} ({self.layout.describe()}), "
             f"physics {PHYSICS_HZ} Hz, "
@@ -319,42 +336,44 @@ class SimRobot(QuietNode):
     def _sent_before_reset(self, info: dict, topic: str) -> bool:
         """Whether a command was published before the last ``sim/reset`` (its DDS source
         timestamp, the publisher's system clock in ns, on this machine): it was meant for the
-        episode before, and is dropped."""
+        episode before, and is dropped (call with the command lock held)."""
         if info["source_timestamp"] >= self._reset_wall_ns:
             return False
         self.get_logger().info(f"{topic}: dropped a command sent before the reset")
         return True
 
     def _on_command(self, topic: int, msg: Float64MultiArray, info: dict) -> None:
-        if self._sent_before_reset(info, self.command_topics[topic].name):
-            return
         values = np.array(msg.data, dtype=np.float64)
         joints = self._joints(topic)
-        if values.shape != joints.shape or not np.all(np.isfinite(values)):
-            self.get_logger().error(
-                f"{self.command_topics[topic].name}: expected {joints.size} finite joint "
-                f"positions, got {values.tolist()}; ignored"
-            )
-            return
-        with self._lock:
-            self._trajectories[topic] = None
-            self._targets[joints] = values
-        self._arrive(topic)
+        with self._command_lock:
+            if self._sent_before_reset(info, self.command_topics[topic].name):
+                return
+            if values.shape != joints.shape or not np.all(np.isfinite(values)):
+                self.get_logger().error(
+                    f"{self.command_topics[topic].name}: expected {joints.size} finite joint "
+                    f"positions, got {values.tolist()}; ignored"
+                )
+                return
+            with self._lock:
+                self._trajectories[topic] = None
+                self._targets[joints] = values
+            self._arrive(topic)
 
     def _on_trajectory(self, topic: int, msg: JointTrajectory, info: dict) -> None:
-        if self._sent_before_reset(info, self.command_topics[topic].name):
-            return
         joints = self._joints(topic)
         names = [n for a in self.command_topics[topic].arms for n in self.layout.joint_names(a)]
-        parsed = trajectory_points(msg, names, self.get_logger())
-        if parsed is None:
-            return
-        times, points = parsed
-        with self._lock:
-            self._trajectories[topic] = JointTrajectoryTrack(
-                self._now(), self._targets[joints], times, points
-            )
-        self._arrive(topic)
+        with self._command_lock:
+            if self._sent_before_reset(info, self.command_topics[topic].name):
+                return
+            parsed = trajectory_points(msg, names, self.get_logger())
+            if parsed is None:
+                return
+            times, points = parsed
+            with self._lock:
+                self._trajectories[topic] = JointTrajectoryTrack(
+                    self._now(), self._targets[joints], times, points
+                )
+            self._arrive(topic)
 
     def _arrive(self, topic: int) -> None:
         """Lock-step: a command came on ``topic``; the step waits for every topic's."""
@@ -369,21 +388,23 @@ class SimRobot(QuietNode):
             self._command_arrived.clear()
 
     def _on_gripper(self, index: int, msg: Float64, info: dict) -> None:
-        if self._sent_before_reset(info, self.layout.gripper_topic(index)):
-            return
-        if not np.isfinite(msg.data):
-            self.get_logger().error(f"{self.layout.gripper_topic(index)}: not finite; ignored")
-            return
-        with self._lock:
-            self._grippers[index] = min(max(msg.data, 0.0), 1.0)
+        with self._command_lock:
+            if self._sent_before_reset(info, self.layout.gripper_topic(index)):
+                return
+            if not np.isfinite(msg.data):
+                self.get_logger().error(f"{self.layout.gripper_topic(index)}: not finite; ignored")
+                return
+            with self._lock:
+                self._grippers[index] = min(max(msg.data, 0.0), 1.0)
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response):
-        self._reset_wall_ns = time.time_ns()
-        self._reset_requested.set()
-        self._command_arrived.set()  # lock-step: wake the physics thread to reset now
-        deadline = time.monotonic() + 10.0
-        while self._reset_requested.is_set() and time.monotonic() < deadline:
-            time.sleep(0.002)
+        with self._command_lock:  # commands taken meanwhile wait for the new episode
+            self._reset_wall_ns = time.time_ns()
+            self._reset_requested.set()
+            self._command_arrived.set()  # lock-step: wake the physics thread to reset now
+            deadline = time.monotonic() + 10.0
+            while self._reset_requested.is_set() and time.monotonic() < deadline:
+                time.sleep(0.002)
         response.success = not self._reset_requested.is_set()
         response.message = f"episode {self.episode} (seed {self.seed + self.episode})"
         return response
@@ -562,6 +583,7 @@ class SimRobot(QuietNode):
         """Stop physics, close the simulator and destroy the node. The simulator is closed
         only once the physics thread has ended: closing it under a step in flight (a loaded
         machine may take longer than the join's first seconds) can crash or hang the exit."""
+        self._command_reader.close()
         self._running = False
         self._command_arrived.set()
         self._thread.join(timeout=5.0)

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import os
 import struct
+import threading
 import time
 
 import numpy as np
 import pytest
-from deploy_helpers import COMMANDS, Client, node_process, wait_for
+from deploy_helpers import COMMANDS, Client, node_process, spinning, wait_for
 
 pytestmark = pytest.mark.ros
 
@@ -106,6 +107,108 @@ def test_a_command_sent_before_a_reset_is_dropped(ros_context) -> None:
         np.testing.assert_allclose(sim._targets, initial + 0.3)  # a new one is taken
     finally:
         sim.shutdown()
+
+
+def lock_step_sim(context):
+    """An in-process lock-step ``sim_robot`` of ``reach``, a joint state every command."""
+    from rclpy.parameter import Parameter
+
+    from robot_il.ros.sim_robot import SimRobot
+
+    overrides = [
+        Parameter("task", value="reach"),
+        Parameter("lock_step", value=True),
+        Parameter("steps_per_command", value=STEPS_PER_COMMAND),
+        Parameter("publish_every", value=STEPS_PER_COMMAND),
+    ]
+    return SimRobot(context=context, parameter_overrides=overrides)
+
+
+def test_commands_are_taken_off_the_executor_and_each_steps_the_arm(ros_context) -> None:
+    """A policy node commands at up to 500 Hz: taken by the spinning executor, each command
+    held the interpreter for half a millisecond beside the physics thread. The command reader
+    takes every joint and gripper command, none the executor, and each joint command still
+    steps lock-step once and moves the arm."""
+    from sensor_msgs.msg import JointState
+    from std_msgs.msg import Float64, Float64MultiArray
+
+    sim = lock_step_sim(ros_context)
+    takers: set[str] = set()
+
+    def noting_the_taker(callback):
+        def take(*args) -> None:
+            takers.add(threading.current_thread().name)
+            callback(*args)
+
+        return take
+
+    sim._on_command = noting_the_taker(sim._on_command)
+    sim._on_gripper = noting_the_taker(sim._on_gripper)
+    client = Client(ros_context)
+    try:
+        with spinning(sim, ros_context):
+            states = client.record(JointState, "joint_states", depth=5000)
+            wait_for(lambda: states, 30, "the first joint state")
+            commands = client.publisher(Float64MultiArray, COMMANDS)
+            gripper = client.publisher(Float64, "gripper/command")
+            start = np.array(states[-1][1].position)
+            gripper.publish(Float64(data=1.0))
+            for step in range(1, 11):
+                seen = stamp_seconds(states[-1][1])
+                commands.publish(Float64MultiArray(data=(start[:6] + 0.02 * step).tolist()))
+                wait_for(lambda t=seen: stamp_seconds(states[-1][1]) > t, 10, "a step")
+            assert stamp_seconds(states[-1][1]) == pytest.approx(10 / POLICY_HZ)  # one each
+            reached = np.array(states[-1][1].position)
+    finally:
+        client.close()
+    assert takers == {"sim_robot-commands"}
+    assert np.all(reached[:6] - start[:6] > 0.05), reached - start  # toward start + 0.2
+    assert reached[6] > start[6] + 0.1  # the gripper closes
+
+
+def test_a_command_sent_during_a_reset_is_the_new_episodes_first(ros_context) -> None:
+    """A client that commands while another resets (the teleop servo, while the recorder asks
+    for the next scene): a command taken during the reset waits for its end and steps the new
+    episode, as when the executor took it after the reset's answer. Stored at once, the reset
+    overwrote it and consumed its lock-step arrival: the new episode waited for a command that
+    had come."""
+    from sensor_msgs.msg import JointState
+    from std_msgs.msg import Float64MultiArray
+    from std_srvs.srv import Trigger
+
+    sim = lock_step_sim(ros_context)
+    reset = sim.env.reset
+
+    def slow_reset(**kwargs):
+        time.sleep(0.5)  # a command comes meanwhile
+        return reset(**kwargs)
+
+    sim.env.reset = slow_reset
+    client = Client(ros_context)
+    answers = []
+    try:
+        with spinning(sim, ros_context):
+            states = client.record(JointState, "joint_states", depth=5000)
+            wait_for(lambda: states, 30, "the first joint state")
+            commands = client.publisher(Float64MultiArray, COMMANDS)
+            start = np.array(states[-1][1].position[:6])
+            commands.publish(Float64MultiArray(data=start.tolist()))
+            wait_for(lambda: stamp_seconds(states[-1][1]) > 0, 10, "the first step")
+            before = stamp_seconds(states[-1][1])
+            resetting = threading.Thread(
+                target=lambda: answers.append(client.call(Trigger, "sim/reset"))
+            )
+            resetting.start()
+            wait_for(sim._reset_requested.is_set, 10, "the reset under way")
+            during = start + 0.1
+            commands.publish(Float64MultiArray(data=during.tolist()))
+            resetting.join(timeout=30)
+            assert answers and answers[0].success, answers
+            wait_for(lambda: stamp_seconds(states[-1][1]) > before, 10, "the new episode's step")
+            np.testing.assert_allclose(sim._targets, during)
+    finally:
+        client.close()
+    assert sim.episode == 1
 
 
 def read_wake_latency() -> int:
