@@ -42,6 +42,7 @@ import os
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
+from multiprocessing import forkserver, resource_tracker
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,7 @@ def _serve(connection: Any, directory: str, torch_threads: int, nice: int) -> No
     Ctrl-C reaches the whole process group; the child ignores it and ends when its parent
     closes the pipe, so a stopped launch shuts down without a child's traceback."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # the fork server's mask
     # A real-time parent's class is inherited: leave it for the normal class (see above).
     with contextlib.suppress(OSError, AttributeError):
         os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
@@ -194,6 +196,27 @@ def zero_history(observation: dict[str, list[int]], steps: int) -> dict[str, np.
     }
 
 
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+"""What a terminal's Ctrl-C, a launcher's and a service manager's stop send every process of
+the deploy node's group."""
+
+
+@contextlib.contextmanager
+def _stop_signals_blocked() -> Iterator[None]:
+    """:data:`STOP_SIGNALS` blocked in the calling thread for the block: a fork server started
+    then keeps them blocked, and ends when the node does (its pipe from the node closes).
+
+    Every deploy node's start spends a second or more with the fork server importing torch
+    (``PRELOAD``), before it ignores SIGINT itself; a stop of the group then ended it there,
+    and the node's start with it: a KeyboardInterrupt traceback of the server (SIGINT), an
+    ``EOFError`` traceback and exit code 1 of the node (SIGTERM)."""
+    unblocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
+
+
 @contextlib.contextmanager
 def _normal_class() -> Iterator[None]:
     """The calling thread in the normal scheduling class for the block, then back in its own.
@@ -240,6 +263,11 @@ class InferenceWorker:
             daemon=True,
         )
         with _normal_class():  # a fork server started now imports torch in the caller's class
+            # The resource tracker first: it starts itself with these signals blocked, then
+            # unblocks them in the caller, which a fork server started after would not inherit.
+            resource_tracker.ensure_running()
+            with _stop_signals_blocked():  # a fork server started now inherits the mask
+                forkserver.ensure_running()
             self._process.start()
         child.close()
         kind, detail = self._receive()
