@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import time
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,12 @@ def _rerun_binary() -> str:
     return str(binary)
 
 
+def _kill(server: subprocess.Popen) -> None:
+    """Stop a view's Rerun server (it blocks SIGTERM; it keeps nothing) and reap it."""
+    server.kill()
+    server.wait()
+
+
 class LiveView:
     """A Rerun server on 127.0.0.1 and a recording stream logging steps to it."""
 
@@ -58,8 +65,8 @@ class LiveView:
         # binary keeps it): a terminal's Ctrl-C and a launcher's or a service manager's stop
         # reach every process of the group, and a server stopped beside this one cut the last
         # steps off and made the stop noisy (the SDK's "transport error" lines at every
-        # live_view stop, a flush that raised in a third of them: exit code 1). close() kills
-        # it; so does a SIGKILL to the group (a launcher's last resort).
+        # live_view stop, a flush that raised in a third of them: exit code 1). The view kills
+        # it (_kill_server); so does a SIGKILL to the group (a launcher's last resort).
         unblocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         try:
             self._server = subprocess.Popen(
@@ -69,6 +76,10 @@ class LiveView:
             )  # fmt: skip
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
+        self._kill_server = weakref.finalize(self, _kill, self._server)
+        """Kills the server: at :meth:`close`, or once this view is collected or the
+        interpreter exits without it (a node's start cut short by a stop): the server outlives
+        the stop signals themselves."""
         self._wait_for(self.grpc_port)
         self._wait_for(self.web_port)
         self.stream = rr.RecordingStream(name)
@@ -118,5 +129,4 @@ class LiveView:
         # else the viewer's server is gone (it failed, or was killed), and flushing to it
         # raised; a live view keeps nothing
         self.stream.disconnect()
-        self._server.kill()
-        self._server.wait()
+        self._kill_server()

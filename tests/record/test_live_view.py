@@ -3,6 +3,7 @@ real recording, and ``robot-il record --view`` records while it serves."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -86,6 +87,26 @@ def test_a_stop_of_the_process_group_leaves_the_server_to_the_view(stop: str) ->
     finally:
         view.close()
     assert view._server.poll() is not None  # the close stopped it
+
+
+def test_a_view_never_closed_takes_its_server_with_it_at_exit() -> None:
+    """A process that exits without closing its view (a live_view node whose start a stop cut
+    short: no node, no shutdown) left the server running for good, and it now outlives the
+    stop signals too."""
+    import signal
+
+    program = ("from robot_il.record.live_view import LiveView\n"
+               "view = LiveView('test')\n"
+               "print(view._server.pid, flush=True)\n"
+               "raise KeyboardInterrupt  # a Ctrl-C before the node was built\n")  # fmt: skip
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                            timeout=60)  # fmt: skip
+    server = int(result.stdout.split()[0])
+    try:
+        assert not Path(f"/proc/{server}").exists(), "the server outlived its process"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(server, signal.SIGKILL)
 
 
 def test_record_with_view_records_and_prints_the_viewer(tmp_path: Path) -> None:
