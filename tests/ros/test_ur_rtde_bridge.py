@@ -441,6 +441,26 @@ def test_ctrl_c_under_the_servo_loop_is_no_fatal_error(own_context) -> None:
     assert fake.stopped and fake.script_stopped
 
 
+def test_gripper_news_after_ctrl_c_is_printed_without_rosout_noise(
+    own_context, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The gripper thread says its gripper is active about when the bridge is up; a stop
+    then (Ctrl-C, a launch stopping) had the line logged after the context went, and rcl
+    added "Failed to publish log message to rosout: publisher's context is invalid"."""
+    from robot_il.ros.rtde import FakeRTDE
+    from robot_il.ros.ur_rtde_bridge import UrRtdeBridge
+
+    bridge = UrRtdeBridge(context=own_context, rtde=FakeRTDE(HOME_JOINT_POS))
+    try:
+        own_context.try_shutdown()
+        bridge._on_gripper_link(True, "Robotiq gripper at 127.0.0.1:63352")
+    finally:
+        bridge.shutdown()
+    err = capfd.readouterr().err
+    assert "[ur_rtde_bridge] gripper: Robotiq gripper at 127.0.0.1:63352 active" in err, err
+    assert "rosout" not in err, err
+
+
 def test_a_controller_of_another_serial_number_is_refused_before_any_motion(ros_context) -> None:
     """Two arms' IPs swapped went unnoticed: each arm played the other's commands, behind
     arm-to-arm limits computed for the other base. ``serial_number`` names the arm expected."""
