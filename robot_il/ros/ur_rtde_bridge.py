@@ -395,9 +395,9 @@ class UrRtdeBridge(QuietNode):
         with self._lock:
             self.safety.set_fault(None if up else f"gripper: {detail}")
         if up:
-            self._log("info", f"gripper: {detail} active")
+            self._log(f"gripper: {detail} active")
         else:
-            self._log("error", f"gripper: {detail}; the arm holds until it is back")
+            self._log(f"gripper: {detail}; the arm holds until it is back", error=True)
 
     def _on_estop(self, msg) -> None:
         if msg.data:
@@ -587,8 +587,8 @@ class UrRtdeBridge(QuietNode):
             self.control.stopScript()
         except RuntimeError as error:  # ur_rtde's error for a lost connection
             self._log(
-                "error",
                 f"cannot stop the arm over RTDE ({error}): it holds its last servoJ target",
+                error=True,
             )
 
     def shutdown(self) -> None:
@@ -604,18 +604,21 @@ class UrRtdeBridge(QuietNode):
             self.gripper.close()
         if self.fake_gripper is not None:
             self.fake_gripper.close()
-        self._log("info", f"control loop: {json.dumps(self.stats.summary())}")
+        self._log(f"control loop: {json.dumps(self.stats.summary())}")
         self.destroy_node()
 
-    def _log(self, level: str, message: str) -> None:
-        """Log ``message`` at ``level`` ("info", "error"), or once a stop has shut the context
-        down print it to stderr: the ROS logger's rosout went with the context, and a line
-        logged then came with "Failed to publish log message to rosout" (the gripper thread's
-        "active" as a launch stopped the bridge, 8 of 160 stops in a loop)."""
-        if self.context.ok():
-            getattr(self.get_logger(), level)(message)
-        else:
+    def _log(self, message: str, *, error: bool = False) -> None:
+        """Log ``message`` (info, or with ``error`` an error), or once a stop has shut the
+        context down print it to stderr: the ROS logger's rosout went with the context, and a
+        line logged then came with "Failed to publish log message to rosout" (the gripper
+        thread's "active" as a launch stopped the bridge, 8 of 160 stops in a loop). One call
+        of rclpy's logger per severity: it refuses another severity from the same line."""
+        if not self.context.ok():
             print(f"[{self.get_name()}] {message}", file=sys.stderr, flush=True)
+        elif error:
+            self.get_logger().error(message)
+        else:
+            self.get_logger().info(message)
 
 
 def main(args: list[str] | None = None) -> int:
