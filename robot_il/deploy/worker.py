@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from robot_il.errors import CheckpointError, ConfigError
+from robot_il.stop_signals import STOP_SIGNALS, stop_signals_blocked
 
 PRELOAD = ["torch", "robot_il.policies", "robot_il.ros.node_main"]
 """What the server the workers fork from imports once: the heavy part of what a child
@@ -196,27 +197,6 @@ def zero_history(observation: dict[str, list[int]], steps: int) -> dict[str, np.
     }
 
 
-STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
-"""What a terminal's Ctrl-C, a launcher's and a service manager's stop send every process of
-the deploy node's group."""
-
-
-@contextlib.contextmanager
-def _stop_signals_blocked() -> Iterator[None]:
-    """:data:`STOP_SIGNALS` blocked in the calling thread for the block: a fork server started
-    then keeps them blocked, and ends when the node does (its pipe from the node closes).
-
-    Every deploy node's start spends a second or more with the fork server importing torch
-    (``PRELOAD``), before it ignores SIGINT itself; a stop of the group then ended it there,
-    and the node's start with it: a KeyboardInterrupt traceback of the server (SIGINT), an
-    ``EOFError`` traceback and exit code 1 of the node (SIGTERM)."""
-    unblocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
-
-
 @contextlib.contextmanager
 def _normal_class() -> Iterator[None]:
     """The calling thread in the normal scheduling class for the block, then back in its own.
@@ -266,7 +246,12 @@ class InferenceWorker:
             # The resource tracker first: it starts itself with these signals blocked, then
             # unblocks them in the caller, which a fork server started after would not inherit.
             resource_tracker.ensure_running()
-            with _stop_signals_blocked():  # a fork server started now inherits the mask
+            # A fork server started now keeps the stop signals blocked and ends when the node
+            # does (its pipe from the node closes). It spends a second or more of every start
+            # importing torch (PRELOAD), before it ignores SIGINT itself; a stop of the group
+            # then ended it there, and the node's start with it: the server's KeyboardInterrupt
+            # traceback (SIGINT), the node's EOFError traceback and exit code 1 (SIGTERM).
+            with stop_signals_blocked():
                 forkserver.ensure_running()
             self._process.start()
         child.close()

@@ -9,7 +9,6 @@ so the view is reachable only from this machine: ``http://127.0.0.1:<web_port>``
 
 from __future__ import annotations
 
-import signal
 import socket
 import subprocess
 import time
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from robot_il.errors import RecordingError
+from robot_il.stop_signals import stop_signals_blocked
 
 HOST = "127.0.0.1"
 
@@ -67,15 +67,12 @@ class LiveView:
         # steps off and made the stop noisy (the SDK's "transport error" lines at every
         # live_view stop, a flush that raised in a third of them: exit code 1). The view kills
         # it (_kill_server); so does a SIGKILL to the group (a launcher's last resort).
-        unblocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-        try:
+        with stop_signals_blocked():
             self._server = subprocess.Popen(
                 [_rerun_binary(), "--serve-web", "--bind", HOST, "--port", str(self.grpc_port),
                  "--web-viewer-port", str(self.web_port), "--server-memory-limit", memory_limit],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
         self._kill_server = weakref.finalize(self, _kill, self._server)
         """Kills the server: at :meth:`close`, or once this view is collected or the
         interpreter exits without it (a node's start cut short by a stop): the server outlives

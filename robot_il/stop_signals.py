@@ -1,0 +1,29 @@
+"""The signals that stop a process group, blocked while a node starts a helper process.
+
+A terminal's Ctrl-C (SIGINT) and a launcher's or a service manager's stop (SIGTERM) reach
+every process of the group. A helper process that a node starts (the inference fork server,
+the live view's Rerun server) and that they stopped beside the node cut the node's work off
+under it: tracebacks, lost steps, exit code 1. Started with them blocked, the helper inherits
+the mask (through ``exec`` too) and is left to its node, which ends it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from collections.abc import Iterator
+
+STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+"""What a terminal's Ctrl-C, a launcher's and a service manager's stop send every process of
+the group."""
+
+
+@contextlib.contextmanager
+def stop_signals_blocked() -> Iterator[None]:
+    """:data:`STOP_SIGNALS` blocked in the calling thread for the block (one arriving meanwhile
+    waits, and comes at its end): a process started in the block inherits the mask."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
