@@ -20,8 +20,9 @@ the group."""
 
 @contextlib.contextmanager
 def stop_signals_blocked() -> Iterator[None]:
-    """:data:`STOP_SIGNALS` blocked in the calling thread for the block (one arriving meanwhile
-    waits, and comes at its end): a process started in the block inherits the mask."""
+    """:data:`STOP_SIGNALS` blocked in the calling thread only, for the block: a process
+    started in it inherits the mask; this process still gets them (another thread takes
+    one, and Python raises ``KeyboardInterrupt`` in the main thread as ever)."""
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         yield

@@ -59,16 +59,18 @@ def run_node(make_node: Callable[[], object], args: list[str] | None = None) -> 
         node = make_node()
         executor = MultiThreadedExecutor(num_threads=2)
         executor.add_node(node)
-        shutdown_watch = _wake_at_shutdown(executor)
+        end_shutdown_watch = _wake_at_shutdown(executor)
         try:
             executor.spin()
         except KeyboardInterrupt:
-            await_signal_shutdown(executor.context)  # before any guard condition goes
+            await_signal_shutdown(executor.context)  # before the executor's guard conditions go
             raise
         finally:
-            shutdown_watch.set()
+            end_shutdown_watch()
             stop_executor(executor)
-    except (KeyboardInterrupt, ExternalShutdownException):
+    except KeyboardInterrupt:  # (also during make_node: its half-built node goes after this)
+        await_signal_shutdown(rclpy.get_default_context())
+    except ExternalShutdownException:
         pass
     except RCLError:
         if rclpy.ok():
@@ -92,13 +94,16 @@ def await_signal_shutdown(context: Context, cancelled: Callable[[], bool] = lamb
     last step (at most :data:`SIGNAL_SHUTDOWN_WAIT` s, and no longer once ``cancelled()``).
 
     That thread (C++) first triggers every signal guard condition, the executors' and the
-    subscription readers', one by one from a list it read once. A thread that the first
-    trigger woke, or the main thread raising Ctrl-C's ``KeyboardInterrupt``, can reach its
-    teardown before the list is done; destroying a signal guard condition then (an executor's
-    shutdown, a reader's close) frees that list, and the guard condition, under rclpy's
-    thread, which crashes the process with SIGSEGV. With rclpy's thread slowed down by 3 ms a
-    trigger (``rcl_trigger_guard_condition`` interposed), every Ctrl-C of a node crashed so;
-    unslowed it was rare (``sim_robot``'s exit -11 at a stop, in CI)."""
+    subscription readers', one by one from a list it read once. Ctrl-C's
+    ``KeyboardInterrupt`` can reach the main thread, and its teardown, before the list is
+    done (SIGTERM raises nothing: a spin ends only once the context is down); destroying a
+    signal guard condition then (an executor's shutdown, a reader's close) frees that list,
+    and the guard condition, under rclpy's thread, which crashes the process with SIGSEGV.
+    With rclpy's thread slowed down by 3 ms a trigger (``rcl_trigger_guard_condition``
+    interposed), 6 of 6 Ctrl-Cs of a node whose guard conditions came after its executor's
+    crashed so; unslowed it is rare, and the likely cause of ``sim_robot``'s exit -11 at a
+    stop in CI. A second signal during the teardown walks the list again, which no wait
+    here covers (a double Ctrl-C, a launcher's SIGTERM after its SIGINT)."""
     deadline = time.monotonic() + SIGNAL_SHUTDOWN_WAIT
     while context.ok() and not cancelled() and time.monotonic() < deadline:
         time.sleep(0.001)
@@ -108,15 +113,16 @@ SHUTDOWN_LOOK = 0.05
 """Seconds between two looks of :func:`_wake_at_shutdown` at the executor's context."""
 
 
-def _wake_at_shutdown(executor: Executor) -> threading.Event:
-    """Start a thread that wakes ``executor`` once its context is shut down; set the event
-    returned to end the thread.
+def _wake_at_shutdown(executor: Executor) -> Callable[[], None]:
+    """Start a thread that wakes ``executor`` once its context is shut down; returns the
+    function that ends the thread (call it before the executor's shutdown).
 
     rclpy's signal handling (a thread of its C++ library) wakes every executor on SIGINT or
     SIGTERM, then shuts the contexts down. An executor that looked at its context between the
     two found it up and waited again; a node that nothing else woke (no timer, no message
-    coming) then never stopped: ``sim_robot``, idle, stopped by SIGINT in a loop, hung so now
-    and then (``rclpy.shutdown()`` from Python wakes executors itself)."""
+    coming) then never stopped: an idle two-arm ``sim_robot`` hung so in 6 of 200 stops by
+    SIGTERM (Ctrl-C's ``KeyboardInterrupt`` ends the spin itself, where SIGINT is not
+    ignored; ``rclpy.shutdown()`` from Python wakes executors itself)."""
     from rclpy._rclpy_pybind11 import RCLError
     from rclpy.exceptions import InvalidHandle
 
@@ -129,8 +135,14 @@ def _wake_at_shutdown(executor: Executor) -> threading.Event:
                     executor.wake()
                 return
 
-    threading.Thread(target=watch, name="shutdown-watch", daemon=True).start()
-    return done
+    thread = threading.Thread(target=watch, name="shutdown-watch", daemon=True)
+    thread.start()
+
+    def end() -> None:
+        done.set()
+        thread.join()
+
+    return end
 
 
 def stop_executor(executor: Executor) -> None:
