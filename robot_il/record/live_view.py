@@ -9,6 +9,7 @@ so the view is reachable only from this machine: ``http://127.0.0.1:<web_port>``
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
 import time
@@ -45,6 +46,11 @@ def _rerun_binary() -> str:
     return str(binary)
 
 
+_DIE_WITH_PARENT = ["setpriv", "--pdeathsig", "KILL"] if shutil.which("setpriv") else []
+"""The command prefix that has the kernel SIGKILL the server when the thread that started it
+ends (empty where util-linux's ``setpriv`` is missing)."""
+
+
 def _kill(server: subprocess.Popen) -> None:
     """Stop a view's Rerun server (it blocks SIGTERM; it keeps nothing) and reap it."""
     server.kill()
@@ -66,11 +72,16 @@ class LiveView:
         # reach every process of the group, and a server stopped beside this one cut the last
         # steps off and made the stop noisy (the SDK's "transport error" lines at every
         # live_view stop, a flush that raised in a third of them: exit code 1). The view kills
-        # it (_kill_server); so does a SIGKILL to the group (a launcher's last resort).
+        # it (_kill_server); so does a SIGKILL to the group (a launcher's last resort), and
+        # the end of the thread that started it, however this process ends (a crash, a
+        # SIGKILL to it alone: a stop that timed out), through the kernel's parent-death
+        # signal (``setpriv``, util-linux). Without it such an end left the server running for
+        # good, holding its ports and up to its memory limit.
         with stop_signals_blocked():
             self._server = subprocess.Popen(
-                [_rerun_binary(), "--serve-web", "--bind", HOST, "--port", str(self.grpc_port),
-                 "--web-viewer-port", str(self.web_port), "--server-memory-limit", memory_limit],
+                [*_DIE_WITH_PARENT, _rerun_binary(), "--serve-web", "--bind", HOST,
+                 "--port", str(self.grpc_port), "--web-viewer-port", str(self.web_port),
+                 "--server-memory-limit", memory_limit],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
         self._kill_server = weakref.finalize(self, _kill, self._server)

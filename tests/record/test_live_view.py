@@ -109,6 +109,39 @@ def test_a_view_never_closed_takes_its_server_with_it_at_exit() -> None:
             os.kill(server, signal.SIGKILL)
 
 
+def test_a_view_s_server_ends_with_a_process_killed_outright() -> None:
+    """The server ignores the stop signals, so a process that ended without its finalizers
+    (SIGKILL to it alone, as a stop that timed out sends; a crash) left it running for good.
+    The kernel now kills it with the thread that started it."""
+    import signal
+    import time
+
+    program = ("import os, signal\n"
+               "from robot_il.record.live_view import LiveView\n"
+               "view = LiveView('test')\n"
+               "print(view._server.pid, flush=True)\n"
+               "os.kill(os.getpid(), signal.SIGKILL)\n")  # fmt: skip
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                            timeout=60)  # fmt: skip
+    assert result.returncode == -signal.SIGKILL, result.stderr[-2000:]
+    server = int(result.stdout.split()[0])
+
+    def running() -> bool:  # (a zombie waiting for init to reap it is gone)
+        try:
+            return Path(f"/proc/{server}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    try:
+        deadline = time.monotonic() + 10
+        while running() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not running(), "the server outlived its process"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(server, signal.SIGKILL)
+
+
 def test_record_with_view_records_and_prints_the_viewer(tmp_path: Path) -> None:
     out = tmp_path / "demo.zarr"
     result = subprocess.run(
