@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -109,6 +110,7 @@ def test_a_view_never_closed_takes_its_server_with_it_at_exit() -> None:
             os.kill(server, signal.SIGKILL)
 
 
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="no setpriv (util-linux)")
 def test_a_view_s_server_ends_with_a_process_killed_outright() -> None:
     """The server ignores the stop signals, so a process that ended without its finalizers
     (SIGKILL to it alone, as a stop that timed out sends; a crash) left it running for good.
