@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -77,50 +78,54 @@ def test_a_process_that_ignores_ctrl_c_is_asked_for_its_stacks_then_killed() -> 
     assert 'File "<string>", line 5' in process.stdout.read()
 
 
+def run_node_process(node_class: str, ros_env: dict[str, str]) -> subprocess.CompletedProcess:
+    """``run_node`` of the ``Node`` subclass whose source is ``node_class`` (the first class
+    it defines), in a process of its own; its output captured."""
+    name = re.search(r"class (\w+)", node_class).group(1)
+    script = (
+        "import _thread, sys, threading, time\n"
+        "from rclpy.node import Node\n"
+        "from robot_il.ros.node_main import run_node\n"
+        f"{textwrap.dedent(node_class)}\n"
+        f"sys.exit(run_node({name}))\n"
+    )
+    return subprocess.run([sys.executable, "-c", script], env=ros_env, capture_output=True,
+                          text=True, timeout=10 * DEADLINE_SCALE)  # fmt: skip
+
+
 def test_a_node_whose_control_thread_failed_exits_with_code_1(ros_env) -> None:
     """A node that shut itself down after a fatal failure (``fatal_error`` set, as the policy
     node's and the RTDE bridge's control threads do) must not exit 0: a launcher or a service
     manager would read that as a clean stop."""
-    failing = (
-        "import sys\n"
-        "from rclpy.node import Node\n"
-        "from robot_il.ros.node_main import run_node\n"
-        "class Failing(Node):\n"
-        "    def __init__(self):\n"
-        "        super().__init__('failing')\n"
-        "        self.fatal_error = None\n"
-        "        self.create_timer(0.05, self._fail)\n"
-        "    def _fail(self):\n"
-        "        self.fatal_error = RuntimeError('control tick failed')\n"
-        "        self.context.try_shutdown()\n"
-        "sys.exit(run_node(Failing))\n"
-    )
-    result = subprocess.run([sys.executable, "-c", failing], env=ros_env, capture_output=True,
-                            text=True, timeout=60)  # fmt: skip
+    failing = """
+        class Failing(Node):
+            def __init__(self):
+                super().__init__('failing')
+                self.fatal_error = None
+                self.create_timer(0.05, self._fail)
+            def _fail(self):
+                self.fatal_error = RuntimeError('control tick failed')
+                self.context.try_shutdown()
+    """
+    result = run_node_process(failing, ros_env)
     assert result.returncode == 1, result.stderr[-2000:]
 
 
 def test_an_idle_node_stops_when_its_context_is_shut_down_behind_its_executor(ros_env) -> None:
     """rclpy's signal thread wakes the executors, then shuts the contexts down (rcl alone, no
     Python callback). An executor that looked between the two waited again; an idle node
-    (no timer, no message) then hung at Ctrl-C. Here the context goes down by rcl alone while
+    (no timer, no message) then hung at a stop. Here the context goes down by rcl alone while
     the executor waits: the node must stop at once, not at the test's deadline."""
-    idle = (
-        "import sys, threading, time\n"
-        "from rclpy.node import Node\n"
-        "from robot_il.ros.node_main import run_node\n"
-        "class Idle(Node):\n"
-        "    def __init__(self):\n"
-        "        super().__init__('idle')\n"
-        "        threading.Thread(target=self._shut_down_later, daemon=True).start()\n"
-        "    def _shut_down_later(self):\n"
-        "        time.sleep(1.0)  # the executor waits by then\n"
-        "        self.context.handle.shutdown()  # rcl_shutdown, as rclpy's signal thread\n"
-        "sys.exit(run_node(Idle))\n"
-    )
-    result = subprocess.run([sys.executable, "-c", idle], env=ros_env, capture_output=True,
-                            text=True, timeout=10 * DEADLINE_SCALE)  # fmt: skip
-    assert result.returncode == 0, result.stderr[-2000:]
+    idle = """
+        class Idle(Node):
+            def __init__(self):
+                super().__init__('idle')
+                threading.Thread(target=self._shut_down_later, daemon=True).start()
+            def _shut_down_later(self):
+                time.sleep(1.0)  # the executor waits by then
+                self.context.handle.shutdown()  # rcl_shutdown, as rclpy's signal thread
+    """
+    assert run_node_process(idle, ros_env).returncode == 0
 
 
 def test_ctrl_c_tears_a_node_down_once_rclpy_s_signal_thread_is_done(ros_env) -> None:
@@ -129,27 +134,22 @@ def test_ctrl_c_tears_a_node_down_once_rclpy_s_signal_thread_is_done(ros_env) ->
     that. A teardown meanwhile destroyed guard conditions under the thread: SIGSEGV. Here the
     ``KeyboardInterrupt`` comes 0.3 s before the context's shutdown by rcl alone (the thread's
     last step): the node's ``shutdown()`` must find the context already down."""
-    node = (
-        "import _thread, sys, threading, time\n"
-        "from rclpy.node import Node\n"
-        "from robot_il.ros.node_main import run_node\n"
-        "class Interrupted(Node):\n"
-        "    def __init__(self):\n"
-        "        super().__init__('interrupted')\n"
-        "        self.create_timer(0.01, lambda: None)  # wakes the main thread's executor\n"
-        "        threading.Thread(target=self._signal_thread, daemon=True).start()\n"
-        "    def _signal_thread(self):\n"
-        "        time.sleep(0.5)\n"
-        "        _thread.interrupt_main()  # Ctrl-C reaches the main thread first\n"
-        "        time.sleep(0.3)\n"
-        "        self.context.handle.shutdown()\n"
-        "    def shutdown(self):\n"
-        "        print('context up at teardown:', self.context.ok(), flush=True)\n"
-        "        self.destroy_node()\n"
-        "sys.exit(run_node(Interrupted))\n"
-    )
-    result = subprocess.run([sys.executable, "-c", node], env=ros_env, capture_output=True,
-                            text=True, timeout=10 * DEADLINE_SCALE)  # fmt: skip
+    interrupted = """
+        class Interrupted(Node):
+            def __init__(self):
+                super().__init__('interrupted')
+                self.create_timer(0.01, lambda: None)  # wakes the main thread's executor
+                threading.Thread(target=self._signal_thread, daemon=True).start()
+            def _signal_thread(self):
+                time.sleep(0.5)
+                _thread.interrupt_main()  # Ctrl-C reaches the main thread first
+                time.sleep(0.3)
+                self.context.handle.shutdown()
+            def shutdown(self):
+                print('context up at teardown:', self.context.ok(), flush=True)
+                self.destroy_node()
+    """
+    result = run_node_process(interrupted, ros_env)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "context up at teardown: False" in result.stdout, result.stdout
 
