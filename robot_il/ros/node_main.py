@@ -268,6 +268,21 @@ class SpinThread:
             raise failure
 
 
+def log_or_print(node, message: str, *, error: bool = False) -> None:
+    """Log ``message`` on ``node``'s logger (info, or with ``error`` an error), or once a stop
+    has shut its context down print it to stderr: the ROS logger's rosout went with the
+    context, and a line logged then came with "Failed to publish log message to rosout" (the
+    RTDE bridge's gripper thread saying "active" as a launch stopped it, 8 of 160 stops in a
+    loop). One call of rclpy's logger per severity: it refuses a second severity from one
+    source line."""
+    if not node.context.ok():
+        print(f"[{node.get_name()}] {message}", file=sys.stderr, flush=True)
+    elif error:
+        node.get_logger().error(message)
+    else:
+        node.get_logger().info(message)
+
+
 LISTENER_WAIT = 5.0
 """Seconds a one-shot message waits for its topic's first subscriber."""
 

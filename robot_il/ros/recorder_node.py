@@ -80,7 +80,6 @@ without a camera or image size of its own the recorder records the checkpoint's 
 from __future__ import annotations
 
 import math
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -99,7 +98,7 @@ from robot_il.dataset.durability import os_error_reason
 from robot_il.dataset.validate import GAP_PERIODS
 from robot_il.errors import ConfigError, DatasetError, RecordingError, RobotILError
 from robot_il.record.control import EpisodeEvent, parse_event
-from robot_il.ros.node_main import declare_float, declare_task
+from robot_il.ros.node_main import declare_float, declare_task, log_or_print
 from robot_il.ros.observation import (
     STAMP_PREFIX,
     RobotObservation,
@@ -737,10 +736,7 @@ class RecorderNode(QuietNode):
         kept = self.writer.num_episodes
         summary = (f"stopped: {lost}{kept} episodes in {self.path}, "
                    f"{kept - self._episodes_before} of them recorded now")  # fmt: skip
-        if self.context.ok():
-            self.get_logger().info(summary)
-        else:  # after Ctrl-C the context is gone and with it the ROS logger's rosout
-            print(f"[{self.get_name()}] {summary}", file=sys.stderr, flush=True)
+        log_or_print(self, summary)
         self.writer.close()
         self.obs.close()
         self.destroy_node()

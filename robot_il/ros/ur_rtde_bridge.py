@@ -71,7 +71,7 @@ from robot_il.deploy.ticker import MAX_LAG, Ticker
 from robot_il.envs.ur5e.description import HOME_JOINT_POS, JOINT_NAMES
 from robot_il.envs.ur5e.kinematics import tcp_point
 from robot_il.errors import ConfigError, HardwareError
-from robot_il.ros.node_main import declare_text, freeze_startup_objects, run_node
+from robot_il.ros.node_main import declare_text, freeze_startup_objects, log_or_print, run_node
 from robot_il.ros.quiet_node import QuietNode
 from robot_il.ros.robotiq import ROBOTIQ_PORT, FakeRobotiqServer, GripperLink, RobotiqGripper
 from robot_il.ros.rtde import (
@@ -395,9 +395,9 @@ class UrRtdeBridge(QuietNode):
         with self._lock:
             self.safety.set_fault(None if up else f"gripper: {detail}")
         if up:
-            self._log(f"gripper: {detail} active")
+            log_or_print(self, f"gripper: {detail} active")
         else:
-            self._log(f"gripper: {detail}; the arm holds until it is back", error=True)
+            log_or_print(self, f"gripper: {detail}; the arm holds until it is back", error=True)
 
     def _on_estop(self, msg) -> None:
         if msg.data:
@@ -586,7 +586,8 @@ class UrRtdeBridge(QuietNode):
             self.control.servoStop()
             self.control.stopScript()
         except RuntimeError as error:  # ur_rtde's error for a lost connection
-            self._log(
+            log_or_print(
+                self,
                 f"cannot stop the arm over RTDE ({error}): it holds its last servoJ target",
                 error=True,
             )
@@ -604,21 +605,8 @@ class UrRtdeBridge(QuietNode):
             self.gripper.close()
         if self.fake_gripper is not None:
             self.fake_gripper.close()
-        self._log(f"control loop: {json.dumps(self.stats.summary())}")
+        log_or_print(self, f"control loop: {json.dumps(self.stats.summary())}")
         self.destroy_node()
-
-    def _log(self, message: str, *, error: bool = False) -> None:
-        """Log ``message`` (info, or with ``error`` an error), or once a stop has shut the
-        context down print it to stderr: the ROS logger's rosout went with the context, and a
-        line logged then came with "Failed to publish log message to rosout" (the gripper
-        thread's "active" as a launch stopped the bridge, 8 of 160 stops in a loop). One call
-        of rclpy's logger per severity: it refuses another severity from the same line."""
-        if not self.context.ok():
-            print(f"[{self.get_name()}] {message}", file=sys.stderr, flush=True)
-        elif error:
-            self.get_logger().error(message)
-        else:
-            self.get_logger().info(message)
 
 
 def main(args: list[str] | None = None) -> int:
