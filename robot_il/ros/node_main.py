@@ -37,7 +37,10 @@ def run_node(make_node: Callable[[], object], args: list[str] | None = None) -> 
 
     The node spins on a multi-threaded executor, so a node's service callbacks never wait
     behind its timers. A ``RobotILError`` raised while building the node (a bad parameter, an
-    unreadable checkpoint) is printed as one line and exits with code 2. A node with a
+    unreadable checkpoint) is printed as one line and exits with code 2, unless a stop signal
+    came first: a SIGTERM to the process group while the policy node's inference process loaded
+    its policy killed that process, and the stop ended as "the inference process exited (code
+    -15)" with exit code 2, which a launcher or a service manager reads as a failure. A node with a
     ``shutdown()`` method gets it called instead of ``destroy_node()``, once the callbacks the
     executor still runs have ended (:func:`stop_executor`). A node whose control
     thread failed and shut it down (its ``fatal_error`` set) exits with code 1, so that a
@@ -76,6 +79,8 @@ def run_node(make_node: Callable[[], object], args: list[str] | None = None) -> 
         if rclpy.ok():
             raise  # else: Ctrl-C shut the context down under the executor's wait or a callback
     except RobotILError as error:
+        if not rclpy.ok():
+            return 0  # a stop during the build cut it short (see the docstring): not an error
         print(f"error: {error}", file=sys.stderr)
         return 2
     finally:

@@ -111,6 +111,23 @@ def test_a_node_whose_control_thread_failed_exits_with_code_1(ros_env) -> None:
     assert result.returncode == 1, result.stderr[-2000:]
 
 
+def test_a_build_a_stop_cut_short_is_a_stop_not_an_error(ros_env) -> None:
+    """A SIGTERM to the process group while the policy node's inference process loaded its
+    policy killed that process, and the node's build failed on it: "error: ... the inference
+    process exited (code -15)", exit code 2, a failure to a launcher. Here the build fails
+    after rcl shut the context down, as rclpy's signal thread does: a quiet stop, exit code 0."""
+    cut_short = """
+        class CutShort(Node):
+            def __init__(self):
+                super().__init__('cut_short')
+                self.context.handle.shutdown()  # a SIGTERM meanwhile
+                from robot_il.errors import CheckpointError
+                raise CheckpointError('the inference process exited (code -15)')
+    """
+    result = run_node_process(cut_short, ros_env)
+    assert (result.returncode, result.stderr) == (0, ""), result.stderr[-2000:]
+
+
 def test_an_idle_node_stops_when_its_context_is_shut_down_behind_its_executor(ros_env) -> None:
     """rclpy's signal thread wakes the executors, then shuts the contexts down (rcl alone, no
     Python callback). An executor that looked between the two waited again; an idle node
