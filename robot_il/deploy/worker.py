@@ -120,7 +120,9 @@ def _serve(connection: Any, directory: str, torch_threads: int, nice: int) -> No
     Ctrl-C reaches the whole process group; the child ignores it and ends when its parent
     closes the pipe, so a stopped launch shuts down without a child's traceback."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # the fork server's mask
+    # Unblocked again (the fork server's mask): multiprocessing ends its daemon children at
+    # exit by SIGTERM and then joins them; a child that blocked it hung the node's exit.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     # A real-time parent's class is inherited: leave it for the normal class (see above).
     with contextlib.suppress(OSError, AttributeError):
         os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))

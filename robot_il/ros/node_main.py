@@ -35,18 +35,18 @@ def run_node(make_node: Callable[[], object], args: list[str] | None = None) -> 
     ``KeyboardInterrupt``). Before ``rclpy.init`` (the node's imports) SIGTERM ends the process
     at once; nothing of the node exists yet.
 
-    The node spins on a multi-threaded executor, so a node's service callbacks never wait
-    behind its timers. A ``RobotILError`` raised while building the node (a bad parameter, an
+    The node spins on a multi-threaded executor, so a node's service callbacks never wait behind
+    its timers. A ``RobotILError`` raised while building the node (a bad parameter, an
     unreadable checkpoint) is printed as one line and exits with code 2, unless a stop signal
     came first: a SIGTERM to the process group while the policy node's inference process loaded
     its policy killed that process, and the stop ended as "the inference process exited (code
-    -15)" with exit code 2, which a launcher or a service manager reads as a failure. A node with a
-    ``shutdown()`` method gets it called instead of ``destroy_node()``, once the callbacks the
-    executor still runs have ended (:func:`stop_executor`). A node whose control
+    -15)" with exit code 2, which a launcher or a service manager reads as a failure. A node
+    with a ``shutdown()`` method gets it called instead of ``destroy_node()``, once the
+    callbacks the executor still runs have ended (:func:`stop_executor`). A node whose control
     thread failed and shut it down (its ``fatal_error`` set) exits with code 1, so that a
-    launcher or a service manager sees the failure. SIGUSR1 writes every
-    thread's Python stack to stderr, for a node that does not stop (``stop_process`` sends it
-    before killing one); a crash (SIGSEGV, SIGABRT) writes them before the process ends.
+    launcher or a service manager sees the failure. SIGUSR1 writes every thread's Python stack
+    to stderr, for a node that does not stop (``stop_process`` sends it before killing one); a
+    crash (SIGSEGV, SIGABRT) writes them before the process ends.
     """
     import rclpy
     from rclpy._rclpy_pybind11 import RCLError
@@ -128,16 +128,12 @@ def _wake_at_shutdown(executor: Executor) -> Callable[[], None]:
     coming) then never stopped: an idle two-arm ``sim_robot`` hung so in 6 of 200 stops by
     SIGTERM (Ctrl-C's ``KeyboardInterrupt`` ends the spin itself, where SIGINT is not
     ignored; ``rclpy.shutdown()`` from Python wakes executors itself)."""
-    from rclpy._rclpy_pybind11 import RCLError
-    from rclpy.exceptions import InvalidHandle
-
     done = threading.Event()
 
     def watch() -> None:
         while not done.wait(SHUTDOWN_LOOK):
             if not executor.context.ok():
-                with contextlib.suppress(InvalidHandle, RCLError):  # (the spin ended meanwhile)
-                    executor.wake()
+                executor.wake()  # (its guard condition stays until end() has joined)
                 return
 
     thread = threading.Thread(target=watch, name="shutdown-watch", daemon=True)
