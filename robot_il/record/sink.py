@@ -7,6 +7,10 @@ queued before it. ``check`` returns how many frames the open episode holds, or r
 error a frame's append met or the one committing with the given meta would meet (where the
 episode handle has ``check_meta``): the recorder asks every stream before it commits any.
 
+Every control is numbered and its reply carries the number: a request that an interrupt
+(Ctrl-C) cut short, before its control was queued or while its reply was awaited, leaves no
+reply slot unfilled and no reply for the next request to take as its own.
+
 Why a process: a writer thread shares the interpreter lock with the sampling threads. While it
 compresses and writes it holds that lock in stretches, and on a busy machine the OS may
 deschedule it mid-stretch, so a sampler due at its tick waits for the lock. A writer process
@@ -24,7 +28,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +62,20 @@ class _Control:
     meta: dict[str, Any] | None = None
     frames: int = 0
     """Frames sent since the previous control (the process sink waits for them first)."""
+    number: int = 0
+    """The request's number, which its reply carries (the process sink's ready message: 0)."""
+
+
+def _reply_to(number: int, next_reply: Callable[[], tuple[int, bool, Any]]) -> Any:
+    """The value of the reply to request ``number`` (or raise its error), skipping replies to
+    earlier requests that an interrupt left unread."""
+    while True:
+        replied_to, ok, value = next_reply()
+        if replied_to != number:
+            continue
+        if not ok:
+            raise value
+        return value
 
 
 class _WriterServer:
@@ -124,7 +141,8 @@ class ThreadSink:
     def __init__(self, name: str, writer: Any, queue_size: int) -> None:
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
         self._server = _WriterServer(writer)
-        self._replies: queue.Queue[Future[Any]] = queue.Queue()
+        self._replies: queue.Queue[tuple[int, bool, Any]] = queue.Queue()
+        self._requests = 0  # controls numbered so far
         self._thread = threading.Thread(target=self._serve, name=f"recorder-write-{name}")
         self._thread.daemon = True
         self._thread.start()
@@ -135,12 +153,7 @@ class ThreadSink:
             reply = self._server.handle(item)
             if reply is None:
                 continue
-            future = self._replies.get()
-            ok, value = reply
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(value)
+            self._replies.put((item.number, *reply))
             if item.kind == "close":
                 return
 
@@ -161,10 +174,9 @@ class ThreadSink:
 
     def request(self, kind: str, meta: dict[str, Any] | None = None) -> Any:
         """Queue a control behind the frames; wait for and return its result (or raise)."""
-        future: Future[Any] = Future()
-        self._replies.put(future)
-        self._queue.put(_Control(kind, meta))
-        return future.result()
+        self._requests += 1
+        self._queue.put(_Control(kind, meta, number=self._requests))
+        return _reply_to(self._requests, self._replies.get)
 
     def close(self) -> None:
         if self._thread.is_alive():
@@ -194,6 +206,7 @@ class ProcessSink:
         )
         self._process.start()
         self._sent = 0  # frames sent in the current episode
+        self._requests = 0  # controls numbered so far
         self._ready = False
 
     error = None
@@ -207,7 +220,7 @@ class ProcessSink:
     def wait_ready(self) -> None:
         """Wait until the child has opened its writer; raise what opening it raised."""
         if not self._ready:
-            self._reply()
+            _reply_to(0, self._next_reply)
             self._ready = True
 
     def offer(self, item: tuple[int, float, Any]) -> bool:
@@ -224,24 +237,21 @@ class ProcessSink:
 
     def request(self, kind: str, meta: dict[str, Any] | None = None) -> Any:
         self.wait_ready()
-        self._controls.put(_Control(kind, meta, self._sent))
+        self._requests += 1
+        self._controls.put(_Control(kind, meta, self._sent, self._requests))
         self._sent = 0  # the child counts afresh after every control
-        return self._reply()
+        return _reply_to(self._requests, self._next_reply)
 
-    def _reply(self) -> Any:
+    def _next_reply(self) -> tuple[int, bool, Any]:
         while True:
             try:
-                ok, value = self._results.get(timeout=1.0)
-                break
+                return self._results.get(timeout=1.0)
             except queue.Empty:
                 if not self._process.is_alive():
                     raise RecordingError(
                         f"{self._process.name}: writer process died "
                         f"(exit code {self._process.exitcode})"
                     ) from None
-        if not ok:
-            raise value
-        return value
 
     def close(self) -> None:
         if self._process.is_alive():
@@ -261,9 +271,9 @@ def _serve_in_process(
     try:
         server = _WriterServer(open_writer())
     except BaseException as error:
-        results.put((False, _picklable(error)))
+        results.put((0, False, _picklable(error)))
         return
-    results.put((True, None))
+    results.put((0, True, None))
     appended = threading.Condition()
     count = 0  # frames taken off the queue since the last control
 
@@ -295,7 +305,7 @@ def _serve_in_process(
             reply = server.handle(control)
             count = 0
         ok, value = reply if reply is not None else (True, None)
-        results.put((ok, value if ok else _picklable(value)))
+        results.put((control.number, ok, value if ok else _picklable(value)))
         if control.kind == "close":
             return
 

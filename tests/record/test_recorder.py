@@ -197,6 +197,41 @@ def test_ctrl_c_while_the_episode_is_written_is_an_interrupt_not_a_write_failure
     assert Dataset.open(tmp_path / "env.zarr").num_episodes == 0
 
 
+def open_slow_writer(path, delay_s: float) -> SlowDiskWriter:
+    """A SlowDiskWriter on the dataset at ``path``, made where it is called (a writer process)."""
+    return SlowDiskWriter(DatasetWriter.open(path, fsync=False), delay_s)
+
+
+@pytest.mark.timeout(120)  # the thread sink's hang, before the fix, fails here
+@pytest.mark.parametrize("writer_processes", [False, True])
+def test_a_ctrl_c_that_cuts_a_writer_request_short_leaves_the_next_ones_answered(
+    tmp_path, writer_processes
+):
+    """Ctrl-C while ``stop_episode`` waited to queue its check behind a full frame queue (a
+    writer thread) left a reply slot no request would fill: discarding the episode then waited
+    for ever (``robot-il record`` hung after Ctrl-C in CI). Ctrl-C while it waited for the
+    check's answer (a writer process) left that answer to be read as the next request's."""
+    path = tmp_path / "env.zarr"
+    DatasetWriter.create(path, robot="ur5e", control_hz=20, fsync=False).close()
+    opener = partial(open_slow_writer, path, 0.6)
+    writer = WriterInProcess(opener) if writer_processes else opener()
+    spec = StreamSpec("env", 20.0, read=None, queue_seconds=0.1)  # room for two frames
+    recorder = Recorder([spec], {"env": writer})
+    recorder.start_episode()
+    for step in range(3):  # one being written, two waiting: the queue is full
+        recorder.push("env", {"action": np.full(7, step, dtype=np.float32)})
+    threading.Timer(0.2, signal.raise_signal, (signal.SIGINT,)).start()  # the person
+    with pytest.raises(KeyboardInterrupt):
+        recorder.stop_episode(commit=True)
+    recorder.start_episode()
+    recorder.push("env", {"action": np.full(7, 9, dtype=np.float32)})
+    report = recorder.stop_episode(commit=True)
+    recorder.close()
+    assert report.episode_index == {"env": 0}
+    steps = Dataset.open(path).episode(0)
+    np.testing.assert_array_equal(steps["action"][:, 0], [9])
+
+
 def test_pushed_stream_is_stamped_in_simulated_time_and_never_drops(tmp_path):
     spec = StreamSpec("env", 20.0, read=None, queue_seconds=0.1)  # tiny queue: push must wait
     with Recorder.to_directory(tmp_path, [spec], robot="ur5e", fsync=False) as recorder:
