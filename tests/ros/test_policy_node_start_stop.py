@@ -22,7 +22,11 @@ FIXTURE = Path(__file__).with_name("fixtures") / "bc_reach"
 
 def _fork_server_of(pid: int) -> bool:
     """Whether process ``pid`` has started multiprocessing's fork server (a child)."""
-    for task in Path(f"/proc/{pid}/task").iterdir():
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:  # the node ended: wait_for says so, with its log
+        return False
+    for task in tasks:
         try:
             children = (task / "children").read_text().split()
             commands = [Path(f"/proc/{child}/cmdline").read_bytes() for child in children]
@@ -61,9 +65,14 @@ def test_a_policy_node_stopped_while_its_fork_server_imports_torch_stops_quietly
 
 
 def _group_runs(group: int) -> bool:
-    """Whether a process of process group ``group`` still exists."""
-    try:
-        os.killpg(group, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    """Whether a process of process group ``group`` still runs. A zombie (ended, and not yet
+    reaped by the process that inherited it, which in a container may be one that never reaps)
+    does not count: ``killpg(group, 0)`` counted it."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, _parent, process_group = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except OSError:  # ended meanwhile
+            continue
+        if int(process_group) == group and state != "Z":
+            return True
+    return False
