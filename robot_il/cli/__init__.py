@@ -8,7 +8,9 @@ arguments and sets ``run`` (a callable taking the parsed namespace and returning
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import os
+import signal
 import sys
 from importlib import import_module
 
@@ -73,7 +75,16 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``robot-il`` console script."""
+    """Entry point of the ``robot-il`` console script.
+
+    As the console script (``argv`` None), SIGUSR1 writes every thread's Python stack to
+    stderr, for a command that does not stop (a test's :func:`~robot_il.ros.ros_eval.
+    stop_process` sends it before killing one), and a crash in native code writes them too;
+    as a robot_il node does. A caller's ``main(argv)`` leaves its process's handlers alone.
+    """
+    if argv is None:
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
+        faulthandler.enable(all_threads=True)
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(argv)
     args, unknown = parser.parse_known_args(argv)
