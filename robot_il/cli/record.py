@@ -235,7 +235,10 @@ def run(args: argparse.Namespace) -> int:
                     episode_meta=episode_meta,
                 )
     except (KeyboardInterrupt, Exception):  # say what is safe before the error (a task's bug too)
-        after = None if writer is None else _episodes_in(args.out)  # None: nothing recorded
+        # None: no dataset of this session to speak of. An appended one is spoken of even
+        # before its writer opened: a person who stops then must hear its episodes are whole.
+        opened = writer is not None or args.append
+        after = _episodes_in(args.out) if opened else None
         if after == 0 and not args.append:  # created now and empty: a rerun needs no --force
             shutil.rmtree(args.out, ignore_errors=True)
             print(f"{args.out}: no episode recorded; the empty dataset it began is removed",
