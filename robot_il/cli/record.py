@@ -165,19 +165,19 @@ def run(args: argparse.Namespace) -> int:
     if args.teleop is not None and args.action_mode == "joint":
         raise RecordingError("--teleop records end-effector deltas; drop --action-mode joint")
     action_mode = args.action_mode or ("joint" if args.expert else "eef_delta")
-    env = make_env(
-        args.task,
-        args.backend,
-        control_hz=args.control_hz,
-        action_mode=action_mode,
-        cameras=args.cameras,
-        image_size=args.image_size or DEFAULT_IMAGE_SIZE,
-        max_episode_steps=_episode_limit(args),
-        terminate_on_success=not args.hold_after_success,
-    )
-    device = view = writer = None
+    env = device = view = writer = None
     before = _episodes_in(args.out) if args.append else 0
-    try:
+    try:  # from the env on: its build takes the longest of a start, and a Ctrl-C lands there
+        env = make_env(
+            args.task,
+            args.backend,
+            control_hz=args.control_hz,
+            action_mode=action_mode,
+            cameras=args.cameras,
+            image_size=args.image_size or DEFAULT_IMAGE_SIZE,
+            max_episode_steps=_episode_limit(args),
+            terminate_on_success=not args.hold_after_success,
+        )
         if args.view:
             from robot_il.record.live_view import LiveView
 
@@ -234,10 +234,11 @@ def run(args: argparse.Namespace) -> int:
                     seed=seed,
                     episode_meta=episode_meta,
                 )
-    except (KeyboardInterrupt, Exception):  # say what is safe before the error (a task's bug too)
+    except (KeyboardInterrupt, Exception) as error:  # say what is safe (a task's bug too)
         # None: no dataset of this session to speak of. An appended one is spoken of even
-        # before its writer opened: a person who stops then must hear its episodes are whole.
-        opened = writer is not None or args.append
+        # before its writer opened (the env's build) if a person stopped the session: they
+        # must hear that its episodes are whole (bad input says its one line alone).
+        opened = writer is not None or (args.append and isinstance(error, KeyboardInterrupt))
         after = _episodes_in(args.out) if opened else None
         if after == 0 and not args.append:  # created now and empty: a rerun needs no --force
             shutil.rmtree(args.out, ignore_errors=True)
@@ -252,7 +253,8 @@ def run(args: argparse.Namespace) -> int:
             device.close()
         if view is not None:
             view.close()
-        env.close()
+        if env is not None:
+            env.close()
     print(f"{args.out}: {summary.line()}")
     if summary.kept < args.episodes and not summary.quit:
         print(

@@ -144,20 +144,20 @@ def test_a_dataset_that_never_had_a_frame_takes_the_appended_keys(tmp_path):
     assert dataset.num_episodes == 1 and "eef_pose" in dataset.keys
 
 
+@pytest.mark.parametrize("during", ["robot_il.envs.make_env", "robot_il.cli.record._open_writer"])
 def test_an_append_interrupted_before_its_writer_opened_says_the_dataset_is_whole(
-    tmp_path, capsys, monkeypatch
+    tmp_path, capsys, monkeypatch, during
 ):
-    """Ctrl-C while an ``--append`` session started (4 of 25 early interrupts of a
-    camera append) said only "interrupted", nothing of the episodes already in the dataset."""
-    import robot_il.cli.record as record_cli
-
+    """Ctrl-C while an ``--append`` session started (its env's build, its writer's opening:
+    5 of 15 early interrupts in a loop) said only "interrupted", nothing of the episodes
+    already in the dataset."""
     out = tmp_path / "reach.zarr"
     assert record("--expert", "--episodes", "2", "--out", str(out)) == 0
 
     def ctrl_c(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(record_cli, "_open_writer", ctrl_c)
+    monkeypatch.setattr(during, ctrl_c)
     assert record("--expert", "--episodes", "1", "--out", str(out), "--append") == 130
     assert f"{out}: 0 episode(s) of this session kept, 2 in the dataset" in capsys.readouterr().err
     assert Dataset.open(out).num_episodes == 2
