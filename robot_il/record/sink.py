@@ -9,7 +9,9 @@ episode handle has ``check_meta``): the recorder asks every stream before it com
 
 Every control is numbered and its reply carries the number: a request that an interrupt
 (Ctrl-C) cut short, before its control was queued or while its reply was awaited, leaves no
-reply slot unfilled and no reply for the next request to take as its own.
+reply slot unfilled and no reply for the next request to take as its own. A writer thread's
+replies are also looked for on a period, not only when their wakeup comes: a wakeup a Ctrl-C
+lost would otherwise leave the next request waiting for ever with its reply queued.
 
 Why a process: a writer thread shares the interpreter lock with the sampling threads. While it
 compresses and writes it holds that lock in stretches, and on a busy machine the OS may
@@ -39,6 +41,7 @@ RESERVED_KEYS = ("timestamp", "tick")
 """Keys the recorder adds to every frame; a source may not produce them itself."""
 
 _PARENT_POLL_S = 0.5
+_REPLY_POLL_S = 0.5
 _FRAMES_TIMEOUT_S = 60.0
 
 
@@ -176,7 +179,17 @@ class ThreadSink:
         """Queue a control behind the frames; wait for and return its result (or raise)."""
         self._requests += 1
         self._queue.put(_Control(kind, meta, number=self._requests))
-        return _reply_to(self._requests, self._replies.get)
+        return _reply_to(self._requests, self._next_reply)
+
+    def _next_reply(self) -> tuple[int, bool, Any]:
+        """The next reply, looked for every ``_REPLY_POLL_S`` as well as when woken. A Ctrl-C
+        that lands in ``threading.Condition.wait`` after it queued its waiter and before it
+        released the lock (CPython 3.11 checks for signals there) leaves that waiter behind,
+        and the next reply's wakeup goes to it: the request waited for ever with its reply in
+        the queue (``robot-il record`` hung in Recorder.close after Ctrl-C, 1 of 15 runs)."""
+        while True:
+            with contextlib.suppress(queue.Empty):
+                return self._replies.get(timeout=_REPLY_POLL_S)
 
     def close(self) -> None:
         if self._thread.is_alive():

@@ -20,7 +20,7 @@ import pytest
 from robot_il.dataset import Dataset, DatasetWriter
 from robot_il.errors import DatasetError, RecordingError
 from robot_il.record import Recorder, StreamSpec
-from robot_il.record.sink import WriterInProcess
+from robot_il.record.sink import ThreadSink, WriterInProcess
 
 
 class JointSource:
@@ -230,6 +230,27 @@ def test_a_ctrl_c_that_cuts_a_writer_request_short_leaves_the_next_ones_answered
     assert report.episode_index == {"env": 0}
     steps = Dataset.open(path).episode(0)
     np.testing.assert_array_equal(steps["action"][:, 0], [9])
+
+
+@pytest.mark.timeout(60)  # before the fix the check waits for ever
+def test_a_reply_whose_wakeup_a_ctrl_c_lost_is_still_taken(tmp_path):
+    """Ctrl-C in ``threading.Condition.wait`` after it queued its waiter and before it released
+    the lock leaves that waiter behind, and the next reply's wakeup went to it: ``robot-il
+    record`` waited for ever in Recorder.close for its discard's reply (1 of 15 Ctrl-Cs of an
+    appending session), the writer thread idle. The waiter left behind is made here as the
+    interrupted wait leaves it: locked, in the reply queue's waiters."""
+    path = tmp_path / "env.zarr"
+    DatasetWriter.create(path, robot="ur5e", control_hz=20, fsync=False).close()
+    sink = ThreadSink("env", open_slow_writer(path, 0.3), queue_size=4)
+    sink.request("begin")
+    sink.put((0, 0.0, {"action": np.zeros(7, dtype=np.float32)}))  # written for 0.3 s
+    left_behind = threading.Lock()
+    left_behind.acquire()
+    sink._replies.not_empty._waiters.append(left_behind)
+    assert sink.request("check") == 1  # its reply's wakeup goes to the waiter left behind
+    assert sink.request("commit", {}) == 0
+    sink.close()
+    assert Dataset.open(path).num_episodes == 1
 
 
 def test_pushed_stream_is_stamped_in_simulated_time_and_never_drops(tmp_path):
