@@ -5,12 +5,16 @@ every process of the group. A helper process that a node starts (the inference f
 the live view's Rerun server) and that they stopped beside the node cut the node's work off
 under it: tracebacks, lost steps, exit code 1. Started with them blocked, the helper inherits
 the mask (through ``exec`` too) and is left to its node, which ends it.
+
+A command that is no node (``robot-il record``) can take SIGTERM as Ctrl-C:
+:func:`sigterm_as_interrupt`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import signal
+import threading
 from collections.abc import Iterator
 
 STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
@@ -28,3 +32,29 @@ def stop_signals_blocked() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, ``timeout``, ``docker stop``, a service manager's stop), raised where
+    Ctrl-C raises ``KeyboardInterrupt`` so that the command stops by the same path."""
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises :class:`Terminated` in the main thread for the block, as SIGINT raises
+    ``KeyboardInterrupt``: its default ended the process at once, so an episode under way was
+    cut off rather than discarded, a keyboard teleop left the terminal without echo, and
+    nothing said what the dataset kept. Outside the main thread (where Python cannot set a
+    handler) the block runs under the handler already set."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated

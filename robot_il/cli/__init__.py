@@ -15,6 +15,7 @@ import sys
 from importlib import import_module
 
 from robot_il.errors import DISK_FULL, RobotILError
+from robot_il.stop_signals import Terminated
 
 VERBS: dict[str, tuple[str, str]] = {
     "demo": ("robot_il.cli.demo", "run the main job end to end on a simulated UR5e"),
@@ -86,16 +87,19 @@ def main(argv: list[str] | None = None) -> int:
         faulthandler.register(signal.SIGUSR1, all_threads=True)
         faulthandler.enable(all_threads=True)
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser(argv)
-    args, unknown = parser.parse_known_args(argv)
-    if unknown:
-        refuser = getattr(args, UNKNOWN_ARGUMENTS_PARSER, parser)
-        refuser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
+        parser = build_parser(argv)  # imports the verb's module: a Ctrl-C may land in it
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:
+            refuser = getattr(args, UNKNOWN_ARGUMENTS_PARSER, parser)
+            refuser.error(f"unrecognized arguments: {' '.join(unknown)}")
         return int(args.run(args) or 0)
     except RobotILError as error:
         print(f"robot-il: error: {error}", file=sys.stderr)
         return 2
+    except Terminated:  # a verb that takes SIGTERM as Ctrl-C (robot-il record)
+        print("robot-il: stopped (SIGTERM)", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("robot-il: interrupted", file=sys.stderr)
         return 130

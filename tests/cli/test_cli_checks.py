@@ -222,3 +222,16 @@ def test_a_checkpoint_this_robot_il_cannot_read_is_refused_in_one_line(
     for verb in (["info"], ["eval", "--episodes", "1", "--checkpoint"]):
         assert main([*verb, str(checkpoint)]) == 2
         assert error in capsys.readouterr().err
+
+
+def test_a_ctrl_c_while_the_verb_is_imported_says_interrupted(monkeypatch, capsys):
+    """Ctrl-C in a command's first second, while its verb imported torch or MuJoCo, ended in
+    a KeyboardInterrupt traceback: it says "interrupted", exit code 130, as it does later."""
+    import robot_il.cli
+
+    def interrupted_import(name: str) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(robot_il.cli, "import_module", interrupted_import)
+    assert main(["record", "--task", "reach"]) == 130
+    assert capsys.readouterr().err == "robot-il: interrupted\n"

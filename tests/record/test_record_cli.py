@@ -180,9 +180,13 @@ def test_each_episode_keeps_the_settings_it_was_recorded_under(tmp_path, capsys)
     assert [dataset.meta(e)["hold_after_success"] for e in range(2)] == [False, True]
 
 
-def test_an_interrupted_session_says_how_many_episodes_it_kept(tmp_path):
+@pytest.mark.parametrize(("stop_signal", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
+def test_an_interrupted_session_says_how_many_episodes_it_kept(tmp_path, stop_signal, code):
     """Ctrl-C said only "interrupted": whether the episodes recorded so far were kept was left
-    to ``data info``."""
+    to ``data info``. SIGTERM (``kill``, ``timeout``, a service manager) ended the process at
+    once, with no word at all; it now stops the session as Ctrl-C does."""
+    import contextlib
+    import signal
     import subprocess
     import sys
     import time
@@ -205,8 +209,11 @@ def test_an_interrupted_session_says_how_many_episodes_it_kept(tmp_path):
                     break
             except Exception:  # noqa: BLE001 - not created yet
                 continue
-        code = stop_process(process, timeout=60)  # Ctrl-C; a hang leaves its stacks in the log
+        process.send_signal(getattr(signal, stop_signal))
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(60)
+        stop_process(process)  # one that has not stopped leaves its stacks in the log
     err = log.read_text()
     kept = Dataset.open(out).num_episodes
-    assert code == 130, err
+    assert process.returncode == code, err
     assert f"{out}: {kept} episode(s) of this session kept, {kept} in the dataset" in err
