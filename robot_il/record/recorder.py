@@ -462,24 +462,37 @@ class Recorder:
         return None
 
     def _discard_all(self) -> None:
+        """Ask every stream to discard, whatever one's request raised; an interrupt (Ctrl-C,
+        SIGTERM as ``Terminated``) while one waited is raised once all were asked. It was
+        swallowed with the errors: a failed expert attempt or a teleop re-record that a person
+        stopped went on to the next episode, and the session recorded on."""
+        interrupt: BaseException | None = None
         for runner in self._runners.values():
-            with contextlib.suppress(BaseException):  # the episode is thrown away regardless
+            try:
                 runner.sink.request("discard")
+            except Exception:  # the episode is thrown away regardless
+                continue
+            except BaseException as error:
+                interrupt = interrupt or error
+        if interrupt is not None:
+            raise interrupt
 
     def close(self) -> None:
         """Discard an episode still running, then close every writer and stop its thread or
         process: on return the datasets are free for another writer."""
         if self._closed:
             return
-        if self._active:
+        try:
+            if self._active:
+                for runner in self._runners.values():
+                    runner.stop(time.monotonic())
+                self._active = False
+                sys.setswitchinterval(self._saved_switch_interval)
+                self._discard_all()
+        finally:  # a second Ctrl-C during the discard: the writers still close
             for runner in self._runners.values():
-                runner.stop(time.monotonic())
-            self._active = False
-            sys.setswitchinterval(self._saved_switch_interval)
-            self._discard_all()
-        for runner in self._runners.values():
-            runner.sink.close()
-        self._closed = True
+                runner.sink.close()
+            self._closed = True
 
     def __enter__(self) -> Recorder:
         return self

@@ -190,6 +190,8 @@ class ThreadSink:
         while True:
             with contextlib.suppress(queue.Empty):
                 return self._replies.get(timeout=_REPLY_POLL_S)
+            if not self._thread.is_alive() and self._replies.empty():
+                raise RecordingError(f"{self._thread.name}: the writer thread has ended")
 
     def close(self) -> None:
         if self._thread.is_alive():

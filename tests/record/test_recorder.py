@@ -197,6 +197,22 @@ def test_ctrl_c_while_the_episode_is_written_is_an_interrupt_not_a_write_failure
     assert Dataset.open(tmp_path / "env.zarr").num_episodes == 0
 
 
+def test_ctrl_c_while_the_episode_is_discarded_reaches_the_caller(tmp_path):
+    """Ctrl-C while ``stop_episode(commit=False)`` waited for the writer to discard was
+    swallowed with the writers' errors: a failed expert attempt or a teleop re-record went on
+    to the next episode, and the session recorded on."""
+    writer = DatasetWriter.create(tmp_path / "env.zarr", robot="ur5e", control_hz=20, fsync=False)
+    spec = StreamSpec("env", 20.0, read=None)
+    with Recorder([spec], {"env": SlowDiskWriter(writer, delay_s=0.1)}) as recorder:
+        recorder.start_episode()
+        for step in range(20):  # two seconds of writing queued before the discard
+            recorder.push("env", {"action": np.full(7, step, dtype=np.float32)})
+        threading.Timer(0.2, signal.raise_signal, (signal.SIGINT,)).start()  # the person
+        with pytest.raises(KeyboardInterrupt):
+            recorder.stop_episode(commit=False)
+    assert Dataset.open(tmp_path / "env.zarr").num_episodes == 0
+
+
 def open_slow_writer(path, delay_s: float) -> SlowDiskWriter:
     """A SlowDiskWriter on the dataset at ``path``, made where it is called (a writer process)."""
     return SlowDiskWriter(DatasetWriter.open(path, fsync=False), delay_s)
