@@ -13,7 +13,9 @@ A command that is no node (``robot-il record``) can take SIGTERM as Ctrl-C:
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -42,11 +44,13 @@ class Terminated(KeyboardInterrupt):
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
     """SIGTERM raises :class:`Terminated` in the main thread for the block, as SIGINT raises
-    ``KeyboardInterrupt``: its default ended the process at once, so an episode under way was
-    cut off rather than discarded, a keyboard teleop left the terminal without echo, and
-    nothing said what the dataset kept. Outside the main thread (where Python cannot set a
-    handler) the block runs under the handler already set."""
-    if threading.current_thread() is not threading.main_thread():
+    ``KeyboardInterrupt``: its default ended the process at once, with no word of what the
+    dataset kept, the empty dataset of a session stopped at its start left in place, and a
+    keyboard teleop's terminal without echo. A SIGTERM the process inherited as ignored stays
+    ignored, as Python leaves an ignored SIGINT; outside the main thread (where Python cannot
+    set a handler) the block runs under the handler already set."""
+    ignored = signal.getsignal(signal.SIGTERM) == signal.SIG_IGN  # as Python keeps SIGINT's
+    if ignored or threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
@@ -58,3 +62,16 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 def _raise_terminated(signum: int, frame: object) -> None:
     raise Terminated
+
+
+def write_stacks_on_request() -> None:
+    """SIGUSR1 writes every thread's Python stack to stderr, for a process that does not stop
+    (``stop_process`` sends it before killing one), and a crash in native code (SIGSEGV,
+    SIGABRT) writes them before the process ends. Nothing where stderr has no file (closed,
+    or replaced by an object without one): faulthandler writes to its descriptor."""
+    try:
+        descriptor = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # None, closed, or no descriptor
+        return
+    faulthandler.register(signal.SIGUSR1, file=descriptor, all_threads=True)
+    faulthandler.enable(file=descriptor, all_threads=True)

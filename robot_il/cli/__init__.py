@@ -8,14 +8,13 @@ arguments and sets ``run`` (a callable taking the parsed namespace and returning
 from __future__ import annotations
 
 import argparse
-import faulthandler
 import os
 import signal
 import sys
 from importlib import import_module
 
 from robot_il.errors import DISK_FULL, RobotILError
-from robot_il.stop_signals import Terminated
+from robot_il.stop_signals import Terminated, write_stacks_on_request
 
 VERBS: dict[str, tuple[str, str]] = {
     "demo": ("robot_il.cli.demo", "run the main job end to end on a simulated UR5e"),
@@ -78,14 +77,13 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``robot-il`` console script.
 
-    As the console script (``argv`` None), SIGUSR1 writes every thread's Python stack to
-    stderr, for a command that does not stop (a test's :func:`~robot_il.ros.ros_eval.
-    stop_process` sends it before killing one), and a crash in native code writes them too;
-    as a robot_il node does. A caller's ``main(argv)`` leaves its process's handlers alone.
+    As the console script (``argv`` None), a command writes its threads' stacks on SIGUSR1
+    and on a native crash, as a robot_il node does
+    (:func:`~robot_il.stop_signals.write_stacks_on_request`); a caller's ``main(argv)``
+    leaves those handlers alone.
     """
     if argv is None:
-        faulthandler.register(signal.SIGUSR1, all_threads=True)
-        faulthandler.enable(all_threads=True)
+        write_stacks_on_request()
     argv = sys.argv[1:] if argv is None else argv
     try:
         parser = build_parser(argv)  # imports the verb's module: a Ctrl-C may land in it

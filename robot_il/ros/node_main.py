@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import faulthandler
 import gc
 import os
-import signal
 import struct
 import sys
 import threading
@@ -16,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, BinaryIO
 
 from robot_il.errors import ConfigError, RobotILError
+from robot_il.stop_signals import write_stacks_on_request
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
@@ -54,8 +53,7 @@ def run_node(make_node: Callable[[], object], args: list[str] | None = None) -> 
     from rclpy.signals import SignalHandlerOptions
 
     os.environ.setdefault("MUJOCO_GL", "egl")
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
-    faulthandler.enable(all_threads=True)  # a crash in native code names its Python thread
+    write_stacks_on_request()  # SIGUSR1, and a crash in native code: every thread's stack
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.ALL)  # SIGINT, SIGTERM
     node = None
     try:

@@ -212,8 +212,10 @@ def test_an_interrupted_session_says_how_many_episodes_it_kept(tmp_path, stop_si
         process.send_signal(getattr(signal, stop_signal))
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(60)
+        stopped = process.poll() is not None
         stop_process(process)  # one that has not stopped leaves its stacks in the log
     err = log.read_text()
+    assert stopped, f"still running 60 s after {stop_signal}:\n{err[-5000:]}"
     kept = Dataset.open(out).num_episodes
     assert process.returncode == code, err
     assert f"{out}: {kept} episode(s) of this session kept, {kept} in the dataset" in err
