@@ -36,6 +36,15 @@ def stop_signals_blocked() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
+def leave_stops_to_the_parent() -> None:
+    """In a helper process started under :func:`stop_signals_blocked`: ignore SIGINT (a
+    terminal's Ctrl-C to the group; the parent ends the helper) and take SIGTERM again
+    (multiprocessing ends its daemon children by it at exit, then joins them: a child that
+    kept it blocked hung its parent's exit)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM (``kill``, ``timeout``, ``docker stop``, a service manager's stop), raised where
     Ctrl-C raises ``KeyboardInterrupt`` so that the command stops by the same path."""

@@ -39,7 +39,6 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
-import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing import forkserver, resource_tracker
@@ -49,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from robot_il.errors import CheckpointError, ConfigError
-from robot_il.stop_signals import STOP_SIGNALS, stop_signals_blocked
+from robot_il.stop_signals import leave_stops_to_the_parent, stop_signals_blocked
 
 PRELOAD = ["torch", "robot_il.policies", "robot_il.ros.node_main"]
 """What the server the workers fork from imports once: the heavy part of what a child
@@ -119,10 +118,7 @@ def _serve(connection: Any, directory: str, torch_threads: int, nice: int) -> No
 
     Ctrl-C reaches the whole process group; the child ignores it and ends when its parent
     closes the pipe, so a stopped launch shuts down without a child's traceback."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # Unblocked again (the fork server's mask): multiprocessing ends its daemon children at
-    # exit by SIGTERM and then joins them; a child that blocked it hung the node's exit.
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    leave_stops_to_the_parent()  # the fork server's mask blocked them both
     # A real-time parent's class is inherited: leave it for the normal class (see above).
     with contextlib.suppress(OSError, AttributeError):
         os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))

@@ -31,11 +31,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing import resource_tracker
 from typing import Any
 
 import numpy as np
 
 from robot_il.errors import RecordingError
+from robot_il.stop_signals import leave_stops_to_the_parent, stop_signals_blocked
 
 RESERVED_KEYS = ("timestamp", "tick")
 """Keys the recorder adds to every frame; a source may not produce them itself."""
@@ -219,7 +221,13 @@ class ProcessSink:
             name=f"recorder-write-{name}",
             daemon=True,
         )
-        self._process.start()
+        # A terminal's Ctrl-C reaches the whole process group: the writer ignores it and is
+        # left to the recorder (it died with a traceback, and every later request failed). The
+        # resource tracker first: it starts itself with the stop signals blocked, then unblocks
+        # them in the caller, which a writer started after would not inherit.
+        resource_tracker.ensure_running()
+        with stop_signals_blocked():
+            self._process.start()
         self._sent = 0  # frames sent in the current episode
         self._requests = 0  # controls numbered so far
         self._ready = False
@@ -282,6 +290,7 @@ def _serve_in_process(
     """The writer process: a thread appends frames as they come, the main thread applies
     controls in order. It exits when told to close, or when the recording process is gone
     (then the episode in flight is simply never committed)."""
+    leave_stops_to_the_parent()
     parent = multiprocessing.parent_process()
     try:
         server = _WriterServer(open_writer())

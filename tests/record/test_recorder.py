@@ -504,3 +504,51 @@ def _alive(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+CTRL_C_TO_THE_GROUP = """
+import sys, time
+import numpy as np
+from robot_il.record import Recorder, StreamSpec
+streams = [StreamSpec("env", 20.0, read=None)]
+if __name__ == "__main__":
+    recorder = Recorder.to_directory(sys.argv[1], streams, robot="ur5e", fsync=False,
+                                     writer_processes=True)
+    recorder.start_episode()
+    recorder.push("env", {"x": np.float32(0)})
+    print("recording", flush=True)
+    try:
+        time.sleep(60)
+    except KeyboardInterrupt:  # the person stopped this episode; the recorder goes on
+        recorder.stop_episode(commit=False)
+    recorder.start_episode()
+    recorder.push("env", {"x": np.float32(1)})
+    print("committed", recorder.stop_episode(commit=True).episode_index["env"], flush=True)
+    recorder.close()
+"""
+
+
+def test_a_ctrl_c_to_the_process_group_leaves_the_writer_process_to_its_recorder(tmp_path):
+    """A terminal's Ctrl-C reaches every process of the group: the writer process died of it
+    with a traceback, and every later request of the recorder failed ("writer process died")."""
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "ctrl_c_to_the_group.py"
+    script.write_text(CTRL_C_TO_THE_GROUP)
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path / "rec")], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # a terminal's job
+    )  # fmt: skip
+    try:
+        assert process.stdout.readline() == "recording\n"
+        os.killpg(process.pid, signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert (out, process.returncode) == ("committed 0\n", 0), err
+    assert "Traceback" not in err, err
+    steps = Dataset.open(tmp_path / "rec" / "env.zarr").episode(0)
+    np.testing.assert_array_equal(steps["x"], [1])
