@@ -6,8 +6,7 @@ the live view's Rerun server) and that they stopped beside the node cut the node
 under it: tracebacks, lost steps, exit code 1. Started with them blocked, the helper inherits
 the mask (through ``exec`` too) and is left to its node, which ends it.
 
-A command that is no node (``robot-il record``) can take SIGTERM as Ctrl-C:
-:func:`sigterm_as_interrupt`.
+A command that is no node (``robot-il``) takes SIGTERM as Ctrl-C: :func:`sigterm_as_interrupt`.
 """
 
 from __future__ import annotations

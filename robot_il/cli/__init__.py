@@ -14,7 +14,7 @@ import sys
 from importlib import import_module
 
 from robot_il.errors import DISK_FULL, RobotILError
-from robot_il.stop_signals import Terminated, write_stacks_on_request
+from robot_il.stop_signals import Terminated, sigterm_as_interrupt, write_stacks_on_request
 
 VERBS: dict[str, tuple[str, str]] = {
     "demo": ("robot_il.cli.demo", "run the main job end to end on a simulated UR5e"),
@@ -80,7 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     As the console script (``argv`` None), a command writes its threads' stacks on SIGUSR1
     and on a native crash, as a robot_il node does
     (:func:`~robot_il.stop_signals.write_stacks_on_request`); a caller's ``main(argv)``
-    leaves those handlers alone.
+    leaves those handlers alone. Every verb takes SIGTERM as Ctrl-C while it runs
+    (:func:`~robot_il.stop_signals.sigterm_as_interrupt`): a recording says what it kept, a
+    training where a rerun goes on, ``eval --ros`` stops its nodes (``kill`` left them running),
+    and exit code 143; ``launch`` sets its own handlers, and restores these.
     """
     if argv is None:
         write_stacks_on_request()
@@ -91,11 +94,12 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             refuser = getattr(args, UNKNOWN_ARGUMENTS_PARSER, parser)
             refuser.error(f"unrecognized arguments: {' '.join(unknown)}")
-        return int(args.run(args) or 0)
+        with sigterm_as_interrupt():
+            return int(args.run(args) or 0)
     except RobotILError as error:
         print(f"robot-il: error: {error}", file=sys.stderr)
         return 2
-    except Terminated:  # a verb that takes SIGTERM as Ctrl-C (robot-il record)
+    except Terminated:
         print("robot-il: stopped (SIGTERM)", file=sys.stderr)
         return 128 + signal.SIGTERM
     except KeyboardInterrupt:

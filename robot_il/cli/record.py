@@ -141,15 +141,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Record; exit code 0 when all requested episodes were kept, 1 when fewer were. SIGTERM
-    stops a session as Ctrl-C does (:func:`~robot_il.stop_signals.sigterm_as_interrupt`)."""
-    from robot_il.stop_signals import sigterm_as_interrupt
-
-    with sigterm_as_interrupt():
-        return _record(args)
-
-
-def _record(args: argparse.Namespace) -> int:
+    """Record; exit code 0 when all requested episodes were kept, 1 when fewer were."""
     if args.episodes < 1:
         raise RecordingError(f"--episodes must be >= 1, got {args.episodes}")
     _check_image_flags(args)

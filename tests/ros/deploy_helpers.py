@@ -260,3 +260,17 @@ def constant_checkpoint(
         bias = np.tile(normalizer.normalize("action", action), n_obs_steps)
         last.bias.copy_(torch.as_tensor(bias))
     return policy.save(directory)
+
+
+def group_runs(group: int) -> bool:
+    """Whether a process of process group ``group`` still runs. A zombie (ended, and not yet
+    reaped by the process that inherited it, which in a container may be one that never reaps)
+    does not count: ``killpg(group, 0)`` counted it."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, _parent, process_group = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except OSError:  # ended meanwhile
+            continue
+        if int(process_group) == group and state != "Z":
+            return True
+    return False

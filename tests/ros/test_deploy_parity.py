@@ -94,3 +94,35 @@ def test_eval_over_ros_keeps_off_a_domain_another_process_holds(capsys, tmp_path
         "leave it out"
     )
     assert not (tmp_path / "ros_logs").exists()  # no node was started
+
+
+def test_eval_over_ros_stopped_by_sigterm_stops_its_nodes(tmp_path):
+    """``kill`` (SIGTERM) of ``robot-il eval --ros`` ended it at once and left its nodes,
+    ``sim_robot`` and the policy node with its fork server, running for good, on their
+    domain (5 processes in a scratch check). It now stops them as Ctrl-C does."""
+    import contextlib
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from deploy_helpers import group_runs, log_tail, stop, wait_for
+
+    log = tmp_path / "eval.log"
+    argv = [str(Path(sys.executable).with_name("robot-il")), "eval", "--checkpoint",
+            str(JOINT_FIXTURE), "--ros", "--episodes", "20",
+            "--out", str(tmp_path / "r.json")]  # fmt: skip
+    with log.open("w") as output:
+        evaluation = subprocess.Popen(argv, stdout=output, stderr=subprocess.STDOUT,
+                                      start_new_session=True)  # fmt: skip
+    try:
+        first = "1/20"  # an episode has ended: the nodes run
+        wait_for(lambda: first in log.read_text(), 120, "the first episode", (evaluation,), (log,))
+        evaluation.send_signal(signal.SIGTERM)  # the command alone, as `kill <pid>` does
+        wait_for(lambda: evaluation.poll() is not None, 30, "the evaluation's end", (), (log,))
+        assert evaluation.returncode == 143, log_tail(log)
+        wait_for(lambda: not group_runs(evaluation.pid), 30, "the end of the evaluation's nodes")
+    finally:
+        stop(evaluation)
+        with contextlib.suppress(ProcessLookupError):  # nodes a failure left running
+            os.killpg(evaluation.pid, signal.SIGKILL)

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from deploy_helpers import DEADLINE_SCALE, log_tail, stop, wait_for
+from deploy_helpers import DEADLINE_SCALE, group_runs, log_tail, stop, wait_for
 
 pytestmark = pytest.mark.ros
 
@@ -61,18 +61,4 @@ def test_a_policy_node_stopped_while_its_fork_server_imports_torch_stops_quietly
         stop(policy)
     assert code == 0, log_tail(log)
     assert "Traceback" not in log.read_text(), log_tail(log)
-    wait_for(lambda: not _group_runs(policy.pid), 30, "the end of the node's fork server")
-
-
-def _group_runs(group: int) -> bool:
-    """Whether a process of process group ``group`` still runs. A zombie (ended, and not yet
-    reaped by the process that inherited it, which in a container may be one that never reaps)
-    does not count: ``killpg(group, 0)`` counted it."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            state, _parent, process_group = stat.read_text().rsplit(")", 1)[1].split()[:3]
-        except OSError:  # ended meanwhile
-            continue
-        if int(process_group) == group and state != "Z":
-            return True
-    return False
+    wait_for(lambda: not group_runs(policy.pid), 30, "the end of the node's fork server")
