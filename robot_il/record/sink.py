@@ -66,7 +66,10 @@ class _Control:
     kind: str  # "begin", "check", "commit", "discard" or "close"
     meta: dict[str, Any] | None = None
     frames: int = 0
-    """Frames sent since the previous control (the process sink waits for them first)."""
+    """Frames the sink has sent before this control, counted from its start (the process
+    sink's child waits until it has taken that many). A running total, not a count since the
+    previous control: an interrupt between sending a control and resetting such a count made
+    the next control claim frames already counted, and the child waited 60 s for them."""
     number: int = 0
     """The request's number, which its reply carries (the process sink's ready message: 0)."""
 
@@ -228,7 +231,7 @@ class ProcessSink:
         resource_tracker.ensure_running()
         with stop_signals_blocked():
             self._process.start()
-        self._sent = 0  # frames sent in the current episode
+        self._sent = 0  # frames sent since the start
         self._requests = 0  # controls numbered so far
         self._ready = False
 
@@ -262,7 +265,6 @@ class ProcessSink:
         self.wait_ready()
         self._requests += 1
         self._controls.put(_Control(kind, meta, self._sent, self._requests))
-        self._sent = 0  # the child counts afresh after every control
         return _reply_to(self._requests, self._next_reply)
 
     def _next_reply(self) -> tuple[int, bool, Any]:
@@ -299,7 +301,7 @@ def _serve_in_process(
         return
     results.put((0, True, None))
     appended = threading.Condition()
-    count = 0  # frames taken off the queue since the last control
+    count = 0  # frames taken off the queue since the start
 
     def drain() -> None:
         nonlocal count
@@ -324,10 +326,9 @@ def _serve_in_process(
                 appended.wait(timeout=_PARENT_POLL_S)
             if count < control.frames:
                 server.error = RecordingError(
-                    f"writer process: only {count} of {control.frames} frames arrived"
+                    f"writer process: only {count} of the {control.frames} frames sent arrived"
                 )
             reply = server.handle(control)
-            count = 0
         ok, value = reply if reply is not None else (True, None)
         results.put((control.number, ok, value if ok else _picklable(value)))
         if control.kind == "close":

@@ -20,7 +20,7 @@ import pytest
 from robot_il.dataset import Dataset, DatasetWriter
 from robot_il.errors import DatasetError, RecordingError
 from robot_il.record import Recorder, StreamSpec
-from robot_il.record.sink import ThreadSink, WriterInProcess
+from robot_il.record.sink import ProcessSink, ThreadSink, WriterInProcess
 
 
 class JointSource:
@@ -264,6 +264,33 @@ def test_a_reply_whose_wakeup_a_ctrl_c_lost_is_still_taken(tmp_path):
     left_behind.acquire()
     sink._replies.not_empty._waiters.append(left_behind)
     assert sink.request("check") == 1  # its reply's wakeup goes to the waiter left behind
+    assert sink.request("commit", {}) == 0
+    sink.close()
+    assert Dataset.open(path).num_episodes == 1
+
+
+def test_a_ctrl_c_after_a_writer_process_control_went_out_leaves_the_frames_counted(tmp_path):
+    """An interrupt after a control had gone to the writer process, before its sink reset the
+    frames it had counted since the previous one, made the next control claim frames the
+    child had counted already: the child waited 60 s for them, then failed the episode."""
+    path = tmp_path / "env.zarr"
+    DatasetWriter.create(path, robot="ur5e", control_hz=20, fsync=False).close()
+    sink = ProcessSink("env", partial(DatasetWriter.open, path, fsync=False), queue_size=8)
+    sink.request("begin")
+    sink.put((0, 0.0, {"action": np.zeros(7, dtype=np.float32)}))
+    send = sink._controls.put
+
+    def send_then_interrupt(control) -> None:
+        send(control)
+        raise KeyboardInterrupt  # the person, just after the control went out
+
+    sink._controls.put = send_then_interrupt
+    with pytest.raises(KeyboardInterrupt):
+        sink.request("check")
+    sink._controls.put = send
+    started = time.monotonic()
+    assert sink.request("check") == 1
+    assert time.monotonic() - started < 10  # not the child's 60 s wait for a frame never sent
     assert sink.request("commit", {}) == 0
     sink.close()
     assert Dataset.open(path).num_episodes == 1
