@@ -111,7 +111,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.context import Context
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.parameter import Parameter
-from rclpy.qos import QoSProfile
+from rclpy.qos import DurabilityPolicy, QoSProfile
 from std_msgs.msg import Bool, Float64, Float64MultiArray, String
 from std_srvs.srv import SetBool, Trigger
 
@@ -387,7 +387,15 @@ class PolicyNode(QuietNode):
             self.create_publisher(Float64, layout.gripper_topic(a), qos)
             for a in range(len(self.arms))
         ]
-        self.events_pub = self.create_publisher(String, SAFETY_EVENTS_TOPIC, QoSProfile(depth=100))
+        # Transient local: a subscriber that asks for it gets the last 100 events on matching,
+        # and an event published at once (a lock-step cell at its clearance in its first
+        # second) reaches one whose discovery came after it; volatile subscribers (the judge,
+        # the live view) are served as before.
+        self.events_pub = self.create_publisher(
+            String,
+            SAFETY_EVENTS_TOPIC,
+            QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL),
+        )
         # The e-stop keeps rclpy's default QoS event handlers (two waitables): an e-stop
         # publisher whose QoS (best effort) or type cannot reach this node is logged here.
         self.create_subscription(

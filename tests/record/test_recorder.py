@@ -543,8 +543,8 @@ if __name__ == "__main__":
                                      writer_processes=True)
     recorder.start_episode()
     recorder.push("env", {"x": np.float32(0)})
-    print("recording", flush=True)
-    try:
+    try:  # before the line the test waits for: its Ctrl-C may come at once
+        print("recording", flush=True)
         time.sleep(60)
     except KeyboardInterrupt:  # the person stopped this episode; the recorder goes on
         recorder.stop_episode(commit=False)

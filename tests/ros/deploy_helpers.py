@@ -62,16 +62,24 @@ class Client:
         self.lock = threading.Lock()
         self._spin = SpinThread(self.executor)
 
-    def record(self, msg_type, topic: str, depth: int = 1000) -> list[Received]:
+    def record(
+        self, msg_type, topic: str, depth: int = 1000, *, transient_local: bool = False
+    ) -> list[Received]:
         """Subscribe to ``topic``; the list receives each message as a :class:`Received`
-        (monotonic receipt time, msg; with its publication time ``sent``)."""
+        (monotonic receipt time, msg; with its publication time ``sent``).
+        ``transient_local``: also what a transient-local publisher sent before the two
+        matched (a node's first safety events, published before discovery completed)."""
+        from rclpy.qos import DurabilityPolicy, QoSProfile
+
+        durability = "TRANSIENT_LOCAL" if transient_local else "SYSTEM_DEFAULT"  # (a depth's)
+        qos = QoSProfile(depth=depth, durability=DurabilityPolicy[durability])
         received: list[Received] = []
 
         def store(msg, info: dict) -> None:  # two parameters: rclpy passes the message info
             with self.lock:
                 received.append(Received(time.monotonic(), msg, info["source_timestamp"] * 1e-9))
 
-        self.node.create_subscription(msg_type, topic, store, depth)
+        self.node.create_subscription(msg_type, topic, store, qos)
         return received
 
     def record_log(self) -> list[Received]:

@@ -57,7 +57,7 @@ def test_two_arm_policy_keeps_the_clearance(layout, ros_context, ros_env, tmp_pa
         state_topics = ["alice/joint_states", "bob/joint_states"]
     states = [client.record(JointState, t, depth=5000) for t in state_topics]
     clock = client.record(Clock, "/clock", depth=10)
-    events = client.record(String, "safety/events", depth=1000)
+    events = client.record(String, "safety/events", depth=1000, transient_local=True)
     commands = {
         p: client.record(Float64MultiArray, TOPICS[layout].format(p=p, ns=p.rstrip("_")))
         for p in PREFIXES
