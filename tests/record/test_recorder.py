@@ -182,34 +182,22 @@ def test_writer_backlog_drops_frames_and_counts_them_without_slowing_the_sampler
     check_accounting(Dataset.open(tmp_path / "cam.zarr"), 0, stats)
 
 
-def test_ctrl_c_while_the_episode_is_written_is_an_interrupt_not_a_write_failure(tmp_path):
+@pytest.mark.parametrize("commit", [True, False], ids=["commit", "discard"])
+def test_ctrl_c_while_the_episode_is_written_is_an_interrupt_not_a_write_failure(tmp_path, commit):
     """Ctrl-C while ``stop_episode`` waits for the writer reaches the caller as itself (the CLI
-    says "interrupted"), not as "writing failed: KeyboardInterrupt", and the episode is gone."""
-    writer = DatasetWriter.create(tmp_path / "env.zarr", robot="ur5e", control_hz=20, fsync=False)
-    spec = StreamSpec("env", 20.0, read=None)
-    with Recorder([spec], {"env": SlowDiskWriter(writer, delay_s=0.05)}) as recorder:
-        recorder.start_episode()
-        for step in range(20):  # a second of writing queued behind the commit
-            recorder.push("env", {"action": np.full(7, step, dtype=np.float32)})
-        threading.Timer(0.2, signal.raise_signal, (signal.SIGINT,)).start()  # the person
-        with pytest.raises(KeyboardInterrupt):
-            recorder.stop_episode(commit=True)
-    assert Dataset.open(tmp_path / "env.zarr").num_episodes == 0
-
-
-def test_ctrl_c_while_the_episode_is_discarded_reaches_the_caller(tmp_path):
-    """Ctrl-C while ``stop_episode(commit=False)`` waited for the writer to discard was
-    swallowed with the writers' errors: a failed expert attempt or a teleop re-record went on
-    to the next episode, and the session recorded on."""
+    says "interrupted"), not as "writing failed: KeyboardInterrupt", and the episode is gone.
+    While it waited to discard (``commit=False``) the Ctrl-C was swallowed with the writers'
+    errors: a failed expert attempt or a teleop re-record went on to the next episode, and the
+    session recorded on."""
     writer = DatasetWriter.create(tmp_path / "env.zarr", robot="ur5e", control_hz=20, fsync=False)
     spec = StreamSpec("env", 20.0, read=None)
     with Recorder([spec], {"env": SlowDiskWriter(writer, delay_s=0.1)}) as recorder:
         recorder.start_episode()
-        for step in range(20):  # two seconds of writing queued before the discard
+        for step in range(20):  # two seconds of writing queued before the commit or discard
             recorder.push("env", {"action": np.full(7, step, dtype=np.float32)})
         threading.Timer(0.2, signal.raise_signal, (signal.SIGINT,)).start()  # the person
         with pytest.raises(KeyboardInterrupt):
-            recorder.stop_episode(commit=False)
+            recorder.stop_episode(commit=commit)
     assert Dataset.open(tmp_path / "env.zarr").num_episodes == 0
 
 
