@@ -1,4 +1,5 @@
-"""The signals that stop a process group, blocked while a node starts a helper process.
+"""Stop signals: blocked while a node starts a helper process, SIGTERM taken as Ctrl-C by a
+command, and the threads' stacks of a process that does not stop.
 
 A terminal's Ctrl-C (SIGINT) and a launcher's or a service manager's stop (SIGTERM) reach
 every process of the group. A helper process that a node starts (the inference fork server,
@@ -7,6 +8,8 @@ under it: tracebacks, lost steps, exit code 1. Started with them blocked, the he
 the mask (through ``exec`` too) and is left to its node, which ends it.
 
 A command that is no node (``robot-il``) takes SIGTERM as Ctrl-C: :func:`sigterm_as_interrupt`.
+A process that does not stop writes its threads' stacks on SIGUSR1:
+:func:`write_stacks_on_request`.
 """
 
 from __future__ import annotations

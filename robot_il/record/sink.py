@@ -209,8 +209,8 @@ class ProcessSink:
 
     Frames and control requests travel on separate queues, so that frames are only ever put
     by the stream's sampling thread and the queue's feeder thread, which that thread starts,
-    inherits its real-time priority. Every control carries the number of frames sent since
-    the previous one, and the child applies it once it has appended that many.
+    inherits its real-time priority. Every control carries the number of frames the sink has
+    sent so far, and the child applies it once it has taken that many off the frame queue.
     """
 
     def __init__(self, name: str, open_writer: Callable[[], Any], queue_size: int) -> None:
