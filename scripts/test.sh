@@ -18,4 +18,14 @@ export MUJOCO_GL="${MUJOCO_GL:-egl}"
 # Two workers (pytest-xdist), a test file's tests on one of them: most tests wait on node
 # processes, DDS and rollouts, so two at a time use both cores. Each ROS test has its own DDS
 # domain. ROBOT_IL_TEST_WORKERS=0 runs them one by one.
-exec .venv/bin/python -m pytest -n "${ROBOT_IL_TEST_WORKERS:-2}" --dist loadfile "$@"
+# A test stuck past its timeout where pytest-timeout cannot stop it has its worker ended by
+# tests/hang_backstop.py, which leaves the stacks in .pytest-hangs/ (printed below). No
+# replacement worker: with --dist loadfile pytest-xdist then waits for ever (its #1323).
+rm -rf .pytest-hangs
+status=0
+.venv/bin/python -m pytest -n "${ROBOT_IL_TEST_WORKERS:-2}" --dist loadfile \
+    --max-worker-restart=0 "$@" || status=$?
+for report in .pytest-hangs/*.txt; do
+    [ -e "$report" ] && { echo "== $report"; cat "$report"; }
+done
+exit "$status"

@@ -1,6 +1,7 @@
 """Test-wide settings and fixtures: headless MuJoCo rendering (set before any test imports
 mujoco), the small trained checkpoints the deployment and selection tests run, a headless
-Chromium for the tests of web pages, and the benchmark scripts loaded as modules."""
+Chromium for the tests of web pages, the benchmark scripts loaded as modules, and the backstop
+that ends a worker stuck past its test's timeout (hang_backstop.py)."""
 
 import fcntl
 import importlib.util
@@ -16,6 +17,8 @@ from types import ModuleType
 import pytest
 
 os.environ.setdefault("MUJOCO_GL", "egl")
+
+pytest_plugins = ["hang_backstop"]  # ends a worker stuck past its test's timeout
 
 CHECKPOINT_SCRIPTS = (
     "make_reach_checkpoint",
