@@ -33,17 +33,24 @@ EPISODES = 6
 
 def hold_up(pid: int, running: threading.Event) -> None:
     """Stop process ``pid`` for 50 ms of every 60 ms until ``running`` is cleared (or the
-    process has ended)."""
+    process has ended). Signalled through a pidfd, which names that process and no other:
+    once it has ended its number is free, and a process (or a thread: ``kill`` takes a
+    thread's id as its process's) that gets the number must not be stopped instead. This
+    machine's 32,768 process numbers wrap about every two test runs."""
     try:
-        while running.is_set():
-            os.kill(pid, signal.SIGSTOP)
-            time.sleep(0.05)
-            os.kill(pid, signal.SIGCONT)
-            time.sleep(0.01)
+        process = os.pidfd_open(pid)
     except ProcessLookupError:
         return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGCONT)
+    try:
+        with contextlib.suppress(ProcessLookupError):  # it has ended
+            while running.is_set():
+                signal.pidfd_send_signal(process, signal.SIGSTOP)
+                time.sleep(0.05)
+                signal.pidfd_send_signal(process, signal.SIGCONT)
+                time.sleep(0.01)
+            signal.pidfd_send_signal(process, signal.SIGCONT)
+    finally:
+        os.close(process)
 
 
 def judged_selection(held_up: str, env: dict[str, str], tmp_path: Path) -> tuple[list, list]:
