@@ -74,6 +74,7 @@ def pytest_timeout_cancel_timer(item: pytest.Item) -> object:
     global _backstop
     if _backstop is not None:
         _backstop.cancel()
+        _backstop.join()  # gone before the next test, which may count threads
         _backstop = None
         faulthandler.cancel_dump_traceback_later()
 

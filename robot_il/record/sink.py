@@ -43,7 +43,10 @@ RESERVED_KEYS = ("timestamp", "tick")
 """Keys the recorder adds to every frame; a source may not produce them itself."""
 
 _PARENT_POLL_S = 0.5
-_REPLY_POLL_S = 0.5
+_WAKEUP_POLL_S = 0.5
+"""How often each side of a thread sink looks again while it waits (its queue's wakeup aside):
+a Ctrl-C in the main thread can lose either side's wakeup (``ThreadSink._serve``,
+``ThreadSink._next_reply``)."""
 _FRAMES_TIMEOUT_S = 60.0
 
 
@@ -156,8 +159,17 @@ class ThreadSink:
         self._thread.start()
 
     def _serve(self) -> None:
+        """Writes what the queue brings; also looks every ``_WAKEUP_POLL_S`` unwoken. A Ctrl-C
+        in the main thread's ``put`` between ``Condition.notify``'s release of this thread's
+        waiter and its removal from the waiters leaves that waiter first in line, and locked
+        again once this thread woke on it: the next item's wakeup goes to it. ``robot-il
+        record`` then waited for ever in Recorder.close, its discard in the queue and this
+        thread asleep (1 of 30 Ctrl-Cs under load)."""
         while True:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=_WAKEUP_POLL_S)
+            except queue.Empty:
+                continue
             reply = self._server.handle(item)
             if reply is None:
                 continue
@@ -187,14 +199,14 @@ class ThreadSink:
         return _reply_to(self._requests, self._next_reply)
 
     def _next_reply(self) -> tuple[int, bool, Any]:
-        """The next reply, looked for every ``_REPLY_POLL_S`` as well as when woken. A Ctrl-C
+        """The next reply, looked for every ``_WAKEUP_POLL_S`` as well as when woken. A Ctrl-C
         that lands in ``threading.Condition.wait`` after it queued its waiter and before it
         released the lock (CPython 3.11 checks for signals there) leaves that waiter behind,
         and the next reply's wakeup goes to it: the request waited for ever with its reply in
         the queue (``robot-il record`` hung in Recorder.close after Ctrl-C, 1 of 15 runs)."""
         while True:
             with contextlib.suppress(queue.Empty):
-                return self._replies.get(timeout=_REPLY_POLL_S)
+                return self._replies.get(timeout=_WAKEUP_POLL_S)
             if not self._thread.is_alive() and self._replies.empty():
                 raise RecordingError(f"{self._thread.name}: the writer thread has ended")
 

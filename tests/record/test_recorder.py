@@ -257,6 +257,32 @@ def test_a_reply_whose_wakeup_a_ctrl_c_lost_is_still_taken(tmp_path):
     assert Dataset.open(path).num_episodes == 1
 
 
+@pytest.mark.timeout(60)  # before the fix the writer thread sleeps for ever
+def test_a_control_whose_wakeup_a_ctrl_c_in_put_lost_is_still_served(tmp_path):
+    """Ctrl-C in ``Queue.put``'s ``Condition.notify`` after it released the writer thread's
+    waiter and before it removed it from the waiters leaves that waiter first in line, locked
+    again by the thread it woke: the next put's wakeup went to it and the writer thread slept
+    on with the control in its queue. ``robot-il record`` waited for ever in Recorder.close
+    for its discard's reply (1 of 30 Ctrl-Cs under load). The waiter is made here as the
+    interrupted notify leaves it."""
+    path = tmp_path / "env.zarr"
+    DatasetWriter.create(path, robot="ur5e", control_hz=20, fsync=False).close()
+    sink = ThreadSink("env", DatasetWriter.open(path, fsync=False), queue_size=4)
+    waiters = sink._queue.not_empty._waiters
+    deadline = time.monotonic() + 10
+    while not waiters:  # the writer thread waits for an item
+        assert time.monotonic() < deadline, "the writer thread never waited"
+        time.sleep(0.01)
+    left_behind = threading.Lock()
+    left_behind.acquire()
+    waiters.appendleft(left_behind)
+    assert sink.request("begin") is None  # its wakeup goes to the waiter left behind
+    sink.put((0, 0.0, {"action": np.zeros(7, dtype=np.float32)}))
+    assert sink.request("commit", {}) == 0
+    sink.close()
+    assert Dataset.open(path).num_episodes == 1
+
+
 def test_a_ctrl_c_after_a_writer_process_control_went_out_leaves_the_frames_counted(tmp_path):
     """An interrupt after a control had gone to the writer process, before its sink reset the
     frames it had counted since the previous one, made the next control claim frames the
