@@ -280,6 +280,11 @@ class ProcessSink:
         return _reply_to(self._requests, self._next_reply)
 
     def _next_reply(self) -> tuple[int, bool, Any]:
+        """The next reply; every second without one, the queues' feeder threads are woken. A
+        queue's ``put`` hands its item to a feeder thread, which sends it to the child, and
+        wakes it by ``Condition.notify``: a Ctrl-C in that notify loses the next put's wakeup
+        (see ``ThreadSink._serve``), and a control left in this process's buffer was never
+        answered."""
         while True:
             try:
                 return self._results.get(timeout=1.0)
@@ -289,6 +294,9 @@ class ProcessSink:
                         f"{self._process.name}: writer process died "
                         f"(exit code {self._process.exitcode})"
                     ) from None
+            for channel in (self._frames, self._controls):
+                with channel._notempty:  # a feeder woken with nothing to send waits again
+                    channel._notempty.notify()
 
     def close(self) -> None:
         if self._process.is_alive():

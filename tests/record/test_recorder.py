@@ -283,6 +283,26 @@ def test_a_control_whose_wakeup_a_ctrl_c_in_put_lost_is_still_served(tmp_path):
     assert Dataset.open(path).num_episodes == 1
 
 
+@pytest.mark.timeout(60)  # before the fix the control stays in this process for ever
+def test_a_control_whose_feeder_wakeup_a_ctrl_c_lost_still_reaches_the_writer_process(tmp_path):
+    """The same lost wakeup in a writer process's control queue, whose feeder thread sends
+    what ``put`` hands it: the control stayed in this process and its reply never came."""
+    path = tmp_path / "env.zarr"
+    DatasetWriter.create(path, robot="ur5e", control_hz=20, fsync=False).close()
+    sink = ProcessSink("env", partial(DatasetWriter.open, path, fsync=False), queue_size=8)
+    sink.request("begin")  # starts the feeder thread
+    waiters = sink._controls._notempty._waiters
+    deadline = time.monotonic() + 10
+    while not waiters:  # the feeder waits for a control
+        assert time.monotonic() < deadline, "the feeder thread never waited"
+        time.sleep(0.01)
+    left_behind = threading.Lock()
+    left_behind.acquire()
+    waiters.appendleft(left_behind)
+    assert sink.request("check") == 0  # its wakeup goes to the waiter left behind
+    sink.close()
+
+
 def test_a_ctrl_c_after_a_writer_process_control_went_out_leaves_the_frames_counted(tmp_path):
     """An interrupt after a control had gone to the writer process, before its sink reset the
     frames it had counted since the previous one, made the next control claim frames the
