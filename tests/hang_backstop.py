@@ -8,8 +8,8 @@ for ever, outlasts the timeout: CI then waited out its 90 minutes with no word o
 
 ``hang_backstop_grace_s`` after the timeout, a thread of this plugin writes every thread's
 stack to ``.pytest-hangs/<worker>-<pid>.txt`` under the rootdir (``scripts/test.sh`` prints
-it), kills the processes
-the test started, and ends the worker; pytest-xdist then reports the test as "crashed".
+it), kills the processes the test started, and ends the worker; pytest-xdist then reports
+the test as "crashed".
 Where no Python thread can run (the GIL held for ever), faulthandler writes the stacks and
 ends the worker 30 s later. Run pytest-xdist with ``--max-worker-restart=0``: with
 ``--dist loadfile`` it reruns the test on a fresh worker and then waits for ever (pytest-xdist
@@ -110,7 +110,7 @@ def _end_hung_worker(nodeid: str, timeout_s: float) -> None:
 
 
 def _descendants(root: int) -> list[int]:
-    """The processes below ``root`` in the process tree (from /proc), children first."""
+    """The processes below ``root`` in the process tree (from /proc), nearest first."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
