@@ -74,6 +74,29 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     return parser
 
 
+def _stopped(interrupt: KeyboardInterrupt) -> int:
+    """Say that a person stopped the command (Ctrl-C, or SIGTERM as :class:`Terminated`) and
+    return its exit code: 128 + the signal, as a shell reports a process the signal ended."""
+    if isinstance(interrupt, Terminated):
+        print("robot-il: stopped (SIGTERM)", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    print("robot-il: interrupted", file=sys.stderr)
+    return 128 + signal.SIGINT
+
+
+def _interrupt_behind(error: ImportError) -> KeyboardInterrupt | None:
+    """The Ctrl-C (or SIGTERM) an import failed of, if one did: a native extension's init
+    turns one that lands in it into "ImportError: initialization failed", the interrupt at
+    the end of its chain of causes (MuJoCo's pybind11 modules, one importing another: two such
+    errors deep)."""
+    link: BaseException | None = error
+    while link is not None:
+        if isinstance(link, KeyboardInterrupt):
+            return link
+        link = link.__cause__ or link.__context__
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``robot-il`` console script.
 
@@ -99,12 +122,13 @@ def main(argv: list[str] | None = None) -> int:
     except RobotILError as error:
         print(f"robot-il: error: {error}", file=sys.stderr)
         return 2
-    except Terminated:
-        print("robot-il: stopped (SIGTERM)", file=sys.stderr)
-        return 128 + signal.SIGTERM
-    except KeyboardInterrupt:
-        print("robot-il: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as interrupt:
+        return _stopped(interrupt)
+    except ImportError as error:
+        interrupt = _interrupt_behind(error)
+        if interrupt is None:
+            raise
+        return _stopped(interrupt)
     except BrokenPipeError:
         # The reader of the output went away (`robot-il data info D | head`): stop without a
         # traceback, and send what is still buffered nowhere, so that the interpreter's own

@@ -9,6 +9,7 @@ import pytest
 from cli_errors import argparse_error, one_line_error
 
 from robot_il.cli import main
+from robot_il.stop_signals import Terminated
 
 
 @pytest.mark.parametrize(
@@ -235,3 +236,38 @@ def test_a_ctrl_c_while_the_verb_is_imported_says_interrupted(monkeypatch, capsy
     monkeypatch.setattr(robot_il.cli, "import_module", interrupted_import)
     assert main(["record", "--task", "reach"]) == 130
     assert capsys.readouterr().err == "robot-il: interrupted\n"
+
+
+@pytest.mark.parametrize(
+    ("interrupt", "code", "said"),
+    [(KeyboardInterrupt, 130, "robot-il: interrupted\n"),
+     (Terminated, 143, "robot-il: stopped (SIGTERM)\n")],
+)  # fmt: skip
+def test_a_ctrl_c_in_a_native_extensions_init_says_interrupted(
+    monkeypatch, capsys, interrupt, code, said
+):
+    """MuJoCo's extension turns a Ctrl-C in its init into "ImportError: initialization
+    failed", the interrupt its cause (two such errors deep in ``robot-il record``, seen with
+    SIGINT 0.35 s into it): the command ended with that traceback and exit code 1."""
+    import robot_il.cli
+
+    def interrupted_import(name: str) -> None:
+        try:  # a pybind11 module imported by another, as MuJoCo's are
+            raise ImportError("initialization failed") from interrupt()
+        except ImportError as inner:
+            raise ImportError("initialization failed") from inner
+
+    monkeypatch.setattr(robot_il.cli, "import_module", interrupted_import)
+    assert main(["record", "--task", "reach"]) == code
+    assert capsys.readouterr().err == said
+
+
+def test_an_import_error_of_another_cause_is_raised_as_it_is(monkeypatch):
+    import robot_il.cli
+
+    def broken_import(name: str) -> None:
+        raise ImportError("initialization failed") from ValueError("a broken extension")
+
+    monkeypatch.setattr(robot_il.cli, "import_module", broken_import)
+    with pytest.raises(ImportError, match="initialization failed"):
+        main(["record", "--task", "reach"])
