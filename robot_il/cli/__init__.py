@@ -90,9 +90,11 @@ def _interrupt_behind(error: ImportError) -> KeyboardInterrupt | None:
     the end of its chain of causes (MuJoCo's pybind11 modules, one importing another: two such
     errors deep)."""
     link: BaseException | None = error
-    while link is not None:
+    seen: set[int] = set()  # a chain set by hand may loop
+    while link is not None and id(link) not in seen:
         if isinstance(link, KeyboardInterrupt):
             return link
+        seen.add(id(link))
         link = link.__cause__ or link.__context__
     return None
 
