@@ -257,6 +257,19 @@ def test_a_reply_whose_wakeup_a_ctrl_c_lost_is_still_taken(tmp_path):
     assert Dataset.open(path).num_episodes == 1
 
 
+def leave_a_woken_waiter_first(condition: threading.Condition) -> None:
+    """Once a thread waits on ``condition``, put first in its waiters what a Ctrl-C in
+    ``notify`` between releasing a waiter and removing it leaves there: that waiter, locked
+    again by the thread it woke."""
+    deadline = time.monotonic() + 10
+    while not condition._waiters:
+        assert time.monotonic() < deadline, "no thread ever waited"
+        time.sleep(0.01)
+    left_behind = threading.Lock()
+    left_behind.acquire()
+    condition._waiters.appendleft(left_behind)
+
+
 @pytest.mark.timeout(60)  # before the fix the writer thread sleeps for ever
 def test_a_control_whose_wakeup_a_ctrl_c_in_put_lost_is_still_served(tmp_path):
     """Ctrl-C in ``Queue.put``'s ``Condition.notify`` after it released the writer thread's
@@ -268,14 +281,7 @@ def test_a_control_whose_wakeup_a_ctrl_c_in_put_lost_is_still_served(tmp_path):
     path = tmp_path / "env.zarr"
     DatasetWriter.create(path, robot="ur5e", control_hz=20, fsync=False).close()
     sink = ThreadSink("env", DatasetWriter.open(path, fsync=False), queue_size=4)
-    waiters = sink._queue.not_empty._waiters
-    deadline = time.monotonic() + 10
-    while not waiters:  # the writer thread waits for an item
-        assert time.monotonic() < deadline, "the writer thread never waited"
-        time.sleep(0.01)
-    left_behind = threading.Lock()
-    left_behind.acquire()
-    waiters.appendleft(left_behind)
+    leave_a_woken_waiter_first(sink._queue.not_empty)
     assert sink.request("begin") is None  # its wakeup goes to the waiter left behind
     sink.put((0, 0.0, {"action": np.zeros(7, dtype=np.float32)}))
     assert sink.request("commit", {}) == 0
@@ -291,14 +297,7 @@ def test_a_control_whose_feeder_wakeup_a_ctrl_c_lost_still_reaches_the_writer_pr
     DatasetWriter.create(path, robot="ur5e", control_hz=20, fsync=False).close()
     sink = ProcessSink("env", partial(DatasetWriter.open, path, fsync=False), queue_size=8)
     sink.request("begin")  # starts the feeder thread
-    waiters = sink._controls._notempty._waiters
-    deadline = time.monotonic() + 10
-    while not waiters:  # the feeder waits for a control
-        assert time.monotonic() < deadline, "the feeder thread never waited"
-        time.sleep(0.01)
-    left_behind = threading.Lock()
-    left_behind.acquire()
-    waiters.appendleft(left_behind)
+    leave_a_woken_waiter_first(sink._controls._notempty)
     assert sink.request("check") == 0  # its wakeup goes to the waiter left behind
     sink.close()
 
