@@ -27,6 +27,7 @@ import gymnasium as gym
 import numpy as np
 
 from robot_il.errors import ActionError, ConfigError
+from robot_il.stop_signals import stops_deferred
 
 PREFIX = "dmc:"
 """Task names with this prefix are DeepMind Control Suite tasks: ``dmc:<domain>_<task>``."""
@@ -70,7 +71,8 @@ class DMCEnv(gym.Env):
             raise ConfigError(f"unknown task {task!r}; DeepMind Control tasks: {known}")
         if render_mode not in (None, "rgb_array"):
             raise ConfigError(f"unknown render_mode {render_mode!r}; only 'rgb_array'")
-        from dm_control import suite
+        with stops_deferred():  # MuJoCo's import, under it, turned a Ctrl-C into an error
+            from dm_control import suite
 
         self.task_name = task
         self.backend_name = "dm_control"

@@ -8,6 +8,8 @@ under it: tracebacks, lost steps, exit code 1. Started with them blocked, the he
 the mask (through ``exec`` too) and is left to its node, which ends it.
 
 A command that is no node (``robot-il``) takes SIGTERM as Ctrl-C: :func:`sigterm_as_interrupt`.
+Native code that runs Python inside it (MuJoCo's import and its renderer) turns the exception a
+stop raises there into another error; :func:`stops_deferred` holds the stop until it returns.
 A process that does not stop writes its threads' stacks on SIGUSR1:
 :func:`write_stacks_on_request`.
 """
@@ -73,6 +75,51 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 def _raise_terminated(signum: int, frame: object) -> None:
     raise Terminated
+
+
+@contextlib.contextmanager
+def stops_deferred() -> Iterator[None]:
+    """A stop signal (:data:`STOP_SIGNALS`) that lands in the block takes effect as it ends;
+    a second one, at once (a block that never returns can still be stopped).
+
+    Why: a stop's exception raised in Python code that native code called comes out of it as
+    another error, the stop lost. MuJoCo's pybind11 modules turn it into ``ImportError:
+    initialization failed``; PyOpenGL's ctypes calls (MuJoCo's EGL set-up, and each render
+    making its context current) into ``ctypes.ArgumentError: argument 1: KeyboardInterrupt``,
+    no chain: a traceback and exit code 1 where a person pressed Ctrl-C. Held here, the stop
+    is sent again once the block is done (the last one, if two came), to the handlers it
+    would have reached (Ctrl-C's ``KeyboardInterrupt``, :class:`Terminated`, or the
+    default's end of the process). An ignored signal stays ignored; outside the main thread
+    (where Python cannot set a handler) the block runs as it is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {
+        stop: handler
+        for stop in STOP_SIGNALS
+        if (handler := signal.getsignal(stop)) not in (signal.SIG_IGN, None)
+    }  # None: a handler not set from Python, which Python cannot restore
+    held: list[int] = []
+
+    def restore() -> None:
+        for stop, handler in previous.items():
+            signal.signal(stop, handler)
+
+    def hold(signum: int, frame: object) -> None:
+        held.append(signum)
+        if len(held) > 1:  # a second stop: now (sent again as the block ends too)
+            restore()
+            signal.raise_signal(signum)
+
+    for stop in previous:
+        signal.signal(stop, hold)
+    try:
+        yield
+    finally:
+        restore()
+        if held:  # over an error of the block's own too: the person's stop comes first
+            signal.raise_signal(held[-1])
 
 
 def write_stacks_on_request() -> None:

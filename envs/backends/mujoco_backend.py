@@ -35,13 +35,16 @@ from robot_il.envs.backends.common import (
 from robot_il.envs.ur5e import description as ur5e
 from robot_il.envs.ur5e.mjcf import build_mjcf, servo_joint_names
 
+from robot_il.stop_signals import stops_deferred
+
 
 class MujocoBackend:
     """One scene in MuJoCo; see ``SimBackend`` for the meaning of each method."""
 
     def __init__(self, scene: SceneSpec, meshes: bool = True) -> None:
         os.environ.setdefault("MUJOCO_GL", "egl")
-        import mujoco
+        with stops_deferred():  # a Ctrl-C in its native init came out as another error
+            import mujoco
 
         self._mj = mujoco
         self.scene = scene
@@ -187,10 +190,11 @@ class MujocoBackend:
 
     def render(self, camera: str) -> np.ndarray:
         spec = scene_item(self._cameras, "camera", camera)
-        renderer = self._renderer(spec.height, spec.width)
-        self._fresh_kinematics()
-        renderer.update_scene(self.data, camera=camera)
-        return renderer.render()
+        with stops_deferred():  # its EGL calls through PyOpenGL turned a Ctrl-C into an error
+            renderer = self._renderer(spec.height, spec.width)
+            self._fresh_kinematics()
+            renderer.update_scene(self.data, camera=camera)
+            return renderer.render()
 
     def camera_pose(self, camera: str) -> np.ndarray:
         scene_item(self._cameras, "camera", camera)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from robot_il.errors import RecordingError, RobotILError
+from robot_il.stop_signals import stops_deferred
 
 SOURCE_KEYS = ("task", "backend", "control_hz", "action_mode")
 """Env settings an appended dataset must share with the session appending to it (all but
@@ -199,7 +200,8 @@ def run(args: argparse.Namespace) -> int:
         }
         seed = _check_append(args, attrs, spec["observation"]) if args.append else args.seed or 0
         env.reset(seed=seed)  # a task whose observation is not its declaration: before any write
-        writer = _open_writer(args, spec.get("robot", "ur5e"), attrs)
+        with stops_deferred():  # a stop as the store was put in place left it, empty, behind
+            writer = _open_writer(args, spec.get("robot", "ur5e"), attrs)
         episode_meta = {"task": args.task, "source": source_name,
                         "hold_after_success": bool(args.hold_after_success)}  # fmt: skip
         if args.expert:  # the DART noise each episode was recorded under

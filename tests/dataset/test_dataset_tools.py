@@ -205,6 +205,36 @@ def test_killed_drop_episode_leaves_the_old_or_the_new_dataset(tmp_path: Path) -
     assert 11 in outcomes  # the unkilled run finished
 
 
+def test_a_ctrl_c_while_a_store_is_built_aside_leaves_nothing_beside_it(tmp_path: Path) -> None:
+    """zarr writes on its own IO thread while the caller waits: a Ctrl-C in the wait left the
+    writes going, and the half store removed under them came back as a hidden
+    ``.<store>.tmp-*`` (4 of 160 early stops of ``robot-il record``)."""
+    import threading
+
+    from robot_il.dataset.durability import replace_atomically, settle_zarr_io
+
+    target = tmp_path / "out.zarr"
+    main_thread = threading.main_thread().ident
+
+    def ctrl_c_once_chunks_land() -> None:  # in the main thread, so in zarr's wait
+        while not any(tmp_path.glob(".out.zarr.tmp-*/x/c/*")):
+            time.sleep(0.001)
+        signal.pthread_kill(main_thread, signal.SIGINT)
+
+    def build(tmp: Path) -> None:
+        root = zarr.open_group(str(tmp), mode="w-", zarr_format=3)
+        chunks = root.create_array("x", shape=(4000, 1000), chunks=(10, 1000), dtype="float64")
+        chunks[:] = np.random.default_rng(0).random((4000, 1000))
+
+    interrupter = threading.Thread(target=ctrl_c_once_chunks_land)
+    interrupter.start()
+    with pytest.raises(KeyboardInterrupt):
+        replace_atomically(target, build, force=False, flush=False)
+    interrupter.join()
+    settle_zarr_io()  # whatever zarr had left to write has landed
+    assert sorted(path.name for path in tmp_path.iterdir()) == []
+
+
 def test_merge_refuses_a_dataset_given_twice(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """``merge OUT A ./A`` wrote every episode of A twice without a word (weighed twice in
     training, and in both splits)."""

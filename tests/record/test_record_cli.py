@@ -163,6 +163,26 @@ def test_an_append_interrupted_before_its_writer_opened_says_the_dataset_is_whol
     assert Dataset.open(out).num_episodes == 2
 
 
+def test_a_ctrl_c_as_the_new_store_is_put_in_place_leaves_no_dataset(tmp_path, capsys, monkeypatch):
+    """A Ctrl-C just after the new store's rename, before its writer opened, left an empty
+    dataset that a rerun refused without --force; the opening now takes the stop after it."""
+    import signal
+
+    import robot_il.dataset.writer
+
+    put_in_place = robot_il.dataset.writer.replace_atomically
+
+    def put_in_place_then_ctrl_c(*args, **kwargs):
+        put_in_place(*args, **kwargs)
+        signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(robot_il.dataset.writer, "replace_atomically", put_in_place_then_ctrl_c)
+    out = tmp_path / "reach.zarr"
+    assert record("--expert", "--episodes", "1", "--out", str(out)) == 130
+    assert "no episode recorded; the empty dataset it began is removed" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_each_episode_keeps_the_settings_it_was_recorded_under(tmp_path, capsys):
     """The DART noise and hold-after-success were stored nowhere, so an --append under other
     ones mixed them without a trace; now each episode's meta has them, and the append says so."""
