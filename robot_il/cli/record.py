@@ -241,14 +241,15 @@ def run(args: argparse.Namespace) -> int:
         # before its writer opened (the env's build) if a person stopped the session: they
         # must hear that its episodes are whole (bad input says its one line alone).
         opened = writer is not None or (args.append and isinstance(error, KeyboardInterrupt))
-        after = _episodes_in(args.out) if opened else None
-        if after == 0 and not args.append:  # created now and empty: a rerun needs no --force
-            shutil.rmtree(args.out, ignore_errors=True)
-            print(f"{args.out}: no episode recorded; the empty dataset it began is removed",
-                  file=sys.stderr)  # fmt: skip
-        elif after is not None:
-            print(f"{args.out}: {after - (before or 0)} episode(s) of this session kept, "
-                  f"{after} in the dataset", file=sys.stderr)  # fmt: skip
+        with stops_deferred():  # a second Ctrl-C cut this line off; it waits for it now
+            after = _episodes_in(args.out) if opened else None
+            if after == 0 and not args.append:  # created now and empty: a rerun needs no --force
+                shutil.rmtree(args.out, ignore_errors=True)
+                print(f"{args.out}: no episode recorded; the empty dataset it began is removed",
+                      file=sys.stderr)  # fmt: skip
+            elif after is not None:
+                print(f"{args.out}: {after - (before or 0)} episode(s) of this session kept, "
+                      f"{after} in the dataset", file=sys.stderr)  # fmt: skip
         raise
     finally:
         if device is not None:

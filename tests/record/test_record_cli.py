@@ -183,6 +183,34 @@ def test_a_ctrl_c_as_the_new_store_is_put_in_place_leaves_no_dataset(tmp_path, c
     assert not out.exists()
 
 
+def test_a_second_ctrl_c_waits_for_the_line_of_what_was_kept(tmp_path, capsys, monkeypatch):
+    """A second Ctrl-C while an interrupted session counted what it kept cut that line off:
+    the person pressing twice learnt nothing of the dataset."""
+    import signal
+
+    import robot_il.cli.record
+
+    out = tmp_path / "reach.zarr"
+    assert record("--expert", "--episodes", "2", "--out", str(out)) == 0
+    count_episodes = robot_il.cli.record._episodes_in
+    counts = []
+
+    def count_under_a_second_ctrl_c(path):
+        counts.append(path)
+        if len(counts) == 2:  # the first is the append's count before it starts
+            signal.raise_signal(signal.SIGINT)
+        return count_episodes(path)
+
+    def first_ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(robot_il.cli.record, "_episodes_in", count_under_a_second_ctrl_c)
+    monkeypatch.setattr("robot_il.record.demos.record_expert", first_ctrl_c)
+    assert record("--expert", "--episodes", "1", "--out", str(out), "--append") == 130
+    assert f"{out}: 0 episode(s) of this session kept, 2 in the dataset" in capsys.readouterr().err
+    assert len(counts) == 2
+
+
 def test_each_episode_keeps_the_settings_it_was_recorded_under(tmp_path, capsys):
     """The DART noise and hold-after-success were stored nowhere, so an --append under other
     ones mixed them without a trace; now each episode's meta has them, and the append says so."""
