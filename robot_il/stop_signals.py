@@ -17,6 +17,7 @@ A process that does not stop writes its threads' stacks on SIGUSR1:
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import faulthandler
 import signal
 import sys
@@ -96,15 +97,16 @@ def stops_deferred() -> Iterator[None]:
         yield
         return
     previous = {
-        stop: handler
+        stop: (handler, _kernel_action(stop))
         for stop in STOP_SIGNALS
         if (handler := signal.getsignal(stop)) not in (signal.SIG_IGN, None)
     }  # None: a handler not set from Python, which Python cannot restore
     held: list[int] = []
 
     def restore() -> None:
-        for stop, handler in previous.items():
-            signal.signal(stop, handler)
+        for stop, (handler, action) in previous.items():
+            signal.signal(stop, handler)  # Python's record of it, then what the kernel had
+            _set_kernel_action(stop, action)
 
     def hold(signum: int, frame: object) -> None:
         held.append(signum)
@@ -120,6 +122,27 @@ def stops_deferred() -> Iterator[None]:
         restore()
         if held:  # over an error of the block's own too: the person's stop comes first
             signal.raise_signal(held[-1])
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_SIGACTION_BYTES = 256
+"""Room for libc's ``struct sigaction``, held opaque (glibc's on x86-64 and arm64: 152 bytes)."""
+
+
+def _kernel_action(signum: int) -> ctypes.Array:
+    """What the process does on ``signum``, as ``sigaction`` reads it: a handler installed
+    outside Python's ``signal`` module included (rclpy's, in a node), which Python neither
+    sees (``signal.getsignal`` says ``SIG_DFL``) nor puts back; restoring Python's record
+    alone left a node that SIGTERM killed outright (its recorder's episode and line lost)."""
+    action = ctypes.create_string_buffer(_SIGACTION_BYTES)
+    if _LIBC.sigaction(signum, None, action) != 0:
+        raise OSError(ctypes.get_errno(), f"sigaction({signum}) failed")
+    return action
+
+
+def _set_kernel_action(signum: int, action: ctypes.Array) -> None:
+    if _LIBC.sigaction(signum, action, None) != 0:
+        raise OSError(ctypes.get_errno(), f"sigaction({signum}) failed")
 
 
 def write_stacks_on_request() -> None:

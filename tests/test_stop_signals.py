@@ -4,6 +4,7 @@ the stop, once the native call is done."""
 from __future__ import annotations
 
 import ctypes
+import os
 import signal
 import threading
 
@@ -90,3 +91,30 @@ def test_outside_the_main_thread_the_block_runs_as_it_is() -> None:
     thread.start()
     thread.join()
     assert seen == [signal.default_int_handler]
+
+
+def test_a_handler_installed_outside_python_is_put_back() -> None:
+    """rclpy installs its SIGINT and SIGTERM handlers with ``sigaction``, past Python's
+    record: a block that restored Python's record alone (``SIG_DFL`` for SIGTERM) left a
+    node that SIGTERM killed outright, its recorder's line of what it kept lost. Here rclpy's
+    handler must still take SIGTERM after a block: the context goes down, the process lives."""
+    import subprocess
+    import sys
+
+    from robot_il.ros.dds import loopback_env
+
+    script = (
+        "import os, signal, time, rclpy\n"
+        "from robot_il.stop_signals import stops_deferred\n"
+        "rclpy.init()\n"
+        "with stops_deferred():\n"
+        "    pass\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "deadline = time.monotonic() + 10\n"
+        "while rclpy.ok() and time.monotonic() < deadline:\n"
+        "    time.sleep(0.01)\n"
+        "print('context up:', rclpy.ok(), flush=True)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], env={**os.environ, **loopback_env()},
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert (result.returncode, result.stdout) == (0, "context up: False\n"), result.stderr
