@@ -10,11 +10,11 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, BinaryIO
 
 from robot_il.errors import ConfigError, RobotILError
-from robot_il.stop_signals import write_stacks_on_request
+from robot_il.stop_signals import sigterm_as_interrupt, stops_deferred, write_stacks_on_request
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
@@ -30,9 +30,9 @@ def run_node(make_node: Callable[[], object], args: list[str] | None = None) -> 
 
     SIGTERM (``docker stop``, systemd, ``kill PID``, a launcher's escalation after SIGINT) stops
     the node as Ctrl-C does: rclpy's handlers of both shut its context down, its spin ends and
-    its ``shutdown()`` runs (a SIGTERM meanwhile does not cut that short; a SIGINT does, as
-    ``KeyboardInterrupt``). Before ``rclpy.init`` (the node's imports) SIGTERM ends the process
-    at once; nothing of the node exists yet.
+    its ``shutdown()`` runs (a second stop meanwhile waits for it, a third cuts it short:
+    :func:`_teardown_held_from_stops`). Before ``rclpy.init`` (the node's imports) SIGTERM
+    ends the process at once; nothing of the node exists yet.
 
     The node spins on a multi-threaded executor, so a node's service callbacks never wait behind
     its timers. A ``RobotILError`` raised while building the node (a bad parameter, an
@@ -55,7 +55,7 @@ def run_node(make_node: Callable[[], object], args: list[str] | None = None) -> 
     os.environ.setdefault("MUJOCO_GL", "egl")
     write_stacks_on_request()  # SIGUSR1, and a crash in native code: every thread's stack
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.ALL)  # SIGINT, SIGTERM
-    node = None
+    node = executor = None
     try:
         node = make_node()
         executor = MultiThreadedExecutor(num_threads=2)
@@ -63,13 +63,10 @@ def run_node(make_node: Callable[[], object], args: list[str] | None = None) -> 
         end_shutdown_watch = _wake_at_shutdown(executor)
         try:
             executor.spin()
-        except KeyboardInterrupt:
-            await_signal_shutdown(executor.context)  # before the executor's guard conditions go
-            raise
         finally:
             end_shutdown_watch()
-            stop_executor(executor)
     except KeyboardInterrupt:  # (also during make_node: its half-built node goes after this)
+        # the executor's context: before its guard conditions, then a half-built node's, go
         await_signal_shutdown(rclpy.get_default_context())
     except ExternalShutdownException:
         pass
@@ -82,10 +79,32 @@ def run_node(make_node: Callable[[], object], args: list[str] | None = None) -> 
         print(f"error: {error}", file=sys.stderr)
         return 2
     finally:
-        if node is not None:
-            getattr(node, "shutdown", node.destroy_node)()
-        rclpy.try_shutdown()
+        with _teardown_held_from_stops():
+            if executor is not None:
+                stop_executor(executor)
+            if node is not None:
+                getattr(node, "shutdown", node.destroy_node)()
+            rclpy.try_shutdown()
     return 1 if getattr(node, "fatal_error", None) is not None else 0
+
+
+@contextlib.contextmanager
+def _teardown_held_from_stops() -> Iterator[None]:
+    """A node's teardown, which a second stop signal (a double Ctrl-C, a launcher's SIGTERM
+    after its SIGINT) waits for; a third cuts it short. The node is stopping already: a
+    held stop ends nothing more, and the exit code stays the node's.
+
+    rclpy's handlers go first: on each signal its thread walks the signal guard conditions
+    that this teardown destroys (:func:`await_signal_shutdown`), and chained to Python's,
+    raised ``KeyboardInterrupt`` in the middle of a node's ``shutdown()``: a recorder's
+    line of what it kept cut off, a half-built rclpy ``Task`` printing an ignored
+    ``AttributeError`` traceback (1 of 22 double stops of a recording launch).
+    """
+    from rclpy.signals import uninstall_signal_handlers
+
+    uninstall_signal_handlers()
+    with contextlib.suppress(KeyboardInterrupt), sigterm_as_interrupt(), stops_deferred():
+        yield
 
 
 SIGNAL_SHUTDOWN_WAIT = 1.0
@@ -105,8 +124,9 @@ def await_signal_shutdown(context: Context, cancelled: Callable[[], bool] = lamb
     With rclpy's thread slowed down by 3 ms a trigger (``rcl_trigger_guard_condition``
     interposed), 6 of 6 Ctrl-Cs of a node whose guard conditions came after its executor's
     crashed so; unslowed it is rare, and the likely cause of ``sim_robot``'s exit -11 at a
-    stop in CI. A second signal during the teardown walks the list again, which no wait
-    here covers (a double Ctrl-C, a launcher's SIGTERM after its SIGINT)."""
+    stop in CI. A second signal (a double Ctrl-C, a launcher's SIGTERM after its SIGINT)
+    would walk the list again: :func:`run_node` takes rclpy's handlers down before its
+    teardown."""
     deadline = time.monotonic() + SIGNAL_SHUTDOWN_WAIT
     while context.ok() and not cancelled() and time.monotonic() < deadline:
         time.sleep(0.001)

@@ -176,6 +176,28 @@ def test_ctrl_c_tears_a_node_down_once_rclpy_s_signal_thread_is_done(ros_env) ->
     assert "context up at teardown: False" in result.stdout, result.stdout
 
 
+@pytest.mark.parametrize("second", ["SIGINT", "SIGTERM"])
+def test_a_second_stop_during_the_teardown_waits_for_it(ros_env, second) -> None:
+    """A double Ctrl-C (or a launcher's SIGTERM after its SIGINT) raised in the middle of a
+    node's ``shutdown()`` (a recording launch printed a half-built rclpy Task's traceback,
+    1 of 22 double stops), and rclpy's thread walked the guard conditions it destroys. The
+    second stop now waits for the teardown, and the node exits as the first stop ends it."""
+    stopped_twice = f"""
+        class StoppedTwice(Node):
+            def __init__(self):
+                super().__init__('stopped_twice')
+                self.create_timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
+            def shutdown(self):
+                os.kill(os.getpid(), signal.{second})
+                time.sleep(0.5)  # a teardown's work: a recorder closing its writers
+                print('teardown done', flush=True)
+                self.destroy_node()
+    """
+    result = run_node_process("import os, signal\n" + textwrap.dedent(stopped_twice), ros_env)
+    assert (result.returncode, result.stdout) == (0, "teardown done\n"), result.stderr[-2000:]
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+
+
 def busy_node(context=None, stop_after: float = 0.0):
     """A node whose two executor threads are always in a callback (20 ms of work every
     0.5 ms, publishing at its end); with ``stop_after`` (s) it shuts its context down then,
