@@ -34,6 +34,20 @@ def untrained_bc(directory) -> CheckpointInfo:
 
 
 @contextlib.contextmanager
+def on_the_workers_threads():
+    """torch on the one thread an ``InferenceWorker`` gives it by default: on two, an AMD EPYC
+    sums in another order, and the same draws gave actions 1e-6 apart from the worker's."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
 def real_time_thread(priority: int = 10):
     """This thread in SCHED_FIFO for the block (skips where the OS refuses)."""
     try:
@@ -143,7 +157,7 @@ def test_a_seeded_episode_draws_a_sampling_policys_noise_as_robot_il_eval_does(
     history = {"joint_pos": np.zeros((2, 6), np.float32),  # Diffusion observes two steps
                "target_pos": np.full((2, 3), 0.3, np.float32)}  # fmt: skip
     policy = load_policy(path)
-    with torch_seeded(10_001):
+    with on_the_workers_threads(), torch_seeded(10_001):
         in_eval = policy.predict_actions(history)
     worker = InferenceWorker(CheckpointInfo.read(path))
     try:
@@ -200,7 +214,7 @@ def test_committed_actions_reach_a_policy_that_inpaints_and_no_other(tmp_path) -
                "target_pos": np.full((2, 3), 0.3, np.float32)}  # fmt: skip
     committed = np.linspace(-1.0, 1.0, 14, dtype=np.float32).reshape(2, 7)
     policy = load_policy(path)  # building it draws from the generator: before the seed
-    with torch_seeded(10_001):
+    with on_the_workers_threads(), torch_seeded(10_001):
         in_process = policy.predict_actions(history, committed)
     worker = InferenceWorker(CheckpointInfo.read(path))
     try:

