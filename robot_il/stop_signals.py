@@ -89,10 +89,10 @@ def stops_deferred() -> Iterator[None]:
     making its context current) into ``ctypes.ArgumentError: argument 1: KeyboardInterrupt``,
     no chain: a traceback and exit code 1 where a person pressed Ctrl-C. Held here, the stop
     is sent again once the block is done (the last one, if two came), to the handlers it
-    would have reached (Ctrl-C's ``KeyboardInterrupt``, :class:`Terminated`, or the
-    default's end of the process). An ignored signal stays ignored; outside the main thread
-    (where Python cannot set a handler) the block runs as it is.
-    """
+    would have reached (Ctrl-C's ``KeyboardInterrupt``, :class:`Terminated`, a node's rclpy
+    handlers, or the default's end of the process). An ignored signal stays ignored; outside
+    the main thread (where Python cannot set a handler) the block runs as it is. About 60 µs
+    a block (a render takes milliseconds)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
