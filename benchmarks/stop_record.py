@@ -36,13 +36,16 @@ ROBOT_IL = str(Path(sys.executable).parent / "robot-il")
 
 
 def episodes_in(dataset: Path) -> str:
-    """The dataset's committed episodes, 'absent', or 'unreadable: <last error line>'."""
+    """The dataset's committed episodes, 'absent', or 'unreadable: <why>'."""
+    from robot_il.dataset import Dataset
+    from robot_il.errors import RobotILError
+
     if not dataset.exists():
         return "absent"
-    read = subprocess.run([sys.executable, "-c", "import sys; from robot_il.dataset import "
-                           "Dataset; print(Dataset.open(sys.argv[1]).num_episodes)",
-                           str(dataset)], capture_output=True, text=True)  # fmt: skip
-    return read.stdout.strip() or "unreadable: " + (read.stderr.strip().splitlines() or ["?"])[-1]
+    try:
+        return str(Dataset.open(dataset).num_episodes)
+    except (RobotILError, OSError) as error:
+        return f"unreadable: {error}"
 
 
 def stop_once(folder: Path, rng: random.Random, after: tuple[float, float], second: float):
