@@ -346,9 +346,13 @@ def test_a_policy_slower_than_its_period_observes_at_every_grid_time(ros_context
     spacings = np.array([np.diff(times)[0] for _, times in histories]) / period
     ages = np.array([when - times[-1] for when, times in histories]) / period
     assert len(histories) >= 7, received
-    assert np.all(spacings > 0) and np.all(spacings < 2), f"periods apart: {spacings}"
-    assert abs(np.median(spacings) - 1) < 0.2, f"periods apart: {spacings}"
-    assert np.all(ages < 2), f"newest observation's age (periods) at inference: {ages}"
+    # One stall of delivery on a loaded machine (the driver's thread, or DDS, late by a few
+    # periods: CI once measured 2.75 periods then 0.19) spoils the two histories around it;
+    # observing only between inferences spoils every history (3-4 periods apart).
+    spoiled = (spacings <= 0) | (spacings >= 2)
+    assert spoiled.sum() <= 2 and abs(np.median(spacings) - 1) < 0.2, f"periods: {spacings}"
+    too_old = ages >= 2
+    assert too_old.sum() <= 2, f"newest observation's age (periods) at inference: {ages}"
 
 
 def test_a_grid_time_a_stalled_camera_leaves_unobserved_restarts_the_history(
