@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import signal
 import struct
 import sys
 import threading
@@ -54,6 +55,8 @@ def run_node(make_node: Callable[[], object], args: list[str] | None = None) -> 
 
     os.environ.setdefault("MUJOCO_GL", "egl")
     write_stacks_on_request()  # SIGUSR1, and a crash in native code: every thread's stack
+    spinning = threading.Event()
+    _interrupt_unless(spinning)  # before rclpy's handlers, which chain to it
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.ALL)  # SIGINT, SIGTERM
     node = executor = None
     try:
@@ -61,11 +64,13 @@ def run_node(make_node: Callable[[], object], args: list[str] | None = None) -> 
         executor = MultiThreadedExecutor(num_threads=2)
         executor.add_node(node)
         end_shutdown_watch = _wake_at_shutdown(executor)
+        spinning.set()
         try:
             executor.spin()
         finally:
+            spinning.clear()
             end_shutdown_watch()
-    except KeyboardInterrupt:  # (also during make_node: its half-built node goes after this)
+    except KeyboardInterrupt:  # during make_node (its half-built node goes after this)
         # the executor's context: before its guard conditions, then a half-built node's, go
         await_signal_shutdown(rclpy.get_default_context())
     except ExternalShutdownException:
@@ -86,6 +91,28 @@ def run_node(make_node: Callable[[], object], args: list[str] | None = None) -> 
                 getattr(node, "shutdown", node.destroy_node)()
             rclpy.try_shutdown()
     return 1 if getattr(node, "fatal_error", None) is not None else 0
+
+
+def _interrupt_unless(spinning: threading.Event) -> None:
+    """Make Ctrl-C raise ``KeyboardInterrupt`` in the main thread only while ``spinning`` is
+    clear (the node's build, its teardown); call before ``rclpy.init``, whose handlers chain
+    to Python's.
+
+    The main thread's spin is rclpy's executor code: a ``KeyboardInterrupt`` raised there
+    cut an rclpy ``Task`` off in its constructor, and the half-built task printed an ignored
+    ``AttributeError`` traceback when collected (a recording launch's teleop, stopped by the
+    launch; 7 of 10 Ctrl-Cs with the constructor slowed by 2 ms). While spinning, Ctrl-C now
+    stops the node as SIGTERM does: rclpy's signal thread shuts the context down and the
+    spin ends (:func:`_wake_at_shutdown`). A SIGINT the process inherited as ignored, or a
+    handler an embedding program set, is left as it is."""
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        if not spinning.is_set():
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
 
 
 @contextlib.contextmanager
@@ -118,9 +145,10 @@ def await_signal_shutdown(context: Context, cancelled: Callable[[], bool] = lamb
     That thread (C++) first triggers every signal guard condition, the executors' and the
     subscription readers', one by one from a list it read once. Ctrl-C's
     ``KeyboardInterrupt`` can reach the main thread, and its teardown, before the list is
-    done (SIGTERM raises nothing: a spin ends only once the context is down); destroying a
-    signal guard condition then (an executor's shutdown, a reader's close) frees that list,
-    and the guard condition, under rclpy's thread, which crashes the process with SIGSEGV.
+    done (SIGTERM raises nothing, nor does SIGINT in :func:`run_node`'s spin: a spin ends
+    only once the context is down); destroying a signal guard condition then (an executor's
+    shutdown, a reader's close) frees that list, and the guard condition, under rclpy's
+    thread, which crashes the process with SIGSEGV.
     With rclpy's thread slowed down by 3 ms a trigger (``rcl_trigger_guard_condition``
     interposed), 6 of 6 Ctrl-Cs of a node whose guard conditions came after its executor's
     crashed so; unslowed it is rare, and the likely cause of ``sim_robot``'s exit -11 at a
@@ -144,8 +172,8 @@ def _wake_at_shutdown(executor: Executor) -> Callable[[], None]:
     SIGTERM, then shuts the contexts down. An executor that looked at its context between the
     two found it up and waited again; a node that nothing else woke (no timer, no message
     coming) then never stopped: an idle two-arm ``sim_robot`` hung so in 6 of 200 stops by
-    SIGTERM (Ctrl-C's ``KeyboardInterrupt`` ends the spin itself, where SIGINT is not
-    ignored; ``rclpy.shutdown()`` from Python wakes executors itself)."""
+    SIGTERM. Ctrl-C stops a spinning node the same way (:func:`_interrupt_unless`);
+    ``rclpy.shutdown()`` from Python wakes executors itself."""
     done = threading.Event()
 
     def watch() -> None:

@@ -176,6 +176,31 @@ def test_ctrl_c_tears_a_node_down_once_rclpy_s_signal_thread_is_done(ros_env) ->
     assert "context up at teardown: False" in result.stdout, result.stdout
 
 
+def test_ctrl_c_while_the_executor_builds_a_task_stops_the_node_quietly(ros_env) -> None:
+    """Ctrl-C's ``KeyboardInterrupt`` landed in the spinning executor's code, in an rclpy
+    ``Task``'s constructor, and the half-built task printed an ignored ``AttributeError``
+    traceback when collected (a recording launch's teleop, stopped as the launch ended).
+    Here each task's construction takes 20 ms, so that the stop lands in one: the spin must
+    end by the context's shutdown, as at SIGTERM, with nothing printed."""
+    busy = """
+        class Busy(Node):
+            def __init__(self):
+                super().__init__('busy')
+                self.create_timer(0.001, lambda: None)  # a task built at each tick
+                threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+    """
+    slow_tasks = (
+        "import os, signal, rclpy.task\n"
+        "build = rclpy.task.Task.__init__\n"
+        "def slow_build(task, *args, **kwargs):\n"
+        "    time.sleep(0.02)\n"
+        "    build(task, *args, **kwargs)\n"
+        "rclpy.task.Task.__init__ = slow_build\n"
+    )
+    result = run_node_process(slow_tasks + textwrap.dedent(busy), ros_env)
+    assert (result.returncode, result.stderr) == (0, ""), result.stderr[-2000:]
+
+
 @pytest.mark.parametrize("second", ["SIGINT", "SIGTERM"])
 def test_a_second_stop_during_the_teardown_waits_for_it(ros_env, second) -> None:
     """A double Ctrl-C (or a launcher's SIGTERM after its SIGINT) raised in the middle of a
