@@ -56,7 +56,7 @@ def read_checkpoint(directory: str | Path) -> tuple[Path, dict[str, Any]]:
     """The checkpoint directory that ``directory`` names (itself, or a training run's
     ``DEPLOY_SUBDIR``) and its saved config (``policy_type``, ``config``, ``spec``), read
     without building the model; ``CheckpointError`` if there is none."""
-    from robot_il.policies.base import CONFIG_FILE, read_checkpoint_config
+    from robot_il.policies.checkpoint_files import CONFIG_FILE, read_checkpoint_config
 
     directory = Path(directory)
     if not (directory / CONFIG_FILE).exists() and (directory / DEPLOY_SUBDIR).is_dir():

@@ -251,7 +251,7 @@ class DMPPolicy:
         directory.mkdir(parents=True, exist_ok=True)
         contiguous = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
         (directory / WEIGHTS_FILE).write_bytes(serialize(contiguous))
-        from robot_il.policies.base import write_policy_config
+        from robot_il.policies.checkpoint_files import write_policy_config
 
         write_policy_config(directory, self.policy_type, self.config, self.spec,
                             self.training_data)  # fmt: skip
@@ -262,7 +262,7 @@ class DMPPolicy:
         cls, directory: str | Path, expected_spec: dict[str, Any] | None = None, device: str = "cpu"
     ) -> DMPPolicy:
         """Load a checkpoint written by ``save`` (``device`` is ignored: numpy runs on CPU)."""
-        from robot_il.policies.base import config_from_dict, read_policy_config
+        from robot_il.policies.checkpoint_files import config_from_dict, read_policy_config
         from safetensors import SafetensorError
         from safetensors.numpy import load_file
 

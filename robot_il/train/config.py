@@ -224,7 +224,7 @@ def check_run(config: TrainConfig | OnlineTrainConfig, minimums: dict[str, int])
     below its minimum in ``minimums`` (a step count of 0 would end "trained" with no
     checkpoint; an interval of 0 divides by zero mid-run), or a bad evaluation count."""
     from robot_il.dataset.durability import is_zarr_store
-    from robot_il.policies.base import CONFIG_FILE
+    from robot_il.policies.checkpoint_files import CONFIG_FILE
 
     if not config.dataset or not config.out:
         raise ConfigError("training needs --dataset and --out")

@@ -259,7 +259,7 @@ def refuse_overwrite(checkpoint: Path, flag: str) -> None:
     checkpoint that a DMP+RL export would overwrite: anything but an earlier DMP+RL export,
     which is replaced (a rerun's). Written over in place, a BC checkpoint kept its normalizer
     beside the DMP+RL config and weights."""
-    from robot_il.policies.base import CONFIG_FILE, read_checkpoint_config
+    from robot_il.policies.checkpoint_files import CONFIG_FILE, read_checkpoint_config
 
     if not (checkpoint / CONFIG_FILE).exists():
         return

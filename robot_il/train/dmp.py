@@ -47,7 +47,7 @@ def train_dmp(
     be replaced without a word)."""
     from robot_il.dataset import Dataset
     from robot_il.policies import DEPLOY_SUBDIR
-    from robot_il.policies.base import CONFIG_FILE, read_checkpoint_config
+    from robot_il.policies.checkpoint_files import CONFIG_FILE, read_checkpoint_config
     from robot_il.policies.dmp.library import (
         TIMING_KEYS,
         build_library,

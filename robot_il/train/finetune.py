@@ -33,7 +33,8 @@ from tqdm import tqdm
 
 from robot_il.errors import ConfigError, DatasetError
 from robot_il.policies import DEPLOY_SUBDIR, load_policy
-from robot_il.policies.base import CONFIG_FILE, WEIGHTS_FILE, Policy
+from robot_il.policies.base import Policy
+from robot_il.policies.checkpoint_files import CONFIG_FILE, WEIGHTS_FILE
 from robot_il.policies.spec import ACTION_KEY, spec_from_dataset, spec_mismatches
 from robot_il.provenance import code_provenance, dataset_record
 

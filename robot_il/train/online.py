@@ -74,7 +74,8 @@ from tqdm import tqdm
 
 from robot_il.errors import CheckpointError, ConfigError, DatasetError
 from robot_il.policies import DEPLOY_SUBDIR, policy_class
-from robot_il.policies.base import NORMALIZER_FILE, torch_device
+from robot_il.policies.base import torch_device
+from robot_il.policies.checkpoint_files import NORMALIZER_FILE
 from robot_il.policies.opt_ail.relu_mlp import bf16_products_supported, bf16_rounds_operands
 from robot_il.policies.spec import (
     ACTION_KEY,

@@ -46,7 +46,8 @@ from tqdm import tqdm
 
 from robot_il.errors import ConfigError, DatasetError
 from robot_il.policies import DEPLOY_SUBDIR, policy_class
-from robot_il.policies.base import CONFIG_FILE, NORMALIZER_FILE, Policy, PolicyConfig
+from robot_il.policies.base import Policy, PolicyConfig
+from robot_il.policies.checkpoint_files import CONFIG_FILE, NORMALIZER_FILE
 from robot_il.policies.encoders import DEPTH_PREFIX
 from robot_il.policies.spec import ACTION_KEY, is_image_key, spec_from_dataset
 from robot_il.provenance import (
