@@ -98,7 +98,7 @@ def make_candidates(
         }
         checkpoint = out / name
         if manifest.get(name) != record or not (checkpoint / "config.json").is_file():
-            _train_candidate(source, record, out, obs_keys, seed, progress)
+            _train_candidate(record, out, obs_keys, seed, progress)
             manifest[name] = record
             out.mkdir(parents=True, exist_ok=True)
             manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
@@ -107,20 +107,20 @@ def make_candidates(
 
 
 def _train_candidate(
-    source, record: dict, out: Path, obs_keys: tuple[str, ...], seed: int, progress: bool
+    record: dict, out: Path, obs_keys: tuple[str, ...], seed: int, progress: bool
 ) -> None:
-    """Copy the recipe's episodes, train BC on them, move the checkpoint to ``out/<name>``."""
-    from robot_il.dataset.tools import copy_episodes
+    """Train BC on the recipe's first episodes of its dataset (read in place: a copy of 100
+    episodes took 15 s, more than a short recipe's training), move the checkpoint to
+    ``out/<name>``."""
     from robot_il.train.config import BCTrainConfig, EvalConfig
     from robot_il.train.trainer import train
 
     name = record["name"]
     work = out / "runs" / name
     shutil.rmtree(work, ignore_errors=True)
-    subset = work / "demos.zarr"
-    copy_episodes([(source, range(record["demos"]))], subset, force=True)
     config = BCTrainConfig(
-        dataset=str(subset),
+        dataset=record["dataset"],
+        max_episodes=record["demos"],
         out=str(work / "run"),
         steps=record["steps"],
         warmup_steps=min(100, record["steps"]),
