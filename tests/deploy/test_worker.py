@@ -117,6 +117,22 @@ def test_a_deploy_node_reads_where_its_checkpoint_came_from(tmp_path) -> None:
     assert CheckpointInfo.read(info.directory).provenance is None
 
 
+def test_a_node_reads_its_checkpoint_without_importing_torch(tmp_path) -> None:
+    """A policy node's main process imported torch to read ``config.json`` (2.6-3.9 s of CPU
+    on a 2-core AMD EPYC; its inference process imports torch anyway): a policy node was
+    ready in 6.4-7.2 s, now 4.1-4.4 s. The simulator and teleop read a checkpoint's spec so."""
+    import subprocess
+    import sys
+
+    info = untrained_bc(tmp_path)
+    read = (
+        "import sys; from robot_il.deploy.worker import CheckpointInfo; "
+        f"CheckpointInfo.read({str(info.directory)!r}); print('torch' in sys.modules)"
+    )
+    shown = subprocess.run([sys.executable, "-c", read], capture_output=True, text=True)
+    assert shown.stdout == "False\n", shown.stderr
+
+
 @pytest.mark.parametrize("task", ["bimanual_cross", "bimanual_handover"])
 def test_a_new_episode_number_resets_a_dmp_policy_in_the_worker(task, tmp_path) -> None:
     """A DMP policy keeps its episode (the coupled controller, or the handover's sequence

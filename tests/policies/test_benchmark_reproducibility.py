@@ -81,7 +81,7 @@ def test_deploy_latency_rows_go_to_results_with_code_and_time(
     ("name", "arguments"),
     [("vision", ()), ("dmp_multiarm", ()), ("opt_ail_speed", ()), ("opt_ail_audit", ()),
      ("dmc_experts", ("train",)), ("control_tick_cost", ()), ("deploy_parity", ()),
-     ("dataset_io", ()), ("handover_cell_limits", ())],
+     ("dataset_io", ()), ("handover_cell_limits", ()), ("node_start", ())],
 )  # fmt: skip
 def test_each_row_writing_benchmark_takes_a_results_path(
     name: str, arguments: tuple[str, ...]
