@@ -1,8 +1,8 @@
-"""How long a policy node takes from its start to ready (its policy loaded, its first chunk
-answerable): what a launch file, a policy switch and every deployment test wait for.
+"""How long a policy node takes from its start to ready, its policy loaded.
 
-The node's main process imported torch to read its checkpoint's ``config.json``, 2.6-3.9 s of
-CPU on a 2-core AMD EPYC, before its inference process imported torch again. It now reads the
+A launch file, a policy switch and every deployment test wait for it. The node's main process
+imported torch to read its checkpoint's ``config.json``, 2.6-3.9 s of CPU on a 2-core AMD
+EPYC, before its inference process imported torch again. It now reads the
 checkpoint without torch (``robot_il.policies.checkpoint_files``). This times, alternated
 ``--rounds`` times, for an untrained BC and Diffusion reach checkpoint, from the process's
 start to the node's "... policy from ..." line:
