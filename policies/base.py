@@ -1,9 +1,10 @@
 """What every trainable policy shares: normalization, observation history, action queue,
-and the checkpoint format.
+and saving and loading its checkpoint.
 
 A policy owns its normalizer (as in diffusion_policy), so a checkpoint is complete on its own:
 ``model.safetensors`` (weights), ``config.json`` (``policy_type``, the policy config and the
-robot/observation/action spec, see ``robot_il.policies.spec``) and ``normalizer.safetensors``.
+robot/observation/action spec, see ``robot_il.policies.spec``) and ``normalizer.safetensors``;
+the file names and ``config.json``'s format are ``robot_il.policies.checkpoint_files``'.
 Subclasses implement ``forward`` (the training loss on a normalized batch) and
 ``predict_chunk`` (normalized actions for a normalized observation history).
 """

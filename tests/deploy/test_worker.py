@@ -12,6 +12,8 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -121,9 +123,6 @@ def test_a_node_reads_its_checkpoint_without_importing_torch(tmp_path) -> None:
     """A policy node's main process imported torch to read ``config.json`` (2.6-3.9 s of CPU
     on a 2-core AMD EPYC; its inference process imports torch anyway): a policy node was
     ready in 6.4-7.2 s, now 4.1-4.4 s. The simulator and teleop read a checkpoint's spec so."""
-    import subprocess
-    import sys
-
     info = untrained_bc(tmp_path)
     read = (
         "import sys; from robot_il.deploy.worker import CheckpointInfo; "
