@@ -146,6 +146,7 @@ def reached_stop_return(
 def train(args: argparse.Namespace) -> None:
     import torch
     from stable_baselines3 import SAC
+    from stable_baselines3.common.logger import Logger
 
     torch.set_num_threads(1)
     repeat = args.action_repeat or ACTION_REPEAT[args.task]
@@ -171,6 +172,8 @@ def train(args: argparse.Namespace) -> None:
             "MlpPolicy", env, buffer_size=decisions, learning_starts=5000 // repeat,
             seed=args.seed, device="cpu", verbose=0,
         )  # fmt: skip
+    # Without a logger of its own, SB3 makes an empty tempdir/SB3-<time> folder at every learn().
+    model.set_logger(Logger(folder=None, output_formats=[]))
     decisions_per_eval = args.eval_every // repeat
     started, saved = time.time(), time.time()
     stop = stop_on_signal_callback()

@@ -81,6 +81,7 @@ def train_coordinator(
     import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.logger import Logger
 
     from robot_il.policies.dmp.coordinator_env import TRAIN_SEED_BASE, coordinator_vec_env
 
@@ -119,6 +120,9 @@ def train_coordinator(
             device="cpu",
             verbose=0,
         )
+    # Without a logger of its own, SB3 makes an empty tempdir/SB3-<time> folder at every learn()
+    # (one per chunk); this run's record is its rows file.
+    model.set_logger(Logger(folder=None, output_formats=[]))
 
     class Outcomes(BaseCallback):
         """Counts how the training episodes end."""

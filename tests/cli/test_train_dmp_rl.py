@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -60,8 +61,11 @@ def test_the_exported_checkpoint_runs_the_dmp_layer_with_the_net_in_eval(
 
 
 def test_a_rerun_to_more_steps_continues_and_exports_the_longer_trained_net(
-    dmp: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    dmp: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    temp = tmp_path / "temp"  # the system's temporary folder, watched for SB3's log folders
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
     out = tmp_path / "rl"
     argv = ["train", "dmp-rl", "--dmp", str(dmp), "--out", str(out), *TINY]
     assert main([*argv, "--steps", "64"]) == 0
@@ -72,6 +76,7 @@ def test_a_rerun_to_more_steps_continues_and_exports_the_longer_trained_net(
         capsys.readouterr().out
     )
     assert load_policy(out / "policy").coordinator.digest() != first
+    assert not list(temp.glob("SB3-*")), "SB3 logged to an empty folder per chunk"
     capsys.readouterr()
     for steps in ("128", "64"):  # the same command again, or fewer steps: nothing to train
         assert main([*argv, "--steps", steps]) == 0
