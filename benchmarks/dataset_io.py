@@ -21,8 +21,15 @@
     ``benchmarks/results/dataset_io_images.jsonl``, the committed rows: give a scratch file
     to check a checkout).
 
+(e) Copies (``robot-il data select/merge/drop``, LeRobot import): ``copy_episodes``, which
+    commits the episodes in batches (``DatasetWriter.add_episodes``), against the same copy
+    with one commit per episode (``BATCH_BYTES`` = 0, how copies committed before), rounds
+    alternated in one run; for low-dim episodes and for episodes with two lossless cameras.
+    Rows go to ``--copy-results`` (default ``benchmarks/results/dataset_copy.jsonl``).
+
     .venv/bin/python benchmarks/dataset_io.py [--skip-recorder] [--recorder-seconds 20]
     .venv/bin/python benchmarks/dataset_io.py --only-images   # just (d)
+    .venv/bin/python benchmarks/dataset_io.py --only-copies   # just (e)
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ from robot_il.dataset import Dataset, DatasetWriter, ImageStorage, SequenceSampl
 from robot_il.dataset.store import bytes_on_disk
 
 RESULTS = Path(__file__).with_name("results") / "dataset_io_images.jsonl"
+COPY_RESULTS = Path(__file__).with_name("results") / "dataset_copy.jsonl"
 
 HORIZON, N_OBS = 16, 2
 BATCH = 64
@@ -357,6 +365,58 @@ def part_d_images(tmp: Path, size: int, sim_episodes: int, results: Path) -> Non
     print(f"appended to {results}")
 
 
+# ------------------------------------------------------------------------------- (e)
+
+
+def part_e_copies(
+    tmp: Path, rounds: int, results: Path, lowdim_episodes: int = 500, camera_episodes: int = 40
+) -> None:
+    """(e): a row per case to ``results``."""
+    from robot_il.dataset import writer as writer_module
+    from robot_il.dataset.tools import copy_episodes
+    from robot_il.provenance import revision
+
+    print("\n== (e) copies: commits in batches against one per episode ==", flush=True)
+    rng = np.random.default_rng(0)
+    cases = {
+        f"low-dim, {lowdim_episodes} episodes x 50 steps": (
+            [lowdim_episode(rng, 50) for _ in range(lowdim_episodes)],
+            None,
+        ),
+        f"2 cameras 96x96 lossless, {camera_episodes} episodes x 50 steps": (
+            [image_episode(rng, 50, 96) for _ in range(camera_episodes)],
+            ImageStorage("blosc"),
+        ),
+    }
+    batch_bytes = writer_module.BATCH_BYTES
+    for case, (name, (episodes, storage)) in enumerate(cases.items()):
+        source = tmp / f"copy_source_{case}.zarr"
+        build(source, episodes, storage)
+        dataset = Dataset.open(source)
+        seconds: dict[str, list[float]] = {"batches": [], "one per episode": []}
+        load_before = os.getloadavg()
+        for _ in range(rounds):
+            for how in seconds:
+                writer_module.BATCH_BYTES = batch_bytes if how == "batches" else 0
+                start = time.perf_counter()
+                copy_episodes([(dataset, range(len(episodes)))], tmp / "copy.zarr", force=True)
+                seconds[how].append(time.perf_counter() - start)
+        writer_module.BATCH_BYTES = batch_bytes
+        median = {how: float(np.median(s)) for how, s in seconds.items()}
+        speedup = median["one per episode"] / median["batches"]
+        row = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "code": revision(),
+               "case": name, "rounds": rounds, "seconds": seconds, "speedup": speedup,
+               "load_before": load_before, "load_after": os.getloadavg()}  # fmt: skip
+        per_episode = {how: 1e3 * m / len(episodes) for how, m in median.items()}
+        print(f"{name}: {per_episode['one per episode']:.1f} -> {per_episode['batches']:.1f} ms "
+              f"an episode, {speedup:.1f}x (medians of {rounds}; load "
+              f"{row['load_before']} -> {row['load_after']})")  # fmt: skip
+        results.parent.mkdir(parents=True, exist_ok=True)
+        with results.open("a") as file:
+            file.write(json.dumps(row) + "\n")
+    print(f"appended to {results}")
+
+
 # ------------------------------------------------------------------------------- main
 
 
@@ -368,6 +428,11 @@ def main() -> None:
     parser.add_argument("--only-images", action="store_true", help="run only part (d)")
     parser.add_argument("--sim-episodes", type=int, default=3, help="part (d) recording")
     parser.add_argument("--results", type=Path, default=RESULTS, help="part (d)'s JSON lines")
+    parser.add_argument("--only-copies", action="store_true", help="run only part (e)")
+    parser.add_argument("--copy-rounds", type=int, default=3, help="part (e): rounds per case")
+    parser.add_argument(
+        "--copy-results", type=Path, default=COPY_RESULTS, help="part (e)'s JSON lines"
+    )
     args = parser.parse_args()
     from robot_il.provenance import code_provenance
 
@@ -375,6 +440,10 @@ def main() -> None:
     if args.only_images:
         with tempfile.TemporaryDirectory(prefix="dataset_io_") as tmp:
             part_d_images(Path(tmp), args.image_size, args.sim_episodes, args.results)
+        return
+    if args.only_copies:
+        with tempfile.TemporaryDirectory(prefix="dataset_io_") as tmp:
+            part_e_copies(Path(tmp), args.copy_rounds, args.copy_results)
         return
     if not args.skip_recorder:
         part_a_recorder(args.recorder_seconds)
@@ -401,6 +470,7 @@ def main() -> None:
         build(lossless, [image_episode(rng, 150, size) for _ in range(5)], ImageStorage("blosc"))
         part_c_size("image, camera-like, lossless Blosc (format 1 layout)", lossless)
         part_d_images(Path(tmp), size, args.sim_episodes, args.results)
+        part_e_copies(Path(tmp), args.copy_rounds, args.copy_results)
 
 
 if __name__ == "__main__":

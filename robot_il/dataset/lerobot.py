@@ -227,7 +227,8 @@ def import_lerobot(source: Path, target: Path, *, force: bool,
         writer = DatasetWriter.create(tmp, robot=str(robot), control_hz=fps, attrs=attrs,
                                       keys=specs, fsync=False,
                                       image_storage=image_storage)  # fmt: skip
-        for row in tqdm(episodes, desc="importing LeRobot", unit="episode", disable=None):
+
+        def read(row: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
             start, stop = int(row["dataset_from_index"]), int(row["dataset_to_index"])
             steps: dict[str, np.ndarray] = {}
             for feature in lowdim:
@@ -243,7 +244,10 @@ def import_lerobot(source: Path, target: Path, *, force: bool,
             meta = {"task": str(row["tasks"][0])} if row.get("tasks") else {}
             meta |= {k[len(EPISODE_META_PREFIX) :]: v for k, v in row.items()
                      if k.startswith(EPISODE_META_PREFIX) and v is not None}  # fmt: skip
-            writer.add_episode(steps, meta)
+            return steps, meta
+
+        rows = tqdm(episodes, desc="importing LeRobot", unit="episode", disable=None)
+        writer.add_episodes(read(row) for row in rows)  # committed in batches
         writer.close()
 
     replace_atomically(target, build, force=force)

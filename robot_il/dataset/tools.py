@@ -8,7 +8,7 @@ mix, and the episodes not being dropped are never at risk.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -62,26 +62,49 @@ def copy_episodes(
             tqdm(total=total, desc=f"writing {target.name}", unit="episode", disable=None) as bar,
         ):
             for dataset, episodes in sources:
+                as_stored = _frames_copied_as_stored(dataset, episodes, writer)
+                if not as_stored:  # decoded, and written and committed in batches
+                    writer.add_episodes(
+                        (dataset.episode(episode), dataset.meta(episode))
+                        for episode in _counted(episodes, bar)
+                    )
+                    continue
                 for episode in episodes:
-                    _copy_episode(dataset, episode, writer)
+                    _stream_episode(dataset, episode, as_stored, writer)
                     bar.update()
 
     replace_atomically(target, build, force=force)
     return total
 
 
-def _copy_episode(dataset: Dataset, episode: int, writer: DatasetWriter) -> None:
-    """Append ``episode`` of ``dataset``; compressed frames stored by the codec the writer
-    uses are copied as stored (no second lossy encoding), the rest decoded and re-written."""
-    span = dataset.episode_slice(episode)
-    as_stored = [
+def _counted(items: Sequence[int], bar: tqdm) -> Iterator[int]:
+    """``items``, one ``bar`` step each as it is taken."""
+    for item in items:
+        yield item
+        bar.update()
+
+
+def _frames_copied_as_stored(
+    dataset: Dataset, episodes: Sequence[int], writer: DatasetWriter
+) -> list[str]:
+    """The image keys whose compressed frames ``writer``'s codec stored: copied as stored,
+    with no second lossy encoding."""
+    if not episodes:
+        return []
+    step = dataset.episode_slice(episodes[0]).start
+    return [
         key for key in dataset.image_keys
-        if (first := dataset.encoded_frame(key, span.start)) is not None
+        if (first := dataset.encoded_frame(key, step)) is not None
         and first[0] == writer.image_codec(key)
     ]  # fmt: skip
-    if not as_stored:
-        writer.add_episode(dataset.episode(episode), dataset.meta(episode))
-        return
+
+
+def _stream_episode(
+    dataset: Dataset, episode: int, as_stored: list[str], writer: DatasetWriter
+) -> None:
+    """Append ``episode`` of ``dataset`` frame by frame, the ``as_stored`` keys' frames as
+    stored, and commit it."""
+    span = dataset.episode_slice(episode)
     decoded = dataset.episode(episode, [k for k in dataset.keys if k not in as_stored])
     stream = writer.begin_episode()
     for t, step in enumerate(range(span.start, span.stop)):

@@ -4,7 +4,7 @@
 the whole damage at once: missing keys, wrong dtypes or shapes, data shorter than the
 episodes claim, non-increasing episode ends, missing or unreadable chunks, NaN or infinite
 values, meta arrays too short. Leftovers of a killed writer (steps beyond the last committed
-episode, a torn last ``episode_ends`` entry) are notes, not problems: readers ignore them by
+episode, torn last ``episode_ends`` entries) are notes, not problems: readers ignore them by
 design.
 """
 
@@ -125,11 +125,12 @@ def _check_episode_ends(root: zarr.Group, report: ValidationReport) -> np.ndarra
         report.problems.append(f"{EPISODE_ENDS_PATH}: dtype {stored.dtype}, expected int64")
         return np.zeros(0, dtype=np.int64)
     stored = stored.astype(np.int64)
-    if stored.size and stored[-1] == 0:
-        report.notes.append(
-            f"{EPISODE_ENDS_PATH}[{stored.size - 1}] = 0: a commit was interrupted; ignored"
-        )
-        stored = stored[:-1]
+    committed = np.trim_zeros(stored, "b")
+    if committed.size < stored.size:
+        torn = (f"[{committed.size}]" if stored.size - committed.size == 1
+                else f"[{committed.size}:{stored.size}]")  # fmt: skip
+        report.notes.append(f"{EPISODE_ENDS_PATH}{torn} = 0: a commit was interrupted; ignored")
+        stored = committed
     previous = 0
     for episode, end in enumerate(stored.tolist()):
         if end <= previous:

@@ -8,6 +8,8 @@ by frame (the recorder's path), even ones written whole (``add_episode``). Lines
 episode defines them) and a new meta entry appears at episode 4, so kills also land in
 those one-off steps. The second argument names the image codec (``ImageStorage``): with a
 lossy one, shards are written as frames stream in and at commits, so kills land there too.
+A third argument ``batches`` writes every episode through ``add_episodes`` instead, in batches
+of two or three (``committed`` is then not printed: a batch commits inside the call).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import sys
 import numpy as np
 
 from robot_il.dataset import DatasetWriter, ImageStorage
+from robot_il.dataset import writer as writer_module
 
 IMAGE_SHAPE = (12, 16, 3)
 
@@ -36,7 +39,7 @@ def episode_content(episode: int) -> tuple[dict[str, np.ndarray], dict[str, obje
     return steps, meta
 
 
-def main(path: str, codec: str) -> None:
+def main(path: str, codec: str, batches: bool) -> None:
     try:
         writer = DatasetWriter.open(path, fsync=False)
     except Exception:
@@ -44,6 +47,10 @@ def main(path: str, codec: str) -> None:
             path, robot="ur5e", control_hz=10, fsync=False, image_storage=ImageStorage(codec)
         )
     print(f"ready {writer.num_episodes}", flush=True)
+    if batches:
+        writer_module.BATCH_BYTES = 20_000  # an episode is 2-19 kB: batches of a few
+        writer.add_episodes(announced(writer.num_episodes))  # for ever
+        return
     while True:
         episode = writer.num_episodes
         steps, meta = episode_content(episode)
@@ -58,5 +65,14 @@ def main(path: str, codec: str) -> None:
         print(f"committed {episode}", flush=True)
 
 
+def announced(first: int):
+    """Episodes ``first, first + 1, ...`` for ever, each announced as it is taken."""
+    episode = first
+    while True:
+        print(f"begin {episode}", flush=True)
+        yield episode_content(episode)
+        episode += 1
+
+
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1], sys.argv[2], sys.argv[3:] == ["batches"])

@@ -20,14 +20,14 @@ _spec = importlib.util.spec_from_file_location("recording_script", SCRIPT)
 recording_script = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(recording_script)
 
-KILLS = {"blosc": 20, "jpegxl": 10}  # compressed: each run gets further (longer delays)
+KILLS = {"blosc": 20, "jpegxl": 10, "batches": 10}  # compressed: runs get further (longer delays)
 
 
-def _run_and_kill(path: Path, delay_s: float, codec: str) -> tuple[int, int, int]:
+def _run_and_kill(path: Path, delay_s: float, codec: str, mode: str) -> tuple[int, int, int]:
     """Start the recorder, SIGKILL it ``delay_s`` after it is ready; return the episode it
     reported ready with, the last episode it began and the last one it saw committed."""
     process = subprocess.Popen(
-        [sys.executable, str(SCRIPT), str(path), codec],
+        [sys.executable, str(SCRIPT), str(path), codec, *([mode] if mode == "batches" else [])],
         stdout=subprocess.PIPE,
         text=True,
         bufsize=1,
@@ -45,17 +45,19 @@ def _run_and_kill(path: Path, delay_s: float, codec: str) -> tuple[int, int, int
     return ready, (begun[-1] if begun else ready), (done[-1] if done else ready - 1)
 
 
-def _kill_and_check(path: Path, delay_s: float, codec: str, kill: int) -> int:
+def _kill_and_check(path: Path, delay_s: float, codec: str, mode: str, kill: int) -> int:
     """One kill ``delay_s`` after the recorder is ready, then every check of what it left;
     returns the number of committed episodes."""
     storage = ImageStorage(codec)
-    ready, last_begun, last_committed = _run_and_kill(path, delay_s, codec)
+    ready, last_begun, last_committed = _run_and_kill(path, delay_s, codec, mode)
     dataset = Dataset.open(path)
     n = dataset.num_episodes
     assert n >= ready, f"kill {kill}: episodes committed before this run were lost"
     assert n >= last_committed + 1, f"kill {kill}: a reported commit is missing"
-    # Every episode before the one in flight is committed; the in-flight one may or may not be.
-    assert last_begun <= n <= last_begun + 1, (kill, ready, last_begun, n)
+    # Every episode before the one in flight is committed (before the batch in flight, which
+    # reports no commits); the in-flight one may or may not be.
+    least = ready if mode == "batches" else last_begun
+    assert least <= n <= last_begun + 1, (kill, ready, last_begun, n)
     for episode in range(n):
         steps, meta = recording_script.episode_content(episode)
         stored = dataset.episode(episode)
@@ -71,23 +73,28 @@ def _kill_and_check(path: Path, delay_s: float, codec: str, kill: int) -> int:
     return n
 
 
-@pytest.mark.parametrize("codec", ["blosc", "jpegxl"])
+@pytest.mark.parametrize(
+    ("codec", "mode"), [("blosc", "episodes"), ("jpegxl", "episodes"), ("blosc", "batches")]
+)
 def test_sigkill_at_random_moments_loses_at_most_the_episode_in_flight(
-    tmp_path: Path, codec: str
+    tmp_path: Path, codec: str, mode: str
 ) -> None:
-    """Lossless (one file per frame) and compressed (frames in shard files) recordings. On a
-    loaded machine the random kills may leave few episodes: longer-lived runs follow until
-    at least 5 are committed, so every check also covers a store of several episodes."""
+    """Lossless (one file per frame) and compressed (frames in shard files) recordings, and
+    episodes committed in batches (``add_episodes``). On a loaded machine the random kills may
+    leave few episodes: longer-lived runs follow until at least 5 are committed, so every
+    check also covers a store of several episodes."""
     path = tmp_path / "killed.zarr"
     rng = np.random.default_rng(1234)
     slower = 1 if codec == "blosc" else 3  # encoding frames: fewer episodes per second
+    kills = KILLS["batches" if mode == "batches" else codec]
     committed = 0
-    for kill in range(KILLS[codec]):
+    for kill in range(kills):
         # Mostly short delays (kills inside writes and commits), sometimes long ones.
         delay = float(rng.uniform(0.0, 0.25) if kill % 4 else rng.uniform(0.0, 0.02))
-        committed = _kill_and_check(path, delay * slower, codec, kill)
-    for kill in range(KILLS[codec], KILLS[codec] + 20):
+        committed = _kill_and_check(path, delay * slower, codec, mode, kill)
+    for kill in range(kills, kills + 20):
         if committed >= 5:
             break
-        committed = _kill_and_check(path, float(rng.uniform(0.25, 1.0)) * slower, codec, kill)
+        delay = float(rng.uniform(0.25, 1.0)) * slower
+        committed = _kill_and_check(path, delay, codec, mode, kill)
     assert committed >= 5, "the recorder never got far enough for the test to mean much"
