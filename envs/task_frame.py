@@ -276,12 +276,17 @@ def frame_dataset(
             attrs={**extra, "env_spec": env_spec, "frame": frame},
             fsync=False,  # replace_atomically flushes once at the end
         ) as writer:  # fmt: skip
-            for episode in range(dataset.num_episodes):
-                steps = dataset.episode(episode, [*WORLD_KEYS, "action"])
-                yaw = frame_yaw(steps, frame)
-                converted = frame_observation(steps, frame, yaw)
-                converted["action"] = action_in_frame(steps["action"], yaw).astype(np.float32)
-                writer.add_episode(converted, dataset.meta(episode))
+            writer.add_episodes(  # committed in batches
+                (converted_episode(episode), dataset.meta(episode))
+                for episode in range(dataset.num_episodes)
+            )
+
+    def converted_episode(episode: int) -> dict[str, np.ndarray]:
+        steps = dataset.episode(episode, [*WORLD_KEYS, "action"])
+        yaw = frame_yaw(steps, frame)
+        converted = frame_observation(steps, frame, yaw)
+        converted["action"] = action_in_frame(steps["action"], yaw).astype(np.float32)
+        return converted
 
     replace_atomically(target, build, force=overwrite)
     return target
