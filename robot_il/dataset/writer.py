@@ -246,10 +246,11 @@ class DatasetWriter:
 
         Why: each commit costs a dozen zarr round trips (a resize and a chunk rewrite per
         array): a copy of 50-step episodes of six low-dim keys took 42 ms an episode, and
-        takes 2 ms in batches (``benchmarks/dataset_io.py --only-copies``). A kill loses the batch in flight, so a
-        recorder commits episode by episode and a copy into a store built aside (which a kill
-        loses whole anyway) batches. An episode refused for bad input ends the call: the ones
-        before it are committed, as :meth:`add_episode` one by one would have.
+        takes 2 ms in batches (``benchmarks/dataset_io.py --only-copies``). A kill loses the
+        batch in flight, so a recorder commits episode by episode and a copy into a store
+        built aside (which a kill loses whole anyway) batches. An episode refused for bad
+        input ends the call: the ones before it are committed, as :meth:`add_episode` one by
+        one would have.
         """
         self._refuse_if_in_flight()
         first = self.num_episodes
@@ -484,10 +485,11 @@ class DatasetWriter:
             try:
                 flush_filesystem(self.path)
             except OSError as error:
+                after, held = ("it", "the episode") if len(ends) == 1 else ("them", "them")
                 raise DatasetError(
                     f"{self.path}: {episodes} {_is(ends)} committed, but the disk failed the "
-                    f"flush after it ({os_error_reason(error, self.path) or 'no space left'}): "
-                    "it may not hold them after a power loss; check the disk"
+                    f"flush after {after} ({os_error_reason(error, self.path) or 'no space left'}"
+                    f"): it may not hold {held} after a power loss; check the disk"
                 ) from error
         return first
 
