@@ -38,8 +38,9 @@ import numpy as np
 
 LIBRARIES = ("torch", "numpy", "diffusers", "stable-baselines3", "mujoco", "pybullet",
              "dm-control", "zarr", "gymnasium")  # fmt: skip
-"""Libraries whose versions a checkpoint records (those installed): diffusers' schedulers
-and EMA train and sample Diffusion, stable-baselines3's PPO trains the DMP+RL coordinator."""
+"""Libraries whose versions a checkpoint records (those installed): diffusers' EMA trains
+Diffusion (its schedulers did until session 50), stable-baselines3's PPO trains the DMP+RL
+coordinator."""
 REPOSITORY = Path(__file__).resolve().parents[1]
 """The checkout robot_il runs from, when it is one (an editable install)."""
 RESULTS_FOLDER = "benchmarks/results"

@@ -70,7 +70,7 @@ def test_a_datasets_fingerprint_follows_the_content_it_used_not_its_place(tmp_pa
 
 
 def test_the_libraries_that_train_and_sample_a_diffusion_policy_are_recorded() -> None:
-    """Diffusion's noise schedules and its EMA are diffusers' code: a checkpoint that does
-    not name its version cannot be traced to the sampler that made its numbers."""
+    """Diffusion's EMA is diffusers' code (its noise schedules were): a checkpoint that does
+    not name its version cannot be traced to the code that made its numbers."""
     libraries = code_provenance()["libraries"]
     assert {"torch", "numpy", "diffusers"} <= libraries.keys()

@@ -1,12 +1,12 @@
 """Diffusion Policy: a DDPM over action chunks, conditioned on the observation history.
 
-Training adds noise at a random step of a ``DDPMScheduler`` schedule to a normalized action
-window and trains the U-Net to predict the clean actions (``prediction_type="sample"``, the
-default) or that noise (``"epsilon"``, the paper's objective). On small CPU budgets the sample
-objective learns far faster here: 85% reach success after 500 steps in our test setting.
-Acting starts from Gaussian noise and denoises with a ``DDIMScheduler`` in
-``num_inference_steps`` steps, which the DDIM sampler allows without retraining; actions are
-clipped to the normalized range.
+Training adds noise at a random level of a DDPM schedule (:mod:`.schedule`) to a normalized
+action window and trains the U-Net to predict the clean actions (``prediction_type="sample"``,
+the default) or that noise (``"epsilon"``, the paper's objective). On small CPU budgets the
+sample objective learns far faster here: 85% reach success after 500 steps in our test
+setting. Acting starts from Gaussian noise and denoises with DDIM in ``num_inference_steps``
+steps, which the DDIM sampler allows without retraining; actions are clipped to the
+normalized range.
 An exponential moving average of the weights (diffusers ``EMAModel``) is what acts and is
 saved: it is markedly better than the raw weights for diffusion models.
 
@@ -14,7 +14,7 @@ Sampling can hold given actions fixed (``inpaint``), as real-time chunking does 
 actions a robot still executes from the previous chunk (Black et al. 2025, "Real-Time
 Execution of Action Chunking Flow Policies"), in the simple RePaint form (Lugmayr et al. 2022):
 after every denoising step the known positions of the sample are replaced by the known actions
-noised to the level of the next step (the training schedule's ``add_noise``), and by the known
+noised to the level of the next step (the forward process, ``add_noise``), and by the known
 actions themselves after the last, so that the free positions are denoised around them.
 Replacement alone tells the free positions little: at the high noise levels where a sample
 picks its mode, the known positions are mostly noise, and on a policy trained on two equally
@@ -41,6 +41,7 @@ from typing import Any, Literal
 
 import torch
 from robot_il.policies.base import Policy, PolicyConfig
+from robot_il.policies.diffusion.schedule import NoiseSchedule
 from robot_il.policies.diffusion.unet import ConditionalUnet1D
 from robot_il.policies.spec import ACTION_KEY, Spec
 from torch import Tensor, nn
@@ -99,8 +100,6 @@ class DiffusionPolicy(Policy):
     config_class = DiffusionConfig
 
     def __init__(self, config: DiffusionConfig, spec: Spec, normalizer: Any) -> None:
-        from diffusers import DDIMScheduler, DDPMScheduler
-
         super().__init__(config, spec, normalizer)
         self.config: DiffusionConfig = config
         levels = 2 ** (len(config.down_dims) - 1)
@@ -113,22 +112,17 @@ class DiffusionPolicy(Policy):
             step_embed_dim=config.step_embed_dim,
             kernel_size=config.kernel_size,
         )
-        schedule = {
-            "num_train_timesteps": config.num_train_timesteps,
-            "beta_schedule": config.beta_schedule,
-            "clip_sample": True,
-            "prediction_type": config.prediction_type,
-        }
-        self.noise_scheduler = DDPMScheduler(**schedule)
-        self.sampler = DDIMScheduler(**schedule)
-        self.sampler.set_timesteps(config.num_inference_steps)
+        self.schedule = NoiseSchedule(
+            config.num_train_timesteps, config.beta_schedule, config.prediction_type
+        )
+        self.schedule.set_inference_steps(config.num_inference_steps)
         self.ema: Any = None
         self._traced: dict[tuple, Any] = {}
 
     def set_inference_steps(self, steps: int) -> None:
         """Number of DDIM denoising steps used when acting (fewer: faster, coarser)."""
         self.config.num_inference_steps = steps
-        self.sampler.set_timesteps(steps)
+        self.schedule.set_inference_steps(steps)
 
     def _denoiser(self, sample: Tensor, films: tuple[Tensor, ...]) -> Any:
         """The U-Net's ``denoise``, traced by TorchScript for inference: acting calls it once
@@ -189,7 +183,7 @@ class DiffusionPolicy(Policy):
         steps = torch.randint(
             0, self.config.num_train_timesteps, (actions.shape[0],), device=actions.device
         )
-        noisy = self.noise_scheduler.add_noise(actions, noise, steps)
+        noisy = self.schedule.add_noise(actions, noise, steps)
         target = noise if self.config.prediction_type == "epsilon" else actions
         denoising = nn.functional.mse_loss(self.unet(noisy, steps, cond), target)
         return denoising + self.auxiliary_state_loss(batch, cond)
@@ -204,7 +198,7 @@ class DiffusionPolicy(Policy):
         docstring)."""
         cond = self.encoder(obs)
         batch = cond.shape[0]
-        timesteps = self.sampler.timesteps
+        timesteps = self.schedule.timesteps
         # The FiLM parameters of every denoising step in one batched call (step-major rows).
         films = self.unet.film_params(
             timesteps.to(cond.device).repeat_interleave(batch), cond.repeat(len(timesteps), 1)
@@ -226,7 +220,7 @@ class DiffusionPolicy(Policy):
                 prediction = self._guided_prediction(sample, step_films, *inpaint)
             else:
                 prediction = denoise(sample, *step_films)
-            sample = self.sampler.step(prediction, step, sample, return_dict=False)[0]
+            sample = self.schedule.ddim_step(prediction, step, sample)
             if inpaint is not None:  # the sample is now at the next step's noise level
                 following = int(timesteps[index + 1]) if index + 1 < len(timesteps) else None
                 sample = self._hold_known(sample, *inpaint, following)
@@ -254,5 +248,5 @@ class DiffusionPolicy(Policy):
         if step is not None:
             noise = torch.randn_like(known)
             level = torch.full((known.shape[0],), step, device=known.device, dtype=torch.long)
-            known = self.noise_scheduler.add_noise(known, noise, level)
+            known = self.schedule.add_noise(known, noise, level)
         return torch.where(mask[None, :, None], known, sample)
