@@ -56,13 +56,12 @@ class NoiseSchedule:
         """alpha_bar[t], float32."""
         self.timesteps = torch.zeros(0, dtype=torch.int64)
         """The levels the DDIM steps start from, noisiest first (:meth:`set_inference_steps`)."""
-        self._stride = num_train_timesteps
 
     def set_inference_steps(self, steps: int) -> None:
         """Act in ``steps`` DDIM steps: from levels ``(steps - 1) * k, ..., k, 0`` with stride
         ``k = num_train_timesteps // steps`` (diffusers' "leading" spacing)."""
-        self._stride = self.num_train_timesteps // steps
-        levels = (np.arange(0, steps) * self._stride).round()[::-1].copy().astype(np.int64)
+        stride = self.num_train_timesteps // steps
+        levels = (np.arange(0, steps) * stride).round()[::-1].copy().astype(np.int64)
         self.timesteps = torch.from_numpy(levels)
 
     def add_noise(self, clean: Tensor, noise: Tensor, levels: Tensor) -> Tensor:
@@ -78,7 +77,7 @@ class NoiseSchedule:
         eq. 12 with sigma = 0): the clean-sample estimate, clipped to [-1, 1], noised again
         along the predicted noise. Level 0's next is the clean sample (alpha_bar = 1)."""
         alpha_bar = self.alphas_cumprod[level]
-        previous = level - self._stride
+        previous = level - self.num_train_timesteps // len(self.timesteps)
         alpha_bar_next = self.alphas_cumprod[previous] if previous >= 0 else torch.tensor(1.0)
         beta_bar = 1 - alpha_bar
         if self.prediction_type == "epsilon":
