@@ -26,10 +26,17 @@
     with one commit per episode (``BATCH_BYTES`` = 0, how copies committed before), rounds
     alternated in one run; for low-dim episodes and for episodes with two lossless cameras.
     Rows go to ``--copy-results`` (default ``benchmarks/results/dataset_copy.jsonl``).
+(f) Episode commits (the recorder's path: ``begin_episode``, ``append`` per step, ``commit``
+    with a dozen meta values, as the reach expert's recording gives): the writer, which
+    sends a commit's resizes and writes to zarr together, against the same resizes and
+    writes one array at a time (how commits went before), rounds alternated in one run;
+    with and without fsync. Rows go to ``--commit-results`` (default
+    ``benchmarks/results/dataset_commit.jsonl``).
 
     .venv/bin/python benchmarks/dataset_io.py [--skip-recorder] [--recorder-seconds 20]
     .venv/bin/python benchmarks/dataset_io.py --only-images   # just (d)
     .venv/bin/python benchmarks/dataset_io.py --only-copies   # just (e)
+    .venv/bin/python benchmarks/dataset_io.py --only-commits  # just (f)
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ from robot_il.dataset.store import bytes_on_disk
 
 RESULTS = Path(__file__).with_name("results") / "dataset_io_images.jsonl"
 COPY_RESULTS = Path(__file__).with_name("results") / "dataset_copy.jsonl"
+COMMIT_RESULTS = Path(__file__).with_name("results") / "dataset_commit.jsonl"
 
 HORIZON, N_OBS = 16, 2
 BATCH = 64
@@ -417,6 +425,68 @@ def part_e_copies(
     print(f"appended to {results}")
 
 
+# ------------------------------------------------------------------------------- (f)
+
+
+EPISODE_META = {"seed": 3, "success": True, "steps": 40, "return": 12.5, "task": "reach",
+                **{f"score_{n}": 0.5 * n for n in range(8)}}  # fmt: skip
+"""A dozen meta values of the four kinds, as ``record_expert`` commits per episode."""
+
+
+def one_array_at_a_time(tails: list) -> None:
+    """The commit's resizes and writes as the writer made them before part (f)'s change:
+    one synchronous zarr call each."""
+    for tail in tails:
+        if tail.array.shape[0] != tail.length:
+            tail.array.resize((tail.length, *tail.array.shape[1:]))
+        if tail.rows is not None and len(tail.rows):
+            tail.array[tail.length - len(tail.rows) : tail.length] = tail.rows
+
+
+def part_f_commits(tmp: Path, rounds: int, results: Path, episodes: int = 30) -> None:
+    """(f): a row per case to ``results``."""
+    from robot_il.dataset import writer as writer_module
+    from robot_il.provenance import revision
+
+    print("\n== (f) episode commits: arrays together against one at a time ==", flush=True)
+    rng = np.random.default_rng(0)
+    recorded = [lowdim_episode(rng, 40) for _ in range(episodes)]
+    together = writer_module._write_tails
+    for fsync in (False, True):
+        name = f"low-dim, {episodes} episodes x 40 steps, {len(EPISODE_META)} meta, fsync {fsync}"
+        seconds: dict[str, list[float]] = {"together": [], "one at a time": []}
+        load_before = os.getloadavg()
+        for _ in range(rounds):
+            for how in seconds:
+                writer_module._write_tails = together if how == "together" else one_array_at_a_time
+                writer = DatasetWriter.create(tmp / "commits.zarr", robot="ur5e", control_hz=10,
+                                              fsync=fsync, overwrite=True)  # fmt: skip
+                spent = 0.0
+                for steps in recorded:
+                    episode = writer.begin_episode()
+                    for t in range(40):
+                        episode.append({key: values[t] for key, values in steps.items()})
+                    start = time.perf_counter()
+                    episode.commit(EPISODE_META)
+                    spent += time.perf_counter() - start
+                writer.close()
+                seconds[how].append(spent / episodes)
+        writer_module._write_tails = together
+        median = {how: float(np.median(s)) for how, s in seconds.items()}
+        speedup = median["one at a time"] / median["together"]
+        row = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "code": revision(),
+               "case": name, "rounds": rounds, "seconds_per_commit": seconds,
+               "speedup": speedup, "load_before": load_before,
+               "load_after": os.getloadavg()}  # fmt: skip
+        print(f"{name}: {1e3 * median['one at a time']:.1f} -> {1e3 * median['together']:.1f} "
+              f"ms a commit, {speedup:.1f}x (medians of {rounds}; load "
+              f"{row['load_before']} -> {row['load_after']})")  # fmt: skip
+        results.parent.mkdir(parents=True, exist_ok=True)
+        with results.open("a") as file:
+            file.write(json.dumps(row) + "\n")
+    print(f"appended to {results}")
+
+
 # ------------------------------------------------------------------------------- main
 
 
@@ -433,6 +503,11 @@ def main() -> None:
     parser.add_argument(
         "--copy-results", type=Path, default=COPY_RESULTS, help="part (e)'s JSON lines"
     )
+    parser.add_argument("--only-commits", action="store_true", help="run only part (f)")
+    parser.add_argument("--commit-rounds", type=int, default=3, help="part (f): rounds per case")
+    parser.add_argument(
+        "--commit-results", type=Path, default=COMMIT_RESULTS, help="part (f)'s JSON lines"
+    )
     args = parser.parse_args()
     from robot_il.provenance import code_provenance
 
@@ -444,6 +519,10 @@ def main() -> None:
     if args.only_copies:
         with tempfile.TemporaryDirectory(prefix="dataset_io_") as tmp:
             part_e_copies(Path(tmp), args.copy_rounds, args.copy_results)
+        return
+    if args.only_commits:
+        with tempfile.TemporaryDirectory(prefix="dataset_io_") as tmp:
+            part_f_commits(Path(tmp), args.commit_rounds, args.commit_results)
         return
     if not args.skip_recorder:
         part_a_recorder(args.recorder_seconds)
@@ -471,6 +550,7 @@ def main() -> None:
         part_c_size("image, camera-like, lossless Blosc (format 1 layout)", lossless)
         part_d_images(Path(tmp), size, args.sim_episodes, args.results)
         part_e_copies(Path(tmp), args.copy_rounds, args.copy_results)
+        part_f_commits(Path(tmp), args.commit_rounds, args.commit_results)
 
 
 if __name__ == "__main__":

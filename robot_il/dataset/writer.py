@@ -26,6 +26,7 @@ commit that fails while writing loses its episode, as a kill would, and frees th
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import uuid
@@ -36,6 +37,7 @@ from typing import Any
 
 import numpy as np
 import zarr
+from zarr.core.sync import sync as zarr_sync
 
 from robot_il.dataset.chunks import ChunkFiles
 from robot_il.dataset.durability import (
@@ -244,9 +246,9 @@ class DatasetWriter:
         """Write whole episodes (``(steps, meta)`` as :meth:`add_episode` takes) and commit
         them together, in batches of up to :data:`BATCH_BYTES`; returns their indices.
 
-        Why: each commit costs a dozen zarr round trips (a resize and a chunk rewrite per
-        array): a copy of 50-step episodes of six low-dim keys took 42 ms an episode, and
-        takes 2 ms in batches (``benchmarks/dataset_io.py --only-copies``). A kill loses the
+        Why: each commit resizes and rewrites a chunk of every data and meta array: a copy of
+        50-step episodes of six low-dim keys took 42 ms an episode, and takes 2 ms in batches
+        (``benchmarks/dataset_io.py --only-copies``). A kill loses the
         batch in flight, so a recorder commits episode by episode and a copy into a store
         built aside (which a kill loses whole anyway) batches. An episode refused for bad
         input ends the call: the ones before it are committed, as :meth:`add_episode` one by
@@ -303,12 +305,8 @@ class DatasetWriter:
         first = self.num_episodes
         self._check_in_place(f"{_episodes(first, len(batch.ends))} {_is(batch.ends)} not written")
         start = self.num_steps
-        end = start + batch.ends[-1]
-        for key in self._specs:
-            array = self._arrays[key]
-            array.resize((end, *array.shape[1:]))
-            array[start:end] = np.concatenate(batch.steps[key])
-        self._commit([start + n for n in batch.ends], batch.metas)
+        steps = {key: np.concatenate(batch.steps[key]) for key in self._specs}
+        self._commit([start + n for n in batch.ends], batch.metas, steps)
 
     def begin_episode(self) -> EpisodeWriter:
         """Start streaming an episode frame by frame (see :class:`EpisodeWriter`)."""
@@ -458,16 +456,26 @@ class DatasetWriter:
                                "through zarr; not recording into it")  # fmt: skip
         self._checked_shards.add(key)
 
-    def _commit(self, ends: list[int], metas: list[dict[str, Any]]) -> int:
-        """Steps 2-5 of the protocol in the module docstring for the episodes ending at
-        ``ends`` (``metas`` already checked); returns the first one's index."""
+    def _commit(
+        self, ends: list[int], metas: list[dict[str, Any]], steps: dict[str, np.ndarray]
+    ) -> int:
+        """The protocol in the module docstring for the episodes ending at ``ends``: step 1
+        for ``steps`` (the last rows of those data arrays; the others are already written),
+        then steps 2-5 (``metas`` already checked); returns the first one's index.
+
+        Steps 1 and 2 go to zarr together, as do both halves of step 4 (:func:`_write_tails`).
+        Array by array, each resize and write waited for its own round trip to zarr's IO
+        thread: a 40-step low-dim episode with a dozen meta values took 194 ms to commit, and
+        takes 108 ms (``benchmarks/dataset_io.py --only-commits``)."""
         first = self.num_episodes
         episodes = _episodes(first, len(ends))
         try:
-            for array in self._arrays.values():
-                if array.shape[0] != ends[-1]:
-                    array.resize((ends[-1], *array.shape[1:]))
-            self._write_meta(first, metas)
+            tails = [
+                _Tail(array, ends[-1], steps.get(key))
+                for key, array in self._arrays.items()
+                if key in steps or array.shape[0] != ends[-1]
+            ]
+            _write_tails(tails + self._meta_tails(first, metas))
             if self._fsync:
                 flush_filesystem(self.path)
         except OSError as error:  # not visible yet: the committed episodes are as they were
@@ -478,8 +486,7 @@ class DatasetWriter:
                 f"{self.path}: {episodes} {_is(ends)} not committed: {failed}; the dataset keeps "
                 f"its {first} committed episode(s)"
             ) from error
-        self._ends.resize((first + len(ends),))
-        self._ends[first:] = ends
+        _write_tails([_Tail(self._ends, first + len(ends), np.asarray(ends, self._ends.dtype))])
         self._episode_ends.extend(ends)  # visible from here: the next episode comes after them
         if self._fsync:
             try:
@@ -542,24 +549,26 @@ class DatasetWriter:
             for name, value in meta.items()
         )
 
-    def _write_meta(self, first: int, metas: list[dict[str, Any]]) -> None:
-        """Step 2 for episodes ``first, first + 1, ...``; only the first one's meta may add or
-        widen an array (:meth:`add_episodes` batches so)."""
+    def _meta_tails(self, first: int, metas: list[dict[str, Any]]) -> list[_Tail]:
+        """Step 2 for episodes ``first, first + 1, ...``: the meta arrays' new entries, after
+        adding or widening the arrays the first one's meta needs (only the first may:
+        :meth:`add_episodes` batches so)."""
         for name, value in metas[0].items():
             if name not in self._meta:
                 self._meta[name] = _create_meta_array(self._root, name, value, first)
             elif _meta_kind(value) == "f" and self._meta[name].dtype.kind in "iu":
                 self._meta[name] = self._widen_meta(name)
+        tails = []
         for name, array in self._meta.items():
             values = [meta.get(name, array.fill_value) for meta in metas]
-            array.resize((first + len(metas),))
             try:
-                array[first:] = np.asarray(values, dtype=array.dtype)
+                tails.append(_Tail(array, first + len(metas), np.asarray(values, array.dtype)))
             except (TypeError, ValueError, OverflowError) as error:
                 raise DatasetError(
                     f"{_episodes(first, len(metas))}: meta {name!r} = "
                     f"{values[0] if len(values) == 1 else values!r} does not fit {array.dtype}"
                 ) from error
+        return tails
 
     def _widen_meta(self, name: str) -> zarr.Array:
         """``meta/<name>``, an int array, rewritten as float64 with the same values (exact:
@@ -702,12 +711,9 @@ class EpisodeWriter:
             writer._check_in_place(f"episode {self.episode} is not written")
             for key in list(self._pending):
                 self._flush_shard(key)
-            for key, frames in self._buffers.items():
-                array = writer._arrays[key]
-                array.resize((end, *array.shape[1:]))
-                array[self._start : end] = np.stack(frames)
+            steps = {key: np.stack(frames) for key, frames in self._buffers.items()}
             self._close()
-            return writer._commit([end], [meta])
+            return writer._commit([end], [meta], steps)
         except BaseException:
             self.discard()
             raise
@@ -794,6 +800,36 @@ def _meta_kind(value: Any) -> str | None:
     if isinstance(value, str):
         return "U"
     return None
+
+
+@dataclass(frozen=True)
+class _Tail:
+    """``array`` resized to ``length`` rows, ending with ``rows`` (None: only resized)."""
+
+    array: zarr.Array
+    length: int
+    rows: np.ndarray | None = None
+
+
+def _write_tails(tails: list[_Tail]) -> None:
+    """Resize every array and write its rows, all arrays at once, in one round trip to
+    zarr's IO thread (an array's resize before its write: ``zarr.json`` first, then the
+    chunks). Every array is attempted, and the first error is raised only once all are done,
+    so that no write of a failed commit is still landing while the caller goes on."""
+
+    async def write(tail: _Tail) -> None:
+        array = tail.array.async_array
+        if array.shape[0] != tail.length:
+            await array.resize((tail.length, *array.shape[1:]))
+        if tail.rows is not None and len(tail.rows):
+            await array.setitem(slice(tail.length - len(tail.rows), tail.length), tail.rows)
+
+    async def write_all() -> list[BaseException | None]:
+        return await asyncio.gather(*(write(tail) for tail in tails), return_exceptions=True)
+
+    for outcome in zarr_sync(write_all()):
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 def _create_meta_array(root: zarr.Group, name: str, value: Any, episode: int) -> zarr.Array:

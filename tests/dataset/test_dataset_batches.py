@@ -1,6 +1,7 @@
 """Episodes committed in batches (``DatasetWriter.add_episodes``, what copies and imports use)
 read back as the same episodes committed one by one, and a kill inside a batch's commit
-leaves only whole episodes."""
+leaves only whole episodes. A commit sends its resizes and writes to zarr together, and the
+store is the one that writing them one array at a time gave."""
 
 from __future__ import annotations
 
@@ -44,9 +45,9 @@ def _commits(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     commits: list[tuple[int, int]] = []
     commit = DatasetWriter._commit
 
-    def counted(self: DatasetWriter, ends: list[int], metas: list[dict[str, Any]]) -> int:
+    def counted(self: DatasetWriter, ends: list[int], metas: list[dict[str, Any]], steps) -> int:
         commits.append((self.num_episodes, len(ends)))
-        return commit(self, ends, metas)
+        return commit(self, ends, metas, steps)
 
     monkeypatch.setattr(DatasetWriter, "_commit", counted)
     return commits
@@ -61,6 +62,45 @@ def _write(path: Path, how: str) -> None:
             assert [writer.add_episode(*episode) for episode in episodes] == list(range(12))
         else:
             assert writer.add_episodes(iter(episodes)) == range(12)
+
+
+def _stream(path: Path) -> None:
+    """The recorder's path: each episode step by step, then committed with its meta."""
+    with DatasetWriter.create(
+        path, robot="ur5e", control_hz=10, fsync=False, image_storage=ImageStorage("blosc")
+    ) as writer:
+        for seed, meta in enumerate(METAS):
+            episode = writer.begin_episode()
+            steps = _episode(seed)
+            for t in range(len(steps["joint_pos"])):
+                episode.append({key: values[t] for key, values in steps.items()})
+            episode.commit(meta)
+
+
+def _arrays(path: Path) -> dict[str, np.ndarray]:
+    root = zarr.open_group(path, mode="r")
+    return {name: array[:] for name, array in root.arrays()} | {
+        f"{group}/{name}": array[:]
+        for group, members in root.groups()
+        for name, array in members.arrays()
+    }
+
+
+def test_a_commit_writes_what_one_array_at_a_time_wrote(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, load_benchmark
+) -> None:
+    _stream(tmp_path / "together.zarr")
+    one_at_a_time = load_benchmark("dataset_io").one_array_at_a_time
+    monkeypatch.setattr(writer_module, "_write_tails", one_at_a_time)
+    _stream(tmp_path / "one_at_a_time.zarr")
+    together, expected = (
+        _arrays(tmp_path / "together.zarr"),
+        _arrays(tmp_path / "one_at_a_time.zarr"),
+    )
+    assert sorted(together) == sorted(expected)
+    assert {"data/rgb_front", "meta/task", EPISODE_ENDS_PATH} <= set(together)
+    for name, values in expected.items():
+        np.testing.assert_array_equal(together[name], values, err_msg=name)
 
 
 def _nan_as_none(meta: dict[str, Any]) -> dict[str, Any]:
@@ -168,3 +208,23 @@ def test_the_copy_benchmark_keeps_a_row_per_case_with_both_timings(
         }
         assert row["speedup"] > 0 and len(row["load_before"]) == 3
     assert writer_module.BATCH_BYTES == 32 * 2**20  # put back
+
+
+def test_the_commit_benchmark_keeps_a_row_per_case_with_both_timings(
+    tmp_path: Path, load_benchmark
+) -> None:
+    dataset_io = load_benchmark("dataset_io")
+    together = writer_module._write_tails
+    results = tmp_path / "commits.jsonl"
+    dataset_io.part_f_commits(tmp_path, 1, results, episodes=2)
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    assert [row["case"] for row in rows] == [
+        f"low-dim, 2 episodes x 40 steps, 13 meta, fsync {fsync}" for fsync in (False, True)
+    ]
+    for row in rows:
+        assert {how: len(s) for how, s in row["seconds_per_commit"].items()} == {
+            "together": 1,
+            "one at a time": 1,
+        }
+        assert row["speedup"] > 0 and len(row["load_before"]) == 3
+    assert writer_module._write_tails is together  # put back
