@@ -78,6 +78,18 @@ def part_a_recorder(seconds: float) -> None:
 # ------------------------------------------------------------------------------- data
 
 
+def append_row(results: Path, row: dict) -> None:
+    """Append ``row`` to the JSON lines ``results``, stamped with the UTC time and the code.
+    (Not ``benchmarks/json_lines.py``: the tests load this script as a module, where that
+    import fails.)"""
+    from robot_il.provenance import revision
+
+    results.parent.mkdir(parents=True, exist_ok=True)
+    with results.open("a") as file:
+        file.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                               "code": revision(), **row}) + "\n")  # fmt: skip
+
+
 def lowdim_episode(rng: np.random.Generator, length: int) -> dict[str, np.ndarray]:
     """Smooth joint-space trajectories (random walks of velocities), like teleop demos."""
     steps = {}
@@ -364,12 +376,7 @@ def part_d_images(tmp: Path, size: int, sim_episodes: int, results: Path) -> Non
     print(f"opening with cache='ram' decodes {frames} frames in {row['ram_cache_open_s']:.1f} s")
     row["load_after"] = os.getloadavg()
     print(f"load average before {row['load_before']}, after {row['load_after']}")
-    from robot_il.provenance import revision
-
-    results.parent.mkdir(parents=True, exist_ok=True)
-    with results.open("a") as file:
-        file.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                               "code": revision(), **row}) + "\n")  # fmt: skip
+    append_row(results, row)
     print(f"appended to {results}")
 
 
@@ -382,7 +389,6 @@ def part_e_copies(
     """(e): a row per case to ``results``."""
     from robot_il.dataset import writer as writer_module
     from robot_il.dataset.tools import copy_episodes
-    from robot_il.provenance import revision
 
     print("\n== (e) copies: commits in batches against one per episode ==", flush=True)
     rng = np.random.default_rng(0)
@@ -412,16 +418,13 @@ def part_e_copies(
         writer_module.BATCH_BYTES = batch_bytes
         median = {how: float(np.median(s)) for how, s in seconds.items()}
         speedup = median["one per episode"] / median["batches"]
-        row = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "code": revision(),
-               "case": name, "rounds": rounds, "seconds": seconds, "speedup": speedup,
+        row = {"case": name, "rounds": rounds, "seconds": seconds, "speedup": speedup,
                "load_before": load_before, "load_after": os.getloadavg()}  # fmt: skip
         per_episode = {how: 1e3 * m / len(episodes) for how, m in median.items()}
         print(f"{name}: {per_episode['one per episode']:.1f} -> {per_episode['batches']:.1f} ms "
               f"an episode, {speedup:.1f}x (medians of {rounds}; load "
               f"{row['load_before']} -> {row['load_after']})")  # fmt: skip
-        results.parent.mkdir(parents=True, exist_ok=True)
-        with results.open("a") as file:
-            file.write(json.dumps(row) + "\n")
+        append_row(results, row)
     print(f"appended to {results}")
 
 
@@ -446,7 +449,6 @@ def one_array_at_a_time(tails: list) -> None:
 def part_f_commits(tmp: Path, rounds: int, results: Path, episodes: int = 30) -> None:
     """(f): a row per case to ``results``."""
     from robot_il.dataset import writer as writer_module
-    from robot_il.provenance import revision
 
     print("\n== (f) episode commits: arrays together against one at a time ==", flush=True)
     rng = np.random.default_rng(0)
@@ -474,16 +476,13 @@ def part_f_commits(tmp: Path, rounds: int, results: Path, episodes: int = 30) ->
         writer_module._write_tails = together
         median = {how: float(np.median(s)) for how, s in seconds.items()}
         speedup = median["one at a time"] / median["together"]
-        row = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "code": revision(),
-               "case": name, "rounds": rounds, "seconds_per_commit": seconds,
+        row = {"case": name, "rounds": rounds, "seconds_per_commit": seconds,
                "speedup": speedup, "load_before": load_before,
                "load_after": os.getloadavg()}  # fmt: skip
         print(f"{name}: {1e3 * median['one at a time']:.1f} -> {1e3 * median['together']:.1f} "
               f"ms a commit, {speedup:.1f}x (medians of {rounds}; load "
               f"{row['load_before']} -> {row['load_after']})")  # fmt: skip
-        results.parent.mkdir(parents=True, exist_ok=True)
-        with results.open("a") as file:
-            file.write(json.dumps(row) + "\n")
+        append_row(results, row)
     print(f"appended to {results}")
 
 
