@@ -45,7 +45,12 @@ def _commits(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     commits: list[tuple[int, int]] = []
     commit = DatasetWriter._commit
 
-    def counted(self: DatasetWriter, ends: list[int], metas: list[dict[str, Any]], steps) -> int:
+    def counted(
+        self: DatasetWriter,
+        ends: list[int],
+        metas: list[dict[str, Any]],
+        steps: dict[str, np.ndarray],
+    ) -> int:
         commits.append((self.num_episodes, len(ends)))
         return commit(self, ends, metas, steps)
 
