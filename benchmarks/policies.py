@@ -8,7 +8,10 @@ part finishes in minutes on a laptop CPU):
   as ratios to BC measured in the same process; plus the per-step cost of ``act`` with the
   action queue.
 - ``--train-speed``: training steps per second of BC and Diffusion (default configs), the
-  ratio Diffusion/BC.
+  ratio Diffusion/BC; then the fused AdamW every trainer builds (``robot_il.policies.optimizers``)
+  against PyTorch's default one (a Python loop over the tensors) in the same process, rounds
+  alternated, for BC, Diffusion and the learning tests' small Diffusion (a row each in
+  ``benchmarks/results/train_speed.jsonl``).
 - ``--success``: success of BC and Diffusion on ``push`` and ``pick_place`` from 50, 100 and 200
   scripted demonstrations, in MuJoCo and PyBullet (goal: >= 90% with 200 demonstrations);
   every run is also evaluated in the other simulator (sim-to-sim transfer); a plot.
@@ -25,6 +28,7 @@ Run: ``.venv/bin/python benchmarks/policies.py --latency --success --quick``.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import shlex
@@ -36,6 +40,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np
 import torch
+from json_lines import append_row_with_load
 from robot_il.envs.ur5e.scene_geometry import MARKER_RADIUS
 from robot_il.policies import load_policy
 
@@ -45,6 +50,8 @@ from robot_il.train.config import load_config
 from robot_il.train.demos import committed_recording, record_expert_demos
 from robot_il.train.evaluate import EvalResult, evaluate, make_eval_env
 from robot_il.train.trainer import train
+
+RESULTS = Path(__file__).parent / "results"
 
 
 def percentile_ms(samples: list[float], q: float) -> float:
@@ -177,6 +184,53 @@ def bench_train_speed(work: Path, quick: bool) -> None:
     )
     for name, rate in rates.items():
         print(f"{name:<10}{rate:>8.1f} steps/s{rate / rates['bc']:>8.2f} x BC")
+    bench_optimizer(dataset, work, quick)
+
+
+SMALL_DIFFUSION = ("--batch-size", "64", "--policy.down-dims", "32", "64",
+                   "--policy.step-embed-dim", "32", "--policy.horizon", "8",
+                   "--policy.n-action-steps", "4")  # fmt: skip
+"""The Diffusion Policy of ``tests/policies/test_learning.py``."""
+
+
+def bench_optimizer(dataset: Path, work: Path, quick: bool, rounds: int = 2) -> None:
+    """Steps per second of ``train`` with the fused AdamW (as shipped) and with PyTorch's
+    default AdamW in its place, rounds alternated in this process; the rate of each run is
+    that of its steps after the first log interval (start-up and first steps left out)."""
+    from robot_il.train import trainer
+
+    fused = trainer.adamw
+
+    def loop(parameters, lr: float, weight_decay: float) -> torch.optim.AdamW:
+        return torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
+
+    cases = {"bc": ("bc", 600, ()), "diffusion": ("diffusion", 60, ()),
+             "diffusion (tests' small)": ("diffusion", 300, SMALL_DIFFUSION)}  # fmt: skip
+    load_before = os.getloadavg()
+    print(f"\n== fused AdamW against the default (loop) AdamW, steps/s, {rounds} rounds ==")
+    for name, (policy_type, steps, settings) in cases.items():
+        steps = max(steps // 10, 12) if quick else steps
+        rates: dict[str, list[float]] = {"fused": [], "loop": []}
+        for _ in range(rounds):
+            for label, build in (("fused", fused), ("loop", loop)):
+                trainer.adamw = build
+                out = work / "optimizer_speed" / policy_type
+                try:
+                    train_run(dataset, out, policy_type, steps, "--no-progress",
+                              "--log-every", str(steps // 3), *settings)  # fmt: skip
+                finally:
+                    trainer.adamw = fused
+                with (out / "metrics.csv").open(newline="") as file:
+                    logged = [float(row["steps_per_s"]) for row in csv.DictReader(file)]
+                rates[label].append(float(np.mean(logged[1:])))
+        fused_rate, loop_rate = (float(np.median(rates[k])) for k in ("fused", "loop"))
+        print(f"{name:<26}fused {fused_rate:7.1f}  loop {loop_rate:7.1f}  "
+              f"{fused_rate / loop_rate:5.2f}x")  # fmt: skip
+        append_row_with_load(RESULTS / "train_speed.jsonl", {
+            "case": name, "steps": steps, "rounds": rounds, "threads": torch.get_num_threads(),
+            "steps_per_s": rates, "ratio": round(fused_rate / loop_rate, 3), "quick": quick,
+            "code": revision(), "load_before": load_before,
+        })  # fmt: skip
 
 
 CHUNK = ("--policy.horizon", "8", "--policy.n-action-steps", "4")

@@ -32,9 +32,12 @@ BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
 
 
 @pytest.fixture
-def load_benchmark() -> Callable[[str], ModuleType]:
+def load_benchmark(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], ModuleType]:
     """Loads ``benchmarks/<name>.py`` as a fresh module (the scripts are not a package), so a
-    test may patch its globals without touching another test's copy."""
+    test may patch its globals without touching another test's copy. ``benchmarks/`` is on
+    the import path meanwhile, as when a script runs: the scripts import their shared
+    modules (``json_lines``) by name."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
 
     def load(name: str) -> ModuleType:
         spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")

@@ -16,7 +16,6 @@ calls after each env step.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -29,15 +28,10 @@ from robot_il.policies.opt_ail.policy import (
     demonstration_loss,
 )
 from robot_il.policies.opt_ail.relu_mlp import wide_matmuls_in
+from robot_il.policies.optimizers import adam, adamw
 from torch import Tensor, nn
 
 from robot_il.train.replay import Batch, ReplayBuffer
-
-
-def adam(parameters: Iterable[nn.Parameter], lr: float) -> torch.optim.Adam:
-    """Adam with its fused kernel: the same update in one pass per tensor instead of a dozen
-    elementwise ops each (on these small networks the per-op cost is most of the step)."""
-    return torch.optim.Adam(parameters, lr=lr, fused=True)
 
 
 def adam_step(optimizer: torch.optim.Adam) -> None:
@@ -341,8 +335,8 @@ class SoftActorCritic:
         ``bc_reference`` or ``clone_radius`` the clone is also kept, frozen, as the policy's
         ``reference``."""
         cfg = self.config
-        optimizer = torch.optim.AdamW(self.policy.actor.parameters(), lr=cfg.bc_pretrain_lr,
-                                      weight_decay=cfg.bc_pretrain_weight_decay)  # fmt: skip
+        optimizer = adamw(self.policy.actor.parameters(), cfg.bc_pretrain_lr,
+                          cfg.bc_pretrain_weight_decay)  # fmt: skip
         loss = torch.zeros(())
         for _ in range(cfg.bc_pretrain_steps):
             batch = expert.sample(rng, cfg.batch_size)

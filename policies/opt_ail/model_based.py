@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from robot_il.policies.opt_ail.actor_critic import adam
 from robot_il.policies.opt_ail.dynamics import DynamicsEnsemble
 from robot_il.policies.opt_ail.learner import OPTAIL
 from robot_il.policies.opt_ail.policy import (
@@ -37,6 +36,7 @@ from robot_il.policies.opt_ail.policy import (
     SoftActorPolicy,
 )
 from robot_il.policies.opt_ail.relu_mlp import wide_matmuls_in
+from robot_il.policies.optimizers import adam
 
 from robot_il.train.replay import ReplayBuffer
 

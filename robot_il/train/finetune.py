@@ -35,6 +35,7 @@ from robot_il.errors import ConfigError, DatasetError
 from robot_il.policies import DEPLOY_SUBDIR, load_policy
 from robot_il.policies.base import Policy
 from robot_il.policies.checkpoint_files import CONFIG_FILE, WEIGHTS_FILE
+from robot_il.policies.optimizers import adamw
 from robot_il.policies.spec import ACTION_KEY, spec_from_dataset, spec_mismatches
 from robot_il.provenance import code_provenance, dataset_record
 
@@ -187,9 +188,7 @@ def _train(
     counts = [settings.batch_size - n_demo, n_demo][: len(samplers)]
     policy.train()
     policy.begin_training()
-    optimizer = torch.optim.AdamW(
-        policy.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
-    )
+    optimizer = adamw(policy.parameters(), settings.lr, settings.weight_decay)
     loss_value = float("nan")
     bar = tqdm(range(settings.steps), desc="finetune", disable=not progress, leave=False)
     for _ in bar:

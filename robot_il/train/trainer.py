@@ -49,6 +49,7 @@ from robot_il.policies import DEPLOY_SUBDIR, policy_class
 from robot_il.policies.base import Policy, PolicyConfig
 from robot_il.policies.checkpoint_files import CONFIG_FILE, NORMALIZER_FILE
 from robot_il.policies.encoders import DEPTH_PREFIX
+from robot_il.policies.optimizers import adamw
 from robot_il.policies.spec import ACTION_KEY, is_image_key, spec_from_dataset
 from robot_il.provenance import (
     code_provenance,
@@ -173,9 +174,7 @@ def train(config: TrainConfig) -> TrainResult:
             raise ConfigError(f"policy config: {error}") from None
         policy.training_data = [dataset_record(dataset, config.dataset, episodes)]
         policy.begin_training()
-        optimizer = torch.optim.AdamW(
-            policy.parameters(), lr=config.lr, weight_decay=config.weight_decay
-        )
+        optimizer = adamw(policy.parameters(), config.lr, config.weight_decay)
         schedule = _warmup_cosine(optimizer, config.warmup_steps, config.steps)
         rng = np.random.default_rng(config.seed + dist.rank)
         run_config = {field: getattr(config, field) for field in RESUME_FIXED}
