@@ -61,6 +61,7 @@ the operator's arm at a 25th of their hand's speed, and recorded a 25th of the s
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -83,6 +84,7 @@ from robot_il.ros.observation import RobotObservation
 from robot_il.ros.policy_node import TAKEOVER_SERVICE
 from robot_il.ros.quiet_node import QuietNode
 from robot_il.ros.selector_node import LATCHED
+from robot_il.ros.subscription_reader import SubscriptionReader
 from robot_il.ros.ur_topics import (
     ESTOP_TOPIC,
     RESET_ESTOP_SERVICE,
@@ -176,8 +178,15 @@ class TeleopNode(QuietNode):
             """The arm's joints (rad) and stamp (s) in its last joint state."""
             self._jumped_at: float | None = None
             """Stamp (s) of a joint state that jumped, until the servo starts again from it."""
+            self._jump_lock = threading.Lock()
+            """Guards ``_last_state`` and ``_jumped_at``: the jump watch's thread sets them,
+            the servo's callbacks take the jump in."""
+            # 500 Hz joint states: taken by the executor, each held the interpreter for about
+            # half a millisecond beside the servo's callbacks (subscription_reader).
+            self._jump_watch = SubscriptionReader(self, f"{self.get_name()}-jump-watch")
             for topic, _ in self.obs.layout.joint_state_topics():
-                self.create_subscription(JointState, topic, self._on_joint_states, qos)
+                self._jump_watch.subscribe(JointState, topic, self._on_joint_states, qos)
+            self._jump_watch.start()
             self._paced: tuple[Float64MultiArray, float] | None = None
             """The servo's last command and the simulated time (s) until which every
             ``/clock`` sends it again (``use_sim_time``: a lock-step simulator's pace)."""
@@ -365,11 +374,12 @@ class TeleopNode(QuietNode):
             return
         q = np.array(msg.position, dtype=np.float64)[joints]
         stamp = stamp_seconds(msg.header.stamp) or self.get_clock().now().nanoseconds * 1e-9
-        last, self._last_state = self._last_state, (q, stamp)
-        if last is not None:
-            reach = JOINT_VEL_LIMITS * (abs(stamp - last[1]) + JUMP_SLACK)
-            if np.any(np.abs(q - last[0]) > reach):
-                self._jumped_at = stamp
+        with self._jump_lock:
+            last, self._last_state = self._last_state, (q, stamp)
+            if last is not None:
+                reach = JOINT_VEL_LIMITS * (abs(stamp - last[1]) + JUMP_SLACK)
+                if np.any(np.abs(q - last[0]) > reach):
+                    self._jumped_at = stamp
 
     def _move_target(self, delta: np.ndarray) -> bool:
         """Move the tool-pose target by the device's ``delta`` (m, rad axis-angle; the closest
@@ -381,10 +391,13 @@ class TeleopNode(QuietNode):
             measured, stamp = self.obs.joint_pos, self.obs.stamp
         if measured is None:
             return False
-        if self._jumped_at is not None:
-            if stamp < self._jumped_at:
+        with self._jump_lock:
+            jumped = self._jumped_at
+            if jumped is not None and stamp < jumped:
                 return False  # the observation has not taken in the jump yet
-            self._jumped_at = self._target_pose = self._paced = None
+            self._jumped_at = None
+        if jumped is not None:
+            self._target_pose = self._paced = None
             self.safety.restart()
             self.get_logger().info("the arm jumped (a simulator reset?): servoing from where it is")
         if self._target_pose is None:
@@ -438,6 +451,7 @@ class TeleopNode(QuietNode):
         """Release the device and destroy the node."""
         self.device.close()
         if self.servo:
+            self._jump_watch.close()
             self.obs.close()
         self.destroy_node()
 
