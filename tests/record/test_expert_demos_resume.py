@@ -4,7 +4,6 @@ recorded; one a kill left without a committed episode is recorded afresh."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -90,11 +89,10 @@ def test_resume_records_afresh_over_a_store_without_committed_episodes(tmp_path:
     assert Dataset.open(path).attrs["task"] == "reach"
 
 
-def test_benchmark_demos_record_afresh_over_an_unreadable_store(tmp_path: Path) -> None:
-    script = Path(__file__).parents[2] / "benchmarks" / "policies.py"
-    spec = importlib.util.spec_from_file_location("policies_benchmark", script)
-    benchmark = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(benchmark)
+def test_benchmark_demos_record_afresh_over_an_unreadable_store(
+    tmp_path: Path, load_benchmark
+) -> None:
+    benchmark = load_benchmark("policies")
     name = f"reach_mujoco_1_eef_hold{benchmark.HOLD_STEPS['reach']}_noise{benchmark.ACTION_NOISE}"
     _killed_before_its_first_episode(tmp_path / "demos" / name / "env.zarr")
     path = benchmark.demos(tmp_path, "reach", "mujoco", 1)
