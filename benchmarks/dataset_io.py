@@ -42,7 +42,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -52,6 +51,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from json_lines import append_json_line
 
 from robot_il.dataset import Dataset, DatasetWriter, ImageStorage, SequenceSampler
 from robot_il.dataset.store import bytes_on_disk
@@ -79,15 +79,11 @@ def part_a_recorder(seconds: float) -> None:
 
 
 def append_row(results: Path, row: dict) -> None:
-    """Append ``row`` to the JSON lines ``results``, stamped with the UTC time and the code.
-    (Not ``benchmarks/json_lines.py``: the tests load this script as a module, where that
-    import fails.)"""
+    """Append ``row`` to the JSON lines ``results``, stamped with the UTC time and the code."""
     from robot_il.provenance import revision
 
-    results.parent.mkdir(parents=True, exist_ok=True)
-    with results.open("a") as file:
-        file.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                               "code": revision(), **row}) + "\n")  # fmt: skip
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    append_json_line(results, {"time": stamp, "code": revision(), **row})
 
 
 def lowdim_episode(rng: np.random.Generator, length: int) -> dict[str, np.ndarray]:
