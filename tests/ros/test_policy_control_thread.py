@@ -533,7 +533,10 @@ def test_a_stop_in_motion_brakes_the_arm_to_rest_before_it_answers(ros_context, 
     moving arm's last command standing: its servo was asked to stop in one period. The node
     now brakes at the acceleration limit (launch/params/policy.yaml's 10 rad/s^2), the
     command travelling v^2 / 2a on over v / a, and answers once it is at rest; nothing is
-    published after the answer."""
+    published after the answer. v is the filter's fastest speed from the ask to the answer,
+    and the travel counts from its command then: the policy goes on speeding the arm up until
+    the stop reaches the control thread, later on a loaded machine (read at the ask, 0.86
+    rad/s in a CI run whose command then travelled as from about 1.1)."""
     from std_srvs.srv import Trigger
 
     acceleration = 10.0
@@ -545,21 +548,36 @@ def test_a_stop_in_motion_brakes_the_arm_to_rest_before_it_answers(ros_context, 
         def base_speed() -> float:  # rad/s of the base joint's command, as the filter has it
             return abs(node._filters[0]._velocity[0])
 
+        motion: list[tuple[float, float]] = []  # (rad/s, rad) of the base joint's command
+        stop_answered = threading.Event()
+
+        def watch_speed() -> None:
+            while not stop_answered.is_set():
+                reference = node._filters[0]._reference  # None once the episode let go of it
+                if reference is not None:
+                    motion.append((base_speed(), reference[0]))
+                time.sleep(0.0005)
+
+        watcher = threading.Thread(target=watch_speed)
         try:
             wait_for(lambda: base_speed() > 0.8, 60, "the arm moving at 0.8 rad/s or more")
-            speed, asked = base_speed(), time.time()
-            from_command = commands[-1][1].data[0]
+            asked = time.time()
+            watcher.start()
             assert client.call(Trigger, "policy/stop").success
             answered = time.time()
+            stop_answered.set()
+            watcher.join()
             time.sleep(0.3)
         finally:
+            stop_answered.set()
             driver.close()
             client.close()
+    speed, brake_start = max(motion)
     after = [(r.sent, r[1].data[0]) for r in commands if r.sent > asked]
     pairs = zip(after[1:], after[:-1], strict=True)
     moved = [t for (t, q), (_, previous) in pairs if q != previous]
     assert moved, "no command moved after the stop was asked: it stopped in one period"
-    travel = after[-1][1] - from_command
+    travel = after[-1][1] - brake_start
     assert 0.5 * speed**2 / (2 * acceleration) <= travel <= 1.5 * speed**2 / (2 * acceleration)
     assert moved[-1] - asked >= 0.5 * speed / acceleration, "it stopped faster than the limit"
     assert after[-1][0] <= answered + 0.05, "a command after the answer"
