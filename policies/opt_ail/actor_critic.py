@@ -28,40 +28,10 @@ from robot_il.policies.opt_ail.policy import (
     demonstration_loss,
 )
 from robot_il.policies.opt_ail.relu_mlp import wide_matmuls_in
-from robot_il.policies.optimizers import adam, adamw
+from robot_il.policies.optimizers import adam, adam_step, adamw, clear_gradients
 from torch import Tensor, nn
 
 from robot_il.train.replay import Batch, ReplayBuffer
-
-
-def adam_step(optimizer: torch.optim.Adam) -> None:
-    """``optimizer.step()`` for an ``adam`` optimizer, calling the fused kernel itself once its
-    state exists: the same kernel on the same tensors (the same numbers, bit for bit;
-    tests/policies/test_opt_ail.py), without ``Optimizer.step``'s per-call Python work
-    (hooks, grouping tensors by device and dtype), a few percent of an update here."""
-    (group,) = optimizer.param_groups
-    params = [p for p in group["params"] if p.grad is not None]
-    states = [optimizer.state.get(p) for p in params]
-    plain = group["fused"] and not (group["amsgrad"] or group["decoupled_weight_decay"])
-    if not params or None in states or not plain:
-        optimizer.step()
-        return
-    steps = [state["step"] for state in states]
-    torch._foreach_add_(steps, 1)
-    beta1, beta2 = group["betas"]
-    torch._fused_adam_(params, [p.grad for p in params], [s["exp_avg"] for s in states],
-                       [s["exp_avg_sq"] for s in states], [], steps, amsgrad=False,
-                       lr=group["lr"], beta1=beta1, beta2=beta2,
-                       weight_decay=group["weight_decay"], eps=group["eps"],
-                       maximize=group["maximize"], grad_scale=None, found_inf=None)  # fmt: skip
-
-
-def clear_gradients(optimizer: torch.optim.Optimizer) -> None:
-    """``optimizer.zero_grad(set_to_none=True)`` without its profiler scope and per-call
-    Python (25 against 3 microseconds here, three times an update)."""
-    for group in optimizer.param_groups:
-        for p in group["params"]:
-            p.grad = None
 
 
 def heads_td_loss(heads: list[Tensor], td_target: Tensor) -> Tensor:

@@ -33,8 +33,6 @@ import torch
 from robot_il.policies.opt_ail.actor_critic import (
     PositionColumns,
     SoftActorCritic,
-    adam_step,
-    clear_gradients,
     heads_td_loss,
     joined,
 )
@@ -50,7 +48,7 @@ from robot_il.policies.opt_ail.policy import (
     td_bound,
 )
 from robot_il.policies.opt_ail.relu_mlp import mlp_forward, relu_mlp, wide_matmuls_in
-from robot_il.policies.optimizers import adam
+from robot_il.policies.optimizers import adam, adam_step, clear_gradients
 from torch import Tensor, nn
 
 from robot_il.train.replay import Batch, ReplayBuffer

@@ -355,8 +355,7 @@ def test_adam_step_is_the_optimizer_step_bit_for_bit() -> None:
     """``adam_step`` (Adam's fused kernel called directly once the state exists) moves the
     weights and Adam's moments and step counts exactly as ``optimizer.step()``, from the
     first step (which initializes the state) on, with a parameter left without a gradient."""
-    from robot_il.policies.opt_ail.actor_critic import adam_step
-    from robot_il.policies.optimizers import adam
+    from robot_il.policies.optimizers import adam, adam_step
 
     torch.manual_seed(6)
     nets = [torch.nn.Linear(8, 4), torch.nn.Linear(8, 4)]
